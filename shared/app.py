@@ -1,0 +1,182 @@
+"""Building a service's FastAPI app: one lifespan that connects, runs and stops everything.
+
+Each service's main.py calls `create_service_app` with its routers, its indexes and a `wire`
+function that builds its service object and subscriptions from the connected `Runtime`.
+Nothing connects at import time; all of it happens in the lifespan, in this order:
+telemetry, MongoDB (+ indexes), topics, producer, the service, consumers, background tasks;
+and stops in reverse, consumers finishing the batch in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.auth import ApiKeyResolver, TokenVerifier
+from shared.errors import install_error_handlers
+from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
+from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
+from shared.settings import ChorusSettings
+from shared.telemetry import flush_telemetry, setup_telemetry
+
+log = logging.getLogger(__name__)
+
+READINESS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Runtime:
+    """What a running service is connected to."""
+
+    settings: ChorusSettings
+    mongo: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    producer: EventProducer
+
+
+# A periodic job (e.g. a sweeper): the coroutine runs, then the loop waits `every_s` seconds.
+@dataclass(frozen=True)
+class Periodic:
+    name: str
+    every_s: float
+    run: Callable[[], Awaitable[Any]]
+
+
+@dataclass
+class Wiring:
+    """What `wire` returns: the service object the routes use and what runs beside them."""
+
+    service: Any
+    subscriptions: list[Subscription] = field(default_factory=list)
+    periodic: list[Periodic] = field(default_factory=list)
+    api_key_resolver: ApiKeyResolver | None = None
+    on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+Wire = Callable[[Runtime], Awaitable[Wiring]]
+
+
+async def _run_periodic(job: Periodic) -> None:
+    while True:
+        try:
+            await job.run()
+        except Exception:
+            log.exception("periodic job %s failed; it runs again in %ss", job.name, job.every_s)
+        await asyncio.sleep(job.every_s)
+
+
+def create_service_app(
+    *,
+    name: str,
+    settings: ChorusSettings,
+    routers: Sequence[APIRouter],
+    indexes: list[IndexSpec],
+    wire: Wire,
+    description: str = "",
+) -> FastAPI:
+    settings.service_name = name
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_telemetry(settings)
+        mongo = create_client(settings)
+        db = mongo[settings.database_name(name)]
+        await ensure_indexes(db, indexes)
+        if settings.create_topics:
+            await ensure_topics(settings.kafka_bootstrap)
+        producer = EventProducer(settings)
+        await producer.start()
+        runtime = Runtime(settings, mongo, db, producer)
+        wiring = await wire(runtime)
+        consumers = [ConsumerRunner(settings, sub, producer) for sub in wiring.subscriptions]
+        for consumer in consumers:
+            await consumer.start()
+        tasks = [asyncio.create_task(_run_periodic(job), name=job.name) for job in wiring.periodic]
+        app.state.runtime = runtime
+        app.state.service = wiring.service
+        app.state.consumers = consumers
+        app.state.api_key_resolver = wiring.api_key_resolver
+        log.info("%s started", name)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for consumer in consumers:
+                await consumer.stop()
+            for hook in wiring.on_stop:
+                await hook()
+            await producer.stop()
+            await mongo.close()
+            flush_telemetry()
+            log.info("%s stopped", name)
+
+    app = FastAPI(
+        title=f"Chorus {name}",
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.token_verifier = TokenVerifier(settings)
+    install_error_handlers(app)
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    if settings.telemetry_enabled:
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="The process is up (liveness probe)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="MongoDB and Kafka are reachable (readiness probe)")
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
+        if runtime is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        checks = {"mongodb": _check_mongo(runtime), "kafka": _check_kafka(runtime)}
+        results: dict[str, str] = {}
+        for check_name, check in checks.items():
+            try:
+                await asyncio.wait_for(check, READINESS_TIMEOUT_S)
+                results[check_name] = "ok"
+            except Exception as exc:
+                results[check_name] = f"unavailable: {type(exc).__name__} {exc}".strip()
+        consumers: list[ConsumerRunner] = request.app.state.consumers
+        results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
+        ready = all(v == "ok" for v in results.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": results},
+                            status_code=200 if ready else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+async def _check_mongo(runtime: Runtime) -> None:
+    await runtime.mongo.admin.command("ping")
+
+
+async def _check_kafka(runtime: Runtime) -> None:
+    await runtime.producer.client.client.fetch_all_metadata()

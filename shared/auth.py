@@ -1,0 +1,204 @@
+"""Who is calling: JWTs for people, hashed API keys for servers, and role checks.
+
+A JWT carries `sub` (the user), `org` (the tenant) and `roles`. Locally it is HS256 with the dev
+secret (`chorus token` prints one); in production it is RS256/ES256 verified against a JWKS.
+Every route declares who may call it with `require(...)`, and every query is scoped by the
+`org` of the principal it gets back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Annotated, Any
+
+import jwt
+from fastapi import Depends, Request
+
+from shared.errors import Forbidden, Unauthorized
+from shared.settings import DEV_JWT_SECRET, ChorusSettings
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    EDITOR = "editor"
+    ADVOCATE = "advocate"
+
+
+# An API key acts for its organisation in server-to-server calls (conversions, integrations).
+API_KEY_ROLE = "integration"
+ORG_HEADER = "X-Chorus-Org"
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    org: str
+    roles: frozenset[str]
+    kind: str = "user"  # "user" (JWT) or "api_key"
+    claims: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def has_any(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    @property
+    def is_admin(self) -> bool:
+        return Role.ADMIN in self.roles
+
+
+class TokenVerifier:
+    """Verifies bearer tokens: HS256 against the dev secret, or RS256/ES256 against a JWKS."""
+
+    def __init__(self, settings: ChorusSettings) -> None:
+        self._settings = settings
+        self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True) if settings.jwks_url else None
+        if settings.environment == "prod" and not self._jwks and settings.jwt_secret == DEV_JWT_SECRET:
+            raise RuntimeError("CHORUS_JWT_SECRET is the dev secret: set CHORUS_JWKS_URL or a real secret")
+
+    def verify(self, token: str) -> Principal:
+        try:
+            if self._jwks is not None:
+                key: Any = self._jwks.get_signing_key_from_jwt(token).key
+                algorithms = ["RS256", "ES256"]
+            else:
+                key, algorithms = self._settings.jwt_secret, ["HS256"]
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                audience=self._settings.jwt_audience,
+                issuer=self._settings.jwt_issuer,
+                leeway=30,
+                options={"require": ["exp", "sub", "org"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("the token has expired; sign in again") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"the token is not valid: {exc}") from exc
+        except jwt.PyJWKClientError as exc:
+            raise Unauthorized(f"the token's signing key cannot be found: {exc}") from exc
+        roles = claims.get("roles", [])
+        if isinstance(roles, str):
+            roles = [roles]
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise Unauthorized("the token's roles claim must be a list of strings")
+        if not isinstance(claims["org"], str) or not claims["org"]:
+            raise Unauthorized("the token's org claim must be a non-empty string")
+        return Principal(sub=str(claims["sub"]), org=claims["org"], roles=frozenset(roles), claims=claims)
+
+
+def issue_dev_token(
+    settings: ChorusSettings, *, org: str, sub: str, roles: list[str], ttl_s: int = 12 * 3600
+) -> str:
+    """A locally signed HS256 token, for development, tests and `chorus token`."""
+    now = int(time.time())
+    claims = {
+        "sub": sub,
+        "org": org,
+        "roles": roles,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now,
+        "exp": now + ttl_s,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+# --- API keys -------------------------------------------------------------------------------
+# Format: chorus_<key id>_<secret>. Only the SHA-256 of the secret is stored: the secret has 256
+# bits of entropy, so a slow password hash would add cost without adding safety.
+API_KEY_PREFIX = "chorus_"
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    key_id: str
+    plaintext: str  # shown once to the admin, never stored
+    secret_hash: str
+
+
+def generate_api_key() -> NewApiKey:
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    return NewApiKey(key_id, f"{API_KEY_PREFIX}{key_id}_{secret}", hash_api_secret(secret))
+
+
+def hash_api_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_api_key(plaintext: str) -> tuple[str, str]:
+    """(key id, secret), or Unauthorized when the text is not shaped like one of our keys."""
+    if not plaintext.startswith(API_KEY_PREFIX):
+        raise Unauthorized("the API key is not a Chorus key")
+    key_id, sep, secret = plaintext[len(API_KEY_PREFIX) :].partition("_")
+    if not sep or not key_id or not secret:
+        raise Unauthorized("the API key is malformed")
+    return key_id, secret
+
+
+def api_key_matches(secret: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_api_secret(secret), stored_hash)
+
+
+# Looks up an API key (key id, secret) and returns its organisation, or None when unknown/revoked.
+ApiKeyResolver = Callable[[Request, str, str], Awaitable[str | None]]
+
+
+# --- FastAPI dependencies -------------------------------------------------------------------
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def authenticate(request: Request) -> Principal:
+    """The caller, from a bearer JWT or (where the app allows it) an X-API-Key header."""
+    verifier: TokenVerifier = request.app.state.token_verifier
+    token = _bearer_token(request)
+    if token is not None:
+        principal = verifier.verify(token)
+    elif (api_key := request.headers.get("x-api-key")) is not None:
+        resolver: ApiKeyResolver | None = getattr(request.app.state, "api_key_resolver", None)
+        if resolver is None:
+            raise Unauthorized("this service does not accept API keys; use a bearer token")
+        key_id, secret = parse_api_key(api_key)
+        org = await resolver(request, key_id, secret)
+        if org is None:
+            raise Unauthorized("the API key is unknown or has been revoked")
+        principal = Principal(sub=f"api-key:{key_id}", org=org, roles=frozenset({API_KEY_ROLE}), kind="api_key")
+    else:
+        raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
+    # A client that names the organisation it means to act for must hold a token for it.
+    claimed_org = request.headers.get(ORG_HEADER)
+    if claimed_org is not None and claimed_org != principal.org:
+        raise Forbidden(f"this credential belongs to another organisation than {claimed_org!r}")
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that authenticates the caller and checks they hold one of `roles`."""
+    allowed = frozenset(roles)
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if not principal.roles & allowed:
+            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
+        return principal
+
+    dependency.__name__ = f"require_{'_or_'.join(sorted(allowed))}"
+    return dependency
+
+
+ANY_MEMBER = (Role.ADMIN, Role.EDITOR, Role.ADVOCATE)

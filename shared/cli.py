@@ -1,0 +1,208 @@
+"""The `chorus` command: run the whole system locally and the chores around it.
+
+    chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
+    chorus stack up|down|status     only the infrastructure (Kafka, FerretDB, Jaeger)
+    chorus token --org O --sub S --role R   print a dev JWT
+    chorus topics                   create the catalog's topics and list them
+    chorus schemas [--out DIR]      write the JSON Schemas and AsyncAPI document of the events
+    chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from shared import devstack
+from shared.gateway import SERVICE_PORTS
+from shared.settings import ChorusSettings
+
+GATEWAY_PORT = 8000
+SERVICE_READY_TIMEOUT_S = 60.0
+
+
+def _service_env(config: devstack.StackConfig) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(config.env())
+    return env
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # uvicorn drains requests and runs the lifespan's shutdown
+    deadline = time.monotonic() + 20
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    config = devstack.StackConfig.from_env()
+    try:
+        devstack.start(config)
+    except devstack.StackError as exc:
+        print(f"chorus up: {exc}", file=sys.stderr)
+        return 1
+    env = _service_env(config)
+    logs = config.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for name, port in SERVICE_PORTS.items():
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app", "--factory",
+                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                env=env, stdout=None if args.verbose else open(logs / f"{name}.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            ))
+        for (name, port), process in zip(SERVICE_PORTS.items(), processes, strict=True):
+            if not _wait_ready(f"http://127.0.0.1:{port}/readyz", process, SERVICE_READY_TIMEOUT_S):
+                print(f"chorus up: the {name} service did not become ready; see {logs / f'{name}.log'}",
+                      file=sys.stderr)
+                return 1
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "shared.gateway:create_gateway", "--factory",
+             "--host", "127.0.0.1", "--port", str(GATEWAY_PORT), "--no-access-log"],
+            env=env, stdout=open(logs / "gateway.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
+        ))
+        print(f"\nChorus is up in {time.monotonic() - started:.1f}s\n")
+        print(f"  API gateway      http://127.0.0.1:{GATEWAY_PORT}   (/v1/... and /r/... to every service)")
+        for name, port in SERVICE_PORTS.items():
+            print(f"  {name:<16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
+        print(f"  Jaeger UI        {config.jaeger_query_url}")
+        print(f"  Kafka            {config.kafka_bootstrap}")
+        print(f"  MongoDB (Ferret) {config.mongo_url}")
+        print(f"  logs             {logs}")
+        print("\n  a dev token:  chorus token --org acme --sub alice --role admin")
+        print("Press Ctrl-C to stop everything.\n", flush=True)
+        while not stopping:
+            for process in processes:
+                if process.poll() is not None:
+                    print(f"chorus up: a process exited ({process.args}); stopping", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("stopping services…", flush=True)
+        _terminate(processes)
+        print("stopping the stack…", flush=True)
+        devstack.stop(config)
+        print("stopped.")
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    return devstack.main([args.action])
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from shared.auth import issue_dev_token
+
+    settings = ChorusSettings()
+    print(issue_dev_token(settings, org=args.org, sub=args.sub, roles=args.role, ttl_s=args.ttl))
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    from shared.messaging import ensure_topics
+
+    settings = ChorusSettings()
+    catalog = asyncio.run(ensure_topics(settings.kafka_bootstrap))
+    print(f"{'topic':<28} {'partitions':>10}  retention")
+    for name, partitions, configs in catalog:
+        retention = int(configs["retention.ms"])
+        shown = "forever" if retention < 0 else f"{retention // 86_400_000} days"
+        print(f"{name:<28} {partitions:>10}  {shown}")
+    return 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from shared.events.contracts import write_contracts
+
+    for path in write_contracts(Path(args.out)):
+        print(path)
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    if args.service != "metrics":
+        print("only 'metrics' can be rebuilt", file=sys.stderr)
+        return 2
+    # Imported here: the CLI is a tool beside the services, not part of any of them.
+    from services.metrics.rebuild import main as rebuild_main
+
+    return rebuild_main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chorus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the stack and all services in the foreground")
+    up.add_argument("--verbose", action="store_true", help="service logs to the terminal")
+    up.set_defaults(run=cmd_up)
+
+    stack = commands.add_parser("stack", help="only the infrastructure")
+    stack.add_argument("action", choices=["up", "down", "status", "reset", "install"])
+    stack.set_defaults(run=cmd_stack)
+
+    token = commands.add_parser("token", help="print a dev JWT")
+    token.add_argument("--org", required=True)
+    token.add_argument("--sub", required=True)
+    token.add_argument("--role", action="append", required=True, choices=["admin", "editor", "advocate"])
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
+    token.set_defaults(run=cmd_token)
+
+    topics = commands.add_parser("topics", help="create and list the topics")
+    topics.set_defaults(run=cmd_topics)
+
+    schemas = commands.add_parser("schemas", help="write event contracts")
+    schemas.add_argument("--out", default="docs/events")
+    schemas.set_defaults(run=cmd_schemas)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild a service's projections from the topics")
+    rebuild.add_argument("service", choices=["metrics"])
+    rebuild.set_defaults(run=cmd_rebuild)
+
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,882 @@
+"""The local stack for development and tests: Kafka, FerretDB and Jaeger as plain processes.
+
+There is no Docker engine on our machines, so every part runs from real upstream code, installed
+once into the standard caches (jars in ~/.m2, Go modules and build cache, binaries in the user's
+data dir) and started as a child process bound to 127.0.0.1:
+
+    python -m shared.devstack install   # resolve jars, build the Go binaries (first run only)
+    python -m shared.devstack up        # start (or reuse) the stack, print its URLs
+    python -m shared.devstack status
+    python -m shared.devstack down      # stop every process of the stack
+    python -m shared.devstack reset     # down, then delete its data
+    python -m shared.devstack env       # `export` lines for services (eval "$(...)")
+
+Ports and the state directory come from CHORUS_* variables (see StackConfig), so two stacks,
+say a developer's and a test run's, can run side by side.
+
+This module uses the standard library only and imports nothing else from shared/, so the stack
+still starts while the rest of the code base is broken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import fcntl
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KAFKA_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
+FERRETDB_DIR = REPO_ROOT / "deploy" / "local" / "ferretdb"
+JAEGER_DIR = REPO_ROOT / "deploy" / "local" / "jaeger"
+
+HOST = "127.0.0.1"
+DEFAULT_TIMEOUT = 90.0  # seconds for each part to become healthy
+STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
+LOG_TAIL_LINES = 20
+# Written into a state directory we created; reset() deletes only directories that carry it.
+STATE_MARKER = ".chorus-devstack"
+
+
+class StackError(Exception):
+    """The local stack could not be installed, started or stopped; the message says why."""
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+def _xdg_dir(environ: Mapping[str, str], var: str, fallback: str) -> Path:
+    # The XDG spec says a relative value is invalid and must be ignored.
+    value = environ.get(var, "")
+    if value and Path(value).is_absolute():
+        return Path(value)
+    home = Path(environ["HOME"]) if environ.get("HOME") else Path.home()
+    return home / fallback
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where resolved things are cached (the Kafka classpath): $XDG_CACHE_HOME/chorus."""
+    return _xdg_dir(os.environ if environ is None else environ, "XDG_CACHE_HOME", ".cache") / "chorus"
+
+
+def bin_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where the Go binaries are built: $XDG_DATA_HOME/chorus/bin."""
+    env = os.environ if environ is None else environ
+    return _xdg_dir(env, "XDG_DATA_HOME", ".local/share") / "chorus" / "bin"
+
+
+def _port(environ: Mapping[str, str], var: str, default: int) -> int:
+    raw = environ.get(var, "").strip()
+    if not raw:
+        return default
+    try:
+        port = int(raw)
+    except ValueError:
+        raise StackError(f"{var}={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise StackError(f"{var}={port} is not between 1 and 65535")
+    return port
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Where one stack keeps its state and which ports it listens on (all on 127.0.0.1)."""
+
+    state_dir: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    mongo_port: int = 27017
+    otlp_grpc_port: int = 4317
+    otlp_http_port: int = 4318
+    jaeger_ui_port: int = 16686
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+        env = os.environ if environ is None else environ
+        state = env.get("CHORUS_STATE_DIR") or _xdg_dir(env, "XDG_STATE_HOME", ".local/state") / "chorus/dev"
+        config = cls(
+            state_dir=Path(state).expanduser().absolute(),
+            kafka_port=_port(env, "CHORUS_KAFKA_PORT", cls.kafka_port),
+            kafka_controller_port=_port(env, "CHORUS_KAFKA_CONTROLLER_PORT", cls.kafka_controller_port),
+            mongo_port=_port(env, "CHORUS_MONGO_PORT", cls.mongo_port),
+            otlp_grpc_port=_port(env, "CHORUS_OTLP_GRPC_PORT", cls.otlp_grpc_port),
+            otlp_http_port=_port(env, "CHORUS_OTLP_HTTP_PORT", cls.otlp_http_port),
+            jaeger_ui_port=_port(env, "CHORUS_JAEGER_UI_PORT", cls.jaeger_ui_port),
+        )
+        config.check_ports()
+        return config
+
+    def ports(self) -> dict[str, int]:
+        """Every port of the stack, by the variable that sets it."""
+        return {
+            "CHORUS_KAFKA_PORT": self.kafka_port,
+            "CHORUS_KAFKA_CONTROLLER_PORT": self.kafka_controller_port,
+            "CHORUS_MONGO_PORT": self.mongo_port,
+            "CHORUS_OTLP_GRPC_PORT": self.otlp_grpc_port,
+            "CHORUS_OTLP_HTTP_PORT": self.otlp_http_port,
+            "CHORUS_JAEGER_UI_PORT": self.jaeger_ui_port,
+        }
+
+    def check_ports(self) -> None:
+        seen: dict[int, str] = {}
+        for var, port in self.ports().items():
+            if port in seen:
+                raise StackError(f"{var} and {seen[port]} are both {port}; every port must differ")
+            seen[port] = var
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_port}"
+
+    @property
+    def mongo_url(self) -> str:
+        return f"mongodb://{HOST}:{self.mongo_port}/"
+
+    @property
+    def otlp_http_endpoint(self) -> str:
+        return f"http://{HOST}:{self.otlp_http_port}"
+
+    @property
+    def otlp_grpc_endpoint(self) -> str:
+        return f"http://{HOST}:{self.otlp_grpc_port}"
+
+    @property
+    def jaeger_query_url(self) -> str:
+        return f"http://{HOST}:{self.jaeger_ui_port}"
+
+    def env(self) -> dict[str, str]:
+        """The variables a service needs to talk to this stack."""
+        return {
+            "CHORUS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "CHORUS_MONGO_URL": self.mongo_url,
+            "CHORUS_OTLP_ENDPOINT": self.otlp_http_endpoint,
+        }
+
+    def part_dir(self, name: str) -> Path:
+        return self.state_dir / name
+
+    def log_file(self, name: str) -> Path:
+        return self.state_dir / "logs" / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.state_dir / "pids" / f"{name}.pid"
+
+
+# --------------------------------------------------------------------------------------------
+# Install: resolve once, keyed by the content of what was resolved, so a warm call only hashes
+# a few small files.
+
+
+@dataclass(frozen=True)
+class Installed:
+    kafka_classpath: str
+    ferretdb_bin: Path
+    jaeger_bin: Path
+
+
+def _progress(message: str) -> None:
+    # stderr, so that stdout stays clean for `env` and for callers that parse it.
+    print(message, file=sys.stderr, flush=True)
+
+
+def content_key(base: Path, files: Iterable[Path]) -> str:
+    """A short hash of the names and contents of files (relative to base), order-independent."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def maven_cache_key(module_dir: Path) -> str:
+    return content_key(module_dir, [module_dir / "pom.xml"])
+
+
+def go_module_key(module_dir: Path) -> str:
+    """go.mod, go.sum and the module's own Go files decide what gets built."""
+    files = [module_dir / "go.mod", module_dir / "go.sum", *module_dir.glob("*.go")]
+    return content_key(module_dir, files)
+
+
+def _require(tool: str, why: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        raise StackError(f"`{tool}` was not found on PATH; {why}")
+    return found
+
+
+def _run(
+    argv: Sequence[str], what: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> None:
+    result = subprocess.run(  # noqa: S603 -- our own argv, no shell
+        argv, cwd=cwd, env=None if env is None else {**os.environ, **env}, capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()
+        tail = "\n".join(output[-LOG_TAIL_LINES:])
+        raise StackError(f"{what} failed (exit code {result.returncode}): {' '.join(argv)}\n{tail}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    # Serialises installs and starts across processes (parallel test workers, two shells).
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _kafka_classpath(cache: Path) -> str:
+    target = cache / f"kafka-classpath-{maven_cache_key(KAFKA_DIR)}.txt"
+    if target.is_file():
+        classpath = target.read_text().strip()
+        # The jars live in ~/.m2, which someone may have cleaned since.
+        if classpath and all(Path(jar).is_file() for jar in classpath.split(os.pathsep)):
+            return classpath
+    _progress("installing Kafka jars (first run only)...")
+    mvn = _require("mvn", "the local Kafka broker is resolved from Maven Central with Maven")
+    cache.mkdir(parents=True, exist_ok=True)
+    for stale in cache.glob("kafka-classpath-*.tmp"):  # left by an interrupted run; we hold the lock
+        stale.unlink(missing_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    _run(
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(KAFKA_DIR / "pom.xml"),
+            "dependency:build-classpath",
+            f"-Dmdep.outputFile={tmp}",
+        ],
+        "resolving the Kafka jars with Maven",
+    )
+    os.replace(tmp, target)
+    for old in cache.glob("kafka-classpath-*.txt"):
+        if old != target:
+            old.unlink(missing_ok=True)
+    return target.read_text().strip()
+
+
+def _go_binary(name: str, title: str, module_dir: Path, package: str, bins: Path, how_long: str) -> Path:
+    target = bins / f"{name}-{go_module_key(module_dir)}"
+    if target.is_file() and os.access(target, os.X_OK):
+        return target
+    _progress(f"building {title} (first run only{how_long})...")
+    go = _require("go", f"{title} is built from the Go module proxy")
+    bins.mkdir(parents=True, exist_ok=True)
+    for stale in bins.glob(f".{name}-*.tmp"):  # left by an interrupted build; we hold the lock
+        stale.unlink(missing_ok=True)
+    tmp = bins / f".{target.name}.{os.getpid()}.tmp"
+    _run([go, "build", "-o", str(tmp), package], f"building {title}", cwd=module_dir)
+    os.replace(tmp, target)
+    for old in bins.glob(f"{name}-*"):
+        if old != target:
+            old.unlink(missing_ok=True)
+    return target
+
+
+def install(environ: Mapping[str, str] | None = None) -> Installed:
+    """Resolve the Kafka jars and build FerretDB and Jaeger unless already done. Idempotent."""
+    env = os.environ if environ is None else environ
+    cache, bins = cache_dir(env), bin_dir(env)
+    with _file_lock(cache / "install.lock"):
+        return Installed(
+            kafka_classpath=_kafka_classpath(cache),
+            ferretdb_bin=_go_binary("chorus-ferretdb", "FerretDB", FERRETDB_DIR, ".", bins, ""),
+            jaeger_bin=_go_binary(
+                "chorus-jaeger",
+                "Jaeger",
+                JAEGER_DIR,
+                "github.com/jaegertracing/jaeger/cmd/jaeger",
+                bins,
+                ", a few minutes",
+            ),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Health checks. Each answers within about `timeout` seconds and never raises.
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        data += chunk
+    return data
+
+
+def kafka_ready(port: int, timeout: float = 1.0) -> bool:
+    """True when the broker answers an ApiVersions request.
+
+    An open port is not enough: the broker accepts connections before it has caught up with the
+    metadata log, and only then processes requests.
+    """
+    correlation_id = 0x43484F52
+    client_id = b"chorus-devstack"
+    # Request header v1 (api key 18 = ApiVersions, version 0) with an empty v0 body.
+    request = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+            if not 6 <= size <= 1 << 20:
+                return False
+            reply = _recv_exact(sock, size)
+    except OSError:
+        return False
+    got_id, error_code = struct.unpack_from(">ih", reply)
+    # 35 = UNSUPPORTED_VERSION still proves the broker is processing requests.
+    return bool(got_id == correlation_id and error_code in (0, 35))
+
+
+def _hello_document() -> bytes:
+    # BSON for {"hello": 1, "$db": "admin"}, written out to keep this module stdlib-only.
+    elements = b"\x10hello\x00" + struct.pack("<i", 1) + b"\x02$db\x00" + struct.pack("<i", 6) + b"admin\x00"
+    return struct.pack("<i", 4 + len(elements) + 1) + elements + b"\x00"
+
+
+def mongo_ready(port: int, timeout: float = 1.0) -> bool:
+    """True when the server answers a wire-protocol `hello` (OP_MSG) with ok: 1."""
+    request_id, op_msg = 0x43484F52, 2013
+    body = struct.pack("<IB", 0, 0) + _hello_document()  # flag bits, then one kind-0 section
+    message = struct.pack("<iiii", 16 + len(body), request_id, 0, op_msg) + body
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.sendall(message)
+            length, _, response_to, opcode = struct.unpack("<iiii", _recv_exact(sock, 16))
+            if not 16 < length <= 1 << 24:
+                return False
+            reply = _recv_exact(sock, length - 16)
+    except OSError:
+        return False
+    ok_one = b"\x01ok\x00" + struct.pack("<d", 1.0)
+    return response_to == request_id and opcode == op_msg and ok_one in reply
+
+
+# No proxies: an HTTP(S)_PROXY in the environment must not intercept 127.0.0.1.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with _DIRECT.open(url, timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def port_free(port: int) -> bool:
+    """True when nothing listens on 127.0.0.1:port (or on the wildcard address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Like Java and Go servers do, so a closed socket in TIME_WAIT does not count as in use.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# The three parts
+
+
+# ${name} in deploy/local templates; anything else with a dollar (like "${...}" in a comment)
+# is left as it is.
+_PLACEHOLDER = re.compile(r"\$\{([a-z_][a-z0-9_]*)\}")
+
+
+def render_template(path: Path, **values: object) -> str:
+    """Fill the ${name} placeholders of a template; one without a value raises KeyError."""
+    return _PLACEHOLDER.sub(lambda match: str(values[match.group(1)]), path.read_text())
+
+
+def new_kafka_cluster_id() -> str:
+    # What Kafka's Uuid.randomUuid() gives: 16 random bytes as unpadded URL-safe base64
+    # (22 characters), never starting with "-", which the tools would read as an option.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+@dataclass(frozen=True)
+class Launch:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _kafka_command(config: StackConfig, installed: Installed) -> Launch:
+    java = _require("java", "the local Kafka broker needs a Java 17+ runtime")
+    home = config.part_dir("kafka")
+    data = home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    properties = home / "server.properties"
+    properties.write_text(
+        render_template(
+            KAFKA_DIR / "server.properties.template",
+            kafka_port=config.kafka_port,
+            controller_port=config.kafka_controller_port,
+            log_dir=data,
+        )
+    )
+    # The classpath is long; passing it through the environment keeps `ps` readable.
+    env = {"CLASSPATH": installed.kafka_classpath}
+    if not (data / "meta.properties").exists():
+        # KRaft refuses to start on unformatted storage. The cluster id is kept so that a
+        # re-format (after someone emptied data/) matches what the state dir says.
+        id_file = home / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(new_kafka_cluster_id() + "\n")
+        _run(
+            [
+                java,
+                "kafka.tools.StorageTool",
+                "format",
+                "--ignore-formatted",
+                "-t",
+                id_file.read_text().strip(),
+                "-c",
+                str(properties),
+            ],
+            "formatting the Kafka storage",
+            env=env,
+        )
+    argv = [
+        java,
+        "-Xms512m",
+        "-Xmx512m",
+        f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.xml'}",
+        "kafka.Kafka",
+        str(properties),
+    ]
+    return Launch(argv, env)
+
+
+def _ferretdb_command(config: StackConfig, installed: Installed) -> Launch:
+    data = config.part_dir("ferretdb") / "data"
+    data.mkdir(parents=True, exist_ok=True)  # FerretDB wants an existing directory
+    return Launch([str(installed.ferretdb_bin), "-listen", f"{HOST}:{config.mongo_port}", "-dir", str(data)])
+
+
+def _jaeger_command(config: StackConfig, installed: Installed) -> Launch:
+    home = config.part_dir("jaeger")
+    home.mkdir(parents=True, exist_ok=True)
+    config_file = home / "config.yaml"
+    config_file.write_text(
+        render_template(
+            JAEGER_DIR / "config.yaml.template",
+            otlp_grpc_port=config.otlp_grpc_port,
+            otlp_http_port=config.otlp_http_port,
+            ui_port=config.jaeger_ui_port,
+        )
+    )
+    return Launch([str(installed.jaeger_bin), "--config", str(config_file)])
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str  # its directory, log and pid file name
+    title: str
+    port_vars: tuple[str, ...]  # every port it listens on, by the variable that sets it
+    command: Callable[[StackConfig, Installed], Launch]  # prepares its files, says how to run it
+    healthy: Callable[[StackConfig], bool]
+
+    def ports(self, config: StackConfig) -> dict[str, int]:
+        return {var: config.ports()[var] for var in self.port_vars}
+
+
+# Kafka last: formatting its storage costs a JVM start, and the others boot meanwhile.
+PARTS: tuple[Part, ...] = (
+    Part(
+        name="ferretdb",
+        title="FerretDB",
+        port_vars=("CHORUS_MONGO_PORT",),
+        command=_ferretdb_command,
+        healthy=lambda c: mongo_ready(c.mongo_port),
+    ),
+    Part(
+        name="jaeger",
+        title="Jaeger",
+        port_vars=("CHORUS_OTLP_GRPC_PORT", "CHORUS_OTLP_HTTP_PORT", "CHORUS_JAEGER_UI_PORT"),
+        command=_jaeger_command,
+        healthy=lambda c: http_ok(f"{c.jaeger_query_url}/api/services"),
+    ),
+    Part(
+        name="kafka",
+        title="Kafka",
+        port_vars=("CHORUS_KAFKA_PORT", "CHORUS_KAFKA_CONTROLLER_PORT"),
+        command=_kafka_command,
+        healthy=lambda c: kafka_ready(c.kafka_port),
+    ),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Processes. Each part runs in its own session (so its own process group): stopping it signals
+# the whole group, and a Ctrl-C in the terminal that ran `up` does not reach it.
+
+# Processes started by this Python process: polling them reaps them, so a stopped part does not
+# linger as a zombie that still looks alive.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, ...)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = _proc_stat(pid)
+    return stat is None or stat[0] != "Z"
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        pass
+    try:  # no /proc (macOS)
+        return subprocess.run(  # noqa: S603 -- fixed argv
+            ["/bin/ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        return ""
+
+
+def _running_pid(config: StackConfig, part: Part) -> int | None:
+    """The pid in the part's pid file, if that process is alive and is this stack's part.
+
+    A pid file can outlive its process and the pid be reused; every part's command line names a
+    file under its own state directory, which tells our process from a stranger.
+    """
+    try:
+        pid = int(config.pid_file(part.name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    marker = f"{config.part_dir(part.name)}{os.sep}"
+    if _alive(pid) and marker in _command_line(pid):
+        return pid
+    return None
+
+
+def _group_alive(pgid: int) -> bool:
+    if pgid in _CHILDREN:
+        _CHILDREN[pgid].poll()
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    # killpg also succeeds while only zombies are left; look for a live member.
+    for entry in proc.iterdir():
+        stat = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
+        if stat is not None and int(stat[2]) == pgid and stat[0] != "Z":
+            return True
+    return False
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def _wait_groups_gone(pgids: Iterable[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    left = [p for p in pgids if _group_alive(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = [p for p in left if _group_alive(p)]
+    return left
+
+
+def _stop_parts(config: StackConfig, parts: Iterable[Part]) -> list[str]:
+    """SIGTERM every running part at once, SIGKILL what is left after STOP_GRACE."""
+    parts = list(parts)
+    running = {part.title: pid for part in parts if (pid := _running_pid(config, part)) is not None}
+    for pid in running.values():
+        _signal_group(pid, signal.SIGTERM)
+    stubborn = _wait_groups_gone(running.values(), STOP_GRACE)
+    for pid in stubborn:
+        _signal_group(pid, signal.SIGKILL)
+    survivors = _wait_groups_gone(stubborn, 5.0)
+    for part in parts:
+        config.pid_file(part.name).unlink(missing_ok=True)
+    for pid in running.values():
+        _CHILDREN.pop(pid, None)
+    if survivors:
+        raise StackError(f"process groups {survivors} survived SIGKILL")
+    return list(running)
+
+
+def _launch(config: StackConfig, part: Part, launch: Launch) -> int:
+    log = config.log_file(part.name)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if log.exists():
+        os.replace(log, log.with_name(log.name + ".1"))  # keep the previous run's log
+    config.pid_file(part.name).parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603 -- our own argv, no shell
+            launch.argv,
+            cwd=config.part_dir(part.name),
+            env={**os.environ, **launch.env},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _CHILDREN[process.pid] = process
+    config.pid_file(part.name).write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _failure(config: StackConfig, part: Part, reason: str) -> str:
+    log = config.log_file(part.name)
+    tail = _log_tail(log)
+    return f"{part.title} {reason}; log: {log}\n--- last {LOG_TAIL_LINES} lines of {log.name} ---\n{tail}"
+
+
+def _wait_healthy(config: StackConfig, pids: dict[str, int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(PARTS)
+    while pending:
+        for part in list(pending):
+            pid = pids[part.name]
+            if not _alive(pid):
+                child = _CHILDREN.get(pid)
+                code = "" if child is None else f" with code {child.returncode}"
+                raise StackError(_failure(config, part, f"exited{code} while starting"))
+            if part.healthy(config):
+                pending.remove(part)
+                _progress(f"{part.title} is up")
+        if pending and time.monotonic() > deadline:
+            others = "".join(f" (nor was {part.title})" for part in pending[1:])
+            raise StackError(_failure(config, pending[0], f"was not healthy after {timeout:.0f} s{others}"))
+        if pending:
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _state_lock(config: StackConfig) -> Iterator[None]:
+    state = config.state_dir
+    if state.is_dir() and any(state.iterdir()) and not (state / STATE_MARKER).exists():
+        # Never adopt (and later reset, i.e. delete) a directory we did not create.
+        raise StackError(
+            f"CHORUS_STATE_DIR={state} exists and was not made by the chorus dev stack; "
+            "choose a new or empty directory"
+        )
+    state.mkdir(parents=True, exist_ok=True)
+    (state / STATE_MARKER).touch()
+    with _file_lock(state / ".lock"):
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# The public operations
+
+
+def start(config: StackConfig | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> StackConfig:
+    """Install if needed, start the parts not already running, wait until all are healthy.
+
+    Idempotent: a part whose pid file names a live process of this stack is reused. On failure
+    the parts this call started are stopped again and StackError names the culprit and its log.
+    """
+    config = config or StackConfig.from_env()
+    installed = install()
+    with _state_lock(config):
+        pids = {part.name: _running_pid(config, part) for part in PARTS}
+        busy = [
+            f"  {part.title}: 127.0.0.1:{port} ({var}) is in use by another process"
+            for part in PARTS
+            if pids[part.name] is None
+            for var, port in part.ports(config).items()
+            if not port_free(port)
+        ]
+        if busy:
+            raise StackError(
+                "cannot start the local stack:\n"
+                + "\n".join(busy)
+                + "\nStop that process, or give this stack other ports with the variables named."
+            )
+        launched: list[Part] = []
+        try:
+            for part in PARTS:
+                if pids[part.name] is None:
+                    launch = part.command(config, installed)
+                    _progress(f"starting {part.title}")
+                    pids[part.name] = _launch(config, part, launch)
+                    launched.append(part)
+            _wait_healthy(config, {name: pid for name, pid in pids.items() if pid is not None}, timeout)
+        except BaseException:
+            _stop_parts(config, launched)
+            raise
+    return config
+
+
+def stop(config: StackConfig | None = None) -> list[str]:
+    """Stop every part of the stack; returns the titles of those that were running."""
+    config = config or StackConfig.from_env()
+    if not config.state_dir.is_dir():
+        return []
+    with _state_lock(config):
+        return _stop_parts(config, PARTS)
+
+
+@dataclass(frozen=True)
+class PartStatus:
+    name: str
+    title: str
+    pid: int | None
+    healthy: bool
+    note: str  # e.g. "port 9092 in use by another process"
+
+    @property
+    def state(self) -> str:
+        if self.pid is None:
+            return "stopped"
+        return "healthy" if self.healthy else "unhealthy"
+
+
+def status(config: StackConfig | None = None) -> list[PartStatus]:
+    config = config or StackConfig.from_env()
+    result = []
+    for part in PARTS:
+        pid = _running_pid(config, part)
+        note = ""
+        if pid is None:
+            busy = [f"{port}" for port in part.ports(config).values() if not port_free(port)]
+            note = f"port {', '.join(busy)} in use by another process" if busy else ""
+        result.append(PartStatus(part.name, part.title, pid, pid is not None and part.healthy(config), note))
+    return result
+
+
+def reset(config: StackConfig | None = None) -> None:
+    """Stop the stack and delete its state directory (all Kafka and FerretDB data, logs)."""
+    config = config or StackConfig.from_env()
+    if not config.state_dir.exists():
+        return
+    with _state_lock(config):
+        _stop_parts(config, PARTS)
+        shutil.rmtree(config.state_dir)
+
+
+# --------------------------------------------------------------------------------------------
+# CLI
+
+
+def _print_urls(config: StackConfig) -> None:
+    rows = [
+        ("Kafka bootstrap", config.kafka_bootstrap),
+        ("MongoDB URL", config.mongo_url),
+        ("Jaeger UI", config.jaeger_query_url),
+        ("OTLP HTTP", config.otlp_http_endpoint),
+        ("OTLP gRPC", config.otlp_grpc_endpoint),
+        ("state and logs", str(config.state_dir)),
+    ]
+    for label, value in rows:
+        print(f"  {label:<16} {value}")
+    print("Environment for services:")
+    for key, value in config.env().items():
+        print(f"  export {key}={value}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shared.devstack", description="The Chorus local stack: Kafka, FerretDB and Jaeger."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    up = commands.add_parser("up", help="start the stack (reusing running parts) and print its URLs")
+    up.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for each part to become healthy"
+    )
+    commands.add_parser("down", help="stop every process of the stack")
+    commands.add_parser("status", help="show each part; exit code 1 unless all are healthy")
+    commands.add_parser("reset", help="stop the stack and delete its state directory")
+    commands.add_parser("install", help="resolve the Kafka jars and build the Go binaries")
+    commands.add_parser("env", help="print `export` lines for services")
+    args = parser.parse_args(argv)
+
+    try:
+        if args.command == "install":
+            installed = install()
+            print(f"Kafka classpath: {len(installed.kafka_classpath.split(os.pathsep))} jars")
+            print(f"FerretDB: {installed.ferretdb_bin}\nJaeger:   {installed.jaeger_bin}")
+            return 0
+        config = StackConfig.from_env()
+        if args.command == "up":
+            started = time.monotonic()
+            start(config, timeout=args.timeout)
+            print(f"Chorus local stack is up ({time.monotonic() - started:.1f} s)")
+            _print_urls(config)
+        elif args.command == "down":
+            stopped = stop(config)
+            print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+        elif args.command == "status":
+            parts = status(config)
+            for part in parts:
+                pid = f"pid {part.pid}" if part.pid else ""
+                print(f"  {part.title:<9} {part.state:<10} {pid:<11} {part.note}".rstrip())
+            return 0 if all(part.healthy for part in parts) else 1
+        elif args.command == "reset":
+            reset(config)
+            print(f"stopped and deleted {config.state_dir}")
+        elif args.command == "env":
+            for key, value in config.env().items():
+                print(f"export {key}={value}")
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,140 @@
+"""One error family and one handler that writes RFC 9457 problem+json.
+
+Raise an AppError subclass anywhere (service, domain, store); the handler turns it into a
+response. Request validation errors from FastAPI become 422 problems that name each field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    status = 400
+    title = "Bad request"
+    type_slug = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.headers = headers or {}
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        problem: dict[str, Any] = {
+            "type": f"https://chorus.dev/problems/{self.type_slug}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            problem["instance"] = instance
+        if self.errors:
+            problem["errors"] = self.errors
+        return problem
+
+
+class InvalidInput(AppError):
+    """The request is well-formed but breaks a rule; `errors` names the fields."""
+
+    status = 422
+    title = "Invalid input"
+    type_slug = "invalid-input"
+
+    @classmethod
+    def field(cls, field: str, message: str) -> InvalidInput:
+        return cls(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+class Unauthorized(AppError):
+    status = 401
+    title = "Unauthorized"
+    type_slug = "unauthorized"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="chorus"'})
+
+
+class Forbidden(AppError):
+    status = 403
+    title = "Forbidden"
+    type_slug = "forbidden"
+
+
+class NotFound(AppError):
+    status = 404
+    title = "Not found"
+    type_slug = "not-found"
+
+
+class Conflict(AppError):
+    status = 409
+    title = "Conflict"
+    type_slug = "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    title = "Payload too large"
+    type_slug = "payload-too-large"
+
+
+class Unavailable(AppError):
+    status = 503
+    title = "Service unavailable"
+    type_slug = "unavailable"
+
+
+def problem_response(error: AppError, instance: str | None = None) -> JSONResponse:
+    return JSONResponse(
+        error.to_problem(instance), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
+    )
+
+
+def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    # ("body", "suggested_posts", 0, "text") -> "suggested_posts[0].text"
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    path = ""
+    for p in parts:
+        path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
+    return path or ".".join(str(p) for p in loc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AppError)
+        return problem_response(exc, request.url.path)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": _field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        return problem_response(InvalidInput(detail, errors=errors), request.url.path)
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error = AppError(str(exc.detail), headers=dict(exc.headers or {}))
+        error.status = exc.status_code
+        error.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        error.type_slug = f"http-{exc.status_code}"
+        return problem_response(error, request.url.path)
+
+    app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

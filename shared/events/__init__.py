@@ -1,0 +1,27 @@
+"""Chorus integration events: the envelope, the registry and one module per topic.
+
+Importing this package registers every event type, so `decode` knows them all.
+"""
+
+from shared.events import advocates, clicks, content, conversions, recognition, shares, training
+from shared.events.envelope import REGISTRY, DecodeError, Event, EventData, UnknownEventType, decode, event
+from shared.events.topics import TOPICS, Topic
+
+__all__ = [
+    "REGISTRY",
+    "TOPICS",
+    "DecodeError",
+    "Event",
+    "EventData",
+    "Topic",
+    "UnknownEventType",
+    "advocates",
+    "clicks",
+    "content",
+    "conversions",
+    "decode",
+    "event",
+    "recognition",
+    "shares",
+    "training",
+]

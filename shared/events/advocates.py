@@ -1,0 +1,43 @@
+"""Events on `chorus.advocates` (key: advocate id). An advocate's id is their JWT `sub`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.events.envelope import EventData, event
+from shared.events.topics import ADVOCATES
+
+
+class NetworkAudience(EventData):
+    network: str
+    audience_size: int = 0
+    health: str = "connected"
+
+
+class AdvocateProfile(EventData):
+    advocate_id: str
+    team: str | None = None
+    department: str | None = None
+    location: str | None = None
+    language: str | None = None
+    tracking_consent: bool = True
+    public_ranking_consent: bool = True
+    networks: list[NetworkAudience] = Field(default_factory=list)
+
+
+@event("chorus.advocate.enrolled", topic=ADVOCATES, key="advocate_id")
+class AdvocateEnrolled(AdvocateProfile):
+    pass
+
+
+@event("chorus.advocate.updated", topic=ADVOCATES, key="advocate_id")
+class AdvocateUpdated(AdvocateProfile):
+    pass
+
+
+@event("chorus.advocate.erased", topic=ADVOCATES, key="advocate_id")
+class AdvocateErased(EventData):
+    """Every service removes this advocate's personal data when it sees this."""
+
+    advocate_id: str
+    requested_by: str

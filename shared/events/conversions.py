@@ -1,0 +1,45 @@
+"""Events on `chorus.conversions` (key: share id, or the conversion id when unattributed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from shared.events.envelope import EventData, event
+from shared.events.topics import CONVERSIONS
+
+
+class Credit(EventData):
+    advocate_id: str
+    share_id: str
+    last_touch: float = Field(description="1.0 for the last click before the conversion, else 0")
+    linear: float = Field(description="an equal share across all advocates whose clicks reached the customer")
+
+
+class Conversion(EventData):
+    conversion_id: str
+    key: str = Field(description="share id when attributed, conversion id otherwise")
+    click_id: str | None = None
+    customer_id: str
+    attributed: bool
+    share_id: str | None = None
+    advocate_id: str | None = None
+    content_id: str | None = None
+    credits: list[Credit] = Field(default_factory=list)
+    converted_at: datetime
+    # Where the attributed share was made, so projections can group conversions like clicks.
+    network: str | None = None
+    team: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+@event("chorus.lead.captured", topic=CONVERSIONS, key="key")
+class LeadCaptured(Conversion):
+    pass
+
+
+@event("chorus.sale.recorded", topic=CONVERSIONS, key="key")
+class SaleRecorded(Conversion):
+    amount: str = Field(description="decimal as a string, e.g. '129.90'")
+    currency: str = Field(description="ISO 4217 code")

@@ -1,0 +1,152 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) and the typed event registry.
+
+An event type is a frozen pydantic model for the `data` part, declared with `@event(...)` in the
+module of its topic. The registry maps the CloudEvents `type` to that model, its topic and the
+data field that is the record key. Models ignore unknown fields so that a newer producer never
+breaks an older consumer; within a schema version only additive changes are allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.events.topics import Topic
+
+
+class EventData(BaseModel):
+    """Base of every event's `data`. Subclasses are registered with `@event`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    event_type: ClassVar[str]
+    topic: ClassVar[Topic]
+    key_field: ClassVar[str]
+    schema_version: ClassVar[int]
+
+    def record_key(self) -> str:
+        return str(getattr(self, self.key_field))
+
+
+D = TypeVar("D", bound=EventData)
+
+
+class Event(BaseModel, Generic[D]):
+    """A CloudEvent whose data is the registered model for its type."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str
+    type: str
+    time: datetime
+    subject: str | None = None
+    datacontenttype: str = "application/json"
+    tenant: str = Field(min_length=1, description="the organisation id (CloudEvents extension)")
+    schemaversion: str = Field("1", description="the data schema version (CloudEvents extension)")
+    data: D
+
+    @classmethod
+    def create(
+        cls,
+        data: D,
+        *,
+        tenant: str,
+        source: str,
+        subject: str | None = None,
+        time: datetime | None = None,
+        event_id: str | None = None,
+    ) -> Event[D]:
+        return Event[type(data)](  # type: ignore[misc]
+            id=event_id or str(uuid.uuid4()),
+            source=source,
+            type=data.event_type,
+            time=time or datetime.now(UTC),
+            subject=subject,
+            tenant=tenant,
+            schemaversion=str(data.schema_version),
+            data=data,
+        )
+
+    @property
+    def topic(self) -> Topic:
+        return self.data.topic
+
+    def record_key(self) -> bytes:
+        return self.data.record_key().encode()
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+@dataclass(frozen=True)
+class Registration:
+    event_type: str
+    model: type[EventData]
+    topic: Topic
+    key_field: str
+    schema_version: int
+
+
+REGISTRY: dict[str, Registration] = {}
+
+
+def event(
+    event_type: str, *, topic: Topic, key: str, schema_version: int = 1
+) -> Callable[[type[D]], type[D]]:
+    """Register an event data model under its CloudEvents type."""
+
+    def register(model: type[D]) -> type[D]:
+        if event_type in REGISTRY:
+            raise ValueError(f"event type {event_type} registered twice")
+        if key not in model.model_fields:
+            raise ValueError(f"{model.__name__} has no key field {key!r}")
+        model.event_type = event_type
+        model.topic = topic
+        model.key_field = key
+        model.schema_version = schema_version
+        REGISTRY[event_type] = Registration(event_type, model, topic, key, schema_version)
+        return model
+
+    return register
+
+
+class DecodeError(ValueError):
+    """The record is not a valid Chorus event: it belongs in the dead-letter topic."""
+
+
+class UnknownEventType(DecodeError):
+    """A well-formed CloudEvent of a type this build does not know (a newer producer)."""
+
+
+def decode(value: bytes | None) -> Event[EventData]:
+    if value is None:
+        raise DecodeError("the record has no value")
+    try:
+        raw: Any = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"the record value is not JSON: {exc}") from exc
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+        raise DecodeError("the record value is not a CloudEvent: no 'type'")
+    registration = REGISTRY.get(raw["type"])
+    if registration is None:
+        raise UnknownEventType(f"unknown event type {raw['type']!r}")
+    try:
+        return Event[registration.model].model_validate(raw)  # type: ignore[name-defined, no-any-return]
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {raw['type']} event: {exc}") from exc
+
+
+def json_schema(event_type: str) -> dict[str, Any]:
+    """The JSON Schema of a whole CloudEvent of this type (envelope and data)."""
+    registration = REGISTRY[event_type]
+    schema: dict[str, Any] = Event[registration.model].model_json_schema(by_alias=True)  # type: ignore[name-defined]
+    schema["$id"] = f"https://chorus.dev/events/{event_type}/v{registration.schema_version}.json"
+    schema["title"] = event_type
+    return schema

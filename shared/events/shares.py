@@ -1,0 +1,26 @@
+"""Events on `chorus.shares` (key: share id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from shared.events.envelope import EventData, event
+from shared.events.topics import SHARES
+
+
+@event("chorus.share.made", topic=SHARES, key="share_id")
+class ShareMade(EventData):
+    share_id: str
+    advocate_id: str
+    content_id: str
+    network: str
+    code: str
+    short_url: str
+    target_url: str
+    audience_size: int = Field(0, description="the advocate's audience on that network at share time")
+    team: str | None = None
+    department: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    shared_at: datetime

@@ -1,0 +1,47 @@
+"""The topic catalog: every Kafka topic Chorus uses, in one place.
+
+`chorus topics` creates these; services create them at start when CHORUS_CREATE_TOPICS is on
+(local and tests); production declares the same list as Strimzi KafkaTopic resources (deploy/).
+Business topics keep their events forever because metrics can rebuild its projections from
+offset 0; dead-letter topics keep two weeks, long enough for someone to look.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FOREVER = -1
+DLQ_RETENTION_MS = 14 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    key: str  # what the record key is; it decides which events keep their relative order
+    description: str
+    retention_ms: int = FOREVER
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+CONTENT = Topic("chorus.content", 3, "content id", "content lifecycle and organisation settings")
+TRAINING = Topic("chorus.training", 3, "advocate id", "courses completed and policies acknowledged")
+ADVOCATES = Topic("chorus.advocates", 3, "advocate id", "enrolment, profile, consents and erasure")
+SHARES = Topic("chorus.shares", 6, "share id", "shares made by advocates")
+CLICKS = Topic("chorus.clicks", 12, "share id", "clicks on tracked links")
+CONVERSIONS = Topic("chorus.conversions", 6, "share id", "leads and sales with their attribution")
+RECOGNITION = Topic("chorus.recognition", 6, "advocate id", "points, badges and redemptions")
+
+TOPICS: tuple[Topic, ...] = (CONTENT, TRAINING, ADVOCATES, SHARES, CLICKS, CONVERSIONS, RECOGNITION)
+
+
+def topic_configs() -> list[tuple[str, int, dict[str, str]]]:
+    """(name, partitions, configs) for every topic and its dead-letter topic."""
+    out: list[tuple[str, int, dict[str, str]]] = []
+    for topic in TOPICS:
+        out.append((topic.name, topic.partitions, {"retention.ms": str(topic.retention_ms)}))
+        out.append((topic.dlq, 1, {"retention.ms": str(DLQ_RETENTION_MS)}))
+    return out

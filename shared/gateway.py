@@ -1,0 +1,99 @@
+"""A local single entry point: one port that routes /v1/... and /r/... to the owning service.
+
+For development only (production uses an ingress with the same table, see deploy/k8s). It is a
+small ASGI reverse proxy: the longest matching path prefix picks the service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+SERVICE_PORTS = {"content": 8001, "sharing": 8002, "metrics": 8003, "recognition": 8004}
+
+# Path prefix -> owning service. The longest prefix wins (/v1/me/points before /v1/me).
+ROUTES: dict[str, str] = {
+    "/v1/content": "content",
+    "/v1/courses": "content",
+    "/v1/policy": "content",
+    "/v1/settings": "content",
+    "/v1/me/courses": "content",
+    "/v1/advocates": "sharing",
+    "/v1/shares": "sharing",
+    "/v1/shareable": "sharing",
+    "/r/": "sharing",
+    "/v1/conversions": "metrics",
+    "/v1/funnel": "metrics",
+    "/v1/timeseries": "metrics",
+    "/v1/me/stats": "metrics",
+    "/v1/metrics": "metrics",
+    "/v1/goals": "metrics",
+    "/v1/surveys": "metrics",
+    "/v1/api-keys": "metrics",
+    "/v1/leaderboard": "recognition",
+    "/v1/me/points": "recognition",
+    "/v1/me/badges": "recognition",
+    "/v1/me/goals": "recognition",
+    "/v1/badges": "recognition",
+    "/v1/rules": "recognition",
+    "/v1/rewards": "recognition",
+    "/v1/redemptions": "recognition",
+    "/v1/kudos": "recognition",
+}
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+
+
+def owner_of(path: str) -> str | None:
+    matches = [prefix for prefix in ROUTES if path == prefix or path.startswith(prefix.rstrip("/") + "/")]
+    return ROUTES[max(matches, key=len)] if matches else None
+
+
+def create_gateway(service_urls: dict[str, str] | None = None) -> Starlette:
+    urls = service_urls or {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
+    client = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+
+    async def proxy(request: Request) -> Response:
+        service = owner_of(request.url.path)
+        if service is None:
+            return JSONResponse(
+                {"title": "Not found", "status": 404, "detail": f"no service owns {request.url.path}",
+                 "routes": sorted(ROUTES)},
+                status_code=404, media_type="application/problem+json",
+            )
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        headers["x-forwarded-for"] = request.client.host if request.client else ""
+        try:
+            upstream = await client.request(
+                request.method, urls[service] + request.url.path, params=request.url.query or None,
+                headers=headers, content=await request.body(),
+            )
+        except httpx.TransportError as exc:
+            return JSONResponse(
+                {"title": "Bad gateway", "status": 502, "detail": f"{service} is not reachable: {exc}"},
+                status_code=502, media_type="application/problem+json",
+            )
+        response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+        response_headers.pop("content-encoding", None)
+        return Response(upstream.content, status_code=upstream.status_code, headers=response_headers)
+
+    async def index(request: Request) -> JSONResponse:
+        body: dict[str, Any] = {"services": urls, "openapi": {s: f"{u}/openapi.json" for s, u in urls.items()}}
+        return JSONResponse(body)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return Starlette(
+        routes=[Route("/", index), Route("/{path:path}", proxy, methods=methods)], lifespan=lifespan
+    )

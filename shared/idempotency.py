@@ -1,0 +1,77 @@
+"""Idempotency keys for creates: the same key and body replay the first response.
+
+The key is claimed with a single insert (unique _id) before the work runs, so two concurrent
+requests with one key cannot both create: the second sees 409 while the first is in flight,
+and the stored response once it is done. A key reused with another body is a 422.
+Records are kept 24 hours (a sweeper removes older ones; FerretDB has no TTL indexes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.errors import Conflict, InvalidInput
+from shared.mongo import Document
+
+COLLECTION = "idempotency_keys"
+KEEP_FOR = timedelta(hours=24)
+MAX_KEY_LENGTH = 200
+
+
+def fingerprint(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def run_once(
+    db: AsyncDatabase[Document],
+    *,
+    org: str,
+    scope: str,
+    key: str | None,
+    body: Any,
+    create: Callable[[], Awaitable[dict[str, Any]]],
+) -> tuple[dict[str, Any], bool]:
+    """Run `create` once per (org, scope, key). Returns (response body, replayed?)."""
+    if key is None:
+        return await create(), False
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInput.field("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
+    collection = db[COLLECTION]
+    doc_id = f"{org}:{scope}:{key}"
+    digest = fingerprint(body)
+    try:
+        await collection.insert_one(
+            {"_id": doc_id, "org": org, "fingerprint": digest, "state": "running", "created_at": datetime.now(UTC)}
+        )
+    except DuplicateKeyError:
+        existing = await collection.find_one({"_id": doc_id})
+        if existing is None:  # expired between the insert and the read
+            return await run_once(db, org=org, scope=scope, key=key, body=body, create=create)
+        if existing["fingerprint"] != digest:
+            raise InvalidInput.field(
+                "Idempotency-Key", "this key was already used with a different request body"
+            ) from None
+        if existing["state"] != "done":
+            raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly") from None
+        response: dict[str, Any] = existing["response"]
+        return response, True
+    try:
+        response = await create()
+    except BaseException:
+        await collection.delete_one({"_id": doc_id})  # the key was not used: let the client retry
+        raise
+    await collection.update_one({"_id": doc_id}, {"$set": {"state": "done", "response": response}})
+    return response, False
+
+
+async def sweep(db: AsyncDatabase[Document], now: datetime | None = None) -> int:
+    cutoff = (now or datetime.now(UTC)) - KEEP_FOR
+    result = await db[COLLECTION].delete_many({"created_at": {"$lt": cutoff}})
+    return result.deleted_count

@@ -1,0 +1,270 @@
+"""The consumer runner: batches, per-partition commits, bounded retries, dead letters, clean stop.
+
+A service declares what it consumes in its handlers.py with a `Subscription`:
+
+    subscription = Subscription(group="sharing")
+
+    @subscription.on(ContentPublished)
+    async def content_published(event: Event[ContentPublished]) -> None: ...
+
+or, for a projector that carries heavy traffic, one batch handler per topic:
+
+    @subscription.on_batch(CLICKS)
+    async def clicks(batch: Batch) -> None: ...
+
+Delivery is at least once: a partition's offset is committed only after every record fetched
+from it was handled (or dead-lettered), so handlers make their effects idempotent (see
+shared/mongo.py). A record that still fails after `max_retries` goes to `<topic>.dlq` with the
+error in its headers and the runner moves on. A record that is not a valid event goes to the
+dead-letter topic at once; an event of a type this service does not handle is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from opentelemetry.trace import Span, Status, StatusCode
+
+from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
+from shared.messaging.producer import EventProducer
+from shared.messaging.tracing import start_process_span
+from shared.settings import ChorusSettings
+
+log = logging.getLogger(__name__)
+
+D = TypeVar("D", bound=EventData)
+EventHandler = Callable[[Event[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """One decoded event with where it came from."""
+
+    event: Event[EventData]
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The events fetched from one partition in one poll, in offset order."""
+
+    topic: str
+    partition: int
+    items: list[Delivered]
+
+    @property
+    def events(self) -> list[Event[EventData]]:
+        return [d.event for d in self.items]
+
+
+BatchHandler = Callable[[Batch], Awaitable[None]]
+
+
+@dataclass
+class Subscription:
+    group: str
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+    handler_topics: dict[str, Topic] = field(default_factory=dict)
+    batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
+
+    def on(self, model: type[D]) -> Callable[[Callable[[Event[D]], Awaitable[None]]], EventHandler]:
+        def register(handler: Callable[[Event[D]], Awaitable[None]]) -> EventHandler:
+            self.handlers[model.event_type] = handler
+            self.handler_topics[model.event_type] = model.topic
+            return handler
+
+        return register
+
+    def on_batch(self, topic: Topic) -> Callable[[BatchHandler], BatchHandler]:
+        def register(handler: BatchHandler) -> BatchHandler:
+            self.batch_handlers[topic.name] = handler
+            return handler
+
+        return register
+
+    @property
+    def topics(self) -> list[str]:
+        names = {t.name for t in self.handler_topics.values()} | set(self.batch_handlers)
+        return sorted(names)
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        settings: ChorusSettings,
+        subscription: Subscription,
+        dlq_producer: EventProducer,
+        *,
+        max_batch: int = 500,
+        auto_offset_reset: str = "earliest",
+    ) -> None:
+        self._settings = settings
+        self._sub = subscription
+        self._dlq = dlq_producer
+        self._max_batch = max_batch
+        self._auto_offset_reset = auto_offset_reset
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.processed = 0  # events handled (for tests and progress reporting)
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *self._sub.topics,
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            group_id=self.group_id,
+            client_id=f"{self._settings.service_name}-{self._sub.group}",
+            enable_auto_commit=False,
+            auto_offset_reset=self._auto_offset_reset,
+            isolation_level="read_committed",
+            max_poll_records=self._max_batch,
+        )
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self._sub.group}")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit it, then leave the group."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    @property
+    def group_id(self) -> str:
+        return f"{self._settings.consumer_group_prefix}.{self._sub.group}"
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            try:
+                fetched = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
+            except Exception:
+                log.exception("consumer %s: poll failed; retrying", self._sub.group)
+                await asyncio.sleep(1)
+                continue
+            for tp, records in fetched.items():
+                # Finish every fetched partition even when asked to stop: its effects are
+                # applied and committed together, so a restart does not redo half a batch.
+                await self._process_partition(tp, records)
+                try:
+                    await self._consumer.commit({tp: records[-1].offset + 1})
+                except Exception as exc:
+                    # The partition moved to another member during the batch: it will redeliver
+                    # from the last commit, and idempotent handlers make that harmless.
+                    log.warning("consumer %s: commit of %s failed: %s", self._sub.group, tp, exc)
+
+    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
+        delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]] = []
+        for record in records:
+            try:
+                event = decode(record.value)
+            except UnknownEventType:
+                continue  # a newer producer's type: not ours to handle
+            except DecodeError as exc:
+                await self._dead_letter(record, exc, attempts=0)
+                continue
+            delivered.append((Delivered(event, tp.topic, tp.partition, record.offset), record))
+
+        batch_handler = self._sub.batch_handlers.get(tp.topic)
+        if batch_handler is not None:
+            await self._handle_batch(batch_handler, tp, delivered)
+        else:
+            for item, record in delivered:
+                handler = self._sub.handlers.get(item.event.type)
+                if handler is not None:
+                    await self._with_retries([(item, record)], lambda h=handler, i=item: h(i.event))
+
+    async def _handle_batch(
+        self, handler: BatchHandler, tp: TopicPartition, delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]]
+    ) -> None:
+        if not delivered:
+            return
+        batch = Batch(tp.topic, tp.partition, [d for d, _ in delivered])
+        if await self._with_retries(delivered, lambda: handler(batch), dead_letter=False):
+            return
+        # The batch keeps failing: handle its events one by one so only the bad ones go to the DLQ.
+        for item, record in delivered:
+            single = Batch(tp.topic, tp.partition, [item])
+            await self._with_retries([(item, record)], lambda b=single: handler(b))  # type: ignore[misc]
+
+    async def _with_retries(
+        self,
+        items: Sequence[tuple[Delivered, ConsumerRecord[Any, Any]]],
+        call: Callable[[], Awaitable[None]],
+        *,
+        dead_letter: bool = True,
+    ) -> bool:
+        """Run `call` under processing spans for `items`; retry; dead-letter on final failure."""
+        attempts = self._settings.consumer_max_retries + 1
+        error: Exception | None = None
+        for attempt in range(1, attempts + 1):
+            spans = [
+                start_process_span(d.event, d.topic, d.partition, d.offset, r.headers) for d, r in items
+            ]
+            try:
+                await _run_in_span(spans, call)
+                self.processed += len(items)
+                return True
+            except Exception as exc:
+                error = exc
+                log.warning(
+                    "consumer %s: handler failed on %s[%s]@%s (attempt %s/%s): %s",
+                    self._sub.group, items[0][0].topic, items[0][0].partition, items[0][0].offset,
+                    attempt, attempts, exc,
+                )
+                if attempt < attempts:
+                    await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
+        if dead_letter and error is not None:
+            for _, record in items:
+                await self._dead_letter(record, error, attempts=attempts)
+        return False
+
+    async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int) -> None:
+        headers = list(record.headers or ()) + [
+            ("dlq_error_type", type(error).__name__.encode()),
+            ("dlq_error_message", str(error)[:2000].encode()),
+            ("dlq_error_trace", "".join(traceback.format_exception(error))[-4000:].encode()),
+            ("dlq_original_topic", record.topic.encode()),
+            ("dlq_original_partition", str(record.partition).encode()),
+            ("dlq_original_offset", str(record.offset).encode()),
+            ("dlq_consumer_group", self._sub.group.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+        ]
+        log.error("consumer %s: %s[%s]@%s sent to %s.dlq: %s", self._sub.group, record.topic,
+                  record.partition, record.offset, record.topic, error)
+        await self._dlq.send_raw(f"{record.topic}.dlq", record.value, record.key, headers)
+
+
+async def _run_in_span(spans: list[Span], call: Callable[[], Awaitable[None]]) -> None:
+    """Run `call` with the first span current; end all spans with the outcome."""
+    from opentelemetry import trace
+
+    try:
+        if spans:
+            with trace.use_span(spans[0], end_on_exit=False):
+                await call()
+        else:
+            await call()
+    except Exception as exc:
+        for span in spans:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, str(exc)))
+        raise
+    finally:
+        for span in spans:
+            span.end()

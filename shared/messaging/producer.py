@@ -1,0 +1,75 @@
+"""The one way to publish events: an idempotent aiokafka producer with acks=all."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from opentelemetry import context as otel_context
+
+from shared.events import Event, EventData
+from shared.messaging.tracing import Headers, produce_span
+from shared.settings import ChorusSettings
+
+
+def event_headers(event: Event[EventData]) -> Headers:
+    # CloudEvents Kafka binding names; they let a consumer route without parsing the value.
+    return [
+        ("ce_type", event.type.encode()),
+        ("ce_id", event.id.encode()),
+        ("ce_tenant", event.tenant.encode()),
+        ("content-type", b"application/cloudevents+json"),
+    ]
+
+
+class EventProducer:
+    def __init__(self, settings: ChorusSettings, *, client_id: str | None = None) -> None:
+        self._settings = settings
+        self._client_id = client_id or settings.service_name
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            request_timeout_ms=15000,
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    @property
+    def client(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("the producer is not started")
+        return self._producer
+
+    async def publish(self, event: Event[EventData], *, parent: otel_context.Context | None = None) -> None:
+        """Send one event and wait until the broker has it (all in-sync replicas)."""
+        await self.publish_many([event], parent=parent)
+
+    async def publish_many(
+        self, events: Sequence[Event[EventData]], *, parent: otel_context.Context | None = None
+    ) -> None:
+        """Send events and wait for all of them; per-key order is kept by Kafka's partitioning."""
+        futures = []
+        for event in events:
+            headers = event_headers(event)
+            with produce_span(event, headers, parent):
+                futures.append(
+                    await self.client.send(
+                        event.topic.name, event.to_json_bytes(), key=event.record_key(), headers=headers
+                    )
+                )
+        await asyncio.gather(*futures)
+
+    async def send_raw(self, topic: str, value: bytes | None, key: bytes | None, headers: Headers) -> None:
+        """For the dead-letter path, which forwards records as they came."""
+        await self.client.send_and_wait(topic, value, key=key, headers=headers)

@@ -1,0 +1,79 @@
+"""Trace context across Kafka: W3C `traceparent` in record headers, messaging semantic conventions.
+
+We instrument produce and process ourselves rather than relying on the contrib aiokafka
+instrumentation alone: its consumer span ends as soon as the record is fetched, so a handler's
+work would not be inside it. Here the processing span is a child of the producer's span, which
+is what lets one trace follow a share to the lead it produced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, Span, SpanKind
+
+from shared.events import Event, EventData
+
+tracer = trace.get_tracer("chorus.messaging")
+
+Headers = list[tuple[str, bytes]]
+
+
+def _attributes(event: Event[EventData], topic: str, operation: str) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+        "messaging.message.id": event.id,
+        "messaging.kafka.message.key": event.data.record_key(),
+        "cloudevents.event_type": event.type,
+        "chorus.organisation": event.tenant,
+    }
+
+
+@contextmanager
+def produce_span(
+    event: Event[EventData], headers: Headers, parent: otel_context.Context | None = None
+) -> Iterator[Span]:
+    """A PRODUCER span for one record; its context is injected into `headers`."""
+    with tracer.start_as_current_span(
+        f"send {event.topic.name}", context=parent, kind=SpanKind.PRODUCER,
+        attributes=_attributes(event, event.topic.name, "send"),
+    ) as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        headers.extend((k, v.encode()) for k, v in carrier.items())
+        yield span
+
+
+def context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> otel_context.Context:
+    carrier = {k: v.decode("latin-1") for k, v in headers or ()}
+    return propagate.extract(carrier)
+
+
+def start_process_span(
+    event: Event[EventData], topic: str, partition: int, offset: int,
+    headers: Sequence[tuple[str, bytes]] | None, links: Sequence[Link] = (),
+) -> Span:
+    """A CONSUMER span for processing one record, parented on the producer's context."""
+    attributes = _attributes(event, topic, "process")
+    attributes["messaging.destination.partition.id"] = str(partition)
+    attributes["messaging.kafka.offset"] = offset
+    return tracer.start_span(
+        f"process {topic}", context=context_from_headers(headers), kind=SpanKind.CONSUMER,
+        attributes=attributes, links=links,
+    )
+
+
+def inject_current() -> dict[str, str]:
+    """The current trace context as a W3C carrier, to keep with an entity (e.g. a share)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract(carrier: dict[str, str] | None) -> otel_context.Context:
+    return propagate.extract(carrier or {})

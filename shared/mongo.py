@@ -1,0 +1,89 @@
+"""MongoDB through PyMongo's async API, and the single-document patterns we use instead of
+transactions (FerretDB has none; see ARCHITECTURE.md).
+
+- `IndexSpec` lists: each service's store declares its indexes; `ensure_indexes` runs at start.
+- `applied_once_filter` / `mark_applied`: an update that also records the event id in the same
+  document, so redelivering the event matches nothing and changes nothing.
+- `watermark_filter` / `watermark_update`: for projections updated in batches, the highest
+  offset applied per topic partition lives in the document it guards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.settings import ChorusSettings
+
+Document = dict[str, Any]
+
+# How many applied event ids a document remembers. Redeliveries come soon after the original
+# (a restart or a rebalance), so a bounded window is enough and keeps documents small.
+APPLIED_WINDOW = 200
+
+
+def create_client(settings: ChorusSettings) -> AsyncMongoClient[Document]:
+    # tz_aware so datetimes come back as UTC-aware, as they went in.
+    return AsyncMongoClient(
+        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname=settings.service_name
+    )
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    collection: str
+    keys: list[tuple[str, int]]
+    unique: bool = False
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def model(self) -> IndexModel:
+        name = self.name or "_".join(f"{k}_{d}" for k, d in self.keys)
+        return IndexModel(self.keys, unique=self.unique, name=name, **self.options)
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) -> None:
+    by_collection: dict[str, list[IndexModel]] = {}
+    for spec in specs:
+        by_collection.setdefault(spec.collection, []).append(spec.model())
+    for collection, models in by_collection.items():
+        await db[collection].create_indexes(models)
+
+
+def applied_once_filter(event_id: str) -> Document:
+    """Add to an update's filter: match only if this event was not applied to the document yet."""
+    return {"applied_events": {"$ne": event_id}}
+
+
+def mark_applied(event_id: str) -> Document:
+    """Add to an update (`$push`): remember the event id in a bounded window."""
+    return {"applied_events": {"$each": [event_id], "$slice": -APPLIED_WINDOW}}
+
+
+def _watermark_field(topic: str, partition: int) -> str:
+    # Field names with dots are not allowed on FerretDB; topic names have dots.
+    return f"watermarks.{topic.replace('.', '_')}_{partition}"
+
+
+def watermark_filter(topic: str, partition: int, offset: int) -> Document:
+    """Match only documents that have not yet applied `offset` of that partition."""
+    name = _watermark_field(topic, partition)
+    return {"$or": [{name: {"$exists": False}}, {name: {"$lt": offset}}]}
+
+
+def watermark_update(topic: str, partition: int, offset: int) -> Document:
+    """Add to an update (`$max`): record `offset` as applied."""
+    return {_watermark_field(topic, partition): offset}
+
+
+def is_duplicate_key(exc: Exception) -> bool:
+    from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    return isinstance(exc, BulkWriteError) and all(
+        e.get("code") == 11000 for e in exc.details.get("writeErrors", [])
+    )

@@ -1,0 +1,42 @@
+"""Settings every service shares, read from CHORUS_* environment variables.
+
+Local defaults point at the stack `chorus up` starts, so a developer needs no configuration;
+production sets the same variables (see deploy/). A service adds its own fields by subclassing.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "chorus-dev-secret-change-me-in-production-0123456789"  # noqa: S105 - dev only, refused in prod
+
+
+class ChorusSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore")
+
+    environment: str = Field("dev", description="dev or prod; prod refuses the dev JWT secret")
+    service_name: str = "chorus"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    # Each service keeps its own database: <mongo_db_prefix>_<service>. Tests set a unique prefix.
+    mongo_db_prefix: str = "chorus"
+    # Consumer groups are <prefix>.<service group>; tests set a unique prefix so that runs
+    # sharing one broker never steal each other's partitions.
+    consumer_group_prefix: str = "chorus"
+    # Create the topics of the catalog at start (local and tests); production declares KafkaTopic resources.
+    create_topics: bool = True
+    otlp_endpoint: str | None = "http://127.0.0.1:4318"
+    telemetry_enabled: bool = True
+    log_level: str = "INFO"
+    jwt_secret: str = DEV_JWT_SECRET
+    jwt_issuer: str = "chorus"
+    jwt_audience: str = "chorus"
+    # In production tokens are RS256/ES256 and verified against this JWKS.
+    jwks_url: str | None = None
+    public_base_url: str = "http://127.0.0.1:8000"
+    consumer_max_retries: int = 3
+    consumer_retry_backoff_s: float = 0.2
+
+    def database_name(self, service: str) -> str:
+        return f"{self.mongo_db_prefix}_{service}"

@@ -1,0 +1,114 @@
+"""Test helpers shared by the integration and e2e tiers: running an app, reading topics, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from fastapi import FastAPI
+
+from shared.auth import issue_dev_token
+from shared.events import Event, EventData, decode
+from shared.settings import ChorusSettings
+
+
+def new_org() -> str:
+    """A fresh organisation id: every test works in its own tenant, so runs never collide."""
+    return f"org-{uuid.uuid4().hex[:10]}"
+
+
+def bearer(settings: ChorusSettings, *, org: str, sub: str, roles: list[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_dev_token(settings, org=org, sub=sub, roles=roles)}"}
+
+
+@contextlib.asynccontextmanager
+async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan (real Kafka, real FerretDB) and talk to it in-process."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+class TopicTap:
+    """Reads a topic from the offsets it had when the tap opened (no consumer group)."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.seen: list[Event[EventData]] = []
+        self.raw: list[Any] = []
+
+    async def open(self) -> TopicTap:
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if partitions is None:
+            await self._consumer.stop()
+            raise AssertionError(f"topic {self.topic} does not exist")
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_end(*tps)
+        for tp in tps:  # resolve the positions now, before the test produces anything
+            await self._consumer.position(tp)
+        return self
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+
+    async def collect(
+        self,
+        predicate: Callable[[Event[EventData]], bool],
+        *,
+        count: int,
+        timeout_s: float = 20.0,
+        settle_s: float = 0.0,
+    ) -> list[Event[EventData]]:
+        """Wait for `count` matching events; with `settle_s`, keep reading that long for extras."""
+        deadline = time.monotonic() + timeout_s
+        matched: list[Event[EventData]] = []
+        settle_until: float | None = None
+        while True:
+            now = time.monotonic()
+            if len(matched) >= count and settle_until is None:
+                settle_until = now + settle_s
+            if settle_until is not None and now >= settle_until:
+                return matched
+            if now > deadline:
+                return matched
+            batch = await self._consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for record in records:
+                    self.raw.append(record)
+                    event = decode(record.value)
+                    self.seen.append(event)
+                    if predicate(event):
+                        matched.append(event)
+
+
+@contextlib.asynccontextmanager
+async def tap(bootstrap: str, topic: str) -> AsyncIterator[TopicTap]:
+    t = await TopicTap(bootstrap, topic).open()
+    try:
+        yield t
+    finally:
+        await t.close()
+
+
+async def eventually(check: Callable[[], Any], *, timeout_s: float = 15.0, interval_s: float = 0.2) -> Any:
+    """Poll an async or sync check until it returns a truthy value; fail with its last result."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s; last result: {last!r}")
