@@ -1,17 +1,18 @@
 """The `chorus` command: run the whole system locally and the chores around it.
 
-    chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
-    chorus stack up|down|status     only the infrastructure (Kafka, FerretDB, Jaeger)
-    chorus token --org O --sub S --role R   print a dev JWT
-    chorus topics                   create the catalog's topics and list them
-    chorus schemas [--out DIR]      write the JSON Schemas and AsyncAPI document of the events
-    chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
+chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
+chorus stack up|down|status     only the infrastructure (Kafka, FerretDB, Jaeger)
+chorus token --org O --sub S --role R   print a dev JWT
+chorus topics                   create the catalog's topics and list them
+chorus schemas [--out DIR]      write the JSON Schemas and AsyncAPI document of the events
+chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from shared import devstack
 from shared.gateway import SERVICE_PORTS
@@ -74,7 +76,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs = config.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
+    log_files = contextlib.ExitStack()
     stopping = False
+
+    def log_to(name: str) -> IO[bytes] | None:
+        return None if args.verbose else log_files.enter_context(open(logs / f"{name}.log", "ab"))
 
     def on_signal(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -84,22 +90,51 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for name, port in SERVICE_PORTS.items():
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-                env=env, stdout=None if args.verbose else open(logs / f"{name}.log", "ab"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-            ))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        f"services.{name}.main:create_app",
+                        "--factory",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--no-access-log",
+                    ],
+                    env=env,
+                    stdout=None if args.verbose else open(logs / f"{name}.log", "ab"),  # noqa: SIM115
+                    stderr=subprocess.STDOUT,
+                )
+            )
         for (name, port), process in zip(SERVICE_PORTS.items(), processes, strict=True):
             if not _wait_ready(f"http://127.0.0.1:{port}/readyz", process, SERVICE_READY_TIMEOUT_S):
-                print(f"chorus up: the {name} service did not become ready; see {logs / f'{name}.log'}",
-                      file=sys.stderr)
+                print(
+                    f"chorus up: the {name} service did not become ready; see {logs / f'{name}.log'}",
+                    file=sys.stderr,
+                )
                 return 1
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "shared.gateway:create_gateway", "--factory",
-             "--host", "127.0.0.1", "--port", str(GATEWAY_PORT), "--no-access-log"],
-            env=env, stdout=open(logs / "gateway.log", "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "shared.gateway:create_gateway",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(GATEWAY_PORT),
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=log_to("gateway"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         print(f"\nChorus is up in {time.monotonic() - started:.1f}s\n")
         print(f"  API gateway      http://127.0.0.1:{GATEWAY_PORT}   (/v1/... and /r/... to every service)")
         for name, port in SERVICE_PORTS.items():
@@ -113,7 +148,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         while not stopping:
             for process in processes:
                 if process.poll() is not None:
-                    print(f"chorus up: a process exited ({process.args}); stopping", file=sys.stderr)
+                    print(
+                        f"chorus up: process {process.pid} ({process.args!r}) exited; stopping",
+                        file=sys.stderr,
+                    )
                     stopping = True
             time.sleep(0.5)
         return 0
@@ -122,6 +160,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         _terminate(processes)
         print("stopping the stack…", flush=True)
         devstack.stop(config)
+        log_files.close()
         print("stopped.")
 
 
@@ -169,8 +208,9 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="chorus", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="chorus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the stack and all services in the foreground")

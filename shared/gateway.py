@@ -64,28 +64,40 @@ def create_gateway(service_urls: dict[str, str] | None = None) -> Starlette:
         service = owner_of(request.url.path)
         if service is None:
             return JSONResponse(
-                {"title": "Not found", "status": 404, "detail": f"no service owns {request.url.path}",
-                 "routes": sorted(ROUTES)},
-                status_code=404, media_type="application/problem+json",
+                {
+                    "title": "Not found",
+                    "status": 404,
+                    "detail": f"no service owns {request.url.path}",
+                    "routes": sorted(ROUTES),
+                },
+                status_code=404,
+                media_type="application/problem+json",
             )
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["x-forwarded-for"] = request.client.host if request.client else ""
         try:
             upstream = await client.request(
-                request.method, urls[service] + request.url.path, params=request.url.query or None,
-                headers=headers, content=await request.body(),
+                request.method,
+                urls[service] + request.url.path,
+                params=request.url.query or None,
+                headers=headers,
+                content=await request.body(),
             )
         except httpx.TransportError as exc:
             return JSONResponse(
                 {"title": "Bad gateway", "status": 502, "detail": f"{service} is not reachable: {exc}"},
-                status_code=502, media_type="application/problem+json",
+                status_code=502,
+                media_type="application/problem+json",
             )
         response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
         response_headers.pop("content-encoding", None)
         return Response(upstream.content, status_code=upstream.status_code, headers=response_headers)
 
     async def index(request: Request) -> JSONResponse:
-        body: dict[str, Any] = {"services": urls, "openapi": {s: f"{u}/openapi.json" for s, u in urls.items()}}
+        body: dict[str, Any] = {
+            "services": urls,
+            "openapi": {s: f"{u}/openapi.json" for s, u in urls.items()},
+        }
         return JSONResponse(body)
 
     @contextlib.asynccontextmanager

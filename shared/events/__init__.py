@@ -4,12 +4,22 @@ Importing this package registers every event type, so `decode` knows them all.
 """
 
 from shared.events import advocates, clicks, content, conversions, recognition, shares, training
-from shared.events.envelope import REGISTRY, DecodeError, Event, EventData, UnknownEventType, decode, event
+from shared.events.envelope import (
+    REGISTRY,
+    AnyEvent,
+    DecodeError,
+    Event,
+    EventData,
+    UnknownEventType,
+    decode,
+    event,
+)
 from shared.events.topics import TOPICS, Topic
 
 __all__ = [
     "REGISTRY",
     "TOPICS",
+    "AnyEvent",
     "DecodeError",
     "Event",
     "EventData",

@@ -63,7 +63,8 @@ class Event(BaseModel, Generic[D]):
         time: datetime | None = None,
         event_id: str | None = None,
     ) -> Event[D]:
-        return Event[type(data)](  # type: ignore[misc]
+        model: Any = Event[type(data)]  # type: ignore[misc]
+        event: Event[D] = model(
             id=event_id or str(uuid.uuid4()),
             source=source,
             type=data.event_type,
@@ -73,6 +74,7 @@ class Event(BaseModel, Generic[D]):
             schemaversion=str(data.schema_version),
             data=data,
         )
+        return event
 
     @property
     def topic(self) -> Topic:
@@ -83,6 +85,10 @@ class Event(BaseModel, Generic[D]):
 
     def to_json_bytes(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
+
+
+# Any event, whatever its data model (Event is invariant in D, as a frozen container should be).
+AnyEvent = Event[Any]
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,7 @@ class UnknownEventType(DecodeError):
     """A well-formed CloudEvent of a type this build does not know (a newer producer)."""
 
 
-def decode(value: bytes | None) -> Event[EventData]:
+def decode(value: bytes | None) -> AnyEvent:
     if value is None:
         raise DecodeError("the record has no value")
     try:

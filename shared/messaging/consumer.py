@@ -22,6 +22,7 @@ dead-letter topic at once; an event of a type this service does not handle is sk
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,6 +33,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from opentelemetry.trace import Span, Status, StatusCode
 
 from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
+from shared.events.envelope import AnyEvent
 from shared.messaging.producer import EventProducer
 from shared.messaging.tracing import start_process_span
 from shared.settings import ChorusSettings
@@ -46,7 +48,7 @@ EventHandler = Callable[[Event[Any]], Awaitable[None]]
 class Delivered:
     """One decoded event with where it came from."""
 
-    event: Event[EventData]
+    event: AnyEvent
     topic: str
     partition: int
     offset: int
@@ -61,7 +63,7 @@ class Batch:
     items: list[Delivered]
 
     @property
-    def events(self) -> list[Event[EventData]]:
+    def events(self) -> list[AnyEvent]:
         return [d.event for d in self.items]
 
 
@@ -187,10 +189,13 @@ class ConsumerRunner:
             for item, record in delivered:
                 handler = self._sub.handlers.get(item.event.type)
                 if handler is not None:
-                    await self._with_retries([(item, record)], lambda h=handler, i=item: h(i.event))
+                    await self._with_retries([(item, record)], functools.partial(handler, item.event))
 
     async def _handle_batch(
-        self, handler: BatchHandler, tp: TopicPartition, delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]]
+        self,
+        handler: BatchHandler,
+        tp: TopicPartition,
+        delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]],
     ) -> None:
         if not delivered:
             return
@@ -200,7 +205,7 @@ class ConsumerRunner:
         # The batch keeps failing: handle its events one by one so only the bad ones go to the DLQ.
         for item, record in delivered:
             single = Batch(tp.topic, tp.partition, [item])
-            await self._with_retries([(item, record)], lambda b=single: handler(b))  # type: ignore[misc]
+            await self._with_retries([(item, record)], functools.partial(handler, single))
 
     async def _with_retries(
         self,
@@ -213,9 +218,7 @@ class ConsumerRunner:
         attempts = self._settings.consumer_max_retries + 1
         error: Exception | None = None
         for attempt in range(1, attempts + 1):
-            spans = [
-                start_process_span(d.event, d.topic, d.partition, d.offset, r.headers) for d, r in items
-            ]
+            spans = [start_process_span(d.event, d.topic, d.partition, d.offset, r.headers) for d, r in items]
             try:
                 await _run_in_span(spans, call)
                 self.processed += len(items)
@@ -224,8 +227,13 @@ class ConsumerRunner:
                 error = exc
                 log.warning(
                     "consumer %s: handler failed on %s[%s]@%s (attempt %s/%s): %s",
-                    self._sub.group, items[0][0].topic, items[0][0].partition, items[0][0].offset,
-                    attempt, attempts, exc,
+                    self._sub.group,
+                    items[0][0].topic,
+                    items[0][0].partition,
+                    items[0][0].offset,
+                    attempt,
+                    attempts,
+                    exc,
                 )
                 if attempt < attempts:
                     await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
@@ -234,8 +242,11 @@ class ConsumerRunner:
                 await self._dead_letter(record, error, attempts=attempts)
         return False
 
-    async def _dead_letter(self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int) -> None:
-        headers = list(record.headers or ()) + [
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int
+    ) -> None:
+        headers = [
+            *(record.headers or ()),
             ("dlq_error_type", type(error).__name__.encode()),
             ("dlq_error_message", str(error)[:2000].encode()),
             ("dlq_error_trace", "".join(traceback.format_exception(error))[-4000:].encode()),
@@ -245,8 +256,15 @@ class ConsumerRunner:
             ("dlq_consumer_group", self._sub.group.encode()),
             ("dlq_attempts", str(attempts).encode()),
         ]
-        log.error("consumer %s: %s[%s]@%s sent to %s.dlq: %s", self._sub.group, record.topic,
-                  record.partition, record.offset, record.topic, error)
+        log.error(
+            "consumer %s: %s[%s]@%s sent to %s.dlq: %s",
+            self._sub.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.topic,
+            error,
+        )
         await self._dlq.send_raw(f"{record.topic}.dlq", record.value, record.key, headers)
 
 

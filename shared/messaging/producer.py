@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 from opentelemetry import context as otel_context
 
-from shared.events import Event, EventData
+from shared.events.envelope import AnyEvent
 from shared.messaging.tracing import Headers, produce_span
 from shared.settings import ChorusSettings
 
 
-def event_headers(event: Event[EventData]) -> Headers:
+def event_headers(event: AnyEvent) -> Headers:
     # CloudEvents Kafka binding names; they let a consumer route without parsing the value.
     return [
         ("ce_type", event.type.encode()),
@@ -51,12 +51,12 @@ class EventProducer:
             raise RuntimeError("the producer is not started")
         return self._producer
 
-    async def publish(self, event: Event[EventData], *, parent: otel_context.Context | None = None) -> None:
+    async def publish(self, event: AnyEvent, *, parent: otel_context.Context | None = None) -> None:
         """Send one event and wait until the broker has it (all in-sync replicas)."""
         await self.publish_many([event], parent=parent)
 
     async def publish_many(
-        self, events: Sequence[Event[EventData]], *, parent: otel_context.Context | None = None
+        self, events: Sequence[AnyEvent], *, parent: otel_context.Context | None = None
     ) -> None:
         """Send events and wait for all of them; per-key order is kept by Kafka's partitioning."""
         futures = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -21,10 +23,9 @@ async def ensure_topics(bootstrap: str) -> list[tuple[str, int, dict[str, str]]]
             if name not in existing
         ]
         if missing:
-            try:
+            # Another service may create the same topic at the same moment.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another service created it at the same moment
     finally:
         await admin.close()
     return wanted

@@ -15,14 +15,14 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, Span, SpanKind
 
-from shared.events import Event, EventData
+from shared.events.envelope import AnyEvent
 
 tracer = trace.get_tracer("chorus.messaging")
 
 Headers = list[tuple[str, bytes]]
 
 
-def _attributes(event: Event[EventData], topic: str, operation: str) -> dict[str, str | int]:
+def _attributes(event: AnyEvent, topic: str, operation: str) -> dict[str, str | int]:
     return {
         "messaging.system": "kafka",
         "messaging.destination.name": topic,
@@ -36,11 +36,13 @@ def _attributes(event: Event[EventData], topic: str, operation: str) -> dict[str
 
 @contextmanager
 def produce_span(
-    event: Event[EventData], headers: Headers, parent: otel_context.Context | None = None
+    event: AnyEvent, headers: Headers, parent: otel_context.Context | None = None
 ) -> Iterator[Span]:
     """A PRODUCER span for one record; its context is injected into `headers`."""
     with tracer.start_as_current_span(
-        f"send {event.topic.name}", context=parent, kind=SpanKind.PRODUCER,
+        f"send {event.topic.name}",
+        context=parent,
+        kind=SpanKind.PRODUCER,
         attributes=_attributes(event, event.topic.name, "send"),
     ) as span:
         carrier: dict[str, str] = {}
@@ -55,16 +57,23 @@ def context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> otel_co
 
 
 def start_process_span(
-    event: Event[EventData], topic: str, partition: int, offset: int,
-    headers: Sequence[tuple[str, bytes]] | None, links: Sequence[Link] = (),
+    event: AnyEvent,
+    topic: str,
+    partition: int,
+    offset: int,
+    headers: Sequence[tuple[str, bytes]] | None,
+    links: Sequence[Link] = (),
 ) -> Span:
     """A CONSUMER span for processing one record, parented on the producer's context."""
     attributes = _attributes(event, topic, "process")
     attributes["messaging.destination.partition.id"] = str(partition)
     attributes["messaging.kafka.offset"] = offset
     return tracer.start_span(
-        f"process {topic}", context=context_from_headers(headers), kind=SpanKind.CONSUMER,
-        attributes=attributes, links=links,
+        f"process {topic}",
+        context=context_from_headers(headers),
+        kind=SpanKind.CONSUMER,
+        attributes=attributes,
+        links=links,
     )
 
 

@@ -1,0 +1,85 @@
+"""The services as real processes (uvicorn) against the test stack, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shared import devstack
+from shared.settings import ChorusSettings
+
+# The dev ports plus 10000, like the test stack.
+E2E_PORTS = {"content": 18001, "sharing": 18002, "metrics": 18003, "recognition": 18004}
+
+
+@dataclass(frozen=True)
+class RunningServices:
+    urls: dict[str, str]
+    settings: ChorusSettings
+    jaeger_url: str
+    logs: Path
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def services(
+    stack: devstack.StackConfig, settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServices]:
+    logs = tmp_path_factory.mktemp("service-logs")
+    env = dict(os.environ)
+    env.update(stack.env())
+    env.update({
+        "CHORUS_MONGO_DB_PREFIX": f"{settings.mongo_db_prefix}e2e",
+        "CHORUS_CONSUMER_GROUP_PREFIX": f"{settings.consumer_group_prefix}e2e",
+        "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{E2E_PORTS['sharing']}",
+    })
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    files = []
+    try:
+        for name, port in E2E_PORTS.items():
+            log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
+            files.append(log)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app", "--factory",
+                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 90
+        for name, port in E2E_PORTS.items():
+            while not _ready(f"http://127.0.0.1:{port}/readyz"):
+                if processes[name].poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"{name} did not become ready; its log:\n{(logs / f'{name}.log').read_text()[-3000:]}"
+                    )
+                time.sleep(0.3)
+        yield RunningServices(
+            urls={name: f"http://127.0.0.1:{port}" for name, port in E2E_PORTS.items()},
+            settings=settings,
+            jaeger_url=stack.jaeger_query_url,
+            logs=logs,
+        )
+    finally:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for log in files:
+            log.close()

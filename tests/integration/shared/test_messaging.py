@@ -1,0 +1,197 @@
+"""The messaging backbone on the real broker and FerretDB."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.events import Event
+from shared.events.topics import TRAINING
+from shared.events.training import CourseCompleted, PolicyAcknowledged
+from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
+from shared.mongo import create_client
+from shared.settings import ChorusSettings
+from tests.helpers import eventually, new_org
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def producer(settings: ChorusSettings) -> AsyncIterator[EventProducer]:
+    await ensure_topics(settings.kafka_bootstrap)
+    p = EventProducer(settings)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def ack(org: str, advocate: str, version: int = 1) -> Event[PolicyAcknowledged]:
+    return Event.create(
+        PolicyAcknowledged(advocate_id=advocate, policy_version=version), tenant=org, source="/tests"
+    )
+
+
+async def test_an_event_published_is_consumed_with_its_type_and_tenant(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    received: list[Event[CourseCompleted]] = []
+    subscription = Subscription(group=f"roundtrip-{org}")
+
+    @subscription.on(CourseCompleted)
+    async def on_completed(event: Event[CourseCompleted]) -> None:
+        if event.tenant == org:
+            received.append(event)
+
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        sent = Event.create(
+            CourseCompleted(advocate_id="ann", course_id="c1", title="Basics"), tenant=org, source="/t"
+        )
+        await producer.publish(sent)
+        await eventually(lambda: received)
+        assert received == [sent]
+    finally:
+        await runner.stop()
+
+
+async def test_a_handler_that_keeps_failing_dead_letters_its_record_and_the_consumer_goes_on(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    handled: list[str] = []
+    calls: dict[str, int] = {}
+    subscription = Subscription(group=f"dlq-{org}")
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant != org:
+            return
+        calls[event.data.advocate_id] = calls.get(event.data.advocate_id, 0) + 1
+        if event.data.advocate_id == "poison":
+            raise ValueError("cannot handle the poison advocate")
+        handled.append(event.data.advocate_id)
+
+    dlq = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await dlq.start()
+    dlq_tp = TopicPartition(TRAINING.dlq, 0)
+    dlq.assign([dlq_tp])
+    await dlq.seek_to_end(dlq_tp)
+    await dlq.position(dlq_tp)
+
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        # The poison record comes first; the next one must still be handled after it.
+        await producer.publish(ack(org, "poison"))
+        await producer.publish(ack(org, "after"))
+        await eventually(lambda: "after" in handled)
+        assert calls["poison"] == settings.consumer_max_retries + 1
+
+        async def dead_letters() -> list[object]:
+            fetched = await dlq.getmany(dlq_tp, timeout_ms=500)
+            records.extend(
+                r for r in fetched.get(dlq_tp, []) if dict(r.headers).get("ce_tenant") == org.encode()
+            )
+            return records
+
+        records: list[object] = []
+        found = await eventually(dead_letters)
+        assert len(found) == 1
+        headers = dict(found[0].headers)  # type: ignore[attr-defined]
+        assert headers["dlq_error_type"] == b"ValueError"
+        assert b"poison" in headers["dlq_error_message"]
+        assert headers["dlq_original_topic"] == TRAINING.name.encode()
+        assert headers["dlq_attempts"] == str(settings.consumer_max_retries + 1).encode()
+    finally:
+        await runner.stop()
+        await dlq.stop()
+
+
+async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    handled: list[str] = []
+    subscription = Subscription(group=f"malformed-{org}")
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant == org:
+            handled.append(event.data.advocate_id)
+
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
+        await producer.publish(ack(org, "good"))
+        await eventually(lambda: handled == ["good"])
+    finally:
+        await runner.stop()
+
+
+async def test_a_consumer_killed_mid_stream_and_restarted_applies_every_effect_exactly_once(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    total = 300
+    advocates = [f"adv-{i}" for i in range(6)]
+    await producer.publish_many([ack(org, advocates[i % len(advocates)], i) for i in range(total)])
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "CHORUS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "CHORUS_MONGO_URL": settings.mongo_url,
+            "CHORUS_MONGO_DB_PREFIX": settings.mongo_db_prefix,
+            "CHORUS_CONSUMER_GROUP_PREFIX": settings.consumer_group_prefix,
+        }
+    )
+    command = [sys.executable, "-m", "tests.integration.shared.counting_consumer", org]
+    mongo = create_client(settings)
+    db = mongo[settings.database_name("messaging_tests")]
+    try:
+        first = subprocess.Popen(command, env=env)
+        # Kill it hard (no chance to commit) once some, not all, effects are in.
+        await eventually(lambda: db.effects.count_documents({"org": org}), timeout_s=60, interval_s=0.05)
+        await eventually(
+            lambda: _between(db.effects.count_documents({"org": org}), 20, total - 50),
+            timeout_s=60,
+            interval_s=0.02,
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        applied_before_restart = await db.effects.count_documents({"org": org})
+        assert applied_before_restart < total
+
+        second = subprocess.Popen(command, env=env)
+        try:
+            await eventually(
+                lambda: _equals(db.effects.count_documents({"org": org}), total), timeout_s=90, interval_s=0.2
+            )
+            await asyncio.sleep(1)  # let any redelivered duplicates arrive
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=30)
+        counters = {d["_id"]: d["n"] async for d in db.counters.find({"_id": {"$regex": f"^{org}:"}})}
+        assert sum(counters.values()) == total
+        assert counters == {f"{org}:{a}": total // len(advocates) for a in advocates}
+    finally:
+        await mongo.close()
+
+
+async def _between(count: object, low: int, high: int) -> bool:
+    value = await count  # type: ignore[misc]
+    return bool(low <= value <= high)
+
+
+async def _equals(count: object, expected: int) -> bool:
+    return bool(await count == expected)  # type: ignore[misc]

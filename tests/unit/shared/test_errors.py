@@ -1,0 +1,59 @@
+"""Every error leaves as application/problem+json with a message a person can act on."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.errors import Conflict, InvalidInput, install_error_handlers
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1)
+    tags: list[str] = Field(default_factory=list, max_length=2)
+
+
+def make_client() -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/things")
+    async def create(body: Body) -> dict[str, str]:
+        if body.title == "taken":
+            raise Conflict("a thing with this title exists")
+        if body.title.startswith("ftp"):
+            raise InvalidInput.field("title", "must not look like a URL")
+        return {"title": body.title}
+
+    return TestClient(app)
+
+
+def test_an_app_error_becomes_a_problem_with_its_status() -> None:
+    response = make_client().post("/things", json={"title": "taken"})
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 409
+    assert problem["detail"] == "a thing with this title exists"
+    assert problem["instance"] == "/things"
+
+
+def test_validation_errors_name_each_field() -> None:
+    response = make_client().post("/things", json={"title": "", "tags": ["a", "b", "c"], "extra": 1})
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.json()["errors"]}
+    assert fields == {"title", "tags", "extra"}
+
+
+def test_a_rule_violation_names_its_field() -> None:
+    response = make_client().post("/things", json={"title": "ftp://x"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "title", "message": "must not look like a URL"}]
+
+
+def test_an_unknown_route_is_a_problem_too() -> None:
+    response = make_client().get("/nowhere")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
