@@ -47,6 +47,9 @@ class TopicTap:
 
     async def open(self) -> TopicTap:
         await self._consumer.start()
+        # A consumer without a subscription knows no topic's partitions until asked for them
+        # (aiokafka has no public call for this one).
+        await self._consumer._client.set_topics([self.topic])
         partitions = self._consumer.partitions_for_topic(self.topic)
         if partitions is None:
             await self._consumer.stop()
@@ -100,7 +103,7 @@ async def tap(bootstrap: str, topic: str) -> AsyncIterator[TopicTap]:
         await t.close()
 
 
-async def eventually(check: Callable[[], Any], *, timeout_s: float = 15.0, interval_s: float = 0.2) -> Any:
+async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, interval_s: float = 0.2) -> Any:
     """Poll an async or sync check until it returns a truthy value; fail with its last result."""
     deadline = time.monotonic() + timeout_s
     last: Any = None

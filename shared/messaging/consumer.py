@@ -24,12 +24,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
 from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
@@ -39,6 +42,34 @@ from shared.messaging.tracing import start_process_span
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
+
+# RED metrics per consumer (rate and errors from the counter, duration from the histogram) and
+# lag per group and partition; exported over OTLP and on /metrics (shared/telemetry.py).
+meter = metrics.get_meter("chorus.messaging")
+PROCESS_DURATION = meter.create_histogram(
+    "messaging.process.duration", unit="s", description="time to handle one record or batch"
+)
+CONSUMED = meter.create_counter(
+    "chorus.consumer.events", description="events handled by a consumer group, by outcome"
+)
+_LAG: dict[tuple[str, str, int], int] = {}
+
+
+def _observe_lag(options: CallbackOptions) -> Iterable[Observation]:
+    for (group, topic, partition), lag in list(_LAG.items()):
+        yield Observation(
+            lag,
+            {
+                "messaging.consumer.group.name": group,
+                "messaging.destination.name": topic,
+                "messaging.destination.partition.id": str(partition),
+            },
+        )
+
+
+meter.create_observable_gauge(
+    "messaging.kafka.consumer.lag", callbacks=[_observe_lag], description="records behind the partition's end"
+)
 
 D = TypeVar("D", bound=EventData)
 EventHandler = Callable[[Event[Any]], Awaitable[None]]
@@ -163,6 +194,9 @@ class ConsumerRunner:
                 # Finish every fetched partition even when asked to stop: its effects are
                 # applied and committed together, so a restart does not redo half a batch.
                 await self._process_partition(tp, records)
+                highwater = self._consumer.highwater(tp)
+                if highwater is not None:
+                    _LAG[(self.group_id, tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
                 try:
                     await self._consumer.commit({tp: records[-1].offset + 1})
                 except Exception as exc:
@@ -217,13 +251,24 @@ class ConsumerRunner:
         """Run `call` under processing spans for `items`; retry; dead-letter on final failure."""
         attempts = self._settings.consumer_max_retries + 1
         error: Exception | None = None
+        labels = {
+            "messaging.consumer.group.name": self.group_id,
+            "messaging.destination.name": items[0][0].topic,
+        }
         for attempt in range(1, attempts + 1):
             spans = [start_process_span(d.event, d.topic, d.partition, d.offset, r.headers) for d, r in items]
+            started = time.perf_counter()
             try:
                 await _run_in_span(spans, call)
+                PROCESS_DURATION.record(time.perf_counter() - started, labels)
+                CONSUMED.add(len(items), {**labels, "outcome": "ok"})
                 self.processed += len(items)
                 return True
             except Exception as exc:
+                PROCESS_DURATION.record(
+                    time.perf_counter() - started, {**labels, "error.type": type(exc).__name__}
+                )
+                CONSUMED.add(len(items), {**labels, "outcome": "error"})
                 error = exc
                 log.warning(
                     "consumer %s: handler failed on %s[%s]@%s (attempt %s/%s): %s",
@@ -238,6 +283,7 @@ class ConsumerRunner:
                 if attempt < attempts:
                     await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
         if dead_letter and error is not None:
+            CONSUMED.add(len(items), {**labels, "outcome": "dead_lettered"})
             for _, record in items:
                 await self._dead_letter(record, error, attempts=attempts)
         return False

@@ -1,0 +1,474 @@
+"""The Kubernetes manifests (deploy/k8s) checked against the code they deploy. No cluster.
+
+kubectl and kustomize are not needed: the base is read as kustomize would list it, and the
+production overlay is rendered here (resources, images, JSON 6902 patches; the only kustomize
+features the overlay uses), so every check runs on what `kubectl apply -k` would send.
+The checks that matter most keep code and manifests from drifting: the KafkaTopic resources
+equal the topic catalog, the Ingress equals the gateway's route table, every CHORUS_* variable
+set is one a settings class reads, and each consumer's autoscaler watches its real group.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shared.events.topics import topic_configs
+from shared.gateway import ROUTES, SERVICE_PORTS
+from shared.settings import ChorusSettings
+
+K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+BASE = K8S / "base"
+PRODUCTION = K8S / "overlays" / "production"
+IMAGE = "ghcr.io/chorus-oss/chorus"
+NAMESPACE = "chorus"
+INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
+
+# Workload name -> the code service it runs (services/<service>/main.py).
+WORKLOADS = {
+    "content": "content",
+    "sharing-api": "sharing",
+    "sharing-redirect": "sharing",
+    "metrics": "metrics",
+    "recognition": "recognition",
+}
+# Services whose consumers scale on consumer lag, with the module that names their group.
+LAG_SCALED = {"metrics": "services.metrics.handlers", "recognition": "services.recognition.handlers"}
+Doc = dict[str, Any]
+
+
+# --- loading and rendering -------------------------------------------------------------------
+
+
+def load_docs(path: Path) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def render(directory: Path) -> list[Doc]:
+    """What `kustomize build directory` yields, for the features these kustomizations use."""
+    kustomization = load_docs(directory / "kustomization.yaml")[0]
+    unsupported = set(kustomization) - {"apiVersion", "kind", "resources", "images", "patches"}
+    assert not unsupported, f"{directory}: kustomize fields this test does not render: {unsupported}"
+    docs: list[Doc] = []
+    for entry in kustomization.get("resources", []):
+        target = (directory / entry).resolve()
+        assert target.exists(), f"{directory}/kustomization.yaml lists a missing resource: {entry}"
+        docs.extend(render(target) if target.is_dir() else load_docs(target))
+    for image in kustomization.get("images", []):
+        for container in all_containers(docs):
+            if image_name(container["image"]) == image["name"]:
+                name = image.get("newName", image["name"])
+                if "digest" in image:
+                    container["image"] = f"{name}@{image['digest']}"
+                else:
+                    container["image"] = f"{name}:{image.get('newTag', 'latest')}"
+    for patch in kustomization.get("patches", []):
+        ops = yaml.safe_load(patch["patch"]) if "patch" in patch else load_docs(directory / patch["path"])[0]
+        assert isinstance(ops, list), f"{directory}: only JSON 6902 patches (a list of ops) are used"
+        targets = [doc for doc in docs if matches(doc, patch["target"])]
+        assert targets, f"{directory}: patch target {patch['target']} matches no resource"
+        for doc in targets:
+            for op in ops:
+                apply_op(doc, op)
+    return docs
+
+
+def matches(doc: Doc, target: dict[str, str]) -> bool:
+    meta = doc["metadata"]
+    return bool(
+        doc["kind"] == target["kind"]
+        and meta["name"] == target.get("name", meta["name"])
+        and meta.get("namespace") == target.get("namespace", meta.get("namespace"))
+    )
+
+
+def apply_op(doc: Doc, op: dict[str, Any]) -> None:
+    """JSON Patch add/replace/remove. A replace or remove of a missing path fails, as in kustomize."""
+    *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]]
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = (len(node) if last == "-" else int(last)) if isinstance(node, list) else last
+    if op["op"] in ("replace", "remove"):
+        assert (key < len(node)) if isinstance(node, list) else (key in node), (
+            f"no {op['path']} to {op['op']}"
+        )
+    if op["op"] == "remove":
+        del node[key]
+    elif op["op"] == "add" and isinstance(node, list):
+        node.insert(key, copy.deepcopy(op["value"]))
+    elif op["op"] in ("add", "replace"):
+        node[key] = copy.deepcopy(op["value"])
+    else:
+        raise AssertionError(f"unsupported patch op {op['op']}")
+
+
+def image_name(image: str) -> str:
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def pod_spec(doc: Doc) -> Doc:
+    spec: Doc = doc["spec"]["template"]["spec"]
+    return spec
+
+
+def all_containers(docs: list[Doc]) -> list[Doc]:
+    return [
+        c for doc in docs if doc["kind"] in ("Deployment", "StatefulSet") for c in pod_spec(doc)["containers"]
+    ]
+
+
+RENDERINGS = {"base": BASE, "production": PRODUCTION}
+
+
+@pytest.fixture(scope="module", params=sorted(RENDERINGS))
+def docs(request: pytest.FixtureRequest) -> list[Doc]:
+    return render(RENDERINGS[request.param])
+
+
+def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def named(docs: list[Doc], kind: str, name: str) -> Doc:
+    found = [doc for doc in of_kind(docs, kind) if doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def workloads(docs: list[Doc]) -> list[Doc]:
+    return of_kind(docs, "Deployment") + of_kind(docs, "StatefulSet")
+
+
+def chorus_workloads(docs: list[Doc]) -> dict[str, Doc]:
+    return {doc["metadata"]["name"]: doc for doc in workloads(docs) if doc["metadata"]["name"] in WORKLOADS}
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def config_map(docs: list[Doc]) -> dict[str, str]:
+    data: dict[str, str] = named(docs, "ConfigMap", "chorus-config")["data"]
+    return data
+
+
+def settings_class(service: str) -> type[ChorusSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    found = [
+        cls
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if issubclass(cls, ChorusSettings) and cls is not ChorusSettings and cls.__module__ == module.__name__
+    ]
+    assert len(found) == 1, f"services/{service}/settings.py should declare one settings class"
+    return found[0]
+
+
+def env_names(cls: type[ChorusSettings]) -> set[str]:
+    return {f"CHORUS_{name.upper()}" for name in cls.model_fields}
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def test_every_yaml_file_parses_and_every_base_file_is_a_listed_resource() -> None:
+    files = sorted(K8S.rglob("*.yaml")) + sorted(K8S.rglob("*.yml"))
+    assert files
+    for path in files:
+        for doc in load_docs(path):
+            assert isinstance(doc, dict | list), path
+    listed = set(load_docs(BASE / "kustomization.yaml")[0]["resources"])
+    on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk, "every file in base/ is a resource, and every resource is a file"
+    for doc in render(BASE):
+        assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), doc
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace"), (
+                f"{doc['kind']} {doc['metadata']['name']} names no namespace"
+            )
+
+
+def test_the_production_overlay_pins_the_image_through_kustomize() -> None:
+    images = {c["image"] for c in all_containers(render(PRODUCTION)) if image_name(c["image"]) == IMAGE}
+    assert images, "the overlay's image entry must match the base image name"
+    assert all(image.startswith(IMAGE + ":") or image.startswith(IMAGE + "@") for image in images)
+
+
+# --- Kafka -----------------------------------------------------------------------------------
+
+
+def test_kafka_topics_equal_the_topic_catalog(docs: list[Doc]) -> None:
+    kafka = of_kind(docs, "Kafka")
+    assert len(kafka) == 1
+    cluster, namespace = kafka[0]["metadata"]["name"], kafka[0]["metadata"]["namespace"]
+    declared: dict[str, tuple[int, dict[str, str]]] = {}
+    for topic in of_kind(docs, "KafkaTopic"):
+        spec, meta = topic["spec"], topic["metadata"]
+        name = spec.get("topicName", meta["name"])
+        assert name not in declared, f"topic {name} declared twice"
+        assert meta["labels"]["strimzi.io/cluster"] == cluster and meta["namespace"] == namespace
+        assert spec["replicas"] == 3, name
+        assert str(spec["config"]["min.insync.replicas"]) == "2", name
+        declared[name] = (spec["partitions"], {"retention.ms": str(spec["config"]["retention.ms"])})
+    catalog = {name: (partitions, configs) for name, partitions, configs in topic_configs()}
+    assert declared == catalog
+
+
+def test_kafka_is_kraft_with_three_nodes_and_the_services_use_its_bootstrap(docs: list[Doc]) -> None:
+    kafka = of_kind(docs, "Kafka")[0]
+    pools = of_kind(docs, "KafkaNodePool")
+    assert pools and all(
+        p["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"] for p in pools
+    )
+    assert sum(p["spec"]["replicas"] for p in pools if "controller" in p["spec"]["roles"]) == 3
+    assert sum(p["spec"]["replicas"] for p in pools if "broker" in p["spec"]["roles"]) >= 3
+    assert "zookeeper" not in kafka["spec"]
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["auto.create.topics.enable"] is False
+    assert str(config["min.insync.replicas"]) == "2"
+    plain = [listener for listener in kafka["spec"]["kafka"]["listeners"] if not listener["tls"]]
+    bootstrap = (
+        f"{kafka['metadata']['name']}-kafka-bootstrap.{kafka['metadata']['namespace']}.svc:{plain[0]['port']}"
+    )
+    assert config_map(docs)["CHORUS_KAFKA_BOOTSTRAP"] == bootstrap
+    assert "kafkaExporter" in kafka["spec"], "the consumer-lag autoscalers read the Kafka Exporter's metric"
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_config_map_sets_the_production_settings(docs: list[Doc]) -> None:
+    data = config_map(docs)
+    assert data["CHORUS_ENVIRONMENT"] == "prod"
+    assert data["CHORUS_CREATE_TOPICS"] == "false"
+    assert data["CHORUS_JWKS_URL"].startswith("https://")
+    collector = named(docs, "Service", "otel-collector")
+    http_port = next(p["port"] for p in collector["spec"]["ports"] if p["name"] == "otlp-http")
+    assert data["CHORUS_OTLP_ENDPOINT"] == f"http://otel-collector.{NAMESPACE}.svc:{http_port}"
+    assert "CHORUS_MONGO_URL" not in data, "the MongoDB URL carries credentials: a Secret, by reference"
+    assert all(isinstance(v, str) for v in data.values()), "ConfigMap values must be strings"
+
+
+def test_every_chorus_variable_set_is_one_the_service_reads(docs: list[Doc]) -> None:
+    shared = env_names(ChorusSettings)
+    unknown = {k for k in config_map(docs) if k.startswith("CHORUS_")} - shared
+    assert not unknown, f"ConfigMap sets variables no settings class reads: {unknown}"
+    for name, doc in chorus_workloads(docs).items():
+        known = env_names(settings_class(WORKLOADS[name]))
+        for container in pod_spec(doc)["containers"]:
+            unknown = {e["name"] for e in container.get("env", []) if e["name"].startswith("CHORUS_")} - known
+            assert not unknown, f"{name} sets variables services/{WORKLOADS[name]} does not read: {unknown}"
+
+
+# --- workloads ---------------------------------------------------------------------------------
+
+
+def test_one_workload_per_service_running_its_app_on_its_port(docs: list[Doc]) -> None:
+    found = chorus_workloads(docs)
+    assert set(found) == set(WORKLOADS)
+    assert found["sharing-api"]["kind"] == "Deployment"
+    for name, doc in found.items():
+        service = WORKLOADS[name]
+        port = SERVICE_PORTS[service]
+        (container,) = pod_spec(doc)["containers"]
+        assert image_name(container["image"]) == IMAGE
+        assert container["command"][:7] == [
+            "uvicorn",
+            f"services.{service}.main:create_app",
+            "--factory",
+            "--host",
+            "0.0.0.0",  # noqa: S104 - the pod's address
+            "--port",
+            str(port),
+        ], name
+        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", port)]
+        assert {"configMapRef": {"name": "chorus-config"}} in container["envFrom"]
+        mongo = next(e for e in container["env"] if e["name"] == "CHORUS_MONGO_URL")
+        assert "secretKeyRef" in mongo["valueFrom"], "CHORUS_MONGO_URL comes from a Secret by reference"
+        for env in container["env"]:
+            if env["name"].endswith("SECRET"):
+                assert "secretKeyRef" in env["valueFrom"], f"{name}: {env['name']} must come from a Secret"
+
+
+def test_every_workload_has_probes_limits_and_runs_as_non_root(docs: list[Doc]) -> None:
+    assert workloads(docs)
+    for doc in workloads(docs):
+        name, spec = doc["metadata"]["name"], pod_spec(doc)
+        assert spec["automountServiceAccountToken"] is False, name
+        account = named(docs, "ServiceAccount", spec["serviceAccountName"])
+        assert account["automountServiceAccountToken"] is False, name
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        assert spec["terminationGracePeriodSeconds"] == 30, name
+        assert "replicas" not in doc["spec"], f"{name}: the HPA owns the replica count"
+        for container in spec["containers"]:
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert probe in container, f"{name} has no {probe}"
+            limits = container["resources"]["limits"]
+            assert limits.get("cpu") and limits.get("memory"), f"{name} has no cpu/memory limits"
+            assert container["resources"]["requests"].get("cpu"), name
+            context = container["securityContext"]
+            assert context["runAsNonRoot"] is True and context["allowPrivilegeEscalation"] is False, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            assert "preStop" in container["lifecycle"], f"{name} has no preStop pause"
+
+
+def test_chorus_services_probe_healthz_and_readyz_and_write_only_to_volumes(docs: list[Doc]) -> None:
+    for name, doc in chorus_workloads(docs).items():
+        (container,) = pod_spec(doc)["containers"]
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz", name
+        # Readiness runs the MongoDB and Kafka checks one after the other, 2 s each at most.
+        assert container["readinessProbe"]["timeoutSeconds"] >= 5, name
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True, name
+
+
+def test_the_click_spool_is_on_a_volume_and_durable_for_the_redirect(docs: list[Doc]) -> None:
+    for name in ("sharing-api", "sharing-redirect"):
+        doc = chorus_workloads(docs)[name]
+        (container,) = pod_spec(doc)["containers"]
+        path = next(e["value"] for e in container["env"] if e["name"] == "CHORUS_CLICK_SPOOL_PATH")
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert path.startswith(mounts["spool"].rstrip("/") + "/"), f"{name}: the spool is not on its volume"
+    redirect = chorus_workloads(docs)["sharing-redirect"]
+    assert redirect["kind"] == "StatefulSet"
+    claims = [t["metadata"]["name"] for t in redirect["spec"]["volumeClaimTemplates"]]
+    assert "spool" in claims, "the redirect's spool is a PVC per replica"
+    assert redirect["spec"]["persistentVolumeClaimRetentionPolicy"]["whenScaled"] == "Retain"
+
+
+def test_every_workload_has_a_pdb_and_an_hpa(docs: list[Doc]) -> None:
+    pdbs = of_kind(docs, "PodDisruptionBudget")
+    hpas = of_kind(docs, "HorizontalPodAutoscaler")
+    for doc in workloads(docs):
+        name, labels = doc["metadata"]["name"], doc["spec"]["template"]["metadata"]["labels"]
+        assert selects(doc["spec"]["selector"]["matchLabels"], labels), name
+        budgets = [p for p in pdbs if selects(p["spec"]["selector"]["matchLabels"], labels)]
+        assert len(budgets) == 1 and budgets[0]["spec"]["minAvailable"] == 1, (
+            f"{name}: one PDB, minAvailable 1"
+        )
+        scalers = [
+            h
+            for h in hpas
+            if h["spec"]["scaleTargetRef"]["kind"] == doc["kind"]
+            and h["spec"]["scaleTargetRef"]["name"] == name
+        ]
+        assert len(scalers) == 1, f"{name}: one HPA"
+        spec = scalers[0]["spec"]
+        assert 1 <= spec["minReplicas"] <= spec["maxReplicas"], name
+        assert any(m["type"] == "Resource" and m["resource"]["name"] == "cpu" for m in spec["metrics"]), name
+
+
+@pytest.mark.parametrize("service", sorted(LAG_SCALED))
+def test_consumers_scale_on_their_own_group_lag_within_their_partitions(
+    docs: list[Doc], service: str
+) -> None:
+    handlers = importlib.import_module(LAG_SCALED[service])
+    subscription = handlers.build_subscription(None)
+    group = f"{config_map(docs)['CHORUS_CONSUMER_GROUP_PREFIX']}.{subscription.group}"
+    spec = named(docs, "HorizontalPodAutoscaler", service)["spec"]
+    external = [m["external"] for m in spec["metrics"] if m["type"] == "External"]
+    assert [m["metric"]["name"] for m in external] == ["kafka_consumergroup_lag"]
+    assert external[0]["metric"]["selector"]["matchLabels"] == {"consumergroup": group}
+    assert external[0]["target"]["type"] == "AverageValue"
+    partitions = {name: count for name, count, _ in topic_configs()}
+    widest = max(partitions[topic] for topic in subscription.topics)
+    assert spec["maxReplicas"] <= widest, f"{service}: replicas beyond {widest} partitions would sit idle"
+
+
+# --- services and ingress ------------------------------------------------------------------------
+
+
+def test_every_service_selects_a_workload_and_targets_a_named_port(docs: list[Doc]) -> None:
+    for svc in of_kind(docs, "Service"):
+        selected = [
+            w
+            for w in workloads(docs)
+            if selects(svc["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
+        ]
+        assert len(selected) == 1, f"Service {svc['metadata']['name']} selects {len(selected)} workloads"
+        port_names = {p["name"] for c in pod_spec(selected[0])["containers"] for p in c["ports"]}
+        for port in svc["spec"]["ports"]:
+            assert port["targetPort"] in port_names, svc["metadata"]["name"]
+
+
+def test_ingress_routes_every_gateway_prefix_to_the_owning_service(docs: list[Doc]) -> None:
+    (ingress,) = of_kind(docs, "Ingress")
+    routed: dict[str, str] = {}
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            assert path["pathType"] == "Prefix"
+            assert path["path"] not in routed, f"{path['path']} routed twice"
+            routed[path["path"]] = path["backend"]["service"]["name"]
+    assert set(routed) == set(ROUTES), "the Ingress and shared/gateway.py ROUTES list the same prefixes"
+    for prefix, backend in routed.items():
+        svc = named(docs, "Service", backend)
+        (workload,) = [
+            w
+            for w in workloads(docs)
+            if selects(svc["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
+        ]
+        command = pod_spec(workload)["containers"][0]["command"]
+        assert command[1] == f"services.{ROUTES[prefix]}.main:create_app", f"{prefix} reaches {backend}"
+    assert routed["/r/"] == "sharing-redirect"
+    assert {b for p, b in routed.items() if ROUTES[p] == "sharing" and p != "/r/"} == {"sharing-api"}
+
+
+# --- network policy -------------------------------------------------------------------------------
+
+
+def policies_for(docs: list[Doc], labels: dict[str, str], policy_type: str) -> list[Doc]:
+    return [
+        p
+        for p in of_kind(docs, "NetworkPolicy")
+        if p["metadata"]["namespace"] == NAMESPACE
+        and policy_type in p["spec"]["policyTypes"]
+        and all(labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())
+    ]
+
+
+def egress_ports(policies: list[Doc]) -> set[int | str]:
+    return {
+        port["port"]
+        for p in policies
+        for rule in p["spec"].get("egress", [])
+        for port in rule.get("ports", [])
+    }
+
+
+def test_network_policy_denies_by_default_and_opens_only_what_services_need(docs: list[Doc]) -> None:
+    deny = [
+        p
+        for p in of_kind(docs, "NetworkPolicy")
+        if p["spec"]["podSelector"] == {}
+        and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
+    assert deny, "a default-deny policy for the namespace"
+    for name, doc in chorus_workloads(docs).items():
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        ingress_rules = [
+            rule for p in policies_for(docs, labels, "Ingress") for rule in p["spec"].get("ingress", [])
+        ]
+        assert ingress_rules, f"{name} takes no traffic"
+        for rule in ingress_rules:
+            sources = [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]]
+            assert sources == [{"kubernetes.io/metadata.name": INGRESS_CONTROLLER_NAMESPACE}], name
+        ports = egress_ports(policies_for(docs, labels, "Egress"))
+        assert {53, 9092, 27017, 4318} <= ports, f"{name}: DNS, Kafka, MongoDB and the collector"
+    # Outbound webhooks: recognition alone, by a policy of its own.
+    recognition = chorus_workloads(docs)["recognition"]["spec"]["template"]["metadata"]["labels"]
+    own = [
+        p
+        for p in policies_for(docs, recognition, "Egress")
+        if p["spec"]["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": "recognition"}
+    ]
+    assert 443 in egress_ports(own), "recognition delivers webhooks over HTTPS"
