@@ -50,7 +50,10 @@ async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) ->
     for spec in specs:
         by_collection.setdefault(spec.collection, []).append(spec.model())
     for collection, models in by_collection.items():
-        await db[collection].create_indexes(models)
+        # One index per command: FerretDB 1.24 panics (connection closed) when one createIndexes
+        # names several indexes that already exist, i.e. on every restart of a service.
+        for model in models:
+            await db[collection].create_indexes([model])
 
 
 def applied_once_filter(event_id: str) -> Document:

@@ -27,6 +27,8 @@ class ChorusSettings(BaseSettings):
     # Create the topics of the catalog at start (local and tests); production declares KafkaTopic resources.
     create_topics: bool = True
     otlp_endpoint: str | None = "http://127.0.0.1:4318"
+    # Jaeger takes traces only; production sends metrics to the OpenTelemetry Collector too.
+    otlp_metrics_enabled: bool = False
     telemetry_enabled: bool = True
     log_level: str = "INFO"
     jwt_secret: str = DEV_JWT_SECRET

@@ -63,8 +63,11 @@ def setup_telemetry(settings: ChorusSettings) -> None:
     if _tracer_provider is not None or not settings.telemetry_enabled:
         return
     resource = Resource.create(
-        {"service.name": f"chorus-{settings.service_name}", "service.namespace": "chorus",
-         "deployment.environment.name": settings.environment}
+        {
+            "service.name": f"chorus-{settings.service_name}",
+            "service.namespace": "chorus",
+            "deployment.environment.name": settings.environment,
+        }
     )
     _tracer_provider = TracerProvider(resource=resource)
     readers: list[MetricReader] = [PrometheusMetricReader()]
@@ -73,6 +76,8 @@ def setup_telemetry(settings: ChorusSettings) -> None:
         _tracer_provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces"), schedule_delay_millis=500)
         )
+    if settings.otlp_endpoint and settings.otlp_metrics_enabled:
+        endpoint = settings.otlp_endpoint.rstrip("/")
         readers.append(
             PeriodicExportingMetricReader(
                 OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics"), export_interval_millis=15000

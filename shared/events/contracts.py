@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from shared.events.envelope import REGISTRY, Event, Registration, json_schema
 from shared.events.topics import TOPICS
@@ -107,7 +108,10 @@ def _message_name(registration: Registration) -> str:
 
 def build_asyncapi() -> Schema:
     registrations = sorted(REGISTRY.values(), key=lambda r: r.event_type)
-    models = [(Event[r.model], "serialization") for r in registrations]  # type: ignore[name-defined]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (Event[r.model], "serialization")  # type: ignore[name-defined]
+        for r in registrations
+    ]
     keyed, definitions = models_json_schema(
         models, by_alias=True, ref_template="#/components/schemas/{model}"
     )

@@ -1,0 +1,198 @@
+"""Every transition's event, read from the real broker and checked against its published schema."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import jsonschema
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.content.settings import ContentSettings
+from shared.events import Event, EventData
+from shared.events.content import SettingsUpdated
+from shared.events.envelope import json_schema
+from shared.settings import ChorusSettings
+from tests.helpers import eventually, new_org, tap
+from tests.integration.content.conftest import Users, article
+
+pytestmark = pytest.mark.integration
+
+CONTENT_TYPES = [
+    "chorus.settings.updated",
+    "chorus.policy.published",
+    "chorus.content.submitted",
+    "chorus.content.rejected",
+    "chorus.content.published",
+    "chorus.content.updated",
+    "chorus.content.archived",
+]
+TRAINING_TYPES = ["chorus.course.completed", "chorus.policy.acknowledged"]
+
+
+def validate_records(records: list[object], org: str) -> list[dict[str, object]]:
+    """Each record of this org, as its raw JSON, after validating it against its type's schema."""
+    valid = []
+    for record in records:
+        raw = json.loads(record.value)  # type: ignore[attr-defined]
+        if raw.get("tenant") != org:
+            continue
+        jsonschema.validate(raw, json_schema(raw["type"]))
+        assert record.key.decode() == raw["subject"]  # type: ignore[attr-defined]
+        valid.append(raw)
+    return valid
+
+
+async def test_every_transition_emits_an_event_that_matches_its_schema(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    users = Users(settings, org)
+    ann = users.headers("ann", "advocate", team="sales")
+    async with (
+        tap(settings.kafka_bootstrap, "chorus.content") as content_tap,
+        tap(settings.kafka_bootstrap, "chorus.training") as training_tap,
+    ):
+        assert (
+            await client.put(
+                "/v1/settings",
+                json={"required_disclosure": "#employee", "daily_share_limit": 5},
+                headers=users.admin,
+            )
+        ).status_code == 200
+        assert (
+            await client.post(
+                "/v1/policy/versions", json={"title": "Policy", "body": "Be kind"}, headers=users.admin
+            )
+        ).status_code == 201
+        rejected = (await client.post("/v1/content", json=article(), headers=ann)).json()
+        assert (
+            await client.post(
+                f"/v1/content/{rejected['id']}/reject", json={"reason": "Duplicate"}, headers=users.editor
+            )
+        ).status_code == 200
+        expires = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        item = (
+            await client.post(
+                "/v1/content", json=article(audience={"teams": ["sales"]}, expires_at=expires), headers=ann
+            )
+        ).json()
+        assert (
+            await client.post(f"/v1/content/{item['id']}/publish", headers=users.editor)
+        ).status_code == 200
+        assert (
+            await client.patch(
+                f"/v1/content/{item['id']}", json={"tags": ["news", "lyon"]}, headers=users.editor
+            )
+        ).status_code == 200
+        brand = (await client.post("/v1/content", json=article(), headers=users.editor)).json()
+        assert (
+            await client.post(f"/v1/content/{brand['id']}/publish", headers=users.editor)
+        ).status_code == 200
+        assert (
+            await client.post(f"/v1/content/{brand['id']}/archive", headers=users.editor)
+        ).status_code == 200
+
+        course = (
+            await client.post(
+                "/v1/courses",
+                json={"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "text"}]},
+                headers=users.editor,
+            )
+        ).json()
+        assert (
+            await client.post(f"/v1/courses/{course['id']}/modules/m1/complete", headers=ann)
+        ).status_code == 200
+        assert (
+            await client.post(f"/v1/courses/{course['id']}/modules/m1/complete", headers=ann)
+        ).status_code == 200
+        assert (
+            await client.post("/v1/policy/acknowledgements", json={"version": 1}, headers=ann)
+        ).status_code == 200
+        assert (
+            await client.post("/v1/policy/acknowledgements", json={"version": 1}, headers=ann)
+        ).status_code == 200
+
+        def ours(event: Event[EventData]) -> bool:
+            return event.tenant == org
+
+        # 9 transitions plus the sweeper's archive of `item`; the repeats above must add nothing.
+        await content_tap.collect(ours, count=10, timeout_s=20, settle_s=0.5)
+        await training_tap.collect(ours, count=2, timeout_s=10, settle_s=0.5)
+
+    content_events = validate_records(content_tap.raw, org)
+    training_events = validate_records(training_tap.raw, org)
+    assert sorted({e["type"] for e in content_events}) == sorted(CONTENT_TYPES)
+    assert [e["type"] for e in training_events] == TRAINING_TYPES
+
+    by_type: dict[str, list[dict[str, object]]] = {}
+    for event in content_events:
+        by_type.setdefault(str(event["type"]), []).append(event)
+    counts = {name: len(events) for name, events in by_type.items()}
+    assert counts == {
+        "chorus.settings.updated": 1,
+        "chorus.policy.published": 1,
+        "chorus.content.submitted": 2,
+        "chorus.content.rejected": 1,
+        "chorus.content.published": 2,
+        "chorus.content.updated": 1,
+        "chorus.content.archived": 2,
+    }
+    published = next(e["data"] for e in by_type["chorus.content.published"] if e["subject"] == item["id"])
+    assert isinstance(published, dict)
+    assert published["audience"] == {"teams": ["sales"], "departments": [], "locations": []}
+    assert published["url"] == "https://example.com/news/lyon"
+    assert published["networks"] == ["linkedin", "x"]
+    assert published["author_advocate_id"] == "ann" and published["published_by"] == "editor-1"
+    assert published["expires_at"] is not None
+    updated = by_type["chorus.content.updated"][0]["data"]
+    assert (
+        isinstance(updated, dict) and updated["tags"] == ["news", "lyon"] and updated["status"] == "published"
+    )
+    archived = sorted((e["subject"], e["data"]["reason"]) for e in by_type["chorus.content.archived"])  # type: ignore[index]
+    assert archived == sorted([(brand["id"], "manual"), (item["id"], "expired")])
+    rejected_event = by_type["chorus.content.rejected"][0]["data"]
+    assert rejected_event == {
+        "content_id": rejected["id"],
+        "reason": "Duplicate",
+        "author_advocate_id": "ann",
+    }
+    settings_event = by_type["chorus.settings.updated"][0]["data"]
+    assert isinstance(settings_event, dict)
+    assert settings_event["required_disclosure"] == "#employee" and settings_event["daily_share_limit"] == 5
+    assert training_events[0]["data"] == {"advocate_id": "ann", "course_id": course["id"], "title": "Basics"}
+    assert training_events[1]["data"] == {"advocate_id": "ann", "policy_version": 1}
+
+
+async def test_the_relay_publishes_events_left_in_an_outbox(
+    client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
+) -> None:
+    """A crash between the write and the publish leaves the event in the document; the relay sends it."""
+    org = new_org()
+    event = Event.create(
+        SettingsUpdated(org_id=org, blocked_words=["spam"]), tenant=org, source="/chorus/content", subject=org
+    )
+    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(content_settings.mongo_url)
+    collection = mongo[content_settings.database_name("content")]["settings"]
+    try:
+        async with tap(settings.kafka_bootstrap, "chorus.content") as content_tap:
+            await collection.update_one(
+                {"_id": org},
+                {
+                    "$set": {"org": org, "blocked_words": ["spam"]},
+                    "$push": {"outbox": event.to_json_bytes().decode()},
+                },
+                upsert=True,
+            )
+            seen = await content_tap.collect(lambda e: e.tenant == org, count=1, timeout_s=10)
+        assert [e.id for e in seen] == [event.id]
+
+        async def outbox_emptied() -> bool:
+            doc = await collection.find_one({"_id": org})
+            return doc is not None and not doc.get("outbox")
+
+        await eventually(outbox_emptied)
+    finally:
+        await mongo.close()

@@ -1,0 +1,143 @@
+"""One organisation cannot read or change another's data; an erased advocate leaves no trace."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from shared.events import Event
+from shared.events.advocates import AdvocateErased
+from shared.messaging import EventProducer
+from shared.settings import ChorusSettings
+from tests.helpers import eventually, new_org
+from tests.integration.content.conftest import Users, article
+
+pytestmark = pytest.mark.integration
+
+
+async def test_one_organisation_can_neither_read_nor_change_anothers_data(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    a, b = Users(settings, new_org()), Users(settings, new_org())
+    published = (await client.post("/v1/content", json=article(), headers=a.editor)).json()
+    await client.post(f"/v1/content/{published['id']}/publish", headers=a.editor)
+    submission = (
+        await client.post("/v1/content", json=article(), headers=a.headers("ann", "advocate"))
+    ).json()
+    course = (
+        await client.post(
+            "/v1/courses",
+            json={"title": "A only", "modules": [{"id": "m1", "title": "One", "body": "x"}]},
+            headers=a.editor,
+        )
+    ).json()
+    assert (
+        await client.put("/v1/settings", json={"required_disclosure": "#a-corp"}, headers=a.admin)
+    ).status_code == 200
+    assert (
+        await client.post("/v1/policy/versions", json={"title": "A", "body": "A"}, headers=a.admin)
+    ).status_code == 201
+
+    for headers in (b.admin, b.editor, b.headers("bea", "advocate")):
+        for content_id in (published["id"], submission["id"]):
+            assert (await client.get(f"/v1/content/{content_id}", headers=headers)).status_code == 404
+            assert (
+                await client.patch(f"/v1/content/{content_id}", json={"title": "Mine now"}, headers=headers)
+            ).status_code == 404
+            assert (
+                await client.post(f"/v1/content/{content_id}/archive", headers=headers)
+            ).status_code == 404
+        assert (await client.get("/v1/content", headers=headers)).json()["items"] == []
+        assert (await client.get(f"/v1/courses/{course['id']}", headers=headers)).status_code == 404
+        assert (await client.get(f"/v1/courses/{course['id']}/progress", headers=headers)).status_code == 404
+        assert (
+            await client.post(f"/v1/courses/{course['id']}/modules/m1/complete", headers=headers)
+        ).status_code == 404
+        assert (await client.get("/v1/courses", headers=headers)).json()["items"] == []
+        assert (await client.get("/v1/settings", headers=headers)).json()["required_disclosure"] is None
+        assert (await client.get("/v1/policy", headers=headers)).json()["policy"] is None
+    for path, body in (("publish", None), ("reject", {"reason": "no"})):
+        assert (
+            await client.post(f"/v1/content/{submission['id']}/{path}", json=body, headers=b.editor)
+        ).status_code == 404
+    assert (
+        await client.put(
+            f"/v1/courses/{course['id']}",
+            json={"title": "B", "modules": [{"title": "x", "body": "x"}]},
+            headers=b.editor,
+        )
+    ).status_code == 404
+    # B's settings are B's own: saving them changes nothing of A's, and A's courses are unknown to B.
+    assert (
+        await client.put("/v1/settings", json={"required_course_ids": [course["id"]]}, headers=b.admin)
+    ).status_code == 422
+    assert (
+        await client.put("/v1/settings", json={"required_disclosure": "#b-corp"}, headers=b.admin)
+    ).status_code == 200
+    assert (await client.get("/v1/settings", headers=a.admin)).json()["required_disclosure"] == "#a-corp"
+    # A token for org B cannot claim to act for org A.
+    claimed = await client.get("/v1/content", headers={**b.editor, "X-Chorus-Org": a.org})
+    assert claimed.status_code == 403
+    # A's data is intact.
+    assert (await client.get(f"/v1/content/{published['id']}", headers=a.editor)).json()[
+        "title"
+    ] == published["title"]
+    assert (await client.get(f"/v1/courses/{course['id']}", headers=a.editor)).json()["title"] == "A only"
+
+
+async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_authorship(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    users = Users(settings, new_org())
+    ann = users.headers("ann", "advocate")
+    ben = users.headers("ben", "advocate")
+    course = (
+        await client.post(
+            "/v1/courses",
+            json={
+                "title": "Basics",
+                "modules": [
+                    {"id": "m1", "title": "One", "body": "x"},
+                    {"id": "m2", "title": "Two", "body": "y"},
+                ],
+            },
+            headers=users.editor,
+        )
+    ).json()
+    await client.post("/v1/policy/versions", json={"title": "P", "body": "B"}, headers=users.admin)
+    for headers in (ann, ben):
+        assert (
+            await client.post(f"/v1/courses/{course['id']}/modules/m1/complete", headers=headers)
+        ).status_code == 200
+        assert (
+            await client.post("/v1/policy/acknowledgements", json={"version": 1}, headers=headers)
+        ).status_code == 200
+    submission = (await client.post("/v1/content", json=article(), headers=ann)).json()
+    await client.post(f"/v1/content/{submission['id']}/publish", headers=users.editor)
+
+    producer = EventProducer(settings, client_id="content-erasure-test")
+    await producer.start()
+    try:
+        erased = AdvocateErased(advocate_id="ann", requested_by="dpo")
+        await producer.publish(Event.create(erased, tenant=users.org, source="/tests"))
+    finally:
+        await producer.stop()
+
+    async def erased_everywhere() -> bool:
+        item = (await client.get(f"/v1/content/{submission['id']}", headers=users.editor)).json()
+        progress = (await client.get(f"/v1/courses/{course['id']}/progress", headers=ann)).json()
+        policy = (await client.get("/v1/policy", headers=ann)).json()
+        return (
+            item["author_advocate_id"] is None
+            and progress["completed_module_ids"] == []
+            and policy["acknowledged_at"] is None
+        )
+
+    await eventually(erased_everywhere, timeout_s=30)
+    # The item stays in the library, anonymous; other advocates keep their records.
+    item = (await client.get(f"/v1/content/{submission['id']}", headers=users.editor)).json()
+    assert item["status"] == "published"
+    assert (await client.get(f"/v1/courses/{course['id']}/progress", headers=ben)).json()[
+        "completed_module_ids"
+    ] == ["m1"]
+    assert (await client.get("/v1/policy", headers=ben)).json()["acknowledged_at"] is not None
