@@ -149,7 +149,10 @@ def build_asyncapi() -> Schema:
             "payload": payload_ref,
             "bindings": {
                 "kafka": {
-                    "key": {"type": "string", "description": f"the {registration.key_field} of the event data"},
+                    "key": {
+                        "type": "string",
+                        "description": f"the {registration.key_field} of the event data",
+                    },
                     "bindingVersion": KAFKA_BINDING_VERSION,
                 }
             },
@@ -245,7 +248,11 @@ def _object_variant(schema: Schema, root: Schema) -> Schema | None:
 
 
 def compatibility_problems(
-    released: Schema, current: Schema, *, path: str = "", released_root: Schema | None = None,
+    released: Schema,
+    current: Schema,
+    *,
+    path: str = "",
+    released_root: Schema | None = None,
     current_root: Schema | None = None,
 ) -> list[str]:
     """Why `current` breaks consumers written against `released` (empty when compatible).
@@ -272,7 +279,11 @@ def compatibility_problems(
                 problems.append(f"{sub_path}: removed")
                 continue
             problems += compatibility_problems(
-                old_sub, new_props[name], path=sub_path, released_root=released_root, current_root=current_root
+                old_sub,
+                new_props[name],
+                path=sub_path,
+                released_root=released_root,
+                current_root=current_root,
             )
         for name in sorted(set(new_object.get("required", [])) - set(old_object.get("required", []))):
             problems.append(f"{path + '.' if path else ''}{name}: newly required")
@@ -305,8 +316,11 @@ def check_contracts(out: Path) -> list[str]:
         released = json.loads(path.read_text())
         problems += [f"{event_type}: {p}" for p in compatibility_problems(released, current[file_name])]
     if not problems:
-        stale = [name for name, schema in current.items() if name not in released_files or
-                 json.loads(released_files[name].read_text()) != schema]
+        stale = [
+            name
+            for name, schema in current.items()
+            if name not in released_files or json.loads(released_files[name].read_text()) != schema
+        ]
         asyncapi = out / "asyncapi.json"
         if not asyncapi.exists() or json.loads(asyncapi.read_text()) != build_asyncapi():
             stale.append("asyncapi.json")
