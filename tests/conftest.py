@@ -20,12 +20,14 @@ import pytest
 from shared import devstack
 from shared.settings import ChorusSettings
 
-# Ports of the test stack: the dev ports plus 10000, so tests and `make run` can run side by side.
+# Ports of the test stack: the dev ports plus 10000 (MongoDB 17017: below the ephemeral range), so tests and `make run` can run side by side.
 TEST_STACK_ENV = {
-    "CHORUS_STATE_DIR": str(Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "chorus/test"),
+    "CHORUS_STATE_DIR": str(
+        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "chorus/test"
+    ),
     "CHORUS_KAFKA_PORT": "19092",
     "CHORUS_KAFKA_CONTROLLER_PORT": "19093",
-    "CHORUS_MONGO_PORT": "37017",
+    "CHORUS_MONGO_PORT": "17017",
     "CHORUS_OTLP_GRPC_PORT": "14317",
     "CHORUS_OTLP_HTTP_PORT": "14318",
     "CHORUS_JAEGER_UI_PORT": "26686",
