@@ -164,8 +164,10 @@ def health_router() -> APIRouter:
         consumers: list[ConsumerRunner] = request.app.state.consumers
         results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
         ready = all(v == "ok" for v in results.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": results},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results},
+            status_code=200 if ready else 503,
+        )
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus_metrics() -> Response:

@@ -177,7 +177,9 @@ async def authenticate(request: Request) -> Principal:
         org = await resolver(request, key_id, secret)
         if org is None:
             raise Unauthorized("the API key is unknown or has been revoked")
-        principal = Principal(sub=f"api-key:{key_id}", org=org, roles=frozenset({API_KEY_ROLE}), kind="api_key")
+        principal = Principal(
+            sub=f"api-key:{key_id}", org=org, roles=frozenset({API_KEY_ROLE}), kind="api_key"
+        )
     else:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")
     # A client that names the organisation it means to act for must hold a token for it.

@@ -48,7 +48,13 @@ async def run_once(
     digest = fingerprint(body)
     try:
         await collection.insert_one(
-            {"_id": doc_id, "org": org, "fingerprint": digest, "state": "running", "created_at": datetime.now(UTC)}
+            {
+                "_id": doc_id,
+                "org": org,
+                "fingerprint": digest,
+                "state": "running",
+                "created_at": datetime.now(UTC),
+            }
         )
     except DuplicateKeyError:
         existing = await collection.find_one({"_id": doc_id})
@@ -59,7 +65,9 @@ async def run_once(
                 "Idempotency-Key", "this key was already used with a different request body"
             ) from None
         if existing["state"] != "done":
-            raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly") from None
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed; retry shortly"
+            ) from None
         response: dict[str, Any] = existing["response"]
         return response, True
     try:

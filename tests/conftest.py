@@ -20,7 +20,8 @@ import pytest
 from shared import devstack
 from shared.settings import ChorusSettings
 
-# Ports of the test stack: the dev ports plus 10000 (MongoDB 17017: below the ephemeral range), so tests and `make run` can run side by side.
+# Ports of the test stack: the dev ports plus 10000 (MongoDB 17017, below Linux's ephemeral
+# range), so tests and `make run` can run side by side.
 TEST_STACK_ENV = {
     "CHORUS_STATE_DIR": str(
         Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "chorus/test"
