@@ -83,6 +83,11 @@ class Delivered:
     topic: str
     partition: int
     offset: int
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def trace_carrier(self) -> dict[str, str]:
+        """The W3C trace context the producer sent, to keep with what this event created."""
+        return {k: v.decode("latin-1") for k, v in self.headers if k in ("traceparent", "tracestate")}
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,9 @@ class ConsumerRunner:
             except DecodeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
                 continue
-            delivered.append((Delivered(event, tp.topic, tp.partition, record.offset), record))
+            delivered.append(
+                (Delivered(event, tp.topic, tp.partition, record.offset, tuple(record.headers or ())), record)
+            )
 
         batch_handler = self._sub.batch_handlers.get(tp.topic)
         if batch_handler is not None:
