@@ -45,6 +45,9 @@ def stack() -> Iterator[devstack.StackConfig]:
     for key, value in TEST_STACK_ENV.items():
         os.environ.setdefault(key, value)
     config = devstack.StackConfig.from_env()
+    # A fresh stack each session: topics start empty, so new consumer groups (which read from
+    # the beginning, as services do) never crawl through earlier runs' events.
+    devstack.reset(config)
     devstack.start(config)
     try:
         yield config

@@ -17,14 +17,19 @@ def parser_installed() -> Path:
     npm = shutil.which("npm")
     assert npm, "npm is needed to validate the AsyncAPI document"
     if not (CHECKER / "node_modules" / "@asyncapi" / "parser").exists():
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=CHECKER, check=True, timeout=300)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=CHECKER, check=True, timeout=300
+        )
     return CHECKER
 
 
 def test_the_asyncapi_document_validates(parser_installed: Path) -> None:
     result = subprocess.run(
         ["node", "validate.mjs", str(REPO / "docs" / "events" / "asyncapi.json")],
-        cwd=parser_installed, capture_output=True, text=True, timeout=120,
+        cwd=parser_installed,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VALID: AsyncAPI 3.0.0" in result.stdout
@@ -34,7 +39,11 @@ def test_a_broken_document_is_refused(parser_installed: Path, tmp_path: Path) ->
     broken = tmp_path / "broken.json"
     broken.write_text('{"asyncapi": "3.0.0", "info": {"title": "x"}, "channels": {"c": {"address": 5}}}')
     result = subprocess.run(
-        ["node", "validate.mjs", str(broken)], cwd=parser_installed, capture_output=True, text=True, timeout=120
+        ["node", "validate.mjs", str(broken)],
+        cwd=parser_installed,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     assert "INVALID" in result.stdout
