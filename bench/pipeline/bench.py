@@ -1,0 +1,377 @@
+"""Click pipeline benchmark: the metrics projector against a bare consume-and-commit loop.
+
+1. Produce N click events (default 1,000,000) to a fresh topic `bench.clicks.<run>` (12 partitions,
+   keyed by share id, like chorus.clicks).
+2. Baseline: a bare aiokafka loop in its own group that fetches, and commits each partition's
+   offset after each fetch (as the ConsumerRunner does), without decoding. Events/s.
+3. Projector: the real ConsumerRunner + Subscription.on_batch + MetricsService.project, into a
+   fresh database, in another group on the same topic. Events/s, and the ratio to the baseline.
+4. Freshness: clicks produced at 20% of the projector's rate for a while; a poller reads the
+   funnel through the real HTTP API (the service's router, in-process over ASGI) and records when
+   each click became visible. p50 / p99 of click-to-visible latency.
+
+Run: see bench/pipeline/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.metrics.api import router
+from services.metrics.service import MetricsService
+from services.metrics.settings import MetricsSettings
+from services.metrics.store import INDEXES
+from shared.app import Runtime, Wiring, create_service_app
+from shared.auth import issue_dev_token
+from shared.events import Topic
+from shared.messaging import Batch, ConsumerRunner, EventProducer, Subscription
+
+PARTITIONS = 12
+
+
+class ClickFactory:
+    """Pre-shaped click events: 1 organisation, a few thousand shares, realistic cardinalities."""
+
+    def __init__(self, org: str, shares: int = 5000, advocates: int = 50, contents: int = 20) -> None:
+        self.org = org
+        self.rng = random.Random(7)
+        self.shares = [
+            (
+                f"sh{i}",
+                f"adv{i % advocates}",
+                f"content{i % contents}",
+                ("linkedin", "x", "facebook")[i % 3],
+                f"team{i % advocates % 5}",
+                [f"tag{i % 10}"] + ([f"tag{(i + 3) % 10}"] if i % 2 else []),
+            )
+            for i in range(shares)
+        ]
+
+    def make(self, n: int, clicked_at: datetime) -> tuple[bytes, bytes]:
+        share_id, advocate, content, network, team, tags = self.shares[self.rng.randrange(len(self.shares))]
+        roll = self.rng.random()
+        data = {
+            "click_id": uuid.uuid4().hex,
+            "share_id": share_id,
+            "advocate_id": advocate,
+            "content_id": content,
+            "network": network,
+            "clicked_at": clicked_at.isoformat(),
+            "visitor_hash": f"v{n % 100000}",
+            "bot": roll < 0.05,
+            "self": 0.05 <= roll < 0.07,
+            "unique": roll > 0.3,
+            "team": team,
+            "tags": tags,
+        }
+        envelope = {
+            "specversion": "1.0",
+            "id": uuid.uuid4().hex,
+            "source": "/bench",
+            "type": "chorus.click.recorded",
+            "time": clicked_at.isoformat(),
+            "tenant": self.org,
+            "schemaversion": "1",
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+        return share_id.encode(), json.dumps(envelope).encode()
+
+
+async def create_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(name, PARTITIONS, replication_factor=1),
+                NewTopic(f"{name}.dlq", 1, replication_factor=1),
+            ]
+        )
+    finally:
+        await admin.close()
+
+
+async def delete_topic(bootstrap: str, name: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([name, f"{name}.dlq"])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, factory: ClickFactory, n: int) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=20, max_batch_size=262144)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        now = datetime.now(UTC)
+        pending = []
+        for i in range(n):
+            key, value = factory.make(i, now)
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 20000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return n / (time.perf_counter() - started)
+
+
+async def bare_loop(bootstrap: str, topic: str, n: int, max_batch: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        max_poll_records=max_batch,
+    )
+    await consumer.start()
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < n:
+            fetched = await consumer.getmany(timeout_ms=200, max_records=max_batch)
+            for tp, records in fetched.items():
+                if started is None:
+                    started = time.perf_counter()
+                seen += len(records)
+                await consumer.commit({tp: records[-1].offset + 1})
+    finally:
+        await consumer.stop()
+    return n / (time.perf_counter() - (started or time.perf_counter()))
+
+
+def bench_settings(args: argparse.Namespace, run: str) -> MetricsSettings:
+    return MetricsSettings(
+        kafka_bootstrap=args.bootstrap,
+        mongo_url=args.mongo,
+        mongo_db_prefix=f"bench{run}",
+        consumer_group_prefix=f"bench{run}",
+        telemetry_enabled=False,
+        otlp_endpoint=None,
+        create_topics=False,
+    )
+
+
+async def projector_run(
+    settings: MetricsSettings,
+    service: MetricsService,
+    topic: Topic,
+    n: int,
+    max_batch: int,
+    group: str = "projector",
+) -> tuple[ConsumerRunner, EventProducer]:
+    subscription = Subscription(group=group)
+
+    @subscription.on_batch(topic)
+    async def clicks(batch: Batch) -> None:
+        await service.project_live(batch.topic, batch.partition, batch.items)
+
+    dlq = EventProducer(settings)
+    await dlq.start()
+    runner = ConsumerRunner(settings, subscription, dlq, max_batch=max_batch)
+    await runner.start()
+    return runner, dlq
+
+
+async def measure_projector(
+    settings: MetricsSettings, service: MetricsService, topic: Topic, n: int, max_batch: int, max_s: float
+) -> tuple[float, int]:
+    """Events/s of the projector over all `n` events, or over its first `max_s` seconds."""
+    runner, dlq = await projector_run(settings, service, topic, n, max_batch)
+    started: float | None = None
+    last_report = time.perf_counter()
+    try:
+        while runner.processed < n:
+            await asyncio.sleep(0.05)
+            now = time.perf_counter()
+            if started is None and runner.processed > 0:
+                started = now
+            if started is not None and now - started >= max_s:
+                break
+            if now - last_report > 30:
+                last_report = now
+                print(f"  projector: {runner.processed}/{n}", flush=True)
+        processed = runner.processed
+        return processed / (time.perf_counter() - (started or time.perf_counter())), processed
+    finally:
+        await runner.stop()
+        await dlq.stop()
+
+
+async def measure_freshness(
+    args: argparse.Namespace,
+    settings: MetricsSettings,
+    service: MetricsService,
+    topic: Topic,
+    rate: float,
+    factory: ClickFactory,
+) -> dict[str, float]:
+    """Clicks at `rate`/s for `args.freshness_s`; the API polled every few ms for the count."""
+
+    async def wire(runtime: Runtime) -> Wiring:
+        return Wiring(service=service)  # the routes over the bench's service; no extra consumers
+
+    app = create_service_app(name="metrics", settings=settings, routers=[router], indexes=INDEXES, wire=wire)
+    token = issue_dev_token(settings, org=factory.org, sub="bench", roles=["admin"])
+    runner, dlq = await projector_run(settings, service, topic, 0, args.max_batch, group="freshness")
+    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks=1, linger_ms=0)
+    await producer.start()
+    day = datetime.now(UTC).date().isoformat()
+    sent: list[float] = []
+    seen: list[tuple[float, int]] = []
+    try:
+        async with app.router.lifespan_context(app):
+            logging.getLogger("httpx").setLevel(logging.WARNING)  # the lifespan set up INFO logging
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
+
+                async def visible() -> int:
+                    response = await client.get(
+                        "/v1/funnel",
+                        params={"from": day, "to": day},
+                        headers={"Authorization": f"Bearer {token}"},
+                    )
+                    totals = response.json()["totals"]
+                    return int(totals["clicks"] + totals["bot_clicks"] + totals["self_clicks"])
+
+                baseline = await visible()
+                stop, all_seen = asyncio.Event(), asyncio.Event()
+                total = int(rate * args.freshness_s)
+
+                async def poll() -> None:
+                    while not stop.is_set():
+                        count = await visible() - baseline
+                        seen.append((time.perf_counter(), count))
+                        if count >= total:
+                            all_seen.set()
+                        await asyncio.sleep(args.poll_s)
+
+                poller = asyncio.create_task(poll())
+                interval = 1.0 / rate
+                start = time.perf_counter()
+                for i in range(total):
+                    target = start + i * interval
+                    delay = target - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    key, value = factory.make(i, datetime.now(UTC))
+                    sent.append(time.perf_counter())
+                    await producer.send(topic.name, value, key=key)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_seen.wait(), 60)
+                stop.set()
+                await poller
+    finally:
+        await producer.stop()
+        await runner.stop()
+        await dlq.stop()
+    latencies = []
+    j = 0
+    for i, t_sent in enumerate(sent):
+        while j < len(seen) and seen[j][1] < i + 1:
+            j += 1
+        if j == len(seen):
+            break
+        latencies.append(seen[j][0] - t_sent)
+    latencies.sort()
+    if not latencies:
+        return {"sent": len(sent), "visible": 0}
+    return {
+        "rate": rate,
+        "sent": len(sent),
+        "visible": len(latencies),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:8]
+    topic = Topic(f"bench.clicks.{run}", PARTITIONS, "share id", "benchmark clicks")
+    fresh_topic = Topic(f"bench.fresh.{run}", PARTITIONS, "share id", "benchmark clicks at a steady rate")
+    settings = bench_settings(args, run)
+    factory = ClickFactory(f"bench-org-{run}")
+    await create_topic(args.bootstrap, topic.name)
+    from shared.mongo import create_client, ensure_indexes
+
+    mongo = create_client(settings)
+    db = mongo[settings.database_name("metrics")]
+    await ensure_indexes(db, INDEXES)
+    service = MetricsService(settings, db, EventProducer(settings))
+    results: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "max_batch": args.max_batch}
+    try:
+        print(f"producing {args.events} clicks to {topic.name}", flush=True)
+        results["produce_eps"] = await produce(args.bootstrap, topic.name, factory, args.events)
+        print(f"  {results['produce_eps']:.0f} events/s", flush=True)
+        results["bare_eps"] = await bare_loop(args.bootstrap, topic.name, args.events, args.max_batch)
+        print(f"bare consume-and-commit: {results['bare_eps']:.0f} events/s", flush=True)
+        results["projector_eps"], results["projector_events"] = await measure_projector(
+            settings, service, topic, args.events, args.max_batch, args.projector_s
+        )
+        print(f"projector: {results['projector_eps']:.0f} events/s", flush=True)
+        results["ratio"] = results["projector_eps"] / results["bare_eps"]
+        print(f"ratio: {results['ratio']:.3f}", flush=True)
+        rate = args.load_fraction * results["projector_eps"]
+        print(f"freshness at {rate:.0f} events/s for {args.freshness_s}s", flush=True)
+        # A topic of its own, so the freshness consumer starts with no backlog.
+        await create_topic(args.bootstrap, fresh_topic.name)
+        results["freshness"] = await measure_freshness(args, settings, service, fresh_topic, rate, factory)
+        print(f"freshness: {results['freshness']}", flush=True)
+    finally:
+        if not args.keep:
+            await mongo.drop_database(db.name)
+            await delete_topic(args.bootstrap, topic.name)
+            with contextlib.suppress(Exception):
+                await delete_topic(args.bootstrap, fresh_topic.name)
+        await mongo.close()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--mongo", default="mongodb://127.0.0.1:27017/")
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--max-batch", type=int, default=20_000, dest="max_batch")
+    parser.add_argument("--load-fraction", type=float, default=0.2, dest="load_fraction")
+    parser.add_argument("--freshness-s", type=float, default=20.0, dest="freshness_s")
+    parser.add_argument("--poll-s", type=float, default=0.01, dest="poll_s")
+    parser.add_argument(
+        "--projector-s",
+        type=float,
+        default=float("inf"),
+        dest="projector_s",
+        help="measure the projector over at most this many seconds of the topic",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the topic and database afterwards")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    results = asyncio.run(main_async(args))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""What the metrics service consumes: batch projectors for the busy topics, one handler per event
+type for the rest. Each handler is a few lines calling service.py."""
+
+from __future__ import annotations
+
+from services.metrics.service import MetricsService
+from shared.events import Event
+from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
+from shared.events.content import SettingsUpdated
+from shared.events.training import CourseCompleted
+from shared.messaging import Batch, Subscription
+
+GROUP = "metrics"
+
+
+def build_subscription(service: MetricsService) -> Subscription:
+    subscription = Subscription(group=GROUP)
+    shares_topic, clicks_topic, conversions_topic = service.settings.projected_topics()
+
+    # Clicks carry the traffic: each batch is folded in memory into one update per document.
+    @subscription.on_batch(clicks_topic)
+    async def clicks(batch: Batch) -> None:
+        await service.project_live(batch.topic, batch.partition, batch.items)
+
+    @subscription.on_batch(shares_topic)
+    async def shares(batch: Batch) -> None:
+        await service.project_live(batch.topic, batch.partition, batch.items)
+
+    @subscription.on_batch(conversions_topic)
+    async def conversions(batch: Batch) -> None:
+        await service.project_live(batch.topic, batch.partition, batch.items)
+
+    @subscription.on(AdvocateEnrolled)
+    async def enrolled(event: Event[AdvocateEnrolled]) -> None:
+        await service.advocate_profile(event.tenant, event.data)
+
+    @subscription.on(AdvocateUpdated)
+    async def updated(event: Event[AdvocateUpdated]) -> None:
+        await service.advocate_profile(event.tenant, event.data)
+
+    @subscription.on(AdvocateErased)
+    async def erased(event: Event[AdvocateErased]) -> None:
+        await service.advocate_erased(event.tenant, event.data)
+
+    @subscription.on(CourseCompleted)
+    async def course_completed(event: Event[CourseCompleted]) -> None:
+        await service.course_completed(event.tenant, event.data)
+
+    @subscription.on(SettingsUpdated)
+    async def settings_updated(event: Event[SettingsUpdated]) -> None:
+        await service.settings_updated(event.tenant, event.data)
+
+    return subscription

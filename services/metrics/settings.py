@@ -1,0 +1,35 @@
+"""Settings of the metrics service (CHORUS_* environment variables, see shared/settings.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shared.events.topics import CLICKS, CONVERSIONS, SHARES, Topic
+from shared.settings import ChorusSettings
+
+
+class MetricsSettings(ChorusSettings):
+    # Used until the organisation's SettingsUpdated event says otherwise.
+    default_attribution_window_days: int = 30
+    # Days without a share after which an enrolled advocate no longer counts as active.
+    active_window_days: int = 30
+    goal_snapshot_every_s: float = 3600.0
+    # Conversions whose event could not be published at once are retried by a relay.
+    conversion_relay_every_s: float = 15.0
+    conversion_relay_after_s: float = 10.0
+    # The topics the projections are built from. Only tests change them, to replay and rebuild
+    # from topics of their own on a shared broker.
+    shares_topic: str = SHARES.name
+    clicks_topic: str = CLICKS.name
+    conversions_topic: str = CONVERSIONS.name
+
+    def projected_topics(self) -> tuple[Topic, ...]:
+        """Shares, clicks and conversions: the topics `project` folds, live and in a rebuild."""
+        return tuple(
+            replace(topic, name=name)
+            for topic, name in (
+                (SHARES, self.shares_topic),
+                (CLICKS, self.clicks_topic),
+                (CONVERSIONS, self.conversions_topic),
+            )
+        )

@@ -1,0 +1,427 @@
+"""The only module of the metrics service that touches MongoDB.
+
+Projection counters live in a generation of the `stats_<n>` collection named by the
+`projection_meta` document, so a rebuild can fill a fresh generation and swap it in with one
+write. Every counter update is one atomic single-document update guarded by the per-partition
+offset watermark kept in that document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.metrics.domain import Pending, fold
+from shared.errors import InvalidInput
+from shared.events.clicks import ClickRecorded
+from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, watermark_filter, watermark_update
+
+META = "projection_meta"
+STATS_PREFIX = "stats_g"
+FIRST_GENERATION = f"{STATS_PREFIX}0"
+CLICK_INDEX = "click_index"
+ADVOCATES = "advocates"
+ERASED = "erased_advocates"
+ORG_SETTINGS = "org_settings"
+API_KEYS = "api_keys"
+CONVERSIONS = "conversions"
+CUSTOMERS = "customers"
+GOALS = "goals"
+GOAL_SNAPSHOTS = "goal_snapshots"
+SURVEYS = "surveys"
+SURVEY_RESPONSES = "survey_responses"
+UPDATE_ATTEMPTS = 8
+# How long a projector may keep using the active generation it read (a rebuild waits twice that).
+STATS_CACHE_S = 1.0
+
+
+def stats_indexes(collection: str) -> list[IndexSpec]:
+    return [IndexSpec(collection, [("org", ASCENDING), ("dim", ASCENDING), ("day", ASCENDING)])]
+
+
+INDEXES: list[IndexSpec] = [
+    *stats_indexes(FIRST_GENERATION),
+    IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("visitor_hash", ASCENDING), ("clicked_at", ASCENDING)]),
+    IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
+    IndexSpec(ADVOCATES, [("org", ASCENDING), ("enrolled", ASCENDING)]),
+    IndexSpec(API_KEYS, [("org", ASCENDING)]),
+    IndexSpec(CONVERSIONS, [("state", ASCENDING), ("created_at", ASCENDING)]),
+    IndexSpec(GOALS, [("org", ASCENDING)]),
+    IndexSpec(GOAL_SNAPSHOTS, [("org", ASCENDING), ("goal_id", ASCENDING), ("date", ASCENDING)]),
+    IndexSpec(SURVEYS, [("org", ASCENDING)]),
+    IndexSpec(SURVEY_RESPONSES, [("org", ASCENDING), ("survey_id", ASCENDING)]),
+]
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode()
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput.field("cursor", "is not a cursor this API returned") from None
+
+
+def _watermark_name(topic: str, partition: int) -> str:
+    return next(iter(watermark_update(topic, partition, 0)))
+
+
+def _read_path(doc: Document, dotted: str) -> Any:
+    value: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class MetricsStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self._active: tuple[float, str] | None = None
+
+    # --- projection generations ------------------------------------------------------------
+
+    async def active_stats(self, *, fresh: bool = False) -> str:
+        now = time.monotonic()
+        if not fresh and self._active is not None and now - self._active[0] < STATS_CACHE_S:
+            return self._active[1]
+        doc = await self.db[META].find_one({"_id": "stats"})
+        active = str(doc["active"]) if doc else FIRST_GENERATION
+        self._active = (now, active)
+        return active
+
+    async def next_generation(self) -> str:
+        """A fresh, empty stats collection name (one higher than any generation so far)."""
+        names = await self.db.list_collection_names()
+        numbers = [
+            int(n[len(STATS_PREFIX) :])
+            for n in names
+            if n.startswith(STATS_PREFIX) and n[len(STATS_PREFIX) :].isdigit()
+        ]
+        name = f"{STATS_PREFIX}{max([0, *numbers]) + 1}"
+        await self.db[name].drop()
+        return name
+
+    async def swap_stats(self, new: str) -> str:
+        """Point readers and projectors at `new`; return the generation it replaced."""
+        old = await self.db[META].find_one_and_update(
+            {"_id": "stats"}, {"$set": {"active": new}}, upsert=True, return_document=ReturnDocument.BEFORE
+        )
+        return str(old["active"]) if old else FIRST_GENERATION
+
+    async def drop_collection(self, name: str) -> None:
+        await self.db[name].drop()
+
+    # --- applying deltas exactly once ----------------------------------------------------------
+
+    async def apply(
+        self,
+        collection: str,
+        topic: str,
+        partition: int,
+        pending: Sequence[Pending],
+        *,
+        by_event_id: bool = False,
+    ) -> int:
+        """Apply a batch's deltas from one partition: one atomic update per document.
+
+        Each document keeps the highest offset of this partition it has applied; only deltas
+        above it are summed, and the update matches only while the watermark is still below
+        them. A concurrent writer (a redelivery after a rebalance, a rebuild catching up) makes
+        the upsert collide on _id: we re-read the watermark and retry, which applies what is
+        left exactly once. With `by_event_id` the document also remembers recent event ids, for
+        events that may have been published twice.
+        """
+        by_doc: dict[str, list[Pending]] = {}
+        for item in pending:
+            by_doc.setdefault(item.delta.doc_id, []).append(item)
+        if not by_doc:
+            return 0
+        coll = self.db[collection]
+        wm_name = _watermark_name(topic, partition)
+        projection = {"watermarks": 1, "applied_events": 1}
+        existing = {d["_id"]: d async for d in coll.find({"_id": {"$in": list(by_doc)}}, projection)}
+
+        async def update_one(doc_id: str, items: list[Pending]) -> int:
+            doc = existing.get(doc_id)
+            for _ in range(UPDATE_ATTEMPTS):
+                watermark = _read_path(doc, wm_name) if doc else None
+                applied = frozenset(doc.get("applied_events") or ()) if doc and by_event_id else frozenset()
+                update = fold(items, -1 if watermark is None else int(watermark), applied)
+                if update is None:
+                    return 0
+                ops: Document = {
+                    "$inc": update.counters,
+                    "$max": watermark_update(topic, partition, update.last_offset),
+                    "$setOnInsert": update.meta,
+                }
+                if by_event_id:
+                    ops["$push"] = {"applied_events": {"$each": update.event_ids, "$slice": -APPLIED_WINDOW}}
+                try:
+                    await coll.update_one(
+                        {"_id": doc_id, **watermark_filter(topic, partition, update.first_offset)},
+                        ops,
+                        upsert=True,
+                    )
+                    return 1
+                except DuplicateKeyError:
+                    # The document moved on under us (or already has these offsets): look again.
+                    doc = await coll.find_one({"_id": doc_id}, projection)
+            raise RuntimeError(f"could not apply deltas to {doc_id} after {UPDATE_ATTEMPTS} attempts")
+
+        results = await asyncio.gather(*(update_one(i, items) for i, items in by_doc.items()))
+        return sum(results)
+
+    async def stats_docs(
+        self,
+        collection: str,
+        org: str,
+        dim: str,
+        from_day: str,
+        to_day: str,
+        keys: Sequence[str] | None = None,
+    ) -> list[Document]:
+        query: Document = {"org": org, "dim": dim, "day": {"$gte": from_day, "$lte": to_day}}
+        if keys is not None:
+            query["key"] = {"$in": list(keys)}
+        return [d async for d in self.db[collection].find(query, {"watermarks": 0, "applied_events": 0})]
+
+    async def all_stats(self, collection: str) -> list[Document]:
+        return [d async for d in self.db[collection].find({}, {"watermarks": 0, "applied_events": 0})]
+
+    async def delete_advocate_stats(self, collection: str, org: str, advocate_id: str) -> None:
+        await self.db[collection].delete_many({"org": org, "dim": "advocate", "key": advocate_id})
+
+    # --- erasure ---------------------------------------------------------------------------
+
+    async def erased_among(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+        if not pairs:
+            return set()
+        ids = [f"{org}|{advocate}" for org, advocate in pairs]
+        found = self.db[ERASED].find({"_id": {"$in": ids}}, {"org": 1, "advocate_id": 1})
+        return {(d["org"], d["advocate_id"]) async for d in found}
+
+    async def mark_erased(self, org: str, advocate_id: str) -> None:
+        # Only the fact of the erasure is kept, so replays do not bring the advocate back.
+        await self.db[ERASED].update_one(
+            {"_id": f"{org}|{advocate_id}"}, {"$set": {"org": org, "advocate_id": advocate_id}}, upsert=True
+        )
+
+    async def erase_advocate(self, org: str, advocate_id: str, stats_collection: str) -> None:
+        await self.delete_advocate_stats(stats_collection, org, advocate_id)
+        await self.db[CLICK_INDEX].update_many(
+            {"org": org, "advocate_id": advocate_id},
+            {"$set": {"advocate_id": "erased", "share_id": "erased"}},
+        )
+
+    async def delete_advocate(self, org: str, advocate_id: str) -> None:
+        await self.db[ADVOCATES].delete_one({"_id": f"{org}|{advocate_id}"})
+
+    # --- click index -----------------------------------------------------------------------
+
+    async def index_clicks(self, docs: list[Document]) -> None:
+        if not docs:
+            return
+        try:
+            await self.db[CLICK_INDEX].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise  # only "already indexed" is expected on redelivery
+
+    async def find_click(self, org: str, click_id: str) -> Document | None:
+        return await self.db[CLICK_INDEX].find_one({"_id": click_id, "org": org})
+
+    async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Document]:
+        query = {"org": org, "visitor_hash": visitor_hash, "clicked_at": {"$gte": since}, "bot": False}
+        return [d async for d in self.db[CLICK_INDEX].find(query).limit(200)]
+
+    # --- advocates (enrolment, activity, training) --------------------------------------------
+
+    async def upsert_advocate(self, org: str, advocate_id: str, team: str | None) -> None:
+        await self.db[ADVOCATES].update_one(
+            {"_id": f"{org}|{advocate_id}"},
+            {"$set": {"org": org, "advocate_id": advocate_id, "team": team, "enrolled": True}},
+            upsert=True,
+        )
+
+    async def advocate_shared(self, org: str, advocate_id: str, shared_at: datetime) -> None:
+        await self.db[ADVOCATES].update_one(
+            {"_id": f"{org}|{advocate_id}"},
+            {
+                "$max": {"last_shared_at": shared_at},
+                "$setOnInsert": {"org": org, "advocate_id": advocate_id, "enrolled": False},
+            },
+            upsert=True,
+        )
+
+    async def course_completed(self, org: str, advocate_id: str, course_id: str) -> None:
+        await self.db[ADVOCATES].update_one(
+            {"_id": f"{org}|{advocate_id}"},
+            {
+                "$addToSet": {"courses": course_id},
+                "$set": {"trained": True},
+                "$setOnInsert": {"org": org, "advocate_id": advocate_id, "enrolled": False},
+            },
+            upsert=True,
+        )
+
+    async def advocates(self, org: str) -> list[Document]:
+        query = {"org": org, "enrolled": True}
+        return [
+            d async for d in self.db[ADVOCATES].find(query, {"team": 1, "last_shared_at": 1, "trained": 1})
+        ]
+
+    # --- organisation settings ---------------------------------------------------------------
+
+    async def org_settings(self, org: str) -> Document:
+        return await self.db[ORG_SETTINGS].find_one({"_id": org}) or {"_id": org}
+
+    async def set_org_settings(self, org: str, values: Document) -> Document:
+        doc = await self.db[ORG_SETTINGS].find_one_and_update(
+            {"_id": org}, {"$set": values}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        return doc or {"_id": org, **values}
+
+    # --- API keys ----------------------------------------------------------------------------
+
+    async def insert_api_key(self, doc: Document) -> None:
+        await self.db[API_KEYS].insert_one(doc)
+
+    async def api_key(self, key_id: str) -> Document | None:
+        return await self.db[API_KEYS].find_one({"_id": key_id})
+
+    async def list_by_org(
+        self, collection: str, org: str, cursor: str | None, limit: int, extra: Document | None = None
+    ) -> tuple[list[Document], str | None]:
+        query: Document = {"org": org, **(extra or {})}
+        after = decode_cursor(cursor)
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        docs = [d async for d in self.db[collection].find(query).sort("_id", ASCENDING).limit(limit + 1)]
+        next_cursor = encode_cursor(docs[limit - 1]["_id"]) if len(docs) > limit else None
+        return docs[:limit], next_cursor
+
+    async def revoke_api_key(self, org: str, key_id: str, now: datetime) -> Document | None:
+        return await self.db[API_KEYS].find_one_and_update(
+            {"_id": key_id, "org": org},
+            {"$set": {"revoked_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    # --- conversions (claim, outbox, customers) ---------------------------------------------------
+
+    async def claim_conversion(self, doc: Document) -> Document | None:
+        """Insert the conversion of a (customer, type); None when it is new, else the existing one."""
+        try:
+            await self.db[CONVERSIONS].insert_one(doc)
+            return None
+        except DuplicateKeyError:
+            return await self.db[CONVERSIONS].find_one({"_id": doc["_id"]})
+
+    async def mark_published(self, doc_id: str) -> None:
+        await self.db[CONVERSIONS].update_one({"_id": doc_id}, {"$set": {"state": "published"}})
+
+    async def unpublished_conversions(self, older_than: datetime) -> list[Document]:
+        query = {"state": "pending", "created_at": {"$lt": older_than}}
+        return [d async for d in self.db[CONVERSIONS].find(query).limit(100)]
+
+    async def customer_touches(self, org: str, customer_id: str) -> list[Document]:
+        doc = await self.db[CUSTOMERS].find_one({"_id": f"{org}|{customer_id}"})
+        return list(doc.get("touches", [])) if doc else []
+
+    async def add_customer_touches(self, org: str, customer_id: str, touches: list[Document]) -> None:
+        await self.db[CUSTOMERS].update_one(
+            {"_id": f"{org}|{customer_id}"},
+            {"$push": {"touches": {"$each": touches}}, "$setOnInsert": {"org": org}},
+            upsert=True,
+        )
+
+    async def erase_customer_touches(self, org: str, advocate_id: str) -> None:
+        # Rewritten in full: FerretDB 1.24 accepts `$pull` with a condition but removes nothing.
+        query = {"org": org, "touches.advocate_id": advocate_id}
+        async for doc in self.db[CUSTOMERS].find(query):
+            kept = [t for t in doc.get("touches", []) if t.get("advocate_id") != advocate_id]
+            await self.db[CUSTOMERS].update_one({"_id": doc["_id"]}, {"$set": {"touches": kept}})
+
+    # --- goals -------------------------------------------------------------------------------
+
+    async def insert(self, collection: str, doc: Document) -> None:
+        await self.db[collection].insert_one(doc)
+
+    async def get(self, collection: str, org: str, doc_id: str) -> Document | None:
+        return await self.db[collection].find_one({"_id": doc_id, "org": org})
+
+    async def delete(self, collection: str, org: str, doc_id: str) -> bool:
+        result = await self.db[collection].delete_one({"_id": doc_id, "org": org})
+        return result.deleted_count == 1
+
+    async def all_goals(self) -> list[Document]:
+        return [d async for d in self.db[GOALS].find({})]
+
+    async def save_snapshot(self, org: str, goal_id: str, day: str, value: float, enrolled: int) -> None:
+        await self.db[GOAL_SNAPSHOTS].update_one(
+            {"_id": f"{goal_id}|{day}"},
+            {"$set": {"org": org, "goal_id": goal_id, "date": day, "value": value, "enrolled": enrolled}},
+            upsert=True,
+        )
+
+    async def snapshots(self, org: str, goal_id: str) -> list[Document]:
+        query = {"org": org, "goal_id": goal_id}
+        return [d async for d in self.db[GOAL_SNAPSHOTS].find(query).sort("date", ASCENDING).limit(400)]
+
+    # --- surveys -----------------------------------------------------------------------------
+
+    async def add_response(self, doc: Document) -> bool:
+        try:
+            await self.db[SURVEY_RESPONSES].insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def responses(self, org: str, survey_id: str) -> list[Document]:
+        query = {"org": org, "survey_id": survey_id}
+        return [d async for d in self.db[SURVEY_RESPONSES].find(query).sort("_id", ASCENDING)]
+
+    async def anonymise_responses(self, org: str, respondent_hash: str) -> None:
+        await self.db[SURVEY_RESPONSES].update_many(
+            {"org": org, "respondent": respondent_hash}, {"$set": {"respondent": None}}
+        )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def window_start(now: datetime, days: int) -> datetime:
+    return now - timedelta(days=days)
+
+
+def click_index_doc(org: str, data: ClickRecorded) -> Document:
+    """The click index row kept for attribution (no IP, no user agent: only the visitor hash)."""
+    return {
+        "_id": data.click_id,
+        "org": org,
+        "share_id": data.share_id,
+        "advocate_id": data.advocate_id,
+        "content_id": data.content_id,
+        "network": data.network,
+        "team": data.team,
+        "tags": list(data.tags),
+        "clicked_at": data.clicked_at,
+        "visitor_hash": data.visitor_hash,
+        "bot": data.bot,
+        "self": data.self_click,
+    }

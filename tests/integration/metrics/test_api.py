@@ -1,0 +1,510 @@
+"""The metrics HTTP API on the real broker and FerretDB: conversions and API keys, goals, surveys,
+program figures and erasure."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from services.metrics.main import create_app
+from services.metrics.service import MetricsService
+from services.metrics.settings import MetricsSettings
+from shared.events import Event, EventData
+from shared.events.advocates import AdvocateEnrolled, AdvocateErased
+from shared.events.clicks import ClickRecorded
+from shared.events.conversions import LeadCaptured
+from shared.events.shares import ShareMade
+from shared.events.topics import CONVERSIONS
+from shared.events.training import CourseCompleted
+from shared.messaging import EventProducer
+from shared.settings import ChorusSettings
+from tests.helpers import bearer, eventually, new_org, running_app
+from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader, skip_to_end
+
+pytestmark = pytest.mark.integration
+
+WAIT_S = 90  # the shared stack is busy; the first start also catches up on the topics
+
+
+@pytest.fixture(scope="module")
+async def metrics_settings(settings: ChorusSettings) -> MetricsSettings:
+    metrics = MetricsSettings(**settings.model_dump())
+    await skip_to_end(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    return metrics
+
+
+@pytest.fixture(scope="module")
+async def producer(settings: ChorusSettings) -> AsyncIterator[EventProducer]:
+    p = EventProducer(settings, client_id="metrics-api-tests")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest.fixture(scope="module")
+async def client(metrics_settings: MetricsSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with running_app(create_app(settings=metrics_settings)) as c:
+        yield c
+
+
+def admin(settings: ChorusSettings, org: str) -> dict[str, str]:
+    return bearer(settings, org=org, sub="admin-1", roles=["admin"])
+
+
+def share(org: str, name: str, advocate: str, when: datetime, audience: int = 100) -> Event[EventData]:
+    return Event.create(
+        ShareMade(
+            share_id=f"{org}-{name}",
+            advocate_id=advocate,
+            content_id=f"{org}-k",
+            network="x",
+            code=name,
+            short_url="http://c/x",
+            target_url="http://example.com",
+            audience_size=audience,
+            team="t",
+            shared_at=when,
+        ),
+        tenant=org,
+        source="/test",
+    )
+
+
+def click(
+    org: str, name: str, share_name: str, advocate: str, when: datetime, visitor: str
+) -> Event[EventData]:
+    return Event.create(
+        ClickRecorded.model_validate(
+            {
+                "click_id": f"{org}-{name}",
+                "share_id": f"{org}-{share_name}",
+                "advocate_id": advocate,
+                "content_id": f"{org}-k",
+                "network": "x",
+                "clicked_at": when,
+                "visitor_hash": visitor,
+                "team": "t",
+            }
+        ),
+        tenant=org,
+        source="/test",
+    )
+
+
+async def totals(
+    client: httpx.AsyncClient, settings: ChorusSettings, org: str, days: int = 60
+) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    response = await client.get(
+        "/v1/funnel",
+        params={"from": (today - timedelta(days=days)).isoformat(), "to": today.isoformat()},
+        headers=admin(settings, org),
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()["totals"]
+    return result
+
+
+async def wait_for_clicks(client: httpx.AsyncClient, settings: ChorusSettings, org: str, count: int) -> None:
+    async def visible() -> bool:
+        t = await totals(client, settings, org)
+        return bool(t["clicks"] + t["bot_clicks"] + t["self_clicks"] >= count)
+
+    await eventually(visible, timeout_s=WAIT_S)
+
+
+async def test_conversions_are_attributed_deduplicated_and_authenticated(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org, other_org = metrics_settings, new_org(), new_org()
+    now = datetime.now(UTC)
+    alice, bob = f"{org}-alice", f"{org}-bob"
+    await producer.publish_many(
+        [
+            share(org, "s1", alice, now - timedelta(hours=5)),
+            share(org, "s2", bob, now - timedelta(hours=4)),
+            click(org, "c1", "s1", alice, now - timedelta(hours=3), "visitor-1"),
+            click(org, "c2", "s2", bob, now - timedelta(hours=2), "visitor-1"),
+            click(org, "old", "s1", alice, now - timedelta(days=40), "visitor-2"),
+            click(other_org, "theirs", "s9", "someone", now - timedelta(hours=1), "visitor-3"),
+        ]
+    )
+    await wait_for_clicks(client, settings, org, 3)
+    await wait_for_clicks(client, settings, other_org, 1)
+    created = await client.post("/v1/api-keys", json={"name": "crm"}, headers=admin(settings, org))
+    assert created.status_code == 201, created.text
+    key, key_id = created.json()["api_key"], created.json()["key_id"]
+    with_key = {"X-API-Key": key}
+
+    async with TopicReader(settings.kafka_bootstrap, CONVERSIONS.name) as reader:
+        lead = {"type": "lead", "click_id": f"{org}-c2", "customer_id": "cust-1"}
+        first = await client.post("/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k1"})
+        assert first.status_code == 200, first.text
+        body = first.json()
+        assert (body["attributed"], body["advocate_id"], body["share_id"]) == (True, bob, f"{org}-s2")
+        assert body["credits"] == [
+            {"advocate_id": alice, "share_id": f"{org}-s1", "last_touch": 0.0, "linear": 0.5},
+            {"advocate_id": bob, "share_id": f"{org}-s2", "last_touch": 1.0, "linear": 0.5},
+        ]
+        # The same request again: the same answer, nothing new.
+        again = await client.post("/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k1"})
+        assert again.json() == body
+        # The same customer and type under another key counts once.
+        duplicate = await client.post(
+            "/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k2"}
+        )
+        assert duplicate.json()["duplicate"] is True
+        assert duplicate.json()["conversion_id"] == body["conversion_id"]
+
+        events = await reader.collect(lambda e: e.tenant == org, count=1)
+        event = events[0][0]
+        assert isinstance(event.data, LeadCaptured)
+        assert event.data.conversion_id == body["conversion_id"] and event.data.advocate_id == bob
+        assert event.data.key == f"{org}-s2" and len(event.data.credits) == 2
+
+    unknown = await client.post(
+        "/v1/conversions",
+        headers=with_key,
+        json={
+            "type": "sale",
+            "click_id": "nope",
+            "customer_id": "cust-2",
+            "amount": "19.99",
+            "currency": "EUR",
+        },
+    )
+    assert unknown.status_code == 200, unknown.text
+    assert (unknown.json()["attributed"], unknown.json()["reason"]) == (False, "unknown click id")
+    theirs = await client.post(
+        "/v1/conversions",
+        headers=with_key,
+        json={"type": "lead", "click_id": f"{other_org}-theirs", "customer_id": "cust-3"},
+    )
+    assert (theirs.json()["attributed"], theirs.json()["reason"]) == (False, "unknown click id")
+    expired = await client.post(
+        "/v1/conversions",
+        headers=with_key,
+        json={"type": "lead", "click_id": f"{org}-old", "customer_id": "cust-4"},
+    )
+    assert expired.json()["attributed"] is False and "window" in expired.json()["reason"]
+
+    async def counted() -> bool:
+        t = await totals(client, settings, org)
+        return bool(t["leads"] == 3 and t["sales"] == 1 and t["revenue"] == {"EUR": "19.99"})
+
+    await eventually(counted, timeout_s=WAIT_S)
+
+    for bad in (
+        {"type": "sale", "customer_id": "c", "amount": "0", "currency": "EUR"},
+        {"type": "sale", "customer_id": "c", "amount": "-3", "currency": "EUR"},
+        {"type": "sale", "customer_id": "c", "amount": "ten", "currency": "EUR"},
+        {"type": "sale", "customer_id": "c", "amount": "10", "currency": "eur"},
+        {"type": "sale", "customer_id": "c", "amount": "10", "currency": "EURO"},
+        {"type": "sale", "customer_id": "c", "currency": "EUR"},
+        {"type": "lead", "customer_id": "c", "amount": "10", "currency": "EUR"},
+        {"type": "refund", "customer_id": "c"},
+        {"type": "lead", "customer_id": "c", "extra": 1},
+    ):
+        response = await client.post("/v1/conversions", json=bad, headers=with_key)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")
+
+    lead_body = {"type": "lead", "customer_id": "c-auth"}
+    assert (await client.post("/v1/conversions", json=lead_body)).status_code == 401
+    wrong = {"X-API-Key": f"chorus_{key_id}_not-the-secret"}
+    assert (await client.post("/v1/conversions", json=lead_body, headers=wrong)).status_code == 401
+    assert (
+        await client.post("/v1/conversions", json=lead_body, headers={"X-API-Key": "nope"})
+    ).status_code == 401
+    advocate = bearer(settings, org=org, sub=alice, roles=["advocate"])
+    assert (await client.post("/v1/conversions", json=lead_body, headers=advocate)).status_code == 403
+    # Another organisation cannot revoke the key; its owner can, and then the key stops working.
+    assert (
+        await client.delete(f"/v1/api-keys/{key_id}", headers=admin(settings, other_org))
+    ).status_code == 404
+    revoked = await client.delete(f"/v1/api-keys/{key_id}", headers=admin(settings, org))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert (await client.post("/v1/conversions", json=lead_body, headers=with_key)).status_code == 401
+    # An admin token works without a key.
+    by_admin = await client.post("/v1/conversions", json=lead_body, headers=admin(settings, org))
+    assert by_admin.status_code == 200 and by_admin.json()["attributed"] is False
+
+    listed = await client.get("/v1/api-keys", headers=admin(settings, org))
+    assert [k["key_id"] for k in listed.json()["items"]] == [key_id]
+    assert "api_key" not in listed.json()["items"][0]
+    assert (await client.get("/v1/api-keys", headers=admin(settings, other_org))).json()["items"] == []
+
+
+async def test_goal_progress_and_forecast_follow_known_data(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org = metrics_settings, new_org()
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=9)
+    # 10 shares over the first 10 days of a 30-day goal, one of them before it starts.
+    events = [
+        share(
+            org,
+            f"s{i}",
+            f"{org}-a",
+            datetime.combine(start + timedelta(days=i), datetime.min.time(), tzinfo=UTC)
+            + timedelta(hours=12),
+        )
+        for i in range(10)
+    ]
+    events.append(share(org, "early", f"{org}-a", datetime.now(UTC) - timedelta(days=20)))
+    await producer.publish_many(events)
+
+    async def shares_visible() -> bool:
+        return bool((await totals(client, settings, org))["shares"] == 11)
+
+    await eventually(shares_visible, timeout_s=WAIT_S)
+    end = start + timedelta(days=29)
+
+    async def goal(target: float, **extra: Any) -> dict[str, Any]:
+        body = {
+            "name": "shares",
+            "metric": "shares",
+            "target": target,
+            "starts_on": start.isoformat(),
+            "ends_on": end.isoformat(),
+            **extra,
+        }
+        response = await client.post("/v1/goals", json=body, headers=admin(settings, org))
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    on_track = await goal(30)
+    assert (on_track["value"], on_track["forecast"], on_track["progress"]) == (10, 30, round(10 / 30, 6))
+    assert on_track["status"] == "on_track"
+    assert (await goal(36))["status"] == "at_risk"  # 30 >= 0.8 x 36
+    assert (await goal(40))["status"] == "behind"
+    assert (await goal(8))["status"] == "achieved"
+    reach = await goal(3000, metric="reach")
+    assert (reach["value"], reach["forecast"]) == (1000, 3000)
+    filtered = await goal(5, filter_dim="advocate", filter_key="someone-else")
+    assert filtered["value"] == 0 and filtered["status"] == "behind"
+    horizon = await client.post(
+        "/v1/goals",
+        json={"name": "h", "metric": "clicks", "target": 10, "horizon_months": 3},
+        headers=admin(settings, org),
+    )
+    assert horizon.json()["starts_on"] == today.isoformat()
+
+    service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+    assert await service.snapshot_goals() >= 1
+    fetched = await client.get(f"/v1/goals/{on_track['goal_id']}", headers=admin(settings, org))
+    assert fetched.json()["history"] == [{"date": today.isoformat(), "value": 10.0, "enrolled": 0}]
+
+    bad = await client.post(
+        "/v1/goals",
+        headers=admin(settings, org),
+        json={
+            "name": "x",
+            "metric": "shares",
+            "target": 1,
+            "starts_on": today.isoformat(),
+            "ends_on": (today - timedelta(days=1)).isoformat(),
+        },
+    )
+    assert bad.status_code == 422
+    page = await client.get("/v1/goals", params={"limit": 2}, headers=admin(settings, org))
+    assert len(page.json()["items"]) == 2 and page.json()["next_cursor"]
+    assert (
+        await client.get(f"/v1/goals/{on_track['goal_id']}", headers=admin(settings, new_org()))
+    ).status_code == 404
+
+
+async def test_surveys_give_nps_averages_and_comments(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    settings, org = metrics_settings, new_org()
+    created = await client.post(
+        "/v1/surveys",
+        headers=admin(settings, org),
+        json={
+            "kind": "enps",
+            "title": "Q4 pulse",
+            "questions": [
+                {"id": "recommend", "text": "Would you recommend working here?", "type": "nps"},
+                {"id": "why", "text": "Why?", "type": "text"},
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    survey_id = created.json()["survey_id"]
+    for sub, score in (("e1", 10), ("e2", 9), ("e3", 3)):
+        employee = bearer(settings, org=org, sub=sub, roles=["advocate"])
+        response = await client.post(
+            f"/v1/surveys/{survey_id}/responses",
+            headers=employee,
+            json={"answers": {"recommend": score, "why": f"because {sub}"}},
+        )
+        assert response.status_code == 201, response.text
+    again = await client.post(
+        f"/v1/surveys/{survey_id}/responses",
+        headers=bearer(settings, org=org, sub="e1", roles=["advocate"]),
+        json={"answers": {"recommend": 0}},
+    )
+    assert again.status_code == 409
+    out_of_range = await client.post(
+        f"/v1/surveys/{survey_id}/responses",
+        headers=bearer(settings, org=org, sub="e4", roles=["advocate"]),
+        json={"answers": {"recommend": 11}},
+    )
+    assert out_of_range.status_code == 422
+    results = (await client.get(f"/v1/surveys/{survey_id}/results", headers=admin(settings, org))).json()
+    by_id = {q["id"]: q for q in results["questions"]}
+    assert results["responses"] == 3 and by_id["recommend"]["nps"] == 33.33
+    assert sorted(by_id["why"]["comments"]) == ["because e1", "because e2", "because e3"]
+
+    customer = await client.post(
+        "/v1/surveys",
+        headers=admin(settings, org),
+        json={
+            "kind": "customer",
+            "title": "After the demo",
+            "questions": [{"id": "rating", "text": "How was it?", "type": "rating"}],
+        },
+    )
+    customer_id = customer.json()["survey_id"]
+    key = (await client.post("/v1/api-keys", json={"name": "site"}, headers=admin(settings, org))).json()[
+        "api_key"
+    ]
+    for n, rating in enumerate((4, 5, 3)):
+        response = await client.post(
+            f"/v1/surveys/{customer_id}/responses",
+            headers={"X-API-Key": key},
+            json={"answers": {"rating": rating}, "customer_id": f"c{n}"},
+        )
+        assert response.status_code == 201, response.text
+    employee_answer = await client.post(
+        f"/v1/surveys/{customer_id}/responses",
+        headers=bearer(settings, org=org, sub="e1", roles=["advocate"]),
+        json={"answers": {"rating": 1}},
+    )
+    assert employee_answer.status_code == 403
+    customer_results = (
+        await client.get(f"/v1/surveys/{customer_id}/results", headers=admin(settings, org))
+    ).json()
+    assert customer_results["questions"][0]["average"] == 4.0
+
+    # A survey result can be a goal.
+    goal = await client.post(
+        "/v1/goals",
+        headers=admin(settings, org),
+        json={
+            "name": "eNPS",
+            "metric": "nps",
+            "target": 30,
+            "horizon_months": 6,
+            "survey_id": survey_id,
+            "question_id": "recommend",
+        },
+    )
+    assert goal.status_code == 201, goal.text
+    assert (goal.json()["value"], goal.json()["status"]) == (33.33, "achieved")
+    other = await client.get(f"/v1/surveys/{survey_id}/results", headers=admin(settings, new_org()))
+    assert other.status_code == 404
+
+
+async def test_program_figures_and_erasure(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org = metrics_settings, new_org()
+    alice, bob = f"{org}-alice", f"{org}-bob"
+    now = datetime.now(UTC)
+    await producer.publish_many(
+        [
+            Event.create(AdvocateEnrolled(advocate_id=alice, team="sales"), tenant=org, source="/test"),
+            Event.create(AdvocateEnrolled(advocate_id=bob, team="eng"), tenant=org, source="/test"),
+            Event.create(
+                CourseCompleted(advocate_id=alice, course_id="basics", title="Basics"),
+                tenant=org,
+                source="/test",
+            ),
+            share(org, "s1", alice, now - timedelta(hours=2), audience=300),
+            click(org, "c1", "s1", alice, now - timedelta(hours=1), "v1"),
+        ]
+    )
+
+    async def program() -> dict[str, Any]:
+        result: dict[str, Any] = (await client.get("/v1/program", headers=admin(settings, org))).json()
+        return result
+
+    async def program_ready() -> bool:
+        p = await program()
+        return bool(p["enrolled"] == 2 and p["active"] == 1 and p["trained"] == 1)
+
+    await eventually(program_ready, timeout_s=WAIT_S)
+    await wait_for_clicks(client, settings, org, 1)
+    p = await program()
+    assert (p["active_ratio"], p["training_completion"]) == (0.5, 0.5)
+    assert [(t["team"], t["enrolled"], t["active"]) for t in p["by_team"]] == [("eng", 1, 0), ("sales", 1, 1)]
+    me = await client.get("/v1/me/stats", headers=bearer(settings, org=org, sub=alice, roles=["advocate"]))
+    assert (me.json()["reach"], me.json()["clicks"]) == (300, 1)
+    lead = {"type": "lead", "click_id": f"{org}-c1", "customer_id": "cust-e"}
+    converted = await client.post("/v1/conversions", json=lead, headers=admin(settings, org))
+    assert converted.json()["advocate_id"] == alice
+    service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+
+    await producer.publish(
+        Event.create(AdvocateErased(advocate_id=alice, requested_by="dpo"), tenant=org, source="/test")
+    )
+
+    async def erased() -> bool:
+        return bool((await program())["enrolled"] == 1)
+
+    await eventually(erased, timeout_s=WAIT_S)
+    today = datetime.now(UTC).date().isoformat()
+    by_advocate = await client.get(
+        "/v1/funnel",
+        headers=admin(settings, org),
+        params={"from": today, "to": today, "group_by": "advocate"},
+    )
+    assert by_advocate.json()["rows"] == []
+    t = await totals(client, settings, org)
+    assert (t["shares"], t["reach"], t["clicks"]) == (1, 300, 1)  # anonymous aggregates stay
+    me = await client.get("/v1/me/stats", headers=bearer(settings, org=org, sub=alice, roles=["advocate"]))
+    assert (me.json()["reach"], me.json()["clicks"]) == (0, 0)
+    # Attribution forgets her too: her clicks no longer credit anyone.
+    assert await service.store.customer_touches(org, "cust-e") == []
+    again = await client.post(
+        "/v1/conversions",
+        headers=admin(settings, org),
+        json={
+            "type": "sale",
+            "click_id": f"{org}-c1",
+            "customer_id": "cust-f",
+            "amount": "5",
+            "currency": "EUR",
+        },
+    )
+    assert (again.json()["attributed"], again.json()["reason"]) == (False, "unknown click id")
+
+
+async def test_dictionary_and_settings(client: httpx.AsyncClient, metrics_settings: MetricsSettings) -> None:
+    settings, org = metrics_settings, new_org()
+    names = {
+        m["name"]
+        for m in (await client.get("/v1/metrics/dictionary", headers=admin(settings, org))).json()["items"]
+    }
+    assert {"ctr", "conversion_rate", "emv", "unique_clicks", "bot_clicks", "self_clicks"} <= names
+    bad = await client.put(
+        "/v1/metrics/settings",
+        headers=admin(settings, org),
+        json={"cpc": "-1", "cpm": "2", "currency": "EUR"},
+    )
+    assert bad.status_code == 422
+    editor = bearer(settings, org=org, sub="ed", roles=["editor"])
+    refused = await client.put(
+        "/v1/metrics/settings", headers=editor, json={"cpc": "1", "cpm": "2", "currency": "EUR"}
+    )
+    assert refused.status_code == 403
+    current = (await client.get("/v1/metrics/settings", headers=editor)).json()
+    assert current["attribution_window_days"] == 30 and current["cpc"] == "0"

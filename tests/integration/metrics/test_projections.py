@@ -1,0 +1,350 @@
+"""The metrics projections on the real broker and FerretDB: the funnel of a scripted scenario for
+every group_by, redelivery after a crash mid-batch, a replay from offset 0, and a rebuild."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from services.metrics import domain
+from services.metrics.domain import Pending
+from services.metrics.main import create_app
+from services.metrics.rebuild import rebuild, replay
+from services.metrics.service import MetricsService
+from services.metrics.settings import MetricsSettings
+from shared.events import Event, EventData
+from shared.events.clicks import ClickRecorded
+from shared.events.topics import CLICKS
+from shared.messaging import EventProducer
+from shared.mongo import create_client
+from shared.settings import ChorusSettings
+from tests.helpers import bearer, eventually, new_org, running_app
+from tests.integration.metrics.scenario import (
+    FIELDS,
+    METRICS_TOPICS,
+    Scenario,
+    TopicReader,
+    at,
+    conversion_events,
+    delete_topics,
+    post_conversions,
+    private_topics,
+    publish_activity,
+    rows_by_key,
+    send_to,
+    skip_to_end,
+)
+
+pytestmark = pytest.mark.integration
+
+TOPIC_FIELDS = {"shares_topic", "clicks_topic", "conversions_topic"}
+GROUP_BYS = ("day", "week", "month", "advocate", "content", "team", "network", "tag")
+
+
+@pytest.fixture(scope="module")
+async def metrics_settings(settings: ChorusSettings) -> MetricsSettings:
+    metrics = MetricsSettings(**settings.model_dump())
+    await skip_to_end(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    return metrics
+
+
+@pytest.fixture(scope="module")
+async def producer(settings: ChorusSettings) -> AsyncIterator[EventProducer]:
+    p = EventProducer(settings, client_id="metrics-tests")
+    await p.start()
+    yield p
+    await p.stop()
+
+
+def admin(settings: ChorusSettings, org: str) -> dict[str, str]:
+    return bearer(settings, org=org, sub="admin-1", roles=["admin"])
+
+
+async def funnel(
+    client: httpx.AsyncClient, settings: ChorusSettings, s: Scenario, group_by: str, **params: str
+) -> dict[str, Any]:
+    response = await client.get(
+        "/v1/funnel",
+        params={"from": s.first.isoformat(), "to": s.today.isoformat(), "group_by": group_by, **params},
+        headers=admin(settings, s.org),
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def all_funnels(client: httpx.AsyncClient, settings: ChorusSettings, s: Scenario) -> dict[str, Any]:
+    return {g: await funnel(client, settings, s, g) for g in GROUP_BYS}
+
+
+async def run_scenario(
+    client: httpx.AsyncClient, settings: ChorusSettings, producer: EventProducer
+) -> Scenario:
+    org = new_org()
+    s = await publish_activity(producer, org)
+    response = await client.put(
+        "/v1/metrics/settings",
+        json={"cpc": "0.50", "cpm": "4", "currency": "EUR"},
+        headers=admin(settings, org),
+    )
+    assert response.status_code == 200, response.text
+
+    async def clicks_visible() -> bool:
+        totals = (await funnel(client, settings, s, "day"))["totals"]
+        return bool(
+            totals["clicks"] == 5
+            and totals["bot_clicks"] == 1
+            and totals["self_clicks"] == 1
+            and totals["shares"] == 3
+        )
+
+    await eventually(clicks_visible, timeout_s=60)
+    key = (await client.post("/v1/api-keys", json={"name": "crm"}, headers=admin(settings, org))).json()[
+        "api_key"
+    ]
+    await post_conversions(client, s, key)
+
+    async def conversions_visible() -> bool:
+        totals = (await funnel(client, settings, s, "day"))["totals"]
+        return bool(totals["leads"] == 1 and totals["sales"] == 2)
+
+    await eventually(conversions_visible, timeout_s=60)
+    return s
+
+
+async def test_a_scripted_scenario_gives_the_expected_funnel_for_every_group_by(
+    metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings = metrics_settings
+    async with running_app(create_app(settings=settings)) as client:
+        s = await run_scenario(client, settings, producer)
+        for group_by in GROUP_BYS:
+            assert rows_by_key(await funnel(client, settings, s, group_by)) == s.expected(group_by), group_by
+
+        result = await funnel(client, settings, s, "day")
+        totals = result["totals"]
+        assert {f: totals[f] for f in FIELDS} == {
+            "shares": 3,
+            "reach": 1700,
+            "clicks": 5,
+            "unique_clicks": 4,
+            "bot_clicks": 1,
+            "self_clicks": 1,
+            "leads": 1,
+            "sales": 2,
+        }
+        assert totals["revenue"] == {"EUR": "109.90"}
+        assert totals["ctr"] == round(4 / 1700, 6)
+        assert totals["conversion_rate"] == 0.25
+        assert totals["emv"] == 9.3  # 5 x 0.50 + 1700 / 1000 x 4
+        assert "clicks x 0.50" in result["emv"]["formula"]
+
+        # A time grouping filtered by one dimension: alice's days.
+        alice = rows_by_key(await funnel(client, settings, s, "day", advocate=s.alice))
+        assert alice[s.d1.isoformat()]["clicks"] == 2 and alice[s.today.isoformat()]["sales"] == 1
+
+        # CSV parses back to the same numbers.
+        response = await client.get(
+            "/v1/funnel",
+            params={"from": s.first.isoformat(), "to": s.today.isoformat(), "group_by": "advocate"},
+            headers={**admin(settings, s.org), "Accept": "text/csv"},
+        )
+        assert response.headers["content-type"].startswith("text/csv")
+        parsed = {row["key"]: row for row in csv.DictReader(io.StringIO(response.text))}
+        for key, expected in s.expected("advocate").items():
+            assert {f: int(parsed[key][f]) for f in FIELDS} == {f: expected[f] for f in FIELDS}
+            for currency, amount in expected["revenue"].items():
+                assert parsed[key][f"revenue_{currency}"] == amount
+
+        series = await client.get(
+            "/v1/timeseries",
+            params={"from": s.first.isoformat(), "to": s.today.isoformat(), "metric": "clicks"},
+            headers=admin(settings, s.org),
+        )
+        points = {p["period"]: p["value"] for p in series.json()["points"]}
+        assert len(points) == 4 and points[s.d1.isoformat()] == 2 and points[s.d2.isoformat()] == 3
+
+        # The advocate's own figures.
+        me = await client.get(
+            "/v1/me/stats", headers=bearer(settings, org=s.org, sub=s.bob, roles=["advocate"])
+        )
+        assert me.status_code == 200, me.text
+        assert {k: me.json()[k] for k in ("reach", "clicks", "leads")} == {
+            "reach": 500,
+            "clicks": 2,
+            "leads": 1,
+        }
+
+        # Another organisation sees none of it.
+        other = await client.get(
+            "/v1/funnel",
+            params={"from": s.first.isoformat(), "to": s.today.isoformat(), "group_by": "advocate"},
+            headers=admin(settings, new_org()),
+        )
+        assert other.json()["rows"] == []
+
+
+async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
+    metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings = metrics_settings.model_copy(update={"consumer_group_prefix": f"crash{uuid.uuid4().hex[:6]}"})
+    org, today = new_org(), datetime.now(UTC).date()
+    share_id = f"{org}-s1"
+    await skip_to_end(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    events: list[Event[EventData]] = [
+        Event.create(
+            ClickRecorded.model_validate(
+                {
+                    "click_id": f"{org}-c{i}",
+                    "share_id": share_id,
+                    "advocate_id": f"{org}-alice",
+                    "content_id": "k",
+                    "network": "x",
+                    "clicked_at": at(today, 8),
+                    "bot": i % 10 == 0,
+                    "unique": i % 3 == 0,
+                    "team": "t",
+                    "tags": ["a", "b"],
+                }
+            ),
+            tenant=org,
+            source="/test",
+        )
+        for i in range(60)
+    ]
+    async with TopicReader(settings.kafka_bootstrap, CLICKS.name) as reader:
+        await producer.publish_many(events)
+        delivered = await reader.collect(lambda e: e.tenant == org, count=60)
+    assert len(delivered) == 60 and len({r.partition for _, r in delivered}) == 1
+    partition = delivered[0][1].partition
+
+    # The crash: a batch of the first 25 records applied to some of its documents only, and the
+    # offsets never committed.
+    mongo = create_client(settings)
+    try:
+        service = MetricsService(settings, mongo[settings.database_name("metrics")], producer)
+        pending = [
+            Pending(delta, record.offset, event.id)
+            for event, record in delivered[:25]
+            for delta in domain.click_deltas(org, event.data)  # type: ignore[arg-type]
+            if delta.dim in ("all", "tag")
+        ]
+        await service.store.apply(await service.store.active_stats(), CLICKS.name, partition, pending)
+    finally:
+        await mongo.close()
+
+    # The restarted consumer redelivers everything from its last commit, in other batch sizes.
+    expected_clicks = sum(1 for i in range(60) if i % 10 != 0)
+    expected_unique = sum(1 for i in range(60) if i % 10 != 0 and i % 3 == 0)
+    day = today.isoformat()
+    async with running_app(create_app(settings=settings)) as client:
+
+        async def rows(group_by: str) -> list[tuple[str, int, int, int]]:
+            response = await client.get(
+                "/v1/funnel",
+                params={"from": day, "to": day, "group_by": group_by},
+                headers=admin(settings, org),
+            )
+            return [
+                (r["key"], r["clicks"], r["unique_clicks"], r["bot_clicks"]) for r in response.json()["rows"]
+            ]
+
+        async def advocate_done() -> bool:
+            return await rows("advocate") == [(f"{org}-alice", expected_clicks, expected_unique, 6)]
+
+        await eventually(advocate_done, timeout_s=60)
+        assert await rows("day") == [(day, expected_clicks, expected_unique, 6)]
+        assert await rows("tag") == [
+            ("a", expected_clicks, expected_unique, 6),
+            ("b", expected_clicks, expected_unique, 6),
+        ]
+        assert await rows("team") == [("t", expected_clicks, expected_unique, 6)]
+
+
+@pytest.fixture
+async def private(metrics_settings: MetricsSettings) -> AsyncIterator[MetricsSettings]:
+    """Settings projecting from topics of this test's own, read from offset 0 by a new group."""
+    topics = await private_topics(metrics_settings.kafka_bootstrap)
+    settings = metrics_settings.model_copy(
+        update={**topics, "consumer_group_prefix": f"p{uuid.uuid4().hex[:8]}"}
+    )
+    others = ["chorus.advocates", "chorus.training", "chorus.content"]
+    await skip_to_end(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", others)
+    yield settings
+    await delete_topics(settings.kafka_bootstrap, list(topics.values()))
+
+
+async def run_private_scenario(
+    client: httpx.AsyncClient, settings: MetricsSettings, producer: EventProducer
+) -> Scenario:
+    """The scripted scenario on private topics; the conversions are the events the API would emit,
+    the lead twice (as a relay that published it again would)."""
+    s = await publish_activity(producer, new_org(), topics=settings.model_dump(include=TOPIC_FIELDS))
+    response = await client.put(
+        "/v1/metrics/settings",
+        json={"cpc": "0.50", "cpm": "4", "currency": "EUR"},
+        headers=admin(settings, s.org),
+    )
+    assert response.status_code == 200, response.text
+    await send_to(producer, settings.conversions_topic, conversion_events(s))
+
+    async def all_visible() -> bool:
+        totals = (await funnel(client, settings, s, "day"))["totals"]
+        wanted = {"shares": 3, "clicks": 5, "bot_clicks": 1, "self_clicks": 1, "leads": 1, "sales": 2}
+        return all(totals[name] == value for name, value in wanted.items())
+
+    await eventually(all_visible, timeout_s=60)
+    for group_by in GROUP_BYS:
+        assert rows_by_key(await funnel(client, settings, s, group_by)) == s.expected(group_by), group_by
+    return s
+
+
+async def test_replaying_the_topics_from_offset_zero_over_existing_projections_changes_nothing(
+    private: MetricsSettings, producer: EventProducer
+) -> None:
+    settings = private
+    async with running_app(create_app(settings=settings)) as client:
+        s = await run_private_scenario(client, settings, producer)
+        before = await all_funnels(client, settings, s)
+        service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+        # Every record of the shares, clicks and conversions topics, from offset 0, applied again
+        # to the live projection while the live consumer keeps running.
+        replayed = await replay(
+            settings, await service.store.active_stats(fresh=True), lambda done, total: None
+        )
+        assert replayed == 3 + 7 + 4
+        assert await all_funnels(client, settings, s) == before
+
+
+async def test_a_rebuild_equals_the_live_projections(
+    private: MetricsSettings, producer: EventProducer
+) -> None:
+    settings = private
+    async with running_app(create_app(settings=settings)) as client:
+        s = await run_private_scenario(client, settings, producer)
+        live = await all_funnels(client, settings, s)
+        service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+        old = await service.store.active_stats(fresh=True)
+        seen: list[tuple[int, int]] = []
+        result = await rebuild(settings.model_copy(), lambda done, total: seen.append((done, total)))
+        assert result.old_collection == old and result.new_collection != old
+        assert await service.store.active_stats(fresh=True) == result.new_collection
+        assert seen and seen[-1] == (14, 14) and result.events == 14
+        assert await all_funnels(client, settings, s) == live
+        # The rebuilt generation is the one the live projector now writes to.
+        more = await publish_activity(
+            producer, s.org + "-more", topics=settings.model_dump(include=TOPIC_FIELDS)
+        )
+
+        async def new_clicks_visible() -> bool:
+            totals = (await funnel(client, settings, more, "day"))["totals"]
+            return bool(totals["clicks"] == 5 and totals["bot_clicks"] == 1 and totals["self_clicks"] == 1)
+
+        await eventually(new_clicks_visible, timeout_s=60)

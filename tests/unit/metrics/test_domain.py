@@ -1,0 +1,196 @@
+"""Pure rules of the metrics service: deltas, folding under watermarks, derived figures,
+attribution credit, goal forecasts, survey scores and CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from services.metrics import domain
+from services.metrics.domain import EmvRates, Pending, Totals, Touch
+from shared.errors import InvalidInput
+from shared.events.clicks import ClickRecorded
+from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.shares import ShareMade
+
+T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
+
+
+def click(**overrides: object) -> ClickRecorded:
+    fields: dict[str, object] = {
+        "click_id": "c1",
+        "share_id": "s1",
+        "advocate_id": "alice",
+        "content_id": "k1",
+        "network": "linkedin",
+        "clicked_at": T0,
+        "team": "sales",
+        "tags": ["ai", "cloud"],
+    }
+    fields.update(overrides)
+    return ClickRecorded.model_validate(fields)
+
+
+def share(**overrides: object) -> ShareMade:
+    fields: dict[str, object] = {
+        "share_id": "s1",
+        "advocate_id": "alice",
+        "content_id": "k1",
+        "network": "linkedin",
+        "code": "x",
+        "short_url": "http://s/x",
+        "target_url": "http://t",
+        "audience_size": 500,
+        "team": "sales",
+        "tags": ["ai", "cloud"],
+        "shared_at": T0,
+    }
+    fields.update(overrides)
+    return ShareMade.model_validate(fields)
+
+
+def test_bot_and_self_clicks_are_counted_apart_from_headline_clicks() -> None:
+    assert domain.click_counters(click(bot=True, self=True)) == {"bot_clicks": 1}
+    assert domain.click_counters(click(self=True)) == {"self_clicks": 1}
+    assert domain.click_counters(click()) == {"clicks": 1, "unique_clicks": 1}
+    assert domain.click_counters(click(unique=False)) == {"clicks": 1}
+
+
+def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
+    deltas = domain.share_deltas("org", share())
+    dims = sorted((d.dim, d.key) for d in deltas)
+    assert dims == [
+        ("advocate", "alice"),
+        ("all", "*"),
+        ("content", "k1"),
+        ("network", "linkedin"),
+        ("tag", "ai"),
+        ("tag", "cloud"),
+        ("team", "sales"),
+    ]
+    assert all(d.counters == {"shares": 1, "reach": 500} and d.day == "2026-11-02" for d in deltas)
+
+
+def test_an_erased_advocate_gets_no_advocate_document() -> None:
+    deltas = domain.click_deltas("org", click(), erased=frozenset({"alice"}))
+    assert "advocate" not in {d.dim for d in deltas}
+
+
+def test_unattributed_conversions_count_only_in_the_organisation_totals() -> None:
+    lead = LeadCaptured(conversion_id="v", key="v", customer_id="c", attributed=False, converted_at=T0)
+    assert [(d.dim, d.counters) for d in domain.conversion_deltas("org", lead)] == [("all", {"leads": 1})]
+    sale = SaleRecorded(
+        conversion_id="v",
+        key="s1",
+        customer_id="c",
+        attributed=True,
+        advocate_id="alice",
+        content_id="k1",
+        network="x",
+        converted_at=T0,
+        amount="12.345",
+        currency="EUR",
+    )
+    deltas = domain.conversion_deltas("org", sale)
+    assert {d.dim for d in deltas} == {"all", "advocate", "content", "network"}
+    assert deltas[0].counters == {"sales": 1, "revenue.EUR": 123450}
+
+
+def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() -> None:
+    delta = domain.Delta("id", "org", "2026-11-02", "all", "*", {"clicks": 1})
+    pending = [Pending(delta, offset, f"e{offset}") for offset in (5, 6, 7, 8)]
+    update = domain.fold(pending, watermark=6)
+    assert update is not None
+    assert (update.counters, update.first_offset, update.last_offset) == ({"clicks": 2}, 7, 8)
+    assert domain.fold(pending, watermark=8) is None
+    deduped = domain.fold([*pending, Pending(delta, 9, "e8")], watermark=-1, applied_ids=frozenset({"e5"}))
+    assert deduped is not None and deduped.counters == {"clicks": 3}
+
+
+def test_rows_derive_ctr_conversion_rate_and_emv() -> None:
+    totals = Totals()
+    totals.add_doc(
+        {"reach": 2000, "clicks": 40, "unique_clicks": 20, "leads": 5, "revenue": {"EUR": 1_234_500}}
+    )
+    row = totals.row("k", EmvRates(Decimal("0.50"), Decimal("4")))
+    assert row["ctr"] == 0.01 and row["conversion_rate"] == 0.25
+    assert row["emv"] == 28.0  # 40 x 0.50 + 2000 / 1000 x 4
+    assert row["revenue"] == {"EUR": "123.45"}
+
+
+def test_periods_group_days_into_iso_weeks_and_months() -> None:
+    assert domain.period_key("2026-11-04", "week") == "2026-11-02"
+    assert domain.period_key("2026-11-04", "month") == "2026-11"
+    docs = [
+        {"day": "2026-11-01", "clicks": 1},
+        {"day": "2026-11-02", "clicks": 2},
+        {"day": "2026-11-08", "clicks": 4},
+    ]
+    rows = domain.group_rows(docs, "week", EmvRates())
+    assert [(r["key"], r["clicks"]) for r in rows] == [("2026-10-26", 1), ("2026-11-02", 6)]
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.23456", "NaN", "Infinity", None])
+def test_bad_amounts_are_refused(raw: str | None) -> None:
+    with pytest.raises(InvalidInput):
+        domain.parse_amount(raw)
+
+
+@pytest.mark.parametrize("raw", ["eur", "EURO", "E1R", None])
+def test_bad_currencies_are_refused(raw: str | None) -> None:
+    with pytest.raises(InvalidInput):
+        domain.parse_currency(raw)
+
+
+def test_credit_split_gives_last_touch_to_the_latest_click_and_equal_linear_parts() -> None:
+    touches = [
+        Touch("c1", "alice", "s1", T0),
+        Touch("c2", "bob", "s2", T0.replace(hour=12)),
+        Touch("c3", "alice", "s3", T0.replace(hour=11)),
+    ]
+    credits = domain.credit_split(touches)
+    assert credits == [
+        {"advocate_id": "alice", "share_id": "s3", "last_touch": 0.0, "linear": 0.5},
+        {"advocate_id": "bob", "share_id": "s2", "last_touch": 1.0, "linear": 0.5},
+    ]
+
+
+def test_goal_forecast_keeps_the_pace_of_a_cumulative_metric() -> None:
+    start, end, today = date(2026, 11, 1), date(2026, 11, 30), date(2026, 11, 10)
+
+    def status(target: float) -> domain.GoalProgress:
+        return domain.goal_progress(
+            cumulative=True, value=100, target=target, starts_on=start, ends_on=end, today=today
+        )
+
+    assert status(300).forecast == 300.0 and status(300).status == "on_track"
+    assert status(350).status == "at_risk"  # 300 >= 0.8 x 350
+    assert status(500).status == "behind"
+    assert status(80).status == "achieved"
+    assert status(400).progress == 0.25
+    ratio = domain.goal_progress(
+        cumulative=False, value=0.02, target=0.03, starts_on=start, ends_on=end, today=today
+    )
+    assert ratio.forecast == 0.02 and ratio.status == "behind"
+
+
+def test_horizons_end_on_the_same_day_months_later() -> None:
+    assert domain.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+    assert domain.add_months(date(2026, 11, 15), 3) == date(2027, 2, 15)
+
+
+def test_nps_is_promoters_minus_detractors() -> None:
+    assert domain.nps([10, 9, 8, 6, 0]) == 0.0
+    assert domain.nps([10, 10, 7, 3]) == 25.0
+    assert domain.nps([]) is None
+
+
+def test_csv_export_parses_back_to_the_same_numbers() -> None:
+    rows = [Totals().row("2026-11-02", EmvRates()), {"key": "x", "clicks": 3, "revenue": {"EUR": "1.50"}}]
+    parsed = list(csv.DictReader(io.StringIO(domain.to_csv(rows))))
+    assert parsed[0]["key"] == "2026-11-02" and parsed[0]["clicks"] == "0"
+    assert parsed[1]["clicks"] == "3" and parsed[1]["revenue_EUR"] == "1.50"
