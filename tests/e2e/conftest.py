@@ -43,11 +43,13 @@ def services(
     logs = tmp_path_factory.mktemp("service-logs")
     env = dict(os.environ)
     env.update(stack.env())
-    env.update({
-        "CHORUS_MONGO_DB_PREFIX": f"{settings.mongo_db_prefix}e2e",
-        "CHORUS_CONSUMER_GROUP_PREFIX": f"{settings.consumer_group_prefix}e2e",
-        "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{E2E_PORTS['sharing']}",
-    })
+    env.update(
+        {
+            "CHORUS_MONGO_DB_PREFIX": f"{settings.mongo_db_prefix}e2e",
+            "CHORUS_CONSUMER_GROUP_PREFIX": f"{settings.consumer_group_prefix}e2e",
+            "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{E2E_PORTS['sharing']}",
+        }
+    )
     processes: dict[str, subprocess.Popen[bytes]] = {}
     files = []
     try:
@@ -55,9 +57,21 @@ def services(
             log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
             files.append(log)
             processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", f"services.{name}.main:create_app", "--factory",
-                 "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-                env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    f"services.{name}.main:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-access-log",
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 90
         for name, port in E2E_PORTS.items():
