@@ -62,6 +62,8 @@ class Wiring:
     periodic: list[Periodic] = field(default_factory=list)
     api_key_resolver: ApiKeyResolver | None = None
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # More objects routes need, set as attributes of app.state (e.g. a second module's service).
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 Wire = Callable[[Runtime], Awaitable[Wiring]]
@@ -107,6 +109,8 @@ def create_service_app(
         app.state.service = wiring.service
         app.state.consumers = consumers
         app.state.api_key_resolver = wiring.api_key_resolver
+        for key, value in wiring.state.items():
+            setattr(app.state, key, value)
         log.info("%s started", name)
         try:
             yield

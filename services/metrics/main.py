@@ -9,6 +9,11 @@ from services.metrics.handlers import build_subscription
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import INDEXES
+from services.metrics.webhooks import api as webhooks_api
+from services.metrics.webhooks import handlers as webhooks_handlers
+from services.metrics.webhooks.service import WebhookService
+from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
+from services.metrics.webhooks.store import WebhookStore
 from shared import idempotency
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 
@@ -30,24 +35,37 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         async def sweep_idempotency_keys() -> None:
             await idempotency.sweep(runtime.db)
 
+        webhooks = WebhookService(
+            settings,
+            WebhookStore(runtime.db),
+            retry_base_s=settings.webhook_retry_base_s,
+            # Plain http to a local receiver is for development only.
+            allow_insecure_loopback=settings.environment != "prod",
+        )
+
         return Wiring(
             service=service,
-            subscriptions=[build_subscription(service)],
+            subscriptions=[build_subscription(service), webhooks_handlers.build_subscription(webhooks)],
             periodic=[
                 Periodic(
                     "metrics-conversion-relay", settings.conversion_relay_every_s, service.relay_conversions
                 ),
                 Periodic("metrics-goal-snapshots", settings.goal_snapshot_every_s, service.snapshot_goals),
                 Periodic("metrics-idempotency-sweep", 3600.0, sweep_idempotency_keys),
+                Periodic(
+                    "metrics-webhook-dispatch", settings.webhook_dispatch_every_s, webhooks.dispatch_due
+                ),
             ],
             api_key_resolver=resolve_api_key,
+            on_stop=[webhooks.close],
+            state={"webhooks": webhooks},
         )
 
     return create_service_app(
         name="metrics",
         settings=settings,
-        routers=[router],
-        indexes=INDEXES,
+        routers=[router, webhooks_api.router],
+        indexes=INDEXES + WEBHOOK_INDEXES,
         wire=wire,
         description=DESCRIPTION,
     )

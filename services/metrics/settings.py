@@ -17,6 +17,9 @@ class MetricsSettings(ChorusSettings):
     # Conversions whose event could not be published at once are retried by a relay.
     conversion_relay_every_s: float = 15.0
     conversion_relay_after_s: float = 10.0
+    # Outbound webhooks: how often due deliveries are sent, and the first retry's wait (it doubles).
+    webhook_dispatch_every_s: float = 1.0
+    webhook_retry_base_s: float = 5.0
     # The topics the projections are built from. Only tests change them, to replay and rebuild
     # from topics of their own on a shared broker.
     shares_topic: str = SHARES.name

@@ -1,0 +1,7 @@
+"""Outbound webhooks for integrations that do not speak Kafka.
+
+An organisation registers endpoints, each with the event types it wants. Every event of those
+types on any Chorus topic becomes a delivery: a CloudEvent (structured JSON) POSTed to the
+endpoint, signed with the endpoint's secret (shared/webhooks.py), retried with backoff until it
+lands or runs out of attempts. A replay delivers a time range again, read back from Kafka.
+"""

@@ -1,0 +1,103 @@
+"""Routes of the webhooks API (admins of the organisation)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from services.metrics.webhooks.schemas import (
+    DeliveryList,
+    EndpointCreated,
+    EndpointIn,
+    EndpointList,
+    EndpointOut,
+    ReplayIn,
+    ReplayOut,
+)
+from services.metrics.webhooks.service import WebhookService
+from shared.auth import Principal, Role, require
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+def get_service(request: Request) -> WebhookService:
+    service: WebhookService = request.app.state.webhooks
+    return service
+
+
+Service = Annotated[WebhookService, Depends(get_service)]
+
+
+def _endpoint(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"id": doc["_id"], **{k: doc.get(k) for k in ("url", "event_types", "description", "created_at")}}
+
+
+def _replay(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "endpoint_id": doc["endpoint_id"],
+        "from_": doc["from"],
+        "to": doc["to"],
+        "state": doc["state"],
+        "events": doc["events"],
+    }
+
+
+@router.post(
+    "",
+    response_model=EndpointCreated,
+    status_code=201,
+    summary="Register an endpoint",
+    description="Events of the chosen types are POSTed as CloudEvents (structured JSON), signed with "
+    "HMAC-SHA256: see docs/webhooks.md for the headers and the verification recipe.",
+)
+async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> dict[str, Any]:
+    doc = await service.create_endpoint(principal, body.url, body.event_types, body.description)
+    return {**_endpoint(doc), "secret": doc["secret"]}
+
+
+@router.get("", response_model=EndpointList, summary="The organisation's endpoints")
+async def list_endpoints(principal: Admin, service: Service) -> dict[str, Any]:
+    return {"items": [_endpoint(d) for d in await service.list_endpoints(principal)]}
+
+
+@router.get("/{endpoint_id}", response_model=EndpointOut, summary="One endpoint")
+async def get_endpoint(endpoint_id: str, principal: Admin, service: Service) -> dict[str, Any]:
+    return _endpoint(await service.get_endpoint(principal, endpoint_id))
+
+
+@router.delete("/{endpoint_id}", status_code=204, response_class=Response, summary="Remove an endpoint")
+async def delete_endpoint(endpoint_id: str, principal: Admin, service: Service) -> Response:
+    await service.delete_endpoint(principal, endpoint_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{endpoint_id}/deliveries", response_model=DeliveryList, summary="Recent deliveries, newest first"
+)
+async def list_deliveries(
+    endpoint_id: str, principal: Admin, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50
+) -> dict[str, Any]:
+    docs = await service.deliveries(principal, endpoint_id, limit)
+    return {"items": [{"id": d["_id"], **d} for d in docs]}
+
+
+@router.post(
+    "/{endpoint_id}/replays",
+    response_model=ReplayOut,
+    status_code=202,
+    summary="Deliver a time range again",
+    description="Reads the range back from the topics and delivers every matching event again (new "
+    "delivery ids; the event ids are unchanged, so receivers can dedupe). Runs in the background.",
+)
+async def start_replay(
+    endpoint_id: str, body: ReplayIn, principal: Admin, service: Service
+) -> dict[str, Any]:
+    return _replay(await service.start_replay(principal, endpoint_id, body.from_, body.to))
+
+
+@router.get("/{endpoint_id}/replays/{replay_id}", response_model=ReplayOut, summary="A replay's progress")
+async def get_replay(endpoint_id: str, replay_id: str, principal: Admin, service: Service) -> dict[str, Any]:
+    return _replay(await service.get_replay(principal, endpoint_id, replay_id))

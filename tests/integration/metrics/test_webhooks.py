@@ -1,0 +1,208 @@
+"""Integration webhooks: CloudEvents POSTed to a real local receiver, signed, retried, replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from services.metrics.main import create_app
+from services.metrics.settings import MetricsSettings
+from shared import webhooks
+from shared.events import Event
+from shared.events.shares import ShareMade
+from shared.events.training import CourseCompleted
+from shared.messaging import EventProducer
+from shared.settings import ChorusSettings
+from tests.helpers import bearer, eventually, new_org, running_app
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class Receiver:
+    """An HTTP endpoint that answers 500 to its first `failures` requests, then 204."""
+
+    failures: int = 0
+    requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    attempts: int = 0
+    url: str = ""
+
+    async def handle(self, request: Request) -> Response:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            return Response(status_code=500)
+        self.requests.append((dict(request.headers), await request.body()))
+        return Response(status_code=204)
+
+
+@contextlib.asynccontextmanager
+async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout_s=10, interval_s=0.05)
+    receiver.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task
+
+
+def share(org: str, share_id: str) -> Event[ShareMade]:
+    return Event.create(
+        ShareMade(
+            share_id=share_id,
+            advocate_id="ann",
+            content_id="c1",
+            network="linkedin",
+            code="abc",
+            short_url="http://x/r/abc",
+            target_url="https://example.com/?utm_source=linkedin",
+            shared_at=datetime.now(UTC),
+        ),
+        tenant=org,
+        source="/tests",
+    )
+
+
+def openssl_signature(secret: str, timestamp: str, body: bytes, workdir: Path) -> str:
+    """The shell recipe of docs/webhooks.md, run as written there (the body saved to body.json)."""
+    (workdir / "body.json").write_bytes(body)
+    recipe = (
+        "printf '%s.' \"$TIMESTAMP\" | cat - body.json "
+        "| openssl dgst -sha256 -hmac \"$SECRET\" -r | cut -d' ' -f1"
+    )
+    assert recipe in (REPO / "docs" / "webhooks.md").read_text()
+    result = subprocess.run(
+        ["sh", "-c", recipe],
+        cwd=workdir,
+        capture_output=True,
+        check=True,
+        env={"TIMESTAMP": timestamp, "SECRET": secret, "PATH": "/usr/bin:/bin"},
+    )
+    return "sha256=" + result.stdout.decode().strip()
+
+
+async def test_events_are_delivered_signed_retried_and_replayed(
+    settings: ChorusSettings, tmp_path: Path
+) -> None:
+    org = new_org()
+    admin = bearer(settings, org=org, sub="root", roles=["admin"])
+    metrics_settings = MetricsSettings(
+        **{**settings.model_dump(), "webhook_retry_base_s": 0.2, "webhook_dispatch_every_s": 0.1}
+    )
+    producer = EventProducer(settings)
+    await producer.start()
+    async with serve(Receiver(failures=2)) as receiver, running_app(create_app(metrics_settings)) as api:
+        created = await api.post(
+            "/v1/webhooks",
+            headers=admin,
+            json={"url": receiver.url, "event_types": ["chorus.share.made", "chorus.lead.captured"]},
+        )
+        assert created.status_code == 201, created.text
+        endpoint = created.json()
+        secret = endpoint["secret"]
+        before = datetime.now(UTC) - timedelta(seconds=1)
+
+        wanted = share(org, "s-1")
+        await producer.publish(wanted)
+        await producer.publish(share(new_org(), "s-other-org"))  # another organisation's event
+        await producer.publish(  # a type the endpoint did not choose
+            Event.create(
+                CourseCompleted(advocate_id="ann", course_id="c", title="t"), tenant=org, source="/t"
+            )
+        )
+
+        # The first two attempts get a 500: the delivery is retried and lands on the third.
+        await eventually(lambda: receiver.requests, timeout_s=30)
+        headers, body = receiver.requests[0]
+        assert receiver.attempts == 3
+        assert json.loads(body)["id"] == wanted.id
+        assert json.loads(body)["type"] == "chorus.share.made"
+        assert headers["content-type"] == "application/cloudevents+json"
+        timestamp = headers["x-chorus-timestamp"].lower()
+        signature = headers["x-chorus-signature"]
+        assert webhooks.verify_signature(secret, int(timestamp), body, signature, now=int(time.time()))
+        assert not webhooks.verify_signature(
+            secret, int(timestamp), body + b" ", signature, now=int(time.time())
+        )
+        assert openssl_signature(secret, timestamp, body, tmp_path) == signature
+
+        deliveries = (await api.get(f"/v1/webhooks/{endpoint['id']}/deliveries", headers=admin)).json()[
+            "items"
+        ]
+        assert [(d["event_id"], d["state"], d["attempts"], d["last_status"]) for d in deliveries] == [
+            (wanted.id, "delivered", 3, 204)
+        ]
+
+        # A replay of the range delivers the same event again, as a new delivery.
+        replay = await api.post(
+            f"/v1/webhooks/{endpoint['id']}/replays",
+            headers=admin,
+            json={"from": before.isoformat(), "to": (datetime.now(UTC) + timedelta(seconds=1)).isoformat()},
+        )
+        assert replay.status_code == 202, replay.text
+        await eventually(lambda: len(receiver.requests) >= 2, timeout_s=30)
+        await asyncio.sleep(1)  # nothing else arrives
+        assert [json.loads(b)["id"] for _, b in receiver.requests] == [wanted.id, wanted.id]
+        assert receiver.requests[1][0]["x-chorus-delivery"] != headers["x-chorus-delivery"]
+        status = await api.get(f"/v1/webhooks/{endpoint['id']}/replays/{replay.json()['id']}", headers=admin)
+        assert status.json()["state"] == "done"
+        assert status.json()["events"] == 1
+    await producer.stop()
+
+
+async def test_endpoints_are_validated_and_private_to_their_organisation(settings: ChorusSettings) -> None:
+    org = new_org()
+    admin = bearer(settings, org=org, sub="root", roles=["admin"])
+    async with running_app(create_app(MetricsSettings(**settings.model_dump()))) as api:
+        for body, field_name in [
+            ({"url": "http://example.com/hook", "event_types": ["chorus.share.made"]}, "url"),
+            ({"url": "ftp://example.com/hook", "event_types": ["chorus.share.made"]}, "url"),
+            ({"url": "https://example.com/hook", "event_types": ["chorus.nothing.happened"]}, "event_types"),
+            ({"url": "https://example.com/hook", "event_types": []}, "event_types"),
+        ]:
+            refused = await api.post("/v1/webhooks", headers=admin, json=body)
+            assert refused.status_code == 422, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["errors"][0]["field"] == field_name
+        assert (await api.get("/v1/webhooks", headers=admin)).json()["items"] == []
+
+        created = await api.post(
+            "/v1/webhooks",
+            headers=admin,
+            json={"url": "https://example.com/hook", "event_types": ["chorus.share.made"]},
+        )
+        endpoint_id = created.json()["id"]
+        editor = bearer(settings, org=org, sub="ed", roles=["editor"])
+        assert (await api.get("/v1/webhooks", headers=editor)).status_code == 403
+        stranger = bearer(settings, org=new_org(), sub="root", roles=["admin"])
+        assert (await api.get(f"/v1/webhooks/{endpoint_id}", headers=stranger)).status_code == 404
+        assert (await api.delete(f"/v1/webhooks/{endpoint_id}", headers=stranger)).status_code == 404
+        assert (await api.get("/v1/webhooks", headers=stranger)).json()["items"] == []
+        listed = (await api.get("/v1/webhooks", headers=admin)).json()["items"]
+        assert [e["id"] for e in listed] == [endpoint_id]
+        assert "secret" not in listed[0]
+        assert (await api.delete(f"/v1/webhooks/{endpoint_id}", headers=admin)).status_code == 204
+        assert (await api.get("/v1/webhooks", headers=admin)).json()["items"] == []
