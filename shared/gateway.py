@@ -37,6 +37,8 @@ ROUTES: dict[str, str] = {
     "/v1/goals": "metrics",
     "/v1/surveys": "metrics",
     "/v1/api-keys": "metrics",
+    "/v1/program": "metrics",
+    "/v1/webhooks": "metrics",
     "/v1/leaderboard": "recognition",
     "/v1/me/points": "recognition",
     "/v1/me/badges": "recognition",
@@ -46,6 +48,12 @@ ROUTES: dict[str, str] = {
     "/v1/rewards": "recognition",
     "/v1/redemptions": "recognition",
     "/v1/kudos": "recognition",
+    "/v1/me/kudos": "recognition",
+    "/v1/me/ledger": "recognition",
+    "/v1/me/redemptions": "recognition",
+    "/v1/ledger": "recognition",
+    "/v1/corrections": "recognition",
+    "/v1/webhooks/fulfilment": "recognition",
 }
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}

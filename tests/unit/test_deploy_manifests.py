@@ -14,6 +14,7 @@ import copy
 import importlib
 import inspect
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -371,7 +372,9 @@ def test_consumers_scale_on_their_own_group_lag_within_their_partitions(
     docs: list[Doc], service: str
 ) -> None:
     handlers = importlib.import_module(LAG_SCALED[service])
-    subscription = handlers.build_subscription(None)
+    # The subscription only reads the service's settings while it is declared.
+    app_settings = importlib.import_module(f"services.{service}.main").create_app().state.settings
+    subscription = handlers.build_subscription(SimpleNamespace(settings=app_settings))
     group = f"{config_map(docs)['CHORUS_CONSUMER_GROUP_PREFIX']}.{subscription.group}"
     spec = named(docs, "HorizontalPodAutoscaler", service)["spec"]
     external = [m["external"] for m in spec["metrics"] if m["type"] == "External"]
