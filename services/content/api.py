@@ -125,6 +125,7 @@ def content_out(item: ContentItem) -> ContentOut:
         published_at=item.published_at,
         rejection_reason=item.rejection_reason,
         archive_reason=item.archive_reason,
+        share_count=item.share_count,
     )
 
 

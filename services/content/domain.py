@@ -138,6 +138,8 @@ class ContentItem:
     published_by: str | None = None
     rejection_reason: str | None = None
     archive_reason: str | None = None
+    # How often advocates shared it: counted from chorus.share.made, never written by an edit.
+    share_count: int = 0
 
 
 @dataclass(frozen=True)

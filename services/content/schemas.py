@@ -105,6 +105,7 @@ class ContentOut(BaseModel):
     published_at: datetime | None
     rejection_reason: str | None
     archive_reason: str | None = Field(description="'manual' or 'expired' once archived")
+    share_count: int = Field(description="how many times advocates shared it")
 
 
 class ContentPage(BaseModel):

@@ -360,6 +360,9 @@ class ContentService:
 
     # --- erasure ---
 
+    async def count_share(self, org: str, content_id: str, event_id: str) -> None:
+        await self.store.count_share(org, content_id, event_id)
+
     async def erase_advocate(self, org: str, advocate_id: str) -> None:
         """Remove the advocate's training records and anonymise their authorship (idempotent)."""
         await self.store.erase_training(org, advocate_id)

@@ -34,7 +34,7 @@ from services.content.domain import (
     Viewer,
 )
 from shared.idempotency import COLLECTION as IDEMPOTENCY_KEYS
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
 
 CONTENT = "content"
 SETTINGS = "settings"
@@ -177,6 +177,7 @@ def _content_item(doc: Document) -> ContentItem:
         published_at=doc.get("published_at"),
         published_by=doc.get("published_by"),
         rejection_reason=doc.get("rejection_reason"),
+        share_count=doc.get("share_count", 0),
         archive_reason=doc.get("archive_reason"),
     )
 
@@ -294,6 +295,13 @@ class ContentStore:
             .limit(limit)
         )
         return [(_content_item(doc), doc["version"]) async for doc in cursor]
+
+    async def count_share(self, org: str, content_id: str, event_id: str) -> None:
+        """One more share of the item; the event id kept in the document makes this happen once."""
+        await self.db[CONTENT].update_one(
+            {"_id": content_id, "org": org, **applied_once_filter(event_id)},
+            {"$inc": {"share_count": 1}, "$push": mark_applied(event_id)},
+        )
 
     async def anonymise_author(self, org: str, advocate_id: str) -> None:
         await self.db[CONTENT].update_many(
