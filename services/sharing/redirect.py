@@ -1,0 +1,329 @@
+"""The public redirect `GET /r/{code}`: the hottest path of the system, as a raw ASGI app.
+
+It sits in front of the FastAPI app (see main.py), so no framework, middleware or
+instrumentation runs for it. Per request it does: a dictionary lookup (code -> immutable share
+target, loaded from MongoDB once on a miss), a few header reads, building the click record,
+an append to the spool's memory buffer, and the 302. Everything else (serialising, fsync,
+Kafka, spans) happens in the background (spool.py).
+
+Never an open redirect: the Location is a stored share's target or its organisation's fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, quote
+
+from starlette.types import Receive, Scope, Send
+
+from services.sharing import domain
+from services.sharing.domain import Clock, UniqueVisitors, VisitorHasher
+from services.sharing.settings import SharingSettings
+from services.sharing.spool import ClickSpool
+from shared.auth import TokenVerifier
+from shared.errors import AppError
+from shared.mongo import Document
+
+log = logging.getLogger(__name__)
+
+ShareLoader = Callable[[str], Awaitable[Document | None]]
+
+NOT_FOUND_HTML = (
+    b"<!doctype html><html lang=en><meta charset=utf-8><title>Link not found</title>"
+    b"<body style='font-family:sans-serif;margin:4em'><h1>This link does not exist</h1>"
+    b"<p>Check that it was copied in full.</p></body></html>"
+)
+UNAVAILABLE_HTML = (
+    b"<!doctype html><html lang=en><meta charset=utf-8><title>Try again</title>"
+    b"<body style='font-family:sans-serif;margin:4em'><h1>Please try again in a moment</h1></body></html>"
+)
+NEGATIVE_TTL_S = 30.0
+UA_CACHE_SIZE = 4096
+DEFAULT_WINDOW_S = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTarget:
+    """What a code leads to. Immutable once the share exists."""
+
+    share_id: str
+    org: str
+    advocate_id: str
+    content_id: str
+    network: str
+    team: str | None
+    tags: list[str]
+    location_prefix: str  # target URL up to "<click id param>="
+    location_suffix: str  # the fragment, if any
+    site_root: str  # fallback when the org has none configured
+    trace: dict[str, str]
+    loaded_at: float
+
+    @classmethod
+    def from_share(cls, doc: Document, click_id_param: str, now: float) -> LinkTarget:
+        prefix, suffix = domain.split_for_click_id(doc["target_url"], click_id_param)
+        return cls(
+            share_id=doc["_id"],
+            org=doc["org"],
+            advocate_id=doc["advocate_id"],
+            content_id=doc["content_id"],
+            network=doc["network"],
+            team=doc.get("team"),
+            tags=list(doc.get("tags") or ()),
+            location_prefix=prefix,
+            location_suffix=suffix,
+            site_root=domain.site_root(doc["target_url"]),
+            trace=dict(doc.get("trace") or {}),
+            loaded_at=now,
+        )
+
+
+class RedirectState:
+    """What can change about a link after it is made: its content archived or expired, and the
+    org's fallback URL and unique-click window. Kept in memory, refreshed from sharing's own
+    projections by a periodic job (so every replica sees what any replica's consumer applied)."""
+
+    def __init__(self) -> None:
+        self.archived: set[tuple[str, str]] = set()
+        self.expires_at: dict[tuple[str, str], float] = {}
+        self.fallback_url: dict[str, str] = {}
+        self.window_s: dict[str, float] = {}
+        self.contents_seen_until: datetime | None = None
+        self.settings_seen_until: datetime | None = None
+
+    def apply_content(self, doc: Document) -> None:
+        key = (doc["org"], doc["content_id"])
+        if doc.get("status") in ("archived", "rejected"):
+            self.archived.add(key)
+        else:
+            self.archived.discard(key)
+        expires: datetime | None = doc.get("expires_at")
+        if expires is not None:
+            self.expires_at[key] = expires.timestamp()
+        else:
+            self.expires_at.pop(key, None)
+
+    def apply_settings(self, doc: Document) -> None:
+        org = doc["_id"]
+        fallback = doc.get("fallback_url")
+        if fallback and domain.is_http_url(fallback):
+            self.fallback_url[org] = fallback
+        else:
+            self.fallback_url.pop(org, None)
+        hours = doc.get("unique_click_window_hours")
+        self.window_s[org] = float(hours) * 3600 if hours else DEFAULT_WINDOW_S
+
+
+class RedirectApp:
+    def __init__(self, settings: SharingSettings, *, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or time.time
+        self.state = RedirectState()
+        self.unique = UniqueVisitors(settings.unique_visitors_max, clock=self.clock)
+        self.hasher = VisitorHasher(settings.visitor_hash_secret)
+        self._cache: dict[str, LinkTarget] = {}
+        self._missing: dict[str, float] = {}
+        self._ua_classes: dict[str, tuple[bool, str, str]] = {}
+        self._load: ShareLoader | None = None
+        self._spool: ClickSpool | None = None
+        self._verifier: TokenVerifier | None = None
+        self._param = settings.click_id_param
+        self._ttl = settings.redirect_cache_ttl_s
+        self._country_header = settings.country_header.lower().encode() if settings.country_header else None
+        self._ip_header = settings.client_ip_header.lower().encode() if settings.client_ip_header else None
+        self._no_track = frozenset(settings.no_track_params)
+        self._cookie_name = settings.advocate_cookie_name
+        self._cookie_marker = f"{settings.advocate_cookie_name}=".encode()
+
+    def attach(self, load: ShareLoader, spool: ClickSpool, verifier: TokenVerifier) -> None:
+        """Connect to the running service (called from the lifespan)."""
+        self._load, self._spool, self._verifier = load, spool, verifier
+
+    def detach(self) -> None:
+        self._load = self._spool = None
+
+    def forget(self, share_ids: set[str]) -> None:
+        """Drop cached links (an advocate was erased: their id must not stay in memory)."""
+        for code in [c for c, t in self._cache.items() if t.share_id in share_ids]:
+            del self._cache[code]
+        self.unique.forget_share(share_ids)
+
+    async def _target(self, code: str, now: float) -> LinkTarget | None:
+        target = self._cache.get(code)
+        if target is not None and now - target.loaded_at < self._ttl:
+            return target
+        missing_until = self._missing.get(code)
+        if missing_until is not None and now < missing_until:
+            return None
+        if not domain.CODE_PATTERN.fullmatch(code):
+            return None
+        assert self._load is not None
+        doc = await self._load(code)
+        if doc is None:
+            if len(self._missing) >= 10_000:
+                self._missing.clear()
+            self._missing[code] = now + NEGATIVE_TTL_S
+            return None
+        target = LinkTarget.from_share(doc, self._param, now)
+        if len(self._cache) >= self.settings.redirect_cache_size:
+            del self._cache[next(iter(self._cache))]  # oldest first
+        self._cache[code] = target
+        return target
+
+    def _classify(self, user_agent: str) -> tuple[bool, str, str]:
+        classes = self._ua_classes.get(user_agent)
+        if classes is None:
+            classes = (
+                domain.is_bot(user_agent),
+                domain.device_class(user_agent),
+                domain.browser_class(user_agent),
+            )
+            if len(self._ua_classes) >= UA_CACHE_SIZE:
+                self._ua_classes.clear()
+            self._ua_classes[user_agent] = classes
+        return classes
+
+    def _caller(self, authorization: bytes, cookie: bytes) -> tuple[str, str] | None:
+        """(org, advocate id) of a recognisable advocate: their bearer token or our signed cookie."""
+        if authorization[:7].lower() == b"bearer " and self._verifier is not None:
+            try:
+                principal = self._verifier.verify(authorization[7:].decode("latin-1").strip())
+            except AppError:
+                return None
+            return principal.org, principal.sub
+        if self._cookie_marker in cookie:
+            for part in cookie.decode("latin-1").split(";"):
+                name, _, value = part.strip().partition("=")
+                if name == self._cookie_name:
+                    return domain.verify_advocate_cookie(self.settings.visitor_hash_secret, value)
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started_ns = time.time_ns()
+        if scope["method"] not in ("GET", "HEAD"):
+            await _respond(send, 405, b"text/plain", b"method not allowed", [(b"allow", b"GET, HEAD")])
+            return
+        if self._load is None or self._spool is None:
+            await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
+            return
+        code: str = scope["path"][3:]
+        now = self.clock()
+        try:
+            target = await self._target(code, now)
+        except Exception:
+            log.exception("redirect: loading code %r failed", code)
+            await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
+            return
+        if target is None:
+            await _respond(send, 404, b"text/html; charset=utf-8", NOT_FOUND_HTML)
+            return
+
+        user_agent = referer = dnt = authorization = cookie = country = forwarded = b""
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = value
+            elif name == b"referer":
+                referer = value
+            elif name == b"dnt":
+                dnt = value
+            elif name == b"authorization":
+                authorization = value
+            elif name == b"cookie":
+                cookie = value
+            elif name == self._country_header:
+                country = value
+            elif name == self._ip_header:
+                forwarded = value
+
+        ua = user_agent.decode("latin-1")
+        bot, device, browser = self._classify(ua)
+        click_id = domain.new_click_id()
+        org = target.org
+        state = self.state
+        key = (org, target.content_id)
+        expires = state.expires_at.get(key)
+        fallback = key in state.archived or (expires is not None and now >= expires)
+
+        tracked = dnt.strip() != b"1"
+        query: bytes = scope["query_string"]
+        if tracked and query:
+            tracked = not any(k in self._no_track for k, _ in parse_qsl(query.decode("latin-1")))
+        visitor_hash: str | None = None
+        unique = True  # without a visitor hash a repeat cannot be told apart
+        if tracked:
+            if forwarded:
+                ip = forwarded.split(b",")[0].strip().decode("latin-1")
+            else:
+                client = scope.get("client")
+                ip = client[0] if client else ""
+            visitor_hash = self.hasher.visitor_hash(ip, ua, datetime.fromtimestamp(now, UTC))
+            unique = self.unique.is_unique(
+                target.share_id, visitor_hash, state.window_s.get(org, DEFAULT_WINDOW_S)
+            )
+        self_click = False
+        if authorization or cookie:
+            self_click = self._caller(authorization, cookie) == (org, target.advocate_id)
+
+        if fallback:
+            location = state.fallback_url.get(org) or target.site_root
+        else:
+            location = f"{target.location_prefix}{click_id}{target.location_suffix}"
+        self._spool.append(
+            {
+                "id": click_id,
+                "org": org,
+                "time": now,
+                "trace": target.trace,
+                "span": (started_ns, time.time_ns()),
+                "data": {
+                    "click_id": click_id,
+                    "share_id": target.share_id,
+                    "advocate_id": target.advocate_id,
+                    "content_id": target.content_id,
+                    "network": target.network,
+                    "visitor_hash": visitor_hash,
+                    "device": device,
+                    "browser": browser,
+                    "referrer_host": domain.referrer_host(referer.decode("latin-1")) if referer else None,
+                    "country": domain.country_code(country.decode("latin-1")) if country else None,
+                    "bot": bot,
+                    "unique": unique,
+                    "self": self_click,
+                    "team": target.team,
+                    "tags": target.tags,
+                    "fallback": fallback,
+                },
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 302,
+                "headers": [
+                    (b"location", _header_value(location)),
+                    (b"content-length", b"0"),
+                    (b"cache-control", b"no-store"),
+                    (b"referrer-policy", b"no-referrer-when-downgrade"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+
+def _header_value(url: str) -> bytes:
+    try:
+        return url.encode("ascii")
+    except UnicodeEncodeError:
+        return quote(url, safe=":/?#[]@!$&'()*+,;=%~").encode("ascii")
+
+
+async def _respond(
+    send: Send, status: int, content_type: bytes, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,362 @@
+"""The local durable spool of click events, and the relay that drains it to Kafka.
+
+The redirect never waits on Kafka: it appends the click to an in-memory buffer. Every
+`click_flush_interval_s` the buffer is committed to a sqlite3 file in WAL mode with
+synchronous=FULL (one fsync per batch, on a worker thread so the event loop never blocks on the
+disk). The relay reads committed rows in order, publishes them with the EventProducer and deletes
+only the rows the broker acknowledged, so a broker outage of any length loses nothing: rows wait
+in the file and go out when Kafka is back. A crash of the process itself can lose at most the
+clicks of the last flush interval (10 ms by default).
+
+Each click's event id is fixed when the click happens, so a row re-sent after an unclear failure
+carries the same CloudEvent id and consumers dedupe it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+
+from shared.events import Event
+from shared.events.clicks import ClickRecorded
+from shared.messaging import EventProducer
+from shared.messaging.tracing import extract
+from shared.settings import ChorusSettings
+
+log = logging.getLogger(__name__)
+dumps = json.JSONEncoder(separators=(",", ":")).encode
+tracer = trace.get_tracer("chorus.sharing.redirect")
+
+SOURCE = "/chorus/sharing"
+ClickRecord = dict[str, Any]
+MAX_LINKS = 128  # the SDK's default limit of links per span
+
+
+class ClickSpool:
+    """Append in memory, commit in batches, read and delete in order. One sqlite connection,
+    used only from one worker thread."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._buffer: list[ClickRecord] = []
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="click-spool")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=10000")  # the relay may run in another process
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS clicks (seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)"
+        )
+        self._conn = conn
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def append(self, record: ClickRecord) -> None:
+        """The request path's only step: no I/O."""
+        self._buffer.append(record)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    async def flush(self) -> int:
+        """Commit what was appended since the last flush (one transaction, one fsync)."""
+        if not self._buffer:
+            return 0
+        batch, self._buffer = self._buffer, []
+        # Serialise here, on the event loop's thread: CPU work on the spool's thread would hold
+        # the GIL against the loop (the convoy effect) and stall every request by milliseconds.
+        rows = [(dumps(record),) for record in batch]
+        try:
+            await self._run(self._insert, rows)
+        except BaseException:
+            self._buffer[:0] = batch  # keep them for the next attempt, in order
+            raise
+        return len(batch)
+
+    def _insert(self, rows: list[tuple[str]]) -> None:
+        assert self._conn is not None
+        with self._conn:  # BEGIN ... COMMIT
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.executemany("INSERT INTO clicks (body) VALUES (?)", rows)
+
+    async def read(self, limit: int) -> list[tuple[int, ClickRecord]]:
+        rows: list[tuple[int, str]] = await self._run(self._select, limit)
+        return [(seq, json.loads(body)) for seq, body in rows]
+
+    def _select(self, limit: int) -> list[tuple[int, str]]:
+        assert self._conn is not None
+        return self._conn.execute("SELECT seq, body FROM clicks ORDER BY seq LIMIT ?", (limit,)).fetchall()
+
+    async def delete(self, seqs: Sequence[int]) -> None:
+        if seqs:
+            await self._run(self._delete, list(seqs))
+
+    def _delete(self, seqs: list[int]) -> None:
+        assert self._conn is not None
+        seqs.sort()
+        with self._conn:
+            self._conn.execute("BEGIN IMMEDIATE")
+            if seqs[-1] - seqs[0] + 1 == len(seqs):  # the usual case: one contiguous run
+                self._conn.execute("DELETE FROM clicks WHERE seq BETWEEN ? AND ?", (seqs[0], seqs[-1]))
+            else:
+                self._conn.executemany("DELETE FROM clicks WHERE seq = ?", [(s,) for s in seqs])
+
+    async def count(self) -> int:
+        """Committed rows not yet acknowledged by Kafka."""
+        return int(await self._run(lambda: self._conn.execute("SELECT count(*) FROM clicks").fetchone()[0]))  # type: ignore[union-attr]
+
+    async def close(self) -> None:
+        await self.flush()
+        await self._run(self._close)
+        self._executor.shutdown(wait=True)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def click_event(record: ClickRecord) -> Event[Any]:
+    data = dict(record["data"])
+    data["clicked_at"] = datetime.fromtimestamp(record["time"], UTC)
+    return Event.create(
+        ClickRecorded.model_validate(data),
+        tenant=record["org"],
+        source=SOURCE,
+        time=data["clicked_at"],
+        event_id=record["id"],
+    )
+
+
+def request_span_link(record: ClickRecord) -> Link | None:
+    """The visitor's request span, recorded now with the timings the redirect measured.
+
+    Creating a span on the redirect itself costs more than the rest of the request; the redirect
+    notes its start and end (two clock reads) and the span is emitted here, off the hot path, as
+    the root of the visitor's own trace. The click's spans link to it.
+    """
+    start_ns, end_ns = record.get("span") or (None, None)
+    if start_ns is None:
+        return None
+    span = tracer.start_span(
+        "GET /r/{code}",
+        context=otel_context.Context(),  # a new trace: the visitor's request
+        kind=SpanKind.SERVER,
+        start_time=start_ns,
+        attributes={
+            "http.request.method": "GET",
+            "http.route": "/r/{code}",
+            "http.response.status_code": 302,
+            "chorus.click_id": record["id"],
+        },
+    )
+    span.end(end_time=end_ns)
+    context = span.get_span_context()
+    return Link(context) if context.is_valid else None
+
+
+class ClickRelay:
+    """Commits the spool's buffer and drains the spool to Kafka, until stopped."""
+
+    def __init__(
+        self,
+        settings: ChorusSettings,
+        spool: ClickSpool,
+        *,
+        flush_interval_s: float,
+        batch: int,
+        idle_s: float | None = None,
+    ) -> None:
+        self._settings = settings
+        self.spool = spool
+        self._flush_interval_s = flush_interval_s
+        self._batch = batch
+        self._producer: EventProducer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._idle_s = 0.5 if idle_s is None else idle_s
+        self.published = 0
+
+    async def start(self, *, flush: bool = True, drain: bool = True) -> None:
+        """Run the flush loop (where the redirect appends) and/or the drain loop (anywhere that
+        can open the spool file: this process or a relay process beside it)."""
+        await self.spool.open()
+        if flush:
+            self._tasks.append(asyncio.create_task(self._flush_loop(), name="click-spool-flush"))
+        if drain:
+            self._tasks.append(asyncio.create_task(self._drain_loop(), name="click-spool-drain"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        # What is still in the file goes out on the next start (of this or another process).
+        await self.spool.close()
+        await self._stop_producer()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            try:
+                if await self.spool.flush():
+                    self._wake.set()
+            except Exception:
+                log.exception("click spool: flush failed; the clicks stay buffered and are retried")
+            await asyncio.sleep(self._flush_interval_s)
+
+    async def _drain_loop(self) -> None:
+        backoff = 0.2
+        while True:
+            try:
+                sent = await self.drain_once()
+                backoff = 0.2
+            except Exception as exc:
+                log.warning("click spool: publishing failed (%s); retrying in %.1fs", exc, backoff)
+                await self._stop_producer()  # a fresh producer after an outage reconnects cleanly
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if sent < self._batch:
+                self._wake.clear()
+                # Woken by this process's flush; a relay process polls the file.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._idle_s)
+
+    async def _producer_ready(self) -> EventProducer:
+        if self._producer is None:
+            producer = EventProducer(self._settings, client_id=f"{self._settings.service_name}-clicks")
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _stop_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await producer.stop()
+            except Exception as exc:
+                log.warning("click spool: stopping the producer failed: %s", exc)
+
+    async def drain_once(self) -> int:
+        """Publish up to one batch; delete what the broker acknowledged. Raises if some was not."""
+        rows = await self.spool.read(self._batch)
+        if not rows:
+            return 0
+        producer = await self._producer_ready()
+        # Clicks of one share continue that share's trace and go to one partition: publish them
+        # as one ordered group; groups of different shares go out concurrently.
+        groups: dict[str, list[tuple[int, ClickRecord]]] = {}
+        for seq, record in rows:
+            share_id = str(record.get("data", {}).get("share_id"))
+            groups.setdefault(share_id, []).append((seq, record))
+        results = await asyncio.gather(
+            *(self._publish_group(producer, group) for group in groups.values()), return_exceptions=True
+        )
+        acked: list[int] = []
+        errors: list[BaseException] = []
+        for group, result in zip(groups.values(), results, strict=True):
+            if isinstance(result, BaseException):
+                errors.append(result)
+            else:
+                acked += [seq for seq, _ in group]
+        await self.spool.delete(acked)
+        self.published += len(acked)
+        if errors:
+            raise RuntimeError(
+                f"{len(rows) - len(acked)} of {len(rows)} clicks not acknowledged: {errors[0]!r}"
+            )
+        return len(rows)
+
+    async def _publish_group(self, producer: EventProducer, group: list[tuple[int, ClickRecord]]) -> None:
+        events: list[Event[Any]] = []
+        links: list[Link] = []
+        for _, record in group:
+            try:
+                events.append(click_event(record))
+            except (KeyError, TypeError, ValueError) as exc:
+                # Only this process writes the spool, so this is a bug; keep the row in the log
+                # rather than blocking every click behind it.
+                log.error("click spool: dropping a malformed row %r: %s", record, exc)
+                continue
+            link = request_span_link(record)
+            if link is not None and len(links) < MAX_LINKS:
+                links.append(link)
+        if not events:
+            return
+        # The share's trace continues here: this span is a child of the context kept with the
+        # share when it was made and links the visitors' request spans; the produce spans of the
+        # click events are its children.
+        with tracer.start_as_current_span(
+            "record clicks",
+            context=extract(group[0][1].get("trace")),
+            kind=SpanKind.INTERNAL,
+            links=links or None,
+            attributes={"chorus.share_id": events[0].data.share_id, "chorus.clicks": len(events)},
+        ):
+            await producer.publish_many(events)
+
+
+# --- The relay as a process of its own ---------------------------------------------------------
+# With CHORUS_CLICK_RELAY_PROCESS=true the service starts `python -m services.sharing.spool`
+# beside itself: the drain (serialising, Kafka, spans) then runs on another CPU and a spike of
+# redirects never starves it, nor it the redirects. It reads the same spool file.
+
+RELAY_SETTINGS_ENV = "CHORUS_SHARING_RELAY_SETTINGS"
+
+
+async def run_relay_process(settings_json: str) -> None:
+    import os
+    import signal
+
+    from services.sharing.settings import SharingSettings
+    from shared.telemetry import flush_telemetry, setup_telemetry
+
+    settings = SharingSettings.model_validate_json(settings_json)
+    settings.service_name = "sharing-relay"
+    setup_telemetry(settings)
+    relay = ClickRelay(
+        settings,
+        ClickSpool(settings.click_spool_path),
+        flush_interval_s=settings.click_flush_interval_s,
+        batch=settings.click_drain_batch,
+        idle_s=settings.click_flush_interval_s * 5,
+    )
+    await relay.start(flush=False, drain=True)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    parent = os.getppid()
+    # Stop when told to, or when the service that started us is gone (never outlive it).
+    while not stopping.is_set() and os.getppid() == parent:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=1.0)
+    await relay.stop()
+    flush_telemetry()
+
+
+if __name__ == "__main__":
+    import os
+
+    asyncio.run(run_relay_process(os.environ[RELAY_SETTINGS_ENV]))

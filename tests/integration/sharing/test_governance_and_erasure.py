@@ -1,0 +1,207 @@
+"""Governance refusals store and emit nothing; erasure leaves no personal data behind."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.events.advocates import AdvocateErased
+from shared.events.clicks import ClickRecorded
+from shared.events.content import Audience, ContentArchived, PolicyPublished
+from shared.events.training import CourseCompleted, PolicyAcknowledged
+from tests.helpers import eventually, new_org, tap
+from tests.integration.sharing.conftest import Sharing
+from tests.integration.sharing.test_shares_and_redirect import BROWSER_UA, make_share, visit
+
+pytestmark = pytest.mark.integration
+
+
+async def wait_content(sharing: Sharing, org: str, content_id: str, status: str = "published") -> None:
+    contents = sharing.app.state.runtime.db["contents"]
+
+    async def projected() -> bool:
+        doc = await contents.find_one({"org": org, "content_id": content_id})
+        return doc is not None and doc.get("status") == status
+
+    await eventually(projected)
+
+
+async def wait_training(sharing: Sharing, org: str, sub: str, **expected: Any) -> None:
+    training = sharing.app.state.runtime.db["training"]
+
+    async def projected() -> bool:
+        doc = await training.find_one({"org": org, "advocate_id": sub})
+        return doc is not None and all(
+            (v in doc.get(k, [])) if isinstance(doc.get(k), list) else doc.get(k) == v
+            for k, v in expected.items()
+        )
+
+    await eventually(projected)
+
+
+async def attempt(sharing: Sharing, org: str, sub: str, content_id: str, **body: Any) -> Any:
+    payload = {"content_id": content_id, "network": "linkedin", "message": "A message of mine", **body}
+    return await sharing.client.post("/v1/shares", json=payload, headers=sharing.headers(org, sub))
+
+
+def closed_hours_now() -> dict[str, int]:
+    hour = datetime.now(UTC).hour
+    start = (hour + 1) % 24
+    return {"sharing_hours_start": start, "sharing_hours_end": (start + 1) or 24}
+
+
+async def test_every_governance_refusal_is_a_problem_with_its_reason_and_stores_and_emits_nothing(
+    sharing: Sharing,
+) -> None:
+    db = sharing.app.state.runtime.db
+    refusals: list[tuple[str, int, str]] = []  # (org, status, words the detail must contain)
+    cases: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any], int, str]] = [
+        # (settings, content fields, share body, status, reason)
+        ({}, {"audience": Audience(teams=["engineering"])}, {}, 403, "team"),
+        ({"require_policy_acknowledgement": True}, {}, {}, 403, "policy"),
+        ({"required_course_ids": ["social-101"]}, {}, {}, 403, "social-101"),
+        ({"required_disclosure": "#employee"}, {}, {"message": "Great read"}, 422, "disclosure"),
+        ({"blocked_words": ["guaranteed"]}, {}, {"message": "Guaranteed returns!"}, 422, "guaranteed"),
+        ({}, {}, {"network": "x", "message": "y" * 260}, 422, "280"),
+        ({}, {}, {"network": "myspace"}, 422, "network"),
+        (closed_hours_now(), {}, {}, 403, "sharing is open"),
+        ({"daily_share_limit": 0}, {}, {}, 429, "daily limit"),
+        ({}, {"expires_at": datetime(2020, 1, 1, tzinfo=UTC)}, {}, 409, "expired"),
+    ]
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.shares") as shares:
+        for settings, content, body, status, reason in cases:
+            org = new_org()
+            if settings:
+                await sharing.set_settings(org, **settings)
+            await sharing.enrol(org, "adv-1")
+            content_id = await sharing.publish_content(org, **content)
+            await wait_content(sharing, org, content_id)
+            response = await attempt(sharing, org, "adv-1", content_id, **body)
+            assert response.status_code == status, (reason, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            problem = response.json()
+            assert reason.lower() in problem["detail"].lower(), problem
+            assert problem["status"] == status
+            refusals.append((org, status, reason))
+
+        # The daily limit when it is reached by a share that went out.
+        org = new_org()
+        await sharing.set_settings(org, daily_share_limit=1)
+        await sharing.enrol(org, "adv-1")
+        content_id = await sharing.publish_content(org)
+        await wait_content(sharing, org, content_id)
+        assert (await attempt(sharing, org, "adv-1", content_id)).status_code == 201
+        second = await attempt(sharing, org, "adv-1", content_id)
+        assert second.status_code == 429 and "limit of 1" in second.json()["detail"]
+        limited_org = org
+
+        # Not enrolled yet, and archived content.
+        org = new_org()
+        content_id = await sharing.publish_content(org)
+        await wait_content(sharing, org, content_id)
+        assert (await attempt(sharing, org, "nobody", content_id)).status_code == 403
+        await sharing.enrol(org, "adv-1")
+        await sharing.publish(org, ContentArchived(content_id=content_id, reason="manual"))
+        await wait_content(sharing, org, content_id, "archived")
+        archived = await attempt(sharing, org, "adv-1", content_id)
+        assert archived.status_code == 409 and "archived" in archived.json()["detail"]
+        refusals.append((org, 409, "archived"))
+
+        refused_orgs = {org for org, _, _ in refusals}
+        made = await shares.collect(lambda e: e.tenant in refused_orgs | {limited_org}, count=2, timeout_s=2)
+    # Only the one share that was allowed was announced.
+    assert [e.tenant for e in made] == [limited_org]
+    for org in refused_orgs:
+        assert await db["shares"].count_documents({"org": org}) == 0
+        assert await db["daily_counts"].count_documents({"org": org, "count": {"$gt": 0}}) == 0
+    assert await db["shares"].count_documents({"org": limited_org}) == 1
+    assert (await db["daily_counts"].find_one({"org": limited_org}))["count"] == 1
+
+
+async def test_the_policy_and_course_gate_opens_once_training_events_arrive(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.set_settings(org, require_policy_acknowledgement=True, required_course_ids=["social-101"])
+    await sharing.publish(org, PolicyPublished(org_id=org, version=2, title="Social media policy"))
+    await sharing.enrol(org, "adv-1")
+    content_id = await sharing.publish_content(org)
+    await wait_content(sharing, org, content_id)
+    await sharing.publish(org, PolicyAcknowledged(advocate_id="adv-1", policy_version=1))
+    await wait_training(sharing, org, "adv-1", acknowledged_policy_version=1)
+    stale = await attempt(sharing, org, "adv-1", content_id)
+    assert stale.status_code == 403 and "version 2" in stale.json()["detail"]
+    await sharing.publish(
+        org,
+        PolicyAcknowledged(advocate_id="adv-1", policy_version=2),
+        CourseCompleted(advocate_id="adv-1", course_id="social-101", title="Social 101"),
+    )
+    await wait_training(
+        sharing, org, "adv-1", acknowledged_policy_version=2, completed_course_ids="social-101"
+    )
+    assert (await attempt(sharing, org, "adv-1", content_id)).status_code == 201
+
+
+async def test_erasure_removes_the_advocates_personal_data_and_keeps_links_working(sharing: Sharing) -> None:
+    org = new_org()
+    sub = f"adv-{uuid.uuid4().hex}"
+    display_name = f"Grace {uuid.uuid4().hex[:6]}"
+    handle = f"grace-{uuid.uuid4().hex[:6]}"
+    message = f"My own words {uuid.uuid4().hex[:6]}"
+    await sharing.enrol(
+        org,
+        sub,
+        display_name=display_name,
+        team=f"team-{sub}",
+        networks=[{"network": "linkedin", "handle": handle, "audience_size": 42}],
+    )
+    await sharing.publish(org, CourseCompleted(advocate_id=sub, course_id="social-101", title="Social 101"))
+    await wait_training(sharing, org, sub, completed_course_ids="social-101")
+    share = await make_share(sharing, org, sub, message=message)
+    content_id = await sharing.publish_content(org)
+    await sharing.wait_shareable(org, sub, content_id)
+    idempotent = await sharing.client.post(
+        "/v1/shares",
+        json={"content_id": content_id, "network": "linkedin", "message": message},
+        headers={**sharing.headers(org, sub), "Idempotency-Key": "erase-me"},
+    )
+    assert idempotent.status_code == 201
+    assert (await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})).status_code == 302
+
+    other = sharing.headers(org, "someone-else")
+    assert (await sharing.client.delete(f"/v1/advocates/{sub}", headers=other)).status_code == 403
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+        erased = await sharing.client.delete(f"/v1/advocates/{sub}", headers=sharing.headers(org, sub))
+        assert erased.status_code == 204
+        [event] = await advocates.collect(
+            lambda e: e.tenant == org and e.type == "chorus.advocate.erased", count=1
+        )
+    assert isinstance(event.data, AdvocateErased) and event.data.advocate_id == sub
+
+    db = sharing.app.state.runtime.db
+    personal = [sub, display_name, handle, message, f"team-{sub}"]
+    for name in await db.list_collection_names():
+        async for doc in db[name].find({}):
+            text = json.dumps(doc, default=str)
+            assert not [p for p in personal if p in text], (name, doc)
+    assert (
+        await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, sub))
+    ).status_code == 404
+
+    # The link still leads to the content; its clicks no longer name the advocate.
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        assert (await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})).status_code == 302
+        [click] = await clicks.collect(lambda e: e.tenant == org, count=1)
+    assert isinstance(click.data, ClickRecorded)
+    assert click.data.advocate_id.startswith("erased-") and click.data.team is None
+
+
+async def test_an_admin_may_erase_an_advocate_of_their_organisation(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    admin = sharing.headers(org, "boss", ["admin"])
+    assert (await sharing.client.delete("/v1/advocates/adv-1", headers=admin)).status_code == 204
+    assert (await sharing.client.get("/v1/advocates", headers=admin)).json()["items"] == []
+    assert (await sharing.client.delete("/v1/advocates/adv-1", headers=admin)).status_code == 404

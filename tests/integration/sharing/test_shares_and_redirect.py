@@ -1,0 +1,312 @@
+"""Shares and the tracked-link redirect on the real broker and FerretDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from shared.events import Event, EventData
+from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
+from shared.events.content import ContentArchived
+from shared.events.shares import ShareMade
+from tests.helpers import eventually, new_org, tap
+from tests.integration.sharing.conftest import PUBLIC_BASE_URL, Sharing
+
+pytestmark = pytest.mark.integration
+
+BROWSER_UA = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+LINKEDIN_UA = "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)"
+SLACK_UA = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
+
+
+async def visit(
+    sharing: Sharing,
+    code: str,
+    headers: dict[str, str] | None = None,
+    query: str = "",
+    ip: str = "203.0.113.7",
+) -> httpx.Response:
+    """A visitor with no cookies of ours (a fresh client), as on the open web."""
+    transport = httpx.ASGITransport(app=sharing.app, client=(ip, 51000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
+        return await visitor.get(f"/r/{code}{query}", headers=headers or {})
+
+
+async def make_share(sharing: Sharing, org: str, sub: str, **body: Any) -> dict[str, Any]:
+    content_id = body.pop("content_id", None) or await sharing.publish_content(org)
+    await sharing.wait_shareable(org, sub, content_id)
+    payload = {"content_id": content_id, "network": "linkedin", "message": "Proud of this launch", **body}
+    response = await sharing.client.post("/v1/shares", json=payload, headers=sharing.headers(org, sub))
+    assert response.status_code == 201, response.text
+    share: dict[str, Any] = response.json()
+    return share
+
+
+def clicks_of(share_id: str) -> Any:
+    return lambda e: e.type == "chorus.click.recorded" and e.data.share_id == share_id
+
+
+async def test_published_content_becomes_shareable_and_archived_content_leaves(sharing: Sharing) -> None:
+    org = new_org()
+    content_id = await sharing.publish_content(org)
+    await sharing.wait_shareable(org, "adv-1", content_id)
+    await sharing.publish(org, ContentArchived(content_id=content_id, reason="manual"))
+    await sharing.wait_shareable(org, "adv-1", content_id, present=False)
+
+
+async def test_a_share_has_a_short_url_a_target_with_utm_and_announces_itself(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.shares") as shares:
+        share = await make_share(sharing, org, "adv-1")
+        [made] = await shares.collect(lambda e: e.tenant == org, count=1)
+    assert share["short_url"] == f"{PUBLIC_BASE_URL}/r/{share['code']}"
+    assert len(share["code"]) >= 11
+    target = urlsplit(share["target_url"])
+    query = parse_qs(target.query)
+    assert (target.netloc, target.path, target.fragment) == ("www.example.com", "/blog/new-product", "top")
+    assert query["utm_source"] == ["linkedin"]
+    assert query["utm_medium"] == ["employee_advocacy"]
+    assert query["utm_content"] == [share["id"]]
+    assert query["utm_campaign"] == ["our-new-product"]
+    assert query["ref"] == ["site"]
+    assert share["status"] == "sent"
+    data = made.data
+    assert isinstance(data, ShareMade)
+    assert (data.share_id, data.advocate_id, data.code, data.audience_size) == (
+        share["id"],
+        "adv-1",
+        share["code"],
+        500,
+    )
+    assert data.team == "sales"
+
+
+async def test_redirect_sends_visitors_on_with_a_click_id_and_flags_each_kind_of_click(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    code = share["code"]
+    browser = {"User-Agent": BROWSER_UA, "Referer": "https://www.linkedin.com/feed/", "CF-IPCountry": "fr"}
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        first = await visit(sharing, code, browser)
+        linkedin = await visit(sharing, code, {"User-Agent": LINKEDIN_UA})
+        slack = await visit(sharing, code, {"User-Agent": SLACK_UA})
+        repeat = await visit(sharing, code, browser)
+        sharing.clock.offset_s = 25 * 3600  # beyond the 24 h window
+        try:
+            after_window = await visit(sharing, code, browser)
+        finally:
+            sharing.clock.offset_s = 0
+        own = await visit(
+            sharing, code, {"User-Agent": BROWSER_UA, **sharing.headers(org, "adv-1")}, ip="198.51.100.9"
+        )
+        responses = [first, linkedin, slack, repeat, after_window, own]
+        events = await clicks.collect(clicks_of(share["id"]), count=len(responses), settle_s=0.5)
+
+    assert [r.status_code for r in responses] == [302] * 6
+    by_click: dict[str, Event[EventData]] = {
+        e.data.click_id: e for e in events if isinstance(e.data, ClickRecorded)
+    }
+    assert len(by_click) == len(events) == 6
+    flags = []
+    for response in responses:
+        location = urlsplit(response.headers["location"])
+        query = parse_qs(location.query)
+        assert query["utm_medium"] == ["employee_advocacy"] and query["utm_content"] == [share["id"]]
+        assert location.fragment == "top"
+        [click_id] = query[CLICK_ID_PARAM]
+        click = by_click[click_id].data
+        assert isinstance(click, ClickRecorded)
+        assert (click.share_id, click.advocate_id, click.network) == (share["id"], "adv-1", "linkedin")
+        assert by_click[click_id].tenant == org
+        flags.append((click.bot, click.unique, click.self_click))
+    assert flags == [
+        (False, True, False),  # a browser, first time
+        (True, True, False),  # LinkedIn's preview fetcher (another visitor: other user agent)
+        (True, True, False),  # Slack's
+        (False, False, False),  # the same browser again inside the window
+        (False, True, False),  # the same browser after the window
+        (False, True, True),  # the advocate themself
+    ]
+    first_click = by_click[parse_qs(urlsplit(first.headers["location"]).query)[CLICK_ID_PARAM][0]].data
+    assert isinstance(first_click, ClickRecorded)
+    assert first_click.visitor_hash and "203.0.113.7" not in first_click.model_dump_json()
+    assert (first_click.device, first_click.browser) == ("desktop", "chrome")
+    assert (first_click.referrer_host, first_click.country) == ("www.linkedin.com", "FR")
+    assert first_click.tags == ["launch"] and first_click.team == "sales"
+
+
+async def test_the_advocates_cookie_marks_their_own_clicks(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    listing = await sharing.client.get("/v1/shares", headers=sharing.headers(org, "adv-1"))
+    cookie = listing.headers["set-cookie"].split(";")[0]
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": cookie})
+        await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": cookie[:-2] + "00"})
+        events = await clicks.collect(clicks_of(share["id"]), count=2)
+    assert sorted(e.data.self_click for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
+
+
+async def test_do_not_track_and_no_track_parameter_leave_no_visitor_hash(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        dnt = await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "DNT": "1"})
+        param = await visit(sharing, share["code"], {"User-Agent": BROWSER_UA}, query="?notrack=1")
+        events = await clicks.collect(clicks_of(share["id"]), count=2)
+    assert dnt.status_code == param.status_code == 302
+    assert [e.data.visitor_hash for e in events if isinstance(e.data, ClickRecorded)] == [None, None]
+
+
+async def test_an_unknown_code_is_a_404_page_and_records_nothing(sharing: Sharing) -> None:
+    response = await visit(sharing, "NoSuchCode123", {"User-Agent": BROWSER_UA})
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "location" not in response.headers
+    assert (await visit(sharing, "../../etc", {})).status_code == 404
+
+
+async def test_a_link_to_archived_content_goes_to_the_fallback_and_is_still_recorded(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    await sharing.set_settings(org, fallback_url="https://www.example.com/more")
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    assert (await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})).status_code == 302  # warm
+    await sharing.publish(org, ContentArchived(content_id=share["content_id"], reason="expired"))
+
+    async def redirected_to_fallback() -> bool:
+        response = await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})
+        return response.headers.get("location") == "https://www.example.com/more"
+
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        await eventually(redirected_to_fallback)
+        [click] = await clicks.collect(lambda e: clicks_of(share["id"])(e) and e.data.fallback, count=1)
+    assert click.data.share_id == share["id"]
+
+
+async def test_a_scheduled_share_goes_out_when_due(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    when = datetime.now(UTC) + timedelta(seconds=2)
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.shares") as shares:
+        share = await make_share(sharing, org, "adv-1", scheduled_at=when.isoformat())
+        assert share["status"] == "pending"
+        assert await shares.collect(lambda e: e.tenant == org, count=1, timeout_s=1.0) == []
+        [made] = await shares.collect(lambda e: e.tenant == org, count=1, timeout_s=10)
+    assert made.data.share_id == share["id"]
+
+    async def marked_sent() -> bool:
+        listing = await sharing.client.get("/v1/shares", headers=sharing.headers(org, "adv-1"))
+        return bool(listing.json()["items"][0]["status"] == "sent")
+
+    await eventually(marked_sent)
+
+
+async def test_an_idempotency_key_replays_the_first_share(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    content_id = await sharing.publish_content(org)
+    await sharing.wait_shareable(org, "adv-1", content_id)
+    body = {"content_id": content_id, "network": "x", "message": "Look at this"}
+    headers = {**sharing.headers(org, "adv-1"), "Idempotency-Key": "k-1"}
+    first = await sharing.client.post("/v1/shares", json=body, headers=headers)
+    second = await sharing.client.post("/v1/shares", json=body, headers=headers)
+    assert first.status_code == 201 and second.status_code == 201
+    assert second.json()["id"] == first.json()["id"]
+    assert second.headers.get("idempotent-replayed") == "true"
+    listing = await sharing.client.get("/v1/shares", headers=sharing.headers(org, "adv-1"))
+    assert len(listing.json()["items"]) == 1
+
+
+async def test_another_organisation_sees_neither_advocates_nor_shares(sharing: Sharing) -> None:
+    org, other = new_org(), new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    admin_other = sharing.headers(other, "boss", ["admin"])
+    assert (await sharing.client.get("/v1/advocates", headers=admin_other)).json()["items"] == []
+    assert (await sharing.client.get("/v1/shares", headers=admin_other)).json()["items"] == []
+    assert (await sharing.client.delete("/v1/advocates/adv-1", headers=admin_other)).status_code == 404
+    assert (
+        await sharing.client.get("/v1/advocates/me", headers=sharing.headers(other, "adv-1"))
+    ).status_code == 404
+    admin = sharing.headers(org, "boss", ["admin"])
+    assert [a["id"] for a in (await sharing.client.get("/v1/advocates", headers=admin)).json()["items"]] == [
+        "adv-1"
+    ]
+    assert [s["id"] for s in (await sharing.client.get("/v1/shares", headers=admin)).json()["items"]] == [
+        share["id"]
+    ]
+    # Content published for one organisation cannot be shared from another.
+    response = await sharing.client.post(
+        "/v1/shares",
+        json={"content_id": share["content_id"], "network": "linkedin", "message": "hi"},
+        headers=sharing.headers(other, "adv-1"),
+    )
+    assert response.status_code in (403, 404)
+
+
+async def test_lists_are_paginated_with_a_cursor(sharing: Sharing) -> None:
+    org = new_org()
+    admin = sharing.headers(org, "boss", ["admin"])
+    for i in range(3):
+        await sharing.enrol(org, f"adv-{i}")
+    page1 = (await sharing.client.get("/v1/advocates?limit=2", headers=admin)).json()
+    page2 = (
+        await sharing.client.get(f"/v1/advocates?limit=2&cursor={page1['next_cursor']}", headers=admin)
+    ).json()
+    assert [a["id"] for a in page1["items"] + page2["items"]] == ["adv-0", "adv-1", "adv-2"]
+    assert page2["next_cursor"] is None
+
+
+async def test_a_click_continues_the_trace_of_its_share_and_links_the_visitors_request(
+    sharing: Sharing,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        pytest.skip("telemetry is not set up in this process")
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    stored = await sharing.app.state.runtime.db["shares"].find_one({"_id": share["id"]})
+    share_trace_id = int(stored["trace"]["traceparent"].split("-")[1], 16)
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})
+        await clicks.collect(clicks_of(share["id"]), count=1)
+
+    def of_share(span: Any) -> bool:
+        return bool(span.attributes.get("chorus.share_id") == share["id"])
+
+    [recorded] = [s for s in spans.get_finished_spans() if s.name == "record clicks" and of_share(s)]
+    assert recorded.context.trace_id == share_trace_id
+    [send] = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "send chorus.clicks" and s.parent and s.parent.span_id == recorded.context.span_id
+    ]
+    assert send.context.trace_id == share_trace_id
+    [request] = [
+        s for s in spans.get_finished_spans() if s.context.span_id == recorded.links[0].context.span_id
+    ]
+    assert request.name == "GET /r/{code}" and request.context.trace_id != share_trace_id

@@ -1,0 +1,246 @@
+"""Sharing's pure rules: governance, links, click classification, visitor hashing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from services.sharing import domain
+from services.sharing.domain import AdvocateView, ContentView, OrgRules, TrainingView
+from shared.errors import AppError, Forbidden, InvalidInput
+
+NOW = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)
+CONTENT = ContentView(content_id="c1", status="published", url="https://example.com/a")
+ADVOCATE = AdvocateView(advocate_id="a1", team="sales", department="revenue", location="paris")
+
+
+def check(
+    *,
+    content: ContentView = CONTENT,
+    rules: OrgRules | None = None,
+    training: TrainingView | None = None,
+    network: str = "linkedin",
+    message: str = "hello",
+    at: datetime = NOW,
+) -> None:
+    domain.check_share(
+        content=content,
+        advocate=ADVOCATE,
+        rules=rules or OrgRules(),
+        training=training or TrainingView(),
+        network=network,
+        message=message,
+        short_url_length=30,
+        goes_out_at=at,
+    )
+
+
+def test_a_plain_share_passes_every_rule() -> None:
+    check()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "reason"),
+    [
+        ({"content": ContentView("c1", "archived", "https://e.com")}, AppError, "archived"),
+        ({"content": ContentView("c1", "published", "https://e.com", expires_at=NOW)}, AppError, "expired"),
+        (
+            {"content": ContentView("c1", "published", "https://e.com", starts_at=NOW + timedelta(hours=1))},
+            AppError,
+            "from",
+        ),
+        ({"content": ContentView("c1", "published", "https://e.com", teams=("eng",))}, Forbidden, "team"),
+        (
+            {"content": ContentView("c1", "published", "https://e.com", locations=("nyc",))},
+            Forbidden,
+            "location",
+        ),
+        ({"rules": OrgRules(require_policy_acknowledgement=True)}, Forbidden, "policy"),
+        (
+            {
+                "rules": OrgRules(require_policy_acknowledgement=True, policy_version=3),
+                "training": TrainingView(acknowledged_policy_version=2),
+            },
+            Forbidden,
+            "version 3",
+        ),
+        ({"rules": OrgRules(required_course_ids=("c101",))}, Forbidden, "c101"),
+        ({"rules": OrgRules(required_disclosure="#ad")}, InvalidInput, "disclosure"),
+        ({"rules": OrgRules(blocked_words=("free",)), "message": "It's FREE!"}, InvalidInput, "free"),
+        ({"network": "x", "message": "m" * 257}, InvalidInput, "280"),
+        ({"network": "friendster"}, InvalidInput, "network"),
+        ({"rules": OrgRules(sharing_hours_start=12, sharing_hours_end=18)}, Forbidden, "12:00 to 18:00"),
+    ],
+)
+def test_each_governance_rule_refuses_with_its_reason(
+    kwargs: dict[str, object], error: type[AppError], reason: str
+) -> None:
+    with pytest.raises(error) as refused:
+        check(**kwargs)  # type: ignore[arg-type]
+    assert reason.lower() in refused.value.detail.lower()
+
+
+def test_the_gate_opens_with_the_current_policy_and_the_courses() -> None:
+    rules = OrgRules(require_policy_acknowledgement=True, policy_version=2, required_course_ids=("c101",))
+    check(rules=rules, training=TrainingView(frozenset({"c101"}), acknowledged_policy_version=2))
+
+
+def test_the_disclosure_is_found_in_any_case_and_blocked_words_only_as_words() -> None:
+    check(rules=OrgRules(required_disclosure="#Employee"), message="Proud #employee")
+    check(rules=OrgRules(blocked_words=("free",)), message="Freedom of speech")
+
+
+def test_x_counts_a_link_as_23_characters() -> None:
+    check(network="x", message="m" * 256)
+
+
+def test_sharing_hours_may_span_midnight() -> None:
+    night = OrgRules(sharing_hours_start=22, sharing_hours_end=6)
+    assert domain.within_sharing_hours(night, NOW.replace(hour=23))
+    assert domain.within_sharing_hours(night, NOW.replace(hour=5))
+    assert not domain.within_sharing_hours(night, NOW.replace(hour=12))
+
+
+def test_the_target_keeps_the_content_url_and_replaces_its_utm_parameters() -> None:
+    url = domain.target_url(
+        "https://shop.example.com/p?id=7&utm_source=old#reviews",
+        network="x",
+        campaign="spring",
+        share_id="s1",
+    )
+    parts = urlsplit(url)
+    assert parts.fragment == "reviews"
+    assert parse_qs(parts.query) == {
+        "id": ["7"],
+        "utm_source": ["x"],
+        "utm_medium": ["employee_advocacy"],
+        "utm_campaign": ["spring"],
+        "utm_content": ["s1"],
+    }
+
+
+def test_the_click_id_goes_before_the_fragment() -> None:
+    prefix, suffix = domain.split_for_click_id("https://e.com/a?x=1#top", "cid")
+    assert prefix + "K1" + suffix == "https://e.com/a?x=1&cid=K1#top"
+    prefix, suffix = domain.split_for_click_id("https://e.com/a", "cid")
+    assert prefix + "K1" + suffix == "https://e.com/a?cid=K1"
+
+
+def test_codes_are_long_random_and_url_safe() -> None:
+    codes = {domain.new_share_code() for _ in range(1000)}
+    assert len(codes) == 1000
+    assert all(domain.CODE_PATTERN.fullmatch(c) and len(c) == 11 for c in codes)
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+        "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+        "Slack-ImgProxy (+https://api.slack.com/robots)",
+        "Twitterbot/1.0",
+        "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+        "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+        "WhatsApp/2.23.20.0",
+        "TelegramBot (like TwitterBot)",
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0",
+        "curl/8.5.0",
+        "Wget/1.21.4",
+        "python-requests/2.32.3",
+        "",
+    ],
+)
+def test_crawlers_preview_fetchers_and_scripts_are_bots(user_agent: str) -> None:
+    assert domain.is_bot(user_agent)
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "device", "browser"),
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0 Safari/537.36",
+            "desktop",
+            "chrome",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/17.5 Mobile/15E148 Safari/604.1",
+            "mobile",
+            "safari",
+        ),
+        (
+            "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Version/17.5 Mobile/15E148 Safari/604.1",
+            "tablet",
+            "safari",
+        ),
+        (
+            "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:127.0) Gecko/20100101 Firefox/127.0",
+            "desktop",
+            "firefox",
+        ),
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 "
+            "Safari/537.36 Edg/131.0",
+            "desktop",
+            "edge",
+        ),
+    ],
+)
+def test_browsers_are_people_with_a_device_and_browser_class(
+    user_agent: str, device: str, browser: str
+) -> None:
+    assert not domain.is_bot(user_agent)
+    assert (domain.device_class(user_agent), domain.browser_class(user_agent)) == (device, browser)
+
+
+def test_the_visitor_hash_hides_the_ip_and_changes_with_the_day() -> None:
+    hasher = domain.VisitorHasher("secret")
+    today = hasher.visitor_hash("203.0.113.7", "UA", NOW)
+    assert today == hasher.visitor_hash("203.0.113.7", "UA", NOW + timedelta(hours=1))
+    assert today != hasher.visitor_hash("203.0.113.8", "UA", NOW)
+    assert today != hasher.visitor_hash("203.0.113.7", "UA", NOW + timedelta(days=1))
+    assert today != domain.VisitorHasher("other").visitor_hash("203.0.113.7", "UA", NOW)
+    assert "203" not in today
+
+
+def test_a_visitor_is_unique_once_per_share_within_the_window() -> None:
+    now = [1000.0]
+    unique = domain.UniqueVisitors(clock=lambda: now[0])
+    assert unique.is_unique("s1", "v", 3600)
+    assert not unique.is_unique("s1", "v", 3600)
+    assert unique.is_unique("s2", "v", 3600)
+    now[0] += 3601
+    assert unique.is_unique("s1", "v", 3600)
+    assert not unique.is_unique("s1", "v", 3600)
+
+
+def test_the_unique_map_stays_bounded() -> None:
+    unique = domain.UniqueVisitors(max_entries=100)
+    for i in range(1000):
+        unique.is_unique("s", f"v{i}", 3600)
+    assert len(unique._first_seen) == 100
+
+
+def test_the_advocate_cookie_is_recognised_and_a_forged_one_is_not() -> None:
+    value = domain.sign_advocate("secret", "org-1", "auth0|123")
+    assert domain.verify_advocate_cookie("secret", value) == ("org-1", "auth0|123")
+    assert domain.verify_advocate_cookie("other", value) is None
+    tampered = value[:-1] + ("0" if value[-1] != "0" else "1")
+    assert domain.verify_advocate_cookie("secret", tampered) is None
+    mac = value.partition(".")[2]
+    forged = domain.sign_advocate("guess", "org-1", "boss").partition(".")[0] + "." + mac
+    assert domain.verify_advocate_cookie("secret", forged) is None
+
+
+def test_referrer_and_country_are_coarse() -> None:
+    assert domain.referrer_host("https://www.linkedin.com/feed/update/123?x=1") == "www.linkedin.com"
+    assert domain.referrer_host("not a url") is None
+    assert domain.country_code(" fr ") == "FR"
+    assert domain.country_code("XX") is None
+    assert domain.country_code("France") is None

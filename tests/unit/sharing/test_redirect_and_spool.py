@@ -1,0 +1,118 @@
+"""The redirect's hot path and the click spool, without the stack (a dict stands in for MongoDB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from services.sharing.redirect import RedirectApp
+from services.sharing.settings import SharingSettings
+from services.sharing.spool import ClickSpool, click_event
+from shared.auth import TokenVerifier
+from shared.events.clicks import ClickRecorded
+from shared.mongo import Document
+
+SHARE: Document = {
+    "_id": "s1",
+    "org": "org-1",
+    "advocate_id": "a1",
+    "content_id": "c1",
+    "network": "linkedin",
+    "team": "sales",
+    "tags": ["launch"],
+    "target_url": "https://example.com/p?utm_source=linkedin&utm_content=s1#top",
+    "trace": {},
+}
+
+
+async def redirect_app(tmp_path: Path, shares: dict[str, Document]) -> tuple[RedirectApp, ClickSpool]:
+    settings = SharingSettings(telemetry_enabled=False, otlp_endpoint=None)
+    app = RedirectApp(settings)
+    spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
+    await spool.open()
+
+    async def load(code: str) -> Document | None:
+        return shares.get(code)
+
+    app.attach(load, spool, TokenVerifier(settings))
+    return app, spool
+
+
+async def get(app: RedirectApp, path: str, **headers: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://link") as client:
+        return await client.get(path, headers=headers)
+
+
+async def test_a_known_code_redirects_to_its_target_with_a_click_id(tmp_path: Path) -> None:
+    app, spool = await redirect_app(tmp_path, {"Code1234567": SHARE})
+    response = await get(
+        app, "/r/Code1234567", **{"user-agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0"}
+    )
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith("https://example.com/p?utm_source=linkedin&utm_content=s1&chorus_cid=")
+    assert location.endswith("#top")
+    [record] = spool._buffer
+    assert (
+        location == f"https://example.com/p?utm_source=linkedin&utm_content=s1&chorus_cid={record['id']}#top"
+    )
+    assert "192.0.2.1" not in str(record)
+    event = click_event(record)
+    assert isinstance(event.data, ClickRecorded)
+    assert (event.data.share_id, event.data.bot, event.data.unique, event.tenant) == (
+        "s1",
+        False,
+        True,
+        "org-1",
+    )
+    await spool.close()
+
+
+async def test_unknown_codes_get_a_404_page_and_never_a_redirect(tmp_path: Path) -> None:
+    app, spool = await redirect_app(tmp_path, {"Code1234567": SHARE})
+    for path in ("/r/Nope1234567", "/r/", "/r/https://evil.example", "/r//evil.example", "/r/Code1234567/x"):
+        response = await get(app, path)
+        assert response.status_code == 404, path
+        assert "location" not in response.headers
+        assert response.headers["content-type"].startswith("text/html")
+    assert spool.buffered == 0
+    await spool.close()
+
+
+async def test_a_cached_link_is_served_without_asking_the_store_again(tmp_path: Path) -> None:
+    calls: list[str] = []
+    shares = {"Code1234567": SHARE}
+    app, spool = await redirect_app(tmp_path, shares)
+
+    async def counting_load(code: str) -> Document | None:
+        calls.append(code)
+        return shares.get(code)
+
+    app.attach(counting_load, spool, TokenVerifier(app.settings))
+    for _ in range(5):
+        assert (await get(app, "/r/Code1234567")).status_code == 302
+    assert calls == ["Code1234567"]
+    await spool.close()
+
+
+async def test_the_spool_keeps_clicks_across_a_restart_until_deleted(tmp_path: Path) -> None:
+    path = str(tmp_path / "spool.sqlite3")
+    spool = ClickSpool(path)
+    await spool.open()
+    records: list[dict[str, Any]] = [{"id": f"k{i}", "n": i} for i in range(5)]
+    for record in records:
+        spool.append(record)
+    assert await spool.flush() == 5
+    await spool.close()
+
+    reopened = ClickSpool(path)
+    await reopened.open()
+    rows = await reopened.read(3)
+    assert [r for _, r in rows] == records[:3]
+    await reopened.delete([seq for seq, _ in rows[:2]])
+    assert [r["id"] for _, r in await reopened.read(10)] == ["k2", "k3", "k4"]
+    assert await reopened.count() == 3
+    await reopened.close()
