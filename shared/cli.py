@@ -135,6 +135,9 @@ def cmd_up(args: argparse.Namespace) -> int:
                 stderr=subprocess.STDOUT,
             )
         )
+        if not _wait_ready(f"http://127.0.0.1:{GATEWAY_PORT}/", processes[-1], SERVICE_READY_TIMEOUT_S):
+            print(f"chorus up: the gateway did not start; see {logs / 'gateway.log'}", file=sys.stderr)
+            return 1
         print(f"\nChorus is up in {time.monotonic() - started:.1f}s\n")
         print(f"  API gateway      http://127.0.0.1:{GATEWAY_PORT}   (/v1/... and /r/... to every service)")
         for name, port in SERVICE_PORTS.items():

@@ -1,0 +1,126 @@
+"""One trace from a share to the lead it produced, across all four services (issue 7).
+
+Content is published; an advocate shares it (the request carries a known trace id); a visitor
+clicks the tracked link; an integrator reports a lead for that click; recognition awards points.
+Jaeger must then hold, under the share's trace id, the share request, the share and click
+events being produced, their processing in content, metrics and recognition, the lead event
+and the reward event. Any missing hop fails the test.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from shared.events.clicks import CLICK_ID_PARAM
+from tests.e2e.conftest import RunningServices
+from tests.e2e.jaeger import new_traceparent, wait_for_spans
+from tests.helpers import bearer, eventually, new_org
+
+pytestmark = pytest.mark.e2e
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+async def test_share_click_lead_and_reward_are_one_trace(services: RunningServices) -> None:
+    org = new_org()
+    urls = services.urls
+    editor = bearer(services.settings, org=org, sub="eddie", roles=["editor"])
+    advocate = bearer(services.settings, org=org, sub="ann", roles=["advocate"])
+    admin = bearer(services.settings, org=org, sub="root", roles=["admin"])
+    trace_id, traceparent = new_traceparent()
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        created = await http.post(
+            f"{urls['content']}/v1/content",
+            headers=editor,
+            json={"type": "article", "title": "We are hiring", "url": "https://example.com/jobs"},
+        )
+        assert created.status_code == 201, created.text
+        content_id = created.json()["id"]
+        assert (
+            await http.post(f"{urls['content']}/v1/content/{content_id}/publish", headers=editor)
+        ).is_success
+        enrolled = await http.put(
+            f"{urls['sharing']}/v1/advocates/me",
+            headers=advocate,
+            json={
+                "display_name": "Ann",
+                "networks": [{"network": "linkedin", "handle": "ann", "audience_size": 800}],
+            },
+        )
+        assert enrolled.is_success, enrolled.text
+
+        async def shareable() -> bool:
+            page = await http.get(f"{urls['sharing']}/v1/shareable", headers=advocate)
+            return content_id in {item["content_id"] for item in page.json()["items"]}
+
+        await eventually(shareable, timeout_s=120)
+
+        # The share: its request starts the trace everything below must join.
+        shared = await http.post(
+            f"{urls['sharing']}/v1/shares",
+            headers={**advocate, "traceparent": traceparent},
+            json={"content_id": content_id, "network": "linkedin", "message": "Come work with us!"},
+        )
+        assert shared.status_code == 201, shared.text
+        code = shared.json()["code"]
+
+        # The visitor's click, in the visitor's own trace.
+        clicked = await http.get(f"{urls['sharing']}/r/{code}", headers={"User-Agent": BROWSER})
+        assert clicked.status_code == 302
+        click_id = parse_qs(urlsplit(clicked.headers["location"]).query)[CLICK_ID_PARAM][0]
+
+        async def metrics_saw_the_click() -> bool:
+            stats = await http.get(f"{urls['metrics']}/v1/me/stats", headers=advocate)
+            return bool(stats.status_code == 200 and stats.json()["clicks"] >= 1)
+
+        await eventually(metrics_saw_the_click, timeout_s=60)
+
+        # The integrator's lead, in the integrator's own trace, naming the click.
+        lead = await http.post(
+            f"{urls['metrics']}/v1/conversions",
+            headers={**admin, "Idempotency-Key": f"lead-{click_id}"},
+            json={"type": "lead", "click_id": click_id, "customer_id": "crm-42"},
+        )
+        assert lead.status_code in (200, 201), lead.text
+        assert lead.json()["attributed"] is True
+
+        async def points_for_the_lead() -> bool:
+            points = await http.get(f"{urls['recognition']}/v1/me/points", headers=advocate)
+            return bool(points.status_code == 200 and points.json()["counters"].get("leads", 0) >= 1)
+
+        await eventually(points_for_the_lead, timeout_s=60)
+
+    spans = await wait_for_spans(
+        services.jaeger_url,
+        trace_id,
+        [
+            ("chorus-sharing", "POST /v1/shares"),
+            ("chorus-sharing", "send chorus.shares"),
+            ("chorus-content", "process chorus.shares"),
+            ("chorus-metrics", "process chorus.shares"),
+            ("chorus-recognition", "process chorus.shares"),
+            ("chorus-sharing", "send chorus.clicks"),
+            ("chorus-metrics", "process chorus.clicks"),
+            ("chorus-recognition", "process chorus.clicks"),
+            ("chorus-metrics", "send chorus.conversions"),
+            ("chorus-recognition", "process chorus.conversions"),
+            ("chorus-recognition", "send chorus.recognition"),
+        ],
+        timeout_s=90,
+    )
+    by_name = {(s.service, s.name): s for s in spans}
+    click_send = by_name[("chorus-sharing", "send chorus.clicks")]
+    assert click_send.tags.get("chorus.click_id", click_id) == click_id
+    lead_send = by_name[("chorus-metrics", "send chorus.conversions")]
+    ids = {s.span_id for s in spans}
+    assert all(p in ids for p in lead_send.parent_ids), "the lead event hangs off a span outside the trace"
+    assert {s.service for s in spans} >= {
+        "chorus-content",
+        "chorus-sharing",
+        "chorus-metrics",
+        "chorus-recognition",
+    }
