@@ -46,6 +46,7 @@ from services.content.service import ContentFilters, ContentService, PolicyView
 from services.content.store import Course, Policy, Progress, new_id
 from shared.auth import ANY_MEMBER, Principal, Role, require
 from shared.errors import InvalidInput, PayloadTooLarge
+from shared.pagination import Cursor
 
 EDITORS = (Role.ADMIN, Role.EDITOR)
 IdempotencyKey = Annotated[
@@ -55,7 +56,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
-Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 
 
 def get_service(request: Request) -> ContentService:

@@ -7,8 +7,6 @@ events it produces (the embedded outbox of store.py) and then publishes that out
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,6 +33,7 @@ from shared import idempotency
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, EventData, decode
 from shared.messaging import EventProducer
+from shared.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +44,6 @@ RELAY_BATCH = 200
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        decoded = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        decoded = ""
-    if not decoded:
-        raise InvalidInput.field("cursor", "is not a cursor this API returned")
-    return decoded
 
 
 class Outbox:

@@ -18,12 +18,12 @@ from services.sharing.schemas import (
 )
 from services.sharing.service import SharingService
 from shared.auth import ANY_MEMBER, Principal, Role, require
+from shared.pagination import Cursor
 
 router = APIRouter(prefix="/v1")
 
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 COOKIE_MAX_AGE = 365 * 24 * 3600
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import secrets
 import uuid
@@ -26,6 +24,7 @@ from shared.idempotency import run_once
 from shared.messaging import EventProducer
 from shared.messaging.tracing import extract, inject_current
 from shared.mongo import Document, is_duplicate_key
+from shared.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +32,6 @@ SOURCE = "/chorus/sharing"
 MAX_PAGE = 200
 SEND_RETRY_AFTER = timedelta(seconds=30)
 SEND_LEASE = timedelta(seconds=30)  # a claimed share is not taken again for this long
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput.field("cursor", "is not a cursor this API returned") from None
 
 
 def content_view(doc: Document) -> ContentView:

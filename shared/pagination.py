@@ -1,0 +1,33 @@
+"""Cursor pagination, the same everywhere: `?cursor=<next_cursor>&limit=N` -> `{items, next_cursor}`.
+
+A cursor is opaque to clients: here, the last item's sort key, base64url-encoded. A cursor that
+does not decode is a 422 naming the `cursor` parameter, never a 500.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+
+from fastapi import Query
+
+from shared.errors import InvalidInput
+
+Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+
+
+def encode_cursor(last_key: str) -> str:
+    return base64.urlsafe_b64encode(last_key.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        decoded = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        decoded = ""
+    if not decoded:
+        raise InvalidInput.field("cursor", "is not a cursor this API returned")
+    return decoded
