@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.metrics.api import router
+from services.metrics.handlers import MAX_BATCH
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import INDEXES
@@ -354,7 +355,9 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--mongo", default="mongodb://127.0.0.1:27017/")
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--max-batch", type=int, default=20_000, dest="max_batch")
+    parser.add_argument(
+        "--max-batch", type=int, default=MAX_BATCH, dest="max_batch", help="records per poll (the service's)"
+    )
     parser.add_argument("--load-fraction", type=float, default=0.2, dest="load_fraction")
     parser.add_argument("--freshness-s", type=float, default=20.0, dest="freshness_s")
     parser.add_argument("--poll-s", type=float, default=0.01, dest="poll_s")

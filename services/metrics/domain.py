@@ -3,7 +3,10 @@ figures (CTR, conversion rate, EMV), attribution credit, goal forecasts and surv
 
 No I/O here. Projections are counters kept per organisation, per UTC day and per dimension
 value ("all", advocate, content, team, network, tag); each event turns into a list of
-`Delta`s, one per projection document it touches.
+`Delta`s, one per dimension value it counts for. The store keeps two documents per organisation,
+day and source partition: the day's totals ("all"), and the counters of every value of every
+other dimension; so a batch from one partition makes two updates per organisation and day it
+touches, and the totals are read without the breakdowns (see store.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -37,9 +40,9 @@ CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 
 @dataclass(frozen=True)
 class Delta:
-    """What one event adds to one projection document."""
+    """What one event adds to the counters of one dimension value (`key`) on one day."""
 
-    doc_id: str
+    doc_id: str  # the (organisation, day, part) the delta belongs to; see stats_doc_id
     org: str
     day: str
     dim: str
@@ -47,8 +50,13 @@ class Delta:
     counters: dict[str, int]  # counter name (or "revenue.EUR") -> increment
 
 
-def stats_doc_id(org: str, day: str, dim: str, key: str) -> str:
-    return f"{org}|{day}|{dim}|{key}"
+def stats_part(dim: str) -> str:
+    """The part of a day's counters a dimension lives in: the totals, or the breakdowns."""
+    return ALL if dim == ALL else "dims"
+
+
+def stats_doc_id(org: str, day: str, dim: str) -> str:
+    return f"{org}|{day}|{stats_part(dim)}"
 
 
 def _dimension_values(
@@ -73,7 +81,7 @@ def _dimension_values(
 
 
 def _deltas(org: str, day: str, dims: list[tuple[str, str]], counters: dict[str, int]) -> list[Delta]:
-    return [Delta(stats_doc_id(org, day, dim, key), org, day, dim, key, counters) for dim, key in dims]
+    return [Delta(stats_doc_id(org, day, dim), org, day, dim, key, counters) for dim, key in dims]
 
 
 def share_deltas(org: str, share: ShareMade, erased: frozenset[str] = frozenset()) -> list[Delta]:
@@ -131,34 +139,43 @@ class Pending:
 
 @dataclass
 class DocUpdate:
-    """The sum of a batch's deltas for one document, and the offsets it covers."""
+    """The sum of a batch's deltas for one document, per dimension and value, and the offsets it
+    covers. A document keeps a watermark per dimension (`wm.<dim>`)."""
 
     doc_id: str
     meta: dict[str, str]
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # dim -> key -> name -> +n
     first_offset: int = -1
     last_offset: int = -1
     event_ids: list[str] = field(default_factory=list)
 
 
 def fold(
-    pending: Sequence[Pending], watermark: int, applied_ids: frozenset[str] = frozenset()
+    pending: Sequence[Pending], watermarks: Mapping[str, int], applied_ids: frozenset[str] = frozenset()
 ) -> DocUpdate | None:
-    """Sum the deltas of one document that lie above its watermark (and not applied by id)."""
+    """Sum the deltas of one document that lie above the watermark of their dimension (no
+    watermark: -1) and whose event was not applied already (by id).
+
+    One event may add several deltas to one document (a click with two tags), all at its offset;
+    the same event id at another offset is a duplicate.
+    """
     update: DocUpdate | None = None
-    seen = set(applied_ids)
+    offset_of: dict[str, int] = dict.fromkeys(applied_ids, -2)
     for item in sorted(pending, key=lambda p: p.offset):
-        if item.offset <= watermark or item.event_id in seen:
-            continue
-        seen.add(item.event_id)
         d = item.delta
+        if item.offset <= watermarks.get(d.dim, -1):
+            continue
+        if offset_of.setdefault(item.event_id, item.offset) != item.offset:
+            continue
         if update is None:
-            update = DocUpdate(d.doc_id, {"org": d.org, "day": d.day, "dim": d.dim, "key": d.key})
+            update = DocUpdate(d.doc_id, {"org": d.org, "day": d.day, "part": stats_part(d.dim)})
             update.first_offset = item.offset
+        counters = update.counters.setdefault(d.dim, {}).setdefault(d.key, {})
         for name, value in d.counters.items():
-            update.counters[name] = update.counters.get(name, 0) + value
+            counters[name] = counters.get(name, 0) + value
+        if item.offset != update.last_offset:
+            update.event_ids.append(item.event_id)
         update.last_offset = item.offset
-        update.event_ids.append(item.event_id)
     return update
 
 

@@ -11,10 +11,14 @@ from shared.events.training import CourseCompleted
 from shared.messaging import Batch, Subscription
 
 GROUP = "metrics"
+# Records per poll across partitions. Each partition's share of a poll costs a few document
+# writes whatever its size, so larger polls mean fewer writes per click under load; a poll
+# returns as soon as records are there, so a small load still sees small, prompt batches.
+MAX_BATCH = 20_000
 
 
 def build_subscription(service: MetricsService) -> Subscription:
-    subscription = Subscription(group=GROUP)
+    subscription = Subscription(group=GROUP, max_batch=MAX_BATCH)
     shares_topic, clicks_topic, conversions_topic = service.settings.projected_topics()
 
     # Clicks carry the traffic: each batch is folded in memory into one update per document.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
@@ -209,12 +210,15 @@ class MetricsService:
             else:
                 continue
             pending.extend(Pending(d, item.offset, item.event.id) for d in deltas)
-        await self.store.index_clicks(clicks)
-        for (org, advocate_id), shared_at in last_share.items():
-            await self.store.advocate_shared(org, advocate_id, shared_at)
-        # Conversions may be published twice by the relay; they also dedupe by event id.
-        await self.store.apply(
-            collection, topic, partition, pending, by_event_id=topic == self.settings.conversions_topic
+        # Independent documents, written concurrently: the click index (for attribution), the
+        # advocates' last share, and the counters. Conversions may be published twice by the
+        # relay; they also dedupe by event id.
+        await asyncio.gather(
+            self.store.index_clicks(clicks),
+            *(self.store.advocate_shared(org, a, shared_at) for (org, a), shared_at in last_share.items()),
+            self.store.apply(
+                collection, topic, partition, pending, by_event_id=topic == self.settings.conversions_topic
+            ),
         )
 
     async def project_live(self, topic: str, partition: int, items: Sequence[Delivered]) -> None:

@@ -2,8 +2,16 @@
 
 Projection counters live in a generation of the `stats_<n>` collection named by the
 `projection_meta` document, so a rebuild can fill a fresh generation and swap it in with one
-write. Every counter update is one atomic single-document update guarded by the per-partition
-offset watermark kept in that document.
+write.
+
+A stats document holds counters of one organisation and one day, as written by one source
+partition, for one part: the day's totals (part "all") or the breakdowns by advocate, content,
+team, network and tag (part "dims"): `{org, day, part, src, wm: {<dim>: offset}, counts: {<dim>:
+{<encoded value>: {clicks: 3, ...}}}}`. Only that partition writes it (a rebuild's replay aside),
+so a batch from one partition makes two atomic updates per organisation and day it touches,
+guarded by the per-dimension offset watermarks kept in the document: not one per dimension value,
+as each update costs milliseconds on FerretDB. The totals, read most, stay small. Readers sum the
+documents of every source.
 """
 
 from __future__ import annotations
@@ -13,16 +21,15 @@ import base64
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.metrics.domain import Pending, fold
+from services.metrics.domain import Pending, fold, stats_part
 from shared.errors import InvalidInput
 from shared.events.clicks import ClickRecorded
-from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, watermark_filter, watermark_update
+from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
 
 META = "projection_meta"
 STATS_PREFIX = "stats_g"
@@ -43,8 +50,19 @@ UPDATE_ATTEMPTS = 8
 STATS_CACHE_S = 1.0
 
 
+def encode_key(key: str) -> str:
+    """A dimension value as a field name: FerretDB refuses dots and a leading `$` in field names.
+
+    Percent-encoding of '%', '.' and '$', behind a 'k' so that no name is empty."""
+    return "k" + key.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def decode_key(name: str) -> str:
+    return name[1:].replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
 def stats_indexes(collection: str) -> list[IndexSpec]:
-    return [IndexSpec(collection, [("org", ASCENDING), ("dim", ASCENDING), ("day", ASCENDING)])]
+    return [IndexSpec(collection, [("org", ASCENDING), ("part", ASCENDING), ("day", ASCENDING)])]
 
 
 INDEXES: list[IndexSpec] = [
@@ -72,19 +90,6 @@ def decode_cursor(cursor: str | None) -> str | None:
         return base64.urlsafe_b64decode(cursor.encode()).decode()
     except (ValueError, UnicodeDecodeError):
         raise InvalidInput.field("cursor", "is not a cursor this API returned") from None
-
-
-def _watermark_name(topic: str, partition: int) -> str:
-    return next(iter(watermark_update(topic, partition, 0)))
-
-
-def _read_path(doc: Document, dotted: str) -> Any:
-    value: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
 
 
 class MetricsStore:
@@ -136,14 +141,16 @@ class MetricsStore:
         *,
         by_event_id: bool = False,
     ) -> int:
-        """Apply a batch's deltas from one partition: one atomic update per document.
+        """Apply a batch's deltas from one partition: one atomic update per document, concurrently.
 
-        Each document keeps the highest offset of this partition it has applied; only deltas
-        above it are summed, and the update matches only while the watermark is still below
-        them. A concurrent writer (a redelivery after a rebalance, a rebuild catching up) makes
-        the upsert collide on _id: we re-read the watermark and retry, which applies what is
-        left exactly once. With `by_event_id` the document also remembers recent event ids, for
-        events that may have been published twice.
+        A document belongs to one source partition and keeps, per dimension, the highest offset
+        it has applied (`wm.<dim>`). The first attempt assumes none of the batch was applied: it
+        matches only while every watermark it moves is below the batch's first offset. A document
+        that has seen some of these offsets (a redelivery after a crash or a rebalance, a replay)
+        makes the upsert collide on _id: we read its watermarks and retry with what lies above
+        them, matching only while they are still what we read. Each delta applies exactly once.
+        With `by_event_id` the document also remembers recent event ids, for events that may
+        have been published twice.
         """
         by_doc: dict[str, list[Pending]] = {}
         for item in pending:
@@ -151,38 +158,49 @@ class MetricsStore:
         if not by_doc:
             return 0
         coll = self.db[collection]
-        wm_name = _watermark_name(topic, partition)
-        projection = {"watermarks": 1, "applied_events": 1}
-        existing = {d["_id"]: d async for d in coll.find({"_id": {"$in": list(by_doc)}}, projection)}
+        source = f"{topic.replace('.', '_')}_{partition}"
+        projection = {"wm": 1, "applied_events": 1}
 
-        async def update_one(doc_id: str, items: list[Pending]) -> int:
-            doc = existing.get(doc_id)
+        async def update_one(target: str, items: list[Pending]) -> int:
+            doc_id = f"{target}|{source}"
+            doc = await coll.find_one({"_id": doc_id}, projection) if by_event_id else None
+            optimistic = not by_event_id
             for _ in range(UPDATE_ATTEMPTS):
-                watermark = _read_path(doc, wm_name) if doc else None
-                applied = frozenset(doc.get("applied_events") or ()) if doc and by_event_id else frozenset()
-                update = fold(items, -1 if watermark is None else int(watermark), applied)
+                watermarks: dict[str, int] = dict((doc or {}).get("wm") or {})
+                applied = frozenset((doc or {}).get("applied_events") or ())
+                update = fold(items, watermarks, applied)
                 if update is None:
                     return 0
+                query: Document = {"_id": doc_id}
+                for dim in update.counters:
+                    if optimistic:
+                        query[f"wm.{dim}"] = {"$lt": update.first_offset}
+                    elif dim in watermarks:
+                        query[f"wm.{dim}"] = watermarks[dim]
+                    else:
+                        query[f"wm.{dim}"] = {"$exists": False}
                 ops: Document = {
-                    "$inc": update.counters,
-                    "$max": watermark_update(topic, partition, update.last_offset),
-                    "$setOnInsert": update.meta,
+                    "$inc": {
+                        f"counts.{dim}.{encode_key(key)}.{name}": value
+                        for dim, by_key in update.counters.items()
+                        for key, counters in by_key.items()
+                        for name, value in counters.items()
+                    },
+                    "$max": {f"wm.{dim}": update.last_offset for dim in update.counters},
+                    "$setOnInsert": {**update.meta, "src": source},
                 }
                 if by_event_id:
                     ops["$push"] = {"applied_events": {"$each": update.event_ids, "$slice": -APPLIED_WINDOW}}
                 try:
-                    await coll.update_one(
-                        {"_id": doc_id, **watermark_filter(topic, partition, update.first_offset)},
-                        ops,
-                        upsert=True,
-                    )
+                    await coll.update_one(query, ops, upsert=True)
                     return 1
                 except DuplicateKeyError:
-                    # The document moved on under us (or already has these offsets): look again.
+                    # The document has seen some of these offsets, or moved on under us: look again.
                     doc = await coll.find_one({"_id": doc_id}, projection)
+                    optimistic = False
             raise RuntimeError(f"could not apply deltas to {doc_id} after {UPDATE_ATTEMPTS} attempts")
 
-        results = await asyncio.gather(*(update_one(i, items) for i, items in by_doc.items()))
+        results = await asyncio.gather(*(update_one(t, items) for t, items in by_doc.items()))
         return sum(results)
 
     async def stats_docs(
@@ -194,16 +212,23 @@ class MetricsStore:
         to_day: str,
         keys: Sequence[str] | None = None,
     ) -> list[Document]:
-        query: Document = {"org": org, "dim": dim, "day": {"$gte": from_day, "$lte": to_day}}
+        """Rows of counters `{day, key, clicks, ..., revenue}` of one dimension, one per day, value
+        and source (readers sum them)."""
+        query: Document = {"org": org, "part": stats_part(dim), "day": {"$gte": from_day, "$lte": to_day}}
+        projection: Document = {"day": 1, f"counts.{dim}": 1}
         if keys is not None:
-            query["key"] = {"$in": list(keys)}
-        return [d async for d in self.db[collection].find(query, {"watermarks": 0, "applied_events": 0})]
-
-    async def all_stats(self, collection: str) -> list[Document]:
-        return [d async for d in self.db[collection].find({}, {"watermarks": 0, "applied_events": 0})]
+            projection = {"day": 1, **{f"counts.{dim}.{encode_key(k)}": 1 for k in keys}}
+        return [
+            {"day": doc["day"], "key": decode_key(name), **counters}
+            async for doc in self.db[collection].find(query, projection)
+            for name, counters in ((doc.get("counts") or {}).get(dim) or {}).items()
+        ]
 
     async def delete_advocate_stats(self, collection: str, org: str, advocate_id: str) -> None:
-        await self.db[collection].delete_many({"org": org, "dim": "advocate", "key": advocate_id})
+        await self.db[collection].update_many(
+            {"org": org, "part": stats_part("advocate")},
+            {"$unset": {f"counts.advocate.{encode_key(advocate_id)}": ""}},
+        )
 
     # --- erasure ---------------------------------------------------------------------------
 
@@ -242,7 +267,10 @@ class MetricsStore:
                 raise  # only "already indexed" is expected on redelivery
 
     async def find_click(self, org: str, click_id: str) -> Document | None:
-        return await self.db[CLICK_INDEX].find_one({"_id": click_id, "org": org})
+        # By _id alone, then the organisation: FerretDB 1.24 (SQLite) uses its index only for a
+        # filter that is exactly {_id: ...}; any other filter scans the whole collection.
+        doc = await self.db[CLICK_INDEX].find_one({"_id": click_id})
+        return doc if doc is not None and doc.get("org") == org else None
 
     async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Document]:
         query = {"org": org, "visitor_hash": visitor_hash, "clicked_at": {"$gte": since}, "bot": False}

@@ -112,6 +112,8 @@ class Subscription:
     handlers: dict[str, EventHandler] = field(default_factory=dict)
     handler_topics: dict[str, Topic] = field(default_factory=dict)
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
+    # Records fetched per poll, across partitions; None keeps the runner's default.
+    max_batch: int | None = None
 
     def on(self, model: type[D]) -> Callable[[Callable[[Event[D]], Awaitable[None]]], EventHandler]:
         def register(handler: Callable[[Event[D]], Awaitable[None]]) -> EventHandler:
@@ -147,7 +149,7 @@ class ConsumerRunner:
         self._settings = settings
         self._sub = subscription
         self._dlq = dlq_producer
-        self._max_batch = max_batch
+        self._max_batch = subscription.max_batch or max_batch
         self._auto_offset_reset = auto_offset_reset
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None

@@ -103,12 +103,47 @@ def test_unattributed_conversions_count_only_in_the_organisation_totals() -> Non
 def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() -> None:
     delta = domain.Delta("id", "org", "2026-11-02", "all", "*", {"clicks": 1})
     pending = [Pending(delta, offset, f"e{offset}") for offset in (5, 6, 7, 8)]
-    update = domain.fold(pending, watermark=6)
+    update = domain.fold(pending, {"all": 6})
     assert update is not None
-    assert (update.counters, update.first_offset, update.last_offset) == ({"clicks": 2}, 7, 8)
-    assert domain.fold(pending, watermark=8) is None
-    deduped = domain.fold([*pending, Pending(delta, 9, "e8")], watermark=-1, applied_ids=frozenset({"e5"}))
-    assert deduped is not None and deduped.counters == {"clicks": 3}
+    assert (update.counters, update.first_offset, update.last_offset) == ({"all": {"*": {"clicks": 2}}}, 7, 8)
+    assert domain.fold(pending, {"all": 8}) is None
+    deduped = domain.fold([*pending, Pending(delta, 9, "e8")], {}, applied_ids=frozenset({"e5"}))
+    assert deduped is not None and deduped.counters == {"all": {"*": {"clicks": 3}}}
+    assert deduped.event_ids == ["e6", "e7", "e8"]
+
+
+def test_fold_keeps_a_watermark_per_dimension_and_counts_every_delta_of_one_event() -> None:
+    click = ClickRecorded.model_validate(
+        {
+            "click_id": "c1",
+            "share_id": "s1",
+            "advocate_id": "a1",
+            "content_id": "k1",
+            "network": "x",
+            "clicked_at": datetime(2026, 11, 2, 9, tzinfo=UTC),
+            "tags": ["ai", "cloud"],
+        }
+    )
+    pending = [
+        Pending(d, offset, f"e{offset}")
+        for offset in (3, 4)
+        for d in domain.click_deltas("org", click)
+        if d.dim in ("tag", "advocate")
+    ]
+    one = {"clicks": 1, "unique_clicks": 1}
+    two = {"clicks": 2, "unique_clicks": 2}
+    update = domain.fold(pending, {})
+    assert update is not None and (update.doc_id, update.meta) == (
+        "org|2026-11-02|dims",
+        {"org": "org", "day": "2026-11-02", "part": "dims"},
+    )
+    assert update.counters == {"advocate": {"a1": two}, "tag": {"ai": two, "cloud": two}}
+    assert (update.first_offset, update.last_offset, update.event_ids) == (3, 4, ["e3", "e4"])
+    # The tags have seen offset 3 already, the advocate has not.
+    partial = domain.fold(pending, {"tag": 3})
+    assert partial is not None
+    assert partial.counters == {"advocate": {"a1": two}, "tag": {"ai": one, "cloud": one}}
+    assert (partial.first_offset, partial.last_offset, partial.event_ids) == (3, 4, ["e3", "e4"])
 
 
 def test_rows_derive_ctr_conversion_rate_and_emv() -> None:
@@ -194,3 +229,11 @@ def test_csv_export_parses_back_to_the_same_numbers() -> None:
     parsed = list(csv.DictReader(io.StringIO(domain.to_csv(rows))))
     assert parsed[0]["key"] == "2026-11-02" and parsed[0]["clicks"] == "0"
     assert parsed[1]["clicks"] == "3" and parsed[1]["revenue_EUR"] == "1.50"
+
+
+def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns() -> None:
+    deltas = domain.click_deltas("org", click(tags=["ai", "cloud"], team="sales"))
+    assert {(d.dim, d.doc_id) for d in deltas} == {
+        ("all", "org|2026-11-02|all"),
+        *((dim, "org|2026-11-02|dims") for dim in ("advocate", "content", "team", "network", "tag")),
+    }
