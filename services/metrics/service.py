@@ -13,6 +13,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics import domain
@@ -47,6 +49,7 @@ from shared.events.shares import ShareMade
 from shared.events.training import CourseCompleted
 from shared.idempotency import run_once
 from shared.messaging import Delivered, EventProducer
+from shared.messaging.tracing import extract
 from shared.mongo import Document
 
 log = logging.getLogger(__name__)
@@ -199,7 +202,7 @@ class MetricsService:
             if isinstance(data, ClickRecorded):
                 deltas = domain.click_deltas(org, data, erased)
                 if data.advocate_id not in erased:
-                    clicks.append(click_index_doc(org, data))
+                    clicks.append(click_index_doc(org, data, item.trace_carrier()))
             elif isinstance(data, ShareMade):
                 deltas = domain.share_deltas(org, data, erased)
                 if data.advocate_id not in erased:
@@ -403,6 +406,7 @@ class MetricsService:
             "event": event.to_json_bytes().decode(),
             "response": response,
             "created_at": now,
+            "trace": click.get("trace", {}) if attributed and click else {},
         }
         existing = await self.store.claim_conversion(claim)
         if existing is not None:  # the same customer and type counts once
@@ -421,7 +425,13 @@ class MetricsService:
                 ],
             )
         try:
-            await self.producer.publish(event)
+            # The conversion joins the trace of the click it names (and so of the share), and
+            # links the integrator's request that reported it.
+            await self.producer.publish(
+                event,
+                parent=extract(claim["trace"]),
+                links=[Link(trace.get_current_span().get_span_context())],
+            )
             await self.store.mark_published(claim_id)
         except Exception:
             # Accepted all the same: the relay publishes pending conversions.
@@ -432,7 +442,7 @@ class MetricsService:
         cutoff = utc_now() - timedelta(seconds=self.settings.conversion_relay_after_s)
         docs = await self.store.unpublished_conversions(cutoff)
         for doc in docs:
-            await self.producer.publish(decode(doc["event"].encode()))
+            await self.producer.publish(decode(doc["event"].encode()), parent=extract(doc.get("trace")))
             await self.store.mark_published(doc["_id"])
         return len(docs)
 

@@ -437,9 +437,14 @@ def window_start(now: datetime, days: int) -> datetime:
     return now - timedelta(days=days)
 
 
-def click_index_doc(org: str, data: ClickRecorded) -> Document:
-    """The click index row kept for attribution (no IP, no user agent: only the visitor hash)."""
+def click_index_doc(org: str, data: ClickRecorded, trace: dict[str, str]) -> Document:
+    """The click index row kept for attribution (no IP, no user agent: only the visitor hash).
+
+    `trace` is the click event's W3C trace context: the lead or sale that names this click
+    continues that trace, so one trace runs from the share to the conversion.
+    """
     return {
+        "trace": trace,
         "_id": data.click_id,
         "org": org,
         "share_id": data.share_id,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import context as otel_context
+from opentelemetry.trace import Link
 
 from shared.events.envelope import AnyEvent
 from shared.messaging.tracing import Headers, produce_span
@@ -51,18 +52,28 @@ class EventProducer:
             raise RuntimeError("the producer is not started")
         return self._producer
 
-    async def publish(self, event: AnyEvent, *, parent: otel_context.Context | None = None) -> None:
-        """Send one event and wait until the broker has it (all in-sync replicas)."""
-        await self.publish_many([event], parent=parent)
+    async def publish(
+        self, event: AnyEvent, *, parent: otel_context.Context | None = None, links: Sequence[Link] = ()
+    ) -> None:
+        """Send one event and wait until the broker has it (all in-sync replicas).
+
+        `parent` continues another trace (e.g. the share's, kept with it); `links` point at
+        related spans that are not the parent (e.g. the request that caused this event).
+        """
+        await self.publish_many([event], parent=parent, links=links)
 
     async def publish_many(
-        self, events: Sequence[AnyEvent], *, parent: otel_context.Context | None = None
+        self,
+        events: Sequence[AnyEvent],
+        *,
+        parent: otel_context.Context | None = None,
+        links: Sequence[Link] = (),
     ) -> None:
         """Send events and wait for all of them; per-key order is kept by Kafka's partitioning."""
         futures = []
         for event in events:
             headers = event_headers(event)
-            with produce_span(event, headers, parent):
+            with produce_span(event, headers, parent, links):
                 futures.append(
                     await self.client.send(
                         event.topic.name, event.to_json_bytes(), key=event.record_key(), headers=headers

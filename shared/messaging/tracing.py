@@ -36,7 +36,10 @@ def _attributes(event: AnyEvent, topic: str, operation: str) -> dict[str, str | 
 
 @contextmanager
 def produce_span(
-    event: AnyEvent, headers: Headers, parent: otel_context.Context | None = None
+    event: AnyEvent,
+    headers: Headers,
+    parent: otel_context.Context | None = None,
+    links: Sequence[Link] = (),
 ) -> Iterator[Span]:
     """A PRODUCER span for one record; its context is injected into `headers`."""
     with tracer.start_as_current_span(
@@ -44,6 +47,7 @@ def produce_span(
         context=parent,
         kind=SpanKind.PRODUCER,
         attributes=_attributes(event, event.topic.name, "send"),
+        links=links,
     ) as span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
