@@ -171,6 +171,8 @@ class StackConfig:
         return {
             "CHORUS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "CHORUS_MONGO_URL": self.mongo_url,
+            # FerretDB loses concurrent updates of one document: one connection per process.
+            "CHORUS_MONGO_MAX_POOL_SIZE": "1",
             "CHORUS_OTLP_ENDPOINT": self.otlp_http_endpoint,
         }
 

@@ -27,8 +27,15 @@ APPLIED_WINDOW = 200
 
 def create_client(settings: ChorusSettings) -> AsyncMongoClient[Document]:
     # tz_aware so datetimes come back as UTC-aware, as they went in.
+    options: dict[str, Any] = {}
+    if settings.mongo_max_pool_size is not None:
+        options["maxPoolSize"] = settings.mongo_max_pool_size
     return AsyncMongoClient(
-        settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5000, appname=settings.service_name
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        appname=settings.service_name,
+        **options,
     )
 
 

@@ -61,6 +61,7 @@ def settings(stack: devstack.StackConfig) -> ChorusSettings:
     return ChorusSettings(
         kafka_bootstrap=stack.kafka_bootstrap,
         mongo_url=stack.mongo_url,
+        mongo_max_pool_size=1,  # see ChorusSettings.mongo_max_pool_size
         mongo_db_prefix=SESSION_PREFIX,
         consumer_group_prefix=SESSION_PREFIX,
         otlp_endpoint=stack.otlp_http_endpoint,

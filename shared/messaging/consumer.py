@@ -201,15 +201,22 @@ class ConsumerRunner:
                 # Finish every fetched partition even when asked to stop: its effects are
                 # applied and committed together, so a restart does not redo half a batch.
                 await self._process_partition(tp, records)
-                highwater = self._consumer.highwater(tp)
-                if highwater is not None:
-                    _LAG[(self.group_id, tp.topic, tp.partition)] = max(0, highwater - records[-1].offset - 1)
+                self._record_lag(tp, records[-1].offset)
                 try:
                     await self._consumer.commit({tp: records[-1].offset + 1})
                 except Exception as exc:
                     # The partition moved to another member during the batch: it will redeliver
                     # from the last commit, and idempotent handlers make that harmless.
                     log.warning("consumer %s: commit of %s failed: %s", self._sub.group, tp, exc)
+
+    def _record_lag(self, tp: TopicPartition, last_offset: int) -> None:
+        assert self._consumer is not None
+        try:
+            highwater = self._consumer.highwater(tp)
+        except AssertionError:
+            return  # the partition was revoked by a rebalance while we worked on it
+        if highwater is not None:
+            _LAG[(self.group_id, tp.topic, tp.partition)] = max(0, highwater - last_offset - 1)
 
     async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
         delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]] = []

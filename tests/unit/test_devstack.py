@@ -43,6 +43,7 @@ def test_config_reads_ports_and_state_dir_from_the_environment() -> None:
     assert config.env() == {
         "CHORUS_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
         "CHORUS_MONGO_URL": "mongodb://127.0.0.1:37017/",
+        "CHORUS_MONGO_MAX_POOL_SIZE": "1",
         "CHORUS_OTLP_ENDPOINT": "http://127.0.0.1:14318",
     }
     assert config.jaeger_query_url == "http://127.0.0.1:26686"

@@ -1,0 +1,56 @@
+"""The recognition service's app. Nothing connects at import: see shared/app.py for the lifespan."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI
+
+from services.recognition.api import router
+from services.recognition.handlers import build_subscription
+from services.recognition.service import RecognitionService
+from services.recognition.settings import RecognitionSettings
+from services.recognition.store import INDEXES, RecognitionStore
+from shared import idempotency
+from shared.app import Periodic, Runtime, Wiring, create_service_app
+from shared.settings import ChorusSettings
+
+DESCRIPTION = (
+    "Points ledger, badges (Open Badges 3.0), leaderboards, rewards and redemptions, kudos and personal "
+    "goals. Points come from events (shares, verified shares, clicks, leads, sales, training, own content) "
+    "scored by per-organisation rules."
+)
+
+
+def create_app(settings: ChorusSettings | None = None) -> FastAPI:
+    if settings is None:
+        settings = RecognitionSettings()
+    elif not isinstance(settings, RecognitionSettings):
+        settings = RecognitionSettings(**settings.model_dump())
+    recognition_settings = settings
+
+    async def wire(runtime: Runtime) -> Wiring:
+        http = httpx.AsyncClient(follow_redirects=False)
+        service = RecognitionService(
+            RecognitionStore(runtime.db), runtime.producer, recognition_settings, http
+        )
+        return Wiring(
+            service=service,
+            subscriptions=[build_subscription(service)],
+            periodic=[
+                Periodic("recognition-relay", recognition_settings.relay_every_s, service.relay),
+                Periodic(
+                    "recognition-webhooks", recognition_settings.webhook_every_s, service.deliver_webhooks
+                ),
+                Periodic("recognition-idempotency-sweep", 3600, lambda: idempotency.sweep(runtime.db)),
+            ],
+            on_stop=[http.aclose],
+        )
+
+    return create_service_app(
+        name="recognition",
+        settings=settings,
+        routers=[router],
+        indexes=INDEXES,
+        wire=wire,
+        description=DESCRIPTION,
+    )

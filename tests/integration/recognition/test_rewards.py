@@ -1,0 +1,252 @@
+"""Rewards, redemptions, the fulfilment webhook, kudos and erasure, on the real broker and FerretDB."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from services.recognition.domain import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
+from shared.events.advocates import AdvocateErased
+from shared.events.recognition import RewardRedeemed
+from shared.messaging import EventProducer
+from shared.settings import ChorusSettings
+from tests.helpers import bearer, eventually, new_org, tap
+from tests.integration.recognition.conftest import body, publisher
+
+pytestmark = pytest.mark.integration
+
+SECRET = "fulfilment-secret-0123456789"
+
+
+def as_(settings: ChorusSettings, org: str, sub: str, *roles: str) -> dict[str, str]:
+    return bearer(settings, org=org, sub=sub, roles=list(roles) or ["advocate"])
+
+
+async def give_points(
+    client: httpx.AsyncClient, settings: ChorusSettings, org: str, to: str, kudos: int
+) -> None:
+    """Kudos worth 50 points each, given by a colleague: points without waiting for the broker."""
+    admin = as_(settings, org, "boss", "admin")
+    rules = body(await client.get("/v1/rules", headers=admin))
+    if rules["version"] == 0:
+        new_rules = {
+            **rules["rules"],
+            "kudos_weekly_allowance": 50,
+            "points": {**rules["rules"]["points"], "kudos_received": 50},
+        }
+        body(await client.put("/v1/rules", headers=admin, json={"rules": new_rules}))
+    for i in range(kudos):
+        body(
+            await client.post(
+                "/v1/kudos",
+                headers=as_(settings, org, f"peer-{to}"),
+                json={"to": to, "message": f"thanks #{i}"},
+            )
+        )
+
+
+async def balance(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
+    return int(body(await client.get("/v1/me/points", headers=headers))["balance"])
+
+
+async def add_reward(client: httpx.AsyncClient, settings: ChorusSettings, org: str, **fields: Any) -> str:
+    reward = body(
+        await client.post(
+            "/v1/rewards", headers=as_(settings, org, "boss", "admin"), json={"name": "Mug", **fields}
+        )
+    )
+    return str(reward["reward_id"])
+
+
+async def test_redemption_refused_for_too_few_points_out_of_stock_or_over_budget(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    me = as_(settings, org, "a")
+    await give_points(client, settings, org, "a", 2)  # 100 points
+    assert await balance(client, me) == 100
+
+    expensive = await add_reward(client, settings, org, cost=500)
+    too_few = await client.post(f"/v1/rewards/{expensive}/redemptions", headers=me)
+    assert too_few.status_code == 409
+    assert too_few.json()["type"].endswith("/insufficient-points")
+
+    one_left = await add_reward(client, settings, org, cost=10, stock=1)
+    body(await client.post(f"/v1/rewards/{one_left}/redemptions", headers=me))
+    gone = await client.post(f"/v1/rewards/{one_left}/redemptions", headers=me)
+    assert gone.status_code == 409
+    assert gone.json()["type"].endswith("/out-of-stock")
+
+    budgeted = await add_reward(client, settings, org, cost=10, price_cents=1000, budget_cents=1500)
+    body(await client.post(f"/v1/rewards/{budgeted}/redemptions", headers=me))
+    over = await client.post(f"/v1/rewards/{budgeted}/redemptions", headers=me)
+    assert over.status_code == 409
+    assert over.json()["type"].endswith("/over-budget")
+
+    # Refusals took nothing: 100 - 10 - 10.
+    assert await balance(client, me) == 80
+    reward = body(await client.get(f"/v1/rewards/{budgeted}", headers=me))
+    assert reward["budget_left_cents"] == 500
+    assert body(await client.get(f"/v1/rewards/{one_left}", headers=me))["stock"] == 0
+    missing = await client.post(f"/v1/rewards/{one_left}/redemptions", headers=as_(settings, new_org(), "a"))
+    assert missing.status_code == 404
+
+
+async def test_one_idempotency_key_makes_a_single_redemption(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    me = as_(settings, org, "a")
+    await give_points(client, settings, org, "a", 1)
+    reward = await add_reward(client, settings, org, cost=30)
+    key = {"Idempotency-Key": "redeem-once-1"}
+    first = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers={**me, **key}))
+    second = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers={**me, **key}))
+    assert first["redemption_id"] == second["redemption_id"]
+    assert await balance(client, me) == 20
+    mine = body(await client.get("/v1/me/redemptions", headers=me))["items"]
+    assert [r["redemption_id"] for r in mine] == [first["redemption_id"]]
+
+
+async def test_the_balance_never_goes_negative_under_concurrent_redemptions(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    import asyncio
+
+    org = new_org()
+    me = as_(settings, org, "a")
+    await give_points(client, settings, org, "a", 1)  # 50 points
+    reward = await add_reward(client, settings, org, cost=20)
+    results = await asyncio.gather(
+        *(client.post(f"/v1/rewards/{reward}/redemptions", headers=me) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in results) == [201, 201, 409, 409, 409, 409]
+    assert await balance(client, me) == 10
+
+
+async def test_rejection_refunds_points_and_stock(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
+    await give_points(client, settings, org, "a", 1)
+    reward = await add_reward(client, settings, org, cost=40, stock=1)
+    async with tap(settings.kafka_bootstrap, "chorus.recognition") as recognition:
+        redemption = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+        assert await balance(client, me) == 10
+        rejected = body(
+            await client.post(
+                f"/v1/redemptions/{redemption['redemption_id']}/reject",
+                headers=admin,
+                json={"note": "out of mugs"},
+            )
+        )
+        assert rejected["status"] == "rejected"
+        events = await recognition.collect(
+            lambda e: e.tenant == org and e.type == RewardRedeemed.event_type, count=2, settle_s=0.5
+        )
+    assert [e.data.status for e in events] == ["requested", "rejected"]  # type: ignore[attr-defined]
+    assert await balance(client, me) == 50
+    assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
+    again = await client.post(f"/v1/redemptions/{redemption['redemption_id']}/reject", headers=admin)
+    assert again.status_code == 409
+    assert await balance(client, me) == 50
+    not_admin = await client.post(f"/v1/redemptions/{redemption['redemption_id']}/approve", headers=me)
+    assert not_admin.status_code == 403
+
+
+class Receiver(BaseHTTPRequestHandler):
+    calls: list[tuple[dict[str, str], bytes]] = []
+    fail_first = 1
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        Receiver.calls.append((dict(self.headers), self.rfile.read(length)))
+        status = 500 if len(Receiver.calls) <= Receiver.fail_first else 200
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    Receiver.calls = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/fulfil"
+    server.shutdown()
+
+
+async def test_approval_sends_a_signed_webhook_retried_until_delivered(
+    client: httpx.AsyncClient, settings: ChorusSettings, receiver: str
+) -> None:
+    org = new_org()
+    me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
+    body(await client.put("/v1/webhooks/fulfilment", headers=admin, json={"url": receiver, "secret": SECRET}))
+    await give_points(client, settings, org, "a", 1)
+    reward = await add_reward(client, settings, org, cost=10)
+    redemption = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+    body(await client.post(f"/v1/redemptions/{redemption['redemption_id']}/approve", headers=admin))
+
+    async def delivered() -> bool:
+        items = body(await client.get("/v1/webhooks/fulfilment/deliveries", headers=admin))["items"]
+        return bool(items) and items[0]["state"] == "delivered"
+
+    await eventually(delivered, timeout_s=20)
+    assert len(Receiver.calls) == 2  # one 500, then the retry
+    headers, raw = Receiver.calls[-1]
+    assert verify_webhook(SECRET, int(headers[TIMESTAMP_HEADER]), raw, headers[SIGNATURE_HEADER])
+    payload = json.loads(raw)
+    assert (payload["redemption_id"], payload["points"]) == (redemption["redemption_id"], 10)
+    fulfilled = body(
+        await client.post(f"/v1/redemptions/{redemption['redemption_id']}/fulfil", headers=admin)
+    )
+    assert fulfilled["status"] == "fulfilled"
+
+
+async def test_kudos_have_a_weekly_allowance_and_the_receiver_scores(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    giver = as_(settings, org, "g")
+    for _ in range(5):  # the default allowance
+        body(await client.post("/v1/kudos", headers=giver, json={"to": "r", "message": "great post"}))
+    sixth = await client.post("/v1/kudos", headers=giver, json={"to": "r", "message": "again"})
+    assert sixth.status_code == 409
+    to_self = await client.post("/v1/kudos", headers=giver, json={"to": "g", "message": "me"})
+    assert to_self.status_code == 422
+    assert await balance(client, as_(settings, org, "r")) == 25
+    received = body(await client.get("/v1/me/kudos", headers=as_(settings, org, "r")))["items"]
+    assert len(received) == 5
+    assert received[0]["message"] == "great post"
+
+
+async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    await give_points(client, settings, org, "gone", 2)
+    await give_points(client, settings, org, "stays", 1)
+    other = as_(settings, org, "stays")
+    board = body(await client.get("/v1/leaderboard", headers=other, params={"period": "all"}))
+    assert [r["advocate_id"] for r in board["items"]] == ["gone", "stays"]
+    await publisher(producer, org).send(AdvocateErased(advocate_id="gone", requested_by="dpo"))
+
+    async def gone_from_board() -> bool:
+        rows = body(await client.get("/v1/leaderboard", headers=other, params={"period": "all"}))["items"]
+        return [r["advocate_id"] for r in rows] == ["stays"]
+
+    await eventually(gone_from_board, timeout_s=90)
+    erased = as_(settings, org, "gone")
+    assert body(await client.get("/v1/me/points", headers=erased))["lifetime"] == 0
+    assert body(await client.get("/v1/me/kudos", headers=erased))["items"] == []
+    assert body(await client.get("/v1/me/ledger", headers=erased))["items"] == []

@@ -1,0 +1,321 @@
+"""Events in, ledger, balances, badges and boards out: on the real broker and FerretDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from services.recognition.handlers import GROUP
+from services.recognition.main import create_app
+from services.recognition.settings import RecognitionSettings
+from shared.events.recognition import RewardGranted
+from shared.events.training import CourseCompleted
+from shared.messaging import EventProducer
+from shared.settings import ChorusSettings
+from tests.helpers import bearer, eventually, new_org, running_app, tap
+from tests.integration.recognition.conftest import Publisher, body, publisher, start_group_at_end
+from tests.unit.recognition.ob3 import credential_errors
+
+pytestmark = pytest.mark.integration
+
+
+def as_(settings: ChorusSettings, org: str, sub: str, *roles: str) -> dict[str, str]:
+    return bearer(settings, org=org, sub=sub, roles=list(roles) or ["advocate"])
+
+
+async def ledger_of(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = body(
+        await client.get("/v1/me/ledger", headers=headers, params={"limit": 200})
+    )["items"]
+    return items
+
+
+async def points_of(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
+    result: dict[str, Any] = body(await client.get("/v1/me/points", headers=headers))
+    return result
+
+
+async def profiles_known(client: httpx.AsyncClient, settings: ChorusSettings, org: str) -> None:
+    """Wait until the enrolments are projected (they travel on another topic than the scores)."""
+    for advocate in "abc":
+        headers = as_(settings, org, advocate)
+        body(await client.post("/v1/me/goals", headers=headers, json={"kind": "audience", "target": 10}))
+
+    async def all_achieved() -> bool:
+        for advocate in "abc":
+            goals = body(await client.get("/v1/me/goals", headers=as_(settings, org, advocate)))["items"]
+            if not goals[0]["achieved"]:
+                return False
+        return True
+
+    await eventually(all_achieved, timeout_s=90)
+
+
+async def run_scenario(pub: Publisher, client: httpx.AsyncClient, settings: ChorusSettings) -> None:
+    """a shares and converts, b shares, c (opted out of ranking) trains; bot and self clicks score 0."""
+    await pub.enrol("a", "red", audience=1500)
+    await pub.enrol("b", "red", audience=10)
+    await pub.enrol("c", "blue", public=False, audience=10)
+    await profiles_known(client, settings, pub.org)
+    await pub.share("s1", "a", team="red")
+    await pub.click("s1", "a", bot=True, team="red")
+    await pub.click("s1", "a", self_click=True, team="red")
+    await pub.click("s1", "a", click_id="k1", team="red")  # verifies s1 and is unique
+    await pub.click("s1", "a", click_id="k2", team="red")  # unique
+    await pub.click("s1", "a", click_id="k3", unique=False, team="red")  # repeat visitor: nothing
+    await pub.lead("lead-1", "a", "s1")
+    await pub.share("s2", "b", team="red")
+    await pub.send(CourseCompleted(advocate_id="c", course_id="basics", title="Basics"))
+
+
+EXPECTED_LEDGER = {
+    "a": sorted(
+        [("share_made", 10), ("verified_share", 5), ("unique_click", 1), ("unique_click", 1), ("lead", 50)]
+    ),
+    "b": [("share_made", 10)],
+    "c": [("course_completed", 30)],
+}
+
+
+async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSettings, org: str) -> None:
+    for advocate, expected in EXPECTED_LEDGER.items():
+        headers = as_(settings, org, advocate)
+        entries = await ledger_of(client, headers)
+        assert sorted((e["kind"], e["points"]) for e in entries) == expected
+        points = await points_of(client, headers)
+        total = sum(p for _, p in expected)
+        assert (points["balance"], points["lifetime"]) == (total, total)
+    badges = {
+        adv: {
+            b["badge_id"]
+            for b in body(await client.get("/v1/me/badges", headers=as_(settings, org, adv)))["items"]
+        }
+        for adv in "abc"
+    }
+    assert badges == {"a": {"first-share", "first-lead"}, "b": {"first-share"}, "c": {"trained"}}
+
+    board = body(
+        await client.get("/v1/leaderboard", headers=as_(settings, org, "b"), params={"period": "week"})
+    )
+    assert [(r["advocate_id"], r["points"], r["rank"]) for r in board["items"]] == [
+        ("a", 67, 1),
+        ("b", 10, 2),
+    ]
+    assert board["me"]["rank"] == 2
+    # c opted out: hidden from others, but sees their own standing.
+    c_board = body(
+        await client.get("/v1/leaderboard", headers=as_(settings, org, "c"), params={"period": "all"})
+    )
+    assert "c" not in [r["advocate_id"] for r in c_board["items"]]
+    assert (c_board["me"]["points"], c_board["me"]["rank"]) == (30, 2)
+    teams = body(
+        await client.get(
+            "/v1/leaderboard", headers=as_(settings, org, "a"), params={"period": "month", "scope": "team"}
+        )
+    )
+    assert [
+        (t["team"], t["points"], t["active_advocates"], t["points_per_advocate"]) for t in teams["items"]
+    ] == [("red", 77, 2, 38.5), ("blue", 30, 1, 30.0)]
+    red = body(
+        await client.get(
+            "/v1/leaderboard",
+            headers=as_(settings, org, "a"),
+            params={"period": "quarter", "scope": "team", "team": "red"},
+        )
+    )
+    assert [r["advocate_id"] for r in red["items"]] == ["a", "b"]
+
+
+async def scenario_done(client: httpx.AsyncClient, settings: ChorusSettings, org: str) -> bool:
+    for advocate, expected in EXPECTED_LEDGER.items():
+        if len(await ledger_of(client, as_(settings, org, advocate))) != len(expected):
+            return False
+    account = await points_of(client, as_(settings, org, "c"))
+    return bool(account["badges"])
+
+
+async def test_a_scenario_of_events_gives_the_expected_ledger_balances_badges_and_boards(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    async with tap(settings.kafka_bootstrap, "chorus.recognition") as recognition:
+        await run_scenario(pub, client, settings)
+        await eventually(lambda: scenario_done(client, settings, org), timeout_s=90)
+        await assert_scenario_state(client, settings, org)
+        granted = await recognition.collect(
+            lambda e: e.tenant == org and e.type == RewardGranted.event_type, count=8, settle_s=1.0
+        )
+    assert sorted(int(e.data.points) for e in granted) == [1, 1, 5, 10, 10, 30, 50]  # type: ignore[attr-defined]
+
+
+async def test_redelivered_events_and_a_restarted_consumer_change_nothing(
+    recognition_settings: RecognitionSettings, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    # Its own database and consumer group, so the module's running app does not share the work.
+    prefix = f"{recognition_settings.consumer_group_prefix}-restart"
+    await start_group_at_end(settings.kafka_bootstrap, f"{prefix}.{GROUP}")
+    own = recognition_settings.model_copy(update={"consumer_group_prefix": prefix, "mongo_db_prefix": prefix})
+    org, marker_org = new_org(), new_org()
+    pub, markers = publisher(producer, org), publisher(producer, marker_org)
+    async with running_app(create_app(settings=own)) as client:
+        await run_scenario(pub, client, settings)
+        await eventually(lambda: scenario_done(client, settings, org), timeout_s=90)
+        await pub.resend_all()  # the same event ids again, while running
+        # A marker in another organisation, published after the duplicates: once it is scored,
+        # the duplicates have been consumed too (all of it on the same few partitions' timeline).
+        await markers.share("marker-1", "zed")
+        await eventually(lambda: ledger_of(client, as_(settings, marker_org, "zed")), timeout_s=90)
+        await assert_scenario_state(client, settings, org)
+    # A restarted service (same consumer group, committed offsets) sees every event a third time.
+    async with running_app(create_app(settings=own)) as client:
+        await pub.resend_all()
+        await markers.share("marker-2", "zed")
+        await eventually(lambda: _count_is(client, as_(settings, marker_org, "zed"), 2), timeout_s=90)
+        await assert_scenario_state(client, settings, org)
+
+
+async def _count_is(client: httpx.AsyncClient, headers: dict[str, str], n: int) -> bool:
+    return len(await ledger_of(client, headers)) == n
+
+
+async def test_caps_and_exclusions_hold(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    admin = as_(settings, org, "boss", "admin")
+    rules = body(await client.get("/v1/rules", headers=admin))
+    assert rules["version"] == 0
+    new_rules = {
+        **rules["rules"],
+        "daily_cap": 25,
+        "per_share_cap": 12,
+        "excluded_advocate_ids": ["comms"],
+        "excluded_content_ids": ["internal-memo"],
+    }
+    published = body(
+        await client.put("/v1/rules", headers=admin, json={"rules": new_rules, "expected_version": 0})
+    )
+    assert published["version"] == 1
+    stale = await client.put("/v1/rules", headers=admin, json={"rules": new_rules, "expected_version": 0})
+    assert stale.status_code == 409
+    pub = publisher(producer, org)
+    a = as_(settings, org, "a")
+    # In phases: shares and clicks travel on different topics, and caps depend on order.
+    await pub.share("s1", "a")  # 10
+    await eventually(lambda: _count_is(client, a, 1), timeout_s=90)
+    await pub.click("s1", "a", click_id="k1")  # verified 5 -> per-share cap leaves 2; unique 1 -> 0
+    await eventually(lambda: _count_is(client, a, 3), timeout_s=90)
+    await pub.share("s2", "a")  # these three share the 13 left today: 10, 3 and 0 in some order
+    await pub.share("s3", "a")
+    await pub.share("s4", "a")
+    await pub.lead("lead-1", "a", "s1")  # leads are not capped: 50
+    await pub.share("s5", "comms")  # excluded advocate
+    await pub.share("s6", "b", content_id="internal-memo")  # excluded content
+    await pub.share("s7", "b")  # counted: 10
+    await eventually(lambda: _count_is(client, a, 7), timeout_s=90)
+    await eventually(lambda: _count_is(client, as_(settings, org, "b"), 1), timeout_s=90)
+    entries = await ledger_of(client, a)
+    assert sorted((e["kind"], e["points"]) for e in entries) == sorted(
+        [
+            ("share_made", 10),
+            ("verified_share", 2),
+            ("unique_click", 0),
+            ("share_made", 10),
+            ("share_made", 3),
+            ("share_made", 0),
+            ("lead", 50),
+        ]
+    )
+    assert (await points_of(client, a))["balance"] == 75
+    assert await ledger_of(client, as_(settings, org, "comms")) == []
+    board = body(await client.get("/v1/leaderboard", headers=a, params={"period": "all"}))
+    assert [(r["advocate_id"], r["points"]) for r in board["items"]] == [("a", 75), ("b", 10)]
+    assert all(e["rules_version"] == 1 for e in entries)
+
+
+async def test_a_correction_flows_through_to_balance_and_boards(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.share("s1", "a")
+    await pub.lead("lead-1", "a", "s1")
+    await pub.share("s2", "b")
+    await pub.share("s3", "b")
+    a, b = as_(settings, org, "a"), as_(settings, org, "b")
+    await eventually(lambda: _count_is(client, a, 2), timeout_s=90)
+    await eventually(lambda: _count_is(client, b, 2), timeout_s=90)
+    admin = as_(settings, org, "boss", "admin")
+    async with tap(settings.kafka_bootstrap, "chorus.recognition") as recognition:
+        reversed_ = body(
+            await client.post(
+                "/v1/corrections/lead-invalidations",
+                headers=admin,
+                json={"conversion_id": "lead-1", "reason": "spam lead"},
+            )
+        )["items"]
+        assert [(e["kind"], e["points"]) for e in reversed_] == [("reversal", -50)]
+        again = body(
+            await client.post(
+                "/v1/corrections/lead-invalidations",
+                headers=admin,
+                json={"conversion_id": "lead-1", "reason": "spam lead"},
+            )
+        )["items"]
+        assert again[0]["entry_id"] == reversed_[0]["entry_id"]
+        reversal_id = reversed_[0]["entry_id"]
+        events = await recognition.collect(
+            lambda e: e.type == RewardGranted.event_type and e.data.entry_id == reversal_id,  # type: ignore[attr-defined]
+            count=1,
+            settle_s=0.5,
+        )
+    assert [e.data.points for e in events] == [-50]  # type: ignore[attr-defined]
+    assert (await points_of(client, a))["balance"] == 10
+    assert (await points_of(client, a))["lifetime"] == 10
+    assert sorted((e["kind"], e["points"]) for e in await ledger_of(client, a)) == [
+        ("lead", 50),
+        ("reversal", -50),
+        ("share_made", 10),
+    ]
+    for period in ("week", "month", "quarter", "all"):
+        board = body(await client.get("/v1/leaderboard", headers=a, params={"period": period}))
+        assert [(r["advocate_id"], r["points"]) for r in board["items"]] == [("b", 20), ("a", 10)]
+    not_scoring = await client.post(
+        f"/v1/ledger/{reversed_[0]['entry_id']}/reversal", headers=admin, json={"reason": "undo the undo"}
+    )
+    assert not_scoring.status_code == 422
+    other_org = await client.post(
+        f"/v1/ledger/{reversed_[0]['entry_id']}/reversal",
+        headers=as_(settings, new_org(), "boss", "admin"),
+        json={"reason": "x"},
+    )
+    assert other_org.status_code == 404
+
+
+async def test_an_awarded_credential_validates_against_the_open_badges_3_schema(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.share("s1", "a")
+    a = as_(settings, org, "a")
+    awards = await eventually(lambda: _awards(client, a), timeout_s=90)
+    credential = body(await client.get(f"/v1/badges/{awards[0]['award_id']}/credential", headers=a))
+    assert credential_errors(credential) == []
+    assert credential["credentialSubject"]["achievement"]["name"] == "First share"
+    stranger = await client.get(
+        f"/v1/badges/{awards[0]['award_id']}/credential", headers=as_(settings, org, "b")
+    )
+    assert stranger.status_code == 404
+    other_org = await client.get(
+        f"/v1/badges/{awards[0]['award_id']}/credential", headers=as_(settings, new_org(), "a", "admin")
+    )
+    assert other_org.status_code == 404
+
+
+async def _awards(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = body(await client.get("/v1/me/badges", headers=headers))["items"]
+    return items

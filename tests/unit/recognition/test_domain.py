@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from services.recognition import domain
+from services.recognition.domain import Campaign, Kind, Period, Rules
+from tests.unit.recognition.ob3 import credential_errors
+
+AT = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+
+
+def test_defaults_give_points_for_every_scoring_kind() -> None:
+    rules = Rules()
+    assert all(rules.base_points(k) > 0 for k in domain.SCORING_KINDS)
+    assert domain.score(rules, Kind.SHARE_MADE, at=AT).points == 10
+
+
+def test_the_highest_matching_campaign_multiplier_applies() -> None:
+    rules = Rules(
+        campaigns=[
+            Campaign(
+                id="x2",
+                name="double",
+                starts_at=AT - timedelta(days=1),
+                ends_at=AT + timedelta(days=1),
+                multiplier=2.0,
+            ),
+            Campaign(
+                id="x3-ai",
+                name="triple on ai",
+                starts_at=AT - timedelta(days=1),
+                ends_at=AT + timedelta(days=1),
+                multiplier=3.0,
+                tags=["ai"],
+            ),
+            Campaign(
+                id="over",
+                name="ended",
+                starts_at=AT - timedelta(days=9),
+                ends_at=AT - timedelta(days=8),
+                multiplier=10.0,
+            ),
+        ]
+    )
+    assert domain.score(rules, Kind.SHARE_MADE, at=AT).points == 20
+    tagged = domain.score(rules, Kind.SHARE_MADE, at=AT, tags=["ai"])
+    assert tagged.points == 30
+    assert set(tagged.campaign_ids) == {"x2", "x3-ai"}
+
+
+def test_campaign_kinds_restrict_the_multiplier() -> None:
+    rules = Rules(
+        campaigns=[
+            Campaign(
+                id="leads",
+                name="leads",
+                starts_at=AT,
+                ends_at=AT + timedelta(hours=1),
+                multiplier=2.0,
+                kinds=[Kind.LEAD],
+            )
+        ]
+    )
+    assert domain.score(rules, Kind.SHARE_MADE, at=AT).points == 10
+    assert domain.score(rules, Kind.LEAD, at=AT).points == 100
+
+
+def test_caps_grant_only_what_fits_and_never_negative() -> None:
+    assert domain.capped(10, daily_used=0, daily_cap=25, share_used=10, share_cap=12) == 2
+    assert domain.capped(10, daily_used=20, daily_cap=25, share_used=0, share_cap=None) == 5
+    assert domain.capped(10, daily_used=30, daily_cap=25, share_used=0, share_cap=None) == 0
+    assert domain.capped(10, daily_used=0, daily_cap=None, share_used=0, share_cap=None) == 10
+
+
+def test_rules_refuse_bad_values() -> None:
+    with pytest.raises(ValidationError):
+        Rules(points={Kind.REDEMPTION: 5})
+    with pytest.raises(ValidationError):
+        Campaign(id="bad", name="bad", starts_at=AT, ends_at=AT, multiplier=2)
+    with pytest.raises(ValidationError):
+        Rules.model_validate({"unknown": 1})
+
+
+def test_period_keys_cover_week_month_quarter_all_and_contests() -> None:
+    assert domain.period_keys(AT, ("spring",)) == [
+        "week:2026-W48",
+        "month:2026-11",
+        "quarter:2026-Q4",
+        "all",
+        "contest:spring",
+    ]
+    assert domain.period_key(Period.WEEK, datetime(2027, 1, 1, tzinfo=UTC)) == "week:2026-W53"
+    assert domain.quarter_bounds(AT) == (datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+
+
+def test_equal_points_share_a_rank_across_pages() -> None:
+    assert domain.competition_ranks([50, 40, 40, 10]) == [1, 2, 2, 4]
+    assert domain.competition_ranks([40, 30], first_position=4, previous=(40, 2)) == [2, 5]
+
+
+def test_team_points_are_normalised_per_active_advocate() -> None:
+    assert domain.normalised(90, 3) > domain.normalised(600, 30)
+    assert domain.normalised(10, 0) == 10
+
+
+def test_badges_are_earned_once_when_the_threshold_is_reached() -> None:
+    definitions = domain.builtin_badges(Rules(thought_leader_colleagues=2), "https://img")
+    earned = domain.badges_earned(definitions, {"shares": 10, "colleague_sharers": 2}, held={"first-share"})
+    assert {b.badge_id for b in earned} == {"shares-10", "thought-leader"}
+
+
+def test_entry_ids_are_stable_per_event_and_kind() -> None:
+    assert domain.entry_id("o", "e1", "lead") == domain.entry_id("o", "e1", "lead")
+    assert domain.entry_id("o", "e1", "lead") != domain.entry_id("o", "e1", "sale")
+    assert domain.entry_id("o", "e1", "lead") != domain.entry_id("o2", "e1", "lead")
+
+
+def _credential() -> dict[str, object]:
+    definition = domain.builtin_badges(Rules(), "https://img.example")[0]
+    return domain.open_badge_credential(
+        definition=definition,
+        award_id=domain.award_id("o", "a", "first-share"),
+        org="o",
+        advocate_id="a",
+        awarded_at=AT,
+        base_url="https://chorus.example",
+    )
+
+
+def test_credential_validates_against_the_open_badges_3_schema() -> None:
+    assert credential_errors(_credential()) == []
+
+
+def test_schema_refuses_a_credential_without_the_open_badge_type_or_achievement() -> None:
+    broken = copy.deepcopy(_credential())
+    broken["type"] = ["VerifiableCredential"]
+    assert credential_errors(broken)
+    broken = copy.deepcopy(_credential())
+    del broken["credentialSubject"]["achievement"]["criteria"]  # type: ignore[index, attr-defined]
+    assert credential_errors(broken)
+    broken = copy.deepcopy(_credential())
+    broken["credentialSubject"]["identifier"] = []  # type: ignore[index]
+    assert credential_errors(broken)
+
+
+def test_credential_hides_the_advocate_id_behind_a_salted_hash() -> None:
+    assert '"a"' not in str(_credential()).replace("'", '"')
+
+
+def test_webhook_signature_covers_timestamp_and_body() -> None:
+    signature = domain.sign_webhook("s3cret", 1000, b'{"x":1}')
+    assert signature.startswith("sha256=")
+    assert domain.verify_webhook("s3cret", 1000, b'{"x":1}', signature)
+    assert not domain.verify_webhook("s3cret", 1001, b'{"x":1}', signature)
+    assert not domain.verify_webhook("other", 1000, b'{"x":1}', signature)
+
+
+def test_webhook_backoff_doubles_and_is_capped() -> None:
+    assert [domain.webhook_backoff(n, 2.0).total_seconds() for n in (1, 2, 3)] == [2, 4, 8]
+    assert domain.webhook_backoff(40, 2.0).total_seconds() == 3600
+
+
+def test_redemption_moves_only_forward() -> None:
+    S = domain.RedemptionStatus
+    assert domain.can_move(S.REQUESTED, S.APPROVED)
+    assert domain.can_move(S.APPROVED, S.FULFILLED)
+    assert not domain.can_move(S.REQUESTED, S.FULFILLED)
+    assert not domain.can_move(S.FULFILLED, S.REJECTED)
+
+
+def test_goal_progress() -> None:
+    assert domain.goal_progress(domain.GoalKind.AUDIENCE, 1000, value=1200).achieved
+    assert not domain.goal_progress(domain.GoalKind.POSTS_THIS_QUARTER, 3, value=2).achieved
+    assert domain.goal_progress(domain.GoalKind.TOP_ON_TAG, 1, value=1).achieved
+    assert not domain.goal_progress(domain.GoalKind.TOP_ON_TAG, 1, value=0).achieved
