@@ -9,9 +9,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from services.recognition import schemas
 from services.recognition.domain import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
     BadgeDefinition,
     Period,
     RedemptionStatus,
@@ -21,6 +18,7 @@ from services.recognition.service import RecognitionService
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
 from shared.idempotency import run_once
 from shared.mongo import Document
+from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/v1", tags=["recognition"])
 

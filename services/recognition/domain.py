@@ -7,10 +7,8 @@ writes the result.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -478,28 +476,7 @@ def kudos_allowance_left(given_this_week: int, allowance: int) -> int:
 
 # --- webhooks --------------------------------------------------------------------------------
 
-SIGNATURE_HEADER = "X-Chorus-Signature"
-TIMESTAMP_HEADER = "X-Chorus-Timestamp"
-DELIVERY_HEADER = "X-Chorus-Delivery"
-
-
-def sign_webhook(secret: str, timestamp: int, body: bytes) -> str:
-    """HMAC-SHA256 over '<timestamp>.<body>', so a captured body cannot be replayed later as new."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"sha256={mac}"
-
-
-def verify_webhook(secret: str, timestamp: int, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign_webhook(secret, timestamp, body), signature)
-
-
-def webhook_backoff(attempts: int, base_s: float, max_s: float = 3600.0) -> timedelta:
-    """Exponential backoff after `attempts` failures: base, 2*base, 4*base, ... capped at max_s."""
-    return timedelta(seconds=min(max_s, base_s * 2 ** max(0, attempts - 1)))
-
-
-def webhook_body(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+# Signing, headers and backoff are shared with the integration webhooks: shared/webhooks.py.
 
 
 # --- redemptions -----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from services.recognition import domain
 from services.recognition.domain import BadgeDefinition, Kind, Period, RedemptionStatus, Rules
 from services.recognition.settings import RecognitionSettings
 from services.recognition.store import RecognitionStore, now
+from shared import webhooks
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import Event
 from shared.events.advocates import AdvocateProfile
@@ -964,7 +965,7 @@ class RecognitionService:
             if delivery is None:
                 break
             hook = await self.store.get_webhook(delivery["org"])
-            body = domain.webhook_body(json.loads(delivery["payload_json"]))
+            body = webhooks.canonical_body(json.loads(delivery["payload_json"]))
             attempts = int(delivery.get("attempts", 0)) + 1
             error: str | None = None
             if hook is None:
@@ -973,9 +974,7 @@ class RecognitionService:
                 timestamp = int(time.time())
                 headers = {
                     "Content-Type": "application/json",
-                    domain.SIGNATURE_HEADER: domain.sign_webhook(hook["secret"], timestamp, body),
-                    domain.TIMESTAMP_HEADER: str(timestamp),
-                    domain.DELIVERY_HEADER: delivery["_id"],
+                    **webhooks.signed_headers(hook["secret"], timestamp, body, delivery["_id"]),
                 }
                 try:
                     response = await self.http.post(
@@ -1002,7 +1001,7 @@ class RecognitionService:
                     "state": "failed" if given_up else "pending",
                     "last_error": error,
                     "next_attempt_at": now()
-                    + domain.webhook_backoff(attempts, self.settings.webhook_backoff_base_s),
+                    + webhooks.backoff(attempts, self.settings.webhook_backoff_base_s),
                 },
             )
         return sent

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -11,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.recognition.domain import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_webhook
 from shared.events.advocates import AdvocateErased
 from shared.events.recognition import RewardRedeemed
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
+from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.helpers import bearer, eventually, new_org, tap
 from tests.integration.recognition.conftest import body, publisher
 
@@ -204,7 +205,9 @@ async def test_approval_sends_a_signed_webhook_retried_until_delivered(
     await eventually(delivered, timeout_s=20)
     assert len(Receiver.calls) == 2  # one 500, then the retry
     headers, raw = Receiver.calls[-1]
-    assert verify_webhook(SECRET, int(headers[TIMESTAMP_HEADER]), raw, headers[SIGNATURE_HEADER])
+    assert verify_signature(
+        SECRET, int(headers[TIMESTAMP_HEADER]), raw, headers[SIGNATURE_HEADER], now=int(time.time())
+    )
     payload = json.loads(raw)
     assert (payload["redemption_id"], payload["points"]) == (redemption["redemption_id"], 10)
     fulfilled = body(

@@ -151,19 +151,6 @@ def test_credential_hides_the_advocate_id_behind_a_salted_hash() -> None:
     assert '"a"' not in str(_credential()).replace("'", '"')
 
 
-def test_webhook_signature_covers_timestamp_and_body() -> None:
-    signature = domain.sign_webhook("s3cret", 1000, b'{"x":1}')
-    assert signature.startswith("sha256=")
-    assert domain.verify_webhook("s3cret", 1000, b'{"x":1}', signature)
-    assert not domain.verify_webhook("s3cret", 1001, b'{"x":1}', signature)
-    assert not domain.verify_webhook("other", 1000, b'{"x":1}', signature)
-
-
-def test_webhook_backoff_doubles_and_is_capped() -> None:
-    assert [domain.webhook_backoff(n, 2.0).total_seconds() for n in (1, 2, 3)] == [2, 4, 8]
-    assert domain.webhook_backoff(40, 2.0).total_seconds() == 3600
-
-
 def test_redemption_moves_only_forward() -> None:
     S = domain.RedemptionStatus
     assert domain.can_move(S.REQUESTED, S.APPROVED)
