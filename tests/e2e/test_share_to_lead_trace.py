@@ -68,8 +68,10 @@ async def test_share_click_lead_and_reward_are_one_trace(services: RunningServic
         assert shared.status_code == 201, shared.text
         code = shared.json()["code"]
 
-        # The visitor's click, in the visitor's own trace.
-        clicked = await http.get(f"{urls['sharing']}/r/{code}", headers={"User-Agent": BROWSER})
+        # The visitor's click, in the visitor's own trace and browser (not the advocate's: its
+        # cookie would rightly mark the click as the advocate's own).
+        async with httpx.AsyncClient(timeout=30) as visitor:
+            clicked = await visitor.get(f"{urls['sharing']}/r/{code}", headers={"User-Agent": BROWSER})
         assert clicked.status_code == 302
         click_id = parse_qs(urlsplit(clicked.headers["location"]).query)[CLICK_ID_PARAM][0]
 
