@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote
 
+from opentelemetry import metrics
 from starlette.types import Receive, Scope, Send
 
 from services.sharing import domain
@@ -29,6 +30,17 @@ from shared.errors import AppError
 from shared.mongo import Document
 
 log = logging.getLogger(__name__)
+
+# Redirect counts by outcome, on /metrics and over OTLP. The attribute sets are built once: the
+# redirect pays one counter add per request, nothing more.
+REDIRECTS = metrics.get_meter("chorus.sharing.redirect").create_counter(
+    "chorus.redirect.requests", description="public redirects answered, by outcome and bot flag"
+)
+_OUTCOME = {
+    (outcome, bot): {"outcome": outcome, "bot": bot}
+    for outcome in ("redirected", "fallback", "not_found", "unavailable")
+    for bot in (False, True)
+}
 
 ShareLoader = Callable[[str], Awaitable[Document | None]]
 
@@ -208,6 +220,7 @@ class RedirectApp:
             await _respond(send, 405, b"text/plain", b"method not allowed", [(b"allow", b"GET, HEAD")])
             return
         if self._load is None or self._spool is None:
+            REDIRECTS.add(1, _OUTCOME["unavailable", False])
             await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
             return
         code: str = scope["path"][3:]
@@ -219,6 +232,7 @@ class RedirectApp:
             await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
             return
         if target is None:
+            REDIRECTS.add(1, _OUTCOME["not_found", False])
             await _respond(send, 404, b"text/html; charset=utf-8", NOT_FOUND_HTML)
             return
 
@@ -299,6 +313,7 @@ class RedirectApp:
                 },
             }
         )
+        REDIRECTS.add(1, _OUTCOME["fallback" if fallback else "redirected", bot])
         await send(
             {
                 "type": "http.response.start",

@@ -310,3 +310,34 @@ async def test_a_click_continues_the_trace_of_its_share_and_links_the_visitors_r
         s for s in spans.get_finished_spans() if s.context.span_id == recorded.links[0].context.span_id
     ]
     assert request.name == "GET /r/{code}" and request.context.trace_id != share_trace_id
+
+
+def _redirect_count(metrics_text: str, outcome: str, bot: str) -> float:
+    for line in metrics_text.splitlines():
+        if (
+            line.startswith("chorus_redirect_requests_total{")
+            and f'outcome="{outcome}"' in line
+            and f'bot="{bot}"' in line.lower()
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_redirects_are_counted_by_outcome_on_the_metrics_endpoint(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "ada")
+    share = await make_share(sharing, org, "ada")
+    before = (await sharing.client.get("/metrics")).text
+    browser = {"User-Agent": "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0"}
+    for _ in range(3):
+        assert (await sharing.client.get(f"/r/{share['code']}", headers=browser)).status_code == 302
+    slack = {"User-Agent": "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"}
+    assert (await sharing.client.get(f"/r/{share['code']}", headers=slack)).status_code == 302
+    assert (await sharing.client.get("/r/no-such-code")).status_code == 404
+    after = (await sharing.client.get("/metrics")).text
+    for outcome, bot, added in [
+        ("redirected", "false", 3),
+        ("redirected", "true", 1),
+        ("not_found", "false", 1),
+    ]:
+        assert _redirect_count(after, outcome, bot) - _redirect_count(before, outcome, bot) == added
