@@ -152,7 +152,8 @@ async def test_rejection_refunds_points_and_stock(
         events = await recognition.collect(
             lambda e: e.tenant == org and e.type == RewardRedeemed.event_type, count=2, settle_s=0.5
         )
-    assert [e.data.status for e in events] == ["requested", "rejected"]  # type: ignore[attr-defined]
+    unique = list({e.id: e for e in events}.values())  # at least once: a relay may send one again
+    assert [e.data.status for e in unique] == ["requested", "rejected"]  # type: ignore[attr-defined]
     assert await balance(client, me) == 50
     assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
     again = await client.post(f"/v1/redemptions/{redemption['redemption_id']}/reject", headers=admin)

@@ -146,9 +146,12 @@ async def test_a_scenario_of_events_gives_the_expected_ledger_balances_badges_an
         await eventually(lambda: scenario_done(client, settings, org), timeout_s=90)
         await assert_scenario_state(client, settings, org)
         granted = await recognition.collect(
-            lambda e: e.tenant == org and e.type == RewardGranted.event_type, count=8, settle_s=1.0
+            lambda e: e.tenant == org and e.type == RewardGranted.event_type, count=7, settle_s=1.0
         )
-    assert sorted(int(e.data.points) for e in granted) == [1, 1, 5, 10, 10, 30, 50]  # type: ignore[attr-defined]
+    # Delivery is at least once: the relay may publish an entry again, always under the entry's id.
+    by_id = {e.id: e for e in granted}
+    assert all(by_id[e.id] == e for e in granted)
+    assert sorted(int(e.data.points) for e in by_id.values()) == [1, 1, 5, 10, 10, 30, 50]  # type: ignore[attr-defined]
 
 
 async def test_redelivered_events_and_a_restarted_consumer_change_nothing(
@@ -272,7 +275,8 @@ async def test_a_correction_flows_through_to_balance_and_boards(
             count=1,
             settle_s=0.5,
         )
-    assert [e.data.points for e in events] == [-50]  # type: ignore[attr-defined]
+    unique = {e.id: e for e in events}.values()  # at least once: a relay may send one again
+    assert [e.data.points for e in unique] == [-50]  # type: ignore[attr-defined]
     assert (await points_of(client, a))["balance"] == 10
     assert (await points_of(client, a))["lifetime"] == 10
     assert sorted((e["kind"], e["points"]) for e in await ledger_of(client, a)) == [
