@@ -22,8 +22,18 @@ tracer = trace.get_tracer("chorus.messaging")
 Headers = list[tuple[str, bytes]]
 
 
+# Event data fields that become `chorus.*` span attributes when an event carries them, so a
+# trace can be searched by share, advocate, content or click.
+ENTITY_ATTRIBUTES = {
+    "share_id": "chorus.share",
+    "advocate_id": "chorus.advocate",
+    "content_id": "chorus.content",
+    "click_id": "chorus.click",
+}
+
+
 def _attributes(event: AnyEvent, topic: str, operation: str) -> dict[str, str | int]:
-    return {
+    attributes: dict[str, str | int] = {
         "messaging.system": "kafka",
         "messaging.destination.name": topic,
         "messaging.operation.type": operation,
@@ -32,6 +42,11 @@ def _attributes(event: AnyEvent, topic: str, operation: str) -> dict[str, str | 
         "cloudevents.event_type": event.type,
         "chorus.organisation": event.tenant,
     }
+    for field, attribute in ENTITY_ATTRIBUTES.items():
+        value = getattr(event.data, field, None)
+        if isinstance(value, str):
+            attributes[attribute] = value
+    return attributes
 
 
 @contextmanager

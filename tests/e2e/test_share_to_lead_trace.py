@@ -116,7 +116,11 @@ async def test_share_click_lead_and_reward_are_one_trace(services: RunningServic
     )
     by_name = {(s.service, s.name): s for s in spans}
     click_send = by_name[("chorus-sharing", "send chorus.clicks")]
-    assert click_send.tags.get("chorus.click_id", click_id) == click_id
+    assert click_send.tags["chorus.click"] == click_id
+    assert click_send.tags["chorus.share"] == shared.json()["id"]
+    assert click_send.tags["chorus.advocate"] == "ann"
+    assert click_send.tags["chorus.content"] == content_id
+    assert click_send.tags["chorus.organisation"] == org
     lead_send = by_name[("chorus-metrics", "send chorus.conversions")]
     ids = {s.span_id for s in spans}
     assert all(p in ids for p in lead_send.parent_ids), "the lead event hangs off a span outside the trace"
