@@ -1,0 +1,426 @@
+"""Benchmark `GET /v1/leaderboard` over a large organisation against a bare JSON endpoint.
+
+    python bench/leaderboard/run.py [--advocates 100000] [--ledger-sample 20000]
+                                    [--duration 8] [--connections 16] [--rounds 3]
+
+Needs a running stack (Kafka, FerretDB), found from the CHORUS_* variables like the services do
+(see shared/devstack.py), and `wrk` (apt-get install wrk). Both servers run under uvicorn with the
+same settings (one worker, uvloop, httptools, no access log), pinned to CPU 0 when there are two or
+more; the load runs in another process pinned to CPU 1.
+
+Seeding writes what the endpoint reads: the leaderboard projection, one `boards` document per
+advocate for the current week, exactly as RecognitionStore.add_to_board shapes it. The ledger is
+not read by the board; a sample of ledger entries is inserted only to measure the insert rate, and
+the time 10,000,000 would take at that rate is printed (see README.md for why they are not seeded).
+
+Rounds alternate baseline and leaderboard. When one leaderboard request takes longer than
+--wrk-below seconds (a collection scan on FerretDB), wrk would finish no request in a round, so
+the leaderboard is measured instead with --slow-requests sequential requests per round (one
+connection), and the CPU time FerretDB and the server spent is reported beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pymongo import MongoClient
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from services.recognition.domain import Period, period_key  # noqa: E402
+from services.recognition.settings import RecognitionSettings  # noqa: E402
+from shared.auth import issue_dev_token  # noqa: E402
+from shared.devstack import StackConfig  # noqa: E402
+
+ORG = "org-bench"
+LEDGER_TARGET = 10_000_000
+PROBE = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for 127.0.0.1
+
+
+@dataclass
+class Result:
+    name: str
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    how: str = "wrk"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pin(cpu: int) -> list[str]:
+    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+@contextlib.contextmanager
+def server(
+    app: str, port: int, env: dict[str, str], factory: bool = False, app_dir: Path = REPO
+) -> Iterator[int]:
+    """Run `app` under uvicorn until the block ends; yields the server's pid."""
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--app-dir",
+        str(app_dir),
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    if factory:
+        argv.append("--factory")
+    log = open(Path(tempfile.gettempdir()) / f"bench-leaderboard-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        argv, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                PROBE.open(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{app} did not start; see {log.name}")
+            time.sleep(0.3)
+        if pin(0):
+            os.sched_setaffinity(process.pid, {0})
+        yield process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def wrk(name: str, url: str, token: str, duration: int, connections: int) -> Result:
+    argv = [
+        *pin(1),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-H",
+        f"Authorization: Bearer {token}",
+        url,
+    ]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    timeouts = re.search(r"timeout (\d+)", out)
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
+        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+    errors = (int(bad.group(1)) if bad else 0) + (int(timeouts.group(1)) if timeouts else 0)
+    return Result(name, rps, percentile("50"), percentile("99"), errors)
+
+
+def timed_get(url: str, token: str, timeout_s: float) -> float:
+    """Seconds one GET took; raises on a non-2xx answer or a timeout."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 (http://127.0.0.1 only)
+    started = time.perf_counter()
+    with PROBE.open(request, timeout=timeout_s) as response:
+        response.read()
+    return time.perf_counter() - started
+
+
+def sequential(name: str, url: str, token: str, count: int, timeout_s: float) -> Result:
+    """`count` requests one after another: req/s is 1 / mean latency on one connection."""
+    seconds = [timed_get(url, token, timeout_s) for _ in range(count)]
+    ms = sorted(s * 1000 for s in seconds)
+    return Result(name, count / sum(seconds), statistics.median(ms), ms[-1], 0, how=f"{count} seq")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 when it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ferretdb_pid(stack: StackConfig) -> int | None:
+    path = stack.state_dir / "pids" / "ferretdb.pid"
+    with contextlib.suppress(OSError, ValueError):
+        return int(path.read_text().strip())
+    return None
+
+
+def seed_boards(db: Any, key: str, advocates: int, batch: int = 10_000) -> float:
+    """The week's board: one document per advocate as add_to_board writes it. 1 in 100 opted out."""
+    rng = random.Random(6)
+    started = time.perf_counter()
+    for first in range(0, advocates, batch):
+        docs = []
+        for i in range(first, min(first + batch, advocates)):
+            advocate = f"adv{i:06d}"
+            docs.append(
+                {
+                    "_id": f"{ORG}|{key}|{advocate}",
+                    "org": ORG,
+                    "period": key,
+                    "advocate_id": advocate,
+                    "visible": i % 100 != 99,
+                    "team": f"team{i % 50:02d}",
+                    "points": rng.randint(0, 10_000),
+                    "applied_events": [f"led_{i:06d}_{j}" for j in range(3)],
+                }
+            )
+        db["boards"].insert_many(docs, ordered=False)
+    return time.perf_counter() - started
+
+
+def seed_ledger_sample(db: Any, key: str, advocates: int, count: int, batch: int = 10_000) -> float:
+    """`count` ledger entries shaped like the service's; returns seconds per entry."""
+    at = datetime.now(UTC)
+    started = time.perf_counter()
+    for first in range(0, count, batch):
+        docs = []
+        for i in range(first, min(first + batch, count)):
+            docs.append(
+                {
+                    "_id": f"led_{uuid.uuid4().hex}",
+                    "org": ORG,
+                    "advocate_id": f"adv{i % advocates:06d}",
+                    "kind": "share_made",
+                    "points": 5,
+                    "balance_delta": 5,
+                    "lifetime_delta": 5,
+                    "uncapped_points": 5,
+                    "base_points": 5,
+                    "multiplier": 1.0,
+                    "campaign_ids": [],
+                    "rules_version": 0,
+                    "reason": "share made",
+                    "source_event_id": f"evt_{i:08d}",
+                    "source_event_type": "chorus.share.created",
+                    "ref": f"shr_{i:08d}",
+                    "content_id": None,
+                    "course_id": None,
+                    "team": f"team{i % 50:02d}",
+                    "occurred_at": at,
+                    "periods": [key, "all"],
+                    "counter": "shares",
+                    "counter_delta": 1,
+                    "created_at": at,
+                    "projected": True,
+                    "published": True,
+                }
+            )
+        db["ledger"].insert_many(docs, ordered=False)
+    return (time.perf_counter() - started) / max(count, 1)
+
+
+def profile_queries(db: Any, key: str, viewer: str, viewer_points: int) -> list[str]:
+    """Time the endpoint's queries one by one, directly on the database, and show the plan."""
+    base = {"org": ORG, "period": key, "visible": True}
+    order = [("points", -1), ("advocate_id", 1)]
+    steps: list[tuple[str, Any]] = [
+        (
+            "board_page  find(org, period, visible).sort(points).limit(50)",
+            lambda: db["boards"].find(base, {"applied_events": 0}).sort(order).limit(50).to_list(),
+        ),
+        ("board_entry find_one(_id)", lambda: db["boards"].find_one({"_id": f"{ORG}|{key}|{viewer}"})),
+        (
+            "count_ahead count_documents(..., points > mine)",
+            lambda: db["boards"].count_documents({**base, "points": {"$gt": viewer_points}}),
+        ),
+    ]
+    lines = []
+    for label, step in steps:
+        started = time.perf_counter()
+        step()
+        lines.append(f"  {label:<62} {time.perf_counter() - started:7.3f} s")
+    plan = db["boards"].find(base).sort(order).limit(50).explain().get("queryPlanner", {})
+    lines.append(f"  plan of board_page: {plan}")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--advocates", type=int, default=100_000)
+    parser.add_argument(
+        "--ledger-sample", type=int, default=20_000, help="entries inserted to time the ledger"
+    )
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each server")
+    parser.add_argument("--wrk-below", type=float, default=1.0, help="seconds; slower requests: sequential")
+    parser.add_argument(
+        "--slow-requests", type=int, default=1, help="sequential requests per query and round"
+    )
+    parser.add_argument("--request-timeout", type=float, default=600.0)
+    args = parser.parse_args()
+    stack = StackConfig.from_env()
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    db_name = f"{prefix}_recognition"
+    settings = RecognitionSettings()
+    viewer = "adv050000" if args.advocates > 50_000 else f"adv{args.advocates // 2:06d}"
+    token = issue_dev_token(settings, org=ORG, sub=viewer, roles=["advocate"])
+    key = period_key(Period.WEEK, datetime.now(UTC))
+    env = {
+        "CHORUS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
+        "CHORUS_MONGO_URL": stack.mongo_url,
+        "CHORUS_MONGO_DB_PREFIX": prefix,
+        "CHORUS_CONSUMER_GROUP_PREFIX": prefix,
+        "CHORUS_LOG_LEVEL": "WARNING",
+        "CHORUS_OTLP_ENDPOINT": os.environ.get("CHORUS_OTLP_ENDPOINT", ""),
+    }
+    ferret = ferretdb_pid(stack)
+    rows: list[tuple[int, Result]] = []
+    cpu_lines: list[str] = []
+    seeding: list[str] = []
+    profile: list[str] = []
+    client: MongoClient[Any] = MongoClient(stack.mongo_url)
+    try:
+        base_port, board_port = free_port(), free_port()
+        with (
+            server("baseline:app", base_port, {}, app_dir=Path(__file__).parent),
+            # Started before seeding, so the service's own indexes exist while the data goes in.
+            server("services.recognition.main:create_app", board_port, env, factory=True) as board_pid,
+        ):
+            db = client[db_name]
+            took = seed_boards(db, key, args.advocates)
+            seeding.append(
+                f"boards: {args.advocates:,} documents ({key}) in {took:.1f} s"
+                f" ({took / args.advocates * 1000:.3f} ms each)"
+            )
+            per_entry = seed_ledger_sample(db, key, args.advocates, args.ledger_sample)
+            seeding.append(
+                f"ledger: {args.ledger_sample:,} sample entries at {per_entry * 1000:.3f} ms each;"
+                f" {LEDGER_TARGET:,} would take {per_entry * LEDGER_TARGET / 3600:.1f} h (not inserted)"
+            )
+            # The service's relay asks for unfinished entries every few seconds; on FerretDB that
+            # query scans the whole ledger. Time it once, then remove the sample so the relay's
+            # scans do not load FerretDB while the board is measured.
+            started = time.perf_counter()
+            db["ledger"].find({"projected": False, "created_at": {"$lt": datetime.now(UTC)}}).limit(
+                200
+            ).to_list()
+            relay_scan = time.perf_counter() - started
+            seeding.append(
+                f"ledger: the relay's unfinished-entries query over the sample took {relay_scan:.2f} s"
+                f" (runs every {settings.relay_every_s:g} s, twice); sample deleted before measuring"
+            )
+            db["ledger"].delete_many({})
+            viewer_points = int(db["boards"].find_one({"_id": f"{ORG}|{key}|{viewer}"})["points"])  # type: ignore[index]
+            profile = profile_queries(db, key, viewer, viewer_points)
+
+            base_url = f"http://127.0.0.1:{base_port}/v1/leaderboard"
+            board = f"http://127.0.0.1:{board_port}/v1/leaderboard"
+            queries = {
+                "leaderboard (org, week)": f"{board}?period=week&scope=org&limit=50",
+                "leaderboard around-me": f"{board}/around-me?period=week&size=3",
+            }
+            wrk("warm-up", base_url, token, 2, args.connections)
+            first = {name: timed_get(url, token, args.request_timeout) for name, url in queries.items()}
+            slow = max(first.values()) > args.wrk_below
+            for round_no in range(1, args.rounds + 1):
+                rows.append(
+                    (round_no, wrk("starlette baseline", base_url, token, args.duration, args.connections))
+                )
+                for name, url in queries.items():
+                    server_cpu, ferret_cpu = cpu_seconds(board_pid), cpu_seconds(ferret) if ferret else 0.0
+                    started = time.perf_counter()
+                    if slow:
+                        result = sequential(name, url, token, args.slow_requests, args.request_timeout)
+                    else:
+                        result = wrk(name, url, token, args.duration, args.connections)
+                    wall = time.perf_counter() - started
+                    rows.append((round_no, result))
+                    cpu_lines.append(
+                        f"round {round_no} {name}: {wall:.1f} s wall; CPU server"
+                        f" {cpu_seconds(board_pid) - server_cpu:.1f} s, FerretDB"
+                        f" {(cpu_seconds(ferret) - ferret_cpu) if ferret else float('nan'):.1f} s"
+                    )
+    finally:
+        client.drop_database(db_name)
+        client.close()
+
+    print(f"\n{args.advocates:,} advocates; load average {os.getloadavg()[0]:.2f}")
+    for line in seeding:
+        print(line)
+    print("\nthe endpoint's queries on the database alone:")
+    for line in profile:
+        print(line)
+    print(
+        f"\n{'round':<6} {'server':<26} {'how':<8} {'req/s':>10} {'p50 ms':>10} {'p99 ms':>10} {'errors':>7}"
+    )
+    for round_no, run in rows:
+        print(
+            f"{round_no:<6} {run.name:<26} {run.how:<8} {run.requests_per_s:>10,.2f} {run.p50_ms:>10.2f}"
+            f" {run.p99_ms:>10.2f} {run.errors:>7}"
+        )
+    print("\nmedians, and ratio req/s (endpoint / baseline, target >= 0.3), p99 / baseline")
+    names = list(dict.fromkeys(run.name for _, run in rows))
+    medians = {n: median_result([r for _, r in rows if r.name == n]) for n in names}
+    base = medians["starlette baseline"]
+    for name, run in medians.items():
+        print(
+            f"       {name:<26} {run.requests_per_s:>10,.2f} {run.p50_ms:>10.2f} {run.p99_ms:>10.2f}"
+            f"   ratio {run.requests_per_s / base.requests_per_s:.5f}   p99 x{run.p99_ms / base.p99_ms:,.1f}"
+        )
+    print()
+    for line in cpu_lines:
+        print(line)
+    return 0
+
+
+def median_result(runs: list[Result]) -> Result:
+    return Result(
+        runs[0].name,
+        statistics.median(r.requests_per_s for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+        runs[0].how,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
