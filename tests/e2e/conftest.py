@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -50,6 +51,13 @@ def services(
             "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{E2E_PORTS['sharing']}",
         }
     )
+    for name, port in E2E_PORTS.items():
+        # Otherwise readiness could be answered by whatever already listens there, not our process.
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                raise AssertionError(
+                    f"port {port} for {name} is already in use: is another e2e run going on?"
+                )
     processes: dict[str, subprocess.Popen[bytes]] = {}
     files = []
     try:
