@@ -95,7 +95,10 @@ INDEXES: list[IndexSpec] = [
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    # Millisecond precision, as MongoDB stores it: an event built from a document in memory and
+    # the same event rebuilt later from the stored document (the relay) must be equal.
+    at = datetime.now(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def _key(*parts: str) -> str:
