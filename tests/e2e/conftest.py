@@ -37,7 +37,9 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
+# Package scope: the services stop when the e2e tests are done. Left running, they would consume
+# (and answer with events of their own) everything the integration tests publish afterwards.
+@pytest.fixture(scope="package")
 def services(
     stack: devstack.StackConfig, settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServices]:

@@ -19,7 +19,7 @@ from shared.events.advocates import AdvocateEnrolled, NetworkAudience
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, ensure_topics
 from shared.settings import ChorusSettings
 from tests.helpers import running_app
 
@@ -30,6 +30,7 @@ async def start_group_at_end(bootstrap: str, group_id: str) -> None:
     The shared test broker holds other people's history (tens of thousands of clicks from load
     runs); a new group would replay all of it from the earliest offset before reaching our events.
     """
+    await ensure_topics(bootstrap)  # on a fresh broker no service has created them yet
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -151,7 +151,9 @@ async def test_a_scenario_of_events_gives_the_expected_ledger_balances_badges_an
     # Delivery is at least once: the relay may publish an entry again, always under the entry's id
     # and with the same data (only the envelope's send time may differ).
     by_id = {e.id: e for e in granted}
-    assert all(by_id[e.id].data == e.data for e in granted)
+    assert all(by_id[e.id].data == e.data for e in granted), [
+        (by_id[e.id].data, e.data) for e in granted if by_id[e.id].data != e.data
+    ]
     assert sorted(int(e.data.points) for e in by_id.values()) == [1, 1, 5, 10, 10, 30, 50]  # type: ignore[attr-defined]
 
 
