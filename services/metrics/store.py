@@ -17,7 +17,6 @@ documents of every source.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -27,9 +26,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.metrics.domain import Pending, fold, stats_part
-from shared.errors import InvalidInput
 from shared.events.clicks import ClickRecorded
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
+from shared.pagination import decode_cursor, encode_cursor
 
 META = "projection_meta"
 STATS_PREFIX = "stats_g"
@@ -77,19 +76,6 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(SURVEYS, [("org", ASCENDING)]),
     IndexSpec(SURVEY_RESPONSES, [("org", ASCENDING), ("survey_id", ASCENDING)]),
 ]
-
-
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode()
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if cursor is None:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput.field("cursor", "is not a cursor this API returned") from None
 
 
 class MetricsStore:

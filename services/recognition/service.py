@@ -13,7 +13,6 @@ crash left half done. Corrections are new entries (negative), never edits.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import time
@@ -28,7 +27,7 @@ from services.recognition import domain
 from services.recognition.domain import BadgeDefinition, Kind, Period, RedemptionStatus, Rules
 from services.recognition.settings import RecognitionSettings
 from services.recognition.store import RecognitionStore, now
-from shared import webhooks
+from shared import pagination, webhooks
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import Event
 from shared.events.advocates import AdvocateProfile
@@ -64,16 +63,18 @@ class AllowanceUsed(Conflict):
 
 
 def encode_cursor(values: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+    """A cursor over several sort keys: their JSON, through the shared cursor codec."""
+    return pagination.encode_cursor(json.dumps(values, default=str))
 
 
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
-    if cursor is None:
+    text = pagination.decode_cursor(cursor)
+    if text is None:
         return None
     try:
-        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput.field("cursor", "is not a cursor this API returned") from exc
+        value = json.loads(text)
+    except ValueError:
+        value = None
     if not isinstance(value, dict):
         raise InvalidInput.field("cursor", "is not a cursor this API returned")
     return value
