@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import Event, EventData, decode
@@ -237,30 +237,6 @@ class TopicReader:
                     if predicate(event):
                         matched.append((event, record))
         return matched
-
-
-async def skip_to_end(bootstrap: str, group_id: str, topics: list[str]) -> None:
-    """Commit the current end of every partition the group has no commit for yet.
-
-    The shared test broker holds every earlier test's events; a new group would first project
-    all of them. Starting a test's group at the end keeps the tests about their own events
-    (rebuild and replay tests still read from offset 0)."""
-    probe = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await probe.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
-    finally:
-        await probe.stop()
-    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    await group.start()
-    try:
-        group.assign(tps)
-        end = await group.end_offsets(tps)
-        missing = {tp: end[tp] for tp in tps if await group.committed(tp) is None}
-        if missing:
-            await group.commit(missing)
-    finally:
-        await group.stop()
 
 
 METRICS_TOPICS = [

@@ -22,8 +22,8 @@ from shared.events.topics import CONVERSIONS
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app
-from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader, skip_to_end
+from tests.helpers import bearer, eventually, new_org, running_app, skip_history
+from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +33,7 @@ WAIT_S = 90  # the shared stack is busy; the first start also catches up on the 
 @pytest.fixture(scope="module")
 async def metrics_settings(settings: ChorusSettings) -> MetricsSettings:
     metrics = MetricsSettings(**settings.model_dump())
-    await skip_to_end(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    await skip_history(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
     return metrics
 
 

@@ -25,7 +25,7 @@ from shared.events.topics import CLICKS
 from shared.messaging import EventProducer
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app
+from tests.helpers import bearer, eventually, new_org, running_app, skip_history
 from tests.integration.metrics.scenario import (
     FIELDS,
     METRICS_TOPICS,
@@ -39,7 +39,6 @@ from tests.integration.metrics.scenario import (
     publish_activity,
     rows_by_key,
     send_to,
-    skip_to_end,
 )
 
 pytestmark = pytest.mark.integration
@@ -51,7 +50,7 @@ GROUP_BYS = ("day", "week", "month", "advocate", "content", "team", "network", "
 @pytest.fixture(scope="module")
 async def metrics_settings(settings: ChorusSettings) -> MetricsSettings:
     metrics = MetricsSettings(**settings.model_dump())
-    await skip_to_end(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    await skip_history(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
     return metrics
 
 
@@ -197,7 +196,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     settings = metrics_settings.model_copy(update={"consumer_group_prefix": f"crash{uuid.uuid4().hex[:6]}"})
     org, today = new_org(), datetime.now(UTC).date()
     share_id = f"{org}-s1"
-    await skip_to_end(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    await skip_history(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", METRICS_TOPICS)
     events: list[Event[EventData]] = [
         Event.create(
             ClickRecorded.model_validate(
@@ -276,7 +275,7 @@ async def private(metrics_settings: MetricsSettings) -> AsyncIterator[MetricsSet
         update={**topics, "consumer_group_prefix": f"p{uuid.uuid4().hex[:8]}"}
     )
     others = ["chorus.advocates", "chorus.training", "chorus.content"]
-    await skip_to_end(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", others)
+    await skip_history(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", others)
     yield settings
     await delete_topics(settings.kafka_bootstrap, list(topics.values()))
 

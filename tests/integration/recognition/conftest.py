@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.recognition.handlers import GROUP
 from services.recognition.main import create_app
@@ -19,33 +18,15 @@ from shared.events.advocates import AdvocateEnrolled, NetworkAudience
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
-from shared.messaging import EventProducer, ensure_topics
+from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from tests.helpers import running_app
-
-
-async def start_group_at_end(bootstrap: str, group_id: str) -> None:
-    """Commit the current end of every topic for a new consumer group.
-
-    The shared test broker holds other people's history (tens of thousands of clicks from load
-    runs); a new group would replay all of it from the earliest offset before reaching our events.
-    """
-    await ensure_topics(bootstrap)  # on a fresh broker no service has created them yet
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic.name, p) for topic in TOPICS for p in range(topic.partitions)]
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
+from tests.helpers import running_app, skip_history
 
 
 @pytest.fixture(scope="module")
 async def recognition_settings(settings: ChorusSettings) -> RecognitionSettings:
     prefix = f"{settings.consumer_group_prefix}-{uuid.uuid4().hex[:6]}"
-    await start_group_at_end(settings.kafka_bootstrap, f"{prefix}.{GROUP}")
+    await skip_history(settings.kafka_bootstrap, f"{prefix}.{GROUP}", [t.name for t in TOPICS])
     return RecognitionSettings(
         **{
             **settings.model_dump(),

@@ -10,12 +10,13 @@ import pytest
 from services.recognition.handlers import GROUP
 from services.recognition.main import create_app
 from services.recognition.settings import RecognitionSettings
+from shared.events import TOPICS
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app, tap
-from tests.integration.recognition.conftest import Publisher, body, publisher, start_group_at_end
+from tests.helpers import bearer, eventually, new_org, running_app, skip_history, tap
+from tests.integration.recognition.conftest import Publisher, body, publisher
 from tests.unit.recognition.ob3 import credential_errors
 
 pytestmark = pytest.mark.integration
@@ -162,7 +163,7 @@ async def test_redelivered_events_and_a_restarted_consumer_change_nothing(
 ) -> None:
     # Its own database and consumer group, so the module's running app does not share the work.
     prefix = f"{recognition_settings.consumer_group_prefix}-restart"
-    await start_group_at_end(settings.kafka_bootstrap, f"{prefix}.{GROUP}")
+    await skip_history(settings.kafka_bootstrap, f"{prefix}.{GROUP}", [t.name for t in TOPICS])
     own = recognition_settings.model_copy(update={"consumer_group_prefix": prefix, "mongo_db_prefix": prefix})
     org, marker_org = new_org(), new_org()
     pub, markers = publisher(producer, org), publisher(producer, marker_org)

@@ -13,17 +13,18 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.sharing.main import create_app
 from services.sharing.settings import SharingSettings
-from shared.events import TOPICS, Event, EventData
+from shared.events import Event, EventData
 from shared.events.content import Audience, ContentPublished, SettingsUpdated
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, running_app
+from tests.helpers import bearer, eventually, running_app, skip_history
 
 PUBLIC_BASE_URL = "https://go.chorus.test"
+# The topics the sharing app consumes.
+SHARING_INPUTS = ["chorus.content", "chorus.training", "chorus.advocates"]
 
 
 class MovableClock:
@@ -113,27 +114,6 @@ def sharing_settings(settings: ChorusSettings, spool: Path, **overrides: Any) ->
     )
 
 
-async def skip_history(settings: ChorusSettings, group: str, topics: list[str]) -> None:
-    """Commit the end of `topics` for the app's consumer group before it starts.
-
-    Each test session has its own group prefix, so without this the app would first replay every
-    event all earlier sessions left on the shared broker (a new group starts at the earliest
-    offset, as it must in production to build its projection). Tests publish after the start.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions = {t.name: t.partitions for t in TOPICS}
-        tps = [TopicPartition(name, p) for name in topics for p in range(partitions[name])]
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.commit(ends)
-    finally:
-        await consumer.stop()
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def sharing(
     settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
@@ -142,7 +122,9 @@ async def sharing(
     clock = MovableClock()
     app = create_app(app_settings, clock=clock)
     group = f"{settings.consumer_group_prefix}.sharing"
-    await skip_history(settings, group, ["chorus.content", "chorus.training", "chorus.advocates"])
+    await skip_history(
+        settings.kafka_bootstrap, group, ["chorus.content", "chorus.training", "chorus.advocates"]
+    )
     producer = EventProducer(settings, client_id="sharing-tests")
     await producer.start()
     try:

@@ -23,8 +23,8 @@ from shared.events.clicks import CLICK_ID_PARAM
 from shared.events.topics import CLICKS
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from tests.helpers import new_org, running_app, tap
-from tests.integration.sharing.conftest import MovableClock, Sharing, sharing_settings, skip_history
+from tests.helpers import new_org, running_app, skip_history, tap
+from tests.integration.sharing.conftest import MovableClock, Sharing, sharing_settings
 from tests.integration.sharing.test_shares_and_redirect import BROWSER_UA, make_share, visit
 
 pytestmark = pytest.mark.integration
@@ -121,7 +121,9 @@ async def test_a_relay_process_beside_the_service_drains_the_spool(
         settings, tmp_path / "clicks.sqlite3", click_relay_process=True, consumer_group_prefix=group_prefix
     )
     await skip_history(
-        settings, f"{group_prefix}.sharing", ["chorus.content", "chorus.training", "chorus.advocates"]
+        settings.kafka_bootstrap,
+        f"{group_prefix}.sharing",
+        ["chorus.content", "chorus.training", "chorus.advocates"],
     )
     app = create_app(app_settings)
     producer = EventProducer(settings, client_id="sharing-relay-test")
