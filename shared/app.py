@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,26 @@ async def _run_periodic(job: Periodic) -> None:
         await asyncio.sleep(job.every_s)
 
 
+_gc_tuned = False
+
+
+def tune_gc() -> None:
+    """Collect garbage less often, and never walk what was loaded at start.
+
+    A batch consumer holds tens of thousands of young objects per poll (20,000 decoded events in
+    metrics); with the default thresholds (700, 10, 10) the collector runs full collections over
+    every module, pydantic schema and event many times per poll, which doubled the cost of
+    decoding an event in bench/pipeline. Once per process: a frozen object is never freed.
+    """
+    global _gc_tuned
+    if _gc_tuned:
+        return
+    _gc_tuned = True
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_service_app(
     *,
     name: str,
@@ -101,6 +122,7 @@ def create_service_app(
         await producer.start()
         runtime = Runtime(settings, mongo, db, producer)
         wiring = await wire(runtime)
+        tune_gc()
         consumers = [ConsumerRunner(settings, sub, producer) for sub in wiring.subscriptions]
         for consumer in consumers:
             await consumer.start()

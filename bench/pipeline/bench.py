@@ -36,10 +36,12 @@ from services.metrics.handlers import MAX_BATCH
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import INDEXES
-from shared.app import Runtime, Wiring, create_service_app
+from shared.app import Runtime, Wiring, create_service_app, tune_gc
 from shared.auth import issue_dev_token
 from shared.events import Topic
 from shared.messaging import Batch, ConsumerRunner, EventProducer, Subscription
+from shared.messaging.producer import ce_headers
+from shared.messaging.tracing import Headers
 
 PARTITIONS = 12
 
@@ -62,7 +64,8 @@ class ClickFactory:
             for i in range(shares)
         ]
 
-    def make(self, n: int, clicked_at: datetime) -> tuple[bytes, bytes]:
+    def make(self, n: int, clicked_at: datetime) -> tuple[bytes, bytes, Headers]:
+        """A click record as the redirect's producer writes it: key, CloudEvent, ce_* headers."""
         share_id, advocate, content, network, team, tags = self.shares[self.rng.randrange(len(self.shares))]
         roll = self.rng.random()
         data = {
@@ -90,7 +93,8 @@ class ClickFactory:
             "datacontenttype": "application/json",
             "data": data,
         }
-        return share_id.encode(), json.dumps(envelope).encode()
+        headers = ce_headers("chorus.click.recorded", envelope["id"], self.org)
+        return share_id.encode(), json.dumps(envelope).encode(), headers
 
 
 async def create_topic(bootstrap: str, name: str) -> None:
@@ -124,8 +128,8 @@ async def produce(bootstrap: str, topic: str, factory: ClickFactory, n: int) -> 
         now = datetime.now(UTC)
         pending = []
         for i in range(n):
-            key, value = factory.make(i, now)
-            pending.append(await producer.send(topic, value, key=key))
+            key, value, headers = factory.make(i, now)
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
             if len(pending) >= 20000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -185,7 +189,7 @@ async def projector_run(
 
     @subscription.on_batch(topic)
     async def clicks(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.partition, batch.items)
+        await service.project_live(batch.topic, batch.items)
 
     dlq = EventProducer(settings)
     await dlq.start()
@@ -275,9 +279,9 @@ async def measure_freshness(
                     delay = target - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    key, value = factory.make(i, datetime.now(UTC))
+                    key, value, headers = factory.make(i, datetime.now(UTC))
                     sent.append(time.perf_counter())
-                    await producer.send(topic.name, value, key=key)
+                    await producer.send(topic.name, value, key=key, headers=headers)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(all_seen.wait(), 60)
                 stop.set()
@@ -319,6 +323,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     db = mongo[settings.database_name("metrics")]
     await ensure_indexes(db, INDEXES)
     service = MetricsService(settings, db, EventProducer(settings))
+    tune_gc()  # as the service's lifespan does before its consumers start
     results: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "max_batch": args.max_batch}
     try:
         print(f"producing {args.events} clicks to {topic.name}", flush=True)

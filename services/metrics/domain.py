@@ -2,11 +2,11 @@
 figures (CTR, conversion rate, EMV), attribution credit, goal forecasts and survey scores.
 
 No I/O here. Projections are counters kept per organisation, per UTC day and per dimension
-value ("all", advocate, content, team, network, tag); each event turns into a list of
-`Delta`s, one per dimension value it counts for. The store keeps two documents per organisation,
-day and source partition: the day's totals ("all"), and the counters of every value of every
-other dimension; so a batch from one partition makes two updates per organisation and day it
-touches, and the totals are read without the breakdowns (see store.py).
+value ("all", advocate, content, team, network, tag); each event turns into an `Effect`: its
+counters and the dimension values it counts for. The store keeps two documents per organisation
+and day: the day's totals ("all"), and the counters of every value of every other dimension; so
+a poll's batch makes two updates per organisation and day it touches, whatever its size, and the
+totals are read without the breakdowns (see store.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.errors import InvalidInput
 from shared.events.clicks import ClickRecorded
@@ -38,16 +39,17 @@ MAX_AMOUNT_DECIMALS = 4
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 
 
-@dataclass(frozen=True)
-class Delta:
-    """What one event adds to the counters of one dimension value (`key`) on one day."""
+class Effect(NamedTuple):
+    """What one event adds on one day: the same counters to each dimension value it counts for.
 
-    doc_id: str  # the (organisation, day, part) the delta belongs to; see stats_doc_id
+    A tuple, so that hashing and comparing are cheap: a batch folds identical effects (the clicks
+    of one share, say) into one multiplied effect instead of adding them up one by one.
+    """
+
     org: str
     day: str
-    dim: str
-    key: str
-    counters: dict[str, int]  # counter name (or "revenue.EUR") -> increment
+    dims: tuple[tuple[str, str], ...]  # (dimension, value); ("all", "*") first
+    counters: tuple[tuple[str, int], ...]  # (counter name or "revenue.EUR", increment)
 
 
 def stats_part(dim: str) -> str:
@@ -55,8 +57,11 @@ def stats_part(dim: str) -> str:
     return ALL if dim == ALL else "dims"
 
 
-def stats_doc_id(org: str, day: str, dim: str) -> str:
-    return f"{org}|{day}|{stats_part(dim)}"
+STATS_PARTS = (ALL, "dims")
+
+
+def stats_doc_id(org: str, day: str, part: str) -> str:
+    return f"{org}|{day}|{part}"
 
 
 def _dimension_values(
@@ -66,7 +71,7 @@ def _dimension_values(
     network: str | None,
     tags: Iterable[str],
     erased: frozenset[str],
-) -> list[tuple[str, str]]:
+) -> tuple[tuple[str, str], ...]:
     values: list[tuple[str, str]] = [(ALL, "*")]
     if advocate_id and advocate_id not in erased:
         values.append(("advocate", advocate_id))
@@ -77,43 +82,40 @@ def _dimension_values(
     if network:
         values.append(("network", network))
     values.extend(("tag", tag) for tag in sorted(set(tags)))
-    return values
+    return tuple(values)
 
 
-def _deltas(org: str, day: str, dims: list[tuple[str, str]], counters: dict[str, int]) -> list[Delta]:
-    return [Delta(stats_doc_id(org, day, dim), org, day, dim, key, counters) for dim, key in dims]
-
-
-def share_deltas(org: str, share: ShareMade, erased: frozenset[str] = frozenset()) -> list[Delta]:
+def share_effect(org: str, share: ShareMade, erased: frozenset[str] = frozenset()) -> Effect:
     dims = _dimension_values(
         share.advocate_id, share.content_id, share.team, share.network, share.tags, erased
     )
-    counters = {"shares": 1, "reach": max(share.audience_size, 0)}
-    return _deltas(org, share.shared_at.date().isoformat(), dims, counters)
+    counters = (("shares", 1), ("reach", max(share.audience_size, 0)))
+    return Effect(org, share.shared_at.date().isoformat(), dims, counters)
 
 
-def click_counters(click: ClickRecorded) -> dict[str, int]:
+def click_counters(click: ClickRecorded) -> tuple[tuple[str, int], ...]:
     """Bot and self clicks are counted apart and never in the headline `clicks`."""
     if click.bot:
-        return {"bot_clicks": 1}
+        return (("bot_clicks", 1),)
     if click.self_click:
-        return {"self_clicks": 1}
-    return {"clicks": 1, "unique_clicks": 1} if click.unique else {"clicks": 1}
+        return (("self_clicks", 1),)
+    return (("clicks", 1), ("unique_clicks", 1)) if click.unique else (("clicks", 1),)
 
 
-def click_deltas(org: str, click: ClickRecorded, erased: frozenset[str] = frozenset()) -> list[Delta]:
+def click_effect(org: str, click: ClickRecorded, erased: frozenset[str] = frozenset()) -> Effect:
     dims = _dimension_values(
         click.advocate_id, click.content_id, click.team, click.network, click.tags, erased
     )
-    return _deltas(org, click.clicked_at.date().isoformat(), dims, click_counters(click))
+    return Effect(org, click.clicked_at.date().isoformat(), dims, click_counters(click))
 
 
-def conversion_deltas(org: str, conversion: Conversion, erased: frozenset[str] = frozenset()) -> list[Delta]:
+def conversion_effect(org: str, conversion: Conversion, erased: frozenset[str] = frozenset()) -> Effect:
+    counters: tuple[tuple[str, int], ...]
     if isinstance(conversion, SaleRecorded):
         units = int(Decimal(conversion.amount) * REVENUE_SCALE)
-        counters = {"sales": 1, f"revenue.{conversion.currency}": units}
+        counters = (("sales", 1), (f"revenue.{conversion.currency}", units))
     else:
-        counters = {"leads": 1}
+        counters = (("leads", 1),)
     if conversion.attributed:
         dims = _dimension_values(
             conversion.advocate_id,
@@ -124,59 +126,76 @@ def conversion_deltas(org: str, conversion: Conversion, erased: frozenset[str] =
             erased,
         )
     else:
-        dims = [(ALL, "*")]
-    return _deltas(org, conversion.converted_at.date().isoformat(), dims, counters)
+        dims = ((ALL, "*"),)
+    return Effect(org, conversion.converted_at.date().isoformat(), dims, counters)
 
 
 @dataclass(frozen=True)
 class Pending:
-    """A delta with the record it came from, as a batch projector sees it."""
+    """An event's effect with the record it came from, as a batch projector sees it."""
 
-    delta: Delta
+    effect: Effect
+    source: str  # the topic and partition of the record (a watermark per source)
     offset: int
     event_id: str
 
 
 @dataclass
 class DocUpdate:
-    """The sum of a batch's deltas for one document, per dimension and value, and the offsets it
-    covers. A document keeps a watermark per dimension (`wm.<dim>`)."""
+    """The sum of a batch's effects on one document (an organisation-day's part), per dimension
+    and value, and the offsets it covers per source. The document keeps, per source, the highest
+    offset it has applied (`wm.<source>`); the update moves them with the counters, atomically."""
 
     doc_id: str
     meta: dict[str, str]
     counters: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # dim -> key -> name -> +n
-    first_offset: int = -1
-    last_offset: int = -1
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)  # source -> (first, last)
     event_ids: list[str] = field(default_factory=list)
+
+    def add(self, effect: Effect, part: str, times: int = 1) -> None:
+        for dim, key in effect.dims:
+            if stats_part(dim) != part:
+                continue
+            counters = self.counters.setdefault(dim, {}).setdefault(key, {})
+            for name, value in effect.counters:
+                counters[name] = counters.get(name, 0) + value * times
 
 
 def fold(
-    pending: Sequence[Pending], watermarks: Mapping[str, int], applied_ids: frozenset[str] = frozenset()
+    pending: Sequence[Pending],
+    part: str,
+    watermarks: Mapping[str, int],
+    applied_ids: frozenset[str] | None = None,
 ) -> DocUpdate | None:
-    """Sum the deltas of one document that lie above the watermark of their dimension (no
-    watermark: -1) and whose event was not applied already (by id).
-
-    One event may add several deltas to one document (a click with two tags), all at its offset;
-    the same event id at another offset is a duplicate.
+    """Sum the effects of one organisation-day's events on one `part` of its counters: those
+    above their source's watermark (none: -1) and, when `applied_ids` is given, whose event was
+    not applied already (by id). The same event id at two offsets counts once. `pending` is of
+    one organisation and day, each source's records in offset order.
     """
-    update: DocUpdate | None = None
-    offset_of: dict[str, int] = dict.fromkeys(applied_ids, -2)
-    for item in sorted(pending, key=lambda p: p.offset):
-        d = item.delta
-        if item.offset <= watermarks.get(d.dim, -1):
-            continue
-        if offset_of.setdefault(item.event_id, item.offset) != item.offset:
-            continue
-        if update is None:
-            update = DocUpdate(d.doc_id, {"org": d.org, "day": d.day, "part": stats_part(d.dim)})
-            update.first_offset = item.offset
-        counters = update.counters.setdefault(d.dim, {}).setdefault(d.key, {})
-        for name, value in d.counters.items():
-            counters[name] = counters.get(name, 0) + value
-        if item.offset != update.last_offset:
-            update.event_ids.append(item.event_id)
-        update.last_offset = item.offset
-    return update
+    live = [p for p in pending if p.offset > watermarks.get(p.source, -1)]
+    if applied_ids is not None or len({p.event_id for p in live}) < len(live):
+        seen = set(applied_ids or ())
+        unique: list[Pending] = []
+        for p in live:
+            if p.event_id not in seen:
+                seen.add(p.event_id)
+                unique.append(p)
+        live = unique
+    if not live:
+        return None
+    first = live[0].effect
+    update = DocUpdate(
+        stats_doc_id(first.org, first.day, part), {"org": first.org, "day": first.day, "part": part}
+    )
+    # Identical effects (the clicks of one share, say) are added once, multiplied.
+    for effect, times in Counter(p.effect for p in live).items():
+        update.add(effect, part, times)
+    for p in live:
+        first_offset = update.offsets.get(p.source, (p.offset, p.offset))[0]
+        update.offsets[p.source] = (first_offset, p.offset)
+    if applied_ids is not None:
+        update.event_ids = [p.event_id for p in live]
+    return update if update.counters else None
 
 
 # --- reading projections -----------------------------------------------------------------------

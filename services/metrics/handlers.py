@@ -11,6 +11,9 @@ from shared.events.training import CourseCompleted
 from shared.messaging import Batch, Subscription
 
 GROUP = "metrics"
+# The click index for attribution reads chorus.clicks in a group of its own (see
+# MetricsService.index_clicks).
+ATTRIBUTION_GROUP = "metrics-attribution"
 # Records per poll across partitions. Each partition's share of a poll costs a few document
 # writes whatever its size, so larger polls mean fewer writes per click under load; a poll
 # returns as soon as records are there, so a small load still sees small, prompt batches.
@@ -24,15 +27,15 @@ def build_subscription(service: MetricsService) -> Subscription:
     # Clicks carry the traffic: each batch is folded in memory into one update per document.
     @subscription.on_batch(clicks_topic)
     async def clicks(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.partition, batch.items)
+        await service.project_live(batch.topic, batch.items)
 
     @subscription.on_batch(shares_topic)
     async def shares(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.partition, batch.items)
+        await service.project_live(batch.topic, batch.items)
 
     @subscription.on_batch(conversions_topic)
     async def conversions(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.partition, batch.items)
+        await service.project_live(batch.topic, batch.items)
 
     @subscription.on(AdvocateEnrolled)
     async def enrolled(event: Event[AdvocateEnrolled]) -> None:
@@ -53,5 +56,16 @@ def build_subscription(service: MetricsService) -> Subscription:
     @subscription.on(SettingsUpdated)
     async def settings_updated(event: Event[SettingsUpdated]) -> None:
         await service.settings_updated(event.tenant, event.data)
+
+    return subscription
+
+
+def build_attribution_subscription(service: MetricsService) -> Subscription:
+    subscription = Subscription(group=ATTRIBUTION_GROUP, max_batch=MAX_BATCH)
+    _, clicks_topic, _ = service.settings.projected_topics()
+
+    @subscription.on_batch(clicks_topic)
+    async def clicks(batch: Batch) -> None:
+        await service.index_clicks(batch.items)
 
     return subscription

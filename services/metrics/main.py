@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 
 from services.metrics.api import router
-from services.metrics.handlers import build_subscription
+from services.metrics.handlers import build_attribution_subscription, build_subscription
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import INDEXES
@@ -45,7 +45,11 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
         return Wiring(
             service=service,
-            subscriptions=[build_subscription(service), webhooks_handlers.build_subscription(webhooks)],
+            subscriptions=[
+                build_subscription(service),
+                build_attribution_subscription(service),
+                webhooks_handlers.build_subscription(webhooks),
+            ],
             periodic=[
                 Periodic(
                     "metrics-conversion-relay", settings.conversion_relay_every_s, service.relay_conversions

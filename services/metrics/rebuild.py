@@ -58,7 +58,7 @@ async def _replay(
                     items.append(Delivered(decode(record.value), tp.topic, tp.partition, record.offset))
                 except DecodeError:
                     continue  # the live consumer dead-lettered it; it counts for nothing
-            await service.project(collection, tp.topic, tp.partition, items)
+            await service.project(collection, tp.topic, items)
             done += len(records)
         # By position, not by the last record: transaction markers take offsets too.
         for tp in list(remaining):

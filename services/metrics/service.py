@@ -189,43 +189,56 @@ class MetricsService:
 
     # === projections ===============================================================================
 
-    async def project(self, collection: str, topic: str, partition: int, items: Sequence[Delivered]) -> None:
-        """Fold a batch from one partition into the projection `collection`, exactly once."""
+    async def project(self, collection: str, topic: str, items: Sequence[Delivered]) -> None:
+        """Fold a batch of `topic` (a poll: any partitions) into the counters of `collection`,
+        exactly once."""
         advocates = {(d.event.tenant, a) for d in items if (a := getattr(d.event.data, "advocate_id", None))}
         erased_pairs = await self.store.erased_among(advocates)
+        erased_by_org: dict[str, frozenset[str]] = {}
+        for org, advocate in erased_pairs:
+            erased_by_org[org] = erased_by_org.get(org, frozenset()) | {advocate}
         pending: list[Pending] = []
-        clicks: list[Document] = []
         last_share: dict[tuple[str, str], datetime] = {}
+        source_prefix = topic.replace(".", "_")  # FerretDB refuses dots in field names
         for item in items:
             org, data = item.event.tenant, item.event.data
-            erased = frozenset(a for o, a in erased_pairs if o == org)
+            erased = erased_by_org.get(org, frozenset())
             if isinstance(data, ClickRecorded):
-                deltas = domain.click_deltas(org, data, erased)
-                if data.advocate_id not in erased:
-                    clicks.append(click_index_doc(org, data, item.trace_carrier()))
+                effect = domain.click_effect(org, data, erased)
             elif isinstance(data, ShareMade):
-                deltas = domain.share_deltas(org, data, erased)
+                effect = domain.share_effect(org, data, erased)
                 if data.advocate_id not in erased:
                     pair = (org, data.advocate_id)
                     last_share[pair] = max(last_share.get(pair, data.shared_at), data.shared_at)
             elif isinstance(data, Conversion):
-                deltas = domain.conversion_deltas(org, data, erased)
+                effect = domain.conversion_effect(org, data, erased)
             else:
                 continue
-            pending.extend(Pending(d, item.offset, item.event.id) for d in deltas)
-        # Independent documents, written concurrently: the click index (for attribution), the
-        # advocates' last share, and the counters. Conversions may be published twice by the
-        # relay; they also dedupe by event id.
+            pending.append(Pending(effect, f"{source_prefix}_{item.partition}", item.offset, item.event.id))
+        # Independent documents, written concurrently: the advocates' last share and the
+        # counters. Conversions may be published twice by the relay; they also dedupe by event id.
         await asyncio.gather(
-            self.store.index_clicks(clicks),
             *(self.store.advocate_shared(org, a, shared_at) for (org, a), shared_at in last_share.items()),
-            self.store.apply(
-                collection, topic, partition, pending, by_event_id=topic == self.settings.conversions_topic
-            ),
+            self.store.apply(collection, pending, by_event_id=topic == self.settings.conversions_topic),
         )
 
-    async def project_live(self, topic: str, partition: int, items: Sequence[Delivered]) -> None:
-        await self.project(await self.store.active_stats(), topic, partition, items)
+    async def index_clicks(self, items: Sequence[Delivered]) -> None:
+        """Keep each click for attribution (conversions name it by id). Its own consumer group:
+        an insert per click costs more than the counters of a whole batch, and the funnel should
+        not wait for it."""
+        advocates = {(d.event.tenant, d.event.data.advocate_id) for d in items}
+        erased = await self.store.erased_among(advocates)
+        await self.store.index_clicks(
+            [
+                click_index_doc(d.event.tenant, d.event.data, d.trace_carrier())
+                for d in items
+                if isinstance(d.event.data, ClickRecorded)
+                and (d.event.tenant, d.event.data.advocate_id) not in erased
+            ]
+        )
+
+    async def project_live(self, topic: str, items: Sequence[Delivered]) -> None:
+        await self.project(await self.store.active_stats(), topic, items)
 
     async def advocate_profile(self, org: str, profile: AdvocateProfile) -> None:
         if await self.store.erased_among({(org, profile.advocate_id)}):

@@ -4,14 +4,13 @@ Projection counters live in a generation of the `stats_<n>` collection named by 
 `projection_meta` document, so a rebuild can fill a fresh generation and swap it in with one
 write.
 
-A stats document holds counters of one organisation and one day, as written by one source
-partition, for one part: the day's totals (part "all") or the breakdowns by advocate, content,
-team, network and tag (part "dims"): `{org, day, part, src, wm: {<dim>: offset}, counts: {<dim>:
-{<encoded value>: {clicks: 3, ...}}}}`. Only that partition writes it (a rebuild's replay aside),
-so a batch from one partition makes two atomic updates per organisation and day it touches,
-guarded by the per-dimension offset watermarks kept in the document: not one per dimension value,
-as each update costs milliseconds on FerretDB. The totals, read most, stay small. Readers sum the
-documents of every source.
+A stats document holds counters of one organisation and one day, for one part: the day's totals
+(part "all") or the breakdowns by advocate, content, team, network and tag (part "dims"):
+`{org, day, part, wm: {<topic_partition>: offset}, counts: {<dim>: {<encoded value>: {clicks: 3,
+...}}}}`. A poll's batch (every partition fetched) makes two atomic updates per organisation and
+day it touches, guarded by the offset watermarks kept in the document: not one per dimension
+value or per partition, as each update costs milliseconds on FerretDB. The totals, read most,
+stay small.
 """
 
 from __future__ import annotations
@@ -25,9 +24,9 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.metrics.domain import Pending, fold, stats_part
+from services.metrics.domain import STATS_PARTS, Pending, fold, stats_doc_id, stats_part
 from shared.events.clicks import ClickRecorded
-from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
+from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, is_ferretdb
 from shared.pagination import decode_cursor, encode_cursor
 
 META = "projection_meta"
@@ -79,9 +78,16 @@ INDEXES: list[IndexSpec] = [
 
 
 class MetricsStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, compare_and_set: bool | None = None) -> None:
         self.db = db
         self._active: tuple[float, str] | None = None
+        # None: decided by the server on first use (see apply).
+        self._compare_and_set = compare_and_set
+
+    async def compare_and_set(self) -> bool:
+        if self._compare_and_set is None:
+            self._compare_and_set = not await is_ferretdb(self.db)
+        return self._compare_and_set
 
     # --- projection generations ------------------------------------------------------------
 
@@ -118,53 +124,55 @@ class MetricsStore:
 
     # --- applying deltas exactly once ----------------------------------------------------------
 
-    async def apply(
-        self,
-        collection: str,
-        topic: str,
-        partition: int,
-        pending: Sequence[Pending],
-        *,
-        by_event_id: bool = False,
-    ) -> int:
-        """Apply a batch's deltas from one partition: one atomic update per document, concurrently.
+    async def apply(self, collection: str, pending: Sequence[Pending], *, by_event_id: bool = False) -> int:
+        """Apply a batch's effects: one atomic update per document, concurrently.
 
-        A document belongs to one source partition and keeps, per dimension, the highest offset
-        it has applied (`wm.<dim>`). The first attempt assumes none of the batch was applied: it
-        matches only while every watermark it moves is below the batch's first offset. A document
-        that has seen some of these offsets (a redelivery after a crash or a rebalance, a replay)
-        makes the upsert collide on _id: we read its watermarks and retry with what lies above
-        them, matching only while they are still what we read. Each delta applies exactly once.
+        A document (an organisation-day's totals, or its breakdowns) keeps per source (topic and
+        partition) the highest offset it has applied (`wm.<source>`), moved in the same update as
+        the counters; so a redelivery (after a crash or a rebalance, a replay) applies only what
+        lies above it: each effect applies exactly once.
+
+        On MongoDB the update is a compare-and-set, which also fences a member that lost a
+        partition without knowing it yet: the first attempt matches only while every watermark
+        it moves is below the batch's first offset of that source (no read first); a document
+        that has seen some of these offsets makes the upsert collide on _id: we read its
+        watermarks and retry with what lies above them, matching only while they are still what
+        we read.
+
+        On FerretDB (the local stack) we read the watermarks by _id and update by _id alone: its
+        updates are not isolated, so a compare-and-set filter would not fence anything there,
+        and a filter other than an exact _id scans the whole collection on every update.
+
         With `by_event_id` the document also remembers recent event ids, for events that may
         have been published twice.
         """
-        by_doc: dict[str, list[Pending]] = {}
+        compare_and_set = await self.compare_and_set()
+        by_day: dict[tuple[str, str], list[Pending]] = {}
         for item in pending:
-            by_doc.setdefault(item.delta.doc_id, []).append(item)
-        if not by_doc:
-            return 0
+            by_day.setdefault((item.effect.org, item.effect.day), []).append(item)
         coll = self.db[collection]
-        source = f"{topic.replace('.', '_')}_{partition}"
         projection = {"wm": 1, "applied_events": 1}
 
-        async def update_one(target: str, items: list[Pending]) -> int:
-            doc_id = f"{target}|{source}"
-            doc = await coll.find_one({"_id": doc_id}, projection) if by_event_id else None
-            optimistic = not by_event_id
+        async def update_one(items: list[Pending], part: str) -> int:
+            first = items[0].effect
+            doc_id = stats_doc_id(first.org, first.day, part)
+            read_first = by_event_id or not compare_and_set
+            doc = await coll.find_one({"_id": doc_id}, projection) if read_first else None
+            optimistic = not read_first
             for _ in range(UPDATE_ATTEMPTS):
                 watermarks: dict[str, int] = dict((doc or {}).get("wm") or {})
-                applied = frozenset((doc or {}).get("applied_events") or ())
-                update = fold(items, watermarks, applied)
+                applied = frozenset((doc or {}).get("applied_events") or ()) if by_event_id else None
+                update = fold(items, part, watermarks, applied)
                 if update is None:
                     return 0
                 query: Document = {"_id": doc_id}
-                for dim in update.counters:
+                for source, (first_offset, _) in update.offsets.items() if compare_and_set else ():
                     if optimistic:
-                        query[f"wm.{dim}"] = {"$lt": update.first_offset}
-                    elif dim in watermarks:
-                        query[f"wm.{dim}"] = watermarks[dim]
+                        query[f"wm.{source}"] = {"$lt": first_offset}
+                    elif source in watermarks:
+                        query[f"wm.{source}"] = watermarks[source]
                     else:
-                        query[f"wm.{dim}"] = {"$exists": False}
+                        query[f"wm.{source}"] = {"$exists": False}
                 ops: Document = {
                     "$inc": {
                         f"counts.{dim}.{encode_key(key)}.{name}": value
@@ -172,8 +180,8 @@ class MetricsStore:
                         for key, counters in by_key.items()
                         for name, value in counters.items()
                     },
-                    "$max": {f"wm.{dim}": update.last_offset for dim in update.counters},
-                    "$setOnInsert": {**update.meta, "src": source},
+                    "$max": {f"wm.{source}": last for source, (_, last) in update.offsets.items()},
+                    "$setOnInsert": update.meta,
                 }
                 if by_event_id:
                     ops["$push"] = {"applied_events": {"$each": update.event_ids, "$slice": -APPLIED_WINDOW}}
@@ -184,9 +192,11 @@ class MetricsStore:
                     # The document has seen some of these offsets, or moved on under us: look again.
                     doc = await coll.find_one({"_id": doc_id}, projection)
                     optimistic = False
-            raise RuntimeError(f"could not apply deltas to {doc_id} after {UPDATE_ATTEMPTS} attempts")
+            raise RuntimeError(f"could not apply effects to {doc_id} after {UPDATE_ATTEMPTS} attempts")
 
-        results = await asyncio.gather(*(update_one(t, items) for t, items in by_doc.items()))
+        results = await asyncio.gather(
+            *(update_one(items, part) for items in by_day.values() for part in STATS_PARTS)
+        )
         return sum(results)
 
     async def stats_docs(

@@ -8,7 +8,6 @@ breaks an older consumer; within a schema version only additive changes are allo
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,6 +97,7 @@ class Registration:
     topic: Topic
     key_field: str
     schema_version: int
+    envelope: Any  # Event[model], built once: parametrising a pydantic generic costs a few us
 
 
 REGISTRY: dict[str, Registration] = {}
@@ -117,7 +117,7 @@ def event(
         model.topic = topic
         model.key_field = key
         model.schema_version = schema_version
-        REGISTRY[event_type] = Registration(event_type, model, topic, key, schema_version)
+        REGISTRY[event_type] = Registration(event_type, model, topic, key, schema_version, Event[model])  # type: ignore[valid-type]
         return model
 
     return register
@@ -131,28 +131,44 @@ class UnknownEventType(DecodeError):
     """A well-formed CloudEvent of a type this build does not know (a newer producer)."""
 
 
-def decode(value: bytes | None) -> AnyEvent:
+class _TypeOnly(BaseModel):
+    type: str
+
+
+def decode(value: bytes | None, type_hint: str | None = None) -> AnyEvent:
+    """The typed event in a record's value.
+
+    `type_hint` is the record's `ce_type` header, when it has one: it saves reading the type
+    from the JSON first. pydantic parses and validates the JSON in one pass (about 10 us for a
+    click, against 30 us for json.loads and a validation of the dict), which bounds what one
+    consumer process can project.
+    """
     if value is None:
         raise DecodeError("the record has no value")
-    try:
-        raw: Any = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DecodeError(f"the record value is not JSON: {exc}") from exc
-    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
-        raise DecodeError("the record value is not a CloudEvent: no 'type'")
-    registration = REGISTRY.get(raw["type"])
+    registration = REGISTRY.get(type_hint) if type_hint else None
     if registration is None:
-        raise UnknownEventType(f"unknown event type {raw['type']!r}")
+        try:
+            event_type = _TypeOnly.model_validate_json(value).type
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise DecodeError(f"the record value is not JSON: {exc}") from exc
+            raise DecodeError("the record value is not a CloudEvent: no 'type'") from exc
+        registration = REGISTRY.get(event_type)
+        if registration is None:
+            raise UnknownEventType(f"unknown event type {event_type!r}")
     try:
-        return Event[registration.model].model_validate(raw)  # type: ignore[name-defined, no-any-return]
+        decoded: AnyEvent = registration.envelope.model_validate_json(value)
     except ValidationError as exc:
-        raise DecodeError(f"invalid {raw['type']} event: {exc}") from exc
+        raise DecodeError(f"invalid {registration.event_type} event: {exc}") from exc
+    if decoded.type != registration.event_type:  # a header that does not match the body
+        return decode(value)
+    return decoded
 
 
 def json_schema(event_type: str) -> dict[str, Any]:
     """The JSON Schema of a whole CloudEvent of this type (envelope and data)."""
     registration = REGISTRY[event_type]
-    schema: dict[str, Any] = Event[registration.model].model_json_schema(by_alias=True)  # type: ignore[name-defined]
+    schema: dict[str, Any] = registration.envelope.model_json_schema(by_alias=True)
     schema["$id"] = f"https://chorus.dev/events/{event_type}/v{registration.schema_version}.json"
     schema["title"] = event_type
     return schema

@@ -7,7 +7,9 @@ A service declares what it consumes in its handlers.py with a `Subscription`:
     @subscription.on(ContentPublished)
     async def content_published(event: Event[ContentPublished]) -> None: ...
 
-or, for a projector that carries heavy traffic, one batch handler per topic:
+or, for a projector that carries heavy traffic, one batch handler per topic, called once per
+poll with every record fetched from that topic (all its partitions), so that it can fold them
+into one write per document:
 
     @subscription.on_batch(CLICKS)
     async def clicks(batch: Batch) -> None: ...
@@ -92,15 +94,20 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Batch:
-    """The events fetched from one partition in one poll, in offset order."""
+    """The events fetched from one topic in one poll: each partition's in offset order."""
 
     topic: str
-    partition: int
     items: list[Delivered]
 
     @property
     def events(self) -> list[AnyEvent]:
         return [d.event for d in self.items]
+
+    def by_partition(self) -> dict[int, list[Delivered]]:
+        parts: dict[int, list[Delivered]] = {}
+        for item in self.items:
+            parts.setdefault(item.partition, []).append(item)
+        return parts
 
 
 BatchHandler = Callable[[Batch], Awaitable[None]]
@@ -197,17 +204,27 @@ class ConsumerRunner:
                 log.exception("consumer %s: poll failed; retrying", self._sub.group)
                 await asyncio.sleep(1)
                 continue
+            by_topic: dict[str, dict[TopicPartition, list[ConsumerRecord[Any, Any]]]] = {}
             for tp, records in fetched.items():
+                by_topic.setdefault(tp.topic, {})[tp] = records
+            for topic, parts in by_topic.items():
                 # Finish every fetched partition even when asked to stop: its effects are
                 # applied and committed together, so a restart does not redo half a batch.
-                await self._process_partition(tp, records)
-                self._record_lag(tp, records[-1].offset)
+                batch_handler = self._sub.batch_handlers.get(topic)
+                if batch_handler is not None:
+                    delivered = [d for tp, records in parts.items() for d in await self._decode(tp, records)]
+                    await self._handle_batch(batch_handler, topic, delivered)
+                else:
+                    for tp, records in parts.items():
+                        await self._handle_one_by_one(await self._decode(tp, records))
+                for tp, records in parts.items():
+                    self._record_lag(tp, records[-1].offset)
                 try:
-                    await self._consumer.commit({tp: records[-1].offset + 1})
+                    await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in parts.items()})
                 except Exception as exc:
-                    # The partition moved to another member during the batch: it will redeliver
+                    # The partitions moved to another member during the batch: it will redeliver
                     # from the last commit, and idempotent handlers make that harmless.
-                    log.warning("consumer %s: commit of %s failed: %s", self._sub.group, tp, exc)
+                    log.warning("consumer %s: commit of %s failed: %s", self._sub.group, list(parts), exc)
 
     def _record_lag(self, tp: TopicPartition, last_offset: int) -> None:
         assert self._consumer is not None
@@ -218,11 +235,13 @@ class ConsumerRunner:
         if highwater is not None:
             _LAG[(self.group_id, tp.topic, tp.partition)] = max(0, highwater - last_offset - 1)
 
-    async def _process_partition(self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]) -> None:
+    async def _decode(
+        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
+    ) -> list[tuple[Delivered, ConsumerRecord[Any, Any]]]:
         delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]] = []
         for record in records:
             try:
-                event = decode(record.value)
+                event = decode(record.value, _ce_type(record.headers))
             except UnknownEventType:
                 continue  # a newer producer's type: not ours to handle
             except DecodeError as exc:
@@ -231,30 +250,28 @@ class ConsumerRunner:
             delivered.append(
                 (Delivered(event, tp.topic, tp.partition, record.offset, tuple(record.headers or ())), record)
             )
+        return delivered
 
-        batch_handler = self._sub.batch_handlers.get(tp.topic)
-        if batch_handler is not None:
-            await self._handle_batch(batch_handler, tp, delivered)
-        else:
-            for item, record in delivered:
-                handler = self._sub.handlers.get(item.event.type)
-                if handler is not None:
-                    await self._with_retries([(item, record)], functools.partial(handler, item.event))
+    async def _handle_one_by_one(self, delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]]) -> None:
+        for item, record in delivered:
+            handler = self._sub.handlers.get(item.event.type)
+            if handler is not None:
+                await self._with_retries([(item, record)], functools.partial(handler, item.event))
 
     async def _handle_batch(
         self,
         handler: BatchHandler,
-        tp: TopicPartition,
+        topic: str,
         delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]],
     ) -> None:
         if not delivered:
             return
-        batch = Batch(tp.topic, tp.partition, [d for d, _ in delivered])
+        batch = Batch(topic, [d for d, _ in delivered])
         if await self._with_retries(delivered, lambda: handler(batch), dead_letter=False):
             return
         # The batch keeps failing: handle its events one by one so only the bad ones go to the DLQ.
         for item, record in delivered:
-            single = Batch(tp.topic, tp.partition, [item])
+            single = Batch(topic, [item])
             await self._with_retries([(item, record)], functools.partial(handler, single))
 
     async def _with_retries(
@@ -328,6 +345,13 @@ class ConsumerRunner:
             error,
         )
         await self._dlq.send_raw(f"{record.topic}.dlq", record.value, record.key, headers)
+
+
+def _ce_type(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
+    for name, value in headers or ():
+        if name == "ce_type":
+            return value.decode("utf-8", errors="replace")
+    return None
 
 
 async def _run_in_span(spans: list[Span], call: Callable[[], Awaitable[None]]) -> None:

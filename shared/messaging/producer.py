@@ -15,11 +15,15 @@ from shared.settings import ChorusSettings
 
 
 def event_headers(event: AnyEvent) -> Headers:
+    return ce_headers(event.type, event.id, event.tenant)
+
+
+def ce_headers(event_type: str, event_id: str, tenant: str) -> Headers:
     # CloudEvents Kafka binding names; they let a consumer route without parsing the value.
     return [
-        ("ce_type", event.type.encode()),
-        ("ce_id", event.id.encode()),
-        ("ce_tenant", event.tenant.encode()),
+        ("ce_type", event_type.encode()),
+        ("ce_id", event_id.encode()),
+        ("ce_tenant", tenant.encode()),
         ("content-type", b"application/cloudevents+json"),
     ]
 

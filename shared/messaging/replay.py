@@ -79,7 +79,7 @@ class TopicRange:
                             )
                         )
                     if items:
-                        yield Batch(tp.topic, tp.partition, items)
+                        yield Batch(tp.topic, items)
                 # By position, not by the last record: transaction markers take offsets too.
                 for tp in list(remaining):
                     if await consumer.position(tp) >= end[tp]:

@@ -84,16 +84,16 @@ def start_process_span(
     links: Sequence[Link] = (),
 ) -> Span:
     """A CONSUMER span for processing one record, parented on the producer's context."""
-    attributes = _attributes(event, topic, "process")
-    attributes["messaging.destination.partition.id"] = str(partition)
-    attributes["messaging.kafka.offset"] = offset
-    return tracer.start_span(
-        f"process {topic}",
-        context=context_from_headers(headers),
-        kind=SpanKind.CONSUMER,
-        attributes=attributes,
-        links=links,
+    span = tracer.start_span(
+        f"process {topic}", context=context_from_headers(headers), kind=SpanKind.CONSUMER, links=links
     )
+    # Batch consumers open one span per record: build the attributes only for a span that is
+    # kept (not for the no-op spans of an unsampled trace or of disabled telemetry).
+    if span.is_recording():
+        span.set_attributes(_attributes(event, topic, "process"))
+        span.set_attribute("messaging.destination.partition.id", str(partition))
+        span.set_attribute("messaging.kafka.offset", offset)
+    return span
 
 
 def inject_current() -> dict[str, str]:

@@ -19,6 +19,7 @@ from services.metrics.main import create_app
 from services.metrics.rebuild import rebuild, replay
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
+from services.metrics.store import MetricsStore
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
 from shared.events.topics import CLICKS
@@ -224,18 +225,22 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     assert len(delivered) == 60 and len({r.partition for _, r in delivered}) == 1
     partition = delivered[0][1].partition
 
-    # The crash: a batch of the first 25 records applied to some of its documents only, and the
-    # offsets never committed.
+    # The crash: a batch of the first 25 records applied to the day's totals, not to its
+    # breakdowns (the second update never happened), and the offsets never committed.
     mongo = create_client(settings)
     try:
         service = MetricsService(settings, mongo[settings.database_name("metrics")], producer)
         pending = [
-            Pending(delta, record.offset, event.id)
+            Pending(
+                effect._replace(dims=(("all", "*"),)),
+                f"{CLICKS.name.replace('.', '_')}_{partition}",
+                record.offset,
+                event.id,
+            )
             for event, record in delivered[:25]
-            for delta in domain.click_deltas(org, event.data)  # type: ignore[arg-type]
-            if delta.dim in ("all", "tag")
+            for effect in [domain.click_effect(org, event.data)]  # type: ignore[arg-type]
         ]
-        await service.store.apply(await service.store.active_stats(), CLICKS.name, partition, pending)
+        await service.store.apply(await service.store.active_stats(), pending)
     finally:
         await mongo.close()
 
@@ -265,6 +270,44 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
             ("b", expected_clicks, expected_unique, 6),
         ]
         assert await rows("team") == [("t", expected_clicks, expected_unique, 6)]
+
+
+@pytest.mark.parametrize("compare_and_set", [True, False], ids=["mongodb-cas", "ferretdb-read-then-update"])
+async def test_overlapping_redeliveries_from_several_partitions_apply_once(
+    metrics_settings: MetricsSettings, compare_and_set: bool
+) -> None:
+    """Both ways the store guards an update (compare-and-set on MongoDB, read-then-update on
+    FerretDB), driven here one after the other: redelivered batches with other boundaries, a
+    full replay, and a conversion published twice."""
+    mongo = create_client(metrics_settings)
+    db = mongo[metrics_settings.database_name("metrics")]
+    store = MetricsStore(db, compare_and_set=compare_and_set)
+    collection, org, day = f"stats_t{uuid.uuid4().hex[:8]}", new_org(), "2026-11-02"
+    effect = domain.Effect(org, day, (("all", "*"), ("advocate", "alice")), (("clicks", 1),))
+
+    def batch(source: str, offsets: range) -> list[Pending]:
+        return [Pending(effect, source, offset, f"{source}-{offset}") for offset in offsets]
+
+    async def clicks(dim: str) -> int:
+        return sum(row.get("clicks", 0) for row in await store.stats_docs(collection, org, dim, day, day))
+
+    try:
+        await store.apply(collection, batch("c_0", range(0, 10)) + batch("c_1", range(0, 5)))
+        assert (await clicks("all"), await clicks("advocate")) == (15, 15)
+        await store.apply(collection, batch("c_0", range(5, 15)) + batch("c_1", range(0, 8)))
+        assert (await clicks("all"), await clicks("advocate")) == (23, 23)
+        await store.apply(collection, batch("c_0", range(0, 15)) + batch("c_1", range(0, 8)))
+        assert (await clicks("all"), await clicks("advocate")) == (23, 23)
+        # A conversion event published twice lands at two offsets: it counts once.
+        lead = domain.Effect(org, day, (("all", "*"),), (("leads", 1),))
+        twice = [Pending(lead, "v_0", 0, "lead-1"), Pending(lead, "v_0", 1, "lead-1")]
+        await store.apply(collection, twice, by_event_id=True)
+        await store.apply(collection, [Pending(lead, "v_0", 2, "lead-1")], by_event_id=True)
+        rows = await store.stats_docs(collection, org, "all", day, day)
+        assert sum(row.get("leads", 0) for row in rows) == 1
+    finally:
+        await db[collection].drop()
+        await mongo.close()
 
 
 @pytest.fixture

@@ -54,16 +54,15 @@ def share(**overrides: object) -> ShareMade:
 
 
 def test_bot_and_self_clicks_are_counted_apart_from_headline_clicks() -> None:
-    assert domain.click_counters(click(bot=True, self=True)) == {"bot_clicks": 1}
-    assert domain.click_counters(click(self=True)) == {"self_clicks": 1}
-    assert domain.click_counters(click()) == {"clicks": 1, "unique_clicks": 1}
-    assert domain.click_counters(click(unique=False)) == {"clicks": 1}
+    assert dict(domain.click_counters(click(bot=True, self=True))) == {"bot_clicks": 1}
+    assert dict(domain.click_counters(click(self=True))) == {"self_clicks": 1}
+    assert dict(domain.click_counters(click())) == {"clicks": 1, "unique_clicks": 1}
+    assert dict(domain.click_counters(click(unique=False))) == {"clicks": 1}
 
 
 def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
-    deltas = domain.share_deltas("org", share())
-    dims = sorted((d.dim, d.key) for d in deltas)
-    assert dims == [
+    effect = domain.share_effect("org", share())
+    assert sorted(effect.dims) == [
         ("advocate", "alice"),
         ("all", "*"),
         ("content", "k1"),
@@ -72,17 +71,18 @@ def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
         ("tag", "cloud"),
         ("team", "sales"),
     ]
-    assert all(d.counters == {"shares": 1, "reach": 500} and d.day == "2026-11-02" for d in deltas)
+    assert dict(effect.counters) == {"shares": 1, "reach": 500} and effect.day == "2026-11-02"
 
 
 def test_an_erased_advocate_gets_no_advocate_document() -> None:
-    deltas = domain.click_deltas("org", click(), erased=frozenset({"alice"}))
-    assert "advocate" not in {d.dim for d in deltas}
+    effect = domain.click_effect("org", click(), erased=frozenset({"alice"}))
+    assert "advocate" not in {dim for dim, _ in effect.dims}
 
 
 def test_unattributed_conversions_count_only_in_the_organisation_totals() -> None:
     lead = LeadCaptured(conversion_id="v", key="v", customer_id="c", attributed=False, converted_at=T0)
-    assert [(d.dim, d.counters) for d in domain.conversion_deltas("org", lead)] == [("all", {"leads": 1})]
+    effect = domain.conversion_effect("org", lead)
+    assert (effect.dims, dict(effect.counters)) == ((("all", "*"),), {"leads": 1})
     sale = SaleRecorded(
         conversion_id="v",
         key="s1",
@@ -95,55 +95,69 @@ def test_unattributed_conversions_count_only_in_the_organisation_totals() -> Non
         amount="12.345",
         currency="EUR",
     )
-    deltas = domain.conversion_deltas("org", sale)
-    assert {d.dim for d in deltas} == {"all", "advocate", "content", "network"}
-    assert deltas[0].counters == {"sales": 1, "revenue.EUR": 123450}
+    effect = domain.conversion_effect("org", sale)
+    assert {dim for dim, _ in effect.dims} == {"all", "advocate", "content", "network"}
+    assert dict(effect.counters) == {"sales": 1, "revenue.EUR": 123450}
 
 
 def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() -> None:
-    delta = domain.Delta("id", "org", "2026-11-02", "all", "*", {"clicks": 1})
-    pending = [Pending(delta, offset, f"e{offset}") for offset in (5, 6, 7, 8)]
-    update = domain.fold(pending, {"all": 6})
+    effect = domain.Effect("org", "2026-11-02", (("all", "*"),), (("clicks", 1),))
+    pending = [Pending(effect, "clicks_0", offset, f"e{offset}") for offset in (5, 6, 7, 8)]
+    update = domain.fold(pending, "all", {"clicks_0": 6})
     assert update is not None
-    assert (update.counters, update.first_offset, update.last_offset) == ({"all": {"*": {"clicks": 2}}}, 7, 8)
-    assert domain.fold(pending, {"all": 8}) is None
-    deduped = domain.fold([*pending, Pending(delta, 9, "e8")], {}, applied_ids=frozenset({"e5"}))
+    assert (update.counters, update.offsets) == ({"all": {"*": {"clicks": 2}}}, {"clicks_0": (7, 8)})
+    assert domain.fold(pending, "all", {"clicks_0": 8}) is None
+    deduped = domain.fold(
+        [*pending, Pending(effect, "clicks_0", 9, "e8")], "all", {}, applied_ids=frozenset({"e5"})
+    )
     assert deduped is not None and deduped.counters == {"all": {"*": {"clicks": 3}}}
     assert deduped.event_ids == ["e6", "e7", "e8"]
 
 
-def test_fold_keeps_a_watermark_per_dimension_and_counts_every_delta_of_one_event() -> None:
-    click = ClickRecorded.model_validate(
-        {
-            "click_id": "c1",
-            "share_id": "s1",
-            "advocate_id": "a1",
-            "content_id": "k1",
-            "network": "x",
-            "clicked_at": datetime(2026, 11, 2, 9, tzinfo=UTC),
-            "tags": ["ai", "cloud"],
-        }
-    )
+def test_fold_multiplies_identical_effects_and_counts_a_repeated_event_once() -> None:
+    alice = domain.click_effect("org", click())
+    bob = domain.click_effect("org", click(advocate_id="bob", unique=False))
     pending = [
-        Pending(d, offset, f"e{offset}")
-        for offset in (3, 4)
-        for d in domain.click_deltas("org", click)
-        if d.dim in ("tag", "advocate")
+        Pending(alice, "clicks_0", 1, "e1"),
+        Pending(bob, "clicks_0", 2, "e2"),
+        Pending(alice, "clicks_0", 3, "e3"),
+        Pending(alice, "clicks_0", 4, "e4"),
     ]
-    one = {"clicks": 1, "unique_clicks": 1}
-    two = {"clicks": 2, "unique_clicks": 2}
-    update = domain.fold(pending, {})
+    update = domain.fold(pending, "dims", {})
+    assert update is not None and update.offsets == {"clicks_0": (1, 4)}
+    assert update.counters["advocate"] == {
+        "alice": {"clicks": 3, "unique_clicks": 3},
+        "bob": {"clicks": 1},
+    }
+    assert update.counters["content"] == {"k1": {"clicks": 4, "unique_clicks": 3}}
+    totals = domain.fold(pending, "all", {})
+    assert totals is not None and totals.counters == {"all": {"*": {"clicks": 4, "unique_clicks": 3}}}
+    # The same event at a second offset (a producer's retry) counts once.
+    retried = domain.fold([*pending, Pending(alice, "clicks_0", 5, "e4")], "all", {})
+    assert retried is not None and retried.counters == {"all": {"*": {"clicks": 4, "unique_clicks": 3}}}
+
+
+def test_fold_keeps_a_watermark_per_source_partition() -> None:
+    effect = domain.click_effect("org", click())
+    pending = [
+        Pending(effect, "clicks_0", 3, "a3"),
+        Pending(effect, "clicks_1", 3, "b3"),
+        Pending(effect, "clicks_0", 4, "a4"),
+        Pending(effect, "clicks_1", 4, "b4"),
+    ]
+    update = domain.fold(pending, "dims", {})
     assert update is not None and (update.doc_id, update.meta) == (
         "org|2026-11-02|dims",
         {"org": "org", "day": "2026-11-02", "part": "dims"},
     )
-    assert update.counters == {"advocate": {"a1": two}, "tag": {"ai": two, "cloud": two}}
-    assert (update.first_offset, update.last_offset, update.event_ids) == (3, 4, ["e3", "e4"])
-    # The tags have seen offset 3 already, the advocate has not.
-    partial = domain.fold(pending, {"tag": 3})
-    assert partial is not None
-    assert partial.counters == {"advocate": {"a1": two}, "tag": {"ai": one, "cloud": one}}
-    assert (partial.first_offset, partial.last_offset, partial.event_ids) == (3, 4, ["e3", "e4"])
+    assert update.counters["advocate"] == {"alice": {"clicks": 4, "unique_clicks": 4}}
+    assert update.offsets == {"clicks_0": (3, 4), "clicks_1": (3, 4)}
+    # Partition 1 has applied offset 3 already, partition 0 nothing.
+    partial = domain.fold(pending, "dims", {"clicks_1": 3})
+    assert partial is not None and partial.counters["advocate"] == {
+        "alice": {"clicks": 3, "unique_clicks": 3}
+    }
+    assert partial.offsets == {"clicks_0": (3, 4), "clicks_1": (4, 4)}
 
 
 def test_rows_derive_ctr_conversion_rate_and_emv() -> None:
@@ -232,8 +246,10 @@ def test_csv_export_parses_back_to_the_same_numbers() -> None:
 
 
 def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns() -> None:
-    deltas = domain.click_deltas("org", click(tags=["ai", "cloud"], team="sales"))
-    assert {(d.dim, d.doc_id) for d in deltas} == {
-        ("all", "org|2026-11-02|all"),
-        *((dim, "org|2026-11-02|dims") for dim in ("advocate", "content", "team", "network", "tag")),
-    }
+    pending = [
+        Pending(domain.click_effect("org", click(tags=["ai", "cloud"], team="sales")), "clicks_0", 1, "e1")
+    ]
+    totals, breakdowns = (domain.fold(pending, part, {}) for part in domain.STATS_PARTS)
+    assert totals is not None and totals.doc_id == "org|2026-11-02|all" and set(totals.counters) == {"all"}
+    assert breakdowns is not None and breakdowns.doc_id == "org|2026-11-02|dims"
+    assert set(breakdowns.counters) == {"advocate", "content", "team", "network", "tag"}
