@@ -200,11 +200,27 @@ class MetricsService:
         pending: list[Pending] = []
         last_share: dict[tuple[str, str], datetime] = {}
         source_prefix = topic.replace(".", "_")  # FerretDB refuses dots in field names
+        click_effects: dict[tuple[Any, ...], domain.Effect] = {}
         for item in items:
             org, data = item.event.tenant, item.event.data
             erased = erased_by_org.get(org, frozenset())
             if isinstance(data, ClickRecorded):
-                effect = domain.click_effect(org, data, erased)
+                # Most clicks of a poll repeat a few shapes: build each effect once.
+                shape = (
+                    org,
+                    data.clicked_at.date(),
+                    data.advocate_id,
+                    data.content_id,
+                    data.team,
+                    data.network,
+                    tuple(data.tags),
+                    data.bot,
+                    data.self_click,
+                    data.unique,
+                )
+                effect = click_effects.get(shape) or click_effects.setdefault(
+                    shape, domain.click_effect(org, data, erased)
+                )
             elif isinstance(data, ShareMade):
                 effect = domain.share_effect(org, data, erased)
                 if data.advocate_id not in erased:
