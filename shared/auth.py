@@ -33,6 +33,7 @@ class Role(StrEnum):
 # An API key acts for its organisation in server-to-server calls (conversions, integrations).
 API_KEY_ROLE = "integration"
 ORG_HEADER = "X-Chorus-Org"
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,27 @@ class TokenVerifier:
     def __init__(self, settings: ChorusSettings) -> None:
         self._settings = settings
         self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True) if settings.jwks_url else None
+        self._verified: dict[str, tuple[float, Principal]] = {}  # token -> (exp, principal)
         if settings.environment == "prod" and not self._jwks and settings.jwt_secret == DEV_JWT_SECRET:
             raise RuntimeError("CHORUS_JWT_SECRET is the dev secret: set CHORUS_JWKS_URL or a real secret")
 
     def verify(self, token: str) -> Principal:
+        """The principal a token names. A client sends the same token on every request until it
+        expires, so a verified token is remembered until its `exp` (bounded in number): checking
+        a signature costs more than most endpoints' own work."""
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        principal = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified = {t: v for t, v in self._verified.items() if now < v[0]}
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.clear()
+        self._verified[token] = (float(principal.claims["exp"]), principal)
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             if self._jwks is not None:
                 key: Any = self._jwks.get_signing_key_from_jwt(token).key

@@ -58,7 +58,7 @@ IdempotencyKey = Annotated[
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 
 
-def get_service(request: Request) -> ContentService:
+async def get_service(request: Request) -> ContentService:
     service: ContentService = request.app.state.service
     return service
 

@@ -55,7 +55,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def service_of(request: Request) -> MetricsService:
+async def service_of(request: Request) -> MetricsService:
     service: MetricsService = request.app.state.service
     return service
 
@@ -75,7 +75,7 @@ def csv_response(rows: list[dict[str, Any]], name: str) -> Response:
     )
 
 
-def dimension_filters(
+async def dimension_filters(
     advocate: Annotated[str | None, Query(max_length=200)] = None,
     content: Annotated[str | None, Query(max_length=200)] = None,
     team: Annotated[str | None, Query(max_length=200)] = None,

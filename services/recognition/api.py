@@ -32,7 +32,7 @@ Cursor = Annotated[
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def service_of(request: Request) -> RecognitionService:
+async def service_of(request: Request) -> RecognitionService:
     service: RecognitionService = request.app.state.service
     return service
 
@@ -174,7 +174,8 @@ def _row(doc: Document, viewer: str) -> schemas.BoardRow:
     description="scope=org ranks advocates of the organisation; scope=team with `team` ranks that "
     "team's advocates; scope=team without `team` ranks teams by points per active "
     "advocate. Advocates who opted out of public ranking are not listed, but `me` always "
-    "shows your own standing. Served from a projection kept per period.",
+    "shows your own standing. Served from standings ranked in memory from the board projection "
+    "and rebuilt every few seconds (`as_of`).",
 )
 async def leaderboard(
     principal: Member,
@@ -204,7 +205,7 @@ async def leaderboard(
             period=period, period_key=key, scope="team", team=None, items=items, next_cursor=None
         )
     board_team = team if scope == "team" else None
-    rows, next_cursor, me = await service.leaderboard(
+    rows, next_cursor, me, standings = await service.leaderboard(
         principal.org, principal.sub, key, board_team, cursor, limit
     )
     return schemas.LeaderboardOut(
@@ -215,6 +216,7 @@ async def leaderboard(
         items=[_row(r, principal.sub) for r in rows],
         next_cursor=next_cursor,
         me=_row(me, principal.sub) if me else None,
+        as_of=standings.as_of,
     )
 
 
@@ -233,7 +235,7 @@ async def around_me(
     size: Annotated[int, Query(ge=1, le=25)] = 3,
 ) -> schemas.LeaderboardOut:
     key = await service.board_key(principal.org, period, contest_id, None)
-    rows, me = await service.around_me(principal.org, principal.sub, key, team, size)
+    rows, me, standings = await service.around_me(principal.org, principal.sub, key, team, size)
     return schemas.LeaderboardOut(
         period=period,
         period_key=key,
@@ -242,6 +244,7 @@ async def around_me(
         items=[_row(r, principal.sub) for r in rows],
         next_cursor=None,
         me=_row(me, principal.sub) if me else None,
+        as_of=standings.as_of,
     )
 
 

@@ -107,6 +107,9 @@ class LeaderboardOut(BaseModel):
     items: list[BoardRow]
     next_cursor: str | None
     me: BoardRow | None = Field(None, description="your own standing, shown to you even if you opted out")
+    as_of: datetime | None = Field(
+        None, description="when the standings were read from the board projection (advocate boards)"
+    )
 
 
 # --- badges ------------------------------------------------------------------------------------

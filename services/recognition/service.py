@@ -26,6 +26,7 @@ import httpx
 from services.recognition import domain
 from services.recognition.domain import BadgeDefinition, Kind, Period, RedemptionStatus, Rules
 from services.recognition.settings import RecognitionSettings
+from services.recognition.standings import Standings, StandingsCache
 from services.recognition.store import RecognitionStore, now
 from shared import pagination, webhooks
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -126,6 +127,7 @@ class RecognitionService:
         self.settings = settings
         self.http = http
         self._rules_cache: dict[str, tuple[float, int, Rules]] = {}
+        self.standings = StandingsCache(store.board_entries, now, max_age_s=settings.leaderboard_max_age_s)
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -689,52 +691,23 @@ class RecognitionService:
 
     async def leaderboard(
         self, org: str, viewer: str, key: str, team: str | None, cursor: str | None, limit: int
-    ) -> tuple[list[Document], str | None, Document | None]:
+    ) -> tuple[list[Document], str | None, Document | None, Standings]:
         """Advocates in points order (visible ones only), plus the viewer's own standing."""
         value = decode_cursor(cursor)
         after = (int(value["p"]), str(value["a"])) if value else None
-        docs = await self.store.board_page(org, key, team, after=after, limit=limit)
-        previous = (int(value["p"]), int(value["r"])) if value else None
-        first = int(value["n"]) + 1 if value else 1
-        ranks = domain.competition_ranks(
-            [int(d["points"]) for d in docs], first_position=first, previous=previous
-        )
-        rows = [{**d, "rank": r} for d, r in zip(docs, ranks, strict=True)]
+        standings = await self.standings.get(org, key)
+        rows = standings.page(team, after, limit)
         next_cursor = None
-        if len(docs) == limit:
-            last = rows[-1]
-            next_cursor = encode_cursor(
-                {"p": last["points"], "a": last["advocate_id"], "r": last["rank"], "n": first + len(rows) - 1}
-            )
-        return rows, next_cursor, await self.my_standing(org, viewer, key, team)
-
-    async def my_standing(self, org: str, viewer: str, key: str, team: str | None) -> Document | None:
-        mine = await self.store.board_entry(org, key, viewer)
-        if mine is None or (team is not None and mine.get("team") != team):
-            return None
-        ahead = await self.store.count_ahead(org, key, team, int(mine["points"]))
-        return {**mine, "rank": ahead + 1}
+        if len(rows) == limit:
+            next_cursor = encode_cursor({"p": rows[-1]["points"], "a": rows[-1]["advocate_id"]})
+        return rows, next_cursor, standings.standing(viewer, team), standings
 
     async def around_me(
         self, org: str, viewer: str, key: str, team: str | None, size: int
-    ) -> tuple[list[Document], Document | None]:
-        mine = await self.my_standing(org, viewer, key, team)
-        if mine is None:
-            return [], None
-        above = await self.store.board_neighbours(
-            org, key, team, int(mine["points"]), viewer, above=True, limit=size
-        )
-        below = await self.store.board_neighbours(
-            org, key, team, int(mine["points"]), viewer, above=False, limit=size
-        )
-        rows = []
-        rank_of: dict[int, int] = {int(mine["points"]): int(mine["rank"])}
-        for doc in [*above, mine, *below]:
-            points = int(doc["points"])
-            if points not in rank_of:
-                rank_of[points] = await self.store.count_ahead(org, key, team, points) + 1
-            rows.append({**doc, "rank": rank_of[points]})
-        return rows, mine
+    ) -> tuple[list[Document], Document | None, Standings]:
+        standings = await self.standings.get(org, key)
+        rows, mine = standings.around(viewer, team, size)
+        return rows, mine, standings
 
     async def team_leaderboard(self, org: str, key: str) -> list[Document]:
         """Teams ranked by points per active advocate (enrolled members, not erased)."""

@@ -14,6 +14,9 @@ class RecognitionSettings(ChorusSettings):
     relay_grace_s: float = Field(
         5.0, description="age after which an unfinished entry is the relay's to finish"
     )
+    leaderboard_max_age_s: float = Field(
+        5.0, description="how old the standings a leaderboard is served from may get before a rebuild"
+    )
     webhook_every_s: float = Field(1.0, description="how often due webhook deliveries are attempted")
     webhook_timeout_s: float = 5.0
     webhook_backoff_base_s: float = Field(5.0, description="first retry delay; doubles each attempt")

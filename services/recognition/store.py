@@ -63,18 +63,6 @@ INDEXES: list[IndexSpec] = [
         ],
         name="board_order",
     ),
-    IndexSpec(
-        BOARDS,
-        [
-            ("org", ASCENDING),
-            ("period", ASCENDING),
-            ("team", ASCENDING),
-            ("visible", ASCENDING),
-            ("points", DESCENDING),
-            ("advocate_id", ASCENDING),
-        ],
-        name="team_board_order",
-    ),
     IndexSpec(BOARDS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(TEAM_BOARDS, [("org", ASCENDING), ("period", ASCENDING)]),
     IndexSpec(ADVOCATES, [("org", ASCENDING), ("team", ASCENDING)]),
@@ -526,63 +514,10 @@ class RecognitionStore:
             {"org": org, "period": period, "team": team},
         )
 
-    async def board_entry(self, org: str, period: str, advocate_id: str) -> Document | None:
-        return await self.db[BOARDS].find_one({"_id": _key(org, period, advocate_id)})
-
-    async def board_page(
-        self, org: str, period: str, team: str | None, *, after: tuple[int, str] | None, limit: int
-    ) -> list[Document]:
-        query: Document = {"org": org, "period": period, "visible": True}
-        if team is not None:
-            query["team"] = team
-        if after is not None:
-            points, advocate_id = after
-            query["$or"] = [
-                {"points": {"$lt": points}},
-                {"points": points, "advocate_id": {"$gt": advocate_id}},
-            ]
-        cursor = (
-            self.db[BOARDS]
-            .find(query, {"applied_events": 0})
-            .sort([("points", DESCENDING), ("advocate_id", ASCENDING)])
-            .limit(limit)
-        )
-        return await cursor.to_list()
-
-    async def board_neighbours(
-        self,
-        org: str,
-        period: str,
-        team: str | None,
-        points: int,
-        advocate_id: str,
-        *,
-        above: bool,
-        limit: int,
-    ) -> list[Document]:
-        query: Document = {"org": org, "period": period, "visible": True}
-        if team is not None:
-            query["team"] = team
-        if above:
-            query["$or"] = [
-                {"points": {"$gt": points}},
-                {"points": points, "advocate_id": {"$lt": advocate_id}},
-            ]
-            order = [("points", ASCENDING), ("advocate_id", DESCENDING)]
-        else:
-            query["$or"] = [
-                {"points": {"$lt": points}},
-                {"points": points, "advocate_id": {"$gt": advocate_id}},
-            ]
-            order = [("points", DESCENDING), ("advocate_id", ASCENDING)]
-        rows = await self.db[BOARDS].find(query, {"applied_events": 0}).sort(order).limit(limit).to_list()
-        return list(reversed(rows)) if above else rows
-
-    async def count_ahead(self, org: str, period: str, team: str | None, points: int) -> int:
-        query: Document = {"org": org, "period": period, "visible": True, "points": {"$gt": points}}
-        if team is not None:
-            query["team"] = team
-        return await self.db[BOARDS].count_documents(query)
+    async def board_entries(self, org: str, period: str) -> list[Document]:
+        """Every advocate's entry on one board (see standings.py for how they are served)."""
+        fields = {"_id": 0, "advocate_id": 1, "points": 1, "team": 1, "visible": 1}
+        return await self.db[BOARDS].find({"org": org, "period": period}, fields).to_list()
 
     async def team_boards(self, org: str, period: str) -> list[Document]:
         return (

@@ -28,7 +28,7 @@ Limit = Annotated[int, Query(ge=1, le=200)]
 COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
-def get_service(request: Request) -> SharingService:
+async def get_service(request: Request) -> SharingService:
     service: SharingService = request.app.state.service
     return service
 

@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
-def get_service(request: Request) -> WebhookService:
+async def get_service(request: Request) -> WebhookService:
     service: WebhookService = request.app.state.webhooks
     return service
 

@@ -33,6 +33,7 @@ async def recognition_settings(settings: ChorusSettings) -> RecognitionSettings:
             "consumer_group_prefix": prefix,
             "relay_every_s": 0.5,
             "relay_grace_s": 1.0,
+            "leaderboard_max_age_s": 0.2,
             "webhook_every_s": 0.2,
             "webhook_backoff_base_s": 0.2,
         }

@@ -163,3 +163,28 @@ def test_malformed_api_keys_are_unauthorized(text: str) -> None:
 def test_prod_refuses_to_start_with_the_dev_secret() -> None:
     with pytest.raises(RuntimeError, match="dev secret"):
         TokenVerifier(ChorusSettings(environment="prod"))
+
+
+def test_a_verified_token_is_remembered_until_it_expires(
+    settings: ChorusSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(settings)
+    signed = token(settings)
+    checks: list[str] = []
+    verify_signature = verifier._verify
+
+    def counting(raw: str) -> Principal:
+        checks.append(raw)
+        return verify_signature(raw)
+
+    monkeypatch.setattr(verifier, "_verify", counting)
+    first = verifier.verify(signed)
+    assert verifier.verify(signed) is first and len(checks) == 1
+    # A forged token never reaches the cache's answer: its own string was never verified.
+    with pytest.raises(Unauthorized):
+        verifier.verify(signed[:-4] + ("AAAA" if not signed.endswith("AAAA") else "BBBB"))
+    # Past its expiry the token is checked again (and the checks decide, leeway included).
+    expires = float(first.claims["exp"])
+    monkeypatch.setattr("shared.auth.time.time", lambda: expires + 1)
+    verifier.verify(signed)
+    assert len(checks) == 3

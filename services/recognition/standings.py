@@ -1,0 +1,210 @@
+"""Leaderboard standings served from memory: a ranked copy of one board's projection.
+
+The boards collection (one document per organisation, period and advocate, kept by the ledger
+projector) is the projection. Ranking it per request means reading a range of an index on
+MongoDB and every document of the collection on FerretDB (a filter other than an exact _id
+scans there: 50 s a request at 100,000 advocates). So each process keeps the standings of the
+boards being read, built from one read of the board's documents and ranked once:
+
+- a request is a lookup and a slice (pages, ranks, "around me", the viewer's own standing);
+- standings older than `max_age_s` are rebuilt in the background while requests are served
+  the previous ones, so a board is at most `max_age_s` plus one build old (responses say
+  `as_of`); a board nobody asked for yet is built before the first answer;
+- a board is rebuilt no more often than every 4 builds' time, so a slow database spends at
+  most a fifth of its time on it; boards not read for `forget_after_s` are dropped.
+
+Ranks are competition ranks among the visible advocates ("1224": equal points share a rank).
+An advocate who opted out is listed to nobody, and sees their own rank as where they would
+stand: one more than the visible advocates with more points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from services.recognition.domain import competition_ranks
+from shared.mongo import Document
+
+log = logging.getLogger(__name__)
+
+
+class Entry(NamedTuple):
+    advocate_id: str
+    points: int
+    team: str | None
+    visible: bool
+
+    def row(self, rank: int) -> Document:
+        return {"advocate_id": self.advocate_id, "points": self.points, "team": self.team, "rank": rank}
+
+
+def _order(entry: Entry) -> tuple[int, str]:
+    return (-entry.points, entry.advocate_id)
+
+
+@dataclass
+class _Ranking:
+    """The visible advocates of a board (or of one team on it), best first, with their ranks."""
+
+    entries: list[Entry]
+    ranks: list[int] = field(init=False)
+    keys: list[tuple[int, str]] = field(init=False)  # (-points, advocate_id), ascending
+    position: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.keys = [_order(e) for e in self.entries]
+        self.position = {e.advocate_id: i for i, e in enumerate(self.entries)}
+        self.ranks = competition_ranks([e.points for e in self.entries])
+
+    def ahead_of(self, points: int) -> int:
+        """How many visible advocates have more points."""
+        return bisect.bisect_left(self.keys, (-points, ""))
+
+
+class Standings:
+    """One board's entries, ranked once; each view (the organisation, a team) ranked on first use."""
+
+    def __init__(self, docs: Iterable[Document], as_of: datetime) -> None:
+        self.as_of = as_of
+        entries = [
+            Entry(str(d["advocate_id"]), int(d.get("points", 0)), d.get("team"), bool(d.get("visible", True)))
+            for d in docs
+        ]
+        entries.sort(key=_order)
+        self._entries = entries
+        self._by_advocate = {e.advocate_id: e for e in entries}
+        self._rankings: dict[str | None, _Ranking] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _ranking(self, team: str | None) -> _Ranking:
+        ranking = self._rankings.get(team)
+        if ranking is None:
+            ranking = _Ranking([e for e in self._entries if e.visible and (team is None or e.team == team)])
+            self._rankings[team] = ranking
+        return ranking
+
+    def page(self, team: str | None, after: tuple[int, str] | None, limit: int) -> list[Document]:
+        """Up to `limit` visible advocates in rank order, after the (points, advocate) given."""
+        ranking = self._ranking(team)
+        start = 0 if after is None else bisect.bisect_right(ranking.keys, (-after[0], after[1]))
+        return [
+            ranking.entries[i].row(ranking.ranks[i])
+            for i in range(start, min(start + limit, len(ranking.entries)))
+        ]
+
+    def standing(self, advocate_id: str, team: str | None) -> Document | None:
+        """The advocate's own row, listed or not; None if not on this board (or that team)."""
+        entry = self._by_advocate.get(advocate_id)
+        if entry is None or (team is not None and entry.team != team):
+            return None
+        return entry.row(self._ranking(team).ahead_of(entry.points) + 1)
+
+    def around(self, advocate_id: str, team: str | None, size: int) -> tuple[list[Document], Document | None]:
+        """Up to `size` visible advocates above and below the advocate, with the advocate between."""
+        mine = self.standing(advocate_id, team)
+        if mine is None:
+            return [], None
+        ranking = self._ranking(team)
+        entry = self._by_advocate[advocate_id]
+        at = ranking.position.get(advocate_id)
+        if at is None:  # not listed: where they would stand
+            above_end = below_start = bisect.bisect_left(ranking.keys, _order(entry))
+        else:
+            above_end, below_start = at, at + 1
+        above = range(max(0, above_end - size), above_end)
+        below = range(below_start, min(below_start + size, len(ranking.entries)))
+        rows = [ranking.entries[i].row(ranking.ranks[i]) for i in above]
+        rows.append(mine)
+        rows.extend(ranking.entries[i].row(ranking.ranks[i]) for i in below)
+        return rows, mine
+
+
+BoardLoader = Callable[[str, str], Awaitable[list[Document]]]
+
+
+@dataclass
+class _Held:
+    standings: Standings
+    built_at: float  # monotonic
+    build_s: float
+    read_at: float
+    refresh: asyncio.Task[None] | None = None
+
+
+class StandingsCache:
+    """The standings of the boards this process serves, rebuilt in the background when stale."""
+
+    def __init__(
+        self,
+        load: BoardLoader,
+        now: Callable[[], datetime],
+        *,
+        max_age_s: float,
+        forget_after_s: float = 600.0,
+    ) -> None:
+        self._load = load
+        self._now = now
+        self._max_age_s = max_age_s
+        self._forget_after_s = forget_after_s
+        self._held: dict[tuple[str, str], _Held] = {}
+        self._first_builds: dict[tuple[str, str], asyncio.Task[_Held]] = {}
+
+    async def get(self, org: str, period: str) -> Standings:
+        key = (org, period)
+        clock = time.monotonic()
+        held = self._held.get(key)
+        if held is None:
+            # Concurrent first requests share one build.
+            build = self._first_builds.get(key)
+            if build is None:
+                build = asyncio.create_task(self._build(key))
+                self._first_builds[key] = build
+                build.add_done_callback(lambda _: self._first_builds.pop(key, None))
+            held = await asyncio.shield(build)
+            self._held[key] = held
+        elif clock - held.built_at > max(self._max_age_s, 4 * held.build_s) and held.refresh is None:
+            held.refresh = asyncio.create_task(self._refresh(key, held))
+        held.read_at = clock
+        self._forget_unread(clock)
+        return held.standings
+
+    async def _build(self, key: tuple[str, str]) -> _Held:
+        started = time.monotonic()
+        as_of = self._now()
+        docs = await self._load(*key)
+        standings = Standings(docs, as_of)
+        finished = time.monotonic()
+        return _Held(standings, built_at=finished, build_s=finished - started, read_at=finished)
+
+    async def _refresh(self, key: tuple[str, str], held: _Held) -> None:
+        try:
+            fresh = await self._build(key)
+        except Exception:
+            # Keep serving what we have; the next request past max_age tries again.
+            log.exception("leaderboard %s: rebuilding the standings failed", key)
+            held.refresh = None
+            held.built_at = time.monotonic()
+            return
+        fresh.read_at = held.read_at
+        self._held[key] = fresh
+
+    def _forget_unread(self, clock: float) -> None:
+        for key, held in list(self._held.items()):
+            if clock - held.read_at > self._forget_after_s and held.refresh is None:
+                del self._held[key]
+
+    async def close(self) -> None:
+        tasks: list[asyncio.Task[Any]] = [h.refresh for h in self._held.values() if h.refresh is not None]
+        tasks += self._first_builds.values()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
