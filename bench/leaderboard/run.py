@@ -253,6 +253,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of each server")
     parser.add_argument("--request-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--no-telemetry", action="store_true", help="run the service without traces and metrics"
+    )
+    parser.add_argument(
+        "--trace-ratio", type=float, help="sample this share of traces (OTEL_TRACES_SAMPLER_ARG); default all"
+    )
     args = parser.parse_args()
     if args.seed_only and not args.db:
         parser.error("--seed-only needs --db")
@@ -274,7 +280,11 @@ def main() -> int:
         # scan of all 10,000,000 entries on FerretDB (a filter other than _id scans there), which
         # would keep FerretDB busy for the whole run. Nothing here is unfinished: relay hourly.
         "CHORUS_RELAY_EVERY_S": "3600",
+        "CHORUS_TELEMETRY_ENABLED": "false" if args.no_telemetry else "true",
     }
+    if args.trace_ratio is not None:
+        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        env["OTEL_TRACES_SAMPLER_ARG"] = str(args.trace_ratio)
     rows: list[tuple[int, Result]] = []
     seeding: list[str] = []
     client: MongoClient[Any] = MongoClient(stack.mongo_url)
@@ -332,6 +342,8 @@ def main() -> int:
 
     print(
         f"\n{args.advocates:,} advocates, {args.ledger:,} ledger entries;"
+        f" telemetry {'off' if args.no_telemetry else 'on'}"
+        f" (traces sampled: {1.0 if args.trace_ratio is None else args.trace_ratio:g});"
         f" load average {os.getloadavg()[0]:.2f}"
     )
     for line in seeding:

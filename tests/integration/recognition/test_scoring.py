@@ -9,6 +9,7 @@ import pytest
 
 from services.recognition.handlers import GROUP
 from services.recognition.main import create_app
+from services.recognition.schemas import LeaderboardOut
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
 from shared.events.recognition import RewardGranted
@@ -105,6 +106,19 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
         ("b", 10, 2),
     ]
     assert board["me"]["rank"] == 2
+    # The boards are sent as built (services/recognition/api.py _board_response): they must still
+    # be what the OpenAPI document promises.
+    assert LeaderboardOut.model_validate(board).me is not None
+    around = body(
+        await client.get(
+            "/v1/leaderboard/around-me", headers=as_(settings, org, "b"), params={"period": "week", "size": 1}
+        )
+    )
+    assert [(r["advocate_id"], r["rank"], r["is_me"]) for r in around["items"]] == [
+        ("a", 1, False),
+        ("b", 2, True),
+    ]
+    assert LeaderboardOut.model_validate(around).as_of is not None
     # c opted out: hidden from others, but sees their own standing.
     c_board = body(
         await client.get("/v1/leaderboard", headers=as_(settings, org, "c"), params={"period": "all"})
@@ -119,6 +133,7 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
     assert [
         (t["team"], t["points"], t["active_advocates"], t["points_per_advocate"]) for t in teams["items"]
     ] == [("red", 77, 2, 38.5), ("blue", 30, 1, 30.0)]
+    LeaderboardOut.model_validate(teams)
     red = body(
         await client.get(
             "/v1/leaderboard",
@@ -127,6 +142,7 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
         )
     )
     assert [r["advocate_id"] for r in red["items"]] == ["a", "b"]
+    assert LeaderboardOut.model_validate(red).team == "red"
 
 
 async def scenario_done(client: httpx.AsyncClient, settings: ChorusSettings, org: str) -> bool:
