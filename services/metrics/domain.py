@@ -57,9 +57,6 @@ def stats_part(dim: str) -> str:
     return ALL if dim == ALL else "dims"
 
 
-STATS_PARTS = (ALL, "dims")
-
-
 def stats_doc_id(org: str, day: str, part: str) -> str:
     return f"{org}|{day}|{part}"
 

@@ -24,7 +24,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.metrics.domain import STATS_PARTS, Pending, fold, stats_doc_id, stats_part
+from services.metrics.domain import ALL, Pending, fold, stats_doc_id, stats_part
 from shared.events.clicks import ClickRecorded
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, is_ferretdb
 from shared.pagination import decode_cursor, encode_cursor
@@ -194,9 +194,12 @@ class MetricsStore:
                     optimistic = False
             raise RuntimeError(f"could not apply effects to {doc_id} after {UPDATE_ATTEMPTS} attempts")
 
-        results = await asyncio.gather(
-            *(update_one(items, part) for items in by_day.values() for part in STATS_PARTS)
-        )
+        async def update_day(items: list[Pending]) -> int:
+            # Breakdowns first, then the totals: a reader who sees an event in a day's totals
+            # finds it in the breakdowns too.
+            return await update_one(items, "dims") + await update_one(items, ALL)
+
+        results = await asyncio.gather(*(update_day(items) for items in by_day.values()))
         return sum(results)
 
     async def stats_docs(
