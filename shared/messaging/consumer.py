@@ -102,12 +102,6 @@ class Batch:
     def events(self) -> list[AnyEvent]:
         return [d.event for d in self.items]
 
-    def by_partition(self) -> dict[int, list[Delivered]]:
-        parts: dict[int, list[Delivered]] = {}
-        for item in self.items:
-            parts.setdefault(item.partition, []).append(item)
-        return parts
-
 
 BatchHandler = Callable[[Batch], Awaitable[None]]
 
