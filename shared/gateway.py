@@ -64,9 +64,12 @@ def owner_of(path: str) -> str | None:
     return ROUTES[max(matches, key=len)] if matches else None
 
 
-def create_gateway(service_urls: dict[str, str] | None = None) -> Starlette:
+def create_gateway(
+    service_urls: dict[str, str] | None = None, transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """`transport` replaces the network (tests reach services in process with ASGITransport)."""
     urls = service_urls or {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
-    client = httpx.AsyncClient(timeout=30.0, follow_redirects=False)
+    client = httpx.AsyncClient(timeout=30.0, follow_redirects=False, transport=transport)
 
     async def proxy(request: Request) -> Response:
         service = owner_of(request.url.path)
@@ -81,7 +84,10 @@ def create_gateway(service_urls: dict[str, str] | None = None) -> Starlette:
                 status_code=404,
                 media_type="application/problem+json",
             )
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # Whitespace around a header value is not part of it (RFC 9110), and httpx refuses to
+        # send a value ending in a space: "Authorization: Bearer " must reach the service (401),
+        # not fail here as an unreachable service (502).
+        headers = {k: v.strip() for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["x-forwarded-for"] = request.client.host if request.client else ""
         try:
             upstream = await client.request(

@@ -1,4 +1,11 @@
-from shared.gateway import owner_of
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from shared.gateway import create_gateway, owner_of
 
 
 def test_paths_route_to_their_owning_service() -> None:
@@ -8,3 +15,19 @@ def test_paths_route_to_their_owning_service() -> None:
     assert owner_of("/v1/me/stats") == "metrics"
     assert owner_of("/v1/contents") is None  # a prefix must end at a path segment
     assert owner_of("/admin") is None
+
+
+def test_an_empty_bearer_token_reaches_the_service_and_gets_its_401() -> None:
+    received: list[str] = []
+
+    async def service(request: Request) -> JSONResponse:
+        received.append(request.headers["authorization"])
+        return JSONResponse({"title": "Unauthorized", "status": 401}, status_code=401)
+
+    upstream = Starlette(routes=[Route("/v1/leaderboard", service)])
+    gateway = create_gateway(
+        {"recognition": "http://recognition"}, transport=httpx.ASGITransport(app=upstream)
+    )
+    with TestClient(gateway) as client:
+        response = client.get("/v1/leaderboard", headers={"Authorization": "Bearer "})
+    assert response.status_code == 401 and received == ["Bearer"]
