@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -244,6 +245,8 @@ def time_standings_read(db: Any, key: str) -> str:
 
 
 def main() -> int:
+    # A SIGTERM (a long seeding stopped with `kill`) unwinds like Ctrl-C, so the servers stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--advocates", type=int, default=100_000)
     parser.add_argument("--ledger", type=int, default=10_000_000, help="ledger entries to seed")
