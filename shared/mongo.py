@@ -4,8 +4,8 @@ transactions (FerretDB has none; see ARCHITECTURE.md).
 - `IndexSpec` lists: each service's store declares its indexes; `ensure_indexes` runs at start.
 - `applied_once_filter` / `mark_applied`: an update that also records the event id in the same
   document, so redelivering the event matches nothing and changes nothing.
-- `watermark_filter` / `watermark_update`: for projections updated in batches, the highest
-  offset applied per topic partition lives in the document it guards.
+- Projections updated in batches keep the highest offset applied per topic partition in the
+  document they guard (see services/metrics/store.py `MetricsStore.apply`).
 """
 
 from __future__ import annotations
@@ -78,22 +78,6 @@ def applied_once_filter(event_id: str) -> Document:
 def mark_applied(event_id: str) -> Document:
     """Add to an update (`$push`): remember the event id in a bounded window."""
     return {"applied_events": {"$each": [event_id], "$slice": -APPLIED_WINDOW}}
-
-
-def _watermark_field(topic: str, partition: int) -> str:
-    # Field names with dots are not allowed on FerretDB; topic names have dots.
-    return f"watermarks.{topic.replace('.', '_')}_{partition}"
-
-
-def watermark_filter(topic: str, partition: int, offset: int) -> Document:
-    """Match only documents that have not yet applied `offset` of that partition."""
-    name = _watermark_field(topic, partition)
-    return {"$or": [{name: {"$exists": False}}, {name: {"$lt": offset}}]}
-
-
-def watermark_update(topic: str, partition: int, offset: int) -> Document:
-    """Add to an update (`$max`): record `offset` as applied."""
-    return {_watermark_field(topic, partition): offset}
 
 
 def is_duplicate_key(exc: Exception) -> bool:

@@ -127,6 +127,12 @@ def conversion_effect(org: str, conversion: Conversion, erased: frozenset[str] =
     return Effect(org, conversion.converted_at.date().isoformat(), dims, counters)
 
 
+def source_of(topic: str, partition: int) -> str:
+    """The name a document's watermark for one topic partition goes by (FerretDB refuses dots
+    in field names, topic names have them)."""
+    return f"{topic.replace('.', '_')}_{partition}"
+
+
 @dataclass(frozen=True)
 class Pending:
     """An event's effect with the record it came from, as a batch projector sees it."""

@@ -24,18 +24,12 @@ def build_subscription(service: MetricsService) -> Subscription:
     subscription = Subscription(group=GROUP, max_batch=MAX_BATCH)
     shares_topic, clicks_topic, conversions_topic = service.settings.projected_topics()
 
-    # Clicks carry the traffic: each batch is folded in memory into one update per document.
-    @subscription.on_batch(clicks_topic)
-    async def clicks(batch: Batch) -> None:
+    # Clicks carry the traffic: each poll is folded in memory into one update per document.
+    async def project(batch: Batch) -> None:
         await service.project_live(batch.topic, batch.items)
 
-    @subscription.on_batch(shares_topic)
-    async def shares(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.items)
-
-    @subscription.on_batch(conversions_topic)
-    async def conversions(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.items)
+    for topic in (shares_topic, clicks_topic, conversions_topic):
+        subscription.on_batch(topic)(project)
 
     @subscription.on(AdvocateEnrolled)
     async def enrolled(event: Event[AdvocateEnrolled]) -> None:

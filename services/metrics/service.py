@@ -199,7 +199,6 @@ class MetricsService:
             erased_by_org[org] = erased_by_org.get(org, frozenset()) | {advocate}
         pending: list[Pending] = []
         last_share: dict[tuple[str, str], datetime] = {}
-        source_prefix = topic.replace(".", "_")  # FerretDB refuses dots in field names
         click_effects: dict[tuple[Any, ...], domain.Effect] = {}
         for item in items:
             org, data = item.event.tenant, item.event.data
@@ -230,7 +229,9 @@ class MetricsService:
                 effect = domain.conversion_effect(org, data, erased)
             else:
                 continue
-            pending.append(Pending(effect, f"{source_prefix}_{item.partition}", item.offset, item.event.id))
+            pending.append(
+                Pending(effect, domain.source_of(topic, item.partition), item.offset, item.event.id)
+            )
         # Independent documents, written concurrently: the advocates' last share and the
         # counters. Conversions may be published twice by the relay; they also dedupe by event id.
         await asyncio.gather(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -430,10 +430,6 @@ class MetricsStore:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def window_start(now: datetime, days: int) -> datetime:
-    return now - timedelta(days=days)
 
 
 def click_index_doc(org: str, data: ClickRecorded, trace: dict[str, str]) -> Document:

@@ -233,7 +233,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
         pending = [
             Pending(
                 effect._replace(dims=(("all", "*"),)),
-                f"{CLICKS.name.replace('.', '_')}_{partition}",
+                domain.source_of(CLICKS.name, partition),
                 record.offset,
                 event.id,
             )
