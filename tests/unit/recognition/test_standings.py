@@ -123,12 +123,16 @@ async def test_a_failed_rebuild_keeps_the_standings_it_had() -> None:
     cache = StandingsCache(board.load, lambda: AS_OF, max_age_s=0.01)
     first = await cache.get("org", "week")
 
+    attempts: list[str] = []
+
     async def broken(org: str, period: str) -> list[Document]:
+        attempts.append(period)
         raise ConnectionError("database away")
 
     cache._load = broken  # the database goes away after the first build
     await asyncio.sleep(0.02)
     assert await cache.get("org", "week") is first
     await asyncio.sleep(0.01)
+    assert attempts == ["week"]  # the rebuild was tried, and failed
     assert await cache.get("org", "week") is first
     await cache.close()
