@@ -6,6 +6,7 @@
    partitions' offsets after each fetch (as the ConsumerRunner does), without decoding. Events/s.
 3. Projector: the real ConsumerRunner + Subscription.on_batch + MetricsService.project, into a
    fresh database, in another group on the same topic. Events/s, and the ratio to the baseline.
+   Steps 2 and 3 alternate for `--rounds` rounds; the ratio is the median of the rounds' ratios.
 4. Freshness: clicks produced at 20% of the projector's rate for a while; a poller reads the
    funnel through the real HTTP API (the service's router, in-process over ASGI) and records when
    each click became visible. p50 / p99 of click-to-visible latency.
@@ -42,6 +43,7 @@ from shared.events import Topic
 from shared.messaging import Batch, ConsumerRunner, EventProducer, Subscription
 from shared.messaging.producer import ce_headers
 from shared.messaging.tracing import Headers
+from shared.mongo import create_client, ensure_indexes
 
 PARTITIONS = 12
 
@@ -82,9 +84,10 @@ class ClickFactory:
             "team": team,
             "tags": tags,
         }
+        event_id = uuid.uuid4().hex
         envelope = {
             "specversion": "1.0",
-            "id": uuid.uuid4().hex,
+            "id": event_id,
             "source": "/bench",
             "type": "chorus.click.recorded",
             "time": clicked_at.isoformat(),
@@ -93,7 +96,7 @@ class ClickFactory:
             "datacontenttype": "application/json",
             "data": data,
         }
-        headers = ce_headers("chorus.click.recorded", envelope["id"], self.org)
+        headers = ce_headers("chorus.click.recorded", event_id, self.org)
         return share_id.encode(), json.dumps(envelope).encode(), headers
 
 
@@ -201,10 +204,16 @@ async def projector_run(
 
 
 async def measure_projector(
-    settings: MetricsSettings, service: MetricsService, topic: Topic, n: int, max_batch: int, max_s: float
+    settings: MetricsSettings,
+    service: MetricsService,
+    topic: Topic,
+    n: int,
+    max_batch: int,
+    max_s: float,
+    group: str,
 ) -> tuple[float, int]:
     """Events/s of the projector over all `n` events, or over its first `max_s` seconds."""
-    runner, dlq = await projector_run(settings, service, topic, n, max_batch)
+    runner, dlq = await projector_run(settings, service, topic, n, max_batch, group)
     started: float | None = None
     last_report = time.perf_counter()
     try:
@@ -319,26 +328,47 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     settings = bench_settings(args, run)
     factory = ClickFactory(f"bench-org-{run}")
     await create_topic(args.bootstrap, topic.name)
-    from shared.mongo import create_client, ensure_indexes
-
     mongo = create_client(settings)
-    db = mongo[settings.database_name("metrics")]
-    await ensure_indexes(db, INDEXES)
-    service = MetricsService(settings, db, EventProducer(settings))
+    # Every projector round starts from an empty database of its own; freshness uses the last.
+    databases: list[str] = []
+
+    async def fresh_service(round_no: int) -> MetricsService:
+        db = mongo[f"{settings.database_name('metrics')}_r{round_no}"]
+        databases.append(db.name)
+        await ensure_indexes(db, INDEXES)
+        return MetricsService(settings, db, EventProducer(settings))
+
     tune_gc()  # as the service's lifespan does before its consumers start
     results: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "max_batch": args.max_batch}
+    rounds: list[dict[str, float]] = []
     try:
         print(f"producing {args.events} clicks to {topic.name}", flush=True)
         results["produce_eps"] = await produce(args.bootstrap, topic.name, factory, args.events)
         print(f"  {results['produce_eps']:.0f} events/s", flush=True)
-        results["bare_eps"] = await bare_loop(args.bootstrap, topic.name, args.events, args.max_batch)
-        print(f"bare consume-and-commit: {results['bare_eps']:.0f} events/s", flush=True)
-        results["projector_eps"], results["projector_events"] = await measure_projector(
-            settings, service, topic, args.events, args.max_batch, args.projector_s
+        # Alternating rounds on the same topic, each in fresh consumer groups: the machine's load
+        # moves both rates from minute to minute, so each round's ratio compares neighbours.
+        for round_no in range(1, args.rounds + 1):
+            bare = await bare_loop(args.bootstrap, topic.name, args.events, args.max_batch)
+            service = await fresh_service(round_no)
+            group = f"projector-{round_no}"
+            projector, processed = await measure_projector(
+                settings, service, topic, args.events, args.max_batch, args.projector_s, group
+            )
+            rounds.append({"bare_eps": bare, "projector_eps": projector, "projector_events": processed})
+            print(
+                f"round {round_no}: bare {bare:,.0f} events/s, projector {projector:,.0f} events/s"
+                f" ({processed:,} events), ratio {projector / bare:.3f}",
+                flush=True,
+            )
+        results["rounds"] = rounds
+        results["bare_eps"] = statistics.median(r["bare_eps"] for r in rounds)
+        results["projector_eps"] = statistics.median(r["projector_eps"] for r in rounds)
+        results["ratio"] = statistics.median(r["projector_eps"] / r["bare_eps"] for r in rounds)
+        print(
+            f"medians: bare {results['bare_eps']:,.0f}, projector {results['projector_eps']:,.0f} events/s;"
+            f" ratio {results['ratio']:.3f}",
+            flush=True,
         )
-        print(f"projector: {results['projector_eps']:.0f} events/s", flush=True)
-        results["ratio"] = results["projector_eps"] / results["bare_eps"]
-        print(f"ratio: {results['ratio']:.3f}", flush=True)
         rate = args.load_fraction * results["projector_eps"]
         print(f"freshness at {rate:.0f} events/s for {args.freshness_s}s", flush=True)
         # A topic of its own, so the freshness consumer starts with no backlog.
@@ -347,7 +377,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         print(f"freshness: {results['freshness']}", flush=True)
     finally:
         if not args.keep:
-            await mongo.drop_database(db.name)
+            for name in databases:
+                await mongo.drop_database(name)
             await delete_topic(args.bootstrap, topic.name)
             with contextlib.suppress(Exception):
                 await delete_topic(args.bootstrap, fresh_topic.name)
@@ -375,6 +406,7 @@ def main() -> None:
         dest="projector_s",
         help="measure the projector over at most this many seconds of the topic",
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating bare and projector rounds")
     parser.add_argument("--keep", action="store_true", help="keep the topic and database afterwards")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)

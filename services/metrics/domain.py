@@ -133,9 +133,9 @@ def source_of(topic: str, partition: int) -> str:
     return f"{topic.replace('.', '_')}_{partition}"
 
 
-@dataclass(frozen=True)
-class Pending:
-    """An event's effect with the record it came from, as a batch projector sees it."""
+class Pending(NamedTuple):
+    """An event's effect with the record it came from, as a batch projector sees it. (A tuple:
+    a poll makes tens of thousands.)"""
 
     effect: Effect
     source: str  # the topic and partition of the record (a watermark per source)

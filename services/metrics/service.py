@@ -198,6 +198,7 @@ class MetricsService:
         for org, advocate in erased_pairs:
             erased_by_org[org] = erased_by_org.get(org, frozenset()) | {advocate}
         pending: list[Pending] = []
+        sources: dict[int, str] = {}  # partition -> its watermark's name
         last_share: dict[tuple[str, str], datetime] = {}
         click_effects: dict[tuple[Any, ...], domain.Effect] = {}
         for item in items:
@@ -229,9 +230,10 @@ class MetricsService:
                 effect = domain.conversion_effect(org, data, erased)
             else:
                 continue
-            pending.append(
-                Pending(effect, domain.source_of(topic, item.partition), item.offset, item.event.id)
+            source = sources.get(item.partition) or sources.setdefault(
+                item.partition, domain.source_of(topic, item.partition)
             )
+            pending.append(Pending(effect, source, item.offset, item.event.id))
         # Independent documents, written concurrently: the advocates' last share and the
         # counters. Conversions may be published twice by the relay; they also dedupe by event id.
         await asyncio.gather(

@@ -40,7 +40,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
 from shared.events.envelope import AnyEvent
 from shared.messaging.producer import EventProducer
-from shared.messaging.tracing import start_process_span
+from shared.messaging.tracing import start_process_span, tracing_enabled
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class Delivered(NamedTuple):
     topic: str
     partition: int
     offset: int
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: Sequence[tuple[str, bytes]] = ()
 
     def trace_carrier(self) -> dict[str, str]:
         """The W3C trace context the producer sent, to keep with what this event created."""
@@ -241,7 +241,7 @@ class ConsumerRunner:
                 await self._dead_letter(record, exc, attempts=0)
                 continue
             delivered.append(
-                (Delivered(event, tp.topic, tp.partition, record.offset, tuple(record.headers or ())), record)
+                (Delivered(event, tp.topic, tp.partition, record.offset, record.headers or ()), record)
             )
         return delivered
 
@@ -282,7 +282,11 @@ class ConsumerRunner:
             "messaging.destination.name": items[0][0].topic,
         }
         for attempt in range(1, attempts + 1):
-            spans = [start_process_span(d.event, d.topic, d.partition, d.offset, r.headers) for d, r in items]
+            spans = (
+                [start_process_span(d.event, d.topic, d.partition, d.offset, r.headers) for d, r in items]
+                if tracing_enabled()
+                else []
+            )
             started = time.perf_counter()
             try:
                 await _run_in_span(spans, call)
