@@ -372,17 +372,22 @@ def test_consumers_scale_on_their_own_group_lag_within_their_partitions(
     docs: list[Doc], service: str
 ) -> None:
     handlers = importlib.import_module(LAG_SCALED[service])
-    # The subscription only reads the service's settings while it is declared.
+    # The subscriptions only read the service's settings while they are declared. Every
+    # subscription of the handlers module (metrics has two groups on chorus.clicks) falling
+    # behind must scale the service.
     app_settings = importlib.import_module(f"services.{service}.main").create_app().state.settings
-    subscription = handlers.build_subscription(SimpleNamespace(settings=app_settings))
-    group = f"{config_map(docs)['CHORUS_CONSUMER_GROUP_PREFIX']}.{subscription.group}"
+    builders = [getattr(handlers, n) for n in dir(handlers) if n.startswith("build_") and n.endswith("subscription")]
+    subscriptions = [build(SimpleNamespace(settings=app_settings)) for build in builders]
+    prefix = config_map(docs)["CHORUS_CONSUMER_GROUP_PREFIX"]
     spec = named(docs, "HorizontalPodAutoscaler", service)["spec"]
     external = [m["external"] for m in spec["metrics"] if m["type"] == "External"]
-    assert [m["metric"]["name"] for m in external] == ["kafka_consumergroup_lag"]
-    assert external[0]["metric"]["selector"]["matchLabels"] == {"consumergroup": group}
-    assert external[0]["target"]["type"] == "AverageValue"
+    assert {m["metric"]["name"] for m in external} == {"kafka_consumergroup_lag"}
+    assert sorted(m["metric"]["selector"]["matchLabels"]["consumergroup"] for m in external) == sorted(
+        f"{prefix}.{s.group}" for s in subscriptions
+    )
+    assert all(m["target"]["type"] == "AverageValue" for m in external)
     partitions = {name: count for name, count, _ in topic_configs()}
-    widest = max(partitions[topic] for topic in subscription.topics)
+    widest = max(partitions[topic] for s in subscriptions for topic in s.topics)
     assert spec["maxReplicas"] <= widest, f"{service}: replicas beyond {widest} partitions would sit idle"
 
 
