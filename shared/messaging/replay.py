@@ -1,13 +1,14 @@
 """Reading a stretch of topics again: for rebuilds and webhook replays.
 
-A `TopicRange` reads every partition of some topics from a starting point (offset 0, or the
-first record at or after a time) up to the end each partition had when the range was opened.
-It has no consumer group and commits nothing, so it never moves a service's own offsets.
+A `TopicRange` reads every partition of some topics from a starting point (offset 0, the first
+record at or after a time, or where an earlier range ended) up to the end each partition had
+when the range was opened. It has no consumer group and commits nothing, so it never moves a
+service's own offsets.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -24,14 +25,21 @@ class TopicRange:
         *,
         since: datetime | None = None,
         until: datetime | None = None,
+        after: Mapping[TopicPartition, int] | None = None,
         client_id: str = "chorus-replay",
     ) -> None:
+        """`since` a time, or `after` the `end` of an earlier range (each partition's next
+        offset); neither: from the beginning."""
+        if since is not None and after is not None:
+            raise ValueError("a range starts at a time or after an earlier range, not both")
         self._bootstrap = bootstrap
         self._topics = list(topics)
         self._since = since
         self._until = until
+        self._after = after
         self._client_id = client_id
         self.total = 0  # records in the range, known once opened
+        self.end: dict[TopicPartition, int] = {}  # where the range ends, known once opened
 
     async def batches(self, max_records: int = 2000) -> AsyncIterator[Batch]:
         """Decoded events per partition, in offset order; undecodable records are skipped."""
@@ -50,6 +58,9 @@ class TopicRange:
                 for topic in self._topics
                 for p in sorted(consumer.partitions_for_topic(topic) or ())
             ]
+            missing = [t for t in self._topics if t not in {tp.topic for tp in tps}]
+            if missing:  # a range that silently left out a topic would look complete
+                raise RuntimeError(f"no partitions known for {missing}")
             consumer.unsubscribe()
             consumer.assign(tps)
             start = await self._start_offsets(consumer, tps)
@@ -62,6 +73,7 @@ class TopicRange:
                 consumer.seek(tp, start[tp])
             remaining = {tp for tp in tps if start[tp] < end[tp]}
             self.total = sum(max(0, end[tp] - start[tp]) for tp in tps)
+            self.end = dict(end)
             while remaining:
                 fetched = await consumer.getmany(*remaining, timeout_ms=500, max_records=max_records)
                 for tp, records in fetched.items():
@@ -73,11 +85,8 @@ class TopicRange:
                             event = decode(record.value)
                         except DecodeError:
                             continue
-                        items.append(
-                            Delivered(
-                                event, tp.topic, tp.partition, record.offset, tuple(record.headers or ())
-                            )
-                        )
+                        headers = record.headers or ()
+                        items.append(Delivered(event, tp.topic, tp.partition, record.offset, headers))
                     if items:
                         yield Batch(tp.topic, items)
                 # By position, not by the last record: transaction markers take offsets too.
@@ -91,6 +100,8 @@ class TopicRange:
         self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]
     ) -> dict[TopicPartition, int]:
         beginning: dict[TopicPartition, int] = await consumer.beginning_offsets(tps)
+        if self._after is not None:
+            return {tp: max(self._after.get(tp, 0), beginning[tp]) for tp in tps}
         if self._since is None:
             return beginning
         since_ms = int(self._since.timestamp() * 1000)

@@ -376,8 +376,8 @@ def test_consumers_scale_on_their_own_group_lag_within_their_partitions(
     # subscription of the handlers module (metrics has two groups on chorus.clicks) falling
     # behind must scale the service.
     app_settings = importlib.import_module(f"services.{service}.main").create_app().state.settings
-    builders = [getattr(handlers, n) for n in dir(handlers) if n.startswith("build_") and n.endswith("subscription")]
-    subscriptions = [build(SimpleNamespace(settings=app_settings)) for build in builders]
+    builders = [n for n in dir(handlers) if n.startswith("build_") and n.endswith("subscription")]
+    subscriptions = [getattr(handlers, n)(SimpleNamespace(settings=app_settings)) for n in builders]
     prefix = config_map(docs)["CHORUS_CONSUMER_GROUP_PREFIX"]
     spec = named(docs, "HorizontalPodAutoscaler", service)["spec"]
     external = [m["external"] for m in spec["metrics"] if m["type"] == "External"]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,6 +17,7 @@ from shared.events import Event
 from shared.events.topics import TRAINING
 from shared.events.training import CourseCompleted, PolicyAcknowledged
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
+from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org
@@ -195,3 +197,28 @@ async def _between(count: object, low: int, high: int) -> bool:
 
 async def _equals(count: object, expected: int) -> bool:
     return bool(await count == expected)  # type: ignore[misc]
+
+
+async def test_a_topic_range_reads_to_its_end_and_the_next_range_starts_where_it_ended(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    for version in (1, 2):
+        await producer.publish(ack(org, "ann", version))
+
+    async def versions_read(records: TopicRange) -> list[int]:
+        return [
+            item.event.data.policy_version
+            async for batch in records.batches()
+            for item in batch.items
+            if item.event.tenant == org
+        ]
+
+    first = TopicRange(settings.kafka_bootstrap, [TRAINING.name])
+    assert await versions_read(first) == [1, 2]
+    assert first.total >= 2 and sum(first.end.values()) >= first.total
+    await producer.publish(ack(org, "ann", 3))
+    # Only what arrived since: a rebuild's catch-up after its swap relies on it.
+    assert await versions_read(TopicRange(settings.kafka_bootstrap, [TRAINING.name], after=first.end)) == [3]
+    with pytest.raises(ValueError):
+        TopicRange(settings.kafka_bootstrap, [TRAINING.name], since=datetime.now(UTC), after=first.end)
