@@ -21,23 +21,14 @@ builds the board's standings (see services/recognition/standings.py); its time i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import random
-import re
-import shutil
 import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,115 +38,14 @@ from pymongo import MongoClient
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import PROBE, Result, free_port, median_result, server, wrk  # noqa: E402
 from services.recognition.domain import Period, period_key  # noqa: E402
 from services.recognition.settings import RecognitionSettings  # noqa: E402
 from shared.auth import issue_dev_token  # noqa: E402
 from shared.devstack import StackConfig  # noqa: E402
 
 ORG = "org-bench"
-PROBE = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy for 127.0.0.1
-
-
-@dataclass
-class Result:
-    name: str
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    errors: int
-    how: str = "wrk"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pin(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-@contextlib.contextmanager
-def server(
-    app: str, port: int, env: dict[str, str], factory: bool = False, app_dir: Path = REPO
-) -> Iterator[int]:
-    """Run `app` under uvicorn until the block ends; yields the server's pid."""
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--app-dir",
-        str(app_dir),
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        argv.append("--factory")
-    log = open(Path(tempfile.gettempdir()) / f"bench-leaderboard-{port}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        argv, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                PROBE.open(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{app} did not start; see {log.name}")
-            time.sleep(0.3)
-        if pin(0):
-            os.sched_setaffinity(process.pid, {0})
-        yield process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def wrk(name: str, url: str, token: str, duration: int, connections: int) -> Result:
-    argv = [
-        *pin(1),
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--timeout",
-        "10s",
-        "--latency",
-        "-H",
-        f"Authorization: Bearer {token}",
-        url,
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    timeouts = re.search(r"timeout (\d+)", out)
-
-    def percentile(p: str) -> float:
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    errors = (int(bad.group(1)) if bad else 0) + (int(timeouts.group(1)) if timeouts else 0)
-    return Result(name, rps, percentile("50"), percentile("99"), errors)
+SERVICE = "services.recognition.main:create_app"
 
 
 def timed_get(url: str, token: str, timeout_s: float) -> float:
@@ -271,6 +161,7 @@ def main() -> int:
     settings = RecognitionSettings()
     viewer = "adv050000" if args.advocates > 50_000 else f"adv{args.advocates // 2:06d}"
     token = issue_dev_token(settings, org=ORG, sub=viewer, roles=["advocate"])
+    auth = [f"Authorization: Bearer {token}"]
     key = period_key(Period.WEEK, datetime.now(UTC))
     env = {
         "CHORUS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
@@ -294,9 +185,9 @@ def main() -> int:
     try:
         base_port, board_port = free_port(), free_port()
         with (
-            server("baseline:app", base_port, {}, app_dir=Path(__file__).parent),
+            server("baseline:app", base_port, {}, probe_path="/healthz", app_dir=Path(__file__).parent),
             # Started before seeding, so the service's own indexes exist while the data goes in.
-            server("services.recognition.main:create_app", board_port, env, factory=True),
+            server(SERVICE, board_port, env, probe_path="/healthz", factory=True),
         ):
             db = client[db_name]
             boards = db["boards"].count_documents({"org": ORG, "period": key})
@@ -329,15 +220,15 @@ def main() -> int:
                 "leaderboard (org, week)": f"{board}?period=week&scope=org&limit=50",
                 "leaderboard around-me": f"{board}/around-me?period=week&size=3",
             }
-            wrk("warm-up", base_url, token, 2, args.connections)
+            wrk("warm-up", base_url, 2, args.connections, auth)
             first = timed_get(queries["leaderboard (org, week)"], token, args.request_timeout)
             seeding.append(f"first leaderboard request (builds the standings): {first:.2f} s")
             for round_no in range(1, args.rounds + 1):
                 rows.append(
-                    (round_no, wrk("starlette baseline", base_url, token, args.duration, args.connections))
+                    (round_no, wrk("starlette baseline", base_url, args.duration, args.connections, auth))
                 )
                 for name, url in queries.items():
-                    rows.append((round_no, wrk(name, url, token, args.duration, args.connections)))
+                    rows.append((round_no, wrk(name, url, args.duration, args.connections, auth)))
     finally:
         if not args.db:
             client.drop_database(db_name)
@@ -369,17 +260,6 @@ def main() -> int:
             f"   ratio {run.requests_per_s / base.requests_per_s:.3f}   p99 x{run.p99_ms / base.p99_ms:,.1f}"
         )
     return 0
-
-
-def median_result(runs: list[Result]) -> Result:
-    return Result(
-        runs[0].name,
-        statistics.median(r.requests_per_s for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
-        sum(r.errors for r in runs),
-        runs[0].how,
-    )
 
 
 if __name__ == "__main__":

@@ -17,20 +17,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import shutil
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,120 +32,11 @@ from pymongo import MongoClient
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import Result, free_port, median_result, server, wrk  # noqa: E402
 from shared.devstack import StackConfig  # noqa: E402
 
 CODE = "BenchCode01"
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-# No proxy for 127.0.0.1, and a 302 is an answer, not something to follow.
-PROBE = urllib.request.build_opener(urllib.request.ProxyHandler({}), NoRedirect())
-
-
-@dataclass
-class Result:
-    name: str
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    non_3xx: int
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pin(cpu: int) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu)]
-    return []
-
-
-@contextlib.contextmanager
-def server(
-    app: str, port: int, env: dict[str, str], factory: bool = False, app_dir: Path = REPO
-) -> Iterator[None]:
-    argv = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app,
-        "--app-dir",
-        str(app_dir),
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        argv.append("--factory")
-    log = open(Path(tempfile.gettempdir()) / f"bench-redirect-{port}.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        argv, cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                PROBE.open(f"http://127.0.0.1:{port}/r/{CODE}", timeout=2)
-            except urllib.error.HTTPError as exc:  # a 302 with a Location we do not follow here
-                if exc.code in (302, 404):
-                    break
-            except OSError:
-                pass
-            else:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{app} did not start; see {log.name}")
-            time.sleep(0.3)
-        # Pin the server process only once it is up: a relay process it started stays free to
-        # run on any CPU (it is part of the service, and its CPU time is reported).
-        if pin(0):
-            os.sched_setaffinity(process.pid, {0})
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def wrk(name: str, port: int, duration: int, connections: int) -> Result:
-    argv = [
-        *pin(1),
-        "wrk",
-        "-t1",
-        f"-c{connections}",
-        f"-d{duration}s",
-        "--latency",
-        "-H",
-        "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36",
-        f"http://127.0.0.1:{port}/r/{CODE}",
-    ]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    non_3xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-
-    def percentile(p: str) -> float:
-        value, unit = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-        return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-    return Result(name, rps, percentile("50"), percentile("99"), int(non_3xx.group(1)) if non_3xx else 0)
+BROWSER = "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36"
 
 
 def seed_share(mongo_url: str, db_name: str, public_base_url: str) -> None:
@@ -227,31 +111,37 @@ def main() -> int:
     drains: list[tuple[int, float]] = []
     try:
         base_port, redirect_port = free_port(), free_port()
+        path = f"/r/{CODE}"
         with (
-            server("baseline:app", base_port, {}, app_dir=Path(__file__).parent),
-            server("services.sharing.main:create_app", redirect_port, env, factory=True),
+            server("baseline:app", base_port, {}, probe_path=path, app_dir=Path(__file__).parent),
+            server("services.sharing.main:create_app", redirect_port, env, probe_path=path, factory=True),
         ):
-            wrk("warm-up", base_port, 2, args.connections)
-            wrk("warm-up", redirect_port, 2, args.connections)  # also warms the code cache
+            base_url, redirect_url = (
+                f"http://127.0.0.1:{base_port}{path}",
+                f"http://127.0.0.1:{redirect_port}{path}",
+            )
+            wrk("warm-up", base_url, 2, args.connections, [BROWSER])
+            wrk("warm-up", redirect_url, 2, args.connections, [BROWSER])  # also warms the code cache
             wait_drained(spool)
             # Alternate the two so that a neighbour's load on this machine hits both alike; the
             # redirect's spool is drained between rounds so its relay never runs during a
             # baseline round.
+            load = (args.duration, args.connections, [BROWSER])
             for _ in range(args.rounds):
-                baseline_runs.append(wrk("starlette baseline", base_port, args.duration, args.connections))
-                redirect_runs.append(wrk("sharing redirect", redirect_port, args.duration, args.connections))
+                baseline_runs.append(wrk("starlette baseline", base_url, *load))
+                redirect_runs.append(wrk("sharing redirect", redirect_url, *load))
                 drains.append(wait_drained(spool))
     finally:
         with MongoClient(stack.mongo_url) as client:
             client.drop_database(f"{prefix}_sharing")
         shutil.rmtree(spool.parent, ignore_errors=True)
 
-    print(f"\n{'round':<6} {'server':<20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-3xx':>8}")
+    print(f"\n{'round':<6} {'server':<20} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>8}")
     for i, (b, r) in enumerate(zip(baseline_runs, redirect_runs, strict=True), 1):
         for run in (b, r):
             print(
                 f"{i:<6} {run.name:<20} {run.requests_per_s:>10,.0f} {run.p50_ms:>8.2f} {run.p99_ms:>8.2f}"
-                f" {run.non_3xx:>8}"
+                f" {run.errors:>8}"
             )
     base, redirect = median_result(baseline_runs), median_result(redirect_runs)
     print("\nmedians")
@@ -267,16 +157,6 @@ def main() -> int:
     for i, (backlog, seconds) in enumerate(drains, 1):
         print(f"round {i}: spool backlog after the run {backlog} clicks, drained to Kafka in {seconds:.1f} s")
     return 0
-
-
-def median_result(runs: list[Result]) -> Result:
-    return Result(
-        runs[0].name,
-        statistics.median(r.requests_per_s for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
-        sum(r.non_3xx for r in runs),
-    )
 
 
 def wait_drained(spool: Path, limit_s: float = 600) -> tuple[int, float]:
