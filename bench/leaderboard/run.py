@@ -9,10 +9,12 @@ same settings (one worker, uvloop, httptools, no access log), pinned to CPU 0 wh
 more; the load runs in another process pinned to CPU 1.
 
 Seeding writes one organisation's week board (one `boards` document per advocate, exactly as
-RecognitionStore.add_to_board shapes it) and its ledger entries, shaped like the service's. With
-`--db NAME` the database is kept and a later run with the same name and sizes measures again
-without seeding (10,000,000 ledger entries take about 45 minutes on FerretDB); without it a fresh
-database is seeded and dropped at the end.
+RecognitionStore.add_to_board shapes it) and its ledger entries, shaped like the service's, under
+the service's indexes, before the service starts. With `--db NAME` the database is kept: a later
+run with the same name and sizes measures without seeding, and an interrupted seeding goes on
+where it stopped (10,000,000 ledger entries take over an hour on FerretDB). Without it a fresh
+database is seeded and dropped at the end. The service's consumer group starts at the end of the
+topics, so it does not work through the stack's history while it is measured.
 
 Rounds alternate the baseline and each leaderboard query under wrk. The first leaderboard request
 builds the board's standings (see services/recognition/standings.py); its time is reported apart.
@@ -21,6 +23,7 @@ builds the board's standings (see services/recognition/standings.py); its time i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import signal
@@ -33,18 +36,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import MongoClient
+from pymongo.errors import BulkWriteError
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import PROBE, Result, free_port, median_result, server, wrk  # noqa: E402
 from services.recognition.domain import Period, period_key  # noqa: E402
+from services.recognition.handlers import GROUP  # noqa: E402
 from services.recognition.settings import RecognitionSettings  # noqa: E402
+from services.recognition.store import INDEXES  # noqa: E402
 from shared.auth import issue_dev_token  # noqa: E402
 from shared.devstack import StackConfig  # noqa: E402
+from shared.events.topics import TOPICS  # noqa: E402
 
 ORG = "org-bench"
+DUPLICATE_KEY = 11000
+LEDGER_BATCH = 10_000
 SERVICE = "services.recognition.main:create_app"
 
 
@@ -67,7 +77,7 @@ def seed_boards(db: Any, key: str, advocates: int, batch: int = 10_000) -> float
             advocate = f"adv{i:06d}"
             docs.append(
                 {
-                    "_id": f"{ORG}|{key}|{advocate}",
+                    "_id": board_id(key, i),
                     "org": ORG,
                     "period": key,
                     "advocate_id": advocate,
@@ -81,16 +91,19 @@ def seed_boards(db: Any, key: str, advocates: int, batch: int = 10_000) -> float
     return time.perf_counter() - started
 
 
-def seed_ledger(db: Any, key: str, advocates: int, count: int, batch: int = 10_000) -> float:
-    """`count` ledger entries shaped like the service's, spread over the advocates; seconds taken."""
+def seed_ledger(
+    db: Any, key: str, advocates: int, count: int, start: int = 0, batch: int = LEDGER_BATCH
+) -> float:
+    """Ledger entries `start` to `count` shaped like the service's, spread over the advocates
+    (ids are numbered, so an interrupted seeding goes on where it stopped); seconds taken."""
     at = datetime.now(UTC)
     started = time.perf_counter()
-    for first in range(0, count, batch):
+    for first in range(start - start % batch, count, batch):
         docs = []
         for i in range(first, min(first + batch, count)):
             docs.append(
                 {
-                    "_id": f"led_{i:010d}",
+                    "_id": ledger_id(i),
                     "org": ORG,
                     "advocate_id": f"adv{i % advocates:06d}",
                     "kind": "share_made",
@@ -118,12 +131,85 @@ def seed_ledger(db: Any, key: str, advocates: int, count: int, batch: int = 10_0
                     "published": True,
                 }
             )
-        db["ledger"].insert_many(docs, ordered=False)
+        try:
+            db["ledger"].insert_many(docs, ordered=False)
+        except BulkWriteError as exc:  # the entries of a batch cut short: only they may repeat
+            if any(e["code"] != DUPLICATE_KEY for e in exc.details["writeErrors"]):
+                raise
         done = first + len(docs)
         if done % 500_000 == 0:
             elapsed = time.perf_counter() - started
             print(f"  ledger: {done:,}/{count:,} in {elapsed:.0f} s", flush=True)
     return time.perf_counter() - started
+
+
+def seed(db: Any, key: str, advocates: int, entries: int) -> list[str]:
+    """The board and the ledger, unless already there; what was done, to print. The service is
+    not running meanwhile (its consumers would read FerretDB while the data goes in), so the
+    indexes are its own, created here."""
+    for spec in INDEXES:
+        db[spec.collection].create_indexes([spec.model()])
+    done: list[str] = []
+    # Counting would read every document on FerretDB (minutes at this size): look ids up instead.
+    if db["boards"].find_one({"_id": board_id(key, advocates - 1)}) is None:
+        db["boards"].delete_many({})
+        took = seed_boards(db, key, advocates)
+        each_ms = took / advocates * 1000
+        done.append(f"boards: {advocates:,} documents ({key}) in {took:.1f} s ({each_ms:.3f} ms each)")
+    if db["ledger"].find_one({"_id": ledger_id(entries)}) is not None:  # more than wanted
+        db["ledger"].delete_many({})
+    have = ledger_seeded(db, entries)
+    if have < entries:
+        took = seed_ledger(db, key, advocates, entries, start=have)
+        done.append(
+            f"ledger: {entries - have:,} entries (from {have:,}) in {took / 60:.1f} min"
+            f" ({took / max(entries - have, 1) * 1000:.3f} ms each)"
+        )
+    if not done:
+        done.append(
+            f"database {db.name}: seeded before ({advocates:,} board entries, {entries:,} ledger entries)"
+        )
+    return done
+
+
+def board_id(key: str, i: int) -> str:
+    return f"{ORG}|{key}|adv{i:06d}"
+
+
+def ledger_id(i: int) -> str:
+    return f"led_{i:010d}"
+
+
+def ledger_seeded(db: Any, entries: int, batch: int = LEDGER_BATCH) -> int:
+    """How many ledger entries are in, to a batch: entries go in by numbered batches, in order,
+    so the first batch whose first entry is missing is where seeding stopped."""
+    if db["ledger"].find_one({"_id": ledger_id(entries - 1)}) is not None:
+        return entries
+    low, high = 0, -(-entries // batch)  # batches [0, low) are in; [high, ...) are not
+    while low < high:
+        middle = (low + high) // 2
+        if db["ledger"].find_one({"_id": ledger_id(middle * batch)}) is not None:
+            low = middle + 1
+        else:
+            high = middle
+    return max(0, (low - 1) * batch)  # the last batch found may have been cut short: redo it
+
+
+async def start_at_end(bootstrap: str, group: str) -> None:
+    """Commit `group`'s offsets at the end of every topic, so the service's consumers start there
+    instead of working through the stack's history (other benchmarks' clicks) during the rounds."""
+    topics = [t.name for t in TOPICS]
+    consumer = AIOKafkaConsumer(
+        *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.unsubscribe()
+        consumer.assign(tps)
+        await consumer.commit(await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
 
 
 def time_standings_read(db: Any, key: str) -> str:
@@ -183,35 +269,17 @@ def main() -> int:
     seeding: list[str] = []
     client: MongoClient[Any] = MongoClient(stack.mongo_url)
     try:
+        db = client[db_name]
+        seeding.extend(seed(db, key, args.advocates, args.ledger))
+        if args.seed_only:
+            print("\n".join(seeding))
+            return 0
+        asyncio.run(start_at_end(stack.kafka_bootstrap, f"{prefix}.{GROUP}"))
         base_port, board_port = free_port(), free_port()
         with (
             server("baseline:app", base_port, {}, probe_path="/healthz", app_dir=Path(__file__).parent),
-            # Started before seeding, so the service's own indexes exist while the data goes in.
             server(SERVICE, board_port, env, probe_path="/healthz", factory=True),
         ):
-            db = client[db_name]
-            boards = db["boards"].count_documents({"org": ORG, "period": key})
-            ledger = db["ledger"].estimated_document_count()
-            if (boards, ledger) == (args.advocates, args.ledger):
-                seeding.append(
-                    f"database {db_name}: seeded before ({boards:,} board entries, {ledger:,} ledger entries)"
-                )
-            else:
-                db["boards"].delete_many({})
-                db["ledger"].delete_many({})
-                took = seed_boards(db, key, args.advocates)
-                seeding.append(
-                    f"boards: {args.advocates:,} documents ({key}) in {took:.1f} s"
-                    f" ({took / args.advocates * 1000:.3f} ms each)"
-                )
-                took = seed_ledger(db, key, args.advocates, args.ledger)
-                seeding.append(
-                    f"ledger: {args.ledger:,} entries in {took / 60:.1f} min"
-                    f" ({took / max(args.ledger, 1) * 1000:.3f} ms each)"
-                )
-            if args.seed_only:
-                print("\n".join(seeding))
-                return 0
             seeding.append(time_standings_read(db, key))
 
             base_url = f"http://127.0.0.1:{base_port}/v1/leaderboard"
