@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.events.clicks import CLICK_ID_PARAM
 from shared.settings import ChorusSettings
@@ -41,3 +41,13 @@ class SharingSettings(ChorusSettings):
     scheduled_share_interval_s: float = Field(5.0, gt=0)
     advocate_cookie_name: str = "chorus_advocate"
     max_schedule_days: int = 90
+
+    @model_validator(mode="after")
+    def _refuse_the_dev_visitor_secret_in_prod(self) -> SharingSettings:
+        # Anyone who knows the secret can recompute a visitor's hash from an IP address: in
+        # production it must be the deployment's own (deploy/ reads it from a Secret).
+        if self.environment == "prod" and (
+            self.visitor_hash_secret == DEV_VISITOR_SECRET or len(self.visitor_hash_secret) < 32
+        ):
+            raise ValueError("CHORUS_VISITOR_HASH_SECRET must be set to a secret of 32 characters or more")
+        return self
