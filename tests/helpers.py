@@ -15,7 +15,6 @@ from fastapi import FastAPI
 
 from shared.auth import issue_dev_token
 from shared.events import Event, EventData, decode
-from shared.messaging import ensure_topics
 from shared.settings import ChorusSettings
 
 
@@ -116,30 +115,3 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, inter
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s; last result: {last!r}")
-
-
-async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None:
-    """Commit the current end of `topics` for a consumer group that has no commit there yet.
-
-    A new group starts at the earliest offset (as a service must, to build its projections), so
-    on a broker holding earlier tests' events it would first work through all of them. Tests
-    that start an app on such a broker skip that history; rebuild and replay tests still read
-    from offset 0. The catalog's topics are created first: on a fresh broker no app has yet.
-    """
-    await ensure_topics(bootstrap)
-    probe = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await probe.start()  # subscribing is how a consumer learns the topics' partitions
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
-    finally:
-        await probe.stop()
-    group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    await group.start()
-    try:
-        group.assign(tps)
-        end = await group.end_offsets(tps)
-        missing = {tp: end[tp] for tp in tps if await group.committed(tp) is None}
-        if missing:
-            await group.commit(missing)
-    finally:
-        await group.stop()

@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import MongoClient
 from pymongo.errors import BulkWriteError
 
@@ -51,6 +50,7 @@ from services.recognition.store import INDEXES  # noqa: E402
 from shared.auth import issue_dev_token  # noqa: E402
 from shared.devstack import StackConfig  # noqa: E402
 from shared.events.topics import TOPICS  # noqa: E402
+from shared.messaging import skip_history  # noqa: E402
 
 ORG = "org-bench"
 DUPLICATE_KEY = 11000
@@ -195,23 +195,6 @@ def ledger_seeded(db: Any, entries: int, batch: int = LEDGER_BATCH) -> int:
     return max(0, (low - 1) * batch)  # the last batch found may have been cut short: redo it
 
 
-async def start_at_end(bootstrap: str, group: str) -> None:
-    """Commit `group`'s offsets at the end of every topic, so the service's consumers start there
-    instead of working through the stack's history (other benchmarks' clicks) during the rounds."""
-    topics = [t.name for t in TOPICS]
-    consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        consumer.unsubscribe()
-        consumer.assign(tps)
-        await consumer.commit(await consumer.end_offsets(tps))
-    finally:
-        await consumer.stop()
-
-
 def time_standings_read(db: Any, key: str) -> str:
     """What a standings build reads (RecognitionStore.board_entries), timed on the database alone."""
     started = time.perf_counter()
@@ -244,6 +227,7 @@ def main() -> int:
     stack = StackConfig.from_env()
     prefix = args.db or f"bench{uuid.uuid4().hex[:6]}"
     db_name = f"{prefix}_recognition"
+    group_prefix = f"bench{uuid.uuid4().hex[:6]}"
     settings = RecognitionSettings()
     viewer = "adv050000" if args.advocates > 50_000 else f"adv{args.advocates // 2:06d}"
     token = issue_dev_token(settings, org=ORG, sub=viewer, roles=["advocate"])
@@ -253,7 +237,8 @@ def main() -> int:
         "CHORUS_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
         "CHORUS_MONGO_URL": stack.mongo_url,
         "CHORUS_MONGO_DB_PREFIX": prefix,
-        "CHORUS_CONSUMER_GROUP_PREFIX": prefix,
+        # A group of its own each run, started at the end of the topics (below).
+        "CHORUS_CONSUMER_GROUP_PREFIX": group_prefix,
         "CHORUS_LOG_LEVEL": "WARNING",
         "CHORUS_OTLP_ENDPOINT": os.environ.get("CHORUS_OTLP_ENDPOINT", ""),
         # The relay looks for unfinished ledger entries every 2 s: an index read on MongoDB, a
@@ -274,7 +259,8 @@ def main() -> int:
         if args.seed_only:
             print("\n".join(seeding))
             return 0
-        asyncio.run(start_at_end(stack.kafka_bootstrap, f"{prefix}.{GROUP}"))
+        # The service's consumers start at the end of the topics, not in the stack's history.
+        asyncio.run(skip_history(stack.kafka_bootstrap, f"{group_prefix}.{GROUP}", [t.name for t in TOPICS]))
         base_port, board_port = free_port(), free_port()
         with (
             server("baseline:app", base_port, {}, probe_path="/healthz", app_dir=Path(__file__).parent),

@@ -20,9 +20,9 @@ from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
 from shared.events.topics import CONVERSIONS
 from shared.events.training import CourseCompleted
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app, skip_history
+from tests.helpers import bearer, eventually, new_org, running_app
 from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader
 
 pytestmark = pytest.mark.integration

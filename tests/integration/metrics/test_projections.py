@@ -23,10 +23,10 @@ from services.metrics.store import MetricsStore
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
 from shared.events.topics import CLICKS
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app, skip_history
+from tests.helpers import bearer, eventually, new_org, running_app
 from tests.integration.metrics.scenario import (
     FIELDS,
     METRICS_TOPICS,

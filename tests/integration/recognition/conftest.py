@@ -18,9 +18,9 @@ from shared.events.advocates import AdvocateEnrolled, NetworkAudience
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import running_app, skip_history
+from tests.helpers import running_app
 
 
 @pytest.fixture(scope="module")

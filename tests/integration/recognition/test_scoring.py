@@ -14,9 +14,9 @@ from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app, skip_history, tap
+from tests.helpers import bearer, eventually, new_org, running_app, tap
 from tests.integration.recognition.conftest import Publisher, body, publisher
 from tests.unit.recognition.ob3 import credential_errors
 

@@ -18,9 +18,9 @@ from services.sharing.main import create_app
 from services.sharing.settings import SharingSettings
 from shared.events import Event, EventData
 from shared.events.content import Audience, ContentPublished, SettingsUpdated
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, running_app, skip_history
+from tests.helpers import bearer, eventually, running_app
 
 PUBLIC_BASE_URL = "https://go.chorus.test"
 # The topics the sharing app consumes.

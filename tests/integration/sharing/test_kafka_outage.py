@@ -21,9 +21,9 @@ from shared import devstack
 from shared.events import Event, EventData, decode
 from shared.events.clicks import CLICK_ID_PARAM
 from shared.events.topics import CLICKS
-from shared.messaging import EventProducer
+from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import new_org, running_app, skip_history, tap
+from tests.helpers import new_org, running_app, tap
 from tests.integration.sharing.conftest import MovableClock, Sharing, sharing_settings
 from tests.integration.sharing.test_shares_and_redirect import BROWSER_UA, make_share, visit
 
