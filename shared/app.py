@@ -182,7 +182,11 @@ def health_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="MongoDB and Kafka are reachable (readiness probe)")
+    @router.get(
+        "/readyz",
+        summary="MongoDB and Kafka are reachable (readiness probe); Kafka is reported but not"
+        " required where CHORUS_READINESS_NEEDS_KAFKA=false",
+    )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is None:
@@ -197,7 +201,8 @@ def health_router() -> APIRouter:
                 results[check_name] = f"unavailable: {type(exc).__name__} {exc}".strip()
         consumers: list[ConsumerRunner] = request.app.state.consumers
         results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
-        ready = all(v == "ok" for v in results.values())
+        optional = set() if runtime.settings.readiness_needs_kafka else {"kafka"}
+        ready = all(v == "ok" for name, v in results.items() if name not in optional)
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": results},
             status_code=200 if ready else 503,

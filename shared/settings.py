@@ -41,6 +41,9 @@ class ChorusSettings(BaseSettings):
     # In production tokens are RS256/ES256 and verified against this JWKS.
     jwks_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    # Whether /readyz fails while Kafka is unreachable. The redirect goes on serving (its clicks
+    # wait in the spool), so its pods say no and stay in the Service through a broker outage.
+    readiness_needs_kafka: bool = True
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
 
