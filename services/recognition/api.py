@@ -208,10 +208,10 @@ async def leaderboard(
             period_key=key,
             scope="team",
             team=None,
-            items=[_row(t, principal.sub) for t in teams],
+            items=[_row(t, principal.sub) for t in teams.rows],
             next_cursor=None,
             me=None,
-            as_of=None,
+            as_of=teams.as_of,
         )
     board_team = team if scope == "team" else None
     rows, next_cursor, me, standings = await service.leaderboard(

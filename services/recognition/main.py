@@ -43,7 +43,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
                 ),
                 Periodic("recognition-idempotency-sweep", 3600, lambda: idempotency.sweep(runtime.db)),
             ],
-            on_stop=[service.standings.close, http.aclose],
+            on_stop=[service.standings.close, service.team_boards.close, http.aclose],
         )
 
     return create_service_app(

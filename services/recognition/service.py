@@ -26,7 +26,7 @@ import httpx
 from services.recognition import domain
 from services.recognition.domain import BadgeDefinition, Kind, Period, RedemptionStatus, Rules
 from services.recognition.settings import RecognitionSettings
-from services.recognition.standings import Standings, StandingsCache
+from services.recognition.standings import Standings, StandingsCache, TeamBoard, standings_of
 from services.recognition.store import RecognitionStore, now
 from shared import pagination, webhooks
 from shared.errors import Conflict, InvalidInput, NotFound
@@ -127,7 +127,9 @@ class RecognitionService:
         self.settings = settings
         self.http = http
         self._rules_cache: dict[str, tuple[float, int, Rules]] = {}
-        self.standings = StandingsCache(store.board_entries, now, max_age_s=settings.leaderboard_max_age_s)
+        max_age_s = settings.leaderboard_max_age_s
+        self.standings = StandingsCache(standings_of(store.board_entries, now), max_age_s=max_age_s)
+        self.team_boards = StandingsCache(self._rank_teams, max_age_s=max_age_s)
 
     # --- rules ---------------------------------------------------------------------------------
 
@@ -709,8 +711,13 @@ class RecognitionService:
         rows, mine = standings.around(viewer, team, size)
         return rows, mine, standings
 
-    async def team_leaderboard(self, org: str, key: str) -> list[Document]:
-        """Teams ranked by points per active advocate (enrolled members, not erased)."""
+    async def team_leaderboard(self, org: str, key: str) -> TeamBoard:
+        """Teams ranked by points per active advocate (enrolled members, not erased), from the
+        team standings (rebuilt when stale, like the advocates' standings)."""
+        return await self.team_boards.get(org, key)
+
+    async def _rank_teams(self, org: str, key: str) -> TeamBoard:
+        as_of = now()
         members = await self.store.active_advocates_by_team(org)
         teams = [
             {
@@ -723,7 +730,7 @@ class RecognitionService:
         ]
         teams.sort(key=lambda t: (-t["points_per_advocate"], t["team"]))
         ranks = domain.competition_ranks([int(t["points_per_advocate"] * 100) for t in teams])
-        return [{**t, "rank": r} for t, r in zip(teams, ranks, strict=True)]
+        return TeamBoard([{**t, "rank": r} for t, r in zip(teams, ranks, strict=True)], as_of)
 
     # --- rewards and redemptions ------------------------------------------------------------
 

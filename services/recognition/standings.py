@@ -16,6 +16,9 @@ boards being read, built from one read of the board's documents and ranked once:
 Ranks are competition ranks among the visible advocates ("1224": equal points share a rank).
 An advocate who opted out is listed to nobody, and sees their own rank as where they would
 stand: one more than the visible advocates with more points.
+
+The team board (teams ranked by points per active advocate) is kept by the same cache: its
+build reads the teams' totals and counts the active advocates, which also scans on FerretDB.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from services.recognition.domain import competition_ranks
 from shared.mongo import Document
@@ -128,37 +131,57 @@ class Standings:
         return rows, mine
 
 
+@dataclass(frozen=True)
+class TeamBoard:
+    """A board's teams ranked by points per active advocate (RecognitionService._rank_teams)."""
+
+    rows: list[Document]
+    as_of: datetime
+
+
 BoardLoader = Callable[[str, str], Awaitable[list[Document]]]
+T = TypeVar("T")
+
+
+def standings_of(
+    load: BoardLoader, now: Callable[[], datetime]
+) -> Callable[[str, str], Awaitable[Standings]]:
+    """The build of a board's standings: its entries as `load` reads them, ranked, as of the read."""
+
+    async def build(org: str, period: str) -> Standings:
+        as_of = now()
+        return Standings(await load(org, period), as_of)
+
+    return build
 
 
 @dataclass
-class _Held:
-    standings: Standings
+class _Held(Generic[T]):
+    standings: T
     built_at: float  # monotonic
     build_s: float
     read_at: float
     refresh: asyncio.Task[None] | None = None
 
 
-class StandingsCache:
-    """The standings of the boards this process serves, rebuilt in the background when stale."""
+class StandingsCache(Generic[T]):
+    """What `build` makes of each (organisation, period) board this process serves (standings),
+    rebuilt in the background when stale."""
 
     def __init__(
         self,
-        load: BoardLoader,
-        now: Callable[[], datetime],
+        build: Callable[[str, str], Awaitable[T]],
         *,
         max_age_s: float,
         forget_after_s: float = 600.0,
     ) -> None:
-        self._load = load
-        self._now = now
+        self._build_standings = build
         self._max_age_s = max_age_s
         self._forget_after_s = forget_after_s
-        self._held: dict[tuple[str, str], _Held] = {}
-        self._first_builds: dict[tuple[str, str], asyncio.Task[_Held]] = {}
+        self._held: dict[tuple[str, str], _Held[T]] = {}
+        self._first_builds: dict[tuple[str, str], asyncio.Task[_Held[T]]] = {}
 
-    async def get(self, org: str, period: str) -> Standings:
+    async def get(self, org: str, period: str) -> T:
         key = (org, period)
         clock = time.monotonic()
         held = self._held.get(key)
@@ -177,20 +200,18 @@ class StandingsCache:
         self._forget_unread(clock)
         return held.standings
 
-    async def _build(self, key: tuple[str, str]) -> _Held:
+    async def _build(self, key: tuple[str, str]) -> _Held[T]:
         started = time.monotonic()
-        as_of = self._now()
-        docs = await self._load(*key)
-        standings = Standings(docs, as_of)
+        standings = await self._build_standings(*key)
         finished = time.monotonic()
         return _Held(standings, built_at=finished, build_s=finished - started, read_at=finished)
 
-    async def _refresh(self, key: tuple[str, str], held: _Held) -> None:
+    async def _refresh(self, key: tuple[str, str], held: _Held[T]) -> None:
         try:
             fresh = await self._build(key)
         except Exception:
             # Keep serving what we have; the next request past max_age tries again.
-            log.exception("leaderboard %s: rebuilding the standings failed", key)
+            log.exception("leaderboard %s: rebuilding its standings failed", key)
             held.refresh = None
             held.built_at = time.monotonic()
             return
