@@ -408,13 +408,22 @@ def test_every_service_selects_a_workload_and_targets_a_named_port(docs: list[Do
 
 
 def test_ingress_routes_every_gateway_prefix_to_the_owning_service(docs: list[Doc]) -> None:
-    (ingress,) = of_kind(docs, "Ingress")
+    ingresses = of_kind(docs, "Ingress")
     routed: dict[str, str] = {}
-    for rule in ingress["spec"]["rules"]:
-        for path in rule["http"]["paths"]:
-            assert path["pathType"] == "Prefix"
-            assert path["path"] not in routed, f"{path['path']} routed twice"
-            routed[path["path"]] = path["backend"]["service"]["name"]
+    sticky: set[str] = set()  # prefixes whose Ingress sends a client to the same replica
+    for ingress in ingresses:
+        hashed = "nginx.ingress.kubernetes.io/upstream-hash-by" in ingress["metadata"].get("annotations", {})
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["pathType"] == "Prefix"
+                assert path["path"] not in routed, f"{path['path']} routed twice"
+                routed[path["path"]] = path["backend"]["service"]["name"]
+                if hashed:
+                    sticky.add(path["path"])
+    # One public host and certificate for all of them (the overlay patches every Ingress).
+    assert len({(i["spec"]["rules"][0]["host"], i["spec"]["tls"][0]["secretName"]) for i in ingresses}) == 1
+    # The redirect counts unique visitors per replica: a visitor must keep reaching one replica.
+    assert sticky == {"/r/"}
     assert set(routed) == set(ROUTES), "the Ingress and shared/gateway.py ROUTES list the same prefixes"
     for prefix, backend in routed.items():
         svc = named(docs, "Service", backend)
