@@ -52,6 +52,8 @@ class Periodic:
     name: str
     every_s: float
     run: Callable[[], Awaitable[Any]]
+    # Seconds before the first run (0: as the service starts).
+    first_after_s: float = 0.0
 
 
 @dataclass
@@ -71,6 +73,7 @@ Wire = Callable[[Runtime], Awaitable[Wiring]]
 
 
 async def _run_periodic(job: Periodic) -> None:
+    await asyncio.sleep(job.first_after_s)
     while True:
         try:
             await job.run()

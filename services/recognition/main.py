@@ -37,7 +37,14 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
             service=service,
             subscriptions=[build_subscription(service)],
             periodic=[
-                Periodic("recognition-relay", recognition_settings.relay_every_s, service.relay),
+                # Not at start: on FerretDB its queries read the whole ledger, and a replica
+                # starting beside a large one would wait for them before serving anything.
+                Periodic(
+                    "recognition-relay",
+                    recognition_settings.relay_every_s,
+                    service.relay,
+                    first_after_s=recognition_settings.relay_every_s,
+                ),
                 Periodic(
                     "recognition-webhooks", recognition_settings.webhook_every_s, service.deliver_webhooks
                 ),
