@@ -158,19 +158,6 @@ async def invalidate_lead(
 # --- leaderboards --------------------------------------------------------------------------------
 
 
-def _row(doc: Document, viewer: str) -> Document:
-    """A BoardRow, as the JSON it is sent as (see _board_response)."""
-    return {
-        "rank": doc["rank"],
-        "points": doc["points"],
-        "advocate_id": doc.get("advocate_id"),
-        "team": doc.get("team"),
-        "active_advocates": doc.get("active_advocates"),
-        "points_per_advocate": doc.get("points_per_advocate"),
-        "is_me": doc.get("advocate_id") == viewer,
-    }
-
-
 def _board_response(**board: Any) -> Response:
     """A LeaderboardOut sent as built: rows come from standings already checked, up to 201 to a
     page, and validating them again as models (and FastAPI's validate-then-serialise of the
@@ -208,7 +195,7 @@ async def leaderboard(
             period_key=key,
             scope="team",
             team=None,
-            items=[_row(t, principal.sub) for t in teams.rows],
+            items=teams.rows,
             next_cursor=None,
             me=None,
             as_of=teams.as_of,
@@ -222,9 +209,9 @@ async def leaderboard(
         period_key=key,
         scope="team" if board_team else "org",
         team=board_team,
-        items=[_row(r, principal.sub) for r in rows],
+        items=rows,
         next_cursor=next_cursor,
-        me=_row(me, principal.sub) if me else None,
+        me=me,
         as_of=standings.as_of,
     )
 
@@ -250,9 +237,9 @@ async def around_me(
         period_key=key,
         scope="team" if team else "org",
         team=team,
-        items=[_row(r, principal.sub) for r in rows],
+        items=rows,
         next_cursor=None,
-        me=_row(me, principal.sub) if me else None,
+        me=me,
         as_of=standings.as_of,
     )
 

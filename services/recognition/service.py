@@ -698,7 +698,7 @@ class RecognitionService:
         value = decode_cursor(cursor)
         after = (int(value["p"]), str(value["a"])) if value else None
         standings = await self.standings.get(org, key)
-        rows = standings.page(team, after, limit)
+        rows = standings.page(team, after, limit, viewer)
         next_cursor = None
         if len(rows) == limit:
             next_cursor = encode_cursor({"p": rows[-1]["points"], "a": rows[-1]["advocate_id"]})
@@ -719,12 +719,15 @@ class RecognitionService:
     async def _rank_teams(self, org: str, key: str) -> TeamBoard:
         as_of = now()
         members = await self.store.active_advocates_by_team(org)
+        # BoardRows, as the JSON they are sent as (recognition api._board_response).
         teams = [
             {
                 "team": t["team"],
                 "points": int(t["points"]),
                 "active_advocates": members.get(t["team"], 0),
                 "points_per_advocate": domain.normalised(int(t["points"]), members.get(t["team"], 0)),
+                "advocate_id": None,
+                "is_me": False,
             }
             for t in await self.store.team_boards(org, key)
         ]

@@ -44,8 +44,17 @@ class Entry(NamedTuple):
     team: str | None
     visible: bool
 
-    def row(self, rank: int) -> Document:
-        return {"advocate_id": self.advocate_id, "points": self.points, "team": self.team, "rank": rank}
+    def row(self, rank: int, viewer: str | None) -> Document:
+        """The advocate's BoardRow, as the JSON it is sent as (recognition api._board_response)."""
+        return {
+            "rank": rank,
+            "points": self.points,
+            "advocate_id": self.advocate_id,
+            "team": self.team,
+            "active_advocates": None,
+            "points_per_advocate": None,
+            "is_me": self.advocate_id == viewer,
+        }
 
 
 def _order(entry: Entry) -> tuple[int, str]:
@@ -95,12 +104,15 @@ class Standings:
             self._rankings[team] = ranking
         return ranking
 
-    def page(self, team: str | None, after: tuple[int, str] | None, limit: int) -> list[Document]:
-        """Up to `limit` visible advocates in rank order, after the (points, advocate) given."""
+    def page(
+        self, team: str | None, after: tuple[int, str] | None, limit: int, viewer: str | None = None
+    ) -> list[Document]:
+        """Up to `limit` visible advocates in rank order, after the (points, advocate) given; the
+        `viewer`'s row, if listed, says `is_me`."""
         ranking = self._ranking(team)
         start = 0 if after is None else bisect.bisect_right(ranking.keys, (-after[0], after[1]))
         return [
-            ranking.entries[i].row(ranking.ranks[i])
+            ranking.entries[i].row(ranking.ranks[i], viewer)
             for i in range(start, min(start + limit, len(ranking.entries)))
         ]
 
@@ -109,10 +121,11 @@ class Standings:
         entry = self._by_advocate.get(advocate_id)
         if entry is None or (team is not None and entry.team != team):
             return None
-        return entry.row(self._ranking(team).ahead_of(entry.points) + 1)
+        return entry.row(self._ranking(team).ahead_of(entry.points) + 1, advocate_id)
 
     def around(self, advocate_id: str, team: str | None, size: int) -> tuple[list[Document], Document | None]:
-        """Up to `size` visible advocates above and below the advocate, with the advocate between."""
+        """Up to `size` visible advocates above and below the advocate (the viewer), with the
+        advocate between."""
         mine = self.standing(advocate_id, team)
         if mine is None:
             return [], None
@@ -125,9 +138,9 @@ class Standings:
             above_end, below_start = at, at + 1
         above = range(max(0, above_end - size), above_end)
         below = range(below_start, min(below_start + size, len(ranking.entries)))
-        rows = [ranking.entries[i].row(ranking.ranks[i]) for i in above]
+        rows = [ranking.entries[i].row(ranking.ranks[i], None) for i in above]
         rows.append(mine)
-        rows.extend(ranking.entries[i].row(ranking.ranks[i]) for i in below)
+        rows.extend(ranking.entries[i].row(ranking.ranks[i], None) for i in below)
         return rows, mine
 
 

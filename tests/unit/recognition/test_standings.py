@@ -43,20 +43,27 @@ def test_a_team_board_ranks_that_teams_visible_advocates_only() -> None:
     assert ranked(standings.page("blue", None, 10)) == [("c", 40, 1), ("e", 10, 2)]
     assert ranked(standings.page("red", None, 10)) == [("a", 50, 1), ("b", 40, 2), ("d", 30, 3)]
     assert standings.standing("a", "blue") is None
-    assert standings.standing("c", "blue") == {"advocate_id": "c", "points": 40, "team": "blue", "rank": 1}
+    assert standings.standing("c", "blue") == {
+        "rank": 1,
+        "points": 40,
+        "advocate_id": "c",
+        "team": "blue",
+        "active_advocates": None,
+        "points_per_advocate": None,
+        "is_me": True,
+    }
+    assert [r["is_me"] for r in standings.page("red", None, 10, viewer="b")] == [False, True, False]
 
 
 def test_an_opted_out_advocate_is_listed_to_nobody_but_sees_where_they_stand() -> None:
     standings = Standings(BOARD, AS_OF)
     assert "hidden" not in {r["advocate_id"] for r in standings.page(None, None, 100)}
-    assert standings.standing("hidden", None) == {
-        "advocate_id": "hidden",
-        "points": 45,
-        "team": "red",
-        "rank": 2,
-    }
+    hidden = standings.standing("hidden", None)
+    assert hidden is not None
+    assert ranked([hidden]) == [("hidden", 45, 2)] and hidden["is_me"]
     rows, mine = standings.around("hidden", None, 1)
     assert ranked(rows) == [("a", 50, 1), ("hidden", 45, 2), ("b", 40, 2)]
+    assert [r["is_me"] for r in rows] == [False, True, False]
     assert mine is not None and mine["rank"] == 2
     assert standings.standing("nobody", None) is None
     assert standings.around("nobody", None, 2) == ([], None)
