@@ -7,9 +7,10 @@
 3. Projector: the real ConsumerRunner + Subscription.on_batch + MetricsService.project, into a
    fresh database, in another group on the same topic. Events/s, and the ratio to the baseline.
    Steps 2 and 3 alternate for `--rounds` rounds; the ratio is the median of the rounds' ratios.
-4. Freshness: clicks produced at 20% of the projector's rate for a while; a poller reads the
-   funnel through the real HTTP API (the service's router, in-process over ASGI) and records when
-   each click became visible. p50 / p99 of click-to-visible latency.
+4. Freshness: clicks produced at 20% of the projector's rate for a while, by a process of their
+   own (as the redirect's are); a poller reads the funnel through the real HTTP API (the
+   service's router, in the projector's process over ASGI, as the service serves it) and records
+   when each click became visible. p50 / p99 of click-to-visible latency.
 
 Run: see bench/pipeline/README.md.
 """
@@ -21,11 +22,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import multiprocessing
 import random
 import statistics
 import time
 import uuid
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 import httpx
@@ -234,6 +237,35 @@ async def measure_projector(
         await dlq.stop()
 
 
+def produce_steadily(
+    bootstrap: str, topic: str, org: str, rate: float, seconds: float, out: Connection
+) -> None:
+    """Clicks at `rate` a second for `seconds`, in a process of its own as the redirect is (so the
+    producer does not share the projector's event loop); sends back each click's send time
+    (`time.monotonic`, one clock for every process on the machine)."""
+
+    async def run() -> list[float]:
+        factory = ClickFactory(org)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
+        await producer.start()
+        sent: list[float] = []
+        try:
+            interval, start = 1.0 / rate, time.monotonic()
+            for i in range(int(rate * seconds)):
+                delay = start + i * interval - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                key, value, headers = factory.make(i, datetime.now(UTC))
+                sent.append(time.monotonic())
+                await producer.send(topic, value, key=key, headers=headers)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        return sent
+
+    out.send(asyncio.run(run()))
+
+
 async def measure_freshness(
     args: argparse.Namespace,
     settings: MetricsSettings,
@@ -250,8 +282,6 @@ async def measure_freshness(
     app = create_service_app(name="metrics", settings=settings, routers=[router], indexes=INDEXES, wire=wire)
     token = issue_dev_token(settings, org=factory.org, sub="bench", roles=["admin"])
     runner, dlq = await projector_run(settings, service, topic, 0, args.max_batch, group="freshness")
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks=1, linger_ms=0)
-    await producer.start()
     day = datetime.now(UTC).date().isoformat()
     sent: list[float] = []
     seen: list[tuple[float, int]] = []
@@ -277,28 +307,25 @@ async def measure_freshness(
                 async def poll() -> None:
                     while not stop.is_set():
                         count = await visible() - baseline
-                        seen.append((time.perf_counter(), count))
+                        seen.append((time.monotonic(), count))
                         if count >= total:
                             all_seen.set()
                         await asyncio.sleep(args.poll_s)
 
                 poller = asyncio.create_task(poll())
-                interval = 1.0 / rate
-                start = time.perf_counter()
-                for i in range(total):
-                    target = start + i * interval
-                    delay = target - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    key, value, headers = factory.make(i, datetime.now(UTC))
-                    sent.append(time.perf_counter())
-                    await producer.send(topic.name, value, key=key, headers=headers)
+                receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
+                producer = multiprocessing.get_context("spawn").Process(
+                    target=produce_steadily,
+                    args=(args.bootstrap, topic.name, factory.org, rate, args.freshness_s, send),
+                )
+                producer.start()
+                sent = await asyncio.to_thread(receive.recv)  # when the producer is done
+                await asyncio.to_thread(producer.join)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(all_seen.wait(), 60)
                 stop.set()
                 await poller
     finally:
-        await producer.stop()
         await runner.stop()
         await dlq.stop()
     latencies = []
