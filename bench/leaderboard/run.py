@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from pymongo.errors import BulkWriteError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +51,7 @@ from shared.auth import issue_dev_token  # noqa: E402
 from shared.devstack import StackConfig  # noqa: E402
 from shared.events.topics import TOPICS  # noqa: E402
 from shared.messaging import skip_history  # noqa: E402
+from shared.mongo import ensure_indexes  # noqa: E402
 
 ORG = "org-bench"
 DUPLICATE_KEY = 11000
@@ -143,12 +144,19 @@ def seed_ledger(
     return time.perf_counter() - started
 
 
+async def create_service_indexes(mongo_url: str, db_name: str) -> None:
+    """The service's own indexes, as it creates them at start (shared.mongo.ensure_indexes)."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    try:
+        await ensure_indexes(client[db_name], INDEXES)
+    finally:
+        await client.close()
+
+
 def seed(db: Any, key: str, advocates: int, entries: int) -> list[str]:
     """The board and the ledger, unless already there; what was done, to print. The service is
-    not running meanwhile (its consumers would read FerretDB while the data goes in), so the
-    indexes are its own, created here."""
-    for spec in INDEXES:
-        db[spec.collection].create_indexes([spec.model()])
+    not running meanwhile (its consumers would read FerretDB while the data goes in); its indexes
+    are created first (create_service_indexes)."""
     done: list[str] = []
     # Counting would read every document on FerretDB (minutes at this size): look ids up instead.
     if db["boards"].find_one({"_id": board_id(key, advocates - 1)}) is None:
@@ -255,6 +263,7 @@ def main() -> int:
     client: MongoClient[Any] = MongoClient(stack.mongo_url)
     try:
         db = client[db_name]
+        asyncio.run(create_service_indexes(stack.mongo_url, db_name))
         seeding.extend(seed(db, key, args.advocates, args.ledger))
         if args.seed_only:
             print("\n".join(seeding))

@@ -170,7 +170,7 @@ def standings_of(
 
 @dataclass
 class _Held(Generic[T]):
-    standings: T
+    value: T  # what the build made: Standings, or a TeamBoard
     built_at: float  # monotonic
     build_s: float
     read_at: float
@@ -188,7 +188,7 @@ class StandingsCache(Generic[T]):
         max_age_s: float,
         forget_after_s: float = 600.0,
     ) -> None:
-        self._build_standings = build
+        self._make = build
         self._max_age_s = max_age_s
         self._forget_after_s = forget_after_s
         self._held: dict[tuple[str, str], _Held[T]] = {}
@@ -211,13 +211,13 @@ class StandingsCache(Generic[T]):
             held.refresh = asyncio.create_task(self._refresh(key, held))
         held.read_at = clock
         self._forget_unread(clock)
-        return held.standings
+        return held.value
 
     async def _build(self, key: tuple[str, str]) -> _Held[T]:
         started = time.monotonic()
-        standings = await self._build_standings(*key)
+        value = await self._make(*key)
         finished = time.monotonic()
-        return _Held(standings, built_at=finished, build_s=finished - started, read_at=finished)
+        return _Held(value, built_at=finished, build_s=finished - started, read_at=finished)
 
     async def _refresh(self, key: tuple[str, str], held: _Held[T]) -> None:
         try:
