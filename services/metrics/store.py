@@ -140,8 +140,9 @@ class MetricsStore:
         we read.
 
         On FerretDB (the local stack) we read the watermarks by _id and update by _id alone: its
-        updates are not isolated, so a compare-and-set filter would not fence anything there,
-        and a filter other than an exact _id scans the whole collection on every update.
+        updates are not isolated, so a compare-and-set filter would not fence anything there.
+        (Its filters with _id equality do use the _id index, with or without other conditions:
+        the compare-and-set path would cost no scan there, one read fewer; left as is.)
 
         With `by_event_id` the document also remembers recent event ids, for events that may
         have been published twice.

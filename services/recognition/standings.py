@@ -2,7 +2,7 @@
 
 The boards collection (one document per organisation, period and advocate, kept by the ledger
 projector) is the projection. Ranking it per request means reading a range of an index on
-MongoDB and every document of the collection on FerretDB (a filter other than an exact _id
+MongoDB and every document of the collection on FerretDB (a filter without _id equality
 scans there: 50 s a request at 100,000 advocates). So each process keeps the standings of the
 boards being read, built from one read of the board's documents and ranked once:
 
