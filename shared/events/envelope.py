@@ -8,8 +8,9 @@ breaks an older consumer; within a schema version only additive changes are allo
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -135,13 +136,20 @@ class _TypeOnly(BaseModel):
     type: str
 
 
-def decode(value: bytes | None, type_hint: str | None = None) -> AnyEvent:
+def decode(
+    value: bytes | None, type_hint: str | None = None, read_as: Collection[type[EventData]] = ()
+) -> AnyEvent:
     """The typed event in a record's value.
 
     `type_hint` is the record's `ce_type` header, when it has one: it saves reading the type
     from the JSON first. pydantic parses and validates the JSON in one pass (about 10 us for a
     click, against 30 us for json.loads and a validation of the dict), which bounds what one
     consumer process can project.
+
+    `read_as` names views: base classes of event models that declare only some of their fields
+    (e.g. `CountedClick`). An event whose model is a subclass of one is decoded as that view,
+    which skips building the other fields. A view is a base class, so the fields it reads are
+    the event's own by construction.
     """
     if value is None:
         raise DecodeError("the record has no value")
@@ -156,13 +164,23 @@ def decode(value: bytes | None, type_hint: str | None = None) -> AnyEvent:
         registration = REGISTRY.get(event_type)
         if registration is None:
             raise UnknownEventType(f"unknown event type {event_type!r}")
+    envelope = registration.envelope
+    for view in read_as:
+        if issubclass(registration.model, view):
+            envelope = _envelope_of(view)
+            break
     try:
-        decoded: AnyEvent = registration.envelope.model_validate_json(value)
+        decoded: AnyEvent = envelope.model_validate_json(value)
     except ValidationError as exc:
         raise DecodeError(f"invalid {registration.event_type} event: {exc}") from exc
     if decoded.type != registration.event_type:  # a header that does not match the body
-        return decode(value)
+        return decode(value, read_as=read_as)
     return decoded
+
+
+@functools.cache
+def _envelope_of(view: type[EventData]) -> Any:
+    return Event[view]  # type: ignore[valid-type]
 
 
 def json_schema(event_type: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.events import DecodeError, decode
+from shared.events import DecodeError, EventData, decode
 from shared.messaging.consumer import Batch, Delivered
 
 
@@ -41,8 +41,11 @@ class TopicRange:
         self.total = 0  # records in the range, known once opened
         self.end: dict[TopicPartition, int] = {}  # where the range ends, known once opened
 
-    async def batches(self, max_records: int = 2000) -> AsyncIterator[Batch]:
-        """Decoded events per partition, in offset order; undecodable records are skipped."""
+    async def batches(
+        self, max_records: int = 2000, read_as: tuple[type[EventData], ...] = ()
+    ) -> AsyncIterator[Batch]:
+        """Decoded events per partition, in offset order; undecodable records are skipped.
+        `read_as`: views to decode events as (see `shared.events.decode`)."""
         consumer = AIOKafkaConsumer(
             *self._topics,  # subscribing is how the consumer learns the topics' partitions
             bootstrap_servers=self._bootstrap,
@@ -82,7 +85,7 @@ class TopicRange:
                         if record.offset >= end[tp]:
                             break
                         try:
-                            event = decode(record.value)
+                            event = decode(record.value, read_as=read_as)
                         except DecodeError:
                             continue
                         headers = record.headers or ()

@@ -32,13 +32,13 @@ ENTITY_ATTRIBUTES = {
 }
 
 
-def _attributes(event: AnyEvent, topic: str, operation: str) -> dict[str, str | int]:
+def _attributes(event: AnyEvent, topic: str, operation: str, key: str) -> dict[str, str | int]:
     attributes: dict[str, str | int] = {
         "messaging.system": "kafka",
         "messaging.destination.name": topic,
         "messaging.operation.type": operation,
         "messaging.message.id": event.id,
-        "messaging.kafka.message.key": event.data.record_key(),
+        "messaging.kafka.message.key": key,
         "cloudevents.event_type": event.type,
         "chorus.organisation": event.tenant,
     }
@@ -61,7 +61,7 @@ def produce_span(
         f"send {event.topic.name}",
         context=parent,
         kind=SpanKind.PRODUCER,
-        attributes=_attributes(event, event.topic.name, "send"),
+        attributes=_attributes(event, event.topic.name, "send", event.data.record_key()),
         links=links,
     ) as span:
         carrier: dict[str, str] = {}
@@ -80,17 +80,19 @@ def start_process_span(
     topic: str,
     partition: int,
     offset: int,
+    key: bytes | None,
     headers: Sequence[tuple[str, bytes]] | None,
     links: Sequence[Link] = (),
 ) -> Span:
-    """A CONSUMER span for processing one record, parented on the producer's context."""
+    """A CONSUMER span for processing one record, parented on the producer's context. (The key
+    is the record's: the event may be decoded as a view without its key field.)"""
     span = tracer.start_span(
         f"process {topic}", context=context_from_headers(headers), kind=SpanKind.CONSUMER, links=links
     )
     # Batch consumers open one span per record: build the attributes only for a span that is
     # kept (not for the no-op spans of an unsampled trace or of disabled telemetry).
     if span.is_recording():
-        span.set_attributes(_attributes(event, topic, "process"))
+        span.set_attributes(_attributes(event, topic, "process", (key or b"").decode("utf-8", "replace")))
         span.set_attribute("messaging.destination.partition.id", str(partition))
         span.set_attribute("messaging.kafka.offset", offset)
     return span

@@ -121,6 +121,13 @@ async def test_share_click_lead_and_reward_are_one_trace(services: RunningServic
     assert click_send.tags["chorus.advocate"] == "ann"
     assert click_send.tags["chorus.content"] == content_id
     assert click_send.tags["chorus.organisation"] == org
+    # The projector reads clicks as a view without the key field: the key comes from the record.
+    metrics_click_span = ("chorus-metrics", "process chorus.clicks")
+    click_processing = [s for s in spans if (s.service, s.name) == metrics_click_span]
+    assert click_processing and all(
+        s.tags["messaging.kafka.message.key"] == shared.json()["id"] and s.tags["chorus.advocate"] == "ann"
+        for s in click_processing
+    )
     lead_send = by_name[("chorus-metrics", "send chorus.conversions")]
     ids = {s.span_id for s in spans}
     assert all(p in ids for p in lead_send.parent_ids), "the lead event hangs off a span outside the trace"

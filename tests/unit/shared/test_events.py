@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from shared.events import REGISTRY, TOPICS, DecodeError, Event, UnknownEventType, decode
-from shared.events.clicks import ClickRecorded
+from shared.events.clicks import ClickRecorded, CountedClick
 from shared.events.envelope import json_schema
 from shared.events.shares import ShareMade
 
@@ -56,6 +56,41 @@ def test_unknown_fields_from_a_newer_producer_are_tolerated() -> None:
     raw["data"]["added_later"] = {"x": 1}
     raw["newextension"] = "v"
     assert decode(json.dumps(raw).encode()).data == a_click()
+
+
+def test_an_event_read_as_a_view_carries_only_the_views_fields_with_the_same_values() -> None:
+    click = a_click(team="sales", tags=["b", "a"], bot=True, unique=False)
+    event = Event.create(click, tenant="acme", source="/x")
+    viewed = decode(event.to_json_bytes(), "chorus.click.recorded", read_as=(CountedClick,))
+    assert type(viewed.data) is CountedClick
+    assert (viewed.id, viewed.type, viewed.tenant) == (event.id, event.type, event.tenant)
+    assert viewed.data.model_dump() == {name: getattr(click, name) for name in CountedClick.model_fields}
+    assert not hasattr(viewed.data, "click_id")
+
+
+def test_a_view_is_used_only_for_the_events_it_is_a_view_of() -> None:
+    share = Event.create(
+        ShareMade(
+            share_id="s",
+            advocate_id="a",
+            content_id="c",
+            network="x",
+            code="abc",
+            short_url="http://x/r/abc",
+            target_url="https://example.com/",
+            shared_at=datetime.now(UTC),
+        ),
+        tenant="acme",
+        source="/x",
+    )
+    assert type(decode(share.to_json_bytes(), read_as=(CountedClick,)).data) is ShareMade
+
+
+def test_a_view_still_refuses_an_event_missing_a_field_it_reads() -> None:
+    raw = json.loads(Event.create(a_click(), tenant="acme", source="/x").to_json_bytes())
+    del raw["data"]["advocate_id"]
+    with pytest.raises(DecodeError):
+        decode(json.dumps(raw).encode(), read_as=(CountedClick,))
 
 
 @pytest.mark.parametrize(
