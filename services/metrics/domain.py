@@ -22,7 +22,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from shared.errors import InvalidInput
-from shared.events.clicks import ClickRecorded
+from shared.events.clicks import CountedClick
 from shared.events.conversions import Conversion, SaleRecorded
 from shared.events.shares import ShareMade
 
@@ -90,7 +90,7 @@ def share_effect(org: str, share: ShareMade, erased: frozenset[str] = frozenset(
     return Effect(org, share.shared_at.date().isoformat(), dims, counters)
 
 
-def click_counters(click: ClickRecorded) -> tuple[tuple[str, int], ...]:
+def click_counters(click: CountedClick) -> tuple[tuple[str, int], ...]:
     """Bot and self clicks are counted apart and never in the headline `clicks`."""
     if click.bot:
         return (("bot_clicks", 1),)
@@ -99,7 +99,7 @@ def click_counters(click: ClickRecorded) -> tuple[tuple[str, int], ...]:
     return (("clicks", 1), ("unique_clicks", 1)) if click.unique else (("clicks", 1),)
 
 
-def click_effect(org: str, click: ClickRecorded, erased: frozenset[str] = frozenset()) -> Effect:
+def click_effect(org: str, click: CountedClick, erased: frozenset[str] = frozenset()) -> Effect:
     dims = _dimension_values(
         click.advocate_id, click.content_id, click.team, click.network, click.tags, erased
     )
@@ -125,6 +125,14 @@ def conversion_effect(org: str, conversion: Conversion, erased: frozenset[str] =
     else:
         dims = ((ALL, "*"),)
     return Effect(org, conversion.converted_at.date().isoformat(), dims, counters)
+
+
+def effect_of(org: str, data: ShareMade | CountedClick | Conversion, erased: frozenset[str]) -> Effect:
+    if isinstance(data, ShareMade):
+        return share_effect(org, data, erased)
+    if isinstance(data, CountedClick):
+        return click_effect(org, data, erased)
+    return conversion_effect(org, data, erased)
 
 
 def source_of(topic: str, partition: int) -> str:

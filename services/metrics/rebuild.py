@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.metrics.handlers import PROJECTED_AS
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import ERASED, STATS_CACHE_S, stats_indexes
@@ -49,7 +50,7 @@ async def _replay(
         client_id="chorus-metrics-rebuild",
     )
     done = 0
-    async for batch in records.batches():
+    async for batch in records.batches(read_as=PROJECTED_AS):
         await service.project(collection, batch.topic, batch.items)
         done += len(batch.items)
         progress(done, records.total)

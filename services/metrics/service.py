@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -42,7 +42,7 @@ from shared.auth import API_KEY_ROLE, Principal, api_key_matches, generate_api_k
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, EventData, decode
 from shared.events.advocates import AdvocateErased, AdvocateProfile
-from shared.events.clicks import ClickRecorded
+from shared.events.clicks import ClickRecorded, CountedClick
 from shared.events.content import SettingsUpdated
 from shared.events.conversions import Conversion, Credit, LeadCaptured, SaleRecorded
 from shared.events.shares import ShareMade
@@ -189,24 +189,20 @@ class MetricsService:
 
     # === projections ===============================================================================
 
-    async def project(self, collection: str, topic: str, items: Sequence[Delivered]) -> None:
+    async def project(self, collection: str, topic: str, items: Iterable[Delivered]) -> None:
         """Fold a batch of `topic` (a poll: any partitions) into the counters of `collection`,
-        exactly once."""
-        advocates = {(d.event.tenant, a) for d in items if (a := getattr(d.event.data, "advocate_id", None))}
-        erased_pairs = await self.store.erased_among(advocates)
-        erased_by_org: dict[str, frozenset[str]] = {}
-        for org, advocate in erased_pairs:
-            erased_by_org[org] = erased_by_org.get(org, frozenset()) | {advocate}
-        pending: list[Pending] = []
+        exactly once. One pass over the items: a poll holds tens of thousands."""
+        # What each event counts as, by key: most clicks of a poll repeat a few shapes (one key
+        # for all of them); a share or a conversion is its own. Effects are built once per key,
+        # after the erased advocates among them are known.
+        counted: dict[Hashable, tuple[str, ShareMade | CountedClick | Conversion]] = {}
+        seen: list[tuple[Hashable, str, int, str]] = []  # (key, source, offset, event id)
         sources: dict[int, str] = {}  # partition -> its watermark's name
-        last_share: dict[tuple[str, str], datetime] = {}
-        click_effects: dict[tuple[Any, ...], domain.Effect] = {}
         for item in items:
             org, data = item.event.tenant, item.event.data
-            erased = erased_by_org.get(org, frozenset())
-            if isinstance(data, ClickRecorded):
-                # Most clicks of a poll repeat a few shapes: build each effect once.
-                shape = (
+            key: Hashable
+            if isinstance(data, CountedClick):
+                key = (
                     org,
                     data.clicked_at.date(),
                     data.advocate_id,
@@ -218,22 +214,30 @@ class MetricsService:
                     data.self_click,
                     data.unique,
                 )
-                effect = click_effects.get(shape) or click_effects.setdefault(
-                    shape, domain.click_effect(org, data, erased)
-                )
-            elif isinstance(data, ShareMade):
-                effect = domain.share_effect(org, data, erased)
-                if data.advocate_id not in erased:
-                    pair = (org, data.advocate_id)
-                    last_share[pair] = max(last_share.get(pair, data.shared_at), data.shared_at)
-            elif isinstance(data, Conversion):
-                effect = domain.conversion_effect(org, data, erased)
+            elif isinstance(data, ShareMade | Conversion):
+                key = item.event.id
             else:
                 continue
+            if key not in counted:
+                counted[key] = (org, data)
             source = sources.get(item.partition) or sources.setdefault(
                 item.partition, domain.source_of(topic, item.partition)
             )
-            pending.append(Pending(effect, source, item.offset, item.event.id))
+            seen.append((key, source, item.offset, item.event.id))
+        erased_by_org: dict[str, frozenset[str]] = {}
+        advocates = {(org, a) for org, data in counted.values() if (a := data.advocate_id)}
+        for org, advocate in await self.store.erased_among(advocates):
+            erased_by_org[org] = erased_by_org.get(org, frozenset()) | {advocate}
+        effects = {
+            key: domain.effect_of(org, data, erased_by_org.get(org, frozenset()))
+            for key, (org, data) in counted.items()
+        }
+        pending = [Pending(effects[key], source, offset, event_id) for key, source, offset, event_id in seen]
+        last_share: dict[tuple[str, str], datetime] = {}
+        for org, data in counted.values():
+            if isinstance(data, ShareMade) and data.advocate_id not in erased_by_org.get(org, ()):
+                pair = (org, data.advocate_id)
+                last_share[pair] = max(last_share.get(pair, data.shared_at), data.shared_at)
         # Independent documents, written concurrently: the advocates' last share and the
         # counters. Conversions may be published twice by the relay; they also dedupe by event id.
         await asyncio.gather(
