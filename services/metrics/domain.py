@@ -21,6 +21,8 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
+from iso4217 import Currency
+
 from shared.errors import InvalidInput
 from shared.events.clicks import CountedClick
 from shared.events.conversions import Conversion, SaleRecorded
@@ -33,9 +35,10 @@ DIMENSIONS = ("advocate", "content", "team", "network", "tag")
 TIME_GROUPS = ("day", "week", "month")
 GROUP_BYS = TIME_GROUPS + DIMENSIONS
 COUNTERS = ("shares", "reach", "clicks", "unique_clicks", "bot_clicks", "self_clicks", "leads", "sales")
-# Revenue is counted in ten-thousandths of the currency unit so that $inc stays exact integer maths.
-REVENUE_SCALE = Decimal(10_000)
+# Revenue is counted in ten-thousandths of the currency unit so that $inc stays exact integer maths
+# (no ISO 4217 currency has more than 4 decimals).
 MAX_AMOUNT_DECIMALS = 4
+REVENUE_SCALE = Decimal(10) ** MAX_AMOUNT_DECIMALS
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 
 
@@ -282,7 +285,28 @@ def days_between(start: date, end: date) -> list[str]:
 # --- conversions ------------------------------------------------------------------------------
 
 
-def parse_amount(raw: str | None) -> Decimal:
+def parse_currency(raw: str | None) -> str:
+    """An ISO 4217 code a sale can be paid in: not one without minor units defined (no currency,
+    testing, precious metals, SDRs)."""
+    if raw is None or not CURRENCY_PATTERN.match(raw):
+        raise InvalidInput.field("currency", "must be an ISO 4217 code of three capital letters, e.g. EUR")
+    try:
+        minor_units = Currency(raw).exponent
+    except ValueError:
+        raise InvalidInput.field("currency", f"{raw} is not an ISO 4217 currency code") from None
+    if minor_units is None:
+        raise InvalidInput.field("currency", f"{raw} is not a currency a sale can be paid in")
+    return raw
+
+
+def minor_units(currency: str) -> int:
+    """Decimals of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
+    return Currency(currency).exponent or 0
+
+
+def parse_amount(raw: str | None, currency: str) -> Decimal:
+    """A positive amount in `currency` (see parse_currency), with no more decimals than its minor
+    unit has."""
     if raw is None:
         raise InvalidInput.field("amount", "a sale needs an amount")
     try:
@@ -291,18 +315,13 @@ def parse_amount(raw: str | None) -> Decimal:
         raise InvalidInput.field("amount", "must be a decimal number such as '129.90'") from None
     if not amount.is_finite() or amount <= 0:
         raise InvalidInput.field("amount", "must be greater than zero")
-    exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > MAX_AMOUNT_DECIMALS:
-        raise InvalidInput.field("amount", f"may have at most {MAX_AMOUNT_DECIMALS} decimals")
+    exponent = amount.normalize().as_tuple().exponent
+    decimals = minor_units(currency)
+    if isinstance(exponent, int) and -exponent > decimals:
+        raise InvalidInput.field("amount", f"may have at most {decimals} decimals in {currency}")
     if amount >= Decimal(10) ** 12:
         raise InvalidInput.field("amount", "is too large")
     return amount
-
-
-def parse_currency(raw: str | None) -> str:
-    if raw is None or not CURRENCY_PATTERN.match(raw):
-        raise InvalidInput.field("currency", "must be an ISO 4217 code of three capital letters, e.g. EUR")
-    return raw
 
 
 @dataclass(frozen=True)

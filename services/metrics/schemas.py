@@ -22,7 +22,12 @@ class ConversionIn(Request):
     type: Literal["lead", "sale"]
     click_id: str | None = Field(None, max_length=200, description="the click id from the landing URL")
     customer_id: str = Field(min_length=1, max_length=200, description="the integrator's id of the customer")
-    amount: str | None = Field(None, max_length=40, description="sales only: a decimal string, e.g. '129.90'")
+    amount: str | None = Field(
+        None,
+        max_length=40,
+        description="sales only: a decimal string, e.g. '129.90', with no more decimals than the currency's"
+        " minor unit (2 for EUR, 0 for JPY)",
+    )
     currency: str | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
 
 

@@ -367,7 +367,8 @@ class MetricsService:
         amount: Decimal | None = None
         currency: str | None = None
         if body.type == "sale":
-            amount, currency = domain.parse_amount(body.amount), domain.parse_currency(body.currency)
+            currency = domain.parse_currency(body.currency)
+            amount = domain.parse_amount(body.amount, currency)
         elif body.amount is not None or body.currency is not None:
             raise InvalidInput.field("amount", "only sales carry an amount and a currency")
         now = utc_now()

@@ -183,16 +183,45 @@ def test_periods_group_days_into_iso_weeks_and_months() -> None:
     assert [(r["key"], r["clicks"]) for r in rows] == [("2026-10-26", 1), ("2026-11-02", 6)]
 
 
-@pytest.mark.parametrize("raw", ["0", "-1", "abc", "1.23456", "NaN", "Infinity", None])
-def test_bad_amounts_are_refused(raw: str | None) -> None:
+@pytest.mark.parametrize(
+    ("raw", "currency"),
+    [
+        ("0", "EUR"),
+        ("-1", "EUR"),
+        ("abc", "EUR"),
+        ("NaN", "EUR"),
+        ("Infinity", "EUR"),
+        (None, "EUR"),
+        ("12.345", "EUR"),  # cents are the smallest unit of a euro
+        ("1.5", "JPY"),  # a yen has no minor unit
+        ("1.2345", "KWD"),
+        ("1000000000000", "EUR"),
+    ],
+)
+def test_bad_amounts_are_refused(raw: str | None, currency: str) -> None:
     with pytest.raises(InvalidInput):
-        domain.parse_amount(raw)
+        domain.parse_amount(raw, currency)
 
 
-@pytest.mark.parametrize("raw", ["eur", "EURO", "E1R", None])
+@pytest.mark.parametrize(
+    ("raw", "currency", "amount"),
+    [("129.90", "EUR", "129.9"), ("500.00", "JPY", "500"), ("1.234", "KWD", "1.234"), ("7", "USD", "7")],
+)
+def test_amounts_within_their_currencys_minor_unit_are_accepted(raw: str, currency: str, amount: str) -> None:
+    assert domain.parse_amount(raw, currency) == Decimal(amount)
+
+
+@pytest.mark.parametrize("raw", ["eur", "EURO", "E1R", None, "ABC", "XXX", "XTS", "XAU"])
 def test_bad_currencies_are_refused(raw: str | None) -> None:
     with pytest.raises(InvalidInput):
         domain.parse_currency(raw)
+
+
+def test_revenue_units_are_exact_for_every_currency() -> None:
+    from iso4217 import Currency
+
+    assert max(c.exponent or 0 for c in Currency) <= domain.MAX_AMOUNT_DECIMALS
+    assert domain.parse_currency("KWD") == "KWD"
 
 
 def test_credit_split_gives_last_touch_to_the_latest_click_and_equal_linear_parts() -> None:
