@@ -63,13 +63,6 @@ async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) ->
             await db[collection].create_indexes([model])
 
 
-async def is_ferretdb(db: AsyncDatabase[Document]) -> bool:
-    """Whether the server is FerretDB (the local stack), whose updates are not isolated and whose
-    filters other than an exact `{_id: ...}` scan the whole collection (see ARCHITECTURE.md)."""
-    info = await db.client.admin.command("buildInfo")
-    return "ferretdbVersion" in info
-
-
 def applied_once_filter(event_id: str) -> Document:
     """Add to an update's filter: match only if this event was not applied to the document yet."""
     return {"applied_events": {"$ne": event_id}}

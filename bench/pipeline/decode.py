@@ -31,7 +31,9 @@ def decode_poll(values: list[bytes], read_as: tuple[type[EventData], ...]) -> fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--poll", type=int, default=MAX_BATCH)
     parser.add_argument("--rounds", type=int, default=21)
     args = parser.parse_args()

@@ -272,16 +272,15 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
         assert await rows("team") == [("t", expected_clicks, expected_unique, 6)]
 
 
-@pytest.mark.parametrize("compare_and_set", [True, False], ids=["mongodb-cas", "ferretdb-read-then-update"])
 async def test_overlapping_redeliveries_from_several_partitions_apply_once(
-    metrics_settings: MetricsSettings, compare_and_set: bool
+    metrics_settings: MetricsSettings,
 ) -> None:
-    """Both ways the store guards an update (compare-and-set on MongoDB, read-then-update on
-    FerretDB), driven here one after the other: redelivered batches with other boundaries, a
-    full replay, and a conversion published twice."""
+    """The store's guarded update, driven directly: redelivered batches with other boundaries
+    (the compare-and-set collides and retries above the watermarks), a full replay, and a
+    conversion published twice."""
     mongo = create_client(metrics_settings)
     db = mongo[metrics_settings.database_name("metrics")]
-    store = MetricsStore(db, compare_and_set=compare_and_set)
+    store = MetricsStore(db)
     collection, org, day = f"stats_t{uuid.uuid4().hex[:8]}", new_org(), "2026-11-02"
     effect = domain.Effect(org, day, (("all", "*"), ("advocate", "alice")), (("clicks", 1),))
 
