@@ -3,7 +3,8 @@
 Traces and metrics go over OTLP/HTTP to the collector (Jaeger locally); metrics are also on
 the Prometheus `/metrics` endpoint. Logs are JSON lines carrying the current trace and span
 ids, so a log line leads to its trace. PyMongo is instrumented here (before any client is
-created, as the instrumentor requires); FastAPI in shared/app.py; Kafka in shared/messaging.
+created, as the instrumentor requires); HTTP requests by FastAPI itself (`telemetry_config` in
+shared/app.py); Kafka in shared/messaging.
 """
 
 from __future__ import annotations
