@@ -28,6 +28,19 @@ def a_click(**overrides: object) -> ClickRecorded:
     return ClickRecorded.model_validate(fields)
 
 
+def a_share() -> ShareMade:
+    return ShareMade(
+        share_id="s",
+        advocate_id="a",
+        content_id="c",
+        network="x",
+        code="abc",
+        short_url="http://x/r/abc",
+        target_url="https://example.com/?utm_source=x",
+        shared_at=datetime.now(UTC),
+    )
+
+
 def test_an_event_round_trips_through_its_wire_form() -> None:
     event = Event.create(a_click(), tenant="acme", source="/chorus/sharing")
     decoded = decode(event.to_json_bytes())
@@ -69,20 +82,7 @@ def test_an_event_read_as_a_view_carries_only_the_views_fields_with_the_same_val
 
 
 def test_a_view_is_used_only_for_the_events_it_is_a_view_of() -> None:
-    share = Event.create(
-        ShareMade(
-            share_id="s",
-            advocate_id="a",
-            content_id="c",
-            network="x",
-            code="abc",
-            short_url="http://x/r/abc",
-            target_url="https://example.com/",
-            shared_at=datetime.now(UTC),
-        ),
-        tenant="acme",
-        source="/x",
-    )
+    share = Event.create(a_share(), tenant="acme", source="/x")
     assert type(decode(share.to_json_bytes(), read_as=(CountedClick,)).data) is ShareMade
 
 
@@ -117,17 +117,7 @@ def test_every_event_type_names_a_catalog_topic_and_a_key_field() -> None:
 
 
 def test_events_validate_against_their_generated_json_schema() -> None:
-    share = ShareMade(
-        share_id="s",
-        advocate_id="a",
-        content_id="c",
-        network="x",
-        code="abc",
-        short_url="http://x/r/abc",
-        target_url="https://example.com/?utm_source=x",
-        shared_at=datetime.now(UTC),
-    )
-    for data in (a_click(), share):
+    for data in (a_click(), a_share()):
         event = Event.create(data, tenant="acme", source="/x")
         jsonschema.validate(json.loads(event.to_json_bytes()), json_schema(event.type))
 
