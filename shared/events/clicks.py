@@ -16,8 +16,8 @@ CLICK_ID_PARAM = "chorus_cid"
 class CountedClick(EventData):
     """What a click counts for: its advocate, content, network, team, tags and day, and whether it
     was a bot's, the advocate's own or a unique visitor's. A consumer that only counts clicks
-    reads them as this (`Subscription.on_batch(..., read_as=...)`): decoding a click's other
-    fields is most of what counting one would otherwise cost."""
+    reads them as this (`Subscription.on_batch(..., read_as=...)`), which decodes in about 0.8 of
+    the time of the whole event; the metrics projector decodes every click."""
 
     advocate_id: str
     content_id: str
