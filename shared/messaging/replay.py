@@ -14,7 +14,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import DecodeError, EventData, decode
-from shared.messaging.consumer import Batch, Delivered
+from shared.messaging.consumer import Batch, Delivered, ce_type_of
 
 
 class TopicRange:
@@ -85,7 +85,7 @@ class TopicRange:
                         if record.offset >= end[tp]:
                             break
                         try:
-                            event = decode(record.value, read_as=read_as)
+                            event = decode(record.value, ce_type_of(record.headers), read_as)
                         except DecodeError:
                             continue
                         headers = record.headers or ()
