@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import DecodeError, EventData, decode
 from shared.messaging.consumer import Batch, Delivered, ce_type_of
+from shared.messaging.topics import partitions_of
 
 
 class TopicRange:
@@ -56,14 +57,7 @@ class TopicRange:
         )
         await consumer.start()
         try:
-            tps = [
-                TopicPartition(topic, p)
-                for topic in self._topics
-                for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            missing = [t for t in self._topics if t not in {tp.topic for tp in tps}]
-            if missing:  # a range that silently left out a topic would look complete
-                raise RuntimeError(f"no partitions known for {missing}")
+            tps = partitions_of(consumer, self._topics)
             consumer.unsubscribe()
             consumer.assign(tps)
             start = await self._start_offsets(consumer, tps)

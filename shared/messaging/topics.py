@@ -32,6 +32,17 @@ async def ensure_topics(bootstrap: str) -> list[tuple[str, int, dict[str, str]]]
     return wanted
 
 
+def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, as a consumer started subscribed to them has learnt them.
+    A topic it knows no partition of is an error: a range or a commit that silently left it out
+    would look complete."""
+    tps = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+    missing = [t for t in topics if t not in {tp.topic for tp in tps}]
+    if missing:
+        raise RuntimeError(f"no partitions known for {missing}")
+    return tps
+
+
 async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None:
     """Commit the current end of `topics` for a consumer group that has no commit there yet.
 
@@ -45,7 +56,7 @@ async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None
     probe = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await probe.start()  # subscribing is how a consumer learns the topics' partitions
     try:
-        tps = [TopicPartition(t, p) for t in topics for p in sorted(probe.partitions_for_topic(t) or ())]
+        tps = partitions_of(probe, topics)
     finally:
         await probe.stop()
     group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
