@@ -44,6 +44,9 @@ class ChorusSettings(BaseSettings):
     # Whether /readyz fails while Kafka is unreachable. The redirect goes on serving (its clicks
     # wait in the spool), so its pods say no and stay in the Service through a broker outage.
     readiness_needs_kafka: bool = True
+    # Worker processes per tallied subscription (Subscription.on_tally), which decode and fold
+    # its polls while the consumer fetches the next; 0 tallies in the consumer's own process.
+    consumer_tally_processes: int = Field(1, ge=0)
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
 

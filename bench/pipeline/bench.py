@@ -35,7 +35,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.metrics import domain
 from services.metrics.api import router
+from services.metrics.domain import Tally
 from services.metrics.handlers import MAX_BATCH, PROJECTED_AS
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
@@ -43,7 +45,7 @@ from services.metrics.store import INDEXES
 from shared.app import Runtime, Wiring, create_service_app, tune_gc
 from shared.auth import issue_dev_token
 from shared.events import Topic
-from shared.messaging import Batch, ConsumerRunner, EventProducer, Subscription
+from shared.messaging import ConsumerRunner, EventProducer, Subscription
 from shared.messaging.producer import ce_headers
 from shared.messaging.tracing import Headers
 from shared.mongo import create_client, ensure_indexes
@@ -195,9 +197,9 @@ async def projector_run(
 ) -> tuple[ConsumerRunner, EventProducer]:
     subscription = Subscription(group=group)
 
-    @subscription.on_batch(topic, read_as=PROJECTED_AS)
-    async def clicks(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.items)
+    @subscription.on_tally(topic, tally=domain.tally_batch, read_as=PROJECTED_AS)
+    async def clicks(tally: Tally) -> None:
+        await service.project_live(topic.name, tally)
 
     dlq = EventProducer(settings)
     await dlq.start()

@@ -14,8 +14,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from array import array
+from bisect import bisect_right
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -27,6 +28,7 @@ from shared.errors import InvalidInput
 from shared.events.clicks import CountedClick
 from shared.events.conversions import Conversion, SaleRecorded
 from shared.events.shares import ShareMade
+from shared.messaging.batch import Batch
 
 # --- projection documents --------------------------------------------------------------------
 
@@ -70,10 +72,9 @@ def _dimension_values(
     team: str | None,
     network: str | None,
     tags: Iterable[str],
-    erased: frozenset[str],
 ) -> tuple[tuple[str, str], ...]:
     values: list[tuple[str, str]] = [(ALL, "*")]
-    if advocate_id and advocate_id not in erased:
+    if advocate_id:
         values.append(("advocate", advocate_id))
     if content_id:
         values.append(("content", content_id))
@@ -85,10 +86,8 @@ def _dimension_values(
     return tuple(values)
 
 
-def share_effect(org: str, share: ShareMade, erased: frozenset[str] = frozenset()) -> Effect:
-    dims = _dimension_values(
-        share.advocate_id, share.content_id, share.team, share.network, share.tags, erased
-    )
+def share_effect(org: str, share: ShareMade) -> Effect:
+    dims = _dimension_values(share.advocate_id, share.content_id, share.team, share.network, share.tags)
     counters = (("shares", 1), ("reach", max(share.audience_size, 0)))
     return Effect(org, share.shared_at.date().isoformat(), dims, counters)
 
@@ -102,14 +101,12 @@ def click_counters(click: CountedClick) -> tuple[tuple[str, int], ...]:
     return (("clicks", 1), ("unique_clicks", 1)) if click.unique else (("clicks", 1),)
 
 
-def click_effect(org: str, click: CountedClick, erased: frozenset[str] = frozenset()) -> Effect:
-    dims = _dimension_values(
-        click.advocate_id, click.content_id, click.team, click.network, click.tags, erased
-    )
+def click_effect(org: str, click: CountedClick) -> Effect:
+    dims = _dimension_values(click.advocate_id, click.content_id, click.team, click.network, click.tags)
     return Effect(org, click.clicked_at.date().isoformat(), dims, click_counters(click))
 
 
-def conversion_effect(org: str, conversion: Conversion, erased: frozenset[str] = frozenset()) -> Effect:
+def conversion_effect(org: str, conversion: Conversion) -> Effect:
     counters: tuple[tuple[str, int], ...]
     if isinstance(conversion, SaleRecorded):
         units = int(Decimal(conversion.amount) * REVENUE_SCALE)
@@ -123,19 +120,26 @@ def conversion_effect(org: str, conversion: Conversion, erased: frozenset[str] =
             conversion.team,
             conversion.network,
             conversion.tags,
-            erased,
         )
     else:
         dims = ((ALL, "*"),)
     return Effect(org, conversion.converted_at.date().isoformat(), dims, counters)
 
 
-def effect_of(org: str, data: ShareMade | CountedClick | Conversion, erased: frozenset[str]) -> Effect:
+def effect_of(org: str, data: ShareMade | CountedClick | Conversion) -> Effect:
     if isinstance(data, ShareMade):
-        return share_effect(org, data, erased)
+        return share_effect(org, data)
     if isinstance(data, CountedClick):
-        return click_effect(org, data, erased)
-    return conversion_effect(org, data, erased)
+        return click_effect(org, data)
+    return conversion_effect(org, data)
+
+
+def without_advocates(effect: Effect, erased: frozenset[str]) -> Effect:
+    """The effect of an erased advocate's event: it still counts in the totals and in the other
+    breakdowns, under no advocate."""
+    if not any(dim == "advocate" and value in erased for dim, value in effect.dims):
+        return effect
+    return effect._replace(dims=tuple(d for d in effect.dims if not (d[0] == "advocate" and d[1] in erased)))
 
 
 def source_of(topic: str, partition: int) -> str:
@@ -145,13 +149,148 @@ def source_of(topic: str, partition: int) -> str:
 
 
 class Pending(NamedTuple):
-    """An event's effect with the record it came from, as a batch projector sees it. (A tuple:
-    a poll makes tens of thousands.)"""
+    """An event's effect with the record it came from."""
 
     effect: Effect
     source: str  # the topic and partition of the record (a watermark per source)
     offset: int
     event_id: str
+
+
+NOTHING = -1  # a run's record that counts for nothing: a repeat of an event already in the poll
+
+
+@dataclass
+class Run:
+    """The records of one source (topic partition) that touch one organisation-day, in offset
+    order: which of the day's effects each one has, and its event id. Columns, so that a poll's
+    tally crosses a process boundary cheaply."""
+
+    offsets: array[int] = field(default_factory=lambda: array("q"))
+    effects: array[int] = field(default_factory=lambda: array("i"))  # index into DayTally.effects
+    event_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DayTally:
+    """A poll's effects on one organisation-day: its distinct effects, how many records have
+    each, and the records per source (for documents that have applied some of them already)."""
+
+    org: str
+    day: str
+    effects: list[Effect] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    runs: dict[str, Run] = field(default_factory=dict)
+
+
+@dataclass
+class Tally:
+    """A poll (or any batch) of projected events, folded: per organisation-day, and the latest
+    share of each advocate. What the projector's worker process hands back for a poll."""
+
+    days: dict[tuple[str, str], DayTally] = field(default_factory=dict)
+    last_share: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (org, advocate) -> at
+    _slots: dict[Effect, tuple[DayTally, int]] = field(default_factory=dict, repr=False)
+    _ids: set[str] = field(default_factory=set, repr=False)
+
+    def slot(self, effect: Effect) -> tuple[DayTally, int]:
+        """Where an effect is counted (its day, and its index there)."""
+        found = self._slots.get(effect)
+        if found is None:
+            day = self.days.get((effect.org, effect.day))
+            if day is None:
+                day = self.days[(effect.org, effect.day)] = DayTally(effect.org, effect.day)
+            day.effects.append(effect)
+            day.counts.append(0)
+            found = self._slots[effect] = (day, len(day.effects) - 1)
+        return found
+
+    def add(self, slot: tuple[DayTally, int], source: str, offset: int, event_id: str) -> None:
+        """One record (each source's in offset order). An event id seen before in this tally (a
+        producer's retry) counts once; its record still moves the watermark."""
+        day, index = slot
+        if event_id in self._ids:
+            index = NOTHING
+        else:
+            self._ids.add(event_id)
+            day.counts[index] += 1
+        run = day.runs.get(source)
+        if run is None:
+            run = day.runs[source] = Run()
+        run.offsets.append(offset)
+        run.effects.append(index)
+        run.event_ids.append(event_id)
+
+    def advocates(self) -> set[tuple[str, str]]:
+        return {
+            (day.org, value)
+            for day in self.days.values()
+            for effect in day.effects
+            for dim, value in effect.dims
+            if dim == "advocate"
+        }
+
+    def without_advocates(self, erased: set[tuple[str, str]]) -> None:
+        """Take erased advocates out of the breakdowns (their events still count elsewhere)."""
+        if not erased:
+            return
+        by_org: dict[str, frozenset[str]] = {}
+        for org, advocate in erased:
+            by_org[org] = by_org.get(org, frozenset()) | {advocate}
+        for day in self.days.values():
+            if day.org in by_org:
+                day.effects = [without_advocates(e, by_org[day.org]) for e in day.effects]
+        self.last_share = {pair: at for pair, at in self.last_share.items() if pair not in erased}
+
+
+def tally(pending: Iterable[Pending]) -> Tally:
+    """Effects already built, as tests and tools have them (each source's in offset order)."""
+    result = Tally()
+    for p in pending:
+        result.add(result.slot(p.effect), p.source, p.offset, p.event_id)
+    return result
+
+
+def tally_batch(batch: Batch) -> Tally:
+    """A batch of projected events (shares, clicks, conversions), folded. Pure, and run in the
+    projector's worker process (Subscription.on_tally): one pass, an effect built once per
+    distinct click shape (most clicks of a poll repeat a few), a share or a conversion its own."""
+    topic = batch.topic
+    result = Tally()
+    slots: dict[Hashable, tuple[DayTally, int]] = {}
+    sources: dict[int, str] = {}  # partition -> its watermark's name
+    for item in batch.items:
+        event = item.event
+        org, data = event.tenant, event.data
+        key: Hashable
+        if isinstance(data, CountedClick):
+            key = (
+                org,
+                data.clicked_at.date(),
+                data.advocate_id,
+                data.content_id,
+                data.team,
+                data.network,
+                tuple(data.tags),
+                data.bot,
+                data.self_click,
+                data.unique,
+            )
+        elif isinstance(data, ShareMade | Conversion):
+            key = event.id
+            if isinstance(data, ShareMade):
+                pair = (org, data.advocate_id)
+                result.last_share[pair] = max(result.last_share.get(pair, data.shared_at), data.shared_at)
+        else:
+            continue
+        slot = slots.get(key)
+        if slot is None:
+            slot = slots[key] = result.slot(effect_of(org, data))
+        source = sources.get(item.partition)
+        if source is None:
+            source = sources[item.partition] = source_of(topic, item.partition)
+        result.add(slot, source, item.offset, event.id)
+    return result
 
 
 @dataclass
@@ -176,39 +315,43 @@ class DocUpdate:
 
 
 def fold(
-    pending: Sequence[Pending],
+    day: DayTally,
     part: str,
     watermarks: Mapping[str, int],
     applied_ids: frozenset[str] | None = None,
 ) -> DocUpdate | None:
-    """Sum the effects of one organisation-day's events on one `part` of its counters: those
-    above their source's watermark (none: -1) and, when `applied_ids` is given, whose event was
-    not applied already (by id). The same event id at two offsets counts once. `pending` is of
-    one organisation and day, each source's records in offset order.
+    """Sum an organisation-day's effects on one `part` of its counters: the records above their
+    source's watermark (none: -1) and, when `applied_ids` is given, whose event was not applied
+    already (by id).
+
+    Usually every record lies above (the document has not seen this poll): the day's counts are
+    used as they are. Otherwise (a redelivery after a crash or a rebalance, a replay) the records
+    are counted again from the first one above each watermark.
     """
-    live = [p for p in pending if p.offset > watermarks.get(p.source, -1)]
-    if applied_ids is not None or len({p.event_id for p in live}) < len(live):
-        seen = set(applied_ids or ())
-        unique: list[Pending] = []
-        for p in live:
-            if p.event_id not in seen:
-                seen.add(p.event_id)
-                unique.append(p)
-        live = unique
+    starts = {
+        source: bisect_right(run.offsets, watermarks.get(source, -1)) for source, run in day.runs.items()
+    }
+    live = {source: start for source, start in starts.items() if start < len(day.runs[source].offsets)}
     if not live:
         return None
-    first = live[0].effect
-    update = DocUpdate(
-        stats_doc_id(first.org, first.day, part), {"org": first.org, "day": first.day, "part": part}
-    )
-    # Identical effects (the clicks of one share, say) are added once, multiplied.
-    for effect, times in Counter(p.effect for p in live).items():
-        update.add(effect, part, times)
-    for p in live:
-        first_offset = update.offsets.get(p.source, (p.offset, p.offset))[0]
-        update.offsets[p.source] = (first_offset, p.offset)
-    if applied_ids is not None:
-        update.event_ids = [p.event_id for p in live]
+    update = DocUpdate(stats_doc_id(day.org, day.day, part), {"org": day.org, "day": day.day, "part": part})
+    counts = day.counts
+    if applied_ids is not None or any(start > 0 for start in live.values()):
+        counts = [0] * len(day.effects)
+        for source, start in live.items():
+            run = day.runs[source]
+            for i in range(start, len(run.offsets)):
+                index = run.effects[i]
+                if index != NOTHING and (applied_ids is None or run.event_ids[i] not in applied_ids):
+                    counts[index] += 1
+                    if applied_ids is not None:
+                        update.event_ids.append(run.event_ids[i])
+    for effect, times in zip(day.effects, counts, strict=True):
+        if times:
+            update.add(effect, part, times)
+    for source, start in live.items():
+        offsets = day.runs[source].offsets
+        update.offsets[source] = (offsets[start], offsets[-1])
     return update if update.counters else None
 
 

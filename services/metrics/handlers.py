@@ -3,6 +3,10 @@ type for the rest. Each handler is a few lines calling service.py."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from services.metrics import domain
+from services.metrics.domain import Tally
 from services.metrics.service import MetricsService
 from shared.events import Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
@@ -28,12 +32,16 @@ def build_subscription(service: MetricsService) -> Subscription:
     subscription = Subscription(group=GROUP, max_batch=MAX_BATCH)
     shares_topic, clicks_topic, conversions_topic = service.settings.projected_topics()
 
-    # Clicks carry the traffic: each poll is folded in memory into one update per document.
-    async def project(batch: Batch) -> None:
-        await service.project_live(batch.topic, batch.items)
+    # Clicks carry the traffic: a worker process decodes and folds each poll (a Tally) while the
+    # consumer fetches the next; its tally is written in one update per document.
+    def projector(topic: str) -> Callable[[Tally], Awaitable[None]]:
+        async def project(tally: Tally) -> None:
+            await service.project_live(topic, tally)
+
+        return project
 
     for topic in (shares_topic, clicks_topic, conversions_topic):
-        subscription.on_batch(topic, read_as=PROJECTED_AS)(project)
+        subscription.on_tally(topic, tally=domain.tally_batch, read_as=PROJECTED_AS)(projector(topic.name))
 
     @subscription.on(AdvocateEnrolled)
     async def enrolled(event: Event[AdvocateEnrolled]) -> None:

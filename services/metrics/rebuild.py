@@ -51,7 +51,7 @@ async def _replay(
     )
     done = 0
     async for batch in records.batches(read_as=PROJECTED_AS):
-        await service.project(collection, batch.topic, batch.items)
+        await service.project(collection, batch)
         done += len(batch.items)
         progress(done, records.total)
     progress(records.total, records.total)  # undecodable records count for nothing, but were read

@@ -8,8 +8,8 @@ import logging
 import secrets
 import time
 import uuid
-from collections.abc import Hashable, Iterable, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -24,7 +24,7 @@ from services.metrics.domain import (
     GROUP_BYS,
     TIME_GROUPS,
     EmvRates,
-    Pending,
+    Tally,
     Totals,
     Touch,
 )
@@ -42,13 +42,12 @@ from shared.auth import API_KEY_ROLE, Principal, api_key_matches, generate_api_k
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.events import Event, EventData, decode
 from shared.events.advocates import AdvocateErased, AdvocateProfile
-from shared.events.clicks import ClickRecorded, CountedClick
+from shared.events.clicks import ClickRecorded
 from shared.events.content import SettingsUpdated
-from shared.events.conversions import Conversion, Credit, LeadCaptured, SaleRecorded
-from shared.events.shares import ShareMade
+from shared.events.conversions import Credit, LeadCaptured, SaleRecorded
 from shared.events.training import CourseCompleted
 from shared.idempotency import run_once
-from shared.messaging import Delivered, EventProducer
+from shared.messaging import Batch, Delivered, EventProducer
 from shared.messaging.tracing import extract
 from shared.mongo import Document
 
@@ -189,60 +188,23 @@ class MetricsService:
 
     # === projections ===============================================================================
 
-    async def project(self, collection: str, topic: str, items: Iterable[Delivered]) -> None:
-        """Fold a batch of `topic` (a poll: any partitions) into the counters of `collection`,
-        exactly once. One pass over the items: a poll holds tens of thousands."""
-        # What each event counts as, by key: most clicks of a poll repeat a few shapes (one key
-        # for all of them); a share or a conversion is its own. Effects are built once per key,
-        # after the erased advocates among them are known.
-        counted: dict[Hashable, tuple[str, ShareMade | CountedClick | Conversion]] = {}
-        seen: list[tuple[Hashable, str, int, str]] = []  # (key, source, offset, event id)
-        sources: dict[int, str] = {}  # partition -> its watermark's name
-        for item in items:
-            org, data = item.event.tenant, item.event.data
-            key: Hashable
-            if isinstance(data, CountedClick):
-                key = (
-                    org,
-                    data.clicked_at.date(),
-                    data.advocate_id,
-                    data.content_id,
-                    data.team,
-                    data.network,
-                    tuple(data.tags),
-                    data.bot,
-                    data.self_click,
-                    data.unique,
-                )
-            elif isinstance(data, ShareMade | Conversion):
-                key = item.event.id
-            else:
-                continue
-            if key not in counted:
-                counted[key] = (org, data)
-            source = sources.get(item.partition) or sources.setdefault(
-                item.partition, domain.source_of(topic, item.partition)
-            )
-            seen.append((key, source, item.offset, item.event.id))
-        erased_by_org: dict[str, frozenset[str]] = {}
-        advocates = {(org, a) for org, data in counted.values() if (a := data.advocate_id)}
-        for org, advocate in await self.store.erased_among(advocates):
-            erased_by_org[org] = erased_by_org.get(org, frozenset()) | {advocate}
-        effects = {
-            key: domain.effect_of(org, data, erased_by_org.get(org, frozenset()))
-            for key, (org, data) in counted.items()
-        }
-        pending = [Pending(effects[key], source, offset, event_id) for key, source, offset, event_id in seen]
-        last_share: dict[tuple[str, str], datetime] = {}
-        for org, data in counted.values():
-            if isinstance(data, ShareMade) and data.advocate_id not in erased_by_org.get(org, ()):
-                pair = (org, data.advocate_id)
-                last_share[pair] = max(last_share.get(pair, data.shared_at), data.shared_at)
+    async def project(self, collection: str, batch: Batch) -> None:
+        """Fold a batch (a poll: any partitions) into the counters of `collection`, exactly once."""
+        await self.apply_tally(collection, batch.topic, domain.tally_batch(batch))
+
+    async def apply_tally(self, collection: str, topic: str, tally: Tally) -> None:
+        """Write a batch's tally (made here or by the projector's worker process)."""
+        tally.without_advocates(await self.store.erased_among(tally.advocates()))
         # Independent documents, written concurrently: the advocates' last share and the
         # counters. Conversions may be published twice by the relay; they also dedupe by event id.
         await asyncio.gather(
-            *(self.store.advocate_shared(org, a, shared_at) for (org, a), shared_at in last_share.items()),
-            self.store.apply(collection, pending, by_event_id=topic == self.settings.conversions_topic),
+            *(
+                self.store.advocate_shared(org, a, shared_at)
+                for (org, a), shared_at in tally.last_share.items()
+            ),
+            self.store.apply(
+                collection, tally.days.values(), by_event_id=topic == self.settings.conversions_topic
+            ),
         )
 
     async def index_clicks(self, items: Sequence[Delivered]) -> None:
@@ -260,8 +222,8 @@ class MetricsService:
             ]
         )
 
-    async def project_live(self, topic: str, items: Sequence[Delivered]) -> None:
-        await self.project(await self.store.active_stats(), topic, items)
+    async def project_live(self, topic: str, tally: Tally) -> None:
+        await self.apply_tally(await self.store.active_stats(), topic, tally)
 
     async def advocate_profile(self, org: str, profile: AdvocateProfile) -> None:
         if await self.store.erased_among({(org, profile.advocate_id)}):

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.metrics.domain import ALL, Pending, fold, stats_doc_id, stats_part
+from services.metrics.domain import ALL, DayTally, fold, stats_doc_id, stats_part
 from shared.events.clicks import ClickRecorded
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
 from shared.pagination import decode_cursor, encode_cursor
@@ -117,8 +117,8 @@ class MetricsStore:
 
     # --- applying deltas exactly once ----------------------------------------------------------
 
-    async def apply(self, collection: str, pending: Sequence[Pending], *, by_event_id: bool = False) -> int:
-        """Apply a batch's effects: one atomic update per document, concurrently.
+    async def apply(self, collection: str, days: Iterable[DayTally], *, by_event_id: bool = False) -> int:
+        """Apply a batch's tally: one atomic update per document, concurrently.
 
         A document (an organisation-day's totals, or its breakdowns) keeps per source (topic and
         partition) the highest offset it has applied (`wm.<source>`), moved in the same update as
@@ -140,21 +140,17 @@ class MetricsStore:
         With `by_event_id` the document also remembers recent event ids, for events that may
         have been published twice.
         """
-        by_day: dict[tuple[str, str], list[Pending]] = {}
-        for item in pending:
-            by_day.setdefault((item.effect.org, item.effect.day), []).append(item)
         coll = self.db[collection]
         projection = {"wm": 1, "applied_events": 1}
 
-        async def update_one(items: list[Pending], part: str) -> int:
-            first = items[0].effect
-            doc_id = stats_doc_id(first.org, first.day, part)
+        async def update_one(day: DayTally, part: str) -> int:
+            doc_id = stats_doc_id(day.org, day.day, part)
             doc = await coll.find_one({"_id": doc_id}, projection) if by_event_id else None
             optimistic = not by_event_id
             for _ in range(UPDATE_ATTEMPTS):
                 watermarks: dict[str, int] = dict((doc or {}).get("wm") or {})
                 applied = frozenset((doc or {}).get("applied_events") or ()) if by_event_id else None
-                update = fold(items, part, watermarks, applied)
+                update = fold(day, part, watermarks, applied)
                 if update is None:
                     return 0
                 query: Document = {"_id": doc_id}
@@ -186,12 +182,12 @@ class MetricsStore:
                     optimistic = False
             raise RuntimeError(f"could not apply effects to {doc_id} after {UPDATE_ATTEMPTS} attempts")
 
-        async def update_day(items: list[Pending]) -> int:
+        async def update_day(day: DayTally) -> int:
             # Breakdowns first, then the totals: a reader who sees an event in a day's totals
             # finds it in the breakdowns too.
-            return await update_one(items, "dims") + await update_one(items, ALL)
+            return await update_one(day, "dims") + await update_one(day, ALL)
 
-        results = await asyncio.gather(*(update_day(items) for items in by_day.values()))
+        results = await asyncio.gather(*(update_day(day) for day in days))
         return sum(results)
 
     async def stats_docs(

@@ -1,6 +1,7 @@
 """Kafka is touched here and nowhere else."""
 
-from shared.messaging.consumer import Batch, ConsumerRunner, Delivered, Subscription
+from shared.messaging.batch import Batch, Delivered
+from shared.messaging.consumer import ConsumerRunner, Subscription
 from shared.messaging.producer import EventProducer
 from shared.messaging.topics import ensure_topics, skip_history
 

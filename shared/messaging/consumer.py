@@ -14,6 +14,13 @@ into one write per document:
     @subscription.on_batch(CLICKS)
     async def clicks(batch: Batch) -> None: ...
 
+or, where decoding and folding a poll is the bottleneck, a tally: a pure function of a poll's
+`Batch`, run in a worker process while the runner fetches the next poll, whose result the
+handler writes (shared/messaging/offload.py):
+
+    @subscription.on_tally(CLICKS, tally=domain.tally_events_of)
+    async def clicks(tally: Tally) -> None: ...
+
 Delivery is at least once: a partition's offset is committed only after every record fetched
 from it was handled (or dead-lettered), so handlers make their effects idempotent (see
 shared/mongo.py). A record that still fails after `max_retries` goes to `<topic>.dlq` with the
@@ -30,7 +37,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from opentelemetry import metrics
@@ -38,9 +45,10 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 
 from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
-from shared.events.envelope import AnyEvent
+from shared.messaging.batch import Batch, Delivered
+from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyWorkers
 from shared.messaging.producer import EventProducer
-from shared.messaging.tracing import start_process_span, tracing_enabled
+from shared.messaging.tracing import event_attributes, start_process_span, tracing_enabled
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
@@ -55,6 +63,9 @@ CONSUMED = meter.create_counter(
     "chorus.consumer.events", description="events handled by a consumer group, by outcome"
 )
 _LAG: dict[tuple[str, str, int], int] = {}
+# How long a fetch waits for records while a tallied poll is in a worker: the poll is written
+# after the fetch, so this bounds what pipelining adds to the latency of a quiet topic.
+AHEAD_WAIT_MS = 50
 
 
 def _observe_lag(options: CallbackOptions) -> Iterable[Observation]:
@@ -77,33 +88,11 @@ D = TypeVar("D", bound=EventData)
 EventHandler = Callable[[Event[Any]], Awaitable[None]]
 
 
-class Delivered(NamedTuple):
-    """One decoded event with where it came from. (A tuple: a poll makes tens of thousands.)"""
-
-    event: AnyEvent
-    topic: str
-    partition: int
-    offset: int
-    headers: Sequence[tuple[str, bytes]] = ()
-
-    def trace_carrier(self) -> dict[str, str]:
-        """The W3C trace context the producer sent, to keep with what this event created."""
-        return {k: v.decode("latin-1") for k, v in self.headers if k in ("traceparent", "tracestate")}
-
-
-@dataclass(frozen=True)
-class Batch:
-    """The events fetched from one topic in one poll: each partition's in offset order."""
-
-    topic: str
-    items: list[Delivered]
-
-    @property
-    def events(self) -> list[AnyEvent]:
-        return [d.event for d in self.items]
-
-
 BatchHandler = Callable[[Batch], Awaitable[None]]
+TallyHandler = Callable[[Any], Awaitable[None]]
+Record: TypeAlias = ConsumerRecord[Any, Any]
+# What a processing span says of the event of the i-th record it covers (see start_process_span).
+Describe = Callable[[int], dict[str, str]]
 
 
 @dataclass
@@ -114,6 +103,9 @@ class Subscription:
     batch_handlers: dict[str, BatchHandler] = field(default_factory=dict)
     # Per batch topic, the views its events are decoded as (see shared.events.decode).
     read_as: dict[str, tuple[type[EventData], ...]] = field(default_factory=dict)
+    # Per tallied topic, the pure function run in a worker process on each poll, and the handler
+    # of its result.
+    tallied: dict[str, tuple[Tallier, TallyHandler]] = field(default_factory=dict)
     # Records fetched per poll, across partitions; None keeps the runner's default.
     max_batch: int | None = None
 
@@ -138,10 +130,32 @@ class Subscription:
 
         return register
 
+    def on_tally(
+        self, topic: Topic, tally: Tallier, read_as: tuple[type[EventData], ...] = ()
+    ) -> Callable[[TallyHandler], TallyHandler]:
+        """`tally(batch)` runs in a worker process on each poll of `topic` (decoded as
+        `read_as`); the handler gets what it returns (never for a poll with no event of ours)."""
+
+        def register(handler: TallyHandler) -> TallyHandler:
+            self.tallied[topic.name] = (tally, handler)
+            self.read_as[topic.name] = read_as
+            return handler
+
+        return register
+
     @property
     def topics(self) -> list[str]:
-        names = {t.name for t in self.handler_topics.values()} | set(self.batch_handlers)
+        names = {t.name for t in self.handler_topics.values()} | set(self.batch_handlers) | set(self.tallied)
         return sorted(names)
+
+
+class _Tallying(NamedTuple):
+    """A poll of a tallied topic, in a worker process until the runner has fetched the next."""
+
+    topic: str
+    parts: dict[TopicPartition, list[Record]]
+    raw: list[RawPartition]
+    task: asyncio.Task[Tallied]
 
 
 class ConsumerRunner:
@@ -162,6 +176,7 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._workers = TallyWorkers(settings.consumer_tally_processes if subscription.tallied else 0)
         self.processed = 0  # events handled (for tests and progress reporting)
 
     async def start(self) -> None:
@@ -176,6 +191,7 @@ class ConsumerRunner:
             max_poll_records=self._max_batch,
         )
         await self._consumer.start()
+        await self._workers.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer:{self._sub.group}")
 
     async def stop(self) -> None:
@@ -187,6 +203,7 @@ class ConsumerRunner:
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
+        await asyncio.to_thread(self._workers.stop)
 
     @property
     def group_id(self) -> str:
@@ -198,17 +215,29 @@ class ConsumerRunner:
 
     async def _run(self) -> None:
         assert self._consumer is not None
-        while not self._stopping.is_set():
-            try:
-                fetched = await self._consumer.getmany(timeout_ms=200, max_records=self._max_batch)
-            except Exception:
-                log.exception("consumer %s: poll failed; retrying", self._sub.group)
-                await asyncio.sleep(1)
-                continue
-            by_topic: dict[str, dict[TopicPartition, list[ConsumerRecord[Any, Any]]]] = {}
+        # Polls of tallied topics handed to a worker: each is applied and committed after the
+        # next fetch, so the worker tallies one poll while this process fetches the next.
+        ahead: list[_Tallying] = []
+        while ahead or not self._stopping.is_set():
+            fetched: dict[TopicPartition, list[Record]] = {}
+            if not self._stopping.is_set():
+                try:
+                    fetched = await self._consumer.getmany(
+                        timeout_ms=AHEAD_WAIT_MS if ahead else 200, max_records=self._max_batch
+                    )
+                except Exception:
+                    log.exception("consumer %s: poll failed; retrying", self._sub.group)
+                    await asyncio.sleep(1)
+                    if not ahead:
+                        continue
+            by_topic: dict[str, dict[TopicPartition, list[Record]]] = {}
             for tp, records in fetched.items():
                 by_topic.setdefault(tp.topic, {})[tp] = records
+            started: list[_Tallying] = []
             for topic, parts in by_topic.items():
+                if topic in self._sub.tallied:
+                    started.append(self._start_tally(topic, parts))
+                    continue
                 # Finish every fetched partition even when asked to stop: its effects are
                 # applied and committed together, so a restart does not redo half a batch.
                 batch_handler = self._sub.batch_handlers.get(topic)
@@ -218,14 +247,22 @@ class ConsumerRunner:
                 else:
                     for tp, records in parts.items():
                         await self._handle_one_by_one(await self._decode(tp, records))
-                for tp, records in parts.items():
-                    self._record_lag(tp, records[-1].offset)
-                try:
-                    await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in parts.items()})
-                except Exception as exc:
-                    # The partitions moved to another member during the batch: it will redeliver
-                    # from the last commit, and idempotent handlers make that harmless.
-                    log.warning("consumer %s: commit of %s failed: %s", self._sub.group, list(parts), exc)
+                await self._commit(parts)
+            for job in ahead:
+                await self._finish_tally(job)
+                await self._commit(job.parts)
+            ahead = started
+
+    async def _commit(self, parts: dict[TopicPartition, list[Record]]) -> None:
+        assert self._consumer is not None
+        for tp, records in parts.items():
+            self._record_lag(tp, records[-1].offset)
+        try:
+            await self._consumer.commit({tp: records[-1].offset + 1 for tp, records in parts.items()})
+        except Exception as exc:
+            # The partitions moved to another member during the batch: it will redeliver
+            # from the last commit, and idempotent handlers make that harmless.
+            log.warning("consumer %s: commit of %s failed: %s", self._sub.group, list(parts), exc)
 
     def _record_lag(self, tp: TopicPartition, last_offset: int) -> None:
         assert self._consumer is not None
@@ -236,10 +273,8 @@ class ConsumerRunner:
         if highwater is not None:
             _LAG[(self.group_id, tp.topic, tp.partition)] = max(0, highwater - last_offset - 1)
 
-    async def _decode(
-        self, tp: TopicPartition, records: list[ConsumerRecord[Any, Any]]
-    ) -> list[tuple[Delivered, ConsumerRecord[Any, Any]]]:
-        delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]] = []
+    async def _decode(self, tp: TopicPartition, records: list[Record]) -> list[tuple[Delivered, Record]]:
+        delivered: list[tuple[Delivered, Record]] = []
         read_as = self._sub.read_as.get(tp.topic, ())
         for record in records:
             try:
@@ -254,47 +289,124 @@ class ConsumerRunner:
             )
         return delivered
 
-    async def _handle_one_by_one(self, delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]]) -> None:
+    async def _handle_one_by_one(self, delivered: list[tuple[Delivered, Record]]) -> None:
         for item, record in delivered:
             handler = self._sub.handlers.get(item.event.type)
             if handler is not None:
-                await self._with_retries([(item, record)], functools.partial(handler, item.event))
+                await self._with_retries(
+                    [record], _describe_events([item]), functools.partial(handler, item.event)
+                )
 
     async def _handle_batch(
-        self,
-        handler: BatchHandler,
-        topic: str,
-        delivered: list[tuple[Delivered, ConsumerRecord[Any, Any]]],
+        self, handler: BatchHandler, topic: str, delivered: list[tuple[Delivered, Record]]
     ) -> None:
         if not delivered:
             return
-        batch = Batch(topic, [d for d, _ in delivered])
-        if await self._with_retries(delivered, lambda: handler(batch), dead_letter=False):
+        items = [d for d, _ in delivered]
+        records = [r for _, r in delivered]
+        batch = Batch(topic, items)
+        if await self._with_retries(
+            records, _describe_events(items), lambda: handler(batch), dead_letter=False
+        ):
             return
         # The batch keeps failing: handle its events one by one so only the bad ones go to the DLQ.
         for item, record in delivered:
             single = Batch(topic, [item])
-            await self._with_retries([(item, record)], functools.partial(handler, single))
+            await self._with_retries([record], _describe_events([item]), functools.partial(handler, single))
+
+    def _start_tally(self, topic: str, parts: dict[TopicPartition, list[Record]]) -> _Tallying:
+        raw = [
+            RawPartition(
+                tp.partition,
+                [r.offset for r in records],
+                [r.value for r in records],
+                [_type_header(r.headers) for r in records],
+            )
+            for tp, records in parts.items()
+        ]
+        task = asyncio.create_task(self._tally(topic, raw))
+        return _Tallying(topic, parts, raw, task)
+
+    async def _tally(self, topic: str, raw: list[RawPartition]) -> Tallied:
+        tallier, _ = self._sub.tallied[topic]
+        return await self._workers.tally(
+            tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled()
+        )
+
+    async def _finish_tally(self, job: _Tallying) -> None:
+        records = [r for rs in job.parts.values() for r in rs]
+        _, handler = self._sub.tallied[job.topic]
+        try:
+            tallied = await job.task
+        except Exception as exc:
+            # The tally itself failed (or killed its worker): find the records it fails on.
+            log.warning("consumer %s: tally of %s failed: %s", self._sub.group, job.topic, exc)
+            await self._tally_one_by_one(job.topic, job.raw, records, handler)
+            return
+        for position, message in tallied.invalid.items():
+            await self._dead_letter(records[position], DecodeError(message), attempts=0)
+        if tallied.tally is None:
+            return
+        accepted = (
+            [r for i, r in enumerate(records) if i not in tallied.skipped] if tallied.skipped else records
+        )
+        if await self._with_retries(
+            accepted, _describe_tallied(tallied), lambda: handler(tallied.tally), dead_letter=False
+        ):
+            return
+        await self._tally_one_by_one(job.topic, job.raw, records, handler, skip=tallied.skipped)
+
+    async def _tally_one_by_one(
+        self,
+        topic: str,
+        raw: list[RawPartition],
+        records: list[Record],
+        handler: TallyHandler,
+        skip: frozenset[int] = frozenset(),
+    ) -> None:
+        """Tally and handle each record alone, so that only the bad ones go to the DLQ."""
+        singles = [
+            RawPartition(part.partition, [offset], [value], [type_header])
+            for part in raw
+            for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True)
+        ]
+        for position, (single, record) in enumerate(zip(singles, records, strict=True)):
+            if position in skip:
+                continue
+            try:
+                tallied = await self._tally(topic, [single])
+            except Exception as exc:
+                await self._dead_letter(record, exc, attempts=1)
+                continue
+            if tallied.invalid:
+                await self._dead_letter(record, DecodeError(tallied.invalid[0]), attempts=0)
+            if tallied.tally is not None:
+                await self._with_retries(
+                    [record], _describe_tallied(tallied), functools.partial(handler, tallied.tally)
+                )
 
     async def _with_retries(
         self,
-        items: Sequence[tuple[Delivered, ConsumerRecord[Any, Any]]],
+        records: Sequence[Record],
+        describe: Describe,
         call: Callable[[], Awaitable[None]],
         *,
         dead_letter: bool = True,
     ) -> bool:
-        """Run `call` under processing spans for `items`; retry; dead-letter on final failure."""
+        """Run `call` under processing spans for `records`; retry; dead-letter on final failure."""
         attempts = self._settings.consumer_max_retries + 1
         error: Exception | None = None
         labels = {
             "messaging.consumer.group.name": self.group_id,
-            "messaging.destination.name": items[0][0].topic,
+            "messaging.destination.name": records[0].topic,
         }
         for attempt in range(1, attempts + 1):
             spans = (
                 [
-                    start_process_span(d.event, d.topic, d.partition, d.offset, r.key, r.headers)
-                    for d, r in items
+                    start_process_span(
+                        functools.partial(describe, i), r.topic, r.partition, r.offset, r.key, r.headers
+                    )
+                    for i, r in enumerate(records)
                 ]
                 if tracing_enabled()
                 else []
@@ -303,21 +415,21 @@ class ConsumerRunner:
             try:
                 await _run_in_span(spans, call)
                 PROCESS_DURATION.record(time.perf_counter() - started, labels)
-                CONSUMED.add(len(items), {**labels, "outcome": "ok"})
-                self.processed += len(items)
+                CONSUMED.add(len(records), {**labels, "outcome": "ok"})
+                self.processed += len(records)
                 return True
             except Exception as exc:
                 PROCESS_DURATION.record(
                     time.perf_counter() - started, {**labels, "error.type": type(exc).__name__}
                 )
-                CONSUMED.add(len(items), {**labels, "outcome": "error"})
+                CONSUMED.add(len(records), {**labels, "outcome": "error"})
                 error = exc
                 log.warning(
                     "consumer %s: handler failed on %s[%s]@%s (attempt %s/%s): %s",
                     self._sub.group,
-                    items[0][0].topic,
-                    items[0][0].partition,
-                    items[0][0].offset,
+                    records[0].topic,
+                    records[0].partition,
+                    records[0].offset,
                     attempt,
                     attempts,
                     exc,
@@ -325,14 +437,12 @@ class ConsumerRunner:
                 if attempt < attempts:
                     await asyncio.sleep(self._settings.consumer_retry_backoff_s * 2 ** (attempt - 1))
         if dead_letter and error is not None:
-            CONSUMED.add(len(items), {**labels, "outcome": "dead_lettered"})
-            for _, record in items:
+            CONSUMED.add(len(records), {**labels, "outcome": "dead_lettered"})
+            for record in records:
                 await self._dead_letter(record, error, attempts=attempts)
         return False
 
-    async def _dead_letter(
-        self, record: ConsumerRecord[Any, Any], error: Exception, *, attempts: int
-    ) -> None:
+    async def _dead_letter(self, record: Record, error: Exception, *, attempts: int) -> None:
         headers = [
             *(record.headers or ()),
             ("dlq_error_type", type(error).__name__.encode()),
@@ -358,14 +468,28 @@ class ConsumerRunner:
 
 def ce_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
     """The record's `ce_type` header: decoding with it saves reading the JSON twice."""
+    value = _type_header(headers)
+    return value.decode("utf-8", errors="replace") if value is not None else None
+
+
+def _type_header(headers: Sequence[tuple[str, bytes]] | None) -> bytes | None:
     if not headers:
         return None
     if headers[0][0] == "ce_type":  # where EventProducer puts it
-        return headers[0][1].decode("utf-8", errors="replace")
+        return headers[0][1]
     for name, value in headers:
         if name == "ce_type":
-            return value.decode("utf-8", errors="replace")
+            return value
     return None
+
+
+def _describe_events(items: Sequence[Delivered]) -> Describe:
+    return lambda i: event_attributes(items[i].event)
+
+
+def _describe_tallied(tallied: Tallied) -> Describe:
+    attributes = tallied.span_attributes
+    return lambda i: attributes[i] if attributes is not None else {}
 
 
 async def _run_in_span(spans: list[Span], call: Callable[[], Awaitable[None]]) -> None:

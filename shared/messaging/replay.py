@@ -14,7 +14,8 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.events import DecodeError, EventData, decode
-from shared.messaging.consumer import Batch, Delivered, ce_type_of
+from shared.messaging.batch import Batch, Delivered
+from shared.messaging.consumer import ce_type_of
 from shared.messaging.topics import partitions_of
 
 

@@ -8,7 +8,7 @@ is what lets one trace follow a share to the lead it produced.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from opentelemetry import context as otel_context
@@ -32,13 +32,10 @@ ENTITY_ATTRIBUTES = {
 }
 
 
-def _attributes(event: AnyEvent, topic: str, operation: str, key: str) -> dict[str, str | int]:
-    attributes: dict[str, str | int] = {
-        "messaging.system": "kafka",
-        "messaging.destination.name": topic,
-        "messaging.operation.type": operation,
+def event_attributes(event: AnyEvent) -> dict[str, str]:
+    """What a span says of the event itself (its id, type, organisation and entities)."""
+    attributes = {
         "messaging.message.id": event.id,
-        "messaging.kafka.message.key": key,
         "cloudevents.event_type": event.type,
         "chorus.organisation": event.tenant,
     }
@@ -47,6 +44,16 @@ def _attributes(event: AnyEvent, topic: str, operation: str, key: str) -> dict[s
         if isinstance(value, str):
             attributes[attribute] = value
     return attributes
+
+
+def _attributes(topic: str, operation: str, key: str, of_event: dict[str, str]) -> dict[str, str | int]:
+    return {
+        "messaging.system": "kafka",
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+        "messaging.kafka.message.key": key,
+        **of_event,
+    }
 
 
 @contextmanager
@@ -61,7 +68,7 @@ def produce_span(
         f"send {event.topic.name}",
         context=parent,
         kind=SpanKind.PRODUCER,
-        attributes=_attributes(event, event.topic.name, "send", event.data.record_key()),
+        attributes=_attributes(event.topic.name, "send", event.data.record_key(), event_attributes(event)),
         links=links,
     ) as span:
         carrier: dict[str, str] = {}
@@ -76,7 +83,7 @@ def context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> otel_co
 
 
 def start_process_span(
-    event: AnyEvent,
+    of_event: Callable[[], dict[str, str]],
     topic: str,
     partition: int,
     offset: int,
@@ -84,15 +91,19 @@ def start_process_span(
     headers: Sequence[tuple[str, bytes]] | None,
     links: Sequence[Link] = (),
 ) -> Span:
-    """A CONSUMER span for processing one record, parented on the producer's context. (The key
-    is the record's: the event may be decoded as a view without its key field.)"""
+    """A CONSUMER span for processing one record, parented on the producer's context.
+
+    `of_event` gives the event's own attributes (`event_attributes`), asked only for a span that
+    is kept: batch consumers open one span per record, and most are no-op spans of unsampled
+    traces. (The key is the record's: the event may be decoded as a view without its key field.)
+    """
     span = tracer.start_span(
         f"process {topic}", context=context_from_headers(headers), kind=SpanKind.CONSUMER, links=links
     )
-    # Batch consumers open one span per record: build the attributes only for a span that is
-    # kept (not for the no-op spans of an unsampled trace or of disabled telemetry).
     if span.is_recording():
-        span.set_attributes(_attributes(event, topic, "process", (key or b"").decode("utf-8", "replace")))
+        span.set_attributes(
+            _attributes(topic, "process", (key or b"").decode("utf-8", "replace"), of_event())
+        )
         span.set_attribute("messaging.destination.partition.id", str(partition))
         span.set_attribute("messaging.kafka.offset", offset)
     return span

@@ -240,7 +240,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
             for event, record in delivered[:25]
             for effect in [domain.click_effect(org, event.data)]  # type: ignore[arg-type]
         ]
-        await service.store.apply(await service.store.active_stats(), pending)
+        await service.store.apply(await service.store.active_stats(), domain.tally(pending).days.values())
     finally:
         await mongo.close()
 
@@ -287,21 +287,24 @@ async def test_overlapping_redeliveries_from_several_partitions_apply_once(
     def batch(source: str, offsets: range) -> list[Pending]:
         return [Pending(effect, source, offset, f"{source}-{offset}") for offset in offsets]
 
+    async def apply(pending: list[Pending], by_event_id: bool = False) -> None:
+        await store.apply(collection, domain.tally(pending).days.values(), by_event_id=by_event_id)
+
     async def clicks(dim: str) -> int:
         return sum(row.get("clicks", 0) for row in await store.stats_docs(collection, org, dim, day, day))
 
     try:
-        await store.apply(collection, batch("c_0", range(0, 10)) + batch("c_1", range(0, 5)))
+        await apply(batch("c_0", range(0, 10)) + batch("c_1", range(0, 5)))
         assert (await clicks("all"), await clicks("advocate")) == (15, 15)
-        await store.apply(collection, batch("c_0", range(5, 15)) + batch("c_1", range(0, 8)))
+        await apply(batch("c_0", range(5, 15)) + batch("c_1", range(0, 8)))
         assert (await clicks("all"), await clicks("advocate")) == (23, 23)
-        await store.apply(collection, batch("c_0", range(0, 15)) + batch("c_1", range(0, 8)))
+        await apply(batch("c_0", range(0, 15)) + batch("c_1", range(0, 8)))
         assert (await clicks("all"), await clicks("advocate")) == (23, 23)
         # A conversion event published twice lands at two offsets: it counts once.
         lead = domain.Effect(org, day, (("all", "*"),), (("leads", 1),))
         twice = [Pending(lead, "v_0", 0, "lead-1"), Pending(lead, "v_0", 1, "lead-1")]
-        await store.apply(collection, twice, by_event_id=True)
-        await store.apply(collection, [Pending(lead, "v_0", 2, "lead-1")], by_event_id=True)
+        await apply(twice, by_event_id=True)
+        await apply([Pending(lead, "v_0", 2, "lead-1")], by_event_id=True)
         rows = await store.stats_docs(collection, org, "all", day, day)
         assert sum(row.get("leads", 0) for row in rows) == 1
     finally:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,11 +17,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.events import Event
 from shared.events.topics import TRAINING
 from shared.events.training import CourseCompleted, PolicyAcknowledged
-from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
+from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, skip_history
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org
+from tests.integration.shared.tallies import (
+    BREAKS_THE_TALLY,
+    KILLS_THE_WORKER,
+    Acknowledgements,
+    acknowledgements,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +143,112 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
         await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
         await producer.publish(ack(org, "good"))
         await eventually(lambda: handled == ["good"])
+    finally:
+        await runner.stop()
+
+
+class DeadLetters:
+    """Records of one organisation that reach a dead-letter topic from now on."""
+
+    def __init__(self, settings: ChorusSettings, topic: str, org: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        )
+        self._tp = TopicPartition(topic, 0)
+        self._org = org.encode()
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> DeadLetters:
+        await self._consumer.start()
+        self._consumer.assign([self._tp])
+        await self._consumer.seek_to_end(self._tp)
+        await self._consumer.position(self._tp)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def at_least(self, n: int) -> list[Any]:
+        async def enough() -> bool:
+            fetched = await self._consumer.getmany(self._tp, timeout_ms=500)
+            self.records.extend(
+                r for r in fetched.get(self._tp, []) if dict(r.headers).get("ce_tenant") == self._org
+            )
+            return len(self.records) >= n
+
+        await eventually(enough, timeout_s=60)
+        return self.records
+
+
+async def test_a_tallied_topic_is_tallied_in_a_worker_process_and_its_invalid_records_are_dead_lettered(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    tallies: list[Acknowledgements] = []
+    subscription = Subscription(group=f"tallied-{org}")
+
+    @subscription.on_tally(TRAINING, tally=acknowledgements)
+    async def on_tally(tally: Acknowledgements) -> None:
+        tallies.append(tally._replace(acks=[a for a in tally.acks if a[0] == org]))
+
+    await skip_history(
+        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
+    )
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            await producer.publish(ack(org, "before"))
+            await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
+            await producer.publish(ack(org, "after"))
+
+            def handled() -> list[str]:
+                return [advocate for t in tallies for _, advocate, _, _ in t.acks]
+
+            await eventually(lambda: len(handled()) == 2)
+            assert sorted(handled()) == ["after", "before"]
+            assert {t.worker_pid for t in tallies} - {os.getpid()} == {t.worker_pid for t in tallies}
+            [bad] = await dead.at_least(1)
+            assert bad.value == b"{not json"
+            assert dict(bad.headers)["dlq_error_type"] == b"DecodeError"
+            assert dict(bad.headers)["dlq_attempts"] == b"0"
+    finally:
+        await runner.stop()
+
+
+async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_lettered_and_the_rest_applied(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    handled: list[str] = []
+    subscription = Subscription(group=f"tally-crash-{org}")
+
+    @subscription.on_tally(TRAINING, tally=acknowledgements)
+    async def on_tally(tally: Acknowledgements) -> None:
+        handled.extend(advocate for o, advocate, _, _ in tally.acks if o == org)
+
+    await skip_history(
+        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
+    )
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            # One poll, one partition (the key is the advocate: these share a partition or not,
+            # either way each poison record is found alone).
+            await producer.publish_many(
+                [ack(org, "first"), ack(org, KILLS_THE_WORKER), ack(org, BREAKS_THE_TALLY), ack(org, "last")]
+            )
+            await eventually(lambda: sorted(handled) == ["first", "last"], timeout_s=90)
+            found = await dead.at_least(2)
+            by_error = {dict(r.headers)["dlq_error_type"]: r for r in found}
+            assert set(by_error) == {b"BrokenProcessPool", b"ValueError"}
+            assert KILLS_THE_WORKER.encode() in by_error[b"BrokenProcessPool"].value
+            assert BREAKS_THE_TALLY.encode() in by_error[b"ValueError"].value
+            # The consumer goes on, with a worker of its own again.
+            await producer.publish(ack(org, "later"))
+            await eventually(lambda: "later" in handled, timeout_s=30)
+            assert sorted(handled) == ["first", "last", "later"]
     finally:
         await runner.stop()
 

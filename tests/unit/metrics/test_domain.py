@@ -13,9 +13,11 @@ import pytest
 from services.metrics import domain
 from services.metrics.domain import EmvRates, Pending, Totals, Touch
 from shared.errors import InvalidInput
+from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured, SaleRecorded
 from shared.events.shares import ShareMade
+from shared.messaging import Batch, Delivered
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
 
@@ -74,9 +76,28 @@ def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
     assert dict(effect.counters) == {"shares": 1, "reach": 500} and effect.day == "2026-11-02"
 
 
-def test_an_erased_advocate_gets_no_advocate_document() -> None:
-    effect = domain.click_effect("org", click(), erased=frozenset({"alice"}))
-    assert "advocate" not in {dim for dim, _ in effect.dims}
+def test_an_erased_advocate_gets_no_advocate_document_and_still_counts_elsewhere() -> None:
+    effect = domain.click_effect("org", click())
+    erased = domain.without_advocates(effect, frozenset({"alice"}))
+    assert {dim for dim, _ in erased.dims} == {"all", "content", "team", "network", "tag"}
+    assert erased.counters == effect.counters
+    assert domain.without_advocates(effect, frozenset({"bob"})) is effect
+
+
+def test_a_tally_takes_erased_advocates_out_of_its_breakdowns_and_last_shares() -> None:
+    tally = domain.tally(
+        [
+            Pending(domain.click_effect("org", click()), "clicks_0", 1, "e1"),
+            Pending(domain.click_effect("org", click(advocate_id="bob")), "clicks_0", 2, "e2"),
+        ]
+    )
+    tally.last_share = {("org", "alice"): T0, ("org", "bob"): T0}
+    assert tally.advocates() == {("org", "alice"), ("org", "bob")}
+    tally.without_advocates({("org", "alice")})
+    update = domain.fold(only_day(tally), "dims", {})
+    assert update is not None and update.counters["advocate"] == {"bob": {"clicks": 1, "unique_clicks": 1}}
+    assert update.counters["content"] == {"k1": {"clicks": 2, "unique_clicks": 2}}
+    assert tally.last_share == {("org", "bob"): T0}
 
 
 def test_unattributed_conversions_count_only_in_the_organisation_totals() -> None:
@@ -100,18 +121,78 @@ def test_unattributed_conversions_count_only_in_the_organisation_totals() -> Non
     assert dict(effect.counters) == {"sales": 1, "revenue.EUR": 123450}
 
 
+def only_day(tally: domain.Tally) -> domain.DayTally:
+    [day] = tally.days.values()
+    return day
+
+
+def fold(
+    pending: list[Pending], part: str, watermarks: dict[str, int], applied_ids: frozenset[str] | None = None
+) -> domain.DocUpdate | None:
+    return domain.fold(only_day(domain.tally(pending)), part, watermarks, applied_ids)
+
+
+def delivered(data: EventData, partition: int, offset: int, event_id: str | None = None) -> Delivered:
+    event = Event.create(data, tenant="org", source="/test", event_id=event_id or f"p{partition}-{offset}")
+    return Delivered(event, "chorus.clicks", partition, offset)
+
+
+def test_a_batch_tally_has_one_effect_per_click_shape_and_the_records_of_each_partition() -> None:
+    batch = Batch(
+        "chorus.clicks",
+        [
+            delivered(click(click_id="c1"), 0, 10),
+            delivered(click(click_id="c2", bot=True), 0, 11),
+            delivered(click(click_id="c3"), 0, 12),
+            delivered(click(click_id="c4"), 3, 5),
+            delivered(click(click_id="c3"), 3, 6, event_id="p0-12"),  # the same event again
+        ],
+    )
+    day = only_day(domain.tally_batch(batch))
+    assert (day.org, day.day) == ("org", "2026-11-02")
+    assert day.effects == [domain.click_effect("org", click()), domain.click_effect("org", click(bot=True))]
+    assert day.counts == [3, 1]
+    assert set(day.runs) == {"chorus_clicks_0", "chorus_clicks_3"}
+    assert list(day.runs["chorus_clicks_3"].offsets) == [5, 6]
+    update = domain.fold(day, "all", {})
+    assert update is not None and update.counters == {
+        "all": {"*": {"clicks": 3, "unique_clicks": 3, "bot_clicks": 1}}
+    }
+    assert update.offsets == {"chorus_clicks_0": (10, 12), "chorus_clicks_3": (5, 6)}
+    # Redelivered after partition 0 applied offset 11: what lies above counts, once.
+    again = domain.fold(day, "all", {"chorus_clicks_0": 11})
+    assert again is not None and again.counters == {"all": {"*": {"clicks": 2, "unique_clicks": 2}}}
+
+
+def test_a_batch_tally_keeps_each_advocates_latest_share() -> None:
+    later = T0.replace(hour=15)
+    tally = domain.tally_batch(
+        Batch(
+            "chorus.shares",
+            [
+                delivered(share(share_id="s1", shared_at=later), 0, 1),
+                delivered(share(share_id="s2"), 0, 2),
+                delivered(share(share_id="s3", advocate_id="bob"), 1, 1),
+            ],
+        )
+    )
+    assert tally.last_share == {("org", "alice"): later, ("org", "bob"): T0}
+    # Alice's two shares have the same effect: counted as one effect, twice.
+    assert only_day(tally).counts == [2, 1]
+
+
 def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() -> None:
     effect = domain.Effect("org", "2026-11-02", (("all", "*"),), (("clicks", 1),))
     pending = [Pending(effect, "clicks_0", offset, f"e{offset}") for offset in (5, 6, 7, 8)]
-    update = domain.fold(pending, "all", {"clicks_0": 6})
+    update = fold(pending, "all", {"clicks_0": 6})
     assert update is not None
     assert (update.counters, update.offsets) == ({"all": {"*": {"clicks": 2}}}, {"clicks_0": (7, 8)})
-    assert domain.fold(pending, "all", {"clicks_0": 8}) is None
-    deduped = domain.fold(
-        [*pending, Pending(effect, "clicks_0", 9, "e8")], "all", {}, applied_ids=frozenset({"e5"})
-    )
+    assert fold(pending, "all", {"clicks_0": 8}) is None
+    deduped = fold([*pending, Pending(effect, "clicks_0", 9, "e8")], "all", {}, applied_ids=frozenset({"e5"}))
     assert deduped is not None and deduped.counters == {"all": {"*": {"clicks": 3}}}
     assert deduped.event_ids == ["e6", "e7", "e8"]
+    # The repeat at offset 9 counts for nothing but is covered: the watermark moves past it.
+    assert deduped.offsets == {"clicks_0": (5, 9)}
 
 
 def test_fold_multiplies_identical_effects_and_counts_a_repeated_event_once() -> None:
@@ -123,17 +204,17 @@ def test_fold_multiplies_identical_effects_and_counts_a_repeated_event_once() ->
         Pending(alice, "clicks_0", 3, "e3"),
         Pending(alice, "clicks_0", 4, "e4"),
     ]
-    update = domain.fold(pending, "dims", {})
+    update = fold(pending, "dims", {})
     assert update is not None and update.offsets == {"clicks_0": (1, 4)}
     assert update.counters["advocate"] == {
         "alice": {"clicks": 3, "unique_clicks": 3},
         "bob": {"clicks": 1},
     }
     assert update.counters["content"] == {"k1": {"clicks": 4, "unique_clicks": 3}}
-    totals = domain.fold(pending, "all", {})
+    totals = fold(pending, "all", {})
     assert totals is not None and totals.counters == {"all": {"*": {"clicks": 4, "unique_clicks": 3}}}
     # The same event at a second offset (a producer's retry) counts once.
-    retried = domain.fold([*pending, Pending(alice, "clicks_0", 5, "e4")], "all", {})
+    retried = fold([*pending, Pending(alice, "clicks_0", 5, "e4")], "all", {})
     assert retried is not None and retried.counters == {"all": {"*": {"clicks": 4, "unique_clicks": 3}}}
 
 
@@ -145,7 +226,7 @@ def test_fold_keeps_a_watermark_per_source_partition() -> None:
         Pending(effect, "clicks_0", 4, "a4"),
         Pending(effect, "clicks_1", 4, "b4"),
     ]
-    update = domain.fold(pending, "dims", {})
+    update = fold(pending, "dims", {})
     assert update is not None and (update.doc_id, update.meta) == (
         "org|2026-11-02|dims",
         {"org": "org", "day": "2026-11-02", "part": "dims"},
@@ -153,7 +234,7 @@ def test_fold_keeps_a_watermark_per_source_partition() -> None:
     assert update.counters["advocate"] == {"alice": {"clicks": 4, "unique_clicks": 4}}
     assert update.offsets == {"clicks_0": (3, 4), "clicks_1": (3, 4)}
     # Partition 1 has applied offset 3 already, partition 0 nothing.
-    partial = domain.fold(pending, "dims", {"clicks_1": 3})
+    partial = fold(pending, "dims", {"clicks_1": 3})
     assert partial is not None and partial.counters["advocate"] == {
         "alice": {"clicks": 3, "unique_clicks": 3}
     }
@@ -278,7 +359,7 @@ def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns(
     pending = [
         Pending(domain.click_effect("org", click(tags=["ai", "cloud"], team="sales")), "clicks_0", 1, "e1")
     ]
-    totals, breakdowns = (domain.fold(pending, part, {}) for part in ("all", "dims"))
+    totals, breakdowns = (fold(pending, part, {}) for part in ("all", "dims"))
     assert totals is not None and totals.doc_id == "org|2026-11-02|all" and set(totals.counters) == {"all"}
     assert breakdowns is not None and breakdowns.doc_id == "org|2026-11-02|dims"
     assert set(breakdowns.counters) == {"advocate", "content", "team", "network", "tag"}

@@ -1,0 +1,178 @@
+"""Tallying a busy topic's polls in a worker process.
+
+A projector of a busy topic spends most of its time decoding events and folding them, in Python,
+on one core (bench/pipeline). A tallied subscription moves that work out of the consumer's
+process: the runner sends each poll's raw records to a worker process, which decodes them as
+`decode` does and calls the subscriber's pure `tally` function on the `Batch`; the runner gets
+back the tally (small: what the poll adds up to), the records that were not valid events (it
+dead-letters them) and, when tracing is on, what each record's processing span should say. The
+consumer's process is left with the Kafka client, the writes and the commits, and it fetches
+the next poll while the worker tallies this one.
+
+`tally` must be a module-level function (it is pickled by name) and pure: it runs in another
+process, with no connection to anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events import DecodeError, EventData, UnknownEventType, decode
+from shared.messaging.batch import Batch, Delivered
+from shared.messaging.tracing import event_attributes
+
+log = logging.getLogger(__name__)
+
+Tallier = Callable[[Batch], Any]
+# How often a poll is sent again to a worker process that died on it, before the runner tallies
+# its records one by one (to dead-letter the one that kills the worker).
+WORKER_RESTARTS = 2
+
+
+@dataclass(frozen=True)
+class RawPartition:
+    """One partition's records of a poll, undecoded, as columns (cheap to send to a process)."""
+
+    partition: int
+    offsets: list[int]
+    values: list[bytes | None]
+    types: list[bytes | None]  # each record's ce_type header, undecoded
+
+
+@dataclass(frozen=True)
+class Tallied:
+    """What a worker made of a poll: the tally of its events (None: no event to tally), the
+    records it left out, by position in the poll (not ours, or not valid: with the error), and
+    per tallied record what its span says of the event (only when asked)."""
+
+    tally: Any
+    skipped: frozenset[int]
+    invalid: dict[int, str]
+    span_attributes: list[dict[str, str]] | None
+
+
+def tally_poll(
+    tallier: Tallier,
+    topic: str,
+    parts: Sequence[RawPartition],
+    read_as: tuple[type[EventData], ...],
+    describe: bool,
+) -> Tallied:
+    """Decode a poll's records and tally them (in the worker process, or in-process)."""
+    items: list[Delivered] = []
+    skipped: set[int] = set()
+    invalid: dict[int, str] = {}
+    attributes: list[dict[str, str]] | None = [] if describe else None
+    position = 0
+    for part in parts:
+        for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True):
+            try:
+                hint = type_header.decode("utf-8", errors="replace") if type_header is not None else None
+                event = decode(value, hint, read_as)
+            except UnknownEventType:
+                skipped.add(position)  # a newer producer's type: not ours to handle
+            except DecodeError as exc:
+                skipped.add(position)
+                invalid[position] = str(exc)
+            else:
+                items.append(Delivered(event, topic, part.partition, offset))
+                if attributes is not None:
+                    attributes.append(event_attributes(event))
+            position += 1
+    tally = tallier(Batch(topic, items)) if items else None
+    return Tallied(tally, frozenset(skipped), invalid, attributes)
+
+
+def _start_worker() -> None:
+    from shared.app import tune_gc
+
+    tune_gc()  # a poll's events are alive together here too
+    # The consumer's process decides when its workers stop (Ctrl-C and SIGTERM reach the whole
+    # process group): a worker gone before the consumer has finished its last poll would only be
+    # started again. So a worker must notice itself when the consumer's process dies (killed,
+    # OOM): the pool's pipes never tell it, as it holds both of their ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _exit_with(parent_sentinel: int) -> None:
+    multiprocessing.connection.wait([parent_sentinel])
+    os._exit(0)
+
+
+def _ready() -> None:
+    """Run once in each new worker, so that it has started before the first poll."""
+
+
+class TallyWorkers:
+    """The worker processes of one consumer (`processes` 0: tally in the consumer's process).
+
+    A worker that dies (killed, out of memory) is replaced; the poll it had is sent again.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self._processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._restarting = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Start the processes and wait until they are ready: a spawned worker takes a second or
+        two to import what it runs, which should not land on the first poll."""
+        if self._processes > 0 and self._pool is None:
+            # spawn: forking a process that runs an event loop and client threads is unsafe.
+            pool = ProcessPoolExecutor(
+                self._processes, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker
+            )
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(pool, _ready) for _ in range(self._processes)))
+            self._pool = pool
+
+    def stop(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    async def tally(
+        self,
+        tallier: Tallier,
+        topic: str,
+        parts: Sequence[RawPartition],
+        read_as: tuple[type[EventData], ...],
+        describe: bool,
+    ) -> Tallied:
+        if self._processes == 0:
+            return tally_poll(tallier, topic, parts, read_as, describe)
+        loop = asyncio.get_running_loop()
+        for attempt in range(WORKER_RESTARTS + 1):
+            pool = self._pool
+            if pool is None:
+                raise RuntimeError("the tally workers are not started")
+            try:
+                return await loop.run_in_executor(pool, tally_poll, tallier, topic, parts, read_as, describe)
+            except BrokenProcessPool:
+                if attempt == WORKER_RESTARTS:
+                    raise
+                log.warning("tally worker for %s died (attempt %s); starting another", topic, attempt + 1)
+                await self._replace(pool)
+        raise AssertionError("unreachable")
+
+    async def _replace(self, broken: ProcessPoolExecutor) -> None:
+        async with self._restarting:
+            if self._pool is broken:  # not replaced already, for another poll it had
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+                await self.start()
