@@ -4,8 +4,10 @@
    keyed by share id, like chorus.clicks).
 2. Baseline: a bare aiokafka loop in its own group that fetches, and commits the fetched
    partitions' offsets after each fetch (as the ConsumerRunner does), without decoding. Events/s.
-3. Projector: the real ConsumerRunner + Subscription.on_batch + MetricsService.project, into a
-   fresh database, in another group on the same topic. Events/s, and the ratio to the baseline.
+3. Projector: the real ConsumerRunner + Subscription.on_tally (domain.tally_events in the
+   tally worker process) + MetricsService.project_live, into a fresh database, in another group
+   on the same topic. Events/s, and the ratio to the baseline; CPU per event of the consumer's
+   process and of its worker.
    Steps 2 and 3 alternate for `--rounds` rounds; the ratio is the median of the rounds' ratios.
 4. Freshness: clicks produced at 20% of the projector's rate for a while, by a process of their
    own (as the redirect's are); a poller reads the funnel through the real HTTP API (the
@@ -23,6 +25,7 @@ import contextlib
 import json
 import logging
 import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -197,7 +200,7 @@ async def projector_run(
 ) -> tuple[ConsumerRunner, EventProducer]:
     subscription = Subscription(group=group)
 
-    @subscription.on_tally(topic, tally=domain.tally_batch, read_as=PROJECTED_AS)
+    @subscription.on_tally(topic, tally=domain.tally_events, read_as=PROJECTED_AS)
     async def clicks(tally: Tally) -> None:
         await service.project_live(topic.name, tally)
 
@@ -216,20 +219,20 @@ async def measure_projector(
     max_batch: int,
     max_s: float,
     group: str,
-) -> tuple[float, int, float]:
+) -> tuple[float, int, float, float]:
     """Events/s of the projector over all `n` events, or over its first `max_s` seconds, and the
-    process's CPU time per event (steadier than the rate on a shared machine, for comparing
-    changes)."""
+    CPU time per event of the consumer's process and of its tally worker (steadier than the rate
+    on a shared machine, for comparing changes)."""
     runner, dlq = await projector_run(settings, service, topic, n, max_batch, group)
     started: float | None = None
-    cpu_started = 0.0
+    cpu_started = worker_cpu_started = 0.0
     last_report = time.perf_counter()
     try:
         while runner.processed < n:
             await asyncio.sleep(0.05)
             now = time.perf_counter()
             if started is None and runner.processed > 0:
-                started, cpu_started = now, time.process_time()
+                started, cpu_started, worker_cpu_started = now, time.process_time(), children_cpu_s()
             if started is not None and now - started >= max_s:
                 break
             if now - last_report > 30:
@@ -237,10 +240,23 @@ async def measure_projector(
                 print(f"  projector: {runner.processed}/{n}", flush=True)
         processed = runner.processed
         cpu_us = (time.process_time() - cpu_started) / max(processed, 1) * 1e6
-        return processed / (time.perf_counter() - (started or time.perf_counter())), processed, cpu_us
+        worker_cpu_us = (children_cpu_s() - worker_cpu_started) / max(processed, 1) * 1e6
+        rate = processed / (time.perf_counter() - (started or time.perf_counter()))
+        return rate, processed, cpu_us, worker_cpu_us
     finally:
         await runner.stop()
         await dlq.stop()
+
+
+def children_cpu_s() -> float:
+    """CPU seconds used so far by this process's live children (the projector's tally worker)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(OSError), open(f"/proc/{child.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def produce_steadily(
@@ -384,7 +400,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             bare = await bare_loop(args.bootstrap, topic.name, args.events, args.max_batch)
             service = await fresh_service(round_no)
             group = f"projector-{round_no}"
-            projector, processed, cpu_us = await measure_projector(
+            projector, processed, cpu_us, worker_cpu_us = await measure_projector(
                 settings, service, topic, args.events, args.max_batch, args.projector_s, group
             )
             rounds.append(
@@ -393,11 +409,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                     "projector_eps": projector,
                     "projector_events": processed,
                     "projector_cpu_us_per_event": cpu_us,
+                    "worker_cpu_us_per_event": worker_cpu_us,
                 }
             )
             print(
                 f"round {round_no}: bare {bare:,.0f} events/s, projector {projector:,.0f} events/s"
-                f" ({processed:,} events, {cpu_us:.1f} us CPU each), ratio {projector / bare:.3f}",
+                f" ({processed:,} events; CPU each: {cpu_us:.1f} us consumer, {worker_cpu_us:.1f} us worker),"
+                f" ratio {projector / bare:.3f}",
                 flush=True,
             )
         results["rounds"] = rounds

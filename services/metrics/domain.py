@@ -28,7 +28,7 @@ from shared.errors import InvalidInput
 from shared.events.clicks import CountedClick
 from shared.events.conversions import Conversion, SaleRecorded
 from shared.events.shares import ShareMade
-from shared.messaging.batch import Batch
+from shared.messaging.batch import Delivered
 
 # --- projection documents --------------------------------------------------------------------
 
@@ -251,15 +251,14 @@ def tally(pending: Iterable[Pending]) -> Tally:
     return result
 
 
-def tally_batch(batch: Batch) -> Tally:
-    """A batch of projected events (shares, clicks, conversions), folded. Pure, and run in the
-    projector's worker process (Subscription.on_tally): one pass, an effect built once per
+def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
+    """A batch of `topic`'s projected events (shares, clicks, conversions), folded. Pure, and run
+    in the projector's worker process (Subscription.on_tally): one pass, an effect built once per
     distinct click shape (most clicks of a poll repeat a few), a share or a conversion its own."""
-    topic = batch.topic
     result = Tally()
     slots: dict[Hashable, tuple[DayTally, int]] = {}
     sources: dict[int, str] = {}  # partition -> its watermark's name
-    for item in batch.items:
+    for item in items:
         event = item.event
         org, data = event.tenant, event.data
         key: Hashable

@@ -41,7 +41,7 @@ def build_subscription(service: MetricsService) -> Subscription:
         return project
 
     for topic in (shares_topic, clicks_topic, conversions_topic):
-        subscription.on_tally(topic, tally=domain.tally_batch, read_as=PROJECTED_AS)(projector(topic.name))
+        subscription.on_tally(topic, tally=domain.tally_events, read_as=PROJECTED_AS)(projector(topic.name))
 
     @subscription.on(AdvocateEnrolled)
     async def enrolled(event: Event[AdvocateEnrolled]) -> None:

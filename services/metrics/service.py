@@ -190,7 +190,7 @@ class MetricsService:
 
     async def project(self, collection: str, batch: Batch) -> None:
         """Fold a batch (a poll: any partitions) into the counters of `collection`, exactly once."""
-        await self.apply_tally(collection, batch.topic, domain.tally_batch(batch))
+        await self.apply_tally(collection, batch.topic, domain.tally_events(batch.topic, batch.items))
 
     async def apply_tally(self, collection: str, topic: str, tally: Tally) -> None:
         """Write a batch's tally (made here or by the projector's worker process)."""

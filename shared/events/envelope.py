@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -137,7 +137,7 @@ class _TypeOnly(BaseModel):
 
 
 def decode(
-    value: bytes | None, type_hint: str | None = None, read_as: Collection[type[EventData]] = ()
+    value: bytes | None, type_hint: str | None = None, read_as: tuple[type[EventData], ...] = ()
 ) -> AnyEvent:
     """The typed event in a record's value.
 
@@ -164,11 +164,7 @@ def decode(
         registration = REGISTRY.get(event_type)
         if registration is None:
             raise UnknownEventType(f"unknown event type {event_type!r}")
-    envelope = registration.envelope
-    for view in read_as:
-        if issubclass(registration.model, view):
-            envelope = _envelope_of(view)
-            break
+    envelope = _envelope_as(registration.model, read_as) if read_as else registration.envelope
     try:
         decoded: AnyEvent = envelope.model_validate_json(value)
     except ValidationError as exc:
@@ -179,8 +175,12 @@ def decode(
 
 
 @functools.cache
-def _envelope_of(view: type[EventData]) -> Any:
-    return Event[view]  # type: ignore[valid-type]
+def _envelope_as(model: type[EventData], read_as: tuple[type[EventData], ...]) -> Any:
+    """The envelope to decode `model`'s events with: of the first view it extends, or its own."""
+    for view in read_as:
+        if issubclass(model, view):
+            return Event[view]  # type: ignore[valid-type]
+    return REGISTRY[model.event_type].envelope
 
 
 def json_schema(event_type: str) -> dict[str, Any]:

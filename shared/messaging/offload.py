@@ -3,7 +3,8 @@
 A projector of a busy topic spends most of its time decoding events and folding them, in Python,
 on one core (bench/pipeline). A tallied subscription moves that work out of the consumer's
 process: the runner sends each poll's raw records to a worker process, which decodes them as
-`decode` does and calls the subscriber's pure `tally` function on the `Batch`; the runner gets
+`decode` does and calls the subscriber's pure `tally` function on the topic and the events (an
+iterator over the poll, in each partition's offset order); the runner gets
 back the tally (small: what the poll adds up to), the records that were not valid events (it
 dead-letters them) and, when tracing is on, what each record's processing span should say. The
 consumer's process is left with the Kafka client, the writes and the commits, and it fetches
@@ -22,19 +23,20 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
 from shared.events import DecodeError, EventData, UnknownEventType, decode
-from shared.messaging.batch import Batch, Delivered
+from shared.messaging.batch import Delivered
 from shared.messaging.tracing import event_attributes
 
 log = logging.getLogger(__name__)
 
-Tallier = Callable[[Batch], Any]
+# A pure function of a topic's name and a poll's events (an iterator, to be read once).
+Tallier = Callable[[str, Iterator[Delivered]], Any]
 # How often a poll is sent again to a worker process that died on it, before the runner tallies
 # its records one by one (to dead-letter the one that kills the worker).
 WORKER_RESTARTS = 2
@@ -69,29 +71,40 @@ def tally_poll(
     read_as: tuple[type[EventData], ...],
     describe: bool,
 ) -> Tallied:
-    """Decode a poll's records and tally them (in the worker process, or in-process)."""
-    items: list[Delivered] = []
+    """Decode a poll's records and tally them (in the worker process, or in-process). The tallier
+    gets the events as they are decoded, so each can be freed before the next is made: a poll's
+    events alive together cost more to make and to free (cold memory)."""
     skipped: set[int] = set()
     invalid: dict[int, str] = {}
     attributes: list[dict[str, str]] | None = [] if describe else None
-    position = 0
-    for part in parts:
-        for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True):
-            try:
-                hint = type_header.decode("utf-8", errors="replace") if type_header is not None else None
-                event = decode(value, hint, read_as)
-            except UnknownEventType:
-                skipped.add(position)  # a newer producer's type: not ours to handle
-            except DecodeError as exc:
-                skipped.add(position)
-                invalid[position] = str(exc)
-            else:
-                items.append(Delivered(event, topic, part.partition, offset))
+    hints: dict[bytes | None, str | None] = {None: None}
+    found = False
+
+    def events() -> Iterator[Delivered]:
+        nonlocal found
+        position = -1
+        for part in parts:
+            for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True):
+                position += 1
+                hint = hints.get(type_header)
+                if hint is None and type_header is not None:
+                    hint = hints[type_header] = type_header.decode("utf-8", errors="replace")
+                try:
+                    event = decode(value, hint, read_as)
+                except UnknownEventType:
+                    skipped.add(position)  # a newer producer's type: not ours to handle
+                    continue
+                except DecodeError as exc:
+                    skipped.add(position)
+                    invalid[position] = str(exc)
+                    continue
+                found = True
                 if attributes is not None:
                     attributes.append(event_attributes(event))
-            position += 1
-    tally = tallier(Batch(topic, items)) if items else None
-    return Tallied(tally, frozenset(skipped), invalid, attributes)
+                yield Delivered(event, topic, part.partition, offset)
+
+    tally = tallier(topic, events())
+    return Tallied(tally if found else None, frozenset(skipped), invalid, attributes)
 
 
 def _start_worker() -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import NamedTuple
 
 from shared.events.training import PolicyAcknowledged
-from shared.messaging import Batch
+from shared.messaging import Delivered
 
 KILLS_THE_WORKER = "kills-the-worker"
 BREAKS_THE_TALLY = "breaks-the-tally"
@@ -17,10 +18,10 @@ class Acknowledgements(NamedTuple):
     acks: list[tuple[str, str, int, int]]  # (org, advocate, partition, offset)
 
 
-def acknowledgements(batch: Batch) -> Acknowledgements:
+def acknowledgements(topic: str, items: Iterator[Delivered]) -> Acknowledgements:
     """Who acknowledged the policy in this poll, and in which process it was tallied."""
     acks = []
-    for item in batch.items:
+    for item in items:
         data = item.event.data
         if not isinstance(data, PolicyAcknowledged):
             continue

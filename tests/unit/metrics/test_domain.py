@@ -148,7 +148,7 @@ def test_a_batch_tally_has_one_effect_per_click_shape_and_the_records_of_each_pa
             delivered(click(click_id="c3"), 3, 6, event_id="p0-12"),  # the same event again
         ],
     )
-    day = only_day(domain.tally_batch(batch))
+    day = only_day(domain.tally_events(batch.topic, batch.items))
     assert (day.org, day.day) == ("org", "2026-11-02")
     assert day.effects == [domain.click_effect("org", click()), domain.click_effect("org", click(bot=True))]
     assert day.counts == [3, 1]
@@ -166,15 +166,13 @@ def test_a_batch_tally_has_one_effect_per_click_shape_and_the_records_of_each_pa
 
 def test_a_batch_tally_keeps_each_advocates_latest_share() -> None:
     later = T0.replace(hour=15)
-    tally = domain.tally_batch(
-        Batch(
-            "chorus.shares",
-            [
-                delivered(share(share_id="s1", shared_at=later), 0, 1),
-                delivered(share(share_id="s2"), 0, 2),
-                delivered(share(share_id="s3", advocate_id="bob"), 1, 1),
-            ],
-        )
+    tally = domain.tally_events(
+        "chorus.shares",
+        [
+            delivered(share(share_id="s1", shared_at=later), 0, 1),
+            delivered(share(share_id="s2"), 0, 2),
+            delivered(share(share_id="s3", advocate_id="bob"), 1, 1),
+        ],
     )
     assert tally.last_share == {("org", "alice"): later, ("org", "bob"): T0}
     # Alice's two shares have the same effect: counted as one effect, twice.

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 from shared.events import Event
 from shared.events.training import PolicyAcknowledged
-from shared.messaging import Batch
+from shared.messaging import Delivered
 from shared.messaging.offload import RawPartition, tally_poll
 
 
-def acks_of(batch: Batch) -> list[tuple[str, int, int]]:
-    return [(d.event.data.advocate_id, d.partition, d.offset) for d in batch.items]
+def acks_of(topic: str, items: Iterator[Delivered]) -> list[tuple[str, str, int, int]]:
+    return [(topic, d.event.data.advocate_id, d.partition, d.offset) for d in items]
 
 
 def ack(advocate: str) -> Event[PolicyAcknowledged]:
@@ -26,7 +27,7 @@ def test_a_poll_is_decoded_in_order_with_invalid_and_unknown_records_left_out() 
         RawPartition(2, [3, 4], [unknown, bob.to_json_bytes()], [None, None]),
     ]
     tallied = tally_poll(acks_of, "chorus.training", parts, (), describe=False)
-    assert tallied.tally == [("ann", 0, 7), ("bob", 2, 4)]
+    assert tallied.tally == [("chorus.training", "ann", 0, 7), ("chorus.training", "bob", 2, 4)]
     assert tallied.skipped == {1, 2}
     assert set(tallied.invalid) == {1} and "not JSON" in tallied.invalid[1]
     assert tallied.span_attributes is None
