@@ -31,3 +31,22 @@ def acknowledgements(topic: str, items: Iterator[Delivered]) -> Acknowledgements
             raise ValueError("this acknowledgement cannot be tallied")
         acks.append((item.event.tenant, data.advocate_id, item.partition, item.offset))
     return Acknowledgements(os.getpid(), acks)
+
+
+async def _hold_workers() -> None:
+    """Start a consumer's tally workers, say their pids, and wait to be killed."""
+    import asyncio
+    import multiprocessing
+
+    from shared.messaging.offload import TallyWorkers
+
+    workers = TallyWorkers(1)
+    await workers.start()
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
+    await asyncio.sleep(600)
+
+
+if __name__ == "__main__":
+    import asyncio
+
+    asyncio.run(_hold_workers())

@@ -253,6 +253,34 @@ async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_letter
         await runner.stop()
 
 
+async def test_a_tally_worker_outlives_neither_ctrl_c_nor_its_consumer() -> None:
+    """Ctrl-C reaches the worker too (one process group) and must not stop it before its consumer
+    has finished; a consumer killed outright must not leave its worker behind."""
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.shared.tallies"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert consumer.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(consumer.stdout.readline), 60)
+        [worker] = [int(pid) for pid in line.split()]
+        os.kill(worker, signal.SIGINT)
+        await asyncio.sleep(0.5)
+        assert _alive(worker), "the worker stopped on Ctrl-C before its consumer"
+        consumer.kill()
+        consumer.wait()
+        assert await eventually(lambda: not _alive(worker), timeout_s=10)
+    finally:
+        consumer.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
 async def test_a_consumer_killed_mid_stream_and_restarted_applies_every_effect_exactly_once(
     settings: ChorusSettings, producer: EventProducer
 ) -> None:
