@@ -14,11 +14,11 @@ into one write per document:
     @subscription.on_batch(CLICKS)
     async def clicks(batch: Batch) -> None: ...
 
-or, where decoding and folding a poll is the bottleneck, a tally: a pure function of a poll's
-`Batch`, run in a worker process while the runner fetches the next poll, whose result the
-handler writes (shared/messaging/offload.py):
+or, where decoding and folding a poll is the bottleneck, a tally: a pure function of the topic
+and the poll's events, run in a worker process while the runner fetches the next poll, whose
+result the handler writes (shared/messaging/offload.py):
 
-    @subscription.on_tally(CLICKS, tally=domain.tally_events_of)
+    @subscription.on_tally(CLICKS, tally=domain.tally_events)
     async def clicks(tally: Tally) -> None: ...
 
 Delivery is at least once: a partition's offset is committed only after every record fetched
@@ -46,7 +46,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
 from shared.messaging.batch import Batch, Delivered
-from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyWorkers
+from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
 from shared.messaging.tracing import event_attributes, start_process_span, tracing_enabled
 from shared.settings import ChorusSettings
@@ -133,7 +133,7 @@ class Subscription:
     def on_tally(
         self, topic: Topic, tally: Tallier, read_as: tuple[type[EventData], ...] = ()
     ) -> Callable[[TallyHandler], TallyHandler]:
-        """`tally(batch)` runs in a worker process on each poll of `topic` (decoded as
+        """`tally(topic, events)` runs in a worker process on each poll of `topic` (decoded as
         `read_as`); the handler gets what it returns (never for a poll with no event of ours)."""
 
         def register(handler: TallyHandler) -> TallyHandler:
@@ -329,9 +329,8 @@ class ConsumerRunner:
 
     async def _tally(self, topic: str, raw: list[RawPartition]) -> Tallied:
         tallier, _ = self._sub.tallied[topic]
-        return await self._workers.tally(
-            tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled()
-        )
+        request = TallyRequest(tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled())
+        return await self._workers.tally(request)
 
     async def _finish_tally(self, job: _Tallying) -> None:
         records = [r for rs in job.parts.values() for r in rs]

@@ -53,6 +53,18 @@ class RawPartition:
 
 
 @dataclass(frozen=True)
+class TallyRequest:
+    """A poll to tally: `tallier` over `topic`'s records decoded as `read_as`; `describe`: also
+    say what each record's processing span should carry (tracing is on)."""
+
+    tallier: Tallier
+    topic: str
+    parts: Sequence[RawPartition]
+    read_as: tuple[type[EventData], ...] = ()
+    describe: bool = False
+
+
+@dataclass(frozen=True)
 class Tallied:
     """What a worker made of a poll: the tally of its events (None: no event to tally), the
     records it left out, by position in the poll (not ours, or not valid: with the error), and
@@ -64,26 +76,21 @@ class Tallied:
     span_attributes: list[dict[str, str]] | None
 
 
-def tally_poll(
-    tallier: Tallier,
-    topic: str,
-    parts: Sequence[RawPartition],
-    read_as: tuple[type[EventData], ...],
-    describe: bool,
-) -> Tallied:
+def tally_poll(request: TallyRequest) -> Tallied:
     """Decode a poll's records and tally them (in the worker process, or in-process). The tallier
     gets the events as they are decoded, so each can be freed before the next is made: a poll's
     events alive together cost more to make and to free (cold memory)."""
     skipped: set[int] = set()
     invalid: dict[int, str] = {}
-    attributes: list[dict[str, str]] | None = [] if describe else None
+    topic, read_as = request.topic, request.read_as
+    attributes: list[dict[str, str]] | None = [] if request.describe else None
     hints: dict[bytes | None, str | None] = {None: None}
     found = False
 
     def events() -> Iterator[Delivered]:
         nonlocal found
         position = -1
-        for part in parts:
+        for part in request.parts:
             for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True):
                 position += 1
                 hint = hints.get(type_header)
@@ -103,7 +110,7 @@ def tally_poll(
                     attributes.append(event_attributes(event))
                 yield Delivered(event, topic, part.partition, offset)
 
-    tally = tallier(topic, events())
+    tally = request.tallier(topic, events())
     return Tallied(tally if found else None, frozenset(skipped), invalid, attributes)
 
 
@@ -159,27 +166,22 @@ class TallyWorkers:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    async def tally(
-        self,
-        tallier: Tallier,
-        topic: str,
-        parts: Sequence[RawPartition],
-        read_as: tuple[type[EventData], ...],
-        describe: bool,
-    ) -> Tallied:
+    async def tally(self, request: TallyRequest) -> Tallied:
         if self._processes == 0:
-            return tally_poll(tallier, topic, parts, read_as, describe)
+            return tally_poll(request)
         loop = asyncio.get_running_loop()
         for attempt in range(WORKER_RESTARTS + 1):
             pool = self._pool
             if pool is None:
                 raise RuntimeError("the tally workers are not started")
             try:
-                return await loop.run_in_executor(pool, tally_poll, tallier, topic, parts, read_as, describe)
+                return await loop.run_in_executor(pool, tally_poll, request)
             except BrokenProcessPool:
                 if attempt == WORKER_RESTARTS:
                     raise
-                log.warning("tally worker for %s died (attempt %s); starting another", topic, attempt + 1)
+                log.warning(
+                    "tally worker for %s died (attempt %s); starting another", request.topic, attempt + 1
+                )
                 await self._replace(pool)
         raise AssertionError("unreachable")
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,39 @@ def ack(org: str, advocate: str, version: int = 1) -> Event[PolicyAcknowledged]:
     return Event.create(
         PolicyAcknowledged(advocate_id=advocate, policy_version=version), tenant=org, source="/tests"
     )
+
+
+class DeadLetters:
+    """Records of one organisation that reach a dead-letter topic from now on."""
+
+    def __init__(self, settings: ChorusSettings, topic: str, org: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        )
+        self._tp = TopicPartition(topic, 0)
+        self._org = org.encode()
+        self.records: list[Any] = []
+
+    async def __aenter__(self) -> DeadLetters:
+        await self._consumer.start()
+        self._consumer.assign([self._tp])
+        await self._consumer.seek_to_end(self._tp)
+        await self._consumer.position(self._tp)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def at_least(self, n: int) -> list[Any]:
+        async def enough() -> bool:
+            fetched = await self._consumer.getmany(self._tp, timeout_ms=500)
+            self.records.extend(
+                r for r in fetched.get(self._tp, []) if dict(r.headers).get("ce_tenant") == self._org
+            )
+            return len(self.records) >= n
+
+        await eventually(enough, timeout_s=60)
+        return self.records
 
 
 async def test_an_event_published_is_consumed_with_its_type_and_tenant(
@@ -89,40 +123,24 @@ async def test_a_handler_that_keeps_failing_dead_letters_its_record_and_the_cons
             raise ValueError("cannot handle the poison advocate")
         handled.append(event.data.advocate_id)
 
-    dlq = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    await dlq.start()
-    dlq_tp = TopicPartition(TRAINING.dlq, 0)
-    dlq.assign([dlq_tp])
-    await dlq.seek_to_end(dlq_tp)
-    await dlq.position(dlq_tp)
-
     runner = ConsumerRunner(settings, subscription, producer)
     await runner.start()
     try:
-        # The poison record comes first; the next one must still be handled after it.
-        await producer.publish(ack(org, "poison"))
-        await producer.publish(ack(org, "after"))
-        await eventually(lambda: "after" in handled)
-        assert calls["poison"] == settings.consumer_max_retries + 1
-
-        async def dead_letters() -> list[object]:
-            fetched = await dlq.getmany(dlq_tp, timeout_ms=500)
-            records.extend(
-                r for r in fetched.get(dlq_tp, []) if dict(r.headers).get("ce_tenant") == org.encode()
-            )
-            return records
-
-        records: list[object] = []
-        found = await eventually(dead_letters)
-        assert len(found) == 1
-        headers = dict(found[0].headers)  # type: ignore[attr-defined]
-        assert headers["dlq_error_type"] == b"ValueError"
-        assert b"poison" in headers["dlq_error_message"]
-        assert headers["dlq_original_topic"] == TRAINING.name.encode()
-        assert headers["dlq_attempts"] == str(settings.consumer_max_retries + 1).encode()
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            # The poison record comes first; the next one must still be handled after it.
+            await producer.publish(ack(org, "poison"))
+            await producer.publish(ack(org, "after"))
+            await eventually(lambda: "after" in handled)
+            assert calls["poison"] == settings.consumer_max_retries + 1
+            found = await dead.at_least(1)
+            assert len(found) == 1
+            headers = dict(found[0].headers)
+            assert headers["dlq_error_type"] == b"ValueError"
+            assert b"poison" in headers["dlq_error_message"]
+            assert headers["dlq_original_topic"] == TRAINING.name.encode()
+            assert headers["dlq_attempts"] == str(settings.consumer_max_retries + 1).encode()
     finally:
         await runner.stop()
-        await dlq.stop()
 
 
 async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
@@ -147,37 +165,24 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
         await runner.stop()
 
 
-class DeadLetters:
-    """Records of one organisation that reach a dead-letter topic from now on."""
+@contextlib.asynccontextmanager
+async def tallied_consumer(
+    settings: ChorusSettings, producer: EventProducer, group: str, handler: Callable[[Acknowledgements], None]
+) -> AsyncIterator[None]:
+    """A consumer of the training topic, from its current end, tallying with `acknowledgements`."""
+    subscription = Subscription(group=group)
 
-    def __init__(self, settings: ChorusSettings, topic: str, org: str) -> None:
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-        )
-        self._tp = TopicPartition(topic, 0)
-        self._org = org.encode()
-        self.records: list[Any] = []
+    @subscription.on_tally(TRAINING, tally=acknowledgements)
+    async def on_tally(tally: Acknowledgements) -> None:
+        handler(tally)
 
-    async def __aenter__(self) -> DeadLetters:
-        await self._consumer.start()
-        self._consumer.assign([self._tp])
-        await self._consumer.seek_to_end(self._tp)
-        await self._consumer.position(self._tp)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._consumer.stop()
-
-    async def at_least(self, n: int) -> list[Any]:
-        async def enough() -> bool:
-            fetched = await self._consumer.getmany(self._tp, timeout_ms=500)
-            self.records.extend(
-                r for r in fetched.get(self._tp, []) if dict(r.headers).get("ce_tenant") == self._org
-            )
-            return len(self.records) >= n
-
-        await eventually(enough, timeout_s=60)
-        return self.records
+    await skip_history(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{group}", [TRAINING.name])
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        yield
+    finally:
+        await runner.stop()
 
 
 async def test_a_tallied_topic_is_tallied_in_a_worker_process_and_its_invalid_records_are_dead_lettered(
@@ -185,35 +190,24 @@ async def test_a_tallied_topic_is_tallied_in_a_worker_process_and_its_invalid_re
 ) -> None:
     org = new_org()
     tallies: list[Acknowledgements] = []
-    subscription = Subscription(group=f"tallied-{org}")
 
-    @subscription.on_tally(TRAINING, tally=acknowledgements)
-    async def on_tally(tally: Acknowledgements) -> None:
-        tallies.append(tally._replace(acks=[a for a in tally.acks if a[0] == org]))
+    def handled() -> list[str]:
+        return [advocate for t in tallies for o, advocate, _, _ in t.acks if o == org]
 
-    await skip_history(
-        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
-    )
-    runner = ConsumerRunner(settings, subscription, producer)
-    await runner.start()
-    try:
-        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
-            await producer.publish(ack(org, "before"))
-            await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
-            await producer.publish(ack(org, "after"))
-
-            def handled() -> list[str]:
-                return [advocate for t in tallies for _, advocate, _, _ in t.acks]
-
-            await eventually(lambda: len(handled()) == 2)
-            assert sorted(handled()) == ["after", "before"]
-            assert {t.worker_pid for t in tallies} - {os.getpid()} == {t.worker_pid for t in tallies}
-            [bad] = await dead.at_least(1)
-            assert bad.value == b"{not json"
-            assert dict(bad.headers)["dlq_error_type"] == b"DecodeError"
-            assert dict(bad.headers)["dlq_attempts"] == b"0"
-    finally:
-        await runner.stop()
+    async with (
+        tallied_consumer(settings, producer, f"tallied-{org}", tallies.append),
+        DeadLetters(settings, TRAINING.dlq, org) as dead,
+    ):
+        await producer.publish(ack(org, "before"))
+        await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
+        await producer.publish(ack(org, "after"))
+        await eventually(lambda: len(handled()) == 2)
+        assert sorted(handled()) == ["after", "before"]
+        assert os.getpid() not in {t.worker_pid for t in tallies}
+        [bad] = await dead.at_least(1)
+        assert bad.value == b"{not json"
+        assert dict(bad.headers)["dlq_error_type"] == b"DecodeError"
+        assert dict(bad.headers)["dlq_attempts"] == b"0"
 
 
 async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_lettered_and_the_rest_applied(
@@ -221,36 +215,29 @@ async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_letter
 ) -> None:
     org = new_org()
     handled: list[str] = []
-    subscription = Subscription(group=f"tally-crash-{org}")
 
-    @subscription.on_tally(TRAINING, tally=acknowledgements)
-    async def on_tally(tally: Acknowledgements) -> None:
+    def on_tally(tally: Acknowledgements) -> None:
         handled.extend(advocate for o, advocate, _, _ in tally.acks if o == org)
 
-    await skip_history(
-        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
-    )
-    runner = ConsumerRunner(settings, subscription, producer)
-    await runner.start()
-    try:
-        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
-            # One poll, one partition (the key is the advocate: these share a partition or not,
-            # either way each poison record is found alone).
-            await producer.publish_many(
-                [ack(org, "first"), ack(org, KILLS_THE_WORKER), ack(org, BREAKS_THE_TALLY), ack(org, "last")]
-            )
-            await eventually(lambda: sorted(handled) == ["first", "last"], timeout_s=90)
-            found = await dead.at_least(2)
-            by_error = {dict(r.headers)["dlq_error_type"]: r for r in found}
-            assert set(by_error) == {b"BrokenProcessPool", b"ValueError"}
-            assert KILLS_THE_WORKER.encode() in by_error[b"BrokenProcessPool"].value
-            assert BREAKS_THE_TALLY.encode() in by_error[b"ValueError"].value
-            # The consumer goes on, with a worker of its own again.
-            await producer.publish(ack(org, "later"))
-            await eventually(lambda: "later" in handled, timeout_s=30)
-            assert sorted(handled) == ["first", "last", "later"]
-    finally:
-        await runner.stop()
+    async with (
+        tallied_consumer(settings, producer, f"tally-crash-{org}", on_tally),
+        DeadLetters(settings, TRAINING.dlq, org) as dead,
+    ):
+        # Published together, so that they are likely in one poll; however they are polled, each
+        # bad record is found alone.
+        await producer.publish_many(
+            [ack(org, "first"), ack(org, KILLS_THE_WORKER), ack(org, BREAKS_THE_TALLY), ack(org, "last")]
+        )
+        await eventually(lambda: sorted(handled) == ["first", "last"], timeout_s=90)
+        found = await dead.at_least(2)
+        by_error = {dict(r.headers)["dlq_error_type"]: r for r in found}
+        assert set(by_error) == {b"BrokenProcessPool", b"ValueError"}
+        assert KILLS_THE_WORKER.encode() in by_error[b"BrokenProcessPool"].value
+        assert BREAKS_THE_TALLY.encode() in by_error[b"ValueError"].value
+        # The consumer goes on, with a worker of its own again.
+        await producer.publish(ack(org, "later"))
+        await eventually(lambda: "later" in handled, timeout_s=30)
+        assert sorted(handled) == ["first", "last", "later"]
 
 
 async def test_a_tally_worker_outlives_neither_ctrl_c_nor_its_consumer() -> None:
