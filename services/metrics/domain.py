@@ -190,36 +190,6 @@ class Tally:
 
     days: dict[tuple[str, str], DayTally] = field(default_factory=dict)
     last_share: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (org, advocate) -> at
-    _slots: dict[Effect, tuple[DayTally, int]] = field(default_factory=dict, repr=False)
-    _ids: set[str] = field(default_factory=set, repr=False)
-
-    def slot(self, effect: Effect) -> tuple[DayTally, int]:
-        """Where an effect is counted (its day, and its index there)."""
-        found = self._slots.get(effect)
-        if found is None:
-            day = self.days.get((effect.org, effect.day))
-            if day is None:
-                day = self.days[(effect.org, effect.day)] = DayTally(effect.org, effect.day)
-            day.effects.append(effect)
-            day.counts.append(0)
-            found = self._slots[effect] = (day, len(day.effects) - 1)
-        return found
-
-    def add(self, slot: tuple[DayTally, int], source: str, offset: int, event_id: str) -> None:
-        """One record (each source's in offset order). An event id seen before in this tally (a
-        producer's retry) counts once; its record still moves the watermark."""
-        day, index = slot
-        if event_id in self._ids:
-            index = NOTHING
-        else:
-            self._ids.add(event_id)
-            day.counts[index] += 1
-        run = day.runs.get(source)
-        if run is None:
-            run = day.runs[source] = Run()
-        run.offsets.append(offset)
-        run.effects.append(index)
-        run.event_ids.append(event_id)
 
     def advocates(self) -> set[tuple[str, str]]:
         return {
@@ -243,19 +213,59 @@ class Tally:
         self.last_share = {pair: at for pair, at in self.last_share.items() if pair not in erased}
 
 
+class Tallying:
+    """Builds a Tally record by record (and keeps what it needs for that out of the Tally, which
+    crosses a process boundary)."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self._slots: dict[Effect, tuple[DayTally, int]] = {}
+        self._ids: set[str] = set()
+
+    def slot(self, effect: Effect) -> tuple[DayTally, int]:
+        """Where an effect is counted (its day, and its index there)."""
+        found = self._slots.get(effect)
+        if found is None:
+            days = self.tally.days
+            day = days.get((effect.org, effect.day))
+            if day is None:
+                day = days[(effect.org, effect.day)] = DayTally(effect.org, effect.day)
+            day.effects.append(effect)
+            day.counts.append(0)
+            found = self._slots[effect] = (day, len(day.effects) - 1)
+        return found
+
+    def add(self, slot: tuple[DayTally, int], source: str, offset: int, event_id: str) -> None:
+        """One record (each source's in offset order). An event id seen before in this tally (a
+        producer's retry) counts once; its record still moves the watermark."""
+        day, index = slot
+        if event_id in self._ids:
+            index = NOTHING
+        else:
+            self._ids.add(event_id)
+            day.counts[index] += 1
+        run = day.runs.get(source)
+        if run is None:
+            run = day.runs[source] = Run()
+        run.offsets.append(offset)
+        run.effects.append(index)
+        run.event_ids.append(event_id)
+
+
 def tally(pending: Iterable[Pending]) -> Tally:
     """Effects already built, as tests and tools have them (each source's in offset order)."""
-    result = Tally()
+    tallying = Tallying()
     for p in pending:
-        result.add(result.slot(p.effect), p.source, p.offset, p.event_id)
-    return result
+        tallying.add(tallying.slot(p.effect), p.source, p.offset, p.event_id)
+    return tallying.tally
 
 
 def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
     """A batch of `topic`'s projected events (shares, clicks, conversions), folded. Pure, and run
     in the projector's worker process (Subscription.on_tally): one pass, an effect built once per
     distinct click shape (most clicks of a poll repeat a few), a share or a conversion its own."""
-    result = Tally()
+    tallying = Tallying()
+    last_share = tallying.tally.last_share
     slots: dict[Hashable, tuple[DayTally, int]] = {}
     sources: dict[int, str] = {}  # partition -> its watermark's name
     for item in items:
@@ -279,17 +289,17 @@ def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
             key = event.id
             if isinstance(data, ShareMade):
                 pair = (org, data.advocate_id)
-                result.last_share[pair] = max(result.last_share.get(pair, data.shared_at), data.shared_at)
+                last_share[pair] = max(last_share.get(pair, data.shared_at), data.shared_at)
         else:
             continue
         slot = slots.get(key)
         if slot is None:
-            slot = slots[key] = result.slot(effect_of(org, data))
+            slot = slots[key] = tallying.slot(effect_of(org, data))
         source = sources.get(item.partition)
         if source is None:
             source = sources[item.partition] = source_of(topic, item.partition)
-        result.add(slot, source, item.offset, event.id)
-    return result
+        tallying.add(slot, source, item.offset, event.id)
+    return tallying.tally
 
 
 @dataclass
