@@ -25,7 +25,9 @@ Delivery is at least once: a partition's offset is committed only after every re
 from it was handled (or dead-lettered), so handlers make their effects idempotent (see
 shared/mongo.py). A record that still fails after `max_retries` goes to `<topic>.dlq` with the
 error in its headers and the runner moves on. A record that is not a valid event goes to the
-dead-letter topic at once; an event of a type this service does not handle is skipped.
+dead-letter topic at once; an event of a type this service does not handle is skipped. A handler
+that fails because MongoDB or Kafka is unreachable is not the record's fault: it is retried until
+the outage ends, and a runner stopped meanwhile leaves that poll uncommitted.
 """
 
 from __future__ import annotations
@@ -40,9 +42,11 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
+from pymongo.errors import ConnectionFailure
 
 from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
 from shared.messaging.batch import Batch, Delivered
@@ -63,6 +67,8 @@ CONSUMED = meter.create_counter(
     "chorus.consumer.events", description="events handled by a consumer group, by outcome"
 )
 _LAG: dict[tuple[str, str, int], int] = {}
+# The longest wait between attempts while a handler's database or broker is unreachable.
+OUTAGE_BACKOFF_MAX_S = 5.0
 # How long a fetch waits for records while a tallied poll is in a worker: the poll is written
 # after the fetch, so this bounds what pipelining adds to the latency of a quiet topic.
 AHEAD_WAIT_MS = 50
@@ -149,6 +155,19 @@ class Subscription:
         return sorted(names)
 
 
+class _GivenUp(Exception):
+    """The runner was asked to stop while a handler waited out an outage: the poll in hand is
+    left uncommitted."""
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether a handler failed because MongoDB or Kafka could not be reached (or was between
+    primaries or leaders), rather than because of its record."""
+    return isinstance(error, ConnectionFailure | KafkaTimeoutError) or (
+        isinstance(error, KafkaError) and bool(error.retriable)
+    )
+
+
 class _Tallying(NamedTuple):
     """A poll of a tallied topic, in a worker process until the runner has fetched the next."""
 
@@ -214,10 +233,21 @@ class ConsumerRunner:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
-        assert self._consumer is not None
-        # Polls of tallied topics handed to a worker: each is applied and committed after the
-        # next fetch, so the worker tallies one poll while this process fetches the next.
         ahead: list[_Tallying] = []
+        try:
+            await self._consume(ahead)
+        except _GivenUp:
+            for job in ahead:
+                job.task.cancel()
+            log.warning(
+                "consumer %s: stopped during an outage; the polls in hand are not committed", self._sub.group
+            )
+
+    async def _consume(self, ahead: list[_Tallying]) -> None:
+        assert self._consumer is not None
+        # Polls of tallied topics handed to a worker (`ahead`, kept by the caller): each is applied
+        # and committed after the next fetch, so the worker tallies one poll while this process
+        # fetches the next.
         while ahead or not self._stopping.is_set():
             fetched: dict[TopicPartition, list[Record]] = {}
             if not self._stopping.is_set():
@@ -233,10 +263,10 @@ class ConsumerRunner:
             by_topic: dict[str, dict[TopicPartition, list[Record]]] = {}
             for tp, records in fetched.items():
                 by_topic.setdefault(tp.topic, {})[tp] = records
-            started: list[_Tallying] = []
+            in_hand = len(ahead)
             for topic, parts in by_topic.items():
                 if topic in self._sub.tallied:
-                    started.append(self._start_tally(topic, parts))
+                    ahead.append(self._start_tally(topic, parts))
                     continue
                 # Finish every fetched partition even when asked to stop: its effects are
                 # applied and committed together, so a restart does not redo half a batch.
@@ -248,10 +278,11 @@ class ConsumerRunner:
                     for tp, records in parts.items():
                         await self._handle_one_by_one(await self._decode(tp, records))
                 await self._commit(parts)
-            for job in ahead:
+            while in_hand:
+                job = ahead.pop(0)
+                in_hand -= 1
                 await self._finish_tally(job)
                 await self._commit(job.parts)
-            ahead = started
 
     async def _commit(self, parts: dict[TopicPartition, list[Record]]) -> None:
         assert self._consumer is not None
@@ -399,7 +430,8 @@ class ConsumerRunner:
             "messaging.consumer.group.name": self.group_id,
             "messaging.destination.name": records[0].topic,
         }
-        for attempt in range(1, attempts + 1):
+        attempt = outages = 0
+        while attempt < attempts:
             spans = (
                 [
                     start_process_span(
@@ -422,6 +454,27 @@ class ConsumerRunner:
                     time.perf_counter() - started, {**labels, "error.type": type(exc).__name__}
                 )
                 CONSUMED.add(len(records), {**labels, "outcome": "error"})
+                if is_outage(exc):
+                    # Not the records' fault: wait for the database or broker, however long,
+                    # rather than dead-letter good events. Asked to stop meanwhile, give the
+                    # poll up uncommitted; whoever gets the partitions next redelivers it.
+                    outages += 1
+                    log.warning(
+                        "consumer %s: %s[%s]@%s waits for an outage (%s so far): %s",
+                        self._sub.group,
+                        records[0].topic,
+                        records[0].partition,
+                        records[0].offset,
+                        outages,
+                        exc,
+                    )
+                    if self._stopping.is_set():
+                        raise _GivenUp from exc
+                    await asyncio.sleep(
+                        min(OUTAGE_BACKOFF_MAX_S, self._settings.consumer_retry_backoff_s * 2**outages)
+                    )
+                    continue
+                attempt += 1
                 error = exc
                 log.warning(
                     "consumer %s: handler failed on %s[%s]@%s (attempt %s/%s): %s",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from pymongo.errors import AutoReconnect
 
 from shared.events import Event
 from shared.events.topics import TRAINING
@@ -141,6 +142,76 @@ async def test_a_handler_that_keeps_failing_dead_letters_its_record_and_the_cons
             assert headers["dlq_attempts"] == str(settings.consumer_max_retries + 1).encode()
     finally:
         await runner.stop()
+
+
+async def test_a_handler_waits_out_a_database_outage_however_many_attempts_it_takes(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    calls: list[str] = []
+    outage_calls = settings.consumer_max_retries + 3  # more failures than a bad record gets
+    subscription = Subscription(group=f"outage-{org}")
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant != org:
+            return
+        calls.append(event.data.advocate_id)
+        if len(calls) <= outage_calls:
+            raise AutoReconnect("no primary (an election)")
+
+    fast = settings.model_copy(update={"consumer_retry_backoff_s": 0.01})
+    await skip_history(
+        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
+    )
+    runner = ConsumerRunner(fast, subscription, producer)
+    await runner.start()
+    try:
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            await producer.publish(ack(org, "ann"))
+            await producer.publish(ack(org, "bob"))
+            await eventually(lambda: calls[-1:] == ["bob"])
+            assert calls == ["ann"] * (outage_calls + 1) + ["bob"]
+            await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
+            # Only the malformed record reached the dead-letter topic, not the events that waited.
+            [found] = await dead.at_least(1)
+            assert found.value == b"{not json"
+    finally:
+        await runner.stop()
+
+
+async def test_a_consumer_stopped_during_an_outage_leaves_its_poll_to_be_redelivered(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    seen: list[tuple[str, bool]] = []  # (advocate, while the database was down)
+    down = True
+    subscription = Subscription(group=f"outage-stop-{org}")
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant != org:
+            return
+        seen.append((event.data.advocate_id, down))
+        if down:
+            raise AutoReconnect("connection refused")
+
+    group = f"{settings.consumer_group_prefix}.{subscription.group}"
+    await skip_history(settings.kafka_bootstrap, group, [TRAINING.name])
+    first = ConsumerRunner(settings, subscription, producer)
+    await first.start()
+    await producer.publish(ack(org, "ann"))
+    await eventually(lambda: seen)
+    await first.stop()
+    assert first.processed == 0
+
+    down = False
+    second = ConsumerRunner(settings, subscription, producer)
+    await second.start()
+    try:
+        await eventually(lambda: ("ann", False) in seen)
+    finally:
+        await second.stop()
 
 
 async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
