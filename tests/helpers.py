@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, NamedTuple
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 
+from services.metrics.domain import Effect, Tally, Tallying
 from shared.auth import issue_dev_token
 from shared.events import Event, EventData, decode
 from shared.settings import ChorusSettings
@@ -115,3 +116,21 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, inter
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s; last result: {last!r}")
+
+
+class Pending(NamedTuple):
+    """A metrics effect already built, with the record it came from (source, offset, event id)."""
+
+    effect: Effect
+    source: str
+    offset: int
+    event_id: str
+
+
+def tally_of(pending: Iterable[Pending]) -> Tally:
+    """The tally of effects already built (each source's in offset order), as the projector's
+    worker builds one from events."""
+    tallying = Tallying()
+    for p in pending:
+        tallying.add(tallying.slot(p.effect), p.source, p.offset, p.event_id)
+    return tallying.tally

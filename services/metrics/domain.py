@@ -148,15 +148,6 @@ def source_of(topic: str, partition: int) -> str:
     return f"{topic.replace('.', '_')}_{partition}"
 
 
-class Pending(NamedTuple):
-    """An event's effect with the record it came from."""
-
-    effect: Effect
-    source: str  # the topic and partition of the record (a watermark per source)
-    offset: int
-    event_id: str
-
-
 NOTHING = -1  # a run's record that counts for nothing: a repeat of an event already in the poll
 
 
@@ -250,14 +241,6 @@ class Tallying:
         run.offsets.append(offset)
         run.effects.append(index)
         run.event_ids.append(event_id)
-
-
-def tally(pending: Iterable[Pending]) -> Tally:
-    """Effects already built, as tests and tools have them (each source's in offset order)."""
-    tallying = Tallying()
-    for p in pending:
-        tallying.add(tallying.slot(p.effect), p.source, p.offset, p.event_id)
-    return tallying.tally
 
 
 def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:

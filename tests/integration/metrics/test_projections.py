@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from services.metrics import domain
-from services.metrics.domain import Pending
 from services.metrics.main import create_app
 from services.metrics.rebuild import rebuild, replay
 from services.metrics.service import MetricsService
@@ -26,7 +25,7 @@ from shared.events.topics import CLICKS
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app
+from tests.helpers import Pending, bearer, eventually, new_org, running_app, tally_of
 from tests.integration.metrics.scenario import (
     FIELDS,
     METRICS_TOPICS,
@@ -240,7 +239,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
             for event, record in delivered[:25]
             for effect in [domain.click_effect(org, event.data)]  # type: ignore[arg-type]
         ]
-        await service.store.apply(await service.store.active_stats(), domain.tally(pending).days.values())
+        await service.store.apply(await service.store.active_stats(), tally_of(pending).days.values())
     finally:
         await mongo.close()
 
@@ -288,7 +287,7 @@ async def test_overlapping_redeliveries_from_several_partitions_apply_once(
         return [Pending(effect, source, offset, f"{source}-{offset}") for offset in offsets]
 
     async def apply(pending: list[Pending], by_event_id: bool = False) -> None:
-        await store.apply(collection, domain.tally(pending).days.values(), by_event_id=by_event_id)
+        await store.apply(collection, tally_of(pending).days.values(), by_event_id=by_event_id)
 
     async def clicks(dim: str) -> int:
         return sum(row.get("clicks", 0) for row in await store.stats_docs(collection, org, dim, day, day))

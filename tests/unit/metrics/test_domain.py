@@ -11,13 +11,14 @@ from decimal import Decimal
 import pytest
 
 from services.metrics import domain
-from services.metrics.domain import EmvRates, Pending, Totals, Touch
+from services.metrics.domain import EmvRates, Totals, Touch
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured, SaleRecorded
 from shared.events.shares import ShareMade
 from shared.messaging import Batch, Delivered
+from tests.helpers import Pending, tally_of
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
 
@@ -85,7 +86,7 @@ def test_an_erased_advocate_gets_no_advocate_document_and_still_counts_elsewhere
 
 
 def test_a_tally_takes_erased_advocates_out_of_its_breakdowns_and_last_shares() -> None:
-    tally = domain.tally(
+    tally = tally_of(
         [
             Pending(domain.click_effect("org", click()), "clicks_0", 1, "e1"),
             Pending(domain.click_effect("org", click(advocate_id="bob")), "clicks_0", 2, "e2"),
@@ -129,7 +130,7 @@ def only_day(tally: domain.Tally) -> domain.DayTally:
 def fold(
     pending: list[Pending], part: str, watermarks: dict[str, int], applied_ids: frozenset[str] | None = None
 ) -> domain.DocUpdate | None:
-    return domain.fold(only_day(domain.tally(pending)), part, watermarks, applied_ids)
+    return domain.fold(only_day(tally_of(pending)), part, watermarks, applied_ids)
 
 
 def delivered(data: EventData, partition: int, offset: int, event_id: str | None = None) -> Delivered:
