@@ -115,7 +115,7 @@ def tally_poll(request: TallyRequest) -> Tallied:
 
 
 def _start_worker() -> None:
-    from shared.app import tune_gc
+    from shared.app import tune_gc  # here: shared.app imports the runner, which imports this
 
     tune_gc()  # a poll's events are alive together here too
     # The consumer's process decides when its workers stop (Ctrl-C and SIGTERM reach the whole
