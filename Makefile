@@ -1,16 +1,17 @@
 # The two commands of the README, and the pieces they are made of.
-# Everything installs what it needs on first use (uv, Python packages, Kafka jars, Go builds),
-# cached in the standard places, so later runs start in seconds.
+# Both install what they need first (make deps), idempotently, cached in the standard places
+# (uv's cache, ~/.m2, Go's module and build caches, ~/.local/share/chorus), so later runs start
+# in seconds and nothing is ever built under a test's timeout.
 
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 VENV := .venv/bin
 
-.PHONY: run test lint typecheck unit stack-up stack-down stack-status deps contracts bench-redirect
+.PHONY: run test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts
 
 ## make run: Kafka, FerretDB, Jaeger and the four services in the foreground; Ctrl-C stops all.
-run: deps
+run: deps-run
 	$(VENV)/chorus up
 
 ## make test: ruff, mypy, the event-contract check and every test tier against a test stack
@@ -18,28 +19,39 @@ run: deps
 test: deps lint typecheck
 	$(VENV)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-deps:
+## The Python environment: uv (from PyPI) and the locked packages in .venv.
+python-env:
+	@echo "install: Python environment (uv $(UV_VERSION), uv.lock)..." >&2
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	@$(UV) sync --frozen --quiet
+	@echo "install: Python environment: ok" >&2
 
-lint: deps
+## What `make run` needs: the Python environment, the Kafka jars, FerretDB and Jaeger.
+deps-run: python-env
+	@$(VENV)/chorus stack install
+
+## What `make test` needs besides: the npm checker, the Kubernetes tools, the image tools.
+deps: python-env
+	@$(VENV)/chorus stack install --test-tools
+
+lint: python-env
 	$(VENV)/ruff check shared services tests bench
 	$(VENV)/ruff format --check shared services tests bench
 
-typecheck: deps
+typecheck: python-env
 	$(VENV)/mypy
 
-unit: deps
+unit: python-env
 	$(VENV)/pytest -q tests/unit
 
-stack-up: deps
+stack-up: deps-run
 	$(VENV)/chorus stack up
 
-stack-down: deps
+stack-down: python-env
 	$(VENV)/chorus stack down
 
-stack-status: deps
+stack-status: python-env
 	$(VENV)/chorus stack status
 
-contracts: deps
+contracts: python-env
 	$(VENV)/chorus schemas --out docs/events

@@ -168,7 +168,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    return devstack.main([args.action])
+    return devstack.main([args.action, *(["--test-tools"] if args.test_tools else [])])
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -222,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = commands.add_parser("stack", help="only the infrastructure")
     stack.add_argument("action", choices=["up", "down", "status", "reset", "install"])
+    stack.add_argument("--test-tools", action="store_true", help="install: also what the tests need")
     stack.set_defaults(run=cmd_stack)
 
     token = commands.add_parser("token", help="print a dev JWT")

@@ -188,7 +188,9 @@ class StackConfig:
 
 # --------------------------------------------------------------------------------------------
 # Install: resolve once, keyed by the content of what was resolved, so a warm call only hashes
-# a few small files.
+# a few small files. Everything is installed by `chorus stack install` (make deps), before any
+# test runs: a build under pytest's timeout fails on a cold machine. Tests and `start()` only
+# look the results up (build=False) and say which command to run when something is missing.
 
 
 @dataclass(frozen=True)
@@ -229,16 +231,30 @@ def _require(tool: str, why: str) -> str:
     return found
 
 
+def install_log(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the full output of installing one part is kept (the last attempt)."""
+    return cache_dir(environ) / "logs" / f"install-{name}.log"
+
+
 def _run(
-    argv: Sequence[str], what: str, *, cwd: Path | None = None, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    what: str,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
 ) -> None:
     result = subprocess.run(
         argv, cwd=cwd, env=None if env is None else {**os.environ, **env}, capture_output=True, text=True
     )
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"$ {' '.join(argv)}\n{result.stdout}{result.stderr}")
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip().splitlines()
         tail = "\n".join(output[-LOG_TAIL_LINES:])
-        raise StackError(f"{what} failed (exit code {result.returncode}): {' '.join(argv)}\n{tail}")
+        where = f"; full log: {log}" if log is not None else ""
+        raise StackError(f"{what} failed (exit code {result.returncode}{where}): {' '.join(argv)}\n{tail}")
 
 
 @contextlib.contextmanager
@@ -253,14 +269,22 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _kafka_classpath(cache: Path) -> str:
+class NotInstalled(StackError):
+    """A part that `chorus stack install` makes is missing, and the caller may not build it."""
+
+    def __init__(self, title: str) -> None:
+        super().__init__(f"{title} is not installed; run `make deps` (or `chorus stack install`) first")
+
+
+def _kafka_classpath(cache: Path, build: bool) -> str:
     target = cache / f"kafka-classpath-{maven_cache_key(KAFKA_DIR)}.txt"
     if target.is_file():
         classpath = target.read_text().strip()
         # The jars live in ~/.m2, which someone may have cleaned since.
         if classpath and all(Path(jar).is_file() for jar in classpath.split(os.pathsep)):
             return classpath
-    _progress("installing Kafka jars (first run only)...")
+    if not build:
+        raise NotInstalled("Kafka (its jars)")
     mvn = _require("mvn", "the local Kafka broker is resolved from Maven Central with Maven")
     cache.mkdir(parents=True, exist_ok=True)
     for stale in cache.glob("kafka-classpath-*.tmp"):  # left by an interrupted run; we hold the lock
@@ -277,44 +301,161 @@ def _kafka_classpath(cache: Path) -> str:
             f"-Dmdep.outputFile={tmp}",
         ],
         "resolving the Kafka jars with Maven",
+        log=install_log("kafka"),
     )
     os.replace(tmp, target)
     return target.read_text().strip()
 
 
-def _go_binary(name: str, title: str, module_dir: Path, package: str, bins: Path, how_long: str) -> Path:
-    target = bins / f"{name}-{go_module_key(module_dir)}"
+@dataclass(frozen=True)
+class GoTool:
+    """A binary built from the Go module proxy, from a small module of ours under deploy/local/.
+
+    The module pins the version (go.mod, go.sum); the binary is named after the module's content
+    key, so a changed pin builds anew and an unchanged one is found in microseconds.
+    """
+
+    name: str  # the binary is bin_dir()/chorus-<name>-<key>
+    title: str
+    module_dir: Path
+    package: str  # what `go build` builds, from inside module_dir
+    ldflags: str = ""
+
+    def target(self, bins: Path) -> Path:
+        return bins / f"chorus-{self.name}-{go_module_key(self.module_dir)}"
+
+
+GO_TOOLS: dict[str, GoTool] = {
+    tool.name: tool
+    for tool in (
+        GoTool("ferretdb", "FerretDB", FERRETDB_DIR, "."),
+        GoTool("jaeger", "Jaeger", JAEGER_DIR, "github.com/jaegertracing/jaeger/cmd/jaeger"),
+    )
+}
+
+
+def go_tool(name: str, *, build: bool = False, environ: Mapping[str, str] | None = None) -> Path:
+    """The built binary of GO_TOOLS[name]; builds it only when `build` (install time)."""
+    tool = GO_TOOLS[name]
+    bins = bin_dir(environ)
+    target = tool.target(bins)
     if target.is_file() and os.access(target, os.X_OK):
         return target
-    _progress(f"building {title} (first run only{how_long})...")
-    go = _require("go", f"{title} is built from the Go module proxy")
+    if not build:
+        raise NotInstalled(tool.title)
+    go = _require("go", f"{tool.title} is built from the Go module proxy")
     bins.mkdir(parents=True, exist_ok=True)
-    for stale in bins.glob(f".{name}-*.tmp"):  # left by an interrupted build; we hold the lock
+    for stale in bins.glob(f".chorus-{tool.name}-*.tmp"):  # left by an interrupted build; we hold the lock
         stale.unlink(missing_ok=True)
     tmp = bins / f".{target.name}.{os.getpid()}.tmp"
-    _run([go, "build", "-o", str(tmp), package], f"building {title}", cwd=module_dir)
+    argv = [go, "build", "-trimpath", "-o", str(tmp)]
+    if tool.ldflags:
+        argv += ["-ldflags", tool.ldflags]
+    log = install_log(tool.name, environ)
+    _run([*argv, tool.package], f"building {tool.title}", cwd=tool.module_dir, log=log)
     # Older builds stay: another checkout (a worktree on another branch) may still want them.
     os.replace(tmp, target)
     return target
 
 
-def install(environ: Mapping[str, str] | None = None) -> Installed:
-    """Resolve the Kafka jars and build FerretDB and Jaeger unless already done. Idempotent."""
+def install(environ: Mapping[str, str] | None = None, *, build: bool = True) -> Installed:
+    """The stack's parts: the Kafka jars, FerretDB and Jaeger; built unless `build` is False."""
     env = os.environ if environ is None else environ
-    cache, bins = cache_dir(env), bin_dir(env)
-    with _file_lock(cache / "install.lock"):
+    with _file_lock(cache_dir(env) / "install.lock"):
         return Installed(
-            kafka_classpath=_kafka_classpath(cache),
-            ferretdb_bin=_go_binary("chorus-ferretdb", "FerretDB", FERRETDB_DIR, ".", bins, ""),
-            jaeger_bin=_go_binary(
-                "chorus-jaeger",
-                "Jaeger",
-                JAEGER_DIR,
-                "github.com/jaegertracing/jaeger/cmd/jaeger",
-                bins,
-                ", a few minutes",
-            ),
+            kafka_classpath=_kafka_classpath(cache_dir(env), build),
+            ferretdb_bin=go_tool("ferretdb", build=build, environ=env),
+            jaeger_bin=go_tool("jaeger", build=build, environ=env),
         )
+
+
+# Debian packages the tests and `make image` need, by the command each provides. Installed with
+# apt-get when missing (as root, or through sudo); a machine without apt is told what to install.
+DEBIAN_PACKAGES: dict[str, str] = {}
+
+
+def _debian_packages() -> str:
+    log = install_log("debian")
+    missing = sorted({pkg for pkg, command in DEBIAN_PACKAGES.items() if shutil.which(command) is None})
+    if not missing:
+        return "present"
+    apt = shutil.which("apt-get")
+    if apt is None:
+        raise StackError(f"install these packages with your package manager: {' '.join(missing)}")
+    sudo: list[str] = []
+    if os.geteuid() != 0:
+        sudo = [_require("sudo", f"installing {' '.join(missing)} needs root")]
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    argv = [*sudo, apt, "install", "-y", "-q", "--no-install-recommends", *missing]
+    try:
+        _run(argv, "installing Debian packages", env=env, log=log)
+    except StackError:
+        # A fresh machine may have stale or no package lists: refresh once, then try again.
+        _run([*sudo, apt, "update", "-q"], "refreshing the Debian package lists", env=env, log=log)
+        _run(argv, "installing Debian packages", env=env, log=log)
+    return f"installed {' '.join(missing)}"
+
+
+@dataclass(frozen=True)
+class InstallStep:
+    name: str  # its log is install_log(name)
+    title: str
+    run: Callable[[], str]  # does the work if needed; returns a word or two on what it did
+
+
+def install_steps(*, test_tools: bool) -> list[InstallStep]:
+    """Everything `make run` needs, and with test_tools everything `make test` needs too."""
+    env = os.environ
+
+    def classpath() -> str:
+        jars = _kafka_classpath(cache_dir(env), build=True).split(os.pathsep)
+        return f"{len(jars)} jars"
+
+    def go_step(name: str) -> InstallStep:
+        return InstallStep(name, GO_TOOLS[name].title, lambda: str(go_tool(name, build=True)))
+
+    steps = [InstallStep("kafka", "Kafka jars (Maven Central)", classpath)]
+    steps += [go_step("ferretdb"), go_step("jaeger")]
+    if test_tools:
+        steps += [go_step(name) for name in GO_TOOLS if name not in ("ferretdb", "jaeger")]
+        steps.append(InstallStep("debian", "Debian packages", _debian_packages))
+        steps.append(InstallStep("npm", "AsyncAPI checker (npm)", _npm_checker))
+    return steps
+
+
+CONTRACTS_CHECKER_DIR = REPO_ROOT / "tests" / "contracts"
+
+
+def _npm_checker() -> str:
+    """`npm ci` of the AsyncAPI checker, redone only when its lock file changes."""
+    lock = CONTRACTS_CHECKER_DIR / "package-lock.json"
+    key = content_key(CONTRACTS_CHECKER_DIR, [lock])
+    done = CONTRACTS_CHECKER_DIR / "node_modules" / f".chorus-installed-{key}"
+    if done.exists():
+        return "cached"
+    npm = _require("npm", "the AsyncAPI document is checked with the AsyncAPI project's parser from npm")
+    # npm ci removes node_modules first, so an interrupted install never passes for a finished one.
+    _run(
+        [npm, "ci", "--no-audit", "--no-fund"],
+        "npm ci of the AsyncAPI checker",
+        cwd=CONTRACTS_CHECKER_DIR,
+        log=install_log("npm"),
+    )
+    done.touch()
+    return "installed"
+
+
+def install_all(*, test_tools: bool) -> None:
+    """Run every install step, one progress line each; the first failure names its part and log."""
+    with _file_lock(cache_dir() / "install.lock"):
+        for step in install_steps(test_tools=test_tools):
+            began = time.monotonic()
+            _progress(f"install: {step.title}...")
+            try:
+                outcome = step.run()
+            except StackError as error:
+                raise StackError(f"{step.title} could not be installed: {error}") from None
+            _progress(f"install: {step.title}: ok ({time.monotonic() - began:.1f} s) {outcome}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -731,18 +872,24 @@ def _state_lock(config: StackConfig) -> Iterator[None]:
 # The public operations
 
 
-def start(config: StackConfig | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> StackConfig:
+def start(
+    config: StackConfig | None = None, *, timeout: float = DEFAULT_TIMEOUT, build: bool = True
+) -> StackConfig:
     """Install if needed, start the parts not already running, wait until all are healthy.
+
+    With build=False nothing is built: a missing part raises NotInstalled, naming the command.
 
     Idempotent: a part whose pid file names a live process of this stack is reused. On failure
     the parts this call started are stopped again and StackError names the culprit and its log.
     """
     config = config or StackConfig.from_env()
-    _start(config, PARTS, timeout)
+    _start(config, PARTS, timeout, build)
     return config
 
 
-def start_part(name: str, config: StackConfig | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> int:
+def start_part(
+    name: str, config: StackConfig | None = None, *, timeout: float = DEFAULT_TIMEOUT, build: bool = False
+) -> int:
     """Start one part ("ferretdb", "jaeger" or "kafka") unless it runs; wait until healthy; its pid.
 
     For tests that take one part down and bring it back (e.g. a Kafka outage) on a stack of their
@@ -750,7 +897,7 @@ def start_part(name: str, config: StackConfig | None = None, *, timeout: float =
     """
     config = config or StackConfig.from_env()
     part = _part(name)
-    return _start(config, [part], timeout)[part.name]
+    return _start(config, [part], timeout, build)[part.name]
 
 
 def _part(name: str) -> Part:
@@ -758,9 +905,9 @@ def _part(name: str) -> Part:
     return part
 
 
-def _start(config: StackConfig, parts: Sequence[Part], timeout: float) -> dict[str, int]:
+def _start(config: StackConfig, parts: Sequence[Part], timeout: float, build: bool) -> dict[str, int]:
     """start() for some parts; returns their pids."""
-    installed = install()
+    installed = install(build=build)
     with _state_lock(config):
         pids = {part.name: _running_pid(config, part) for part in parts}
         busy = [
@@ -885,15 +1032,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("down", help="stop every process of the stack")
     commands.add_parser("status", help="show each part; exit code 1 unless all are healthy")
     commands.add_parser("reset", help="stop the stack and delete its state directory")
-    commands.add_parser("install", help="resolve the Kafka jars and build the Go binaries")
+    install_cmd = commands.add_parser(
+        "install", help="install what `make run` needs (the Kafka jars, FerretDB, Jaeger); idempotent"
+    )
+    install_cmd.add_argument(
+        "--test-tools", action="store_true", help="also what `make test` needs (kustomize, kube-apiserver...)"
+    )
     commands.add_parser("env", help="print `export` lines for services")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "install":
-            installed = install()
-            print(f"Kafka classpath: {len(installed.kafka_classpath.split(os.pathsep))} jars")
-            print(f"FerretDB: {installed.ferretdb_bin}\nJaeger:   {installed.jaeger_bin}")
+            install_all(test_tools=args.test_tools)
             return 0
         config = StackConfig.from_env()
         if args.command == "up":

@@ -48,7 +48,8 @@ def stack() -> Iterator[devstack.StackConfig]:
     # A fresh stack each session: topics start empty, so new consumer groups (which read from
     # the beginning, as services do) never crawl through earlier runs' events.
     devstack.reset(config)
-    devstack.start(config)
+    # Never builds here: `make test` installed everything before pytest started (make deps).
+    devstack.start(config, build=False)
     try:
         yield config
     finally:

@@ -14,12 +14,9 @@ CHECKER = REPO / "tests" / "contracts"
 
 @pytest.fixture(scope="module")
 def parser_installed() -> Path:
-    npm = shutil.which("npm")
-    assert npm, "npm is needed to validate the AsyncAPI document"
-    if not (CHECKER / "node_modules" / "@asyncapi" / "parser").exists():
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--silent"], cwd=CHECKER, check=True, timeout=300
-        )
+    # `make deps` ran `npm ci` there (never under the test timeout).
+    assert shutil.which("node"), "node is needed to validate the AsyncAPI document"
+    assert (CHECKER / "node_modules" / "@asyncapi" / "parser").exists(), "run `make deps` first"
     return CHECKER
 
 
