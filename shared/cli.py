@@ -1,6 +1,7 @@
 """The `chorus` command: run the whole system locally and the chores around it.
 
 chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
+chorus serve SERVICE            one service's HTTP server (what `chorus up`, the image and the manifests run)
 chorus stack up|down|status     only the infrastructure (Kafka, FerretDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
@@ -28,6 +29,31 @@ from shared.settings import ChorusSettings
 
 GATEWAY_PORT = 8000
 SERVICE_READY_TIMEOUT_S = 60.0
+
+
+def serve_argv(service: str, *, host: str = "127.0.0.1", port: int | None = None) -> list[str]:
+    """The command line that runs one service: `chorus up` and the e2e tests start exactly this."""
+    argv = [sys.executable, "-m", "shared.cli", "serve", service, "--host", host]
+    return argv if port is None else [*argv, "--port", str(port)]
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        f"services.{args.service}.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port or SERVICE_PORTS[args.service],
+        access_log=False,
+        # Longer than an ingress controller's upstream keep-alive (ingress-nginx: 60 s), so a proxy
+        # never reuses a connection the app has just closed (sporadic 502s).
+        timeout_keep_alive=args.timeout_keep_alive,
+        # Within Kubernetes' 30 s grace: drain requests, then the lifespan's shutdown (consumers
+        # commit what they hold, the producer flushes).
+        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
+    )
+    return 0
 
 
 def _service_env(config: devstack.StackConfig) -> dict[str, str]:
@@ -92,18 +118,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name, port in SERVICE_PORTS.items():
             processes.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        f"services.{name}.main:create_app",
-                        "--factory",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--no-access-log",
-                    ],
+                    serve_argv(name, port=port),
                     env=env,
                     stdout=None if args.verbose else open(logs / f"{name}.log", "ab"),  # noqa: SIM115
                     stderr=subprocess.STDOUT,
@@ -215,6 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         prog="chorus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run one service's HTTP server in the foreground")
+    serve.add_argument("service", choices=list(SERVICE_PORTS))
+    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
+    serve.add_argument("--port", type=int, default=None, help="default: the service's own port")
+    serve.add_argument("--timeout-keep-alive", type=int, default=75, help="seconds")
+    serve.add_argument("--timeout-graceful-shutdown", type=int, default=20, help="seconds")
+    serve.set_defaults(run=cmd_serve)
 
     up = commands.add_parser("up", help="run the stack and all services in the foreground")
     up.add_argument("--verbose", action="store_true", help="service logs to the terminal")

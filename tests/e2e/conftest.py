@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared import devstack
+from shared.cli import serve_argv
 from shared.settings import ChorusSettings
 
 # The dev ports plus 10000, like the test stack.
@@ -67,18 +67,7 @@ def services(
             log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
             files.append(log)
             processes[name] = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    f"services.{name}.main:create_app",
-                    "--factory",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-access-log",
-                ],
+                serve_argv(name, port=port),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
