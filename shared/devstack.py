@@ -45,6 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
 FERRETDB_DIR = REPO_ROOT / "deploy" / "local" / "ferretdb"
 JAEGER_DIR = REPO_ROOT / "deploy" / "local" / "jaeger"
+KUSTOMIZE_DIR = REPO_ROOT / "deploy" / "local" / "kustomize"
 
 HOST = "127.0.0.1"
 DEFAULT_TIMEOUT = 90.0  # seconds for each part to become healthy
@@ -330,6 +331,9 @@ GO_TOOLS: dict[str, GoTool] = {
     for tool in (
         GoTool("ferretdb", "FerretDB", FERRETDB_DIR, "."),
         GoTool("jaeger", "Jaeger", JAEGER_DIR, "github.com/jaegertracing/jaeger/cmd/jaeger"),
+        # Renders deploy/k8s for the manifest tests (tests/deploy). Pinned at v5.8.2 because
+        # kustomize@latest needs a newer Go than 1.26.
+        GoTool("kustomize", "kustomize", KUSTOMIZE_DIR, "sigs.k8s.io/kustomize/kustomize/v5"),
     )
 }
 

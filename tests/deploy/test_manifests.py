@@ -1,37 +1,32 @@
 """The Kubernetes manifests (deploy/k8s) checked against the code they deploy. No cluster.
 
-kubectl and kustomize are not needed: the base is read as kustomize would list it, and the
-production overlay is rendered here (resources, images, JSON 6902 patches; the only kustomize
-features the overlay uses), so every check runs on what `kubectl apply -k` would send.
-The checks that matter most keep code and manifests from drifting: the KafkaTopic resources
-equal the topic catalog, the Ingress equals the gateway's route table, every CHORUS_* variable
-set is one a settings class reads, and each consumer's autoscaler watches its real group.
+Every check runs on what `kubectl apply -k` would send: the output of `kustomize build` (the
+real kustomize, see manifests.py) for the base and the production overlay. The checks that
+matter most keep code and manifests from drifting: the KafkaTopic resources equal the topic
+catalog, the Ingress equals the gateway's route table, every workload runs `chorus serve` for a
+service the gateway knows on that service's port, every CHORUS_* variable set is one a settings
+class reads, and each consumer's autoscaler watches its real group.
 """
 
 from __future__ import annotations
 
-import copy
 import importlib
 import inspect
-from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
-import yaml
 
+from shared.cli import serve_argv
 from shared.events.topics import topic_configs
 from shared.gateway import ROUTES, SERVICE_PORTS
 from shared.settings import ChorusSettings
+from tests.deploy.manifests import BASE, K8S, PRODUCTION, RENDERINGS, Doc, kustomize_build, load_docs
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
-BASE = K8S / "base"
-PRODUCTION = K8S / "overlays" / "production"
 IMAGE = "ghcr.io/chorus-oss/chorus"
 NAMESPACE = "chorus"
 INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
 
-# Workload name -> the code service it runs (services/<service>/main.py).
+# Workload name -> the code service it runs (`chorus serve <service>`, services/<service>/main.py).
 WORKLOADS = {
     "content": "content",
     "sharing-api": "sharing",
@@ -41,73 +36,9 @@ WORKLOADS = {
 }
 # Services whose consumers scale on consumer lag, with the module that names their group.
 LAG_SCALED = {"metrics": "services.metrics.handlers", "recognition": "services.recognition.handlers"}
-Doc = dict[str, Any]
 
 
-# --- loading and rendering -------------------------------------------------------------------
-
-
-def load_docs(path: Path) -> list[Doc]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def render(directory: Path) -> list[Doc]:
-    """What `kustomize build directory` yields, for the features these kustomizations use."""
-    kustomization = load_docs(directory / "kustomization.yaml")[0]
-    unsupported = set(kustomization) - {"apiVersion", "kind", "resources", "images", "patches"}
-    assert not unsupported, f"{directory}: kustomize fields this test does not render: {unsupported}"
-    docs: list[Doc] = []
-    for entry in kustomization.get("resources", []):
-        target = (directory / entry).resolve()
-        assert target.exists(), f"{directory}/kustomization.yaml lists a missing resource: {entry}"
-        docs.extend(render(target) if target.is_dir() else load_docs(target))
-    for image in kustomization.get("images", []):
-        for container in all_containers(docs):
-            if image_name(container["image"]) == image["name"]:
-                name = image.get("newName", image["name"])
-                if "digest" in image:
-                    container["image"] = f"{name}@{image['digest']}"
-                else:
-                    container["image"] = f"{name}:{image.get('newTag', 'latest')}"
-    for patch in kustomization.get("patches", []):
-        ops = yaml.safe_load(patch["patch"]) if "patch" in patch else load_docs(directory / patch["path"])[0]
-        assert isinstance(ops, list), f"{directory}: only JSON 6902 patches (a list of ops) are used"
-        targets = [doc for doc in docs if matches(doc, patch["target"])]
-        assert targets, f"{directory}: patch target {patch['target']} matches no resource"
-        for doc in targets:
-            for op in ops:
-                apply_op(doc, op)
-    return docs
-
-
-def matches(doc: Doc, target: dict[str, str]) -> bool:
-    meta = doc["metadata"]
-    return bool(
-        doc["kind"] == target["kind"]
-        and meta["name"] == target.get("name", meta["name"])
-        and meta.get("namespace") == target.get("namespace", meta.get("namespace"))
-    )
-
-
-def apply_op(doc: Doc, op: dict[str, Any]) -> None:
-    """JSON Patch add/replace/remove. A replace or remove of a missing path fails, as in kustomize."""
-    *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in op["path"].split("/")[1:]]
-    node: Any = doc
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    key: Any = (len(node) if last == "-" else int(last)) if isinstance(node, list) else last
-    if op["op"] in ("replace", "remove"):
-        assert (key < len(node)) if isinstance(node, list) else (key in node), (
-            f"no {op['path']} to {op['op']}"
-        )
-    if op["op"] == "remove":
-        del node[key]
-    elif op["op"] == "add" and isinstance(node, list):
-        node.insert(key, copy.deepcopy(op["value"]))
-    elif op["op"] in ("add", "replace"):
-        node[key] = copy.deepcopy(op["value"])
-    else:
-        raise AssertionError(f"unsupported patch op {op['op']}")
+# --- reading the rendered objects ----------------------------------------------------------------
 
 
 def image_name(image: str) -> str:
@@ -126,12 +57,9 @@ def all_containers(docs: list[Doc]) -> list[Doc]:
     ]
 
 
-RENDERINGS = {"base": BASE, "production": PRODUCTION}
-
-
 @pytest.fixture(scope="module", params=sorted(RENDERINGS))
 def docs(request: pytest.FixtureRequest) -> list[Doc]:
-    return render(RENDERINGS[request.param])
+    return kustomize_build(RENDERINGS[request.param])
 
 
 def of_kind(docs: list[Doc], kind: str) -> list[Doc]:
@@ -188,7 +116,7 @@ def test_every_yaml_file_parses_and_every_base_file_is_a_listed_resource() -> No
     listed = set(load_docs(BASE / "kustomization.yaml")[0]["resources"])
     on_disk = {p.name for p in BASE.glob("*.yaml")} - {"kustomization.yaml"}
     assert listed == on_disk, "every file in base/ is a resource, and every resource is a file"
-    for doc in render(BASE):
+    for doc in kustomize_build(BASE):
         assert doc.get("apiVersion") and doc.get("kind") and doc["metadata"].get("name"), doc
         if doc["kind"] != "Namespace":
             assert doc["metadata"].get("namespace"), (
@@ -197,9 +125,21 @@ def test_every_yaml_file_parses_and_every_base_file_is_a_listed_resource() -> No
 
 
 def test_the_production_overlay_pins_the_image_through_kustomize() -> None:
-    images = {c["image"] for c in all_containers(render(PRODUCTION)) if image_name(c["image"]) == IMAGE}
+    containers = all_containers(kustomize_build(PRODUCTION))
+    images = {c["image"] for c in containers if image_name(c["image"]) == IMAGE}
     assert images, "the overlay's image entry must match the base image name"
     assert all(image.startswith(IMAGE + ":") or image.startswith(IMAGE + "@") for image in images)
+
+
+def test_the_namespace_applied_first_is_the_overlays_and_kafka_is_only_assumed() -> None:
+    # deploy/k8s/README.md "Install on a cluster" applies base/namespace.yaml before the overlay:
+    # a server-side dry run of the overlay cannot see a Namespace the same dry run "created".
+    docs = kustomize_build(PRODUCTION)
+    assert [d for d in docs if d["kind"] == "Namespace"] == load_docs(BASE / "namespace.yaml")
+    # `kafka` is Strimzi's namespace: it must exist beforehand and holds only Strimzi resources.
+    assert {d["metadata"].get("namespace") for d in docs} - {None} == {NAMESPACE, "kafka"}
+    in_kafka = {d["apiVersion"].split("/")[0] for d in docs if d["metadata"].get("namespace") == "kafka"}
+    assert in_kafka == {"kafka.strimzi.io"}
 
 
 # --- Kafka -----------------------------------------------------------------------------------
@@ -280,15 +220,7 @@ def test_one_workload_per_service_running_its_app_on_its_port(docs: list[Doc]) -
         port = SERVICE_PORTS[service]
         (container,) = pod_spec(doc)["containers"]
         assert image_name(container["image"]) == IMAGE
-        assert container["command"][:7] == [
-            "uvicorn",
-            f"services.{service}.main:create_app",
-            "--factory",
-            "--host",
-            "0.0.0.0",  # noqa: S104 - the pod's address
-            "--port",
-            str(port),
-        ], name
+        assert container["args"][:2] == ["serve", service], name
         assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", port)]
         assert {"configMapRef": {"name": "chorus-config"}} in container["envFrom"]
         mongo = next(e for e in container["env"] if e["name"] == "CHORUS_MONGO_URL")
@@ -296,6 +228,30 @@ def test_one_workload_per_service_running_its_app_on_its_port(docs: list[Doc]) -
         for env in container["env"]:
             if env["name"].endswith("SECRET"):
                 assert "secretKeyRef" in env["valueFrom"], f"{name}: {env['name']} must come from a Secret"
+
+
+def test_every_chorus_container_runs_chorus_serve_for_a_known_service_on_its_container_port(
+    docs: list[Doc],
+) -> None:
+    containers = [
+        (doc["metadata"]["name"], container)
+        for doc in workloads(docs)
+        for container in pod_spec(doc)["containers"]
+        if image_name(container["image"]) == IMAGE
+    ]
+    assert sorted(name for name, _ in containers) == sorted(WORKLOADS)
+    for name, container in containers:
+        # The image's entrypoint is `chorus serve`; a `command` would replace it.
+        assert "command" not in container, f"{name}: set only args, the image's entrypoint runs them"
+        args = container["args"]
+        assert args[:1] == ["serve"] and len(args) > 1, f"{name}: {args}"
+        service = args[1]
+        assert service in SERVICE_PORTS, f"{name} serves {service!r}, which shared/gateway.py does not know"
+        (http,) = container["ports"]
+        assert http["containerPort"] == SERVICE_PORTS[service], f"{name}: {service} listens on another port"
+        # The command line `chorus up` starts the service with, on the pod's address and port.
+        local = serve_argv(service, host="0.0.0.0", port=http["containerPort"])  # noqa: S104
+        assert args == local[local.index("serve") :], f"{name}: {args}"
 
 
 def test_every_workload_has_probes_limits_and_runs_as_non_root(docs: list[Doc]) -> None:
@@ -432,8 +388,8 @@ def test_ingress_routes_every_gateway_prefix_to_the_owning_service(docs: list[Do
             for w in workloads(docs)
             if selects(svc["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
         ]
-        command = pod_spec(workload)["containers"][0]["command"]
-        assert command[1] == f"services.{ROUTES[prefix]}.main:create_app", f"{prefix} reaches {backend}"
+        args = pod_spec(workload)["containers"][0]["args"]
+        assert args[:2] == ["serve", ROUTES[prefix]], f"{prefix} reaches {backend}"
     assert routed["/r/"] == "sharing-redirect"
     assert {b for p, b in routed.items() if ROUTES[p] == "sharing" and p != "/r/"} == {"sharing-api"}
 
