@@ -106,6 +106,32 @@ def tune_gc() -> None:
     gc.set_threshold(1_000_000, 20, 20)
 
 
+async def _stop_io(
+    consumers: Sequence[ConsumerRunner],
+    on_stop: Sequence[Callable[[], Awaitable[None]]],
+    producer: EventProducer,
+) -> None:
+    # Consumers first (they may still produce dead letters), then the wiring's hooks (relays
+    # that flush through the producer), then the producer. One failing does not skip the rest.
+    steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        (f"consumer {c.group_id}", c.stop) for c in consumers
+    ]
+    steps += [(getattr(hook, "__qualname__", "a stop hook"), hook) for hook in on_stop]
+    steps.append(("the producer", producer.stop))
+    for what, step in steps:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the shutdown budget ran out: wait_for is cancelling us
+            # aiokafka's consumer, stopped while a fetch backs off from an unreachable broker,
+            # awaits its own cancelled fetch task and lets that CancelledError out.
+            log.warning("stopping %s was cancelled from within; going on", what)
+        except Exception:
+            log.exception("stopping %s failed; going on", what)
+
+
 def create_service_app(
     *,
     name: str,
@@ -147,11 +173,16 @@ def create_service_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            for consumer in consumers:
-                await consumer.stop()
-            for hook in wiring.on_stop:
-                await hook()
-            await producer.stop()
+            stopping = _stop_io(consumers, wiring.on_stop, producer)
+            try:
+                await asyncio.wait_for(stopping, settings.shutdown_timeout_s)
+            except TimeoutError:
+                log.warning(
+                    "%s: consumers, relays and producer did not stop within %ss (is Kafka down?);"
+                    " unsent events wait in the outbox or spool, uncommitted ones are redelivered",
+                    name,
+                    settings.shutdown_timeout_s,
+                )
             await mongo.close()
             flush_telemetry()
             log.info("%s stopped", name)

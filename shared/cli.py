@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -24,10 +25,9 @@ from pathlib import Path
 from typing import IO
 
 from shared import devstack
-from shared.gateway import SERVICE_PORTS
+from shared.gateway import SERVICE_PORTS, gateway_port, local_service_ports
 from shared.settings import ChorusSettings
 
-GATEWAY_PORT = 8000
 SERVICE_READY_TIMEOUT_S = 60.0
 
 
@@ -56,9 +56,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_env(config: devstack.StackConfig) -> dict[str, str]:
+def _service_env(config: devstack.StackConfig, gateway: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(config.env())
+    # Short links point at the gateway (which routes /r/ to sharing), wherever it listens.
+    env.setdefault("CHORUS_PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway}")
     return env
 
 
@@ -77,11 +79,17 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) ->
     return False
 
 
+# Ctrl-C stops everything within 10 s: the services get this long (their own shutdown is bounded
+# by CHORUS_SHUTDOWN_TIMEOUT_S, 5 s), the stack's processes the rest.
+SERVICES_STOP_S = 7.0
+STACK_STOP_S = 3.0
+
+
 def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)  # uvicorn drains requests and runs the lifespan's shutdown
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + SERVICES_STOP_S
     for process in processes:
         try:
             process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -90,15 +98,56 @@ def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
+def _claim_up(config: devstack.StackConfig) -> IO[str] | None:
+    """Hold the state directory's `up` lock for as long as this process runs; None if another has it.
+
+    The file names the holder's pid, for the message the second `chorus up` prints.
+    """
+    handle = open(devstack.claim_state_dir(config) / "up.lock", "a+")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        print(
+            f"chorus up: Chorus is already running from {config.state_dir} (pid {holder}); "
+            "this one leaves it alone. Stop it with Ctrl-C in its terminal, or run this one "
+            "with another CHORUS_STATE_DIR and other ports.",
+            file=sys.stderr,
+        )
+        return None
+    handle.truncate(0)
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     config = devstack.StackConfig.from_env()
+    try:
+        claim = _claim_up(config)
+    except devstack.StackError as exc:
+        print(f"chorus up: {exc}", file=sys.stderr)
+        return 1
+    if claim is None:
+        return 1
+    gateway = gateway_port()
+    service_ports = local_service_ports(gateway)
+    ports = {**service_ports, "gateway": gateway}
+    busy = [f"{name} 127.0.0.1:{port}" for name, port in ports.items() if not devstack.port_free(port)]
+    if busy:
+        print(f"chorus up: in use by another process: {', '.join(busy)}; started nothing", file=sys.stderr)
+        return 1
+    # Parts someone else started (`chorus stack up`) are theirs: left running when this one stops.
+    theirs = {part.name for part in devstack.status(config) if part.pid is not None}
     try:
         devstack.start(config)
     except devstack.StackError as exc:
         print(f"chorus up: {exc}", file=sys.stderr)
         return 1
-    env = _service_env(config)
+    env = _service_env(config, gateway)
     logs = config.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
@@ -115,7 +164,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for name, port in SERVICE_PORTS.items():
+        for name, port in service_ports.items():
             processes.append(
                 subprocess.Popen(
                     serve_argv(name, port=port),
@@ -124,7 +173,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     stderr=subprocess.STDOUT,
                 )
             )
-        for (name, port), process in zip(SERVICE_PORTS.items(), processes, strict=True):
+        for (name, port), process in zip(service_ports.items(), processes, strict=True):
             if not _wait_ready(f"http://127.0.0.1:{port}/readyz", process, SERVICE_READY_TIMEOUT_S):
                 print(
                     f"chorus up: the {name} service did not become ready; see {logs / f'{name}.log'}",
@@ -142,7 +191,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    str(GATEWAY_PORT),
+                    str(gateway),
                     "--no-access-log",
                 ],
                 env=env,
@@ -150,12 +199,12 @@ def cmd_up(args: argparse.Namespace) -> int:
                 stderr=subprocess.STDOUT,
             )
         )
-        if not _wait_ready(f"http://127.0.0.1:{GATEWAY_PORT}/", processes[-1], SERVICE_READY_TIMEOUT_S):
+        if not _wait_ready(f"http://127.0.0.1:{gateway}/", processes[-1], SERVICE_READY_TIMEOUT_S):
             print(f"chorus up: the gateway did not start; see {logs / 'gateway.log'}", file=sys.stderr)
             return 1
         print(f"\nChorus is up in {time.monotonic() - started:.1f}s\n")
-        print(f"  API gateway      http://127.0.0.1:{GATEWAY_PORT}   (/v1/... and /r/... to every service)")
-        for name, port in SERVICE_PORTS.items():
+        print(f"  API gateway      http://127.0.0.1:{gateway}   (/v1/... and /r/... to every service)")
+        for name, port in service_ports.items():
             print(f"  {name:<16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
         print(f"  Jaeger UI        {config.jaeger_query_url}")
         print(f"  Kafka            {config.kafka_bootstrap}")
@@ -177,8 +226,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("stopping services…", flush=True)
         _terminate(processes)
         print("stopping the stack…", flush=True)
-        devstack.stop(config)
+        ours = [part.name for part in devstack.PARTS if part.name not in theirs]
+        devstack.stop(config, names=ours, grace_s=STACK_STOP_S)
         log_files.close()
+        claim.close()
         print("stopped.")
 
 

@@ -334,14 +334,23 @@ GO_TOOLS: dict[str, GoTool] = {
         # Renders deploy/k8s for the manifest tests (tests/deploy). Pinned at v5.8.2 because
         # kustomize@latest needs a newer Go than 1.26.
         GoTool("kustomize", "kustomize", KUSTOMIZE_DIR, "sigs.k8s.io/kustomize/kustomize/v5"),
+        # Checks and unit-tests the alert rules of deploy/k8s/monitoring (tests/deploy).
+        GoTool(
+            "promtool",
+            "promtool",
+            REPO_ROOT / "deploy" / "local" / "promtool",
+            "github.com/prometheus/prometheus/cmd/promtool",
+        ),
     )
 }
 
 
 def go_tool(name: str, *, build: bool = False, environ: Mapping[str, str] | None = None) -> Path:
     """The built binary of GO_TOOLS[name]; builds it only when `build` (install time)."""
-    tool = GO_TOOLS[name]
-    bins = bin_dir(environ)
+    return go_binary(GO_TOOLS[name], bin_dir(environ), build=build, log=install_log(name, environ))
+
+
+def go_binary(tool: GoTool, bins: Path, *, build: bool, log: Path) -> Path:
     target = tool.target(bins)
     if target.is_file() and os.access(target, os.X_OK):
         return target
@@ -355,7 +364,6 @@ def go_tool(name: str, *, build: bool = False, environ: Mapping[str, str] | None
     argv = [go, "build", "-trimpath", "-o", str(tmp)]
     if tool.ldflags:
         argv += ["-ldflags", tool.ldflags]
-    log = install_log(tool.name, environ)
     _run([*argv, tool.package], f"building {tool.title}", cwd=tool.module_dir, log=log)
     # Older builds stay: another checkout (a worktree on another branch) may still want them.
     os.replace(tmp, target)
@@ -375,7 +383,16 @@ def install(environ: Mapping[str, str] | None = None, *, build: bool = True) -> 
 
 # Debian packages the tests and `make image` need, by the command each provides. Installed with
 # apt-get when missing (as root, or through sudo); a machine without apt is told what to install.
-DEBIAN_PACKAGES: dict[str, str] = {}
+DEBIAN_PACKAGES: dict[str, str] = {
+    # `make image` (shared/image.py): a Debian root, packed as OCI, exported for docker/kind.
+    "debootstrap": "debootstrap",
+    "umoci": "umoci",
+    "skopeo": "skopeo",
+    # The image smoke test runs the image with runc (crun fails on cgroup v1 hybrid hosts).
+    "runc": "runc",
+    # The API server's store in the cluster tier (tests/cluster).
+    "etcd-server": "etcd",
+}
 
 
 def _debian_packages() -> str:
@@ -394,7 +411,9 @@ def _debian_packages() -> str:
     try:
         _run(argv, "installing Debian packages", env=env, log=log)
     except StackError:
-        # A fresh machine may have stale or no package lists: refresh once, then try again.
+        # An install interrupted half-way leaves dpkg asking to be finished, and a fresh machine
+        # may have stale or no package lists: finish, refresh, then try once more.
+        _run([*sudo, "dpkg", "--configure", "-a"], "finishing an interrupted dpkg run", env=env, log=log)
         _run([*sudo, apt, "update", "-q"], "refreshing the Debian package lists", env=env, log=log)
         _run(argv, "installing Debian packages", env=env, log=log)
     return f"installed {' '.join(missing)}"
@@ -777,13 +796,13 @@ def _wait_groups_gone(pgids: Iterable[int], seconds: float) -> list[int]:
     return left
 
 
-def _stop_parts(config: StackConfig, parts: Iterable[Part]) -> list[str]:
-    """SIGTERM every running part at once, SIGKILL what is left after STOP_GRACE."""
+def _stop_parts(config: StackConfig, parts: Iterable[Part], grace_s: float = STOP_GRACE) -> list[str]:
+    """SIGTERM every running part at once, SIGKILL what is left after grace_s."""
     parts = list(parts)
     running = {part.title: pid for part in parts if (pid := _running_pid(config, part)) is not None}
     for pid in running.values():
         _signal_group(pid, signal.SIGTERM)
-    stubborn = _wait_groups_gone(running.values(), STOP_GRACE)
+    stubborn = _wait_groups_gone(running.values(), grace_s)
     for pid in stubborn:
         _signal_group(pid, signal.SIGKILL)
     survivors = _wait_groups_gone(stubborn, 5.0)
@@ -857,8 +876,8 @@ def _wait_healthy(
             time.sleep(0.2)
 
 
-@contextlib.contextmanager
-def _state_lock(config: StackConfig) -> Iterator[None]:
+def claim_state_dir(config: StackConfig) -> Path:
+    """Create the state directory (marked as ours), or check that an existing one is ours."""
     state = config.state_dir
     if state.is_dir() and any(state.iterdir()) and not (state / STATE_MARKER).exists():
         # Never adopt (and later reset, i.e. delete) a directory we did not create.
@@ -868,7 +887,12 @@ def _state_lock(config: StackConfig) -> Iterator[None]:
         )
     state.mkdir(parents=True, exist_ok=True)
     (state / STATE_MARKER).touch()
-    with _file_lock(state / ".lock"):
+    return state
+
+
+@contextlib.contextmanager
+def _state_lock(config: StackConfig) -> Iterator[None]:
+    with _file_lock(claim_state_dir(config) / ".lock"):
         yield
 
 
@@ -947,13 +971,19 @@ def _start(config: StackConfig, parts: Sequence[Part], timeout: float, build: bo
     return running
 
 
-def stop(config: StackConfig | None = None) -> list[str]:
-    """Stop every part of the stack; returns the titles of those that were running."""
+def stop(
+    config: StackConfig | None = None, *, names: Iterable[str] | None = None, grace_s: float = STOP_GRACE
+) -> list[str]:
+    """Stop the stack's parts (all, or those named), at once; the titles of those that were running.
+
+    Each gets grace_s seconds after SIGTERM, then SIGKILL.
+    """
     config = config or StackConfig.from_env()
     if not config.state_dir.is_dir():
         return []
+    parts = PARTS if names is None else [_part(name) for name in names]
     with _state_lock(config):
-        return _stop_parts(config, PARTS)
+        return _stop_parts(config, parts, grace_s)
 
 
 @dataclass(frozen=True)

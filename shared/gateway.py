@@ -7,7 +7,8 @@ small ASGI reverse proxy: the longest matching path prefix picks the service.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -16,7 +17,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+GATEWAY_PORT = 8000
 SERVICE_PORTS = {"content": 8001, "sharing": 8002, "metrics": 8003, "recognition": 8004}
+
+
+def gateway_port(environ: Mapping[str, str] | None = None) -> int:
+    """The local gateway's port: CHORUS_GATEWAY_PORT, or 8000."""
+    return int((os.environ if environ is None else environ).get("CHORUS_GATEWAY_PORT") or GATEWAY_PORT)
+
+
+def local_service_ports(gateway: int) -> dict[str, int]:
+    """Each service's port beside a gateway on `gateway`: the defaults, shifted with it, so a
+    second local installation (a test's) moves all five ports with one variable."""
+    return {name: port - GATEWAY_PORT + gateway for name, port in SERVICE_PORTS.items()}
+
 
 # Path prefix -> owning service. The longest prefix wins (/v1/me/points before /v1/me).
 ROUTES: dict[str, str] = {
@@ -68,7 +82,8 @@ def create_gateway(
     service_urls: dict[str, str] | None = None, transport: httpx.AsyncBaseTransport | None = None
 ) -> Starlette:
     """`transport` replaces the network (tests reach services in process with ASGITransport)."""
-    urls = service_urls or {name: f"http://127.0.0.1:{port}" for name, port in SERVICE_PORTS.items()}
+    ports = local_service_ports(gateway_port())
+    urls = service_urls or {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     client = httpx.AsyncClient(timeout=30.0, follow_redirects=False, transport=transport)
 
     async def proxy(request: Request) -> Response:

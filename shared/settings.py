@@ -49,6 +49,12 @@ class ChorusSettings(BaseSettings):
     consumer_tally_processes: int = Field(1, ge=0)
     consumer_max_retries: int = 3
     consumer_retry_backoff_s: float = 0.2
+    # How long a stopping service waits for its consumers, relays and producer to finish. With
+    # the broker gone they would wait out Kafka's request timeouts (35 s seen); what they have
+    # not sent stays in the outbox or spool and goes out after the next start, and what the
+    # consumers have not committed is processed again (idempotently). Fits Kubernetes' 30 s
+    # grace after the preStop pause and uvicorn's request drain.
+    shutdown_timeout_s: float = Field(5.0, gt=0)
 
     def database_name(self, service: str) -> str:
         return f"{self.mongo_db_prefix}_{service}"

@@ -116,10 +116,12 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
 
         async def stop() -> None:
             redirect.detach()
-            await relay.stop()  # flushes what the redirect buffered
-            if relay_process is not None:
-                relay_process.terminate()
-                await relay_process.wait()
+            try:
+                await relay.stop()  # flushes what the redirect buffered
+            finally:  # also when the shutdown budget runs out: never leave the relay orphaned
+                if relay_process is not None:
+                    relay_process.terminate()
+                    await relay_process.wait()
 
         return Wiring(
             service=service,
