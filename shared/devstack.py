@@ -45,6 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
 FERRETDB_DIR = REPO_ROOT / "deploy" / "local" / "ferretdb"
 JAEGER_DIR = REPO_ROOT / "deploy" / "local" / "jaeger"
+KUBE_APISERVER_DIR = REPO_ROOT / "deploy" / "local" / "kube-apiserver"
 KUSTOMIZE_DIR = REPO_ROOT / "deploy" / "local" / "kustomize"
 
 HOST = "127.0.0.1"
@@ -331,6 +332,18 @@ GO_TOOLS: dict[str, GoTool] = {
     for tool in (
         GoTool("ferretdb", "FerretDB", FERRETDB_DIR, "."),
         GoTool("jaeger", "Jaeger", JAEGER_DIR, "github.com/jaegertracing/jaeger/cmd/jaeger"),
+        # The API server of the cluster tier (tests/cluster). -X stamps the version that go.mod
+        # pins (a unit test keeps them equal), so /version tells the truth instead of v0.0.0-master.
+        GoTool(
+            "kube-apiserver",
+            "kube-apiserver",
+            KUBE_APISERVER_DIR,
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+            ldflags=" ".join(
+                f"-X k8s.io/component-base/version.{name}={value}"
+                for name, value in (("gitVersion", "v1.37.2"), ("gitMajor", "1"), ("gitMinor", "37"))
+            ),
+        ),
         # Renders deploy/k8s for the manifest tests (tests/deploy). Pinned at v5.8.2 because
         # kustomize@latest needs a newer Go than 1.26.
         GoTool("kustomize", "kustomize", KUSTOMIZE_DIR, "sigs.k8s.io/kustomize/kustomize/v5"),

@@ -135,6 +135,21 @@ def test_the_real_modules_have_keys() -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", devstack.maven_cache_key(devstack.KAFKA_DIR))
 
 
+def test_kube_apiserver_is_stamped_with_the_version_its_module_pins() -> None:
+    go_mod = (devstack.KUBE_APISERVER_DIR / "go.mod").read_text()
+    pinned = re.search(r"^\s*k8s\.io/kubernetes (v1\.(\d+)\.\d+)", go_mod, re.MULTILINE)
+    assert pinned is not None
+    version, minor = pinned.group(1), pinned.group(2)
+    ldflags = devstack.GO_TOOLS["kube-apiserver"].ldflags
+    assert f"version.gitVersion={version} " in ldflags
+    assert f"version.gitMinor={minor}" in ldflags
+    # Each staging module is published as v0.X.Y beside kubernetes v1.X.Y; any other pairing
+    # does not build (or worse, builds a mix).
+    staging = re.findall(r"^\s*(k8s\.io/\S+) => \1 (\S+)$", go_mod, re.MULTILINE)
+    assert staging
+    assert {replaced: v for replaced, v in staging if v != "v0" + version[2:]} == {}
+
+
 def test_kafka_template_renders_with_every_listener_on_loopback() -> None:
     text = devstack.render_template(
         devstack.KAFKA_DIR / "server.properties.template",
