@@ -45,7 +45,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
 FERRETDB_DIR = REPO_ROOT / "deploy" / "local" / "ferretdb"
 JAEGER_DIR = REPO_ROOT / "deploy" / "local" / "jaeger"
-KUBE_APISERVER_DIR = REPO_ROOT / "deploy" / "local" / "kube-apiserver"
+KUBERNETES_DIR = REPO_ROOT / "deploy" / "local" / "kubernetes"
 KUSTOMIZE_DIR = REPO_ROOT / "deploy" / "local" / "kustomize"
 
 HOST = "127.0.0.1"
@@ -327,22 +327,22 @@ class GoTool:
         return bins / f"chorus-{self.name}-{go_module_key(self.module_dir)}"
 
 
+KUBERNETES_VERSION_FLAGS = " ".join(
+    f"-X k8s.io/component-base/version.{name}={value}"
+    for name, value in (("gitVersion", "v1.37.2"), ("gitMajor", "1"), ("gitMinor", "37"))
+)
+
 GO_TOOLS: dict[str, GoTool] = {
     tool.name: tool
     for tool in (
         GoTool("ferretdb", "FerretDB", FERRETDB_DIR, "."),
         GoTool("jaeger", "Jaeger", JAEGER_DIR, "github.com/jaegertracing/jaeger/cmd/jaeger"),
-        # The API server of the cluster tier (tests/cluster). -X stamps the version that go.mod
-        # pins (a unit test keeps them equal), so /version tells the truth instead of v0.0.0-master.
-        GoTool(
-            "kube-apiserver",
-            "kube-apiserver",
-            KUBE_APISERVER_DIR,
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-            ldflags=" ".join(
-                f"-X k8s.io/component-base/version.{name}={value}"
-                for name, value in (("gitVersion", "v1.37.2"), ("gitMajor", "1"), ("gitMinor", "37"))
-            ),
+        # The API server of the cluster tier (tests/cluster), and the kubectl that talks to it.
+        # -X stamps the version that go.mod pins (a unit test keeps them equal), so /version and
+        # `kubectl version` tell the truth instead of v0.0.0-master.
+        *(
+            GoTool(name, name, KUBERNETES_DIR, f"k8s.io/kubernetes/cmd/{name}", KUBERNETES_VERSION_FLAGS)
+            for name in ("kube-apiserver", "kubectl")
         ),
         # Renders deploy/k8s for the manifest tests (tests/deploy). Pinned at v5.8.2 because
         # kustomize@latest needs a newer Go than 1.26.

@@ -160,10 +160,8 @@ class ApiServer:
     def kubectl(
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        """Run the system kubectl against this server only (never ~/.kube/config)."""
-        kubectl = shutil.which("kubectl")
-        if kubectl is None:
-            raise RuntimeError("kubectl is not on PATH (Debian: the kubernetes-client package)")
+        """Run our kubectl (the server's version) against this server only (never ~/.kube/config)."""
+        kubectl = devstack.go_tool("kubectl")  # raises NotInstalled: run `make deps`
         argv = [f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.workdir / 'kubectl-cache'}", *args]
         result = subprocess.run(
             [kubectl, *argv],

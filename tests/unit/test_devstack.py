@@ -136,11 +136,12 @@ def test_the_real_modules_have_keys() -> None:
 
 
 def test_kube_apiserver_is_stamped_with_the_version_its_module_pins() -> None:
-    go_mod = (devstack.KUBE_APISERVER_DIR / "go.mod").read_text()
+    go_mod = (devstack.KUBERNETES_DIR / "go.mod").read_text()
     pinned = re.search(r"^\s*k8s\.io/kubernetes (v1\.(\d+)\.\d+)", go_mod, re.MULTILINE)
     assert pinned is not None
     version, minor = pinned.group(1), pinned.group(2)
-    ldflags = devstack.GO_TOOLS["kube-apiserver"].ldflags
+    assert devstack.GO_TOOLS["kube-apiserver"].ldflags == devstack.GO_TOOLS["kubectl"].ldflags
+    ldflags = devstack.GO_TOOLS["kubectl"].ldflags + " "
     assert f"version.gitVersion={version} " in ldflags
     assert f"version.gitMinor={minor}" in ldflags
     # Each staging module is published as v0.X.Y beside kubernetes v1.X.Y; any other pairing
