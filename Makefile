@@ -8,15 +8,16 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 VENV := .venv/bin
 
-.PHONY: run test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts
+.PHONY: run test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts image
 
 ## make run: Kafka, FerretDB, Jaeger and the four services in the foreground; Ctrl-C stops all.
 run: deps-run
 	$(VENV)/chorus up
 
 ## make test: ruff, mypy, the event-contract check and every test tier against a test stack
-## that the tests start on their own ports and stop at the end.
-test: deps lint typecheck
+## that the tests start on their own ports and stop at the end. The image is built first: the
+## image smoke test only runs it, and nothing is built under a test's timeout.
+test: deps image lint typecheck
 	$(VENV)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## The Python environment: uv (from PyPI) and the locked packages in .venv.
@@ -33,6 +34,11 @@ deps-run: python-env
 ## What `make test` needs besides: the npm checker, the Kubernetes tools, the image tools.
 deps: python-env
 	@$(VENV)/chorus stack install --test-tools
+
+## The OCI image (no Docker engine): cached layers in ~/.cache/chorus/image/oci, tag dev, and
+## build/chorus-image.tar for docker load / kind load. Only the layers that changed are rebuilt.
+image: deps
+	$(VENV)/python -m shared.image build --uv "$(UV)"
 
 lint: python-env
 	$(VENV)/ruff check shared services tests bench
