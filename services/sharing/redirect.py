@@ -229,6 +229,8 @@ class RedirectApp:
             target = await self._target(code, now)
         except Exception:
             log.exception("redirect: loading code %r failed", code)
+            # Counted, so that a store the redirect cannot reach shows on /metrics (and alerts).
+            REDIRECTS.add(1, _OUTCOME["unavailable", False])
             await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
             return
         if target is None:

@@ -19,14 +19,15 @@ import contextlib
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind
 
 from shared.events import Event
@@ -42,6 +43,27 @@ tracer = trace.get_tracer("chorus.sharing.redirect")
 SOURCE = "/chorus/sharing"
 ClickRecord = dict[str, Any]
 MAX_LINKS = 128  # the SDK's default limit of links per span
+
+# The spool's backlog on /metrics (chorus_click_spool_backlog) and over OTLP: clicks committed to
+# the file and not yet acknowledged by Kafka. Near zero while Kafka is up (the relay drains every
+# few milliseconds); a backlog that stays up means the clicks are not reaching Kafka, and the
+# file (a small volume per redirect replica) fills. The flushing side counts it, every
+# BACKLOG_EVERY_S: that is the service process, which serves /metrics, also when a relay process
+# drains the file.
+BACKLOG_EVERY_S = 5.0
+_backlogs: dict[int, int] = {}  # id(relay) -> rows at its last count
+
+
+def _observe_backlog(options: CallbackOptions) -> Iterable[Observation]:
+    if _backlogs:
+        yield Observation(sum(_backlogs.values()))
+
+
+metrics.get_meter("chorus.sharing.spool").create_observable_gauge(
+    "chorus.click_spool.backlog",
+    callbacks=[_observe_backlog],
+    description="clicks in the spool file not yet acknowledged by Kafka",
+)
 
 
 class ClickSpool:
@@ -204,6 +226,7 @@ class ClickRelay:
         await self.spool.open()
         if flush:
             self._tasks.append(asyncio.create_task(self._flush_loop(), name="click-spool-flush"))
+            self._tasks.append(asyncio.create_task(self._backlog_loop(), name="click-spool-backlog"))
         if drain:
             self._tasks.append(asyncio.create_task(self._drain_loop(), name="click-spool-drain"))
 
@@ -212,6 +235,7 @@ class ClickRelay:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        _backlogs.pop(id(self), None)
         # What is still in the file goes out on the next start (of this or another process).
         await self.spool.close()
         await self._stop_producer()
@@ -224,6 +248,20 @@ class ClickRelay:
             except Exception:
                 log.exception("click spool: flush failed; the clicks stay buffered and are retried")
             await asyncio.sleep(self._flush_interval_s)
+
+    async def measure_backlog(self) -> int:
+        """Count the spool's rows for the backlog gauge; returns the count."""
+        rows = await self.spool.count()
+        _backlogs[id(self)] = rows
+        return rows
+
+    async def _backlog_loop(self) -> None:
+        while True:
+            try:
+                await self.measure_backlog()
+            except Exception as exc:
+                log.warning("click spool: counting the backlog failed: %s", exc)
+            await asyncio.sleep(BACKLOG_EVERY_S)
 
     async def _drain_loop(self) -> None:
         backoff = 0.2

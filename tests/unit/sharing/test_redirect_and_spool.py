@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from opentelemetry.metrics import CallbackOptions
 
+from services.sharing import spool as spool_module
 from services.sharing.redirect import RedirectApp
 from services.sharing.settings import SharingSettings
-from services.sharing.spool import ClickSpool, click_event
+from services.sharing.spool import ClickRelay, ClickSpool, click_event
 from shared.auth import TokenVerifier
 from shared.events.clicks import ClickRecorded
 from shared.mongo import Document
@@ -116,3 +120,47 @@ async def test_the_spool_keeps_clicks_across_a_restart_until_deleted(tmp_path: P
     assert [r["id"] for _, r in await reopened.read(10)] == ["k2", "k3", "k4"]
     assert await reopened.count() == 3
     await reopened.close()
+
+
+def backlog_gauge() -> list[float]:
+    """What the `chorus.click_spool.backlog` gauge would report at a scrape now."""
+    return [o.value for o in spool_module._observe_backlog(CallbackOptions())]
+
+
+async def test_the_backlog_gauge_counts_clicks_committed_and_not_yet_acknowledged(tmp_path: Path) -> None:
+    settings = SharingSettings(telemetry_enabled=False, otlp_endpoint=None)
+    spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
+    relay = ClickRelay(settings, spool, flush_interval_s=60, batch=10)
+    await relay.start(flush=False, drain=False)  # no loops: this test drives each step
+    assert backlog_gauge() == []  # nothing counted yet: no value rather than a made-up zero
+    for i in range(4):
+        spool.append({"id": f"k{i}"})
+    assert await relay.measure_backlog() == 0  # buffered in memory is not in the file yet
+    await spool.flush()
+    assert await relay.measure_backlog() == 4
+    assert backlog_gauge() == [4]
+    rows = await spool.read(10)
+    await spool.delete([seq for seq, _ in rows[:3]])  # what Kafka acknowledged
+    await relay.measure_backlog()
+    assert backlog_gauge() == [1]
+    await relay.stop()
+    assert backlog_gauge() == []  # a stopped relay reports nothing
+
+
+async def test_a_flushing_relay_keeps_the_backlog_gauge_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spool_module, "BACKLOG_EVERY_S", 0.01)
+    settings = SharingSettings(telemetry_enabled=False, otlp_endpoint=None)
+    spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
+    relay = ClickRelay(settings, spool, flush_interval_s=0.01, batch=10)
+    # Flush only, as the service does when a relay process drains: nothing leaves the file.
+    await relay.start(flush=True, drain=False)
+    for i in range(3):
+        spool.append({"id": f"k{i}"})
+    for _ in range(500):
+        if backlog_gauge() == [3]:
+            break
+        await asyncio.sleep(0.01)
+    assert backlog_gauge() == [3]
+    await relay.stop()
