@@ -34,6 +34,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -383,6 +384,69 @@ def go_binary(tool: GoTool, bins: Path, *, build: bool, log: Path) -> Path:
     return target
 
 
+# The Prometheus Operator's CRDs (PrometheusRule, PodMonitor...), against which the cluster tier
+# checks deploy/k8s/monitoring. The Go module proxy serves them inside the Operator's module; Go's
+# module cache keeps them. v0.85.0 is the newest version the proxy serves us (`go list -m
+# -versions` lists no other; later tags answer 403 "not available"). The go command
+# checks the download against the checksum database; the sum pinned here refuses a module cache
+# that holds anything else under this version (a proxy serving changed content, GOSUMDB=off).
+PROMETHEUS_OPERATOR_MODULE = "github.com/prometheus-operator/prometheus-operator"
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+PROMETHEUS_OPERATOR_SUM = "h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s="
+PROMETHEUS_OPERATOR_TITLE = "Prometheus Operator CRDs (Go module proxy)"
+
+
+def _module_cache_path(module: str) -> str:
+    # Go's module cache spells an upper-case letter as "!" and the lower-case letter.
+    return re.sub(r"[A-Z]", lambda match: "!" + match.group().lower(), module)
+
+
+def go_mod_cache() -> Path:
+    """Go's module cache (GOMODCACHE; ~/go/pkg/mod by default), as the go command reports it."""
+    go = shutil.which("go")
+    if go is None:
+        raise NotInstalled("Go (the go command)")
+    found = subprocess.run([go, "env", "GOMODCACHE"], capture_output=True, text=True, check=False)
+    if found.returncode != 0 or not found.stdout.strip():
+        raise StackError(f"`go env GOMODCACHE` failed: {found.stderr.strip()}")
+    return Path(found.stdout.strip())
+
+
+def prometheus_operator_crds(*, download: bool = False) -> Path:
+    """The directory of the Operator's monitoring.coreos.com_*.yaml CRDs in Go's module cache.
+
+    Downloads the pinned module only when `download` (install time); otherwise it is only looked
+    up, without network, and a missing module raises NotInstalled. A module whose sum is not the
+    pinned one raises StackError either way.
+    """
+    module = f"{PROMETHEUS_OPERATOR_MODULE}@{PROMETHEUS_OPERATOR_VERSION}"
+    if download:
+        go = _require("go", "the Prometheus Operator's CRDs come from the Go module proxy")
+        # Outside any go.mod, so this is a plain download into the module cache; a cached module
+        # is found there without network.
+        with tempfile.TemporaryDirectory() as empty:
+            _run(
+                [go, "mod", "download", "-json", module],
+                f"downloading {module}",
+                cwd=Path(empty),
+                log=install_log("prometheus-operator-crds"),
+            )
+    cache = go_mod_cache()
+    escaped = _module_cache_path(PROMETHEUS_OPERATOR_MODULE)
+    crds = cache / f"{escaped}@{PROMETHEUS_OPERATOR_VERSION}" / "example" / "prometheus-operator-crd"
+    # Written by the go command once the zip has passed its checks: the module's h1: sum.
+    ziphash = cache / "cache" / "download" / escaped / "@v" / f"{PROMETHEUS_OPERATOR_VERSION}.ziphash"
+    if not ziphash.is_file() or not any(crds.glob("monitoring.coreos.com_*.yaml")):
+        raise NotInstalled(PROMETHEUS_OPERATOR_TITLE)
+    recorded = ziphash.read_text().strip()
+    if recorded != PROMETHEUS_OPERATOR_SUM:
+        raise StackError(
+            f"{module} in {cache} has the sum {recorded}, not the pinned {PROMETHEUS_OPERATOR_SUM}; "
+            "refusing it (`go clean -modcache` and `make deps` fetch it anew)"
+        )
+    return crds
+
+
 def install(environ: Mapping[str, str] | None = None, *, build: bool = True) -> Installed:
     """The stack's parts: the Kafka jars, FerretDB and Jaeger; built unless `build` is False."""
     env = os.environ if environ is None else environ
@@ -454,6 +518,13 @@ def install_steps(*, test_tools: bool) -> list[InstallStep]:
     steps += [go_step("ferretdb"), go_step("jaeger")]
     if test_tools:
         steps += [go_step(name) for name in GO_TOOLS if name not in ("ferretdb", "jaeger")]
+        steps.append(
+            InstallStep(
+                "prometheus-operator-crds",
+                PROMETHEUS_OPERATOR_TITLE,
+                lambda: str(prometheus_operator_crds(download=True)),
+            )
+        )
         steps.append(InstallStep("debian", "Debian packages", _debian_packages))
         steps.append(InstallStep("npm", "AsyncAPI checker (npm)", _npm_checker))
     return steps

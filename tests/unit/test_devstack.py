@@ -218,3 +218,47 @@ def test_the_env_command_prints_export_lines(
     assert devstack.main(["env"]) == 0
 
     assert "export CHORUS_MONGO_URL=mongodb://127.0.0.1:37017/\n" in capsys.readouterr().out
+
+
+def _fake_module_cache(root: Path, sum_: str) -> Path:
+    """What `go mod download` leaves for the Prometheus Operator module, with the sum given."""
+    module, version = devstack.PROMETHEUS_OPERATOR_MODULE, devstack.PROMETHEUS_OPERATOR_VERSION
+    crds = root / f"{module}@{version}" / "example" / "prometheus-operator-crd"
+    crds.mkdir(parents=True)
+    (crds / "monitoring.coreos.com_prometheusrules.yaml").write_text("kind: CustomResourceDefinition\n")
+    ziphash = root / "cache" / "download" / module / "@v" / f"{version}.ziphash"
+    ziphash.parent.mkdir(parents=True)
+    ziphash.write_text(sum_)
+    return crds
+
+
+def test_the_operator_crds_are_found_in_the_module_cache_under_the_pinned_sum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(devstack, "go_mod_cache", lambda: tmp_path)
+    with pytest.raises(devstack.NotInstalled, match="make deps"):
+        devstack.prometheus_operator_crds()
+
+    crds = _fake_module_cache(tmp_path, devstack.PROMETHEUS_OPERATOR_SUM + "\n")
+
+    assert devstack.prometheus_operator_crds() == crds
+
+
+def test_operator_crds_under_another_sum_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(devstack, "go_mod_cache", lambda: tmp_path)
+    _fake_module_cache(tmp_path, "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+
+    with pytest.raises(StackError, match="not the pinned h1:M5xL"):
+        devstack.prometheus_operator_crds()
+
+
+def test_the_module_cache_escapes_upper_case_letters_as_go_does() -> None:
+    assert devstack._module_cache_path("github.com/BurntSushi/toml") == "github.com/!burnt!sushi/toml"
+
+
+def test_the_operator_crds_are_installed_with_the_test_tools_only() -> None:
+    def names(test_tools: bool) -> list[str]:
+        return [step.name for step in devstack.install_steps(test_tools=test_tools)]
+
+    assert "prometheus-operator-crds" in names(True)
+    assert "prometheus-operator-crds" not in names(False)
