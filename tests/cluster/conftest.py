@@ -2,12 +2,13 @@
 
 The control plane starts once for the package and is
 stopped at the end, whatever happens; nothing is built here (`make deps` built kube-apiserver
-and kustomize, and installed etcd).
+and kustomize, installed etcd and put the Prometheus Operator's CRDs in Go's module cache).
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,12 @@ import pytest
 import yaml
 
 from shared import devstack
-from tests.cluster.apiserver import ApiServer, running_apiserver
+from tests.cluster.apiserver import ApiServer, running_apiserver, serving_certificate
 
-OVERLAY = devstack.REPO_ROOT / "deploy" / "k8s" / "overlays" / "production"
+K8S = devstack.REPO_ROOT / "deploy" / "k8s"
+OVERLAY = K8S / "overlays" / "production"
+NAMESPACE_FILE = K8S / "base" / "namespace.yaml"
+MONITORING = K8S / "monitoring"
 # Strimzi's CRDs are kept beside the checkout, never in it (no registry serves them).
 STRIMZI_CRDS = Path(
     os.environ.get("CHORUS_STRIMZI_CRDS") or devstack.REPO_ROOT.parent / "shared" / "strimzi-crds"
@@ -32,15 +36,20 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
         yield server
 
 
+def kustomize_build(directory: Path) -> list[dict[str, Any]]:
+    """A kustomization as the real kustomize renders it."""
+    kustomize = devstack.go_tool("kustomize")  # raises NotInstalled: run `make deps`
+    result = subprocess.run(
+        [str(kustomize), "build", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, f"kustomize build {directory} failed:\n{result.stderr}"
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
 @pytest.fixture(scope="package")
 def rendered() -> list[dict[str, Any]]:
     """The production overlay as the real kustomize renders it."""
-    kustomize = devstack.go_tool("kustomize")  # raises NotInstalled: run `make deps`
-    result = subprocess.run(
-        [str(kustomize), "build", str(OVERLAY)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0, f"kustomize build {OVERLAY} failed:\n{result.stderr}"
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    return kustomize_build(OVERLAY)
 
 
 @pytest.fixture(scope="package")
@@ -52,4 +61,57 @@ def strimzi(apiserver: ApiServer) -> ApiServer:
     # Server-side: the Kafka CRD is larger than client-side apply's last-applied annotation allows.
     apiserver.kubectl("apply", "--server-side", *(f"--filename={crd}" for crd in crds))
     apiserver.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    return apiserver
+
+
+@pytest.fixture(scope="package")
+def production(
+    strimzi: ApiServer, rendered: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> ApiServer:
+    """The API server after the steps of "Install on a cluster" in deploy/k8s/README.md.
+
+    The overlay is rendered by kustomize itself. Step 1, Strimzi, is the `strimzi` fixture
+    (namespace `kafka`, the CRDs).
+    """
+    # 2. The namespace `chorus`, on its own and first.
+    strimzi.kubectl("apply", "--server-side", "-f", str(NAMESPACE_FILE))
+    # 3. The Secrets the workloads reference.
+    cert, key = serving_certificate(tmp_path_factory.mktemp("tls"), "chorus.example.com")
+    for secret in (
+        ["generic", "chorus-mongodb", "--from-literal=url=mongodb://mongo.mongodb.svc:27017/"],
+        ["generic", "chorus-sharing", f"--from-literal=visitor-hash-secret={secrets.token_hex(32)}"],
+        ["tls", "chorus-tls", f"--cert={cert}", f"--key={key}"],
+    ):
+        strimzi.kubectl("-n", "chorus", "create", "secret", *secret)
+    # 4. The overlay: a server-side dry run, then for real.
+    strimzi.apply(rendered, dry_run=True)
+    strimzi.apply(rendered)
+    return strimzi
+
+
+@pytest.fixture(scope="package")
+def monitoring() -> list[dict[str, Any]]:
+    """deploy/k8s/monitoring as the real kustomize renders it."""
+    return kustomize_build(MONITORING)
+
+
+@pytest.fixture(scope="package")
+def prometheus_operator(apiserver: ApiServer, monitoring: list[dict[str, Any]]) -> ApiServer:
+    """The API server with the Prometheus Operator's CRDs of the kinds deploy/k8s/monitoring uses.
+
+    Only those: the others (Prometheus, Alertmanager...) are megabytes of schema this tier never
+    reads. No Operator runs; the CRDs alone make the API server check the objects as a cluster
+    with the Operator would.
+    """
+    crds = devstack.prometheus_operator_crds()  # raises NotInstalled: run `make deps`
+    kinds = sorted(
+        {obj["kind"] for obj in monitoring if obj["apiVersion"].startswith("monitoring.coreos.com/")}
+    )
+    assert kinds, "deploy/k8s/monitoring has no Prometheus Operator objects"
+    # The Operator names each CRD file after the kind's plural, the lower-case kind plus "s".
+    files = [crds / f"monitoring.coreos.com_{kind.lower()}s.yaml" for kind in kinds]
+    assert all(f.is_file() for f in files), f"not all of {files} are in {crds}"
+    apiserver.kubectl("apply", "--server-side", *(f"--filename={f}" for f in files))
+    names = [f"crd/{kind.lower()}s.monitoring.coreos.com" for kind in kinds]
+    apiserver.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
     return apiserver

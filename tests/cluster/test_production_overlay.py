@@ -9,21 +9,16 @@ Pod (dry run) instead, which PodSecurity checks exactly as it would the controll
 from __future__ import annotations
 
 import copy
-import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared import devstack
-from tests.cluster.apiserver import ApiServer, serving_certificate, to_yaml
+from tests.cluster.apiserver import ApiServer, to_yaml
 
 pytestmark = pytest.mark.cluster
 
 Obj = dict[str, Any]
-
-NAMESPACE_FILE = devstack.REPO_ROOT / "deploy" / "k8s" / "base" / "namespace.yaml"
 
 # Where each workload kind keeps its pod template.
 POD_TEMPLATE_PATHS = {
@@ -92,26 +87,12 @@ def namespaces_and_accounts(apiserver: ApiServer, rendered: list[Obj]) -> ApiSer
 
 
 def test_the_production_overlay_installs_in_the_documented_order(
-    strimzi: ApiServer, rendered: list[Obj], tmp_path: Path
+    production: ApiServer, rendered: list[Obj]
 ) -> None:
-    # The steps of "Install on a cluster" in deploy/k8s/README.md, with the overlay rendered by
-    # kustomize itself. 1. Strimzi: the `strimzi` fixture (namespace `kafka`, the CRDs).
-    # 2. The namespace `chorus`, on its own and first.
-    strimzi.kubectl("apply", "--server-side", "-f", str(NAMESPACE_FILE))
-    # 3. The Secrets the workloads reference.
-    cert, key = serving_certificate(tmp_path, "chorus.example.com")
-    for secret in (
-        ["generic", "chorus-mongodb", "--from-literal=url=mongodb://mongo.mongodb.svc:27017/"],
-        ["generic", "chorus-sharing", f"--from-literal=visitor-hash-secret={secrets.token_hex(32)}"],
-        ["tls", "chorus-tls", f"--cert={cert}", f"--key={key}"],
-    ):
-        strimzi.kubectl("-n", "chorus", "create", "secret", *secret)
-    # 4. The overlay: a server-side dry run, then for real.
-    strimzi.apply(rendered, dry_run=True)
-    strimzi.apply(rendered)
-
-    # Every object is now stored: read each back by what the overlay says it is.
-    stored = strimzi.kubectl("get", "-o", "name", "-f", "-", stdin=to_yaml(rendered)).stdout.split()
+    # The `production` fixture followed the steps of deploy/k8s/README.md: a server-side dry run
+    # of the overlay, then the apply for real. Every object is now stored: read each back by
+    # what the overlay says it is.
+    stored = production.kubectl("get", "-o", "name", "-f", "-", stdin=to_yaml(rendered)).stdout.split()
     assert len(stored) == len(rendered), f"stored {stored}, rendered {[_ref(obj) for obj in rendered]}"
 
 

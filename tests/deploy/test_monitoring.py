@@ -7,6 +7,10 @@ promtool too. Every metric either of them reads must be one that something expor
 (their real /metrics output, produced by tests/deploy/exposition.py through their own code), or
 the exporters a Prometheus Operator cluster runs beside them (declared below, with the labels the
 queries may use).
+
+The PrometheusRule and PodMonitors are checked against the Prometheus Operator's own schemas in
+the cluster tier (tests/cluster/test_monitoring.py: its CRDs on a real API server); here only
+the plain Kubernetes objects are validated, with kubernetes-validate.
 """
 
 from __future__ import annotations
@@ -227,7 +231,8 @@ def test_the_kustomization_renders_rules_monitors_and_the_dashboard_in_namespace
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_its_kubernetes_objects_are_valid(version: str) -> None:
     for doc in rendered():
-        if doc["apiVersion"] != "monitoring.coreos.com/v1":  # the Operator's CRDs are not at hand
+        # The Operator's kinds are checked by its CRDs in tests/cluster/test_monitoring.py.
+        if doc["apiVersion"] != "monitoring.coreos.com/v1":
             validate_kubernetes_object(doc, version)
 
 
