@@ -2,7 +2,7 @@
 
 chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
 chorus serve SERVICE            one service's HTTP server (what `chorus up`, the image and the manifests run)
-chorus stack up|down|status     only the infrastructure (Kafka, FerretDB, Jaeger)
+chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
 chorus schemas [--out DIR]      write the JSON Schemas and AsyncAPI document of the events
@@ -208,7 +208,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {name:<16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
         print(f"  Jaeger UI        {config.jaeger_query_url}")
         print(f"  Kafka            {config.kafka_bootstrap}")
-        print(f"  MongoDB (Ferret) {config.mongo_url}")
+        print(f"  MongoDB          {config.mongo_url}   (SecantusDB)")
         print(f"  logs             {logs}")
         print("\n  a dev token:  chorus token --org acme --sub alice --role admin")
         print("Press Ctrl-C to stop everything.\n", flush=True)

@@ -1,4 +1,4 @@
-"""The local stack for development and tests: Kafka, FerretDB and Jaeger as plain processes.
+"""The local stack for development and tests: Kafka, SecantusDB and Jaeger as plain processes.
 
 There is no Docker engine on our machines, so every part runs from real upstream code, installed
 once into the standard caches (jars in ~/.m2, Go modules and build cache, binaries in the user's
@@ -44,7 +44,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
-FERRETDB_DIR = REPO_ROOT / "deploy" / "local" / "ferretdb"
+SECANTUSDB_DIR = REPO_ROOT / "deploy" / "local" / "secantusdb"
 JAEGER_DIR = REPO_ROOT / "deploy" / "local" / "jaeger"
 KUBERNETES_DIR = REPO_ROOT / "deploy" / "local" / "kubernetes"
 KUSTOMIZE_DIR = REPO_ROOT / "deploy" / "local" / "kustomize"
@@ -174,8 +174,6 @@ class StackConfig:
         return {
             "CHORUS_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "CHORUS_MONGO_URL": self.mongo_url,
-            # FerretDB loses concurrent updates of one document: one connection per process.
-            "CHORUS_MONGO_MAX_POOL_SIZE": "1",
             "CHORUS_OTLP_ENDPOINT": self.otlp_http_endpoint,
         }
 
@@ -199,7 +197,7 @@ class StackConfig:
 @dataclass(frozen=True)
 class Installed:
     kafka_classpath: str
-    ferretdb_bin: Path
+    secantusdb_bin: Path
     jaeger_bin: Path
 
 
@@ -336,7 +334,6 @@ KUBERNETES_VERSION_FLAGS = " ".join(
 GO_TOOLS: dict[str, GoTool] = {
     tool.name: tool
     for tool in (
-        GoTool("ferretdb", "FerretDB", FERRETDB_DIR, "."),
         GoTool("jaeger", "Jaeger", JAEGER_DIR, "github.com/jaegertracing/jaeger/cmd/jaeger"),
         # The API server of the cluster tier (tests/cluster), and the kubectl that talks to it.
         # -X stamps the version that go.mod pins (a unit test keeps them equal), so /version and
@@ -448,14 +445,40 @@ def prometheus_operator_crds(*, download: bool = False) -> Path:
 
 
 def install(environ: Mapping[str, str] | None = None, *, build: bool = True) -> Installed:
-    """The stack's parts: the Kafka jars, FerretDB and Jaeger; built unless `build` is False."""
+    """The stack's parts: the Kafka jars, SecantusDB and Jaeger; built unless `build` is False."""
     env = os.environ if environ is None else environ
     with _file_lock(cache_dir(env) / "install.lock"):
         return Installed(
             kafka_classpath=_kafka_classpath(cache_dir(env), build),
-            ferretdb_bin=go_tool("ferretdb", build=build, environ=env),
+            secantusdb_bin=secantusdb(build=build, environ=env),
             jaeger_bin=go_tool("jaeger", build=build, environ=env),
         )
+
+
+def secantusdb(*, build: bool = False, environ: Mapping[str, str] | None = None) -> Path:
+    """The SecantusDB server (`secantusd-py`), installed from PyPI into a virtualenv of its own.
+
+    Its own environment, never the project's: SecantusDB is GPL-2.0-only, so Chorus only runs it
+    as a separate process and never imports it. The versions and hashes are pinned in
+    deploy/local/secantusdb/requirements.txt; the environment is named after that file's content.
+    """
+    requirements = SECANTUSDB_DIR / "requirements.txt"
+    home = bin_dir(environ).parent / f"secantusdb-{content_key(SECANTUSDB_DIR, [requirements])}"
+    server = home / "bin" / "secantusd-py"
+    if server.is_file() and (home / ".chorus-installed").exists():
+        return server
+    if not build:
+        raise NotInstalled("SecantusDB")
+    log = install_log("secantusdb", environ)
+    # A half-made environment (an interrupted install) is made again from scratch.
+    shutil.rmtree(home, ignore_errors=True)
+    python = getattr(sys, "_base_executable", None) or sys.executable
+    _run([python, "-m", "venv", str(home)], "creating SecantusDB's virtualenv", log=log)
+    pip = [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    pinned = ["--require-hashes", "--only-binary", ":all:", "-r", str(requirements)]
+    _run([*pip, *pinned], "installing SecantusDB", log=log)
+    (home / ".chorus-installed").touch()
+    return server
 
 
 # Debian packages the tests and `make image` need, by the command each provides. Installed with
@@ -515,9 +538,10 @@ def install_steps(*, test_tools: bool) -> list[InstallStep]:
         return InstallStep(name, GO_TOOLS[name].title, lambda: str(go_tool(name, build=True)))
 
     steps = [InstallStep("kafka", "Kafka jars (Maven Central)", classpath)]
-    steps += [go_step("ferretdb"), go_step("jaeger")]
+    steps.append(InstallStep("secantusdb", "SecantusDB (PyPI)", lambda: str(secantusdb(build=True))))
+    steps.append(go_step("jaeger"))
     if test_tools:
-        steps += [go_step(name) for name in GO_TOOLS if name not in ("ferretdb", "jaeger")]
+        steps += [go_step(name) for name in GO_TOOLS if name != "jaeger"]
         steps.append(
             InstallStep(
                 "prometheus-operator-crds",
@@ -727,10 +751,30 @@ def _kafka_command(config: StackConfig, installed: Installed) -> Launch:
     return Launch(argv, env)
 
 
-def _ferretdb_command(config: StackConfig, installed: Installed) -> Launch:
-    data = config.part_dir("ferretdb") / "data"
-    data.mkdir(parents=True, exist_ok=True)  # FerretDB wants an existing directory
-    return Launch([str(installed.ferretdb_bin), "-listen", f"{HOST}:{config.mongo_port}", "-dir", str(data)])
+def _secantusdb_command(config: StackConfig, installed: Installed) -> Launch:
+    home = config.part_dir("secantusdb")
+    data = home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    # An explicit, empty config file: otherwise a secantusd.toml in the user's home or /etc
+    # would be picked up and could change the local stack. The flags say everything.
+    settings = home / "secantusd.toml"
+    settings.write_text("# Chorus local stack: every setting is a command-line flag (shared/devstack.py).\n")
+    argv = [
+        str(installed.secantusdb_bin),
+        "--config",
+        str(settings),
+        "--host",
+        HOST,
+        "--port",
+        str(config.mongo_port),
+        "--storage-path",
+        str(data),
+        "--log-level",
+        "WARNING",
+        "--cache-size",
+        "256M",
+    ]
+    return Launch(argv)
 
 
 def _jaeger_command(config: StackConfig, installed: Installed) -> Launch:
@@ -763,10 +807,10 @@ class Part:
 # Kafka last: formatting its storage costs a JVM start, and the others boot meanwhile.
 PARTS: tuple[Part, ...] = (
     Part(
-        name="ferretdb",
-        title="FerretDB",
+        name="secantusdb",
+        title="SecantusDB",
         port_vars=("CHORUS_MONGO_PORT",),
-        command=_ferretdb_command,
+        command=_secantusdb_command,
         healthy=lambda c: mongo_ready(c.mongo_port),
     ),
     Part(
@@ -1002,7 +1046,7 @@ def start(
 def start_part(
     name: str, config: StackConfig | None = None, *, timeout: float = DEFAULT_TIMEOUT, build: bool = False
 ) -> int:
-    """Start one part ("ferretdb", "jaeger" or "kafka") unless it runs; wait until healthy; its pid.
+    """Start one part ("secantusdb", "jaeger" or "kafka") unless it runs; wait until healthy; its pid.
 
     For tests that take one part down and bring it back (e.g. a Kafka outage) on a stack of their
     own; the other parts are left as they are.
@@ -1099,7 +1143,7 @@ def status(config: StackConfig | None = None) -> list[PartStatus]:
 
 
 def reset(config: StackConfig | None = None) -> None:
-    """Stop the stack and delete its state directory (all Kafka and FerretDB data, logs)."""
+    """Stop the stack and delete its state directory (all Kafka and SecantusDB data, logs)."""
     config = config or StackConfig.from_env()
     if not config.state_dir.exists():
         return
@@ -1140,7 +1184,7 @@ def _print_urls(config: StackConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.devstack", description="The Chorus local stack: Kafka, FerretDB and Jaeger."
+        prog="python -m shared.devstack", description="The Chorus local stack: Kafka, SecantusDB and Jaeger."
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack (reusing running parts) and print its URLs")
@@ -1151,7 +1195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("status", help="show each part; exit code 1 unless all are healthy")
     commands.add_parser("reset", help="stop the stack and delete its state directory")
     install_cmd = commands.add_parser(
-        "install", help="install what `make run` needs (the Kafka jars, FerretDB, Jaeger); idempotent"
+        "install", help="install what `make run` needs (the Kafka jars, SecantusDB, Jaeger); idempotent"
     )
     install_cmd.add_argument(
         "--test-tools", action="store_true", help="also what `make test` needs (kustomize, kube-apiserver...)"

@@ -1,5 +1,5 @@
-"""MongoDB through PyMongo's async API, and the single-document patterns we use instead of
-transactions (FerretDB has none; see ARCHITECTURE.md).
+"""MongoDB through PyMongo's async API, and the single-document patterns Chorus keeps state and
+its events consistent with (no multi-document transactions on the hot paths).
 
 - `IndexSpec` lists: each service's store declares its indexes; `ensure_indexes` runs at start.
 - `applied_once_filter` / `mark_applied`: an update that also records the event id in the same
@@ -57,10 +57,7 @@ async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) ->
     for spec in specs:
         by_collection.setdefault(spec.collection, []).append(spec.model())
     for collection, models in by_collection.items():
-        # One index per command: FerretDB 1.24 panics (connection closed) when one createIndexes
-        # names several indexes that already exist, i.e. on every restart of a service.
-        for model in models:
-            await db[collection].create_indexes([model])
+        await db[collection].create_indexes(models)
 
 
 def applied_once_filter(event_id: str) -> Document:

@@ -21,9 +21,7 @@ class ChorusSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     # Each service keeps its own database: <mongo_db_prefix>_<service>. Tests set a unique prefix.
     mongo_db_prefix: str = "chorus"
-    # FerretDB 1.x applies an update as read-modify-write without isolation, so concurrent updates
-    # of one document lose writes (50 concurrent $inc gave 14). The local stack sets this to 1:
-    # one connection per process serialises its operations. Production MongoDB leaves it unset.
+    # The driver's connection pool per process (PyMongo's default, 100, when unset).
     mongo_max_pool_size: int | None = None
     # Consumer groups are <prefix>.<service group>; tests set a unique prefix so that runs
     # sharing one broker never steal each other's partitions.

@@ -1,6 +1,6 @@
 """Fixtures for every tier.
 
-Integration and e2e tests run against the real local stack (Kafka, FerretDB, Jaeger). By default
+Integration and e2e tests run against the real local stack (Kafka, SecantusDB, Jaeger). By default
 the session starts a test stack on its own ports and state directory (so it never touches a
 stack that `make run` started) and stops it at the end. With CHORUS_TEST_STACK=external the
 tests use the stack described by the CHORUS_* variables and leave it running (fast local loops).
@@ -62,7 +62,6 @@ def settings(stack: devstack.StackConfig) -> ChorusSettings:
     return ChorusSettings(
         kafka_bootstrap=stack.kafka_bootstrap,
         mongo_url=stack.mongo_url,
-        mongo_max_pool_size=1,  # see ChorusSettings.mongo_max_pool_size
         mongo_db_prefix=SESSION_PREFIX,
         consumer_group_prefix=SESSION_PREFIX,
         otlp_endpoint=stack.otlp_http_endpoint,
