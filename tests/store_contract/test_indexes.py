@@ -1,0 +1,574 @@
+"""Secondary indexes: the queries the services run are served by the indexes their stores declare.
+
+Each collection below is declared with the same IndexSpec list as the store that owns it (copied
+here, so that this contract does not move when a store does; keep them in step when a store adds
+a query shape) and filled with enough documents that a scan and an index walk differ. A query
+passes when the winning plan of `explain()` walks an index (IXSCAN) and scans no collection; a
+page read in the order of an index declared for it must also need no blocking SORT, or every
+matching document is read and sorted for each page.
+
+Updates and deletes are explained as a find with the same filter: that filter is how the server
+finds the documents to change (and SecantusDB's explain of an update command ignores it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.mongo import Document, IndexSpec, ensure_indexes, is_duplicate_key
+
+DOCUMENTS = 1500  # per collection: enough for a scan and an index walk to differ
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ORGS = 5
+
+
+def _at(i: int) -> datetime:
+    return T0 + timedelta(seconds=i)
+
+
+@dataclass(frozen=True)
+class Collection:
+    indexes: list[IndexSpec]  # as the store declares them
+    document: Callable[[int], Document]
+
+
+def _spec(collection: str, keys: list[tuple[str, int]], **options: Any) -> IndexSpec:
+    unique = bool(options.pop("unique", False))
+    name = options.pop("name", None)
+    return IndexSpec(collection, keys, unique=unique, name=name, options=options)
+
+
+COLLECTIONS: dict[str, Collection] = {
+    # services/recognition/store.py LEDGER; the relay's pending work in partial indexes
+    "ledger": Collection(
+        [
+            _spec("ledger", [("org", 1), ("source_event_id", 1), ("kind", 1)], unique=True),
+            _spec("ledger", [("org", 1), ("advocate_id", 1), ("created_at", -1)]),
+            _spec("ledger", [("org", 1), ("ref", 1), ("kind", 1)]),
+            _spec(
+                "ledger",
+                [("created_at", 1)],
+                name="ledger_unprojected",
+                partialFilterExpression={"projected": False},
+            ),
+            _spec(
+                "ledger",
+                [("created_at", 1)],
+                name="ledger_unpublished",
+                partialFilterExpression={"published": False},
+            ),
+        ],
+        lambda i: {
+            "_id": f"e{i:05d}",
+            "org": f"org{i % ORGS}",
+            "advocate_id": f"a{i % 40}",
+            "source_event_id": f"ev{i}",
+            "kind": ("share", "click", "lead")[i % 3],
+            "ref": f"ref{i % 300}",
+            "created_at": _at(i // 2),  # pairs share a time: pages must break ties by _id
+            "projected": i % 10 != 0,
+            "published": i % 7 != 0,
+        },
+    ),
+    # services/recognition/store.py DELIVERIES and services/metrics/webhooks/store.py DELIVERIES
+    "webhook_deliveries": Collection(
+        [
+            _spec("webhook_deliveries", [("state", 1), ("next_attempt_at", 1)]),
+            _spec("webhook_deliveries", [("org", 1), ("endpoint_id", 1), ("created_at", -1)]),
+            _spec("webhook_deliveries", [("org", 1), ("created_at", -1)]),
+        ],
+        lambda i: {
+            "_id": f"d{i:05d}",
+            "org": f"org{i % ORGS}",
+            "endpoint_id": f"ep{i % 10}",
+            "state": ("pending", "delivered", "failed")[i % 3],
+            "attempts": i % 4,
+            "next_attempt_at": _at(i),
+            "created_at": _at(i),
+        },
+    ),
+    # services/sharing/store.py SHARES
+    "shares": Collection(
+        [
+            _spec("shares", [("code", 1)], unique=True),
+            _spec("shares", [("org", 1), ("advocate_id", 1), ("_id", -1)]),
+            _spec("shares", [("org", 1), ("_id", -1)]),
+            _spec("shares", [("status", 1), ("send_at", 1)]),
+        ],
+        lambda i: {
+            "_id": f"s{i:05d}",
+            "org": f"org{i % ORGS}",
+            "advocate_id": f"a{i % 40}",
+            "code": f"code{i:05d}",
+            "status": "pending" if i % 5 == 0 else "sent",
+            "send_at": _at(i),
+        },
+    ),
+    # services/metrics/store.py CLICK_INDEX
+    "click_index": Collection(
+        [
+            _spec("click_index", [("org", 1), ("visitor_hash", 1), ("clicked_at", 1)]),
+            _spec("click_index", [("org", 1), ("advocate_id", 1)]),
+        ],
+        lambda i: {
+            "_id": f"k{i:05d}",
+            "org": f"org{i % ORGS}",
+            "visitor_hash": f"v{i % 200}",
+            "advocate_id": f"a{i % 40}",
+            "clicked_at": _at(i),
+            "bot": i % 11 == 0,
+        },
+    ),
+    # services/metrics/store.py stats_indexes (the stats_g<n> generations)
+    "stats_g0": Collection(
+        [_spec("stats_g0", [("org", 1), ("part", 1), ("day", 1)])],
+        lambda i: {
+            "_id": f"t{i:05d}",
+            "org": f"org{i % ORGS}",
+            "part": ("all", "dims")[i % 2],
+            "day": (T0 + timedelta(days=i % 300)).date().isoformat(),
+        },
+    ),
+    # services/metrics/store.py CUSTOMERS: an index on a field of the subdocuments of an array
+    "customers": Collection(
+        [_spec("customers", [("org", 1), ("touches.advocate_id", 1)])],
+        lambda i: {
+            "_id": f"org{i % ORGS}|cust{i}",
+            "org": f"org{i % ORGS}",
+            "touches": [{"advocate_id": f"a{(i + n) % 40}", "share_id": f"s{i + n}"} for n in range(3)],
+        },
+    ),
+    # services/metrics/store.py CONVERSIONS
+    "conversions": Collection(
+        [_spec("conversions", [("state", 1), ("created_at", 1)])],
+        lambda i: {
+            "_id": f"v{i:05d}",
+            "org": f"org{i % ORGS}",
+            "state": "pending" if i % 25 == 0 else "published",
+            "created_at": _at(i),
+        },
+    ),
+    # services/content/store.py CONTENT; the outbox relay's list in a sparse index
+    "content": Collection(
+        [
+            _spec("content", [("org", 1), ("status", 1), ("_id", -1)]),
+            _spec("content", [("org", 1), ("author_advocate_id", 1), ("_id", -1)]),
+            _spec("content", [("status", 1), ("expires_at", 1)]),
+            _spec("content", [("org", 1), ("created_by", 1)]),
+            _spec("content", [("outbox_pending", 1)], sparse=True),
+        ],
+        lambda i: {
+            "_id": f"c{i:05d}",
+            "org": f"org{i % ORGS}",
+            "status": ("published", "draft", "pending_review", "archived")[i % 4],
+            "author_advocate_id": f"a{i % 40}" if i % 3 == 0 else None,
+            "created_by": f"u{i % 30}",
+            "expires_at": _at(i * 60),
+            **({"outbox": ["event"], "outbox_pending": True} if i % 50 == 0 else {"outbox": []}),
+        },
+    ),
+    # services/recognition/store.py ADVOCATES
+    "advocates": Collection(
+        [_spec("advocates", [("org", 1), ("team", 1)])],
+        lambda i: {
+            "_id": f"a{i:05d}",
+            "org": f"org{i % ORGS}",
+            "team": None if i % 6 == 0 else f"team{i % 8}",
+        },
+    ),
+    # services/recognition/store.py TAG_SHARES
+    "tag_shares": Collection(
+        [_spec("tag_shares", [("org", 1), ("tag", 1), ("shares", -1)])],
+        lambda i: {
+            "_id": f"g{i:05d}",
+            "org": f"org{i % ORGS}",
+            "tag": f"tag{i % 20}",
+            "advocate_id": f"a{i}",
+            "shares": i % 50,
+        },
+    ),
+    # services/recognition/store.py REDEMPTIONS
+    "redemptions": Collection(
+        [
+            _spec("redemptions", [("org", 1), ("created_at", -1)]),
+            _spec("redemptions", [("org", 1), ("advocate_id", 1), ("created_at", -1)]),
+            _spec(
+                "redemptions",
+                [("updated_at", 1)],
+                name="redemptions_to_relay",
+                partialFilterExpression={"needs_relay": True},
+            ),
+        ],
+        lambda i: {
+            "_id": f"r{i:05d}",
+            "org": f"org{i % ORGS}",
+            "advocate_id": f"a{i % 40}",
+            "needs_relay": i % 9 == 0,
+            "created_at": _at(i),
+            "updated_at": _at(i),
+        },
+    ),
+    # services/recognition/store.py RULES
+    "rules": Collection(
+        [_spec("rules", [("org", 1), ("version", -1)], unique=True)],
+        lambda i: {"_id": f"org{i % ORGS}|{i}", "org": f"org{i % ORGS}", "version": i},
+    ),
+    # services/recognition/store.py BOARDS ("board_order")
+    "boards": Collection(
+        [
+            _spec(
+                "boards",
+                [("org", 1), ("period", 1), ("visible", 1), ("points", -1), ("advocate_id", 1)],
+                name="board_order",
+            ),
+            _spec("boards", [("org", 1), ("advocate_id", 1)]),
+        ],
+        lambda i: {
+            "_id": f"b{i:05d}",
+            "org": f"org{i % ORGS}",
+            "period": ("all", "2026-W01", "2026-01")[i % 3],
+            "advocate_id": f"a{i}",
+            "visible": i % 10 != 0,
+            "points": i % 97,
+        },
+    ),
+    # services/metrics/store.py GOAL_SNAPSHOTS
+    "goal_snapshots": Collection(
+        [_spec("goal_snapshots", [("org", 1), ("goal_id", 1), ("date", 1)])],
+        lambda i: {
+            "_id": f"n{i:05d}",
+            "org": f"org{i % ORGS}",
+            "goal_id": f"goal{i % 10}",
+            "date": (T0 + timedelta(days=i)).date().isoformat(),
+        },
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Query:
+    """One kind of query a store runs: a find (filter, sort, limit) or an aggregation pipeline."""
+
+    where: str  # the code that runs it
+    collection: str
+    filter: Document
+    sort: list[tuple[str, int]] | None = None
+    limit: int = 0
+    pipeline: list[Document] | None = None
+
+
+def count(filter_: Document) -> list[Document]:
+    """The pipeline `count_documents` sends."""
+    return [{"$match": filter_}, {"$group": {"_id": 1, "n": {"$sum": 1}}}]
+
+
+QUERIES: dict[str, Query] = {
+    "an advocate's ledger, first page": Query(
+        "recognition list_entries",
+        "ledger",
+        {"org": "org1", "advocate_id": "a1"},
+        [("created_at", DESCENDING), ("_id", ASCENDING)],
+        20,
+    ),
+    "an advocate's ledger, next page": Query(
+        "recognition list_entries (after), list_rewards, list_redemptions",
+        "ledger",
+        {
+            "org": "org1",
+            "advocate_id": "a1",
+            "$or": [{"created_at": {"$lt": _at(300)}}, {"created_at": _at(300), "_id": {"$gt": "e00600"}}],
+        },
+        [("created_at", DESCENDING), ("_id", ASCENDING)],
+        20,
+    ),
+    "ledger entries of a ref by kinds": Query(
+        "recognition entries_by_ref",
+        "ledger",
+        {"org": "org1", "ref": "ref1", "kind": {"$in": ["share", "click"]}},
+    ),
+    "ledger entries not projected yet (partial index)": Query(
+        "recognition stale_entries, the relay",
+        "ledger",
+        {"projected": False, "created_at": {"$lt": _at(600)}},
+        limit=200,
+    ),
+    "the ledger entry of an event": Query(
+        "recognition insert_entry",
+        "ledger",
+        {"org": "org1", "source_event_id": "ev1", "kind": "click"},
+    ),
+    "an advocate's ledger entries (erasure)": Query(
+        "recognition erase_advocate (update_many)",
+        "ledger",
+        {"org": "org1", "advocate_id": "a1"},
+    ),
+    "the earliest due webhook delivery": Query(
+        "recognition claim_due_delivery, metrics WebhookStore.due",
+        "webhook_deliveries",
+        {"state": "pending", "next_attempt_at": {"$lte": _at(900)}},
+        [("next_attempt_at", ASCENDING)],
+        1,
+    ),
+    "an endpoint's deliveries": Query(
+        "metrics WebhookStore.deliveries",
+        "webhook_deliveries",
+        {"org": "org1", "endpoint_id": "ep1"},
+        [("created_at", DESCENDING)],
+        50,
+    ),
+    "an organisation's deliveries": Query(
+        "recognition list_deliveries",
+        "webhook_deliveries",
+        {"org": "org1"},
+        [("created_at", DESCENDING)],
+        50,
+    ),
+    "a share by its code": Query(
+        "sharing share_by_code (the public redirect)", "shares", {"code": "code00042"}
+    ),
+    "an advocate's shares, next page": Query(
+        "sharing list_shares",
+        "shares",
+        {"org": "org1", "advocate_id": "a1", "_id": {"$lt": "s01000"}},
+        [("_id", DESCENDING)],
+        20,
+    ),
+    "scheduled shares that are due": Query(
+        "sharing claim_due_share",
+        "shares",
+        {"status": "pending", "send_at": {"$lte": _at(700)}},
+    ),
+    "a visitor's recent human clicks": Query(
+        "metrics visitor_clicks",
+        "click_index",
+        {"org": "org1", "visitor_hash": "v1", "clicked_at": {"$gte": _at(100)}, "bot": False},
+        limit=200,
+    ),
+    "an advocate's clicks (erasure)": Query(
+        "metrics erase_advocate (update_many)", "click_index", {"org": "org1", "advocate_id": "a1"}
+    ),
+    "stats of a day range": Query(
+        "metrics stats_docs",
+        "stats_g0",
+        {"org": "org1", "part": "dims", "day": {"$gte": "2026-02-01", "$lte": "2026-03-01"}},
+    ),
+    "an organisation's content by status": Query(
+        "content list_content (its filter is an $and of clauses)",
+        "content",
+        {"$and": [{"org": "org1"}, {"status": "published"}]},
+        [("_id", DESCENDING)],
+        20,
+    ),
+    "expired content": Query(
+        "content expired_content",
+        "content",
+        {"status": {"$in": ["published", "pending_review"]}, "expires_at": {"$lte": _at(6000)}},
+        limit=100,
+    ),
+    "content an author created (erasure)": Query(
+        "content anonymise_author (update_many)", "content", {"org": "org1", "created_by": "u1"}
+    ),
+    "advocates with a team, by team": Query(
+        "recognition active_advocates_by_team (aggregate)",
+        "advocates",
+        {},
+        pipeline=[
+            {"$match": {"org": "org1", "team": {"$ne": None}}},
+            {"$group": {"_id": "$team", "n": {"$sum": 1}}},
+        ],
+    ),
+    "advocates ahead on a tag": Query(
+        "recognition tag_rank (count_documents)",
+        "tag_shares",
+        {},
+        pipeline=count({"org": "org1", "tag": "tag1", "shares": {"$gt": 20}}),
+    ),
+    "redemptions waiting for the relay (partial index)": Query(
+        "recognition stale_redemptions",
+        "redemptions",
+        {"needs_relay": True, "updated_at": {"$lt": _at(1000)}},
+        limit=200,
+    ),
+    "an advocate's redemptions": Query(
+        "recognition list_redemptions",
+        "redemptions",
+        {"org": "org1", "advocate_id": "a1"},
+        [("created_at", DESCENDING), ("_id", ASCENDING)],
+        20,
+    ),
+    "the latest rules": Query(
+        "recognition latest_rules", "rules", {"org": "org1"}, [("version", DESCENDING)], 1
+    ),
+    "a board's entries": Query("recognition board_entries", "boards", {"org": "org1", "period": "all"}),
+    "a goal's snapshots in date order": Query(
+        "metrics snapshots",
+        "goal_snapshots",
+        {"org": "org1", "goal_id": "goal1"},
+        [("date", ASCENDING)],
+        400,
+    ),
+    "documents with events in their outbox (sparse index)": Query(
+        "content with_pending_outbox, the relay",
+        "content",
+        {"outbox_pending": True},
+        limit=100,
+    ),
+    "customers an advocate touched (index on an array's subdocuments)": Query(
+        "metrics erase_customer_touches (update_many)",
+        "customers",
+        {"org": "org1", "touches.advocate_id": "a1"},
+    ),
+    "conversions waiting for the relay": Query(
+        "metrics unpublished_conversions",
+        "conversions",
+        {"state": "pending", "created_at": {"$lt": _at(1000)}},
+        limit=100,
+    ),
+}
+
+# Pages the code reads in the order of an index it declares for that purpose: the server must
+# walk that index and stop at the page's end, not sort every matching document first.
+READ_IN_INDEX_ORDER = [
+    "the earliest due webhook delivery",
+    "an endpoint's deliveries",
+    "an organisation's deliveries",
+    "an advocate's shares, next page",
+    "the latest rules",
+    "a goal's snapshots in date order",
+]
+
+
+@pytest.fixture(scope="module")
+async def indexed(db: AsyncDatabase[Document]) -> AsyncIterator[AsyncDatabase[Document]]:
+    for name, shape in COLLECTIONS.items():
+        await ensure_indexes(db, shape.indexes)
+        await db[name].insert_many([shape.document(i) for i in range(DOCUMENTS)])
+    yield db
+    for name in COLLECTIONS:
+        await db[name].drop()
+
+
+def _plan_parts(explained: Any, stages: list[str], indexes: list[str], in_plan: bool = False) -> None:
+    """Collect the stage names and index names of every winning plan in an explain document.
+
+    The winning plan sits in different places for a find, an aggregation, and MongoDB's two
+    explain versions (classic and slot-based); walking the whole document finds them all.
+    """
+    if isinstance(explained, dict):
+        for key, value in explained.items():
+            if in_plan and key == "stage" and isinstance(value, str):
+                stages.append(value)
+            if in_plan and key == "indexName" and isinstance(value, str):
+                indexes.append(value)
+            if key in ("rejectedPlans", "allPlansExecution"):
+                continue
+            _plan_parts(value, stages, indexes, in_plan or key == "winningPlan")
+    elif isinstance(explained, list):
+        for value in explained:
+            _plan_parts(value, stages, indexes, in_plan)
+
+
+async def winning_plan(db: AsyncDatabase[Document], query: Query) -> tuple[list[str], list[str]]:
+    """(stages, index names) of the winning plan of `query`."""
+    if query.pipeline is not None:
+        command = {"aggregate": query.collection, "pipeline": query.pipeline, "cursor": {}}
+        explained = await db.command("explain", command, verbosity="queryPlanner")
+    else:
+        cursor = db[query.collection].find(query.filter)
+        if query.sort:
+            cursor = cursor.sort(query.sort)
+        if query.limit:
+            cursor = cursor.limit(query.limit)
+        explained = await cursor.explain()
+    stages: list[str] = []
+    indexes: list[str] = []
+    _plan_parts(explained, stages, indexes)
+    assert stages, f"no winning plan in the explain output: {explained}"
+    return stages, indexes
+
+
+@pytest.mark.parametrize("name", list(QUERIES))
+async def test_queries_the_services_run_walk_an_index(indexed: AsyncDatabase[Document], name: str) -> None:
+    query = QUERIES[name]
+    stages, indexes = await winning_plan(indexed, query)
+    assert "COLLSCAN" not in stages and "IXSCAN" in stages, (
+        f"{name} ({query.where}) scans {query.collection}: plan {stages}"
+    )
+    assert indexes
+
+
+@pytest.mark.parametrize("name", READ_IN_INDEX_ORDER)
+async def test_pages_read_in_index_order_need_no_blocking_sort(
+    indexed: AsyncDatabase[Document], name: str
+) -> None:
+    query = QUERIES[name]
+    stages, _ = await winning_plan(indexed, query)
+    assert "IXSCAN" in stages and "SORT" not in stages, (
+        f"{name} ({query.where}) sorts every match instead of reading the index in order: plan {stages}"
+    )
+
+
+# --- unique indexes -------------------------------------------------------------------------
+
+
+async def test_a_compound_unique_index_refuses_a_second_entry_for_one_event(
+    collection: AsyncCollection[Document],
+) -> None:
+    # recognition's ledger: one entry per (org, source event, kind), whatever the redeliveries.
+    await ensure_indexes(
+        collection.database,
+        [
+            IndexSpec(
+                collection.name,
+                [("org", ASCENDING), ("source_event_id", ASCENDING), ("kind", ASCENDING)],
+                unique=True,
+            )
+        ],
+    )
+    await collection.insert_one({"_id": "e1", "org": "o", "source_event_id": "ev1", "kind": "click"})
+    with pytest.raises(DuplicateKeyError) as raised:
+        await collection.insert_one({"_id": "e2", "org": "o", "source_event_id": "ev1", "kind": "click"})
+    assert raised.value.code == 11000
+    assert is_duplicate_key(raised.value)
+    # Another kind, or the same event in another organisation, is another entry.
+    await collection.insert_one({"_id": "e3", "org": "o", "source_event_id": "ev1", "kind": "lead"})
+    await collection.insert_one({"_id": "e4", "org": "p", "source_event_id": "ev1", "kind": "click"})
+    assert sorted(d["_id"] for d in await collection.find({}).to_list()) == ["e1", "e3", "e4"]
+
+
+async def test_a_unique_index_refuses_a_duplicate_made_by_an_update(
+    collection: AsyncCollection[Document],
+) -> None:
+    # sharing's share codes: unique across all shares, however a document gets its code.
+    await ensure_indexes(
+        collection.database, [IndexSpec(collection.name, [("code", ASCENDING)], unique=True)]
+    )
+    await collection.insert_many([{"_id": "s1", "code": "abc"}, {"_id": "s2", "code": "xyz"}])
+    with pytest.raises(DuplicateKeyError):
+        await collection.update_one({"_id": "s2"}, {"$set": {"code": "abc"}})
+    assert await collection.find_one({"_id": "s2"}) == {"_id": "s2", "code": "xyz"}
+
+
+async def test_declaring_the_same_indexes_again_changes_nothing(
+    collection: AsyncCollection[Document],
+) -> None:
+    # Every service runs ensure_indexes at each start, on collections that already have them.
+    declared = [
+        IndexSpec(collection.name, [("org", ASCENDING), ("version", DESCENDING)], unique=True),
+        IndexSpec(collection.name, [("org", ASCENDING), ("created_at", DESCENDING)]),
+    ]
+    await ensure_indexes(collection.database, declared)
+    first = await collection.index_information()
+    await ensure_indexes(collection.database, declared)
+    assert await collection.index_information() == first
+    assert set(first) == {"_id_", "org_1_version_-1", "org_1_created_at_-1"}
+    assert first["org_1_version_-1"].get("unique") is True
