@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared import idempotency
 from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.errors import install_error_handlers
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
@@ -148,7 +149,8 @@ def create_service_app(
         setup_telemetry(settings)
         mongo = create_client(settings)
         db = mongo[settings.database_name(name)]
-        await ensure_indexes(db, indexes)
+        # Every service takes idempotency keys on creates; their TTL index is declared here once.
+        await ensure_indexes(db, [*indexes, *idempotency.INDEXES])
         if settings.create_topics:
             await ensure_topics(settings.kafka_bootstrap)
         producer = EventProducer(settings)

@@ -3,7 +3,9 @@
 The key is claimed with a single insert (unique _id) before the work runs, so two concurrent
 requests with one key cannot both create: the second sees 409 while the first is in flight,
 and the stored response once it is done. A key reused with another body is a 422.
-Records are kept 24 hours (a sweeper removes older ones; FerretDB has no TTL indexes).
+Records are kept 24 hours: a TTL index on their creation time (`INDEXES`, which shared/app.py
+ensures for every service) expires them. MongoDB's TTL monitor deletes once a minute, so a record
+may outlive its 24 hours by that much; nothing relies on the exact moment.
 """
 
 from __future__ import annotations
@@ -18,11 +20,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.errors import Conflict, InvalidInput
-from shared.mongo import Document
+from shared.mongo import Document, IndexSpec
 
 COLLECTION = "idempotency_keys"
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(
+        COLLECTION,
+        [("created_at", 1)],
+        options={"expireAfterSeconds": int(KEEP_FOR.total_seconds())},
+    )
+]
 
 
 def fingerprint(body: Any) -> str:
@@ -77,9 +87,3 @@ async def run_once(
         raise
     await collection.update_one({"_id": doc_id}, {"$set": {"state": "done", "response": response}})
     return response, False
-
-
-async def sweep(db: AsyncDatabase[Document], now: datetime | None = None) -> int:
-    cutoff = (now or datetime.now(UTC)) - KEEP_FOR
-    result = await db[COLLECTION].delete_many({"created_at": {"$lt": cutoff}})
-    return result.deleted_count

@@ -2,6 +2,7 @@
 its events consistent with (no multi-document transactions on the hot paths).
 
 - `IndexSpec` lists: each service's store declares its indexes; `ensure_indexes` runs at start.
+  TTL indexes (`expireAfterSeconds`) expire data that is only kept for a while.
 - `applied_once_filter` / `mark_applied`: an update that also records the event id in the same
   document, so redelivering the event matches nothing and changes nothing.
 - Projections updated in batches keep the highest offset applied per topic partition in the
@@ -15,10 +16,15 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from shared.settings import ChorusSettings
 
 Document = dict[str, Any]
+
+# createIndexes refuses an index that exists under the same name with other options.
+INDEX_OPTIONS_CONFLICT = 85
+INDEX_KEY_SPECS_CONFLICT = 86
 
 # How many applied event ids a document remembers. Redeliveries come soon after the original
 # (a restart or a rebalance), so a bounded window is enough and keeps documents small.
@@ -53,11 +59,28 @@ class IndexSpec:
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) -> None:
-    by_collection: dict[str, list[IndexModel]] = {}
+    by_collection: dict[str, list[IndexSpec]] = {}
     for spec in specs:
-        by_collection.setdefault(spec.collection, []).append(spec.model())
-    for collection, models in by_collection.items():
-        await db[collection].create_indexes(models)
+        by_collection.setdefault(spec.collection, []).append(spec)
+    for collection, specs_of_collection in by_collection.items():
+        models = [spec.model() for spec in specs_of_collection]
+        try:
+            await db[collection].create_indexes(models)
+        except OperationFailure as exc:
+            if exc.code not in (INDEX_OPTIONS_CONFLICT, INDEX_KEY_SPECS_CONFLICT):
+                raise
+            # An index made without its TTL, or with another one: collMod sets it in place
+            # (MongoDB 5.1+), where dropping and building it again would leave a gap.
+            await _set_ttls(db, collection, specs_of_collection)
+            await db[collection].create_indexes(models)
+
+
+async def _set_ttls(db: AsyncDatabase[Document], collection: str, specs: list[IndexSpec]) -> None:
+    for spec in specs:
+        ttl = spec.options.get("expireAfterSeconds")
+        if ttl is not None:
+            index = {"keyPattern": dict(spec.keys), "expireAfterSeconds": ttl}
+            await db.command("collMod", collection, index=index)
 
 
 def applied_once_filter(event_id: str) -> Document:

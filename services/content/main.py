@@ -9,7 +9,6 @@ from services.content.handlers import build_subscription
 from services.content.service import ContentService
 from services.content.settings import ContentSettings
 from services.content.store import INDEXES, ContentStore
-from shared import idempotency
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 
 DESCRIPTION = """Content library, approval workflow and training for Chorus.
@@ -34,10 +33,10 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
             service=service,
             subscriptions=[build_subscription(service)],
             periodic=[
-                # FerretDB has no TTL indexes: expiry and key clean-up are sweepers.
+                # Expiry archives items and tells the other services (content.archived): a
+                # transition with events, which a TTL index (it only deletes) cannot do.
                 Periodic("content-expiry-sweeper", settings.content_sweep_interval_s, service.sweep_expired),
                 Periodic("content-outbox-relay", settings.content_relay_interval_s, service.outbox.relay),
-                Periodic("content-idempotency-sweeper", 3600, lambda: idempotency.sweep(runtime.db)),
             ],
         )
 

@@ -14,7 +14,6 @@ from services.metrics.webhooks import handlers as webhooks_handlers
 from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
-from shared import idempotency
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 
 DESCRIPTION = (
@@ -31,9 +30,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
         async def resolve_api_key(request: Request, key_id: str, secret: str) -> str | None:
             return await service.resolve_api_key(key_id, secret)
-
-        async def sweep_idempotency_keys() -> None:
-            await idempotency.sweep(runtime.db)
 
         webhooks = WebhookService(
             settings,
@@ -55,7 +51,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                     "metrics-conversion-relay", settings.conversion_relay_every_s, service.relay_conversions
                 ),
                 Periodic("metrics-goal-snapshots", settings.goal_snapshot_every_s, service.snapshot_goals),
-                Periodic("metrics-idempotency-sweep", 3600.0, sweep_idempotency_keys),
                 Periodic(
                     "metrics-webhook-dispatch", settings.webhook_dispatch_every_s, webhooks.dispatch_due
                 ),

@@ -10,7 +10,6 @@ from services.recognition.handlers import build_subscription
 from services.recognition.service import RecognitionService
 from services.recognition.settings import RecognitionSettings
 from services.recognition.store import INDEXES, RecognitionStore
-from shared import idempotency
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
@@ -48,7 +47,6 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
                 Periodic(
                     "recognition-webhooks", recognition_settings.webhook_every_s, service.deliver_webhooks
                 ),
-                Periodic("recognition-idempotency-sweep", 3600, lambda: idempotency.sweep(runtime.db)),
             ],
             on_stop=[service.standings.close, service.team_boards.close, http.aclose],
         )

@@ -24,7 +24,6 @@ from services.sharing.settings import SharingSettings
 from services.sharing.spool import RELAY_SETTINGS_ENV, ClickRelay, ClickSpool
 from services.sharing.store import INDEXES, SharingStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
-from shared.idempotency import sweep
 from shared.settings import ChorusSettings
 
 # Refreshes re-read a little before the last change seen, so writes from replicas whose clocks
@@ -135,7 +134,6 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
                     sharing_settings.redirect_state_refresh_s,
                     refresh_redirect_state,
                 ),
-                Periodic("sweep-idempotency-keys", 3600, lambda: sweep(runtime.db)),
             ],
             on_stop=[stop],
         )

@@ -1,0 +1,85 @@
+"""Idempotency records expire through their TTL index, on the real local store."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import idempotency
+from shared.mongo import Document, create_client, ensure_indexes
+from shared.settings import ChorusSettings
+
+pytestmark = pytest.mark.integration
+
+# MongoDB's TTL monitor runs every 60 s (ttlMonitorSleepSecs), and so does SecantusDB's
+# (ttl_sweep_seconds): an expired record is gone within a minute of the next pass.
+TTL_PASS_S = 60
+TTL_INDEX = "created_at_1"
+
+
+@pytest.fixture
+async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
+    client = create_client(settings)
+    name = settings.database_name(f"idempotency_{uuid.uuid4().hex[:8]}")
+    try:
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def created(response: dict[str, Any]) -> Any:
+    async def create() -> dict[str, Any]:
+        return response
+
+    return create
+
+
+async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDatabase[Document]) -> None:
+    await ensure_indexes(db, idempotency.INDEXES)
+    keys = db[idempotency.COLLECTION]
+    # A key used just over a day ago (its record as run_once leaves it), and one used now.
+    old_at = datetime.now(UTC) - idempotency.KEEP_FOR - timedelta(minutes=1)
+    await keys.insert_one(
+        {
+            "_id": "org-1:tests:old",
+            "org": "org-1",
+            "fingerprint": idempotency.fingerprint({"n": 1}),
+            "state": "done",
+            "response": {"n": "first"},
+            "created_at": old_at,
+        }
+    )
+    await idempotency.run_once(
+        db, org="org-1", scope="tests", key="new", body={"n": 2}, create=created({"n": "new"})
+    )
+
+    deadline = time.monotonic() + TTL_PASS_S + 15
+    while await keys.find_one({"_id": "org-1:tests:old"}) is not None:
+        assert time.monotonic() < deadline, "the expired record outlived a pass of the TTL monitor"
+        await asyncio.sleep(1.0)
+    assert await keys.find_one({"_id": "org-1:tests:new"}) is not None
+
+    # Its key is free again: the same request runs anew instead of replaying the old response.
+    response, replayed = await idempotency.run_once(
+        db, org="org-1", scope="tests", key="old", body={"n": 1}, create=created({"n": "again"})
+    )
+    assert (response, replayed) == ({"n": "again"}, False)
+
+
+async def test_an_index_made_without_its_ttl_gets_it(db: AsyncDatabase[Document]) -> None:
+    """A database from before the TTL index has a plain index of the same name: it is changed in
+    place, and ensuring the indexes again changes nothing."""
+    keys = db[idempotency.COLLECTION]
+    await keys.create_index([("created_at", 1)], name=TTL_INDEX)
+    await ensure_indexes(db, idempotency.INDEXES)
+    await ensure_indexes(db, idempotency.INDEXES)
+    index = (await keys.index_information())[TTL_INDEX]
+    assert index["expireAfterSeconds"] == idempotency.KEEP_FOR.total_seconds()
