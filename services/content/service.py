@@ -209,7 +209,8 @@ class ContentService:
         return items[:limit], next_cursor
 
     async def sweep_expired(self) -> int:
-        """Archive what has expired (FerretDB has no TTL indexes, so this runs periodically)."""
+        """Archive what has expired, with its content.archived event: a business transition,
+        which is why this is a periodic job and not a TTL index (that would only delete)."""
         archived = 0
         for item, version in await self.store.expired_content(_now(), limit=SWEEP_BATCH):
             changed, events = domain.archive_item(item, by=None, reason="expired", now=_now())

@@ -1,11 +1,12 @@
 """The only module that touches MongoDB: content, settings, policy, courses and progress.
 
-State and events without transactions (FerretDB has none): every write that must emit events
-stores them, serialised, in an `outbox` array of the same document in the same single-document
-write. The service then publishes that outbox and pulls what it sent (see service.Outbox); a
-periodic relay publishes whatever a crash or a broker outage left behind. Delivery is at least
-once with stable event ids, so consumers dedupe by id. Refused input never reaches a write, so it
-stores nothing and emits nothing.
+State and its events in one single-document write: every write that must emit events stores
+them, serialised, in an `outbox` array of the same document, and marks the document
+`outbox_pending` (a sparse index holds only such documents). The service then publishes that
+outbox and pulls what it sent (see service.Outbox); a periodic relay finds what a crash or a
+broker outage left behind through that index. Delivery is at least once with stable event ids,
+so consumers dedupe by id. Refused input never reaches a write, so it stores nothing and emits
+nothing.
 
 Writes to an existing item are optimistic: the document carries a `version` that every update
 checks and increments, so two concurrent transitions cannot both apply.
@@ -33,7 +34,6 @@ from services.content.domain import (
     SuggestedPost,
     Viewer,
 )
-from shared.idempotency import COLLECTION as IDEMPOTENCY_KEYS
 from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
 
 CONTENT = "content"
@@ -45,6 +45,11 @@ COURSE_PROGRESS = "course_progress"
 
 # Collections whose documents may carry an outbox, in the order the relay visits them.
 OUTBOX_COLLECTIONS = (SETTINGS, POLICIES, CONTENT, COURSE_PROGRESS, POLICY_ACKS)
+# Set while a document's outbox holds events; only then, so its sparse index is the relay's list.
+OUTBOX_PENDING = "outbox_pending"
+PENDING_OUTBOX: Document = {OUTBOX_PENDING: True}
+# Where an item can be when its window ends: the expiry sweeper archives it from there.
+EXPIRING = (Status.PUBLISHED, Status.PENDING_REVIEW)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(CONTENT, [("org", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
@@ -57,13 +62,26 @@ INDEXES: list[IndexSpec] = [
     ),
     IndexSpec(COURSES, [("org", ASCENDING), ("_id", DESCENDING)]),
     IndexSpec(COURSE_PROGRESS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
-    IndexSpec(IDEMPOTENCY_KEYS, [("created_at", ASCENDING)]),
+    *(IndexSpec(c, [(OUTBOX_PENDING, ASCENDING)], options={"sparse": True}) for c in OUTBOX_COLLECTIONS),
 ]
 
 
 def new_id() -> str:
     """Ids that sort by creation time, so `_id` order is newest-first cursor order."""
     return str(ObjectId())
+
+
+def _with_outbox(doc: Document, outbox: list[str]) -> Document:
+    """A new document with its events queued."""
+    return {**doc, "outbox": outbox, **({OUTBOX_PENDING: True} if outbox else {})}
+
+
+def _queue(update: Document, outbox: list[str]) -> Document:
+    """An update that also queues events, in the same write."""
+    if outbox:
+        update.setdefault("$push", {})["outbox"] = {"$each": outbox}
+        update.setdefault("$set", {})[OUTBOX_PENDING] = True
+    return update
 
 
 @dataclass(frozen=True)
@@ -212,12 +230,20 @@ def _content_filter(org: str, query: ContentQuery) -> Document:
     if query.network is not None:
         clauses.append({"networks": query.network})
     if query.text:
-        # A case-insensitive substring match; fine at library sizes and supported by FerretDB.
+        # A case-insensitive substring match: no index serves it, but the org and status clauses
+        # narrow the scan first (library sizes).
         pattern = {"$regex": re.escape(query.text), "$options": "i"}
         clauses.append(_either({"title": pattern}, {"summary": pattern}))
     if query.published_since is not None:
         clauses.append({"published_at": {"$gte": query.published_since}})
     return {"$and": clauses}
+
+
+def expired_filter(status: Status, now: datetime) -> Document:
+    """Items in `status` whose window has ended: one range of the (status, expires_at) index.
+    A query per status rather than `$in`: MongoDB scans the index for both, but the local store
+    (SecantusDB) plans `$in` next to a range as a collection scan."""
+    return {"status": str(status), "expires_at": {"$lte": now}}
 
 
 def _course(doc: Document) -> Course:
@@ -255,7 +281,7 @@ class ContentStore:
     # --- content ---
 
     async def insert_content(self, item: ContentItem, outbox: list[str]) -> None:
-        await self.db[CONTENT].insert_one({**_content_doc(item), "version": 1, "outbox": outbox})
+        await self.db[CONTENT].insert_one(_with_outbox({**_content_doc(item), "version": 1}, outbox))
 
     async def get_content(self, org: str, content_id: str) -> tuple[ContentItem, int] | None:
         doc = await self.db[CONTENT].find_one({"_id": content_id, "org": org})
@@ -265,11 +291,9 @@ class ContentStore:
         """Write the item and queue its events if nobody changed it since `expected_version`."""
         doc = _content_doc(item)
         del doc["_id"]
-        update: Document = {"$set": doc, "$inc": {"version": 1}}
-        if outbox:
-            update["$push"] = {"outbox": {"$each": outbox}}
         result = await self.db[CONTENT].update_one(
-            {"_id": item.id, "org": item.org, "version": expected_version}, update
+            {"_id": item.id, "org": item.org, "version": expected_version},
+            _queue({"$set": doc, "$inc": {"version": 1}}, outbox),
         )
         return result.modified_count == 1
 
@@ -284,17 +308,13 @@ class ContentStore:
 
     async def expired_content(self, now: datetime, *, limit: int) -> list[tuple[ContentItem, int]]:
         """Across organisations: items still published or waiting whose window has ended."""
-        cursor = (
-            self.db[CONTENT]
-            .find(
-                {
-                    "status": {"$in": [str(Status.PUBLISHED), str(Status.PENDING_REVIEW)]},
-                    "expires_at": {"$lte": now},
-                }
-            )
-            .limit(limit)
-        )
-        return [(_content_item(doc), doc["version"]) async for doc in cursor]
+        found: list[tuple[ContentItem, int]] = []
+        for status in EXPIRING:
+            if len(found) >= limit:
+                break
+            cursor = self.db[CONTENT].find(expired_filter(status, now)).limit(limit - len(found))
+            found += [(_content_item(doc), doc["version"]) async for doc in cursor]
+        return found
 
     async def count_share(self, org: str, content_id: str, event_id: str) -> None:
         """One more share of the item; the event id kept in the document makes this happen once."""
@@ -324,19 +344,8 @@ class ContentStore:
     async def save_settings(
         self, org: str, settings: OrgSettings, updated_by: str, now: datetime, outbox: list[str]
     ) -> None:
-        await self.db[SETTINGS].update_one(
-            {"_id": org},
-            {
-                "$set": {
-                    **dataclasses.asdict(settings),
-                    "org": org,
-                    "updated_by": updated_by,
-                    "updated_at": now,
-                },
-                "$push": {"outbox": {"$each": outbox}},
-            },
-            upsert=True,
-        )
+        fields = {**dataclasses.asdict(settings), "org": org, "updated_by": updated_by, "updated_at": now}
+        await self.db[SETTINGS].update_one({"_id": org}, _queue({"$set": fields}, outbox), upsert=True)
 
     # --- policy ---
 
@@ -347,9 +356,8 @@ class ContentStore:
     async def insert_policy(self, org: str, policy: Policy, outbox: list[str]) -> bool:
         """False when another admin took this version number first."""
         try:
-            await self.db[POLICIES].insert_one(
-                {"_id": f"{org}:{policy.version}", "org": org, **dataclasses.asdict(policy), "outbox": outbox}
-            )
+            doc = {"_id": f"{org}:{policy.version}", "org": org, **dataclasses.asdict(policy)}
+            await self.db[POLICIES].insert_one(_with_outbox(doc, outbox))
         except DuplicateKeyError:
             return False
         return True
@@ -371,14 +379,16 @@ class ContentStore:
         """False when this advocate had already acknowledged this version (nothing to emit)."""
         try:
             await self.db[POLICY_ACKS].insert_one(
-                {
-                    "_id": f"{org}:{advocate_id}:{version}",
-                    "org": org,
-                    "advocate_id": advocate_id,
-                    "version": version,
-                    "acknowledged_at": now,
-                    "outbox": outbox,
-                }
+                _with_outbox(
+                    {
+                        "_id": f"{org}:{advocate_id}:{version}",
+                        "org": org,
+                        "advocate_id": advocate_id,
+                        "version": version,
+                        "acknowledged_at": now,
+                    },
+                    outbox,
+                )
             )
         except DuplicateKeyError:
             return False
@@ -439,7 +449,7 @@ class ContentStore:
         """Set the completion once; only the write that sets it queues the event."""
         result = await self.db[COURSE_PROGRESS].update_one(
             {"_id": self._progress_id(org, course_id, advocate_id), "completed_at": None},
-            {"$set": {"completed_at": now}, "$push": {"outbox": {"$each": outbox}}},
+            _queue({"$set": {"completed_at": now}}, outbox),
         )
         return result.modified_count == 1
 
@@ -465,7 +475,11 @@ class ContentStore:
 
     async def clear_outbox(self, collection: str, doc_id: str, sent: list[str]) -> None:
         await self.db[collection].update_one({"_id": doc_id}, {"$pullAll": {"outbox": sent}})
+        # Off the relay's list once empty; a write that queued more meanwhile keeps it on.
+        await self.db[collection].update_one(
+            {"_id": doc_id, "outbox": {"$size": 0}}, {"$unset": {OUTBOX_PENDING: ""}}
+        )
 
     async def with_pending_outbox(self, collection: str, *, limit: int) -> list[str]:
-        cursor = self.db[collection].find({"outbox.0": {"$exists": True}}, {"_id": 1}).limit(limit)
+        cursor = self.db[collection].find(PENDING_OUTBOX, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]

@@ -8,15 +8,27 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import jsonschema
 import pytest
-from pymongo import AsyncMongoClient
 
+from services.content.domain import OrgSettings
 from services.content.settings import ContentSettings
+from services.content.store import (
+    CONTENT,
+    EXPIRING,
+    OUTBOX_COLLECTIONS,
+    OUTBOX_PENDING,
+    PENDING_OUTBOX,
+    SETTINGS,
+    ContentStore,
+    expired_filter,
+)
 from shared.events import Event, EventData
 from shared.events.content import SettingsUpdated
 from shared.events.envelope import json_schema
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org, tap
 from tests.integration.content.conftest import Users, article
+from tests.integration.query_plans import plan_stages, uses_an_index
 
 pytestmark = pytest.mark.integration
 
@@ -169,30 +181,47 @@ async def test_every_transition_emits_an_event_that_matches_its_schema(
 async def test_the_relay_publishes_events_left_in_an_outbox(
     client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
 ) -> None:
-    """A crash between the write and the publish leaves the event in the document; the relay sends it."""
+    """A crash between the write and the publish leaves the event in the document; the relay
+    finds it through its index, sends it, and takes the document off that index."""
     org = new_org()
     event = Event.create(
         SettingsUpdated(org_id=org, blocked_words=["spam"]), tenant=org, source="/chorus/content", subject=org
     )
-    mongo: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(content_settings.mongo_url)
-    collection = mongo[content_settings.database_name("content")]["settings"]
+    mongo = create_client(content_settings)
+    store = ContentStore(mongo[content_settings.database_name("content")])
     try:
         async with tap(settings.kafka_bootstrap, "chorus.content") as content_tap:
-            await collection.update_one(
-                {"_id": org},
-                {
-                    "$set": {"org": org, "blocked_words": ["spam"]},
-                    "$push": {"outbox": event.to_json_bytes().decode()},
-                },
-                upsert=True,
+            # The write update_settings makes, and no publish after it.
+            await store.save_settings(
+                org,
+                OrgSettings(blocked_words=["spam"]),
+                "admin-1",
+                datetime.now(UTC),
+                [event.to_json_bytes().decode()],
             )
             seen = await content_tap.collect(lambda e: e.tenant == org, count=1, timeout_s=10)
         assert [e.id for e in seen] == [event.id]
 
         async def outbox_emptied() -> bool:
-            doc = await collection.find_one({"_id": org})
-            return doc is not None and not doc.get("outbox")
+            doc = await store.db[SETTINGS].find_one({"_id": org})
+            return doc is not None and not doc.get("outbox") and OUTBOX_PENDING not in doc
 
         await eventually(outbox_emptied)
+    finally:
+        await mongo.close()
+
+
+async def test_the_relay_and_the_expiry_sweeper_find_their_work_through_an_index(
+    client: httpx.AsyncClient, content_settings: ContentSettings
+) -> None:
+    mongo = create_client(content_settings)
+    db = mongo[content_settings.database_name("content")]
+    try:
+        for collection in OUTBOX_COLLECTIONS:
+            explain = await db[collection].find(PENDING_OUTBOX, {"_id": 1}).explain()
+            assert uses_an_index(explain), (collection, plan_stages(explain))
+        for status in EXPIRING:
+            explain = await db[CONTENT].find(expired_filter(status, datetime.now(UTC))).explain()
+            assert uses_an_index(explain), (status, plan_stages(explain))
     finally:
         await mongo.close()
