@@ -143,8 +143,8 @@ def without_advocates(effect: Effect, erased: frozenset[str]) -> Effect:
 
 
 def source_of(topic: str, partition: int) -> str:
-    """The name a document's watermark for one topic partition goes by (FerretDB refuses dots
-    in field names, topic names have them)."""
+    """The name a document's watermark for one topic partition goes by: a segment of the path
+    `wm.<source>`, so without the dots topic names have (paths split on them)."""
     return f"{topic.replace('.', '_')}_{partition}"
 
 

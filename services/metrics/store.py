@@ -9,8 +9,8 @@ A stats document holds counters of one organisation and one day, for one part: t
 `{org, day, part, wm: {<topic_partition>: offset}, counts: {<dim>: {<encoded value>: {clicks: 3,
 ...}}}}`. A poll's batch (every partition fetched) makes two atomic updates per organisation and
 day it touches, guarded by the offset watermarks kept in the document: not one per dimension
-value or per partition, as each update costs milliseconds on FerretDB. The totals, read most,
-stay small.
+value or per partition, so the writes per click fall as the load grows (bench/pipeline). The
+totals, read most, stay small.
 """
 
 from __future__ import annotations
@@ -49,9 +49,12 @@ STATS_CACHE_S = 1.0
 
 
 def encode_key(key: str) -> str:
-    """A dimension value as a field name: FerretDB refuses dots and a leading `$` in field names.
+    """A dimension value as a field name, safe in an update or projection path.
 
-    Percent-encoding of '%', '.' and '$', behind a 'k' so that no name is empty."""
+    Paths split on dots and a leading `$` reads as an operator, so a tag "v1.2" or a value "$x"
+    cannot be a path segment as it is. MongoDB 5+ can store such names, but only aggregation
+    ($getField, $setField) reaches them, not `$inc` or a projection. So: percent-encoding of '%',
+    '.' and '$', behind a 'k' so that no name is empty."""
     return "k" + key.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
 
 
@@ -69,7 +72,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(ADVOCATES, [("org", ASCENDING), ("enrolled", ASCENDING)]),
     IndexSpec(API_KEYS, [("org", ASCENDING)]),
-    IndexSpec(CONVERSIONS, [("state", ASCENDING), ("created_at", ASCENDING)]),
+    IndexSpec(CONVERSIONS, [("state", ASCENDING), ("created_at", ASCENDING)]),  # the relay
+    IndexSpec(CUSTOMERS, [("org", ASCENDING), ("touches.advocate_id", ASCENDING)]),  # erasure
     IndexSpec(GOALS, [("org", ASCENDING)]),
     IndexSpec(GOAL_SNAPSHOTS, [("org", ASCENDING), ("goal_id", ASCENDING), ("date", ASCENDING)]),
     IndexSpec(SURVEYS, [("org", ASCENDING)]),
@@ -125,28 +129,23 @@ class MetricsStore:
         the counters; so a redelivery (after a crash or a rebalance, a replay) applies only what
         lies above it: each effect applies exactly once.
 
-        On MongoDB the update is a compare-and-set, which also fences a member that lost a
-        partition without knowing it yet: the first attempt matches only while every watermark
-        it moves is below the batch's first offset of that source (no read first); a document
-        that has seen some of these offsets makes the upsert collide on _id: we read its
-        watermarks and retry with what lies above them, matching only while they are still what
-        we read.
-
-        On FerretDB (the local stack) the same update is exact for one writer (its filter with
-        _id equality uses the _id index) but fences nothing: concurrent updates of a document are
-        not isolated there (measured: 12 writers of 500 `$inc` each left 874). The local stack
-        runs one projector process with one connection.
+        Several projector processes write the same documents (each for its own partitions), so
+        the update is a compare-and-set, which also fences a member that lost a partition without
+        knowing it yet: the first attempt matches only while every watermark it moves is absent
+        or below the batch's first offset of that source (no read first); a document that has
+        seen some of these offsets makes the upsert collide on _id: we read its watermarks and
+        retry with what lies above them, matching only while they are still what we read.
 
         With `by_event_id` the document also remembers recent event ids, for events that may
-        have been published twice.
+        have been published twice; the update then also matches only while none of the ids it
+        adds is remembered.
         """
         coll = self.db[collection]
         projection = {"wm": 1, "applied_events": 1}
 
         async def update_one(day: DayTally, part: str) -> int:
             doc_id = stats_doc_id(day.org, day.day, part)
-            doc = await coll.find_one({"_id": doc_id}, projection) if by_event_id else None
-            optimistic = not by_event_id
+            doc: Document | None = None  # not read: first as if the document had seen none of it
             for _ in range(UPDATE_ATTEMPTS):
                 watermarks: dict[str, int] = dict((doc or {}).get("wm") or {})
                 applied = frozenset((doc or {}).get("applied_events") or ()) if by_event_id else None
@@ -155,8 +154,8 @@ class MetricsStore:
                     return 0
                 query: Document = {"_id": doc_id}
                 for source, (first_offset, _) in update.offsets.items():
-                    if optimistic:
-                        query[f"wm.{source}"] = {"$lt": first_offset}
+                    if doc is None:  # below this batch's first offset, or none yet
+                        query[f"wm.{source}"] = {"$not": {"$gte": first_offset}}
                     elif source in watermarks:
                         query[f"wm.{source}"] = watermarks[source]
                     else:
@@ -172,14 +171,14 @@ class MetricsStore:
                     "$setOnInsert": update.meta,
                 }
                 if by_event_id:
+                    query["applied_events"] = {"$nin": update.event_ids}
                     ops["$push"] = {"applied_events": {"$each": update.event_ids, "$slice": -APPLIED_WINDOW}}
                 try:
                     await coll.update_one(query, ops, upsert=True)
                     return 1
                 except DuplicateKeyError:
                     # The document has seen some of these offsets, or moved on under us: look again.
-                    doc = await coll.find_one({"_id": doc_id}, projection)
-                    optimistic = False
+                    doc = await coll.find_one({"_id": doc_id}, projection) or {}
             raise RuntimeError(f"could not apply effects to {doc_id} after {UPDATE_ATTEMPTS} attempts")
 
         async def update_day(day: DayTally) -> int:
@@ -254,10 +253,7 @@ class MetricsStore:
                 raise  # only "already indexed" is expected on redelivery
 
     async def find_click(self, org: str, click_id: str) -> Document | None:
-        # By _id alone, then the organisation: FerretDB 1.24 (SQLite) uses its index only for a
-        # filter that is exactly {_id: ...}; any other filter scans the whole collection.
-        doc = await self.db[CLICK_INDEX].find_one({"_id": click_id})
-        return doc if doc is not None and doc.get("org") == org else None
+        return await self.db[CLICK_INDEX].find_one({"_id": click_id, "org": org})
 
     async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Document]:
         query = {"org": org, "visitor_hash": visitor_hash, "clicked_at": {"$gte": since}, "bot": False}
@@ -350,8 +346,7 @@ class MetricsStore:
         await self.db[CONVERSIONS].update_one({"_id": doc_id}, {"$set": {"state": "published"}})
 
     async def unpublished_conversions(self, older_than: datetime) -> list[Document]:
-        query = {"state": "pending", "created_at": {"$lt": older_than}}
-        return [d async for d in self.db[CONVERSIONS].find(query).limit(100)]
+        return [d async for d in self.db[CONVERSIONS].find(unpublished_filter(older_than)).limit(100)]
 
     async def customer_touches(self, org: str, customer_id: str) -> list[Document]:
         doc = await self.db[CUSTOMERS].find_one({"_id": f"{org}|{customer_id}"})
@@ -365,11 +360,10 @@ class MetricsStore:
         )
 
     async def erase_customer_touches(self, org: str, advocate_id: str) -> None:
-        # Rewritten in full: FerretDB 1.24 accepts `$pull` with a condition but removes nothing.
-        query = {"org": org, "touches.advocate_id": advocate_id}
-        async for doc in self.db[CUSTOMERS].find(query):
-            kept = [t for t in doc.get("touches", []) if t.get("advocate_id") != advocate_id]
-            await self.db[CUSTOMERS].update_one({"_id": doc["_id"]}, {"$set": {"touches": kept}})
+        await self.db[CUSTOMERS].update_many(
+            {"org": org, "touches.advocate_id": advocate_id},
+            {"$pull": {"touches": {"advocate_id": advocate_id}}},
+        )
 
     # --- goals -------------------------------------------------------------------------------
 
@@ -414,6 +408,12 @@ class MetricsStore:
         await self.db[SURVEY_RESPONSES].update_many(
             {"org": org, "respondent": respondent_hash}, {"$set": {"respondent": None}}
         )
+
+
+def unpublished_filter(older_than: datetime) -> Document:
+    """Conversions the relay publishes: served by the (state, created_at) index, whose pending
+    entries are the only ones it reads."""
+    return {"state": "pending", "created_at": {"$lt": older_than}}
 
 
 def utc_now() -> datetime:

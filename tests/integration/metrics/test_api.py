@@ -1,4 +1,4 @@
-"""The metrics HTTP API on the real broker and FerretDB: conversions and API keys, goals, surveys,
+"""The metrics HTTP API on the real broker and SecantusDB: conversions and API keys, goals, surveys,
 program figures and erasure."""
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import pytest
 from services.metrics.main import create_app
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
+from services.metrics.store import CONVERSIONS as CONVERSIONS_COLLECTION
+from services.metrics.store import unpublished_filter
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased
 from shared.events.clicks import ClickRecorded
@@ -24,6 +26,7 @@ from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org, running_app
 from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader
+from tests.integration.query_plans import plan_stages, uses_an_index
 
 pytestmark = pytest.mark.integration
 
@@ -240,6 +243,15 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
     assert [k["key_id"] for k in listed.json()["items"]] == [key_id]
     assert "api_key" not in listed.json()["items"][0]
     assert (await client.get("/v1/api-keys", headers=admin(settings, other_org))).json()["items"] == []
+
+
+async def test_the_conversion_relay_finds_pending_conversions_through_an_index(
+    client: httpx.AsyncClient,
+) -> None:
+    service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+    conversions = service.store.db[CONVERSIONS_COLLECTION]
+    explain = await conversions.find(unpublished_filter(datetime.now(UTC))).explain()
+    assert uses_an_index(explain), plan_stages(explain)
 
 
 async def test_goal_progress_and_forecast_follow_known_data(

@@ -1,4 +1,4 @@
-"""Dimension values become field names of the stats documents: safe on FerretDB, and reversible."""
+"""Dimension values become field names of the stats documents: usable in paths, and reversible."""
 
 from __future__ import annotations
 

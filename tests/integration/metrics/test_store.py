@@ -1,0 +1,109 @@
+"""MetricsStore on the real local store, with several connection pools writing at once (as
+several projector processes do): concurrent updates of one document are exact, and a member
+that still applies a partition it lost counts nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from services.metrics import domain
+from services.metrics.store import MetricsStore
+from shared.mongo import create_client
+from shared.settings import ChorusSettings
+from tests.helpers import Pending, new_org, tally_of
+
+pytestmark = pytest.mark.integration
+
+DAY = "2026-11-02"
+POOLS = 4  # as many processes, each with the driver's normal pool
+
+
+COLLECTION = f"stats_t{uuid.uuid4().hex[:8]}"  # a stats generation of this module's own
+
+
+@pytest.fixture
+async def stores(settings: ChorusSettings) -> AsyncIterator[list[MetricsStore]]:
+    """Stores of the metrics database over separate clients."""
+    clients = [create_client(settings) for _ in range(POOLS)]
+    stores = [MetricsStore(client[settings.database_name("metrics")]) for client in clients]
+    try:
+        yield stores
+    finally:
+        await stores[0].db[COLLECTION].drop()
+        for client in clients:
+            await client.close()
+
+
+def clicks_of(org: str, advocate: str, source: str, offsets: range) -> list[Pending]:
+    effect = domain.Effect(org, DAY, (("all", "*"), ("advocate", advocate)), (("clicks", 1),))
+    return [Pending(effect, source, offset, f"{source}-{offset}") for offset in offsets]
+
+
+async def counted(store: MetricsStore, org: str, dim: str) -> int:
+    return sum(row.get("clicks", 0) for row in await store.stats_docs(COLLECTION, org, dim, DAY, DAY))
+
+
+async def test_many_concurrent_writers_of_one_document_lose_no_increment(stores: list[MetricsStore]) -> None:
+    """40 partitions, each applying its 10 batches in order, all at once through 4 pools: 800
+    `$inc` updates of the same two documents (the day's totals and its breakdowns)."""
+    org = new_org()
+    partitions, batches, per_batch = 40, 10, 5
+
+    async def partition(p: int) -> None:
+        store = stores[p % POOLS]
+        for b in range(batches):
+            offsets = range(b * per_batch, (b + 1) * per_batch)
+            tally = tally_of(clicks_of(org, "alice", f"c_{p}", offsets))
+            await store.apply(COLLECTION, tally.days.values())
+
+    await asyncio.gather(*(partition(p) for p in range(partitions)))
+    expected = partitions * batches * per_batch
+    assert (await counted(stores[0], org, "all"), await counted(stores[0], org, "advocate")) == (
+        expected,
+        expected,
+    )
+
+
+async def test_two_members_applying_one_partition_at_once_count_each_record_once(
+    stores: list[MetricsStore],
+) -> None:
+    """After a rebalance, the member that lost a partition may still apply its last polls while
+    the new owner applies the same records in other batches: the compare-and-set on the
+    partition's watermark lets each record count once, whatever the interleaving."""
+    org = new_org()
+    records = 300
+
+    async def member(store: MetricsStore, seed: int) -> None:
+        rng = random.Random(seed)
+        offset = 0
+        while offset < records:
+            size = rng.randint(1, 25)
+            tally = tally_of(clicks_of(org, "bob", "c_0", range(offset, min(offset + size, records))))
+            await store.apply(COLLECTION, tally.days.values())
+            offset += size
+
+    await asyncio.gather(*(member(store, seed) for seed, store in enumerate(stores)))
+    assert (await counted(stores[0], org, "all"), await counted(stores[0], org, "advocate")) == (
+        records,
+        records,
+    )
+
+
+async def test_erasing_an_advocate_removes_only_their_touches(stores: list[MetricsStore]) -> None:
+    store, org = stores[0], new_org()
+    now = datetime.now(UTC)
+    touches = [
+        {"click_id": f"c{i}", "advocate_id": advocate, "share_id": f"s{i}", "clicked_at": now}
+        for i, advocate in enumerate(["alice", "bob", "alice"])
+    ]
+    await store.add_customer_touches(org, "cust-1", touches)
+    await store.add_customer_touches(org, "cust-2", touches[:1])
+    await store.erase_customer_touches(org, "alice")
+    assert [t["click_id"] for t in await store.customer_touches(org, "cust-1")] == ["c1"]
+    assert await store.customer_touches(org, "cust-2") == []
