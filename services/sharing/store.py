@@ -194,9 +194,7 @@ class SharingStore:
         """Take one pending share whose time has come, pushing its send_at past `lease` so that
         no other replica (or the next run) takes it meanwhile. One atomic document update."""
         return await self.db[SHARES].find_one_and_update(
-            {"status": "pending", "send_at": {"$lte": now}},
-            {"$set": {"send_at": now + lease}},
-            return_document=ReturnDocument.BEFORE,
+            due_filter(now), {"$set": {"send_at": now + lease}}, return_document=ReturnDocument.BEFORE
         )
 
     async def mark_share_sent(self, org: str, share_id: str, shared_at: datetime) -> None:
@@ -238,6 +236,12 @@ class SharingStore:
     async def share_ids_of(self, org: str, advocate_id: str) -> list[str]:
         cursor = self.db[SHARES].find({"org": org, "advocate_id": advocate_id}, {"_id": 1})
         return [doc["_id"] async for doc in cursor]
+
+
+def due_filter(now: datetime) -> Document:
+    """Pending shares whose time has come: served by the (status, send_at) index, whose pending
+    entries are the only ones it reads (sent shares are never scanned)."""
+    return {"status": "pending", "send_at": {"$lte": now}}
 
 
 def without_id(doc: Document) -> dict[str, Any]:

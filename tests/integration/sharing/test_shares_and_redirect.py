@@ -1,4 +1,4 @@
-"""Shares and the tracked-link redirect on the real broker and FerretDB."""
+"""Shares and the tracked-link redirect on the real broker and SecantusDB."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from services.sharing.store import SHARES, due_filter
 from shared.events import Event, EventData
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
 from shared.events.content import ContentArchived
 from shared.events.shares import ShareMade
 from tests.helpers import eventually, new_org, tap
+from tests.integration.query_plans import plan_stages, uses_an_index
 from tests.integration.sharing.conftest import PUBLIC_BASE_URL, Sharing
 
 pytestmark = pytest.mark.integration
@@ -215,6 +217,12 @@ async def test_a_scheduled_share_goes_out_when_due(sharing: Sharing) -> None:
         return bool(listing.json()["items"][0]["status"] == "sent")
 
     await eventually(marked_sent)
+
+
+async def test_the_due_share_job_finds_pending_shares_through_an_index(sharing: Sharing) -> None:
+    shares = sharing.app.state.runtime.db[SHARES]
+    explain = await shares.find(due_filter(datetime.now(UTC))).explain()
+    assert uses_an_index(explain), plan_stages(explain)
 
 
 async def test_an_idempotency_key_replays_the_first_share(sharing: Sharing) -> None:
