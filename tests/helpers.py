@@ -30,7 +30,7 @@ def bearer(settings: ChorusSettings, *, org: str, sub: str, roles: list[str]) ->
 
 @contextlib.asynccontextmanager
 async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Run the app's lifespan (real Kafka, real FerretDB) and talk to it in-process."""
+    """Run the app's lifespan (real Kafka, real SecantusDB) and talk to it in-process."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

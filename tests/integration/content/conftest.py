@@ -1,4 +1,4 @@
-"""One content app per test module (real Kafka and FerretDB); each test works in its own org."""
+"""One content app per test module (real Kafka and SecantusDB); each test works in its own org."""
 
 from __future__ import annotations
 

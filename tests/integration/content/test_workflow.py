@@ -1,4 +1,4 @@
-"""The approval workflow and the library over HTTP, against real Kafka and FerretDB."""
+"""The approval workflow and the library over HTTP, against real Kafka and SecantusDB."""
 
 from __future__ import annotations
 

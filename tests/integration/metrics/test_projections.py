@@ -1,4 +1,4 @@
-"""The metrics projections on the real broker and FerretDB: the funnel of a scripted scenario for
+"""The metrics projections on the real broker and SecantusDB: the funnel of a scripted scenario for
 every group_by, redelivery after a crash mid-batch, a replay from offset 0, and a rebuild."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Running services (real Kafka and FerretDB behind them) refuse bad credentials with problem+json."""
+"""Running services (real Kafka and SecantusDB behind them) refuse bad credentials with problem+json."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The install step (`make deps`): builds resume after an interruption, failures name their part.
 
 These build a tiny real Go module with the machine's Go (seconds), as the install step builds
-FerretDB, Jaeger and the Kubernetes tools.
+Jaeger and the Kubernetes tools.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The messaging backbone on the real broker and FerretDB."""
+"""The messaging backbone on the real broker and SecantusDB."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Single-document update patterns on the real local MongoDB (FerretDB)."""
+"""Single-document update patterns on the real local store (SecantusDB, MongoDB's behaviour)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_concurrent_updates_of_one_document_are_all_applied(settings: ChorusSettings) -> None:
-    # FerretDB 1.x loses concurrent updates of one document unless a process keeps to one
-    # connection (settings.mongo_max_pool_size); this guards that setting and the client factory.
+    # Through the driver's normal pool, as in production: concurrent updates are isolated.
     client = create_client(settings)
     try:
         collection = client[settings.database_name("mongo_tests")]["counters"]
