@@ -28,7 +28,9 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
     settings = settings or ContentSettings()
 
     async def wire(runtime: Runtime) -> Wiring:
-        service = ContentService(ContentStore(runtime.db), runtime.producer)
+        store = ContentStore(runtime.db)
+        await store.flag_pending_outboxes()
+        service = ContentService(store, runtime.producer)
         return Wiring(
             service=service,
             subscriptions=[build_subscription(service)],

@@ -480,6 +480,18 @@ class ContentStore:
             {"_id": doc_id, "outbox": {"$size": 0}}, {"$unset": {OUTBOX_PENDING: ""}}
         )
 
+    async def flag_pending_outboxes(self) -> int:
+        """Flag outboxes written before the flag existed, so the relay finds them (an upgrade
+        must not strand events). Reads each collection once; after that it matches nothing."""
+        flagged = 0
+        for collection in OUTBOX_COLLECTIONS:
+            result = await self.db[collection].update_many(
+                {"outbox.0": {"$exists": True}, OUTBOX_PENDING: {"$exists": False}},
+                {"$set": {OUTBOX_PENDING: True}},
+            )
+            flagged += result.modified_count
+        return flagged
+
     async def with_pending_outbox(self, collection: str, *, limit: int) -> list[str]:
         cursor = self.db[collection].find(PENDING_OUTBOX, {"_id": 1}).limit(limit)
         return [doc["_id"] async for doc in cursor]

@@ -225,3 +225,26 @@ async def test_the_relay_and_the_expiry_sweeper_find_their_work_through_an_index
             assert uses_an_index(explain), (status, plan_stages(explain))
     finally:
         await mongo.close()
+
+
+async def test_an_outbox_written_before_the_flag_existed_is_flagged_for_the_relay(
+    content_settings: ContentSettings,
+) -> None:
+    """A document an older release left with events in its outbox (no `outbox_pending` field):
+    the start-up pass flags it, so the relay's index finds it and nothing is stranded."""
+    org = new_org()
+    mongo = create_client(content_settings)
+    store = ContentStore(mongo[content_settings.database_name("content")])
+    try:
+        await store.db[SETTINGS].insert_one({"_id": org, "org": org, "outbox": ['{"id": "old"}']})
+        await store.db[SETTINGS].insert_one({"_id": f"{org}-sent", "org": org, "outbox": []})
+        assert org not in await store.with_pending_outbox(SETTINGS, limit=10_000)
+
+        assert await store.flag_pending_outboxes() >= 1
+
+        pending = await store.with_pending_outbox(SETTINGS, limit=10_000)
+        assert org in pending and f"{org}-sent" not in pending
+        assert await store.flag_pending_outboxes() == 0  # once flagged, nothing left to do
+    finally:
+        await store.db[SETTINGS].delete_many({"org": org})
+        await mongo.close()
