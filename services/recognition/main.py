@@ -36,14 +36,9 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
             service=service,
             subscriptions=[build_subscription(service)],
             periodic=[
-                # Not at start: on FerretDB its queries read the whole ledger, and a replica
-                # starting beside a large one would wait for them before serving anything.
-                Periodic(
-                    "recognition-relay",
-                    recognition_settings.relay_every_s,
-                    service.relay,
-                    first_after_s=recognition_settings.relay_every_s,
-                ),
+                # From the start: a replica restarted after a crash finishes what it left half
+                # done at once. Its queries read only pending work (partial indexes in store.py).
+                Periodic("recognition-relay", recognition_settings.relay_every_s, service.relay),
                 Periodic(
                     "recognition-webhooks", recognition_settings.webhook_every_s, service.deliver_webhooks
                 ),

@@ -192,9 +192,8 @@ class RecognitionService:
         if item.kind in rules.capped_kinds and points > 0:
             share_left: int | None = None
             if item.share_id is not None and rules.per_share_cap is not None:
-                share = await self.store.remember_share(
-                    item.org, item.share_id, {"advocate_id": item.advocate_id}
-                )
+                await self.store.remember_share(item.org, item.share_id, {"advocate_id": item.advocate_id})
+                share = await self.store.get_share(item.org, item.share_id) or {}
                 share_left = max(0, rules.per_share_cap - int(share.get("points", 0)))
             points = await self.store.daily_grant(
                 item.org,
@@ -767,7 +766,7 @@ class RecognitionService:
         if not reward.get("active", True):
             raise Conflict("this reward is no longer offered")
         cost, price = int(reward["cost"]), int(reward.get("price_cents") or 0)
-        if not await self.store.reserve_reward(org, reward_id, price):
+        if not await self.store.reserve_reward(reward):
             fresh = await self.reward(org, reward_id)
             if fresh.get("stock") is not None and int(fresh["stock"]) < 1:
                 raise OutOfStock(f"{fresh['name']} is out of stock")
@@ -775,7 +774,7 @@ class RecognitionService:
         redemption_id = f"rdm_{uuid.uuid4().hex[:16]}"
         spend_entry_id = domain.entry_id(org, f"redemption:{redemption_id}", Kind.REDEMPTION)
         if not await self.store.spend(org, advocate_id, spend_entry_id, cost):
-            await self.store.release_reward(org, reward_id, price)
+            await self.store.release_reward(reward, price)
             account = await self.points(org, advocate_id)
             raise InsufficientPoints(
                 f"{reward['name']} costs {cost} points; your balance is {account['balance']}"
@@ -866,10 +865,9 @@ class RecognitionService:
                 }
             )
             await self.finish(entry)
-            if await self.store.claim_stock_return(rid):
-                await self.store.release_reward(
-                    org, redemption["reward_id"], int(redemption.get("price_cents", 0))
-                )
+            reward = await self.store.get_reward(org, redemption["reward_id"])
+            if reward is not None and await self.store.claim_stock_return(rid):
+                await self.store.release_reward(reward, int(redemption.get("price_cents", 0)))
             await self.store.clear_refund_pending(rid)
         for status in list(redemption.get("unpublished", [])):
             if status == RedemptionStatus.APPROVED:

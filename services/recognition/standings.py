@@ -1,10 +1,11 @@
 """Leaderboard standings served from memory: a ranked copy of one board's projection.
 
 The boards collection (one document per organisation, period and advocate, kept by the ledger
-projector) is the projection. Ranking it per request means reading a range of an index on
-MongoDB and every document of the collection on FerretDB (a filter without _id equality
-scans there: 50 s a request at 100,000 advocates). So each process keeps the standings of the
-boards being read, built from one read of the board's documents and ranked once:
+projector) is the projection. Ranking it per request would mean, on every request, reading a
+range of the `board_order` index and counting the visible advocates ahead of the viewer (a count
+that walks the index up to the viewer's rank: 100,000 keys for the last of 100,000 advocates).
+So each process keeps the standings of the boards being read, built from one indexed read of the
+board's documents and ranked once; a request reads no database:
 
 - a request is a lookup and a slice (pages, ranks, "around me", the viewer's own standing);
 - standings older than `max_age_s` are rebuilt in the background while requests are served
@@ -18,7 +19,8 @@ An advocate who opted out is listed to nobody, and sees their own rank as where 
 stand: one more than the visible advocates with more points.
 
 The team board (teams ranked by points per active advocate) is kept by the same cache: its
-build reads the teams' totals and counts the active advocates, which also scans on FerretDB.
+build reads the teams' totals and counts the active advocates per team (index reads, on
+`team_boards (org, period)` and `advocates (org, team)`).
 """
 
 from __future__ import annotations

@@ -4,13 +4,15 @@ Exactly-once without transactions: a ledger entry's id is derived from (org, sou
 and the ledger has a unique index on those, so an event applied twice inserts nothing the second
 time. Every projection update (account, boards) records the entry id in the document it changes
 (`applied_events`), so re-applying an entry after a crash changes nothing either.
+
+Each write to a shared document (an account, a board, a day's cap, a reward's stock) is one
+atomic single-document update whose filter holds its condition, so any number of processes and
+connections may write at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, applied_once_filter
+from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
 
 RULES = "rules"
 LEDGER = "ledger"
@@ -48,8 +50,21 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(LEDGER, [("org", ASCENDING), ("source_event_id", ASCENDING), ("kind", ASCENDING)], unique=True),
     IndexSpec(LEDGER, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(LEDGER, [("org", ASCENDING), ("ref", ASCENDING), ("kind", ASCENDING)]),
-    IndexSpec(LEDGER, [("projected", ASCENDING), ("created_at", ASCENDING)]),
-    IndexSpec(LEDGER, [("published", ASCENDING), ("created_at", ASCENDING)]),
+    # The relay's pending work: partial indexes hold only the entries not yet projected or
+    # published, so finding them costs the same however long the ledger grows. (Two indexes on
+    # the same keys with different filters: MongoDB 5.0+.)
+    IndexSpec(
+        LEDGER,
+        [("created_at", ASCENDING)],
+        name="ledger_unprojected",
+        options={"partialFilterExpression": {"projected": False}},
+    ),
+    IndexSpec(
+        LEDGER,
+        [("created_at", ASCENDING)],
+        name="ledger_unpublished",
+        options={"partialFilterExpression": {"published": False}},
+    ),
     IndexSpec(ACCOUNTS, [("org", ASCENDING), ("advocate_id", ASCENDING)], unique=True),
     # The leaderboard projection: one document per (period, advocate), read in points order.
     IndexSpec(
@@ -69,12 +84,22 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
     IndexSpec(COLLEAGUE_SHARES, [("org", ASCENDING), ("author", ASCENDING)]),
     IndexSpec(AWARDS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("awarded_at", DESCENDING)]),
-    IndexSpec(AWARDS, [("published", ASCENDING), ("awarded_at", ASCENDING)]),
+    IndexSpec(
+        AWARDS,
+        [("awarded_at", ASCENDING)],
+        name="awards_unpublished",
+        options={"partialFilterExpression": {"published": False}},
+    ),
     IndexSpec(BADGE_DEFS, [("org", ASCENDING), ("badge_id", ASCENDING)], unique=True),
     IndexSpec(REWARDS, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
-    IndexSpec(REDEMPTIONS, [("needs_relay", ASCENDING), ("updated_at", ASCENDING)]),
+    IndexSpec(
+        REDEMPTIONS,
+        [("updated_at", ASCENDING)],
+        name="redemptions_to_relay",
+        options={"partialFilterExpression": {"needs_relay": True}},
+    ),
     IndexSpec(DELIVERIES, [("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
     IndexSpec(DELIVERIES, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
@@ -93,75 +118,46 @@ def _key(*parts: str) -> str:
     return "|".join(parts)
 
 
-class KeyedLocks:
-    """One asyncio lock per document key.
+async def _upsert(coll: Any, query: Document, update: Document) -> bool:
+    """`update_one` with upsert; True if it changed the document or created it.
 
-    FerretDB 1.24 (SQLite) does not apply single-document updates atomically: concurrent `$inc`s on
-    one document lose updates, and a conditional update's filter and write can interleave. Every
-    read-modify-write of a shared document (accounts, boards, caps, stock) goes through these locks,
-    so one process never races itself. Real MongoDB makes each update atomic, which is what keeps
-    several replicas correct there.
+    A DuplicateKeyError means a document with the query's `_id` exists but the rest of the query
+    did not match it (or another writer created it a moment ago): a plain update then tells.
     """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            yield
-        if not lock.locked() and not lock._waiters:  # forget idle locks so the map stays small
-            self._locks.pop(key, None)
+    try:
+        result = await coll.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        result = await coll.update_one(query, update)
+        return bool(result.modified_count)
+    return bool(result.modified_count or result.upserted_id is not None)
 
 
-LOCKS = KeyedLocks()
-
-
-def _mark(entry_id: str) -> Document:
-    """`$push` an applied entry id. Plain push: FerretDB 1.24 ignores `$slice` and refuses `$each` on a
-    missing field, so the window is kept by `_trim` instead of `shared.mongo.mark_applied`."""
-    return {"applied_events": entry_id}
-
-
-async def _trim(coll: Any, doc_id: str) -> None:
-    """Keep the applied-ids window bounded: drop the oldest id once it is over APPLIED_WINDOW."""
-    await coll.update_one(
-        {"_id": doc_id, f"applied_events.{APPLIED_WINDOW}": {"$exists": True}},
-        {"$pop": {"applied_events": -1}},
-    )
-
-
-async def _upsert_once(
-    coll: Any,
-    doc_id: str,
-    entry_id: str,
-    inc: dict[str, int],
-    on_insert: Document,
-    set_fields: Document | None = None,
+async def _apply_once(
+    coll: Any, doc_id: str, entry_id: str, update: Document, on_insert: Document | None = None
 ) -> bool:
-    """Add `inc` to the document once per entry id, creating the document if needed. True if applied.
+    """Apply `update` to the document once per entry id, creating it with `on_insert` if missing:
+    one atomic upsert that also records the entry id. True if this call applied it."""
+    update = {**update, "$push": {**update.get("$push", {}), **mark_applied(entry_id)}}
+    if on_insert:
+        update["$setOnInsert"] = on_insert
+    return await _upsert(coll, {"_id": doc_id, **applied_once_filter(entry_id)}, update)
 
-    Creation is a plain insert: FerretDB refuses `$push` with `$each` inside an upsert.
-    """
-    async with LOCKS.hold(f"{coll.name}|{doc_id}"):
-        update: Document = {"$inc": inc, "$push": _mark(entry_id)}
-        if set_fields:
-            update["$set"] = set_fields
-        while True:
-            result = await coll.update_one({"_id": doc_id, **applied_once_filter(entry_id)}, update)
-            if result.modified_count:
-                await _trim(coll, doc_id)
-                return True
-            if await coll.find_one({"_id": doc_id}, {"_id": 1}) is not None:
-                return False  # the document exists and already holds this entry id
-            try:
-                await coll.insert_one(
-                    {"_id": doc_id, **on_insert, **(set_fields or {}), **inc, "applied_events": [entry_id]}
-                )
-                return True
-            except DuplicateKeyError:
-                continue  # created meanwhile: apply as an update
+
+def _new_account(org: str, advocate_id: str, update: Document) -> Document:
+    """A new account's fields, for `$setOnInsert`, less those `update` itself writes (MongoDB
+    refuses two operators on one path; `$inc` and `$addToSet` create what they write)."""
+    written = {path.split(".")[0] for fields in update.values() for path in fields}
+    fields: Document = {
+        "org": org,
+        "advocate_id": advocate_id,
+        "balance": 0,
+        "lifetime": 0,
+        "written_off": 0,
+        "counters": {},
+        "badges": [],
+        "courses": [],
+    }
+    return {name: value for name, value in fields.items() if name not in written}
 
 
 class RecognitionStore:
@@ -226,38 +222,30 @@ class RecognitionStore:
 
     async def remember_share(
         self, org: str, share_id: str, fields: Document, team: str | None = None
-    ) -> Document:
+    ) -> None:
         update: Document = {"$setOnInsert": {"org": org, "share_id": share_id, "points": 0, **fields}}
         if team is not None:
             update["$set"] = {"team": team}
-        doc = await self.db[SHARES].find_one_and_update(
-            {"_id": _key(org, share_id)}, update, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        assert doc is not None
-        return doc
+        await _upsert(self.db[SHARES], {"_id": _key(org, share_id)}, update)
 
     async def get_share(self, org: str, share_id: str) -> Document | None:
         return await self.db[SHARES].find_one({"_id": _key(org, share_id)}, {"applied_events": 0})
 
     async def mark_share_verified(self, org: str, share_id: str, click_id: str) -> bool:
         """True if this click is the share's verifying click (first time, or the same click again)."""
-        async with LOCKS.hold(_key(SHARES, org, share_id)):
-            doc = await self.db[SHARES].find_one_and_update(
-                {"_id": _key(org, share_id), "verified_by": None},
-                {"$set": {"verified_by": click_id}},
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is not None:
-                return True
-            existing = await self.db[SHARES].find_one({"_id": _key(org, share_id)}, {"verified_by": 1})
-            return existing is not None and existing.get("verified_by") == click_id
+        doc = await self.db[SHARES].find_one_and_update(
+            {"_id": _key(org, share_id), "verified_by": {"$in": [None, click_id]}},
+            {"$set": {"verified_by": click_id}},
+            projection={"_id": 1},
+        )
+        return doc is not None
 
     async def add_share_points(self, org: str, share_id: str, entry_id: str, points: int) -> None:
-        await _upsert_once(
+        await _apply_once(
             self.db[SHARES],
             _key(org, share_id),
             entry_id,
-            {"points": points},
+            {"$inc": {"points": points}},
             {"org": org, "share_id": share_id, "verified_by": None},
         )
 
@@ -271,34 +259,36 @@ class RecognitionStore:
         cap: int | None,
         share_left: int | None,
     ) -> int:
-        """Reserve up to `wanted` points under the daily cap, once per entry (compare-and-set).
+        """Reserve up to `wanted` points under the daily cap, once per entry.
 
         The grant is kept in the day's document, so a retry of the same entry gets the same answer.
+        How much fits depends on what the day has used, which no plain update can compute: the
+        grant is a compare-and-set on the points read, tried again if another writer got there
+        first.
         """
-        async with LOCKS.hold(_key(DAILY, org, advocate_id, day)):
-            coll = self.db[DAILY]
-            doc_id = _key(org, advocate_id, day)
-            while True:
-                doc = await coll.find_one({"_id": doc_id})
-                if doc is None:
-                    with contextlib.suppress(DuplicateKeyError):
-                        await coll.insert_one(
-                            {"_id": doc_id, "org": org, "advocate_id": advocate_id, "points": 0, "grants": {}}
-                        )
-                    continue
-                grants: dict[str, int] = doc.get("grants", {})
-                if entry_id in grants:
-                    return int(grants[entry_id])
-                used = int(doc["points"])
-                grant = wanted if cap is None else max(0, min(wanted, cap - used))
-                if share_left is not None:
-                    grant = max(0, min(grant, share_left))
-                result = await coll.update_one(
-                    {"_id": doc_id, "points": used, f"grants.{entry_id}": {"$exists": False}},
-                    {"$inc": {"points": grant}, "$set": {f"grants.{entry_id}": grant}},
-                )
-                if result.modified_count:
-                    return grant
+        coll = self.db[DAILY]
+        doc_id = _key(org, advocate_id, day)
+        doc = await coll.find_one({"_id": doc_id}) or {}
+        while True:
+            grants: dict[str, int] = doc.get("grants", {})
+            if entry_id in grants:
+                return int(grants[entry_id])
+            used = int(doc.get("points", 0))
+            grant = wanted if cap is None else max(0, min(wanted, cap - used))
+            if share_left is not None:
+                grant = max(0, min(grant, share_left))
+            # The day's first grant creates its document (with `points` from the filter).
+            if await _upsert(
+                coll,
+                {"_id": doc_id, "points": used, f"grants.{entry_id}": {"$exists": False}},
+                {
+                    "$inc": {"points": grant},
+                    "$set": {f"grants.{entry_id}": grant},
+                    "$setOnInsert": {"org": org, "advocate_id": advocate_id},
+                },
+            ):
+                return grant
+            doc = await coll.find_one({"_id": doc_id}) or {}
 
     # --- content authors and colleagues ------------------------------------------------------
 
@@ -321,11 +311,11 @@ class RecognitionStore:
 
     async def add_tag_share(self, org: str, advocate_id: str, tags: list[str], event_id: str) -> None:
         for tag in tags:
-            await _upsert_once(
+            await _apply_once(
                 self.db[TAG_SHARES],
                 _key(org, tag, advocate_id),
                 event_id,
-                {"shares": 1},
+                {"$inc": {"shares": 1}},
                 {"org": org, "tag": tag, "advocate_id": advocate_id},
             )
 
@@ -388,27 +378,6 @@ class RecognitionStore:
 
     # --- accounts ------------------------------------------------------------------------------
 
-    async def ensure_account(self, org: str, advocate_id: str) -> None:
-        # A plain insert: an upsert's $setOnInsert drops empty arrays on FerretDB 1.24.
-        doc_id = _key(org, advocate_id)
-        if await self.db[ACCOUNTS].find_one({"_id": doc_id}, {"_id": 1}) is not None:
-            return
-        with contextlib.suppress(DuplicateKeyError):
-            await self.db[ACCOUNTS].insert_one(
-                {
-                    "_id": doc_id,
-                    "org": org,
-                    "advocate_id": advocate_id,
-                    "balance": 0,
-                    "lifetime": 0,
-                    "written_off": 0,
-                    "counters": {},
-                    "badges": [],
-                    "courses": [],
-                    "applied_events": [],
-                }
-            )
-
     async def get_account(self, org: str, advocate_id: str) -> Document | None:
         return await self.db[ACCOUNTS].find_one({"_id": _key(org, advocate_id)})
 
@@ -423,63 +392,63 @@ class RecognitionStore:
         inc: Document | None = None,
         add_to_set: Document | None = None,
     ) -> bool:
-        """Apply an entry to the account once. A debit larger than the balance takes it to zero and
-        records the difference as written off: the balance never goes negative."""
-        async with LOCKS.hold(_key(ACCOUNTS, org, advocate_id)):
-            await self.ensure_account(org, advocate_id)
-            coll = self.db[ACCOUNTS]
-            doc_id = _key(org, advocate_id)
-            while True:
-                update: Document = {
-                    "$inc": {"balance": balance, "lifetime": lifetime, **(inc or {})},
-                    "$push": _mark(entry_id),
-                }
-                if add_to_set:
-                    update["$addToSet"] = add_to_set
-                query: Document = {"_id": doc_id, **applied_once_filter(entry_id)}
-                if balance < 0:
-                    query["balance"] = {"$gte": -balance}
-                result = await coll.update_one(query, update)
-                if result.modified_count:
-                    await _trim(coll, doc_id)
-                    return True
-                doc = await coll.find_one({"_id": doc_id})
-                assert doc is not None
-                if entry_id in doc.get("applied_events", []):
-                    return False
-                # Not enough balance for the whole debit: take what is there, write off the rest.
-                current = int(doc["balance"])
-                update["$inc"]["balance"] = -current
-                update["$inc"]["written_off"] = -balance - current
-                result = await coll.update_one(
-                    {"_id": doc_id, "balance": current, **applied_once_filter(entry_id)}, update
-                )
-                if result.modified_count:
-                    await _trim(coll, doc_id)
-                    return True
+        """Apply an entry to the account once, creating the account if needed. A debit larger than
+        the balance takes it to zero and records the difference as written off: the balance never
+        goes negative."""
+        coll = self.db[ACCOUNTS]
+        doc_id = _key(org, advocate_id)
+        update: Document = {"$inc": {"balance": balance, "lifetime": lifetime, **(inc or {})}}
+        if add_to_set:
+            update["$addToSet"] = add_to_set
+        if balance >= 0:
+            return await _apply_once(coll, doc_id, entry_id, update, _new_account(org, advocate_id, update))
+        # A debit: whole, in one conditional update, while the balance covers it.
+        result = await coll.update_one(
+            {"_id": doc_id, "balance": {"$gte": -balance}, **applied_once_filter(entry_id)},
+            {**update, "$push": mark_applied(entry_id)},
+        )
+        if result.modified_count:
+            return True
+        # Otherwise the part written off depends on the balance, which no plain update can
+        # compute: a compare-and-set on the balance read, tried again if it moved meanwhile.
+        await _upsert(coll, {"_id": doc_id}, {"$setOnInsert": _new_account(org, advocate_id, {})})
+        while True:
+            doc = await coll.find_one({"_id": doc_id}, {"balance": 1, "applied_events": 1})
+            assert doc is not None
+            if entry_id in doc.get("applied_events", []):
+                return False
+            current = int(doc["balance"])
+            write_off: Document = {
+                **update,
+                "$inc": {**update["$inc"], "balance": -current, "written_off": -balance - current},
+                "$push": mark_applied(entry_id),
+            }
+            result = await coll.update_one(
+                {"_id": doc_id, "balance": current, **applied_once_filter(entry_id)}, write_off
+            )
+            if result.modified_count:
+                return True
 
     async def spend(self, org: str, advocate_id: str, spend_id: str, cost: int) -> bool:
         """Take `cost` from the balance in one conditional update; False when it is not there."""
-        async with LOCKS.hold(_key(ACCOUNTS, org, advocate_id)):
-            await self.ensure_account(org, advocate_id)
-            result = await self.db[ACCOUNTS].update_one(
-                {"_id": _key(org, advocate_id), "balance": {"$gte": cost}, **applied_once_filter(spend_id)},
-                {"$inc": {"balance": -cost}, "$push": _mark(spend_id)},
-            )
-            return bool(result.modified_count)
+        result = await self.db[ACCOUNTS].update_one(
+            {"_id": _key(org, advocate_id), "balance": {"$gte": cost}, **applied_once_filter(spend_id)},
+            {"$inc": {"balance": -cost}, "$push": mark_applied(spend_id)},
+        )
+        return bool(result.modified_count)
 
     async def raise_counter(self, org: str, advocate_id: str, counter: str, value: int) -> None:
-        async with LOCKS.hold(_key(ACCOUNTS, org, advocate_id)):
-            await self.ensure_account(org, advocate_id)
-            await self.db[ACCOUNTS].update_one(
-                {"_id": _key(org, advocate_id)}, {"$max": {f"counters.{counter}": value}}
-            )
+        update: Document = {"$max": {f"counters.{counter}": value}}
+        await _upsert(
+            self.db[ACCOUNTS],
+            {"_id": _key(org, advocate_id)},
+            {**update, "$setOnInsert": _new_account(org, advocate_id, update)},
+        )
 
     async def add_badge_to_account(self, org: str, advocate_id: str, badge_id: str) -> None:
-        async with LOCKS.hold(_key(ACCOUNTS, org, advocate_id)):
-            await self.db[ACCOUNTS].update_one(
-                {"_id": _key(org, advocate_id)}, {"$addToSet": {"badges": badge_id}}
-            )
+        await self.db[ACCOUNTS].update_one(
+            {"_id": _key(org, advocate_id)}, {"$addToSet": {"badges": badge_id}}
+        )
 
     # --- boards --------------------------------------------------------------------------------
 
@@ -494,23 +463,19 @@ class RecognitionStore:
         points: int,
     ) -> None:
         on_insert: Document = {"org": org, "period": period, "advocate_id": advocate_id, "visible": visible}
+        update: Document = {"$inc": {"points": points}}
         if team is None:
             on_insert["team"] = None
-        await _upsert_once(
-            self.db[BOARDS],
-            _key(org, period, advocate_id),
-            entry_id,
-            {"points": points},
-            on_insert,
-            {"team": team} if team is not None else None,
-        )
+        else:
+            update["$set"] = {"team": team}
+        await _apply_once(self.db[BOARDS], _key(org, period, advocate_id), entry_id, update, on_insert)
 
     async def add_to_team_board(self, org: str, period: str, team: str, entry_id: str, points: int) -> None:
-        await _upsert_once(
+        await _apply_once(
             self.db[TEAM_BOARDS],
             _key(org, period, team),
             entry_id,
-            {"points": points},
+            {"$inc": {"points": points}},
             {"org": org, "period": period, "team": team},
         )
 
@@ -598,45 +563,32 @@ class RecognitionStore:
             .to_list()
         )
 
-    async def reserve_reward(self, org: str, reward_id: str, price_cents: int) -> bool:
-        """Take one unit of stock and its price from the budget in one conditional update."""
-        async with LOCKS.hold(_key(REWARDS, reward_id)):
-            result = await self.db[REWARDS].update_one(
-                {
-                    "_id": reward_id,
-                    "org": org,
-                    "active": True,
-                    "$and": [
-                        {"$or": [{"stock": None}, {"stock": {"$gte": 1}}]},
-                        {"$or": [{"budget_left_cents": None}, {"budget_left_cents": {"$gte": price_cents}}]},
-                    ],
-                },
-                {"$inc": {"stock_taken": 1, "spent_cents": price_cents}},
-            )
-            if not result.modified_count:
-                return False
-            # Decrement the limits that exist (an unlimited reward keeps null stock / budget).
-            await self.db[REWARDS].update_one(
-                {"_id": reward_id, "stock": {"$ne": None}}, {"$inc": {"stock": -1}}
-            )
-            await self.db[REWARDS].update_one(
-                {"_id": reward_id, "budget_left_cents": {"$ne": None}},
-                {"$inc": {"budget_left_cents": -price_cents}},
-            )
-            return True
+    async def reserve_reward(self, reward: Document) -> bool:
+        """Take one unit of stock and the reward's price from its budget, in one conditional update.
 
-    async def release_reward(self, org: str, reward_id: str, price_cents: int) -> None:
-        async with LOCKS.hold(_key(REWARDS, reward_id)):
-            await self.db[REWARDS].update_one(
-                {"_id": reward_id, "org": org}, {"$inc": {"stock_taken": -1, "spent_cents": -price_cents}}
-            )
-            await self.db[REWARDS].update_one(
-                {"_id": reward_id, "stock": {"$ne": None}}, {"$inc": {"stock": 1}}
-            )
-            await self.db[REWARDS].update_one(
-                {"_id": reward_id, "budget_left_cents": {"$ne": None}},
-                {"$inc": {"budget_left_cents": price_cents}},
-            )
+        A null stock or budget means unlimited, and which of them a reward has is fixed when it is
+        created, so the reward as read says which conditions and decrements apply.
+        """
+        price = int(reward.get("price_cents") or 0)
+        query: Document = {"_id": reward["_id"], "org": reward["org"], "active": True}
+        inc: Document = {"stock_taken": 1, "spent_cents": price}
+        if reward.get("stock") is not None:
+            query["stock"] = {"$gte": 1}
+            inc["stock"] = -1
+        if reward.get("budget_left_cents") is not None:
+            query["budget_left_cents"] = {"$gte": price}
+            inc["budget_left_cents"] = -price
+        result = await self.db[REWARDS].update_one(query, {"$inc": inc})
+        return bool(result.modified_count)
+
+    async def release_reward(self, reward: Document, price_cents: int) -> None:
+        """Give back what `reserve_reward` took, in one update."""
+        inc: Document = {"stock_taken": -1, "spent_cents": -price_cents}
+        if reward.get("stock") is not None:
+            inc["stock"] = 1
+        if reward.get("budget_left_cents") is not None:
+            inc["budget_left_cents"] = price_cents
+        await self.db[REWARDS].update_one({"_id": reward["_id"], "org": reward["org"]}, {"$inc": inc})
 
     async def insert_redemption(self, redemption: Document) -> None:
         await self.db[REDEMPTIONS].insert_one(redemption)
@@ -654,23 +606,22 @@ class RecognitionStore:
         extra: Document | None = None,
     ) -> Document | None:
         """Compare-and-set the status; the new status waits in `unpublished` until its event is out."""
-        async with LOCKS.hold(_key(REDEMPTIONS, redemption_id)):
-            at = now()
-            return await self.db[REDEMPTIONS].find_one_and_update(
-                {"_id": redemption_id, "org": org, "status": {"$in": from_statuses}},
-                {
-                    "$set": {
-                        "status": to_status,
-                        "updated_at": at,
-                        f"{to_status}_at": at,
-                        f"{to_status}_by": by,
-                        "needs_relay": True,
-                        **(extra or {}),
-                    },
-                    "$push": {"unpublished": to_status},
+        at = now()
+        return await self.db[REDEMPTIONS].find_one_and_update(
+            {"_id": redemption_id, "org": org, "status": {"$in": from_statuses}},
+            {
+                "$set": {
+                    "status": to_status,
+                    "updated_at": at,
+                    f"{to_status}_at": at,
+                    f"{to_status}_by": by,
+                    "needs_relay": True,
+                    **(extra or {}),
                 },
-                return_document=ReturnDocument.AFTER,
-            )
+                "$push": {"unpublished": to_status},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
 
     async def redemption_published(self, redemption_id: str, status: str) -> None:
         await self.db[REDEMPTIONS].update_one({"_id": redemption_id}, {"$pull": {"unpublished": status}})
@@ -682,11 +633,10 @@ class RecognitionStore:
         )
 
     async def claim_stock_return(self, redemption_id: str) -> bool:
-        async with LOCKS.hold(_key(REDEMPTIONS, redemption_id)):
-            result = await self.db[REDEMPTIONS].update_one(
-                {"_id": redemption_id, "stock_returned": {"$ne": True}}, {"$set": {"stock_returned": True}}
-            )
-            return bool(result.modified_count)
+        result = await self.db[REDEMPTIONS].update_one(
+            {"_id": redemption_id, "stock_returned": {"$ne": True}}, {"$set": {"stock_returned": True}}
+        )
+        return bool(result.modified_count)
 
     async def clear_refund_pending(self, redemption_id: str) -> None:
         await self.db[REDEMPTIONS].update_one({"_id": redemption_id}, {"$set": {"refund_pending": False}})
@@ -760,18 +710,14 @@ class RecognitionStore:
     # --- kudos ---------------------------------------------------------------------------------
 
     async def take_kudos_allowance(self, org: str, giver: str, week: str, allowance: int) -> bool:
-        async with LOCKS.hold(_key(KUDOS_WEEKS, org, giver, week)):
-            coll = self.db[KUDOS_WEEKS]
-            doc_id = _key(org, giver, week)
-            try:
-                result = await coll.update_one(
-                    {"_id": doc_id, "given": {"$lt": allowance}},
-                    {"$inc": {"given": 1}, "$setOnInsert": {"org": org, "giver": giver}},
-                    upsert=True,
-                )
-            except DuplicateKeyError:
-                return False  # the week's document exists and is at the allowance
-            return bool(result.modified_count or result.upserted_id is not None)
+        """Count one kudos against the giver's week, in one conditional upsert; False at the allowance."""
+        if allowance < 1:
+            return False  # an upsert would create the week's document with one given
+        return await _upsert(
+            self.db[KUDOS_WEEKS],
+            {"_id": _key(org, giver, week), "given": {"$lt": allowance}},
+            {"$inc": {"given": 1}, "$setOnInsert": {"org": org, "giver": giver}},
+        )
 
     async def kudos_given(self, org: str, giver: str, week: str) -> int:
         doc = await self.db[KUDOS_WEEKS].find_one({"_id": _key(org, giver, week)})

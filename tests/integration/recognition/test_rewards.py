@@ -1,4 +1,4 @@
-"""Rewards, redemptions, the fulfilment webhook, kudos and erasure, on the real broker and FerretDB."""
+"""Rewards, redemptions, the fulfilment webhook, kudos and erasure, on the real broker and database."""
 
 from __future__ import annotations
 

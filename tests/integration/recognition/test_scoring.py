@@ -1,4 +1,4 @@
-"""Events in, ledger, balances, badges and boards out: on the real broker and FerretDB."""
+"""Events in, ledger, balances, badges and boards out: on the real broker and database."""
 
 from __future__ import annotations
 
