@@ -1,0 +1,302 @@
+"""Many writers at once on one document, each through its own client (its own connection pool),
+as several replicas of recognition write: the interleavings that lose updates wherever a write
+is a read and then a write (the store once serialised them with process-wide locks). Nothing
+serialises them now but the database's atomic single-document updates, and every result below
+is exact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from services.recognition.settings import RecognitionSettings
+from services.recognition.store import AWARDS, BOARDS, INDEXES, LEDGER, REDEMPTIONS, RecognitionStore, now
+from shared.mongo import APPLIED_WINDOW, Document, create_client, ensure_indexes
+from tests.helpers import new_org
+
+pytestmark = pytest.mark.integration
+
+CLIENTS = 4
+
+
+@pytest.fixture(scope="module")
+def database(recognition_settings: RecognitionSettings) -> str:
+    # A database of this module's own: the made-up ledger entries below must not reach the
+    # relay of a service another module runs.
+    return f"{recognition_settings.mongo_db_prefix}_recognition_atomic_writes"
+
+
+@pytest.fixture(scope="module")
+async def stores(
+    recognition_settings: RecognitionSettings, database: str
+) -> AsyncIterator[list[RecognitionStore]]:
+    """The recognition store over CLIENTS separate clients of one database."""
+    clients = [create_client(recognition_settings) for _ in range(CLIENTS)]
+    await ensure_indexes(clients[0][database], INDEXES)
+    yield [RecognitionStore(client[database]) for client in clients]
+    await clients[0].drop_database(database)
+    for client in clients:
+        await client.close()
+
+
+async def at_once(
+    stores: list[RecognitionStore], n: int, call: Callable[[RecognitionStore, int], Awaitable[Any]]
+) -> list[Any]:
+    """`call(store, i)` for i in range(n), all at once, spread over the clients."""
+    return await asyncio.gather(*(call(stores[i % len(stores)], i) for i in range(n)))
+
+
+async def test_concurrent_grants_and_their_redeliveries_count_once_on_the_account_and_boards(
+    stores: list[RecognitionStore],
+) -> None:
+    org = new_org()
+    points = {f"e{i}": i % 7 + 1 for i in range(100)}
+    # Every entry twice, side by side: a redelivery racing the original, in another replica.
+    entries = [entry for entry in points for _ in range(2)]
+
+    async def grant(store: RecognitionStore, i: int) -> bool:
+        entry = entries[i]
+        applied, _, _ = await asyncio.gather(
+            store.apply_to_account(
+                org, "a", entry, balance=points[entry], lifetime=points[entry], inc={"counters.shares": 1}
+            ),
+            store.add_to_board(org, "all", "a", "red", True, entry, points[entry]),
+            store.add_to_team_board(org, "all", "red", entry, points[entry]),
+        )
+        return applied
+
+    applied = await at_once(stores, len(entries), grant)
+
+    total = sum(points.values())
+    assert applied.count(True) == len(points)
+    account = await stores[0].get_account(org, "a")
+    assert account is not None
+    assert (account["balance"], account["lifetime"], account["counters"]) == (total, total, {"shares": 100})
+    assert (account["written_off"], account["badges"], account["courses"]) == (0, [], [])
+    assert sorted(account["applied_events"]) == sorted(points)
+    assert [(b["advocate_id"], b["points"]) for b in await stores[1].board_entries(org, "all")] == [
+        ("a", total)
+    ]
+    assert [(t["team"], t["points"]) for t in await stores[2].team_boards(org, "all")] == [("red", total)]
+
+
+async def test_the_applied_ids_window_keeps_the_latest_ones(stores: list[RecognitionStore]) -> None:
+    org = new_org()
+    for i in range(APPLIED_WINDOW + 20):
+        await stores[i % CLIENTS].add_to_board(org, "all", "a", None, True, f"e{i}", 1)
+    board = await stores[0].db[BOARDS].find_one({"org": org})
+    assert board is not None
+    assert board["points"] == APPLIED_WINDOW + 20
+    assert board["applied_events"] == [f"e{i}" for i in range(20, APPLIED_WINDOW + 20)]
+
+
+async def test_concurrent_spends_take_exactly_what_the_balance_affords_and_never_more(
+    stores: list[RecognitionStore],
+) -> None:
+    org = new_org()
+    await stores[0].apply_to_account(org, "a", "earned", balance=200, lifetime=200)
+    seen: list[int] = []
+    spending = True
+
+    async def watch() -> None:
+        while spending:
+            account = await stores[3].get_account(org, "a")
+            assert account is not None
+            seen.append(int(account["balance"]))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    spent = await at_once(stores, 50, lambda store, i: store.spend(org, "a", f"spend-{i}", 20))
+    spending = False
+    await watcher
+
+    assert spent.count(True) == 10
+    account = await stores[0].get_account(org, "a")
+    assert account is not None and account["balance"] == 0
+    assert seen and min(seen) >= 0
+
+
+async def test_concurrent_debits_beyond_the_balance_write_off_exactly_the_difference(
+    stores: list[RecognitionStore],
+) -> None:
+    org = new_org()
+    await stores[0].apply_to_account(org, "a", "earned", balance=30, lifetime=30)
+
+    async def debit(store: RecognitionStore, i: int) -> bool:
+        return await store.apply_to_account(org, "a", f"reversal-{i % 5}", balance=-20, lifetime=-20)
+
+    applied = await at_once(stores, 10, debit)  # five debits, each sent twice
+
+    assert applied.count(True) == 5
+    account = await stores[0].get_account(org, "a")
+    assert account is not None
+    assert (account["balance"], account["written_off"], account["lifetime"]) == (0, 70, -70)
+
+
+async def test_concurrent_reservations_take_exactly_the_stock_and_the_budget(
+    stores: list[RecognitionStore],
+) -> None:
+    org = new_org()
+    limited_stock: Document = {
+        "_id": f"rwd-stock-{org}",
+        "stock": 7,
+        "budget_left_cents": None,
+        "price_cents": 0,
+    }
+    limited_budget: Document = {
+        "_id": f"rwd-budget-{org}",
+        "stock": None,
+        "budget_left_cents": 1000,
+        "price_cents": 300,
+    }
+    for reward in (limited_stock, limited_budget):
+        reward.update(
+            org=org, name="Mug", cost=1, stock_taken=0, spent_cents=0, active=True, created_at=now()
+        )
+        await stores[0].insert_reward(reward)
+
+    taken_stock = await at_once(stores, 40, lambda store, _: store.reserve_reward(limited_stock))
+    taken_budget = await at_once(stores, 40, lambda store, _: store.reserve_reward(limited_budget))
+
+    assert (taken_stock.count(True), taken_budget.count(True)) == (7, 3)
+    stock = await stores[0].get_reward(org, limited_stock["_id"])
+    budget = await stores[0].get_reward(org, limited_budget["_id"])
+    assert stock is not None and budget is not None
+    assert (stock["stock"], stock["stock_taken"]) == (0, 7)
+    assert (budget["budget_left_cents"], budget["spent_cents"], budget["stock"]) == (100, 900, None)
+
+    await at_once(stores, 3, lambda store, _: store.release_reward(limited_budget, 300))
+    budget = await stores[0].get_reward(org, limited_budget["_id"])
+    assert budget is not None
+    assert (budget["budget_left_cents"], budget["spent_cents"], budget["stock_taken"]) == (1000, 0, 0)
+
+
+async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_retries_the_same(
+    stores: list[RecognitionStore],
+) -> None:
+    org = new_org()
+
+    async def grant(store: RecognitionStore, i: int) -> int:
+        return await store.daily_grant(org, "a", "2026-12-05", f"e{i % 60}", 10, 195, None)
+
+    first = await at_once(stores, 60, grant)
+    again = await at_once(stores, 120, grant)  # each entry retried twice, from any replica
+
+    assert sum(first) == 195
+    assert sorted(first) == [0] * 40 + [5] + [10] * 19
+    assert again == first + first
+
+
+async def test_concurrent_kudos_take_exactly_the_weekly_allowance(stores: list[RecognitionStore]) -> None:
+    org = new_org()
+    taken = await at_once(stores, 30, lambda store, _: store.take_kudos_allowance(org, "g", "2026-W49", 5))
+    assert taken.count(True) == 5
+    assert await stores[0].kudos_given(org, "g", "2026-W49") == 5
+    assert not await stores[0].take_kudos_allowance(org, "nobody", "2026-W49", 0)
+
+
+async def test_a_share_is_verified_by_one_click_whatever_the_race(stores: list[RecognitionStore]) -> None:
+    org = new_org()
+    await stores[0].remember_share(org, "s1", {"advocate_id": "a", "verified_by": None})
+    verified = await at_once(stores, 20, lambda store, i: store.mark_share_verified(org, "s1", f"k{i}"))
+    assert verified.count(True) == 1
+    winner = f"k{verified.index(True)}"
+    assert await stores[1].mark_share_verified(org, "s1", winner)  # the same click again
+    assert not await stores[1].mark_share_verified(org, "missing-share", "k1")
+
+
+class FindCommands(monitoring.CommandListener):
+    """Remembers the `find` commands a client sends."""
+
+    def __init__(self) -> None:
+        self.finds: list[Document] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find":
+            self.finds.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def plan_stages(plan: Any) -> list[tuple[str, str | None]]:
+    """Every (stage, index name) in an explained plan, whatever its nesting."""
+    found: list[tuple[str, str | None]] = []
+    if isinstance(plan, dict):
+        if "stage" in plan:
+            found.append((plan["stage"], plan.get("indexName")))
+        for value in plan.values():
+            found += plan_stages(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found += plan_stages(value)
+    return found
+
+
+async def test_the_relay_finds_pending_work_through_partial_indexes(
+    recognition_settings: RecognitionSettings, database: str, stores: list[RecognitionStore]
+) -> None:
+    org = new_org()
+    old, new = now() - timedelta(minutes=5), now()
+    ledger: list[Document] = [
+        {"_id": f"{org}-done", "projected": True, "published": True, "created_at": old},
+        {"_id": f"{org}-unprojected", "projected": False, "published": False, "created_at": old},
+        {"_id": f"{org}-unpublished", "projected": True, "published": False, "created_at": old},
+        {"_id": f"{org}-too-young", "projected": False, "published": False, "created_at": new},
+    ]
+    for i, entry in enumerate(ledger):
+        entry.update(org=org, source_event_id=f"ev{i}", kind="share_made", advocate_id="a")
+        await stores[0].db[LEDGER].insert_one(entry)
+    await stores[0].insert_award({"_id": f"{org}-award", "org": org, "published": False, "awarded_at": old})
+    await stores[0].insert_redemption(
+        {"_id": f"{org}-rdm", "org": org, "needs_relay": True, "updated_at": old}
+    )
+
+    listener = FindCommands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        recognition_settings.mongo_url, tz_aware=True, event_listeners=[listener]
+    )
+    try:
+        db = client[database]
+        store = RecognitionStore(db)
+        cutoff = now() - timedelta(minutes=1)
+        ours = {
+            "unprojected": [e["_id"] for e in await store.stale_entries("projected", cutoff)],
+            "unpublished": sorted(e["_id"] for e in await store.stale_entries("published", cutoff)),
+            "awards": [a["_id"] for a in await store.stale_awards(cutoff)],
+            "redemptions": [r["_id"] for r in await store.stale_redemptions(cutoff)],
+        }
+        assert ours == {
+            "unprojected": [f"{org}-unprojected"],
+            "unpublished": sorted([f"{org}-unprojected", f"{org}-unpublished"]),
+            "awards": [f"{org}-award"],
+            "redemptions": [f"{org}-rdm"],
+        }
+        plans = {}
+        for find in listener.finds:
+            query = {k: v for k, v in find.items() if k in ("find", "filter", "sort", "limit", "projection")}
+            explained = await db.command({"explain": query, "verbosity": "queryPlanner"})
+            plans[(find["find"], tuple(find["filter"]))] = plan_stages(
+                explained["queryPlanner"]["winningPlan"]
+            )
+    finally:
+        await client.close()
+
+    expected_index = {
+        (LEDGER, ("projected", "created_at")): "ledger_unprojected",
+        (LEDGER, ("published", "created_at")): "ledger_unpublished",
+        (AWARDS, ("published", "awarded_at")): "awards_unpublished",
+        (REDEMPTIONS, ("needs_relay", "updated_at")): "redemptions_to_relay",
+    }
+    assert set(plans) == set(expected_index)
+    for query, stages in plans.items():
+        assert ("IXSCAN", expected_index[query]) in stages, (query, stages)
+        assert "COLLSCAN" not in [stage for stage, _ in stages], (query, stages)
