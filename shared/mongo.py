@@ -5,6 +5,8 @@ its events consistent with (no multi-document transactions on the hot paths).
   TTL indexes (`expireAfterSeconds`) expire data that is only kept for a while.
 - `applied_once_filter` / `mark_applied`: an update that also records the event id in the same
   document, so redelivering the event matches nothing and changes nothing.
+- `conditional_upsert`: a condition and a change of one document (a cap, say) in one update,
+  creating the document if it is missing; it answers whether this call's change was applied.
 - Projections updated in batches keep the highest offset applied per topic partition in the
   document they guard (see services/metrics/store.py `MetricsStore.apply`).
 """
@@ -15,8 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from shared.settings import ChorusSettings
 
@@ -93,8 +96,25 @@ def mark_applied(event_id: str) -> Document:
     return {"applied_events": {"$each": [event_id], "$slice": -APPLIED_WINDOW}}
 
 
+async def conditional_upsert(coll: AsyncCollection[Document], query: Document, update: Document) -> bool:
+    """`update_one` with upsert; True if it changed the document or created it.
+
+    `query` is the document's `_id` and a condition on it (`{"_id": day, "count": {"$lt": cap}}`).
+    A DuplicateKeyError means a document with that `_id` exists but the condition did not match
+    it, or another writer created it a moment ago (MongoDB retries an upsert that collides only
+    when its filter is nothing but equalities on the unique key): a plain update then tells.
+    The update count says what happened, so no returned document is needed.
+    """
+    try:
+        result = await coll.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        result = await coll.update_one(query, update)
+        return bool(result.modified_count)
+    return bool(result.modified_count or result.upserted_id is not None)
+
+
 def is_duplicate_key(exc: Exception) -> bool:
-    from pymongo.errors import BulkWriteError, DuplicateKeyError
+    from pymongo.errors import BulkWriteError
 
     if isinstance(exc, DuplicateKeyError):
         return True

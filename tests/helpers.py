@@ -12,16 +12,34 @@ from typing import Any, NamedTuple
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.domain import Effect, Tally, Tallying
 from shared.auth import issue_dev_token
 from shared.events import Event, EventData, decode
+from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
 from shared.settings import ChorusSettings
 
 
 def new_org() -> str:
     """A fresh organisation id: every test works in its own tenant, so runs never collide."""
     return f"org-{uuid.uuid4().hex[:10]}"
+
+
+@contextlib.asynccontextmanager
+async def one_database_through_clients(
+    settings: ChorusSettings, database: str, indexes: list[IndexSpec], clients: int
+) -> AsyncIterator[list[AsyncDatabase[Document]]]:
+    """`database` with its indexes, through `clients` separate clients (each with its own
+    connection pool), as that many replicas of a service see it; dropped at the end."""
+    opened = [create_client(settings) for _ in range(clients)]
+    await ensure_indexes(opened[0][database], indexes)
+    try:
+        yield [client[database] for client in opened]
+    finally:
+        await opened[0].drop_database(database)
+        for client in opened:
+            await client.close()
 
 
 def bearer(settings: ChorusSettings, *, org: str, sub: str, roles: list[str]) -> dict[str, str]:

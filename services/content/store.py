@@ -427,21 +427,34 @@ class ContentStore:
         return f"{org}:{course_id}:{advocate_id}"
 
     async def complete_module(self, org: str, course_id: str, advocate_id: str, module_id: str) -> Progress:
-        update = {
-            "$setOnInsert": {"org": org, "course_id": course_id, "advocate_id": advocate_id},
-            "$addToSet": {"completed_module_ids": module_id},
-        }
+        """Add the module to the progress; return the progress as this call's write left it.
+
+        An update of the existing document, or else the insert of the first one; when another
+        first completion inserted it a moment before, the update again. Each step is one atomic
+        write whose result is this call's own. (Not one upsert returning the document: racing to
+        create it, SecantusDB's answers are not each caller's own; see tests/store_contract.)
+        """
         progress_id = self._progress_id(org, course_id, advocate_id)
-        try:
+        while True:
             doc = await self.db[COURSE_PROGRESS].find_one_and_update(
-                {"_id": progress_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+                {"_id": progress_id},
+                {"$addToSet": {"completed_module_ids": module_id}},
+                return_document=ReturnDocument.AFTER,
             )
-        except DuplicateKeyError:  # two first completions raced to insert; the document exists now
-            doc = await self.db[COURSE_PROGRESS].find_one_and_update(
-                {"_id": progress_id}, update, return_document=ReturnDocument.AFTER
-            )
-        assert doc is not None
-        return _progress(doc)
+            if doc is not None:
+                return _progress(doc)
+            first: Document = {
+                "_id": progress_id,
+                "org": org,
+                "course_id": course_id,
+                "advocate_id": advocate_id,
+                "completed_module_ids": [module_id],
+            }
+            try:
+                await self.db[COURSE_PROGRESS].insert_one(first)
+            except DuplicateKeyError:
+                continue
+            return _progress(first)
 
     async def mark_course_completed(
         self, org: str, course_id: str, advocate_id: str, now: datetime, outbox: list[str]

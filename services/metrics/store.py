@@ -300,11 +300,8 @@ class MetricsStore:
     async def org_settings(self, org: str) -> Document:
         return await self.db[ORG_SETTINGS].find_one({"_id": org}) or {"_id": org}
 
-    async def set_org_settings(self, org: str, values: Document) -> Document:
-        doc = await self.db[ORG_SETTINGS].find_one_and_update(
-            {"_id": org}, {"$set": values}, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        return doc or {"_id": org, **values}
+    async def set_org_settings(self, org: str, values: Document) -> None:
+        await self.db[ORG_SETTINGS].update_one({"_id": org}, {"$set": values}, upsert=True)
 
     # --- API keys ----------------------------------------------------------------------------
 

@@ -559,7 +559,7 @@ class RecognitionService:
         if await self._is_erased(org, profile.advocate_id):
             return
         audience = sum(n.audience_size for n in profile.networks)
-        before = await self.store.upsert_advocate(
+        await self.store.upsert_advocate(
             org,
             profile.advocate_id,
             {
@@ -568,11 +568,9 @@ class RecognitionService:
                 "audience": audience,
             },
         )
-        if (
-            before is None
-            or bool(before.get("public_ranking_consent", True)) != profile.public_ranking_consent
-        ):
-            await self.store.set_board_visibility(org, profile.advocate_id, profile.public_ranking_consent)
+        # Every time, not only when the consent changed: the boards then follow the profile even
+        # if a crash came between these two writes, and no update has to say what it replaced.
+        await self.store.set_board_visibility(org, profile.advocate_id, profile.public_ranking_consent)
 
     async def advocate_erased(self, org: str, advocate_id: str) -> None:
         """Remove the advocate from every board and delete their personal data.

@@ -20,7 +20,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
+from shared.mongo import Document, IndexSpec, applied_once_filter, conditional_upsert, mark_applied
 
 RULES = "rules"
 LEDGER = "ledger"
@@ -118,20 +118,6 @@ def _key(*parts: str) -> str:
     return "|".join(parts)
 
 
-async def _upsert(coll: Any, query: Document, update: Document) -> bool:
-    """`update_one` with upsert; True if it changed the document or created it.
-
-    A DuplicateKeyError means a document with the query's `_id` exists but the rest of the query
-    did not match it (or another writer created it a moment ago): a plain update then tells.
-    """
-    try:
-        result = await coll.update_one(query, update, upsert=True)
-    except DuplicateKeyError:
-        result = await coll.update_one(query, update)
-        return bool(result.modified_count)
-    return bool(result.modified_count or result.upserted_id is not None)
-
-
 async def _apply_once(
     coll: Any, doc_id: str, entry_id: str, update: Document, on_insert: Document | None = None
 ) -> bool:
@@ -140,7 +126,7 @@ async def _apply_once(
     update = {**update, "$push": {**update.get("$push", {}), **mark_applied(entry_id)}}
     if on_insert:
         update["$setOnInsert"] = on_insert
-    return await _upsert(coll, {"_id": doc_id, **applied_once_filter(entry_id)}, update)
+    return await conditional_upsert(coll, {"_id": doc_id, **applied_once_filter(entry_id)}, update)
 
 
 def _new_account(org: str, advocate_id: str, update: Document) -> Document:
@@ -193,13 +179,11 @@ class RecognitionStore:
 
     # --- advocates (profile projection from chorus.advocates) ----------------------------------
 
-    async def upsert_advocate(self, org: str, advocate_id: str, fields: Document) -> Document | None:
-        """Set the profile; returns the previous document (to see what changed)."""
-        return await self.db[ADVOCATES].find_one_and_update(
+    async def upsert_advocate(self, org: str, advocate_id: str, fields: Document) -> None:
+        await self.db[ADVOCATES].update_one(
             {"_id": _key(org, advocate_id)},
             {"$set": {**fields, "org": org, "advocate_id": advocate_id}},
             upsert=True,
-            return_document=ReturnDocument.BEFORE,
         )
 
     async def get_advocate(self, org: str, advocate_id: str) -> Document | None:
@@ -214,8 +198,10 @@ class RecognitionStore:
         return {str(r["_id"]): int(r["n"]) for r in rows}
 
     async def set_board_visibility(self, org: str, advocate_id: str, visible: bool) -> None:
+        # Only the entries that differ: called for every profile event, it usually writes nothing.
         await self.db[BOARDS].update_many(
-            {"org": org, "advocate_id": advocate_id}, {"$set": {"visible": visible}}
+            {"org": org, "advocate_id": advocate_id, "visible": {"$ne": visible}},
+            {"$set": {"visible": visible}},
         )
 
     # --- shares, caps ------------------------------------------------------------------------
@@ -226,7 +212,7 @@ class RecognitionStore:
         update: Document = {"$setOnInsert": {"org": org, "share_id": share_id, "points": 0, **fields}}
         if team is not None:
             update["$set"] = {"team": team}
-        await _upsert(self.db[SHARES], {"_id": _key(org, share_id)}, update)
+        await conditional_upsert(self.db[SHARES], {"_id": _key(org, share_id)}, update)
 
     async def get_share(self, org: str, share_id: str) -> Document | None:
         return await self.db[SHARES].find_one({"_id": _key(org, share_id)}, {"applied_events": 0})
@@ -278,7 +264,7 @@ class RecognitionStore:
             if share_left is not None:
                 grant = max(0, min(grant, share_left))
             # The day's first grant creates its document (with `points` from the filter).
-            if await _upsert(
+            if await conditional_upsert(
                 coll,
                 {"_id": doc_id, "points": used, f"grants.{entry_id}": {"$exists": False}},
                 {
@@ -411,7 +397,7 @@ class RecognitionStore:
             return True
         # Otherwise the part written off depends on the balance, which no plain update can
         # compute: a compare-and-set on the balance read, tried again if it moved meanwhile.
-        await _upsert(coll, {"_id": doc_id}, {"$setOnInsert": _new_account(org, advocate_id, {})})
+        await conditional_upsert(coll, {"_id": doc_id}, {"$setOnInsert": _new_account(org, advocate_id, {})})
         while True:
             doc = await coll.find_one({"_id": doc_id}, {"balance": 1, "applied_events": 1})
             assert doc is not None
@@ -439,7 +425,7 @@ class RecognitionStore:
 
     async def raise_counter(self, org: str, advocate_id: str, counter: str, value: int) -> None:
         update: Document = {"$max": {f"counters.{counter}": value}}
-        await _upsert(
+        await conditional_upsert(
             self.db[ACCOUNTS],
             {"_id": _key(org, advocate_id)},
             {**update, "$setOnInsert": _new_account(org, advocate_id, update)},
@@ -713,7 +699,7 @@ class RecognitionStore:
         """Count one kudos against the giver's week, in one conditional upsert; False at the allowance."""
         if allowance < 1:
             return False  # an upsert would create the week's document with one given
-        return await _upsert(
+        return await conditional_upsert(
             self.db[KUDOS_WEEKS],
             {"_id": _key(org, giver, week), "given": {"$lt": allowance}},
             {"$inc": {"given": 1}, "$setOnInsert": {"org": org, "giver": giver}},

@@ -18,7 +18,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
-from shared.mongo import Document, IndexSpec, is_duplicate_key
+from shared.mongo import Document, IndexSpec, conditional_upsert
 
 ADVOCATES = "advocates"
 TRAINING = "training"
@@ -146,23 +146,17 @@ class SharingStore:
     # --- shares ------------------------------------------------------------------------------
 
     async def reserve_daily_share(self, org: str, advocate_id: str, day: str, limit: int | None) -> bool:
-        """Count one share for the day unless the limit is reached (one atomic document update)."""
+        """Count one share for the day unless the limit is reached (one atomic document update,
+        whose update count says whether this share was counted)."""
         key = f"{org}:{advocate_id}:{day}"
         query: Document = {"_id": key, "org": org}
         if limit is not None:
             query["count"] = {"$lt": limit}
-        try:
-            doc = await self.db[DAILY_COUNTS].find_one_and_update(
-                query,
-                {"$inc": {"count": 1}, "$setOnInsert": {"advocate_id": advocate_id, "day": day}},
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except Exception as exc:
-            if is_duplicate_key(exc):
-                return False  # the document exists and is at the limit: the upsert collided
-            raise
-        return doc is not None
+        return await conditional_upsert(
+            self.db[DAILY_COUNTS],
+            query,
+            {"$inc": {"count": 1}, "$setOnInsert": {"advocate_id": advocate_id, "day": day}},
+        )
 
     async def release_daily_share(self, org: str, advocate_id: str, day: str) -> None:
         await self.db[DAILY_COUNTS].update_one(

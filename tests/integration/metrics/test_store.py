@@ -107,3 +107,16 @@ async def test_erasing_an_advocate_removes_only_their_touches(stores: list[Metri
     await store.erase_customer_touches(org, "alice")
     assert [t["click_id"] for t in await store.customer_touches(org, "cust-1")] == ["c1"]
     assert await store.customer_touches(org, "cust-2") == []
+
+
+async def test_settings_written_at_once_for_a_new_organisation_make_one_document(
+    stores: list[MetricsStore],
+) -> None:
+    # The settings API and the chorus.settings.updated consumer both write them, from any replica.
+    org = new_org()
+    values = [{"cpc": "0.5"}, {"cpm": "12"}, {"currency": "EUR"}, {"attribution_window_days": 14}]
+    await asyncio.gather(*(stores[i].set_org_settings(org, value) for i, value in enumerate(values)))
+    assert await stores[0].org_settings(org) == {
+        "_id": org,
+        **{k: v for value in values for k, v in value.items()},
+    }

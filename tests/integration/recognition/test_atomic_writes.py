@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from services.recognition.service import RecognitionService
 from services.recognition.settings import RecognitionSettings
 from services.recognition.store import AWARDS, BOARDS, INDEXES, LEDGER, REDEMPTIONS, RecognitionStore, now
-from shared.mongo import APPLIED_WINDOW, Document, create_client, ensure_indexes
-from tests.helpers import new_org
+from shared.events.advocates import AdvocateUpdated
+from shared.messaging import EventProducer
+from shared.mongo import APPLIED_WINDOW, Document
+from tests.helpers import new_org, one_database_through_clients
 
 pytestmark = pytest.mark.integration
 
@@ -36,12 +39,8 @@ async def stores(
     recognition_settings: RecognitionSettings, database: str
 ) -> AsyncIterator[list[RecognitionStore]]:
     """The recognition store over CLIENTS separate clients of one database."""
-    clients = [create_client(recognition_settings) for _ in range(CLIENTS)]
-    await ensure_indexes(clients[0][database], INDEXES)
-    yield [RecognitionStore(client[database]) for client in clients]
-    await clients[0].drop_database(database)
-    for client in clients:
-        await client.close()
+    async with one_database_through_clients(recognition_settings, database, INDEXES, CLIENTS) as dbs:
+        yield [RecognitionStore(db) for db in dbs]
 
 
 async def at_once(
@@ -208,6 +207,33 @@ async def test_a_share_is_verified_by_one_click_whatever_the_race(stores: list[R
     winner = f"k{verified.index(True)}"
     assert await stores[1].mark_share_verified(org, "s1", winner)  # the same click again
     assert not await stores[1].mark_share_verified(org, "missing-share", "k1")
+
+
+async def test_boards_follow_the_consent_of_a_profile_applied_again_from_every_replica(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore]
+) -> None:
+    # The profile was stored, then the process died before the boards were hidden: the
+    # redelivered profile, applied by several replicas at once, hides them all the same (no
+    # replica has to learn from its update what the profile said before).
+    org = new_org()
+    for period in ("all", "2026-W49"):
+        await stores[0].add_to_board(org, period, "a", "red", True, f"e-{period}", 5)
+    hidden = AdvocateUpdated(advocate_id="a", team="red", public_ranking_consent=False)
+    await stores[0].upsert_advocate(org, "a", {"team": "red", "public_ranking_consent": False, "audience": 0})
+    services = [
+        RecognitionService(store, EventProducer(recognition_settings), recognition_settings)
+        for store in stores
+    ]
+
+    await asyncio.gather(*(service.advocate_profile(org, hidden) for service in services))
+
+    for period in ("all", "2026-W49"):
+        assert [(e["advocate_id"], e["visible"]) for e in await stores[1].board_entries(org, period)] == [
+            ("a", False)
+        ]
+    shown = hidden.model_copy(update={"public_ranking_consent": True})
+    await asyncio.gather(*(service.advocate_profile(org, shown) for service in services))
+    assert [e["visible"] for e in await stores[2].board_entries(org, "all")] == [True]
 
 
 class FindCommands(monitoring.CommandListener):
