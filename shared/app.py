@@ -75,11 +75,16 @@ Wire = Callable[[Runtime], Awaitable[Wiring]]
 
 async def _run_periodic(job: Periodic) -> None:
     await asyncio.sleep(job.first_after_s)
+    task = asyncio.current_task()
     while True:
         try:
             await job.run()
         except Exception:
             log.exception("periodic job %s failed; it runs again in %ss", job.name, job.every_s)
+        if task is not None and task.cancelling():
+            # Stopped while the job ran, and something in it swallowed the cancellation (seen
+            # in a driver's cleanup): going on to sleep would hold the shutdown up to every_s.
+            return
         await asyncio.sleep(job.every_s)
 
 
