@@ -10,7 +10,7 @@ VENV := .venv/bin
 
 .PHONY: run test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts image
 
-## make run: Kafka, FerretDB, Jaeger and the four services in the foreground; Ctrl-C stops all.
+## make run: Kafka, SecantusDB, Jaeger and the four services in the foreground; Ctrl-C stops all.
 run: deps-run
 	$(VENV)/chorus up
 
@@ -27,7 +27,7 @@ python-env:
 	@$(UV) sync --frozen --quiet
 	@echo "install: Python environment: ok" >&2
 
-## What `make run` needs: the Python environment, the Kafka jars, FerretDB and Jaeger.
+## What `make run` needs: the Python environment, the Kafka jars, SecantusDB and Jaeger.
 deps-run: python-env
 	@$(VENV)/chorus stack install
 

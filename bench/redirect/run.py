@@ -3,7 +3,7 @@
     python bench/redirect/run.py [--duration 10] [--connections 64] [--rounds 3]
                                  [--relay inline|process] [--telemetry on|off]
 
-Needs a running stack (Kafka, FerretDB), found from the CHORUS_* variables like the services do
+Needs a running stack (Kafka, SecantusDB), found from the CHORUS_* variables like the services do
 (see shared/devstack.py), and `wrk` (apt-get install wrk). Both servers run under uvicorn with the
 same settings (one worker, uvloop, httptools, no access log), pinned to CPU 0 when there are two or
 more; wrk runs in another process pinned to CPU 1. Rounds alternate baseline and redirect, and

@@ -260,15 +260,3 @@ def test_the_operator_crds_are_installed_with_the_test_tools_only() -> None:
 
     assert "prometheus-operator-crds" in names(True)
     assert "prometheus-operator-crds" not in names(False)
-
-
-def test_secantusdb_is_pinned_exactly_with_hashes_for_every_package() -> None:
-    # Installed with pip --require-hashes: every line names one exact version and its hashes, so
-    # a fresh machine gets the very files this was tested with (and SecantusDB is beta).
-    requirements = (devstack.SECANTUSDB_DIR / "requirements.txt").read_text()
-    pins = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", requirements, re.MULTILINE)
-    assert ("secantusdb", "0.7.0b3") in pins
-    blocks = re.split(r"^(?=[A-Za-z0-9_.-]+==)", requirements, flags=re.MULTILINE)
-    packages = [block for block in blocks if "==" in block.split("\n")[0]]
-    assert len(packages) == len(pins)
-    assert all("--hash=sha256:" in block for block in packages)
