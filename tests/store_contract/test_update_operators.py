@@ -1,8 +1,8 @@
 """The update operators the stores use, with the results MongoDB gives.
 
-Each test names where the code relies on the operator. Several of these are what FerretDB got
-wrong (a `$slice` or a `$pull` condition ignored, empty arrays dropped from `$setOnInsert`),
-which the code used to work around.
+Each test names where the code relies on the operator. Several of these are what the previous
+local store got wrong (a `$slice` or a `$pull` condition ignored, empty arrays dropped from
+`$setOnInsert`), which the code used to work around.
 """
 
 from __future__ import annotations
