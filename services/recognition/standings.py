@@ -95,6 +95,7 @@ class Standings:
         self._entries = entries
         self._by_advocate = {e.advocate_id: e for e in entries}
         self._rankings: dict[str | None, _Ranking] = {}
+        self._ranking(None)  # the organisation's view, ranked now rather than in a request
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -165,7 +166,10 @@ def standings_of(
 
     async def build(org: str, period: str) -> Standings:
         as_of = now()
-        return Standings(await load(org, period), as_of)
+        docs = await load(org, period)
+        # Ranking 100,000 entries is ~0.2 s of CPU: in a thread, the loop keeps serving the
+        # previous standings meanwhile (it gets the GIL back every switch interval, 5 ms).
+        return await asyncio.to_thread(Standings, docs, as_of)
 
     return build
 

@@ -468,7 +468,10 @@ class RecognitionStore:
     async def board_entries(self, org: str, period: str) -> list[Document]:
         """Every advocate's entry on one board (see standings.py for how they are served)."""
         fields = {"_id": 0, "advocate_id": 1, "points": 1, "team": 1, "visible": 1}
-        return await self.db[BOARDS].find({"org": org, "period": period}, fields).to_list()
+        # Small batches: each batch is decoded on the event loop, so a big one would hold
+        # requests up (later batches are up to 16 MB otherwise).
+        cursor = self.db[BOARDS].find({"org": org, "period": period}, fields, batch_size=2_000)
+        return await cursor.to_list()
 
     async def team_boards(self, org: str, period: str) -> list[Document]:
         return (
