@@ -5,7 +5,7 @@ chorus serve SERVICE            one service's HTTP server: shared/serve.py, what
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
-chorus schemas [--out DIR]      write the JSON Schemas and AsyncAPI document of the events
+chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document and consumer map
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 """
 
@@ -242,7 +242,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    from shared.events.contracts import write_contracts
+    from devtools.contracts import write_contracts
 
     for path in write_contracts(Path(args.out)):
         print(path)
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     topics = commands.add_parser("topics", help="create and list the topics")
     topics.set_defaults(run=cmd_topics)
 
-    schemas = commands.add_parser("schemas", help="write event contracts")
+    schemas = commands.add_parser("schemas", help="write the event contracts and who consumes what")
     schemas.add_argument("--out", default="docs/events")
     schemas.set_defaults(run=cmd_schemas)
 
