@@ -254,5 +254,12 @@ def test_every_service_runs_from_the_image_read_only_as_uid_10001(
         assert as_service.stdout.strip() == "Read-only file system", as_service
         assert as_root.stdout.strip() == "Read-only file system", as_root
         assert in_tmp.stdout.strip() == "written", in_tmp
+
+        # The runbook's rebuild Job runs `python -m services.metrics.rebuild` from this image; the
+        # dev tooling is not in it.
+        rebuild = containers.exec(container, python, "-c", "import services.metrics.rebuild")
+        assert rebuild.returncode == 0, rebuild
+        dev = containers.exec(container, python, "-c", "import devtools")
+        assert "No module named 'devtools'" in dev.stderr, dev
     finally:
         containers.delete_all()
