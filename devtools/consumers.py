@@ -137,7 +137,7 @@ def consumer_groups() -> list[ConsumerGroup]:
     return sorted(groups, key=lambda group: group.group)
 
 
-_DELIVERY_TEXT = {
+DELIVERY_TEXT = {
     Delivery.TALLY: "tally (a worker folds each poll)",
     Delivery.BATCH: "batch (every event of the poll)",
     Delivery.EVENT: "one event at a time",
@@ -173,7 +173,7 @@ def consumers_markdown(groups: Sequence[ConsumerGroup]) -> str:
             types = ", ".join(f"`{event_type}`" for event_type in reading.event_types)
             lines.append(
                 f"| `{group.group}` | {group.service} | `{reading.topic}` | "
-                f"{_DELIVERY_TEXT[reading.delivery]}{views} | {types} |"
+                f"{DELIVERY_TEXT[reading.delivery]}{views} | {types} |"
             )
     lines += ["", "## By event type", "", "| event type | topic | consumer groups |", "|---|---|---|"]
     for registration in sorted(REGISTRY.values(), key=lambda r: (r.topic.name, r.event_type)):

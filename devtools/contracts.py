@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from devtools.consumers import ConsumerGroup, Delivery, consumer_groups, consumers_markdown
+from devtools.consumers import DELIVERY_TEXT, ConsumerGroup, consumer_groups, consumers_markdown
 from shared.events.envelope import REGISTRY, Event, Registration, json_schema
 from shared.events.topics import TOPICS
 
@@ -114,13 +114,6 @@ def _channel_id(topic: str) -> str:
     return topic.replace(".", "_")
 
 
-_DELIVERY_SUMMARY = {
-    Delivery.TALLY: "each poll is folded in a worker process, then written",
-    Delivery.BATCH: "every event of a poll, in one call",
-    Delivery.EVENT: "one event at a time, the listed types only",
-}
-
-
 def group_operations(groups: Sequence[ConsumerGroup]) -> Schema:
     """One `receive` operation per consumer group and topic, its group id in the Kafka binding."""
     operations: Schema = {}
@@ -133,7 +126,7 @@ def group_operations(groups: Sequence[ConsumerGroup]) -> Schema:
                 "title": f"{group.group} receives {reading.topic}",
                 "summary": (
                     f"Consumer group {group.group} of the {group.service} service: "
-                    f"{_DELIVERY_SUMMARY[reading.delivery]}."
+                    f"{DELIVERY_TEXT[reading.delivery]}."
                 ),
                 "channel": {"$ref": f"#/channels/{channel_id}"},
                 "messages": [
