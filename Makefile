@@ -38,11 +38,11 @@ deps: python-env
 ## The OCI image (no Docker engine): cached layers in ~/.cache/chorus/image/oci, tag dev, and
 ## build/chorus-image.tar for docker load / kind load. Only the layers that changed are rebuilt.
 image: deps
-	$(VENV)/python -m shared.image build --uv "$(UV)"
+	$(VENV)/python -m devtools.image build --uv "$(UV)"
 
 lint: python-env
-	$(VENV)/ruff check shared services tests bench
-	$(VENV)/ruff format --check shared services tests bench
+	$(VENV)/ruff check shared services devtools tests bench
+	$(VENV)/ruff format --check shared services devtools tests bench
 
 typecheck: python-env
 	$(VENV)/mypy

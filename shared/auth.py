@@ -44,9 +44,6 @@ class Principal:
     kind: str = "user"  # "user" (JWT) or "api_key"
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def has_any(self, *roles: str) -> bool:
-        return bool(self.roles.intersection(roles))
-
     @property
     def is_admin(self) -> bool:
         return Role.ADMIN in self.roles

@@ -92,12 +92,6 @@ class PayloadTooLarge(AppError):
     type_slug = "payload-too-large"
 
 
-class Unavailable(AppError):
-    status = 503
-    title = "Service unavailable"
-    type_slug = "unavailable"
-
-
 def problem_response(error: AppError, instance: str | None = None) -> JSONResponse:
     return JSONResponse(
         error.to_problem(instance), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers

@@ -93,7 +93,3 @@ def setup_telemetry(settings: ChorusSettings) -> None:
 def flush_telemetry() -> None:
     if _tracer_provider is not None:
         _tracer_provider.force_flush(timeout_millis=5000)
-
-
-def shutdown_telemetry() -> None:
-    flush_telemetry()

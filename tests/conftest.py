@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import devstack
+from devtools import local_stack
 from shared.settings import ChorusSettings
 
 # Ports of the test stack: the dev ports plus 10000 (MongoDB 17017, below Linux's ephemeral
@@ -38,26 +38,26 @@ SESSION_PREFIX = f"t{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[devstack.StackConfig]:
+def stack() -> Iterator[local_stack.StackConfig]:
     if os.environ.get("CHORUS_TEST_STACK") == "external":
-        yield devstack.StackConfig.from_env()
+        yield local_stack.StackConfig.from_env()
         return
     for key, value in TEST_STACK_ENV.items():
         os.environ.setdefault(key, value)
-    config = devstack.StackConfig.from_env()
+    config = local_stack.StackConfig.from_env()
     # A fresh stack each session: topics start empty, so new consumer groups (which read from
     # the beginning, as services do) never crawl through earlier runs' events.
-    devstack.reset(config)
+    local_stack.reset(config)
     # Never builds here: `make test` installed everything before pytest started (make deps).
-    devstack.start(config, build=False)
+    local_stack.start(config, build=False)
     try:
         yield config
     finally:
-        devstack.stop(config)
+        local_stack.stop(config)
 
 
 @pytest.fixture(scope="session")
-def settings(stack: devstack.StackConfig) -> ChorusSettings:
+def settings(stack: local_stack.StackConfig) -> ChorusSettings:
     """Settings pointing at the test stack; services copy these with their own fields."""
     return ChorusSettings(
         kafka_bootstrap=stack.kafka_bootstrap,

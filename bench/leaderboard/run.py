@@ -4,7 +4,7 @@
                                     [--duration 8] [--connections 16] [--rounds 3]
 
 Needs a running stack (Kafka, a MongoDB server), found from the CHORUS_* variables like the
-services do (see shared/devstack.py), and `wrk` (apt-get install wrk). Both servers run under
+services do (see devtools/local_stack.py), and `wrk` (apt-get install wrk). Both servers run under
 uvicorn with the same settings (one worker, uvloop, httptools, no access log), pinned to CPU 0
 when there are two or more; the load runs in another process pinned to CPU 1.
 
@@ -43,12 +43,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import PROBE, Result, free_port, median_result, server, wrk  # noqa: E402
+from devtools.local_stack import StackConfig  # noqa: E402
 from services.recognition.domain import Period, period_key  # noqa: E402
 from services.recognition.handlers import GROUP  # noqa: E402
 from services.recognition.settings import RecognitionSettings  # noqa: E402
 from services.recognition.store import INDEXES  # noqa: E402
 from shared.auth import issue_dev_token  # noqa: E402
-from shared.devstack import StackConfig  # noqa: E402
 from shared.events.topics import TOPICS  # noqa: E402
 from shared.messaging import skip_history  # noqa: E402
 from shared.mongo import ensure_indexes  # noqa: E402

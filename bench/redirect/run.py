@@ -4,7 +4,7 @@
                                  [--relay inline|process] [--telemetry on|off]
 
 Needs a running stack (Kafka, SecantusDB), found from the CHORUS_* variables like the services do
-(see shared/devstack.py), and `wrk` (apt-get install wrk). Both servers run under uvicorn with the
+(see devtools/local_stack.py), and `wrk` (apt-get install wrk). Both servers run under uvicorn with the
 same settings (one worker, uvloop, httptools, no access log), pinned to CPU 0 when there are two or
 more; wrk runs in another process pinned to CPU 1. Rounds alternate baseline and redirect, and
 the medians are reported. The redirect's cache is warmed first and Kafka is real: every click
@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import Result, free_port, median_result, server, wrk  # noqa: E402
-from shared.devstack import StackConfig  # noqa: E402
+from devtools.local_stack import StackConfig  # noqa: E402
 
 CODE = "BenchCode01"
 BROWSER = "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36"

@@ -1,4 +1,7 @@
-"""`chorus rebuild metrics`: replay the topics from offset 0 into a fresh projection, then swap it in.
+"""Replay the topics from offset 0 into a fresh projection, then swap it in.
+
+`python -m services.metrics.rebuild` (in the image, as a Job: docs/runbook.md), or
+`chorus rebuild metrics` locally.
 
 The replay folds the same batches through the same `MetricsService.project` as the live
 consumer, into a new `stats_g<n>` collection. When it has caught up it points readers and the
@@ -108,3 +111,7 @@ def main() -> int:
     sys.stderr.write("\n")
     print(f"rebuilt {result.new_collection} from {result.events} events; dropped {result.old_collection}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 
 The public redirect `GET /r/{code}` is a raw ASGI app (redirect.py) dispatched in front of the
 FastAPI middleware stack, so neither FastAPI nor its instrumentation runs on that hot path
-(FastAPI costs about 3x a bare route there; see ARCHITECTURE.md).
+(FastAPI costs about 3x a bare route there; see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

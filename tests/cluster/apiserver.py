@@ -2,7 +2,7 @@
 
 No controllers, no scheduler, no kubelet: objects are stored and admitted (schemas, CRDs,
 admission plugins such as PodSecurity) but nothing acts on them. That is what checking manifests
-needs, and it starts in seconds. kube-apiserver is built by `make deps` (devstack.GO_TOOLS) and
+needs, and it starts in seconds. kube-apiserver is built by `make deps` (local_stack.GO_TOOLS) and
 etcd comes from Debian (`etcd-server`); both listen on free ports of 127.0.0.1 and keep their
 state in a temporary directory, so runs never meet each other or a real cluster.
 """
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shared import devstack
+from devtools import local_stack
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0  # seconds for etcd, then kube-apiserver, to answer
@@ -161,7 +161,7 @@ class ApiServer:
         self, *args: str, stdin: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run our kubectl (the server's version) against this server only (never ~/.kube/config)."""
-        kubectl = devstack.go_tool("kubectl")  # raises NotInstalled: run `make deps`
+        kubectl = local_stack.go_tool("kubectl")  # raises NotInstalled: run `make deps`
         argv = [f"--kubeconfig={self.kubeconfig}", f"--cache-dir={self.workdir / 'kubectl-cache'}", *args]
         result = subprocess.run(
             [kubectl, *argv],
@@ -248,10 +248,10 @@ def _kubeconfig(url: str, cert_file: Path, token: str) -> dict[str, Any]:
 def running_apiserver(workdir: Path) -> Iterator[ApiServer]:
     """etcd and kube-apiserver on free loopback ports, state in workdir; both stopped at the end."""
     # Looked up first, so a machine without them fails before anything starts.
-    apiserver_bin = devstack.go_tool("kube-apiserver")  # raises NotInstalled: run `make deps`
+    apiserver_bin = local_stack.go_tool("kube-apiserver")  # raises NotInstalled: run `make deps`
     etcd_bin = shutil.which("etcd")
     if etcd_bin is None:
-        raise devstack.NotInstalled("etcd (Debian package etcd-server)")
+        raise local_stack.NotInstalled("etcd (Debian package etcd-server)")
 
     workdir.mkdir(parents=True, exist_ok=True)
     pki = workdir / "pki"

@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 import yaml
 
-from shared import devstack
+from devtools import local_stack
 from tests.cluster.apiserver import ApiServer, running_apiserver, serving_certificate
 
-K8S = devstack.REPO_ROOT / "deploy" / "k8s"
+K8S = local_stack.REPO_ROOT / "deploy" / "k8s"
 OVERLAY = K8S / "overlays" / "production"
 NAMESPACE_FILE = K8S / "base" / "namespace.yaml"
 MONITORING = K8S / "monitoring"
 # Strimzi's CRDs are kept beside the checkout, never in it (no registry serves them).
 STRIMZI_CRDS = Path(
-    os.environ.get("CHORUS_STRIMZI_CRDS") or devstack.REPO_ROOT.parent / "shared" / "strimzi-crds"
+    os.environ.get("CHORUS_STRIMZI_CRDS") or local_stack.REPO_ROOT.parent / "shared" / "strimzi-crds"
 )
 
 
@@ -38,7 +38,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
 
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     """A kustomization as the real kustomize renders it."""
-    kustomize = devstack.go_tool("kustomize")  # raises NotInstalled: run `make deps`
+    kustomize = local_stack.go_tool("kustomize")  # raises NotInstalled: run `make deps`
     result = subprocess.run(
         [str(kustomize), "build", str(directory)], capture_output=True, text=True, timeout=60, check=False
     )
@@ -103,7 +103,7 @@ def prometheus_operator(apiserver: ApiServer, monitoring: list[dict[str, Any]]) 
     reads. No Operator runs; the CRDs alone make the API server check the objects as a cluster
     with the Operator would.
     """
-    crds = devstack.prometheus_operator_crds()  # raises NotInstalled: run `make deps`
+    crds = local_stack.prometheus_operator_crds()  # raises NotInstalled: run `make deps`
     kinds = sorted(
         {obj["kind"] for obj in monitoring if obj["apiVersion"].startswith("monitoring.coreos.com/")}
     )

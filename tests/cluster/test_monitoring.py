@@ -3,7 +3,7 @@
 The "Optional: monitoring" step of deploy/k8s/README.md, after the production overlay: the
 API server checks the PrometheusRule and the PodMonitors against the Operator's own schemas (its
 CRDs, from the module that `make deps` put in Go's module cache, see
-devstack.prometheus_operator_crds), and the NetworkPolicy and the dashboard's ConfigMap against
+local_stack.prometheus_operator_crds), and the NetworkPolicy and the dashboard's ConfigMap against
 Kubernetes' own. No Operator runs: nothing turns the objects into Prometheus configuration.
 """
 

@@ -23,11 +23,11 @@ import kubernetes_validate
 import yaml
 from referencing import Registry, Resource
 
-from shared import devstack
+from devtools import local_stack
 
 Doc = dict[str, Any]
 
-K8S = devstack.REPO_ROOT / "deploy" / "k8s"
+K8S = local_stack.REPO_ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 PRODUCTION = K8S / "overlays" / "production"
 RENDERINGS = {"base": BASE, "production": PRODUCTION}
@@ -46,7 +46,7 @@ def load_docs(path: Path) -> list[Doc]:
 
 @functools.cache
 def _build(directory: Path) -> str:
-    kustomize = devstack.go_tool("kustomize")  # NotInstalled, naming `make deps`, when missing
+    kustomize = local_stack.go_tool("kustomize")  # NotInstalled, naming `make deps`, when missing
     result = subprocess.run(
         [str(kustomize), "build", str(directory)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -80,7 +80,7 @@ def validate_kubernetes_object(doc: Doc, version: str) -> None:
 
 def strimzi_crds_dir() -> Path:
     configured = os.environ.get("CHORUS_STRIMZI_CRDS")
-    return Path(configured) if configured else devstack.REPO_ROOT.parent / "shared" / "strimzi-crds"
+    return Path(configured) if configured else local_stack.REPO_ROOT.parent / "shared" / "strimzi-crds"
 
 
 @functools.cache

@@ -3,8 +3,8 @@
 Every check runs on what `kubectl apply -k` would send: the output of `kustomize build` (the
 real kustomize, see manifests.py) for the base and the production overlay. The checks that
 matter most keep code and manifests from drifting: the KafkaTopic resources equal the topic
-catalog, the Ingress equals the gateway's route table, every workload runs `chorus serve` for a
-service the gateway knows on that service's port, every CHORUS_* variable set is one a settings
+catalog, the Ingress equals the gateway's route table, every workload runs `chorus-serve` for a
+service shared/serve.py knows on that service's port, every CHORUS_* variable set is one a settings
 class reads, and each consumer's autoscaler watches its real group.
 """
 
@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from types import SimpleNamespace
 
 import pytest
 
-from shared.cli import serve_argv
+from devtools.cli import serve_argv
 from shared.events.topics import topic_configs
-from shared.gateway import ROUTES, SERVICE_PORTS
+from devtools.gateway import ROUTES
+from shared.serve import SERVICE_PORTS
 from shared.settings import ChorusSettings
 from tests.deploy.manifests import BASE, K8S, PRODUCTION, RENDERINGS, Doc, kustomize_build, load_docs
 
@@ -26,7 +28,7 @@ IMAGE = "ghcr.io/chorus-oss/chorus"
 NAMESPACE = "chorus"
 INGRESS_CONTROLLER_NAMESPACE = "ingress-nginx"
 
-# Workload name -> the code service it runs (`chorus serve <service>`, services/<service>/main.py).
+# Workload name -> the code service it runs (`chorus-serve <service>`, services/<service>/main.py).
 WORKLOADS = {
     "content": "content",
     "sharing-api": "sharing",
@@ -220,7 +222,7 @@ def test_one_workload_per_service_running_its_app_on_its_port(docs: list[Doc]) -
         port = SERVICE_PORTS[service]
         (container,) = pod_spec(doc)["containers"]
         assert image_name(container["image"]) == IMAGE
-        assert container["args"][:2] == ["serve", service], name
+        assert container["args"][:1] == [service], name
         assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", port)]
         assert {"configMapRef": {"name": "chorus-config"}} in container["envFrom"]
         mongo = next(e for e in container["env"] if e["name"] == "CHORUS_MONGO_URL")
@@ -230,7 +232,7 @@ def test_one_workload_per_service_running_its_app_on_its_port(docs: list[Doc]) -
                 assert "secretKeyRef" in env["valueFrom"], f"{name}: {env['name']} must come from a Secret"
 
 
-def test_every_chorus_container_runs_chorus_serve_for_a_known_service_on_its_container_port(
+def test_every_chorus_container_serves_a_known_service_on_its_container_port(
     docs: list[Doc],
 ) -> None:
     containers = [
@@ -241,17 +243,19 @@ def test_every_chorus_container_runs_chorus_serve_for_a_known_service_on_its_con
     ]
     assert sorted(name for name, _ in containers) == sorted(WORKLOADS)
     for name, container in containers:
-        # The image's entrypoint is `chorus serve`; a `command` would replace it.
+        # The image's entrypoint is `chorus-serve`; a `command` would replace it.
         assert "command" not in container, f"{name}: set only args, the image's entrypoint runs them"
         args = container["args"]
-        assert args[:1] == ["serve"] and len(args) > 1, f"{name}: {args}"
-        service = args[1]
-        assert service in SERVICE_PORTS, f"{name} serves {service!r}, which shared/gateway.py does not know"
+        assert args, name
+        service = args[0]
+        assert service in SERVICE_PORTS, f"{name} serves {service!r}, which shared/serve.py does not know"
         (http,) = container["ports"]
         assert http["containerPort"] == SERVICE_PORTS[service], f"{name}: {service} listens on another port"
-        # The command line `chorus up` starts the service with, on the pod's address and port.
+        # The arguments `chorus up` starts the service with (after `python -m shared.serve`), on the
+        # pod's address and port.
         local = serve_argv(service, host="0.0.0.0", port=http["containerPort"])  # noqa: S104
-        assert args == local[local.index("serve") :], f"{name}: {args}"
+        assert local[:3] == [sys.executable, "-m", "shared.serve"]
+        assert args == local[3:], f"{name}: {args}"
 
 
 def test_every_workload_has_probes_limits_and_runs_as_non_root(docs: list[Doc]) -> None:
@@ -380,7 +384,7 @@ def test_ingress_routes_every_gateway_prefix_to_the_owning_service(docs: list[Do
     assert len({(i["spec"]["rules"][0]["host"], i["spec"]["tls"][0]["secretName"]) for i in ingresses}) == 1
     # The redirect counts unique visitors per replica: a visitor must keep reaching one replica.
     assert sticky == {"/r/"}
-    assert set(routed) == set(ROUTES), "the Ingress and shared/gateway.py ROUTES list the same prefixes"
+    assert set(routed) == set(ROUTES), "the Ingress and devtools/gateway.py ROUTES list the same prefixes"
     for prefix, backend in routed.items():
         svc = named(docs, "Service", backend)
         (workload,) = [
@@ -389,7 +393,7 @@ def test_ingress_routes_every_gateway_prefix_to_the_owning_service(docs: list[Do
             if selects(svc["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"])
         ]
         args = pod_spec(workload)["containers"][0]["args"]
-        assert args[:2] == ["serve", ROUTES[prefix]], f"{prefix} reaches {backend}"
+        assert args[:1] == [ROUTES[prefix]], f"{prefix} reaches {backend}"
     assert routed["/r/"] == "sharing-redirect"
     assert {b for p, b in routed.items() if ROUTES[p] == "sharing" and p != "/r/"} == {"sharing-api"}
 

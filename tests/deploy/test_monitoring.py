@@ -29,7 +29,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from shared import devstack
+from devtools import local_stack
 from tests.deploy.manifests import (
     BASE,
     K8S,
@@ -43,7 +43,7 @@ from tests.deploy.manifests import (
 MONITORING = K8S / "monitoring"
 ALERT_TESTS = MONITORING / "tests" / "alerts.test.yaml"
 DASHBOARD = MONITORING / "dashboard.json"
-RUNBOOK = devstack.REPO_ROOT / "docs" / "runbook.md"
+RUNBOOK = local_stack.REPO_ROOT / "docs" / "runbook.md"
 RUNBOOK_URL = "https://github.com/chorus-oss/chorus/blob/main/docs/runbook.md"
 NAMESPACE = "chorus"
 
@@ -79,7 +79,7 @@ EXPORTER_TARGET_LABELS = {"namespace", "pod", "container", "endpoint", "job", "i
 
 
 def promtool() -> Path:
-    return devstack.go_tool("promtool")  # NotInstalled, naming `make deps`, when missing
+    return local_stack.go_tool("promtool")  # NotInstalled, naming `make deps`, when missing
 
 
 def run_promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -99,7 +99,7 @@ def exposition() -> list[Sample]:
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=devstack.REPO_ROOT,
+        cwd=local_stack.REPO_ROOT,
         check=False,
     )
     assert result.returncode == 0, f"tests/deploy/exposition.py failed:\n{result.stderr}"

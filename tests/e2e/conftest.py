@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import devstack
-from shared.cli import serve_argv
+from devtools import local_stack
+from devtools.cli import serve_argv
 from shared.settings import ChorusSettings
 
 # The dev ports plus 10000, like the test stack.
@@ -41,7 +41,7 @@ def _ready(url: str) -> bool:
 # (and answer with events of their own) everything the integration tests publish afterwards.
 @pytest.fixture(scope="package")
 def services(
-    stack: devstack.StackConfig, settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
+    stack: local_stack.StackConfig, settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningServices]:
     logs = tmp_path_factory.mktemp("service-logs")
     env = dict(os.environ)

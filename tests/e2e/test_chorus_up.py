@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import devstack
-from shared.gateway import local_service_ports
+from devtools import local_stack
+from devtools.gateway import local_service_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +42,7 @@ PRIVATE_STACK = {
 class Up:
     process: subprocess.Popen[str]
     env: dict[str, str]
-    config: devstack.StackConfig
+    config: local_stack.StackConfig
     log: Path
 
 
@@ -57,7 +57,7 @@ def _answers(url: str) -> bool:
 def _start_up(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
     # Its own session, so the test can send Ctrl-C to its whole process group as a terminal does.
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "up"],
+        [sys.executable, "-m", "devtools.cli", "up"],
         env=env,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
@@ -67,11 +67,11 @@ def _start_up(env: dict[str, str], log: Path) -> subprocess.Popen[str]:
 
 
 @pytest.fixture(scope="module")
-def first_up(stack: devstack.StackConfig) -> Iterator[Up]:
+def first_up(stack: local_stack.StackConfig) -> Iterator[Up]:
     # `stack` only so the test stack's installs are known to be there; this one runs its own.
     state = Path(tempfile.mkdtemp(prefix="chorus-up-"))
     env = {**os.environ, **PRIVATE_STACK, "CHORUS_STATE_DIR": str(state / "state")}
-    config = devstack.StackConfig.from_env(env)
+    config = local_stack.StackConfig.from_env(env)
     log = state / "first-up.log"
     process = _start_up(env, log)
     try:
@@ -85,7 +85,7 @@ def first_up(stack: devstack.StackConfig) -> Iterator[Up]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-        devstack.stop(config)
+        local_stack.stop(config)
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -102,14 +102,16 @@ def test_a_second_chorus_up_says_so_and_leaves_the_first_running(first_up: Up, t
     assert "already running" in output and str(first_up.process.pid) in output, output
     # The first one is untouched: its stack and every service still answer.
     assert first_up.process.poll() is None
-    assert all(part.healthy for part in devstack.status(first_up.config)), devstack.status(first_up.config)
+    assert all(part.healthy for part in local_stack.status(first_up.config)), local_stack.status(
+        first_up.config
+    )
     for port in [GATEWAY, *local_service_ports(GATEWAY).values()]:
         path = "/" if port == GATEWAY else "/readyz"
         assert _answers(f"http://127.0.0.1:{port}{path}"), f"port {port} stopped answering"
 
 
 def test_ctrl_c_stops_everything_within_10_s_even_with_kafka_gone(first_up: Up) -> None:
-    devstack.stop(first_up.config, names=["kafka"])
+    local_stack.stop(first_up.config, names=["kafka"])
     os.killpg(first_up.process.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
     began = time.monotonic()
     try:
@@ -118,5 +120,5 @@ def test_ctrl_c_stops_everything_within_10_s_even_with_kafka_gone(first_up: Up) 
         pytest.fail(f"chorus up still running 10 s after Ctrl-C:\n{first_up.log.read_text()[-3000:]}")
     took = time.monotonic() - began
     ports = [GATEWAY, *local_service_ports(GATEWAY).values(), *first_up.config.ports().values()]
-    assert all(devstack.port_free(port) for port in ports), f"still listening after {took:.1f} s"
-    assert not any(part.pid for part in devstack.status(first_up.config))
+    assert all(local_stack.port_free(port) for port in ports), f"still listening after {took:.1f} s"
+    assert not any(part.pid for part in local_stack.status(first_up.config))

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from shared import devstack, image
-from shared.cli import serve_argv
-from shared.gateway import SERVICE_PORTS
+from devtools import image, local_stack
+from devtools.cli import serve_argv
+from shared.serve import SERVICE_PORTS
 from shared.settings import ChorusSettings
 
 pytestmark = [
@@ -75,13 +75,13 @@ def test_the_image_runs_the_command_make_run_uses(built: tuple[Path, str], bundl
     config = image.image_config(layout, tag)
     local = serve_argv("content", host="0.0.0.0", port=8001)  # noqa: S104 - what deploy/k8s passes
 
-    # `make run` starts `python -m shared.cli ARGS`; the image starts `chorus ARGS`, whose script
-    # calls the same main(). So the manifests' args are serve_argv's after `-m shared.cli`.
-    assert local[:3] == [sys.executable, "-m", "shared.cli"]
-    assert config["Entrypoint"] == [image.CHORUS_SCRIPT]
-    script = (bundle / "rootfs" / image.CHORUS_SCRIPT.lstrip("/")).read_text()
-    assert "from shared.cli import main" in script
-    assert script == image.chorus_script()
+    # `make run` starts `python -m shared.serve ARGS`; the image starts `chorus-serve ARGS`, whose
+    # script calls the same main(). So the manifests' args are serve_argv's after `-m shared.serve`.
+    assert local[:3] == [sys.executable, "-m", "shared.serve"]
+    assert config["Entrypoint"] == [image.SERVE_SCRIPT]
+    script = (bundle / "rootfs" / image.SERVE_SCRIPT.lstrip("/")).read_text()
+    assert "from shared.serve import main" in script
+    assert script == image.serve_script()
     assert config["User"] == f"{image.UID}:{image.GID}"
 
 
@@ -122,6 +122,13 @@ def test_the_image_holds_no_compilers_package_caches_or_secrets(bundle: Path) ->
     site = root / image.SITE_PACKAGES.lstrip("/")
     for package in image.APP_PACKAGES:
         assert {path.suffix for path in (site / package).rglob("*") if path.is_file()} == {".py", ".pyc"}
+    # The dev tooling stays out: production serves with shared/serve.py alone.
+    assert not (site / "devtools").exists()
+    assert sorted(path.name for path in (root / image.VENV.lstrip("/") / "bin").iterdir()) == [
+        "chorus-serve",
+        "python",
+        "python3",
+    ]
 
 
 class Containers:
@@ -197,7 +204,7 @@ def _status(url: str) -> int | None:
 def test_every_service_runs_from_the_image_read_only_as_uid_10001(
     built: tuple[Path, str],
     bundle: Path,
-    stack: devstack.StackConfig,
+    stack: local_stack.StackConfig,
     settings: ChorusSettings,
     tmp_path: Path,
 ) -> None:
@@ -235,7 +242,7 @@ def test_every_service_runs_from_the_image_read_only_as_uid_10001(
             status = Path(f"/proc/{pid}/status").read_text()
             assert re.search(r"^Uid:\s+10001\s+10001\s+10001\s+10001$", status, re.MULTILINE), name
             assert re.search(r"^Gid:\s+10001\s+10001\s+10001\s+10001$", status, re.MULTILINE), name
-            assert f"serve\0{name}\0" in Path(f"/proc/{pid}/cmdline").read_text()
+            assert f"chorus-serve\0{name}\0" in Path(f"/proc/{pid}/cmdline").read_text()
 
         # Nothing can write to the root filesystem, not even root inside the container; /tmp is
         # the only scratch space (a volume in Kubernetes).
@@ -247,5 +254,12 @@ def test_every_service_runs_from_the_image_read_only_as_uid_10001(
         assert as_service.stdout.strip() == "Read-only file system", as_service
         assert as_root.stdout.strip() == "Read-only file system", as_root
         assert in_tmp.stdout.strip() == "written", in_tmp
+
+        # The runbook's rebuild Job runs `python -m services.metrics.rebuild` from this image; the
+        # dev tooling is not in it.
+        rebuild = containers.exec(container, python, "-c", "import services.metrics.rebuild")
+        assert rebuild.returncode == 0, rebuild
+        dev = containers.exec(container, python, "-c", "import devtools")
+        assert "No module named 'devtools'" in dev.stderr, dev
     finally:
         containers.delete_all()

@@ -5,7 +5,7 @@ production shape) that default is `w: "majority"`, which also waits for the jour
 (`writeConcernMajorityJournalDefault`), so an acknowledged write outlives a crash of the
 process. The local store answers as a replica set too, so it is held to the same.
 
-Runs a private SecantusDB, started by the local stack's own code (shared/devstack.py) on free
+Runs a private SecantusDB, started by the local stack's own code (devtools/local_stack.py) on free
 ports with a data directory of its own, so the shared test stack is never killed. Each write
 concern gets a fresh server: a journaled write flushes the journal, which could save earlier
 unjournaled writes and hide their loss.
@@ -26,7 +26,7 @@ import pytest
 from pymongo import AsyncMongoClient, WriteConcern
 from pymongo.errors import PyMongoError
 
-from shared import devstack
+from devtools import local_stack
 from shared.mongo import Document
 from tests.store_contract.conftest import kills_the_server, new_client
 
@@ -40,7 +40,7 @@ def free_ports(count: int) -> list[int]:
     try:
         for _ in range(count):
             sock = socket.socket()
-            sock.bind((devstack.HOST, 0))
+            sock.bind((local_stack.HOST, 0))
             sockets.append(sock)
         return [s.getsockname()[1] for s in sockets]
     finally:
@@ -48,10 +48,10 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def private_stack(state_dir: Path) -> devstack.StackConfig:
+def private_stack(state_dir: Path) -> local_stack.StackConfig:
     # Only SecantusDB is started; the other ports are never bound but must differ.
     mongo, *others = free_ports(6)
-    return devstack.StackConfig(
+    return local_stack.StackConfig(
         state_dir=state_dir,
         mongo_port=mongo,
         kafka_port=others[0],
@@ -62,12 +62,12 @@ def private_stack(state_dir: Path) -> devstack.StackConfig:
     )
 
 
-def store_pid(config: devstack.StackConfig) -> int | None:
-    [part] = [p for p in devstack.status(config) if p.name == "secantusdb"]
+def store_pid(config: local_stack.StackConfig) -> int | None:
+    [part] = [p for p in local_stack.status(config) if p.name == "secantusdb"]
     return part.pid
 
 
-def wait_gone(config: devstack.StackConfig) -> None:
+def wait_gone(config: local_stack.StackConfig) -> None:
     deadline = time.monotonic() + STOP_WAIT_S
     while store_pid(config) is not None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -80,7 +80,7 @@ class Acknowledged:
     increments: int = 0
 
 
-async def write_until_killed(config: devstack.StackConfig, write_concern: WriteConcern) -> Acknowledged:
+async def write_until_killed(config: local_stack.StackConfig, write_concern: WriteConcern) -> Acknowledged:
     """Inserts, each followed by an increment of one counter, from WRITERS writers at once; the
     server is killed the moment WRITES inserts are acknowledged, while other writes are still
     in flight, so the newest acknowledged writes have had no time to reach the disk by luck."""
@@ -129,17 +129,17 @@ async def write_until_killed(config: devstack.StackConfig, write_concern: WriteC
 )
 async def test_acknowledged_writes_survive_kill_9(tmp_path: Path, write_concern: WriteConcern) -> None:
     config = private_stack(tmp_path / "stack")
-    await asyncio.to_thread(devstack.start_part, "secantusdb", config)
+    await asyncio.to_thread(local_stack.start_part, "secantusdb", config)
     try:
         acknowledged = await write_until_killed(config, write_concern)
-        await asyncio.to_thread(devstack.start_part, "secantusdb", config)
+        await asyncio.to_thread(local_stack.start_part, "secantusdb", config)
         client = new_client(config.mongo_url)
         try:
             stored = {d["_id"]: d async for d in client["durability"]["writes"].find({})}
         finally:
             await client.close()
     finally:
-        await asyncio.to_thread(devstack.stop, config)
+        await asyncio.to_thread(local_stack.stop, config)
     assert len(acknowledged.inserts) >= WRITES
     lost = sorted(acknowledged.inserts - set(stored))
     assert not lost, f"{len(lost)} of {len(acknowledged.inserts)} acknowledged inserts lost, e.g. {lost[-5:]}"

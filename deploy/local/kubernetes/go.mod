@@ -6,7 +6,7 @@ tool (
 	// kube-apiserver and kubectl for the cluster tier (tests/cluster), built by `make deps`
 	// (kubectl too: no registry reachable here serves a current one). v1.37.2 is the newest
 	// release whose go.mod asks for no newer Go than 1.26. The version is also stamped by the
-	// ldflags in shared/devstack.py (a unit test keeps the two equal).
+	// ldflags in devtools/local_stack.py (a unit test keeps the two equal).
 	k8s.io/kubernetes/cmd/kube-apiserver
 	k8s.io/kubernetes/cmd/kubectl
 )

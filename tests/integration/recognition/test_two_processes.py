@@ -23,9 +23,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools import local_stack
+from devtools.cli import serve_argv
 from services.recognition.handlers import GROUP
-from shared import devstack
-from shared.cli import serve_argv
 from shared.events import TOPICS
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured
@@ -78,7 +78,7 @@ def start_replica(port: int, env: dict[str, str], log_path: Path) -> subprocess.
 
 @pytest.fixture(scope="module")
 async def replicas(
-    stack: devstack.StackConfig, settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
+    stack: local_stack.StackConfig, settings: ChorusSettings, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Replicas]:
     """Two recognition processes sharing a database and a consumer group, each holding partitions."""
     for port in PORTS:

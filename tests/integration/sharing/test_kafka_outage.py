@@ -1,6 +1,6 @@
 """No click is lost while Kafka is down: the spool keeps them until the broker is back.
 
-This test runs its own Kafka broker (shared.devstack on private ports and state dir) so that it
+This test runs its own Kafka broker (devtools.local_stack on private ports and state dir) so that it
 can stop and restart it without touching the stack other tests use. MongoDB is the shared one.
 """
 
@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from devtools import local_stack
 from services.sharing.main import create_app
-from shared import devstack
 from shared.events import Event, EventData, decode
 from shared.events.clicks import CLICK_ID_PARAM
 from shared.events.topics import CLICKS
@@ -33,9 +33,9 @@ CLICKS_DURING_OUTAGE = 40
 
 
 @pytest.fixture(scope="module")
-def private_kafka() -> Iterator[devstack.StackConfig]:
+def private_kafka() -> Iterator[local_stack.StackConfig]:
     state = Path(tempfile.mkdtemp(prefix="chorus-sharing-kafka-"))
-    config = devstack.StackConfig(
+    config = local_stack.StackConfig(
         state_dir=state,
         kafka_port=39092,
         kafka_controller_port=39093,
@@ -45,11 +45,11 @@ def private_kafka() -> Iterator[devstack.StackConfig]:
         otlp_http_port=39318,
         jaeger_ui_port=39686,
     )
-    devstack.start_part("kafka", config, timeout=120)
+    local_stack.start_part("kafka", config, timeout=120)
     try:
         yield config
     finally:
-        devstack.stop_part("kafka", config)
+        local_stack.stop_part("kafka", config)
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -77,7 +77,7 @@ async def read_all_clicks(bootstrap: str, org: str, expected: int) -> list[Event
 
 
 async def test_clicks_made_while_kafka_is_down_all_arrive_once_it_is_back(
-    settings: ChorusSettings, private_kafka: devstack.StackConfig, tmp_path: Path
+    settings: ChorusSettings, private_kafka: local_stack.StackConfig, tmp_path: Path
 ) -> None:
     kafka_settings = settings.model_copy(update={"kafka_bootstrap": private_kafka.kafka_bootstrap})
     app_settings = sharing_settings(
@@ -95,7 +95,7 @@ async def test_clicks_made_while_kafka_is_down_all_arrive_once_it_is_back(
         finally:
             await producer.stop()
 
-        devstack.stop_part("kafka", private_kafka)
+        local_stack.stop_part("kafka", private_kafka)
         responses = [
             await visit(sharing, share["code"], {"User-Agent": BROWSER_UA}, ip=f"198.51.100.{i}")
             for i in range(CLICKS_DURING_OUTAGE)
@@ -117,7 +117,7 @@ async def test_clicks_made_while_kafka_is_down_all_arrive_once_it_is_back(
         assert ready.json()["checks"]["kafka"].startswith("unavailable")
         assert ready.json()["checks"]["mongodb"] == "ok"
 
-        devstack.start_part("kafka", private_kafka, timeout=120)
+        local_stack.start_part("kafka", private_kafka, timeout=120)
         events = await read_all_clicks(private_kafka.kafka_bootstrap, org, CLICKS_DURING_OUTAGE)
 
     assert len(events) == CLICKS_DURING_OUTAGE

@@ -35,8 +35,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared import devstack
-from shared.cli import serve_argv
+from devtools import local_stack
+from devtools.cli import serve_argv
 from shared.events import Event, EventData
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
 from shared.events.content import Audience, ContentPublished
@@ -123,7 +123,9 @@ class Processes:
 
 
 @pytest.fixture
-def processes(stack: devstack.StackConfig, settings: ChorusSettings, tmp_path: Path) -> Iterator[Processes]:
+def processes(
+    stack: local_stack.StackConfig, settings: ChorusSettings, tmp_path: Path
+) -> Iterator[Processes]:
     prefix = f"{settings.mongo_db_prefix}x{uuid.uuid4().hex[:6]}"
     env = {
         **os.environ,

@@ -6,12 +6,13 @@ import hashlib
 import io
 import json
 import tarfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared import image
+from devtools import image
 
 
 def _project(root: Path, code: str = "x = 1\n") -> Path:
@@ -116,12 +117,25 @@ def test_a_layer_is_owned_by_root_readable_by_all_with_parents_first(tmp_path: P
     assert members["opt/chorus/bin/python"].linkname == "/usr/bin/python3.11"
 
 
-def test_the_chorus_script_runs_the_cli_only_as_the_main_program() -> None:
-    script = image.chorus_script()
+def test_the_serve_script_serves_only_as_the_main_program() -> None:
+    script = image.serve_script()
 
     assert script.startswith(f"#!{image.VENV}/bin/python\n")
-    assert "from shared.cli import main" in script
+    assert "from shared.serve import main" in script
     assert 'if __name__ == "__main__":\n    sys.exit(main())' in script
+
+
+def test_the_entrypoint_is_pyprojects_serve_script_and_the_app_has_no_dev_tooling(tmp_path: Path) -> None:
+    scripts = tomllib.loads((image.REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    name = Path(image.SERVE_SCRIPT).name
+    module, function = scripts[name].split(":")
+
+    assert image.ENTRYPOINT == (image.SERVE_SCRIPT,)
+    assert f"from {module} import {function}\n" in image.serve_script()
+    root = _project(tmp_path)
+    (root / "devtools").mkdir()
+    (root / "devtools/cli.py").write_text("")
+    assert [path.relative_to(root).parts[0] for path in image.app_files(root)] == ["services", "shared"]
 
 
 def _blob(layout: Path, content: dict[str, Any]) -> dict[str, Any]:
@@ -133,7 +147,9 @@ def _blob(layout: Path, content: dict[str, Any]) -> dict[str, Any]:
 
 
 def _layout(layout: Path) -> None:
-    config = _blob(layout, {"config": {"Entrypoint": ["/opt/chorus/bin/chorus"], "User": "10001:10001"}})
+    config = _blob(
+        layout, {"config": {"Entrypoint": ["/opt/chorus/bin/chorus-serve"], "User": "10001:10001"}}
+    )
     manifest = _blob(layout, {"config": config, "layers": [{"size": 1000}, {"size": 200}]})
     index = {
         "schemaVersion": 2,
@@ -149,7 +165,7 @@ def test_the_layout_reader_finds_tags_config_and_size(tmp_path: Path) -> None:
     _layout(tmp_path)
 
     assert set(image.layout_tags(tmp_path)) == {"dev"}
-    assert image.image_config(tmp_path, "dev")["Entrypoint"] == ["/opt/chorus/bin/chorus"]
+    assert image.image_config(tmp_path, "dev")["Entrypoint"] == ["/opt/chorus/bin/chorus-serve"]
     config_size = image.image_manifest(tmp_path, "dev")["config"]["size"]
     assert image.compressed_size(tmp_path, "dev") == 1200 + config_size
 
@@ -168,7 +184,7 @@ def _unpacked() -> dict[str, Any]:
         "process": {
             "terminal": True,
             "user": {"uid": 10001, "gid": 10001},
-            "args": ["/opt/chorus/bin/chorus"],
+            "args": ["/opt/chorus/bin/chorus-serve"],
             "env": ["PATH=/opt/chorus/bin:/usr/bin", "PYTHONUNBUFFERED=1"],
             "capabilities": {"bounding": ["CAP_KILL"], "ambient": ["CAP_KILL"]},
         },
@@ -183,12 +199,12 @@ def test_runc_runs_the_image_read_only_without_capabilities_on_the_host_network(
     config = image.runtime_config(
         unpacked,
         rootfs=tmp_path / "rootfs",
-        args=["/opt/chorus/bin/chorus", "serve", "content"],
+        args=["/opt/chorus/bin/chorus-serve", "content"],
         env={"CHORUS_KAFKA_BOOTSTRAP": "127.0.0.1:19092", "PYTHONUNBUFFERED": "0"},
     )
 
     assert config["root"] == {"path": str(tmp_path / "rootfs"), "readonly": True}
-    assert config["process"]["args"] == ["/opt/chorus/bin/chorus", "serve", "content"]
+    assert config["process"]["args"] == ["/opt/chorus/bin/chorus-serve", "content"]
     assert config["process"]["user"] == {"uid": 10001, "gid": 10001}  # the image's, untouched
     assert config["process"]["terminal"] is False
     assert config["process"]["env"] == [

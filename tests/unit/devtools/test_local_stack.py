@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from shared import devstack
-from shared.devstack import StackConfig, StackError
+from devtools import local_stack
+from devtools.local_stack import StackConfig, StackError
 
 
 def test_config_defaults_to_the_dev_profile_under_the_xdg_state_home() -> None:
@@ -77,16 +77,16 @@ def test_two_parts_on_the_same_port_are_refused() -> None:
 
 def test_every_port_of_the_stack_belongs_to_exactly_one_part() -> None:
     # The port-in-use check before a start looks at each part's ports; none may be forgotten.
-    owned = [var for part in devstack.PARTS for var in part.port_vars]
+    owned = [var for part in local_stack.PARTS for var in part.port_vars]
 
     assert sorted(owned) == sorted(StackConfig(state_dir=Path("/x")).ports())
 
 
 def test_install_dirs_follow_xdg_cache_and_data_homes() -> None:
-    assert devstack.cache_dir({"HOME": "/home/ada"}) == Path("/home/ada/.cache/chorus")
-    assert devstack.bin_dir({"HOME": "/home/ada"}) == Path("/home/ada/.local/share/chorus/bin")
-    assert devstack.cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == Path("/c/chorus")
-    assert devstack.bin_dir({"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path("/d/chorus/bin")
+    assert local_stack.cache_dir({"HOME": "/home/ada"}) == Path("/home/ada/.cache/chorus")
+    assert local_stack.bin_dir({"HOME": "/home/ada"}) == Path("/home/ada/.local/share/chorus/bin")
+    assert local_stack.cache_dir({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == Path("/c/chorus")
+    assert local_stack.bin_dir({"HOME": "/h", "XDG_DATA_HOME": "/d"}) == Path("/d/chorus/bin")
 
 
 def _go_module(root: Path) -> Path:
@@ -98,48 +98,48 @@ def _go_module(root: Path) -> Path:
 
 def test_go_module_key_changes_with_go_mod_go_sum_and_go_files(tmp_path: Path) -> None:
     module = _go_module(tmp_path)
-    before = devstack.go_module_key(module)
+    before = local_stack.go_module_key(module)
 
     for name, text in [("main.go", "package main // edited\n"), ("go.sum", "x\n"), ("go.mod", "module m2\n")]:
         (module / name).write_text(text)
-        after = devstack.go_module_key(module)
+        after = local_stack.go_module_key(module)
         assert after != before, name
         before = after
 
     (module / "extra.go").write_text("package main\n")
-    assert devstack.go_module_key(module) != before
+    assert local_stack.go_module_key(module) != before
 
 
 def test_go_module_key_ignores_other_files_and_is_stable(tmp_path: Path) -> None:
     module = _go_module(tmp_path)
-    before = devstack.go_module_key(module)
+    before = local_stack.go_module_key(module)
 
     (module / "README.md").write_text("notes\n")
 
-    assert devstack.go_module_key(module) == before == devstack.go_module_key(module)
+    assert local_stack.go_module_key(module) == before == local_stack.go_module_key(module)
 
 
 def test_maven_cache_key_follows_the_pom(tmp_path: Path) -> None:
     (tmp_path / "pom.xml").write_text("<project/>")
-    before = devstack.maven_cache_key(tmp_path)
+    before = local_stack.maven_cache_key(tmp_path)
 
     (tmp_path / "pom.xml").write_text("<project><version>2</version></project>")
 
-    assert devstack.maven_cache_key(tmp_path) != before
+    assert local_stack.maven_cache_key(tmp_path) != before
 
 
 def test_the_real_modules_have_keys() -> None:
-    assert re.fullmatch(r"[0-9a-f]{16}", devstack.go_module_key(devstack.JAEGER_DIR))
-    assert re.fullmatch(r"[0-9a-f]{16}", devstack.maven_cache_key(devstack.KAFKA_DIR))
+    assert re.fullmatch(r"[0-9a-f]{16}", local_stack.go_module_key(local_stack.JAEGER_DIR))
+    assert re.fullmatch(r"[0-9a-f]{16}", local_stack.maven_cache_key(local_stack.KAFKA_DIR))
 
 
 def test_kube_apiserver_is_stamped_with_the_version_its_module_pins() -> None:
-    go_mod = (devstack.KUBERNETES_DIR / "go.mod").read_text()
+    go_mod = (local_stack.KUBERNETES_DIR / "go.mod").read_text()
     pinned = re.search(r"^\s*k8s\.io/kubernetes (v1\.(\d+)\.\d+)", go_mod, re.MULTILINE)
     assert pinned is not None
     version, minor = pinned.group(1), pinned.group(2)
-    assert devstack.GO_TOOLS["kube-apiserver"].ldflags == devstack.GO_TOOLS["kubectl"].ldflags
-    ldflags = devstack.GO_TOOLS["kubectl"].ldflags + " "
+    assert local_stack.GO_TOOLS["kube-apiserver"].ldflags == local_stack.GO_TOOLS["kubectl"].ldflags
+    ldflags = local_stack.GO_TOOLS["kubectl"].ldflags + " "
     assert f"version.gitVersion={version} " in ldflags
     assert f"version.gitMinor={minor}" in ldflags
     # Each staging module is published as v0.X.Y beside kubernetes v1.X.Y; any other pairing
@@ -150,8 +150,8 @@ def test_kube_apiserver_is_stamped_with_the_version_its_module_pins() -> None:
 
 
 def test_kafka_template_renders_with_every_listener_on_loopback() -> None:
-    text = devstack.render_template(
-        devstack.KAFKA_DIR / "server.properties.template",
+    text = local_stack.render_template(
+        local_stack.KAFKA_DIR / "server.properties.template",
         kafka_port=19092,
         controller_port=19093,
         log_dir="/srv/k/data",
@@ -164,8 +164,8 @@ def test_kafka_template_renders_with_every_listener_on_loopback() -> None:
 
 
 def test_jaeger_template_renders_with_every_endpoint_on_loopback() -> None:
-    text = devstack.render_template(
-        devstack.JAEGER_DIR / "config.yaml.template",
+    text = local_stack.render_template(
+        local_stack.JAEGER_DIR / "config.yaml.template",
         otlp_grpc_port=14317,
         otlp_http_port=14318,
         ui_port=26686,
@@ -178,21 +178,21 @@ def test_jaeger_template_renders_with_every_endpoint_on_loopback() -> None:
 
 def test_a_template_value_left_out_is_an_error() -> None:
     with pytest.raises(KeyError, match="ui_port"):
-        devstack.render_template(
-            devstack.JAEGER_DIR / "config.yaml.template", otlp_grpc_port=1, otlp_http_port=2
+        local_stack.render_template(
+            local_stack.JAEGER_DIR / "config.yaml.template", otlp_grpc_port=1, otlp_http_port=2
         )
 
 
 def test_kafka_cluster_ids_look_like_kafkas_own() -> None:
     for _ in range(200):
-        cluster_id = devstack.new_kafka_cluster_id()
+        cluster_id = local_stack.new_kafka_cluster_id()
         assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id)
         assert not cluster_id.startswith("-")
         assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
 def test_the_hello_document_is_well_formed_bson() -> None:
-    document = devstack._hello_document()
+    document = local_stack._hello_document()
 
     assert struct.unpack_from("<i", document)[0] == len(document)
     assert document.endswith(b"\x00")
@@ -203,7 +203,7 @@ def test_reset_refuses_a_directory_the_stack_did_not_make(tmp_path: Path) -> Non
     (tmp_path / "precious.txt").write_text("keep me")
 
     with pytest.raises(StackError, match="not made by the chorus dev stack"):
-        devstack.reset(StackConfig(state_dir=tmp_path))
+        local_stack.reset(StackConfig(state_dir=tmp_path))
 
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
@@ -213,14 +213,14 @@ def test_the_env_command_prints_export_lines(
 ) -> None:
     monkeypatch.setenv("CHORUS_MONGO_PORT", "37017")
 
-    assert devstack.main(["env"]) == 0
+    assert local_stack.main(["env"]) == 0
 
     assert "export CHORUS_MONGO_URL=mongodb://127.0.0.1:37017/\n" in capsys.readouterr().out
 
 
 def _fake_module_cache(root: Path, sum_: str) -> Path:
     """What `go mod download` leaves for the Prometheus Operator module, with the sum given."""
-    module, version = devstack.PROMETHEUS_OPERATOR_MODULE, devstack.PROMETHEUS_OPERATOR_VERSION
+    module, version = local_stack.PROMETHEUS_OPERATOR_MODULE, local_stack.PROMETHEUS_OPERATOR_VERSION
     crds = root / f"{module}@{version}" / "example" / "prometheus-operator-crd"
     crds.mkdir(parents=True)
     (crds / "monitoring.coreos.com_prometheusrules.yaml").write_text("kind: CustomResourceDefinition\n")
@@ -233,30 +233,30 @@ def _fake_module_cache(root: Path, sum_: str) -> Path:
 def test_the_operator_crds_are_found_in_the_module_cache_under_the_pinned_sum(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(devstack, "go_mod_cache", lambda: tmp_path)
-    with pytest.raises(devstack.NotInstalled, match="make deps"):
-        devstack.prometheus_operator_crds()
+    monkeypatch.setattr(local_stack, "go_mod_cache", lambda: tmp_path)
+    with pytest.raises(local_stack.NotInstalled, match="make deps"):
+        local_stack.prometheus_operator_crds()
 
-    crds = _fake_module_cache(tmp_path, devstack.PROMETHEUS_OPERATOR_SUM + "\n")
+    crds = _fake_module_cache(tmp_path, local_stack.PROMETHEUS_OPERATOR_SUM + "\n")
 
-    assert devstack.prometheus_operator_crds() == crds
+    assert local_stack.prometheus_operator_crds() == crds
 
 
 def test_operator_crds_under_another_sum_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(devstack, "go_mod_cache", lambda: tmp_path)
+    monkeypatch.setattr(local_stack, "go_mod_cache", lambda: tmp_path)
     _fake_module_cache(tmp_path, "h1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 
     with pytest.raises(StackError, match="not the pinned h1:M5xL"):
-        devstack.prometheus_operator_crds()
+        local_stack.prometheus_operator_crds()
 
 
 def test_the_module_cache_escapes_upper_case_letters_as_go_does() -> None:
-    assert devstack._module_cache_path("github.com/BurntSushi/toml") == "github.com/!burnt!sushi/toml"
+    assert local_stack._module_cache_path("github.com/BurntSushi/toml") == "github.com/!burnt!sushi/toml"
 
 
 def test_the_operator_crds_are_installed_with_the_test_tools_only() -> None:
     def names(test_tools: bool) -> list[str]:
-        return [step.name for step in devstack.install_steps(test_tools=test_tools)]
+        return [step.name for step in local_stack.install_steps(test_tools=test_tools)]
 
     assert "prometheus-operator-crds" in names(True)
     assert "prometheus-operator-crds" not in names(False)

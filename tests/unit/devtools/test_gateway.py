@@ -5,7 +5,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from shared.gateway import create_gateway, owner_of
+from devtools.gateway import create_gateway, owner_of
 
 
 def test_paths_route_to_their_owning_service() -> None:

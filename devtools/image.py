@@ -1,7 +1,7 @@
 """`make image`: one OCI image of Chorus, built without a Docker engine.
 
-    python -m shared.image build [--uv "python3 -m uv"]   # the OCI layout, then build/chorus-image.tar
-    python -m shared.image status                         # what is built, its tag and size
+    python -m devtools.image build [--uv "python3 -m uv"]   # the OCI layout, then build/chorus-image.tar
+    python -m devtools.image status                         # what is built, its tag and size
 
 The image is three layers, each cached under its own key so a change rebuilds only what it
 touches:
@@ -13,7 +13,8 @@ touches:
    --require-hashes and binary wheels only, into a virtual environment at /opt/chorus, .pyc
    compiled at build time (the root filesystem is read-only at run time). Keyed by uv.lock.
 3. app: shared/ and services/ (their .py files only, so no stray file can carry a secret in)
-   and the `chorus` console script. Keyed by their content: a code change repacks only this.
+   and the `chorus-serve` console script. Keyed by their content: a code change repacks only this.
+   The dev tooling (devtools/: this module, the local stack, the `chorus` CLI) stays out.
 
 Layers 2 and 3 are tar files written here (owner root, fixed mtime, sorted), so the same input
 gives the same layer digest. umoci packs the OCI layout (in cache_dir()/image/oci, tags `dev`
@@ -24,7 +25,7 @@ An interrupted build leaves no half-built image: each build works on a copy of t
 blobs hard-linked) in a work directory and renames it into place at the end; the next build
 deletes leftover work directories. Needs root for the base layer (debootstrap, chroot).
 
-Standard library only, like devstack, whose install helpers it reuses.
+Standard library only, like local_stack, whose install helpers it reuses.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared import devstack
-from shared.devstack import REPO_ROOT, StackError
+from devtools import local_stack
+from devtools.local_stack import REPO_ROOT, StackError
 
 DEBIAN_RELEASE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -65,10 +66,10 @@ PYTHON_VERSION = "3.11"
 UID = GID = 10001
 VENV = "/opt/chorus"
 SITE_PACKAGES = f"{VENV}/lib/python{PYTHON_VERSION}/site-packages"
-CHORUS_SCRIPT = f"{VENV}/bin/chorus"
-# The image runs `chorus ARGS`; Kubernetes gives `serve <service> --host ... --port ...` as args,
-# the same command line `make run` starts each service with (shared.cli.serve_argv).
-ENTRYPOINT = (CHORUS_SCRIPT,)
+SERVE_SCRIPT = f"{VENV}/bin/chorus-serve"
+# The image runs `chorus-serve ARGS` (shared/serve.py); Kubernetes gives `<service> --host ...
+# --port ...` as args, the arguments `make run` starts each service with (devtools.cli.serve_argv).
+ENTRYPOINT = (SERVE_SCRIPT,)
 # The sharing service's click spool; Kubernetes mounts a volume here (the root is read-only).
 SPOOL_DIR = "/var/lib/chorus/spool"
 IMAGE_ENV = {
@@ -78,6 +79,7 @@ IMAGE_ENV = {
     "PYTHONUNBUFFERED": "1",
     "CHORUS_CLICK_SPOOL_PATH": f"{SPOOL_DIR}/click-spool.sqlite3",
 }
+# What production processes import; devtools/ is not among them.
 APP_PACKAGES = ("shared", "services")
 IMAGE_NAME = "ghcr.io/chorus-oss/chorus"
 DEV_TAG = "dev"
@@ -89,7 +91,7 @@ ARCHIVE = REPO_ROOT / "build" / "chorus-image.tar"
 
 
 def image_dir(environ: Mapping[str, str] | None = None) -> Path:
-    return devstack.cache_dir(environ) / "image"
+    return local_stack.cache_dir(environ) / "image"
 
 
 def layout_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -259,8 +261,8 @@ def write_layer(source: Path, archive: Path) -> None:
             tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False, filter=normalise)
 
 
-def chorus_script() -> str:
-    """The console script of pyproject's [project.scripts]: chorus = shared.cli:main.
+def serve_script() -> str:
+    """The console script of pyproject's [project.scripts]: chorus-serve = shared.serve:main.
 
     The __main__ guard matters: a worker process started with `spawn` (metrics' tally workers)
     imports the parent's main script again, and must not run the command a second time.
@@ -268,7 +270,7 @@ def chorus_script() -> str:
     return (
         f"#!{VENV}/bin/python\n"
         "import sys\n\n"
-        "from shared.cli import main\n\n"
+        "from shared.serve import main\n\n"
         'if __name__ == "__main__":\n'
         "    sys.exit(main())\n"
     )
@@ -298,15 +300,15 @@ def _compile(tree: Path, image_path: str) -> None:
 
 
 def _umoci(*args: str, what: str, log: str) -> None:
-    devstack._run(
-        [devstack._require("umoci", "the image is packed with umoci (make deps installs it)"), *args],
+    local_stack._run(
+        [local_stack._require("umoci", "the image is packed with umoci (make deps installs it)"), *args],
         what,
         log=log_path(log),
     )
 
 
 def log_path(step: str) -> Path:
-    return devstack.install_log(f"image-{step}")
+    return local_stack.install_log(f"image-{step}")
 
 
 def _chroot(rootfs: Path, *argv: str, what: str) -> None:
@@ -315,7 +317,7 @@ def _chroot(rootfs: Path, *argv: str, what: str) -> None:
         "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
         "LC_ALL": "C",
     }
-    devstack._run(["chroot", str(rootfs), *argv], what, env=env, log=log_path("base-chroot"))
+    local_stack._run(["chroot", str(rootfs), *argv], what, env=env, log=log_path("base-chroot"))
 
 
 def clean_rootfs(rootfs: Path) -> None:
@@ -384,12 +386,12 @@ def add_user(rootfs: Path) -> None:
 def _build_base(work: Path, layout: Path, tag: str) -> None:
     if os.geteuid() != 0:
         raise StackError("building the image's base layer needs root (debootstrap, chroot); run as root")
-    debootstrap = devstack._require("debootstrap", "the image's base is a Debian root made by debootstrap")
+    debootstrap = local_stack._require("debootstrap", "the image's base is a Debian root made by debootstrap")
     bundle = work / "base-bundle"
     _umoci("new", "--image", f"{layout}:{tag}", what="creating the base image", log="base")
     _umoci("unpack", "--image", f"{layout}:{tag}", str(bundle), what="unpacking the empty base", log="base")
     rootfs = bundle / "rootfs"
-    devstack._run(
+    local_stack._run(
         [
             debootstrap,
             "--variant=minbase",
@@ -428,7 +430,7 @@ def _build_base(work: Path, layout: Path, tag: str) -> None:
 
 def _build_wheels(work: Path, layout: Path, base_tag: str, tag: str, uv: Sequence[str]) -> None:
     requirements = work / "requirements.txt"
-    devstack._run(
+    local_stack._run(
         [
             *uv,
             "export",
@@ -448,7 +450,7 @@ def _build_wheels(work: Path, layout: Path, base_tag: str, tag: str, uv: Sequenc
     tree = work / "wheels"
     venv = tree / VENV.lstrip("/")
     site = tree / SITE_PACKAGES.lstrip("/")
-    devstack._run(
+    local_stack._run(
         [
             *uv,
             "pip",
@@ -473,7 +475,7 @@ def _build_wheels(work: Path, layout: Path, base_tag: str, tag: str, uv: Sequenc
         log=log_path("wheels"),
     )
     # Console scripts of the dependencies carry the build host's interpreter; the image runs
-    # only `chorus` (from the app layer).
+    # only `chorus-serve` (from the app layer).
     shutil.rmtree(site / "bin", ignore_errors=True)
     _compile(site, SITE_PACKAGES)
     (venv / "bin").mkdir(parents=True)
@@ -507,9 +509,9 @@ def _build_app(work: Path, layout: Path, wheels_tag: str, tag: str) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
     _compile(site, SITE_PACKAGES)
-    script = tree / CHORUS_SCRIPT.lstrip("/")
+    script = tree / SERVE_SCRIPT.lstrip("/")
     script.parent.mkdir(parents=True)
-    script.write_text(chorus_script())
+    script.write_text(serve_script())
     script.chmod(0o755)
     archive = work / "app.tar"
     write_layer(tree, archive)
@@ -521,7 +523,7 @@ def _build_app(work: Path, layout: Path, wheels_tag: str, tag: str) -> None:
         "--tag",
         tag,
         "--history.created_by",
-        "chorus image: shared/ and services/, the chorus command",
+        "chorus image: shared/ and services/, the chorus-serve command",
         str(archive),
         what="adding the app layer",
         log="app",
@@ -584,7 +586,7 @@ def _unmount_below(directory: Path) -> None:
     # debootstrap mounts /proc and /sys into the root it builds; killed half-way it may leave them
     # there, and deleting the tree through them would reach the host's.
     for point in mounts_below(directory, Path("/proc/mounts").read_text()):
-        devstack._run(["umount", "--lazy", point], f"unmounting {point} left by an interrupted build")
+        local_stack._run(["umount", "--lazy", point], f"unmounting {point} left by an interrupted build")
 
 
 def _swap(new: Path, layout: Path) -> None:
@@ -597,11 +599,11 @@ def _swap(new: Path, layout: Path) -> None:
 
 def _export(layout: Path, tag: str) -> None:
     """build/chorus-image.tar (docker-archive), for `docker load` and `kind load image-archive`."""
-    skopeo = devstack._require("skopeo", "the image is exported as a docker-archive with skopeo")
+    skopeo = local_stack._require("skopeo", "the image is exported as a docker-archive with skopeo")
     ARCHIVE.parent.mkdir(parents=True, exist_ok=True)
     tmp = ARCHIVE.with_name(f".{ARCHIVE.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
-    devstack._run(
+    local_stack._run(
         [
             skopeo,
             "copy",
@@ -638,7 +640,7 @@ def build(uv: Sequence[str]) -> Built:
         )
     directory = image_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    with devstack._file_lock(directory / "build.lock"):
+    with local_stack._file_lock(directory / "build.lock"):
         _recover(directory)
         tags = Tags.current()
         layout = directory / "oci"
@@ -656,17 +658,17 @@ def build(uv: Sequence[str]) -> Built:
             }
             for tag, title in titles.items():
                 if tag in layout_tags(new):
-                    devstack._progress(f"image: {title}: cached ({tag})")
+                    local_stack._progress(f"image: {title}: cached ({tag})")
                     continue
                 began = time.monotonic()
-                devstack._progress(f"image: {title}...")
+                local_stack._progress(f"image: {title}...")
                 if tag == tags.base:
                     _build_base(work, new, tags.base)
                 elif tag == tags.wheels:
                     _build_wheels(work, new, tags.base, tags.wheels, uv)
                 else:
                     _build_app(work, new, tags.wheels, tags.app)
-                devstack._progress(f"image: {title}: ok ({time.monotonic() - began:.1f} s) {tag}")
+                local_stack._progress(f"image: {title}: ok ({time.monotonic() - began:.1f} s) {tag}")
             # Only this chain stays; umoci gc then deletes the blobs nothing refers to any more.
             for tag in layout_tags(new):
                 if tag not in (tags.base, tags.wheels, tags.app, DEV_TAG):
@@ -677,9 +679,9 @@ def build(uv: Sequence[str]) -> Built:
         exported = stamp(ARCHIVE).read_text().strip() if stamp(ARCHIVE).is_file() else ""
         if not ARCHIVE.is_file() or exported != layout_tags(layout)[tags.app]["digest"]:
             began = time.monotonic()
-            devstack._progress(f"image: {ARCHIVE.name} (docker-archive)...")
+            local_stack._progress(f"image: {ARCHIVE.name} (docker-archive)...")
             _export(layout, tags.app)
-            devstack._progress(
+            local_stack._progress(
                 f"image: {ARCHIVE.name} (docker-archive): ok ({time.monotonic() - began:.1f} s)"
             )
         return Built(layout, tags.app, ARCHIVE, compressed_size(layout, tags.app))
@@ -698,12 +700,12 @@ class NotBuilt(StackError):
     def __init__(self, layout: Path, tag: str) -> None:
         super().__init__(
             f"the image of the current code ({tag}) is not in {layout}; run `make image` "
-            "(or `python -m shared.image build`) first"
+            "(or `python -m devtools.image build`) first"
         )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.image", description="The Chorus OCI image.")
+    parser = argparse.ArgumentParser(prog="python -m devtools.image", description="The Chorus OCI image.")
     commands = parser.add_subparsers(dest="command", required=True)
     build_command = commands.add_parser("build", help="build the image (only the layers that changed)")
     build_command.add_argument("--uv", default="python3 -m uv", help="how to run uv (the Makefile's $(UV))")
@@ -713,7 +715,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "build":
             began = time.monotonic()
             built = build(shlex.split(args.uv))
-            devstack._progress(
+            local_stack._progress(
                 f"image: {IMAGE_NAME}:{DEV_TAG} ({built.tag}) in {time.monotonic() - began:.1f} s, "
                 f"{built.compressed_bytes / 1e6:.1f} MB compressed; OCI layout {built.layout}, "
                 f"docker-archive {built.archive}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from shared.events.contracts import check_contracts, compatibility_problems
+from devtools.contracts import check_contracts, compatibility_problems
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -4,17 +4,17 @@ There is no Docker engine on our machines, so every part runs from real upstream
 once into the standard caches (jars in ~/.m2, Go modules and build cache, binaries in the user's
 data dir) and started as a child process bound to 127.0.0.1:
 
-    python -m shared.devstack install   # resolve jars, build the Go binaries (first run only)
-    python -m shared.devstack up        # start (or reuse) the stack, print its URLs
-    python -m shared.devstack status
-    python -m shared.devstack down      # stop every process of the stack
-    python -m shared.devstack reset     # down, then delete its data
-    python -m shared.devstack env       # `export` lines for services (eval "$(...)")
+    python -m devtools.local_stack install   # resolve jars, build the Go binaries (first run only)
+    python -m devtools.local_stack up        # start (or reuse) the stack, print its URLs
+    python -m devtools.local_stack status
+    python -m devtools.local_stack down      # stop every process of the stack
+    python -m devtools.local_stack reset     # down, then delete its data
+    python -m devtools.local_stack env       # `export` lines for services (eval "$(...)")
 
 Ports and the state directory come from CHORUS_* variables (see StackConfig), so two stacks,
 say a developer's and a test run's, can run side by side.
 
-This module uses the standard library only and imports nothing else from shared/, so the stack
+This module uses the standard library only and imports nothing from shared/ or services/, so the stack
 still starts while the rest of the code base is broken.
 """
 
@@ -501,7 +501,7 @@ def secantusdb(*, build: bool = False, environ: Mapping[str, str] | None = None)
 # Debian packages the tests and `make image` need, by the command each provides. Installed with
 # apt-get when missing (as root, or through sudo); a machine without apt is told what to install.
 DEBIAN_PACKAGES: dict[str, str] = {
-    # `make image` (shared/image.py): a Debian root, packed as OCI, exported for docker/kind.
+    # `make image` (devtools/image.py): a Debian root, packed as OCI, exported for docker/kind.
     "debootstrap": "debootstrap",
     "umoci": "umoci",
     "skopeo": "skopeo",
@@ -775,7 +775,9 @@ def _secantusdb_command(config: StackConfig, installed: Installed) -> Launch:
     # An explicit, empty config file: otherwise a secantusd.toml in the user's home or /etc
     # would be picked up and could change the local stack. The flags say everything.
     settings = home / "secantusd.toml"
-    settings.write_text("# Chorus local stack: every setting is a command-line flag (shared/devstack.py).\n")
+    settings.write_text(
+        "# Chorus local stack: every setting is a command-line flag (devtools/local_stack.py).\n"
+    )
     argv = [
         str(installed.secantusdb_bin),
         "--config",
@@ -1207,7 +1209,8 @@ def _print_urls(config: StackConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m shared.devstack", description="The Chorus local stack: Kafka, SecantusDB and Jaeger."
+        prog="python -m devtools.local_stack",
+        description="The Chorus local stack: Kafka, SecantusDB and Jaeger.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the stack (reusing running parts) and print its URLs")

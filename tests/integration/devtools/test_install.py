@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from shared import devstack
+from devtools import local_stack
 
 
-def _module(root: Path, body: str) -> devstack.GoTool:
+def _module(root: Path, body: str) -> local_stack.GoTool:
     root.mkdir()
     (root / "go.mod").write_text("module example.com/hello\n\ngo 1.22\n")
     (root / "go.sum").write_text("")
     (root / "main.go").write_text(body)
-    return devstack.GoTool("hello", "Hello", root, ".")
+    return local_stack.GoTool("hello", "Hello", root, ".")
 
 
 HELLO = 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello from go") }\n'
@@ -33,7 +33,7 @@ def test_a_build_interrupted_half_way_is_redone_cleanly(tmp_path: Path) -> None:
     leftover = bins / f".{tool.target(bins).name}.4242.tmp"
     leftover.write_bytes(b"\x7fELF half a binary")
 
-    built = devstack.go_binary(tool, bins, build=True, log=log)
+    built = local_stack.go_binary(tool, bins, build=True, log=log)
 
     assert not leftover.exists()
     assert built == tool.target(bins)
@@ -43,8 +43,8 @@ def test_a_build_interrupted_half_way_is_redone_cleanly(tmp_path: Path) -> None:
 
 def test_a_missing_part_is_never_built_when_only_looked_up(tmp_path: Path) -> None:
     tool = _module(tmp_path / "module", HELLO)
-    with pytest.raises(devstack.NotInstalled, match="make deps"):
-        devstack.go_binary(tool, tmp_path / "bin", build=False, log=tmp_path / "hello.log")
+    with pytest.raises(local_stack.NotInstalled, match="make deps"):
+        local_stack.go_binary(tool, tmp_path / "bin", build=False, log=tmp_path / "hello.log")
     assert not (tmp_path / "bin").exists()
 
 
@@ -52,8 +52,8 @@ def test_a_part_that_fails_to_build_is_named_with_its_log(tmp_path: Path) -> Non
     tool = _module(tmp_path / "module", "package main\n\nfunc main() { undefinedThing() }\n")
     log = tmp_path / "logs" / "install-hello.log"
 
-    with pytest.raises(devstack.StackError, match="building Hello failed") as failure:
-        devstack.go_binary(tool, tmp_path / "bin", build=True, log=log)
+    with pytest.raises(local_stack.StackError, match="building Hello failed") as failure:
+        local_stack.go_binary(tool, tmp_path / "bin", build=True, log=log)
 
     assert str(log) in str(failure.value)
     assert "undefinedThing" in log.read_text()
@@ -63,10 +63,10 @@ def test_a_part_that_fails_to_build_is_named_with_its_log(tmp_path: Path) -> Non
 def test_a_changed_module_builds_a_new_binary_and_keeps_the_old(tmp_path: Path) -> None:
     tool = _module(tmp_path / "module", HELLO)
     bins, log = tmp_path / "bin", tmp_path / "hello.log"
-    first = devstack.go_binary(tool, bins, build=True, log=log)
+    first = local_stack.go_binary(tool, bins, build=True, log=log)
     (tool.module_dir / "main.go").write_text(HELLO.replace("hello from go", "hello again"))
 
-    second = devstack.go_binary(tool, bins, build=True, log=log)
+    second = local_stack.go_binary(tool, bins, build=True, log=log)
 
     assert second != first and first.exists()
     assert subprocess.run([second], capture_output=True, text=True, check=True).stdout == "hello again\n"

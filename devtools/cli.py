@@ -1,11 +1,11 @@
 """The `chorus` command: run the whole system locally and the chores around it.
 
 chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
-chorus serve SERVICE            one service's HTTP server (what `chorus up`, the image and the manifests run)
+chorus serve SERVICE            one service's HTTP server: shared/serve.py, what `chorus up` and the image run
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
-chorus schemas [--out DIR]      write the JSON Schemas and AsyncAPI document of the events
+chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document and consumer map
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 """
 
@@ -24,39 +24,22 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-from shared import devstack
-from shared.gateway import SERVICE_PORTS, gateway_port, local_service_ports
+from devtools import local_stack
+from devtools.gateway import gateway_port, local_service_ports
+from shared import serve as runtime_serve
 from shared.settings import ChorusSettings
 
 SERVICE_READY_TIMEOUT_S = 60.0
 
 
 def serve_argv(service: str, *, host: str = "127.0.0.1", port: int | None = None) -> list[str]:
-    """The command line that runs one service: `chorus up` and the e2e tests start exactly this."""
-    argv = [sys.executable, "-m", "shared.cli", "serve", service, "--host", host]
+    """The command line that runs one service (shared/serve.py): `chorus up` and the tests start
+    exactly this; the image's entrypoint `chorus-serve` takes the same arguments (`[3:]`)."""
+    argv = [sys.executable, "-m", "shared.serve", service, "--host", host]
     return argv if port is None else [*argv, "--port", str(port)]
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    uvicorn.run(
-        f"services.{args.service}.main:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port or SERVICE_PORTS[args.service],
-        access_log=False,
-        # Longer than an ingress controller's upstream keep-alive (ingress-nginx: 60 s), so a proxy
-        # never reuses a connection the app has just closed (sporadic 502s).
-        timeout_keep_alive=args.timeout_keep_alive,
-        # Within Kubernetes' 30 s grace: drain requests, then the lifespan's shutdown (consumers
-        # commit what they hold, the producer flushes).
-        timeout_graceful_shutdown=args.timeout_graceful_shutdown,
-    )
-    return 0
-
-
-def _service_env(config: devstack.StackConfig, gateway: int) -> dict[str, str]:
+def _service_env(config: local_stack.StackConfig, gateway: int) -> dict[str, str]:
     env = dict(os.environ)
     env.update(config.env())
     # Short links point at the gateway (which routes /r/ to sharing), wherever it listens.
@@ -98,12 +81,12 @@ def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _claim_up(config: devstack.StackConfig) -> IO[str] | None:
+def _claim_up(config: local_stack.StackConfig) -> IO[str] | None:
     """Hold the state directory's `up` lock for as long as this process runs; None if another has it.
 
     The file names the holder's pid, for the message the second `chorus up` prints.
     """
-    handle = open(devstack.claim_state_dir(config) / "up.lock", "a+")  # noqa: SIM115 - held until the process exits
+    handle = open(local_stack.claim_state_dir(config) / "up.lock", "a+")  # noqa: SIM115 - held until the process exits
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -125,10 +108,10 @@ def _claim_up(config: devstack.StackConfig) -> IO[str] | None:
 
 def cmd_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    config = devstack.StackConfig.from_env()
+    config = local_stack.StackConfig.from_env()
     try:
         claim = _claim_up(config)
-    except devstack.StackError as exc:
+    except local_stack.StackError as exc:
         print(f"chorus up: {exc}", file=sys.stderr)
         return 1
     if claim is None:
@@ -136,15 +119,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     gateway = gateway_port()
     service_ports = local_service_ports(gateway)
     ports = {**service_ports, "gateway": gateway}
-    busy = [f"{name} 127.0.0.1:{port}" for name, port in ports.items() if not devstack.port_free(port)]
+    busy = [f"{name} 127.0.0.1:{port}" for name, port in ports.items() if not local_stack.port_free(port)]
     if busy:
         print(f"chorus up: in use by another process: {', '.join(busy)}; started nothing", file=sys.stderr)
         return 1
     # Parts someone else started (`chorus stack up`) are theirs: left running when this one stops.
-    theirs = {part.name for part in devstack.status(config) if part.pid is not None}
+    theirs = {part.name for part in local_stack.status(config) if part.pid is not None}
     try:
-        devstack.start(config)
-    except devstack.StackError as exc:
+        local_stack.start(config)
+    except local_stack.StackError as exc:
         print(f"chorus up: {exc}", file=sys.stderr)
         return 1
     env = _service_env(config, gateway)
@@ -186,7 +169,7 @@ def cmd_up(args: argparse.Namespace) -> int:
                     sys.executable,
                     "-m",
                     "uvicorn",
-                    "shared.gateway:create_gateway",
+                    "devtools.gateway:create_gateway",
                     "--factory",
                     "--host",
                     "127.0.0.1",
@@ -226,15 +209,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("stopping services…", flush=True)
         _terminate(processes)
         print("stopping the stack…", flush=True)
-        ours = [part.name for part in devstack.PARTS if part.name not in theirs]
-        devstack.stop(config, names=ours, grace_s=STACK_STOP_S)
+        ours = [part.name for part in local_stack.PARTS if part.name not in theirs]
+        local_stack.stop(config, names=ours, grace_s=STACK_STOP_S)
         log_files.close()
         claim.close()
         print("stopped.")
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    return devstack.main([args.action, *(["--test-tools"] if args.test_tools else [])])
+    return local_stack.main([args.action, *(["--test-tools"] if args.test_tools else [])])
 
 
 def cmd_token(args: argparse.Namespace) -> int:
@@ -259,7 +242,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    from shared.events.contracts import write_contracts
+    from devtools.contracts import write_contracts
 
     for path in write_contracts(Path(args.out)):
         print(path)
@@ -283,12 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run one service's HTTP server in the foreground")
-    serve.add_argument("service", choices=list(SERVICE_PORTS))
-    serve.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container")
-    serve.add_argument("--port", type=int, default=None, help="default: the service's own port")
-    serve.add_argument("--timeout-keep-alive", type=int, default=75, help="seconds")
-    serve.add_argument("--timeout-graceful-shutdown", type=int, default=20, help="seconds")
-    serve.set_defaults(run=cmd_serve)
+    runtime_serve.add_arguments(serve)
+    serve.set_defaults(run=runtime_serve.serve)
 
     up = commands.add_parser("up", help="run the stack and all services in the foreground")
     up.add_argument("--verbose", action="store_true", help="service logs to the terminal")
@@ -309,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     topics = commands.add_parser("topics", help="create and list the topics")
     topics.set_defaults(run=cmd_topics)
 
-    schemas = commands.add_parser("schemas", help="write event contracts")
+    schemas = commands.add_parser("schemas", help="write the event contracts and who consumes what")
     schemas.add_argument("--out", default="docs/events")
     schemas.set_defaults(run=cmd_schemas)
 

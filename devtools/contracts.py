@@ -1,17 +1,20 @@
 """Published event contracts: JSON Schemas, the AsyncAPI document, and the compatibility check.
 
-`chorus schemas` writes, from the registry:
+`chorus schemas` writes, from the registry and the services' subscriptions (devtools/consumers.py):
   docs/events/schemas/<event type>.v<schema version>.json   one JSON Schema per type and version
-  docs/events/asyncapi.json                                  AsyncAPI 3.0: topics, keys, headers, examples
+  docs/events/asyncapi.json                                  AsyncAPI 3.0: topics, keys, headers,
+                                                             examples, and each consumer group
+  docs/events/consumers.md                                   who consumes what, as tables
 The files in git are the released contracts. `check_contracts` (run by the test suite) fails
 when the registry has drifted from them in a breaking way (a field removed or renamed, a type
-changed, a field newly required, an event type dropped) and when an additive change has not
-been written out yet. The policy is in docs/events/README.md.
+changed, a field newly required, an event type dropped) and when an additive change, or a change
+of who consumes what, has not been written out yet. The policy is in docs/events/README.md.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from devtools.consumers import DELIVERY_TEXT, ConsumerGroup, consumer_groups, consumers_markdown
 from shared.events.envelope import REGISTRY, Event, Registration, json_schema
 from shared.events.topics import TOPICS
 
@@ -106,7 +110,40 @@ def _message_name(registration: Registration) -> str:
     return registration.model.__name__
 
 
-def build_asyncapi() -> Schema:
+def _channel_id(topic: str) -> str:
+    return topic.replace(".", "_")
+
+
+def group_operations(groups: Sequence[ConsumerGroup]) -> Schema:
+    """One `receive` operation per consumer group and topic, its group id in the Kafka binding."""
+    operations: Schema = {}
+    for group in groups:
+        for reading in group.readings:
+            channel_id = _channel_id(reading.topic)
+            slug = group.group.replace(".", "_").replace("-", "_")
+            operations[f"group_{slug}_{channel_id}"] = {
+                "action": "receive",
+                "title": f"{group.group} receives {reading.topic}",
+                "summary": (
+                    f"Consumer group {group.group} of the {group.service} service: "
+                    f"{DELIVERY_TEXT[reading.delivery]}."
+                ),
+                "channel": {"$ref": f"#/channels/{channel_id}"},
+                "messages": [
+                    {"$ref": f"#/channels/{channel_id}/messages/{_message_name(REGISTRY[event_type])}"}
+                    for event_type in reading.event_types
+                ],
+                "bindings": {
+                    "kafka": {
+                        "groupId": {"type": "string", "enum": [group.group]},
+                        "bindingVersion": KAFKA_BINDING_VERSION,
+                    }
+                },
+            }
+    return operations
+
+
+def build_asyncapi(groups: Sequence[ConsumerGroup]) -> Schema:
     registrations = sorted(REGISTRY.values(), key=lambda r: r.event_type)
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (Event[r.model], "serialization")  # type: ignore[name-defined]
@@ -120,7 +157,7 @@ def build_asyncapi() -> Schema:
     channels: Schema = {}
     operations: Schema = {}
     for topic in TOPICS:
-        channel_id = topic.name.replace(".", "_")
+        channel_id = _channel_id(topic.name)
         channels[channel_id] = {
             "address": topic.name,
             "title": topic.name,
@@ -138,7 +175,7 @@ def build_asyncapi() -> Schema:
     for registration, (model, mode) in zip(registrations, models, strict=True):
         name = _message_name(registration)
         payload_ref = keyed[(model, mode)]
-        channel_id = registration.topic.name.replace(".", "_")
+        channel_id = _channel_id(registration.topic.name)
         example = example_event(registration)
         messages[name] = {
             "name": registration.event_type,
@@ -172,7 +209,7 @@ def build_asyncapi() -> Schema:
         }
         channels[channel_id]["messages"][name] = {"$ref": f"#/components/messages/{name}"}
     for topic in TOPICS:
-        channel_id = topic.name.replace(".", "_")
+        channel_id = _channel_id(topic.name)
         operations[f"consume_{channel_id}"] = {
             "action": "receive",
             "title": f"Consume {topic.name}",
@@ -189,7 +226,10 @@ def build_asyncapi() -> Schema:
             "version": "1.0.0",
             "description": (
                 "CloudEvents 1.0 in structured JSON mode on Kafka. Extensions: `tenant` (organisation id) "
-                "and `schemaversion`. See docs/events/README.md for the compatibility policy."
+                "and `schemaversion`. See docs/events/README.md for the compatibility policy. "
+                "Operations `consume_<topic>` are for integrations; operations `group_<group>_<topic>` "
+                "are Chorus's own consumer groups, generated from the services' subscriptions "
+                "(docs/events/consumers.md)."
             ),
         },
         "defaultContentType": "application/cloudevents+json",
@@ -197,13 +237,16 @@ def build_asyncapi() -> Schema:
             "local": {"host": "127.0.0.1:9092", "protocol": "kafka", "description": "the `chorus up` broker"}
         },
         "channels": channels,
-        "operations": operations,
+        "operations": {**operations, **group_operations(groups)},
         "components": {"schemas": component_schemas, "messages": messages},
     }
 
 
 def _dump(document: Schema) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+CONSUMERS_FILE = "consumers.md"
 
 
 def write_contracts(out: Path) -> list[Path]:
@@ -214,7 +257,11 @@ def write_contracts(out: Path) -> list[Path]:
         path.write_text(_dump(schema))
         written.append(path)
     path = out / "asyncapi.json"
-    path.write_text(_dump(build_asyncapi()))
+    groups = consumer_groups()
+    path.write_text(_dump(build_asyncapi(groups)))
+    written.append(path)
+    path = out / CONSUMERS_FILE
+    path.write_text(consumers_markdown(groups))
     written.append(path)
     return written
 
@@ -322,7 +369,14 @@ def check_contracts(out: Path) -> list[str]:
             if name not in released_files or json.loads(released_files[name].read_text()) != schema
         ]
         asyncapi = out / "asyncapi.json"
-        if not asyncapi.exists() or json.loads(asyncapi.read_text()) != build_asyncapi():
+        groups = consumer_groups()
+        if not asyncapi.exists() or json.loads(asyncapi.read_text()) != build_asyncapi(groups):
             stale.append("asyncapi.json")
-        problems += [f"{name}: not up to date with the registry; run `chorus schemas`" for name in stale]
+        consumers = out / CONSUMERS_FILE
+        if not consumers.exists() or consumers.read_text() != consumers_markdown(groups):
+            stale.append(CONSUMERS_FILE)
+        problems += [
+            f"{name}: not up to date with the registry or the subscriptions; run `chorus schemas`"
+            for name in stale
+        ]
     return problems

@@ -7,7 +7,8 @@ import importlib
 import pytest
 from starlette.routing import Route
 
-from shared.gateway import SERVICE_PORTS, owner_of
+from devtools.gateway import owner_of
+from shared.serve import SERVICE_PORTS
 
 OPERATIONS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shared.serve import SERVICE_PORTS
+
 GATEWAY_PORT = 8000
-SERVICE_PORTS = {"content": 8001, "sharing": 8002, "metrics": 8003, "recognition": 8004}
 
 
 def gateway_port(environ: Mapping[str, str] | None = None) -> int:
