@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devtools import local_stack
+from tests.ports import free_port
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 90.0  # seconds for etcd, then kube-apiserver, to answer
@@ -50,13 +50,6 @@ class KubectlError(AssertionError):
     def __init__(self, argv: Sequence[str], output: str) -> None:
         super().__init__(f"kubectl {' '.join(argv)} failed:\n{output}")
         self.output = output
-
-
-def free_port() -> int:
-    # The kernel picks an unused port; the small race until our child binds it is acceptable here.
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
 
 
 def _die_with_parent() -> None:

@@ -23,18 +23,21 @@ import pytest
 
 from devtools import local_stack
 from devtools.gateway import local_service_ports
+from tests.ports import free_port_block
 
 pytestmark = pytest.mark.e2e
 
-GATEWAY = 22000
+# Ports found free at import, below the ephemeral range: the gateway, the four services beside
+# it (local_service_ports), then the stack's six. Fixed ports would meet another checkout's run.
+GATEWAY = free_port_block(11)
 PRIVATE_STACK = {
-    "CHORUS_KAFKA_PORT": "22092",
-    "CHORUS_KAFKA_CONTROLLER_PORT": "22093",
-    "CHORUS_MONGO_PORT": "22017",
-    "CHORUS_OTLP_GRPC_PORT": "22317",
-    "CHORUS_OTLP_HTTP_PORT": "22318",
-    "CHORUS_JAEGER_UI_PORT": "22686",
     "CHORUS_GATEWAY_PORT": str(GATEWAY),
+    "CHORUS_KAFKA_PORT": str(GATEWAY + 5),
+    "CHORUS_KAFKA_CONTROLLER_PORT": str(GATEWAY + 6),
+    "CHORUS_MONGO_PORT": str(GATEWAY + 7),
+    "CHORUS_OTLP_GRPC_PORT": str(GATEWAY + 8),
+    "CHORUS_OTLP_HTTP_PORT": str(GATEWAY + 9),
+    "CHORUS_JAEGER_UI_PORT": str(GATEWAY + 10),
 }
 
 

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from devtools import image, local_stack
 from devtools.cli import serve_argv
 from shared.serve import SERVICE_PORTS
 from shared.settings import ChorusSettings
+from tests.ports import free_port
 
 pytestmark = [
     pytest.mark.e2e,
@@ -184,13 +184,6 @@ class Containers:
             subprocess.run([self.runc, "delete", "--force", container], capture_output=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _status(url: str) -> int | None:
     try:
         with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback
@@ -214,7 +207,7 @@ def test_every_service_runs_from_the_image_read_only_as_uid_10001(
     layout, tag = built
     entrypoint = image.image_config(layout, tag)["Entrypoint"]
     unpacked = json.loads((bundle / "config.json").read_text())
-    ports = {name: _free_port() for name in SERVICE_PORTS}
+    ports = {name: free_port() for name in SERVICE_PORTS}
     env = {
         **stack.env(),
         "CHORUS_MONGO_DB_PREFIX": f"{settings.mongo_db_prefix}img",

@@ -17,7 +17,6 @@ import asyncio
 import itertools
 import os
 import signal
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,24 +27,12 @@ from pymongo.errors import PyMongoError
 
 from devtools import local_stack
 from shared.mongo import Document
+from tests.ports import free_ports
 from tests.store_contract.conftest import kills_the_server, new_client
 
 WRITES = 1000
 WRITERS = 20  # writes run side by side on the pool, as services write
 STOP_WAIT_S = 10.0  # a bound on waiting for the killed process to be gone
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind((local_stack.HOST, 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def private_stack(state_dir: Path) -> local_stack.StackConfig:
