@@ -14,9 +14,6 @@ class MetricsSettings(ChorusSettings):
     # Days without a share after which an enrolled advocate no longer counts as active.
     active_window_days: int = 30
     goal_snapshot_every_s: float = 3600.0
-    # Conversions whose event could not be published at once are retried by a relay.
-    conversion_relay_every_s: float = 15.0
-    conversion_relay_after_s: float = 10.0
     # Outbound webhooks: how often due deliveries are sent, and the first retry's wait (it doubles).
     webhook_dispatch_every_s: float = 1.0
     webhook_retry_base_s: float = 5.0

@@ -21,7 +21,7 @@ def content_settings(settings: ChorusSettings) -> ContentSettings:
     return ContentSettings(
         **settings.model_dump(),
         content_sweep_interval_s=0.3,
-        content_relay_interval_s=0.5,
+        outbox_relay_interval_s=0.5,
         content_max_body_bytes=64 * 1024,
     )
 
