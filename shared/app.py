@@ -159,8 +159,9 @@ def create_service_app(
     outbox_collections: Sequence[str] = (),
     description: str = "",
 ) -> FastAPI:
-    """`outbox_collections`: the collections whose documents may hold pending events (their
-    relay index is declared here, and the relay runs as the periodic job "outbox-relay")."""
+    """`outbox_collections`: the collections whose documents may hold pending events (each
+    declared with `outbox_index` among `indexes`); their relay runs as the periodic job
+    "outbox-relay", woken early by `runtime.outbox.nudge()`."""
     settings.service_name = name
 
     @contextlib.asynccontextmanager
@@ -171,7 +172,7 @@ def create_service_app(
         producer = EventProducer(settings)
         outbox = Outbox(db, outbox_collections, producer)
         # Every service takes idempotency keys on creates; their TTL index is declared here once.
-        await ensure_indexes(db, [*indexes, *idempotency.INDEXES, *outbox.indexes()])
+        await ensure_indexes(db, [*indexes, *idempotency.INDEXES])
         if settings.create_topics:
             await ensure_topics(settings.kafka_bootstrap)
         await producer.start()

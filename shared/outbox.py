@@ -30,7 +30,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING
@@ -58,10 +58,17 @@ def outbox_index(collection: str) -> IndexSpec:
     return IndexSpec(collection, [(OUTBOX_SINCE, ASCENDING)], name="outbox_pending", options={"sparse": True})
 
 
+_last_written = datetime.min.replace(tzinfo=UTC)
+
+
 def written_now() -> datetime:
-    """Now, at the millisecond precision MongoDB keeps, so order read back is order written."""
+    """Now, at the millisecond precision MongoDB keeps, and later than any time this process gave
+    before: two events one process writes within a millisecond still read back in their order."""
+    global _last_written
     at = datetime.now(UTC)
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)
+    at = max(at.replace(microsecond=at.microsecond // 1000 * 1000), _last_written + timedelta(milliseconds=1))
+    _last_written = at
+    return at
 
 
 def pending(
@@ -184,11 +191,13 @@ class Outbox:
         """Tell the relay there is something to send. Never waits."""
         self.wakeup.set()
 
-    def indexes(self) -> list[IndexSpec]:
-        return [outbox_index(c) for c in self.collections]
-
     async def _read(self, collection: str) -> Page:
-        cursor = self._db[collection].find(PENDING_FILTER).sort(OUTBOX_SINCE, ASCENDING).limit(self._page)
+        cursor = (
+            self._db[collection]
+            .find(PENDING_FILTER, {"org": 1, OUTBOX: 1, OUTBOX_SINCE: 1})
+            .sort(OUTBOX_SINCE, ASCENDING)
+            .limit(self._page)
+        )
         docs = await cursor.to_list()
         return Page(collection, docs, complete=len(docs) < self._page)
 

@@ -52,10 +52,12 @@ def test_a_record_keeps_the_event_its_id_and_the_trace_it_is_given() -> None:
     assert decode(written["event"].encode()) == sent
 
 
-def test_a_record_taken_at_now_has_the_millisecond_precision_mongodb_keeps() -> None:
-    written = pending(event())
-    assert written["at"].microsecond % 1000 == 0
-    assert written["link"] == {}
+def test_records_taken_at_now_keep_the_order_they_were_written_in_at_mongodb_s_precision() -> None:
+    written = [pending(event()) for _ in range(50)]  # many within one millisecond
+    times = [w["at"] for w in written]
+    assert all(t.microsecond % 1000 == 0 for t in times)
+    assert times == sorted(set(times))  # strictly increasing
+    assert written[0]["link"] == {}
 
 
 def test_a_new_document_carries_its_records_and_the_time_of_the_oldest() -> None:
