@@ -5,11 +5,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry import trace
+
 from shared.events import Event, decode
 from shared.events.advocates import AdvocateErased
 from shared.events.recognition import RewardRedeemed
 from shared.mongo import Document
-from shared.outbox import OUTBOX, OUTBOX_SINCE, Due, Page, due, pending, queue, sent_by_document, with_outbox
+from shared.outbox import (
+    OUTBOX,
+    OUTBOX_SINCE,
+    Due,
+    Page,
+    due,
+    outgoing,
+    pending,
+    queue,
+    sent_by_document,
+    with_outbox,
+)
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -122,3 +135,19 @@ def test_what_was_sent_is_pulled_per_document() -> None:
         ("advocates", "a", "org1"): ["a1", "a3"],
         ("shares", "a", "org1"): ["s2"],
     }
+
+
+def test_an_event_is_sent_as_a_child_of_the_trace_it_was_written_in_with_its_link() -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    linked = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    sent = event()
+    record = pending(sent, trace={"traceparent": parent}, link={"traceparent": linked})
+    out = outgoing(Due("erasures", "d", "org1", record))
+    assert out.event == sent
+    assert out.parent is not None
+    assert f"{trace.get_current_span(out.parent).get_span_context().trace_id:032x}" == parent.split("-")[1]
+    assert [f"{link.context.trace_id:032x}" for link in out.links] == [linked.split("-")[1]]
+    # Written outside any trace, nothing to link: a new trace, no links.
+    bare = outgoing(Due("erasures", "d", "org1", pending(sent, trace={})))
+    assert not trace.get_current_span(bare.parent).get_span_context().is_valid
+    assert bare.links == []
