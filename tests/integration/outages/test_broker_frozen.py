@@ -112,7 +112,7 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
     profile = {
         "display_name": "Cat",
         "team": "sales",
-        "networks": [{"network": "linkedin", "audience_size": 100}],
+        "networks": [{"network": "linkedin", "handle": "cat", "audience_size": 100}],
     }
     assert (
         await sharing.put("/v1/advocates/me", json=profile, headers=chorus.headers(org, "cat"))
@@ -156,7 +156,7 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
             await write("content", "POST", f"/v1/content/{item['id']}/archive", editor)
 
             # sharing: enrolment, profile, shares (now and scheduled), erasure, a click
-            networks = [{"network": "linkedin", "audience_size": 500}]
+            networks = [{"network": "linkedin", "handle": "h", "audience_size": 500}]
             await write(
                 "sharing", "PUT", "/v1/advocates/me", ann, {"display_name": "Ann", "networks": networks}
             )
@@ -228,7 +228,7 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
                 "POST",
                 f"/v1/webhooks/{endpoint['id']}/replays",
                 admin,
-                {"from": hour_ago, "to": hour_ago},
+                {"from": hour_ago, "to": datetime.now(UTC).isoformat()},
             )
             await write("metrics", "DELETE", f"/v1/webhooks/{endpoint['id']}", admin)
 

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 def writes(chorus: Chorus, org: str) -> list[tuple[str, str, str, dict[str, str], Any]]:
     """A write of each service whose success would store something and emit an event."""
     admin, ann = chorus.headers(org, "boss", "admin"), chorus.headers(org, "ann")
-    profile = {"display_name": "Ann", "networks": [{"network": "linkedin", "audience_size": 10}]}
+    network = {"network": "linkedin", "handle": "ann", "audience_size": 10}
+    profile = {"display_name": "Ann", "networks": [network]}
     return [
         ("content", "POST", "/v1/content", ann, article()),
         ("sharing", "PUT", "/v1/advocates/me", ann, profile),
