@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,8 +41,6 @@ from shared.messaging import EventProducer
 from shared.messaging.producer import Outgoing
 from shared.messaging.tracing import extract, inject_current, links_to
 from shared.mongo import Document, IndexSpec
-
-log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
 OUTBOX_SINCE = "outbox_since"
