@@ -193,14 +193,15 @@ class MetricsService:
         """Write a batch's tally (made here or by the projector's worker process)."""
         tally.without_advocates(await self.store.erased_among(tally.advocates()))
         # Independent documents, written concurrently: the advocates' last share and the
-        # counters. Conversions may be published twice by the relay; they also dedupe by event id.
+        # counters. Shares and conversions may be published twice by an outbox relay; they also
+        # dedupe by event id.
         await asyncio.gather(
             *(
                 self.store.advocate_shared(org, a, shared_at)
                 for (org, a), shared_at in tally.last_share.items()
             ),
             self.store.apply(
-                collection, tally.days.values(), by_event_id=topic == self.settings.conversions_topic
+                collection, tally.days.values(), by_event_id=topic in self.settings.outboxed_topics
             ),
         )
 

@@ -23,6 +23,13 @@ class MetricsSettings(ChorusSettings):
     clicks_topic: str = CLICKS.name
     conversions_topic: str = CONVERSIONS.name
 
+    @property
+    def outboxed_topics(self) -> tuple[str, ...]:
+        """Projected topics whose events leave through an outbox relay (shared/outbox.py), at
+        least once: the same event may come twice at two offsets (two replicas' relays, a resend),
+        so their projection dedupes by event id as well as by offset."""
+        return (self.shares_topic, self.conversions_topic)
+
     def projected_topics(self) -> tuple[Topic, ...]:
         """Shares, clicks and conversions: the topics `project` folds, live and in a rebuild."""
         return tuple(
