@@ -3,8 +3,8 @@
 Each service's main.py calls `create_service_app` with its routers, its indexes and a `wire`
 function that builds its service object and subscriptions from the connected `Runtime`.
 Nothing connects at import time; all of it happens in the lifespan, in this order:
-telemetry, MongoDB (+ indexes), topics, producer, the service, consumers, background tasks;
-and stops in reverse, consumers finishing the batch in hand.
+telemetry, MongoDB (+ indexes), topics, producer, the outbox, the service, consumers, background
+tasks (the outbox relay among them); and stops in reverse, consumers finishing the batch in hand.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from shared import idempotency
 from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.errors import install_error_handlers
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
-from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
+from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
+from shared.outbox import Outbox
 from shared.settings import ChorusSettings
 from shared.telemetry import flush_telemetry, setup_telemetry
 
@@ -45,9 +46,12 @@ class Runtime:
     mongo: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
     producer: EventProducer
+    # Where writes queue their events (shared/outbox.py); its relay runs as a periodic job.
+    outbox: Outbox
 
 
-# A periodic job (e.g. a sweeper): the coroutine runs, then the loop waits `every_s` seconds.
+# A periodic job (e.g. a sweeper): the coroutine runs, then the loop waits `every_s` seconds, or
+# less if `wake` is set meanwhile (a job with work to do now, like the outbox relay).
 @dataclass(frozen=True)
 class Periodic:
     name: str
@@ -55,6 +59,7 @@ class Periodic:
     run: Callable[[], Awaitable[Any]]
     # Seconds before the first run (0: as the service starts).
     first_after_s: float = 0.0
+    wake: asyncio.Event | None = None
 
 
 @dataclass
@@ -77,6 +82,8 @@ async def _run_periodic(job: Periodic) -> None:
     await asyncio.sleep(job.first_after_s)
     task = asyncio.current_task()
     while True:
+        if job.wake is not None:
+            job.wake.clear()  # a wake-up from now on asks for the run after this one
         try:
             await job.run()
         except Exception:
@@ -85,7 +92,11 @@ async def _run_periodic(job: Periodic) -> None:
             # Stopped while the job ran, and something in it swallowed the cancellation (seen
             # in a driver's cleanup): going on to sleep would hold the shutdown up to every_s.
             return
-        await asyncio.sleep(job.every_s)
+        if job.wake is None:
+            await asyncio.sleep(job.every_s)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(job.wake.wait(), job.every_s)
 
 
 _gc_tuned = False
@@ -145,8 +156,12 @@ def create_service_app(
     routers: Sequence[APIRouter],
     indexes: list[IndexSpec],
     wire: Wire,
+    outbox_collections: Sequence[str] = (),
     description: str = "",
 ) -> FastAPI:
+    """`outbox_collections`: the collections whose documents may hold pending events (each
+    declared with `outbox_index` among `indexes`); their relay runs as the periodic job
+    "outbox-relay", woken early by `runtime.outbox.nudge()`."""
     settings.service_name = name
 
     @contextlib.asynccontextmanager
@@ -154,19 +169,25 @@ def create_service_app(
         setup_telemetry(settings)
         mongo = create_client(settings)
         db = mongo[settings.database_name(name)]
+        producer = EventProducer(settings)
+        outbox = Outbox(db, outbox_collections, producer)
         # Every service takes idempotency keys on creates; their TTL index is declared here once.
         await ensure_indexes(db, [*indexes, *idempotency.INDEXES])
         if settings.create_topics:
             await ensure_topics(settings.kafka_bootstrap)
-        producer = EventProducer(settings)
         await producer.start()
-        runtime = Runtime(settings, mongo, db, producer)
+        runtime = Runtime(settings, mongo, db, producer, outbox)
         wiring = await wire(runtime)
         tune_gc()
         consumers = [ConsumerRunner(settings, sub, producer) for sub in wiring.subscriptions]
         for consumer in consumers:
             await consumer.start()
-        tasks = [asyncio.create_task(_run_periodic(job), name=job.name) for job in wiring.periodic]
+        periodic = list(wiring.periodic)
+        if outbox.collections:
+            periodic.append(
+                Periodic("outbox-relay", settings.outbox_relay_interval_s, outbox.relay, wake=outbox.wakeup)
+            )
+        tasks = [asyncio.create_task(_run_periodic(job), name=job.name) for job in periodic]
         app.state.runtime = runtime
         app.state.service = wiring.service
         app.state.consumers = consumers
@@ -205,6 +226,9 @@ def create_service_app(
     app.state.settings = settings
     app.state.token_verifier = TokenVerifier(settings)
     install_error_handlers(app)
+    # Every MongoDB operation of a request shares one deadline: a store that does not answer
+    # makes a prompt 503 (shared/errors.py), never a hung request.
+    app.add_middleware(RequestDeadline, seconds=settings.mongo_request_timeout_s)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
@@ -235,25 +259,23 @@ def health_router() -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="MongoDB and Kafka are reachable (readiness probe); Kafka is reported but not"
-        " required where CHORUS_READINESS_NEEDS_KAFKA=false",
+        summary="MongoDB is reachable and the consumers run (readiness probe). Kafka is not"
+        " needed to serve: writes queue their events in the outbox, which the relay sends when"
+        " the broker is back",
     )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
         if runtime is None:
             return JSONResponse({"status": "starting"}, status_code=503)
-        checks = {"mongodb": _check_mongo(runtime), "kafka": _check_kafka(runtime)}
         results: dict[str, str] = {}
-        for check_name, check in checks.items():
-            try:
-                await asyncio.wait_for(check, READINESS_TIMEOUT_S)
-                results[check_name] = "ok"
-            except Exception as exc:
-                results[check_name] = f"unavailable: {type(exc).__name__} {exc}".strip()
+        try:
+            await asyncio.wait_for(_check_mongo(runtime), READINESS_TIMEOUT_S)
+            results["mongodb"] = "ok"
+        except Exception as exc:
+            results["mongodb"] = f"unavailable: {type(exc).__name__} {exc}".strip()
         consumers: list[ConsumerRunner] = request.app.state.consumers
         results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
-        optional = set() if runtime.settings.readiness_needs_kafka else {"kafka"}
-        ready = all(v == "ok" for name, v in results.items() if name not in optional)
+        ready = all(v == "ok" for v in results.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": results},
             status_code=200 if ready else 503,
@@ -268,7 +290,3 @@ def health_router() -> APIRouter:
 
 async def _check_mongo(runtime: Runtime) -> None:
     await runtime.mongo.admin.command("ping")
-
-
-async def _check_kafka(runtime: Runtime) -> None:
-    await runtime.producer.client.client.fetch_all_metadata()

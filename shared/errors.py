@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -92,6 +93,27 @@ class PayloadTooLarge(AppError):
     type_slug = "payload-too-large"
 
 
+class Unavailable(AppError):
+    status = 503
+    title = "Service unavailable"
+    type_slug = "unavailable"
+
+
+# What a 503 for an unreachable store asks the client to wait before trying again, in seconds.
+RETRY_AFTER_S = 5
+
+
+def store_unavailable(error: PyMongoError) -> Unavailable | None:
+    """The 503 for a driver error that says MongoDB did not answer (no server to select, a lost
+    connection, the request's deadline passed); None for any other error."""
+    if isinstance(error, ConnectionFailure) or error.timeout:
+        return Unavailable(
+            "the database did not answer in time; retry the request shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    return None
+
+
 def problem_response(error: AppError, instance: str | None = None) -> JSONResponse:
     return JSONResponse(
         error.to_problem(instance), status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers
@@ -129,6 +151,14 @@ def install_error_handlers(app: FastAPI) -> None:
         error.type_slug = f"http-{exc.status_code}"
         return problem_response(error, request.url.path)
 
+    async def on_store_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, PyMongoError)
+        unavailable = store_unavailable(exc)
+        if unavailable is None:
+            raise exc
+        return problem_response(unavailable, request.url.path)
+
     app.add_exception_handler(AppError, on_app_error)
+    app.add_exception_handler(PyMongoError, on_store_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)

@@ -9,6 +9,9 @@ its events consistent with (no multi-document transactions on the hot paths).
   creating the document if it is missing; it answers whether this call's change was applied.
 - Projections updated in batches keep the highest offset applied per topic partition in the
   document they guard (see services/metrics/store.py `MetricsStore.apply`).
+- State and the events it emits: shared/outbox.py.
+- `RequestDeadline`: every MongoDB operation of a request shares one deadline, so a store that
+  does not answer makes a prompt 503 (shared/errors.py), not a request that hangs.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import ChorusSettings
 
@@ -46,6 +51,23 @@ def create_client(settings: ChorusSettings) -> AsyncMongoClient[Document]:
         appname=settings.service_name,
         **options,
     )
+
+
+class RequestDeadline:
+    """ASGI middleware: the MongoDB operations of one HTTP request share a deadline of `seconds`
+    from its start (PyMongo's client-side operation timeout). Past it, or when no server can be
+    selected in time, the driver raises an error that the error handlers answer with a 503."""
+
+    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with pymongo.timeout(self.seconds):
+            await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,12 @@ class ChorusSettings(BaseSettings):
     # In production tokens are RS256/ES256 and verified against this JWKS.
     jwks_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
-    # Whether /readyz fails while Kafka is unreachable. The redirect goes on serving (its clicks
-    # wait in the spool), so its pods say no and stay in the Service through a broker outage.
-    readiness_needs_kafka: bool = True
+    # How long the MongoDB operations of one HTTP request may take in all; past it the request
+    # gets a 503 with Retry-After (a store that does not answer never hangs a request).
+    mongo_request_timeout_s: float = Field(5.0, gt=0)
+    # How often the outbox relay looks for events to send when no write nudged it (events that a
+    # broker outage, a crash or another replica left pending).
+    outbox_relay_interval_s: float = Field(1.0, gt=0)
     # Worker processes per tallied subscription (Subscription.on_tally), which decode and fold
     # its polls while the consumer fetches the next; 0 tallies in the consumer's own process.
     consumer_tally_processes: int = Field(1, ge=0)

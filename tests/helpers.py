@@ -18,6 +18,7 @@ from services.metrics.domain import Effect, Tally, Tallying
 from shared.auth import issue_dev_token
 from shared.events import Event, EventData, decode
 from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
+from shared.outbox import OUTBOX_SINCE
 from shared.settings import ChorusSettings
 
 
@@ -134,6 +135,19 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, inter
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s; last result: {last!r}")
+
+
+async def outbox_sent(db: AsyncDatabase[Document], collections: Iterable[str], org: str) -> None:
+    """Wait until the outbox relay has sent every event `org`'s writes queued in `collections`
+    (a tap opened after that sees only what comes later)."""
+
+    async def none_pending() -> bool:
+        for collection in collections:
+            if await db[collection].find_one({"org": org, OUTBOX_SINCE: {"$exists": True}}, {"_id": 1}):
+                return False
+        return True
+
+    await eventually(none_pending)
 
 
 class Pending(NamedTuple):

@@ -44,7 +44,7 @@ from services.metrics.domain import Tally
 from services.metrics.handlers import MAX_BATCH, PROJECTED_AS
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import INDEXES
+from services.metrics.store import INDEXES, OUTBOX_COLLECTIONS
 from shared.app import Runtime, Wiring, create_service_app, tune_gc
 from shared.auth import issue_dev_token
 from shared.events import Topic
@@ -52,6 +52,7 @@ from shared.messaging import ConsumerRunner, EventProducer, Subscription
 from shared.messaging.producer import ce_headers
 from shared.messaging.tracing import Headers
 from shared.mongo import create_client, ensure_indexes
+from shared.outbox import Outbox
 
 PARTITIONS = 12
 
@@ -385,7 +386,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         db = mongo[f"{settings.database_name('metrics')}_r{round_no}"]
         databases.append(db.name)
         await ensure_indexes(db, INDEXES)
-        return MetricsService(settings, db, EventProducer(settings))
+        return MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
 
     tune_gc()  # as the service's lifespan does before its consumers start
     results: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "max_batch": args.max_batch}

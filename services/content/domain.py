@@ -1,7 +1,7 @@
 """Pure rules of the content service: validation, the workflow, audience, training. No I/O.
 
 Functions here take and return plain data and the events to emit; service.py stores the state
-and the events together (an embedded outbox, see store.py) and never decides a rule itself.
+and the events together (the outbox, shared/outbox.py) and never decides a rule itself.
 
 Audience: this service does not own advocate profiles (sharing does), so a caller's team,
 department and location come from the JWT claims `team`, `department` and `location` when the

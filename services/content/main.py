@@ -8,7 +8,7 @@ from services.content.api import ROUTERS
 from services.content.handlers import build_subscription
 from services.content.service import ContentService
 from services.content.settings import ContentSettings
-from services.content.store import INDEXES, ContentStore
+from services.content.store import INDEXES, OUTBOX_COLLECTIONS, ContentStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 
 DESCRIPTION = """Content library, approval workflow and training for Chorus.
@@ -29,8 +29,7 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
 
     async def wire(runtime: Runtime) -> Wiring:
         store = ContentStore(runtime.db)
-        await store.flag_pending_outboxes()
-        service = ContentService(store, runtime.producer)
+        service = ContentService(store, runtime.outbox)
         return Wiring(
             service=service,
             subscriptions=[build_subscription(service)],
@@ -38,7 +37,6 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
                 # Expiry archives items and tells the other services (content.archived): a
                 # transition with events, which a TTL index (it only deletes) cannot do.
                 Periodic("content-expiry-sweeper", settings.content_sweep_interval_s, service.sweep_expired),
-                Periodic("content-outbox-relay", settings.content_relay_interval_s, service.outbox.relay),
             ],
         )
 
@@ -48,5 +46,6 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
         routers=ROUTERS,
         indexes=INDEXES,
         wire=wire,
+        outbox_collections=OUTBOX_COLLECTIONS,
         description=DESCRIPTION,
     )

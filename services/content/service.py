@@ -1,12 +1,12 @@
 """Use cases of the content service: the one entry point for api.py and handlers.py.
 
 Each use case loads state, asks domain.py what happens, stores the new state together with the
-events it produces (the embedded outbox of store.py) and then publishes that outbox.
+events it produces (in the document's outbox, shared/outbox.py) and nudges the outbox relay,
+which publishes them: no request waits on Kafka.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,12 +16,6 @@ from typing import Any
 from services.content import domain
 from services.content.domain import ContentFields, ContentItem, Module, OrgSettings, Status, Viewer
 from services.content.store import (
-    CONTENT,
-    COURSE_PROGRESS,
-    OUTBOX_COLLECTIONS,
-    POLICIES,
-    POLICY_ACKS,
-    SETTINGS,
     ContentQuery,
     ContentStore,
     Course,
@@ -31,54 +25,23 @@ from services.content.store import (
 )
 from shared import idempotency
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events import Event, EventData, decode
-from shared.messaging import EventProducer
+from shared.events import Event, EventData
+from shared.mongo import Document
+from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/chorus/content"
 SWEEP_BATCH = 200
-RELAY_BATCH = 200
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Outbox:
-    """Publishes the events a write queued in its document, then removes what was sent."""
-
-    def __init__(self, store: ContentStore, producer: EventProducer) -> None:
-        self._store = store
-        self._producer = producer
-        # Within one process, one flush at a time keeps each key's events in the order queued.
-        self._lock = asyncio.Lock()
-
-    @staticmethod
-    def serialise(events: list[EventData], *, org: str, subject: str) -> list[str]:
-        return [
-            Event.create(e, tenant=org, source=SOURCE, subject=subject).to_json_bytes().decode()
-            for e in events
-        ]
-
-    async def flush(self, collection: str, doc_id: str) -> None:
-        """Publish now; if the broker is away, the periodic relay publishes it later."""
-        try:
-            async with self._lock:
-                pending = await self._store.outbox_of(collection, doc_id)
-                if not pending:
-                    return
-                events: list[Event[EventData]] = [decode(raw.encode()) for raw in pending]
-                await self._producer.publish_many(events)
-                await self._store.clear_outbox(collection, doc_id, pending)
-        except Exception:
-            log.exception("outbox of %s/%s not published yet; the relay will retry", collection, doc_id)
-
-    async def relay(self) -> None:
-        for collection in OUTBOX_COLLECTIONS:
-            for doc_id in await self._store.with_pending_outbox(collection, limit=RELAY_BATCH):
-                await self.flush(collection, doc_id)
+def _pending(events: list[EventData], *, org: str, subject: str) -> list[Document]:
+    return [pending(Event.create(e, tenant=org, source=SOURCE, subject=subject)) for e in events]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,9 +63,9 @@ class PolicyView:
 
 
 class ContentService:
-    def __init__(self, store: ContentStore, producer: EventProducer) -> None:
+    def __init__(self, store: ContentStore, outbox: Outbox) -> None:
         self.store = store
-        self.outbox = Outbox(store, producer)
+        self.outbox = outbox
 
     async def idempotent(
         self,
@@ -124,8 +87,8 @@ class ContentService:
         item, events = domain.create_item(
             item_id=new_id(), org=org, fields=fields, by=by, settings=settings, now=_now()
         )
-        await self.store.insert_content(item, Outbox.serialise(events, org=org, subject=item.id))
-        await self.outbox.flush(CONTENT, item.id)
+        await self.store.insert_content(item, _pending(events, org=org, subject=item.id))
+        self.outbox.nudge()
         return item
 
     async def get_content(self, org: str, viewer: Viewer, content_id: str) -> ContentItem:
@@ -143,11 +106,9 @@ class ContentService:
     ) -> ContentItem:
         item, version = await self._visible(org, viewer, content_id)
         changed, events = change(item)
-        if not await self.store.save_content(
-            changed, version, Outbox.serialise(events, org=org, subject=item.id)
-        ):
+        if not await self.store.save_content(changed, version, _pending(events, org=org, subject=item.id)):
             raise Conflict("the content changed while this request ran; reload it and try again")
-        await self.outbox.flush(CONTENT, item.id)
+        self.outbox.nudge()
         return changed
 
     async def edit_content(
@@ -215,10 +176,10 @@ class ContentService:
         for item, version in await self.store.expired_content(_now(), limit=SWEEP_BATCH):
             changed, events = domain.archive_item(item, by=None, reason="expired", now=_now())
             if await self.store.save_content(
-                changed, version, Outbox.serialise(events, org=item.org, subject=item.id)
+                changed, version, _pending(events, org=item.org, subject=item.id)
             ):
                 archived += 1
-                await self.outbox.flush(CONTENT, item.id)
+                self.outbox.nudge()
         return archived
 
     # --- organisation settings ---
@@ -229,9 +190,9 @@ class ContentService:
     async def update_settings(self, org: str, by: Viewer, settings: OrgSettings) -> OrgSettings:
         known = await self.store.existing_course_ids(org, settings.required_course_ids)
         settings = domain.validate_settings(settings, known)
-        events = Outbox.serialise([domain.settings_event(org, settings)], org=org, subject=org)
+        events = _pending([domain.settings_event(org, settings)], org=org, subject=org)
         await self.store.save_settings(org, settings, by.sub, _now(), events)
-        await self.outbox.flush(SETTINGS, org)
+        self.outbox.nudge()
         return settings
 
     # --- the social media policy ---
@@ -239,12 +200,12 @@ class ContentService:
     async def publish_policy(self, org: str, by: Viewer, title: str, body: str) -> Policy:
         current = await self.store.current_policy(org)
         policy = Policy((current.version if current else 0) + 1, title.strip(), body.strip(), by.sub, _now())
-        events = Outbox.serialise(
+        events = _pending(
             [domain.policy_published_event(org, policy.version, policy.title)], org=org, subject=org
         )
         if not await self.store.insert_policy(org, policy, events):
             raise Conflict("another version was published at the same moment; reload and try again")
-        await self.outbox.flush(POLICIES, f"{org}:{policy.version}")
+        self.outbox.nudge()
         return policy
 
     async def current_policy(self, org: str, viewer: Viewer) -> PolicyView:
@@ -270,11 +231,11 @@ class ContentService:
         domain.check_acknowledgement(version, policy.version if policy else None)
         assert policy is not None
         now = _now()
-        events = Outbox.serialise(
+        events = _pending(
             [domain.policy_acknowledged_event(viewer.sub, version)], org=org, subject=viewer.sub
         )
         if await self.store.insert_acknowledgement(org, viewer.sub, version, now, events):
-            await self.outbox.flush(POLICY_ACKS, f"{org}:{viewer.sub}:{version}")
+            self.outbox.nudge()
         return PolicyView(policy, await self.store.acknowledged_at(org, viewer.sub, version))
 
     # --- courses ---
@@ -322,13 +283,13 @@ class ContentService:
         if progress.completed_at is None and domain.course_is_complete(
             module_ids, progress.completed_module_ids
         ):
-            events = Outbox.serialise(
+            events = _pending(
                 [domain.course_completed_event(viewer.sub, course.id, course.title)],
                 org=org,
                 subject=viewer.sub,
             )
             if await self.store.mark_course_completed(org, course_id, viewer.sub, _now(), events):
-                await self.outbox.flush(COURSE_PROGRESS, f"{org}:{course_id}:{viewer.sub}")
+                self.outbox.nudge()
             progress = await self.store.get_progress(org, course_id, viewer.sub) or progress
         return progress
 

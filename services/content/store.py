@@ -1,12 +1,8 @@
 """The only module that touches MongoDB: content, settings, policy, courses and progress.
 
-State and its events in one single-document write: every write that must emit events stores
-them, serialised, in an `outbox` array of the same document, and marks the document
-`outbox_pending` (a sparse index holds only such documents). The service then publishes that
-outbox and pulls what it sent (see service.Outbox); a periodic relay finds what a crash or a
-broker outage left behind through that index. Delivery is at least once with stable event ids,
-so consumers dedupe by id. Refused input never reaches a write, so it stores nothing and emits
-nothing.
+State and its events in one single-document write: every write that must emit events queues
+them in the outbox of the same document (shared/outbox.py), and the service's outbox relay
+publishes them. Refused input never reaches a write, so it stores nothing and emits nothing.
 
 Writes to an existing item are optimistic: the document carries a `version` that every update
 checks and increments, so two concurrent transitions cannot both apply.
@@ -35,6 +31,7 @@ from services.content.domain import (
     Viewer,
 )
 from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
+from shared.outbox import outbox_index, queue, with_outbox
 
 CONTENT = "content"
 SETTINGS = "settings"
@@ -43,11 +40,8 @@ POLICY_ACKS = "policy_acks"
 COURSES = "courses"
 COURSE_PROGRESS = "course_progress"
 
-# Collections whose documents may carry an outbox, in the order the relay visits them.
+# Collections whose documents may carry an outbox (shared/outbox.py).
 OUTBOX_COLLECTIONS = (SETTINGS, POLICIES, CONTENT, COURSE_PROGRESS, POLICY_ACKS)
-# Set while a document's outbox holds events; only then, so its sparse index is the relay's list.
-OUTBOX_PENDING = "outbox_pending"
-PENDING_OUTBOX: Document = {OUTBOX_PENDING: True}
 # Where an item can be when its window ends: the expiry sweeper archives it from there.
 EXPIRING = (Status.PUBLISHED, Status.PENDING_REVIEW)
 
@@ -62,26 +56,13 @@ INDEXES: list[IndexSpec] = [
     ),
     IndexSpec(COURSES, [("org", ASCENDING), ("_id", DESCENDING)]),
     IndexSpec(COURSE_PROGRESS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
-    *(IndexSpec(c, [(OUTBOX_PENDING, ASCENDING)], options={"sparse": True}) for c in OUTBOX_COLLECTIONS),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
 
 def new_id() -> str:
     """Ids that sort by creation time, so `_id` order is newest-first cursor order."""
     return str(ObjectId())
-
-
-def _with_outbox(doc: Document, outbox: list[str]) -> Document:
-    """A new document with its events queued."""
-    return {**doc, "outbox": outbox, **({OUTBOX_PENDING: True} if outbox else {})}
-
-
-def _queue(update: Document, outbox: list[str]) -> Document:
-    """An update that also queues events, in the same write."""
-    if outbox:
-        update.setdefault("$push", {})["outbox"] = {"$each": outbox}
-        update.setdefault("$set", {})[OUTBOX_PENDING] = True
-    return update
 
 
 @dataclass(frozen=True)
@@ -280,20 +261,20 @@ class ContentStore:
 
     # --- content ---
 
-    async def insert_content(self, item: ContentItem, outbox: list[str]) -> None:
-        await self.db[CONTENT].insert_one(_with_outbox({**_content_doc(item), "version": 1}, outbox))
+    async def insert_content(self, item: ContentItem, outbox: list[Document]) -> None:
+        await self.db[CONTENT].insert_one(with_outbox({**_content_doc(item), "version": 1}, outbox))
 
     async def get_content(self, org: str, content_id: str) -> tuple[ContentItem, int] | None:
         doc = await self.db[CONTENT].find_one({"_id": content_id, "org": org})
         return (_content_item(doc), doc["version"]) if doc else None
 
-    async def save_content(self, item: ContentItem, expected_version: int, outbox: list[str]) -> bool:
+    async def save_content(self, item: ContentItem, expected_version: int, outbox: list[Document]) -> bool:
         """Write the item and queue its events if nobody changed it since `expected_version`."""
         doc = _content_doc(item)
         del doc["_id"]
         result = await self.db[CONTENT].update_one(
             {"_id": item.id, "org": item.org, "version": expected_version},
-            _queue({"$set": doc, "$inc": {"version": 1}}, outbox),
+            queue({"$set": doc, "$inc": {"version": 1}}, outbox),
         )
         return result.modified_count == 1
 
@@ -342,10 +323,10 @@ class ContentStore:
         return OrgSettings(**{k: v for k, v in doc.items() if k in names})
 
     async def save_settings(
-        self, org: str, settings: OrgSettings, updated_by: str, now: datetime, outbox: list[str]
+        self, org: str, settings: OrgSettings, updated_by: str, now: datetime, outbox: list[Document]
     ) -> None:
         fields = {**dataclasses.asdict(settings), "org": org, "updated_by": updated_by, "updated_at": now}
-        await self.db[SETTINGS].update_one({"_id": org}, _queue({"$set": fields}, outbox), upsert=True)
+        await self.db[SETTINGS].update_one({"_id": org}, queue({"$set": fields}, outbox), upsert=True)
 
     # --- policy ---
 
@@ -353,11 +334,11 @@ class ContentStore:
         doc = await self.db[POLICIES].find_one({"org": org}, sort=[("version", DESCENDING)])
         return _policy(doc) if doc else None
 
-    async def insert_policy(self, org: str, policy: Policy, outbox: list[str]) -> bool:
+    async def insert_policy(self, org: str, policy: Policy, outbox: list[Document]) -> bool:
         """False when another admin took this version number first."""
         try:
             doc = {"_id": f"{org}:{policy.version}", "org": org, **dataclasses.asdict(policy)}
-            await self.db[POLICIES].insert_one(_with_outbox(doc, outbox))
+            await self.db[POLICIES].insert_one(with_outbox(doc, outbox))
         except DuplicateKeyError:
             return False
         return True
@@ -374,12 +355,12 @@ class ContentStore:
         return doc["acknowledged_at"] if doc else None
 
     async def insert_acknowledgement(
-        self, org: str, advocate_id: str, version: int, now: datetime, outbox: list[str]
+        self, org: str, advocate_id: str, version: int, now: datetime, outbox: list[Document]
     ) -> bool:
         """False when this advocate had already acknowledged this version (nothing to emit)."""
         try:
             await self.db[POLICY_ACKS].insert_one(
-                _with_outbox(
+                with_outbox(
                     {
                         "_id": f"{org}:{advocate_id}:{version}",
                         "org": org,
@@ -457,12 +438,12 @@ class ContentStore:
             return _progress(first)
 
     async def mark_course_completed(
-        self, org: str, course_id: str, advocate_id: str, now: datetime, outbox: list[str]
+        self, org: str, course_id: str, advocate_id: str, now: datetime, outbox: list[Document]
     ) -> bool:
         """Set the completion once; only the write that sets it queues the event."""
         result = await self.db[COURSE_PROGRESS].update_one(
             {"_id": self._progress_id(org, course_id, advocate_id), "completed_at": None},
-            _queue({"$set": {"completed_at": now}}, outbox),
+            queue({"$set": {"completed_at": now}}, outbox),
         )
         return result.modified_count == 1
 
@@ -479,32 +460,3 @@ class ContentStore:
     async def erase_training(self, org: str, advocate_id: str) -> None:
         await self.db[COURSE_PROGRESS].delete_many({"org": org, "advocate_id": advocate_id})
         await self.db[POLICY_ACKS].delete_many({"org": org, "advocate_id": advocate_id})
-
-    # --- the outbox ---
-
-    async def outbox_of(self, collection: str, doc_id: str) -> list[str]:
-        doc = await self.db[collection].find_one({"_id": doc_id}, {"outbox": 1})
-        return list(doc.get("outbox") or []) if doc else []
-
-    async def clear_outbox(self, collection: str, doc_id: str, sent: list[str]) -> None:
-        await self.db[collection].update_one({"_id": doc_id}, {"$pullAll": {"outbox": sent}})
-        # Off the relay's list once empty; a write that queued more meanwhile keeps it on.
-        await self.db[collection].update_one(
-            {"_id": doc_id, "outbox": {"$size": 0}}, {"$unset": {OUTBOX_PENDING: ""}}
-        )
-
-    async def flag_pending_outboxes(self) -> int:
-        """Flag outboxes written before the flag existed, so the relay finds them (an upgrade
-        must not strand events). Reads each collection once; after that it matches nothing."""
-        flagged = 0
-        for collection in OUTBOX_COLLECTIONS:
-            result = await self.db[collection].update_many(
-                {"outbox.0": {"$exists": True}, OUTBOX_PENDING: {"$exists": False}},
-                {"$set": {OUTBOX_PENDING: True}},
-            )
-            flagged += result.modified_count
-        return flagged
-
-    async def with_pending_outbox(self, collection: str, *, limit: int) -> list[str]:
-        cursor = self.db[collection].find(PENDING_OUTBOX, {"_id": 1}).limit(limit)
-        return [doc["_id"] async for doc in cursor]

@@ -8,7 +8,7 @@ from services.metrics.api import router
 from services.metrics.handlers import build_attribution_subscription, build_subscription
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import INDEXES
+from services.metrics.store import INDEXES, OUTBOX_COLLECTIONS
 from services.metrics.webhooks import api as webhooks_api
 from services.metrics.webhooks import handlers as webhooks_handlers
 from services.metrics.webhooks.service import WebhookService
@@ -26,7 +26,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
 
     async def wire(runtime: Runtime) -> Wiring:
-        service = MetricsService(settings, runtime.db, runtime.producer)
+        service = MetricsService(settings, runtime.db, runtime.outbox)
 
         async def resolve_api_key(request: Request, key_id: str, secret: str) -> str | None:
             return await service.resolve_api_key(key_id, secret)
@@ -47,9 +47,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                 webhooks_handlers.build_subscription(webhooks),
             ],
             periodic=[
-                Periodic(
-                    "metrics-conversion-relay", settings.conversion_relay_every_s, service.relay_conversions
-                ),
                 Periodic("metrics-goal-snapshots", settings.goal_snapshot_every_s, service.snapshot_goals),
                 Periodic(
                     "metrics-webhook-dispatch", settings.webhook_dispatch_every_s, webhooks.dispatch_due
@@ -66,5 +63,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         routers=[router, webhooks_api.router],
         indexes=INDEXES + WEBHOOK_INDEXES,
         wire=wire,
+        outbox_collections=OUTBOX_COLLECTIONS,
         description=DESCRIPTION,
     )

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from services.metrics.handlers import PROJECTED_AS
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import ERASED, STATS_CACHE_S, stats_indexes
+from services.metrics.store import ERASED, OUTBOX_COLLECTIONS, STATS_CACHE_S, stats_indexes
 from shared.messaging import EventProducer
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client, ensure_indexes
+from shared.outbox import Outbox
 
 Progress = Callable[[int, int], None]  # (events replayed, events to replay)
 
@@ -65,7 +66,8 @@ async def replay(settings: MetricsSettings, collection: str, progress: Progress)
     """Replay the topics from offset 0 into `collection` (as it is: watermarks make this a no-op
     on a projection that has already seen everything)."""
     mongo = create_client(settings)
-    service = MetricsService(settings, mongo[settings.database_name("metrics")], EventProducer(settings))
+    db = mongo[settings.database_name("metrics")]
+    service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
     try:
         return (await _replay(settings, service, collection, progress))[1]
     finally:
@@ -76,7 +78,8 @@ async def rebuild(settings: MetricsSettings, progress: Progress) -> RebuildResul
     settings.service_name = "metrics-rebuild"
     mongo = create_client(settings)
     db = mongo[settings.database_name("metrics")]
-    service = MetricsService(settings, db, EventProducer(settings))  # the producer is never started
+    # The producer is never started: a rebuild writes no conversions.
+    service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
     try:
         new = await service.store.next_generation()
         await ensure_indexes(db, stats_indexes(new))

@@ -13,8 +13,6 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Link
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics import domain
@@ -40,16 +38,17 @@ from services.metrics.store import (
 )
 from shared.auth import API_KEY_ROLE, Principal, api_key_matches, generate_api_key
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.events import Event, EventData, decode
+from shared.events import Event, EventData
 from shared.events.advocates import AdvocateErased, AdvocateProfile
 from shared.events.clicks import ClickRecorded
 from shared.events.content import SettingsUpdated
 from shared.events.conversions import Credit, LeadCaptured, SaleRecorded
 from shared.events.training import CourseCompleted
 from shared.idempotency import run_once
-from shared.messaging import Batch, Delivered, EventProducer
-from shared.messaging.tracing import extract
+from shared.messaging import Batch, Delivered
+from shared.messaging.tracing import inject_current
 from shared.mongo import Document
+from shared.outbox import Outbox, pending, with_outbox
 
 log = logging.getLogger(__name__)
 
@@ -178,13 +177,11 @@ def _parse_decimal(name: str, raw: str) -> Decimal:
 
 
 class MetricsService:
-    def __init__(
-        self, settings: MetricsSettings, db: AsyncDatabase[Document], producer: EventProducer
-    ) -> None:
+    def __init__(self, settings: MetricsSettings, db: AsyncDatabase[Document], outbox: Outbox) -> None:
         self.settings = settings
         self.db = db
         self.store = MetricsStore(db)
-        self.producer = producer
+        self.outbox = outbox
 
     # === projections ===============================================================================
 
@@ -196,14 +193,15 @@ class MetricsService:
         """Write a batch's tally (made here or by the projector's worker process)."""
         tally.without_advocates(await self.store.erased_among(tally.advocates()))
         # Independent documents, written concurrently: the advocates' last share and the
-        # counters. Conversions may be published twice by the relay; they also dedupe by event id.
+        # counters. Shares and conversions may be published twice by an outbox relay; they also
+        # dedupe by event id.
         await asyncio.gather(
             *(
                 self.store.advocate_shared(org, a, shared_at)
                 for (org, a), shared_at in tally.last_share.items()
             ),
             self.store.apply(
-                collection, tally.days.values(), by_event_id=topic == self.settings.conversions_topic
+                collection, tally.days.values(), by_event_id=topic in self.settings.outboxed_topics
             ),
         )
 
@@ -397,19 +395,25 @@ class MetricsService:
             "duplicate": False,
         }
         claim_id = f"{org}|{body.type}|{body.customer_id}"
-        claim = {
-            "_id": claim_id,
-            "org": org,
-            "conversion_id": conversion_id,
-            "state": "pending",
-            "event": event.to_json_bytes().decode(),
-            "response": response,
-            "created_at": now,
-            "trace": click.get("trace", {}) if attributed and click else {},
-        }
+        # The conversion joins the trace of the click it names (and so of the share), and links
+        # the integrator's request that reported it.
+        record = pending(
+            event, trace=click.get("trace", {}) if attributed and click else {}, link=inject_current()
+        )
+        claim = with_outbox(
+            {
+                "_id": claim_id,
+                "org": org,
+                "conversion_id": conversion_id,
+                "response": response,
+                "created_at": now,
+            },
+            [record],
+        )
         existing = await self.store.claim_conversion(claim)
         if existing is not None:  # the same customer and type counts once
             return {**existing["response"], "duplicate": True}
+        self.outbox.nudge()
         if attributed and click is not None:
             await self.store.add_customer_touches(
                 org,
@@ -423,27 +427,7 @@ class MetricsService:
                     }
                 ],
             )
-        try:
-            # The conversion joins the trace of the click it names (and so of the share), and
-            # links the integrator's request that reported it.
-            await self.producer.publish(
-                event,
-                parent=extract(claim["trace"]),
-                links=[Link(trace.get_current_span().get_span_context())],
-            )
-            await self.store.mark_published(claim_id)
-        except Exception:
-            # Accepted all the same: the relay publishes pending conversions.
-            log.exception("conversion %s: publish failed; the relay will retry", conversion_id)
         return response
-
-    async def relay_conversions(self) -> int:
-        cutoff = utc_now() - timedelta(seconds=self.settings.conversion_relay_after_s)
-        docs = await self.store.unpublished_conversions(cutoff)
-        for doc in docs:
-            await self.producer.publish(decode(doc["event"].encode()), parent=extract(doc.get("trace")))
-            await self.store.mark_published(doc["_id"])
-        return len(docs)
 
     # === analytics =================================================================================
 

@@ -14,9 +14,6 @@ class MetricsSettings(ChorusSettings):
     # Days without a share after which an enrolled advocate no longer counts as active.
     active_window_days: int = 30
     goal_snapshot_every_s: float = 3600.0
-    # Conversions whose event could not be published at once are retried by a relay.
-    conversion_relay_every_s: float = 15.0
-    conversion_relay_after_s: float = 10.0
     # Outbound webhooks: how often due deliveries are sent, and the first retry's wait (it doubles).
     webhook_dispatch_every_s: float = 1.0
     webhook_retry_base_s: float = 5.0
@@ -25,6 +22,13 @@ class MetricsSettings(ChorusSettings):
     shares_topic: str = SHARES.name
     clicks_topic: str = CLICKS.name
     conversions_topic: str = CONVERSIONS.name
+
+    @property
+    def outboxed_topics(self) -> tuple[str, ...]:
+        """Projected topics whose events leave through an outbox relay (shared/outbox.py), at
+        least once: the same event may come twice at two offsets (two replicas' relays, a resend),
+        so their projection dedupes by event id as well as by offset."""
+        return (self.shares_topic, self.conversions_topic)
 
     def projected_topics(self) -> tuple[Topic, ...]:
         """Shares, clicks and conversions: the topics `project` folds, live and in a rebuild."""

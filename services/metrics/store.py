@@ -27,6 +27,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.metrics.domain import ALL, DayTally, fold, stats_doc_id, stats_part
 from shared.events.clicks import ClickRecorded
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
+from shared.outbox import outbox_index
 from shared.pagination import decode_cursor, encode_cursor
 
 META = "projection_meta"
@@ -43,6 +44,8 @@ GOALS = "goals"
 GOAL_SNAPSHOTS = "goal_snapshots"
 SURVEYS = "surveys"
 SURVEY_RESPONSES = "survey_responses"
+# Collections whose documents may carry an outbox (shared/outbox.py).
+OUTBOX_COLLECTIONS = (CONVERSIONS,)
 UPDATE_ATTEMPTS = 8
 # How long a projector may keep using the active generation it read (a rebuild waits twice that).
 STATS_CACHE_S = 1.0
@@ -72,7 +75,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(ADVOCATES, [("org", ASCENDING), ("enrolled", ASCENDING)]),
     IndexSpec(API_KEYS, [("org", ASCENDING)]),
-    IndexSpec(CONVERSIONS, [("state", ASCENDING), ("created_at", ASCENDING)]),  # the relay
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
     IndexSpec(CUSTOMERS, [("org", ASCENDING), ("touches.advocate_id", ASCENDING)]),  # erasure
     IndexSpec(GOALS, [("org", ASCENDING)]),
     IndexSpec(GOAL_SNAPSHOTS, [("org", ASCENDING), ("goal_id", ASCENDING), ("date", ASCENDING)]),
@@ -329,21 +332,16 @@ class MetricsStore:
             return_document=ReturnDocument.AFTER,
         )
 
-    # --- conversions (claim, outbox, customers) ---------------------------------------------------
+    # --- conversions (claim, customers) -----------------------------------------------------------
 
     async def claim_conversion(self, doc: Document) -> Document | None:
-        """Insert the conversion of a (customer, type); None when it is new, else the existing one."""
+        """Insert the conversion of a (customer, type) with its event queued; None when it is
+        new, else the existing one."""
         try:
             await self.db[CONVERSIONS].insert_one(doc)
             return None
         except DuplicateKeyError:
             return await self.db[CONVERSIONS].find_one({"_id": doc["_id"]})
-
-    async def mark_published(self, doc_id: str) -> None:
-        await self.db[CONVERSIONS].update_one({"_id": doc_id}, {"$set": {"state": "published"}})
-
-    async def unpublished_conversions(self, older_than: datetime) -> list[Document]:
-        return [d async for d in self.db[CONVERSIONS].find(unpublished_filter(older_than)).limit(100)]
 
     async def customer_touches(self, org: str, customer_id: str) -> list[Document]:
         doc = await self.db[CUSTOMERS].find_one({"_id": f"{org}|{customer_id}"})
@@ -405,12 +403,6 @@ class MetricsStore:
         await self.db[SURVEY_RESPONSES].update_many(
             {"org": org, "respondent": respondent_hash}, {"$set": {"respondent": None}}
         )
-
-
-def unpublished_filter(older_than: datetime) -> Document:
-    """Conversions the relay publishes: served by the (state, created_at) index, whose pending
-    entries are the only ones it reads."""
-    return {"state": "pending", "created_at": {"$lt": older_than}}
 
 
 def utc_now() -> datetime:

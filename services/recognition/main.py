@@ -9,7 +9,7 @@ from services.recognition.api import router
 from services.recognition.handlers import build_subscription
 from services.recognition.service import RecognitionService
 from services.recognition.settings import RecognitionSettings
-from services.recognition.store import INDEXES, RecognitionStore
+from services.recognition.store import INDEXES, OUTBOX_COLLECTIONS, RecognitionStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
@@ -29,9 +29,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
 
     async def wire(runtime: Runtime) -> Wiring:
         http = httpx.AsyncClient(follow_redirects=False)
-        service = RecognitionService(
-            RecognitionStore(runtime.db), runtime.producer, recognition_settings, http
-        )
+        service = RecognitionService(RecognitionStore(runtime.db), runtime.outbox, recognition_settings, http)
         return Wiring(
             service=service,
             subscriptions=[build_subscription(service)],
@@ -52,5 +50,6 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
         routers=[router],
         indexes=INDEXES,
         wire=wire,
+        outbox_collections=OUTBOX_COLLECTIONS,
         description=DESCRIPTION,
     )

@@ -1,13 +1,14 @@
 """Recognition use cases: the one entry point for the routes (api.py) and the event handlers.
 
-An event becomes points in three steps, each safe to repeat:
+An event becomes points in two steps, each safe to repeat:
 1. the ledger entry is inserted (its id is derived from the source event and kind, and the
-   ledger's unique index refuses a second one);
+   ledger's unique index refuses a second one), with its `chorus.reward.granted` (the entry id as
+   event id) queued in its outbox (shared/outbox.py), which the outbox relay publishes;
 2. the entry is projected onto the account (balance, lifetime, counters) and the leaderboards,
-   each document remembering the entry ids it has applied;
-3. `chorus.reward.granted` is published with the entry id as its event id.
-The entry records how far it got (`projected`, `published`), and a relay finishes entries that a
-crash left half done. Corrections are new entries (negative), never edits.
+   each document remembering the entry ids it has applied.
+The entry records whether it was `projected`, and a relay finishes entries that a crash left
+half done. Corrections are new entries (negative), never edits. Badge awards and redemptions
+queue their events the same way, in the write that makes them.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import Event
 from shared.events.advocates import AdvocateProfile
 from shared.events.recognition import BadgeAwarded, RewardGranted, RewardRedeemed
-from shared.messaging import EventProducer
 from shared.mongo import Document
+from shared.outbox import Outbox, pending
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,12 @@ class RecognitionService:
     def __init__(
         self,
         store: RecognitionStore,
-        producer: EventProducer,
+        outbox: Outbox,
         settings: RecognitionSettings,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.store = store
-        self.producer = producer
+        self.outbox = outbox
         self.settings = settings
         self.http = http
         self._rules_cache: dict[str, tuple[float, int, Rules]] = {}
@@ -240,17 +241,22 @@ class RecognitionService:
             "counter_delta": 1,
             "created_at": now(),
             "projected": False,
-            "published": False,
         }
-        entry = await self.store.insert_entry(entry)
+        entry = await self._insert_entry(entry)
         await self.finish(entry)
         return entry
+
+    async def _insert_entry(self, entry: Document) -> Document:
+        """Insert a ledger entry with its chorus.reward.granted queued (or get the one there)."""
+        granted = _granted(entry)
+        stored = await self.store.insert_entry(entry, granted)
+        if granted:
+            self.outbox.nudge()
+        return stored
 
     async def finish(self, entry: Document) -> None:
         if not entry.get("projected"):
             await self._project(entry)
-        if not entry.get("published"):
-            await self._publish_entry(entry)
 
     async def _project(self, entry: Document) -> None:
         org, advocate_id, eid = entry["org"], entry["advocate_id"], entry["_id"]
@@ -293,29 +299,6 @@ class RecognitionService:
         entry["projected"] = True
         if entry.get("counter"):
             await self.check_badges(org, advocate_id)
-
-    async def _publish_entry(self, entry: Document) -> None:
-        if entry.get("points") and entry["kind"] not in (Kind.REDEMPTION, Kind.REFUND):
-            data = RewardGranted(
-                entry_id=entry["_id"],
-                advocate_id=entry["advocate_id"],
-                points=int(entry["points"]),
-                reason=entry["reason"],
-                source_event_id=entry["source_event_id"],
-                source_event_type=entry["source_event_type"],
-                granted_at=entry["created_at"],
-            )
-            await self.producer.publish(
-                Event.create(
-                    data,
-                    tenant=entry["org"],
-                    source=SOURCE,
-                    event_id=entry["_id"],
-                    subject=entry["advocate_id"],
-                )
-            )
-        await self.store.mark_entry(entry["_id"], {"published": True})
-        entry["published"] = True
 
     # --- event intake ------------------------------------------------------------------------
 
@@ -487,9 +470,8 @@ class RecognitionService:
             "counter_delta": -1,
             "created_at": now(),
             "projected": False,
-            "published": False,
         }
-        entry = await self.store.insert_entry(entry)
+        entry = await self._insert_entry(entry)
         await self.finish(entry)
         return entry
 
@@ -627,30 +609,20 @@ class RecognitionService:
                 "name": definition.name,
                 "definition_json": definition.model_dump_json(),
                 "awarded_at": now(),
-                "published": False,
             }
-            await self.store.insert_award(award)
+            data = BadgeAwarded(
+                award_id=award["_id"],
+                advocate_id=advocate_id,
+                badge_id=definition.badge_id,
+                name=definition.name,
+                awarded_at=award["awarded_at"],
+            )
+            event = Event.create(data, tenant=org, source=SOURCE, event_id=award["_id"], subject=advocate_id)
+            if await self.store.insert_award(award, [pending(event)]):
+                self.outbox.nudge()
             await self.store.add_badge_to_account(org, advocate_id, definition.badge_id)
-            stored = await self.store.get_award(org, award["_id"])
-            if stored is not None and not stored.get("published"):
-                await self._publish_award(stored)
             awards.append(award)
         return awards
-
-    async def _publish_award(self, award: Document) -> None:
-        data = BadgeAwarded(
-            award_id=award["_id"],
-            advocate_id=award["advocate_id"],
-            badge_id=award["badge_id"],
-            name=award["name"],
-            awarded_at=award["awarded_at"],
-        )
-        await self.producer.publish(
-            Event.create(
-                data, tenant=award["org"], source=SOURCE, event_id=award["_id"], subject=award["advocate_id"]
-            )
-        )
-        await self.store.mark_award_published(award["_id"])
 
     async def credential(self, org: str, award_id: str, viewer: str, is_admin: bool) -> dict[str, Any]:
         award = await self.store.get_award(org, award_id)
@@ -778,7 +750,7 @@ class RecognitionService:
                 f"{reward['name']} costs {cost} points; your balance is {account['balance']}"
             )
         at = now()
-        await self.store.insert_entry(
+        await self._insert_entry(
             {
                 "_id": spend_entry_id,
                 "org": org,
@@ -795,7 +767,6 @@ class RecognitionService:
                 "periods": [],
                 "created_at": at,
                 "projected": True,
-                "published": True,
             }
         )
         redemption: Document = {
@@ -810,11 +781,9 @@ class RecognitionService:
             "created_at": at,
             "updated_at": at,
             "requested_at": at,
-            "unpublished": [str(RedemptionStatus.REQUESTED)],
-            "needs_relay": True,
         }
-        await self.store.insert_redemption(redemption)
-        await self._relay_redemption(redemption)
+        await self.store.insert_redemption(redemption, [_redeemed(redemption, RedemptionStatus.REQUESTED)])
+        self.outbox.nudge()
         return redemption
 
     async def redemption(self, org: str, redemption_id: str) -> Document:
@@ -831,18 +800,25 @@ class RecognitionService:
         extra: Document = {"note": note} if note else {}
         if target is RedemptionStatus.REJECTED:
             extra["refund_pending"] = True
-        moved = await self.store.move_redemption(org, redemption_id, sources, str(target), by, extra)
+        if target is RedemptionStatus.APPROVED:
+            extra["webhook_pending"] = True
+        moved = await self.store.move_redemption(
+            org, redemption_id, sources, str(target), by, extra, [_redeemed(current, target)]
+        )
         if moved is None:
             raise Conflict(f"a {current['status']} redemption cannot become {target}")
-        await self._relay_redemption(moved)
+        self.outbox.nudge()
+        if moved.get("needs_relay"):
+            await self._follow_up(moved)
         return moved
 
-    async def _relay_redemption(self, redemption: Document) -> None:
-        """Finish what a status change implies: refund, webhook, events. Each step is idempotent."""
+    async def _follow_up(self, redemption: Document) -> None:
+        """Finish what a status change implies in other documents: the refund of a rejected
+        redemption, the fulfilment webhook of an approved one. Each step is idempotent."""
         org, rid = redemption["org"], redemption["_id"]
         if redemption.get("refund_pending"):
             refund_id = domain.entry_id(org, f"redemption:{rid}", Kind.REFUND)
-            entry = await self.store.insert_entry(
+            entry = await self._insert_entry(
                 {
                     "_id": refund_id,
                     "org": org,
@@ -859,7 +835,6 @@ class RecognitionService:
                     "periods": [],
                     "created_at": now(),
                     "projected": False,
-                    "published": True,
                 }
             )
             await self.finish(entry)
@@ -867,26 +842,9 @@ class RecognitionService:
             if reward is not None and await self.store.claim_stock_return(rid):
                 await self.store.release_reward(reward, int(redemption.get("price_cents", 0)))
             await self.store.clear_refund_pending(rid)
-        for status in list(redemption.get("unpublished", [])):
-            if status == RedemptionStatus.APPROVED:
-                await self._enqueue_webhook(redemption)
-            data = RewardRedeemed(
-                redemption_id=rid,
-                advocate_id=redemption["advocate_id"],
-                reward_id=redemption["reward_id"],
-                points=int(redemption["cost"]),
-                status=status,
-            )
-            await self.producer.publish(
-                Event.create(
-                    data,
-                    tenant=org,
-                    source=SOURCE,
-                    event_id=domain.stable_id("redeemed", rid, status),
-                    subject=redemption["advocate_id"],
-                )
-            )
-            await self.store.redemption_published(rid, status)
+        if redemption.get("webhook_pending"):
+            await self._enqueue_webhook(redemption)
+            await self.store.clear_webhook_pending(rid)
         await self.store.finish_redemption_relay(rid)
 
     async def redemptions(
@@ -1068,22 +1026,56 @@ class RecognitionService:
     # --- relay ---------------------------------------------------------------------------------
 
     async def relay(self) -> int:
-        """Finish what a crash left half done: projections, events, refunds. Safe to run anywhere."""
+        """Finish what a crash left half done: projections, refunds, webhooks (events are the
+        outbox relay's). Safe to run anywhere."""
         older_than = now() - timedelta(seconds=self.settings.relay_grace_s)
         done = 0
-        for entry in await self.store.stale_entries("projected", older_than):
+        for entry in await self.store.unprojected_entries(older_than):
             await self.finish(entry)
-            done += 1
-        for entry in await self.store.stale_entries("published", older_than):
-            await self.finish(entry)
-            done += 1
-        for award in await self.store.stale_awards(older_than):
-            await self._publish_award(award)
             done += 1
         for redemption in await self.store.stale_redemptions(older_than):
-            await self._relay_redemption(redemption)
+            await self._follow_up(redemption)
             done += 1
         return done
+
+
+def _granted(entry: Document) -> list[Document]:
+    """The chorus.reward.granted of a new ledger entry, to queue with it: none for an entry of no
+    points, nor for spending and refunds (their events are chorus.reward.redeemed)."""
+    if not entry.get("points") or entry["kind"] in (Kind.REDEMPTION, Kind.REFUND):
+        return []
+    data = RewardGranted(
+        entry_id=entry["_id"],
+        advocate_id=entry["advocate_id"],
+        points=int(entry["points"]),
+        reason=entry["reason"],
+        source_event_id=entry["source_event_id"],
+        source_event_type=entry["source_event_type"],
+        granted_at=entry["created_at"],
+    )
+    event = Event.create(
+        data, tenant=entry["org"], source=SOURCE, event_id=entry["_id"], subject=entry["advocate_id"]
+    )
+    return [pending(event)]
+
+
+def _redeemed(redemption: Document, status: RedemptionStatus) -> Document:
+    """The chorus.reward.redeemed of a redemption reaching `status`, to queue with that move."""
+    data = RewardRedeemed(
+        redemption_id=redemption["_id"],
+        advocate_id=redemption["advocate_id"],
+        reward_id=redemption["reward_id"],
+        points=int(redemption["cost"]),
+        status=status,
+    )
+    event = Event.create(
+        data,
+        tenant=redemption["org"],
+        source=SOURCE,
+        event_id=domain.stable_id("redeemed", redemption["_id"], str(status)),
+        subject=redemption["advocate_id"],
+    )
+    return pending(event)
 
 
 def utc(at: datetime) -> datetime:

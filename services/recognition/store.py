@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import Document, IndexSpec, applied_once_filter, conditional_upsert, mark_applied
+from shared.outbox import outbox_index, queue, with_outbox
 
 RULES = "rules"
 LEDGER = "ledger"
@@ -44,26 +45,23 @@ KUDOS_WEEKS = "kudos_weeks"
 GOALS = "goals"
 ERASED = "erased_advocates"
 
+# Collections whose documents may carry an outbox (shared/outbox.py): ledger entries
+# (chorus.reward.granted), badge awards (chorus.badge.awarded), redemptions (chorus.reward.redeemed).
+OUTBOX_COLLECTIONS = (LEDGER, AWARDS, REDEMPTIONS)
+
 INDEXES: list[IndexSpec] = [
     IndexSpec(RULES, [("org", ASCENDING), ("version", DESCENDING)], unique=True),
     # The guarantee that one event changes the ledger once, whatever the redeliveries.
     IndexSpec(LEDGER, [("org", ASCENDING), ("source_event_id", ASCENDING), ("kind", ASCENDING)], unique=True),
     IndexSpec(LEDGER, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(LEDGER, [("org", ASCENDING), ("ref", ASCENDING), ("kind", ASCENDING)]),
-    # The relay's pending work: partial indexes hold only the entries not yet projected or
-    # published, so finding them costs the same however long the ledger grows. (Two indexes on
-    # the same keys with different filters: MongoDB 5.0+.)
+    # The relay's pending work: a partial index holds only the entries not yet projected, so
+    # finding them costs the same however long the ledger grows.
     IndexSpec(
         LEDGER,
         [("created_at", ASCENDING)],
         name="ledger_unprojected",
         options={"partialFilterExpression": {"projected": False}},
-    ),
-    IndexSpec(
-        LEDGER,
-        [("created_at", ASCENDING)],
-        name="ledger_unpublished",
-        options={"partialFilterExpression": {"published": False}},
     ),
     IndexSpec(ACCOUNTS, [("org", ASCENDING), ("advocate_id", ASCENDING)], unique=True),
     # The leaderboard projection: one document per (period, advocate), read in points order.
@@ -84,12 +82,6 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
     IndexSpec(COLLEAGUE_SHARES, [("org", ASCENDING), ("author", ASCENDING)]),
     IndexSpec(AWARDS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("awarded_at", DESCENDING)]),
-    IndexSpec(
-        AWARDS,
-        [("awarded_at", ASCENDING)],
-        name="awards_unpublished",
-        options={"partialFilterExpression": {"published": False}},
-    ),
     IndexSpec(BADGE_DEFS, [("org", ASCENDING), ("badge_id", ASCENDING)], unique=True),
     IndexSpec(REWARDS, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("created_at", DESCENDING)]),
@@ -104,6 +96,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(DELIVERIES, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
 
@@ -317,9 +310,11 @@ class RecognitionStore:
 
     # --- ledger --------------------------------------------------------------------------------
 
-    async def insert_entry(self, entry: Document) -> Document:
-        """Insert the entry, or return the one already there for the same (org, source event, kind)."""
+    async def insert_entry(self, entry: Document, outbox: list[Document]) -> Document:
+        """Insert the entry with its events queued, or return the one already there for the same
+        (org, source event, kind)."""
         try:
+            entry = with_outbox(entry, outbox)
             await self.db[LEDGER].insert_one(entry)
             return entry
         except DuplicateKeyError:
@@ -354,10 +349,10 @@ class RecognitionStore:
         )
         return await cursor.to_list()
 
-    async def stale_entries(self, field: str, older_than: datetime, limit: int = 200) -> list[Document]:
+    async def unprojected_entries(self, older_than: datetime, limit: int = 200) -> list[Document]:
         return (
             await self.db[LEDGER]
-            .find({field: False, "created_at": {"$lt": older_than}})
+            .find({"projected": False, "created_at": {"$lt": older_than}})
             .limit(limit)
             .to_list()
         )
@@ -498,9 +493,10 @@ class RecognitionStore:
     async def badge_definitions(self, org: str) -> list[Document]:
         return await self.db[BADGE_DEFS].find({"org": org}).sort("created_at", ASCENDING).to_list()
 
-    async def insert_award(self, award: Document) -> bool:
+    async def insert_award(self, award: Document, outbox: list[Document]) -> bool:
+        """Insert the award with its event queued; False if the advocate had it already."""
         try:
-            await self.db[AWARDS].insert_one(award)
+            await self.db[AWARDS].insert_one(with_outbox(award, outbox))
         except DuplicateKeyError:
             return False
         return True
@@ -513,17 +509,6 @@ class RecognitionStore:
             await self.db[AWARDS]
             .find({"org": org, "advocate_id": advocate_id})
             .sort("awarded_at", DESCENDING)
-            .to_list()
-        )
-
-    async def mark_award_published(self, award_id: str) -> None:
-        await self.db[AWARDS].update_one({"_id": award_id}, {"$set": {"published": True}})
-
-    async def stale_awards(self, older_than: datetime, limit: int = 200) -> list[Document]:
-        return (
-            await self.db[AWARDS]
-            .find({"published": False, "awarded_at": {"$lt": older_than}})
-            .limit(limit)
             .to_list()
         )
 
@@ -579,8 +564,8 @@ class RecognitionStore:
             inc["budget_left_cents"] = price_cents
         await self.db[REWARDS].update_one({"_id": reward["_id"], "org": reward["org"]}, {"$inc": inc})
 
-    async def insert_redemption(self, redemption: Document) -> None:
-        await self.db[REDEMPTIONS].insert_one(redemption)
+    async def insert_redemption(self, redemption: Document, outbox: list[Document]) -> None:
+        await self.db[REDEMPTIONS].insert_one(with_outbox(redemption, outbox))
 
     async def get_redemption(self, org: str, redemption_id: str) -> Document | None:
         return await self.db[REDEMPTIONS].find_one({"_id": redemption_id, "org": org})
@@ -592,32 +577,40 @@ class RecognitionStore:
         from_statuses: list[str],
         to_status: str,
         by: str,
-        extra: Document | None = None,
+        extra: Document,
+        outbox: list[Document],
     ) -> Document | None:
-        """Compare-and-set the status; the new status waits in `unpublished` until its event is out."""
+        """Compare-and-set the status, queueing its event in the same write. What the move
+        leaves to do in other documents (`refund_pending`, `webhook_pending` in `extra`) marks
+        the redemption `needs_relay` until it is done."""
         at = now()
+        follow_up = (
+            {"needs_relay": True} if extra.get("refund_pending") or extra.get("webhook_pending") else {}
+        )
         return await self.db[REDEMPTIONS].find_one_and_update(
             {"_id": redemption_id, "org": org, "status": {"$in": from_statuses}},
-            {
-                "$set": {
-                    "status": to_status,
-                    "updated_at": at,
-                    f"{to_status}_at": at,
-                    f"{to_status}_by": by,
-                    "needs_relay": True,
-                    **(extra or {}),
+            queue(
+                {
+                    "$set": {
+                        "status": to_status,
+                        "updated_at": at,
+                        f"{to_status}_at": at,
+                        f"{to_status}_by": by,
+                        **follow_up,
+                        **extra,
+                    }
                 },
-                "$push": {"unpublished": to_status},
-            },
+                outbox,
+            ),
             return_document=ReturnDocument.AFTER,
         )
 
-    async def redemption_published(self, redemption_id: str, status: str) -> None:
-        await self.db[REDEMPTIONS].update_one({"_id": redemption_id}, {"$pull": {"unpublished": status}})
+    async def clear_webhook_pending(self, redemption_id: str) -> None:
+        await self.db[REDEMPTIONS].update_one({"_id": redemption_id}, {"$set": {"webhook_pending": False}})
 
     async def finish_redemption_relay(self, redemption_id: str) -> None:
         await self.db[REDEMPTIONS].update_one(
-            {"_id": redemption_id, "unpublished": {"$size": 0}, "refund_pending": {"$ne": True}},
+            {"_id": redemption_id, "refund_pending": {"$ne": True}, "webhook_pending": {"$ne": True}},
             {"$set": {"needs_relay": False}},
         )
 

@@ -22,7 +22,7 @@ from services.sharing.redirect import RedirectApp
 from services.sharing.service import SharingService
 from services.sharing.settings import SharingSettings
 from services.sharing.spool import RELAY_SETTINGS_ENV, ClickRelay, ClickSpool
-from services.sharing.store import INDEXES, SharingStore
+from services.sharing.store import INDEXES, OUTBOX_COLLECTIONS, SharingStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
@@ -76,7 +76,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
         service = SharingService(
             sharing_settings,
             store,
-            runtime.producer,
+            runtime.outbox,
             on_erased=lambda org, advocate_id, share_ids: redirect.forget(set(share_ids)),
         )
         relay = ClickRelay(
@@ -144,6 +144,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
         routers=[router],
         indexes=INDEXES,
         wire=wire,
+        outbox_collections=OUTBOX_COLLECTIONS,
         description=DESCRIPTION,
     )
     return mount_redirect(app, redirect)

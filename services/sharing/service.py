@@ -21,17 +21,15 @@ from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUp
 from shared.events.content import ContentSnapshot, SettingsUpdated
 from shared.events.shares import ShareMade
 from shared.idempotency import run_once
-from shared.messaging import EventProducer
-from shared.messaging.tracing import extract, inject_current
+from shared.messaging.tracing import inject_current
 from shared.mongo import Document, is_duplicate_key
+from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, encode_cursor
 
 log = logging.getLogger(__name__)
 
 SOURCE = "/chorus/sharing"
 MAX_PAGE = 200
-SEND_RETRY_AFTER = timedelta(seconds=30)
-SEND_LEASE = timedelta(seconds=30)  # a claimed share is not taken again for this long
 
 
 def content_view(doc: Document) -> ContentView:
@@ -139,23 +137,20 @@ class SharingService:
         self,
         settings: SharingSettings,
         store: SharingStore,
-        producer: EventProducer,
+        outbox: Outbox,
         *,
         now: Callable[[], datetime] | None = None,
         on_erased: Callable[[str, str, list[str]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
-        self.producer = producer
+        self.outbox = outbox
         self._now = now or (lambda: datetime.now(UTC))
         # Tells the redirect to drop cached links of an erased advocate (org, advocate, share ids).
         self._on_erased = on_erased
 
     def now(self) -> datetime:
         return self._now()
-
-    async def _publish(self, data: Any, org: str, **kwargs: Any) -> None:
-        await self.producer.publish(Event.create(data, tenant=org, source=SOURCE), **kwargs)
 
     # --- advocates ---------------------------------------------------------------------------
 
@@ -188,10 +183,9 @@ class SharingService:
                 for n in body.networks
             ],
         )
-        # Kafka first, then the idempotent write: a retry after a failed write re-sends a profile
-        # snapshot, which consumers apply as the latest state.
-        await self._publish(data, org)
-        await self.store.save_advocate(org, advocate_id, profile, self.now())
+        event = Event.create(data, tenant=org, source=SOURCE)
+        await self.store.save_advocate(org, advocate_id, profile, self.now(), [pending(event)])
+        self.outbox.nudge()
         doc = await self.store.get_advocate(org, advocate_id)
         assert doc is not None
         return advocate_out(doc)
@@ -221,7 +215,13 @@ class SharingService:
             )
             if not known:
                 raise NotFound(f"advocate {advocate_id} not found")
-        await self._publish(AdvocateErased(advocate_id=advocate_id, requested_by=principal.sub), org)
+        event = Event.create(
+            AdvocateErased(advocate_id=advocate_id, requested_by=principal.sub), tenant=org, source=SOURCE
+        )
+        # The request is recorded with its event first; the erasure itself is idempotent and runs
+        # again when this service consumes that event, so a failure half way is finished then.
+        await self.store.record_erasure(org, event.id, self.now(), [pending(event)])
+        self.outbox.nudge()
         await self.apply_erasure(org, advocate_id)
 
     async def apply_erasure(self, org: str, advocate_id: str) -> None:
@@ -307,12 +307,12 @@ class SharingService:
                 campaign=domain.campaign_name(content.title, content.content_id),
                 share_id=share_id,
             ),
-            "status": "pending",
-            # An immediate share is announced by this request; the due-share job takes it only
-            # if that failed, so the two never announce it both.
-            "send_at": goes_out_at if body.scheduled_at is not None else now + SEND_RETRY_AFTER,
+            # An immediate share is sent now, its chorus.share.made queued with it; a scheduled one
+            # waits, pending, for the due-share job.
+            "status": "pending" if body.scheduled_at is not None else "sent",
+            "send_at": goes_out_at if body.scheduled_at is not None else None,
             "scheduled_at": goes_out_at if body.scheduled_at is not None else None,
-            "shared_at": None,
+            "shared_at": None if body.scheduled_at is not None else now,
             "created_at": now,
             "event_id": str(uuid.uuid4()),  # stable, so a re-sent chorus.share.made dedupes
             "trace": inject_current(),  # clicks on this share continue this trace
@@ -321,24 +321,22 @@ class SharingService:
             "department": advocate.department,
             "tags": list(content.tags),
         }
+        outbox = [] if body.scheduled_at is not None else [self._share_made(share, now)]
         try:
-            await self.store.insert_share(share)
+            await self.store.insert_share(share, outbox)
         except Exception as exc:
             await self.store.release_daily_share(org, advocate_id, day)
             if is_duplicate_key(exc):  # a 64-bit code collided: vanishingly rare, let the client retry
                 raise InvalidInput("could not allocate a short code; retry the request") from exc
             raise
-        if body.scheduled_at is None:
-            try:
-                share = await self.send_share(share)
-            except Exception:
-                # The share is stored as pending: the due-share job announces it when Kafka is back.
-                log.warning("chorus.share.made for %s not sent yet; the due-share job retries", share_id)
+        if outbox:
+            self.outbox.nudge()
         return _json_ready(share_out(share))
 
-    async def send_share(self, share: Document) -> Document:
-        """Emit chorus.share.made (with the share's trace as parent), then mark it sent."""
-        shared_at = share["send_at"] if share.get("scheduled_at") else self.now()
+    @staticmethod
+    def _share_made(share: Document, shared_at: datetime) -> Document:
+        """The share's chorus.share.made to queue: its id is the share's own (stable), and it
+        continues the trace the share was made in."""
         data = ShareMade(
             share_id=share["_id"],
             advocate_id=share["advocate_id"],
@@ -354,17 +352,18 @@ class SharingService:
             shared_at=shared_at,
         )
         event: Event[Any] = Event.create(data, tenant=share["org"], source=SOURCE, event_id=share["event_id"])
-        await self.producer.publish(event, parent=extract(share.get("trace")))
-        await self.store.mark_share_sent(share["org"], share["_id"], shared_at)
-        return {**share, "status": "sent", "shared_at": shared_at}
+        return pending(event, trace=share.get("trace") or {})
 
     async def send_due_shares(self, limit: int = 200) -> int:
-        """Announce scheduled shares whose time has come, and immediate ones whose announcement
-        failed (they become due SEND_RETRY_AFTER after they were made)."""
+        """Send scheduled shares whose time has come: each is marked sent with its event queued,
+        in one conditional update, so two replicas' jobs never send one share twice."""
         sent = 0
-        while sent < limit and (share := await self.store.claim_due_share(self.now(), SEND_LEASE)):
-            await self.send_share(share)
-            sent += 1
+        for share in await self.store.due_shares(self.now(), limit):
+            outbox = [self._share_made(share, share["send_at"])]
+            if await self.store.mark_share_sent(share["org"], share["_id"], share["send_at"], outbox):
+                sent += 1
+        if sent:
+            self.outbox.nudge()
         return sent
 
     async def list_shares(

@@ -6,19 +6,23 @@
 - org_settings    projection of chorus.settings.updated and chorus.policy.published
 - shares          one per share, with its code, target and the trace context it was made in
 - daily_counts    shares per (org, advocate, UTC day), reserved atomically for the daily limit
+- erasures        one per erasure request, holding its chorus.advocate.erased until it is sent
+
+Advocates, shares and erasures carry the events their writes emit in their outbox
+(shared/outbox.py).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
 from shared.mongo import Document, IndexSpec, conditional_upsert
+from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_index, queue, with_outbox
 
 ADVOCATES = "advocates"
 TRAINING = "training"
@@ -26,6 +30,10 @@ CONTENTS = "contents"
 ORG_SETTINGS = "org_settings"
 SHARES = "shares"
 DAILY_COUNTS = "daily_counts"
+ERASURES = "erasures"
+
+# Collections whose documents may carry an outbox (shared/outbox.py).
+OUTBOX_COLLECTIONS = (ADVOCATES, SHARES, ERASURES)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(ADVOCATES, [("org", 1), ("_id", 1)]),
@@ -36,6 +44,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("_id", -1)]),
     IndexSpec(SHARES, [("org", 1), ("_id", -1)]),
     IndexSpec(SHARES, [("status", 1), ("send_at", 1)]),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
 
@@ -56,14 +65,27 @@ class SharingStore:
     async def get_advocate(self, org: str, advocate_id: str) -> Document | None:
         return await self.db[ADVOCATES].find_one({"_id": advocate_key(org, advocate_id), "org": org})
 
-    async def save_advocate(self, org: str, advocate_id: str, profile: Document, now: datetime) -> None:
+    async def save_advocate(
+        self, org: str, advocate_id: str, profile: Document, now: datetime, outbox: list[Document]
+    ) -> None:
+        """Save the profile and queue its event, in one write."""
         await self.db[ADVOCATES].update_one(
             {"_id": advocate_key(org, advocate_id), "org": org},
-            {
-                "$set": {**profile, "org": org, "advocate_id": advocate_id, "updated_at": now},
-                "$setOnInsert": {"enrolled_at": now},
-            },
+            queue(
+                {
+                    "$set": {**profile, "org": org, "advocate_id": advocate_id, "updated_at": now},
+                    "$setOnInsert": {"enrolled_at": now},
+                },
+                outbox,
+            ),
             upsert=True,
+        )
+
+    async def record_erasure(self, org: str, erasure_id: str, now: datetime, outbox: list[Document]) -> None:
+        """The erasure request and its event. Once the event is sent, the document says only that
+        an erasure was asked for in the organisation, and when."""
+        await self.db[ERASURES].insert_one(
+            with_outbox({"_id": erasure_id, "org": org, "requested_at": now}, outbox)
         )
 
     async def list_advocates(self, org: str, after: str | None, limit: int) -> list[Document]:
@@ -163,15 +185,15 @@ class SharingStore:
             {"_id": f"{org}:{advocate_id}:{day}", "org": org}, {"$inc": {"count": -1}}
         )
 
-    async def insert_share(self, share: Document) -> None:
-        await self.db[SHARES].insert_one(share)
+    async def insert_share(self, share: Document, outbox: list[Document]) -> None:
+        await self.db[SHARES].insert_one(with_outbox(share, outbox))
 
     async def get_share(self, org: str, share_id: str) -> Document | None:
         return await self.db[SHARES].find_one({"_id": share_id, "org": org})
 
     async def share_by_code(self, code: str) -> Document | None:
         # Public lookup: the code alone identifies the share (it is unguessable and unique).
-        return await self.db[SHARES].find_one({"code": code})
+        return await self.db[SHARES].find_one({"code": code}, {OUTBOX: 0, OUTBOX_SINCE: 0})
 
     async def list_shares(
         self, org: str, advocate_id: str | None, before: str | None, limit: int
@@ -184,18 +206,20 @@ class SharingStore:
         cursor = self.db[SHARES].find(query).sort("_id", -1).limit(limit)
         return [doc async for doc in cursor]
 
-    async def claim_due_share(self, now: datetime, lease: timedelta) -> Document | None:
-        """Take one pending share whose time has come, pushing its send_at past `lease` so that
-        no other replica (or the next run) takes it meanwhile. One atomic document update."""
-        return await self.db[SHARES].find_one_and_update(
-            due_filter(now), {"$set": {"send_at": now + lease}}, return_document=ReturnDocument.BEFORE
-        )
+    async def due_shares(self, now: datetime, limit: int) -> list[Document]:
+        """Across organisations: scheduled shares whose time has come."""
+        return await self.db[SHARES].find(due_filter(now)).limit(limit).to_list()
 
-    async def mark_share_sent(self, org: str, share_id: str, shared_at: datetime) -> None:
-        await self.db[SHARES].update_one(
+    async def mark_share_sent(
+        self, org: str, share_id: str, shared_at: datetime, outbox: list[Document]
+    ) -> bool:
+        """Mark a pending share sent and queue its event, in one write; False if it was not
+        pending any more (another replica's job sent it)."""
+        result = await self.db[SHARES].update_one(
             {"_id": share_id, "org": org, "status": "pending"},
-            {"$set": {"status": "sent", "shared_at": shared_at}},
+            queue({"$set": {"status": "sent", "shared_at": shared_at}}, outbox),
         )
+        return result.modified_count == 1
 
     # --- erasure -----------------------------------------------------------------------------
 

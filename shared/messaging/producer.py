@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import NamedTuple
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import context as otel_context
@@ -26,6 +27,14 @@ def ce_headers(event_type: str, event_id: str, tenant: str) -> Headers:
         ("ce_tenant", tenant.encode()),
         ("content-type", b"application/cloudevents+json"),
     ]
+
+
+class Outgoing(NamedTuple):
+    """An event to send, the trace context to send it in, and spans to link to."""
+
+    event: AnyEvent
+    parent: otel_context.Context | None = None
+    links: Sequence[Link] = ()
 
 
 class EventProducer:
@@ -74,8 +83,12 @@ class EventProducer:
         links: Sequence[Link] = (),
     ) -> None:
         """Send events and wait for all of them; per-key order is kept by Kafka's partitioning."""
+        await self.publish_each([Outgoing(event, parent, links) for event in events])
+
+    async def publish_each(self, items: Sequence[Outgoing]) -> None:
+        """Send events, each in its own trace context, in this order; wait for all of them."""
         futures = []
-        for event in events:
+        for event, parent, links in items:
             headers = event_headers(event)
             with produce_span(event, headers, parent, links):
                 futures.append(

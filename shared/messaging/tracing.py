@@ -124,3 +124,9 @@ def inject_current() -> dict[str, str]:
 
 def extract(carrier: dict[str, str] | None) -> otel_context.Context:
     return propagate.extract(carrier or {})
+
+
+def links_to(carrier: dict[str, str] | None) -> list[Link]:
+    """A link to the span a carrier names (none for an empty carrier)."""
+    context = trace.get_current_span(extract(carrier)).get_span_context()
+    return [Link(context)] if context.is_valid else []

@@ -160,8 +160,8 @@ async def test_concurrent_claims_take_each_due_item_once(
     collection: AsyncCollection[Document], pool: PoolWatch, returned: bool
 ) -> None:
     # Workers take a due item by pushing its time past a lease; no item may be taken twice.
-    # recognition claim_due_delivery takes the earliest (sort, AFTER); sharing claim_due_share
-    # takes any (BEFORE: its update makes the filter miss, so no two callers get one pre-image).
+    # recognition claim_due_delivery takes the earliest (sort, AFTER); a claim that takes any
+    # returns the pre-image (BEFORE: its update makes the filter miss, so no two callers get one).
     now = datetime.now(UTC)
     await collection.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
     await collection.insert_many(
@@ -376,7 +376,7 @@ async def test_find_one_and_update_without_a_match_returns_none_and_writes_nothi
 async def test_find_one_and_update_before_returns_the_document_as_it_was(
     collection: AsyncCollection[Document],
 ) -> None:
-    # sharing claim_due_share returns the share as it was before its lease was set.
+    # A claim that takes any due item returns it as it was before its lease was set.
     due = datetime(2026, 1, 1, tzinfo=UTC)
     await collection.insert_one({"_id": "s", "status": "pending", "send_at": due})
     before = await collection.find_one_and_update(

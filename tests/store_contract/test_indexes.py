@@ -32,6 +32,7 @@ from services.metrics.webhooks.store import INDEXES as METRICS_WEBHOOKS
 from services.recognition.store import INDEXES as RECOGNITION
 from services.sharing.store import INDEXES as SHARING
 from shared.mongo import Document, IndexSpec, ensure_indexes, is_duplicate_key
+from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
 
 DOCUMENTS = 1500  # per collection: enough for a scan and an index walk to differ
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -45,6 +46,11 @@ INDEX_WALKS = {"IXSCAN", "EXPRESS_IXSCAN"}
 
 def _at(i: int) -> datetime:
     return T0 + timedelta(seconds=i)
+
+
+def _outbox(i: int, every: int) -> Document:
+    """Fields of a document with events in its outbox (shared/outbox.py), one in `every`."""
+    return {"outbox": [{"id": f"ev{i}", "at": _at(i)}], OUTBOX_SINCE: _at(i)} if i % every == 0 else {}
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,8 @@ def declared(collection: str, *stores: list[IndexSpec]) -> list[IndexSpec]:
 
 
 COLLECTIONS: dict[str, Collection] = {
-    # services/recognition/store.py LEDGER; the relay's pending work in partial indexes
+    # services/recognition/store.py LEDGER; the relay's pending work in a partial index, the
+    # outbox relay's in a sparse one
     "ledger": Collection(
         declared("ledger", RECOGNITION),
         lambda i: {
@@ -77,7 +84,7 @@ COLLECTIONS: dict[str, Collection] = {
             "ref": f"ref{i % 300}",
             "created_at": _at(i // 2),  # pairs share a time: pages must break ties by _id
             "projected": i % 10 != 0,
-            "published": i % 7 != 0,
+            **_outbox(i, 7),
         },
     ),
     # services/recognition/store.py DELIVERIES and services/metrics/webhooks/store.py DELIVERIES
@@ -103,6 +110,7 @@ COLLECTIONS: dict[str, Collection] = {
             "code": f"code{i:05d}",
             "status": "pending" if i % 5 == 0 else "sent",
             "send_at": _at(i),
+            **_outbox(i, 11),
         },
     ),
     # services/metrics/store.py CLICK_INDEX
@@ -142,8 +150,8 @@ COLLECTIONS: dict[str, Collection] = {
         lambda i: {
             "_id": f"v{i:05d}",
             "org": f"org{i % ORGS}",
-            "state": "pending" if i % 25 == 0 else "published",
             "created_at": _at(i),
+            **_outbox(i, 25),
         },
     ),
     # services/content/store.py CONTENT; the outbox relay's list in a sparse index
@@ -156,7 +164,7 @@ COLLECTIONS: dict[str, Collection] = {
             "author_advocate_id": f"a{i % 40}" if i % 3 == 0 else None,
             "created_by": f"u{i % 30}",
             "expires_at": _at(i * 60),
-            **({"outbox": ["event"], "outbox_pending": True} if i % 50 == 0 else {"outbox": []}),
+            **_outbox(i, 50),
         },
     ),
     # services/recognition/store.py ADVOCATES
@@ -189,6 +197,7 @@ COLLECTIONS: dict[str, Collection] = {
             "needs_relay": i % 9 == 0,
             "created_at": _at(i),
             "updated_at": _at(i),
+            **_outbox(i, 13),
         },
     ),
     # services/recognition/store.py RULES
@@ -263,7 +272,7 @@ QUERIES: dict[str, Query] = {
         {"org": "org1", "ref": "ref1", "kind": {"$in": ["share", "click"]}},
     ),
     "ledger entries not projected yet (partial index)": Query(
-        "recognition stale_entries, the relay",
+        "recognition unprojected_entries, the relay",
         "ledger",
         {"projected": False, "created_at": {"$lt": _at(600)}},
         limit=200,
@@ -313,7 +322,7 @@ QUERIES: dict[str, Query] = {
         20,
     ),
     "scheduled shares that are due": Query(
-        "sharing claim_due_share",
+        "sharing due_shares",
         "shares",
         {"status": "pending", "send_at": {"$lte": _at(700)}},
     ),
@@ -386,22 +395,16 @@ QUERIES: dict[str, Query] = {
         [("date", ASCENDING)],
         400,
     ),
-    "documents with events in their outbox (sparse index)": Query(
-        "content with_pending_outbox, the relay",
-        "content",
-        {"outbox_pending": True},
-        limit=100,
-    ),
+    **{
+        f"{collection} with events in their outbox (sparse index)": Query(
+            "shared/outbox.py Outbox.relay", collection, PENDING_FILTER, [(OUTBOX_SINCE, ASCENDING)], PAGE
+        )
+        for collection in ("content", "ledger", "conversions", "redemptions", "shares")
+    },
     "customers an advocate touched (index on an array's subdocuments)": Query(
         "metrics erase_customer_touches (update_many)",
         "customers",
         {"org": "org1", "touches.advocate_id": "a1"},
-    ),
-    "conversions waiting for the relay": Query(
-        "metrics unpublished_conversions",
-        "conversions",
-        {"state": "pending", "created_at": {"$lt": _at(1000)}},
-        limit=100,
     ),
 }
 
@@ -414,6 +417,7 @@ READ_IN_INDEX_ORDER = [
     "an advocate's shares, next page",
     "the latest rules",
     "a goal's snapshots in date order",
+    "content with events in their outbox (sparse index)",
 ]
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.mongo import APPLIED_WINDOW, Document, applied_once_filter, mark_applied
+from shared.outbox import OUTBOX, OUTBOX_SINCE, queue
 
 
 async def test_push_each_with_slice_keeps_the_latest_window(collection: AsyncCollection[Document]) -> None:
@@ -48,7 +49,7 @@ async def test_push_each_with_slice_in_an_upsert_creates_the_window(
 async def test_push_each_appends_in_order_and_creates_a_missing_array(
     collection: AsyncCollection[Document],
 ) -> None:
-    # content's outbox: events queued in the write that changes the state.
+    # shared/outbox.py queue: events queued in the write that changes the state.
     await collection.insert_one({"_id": "item"})
     await collection.update_one({"_id": "item"}, {"$push": {"outbox": {"$each": ["a", "b"]}}})
     await collection.update_one({"_id": "item"}, {"$push": {"outbox": {"$each": ["c"]}}})
@@ -58,8 +59,8 @@ async def test_push_each_appends_in_order_and_creates_a_missing_array(
 async def test_pull_removes_values_and_subdocuments_matching_a_condition(
     collection: AsyncCollection[Document],
 ) -> None:
-    # recognition redemption_published pulls a value; metrics erase_customer_touches pulls the
-    # touches of one advocate from every customer, in one update_many.
+    # A value pulled from a list; metrics erase_customer_touches pulls the touches of one
+    # advocate from every customer, in one update_many.
     touches = [{"advocate_id": "a", "at": 1}, {"advocate_id": "b", "at": 2}, {"advocate_id": "a", "at": 3}]
     await collection.insert_many(
         [
@@ -79,13 +80,6 @@ async def test_pull_removes_values_and_subdocuments_matching_a_condition(
     assert docs["c1"]["touches"] == [{"advocate_id": "b", "at": 2}]
     assert docs["c2"]["touches"] == []
     assert docs["c3"]["touches"] == [{"advocate_id": "a", "at": 5}]
-
-
-async def test_pull_all_and_pop_remove_what_they_name(collection: AsyncCollection[Document]) -> None:
-    # content clear_outbox ($pullAll of what was sent); a window trimmed from its front ($pop).
-    await collection.insert_one({"_id": "doc", "outbox": ["a", "b", "c", "b"], "window": [1, 2, 3]})
-    await collection.update_one({"_id": "doc"}, {"$pullAll": {"outbox": ["a", "b"]}, "$pop": {"window": -1}})
-    assert await collection.find_one({"_id": "doc"}) == {"_id": "doc", "outbox": ["c"], "window": [2, 3]}
 
 
 async def test_add_to_set_adds_each_value_once(collection: AsyncCollection[Document]) -> None:
@@ -137,7 +131,8 @@ async def test_max_and_min_keep_the_extreme_and_set_a_missing_field(
     collection: AsyncCollection[Document],
 ) -> None:
     # $max: sharing acknowledged_policy_version, recognition counters.<name>, metrics
-    # last_shared_at and the offset watermarks wm.<source>. $min: available for future use.
+    # last_shared_at and the offset watermarks wm.<source>. $min: shared/outbox.py queue keeps
+    # outbox_since at the oldest pending event.
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     await collection.insert_one({"_id": "doc", "version": 3, "last_shared_at": t0, "counters": {}})
     await collection.update_one(
@@ -215,3 +210,30 @@ async def test_update_many_counts_only_the_documents_it_changed(
     assert (result.matched_count, result.modified_count) == (10, 5)
     deleted = await collection.delete_many({"org": "o", "_id": {"$lt": 4}})
     assert deleted.deleted_count == 4
+
+
+async def test_an_outbox_queues_in_order_pulls_what_was_sent_and_leaves_the_list_once_empty(
+    collection: AsyncCollection[Document],
+) -> None:
+    # shared/outbox.py: records queued by `queue` ($push $each, $min on outbox_since, in an
+    # upsert too); the relay pulls the ids it sent ($pull with $in on a field of the records)
+    # and unsets outbox_since only while the outbox is empty ($size 0).
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def record(event_id: str, seconds: int) -> Document:
+        return {"id": event_id, "at": t0 + timedelta(seconds=seconds), "event": "{}"}
+
+    first = [record("a", 2), record("b", 3)]
+    await collection.update_one({"_id": "doc", "org": "o"}, queue({"$set": {"state": 1}}, first), upsert=True)
+    await collection.update_one({"_id": "doc"}, queue({"$set": {"state": 2}}, [record("c", 1)]))
+    doc = await collection.find_one({"_id": "doc"})
+    assert doc is not None
+    assert [r["id"] for r in doc[OUTBOX]] == ["a", "b", "c"]
+    assert (doc["state"], doc[OUTBOX_SINCE]) == (2, t0 + timedelta(seconds=1))
+
+    emptied = {"_id": "doc", "org": "o", OUTBOX: {"$size": 0}}
+    await collection.update_one({"_id": "doc", "org": "o"}, {"$pull": {OUTBOX: {"id": {"$in": ["a", "c"]}}}})
+    assert (await collection.update_one(emptied, {"$unset": {OUTBOX_SINCE: ""}})).modified_count == 0
+    await collection.update_one({"_id": "doc", "org": "o"}, {"$pull": {OUTBOX: {"id": {"$in": ["b"]}}}})
+    assert (await collection.update_one(emptied, {"$unset": {OUTBOX_SINCE: ""}})).modified_count == 1
+    assert await collection.find_one({"_id": "doc"}) == {"_id": "doc", "org": "o", "state": 2, OUTBOX: []}

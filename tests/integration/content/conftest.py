@@ -19,10 +19,12 @@ from tests.helpers import running_app
 @pytest.fixture(scope="module")
 def content_settings(settings: ChorusSettings) -> ContentSettings:
     return ContentSettings(
-        **settings.model_dump(),
-        content_sweep_interval_s=0.3,
-        content_relay_interval_s=0.5,
-        content_max_body_bytes=64 * 1024,
+        **{
+            **settings.model_dump(),
+            "content_sweep_interval_s": 0.3,
+            "outbox_relay_interval_s": 0.5,
+            "content_max_body_bytes": 64 * 1024,
+        }
     )
 
 

@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.content.store import OUTBOX_COLLECTIONS
 from shared.settings import ChorusSettings
-from tests.helpers import new_org, tap
+from tests.helpers import new_org, outbox_sent, tap
 from tests.integration.content.conftest import Users, article
 
 pytestmark = pytest.mark.integration
@@ -94,6 +95,8 @@ async def test_bad_input_is_refused_naming_the_field_and_leaves_no_trace(
             headers=users.editor,
         )
     ).json()
+    # The events of these writes are out before the taps open.
+    await outbox_sent(client._transport.app.state.runtime.db, OUTBOX_COLLECTIONS, org)  # type: ignore[attr-defined]
 
     async with (
         tap(settings.kafka_bootstrap, "chorus.content") as content_tap,

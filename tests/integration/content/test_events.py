@@ -15,8 +15,6 @@ from services.content.store import (
     CONTENT,
     EXPIRING,
     OUTBOX_COLLECTIONS,
-    OUTBOX_PENDING,
-    PENDING_OUTBOX,
     SETTINGS,
     ContentStore,
     expired_filter,
@@ -25,6 +23,7 @@ from shared.events import Event, EventData
 from shared.events.content import SettingsUpdated
 from shared.events.envelope import json_schema
 from shared.mongo import create_client
+from shared.outbox import OUTBOX, OUTBOX_SINCE, PENDING_FILTER, pending
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org, tap
 from tests.integration.content.conftest import Users, article
@@ -197,14 +196,14 @@ async def test_the_relay_publishes_events_left_in_an_outbox(
                 OrgSettings(blocked_words=["spam"]),
                 "admin-1",
                 datetime.now(UTC),
-                [event.to_json_bytes().decode()],
+                [pending(event)],
             )
             seen = await content_tap.collect(lambda e: e.tenant == org, count=1, timeout_s=10)
         assert [e.id for e in seen] == [event.id]
 
         async def outbox_emptied() -> bool:
             doc = await store.db[SETTINGS].find_one({"_id": org})
-            return doc is not None and not doc.get("outbox") and OUTBOX_PENDING not in doc
+            return doc is not None and not doc.get(OUTBOX) and OUTBOX_SINCE not in doc
 
         await eventually(outbox_emptied)
     finally:
@@ -218,33 +217,10 @@ async def test_the_relay_and_the_expiry_sweeper_find_their_work_through_an_index
     db = mongo[content_settings.database_name("content")]
     try:
         for collection in OUTBOX_COLLECTIONS:
-            explain = await db[collection].find(PENDING_OUTBOX, {"_id": 1}).explain()
+            explain = await db[collection].find(PENDING_FILTER).sort(OUTBOX_SINCE, 1).limit(200).explain()
             assert uses_an_index(explain), (collection, plan_stages(explain))
         for status in EXPIRING:
             explain = await db[CONTENT].find(expired_filter(status, datetime.now(UTC))).explain()
             assert uses_an_index(explain), (status, plan_stages(explain))
     finally:
-        await mongo.close()
-
-
-async def test_an_outbox_written_before_the_flag_existed_is_flagged_for_the_relay(
-    content_settings: ContentSettings,
-) -> None:
-    """A document an older release left with events in its outbox (no `outbox_pending` field):
-    the start-up pass flags it, so the relay's index finds it and nothing is stranded."""
-    org = new_org()
-    mongo = create_client(content_settings)
-    store = ContentStore(mongo[content_settings.database_name("content")])
-    try:
-        await store.db[SETTINGS].insert_one({"_id": org, "org": org, "outbox": ['{"id": "old"}']})
-        await store.db[SETTINGS].insert_one({"_id": f"{org}-sent", "org": org, "outbox": []})
-        assert org not in await store.with_pending_outbox(SETTINGS, limit=10_000)
-
-        assert await store.flag_pending_outboxes() >= 1
-
-        pending = await store.with_pending_outbox(SETTINGS, limit=10_000)
-        assert org in pending and f"{org}-sent" not in pending
-        assert await store.flag_pending_outboxes() == 0  # once flagged, nothing left to do
-    finally:
-        await store.db[SETTINGS].delete_many({"org": org})
         await mongo.close()

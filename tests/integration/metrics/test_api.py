@@ -14,7 +14,6 @@ from services.metrics.main import create_app
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
 from services.metrics.store import CONVERSIONS as CONVERSIONS_COLLECTION
-from services.metrics.store import unpublished_filter
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased
 from shared.events.clicks import ClickRecorded
@@ -23,6 +22,7 @@ from shared.events.shares import ShareMade
 from shared.events.topics import CONVERSIONS
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
+from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org, running_app
 from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader
@@ -245,12 +245,12 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
     assert (await client.get("/v1/api-keys", headers=admin(settings, other_org))).json()["items"] == []
 
 
-async def test_the_conversion_relay_finds_pending_conversions_through_an_index(
+async def test_the_outbox_relay_finds_pending_conversions_through_an_index(
     client: httpx.AsyncClient,
 ) -> None:
     service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
     conversions = service.store.db[CONVERSIONS_COLLECTION]
-    explain = await conversions.find(unpublished_filter(datetime.now(UTC))).explain()
+    explain = await conversions.find(PENDING_FILTER).sort(OUTBOX_SINCE, 1).limit(PAGE).explain()
     assert uses_an_index(explain), plan_stages(explain)
 
 

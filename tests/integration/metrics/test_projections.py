@@ -18,12 +18,13 @@ from services.metrics.main import create_app
 from services.metrics.rebuild import rebuild, replay
 from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import MetricsStore
+from services.metrics.store import OUTBOX_COLLECTIONS, MetricsStore
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
 from shared.events.topics import CLICKS
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
+from shared.outbox import Outbox
 from shared.settings import ChorusSettings
 from tests.helpers import Pending, bearer, eventually, new_org, running_app, tally_of
 from tests.integration.metrics.scenario import (
@@ -228,7 +229,8 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     # breakdowns (the second update never happened), and the offsets never committed.
     mongo = create_client(settings)
     try:
-        service = MetricsService(settings, mongo[settings.database_name("metrics")], producer)
+        db = mongo[settings.database_name("metrics")]
+        service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, producer))
         pending = [
             Pending(
                 effect._replace(dims=(("all", "*"),)),

@@ -16,10 +16,19 @@ from pymongo import AsyncMongoClient, monitoring
 
 from services.recognition.service import RecognitionService
 from services.recognition.settings import RecognitionSettings
-from services.recognition.store import AWARDS, BOARDS, INDEXES, LEDGER, REDEMPTIONS, RecognitionStore, now
+from services.recognition.store import (
+    BOARDS,
+    INDEXES,
+    LEDGER,
+    OUTBOX_COLLECTIONS,
+    REDEMPTIONS,
+    RecognitionStore,
+    now,
+)
 from shared.events.advocates import AdvocateUpdated
 from shared.messaging import EventProducer
 from shared.mongo import APPLIED_WINDOW, Document
+from shared.outbox import Outbox
 from tests.helpers import new_org, one_database_through_clients
 
 pytestmark = pytest.mark.integration
@@ -221,7 +230,11 @@ async def test_boards_follow_the_consent_of_a_profile_applied_again_from_every_r
     hidden = AdvocateUpdated(advocate_id="a", team="red", public_ranking_consent=False)
     await stores[0].upsert_advocate(org, "a", {"team": "red", "public_ranking_consent": False, "audience": 0})
     services = [
-        RecognitionService(store, EventProducer(recognition_settings), recognition_settings)
+        RecognitionService(
+            store,
+            Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(recognition_settings)),
+            recognition_settings,
+        )
         for store in stores
     ]
 
@@ -273,17 +286,15 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
     org = new_org()
     old, new = now() - timedelta(minutes=5), now()
     ledger: list[Document] = [
-        {"_id": f"{org}-done", "projected": True, "published": True, "created_at": old},
-        {"_id": f"{org}-unprojected", "projected": False, "published": False, "created_at": old},
-        {"_id": f"{org}-unpublished", "projected": True, "published": False, "created_at": old},
-        {"_id": f"{org}-too-young", "projected": False, "published": False, "created_at": new},
+        {"_id": f"{org}-done", "projected": True, "created_at": old},
+        {"_id": f"{org}-unprojected", "projected": False, "created_at": old},
+        {"_id": f"{org}-too-young", "projected": False, "created_at": new},
     ]
     for i, entry in enumerate(ledger):
         entry.update(org=org, source_event_id=f"ev{i}", kind="share_made", advocate_id="a")
         await stores[0].db[LEDGER].insert_one(entry)
-    await stores[0].insert_award({"_id": f"{org}-award", "org": org, "published": False, "awarded_at": old})
     await stores[0].insert_redemption(
-        {"_id": f"{org}-rdm", "org": org, "needs_relay": True, "updated_at": old}
+        {"_id": f"{org}-rdm", "org": org, "needs_relay": True, "updated_at": old}, []
     )
 
     listener = FindCommands()
@@ -295,17 +306,10 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
         store = RecognitionStore(db)
         cutoff = now() - timedelta(minutes=1)
         ours = {
-            "unprojected": [e["_id"] for e in await store.stale_entries("projected", cutoff)],
-            "unpublished": sorted(e["_id"] for e in await store.stale_entries("published", cutoff)),
-            "awards": [a["_id"] for a in await store.stale_awards(cutoff)],
+            "unprojected": [e["_id"] for e in await store.unprojected_entries(cutoff)],
             "redemptions": [r["_id"] for r in await store.stale_redemptions(cutoff)],
         }
-        assert ours == {
-            "unprojected": [f"{org}-unprojected"],
-            "unpublished": sorted([f"{org}-unprojected", f"{org}-unpublished"]),
-            "awards": [f"{org}-award"],
-            "redemptions": [f"{org}-rdm"],
-        }
+        assert ours == {"unprojected": [f"{org}-unprojected"], "redemptions": [f"{org}-rdm"]}
         plans = {}
         for find in listener.finds:
             query = {k: v for k, v in find.items() if k in ("find", "filter", "sort", "limit", "projection")}
@@ -318,8 +322,6 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
 
     expected_index = {
         (LEDGER, ("projected", "created_at")): "ledger_unprojected",
-        (LEDGER, ("published", "created_at")): "ledger_unpublished",
-        (AWARDS, ("published", "awarded_at")): "awards_unpublished",
         (REDEMPTIONS, ("needs_relay", "updated_at")): "redemptions_to_relay",
     }
     assert set(plans) == set(expected_index)

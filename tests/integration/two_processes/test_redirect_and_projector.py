@@ -487,7 +487,7 @@ async def test_two_redirects_and_two_projectors_count_every_click_and_conversion
             # word (its uncommitted polls go to the other), then comes back.
             leads = [run.lead_event(n) for n in range(20)]
             await producer.publish_many([run.burst_click(n) for n in range(1500)] + leads)
-            await producer.publish_many(leads[:10])  # again, as the conversion relay may
+            await producer.publish_many(leads[:10])  # again, as the outbox relay may
             await asyncio.sleep(1.0)
             processes.metrics[1].kill()
             await producer.publish_many([run.burst_click(n) for n in range(1500, 3000)])

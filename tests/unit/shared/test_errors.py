@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
+from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
 
-from shared.errors import Conflict, InvalidInput, install_error_handlers
+from shared.errors import PROBLEM_JSON, Conflict, InvalidInput, install_error_handlers
 
 
 class Body(BaseModel):
@@ -25,9 +26,19 @@ def make_client() -> TestClient:
             raise Conflict("a thing with this title exists")
         if body.title.startswith("ftp"):
             raise InvalidInput.field("title", "must not look like a URL")
+        if body.title in STORE_ERRORS:
+            raise STORE_ERRORS[body.title]
         return {"title": body.title}
 
-    return TestClient(app)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+STORE_ERRORS = {
+    "no-server": ServerSelectionTimeoutError("No servers found yet, Timeout: 2.0s"),
+    "lost": AutoReconnect("connection closed"),
+    "deadline": NetworkTimeout("timed out"),
+    "duplicate": DuplicateKeyError("E11000 duplicate key"),
+}
 
 
 def test_an_app_error_becomes_a_problem_with_its_status() -> None:
@@ -57,3 +68,18 @@ def test_an_unknown_route_is_a_problem_too() -> None:
     response = make_client().get("/nowhere")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_store_that_does_not_answer_is_a_503_to_retry_later() -> None:
+    client = make_client()
+    for title in ("no-server", "lost", "deadline"):
+        response = client.post("/things", json={"title": title})
+        assert response.status_code == 503, title
+        assert response.headers["content-type"] == PROBLEM_JSON
+        assert int(response.headers["retry-after"]) > 0
+        assert response.json()["title"] == "Service unavailable"
+
+
+def test_any_other_store_error_is_not_reported_as_an_outage() -> None:
+    response = make_client().post("/things", json={"title": "duplicate"})
+    assert response.status_code == 500

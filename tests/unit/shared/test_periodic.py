@@ -40,3 +40,25 @@ async def test_a_job_is_run_again_every_interval_until_cancelled() -> None:
     runner.cancel()
     await asyncio.gather(runner, return_exceptions=True)
     assert runner.done() and runs >= 3
+
+
+async def test_a_woken_job_runs_again_before_its_interval() -> None:
+    wake = asyncio.Event()
+    runs: list[int] = []
+    ran = asyncio.Event()
+
+    async def job() -> None:
+        runs.append(len(runs))
+        ran.set()
+
+    # every_s is an hour: only a wake-up makes a second run.
+    runner = asyncio.create_task(_run_periodic(Periodic("woken", 3600, job, wake=wake)))
+    try:
+        await asyncio.wait_for(ran.wait(), timeout=5)
+        ran.clear()
+        wake.set()
+        await asyncio.wait_for(ran.wait(), timeout=5)
+        assert runs == [0, 1]
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)

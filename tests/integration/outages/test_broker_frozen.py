@@ -1,0 +1,367 @@
+"""With the Kafka broker frozen, every write of every service answers at once and stays ready;
+when the broker is back, every event those writes made arrives, once per event id, in the order
+it was written per key (shared/outbox.py)."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devtools import local_stack
+from services.content.store import OUTBOX_COLLECTIONS as CONTENT_OUTBOXES
+from services.metrics.store import OUTBOX_COLLECTIONS as METRICS_OUTBOXES
+from services.recognition.store import OUTBOX_COLLECTIONS as RECOGNITION_OUTBOXES
+from services.sharing.store import OUTBOX_COLLECTIONS as SHARING_OUTBOXES
+from shared.events import TOPICS, Event, EventData, decode
+from shared.mongo import Document, create_client
+from shared.outbox import OUTBOX, OUTBOX_SINCE
+from tests.helpers import TopicTap, eventually, new_org
+from tests.integration.content.conftest import article
+from tests.integration.outages.conftest import Chorus, frozen
+
+pytestmark = pytest.mark.integration
+
+# What the issue asks of a write while the broker is away: its normal answer, promptly.
+ANSWER_WITHIN_S = 1.0
+OUTBOXES = {
+    "content": CONTENT_OUTBOXES,
+    "sharing": SHARING_OUTBOXES,
+    "metrics": METRICS_OUTBOXES,
+    "recognition": RECOGNITION_OUTBOXES,
+}
+# Topics whose events of an organisation come only from the writes below (recognition's consumer
+# also scores the events it reads once the broker is back, with events of its own).
+ONLY_FROM_WRITES = {
+    "chorus.content",
+    "chorus.training",
+    "chorus.advocates",
+    "chorus.shares",
+    "chorus.conversions",
+}
+
+
+class Writes:
+    """Sends requests to the services and checks each answers with a success, in time."""
+
+    def __init__(self, chorus: Chorus) -> None:
+        self.chorus = chorus
+        self.sent: list[str] = []
+
+    async def __call__(
+        self, service: str, method: str, path: str, headers: dict[str, str], json: Any = None
+    ) -> Any:
+        started = time.monotonic()
+        response = await self.chorus.clients[service].request(method, path, headers=headers, json=json)
+        took = time.monotonic() - started
+        what = f"{service} {method} {path}"
+        self.sent.append(what)
+        assert response.status_code < 400, f"{what}: {response.status_code} {response.text}"
+        assert took < ANSWER_WITHIN_S, f"{what} took {took:.2f} s with the broker frozen"
+        return response.json() if response.content else None
+
+
+async def pending_events(chorus: Chorus, org: str) -> list[tuple[datetime, Event[EventData]]]:
+    """The events of `org` waiting in every service's outbox, with when each was written."""
+    mongo = create_client(chorus.settings)
+    found: list[tuple[datetime, Event[EventData]]] = []
+    try:
+        for service, collections in OUTBOXES.items():
+            db = mongo[chorus.settings.database_name(service)]
+            for collection in collections:
+                query: Document = {"org": org, OUTBOX_SINCE: {"$exists": True}}
+                async for doc in db[collection].find(query):
+                    found += [(r["at"], decode(r["event"].encode())) for r in doc[OUTBOX]]
+    finally:
+        await mongo.close()
+    return sorted(found, key=lambda pair: pair[0])
+
+
+def key_of(event: Event[EventData]) -> tuple[str, str]:
+    return event.topic.name, event.data.record_key()
+
+
+async def delivered(taps: list[TopicTap], wanted: set[str]) -> None:
+    """Read the taps until every wanted event id has come."""
+
+    def seen() -> set[str]:
+        return {e.id for t in taps for e in t.seen}
+
+    async def all_there() -> bool:
+        for t in taps:
+            await t.collect(lambda e: False, count=1, timeout_s=0.2)
+        return wanted <= seen()
+
+    await eventually(all_there, timeout_s=120, interval_s=0)
+
+
+async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once_the_broker_is_back(
+    chorus: Chorus, stack: local_stack.StackConfig
+) -> None:
+    org = new_org()
+    admin, editor = chorus.headers(org, "boss", "admin"), chorus.headers(org, "ed", "editor")
+    ann, bob = chorus.headers(org, "ann"), chorus.headers(org, "bob")
+    content, sharing = chorus.clients["content"], chorus.clients["sharing"]
+
+    # Before the outage: content sharing has learnt of over the broker, an advocate to erase.
+    shared_item = (await content.post("/v1/content", json=article(), headers=editor)).json()
+    assert (await content.post(f"/v1/content/{shared_item['id']}/publish", headers=editor)).status_code == 200
+    profile = {
+        "display_name": "Cat",
+        "team": "sales",
+        "networks": [{"network": "linkedin", "handle": "cat", "audience_size": 100}],
+    }
+    assert (
+        await sharing.put("/v1/advocates/me", json=profile, headers=chorus.headers(org, "cat"))
+    ).status_code == 200
+
+    async def shareable() -> bool:
+        items = (await sharing.get("/v1/shareable", headers=ann)).json()["items"]
+        return shared_item["id"] in [i["content_id"] for i in items]
+
+    await eventually(shareable)
+
+    async def nothing_pending() -> bool:
+        return not await pending_events(chorus, org)
+
+    await eventually(nothing_pending)
+
+    taps = [await TopicTap(chorus.settings.kafka_bootstrap, t.name).open() for t in TOPICS]
+    write = Writes(chorus)
+    try:
+        with frozen(stack, "kafka"):
+            # content: settings, policy, training, the workflow
+            await write("content", "PUT", "/v1/settings", admin, {"daily_share_limit": 50})
+            await write(
+                "content", "POST", "/v1/policy/versions", admin, {"title": "Policy", "body": "Be kind"}
+            )
+            await write("content", "POST", "/v1/policy/acknowledgements", ann, {"version": 1})
+            course_body = {"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "text"}]}
+            course = await write("content", "POST", "/v1/courses", admin, course_body)
+            await write(
+                "content", "PUT", f"/v1/courses/{course['id']}", admin, {**course_body, "title": "Basics 2"}
+            )
+            await write("content", "POST", f"/v1/courses/{course['id']}/modules/m1/complete", ann)
+            submitted = await write("content", "POST", "/v1/content", ann, article())
+            await write(
+                "content", "POST", f"/v1/content/{submitted['id']}/reject", editor, {"reason": "Duplicate"}
+            )
+            item = await write("content", "POST", "/v1/content", editor, article(title="Second"))
+            await write("content", "PATCH", f"/v1/content/{item['id']}", editor, {"tags": ["news"]})
+            await write("content", "POST", f"/v1/content/{item['id']}/publish", editor)
+            await write("content", "PATCH", f"/v1/content/{item['id']}", editor, {"tags": ["news", "lyon"]})
+            await write("content", "POST", f"/v1/content/{item['id']}/archive", editor)
+
+            # sharing: enrolment, profile, shares (now and scheduled), erasure, a click
+            networks = [{"network": "linkedin", "handle": "h", "audience_size": 500}]
+            await write(
+                "sharing", "PUT", "/v1/advocates/me", ann, {"display_name": "Ann", "networks": networks}
+            )
+            await write(
+                "sharing",
+                "PUT",
+                "/v1/advocates/me",
+                ann,
+                {"display_name": "Ann", "team": "red", "networks": networks},
+            )
+            await write(
+                "sharing", "PUT", "/v1/advocates/bob", admin, {"display_name": "Bob", "networks": networks}
+            )
+            share_body = {"content_id": shared_item["id"], "network": "linkedin", "message": "Look"}
+            share = await write("sharing", "POST", "/v1/shares", ann, share_body)
+            soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+            scheduled = await write(
+                "sharing", "POST", "/v1/shares", ann, {**share_body, "scheduled_at": soon}
+            )
+            await write("sharing", "DELETE", "/v1/advocates/cat", admin)
+            started = time.monotonic()
+            visit = await sharing.get(
+                f"/r/{share['code']}", headers={"User-Agent": "Mozilla/5.0 Firefox/130.0"}
+            )
+            assert visit.status_code == 302 and time.monotonic() - started < ANSWER_WITHIN_S
+
+            # metrics: keys, settings, goals, surveys, a conversion, webhook endpoints
+            key = await write("metrics", "POST", "/v1/api-keys", admin, {"name": "crm"})
+            await write("metrics", "DELETE", f"/v1/api-keys/{key['key_id']}", admin)
+            await write(
+                "metrics",
+                "PUT",
+                "/v1/metrics/settings",
+                admin,
+                {"cpc": "0.5", "cpm": "10", "currency": "EUR"},
+            )
+            goal = await write(
+                "metrics",
+                "POST",
+                "/v1/goals",
+                admin,
+                {"name": "Reach", "metric": "reach", "target": 1000, "horizon_months": 1},
+            )
+            await write("metrics", "DELETE", f"/v1/goals/{goal['goal_id']}", admin)
+            questions = [{"id": "q1", "text": "Would you recommend us?", "type": "nps"}]
+            survey = await write(
+                "metrics",
+                "POST",
+                "/v1/surveys",
+                admin,
+                {"kind": "enps", "title": "Pulse", "questions": questions},
+            )
+            await write(
+                "metrics", "POST", f"/v1/surveys/{survey['survey_id']}/responses", ann, {"answers": {"q1": 9}}
+            )
+            lead = await write(
+                "metrics", "POST", "/v1/conversions", admin, {"type": "lead", "customer_id": "cust-1"}
+            )
+            endpoint = await write(
+                "metrics",
+                "POST",
+                "/v1/webhooks",
+                admin,
+                {"url": "http://127.0.0.1:9/hook", "event_types": ["chorus.lead.captured"]},
+            )
+            hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+            await write(
+                "metrics",
+                "POST",
+                f"/v1/webhooks/{endpoint['id']}/replays",
+                admin,
+                {"from": hour_ago, "to": datetime.now(UTC).isoformat()},
+            )
+            await write("metrics", "DELETE", f"/v1/webhooks/{endpoint['id']}", admin)
+
+            # recognition: rules, badges, kudos, rewards and redemptions, corrections, goals
+            rules = (await chorus.clients["recognition"].get("/v1/rules", headers=admin)).json()["rules"]
+            rules = {
+                **rules,
+                "kudos_weekly_allowance": 50,
+                "points": {**rules["points"], "kudos_received": 50},
+            }
+            await write("recognition", "PUT", "/v1/rules", admin, {"rules": rules})
+            badge = {
+                "badge_id": "thanked",
+                "name": "Thanked",
+                "description": "Colleagues said thanks",
+                "criteria": "Two kudos",
+                "image_url": "https://example.com/thanked.png",
+                "metric": "kudos_received",
+                "threshold": 2,
+            }
+            await write("recognition", "POST", "/v1/badges", admin, badge)
+            for n in range(3):
+                await write("recognition", "POST", "/v1/kudos", bob, {"to": "ann", "message": f"thanks {n}"})
+            reward = await write("recognition", "POST", "/v1/rewards", admin, {"name": "Mug", "cost": 50})
+            hook = {"url": "http://127.0.0.1:9/fulfil", "secret": "fulfilment-secret-0123456789"}
+            await write("recognition", "PUT", "/v1/webhooks/fulfilment", admin, hook)
+            kept = await write("recognition", "POST", f"/v1/rewards/{reward['reward_id']}/redemptions", ann)
+            await write("recognition", "POST", f"/v1/redemptions/{kept['redemption_id']}/approve", admin)
+            await write("recognition", "POST", f"/v1/redemptions/{kept['redemption_id']}/fulfil", admin)
+            refused = await write(
+                "recognition", "POST", f"/v1/rewards/{reward['reward_id']}/redemptions", ann
+            )
+            await write("recognition", "POST", f"/v1/redemptions/{refused['redemption_id']}/reject", admin)
+            ledger = (await chorus.clients["recognition"].get("/v1/me/ledger", headers=ann)).json()["items"]
+            kudos_entry = next(e for e in ledger if e["kind"] == "kudos_received")
+            await write(
+                "recognition",
+                "POST",
+                f"/v1/ledger/{kudos_entry['entry_id']}/reversal",
+                admin,
+                {"reason": "oops"},
+            )
+            await write(
+                "recognition",
+                "POST",
+                "/v1/corrections/lead-invalidations",
+                admin,
+                {"conversion_id": lead["conversion_id"], "reason": "spam"},
+            )
+            my_goal = await write(
+                "recognition", "POST", "/v1/me/goals", ann, {"kind": "audience", "target": 10}
+            )
+            await write("recognition", "DELETE", f"/v1/me/goals/{my_goal['goal_id']}", ann)
+
+            for service, client in chorus.clients.items():
+                ready = await client.get("/readyz")
+                assert ready.status_code == 200, (service, ready.json())
+
+            async def scheduled_share_sent() -> bool:
+                shares = (await sharing.get("/v1/shares", headers=ann)).json()["items"]
+                return any(s["id"] == scheduled["id"] and s["status"] == "sent" for s in shares)
+
+            await eventually(scheduled_share_sent)
+            written = await pending_events(chorus, org)
+
+        # Every write that emits an event queued it while the broker was away.
+        types = Counter(e.type for _, e in written)
+        assert types >= Counter(
+            {
+                "chorus.settings.updated": 1,
+                "chorus.policy.published": 1,
+                "chorus.policy.acknowledged": 1,
+                "chorus.course.completed": 1,
+                "chorus.content.submitted": 1,
+                "chorus.content.rejected": 1,
+                "chorus.content.published": 1,
+                "chorus.content.updated": 1,
+                "chorus.content.archived": 1,
+                "chorus.advocate.enrolled": 2,
+                "chorus.advocate.updated": 1,
+                "chorus.advocate.erased": 1,
+                "chorus.share.made": 2,
+                "chorus.lead.captured": 1,
+                "chorus.reward.granted": 4,  # three kudos and the reversal of one
+                "chorus.badge.awarded": 1,
+                "chorus.reward.redeemed": 5,
+            }
+        ), types
+        await delivered(taps, {e.id for _, e in written})
+    finally:
+        for t in taps:
+            await t.close()
+
+    # Once per id as consumers see it, in the order written per key, and no event twice under
+    # two ids (a resend keeps its id).
+    ours = [e for t in taps for e in t.seen if e.tenant == org]
+    expected_by_key: dict[tuple[str, str], list[str]] = {}
+    for _, event in written:
+        expected_by_key.setdefault(key_of(event), []).append(event.id)
+    arrived_by_key: dict[tuple[str, str], list[str]] = {}
+    for event in ours:
+        ids = arrived_by_key.setdefault(key_of(event), [])
+        if event.id not in ids:
+            ids.append(event.id)
+    for key, expected in expected_by_key.items():
+        arrived = [i for i in arrived_by_key.get(key, []) if i in expected]
+        assert arrived == expected, key
+    written_ids = {e.id for _, e in written}
+    after_freeze = {e.id for e in ours if e.topic.name in ONLY_FROM_WRITES}
+    assert after_freeze == {e.id for _, e in written if e.topic.name in ONLY_FROM_WRITES}
+    assert written_ids <= {e.id for e in ours}
+    # The click the redirect took while the broker was away came too.
+    assert any(e.type == "chorus.click.recorded" and e.data.share_id == share["id"] for e in ours)  # type: ignore[attr-defined]
+    # And per key, a reader's view: one advocate's profile events, one item's workflow.
+    by_id = {e.id: e for _, e in written}
+    advocate_ann = [by_id[i].type for i in expected_by_key[("chorus.advocates", "ann")]]
+    assert advocate_ann == ["chorus.advocate.enrolled", "chorus.advocate.updated"]
+    workflow = [by_id[i].type for i in expected_by_key[("chorus.content", item["id"])]]
+    assert workflow == [
+        "chorus.content.published",
+        "chorus.content.updated",
+        "chorus.content.archived",
+    ], workflow
+    redeemed = [
+        (by_id[i].data.redemption_id, by_id[i].data.status)  # type: ignore[attr-defined]
+        for i in expected_by_key[("chorus.recognition", "ann")]
+        if by_id[i].type == "chorus.reward.redeemed"
+    ]
+    assert redeemed == [
+        (kept["redemption_id"], "requested"),
+        (kept["redemption_id"], "approved"),
+        (kept["redemption_id"], "fulfilled"),
+        (refused["redemption_id"], "requested"),
+        (refused["redemption_id"], "rejected"),
+    ]
+    assert len(write.sent) >= 40

@@ -1,0 +1,69 @@
+"""With the store frozen, a write gets a 503 problem+json with Retry-After (never a hang), the
+service says it is not ready, and nothing of the refused writes is stored or sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from devtools import local_stack
+from shared.errors import PROBLEM_JSON
+from shared.mongo import create_client
+from tests.helpers import new_org
+from tests.integration.content.conftest import article
+from tests.integration.outages.conftest import SERVICES, Chorus, frozen
+
+pytestmark = pytest.mark.integration
+
+
+def writes(chorus: Chorus, org: str) -> list[tuple[str, str, str, dict[str, str], Any]]:
+    """A write of each service whose success would store something and emit an event."""
+    admin, ann = chorus.headers(org, "boss", "admin"), chorus.headers(org, "ann")
+    network = {"network": "linkedin", "handle": "ann", "audience_size": 10}
+    profile = {"display_name": "Ann", "networks": [network]}
+    return [
+        ("content", "POST", "/v1/content", ann, article()),
+        ("sharing", "PUT", "/v1/advocates/me", ann, profile),
+        ("metrics", "POST", "/v1/conversions", admin, {"type": "lead", "customer_id": "cust-1"}),
+        ("recognition", "POST", "/v1/kudos", chorus.headers(org, "bob"), {"to": "ann", "message": "thanks"}),
+    ]
+
+
+async def documents_of(chorus: Chorus, org: str) -> dict[str, int]:
+    """How many documents of `org` each collection of each service holds."""
+    mongo = create_client(chorus.settings)
+    counts: dict[str, int] = {}
+    try:
+        for service in SERVICES:
+            db = mongo[chorus.settings.database_name(service)]
+            for name in await db.list_collection_names():
+                if n := await db[name].count_documents({"org": org}):
+                    counts[f"{service}.{name}"] = n
+    finally:
+        await mongo.close()
+    return counts
+
+
+async def test_a_frozen_store_gets_a_prompt_503_to_retry_and_no_half_written_state(
+    chorus: Chorus, stack: local_stack.StackConfig
+) -> None:
+    org = new_org()
+    with frozen(stack, "secantusdb"):
+        for service, method, path, headers, body in writes(chorus, org):
+            response = await chorus.clients[service].request(method, path, headers=headers, json=body)
+            assert response.status_code == 503, (service, path, response.text)
+            assert response.headers["content-type"] == PROBLEM_JSON
+            assert int(response.headers["retry-after"]) > 0
+            assert response.json()["status"] == 503
+        for service in SERVICES:
+            ready = await chorus.clients[service].get("/readyz")
+            assert ready.status_code == 503, service
+            assert ready.json()["checks"]["mongodb"].startswith("unavailable")
+
+    # Nothing of the refused writes was stored (so nothing waits in an outbox to be sent).
+    assert await documents_of(chorus, org) == {}
+    # And once the store answers, the same writes succeed.
+    for service, method, path, headers, body in writes(chorus, org):
+        response = await chorus.clients[service].request(method, path, headers=headers, json=body)
+        assert response.status_code < 300, (service, path, response.text)
