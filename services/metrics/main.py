@@ -15,6 +15,7 @@ from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
+from shared.webhooks.engine import DeliveryStore
 
 DESCRIPTION = (
     "Attribution from click to revenue: projections of shares, clicks and conversions, the "
@@ -34,6 +35,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         webhooks = WebhookService(
             settings,
             WebhookStore(runtime.db),
+            DeliveryStore(runtime.db),
             retry_base_s=settings.webhook_retry_base_s,
             # Plain http to a local receiver is for development only.
             allow_insecure_loopback=settings.environment != "prod",

@@ -462,7 +462,7 @@ async def set_webhook(body: schemas.WebhookIn, principal: Admin, service: Servic
 async def get_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
     hook = await service.webhook(principal.org)
     return schemas.WebhookOut(
-        url=hook["url"] if hook else "",
+        url=hook.url if hook else "",
         configured=hook is not None,
         signature_header=SIGNATURE_HEADER,
         timestamp_header=TIMESTAMP_HEADER,
@@ -473,10 +473,21 @@ async def get_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
     "/webhooks/fulfilment/deliveries", response_model=schemas.DeliveryPage, summary="Recent deliveries"
 )
 async def deliveries(principal: Admin, service: Service, limit: Limit = 50) -> schemas.DeliveryPage:
-    docs = await service.deliveries(principal.org, limit)
     return schemas.DeliveryPage(
-        items=[schemas.DeliveryOut.model_validate(schemas.strip_id(d, "delivery_id")) for d in docs]
+        items=[schemas.delivery_out(d) for d in await service.deliveries(principal.org, limit)]
     )
+
+
+@router.post(
+    "/webhooks/fulfilment/deliveries/{delivery_id}/replay",
+    response_model=schemas.DeliveryOut,
+    status_code=202,
+    summary="Deliver one logged delivery again",
+    description="Queues the same body again as a new delivery (its own id and log; `replay_of` "
+    "names the original), sent and retried like any other.",
+)
+async def replay_delivery(delivery_id: str, principal: Admin, service: Service) -> schemas.DeliveryOut:
+    return schemas.delivery_out(await service.replay_delivery(principal.org, delivery_id))
 
 
 # --- kudos ---------------------------------------------------------------------------------------

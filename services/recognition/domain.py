@@ -476,7 +476,7 @@ def kudos_allowance_left(given_this_week: int, allowance: int) -> int:
 
 # --- webhooks --------------------------------------------------------------------------------
 
-# Signing, headers and backoff are shared with the integration webhooks: shared/webhooks.py.
+# Signing, sending, retries, the delivery log and replay are the shared engine's: shared/webhooks/.
 
 
 # --- redemptions -----------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import FastAPI
 
 from services.recognition.api import router
@@ -28,8 +27,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
     recognition_settings = settings
 
     async def wire(runtime: Runtime) -> Wiring:
-        http = httpx.AsyncClient(follow_redirects=False)
-        service = RecognitionService(RecognitionStore(runtime.db), runtime.outbox, recognition_settings, http)
+        service = RecognitionService(RecognitionStore(runtime.db), runtime.outbox, recognition_settings)
         return Wiring(
             service=service,
             subscriptions=[build_subscription(service)],
@@ -41,7 +39,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
                     "recognition-webhooks", recognition_settings.webhook_every_s, service.deliver_webhooks
                 ),
             ],
-            on_stop=[service.standings.close, service.team_boards.close, http.aclose],
+            on_stop=[service.standings.close, service.team_boards.close, service.webhooks.close],
         )
 
     return create_service_app(

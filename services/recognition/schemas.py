@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from services.recognition.domain import BadgeDefinition, GoalKind, Rules
+from shared.webhooks.engine import Delivery
 
 
 class Request(BaseModel):
@@ -206,14 +208,39 @@ class WebhookOut(BaseModel):
     timestamp_header: str
 
 
+class AttemptOut(BaseModel):
+    at: datetime
+    status: int | None = Field(description="the HTTP status, or null when no response came")
+    error: str | None = Field(description="why no response came (timeout, refused, ...)")
+    duration_ms: int
+
+
 class DeliveryOut(BaseModel):
     delivery_id: str
     url: str
-    state: str
+    state: str = Field(description="pending, delivered, failed (gave up) or cancelled (no webhook)")
     attempts: int
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     created_at: datetime
+    replay_of: str | None = Field(None, description="the delivery this one repeats, if replayed")
+    log: list[AttemptOut] = Field(default_factory=list, description="every attempt, oldest first")
+
+
+def delivery_out(delivery: Delivery) -> DeliveryOut:
+    failed_status = delivery.last_status is not None and not 200 <= delivery.last_status < 300
+    return DeliveryOut(
+        delivery_id=delivery.id,
+        url=delivery.url,
+        state=str(delivery.state),
+        attempts=delivery.attempts,
+        # An HTTP failure reads as before: its status, since the engine keeps no text for it.
+        last_error=delivery.last_error or (f"HTTP {delivery.last_status}" if failed_status else None),
+        next_attempt_at=delivery.next_attempt_at,
+        created_at=delivery.created_at,
+        replay_of=delivery.replay_of,
+        log=[AttemptOut(**asdict(a)) for a in delivery.log],
+    )
 
 
 class DeliveryPage(BaseModel):

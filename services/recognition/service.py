@@ -22,20 +22,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
 from services.recognition import domain
 from services.recognition.domain import BadgeDefinition, Kind, Period, RedemptionStatus, Rules
 from services.recognition.settings import RecognitionSettings
 from services.recognition.standings import Standings, StandingsCache, TeamBoard, standings_of
 from services.recognition.store import RecognitionStore, now
-from shared import pagination, webhooks
+from shared import pagination
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.events import Event
 from shared.events.advocates import AdvocateProfile
 from shared.events.recognition import BadgeAwarded, RewardGranted, RewardRedeemed
 from shared.mongo import Document
 from shared.outbox import Outbox, pending
+from shared.webhooks import canonical_body, policy
+from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +115,36 @@ class Scored:
     course_id: str | None = None
 
 
+# The engine's target of every fulfilment delivery: an organisation has one fulfilment webhook.
+FULFILMENT = "fulfilment"
+
+
+def fulfilment_engine(store: RecognitionStore, settings: RecognitionSettings) -> WebhookEngine:
+    async def target(org: str, _target: str) -> Target | None:
+        return await store.get_webhook(org)
+
+    return WebhookEngine(
+        DeliveryStore(store.db),
+        target,
+        content_type="application/json",
+        retry_base_s=settings.webhook_backoff_base_s,
+        max_attempts=settings.webhook_max_attempts,
+        timeout_s=settings.webhook_timeout_s,
+    )
+
+
 class RecognitionService:
     def __init__(
         self,
         store: RecognitionStore,
         outbox: Outbox,
         settings: RecognitionSettings,
-        http: httpx.AsyncClient | None = None,
+        webhooks: WebhookEngine | None = None,
     ) -> None:
         self.store = store
         self.outbox = outbox
         self.settings = settings
-        self.http = http
+        self.webhooks = webhooks or fulfilment_engine(store, settings)
         self._rules_cache: dict[str, tuple[float, int, Rules]] = {}
         max_age_s = settings.leaderboard_max_age_s
         self.standings = StandingsCache(standings_of(store.board_entries, now), max_age_s=max_age_s)
@@ -858,9 +876,11 @@ class RecognitionService:
     # --- fulfilment webhook -----------------------------------------------------------------
 
     async def set_webhook(self, org: str, url: str, secret: str) -> None:
+        # Plain http to a local receiver is for development only.
+        policy.check_url(url, allow_insecure_loopback=self.settings.environment != "prod")
         await self.store.set_webhook(org, url, secret)
 
-    async def webhook(self, org: str) -> Document | None:
+    async def webhook(self, org: str) -> Target | None:
         return await self.store.get_webhook(org)
 
     async def _enqueue_webhook(self, redemption: Document) -> None:
@@ -878,74 +898,24 @@ class RecognitionService:
             "advocate_id": redemption["advocate_id"],
             "points": redemption["cost"],
         }
-        await self.store.enqueue_delivery(
-            {
-                "_id": delivery_id,
-                "org": redemption["org"],
-                "url": hook["url"],
-                "payload_json": json.dumps(payload),
-                "state": "pending",
-                "attempts": 0,
-                "next_attempt_at": now(),
-                "created_at": now(),
-            }
+        # Queued once per redemption (the id is stable): a relay that runs this again adds nothing.
+        await self.webhooks.enqueue(
+            delivery_id,
+            redemption["org"],
+            FULFILMENT,
+            hook.url,
+            canonical_body(payload),
+            {"redemption_id": redemption["_id"]},
         )
 
-    async def deliver_webhooks(self, max_deliveries: int = 50) -> int:
-        """Send due deliveries, signed; on failure retry later with exponential backoff."""
-        assert self.http is not None
-        sent = 0
-        for _ in range(max_deliveries):
-            at = now()
-            delivery = await self.store.claim_due_delivery(
-                at, at + timedelta(seconds=self.settings.webhook_timeout_s * 3)
-            )
-            if delivery is None:
-                break
-            hook = await self.store.get_webhook(delivery["org"])
-            body = webhooks.canonical_body(json.loads(delivery["payload_json"]))
-            attempts = int(delivery.get("attempts", 0)) + 1
-            error: str | None = None
-            if hook is None:
-                error = "the organisation has no webhook any more"
-            else:
-                timestamp = int(time.time())
-                headers = {
-                    "Content-Type": "application/json",
-                    **webhooks.signed_headers(hook["secret"], timestamp, body, delivery["_id"]),
-                }
-                try:
-                    response = await self.http.post(
-                        hook["url"], content=body, headers=headers, timeout=self.settings.webhook_timeout_s
-                    )
-                    if 200 <= response.status_code < 300:
-                        await self.store.delivery_done(
-                            delivery["_id"],
-                            {
-                                "state": "delivered",
-                                "delivered_at": now(),
-                                "last_status": response.status_code,
-                            },
-                        )
-                        sent += 1
-                        continue
-                    error = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-            given_up = attempts >= self.settings.webhook_max_attempts
-            await self.store.delivery_done(
-                delivery["_id"],
-                {
-                    "state": "failed" if given_up else "pending",
-                    "last_error": error,
-                    "next_attempt_at": now()
-                    + webhooks.backoff(attempts, self.settings.webhook_backoff_base_s),
-                },
-            )
-        return sent
+    async def deliver_webhooks(self) -> int:
+        return await self.webhooks.dispatch_due()
 
-    async def deliveries(self, org: str, limit: int) -> list[Document]:
-        return await self.store.list_deliveries(org, limit)
+    async def deliveries(self, org: str, limit: int) -> list[Delivery]:
+        return await self.webhooks.deliveries(org, FULFILMENT, limit)
+
+    async def replay_delivery(self, org: str, delivery_id: str) -> Delivery:
+        return await self.webhooks.replay(org, FULFILMENT, delivery_id)
 
     # --- kudos ---------------------------------------------------------------------------------
 

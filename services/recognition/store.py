@@ -22,6 +22,8 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import Document, IndexSpec, applied_once_filter, conditional_upsert, mark_applied
 from shared.outbox import outbox_index, queue, with_outbox
+from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
+from shared.webhooks.engine import Target
 
 RULES = "rules"
 LEDGER = "ledger"
@@ -39,7 +41,6 @@ AWARDS = "awards"
 REWARDS = "rewards"
 REDEMPTIONS = "redemptions"
 WEBHOOKS = "webhooks"
-DELIVERIES = "webhook_deliveries"
 KUDOS = "kudos"
 KUDOS_WEEKS = "kudos_weeks"
 GOALS = "goals"
@@ -92,8 +93,7 @@ INDEXES: list[IndexSpec] = [
         name="redemptions_to_relay",
         options={"partialFilterExpression": {"needs_relay": True}},
     ),
-    IndexSpec(DELIVERIES, [("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
-    IndexSpec(DELIVERIES, [("org", ASCENDING), ("created_at", DESCENDING)]),
+    *DELIVERY_INDEXES,
     IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
@@ -665,29 +665,9 @@ class RecognitionStore:
             {"_id": org}, {"$set": {"url": url, "secret": secret, "updated_at": now()}}, upsert=True
         )
 
-    async def get_webhook(self, org: str) -> Document | None:
-        return await self.db[WEBHOOKS].find_one({"_id": org})
-
-    async def enqueue_delivery(self, delivery: Document) -> None:
-        with contextlib.suppress(DuplicateKeyError):  # already queued for this redemption status
-            await self.db[DELIVERIES].insert_one(delivery)
-
-    async def claim_due_delivery(self, at: datetime, lease_until: datetime) -> Document | None:
-        """Take one due delivery and push its next attempt past a lease, so two workers never both send it."""
-        return await self.db[DELIVERIES].find_one_and_update(
-            {"state": "pending", "next_attempt_at": {"$lte": at}},
-            {"$set": {"next_attempt_at": lease_until}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
-
-    async def delivery_done(self, delivery_id: str, fields: Document) -> None:
-        await self.db[DELIVERIES].update_one({"_id": delivery_id}, {"$set": fields, "$inc": {"attempts": 1}})
-
-    async def list_deliveries(self, org: str, limit: int) -> list[Document]:
-        return (
-            await self.db[DELIVERIES].find({"org": org}).sort("created_at", DESCENDING).limit(limit).to_list()
-        )
+    async def get_webhook(self, org: str) -> Target | None:
+        doc = await self.db[WEBHOOKS].find_one({"_id": org})
+        return None if doc is None else Target(url=doc["url"], secret=doc["secret"])
 
     # --- kudos ---------------------------------------------------------------------------------
 

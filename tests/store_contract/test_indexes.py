@@ -87,13 +87,13 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 7),
         },
     ),
-    # services/recognition/store.py DELIVERIES and services/metrics/webhooks/store.py DELIVERIES
+    # shared/webhooks/engine.py DELIVERIES (declared by recognition and metrics, which use it)
     "webhook_deliveries": Collection(
         declared("webhook_deliveries", RECOGNITION, METRICS_WEBHOOKS),
         lambda i: {
             "_id": f"d{i:05d}",
             "org": f"org{i % ORGS}",
-            "endpoint_id": f"ep{i % 10}",
+            "target": f"ep{i % 10}" if i % 2 else "fulfilment",
             "state": ("pending", "delivered", "failed")[i % 3],
             "attempts": i % 4,
             "next_attempt_at": _at(i),
@@ -288,23 +288,16 @@ QUERIES: dict[str, Query] = {
         {"org": "org1", "advocate_id": "a1"},
     ),
     "the earliest due webhook delivery": Query(
-        "recognition claim_due_delivery, metrics WebhookStore.due",
+        "shared.webhooks.engine DeliveryStore.claim_due",
         "webhook_deliveries",
         {"state": "pending", "next_attempt_at": {"$lte": _at(900)}},
         [("next_attempt_at", ASCENDING)],
         1,
     ),
-    "an endpoint's deliveries": Query(
-        "metrics WebhookStore.deliveries",
+    "a target's deliveries": Query(
+        "shared.webhooks.engine DeliveryStore.list (metrics: an endpoint; recognition: fulfilment)",
         "webhook_deliveries",
-        {"org": "org1", "endpoint_id": "ep1"},
-        [("created_at", DESCENDING)],
-        50,
-    ),
-    "an organisation's deliveries": Query(
-        "recognition list_deliveries",
-        "webhook_deliveries",
-        {"org": "org1"},
+        {"org": "org1", "target": "ep1"},
         [("created_at", DESCENDING)],
         50,
     ),
@@ -412,8 +405,7 @@ QUERIES: dict[str, Query] = {
 # walk that index and stop at the page's end, not sort every matching document first.
 READ_IN_INDEX_ORDER = [
     "the earliest due webhook delivery",
-    "an endpoint's deliveries",
-    "an organisation's deliveries",
+    "a target's deliveries",
     "an advocate's shares, next page",
     "the latest rules",
     "a goal's snapshots in date order",

@@ -2,6 +2,6 @@
 
 An organisation registers endpoints, each with the event types it wants. Every event of those
 types on any Chorus topic becomes a delivery: a CloudEvent (structured JSON) POSTed to the
-endpoint, signed with the endpoint's secret (shared/webhooks.py), retried with backoff until it
+endpoint, signed with the endpoint's secret and retried with backoff by the engine (shared/webhooks/) until it
 lands or runs out of attempts. A replay delivers a time range again, read back from Kafka.
 """

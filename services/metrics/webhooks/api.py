@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.metrics.webhooks.schemas import (
     DeliveryList,
+    DeliveryOut,
     EndpointCreated,
     EndpointIn,
     EndpointList,
@@ -16,7 +18,9 @@ from services.metrics.webhooks.schemas import (
     ReplayOut,
 )
 from services.metrics.webhooks.service import WebhookService
+from services.metrics.webhooks.store import Endpoint, Replay
 from shared.auth import Principal, Role, require
+from shared.webhooks.engine import Delivery
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -30,18 +34,42 @@ async def get_service(request: Request) -> WebhookService:
 Service = Annotated[WebhookService, Depends(get_service)]
 
 
-def _endpoint(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"id": doc["_id"], **{k: doc.get(k) for k in ("url", "event_types", "description", "created_at")}}
-
-
-def _replay(doc: dict[str, Any]) -> dict[str, Any]:
+def _endpoint(endpoint: Endpoint) -> dict[str, Any]:
     return {
-        "id": doc["_id"],
-        "endpoint_id": doc["endpoint_id"],
-        "from_": doc["from"],
-        "to": doc["to"],
-        "state": doc["state"],
-        "events": doc["events"],
+        "id": endpoint.id,
+        "url": endpoint.url,
+        "event_types": endpoint.event_types,
+        "description": endpoint.description,
+        "created_at": endpoint.created_at,
+    }
+
+
+def _replay(replay: Replay) -> dict[str, Any]:
+    return {
+        "id": replay.id,
+        "endpoint_id": replay.endpoint_id,
+        "from_": replay.since,
+        "to": replay.until,
+        "state": replay.state,
+        "events": replay.events,
+    }
+
+
+def _delivery(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "event_id": delivery.meta["event_id"],
+        "event_type": delivery.meta["event_type"],
+        "event_time": delivery.meta["event_time"],
+        "replay_id": delivery.meta.get("replay_id"),
+        "replay_of": delivery.replay_of,
+        "state": str(delivery.state),
+        "attempts": delivery.attempts,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "next_attempt_at": delivery.next_attempt_at,
+        "delivered_at": delivery.delivered_at,
+        "log": [asdict(a) for a in delivery.log],
     }
 
 
@@ -54,8 +82,8 @@ def _replay(doc: dict[str, Any]) -> dict[str, Any]:
     "HMAC-SHA256: see docs/webhooks.md for the headers and the verification recipe.",
 )
 async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> dict[str, Any]:
-    doc = await service.create_endpoint(principal, body.url, body.event_types, body.description)
-    return {**_endpoint(doc), "secret": doc["secret"]}
+    endpoint = await service.create_endpoint(principal, body.url, body.event_types, body.description)
+    return {**_endpoint(endpoint), "secret": endpoint.secret}
 
 
 @router.get("", response_model=EndpointList, summary="The organisation's endpoints")
@@ -80,8 +108,21 @@ async def delete_endpoint(endpoint_id: str, principal: Admin, service: Service) 
 async def list_deliveries(
     endpoint_id: str, principal: Admin, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> dict[str, Any]:
-    docs = await service.deliveries(principal, endpoint_id, limit)
-    return {"items": [{"id": d["_id"], **d} for d in docs]}
+    return {"items": [_delivery(d) for d in await service.deliveries(principal, endpoint_id, limit)]}
+
+
+@router.post(
+    "/{endpoint_id}/deliveries/{delivery_id}/replay",
+    response_model=DeliveryOut,
+    status_code=202,
+    summary="Deliver one logged delivery again",
+    description="Queues the same body again as a new delivery (its own id and log; `replay_of` "
+    "names the original), sent and retried like any other.",
+)
+async def replay_delivery(
+    endpoint_id: str, delivery_id: str, principal: Admin, service: Service
+) -> dict[str, Any]:
+    return _delivery(await service.redeliver(principal, endpoint_id, delivery_id))
 
 
 @router.post(

@@ -30,18 +30,27 @@ class EndpointList(BaseModel):
     items: list[EndpointOut]
 
 
+class AttemptOut(BaseModel):
+    at: datetime
+    status: int | None = Field(description="the HTTP status, or null when no response came")
+    error: str | None = Field(description="why no response came (timeout, refused, ...)")
+    duration_ms: int
+
+
 class DeliveryOut(BaseModel):
     id: str
     event_id: str
     event_type: str
     event_time: datetime
     replay_id: str | None
+    replay_of: str | None = Field(None, description="the delivery this one repeats, if replayed")
     state: str = Field(description="pending, delivered, failed (gave up) or cancelled")
     attempts: int
     last_status: int | None = None
     last_error: str | None = None
     next_attempt_at: datetime | None = None
     delivered_at: datetime | None = None
+    log: list[AttemptOut] = Field(default_factory=list, description="every attempt, oldest first")
 
 
 class DeliveryList(BaseModel):

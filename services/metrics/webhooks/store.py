@@ -1,88 +1,138 @@
-"""The only MongoDB code of the webhooks module: endpoints, deliveries and replays."""
+"""The only MongoDB code of the webhooks module: endpoints and range replays. Deliveries are the
+engine's (shared/webhooks/engine.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import Document, IndexSpec
+from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
 
 ENDPOINTS = "webhook_endpoints"
-DELIVERIES = "webhook_deliveries"
 REPLAYS = "webhook_replays"
 
 INDEXES = [
     IndexSpec(ENDPOINTS, [("org", ASCENDING), ("active", ASCENDING)]),
-    IndexSpec(DELIVERIES, [("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
-    IndexSpec(DELIVERIES, [("org", ASCENDING), ("endpoint_id", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REPLAYS, [("org", ASCENDING), ("endpoint_id", ASCENDING)]),
+    *DELIVERY_INDEXES,
 ]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: str
+    org: str
+    url: str
+    event_types: list[str]
+    description: str | None
+    secret: str  # kept as is: signing needs it
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Replay:
+    id: str
+    org: str
+    endpoint_id: str
+    since: datetime
+    until: datetime
+    state: str
+    events: int
+    requested_by: str
+    requested_at: datetime
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _endpoint(doc: Document) -> Endpoint:
+    return Endpoint(
+        id=doc["_id"],
+        org=doc["org"],
+        url=doc["url"],
+        event_types=list(doc["event_types"]),
+        description=doc.get("description"),
+        secret=doc["secret"],
+        created_by=doc["created_by"],
+        created_at=_utc(doc["created_at"]),
+    )
+
+
+def _replay(doc: Document) -> Replay:
+    return Replay(
+        id=doc["_id"],
+        org=doc["org"],
+        endpoint_id=doc["endpoint_id"],
+        since=_utc(doc["from"]),
+        until=_utc(doc["to"]),
+        state=doc["state"],
+        events=int(doc["events"]),
+        requested_by=doc["requested_by"],
+        requested_at=_utc(doc["requested_at"]),
+    )
 
 
 class WebhookStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._db = db
 
-    async def add_endpoint(self, endpoint: Document) -> None:
-        await self._db[ENDPOINTS].insert_one(endpoint)
+    async def add_endpoint(self, endpoint: Endpoint) -> None:
+        await self._db[ENDPOINTS].insert_one(
+            {
+                "_id": endpoint.id,
+                "org": endpoint.org,
+                "url": endpoint.url,
+                "event_types": endpoint.event_types,
+                "description": endpoint.description,
+                "secret": endpoint.secret,
+                "active": True,
+                "created_by": endpoint.created_by,
+                "created_at": endpoint.created_at,
+            }
+        )
 
-    async def endpoints(self, org: str) -> list[Document]:
-        return [
-            d
-            async for d in self._db[ENDPOINTS]
-            .find({"org": org, "active": True})
-            .sort("created_at", ASCENDING)
-        ]
+    async def endpoints(self, org: str) -> list[Endpoint]:
+        cursor = self._db[ENDPOINTS].find({"org": org, "active": True}).sort("created_at", ASCENDING)
+        return [_endpoint(d) async for d in cursor]
 
-    async def endpoint(self, org: str, endpoint_id: str) -> Document | None:
-        return await self._db[ENDPOINTS].find_one({"_id": endpoint_id, "org": org, "active": True})
+    async def endpoint(self, org: str, endpoint_id: str) -> Endpoint | None:
+        doc = await self._db[ENDPOINTS].find_one({"_id": endpoint_id, "org": org, "active": True})
+        return None if doc is None else _endpoint(doc)
 
     async def deactivate(self, org: str, endpoint_id: str, at: datetime) -> bool:
         result = await self._db[ENDPOINTS].update_one(
             {"_id": endpoint_id, "org": org, "active": True}, {"$set": {"active": False, "deleted_at": at}}
         )
-        if result.modified_count:
-            await self._db[DELIVERIES].update_many(
-                {"org": org, "endpoint_id": endpoint_id, "state": "pending"}, {"$set": {"state": "cancelled"}}
-            )
         return result.modified_count == 1
 
-    async def add_delivery(self, delivery: Document) -> bool:
-        """False when this delivery already exists (the event was seen before)."""
-        try:
-            await self._db[DELIVERIES].insert_one(delivery)
-        except DuplicateKeyError:
-            return False
-        return True
-
-    async def due(self, now: datetime, limit: int) -> list[Document]:
-        cursor = self._db[DELIVERIES].find({"state": "pending", "next_attempt_at": {"$lte": now}})
-        return [d async for d in cursor.sort("next_attempt_at", ASCENDING).limit(limit)]
-
-    async def claim(self, delivery: Document, lease_until: datetime) -> Document | None:
-        """Take a due delivery for sending; None when another dispatcher took it first."""
-        return await self._db[DELIVERIES].find_one_and_update(
-            {"_id": delivery["_id"], "state": "pending", "attempts": delivery["attempts"]},
-            {"$set": {"next_attempt_at": lease_until}, "$inc": {"attempts": 1}},
-            return_document=ReturnDocument.AFTER,
+    async def add_replay(self, replay: Replay) -> None:
+        await self._db[REPLAYS].insert_one(
+            {
+                "_id": replay.id,
+                "org": replay.org,
+                "endpoint_id": replay.endpoint_id,
+                "from": replay.since,
+                "to": replay.until,
+                "state": replay.state,
+                "events": replay.events,
+                "requested_by": replay.requested_by,
+                "requested_at": replay.requested_at,
+            }
         )
 
-    async def record_attempt(self, delivery_id: str, fields: dict[str, Any]) -> None:
-        await self._db[DELIVERIES].update_one({"_id": delivery_id}, {"$set": fields})
+    async def finish_replay(
+        self, org: str, replay_id: str, state: str, events: int, error: str | None
+    ) -> None:
+        await self._db[REPLAYS].update_one(
+            {"_id": replay_id, "org": org}, {"$set": {"state": state, "events": events, "error": error}}
+        )
 
-    async def deliveries(self, org: str, endpoint_id: str, limit: int) -> list[Document]:
-        cursor = self._db[DELIVERIES].find({"org": org, "endpoint_id": endpoint_id}, {"body": 0})
-        return [d async for d in cursor.sort("created_at", DESCENDING).limit(limit)]
-
-    async def add_replay(self, replay: Document) -> None:
-        await self._db[REPLAYS].insert_one(replay)
-
-    async def update_replay(self, replay_id: str, fields: dict[str, Any]) -> None:
-        await self._db[REPLAYS].update_one({"_id": replay_id}, {"$set": fields})
-
-    async def replay(self, org: str, endpoint_id: str, replay_id: str) -> Document | None:
-        return await self._db[REPLAYS].find_one({"_id": replay_id, "org": org, "endpoint_id": endpoint_id})
+    async def replay(self, org: str, endpoint_id: str, replay_id: str) -> Replay | None:
+        doc = await self._db[REPLAYS].find_one({"_id": replay_id, "org": org, "endpoint_id": endpoint_id})
+        return None if doc is None else _replay(doc)

@@ -16,7 +16,7 @@ from shared.events.advocates import AdvocateErased
 from shared.events.recognition import RewardRedeemed
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from shared.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.helpers import bearer, eventually, new_org, tap
 from tests.integration.recognition.conftest import body, publisher
 
@@ -215,6 +215,53 @@ async def test_approval_sends_a_signed_webhook_retried_until_delivered(
         await client.post(f"/v1/redemptions/{redemption['redemption_id']}/fulfil", headers=admin)
     )
     assert fulfilled["status"] == "fulfilled"
+
+
+async def test_fulfilment_deliveries_are_logged_and_can_be_replayed_by_their_admin(
+    client: httpx.AsyncClient, settings: ChorusSettings, receiver: str
+) -> None:
+    org = new_org()
+    me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
+    body(await client.put("/v1/webhooks/fulfilment", headers=admin, json={"url": receiver, "secret": SECRET}))
+    await give_points(client, settings, org, "a", 1)
+    reward = await add_reward(client, settings, org, cost=10)
+    redemption = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+    body(await client.post(f"/v1/redemptions/{redemption['redemption_id']}/approve", headers=admin))
+
+    async def deliveries() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = body(
+            await client.get("/v1/webhooks/fulfilment/deliveries", headers=admin)
+        )["items"]
+        return items
+
+    async def all_delivered(count: int) -> bool:
+        items = await deliveries()
+        return len(items) == count and all(d["state"] == "delivered" for d in items)
+
+    await eventually(lambda: all_delivered(1), timeout_s=20)
+    [original] = await deliveries()
+    # The log holds every attempt: the 500, then the success.
+    assert [a["status"] for a in original["log"]] == [500, 200]
+    assert all(a["duration_ms"] >= 0 and a["error"] is None for a in original["log"])
+
+    # Another organisation's admin and a non-admin cannot replay it.
+    stranger = as_(settings, new_org(), "boss", "admin")
+    replay_path = f"/v1/webhooks/fulfilment/deliveries/{original['delivery_id']}/replay"
+    assert (await client.post(replay_path, headers=stranger)).status_code == 404
+    assert (await client.post(replay_path, headers=me)).status_code == 403
+    assert body(await client.get("/v1/webhooks/fulfilment/deliveries", headers=stranger))["items"] == []
+
+    replayed = await client.post(replay_path, headers=admin)
+    assert replayed.status_code == 202, replayed.text
+    assert replayed.json()["replay_of"] == original["delivery_id"]
+    await eventually(lambda: all_delivered(2), timeout_s=20)
+    # The same signed body again, under a delivery id of its own so that a deduping receiver takes it.
+    first, again = Receiver.calls[-2], Receiver.calls[-1]
+    assert again[1] == first[1]
+    assert again[0][DELIVERY_HEADER] == replayed.json()["delivery_id"] != first[0][DELIVERY_HEADER]
+    assert verify_signature(
+        SECRET, int(again[0][TIMESTAMP_HEADER]), again[1], again[0][SIGNATURE_HEADER], now=int(time.time())
+    )
 
 
 async def test_kudos_have_a_weekly_allowance_and_the_receiver_scores(

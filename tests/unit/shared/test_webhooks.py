@@ -1,6 +1,14 @@
-"""The webhook signing recipe and retry schedule every outbound webhook uses."""
+"""The pure parts of the webhook engine: the signing recipe, the retry schedule, the states an
+attempt leads to and the URL check."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from shared import webhooks
+from shared.errors import InvalidInput
+from shared.webhooks import policy
+from shared.webhooks.policy import State
 
 
 def test_a_signature_verifies_only_for_the_same_secret_timestamp_and_body() -> None:
@@ -18,6 +26,76 @@ def test_an_old_signature_is_refused_even_when_it_matches() -> None:
     assert not webhooks.verify_signature("s3cret", 1000, b"{}", signature, now=1001 + webhooks.TOLERANCE_S)
 
 
+def test_the_signed_headers_are_the_documented_ones() -> None:
+    # Receivers verify these byte for byte: names, the timestamp as decimal seconds, sha256=<hex>.
+    headers = webhooks.signed_headers("s3cret", 1000, b"{}", "d-1")
+    assert headers == {
+        "X-Chorus-Timestamp": "1000",
+        "X-Chorus-Signature": "sha256=ba0820710ec0b179a7a98a686fdab3bfc9f3e3d02e89561ab1db87bef26581bb",
+        "X-Chorus-Delivery": "d-1",
+    }
+
+
+def test_the_canonical_body_is_compact_and_sorted() -> None:
+    assert webhooks.canonical_body({"b": 1, "a": [1, 2]}) == b'{"a":[1,2],"b":1}'
+
+
 def test_backoff_doubles_and_is_capped() -> None:
-    assert [webhooks.backoff(n, 2.0).total_seconds() for n in (1, 2, 3)] == [2, 4, 8]
-    assert webhooks.backoff(40, 2.0).total_seconds() == 3600
+    assert [policy.backoff(n, 2.0).total_seconds() for n in (1, 2, 3)] == [2, 4, 8]
+    assert policy.backoff(40, 2.0).total_seconds() == 3600
+
+
+def test_jitter_shortens_a_wait_by_at_most_its_share() -> None:
+    full = policy.backoff(3, 2.0).total_seconds()
+    assert policy.backoff(3, 2.0, rand=0.0).total_seconds() == full
+    assert policy.backoff(3, 2.0, rand=0.5).total_seconds() == pytest.approx(full * (1 - policy.JITTER / 2))
+    assert policy.backoff(3, 2.0, rand=0.999).total_seconds() > full * (1 - policy.JITTER)
+
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_2xx_delivers_whatever_the_attempt() -> None:
+    for status in (200, 204, 299):
+        outcome = policy.after_attempt(5, status, NOW, max_attempts=5, retry_base_s=1.0)
+        assert outcome == policy.Outcome(State.DELIVERED, None)
+
+
+def test_a_failure_is_retried_later_until_the_last_attempt_then_fails() -> None:
+    for status in (None, 301, 404, 500):
+        retry = policy.after_attempt(2, status, NOW, max_attempts=3, retry_base_s=1.0)
+        assert retry == policy.Outcome(State.PENDING, NOW + timedelta(seconds=2))
+        assert policy.after_attempt(3, status, NOW, max_attempts=3, retry_base_s=1.0) == policy.Outcome(
+            State.FAILED, None
+        )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.com/hook",  # plain http
+        "ftp://example.com/hook",
+        "https://user:pw@example.com/hook",
+        "https://127.0.0.1/hook",
+        "https://10.1.2.3/hook",
+        "https://192.168.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",  # cloud metadata
+        "https://[::1]/hook",
+        "https://localhost/hook",
+        "/relative",
+    ],
+)
+def test_urls_that_are_not_public_https_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput):
+        policy.check_url(url, allow_insecure_loopback=False)
+
+
+def test_development_may_call_a_local_receiver_over_http() -> None:
+    assert policy.check_url("http://127.0.0.1:9000/hook", allow_insecure_loopback=True)
+    assert policy.check_url("https://example.com/hook", allow_insecure_loopback=False)
+    with pytest.raises(InvalidInput):
+        policy.check_url("http://example.com/hook", allow_insecure_loopback=True)
+
+
+def test_a_replay_is_a_new_delivery_naming_the_original() -> None:
+    assert policy.replay_id("d-1", "r1") == "d-1:replay-r1"

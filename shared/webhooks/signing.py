@@ -1,4 +1,4 @@
-"""Outbound webhooks: one signing recipe and one retry schedule for every service that calls out.
+"""Outbound webhooks: the one signing recipe every service that calls out uses.
 
 Each delivery is an HTTP POST whose body is signed with the endpoint's secret:
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import timedelta
 from typing import Any
 
 SIGNATURE_HEADER = "X-Chorus-Signature"
@@ -43,11 +42,6 @@ def signed_headers(secret: str, timestamp: int, body: bytes, delivery_id: str) -
         SIGNATURE_HEADER: sign(secret, timestamp, body),
         DELIVERY_HEADER: delivery_id,
     }
-
-
-def backoff(attempts: int, base_s: float, max_s: float = 3600.0) -> timedelta:
-    """The wait after `attempts` failed tries: base, 2*base, 4*base, ... capped at max_s."""
-    return timedelta(seconds=min(max_s, base_s * 2 ** max(0, attempts - 1)))
 
 
 def canonical_body(payload: dict[str, Any]) -> bytes:

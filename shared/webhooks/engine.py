@@ -1,0 +1,313 @@
+"""The delivery queue, its log and replay, in MongoDB; and the dispatcher that sends what is due.
+
+A service enqueues a body for a target (metrics: an endpoint id; recognition: "fulfilment") and
+says, through `resolve`, where that target is and what secret signs for it at send time. The
+engine signs (signing.py), POSTs, logs every attempt in the delivery's document and retries with
+backoff (policy.py) until a 2xx, the last attempt ("failed") or the target is gone ("cancelled").
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from shared.errors import NotFound
+from shared.mongo import Document, IndexSpec
+from shared.webhooks import policy
+from shared.webhooks.policy import State
+from shared.webhooks.signing import signed_headers
+
+log = logging.getLogger(__name__)
+
+DELIVERIES = "webhook_deliveries"
+DISPATCH_BATCH = 50
+
+INDEXES = [
+    # The dispatcher's queue: due pending deliveries of every organisation, earliest first.
+    IndexSpec(DELIVERIES, [("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
+    # The delivery log of a target, newest first.
+    IndexSpec(DELIVERIES, [("org", ASCENDING), ("target", ASCENDING), ("created_at", DESCENDING)]),
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: datetime
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    org: str
+    target: str
+    url: str
+    body: str
+    state: State
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    replay_of: str | None = None
+    log: tuple[Attempt, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)  # what the caller needs to show it
+
+
+def _delivery(doc: Document) -> Delivery:
+    return Delivery(
+        id=doc["_id"],
+        org=doc["org"],
+        target=doc["target"],
+        url=doc.get("url", ""),
+        body=doc["body"],
+        state=State(doc["state"]),
+        attempts=int(doc.get("attempts", 0)),
+        next_attempt_at=_utc(doc.get("next_attempt_at")),
+        created_at=_utc(doc["created_at"]) or doc["created_at"],
+        last_status=doc.get("last_status"),
+        last_error=doc.get("last_error"),
+        delivered_at=_utc(doc.get("delivered_at")),
+        replay_of=doc.get("replay_of"),
+        log=tuple(
+            Attempt(_utc(a["at"]) or a["at"], a.get("status"), a.get("error"), int(a["duration_ms"]))
+            for a in doc.get("log", [])
+        ),
+        meta=dict(doc.get("meta", {})),
+    )
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+
+
+class DeliveryStore:
+    """The only MongoDB code of the engine. Every query is scoped by organisation but the
+    dispatcher's claim, which takes due work across organisations by design."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._deliveries = db[DELIVERIES]
+
+    async def add(self, delivery: Delivery) -> bool:
+        """False when this delivery already exists (the same event or change seen again)."""
+        try:
+            await self._deliveries.insert_one(
+                {
+                    "_id": delivery.id,
+                    "org": delivery.org,
+                    "target": delivery.target,
+                    "url": delivery.url,
+                    "body": delivery.body,
+                    "state": str(delivery.state),
+                    "attempts": delivery.attempts,
+                    "next_attempt_at": delivery.next_attempt_at,
+                    "created_at": delivery.created_at,
+                    "replay_of": delivery.replay_of,
+                    "log": [],
+                    "meta": delivery.meta,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def claim_due(self, now: datetime, lease_until: datetime) -> Delivery | None:
+        """Take the earliest due delivery and push its next attempt past a lease, counting the
+        attempt, so that two dispatchers (replicas) never both send it."""
+        doc = await self._deliveries.find_one_and_update(
+            {"state": str(State.PENDING), "next_attempt_at": {"$lte": now}},
+            {"$set": {"next_attempt_at": lease_until}, "$inc": {"attempts": 1}},
+            sort=[("next_attempt_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _delivery(doc)
+
+    async def record(
+        self, org: str, delivery_id: str, attempt: Attempt | None, outcome: policy.Outcome
+    ) -> None:
+        fields: Document = {"state": str(outcome.state), "next_attempt_at": outcome.next_attempt_at}
+        update: Document = {"$set": fields}
+        if attempt is not None:
+            fields |= {
+                "last_status": attempt.status,
+                "last_error": attempt.error,
+                "last_attempt_at": attempt.at,
+            }
+            if outcome.state is State.DELIVERED:
+                fields["delivered_at"] = attempt.at
+            update["$push"] = {
+                "log": {
+                    "at": attempt.at,
+                    "status": attempt.status,
+                    "error": attempt.error,
+                    "duration_ms": attempt.duration_ms,
+                }
+            }
+        await self._deliveries.update_one({"_id": delivery_id, "org": org}, update)
+
+    async def get(self, org: str, delivery_id: str) -> Delivery | None:
+        doc = await self._deliveries.find_one({"_id": delivery_id, "org": org})
+        return None if doc is None else _delivery(doc)
+
+    async def list(self, org: str, target: str, limit: int) -> list[Delivery]:
+        cursor = self._deliveries.find({"org": org, "target": target})
+        return [_delivery(d) async for d in cursor.sort("created_at", DESCENDING).limit(limit)]
+
+    async def cancel_pending(self, org: str, target: str) -> None:
+        await self._deliveries.update_many(
+            {"org": org, "target": target, "state": str(State.PENDING)},
+            {"$set": {"state": str(State.CANCELLED), "next_attempt_at": None}},
+        )
+
+
+Resolve = Callable[[str, str], Awaitable[Target | None]]  # (org, target) -> where and how to send
+
+
+class WebhookEngine:
+    def __init__(
+        self,
+        store: DeliveryStore,
+        resolve: Resolve,
+        *,
+        content_type: str,
+        retry_base_s: float,
+        max_attempts: int,
+        timeout_s: float,
+    ) -> None:
+        self._store = store
+        self._resolve = resolve
+        self._content_type = content_type
+        self._retry_base_s = retry_base_s
+        self._max_attempts = max_attempts
+        self._timeout_s = timeout_s
+        self._http = httpx.AsyncClient(timeout=timeout_s, follow_redirects=False)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def enqueue(
+        self,
+        delivery_id: str,
+        org: str,
+        target: str,
+        url: str,
+        body: bytes,
+        meta: dict[str, Any] | None = None,
+    ) -> bool:
+        """Queue a body for sending now; False when `delivery_id` was queued before."""
+        at = _now()
+        return await self._store.add(
+            Delivery(
+                id=delivery_id,
+                org=org,
+                target=target,
+                url=url,
+                body=body.decode(),
+                state=State.PENDING,
+                attempts=0,
+                next_attempt_at=at,
+                created_at=at,
+                meta=meta or {},
+            )
+        )
+
+    async def deliveries(self, org: str, target: str, limit: int) -> list[Delivery]:
+        return await self._store.list(org, target, limit)
+
+    async def cancel(self, org: str, target: str) -> None:
+        await self._store.cancel_pending(org, target)
+
+    async def replay(self, org: str, target: str, delivery_id: str) -> Delivery:
+        """Send a logged delivery again, as a new delivery with its own id and log (receivers
+        that dedupe on the delivery id must see it) and the same body."""
+        original = await self._store.get(org, delivery_id)
+        if original is None or original.target != target:
+            raise NotFound(f"no delivery {delivery_id}")
+        at = _now()
+        replayed = Delivery(
+            id=policy.replay_id(original.id, uuid.uuid4().hex[:12]),
+            org=org,
+            target=target,
+            url=original.url,
+            body=original.body,
+            state=State.PENDING,
+            attempts=0,
+            next_attempt_at=at,
+            created_at=at,
+            replay_of=original.id,
+            meta=original.meta,
+        )
+        await self._store.add(replayed)
+        return replayed
+
+    async def dispatch_due(self, limit: int = DISPATCH_BATCH) -> int:
+        """Send what is due (a Periodic calls this); returns how many were delivered."""
+        delivered = 0
+        for _ in range(limit):
+            at = _now()
+            # The lease outlasts one request, so a crashed dispatcher's claim comes back.
+            delivery = await self._store.claim_due(at, at + timedelta(seconds=self._timeout_s * 3))
+            if delivery is None:
+                break
+            delivered += await self._send(delivery) is State.DELIVERED
+        return delivered
+
+    async def _send(self, delivery: Delivery) -> State:
+        target = await self._resolve(delivery.org, delivery.target)
+        if target is None:
+            await self._store.record(delivery.org, delivery.id, None, policy.Outcome(State.CANCELLED, None))
+            return State.CANCELLED
+        body = delivery.body.encode()
+        headers = {
+            "Content-Type": self._content_type,
+            "User-Agent": "Chorus-Webhooks/1",
+            **signed_headers(target.secret, int(time.time()), body, delivery.id),
+        }
+        status: int | None = None
+        error: str | None = None
+        started = time.monotonic()
+        try:
+            response = await self._http.post(target.url, content=body, headers=headers)
+            status = response.status_code  # the status says what went wrong: no error text
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        at = _now()
+        attempt = Attempt(at, status, error, int((time.monotonic() - started) * 1000))
+        outcome = policy.after_attempt(
+            delivery.attempts,
+            status,
+            at,
+            max_attempts=self._max_attempts,
+            retry_base_s=self._retry_base_s,
+            rand=random.random(),
+        )
+        await self._store.record(delivery.org, delivery.id, attempt, outcome)
+        if outcome.state is State.FAILED:
+            log.warning("webhook delivery %s gave up after %s attempts", delivery.id, delivery.attempts)
+        return outcome.state
+
+
+def _now() -> datetime:
+    # Millisecond precision: what MongoDB keeps, so a delivery read back equals the one written.
+    at = datetime.now(UTC)
+    return at.replace(microsecond=at.microsecond // 1000 * 1000)

@@ -1,0 +1,86 @@
+"""The pure rules of outbound delivery: which URLs may be called, how long to wait before the
+next try, and what state an attempt leads to. No I/O, so every rule is unit-tested."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from shared.errors import InvalidInput
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+MAX_BACKOFF_S = 3600.0
+# A retry waits between (1 - JITTER) and 1 times its exponential delay, so receivers that failed
+# together are not hit again all at the same instant.
+JITTER = 0.2
+
+
+class State(StrEnum):
+    PENDING = "pending"  # to send, now or at next_attempt_at
+    DELIVERED = "delivered"  # a 2xx came back
+    FAILED = "failed"  # gave up after the last attempt
+    CANCELLED = "cancelled"  # its target went away
+
+
+def check_url(url: str, *, allow_insecure_loopback: bool) -> str:
+    """https only, no credentials, no literal private or loopback address (SSRF); plain http to
+    loopback is allowed in development, for local receivers. The one URL check of every webhook."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidInput.field("url", "must be an absolute http(s) URL")
+    host = parts.hostname.lower()
+    if parts.scheme == "http" and not (allow_insecure_loopback and host in LOOPBACK_HOSTS):
+        raise InvalidInput.field("url", "must use https")
+    if parts.username or parts.password:
+        raise InvalidInput.field("url", "must not carry credentials; the signature authenticates us")
+    if not allow_insecure_loopback and _is_internal(host):
+        raise InvalidInput.field("url", "must not point at a private or loopback address")
+    return url
+
+
+def _is_internal(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+
+
+def backoff(attempts: int, base_s: float, *, rand: float = 0.0, max_s: float = MAX_BACKOFF_S) -> timedelta:
+    """The wait after `attempts` failed tries: base, 2*base, 4*base, ... capped at max_s, less up
+    to JITTER of it (`rand` in [0, 1), e.g. random.random(); 0 gives the full delay)."""
+    delay = min(max_s, base_s * 2 ** max(0, attempts - 1))
+    return timedelta(seconds=delay * (1 - JITTER * rand))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: State
+    next_attempt_at: datetime | None
+
+
+def after_attempt(
+    attempts: int,
+    status: int | None,
+    now: datetime,
+    *,
+    max_attempts: int,
+    retry_base_s: float,
+    rand: float = 0.0,
+) -> Outcome:
+    """What follows try number `attempts` that got HTTP `status` (None: no response at all)."""
+    if status is not None and 200 <= status < 300:
+        return Outcome(State.DELIVERED, None)
+    if attempts >= max_attempts:
+        return Outcome(State.FAILED, None)
+    return Outcome(State.PENDING, now + backoff(attempts, retry_base_s, rand=rand))
+
+
+def replay_id(delivery_id: str, replay: str) -> str:
+    """A replayed delivery is a new delivery (its own id and log) that names the one it repeats."""
+    return f"{delivery_id}:replay-{replay}"
