@@ -83,22 +83,27 @@ def _delivery(doc: Document) -> Delivery:
         body=doc["body"],
         state=State(doc["state"]),
         attempts=int(doc.get("attempts", 0)),
-        next_attempt_at=_utc(doc.get("next_attempt_at")),
-        created_at=_utc(doc["created_at"]) or doc["created_at"],
+        next_attempt_at=_maybe_utc(doc.get("next_attempt_at")),
+        created_at=_utc(doc["created_at"]),
         last_status=doc.get("last_status"),
         last_error=doc.get("last_error"),
-        delivered_at=_utc(doc.get("delivered_at")),
+        delivered_at=_maybe_utc(doc.get("delivered_at")),
         replay_of=doc.get("replay_of"),
         log=tuple(
-            Attempt(_utc(a["at"]) or a["at"], a.get("status"), a.get("error"), int(a["duration_ms"]))
+            Attempt(_utc(a["at"]), a.get("status"), a.get("error"), int(a["duration_ms"]))
             for a in doc.get("log", [])
         ),
         meta=dict(doc.get("meta", {})),
     )
 
 
-def _utc(at: datetime | None) -> datetime | None:
-    return at if at is None or at.tzinfo else at.replace(tzinfo=UTC)
+def _utc(at: datetime) -> datetime:
+    """Times come back from MongoDB without a zone; they were written in UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _maybe_utc(at: datetime | None) -> datetime | None:
+    return None if at is None else _utc(at)
 
 
 class DeliveryStore:
