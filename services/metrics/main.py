@@ -40,6 +40,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             # Plain http to a local receiver is for development only.
             allow_insecure_loopback=settings.environment != "prod",
         )
+        await webhooks.adopt_earlier_deliveries()
 
         return Wiring(
             service=service,

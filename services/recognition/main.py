@@ -28,6 +28,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
 
     async def wire(runtime: Runtime) -> Wiring:
         service = RecognitionService(RecognitionStore(runtime.db), runtime.outbox, recognition_settings)
+        await service.adopt_earlier_deliveries()
         return Wiring(
             service=service,
             subscriptions=[build_subscription(service)],

@@ -117,6 +117,15 @@ class Scored:
 
 # The engine's target of every fulfilment delivery: an organisation has one fulfilment webhook.
 FULFILMENT = "fulfilment"
+# The shape of fulfilment deliveries queued before the shared engine, and the pipeline that
+# converts them (their body was `payload_json`; their URL is resolved again at send time).
+EARLIER_DELIVERIES: tuple[Document, list[Document]] = (
+    {"payload_json": {"$exists": True}},
+    [
+        {"$set": {"target": FULFILMENT, "body": "$payload_json", "log": [], "meta": {}}},
+        {"$unset": ["payload_json"]},
+    ],
+)
 
 
 def fulfilment_engine(store: RecognitionStore, settings: RecognitionSettings) -> WebhookEngine:
@@ -910,6 +919,9 @@ class RecognitionService:
 
     async def deliver_webhooks(self) -> int:
         return await self.webhooks.dispatch_due()
+
+    async def adopt_earlier_deliveries(self) -> int:
+        return await self.webhooks.adopt(*EARLIER_DELIVERIES)
 
     async def deliveries(self, org: str, limit: int) -> list[Delivery]:
         return await self.webhooks.deliveries(org, FULFILMENT, limit)

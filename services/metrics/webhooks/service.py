@@ -29,6 +29,27 @@ REQUEST_TIMEOUT_S = 10.0
 ENDPOINT_CACHE_S = 5.0
 
 
+# The shape of deliveries queued before the shared engine, and the pipeline that converts them.
+EARLIER_DELIVERIES: tuple[Document, list[Document]] = (
+    {"endpoint_id": {"$exists": True}},
+    [
+        {
+            "$set": {
+                "target": "$endpoint_id",
+                "log": [],
+                "meta": {
+                    "event_id": "$event_id",
+                    "event_type": "$event_type",
+                    "event_time": "$event_time",
+                    "replay_id": "$replay_id",
+                },
+            }
+        },
+        {"$unset": ["endpoint_id", "event_id", "event_type", "event_time", "replay_id"]},
+    ],
+)
+
+
 class WebhookService:
     def __init__(
         self,
@@ -52,6 +73,11 @@ class WebhookService:
         )
         self._replays: set[asyncio.Task[None]] = set()
         self._endpoint_cache: dict[str, tuple[float, list[Endpoint]]] = {}
+
+    async def adopt_earlier_deliveries(self) -> int:
+        """Deliveries queued before the shared engine named their endpoint `endpoint_id` and kept
+        the event's fields at the top level."""
+        return await self.engine.adopt(*EARLIER_DELIVERIES)
 
     async def close(self) -> None:
         for task in self._replays:

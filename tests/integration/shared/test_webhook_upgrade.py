@@ -1,0 +1,104 @@
+"""Deliveries that metrics and recognition queued before the shared webhook engine are adopted
+into its shape at start: none is lost, and the dispatcher can send them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.metrics.webhooks.service import EARLIER_DELIVERIES as METRICS_EARLIER
+from services.recognition.service import EARLIER_DELIVERIES as RECOGNITION_EARLIER
+from services.recognition.service import FULFILMENT
+from shared.mongo import Document, create_client, ensure_indexes
+from shared.settings import ChorusSettings
+from shared.webhooks.engine import DELIVERIES, INDEXES, DeliveryStore
+from shared.webhooks.policy import State
+
+pytestmark = pytest.mark.integration
+
+QUEUED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
+    client = create_client(settings)
+    name = settings.database_name(f"webhook_upgrade_{uuid.uuid4().hex[:8]}")
+    try:
+        await ensure_indexes(client[name], INDEXES)
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+async def test_a_metrics_delivery_queued_before_the_engine_is_adopted_and_sendable(
+    db: AsyncDatabase[Document],
+) -> None:
+    await db[DELIVERIES].insert_one(
+        {
+            "_id": "d1",
+            "org": "org-a",
+            "endpoint_id": "ep1",
+            "event_id": "ev1",
+            "event_type": "chorus.share.made",
+            "event_time": QUEUED,
+            "replay_id": None,
+            "body": '{"id": "ev1"}',
+            "state": "pending",
+            "attempts": 1,
+            "next_attempt_at": QUEUED,
+            "created_at": QUEUED,
+        }
+    )
+    store = DeliveryStore(db)
+
+    assert await store.adopt(*METRICS_EARLIER) == 1
+    assert await store.adopt(*METRICS_EARLIER) == 0  # once only
+
+    delivery = await store.claim_due(QUEUED + timedelta(minutes=1), QUEUED + timedelta(minutes=5))
+    assert delivery is not None
+    assert (delivery.id, delivery.org, delivery.target, delivery.body) == (
+        "d1",
+        "org-a",
+        "ep1",
+        '{"id": "ev1"}',
+    )
+    assert delivery.state == State.PENDING
+    assert delivery.meta == {
+        "event_id": "ev1",
+        "event_type": "chorus.share.made",
+        "event_time": QUEUED,
+        "replay_id": None,
+    }
+    stored = await db[DELIVERIES].find_one({"_id": "d1"})
+    assert stored is not None and "endpoint_id" not in stored and "event_id" not in stored
+
+
+async def test_a_fulfilment_delivery_queued_before_the_engine_is_adopted_and_listed(
+    db: AsyncDatabase[Document],
+) -> None:
+    await db[DELIVERIES].insert_one(
+        {
+            "_id": "f1",
+            "org": "org-a",
+            "url": "https://rewards.example.com/hook",
+            "payload_json": '{"redemption_id": "r1"}',
+            "state": "pending",
+            "attempts": 0,
+            "next_attempt_at": QUEUED,
+            "created_at": QUEUED,
+        }
+    )
+    store = DeliveryStore(db)
+
+    assert await store.adopt(*RECOGNITION_EARLIER) == 1
+    # The metrics conversion does not touch recognition's shape, nor the reverse.
+    assert await store.adopt(*METRICS_EARLIER) == 0
+
+    [listed] = await store.list("org-a", FULFILMENT, 10)
+    assert (listed.id, listed.target, listed.body) == ("f1", FULFILMENT, '{"redemption_id": "r1"}')
+    assert await store.list("org-b", FULFILMENT, 10) == []
