@@ -218,19 +218,24 @@ class RecognitionService:
         scoring = domain.score(rules, item.kind, at=item.occurred_at, tags=list(item.tags))
         points = scoring.points
         if item.kind in rules.capped_kinds and points > 0:
-            share_left: int | None = None
+            share_used, share_cap = 0, None
             if item.share_id is not None and rules.per_share_cap is not None:
                 await self.store.remember_share(item.org, item.share_id, {"advocate_id": item.advocate_id})
                 share = await self.store.get_share(item.org, item.share_id) or {}
-                share_left = max(0, rules.per_share_cap - int(share.get("points", 0)))
+                share_used, share_cap = int(share.get("points", 0)), rules.per_share_cap
+            wanted = points
+
+            def grant(daily_used: int) -> int:
+                return domain.capped(
+                    wanted,
+                    daily_used=daily_used,
+                    daily_cap=rules.daily_cap,
+                    share_used=share_used,
+                    share_cap=share_cap,
+                )
+
             points = await self.store.daily_grant(
-                item.org,
-                item.advocate_id,
-                domain.day_key(item.occurred_at),
-                eid,
-                points,
-                rules.daily_cap,
-                share_left,
+                item.org, item.advocate_id, domain.day_key(item.occurred_at), eid, grant
             )
             if item.share_id is not None:
                 await self.store.add_share_points(item.org, item.share_id, eid, points)
@@ -823,6 +828,10 @@ class RecognitionService:
         self, org: str, redemption_id: str, target: RedemptionStatus, by: str, note: str | None = None
     ) -> Document:
         current = await self.redemption(org, redemption_id)
+        if not domain.can_move(RedemptionStatus(current["status"]), target):
+            raise Conflict(f"a {current['status']} redemption cannot become {target}")
+        # Compare-and-set against every status the move is allowed from: another request may
+        # have moved it since the read.
         sources = [str(s) for s, targets in domain.NEXT_STATUSES.items() if target in targets]
         extra: Document = {"note": note} if note else {}
         if target is RedemptionStatus.REJECTED:

@@ -13,6 +13,7 @@ connections may write at once.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -234,11 +235,10 @@ class RecognitionStore:
         advocate_id: str,
         day: str,
         entry_id: str,
-        wanted: int,
-        cap: int | None,
-        share_left: int | None,
+        grant: Callable[[int], int],
     ) -> int:
-        """Reserve up to `wanted` points under the daily cap, once per entry.
+        """Reserve `grant(points the day has used)` points, once per entry (the rule is the
+        domain's `capped`).
 
         The grant is kept in the day's document, so a retry of the same entry gets the same answer.
         How much fits depends on what the day has used, which no plain update can compute: the
@@ -253,20 +253,18 @@ class RecognitionStore:
             if entry_id in grants:
                 return int(grants[entry_id])
             used = int(doc.get("points", 0))
-            grant = wanted if cap is None else max(0, min(wanted, cap - used))
-            if share_left is not None:
-                grant = max(0, min(grant, share_left))
+            granted = grant(used)
             # The day's first grant creates its document (with `points` from the filter).
             if await conditional_upsert(
                 coll,
                 {"_id": doc_id, "points": used, f"grants.{entry_id}": {"$exists": False}},
                 {
-                    "$inc": {"points": grant},
-                    "$set": {f"grants.{entry_id}": grant},
+                    "$inc": {"points": granted},
+                    "$set": {f"grants.{entry_id}": granted},
                     "$setOnInsert": {"org": org, "advocate_id": advocate_id},
                 },
             ):
-                return grant
+                return granted
             doc = await coll.find_one({"_id": doc_id}) or {}
 
     # --- content authors and colleagues ------------------------------------------------------

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from shared.errors import AppError, Forbidden, InvalidInput
@@ -39,12 +39,6 @@ NETWORK_LIMITS: dict[str, int] = {
 }
 X_LINK_LENGTH = 23
 NETWORK_HEALTH = ("connected", "expired", "disconnected")
-
-
-def post_length(network: str, message: str, short_url: str) -> int:
-    """Characters the post takes on the network: the message, a space, the link."""
-    link = X_LINK_LENGTH if network == "x" else len(short_url)
-    return len(message) + 1 + link
 
 
 # --- Projections as the service hands them in --------------------------------------------------
@@ -396,11 +390,6 @@ class UniqueVisitors:
     def forget_share(self, share_ids: set[str]) -> None:
         for key in [k for k in self._first_seen if k[0] in share_ids]:
             del self._first_seen[key]
-
-
-def day_bounds(at: datetime) -> tuple[datetime, datetime]:
-    start = datetime(at.year, at.month, at.day, tzinfo=UTC)
-    return start, start + timedelta(days=1)
 
 
 def sign_advocate(secret: str, org: str, advocate_id: str) -> str:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -260,7 +259,3 @@ def due_filter(now: datetime) -> Document:
     """Pending shares whose time has come: served by the (status, send_at) index, whose pending
     entries are the only ones it reads (sent shares are never scanned)."""
     return {"status": "pending", "send_at": {"$lte": now}}
-
-
-def without_id(doc: Document) -> dict[str, Any]:
-    return {k: v for k, v in doc.items() if k != "_id"}

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from services.recognition.domain import capped
 from services.recognition.service import RecognitionService
 from services.recognition.settings import RecognitionSettings
 from services.recognition.store import (
@@ -189,8 +190,11 @@ async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_re
 ) -> None:
     org = new_org()
 
+    def ten_under_195(used: int) -> int:
+        return capped(10, daily_used=used, daily_cap=195, share_used=0, share_cap=None)
+
     async def grant(store: RecognitionStore, i: int) -> int:
-        return await store.daily_grant(org, "a", "2026-12-05", f"e{i % 60}", 10, 195, None)
+        return await store.daily_grant(org, "a", "2026-12-05", f"e{i % 60}", ten_under_195)
 
     first = await at_once(stores, 60, grant)
     again = await at_once(stores, 120, grant)  # each entry retried twice, from any replica
