@@ -16,9 +16,10 @@ import pytest
 from devtools import local_stack
 from devtools.cli import serve_argv
 from shared.settings import ChorusSettings
+from tests.ports import free_ports
 
-# The dev ports plus 10000, like the test stack.
-E2E_PORTS = {"content": 18001, "sharing": 18002, "metrics": 18003, "recognition": 18004}
+# Free ports, found at import: another checkout's test run may be running beside this one.
+E2E_PORTS = dict(zip(("content", "sharing", "metrics", "recognition"), free_ports(4), strict=True))
 
 
 @dataclass(frozen=True)

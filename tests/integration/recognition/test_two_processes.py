@@ -34,11 +34,12 @@ from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org
 from tests.integration.recognition.conftest import Publisher, body, publisher
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.integration
 
-# Ports no other test run uses (e2e takes 18001-18004).
-PORTS = (27801, 27802)
+# Free ports, found at import: another checkout's test run may be running beside this one.
+PORTS = tuple(free_ports(2))
 
 
 @dataclass(frozen=True)

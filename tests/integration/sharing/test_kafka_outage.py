@@ -26,6 +26,7 @@ from shared.settings import ChorusSettings
 from tests.helpers import new_org, running_app, tap
 from tests.integration.sharing.conftest import MovableClock, Sharing, sharing_settings
 from tests.integration.sharing.test_shares_and_redirect import BROWSER_UA, make_share, visit
+from tests.ports import free_port_block
 
 pytestmark = pytest.mark.integration
 
@@ -35,15 +36,17 @@ CLICKS_DURING_OUTAGE = 40
 @pytest.fixture(scope="module")
 def private_kafka() -> Iterator[local_stack.StackConfig]:
     state = Path(tempfile.mkdtemp(prefix="chorus-sharing-kafka-"))
+    # Free ports, not fixed ones: another checkout's run of this test may be running.
+    base = free_port_block(6)
     config = local_stack.StackConfig(
         state_dir=state,
-        kafka_port=39092,
-        kafka_controller_port=39093,
+        kafka_port=base,
+        kafka_controller_port=base + 1,
         # Only Kafka runs here; the other ports just have to differ.
-        mongo_port=39017,
-        otlp_grpc_port=39317,
-        otlp_http_port=39318,
-        jaeger_ui_port=39686,
+        mongo_port=base + 2,
+        otlp_grpc_port=base + 3,
+        otlp_http_port=base + 4,
+        jaeger_ui_port=base + 5,
     )
     local_stack.start_part("kafka", config, timeout=120)
     try:

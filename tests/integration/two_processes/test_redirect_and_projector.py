@@ -46,12 +46,14 @@ from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org
+from tests.ports import free_port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 # Ports of the processes this test starts (sharing 0 and 1, metrics 2 and 3), from a base that
 # another run on the same machine can move away from.
-PORT_BASE = int(os.environ.get("CHORUS_TEST_PROCESS_PORT_BASE", "18101"))
+# Four consecutive free ports (redirects, then projectors), unless CHORUS_TEST_PROCESS_PORT_BASE names them.
+PORT_BASE = int(os.environ.get("CHORUS_TEST_PROCESS_PORT_BASE") or free_port_block(4))
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 )
