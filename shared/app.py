@@ -167,7 +167,7 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry(settings)
-        mongo = create_client(settings)
+        mongo = create_client(settings, service=True)
         db = mongo[settings.database_name(name)]
         producer = EventProducer(settings)
         outbox = Outbox(db, outbox_collections, producer)

@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.errors import Conflict, InvalidInput
 from shared.mongo import Document, IndexSpec
+from shared.tenancy import Tenants
 
 COLLECTION = "idempotency_keys"
 KEEP_FOR = timedelta(hours=24)
@@ -53,14 +54,13 @@ async def run_once(
         return await create(), False
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidInput.field("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
-    collection = db[COLLECTION]
+    collection = Tenants(db).of(org, COLLECTION)
     doc_id = f"{org}:{scope}:{key}"
     digest = fingerprint(body)
     try:
         await collection.insert_one(
             {
                 "_id": doc_id,
-                "org": org,
                 "fingerprint": digest,
                 "state": "running",
                 "created_at": datetime.now(UTC),

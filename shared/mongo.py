@@ -9,7 +9,8 @@ its events consistent with (no multi-document transactions on the hot paths).
   creating the document if it is missing; it answers whether this call's change was applied.
 - Projections updated in batches keep the highest offset applied per topic partition in the
   document they guard (see services/metrics/store.py `MetricsStore.apply`).
-- State and the events it emits: shared/outbox.py.
+- State and the events it emits: shared/outbox.py. Tenancy (every query names the org):
+  shared/tenancy.py.
 - `RequestDeadline`: every MongoDB operation of a request shares one deadline, so a store that
   does not answer makes a prompt 503 (shared/errors.py), not a request that hangs.
 """
@@ -27,6 +28,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import ChorusSettings
+from shared.tenancy import TenancyGuard, TenantCollection
 
 Document = dict[str, Any]
 
@@ -39,11 +41,15 @@ INDEX_KEY_SPECS_CONFLICT = 86
 APPLIED_WINDOW = 200
 
 
-def create_client(settings: ChorusSettings) -> AsyncMongoClient[Document]:
+def create_client(settings: ChorusSettings, *, service: bool = False) -> AsyncMongoClient[Document]:
+    """A client for `settings`. A service's own client (`service=True`) carries the tenancy guard
+    when `CHORUS_MONGO_TENANCY_CHECK` is on; a test's or a tool's client looks where it likes."""
     # tz_aware so datetimes come back as UTC-aware, as they went in.
     options: dict[str, Any] = {}
     if settings.mongo_max_pool_size is not None:
         options["maxPoolSize"] = settings.mongo_max_pool_size
+    if service and settings.mongo_tenancy_check:
+        options["event_listeners"] = [TenancyGuard()]
     return AsyncMongoClient(
         settings.mongo_url,
         tz_aware=True,
@@ -118,7 +124,9 @@ def mark_applied(event_id: str) -> Document:
     return {"applied_events": {"$each": [event_id], "$slice": -APPLIED_WINDOW}}
 
 
-async def conditional_upsert(coll: AsyncCollection[Document], query: Document, update: Document) -> bool:
+async def conditional_upsert(
+    coll: AsyncCollection[Document] | TenantCollection, query: Document, update: Document
+) -> bool:
     """`update_one` with upsert; True if it changed the document or created it.
 
     `query` is the document's `_id` and a condition on it (`{"_id": day, "count": {"$lt": cap}}`).

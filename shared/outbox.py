@@ -41,6 +41,7 @@ from shared.messaging import EventProducer
 from shared.messaging.producer import Outgoing
 from shared.messaging.tracing import extract, inject_current, links_to
 from shared.mongo import Document, IndexSpec
+from shared.tenancy import Tenants
 
 OUTBOX = "outbox"
 OUTBOX_SINCE = "outbox_since"
@@ -176,7 +177,7 @@ class Outbox:
         *,
         page: int = PAGE,
     ) -> None:
-        self._db = db
+        self._tenants = Tenants(db)
         self.collections = tuple(collections)
         self._producer = producer
         self._page = page
@@ -189,9 +190,9 @@ class Outbox:
         self.wakeup.set()
 
     async def _read(self, collection: str) -> Page:
+        pending = self._tenants.across(collection, why="the outbox relay reads every org's pending events")
         cursor = (
-            self._db[collection]
-            .find(PENDING_FILTER, {"org": 1, OUTBOX: 1, OUTBOX_SINCE: 1})
+            pending.find(PENDING_FILTER, {"org": 1, OUTBOX: 1, OUTBOX_SINCE: 1})
             .sort(OUTBOX_SINCE, ASCENDING)
             .limit(self._page)
         )
@@ -216,12 +217,10 @@ class Outbox:
         return sent
 
     async def _pull(self, collection: str, doc_id: Any, org: str, ids: list[str]) -> None:
-        coll = self._db[collection]
-        await coll.update_one({"_id": doc_id, "org": org}, {"$pull": {OUTBOX: {"id": {"$in": ids}}}})
+        coll = self._tenants.of(org, collection)
+        await coll.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": ids}}}})
         # Off the relay's list once empty; a write that queued more meanwhile keeps it on.
-        await coll.update_one(
-            {"_id": doc_id, "org": org, OUTBOX: {"$size": 0}}, {"$unset": {OUTBOX_SINCE: ""}}
-        )
+        await coll.update_one({"_id": doc_id, OUTBOX: {"$size": 0}}, {"$unset": {OUTBOX_SINCE: ""}})
 
     async def _tidy(self, pages: Sequence[Page]) -> None:
         """Take documents with nothing pending off the list (a relay stopped between its two

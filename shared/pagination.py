@@ -1,14 +1,16 @@
 """Cursor pagination, the same everywhere: `?cursor=<next_cursor>&limit=N` -> `{items, next_cursor}`.
 
-A cursor is opaque to clients: here, the last item's sort key, base64url-encoded. A cursor that
-does not decode is a 422 naming the `cursor` parameter, never a 500.
+A cursor is opaque to clients: here, the last item's sort key, base64url-encoded (or, for an
+order over several keys, their JSON: `encode_keys`). A cursor that does not decode is a 422
+naming the `cursor` parameter, never a 500.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import Query
 
@@ -31,3 +33,21 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not decoded:
         raise InvalidInput.field("cursor", "is not a cursor this API returned")
     return decoded
+
+
+def encode_keys(values: dict[str, Any]) -> str:
+    """A cursor over several sort keys (a time and an id, say): their JSON, encoded as above."""
+    return encode_cursor(json.dumps(values, default=str))
+
+
+def decode_keys(cursor: str | None) -> dict[str, Any] | None:
+    text = decode_cursor(cursor)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidInput.field("cursor", "is not a cursor this API returned")
+    return value

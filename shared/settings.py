@@ -23,6 +23,9 @@ class ChorusSettings(BaseSettings):
     mongo_db_prefix: str = "chorus"
     # The driver's connection pool per process (PyMongo's default, 100, when unset).
     mongo_max_pool_size: int | None = None
+    # Log an error for every query that selects documents without naming the organisation
+    # (shared/tenancy.py). On in the tests; a staging environment may turn it on too.
+    mongo_tenancy_check: bool = False
     # Consumer groups are <prefix>.<service group>; tests set a unique prefix so that runs
     # sharing one broker never steal each other's partitions.
     consumer_group_prefix: str = "chorus"

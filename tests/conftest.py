@@ -19,6 +19,7 @@ import pytest
 
 from devtools import local_stack
 from shared.settings import ChorusSettings
+from shared.tenancy import TenancyGuard
 
 # Ports of the test stack: the dev ports plus 10000 (MongoDB 17017, below Linux's ephemeral
 # range), so tests and `make run` can run side by side.
@@ -67,6 +68,15 @@ def settings(stack: local_stack.StackConfig) -> ChorusSettings:
         otlp_endpoint=stack.otlp_http_endpoint,
         consumer_retry_backoff_s=0.05,
     )
+
+
+@pytest.fixture(autouse=True)
+def every_query_names_its_organisation() -> Iterator[None]:
+    """Fails a test in which a service's store selected documents without the org (shared/tenancy.py)."""
+    TenancyGuard.seen.clear()
+    yield
+    unscoped, TenancyGuard.seen[:] = list(TenancyGuard.seen), []
+    assert not unscoped, f"queries without their organisation: {unscoped}"
 
 
 @pytest.fixture(scope="session")

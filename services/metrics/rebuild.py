@@ -65,7 +65,7 @@ async def _replay(
 async def replay(settings: MetricsSettings, collection: str, progress: Progress) -> int:
     """Replay the topics from offset 0 into `collection` (as it is: watermarks make this a no-op
     on a projection that has already seen everything)."""
-    mongo = create_client(settings)
+    mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
     service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
     try:
@@ -76,7 +76,7 @@ async def replay(settings: MetricsSettings, collection: str, progress: Progress)
 
 async def rebuild(settings: MetricsSettings, progress: Progress) -> RebuildResult:
     settings.service_name = "metrics-rebuild"
-    mongo = create_client(settings)
+    mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
     # The producer is never started: a rebuild writes no conversions.
     service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))

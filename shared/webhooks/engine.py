@@ -24,6 +24,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.errors import NotFound
 from shared.mongo import Document, IndexSpec
+from shared.tenancy import TenantCollection, Tenants
 from shared.webhooks import policy
 from shared.webhooks.policy import State
 from shared.webhooks.signing import signed_headers
@@ -111,15 +112,17 @@ class DeliveryStore:
     dispatcher's claim, which takes due work across organisations by design."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._deliveries = db[DELIVERIES]
+        self._tenants = Tenants(db)
+
+    def _of(self, org: str) -> TenantCollection:
+        return self._tenants.of(org, DELIVERIES)
 
     async def add(self, delivery: Delivery) -> bool:
         """False when this delivery already exists (the same event or change seen again)."""
         try:
-            await self._deliveries.insert_one(
+            await self._of(delivery.org).insert_one(
                 {
                     "_id": delivery.id,
-                    "org": delivery.org,
                     "target": delivery.target,
                     "url": delivery.url,
                     "body": delivery.body,
@@ -141,13 +144,15 @@ class DeliveryStore:
         into its shape with the update pipeline `into_shape`, so an upgrade loses none of them and
         none stops the dispatcher. Run at start; adopted deliveries have a `target`, so a second
         run changes nothing."""
-        result = await self._deliveries.update_many({"target": {"$exists": False}, **earlier}, into_shape)
+        deliveries = self._tenants.across(DELIVERIES, why="adopting deliveries queued before the engine")
+        result = await deliveries.update_many({"target": {"$exists": False}, **earlier}, into_shape)
         return int(result.modified_count)
 
     async def claim_due(self, now: datetime, lease_until: datetime) -> Delivery | None:
         """Take the earliest due delivery and push its next attempt past a lease, counting the
         attempt, so that two dispatchers (replicas) never both send it."""
-        doc = await self._deliveries.find_one_and_update(
+        deliveries = self._tenants.across(DELIVERIES, why="the dispatcher takes due deliveries of every org")
+        doc = await deliveries.find_one_and_update(
             {"state": str(State.PENDING), "next_attempt_at": {"$lte": now}},
             {"$set": {"next_attempt_at": lease_until}, "$inc": {"attempts": 1}},
             sort=[("next_attempt_at", ASCENDING)],
@@ -176,19 +181,19 @@ class DeliveryStore:
                     "duration_ms": attempt.duration_ms,
                 }
             }
-        await self._deliveries.update_one({"_id": delivery_id, "org": org}, update)
+        await self._of(org).update_one({"_id": delivery_id}, update)
 
     async def get(self, org: str, delivery_id: str) -> Delivery | None:
-        doc = await self._deliveries.find_one({"_id": delivery_id, "org": org})
+        doc = await self._of(org).find_one({"_id": delivery_id})
         return None if doc is None else _delivery(doc)
 
     async def list(self, org: str, target: str, limit: int) -> list[Delivery]:
-        cursor = self._deliveries.find({"org": org, "target": target})
+        cursor = self._of(org).find({"target": target})
         return [_delivery(d) async for d in cursor.sort("created_at", DESCENDING).limit(limit)]
 
     async def cancel_pending(self, org: str, target: str) -> None:
-        await self._deliveries.update_many(
-            {"org": org, "target": target, "state": str(State.PENDING)},
+        await self._of(org).update_many(
+            {"target": target, "state": str(State.PENDING)},
             {"$set": {"state": str(State.CANCELLED), "next_attempt_at": None}},
         )
 
