@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from services.content.service import ContentService
+from services.content.library.service import LibraryService
+from services.content.training.service import TrainingService
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.events.shares import ShareMade
 from shared.messaging import Subscription
 
 
-def build_subscription(service: ContentService) -> Subscription:
+def build_subscription(library: LibraryService, training: TrainingService) -> Subscription:
     subscription = Subscription(group="content")
 
     @subscription.on(ShareMade)
     async def share_made(event: Event[ShareMade]) -> None:
-        await service.count_share(event.tenant, event.data.content_id, event.id)
+        await library.count_share(event.tenant, event.data.content_id, event.id)
 
     @subscription.on(AdvocateErased)
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
-        await service.erase_advocate(event.tenant, event.data.advocate_id)
+        # Training records go; authorship stays, anonymised (idempotent both).
+        await training.erase_advocate(event.tenant, event.data.advocate_id)
+        await library.anonymise_author(event.tenant, event.data.advocate_id)
 
     return subscription

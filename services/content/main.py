@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.content.api import ROUTERS
 from services.content.handlers import build_subscription
-from services.content.service import ContentService
+from services.content.library import api as library_api
+from services.content.library import store as library_store
+from services.content.library.service import LibraryService
+from services.content.program import api as program_api
+from services.content.program import store as program_store
+from services.content.program.service import ProgramService
 from services.content.settings import ContentSettings
-from services.content.store import INDEXES, OUTBOX_COLLECTIONS, ContentStore
+from services.content.training import api as training_api
+from services.content.training import store as training_store
+from services.content.training.service import TrainingService
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 
 DESCRIPTION = """Content library, approval workflow and training for Chorus.
@@ -23,21 +29,31 @@ claims `team`, `department` and `location` when present; a caller without such a
 items whose audience leaves that dimension empty.
 """
 
+ROUTERS = [library_api.content, program_api.settings_router, training_api.policy, training_api.courses]
+INDEXES = [*library_store.INDEXES, *program_store.INDEXES, *training_store.INDEXES]
+OUTBOX_COLLECTIONS = (
+    *program_store.OUTBOX_COLLECTIONS,
+    *training_store.OUTBOX_COLLECTIONS,
+    *library_store.OUTBOX_COLLECTIONS,
+)
+
 
 def create_app(settings: ContentSettings | None = None) -> FastAPI:
     settings = settings or ContentSettings()
 
     async def wire(runtime: Runtime) -> Wiring:
-        store = ContentStore(runtime.db)
-        service = ContentService(store, runtime.outbox)
+        training = TrainingService(training_store.TrainingStore(runtime.db), runtime.outbox)
+        program = ProgramService(program_store.ProgramStore(runtime.db), training, runtime.outbox)
+        library = LibraryService(library_store.LibraryStore(runtime.db), program, runtime.outbox)
         return Wiring(
-            service=service,
-            subscriptions=[build_subscription(service)],
+            service=library,
+            subscriptions=[build_subscription(library, training)],
             periodic=[
                 # Expiry archives items and tells the other services (content.archived): a
                 # transition with events, which a TTL index (it only deletes) cannot do.
-                Periodic("content-expiry-sweeper", settings.content_sweep_interval_s, service.sweep_expired),
+                Periodic("content-expiry-sweeper", settings.content_sweep_interval_s, library.sweep_expired),
             ],
+            state={"library": library, "program": program, "training": training},
         )
 
     return create_service_app(

@@ -25,7 +25,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.content.store import INDEXES as CONTENT
+from services.content.main import INDEXES as CONTENT
 from services.metrics.store import INDEXES as METRICS
 from services.metrics.store import stats_indexes
 from services.metrics.webhooks.store import INDEXES as METRICS_WEBHOOKS
@@ -154,7 +154,7 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 25),
         },
     ),
-    # services/content/store.py CONTENT; the outbox relay's list in a sparse index
+    # services/content/library/store.py CONTENT; the outbox relay's list in a sparse index
     "content": Collection(
         declared("content", CONTENT),
         lambda i: {
@@ -334,9 +334,9 @@ QUERIES: dict[str, Query] = {
         {"org": "org1", "part": "dims", "day": {"$gte": "2026-02-01", "$lte": "2026-03-01"}},
     ),
     "an organisation's content by status": Query(
-        "content list_content (its filter is an $and of clauses)",
+        "content list_content (an $and of clauses, the org beside it: shared/tenancy.py)",
         "content",
-        {"$and": [{"org": "org1"}, {"status": "published"}]},
+        {"$and": [{"status": "published"}], "org": "org1"},
         [("_id", DESCENDING)],
         20,
     ),

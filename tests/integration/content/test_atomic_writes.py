@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.content.store import INDEXES, ContentStore
+from services.content.training.store import INDEXES, TrainingStore
 from shared.settings import ChorusSettings
 from tests.helpers import new_org, one_database_through_clients
 
@@ -19,14 +19,14 @@ CLIENTS = 4
 
 
 @pytest.fixture(scope="module")
-async def stores(settings: ChorusSettings) -> AsyncIterator[list[ContentStore]]:
+async def stores(settings: ChorusSettings) -> AsyncIterator[list[TrainingStore]]:
     """The content store over CLIENTS separate clients of one database of this module's own."""
     database = f"{settings.mongo_db_prefix}_content_atomic_writes"
     async with one_database_through_clients(settings, database, INDEXES, CLIENTS) as dbs:
-        yield [ContentStore(db) for db in dbs]
+        yield [TrainingStore(db) for db in dbs]
 
 
-async def test_modules_completed_at_once_each_see_their_own_completion(stores: list[ContentStore]) -> None:
+async def test_modules_completed_at_once_each_see_their_own_completion(stores: list[TrainingStore]) -> None:
     org = new_org()
     modules = [f"m{i:02d}" for i in range(24)]
     for advocate in ("ada", "bob", "cy", "di", "ed"):  # a lost race shows only sometimes
@@ -45,11 +45,11 @@ async def test_modules_completed_at_once_each_see_their_own_completion(stores: l
 
 
 async def test_one_module_completed_again_and_again_at_once_is_completed_once(
-    stores: list[ContentStore],
+    stores: list[TrainingStore],
 ) -> None:
     org = new_org()
     progresses = await asyncio.gather(
         *(stores[i % CLIENTS].complete_module(org, "course", "ada", "m1") for i in range(20))
     )
     assert [p.completed_module_ids for p in progresses] == [["m1"]] * 20
-    assert await stores[0].list_progress(org, "ada") == [progresses[0]]
+    assert await stores[0].get_progress(org, "course", "ada") == progresses[0]

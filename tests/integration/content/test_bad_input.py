@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from services.content.store import OUTBOX_COLLECTIONS
+from services.content.main import OUTBOX_COLLECTIONS
 from shared.settings import ChorusSettings
 from tests.helpers import new_org, outbox_sent, tap
 from tests.integration.content.conftest import Users, article

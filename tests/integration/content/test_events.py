@@ -9,16 +9,11 @@ import httpx
 import jsonschema
 import pytest
 
-from services.content.domain import OrgSettings
+from services.content.library.store import CONTENT, EXPIRING, expired_filter
+from services.content.main import OUTBOX_COLLECTIONS
+from services.content.program.domain import OrgSettings
+from services.content.program.store import SETTINGS, ProgramStore
 from services.content.settings import ContentSettings
-from services.content.store import (
-    CONTENT,
-    EXPIRING,
-    OUTBOX_COLLECTIONS,
-    SETTINGS,
-    ContentStore,
-    expired_filter,
-)
 from shared.events import Event, EventData
 from shared.events.content import SettingsUpdated
 from shared.events.envelope import json_schema
@@ -187,7 +182,8 @@ async def test_the_relay_publishes_events_left_in_an_outbox(
         SettingsUpdated(org_id=org, blocked_words=["spam"]), tenant=org, source="/chorus/content", subject=org
     )
     mongo = create_client(content_settings)
-    store = ContentStore(mongo[content_settings.database_name("content")])
+    db = mongo[content_settings.database_name("content")]
+    store = ProgramStore(db)
     try:
         async with tap(settings.kafka_bootstrap, "chorus.content") as content_tap:
             # The write update_settings makes, and no publish after it.
@@ -202,7 +198,7 @@ async def test_the_relay_publishes_events_left_in_an_outbox(
         assert [e.id for e in seen] == [event.id]
 
         async def outbox_emptied() -> bool:
-            doc = await store.db[SETTINGS].find_one({"_id": org})
+            doc = await db[SETTINGS].find_one({"_id": org})
             return doc is not None and not doc.get(OUTBOX) and OUTBOX_SINCE not in doc
 
         await eventually(outbox_emptied)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devtools import local_stack
-from services.content.store import OUTBOX_COLLECTIONS as CONTENT_OUTBOXES
+from services.content.main import OUTBOX_COLLECTIONS as CONTENT_OUTBOXES
 from services.metrics.store import OUTBOX_COLLECTIONS as METRICS_OUTBOXES
 from services.recognition.store import OUTBOX_COLLECTIONS as RECOGNITION_OUTBOXES
 from services.sharing.store import OUTBOX_COLLECTIONS as SHARING_OUTBOXES

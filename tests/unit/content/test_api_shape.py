@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from services.content.library.schemas import ContentCreate
 from services.content.main import create_app
-from services.content.schemas import ContentCreate
 from services.content.settings import ContentSettings
 
 CORE_PATHS = {

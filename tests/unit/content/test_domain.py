@@ -7,18 +7,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.content import domain
-from services.content.domain import (
+from services.content.common import Viewer
+from services.content.library import domain
+from services.content.library.domain import (
     NETWORK_LIMITS,
     Audience,
     ContentFields,
     ContentItem,
-    Module,
-    OrgSettings,
     Status,
     SuggestedPost,
-    Viewer,
 )
+from services.content.program import domain as program
+from services.content.program.domain import OrgSettings
+from services.content.training import domain as training
+from services.content.training.domain import Module
 from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events.content import (
     ContentArchived,
@@ -309,7 +311,7 @@ def test_audience_attributes_come_from_string_claims_only() -> None:
 
 
 def test_settings_are_normalised_and_validated() -> None:
-    saved = domain.validate_settings(
+    saved = program.validate_settings(
         OrgSettings(required_disclosure=" #ad ", blocked_words=["Spam"], required_course_ids=["c1"]), {"c1"}
     )
     assert saved.required_disclosure == "#ad" and saved.blocked_words == ["spam"]
@@ -321,7 +323,7 @@ def test_settings_are_normalised_and_validated() -> None:
         fallback_url="ftp://x",
     )
     with pytest.raises(InvalidInput) as exc:
-        domain.validate_settings(bad, set())
+        program.validate_settings(bad, set())
     assert problem_fields(exc) == [
         "blocked_words",
         "required_course_ids[0]",
@@ -331,27 +333,27 @@ def test_settings_are_normalised_and_validated() -> None:
 
 
 def test_settings_event_carries_every_setting() -> None:
-    event = domain.settings_event("org", OrgSettings(required_disclosure="#ad", daily_share_limit=3))
+    event = program.settings_event("org", OrgSettings(required_disclosure="#ad", daily_share_limit=3))
     assert event.org_id == "org" and event.required_disclosure == "#ad" and event.daily_share_limit == 3
 
 
 def test_only_the_current_policy_version_can_be_acknowledged() -> None:
-    domain.check_acknowledgement(2, 2)
+    training.check_acknowledgement(2, 2)
     with pytest.raises(Conflict):
-        domain.check_acknowledgement(1, 2)
+        training.check_acknowledgement(1, 2)
     with pytest.raises(Conflict):
-        domain.check_acknowledgement(1, None)
+        training.check_acknowledgement(1, None)
 
 
 def test_modules_need_a_body_or_a_web_url_and_unique_ids() -> None:
-    domain.validate_modules(
+    training.validate_modules(
         [Module("a", "Intro", body="text"), Module("b", "Video", url="https://v.example")]
     )
     with pytest.raises(InvalidInput) as exc:
-        domain.validate_modules([Module("a", "x"), Module("a", "y", url="file:///etc/passwd")])
+        training.validate_modules([Module("a", "x"), Module("a", "y", url="file:///etc/passwd")])
     assert problem_fields(exc) == ["modules[0].body", "modules[1].id", "modules[1].url"]
 
 
 def test_a_course_is_complete_when_every_module_is_done() -> None:
-    assert not domain.course_is_complete(["a", "b"], ["a"])
-    assert domain.course_is_complete(["a", "b"], ["b", "a", "old"])
+    assert not training.course_is_complete(["a", "b"], ["a"])
+    assert training.course_is_complete(["a", "b"], ["b", "a", "old"])

@@ -6,29 +6,25 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.content.domain import Status, Viewer
-from services.content.service import decode_cursor, encode_cursor
-from services.content.store import ContentQuery, _content_filter
+from services.content.common import Viewer
+from services.content.library.domain import Status
+from services.content.library.store import ContentQuery, _content_clauses
 from shared.errors import InvalidInput
+from shared.pagination import decode_cursor, encode_cursor
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def test_every_filter_is_scoped_to_the_organisation() -> None:
-    assert _content_filter("org-1", ContentQuery())["$and"][0] == {"org": "org-1"}
-    assert _content_filter("org-1", ContentQuery(status=None))["$and"] == [{"org": "org-1"}]
-
-
 def test_audience_clauses_let_empty_lists_through_and_match_the_callers_claims() -> None:
     viewer = Viewer("ann", frozenset({"advocate"}), team="sales")
-    clauses = _content_filter("o", ContentQuery(audience_of=viewer, live_at=NOW))["$and"]
+    clauses = _content_clauses(ContentQuery(audience_of=viewer, live_at=NOW))
     assert {"$or": [{"audience.teams": {"$size": 0}}, {"audience.teams": "sales"}]} in clauses
     assert {"audience.departments": {"$size": 0}} in clauses  # no claim: only items open to every department
     assert {"$or": [{"expires_at": None}, {"expires_at": {"$gt": NOW}}]} in clauses
 
 
 def test_text_search_is_escaped_and_case_insensitive() -> None:
-    clauses = _content_filter("o", ContentQuery(status=Status.PUBLISHED, text="a.b*"))["$and"]
+    clauses = _content_clauses(ContentQuery(status=Status.PUBLISHED, text="a.b*"))
     pattern = {"$regex": r"a\.b\*", "$options": "i"}
     assert {"$or": [{"title": pattern}, {"summary": pattern}]} in clauses
 

@@ -1,41 +1,33 @@
-"""Pure rules of the content service: validation, the workflow, audience, training. No I/O.
+"""Pure rules of the content library: validation, the workflow, audience. No I/O.
 
-Functions here take and return plain data and the events to emit; service.py stores the state
+Functions here take and return plain data and the events to emit; the service stores the state
 and the events together (the outbox, shared/outbox.py) and never decides a rule itself.
 
-Audience: this service does not own advocate profiles (sharing does), so a caller's team,
-department and location come from the JWT claims `team`, `department` and `location` when the
-identity provider sets them. An item's audience lists teams, departments and locations; an empty
-list means everyone on that dimension, and a caller sees the item when each non-empty dimension
-contains the caller's value (a caller without that claim is outside a non-empty dimension).
+Audience: an item's audience lists teams, departments and locations; an empty list means
+everyone on that dimension, and a caller sees the item when each non-empty dimension contains
+the caller's value (a caller without that claim is outside a non-empty dimension).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
-from shared.auth import Role
+from services.content.common import Problems, Viewer, blocked_word_in, is_web_url, raise_if
+from services.content.program.domain import OrgSettings
 from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events import EventData
-from shared.events.content import (
-    Audience as EventAudience,
-)
+from shared.events.content import Audience as EventAudience
 from shared.events.content import (
     ContentArchived,
     ContentPublished,
     ContentRejected,
     ContentSubmitted,
     ContentUpdated,
-    PolicyPublished,
-    SettingsUpdated,
 )
-from shared.events.training import CourseCompleted, PolicyAcknowledged
 
 # Longest caption each network accepts, in characters.
 NETWORK_LIMITS: dict[str, int] = {
@@ -58,35 +50,6 @@ class Status(StrEnum):
     PUBLISHED = "published"
     REJECTED = "rejected"
     ARCHIVED = "archived"
-
-
-EDITOR_ROLES = frozenset({Role.ADMIN, Role.EDITOR})
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is asking, with the audience attributes taken from the token's claims."""
-
-    sub: str
-    roles: frozenset[str]
-    team: str | None = None
-    department: str | None = None
-    location: str | None = None
-
-    @property
-    def is_editor(self) -> bool:
-        return bool(self.roles & EDITOR_ROLES)
-
-    @classmethod
-    def from_claims(cls, sub: str, roles: frozenset[str], claims: dict[str, Any]) -> Viewer:
-        def text(name: str) -> str | None:
-            value = claims.get(name)
-            return value if isinstance(value, str) and value else None
-
-        return cls(sub, roles, text("team"), text("department"), text("location"))
-
-
-# --- content ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -140,44 +103,6 @@ class ContentItem:
     archive_reason: str | None = None
     # How often advocates shared it: counted from chorus.share.made, never written by an edit.
     share_count: int = 0
-
-
-@dataclass(frozen=True)
-class OrgSettings:
-    """The organisation's program settings (the defaults apply until an admin saves them)."""
-
-    required_disclosure: str | None = None
-    blocked_words: list[str] = field(default_factory=list)
-    require_policy_acknowledgement: bool = False
-    required_course_ids: list[str] = field(default_factory=list)
-    daily_share_limit: int | None = None
-    sharing_hours_start: int | None = None
-    sharing_hours_end: int | None = None
-    fallback_url: str | None = None
-    unique_click_window_hours: int = 24
-    attribution_window_days: int = 30
-
-
-Problems = list[dict[str, str]]
-
-
-def is_web_url(value: str) -> bool:
-    parts = urlsplit(value)
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
-
-
-def blocked_word_in(text: str, blocked_words: list[str]) -> str | None:
-    """The first blocked word or phrase found in `text` as a whole word, ignoring case."""
-    for word in blocked_words:
-        if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE):
-            return word
-    return None
-
-
-def _raise_if(problems: Problems) -> None:
-    if problems:
-        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise InvalidInput(detail, errors=problems)
 
 
 def normalise_fields(fields: ContentFields) -> ContentFields:
@@ -244,7 +169,7 @@ def validate_fields(fields: ContentFields, settings: OrgSettings) -> None:
             )
         if word := blocked_word_in(post.text, settings.blocked_words):
             problems.append({"field": f"{where}.text", "message": f"contains the blocked word {word!r}"})
-    _raise_if(problems)
+    raise_if(problems)
 
 
 def _snapshot(item: ContentItem) -> dict[str, Any]:
@@ -382,92 +307,3 @@ def visible_to(item: ContentItem, viewer: Viewer, now: datetime) -> bool:
     if viewer.is_editor or item.author_advocate_id == viewer.sub:
         return True
     return is_live(item, now) and audience_matches(item.fields.audience, viewer)
-
-
-# --- organisation settings --------------------------------------------------------------------
-
-
-def validate_settings(settings: OrgSettings, known_course_ids: set[str]) -> OrgSettings:
-    problems: Problems = []
-    disclosure = settings.required_disclosure.strip() if settings.required_disclosure else None
-    words = list(dict.fromkeys(w.strip().lower() for w in settings.blocked_words if w.strip()))
-    if len(words) != len(settings.blocked_words):
-        problems.append({"field": "blocked_words", "message": "must not contain empty or duplicate entries"})
-    if disclosure and (word := blocked_word_in(disclosure, words)):
-        problems.append({"field": "required_disclosure", "message": f"contains the blocked word {word!r}"})
-    for i, course_id in enumerate(settings.required_course_ids):
-        if course_id not in known_course_ids:
-            problems.append({"field": f"required_course_ids[{i}]", "message": f"no course {course_id!r}"})
-    start, end = settings.sharing_hours_start, settings.sharing_hours_end
-    if (start is None) != (end is None):
-        problems.append({"field": "sharing_hours_end", "message": "set both sharing hours or neither"})
-    elif start is not None and end is not None and end <= start:
-        problems.append({"field": "sharing_hours_end", "message": "must be after sharing_hours_start"})
-    if settings.fallback_url is not None and not is_web_url(settings.fallback_url):
-        problems.append({"field": "fallback_url", "message": "must be an http or https URL"})
-    _raise_if(problems)
-    return dataclasses.replace(
-        settings,
-        required_disclosure=disclosure or None,
-        blocked_words=words,
-        required_course_ids=list(dict.fromkeys(settings.required_course_ids)),
-    )
-
-
-def settings_event(org: str, settings: OrgSettings) -> SettingsUpdated:
-    return SettingsUpdated(org_id=org, **dataclasses.asdict(settings))
-
-
-# --- the social media policy ------------------------------------------------------------------
-
-
-def policy_published_event(org: str, version: int, title: str) -> PolicyPublished:
-    return PolicyPublished(org_id=org, version=version, title=title)
-
-
-def check_acknowledgement(version: int, current_version: int | None) -> None:
-    """Only the current version can be acknowledged."""
-    if current_version is None:
-        raise Conflict("the organisation has not published a policy yet")
-    if version != current_version:
-        raise Conflict(f"version {version} is not the current policy; acknowledge version {current_version}")
-
-
-def policy_acknowledged_event(advocate_id: str, version: int) -> PolicyAcknowledged:
-    return PolicyAcknowledged(advocate_id=advocate_id, policy_version=version)
-
-
-# --- courses ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Module:
-    id: str
-    title: str
-    body: str | None = None
-    url: str | None = None
-    minutes: int = 5
-
-
-def validate_modules(modules: list[Module]) -> None:
-    problems: Problems = []
-    if not modules:
-        problems.append({"field": "modules", "message": "a course needs at least one module"})
-    seen: set[str] = set()
-    for i, module in enumerate(modules):
-        if module.id in seen:
-            problems.append({"field": f"modules[{i}].id", "message": "is used twice"})
-        seen.add(module.id)
-        if not module.body and not module.url:
-            problems.append({"field": f"modules[{i}].body", "message": "a module needs a body or a url"})
-        if module.url is not None and not is_web_url(module.url):
-            problems.append({"field": f"modules[{i}].url", "message": "must be an http or https URL"})
-    _raise_if(problems)
-
-
-def course_is_complete(module_ids: list[str], completed: list[str]) -> bool:
-    return set(module_ids) <= set(completed)
-
-
-def course_completed_event(advocate_id: str, course_id: str, title: str) -> CourseCompleted:
-    return CourseCompleted(advocate_id=advocate_id, course_id=course_id, title=title)

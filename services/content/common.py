@@ -1,0 +1,78 @@
+"""What every module of the content service uses: who is asking, new ids, the events to queue."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from bson import ObjectId
+
+from shared.auth import Role
+from shared.errors import InvalidInput
+from shared.events import Event, EventData
+from shared.mongo import Document
+from shared.outbox import pending
+
+SOURCE = "/chorus/content"
+EDITOR_ROLES = frozenset({Role.ADMIN, Role.EDITOR})
+
+Problems = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking, with the audience attributes taken from the token's claims.
+
+    This service does not own advocate profiles (sharing does), so a caller's team, department
+    and location come from the JWT claims `team`, `department` and `location` when the identity
+    provider sets them."""
+
+    sub: str
+    roles: frozenset[str]
+    team: str | None = None
+    department: str | None = None
+    location: str | None = None
+
+    @property
+    def is_editor(self) -> bool:
+        return bool(self.roles & EDITOR_ROLES)
+
+    @classmethod
+    def from_claims(cls, sub: str, roles: frozenset[str], claims: dict[str, Any]) -> Viewer:
+        def text(name: str) -> str | None:
+            value = claims.get(name)
+            return value if isinstance(value, str) and value else None
+
+        return cls(sub, roles, text("team"), text("department"), text("location"))
+
+
+def new_id() -> str:
+    """Ids that sort by creation time, so `_id` order is newest-first cursor order."""
+    return str(ObjectId())
+
+
+def pending_events(events: list[EventData], *, org: str, subject: str) -> list[Document]:
+    """The outbox records of `events` (shared/outbox.py), to store with the state they describe."""
+    return [pending(Event.create(e, tenant=org, source=SOURCE, subject=subject)) for e in events]
+
+
+def raise_if(problems: Problems) -> None:
+    """Refuse input naming every field that breaks a rule."""
+    if problems:
+        detail = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise InvalidInput(detail, errors=problems)
+
+
+def is_web_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
+def blocked_word_in(text: str, blocked_words: list[str]) -> str | None:
+    """The first blocked word or phrase found in `text` as a whole word, ignoring case."""
+    for word in blocked_words:
+        if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE):
+            return word
+    return None

@@ -1,0 +1,234 @@
+"""Routes of the content library: parse, authorise, call the service, shape the response."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.content.dependencies import (
+    Editor,
+    IdempotencyKey,
+    Limit,
+    Member,
+    limit_body_size,
+    once,
+    viewer_of,
+)
+from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
+from services.content.library.schemas import (
+    AudienceModel,
+    AudienceOut,
+    ContentCreate,
+    ContentOut,
+    ContentPage,
+    ContentPatch,
+    RejectRequest,
+    SuggestedPostIn,
+    SuggestedPostOut,
+)
+from services.content.library.service import ContentFilters, LibraryService
+from services.content.schemas import ContentType, Network
+from shared.errors import InvalidInput
+from shared.pagination import Cursor
+
+
+async def get_service(request: Request) -> LibraryService:
+    service: LibraryService = request.app.state.library
+    return service
+
+
+Service = Annotated[LibraryService, Depends(get_service)]
+
+content = APIRouter(prefix="/v1/content", tags=["content"], dependencies=[Depends(limit_body_size)])
+
+
+def _posts(posts: list[SuggestedPostIn]) -> list[SuggestedPost]:
+    return [SuggestedPost(p.network, p.language, p.text) for p in posts]
+
+
+def _audience(model: AudienceModel) -> Audience:
+    return Audience(list(model.teams), list(model.departments), list(model.locations))
+
+
+def content_out(item: ContentItem) -> ContentOut:
+    f = item.fields
+    return ContentOut(
+        id=item.id,
+        status=item.status,
+        type=f.content_type,
+        title=f.title,
+        url=f.url,
+        summary=f.summary,
+        image_url=f.image_url,
+        tags=f.tags,
+        language=f.language,
+        audience=AudienceOut(
+            teams=f.audience.teams, departments=f.audience.departments, locations=f.audience.locations
+        ),
+        starts_at=f.starts_at,
+        expires_at=f.expires_at,
+        suggested_posts=[
+            SuggestedPostOut(network=p.network, language=p.language, text=p.text) for p in f.suggested_posts
+        ],
+        networks=f.networks,
+        author_advocate_id=item.author_advocate_id,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        published_at=item.published_at,
+        rejection_reason=item.rejection_reason,
+        archive_reason=item.archive_reason,
+        share_count=item.share_count,
+    )
+
+
+@content.post(
+    "",
+    status_code=201,
+    response_model=ContentOut,
+    summary="Create content",
+    description="Editors and admins create a draft. An advocate's item is a submission that waits for "
+    "review (status pending_review). Suggested posts are checked against each network's length limit, "
+    "the organisation's required disclosure and its blocked words.",
+)
+async def create_content(
+    request: Request,
+    body: ContentCreate,
+    principal: Member,
+    service: Service,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    fields = ContentFields(
+        content_type=body.type,
+        title=body.title,
+        url=body.url,
+        summary=body.summary,
+        image_url=body.image_url,
+        tags=list(body.tags),
+        language=body.language,
+        audience=_audience(body.audience),
+        starts_at=body.starts_at,
+        expires_at=body.expires_at,
+        suggested_posts=_posts(body.suggested_posts),
+    )
+
+    async def create() -> dict[str, Any]:
+        item = await service.create_content(principal.org, viewer_of(principal), fields)
+        return content_out(item).model_dump(mode="json")
+
+    return await once(request, principal, "content", idempotency_key, body.model_dump(mode="json"), create)
+
+
+@content.get(
+    "",
+    response_model=ContentPage,
+    summary="The content library",
+    description="Newest first. Advocates get the live published items whose audience includes them "
+    "(their team, department and location come from the token's `team`, `department` and `location` "
+    "claims), or their own items with `mine=true`. Editors and admins see every item in `status` "
+    "(default published), e.g. `status=pending_review` for the review queue.",
+)
+async def list_content(
+    principal: Member,
+    service: Service,
+    status: Annotated[Status | None, Query(description="editors and admins only, except published")] = None,
+    mine: Annotated[bool, Query(description="only items the caller submitted, in any status")] = False,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    type: Annotated[ContentType | None, Query()] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    network: Annotated[Network | None, Query(description="items with a suggested post for it")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in the title or summary")] = None,
+    since: Annotated[datetime | None, Query(description="only items published at or after this time")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> ContentPage:
+    filters = ContentFilters(
+        status=status,
+        mine=mine,
+        tag=tag,
+        content_type=type,
+        language=language,
+        network=network,
+        text=q,
+        since=since,
+    )
+    items, next_cursor = await service.list_content(
+        principal.org, viewer_of(principal), filters, cursor=cursor, limit=limit
+    )
+    return ContentPage(items=[content_out(i) for i in items], next_cursor=next_cursor)
+
+
+@content.get(
+    "/{content_id}",
+    response_model=ContentOut,
+    summary="One content item",
+    description="404 when the item does not exist or the caller may not see it.",
+)
+async def get_content(content_id: str, principal: Member, service: Service) -> ContentOut:
+    return content_out(await service.get_content(principal.org, viewer_of(principal), content_id))
+
+
+NOT_NULL = {"type", "title", "url", "tags", "audience", "suggested_posts"}
+PATCH_NAMES = {"type": "content_type"}
+
+
+@content.patch(
+    "/{content_id}",
+    response_model=ContentOut,
+    summary="Edit content",
+    description="Editors edit any item that is not archived; an advocate edits their own submission while "
+    "it waits for review or after it was rejected (which submits it again). Emits "
+    "chorus.content.updated for items that left the draft stage.",
+)
+async def edit_content(
+    content_id: str, body: ContentPatch, principal: Member, service: Service
+) -> ContentOut:
+    changes: dict[str, Any] = {}
+    for name in body.model_fields_set:
+        value = getattr(body, name)
+        if value is None and name in NOT_NULL:
+            raise InvalidInput.field(name, "cannot be null")
+        if name == "audience":
+            value = _audience(value)
+        elif name == "suggested_posts":
+            value = _posts(value)
+        elif name == "tags":
+            value = list(value)
+        changes[PATCH_NAMES.get(name, name)] = value
+    item = await service.edit_content(principal.org, viewer_of(principal), content_id, changes)
+    return content_out(item)
+
+
+@content.post(
+    "/{content_id}/publish",
+    response_model=ContentOut,
+    summary="Publish content (editors, admins)",
+    description="A draft or a submission waiting for review becomes published.",
+)
+async def publish_content(content_id: str, principal: Editor, service: Service) -> ContentOut:
+    return content_out(await service.publish_content(principal.org, viewer_of(principal), content_id))
+
+
+@content.post(
+    "/{content_id}/reject",
+    response_model=ContentOut,
+    summary="Reject a submission (editors, admins)",
+    description="Only a submission waiting for review; the reason is shown to its author.",
+)
+async def reject_content(
+    content_id: str, body: RejectRequest, principal: Editor, service: Service
+) -> ContentOut:
+    return content_out(
+        await service.reject_content(principal.org, viewer_of(principal), content_id, body.reason)
+    )
+
+
+@content.post(
+    "/{content_id}/archive",
+    response_model=ContentOut,
+    summary="Archive content",
+    description="Editors and admins archive any item; an advocate withdraws their own.",
+)
+async def archive_content(content_id: str, principal: Member, service: Service) -> ContentOut:
+    return content_out(await service.archive_content(principal.org, viewer_of(principal), content_id))

@@ -1,0 +1,102 @@
+"""HTTP request and response models of the content library."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from services.content.library.domain import Status
+from services.content.schemas import ContentType, Language, Name, Network, Request, Tag, Url
+
+# The longest caption any network allows (facebook); each network's own limit is checked per post.
+MAX_CAPTION = 63206
+
+
+class SuggestedPostIn(Request):
+    network: Network
+    language: Language | None = Field(None, description="defaults to the item's language")
+    text: str = Field(min_length=1, max_length=MAX_CAPTION, description="within the network's length limit")
+
+
+class AudienceModel(Request):
+    """Empty lists mean everyone; a caller must match every non-empty list."""
+
+    teams: list[Name] = Field(default_factory=list, max_length=200)
+    departments: list[Name] = Field(default_factory=list, max_length=200)
+    locations: list[Name] = Field(default_factory=list, max_length=200)
+
+
+class ContentCreate(Request):
+    type: ContentType
+    title: str = Field(min_length=1, max_length=300)
+    url: Url = Field(description="canonical URL, http or https")
+    summary: str | None = Field(None, max_length=5000)
+    image_url: Url | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=30)
+    language: Language | None = None
+    audience: AudienceModel = Field(default_factory=AudienceModel)
+    starts_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    suggested_posts: list[SuggestedPostIn] = Field(default_factory=list, max_length=50)
+
+
+class ContentPatch(Request):
+    """Only the fields sent change; send null to clear an optional field."""
+
+    type: ContentType | None = None
+    title: str | None = Field(None, min_length=1, max_length=300)
+    url: Url | None = None
+    summary: str | None = Field(None, max_length=5000)
+    image_url: Url | None = None
+    tags: list[Tag] | None = Field(None, max_length=30)
+    language: Language | None = None
+    audience: AudienceModel | None = None
+    starts_at: AwareDatetime | None = None
+    expires_at: AwareDatetime | None = None
+    suggested_posts: list[SuggestedPostIn] | None = Field(None, max_length=50)
+
+
+class RejectRequest(Request):
+    reason: str = Field(min_length=1, max_length=2000, description="shown to the advocate who submitted it")
+
+
+class SuggestedPostOut(BaseModel):
+    network: str
+    language: str | None
+    text: str
+
+
+class AudienceOut(BaseModel):
+    teams: list[str]
+    departments: list[str]
+    locations: list[str]
+
+
+class ContentOut(BaseModel):
+    id: str
+    status: Status
+    type: str
+    title: str
+    url: str
+    summary: str | None
+    image_url: str | None
+    tags: list[str]
+    language: str | None
+    audience: AudienceOut
+    starts_at: datetime | None
+    expires_at: datetime | None
+    suggested_posts: list[SuggestedPostOut]
+    networks: list[str]
+    author_advocate_id: str | None = Field(description="null when the brand wrote it")
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    rejection_reason: str | None
+    archive_reason: str | None = Field(description="'manual' or 'expired' once archived")
+    share_count: int = Field(description="how many times advocates shared it")
+
+
+class ContentPage(BaseModel):
+    items: list[ContentOut]
+    next_cursor: str | None

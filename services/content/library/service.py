@@ -1,0 +1,151 @@
+"""Use cases of the content library: load, ask the domain, save the item with its events, nudge
+the outbox relay (no request waits on Kafka)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from services.content.common import Viewer, new_id, pending_events
+from services.content.library import domain
+from services.content.library.domain import ContentFields, ContentItem, Status
+from services.content.library.store import ContentQuery, LibraryStore
+from services.content.program.service import ProgramService
+from shared.clock import Clock, utc_now
+from shared.errors import Conflict, Forbidden, NotFound
+from shared.outbox import Outbox
+from shared.pagination import decode_cursor, encode_cursor
+
+SWEEP_BATCH = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class ContentFilters:
+    status: Status | None = None
+    mine: bool = False
+    tag: str | None = None
+    content_type: str | None = None
+    language: str | None = None
+    network: str | None = None
+    text: str | None = None
+    since: datetime | None = None
+
+
+class LibraryService:
+    def __init__(
+        self, store: LibraryStore, program: ProgramService, outbox: Outbox, clock: Clock = utc_now
+    ) -> None:
+        self.store = store
+        self.program = program
+        self.outbox = outbox
+        self.now = clock
+
+    async def create_content(self, org: str, by: Viewer, fields: ContentFields) -> ContentItem:
+        settings = await self.program.get_settings(org)
+        item, events = domain.create_item(
+            item_id=new_id(), org=org, fields=fields, by=by, settings=settings, now=self.now()
+        )
+        await self.store.insert_content(item, pending_events(events, org=org, subject=item.id))
+        self.outbox.nudge()
+        return item
+
+    async def get_content(self, org: str, viewer: Viewer, content_id: str) -> ContentItem:
+        item, _ = await self._visible(org, viewer, content_id)
+        return item
+
+    async def _visible(self, org: str, viewer: Viewer, content_id: str) -> tuple[ContentItem, int]:
+        found = await self.store.get_content(org, content_id)
+        if found is None or not domain.visible_to(found[0], viewer, self.now()):
+            raise NotFound(f"no content {content_id!r}")
+        return found
+
+    async def _transition(
+        self, org: str, viewer: Viewer, content_id: str, change: Callable[[ContentItem], domain.Outcome]
+    ) -> ContentItem:
+        item, version = await self._visible(org, viewer, content_id)
+        changed, events = change(item)
+        if not await self.store.save_content(
+            changed, version, pending_events(events, org=org, subject=item.id)
+        ):
+            raise Conflict("the content changed while this request ran; reload it and try again")
+        self.outbox.nudge()
+        return changed
+
+    async def edit_content(
+        self, org: str, viewer: Viewer, content_id: str, changes: dict[str, Any]
+    ) -> ContentItem:
+        settings = await self.program.get_settings(org)
+
+        def change(item: ContentItem) -> domain.Outcome:
+            fields = dataclasses.replace(item.fields, **changes)
+            return domain.edit_item(item, fields=fields, by=viewer, settings=settings, now=self.now())
+
+        return await self._transition(org, viewer, content_id, change)
+
+    async def publish_content(self, org: str, viewer: Viewer, content_id: str) -> ContentItem:
+        return await self._transition(
+            org, viewer, content_id, lambda item: domain.publish_item(item, by=viewer, now=self.now())
+        )
+
+    async def reject_content(self, org: str, viewer: Viewer, content_id: str, reason: str) -> ContentItem:
+        return await self._transition(
+            org,
+            viewer,
+            content_id,
+            lambda item: domain.reject_item(item, by=viewer, reason=reason, now=self.now()),
+        )
+
+    async def archive_content(self, org: str, viewer: Viewer, content_id: str) -> ContentItem:
+        return await self._transition(
+            org,
+            viewer,
+            content_id,
+            lambda item: domain.archive_item(item, by=viewer, reason="manual", now=self.now()),
+        )
+
+    async def list_content(
+        self, org: str, viewer: Viewer, filters: ContentFilters, *, cursor: str | None, limit: int
+    ) -> tuple[list[ContentItem], str | None]:
+        """The library: for advocates, live published items whose audience includes them (or their
+        own items with `mine`); editors see every item of the organisation in the asked status."""
+        base = ContentQuery(
+            status=filters.status,
+            tag=filters.tag,
+            content_type=filters.content_type,
+            language=filters.language,
+            network=filters.network,
+            text=filters.text,
+            published_since=filters.since,
+        )
+        if filters.mine:
+            query = dataclasses.replace(base, author_advocate_id=viewer.sub)
+        elif viewer.is_editor:
+            query = dataclasses.replace(base, status=filters.status or Status.PUBLISHED)
+        elif filters.status not in (None, Status.PUBLISHED):
+            raise Forbidden("advocates list published content, or their own items with mine=true")
+        else:
+            query = dataclasses.replace(base, status=Status.PUBLISHED, live_at=self.now(), audience_of=viewer)
+        items = await self.store.list_content(org, query, limit=limit + 1, before_id=decode_cursor(cursor))
+        next_cursor = encode_cursor(items[limit - 1].id) if len(items) > limit else None
+        return items[:limit], next_cursor
+
+    async def sweep_expired(self) -> int:
+        """Archive what has expired, with its content.archived event: a business transition,
+        which is why this is a periodic job and not a TTL index (that would only delete)."""
+        archived = 0
+        for item, version in await self.store.expired_content(self.now(), limit=SWEEP_BATCH):
+            changed, events = domain.archive_item(item, by=None, reason="expired", now=self.now())
+            if await self.store.save_content(
+                changed, version, pending_events(events, org=item.org, subject=item.id)
+            ):
+                archived += 1
+                self.outbox.nudge()
+        return archived
+
+    async def count_share(self, org: str, content_id: str, event_id: str) -> None:
+        await self.store.count_share(org, content_id, event_id)
+
+    async def anonymise_author(self, org: str, advocate_id: str) -> None:
+        await self.store.anonymise_author(org, advocate_id)

@@ -1,0 +1,48 @@
+"""Routes of the organisation's program settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from services.content.dependencies import Admin, Member, limit_body_size, viewer_of
+from services.content.program.domain import OrgSettings
+from services.content.program.schemas import SettingsModel
+from services.content.program.service import ProgramService
+
+
+async def get_service(request: Request) -> ProgramService:
+    service: ProgramService = request.app.state.program
+    return service
+
+
+Service = Annotated[ProgramService, Depends(get_service)]
+
+settings_router = APIRouter(prefix="/v1/settings", tags=["settings"], dependencies=[Depends(limit_body_size)])
+
+
+def _settings_model(settings: OrgSettings) -> SettingsModel:
+    return SettingsModel.model_validate(settings, from_attributes=True)
+
+
+@settings_router.get(
+    "",
+    response_model=SettingsModel,
+    summary="The organisation's program settings",
+    description="Readable by every member (composers need the disclosure and blocked words).",
+)
+async def get_settings(principal: Member, service: Service) -> SettingsModel:
+    return _settings_model(await service.get_settings(principal.org))
+
+
+@settings_router.put(
+    "",
+    response_model=SettingsModel,
+    summary="Replace the program settings (admins)",
+    description="Emits chorus.settings.updated, which sharing enforces on every share.",
+)
+async def put_settings(body: SettingsModel, principal: Admin, service: Service) -> SettingsModel:
+    settings = OrgSettings(**body.model_dump())
+    saved = await service.update_settings(principal.org, viewer_of(principal), settings)
+    return _settings_model(saved)

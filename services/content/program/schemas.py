@@ -1,0 +1,28 @@
+"""HTTP models of the organisation's program settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from services.content.schemas import Request, Url
+
+
+class SettingsModel(Request):
+    required_disclosure: str | None = Field(
+        None, min_length=1, max_length=100, description="text every suggested post and share must keep"
+    )
+    blocked_words: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=500
+    )
+    require_policy_acknowledgement: bool = False
+    required_course_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=50
+    )
+    daily_share_limit: int | None = Field(None, ge=1, le=1000)
+    sharing_hours_start: int | None = Field(None, ge=0, le=23, description="UTC hour sharing opens")
+    sharing_hours_end: int | None = Field(None, ge=1, le=24, description="UTC hour sharing closes")
+    fallback_url: Url | None = None
+    unique_click_window_hours: int = Field(24, ge=1, le=24 * 30)
+    attribution_window_days: int = Field(30, ge=1, le=365)

@@ -1,0 +1,217 @@
+"""Routes of training: the social media policy, courses and progress."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.content.common import new_id
+from services.content.dependencies import (
+    Admin,
+    Editor,
+    IdempotencyKey,
+    Limit,
+    Member,
+    limit_body_size,
+    once,
+    viewer_of,
+)
+from services.content.training.domain import Course, Module, Policy, Progress
+from services.content.training.schemas import (
+    AcknowledgeRequest,
+    CourseIn,
+    CourseOut,
+    CoursePage,
+    CurrentPolicyOut,
+    ModuleIn,
+    ModuleOut,
+    PolicyCreate,
+    PolicyOut,
+    PolicyPage,
+    ProgressOut,
+)
+from services.content.training.service import PolicyView, TrainingService
+from shared.pagination import Cursor
+
+
+async def get_service(request: Request) -> TrainingService:
+    service: TrainingService = request.app.state.training
+    return service
+
+
+Service = Annotated[TrainingService, Depends(get_service)]
+
+policy = APIRouter(prefix="/v1/policy", tags=["policy"], dependencies=[Depends(limit_body_size)])
+
+
+def _policy_out(p: Policy) -> PolicyOut:
+    return PolicyOut(version=p.version, title=p.title, body=p.body, published_at=p.published_at)
+
+
+def _current_out(view: PolicyView) -> CurrentPolicyOut:
+    return CurrentPolicyOut(
+        policy=_policy_out(view.policy) if view.policy else None, acknowledged_at=view.acknowledged_at
+    )
+
+
+@policy.get(
+    "", response_model=CurrentPolicyOut, summary="The current policy and whether the caller acknowledged it"
+)
+async def current_policy(principal: Member, service: Service) -> CurrentPolicyOut:
+    return _current_out(await service.current_policy(principal.org, viewer_of(principal)))
+
+
+@policy.get(
+    "/versions", response_model=PolicyPage, summary="Every policy version, newest first (editors, admins)"
+)
+async def list_policies(
+    principal: Editor, service: Service, cursor: Cursor = None, limit: Limit = 20
+) -> PolicyPage:
+    items, next_cursor = await service.list_policies(principal.org, cursor=cursor, limit=limit)
+    return PolicyPage(items=[_policy_out(p) for p in items], next_cursor=next_cursor)
+
+
+@policy.post(
+    "/versions",
+    status_code=201,
+    response_model=PolicyOut,
+    summary="Publish a new policy version (admins)",
+    description="Emits chorus.policy.published; acknowledgements of older versions lapse.",
+)
+async def publish_policy(
+    request: Request,
+    body: PolicyCreate,
+    principal: Admin,
+    service: Service,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    async def create() -> dict[str, Any]:
+        created = await service.publish_policy(principal.org, viewer_of(principal), body.title, body.body)
+        return _policy_out(created).model_dump(mode="json")
+
+    return await once(request, principal, "policy", idempotency_key, body.model_dump(mode="json"), create)
+
+
+@policy.post(
+    "/acknowledgements",
+    response_model=CurrentPolicyOut,
+    summary="Acknowledge the current policy",
+    description="The caller acknowledges the current version (409 for any other). Emits "
+    "chorus.policy.acknowledged once; repeating it changes nothing.",
+)
+async def acknowledge_policy(
+    body: AcknowledgeRequest, principal: Member, service: Service
+) -> CurrentPolicyOut:
+    return _current_out(await service.acknowledge_policy(principal.org, viewer_of(principal), body.version))
+
+
+# --- courses ----------------------------------------------------------------------------------
+
+courses = APIRouter(prefix="/v1/courses", tags=["courses"], dependencies=[Depends(limit_body_size)])
+
+
+def _modules(modules: list[ModuleIn]) -> list[Module]:
+    return [Module(m.id or new_id(), m.title, m.body, m.url, m.minutes) for m in modules]
+
+
+def _course_out(course: Course) -> CourseOut:
+    return CourseOut(
+        id=course.id,
+        title=course.title,
+        description=course.description,
+        modules=[
+            ModuleOut(id=m.id, title=m.title, body=m.body, url=m.url, minutes=m.minutes)
+            for m in course.modules
+        ],
+        total_minutes=sum(m.minutes for m in course.modules),
+        created_at=course.created_at,
+        updated_at=course.updated_at,
+    )
+
+
+def _progress_out(progress: Progress) -> ProgressOut:
+    return ProgressOut(
+        course_id=progress.course_id,
+        advocate_id=progress.advocate_id,
+        completed_module_ids=progress.completed_module_ids,
+        completed_at=progress.completed_at,
+    )
+
+
+@courses.post(
+    "",
+    status_code=201,
+    response_model=CourseOut,
+    summary="Create a course (editors, admins)",
+    description="A course is a list of modules, each with a body or a URL and its minutes.",
+)
+async def create_course(
+    request: Request,
+    body: CourseIn,
+    principal: Editor,
+    service: Service,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    async def create() -> dict[str, Any]:
+        course = await service.create_course(
+            principal.org, viewer_of(principal), body.title, body.description, _modules(body.modules)
+        )
+        return _course_out(course).model_dump(mode="json")
+
+    return await once(request, principal, "course", idempotency_key, body.model_dump(mode="json"), create)
+
+
+@courses.get("", response_model=CoursePage, summary="The organisation's courses, newest first")
+async def list_courses(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 20
+) -> CoursePage:
+    items, next_cursor = await service.list_courses(principal.org, cursor=cursor, limit=limit)
+    return CoursePage(items=[_course_out(c) for c in items], next_cursor=next_cursor)
+
+
+@courses.get("/{course_id}", response_model=CourseOut, summary="One course")
+async def get_course(course_id: str, principal: Member, service: Service) -> CourseOut:
+    return _course_out(await service.get_course(principal.org, course_id))
+
+
+@courses.put(
+    "/{course_id}",
+    response_model=CourseOut,
+    summary="Replace a course (editors, admins)",
+    description="Keep module ids to keep advocates' progress on those modules.",
+)
+async def replace_course(course_id: str, body: CourseIn, principal: Editor, service: Service) -> CourseOut:
+    course = await service.replace_course(
+        principal.org, course_id, body.title, body.description, _modules(body.modules)
+    )
+    return _course_out(course)
+
+
+@courses.get(
+    "/{course_id}/progress",
+    response_model=ProgressOut,
+    summary="Progress in a course",
+    description="The caller's own progress; editors and admins may ask for an advocate's with `advocate_id`.",
+)
+async def get_progress(
+    course_id: str,
+    principal: Member,
+    service: Service,
+    advocate_id: Annotated[str | None, Query(max_length=200)] = None,
+) -> ProgressOut:
+    progress = await service.get_progress(
+        principal.org, viewer_of(principal), course_id, advocate_id=advocate_id
+    )
+    return _progress_out(progress)
+
+
+@courses.post(
+    "/{course_id}/modules/{module_id}/complete",
+    response_model=ProgressOut,
+    summary="Mark a module done for the caller",
+    description="When the caller has done every module, emits chorus.course.completed (once).",
+)
+async def complete_module(course_id: str, module_id: str, principal: Member, service: Service) -> ProgressOut:
+    progress = await service.complete_module(principal.org, viewer_of(principal), course_id, module_id)
+    return _progress_out(progress)

@@ -1,0 +1,85 @@
+"""HTTP models of training: the policy, courses and progress."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from services.content.schemas import Request, Url
+
+
+class PolicyCreate(Request):
+    title: str = Field(min_length=1, max_length=300)
+    body: str = Field(min_length=1, max_length=100_000)
+
+
+class PolicyOut(BaseModel):
+    version: int
+    title: str
+    body: str
+    published_at: datetime
+
+
+class CurrentPolicyOut(BaseModel):
+    policy: PolicyOut | None = Field(description="null until an admin publishes one")
+    acknowledged_at: datetime | None = Field(description="when the caller acknowledged this version")
+
+
+class PolicyPage(BaseModel):
+    items: list[PolicyOut]
+    next_cursor: str | None
+
+
+class AcknowledgeRequest(Request):
+    version: int = Field(ge=1, description="must be the current version")
+
+
+class ModuleIn(Request):
+    id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="kept across edits so progress stays; generated when absent",
+    )
+    title: str = Field(min_length=1, max_length=300)
+    body: str | None = Field(None, max_length=50_000)
+    url: Url | None = None
+    minutes: int = Field(5, ge=1, le=600)
+
+
+class CourseIn(Request):
+    title: str = Field(min_length=1, max_length=300)
+    description: str | None = Field(None, max_length=5000)
+    modules: list[ModuleIn] = Field(min_length=1, max_length=100)
+
+
+class ModuleOut(BaseModel):
+    id: str
+    title: str
+    body: str | None
+    url: str | None
+    minutes: int
+
+
+class CourseOut(BaseModel):
+    id: str
+    title: str
+    description: str | None
+    modules: list[ModuleOut]
+    total_minutes: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CoursePage(BaseModel):
+    items: list[CourseOut]
+    next_cursor: str | None
+
+
+class ProgressOut(BaseModel):
+    course_id: str
+    advocate_id: str
+    completed_module_ids: list[str]
+    completed_at: datetime | None

@@ -1,0 +1,142 @@
+"""Use cases of training: the social media policy, courses and each advocate's progress.
+
+Longer than domain.py: policies and courses are mostly records kept and listed, with few rules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from services.content.common import Viewer, new_id, pending_events
+from services.content.training import domain
+from services.content.training.domain import Course, Module, Policy, Progress
+from services.content.training.store import TrainingStore
+from shared.clock import Clock, utc_now
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.outbox import Outbox
+from shared.pagination import decode_cursor, encode_cursor
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicyView:
+    policy: Policy | None
+    acknowledged_at: datetime | None
+
+
+class TrainingService:
+    def __init__(self, store: TrainingStore, outbox: Outbox, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.now = clock
+
+    # --- the social media policy ---
+
+    async def publish_policy(self, org: str, by: Viewer, title: str, body: str) -> Policy:
+        current = await self.store.current_policy(org)
+        version = (current.version if current else 0) + 1
+        policy = Policy(version, title.strip(), body.strip(), by.sub, self.now())
+        event = domain.policy_published_event(org, policy.version, policy.title)
+        if not await self.store.insert_policy(org, policy, pending_events([event], org=org, subject=org)):
+            raise Conflict("another version was published at the same moment; reload and try again")
+        self.outbox.nudge()
+        return policy
+
+    async def current_policy(self, org: str, viewer: Viewer) -> PolicyView:
+        policy = await self.store.current_policy(org)
+        if policy is None:
+            return PolicyView(None, None)
+        return PolicyView(policy, await self.store.acknowledged_at(org, viewer.sub, policy.version))
+
+    async def list_policies(
+        self, org: str, *, cursor: str | None, limit: int
+    ) -> tuple[list[Policy], str | None]:
+        below = decode_cursor(cursor)
+        if below is not None and not below.isdigit():
+            raise InvalidInput.field("cursor", "is not a cursor this API returned")
+        policies = await self.store.list_policies(
+            org, limit=limit + 1, below_version=int(below) if below else None
+        )
+        next_cursor = encode_cursor(str(policies[limit - 1].version)) if len(policies) > limit else None
+        return policies[:limit], next_cursor
+
+    async def acknowledge_policy(self, org: str, viewer: Viewer, version: int) -> PolicyView:
+        policy = await self.store.current_policy(org)
+        domain.check_acknowledgement(version, policy.version if policy else None)
+        assert policy is not None
+        event = domain.policy_acknowledged_event(viewer.sub, version)
+        events = pending_events([event], org=org, subject=viewer.sub)
+        if await self.store.insert_acknowledgement(org, viewer.sub, version, self.now(), events):
+            self.outbox.nudge()
+        return PolicyView(policy, await self.store.acknowledged_at(org, viewer.sub, version))
+
+    # --- courses ---
+
+    async def create_course(
+        self, org: str, by: Viewer, title: str, description: str | None, modules: list[Module]
+    ) -> Course:
+        domain.validate_modules(modules)
+        now = self.now()
+        course = Course(new_id(), org, title.strip(), description, modules, by.sub, now, now)
+        await self.store.insert_course(course)
+        return course
+
+    async def replace_course(
+        self, org: str, course_id: str, title: str, description: str | None, modules: list[Module]
+    ) -> Course:
+        course = await self.get_course(org, course_id)
+        domain.validate_modules(modules)
+        changed = dataclasses.replace(
+            course, title=title.strip(), description=description, modules=modules, updated_at=self.now()
+        )
+        if not await self.store.replace_course(changed):
+            raise NotFound(f"no course {course_id!r}")
+        return changed
+
+    async def get_course(self, org: str, course_id: str) -> Course:
+        course = await self.store.get_course(org, course_id)
+        if course is None:
+            raise NotFound(f"no course {course_id!r}")
+        return course
+
+    async def list_courses(
+        self, org: str, *, cursor: str | None, limit: int
+    ) -> tuple[list[Course], str | None]:
+        courses = await self.store.list_courses(org, limit=limit + 1, before_id=decode_cursor(cursor))
+        next_cursor = encode_cursor(courses[limit - 1].id) if len(courses) > limit else None
+        return courses[:limit], next_cursor
+
+    async def existing_course_ids(self, org: str, course_ids: list[str]) -> set[str]:
+        return await self.store.existing_course_ids(org, course_ids)
+
+    # --- progress ---
+
+    async def complete_module(self, org: str, viewer: Viewer, course_id: str, module_id: str) -> Progress:
+        course = await self.get_course(org, course_id)
+        module_ids = [m.id for m in course.modules]
+        if module_id not in module_ids:
+            raise NotFound(f"course {course_id!r} has no module {module_id!r}")
+        progress = await self.store.complete_module(org, course_id, viewer.sub, module_id)
+        if progress.completed_at is None and domain.course_is_complete(
+            module_ids, progress.completed_module_ids
+        ):
+            event = domain.course_completed_event(viewer.sub, course.id, course.title)
+            events = pending_events([event], org=org, subject=viewer.sub)
+            if await self.store.mark_course_completed(org, course_id, viewer.sub, self.now(), events):
+                self.outbox.nudge()
+            progress = await self.store.get_progress(org, course_id, viewer.sub) or progress
+        return progress
+
+    async def get_progress(
+        self, org: str, viewer: Viewer, course_id: str, *, advocate_id: str | None = None
+    ) -> Progress:
+        advocate_id = advocate_id or viewer.sub
+        if advocate_id != viewer.sub and not viewer.is_editor:
+            raise Forbidden("only editors and admins see another advocate's progress")
+        await self.get_course(org, course_id)
+        progress = await self.store.get_progress(org, course_id, advocate_id)
+        return progress or Progress(course_id, advocate_id, [], None)
+
+    async def erase_advocate(self, org: str, advocate_id: str) -> None:
+        """Remove the advocate's progress and acknowledgements (idempotent)."""
+        await self.store.erase_training(org, advocate_id)

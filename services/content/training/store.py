@@ -1,0 +1,193 @@
+"""Training in MongoDB: policy versions, acknowledgements, courses and each advocate's progress.
+
+A policy version, an acknowledgement and a course completion are saved with their event in the
+same document's outbox (shared/outbox.py). Every query goes through shared/tenancy.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.content.training.domain import Course, Module, Policy, Progress
+from shared.mongo import Document, IndexSpec
+from shared.outbox import outbox_index, queue, with_outbox
+from shared.tenancy import Tenants
+
+POLICIES = "policies"
+POLICY_ACKS = "policy_acks"
+COURSES = "courses"
+COURSE_PROGRESS = "course_progress"
+
+OUTBOX_COLLECTIONS = (POLICIES, COURSE_PROGRESS, POLICY_ACKS)
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(POLICIES, [("org", ASCENDING), ("version", DESCENDING)], unique=True),
+    IndexSpec(
+        POLICY_ACKS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("version", ASCENDING)], unique=True
+    ),
+    IndexSpec(COURSES, [("org", ASCENDING), ("_id", DESCENDING)]),
+    IndexSpec(COURSE_PROGRESS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
+]
+
+
+def _course(doc: Document) -> Course:
+    return Course(
+        id=doc["_id"],
+        org=doc["org"],
+        title=doc["title"],
+        description=doc.get("description"),
+        modules=[
+            Module(m["id"], m["title"], m.get("body"), m.get("url"), m["minutes"]) for m in doc["modules"]
+        ],
+        created_by=doc["created_by"],
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+def _policy(doc: Document) -> Policy:
+    return Policy(doc["version"], doc["title"], doc["body"], doc["published_by"], doc["published_at"])
+
+
+def _progress(doc: Document) -> Progress:
+    return Progress(
+        doc["course_id"],
+        doc["advocate_id"],
+        list(doc.get("completed_module_ids") or []),
+        doc.get("completed_at"),
+    )
+
+
+def _progress_id(org: str, course_id: str, advocate_id: str) -> str:
+    return f"{org}:{course_id}:{advocate_id}"
+
+
+class TrainingStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._tenants = Tenants(db)
+
+    # --- policy ---
+
+    async def current_policy(self, org: str) -> Policy | None:
+        doc = await self._tenants.of(org, POLICIES).find_one({}, sort=[("version", DESCENDING)])
+        return _policy(doc) if doc else None
+
+    async def insert_policy(self, org: str, policy: Policy, outbox: list[Document]) -> bool:
+        """False when another admin took this version number first."""
+        try:
+            doc = {"_id": f"{org}:{policy.version}", **dataclasses.asdict(policy)}
+            await self._tenants.of(org, POLICIES).insert_one(with_outbox(doc, outbox))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def list_policies(self, org: str, *, limit: int, below_version: int | None) -> list[Policy]:
+        filter_: Document = {} if below_version is None else {"version": {"$lt": below_version}}
+        cursor = self._tenants.of(org, POLICIES).find(filter_).sort("version", DESCENDING).limit(limit)
+        return [_policy(doc) async for doc in cursor]
+
+    async def acknowledged_at(self, org: str, advocate_id: str, version: int) -> datetime | None:
+        doc = await self._tenants.of(org, POLICY_ACKS).find_one({"_id": f"{org}:{advocate_id}:{version}"})
+        return doc["acknowledged_at"] if doc else None
+
+    async def insert_acknowledgement(
+        self, org: str, advocate_id: str, version: int, now: datetime, outbox: list[Document]
+    ) -> bool:
+        """False when this advocate had already acknowledged this version (nothing to emit)."""
+        acknowledgement = {
+            "_id": f"{org}:{advocate_id}:{version}",
+            "advocate_id": advocate_id,
+            "version": version,
+            "acknowledged_at": now,
+        }
+        try:
+            await self._tenants.of(org, POLICY_ACKS).insert_one(with_outbox(acknowledgement, outbox))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    # --- courses ---
+
+    async def insert_course(self, course: Course) -> None:
+        doc = {**dataclasses.asdict(course), "version": 1}
+        doc["_id"] = doc.pop("id")
+        await self._tenants.of(course.org, COURSES).insert_one(doc)
+
+    async def get_course(self, org: str, course_id: str) -> Course | None:
+        doc = await self._tenants.of(org, COURSES).find_one({"_id": course_id})
+        return _course(doc) if doc else None
+
+    async def replace_course(self, course: Course) -> bool:
+        doc = dataclasses.asdict(course)
+        del doc["id"]
+        result = await self._tenants.of(course.org, COURSES).update_one({"_id": course.id}, {"$set": doc})
+        return result.matched_count == 1
+
+    async def list_courses(self, org: str, *, limit: int, before_id: str | None) -> list[Course]:
+        filter_: Document = {} if before_id is None else {"_id": {"$lt": before_id}}
+        cursor = self._tenants.of(org, COURSES).find(filter_).sort("_id", DESCENDING).limit(limit)
+        return [_course(doc) async for doc in cursor]
+
+    async def existing_course_ids(self, org: str, course_ids: list[str]) -> set[str]:
+        cursor = self._tenants.of(org, COURSES).find({"_id": {"$in": course_ids}}, {"_id": 1})
+        return {doc["_id"] async for doc in cursor}
+
+    # --- progress ---
+
+    async def complete_module(self, org: str, course_id: str, advocate_id: str, module_id: str) -> Progress:
+        """Add the module to the progress; return the progress as this call's write left it.
+
+        An update of the existing document, or else the insert of the first one; when another
+        first completion inserted it a moment before, the update again. Each step is one atomic
+        write whose result is this call's own. (Not one upsert returning the document: racing to
+        create it, SecantusDB's answers are not each caller's own; see tests/store_contract.)
+        """
+        progresses = self._tenants.of(org, COURSE_PROGRESS)
+        progress_id = _progress_id(org, course_id, advocate_id)
+        while True:
+            doc = await progresses.find_one_and_update(
+                {"_id": progress_id},
+                {"$addToSet": {"completed_module_ids": module_id}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return _progress(doc)
+            first: Document = {
+                "_id": progress_id,
+                "course_id": course_id,
+                "advocate_id": advocate_id,
+                "completed_module_ids": [module_id],
+            }
+            try:
+                await progresses.insert_one(first)
+            except DuplicateKeyError:
+                continue
+            return _progress(first)
+
+    async def mark_course_completed(
+        self, org: str, course_id: str, advocate_id: str, now: datetime, outbox: list[Document]
+    ) -> bool:
+        """Set the completion once; only the write that sets it queues the event."""
+        result = await self._tenants.of(org, COURSE_PROGRESS).update_one(
+            {"_id": _progress_id(org, course_id, advocate_id), "completed_at": None},
+            queue({"$set": {"completed_at": now}}, outbox),
+        )
+        return result.modified_count == 1
+
+    async def get_progress(self, org: str, course_id: str, advocate_id: str) -> Progress | None:
+        doc = await self._tenants.of(org, COURSE_PROGRESS).find_one(
+            {"_id": _progress_id(org, course_id, advocate_id)}
+        )
+        return _progress(doc) if doc else None
+
+    # --- erasure ---
+
+    async def erase_training(self, org: str, advocate_id: str) -> None:
+        await self._tenants.of(org, COURSE_PROGRESS).delete_many({"advocate_id": advocate_id})
+        await self._tenants.of(org, POLICY_ACKS).delete_many({"advocate_id": advocate_id})
