@@ -28,6 +28,7 @@ from shared import idempotency
 from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.errors import install_error_handlers
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
+from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
 from shared.outbox import Outbox
 from shared.settings import ChorusSettings
@@ -157,11 +158,13 @@ def create_service_app(
     indexes: list[IndexSpec],
     wire: Wire,
     outbox_collections: Sequence[str] = (),
+    migrations: Sequence[Migration] = (),
     description: str = "",
 ) -> FastAPI:
     """`outbox_collections`: the collections whose documents may hold pending events (each
     declared with `outbox_index` among `indexes`); their relay runs as the periodic job
-    "outbox-relay", woken early by `runtime.outbox.nudge()`."""
+    "outbox-relay", woken early by `runtime.outbox.nudge()`. `migrations`: one-off upgrades of
+    stored data, run once at start before anything reads or writes (shared/migrations.py)."""
     settings.service_name = name
 
     @contextlib.asynccontextmanager
@@ -173,6 +176,7 @@ def create_service_app(
         outbox = Outbox(db, outbox_collections, producer)
         # Every service takes idempotency keys on creates; their TTL index is declared here once.
         await ensure_indexes(db, [*indexes, *idempotency.INDEXES])
+        await migrate(db, migrations)
         if settings.create_topics:
             await ensure_topics(settings.kafka_bootstrap)
         await producer.start()

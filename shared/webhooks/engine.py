@@ -4,6 +4,8 @@ A service enqueues a body for a target (metrics: an endpoint id; recognition: "f
 says, through `resolve`, where that target is and what secret signs for it at send time. The
 engine signs (signing.py), POSTs, logs every attempt in the delivery's document and retries with
 backoff (policy.py) until a 2xx, the last attempt ("failed") or the target is gone ("cancelled").
+A delivery that has ended is kept, for its log and replay, for `KEPT_FOR` (a TTL index), then
+goes; pending ones stay until they end.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.clock import utc_now
 from shared.errors import NotFound
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import TenantCollection, Tenants
@@ -33,12 +36,16 @@ log = logging.getLogger(__name__)
 
 DELIVERIES = "webhook_deliveries"
 DISPATCH_BATCH = 50
+# How long an ended delivery (delivered, failed, cancelled) stays in the log and can be replayed.
+KEPT_FOR = timedelta(days=30)
 
 INDEXES = [
     # The dispatcher's queue: due pending deliveries of every organisation, earliest first.
     IndexSpec(DELIVERIES, [("state", ASCENDING), ("next_attempt_at", ASCENDING)]),
     # The delivery log of a target, newest first.
     IndexSpec(DELIVERIES, [("org", ASCENDING), ("target", ASCENDING), ("created_at", DESCENDING)]),
+    # Ended deliveries expire at their `expires_at`; pending ones have none.
+    IndexSpec(DELIVERIES, [("expires_at", ASCENDING)], options={"expireAfterSeconds": 0}),
 ]
 
 
@@ -164,6 +171,8 @@ class DeliveryStore:
         self, org: str, delivery_id: str, attempt: Attempt | None, outcome: policy.Outcome
     ) -> None:
         fields: Document = {"state": str(outcome.state), "next_attempt_at": outcome.next_attempt_at}
+        if outcome.state is not State.PENDING:
+            fields["expires_at"] = utc_now() + KEPT_FOR
         update: Document = {"$set": fields}
         if attempt is not None:
             fields |= {
@@ -194,7 +203,13 @@ class DeliveryStore:
     async def cancel_pending(self, org: str, target: str) -> None:
         await self._of(org).update_many(
             {"target": target, "state": str(State.PENDING)},
-            {"$set": {"state": str(State.CANCELLED), "next_attempt_at": None}},
+            {
+                "$set": {
+                    "state": str(State.CANCELLED),
+                    "next_attempt_at": None,
+                    "expires_at": utc_now() + KEPT_FOR,
+                }
+            },
         )
 
 
@@ -233,7 +248,7 @@ class WebhookEngine:
         meta: dict[str, Any] | None = None,
     ) -> bool:
         """Queue a body for sending now; False when `delivery_id` was queued before."""
-        at = _now()
+        at = utc_now()
         return await self._store.add(
             Delivery(
                 id=delivery_id,
@@ -267,7 +282,7 @@ class WebhookEngine:
         original = await self._store.get(org, delivery_id)
         if original is None or original.target != target:
             raise NotFound(f"no delivery {delivery_id}")
-        at = _now()
+        at = utc_now()
         replayed = Delivery(
             id=policy.replay_id(original.id, uuid.uuid4().hex[:12]),
             org=org,
@@ -288,7 +303,7 @@ class WebhookEngine:
         """Send what is due (a Periodic calls this); returns how many were delivered."""
         delivered = 0
         for _ in range(limit):
-            at = _now()
+            at = utc_now()
             # The lease outlasts one request, so a crashed dispatcher's claim comes back.
             delivery = await self._store.claim_due(at, at + timedelta(seconds=self._timeout_s * 3))
             if delivery is None:
@@ -315,7 +330,7 @@ class WebhookEngine:
             status = response.status_code  # the status says what went wrong: no error text
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        at = _now()
+        at = utc_now()
         attempt = Attempt(at, status, error, int((time.monotonic() - started) * 1000))
         outcome = policy.after_attempt(
             delivery.attempts,
@@ -329,9 +344,3 @@ class WebhookEngine:
         if outcome.state is State.FAILED:
             log.warning("webhook delivery %s gave up after %s attempts", delivery.id, delivery.attempts)
         return outcome.state
-
-
-def _now() -> datetime:
-    # Millisecond precision: what MongoDB keeps, so a delivery read back equals the one written.
-    at = datetime.now(UTC)
-    return at.replace(microsecond=at.microsecond // 1000 * 1000)

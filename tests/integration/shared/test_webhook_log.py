@@ -1,0 +1,62 @@
+"""The delivery log keeps an ended delivery for KEPT_FOR (a TTL index on `expires_at`) and a
+pending one until it ends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.clock import utc_now
+from shared.mongo import Document, create_client, ensure_indexes
+from shared.settings import ChorusSettings
+from shared.webhooks import policy
+from shared.webhooks.engine import DELIVERIES, INDEXES, KEPT_FOR, Attempt, Delivery, DeliveryStore
+from shared.webhooks.policy import State
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
+    client = create_client(settings)
+    name = settings.database_name(f"webhook_log_{uuid.uuid4().hex[:8]}")
+    try:
+        await ensure_indexes(client[name], INDEXES)
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+def delivery(delivery_id: str) -> Delivery:
+    at = utc_now()
+    return Delivery(delivery_id, "org-a", "ep1", "https://example.com/h", "{}", State.PENDING, 0, at, at)
+
+
+async def test_ended_deliveries_expire_after_the_retention_and_pending_ones_never(
+    db: AsyncDatabase[Document],
+) -> None:
+    store = DeliveryStore(db)
+    for delivery_id in ("retried", "delivered", "failed", "cancelled"):
+        await store.add(delivery(delivery_id))
+    at = utc_now()
+    failure = Attempt(at, 503, None, 12)
+    await store.record("org-a", "retried", failure, policy.Outcome(State.PENDING, at + timedelta(seconds=5)))
+    await store.record("org-a", "delivered", Attempt(at, 200, None, 9), policy.Outcome(State.DELIVERED, None))
+    await store.record("org-a", "failed", failure, policy.Outcome(State.FAILED, None))
+    await store.cancel_pending("org-a", "ep1")  # takes "retried" and "cancelled", both pending
+
+    expiry = {d["_id"]: d.get("expires_at") async for d in db[DELIVERIES].find({})}
+    assert set(expiry) == {"retried", "delivered", "failed", "cancelled"}
+    for delivery_id, expires_at in expiry.items():
+        assert expires_at is not None, delivery_id
+        assert at + KEPT_FOR - timedelta(minutes=1) <= expires_at <= utc_now() + KEPT_FOR, delivery_id
+
+    await store.add(delivery("waiting"))
+    assert (await db[DELIVERIES].find_one({"_id": "waiting"}) or {}).get("expires_at", "none") == "none"
+    ttl = {i["name"]: i.get("expireAfterSeconds") async for i in await db[DELIVERIES].list_indexes()}
+    assert ttl["expires_at_1"] == 0
