@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.clock import utc_now
 from shared.errors import Conflict, InvalidInput
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
@@ -63,7 +64,7 @@ async def run_once(
                 "_id": doc_id,
                 "fingerprint": digest,
                 "state": "running",
-                "created_at": datetime.now(UTC),
+                "created_at": utc_now(),
             }
         )
     except DuplicateKeyError:

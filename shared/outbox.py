@@ -35,6 +35,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.clock import utc_now
 from shared.events import decode
 from shared.events.envelope import AnyEvent
 from shared.messaging import EventProducer
@@ -63,8 +64,7 @@ def written_now() -> datetime:
     """Now, at the millisecond precision MongoDB keeps, and later than any time this process gave
     before: two events one process writes within a millisecond still read back in their order."""
     global _last_written
-    at = datetime.now(UTC)
-    at = max(at.replace(microsecond=at.microsecond // 1000 * 1000), _last_written + timedelta(milliseconds=1))
+    at = max(utc_now(), _last_written + timedelta(milliseconds=1))
     _last_written = at
     return at
 
