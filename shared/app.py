@@ -79,6 +79,33 @@ class Wiring:
 Wire = Callable[[Runtime], Awaitable[Wiring]]
 
 
+KAFKA_RETRY_MAX_S = 15.0
+
+
+async def _connect_kafka(
+    settings: ChorusSettings, producer: EventProducer, consumers: Sequence[ConsumerRunner]
+) -> None:
+    """Create the topics (locally), start the producer, then each consumer; retry each step with
+    backoff until the broker answers."""
+    steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+    if settings.create_topics:
+        steps.append(("topics", lambda: ensure_topics(settings.kafka_bootstrap)))
+    steps.append(("producer", producer.start))
+    steps += [(f"consumer {c.group_id}", c.start) for c in consumers]
+    for step, start in steps:
+        delay = 0.5
+        while True:
+            try:
+                await start()
+                break
+            except Exception as exc:
+                log.warning(
+                    "Kafka: %s not started (%s: %s); again in %.1fs", step, type(exc).__name__, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(KAFKA_RETRY_MAX_S, delay * 2)
+
+
 async def _run_periodic(job: Periodic) -> None:
     await asyncio.sleep(job.first_after_s)
     task = asyncio.current_task()
@@ -177,15 +204,16 @@ def create_service_app(
         # Every service takes idempotency keys on creates; their TTL index is declared here once.
         await ensure_indexes(db, [*indexes, *idempotency.INDEXES])
         await migrate(db, migrations)
-        if settings.create_topics:
-            await ensure_topics(settings.kafka_bootstrap)
-        await producer.start()
         runtime = Runtime(settings, mongo, db, producer, outbox)
         wiring = await wire(runtime)
         tune_gc()
         consumers = [ConsumerRunner(settings, sub, producer) for sub in wiring.subscriptions]
-        for consumer in consumers:
-            await consumer.start()
+        # Kafka is not needed to serve: a service started during a broker outage connects when
+        # the broker is back, and meanwhile its writes wait in the outbox.
+        kafka = asyncio.create_task(_connect_kafka(settings, producer, consumers), name="kafka-connect")
+        await asyncio.wait({kafka}, timeout=settings.kafka_connect_wait_s)
+        if not kafka.done():
+            log.warning("%s: Kafka not reachable yet; serving, and connecting in the background", name)
         periodic = list(wiring.periodic)
         if outbox.collections:
             periodic.append(
@@ -195,6 +223,7 @@ def create_service_app(
         app.state.runtime = runtime
         app.state.service = wiring.service
         app.state.consumers = consumers
+        app.state.kafka = kafka
         app.state.api_key_resolver = wiring.api_key_resolver
         for key, value in wiring.state.items():
             setattr(app.state, key, value)
@@ -202,9 +231,9 @@ def create_service_app(
         try:
             yield
         finally:
-            for task in tasks:
+            for task in [*tasks, kafka]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, kafka, return_exceptions=True)
             stopping = _stop_io(consumers, wiring.on_stop, producer)
             try:
                 await asyncio.wait_for(stopping, settings.shutdown_timeout_s)
@@ -278,8 +307,13 @@ def health_router() -> APIRouter:
         except Exception as exc:
             results["mongodb"] = f"unavailable: {type(exc).__name__} {exc}".strip()
         consumers: list[ConsumerRunner] = request.app.state.consumers
-        results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
-        ready = all(v == "ok" for v in results.values())
+        kafka: asyncio.Task[None] = request.app.state.kafka
+        if not kafka.done():
+            results["consumers"] = "ok"  # connecting to Kafka: serving needs no broker
+            results["kafka"] = "connecting"
+        else:
+            results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
+        ready = results["mongodb"] == "ok" and results["consumers"] == "ok"
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": results},
             status_code=200 if ready else 503,

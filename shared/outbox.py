@@ -203,6 +203,8 @@ class Outbox:
         """Send what is pending, pass after pass until none is left; the number of events sent.
         A failure to publish ends the run: what was not pulled is sent again by the next."""
         sent = 0
+        if not self._producer.started:
+            return sent  # not connected to Kafka yet (started during an outage): the events wait
         for _ in range(MAX_PASSES):
             pages = [await self._read(c) for c in self.collections]
             await self._tidy(pages)

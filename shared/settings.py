@@ -59,6 +59,9 @@ class ChorusSettings(BaseSettings):
     # consumers have not committed is processed again (idempotently). Fits Kubernetes' 30 s
     # grace after the preStop pause and uvicorn's request drain.
     shutdown_timeout_s: float = Field(5.0, gt=0)
+    # How long a starting service waits for Kafka before it serves anyway and goes on connecting
+    # in the background (a broker outage must not keep pods from starting).
+    kafka_connect_wait_s: float = Field(10.0, ge=0)
 
     def database_name(self, service: str) -> str:
         return f"{self.mongo_db_prefix}_{service}"

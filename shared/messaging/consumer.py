@@ -199,7 +199,7 @@ class ConsumerRunner:
         self.processed = 0  # events handled (for tests and progress reporting)
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             *self._sub.topics,
             bootstrap_servers=self._settings.kafka_bootstrap,
             group_id=self.group_id,
@@ -209,7 +209,12 @@ class ConsumerRunner:
             isolation_level="read_committed",
             max_poll_records=self._max_batch,
         )
-        await self._consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # a failed start leaves connections and tasks to close
+            raise
+        self._consumer = consumer
         await self._workers.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer:{self._sub.group}")
 

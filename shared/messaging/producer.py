@@ -44,7 +44,7 @@ class EventProducer:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._settings.kafka_bootstrap,
             client_id=self._client_id,
             acks="all",
@@ -52,7 +52,16 @@ class EventProducer:
             linger_ms=5,
             request_timeout_ms=15000,
         )
-        await self._producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a failed start leaves connections and tasks to close
+            raise
+        self._producer = producer
+
+    @property
+    def started(self) -> bool:
+        return self._producer is not None
 
     async def stop(self) -> None:
         if self._producer is not None:

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
     """The database as a service sees it: its client's guard fails the test on a query without
     the org, unless it says why it spans organisations (as migrations do)."""
-    client = create_client(settings, service=True)
+    client = create_client(settings.model_copy(update={"mongo_tenancy_check": True}), service=True)
     name = settings.database_name(f"migrations_{uuid.uuid4().hex[:8]}")
     try:
         yield client[name]

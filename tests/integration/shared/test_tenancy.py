@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def guarded_db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings, service=True)
+    client = create_client(settings.model_copy(update={"mongo_tenancy_check": True}), service=True)
     try:
         yield client[settings.database_name(f"tenancy{uuid.uuid4().hex[:6]}")]
     finally:
