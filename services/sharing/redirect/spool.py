@@ -356,7 +356,7 @@ class ClickRelay:
 
 
 # --- The relay as a process of its own ---------------------------------------------------------
-# With CHORUS_CLICK_RELAY_PROCESS=true the service starts `python -m services.sharing.spool`
+# With CHORUS_CLICK_RELAY_PROCESS=true the service starts `python -m services.sharing.redirect.spool`
 # beside itself: the drain (serialising, Kafka, spans) then runs on another CPU and a spike of
 # redirects never starves it, nor it the redirects. It reads the same spool file.
 
