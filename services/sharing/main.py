@@ -94,7 +94,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
             advocates,
             shares,
             catalog,
-            on_erased=lambda org, advocate_id, share_ids: redirect.forget(set(share_ids)),
+            forget_links=redirect.forget,
         )
         relay = ClickRelay(
             sharing_settings,

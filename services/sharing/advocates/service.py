@@ -5,13 +5,12 @@ from __future__ import annotations
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import Advocate, AdvocateView, Profile, TrainingView
 from services.sharing.advocates.store import AdvocatesStore
+from services.sharing.settings import SOURCE
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, encode_cursor
-
-SOURCE = "/chorus/sharing"
 
 
 class AdvocatesService:

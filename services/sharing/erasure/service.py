@@ -12,6 +12,7 @@ from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.service import CatalogService
 from services.sharing.erasure import domain
 from services.sharing.erasure.store import ErasureStore
+from services.sharing.settings import SOURCE
 from services.sharing.shares.service import SharesService
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
@@ -20,8 +21,6 @@ from shared.events import Event
 from shared.outbox import Outbox, pending
 
 log = logging.getLogger(__name__)
-
-SOURCE = "/chorus/sharing"
 
 
 class ErasureService:
@@ -34,7 +33,7 @@ class ErasureService:
         catalog: CatalogService,
         *,
         clock: Clock = utc_now,
-        on_erased: Callable[[str, str, list[str]], None] | None = None,
+        forget_links: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -42,8 +41,8 @@ class ErasureService:
         self.shares = shares
         self.catalog = catalog
         self.clock = clock
-        # Tells the redirect to drop cached links of an erased advocate (org, advocate, share ids).
-        self.on_erased = on_erased
+        # Tells the redirect to drop its cached links of an erased advocate's shares.
+        self.forget_links = forget_links
 
     async def erase(self, principal: Principal, advocate_id: str) -> None:
         org = principal.org
@@ -65,6 +64,6 @@ class ErasureService:
         counts = await self.advocates.erase(org, advocate_id)
         counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
         await self.catalog.forget_author(org, advocate_id)
-        if self.on_erased is not None:
-            self.on_erased(org, advocate_id, share_ids)
+        if self.forget_links is not None:
+            self.forget_links(set(share_ids))
         log.info("erased advocate data in org %s: %s", org, counts)

@@ -30,6 +30,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind
 
+from services.sharing.settings import SOURCE, SharingSettings
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.messaging import EventProducer
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 dumps = json.JSONEncoder(separators=(",", ":")).encode
 tracer = trace.get_tracer("chorus.sharing.redirect")
 
-SOURCE = "/chorus/sharing"
 ClickRecord = dict[str, Any]
 MAX_LINKS = 128  # the SDK's default limit of links per span
 
@@ -367,7 +367,6 @@ async def run_relay_process(settings_json: str) -> None:
     import os
     import signal
 
-    from services.sharing.settings import SharingSettings
     from shared.telemetry import flush_telemetry, setup_telemetry
 
     settings = SharingSettings.model_validate_json(settings_json)

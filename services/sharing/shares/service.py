@@ -10,7 +10,7 @@ from services.sharing.advocates.domain import AdvocateView
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.domain import ContentView
 from services.sharing.catalog.service import CatalogService
-from services.sharing.settings import SharingSettings
+from services.sharing.settings import SOURCE, SharingSettings
 from services.sharing.shares import domain
 from services.sharing.shares.domain import Share
 from services.sharing.shares.store import SharesStore
@@ -23,7 +23,6 @@ from shared.mongo import is_duplicate_key
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, encode_cursor
 
-SOURCE = "/chorus/sharing"
 MAX_PAGE = 200  # content items read per step of the shareable list
 
 
