@@ -13,7 +13,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from services.sharing.service import SharingService
+from services.sharing.advocates.service import AdvocatesService
+from services.sharing.catalog.service import CatalogService
+from services.sharing.erasure.service import ErasureService
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateErased
 from shared.events.content import (
@@ -32,35 +34,37 @@ Handler = Callable[[Event[Any]], Awaitable[None]]
 CONCURRENT_KEYS = 16
 
 
-def build_handlers(service: SharingService) -> dict[type[EventData], Handler]:
+def build_handlers(
+    advocates: AdvocatesService, catalog: CatalogService, erasure: ErasureService
+) -> dict[type[EventData], Handler]:
     async def content_published(event: Event[ContentPublished]) -> None:
-        await service.project_content(event.tenant, event.data, "published")
+        await catalog.project_content(event.tenant, event.data, "published")
 
     async def content_updated(event: Event[ContentUpdated]) -> None:
-        await service.project_content(event.tenant, event.data, event.data.status)
+        await catalog.project_content(event.tenant, event.data, event.data.status)
 
     async def content_archived(event: Event[ContentArchived]) -> None:
-        await service.set_content_status(event.tenant, event.data.content_id, "archived")
+        await catalog.set_content_status(event.tenant, event.data.content_id, "archived")
 
     async def content_rejected(event: Event[ContentRejected]) -> None:
-        await service.set_content_status(event.tenant, event.data.content_id, "rejected")
+        await catalog.set_content_status(event.tenant, event.data.content_id, "rejected")
 
     async def settings_updated(event: Event[SettingsUpdated]) -> None:
-        await service.project_settings(event.tenant, event.data)
+        await catalog.project_settings(event.tenant, event.data)
 
     async def policy_published(event: Event[PolicyPublished]) -> None:
-        await service.project_policy(event.tenant, event.data.version)
+        await catalog.project_policy(event.tenant, event.data.version)
 
     async def course_completed(event: Event[CourseCompleted]) -> None:
-        await service.project_course(event.tenant, event.data.advocate_id, event.data.course_id)
+        await advocates.project_course(event.tenant, event.data.advocate_id, event.data.course_id)
 
     async def policy_acknowledged(event: Event[PolicyAcknowledged]) -> None:
-        await service.project_policy_acknowledgement(
+        await advocates.project_policy_acknowledgement(
             event.tenant, event.data.advocate_id, event.data.policy_version
         )
 
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
-        await service.apply_erasure(event.tenant, event.data.advocate_id)
+        await erasure.apply(event.tenant, event.data.advocate_id)
 
     return {
         ContentPublished: content_published,
@@ -75,9 +79,11 @@ def build_handlers(service: SharingService) -> dict[type[EventData], Handler]:
     }
 
 
-def build_subscription(service: SharingService) -> Subscription:
+def build_subscription(
+    advocates: AdvocatesService, catalog: CatalogService, erasure: ErasureService
+) -> Subscription:
     subscription = Subscription(group="sharing")
-    handlers = build_handlers(service)
+    handlers = build_handlers(advocates, catalog, erasure)
     limit = asyncio.Semaphore(CONCURRENT_KEYS)
 
     async def apply_in_key_order(events: list[Event[EventData]]) -> None:

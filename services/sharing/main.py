@@ -1,6 +1,6 @@
 """The sharing service's app. Nothing connects at import: see shared/app.py for the lifespan.
 
-The public redirect `GET /r/{code}` is a raw ASGI app (redirect.py) dispatched in front of the
+The public redirect `GET /r/{code}` is a raw ASGI app (redirect/app.py) dispatched in front of the
 FastAPI middleware stack, so neither FastAPI nor its instrumentation runs on that hot path
 (FastAPI costs about 3x a bare route there; see docs/ARCHITECTURE.md).
 """
@@ -10,26 +10,37 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from services.sharing.api import router
-from services.sharing.domain import Clock
+from services.sharing.advocates import api as advocates_api
+from services.sharing.advocates import store as advocates_store
+from services.sharing.advocates.service import AdvocatesService
+from services.sharing.catalog import store as catalog_store
+from services.sharing.catalog.service import CatalogService
+from services.sharing.erasure import api as erasure_api
+from services.sharing.erasure import store as erasure_store
+from services.sharing.erasure.service import ErasureService
 from services.sharing.handlers import build_subscription
-from services.sharing.redirect import RedirectApp
-from services.sharing.service import SharingService
+from services.sharing.redirect.app import RedirectApp
+from services.sharing.redirect.domain import SecondsClock
+from services.sharing.redirect.service import refresh_state
+from services.sharing.redirect.spool import RELAY_SETTINGS_ENV, ClickRelay, ClickSpool
 from services.sharing.settings import SharingSettings
-from services.sharing.spool import RELAY_SETTINGS_ENV, ClickRelay, ClickSpool
-from services.sharing.store import INDEXES, OUTBOX_COLLECTIONS, SharingStore
+from services.sharing.shares import api as shares_api
+from services.sharing.shares import store as shares_store
+from services.sharing.shares.service import SharesService
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
-# Refreshes re-read a little before the last change seen, so writes from replicas whose clocks
-# lag a bit are not missed; applying a document twice is harmless.
-REFRESH_OVERLAP = timedelta(seconds=5)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INDEXES = [*advocates_store.INDEXES, *catalog_store.INDEXES, *shares_store.INDEXES, *erasure_store.INDEXES]
+# Collections whose documents may carry an outbox (shared/outbox.py).
+OUTBOX_COLLECTIONS = (
+    *advocates_store.OUTBOX_COLLECTIONS,
+    *shares_store.OUTBOX_COLLECTIONS,
+    *erasure_store.OUTBOX_COLLECTIONS,
+)
 
 DESCRIPTION = (
     "Advocates, shares and tracked links. The public redirect `GET /r/{code}` (302 to the share's "
@@ -62,7 +73,7 @@ def mount_redirect(app: FastAPI, redirect: RedirectApp) -> SharingApp:
     return app
 
 
-def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | None = None) -> FastAPI:
     """`clock` (seconds since the epoch) drives the redirect's time, for tests of the click window."""
     sharing_settings = (
         settings
@@ -72,12 +83,18 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
     redirect = RedirectApp(sharing_settings, clock=clock)
 
     async def wire(runtime: Runtime) -> Wiring:
-        store = SharingStore(runtime.db)
-        service = SharingService(
-            sharing_settings,
-            store,
+        catalog = CatalogService(catalog_store.CatalogStore(runtime.db))
+        advocates = AdvocatesService(advocates_store.AdvocatesStore(runtime.db), runtime.outbox)
+        shares = SharesService(
+            sharing_settings, shares_store.SharesStore(runtime.db), runtime.outbox, advocates, catalog
+        )
+        erasure = ErasureService(
+            erasure_store.ErasureStore(runtime.db),
             runtime.outbox,
-            on_erased=lambda org, advocate_id, share_ids: redirect.forget(set(share_ids)),
+            advocates,
+            shares,
+            catalog,
+            forget_links=redirect.forget,
         )
         relay = ClickRelay(
             sharing_settings,
@@ -91,25 +108,17 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
             relay_process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "services.sharing.spool",
+                "services.sharing.redirect.spool",
                 env={**os.environ, RELAY_SETTINGS_ENV: sharing_settings.model_dump_json()},
             )
         else:
             await relay.start()
 
         async def refresh_redirect_state() -> None:
-            state = redirect.state
-            since = (state.contents_seen_until or EPOCH) - REFRESH_OVERLAP
-            for doc in await store.contents_changed_since(since):
-                state.apply_content(doc)
-                state.contents_seen_until = max(state.contents_seen_until or EPOCH, doc["updated_at"])
-            since = (state.settings_seen_until or EPOCH) - REFRESH_OVERLAP
-            for doc in await store.settings_changed_since(since):
-                state.apply_settings(doc)
-                state.settings_seen_until = max(state.settings_seen_until or EPOCH, doc["updated_at"])
+            await refresh_state(redirect, catalog)
 
         await refresh_redirect_state()
-        redirect.attach(store.share_by_code, relay.spool, app.state.token_verifier)
+        redirect.attach(shares.by_code, relay.spool, app.state.token_verifier)
         app.state.relay = relay
         app.state.redirect = redirect
 
@@ -123,12 +132,11 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
                     await relay_process.wait()
 
         return Wiring(
-            service=service,
-            subscriptions=[build_subscription(service)],
+            service=shares,
+            state={"advocates": advocates, "shares": shares, "erasure": erasure},
+            subscriptions=[build_subscription(advocates, catalog, erasure)],
             periodic=[
-                Periodic(
-                    "send-due-shares", sharing_settings.scheduled_share_interval_s, service.send_due_shares
-                ),
+                Periodic("send-due-shares", sharing_settings.scheduled_share_interval_s, shares.send_due),
                 Periodic(
                     "refresh-redirect-state",
                     sharing_settings.redirect_state_refresh_s,
@@ -141,7 +149,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: Clock | None = 
     app = create_service_app(
         name="sharing",
         settings=sharing_settings,
-        routers=[router],
+        routers=[advocates_api.router, erasure_api.router, shares_api.router],
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,

@@ -7,6 +7,8 @@ from pydantic import Field, model_validator
 from shared.events.clicks import CLICK_ID_PARAM
 from shared.settings import ChorusSettings
 
+# The CloudEvents `source` of every event sharing emits.
+SOURCE = "/chorus/sharing"
 DEV_VISITOR_SECRET = "chorus-dev-visitor-hash-secret-change-me"  # noqa: S105 - dev only
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,27 +30,34 @@ from prometheus_client import generate_latest
 from pymongo.errors import ConnectionFailure
 
 from services.content.main import create_app as create_content_app
-from services.sharing.redirect import RedirectApp
+from services.sharing.redirect.app import RedirectApp
+from services.sharing.redirect.spool import ClickRelay, ClickSpool
 from services.sharing.settings import SharingSettings
-from services.sharing.spool import ClickRelay, ClickSpool
+from services.sharing.shares.domain import Share
 from shared.auth import TokenVerifier
 from shared.messaging import EventProducer, Subscription
 from shared.messaging.consumer import ConsumerRunner
-from shared.mongo import Document
 from shared.settings import ChorusSettings
 from shared.telemetry import setup_telemetry
 
-SHARE: Document = {
-    "_id": "s1",
-    "org": "org-1",
-    "advocate_id": "a1",
-    "content_id": "c1",
-    "network": "linkedin",
-    "team": None,
-    "tags": [],
-    "target_url": "https://example.com/p",
-    "trace": {},
-}
+SHARE = Share(
+    id="s1",
+    org="org-1",
+    advocate_id="a1",
+    content_id="c1",
+    network="linkedin",
+    message="",
+    code="Code1234567",
+    short_url="https://go.example/r/Code1234567",
+    target_url="https://example.com/p",
+    status="sent",
+    send_at=None,
+    scheduled_at=None,
+    shared_at=None,
+    created_at=datetime(2026, 5, 4, tzinfo=UTC),
+    event_id="e1",
+    trace={},
+)
 
 
 async def _http() -> None:
@@ -65,7 +73,7 @@ async def _redirect_and_spool(settings: SharingSettings, directory: Path) -> Non
     await relay.start(flush=False, drain=False)
     redirect = RedirectApp(settings)
 
-    async def load(code: str) -> Document | None:
+    async def load(code: str) -> Share | None:
         if code == "Down1234567":
             raise ConnectionFailure("MongoDB is not answering")  # as pymongo does in an outage
         return SHARE if code == "Code1234567" else None

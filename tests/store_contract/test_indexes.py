@@ -30,7 +30,7 @@ from services.metrics.store import INDEXES as METRICS
 from services.metrics.store import stats_indexes
 from services.metrics.webhooks.store import INDEXES as METRICS_WEBHOOKS
 from services.recognition.store import INDEXES as RECOGNITION
-from services.sharing.store import INDEXES as SHARING
+from services.sharing.shares.store import INDEXES as SHARING
 from shared.mongo import Document, IndexSpec, ensure_indexes, is_duplicate_key
 from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
 
@@ -100,7 +100,7 @@ COLLECTIONS: dict[str, Collection] = {
             "created_at": _at(i),
         },
     ),
-    # services/sharing/store.py SHARES
+    # services/sharing/shares/store.py SHARES
     "shares": Collection(
         declared("shares", SHARING),
         lambda i: {

@@ -15,7 +15,7 @@ from devtools import local_stack
 from services.content.main import OUTBOX_COLLECTIONS as CONTENT_OUTBOXES
 from services.metrics.store import OUTBOX_COLLECTIONS as METRICS_OUTBOXES
 from services.recognition.store import OUTBOX_COLLECTIONS as RECOGNITION_OUTBOXES
-from services.sharing.store import OUTBOX_COLLECTIONS as SHARING_OUTBOXES
+from services.sharing.main import OUTBOX_COLLECTIONS as SHARING_OUTBOXES
 from shared.events import TOPICS, Event, EventData, decode
 from shared.mongo import Document, create_client
 from shared.outbox import OUTBOX, OUTBOX_SINCE

@@ -80,7 +80,7 @@ class Sharing:
         app_settings = self.app.state.runtime.db["org_settings"]
 
         async def applied() -> bool:
-            doc = await app_settings.find_one({"_id": org})
+            doc = await app_settings.find_one({"_id": org, "org": org})
             return doc is not None and all(doc.get(k) == v for k, v in fields.items())
 
         await eventually(applied)

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from services.sharing.store import SHARES, due_filter
+from services.sharing.shares.store import SHARES, due_filter
 from shared.events import Event, EventData
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
 from shared.events.content import ContentArchived
@@ -297,7 +297,7 @@ async def test_a_click_continues_the_trace_of_its_share_and_links_the_visitors_r
     org = new_org()
     await sharing.enrol(org, "adv-1")
     share = await make_share(sharing, org, "adv-1")
-    stored = await sharing.app.state.runtime.db["shares"].find_one({"_id": share["id"]})
+    stored = await sharing.app.state.runtime.db["shares"].find_one({"_id": share["id"], "org": org})
     share_trace_id = int(stored["trace"]["traceparent"].split("-")[1], 16)
     async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
         await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})

@@ -7,8 +7,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from services.sharing import domain
-from services.sharing.domain import AdvocateView, ContentView, OrgRules, TrainingView
+from services.sharing.advocates.domain import AdvocateView, TrainingView
+from services.sharing.catalog.domain import ContentView, OrgRules
+from services.sharing.redirect import cookie
+from services.sharing.redirect import domain as clicks
+from services.sharing.shares import domain
 from shared.errors import AppError, Forbidden, InvalidInput
 
 NOW = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)
@@ -122,16 +125,16 @@ def test_the_target_keeps_the_content_url_and_replaces_its_utm_parameters() -> N
 
 
 def test_the_click_id_goes_before_the_fragment() -> None:
-    prefix, suffix = domain.split_for_click_id("https://e.com/a?x=1#top", "cid")
+    prefix, suffix = clicks.split_for_click_id("https://e.com/a?x=1#top", "cid")
     assert prefix + "K1" + suffix == "https://e.com/a?x=1&cid=K1#top"
-    prefix, suffix = domain.split_for_click_id("https://e.com/a", "cid")
+    prefix, suffix = clicks.split_for_click_id("https://e.com/a", "cid")
     assert prefix + "K1" + suffix == "https://e.com/a?cid=K1"
 
 
 def test_codes_are_long_random_and_url_safe() -> None:
     codes = {domain.new_share_code() for _ in range(1000)}
     assert len(codes) == 1000
-    assert all(domain.CODE_PATTERN.fullmatch(c) and len(c) == 11 for c in codes)
+    assert all(clicks.CODE_PATTERN.fullmatch(c) and len(c) == 11 for c in codes)
 
 
 @pytest.mark.parametrize(
@@ -155,7 +158,7 @@ def test_codes_are_long_random_and_url_safe() -> None:
     ],
 )
 def test_crawlers_preview_fetchers_and_scripts_are_bots(user_agent: str) -> None:
-    assert domain.is_bot(user_agent)
+    assert clicks.is_bot(user_agent)
 
 
 @pytest.mark.parametrize(
@@ -195,23 +198,23 @@ def test_crawlers_preview_fetchers_and_scripts_are_bots(user_agent: str) -> None
 def test_browsers_are_people_with_a_device_and_browser_class(
     user_agent: str, device: str, browser: str
 ) -> None:
-    assert not domain.is_bot(user_agent)
-    assert (domain.device_class(user_agent), domain.browser_class(user_agent)) == (device, browser)
+    assert not clicks.is_bot(user_agent)
+    assert (clicks.device_class(user_agent), clicks.browser_class(user_agent)) == (device, browser)
 
 
 def test_the_visitor_hash_hides_the_ip_and_changes_with_the_day() -> None:
-    hasher = domain.VisitorHasher("secret")
+    hasher = clicks.VisitorHasher("secret")
     today = hasher.visitor_hash("203.0.113.7", "UA", NOW)
     assert today == hasher.visitor_hash("203.0.113.7", "UA", NOW + timedelta(hours=1))
     assert today != hasher.visitor_hash("203.0.113.8", "UA", NOW)
     assert today != hasher.visitor_hash("203.0.113.7", "UA", NOW + timedelta(days=1))
-    assert today != domain.VisitorHasher("other").visitor_hash("203.0.113.7", "UA", NOW)
+    assert today != clicks.VisitorHasher("other").visitor_hash("203.0.113.7", "UA", NOW)
     assert "203" not in today
 
 
 def test_a_visitor_is_unique_once_per_share_within_the_window() -> None:
     now = [1000.0]
-    unique = domain.UniqueVisitors(clock=lambda: now[0])
+    unique = clicks.UniqueVisitors(clock=lambda: now[0])
     assert unique.is_unique("s1", "v", 3600)
     assert not unique.is_unique("s1", "v", 3600)
     assert unique.is_unique("s2", "v", 3600)
@@ -221,26 +224,26 @@ def test_a_visitor_is_unique_once_per_share_within_the_window() -> None:
 
 
 def test_the_unique_map_stays_bounded() -> None:
-    unique = domain.UniqueVisitors(max_entries=100)
+    unique = clicks.UniqueVisitors(max_entries=100)
     for i in range(1000):
         unique.is_unique("s", f"v{i}", 3600)
     assert len(unique._first_seen) == 100
 
 
 def test_the_advocate_cookie_is_recognised_and_a_forged_one_is_not() -> None:
-    value = domain.sign_advocate("secret", "org-1", "auth0|123")
-    assert domain.verify_advocate_cookie("secret", value) == ("org-1", "auth0|123")
-    assert domain.verify_advocate_cookie("other", value) is None
+    value = cookie.sign_advocate("secret", "org-1", "auth0|123")
+    assert cookie.verify_advocate_cookie("secret", value) == ("org-1", "auth0|123")
+    assert cookie.verify_advocate_cookie("other", value) is None
     tampered = value[:-1] + ("0" if value[-1] != "0" else "1")
-    assert domain.verify_advocate_cookie("secret", tampered) is None
+    assert cookie.verify_advocate_cookie("secret", tampered) is None
     mac = value.partition(".")[2]
-    forged = domain.sign_advocate("guess", "org-1", "boss").partition(".")[0] + "." + mac
-    assert domain.verify_advocate_cookie("secret", forged) is None
+    forged = cookie.sign_advocate("guess", "org-1", "boss").partition(".")[0] + "." + mac
+    assert cookie.verify_advocate_cookie("secret", forged) is None
 
 
 def test_referrer_and_country_are_coarse() -> None:
-    assert domain.referrer_host("https://www.linkedin.com/feed/update/123?x=1") == "www.linkedin.com"
-    assert domain.referrer_host("not a url") is None
-    assert domain.country_code(" fr ") == "FR"
-    assert domain.country_code("XX") is None
-    assert domain.country_code("France") is None
+    assert clicks.referrer_host("https://www.linkedin.com/feed/update/123?x=1") == "www.linkedin.com"
+    assert clicks.referrer_host("not a url") is None
+    assert clicks.country_code(" fr ") == "FR"
+    assert clicks.country_code("XX") is None
+    assert clicks.country_code("France") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -10,34 +11,43 @@ import httpx
 import pytest
 from opentelemetry.metrics import CallbackOptions
 
-from services.sharing import spool as spool_module
-from services.sharing.redirect import RedirectApp
+from services.sharing.redirect import spool as spool_module
+from services.sharing.redirect.app import RedirectApp
+from services.sharing.redirect.spool import ClickRelay, ClickSpool, click_event
 from services.sharing.settings import SharingSettings
-from services.sharing.spool import ClickRelay, ClickSpool, click_event
+from services.sharing.shares.domain import Share
 from shared.auth import TokenVerifier
 from shared.events.clicks import ClickRecorded
-from shared.mongo import Document
 
-SHARE: Document = {
-    "_id": "s1",
-    "org": "org-1",
-    "advocate_id": "a1",
-    "content_id": "c1",
-    "network": "linkedin",
-    "team": "sales",
-    "tags": ["launch"],
-    "target_url": "https://example.com/p?utm_source=linkedin&utm_content=s1#top",
-    "trace": {},
-}
+SHARE = Share(
+    id="s1",
+    org="org-1",
+    advocate_id="a1",
+    content_id="c1",
+    network="linkedin",
+    message="",
+    code="Code1234567",
+    short_url="https://go.example/r/Code1234567",
+    target_url="https://example.com/p?utm_source=linkedin&utm_content=s1#top",
+    status="sent",
+    send_at=None,
+    scheduled_at=None,
+    shared_at=None,
+    created_at=datetime(2026, 5, 4, tzinfo=UTC),
+    event_id="e1",
+    trace={},
+    team="sales",
+    tags=("launch",),
+)
 
 
-async def redirect_app(tmp_path: Path, shares: dict[str, Document]) -> tuple[RedirectApp, ClickSpool]:
+async def redirect_app(tmp_path: Path, shares: dict[str, Share]) -> tuple[RedirectApp, ClickSpool]:
     settings = SharingSettings(telemetry_enabled=False, otlp_endpoint=None)
     app = RedirectApp(settings)
     spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
     await spool.open()
 
-    async def load(code: str) -> Document | None:
+    async def load(code: str) -> Share | None:
         return shares.get(code)
 
     app.attach(load, spool, TokenVerifier(settings))
@@ -91,7 +101,7 @@ async def test_a_cached_link_is_served_without_asking_the_store_again(tmp_path: 
     shares = {"Code1234567": SHARE}
     app, spool = await redirect_app(tmp_path, shares)
 
-    async def counting_load(code: str) -> Document | None:
+    async def counting_load(code: str) -> Share | None:
         calls.append(code)
         return shares.get(code)
 

@@ -30,6 +30,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind
 
+from services.sharing.settings import SOURCE, SharingSettings
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.messaging import EventProducer
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 dumps = json.JSONEncoder(separators=(",", ":")).encode
 tracer = trace.get_tracer("chorus.sharing.redirect")
 
-SOURCE = "/chorus/sharing"
 ClickRecord = dict[str, Any]
 MAX_LINKS = 128  # the SDK's default limit of links per span
 
@@ -356,7 +356,7 @@ class ClickRelay:
 
 
 # --- The relay as a process of its own ---------------------------------------------------------
-# With CHORUS_CLICK_RELAY_PROCESS=true the service starts `python -m services.sharing.spool`
+# With CHORUS_CLICK_RELAY_PROCESS=true the service starts `python -m services.sharing.redirect.spool`
 # beside itself: the drain (serialising, Kafka, spans) then runs on another CPU and a spike of
 # redirects never starves it, nor it the redirects. It reads the same spool file.
 
@@ -367,7 +367,6 @@ async def run_relay_process(settings_json: str) -> None:
     import os
     import signal
 
-    from services.sharing.settings import SharingSettings
     from shared.telemetry import flush_telemetry, setup_telemetry
 
     settings = SharingSettings.model_validate_json(settings_json)

@@ -1,4 +1,4 @@
-"""HTTP request and response models of the sharing API."""
+"""HTTP request and response models of the advocates API."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.sharing.domain import NETWORK_HEALTH, NETWORK_LIMITS
+from services.sharing.advocates import domain
+from services.sharing.advocates.domain import NETWORK_HEALTH, NETWORK_LIMITS
 
 NETWORK_NAMES = ", ".join(sorted(NETWORK_LIMITS))
 
@@ -36,6 +37,19 @@ class AdvocateIn(Request):
     consents: Consents = Field(default_factory=Consents)
     networks: list[ConnectedNetwork] = Field(default_factory=list, max_length=20)
 
+    def profile(self) -> domain.Profile:
+        return domain.Profile(
+            display_name=self.display_name,
+            team=self.team,
+            department=self.department,
+            location=self.location,
+            language=self.language,
+            consents=domain.Consents(
+                tracking=self.consents.tracking, public_ranking=self.consents.public_ranking
+            ),
+            networks=tuple(domain.Network(**n.model_dump()) for n in self.networks),
+        )
+
 
 class AdvocateOut(BaseModel):
     id: str
@@ -50,52 +64,29 @@ class AdvocateOut(BaseModel):
     enrolled_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(cls, advocate: domain.Advocate) -> AdvocateOut:
+        p = advocate.profile
+        return cls(
+            id=advocate.advocate_id,
+            display_name=p.display_name,
+            team=p.team,
+            department=p.department,
+            location=p.location,
+            language=p.language,
+            consents=Consents(tracking=p.consents.tracking, public_ranking=p.consents.public_ranking),
+            networks=[
+                ConnectedNetwork(
+                    network=n.network, handle=n.handle, audience_size=n.audience_size, health=n.health
+                )
+                for n in p.networks
+            ],
+            potential_reach=advocate.potential_reach,
+            enrolled_at=advocate.enrolled_at,
+            updated_at=advocate.updated_at,
+        )
+
 
 class AdvocatePage(BaseModel):
     items: list[AdvocateOut]
-    next_cursor: str | None
-
-
-class ShareIn(Request):
-    content_id: str = Field(min_length=1, max_length=200)
-    network: str = Field(min_length=1, max_length=40, description=f"one of: {NETWORK_NAMES}")
-    message: str = Field(min_length=1, max_length=10_000, description="the advocate's own words")
-    scheduled_at: datetime | None = Field(
-        None, description="when the share goes out (UTC, future); omitted = now"
-    )
-
-
-class ShareOut(BaseModel):
-    id: str
-    advocate_id: str
-    content_id: str
-    network: str
-    message: str
-    code: str
-    short_url: str = Field(description="the tracked link to post: <public base URL>/r/<code>")
-    target_url: str = Field(description="where the link leads, with UTM parameters")
-    status: str = Field(description="pending (scheduled, not yet out) or sent")
-    scheduled_at: datetime | None = None
-    shared_at: datetime | None = None
-    created_at: datetime
-
-
-class SharePage(BaseModel):
-    items: list[ShareOut]
-    next_cursor: str | None
-
-
-class ShareableItem(BaseModel):
-    content_id: str
-    content_type: str
-    title: str
-    url: str
-    tags: list[str]
-    language: str | None = None
-    networks: list[str] = Field(description="networks with suggested posts")
-    expires_at: datetime | None = None
-
-
-class ShareablePage(BaseModel):
-    items: list[ShareableItem]
     next_cursor: str | None

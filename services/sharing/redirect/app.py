@@ -21,13 +21,15 @@ from urllib.parse import parse_qsl, quote
 from opentelemetry import metrics
 from starlette.types import Receive, Scope, Send
 
-from services.sharing import domain
-from services.sharing.domain import Clock, UniqueVisitors, VisitorHasher
+from services.sharing.catalog.domain import ContentChange, SettingsChange
+from services.sharing.redirect import domain
+from services.sharing.redirect.cookie import verify_advocate_cookie
+from services.sharing.redirect.domain import SecondsClock, UniqueVisitors, VisitorHasher
+from services.sharing.redirect.spool import ClickSpool
 from services.sharing.settings import SharingSettings
-from services.sharing.spool import ClickSpool
+from services.sharing.shares.domain import Share
 from shared.auth import TokenVerifier
 from shared.errors import AppError
-from shared.mongo import Document
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ _OUTCOME = {
     for bot in (False, True)
 }
 
-ShareLoader = Callable[[str], Awaitable[Document | None]]
+ShareLoader = Callable[[str], Awaitable[Share | None]]
 
 NOT_FOUND_HTML = (
     b"<!doctype html><html lang=en><meta charset=utf-8><title>Link not found</title>"
@@ -76,20 +78,20 @@ class LinkTarget:
     loaded_at: float
 
     @classmethod
-    def from_share(cls, doc: Document, click_id_param: str, now: float) -> LinkTarget:
-        prefix, suffix = domain.split_for_click_id(doc["target_url"], click_id_param)
+    def from_share(cls, share: Share, click_id_param: str, now: float) -> LinkTarget:
+        prefix, suffix = domain.split_for_click_id(share.target_url, click_id_param)
         return cls(
-            share_id=doc["_id"],
-            org=doc["org"],
-            advocate_id=doc["advocate_id"],
-            content_id=doc["content_id"],
-            network=doc["network"],
-            team=doc.get("team"),
-            tags=list(doc.get("tags") or ()),
+            share_id=share.id,
+            org=share.org,
+            advocate_id=share.advocate_id,
+            content_id=share.content_id,
+            network=share.network,
+            team=share.team,
+            tags=list(share.tags),
             location_prefix=prefix,
             location_suffix=suffix,
-            site_root=domain.site_root(doc["target_url"]),
-            trace=dict(doc.get("trace") or {}),
+            site_root=domain.site_root(share.target_url),
+            trace=share.trace,
             loaded_at=now,
         )
 
@@ -107,33 +109,33 @@ class RedirectState:
         self.contents_seen_until: datetime | None = None
         self.settings_seen_until: datetime | None = None
 
-    def apply_content(self, doc: Document) -> None:
-        key = (doc["org"], doc["content_id"])
-        if doc.get("status") in ("archived", "rejected"):
+    def apply_content(self, change: ContentChange) -> None:
+        key = (change.org, change.content_id)
+        if change.closed:
             self.archived.add(key)
         else:
             self.archived.discard(key)
-        expires: datetime | None = doc.get("expires_at")
-        if expires is not None:
-            self.expires_at[key] = expires.timestamp()
+        if change.expires_at is not None:
+            self.expires_at[key] = change.expires_at.timestamp()
         else:
             self.expires_at.pop(key, None)
+        self.contents_seen_until = max(self.contents_seen_until or change.updated_at, change.updated_at)
 
-    def apply_settings(self, doc: Document) -> None:
-        org = doc["_id"]
-        fallback = doc.get("fallback_url")
+    def apply_settings(self, change: SettingsChange) -> None:
+        org, rules = change.org, change.rules
+        fallback = rules.fallback_url
         if fallback and domain.is_http_url(fallback):
             self.fallback_url[org] = fallback
         else:
             self.fallback_url.pop(org, None)
-        hours = doc.get("unique_click_window_hours")
-        self.window_s[org] = float(hours) * 3600 if hours else DEFAULT_WINDOW_S
+        self.window_s[org] = float(rules.unique_click_window_hours) * 3600
+        self.settings_seen_until = max(self.settings_seen_until or change.updated_at, change.updated_at)
 
 
 class RedirectApp:
-    def __init__(self, settings: SharingSettings, *, clock: Clock | None = None) -> None:
+    def __init__(self, settings: SharingSettings, *, clock: SecondsClock | None = None) -> None:
         self.settings = settings
-        self.clock: Clock = clock or time.time
+        self.clock: SecondsClock = clock or time.time
         self.state = RedirectState()
         self.unique = UniqueVisitors(settings.unique_visitors_max, clock=self.clock)
         self.hasher = VisitorHasher(settings.visitor_hash_secret)
@@ -174,13 +176,13 @@ class RedirectApp:
         if not domain.CODE_PATTERN.fullmatch(code):
             return None
         assert self._load is not None
-        doc = await self._load(code)
-        if doc is None:
+        share = await self._load(code)
+        if share is None:
             if len(self._missing) >= 10_000:
                 self._missing.clear()
             self._missing[code] = now + NEGATIVE_TTL_S
             return None
-        target = LinkTarget.from_share(doc, self._param, now)
+        target = LinkTarget.from_share(share, self._param, now)
         if len(self._cache) >= self.settings.redirect_cache_size:
             del self._cache[next(iter(self._cache))]  # oldest first
         self._cache[code] = target
@@ -211,7 +213,7 @@ class RedirectApp:
             for part in cookie.decode("latin-1").split(";"):
                 name, _, value = part.strip().partition("=")
                 if name == self._cookie_name:
-                    return domain.verify_advocate_cookie(self.settings.visitor_hash_secret, value)
+                    return verify_advocate_cookie(self.settings.visitor_hash_secret, value)
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

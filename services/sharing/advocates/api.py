@@ -1,0 +1,87 @@
+"""Advocates' HTTP routes: enrolment and profiles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from services.sharing.advocates.schemas import AdvocateIn, AdvocateOut, AdvocatePage
+from services.sharing.advocates.service import AdvocatesService
+from services.sharing.redirect.cookie import set_advocate_cookie
+from services.sharing.settings import SharingSettings
+from shared.auth import ANY_MEMBER, Principal, Role, require
+from shared.pagination import Cursor
+
+router = APIRouter(prefix="/v1", tags=["advocates"])
+
+Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+async def get_service(request: Request) -> AdvocatesService:
+    service: AdvocatesService = request.app.state.advocates
+    return service
+
+
+async def get_settings(request: Request) -> SharingSettings:
+    settings: SharingSettings = request.app.state.settings
+    return settings
+
+
+Service = Annotated[AdvocatesService, Depends(get_service)]
+Settings = Annotated[SharingSettings, Depends(get_settings)]
+
+
+@router.put(
+    "/advocates/me",
+    response_model=AdvocateOut,
+    summary="Enrol, or update my advocate profile",
+    description="Self-service enrolment from the caller's token (`sub` is the advocate id). Emits "
+    "chorus.advocate.enrolled the first time, chorus.advocate.updated after.",
+)
+async def put_me(
+    body: AdvocateIn, principal: Member, service: Service, settings: Settings, response: Response
+) -> AdvocateOut:
+    set_advocate_cookie(response, settings, principal)
+    return AdvocateOut.of(await service.save(principal.org, principal.sub, body.profile()))
+
+
+@router.get(
+    "/advocates/me",
+    response_model=AdvocateOut,
+    summary="My advocate profile",
+    description="404 until the caller has enrolled with PUT /v1/advocates/me.",
+)
+async def get_me(principal: Member, service: Service, settings: Settings, response: Response) -> AdvocateOut:
+    set_advocate_cookie(response, settings, principal)
+    return AdvocateOut.of(await service.get(principal.org, principal.sub))
+
+
+@router.put(
+    "/advocates/{advocate_id}",
+    response_model=AdvocateOut,
+    summary="Enrol or update an advocate (admin)",
+    description="An admin enrols someone of the organisation; the id is that person's token `sub`.",
+)
+async def put_advocate(
+    advocate_id: Annotated[str, Path(min_length=1, max_length=200)],
+    body: AdvocateIn,
+    principal: Admin,
+    service: Service,
+) -> AdvocateOut:
+    return AdvocateOut.of(await service.save(principal.org, advocate_id, body.profile()))
+
+
+@router.get(
+    "/advocates",
+    response_model=AdvocatePage,
+    summary="List the organisation's advocates (admin)",
+    description="Cursor-paginated, in id order.",
+)
+async def list_advocates(
+    principal: Admin, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> AdvocatePage:
+    advocates, next_cursor = await service.page(principal.org, cursor, limit)
+    return AdvocatePage(items=[AdvocateOut.of(a) for a in advocates], next_cursor=next_cursor)

@@ -1,0 +1,131 @@
+"""Advocates' rules: the networks they may connect, and what an enrolment or a profile change emits.
+
+An advocate is one person of one organisation, known by their token's `sub`. Their profile says
+who they are for the audience rules (team, department, location), what they consent to, and the
+networks they connected with their audience sizes (their potential reach).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.errors import InvalidInput
+from shared.events.advocates import AdvocateEnrolled, AdvocateUpdated, NetworkAudience
+
+# Maximum post length per network, counting the link we append. X counts every link as 23.
+NETWORK_LIMITS: dict[str, int] = {
+    "linkedin": 3000,
+    "x": 280,
+    "facebook": 63206,
+    "instagram": 2200,
+    "threads": 500,
+    "bluesky": 300,
+    "mastodon": 500,
+    "xing": 3000,
+    "tiktok": 2200,
+    "youtube": 5000,
+}
+X_LINK_LENGTH = 23
+NETWORK_HEALTH = ("connected", "expired", "disconnected")
+
+
+@dataclass(frozen=True)
+class Network:
+    network: str
+    handle: str
+    audience_size: int = 0
+    health: str = "connected"
+
+
+@dataclass(frozen=True)
+class Consents:
+    tracking: bool = True  # the advocate's own activity may be measured
+    public_ranking: bool = True  # the advocate may appear in public leaderboards
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What an advocate says about themself (PUT /v1/advocates/me)."""
+
+    display_name: str
+    team: str | None = None
+    department: str | None = None
+    location: str | None = None
+    language: str | None = None
+    consents: Consents = Consents()
+    networks: tuple[Network, ...] = ()
+
+
+@dataclass(frozen=True)
+class AdvocateView:
+    """The advocate as the sharing rules see them: audience fields and connected reach."""
+
+    advocate_id: str
+    team: str | None = None
+    department: str | None = None
+    location: str | None = None
+    audience_by_network: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingView:
+    """Who passed the training gate (from chorus.training)."""
+
+    completed_course_ids: frozenset[str] = frozenset()
+    acknowledged_policy_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Advocate:
+    advocate_id: str
+    profile: Profile
+    enrolled_at: datetime
+    updated_at: datetime
+
+    @property
+    def potential_reach(self) -> int:
+        return sum(n.audience_size for n in self.profile.networks if n.health == "connected")
+
+    def view(self) -> AdvocateView:
+        p = self.profile
+        return AdvocateView(
+            advocate_id=self.advocate_id,
+            team=p.team,
+            department=p.department,
+            location=p.location,
+            audience_by_network={n.network: n.audience_size for n in p.networks if n.health == "connected"},
+        )
+
+
+def check_networks(networks: Sequence[Network]) -> None:
+    """Known networks and health states, each network once; raises naming the field."""
+    for i, network in enumerate(networks):
+        if network.network not in NETWORK_LIMITS:
+            raise InvalidInput.field(f"networks[{i}].network", f"must be one of {', '.join(NETWORK_LIMITS)}")
+        if network.health not in NETWORK_HEALTH:
+            raise InvalidInput.field(f"networks[{i}].health", f"must be one of {', '.join(NETWORK_HEALTH)}")
+    names = [n.network for n in networks]
+    if len(set(names)) != len(names):
+        raise InvalidInput.field("networks", "each network may appear once")
+
+
+def profile_saved(
+    advocate_id: str, profile: Profile, *, enrolled: bool
+) -> AdvocateEnrolled | AdvocateUpdated:
+    """The event a saved profile emits: enrolled the first time (`enrolled` says it was already)."""
+    event_type = AdvocateUpdated if enrolled else AdvocateEnrolled
+    return event_type(
+        advocate_id=advocate_id,
+        team=profile.team,
+        department=profile.department,
+        location=profile.location,
+        language=profile.language,
+        tracking_consent=profile.consents.tracking,
+        public_ranking_consent=profile.consents.public_ranking,
+        networks=[
+            NetworkAudience(network=n.network, audience_size=n.audience_size, health=n.health)
+            for n in profile.networks
+        ],
+    )

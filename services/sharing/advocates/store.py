@@ -1,0 +1,142 @@
+"""Advocates' collections; typed entities in and out.
+
+- advocates   one per (org, advocate): profile, consents, networks; carries its events' outbox
+- training    one per (org, advocate): courses completed, newest policy acknowledged
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.sharing.advocates.domain import Advocate, Consents, Network, Profile, TrainingView
+from shared.mongo import Document, IndexSpec
+from shared.outbox import outbox_index, queue
+from shared.tenancy import Tenants
+
+ADVOCATES = "advocates"
+TRAINING = "training"
+
+OUTBOX_COLLECTIONS = (ADVOCATES,)
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(ADVOCATES, [("org", 1), ("_id", 1)]),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
+]
+
+
+def advocate_key(org: str, advocate_id: str) -> str:
+    return f"{org}:{advocate_id}"
+
+
+def _profile_doc(profile: Profile) -> Document:
+    return {
+        "display_name": profile.display_name,
+        "team": profile.team,
+        "department": profile.department,
+        "location": profile.location,
+        "language": profile.language,
+        "consents": {
+            "tracking": profile.consents.tracking,
+            "public_ranking": profile.consents.public_ranking,
+        },
+        "networks": [
+            {"network": n.network, "handle": n.handle, "audience_size": n.audience_size, "health": n.health}
+            for n in profile.networks
+        ],
+    }
+
+
+def _advocate(doc: Document) -> Advocate:
+    consents: dict[str, Any] = doc.get("consents") or {}
+    return Advocate(
+        advocate_id=doc["advocate_id"],
+        profile=Profile(
+            display_name=doc.get("display_name", ""),
+            team=doc.get("team"),
+            department=doc.get("department"),
+            location=doc.get("location"),
+            language=doc.get("language"),
+            consents=Consents(
+                tracking=consents.get("tracking", True), public_ranking=consents.get("public_ranking", True)
+            ),
+            networks=tuple(
+                Network(
+                    network=n["network"],
+                    handle=n.get("handle", ""),
+                    audience_size=int(n.get("audience_size", 0)),
+                    health=n.get("health", "connected"),
+                )
+                for n in doc.get("networks", [])
+            ),
+        ),
+        enrolled_at=doc["enrolled_at"],
+        updated_at=doc["updated_at"],
+    )
+
+
+class AdvocatesStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tenants = Tenants(db)
+
+    async def get(self, org: str, advocate_id: str) -> Advocate | None:
+        doc = await self.tenants.of(org, ADVOCATES).find_one({"_id": advocate_key(org, advocate_id)})
+        return None if doc is None else _advocate(doc)
+
+    async def save(
+        self, org: str, advocate_id: str, profile: Profile, now: datetime, outbox: list[Document]
+    ) -> None:
+        """Save the profile and queue its event, in one write."""
+        await self.tenants.of(org, ADVOCATES).update_one(
+            {"_id": advocate_key(org, advocate_id)},
+            queue(
+                {
+                    "$set": {**_profile_doc(profile), "advocate_id": advocate_id, "updated_at": now},
+                    "$setOnInsert": {"enrolled_at": now},
+                },
+                outbox,
+            ),
+            upsert=True,
+        )
+
+    async def page(self, org: str, after: str | None, limit: int) -> tuple[list[Advocate], str | None]:
+        """Up to `limit` advocates in key order after `after`, and the key to go on from (None at
+        the end)."""
+        query: Document = {} if after is None else {"_id": {"$gt": after}}
+        docs = await self.tenants.of(org, ADVOCATES).find(query).sort("_id", 1).limit(limit + 1).to_list()
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return [_advocate(d) for d in docs], docs[-1]["_id"] if more else None
+
+    async def record_course(self, org: str, advocate_id: str, course_id: str) -> None:
+        await self.tenants.of(org, TRAINING).update_one(
+            {"_id": advocate_key(org, advocate_id)},
+            {"$addToSet": {"completed_course_ids": course_id}, "$set": {"advocate_id": advocate_id}},
+            upsert=True,
+        )
+
+    async def record_policy_acknowledgement(self, org: str, advocate_id: str, version: int) -> None:
+        await self.tenants.of(org, TRAINING).update_one(
+            {"_id": advocate_key(org, advocate_id)},
+            {"$max": {"acknowledged_policy_version": version}, "$set": {"advocate_id": advocate_id}},
+            upsert=True,
+        )
+
+    async def training(self, org: str, advocate_id: str) -> TrainingView:
+        doc = await self.tenants.of(org, TRAINING).find_one({"_id": advocate_key(org, advocate_id)})
+        if doc is None:
+            return TrainingView()
+        return TrainingView(
+            completed_course_ids=frozenset(doc.get("completed_course_ids") or ()),
+            acknowledged_policy_version=doc.get("acknowledged_policy_version"),
+        )
+
+    async def erase(self, org: str, advocate_id: str) -> dict[str, int]:
+        """Delete the advocate's profile and training record; counts per collection."""
+        key = {"_id": advocate_key(org, advocate_id)}
+        return {
+            ADVOCATES: (await self.tenants.of(org, ADVOCATES).delete_many(key)).deleted_count,
+            TRAINING: (await self.tenants.of(org, TRAINING).delete_many(key)).deleted_count,
+        }

@@ -1,0 +1,35 @@
+"""Erasure's HTTP route."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+
+from services.sharing.advocates.api import Member
+from services.sharing.erasure.service import ErasureService
+
+router = APIRouter(prefix="/v1", tags=["advocates"])
+
+
+async def get_service(request: Request) -> ErasureService:
+    service: ErasureService = request.app.state.erasure
+    return service
+
+
+Service = Annotated[ErasureService, Depends(get_service)]
+
+
+@router.delete(
+    "/advocates/{advocate_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Erase an advocate (the advocate themself or an admin)",
+    description="Removes the advocate's personal data from sharing and emits chorus.advocate.erased, "
+    "which every service honours. Their links keep working, attributed to an anonymous id.",
+)
+async def erase_advocate(
+    advocate_id: Annotated[str, Path(min_length=1, max_length=200)], principal: Member, service: Service
+) -> Response:
+    await service.erase(principal, advocate_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,69 @@
+"""Erasure's use cases: erase an advocate's personal data from every module of sharing.
+
+Longer than its domain: it is the one place that walks every module holding advocate data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from services.sharing.advocates.service import AdvocatesService
+from services.sharing.catalog.service import CatalogService
+from services.sharing.erasure import domain
+from services.sharing.erasure.store import ErasureStore
+from services.sharing.settings import SOURCE
+from services.sharing.shares.service import SharesService
+from shared.auth import Principal
+from shared.clock import Clock, utc_now
+from shared.errors import NotFound
+from shared.events import Event
+from shared.outbox import Outbox, pending
+
+log = logging.getLogger(__name__)
+
+
+class ErasureService:
+    def __init__(
+        self,
+        store: ErasureStore,
+        outbox: Outbox,
+        advocates: AdvocatesService,
+        shares: SharesService,
+        catalog: CatalogService,
+        *,
+        clock: Clock = utc_now,
+        forget_links: Callable[[set[str]], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.advocates = advocates
+        self.shares = shares
+        self.catalog = catalog
+        self.clock = clock
+        # Tells the redirect to drop its cached links of an erased advocate's shares.
+        self.forget_links = forget_links
+
+    async def erase(self, principal: Principal, advocate_id: str) -> None:
+        org = principal.org
+        domain.check_may_erase(principal, advocate_id)
+        if domain.erases_someone_else(principal, advocate_id):
+            known = await self.advocates.find(org, advocate_id) or await self.shares.ids_of(org, advocate_id)
+            if not known:
+                raise NotFound(f"advocate {advocate_id} not found")
+        event = Event.create(domain.erased(principal, advocate_id), tenant=org, source=SOURCE)
+        # The request is recorded with its event first; the erasure itself is idempotent and runs
+        # again when this service consumes that event, so a failure half way is finished then.
+        await self.store.record(org, event.id, self.clock(), [pending(event)])
+        self.outbox.nudge()
+        await self.apply(org, advocate_id)
+
+    async def apply(self, org: str, advocate_id: str) -> None:
+        """Idempotent: also run by the handler of chorus.advocate.erased."""
+        share_ids = await self.shares.ids_of(org, advocate_id)
+        counts = await self.advocates.erase(org, advocate_id)
+        counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
+        await self.catalog.forget_author(org, advocate_id)
+        if self.forget_links is not None:
+            self.forget_links(set(share_ids))
+        log.info("erased advocate data in org %s: %s", org, counts)

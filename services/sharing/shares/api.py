@@ -1,0 +1,93 @@
+"""Shares' HTTP routes (the public redirect is in redirect/, outside FastAPI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+
+from services.sharing.advocates.api import Member, Settings
+from services.sharing.redirect.cookie import set_advocate_cookie
+from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
+from services.sharing.shares.service import SharesService
+from shared.pagination import Cursor
+
+router = APIRouter(prefix="/v1", tags=["shares"])
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+
+
+async def get_service(request: Request) -> SharesService:
+    service: SharesService = request.app.state.shares
+    return service
+
+
+Service = Annotated[SharesService, Depends(get_service)]
+
+
+@router.post(
+    "/shares",
+    response_model=ShareOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Share a content item on a network",
+    description="Checks the organisation's governance (audience, policy and course gate, required "
+    "disclosure, blocked words, network length, daily limit, sharing hours) and answers with the "
+    "tracked short link. A refusal is a problem+json 4xx naming the reason. chorus.share.made is "
+    "emitted when the share goes out (now, or at `scheduled_at`). Send an Idempotency-Key to make "
+    "retries safe.",
+)
+async def create_share(
+    body: ShareIn,
+    principal: Member,
+    service: Service,
+    settings: Settings,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> dict[str, Any]:
+    async def create() -> dict[str, Any]:
+        share = await service.create(
+            principal, body.content_id, body.network, body.message, body.scheduled_at
+        )
+        return ShareOut.of(share).model_dump(mode="json")
+
+    result, replayed = await service.idempotent(
+        principal, idempotency_key, body.model_dump(mode="json"), create
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    set_advocate_cookie(response, settings, principal)
+    return result
+
+
+@router.get(
+    "/shares",
+    response_model=SharePage,
+    summary="List shares, newest first",
+    description="Advocates see their own; admins see the organisation's, optionally of one advocate.",
+)
+async def list_shares(
+    principal: Member,
+    service: Service,
+    settings: Settings,
+    response: Response,
+    advocate_id: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> SharePage:
+    set_advocate_cookie(response, settings, principal)
+    shares, next_cursor = await service.page(principal, advocate_id, cursor, limit)
+    return SharePage(items=[ShareOut.of(s) for s in shares], next_cursor=next_cursor)
+
+
+@router.get(
+    "/shareable",
+    response_model=ShareablePage,
+    summary="Content I may share now",
+    description="Published, within its window, in my audience, and with the policy/course gate met; "
+    "from sharing's projection of the content events.",
+)
+async def shareable(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> ShareablePage:
+    contents, next_cursor = await service.shareable(principal, cursor, limit)
+    return ShareablePage(items=[ShareableItem.of(c) for c in contents], next_cursor=next_cursor)

@@ -1,0 +1,86 @@
+"""HTTP request and response models of the shares API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from services.sharing.advocates.schemas import NETWORK_NAMES, Request
+from services.sharing.catalog.domain import ContentView
+from services.sharing.shares.domain import Share
+
+
+class ShareIn(Request):
+    content_id: str = Field(min_length=1, max_length=200)
+    network: str = Field(min_length=1, max_length=40, description=f"one of: {NETWORK_NAMES}")
+    message: str = Field(min_length=1, max_length=10_000, description="the advocate's own words")
+    scheduled_at: datetime | None = Field(
+        None, description="when the share goes out (UTC, future); omitted = now"
+    )
+
+
+class ShareOut(BaseModel):
+    id: str
+    advocate_id: str
+    content_id: str
+    network: str
+    message: str
+    code: str
+    short_url: str = Field(description="the tracked link to post: <public base URL>/r/<code>")
+    target_url: str = Field(description="where the link leads, with UTM parameters")
+    status: str = Field(description="pending (scheduled, not yet out) or sent")
+    scheduled_at: datetime | None = None
+    shared_at: datetime | None = None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, share: Share) -> ShareOut:
+        return cls(
+            id=share.id,
+            advocate_id=share.advocate_id,
+            content_id=share.content_id,
+            network=share.network,
+            message=share.message,
+            code=share.code,
+            short_url=share.short_url,
+            target_url=share.target_url,
+            status=share.status,
+            scheduled_at=share.scheduled_at,
+            shared_at=share.shared_at,
+            created_at=share.created_at,
+        )
+
+
+class SharePage(BaseModel):
+    items: list[ShareOut]
+    next_cursor: str | None
+
+
+class ShareableItem(BaseModel):
+    content_id: str
+    content_type: str
+    title: str
+    url: str
+    tags: list[str]
+    language: str | None = None
+    networks: list[str] = Field(description="networks with suggested posts")
+    expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, content: ContentView) -> ShareableItem:
+        return cls(
+            content_id=content.content_id,
+            content_type=content.content_type,
+            title=content.title,
+            url=content.url,
+            tags=list(content.tags),
+            language=content.language,
+            networks=list(content.networks),
+            expires_at=content.expires_at,
+        )
+
+
+class ShareablePage(BaseModel):
+    items: list[ShareableItem]
+    next_cursor: str | None

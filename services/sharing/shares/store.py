@@ -1,0 +1,192 @@
+"""Shares' collections; typed entities in and out.
+
+- shares         one per share, with its code, target and the trace context it was made in;
+                 carries its chorus.share.made in its outbox until sent
+- daily_counts   shares per (org, advocate, UTC day), reserved atomically for the daily limit
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.sharing.shares.domain import Share
+from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
+from shared.idempotency import run_once
+from shared.mongo import Document, IndexSpec, conditional_upsert
+from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_index, queue, with_outbox
+from shared.tenancy import Tenants
+
+SHARES = "shares"
+DAILY_COUNTS = "daily_counts"
+
+OUTBOX_COLLECTIONS = (SHARES,)
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(SHARES, [("code", 1)], unique=True),
+    IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("_id", -1)]),
+    IndexSpec(SHARES, [("org", 1), ("_id", -1)]),
+    IndexSpec(SHARES, [("status", 1), ("send_at", 1)]),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
+]
+
+
+def due_filter(now: datetime) -> Document:
+    """Pending shares whose time has come: served by the (status, send_at) index, whose pending
+    entries are the only ones it reads (sent shares are never scanned)."""
+    return {"status": "pending", "send_at": {"$lte": now}}
+
+
+def _day_key(org: str, advocate_id: str, day: str) -> str:
+    return f"{org}:{advocate_id}:{day}"
+
+
+def _share_doc(share: Share) -> Document:
+    return {
+        "_id": share.id,
+        "advocate_id": share.advocate_id,
+        "content_id": share.content_id,
+        "network": share.network,
+        "message": share.message,
+        "code": share.code,
+        "short_url": share.short_url,
+        "target_url": share.target_url,
+        "status": share.status,
+        "send_at": share.send_at,
+        "scheduled_at": share.scheduled_at,
+        "shared_at": share.shared_at,
+        "created_at": share.created_at,
+        "event_id": share.event_id,
+        "trace": share.trace,
+        "audience_size": share.audience_size,
+        "team": share.team,
+        "department": share.department,
+        "tags": list(share.tags),
+    }
+
+
+def _share(doc: Document) -> Share:
+    return Share(
+        id=doc["_id"],
+        org=doc["org"],
+        advocate_id=doc["advocate_id"],
+        content_id=doc["content_id"],
+        network=doc["network"],
+        message=doc.get("message", ""),
+        code=doc["code"],
+        short_url=doc["short_url"],
+        target_url=doc["target_url"],
+        status=doc["status"],
+        send_at=doc.get("send_at"),
+        scheduled_at=doc.get("scheduled_at"),
+        shared_at=doc.get("shared_at"),
+        created_at=doc["created_at"],
+        event_id=doc["event_id"],
+        trace=dict(doc.get("trace") or {}),
+        audience_size=doc.get("audience_size", 0),
+        team=doc.get("team"),
+        department=doc.get("department"),
+        tags=tuple(doc.get("tags") or ()),
+    )
+
+
+class SharesStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tenants = Tenants(db)
+
+    async def run_once(
+        self,
+        org: str,
+        scope: str,
+        key: str | None,
+        body: Any,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> tuple[dict[str, Any], bool]:
+        """`create` once per Idempotency-Key (shared/idempotency.py): (response, replayed?)."""
+        return await run_once(self.tenants.db, org=org, scope=scope, key=key, body=body, create=create)
+
+    async def reserve_daily_share(self, org: str, advocate_id: str, day: str, limit: int | None) -> bool:
+        """Count one share for the day unless the limit is reached (one atomic document update,
+        whose update count says whether this share was counted)."""
+        query: Document = {"_id": _day_key(org, advocate_id, day)}
+        if limit is not None:
+            query["count"] = {"$lt": limit}
+        return await conditional_upsert(
+            self.tenants.of(org, DAILY_COUNTS),
+            query,
+            {"$inc": {"count": 1}, "$setOnInsert": {"advocate_id": advocate_id, "day": day}},
+        )
+
+    async def release_daily_share(self, org: str, advocate_id: str, day: str) -> None:
+        await self.tenants.of(org, DAILY_COUNTS).update_one(
+            {"_id": _day_key(org, advocate_id, day)}, {"$inc": {"count": -1}}
+        )
+
+    async def insert(self, share: Share, outbox: list[Document]) -> None:
+        await self.tenants.of(share.org, SHARES).insert_one(with_outbox(_share_doc(share), outbox))
+
+    async def by_code(self, code: str) -> Share | None:
+        doc = await self.tenants.across(
+            SHARES, why="the public redirect: a share's code is a global, unguessable secret"
+        ).find_one({"code": code}, {OUTBOX: 0, OUTBOX_SINCE: 0})
+        return None if doc is None else _share(doc)
+
+    async def page(
+        self, org: str, advocate_id: str | None, before: str | None, limit: int
+    ) -> tuple[list[Share], str | None]:
+        """Up to `limit` shares, newest first, before `before`; and the id to go on from."""
+        query: Document = {}
+        if advocate_id is not None:
+            query["advocate_id"] = advocate_id
+        if before is not None:
+            query["_id"] = {"$lt": before}
+        docs = await self.tenants.of(org, SHARES).find(query).sort("_id", -1).limit(limit + 1).to_list()
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return [_share(d) for d in docs], docs[-1]["_id"] if more else None
+
+    async def due(self, now: datetime, limit: int) -> list[Share]:
+        """Across organisations: scheduled shares whose time has come."""
+        found = self.tenants.across(SHARES, why="the sweep of every organisation's due scheduled shares")
+        return [_share(d) for d in await found.find(due_filter(now)).limit(limit).to_list()]
+
+    async def mark_sent(self, share: Share, shared_at: datetime, outbox: list[Document]) -> bool:
+        """Mark a pending share sent and queue its event, in one write; False if it was not
+        pending any more (another replica's job sent it)."""
+        result = await self.tenants.of(share.org, SHARES).update_one(
+            {"_id": share.id, "status": "pending"},
+            queue({"$set": {"status": "sent", "shared_at": shared_at}}, outbox),
+        )
+        return result.modified_count == 1
+
+    async def ids_of(self, org: str, advocate_id: str) -> list[str]:
+        cursor = self.tenants.of(org, SHARES).find({"advocate_id": advocate_id}, {"_id": 1})
+        return [doc["_id"] async for doc in cursor]
+
+    async def erase_advocate(
+        self, org: str, advocate_id: str, tombstone: str, now: datetime
+    ) -> dict[str, int]:
+        """The advocate's shares stay (links keep working) under a tombstone id with no message,
+        team or department; their daily counts and stored share responses go."""
+        counts: dict[str, int] = {}
+        counts[DAILY_COUNTS] = (
+            await self.tenants.of(org, DAILY_COUNTS).delete_many({"advocate_id": advocate_id})
+        ).deleted_count
+        result = await self.tenants.of(org, SHARES).update_many(
+            {"advocate_id": advocate_id},
+            {
+                "$set": {"advocate_id": tombstone, "message": "", "erased_at": now},
+                "$unset": {"team": "", "department": ""},
+            },
+        )
+        counts[SHARES] = result.modified_count
+        # Stored responses of share creates name the advocate; their key scope does too.
+        prefix = re.escape(f"{org}:share:{advocate_id}:")
+        counts[IDEMPOTENCY_COLLECTION] = (
+            await self.tenants.of(org, IDEMPOTENCY_COLLECTION).delete_many({"_id": {"$regex": f"^{prefix}"}})
+        ).deleted_count
+        return counts
