@@ -26,6 +26,8 @@ from shared.tenancy import Tenants
 log = logging.getLogger(__name__)
 
 MIGRATIONS = "migrations"
+# The old shape of documents written before every query named the organisation.
+NO_ORG: Document = {"org": {"$exists": False}}
 INDEX_NOT_FOUND = 27
 NAMESPACE_NOT_FOUND = 26
 

@@ -153,6 +153,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
+        migrations=catalog_store.MIGRATIONS,
         description=DESCRIPTION,
     )
     return mount_redirect(app, redirect)

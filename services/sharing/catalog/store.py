@@ -13,11 +13,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sharing.catalog.domain import ContentChange, ContentView, OrgRules, SettingsChange
 from shared.events.content import ContentSnapshot, SettingsUpdated
+from shared.migrations import NO_ORG, rewrite
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
 CONTENTS = "contents"
 ORG_SETTINGS = "org_settings"
+
+# Settings documents are keyed by the org and, before every query named it, did not carry it.
+MIGRATIONS = [
+    rewrite("2026-12-org-settings-carry-their-org", ORG_SETTINGS, NO_ORG, [{"$set": {"org": "$_id"}}])
+]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(CONTENTS, [("org", 1), ("status", 1)]),
