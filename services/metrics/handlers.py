@@ -31,15 +31,16 @@ PROJECTED_AS = (CountedClick,)
 
 
 def build_subscription(metrics: MetricsModules) -> Subscription:
+    # Handlers read the modules when called: building the subscription reads only the settings
+    # (devtools/consumers.py builds it without a database).
     subscription = Subscription(group=GROUP, max_batch=MAX_BATCH)
-    projections = metrics.projections
     shares_topic, clicks_topic, conversions_topic = metrics.settings.projected_topics()
 
     # Clicks carry the traffic: a worker process decodes and folds each poll (a Tally) while the
     # consumer fetches the next; its tally is written in one update per document.
     def projector(topic: str) -> Callable[[Tally], Awaitable[None]]:
         async def project(tally: Tally) -> None:
-            await projections.project_live(topic, tally)
+            await metrics.projections.project_live(topic, tally)
 
         return project
 
@@ -48,24 +49,24 @@ def build_subscription(metrics: MetricsModules) -> Subscription:
 
     @subscription.on(AdvocateEnrolled)
     async def enrolled(event: Event[AdvocateEnrolled]) -> None:
-        await projections.advocate_profile(event.tenant, event.data)
+        await metrics.projections.advocate_profile(event.tenant, event.data)
 
     @subscription.on(AdvocateUpdated)
     async def updated(event: Event[AdvocateUpdated]) -> None:
-        await projections.advocate_profile(event.tenant, event.data)
+        await metrics.projections.advocate_profile(event.tenant, event.data)
 
     @subscription.on(AdvocateErased)
     async def erased(event: Event[AdvocateErased]) -> None:
         org, advocate_id = event.tenant, event.data.advocate_id
-        await projections.erase_advocate(org, advocate_id)
+        await metrics.projections.erase_advocate(org, advocate_id)
         await metrics.attribution.erase_advocate(org, advocate_id)
         await metrics.surveys.erase_respondent(org, advocate_id)
         # Last, so that "no longer enrolled" means every step above is done.
-        await projections.unenrol(org, advocate_id)
+        await metrics.projections.unenrol(org, advocate_id)
 
     @subscription.on(CourseCompleted)
     async def course_completed(event: Event[CourseCompleted]) -> None:
-        await projections.course_completed(event.tenant, event.data)
+        await metrics.projections.course_completed(event.tenant, event.data)
 
     @subscription.on(SettingsUpdated)
     async def settings_updated(event: Event[SettingsUpdated]) -> None:
