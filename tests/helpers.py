@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.metrics.domain import Effect, Tally, Tallying
+from services.metrics.projections.domain import Effect, Tally, Tallying
 from shared.auth import issue_dev_token
 from shared.events import Event, EventData, decode
 from shared.mongo import Document, IndexSpec, create_client, ensure_indexes

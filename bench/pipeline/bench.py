@@ -5,7 +5,7 @@
 2. Baseline: a bare aiokafka loop in its own group that fetches, and commits the fetched
    partitions' offsets after each fetch (as the ConsumerRunner does), without decoding. Events/s.
 3. Projector: the real ConsumerRunner + Subscription.on_tally (domain.tally_events in the
-   tally worker process) + MetricsService.project_live, into a fresh database, in another group
+   tally worker process) + ProjectionService.project_live, into a fresh database, in another group
    on the same topic. Events/s, and the ratio to the baseline; CPU per event of the consumer's
    process and of its worker.
    Steps 2 and 3 alternate for `--rounds` rounds; the ratio is the median of the rounds' ratios.
@@ -38,13 +38,14 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.metrics import domain
-from services.metrics.api import router
-from services.metrics.domain import Tally
+from services.metrics.analytics.api import router
+from services.metrics.attribution.store import OUTBOX_COLLECTIONS
 from services.metrics.handlers import MAX_BATCH, PROJECTED_AS
-from services.metrics.service import MetricsService
+from services.metrics.main import INDEXES
+from services.metrics.modules import MetricsModules
+from services.metrics.projections import domain
+from services.metrics.projections.domain import Tally
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import INDEXES, OUTBOX_COLLECTIONS
 from shared.app import Runtime, Wiring, create_service_app, tune_gc
 from shared.auth import issue_dev_token
 from shared.events import Topic
@@ -193,7 +194,7 @@ def bench_settings(args: argparse.Namespace, run: str) -> MetricsSettings:
 
 async def projector_run(
     settings: MetricsSettings,
-    service: MetricsService,
+    service: MetricsModules,
     topic: Topic,
     n: int,
     max_batch: int,
@@ -203,7 +204,7 @@ async def projector_run(
 
     @subscription.on_tally(topic, tally=domain.tally_events, read_as=PROJECTED_AS)
     async def clicks(tally: Tally) -> None:
-        await service.project_live(topic.name, tally)
+        await service.projections.project_live(topic.name, tally)
 
     dlq = EventProducer(settings)
     await dlq.start()
@@ -214,7 +215,7 @@ async def projector_run(
 
 async def measure_projector(
     settings: MetricsSettings,
-    service: MetricsService,
+    service: MetricsModules,
     topic: Topic,
     n: int,
     max_batch: int,
@@ -292,7 +293,7 @@ def produce_steadily(
 async def measure_freshness(
     args: argparse.Namespace,
     settings: MetricsSettings,
-    service: MetricsService,
+    service: MetricsModules,
     topic: Topic,
     rate: float,
     factory: ClickFactory,
@@ -382,11 +383,11 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     # Every projector round starts from an empty database of its own; freshness uses the last.
     databases: list[str] = []
 
-    async def fresh_service(round_no: int) -> MetricsService:
+    async def fresh_service(round_no: int) -> MetricsModules:
         db = mongo[f"{settings.database_name('metrics')}_r{round_no}"]
         databases.append(db.name)
         await ensure_indexes(db, INDEXES)
-        return MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
+        return MetricsModules.build(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
 
     tune_gc()  # as the service's lifespan does before its consumers start
     results: dict[str, Any] = {"events": args.events, "partitions": PARTITIONS, "max_batch": args.max_batch}

@@ -4,13 +4,28 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 
-from services.metrics.api import router
-from services.metrics.handlers import build_attribution_subscription, build_subscription
-from services.metrics.service import MetricsService
+from services.metrics.analytics import api as analytics_api
+from services.metrics.api_keys import api as api_keys_api
+from services.metrics.api_keys.store import INDEXES as API_KEY_INDEXES
+from services.metrics.attribution import api as attribution_api
+from services.metrics.attribution.store import INDEXES as ATTRIBUTION_INDEXES
+from services.metrics.attribution.store import OUTBOX_COLLECTIONS
+from services.metrics.goals import api as goals_api
+from services.metrics.goals.store import INDEXES as GOAL_INDEXES
+from services.metrics.handlers import (
+    build_attribution_subscription,
+    build_subscription,
+    build_webhooks_subscription,
+)
+from services.metrics.modules import MetricsModules
+from services.metrics.org_settings import api as org_settings_api
+from services.metrics.org_settings import store as org_settings_store
+from services.metrics.org_settings.store import INDEXES as ORG_SETTINGS_INDEXES
+from services.metrics.projections.store import INDEXES as PROJECTION_INDEXES
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import INDEXES, OUTBOX_COLLECTIONS
+from services.metrics.surveys import api as surveys_api
+from services.metrics.surveys.store import INDEXES as SURVEY_INDEXES
 from services.metrics.webhooks import api as webhooks_api
-from services.metrics.webhooks import handlers as webhooks_handlers
 from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
@@ -21,16 +36,35 @@ DESCRIPTION = (
     "Attribution from click to revenue: projections of shares, clicks and conversions, the "
     "conversions API for websites and CRMs, funnel analytics, program goals and surveys."
 )
+# In the order the API lists them.
+ROUTERS = [
+    attribution_api.router,
+    api_keys_api.router,
+    analytics_api.router,
+    org_settings_api.router,
+    goals_api.router,
+    surveys_api.router,
+    webhooks_api.router,
+]
+INDEXES = (
+    PROJECTION_INDEXES
+    + ORG_SETTINGS_INDEXES
+    + API_KEY_INDEXES
+    + ATTRIBUTION_INDEXES
+    + GOAL_INDEXES
+    + SURVEY_INDEXES
+    + WEBHOOK_INDEXES
+)
 
 
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
 
     async def wire(runtime: Runtime) -> Wiring:
-        service = MetricsService(settings, runtime.db, runtime.outbox)
+        metrics = MetricsModules.build(settings, runtime.db, runtime.outbox)
 
         async def resolve_api_key(request: Request, key_id: str, secret: str) -> str | None:
-            return await service.resolve_api_key(key_id, secret)
+            return await metrics.api_keys.resolve(key_id, secret)
 
         webhooks = WebhookService(
             settings,
@@ -43,14 +77,16 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         await webhooks.adopt_earlier_deliveries()
 
         return Wiring(
-            service=service,
+            service=metrics,
             subscriptions=[
-                build_subscription(service),
-                build_attribution_subscription(service),
-                webhooks_handlers.build_subscription(webhooks),
+                build_subscription(metrics),
+                build_attribution_subscription(metrics),
+                build_webhooks_subscription(webhooks),
             ],
             periodic=[
-                Periodic("metrics-goal-snapshots", settings.goal_snapshot_every_s, service.snapshot_goals),
+                Periodic(
+                    "metrics-goal-snapshots", settings.goal_snapshot_every_s, metrics.goals.snapshot_goals
+                ),
                 Periodic(
                     "metrics-webhook-dispatch", settings.webhook_dispatch_every_s, webhooks.dispatch_due
                 ),
@@ -63,9 +99,10 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     return create_service_app(
         name="metrics",
         settings=settings,
-        routers=[router, webhooks_api.router],
-        indexes=INDEXES + WEBHOOK_INDEXES,
+        routers=ROUTERS,
+        indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
+        migrations=org_settings_store.MIGRATIONS,
         description=DESCRIPTION,
     )

@@ -3,7 +3,7 @@
 `python -m services.metrics.rebuild` (in the image, as a Job: docs/runbook.md), or
 `chorus rebuild metrics` locally.
 
-The replay folds the same batches through the same `MetricsService.project` as the live
+The replay folds the same batches through the same `ProjectionService.project` as the live
 consumer, into a new `stats_g<n>` collection. When it has caught up it points readers and the
 live projector at the new generation, replays once more whatever arrived meanwhile (the
 per-partition watermarks make the overlap with the live consumer harmless), and drops the old
@@ -19,13 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from services.metrics.handlers import PROJECTED_AS
-from services.metrics.service import MetricsService
+from services.metrics.projections.service import ProjectionService
+from services.metrics.projections.store import STATS_CACHE_S, ProjectionStore, stats_indexes
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import ERASED, OUTBOX_COLLECTIONS, STATS_CACHE_S, stats_indexes
-from shared.messaging import EventProducer
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client, ensure_indexes
-from shared.outbox import Outbox
 
 Progress = Callable[[int, int], None]  # (events replayed, events to replay)
 
@@ -39,7 +37,7 @@ class RebuildResult:
 
 async def _replay(
     settings: MetricsSettings,
-    service: MetricsService,
+    service: ProjectionService,
     collection: str,
     progress: Progress,
     after: TopicRange | None = None,
@@ -67,7 +65,7 @@ async def replay(settings: MetricsSettings, collection: str, progress: Progress)
     on a projection that has already seen everything)."""
     mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
-    service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
+    service = ProjectionService(settings, ProjectionStore(db))
     try:
         return (await _replay(settings, service, collection, progress))[1]
     finally:
@@ -78,13 +76,12 @@ async def rebuild(settings: MetricsSettings, progress: Progress) -> RebuildResul
     settings.service_name = "metrics-rebuild"
     mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
-    # The producer is never started: a rebuild writes no conversions.
-    service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, EventProducer(settings)))
+    service = ProjectionService(settings, ProjectionStore(db))
     try:
-        new = await service.store.next_generation()
+        new = await service.new_generation()
         await ensure_indexes(db, stats_indexes(new))
         first, done = await _replay(settings, service, new, progress)
-        old = await service.store.swap_stats(new)
+        old = await service.swap_in(new)
         # Whatever the live consumer applied to the old generation while we swapped (it reads
         # the active generation at most STATS_CACHE_S old).
         await asyncio.sleep(2 * STATS_CACHE_S)
@@ -92,10 +89,9 @@ async def rebuild(settings: MetricsSettings, progress: Progress) -> RebuildResul
             settings, service, new, lambda d, t: progress(done + d, done + t), after=first
         )
         done += more
-        async for marker in db[ERASED].find({}):
-            await service.store.delete_advocate_stats(new, marker["org"], marker["advocate_id"])
+        await service.forget_erased(new)
         if old != new:
-            await service.store.drop_collection(old)
+            await service.drop_generation(old)
         return RebuildResult(old, new, done)
     finally:
         await mongo.close()

@@ -390,7 +390,7 @@ async def test_find_one_and_update_before_returns_the_document_as_it_was(
 async def test_a_conditional_upsert_that_misses_an_existing_document_raises_duplicate_key(
     collection: AsyncCollection[Document],
 ) -> None:
-    # metrics MetricsStore.apply fences on offset watermarks: `{_id, wm.<src>: {$lt: first}}`
+    # metrics ProjectionStore.apply fences on offset watermarks: `{_id, wm.<src>: {$lt: first}}`
     # with an upsert must collide on _id (not create a second document, not update) when the
     # document has moved past that offset, or has no watermark for the source yet.
     await collection.insert_one({"_id": "day", "wm": {"p0": 7}, "n": 1})

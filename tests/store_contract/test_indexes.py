@@ -26,8 +26,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.content.main import INDEXES as CONTENT
-from services.metrics.store import INDEXES as METRICS
-from services.metrics.store import stats_indexes
+from services.metrics.main import INDEXES as METRICS
+from services.metrics.projections.store import stats_indexes
 from services.metrics.webhooks.store import INDEXES as METRICS_WEBHOOKS
 from services.recognition.store import INDEXES as RECOGNITION
 from services.sharing.shares.store import INDEXES as SHARING
@@ -113,7 +113,7 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 11),
         },
     ),
-    # services/metrics/store.py CLICK_INDEX
+    # services/metrics/projections/store.py CLICK_INDEX
     "click_index": Collection(
         declared("click_index", METRICS),
         lambda i: {
@@ -125,7 +125,7 @@ COLLECTIONS: dict[str, Collection] = {
             "bot": i % 11 == 0,
         },
     ),
-    # services/metrics/store.py stats_indexes (the stats_g<n> generations)
+    # services/metrics/projections/store.py stats_indexes (the stats_g<n> generations)
     "stats_g0": Collection(
         stats_indexes("stats_g0"),
         lambda i: {
@@ -135,7 +135,7 @@ COLLECTIONS: dict[str, Collection] = {
             "day": (T0 + timedelta(days=i % 300)).date().isoformat(),
         },
     ),
-    # services/metrics/store.py CUSTOMERS: an index on a field of the subdocuments of an array
+    # services/metrics/attribution/store.py CUSTOMERS: an index on a field of the subdocuments of an array
     "customers": Collection(
         declared("customers", METRICS),
         lambda i: {
@@ -144,7 +144,7 @@ COLLECTIONS: dict[str, Collection] = {
             "touches": [{"advocate_id": f"a{(i + n) % 40}", "share_id": f"s{i + n}"} for n in range(3)],
         },
     ),
-    # services/metrics/store.py CONVERSIONS
+    # services/metrics/attribution/store.py CONVERSIONS
     "conversions": Collection(
         declared("conversions", METRICS),
         lambda i: {
@@ -217,7 +217,7 @@ COLLECTIONS: dict[str, Collection] = {
             "points": i % 97,
         },
     ),
-    # services/metrics/store.py GOAL_SNAPSHOTS
+    # services/metrics/goals/store.py GOAL_SNAPSHOTS
     "goal_snapshots": Collection(
         declared("goal_snapshots", METRICS),
         lambda i: {

@@ -8,15 +8,16 @@ import logging
 import secrets
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
+from typing import Any
 
 from services.metrics.webhooks import domain
-from services.metrics.webhooks.store import Endpoint, Replay, WebhookStore
+from services.metrics.webhooks.store import EARLIER_DELIVERIES, Endpoint, Replay, WebhookStore
 from shared.auth import Principal
+from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import REGISTRY, AnyEvent
 from shared.messaging.replay import TopicRange
-from shared.mongo import Document
 from shared.settings import ChorusSettings
 from shared.webhooks import policy
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
@@ -29,27 +30,6 @@ REQUEST_TIMEOUT_S = 10.0
 ENDPOINT_CACHE_S = 5.0
 
 
-# The shape of deliveries queued before the shared engine, and the pipeline that converts them.
-EARLIER_DELIVERIES: tuple[Document, list[Document]] = (
-    {"endpoint_id": {"$exists": True}},
-    [
-        {
-            "$set": {
-                "target": "$endpoint_id",
-                "log": [],
-                "meta": {
-                    "event_id": "$event_id",
-                    "event_type": "$event_type",
-                    "event_time": "$event_time",
-                    "replay_id": "$replay_id",
-                },
-            }
-        },
-        {"$unset": ["endpoint_id", "event_id", "event_type", "event_time", "replay_id"]},
-    ],
-)
-
-
 class WebhookService:
     def __init__(
         self,
@@ -59,8 +39,10 @@ class WebhookService:
         *,
         retry_base_s: float,
         allow_insecure_loopback: bool,
+        clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
+        self._clock = clock
         self._store = store
         self._allow_insecure_loopback = allow_insecure_loopback
         self.engine = WebhookEngine(
@@ -103,7 +85,7 @@ class WebhookService:
             # Shown to the admin once, at creation.
             secret=f"whsec_{secrets.token_urlsafe(32)}",
             created_by=principal.sub,
-            created_at=datetime.now(UTC),
+            created_at=self._clock(),
         )
         await self._store.add_endpoint(endpoint)
         self._endpoint_cache.pop(principal.org, None)
@@ -119,7 +101,7 @@ class WebhookService:
         return endpoint
 
     async def delete_endpoint(self, principal: Principal, endpoint_id: str) -> None:
-        if not await self._store.deactivate(principal.org, endpoint_id, datetime.now(UTC)):
+        if not await self._store.deactivate(principal.org, endpoint_id, self._clock()):
             raise NotFound(f"no webhook endpoint {endpoint_id}")
         await self.engine.cancel(principal.org, endpoint_id)
         self._endpoint_cache.pop(principal.org, None)
@@ -144,7 +126,7 @@ class WebhookService:
     async def enqueue(self, event: AnyEvent, *, replay_id: str | None = None, only: str | None = None) -> int:
         """A pending delivery per endpoint of the event's organisation that wants its type."""
         created = 0
-        meta: Document = {
+        meta: dict[str, Any] = {
             "event_id": event.id,
             "event_type": event.type,
             "event_time": event.time,
@@ -181,7 +163,7 @@ class WebhookService:
             state="running",
             events=0,
             requested_by=principal.sub,
-            requested_at=datetime.now(UTC),
+            requested_at=self._clock(),
         )
         await self._store.add_replay(replay)
         task = asyncio.create_task(self._replay(replay, set(endpoint.event_types)))

@@ -10,6 +10,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document, IndexSpec
+from shared.tenancy import Tenants
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
 
 ENDPOINTS = "webhook_endpoints"
@@ -20,6 +21,27 @@ INDEXES = [
     IndexSpec(REPLAYS, [("org", ASCENDING), ("endpoint_id", ASCENDING)]),
     *DELIVERY_INDEXES,
 ]
+
+
+# The shape of deliveries queued before the shared engine, and the pipeline that converts them.
+EARLIER_DELIVERIES: tuple[Document, list[Document]] = (
+    {"endpoint_id": {"$exists": True}},
+    [
+        {
+            "$set": {
+                "target": "$endpoint_id",
+                "log": [],
+                "meta": {
+                    "event_id": "$event_id",
+                    "event_type": "$event_type",
+                    "event_time": "$event_time",
+                    "replay_id": "$replay_id",
+                },
+            }
+        },
+        {"$unset": ["endpoint_id", "event_id", "event_type", "event_time", "replay_id"]},
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -80,13 +102,12 @@ def _replay(doc: Document) -> Replay:
 
 class WebhookStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._db = db
+        self.tenants = Tenants(db)
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
-        await self._db[ENDPOINTS].insert_one(
+        await self.tenants.of(endpoint.org, ENDPOINTS).insert_one(
             {
                 "_id": endpoint.id,
-                "org": endpoint.org,
                 "url": endpoint.url,
                 "event_types": endpoint.event_types,
                 "description": endpoint.description,
@@ -98,24 +119,23 @@ class WebhookStore:
         )
 
     async def endpoints(self, org: str) -> list[Endpoint]:
-        cursor = self._db[ENDPOINTS].find({"org": org, "active": True}).sort("created_at", ASCENDING)
+        cursor = self.tenants.of(org, ENDPOINTS).find({"active": True}).sort("created_at", ASCENDING)
         return [_endpoint(d) async for d in cursor]
 
     async def endpoint(self, org: str, endpoint_id: str) -> Endpoint | None:
-        doc = await self._db[ENDPOINTS].find_one({"_id": endpoint_id, "org": org, "active": True})
+        doc = await self.tenants.of(org, ENDPOINTS).find_one({"_id": endpoint_id, "active": True})
         return None if doc is None else _endpoint(doc)
 
     async def deactivate(self, org: str, endpoint_id: str, at: datetime) -> bool:
-        result = await self._db[ENDPOINTS].update_one(
-            {"_id": endpoint_id, "org": org, "active": True}, {"$set": {"active": False, "deleted_at": at}}
+        result = await self.tenants.of(org, ENDPOINTS).update_one(
+            {"_id": endpoint_id, "active": True}, {"$set": {"active": False, "deleted_at": at}}
         )
         return result.modified_count == 1
 
     async def add_replay(self, replay: Replay) -> None:
-        await self._db[REPLAYS].insert_one(
+        await self.tenants.of(replay.org, REPLAYS).insert_one(
             {
                 "_id": replay.id,
-                "org": replay.org,
                 "endpoint_id": replay.endpoint_id,
                 "from": replay.since,
                 "to": replay.until,
@@ -129,10 +149,10 @@ class WebhookStore:
     async def finish_replay(
         self, org: str, replay_id: str, state: str, events: int, error: str | None
     ) -> None:
-        await self._db[REPLAYS].update_one(
-            {"_id": replay_id, "org": org}, {"$set": {"state": state, "events": events, "error": error}}
+        await self.tenants.of(org, REPLAYS).update_one(
+            {"_id": replay_id}, {"$set": {"state": state, "events": events, "error": error}}
         )
 
     async def replay(self, org: str, endpoint_id: str, replay_id: str) -> Replay | None:
-        doc = await self._db[REPLAYS].find_one({"_id": replay_id, "org": org, "endpoint_id": endpoint_id})
+        doc = await self.tenants.of(org, REPLAYS).find_one({"_id": replay_id, "endpoint_id": endpoint_id})
         return None if doc is None else _replay(doc)

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.metrics.attribution.store import CONVERSIONS as CONVERSIONS_COLLECTION
 from services.metrics.main import create_app
-from services.metrics.service import MetricsService
+from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import CONVERSIONS as CONVERSIONS_COLLECTION
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased
 from shared.events.clicks import ClickRecorded
@@ -248,8 +248,8 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
 async def test_the_outbox_relay_finds_pending_conversions_through_an_index(
     client: httpx.AsyncClient,
 ) -> None:
-    service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
-    conversions = service.store.db[CONVERSIONS_COLLECTION]
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+    conversions = metrics.attribution.store.tenants.db[CONVERSIONS_COLLECTION]
     explain = await conversions.find(PENDING_FILTER).sort(OUTBOX_SINCE, 1).limit(PAGE).explain()
     assert uses_an_index(explain), plan_stages(explain)
 
@@ -311,8 +311,8 @@ async def test_goal_progress_and_forecast_follow_known_data(
     )
     assert horizon.json()["starts_on"] == today.isoformat()
 
-    service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
-    assert await service.snapshot_goals() >= 1
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+    assert await metrics.goals.snapshot_goals() >= 1
     fetched = await client.get(f"/v1/goals/{on_track['goal_id']}", headers=admin(settings, org))
     assert fetched.json()["history"] == [{"date": today.isoformat(), "value": 10.0, "enrolled": 0}]
 
@@ -466,7 +466,7 @@ async def test_program_figures_and_erasure(
     lead = {"type": "lead", "click_id": f"{org}-c1", "customer_id": "cust-e"}
     converted = await client.post("/v1/conversions", json=lead, headers=admin(settings, org))
     assert converted.json()["advocate_id"] == alice
-    service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
 
     await producer.publish(
         Event.create(AdvocateErased(advocate_id=alice, requested_by="dpo"), tenant=org, source="/test")
@@ -488,7 +488,7 @@ async def test_program_figures_and_erasure(
     me = await client.get("/v1/me/stats", headers=bearer(settings, org=org, sub=alice, roles=["advocate"]))
     assert (me.json()["reach"], me.json()["clicks"]) == (0, 0)
     # Attribution forgets her too: her clicks no longer credit anyone.
-    assert await service.store.customer_touches(org, "cust-e") == []
+    assert await metrics.attribution.store.customer_touches(org, "cust-e") == []
     again = await client.post(
         "/v1/conversions",
         headers=admin(settings, org),

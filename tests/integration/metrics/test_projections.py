@@ -13,18 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from services.metrics import domain
 from services.metrics.main import create_app
+from services.metrics.projections import domain
+from services.metrics.projections.service import ProjectionService
+from services.metrics.projections.store import ProjectionStore
 from services.metrics.rebuild import rebuild, replay
-from services.metrics.service import MetricsService
 from services.metrics.settings import MetricsSettings
-from services.metrics.store import OUTBOX_COLLECTIONS, MetricsStore
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
 from shared.events.topics import CLICKS
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
-from shared.outbox import Outbox
 from shared.settings import ChorusSettings
 from tests.helpers import Pending, bearer, eventually, new_org, running_app, tally_of
 from tests.integration.metrics.scenario import (
@@ -230,7 +229,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     mongo = create_client(settings)
     try:
         db = mongo[settings.database_name("metrics")]
-        service = MetricsService(settings, db, Outbox(db, OUTBOX_COLLECTIONS, producer))
+        service = ProjectionService(settings, ProjectionStore(db))
         pending = [
             Pending(
                 effect._replace(dims=(("all", "*"),)),
@@ -281,7 +280,7 @@ async def test_overlapping_redeliveries_from_several_partitions_apply_once(
     conversion published twice."""
     mongo = create_client(metrics_settings)
     db = mongo[metrics_settings.database_name("metrics")]
-    store = MetricsStore(db)
+    store = ProjectionStore(db)
     collection, org, day = f"stats_t{uuid.uuid4().hex[:8]}", new_org(), "2026-11-02"
     effect = domain.Effect(org, day, (("all", "*"), ("advocate", "alice")), (("clicks", 1),))
 
@@ -358,7 +357,7 @@ async def test_replaying_the_topics_from_offset_zero_over_existing_projections_c
     async with running_app(create_app(settings=settings)) as client:
         s = await run_private_scenario(client, settings, producer)
         before = await all_funnels(client, settings, s)
-        service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+        service: ProjectionService = client._transport.app.state.service.projections  # type: ignore[attr-defined]
         # Every record of the shares, clicks and conversions topics, from offset 0, applied again
         # to the live projection while the live consumer keeps running.
         replayed = await replay(
@@ -375,7 +374,7 @@ async def test_a_rebuild_equals_the_live_projections(
     async with running_app(create_app(settings=settings)) as client:
         s = await run_private_scenario(client, settings, producer)
         live = await all_funnels(client, settings, s)
-        service: MetricsService = client._transport.app.state.service  # type: ignore[attr-defined]
+        service: ProjectionService = client._transport.app.state.service.projections  # type: ignore[attr-defined]
         old = await service.store.active_stats(fresh=True)
         seen: list[tuple[int, int]] = []
         result = await rebuild(settings.model_copy(), lambda done, total: seen.append((done, total)))

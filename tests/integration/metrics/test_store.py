@@ -1,4 +1,4 @@
-"""MetricsStore on the real local store, with several connection pools writing at once (as
+"""The metrics stores on the real local store, with several connection pools writing at once (as
 several projector processes do): concurrent updates of one document are exact, and a member
 that still applies a partition it lost counts nothing twice."""
 
@@ -9,12 +9,18 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
-from services.metrics import domain
-from services.metrics.store import MetricsStore
-from shared.mongo import create_client
+from services.metrics.attribution.domain import Touch
+from services.metrics.attribution.store import AttributionStore
+from services.metrics.org_settings.domain import EmvRates, OrgSettings
+from services.metrics.org_settings.store import OrgSettingsStore
+from services.metrics.projections import domain
+from services.metrics.projections.store import ProjectionStore
+from shared.mongo import Document, create_client
 from shared.settings import ChorusSettings
 from tests.helpers import Pending, new_org, tally_of
 
@@ -28,16 +34,21 @@ COLLECTION = f"stats_t{uuid.uuid4().hex[:8]}"  # a stats generation of this modu
 
 
 @pytest.fixture
-async def stores(settings: ChorusSettings) -> AsyncIterator[list[MetricsStore]]:
-    """Stores of the metrics database over separate clients."""
+async def dbs(settings: ChorusSettings) -> AsyncIterator[list[AsyncDatabase[Document]]]:
+    """The metrics database over separate clients."""
     clients = [create_client(settings) for _ in range(POOLS)]
-    stores = [MetricsStore(client[settings.database_name("metrics")]) for client in clients]
+    dbs = [client[settings.database_name("metrics")] for client in clients]
     try:
-        yield stores
+        yield dbs
     finally:
-        await stores[0].db[COLLECTION].drop()
+        await dbs[0][COLLECTION].drop()
         for client in clients:
             await client.close()
+
+
+@pytest.fixture
+def stores(dbs: list[AsyncDatabase[Document]]) -> list[ProjectionStore]:
+    return [ProjectionStore(db) for db in dbs]
 
 
 def clicks_of(org: str, advocate: str, source: str, offsets: range) -> list[Pending]:
@@ -45,11 +56,13 @@ def clicks_of(org: str, advocate: str, source: str, offsets: range) -> list[Pend
     return [Pending(effect, source, offset, f"{source}-{offset}") for offset in offsets]
 
 
-async def counted(store: MetricsStore, org: str, dim: str) -> int:
+async def counted(store: ProjectionStore, org: str, dim: str) -> int:
     return sum(row.get("clicks", 0) for row in await store.stats_docs(COLLECTION, org, dim, DAY, DAY))
 
 
-async def test_many_concurrent_writers_of_one_document_lose_no_increment(stores: list[MetricsStore]) -> None:
+async def test_many_concurrent_writers_of_one_document_lose_no_increment(
+    stores: list[ProjectionStore],
+) -> None:
     """40 partitions, each applying its 10 batches in order, all at once through 4 pools: 800
     `$inc` updates of the same two documents (the day's totals and its breakdowns)."""
     org = new_org()
@@ -71,7 +84,7 @@ async def test_many_concurrent_writers_of_one_document_lose_no_increment(stores:
 
 
 async def test_two_members_applying_one_partition_at_once_count_each_record_once(
-    stores: list[MetricsStore],
+    stores: list[ProjectionStore],
 ) -> None:
     """After a rebalance, the member that lost a partition may still apply its last polls while
     the new owner applies the same records in other batches: the compare-and-set on the
@@ -79,7 +92,7 @@ async def test_two_members_applying_one_partition_at_once_count_each_record_once
     org = new_org()
     records = 300
 
-    async def member(store: MetricsStore, seed: int) -> None:
+    async def member(store: ProjectionStore, seed: int) -> None:
         rng = random.Random(seed)
         offset = 0
         while offset < records:
@@ -95,28 +108,29 @@ async def test_two_members_applying_one_partition_at_once_count_each_record_once
     )
 
 
-async def test_erasing_an_advocate_removes_only_their_touches(stores: list[MetricsStore]) -> None:
-    store, org = stores[0], new_org()
+async def test_erasing_an_advocate_removes_only_their_touches(dbs: list[AsyncDatabase[Document]]) -> None:
+    store, org = AttributionStore(dbs[0]), new_org()
     now = datetime.now(UTC)
-    touches = [
-        {"click_id": f"c{i}", "advocate_id": advocate, "share_id": f"s{i}", "clicked_at": now}
-        for i, advocate in enumerate(["alice", "bob", "alice"])
-    ]
+    touches = [Touch(f"c{i}", advocate, f"s{i}", now) for i, advocate in enumerate(["alice", "bob", "alice"])]
     await store.add_customer_touches(org, "cust-1", touches)
     await store.add_customer_touches(org, "cust-2", touches[:1])
     await store.erase_customer_touches(org, "alice")
-    assert [t["click_id"] for t in await store.customer_touches(org, "cust-1")] == ["c1"]
+    assert [t.click_id for t in await store.customer_touches(org, "cust-1")] == ["c1"]
     assert await store.customer_touches(org, "cust-2") == []
 
 
 async def test_settings_written_at_once_for_a_new_organisation_make_one_document(
-    stores: list[MetricsStore],
+    dbs: list[AsyncDatabase[Document]],
 ) -> None:
     # The settings API and the chorus.settings.updated consumer both write them, from any replica.
     org = new_org()
-    values = [{"cpc": "0.5"}, {"cpm": "12"}, {"currency": "EUR"}, {"attribution_window_days": 14}]
-    await asyncio.gather(*(stores[i].set_org_settings(org, value) for i, value in enumerate(values)))
-    assert await stores[0].org_settings(org) == {
-        "_id": org,
-        **{k: v for value in values for k, v in value.items()},
-    }
+    stores = [OrgSettingsStore(db) for db in dbs]
+    rates = EmvRates(Decimal("0.5"), Decimal("12"), "EUR")
+    await asyncio.gather(
+        *(
+            store.set_rates(org, rates) if i % 2 else store.set_attribution_window(org, 14)
+            for i, store in enumerate(stores)
+        )
+    )
+    assert await stores[0].get(org) == OrgSettings(org, rates, 14)
+    assert await dbs[0]["org_settings"].count_documents({"org": org}) == 1

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.metrics.webhooks.service import EARLIER_DELIVERIES as METRICS_EARLIER
+from services.metrics.webhooks.store import EARLIER_DELIVERIES as METRICS_EARLIER
 from services.recognition.service import EARLIER_DELIVERIES as RECOGNITION_EARLIER
 from services.recognition.service import FULFILMENT
 from shared.mongo import Document, create_client, ensure_indexes

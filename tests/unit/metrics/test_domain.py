@@ -10,8 +10,16 @@ from decimal import Decimal
 
 import pytest
 
-from services.metrics import domain
-from services.metrics.domain import EmvRates, Totals, Touch
+from services.metrics import web
+from services.metrics.analytics import domain as analytics
+from services.metrics.analytics.domain import Totals
+from services.metrics.attribution import domain as attribution
+from services.metrics.attribution.domain import Touch
+from services.metrics.goals import domain as goals
+from services.metrics.org_settings import domain as org_settings
+from services.metrics.org_settings.domain import EmvRates
+from services.metrics.projections import domain as projections
+from services.metrics.surveys import domain as surveys
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
@@ -57,14 +65,14 @@ def share(**overrides: object) -> ShareMade:
 
 
 def test_bot_and_self_clicks_are_counted_apart_from_headline_clicks() -> None:
-    assert dict(domain.click_counters(click(bot=True, self=True))) == {"bot_clicks": 1}
-    assert dict(domain.click_counters(click(self=True))) == {"self_clicks": 1}
-    assert dict(domain.click_counters(click())) == {"clicks": 1, "unique_clicks": 1}
-    assert dict(domain.click_counters(click(unique=False))) == {"clicks": 1}
+    assert dict(projections.click_counters(click(bot=True, self=True))) == {"bot_clicks": 1}
+    assert dict(projections.click_counters(click(self=True))) == {"self_clicks": 1}
+    assert dict(projections.click_counters(click())) == {"clicks": 1, "unique_clicks": 1}
+    assert dict(projections.click_counters(click(unique=False))) == {"clicks": 1}
 
 
 def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
-    effect = domain.share_effect("org", share())
+    effect = projections.share_effect("org", share())
     assert sorted(effect.dims) == [
         ("advocate", "alice"),
         ("all", "*"),
@@ -78,24 +86,24 @@ def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
 
 
 def test_an_erased_advocate_gets_no_advocate_document_and_still_counts_elsewhere() -> None:
-    effect = domain.click_effect("org", click())
-    erased = domain.without_advocates(effect, frozenset({"alice"}))
+    effect = projections.click_effect("org", click())
+    erased = projections.without_advocates(effect, frozenset({"alice"}))
     assert {dim for dim, _ in erased.dims} == {"all", "content", "team", "network", "tag"}
     assert erased.counters == effect.counters
-    assert domain.without_advocates(effect, frozenset({"bob"})) is effect
+    assert projections.without_advocates(effect, frozenset({"bob"})) is effect
 
 
 def test_a_tally_takes_erased_advocates_out_of_its_breakdowns_and_last_shares() -> None:
     tally = tally_of(
         [
-            Pending(domain.click_effect("org", click()), "clicks_0", 1, "e1"),
-            Pending(domain.click_effect("org", click(advocate_id="bob")), "clicks_0", 2, "e2"),
+            Pending(projections.click_effect("org", click()), "clicks_0", 1, "e1"),
+            Pending(projections.click_effect("org", click(advocate_id="bob")), "clicks_0", 2, "e2"),
         ]
     )
     tally.last_share = {("org", "alice"): T0, ("org", "bob"): T0}
     assert tally.advocates() == {("org", "alice"), ("org", "bob")}
     tally.without_advocates({("org", "alice")})
-    update = domain.fold(only_day(tally), "dims", {})
+    update = projections.fold(only_day(tally), "dims", {})
     assert update is not None and update.counters["advocate"] == {"bob": {"clicks": 1, "unique_clicks": 1}}
     assert update.counters["content"] == {"k1": {"clicks": 2, "unique_clicks": 2}}
     assert tally.last_share == {("org", "bob"): T0}
@@ -103,7 +111,7 @@ def test_a_tally_takes_erased_advocates_out_of_its_breakdowns_and_last_shares() 
 
 def test_unattributed_conversions_count_only_in_the_organisation_totals() -> None:
     lead = LeadCaptured(conversion_id="v", key="v", customer_id="c", attributed=False, converted_at=T0)
-    effect = domain.conversion_effect("org", lead)
+    effect = projections.conversion_effect("org", lead)
     assert (effect.dims, dict(effect.counters)) == ((("all", "*"),), {"leads": 1})
     sale = SaleRecorded(
         conversion_id="v",
@@ -117,20 +125,20 @@ def test_unattributed_conversions_count_only_in_the_organisation_totals() -> Non
         amount="12.345",
         currency="EUR",
     )
-    effect = domain.conversion_effect("org", sale)
+    effect = projections.conversion_effect("org", sale)
     assert {dim for dim, _ in effect.dims} == {"all", "advocate", "content", "network"}
     assert dict(effect.counters) == {"sales": 1, "revenue.EUR": 123450}
 
 
-def only_day(tally: domain.Tally) -> domain.DayTally:
+def only_day(tally: projections.Tally) -> projections.DayTally:
     [day] = tally.days.values()
     return day
 
 
 def fold(
     pending: list[Pending], part: str, watermarks: dict[str, int], applied_ids: frozenset[str] | None = None
-) -> domain.DocUpdate | None:
-    return domain.fold(only_day(tally_of(pending)), part, watermarks, applied_ids)
+) -> projections.DocUpdate | None:
+    return projections.fold(only_day(tally_of(pending)), part, watermarks, applied_ids)
 
 
 def delivered(data: EventData, partition: int, offset: int, event_id: str | None = None) -> Delivered:
@@ -149,25 +157,28 @@ def test_a_batch_tally_has_one_effect_per_click_shape_and_the_records_of_each_pa
             delivered(click(click_id="c3"), 3, 6, event_id="p0-12"),  # the same event again
         ],
     )
-    day = only_day(domain.tally_events(batch.topic, batch.items))
+    day = only_day(projections.tally_events(batch.topic, batch.items))
     assert (day.org, day.day) == ("org", "2026-11-02")
-    assert day.effects == [domain.click_effect("org", click()), domain.click_effect("org", click(bot=True))]
+    assert day.effects == [
+        projections.click_effect("org", click()),
+        projections.click_effect("org", click(bot=True)),
+    ]
     assert day.counts == [3, 1]
     assert set(day.runs) == {"chorus_clicks_0", "chorus_clicks_3"}
     assert list(day.runs["chorus_clicks_3"].offsets) == [5, 6]
-    update = domain.fold(day, "all", {})
+    update = projections.fold(day, "all", {})
     assert update is not None and update.counters == {
         "all": {"*": {"clicks": 3, "unique_clicks": 3, "bot_clicks": 1}}
     }
     assert update.offsets == {"chorus_clicks_0": (10, 12), "chorus_clicks_3": (5, 6)}
     # Redelivered after partition 0 applied offset 11: what lies above counts, once.
-    again = domain.fold(day, "all", {"chorus_clicks_0": 11})
+    again = projections.fold(day, "all", {"chorus_clicks_0": 11})
     assert again is not None and again.counters == {"all": {"*": {"clicks": 2, "unique_clicks": 2}}}
 
 
 def test_a_batch_tally_keeps_each_advocates_latest_share() -> None:
     later = T0.replace(hour=15)
-    tally = domain.tally_events(
+    tally = projections.tally_events(
         "chorus.shares",
         [
             delivered(share(share_id="s1", shared_at=later), 0, 1),
@@ -181,7 +192,7 @@ def test_a_batch_tally_keeps_each_advocates_latest_share() -> None:
 
 
 def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() -> None:
-    effect = domain.Effect("org", "2026-11-02", (("all", "*"),), (("clicks", 1),))
+    effect = projections.Effect("org", "2026-11-02", (("all", "*"),), (("clicks", 1),))
     pending = [Pending(effect, "clicks_0", offset, f"e{offset}") for offset in (5, 6, 7, 8)]
     update = fold(pending, "all", {"clicks_0": 6})
     assert update is not None
@@ -195,8 +206,8 @@ def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() ->
 
 
 def test_fold_multiplies_identical_effects_and_counts_a_repeated_event_once() -> None:
-    alice = domain.click_effect("org", click())
-    bob = domain.click_effect("org", click(advocate_id="bob", unique=False))
+    alice = projections.click_effect("org", click())
+    bob = projections.click_effect("org", click(advocate_id="bob", unique=False))
     pending = [
         Pending(alice, "clicks_0", 1, "e1"),
         Pending(bob, "clicks_0", 2, "e2"),
@@ -218,7 +229,7 @@ def test_fold_multiplies_identical_effects_and_counts_a_repeated_event_once() ->
 
 
 def test_fold_keeps_a_watermark_per_source_partition() -> None:
-    effect = domain.click_effect("org", click())
+    effect = projections.click_effect("org", click())
     pending = [
         Pending(effect, "clicks_0", 3, "a3"),
         Pending(effect, "clicks_1", 3, "b3"),
@@ -252,14 +263,14 @@ def test_rows_derive_ctr_conversion_rate_and_emv() -> None:
 
 
 def test_periods_group_days_into_iso_weeks_and_months() -> None:
-    assert domain.period_key("2026-11-04", "week") == "2026-11-02"
-    assert domain.period_key("2026-11-04", "month") == "2026-11"
+    assert analytics.period_key("2026-11-04", "week") == "2026-11-02"
+    assert analytics.period_key("2026-11-04", "month") == "2026-11"
     docs = [
         {"day": "2026-11-01", "clicks": 1},
         {"day": "2026-11-02", "clicks": 2},
         {"day": "2026-11-08", "clicks": 4},
     ]
-    rows = domain.group_rows(docs, "week", EmvRates())
+    rows = analytics.group_rows(docs, "week", EmvRates())
     assert [(r["key"], r["clicks"]) for r in rows] == [("2026-10-26", 1), ("2026-11-02", 6)]
 
 
@@ -280,7 +291,7 @@ def test_periods_group_days_into_iso_weeks_and_months() -> None:
 )
 def test_bad_amounts_are_refused(raw: str | None, currency: str) -> None:
     with pytest.raises(InvalidInput):
-        domain.parse_amount(raw, currency)
+        attribution.parse_amount(raw, currency)
 
 
 @pytest.mark.parametrize(
@@ -288,20 +299,20 @@ def test_bad_amounts_are_refused(raw: str | None, currency: str) -> None:
     [("129.90", "EUR", "129.9"), ("500.00", "JPY", "500"), ("1.234", "KWD", "1.234"), ("7", "USD", "7")],
 )
 def test_amounts_within_their_currencys_minor_unit_are_accepted(raw: str, currency: str, amount: str) -> None:
-    assert domain.parse_amount(raw, currency) == Decimal(amount)
+    assert attribution.parse_amount(raw, currency) == Decimal(amount)
 
 
 @pytest.mark.parametrize("raw", ["eur", "EURO", "E1R", None, "ABC", "XXX", "XTS", "XAU"])
 def test_bad_currencies_are_refused(raw: str | None) -> None:
     with pytest.raises(InvalidInput):
-        domain.parse_currency(raw)
+        org_settings.parse_currency(raw)
 
 
 def test_revenue_units_are_exact_for_every_currency() -> None:
     from iso4217 import Currency
 
-    assert max(c.exponent or 0 for c in Currency) <= domain.MAX_AMOUNT_DECIMALS
-    assert domain.parse_currency("KWD") == "KWD"
+    assert max(c.exponent or 0 for c in Currency) <= projections.MAX_AMOUNT_DECIMALS
+    assert org_settings.parse_currency("KWD") == "KWD"
 
 
 def test_credit_split_gives_last_touch_to_the_latest_click_and_equal_linear_parts() -> None:
@@ -310,7 +321,7 @@ def test_credit_split_gives_last_touch_to_the_latest_click_and_equal_linear_part
         Touch("c2", "bob", "s2", T0.replace(hour=12)),
         Touch("c3", "alice", "s3", T0.replace(hour=11)),
     ]
-    credits = domain.credit_split(touches)
+    credits = attribution.credit_split(touches)
     assert credits == [
         {"advocate_id": "alice", "share_id": "s3", "last_touch": 0.0, "linear": 0.5},
         {"advocate_id": "bob", "share_id": "s2", "last_touch": 1.0, "linear": 0.5},
@@ -320,8 +331,8 @@ def test_credit_split_gives_last_touch_to_the_latest_click_and_equal_linear_part
 def test_goal_forecast_keeps_the_pace_of_a_cumulative_metric() -> None:
     start, end, today = date(2026, 11, 1), date(2026, 11, 30), date(2026, 11, 10)
 
-    def status(target: float) -> domain.GoalProgress:
-        return domain.goal_progress(
+    def status(target: float) -> goals.GoalProgress:
+        return goals.goal_progress(
             cumulative=True, value=100, target=target, starts_on=start, ends_on=end, today=today
         )
 
@@ -330,33 +341,35 @@ def test_goal_forecast_keeps_the_pace_of_a_cumulative_metric() -> None:
     assert status(500).status == "behind"
     assert status(80).status == "achieved"
     assert status(400).progress == 0.25
-    ratio = domain.goal_progress(
+    ratio = goals.goal_progress(
         cumulative=False, value=0.02, target=0.03, starts_on=start, ends_on=end, today=today
     )
     assert ratio.forecast == 0.02 and ratio.status == "behind"
 
 
 def test_horizons_end_on_the_same_day_months_later() -> None:
-    assert domain.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
-    assert domain.add_months(date(2026, 11, 15), 3) == date(2027, 2, 15)
+    assert goals.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
+    assert goals.add_months(date(2026, 11, 15), 3) == date(2027, 2, 15)
 
 
 def test_nps_is_promoters_minus_detractors() -> None:
-    assert domain.nps([10, 9, 8, 6, 0]) == 0.0
-    assert domain.nps([10, 10, 7, 3]) == 25.0
-    assert domain.nps([]) is None
+    assert surveys.nps([10, 9, 8, 6, 0]) == 0.0
+    assert surveys.nps([10, 10, 7, 3]) == 25.0
+    assert surveys.nps([]) is None
 
 
 def test_csv_export_parses_back_to_the_same_numbers() -> None:
     rows = [Totals().row("2026-11-02", EmvRates()), {"key": "x", "clicks": 3, "revenue": {"EUR": "1.50"}}]
-    parsed = list(csv.DictReader(io.StringIO(domain.to_csv(rows))))
+    parsed = list(csv.DictReader(io.StringIO(web.to_csv(rows))))
     assert parsed[0]["key"] == "2026-11-02" and parsed[0]["clicks"] == "0"
     assert parsed[1]["clicks"] == "3" and parsed[1]["revenue_EUR"] == "1.50"
 
 
 def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns() -> None:
     pending = [
-        Pending(domain.click_effect("org", click(tags=["ai", "cloud"], team="sales")), "clicks_0", 1, "e1")
+        Pending(
+            projections.click_effect("org", click(tags=["ai", "cloud"], team="sales")), "clicks_0", 1, "e1"
+        )
     ]
     totals, breakdowns = (fold(pending, part, {}) for part in ("all", "dims"))
     assert totals is not None and totals.doc_id == "org|2026-11-02|all" and set(totals.counters) == {"all"}

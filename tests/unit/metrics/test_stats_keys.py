@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.metrics.store import decode_key, encode_key
+from services.metrics.projections.store import decode_key, encode_key
 
 
 @pytest.mark.parametrize("key", ["alice", "*", "", "a.b", "$tag", "50%", "%2E", "k", "x.$y%z", "日本"])

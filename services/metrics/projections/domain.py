@@ -1,5 +1,5 @@
-"""Pure rules of the metrics service: what each event adds to which projection, the derived
-figures (CTR, conversion rate, EMV), attribution credit, goal forecasts and survey scores.
+"""Pure rules of the projections: what each event adds to which counters, and how a poll's events
+fold into one update per document, exactly once.
 
 No I/O here. Projections are counters kept per organisation, per UTC day and per dimension
 value ("all", advocate, content, team, network, tag); each event turns into an `Effect`: its
@@ -11,20 +11,14 @@ totals are read without the breakdowns (see store.py).
 
 from __future__ import annotations
 
-import csv
-import io
-import re
 from array import array
 from bisect import bisect_right
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, NamedTuple
+from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple, TypedDict
 
-from iso4217 import Currency
-
-from shared.errors import InvalidInput
 from shared.events.clicks import CountedClick
 from shared.events.conversions import Conversion, SaleRecorded
 from shared.events.shares import ShareMade
@@ -34,14 +28,11 @@ from shared.messaging.batch import Delivered
 
 ALL = "all"
 DIMENSIONS = ("advocate", "content", "team", "network", "tag")
-TIME_GROUPS = ("day", "week", "month")
-GROUP_BYS = TIME_GROUPS + DIMENSIONS
 COUNTERS = ("shares", "reach", "clicks", "unique_clicks", "bot_clicks", "self_clicks", "leads", "sales")
 # Revenue is counted in ten-thousandths of the currency unit so that $inc stays exact integer maths
 # (no ISO 4217 currency has more than 4 decimals).
 MAX_AMOUNT_DECIMALS = 4
 REVENUE_SCALE = Decimal(10) ** MAX_AMOUNT_DECIMALS
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
 
 
 class Effect(NamedTuple):
@@ -347,232 +338,51 @@ def fold(
     return update if update.counters else None
 
 
-# --- reading projections -----------------------------------------------------------------------
+# --- entities projected from events --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class EmvRates:
-    cpc: Decimal = Decimal(0)
-    cpm: Decimal = Decimal(0)
-    currency: str = "USD"
-
-    def formula(self) -> str:
-        return (
-            f"emv = clicks x CPC + reach / 1000 x CPM = clicks x {self.cpc} + reach / 1000 x {self.cpm}"
-            f" ({self.currency})"
-        )
-
-
-@dataclass
-class Totals:
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-    revenue_units: dict[str, int] = field(default_factory=dict)
-
-    def add_doc(self, doc: dict[str, Any]) -> None:
-        for name in COUNTERS:
-            self.counters[name] += int(doc.get(name, 0))
-        for currency, units in (doc.get("revenue") or {}).items():
-            self.revenue_units[currency] = self.revenue_units.get(currency, 0) + int(units)
-
-    def row(self, key: str, rates: EmvRates) -> dict[str, Any]:
-        c = self.counters
-        ctr = c["unique_clicks"] / c["reach"] if c["reach"] else 0.0
-        conversion_rate = c["leads"] / c["unique_clicks"] if c["unique_clicks"] else 0.0
-        emv = Decimal(c["clicks"]) * rates.cpc + Decimal(c["reach"]) / 1000 * rates.cpm
-        return {
-            "key": key,
-            **c,
-            "revenue": {cur: format_units(units) for cur, units in sorted(self.revenue_units.items())},
-            "ctr": round(ctr, 6),
-            "conversion_rate": round(conversion_rate, 6),
-            "emv": float(emv.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)),
-        }
-
-
-def format_units(units: int) -> str:
-    """Revenue units as a decimal string: two decimals, or four when the cents do not suffice."""
-    amount = Decimal(units) / REVENUE_SCALE
-    return str(amount.quantize(Decimal("0.01")) if units % 100 == 0 else amount.quantize(Decimal("0.0001")))
-
-
-def period_key(day: str, group_by: str) -> str:
-    """The label of the period a day falls in: the day, the Monday of its ISO week, or YYYY-MM."""
-    d = date.fromisoformat(day)
-    if group_by == "week":
-        return (d - timedelta(days=d.weekday())).isoformat()
-    if group_by == "month":
-        return d.strftime("%Y-%m")
-    return day
-
-
-def group_rows(docs: Iterable[dict[str, Any]], group_by: str, rates: EmvRates) -> list[dict[str, Any]]:
-    groups: dict[str, Totals] = {}
-    for doc in docs:
-        label = period_key(doc["day"], group_by) if group_by in TIME_GROUPS else doc["key"]
-        groups.setdefault(label, Totals()).add_doc(doc)
-    return [groups[label].row(label, rates) for label in sorted(groups)]
-
-
-def days_between(start: date, end: date) -> list[str]:
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
-
-
-# --- conversions ------------------------------------------------------------------------------
-
-
-def parse_currency(raw: str | None) -> str:
-    """An ISO 4217 code a sale can be paid in: not one without minor units defined (no currency,
-    testing, precious metals, SDRs)."""
-    if raw is None or not CURRENCY_PATTERN.match(raw):
-        raise InvalidInput.field("currency", "must be an ISO 4217 code of three capital letters, e.g. EUR")
-    try:
-        minor_units = Currency(raw).exponent
-    except ValueError:
-        raise InvalidInput.field("currency", f"{raw} is not an ISO 4217 currency code") from None
-    if minor_units is None:
-        raise InvalidInput.field("currency", f"{raw} is not a currency a sale can be paid in")
-    return raw
-
-
-def minor_units(currency: str) -> int:
-    """Decimals of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
-    return Currency(currency).exponent or 0
-
-
-def parse_amount(raw: str | None, currency: str) -> Decimal:
-    """A positive amount in `currency` (see parse_currency), with no more decimals than its minor
-    unit has."""
-    if raw is None:
-        raise InvalidInput.field("amount", "a sale needs an amount")
-    try:
-        amount = Decimal(raw)
-    except InvalidOperation:
-        raise InvalidInput.field("amount", "must be a decimal number such as '129.90'") from None
-    if not amount.is_finite() or amount <= 0:
-        raise InvalidInput.field("amount", "must be greater than zero")
-    exponent = amount.normalize().as_tuple().exponent
-    decimals = minor_units(currency)
-    if isinstance(exponent, int) and -exponent > decimals:
-        raise InvalidInput.field("amount", f"may have at most {decimals} decimals in {currency}")
-    if amount >= Decimal(10) ** 12:
-        raise InvalidInput.field("amount", "is too large")
-    return amount
-
-
-@dataclass(frozen=True)
-class Touch:
-    """A click that reached the customer."""
+class Click:
+    """A click kept for attribution (no IP, no user agent: only the visitor hash). `trace` is the
+    click event's W3C trace context: the lead or sale that names this click continues that trace,
+    so one trace runs from the share to the conversion."""
 
     click_id: str
-    advocate_id: str
+    org: str
     share_id: str
+    advocate_id: str
+    content_id: str
+    network: str | None
+    team: str | None
+    tags: list[str]
     clicked_at: datetime
-
-
-def credit_split(touches: Sequence[Touch]) -> list[dict[str, Any]]:
-    """Last touch: 1.0 to the advocate of the latest click. Linear: equal parts per advocate."""
-    if not touches:
-        return []
-    latest_by_advocate: dict[str, Touch] = {}
-    for t in sorted(touches, key=lambda t: t.clicked_at):
-        latest_by_advocate[t.advocate_id] = t
-    last = max(latest_by_advocate.values(), key=lambda t: t.clicked_at)
-    share = 1.0 / len(latest_by_advocate)
-    return [
-        {
-            "advocate_id": t.advocate_id,
-            "share_id": t.share_id,
-            "last_touch": 1.0 if t.advocate_id == last.advocate_id else 0.0,
-            "linear": round(share, 6),
-        }
-        for t in sorted(latest_by_advocate.values(), key=lambda t: t.advocate_id)
-    ]
-
-
-# --- goals ------------------------------------------------------------------------------------
-
-ON_TRACK, AT_RISK, BEHIND, ACHIEVED = "on_track", "at_risk", "behind", "achieved"
-AT_RISK_FROM = 0.8  # a forecast within 80% of the target is "at risk", below that "behind"
-RATIO_METRICS = ("ctr", "conversion_rate", "active_ratio", "training_completion", "nps", "average")
-
-
-def add_months(start: date, months: int) -> date:
-    month0 = start.month - 1 + months
-    year, month = start.year + month0 // 12, month0 % 12 + 1
-    for day in (start.day, 30, 29, 28):
-        try:
-            return date(year, month, day)
-        except ValueError:
-            continue
-    raise ValueError("unreachable")
+    visitor_hash: str | None
+    bot: bool
+    self_click: bool
+    trace: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class GoalProgress:
-    value: float
-    progress: float  # value / target
-    forecast: float
-    status: str
+class AdvocateActivity:
+    """An enrolled advocate as the program report counts them."""
+
+    advocate_id: str
+    team: str | None
+    last_shared_at: datetime | None
+    trained: bool
 
 
-def goal_progress(
-    *, cumulative: bool, value: float, target: float, starts_on: date, ends_on: date, today: date
-) -> GoalProgress:
-    """A linear forecast: a cumulative metric keeps its pace to the end; a ratio stays where it is."""
-    total_days = (ends_on - starts_on).days + 1
-    elapsed = min(max((today - starts_on).days + 1, 1), total_days)
-    forecast = value * total_days / elapsed if cumulative else value
-    progress = value / target if target else 1.0
-    if value >= target:
-        status = ACHIEVED
-    elif forecast >= target:
-        status = ON_TRACK
-    elif forecast >= AT_RISK_FROM * target:
-        status = AT_RISK
-    else:
-        status = BEHIND
-    return GoalProgress(round(value, 6), round(progress, 6), round(forecast, 6), status)
+class StatsRow(TypedDict, total=False):
+    """Counters of one dimension value on one day, from one stats document (readers sum them)."""
 
-
-# --- surveys ----------------------------------------------------------------------------------
-
-
-def nps(scores: Sequence[int]) -> float | None:
-    """Promoters (9-10) minus detractors (0-6), in percent of all answers."""
-    if not scores:
-        return None
-    promoters = sum(1 for s in scores if s >= 9)
-    detractors = sum(1 for s in scores if s <= 6)
-    return round(100.0 * (promoters - detractors) / len(scores), 2)
-
-
-def average(values: Sequence[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
-
-
-# --- CSV --------------------------------------------------------------------------------------
-
-
-def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Flat CSV of report rows; a dict cell (revenue per currency) becomes one column per key."""
-    flat: list[dict[str, Any]] = []
-    columns: list[str] = []
-    for row in rows:
-        out: dict[str, Any] = {}
-        for name, value in row.items():
-            if isinstance(value, dict):
-                for sub, sub_value in value.items():
-                    out[f"{name}_{sub}"] = sub_value
-            elif isinstance(value, list):
-                out[name] = ";".join(str(v) for v in value)
-            else:
-                out[name] = value
-        for name in out:
-            if name not in columns:
-                columns.append(name)
-        flat.append(out)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(flat)
-    return buffer.getvalue()
+    day: str
+    key: str
+    shares: int
+    reach: int
+    clicks: int
+    unique_clicks: int
+    bot_clicks: int
+    self_clicks: int
+    leads: int
+    sales: int
+    revenue: dict[str, int]  # per currency, in ten-thousandths (domain.REVENUE_SCALE)

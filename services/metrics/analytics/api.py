@@ -1,0 +1,126 @@
+"""Routes of the analytics reports. Every report answers JSON by default and CSV when asked with
+`Accept: text/csv`."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
+from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, csv_response, wants_csv
+
+router = APIRouter(prefix="/v1")
+
+
+async def dimension_filters(
+    advocate: Annotated[str | None, Query(max_length=200)] = None,
+    content: Annotated[str | None, Query(max_length=200)] = None,
+    team: Annotated[str | None, Query(max_length=200)] = None,
+    network: Annotated[str | None, Query(max_length=50)] = None,
+    tag: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, str]:
+    given = {"advocate": advocate, "content": content, "team": team, "network": network, "tag": tag}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+Filters = Annotated[dict[str, str], Depends(dimension_filters)]
+From = Annotated[date, Query(alias="from", description="first UTC day, inclusive")]
+To = Annotated[date, Query(description="last UTC day, inclusive")]
+
+
+@router.get(
+    "/funnel",
+    response_model=FunnelOut,
+    tags=["analytics"],
+    responses=CSV_RESPONSE,
+    summary="The funnel from shares to revenue",
+    description=(
+        "Rows grouped by day, week (key: the Monday), month, advocate, content, team, network or tag; "
+        "at most one filter (advocate, content, team, network, tag). A time grouping can be filtered by "
+        "any dimension; a dimension grouping only by its own dimension. Bot and self clicks are "
+        "counted apart. The EMV formula with the organisation's CPC and CPM comes with the answer."
+    ),
+)
+async def funnel(
+    request: Request,
+    principal: Manager,
+    modules: Modules,
+    from_: From,
+    to: To,
+    filters: Filters,
+    group_by: Annotated[str, Query(max_length=20)] = "day",
+) -> Any:
+    result = await modules.analytics.funnel(principal, from_, to, group_by, filters)
+    if wants_csv(request):
+        return csv_response(result["rows"], "funnel")
+    return result
+
+
+@router.get(
+    "/timeseries",
+    response_model=TimeseriesOut,
+    tags=["analytics"],
+    responses=CSV_RESPONSE,
+    summary="One metric over time",
+    description="Every period of the range, zeros included.",
+)
+async def timeseries(
+    request: Request,
+    principal: Manager,
+    modules: Modules,
+    from_: From,
+    to: To,
+    filters: Filters,
+    metric: Annotated[str, Query(max_length=40)] = "clicks",
+    interval: Annotated[str, Query(max_length=10)] = "day",
+) -> Any:
+    result = await modules.analytics.timeseries(principal, metric, from_, to, interval, filters)
+    if wants_csv(request):
+        return csv_response(result["points"], "timeseries")
+    return result
+
+
+@router.get(
+    "/me/stats",
+    response_model=MeStatsOut,
+    tags=["analytics"],
+    responses=CSV_RESPONSE,
+    summary="My reach, clicks and leads",
+    description="The caller's own figures over the last `days`, the trend against the days before, "
+    "and a daily breakdown (CSV: the daily rows).",
+)
+async def me_stats(
+    request: Request, principal: Member, modules: Modules, days: Annotated[int, Query(ge=1, le=365)] = 30
+) -> Any:
+    result = await modules.analytics.me_stats(principal, days)
+    if wants_csv(request):
+        return csv_response(result["daily"], "my-stats")
+    return result
+
+
+@router.get(
+    "/program",
+    response_model=ProgramOut,
+    tags=["analytics"],
+    responses=CSV_RESPONSE,
+    summary="Enrolment, activity and training",
+    description="Active advocates (shared in the last "
+    "30 days) over enrolled, and training completion, overall and per team (CSV: per team).",
+)
+async def program(request: Request, principal: Manager, modules: Modules) -> Any:
+    result = await modules.analytics.program(principal.org)
+    if wants_csv(request):
+        return csv_response(result["by_team"], "program")
+    return result
+
+
+@router.get(
+    "/metrics/dictionary",
+    response_model=DictionaryOut,
+    tags=["analytics"],
+    summary="Every metric's name, definition and formula",
+)
+async def dictionary(principal: Anyone, modules: Modules) -> dict[str, Any]:
+    return modules.analytics.dictionary()

@@ -1,0 +1,104 @@
+"""HTTP models of the analytics reports."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FunnelRow(BaseModel):
+    key: str = Field(description="the period (day, week's Monday, YYYY-MM) or the dimension value")
+    shares: int
+    reach: int
+    clicks: int
+    unique_clicks: int
+    bot_clicks: int
+    self_clicks: int
+    leads: int
+    sales: int
+    revenue: dict[str, str] = Field(description="per ISO 4217 currency, decimal strings")
+    ctr: float
+    conversion_rate: float
+    emv: float
+
+
+class EmvOut(BaseModel):
+    formula: str
+    cpc: str
+    cpm: str
+    currency: str
+
+
+class FunnelOut(BaseModel):
+    from_: date = Field(alias="from")
+    to: date
+    group_by: str
+    filters: dict[str, str]
+    rows: list[FunnelRow]
+    totals: FunnelRow
+    emv: EmvOut
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Point(BaseModel):
+    period: str
+    value: float
+
+
+class TimeseriesOut(BaseModel):
+    metric: str
+    interval: str
+    filters: dict[str, str]
+    points: list[Point]
+
+
+class Trend(BaseModel):
+    current: float
+    previous: float
+    change: float | None = Field(
+        description="relative change, current / previous - 1; none when previous is 0"
+    )
+
+
+class MeStatsOut(BaseModel):
+    advocate_id: str
+    days: int
+    reach: int
+    shares: int
+    clicks: int
+    unique_clicks: int
+    leads: int
+    sales: int
+    trend: dict[str, Trend]
+    daily: list[FunnelRow]
+
+
+class TeamProgram(BaseModel):
+    team: str
+    enrolled: int
+    active: int
+    active_ratio: float
+    trained: int
+    training_completion: float
+
+
+class ProgramOut(BaseModel):
+    enrolled: int
+    active: int
+    active_ratio: float = Field(description="advocates who shared in the last 30 days / enrolled")
+    trained: int
+    training_completion: float = Field(description="enrolled advocates with a completed course / enrolled")
+    by_team: list[TeamProgram]
+
+
+class MetricDefinition(BaseModel):
+    name: str
+    definition: str
+    formula: str
+    unit: str
+
+
+class DictionaryOut(BaseModel):
+    items: list[MetricDefinition]

@@ -1,0 +1,54 @@
+"""Routes of the API keys (admins of the organisation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.metrics.api_keys.schemas import ApiKeyIn, ApiKeyOut, ApiKeyPage, NewApiKeyOut
+from services.metrics.api_keys.store import ApiKey
+from services.metrics.web import Admin, Cursor, Limit, Modules
+
+router = APIRouter(prefix="/v1")
+
+
+def _key_out(key: ApiKey) -> dict[str, Any]:
+    return {
+        "key_id": key.key_id,
+        "name": key.name,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    }
+
+
+@router.post(
+    "/api-keys",
+    response_model=NewApiKeyOut,
+    status_code=201,
+    tags=["api-keys"],
+    summary="Create an API key",
+    description="The key is shown in this response only; it is stored hashed.",
+)
+async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> dict[str, Any]:
+    key, plaintext = await modules.api_keys.create(principal, body.name)
+    return {**_key_out(key), "api_key": plaintext}
+
+
+@router.get(
+    "/api-keys", response_model=ApiKeyPage, tags=["api-keys"], summary="List the organisation's API keys"
+)
+async def list_api_keys(principal: Admin, modules: Modules, cursor: Cursor = None, limit: Limit = 50) -> Any:
+    keys, next_cursor = await modules.api_keys.page(principal, cursor, limit)
+    return {"items": [_key_out(k) for k in keys], "next_cursor": next_cursor}
+
+
+@router.delete(
+    "/api-keys/{key_id}",
+    response_model=ApiKeyOut,
+    tags=["api-keys"],
+    summary="Revoke an API key",
+    description="Calls with a revoked key are refused with 401.",
+)
+async def revoke_api_key(key_id: str, principal: Admin, modules: Modules) -> dict[str, Any]:
+    return _key_out(await modules.api_keys.revoke(principal, key_id))

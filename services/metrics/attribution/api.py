@@ -1,0 +1,33 @@
+"""Routes of the conversions API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+
+from services.metrics.attribution.schemas import ConversionIn, ConversionOut
+from services.metrics.web import Integration, Modules
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post(
+    "/conversions",
+    response_model=ConversionOut,
+    tags=["conversions"],
+    summary="Record a lead or a sale",
+    description=(
+        "For websites and CRMs, with an organisation API key (`X-API-Key`) or an admin token. "
+        "Attributed to the click, share, advocate and content when the click id is known and within "
+        "the attribution window; otherwise accepted as unattributed (`attributed: false`, `reason`). "
+        "The same customer and type counts once (`duplicate: true`). Send an `Idempotency-Key`."
+    ),
+)
+async def record_conversion(
+    body: ConversionIn,
+    principal: Integration,
+    modules: Modules,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> dict[str, Any]:
+    return await modules.attribution.record_conversion(principal, body, idempotency_key)

@@ -1,0 +1,182 @@
+"""Rules of attribution: what a lead or a sale may carry, whether it is credited to the click it
+names (the attribution window), how the credit splits among the advocates who reached the
+customer, and the event a conversion emits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from iso4217 import Currency
+
+from services.metrics.org_settings.domain import parse_currency
+from services.metrics.projections.domain import Click
+from shared.errors import InvalidInput
+from shared.events import Event, EventData
+from shared.events.conversions import Credit, LeadCaptured, SaleRecorded
+
+SOURCE = "/chorus/metrics"
+
+
+def minor_units(currency: str) -> int:
+    """Decimals of the currency's minor unit (2 for EUR, 0 for JPY, 3 for KWD)."""
+    return Currency(currency).exponent or 0
+
+
+def parse_amount(raw: str | None, currency: str) -> Decimal:
+    """A positive amount in `currency` (see parse_currency), with no more decimals than its minor
+    unit has."""
+    if raw is None:
+        raise InvalidInput.field("amount", "a sale needs an amount")
+    try:
+        amount = Decimal(raw)
+    except InvalidOperation:
+        raise InvalidInput.field("amount", "must be a decimal number such as '129.90'") from None
+    if not amount.is_finite() or amount <= 0:
+        raise InvalidInput.field("amount", "must be greater than zero")
+    exponent = amount.normalize().as_tuple().exponent
+    decimals = minor_units(currency)
+    if isinstance(exponent, int) and -exponent > decimals:
+        raise InvalidInput.field("amount", f"may have at most {decimals} decimals in {currency}")
+    if amount >= Decimal(10) ** 12:
+        raise InvalidInput.field("amount", "is too large")
+    return amount
+
+
+def parse_money(kind: str, amount: str | None, currency: str | None) -> tuple[Decimal | None, str | None]:
+    """A sale's amount and currency; a lead carries neither."""
+    if kind == "sale":
+        code = parse_currency(currency)
+        return parse_amount(amount, code), code
+    if amount is not None or currency is not None:
+        raise InvalidInput.field("amount", "only sales carry an amount and a currency")
+    return None, None
+
+
+@dataclass(frozen=True)
+class Touch:
+    """A click that reached the customer."""
+
+    click_id: str
+    advocate_id: str
+    share_id: str
+    clicked_at: datetime
+
+
+def touch(click: Click) -> Touch:
+    return Touch(click.click_id, click.advocate_id, click.share_id, click.clicked_at)
+
+
+def window_start(now: datetime, window_days: int) -> datetime:
+    """The earliest click a conversion at `now` can be credited to."""
+    return now - timedelta(days=window_days)
+
+
+def unattributed_reason(
+    click_id: str | None, click: Click | None, since: datetime, window_days: int
+) -> str | None:
+    """Why a conversion naming `click_id` (found as `click`) is not credited to it; None: it is."""
+    if click_id is None:
+        return "no click id"
+    if click is None or click.bot or click.advocate_id == "erased":
+        return "unknown click id"
+    if click.clicked_at < since:
+        return f"the click is older than the {window_days}-day attribution window"
+    return None
+
+
+def credit_split(touches: Sequence[Touch]) -> list[dict[str, Any]]:
+    """Last touch: 1.0 to the advocate of the latest click. Linear: equal parts per advocate."""
+    if not touches:
+        return []
+    latest_by_advocate: dict[str, Touch] = {}
+    for t in sorted(touches, key=lambda t: t.clicked_at):
+        latest_by_advocate[t.advocate_id] = t
+    last = max(latest_by_advocate.values(), key=lambda t: t.clicked_at)
+    share = 1.0 / len(latest_by_advocate)
+    return [
+        {
+            "advocate_id": t.advocate_id,
+            "share_id": t.share_id,
+            "last_touch": 1.0 if t.advocate_id == last.advocate_id else 0.0,
+            "linear": round(share, 6),
+        }
+        for t in sorted(latest_by_advocate.values(), key=lambda t: t.advocate_id)
+    ]
+
+
+@dataclass(frozen=True)
+class Reported:
+    """A lead or a sale as the integrator reported it (amount and currency checked)."""
+
+    org: str
+    kind: str  # "lead" or "sale"
+    customer_id: str
+    click_id: str | None
+    amount: Decimal | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """A decided conversion: its event, the answer to the integrator, and what it keeps."""
+
+    claim_id: str  # one conversion per organisation, customer and type
+    event: Event[Any]
+    response: dict[str, Any]
+    click: Click | None  # the click it is credited to
+    converted_at: datetime
+
+
+def convert(
+    reported: Reported, click: Click | None, reason: str | None, credits: list[dict[str, Any]], now: datetime
+) -> Conversion:
+    """The conversion of `reported`, credited to `click` unless there is a `reason` not to."""
+    attributed = reason is None and click is not None
+    credited = click if attributed else None
+    conversion_id = uuid.uuid4().hex
+    fields: dict[str, Any] = {
+        "conversion_id": conversion_id,
+        "key": credited.share_id if credited else conversion_id,
+        "click_id": reported.click_id,
+        "customer_id": reported.customer_id,
+        "attributed": attributed,
+        "share_id": credited.share_id if credited else None,
+        "advocate_id": credited.advocate_id if credited else None,
+        "content_id": credited.content_id if credited else None,
+        "credits": [Credit(**c) for c in credits],
+        "converted_at": now,
+        "network": credited.network if credited else None,
+        "team": credited.team if credited else None,
+        "tags": credited.tags if credited else [],
+    }
+    data: EventData = (
+        SaleRecorded(**fields, amount=str(reported.amount), currency=reported.currency or "")
+        if reported.kind == "sale"
+        else LeadCaptured(**fields)
+    )
+    event = Event.create(
+        data, tenant=reported.org, source=SOURCE, subject=conversion_id, event_id=conversion_id
+    )
+    response: dict[str, Any] = {
+        "conversion_id": conversion_id,
+        "type": reported.kind,
+        "customer_id": reported.customer_id,
+        "attributed": attributed,
+        "reason": reason,
+        "click_id": reported.click_id,
+        "share_id": fields["share_id"],
+        "advocate_id": fields["advocate_id"],
+        "content_id": fields["content_id"],
+        "credits": credits,
+        "amount": str(reported.amount) if reported.amount is not None else None,
+        "currency": reported.currency,
+        "converted_at": now.isoformat(),
+        "duplicate": False,
+    }
+    claim_id = f"{reported.org}|{reported.kind}|{reported.customer_id}"
+    return Conversion(claim_id, event, response, credited, now)

@@ -1,0 +1,47 @@
+"""HTTP models of the conversions API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from services.metrics.schemas import Request
+
+
+class ConversionIn(Request):
+    type: Literal["lead", "sale"]
+    click_id: str | None = Field(None, max_length=200, description="the click id from the landing URL")
+    customer_id: str = Field(min_length=1, max_length=200, description="the integrator's id of the customer")
+    amount: str | None = Field(
+        None,
+        max_length=40,
+        description="sales only: a decimal string, e.g. '129.90', with no more decimals than the currency's"
+        " minor unit (2 for EUR, 0 for JPY)",
+    )
+    currency: str | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
+
+
+class CreditOut(BaseModel):
+    advocate_id: str
+    share_id: str
+    last_touch: float
+    linear: float
+
+
+class ConversionOut(BaseModel):
+    conversion_id: str
+    type: str
+    customer_id: str
+    attributed: bool
+    reason: str | None = Field(None, description="why the conversion is unattributed")
+    click_id: str | None
+    share_id: str | None
+    advocate_id: str | None
+    content_id: str | None
+    credits: list[CreditOut]
+    amount: str | None
+    currency: str | None
+    converted_at: datetime
+    duplicate: bool = Field(description="the same customer and type was already recorded; counted once")

@@ -1,0 +1,73 @@
+"""Use cases of attribution: record a lead or a sale (the conversions API), and forget an erased
+advocate's touches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.metrics.attribution import domain
+from services.metrics.attribution.domain import Reported
+from services.metrics.attribution.schemas import ConversionIn
+from services.metrics.attribution.store import AttributionStore
+from services.metrics.org_settings.service import OrgSettingsService
+from services.metrics.projections.service import ProjectionService
+from shared.auth import Principal
+from shared.clock import Clock, utc_now
+from shared.outbox import Outbox
+
+
+class AttributionService:
+    def __init__(
+        self,
+        store: AttributionStore,
+        projections: ProjectionService,
+        org_settings: OrgSettingsService,
+        outbox: Outbox,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.projections = projections
+        self.org_settings = org_settings
+        self.outbox = outbox
+        self.clock = clock
+
+    async def record_conversion(
+        self, principal: Principal, body: ConversionIn, idempotency_key: str | None
+    ) -> dict[str, Any]:
+        return await self.store.once(
+            principal.org,
+            idempotency_key,
+            body.model_dump(mode="json"),
+            lambda: self._convert(principal.org, body),
+        )
+
+    async def _convert(self, org: str, body: ConversionIn) -> dict[str, Any]:
+        amount, currency = domain.parse_money(body.type, body.amount, body.currency)
+        reported = Reported(org, body.type, body.customer_id, body.click_id, amount, currency)
+        now = self.clock()
+        window_days = self.org_settings.window_days(await self.org_settings.of(org))
+        since = domain.window_start(now, window_days)
+        click = await self.projections.click(org, body.click_id) if body.click_id else None
+        reason = domain.unattributed_reason(body.click_id, click, since, window_days)
+        credits: list[dict[str, Any]] = []
+        if reason is None and click is not None:
+            touches = [domain.touch(click)]
+            if click.visitor_hash:
+                touches += map(
+                    domain.touch, await self.projections.visitor_clicks(org, click.visitor_hash, since)
+                )
+            touches += [
+                t for t in await self.store.customer_touches(org, body.customer_id) if t.clicked_at >= since
+            ]
+            credits = domain.credit_split(touches)
+        conversion = domain.convert(reported, click, reason, credits, now)
+        existing = await self.store.claim(conversion)
+        if existing is not None:  # the same customer and type counts once
+            return {**existing, "duplicate": True}
+        self.outbox.nudge()
+        if conversion.click is not None:
+            await self.store.add_customer_touches(org, body.customer_id, [domain.touch(conversion.click)])
+        return conversion.response
+
+    async def erase_advocate(self, org: str, advocate_id: str) -> None:
+        await self.store.erase_customer_touches(org, advocate_id)

@@ -1,0 +1,95 @@
+"""The only MongoDB code of attribution: the conversions (one per organisation, customer and type,
+each with its event in its outbox) and the clicks that reached each customer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from services.metrics.attribution.domain import Conversion, Touch
+from shared.idempotency import run_once
+from shared.messaging.tracing import inject_current
+from shared.mongo import Document, IndexSpec
+from shared.outbox import outbox_index, pending, with_outbox
+from shared.tenancy import Tenants
+
+CONVERSIONS = "conversions"
+CUSTOMERS = "customers"
+# Collections whose documents may carry an outbox (shared/outbox.py).
+OUTBOX_COLLECTIONS = (CONVERSIONS,)
+
+INDEXES: list[IndexSpec] = [
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
+    IndexSpec(CUSTOMERS, [("org", ASCENDING), ("touches.advocate_id", ASCENDING)]),  # erasure
+]
+
+
+def _touch_doc(touch: Touch) -> Document:
+    return {
+        "click_id": touch.click_id,
+        "advocate_id": touch.advocate_id,
+        "share_id": touch.share_id,
+        "clicked_at": touch.clicked_at,
+    }
+
+
+def _customer_id(org: str, customer_id: str) -> str:
+    return f"{org}|{customer_id}"
+
+
+class AttributionStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tenants = Tenants(db)
+
+    async def once(
+        self, org: str, key: str | None, body: dict[str, Any], create: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """`create`'s answer, once per Idempotency-Key: a retry with the same key and body gets it again."""
+        response, _ = await run_once(
+            self.tenants.db, org=org, scope="conversions", key=key, body=body, create=create
+        )
+        return response
+
+    async def claim(self, conversion: Conversion) -> dict[str, Any] | None:
+        """Insert the conversion with its event queued: None when it is new, else the answer given
+        for the conversion of that customer and type recorded before."""
+        conversions = self.tenants.of(conversion.event.tenant, CONVERSIONS)
+        # The conversion joins the trace of the click it names (and so of the share), and links
+        # the integrator's request that reported it.
+        trace = conversion.click.trace if conversion.click is not None else {}
+        record = pending(conversion.event, trace=trace, link=inject_current())
+        claim = {
+            "_id": conversion.claim_id,
+            "conversion_id": conversion.event.id,
+            "response": conversion.response,
+            "created_at": conversion.converted_at,
+        }
+        try:
+            await conversions.insert_one(with_outbox(claim, [record]))
+            return None
+        except DuplicateKeyError:
+            existing = await conversions.find_one({"_id": conversion.claim_id})
+            return None if existing is None else dict(existing["response"])
+
+    async def customer_touches(self, org: str, customer_id: str) -> list[Touch]:
+        doc = await self.tenants.of(org, CUSTOMERS).find_one({"_id": _customer_id(org, customer_id)})
+        return [
+            Touch(t["click_id"], t["advocate_id"], t["share_id"], t["clicked_at"])
+            for t in (doc or {}).get("touches", [])
+        ]
+
+    async def add_customer_touches(self, org: str, customer_id: str, touches: list[Touch]) -> None:
+        await self.tenants.of(org, CUSTOMERS).update_one(
+            {"_id": _customer_id(org, customer_id)},
+            {"$push": {"touches": {"$each": [_touch_doc(t) for t in touches]}}},
+            upsert=True,
+        )
+
+    async def erase_customer_touches(self, org: str, advocate_id: str) -> None:
+        await self.tenants.of(org, CUSTOMERS).update_many(
+            {"touches.advocate_id": advocate_id}, {"$pull": {"touches": {"advocate_id": advocate_id}}}
+        )

@@ -1,0 +1,2 @@
+"""The organisation's metrics settings: the rates of earned media value (CPC, CPM, currency),
+set by its admins, and the attribution window, from the content service's settings events."""

@@ -1,0 +1,48 @@
+"""Routes of the metrics settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from services.metrics.org_settings.domain import OrgSettings
+from services.metrics.org_settings.schemas import MetricsSettingsIn, MetricsSettingsOut
+from services.metrics.org_settings.service import OrgSettingsService
+from services.metrics.web import Admin, Manager, Modules
+
+router = APIRouter(prefix="/v1")
+
+
+def _settings_out(service: OrgSettingsService, settings: OrgSettings) -> dict[str, Any]:
+    rates = settings.rates
+    return {
+        "cpc": str(rates.cpc),
+        "cpm": str(rates.cpm),
+        "currency": rates.currency,
+        "attribution_window_days": service.window_days(settings),
+        "emv_formula": rates.formula(),
+    }
+
+
+@router.get(
+    "/metrics/settings",
+    response_model=MetricsSettingsOut,
+    tags=["analytics"],
+    summary="CPC, CPM and attribution window of the organisation",
+)
+async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
+    service = modules.org_settings
+    return _settings_out(service, await service.of(principal.org))
+
+
+@router.put(
+    "/metrics/settings",
+    response_model=MetricsSettingsOut,
+    tags=["analytics"],
+    summary="Set CPC and CPM for earned media value",
+    description="The attribution window comes from the organisation settings (content service).",
+)
+async def put_settings(body: MetricsSettingsIn, principal: Admin, modules: Modules) -> dict[str, Any]:
+    service = modules.org_settings
+    return _settings_out(service, await service.set_rates(principal.org, body.cpc, body.cpm, body.currency))

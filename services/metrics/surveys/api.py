@@ -1,0 +1,86 @@
+"""Routes of the surveys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from services.metrics.surveys.domain import Survey
+from services.metrics.surveys.schemas import (
+    ResponseIn,
+    ResponseOut,
+    SurveyIn,
+    SurveyOut,
+    SurveyPage,
+    SurveyResultsOut,
+)
+from services.metrics.web import (
+    CSV_RESPONSE,
+    Anyone,
+    Cursor,
+    Limit,
+    Manager,
+    Member,
+    Modules,
+    csv_response,
+    wants_csv,
+)
+
+router = APIRouter(prefix="/v1")
+
+
+def _survey_out(survey: Survey) -> dict[str, Any]:
+    return {
+        "survey_id": survey.id,
+        "kind": survey.kind,
+        "title": survey.title,
+        "questions": survey.questions,
+        "created_at": survey.created_at,
+    }
+
+
+@router.post(
+    "/surveys",
+    response_model=SurveyOut,
+    status_code=201,
+    tags=["surveys"],
+    summary="Create a survey",
+    description="eNPS or pulse surveys for employees, or a customer survey.",
+)
+async def create_survey(body: SurveyIn, principal: Manager, modules: Modules) -> dict[str, Any]:
+    return _survey_out(await modules.surveys.create(principal, body))
+
+
+@router.get("/surveys", response_model=SurveyPage, tags=["surveys"], summary="List surveys")
+async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = None, limit: Limit = 50) -> Any:
+    surveys, next_cursor = await modules.surveys.page(principal, cursor, limit)
+    return {"items": [_survey_out(s) for s in surveys], "next_cursor": next_cursor}
+
+
+@router.post(
+    "/surveys/{survey_id}/responses",
+    response_model=ResponseOut,
+    status_code=201,
+    tags=["surveys"],
+    summary="Answer a survey",
+    description="Employees answer employee surveys once each, anonymously; customer answers come "
+    "with an API key (one per customer_id).",
+)
+async def respond(survey_id: str, body: ResponseIn, principal: Anyone, modules: Modules) -> dict[str, Any]:
+    await modules.surveys.respond(principal, survey_id, body)
+    return {"survey_id": survey_id, "accepted": True}
+
+
+@router.get(
+    "/surveys/{survey_id}/results",
+    response_model=SurveyResultsOut,
+    tags=["surveys"],
+    responses=CSV_RESPONSE,
+    summary="NPS, averages and comments of a survey",
+)
+async def survey_results(survey_id: str, request: Request, principal: Manager, modules: Modules) -> Any:
+    result = await modules.surveys.results(principal.org, survey_id)
+    if wants_csv(request):
+        return csv_response(result["questions"], "survey")
+    return result

@@ -1,0 +1,64 @@
+"""HTTP models of the surveys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from services.metrics.schemas import Request
+
+QUESTION_ID_PATTERN = r"^[a-z0-9_]{1,40}$"
+
+
+class QuestionIn(Request):
+    id: str = Field(pattern=QUESTION_ID_PATTERN)
+    text: str = Field(min_length=1, max_length=500)
+    type: Literal["nps", "rating", "text"] = Field(description="nps: 0-10; rating: 1-5; text: a comment")
+
+
+class SurveyIn(Request):
+    kind: Literal["enps", "pulse", "customer"]
+    title: str = Field(min_length=1, max_length=200)
+    questions: list[QuestionIn] = Field(min_length=1, max_length=30)
+
+
+class SurveyOut(BaseModel):
+    survey_id: str
+    kind: str
+    title: str
+    questions: list[dict[str, str]]
+    created_at: datetime
+
+
+class SurveyPage(BaseModel):
+    items: list[SurveyOut]
+    next_cursor: str | None
+
+
+class ResponseIn(Request):
+    answers: dict[str, int | str] = Field(max_length=30)
+    customer_id: str | None = Field(None, max_length=200, description="customer surveys: one answer each")
+
+
+class ResponseOut(BaseModel):
+    survey_id: str
+    accepted: bool
+
+
+class QuestionResult(BaseModel):
+    id: str
+    text: str
+    type: str
+    count: int
+    nps: float | None = None
+    average: float | None = None
+    comments: list[str] = Field(default_factory=list)
+
+
+class SurveyResultsOut(BaseModel):
+    survey_id: str
+    kind: str
+    responses: int
+    questions: list[QuestionResult]

@@ -1,0 +1,75 @@
+"""What the routes of every metrics module share: who may call, paging parameters, CSV answers.
+
+Every report answers JSON by default and CSV when asked with `Accept: text/csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+
+from services.metrics.modules import MetricsModules
+from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
+
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Manager = Annotated[Principal, Depends(require(Role.ADMIN, Role.EDITOR))]
+Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
+Integration = Annotated[Principal, Depends(require(API_KEY_ROLE, Role.ADMIN))]
+Anyone = Annotated[Principal, Depends(require(API_KEY_ROLE, *ANY_MEMBER))]
+Cursor = Annotated[str | None, Query(max_length=500, description="from the previous page's next_cursor")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "JSON, or CSV on Accept: text/csv",
+    }
+}
+
+
+async def modules_of(request: Request) -> MetricsModules:
+    modules: MetricsModules = request.app.state.service
+    return modules
+
+
+Modules = Annotated[MetricsModules, Depends(modules_of)]
+
+
+def wants_csv(request: Request) -> bool:
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def csv_response(rows: list[dict[str, Any]], name: str) -> Response:
+    return Response(
+        to_csv(rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Flat CSV of report rows; a dict cell (revenue per currency) becomes one column per key."""
+    flat: list[dict[str, Any]] = []
+    columns: list[str] = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for name, value in row.items():
+            if isinstance(value, dict):
+                for sub, sub_value in value.items():
+                    out[f"{name}_{sub}"] = sub_value
+            elif isinstance(value, list):
+                out[name] = ";".join(str(v) for v in value)
+            else:
+                out[name] = value
+        for name in out:
+            if name not in columns:
+                columns.append(name)
+        flat.append(out)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(flat)
+    return buffer.getvalue()
