@@ -17,7 +17,7 @@ database is seeded and dropped at the end. The service's consumer group starts a
 topics, so it does not work through the stack's history while it is measured.
 
 Rounds alternate the baseline and each leaderboard query under wrk. The first leaderboard request
-builds the board's standings (see services/recognition/standings.py); its time is reported apart.
+builds the board's standings (see services/recognition/leaderboards/standings.py); its time is reported apart.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import PROBE, Result, free_port, median_result, server, wrk  # noqa: E402
 from devtools.local_stack import StackConfig  # noqa: E402
-from services.recognition.domain import Period, period_key  # noqa: E402
 from services.recognition.handlers import GROUP  # noqa: E402
+from services.recognition.leaderboards.domain import Period, period_key  # noqa: E402
+from services.recognition.main import INDEXES  # noqa: E402
 from services.recognition.settings import RecognitionSettings  # noqa: E402
-from services.recognition.store import INDEXES  # noqa: E402
 from shared.auth import issue_dev_token  # noqa: E402
 from shared.events.topics import TOPICS  # noqa: E402
 from shared.messaging import skip_history  # noqa: E402

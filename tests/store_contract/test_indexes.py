@@ -29,7 +29,7 @@ from services.content.store import INDEXES as CONTENT
 from services.metrics.store import INDEXES as METRICS
 from services.metrics.store import stats_indexes
 from services.metrics.webhooks.store import INDEXES as METRICS_WEBHOOKS
-from services.recognition.store import INDEXES as RECOGNITION
+from services.recognition.main import INDEXES as RECOGNITION
 from services.sharing.store import INDEXES as SHARING
 from shared.mongo import Document, IndexSpec, ensure_indexes, is_duplicate_key
 from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
@@ -71,7 +71,7 @@ def declared(collection: str, *stores: list[IndexSpec]) -> list[IndexSpec]:
 
 
 COLLECTIONS: dict[str, Collection] = {
-    # services/recognition/store.py LEDGER; the relay's pending work in a partial index, the
+    # services/recognition/points/store.py LEDGER; the relay's pending work in a partial index, the
     # outbox relay's in a sparse one
     "ledger": Collection(
         declared("ledger", RECOGNITION),
@@ -167,7 +167,7 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 50),
         },
     ),
-    # services/recognition/store.py ADVOCATES
+    # services/recognition/profiles/store.py ADVOCATES
     "advocates": Collection(
         declared("advocates", RECOGNITION),
         lambda i: {
@@ -176,7 +176,7 @@ COLLECTIONS: dict[str, Collection] = {
             "team": None if i % 6 == 0 else f"team{i % 8}",
         },
     ),
-    # services/recognition/store.py TAG_SHARES
+    # services/recognition/engagement/store.py TAG_SHARES
     "tag_shares": Collection(
         declared("tag_shares", RECOGNITION),
         lambda i: {
@@ -187,7 +187,7 @@ COLLECTIONS: dict[str, Collection] = {
             "shares": i % 50,
         },
     ),
-    # services/recognition/store.py REDEMPTIONS
+    # services/recognition/rewards/store.py REDEMPTIONS
     "redemptions": Collection(
         declared("redemptions", RECOGNITION),
         lambda i: {
@@ -200,12 +200,12 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 13),
         },
     ),
-    # services/recognition/store.py RULES
+    # services/recognition/rules/store.py RULES
     "rules": Collection(
         declared("rules", RECOGNITION),
         lambda i: {"_id": f"org{i % ORGS}|{i}", "org": f"org{i % ORGS}", "version": i},
     ),
-    # services/recognition/store.py BOARDS ("board_order")
+    # services/recognition/leaderboards/store.py BOARDS ("board_order")
     "boards": Collection(
         declared("boards", RECOGNITION),
         lambda i: {

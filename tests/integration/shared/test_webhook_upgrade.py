@@ -11,8 +11,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.webhooks.service import EARLIER_DELIVERIES as METRICS_EARLIER
-from services.recognition.service import EARLIER_DELIVERIES as RECOGNITION_EARLIER
-from services.recognition.service import FULFILMENT
+from services.recognition.rewards.domain import FULFILMENT
+from services.recognition.rewards.store import EARLIER_DELIVERIES as RECOGNITION_EARLIER
 from shared.mongo import Document, create_client, ensure_indexes
 from shared.settings import ChorusSettings
 from shared.webhooks.engine import DELIVERIES, INDEXES, DeliveryStore
