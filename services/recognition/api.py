@@ -5,13 +5,15 @@ Each module has its own router (`<module>/api.py`); main.py includes them all un
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
+from shared.idempotency import run_once
 
 TAGS: list[str | Enum] = ["recognition"]
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
@@ -24,7 +26,28 @@ Cursor = Annotated[
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-class Request(BaseModel):
+class Once:
+    """Runs a create once per Idempotency-Key (shared/idempotency.py), in the service's database."""
+
+    def __init__(self, request: Request) -> None:
+        self.db = request.app.state.runtime.db
+
+    async def __call__(
+        self,
+        org: str,
+        scope: str,
+        key: str | None,
+        body: Any,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        result, _ = await run_once(self.db, org=org, scope=scope, key=key, body=body, create=create)
+        return result
+
+
+Idempotent = Annotated[Once, Depends(Once)]
+
+
+class RequestBody(BaseModel):
     """A request body: unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid")

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.recognition.api import TAGS, IdempotencyKey, Limit, Member
+from services.recognition.api import TAGS, IdempotencyKey, Idempotent, Limit, Member
 from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
@@ -41,15 +41,17 @@ def _kudos(kudos: Kudos, allowance_left: int | None = None) -> schemas.KudosOut:
     description="Each advocate has a weekly allowance (rules.kudos_weekly_allowance); the receiver scores.",
 )
 async def give_kudos(
-    body: schemas.KudosIn, principal: Member, service: Service, idempotency_key: IdempotencyKey = None
+    body: schemas.KudosIn,
+    principal: Member,
+    service: Service,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
 ) -> schemas.KudosOut:
     async def create() -> dict[str, Any]:
         kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message)
         return _kudos(kudos, left).model_dump(mode="json")
 
-    result = await service.idempotent(
-        principal.org, f"kudos:{principal.sub}", idempotency_key, body.model_dump(), create
-    )
+    result = await once(principal.org, f"kudos:{principal.sub}", idempotency_key, body.model_dump(), create)
     return schemas.KudosOut.model_validate(result)
 
 

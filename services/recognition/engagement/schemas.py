@@ -6,13 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from services.recognition.api import Request
+from services.recognition.api import RequestBody
 from services.recognition.engagement.domain import GoalKind
 
 # --- kudos -------------------------------------------------------------------------------------
 
 
-class KudosIn(Request):
+class KudosIn(RequestBody):
     to: str = Field(min_length=1, max_length=200, description="the colleague's advocate id")
     message: str = Field(min_length=1, max_length=500)
 
@@ -34,7 +34,7 @@ class KudosPage(BaseModel):
 # --- goals -------------------------------------------------------------------------------------
 
 
-class GoalIn(Request):
+class GoalIn(RequestBody):
     kind: GoalKind
     target: int = Field(ge=1, le=1_000_000_000, description="audience size, posts, 1 for a course, or a rank")
     course_id: str | None = Field(None, max_length=200)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from services.recognition.engagement import domain
 from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, GoalProgress, GoalSpec, Kudos
@@ -13,7 +11,6 @@ from services.recognition.leaderboards.domain import week_key
 from services.recognition.points.service import PointsService
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
-from shared import idempotency
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
@@ -34,19 +31,6 @@ class EngagementService:
         self.points = points
         self.profiles = profiles
         self.clock = clock
-
-    async def idempotent(
-        self,
-        org: str,
-        scope: str,
-        key: str | None,
-        body: Any,
-        create: Callable[[], Awaitable[dict[str, Any]]],
-    ) -> dict[str, Any]:
-        result, _ = await idempotency.run_once(
-            self.store.db, org=org, scope=scope, key=key, body=body, create=create
-        )
-        return result
 
     # --- kudos ---------------------------------------------------------------------------------
 

@@ -35,11 +35,6 @@ class EngagementStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
 
-    @property
-    def db(self) -> AsyncDatabase[Document]:
-        """For idempotency keys, which shared/idempotency.py keeps."""
-        return self.tenants.db
-
     # --- kudos ---------------------------------------------------------------------------------
 
     async def take_kudos_allowance(self, org: str, giver: str, week: str, allowance: int) -> bool:

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from services.recognition.api import Request
+from services.recognition.api import RequestBody
 
 
 class PointsOut(BaseModel):
@@ -40,10 +40,10 @@ class LedgerPage(BaseModel):
     next_cursor: str | None
 
 
-class ReversalIn(Request):
+class ReversalIn(RequestBody):
     reason: str = Field(min_length=1, max_length=500)
 
 
-class LeadInvalidationIn(Request):
+class LeadInvalidationIn(RequestBody):
     conversion_id: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=500)

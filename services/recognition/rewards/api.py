@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from services.recognition.api import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Limit, Member
+from services.recognition.api import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Idempotent, Limit, Member
 from services.recognition.rewards import schemas
 from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
 from services.recognition.rewards.service import RewardService
@@ -42,15 +42,17 @@ async def rewards(
 
 @router.post("/rewards", response_model=schemas.RewardOut, status_code=201, summary="Add a reward")
 async def create_reward(
-    body: schemas.RewardIn, principal: Admin, service: Service, idempotency_key: IdempotencyKey = None
+    body: schemas.RewardIn,
+    principal: Admin,
+    service: Service,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
 ) -> schemas.RewardOut:
     async def create() -> dict[str, Any]:
         reward = await service.create_reward(principal.org, Offer(**body.model_dump()))
         return _reward(reward).model_dump(mode="json")
 
-    result = await service.idempotent(
-        principal.org, "rewards", idempotency_key, body.model_dump(mode="json"), create
-    )
+    result = await once(principal.org, "rewards", idempotency_key, body.model_dump(mode="json"), create)
     return schemas.RewardOut.model_validate(result)
 
 
@@ -68,13 +70,17 @@ async def get_reward(reward_id: str, principal: Member, service: Service) -> sch
     "Idempotency-Key, a retry returns the first redemption instead of making another.",
 )
 async def redeem(
-    reward_id: str, principal: Member, service: Service, idempotency_key: IdempotencyKey = None
+    reward_id: str,
+    principal: Member,
+    service: Service,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
 ) -> schemas.RedemptionOut:
     async def create() -> dict[str, Any]:
         redemption = await service.request_redemption(principal.org, principal.sub, reward_id)
         return _redemption(redemption).model_dump(mode="json")
 
-    result = await service.idempotent(
+    result = await once(
         principal.org, f"redeem:{principal.sub}", idempotency_key, {"reward_id": reward_id}, create
     )
     return schemas.RedemptionOut.model_validate(result)

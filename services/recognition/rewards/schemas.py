@@ -7,11 +7,11 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, HttpUrl
 
-from services.recognition.api import Request
+from services.recognition.api import RequestBody
 from shared.webhooks.engine import Delivery
 
 
-class RewardIn(Request):
+class RewardIn(RequestBody):
     name: str = Field(min_length=1, max_length=120)
     description: str = Field("", max_length=2000)
     cost: int = Field(ge=1, le=10_000_000, description="points")
@@ -59,11 +59,11 @@ class RedemptionPage(BaseModel):
     next_cursor: str | None
 
 
-class RedemptionDecisionIn(Request):
+class RedemptionDecisionIn(RequestBody):
     note: str | None = Field(None, max_length=1000)
 
 
-class WebhookIn(Request):
+class WebhookIn(RequestBody):
     url: HttpUrl
     secret: str = Field(
         min_length=16, max_length=200, description="HMAC-SHA256 key; signatures are sha256=<hex>"

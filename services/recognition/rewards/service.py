@@ -9,16 +9,13 @@ it should a crash come between.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
 
 from services.recognition.points.service import PointsService
 from services.recognition.rewards import domain
 from services.recognition.rewards.domain import FULFILMENT, Offer, Redemption, RedemptionStatus, Reward
 from services.recognition.rewards.store import EARLIER_DELIVERIES, RewardStore
 from services.recognition.settings import RecognitionSettings
-from shared import idempotency
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, NotFound
 from shared.outbox import Outbox, pending
@@ -51,19 +48,6 @@ class RewardService:
             max_attempts=settings.webhook_max_attempts,
             timeout_s=settings.webhook_timeout_s,
         )
-
-    async def idempotent(
-        self,
-        org: str,
-        scope: str,
-        key: str | None,
-        body: Any,
-        create: Callable[[], Awaitable[dict[str, Any]]],
-    ) -> dict[str, Any]:
-        result, _ = await idempotency.run_once(
-            self.store.db, org=org, scope=scope, key=key, body=body, create=create
-        )
-        return result
 
     # --- the catalogue ---------------------------------------------------------------------------
 

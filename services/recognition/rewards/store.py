@@ -78,7 +78,7 @@ class RewardStore:
 
     @property
     def db(self) -> AsyncDatabase[Document]:
-        """For what keeps its own collections here: the webhook engine, idempotency keys."""
+        """For the webhook engine, which keeps its own collection here."""
         return self.tenants.db
 
     # --- the catalogue ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from services.recognition.api import Request
+from services.recognition.api import RequestBody
 from services.recognition.rules.domain import Rules
 
 
@@ -17,7 +17,7 @@ class RulesOut(BaseModel):
     rules: Rules
 
 
-class RulesIn(Request):
+class RulesIn(RequestBody):
     rules: Rules
     expected_version: int | None = Field(
         None, ge=0, description="the version you edited; a 409 if someone published another since"
