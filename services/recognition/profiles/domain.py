@@ -6,15 +6,10 @@ is remembered only by an unlinkable hash, so that late events about them score n
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+from services.recognition.points.domain import stable_id
 from shared.events.advocates import AdvocateProfile
-
-
-def stable_id(*parts: str) -> str:
-    """A deterministic id: the same inputs always give the same id, so retries collide."""
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
