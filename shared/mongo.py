@@ -143,6 +143,34 @@ async def conditional_upsert(
     return bool(result.modified_count or result.upserted_id is not None)
 
 
+async def apply_once(
+    coll: AsyncCollection[Document] | TenantCollection,
+    doc_id: str,
+    event_id: str,
+    update: Document,
+    on_insert: Document | None = None,
+) -> bool:
+    """Apply `update` to the document once per event id, creating it with `on_insert` if missing:
+    one atomic upsert that also records the event id. True if this call applied it."""
+    update = {**update, "$push": {**update.get("$push", {}), **mark_applied(event_id)}}
+    if on_insert:
+        update["$setOnInsert"] = on_insert
+    return await conditional_upsert(coll, {"_id": doc_id, **applied_once_filter(event_id)}, update)
+
+
+def joined_id(*parts: str) -> str:
+    """A document id made of its natural key's parts (`org|advocate|day`)."""
+    return "|".join(parts)
+
+
+def newest_first_after(after: tuple[Any, str] | None, field: str = "created_at") -> Document:
+    """The filter of the page after `after` (its last item's `field` and `_id`) in the order
+    `field` descending, `_id` ascending: ties on `field` are broken by `_id`."""
+    if after is None:
+        return {}
+    return {"$or": [{field: {"$lt": after[0]}}, {field: after[0], "_id": {"$gt": after[1]}}]}
+
+
 def is_duplicate_key(exc: Exception) -> bool:
     from pymongo.errors import BulkWriteError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -51,3 +52,18 @@ def decode_keys(cursor: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidInput.field("cursor", "is not a cursor this API returned")
     return value
+
+
+def encode_time_id(at: datetime, id: str) -> str:
+    """A cursor after an item of a newest-first list: its time and, for ties, its id."""
+    return encode_keys({"t": at.isoformat(), "id": id})
+
+
+def decode_time_id(cursor: str | None) -> tuple[datetime, str] | None:
+    value = decode_keys(cursor)
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value["t"]), str(value["id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidInput.field("cursor", "is not a cursor this API returned") from exc

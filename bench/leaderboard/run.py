@@ -9,7 +9,7 @@ uvicorn with the same settings (one worker, uvloop, httptools, no access log), p
 when there are two or more; the load runs in another process pinned to CPU 1.
 
 Seeding writes one organisation's week board (one `boards` document per advocate, exactly as
-RecognitionStore.add_to_board shapes it) and its ledger entries, shaped like the service's, under
+BoardStore.add shapes it) and its ledger entries, shaped like the service's, under
 the service's indexes, before the service starts. With `--db NAME` the database is kept: a later
 run with the same name and sizes measures without seeding, and an interrupted seeding goes on
 where it stopped (10,000,000 ledger entries: see README.md for how long). Without it a fresh
@@ -17,7 +17,7 @@ database is seeded and dropped at the end. The service's consumer group starts a
 topics, so it does not work through the stack's history while it is measured.
 
 Rounds alternate the baseline and each leaderboard query under wrk. The first leaderboard request
-builds the board's standings (see services/recognition/standings.py); its time is reported apart.
+builds the board's standings (see services/recognition/leaderboards/standings.py); its time is reported apart.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import PROBE, Result, free_port, median_result, server, wrk  # noqa: E402
 from devtools.local_stack import StackConfig  # noqa: E402
-from services.recognition.domain import Period, period_key  # noqa: E402
 from services.recognition.handlers import GROUP  # noqa: E402
+from services.recognition.leaderboards.domain import Period, period_key  # noqa: E402
+from services.recognition.main import INDEXES  # noqa: E402
 from services.recognition.settings import RecognitionSettings  # noqa: E402
-from services.recognition.store import INDEXES  # noqa: E402
 from shared.auth import issue_dev_token  # noqa: E402
 from shared.events.topics import TOPICS  # noqa: E402
 from shared.messaging import skip_history  # noqa: E402
@@ -212,7 +212,7 @@ def ledger_seeded(db: Any, entries: int, batch: int = LEDGER_BATCH) -> int:
 
 
 def time_standings_read(db: Any, key: str) -> str:
-    """What a standings build reads (RecognitionStore.board_entries), timed on the database alone."""
+    """What a standings build reads (BoardStore.entries), timed on the database alone."""
     started = time.perf_counter()
     fields = {"_id": 0, "advocate_id": 1, "points": 1, "team": 1, "visible": 1}
     count = len(db["boards"].find({"org": ORG, "period": key}, fields).to_list())

@@ -26,6 +26,7 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import api as surveys_api
 from services.metrics.surveys.store import INDEXES as SURVEY_INDEXES
 from services.metrics.webhooks import api as webhooks_api
+from services.metrics.webhooks import store as webhooks_store
 from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
@@ -74,7 +75,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             # Plain http to a local receiver is for development only.
             allow_insecure_loopback=settings.environment != "prod",
         )
-        await webhooks.adopt_earlier_deliveries()
 
         return Wiring(
             service=metrics,
@@ -103,6 +103,6 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
-        migrations=org_settings_store.MIGRATIONS,
+        migrations=[*org_settings_store.MIGRATIONS, *webhooks_store.MIGRATIONS],
         description=DESCRIPTION,
     )

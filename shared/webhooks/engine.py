@@ -146,15 +146,6 @@ class DeliveryStore:
             return False
         return True
 
-    async def adopt(self, earlier: Document, into_shape: list[Document]) -> int:
-        """Rewrite the deliveries a service queued before this engine (those matching `earlier`)
-        into its shape with the update pipeline `into_shape`, so an upgrade loses none of them and
-        none stops the dispatcher. Run at start; adopted deliveries have a `target`, so a second
-        run changes nothing."""
-        deliveries = self._tenants.across(DELIVERIES, why="adopting deliveries queued before the engine")
-        result = await deliveries.update_many({"target": {"$exists": False}, **earlier}, into_shape)
-        return int(result.modified_count)
-
     async def claim_due(self, now: datetime, lease_until: datetime) -> Delivery | None:
         """Take the earliest due delivery and push its next attempt past a lease, counting the
         attempt, so that two dispatchers (replicas) never both send it."""
@@ -266,12 +257,6 @@ class WebhookEngine:
 
     async def deliveries(self, org: str, target: str, limit: int) -> list[Delivery]:
         return await self._store.list(org, target, limit)
-
-    async def adopt(self, earlier: Document, into_shape: list[Document]) -> int:
-        adopted = await self._store.adopt(earlier, into_shape)
-        if adopted:
-            log.info("webhooks: %d deliveries queued in an earlier format adopted", adopted)
-        return adopted
 
     async def cancel(self, org: str, target: str) -> None:
         await self._store.cancel_pending(org, target)

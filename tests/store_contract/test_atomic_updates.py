@@ -50,7 +50,7 @@ async def test_concurrent_increments_of_one_document_are_all_applied(
 async def test_concurrent_conditional_spends_never_overspend(
     collection: AsyncCollection[Document], pool: PoolWatch
 ) -> None:
-    # recognition RecognitionStore.spend: the balance check and the debit are one update.
+    # recognition PointsStore.spend: the balance check and the debit are one update.
     balance, cost, attempts = 1000, 7, 300
     await collection.insert_one({"_id": "account", "balance": balance, "applied_events": []})
 
@@ -362,7 +362,7 @@ async def test_find_one_and_update_after_with_upsert_returns_the_created_documen
 async def test_find_one_and_update_without_a_match_returns_none_and_writes_nothing(
     collection: AsyncCollection[Document],
 ) -> None:
-    # recognition move_redemption: a status move from a status the redemption is not in.
+    # recognition RewardStore.move: a status move from a status the redemption is not in.
     await collection.insert_one({"_id": "r", "status": "approved"})
     moved = await collection.find_one_and_update(
         {"_id": "r", "status": {"$in": ["requested"]}},
@@ -410,7 +410,7 @@ async def test_a_conditional_upsert_that_misses_an_existing_document_raises_dupl
 
 
 async def test_unique_ids_make_a_second_insert_fail(collection: AsyncCollection[Document]) -> None:
-    # shared.idempotency run_once and recognition insert_rules claim a key by inserting it.
+    # shared.idempotency run_once and recognition RulesStore.insert claim a key by inserting it.
     await collection.insert_one({"_id": "key", "state": "running"})
     with pytest.raises(DuplicateKeyError) as raised:
         await collection.insert_one({"_id": "key", "state": "running"})

@@ -29,7 +29,7 @@ from services.content.main import INDEXES as CONTENT
 from services.metrics.main import INDEXES as METRICS
 from services.metrics.projections.store import stats_indexes
 from services.metrics.webhooks.store import INDEXES as METRICS_WEBHOOKS
-from services.recognition.store import INDEXES as RECOGNITION
+from services.recognition.main import INDEXES as RECOGNITION
 from services.sharing.shares.store import INDEXES as SHARING
 from shared.mongo import Document, IndexSpec, ensure_indexes, is_duplicate_key
 from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
@@ -71,7 +71,7 @@ def declared(collection: str, *stores: list[IndexSpec]) -> list[IndexSpec]:
 
 
 COLLECTIONS: dict[str, Collection] = {
-    # services/recognition/store.py LEDGER; the relay's pending work in a partial index, the
+    # services/recognition/points/store.py LEDGER; the relay's pending work in a partial index, the
     # outbox relay's in a sparse one
     "ledger": Collection(
         declared("ledger", RECOGNITION),
@@ -167,7 +167,7 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 50),
         },
     ),
-    # services/recognition/store.py ADVOCATES
+    # services/recognition/profiles/store.py ADVOCATES
     "advocates": Collection(
         declared("advocates", RECOGNITION),
         lambda i: {
@@ -176,7 +176,7 @@ COLLECTIONS: dict[str, Collection] = {
             "team": None if i % 6 == 0 else f"team{i % 8}",
         },
     ),
-    # services/recognition/store.py TAG_SHARES
+    # services/recognition/engagement/store.py TAG_SHARES
     "tag_shares": Collection(
         declared("tag_shares", RECOGNITION),
         lambda i: {
@@ -187,7 +187,7 @@ COLLECTIONS: dict[str, Collection] = {
             "shares": i % 50,
         },
     ),
-    # services/recognition/store.py REDEMPTIONS
+    # services/recognition/rewards/store.py REDEMPTIONS
     "redemptions": Collection(
         declared("redemptions", RECOGNITION),
         lambda i: {
@@ -200,12 +200,12 @@ COLLECTIONS: dict[str, Collection] = {
             **_outbox(i, 13),
         },
     ),
-    # services/recognition/store.py RULES
+    # services/recognition/rules/store.py RULES
     "rules": Collection(
         declared("rules", RECOGNITION),
         lambda i: {"_id": f"org{i % ORGS}|{i}", "org": f"org{i % ORGS}", "version": i},
     ),
-    # services/recognition/store.py BOARDS ("board_order")
+    # services/recognition/leaderboards/store.py BOARDS ("board_order")
     "boards": Collection(
         declared("boards", RECOGNITION),
         lambda i: {
@@ -249,14 +249,14 @@ def count(filter_: Document) -> list[Document]:
 
 QUERIES: dict[str, Query] = {
     "an advocate's ledger, first page": Query(
-        "recognition list_entries",
+        "recognition PointsStore.entries",
         "ledger",
         {"org": "org1", "advocate_id": "a1"},
         [("created_at", DESCENDING), ("_id", ASCENDING)],
         20,
     ),
     "an advocate's ledger, next page": Query(
-        "recognition list_entries (after), list_rewards, list_redemptions",
+        "recognition PointsStore.entries (after), RewardStore.rewards, RewardStore.redemptions",
         "ledger",
         {
             "org": "org1",
@@ -267,23 +267,23 @@ QUERIES: dict[str, Query] = {
         20,
     ),
     "ledger entries of a ref by kinds": Query(
-        "recognition entries_by_ref",
+        "recognition PointsStore.entries_by_ref",
         "ledger",
         {"org": "org1", "ref": "ref1", "kind": {"$in": ["share", "click"]}},
     ),
     "ledger entries not projected yet (partial index)": Query(
-        "recognition unprojected_entries, the relay",
+        "recognition PointsStore.unprojected_entries, the relay",
         "ledger",
         {"projected": False, "created_at": {"$lt": _at(600)}},
         limit=200,
     ),
     "the ledger entry of an event": Query(
-        "recognition insert_entry",
+        "recognition PointsStore.insert_entry",
         "ledger",
         {"org": "org1", "source_event_id": "ev1", "kind": "click"},
     ),
     "an advocate's ledger entries (erasure)": Query(
-        "recognition erase_advocate (update_many)",
+        "recognition PointsStore.erase (update_many)",
         "ledger",
         {"org": "org1", "advocate_id": "a1"},
     ),
@@ -350,37 +350,38 @@ QUERIES: dict[str, Query] = {
         "content anonymise_author (update_many)", "content", {"org": "org1", "created_by": "u1"}
     ),
     "advocates with a team, by team": Query(
-        "recognition active_advocates_by_team (aggregate)",
+        "recognition ProfileStore.members_by_team (aggregate; the tenant's $match comes first)",
         "advocates",
         {},
         pipeline=[
-            {"$match": {"org": "org1", "team": {"$ne": None}}},
+            {"$match": {"org": "org1"}},
+            {"$match": {"team": {"$ne": None}}},
             {"$group": {"_id": "$team", "n": {"$sum": 1}}},
         ],
     ),
     "advocates ahead on a tag": Query(
-        "recognition tag_rank (count_documents)",
+        "recognition EngagementStore.tag_rank (count_documents)",
         "tag_shares",
         {},
         pipeline=count({"org": "org1", "tag": "tag1", "shares": {"$gt": 20}}),
     ),
     "redemptions waiting for the relay (partial index)": Query(
-        "recognition stale_redemptions",
+        "recognition RewardStore.stale_redemptions",
         "redemptions",
         {"needs_relay": True, "updated_at": {"$lt": _at(1000)}},
         limit=200,
     ),
     "an advocate's redemptions": Query(
-        "recognition list_redemptions",
+        "recognition RewardStore.redemptions",
         "redemptions",
         {"org": "org1", "advocate_id": "a1"},
         [("created_at", DESCENDING), ("_id", ASCENDING)],
         20,
     ),
     "the latest rules": Query(
-        "recognition latest_rules", "rules", {"org": "org1"}, [("version", DESCENDING)], 1
+        "recognition RulesStore.latest", "rules", {"org": "org1"}, [("version", DESCENDING)], 1
     ),
-    "a board's entries": Query("recognition board_entries", "boards", {"org": "org1", "period": "all"}),
+    "a board's entries": Query("recognition BoardStore.entries", "boards", {"org": "org1", "period": "all"}),
     "a goal's snapshots in date order": Query(
         "metrics snapshots",
         "goal_snapshots",

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from services.metrics.webhooks import domain
-from services.metrics.webhooks.store import EARLIER_DELIVERIES, Endpoint, Replay, WebhookStore
+from services.metrics.webhooks.store import Endpoint, Replay, WebhookStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
@@ -55,11 +55,6 @@ class WebhookService:
         )
         self._replays: set[asyncio.Task[None]] = set()
         self._endpoint_cache: dict[str, tuple[float, list[Endpoint]]] = {}
-
-    async def adopt_earlier_deliveries(self) -> int:
-        """Deliveries queued before the shared engine named their endpoint `endpoint_id` and kept
-        the event's fields at the top level."""
-        return await self.engine.adopt(*EARLIER_DELIVERIES)
 
     async def close(self) -> None:
         for task in self._replays:

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.migrations import rewrite
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
+from shared.webhooks.engine import DELIVERIES
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
 
 ENDPOINTS = "webhook_endpoints"
@@ -23,25 +25,29 @@ INDEXES = [
 ]
 
 
-# The shape of deliveries queued before the shared engine, and the pipeline that converts them.
-EARLIER_DELIVERIES: tuple[Document, list[Document]] = (
-    {"endpoint_id": {"$exists": True}},
-    [
-        {
-            "$set": {
-                "target": "$endpoint_id",
-                "log": [],
-                "meta": {
-                    "event_id": "$event_id",
-                    "event_type": "$event_type",
-                    "event_time": "$event_time",
-                    "replay_id": "$replay_id",
-                },
-            }
-        },
-        {"$unset": ["endpoint_id", "event_id", "event_type", "event_time", "replay_id"]},
-    ],
-)
+# Deliveries queued before the shared engine, rewritten into its shape once (shared/migrations.py).
+MIGRATIONS = [
+    rewrite(
+        "2026-12-webhook-deliveries-into-the-engine-shape",
+        DELIVERIES,
+        {"target": {"$exists": False}, "endpoint_id": {"$exists": True}},
+        [
+            {
+                "$set": {
+                    "target": "$endpoint_id",
+                    "log": [],
+                    "meta": {
+                        "event_id": "$event_id",
+                        "event_type": "$event_type",
+                        "event_time": "$event_time",
+                        "replay_id": "$replay_id",
+                    },
+                }
+            },
+            {"$unset": ["endpoint_id", "event_id", "event_type", "event_time", "replay_id"]},
+        ],
+    ),
+]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 from devtools import local_stack
 from services.content.main import OUTBOX_COLLECTIONS as CONTENT_OUTBOXES
 from services.metrics.main import OUTBOX_COLLECTIONS as METRICS_OUTBOXES
-from services.recognition.store import OUTBOX_COLLECTIONS as RECOGNITION_OUTBOXES
+from services.recognition.main import OUTBOX_COLLECTIONS as RECOGNITION_OUTBOXES
 from services.sharing.main import OUTBOX_COLLECTIONS as SHARING_OUTBOXES
 from shared.events import TOPICS, Event, EventData, decode
 from shared.mongo import Document, create_client

@@ -13,19 +13,21 @@ from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.domain import capped
-from services.recognition.service import RecognitionService
+from services.recognition.engagement.store import EngagementStore
+from services.recognition.handlers import build_subscription
+from services.recognition.leaderboards.store import BOARDS, BoardStore
+from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, recognition
+from services.recognition.points.domain import AccountChange, capped
+from services.recognition.points.store import ACCOUNTS, LEDGER, PointsStore
+from services.recognition.profiles.domain import Profile
+from services.recognition.profiles.store import ProfileStore
+from services.recognition.rewards.domain import Reward
+from services.recognition.rewards.store import REDEMPTIONS, RewardStore
 from services.recognition.settings import RecognitionSettings
-from services.recognition.store import (
-    BOARDS,
-    INDEXES,
-    LEDGER,
-    OUTBOX_COLLECTIONS,
-    REDEMPTIONS,
-    RecognitionStore,
-    now,
-)
+from shared.clock import utc_now as now
+from shared.events import Event
 from shared.events.advocates import AdvocateUpdated
 from shared.messaging import EventProducer
 from shared.mongo import APPLIED_WINDOW, Document
@@ -44,11 +46,23 @@ def database(recognition_settings: RecognitionSettings) -> str:
     return f"{recognition_settings.mongo_db_prefix}_recognition_atomic_writes"
 
 
+class RecognitionStore:
+    """Recognition's module stores over one client."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.points = PointsStore(db)
+        self.boards = BoardStore(db)
+        self.rewards = RewardStore(db)
+        self.engagement = EngagementStore(db)
+        self.profiles = ProfileStore(db)
+
+
 @pytest.fixture(scope="module")
 async def stores(
     recognition_settings: RecognitionSettings, database: str
 ) -> AsyncIterator[list[RecognitionStore]]:
-    """The recognition store over CLIENTS separate clients of one database."""
+    """The recognition stores over CLIENTS separate clients of one database."""
     async with one_database_through_clients(recognition_settings, database, INDEXES, CLIENTS) as dbs:
         yield [RecognitionStore(db) for db in dbs]
 
@@ -71,11 +85,16 @@ async def test_concurrent_grants_and_their_redeliveries_count_once_on_the_accoun
     async def grant(store: RecognitionStore, i: int) -> bool:
         entry = entries[i]
         applied, _, _ = await asyncio.gather(
-            store.apply_to_account(
-                org, "a", entry, balance=points[entry], lifetime=points[entry], inc={"counters.shares": 1}
+            store.points.apply_to_account(
+                org,
+                "a",
+                entry,
+                balance=points[entry],
+                lifetime=points[entry],
+                change=AccountChange({"counters.shares": 1}, {}),
             ),
-            store.add_to_board(org, "all", "a", "red", True, entry, points[entry]),
-            store.add_to_team_board(org, "all", "red", entry, points[entry]),
+            store.boards.add(org, "all", "a", "red", True, entry, points[entry]),
+            store.boards.add_to_team(org, "all", "red", entry, points[entry]),
         )
         return applied
 
@@ -83,21 +102,23 @@ async def test_concurrent_grants_and_their_redeliveries_count_once_on_the_accoun
 
     total = sum(points.values())
     assert applied.count(True) == len(points)
-    account = await stores[0].get_account(org, "a")
+    account = await stores[0].points.account(org, "a")
     assert account is not None
-    assert (account["balance"], account["lifetime"], account["counters"]) == (total, total, {"shares": 100})
-    assert (account["written_off"], account["badges"], account["courses"]) == (0, [], [])
-    assert sorted(account["applied_events"]) == sorted(points)
-    assert [(b["advocate_id"], b["points"]) for b in await stores[1].board_entries(org, "all")] == [
+    assert (account.balance, account.lifetime, account.counters) == (total, total, {"shares": 100})
+    assert (account.written_off, account.badges, account.courses) == (0, [], [])
+    stored = await stores[0].db[ACCOUNTS].find_one({"org": org})
+    assert stored is not None
+    assert sorted(stored["applied_events"]) == sorted(points)
+    assert [(b["advocate_id"], b["points"]) for b in await stores[1].boards.entries(org, "all")] == [
         ("a", total)
     ]
-    assert [(t["team"], t["points"]) for t in await stores[2].team_boards(org, "all")] == [("red", total)]
+    assert list((await stores[2].boards.team_totals(org, "all")).items()) == [("red", total)]
 
 
 async def test_the_applied_ids_window_keeps_the_latest_ones(stores: list[RecognitionStore]) -> None:
     org = new_org()
     for i in range(APPLIED_WINDOW + 20):
-        await stores[i % CLIENTS].add_to_board(org, "all", "a", None, True, f"e{i}", 1)
+        await stores[i % CLIENTS].boards.add(org, "all", "a", None, True, f"e{i}", 1)
     board = await stores[0].db[BOARDS].find_one({"org": org})
     assert board is not None
     assert board["points"] == APPLIED_WINDOW + 20
@@ -108,25 +129,25 @@ async def test_concurrent_spends_take_exactly_what_the_balance_affords_and_never
     stores: list[RecognitionStore],
 ) -> None:
     org = new_org()
-    await stores[0].apply_to_account(org, "a", "earned", balance=200, lifetime=200)
+    await stores[0].points.apply_to_account(org, "a", "earned", balance=200, lifetime=200)
     seen: list[int] = []
     spending = True
 
     async def watch() -> None:
         while spending:
-            account = await stores[3].get_account(org, "a")
+            account = await stores[3].points.account(org, "a")
             assert account is not None
-            seen.append(int(account["balance"]))
+            seen.append(account.balance)
             await asyncio.sleep(0)
 
     watcher = asyncio.create_task(watch())
-    spent = await at_once(stores, 50, lambda store, i: store.spend(org, "a", f"spend-{i}", 20))
+    spent = await at_once(stores, 50, lambda store, i: store.points.spend(org, "a", f"spend-{i}", 20))
     spending = False
     await watcher
 
     assert spent.count(True) == 10
-    account = await stores[0].get_account(org, "a")
-    assert account is not None and account["balance"] == 0
+    account = await stores[0].points.account(org, "a")
+    assert account is not None and account.balance == 0
     assert seen and min(seen) >= 0
 
 
@@ -134,55 +155,58 @@ async def test_concurrent_debits_beyond_the_balance_write_off_exactly_the_differ
     stores: list[RecognitionStore],
 ) -> None:
     org = new_org()
-    await stores[0].apply_to_account(org, "a", "earned", balance=30, lifetime=30)
+    await stores[0].points.apply_to_account(org, "a", "earned", balance=30, lifetime=30)
 
     async def debit(store: RecognitionStore, i: int) -> bool:
-        return await store.apply_to_account(org, "a", f"reversal-{i % 5}", balance=-20, lifetime=-20)
+        return await store.points.apply_to_account(org, "a", f"reversal-{i % 5}", balance=-20, lifetime=-20)
 
     applied = await at_once(stores, 10, debit)  # five debits, each sent twice
 
     assert applied.count(True) == 5
-    account = await stores[0].get_account(org, "a")
+    account = await stores[0].points.account(org, "a")
     assert account is not None
-    assert (account["balance"], account["written_off"], account["lifetime"]) == (0, 70, -70)
+    assert (account.balance, account.written_off, account.lifetime) == (0, 70, -70)
 
 
 async def test_concurrent_reservations_take_exactly_the_stock_and_the_budget(
     stores: list[RecognitionStore],
 ) -> None:
     org = new_org()
-    limited_stock: Document = {
-        "_id": f"rwd-stock-{org}",
-        "stock": 7,
-        "budget_left_cents": None,
-        "price_cents": 0,
-    }
-    limited_budget: Document = {
-        "_id": f"rwd-budget-{org}",
-        "stock": None,
-        "budget_left_cents": 1000,
-        "price_cents": 300,
-    }
-    for reward in (limited_stock, limited_budget):
-        reward.update(
-            org=org, name="Mug", cost=1, stock_taken=0, spent_cents=0, active=True, created_at=now()
-        )
-        await stores[0].insert_reward(reward)
 
-    taken_stock = await at_once(stores, 40, lambda store, _: store.reserve_reward(limited_stock))
-    taken_budget = await at_once(stores, 40, lambda store, _: store.reserve_reward(limited_budget))
+    def mug(reward_id: str, stock: int | None, budget_left_cents: int | None, price_cents: int) -> Reward:
+        return Reward(
+            reward_id,
+            "Mug",
+            "",
+            1,
+            stock,
+            price_cents,
+            budget_left_cents,
+            budget_left_cents,
+            "EUR",
+            True,
+            now(),
+        )
+
+    limited_stock = mug(f"rwd-stock-{org}", stock=7, budget_left_cents=None, price_cents=0)
+    limited_budget = mug(f"rwd-budget-{org}", stock=None, budget_left_cents=1000, price_cents=300)
+    for reward in (limited_stock, limited_budget):
+        await stores[0].rewards.insert_reward(org, reward)
+
+    taken_stock = await at_once(stores, 40, lambda store, _: store.rewards.reserve(org, limited_stock))
+    taken_budget = await at_once(stores, 40, lambda store, _: store.rewards.reserve(org, limited_budget))
 
     assert (taken_stock.count(True), taken_budget.count(True)) == (7, 3)
-    stock = await stores[0].get_reward(org, limited_stock["_id"])
-    budget = await stores[0].get_reward(org, limited_budget["_id"])
+    stock = await stores[0].rewards.reward(org, limited_stock.id)
+    budget = await stores[0].rewards.reward(org, limited_budget.id)
     assert stock is not None and budget is not None
-    assert (stock["stock"], stock["stock_taken"]) == (0, 7)
-    assert (budget["budget_left_cents"], budget["spent_cents"], budget["stock"]) == (100, 900, None)
+    assert (stock.stock, stock.stock_taken) == (0, 7)
+    assert (budget.budget_left_cents, budget.spent_cents, budget.stock) == (100, 900, None)
 
-    await at_once(stores, 3, lambda store, _: store.release_reward(limited_budget, 300))
-    budget = await stores[0].get_reward(org, limited_budget["_id"])
+    await at_once(stores, 3, lambda store, _: store.rewards.release(org, limited_budget, 300))
+    budget = await stores[0].rewards.reward(org, limited_budget.id)
     assert budget is not None
-    assert (budget["budget_left_cents"], budget["spent_cents"], budget["stock_taken"]) == (1000, 0, 0)
+    assert (budget.budget_left_cents, budget.spent_cents, budget.stock_taken) == (1000, 0, 0)
 
 
 async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_retries_the_same(
@@ -194,7 +218,7 @@ async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_re
         return capped(10, daily_used=used, daily_cap=195, share_used=0, share_cap=None)
 
     async def grant(store: RecognitionStore, i: int) -> int:
-        return await store.daily_grant(org, "a", "2026-12-05", f"e{i % 60}", ten_under_195)
+        return await store.points.daily_grant(org, "a", "2026-12-05", f"e{i % 60}", ten_under_195)
 
     first = await at_once(stores, 60, grant)
     again = await at_once(stores, 120, grant)  # each entry retried twice, from any replica
@@ -206,20 +230,24 @@ async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_re
 
 async def test_concurrent_kudos_take_exactly_the_weekly_allowance(stores: list[RecognitionStore]) -> None:
     org = new_org()
-    taken = await at_once(stores, 30, lambda store, _: store.take_kudos_allowance(org, "g", "2026-W49", 5))
+    taken = await at_once(
+        stores, 30, lambda store, _: store.engagement.take_kudos_allowance(org, "g", "2026-W49", 5)
+    )
     assert taken.count(True) == 5
-    assert await stores[0].kudos_given(org, "g", "2026-W49") == 5
-    assert not await stores[0].take_kudos_allowance(org, "nobody", "2026-W49", 0)
+    assert await stores[0].engagement.kudos_given(org, "g", "2026-W49") == 5
+    assert not await stores[0].engagement.take_kudos_allowance(org, "nobody", "2026-W49", 0)
 
 
 async def test_a_share_is_verified_by_one_click_whatever_the_race(stores: list[RecognitionStore]) -> None:
     org = new_org()
-    await stores[0].remember_share(org, "s1", {"advocate_id": "a", "verified_by": None})
-    verified = await at_once(stores, 20, lambda store, i: store.mark_share_verified(org, "s1", f"k{i}"))
+    await stores[0].points.remember_share(org, "s1", "a", content_id="c1")
+    verified = await at_once(
+        stores, 20, lambda store, i: store.points.mark_share_verified(org, "s1", f"k{i}")
+    )
     assert verified.count(True) == 1
     winner = f"k{verified.index(True)}"
-    assert await stores[1].mark_share_verified(org, "s1", winner)  # the same click again
-    assert not await stores[1].mark_share_verified(org, "missing-share", "k1")
+    assert await stores[1].points.mark_share_verified(org, "s1", winner)  # the same click again
+    assert not await stores[1].points.mark_share_verified(org, "missing-share", "k1")
 
 
 async def test_boards_follow_the_consent_of_a_profile_applied_again_from_every_replica(
@@ -230,27 +258,33 @@ async def test_boards_follow_the_consent_of_a_profile_applied_again_from_every_r
     # replica has to learn from its update what the profile said before).
     org = new_org()
     for period in ("all", "2026-W49"):
-        await stores[0].add_to_board(org, period, "a", "red", True, f"e-{period}", 5)
+        await stores[0].boards.add(org, period, "a", "red", True, f"e-{period}", 5)
     hidden = AdvocateUpdated(advocate_id="a", team="red", public_ranking_consent=False)
-    await stores[0].upsert_advocate(org, "a", {"team": "red", "public_ranking_consent": False, "audience": 0})
-    services = [
-        RecognitionService(
-            store,
-            Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(recognition_settings)),
-            recognition_settings,
-        )
+    await stores[0].profiles.upsert(org, Profile("a", "red", False, 0))
+    # Each replica's handler of the profile event (services/recognition/handlers.py).
+    handlers = [
+        build_subscription(
+            recognition(
+                store.db,
+                Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(recognition_settings)),
+                recognition_settings,
+            )
+        ).handlers[AdvocateUpdated.event_type]
         for store in stores
     ]
 
-    await asyncio.gather(*(service.advocate_profile(org, hidden) for service in services))
+    def updated(profile: AdvocateUpdated) -> Event[AdvocateUpdated]:
+        return Event.create(profile, tenant=org, source="/tests")
+
+    await asyncio.gather(*(handle(updated(hidden)) for handle in handlers))
 
     for period in ("all", "2026-W49"):
-        assert [(e["advocate_id"], e["visible"]) for e in await stores[1].board_entries(org, period)] == [
+        assert [(e["advocate_id"], e["visible"]) for e in await stores[1].boards.entries(org, period)] == [
             ("a", False)
         ]
     shown = hidden.model_copy(update={"public_ranking_consent": True})
-    await asyncio.gather(*(service.advocate_profile(org, shown) for service in services))
-    assert [e["visible"] for e in await stores[2].board_entries(org, "all")] == [True]
+    await asyncio.gather(*(handle(updated(shown)) for handle in handlers))
+    assert [e["visible"] for e in await stores[2].boards.entries(org, "all")] == [True]
 
 
 class FindCommands(monitoring.CommandListener):
@@ -296,9 +330,33 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
     ]
     for i, entry in enumerate(ledger):
         entry.update(org=org, source_event_id=f"ev{i}", kind="share_made", advocate_id="a")
+        # The rest of a ledger entry, as the store reads it.
+        entry.update(
+            points=1,
+            balance_delta=1,
+            lifetime_delta=1,
+            reason="share made",
+            source_event_type="chorus.share.made",
+            occurred_at=old,
+        )
         await stores[0].db[LEDGER].insert_one(entry)
-    await stores[0].insert_redemption(
-        {"_id": f"{org}-rdm", "org": org, "needs_relay": True, "updated_at": old}, []
+    await (
+        stores[0]
+        .db[REDEMPTIONS]
+        .insert_one(
+            {
+                "_id": f"{org}-rdm",
+                "org": org,
+                "advocate_id": "a",
+                "reward_id": "r",
+                "reward_name": "Mug",
+                "cost": 1,
+                "status": "approved",
+                "created_at": old,
+                "needs_relay": True,
+                "updated_at": old,
+            }
+        )
     )
 
     listener = FindCommands()
@@ -310,8 +368,8 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
         store = RecognitionStore(db)
         cutoff = now() - timedelta(minutes=1)
         ours = {
-            "unprojected": [e["_id"] for e in await store.unprojected_entries(cutoff)],
-            "redemptions": [r["_id"] for r in await store.stale_redemptions(cutoff)],
+            "unprojected": [e.id for e in await store.points.unprojected_entries(cutoff)],
+            "redemptions": [r.id for r in await store.rewards.stale_redemptions(cutoff)],
         }
         assert ours == {"unprojected": [f"{org}-unprojected"], "redemptions": [f"{org}-rdm"]}
         plans = {}

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from services.recognition.handlers import GROUP
+from services.recognition.leaderboards.schemas import LeaderboardOut
 from services.recognition.main import create_app
-from services.recognition.schemas import LeaderboardOut
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
 from shared.events.recognition import RewardGranted

@@ -1,5 +1,5 @@
 """Deliveries that metrics and recognition queued before the shared webhook engine are adopted
-into its shape at start: none is lost, and the dispatcher can send them."""
+into its shape by a migration at start: none is lost, and the dispatcher can send them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.metrics.webhooks.store import EARLIER_DELIVERIES as METRICS_EARLIER
-from services.recognition.service import EARLIER_DELIVERIES as RECOGNITION_EARLIER
-from services.recognition.service import FULFILMENT
+from services.metrics.webhooks.store import MIGRATIONS as METRICS_MIGRATIONS
+from services.recognition.rewards.domain import FULFILMENT
+from services.recognition.rewards.store import MIGRATIONS as RECOGNITION_MIGRATIONS
 from shared.mongo import Document, create_client, ensure_indexes
 from shared.settings import ChorusSettings
 from shared.webhooks.engine import DELIVERIES, INDEXES, DeliveryStore
@@ -21,6 +21,8 @@ from shared.webhooks.policy import State
 pytestmark = pytest.mark.integration
 
 QUEUED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+[METRICS_ADOPTION] = [m for m in METRICS_MIGRATIONS if "deliveries" in m.name]
+[RECOGNITION_ADOPTION] = [m for m in RECOGNITION_MIGRATIONS if "deliveries" in m.name]
 
 
 @pytest.fixture
@@ -56,8 +58,8 @@ async def test_a_metrics_delivery_queued_before_the_engine_is_adopted_and_sendab
     )
     store = DeliveryStore(db)
 
-    assert await store.adopt(*METRICS_EARLIER) == 1
-    assert await store.adopt(*METRICS_EARLIER) == 0  # once only
+    assert await METRICS_ADOPTION.run(db) == 1
+    assert await METRICS_ADOPTION.run(db) == 0  # once only
 
     delivery = await store.claim_due(QUEUED + timedelta(minutes=1), QUEUED + timedelta(minutes=5))
     assert delivery is not None
@@ -95,9 +97,9 @@ async def test_a_fulfilment_delivery_queued_before_the_engine_is_adopted_and_lis
     )
     store = DeliveryStore(db)
 
-    assert await store.adopt(*RECOGNITION_EARLIER) == 1
+    assert await RECOGNITION_ADOPTION.run(db) == 1
     # The metrics conversion does not touch recognition's shape, nor the reverse.
-    assert await store.adopt(*METRICS_EARLIER) == 0
+    assert await METRICS_ADOPTION.run(db) == 0
 
     [listed] = await store.list("org-a", FULFILMENT, 10)
     assert (listed.id, listed.target, listed.body) == ("f1", FULFILMENT, '{"redemption_id": "r1"}')

@@ -6,8 +6,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from services.recognition import domain
-from services.recognition.domain import Campaign, Kind, Period, Rules
+from services.recognition.badges import domain as badges
+from services.recognition.engagement import domain as engagement
+from services.recognition.leaderboards import domain as leaderboards
+from services.recognition.leaderboards.domain import Period
+from services.recognition.points import domain as points
+from services.recognition.rewards import domain as rewards
+from services.recognition.rules import domain as rules_domain
+from services.recognition.rules.domain import Campaign, Kind, Rules
 from tests.unit.recognition.ob3 import credential_errors
 
 AT = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
@@ -15,8 +21,8 @@ AT = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
 
 def test_defaults_give_points_for_every_scoring_kind() -> None:
     rules = Rules()
-    assert all(rules.base_points(k) > 0 for k in domain.SCORING_KINDS)
-    assert domain.score(rules, Kind.SHARE_MADE, at=AT).points == 10
+    assert all(rules.base_points(k) > 0 for k in rules_domain.SCORING_KINDS)
+    assert rules_domain.score(rules, Kind.SHARE_MADE, at=AT).points == 10
 
 
 def test_the_highest_matching_campaign_multiplier_applies() -> None:
@@ -46,8 +52,8 @@ def test_the_highest_matching_campaign_multiplier_applies() -> None:
             ),
         ]
     )
-    assert domain.score(rules, Kind.SHARE_MADE, at=AT).points == 20
-    tagged = domain.score(rules, Kind.SHARE_MADE, at=AT, tags=["ai"])
+    assert rules_domain.score(rules, Kind.SHARE_MADE, at=AT).points == 20
+    tagged = rules_domain.score(rules, Kind.SHARE_MADE, at=AT, tags=["ai"])
     assert tagged.points == 30
     assert set(tagged.campaign_ids) == {"x2", "x3-ai"}
 
@@ -65,15 +71,15 @@ def test_campaign_kinds_restrict_the_multiplier() -> None:
             )
         ]
     )
-    assert domain.score(rules, Kind.SHARE_MADE, at=AT).points == 10
-    assert domain.score(rules, Kind.LEAD, at=AT).points == 100
+    assert rules_domain.score(rules, Kind.SHARE_MADE, at=AT).points == 10
+    assert rules_domain.score(rules, Kind.LEAD, at=AT).points == 100
 
 
 def test_caps_grant_only_what_fits_and_never_negative() -> None:
-    assert domain.capped(10, daily_used=0, daily_cap=25, share_used=10, share_cap=12) == 2
-    assert domain.capped(10, daily_used=20, daily_cap=25, share_used=0, share_cap=None) == 5
-    assert domain.capped(10, daily_used=30, daily_cap=25, share_used=0, share_cap=None) == 0
-    assert domain.capped(10, daily_used=0, daily_cap=None, share_used=0, share_cap=None) == 10
+    assert points.capped(10, daily_used=0, daily_cap=25, share_used=10, share_cap=12) == 2
+    assert points.capped(10, daily_used=20, daily_cap=25, share_used=0, share_cap=None) == 5
+    assert points.capped(10, daily_used=30, daily_cap=25, share_used=0, share_cap=None) == 0
+    assert points.capped(10, daily_used=0, daily_cap=None, share_used=0, share_cap=None) == 10
 
 
 def test_rules_refuse_bad_values() -> None:
@@ -86,44 +92,47 @@ def test_rules_refuse_bad_values() -> None:
 
 
 def test_period_keys_cover_week_month_quarter_all_and_contests() -> None:
-    assert domain.period_keys(AT, ("spring",)) == [
+    assert leaderboards.period_keys(AT, ("spring",)) == [
         "week:2026-W48",
         "month:2026-11",
         "quarter:2026-Q4",
         "all",
         "contest:spring",
     ]
-    assert domain.period_key(Period.WEEK, datetime(2027, 1, 1, tzinfo=UTC)) == "week:2026-W53"
-    assert domain.quarter_bounds(AT) == (datetime(2026, 10, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert leaderboards.period_key(Period.WEEK, datetime(2027, 1, 1, tzinfo=UTC)) == "week:2026-W53"
+    assert leaderboards.quarter_bounds(AT) == (
+        datetime(2026, 10, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
 
 
 def test_equal_points_share_a_rank_across_pages() -> None:
-    assert domain.competition_ranks([50, 40, 40, 10]) == [1, 2, 2, 4]
-    assert domain.competition_ranks([40, 30], first_position=4, previous=(40, 2)) == [2, 5]
+    assert leaderboards.competition_ranks([50, 40, 40, 10]) == [1, 2, 2, 4]
+    assert leaderboards.competition_ranks([40, 30], first_position=4, previous=(40, 2)) == [2, 5]
 
 
 def test_team_points_are_normalised_per_active_advocate() -> None:
-    assert domain.normalised(90, 3) > domain.normalised(600, 30)
-    assert domain.normalised(10, 0) == 10
+    assert leaderboards.normalised(90, 3) > leaderboards.normalised(600, 30)
+    assert leaderboards.normalised(10, 0) == 10
 
 
 def test_badges_are_earned_once_when_the_threshold_is_reached() -> None:
-    definitions = domain.builtin_badges(Rules(thought_leader_colleagues=2), "https://img")
-    earned = domain.badges_earned(definitions, {"shares": 10, "colleague_sharers": 2}, held={"first-share"})
+    definitions = badges.builtin_badges(Rules(thought_leader_colleagues=2), "https://img")
+    earned = badges.badges_earned(definitions, {"shares": 10, "colleague_sharers": 2}, held={"first-share"})
     assert {b.badge_id for b in earned} == {"shares-10", "thought-leader"}
 
 
 def test_entry_ids_are_stable_per_event_and_kind() -> None:
-    assert domain.entry_id("o", "e1", "lead") == domain.entry_id("o", "e1", "lead")
-    assert domain.entry_id("o", "e1", "lead") != domain.entry_id("o", "e1", "sale")
-    assert domain.entry_id("o", "e1", "lead") != domain.entry_id("o2", "e1", "lead")
+    assert points.entry_id("o", "e1", "lead") == points.entry_id("o", "e1", "lead")
+    assert points.entry_id("o", "e1", "lead") != points.entry_id("o", "e1", "sale")
+    assert points.entry_id("o", "e1", "lead") != points.entry_id("o2", "e1", "lead")
 
 
 def _credential() -> dict[str, object]:
-    definition = domain.builtin_badges(Rules(), "https://img.example")[0]
-    return domain.open_badge_credential(
+    definition = badges.builtin_badges(Rules(), "https://img.example")[0]
+    return badges.open_badge_credential(
         definition=definition,
-        award_id=domain.award_id("o", "a", "first-share"),
+        award_id=badges.award_id("o", "a", "first-share"),
         org="o",
         advocate_id="a",
         awarded_at=AT,
@@ -152,15 +161,15 @@ def test_credential_hides_the_advocate_id_behind_a_salted_hash() -> None:
 
 
 def test_redemption_moves_only_forward() -> None:
-    S = domain.RedemptionStatus
-    assert domain.can_move(S.REQUESTED, S.APPROVED)
-    assert domain.can_move(S.APPROVED, S.FULFILLED)
-    assert not domain.can_move(S.REQUESTED, S.FULFILLED)
-    assert not domain.can_move(S.FULFILLED, S.REJECTED)
+    S = rewards.RedemptionStatus
+    assert rewards.can_move(S.REQUESTED, S.APPROVED)
+    assert rewards.can_move(S.APPROVED, S.FULFILLED)
+    assert not rewards.can_move(S.REQUESTED, S.FULFILLED)
+    assert not rewards.can_move(S.FULFILLED, S.REJECTED)
 
 
 def test_goal_progress() -> None:
-    assert domain.goal_progress(domain.GoalKind.AUDIENCE, 1000, value=1200).achieved
-    assert not domain.goal_progress(domain.GoalKind.POSTS_THIS_QUARTER, 3, value=2).achieved
-    assert domain.goal_progress(domain.GoalKind.TOP_ON_TAG, 1, value=1).achieved
-    assert not domain.goal_progress(domain.GoalKind.TOP_ON_TAG, 1, value=0).achieved
+    assert engagement.goal_progress(engagement.GoalKind.AUDIENCE, 1000, value=1200).achieved
+    assert not engagement.goal_progress(engagement.GoalKind.POSTS_THIS_QUARTER, 3, value=2).achieved
+    assert engagement.goal_progress(engagement.GoalKind.TOP_ON_TAG, 1, value=1).achieved
+    assert not engagement.goal_progress(engagement.GoalKind.TOP_ON_TAG, 1, value=0).achieved

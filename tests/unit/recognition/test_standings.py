@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from services.recognition.standings import Standings, StandingsCache, standings_of
+from services.recognition.leaderboards.standings import Standings, StandingsCache, standings_of
 from shared.mongo import Document
 
 AS_OF = datetime(2026, 11, 27, 12, tzinfo=UTC)

@@ -29,15 +29,28 @@ import asyncio
 import bisect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
-from services.recognition.domain import competition_ranks
-from shared.mongo import Document
+from services.recognition.leaderboards.domain import competition_ranks
 
 log = logging.getLogger(__name__)
+
+
+# A BoardRow as the JSON it is sent as (leaderboards api._board_response).
+Row = dict[str, Any]
+
+
+class BoardEntry(TypedDict):
+    """One advocate's document of a board, as the store reads it: a plain mapping, since a board
+    holds up to 100,000 of them and the ranking (in a thread) is what turns them into entries."""
+
+    advocate_id: str
+    points: int
+    team: str | None
+    visible: bool
 
 
 class Entry(NamedTuple):
@@ -46,8 +59,8 @@ class Entry(NamedTuple):
     team: str | None
     visible: bool
 
-    def row(self, rank: int, viewer: str | None) -> Document:
-        """The advocate's BoardRow, as the JSON it is sent as (recognition api._board_response)."""
+    def row(self, rank: int, viewer: str | None) -> Row:
+        """The advocate's BoardRow."""
         return {
             "rank": rank,
             "points": self.points,
@@ -85,7 +98,7 @@ class _Ranking:
 class Standings:
     """One board's entries, ranked once; each view (the organisation, a team) ranked on first use."""
 
-    def __init__(self, docs: Iterable[Document], as_of: datetime) -> None:
+    def __init__(self, docs: Iterable[Mapping[str, Any]], as_of: datetime) -> None:
         self.as_of = as_of
         entries = [
             Entry(str(d["advocate_id"]), int(d.get("points", 0)), d.get("team"), bool(d.get("visible", True)))
@@ -109,7 +122,7 @@ class Standings:
 
     def page(
         self, team: str | None, after: tuple[int, str] | None, limit: int, viewer: str | None = None
-    ) -> list[Document]:
+    ) -> list[Row]:
         """Up to `limit` visible advocates in rank order, after the (points, advocate) given; the
         `viewer`'s row, if listed, says `is_me`."""
         ranking = self._ranking(team)
@@ -119,14 +132,14 @@ class Standings:
             for i in range(start, min(start + limit, len(ranking.entries)))
         ]
 
-    def standing(self, advocate_id: str, team: str | None) -> Document | None:
+    def standing(self, advocate_id: str, team: str | None) -> Row | None:
         """The advocate's own row, listed or not; None if not on this board (or that team)."""
         entry = self._by_advocate.get(advocate_id)
         if entry is None or (team is not None and entry.team != team):
             return None
         return entry.row(self._ranking(team).ahead_of(entry.points) + 1, advocate_id)
 
-    def around(self, advocate_id: str, team: str | None, size: int) -> tuple[list[Document], Document | None]:
+    def around(self, advocate_id: str, team: str | None, size: int) -> tuple[list[Row], Row | None]:
         """Up to `size` visible advocates above and below the advocate (the viewer), with the
         advocate between."""
         mine = self.standing(advocate_id, team)
@@ -149,13 +162,13 @@ class Standings:
 
 @dataclass(frozen=True)
 class TeamBoard:
-    """A board's teams ranked by points per active advocate (RecognitionService._rank_teams)."""
+    """A board's teams ranked by points per active advocate (domain.team_rows)."""
 
-    rows: list[Document]
+    rows: list[Row]
     as_of: datetime
 
 
-BoardLoader = Callable[[str, str], Awaitable[list[Document]]]
+BoardLoader = Callable[[str, str], Awaitable[list[BoardEntry]]]
 T = TypeVar("T")
 
 

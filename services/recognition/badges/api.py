@@ -1,0 +1,73 @@
+"""Routes of the badges."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.recognition.api import TAGS, Admin, Member
+from services.recognition.badges import schemas
+from services.recognition.badges.domain import Award, BadgeDefinition
+from services.recognition.badges.service import BadgeService
+
+router = APIRouter(prefix="/v1", tags=TAGS)
+
+
+async def service_of(request: Request) -> BadgeService:
+    service: BadgeService = request.app.state.badges
+    return service
+
+
+Service = Annotated[BadgeService, Depends(service_of)]
+
+
+def _award(award: Award) -> schemas.AwardOut:
+    return schemas.AwardOut(
+        award_id=award.id,
+        badge_id=award.badge_id,
+        name=award.name,
+        awarded_at=award.awarded_at,
+        credential_url=f"/v1/badges/{award.id}/credential",
+    )
+
+
+@router.get("/badges", response_model=schemas.BadgeDefinitionPage, summary="Badges one can earn")
+async def badges(principal: Member, service: Service) -> schemas.BadgeDefinitionPage:
+    definitions = await service.definitions(principal.org)
+    return schemas.BadgeDefinitionPage(
+        items=[schemas.BadgeDefinitionOut(**d.model_dump()) for d in definitions]
+    )
+
+
+@router.post(
+    "/badges",
+    response_model=schemas.BadgeDefinitionOut,
+    status_code=201,
+    summary="Define a badge",
+    description="An Open Badges 3.0 achievement awarded when `metric` reaches `threshold`.",
+)
+async def define_badge(
+    body: BadgeDefinition, principal: Admin, service: Service
+) -> schemas.BadgeDefinitionOut:
+    definition = await service.define(principal.org, body)
+    return schemas.BadgeDefinitionOut(**definition.model_dump())
+
+
+@router.get("/me/badges", response_model=schemas.AwardPage, summary="Badges I have earned")
+async def my_badges(principal: Member, service: Service) -> schemas.AwardPage:
+    awards = await service.awards_of(principal.org, principal.sub)
+    return schemas.AwardPage(items=[_award(a) for a in awards])
+
+
+@router.get(
+    "/badges/{award_id}/credential",
+    response_model=dict[str, Any],
+    summary="An award as an Open Badges 3.0 OpenBadgeCredential",
+    description="Unsigned JSON-LD (VC Data Model 2.0); the earner or an admin may download it.",
+)
+async def credential(
+    award_id: str, principal: Member, service: Service, response: Response
+) -> dict[str, Any]:
+    response.headers["Content-Disposition"] = f'attachment; filename="{award_id}.json"'
+    return await service.credential(principal.org, award_id, principal.sub, principal.is_admin)

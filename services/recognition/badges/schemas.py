@@ -1,0 +1,31 @@
+"""HTTP models of the badges."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from services.recognition.badges.domain import BadgeDefinition
+
+
+class BadgeDefinitionOut(BadgeDefinition):
+    pass
+
+
+class BadgeDefinitionPage(BaseModel):
+    items: list[BadgeDefinitionOut]
+    next_cursor: str | None = None
+
+
+class AwardOut(BaseModel):
+    award_id: str
+    badge_id: str
+    name: str
+    awarded_at: datetime
+    credential_url: str
+
+
+class AwardPage(BaseModel):
+    items: list[AwardOut]
+    next_cursor: str | None = None

@@ -1,0 +1,102 @@
+"""Routes of kudos and personal goals."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.recognition.api import TAGS, IdempotencyKey, Idempotent, Limit, Member
+from services.recognition.engagement import schemas
+from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
+from services.recognition.engagement.service import EngagementService
+
+router = APIRouter(prefix="/v1", tags=TAGS)
+
+
+async def service_of(request: Request) -> EngagementService:
+    service: EngagementService = request.app.state.engagement
+    return service
+
+
+Service = Annotated[EngagementService, Depends(service_of)]
+
+
+def _kudos(kudos: Kudos, allowance_left: int | None = None) -> schemas.KudosOut:
+    return schemas.KudosOut(
+        kudos_id=kudos.id,
+        from_advocate_id=kudos.giver,
+        to=kudos.receiver,
+        message=kudos.message,
+        created_at=kudos.created_at,
+        allowance_left=allowance_left,
+    )
+
+
+@router.post(
+    "/kudos",
+    response_model=schemas.KudosOut,
+    status_code=201,
+    summary="Give a colleague kudos",
+    description="Each advocate has a weekly allowance (rules.kudos_weekly_allowance); the receiver scores.",
+)
+async def give_kudos(
+    body: schemas.KudosIn,
+    principal: Member,
+    service: Service,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
+) -> schemas.KudosOut:
+    async def create() -> dict[str, Any]:
+        kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message)
+        return _kudos(kudos, left).model_dump(mode="json")
+
+    result = await once(principal.org, f"kudos:{principal.sub}", idempotency_key, body.model_dump(), create)
+    return schemas.KudosOut.model_validate(result)
+
+
+@router.get("/me/kudos", response_model=schemas.KudosPage, summary="Kudos I received")
+async def my_kudos(principal: Member, service: Service, limit: Limit = 50) -> schemas.KudosPage:
+    return schemas.KudosPage(
+        items=[_kudos(k) for k in await service.kudos_received(principal.org, principal.sub, limit)]
+    )
+
+
+# --- personal goals ------------------------------------------------------------------------------
+
+
+def _goal(goal: Goal, progress: GoalProgress) -> schemas.GoalOut:
+    return schemas.GoalOut(
+        goal_id=goal.id,
+        kind=goal.spec.kind,
+        target=goal.spec.target,
+        course_id=goal.spec.course_id,
+        tag=goal.spec.tag,
+        current=progress.current,
+        achieved=progress.achieved,
+        created_at=goal.created_at,
+    )
+
+
+@router.get("/me/goals", response_model=schemas.GoalPage, summary="My goals with progress from events")
+async def my_goals(principal: Member, service: Service) -> schemas.GoalPage:
+    return schemas.GoalPage(items=[_goal(g, p) for g, p in await service.goals(principal.org, principal.sub)])
+
+
+@router.post(
+    "/me/goals",
+    response_model=schemas.GoalOut,
+    status_code=201,
+    summary="Set a personal goal",
+    description="audience: grow my audience to `target`; posts_this_quarter: publish `target` posts "
+    "this quarter; course: complete `course_id`; top_on_tag: reach rank `target` on `tag`.",
+)
+async def add_goal(body: schemas.GoalIn, principal: Member, service: Service) -> schemas.GoalOut:
+    spec = GoalSpec(body.kind, body.target, body.course_id, body.tag)
+    return _goal(*await service.add_goal(principal.org, principal.sub, spec))
+
+
+@router.delete("/me/goals/{goal_id}", status_code=204, summary="Drop a goal", response_class=Response)
+async def delete_goal(goal_id: str, principal: Member, service: Service) -> Response:
+    await service.delete_goal(principal.org, principal.sub, goal_id)
+    return Response(status_code=204)

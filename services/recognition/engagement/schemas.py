@@ -1,0 +1,65 @@
+"""HTTP models of kudos and personal goals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, model_validator
+
+from services.recognition.api import RequestBody
+from services.recognition.engagement.domain import GoalKind
+
+# --- kudos -------------------------------------------------------------------------------------
+
+
+class KudosIn(RequestBody):
+    to: str = Field(min_length=1, max_length=200, description="the colleague's advocate id")
+    message: str = Field(min_length=1, max_length=500)
+
+
+class KudosOut(BaseModel):
+    kudos_id: str
+    from_advocate_id: str | None
+    to: str
+    message: str
+    created_at: datetime
+    allowance_left: int | None = None
+
+
+class KudosPage(BaseModel):
+    items: list[KudosOut]
+    next_cursor: str | None = None
+
+
+# --- goals -------------------------------------------------------------------------------------
+
+
+class GoalIn(RequestBody):
+    kind: GoalKind
+    target: int = Field(ge=1, le=1_000_000_000, description="audience size, posts, 1 for a course, or a rank")
+    course_id: str | None = Field(None, max_length=200)
+    tag: str | None = Field(None, max_length=100)
+
+    @model_validator(mode="after")
+    def _needs(self) -> GoalIn:
+        if self.kind is GoalKind.COURSE and not self.course_id:
+            raise ValueError("a course goal needs course_id")
+        if self.kind is GoalKind.TOP_ON_TAG and not self.tag:
+            raise ValueError("a top_on_tag goal needs tag")
+        return self
+
+
+class GoalOut(BaseModel):
+    goal_id: str
+    kind: GoalKind
+    target: int
+    course_id: str | None = None
+    tag: str | None = None
+    current: int
+    achieved: bool
+    created_at: datetime
+
+
+class GoalPage(BaseModel):
+    items: list[GoalOut]
+    next_cursor: str | None = None

@@ -1,0 +1,95 @@
+"""Engagement: kudos between colleagues, personal goals with progress read from events."""
+
+from __future__ import annotations
+
+import uuid
+
+from services.recognition.engagement import domain
+from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, GoalProgress, GoalSpec, Kudos
+from services.recognition.engagement.store import EngagementStore
+from services.recognition.leaderboards.domain import week_key
+from services.recognition.points.service import PointsService
+from services.recognition.profiles.service import ProfileService
+from services.recognition.rules.service import RulesService
+from shared.clock import Clock, utc_now
+from shared.errors import NotFound
+from shared.events import Event
+from shared.events.shares import ShareMade
+
+
+class EngagementService:
+    def __init__(
+        self,
+        store: EngagementStore,
+        rules: RulesService,
+        points: PointsService,
+        profiles: ProfileService,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.points = points
+        self.profiles = profiles
+        self.clock = clock
+
+    # --- kudos ---------------------------------------------------------------------------------
+
+    async def give_kudos(self, org: str, giver: str, receiver: str, message: str) -> tuple[Kudos, int]:
+        """The kudos given and how many the giver has left this week; the receiver scores."""
+        domain.check_receiver(giver, receiver)
+        _, rules = await self.rules.rules(org)
+        week = week_key(self.clock())
+        if not await self.store.take_kudos_allowance(org, giver, week, rules.kudos_weekly_allowance):
+            raise domain.allowance_used(rules.kudos_weekly_allowance)
+        kudos = Kudos(f"kds_{uuid.uuid4().hex[:16]}", giver, receiver, message, week, self.clock())
+        await self.store.insert_kudos(org, kudos)
+        await self.points.kudos_received(org, receiver, kudos.id, kudos.created_at)
+        given = await self.store.kudos_given(org, giver, week)
+        return kudos, domain.kudos_allowance_left(given, rules.kudos_weekly_allowance)
+
+    async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
+        return await self.store.kudos_received(org, advocate_id, limit)
+
+    # --- personal goals ----------------------------------------------------------------------
+
+    async def add_goal(self, org: str, advocate_id: str, spec: GoalSpec) -> tuple[Goal, GoalProgress]:
+        goal = Goal(f"gol_{uuid.uuid4().hex[:16]}", advocate_id, spec, self.clock())
+        await self.store.insert_goal(org, goal)
+        return goal, await self._progress(org, goal)
+
+    async def goals(self, org: str, advocate_id: str) -> list[tuple[Goal, GoalProgress]]:
+        return [(g, await self._progress(org, g)) for g in await self.store.goals_of(org, advocate_id)]
+
+    async def delete_goal(self, org: str, advocate_id: str, goal_id: str) -> None:
+        if not await self.store.delete_goal(org, advocate_id, goal_id):
+            raise NotFound(f"no goal {goal_id}")
+
+    async def _progress(self, org: str, goal: Goal) -> GoalProgress:
+        spec, advocate_id = goal.spec, goal.advocate_id
+        account = await self.points.account(org, advocate_id)
+        profile = await self.profiles.get(org, advocate_id) if spec.kind is GoalKind.AUDIENCE else None
+        rank = (
+            await self.store.tag_rank(org, str(spec.tag), advocate_id)
+            if spec.kind is GoalKind.TOP_ON_TAG
+            else 0
+        )
+        facts = GoalFacts(
+            self.clock(),
+            audience=0 if profile is None else profile.audience,
+            posts=account.posts,
+            courses=account.courses,
+            tag_rank=rank,
+        )
+        return domain.progress(spec, facts)
+
+    # --- what goals count ------------------------------------------------------------------------
+
+    async def share_made(self, event: Event[ShareMade]) -> None:
+        """Count the share on each of its tags (for top-on-tag goals)."""
+        d = event.data
+        if await self.profiles.is_erased(event.tenant, d.advocate_id):
+            return
+        await self.store.add_tag_share(event.tenant, d.advocate_id, list(d.tags), event.id)
+
+    async def erase(self, org: str, advocate_id: str, token: str) -> None:
+        await self.store.erase(org, advocate_id)

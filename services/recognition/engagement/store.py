@@ -1,0 +1,120 @@
+"""Kudos (`kudos`, and each giver's count per week in `kudos_weeks`), personal goals (`goals`)
+and shares per tag and advocate (`tag_shares`, which top-on-tag goals rank)."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.recognition.engagement.domain import Goal, GoalKind, GoalSpec, Kudos
+from shared.mongo import Document, IndexSpec, apply_once, conditional_upsert, joined_id
+from shared.tenancy import Tenants
+
+KUDOS = "kudos"
+KUDOS_WEEKS = "kudos_weeks"
+GOALS = "goals"
+TAG_SHARES = "tag_shares"
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
+    IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
+]
+
+
+def _kudos(doc: Document) -> Kudos:
+    return Kudos(doc["_id"], doc.get("from"), doc["to"], doc["message"], doc["week"], doc["created_at"])
+
+
+def _goal(doc: Document) -> Goal:
+    spec = GoalSpec(GoalKind(doc["kind"]), int(doc["target"]), doc.get("course_id"), doc.get("tag"))
+    return Goal(doc["_id"], doc["advocate_id"], spec, doc["created_at"])
+
+
+class EngagementStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tenants = Tenants(db)
+
+    # --- kudos ---------------------------------------------------------------------------------
+
+    async def take_kudos_allowance(self, org: str, giver: str, week: str, allowance: int) -> bool:
+        """Count one kudos against the giver's week, in one conditional upsert; False at the allowance."""
+        if allowance < 1:
+            return False  # an upsert would create the week's document with one given
+        return await conditional_upsert(
+            self.tenants.of(org, KUDOS_WEEKS),
+            {"_id": joined_id(org, giver, week), "given": {"$lt": allowance}},
+            {"$inc": {"given": 1}, "$setOnInsert": {"giver": giver}},
+        )
+
+    async def kudos_given(self, org: str, giver: str, week: str) -> int:
+        doc = await self.tenants.of(org, KUDOS_WEEKS).find_one({"_id": joined_id(org, giver, week)})
+        return 0 if doc is None else int(doc["given"])
+
+    async def insert_kudos(self, org: str, kudos: Kudos) -> None:
+        await self.tenants.of(org, KUDOS).insert_one(
+            {
+                "_id": kudos.id,
+                "from": kudos.giver,
+                "to": kudos.receiver,
+                "message": kudos.message,
+                "week": kudos.week,
+                "created_at": kudos.created_at,
+            }
+        )
+
+    async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
+        cursor = (
+            self.tenants.of(org, KUDOS).find({"to": advocate_id}).sort("created_at", DESCENDING).limit(limit)
+        )
+        return [_kudos(d) for d in await cursor.to_list()]
+
+    # --- goals ---------------------------------------------------------------------------------
+
+    async def insert_goal(self, org: str, goal: Goal) -> None:
+        await self.tenants.of(org, GOALS).insert_one(
+            {
+                "_id": goal.id,
+                "advocate_id": goal.advocate_id,
+                "kind": str(goal.spec.kind),
+                "target": goal.spec.target,
+                "course_id": goal.spec.course_id,
+                "tag": goal.spec.tag,
+                "created_at": goal.created_at,
+            }
+        )
+
+    async def goals_of(self, org: str, advocate_id: str) -> list[Goal]:
+        cursor = self.tenants.of(org, GOALS).find({"advocate_id": advocate_id}).sort("created_at", ASCENDING)
+        return [_goal(d) for d in await cursor.to_list()]
+
+    async def delete_goal(self, org: str, advocate_id: str, goal_id: str) -> bool:
+        result = await self.tenants.of(org, GOALS).delete_one({"_id": goal_id, "advocate_id": advocate_id})
+        return bool(result.deleted_count)
+
+    # --- shares per tag ------------------------------------------------------------------------
+
+    async def add_tag_share(self, org: str, advocate_id: str, tags: list[str], event_id: str) -> None:
+        for tag in tags:
+            await apply_once(
+                self.tenants.of(org, TAG_SHARES),
+                joined_id(org, tag, advocate_id),
+                event_id,
+                {"$inc": {"shares": 1}},
+                {"tag": tag, "advocate_id": advocate_id},
+            )
+
+    async def tag_rank(self, org: str, tag: str, advocate_id: str) -> int:
+        """1-based rank on a tag by shares (0 when the advocate has none)."""
+        tag_shares = self.tenants.of(org, TAG_SHARES)
+        doc = await tag_shares.find_one({"_id": joined_id(org, tag, advocate_id)})
+        if doc is None or not doc.get("shares"):
+            return 0
+        return await tag_shares.count_documents({"tag": tag, "shares": {"$gt": doc["shares"]}}) + 1
+
+    async def erase(self, org: str, advocate_id: str) -> None:
+        await self.tenants.of(org, KUDOS).delete_many({"to": advocate_id})
+        await self.tenants.of(org, KUDOS).update_many({"from": advocate_id}, {"$set": {"from": None}})
+        await self.tenants.of(org, KUDOS_WEEKS).delete_many({"giver": advocate_id})
+        await self.tenants.of(org, GOALS).delete_many({"advocate_id": advocate_id})
+        await self.tenants.of(org, TAG_SHARES).delete_many({"advocate_id": advocate_id})

@@ -1,0 +1,110 @@
+"""Routes of the leaderboards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic_core import to_json
+
+from services.recognition.api import TAGS, Cursor, Limit, Member
+from services.recognition.leaderboards import schemas
+from services.recognition.leaderboards.domain import Period
+from services.recognition.leaderboards.service import LeaderboardService
+
+router = APIRouter(prefix="/v1", tags=TAGS)
+
+
+async def service_of(request: Request) -> LeaderboardService:
+    service: LeaderboardService = request.app.state.leaderboards
+    return service
+
+
+Service = Annotated[LeaderboardService, Depends(service_of)]
+
+
+def _board_response(**board: Any) -> Response:
+    """A LeaderboardOut sent as built: rows come from standings already checked, up to 201 to a
+    page, and validating them again as models (and FastAPI's validate-then-serialise of the
+    response) cost more than the leaderboard itself. `response_model` still documents it, and
+    the tests validate what is sent against it."""
+    return Response(to_json(board), media_type="application/json")
+
+
+@router.get(
+    "/leaderboard",
+    response_model=schemas.LeaderboardOut,
+    summary="A leaderboard",
+    description="scope=org ranks advocates of the organisation; scope=team with `team` ranks that "
+    "team's advocates; scope=team without `team` ranks teams by points per active "
+    "advocate. Advocates who opted out of public ranking are not listed, but `me` always "
+    "shows your own standing. Served from standings ranked in memory from the board projection "
+    "and rebuilt every few seconds (`as_of`).",
+)
+async def leaderboard(
+    principal: Member,
+    service: Service,
+    period: Period = Period.WEEK,
+    scope: Annotated[str, Query(pattern="^(org|team)$")] = "org",
+    team: Annotated[str | None, Query(max_length=200)] = None,
+    contest_id: Annotated[str | None, Query(max_length=64)] = None,
+    at: Annotated[datetime | None, Query(description="a moment inside the period; default now")] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Response:
+    key = await service.board_key(principal.org, period, contest_id, at)
+    if scope == "team" and team is None:
+        teams = await service.team_leaderboard(principal.org, key)
+        return _board_response(
+            period=period,
+            period_key=key,
+            scope="team",
+            team=None,
+            items=teams.rows,
+            next_cursor=None,
+            me=None,
+            as_of=teams.as_of,
+        )
+    board_team = team if scope == "team" else None
+    rows, next_cursor, me, standings = await service.leaderboard(
+        principal.org, principal.sub, key, board_team, cursor, limit
+    )
+    return _board_response(
+        period=period,
+        period_key=key,
+        scope="team" if board_team else "org",
+        team=board_team,
+        items=rows,
+        next_cursor=next_cursor,
+        me=me,
+        as_of=standings.as_of,
+    )
+
+
+@router.get(
+    "/leaderboard/around-me",
+    response_model=schemas.LeaderboardOut,
+    summary="The board around me",
+    description="Up to `size` advocates above and below you, with you in the middle.",
+)
+async def around_me(
+    principal: Member,
+    service: Service,
+    period: Period = Period.WEEK,
+    team: Annotated[str | None, Query(max_length=200)] = None,
+    contest_id: Annotated[str | None, Query(max_length=64)] = None,
+    size: Annotated[int, Query(ge=1, le=25)] = 3,
+) -> Response:
+    key = await service.board_key(principal.org, period, contest_id, None)
+    rows, me, standings = await service.around_me(principal.org, principal.sub, key, team, size)
+    return _board_response(
+        period=period,
+        period_key=key,
+        scope="team" if team else "org",
+        team=team,
+        items=rows,
+        next_cursor=None,
+        me=me,
+        as_of=standings.as_of,
+    )

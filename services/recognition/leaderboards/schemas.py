@@ -1,0 +1,31 @@
+"""HTTP models of the leaderboards."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class BoardRow(BaseModel):
+    rank: int
+    points: int
+    advocate_id: str | None = Field(None, description="set on advocate boards")
+    team: str | None = None
+    active_advocates: int | None = Field(None, description="team boards: enrolled advocates of the team")
+    points_per_advocate: float | None = Field(None, description="team boards: what teams are ranked by")
+    is_me: bool = False
+
+
+class LeaderboardOut(BaseModel):
+    period: str
+    period_key: str
+    scope: Literal["org", "team"]
+    team: str | None
+    items: list[BoardRow]
+    next_cursor: str | None
+    me: BoardRow | None = Field(None, description="your own standing, shown to you even if you opted out")
+    as_of: datetime | None = Field(
+        None, description="when the standings were read from the board projection (advocate boards)"
+    )

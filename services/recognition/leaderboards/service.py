@@ -1,0 +1,112 @@
+"""Leaderboards: the boards the ledger's entries count on, served from standings in memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+
+from services.recognition.leaderboards import domain
+from services.recognition.leaderboards.domain import Period
+from services.recognition.leaderboards.standings import (
+    Row,
+    Standings,
+    StandingsCache,
+    TeamBoard,
+    standings_of,
+)
+from services.recognition.leaderboards.store import BoardStore
+from services.recognition.profiles.service import ProfileService
+from services.recognition.rules.service import RulesService
+from shared.clock import Clock, utc_now
+from shared.pagination import decode_keys, encode_keys
+
+
+class LeaderboardService:
+    def __init__(
+        self,
+        store: BoardStore,
+        rules: RulesService,
+        profiles: ProfileService,
+        *,
+        max_age_s: float,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.profiles = profiles
+        self.clock = clock
+        self.standings = StandingsCache(standings_of(store.entries, clock), max_age_s=max_age_s)
+        self.team_boards = StandingsCache(self._rank_teams, max_age_s=max_age_s)
+
+    # --- the projection ------------------------------------------------------------------------
+
+    async def count(
+        self, org: str, advocate_id: str, team: str | None, periods: Sequence[str], entry_id: str, points: int
+    ) -> None:
+        """Count a ledger entry's points on its boards (and its team's), once per entry."""
+        profile = await self.profiles.get(org, advocate_id)
+        visible = True if profile is None else profile.public_ranking_consent
+        updates = [self.store.add(org, p, advocate_id, team, visible, entry_id, points) for p in periods]
+        if team:
+            updates += [self.store.add_to_team(org, p, team, entry_id, points) for p in periods]
+        await asyncio.gather(*updates)  # different documents: safe to run together
+
+    async def follow_consent(self, org: str, advocate_id: str, public: bool) -> None:
+        # Every time, not only when the consent changed: the boards then follow the profile even
+        # if a crash came between the profile's write and this one, and no update has to say
+        # what it replaced.
+        await self.store.set_visibility(org, advocate_id, public)
+
+    async def erase(self, org: str, advocate_id: str, token: str) -> None:
+        """Off every board; team totals drop by what the advocate contributed, so team boards
+        stay the sum of their members."""
+        for standing in await self.store.standings_of(org, advocate_id):
+            if standing.team and standing.points:
+                await self.store.add_to_team(
+                    org, standing.period, standing.team, f"erase:{standing.id}", -standing.points
+                )
+            await self.store.delete(org, standing.id)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    async def board_key(self, org: str, period: Period, contest_id: str | None, at: datetime | None) -> str:
+        at = at or self.clock()
+        if period is not Period.CONTEST:
+            return domain.period_key(period, at)
+        _, rules = await self.rules.rules(org)
+        return domain.board_key(rules, period, contest_id, at)
+
+    async def leaderboard(
+        self, org: str, viewer: str, key: str, team: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Row], str | None, Row | None, Standings]:
+        """Advocates in points order (visible ones only), plus the viewer's own standing."""
+        value = decode_keys(cursor)
+        after = (int(value["p"]), str(value["a"])) if value else None
+        standings = await self.standings.get(org, key)
+        rows = standings.page(team, after, limit, viewer)
+        next_cursor = None
+        if len(rows) == limit:
+            next_cursor = encode_keys({"p": rows[-1]["points"], "a": rows[-1]["advocate_id"]})
+        return rows, next_cursor, standings.standing(viewer, team), standings
+
+    async def around_me(
+        self, org: str, viewer: str, key: str, team: str | None, size: int
+    ) -> tuple[list[Row], Row | None, Standings]:
+        standings = await self.standings.get(org, key)
+        rows, mine = standings.around(viewer, team, size)
+        return rows, mine, standings
+
+    async def team_leaderboard(self, org: str, key: str) -> TeamBoard:
+        """Teams ranked by points per active advocate (enrolled members, not erased), from the
+        team standings (rebuilt when stale, like the advocates' standings)."""
+        return await self.team_boards.get(org, key)
+
+    async def _rank_teams(self, org: str, key: str) -> TeamBoard:
+        as_of = self.clock()
+        members = await self.profiles.members_by_team(org)
+        return TeamBoard(domain.team_rows(await self.store.team_totals(org, key), members), as_of)
+
+    async def close(self) -> None:
+        await self.standings.close()
+        await self.team_boards.close()

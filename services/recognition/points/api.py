@@ -1,0 +1,89 @@
+"""Routes of points and the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from services.recognition.api import TAGS, Admin, Cursor, Limit, Member
+from services.recognition.points import schemas
+from services.recognition.points.domain import LedgerEntry
+from services.recognition.points.service import PointsService
+
+router = APIRouter(prefix="/v1", tags=TAGS)
+
+
+async def service_of(request: Request) -> PointsService:
+    service: PointsService = request.app.state.points
+    return service
+
+
+Service = Annotated[PointsService, Depends(service_of)]
+
+
+def _entry(entry: LedgerEntry) -> schemas.LedgerEntryOut:
+    return schemas.LedgerEntryOut.model_validate({**asdict(entry), "entry_id": entry.id})
+
+
+@router.get("/me/points", response_model=schemas.PointsOut, summary="My balance and lifetime points")
+async def my_points(principal: Member, service: Service) -> schemas.PointsOut:
+    account = await service.account(principal.org, principal.sub)
+    return schemas.PointsOut(
+        balance=account.balance,
+        lifetime=account.lifetime,
+        written_off=account.written_off,
+        counters=account.counters,
+        badges=account.badges,
+    )
+
+
+@router.get("/me/ledger", response_model=schemas.LedgerPage, summary="My points ledger, newest first")
+async def my_ledger(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> schemas.LedgerPage:
+    entries, next_cursor = await service.ledger(principal.org, principal.sub, cursor, limit)
+    return schemas.LedgerPage(items=[_entry(e) for e in entries], next_cursor=next_cursor)
+
+
+@router.get("/ledger", response_model=schemas.LedgerPage, summary="The organisation's ledger (admins)")
+async def org_ledger(
+    principal: Admin,
+    service: Service,
+    advocate_id: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> schemas.LedgerPage:
+    entries, next_cursor = await service.ledger(principal.org, advocate_id, cursor, limit)
+    return schemas.LedgerPage(items=[_entry(e) for e in entries], next_cursor=next_cursor)
+
+
+@router.post(
+    "/ledger/{entry_id}/reversal",
+    response_model=schemas.LedgerEntryOut,
+    status_code=201,
+    summary="Reverse a ledger entry with a compensating entry",
+    description="Writes a new negative entry on the same boards; the original is never edited. "
+    "Reversing the same entry twice returns the first reversal.",
+)
+async def reverse_entry(
+    entry_id: str, body: schemas.ReversalIn, principal: Admin, service: Service
+) -> schemas.LedgerEntryOut:
+    return _entry(await service.reverse(principal.org, entry_id, reason=body.reason, by=principal.sub))
+
+
+@router.post(
+    "/corrections/lead-invalidations",
+    response_model=schemas.LedgerPage,
+    status_code=201,
+    summary="A lead was invalid: reverse the points it gave",
+    description="Finds the lead entries that credited this conversion and reverses each one.",
+)
+async def invalidate_lead(
+    body: schemas.LeadInvalidationIn, principal: Admin, service: Service
+) -> schemas.LedgerPage:
+    entries = await service.lead_invalidated(
+        principal.org, body.conversion_id, reason=body.reason, by=principal.sub
+    )
+    return schemas.LedgerPage(items=[_entry(e) for e in entries], next_cursor=None)

@@ -1,0 +1,49 @@
+"""HTTP models of points and the ledger."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from services.recognition.api import RequestBody
+
+
+class PointsOut(BaseModel):
+    balance: int = Field(description="spendable points")
+    lifetime: int = Field(description="all points earned, less corrections; spending does not lower it")
+    written_off: int = Field(0, description="corrections that found the balance already spent")
+    counters: dict[str, int]
+    badges: list[str]
+
+
+class LedgerEntryOut(BaseModel):
+    entry_id: str
+    advocate_id: str
+    kind: str
+    points: int
+    reason: str
+    source_event_id: str
+    source_event_type: str
+    ref: str | None = None
+    reverses: str | None = None
+    multiplier: float | None = None
+    campaign_ids: list[str] = Field(default_factory=list)
+    uncapped_points: int | None = None
+    rules_version: int | None = None
+    occurred_at: datetime
+    created_at: datetime
+
+
+class LedgerPage(BaseModel):
+    items: list[LedgerEntryOut]
+    next_cursor: str | None
+
+
+class ReversalIn(RequestBody):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class LeadInvalidationIn(RequestBody):
+    conversion_id: str = Field(min_length=1, max_length=200)
+    reason: str = Field(min_length=1, max_length=500)

@@ -1,0 +1,34 @@
+"""Advocate profiles as recognition needs them (team, ranking consent, audience), and erasure.
+
+Recognition keeps its own projection of the advocates that sharing announces. An erased advocate
+is remembered only by an unlinkable hash, so that late events about them score nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.recognition.points.domain import stable_id
+from shared.events.advocates import AdvocateProfile
+
+
+@dataclass(frozen=True)
+class Profile:
+    advocate_id: str
+    team: str | None
+    public_ranking_consent: bool
+    audience: int
+
+
+def profile_of(announced: AdvocateProfile) -> Profile:
+    """What recognition keeps of an announced profile: its audience is that of all its networks."""
+    return Profile(
+        announced.advocate_id,
+        announced.team,
+        announced.public_ranking_consent,
+        sum(n.audience_size for n in announced.networks),
+    )
+
+
+def erased_marker(advocate_id: str) -> str:
+    return stable_id("erased", advocate_id)

@@ -1,0 +1,56 @@
+"""Advocate profiles: kept from sharing's events; an erasure reaches every module.
+
+One reason this service is longer than its domain: it orchestrates the erasure across the
+modules that hold an advocate's data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from services.recognition.profiles.domain import Profile, erased_marker, profile_of
+from services.recognition.profiles.store import ProfileStore
+from shared.events.advocates import AdvocateProfile
+
+
+class Erases(Protocol):
+    """A module that holds an advocate's personal data."""
+
+    async def erase(self, org: str, advocate_id: str, token: str) -> None:
+        """Delete the advocate's data, or keep amounts under `token`, which links to nobody."""
+
+
+class ProfileService:
+    def __init__(self, store: ProfileStore) -> None:
+        self.store = store
+        # The modules an erasure reaches, in order (main.py sets them: they depend on this one).
+        self.erasers: Sequence[Erases] = ()
+
+    async def update(self, org: str, announced: AdvocateProfile) -> Profile | None:
+        """Keep the announced profile; None (and nothing kept) if the advocate was erased."""
+        if await self.is_erased(org, announced.advocate_id):
+            return None
+        profile = profile_of(announced)
+        await self.store.upsert(org, profile)
+        return profile
+
+    async def get(self, org: str, advocate_id: str) -> Profile | None:
+        return await self.store.get(org, advocate_id)
+
+    async def members_by_team(self, org: str) -> dict[str, int]:
+        """Enrolled advocates (not erased) per team."""
+        return await self.store.members_by_team(org)
+
+    async def is_erased(self, org: str, advocate_id: str) -> bool:
+        return await self.store.is_erased(org, erased_marker(advocate_id))
+
+    async def erase(self, org: str, advocate_id: str) -> None:
+        """Remember the erasure first (late events then score nothing), then remove the
+        advocate's data everywhere; amounts stay under one unlinkable token."""
+        await self.store.mark_erased(org, erased_marker(advocate_id))
+        token = f"erased-{uuid.uuid4().hex}"
+        for module in self.erasers:
+            await module.erase(org, advocate_id, token)
+        await self.store.delete(org, advocate_id)

@@ -1,0 +1,66 @@
+"""Advocate profiles (`advocates`) and the markers of erased advocates (`erased_advocates`)."""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.recognition.profiles.domain import Profile
+from shared.mongo import Document, IndexSpec, joined_id
+from shared.tenancy import Tenants
+
+ADVOCATES = "advocates"
+ERASED = "erased_advocates"
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(ADVOCATES, [("org", ASCENDING), ("team", ASCENDING)]),
+]
+
+
+class ProfileStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tenants = Tenants(db)
+
+    async def upsert(self, org: str, profile: Profile) -> None:
+        await self.tenants.of(org, ADVOCATES).update_one(
+            {"_id": joined_id(org, profile.advocate_id)},
+            {
+                "$set": {
+                    "advocate_id": profile.advocate_id,
+                    "team": profile.team,
+                    "public_ranking_consent": profile.public_ranking_consent,
+                    "audience": profile.audience,
+                }
+            },
+            upsert=True,
+        )
+
+    async def get(self, org: str, advocate_id: str) -> Profile | None:
+        doc = await self.tenants.of(org, ADVOCATES).find_one({"_id": joined_id(org, advocate_id)})
+        if doc is None:
+            return None
+        return Profile(
+            advocate_id,
+            doc.get("team"),
+            bool(doc.get("public_ranking_consent", True)),
+            int(doc.get("audience", 0)),
+        )
+
+    async def members_by_team(self, org: str) -> dict[str, int]:
+        pipeline: list[Document] = [
+            {"$match": {"team": {"$ne": None}}},
+            {"$group": {"_id": "$team", "n": {"$sum": 1}}},
+        ]
+        rows = await (await self.tenants.of(org, ADVOCATES).aggregate(pipeline)).to_list()
+        return {str(r["_id"]): int(r["n"]) for r in rows}
+
+    async def delete(self, org: str, advocate_id: str) -> None:
+        await self.tenants.of(org, ADVOCATES).delete_one({"_id": joined_id(org, advocate_id)})
+
+    async def mark_erased(self, org: str, marker: str) -> None:
+        await self.tenants.of(org, ERASED).update_one(
+            {"_id": joined_id(org, marker)}, {"$set": {"org": org}}, upsert=True
+        )
+
+    async def is_erased(self, org: str, marker: str) -> bool:
+        return await self.tenants.of(org, ERASED).find_one({"_id": joined_id(org, marker)}) is not None

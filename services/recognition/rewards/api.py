@@ -1,0 +1,210 @@
+"""Routes of the rewards catalogue, redemptions and the fulfilment webhook."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from services.recognition.api import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Idempotent, Limit, Member
+from services.recognition.rewards import schemas
+from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
+from services.recognition.rewards.service import RewardService
+from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+router = APIRouter(prefix="/v1", tags=TAGS)
+
+
+async def service_of(request: Request) -> RewardService:
+    service: RewardService = request.app.state.rewards
+    return service
+
+
+Service = Annotated[RewardService, Depends(service_of)]
+
+
+def _reward(reward: Reward) -> schemas.RewardOut:
+    return schemas.RewardOut.model_validate({**asdict(reward), "reward_id": reward.id})
+
+
+def _redemption(redemption: Redemption) -> schemas.RedemptionOut:
+    return schemas.RedemptionOut.model_validate({**asdict(redemption), "redemption_id": redemption.id})
+
+
+@router.get("/rewards", response_model=schemas.RewardPage, summary="The rewards catalog")
+async def rewards(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> schemas.RewardPage:
+    rewards, next_cursor = await service.rewards(principal.org, cursor, limit)
+    return schemas.RewardPage(items=[_reward(r) for r in rewards], next_cursor=next_cursor)
+
+
+@router.post("/rewards", response_model=schemas.RewardOut, status_code=201, summary="Add a reward")
+async def create_reward(
+    body: schemas.RewardIn,
+    principal: Admin,
+    service: Service,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
+) -> schemas.RewardOut:
+    async def create() -> dict[str, Any]:
+        reward = await service.create_reward(principal.org, Offer(**body.model_dump()))
+        return _reward(reward).model_dump(mode="json")
+
+    result = await once(principal.org, "rewards", idempotency_key, body.model_dump(mode="json"), create)
+    return schemas.RewardOut.model_validate(result)
+
+
+@router.get("/rewards/{reward_id}", response_model=schemas.RewardOut, summary="One reward")
+async def get_reward(reward_id: str, principal: Member, service: Service) -> schemas.RewardOut:
+    return _reward(await service.reward(principal.org, reward_id))
+
+
+@router.post(
+    "/rewards/{reward_id}/redemptions",
+    response_model=schemas.RedemptionOut,
+    status_code=201,
+    summary="Redeem points for a reward",
+    description="409 insufficient-points, out-of-stock or over-budget when it cannot be had. With an "
+    "Idempotency-Key, a retry returns the first redemption instead of making another.",
+)
+async def redeem(
+    reward_id: str,
+    principal: Member,
+    service: Service,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
+) -> schemas.RedemptionOut:
+    async def create() -> dict[str, Any]:
+        redemption = await service.request_redemption(principal.org, principal.sub, reward_id)
+        return _redemption(redemption).model_dump(mode="json")
+
+    result = await once(
+        principal.org, f"redeem:{principal.sub}", idempotency_key, {"reward_id": reward_id}, create
+    )
+    return schemas.RedemptionOut.model_validate(result)
+
+
+@router.get("/me/redemptions", response_model=schemas.RedemptionPage, summary="My redemptions")
+async def my_redemptions(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> schemas.RedemptionPage:
+    found, next_cursor = await service.redemptions(principal.org, principal.sub, None, cursor, limit)
+    return schemas.RedemptionPage(items=[_redemption(r) for r in found], next_cursor=next_cursor)
+
+
+@router.get("/redemptions", response_model=schemas.RedemptionPage, summary="All redemptions (admins)")
+async def redemptions(
+    principal: Admin,
+    service: Service,
+    status: RedemptionStatus | None = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> schemas.RedemptionPage:
+    found, next_cursor = await service.redemptions(principal.org, None, status, cursor, limit)
+    return schemas.RedemptionPage(items=[_redemption(r) for r in found], next_cursor=next_cursor)
+
+
+@router.post(
+    "/redemptions/{redemption_id}/approve",
+    response_model=schemas.RedemptionOut,
+    summary="Approve a redemption",
+    description="Queues the signed fulfilment webhook.",
+)
+async def approve(
+    redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
+) -> schemas.RedemptionOut:
+    note = body.note if body else None
+    return _redemption(
+        await service.move_redemption(
+            principal.org, redemption_id, RedemptionStatus.APPROVED, principal.sub, note
+        )
+    )
+
+
+@router.post(
+    "/redemptions/{redemption_id}/reject",
+    response_model=schemas.RedemptionOut,
+    summary="Reject a redemption",
+    description="The points go back to the advocate, the unit to stock.",
+)
+async def reject(
+    redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
+) -> schemas.RedemptionOut:
+    note = body.note if body else None
+    return _redemption(
+        await service.move_redemption(
+            principal.org, redemption_id, RedemptionStatus.REJECTED, principal.sub, note
+        )
+    )
+
+
+@router.post(
+    "/redemptions/{redemption_id}/fulfil",
+    response_model=schemas.RedemptionOut,
+    summary="Mark an approved redemption fulfilled",
+    description="For admins or the fulfilment system.",
+)
+async def fulfil(
+    redemption_id: str,
+    principal: Fulfiller,
+    service: Service,
+    body: schemas.RedemptionDecisionIn | None = None,
+) -> schemas.RedemptionOut:
+    note = body.note if body else None
+    return _redemption(
+        await service.move_redemption(
+            principal.org, redemption_id, RedemptionStatus.FULFILLED, principal.sub, note
+        )
+    )
+
+
+@router.put(
+    "/webhooks/fulfilment",
+    response_model=schemas.WebhookOut,
+    summary="Set the fulfilment webhook",
+    description=f"Approved redemptions are POSTed here, signed with HMAC-SHA256 over "
+    f"'<timestamp>.<body>' in {SIGNATURE_HEADER} (timestamp in {TIMESTAMP_HEADER}, delivery "
+    f"id in {DELIVERY_HEADER}); failures are retried with exponential backoff.",
+)
+async def set_webhook(body: schemas.WebhookIn, principal: Admin, service: Service) -> schemas.WebhookOut:
+    await service.set_webhook(principal.org, str(body.url), body.secret)
+    return schemas.WebhookOut(
+        url=str(body.url),
+        configured=True,
+        signature_header=SIGNATURE_HEADER,
+        timestamp_header=TIMESTAMP_HEADER,
+    )
+
+
+@router.get("/webhooks/fulfilment", response_model=schemas.WebhookOut, summary="The fulfilment webhook")
+async def get_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
+    hook = await service.webhook(principal.org)
+    return schemas.WebhookOut(
+        url=hook.url if hook else "",
+        configured=hook is not None,
+        signature_header=SIGNATURE_HEADER,
+        timestamp_header=TIMESTAMP_HEADER,
+    )
+
+
+@router.get(
+    "/webhooks/fulfilment/deliveries", response_model=schemas.DeliveryPage, summary="Recent deliveries"
+)
+async def deliveries(principal: Admin, service: Service, limit: Limit = 50) -> schemas.DeliveryPage:
+    return schemas.DeliveryPage(
+        items=[schemas.delivery_out(d) for d in await service.deliveries(principal.org, limit)]
+    )
+
+
+@router.post(
+    "/webhooks/fulfilment/deliveries/{delivery_id}/replay",
+    response_model=schemas.DeliveryOut,
+    status_code=202,
+    summary="Deliver one logged delivery again",
+    description="Queues the same body again as a new delivery (its own id and log; `replay_of` "
+    "names the original), sent and retried like any other.",
+)
+async def replay_delivery(delivery_id: str, principal: Admin, service: Service) -> schemas.DeliveryOut:
+    return schemas.delivery_out(await service.replay_delivery(principal.org, delivery_id))

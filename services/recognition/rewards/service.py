@@ -1,0 +1,185 @@
+"""Rewards: the catalogue, redemptions and their fulfilment through the shared webhook engine.
+
+A redemption reserves stock and budget, then spends the points (each a single conditional
+update; undone on refusal). A move's event is queued in the move's own write; what the move
+implies elsewhere (a refund, the fulfilment webhook) is done right after, and `relay` finishes
+it should a crash come between.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from services.recognition.points.service import PointsService
+from services.recognition.rewards import domain
+from services.recognition.rewards.domain import FULFILMENT, Offer, Redemption, RedemptionStatus, Reward
+from services.recognition.rewards.store import RewardStore
+from services.recognition.settings import RecognitionSettings
+from shared.clock import Clock, utc_now
+from shared.errors import Conflict, NotFound
+from shared.outbox import Outbox, pending
+from shared.pagination import decode_time_id, encode_time_id
+from shared.webhooks import canonical_body, policy
+from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
+
+
+class RewardService:
+    def __init__(
+        self,
+        store: RewardStore,
+        outbox: Outbox,
+        points: PointsService,
+        settings: RecognitionSettings,
+        *,
+        webhooks: WebhookEngine | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.points = points
+        self.settings = settings
+        self.clock = clock
+        self.webhooks = webhooks or WebhookEngine(
+            DeliveryStore(store.db),
+            self._target,
+            content_type="application/json",
+            retry_base_s=settings.webhook_backoff_base_s,
+            max_attempts=settings.webhook_max_attempts,
+            timeout_s=settings.webhook_timeout_s,
+        )
+
+    # --- the catalogue ---------------------------------------------------------------------------
+
+    async def create_reward(self, org: str, offer: Offer) -> Reward:
+        reward = domain.new_reward(f"rwd_{uuid.uuid4().hex[:16]}", offer, self.clock())
+        await self.store.insert_reward(org, reward)
+        return reward
+
+    async def reward(self, org: str, reward_id: str) -> Reward:
+        reward = await self.store.reward(org, reward_id)
+        if reward is None:
+            raise NotFound(f"no reward {reward_id}")
+        return reward
+
+    async def rewards(self, org: str, cursor: str | None, limit: int) -> tuple[list[Reward], str | None]:
+        rewards = await self.store.rewards(org, after=decode_time_id(cursor), limit=limit)
+        last = rewards[-1] if len(rewards) == limit else None
+        return rewards, None if last is None else encode_time_id(last.created_at, last.id)
+
+    # --- redemptions -----------------------------------------------------------------------------
+
+    async def request_redemption(self, org: str, advocate_id: str, reward_id: str) -> Redemption:
+        """Stock and budget first, then points, each a single conditional update; undone on refusal."""
+        reward = await self.reward(org, reward_id)
+        domain.check_offered(reward)
+        if not await self.store.reserve(org, reward):
+            raise domain.refusal(await self.reward(org, reward_id))
+        redemption_id = f"rdm_{uuid.uuid4().hex[:16]}"
+        if not await self.points.spend(org, advocate_id, redemption_id, reward.cost, reward.name):
+            await self.store.release(org, reward, reward.price_cents)
+            account = await self.points.account(org, advocate_id)
+            raise domain.InsufficientPoints(
+                f"{reward.name} costs {reward.cost} points; your balance is {account.balance}"
+            )
+        redemption = domain.requested(redemption_id, org, advocate_id, reward, self.clock())
+        event = domain.redeemed(redemption, RedemptionStatus.REQUESTED)
+        await self.store.insert_redemption(redemption, [pending(event)])
+        self.outbox.nudge()
+        return redemption
+
+    async def redemption(self, org: str, redemption_id: str) -> Redemption:
+        redemption = await self.store.redemption(org, redemption_id)
+        if redemption is None:
+            raise NotFound(f"no redemption {redemption_id}")
+        return redemption
+
+    async def move_redemption(
+        self, org: str, redemption_id: str, target: RedemptionStatus, by: str, note: str | None = None
+    ) -> Redemption:
+        current = await self.redemption(org, redemption_id)
+        move = domain.move(current, target, note)
+        event = domain.redeemed(current, target)
+        moved = await self.store.move(org, redemption_id, move, by, self.clock(), [pending(event)])
+        if moved is None:  # another request moved it since the read
+            raise Conflict(f"a {current.status} redemption cannot become {target}")
+        self.outbox.nudge()
+        if moved.needs_relay:
+            await self._follow_up(moved)
+        return moved
+
+    async def _follow_up(self, redemption: Redemption) -> None:
+        """Finish what a status change implies in other documents: the refund of a rejected
+        redemption, the fulfilment webhook of an approved one. Each step is idempotent."""
+        org, rid = redemption.org, redemption.id
+        if redemption.refund_pending:
+            await self.points.refund(
+                org, redemption.advocate_id, rid, redemption.cost, redemption.reward_name
+            )
+            reward = await self.store.reward(org, redemption.reward_id)
+            if reward is not None and await self.store.claim_stock_return(org, rid):
+                await self.store.release(org, reward, redemption.price_cents)
+            await self.store.clear_refund_pending(org, rid)
+        if redemption.webhook_pending:
+            await self._enqueue_webhook(redemption)
+            await self.store.clear_webhook_pending(org, rid)
+        await self.store.finish_relay(org, rid)
+
+    async def redemptions(
+        self, org: str, advocate_id: str | None, status: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[Redemption], str | None]:
+        found = await self.store.redemptions(
+            org, advocate_id, status, after=decode_time_id(cursor), limit=limit
+        )
+        last = found[-1] if len(found) == limit else None
+        return found, None if last is None else encode_time_id(last.created_at, last.id)
+
+    async def relay(self) -> int:
+        """Finish the refunds and webhooks of moves a crash left half done. Safe to run anywhere."""
+        done = 0
+        for redemption in await self.store.stale_redemptions(
+            self.clock() - timedelta(seconds=self.settings.relay_grace_s)
+        ):
+            await self._follow_up(redemption)
+            done += 1
+        return done
+
+    async def erase(self, org: str, advocate_id: str, token: str) -> None:
+        await self.store.erase(org, advocate_id, token)
+
+    # --- the fulfilment webhook ------------------------------------------------------------------
+
+    async def set_webhook(self, org: str, url: str, secret: str) -> None:
+        # Plain http to a local receiver is for development only.
+        policy.check_url(url, allow_insecure_loopback=self.settings.environment != "prod")
+        await self.store.set_webhook(org, url, secret, self.clock())
+
+    async def webhook(self, org: str) -> Target | None:
+        return await self.store.webhook(org)
+
+    async def _target(self, org: str, _target: str) -> Target | None:
+        return await self.store.webhook(org)
+
+    async def _enqueue_webhook(self, redemption: Redemption) -> None:
+        hook = await self.store.webhook(redemption.org)
+        if hook is None:
+            return
+        delivery_id, payload = domain.fulfilment_request(redemption)
+        # Queued once per redemption (the id is stable): a relay that runs this again adds nothing.
+        await self.webhooks.enqueue(
+            delivery_id,
+            redemption.org,
+            FULFILMENT,
+            hook.url,
+            canonical_body(payload),
+            {"redemption_id": redemption.id},
+        )
+
+    async def deliver_webhooks(self) -> int:
+        return await self.webhooks.dispatch_due()
+
+    async def deliveries(self, org: str, limit: int) -> list[Delivery]:
+        return await self.webhooks.deliveries(org, FULFILMENT, limit)
+
+    async def replay_delivery(self, org: str, delivery_id: str) -> Delivery:
+        return await self.webhooks.replay(org, FULFILMENT, delivery_id)

@@ -1,0 +1,243 @@
+"""The rewards catalogue, redemptions (each carrying its chorus.reward.redeemed in its outbox)
+and each organisation's fulfilment webhook. Stock, budget and status changes are each one
+conditional single-document update."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, RedemptionStatus, Reward
+from shared.migrations import NO_ORG, rewrite
+from shared.mongo import Document, IndexSpec, newest_first_after
+from shared.outbox import outbox_index, queue, with_outbox
+from shared.tenancy import Tenants
+from shared.webhooks.engine import DELIVERIES, Target
+from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
+
+REWARDS = "rewards"
+REDEMPTIONS = "redemptions"
+WEBHOOKS = "webhooks"
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(REWARDS, [("org", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(
+        REDEMPTIONS,
+        [("updated_at", ASCENDING)],
+        name="redemptions_to_relay",
+        options={"partialFilterExpression": {"needs_relay": True}},
+    ),
+    # Redemptions carry their chorus.reward.redeemed in an outbox (shared/outbox.py).
+    outbox_index(REDEMPTIONS),
+    *DELIVERY_INDEXES,
+]
+
+MIGRATIONS = [
+    # Fulfilment deliveries queued before the shared engine, rewritten into its shape (their body
+    # was `payload_json`; their URL is resolved again at send time).
+    rewrite(
+        "2026-12-fulfilment-deliveries-into-the-engine-shape",
+        DELIVERIES,
+        {"target": {"$exists": False}, "payload_json": {"$exists": True}},
+        [
+            {"$set": {"target": FULFILMENT, "body": "$payload_json", "log": [], "meta": {}}},
+            {"$unset": ["payload_json"]},
+        ],
+    ),
+    # The fulfilment webhook is keyed by the org and, before every query named it, did not carry it.
+    rewrite("2026-12-fulfilment-webhooks-carry-their-org", WEBHOOKS, NO_ORG, [{"$set": {"org": "$_id"}}]),
+]
+
+_REWARD_FIELDS = [f.name for f in dataclasses.fields(Reward) if f.name != "id"]
+
+
+def _reward(doc: Document) -> Reward:
+    return Reward(id=doc["_id"], **{name: doc[name] for name in _REWARD_FIELDS if name in doc})
+
+
+def _redemption(doc: Document) -> Redemption:
+    return Redemption(
+        id=doc["_id"],
+        org=doc["org"],
+        advocate_id=doc["advocate_id"],
+        reward_id=doc["reward_id"],
+        reward_name=doc.get("reward_name", "reward"),
+        cost=int(doc["cost"]),
+        price_cents=int(doc.get("price_cents", 0)),
+        status=RedemptionStatus(doc["status"]),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+        note=doc.get("note"),
+        refund_pending=bool(doc.get("refund_pending")),
+        webhook_pending=bool(doc.get("webhook_pending")),
+        needs_relay=bool(doc.get("needs_relay")),
+    )
+
+
+class RewardStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tenants = Tenants(db)
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        """For the webhook engine, which keeps its own collection here."""
+        return self.tenants.db
+
+    # --- the catalogue ---------------------------------------------------------------------------
+
+    async def insert_reward(self, org: str, reward: Reward) -> None:
+        doc = {"_id": reward.id, **{name: getattr(reward, name) for name in _REWARD_FIELDS}}
+        await self.tenants.of(org, REWARDS).insert_one(doc)
+
+    async def reward(self, org: str, reward_id: str) -> Reward | None:
+        doc = await self.tenants.of(org, REWARDS).find_one({"_id": reward_id})
+        return None if doc is None else _reward(doc)
+
+    async def rewards(self, org: str, *, after: tuple[datetime, str] | None, limit: int) -> list[Reward]:
+        cursor = (
+            self.tenants.of(org, REWARDS)
+            .find(newest_first_after(after))
+            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_reward(d) for d in await cursor.to_list()]
+
+    async def reserve(self, org: str, reward: Reward) -> bool:
+        """Take one unit of stock and the reward's price from its budget, in one conditional update.
+
+        A null stock or budget means unlimited, and which of them a reward has is fixed when it is
+        created, so the reward as read says which conditions and decrements apply.
+        """
+        query: Document = {"_id": reward.id, "active": True}
+        inc: Document = {"stock_taken": 1, "spent_cents": reward.price_cents}
+        if reward.stock is not None:
+            query["stock"] = {"$gte": 1}
+            inc["stock"] = -1
+        if reward.budget_left_cents is not None:
+            query["budget_left_cents"] = {"$gte": reward.price_cents}
+            inc["budget_left_cents"] = -reward.price_cents
+        result = await self.tenants.of(org, REWARDS).update_one(query, {"$inc": inc})
+        return bool(result.modified_count)
+
+    async def release(self, org: str, reward: Reward, price_cents: int) -> None:
+        """Give back what `reserve` took, in one update."""
+        inc: Document = {"stock_taken": -1, "spent_cents": -price_cents}
+        if reward.stock is not None:
+            inc["stock"] = 1
+        if reward.budget_left_cents is not None:
+            inc["budget_left_cents"] = price_cents
+        await self.tenants.of(org, REWARDS).update_one({"_id": reward.id}, {"$inc": inc})
+
+    # --- redemptions -----------------------------------------------------------------------------
+
+    async def insert_redemption(self, redemption: Redemption, outbox: list[Document]) -> None:
+        doc: Document = {
+            "_id": redemption.id,
+            "advocate_id": redemption.advocate_id,
+            "reward_id": redemption.reward_id,
+            "reward_name": redemption.reward_name,
+            "cost": redemption.cost,
+            "price_cents": redemption.price_cents,
+            "status": str(redemption.status),
+            "created_at": redemption.created_at,
+            "updated_at": redemption.updated_at,
+            "requested_at": redemption.created_at,
+        }
+        await self.tenants.of(redemption.org, REDEMPTIONS).insert_one(with_outbox(doc, outbox))
+
+    async def redemption(self, org: str, redemption_id: str) -> Redemption | None:
+        doc = await self.tenants.of(org, REDEMPTIONS).find_one({"_id": redemption_id})
+        return None if doc is None else _redemption(doc)
+
+    async def move(
+        self, org: str, redemption_id: str, move: Move, by: str, at: datetime, outbox: list[Document]
+    ) -> Redemption | None:
+        """Compare-and-set the status, queueing its event in the same write. What the move
+        leaves to do in other documents marks the redemption `needs_relay` until it is done."""
+        to = str(move.target)
+        changes: Document = {"status": to, "updated_at": at, f"{to}_at": at, f"{to}_by": by}
+        if move.refund or move.webhook:
+            changes["needs_relay"] = True
+        if move.note:
+            changes["note"] = move.note
+        if move.refund:
+            changes["refund_pending"] = True
+        if move.webhook:
+            changes["webhook_pending"] = True
+        doc = await self.tenants.of(org, REDEMPTIONS).find_one_and_update(
+            {"_id": redemption_id, "status": {"$in": move.sources}},
+            queue({"$set": changes}, outbox),
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if doc is None else _redemption(doc)
+
+    async def clear_webhook_pending(self, org: str, redemption_id: str) -> None:
+        await self.tenants.of(org, REDEMPTIONS).update_one(
+            {"_id": redemption_id}, {"$set": {"webhook_pending": False}}
+        )
+
+    async def clear_refund_pending(self, org: str, redemption_id: str) -> None:
+        await self.tenants.of(org, REDEMPTIONS).update_one(
+            {"_id": redemption_id}, {"$set": {"refund_pending": False}}
+        )
+
+    async def claim_stock_return(self, org: str, redemption_id: str) -> bool:
+        result = await self.tenants.of(org, REDEMPTIONS).update_one(
+            {"_id": redemption_id, "stock_returned": {"$ne": True}}, {"$set": {"stock_returned": True}}
+        )
+        return bool(result.modified_count)
+
+    async def finish_relay(self, org: str, redemption_id: str) -> None:
+        await self.tenants.of(org, REDEMPTIONS).update_one(
+            {"_id": redemption_id, "refund_pending": {"$ne": True}, "webhook_pending": {"$ne": True}},
+            {"$set": {"needs_relay": False}},
+        )
+
+    async def redemptions(
+        self,
+        org: str,
+        advocate_id: str | None,
+        status: str | None,
+        *,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Redemption]:
+        query: Document = {}
+        if advocate_id is not None:
+            query["advocate_id"] = advocate_id
+        if status is not None:
+            query["status"] = status
+        query.update(newest_first_after(after))
+        cursor = (
+            self.tenants.of(org, REDEMPTIONS)
+            .find(query)
+            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [_redemption(d) for d in await cursor.to_list()]
+
+    async def stale_redemptions(self, older_than: datetime, limit: int = 200) -> list[Redemption]:
+        redemptions = self.tenants.across(REDEMPTIONS, why="the relay finishes every org's redemption moves")
+        cursor = redemptions.find({"needs_relay": True, "updated_at": {"$lt": older_than}}).limit(limit)
+        return [_redemption(d) for d in await cursor.to_list()]
+
+    async def erase(self, org: str, advocate_id: str, token: str) -> None:
+        await self.tenants.of(org, REDEMPTIONS).update_many(
+            {"advocate_id": advocate_id}, {"$set": {"advocate_id": token}}
+        )
+
+    # --- the fulfilment webhook ------------------------------------------------------------------
+
+    async def set_webhook(self, org: str, url: str, secret: str, at: datetime) -> None:
+        await self.tenants.of(org, WEBHOOKS).update_one(
+            {"_id": org}, {"$set": {"url": url, "secret": secret, "updated_at": at}}, upsert=True
+        )
+
+    async def webhook(self, org: str) -> Target | None:
+        doc = await self.tenants.of(org, WEBHOOKS).find_one({"_id": org})
+        return None if doc is None else Target(url=doc["url"], secret=doc["secret"])

@@ -1,0 +1,60 @@
+"""Routes of the scoring rules."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+
+from services.recognition.api import TAGS, Admin, Cursor, Limit, Member
+from services.recognition.rules import schemas
+from services.recognition.rules.service import RulesService
+
+router = APIRouter(prefix="/v1", tags=TAGS)
+
+
+async def service_of(request: Request) -> RulesService:
+    service: RulesService = request.app.state.rules
+    return service
+
+
+Service = Annotated[RulesService, Depends(service_of)]
+
+
+@router.get(
+    "/rules",
+    response_model=schemas.RulesOut,
+    summary="The organisation's current rules",
+    description="Points per event kind, caps, exclusions, campaigns. Version 0 = the defaults.",
+)
+async def get_rules(principal: Member, service: Service) -> schemas.RulesOut:
+    version, rules = await service.rules(principal.org)
+    return schemas.RulesOut(version=version, rules=rules)
+
+
+@router.put(
+    "/rules",
+    response_model=schemas.RulesOut,
+    summary="Publish a new version of the rules",
+    description="Rules are versioned: this adds a version and never edits an old one. Events are "
+    "scored with the version current when they are processed.",
+)
+async def put_rules(body: schemas.RulesIn, principal: Admin, service: Service) -> schemas.RulesOut:
+    version = await service.publish(
+        principal.org, body.rules, expected_version=body.expected_version, by=principal.sub
+    )
+    return schemas.RulesOut(version=version, rules=body.rules)
+
+
+@router.get("/rules/versions", response_model=schemas.RuleVersionPage, summary="Every published version")
+async def rule_versions(
+    principal: Admin, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> schemas.RuleVersionPage:
+    versions, next_cursor = await service.versions(principal.org, cursor, limit)
+    items = [
+        schemas.RuleVersionOut(
+            version=v.version, rules=v.rules, created_by=v.created_by, created_at=v.created_at
+        )
+        for v in versions
+    ]
+    return schemas.RuleVersionPage(items=items, next_cursor=next_cursor)

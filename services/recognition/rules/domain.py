@@ -1,0 +1,175 @@
+"""Scoring rules as data, pure: what each kind of event is worth, caps, exclusions, campaigns.
+
+An organisation publishes versions of its rules; events are scored with the version current
+when they are processed. An organisation that published none has the defaults (version 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.errors import Conflict
+
+
+class Kind(StrEnum):
+    """What a ledger entry is for. Scoring kinds come from events; the rest move points around."""
+
+    SHARE_MADE = "share_made"
+    VERIFIED_SHARE = "verified_share"
+    UNIQUE_CLICK = "unique_click"
+    LEAD = "lead"
+    SALE = "sale"
+    COURSE_COMPLETED = "course_completed"
+    POLICY_ACKNOWLEDGED = "policy_acknowledged"
+    CONTENT_PUBLISHED = "content_published"
+    KUDOS_RECEIVED = "kudos_received"
+    # Corrections and spending: never edits of earlier entries, always new ones.
+    REVERSAL = "reversal"
+    REDEMPTION = "redemption"
+    REFUND = "refund"
+
+
+SCORING_KINDS: tuple[Kind, ...] = (
+    Kind.SHARE_MADE,
+    Kind.VERIFIED_SHARE,
+    Kind.UNIQUE_CLICK,
+    Kind.LEAD,
+    Kind.SALE,
+    Kind.COURSE_COMPLETED,
+    Kind.POLICY_ACKNOWLEDGED,
+    Kind.CONTENT_PUBLISHED,
+    Kind.KUDOS_RECEIVED,
+)
+
+DEFAULT_POINTS: dict[str, int] = {
+    Kind.SHARE_MADE: 10,
+    Kind.VERIFIED_SHARE: 5,
+    Kind.UNIQUE_CLICK: 1,
+    Kind.LEAD: 50,
+    Kind.SALE: 100,
+    Kind.COURSE_COMPLETED: 30,
+    Kind.POLICY_ACKNOWLEDGED: 10,
+    Kind.CONTENT_PUBLISHED: 40,
+    Kind.KUDOS_RECEIVED: 5,
+}
+
+
+class Campaign(BaseModel):
+    """A time-boxed multiplier; a contest also gets its own leaderboard period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field(min_length=1, max_length=120)
+    starts_at: datetime
+    ends_at: datetime
+    multiplier: float = Field(1.0, ge=1.0, le=10.0)
+    kinds: list[Kind] = Field(default_factory=list, max_length=20, description="empty = every scoring kind")
+    tags: list[str] = Field(default_factory=list, max_length=20, description="empty = any content")
+    contest: bool = Field(False, description="also rank advocates on a board for this period")
+
+    @model_validator(mode="after")
+    def _window(self) -> Campaign:
+        if self.ends_at <= self.starts_at:
+            raise ValueError("ends_at must be after starts_at")
+        return self
+
+    def covers(self, at: datetime) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+
+class Rules(BaseModel):
+    """An organisation's rules as data. The defaults are what an organisation without rules gets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    points: dict[Kind, int] = Field(default_factory=lambda: {Kind(k): v for k, v in DEFAULT_POINTS.items()})
+    daily_cap: int | None = Field(
+        200, ge=0, description="most points per advocate per UTC day from capped kinds"
+    )
+    per_share_cap: int | None = Field(50, ge=0, description="most points one share and its clicks may earn")
+    capped_kinds: list[Kind] = Field(
+        default_factory=lambda: [Kind.SHARE_MADE, Kind.VERIFIED_SHARE, Kind.UNIQUE_CLICK], max_length=20
+    )
+    excluded_advocate_ids: list[str] = Field(default_factory=list, max_length=1000)
+    excluded_content_ids: list[str] = Field(default_factory=list, max_length=1000)
+    campaigns: list[Campaign] = Field(default_factory=list, max_length=50)
+    kudos_weekly_allowance: int = Field(5, ge=0, le=100)
+    thought_leader_colleagues: int = Field(3, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _points_range(self) -> Rules:
+        for kind, value in self.points.items():
+            if kind not in SCORING_KINDS:
+                raise ValueError(f"points: {kind} is not a scoring kind")
+            if not 0 <= value <= 100_000:
+                raise ValueError(f"points.{kind} must be between 0 and 100000")
+        ids = [c.id for c in self.campaigns]
+        if len(set(ids)) != len(ids):
+            raise ValueError("campaign ids must be unique")
+        return self
+
+    def base_points(self, kind: Kind) -> int:
+        return self.points.get(kind, DEFAULT_POINTS.get(kind, 0))
+
+    def has_contest(self, contest_id: str) -> bool:
+        return any(c.id == contest_id and c.contest for c in self.campaigns)
+
+    def contests_covering(self, at: datetime) -> tuple[str, ...]:
+        return tuple(c.id for c in self.campaigns if c.contest and c.covers(at))
+
+
+@dataclass(frozen=True)
+class RuleVersion:
+    """One published version of an organisation's rules."""
+
+    version: int
+    rules: Rules
+    created_by: str
+    created_at: datetime
+
+
+DEFAULTS = RuleVersion(0, Rules(), "", datetime.min)
+
+
+def next_version(current: int, expected: int | None) -> int:
+    """The version a publication gets; refused when the editor started from another one."""
+    if expected is not None and expected != current:
+        raise Conflict(f"the rules are at version {current}, not {expected}; reload and retry")
+    return current + 1
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What an event is worth before caps: the base, the multiplier and the campaigns that applied."""
+
+    kind: Kind
+    base: int
+    multiplier: float
+    campaign_ids: tuple[str, ...]
+
+    @property
+    def points(self) -> int:
+        return round(self.base * self.multiplier)
+
+
+def score(rules: Rules, kind: Kind, *, at: datetime, tags: list[str] | None = None) -> Scoring:
+    """Base points times the highest multiplier among the campaigns that cover this event."""
+    tags = tags or []
+    matching = [
+        c
+        for c in rules.campaigns
+        if c.covers(at) and (not c.kinds or kind in c.kinds) and (not c.tags or set(c.tags) & set(tags))
+    ]
+    multiplier = max((c.multiplier for c in matching), default=1.0)
+    return Scoring(kind, rules.base_points(kind), multiplier, tuple(c.id for c in matching))
+
+
+def is_excluded(rules: Rules, *, advocate_id: str, content_id: str | None = None) -> bool:
+    return advocate_id in rules.excluded_advocate_ids or (
+        content_id is not None and content_id in rules.excluded_content_ids
+    )

@@ -1,0 +1,36 @@
+"""HTTP models of the rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from services.recognition.api import RequestBody
+from services.recognition.rules.domain import Rules
+
+
+class RulesOut(BaseModel):
+    version: int = Field(
+        description="0 means the organisation has not published rules: these are the defaults"
+    )
+    rules: Rules
+
+
+class RulesIn(RequestBody):
+    rules: Rules
+    expected_version: int | None = Field(
+        None, ge=0, description="the version you edited; a 409 if someone published another since"
+    )
+
+
+class RuleVersionOut(BaseModel):
+    version: int
+    rules: Rules
+    created_by: str
+    created_at: datetime
+
+
+class RuleVersionPage(BaseModel):
+    items: list[RuleVersionOut]
+    next_cursor: str | None

@@ -1,0 +1,51 @@
+"""The rules' use cases: read the current version (cached), publish a new one, list them."""
+
+from __future__ import annotations
+
+import time
+
+from services.recognition.rules import domain
+from services.recognition.rules.domain import Rules, RuleVersion
+from services.recognition.rules.store import RulesStore
+from shared.clock import Clock, utc_now
+from shared.errors import Conflict
+from shared.pagination import decode_keys, encode_keys
+
+RULES_CACHE_S = 2.0
+
+
+class RulesService:
+    def __init__(self, store: RulesStore, clock: Clock = utc_now) -> None:
+        self.store = store
+        self.clock = clock
+        self._cache: dict[str, tuple[float, int, Rules]] = {}
+
+    async def rules(self, org: str) -> tuple[int, Rules]:
+        """The organisation's current rules and their version (version 0 = the defaults).
+
+        Cached for RULES_CACHE_S: every event needs them, and another replica's new version may
+        take that long to apply here.
+        """
+        cached = self._cache.get(org)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1], cached[2]
+        latest = await self.store.latest(org) or domain.DEFAULTS
+        self._cache[org] = (time.monotonic() + RULES_CACHE_S, latest.version, latest.rules)
+        return latest.version, latest.rules
+
+    async def publish(self, org: str, rules: Rules, *, expected_version: int | None, by: str) -> int:
+        current, _ = await self.rules(org)
+        version = domain.next_version(current, expected_version)
+        if not await self.store.insert(org, RuleVersion(version, rules, by, self.clock())):
+            raise Conflict("someone else published rules at the same moment; reload and retry")
+        self._cache.pop(org, None)
+        return version
+
+    async def versions(
+        self, org: str, cursor: str | None, limit: int
+    ) -> tuple[list[RuleVersion], str | None]:
+        value = decode_keys(cursor)
+        before = int(value["v"]) if value else None
+        versions = await self.store.versions(org, before_version=before, limit=limit)
+        next_cursor = encode_keys({"v": versions[-1].version}) if len(versions) == limit else None
+        return versions, next_cursor
