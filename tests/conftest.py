@@ -67,6 +67,8 @@ def settings(stack: local_stack.StackConfig) -> ChorusSettings:
         consumer_group_prefix=SESSION_PREFIX,
         otlp_endpoint=stack.otlp_http_endpoint,
         consumer_retry_backoff_s=0.05,
+        # Every query a service's store makes must name the org (shared/tenancy.py).
+        mongo_tenancy_check=True,
     )
 
 
