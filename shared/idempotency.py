@@ -14,8 +14,9 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -88,3 +89,25 @@ async def run_once(
         raise
     await collection.update_one({"_id": doc_id}, {"$set": {"state": "done", "response": response}})
     return response, False
+
+
+class Once:
+    """A route dependency (`once: Idempotent`): runs a create once per (org, scope, key) in the
+    service's own database; `await once(org, scope, key, body, create)` answers the response."""
+
+    def __init__(self, request: Request) -> None:
+        self.db = request.app.state.runtime.db
+
+    async def __call__(
+        self,
+        org: str,
+        scope: str,
+        key: str | None,
+        body: Any,
+        create: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        response, _ = await run_once(self.db, org=org, scope=scope, key=key, body=body, create=create)
+        return response
+
+
+Idempotent = Annotated[Once, Depends(Once)]

@@ -7,15 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.content.dependencies import (
-    Editor,
-    IdempotencyKey,
-    Limit,
-    Member,
-    limit_body_size,
-    once,
-    viewer_of,
-)
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from services.content.library.schemas import (
     AudienceModel,
@@ -30,7 +21,16 @@ from services.content.library.schemas import (
 )
 from services.content.library.service import ContentFilters, LibraryService
 from services.content.schemas import ContentType, Network
+from services.content.web import (
+    Editor,
+    IdempotencyKey,
+    Limit,
+    Member,
+    limit_body_size,
+    viewer_of,
+)
 from shared.errors import InvalidInput
+from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
 
@@ -93,10 +93,10 @@ def content_out(item: ContentItem) -> ContentOut:
     "the organisation's required disclosure and its blocked words.",
 )
 async def create_content(
-    request: Request,
     body: ContentCreate,
     principal: Member,
     service: Service,
+    once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     fields = ContentFields(
@@ -117,7 +117,9 @@ async def create_content(
         item = await service.create_content(principal.org, viewer_of(principal), fields)
         return content_out(item).model_dump(mode="json")
 
-    return await once(request, principal, "content", idempotency_key, body.model_dump(mode="json"), create)
+    return await once(
+        principal.org, f"content:{principal.sub}", idempotency_key, body.model_dump(mode="json"), create
+    )
 
 
 @content.get(

@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from services.content.dependencies import Admin, Member, limit_body_size, viewer_of
 from services.content.program.domain import OrgSettings
 from services.content.program.schemas import SettingsModel
 from services.content.program.service import ProgramService
+from services.content.web import Admin, Member, limit_body_size, viewer_of
 
 
 async def get_service(request: Request) -> ProgramService:

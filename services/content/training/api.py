@@ -7,16 +7,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.content.common import new_id
-from services.content.dependencies import (
-    Admin,
-    Editor,
-    IdempotencyKey,
-    Limit,
-    Member,
-    limit_body_size,
-    once,
-    viewer_of,
-)
 from services.content.training.domain import Course, Module, Policy, Progress
 from services.content.training.schemas import (
     AcknowledgeRequest,
@@ -32,6 +22,16 @@ from services.content.training.schemas import (
     ProgressOut,
 )
 from services.content.training.service import PolicyView, TrainingService
+from services.content.web import (
+    Admin,
+    Editor,
+    IdempotencyKey,
+    Limit,
+    Member,
+    limit_body_size,
+    viewer_of,
+)
+from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
 
@@ -80,17 +80,19 @@ async def list_policies(
     description="Emits chorus.policy.published; acknowledgements of older versions lapse.",
 )
 async def publish_policy(
-    request: Request,
     body: PolicyCreate,
     principal: Admin,
     service: Service,
+    once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     async def create() -> dict[str, Any]:
         created = await service.publish_policy(principal.org, viewer_of(principal), body.title, body.body)
         return _policy_out(created).model_dump(mode="json")
 
-    return await once(request, principal, "policy", idempotency_key, body.model_dump(mode="json"), create)
+    return await once(
+        principal.org, f"policy:{principal.sub}", idempotency_key, body.model_dump(mode="json"), create
+    )
 
 
 @policy.post(
@@ -147,10 +149,10 @@ def _progress_out(progress: Progress) -> ProgressOut:
     description="A course is a list of modules, each with a body or a URL and its minutes.",
 )
 async def create_course(
-    request: Request,
     body: CourseIn,
     principal: Editor,
     service: Service,
+    once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     async def create() -> dict[str, Any]:
@@ -159,7 +161,9 @@ async def create_course(
         )
         return _course_out(course).model_dump(mode="json")
 
-    return await once(request, principal, "course", idempotency_key, body.model_dump(mode="json"), create)
+    return await once(
+        principal.org, f"course:{principal.sub}", idempotency_key, body.model_dump(mode="json"), create
+    )
 
 
 @courses.get("", response_model=CoursePage, summary="The organisation's courses, newest first")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header
 
 from services.metrics.attribution.schemas import ConversionIn, ConversionOut
 from services.metrics.web import Integration, Modules
+from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1")
 
@@ -28,6 +29,13 @@ async def record_conversion(
     body: ConversionIn,
     principal: Integration,
     modules: Modules,
+    once: Idempotent,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
-    return await modules.attribution.record_conversion(principal, body, idempotency_key)
+    return await once(
+        principal.org,
+        "conversions",
+        idempotency_key,
+        body.model_dump(mode="json"),
+        lambda: modules.attribution.record_conversion(principal.org, body),
+    )

@@ -11,7 +11,6 @@ from services.metrics.attribution.schemas import ConversionIn
 from services.metrics.attribution.store import AttributionStore
 from services.metrics.org_settings.service import OrgSettingsService
 from services.metrics.projections.service import ProjectionService
-from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.outbox import Outbox
 
@@ -31,17 +30,7 @@ class AttributionService:
         self.outbox = outbox
         self.clock = clock
 
-    async def record_conversion(
-        self, principal: Principal, body: ConversionIn, idempotency_key: str | None
-    ) -> dict[str, Any]:
-        return await self.store.once(
-            principal.org,
-            idempotency_key,
-            body.model_dump(mode="json"),
-            lambda: self._convert(principal.org, body),
-        )
-
-    async def _convert(self, org: str, body: ConversionIn) -> dict[str, Any]:
+    async def record_conversion(self, org: str, body: ConversionIn) -> dict[str, Any]:
         amount, currency = domain.parse_money(body.type, body.amount, body.currency)
         reported = Reported(org, body.type, body.customer_id, body.click_id, amount, currency)
         now = self.clock()

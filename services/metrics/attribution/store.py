@@ -3,7 +3,6 @@ each with its event in its outbox) and the clicks that reached each customer."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo import ASCENDING
@@ -11,7 +10,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.metrics.attribution.domain import Conversion, Touch
-from shared.idempotency import run_once
 from shared.messaging.tracing import inject_current
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, pending, with_outbox
@@ -44,15 +42,6 @@ def _customer_id(org: str, customer_id: str) -> str:
 class AttributionStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
-
-    async def once(
-        self, org: str, key: str | None, body: dict[str, Any], create: Callable[[], Awaitable[dict[str, Any]]]
-    ) -> dict[str, Any]:
-        """`create`'s answer, once per Idempotency-Key: a retry with the same key and body gets it again."""
-        response, _ = await run_once(
-            self.tenants.db, org=org, scope="conversions", key=key, body=body, create=create
-        )
-        return response
 
     async def claim(self, conversion: Conversion) -> dict[str, Any] | None:
         """Insert the conversion with its event queued: None when it is new, else the answer given

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.recognition.api import TAGS, Admin, Member
 from services.recognition.badges import schemas
 from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.service import BadgeService
+from services.recognition.web import TAGS, Admin, Member
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from services.recognition.api import TAGS, IdempotencyKey, Idempotent, Limit, Member
 from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
+from services.recognition.web import TAGS, IdempotencyKey, Limit, Member
+from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, model_validator
 
-from services.recognition.api import RequestBody
 from services.recognition.engagement.domain import GoalKind
+from services.recognition.web import RequestBody
 
 # --- kudos -------------------------------------------------------------------------------------
 

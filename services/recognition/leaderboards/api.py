@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic_core import to_json
 
-from services.recognition.api import TAGS, Cursor, Limit, Member
 from services.recognition.leaderboards import schemas
 from services.recognition.leaderboards.domain import Period
 from services.recognition.leaderboards.service import LeaderboardService
+from services.recognition.web import TAGS, Cursor, Limit, Member
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from services.recognition.api import TAGS, Admin, Cursor, Limit, Member
 from services.recognition.points import schemas
 from services.recognition.points.domain import LedgerEntry
 from services.recognition.points.service import PointsService
+from services.recognition.web import TAGS, Admin, Cursor, Limit, Member
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from services.recognition.api import RequestBody
+from services.recognition.web import RequestBody
 
 
 class PointsOut(BaseModel):

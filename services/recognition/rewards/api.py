@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from services.recognition.api import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Idempotent, Limit, Member
 from services.recognition.rewards import schemas
 from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
 from services.recognition.rewards.service import RewardService
+from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Limit, Member
+from shared.idempotency import Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/v1", tags=TAGS)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, HttpUrl
 
-from services.recognition.api import RequestBody
+from services.recognition.web import RequestBody
 from shared.webhooks.engine import Delivery
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
-from services.recognition.api import TAGS, Admin, Cursor, Limit, Member
 from services.recognition.rules import schemas
 from services.recognition.rules.service import RulesService
+from services.recognition.web import TAGS, Admin, Cursor, Limit, Member
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

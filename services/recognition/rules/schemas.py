@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from services.recognition.api import RequestBody
 from services.recognition.rules.domain import Rules
+from services.recognition.web import RequestBody
 
 
 class RulesOut(BaseModel):

@@ -111,7 +111,7 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
         ("b", 10, 2),
     ]
     assert board["me"]["rank"] == 2
-    # The boards are sent as built (services/recognition/api.py _board_response): they must still
+    # The boards are sent as built (services/recognition/web.py _board_response): they must still
     # be what the OpenAPI document promises.
     assert LeaderboardOut.model_validate(board).me is not None
     around = body(

@@ -1,16 +1,15 @@
-"""What every route of the content service uses: who may call, the body limit, idempotent creates."""
+"""What every route of the content service shares: who may call, the body limit, the
+Idempotency-Key header (its use: `once: Idempotent`, shared/idempotency.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 
 from services.content.common import Viewer
 from shared.auth import ANY_MEMBER, Principal, Role, require
 from shared.errors import PayloadTooLarge
-from shared.idempotency import run_once
 
 EDITORS = (Role.ADMIN, Role.EDITOR)
 IdempotencyKey = Annotated[
@@ -40,23 +39,3 @@ async def limit_body_size(request: Request) -> None:
 def viewer_of(principal: Principal) -> Viewer:
     # Audience attributes come from the token: this service does not own advocate profiles.
     return Viewer.from_claims(principal.sub, principal.roles, principal.claims)
-
-
-async def once(
-    request: Request,
-    principal: Principal,
-    scope: str,
-    key: str | None,
-    body: Any,
-    create: Callable[[], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
-    """Run a create once per Idempotency-Key of the caller (shared/idempotency.py)."""
-    response, _ = await run_once(
-        request.app.state.runtime.db,
-        org=principal.org,
-        scope=f"{scope}:{principal.sub}",
-        key=key,
-        body=body,
-        create=create,
-    )
-    return response
