@@ -268,6 +268,16 @@ def create_service_app(
     return app
 
 
+def app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A route dependency giving what `wire` put on app.state as `name` (a module's service):
+    `Service = Annotated[SharesService, Depends(app_state("shares"))]`."""
+
+    async def from_state(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return from_state
+
+
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 

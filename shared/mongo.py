@@ -8,7 +8,7 @@ its events consistent with (no multi-document transactions on the hot paths).
 - `conditional_upsert`: a condition and a change of one document (a cap, say) in one update,
   creating the document if it is missing; it answers whether this call's change was applied.
 - Projections updated in batches keep the highest offset applied per topic partition in the
-  document they guard (see services/metrics/store.py `MetricsStore.apply`).
+  document they guard (see services/metrics/projections/store.py `ProjectionStore.apply`).
 - State and the events it emits: shared/outbox.py. Tenancy (every query names the org):
   shared/tenancy.py.
 - `RequestDeadline`: every MongoDB operation of a request shares one deadline, so a store that

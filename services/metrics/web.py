@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Response
 
 from services.metrics.modules import MetricsModules
+from shared.app import app_state
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
 
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -30,12 +31,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def modules_of(request: Request) -> MetricsModules:
-    modules: MetricsModules = request.app.state.service
-    return modules
-
-
-Modules = Annotated[MetricsModules, Depends(modules_of)]
+Modules = Annotated[MetricsModules, Depends(app_state("service"))]
 
 
 def wants_csv(request: Request) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from services.content.library.schemas import (
@@ -29,17 +29,12 @@ from services.content.web import (
     limit_body_size,
     viewer_of,
 )
+from shared.app import app_state
 from shared.errors import InvalidInput
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
-
-async def get_service(request: Request) -> LibraryService:
-    service: LibraryService = request.app.state.library
-    return service
-
-
-Service = Annotated[LibraryService, Depends(get_service)]
+Service = Annotated[LibraryService, Depends(app_state("library"))]
 
 content = APIRouter(prefix="/v1/content", tags=["content"], dependencies=[Depends(limit_body_size)])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,19 +34,17 @@ class ContentFilters:
     since: datetime | None = None
 
 
+@dataclass(eq=False)
 class LibraryService:
-    def __init__(
-        self, store: LibraryStore, program: ProgramService, outbox: Outbox, clock: Clock = utc_now
-    ) -> None:
-        self.store = store
-        self.program = program
-        self.outbox = outbox
-        self.now = clock
+    store: LibraryStore
+    program: ProgramService
+    outbox: Outbox
+    clock: Clock = utc_now
 
     async def create_content(self, org: str, by: Viewer, fields: ContentFields) -> ContentItem:
         settings = await self.program.get_settings(org)
         item, events = domain.create_item(
-            item_id=new_id(), org=org, fields=fields, by=by, settings=settings, now=self.now()
+            item_id=new_id(), org=org, fields=fields, by=by, settings=settings, now=self.clock()
         )
         await self.store.insert_content(item, pending_events(events, org=org, subject=item.id))
         self.outbox.nudge()
@@ -57,7 +56,7 @@ class LibraryService:
 
     async def _visible(self, org: str, viewer: Viewer, content_id: str) -> tuple[ContentItem, int]:
         found = await self.store.get_content(org, content_id)
-        if found is None or not domain.visible_to(found[0], viewer, self.now()):
+        if found is None or not domain.visible_to(found[0], viewer, self.clock()):
             raise NotFound(f"no content {content_id!r}")
         return found
 
@@ -80,13 +79,13 @@ class LibraryService:
 
         def change(item: ContentItem) -> domain.Outcome:
             fields = dataclasses.replace(item.fields, **changes)
-            return domain.edit_item(item, fields=fields, by=viewer, settings=settings, now=self.now())
+            return domain.edit_item(item, fields=fields, by=viewer, settings=settings, now=self.clock())
 
         return await self._transition(org, viewer, content_id, change)
 
     async def publish_content(self, org: str, viewer: Viewer, content_id: str) -> ContentItem:
         return await self._transition(
-            org, viewer, content_id, lambda item: domain.publish_item(item, by=viewer, now=self.now())
+            org, viewer, content_id, lambda item: domain.publish_item(item, by=viewer, now=self.clock())
         )
 
     async def reject_content(self, org: str, viewer: Viewer, content_id: str, reason: str) -> ContentItem:
@@ -94,7 +93,7 @@ class LibraryService:
             org,
             viewer,
             content_id,
-            lambda item: domain.reject_item(item, by=viewer, reason=reason, now=self.now()),
+            lambda item: domain.reject_item(item, by=viewer, reason=reason, now=self.clock()),
         )
 
     async def archive_content(self, org: str, viewer: Viewer, content_id: str) -> ContentItem:
@@ -102,7 +101,7 @@ class LibraryService:
             org,
             viewer,
             content_id,
-            lambda item: domain.archive_item(item, by=viewer, reason="manual", now=self.now()),
+            lambda item: domain.archive_item(item, by=viewer, reason="manual", now=self.clock()),
         )
 
     async def list_content(
@@ -126,7 +125,9 @@ class LibraryService:
         elif filters.status not in (None, Status.PUBLISHED):
             raise Forbidden("advocates list published content, or their own items with mine=true")
         else:
-            query = dataclasses.replace(base, status=Status.PUBLISHED, live_at=self.now(), audience_of=viewer)
+            query = dataclasses.replace(
+                base, status=Status.PUBLISHED, live_at=self.clock(), audience_of=viewer
+            )
         items = await self.store.list_content(org, query, limit=limit + 1, before_id=decode_cursor(cursor))
         next_cursor = encode_cursor(items[limit - 1].id) if len(items) > limit else None
         return items[:limit], next_cursor
@@ -135,8 +136,8 @@ class LibraryService:
         """Archive what has expired, with its content.archived event: a business transition,
         which is why this is a periodic job and not a TTL index (that would only delete)."""
         archived = 0
-        for item, version in await self.store.expired_content(self.now(), limit=SWEEP_BATCH):
-            changed, events = domain.archive_item(item, by=None, reason="expired", now=self.now())
+        for item, version in await self.store.expired_content(self.clock(), limit=SWEEP_BATCH):
+            changed, events = domain.archive_item(item, by=None, reason="expired", now=self.clock())
             if await self.store.save_content(
                 changed, version, pending_events(events, org=item.org, subject=item.id)
             ):

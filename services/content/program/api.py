@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from services.content.program.domain import OrgSettings
 from services.content.program.schemas import SettingsModel
 from services.content.program.service import ProgramService
 from services.content.web import Admin, Member, limit_body_size, viewer_of
+from shared.app import app_state
 
-
-async def get_service(request: Request) -> ProgramService:
-    service: ProgramService = request.app.state.program
-    return service
-
-
-Service = Annotated[ProgramService, Depends(get_service)]
+Service = Annotated[ProgramService, Depends(app_state("program"))]
 
 settings_router = APIRouter(prefix="/v1/settings", tags=["settings"], dependencies=[Depends(limit_body_size)])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from services.content.common import Viewer, pending_events
 from services.content.program import domain
 from services.content.program.domain import OrgSettings
@@ -11,14 +13,12 @@ from shared.clock import Clock, utc_now
 from shared.outbox import Outbox
 
 
+@dataclass(eq=False)
 class ProgramService:
-    def __init__(
-        self, store: ProgramStore, training: TrainingService, outbox: Outbox, clock: Clock = utc_now
-    ) -> None:
-        self.store = store
-        self.training = training
-        self.outbox = outbox
-        self.now = clock
+    store: ProgramStore
+    training: TrainingService
+    outbox: Outbox
+    clock: Clock = utc_now
 
     async def get_settings(self, org: str) -> OrgSettings:
         return await self.store.get_settings(org)
@@ -27,6 +27,6 @@ class ProgramService:
         known = await self.training.existing_course_ids(org, settings.required_course_ids)
         settings = domain.validate_settings(settings, known)
         events = pending_events([domain.settings_event(org, settings)], org=org, subject=org)
-        await self.store.save_settings(org, settings, by.sub, self.now(), events)
+        await self.store.save_settings(org, settings, by.sub, self.clock(), events)
         self.outbox.nudge()
         return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from services.content.common import new_id
 from services.content.training.domain import Course, Module, Policy, Progress
@@ -31,16 +31,11 @@ from services.content.web import (
     limit_body_size,
     viewer_of,
 )
+from shared.app import app_state
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
-
-async def get_service(request: Request) -> TrainingService:
-    service: TrainingService = request.app.state.training
-    return service
-
-
-Service = Annotated[TrainingService, Depends(get_service)]
+Service = Annotated[TrainingService, Depends(app_state("training"))]
 
 policy = APIRouter(prefix="/v1/policy", tags=["policy"], dependencies=[Depends(limit_body_size)])
 

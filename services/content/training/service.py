@@ -6,6 +6,7 @@ Longer than domain.py: policies and courses are mostly records kept and listed, 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.content.common import Viewer, new_id, pending_events
@@ -24,18 +25,18 @@ class PolicyView:
     acknowledged_at: datetime | None
 
 
+@dataclass(eq=False)
 class TrainingService:
-    def __init__(self, store: TrainingStore, outbox: Outbox, clock: Clock = utc_now) -> None:
-        self.store = store
-        self.outbox = outbox
-        self.now = clock
+    store: TrainingStore
+    outbox: Outbox
+    clock: Clock = utc_now
 
     # --- the social media policy ---
 
     async def publish_policy(self, org: str, by: Viewer, title: str, body: str) -> Policy:
         current = await self.store.current_policy(org)
         version = (current.version if current else 0) + 1
-        policy = Policy(version, title.strip(), body.strip(), by.sub, self.now())
+        policy = Policy(version, title.strip(), body.strip(), by.sub, self.clock())
         event = domain.policy_published_event(org, policy.version, policy.title)
         if not await self.store.insert_policy(org, policy, pending_events([event], org=org, subject=org)):
             raise Conflict("another version was published at the same moment; reload and try again")
@@ -66,7 +67,7 @@ class TrainingService:
         assert policy is not None
         event = domain.policy_acknowledged_event(viewer.sub, version)
         events = pending_events([event], org=org, subject=viewer.sub)
-        if await self.store.insert_acknowledgement(org, viewer.sub, version, self.now(), events):
+        if await self.store.insert_acknowledgement(org, viewer.sub, version, self.clock(), events):
             self.outbox.nudge()
         return PolicyView(policy, await self.store.acknowledged_at(org, viewer.sub, version))
 
@@ -76,7 +77,7 @@ class TrainingService:
         self, org: str, by: Viewer, title: str, description: str | None, modules: list[Module]
     ) -> Course:
         domain.validate_modules(modules)
-        now = self.now()
+        now = self.clock()
         course = Course(new_id(), org, title.strip(), description, modules, by.sub, now, now)
         await self.store.insert_course(course)
         return course
@@ -87,7 +88,7 @@ class TrainingService:
         course = await self.get_course(org, course_id)
         domain.validate_modules(modules)
         changed = dataclasses.replace(
-            course, title=title.strip(), description=description, modules=modules, updated_at=self.now()
+            course, title=title.strip(), description=description, modules=modules, updated_at=self.clock()
         )
         if not await self.store.replace_course(changed):
             raise NotFound(f"no course {course_id!r}")
@@ -122,7 +123,7 @@ class TrainingService:
         ):
             event = domain.course_completed_event(viewer.sub, course.id, course.title)
             events = pending_events([event], org=org, subject=viewer.sub)
-            if await self.store.mark_course_completed(org, course_id, viewer.sub, self.now(), events):
+            if await self.store.mark_course_completed(org, course_id, viewer.sub, self.clock(), events):
                 self.outbox.nudge()
             progress = await self.store.get_progress(org, course_id, viewer.sub) or progress
         return progress

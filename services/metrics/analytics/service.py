@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -16,18 +17,12 @@ from shared.auth import Principal
 from shared.clock import Clock, utc_now
 
 
+@dataclass(eq=False)
 class AnalyticsService:
-    def __init__(
-        self,
-        settings: MetricsSettings,
-        projections: ProjectionService,
-        org_settings: OrgSettingsService,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.settings = settings
-        self.projections = projections
-        self.org_settings = org_settings
-        self.clock = clock
+    settings: MetricsSettings
+    projections: ProjectionService
+    org_settings: OrgSettingsService
+    clock: Clock = utc_now
 
     async def funnel(
         self, principal: Principal, from_: date, to: date, group_by: str, filters: dict[str, str]

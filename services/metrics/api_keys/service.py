@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from services.metrics.api_keys.store import ApiKey, ApiKeyStore
 from shared.auth import Principal, api_key_matches, generate_api_key
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 
 
+@dataclass(eq=False)
 class ApiKeyService:
-    def __init__(self, store: ApiKeyStore, clock: Clock = utc_now) -> None:
-        self.store = store
-        self.clock = clock
+    store: ApiKeyStore
+    clock: Clock = utc_now
 
     async def resolve(self, key_id: str, secret: str) -> str | None:
         """The organisation of a key that is valid and not revoked."""

@@ -3,6 +3,7 @@ advocate's touches."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from services.metrics.attribution import domain
@@ -15,20 +16,13 @@ from shared.clock import Clock, utc_now
 from shared.outbox import Outbox
 
 
+@dataclass(eq=False)
 class AttributionService:
-    def __init__(
-        self,
-        store: AttributionStore,
-        projections: ProjectionService,
-        org_settings: OrgSettingsService,
-        outbox: Outbox,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.projections = projections
-        self.org_settings = org_settings
-        self.outbox = outbox
-        self.clock = clock
+    store: AttributionStore
+    projections: ProjectionService
+    org_settings: OrgSettingsService
+    outbox: Outbox
+    clock: Clock = utc_now
 
     async def record_conversion(self, org: str, body: ConversionIn) -> dict[str, Any]:
         amount, currency = domain.parse_money(body.type, body.amount, body.currency)

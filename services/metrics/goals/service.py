@@ -24,14 +24,12 @@ class GoalReport:
     history: list[Snapshot]
 
 
+@dataclass(eq=False)
 class GoalService:
-    def __init__(
-        self, store: GoalStore, analytics: AnalyticsService, surveys: SurveyService, clock: Clock = utc_now
-    ) -> None:
-        self.store = store
-        self.analytics = analytics
-        self.surveys = surveys
-        self.clock = clock
+    store: GoalStore
+    analytics: AnalyticsService
+    surveys: SurveyService
+    clock: Clock = utc_now
 
     async def create(self, principal: Principal, body: GoalIn) -> GoalReport:
         starts_on, ends_on = domain.period(

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from services.metrics.org_settings.domain import EmvRates, OrgSettings, parse_rates
 from services.metrics.org_settings.store import OrgSettingsStore
 from services.metrics.settings import MetricsSettings
 from shared.events.content import SettingsUpdated
 
 
+@dataclass(eq=False)
 class OrgSettingsService:
-    def __init__(self, settings: MetricsSettings, store: OrgSettingsStore) -> None:
-        self.settings = settings
-        self.store = store
+    settings: MetricsSettings
+    store: OrgSettingsStore
 
     async def of(self, org: str) -> OrgSettings:
         return await self.store.get(org)

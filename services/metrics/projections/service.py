@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.metrics.projections import domain
@@ -17,10 +18,10 @@ from shared.events.training import CourseCompleted
 from shared.messaging import Batch, Delivered
 
 
+@dataclass(eq=False)
 class ProjectionService:
-    def __init__(self, settings: MetricsSettings, store: ProjectionStore) -> None:
-        self.settings = settings
-        self.store = store
+    settings: MetricsSettings
+    store: ProjectionStore
 
     # --- counters -------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from services.metrics.paging import new_id
@@ -14,10 +15,10 @@ from shared.clock import Clock, utc_now
 from shared.errors import Conflict, NotFound
 
 
+@dataclass(eq=False)
 class SurveyService:
-    def __init__(self, store: SurveyStore, clock: Clock = utc_now) -> None:
-        self.store = store
-        self.clock = clock
+    store: SurveyStore
+    clock: Clock = utc_now
 
     async def create(self, principal: Principal, body: SurveyIn) -> Survey:
         domain.check_questions(body.kind, [q.id for q in body.questions], [q.type for q in body.questions])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.metrics.webhooks.schemas import (
     DeliveryList,
@@ -19,6 +19,7 @@ from services.metrics.webhooks.schemas import (
 )
 from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import Endpoint, Replay
+from shared.app import app_state
 from shared.auth import Principal, Role, require
 from shared.webhooks.engine import Delivery
 
@@ -26,12 +27,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
-async def get_service(request: Request) -> WebhookService:
-    service: WebhookService = request.app.state.webhooks
-    return service
-
-
-Service = Annotated[WebhookService, Depends(get_service)]
+Service = Annotated[WebhookService, Depends(app_state("webhooks"))]
 
 
 def _endpoint(endpoint: Endpoint) -> dict[str, Any]:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.recognition.badges import schemas
 from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.service import BadgeService
 from services.recognition.web import TAGS, Admin, Member
+from shared.app import app_state
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
-async def service_of(request: Request) -> BadgeService:
-    service: BadgeService = request.app.state.badges
-    return service
-
-
-Service = Annotated[BadgeService, Depends(service_of)]
+Service = Annotated[BadgeService, Depends(app_state("badges"))]
 
 
 def _award(award: Award) -> schemas.AwardOut:

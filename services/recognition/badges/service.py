@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from services.recognition.badges import domain
@@ -15,25 +16,16 @@ from shared.errors import Conflict, NotFound
 from shared.outbox import Outbox, pending
 
 
+@dataclass(eq=False)
 class BadgeService:
-    def __init__(
-        self,
-        store: BadgeStore,
-        outbox: Outbox,
-        rules: RulesService,
-        profiles: ProfileService,
-        *,
-        image_base_url: str,
-        public_base_url: str,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.outbox = outbox
-        self.rules = rules
-        self.profiles = profiles
-        self.image_base_url = image_base_url
-        self.public_base_url = public_base_url
-        self.clock = clock
+    store: BadgeStore
+    outbox: Outbox
+    rules: RulesService
+    profiles: ProfileService
+    _: KW_ONLY
+    image_base_url: str
+    public_base_url: str
+    clock: Clock = utc_now
 
     async def definitions(self, org: str) -> list[BadgeDefinition]:
         _, rules = await self.rules.rules(org)

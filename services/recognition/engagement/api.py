@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
 from services.recognition.web import TAGS, IdempotencyKey, Limit, Member
+from shared.app import app_state
 from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
-async def service_of(request: Request) -> EngagementService:
-    service: EngagementService = request.app.state.engagement
-    return service
-
-
-Service = Annotated[EngagementService, Depends(service_of)]
+Service = Annotated[EngagementService, Depends(app_state("engagement"))]
 
 
 def _kudos(kudos: Kudos, allowance_left: int | None = None) -> schemas.KudosOut:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from services.recognition.engagement import domain
 from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, GoalProgress, GoalSpec, Kudos
@@ -17,20 +18,13 @@ from shared.events import Event
 from shared.events.shares import ShareMade
 
 
+@dataclass(eq=False)
 class EngagementService:
-    def __init__(
-        self,
-        store: EngagementStore,
-        rules: RulesService,
-        points: PointsService,
-        profiles: ProfileService,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.rules = rules
-        self.points = points
-        self.profiles = profiles
-        self.clock = clock
+    store: EngagementStore
+    rules: RulesService
+    points: PointsService
+    profiles: ProfileService
+    clock: Clock = utc_now
 
     # --- kudos ---------------------------------------------------------------------------------
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
 
 from services.recognition.leaderboards import schemas
 from services.recognition.leaderboards.domain import Period
 from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.web import TAGS, Cursor, Limit, Member
+from shared.app import app_state
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
-async def service_of(request: Request) -> LeaderboardService:
-    service: LeaderboardService = request.app.state.leaderboards
-    return service
-
-
-Service = Annotated[LeaderboardService, Depends(service_of)]
+Service = Annotated[LeaderboardService, Depends(app_state("leaderboards"))]
 
 
 def _board_response(**board: Any) -> Response:

@@ -5,22 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from services.recognition.points import schemas
 from services.recognition.points.domain import LedgerEntry
 from services.recognition.points.service import PointsService
 from services.recognition.web import TAGS, Admin, Cursor, Limit, Member
+from shared.app import app_state
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
-async def service_of(request: Request) -> PointsService:
-    service: PointsService = request.app.state.points
-    return service
-
-
-Service = Annotated[PointsService, Depends(service_of)]
+Service = Annotated[PointsService, Depends(app_state("points"))]
 
 
 def _entry(entry: LedgerEntry) -> schemas.LedgerEntryOut:

@@ -12,6 +12,7 @@ half done. Corrections are new entries (negative), never edits.
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
 from services.recognition.badges.service import BadgeService
@@ -34,27 +35,17 @@ from shared.outbox import Outbox, pending
 from shared.pagination import decode_time_id, encode_time_id
 
 
+@dataclass(eq=False)
 class PointsService:
-    def __init__(
-        self,
-        store: PointsStore,
-        outbox: Outbox,
-        rules: RulesService,
-        profiles: ProfileService,
-        badges: BadgeService,
-        boards: LeaderboardService,
-        *,
-        relay_grace_s: float,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.outbox = outbox
-        self.rules = rules
-        self.profiles = profiles
-        self.badges = badges
-        self.boards = boards
-        self.relay_grace_s = relay_grace_s
-        self.clock = clock
+    store: PointsStore
+    outbox: Outbox
+    rules: RulesService
+    profiles: ProfileService
+    badges: BadgeService
+    boards: LeaderboardService
+    _: KW_ONLY
+    relay_grace_s: float
+    clock: Clock = utc_now
 
     # --- events in -------------------------------------------------------------------------------
 

@@ -5,24 +5,20 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from services.recognition.rewards import schemas
 from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
 from services.recognition.rewards.service import RewardService
 from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Limit, Member
+from shared.app import app_state
 from shared.idempotency import Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
-async def service_of(request: Request) -> RewardService:
-    service: RewardService = request.app.state.rewards
-    return service
-
-
-Service = Annotated[RewardService, Depends(service_of)]
+Service = Annotated[RewardService, Depends(app_state("rewards"))]
 
 
 def _reward(reward: Reward) -> schemas.RewardOut:

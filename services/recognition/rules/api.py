@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from services.recognition.rules import schemas
 from services.recognition.rules.service import RulesService
 from services.recognition.web import TAGS, Admin, Cursor, Limit, Member
+from shared.app import app_state
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
-async def service_of(request: Request) -> RulesService:
-    service: RulesService = request.app.state.rules
-    return service
-
-
-Service = Annotated[RulesService, Depends(service_of)]
+Service = Annotated[RulesService, Depends(app_state("rules"))]
 
 
 @router.get(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import Advocate, AdvocateView, Profile, TrainingView
 from services.sharing.advocates.store import AdvocatesStore
@@ -13,11 +15,12 @@ from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, encode_cursor
 
 
+@dataclass(eq=False)
 class AdvocatesService:
-    def __init__(self, store: AdvocatesStore, outbox: Outbox, *, clock: Clock = utc_now) -> None:
-        self.store = store
-        self.outbox = outbox
-        self.clock = clock
+    store: AdvocatesStore
+    outbox: Outbox
+    _: KW_ONLY
+    clock: Clock = utc_now
 
     async def save(self, org: str, advocate_id: str, profile: Profile) -> Advocate:
         domain.check_networks(profile.networks)

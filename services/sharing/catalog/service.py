@@ -3,6 +3,7 @@ answer what the shares and the redirect ask of it."""
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 from services.sharing.catalog.domain import ContentChange, ContentView, OrgRules, SettingsChange
@@ -11,10 +12,11 @@ from shared.clock import Clock, utc_now
 from shared.events.content import ContentSnapshot, SettingsUpdated
 
 
+@dataclass(eq=False)
 class CatalogService:
-    def __init__(self, store: CatalogStore, *, clock: Clock = utc_now) -> None:
-        self.store = store
-        self.clock = clock
+    store: CatalogStore
+    _: KW_ONLY
+    clock: Clock = utc_now
 
     async def project_content(self, org: str, snapshot: ContentSnapshot, status: str) -> None:
         await self.store.save_content(org, snapshot, status, self.clock())

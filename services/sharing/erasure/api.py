@@ -4,20 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from services.sharing.advocates.api import Member
 from services.sharing.erasure.service import ErasureService
+from shared.app import app_state
 
 router = APIRouter(prefix="/v1", tags=["advocates"])
 
 
-async def get_service(request: Request) -> ErasureService:
-    service: ErasureService = request.app.state.erasure
-    return service
-
-
-Service = Annotated[ErasureService, Depends(get_service)]
+Service = Annotated[ErasureService, Depends(app_state("erasure"))]
 
 
 @router.delete(

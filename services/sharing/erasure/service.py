@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
 
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.service import CatalogService
@@ -23,26 +24,16 @@ from shared.outbox import Outbox, pending
 log = logging.getLogger(__name__)
 
 
+@dataclass(eq=False)
 class ErasureService:
-    def __init__(
-        self,
-        store: ErasureStore,
-        outbox: Outbox,
-        advocates: AdvocatesService,
-        shares: SharesService,
-        catalog: CatalogService,
-        *,
-        clock: Clock = utc_now,
-        forget_links: Callable[[set[str]], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.outbox = outbox
-        self.advocates = advocates
-        self.shares = shares
-        self.catalog = catalog
-        self.clock = clock
-        # Tells the redirect to drop its cached links of an erased advocate's shares.
-        self.forget_links = forget_links
+    store: ErasureStore
+    outbox: Outbox
+    advocates: AdvocatesService
+    shares: SharesService
+    catalog: CatalogService
+    _: KW_ONLY
+    clock: Clock = utc_now
+    forget_links: Callable[[set[str]], None] | None = None
 
     async def erase(self, principal: Principal, advocate_id: str) -> None:
         org = principal.org

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from services.sharing.advocates.api import Member, Settings
 from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
 from services.sharing.shares.service import SharesService
+from shared.app import app_state
 from shared.pagination import Cursor
 
 router = APIRouter(prefix="/v1", tags=["shares"])
@@ -17,12 +18,7 @@ router = APIRouter(prefix="/v1", tags=["shares"])
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-async def get_service(request: Request) -> SharesService:
-    service: SharesService = request.app.state.shares
-    return service
-
-
-Service = Annotated[SharesService, Depends(get_service)]
+Service = Annotated[SharesService, Depends(app_state("shares"))]
 
 
 @router.post(

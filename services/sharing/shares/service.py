@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,23 +27,15 @@ from shared.pagination import decode_cursor, encode_cursor
 MAX_PAGE = 200  # content items read per step of the shareable list
 
 
+@dataclass(eq=False)
 class SharesService:
-    def __init__(
-        self,
-        settings: SharingSettings,
-        store: SharesStore,
-        outbox: Outbox,
-        advocates: AdvocatesService,
-        catalog: CatalogService,
-        *,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.outbox = outbox
-        self.advocates = advocates
-        self.catalog = catalog
-        self.clock = clock
+    settings: SharingSettings
+    store: SharesStore
+    outbox: Outbox
+    advocates: AdvocatesService
+    catalog: CatalogService
+    _: KW_ONLY
+    clock: Clock = utc_now
 
     async def idempotent(
         self,
