@@ -57,6 +57,7 @@ def seed_share(mongo_url: str, db_name: str, public_base_url: str) -> None:
                 "&utm_content=0193c0ffee00aabbccddeeff#top",
                 "status": "sent",
                 "created_at": datetime.now(UTC),
+                "event_id": "0193c0ffee00aabbccddeeff-made",
                 "trace": {},
                 "team": "sales",
                 "tags": ["launch"],

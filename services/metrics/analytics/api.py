@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
-from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, csv_response, wants_csv
+from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, json_or_csv
 
 router = APIRouter(prefix="/v1")
 
@@ -53,9 +53,7 @@ async def funnel(
     group_by: Annotated[str, Query(max_length=20)] = "day",
 ) -> Any:
     result = await modules.analytics.funnel(principal, from_, to, group_by, filters)
-    if wants_csv(request):
-        return csv_response(result["rows"], "funnel")
-    return result
+    return json_or_csv(request, result, "rows", "funnel")
 
 
 @router.get(
@@ -77,9 +75,7 @@ async def timeseries(
     interval: Annotated[str, Query(max_length=10)] = "day",
 ) -> Any:
     result = await modules.analytics.timeseries(principal, metric, from_, to, interval, filters)
-    if wants_csv(request):
-        return csv_response(result["points"], "timeseries")
-    return result
+    return json_or_csv(request, result, "points", "timeseries")
 
 
 @router.get(
@@ -95,9 +91,7 @@ async def me_stats(
     request: Request, principal: Member, modules: Modules, days: Annotated[int, Query(ge=1, le=365)] = 30
 ) -> Any:
     result = await modules.analytics.me_stats(principal, days)
-    if wants_csv(request):
-        return csv_response(result["daily"], "my-stats")
-    return result
+    return json_or_csv(request, result, "daily", "my-stats")
 
 
 @router.get(
@@ -111,9 +105,7 @@ async def me_stats(
 )
 async def program(request: Request, principal: Manager, modules: Modules) -> Any:
     result = await modules.analytics.program(principal.org)
-    if wants_csv(request):
-        return csv_response(result["by_team"], "program")
-    return result
+    return json_or_csv(request, result, "by_team", "program")
 
 
 @router.get(

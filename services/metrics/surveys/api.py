@@ -23,8 +23,7 @@ from services.metrics.web import (
     Manager,
     Member,
     Modules,
-    csv_response,
-    wants_csv,
+    json_or_csv,
 )
 
 router = APIRouter(prefix="/v1")
@@ -81,6 +80,4 @@ async def respond(survey_id: str, body: ResponseIn, principal: Anyone, modules: 
 )
 async def survey_results(survey_id: str, request: Request, principal: Manager, modules: Modules) -> Any:
     result = await modules.surveys.results(principal.org, survey_id)
-    if wants_csv(request):
-        return csv_response(result["questions"], "survey")
-    return result
+    return json_or_csv(request, result, "questions", "survey")

@@ -12,6 +12,7 @@ from services.recognition.rewards.domain import Offer, Redemption, RedemptionSta
 from services.recognition.rewards.service import RewardService
 from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Limit, Member
 from shared.app import app_state
+from shared.auth import Principal
 from shared.idempotency import Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
@@ -27,6 +28,26 @@ def _reward(reward: Reward) -> schemas.RewardOut:
 
 def _redemption(redemption: Redemption) -> schemas.RedemptionOut:
     return schemas.RedemptionOut.model_validate({**asdict(redemption), "redemption_id": redemption.id})
+
+
+def _webhook(url: str | None) -> schemas.WebhookOut:
+    return schemas.WebhookOut(
+        url=url or "",
+        configured=url is not None,
+        signature_header=SIGNATURE_HEADER,
+        timestamp_header=TIMESTAMP_HEADER,
+    )
+
+
+async def _move(
+    service: RewardService,
+    principal: Principal,
+    redemption_id: str,
+    to: RedemptionStatus,
+    body: schemas.RedemptionDecisionIn | None,
+) -> schemas.RedemptionOut:
+    note = body.note if body else None
+    return _redemption(await service.move_redemption(principal.org, redemption_id, to, principal.sub, note))
 
 
 @router.get("/rewards", response_model=schemas.RewardPage, summary="The rewards catalog")
@@ -112,12 +133,7 @@ async def redemptions(
 async def approve(
     redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
 ) -> schemas.RedemptionOut:
-    note = body.note if body else None
-    return _redemption(
-        await service.move_redemption(
-            principal.org, redemption_id, RedemptionStatus.APPROVED, principal.sub, note
-        )
-    )
+    return await _move(service, principal, redemption_id, RedemptionStatus.APPROVED, body)
 
 
 @router.post(
@@ -129,12 +145,7 @@ async def approve(
 async def reject(
     redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
 ) -> schemas.RedemptionOut:
-    note = body.note if body else None
-    return _redemption(
-        await service.move_redemption(
-            principal.org, redemption_id, RedemptionStatus.REJECTED, principal.sub, note
-        )
-    )
+    return await _move(service, principal, redemption_id, RedemptionStatus.REJECTED, body)
 
 
 @router.post(
@@ -149,12 +160,7 @@ async def fulfil(
     service: Service,
     body: schemas.RedemptionDecisionIn | None = None,
 ) -> schemas.RedemptionOut:
-    note = body.note if body else None
-    return _redemption(
-        await service.move_redemption(
-            principal.org, redemption_id, RedemptionStatus.FULFILLED, principal.sub, note
-        )
-    )
+    return await _move(service, principal, redemption_id, RedemptionStatus.FULFILLED, body)
 
 
 @router.put(
@@ -167,23 +173,13 @@ async def fulfil(
 )
 async def set_webhook(body: schemas.WebhookIn, principal: Admin, service: Service) -> schemas.WebhookOut:
     await service.set_webhook(principal.org, str(body.url), body.secret)
-    return schemas.WebhookOut(
-        url=str(body.url),
-        configured=True,
-        signature_header=SIGNATURE_HEADER,
-        timestamp_header=TIMESTAMP_HEADER,
-    )
+    return _webhook(str(body.url))
 
 
 @router.get("/webhooks/fulfilment", response_model=schemas.WebhookOut, summary="The fulfilment webhook")
 async def get_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
     hook = await service.webhook(principal.org)
-    return schemas.WebhookOut(
-        url=hook.url if hook else "",
-        configured=hook is not None,
-        signature_header=SIGNATURE_HEADER,
-        timestamp_header=TIMESTAMP_HEADER,
-    )
+    return _webhook(hook.url if hook else None)
 
 
 @router.get(

@@ -85,7 +85,7 @@ def _share(doc: Document) -> Share:
         scheduled_at=doc.get("scheduled_at"),
         shared_at=doc.get("shared_at"),
         created_at=doc["created_at"],
-        event_id=doc["event_id"],
+        event_id=doc.get("event_id", ""),  # shares made before the event id was kept lack it
         trace=dict(doc.get("trace") or {}),
         audience_size=doc.get("audience_size", 0),
         team=doc.get("team"),

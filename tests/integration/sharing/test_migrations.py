@@ -1,5 +1,5 @@
-"""Sharing's settings projection written before every query named the organisation is adopted
-at start: its rules still apply, and the next settings event updates it in place."""
+"""Sharing's data written in earlier shapes: the settings projection (before every query named
+the organisation) is adopted at start; a share made before its event id was kept still loads."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sharing.catalog.store import MIGRATIONS, ORG_SETTINGS, CatalogStore
+from services.sharing.shares.store import SHARES, SharesStore
 from shared.events.content import SettingsUpdated
 from shared.migrations import migrate
 from shared.mongo import Document, create_client
@@ -57,3 +58,30 @@ async def test_the_service_runs_its_migrations_at_start(sharing: Sharing, settin
     db = sharing.app.state.runtime.db
     recorded = {d["_id"] async for d in db["migrations"].find({}, comment="cross-tenant: test")}
     assert {m.name for m in MIGRATIONS} <= recorded
+
+
+async def test_a_share_stored_before_its_event_id_was_kept_still_redirects(
+    db: AsyncDatabase[Document],
+) -> None:
+    at = datetime.now(UTC)
+    old = {
+        "_id": "s-old",
+        "org": "org-a",
+        "advocate_id": "ann",
+        "content_id": "c1",
+        "network": "linkedin",
+        "code": "oldcode1",
+        "short_url": "https://go.example/r/oldcode1",
+        "target_url": "https://www.example.com/post",
+        "status": "sent",
+        "created_at": at,
+    }
+    await db[SHARES].insert_one(old)
+    share = await SharesStore(db).by_code("oldcode1")
+    assert share is not None
+    assert (share.id, share.org, share.target_url, share.event_id) == (
+        "s-old",
+        "org-a",
+        old["target_url"],
+        "",
+    )
