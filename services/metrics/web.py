@@ -51,8 +51,20 @@ def csv_response(rows: list[dict[str, Any]], name: str) -> Response:
     )
 
 
+# A cell starting with one of these is a formula to a spreadsheet (CSV injection): it gets a
+# leading apostrophe, which spreadsheets show as text. Numbers are left as they are.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Flat CSV of report rows; a dict cell (revenue per currency) becomes one column per key."""
+    """Flat CSV of report rows; a dict cell (revenue per currency) becomes one column per key.
+    Text that a spreadsheet would run as a formula is neutralised (`neutralised`)."""
     flat: list[dict[str, Any]] = []
     columns: list[str] = []
     for row in rows:
@@ -60,17 +72,18 @@ def to_csv(rows: Sequence[dict[str, Any]]) -> str:
         for name, value in row.items():
             if isinstance(value, dict):
                 for sub, sub_value in value.items():
-                    out[f"{name}_{sub}"] = sub_value
+                    out[neutralised(f"{name}_{sub}")] = neutralised(sub_value)
             elif isinstance(value, list):
-                out[name] = ";".join(str(v) for v in value)
+                out[name] = neutralised(";".join(str(v) for v in value))
             else:
-                out[name] = value
+                out[name] = neutralised(value)
         for name in out:
             if name not in columns:
                 columns.append(name)
         flat.append(out)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    # RFC 4180 line ends: a cell holding a carriage return is quoted, and stays one cell.
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     writer.writerows(flat)
     return buffer.getvalue()

@@ -365,6 +365,16 @@ def test_csv_export_parses_back_to_the_same_numbers() -> None:
     assert parsed[1]["clicks"] == "3" and parsed[1]["revenue_EUR"] == "1.50"
 
 
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(text: str) -> None:
+    rows = [{"key": text, "team": "sales", "clicks": -3, "tags": [text], "revenue": {text: text}}]
+    [parsed] = list(csv.DictReader(io.StringIO(web.to_csv(rows), newline="")))
+    assert parsed["key"] == "'" + text
+    assert parsed["tags"] == "'" + text
+    assert parsed[f"revenue_{text}"] == "'" + text
+    assert parsed["team"] == "sales" and parsed["clicks"] == "-3"  # text and numbers otherwise kept
+
+
 def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns() -> None:
     pending = [
         Pending(
