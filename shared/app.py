@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -262,6 +263,17 @@ def create_service_app(
     # Every MongoDB operation of a request shares one deadline: a store that does not answer
     # makes a prompt 503 (shared/errors.py), never a hung request.
     app.add_middleware(RequestDeadline, seconds=settings.mongo_request_timeout_s)
+    if settings.cors_allowed_origins:
+        # Browsers on these origins may call the API with a bearer token (no cookies: none of
+        # the API's credentials are cookies). Outermost, so a preflight never reaches a route.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "Accept"],
+            expose_headers=["Retry-After", "Location"],
+            max_age=600,
+        )
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

@@ -42,6 +42,9 @@ class ChorusSettings(BaseSettings):
     # In production tokens are RS256/ES256 and verified against this JWKS.
     jwks_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    # Origins whose browser apps may call the API (CORS), as a JSON list, e.g.
+    # CHORUS_CORS_ALLOWED_ORIGINS='["https://app.example.com"]'. Empty: same origin only.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
     # How long the MongoDB operations of one HTTP request may take in all; past it the request
     # gets a 503 with Retry-After (a store that does not answer never hangs a request).
     mongo_request_timeout_s: float = Field(5.0, gt=0)
