@@ -24,6 +24,7 @@ from services.metrics.org_settings.store import INDEXES as ORG_SETTINGS_INDEXES
 from services.metrics.projections.store import INDEXES as PROJECTION_INDEXES
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import api as surveys_api
+from services.metrics.surveys import store as surveys_store
 from services.metrics.surveys.store import INDEXES as SURVEY_INDEXES
 from services.metrics.webhooks import api as webhooks_api
 from services.metrics.webhooks import store as webhooks_store
@@ -103,6 +104,10 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
-        migrations=[*org_settings_store.MIGRATIONS, *webhooks_store.MIGRATIONS],
+        migrations=[
+            *org_settings_store.MIGRATIONS,
+            *webhooks_store.MIGRATIONS,
+            surveys_store.key_respondents(settings.survey_respondent_secret.encode()),
+        ],
         description=DESCRIPTION,
     )

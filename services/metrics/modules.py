@@ -43,7 +43,9 @@ class MetricsModules:
         projections = ProjectionService(settings, ProjectionStore(db))
         org_settings = OrgSettingsService(settings, OrgSettingsStore(db))
         analytics = AnalyticsService(settings, projections, org_settings, clock)
-        surveys = SurveyService(SurveyStore(db), clock)
+        surveys = SurveyService(
+            SurveyStore(db), settings.survey_respondent_secret.encode(), settings.survey_min_responses, clock
+        )
         return cls(
             settings=settings,
             projections=projections,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from pydantic import Field, model_validator
+
 from shared.events.topics import CLICKS, CONVERSIONS, SHARES, Topic
 from shared.settings import ChorusSettings
+
+DEV_SURVEY_SECRET = "chorus-dev-survey-respondent-secret-change-me"  # noqa: S105 - dev only
 
 
 class MetricsSettings(ChorusSettings):
@@ -17,11 +21,26 @@ class MetricsSettings(ChorusSettings):
     # Outbound webhooks: how often due deliveries are sent, and the first retry's wait (it doubles).
     webhook_dispatch_every_s: float = 1.0
     webhook_retry_base_s: float = 5.0
+    # Employee survey respondents are kept as an HMAC under this secret: without it, trying
+    # known employee ids cannot tell who answered (deploy/ reads it from a Secret).
+    survey_respondent_secret: str = DEV_SURVEY_SECRET
+    # An employee survey's results are withheld until this many have answered.
+    survey_min_responses: int = Field(5, ge=1)
     # The topics the projections are built from. Only tests change them, to replay and rebuild
     # from topics of their own on a shared broker.
     shares_topic: str = SHARES.name
     clicks_topic: str = CLICKS.name
     conversions_topic: str = CONVERSIONS.name
+
+    @model_validator(mode="after")
+    def _refuse_the_dev_survey_secret_in_prod(self) -> MetricsSettings:
+        if self.environment == "prod" and (
+            self.survey_respondent_secret == DEV_SURVEY_SECRET or len(self.survey_respondent_secret) < 32
+        ):
+            raise ValueError(
+                "CHORUS_SURVEY_RESPONDENT_SECRET must be set to a secret of 32 characters or more"
+            )
+        return self
 
     @property
     def outboxed_topics(self) -> tuple[str, ...]:

@@ -80,6 +80,7 @@ def production(
     for secret in (
         ["generic", "chorus-mongodb", "--from-literal=url=mongodb://mongo.mongodb.svc:27017/"],
         ["generic", "chorus-sharing", f"--from-literal=visitor-hash-secret={secrets.token_hex(32)}"],
+        ["generic", "chorus-metrics", f"--from-literal=survey-respondent-secret={secrets.token_hex(32)}"],
         ["tls", "chorus-tls", f"--cert={cert}", f"--key={key}"],
     ):
         strimzi.kubectl("-n", "chorus", "create", "secret", *secret)

@@ -4,6 +4,7 @@ anonymous, and the scores."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,9 +46,15 @@ def check_questions(kind: str, question_ids: Sequence[str], question_types: Sequ
         raise InvalidInput.field("questions", "an eNPS survey needs an nps question")
 
 
-def respondent_hash(org: str, sub: str) -> str:
-    """Who answered, kept only as a hash: enough to answer once, not to say who."""
-    return hashlib.sha256(f"{org}|{sub}".encode()).hexdigest()
+def respondent_key(secret: bytes, org: str, sub: str) -> str:
+    """Who answered, kept only as a keyed hash: enough to answer once; without the secret, trying
+    known employee ids cannot say who."""
+    return keyed(secret, hashlib.sha256(f"{org}|{sub}".encode()).hexdigest())
+
+
+def keyed(secret: bytes, plain_hash: str) -> str:
+    """The HMAC of the plain hash answers were kept under before (so those can be keyed too)."""
+    return hmac.new(secret, plain_hash.encode(), hashlib.sha256).hexdigest()
 
 
 def is_employee_survey(survey: Survey) -> bool:
@@ -99,17 +106,30 @@ def average(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def results(survey: Survey, answers: Sequence[Answer]) -> dict[str, Any]:
-    """Per question: how many answered, and the NPS, the average or the latest comments."""
+def scores(question_type: str, values: Sequence[int | str]) -> dict[str, Any]:
+    """The NPS, the average rating or the latest comments of one question's answers."""
+    if question_type == "nps":
+        return {"nps": nps([int(v) for v in values])}
+    if question_type == "rating":
+        return {"average": average([float(v) for v in values])}
+    return {"comments": [str(v) for v in values][-MAX_COMMENTS:]}
+
+
+def results(survey: Survey, answers: Sequence[Answer], *, min_responses: int) -> dict[str, Any]:
+    """Per question: how many answered, and the NPS, the average or the latest comments. An
+    employee survey with fewer than `min_responses` answers shows the counts only (`withheld`):
+    in a small group, scores and comments would say who answered what."""
+    withheld = is_employee_survey(survey) and len(answers) < min_responses
     questions = []
     for q in survey.questions:
         values = [a.answers[q["id"]] for a in answers if q["id"] in a.answers]
         result: dict[str, Any] = {"id": q["id"], "text": q["text"], "type": q["type"], "count": len(values)}
-        if q["type"] == "nps":
-            result["nps"] = nps([int(v) for v in values])
-        elif q["type"] == "rating":
-            result["average"] = average([float(v) for v in values])
-        else:
-            result["comments"] = [str(v) for v in values][-MAX_COMMENTS:]
-        questions.append(result)
-    return {"survey_id": survey.id, "kind": survey.kind, "responses": len(answers), "questions": questions}
+        questions.append(result if withheld else result | scores(q["type"], values))
+    return {
+        "survey_id": survey.id,
+        "kind": survey.kind,
+        "responses": len(answers),
+        "withheld": withheld,
+        "min_responses": min_responses if is_employee_survey(survey) else None,
+        "questions": questions,
+    }

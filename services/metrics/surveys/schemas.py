@@ -61,4 +61,10 @@ class SurveyResultsOut(BaseModel):
     survey_id: str
     kind: str
     responses: int
+    withheld: bool = Field(
+        False, description="an employee survey below min_responses: counts only, no scores or comments"
+    )
+    min_responses: int | None = Field(
+        None, description="employee surveys: answers needed before results show"
+    )
     questions: list[QuestionResult]

@@ -18,6 +18,8 @@ from shared.errors import Conflict, NotFound
 @dataclass(eq=False)
 class SurveyService:
     store: SurveyStore
+    respondent_secret: bytes
+    min_responses: int
     clock: Clock = utc_now
 
     async def create(self, principal: Principal, body: SurveyIn) -> Survey:
@@ -42,9 +44,9 @@ class SurveyService:
         survey = await self.get(principal.org, survey_id)
         domain.check_respondent(survey, principal)
         answers = domain.check_answers(survey.questions, body.answers)
-        # Employees answer once each, but anonymously: only a hash of who answered is kept.
+        # Employees answer once each, but anonymously: only a keyed hash of who answered is kept.
         respondent = (
-            domain.respondent_hash(principal.org, principal.sub)
+            domain.respondent_key(self.respondent_secret, principal.org, principal.sub)
             if domain.is_employee_survey(survey)
             else None
         )
@@ -55,8 +57,9 @@ class SurveyService:
 
     async def results(self, org: str, survey_id: str) -> dict[str, Any]:
         survey = await self.get(org, survey_id)
-        return domain.results(survey, await self.store.answers(org, survey_id))
+        answers = await self.store.answers(org, survey_id)
+        return domain.results(survey, answers, min_responses=self.min_responses)
 
     async def erase_respondent(self, org: str, advocate_id: str) -> None:
         """An erased advocate's answers stay, no longer tied to them even by a hash."""
-        await self.store.anonymise(org, domain.respondent_hash(org, advocate_id))
+        await self.store.anonymise(org, domain.respondent_key(self.respondent_secret, org, advocate_id))

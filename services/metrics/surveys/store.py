@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.metrics.paging import page_by_id
-from services.metrics.surveys.domain import Answer, Survey
+from services.metrics.surveys.domain import Answer, Survey, keyed
+from shared.migrations import Migration
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
@@ -18,6 +21,38 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(SURVEYS, [("org", ASCENDING)]),
     IndexSpec(SURVEY_RESPONSES, [("org", ASCENDING), ("survey_id", ASCENDING)]),
 ]
+
+
+# Answers written before respondents were keyed by a secret (`keyed` absent) held a plain hash.
+PLAIN_RESPONDENT: Document = {"respondent": {"$type": "string"}, "keyed": {"$exists": False}}
+
+
+def key_respondents(secret: bytes) -> Migration:
+    """Key the respondents answers were kept under as plain hashes. An answer's id holds its
+    respondent (one answer each), so it is written again under its new id and the old removed;
+    a second run finds nothing in the old shape."""
+
+    async def run(db: AsyncDatabase[Document]) -> int:
+        tenants = Tenants(db)
+        plain = tenants.across(SURVEY_RESPONSES, why="keying every org's survey respondents")
+        rewritten = 0
+        async for doc in plain.find(PLAIN_RESPONDENT):
+            answers = tenants.of(doc["org"], SURVEY_RESPONSES)
+            respondent = keyed(secret, doc["respondent"])
+            with contextlib.suppress(DuplicateKeyError):  # a run stopped between the two writes
+                await answers.insert_one(
+                    {
+                        **doc,
+                        "_id": f"{doc['survey_id']}|{respondent}",
+                        "respondent": respondent,
+                        "keyed": True,
+                    }
+                )
+            await answers.delete_one({"_id": doc["_id"]})
+            rewritten += 1
+        return rewritten
+
+    return Migration("2026-12-survey-respondents-keyed-by-a-secret", run)
 
 
 def _survey(doc: Document) -> Survey:
@@ -68,6 +103,7 @@ class SurveyStore:
                     "_id": answer.id,
                     "survey_id": answer.survey_id,
                     "respondent": answer.respondent,
+                    "keyed": True,
                     "answers": answer.answers,
                     "created_at": answer.created_at,
                 }

@@ -373,10 +373,24 @@ async def test_surveys_give_nps_averages_and_comments(
         json={"answers": {"recommend": 11}},
     )
     assert out_of_range.status_code == 422
+    # Three employees are too few to show scores or comments without saying who answered what.
     results = (await client.get(f"/v1/surveys/{survey_id}/results", headers=admin(settings, org))).json()
     by_id = {q["id"]: q for q in results["questions"]}
-    assert results["responses"] == 3 and by_id["recommend"]["nps"] == 33.33
-    assert sorted(by_id["why"]["comments"]) == ["because e1", "because e2", "because e3"]
+    assert (results["responses"], results["withheld"], results["min_responses"]) == (3, True, 5)
+    assert (by_id["recommend"]["count"], by_id["recommend"]["nps"], by_id["why"]["comments"]) == (3, None, [])
+    for sub, score in (("e4", 10), ("e5", 7)):
+        employee = bearer(settings, org=org, sub=sub, roles=["advocate"])
+        response = await client.post(
+            f"/v1/surveys/{survey_id}/responses",
+            headers=employee,
+            json={"answers": {"recommend": score, "why": f"because {sub}"}},
+        )
+        assert response.status_code == 201, response.text
+    results = (await client.get(f"/v1/surveys/{survey_id}/results", headers=admin(settings, org))).json()
+    by_id = {q["id"]: q for q in results["questions"]}
+    assert (results["responses"], results["withheld"]) == (5, False)
+    assert by_id["recommend"]["nps"] == 40.0  # 3 promoters, 1 passive, 1 detractor
+    assert sorted(by_id["why"]["comments"]) == [f"because e{n}" for n in range(1, 6)]
 
     customer = await client.post(
         "/v1/surveys",
@@ -407,7 +421,8 @@ async def test_surveys_give_nps_averages_and_comments(
     customer_results = (
         await client.get(f"/v1/surveys/{customer_id}/results", headers=admin(settings, org))
     ).json()
-    assert customer_results["questions"][0]["average"] == 4.0
+    assert customer_results["questions"][0]["average"] == 4.0  # customers are not anonymous: shown at 3
+    assert (customer_results["withheld"], customer_results["min_responses"]) == (False, None)
 
     # A survey result can be a goal.
     goal = await client.post(
@@ -423,7 +438,7 @@ async def test_surveys_give_nps_averages_and_comments(
         },
     )
     assert goal.status_code == 201, goal.text
-    assert (goal.json()["value"], goal.json()["status"]) == (33.33, "achieved")
+    assert (goal.json()["value"], goal.json()["status"]) == (40.0, "achieved")
     other = await client.get(f"/v1/surveys/{survey_id}/results", headers=admin(settings, new_org()))
     assert other.status_code == 404
 

@@ -1,9 +1,12 @@
-"""Metrics' settings written before every query named the organisation are adopted at start."""
+"""Metrics' data in earlier shapes adopted at start: settings written before every query named the
+organisation, survey answers kept under a plain hash of who answered."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -11,6 +14,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.org_settings.store import MIGRATIONS, ORG_SETTINGS, OrgSettingsStore
+from services.metrics.surveys import domain as surveys
+from services.metrics.surveys.domain import Survey
+from services.metrics.surveys.schemas import ResponseIn
+from services.metrics.surveys.service import SurveyService
+from services.metrics.surveys.store import SURVEY_RESPONSES, SurveyStore, key_respondents
+from shared.auth import Principal
+from shared.errors import Conflict
 from shared.migrations import migrate
 from shared.mongo import Document, create_client
 from shared.settings import ChorusSettings
@@ -40,3 +50,32 @@ async def test_settings_stored_without_their_org_are_adopted(db: AsyncDatabase[D
     await store.set_attribution_window("org-a", 14)
     assert (await store.get("org-a")).attribution_window_days == 14
     assert await db[ORG_SETTINGS].count_documents({}) == 1
+
+
+async def test_answers_kept_under_a_plain_hash_are_keyed_and_still_count_once(
+    db: AsyncDatabase[Document],
+) -> None:
+    secret = b"k" * 32
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    store = SurveyStore(db)
+    survey = Survey("s1", "org-a", "enps", "Pulse", [{"id": "q", "text": "Recommend?", "type": "nps"}], at)
+    await store.insert(survey)
+    plain = hashlib.sha256(b"org-a|ann").hexdigest()
+    await db[SURVEY_RESPONSES].insert_one(
+        {"_id": f"s1|{plain}", "org": "org-a", "survey_id": "s1", "respondent": plain, "answers": {"q": 9}}
+        | {"created_at": at}
+    )
+    migration = key_respondents(secret)
+
+    assert await migration.run(db) == 1
+    assert await migration.run(db) == 0
+    [stored] = await db[SURVEY_RESPONSES].find({}).to_list()
+    assert stored["respondent"] == surveys.respondent_key(secret, "org-a", "ann") != plain
+    assert stored["_id"] == f"s1|{stored['respondent']}" and stored["answers"] == {"q": 9}
+
+    service = SurveyService(store, secret, min_responses=5)
+    ann = Principal("ann", "org-a", frozenset({"advocate"}))
+    with pytest.raises(Conflict):
+        await service.respond(ann, "s1", ResponseIn(answers={"q": 3}))
+    await service.erase_respondent("org-a", "ann")
+    assert (await db[SURVEY_RESPONSES].find_one({}) or {}).get("respondent", "absent") is None

@@ -4,6 +4,8 @@ attribution credit, goal forecasts, survey scores and CSV."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -19,6 +21,7 @@ from services.metrics.goals import domain as goals
 from services.metrics.org_settings import domain as org_settings
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.projections import domain as projections
+from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import domain as surveys
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
@@ -363,6 +366,42 @@ def test_csv_export_parses_back_to_the_same_numbers() -> None:
     parsed = list(csv.DictReader(io.StringIO(web.to_csv(rows))))
     assert parsed[0]["key"] == "2026-11-02" and parsed[0]["clicks"] == "0"
     assert parsed[1]["clicks"] == "3" and parsed[1]["revenue_EUR"] == "1.50"
+
+
+def test_an_employee_respondent_is_kept_under_a_keyed_hash_only() -> None:
+    plain = hashlib.sha256(b"org-1|ann").hexdigest()  # what a known-id guess would compute
+    key = surveys.respondent_key(b"s" * 32, "org-1", "ann")
+    assert key == surveys.respondent_key(b"s" * 32, "org-1", "ann")  # ann answers once
+    assert key not in (plain, surveys.respondent_key(b"t" * 32, "org-1", "ann"))
+    assert key == surveys.keyed(b"s" * 32, plain)  # answers kept under the plain hash can be keyed
+
+
+def test_small_employee_surveys_show_counts_only_and_customer_surveys_everything() -> None:
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    questions = [
+        {"id": "q", "text": "Recommend?", "type": "nps"},
+        {"id": "why", "text": "Why?", "type": "text"},
+    ]
+    answers = [surveys.Answer(f"a{n}", "o", "s", f"r{n}", {"q": 10, "why": "ok"}, at) for n in range(4)]
+    employee = surveys.Survey("s", "o", "enps", "Pulse", questions, at)
+    small = surveys.results(employee, answers, min_responses=5)
+    assert (small["withheld"], small["responses"]) == (True, 4)
+    assert small["questions"] == [
+        {"id": "q", "text": "Recommend?", "type": "nps", "count": 4},
+        {"id": "why", "text": "Why?", "type": "text", "count": 4},
+    ]
+    enough = surveys.results(employee, answers, min_responses=4)
+    assert not enough["withheld"] and enough["questions"][0]["nps"] == 100.0
+    customer = surveys.results(dataclasses.replace(employee, kind="customer"), answers[:1], min_responses=5)
+    assert not customer["withheld"] and customer["questions"][1]["comments"] == ["ok"]
+
+
+def test_production_refuses_the_development_survey_secret() -> None:
+    with pytest.raises(ValueError, match="CHORUS_SURVEY_RESPONDENT_SECRET"):
+        MetricsSettings(environment="prod")
+    with pytest.raises(ValueError, match="CHORUS_SURVEY_RESPONDENT_SECRET"):
+        MetricsSettings(environment="prod", survey_respondent_secret="short")
+    assert MetricsSettings(environment="prod", survey_respondent_secret="x" * 32).survey_min_responses == 5
 
 
 @pytest.mark.parametrize("text", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
