@@ -10,8 +10,10 @@ goes; pending ones stay until they end.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -25,7 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.clock import utc_now
-from shared.errors import NotFound
+from shared.errors import InvalidInput, NotFound
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import TenantCollection, Tenants
 from shared.webhooks import policy
@@ -38,6 +40,8 @@ DELIVERIES = "webhook_deliveries"
 DISPATCH_BATCH = 50
 # How long an ended delivery (delivered, failed, cancelled) stays in the log and can be replayed.
 KEPT_FOR = timedelta(days=30)
+# How long a webhook host's name may take to resolve.
+LOOK_UP_TIMEOUT_S = 5.0
 
 INDEXES = [
     # The dispatcher's queue: due pending deliveries of every organisation, earliest first.
@@ -205,6 +209,23 @@ class DeliveryStore:
 
 
 Resolve = Callable[[str, str], Awaitable[Target | None]]  # (org, target) -> where and how to send
+LookUp = Callable[[str, int], Awaitable[list[str]]]  # (host, port) -> its addresses
+
+
+async def look_up(host: str, port: int) -> list[str]:
+    """The addresses a host name resolves to (the system resolver, off the event loop)."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where one attempt connects: the URL with its host replaced by the checked address, and
+    the name the receiver knows itself by (Host header, TLS server name and certificate check)."""
+
+    url: httpx.URL
+    host: str  # for TLS: the server name and the certificate's
+    host_header: str  # the host and, when not the scheme's default, the port
 
 
 class WebhookEngine:
@@ -217,8 +238,12 @@ class WebhookEngine:
         retry_base_s: float,
         max_attempts: int,
         timeout_s: float,
+        allow_insecure_loopback: bool = False,
+        look_up: LookUp = look_up,
     ) -> None:
         self._store = store
+        self._allow_insecure_loopback = allow_insecure_loopback
+        self._look_up = look_up
         self._resolve = resolve
         self._content_type = content_type
         self._retry_base_s = retry_base_s
@@ -228,6 +253,28 @@ class WebhookEngine:
 
     async def close(self) -> None:
         await self._http.aclose()
+
+    async def checked_url(self, url: str) -> str:
+        """`url` if a webhook may be sent there: https (http to loopback in development), no
+        credentials, and a host that resolves to public addresses only. Else InvalidInput. A
+        name that does not resolve yet is accepted: each attempt checks it again."""
+        url = policy.check_url(url, allow_insecure_loopback=self._allow_insecure_loopback)
+        if addresses := await self._addresses(httpx.URL(url)):
+            policy.checked_address(addresses, allow_insecure_loopback=self._allow_insecure_loopback)
+        return url
+
+    async def _addresses(self, url: httpx.URL) -> list[str]:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            return await asyncio.wait_for(self._look_up(url.host, port), LOOK_UP_TIMEOUT_S)
+        except (OSError, TimeoutError):  # socket.gaierror: the name does not resolve
+            return []
+
+    async def _destination(self, url: str) -> Destination:
+        parsed = httpx.URL(url)
+        addresses = await self._addresses(parsed)
+        address = policy.checked_address(addresses, allow_insecure_loopback=self._allow_insecure_loopback)
+        return Destination(parsed.copy_with(host=address), parsed.host, parsed.netloc.decode("ascii"))
 
     async def enqueue(
         self,
@@ -311,10 +358,18 @@ class WebhookEngine:
         error: str | None = None
         started = time.monotonic()
         try:
-            response = await self._http.post(target.url, content=body, headers=headers)
+            destination = await self._destination(target.url)
+            response = await self._http.post(
+                destination.url,
+                content=body,
+                headers={**headers, "Host": destination.host_header},
+                extensions={"sni_hostname": destination.host},
+            )
             status = response.status_code  # the status says what went wrong: no error text
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
+        except InvalidInput as exc:  # the host now resolves somewhere it may not go
+            error = f"refused: {exc.errors[0]['message'] if exc.errors else exc}"
         at = utc_now()
         attempt = Attempt(at, status, error, int((time.monotonic() - started) * 1000))
         outcome = policy.after_attempt(

@@ -4,6 +4,7 @@ next try, and what state an attempt leads to. No I/O, so every rule is unit-test
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -45,10 +46,31 @@ def _is_internal(host: str) -> bool:
     if host in LOOPBACK_HOSTS:
         return True
     try:
-        address = ipaddress.ip_address(host)
+        return not _is_public(ipaddress.ip_address(host))
     except ValueError:
         return False
-    return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+
+
+def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Globally routable: not private, loopback, link-local (cloud metadata), shared (CGNAT),
+    reserved, multicast or unspecified; an IPv4 address inside IPv6 is judged as itself."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def checked_address(addresses: Sequence[str], *, allow_insecure_loopback: bool) -> str:
+    """The address to connect to, of those a webhook's host resolved to: refused when any of
+    them is not public (a name may resolve to an internal service), except loopback in
+    development. The caller connects to this address, so a second lookup (DNS rebinding)
+    cannot send the request elsewhere."""
+    if not addresses:
+        raise InvalidInput.field("url", "its host name does not resolve")
+    for text in addresses:
+        address = ipaddress.ip_address(text)
+        if not _is_public(address) and not (allow_insecure_loopback and address.is_loopback):
+            raise InvalidInput.field("url", f"its host resolves to a private or reserved address ({text})")
+    return addresses[0]
 
 
 def backoff(attempts: int, base_s: float, *, rand: float = 0.0, max_s: float = MAX_BACKOFF_S) -> timedelta:

@@ -19,7 +19,6 @@ from shared.errors import NotFound
 from shared.events import REGISTRY, AnyEvent
 from shared.messaging.replay import TopicRange
 from shared.settings import ChorusSettings
-from shared.webhooks import policy
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,6 @@ class WebhookService:
         self._settings = settings
         self._clock = clock
         self._store = store
-        self._allow_insecure_loopback = allow_insecure_loopback
         self.engine = WebhookEngine(
             deliveries,
             self._target,
@@ -52,6 +50,7 @@ class WebhookService:
             retry_base_s=retry_base_s,
             max_attempts=domain.MAX_ATTEMPTS,
             timeout_s=REQUEST_TIMEOUT_S,
+            allow_insecure_loopback=allow_insecure_loopback,
         )
         self._replays: set[asyncio.Task[None]] = set()
         self._endpoint_cache: dict[str, tuple[float, list[Endpoint]]] = {}
@@ -74,7 +73,7 @@ class WebhookService:
         endpoint = Endpoint(
             id=uuid.uuid4().hex,
             org=principal.org,
-            url=policy.check_url(url, allow_insecure_loopback=self._allow_insecure_loopback),
+            url=await self.engine.checked_url(url),
             event_types=domain.check_event_types(event_types),
             description=description,
             # Shown to the admin once, at creation.

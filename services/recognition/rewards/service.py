@@ -20,7 +20,7 @@ from shared.clock import Clock, utc_now
 from shared.errors import Conflict, NotFound
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_time_id, encode_time_id
-from shared.webhooks import canonical_body, policy
+from shared.webhooks import canonical_body
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
 
@@ -47,6 +47,8 @@ class RewardService:
             retry_base_s=settings.webhook_backoff_base_s,
             max_attempts=settings.webhook_max_attempts,
             timeout_s=settings.webhook_timeout_s,
+            # Plain http to a local receiver is for development only.
+            allow_insecure_loopback=settings.environment != "prod",
         )
 
     # --- the catalogue ---------------------------------------------------------------------------
@@ -150,9 +152,7 @@ class RewardService:
     # --- the fulfilment webhook ------------------------------------------------------------------
 
     async def set_webhook(self, org: str, url: str, secret: str) -> None:
-        # Plain http to a local receiver is for development only.
-        policy.check_url(url, allow_insecure_loopback=self.settings.environment != "prod")
-        await self.store.set_webhook(org, url, secret, self.clock())
+        await self.store.set_webhook(org, await self.webhooks.checked_url(url), secret, self.clock())
 
     async def webhook(self, org: str) -> Target | None:
         return await self.store.webhook(org)

@@ -97,5 +97,36 @@ def test_development_may_call_a_local_receiver_over_http() -> None:
         policy.check_url("http://example.com/hook", allow_insecure_loopback=True)
 
 
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["10.0.0.7"],
+        ["93.184.216.34", "192.168.1.20"],  # one private address among public ones is enough
+        ["169.254.169.254"],  # cloud metadata
+        ["100.64.0.1"],  # shared address space (carrier-grade NAT)
+        ["127.0.0.1"],
+        ["::1"],
+        ["::ffff:10.0.0.1"],  # an IPv4 private address written as IPv6
+        ["fd00:ec2::254"],  # unique local (a cloud's IPv6 metadata)
+        ["0.0.0.0"],  # noqa: S104 - an address to refuse, not one to bind
+        ["224.0.0.1"],
+        [],  # the name does not resolve
+    ],
+)
+def test_a_host_resolving_anywhere_but_public_addresses_is_refused(addresses: list[str]) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        policy.checked_address(addresses, allow_insecure_loopback=False)
+    assert refused.value.errors[0]["field"] == "url"
+
+
+def test_the_first_public_address_is_the_one_to_connect_to() -> None:
+    assert policy.checked_address(["93.184.216.34", "2606:2800:220:1::1"], allow_insecure_loopback=False) == (
+        "93.184.216.34"
+    )
+    assert policy.checked_address(["127.0.0.1"], allow_insecure_loopback=True) == "127.0.0.1"
+    with pytest.raises(InvalidInput):
+        policy.checked_address(["10.0.0.7"], allow_insecure_loopback=True)  # development: loopback only
+
+
 def test_a_replay_is_a_new_delivery_naming_the_original() -> None:
     assert policy.replay_id("d-1", "r1") == "d-1:replay-r1"
