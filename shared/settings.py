@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_JWT_SECRET = "chorus-dev-secret-change-me-in-production-0123456789"  # noqa: S105 - dev only, refused in prod
 
 
+# Development only: production refuses it (shared/webhooks/sealing.py).
+DEV_WEBHOOK_SECRET_KEY = "Y2hvcnVzLWRldi13ZWJob29rLXNlY3JldC1rZXktMDE="  # noqa: S105 - dev only
+
+
 class ChorusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHORUS_", extra="ignore")
 
@@ -42,6 +46,10 @@ class ChorusSettings(BaseSettings):
     # In production tokens are RS256/ES256 and verified against this JWKS.
     jwks_url: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
+    # Keys (Fernet, urlsafe base64 of 32 bytes) that seal outbound webhooks' secrets at rest, as a
+    # JSON list: the first seals, every one opens; add a new key first to rotate
+    # (shared/webhooks/sealing.py).
+    webhook_secret_keys: list[str] = Field(default_factory=lambda: [DEV_WEBHOOK_SECRET_KEY])
     # Origins whose browser apps may call the API (CORS), as a JSON list, e.g.
     # CHORUS_CORS_ALLOWED_ORIGINS='["https://app.example.com"]'. Empty: same origin only.
     cors_allowed_origins: list[str] = Field(default_factory=list)

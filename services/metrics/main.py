@@ -33,6 +33,7 @@ from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.webhooks.engine import DeliveryStore
+from shared.webhooks.sealing import SecretBox, reseal
 
 DESCRIPTION = (
     "Attribution from click to revenue: projections of shares, clicks and conversions, the "
@@ -62,6 +63,8 @@ INDEXES = (
 def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     settings = settings or MetricsSettings()
 
+    box = SecretBox.of(settings)
+
     async def wire(runtime: Runtime) -> Wiring:
         metrics = MetricsModules.build(settings, runtime.db, runtime.outbox)
 
@@ -70,7 +73,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
 
         webhooks = WebhookService(
             settings,
-            WebhookStore(runtime.db),
+            WebhookStore(runtime.db, box),
             DeliveryStore(runtime.db),
             retry_base_s=settings.webhook_retry_base_s,
             # Plain http to a local receiver is for development only.
@@ -108,6 +111,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             *org_settings_store.MIGRATIONS,
             *webhooks_store.MIGRATIONS,
             surveys_store.key_respondents(settings.survey_respondent_secret.encode()),
+            reseal(webhooks_store.ENDPOINTS, box),
         ],
         description=DESCRIPTION,
     )

@@ -38,7 +38,7 @@ from services.recognition.rewards import api as rewards_api
 from services.recognition.rewards.service import RewardService
 from services.recognition.rewards.store import INDEXES as REWARD_INDEXES
 from services.recognition.rewards.store import MIGRATIONS as REWARD_MIGRATIONS
-from services.recognition.rewards.store import REDEMPTIONS, RewardStore
+from services.recognition.rewards.store import REDEMPTIONS, WEBHOOKS, RewardStore
 from services.recognition.rules import api as rules_api
 from services.recognition.rules.service import RulesService
 from services.recognition.rules.store import INDEXES as RULES_INDEXES
@@ -48,6 +48,7 @@ from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.mongo import Document, IndexSpec
 from shared.outbox import Outbox
 from shared.settings import ChorusSettings
+from shared.webhooks.sealing import SecretBox, reseal
 
 DESCRIPTION = (
     "Points ledger, badges (Open Badges 3.0), leaderboards, rewards and redemptions, kudos and personal "
@@ -116,7 +117,7 @@ def recognition(db: AsyncDatabase[Document], outbox: Outbox, settings: Recogniti
         leaderboards,
         relay_grace_s=settings.relay_grace_s,
     )
-    rewards = RewardService(RewardStore(db), outbox, points, settings)
+    rewards = RewardService(RewardStore(db, SecretBox.of(settings)), outbox, points, settings)
     engagement = EngagementService(EngagementStore(db), rules, points, profiles)
     # An erasure reaches every module that holds the advocate's data.
     profiles.erasers = (leaderboards, points, rewards, engagement, badges)
@@ -165,6 +166,6 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
-        migrations=REWARD_MIGRATIONS,
+        migrations=[*REWARD_MIGRATIONS, reseal(WEBHOOKS, SecretBox.of(settings))],
         description=DESCRIPTION,
     )

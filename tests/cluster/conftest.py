@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 
 from devtools import local_stack
 from tests.cluster.apiserver import ApiServer, running_apiserver, serving_certificate
@@ -81,6 +82,7 @@ def production(
         ["generic", "chorus-mongodb", "--from-literal=url=mongodb://mongo.mongodb.svc:27017/"],
         ["generic", "chorus-sharing", f"--from-literal=visitor-hash-secret={secrets.token_hex(32)}"],
         ["generic", "chorus-metrics", f"--from-literal=survey-respondent-secret={secrets.token_hex(32)}"],
+        ["generic", "chorus-webhooks", f'--from-literal=secret-keys=["{Fernet.generate_key().decode()}"]'],
         ["tls", "chorus-tls", f"--cert={cert}", f"--key={key}"],
     ):
         strimzi.kubectl("-n", "chorus", "create", "secret", *secret)

@@ -14,6 +14,7 @@ from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
+from shared.webhooks.sealing import SecretBox
 
 ENDPOINTS = "webhook_endpoints"
 REPLAYS = "webhook_replays"
@@ -79,14 +80,14 @@ def _utc(at: datetime) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
-def _endpoint(doc: Document) -> Endpoint:
+def _endpoint(doc: Document, box: SecretBox) -> Endpoint:
     return Endpoint(
         id=doc["_id"],
         org=doc["org"],
         url=doc["url"],
         event_types=list(doc["event_types"]),
         description=doc.get("description"),
-        secret=doc["secret"],
+        secret=box.open(doc["secret"]),
         created_by=doc["created_by"],
         created_at=_utc(doc["created_at"]),
     )
@@ -107,8 +108,11 @@ def _replay(doc: Document) -> Replay:
 
 
 class WebhookStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    """Endpoints (their secrets sealed at rest: shared/webhooks/sealing.py) and replays."""
+
+    def __init__(self, db: AsyncDatabase[Document], box: SecretBox) -> None:
         self.tenants = Tenants(db)
+        self.box = box
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
         await self.tenants.of(endpoint.org, ENDPOINTS).insert_one(
@@ -117,7 +121,7 @@ class WebhookStore:
                 "url": endpoint.url,
                 "event_types": endpoint.event_types,
                 "description": endpoint.description,
-                "secret": endpoint.secret,
+                "secret": self.box.seal(endpoint.secret),
                 "active": True,
                 "created_by": endpoint.created_by,
                 "created_at": endpoint.created_at,
@@ -126,11 +130,11 @@ class WebhookStore:
 
     async def endpoints(self, org: str) -> list[Endpoint]:
         cursor = self.tenants.of(org, ENDPOINTS).find({"active": True}).sort("created_at", ASCENDING)
-        return [_endpoint(d) async for d in cursor]
+        return [_endpoint(d, self.box) async for d in cursor]
 
     async def endpoint(self, org: str, endpoint_id: str) -> Endpoint | None:
         doc = await self.tenants.of(org, ENDPOINTS).find_one({"_id": endpoint_id, "active": True})
-        return None if doc is None else _endpoint(doc)
+        return None if doc is None else _endpoint(doc, self.box)
 
     async def deactivate(self, org: str, endpoint_id: str, at: datetime) -> bool:
         result = await self.tenants.of(org, ENDPOINTS).update_one(

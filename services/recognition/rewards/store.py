@@ -17,6 +17,7 @@ from shared.outbox import outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES, Target
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
+from shared.webhooks.sealing import SecretBox
 
 REWARDS = "rewards"
 REDEMPTIONS = "redemptions"
@@ -80,8 +81,9 @@ def _redemption(doc: Document) -> Redemption:
 
 
 class RewardStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], box: SecretBox) -> None:
         self.tenants = Tenants(db)
+        self.box = box  # seals the fulfilment webhook's secret at rest (shared/webhooks/sealing.py)
 
     @property
     def db(self) -> AsyncDatabase[Document]:
@@ -235,9 +237,11 @@ class RewardStore:
 
     async def set_webhook(self, org: str, url: str, secret: str, at: datetime) -> None:
         await self.tenants.of(org, WEBHOOKS).update_one(
-            {"_id": org}, {"$set": {"url": url, "secret": secret, "updated_at": at}}, upsert=True
+            {"_id": org},
+            {"$set": {"url": url, "secret": self.box.seal(secret), "updated_at": at}},
+            upsert=True,
         )
 
     async def webhook(self, org: str) -> Target | None:
         doc = await self.tenants.of(org, WEBHOOKS).find_one({"_id": org})
-        return None if doc is None else Target(url=doc["url"], secret=doc["secret"])
+        return None if doc is None else Target(url=doc["url"], secret=self.box.open(doc["secret"]))

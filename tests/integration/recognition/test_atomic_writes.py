@@ -32,6 +32,8 @@ from shared.events.advocates import AdvocateUpdated
 from shared.messaging import EventProducer
 from shared.mongo import APPLIED_WINDOW, Document
 from shared.outbox import Outbox
+from shared.settings import DEV_WEBHOOK_SECRET_KEY
+from shared.webhooks.sealing import SecretBox
 from tests.helpers import new_org, one_database_through_clients
 
 pytestmark = pytest.mark.integration
@@ -53,7 +55,7 @@ class RecognitionStore:
         self.db = db
         self.points = PointsStore(db)
         self.boards = BoardStore(db)
-        self.rewards = RewardStore(db)
+        self.rewards = RewardStore(db, SecretBox([DEV_WEBHOOK_SECRET_KEY]))
         self.engagement = EngagementStore(db)
         self.profiles = ProfileStore(db)
 

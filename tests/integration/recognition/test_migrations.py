@@ -13,8 +13,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
 from shared.migrations import migrate
 from shared.mongo import Document, create_client
-from shared.settings import ChorusSettings
+from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
 from shared.webhooks.engine import Target
+from shared.webhooks.sealing import SecretBox
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +36,7 @@ async def test_a_fulfilment_webhook_stored_without_its_org_is_adopted(db: AsyncD
     await db[WEBHOOKS].insert_one(
         {"_id": "org-a", "url": "https://x.example/h", "secret": "s1", "updated_at": at}
     )
-    store = RewardStore(db)
+    store = RewardStore(db, SecretBox([DEV_WEBHOOK_SECRET_KEY]))
     assert await store.webhook("org-a") is None  # unseen: the query names the org
 
     await migrate(db, MIGRATIONS)

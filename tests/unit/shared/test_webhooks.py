@@ -4,11 +4,14 @@ attempt leads to and the URL check."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.fernet import Fernet
 
 from shared import webhooks
 from shared.errors import InvalidInput
+from shared.settings import ChorusSettings
 from shared.webhooks import policy
 from shared.webhooks.policy import State
+from shared.webhooks.sealing import SecretBox
 
 
 def test_a_signature_verifies_only_for_the_same_secret_timestamp_and_body() -> None:
@@ -130,3 +133,30 @@ def test_the_first_public_address_is_the_one_to_connect_to() -> None:
 
 def test_a_replay_is_a_new_delivery_naming_the_original() -> None:
     assert policy.replay_id("d-1", "r1") == "d-1:replay-r1"
+
+
+OLD_KEY, NEW_KEY = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+
+
+def test_a_sealed_secret_opens_with_its_key_and_shows_nothing_of_itself() -> None:
+    box = SecretBox([OLD_KEY])
+    sealed = box.seal("whsec_abc")
+    assert sealed.startswith("sealed:") and "whsec_abc" not in sealed
+    assert box.open(sealed) == "whsec_abc" and box.is_current(sealed)
+    assert box.open("whsec_stored_before_sealing") == "whsec_stored_before_sealing"
+    with pytest.raises(ValueError, match="CHORUS_WEBHOOK_SECRET_KEYS"):
+        SecretBox([NEW_KEY]).open(sealed)
+
+
+def test_a_new_key_put_first_seals_from_then_on_and_the_old_still_opens() -> None:
+    sealed_before = SecretBox([OLD_KEY]).seal("whsec_abc")
+    rotated = SecretBox([NEW_KEY, OLD_KEY])
+    assert rotated.open(sealed_before) == "whsec_abc" and not rotated.is_current(sealed_before)
+    assert rotated.is_current(rotated.seal("whsec_abc"))
+    assert rotated.fingerprint != SecretBox([OLD_KEY]).fingerprint  # a reseal migration per key
+
+
+def test_production_refuses_the_development_sealing_key() -> None:
+    with pytest.raises(ValueError, match="development key"):
+        SecretBox.of(ChorusSettings(environment="prod"))
+    assert SecretBox.of(ChorusSettings(environment="prod", webhook_secret_keys=[NEW_KEY]))
