@@ -31,6 +31,7 @@ items whose audience leaves that dimension empty.
 
 ROUTERS = [library_api.content, program_api.settings_router, training_api.policy, training_api.courses]
 INDEXES = [*library_store.INDEXES, *program_store.INDEXES, *training_store.INDEXES]
+MIGRATIONS = [*library_store.MIGRATIONS, *program_store.MIGRATIONS, *training_store.MIGRATIONS]
 OUTBOX_COLLECTIONS = (
     *program_store.OUTBOX_COLLECTIONS,
     *training_store.OUTBOX_COLLECTIONS,
@@ -63,5 +64,6 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
+        migrations=MIGRATIONS,
         description=DESCRIPTION,
     )

@@ -8,6 +8,7 @@ from services.metrics.analytics import api as analytics_api
 from services.metrics.api_keys import api as api_keys_api
 from services.metrics.api_keys.store import INDEXES as API_KEY_INDEXES
 from services.metrics.attribution import api as attribution_api
+from services.metrics.attribution import store as attribution_store
 from services.metrics.attribution.store import INDEXES as ATTRIBUTION_INDEXES
 from services.metrics.attribution.store import OUTBOX_COLLECTIONS
 from services.metrics.goals import api as goals_api
@@ -108,6 +109,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
         migrations=[
+            *attribution_store.MIGRATIONS,
             *org_settings_store.MIGRATIONS,
             *webhooks_store.MIGRATIONS,
             surveys_store.key_respondents(settings.survey_respondent_secret.encode()),

@@ -18,6 +18,7 @@ from services.recognition.badges import api as badges_api
 from services.recognition.badges.service import BadgeService
 from services.recognition.badges.store import AWARDS, BadgeStore
 from services.recognition.badges.store import INDEXES as BADGE_INDEXES
+from services.recognition.badges.store import MIGRATIONS as BADGE_MIGRATIONS
 from services.recognition.engagement import api as engagement_api
 from services.recognition.engagement.service import EngagementService
 from services.recognition.engagement.store import INDEXES as ENGAGEMENT_INDEXES
@@ -31,6 +32,7 @@ from services.recognition.points import api as points_api
 from services.recognition.points.service import PointsService
 from services.recognition.points.store import INDEXES as POINTS_INDEXES
 from services.recognition.points.store import LEDGER, PointsStore
+from services.recognition.points.store import MIGRATIONS as POINTS_MIGRATIONS
 from services.recognition.profiles.service import ProfileService
 from services.recognition.profiles.store import INDEXES as PROFILE_INDEXES
 from services.recognition.profiles.store import ProfileStore
@@ -166,6 +168,11 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
-        migrations=[*REWARD_MIGRATIONS, reseal(WEBHOOKS, SecretBox.of(settings))],
+        migrations=[
+            *POINTS_MIGRATIONS,
+            *BADGE_MIGRATIONS,
+            *REWARD_MIGRATIONS,
+            reseal(WEBHOOKS, SecretBox.of(settings)),
+        ],
         description=DESCRIPTION,
     )

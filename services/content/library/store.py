@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.content.common import Viewer
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
+from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
 from shared.outbox import outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
@@ -27,6 +28,9 @@ CONTENT = "content"
 OUTBOX_COLLECTIONS = (CONTENT,)
 # Where an item can be when its window ends: the expiry sweeper archives it from there.
 EXPIRING = (Status.PUBLISHED, Status.PENDING_REVIEW)
+
+# Indexes of the outbox before shared/outbox.py, which nothing reads any more.
+MIGRATIONS = [drop_index(CONTENT, "outbox_pending_1")]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(CONTENT, [("org", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),

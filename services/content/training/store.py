@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.content.training.domain import Course, Module, Policy, Progress
+from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
@@ -24,6 +25,9 @@ COURSES = "courses"
 COURSE_PROGRESS = "course_progress"
 
 OUTBOX_COLLECTIONS = (POLICIES, COURSE_PROGRESS, POLICY_ACKS)
+
+# Indexes of the outbox before shared/outbox.py, which nothing reads any more.
+MIGRATIONS = [drop_index(c, "outbox_pending_1") for c in OUTBOX_COLLECTIONS]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(POLICIES, [("org", ASCENDING), ("version", DESCENDING)], unique=True),

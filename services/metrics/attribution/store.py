@@ -11,6 +11,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.metrics.attribution.domain import Conversion, Touch
 from shared.messaging.tracing import inject_current
+from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, pending, with_outbox
 from shared.tenancy import Tenants
@@ -19,6 +20,9 @@ CONVERSIONS = "conversions"
 CUSTOMERS = "customers"
 # Collections whose documents may carry an outbox (shared/outbox.py).
 OUTBOX_COLLECTIONS = (CONVERSIONS,)
+
+# The conversion claims' queue before shared/outbox.py, which nothing reads any more.
+MIGRATIONS = [drop_index(CONVERSIONS, "state_1_created_at_1")]
 
 INDEXES: list[IndexSpec] = [
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),

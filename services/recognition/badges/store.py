@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.recognition.badges.domain import Award, BadgeDefinition
+from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec, joined_id
 from shared.outbox import outbox_index, with_outbox
 from shared.tenancy import Tenants
@@ -20,6 +21,9 @@ BADGE_DEFS = "badge_definitions"
 AWARDS = "awards"
 CONTENT_AUTHORS = "content_authors"
 COLLEAGUE_SHARES = "colleague_shares"
+
+# The awards' list of unpublished ones before shared/outbox.py, which nothing reads any more.
+MIGRATIONS = [drop_index(AWARDS, "awards_unpublished")]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(AWARDS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("awarded_at", DESCENDING)]),

@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.recognition.points.domain import Account, AccountChange, LedgerEntry, ShareSeen
+from shared.migrations import drop_index
 from shared.mongo import (
     Document,
     IndexSpec,
@@ -38,6 +39,9 @@ LEDGER = "ledger"
 ACCOUNTS = "accounts"
 SHARES = "shares"
 DAILY = "daily_points"
+
+# The ledger's list of unpublished entries before shared/outbox.py, which nothing reads any more.
+MIGRATIONS = [drop_index(LEDGER, "ledger_unpublished")]
 
 INDEXES: list[IndexSpec] = [
     # The guarantee that one event changes the ledger once, whatever the redeliveries.
