@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared import idempotency
+from shared import idempotency, ratelimit
 from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.errors import install_error_handlers
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
@@ -202,8 +202,9 @@ def create_service_app(
         db = mongo[settings.database_name(name)]
         producer = EventProducer(settings)
         outbox = Outbox(db, outbox_collections, producer)
-        # Every service takes idempotency keys on creates; their TTL index is declared here once.
-        await ensure_indexes(db, [*indexes, *idempotency.INDEXES])
+        # Every service takes idempotency keys on creates and may limit rates; their TTL indexes
+        # are declared here once.
+        await ensure_indexes(db, [*indexes, *idempotency.INDEXES, *ratelimit.INDEXES])
         await migrate(db, migrations)
         runtime = Runtime(settings, mongo, db, producer, outbox)
         wiring = await wire(runtime)

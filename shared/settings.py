@@ -50,6 +50,11 @@ class ChorusSettings(BaseSettings):
     # JSON list: the first seals, every one opens; add a new key first to rotate
     # (shared/webhooks/sealing.py).
     webhook_secret_keys: list[str] = Field(default_factory=lambda: [DEV_WEBHOOK_SECRET_KEY])
+    # Requests a caller (an API key or a user) may make a minute, per limited operation
+    # (shared/ratelimit.py), as JSON; an operation not named here is not limited.
+    rate_limits_per_minute: dict[str, int] = Field(
+        default_factory=lambda: {"conversions": 600, "survey_responses": 30}
+    )
     # Origins whose browser apps may call the API (CORS), as a JSON list, e.g.
     # CHORUS_CORS_ALLOWED_ORIGINS='["https://app.example.com"]'. Empty: same origin only.
     cors_allowed_origins: list[str] = Field(default_factory=list)

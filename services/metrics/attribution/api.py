@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header
 from services.metrics.attribution.schemas import ConversionIn, ConversionOut
 from services.metrics.web import Integration, Modules
 from shared.idempotency import Idempotent
+from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
 router = APIRouter(prefix="/v1")
 
@@ -17,6 +18,7 @@ router = APIRouter(prefix="/v1")
     "/conversions",
     response_model=ConversionOut,
     tags=["conversions"],
+    responses=RATE_LIMITED_RESPONSE,
     summary="Record a lead or a sale",
     description=(
         "For websites and CRMs, with an organisation API key (`X-API-Key`) or an admin token. "
@@ -30,8 +32,10 @@ async def record_conversion(
     principal: Integration,
     modules: Modules,
     once: Idempotent,
+    limits: RateLimited,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
+    await limits.take(principal, "conversions")
     return await once(
         principal.org,
         "conversions",

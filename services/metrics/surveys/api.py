@@ -25,6 +25,7 @@ from services.metrics.web import (
     Modules,
     json_or_csv,
 )
+from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
 router = APIRouter(prefix="/v1")
 
@@ -62,11 +63,15 @@ async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = Non
     response_model=ResponseOut,
     status_code=201,
     tags=["surveys"],
+    responses=RATE_LIMITED_RESPONSE,
     summary="Answer a survey",
     description="Employees answer employee surveys once each, anonymously; customer answers come "
     "with an API key (one per customer_id).",
 )
-async def respond(survey_id: str, body: ResponseIn, principal: Anyone, modules: Modules) -> dict[str, Any]:
+async def respond(
+    survey_id: str, body: ResponseIn, principal: Anyone, modules: Modules, limits: RateLimited
+) -> dict[str, Any]:
+    await limits.take(principal, "survey_responses")
     await modules.surveys.respond(principal, survey_id, body)
     return {"survey_id": survey_id, "accepted": True}
 
