@@ -43,6 +43,16 @@ async def one_database_through_clients(
             await client.close()
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(
+    settings: ChorusSettings, name: str, indexes: list[IndexSpec] | None = None
+) -> AsyncIterator[AsyncDatabase[Document]]:
+    """A database of the test's own (`name` and a random suffix), with `indexes`; dropped at the end."""
+    database = settings.database_name(f"{name}_{uuid.uuid4().hex[:8]}")
+    async with one_database_through_clients(settings, database, indexes or [], 1) as [db]:
+        yield db
+
+
 def bearer(settings: ChorusSettings, *, org: str, sub: str, roles: list[str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_dev_token(settings, org=org, sub=sub, roles=roles)}"}
 

@@ -327,39 +327,37 @@ def spending(
     org: str, advocate_id: str, redemption_id: str, cost: int, reward: str, at: datetime
 ) -> LedgerEntry:
     """The entry of points spent on a redemption (the account was debited in the same step)."""
-    source = f"redemption:{redemption_id}"
-    return LedgerEntry(
-        id=entry_id(org, source, Kind.REDEMPTION),
-        org=org,
-        advocate_id=advocate_id,
-        kind=str(Kind.REDEMPTION),
-        points=-cost,
-        balance_delta=-cost,
-        lifetime_delta=0,
-        reason=f"redeemed {reward}",
-        source_event_id=source,
-        source_event_type=REDEEMED_EVENT_TYPE,
-        ref=redemption_id,
-        occurred_at=at,
-        created_at=at,
-        projected=True,
-    )
+    reason = f"redeemed {reward}"
+    return projected(_redemption_entry(org, advocate_id, redemption_id, Kind.REDEMPTION, -cost, reason, at))
 
 
 def refund(
     org: str, advocate_id: str, redemption_id: str, cost: int, reward: str, at: datetime
 ) -> LedgerEntry:
     """The entry that gives back the points of a rejected redemption."""
+    reason = f"refund: {reward} rejected"
+    return _redemption_entry(org, advocate_id, redemption_id, Kind.REFUND, cost, reason, at)
+
+
+def _redemption_entry(
+    org: str,
+    advocate_id: str,
+    redemption_id: str,
+    kind: Kind,
+    points: int,
+    reason: str,
+    at: datetime,
+) -> LedgerEntry:
     source = f"redemption:{redemption_id}"
     return LedgerEntry(
-        id=entry_id(org, source, Kind.REFUND),
+        id=entry_id(org, source, kind),
         org=org,
         advocate_id=advocate_id,
-        kind=str(Kind.REFUND),
-        points=cost,
-        balance_delta=cost,
+        kind=str(kind),
+        points=points,
+        balance_delta=points,
         lifetime_delta=0,
-        reason=f"refund: {reward} rejected",
+        reason=reason,
         source_event_id=source,
         source_event_type=REDEEMED_EVENT_TYPE,
         ref=redemption_id,

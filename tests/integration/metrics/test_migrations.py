@@ -4,7 +4,6 @@ organisation, survey answers kept under a plain hash of who answered."""
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,21 +21,17 @@ from services.metrics.surveys.store import SURVEY_RESPONSES, SurveyStore, key_re
 from shared.auth import Principal
 from shared.errors import Conflict
 from shared.migrations import migrate
-from shared.mongo import Document, create_client
+from shared.mongo import Document
 from shared.settings import ChorusSettings
+from tests.helpers import scratch_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings)
-    name = settings.database_name(f"metrics_migrations_{uuid.uuid4().hex[:8]}")
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(settings, "metrics_migrations") as db:
+        yield db
 
 
 async def test_settings_stored_without_their_org_are_adopted(db: AsyncDatabase[Document]) -> None:

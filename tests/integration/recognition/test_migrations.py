@@ -3,7 +3,6 @@ adopted at start: it is still the one deliveries go to, and saving it again upda
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -12,23 +11,19 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
 from shared.migrations import migrate
-from shared.mongo import Document, create_client
+from shared.mongo import Document
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
 from shared.webhooks.engine import Target
 from shared.webhooks.sealing import SecretBox
+from tests.helpers import scratch_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings)
-    name = settings.database_name(f"recognition_migrations_{uuid.uuid4().hex[:8]}")
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(settings, "recognition_migrations") as db:
+        yield db
 
 
 async def test_a_fulfilment_webhook_stored_without_its_org_is_adopted(db: AsyncDatabase[Document]) -> None:

@@ -3,18 +3,15 @@ to the address that was checked (so a second lookup, DNS rebinding, cannot redir
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.errors import InvalidInput
-from shared.mongo import Document, create_client, ensure_indexes
 from shared.settings import ChorusSettings
 from shared.webhooks.engine import INDEXES, DeliveryStore, Target, WebhookEngine
 from shared.webhooks.policy import State
-from tests.helpers import eventually
+from tests.helpers import eventually, scratch_database
 from tests.integration.metrics.test_webhooks import Receiver, serve
 
 pytestmark = pytest.mark.integration
@@ -31,15 +28,8 @@ async def look_up(host: str, port: int) -> list[str]:
 
 @pytest.fixture
 async def deliveries(settings: ChorusSettings) -> AsyncIterator[DeliveryStore]:
-    client = create_client(settings)
-    name = settings.database_name(f"webhook_destinations_{uuid.uuid4().hex[:8]}")
-    db: AsyncDatabase[Document] = client[name]
-    try:
-        await ensure_indexes(db, INDEXES)
+    async with scratch_database(settings, "webhook_destinations", INDEXES) as db:
         yield DeliveryStore(db)
-    finally:
-        await client.drop_database(name)
-        await client.close()
 
 
 def engine(deliveries: DeliveryStore, url: str, *, development: bool) -> WebhookEngine:

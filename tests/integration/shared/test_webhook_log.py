@@ -3,7 +3,6 @@ pending one until it ends."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -11,25 +10,20 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.clock import utc_now
-from shared.mongo import Document, create_client, ensure_indexes
+from shared.mongo import Document
 from shared.settings import ChorusSettings
 from shared.webhooks import policy
 from shared.webhooks.engine import DELIVERIES, INDEXES, KEPT_FOR, Attempt, Delivery, DeliveryStore
 from shared.webhooks.policy import State
+from tests.helpers import scratch_database
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings)
-    name = settings.database_name(f"webhook_log_{uuid.uuid4().hex[:8]}")
-    try:
-        await ensure_indexes(client[name], INDEXES)
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(settings, "webhook_log", INDEXES) as db:
+        yield db
 
 
 def delivery(delivery_id: str) -> Delivery:

@@ -3,7 +3,6 @@ sealed at start, and a new key reseals them all once."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -13,9 +12,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.rewards.store import WEBHOOKS, RewardStore
 from shared.migrations import migrate
-from shared.mongo import Document, create_client
+from shared.mongo import Document
 from shared.settings import ChorusSettings
 from shared.webhooks.sealing import SecretBox, reseal
+from tests.helpers import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -24,13 +24,8 @@ OLD_KEY, NEW_KEY = Fernet.generate_key().decode(), Fernet.generate_key().decode(
 
 @pytest.fixture
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings)
-    name = settings.database_name(f"webhook_secrets_{uuid.uuid4().hex[:8]}")
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(settings, "webhook_secrets") as db:
+        yield db
 
 
 async def stored_secrets(db: AsyncDatabase[Document]) -> dict[str, str]:

@@ -3,7 +3,6 @@ into its shape by a migration at start: none is lost, and the dispatcher can sen
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,10 +12,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.metrics.webhooks.store import MIGRATIONS as METRICS_MIGRATIONS
 from services.recognition.rewards.domain import FULFILMENT
 from services.recognition.rewards.store import MIGRATIONS as RECOGNITION_MIGRATIONS
-from shared.mongo import Document, create_client, ensure_indexes
+from shared.mongo import Document
 from shared.settings import ChorusSettings
 from shared.webhooks.engine import DELIVERIES, INDEXES, DeliveryStore
 from shared.webhooks.policy import State
+from tests.helpers import scratch_database
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +27,8 @@ QUEUED = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings)
-    name = settings.database_name(f"webhook_upgrade_{uuid.uuid4().hex[:8]}")
-    try:
-        await ensure_indexes(client[name], INDEXES)
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(settings, "webhook_upgrade", INDEXES) as db:
+        yield db
 
 
 async def test_a_metrics_delivery_queued_before_the_engine_is_adopted_and_sendable(

@@ -3,7 +3,6 @@ the organisation) is adopted at start; a share made before its event id was kept
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -14,8 +13,9 @@ from services.sharing.catalog.store import MIGRATIONS, ORG_SETTINGS, CatalogStor
 from services.sharing.shares.store import SHARES, SharesStore
 from shared.events.content import SettingsUpdated
 from shared.migrations import migrate
-from shared.mongo import Document, create_client
+from shared.mongo import Document
 from shared.settings import ChorusSettings
+from tests.helpers import scratch_database
 from tests.integration.sharing.conftest import Sharing
 
 pytestmark = pytest.mark.integration
@@ -23,13 +23,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def db(settings: ChorusSettings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client = create_client(settings)
-    name = settings.database_name(f"sharing_migrations_{uuid.uuid4().hex[:8]}")
-    try:
-        yield client[name]
-    finally:
-        await client.drop_database(name)
-        await client.close()
+    async with scratch_database(settings, "sharing_migrations") as db:
+        yield db
 
 
 async def test_settings_stored_without_their_org_are_adopted(db: AsyncDatabase[Document]) -> None:
