@@ -43,3 +43,6 @@ class LeadCaptured(Conversion):
 class SaleRecorded(Conversion):
     amount: str = Field(description="decimal as a string, e.g. '129.90'")
     currency: str = Field(description="ISO 4217 code")
+    order_id: str | None = Field(
+        None, description="the integrator's order id; one sale per customer and order (absent before 2026-12)"
+    )

@@ -24,7 +24,9 @@ router = APIRouter(prefix="/v1")
         "For websites and CRMs, with an organisation API key (`X-API-Key`) or an admin token. "
         "Attributed to the click, share, advocate and content when the click id is known and within "
         "the attribution window; otherwise accepted as unattributed (`attributed: false`, `reason`). "
-        "The same customer and type counts once (`duplicate: true`). Send an `Idempotency-Key`."
+        "A lead counts once per customer; a sale names its `order_id` and counts once per customer and "
+        "order, so every order of a returning customer counts (`duplicate: true` for one already "
+        "recorded). Send an `Idempotency-Key`."
     ),
 )
 async def record_conversion(

@@ -57,6 +57,15 @@ def parse_money(kind: str, amount: str | None, currency: str | None) -> tuple[De
     return None, None
 
 
+def check_order(kind: str, order_id: str | None) -> str | None:
+    """A sale names its order (a customer's orders each count, the same one once); a lead none."""
+    if kind == "sale" and not order_id:
+        raise InvalidInput.field("order_id", "a sale needs the order it belongs to")
+    if kind != "sale" and order_id is not None:
+        raise InvalidInput.field("order_id", "only sales carry an order")
+    return order_id
+
+
 @dataclass(frozen=True)
 class Touch:
     """A click that reached the customer."""
@@ -119,13 +128,14 @@ class Reported:
     click_id: str | None
     amount: Decimal | None
     currency: str | None
+    order_id: str | None = None  # sales
 
 
 @dataclass(frozen=True)
 class Conversion:
     """A decided conversion: its event, the answer to the integrator, and what it keeps."""
 
-    claim_id: str  # one conversion per organisation, customer and type
+    claim_id: str  # one lead per organisation and customer; one sale per customer and order
     event: Event[Any]
     response: dict[str, Any]
     click: Click | None  # the click it is credited to
@@ -155,7 +165,12 @@ def convert(
         "tags": credited.tags if credited else [],
     }
     data: EventData = (
-        SaleRecorded(**fields, amount=str(reported.amount), currency=reported.currency or "")
+        SaleRecorded(
+            **fields,
+            amount=str(reported.amount),
+            currency=reported.currency or "",
+            order_id=reported.order_id,
+        )
         if reported.kind == "sale"
         else LeadCaptured(**fields)
     )
@@ -175,8 +190,11 @@ def convert(
         "credits": credits,
         "amount": str(reported.amount) if reported.amount is not None else None,
         "currency": reported.currency,
+        "order_id": reported.order_id,
         "converted_at": now.isoformat(),
         "duplicate": False,
     }
     claim_id = f"{reported.org}|{reported.kind}|{reported.customer_id}"
+    if reported.order_id is not None:
+        claim_id += f"|{reported.order_id}"
     return Conversion(claim_id, event, response, credited, now)

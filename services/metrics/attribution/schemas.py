@@ -21,6 +21,13 @@ class ConversionIn(Request):
         " minor unit (2 for EUR, 0 for JPY)",
     )
     currency: str | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
+    order_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="sales only, required: the order; a customer's sale counts once per order, and"
+        " each of their orders counts",
+    )
 
 
 class CreditOut(BaseModel):
@@ -43,5 +50,9 @@ class ConversionOut(BaseModel):
     credits: list[CreditOut]
     amount: str | None
     currency: str | None
+    order_id: str | None = None
     converted_at: datetime
-    duplicate: bool = Field(description="the same customer and type was already recorded; counted once")
+    duplicate: bool = Field(
+        description="already recorded (a lead: the same customer; a sale: the same customer and order);"
+        " counted once"
+    )

@@ -26,7 +26,8 @@ class AttributionService:
 
     async def record_conversion(self, org: str, body: ConversionIn) -> dict[str, Any]:
         amount, currency = domain.parse_money(body.type, body.amount, body.currency)
-        reported = Reported(org, body.type, body.customer_id, body.click_id, amount, currency)
+        order_id = domain.check_order(body.type, body.order_id)
+        reported = Reported(org, body.type, body.customer_id, body.click_id, amount, currency, order_id)
         now = self.clock()
         window_days = self.org_settings.window_days(await self.org_settings.of(org))
         since = domain.window_start(now, window_days)

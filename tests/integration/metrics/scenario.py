@@ -182,6 +182,7 @@ async def post_conversions(client: httpx.AsyncClient, s: Scenario, api_key: str)
             "customer_id": "cust2",
             "amount": "99.90",
             "currency": "EUR",
+            "order_id": "o-1",
         },
         {
             "type": "sale",
@@ -189,6 +190,7 @@ async def post_conversions(client: httpx.AsyncClient, s: Scenario, api_key: str)
             "customer_id": "cust3",
             "amount": "10",
             "currency": "EUR",
+            "order_id": "o-2",
         },
         {"type": "lead", "click_id": s.click_ids["c1"], "customer_id": "cust1"},
     ]

@@ -178,6 +178,7 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
             "customer_id": "cust-2",
             "amount": "19.99",
             "currency": "EUR",
+            "order_id": "o-1",
         },
     )
     assert unknown.status_code == 200, unknown.text
@@ -243,6 +244,39 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
     assert [k["key_id"] for k in listed.json()["items"]] == [key_id]
     assert "api_key" not in listed.json()["items"][0]
     assert (await client.get("/v1/api-keys", headers=admin(settings, other_org))).json()["items"] == []
+
+
+async def test_every_order_of_a_returning_customer_counts_and_the_same_order_once(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    settings, org = metrics_settings, new_org()
+    crm = admin(settings, org)
+
+    async def sale(order_id: str | None, amount: str) -> httpx.Response:
+        body = {"type": "sale", "customer_id": "returning", "amount": amount, "currency": "EUR"}
+        return await client.post("/v1/conversions", json={**body, "order_id": order_id}, headers=crm)
+
+    first, second, first_again = (
+        await sale("o-1", "10.00"),
+        await sale("o-2", "25.50"),
+        await sale("o-1", "10.00"),
+    )
+    assert [r.json()["duplicate"] for r in (first, second, first_again)] == [False, False, True]
+    assert first_again.json()["conversion_id"] == first.json()["conversion_id"]
+    assert (second.json()["order_id"], second.json()["amount"]) == ("o-2", "25.50")
+
+    async def counted() -> bool:
+        t = await totals(client, settings, org)
+        return bool(t["sales"] == 2 and t["revenue"] == {"EUR": "35.50"})
+
+    await eventually(counted, timeout_s=WAIT_S)
+
+    no_order = await sale(None, "5")
+    assert no_order.status_code == 422 and no_order.json()["errors"][0]["field"] == "order_id"
+    lead_with_order = {"type": "lead", "customer_id": "returning", "order_id": "o-3"}
+    refused = await client.post("/v1/conversions", json=lead_with_order, headers=crm)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "order_id"
+    assert (await totals(client, settings, org))["sales"] == 2  # nothing written by the refusals
 
 
 async def test_the_outbox_relay_finds_pending_conversions_through_an_index(
@@ -513,6 +547,7 @@ async def test_program_figures_and_erasure(
             "customer_id": "cust-f",
             "amount": "5",
             "currency": "EUR",
+            "order_id": "o-1",
         },
     )
     assert (again.json()["attributed"], again.json()["reason"]) == (False, "unknown click id")

@@ -442,7 +442,7 @@ class Run:
             body: dict[str, Any] = {"type": "lead", "click_id": click_id, "customer_id": f"customer-{n}"}
             if n % 2:
                 amount = Decimal(f"{10 + n}.{n:02d}")
-                body.update(type="sale", amount=str(amount), currency="EUR")
+                body.update(type="sale", amount=str(amount), currency="EUR", order_id=f"order-{n}")
                 self.expected.add(share.dims(), "sales")
                 self.expected.add_revenue(share.dims(), amount)
             else:
