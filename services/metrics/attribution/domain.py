@@ -98,6 +98,27 @@ def unattributed_reason(
     return None
 
 
+SELF_CLICK_ONLY = "the only click is the advocate's own, and a self-click earns no credit"
+
+
+def credited_click(named: Click, visitor_clicks: Sequence[Click]) -> Click | None:
+    """The click a conversion is credited to: the one it names, unless that is the advocate's
+    own (a self-click never earns credit); then the same visitor's latest other click, if any."""
+    if not named.self_click:
+        return named
+    others = [c for c in visitor_clicks if not c.self_click]
+    return max(others, key=lambda c: c.clicked_at, default=None)
+
+
+def creditable_touches(
+    credited: Click, visitor_clicks: Sequence[Click], earlier: Sequence[Touch], since: datetime
+) -> list[Touch]:
+    """What may share the credit: the credited click, the visitor's other clicks but self-clicks,
+    and the customer's earlier touches inside the window."""
+    clicks = [touch(c) for c in (credited, *visitor_clicks) if not c.self_click]
+    return clicks + [t for t in earlier if t.clicked_at >= since]
+
+
 def credit_split(touches: Sequence[Touch]) -> list[dict[str, Any]]:
     """Last touch: 1.0 to the advocate of the latest click. Linear: equal parts per advocate."""
     if not touches:

@@ -35,15 +35,17 @@ class AttributionService:
         reason = domain.unattributed_reason(body.click_id, click, since, window_days)
         credits: list[dict[str, Any]] = []
         if reason is None and click is not None:
-            touches = [domain.touch(click)]
-            if click.visitor_hash:
-                touches += map(
-                    domain.touch, await self.projections.visitor_clicks(org, click.visitor_hash, since)
-                )
-            touches += [
-                t for t in await self.store.customer_touches(org, body.customer_id) if t.clicked_at >= since
-            ]
-            credits = domain.credit_split(touches)
+            visitor = (
+                await self.projections.visitor_clicks(org, click.visitor_hash, since)
+                if click.visitor_hash
+                else []
+            )
+            click = domain.credited_click(click, visitor)
+            if click is None:
+                reason = domain.SELF_CLICK_ONLY
+            else:
+                earlier = await self.store.customer_touches(org, body.customer_id)
+                credits = domain.credit_split(domain.creditable_touches(click, visitor, earlier, since))
         conversion = domain.convert(reported, click, reason, credits, now)
         existing = await self.store.claim(conversion)
         if existing is not None:  # the same customer and type counts once

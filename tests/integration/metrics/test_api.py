@@ -78,7 +78,7 @@ def share(org: str, name: str, advocate: str, when: datetime, audience: int = 10
 
 
 def click(
-    org: str, name: str, share_name: str, advocate: str, when: datetime, visitor: str
+    org: str, name: str, share_name: str, advocate: str, when: datetime, visitor: str, *, own: bool = False
 ) -> Event[EventData]:
     return Event.create(
         ClickRecorded.model_validate(
@@ -91,6 +91,7 @@ def click(
                 "clicked_at": when,
                 "visitor_hash": visitor,
                 "team": "t",
+                "self": own,
             }
         ),
         tenant=org,
@@ -277,6 +278,43 @@ async def test_every_order_of_a_returning_customer_counts_and_the_same_order_onc
     refused = await client.post("/v1/conversions", json=lead_with_order, headers=crm)
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "order_id"
     assert (await totals(client, settings, org))["sales"] == 2  # nothing written by the refusals
+
+
+async def test_an_advocates_own_click_never_earns_credit(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org = metrics_settings, new_org()
+    now = datetime.now(UTC)
+    alice, bob = f"{org}-alice", f"{org}-bob"
+    await producer.publish_many(
+        [
+            share(org, "s1", alice, now - timedelta(hours=5)),
+            share(org, "s2", bob, now - timedelta(hours=4)),
+            click(org, "own-only", "s1", alice, now - timedelta(hours=3), "alice-herself", own=True),
+            click(org, "bob-first", "s2", bob, now - timedelta(hours=3), "visitor-2"),
+            click(org, "own-then", "s1", alice, now - timedelta(hours=2), "visitor-2", own=True),
+        ]
+    )
+    await wait_for_clicks(client, settings, org, 3)
+    crm = admin(settings, org)
+
+    alone = await client.post(
+        "/v1/conversions",
+        json={"type": "lead", "click_id": f"{org}-own-only", "customer_id": "a"},
+        headers=crm,
+    )
+    assert (alone.json()["attributed"], alone.json()["advocate_id"]) == (False, None)
+    assert alone.json()["reason"] == "the only click is the advocate's own, and a self-click earns no credit"
+    assert alone.json()["credits"] == []
+
+    # The customer also came through Bob's link: Bob is credited, Alice's own click earns nothing.
+    shared = await client.post(
+        "/v1/conversions",
+        json={"type": "lead", "click_id": f"{org}-own-then", "customer_id": "b"},
+        headers=crm,
+    )
+    assert (shared.json()["attributed"], shared.json()["advocate_id"]) == (True, bob)
+    assert [c["advocate_id"] for c in shared.json()["credits"]] == [bob]
 
 
 async def test_the_outbox_relay_finds_pending_conversions_through_an_index(
