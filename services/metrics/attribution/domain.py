@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -85,8 +85,26 @@ def window_start(now: datetime, window_days: int) -> datetime:
     return now - timedelta(days=window_days)
 
 
+# How far ahead of the service's clock a reported time may be (the integrator's clock may run fast).
+CLOCK_SKEW = timedelta(minutes=1)
+
+
+def conversion_time(occurred_at: datetime | None, now: datetime, window_days: int) -> datetime:
+    """When the conversion happened: now, or the `occurred_at` the integrator reported, which may
+    not be in the future nor before the attribution window (its click could not be credited)."""
+    if occurred_at is None:
+        return now
+    at = occurred_at.astimezone(UTC)
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # what MongoDB keeps
+    if at > now + CLOCK_SKEW:
+        raise InvalidInput.field("occurred_at", "may not be in the future")
+    if at < window_start(now, window_days):
+        raise InvalidInput.field("occurred_at", f"is older than the {window_days}-day attribution window")
+    return min(at, now)
+
+
 def unattributed_reason(
-    click_id: str | None, click: Click | None, since: datetime, window_days: int
+    click_id: str | None, click: Click | None, since: datetime, window_days: int, at: datetime
 ) -> str | None:
     """Why a conversion naming `click_id` (found as `click`) is not credited to it; None: it is."""
     if click_id is None:
@@ -95,6 +113,8 @@ def unattributed_reason(
         return "unknown click id"
     if click.clicked_at < since:
         return f"the click is older than the {window_days}-day attribution window"
+    if click.clicked_at > at:
+        return "the click came after the conversion"
     return None
 
 

@@ -28,25 +28,26 @@ class AttributionService:
         amount, currency = domain.parse_money(body.type, body.amount, body.currency)
         order_id = domain.check_order(body.type, body.order_id)
         reported = Reported(org, body.type, body.customer_id, body.click_id, amount, currency, order_id)
-        now = self.clock()
         window_days = self.org_settings.window_days(await self.org_settings.of(org))
-        since = domain.window_start(now, window_days)
+        at = domain.conversion_time(body.occurred_at, self.clock(), window_days)
+        since = domain.window_start(at, window_days)
         click = await self.projections.click(org, body.click_id) if body.click_id else None
-        reason = domain.unattributed_reason(body.click_id, click, since, window_days)
+        reason = domain.unattributed_reason(body.click_id, click, since, window_days, at)
         credits: list[dict[str, Any]] = []
         if reason is None and click is not None:
-            visitor = (
+            found = (
                 await self.projections.visitor_clicks(org, click.visitor_hash, since)
                 if click.visitor_hash
                 else []
             )
+            visitor = [c for c in found if c.clicked_at <= at]  # a click after it did not bring it
             click = domain.credited_click(click, visitor)
             if click is None:
                 reason = domain.SELF_CLICK_ONLY
             else:
                 earlier = await self.store.customer_touches(org, body.customer_id)
                 credits = domain.credit_split(domain.creditable_touches(click, visitor, earlier, since))
-        conversion = domain.convert(reported, click, reason, credits, now)
+        conversion = domain.convert(reported, click, reason, credits, at)
         existing = await self.store.claim(conversion)
         if existing is not None:  # the same customer and type counts once
             return {**existing, "duplicate": True}

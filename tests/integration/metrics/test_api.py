@@ -280,6 +280,46 @@ async def test_every_order_of_a_returning_customer_counts_and_the_same_order_onc
     assert (await totals(client, settings, org))["sales"] == 2  # nothing written by the refusals
 
 
+async def test_a_backdated_sale_counts_on_the_day_it_happened(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    settings, org = metrics_settings, new_org()
+    crm = admin(settings, org)
+    today = datetime.now(UTC).date()
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    sale = {"type": "sale", "customer_id": "c", "amount": "40", "currency": "EUR", "order_id": "o-1"}
+    recorded = await client.post(
+        "/v1/conversions", json={**sale, "occurred_at": three_days_ago.isoformat()}, headers=crm
+    )
+    assert recorded.status_code == 200, recorded.text
+    assert recorded.json()["converted_at"].startswith(three_days_ago.date().isoformat())
+
+    async def on_its_day() -> bool:
+        series = await client.get(
+            "/v1/timeseries",
+            params={
+                "metric": "sales",
+                "from": (today - timedelta(days=5)).isoformat(),
+                "to": today.isoformat(),
+            },
+            headers=crm,
+        )
+        by_day = {p["period"]: p["value"] for p in series.json()["points"]}
+        return bool(by_day.get(three_days_ago.date().isoformat()) == 1 and by_day.get(today.isoformat()) == 0)
+
+    await eventually(on_its_day, timeout_s=WAIT_S)
+
+    for when, message in (
+        (datetime.now(UTC) + timedelta(hours=1), "future"),
+        (datetime.now(UTC) - timedelta(days=90), "attribution window"),
+    ):
+        bad = {**sale, "order_id": f"o-{message}", "occurred_at": when.isoformat()}
+        refused = await client.post("/v1/conversions", json=bad, headers=crm)
+        assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "occurred_at"
+        assert message in refused.json()["detail"]
+    assert (await totals(client, settings, org))["sales"] == 1  # nothing written by the refusals
+
+
 async def test_an_advocates_own_click_never_earns_credit(
     client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
 ) -> None:

@@ -368,6 +368,22 @@ def test_csv_export_parses_back_to_the_same_numbers() -> None:
     assert parsed[1]["clicks"] == "3" and parsed[1]["revenue_EUR"] == "1.50"
 
 
+def test_a_conversion_may_be_backdated_inside_its_window_and_never_into_the_future() -> None:
+    now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    assert attribution.conversion_time(None, now, 30) == now
+    three_days_ago = datetime(2026, 12, 2, 9, 30, 0, 123456, tzinfo=UTC)
+    assert attribution.conversion_time(three_days_ago, now, 30) == three_days_ago.replace(microsecond=123000)
+    in_la = datetime.fromisoformat("2026-12-04T17:00:00-08:00")
+    assert attribution.conversion_time(in_la, now, 30) == datetime(2026, 12, 5, 1, 0, tzinfo=UTC)
+    for bad, message in (
+        (datetime(2026, 12, 5, 12, 5, tzinfo=UTC), "future"),
+        (datetime(2026, 11, 1, tzinfo=UTC), "30-day attribution window"),
+    ):
+        with pytest.raises(InvalidInput, match=message) as refused:
+            attribution.conversion_time(bad, now, 30)
+        assert refused.value.errors[0]["field"] == "occurred_at"
+
+
 def test_an_employee_respondent_is_kept_under_a_keyed_hash_only() -> None:
     plain = hashlib.sha256(b"org-1|ann").hexdigest()  # what a known-id guess would compute
     key = surveys.respondent_key(b"s" * 32, "org-1", "ann")
