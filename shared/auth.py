@@ -1,15 +1,20 @@
 """Who is calling: JWTs for people, hashed API keys for servers, and role checks.
 
-A JWT carries `sub` (the user), `org` (the tenant) and `roles`. Locally it is HS256 with the dev
-secret (`chorus token` prints one); in production it is RS256/ES256 verified against a JWKS.
+A JWT carries `sub` (the user), the organisation (the tenant) and the roles. Locally it is HS256
+with the dev secret (`chorus token` prints one); in production it is RS256/ES256 verified
+against the identity provider's JWKS, fetched without blocking the loop and kept by key id
+(`SigningKeys`). Where the organisation, roles and team are in the token is set by
+`CHORUS_JWT_CLAIMS` (a preset: chorus, entra, okta, keycloak) or each `CHORUS_JWT_*_CLAIM`.
 Every route declares who may call it with `require(...)`, and every query is scoped by the
 `org` of the principal it gets back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -17,11 +22,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
+import httpx
 import jwt
 from fastapi import Depends, Request
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import DEV_JWT_SECRET, ChorusSettings
+
+log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
@@ -49,17 +57,89 @@ class Principal:
         return Role.ADMIN in self.roles
 
 
+# Where each identity provider puts the organisation and the roles (a dotted path for a nested
+# claim). Okta has no tenant claim: add a custom `org` claim to its authorization server.
+CLAIM_PRESETS: dict[str, dict[str, str]] = {
+    "chorus": {"org": "org", "roles": "roles", "team": "team"},
+    "entra": {"org": "tid", "roles": "roles", "team": "department"},
+    "okta": {"org": "org", "roles": "groups", "team": "team"},
+    "keycloak": {"org": "org", "roles": "realm_access.roles", "team": "team"},
+}
+
+
+def claim(claims: dict[str, Any], path: str) -> Any:
+    """The claim at `path` ("realm_access.roles" is claims["realm_access"]["roles"]), or None."""
+    value: Any = claims
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+class SigningKeys:
+    """The identity provider's signing keys, from its JWKS: fetched with an async client (never
+    on the event loop's thread), kept by key id, fetched again after MAX_AGE_S or when a token
+    names a key id not among them (a rotation), at most once per REFETCH_S (so tokens with made-up
+    key ids cannot make us hammer the provider)."""
+
+    MAX_AGE_S = 3600.0
+    REFETCH_S = 30.0
+
+    def __init__(self, url: str, http: httpx.AsyncClient | None = None) -> None:
+        self._url = url
+        self._http = http or httpx.AsyncClient(timeout=5.0)
+        self._keys: dict[str | None, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    def _due(self, kid: str | None) -> bool:
+        if self._fetched_at is None:
+            return True
+        age = time.monotonic() - self._fetched_at
+        return age > self.MAX_AGE_S or (kid not in self._keys and age > self.REFETCH_S)
+
+    async def key(self, kid: str | None) -> jwt.PyJWK:
+        if self._due(kid):
+            async with self._lock:
+                if self._due(kid):  # another request may have fetched them meanwhile
+                    await self._fetch()
+        found = self._keys.get(kid) or (
+            next(iter(self._keys.values())) if kid is None and len(self._keys) == 1 else None
+        )
+        if found is None:
+            raise Unauthorized("the token's signing key is not one of the identity provider's keys")
+        return found
+
+    async def _fetch(self) -> None:
+        self.fetches += 1
+        try:
+            response = await self._http.get(self._url)
+            response.raise_for_status()
+            keys = jwt.PyJWKSet.from_dict(response.json()).keys
+        except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            self._fetched_at = time.monotonic()  # wait REFETCH_S before trying again
+            if self._keys:
+                log.warning("the identity provider's keys could not be fetched again (%s); keeping them", exc)
+                return
+            raise Unavailable(
+                "the identity provider's signing keys cannot be fetched; retry shortly"
+            ) from exc
+        self._keys = {k.key_id: k for k in keys}
+        self._fetched_at = time.monotonic()
+
+
 class TokenVerifier:
     """Verifies bearer tokens: HS256 against the dev secret, or RS256/ES256 against a JWKS."""
 
     def __init__(self, settings: ChorusSettings) -> None:
         self._settings = settings
-        self._jwks = jwt.PyJWKClient(settings.jwks_url, cache_keys=True) if settings.jwks_url else None
+        self._keys = SigningKeys(settings.jwks_url) if settings.jwks_url else None
+        self._claims = {**CLAIM_PRESETS[settings.jwt_claims], **settings.jwt_claim_overrides()}
         self._verified: dict[str, tuple[float, Principal]] = {}  # token -> (exp, principal)
-        if settings.environment == "prod" and not self._jwks and settings.jwt_secret == DEV_JWT_SECRET:
+        if settings.environment == "prod" and not self._keys and settings.jwt_secret == DEV_JWT_SECRET:
             raise RuntimeError("CHORUS_JWT_SECRET is the dev secret: set CHORUS_JWKS_URL or a real secret")
 
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
         """The principal a token names. A client sends the same token on every request until it
         expires, so a verified token is remembered until its `exp` (bounded in number): checking
         a signature costs more than most endpoints' own work."""
@@ -67,7 +147,7 @@ class TokenVerifier:
         cached = self._verified.get(token)
         if cached is not None and now < cached[0]:
             return cached[1]
-        principal = self._verify(token)
+        principal = self._verify(token, await self._key(token))
         if len(self._verified) >= VERIFIED_TOKENS_KEPT:
             self._verified = {t: v for t, v in self._verified.items() if now < v[0]}
             if len(self._verified) >= VERIFIED_TOKENS_KEPT:
@@ -75,13 +155,18 @@ class TokenVerifier:
         self._verified[token] = (float(principal.claims["exp"]), principal)
         return principal
 
-    def _verify(self, token: str) -> Principal:
+    async def _key(self, token: str) -> Any:
+        if self._keys is None:
+            return self._settings.jwt_secret
         try:
-            if self._jwks is not None:
-                key: Any = self._jwks.get_signing_key_from_jwt(token).key
-                algorithms = ["RS256", "ES256"]
-            else:
-                key, algorithms = self._settings.jwt_secret, ["HS256"]
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"the token is not valid: {exc}") from exc
+        return (await self._keys.key(kid)).key
+
+    def _verify(self, token: str, key: Any) -> Principal:
+        algorithms = ["HS256"] if self._keys is None else ["RS256", "ES256"]
+        try:
             claims = jwt.decode(
                 token,
                 key,
@@ -89,22 +174,24 @@ class TokenVerifier:
                 audience=self._settings.jwt_audience,
                 issuer=self._settings.jwt_issuer,
                 leeway=30,
-                options={"require": ["exp", "sub", "org"]},
+                options={"require": ["exp", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the token has expired; sign in again") from exc
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"the token is not valid: {exc}") from exc
-        except jwt.PyJWKClientError as exc:
-            raise Unauthorized(f"the token's signing key cannot be found: {exc}") from exc
-        roles = claims.get("roles", [])
+        org, roles, team = (claim(claims, self._claims[name]) for name in ("org", "roles", "team"))
         if isinstance(roles, str):
             roles = [roles]
+        if roles is None:
+            roles = []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
-            raise Unauthorized("the token's roles claim must be a list of strings")
-        if not isinstance(claims["org"], str) or not claims["org"]:
-            raise Unauthorized("the token's org claim must be a non-empty string")
-        return Principal(sub=str(claims["sub"]), org=claims["org"], roles=frozenset(roles), claims=claims)
+            raise Unauthorized(f"the token's {self._claims['roles']} claim must be a list of strings")
+        if not isinstance(org, str) or not org:
+            raise Unauthorized(f"the token's {self._claims['org']} claim must be a non-empty string")
+        # The rest of Chorus reads the organisation, roles and team under its own names.
+        normalised = {**claims, "org": org, "roles": roles, "team": team if isinstance(team, str) else None}
+        return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(roles), claims=normalised)
 
 
 def issue_dev_token(
@@ -183,7 +270,7 @@ async def authenticate(request: Request) -> Principal:
     verifier: TokenVerifier = request.app.state.token_verifier
     token = _bearer_token(request)
     if token is not None:
-        principal = verifier.verify(token)
+        principal = await verifier.verify(token)
     elif (api_key := request.headers.get("x-api-key")) is not None:
         resolver: ApiKeyResolver | None = getattr(request.app.state, "api_key_resolver", None)
         if resolver is None:

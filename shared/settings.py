@@ -6,6 +6,8 @@ production sets the same variables (see deploy/). A service adds its own fields 
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,6 +47,13 @@ class ChorusSettings(BaseSettings):
     jwt_audience: str = "chorus"
     # In production tokens are RS256/ES256 and verified against this JWKS.
     jwks_url: str | None = None
+    # Where the token carries the organisation, the roles and the team: a preset (chorus, entra,
+    # okta, keycloak: shared/auth.py CLAIM_PRESETS), and any of the three set on its own (a
+    # dotted path for a nested claim, e.g. realm_access.roles).
+    jwt_claims: Literal["chorus", "entra", "okta", "keycloak"] = "chorus"
+    jwt_org_claim: str | None = None
+    jwt_roles_claim: str | None = None
+    jwt_team_claim: str | None = None
     public_base_url: str = "http://127.0.0.1:8000"
     # Keys (Fernet, urlsafe base64 of 32 bytes) that seal outbound webhooks' secrets at rest, as a
     # JSON list: the first seals, every one opens; add a new key first to rotate
@@ -78,6 +87,10 @@ class ChorusSettings(BaseSettings):
     # How long a starting service waits for Kafka before it serves anyway and goes on connecting
     # in the background (a broker outage must not keep pods from starting).
     kafka_connect_wait_s: float = Field(10.0, ge=0)
+
+    def jwt_claim_overrides(self) -> dict[str, str]:
+        given = {"org": self.jwt_org_claim, "roles": self.jwt_roles_claim, "team": self.jwt_team_claim}
+        return {name: path for name, path in given.items() if path}
 
     def database_name(self, service: str) -> str:
         return f"{self.mongo_db_prefix}_{service}"

@@ -201,11 +201,11 @@ class RedirectApp:
             self._ua_classes[user_agent] = classes
         return classes
 
-    def _caller(self, authorization: bytes, cookie: bytes) -> tuple[str, str] | None:
+    async def _caller(self, authorization: bytes, cookie: bytes) -> tuple[str, str] | None:
         """(org, advocate id) of a recognisable advocate: their bearer token or our signed cookie."""
         if authorization[:7].lower() == b"bearer " and self._verifier is not None:
             try:
-                principal = self._verifier.verify(authorization[7:].decode("latin-1").strip())
+                principal = await self._verifier.verify(authorization[7:].decode("latin-1").strip())
             except AppError:
                 return None
             return principal.org, principal.sub
@@ -284,7 +284,7 @@ class RedirectApp:
             )
         self_click = False
         if authorization or cookie:
-            self_click = self._caller(authorization, cookie) == (org, target.advocate_id)
+            self_click = await self._caller(authorization, cookie) == (org, target.advocate_id)
 
         if fallback:
             location = state.fallback_url.get(org) or target.site_root

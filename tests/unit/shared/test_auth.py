@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 import pytest
@@ -65,8 +65,8 @@ def test_a_valid_admin_token_is_accepted_and_carries_the_tenant(
     assert response.json() == {"org": "acme", "sub": "alice"}
 
 
-def test_the_dev_token_helper_makes_tokens_the_verifier_accepts(settings: ChorusSettings) -> None:
-    principal = TokenVerifier(settings).verify(
+async def test_the_dev_token_helper_makes_tokens_the_verifier_accepts(settings: ChorusSettings) -> None:
+    principal = await TokenVerifier(settings).verify(
         issue_dev_token(settings, org="acme", sub="bob", roles=["editor", "advocate"])
     )
     assert principal.org == "acme"
@@ -165,7 +165,7 @@ def test_prod_refuses_to_start_with_the_dev_secret() -> None:
         TokenVerifier(ChorusSettings(environment="prod"))
 
 
-def test_a_verified_token_is_remembered_until_it_expires(
+async def test_a_verified_token_is_remembered_until_it_expires(
     settings: ChorusSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     verifier = TokenVerifier(settings)
@@ -173,18 +173,18 @@ def test_a_verified_token_is_remembered_until_it_expires(
     checks: list[str] = []
     verify_signature = verifier._verify
 
-    def counting(raw: str) -> Principal:
+    def counting(raw: str, key: Any) -> Principal:
         checks.append(raw)
-        return verify_signature(raw)
+        return verify_signature(raw, key)
 
     monkeypatch.setattr(verifier, "_verify", counting)
-    first = verifier.verify(signed)
-    assert verifier.verify(signed) is first and len(checks) == 1
+    first = await verifier.verify(signed)
+    assert await verifier.verify(signed) is first and len(checks) == 1
     # A forged token never reaches the cache's answer: its own string was never verified.
     with pytest.raises(Unauthorized):
-        verifier.verify(signed[:-4] + ("AAAA" if not signed.endswith("AAAA") else "BBBB"))
+        await verifier.verify(signed[:-4] + ("AAAA" if not signed.endswith("AAAA") else "BBBB"))
     # Past its expiry the token is checked again (and the checks decide, leeway included).
     expires = float(first.claims["exp"])
     monkeypatch.setattr("shared.auth.time.time", lambda: expires + 1)
-    verifier.verify(signed)
+    await verifier.verify(signed)
     assert len(checks) == 3
