@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import idempotency, ratelimit
 from shared.auth import ApiKeyResolver, TokenVerifier
-from shared.errors import install_error_handlers
+from shared.errors import PROBLEM_JSON, PROBLEM_SCHEMA, install_error_handlers
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
 from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
@@ -278,7 +279,57 @@ def create_service_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    document_problems(app)
     return app
+
+
+# The problem+json answers an operation may give, beyond its own: who may call (401, 403), bad
+# input (422), a resource of the path that is not there (404), a write that lost a race (409),
+# MongoDB not answering (503, with Retry-After).
+PROBLEMS = {
+    401: "no valid credential",
+    403: "the credential may not do this",
+    404: "nothing of that id in the caller's organisation",
+    409: "the state changed meanwhile, or the request contradicts it",
+    422: "invalid input; `errors` names the fields",
+    503: "the database did not answer in time; retry after `Retry-After` seconds",
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Every /v1 operation's OpenAPI says which problem+json answers it may give (so a client
+    generated from it knows them), with their schema in `components.schemas.Problem`."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = plain()
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, operation in operations.items():
+                statuses = [401, 403, 422, 503]
+                if "{" in path:
+                    statuses.append(404)
+                if method in ("post", "put", "patch", "delete"):
+                    statuses.append(409)
+                responses = operation.setdefault("responses", {})
+                for status in sorted(statuses):
+                    documented = responses.setdefault(str(status), {"description": PROBLEMS[status]})
+                    documented["content"] = problem  # FastAPI's own 422 is not the shape we answer
+                    if status == 422:
+                        documented["description"] = PROBLEMS[422]
+        # FastAPI's validation-error models are no longer referenced: the 422 is a Problem.
+        if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
+            for unused in ("HTTPValidationError", "ValidationError"):
+                schema["components"]["schemas"].pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_state(name: str) -> Callable[[Request], Awaitable[Any]]:

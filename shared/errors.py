@@ -17,6 +17,29 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 PROBLEM_JSON = "application/problem+json"
 
 
+# The JSON Schema of every error answer (RFC 9457), for the OpenAPI documents.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "a URI naming the kind of problem"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "the path of the request"},
+        "errors": {
+            "type": "array",
+            "description": "the fields at fault (422)",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
 class AppError(Exception):
     status = 400
     title = "Bad request"

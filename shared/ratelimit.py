@@ -31,7 +31,7 @@ INDEXES = [IndexSpec(COLLECTION, [("expires_at", 1)], options={"expireAfterSecon
 RATE_LIMITED_RESPONSE: dict[int | str, dict[str, Any]] = {
     429: {
         "description": "Too many requests from this caller this minute; retry after `Retry-After` seconds",
-        "content": {PROBLEM_JSON: {}},
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
     }
 }
