@@ -41,6 +41,7 @@ from shared.events.envelope import AnyEvent
 from shared.messaging import EventProducer
 from shared.messaging.producer import Outgoing
 from shared.messaging.tracing import extract, inject_current, links_to
+from shared.migrations import Migration
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
@@ -231,3 +232,28 @@ class Outbox:
             for doc in p.docs:
                 if not doc.get(OUTBOX):
                     await self._pull(p.collection, doc["_id"], doc["org"], [])
+
+
+def adopt_serialised_outbox(collection: str, flag: str = "outbox_pending") -> Migration:
+    """A migration for documents whose outbox predates this module: a list of serialised
+    CloudEvents marked by `flag` (content's first outbox). Each becomes a record the relay sends,
+    in the list's order; the flag goes. A document adopted no longer has the flag."""
+
+    async def run(db: AsyncDatabase[Document]) -> int:
+        tenants = Tenants(db)
+        why = f"adopting every org's {collection} outbox of an earlier shape"
+        adopted = 0
+        async for doc in tenants.across(collection, why=why).find(
+            {flag: {"$exists": True}}, {"org": 1, OUTBOX: 1}
+        ):
+            serialised = [raw for raw in doc.get(OUTBOX) or () if isinstance(raw, str)]
+            records = [pending(decode(raw.encode()), trace={}) for raw in serialised]
+            change: Document = {"$unset": {flag: ""}}
+            if records:
+                change["$set"] = {OUTBOX: records, OUTBOX_SINCE: records[0]["at"]}
+            documents = tenants.of(doc["org"], collection)
+            await documents.update_one({"_id": doc["_id"], flag: {"$exists": True}}, change)
+            adopted += 1
+        return adopted
+
+    return Migration(f"adopt-serialised-outbox-{collection}", run)

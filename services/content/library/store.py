@@ -21,7 +21,7 @@ from services.content.common import Viewer
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
-from shared.outbox import outbox_index, queue, with_outbox
+from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
 CONTENT = "content"
@@ -29,8 +29,8 @@ OUTBOX_COLLECTIONS = (CONTENT,)
 # Where an item can be when its window ends: the expiry sweeper archives it from there.
 EXPIRING = (Status.PUBLISHED, Status.PENDING_REVIEW)
 
-# Indexes of the outbox before shared/outbox.py, which nothing reads any more.
-MIGRATIONS = [drop_index(CONTENT, "outbox_pending_1")]
+# The outbox before shared/outbox.py: its pending events adopted, then its index dropped.
+MIGRATIONS = [adopt_serialised_outbox(CONTENT), drop_index(CONTENT, "outbox_pending_1")]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(CONTENT, [("org", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),

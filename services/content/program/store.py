@@ -11,13 +11,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.content.program.domain import OrgSettings
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
-from shared.outbox import outbox_index, queue
+from shared.outbox import adopt_serialised_outbox, outbox_index, queue
 from shared.tenancy import Tenants
 
 SETTINGS = "settings"
 OUTBOX_COLLECTIONS = (SETTINGS,)
-# Indexes of the outbox before shared/outbox.py, which nothing reads any more.
-MIGRATIONS = [drop_index(SETTINGS, "outbox_pending_1")]
+# The outbox before shared/outbox.py: its pending events adopted, then its index dropped.
+MIGRATIONS = [adopt_serialised_outbox(SETTINGS), drop_index(SETTINGS, "outbox_pending_1")]
 INDEXES: list[IndexSpec] = [outbox_index(SETTINGS)]
 SETTINGS_FIELDS = {f.name for f in dataclasses.fields(OrgSettings)}
 

@@ -16,7 +16,7 @@ from pymongo.errors import DuplicateKeyError
 from services.content.training.domain import Course, Module, Policy, Progress
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
-from shared.outbox import outbox_index, queue, with_outbox
+from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
 POLICIES = "policies"
@@ -26,8 +26,11 @@ COURSE_PROGRESS = "course_progress"
 
 OUTBOX_COLLECTIONS = (POLICIES, COURSE_PROGRESS, POLICY_ACKS)
 
-# Indexes of the outbox before shared/outbox.py, which nothing reads any more.
-MIGRATIONS = [drop_index(c, "outbox_pending_1") for c in OUTBOX_COLLECTIONS]
+# The outbox before shared/outbox.py: its pending events adopted, then its index dropped.
+MIGRATIONS = [
+    *(adopt_serialised_outbox(c) for c in OUTBOX_COLLECTIONS),
+    *(drop_index(c, "outbox_pending_1") for c in OUTBOX_COLLECTIONS),
+]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(POLICIES, [("org", ASCENDING), ("version", DESCENDING)], unique=True),
