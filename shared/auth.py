@@ -51,10 +51,24 @@ class Principal:
     roles: frozenset[str]
     kind: str = "user"  # "user" (JWT) or "api_key"
     claims: dict[str, Any] = field(default_factory=dict, compare=False)
+    scopes: frozenset[str] = frozenset()  # an API key's: what it may do
 
     @property
     def is_admin(self) -> bool:
         return Role.ADMIN in self.roles
+
+    def check_scope(self, scope: str) -> None:
+        """An API key must hold `scope`; a person is judged by their roles instead."""
+        if self.kind == "api_key" and scope not in self.scopes:
+            raise Forbidden(f"this API key lacks the scope {scope!r}")
+
+
+@dataclass(frozen=True)
+class ResolvedKey:
+    """What an API key's service knows of a valid key: its organisation and scopes."""
+
+    org: str
+    scopes: frozenset[str]
 
 
 # Where each identity provider puts the organisation and the roles (a dotted path for a nested
@@ -249,7 +263,7 @@ def api_key_matches(secret: str, stored_hash: str) -> bool:
 
 
 # Looks up an API key (key id, secret) and returns its organisation, or None when unknown/revoked.
-ApiKeyResolver = Callable[[Request, str, str], Awaitable[str | None]]
+ApiKeyResolver = Callable[[Request, str, str], Awaitable[ResolvedKey | None]]
 
 
 # --- FastAPI dependencies -------------------------------------------------------------------
@@ -276,11 +290,15 @@ async def authenticate(request: Request) -> Principal:
         if resolver is None:
             raise Unauthorized("this service does not accept API keys; use a bearer token")
         key_id, secret = parse_api_key(api_key)
-        org = await resolver(request, key_id, secret)
-        if org is None:
-            raise Unauthorized("the API key is unknown or has been revoked")
+        resolved = await resolver(request, key_id, secret)
+        if resolved is None:
+            raise Unauthorized("the API key is unknown, expired or revoked")
         principal = Principal(
-            sub=f"api-key:{key_id}", org=org, roles=frozenset({API_KEY_ROLE}), kind="api_key"
+            sub=f"api-key:{key_id}",
+            org=resolved.org,
+            roles=frozenset({API_KEY_ROLE}),
+            kind="api_key",
+            scopes=resolved.scopes,
         )
     else:
         raise Unauthorized("authentication required: send 'Authorization: Bearer <token>'")

@@ -33,6 +33,7 @@ from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
+from shared.auth import ResolvedKey
 from shared.webhooks.engine import DeliveryStore
 from shared.webhooks.sealing import SecretBox, reseal
 
@@ -69,7 +70,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     async def wire(runtime: Runtime) -> Wiring:
         metrics = MetricsModules.build(settings, runtime.db, runtime.outbox)
 
-        async def resolve_api_key(request: Request, key_id: str, secret: str) -> str | None:
+        async def resolve_api_key(request: Request, key_id: str, secret: str) -> ResolvedKey | None:
             return await metrics.api_keys.resolve(key_id, secret)
 
         webhooks = WebhookService(

@@ -19,6 +19,8 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
         "name": key.name,
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
+        "scopes": list(key.scopes),
+        "expires_at": key.expires_at,
     }
 
 
@@ -28,10 +30,11 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
     status_code=201,
     tags=["api-keys"],
     summary="Create an API key",
-    description="The key is shown in this response only; it is stored hashed.",
+    description="The key is shown in this response only; it is stored hashed. `scopes` says what it "
+    "may do (`conversions:write`, `surveys:respond`); past `expires_at` it is refused with 401.",
 )
 async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> dict[str, Any]:
-    key, plaintext = await modules.api_keys.create(principal, body.name)
+    key, plaintext = await modules.api_keys.create(principal, body.name, tuple(body.scopes), body.expires_at)
     return {**_key_out(key), "api_key": plaintext}
 
 

@@ -13,6 +13,8 @@ from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
 API_KEYS = "api_keys"
+# What a metrics API key may be allowed to do.
+SCOPES = ("conversions:write", "surveys:respond")
 
 INDEXES: list[IndexSpec] = [IndexSpec(API_KEYS, [("org", ASCENDING)])]
 
@@ -26,6 +28,8 @@ class ApiKey:
     created_at: datetime
     created_by: str
     revoked_at: datetime | None = None
+    scopes: tuple[str, ...] = ()
+    expires_at: datetime | None = None
 
 
 def _doc(key: ApiKey) -> Document:
@@ -37,6 +41,8 @@ def _doc(key: ApiKey) -> Document:
         "created_at": key.created_at,
         "revoked_at": key.revoked_at,
         "created_by": key.created_by,
+        "scopes": list(key.scopes),
+        "expires_at": key.expires_at,
     }
 
 
@@ -49,6 +55,9 @@ def _key(doc: Document) -> ApiKey:
         created_at=doc["created_at"],
         created_by=doc.get("created_by", ""),
         revoked_at=doc.get("revoked_at"),
+        # Keys made before scopes existed may do what every key could then.
+        scopes=tuple(doc["scopes"]) if "scopes" in doc else SCOPES,
+        expires_at=doc.get("expires_at"),
     )
 
 

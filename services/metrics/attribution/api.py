@@ -37,6 +37,7 @@ async def record_conversion(
     limits: RateLimited,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
+    principal.check_scope("conversions:write")
     await limits.take(principal, "conversions")
     return await once(
         principal.org,

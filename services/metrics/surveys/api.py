@@ -71,6 +71,7 @@ async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = Non
 async def respond(
     survey_id: str, body: ResponseIn, principal: Anyone, modules: Modules, limits: RateLimited
 ) -> dict[str, Any]:
+    principal.check_scope("surveys:respond")
     await limits.take(principal, "survey_responses")
     await modules.surveys.respond(principal, survey_id, body)
     return {"survey_id": survey_id, "accepted": True}

@@ -3,6 +3,7 @@ program figures and erasure."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -651,3 +652,41 @@ async def test_dictionary_and_settings(client: httpx.AsyncClient, metrics_settin
     assert refused.status_code == 403
     current = (await client.get("/v1/metrics/settings", headers=editor)).json()
     assert current["attribution_window_days"] == 30 and current["cpc"] == "0"
+
+
+async def test_a_key_does_only_what_its_scopes_allow_and_nothing_once_expired(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    org = new_org()
+    admin = bearer(metrics_settings, org=org, sub="root", roles=["admin"])
+    lead = {"type": "lead", "customer_id": "c1"}
+
+    async def key(**body: object) -> str:
+        created = await client.post("/v1/api-keys", json={"name": "k", **body}, headers=admin)
+        assert created.status_code == 201, created.text
+        return str(created.json()["api_key"])
+
+    surveys_only = await key(scopes=["surveys:respond"])
+    refused = await client.post("/v1/conversions", json=lead, headers={"X-API-Key": surveys_only})
+    assert refused.status_code == 403 and "conversions:write" in refused.json()["detail"]
+
+    crm = await key(scopes=["conversions:write"])
+    assert (await client.post("/v1/conversions", json=lead, headers={"X-API-Key": crm})).status_code == 200
+    listed = (await client.get("/v1/api-keys", headers=admin)).json()["items"]
+    assert sorted(tuple(k["scopes"]) for k in listed) == [("conversions:write",), ("surveys:respond",)]
+
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    brief = await key(expires_at=soon.isoformat())
+    assert (await client.post("/v1/conversions", json=lead, headers={"X-API-Key": brief})).status_code == 200
+    await asyncio.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.5)
+    expired = await client.post("/v1/conversions", json=lead, headers={"X-API-Key": brief})
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+
+    past = await client.post(
+        "/v1/api-keys", json={"name": "k", "expires_at": "2020-01-01T00:00:00Z"}, headers=admin
+    )
+    assert past.status_code == 422 and past.json()["errors"][0]["field"] == "expires_at"
+    unknown_scope = await client.post(
+        "/v1/api-keys", json={"name": "k", "scopes": ["everything"]}, headers=admin
+    )
+    assert unknown_scope.status_code == 422
