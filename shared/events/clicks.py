@@ -42,3 +42,8 @@ class ClickRecorded(CountedClick):
     fallback: bool = Field(
         False, description="the content was archived or expired: the visitor went to the org's fallback URL"
     )
+    flag: str | None = Field(
+        None,
+        description="why `bot` is set: 'crawler user agent' (link previews included), 'HEAD request',"
+        " 'prefetch' or 'preview'",
+    )

@@ -96,6 +96,10 @@ class LinkTarget:
         )
 
 
+# Headers in which a browser says a request is a prefetch, a prerender or a preview.
+PURPOSE_HEADERS = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"})
+
+
 class RedirectState:
     """What can change about a link after it is made: its content archived or expired, and the
     org's fallback URL and unique-click window. Kept in memory, refreshed from sharing's own
@@ -240,10 +244,12 @@ class RedirectApp:
             await _respond(send, 404, b"text/html; charset=utf-8", NOT_FOUND_HTML)
             return
 
-        user_agent = referer = dnt = authorization = cookie = country = forwarded = b""
+        user_agent = referer = dnt = authorization = cookie = country = forwarded = purpose = b""
         for name, value in scope["headers"]:
             if name == b"user-agent":
                 user_agent = value
+            elif name in PURPOSE_HEADERS:
+                purpose += value
             elif name == b"referer":
                 referer = value
             elif name == b"dnt":
@@ -258,7 +264,9 @@ class RedirectApp:
                 forwarded = value
 
         ua = user_agent.decode("latin-1")
-        bot, device, browser = self._classify(ua)
+        crawler, device, browser = self._classify(ua)
+        flag = domain.flag_reason(crawler, scope["method"], purpose)
+        bot = flag is not None
         click_id = domain.new_click_id()
         org = target.org
         state = self.state
@@ -279,7 +287,9 @@ class RedirectApp:
                 client = scope.get("client")
                 ip = client[0] if client else ""
             visitor_hash = self.hasher.visitor_hash(ip, ua, datetime.fromtimestamp(now, UTC))
-            unique = self.unique.is_unique(
+            # A flagged click never makes the visitor seen: the person behind a prefetch or a
+            # preview may come next, and is unique then.
+            unique = not bot and self.unique.is_unique(
                 target.share_id, visitor_hash, state.window_s.get(org, DEFAULT_WINDOW_S)
             )
         self_click = False
@@ -309,6 +319,7 @@ class RedirectApp:
                     "referrer_host": domain.referrer_host(referer.decode("latin-1")) if referer else None,
                     "country": domain.country_code(country.decode("latin-1")) if country else None,
                     "bot": bot,
+                    "flag": flag,
                     "unique": unique,
                     "self": self_click,
                     "team": target.team,

@@ -61,6 +61,23 @@ def is_bot(user_agent: str) -> bool:
     return not user_agent or _BOT_PATTERN.search(user_agent.lower()) is not None
 
 
+def flag_reason(bot: bool, method: str, purpose: bytes) -> str | None:
+    """Why a click is not a person's visit, or None: a crawler's user agent (link previews
+    included), a HEAD request, or a browser prefetching or prerendering the link (`Sec-Purpose`,
+    `Purpose`, `X-Moz`) or a preview fetch (`X-Purpose: preview`). Flagged clicks are kept and
+    counted apart, and never make a visitor seen."""
+    if bot:
+        return "crawler user agent"
+    if method == "HEAD":
+        return "HEAD request"
+    hint = purpose.lower()
+    if b"preview" in hint:
+        return "preview"
+    if b"prefetch" in hint or b"prerender" in hint:
+        return "prefetch"
+    return None
+
+
 def device_class(user_agent: str) -> str:
     ua = user_agent.lower()
     if not ua:

@@ -85,6 +85,51 @@ async def test_a_known_code_redirects_to_its_target_with_a_click_id(tmp_path: Pa
     await spool.close()
 
 
+CHROME = "Mozilla/5.0 (Windows NT 10.0) Chrome/131.0"
+LINKEDIN_PREVIEW = "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)"
+
+
+@pytest.mark.parametrize(
+    ("headers", "flag"),
+    [
+        ({"sec-purpose": "prefetch;prerender"}, "prefetch"),
+        ({"purpose": "prefetch"}, "prefetch"),
+        ({"x-moz": "prefetch"}, "prefetch"),
+        ({"x-purpose": "preview"}, "preview"),
+        (
+            {
+                "user-agent": "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)"
+            },
+            "crawler user agent",
+        ),
+    ],
+)
+async def test_prefetches_and_previews_are_flagged_with_their_reason_and_leave_the_visitor_unseen(
+    tmp_path: Path, headers: dict[str, str], flag: str
+) -> None:
+    app, spool = await redirect_app(tmp_path, {"Code1234567": SHARE})
+    flagged = await get(app, "/r/Code1234567", **{"user-agent": CHROME, **headers})
+    assert flagged.status_code == 302  # still redirected: a preview may be followed
+    person = await get(app, "/r/Code1234567", **{"user-agent": CHROME})
+    first, then = (click_event(record).data for record in spool._buffer)
+    assert isinstance(first, ClickRecorded) and isinstance(then, ClickRecorded)
+    assert (first.bot, first.flag, first.unique) == (True, flag, False)
+    if "user-agent" not in headers:  # the same visitor (same address and browser) comes next: unique
+        assert (then.bot, then.flag, then.unique) == (False, None, True)
+    assert person.status_code == 302
+    await spool.close()
+
+
+async def test_a_head_request_is_flagged(tmp_path: Path) -> None:
+    app, spool = await redirect_app(tmp_path, {"Code1234567": SHARE})
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.1", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://link") as client:
+        assert (await client.head("/r/Code1234567", headers={"user-agent": CHROME})).status_code == 302
+    [record] = spool._buffer
+    assert (click_event(record).data.bot, click_event(record).data.flag) == (True, "HEAD request")  # type: ignore[attr-defined]
+    await spool.close()
+
+
 async def test_unknown_codes_get_a_404_page_and_never_a_redirect(tmp_path: Path) -> None:
     app, spool = await redirect_app(tmp_path, {"Code1234567": SHARE})
     for path in ("/r/Nope1234567", "/r/", "/r/https://evil.example", "/r//evil.example", "/r/Code1234567/x"):
