@@ -131,14 +131,15 @@ async def test_redirect_sends_visitors_on_with_a_click_id_and_flags_each_kind_of
         assert isinstance(click, ClickRecorded)
         assert (click.share_id, click.advocate_id, click.network) == (share["id"], "adv-1", "linkedin")
         assert by_click[click_id].tenant == org
-        flags.append((click.bot, click.unique, click.self_click))
+        flags.append((click.bot, click.flag, click.unique, click.self_click))
     assert flags == [
-        (False, True, False),  # a browser, first time
-        (True, True, False),  # LinkedIn's preview fetcher (another visitor: other user agent)
-        (True, True, False),  # Slack's
-        (False, False, False),  # the same browser again inside the window
-        (False, True, False),  # the same browser after the window
-        (False, True, True),  # the advocate themself
+        (False, None, True, False),  # a browser, first time
+        # LinkedIn's and Slack's preview fetchers: flagged, and never a visitor seen (#15)
+        (True, "crawler user agent", False, False),
+        (True, "crawler user agent", False, False),
+        (False, None, False, False),  # the same browser again inside the window
+        (False, None, True, False),  # the same browser after the window
+        (False, None, True, True),  # the advocate themself
     ]
     first_click = by_click[parse_qs(urlsplit(first.headers["location"]).query)[CLICK_ID_PARAM][0]].data
     assert isinstance(first_click, ClickRecorded)
