@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, NamedTuple
 
 import httpx
+import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
+from starlette.types import ASGIApp
 
 from services.metrics.projections.domain import Effect, Tally, Tallying
 from shared.auth import issue_dev_token
@@ -20,6 +22,7 @@ from shared.events import Event, EventData, decode
 from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
 from shared.outbox import OUTBOX_SINCE
 from shared.settings import ChorusSettings
+from tests.ports import free_port
 
 
 def new_org() -> str:
@@ -51,6 +54,20 @@ async def scratch_database(
     database = settings.database_name(f"{name}_{uuid.uuid4().hex[:8]}")
     async with one_database_through_clients(settings, database, indexes or [], 1) as [db]:
         yield db
+
+
+@contextlib.asynccontextmanager
+async def http_server(app: ASGIApp) -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free local port (a receiver, an identity provider); its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    await eventually(lambda: server.started, timeout_s=10, interval_s=0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
 
 
 def bearer(settings: ChorusSettings, *, org: str, sub: str, roles: list[str]) -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,7 +26,7 @@ from shared.events.shares import ShareMade
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app
+from tests.helpers import bearer, eventually, http_server, new_org, running_app
 
 pytestmark = pytest.mark.integration
 
@@ -54,19 +52,10 @@ class Receiver:
 
 @contextlib.asynccontextmanager
 async def serve(receiver: Receiver) -> AsyncIterator[Receiver]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     app = Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, timeout_s=10, interval_s=0.05)
-    receiver.url = f"http://127.0.0.1:{port}/hook"
-    try:
+    async with http_server(app) as base_url:
+        receiver.url = f"{base_url}/hook"
         yield receiver
-    finally:
-        server.should_exit = True
-        await task
 
 
 def share(org: str, share_id: str) -> Event[ShareMade]:

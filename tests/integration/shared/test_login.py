@@ -3,10 +3,8 @@ its JWKS over HTTP, verified by key id, through a key rotation, with each claim-
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +13,6 @@ from typing import Any
 
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from starlette.applications import Starlette
@@ -26,7 +23,7 @@ from starlette.routing import Route
 from shared.auth import SigningKeys, TokenVerifier
 from shared.errors import Unauthorized
 from shared.settings import ChorusSettings
-from tests.helpers import eventually
+from tests.helpers import http_server
 
 pytestmark = pytest.mark.integration
 
@@ -71,19 +68,10 @@ class Issuer:
 
 @contextlib.asynccontextmanager
 async def serving(issuer: Issuer) -> AsyncIterator[Issuer]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     app = Starlette(routes=[Route("/.well-known/jwks.json", issuer.jwks)])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    await eventually(lambda: server.started, timeout_s=10, interval_s=0.05)
-    issuer.url = f"http://127.0.0.1:{port}/.well-known/jwks.json"
-    try:
+    async with http_server(app) as base_url:
+        issuer.url = f"{base_url}/.well-known/jwks.json"
         yield issuer
-    finally:
-        server.should_exit = True
-        await task
 
 
 def verifier(issuer: Issuer, **settings: Any) -> TokenVerifier:
