@@ -95,7 +95,9 @@ class Recognition:
     engagement: EngagementService
 
 
-def recognition(db: AsyncDatabase[Document], outbox: Outbox, settings: RecognitionSettings) -> Recognition:
+def recognition(
+    db: AsyncDatabase[Document], outbox: Outbox, settings: RecognitionSettings, box: SecretBox
+) -> Recognition:
     """Every module, each given the modules it calls."""
     rules = RulesService(RulesStore(db))
     profiles = ProfileService(ProfileStore(db))
@@ -119,7 +121,7 @@ def recognition(db: AsyncDatabase[Document], outbox: Outbox, settings: Recogniti
         leaderboards,
         relay_grace_s=settings.relay_grace_s,
     )
-    rewards = RewardService(RewardStore(db, SecretBox.of(settings)), outbox, points, settings)
+    rewards = RewardService(RewardStore(db, box), outbox, points, settings)
     engagement = EngagementService(EngagementStore(db), rules, points, profiles)
     # An erasure reaches every module that holds the advocate's data.
     profiles.erasers = (leaderboards, points, rewards, engagement, badges)
@@ -132,9 +134,10 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
     elif not isinstance(settings, RecognitionSettings):
         settings = RecognitionSettings(**settings.model_dump())
     recognition_settings = settings
+    box = SecretBox.of(settings)  # seals the fulfilment webhook's secret; its keys reseal at start
 
     async def wire(runtime: Runtime) -> Wiring:
-        service = recognition(runtime.db, runtime.outbox, recognition_settings)
+        service = recognition(runtime.db, runtime.outbox, recognition_settings, box)
         every_s = recognition_settings.relay_every_s
         return Wiring(
             service=service,
@@ -172,7 +175,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
             *POINTS_MIGRATIONS,
             *BADGE_MIGRATIONS,
             *REWARD_MIGRATIONS,
-            reseal(WEBHOOKS, SecretBox.of(settings)),
+            reseal(WEBHOOKS, box),
         ],
         description=DESCRIPTION,
     )

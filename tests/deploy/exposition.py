@@ -18,6 +18,8 @@ No MongoDB, Kafka or network is needed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import asyncio
 import sys
 import tempfile
@@ -39,25 +41,10 @@ from shared.messaging import EventProducer, Subscription
 from shared.messaging.consumer import ConsumerRunner
 from shared.settings import ChorusSettings
 from shared.telemetry import setup_telemetry
+from tests.unit.sharing.test_redirect_and_spool import SHARE as REDIRECT_TEST_SHARE
 
-SHARE = Share(
-    id="s1",
-    org="org-1",
-    advocate_id="a1",
-    content_id="c1",
-    network="linkedin",
-    message="",
-    code="Code1234567",
-    short_url="https://go.example/r/Code1234567",
-    target_url="https://example.com/p",
-    status="sent",
-    send_at=None,
-    scheduled_at=None,
-    shared_at=None,
-    created_at=datetime(2026, 5, 4, tzinfo=UTC),
-    event_id="e1",
-    trace={},
-)
+# The unit tests' share, with a plain target (the exposition checks the redirect, not its URL).
+SHARE = replace(REDIRECT_TEST_SHARE, target_url="https://example.com/p", team=None, tags=())
 
 
 async def _http() -> None:

@@ -270,6 +270,7 @@ async def test_boards_follow_the_consent_of_a_profile_applied_again_from_every_r
                 store.db,
                 Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(recognition_settings)),
                 recognition_settings,
+                SecretBox.of(recognition_settings),
             )
         ).handlers[AdvocateUpdated.event_type]
         for store in stores
