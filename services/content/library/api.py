@@ -78,15 +78,7 @@ def content_out(item: ContentItem) -> ContentOut:
     )
 
 
-@content.post(
-    "",
-    status_code=201,
-    response_model=ContentOut,
-    summary="Create content",
-    description="Editors and admins create a draft. An advocate's item is a submission that waits for "
-    "review (status pending_review). Suggested posts are checked against each network's length limit, "
-    "the organisation's required disclosure and its blocked words.",
-)
+@content.post("", status_code=201, response_model=ContentOut, summary="Create content")
 async def create_content(
     body: ContentCreate,
     principal: Member,
@@ -94,6 +86,10 @@ async def create_content(
     once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
+    """Editors and admins create a draft. An advocate's item is a submission that waits for review (status
+    pending_review). Suggested posts are checked against each network's length limit, the organisation's
+    required disclosure and its blocked words.
+    """
     fields = ContentFields(
         content_type=body.type,
         title=body.title,
@@ -117,15 +113,7 @@ async def create_content(
     )
 
 
-@content.get(
-    "",
-    response_model=ContentPage,
-    summary="The content library",
-    description="Newest first. Advocates get the live published items whose audience includes them "
-    "(their team, department and location come from the token's `team`, `department` and `location` "
-    "claims), or their own items with `mine=true`. Editors and admins see every item in `status` "
-    "(default published), e.g. `status=pending_review` for the review queue.",
-)
+@content.get("", summary="The content library")
 async def list_content(
     principal: Member,
     service: Service,
@@ -140,6 +128,11 @@ async def list_content(
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ContentPage:
+    """Newest first. Advocates get the live published items whose audience includes them (their team,
+    department and location come from the token's `team`, `department` and `location` claims), or their own
+    items with `mine=true`. Editors and admins see every item in `status` (default published), e.g.
+    `status=pending_review` for the review queue.
+    """
     filters = ContentFilters(
         status=status,
         mine=mine,
@@ -156,13 +149,9 @@ async def list_content(
     return ContentPage(items=[content_out(i) for i in items], next_cursor=next_cursor)
 
 
-@content.get(
-    "/{content_id}",
-    response_model=ContentOut,
-    summary="One content item",
-    description="404 when the item does not exist or the caller may not see it.",
-)
+@content.get("/{content_id}", summary="One content item")
 async def get_content(content_id: str, principal: Member, service: Service) -> ContentOut:
+    """404 when the item does not exist or the caller may not see it."""
     return content_out(await service.get_content(principal.org, viewer_of(principal), content_id))
 
 
@@ -170,17 +159,14 @@ NOT_NULL = {"type", "title", "url", "tags", "audience", "suggested_posts"}
 PATCH_NAMES = {"type": "content_type"}
 
 
-@content.patch(
-    "/{content_id}",
-    response_model=ContentOut,
-    summary="Edit content",
-    description="Editors edit any item that is not archived; an advocate edits their own submission while "
-    "it waits for review or after it was rejected (which submits it again). Emits "
-    "chorus.content.updated for items that left the draft stage.",
-)
+@content.patch("/{content_id}", summary="Edit content")
 async def edit_content(
     content_id: str, body: ContentPatch, principal: Member, service: Service
 ) -> ContentOut:
+    """Editors edit any item that is not archived; an advocate edits their own submission while it waits for
+    review or after it was rejected (which submits it again). Emits chorus.content.updated for items that
+    left the draft stage.
+    """
     changes: dict[str, Any] = {}
     for name in body.model_fields_set:
         value = getattr(body, name)
@@ -197,35 +183,23 @@ async def edit_content(
     return content_out(item)
 
 
-@content.post(
-    "/{content_id}/publish",
-    response_model=ContentOut,
-    summary="Publish content (editors, admins)",
-    description="A draft or a submission waiting for review becomes published.",
-)
+@content.post("/{content_id}/publish", summary="Publish content (editors, admins)")
 async def publish_content(content_id: str, principal: Editor, service: Service) -> ContentOut:
+    """A draft or a submission waiting for review becomes published."""
     return content_out(await service.publish_content(principal.org, viewer_of(principal), content_id))
 
 
-@content.post(
-    "/{content_id}/reject",
-    response_model=ContentOut,
-    summary="Reject a submission (editors, admins)",
-    description="Only a submission waiting for review; the reason is shown to its author.",
-)
+@content.post("/{content_id}/reject", summary="Reject a submission (editors, admins)")
 async def reject_content(
     content_id: str, body: RejectRequest, principal: Editor, service: Service
 ) -> ContentOut:
+    """Only a submission waiting for review; the reason is shown to its author."""
     return content_out(
         await service.reject_content(principal.org, viewer_of(principal), content_id, body.reason)
     )
 
 
-@content.post(
-    "/{content_id}/archive",
-    response_model=ContentOut,
-    summary="Archive content",
-    description="Editors and admins archive any item; an advocate withdraws their own.",
-)
+@content.post("/{content_id}/archive", summary="Archive content")
 async def archive_content(content_id: str, principal: Member, service: Service) -> ContentOut:
+    """Editors and admins archive any item; an advocate withdraws their own."""
     return content_out(await service.archive_content(principal.org, viewer_of(principal), content_id))

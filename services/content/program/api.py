@@ -21,23 +21,15 @@ def _settings_model(settings: OrgSettings) -> SettingsModel:
     return SettingsModel.model_validate(settings, from_attributes=True)
 
 
-@settings_router.get(
-    "",
-    response_model=SettingsModel,
-    summary="The organisation's program settings",
-    description="Readable by every member (composers need the disclosure and blocked words).",
-)
+@settings_router.get("", summary="The organisation's program settings")
 async def get_settings(principal: Member, service: Service) -> SettingsModel:
+    """Readable by every member (composers need the disclosure and blocked words)."""
     return _settings_model(await service.get_settings(principal.org))
 
 
-@settings_router.put(
-    "",
-    response_model=SettingsModel,
-    summary="Replace the program settings (admins)",
-    description="Emits chorus.settings.updated, which sharing enforces on every share.",
-)
+@settings_router.put("", summary="Replace the program settings (admins)")
 async def put_settings(body: SettingsModel, principal: Admin, service: Service) -> SettingsModel:
+    """Emits chorus.settings.updated, which sharing enforces on every share."""
     settings = OrgSettings(**body.model_dump())
     saved = await service.update_settings(principal.org, viewer_of(principal), settings)
     return _settings_model(saved)

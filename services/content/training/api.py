@@ -50,16 +50,12 @@ def _current_out(view: PolicyView) -> CurrentPolicyOut:
     )
 
 
-@policy.get(
-    "", response_model=CurrentPolicyOut, summary="The current policy and whether the caller acknowledged it"
-)
+@policy.get("", summary="The current policy and whether the caller acknowledged it")
 async def current_policy(principal: Member, service: Service) -> CurrentPolicyOut:
     return _current_out(await service.current_policy(principal.org, viewer_of(principal)))
 
 
-@policy.get(
-    "/versions", response_model=PolicyPage, summary="Every policy version, newest first (editors, admins)"
-)
+@policy.get("/versions", summary="Every policy version, newest first (editors, admins)")
 async def list_policies(
     principal: Editor, service: Service, cursor: Cursor = None, limit: Limit = 20
 ) -> PolicyPage:
@@ -68,11 +64,7 @@ async def list_policies(
 
 
 @policy.post(
-    "/versions",
-    status_code=201,
-    response_model=PolicyOut,
-    summary="Publish a new policy version (admins)",
-    description="Emits chorus.policy.published; acknowledgements of older versions lapse.",
+    "/versions", status_code=201, response_model=PolicyOut, summary="Publish a new policy version (admins)"
 )
 async def publish_policy(
     body: PolicyCreate,
@@ -81,6 +73,8 @@ async def publish_policy(
     once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
+    """Emits chorus.policy.published; acknowledgements of older versions lapse."""
+
     async def create() -> dict[str, Any]:
         created = await service.publish_policy(principal.org, viewer_of(principal), body.title, body.body)
         return _policy_out(created).model_dump(mode="json")
@@ -90,16 +84,13 @@ async def publish_policy(
     )
 
 
-@policy.post(
-    "/acknowledgements",
-    response_model=CurrentPolicyOut,
-    summary="Acknowledge the current policy",
-    description="The caller acknowledges the current version (409 for any other). Emits "
-    "chorus.policy.acknowledged once; repeating it changes nothing.",
-)
+@policy.post("/acknowledgements", summary="Acknowledge the current policy")
 async def acknowledge_policy(
     body: AcknowledgeRequest, principal: Member, service: Service
 ) -> CurrentPolicyOut:
+    """The caller acknowledges the current version (409 for any other). Emits chorus.policy.acknowledged once;
+    repeating it changes nothing.
+    """
     return _current_out(await service.acknowledge_policy(principal.org, viewer_of(principal), body.version))
 
 
@@ -136,13 +127,7 @@ def _progress_out(progress: Progress) -> ProgressOut:
     )
 
 
-@courses.post(
-    "",
-    status_code=201,
-    response_model=CourseOut,
-    summary="Create a course (editors, admins)",
-    description="A course is a list of modules, each with a body or a URL and its minutes.",
-)
+@courses.post("", status_code=201, response_model=CourseOut, summary="Create a course (editors, admins)")
 async def create_course(
     body: CourseIn,
     principal: Editor,
@@ -150,6 +135,8 @@ async def create_course(
     once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
+    """A course is a list of modules, each with a body or a URL and its minutes."""
+
     async def create() -> dict[str, Any]:
         course = await service.create_course(
             principal.org, viewer_of(principal), body.title, body.description, _modules(body.modules)
@@ -161,7 +148,7 @@ async def create_course(
     )
 
 
-@courses.get("", response_model=CoursePage, summary="The organisation's courses, newest first")
+@courses.get("", summary="The organisation's courses, newest first")
 async def list_courses(
     principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 20
 ) -> CoursePage:
@@ -169,48 +156,36 @@ async def list_courses(
     return CoursePage(items=[_course_out(c) for c in items], next_cursor=next_cursor)
 
 
-@courses.get("/{course_id}", response_model=CourseOut, summary="One course")
+@courses.get("/{course_id}", summary="One course")
 async def get_course(course_id: str, principal: Member, service: Service) -> CourseOut:
     return _course_out(await service.get_course(principal.org, course_id))
 
 
-@courses.put(
-    "/{course_id}",
-    response_model=CourseOut,
-    summary="Replace a course (editors, admins)",
-    description="Keep module ids to keep advocates' progress on those modules.",
-)
+@courses.put("/{course_id}", summary="Replace a course (editors, admins)")
 async def replace_course(course_id: str, body: CourseIn, principal: Editor, service: Service) -> CourseOut:
+    """Keep module ids to keep advocates' progress on those modules."""
     course = await service.replace_course(
         principal.org, course_id, body.title, body.description, _modules(body.modules)
     )
     return _course_out(course)
 
 
-@courses.get(
-    "/{course_id}/progress",
-    response_model=ProgressOut,
-    summary="Progress in a course",
-    description="The caller's own progress; editors and admins may ask for an advocate's with `advocate_id`.",
-)
+@courses.get("/{course_id}/progress", summary="Progress in a course")
 async def get_progress(
     course_id: str,
     principal: Member,
     service: Service,
     advocate_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ProgressOut:
+    """The caller's own progress; editors and admins may ask for an advocate's with `advocate_id`."""
     progress = await service.get_progress(
         principal.org, viewer_of(principal), course_id, advocate_id=advocate_id
     )
     return _progress_out(progress)
 
 
-@courses.post(
-    "/{course_id}/modules/{module_id}/complete",
-    response_model=ProgressOut,
-    summary="Mark a module done for the caller",
-    description="When the caller has done every module, emits chorus.course.completed (once).",
-)
+@courses.post("/{course_id}/modules/{module_id}/complete", summary="Mark a module done for the caller")
 async def complete_module(course_id: str, module_id: str, principal: Member, service: Service) -> ProgressOut:
+    """When the caller has done every module, emits chorus.course.completed (once)."""
     progress = await service.complete_module(principal.org, viewer_of(principal), course_id, module_id)
     return _progress_out(progress)

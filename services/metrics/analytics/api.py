@@ -36,12 +36,6 @@ To = Annotated[date, Query(description="last UTC day, inclusive")]
     tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="The funnel from shares to revenue",
-    description=(
-        "Rows grouped by day, week (key: the Monday), month, advocate, content, team, network or tag; "
-        "at most one filter (advocate, content, team, network, tag). A time grouping can be filtered by "
-        "any dimension; a dimension grouping only by its own dimension. Bot and self clicks are "
-        "counted apart. The EMV formula with the organisation's CPC and CPM comes with the answer."
-    ),
 )
 async def funnel(
     request: Request,
@@ -52,6 +46,11 @@ async def funnel(
     filters: Filters,
     group_by: Annotated[str, Query(max_length=20)] = "day",
 ) -> Any:
+    """Rows grouped by day, week (key: the Monday), month, advocate, content, team, network or tag; at most
+    one filter (advocate, content, team, network, tag). A time grouping can be filtered by any dimension; a
+    dimension grouping only by its own dimension. Bot and self clicks are counted apart. The EMV formula
+    with the organisation's CPC and CPM comes with the answer.
+    """
     result = await modules.analytics.funnel(principal, from_, to, group_by, filters)
     return json_or_csv(request, result, "rows", "funnel")
 
@@ -62,7 +61,6 @@ async def funnel(
     tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="One metric over time",
-    description="Every period of the range, zeros included.",
 )
 async def timeseries(
     request: Request,
@@ -74,6 +72,7 @@ async def timeseries(
     metric: Annotated[str, Query(max_length=40)] = "clicks",
     interval: Annotated[str, Query(max_length=10)] = "day",
 ) -> Any:
+    """Every period of the range, zeros included."""
     result = await modules.analytics.timeseries(principal, metric, from_, to, interval, filters)
     return json_or_csv(request, result, "points", "timeseries")
 
@@ -84,12 +83,13 @@ async def timeseries(
     tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="My reach, clicks and leads",
-    description="The caller's own figures over the last `days`, the trend against the days before, "
-    "and a daily breakdown (CSV: the daily rows).",
 )
 async def me_stats(
     request: Request, principal: Member, modules: Modules, days: Annotated[int, Query(ge=1, le=365)] = 30
 ) -> Any:
+    """The caller's own figures over the last `days`, the trend against the days before, and a daily breakdown
+    (CSV: the daily rows).
+    """
     result = await modules.analytics.me_stats(principal, days)
     return json_or_csv(request, result, "daily", "my-stats")
 
@@ -100,10 +100,11 @@ async def me_stats(
     tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="Enrolment, activity and training",
-    description="Active advocates (shared in the last "
-    "30 days) over enrolled, and training completion, overall and per team (CSV: per team).",
 )
 async def program(request: Request, principal: Manager, modules: Modules) -> Any:
+    """Active advocates (shared in the last 30 days) over enrolled, and training completion, overall and per
+    team (CSV: per team).
+    """
     result = await modules.analytics.program(principal.org)
     return json_or_csv(request, result, "by_team", "program")
 

@@ -25,15 +25,12 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
 
 
 @router.post(
-    "/api-keys",
-    response_model=NewApiKeyOut,
-    status_code=201,
-    tags=["api-keys"],
-    summary="Create an API key",
-    description="The key is shown in this response only; it is stored hashed. `scopes` says what it "
-    "may do (`conversions:write`, `surveys:respond`); past `expires_at` it is refused with 401.",
+    "/api-keys", response_model=NewApiKeyOut, status_code=201, tags=["api-keys"], summary="Create an API key"
 )
 async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> dict[str, Any]:
+    """The key is shown in this response only; it is stored hashed. `scopes` says what it may do
+    (`conversions:write`, `surveys:respond`); past `expires_at` it is refused with 401.
+    """
     key, plaintext = await modules.api_keys.create(principal, body.name, tuple(body.scopes), body.expires_at)
     return {**_key_out(key), "api_key": plaintext}
 
@@ -46,12 +43,7 @@ async def list_api_keys(principal: Admin, modules: Modules, cursor: Cursor = Non
     return {"items": [_key_out(k) for k in keys], "next_cursor": next_cursor}
 
 
-@router.delete(
-    "/api-keys/{key_id}",
-    response_model=ApiKeyOut,
-    tags=["api-keys"],
-    summary="Revoke an API key",
-    description="Calls with a revoked key are refused with 401.",
-)
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["api-keys"], summary="Revoke an API key")
 async def revoke_api_key(key_id: str, principal: Admin, modules: Modules) -> dict[str, Any]:
+    """Calls with a revoked key are refused with 401."""
     return _key_out(await modules.api_keys.revoke(principal, key_id))

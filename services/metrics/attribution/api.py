@@ -20,14 +20,6 @@ router = APIRouter(prefix="/v1")
     tags=["conversions"],
     responses=RATE_LIMITED_RESPONSE,
     summary="Record a lead or a sale",
-    description=(
-        "For websites and CRMs, with an organisation API key (`X-API-Key`) or an admin token. "
-        "Attributed to the click, share, advocate and content when the click id is known and within "
-        "the attribution window; otherwise accepted as unattributed (`attributed: false`, `reason`). "
-        "A lead counts once per customer; a sale names its `order_id` and counts once per customer and "
-        "order, so every order of a returning customer counts (`duplicate: true` for one already "
-        "recorded). Send an `Idempotency-Key`."
-    ),
 )
 async def record_conversion(
     body: ConversionIn,
@@ -37,6 +29,12 @@ async def record_conversion(
     limits: RateLimited,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> dict[str, Any]:
+    """For websites and CRMs, with an organisation API key (`X-API-Key`) or an admin token. Attributed to the
+    click, share, advocate and content when the click id is known and within the attribution window;
+    otherwise accepted as unattributed (`attributed: false`, `reason`). A lead counts once per customer; a
+    sale names its `order_id` and counts once per customer and order, so every order of a returning
+    customer counts (`duplicate: true` for one already recorded). Send an `Idempotency-Key`.
+    """
     principal.check_scope("conversions:write")
     await limits.take(principal, "conversions")
     return await once(

@@ -34,15 +34,9 @@ def _goal_out(report: GoalReport) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/goals",
-    response_model=GoalOut,
-    status_code=201,
-    tags=["goals"],
-    summary="Set a program goal",
-    description="A target on any metric over 1, 3 or 6 months from today, or between two dates.",
-)
+@router.post("/goals", response_model=GoalOut, status_code=201, tags=["goals"], summary="Set a program goal")
 async def create_goal(body: GoalIn, principal: Manager, modules: Modules) -> dict[str, Any]:
+    """A target on any metric over 1, 3 or 6 months from today, or between two dates."""
     return _goal_out(await modules.goals.create(principal, body))
 
 
@@ -64,13 +58,10 @@ async def list_goals(
 
 
 @router.get(
-    "/goals/{goal_id}",
-    response_model=GoalOut,
-    tags=["goals"],
-    summary="A goal with its daily history",
-    description="history: one snapshot per day.",
+    "/goals/{goal_id}", response_model=GoalOut, tags=["goals"], summary="A goal with its daily history"
 )
 async def get_goal(goal_id: str, principal: Manager, modules: Modules) -> dict[str, Any]:
+    """history: one snapshot per day."""
     return _goal_out(await modules.goals.get(principal, goal_id))
 
 

@@ -41,8 +41,8 @@ async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
     response_model=MetricsSettingsOut,
     tags=["analytics"],
     summary="Set CPC and CPM for earned media value",
-    description="The attribution window comes from the organisation settings (content service).",
 )
 async def put_settings(body: MetricsSettingsIn, principal: Admin, modules: Modules) -> dict[str, Any]:
+    """The attribution window comes from the organisation settings (content service)."""
     service = modules.org_settings
     return _settings_out(service, await service.set_rates(principal.org, body.cpc, body.cpm, body.currency))

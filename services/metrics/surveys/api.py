@@ -41,14 +41,10 @@ def _survey_out(survey: Survey) -> dict[str, Any]:
 
 
 @router.post(
-    "/surveys",
-    response_model=SurveyOut,
-    status_code=201,
-    tags=["surveys"],
-    summary="Create a survey",
-    description="eNPS or pulse surveys for employees, or a customer survey.",
+    "/surveys", response_model=SurveyOut, status_code=201, tags=["surveys"], summary="Create a survey"
 )
 async def create_survey(body: SurveyIn, principal: Manager, modules: Modules) -> dict[str, Any]:
+    """eNPS or pulse surveys for employees, or a customer survey."""
     return _survey_out(await modules.surveys.create(principal, body))
 
 
@@ -65,12 +61,13 @@ async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = Non
     tags=["surveys"],
     responses=RATE_LIMITED_RESPONSE,
     summary="Answer a survey",
-    description="Employees answer employee surveys once each, anonymously; customer answers come "
-    "with an API key (one per customer_id).",
 )
 async def respond(
     survey_id: str, body: ResponseIn, principal: Anyone, modules: Modules, limits: RateLimited
 ) -> dict[str, Any]:
+    """Employees answer employee surveys once each, anonymously; customer answers come with an API key (one
+    per customer_id).
+    """
     principal.check_scope("surveys:respond")
     await limits.take(principal, "survey_responses")
     await modules.surveys.respond(principal, survey_id, body)

@@ -69,15 +69,11 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "",
-    response_model=EndpointCreated,
-    status_code=201,
-    summary="Register an endpoint",
-    description="Events of the chosen types are POSTed as CloudEvents (structured JSON), signed with "
-    "HMAC-SHA256: see docs/webhooks.md for the headers and the verification recipe.",
-)
+@router.post("", response_model=EndpointCreated, status_code=201, summary="Register an endpoint")
 async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> dict[str, Any]:
+    """Events of the chosen types are POSTed as CloudEvents (structured JSON), signed with HMAC-SHA256: see
+    docs/webhooks.md for the headers and the verification recipe.
+    """
     endpoint = await service.create_endpoint(principal, body.url, body.event_types, body.description)
     return {**_endpoint(endpoint), "secret": endpoint.secret}
 
@@ -112,26 +108,25 @@ async def list_deliveries(
     response_model=DeliveryOut,
     status_code=202,
     summary="Deliver one logged delivery again",
-    description="Queues the same body again as a new delivery (its own id and log; `replay_of` "
-    "names the original), sent and retried like any other.",
 )
 async def replay_delivery(
     endpoint_id: str, delivery_id: str, principal: Admin, service: Service
 ) -> dict[str, Any]:
+    """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
+    and retried like any other.
+    """
     return _delivery(await service.redeliver(principal, endpoint_id, delivery_id))
 
 
 @router.post(
-    "/{endpoint_id}/replays",
-    response_model=ReplayOut,
-    status_code=202,
-    summary="Deliver a time range again",
-    description="Reads the range back from the topics and delivers every matching event again (new "
-    "delivery ids; the event ids are unchanged, so receivers can dedupe). Runs in the background.",
+    "/{endpoint_id}/replays", response_model=ReplayOut, status_code=202, summary="Deliver a time range again"
 )
 async def start_replay(
     endpoint_id: str, body: ReplayIn, principal: Admin, service: Service
 ) -> dict[str, Any]:
+    """Reads the range back from the topics and delivers every matching event again (new delivery ids; the
+    event ids are unchanged, so receivers can dedupe). Runs in the background.
+    """
     return _replay(await service.start_replay(principal, endpoint_id, body.from_, body.to))
 
 

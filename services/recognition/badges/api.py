@@ -28,7 +28,7 @@ def _award(award: Award) -> schemas.AwardOut:
     )
 
 
-@router.get("/badges", response_model=schemas.BadgeDefinitionPage, summary="Badges one can earn")
+@router.get("/badges", summary="Badges one can earn")
 async def badges(principal: Member, service: Service) -> schemas.BadgeDefinitionPage:
     definitions = await service.definitions(principal.org)
     return schemas.BadgeDefinitionPage(
@@ -36,34 +36,25 @@ async def badges(principal: Member, service: Service) -> schemas.BadgeDefinition
     )
 
 
-@router.post(
-    "/badges",
-    response_model=schemas.BadgeDefinitionOut,
-    status_code=201,
-    summary="Define a badge",
-    description="An Open Badges 3.0 achievement awarded when `metric` reaches `threshold`.",
-)
+@router.post("/badges", status_code=201, summary="Define a badge")
 async def define_badge(
     body: BadgeDefinition, principal: Admin, service: Service
 ) -> schemas.BadgeDefinitionOut:
+    """An Open Badges 3.0 achievement awarded when `metric` reaches `threshold`."""
     definition = await service.define(principal.org, body)
     return schemas.BadgeDefinitionOut(**definition.model_dump())
 
 
-@router.get("/me/badges", response_model=schemas.AwardPage, summary="Badges I have earned")
+@router.get("/me/badges", summary="Badges I have earned")
 async def my_badges(principal: Member, service: Service) -> schemas.AwardPage:
     awards = await service.awards_of(principal.org, principal.sub)
     return schemas.AwardPage(items=[_award(a) for a in awards])
 
 
-@router.get(
-    "/badges/{award_id}/credential",
-    response_model=dict[str, Any],
-    summary="An award as an Open Badges 3.0 OpenBadgeCredential",
-    description="Unsigned JSON-LD (VC Data Model 2.0); the earner or an admin may download it.",
-)
+@router.get("/badges/{award_id}/credential", summary="An award as an Open Badges 3.0 OpenBadgeCredential")
 async def credential(
     award_id: str, principal: Member, service: Service, response: Response
 ) -> dict[str, Any]:
+    """Unsigned JSON-LD (VC Data Model 2.0); the earner or an admin may download it."""
     response.headers["Content-Disposition"] = f'attachment; filename="{award_id}.json"'
     return await service.credential(principal.org, award_id, principal.sub, principal.is_admin)

@@ -30,13 +30,7 @@ def _kudos(kudos: Kudos, allowance_left: int | None = None) -> schemas.KudosOut:
     )
 
 
-@router.post(
-    "/kudos",
-    response_model=schemas.KudosOut,
-    status_code=201,
-    summary="Give a colleague kudos",
-    description="Each advocate has a weekly allowance (rules.kudos_weekly_allowance); the receiver scores.",
-)
+@router.post("/kudos", status_code=201, summary="Give a colleague kudos")
 async def give_kudos(
     body: schemas.KudosIn,
     principal: Member,
@@ -44,6 +38,8 @@ async def give_kudos(
     once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> schemas.KudosOut:
+    """Each advocate has a weekly allowance (rules.kudos_weekly_allowance); the receiver scores."""
+
     async def create() -> dict[str, Any]:
         kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message)
         return _kudos(kudos, left).model_dump(mode="json")
@@ -52,7 +48,7 @@ async def give_kudos(
     return schemas.KudosOut.model_validate(result)
 
 
-@router.get("/me/kudos", response_model=schemas.KudosPage, summary="Kudos I received")
+@router.get("/me/kudos", summary="Kudos I received")
 async def my_kudos(principal: Member, service: Service, limit: Limit = 50) -> schemas.KudosPage:
     return schemas.KudosPage(
         items=[_kudos(k) for k in await service.kudos_received(principal.org, principal.sub, limit)]
@@ -75,20 +71,16 @@ def _goal(goal: Goal, progress: GoalProgress) -> schemas.GoalOut:
     )
 
 
-@router.get("/me/goals", response_model=schemas.GoalPage, summary="My goals with progress from events")
+@router.get("/me/goals", summary="My goals with progress from events")
 async def my_goals(principal: Member, service: Service) -> schemas.GoalPage:
     return schemas.GoalPage(items=[_goal(g, p) for g, p in await service.goals(principal.org, principal.sub)])
 
 
-@router.post(
-    "/me/goals",
-    response_model=schemas.GoalOut,
-    status_code=201,
-    summary="Set a personal goal",
-    description="audience: grow my audience to `target`; posts_this_quarter: publish `target` posts "
-    "this quarter; course: complete `course_id`; top_on_tag: reach rank `target` on `tag`.",
-)
+@router.post("/me/goals", status_code=201, summary="Set a personal goal")
 async def add_goal(body: schemas.GoalIn, principal: Member, service: Service) -> schemas.GoalOut:
+    """audience: grow my audience to `target`; posts_this_quarter: publish `target` posts this quarter;
+    course: complete `course_id`; top_on_tag: reach rank `target` on `tag`.
+    """
     spec = GoalSpec(body.kind, body.target, body.course_id, body.tag)
     return _goal(*await service.add_goal(principal.org, principal.sub, spec))
 

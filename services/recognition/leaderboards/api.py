@@ -28,16 +28,7 @@ def _board_response(**board: Any) -> Response:
     return Response(to_json(board), media_type="application/json")
 
 
-@router.get(
-    "/leaderboard",
-    response_model=schemas.LeaderboardOut,
-    summary="A leaderboard",
-    description="scope=org ranks advocates of the organisation; scope=team with `team` ranks that "
-    "team's advocates; scope=team without `team` ranks teams by points per active "
-    "advocate. Advocates who opted out of public ranking are not listed, but `me` always "
-    "shows your own standing. Served from standings ranked in memory from the board projection "
-    "and rebuilt every few seconds (`as_of`).",
-)
+@router.get("/leaderboard", response_model=schemas.LeaderboardOut, summary="A leaderboard")
 async def leaderboard(
     principal: Member,
     service: Service,
@@ -49,6 +40,11 @@ async def leaderboard(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:
+    """scope=org ranks advocates of the organisation; scope=team with `team` ranks that team's advocates;
+    scope=team without `team` ranks teams by points per active advocate. Advocates who opted out of public
+    ranking are not listed, but `me` always shows your own standing. Served from standings ranked in memory
+    from the board projection and rebuilt every few seconds (`as_of`).
+    """
     key = await service.board_key(principal.org, period, contest_id, at)
     if scope == "team" and team is None:
         teams = await service.team_leaderboard(principal.org, key)
@@ -78,12 +74,7 @@ async def leaderboard(
     )
 
 
-@router.get(
-    "/leaderboard/around-me",
-    response_model=schemas.LeaderboardOut,
-    summary="The board around me",
-    description="Up to `size` advocates above and below you, with you in the middle.",
-)
+@router.get("/leaderboard/around-me", response_model=schemas.LeaderboardOut, summary="The board around me")
 async def around_me(
     principal: Member,
     service: Service,
@@ -92,6 +83,7 @@ async def around_me(
     contest_id: Annotated[str | None, Query(max_length=64)] = None,
     size: Annotated[int, Query(ge=1, le=25)] = 3,
 ) -> Response:
+    """Up to `size` advocates above and below you, with you in the middle."""
     key = await service.board_key(principal.org, period, contest_id, None)
     rows, me, standings = await service.around_me(principal.org, principal.sub, key, team, size)
     return _board_response(

@@ -23,7 +23,7 @@ def _entry(entry: LedgerEntry) -> schemas.LedgerEntryOut:
     return schemas.LedgerEntryOut.model_validate({**asdict(entry), "entry_id": entry.id})
 
 
-@router.get("/me/points", response_model=schemas.PointsOut, summary="My balance and lifetime points")
+@router.get("/me/points", summary="My balance and lifetime points")
 async def my_points(principal: Member, service: Service) -> schemas.PointsOut:
     account = await service.account(principal.org, principal.sub)
     return schemas.PointsOut(
@@ -35,7 +35,7 @@ async def my_points(principal: Member, service: Service) -> schemas.PointsOut:
     )
 
 
-@router.get("/me/ledger", response_model=schemas.LedgerPage, summary="My points ledger, newest first")
+@router.get("/me/ledger", summary="My points ledger, newest first")
 async def my_ledger(
     principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> schemas.LedgerPage:
@@ -43,7 +43,7 @@ async def my_ledger(
     return schemas.LedgerPage(items=[_entry(e) for e in entries], next_cursor=next_cursor)
 
 
-@router.get("/ledger", response_model=schemas.LedgerPage, summary="The organisation's ledger (admins)")
+@router.get("/ledger", summary="The organisation's ledger (admins)")
 async def org_ledger(
     principal: Admin,
     service: Service,
@@ -56,29 +56,26 @@ async def org_ledger(
 
 
 @router.post(
-    "/ledger/{entry_id}/reversal",
-    response_model=schemas.LedgerEntryOut,
-    status_code=201,
-    summary="Reverse a ledger entry with a compensating entry",
-    description="Writes a new negative entry on the same boards; the original is never edited. "
-    "Reversing the same entry twice returns the first reversal.",
+    "/ledger/{entry_id}/reversal", status_code=201, summary="Reverse a ledger entry with a compensating entry"
 )
 async def reverse_entry(
     entry_id: str, body: schemas.ReversalIn, principal: Admin, service: Service
 ) -> schemas.LedgerEntryOut:
+    """Writes a new negative entry on the same boards; the original is never edited. Reversing the same entry
+    twice returns the first reversal.
+    """
     return _entry(await service.reverse(principal.org, entry_id, reason=body.reason, by=principal.sub))
 
 
 @router.post(
     "/corrections/lead-invalidations",
-    response_model=schemas.LedgerPage,
     status_code=201,
     summary="A lead was invalid: reverse the points it gave",
-    description="Finds the lead entries that credited this conversion and reverses each one.",
 )
 async def invalidate_lead(
     body: schemas.LeadInvalidationIn, principal: Admin, service: Service
 ) -> schemas.LedgerPage:
+    """Finds the lead entries that credited this conversion and reverses each one."""
     entries = await service.lead_invalidated(
         principal.org, body.conversion_id, reason=body.reason, by=principal.sub
     )

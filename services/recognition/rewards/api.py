@@ -50,7 +50,7 @@ async def _move(
     return _redemption(await service.move_redemption(principal.org, redemption_id, to, principal.sub, note))
 
 
-@router.get("/rewards", response_model=schemas.RewardPage, summary="The rewards catalog")
+@router.get("/rewards", summary="The rewards catalog")
 async def rewards(
     principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> schemas.RewardPage:
@@ -58,7 +58,7 @@ async def rewards(
     return schemas.RewardPage(items=[_reward(r) for r in rewards], next_cursor=next_cursor)
 
 
-@router.post("/rewards", response_model=schemas.RewardOut, status_code=201, summary="Add a reward")
+@router.post("/rewards", status_code=201, summary="Add a reward")
 async def create_reward(
     body: schemas.RewardIn,
     principal: Admin,
@@ -74,19 +74,12 @@ async def create_reward(
     return schemas.RewardOut.model_validate(result)
 
 
-@router.get("/rewards/{reward_id}", response_model=schemas.RewardOut, summary="One reward")
+@router.get("/rewards/{reward_id}", summary="One reward")
 async def get_reward(reward_id: str, principal: Member, service: Service) -> schemas.RewardOut:
     return _reward(await service.reward(principal.org, reward_id))
 
 
-@router.post(
-    "/rewards/{reward_id}/redemptions",
-    response_model=schemas.RedemptionOut,
-    status_code=201,
-    summary="Redeem points for a reward",
-    description="409 insufficient-points, out-of-stock or over-budget when it cannot be had. With an "
-    "Idempotency-Key, a retry returns the first redemption instead of making another.",
-)
+@router.post("/rewards/{reward_id}/redemptions", status_code=201, summary="Redeem points for a reward")
 async def redeem(
     reward_id: str,
     principal: Member,
@@ -94,6 +87,10 @@ async def redeem(
     once: Idempotent,
     idempotency_key: IdempotencyKey = None,
 ) -> schemas.RedemptionOut:
+    """409 insufficient-points, out-of-stock or over-budget when it cannot be had. With an Idempotency-Key, a
+    retry returns the first redemption instead of making another.
+    """
+
     async def create() -> dict[str, Any]:
         redemption = await service.request_redemption(principal.org, principal.sub, reward_id)
         return _redemption(redemption).model_dump(mode="json")
@@ -104,7 +101,7 @@ async def redeem(
     return schemas.RedemptionOut.model_validate(result)
 
 
-@router.get("/me/redemptions", response_model=schemas.RedemptionPage, summary="My redemptions")
+@router.get("/me/redemptions", summary="My redemptions")
 async def my_redemptions(
     principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> schemas.RedemptionPage:
@@ -112,7 +109,7 @@ async def my_redemptions(
     return schemas.RedemptionPage(items=[_redemption(r) for r in found], next_cursor=next_cursor)
 
 
-@router.get("/redemptions", response_model=schemas.RedemptionPage, summary="All redemptions (admins)")
+@router.get("/redemptions", summary="All redemptions (admins)")
 async def redemptions(
     principal: Admin,
     service: Service,
@@ -124,48 +121,35 @@ async def redemptions(
     return schemas.RedemptionPage(items=[_redemption(r) for r in found], next_cursor=next_cursor)
 
 
-@router.post(
-    "/redemptions/{redemption_id}/approve",
-    response_model=schemas.RedemptionOut,
-    summary="Approve a redemption",
-    description="Queues the signed fulfilment webhook.",
-)
+@router.post("/redemptions/{redemption_id}/approve", summary="Approve a redemption")
 async def approve(
     redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
 ) -> schemas.RedemptionOut:
+    """Queues the signed fulfilment webhook."""
     return await _move(service, principal, redemption_id, RedemptionStatus.APPROVED, body)
 
 
-@router.post(
-    "/redemptions/{redemption_id}/reject",
-    response_model=schemas.RedemptionOut,
-    summary="Reject a redemption",
-    description="The points go back to the advocate, the unit to stock.",
-)
+@router.post("/redemptions/{redemption_id}/reject", summary="Reject a redemption")
 async def reject(
     redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
 ) -> schemas.RedemptionOut:
+    """The points go back to the advocate, the unit to stock."""
     return await _move(service, principal, redemption_id, RedemptionStatus.REJECTED, body)
 
 
-@router.post(
-    "/redemptions/{redemption_id}/fulfil",
-    response_model=schemas.RedemptionOut,
-    summary="Mark an approved redemption fulfilled",
-    description="For admins or the fulfilment system.",
-)
+@router.post("/redemptions/{redemption_id}/fulfil", summary="Mark an approved redemption fulfilled")
 async def fulfil(
     redemption_id: str,
     principal: Fulfiller,
     service: Service,
     body: schemas.RedemptionDecisionIn | None = None,
 ) -> schemas.RedemptionOut:
+    """For admins or the fulfilment system."""
     return await _move(service, principal, redemption_id, RedemptionStatus.FULFILLED, body)
 
 
 @router.put(
     "/webhooks/fulfilment",
-    response_model=schemas.WebhookOut,
     summary="Set the fulfilment webhook",
     description=f"Approved redemptions are POSTed here, signed with HMAC-SHA256 over "
     f"'<timestamp>.<body>' in {SIGNATURE_HEADER} (timestamp in {TIMESTAMP_HEADER}, delivery "
@@ -176,15 +160,13 @@ async def set_webhook(body: schemas.WebhookIn, principal: Admin, service: Servic
     return _webhook(str(body.url))
 
 
-@router.get("/webhooks/fulfilment", response_model=schemas.WebhookOut, summary="The fulfilment webhook")
+@router.get("/webhooks/fulfilment", summary="The fulfilment webhook")
 async def get_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
     hook = await service.webhook(principal.org)
     return _webhook(hook.url if hook else None)
 
 
-@router.get(
-    "/webhooks/fulfilment/deliveries", response_model=schemas.DeliveryPage, summary="Recent deliveries"
-)
+@router.get("/webhooks/fulfilment/deliveries", summary="Recent deliveries")
 async def deliveries(principal: Admin, service: Service, limit: Limit = 50) -> schemas.DeliveryPage:
     return schemas.DeliveryPage(
         items=[schemas.delivery_out(d) for d in await service.deliveries(principal.org, limit)]
@@ -193,11 +175,11 @@ async def deliveries(principal: Admin, service: Service, limit: Limit = 50) -> s
 
 @router.post(
     "/webhooks/fulfilment/deliveries/{delivery_id}/replay",
-    response_model=schemas.DeliveryOut,
     status_code=202,
     summary="Deliver one logged delivery again",
-    description="Queues the same body again as a new delivery (its own id and log; `replay_of` "
-    "names the original), sent and retried like any other.",
 )
 async def replay_delivery(delivery_id: str, principal: Admin, service: Service) -> schemas.DeliveryOut:
+    """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
+    and retried like any other.
+    """
     return schemas.delivery_out(await service.replay_delivery(principal.org, delivery_id))

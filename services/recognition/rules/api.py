@@ -17,32 +17,25 @@ router = APIRouter(prefix="/v1", tags=TAGS)
 Service = Annotated[RulesService, Depends(app_state("rules"))]
 
 
-@router.get(
-    "/rules",
-    response_model=schemas.RulesOut,
-    summary="The organisation's current rules",
-    description="Points per event kind, caps, exclusions, campaigns. Version 0 = the defaults.",
-)
+@router.get("/rules", summary="The organisation's current rules")
 async def get_rules(principal: Member, service: Service) -> schemas.RulesOut:
+    """Points per event kind, caps, exclusions, campaigns. Version 0 = the defaults."""
     version, rules = await service.rules(principal.org)
     return schemas.RulesOut(version=version, rules=rules)
 
 
-@router.put(
-    "/rules",
-    response_model=schemas.RulesOut,
-    summary="Publish a new version of the rules",
-    description="Rules are versioned: this adds a version and never edits an old one. Events are "
-    "scored with the version current when they are processed.",
-)
+@router.put("/rules", summary="Publish a new version of the rules")
 async def put_rules(body: schemas.RulesIn, principal: Admin, service: Service) -> schemas.RulesOut:
+    """Rules are versioned: this adds a version and never edits an old one. Events are scored with the version
+    current when they are processed.
+    """
     version = await service.publish(
         principal.org, body.rules, expected_version=body.expected_version, by=principal.sub
     )
     return schemas.RulesOut(version=version, rules=body.rules)
 
 
-@router.get("/rules/versions", response_model=schemas.RuleVersionPage, summary="Every published version")
+@router.get("/rules/versions", summary="Every published version")
 async def rule_versions(
     principal: Admin, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> schemas.RuleVersionPage:

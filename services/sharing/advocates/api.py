@@ -34,54 +34,39 @@ Service = Annotated[AdvocatesService, Depends(get_service)]
 Settings = Annotated[SharingSettings, Depends(get_settings)]
 
 
-@router.put(
-    "/advocates/me",
-    response_model=AdvocateOut,
-    summary="Enrol, or update my advocate profile",
-    description="Self-service enrolment from the caller's token (`sub` is the advocate id). Emits "
-    "chorus.advocate.enrolled the first time, chorus.advocate.updated after.",
-)
+@router.put("/advocates/me", summary="Enrol, or update my advocate profile")
 async def put_me(
     body: AdvocateIn, principal: Member, service: Service, settings: Settings, response: Response
 ) -> AdvocateOut:
+    """Self-service enrolment from the caller's token (`sub` is the advocate id). Emits
+    chorus.advocate.enrolled the first time, chorus.advocate.updated after.
+    """
     set_advocate_cookie(response, settings, principal)
     return AdvocateOut.of(await service.save(principal.org, principal.sub, body.profile()))
 
 
-@router.get(
-    "/advocates/me",
-    response_model=AdvocateOut,
-    summary="My advocate profile",
-    description="404 until the caller has enrolled with PUT /v1/advocates/me.",
-)
+@router.get("/advocates/me", summary="My advocate profile")
 async def get_me(principal: Member, service: Service, settings: Settings, response: Response) -> AdvocateOut:
+    """404 until the caller has enrolled with PUT /v1/advocates/me."""
     set_advocate_cookie(response, settings, principal)
     return AdvocateOut.of(await service.get(principal.org, principal.sub))
 
 
-@router.put(
-    "/advocates/{advocate_id}",
-    response_model=AdvocateOut,
-    summary="Enrol or update an advocate (admin)",
-    description="An admin enrols someone of the organisation; the id is that person's token `sub`.",
-)
+@router.put("/advocates/{advocate_id}", summary="Enrol or update an advocate (admin)")
 async def put_advocate(
     advocate_id: Annotated[str, Path(min_length=1, max_length=200)],
     body: AdvocateIn,
     principal: Admin,
     service: Service,
 ) -> AdvocateOut:
+    """An admin enrols someone of the organisation; the id is that person's token `sub`."""
     return AdvocateOut.of(await service.save(principal.org, advocate_id, body.profile()))
 
 
-@router.get(
-    "/advocates",
-    response_model=AdvocatePage,
-    summary="List the organisation's advocates (admin)",
-    description="Cursor-paginated, in id order.",
-)
+@router.get("/advocates", summary="List the organisation's advocates (admin)")
 async def list_advocates(
     principal: Admin, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> AdvocatePage:
+    """Cursor-paginated, in id order."""
     advocates, next_cursor = await service.page(principal.org, cursor, limit)
     return AdvocatePage(items=[AdvocateOut.of(a) for a in advocates], next_cursor=next_cursor)

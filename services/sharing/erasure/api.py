@@ -21,11 +21,12 @@ Service = Annotated[ErasureService, Depends(app_state("erasure"))]
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Erase an advocate (the advocate themself or an admin)",
-    description="Removes the advocate's personal data from sharing and emits chorus.advocate.erased, "
-    "which every service honours. Their links keep working, attributed to an anonymous id.",
 )
 async def erase_advocate(
     advocate_id: Annotated[str, Path(min_length=1, max_length=200)], principal: Member, service: Service
 ) -> Response:
+    """Removes the advocate's personal data from sharing and emits chorus.advocate.erased, which every service
+    honours. Their links keep working, attributed to an anonymous id.
+    """
     await service.erase(principal, advocate_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -26,11 +26,6 @@ Service = Annotated[SharesService, Depends(app_state("shares"))]
     response_model=ShareOut,
     status_code=status.HTTP_201_CREATED,
     summary="Share a content item on a network",
-    description="Checks the organisation's governance (audience, policy and course gate, required "
-    "disclosure, blocked words, network length, daily limit, sharing hours) and answers with the "
-    "tracked short link. A refusal is a problem+json 4xx naming the reason. chorus.share.made is "
-    "emitted when the share goes out (now, or at `scheduled_at`). Send an Idempotency-Key to make "
-    "retries safe.",
 )
 async def create_share(
     body: ShareIn,
@@ -40,6 +35,12 @@ async def create_share(
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> dict[str, Any]:
+    """Checks the organisation's governance (audience, policy and course gate, required disclosure, blocked
+    words, network length, daily limit, sharing hours) and answers with the tracked short link. A refusal
+    is a problem+json 4xx naming the reason. chorus.share.made is emitted when the share goes out (now, or
+    at `scheduled_at`). Send an Idempotency-Key to make retries safe.
+    """
+
     async def create() -> dict[str, Any]:
         share = await service.create(
             principal, body.content_id, body.network, body.message, body.scheduled_at
@@ -55,12 +56,7 @@ async def create_share(
     return result
 
 
-@router.get(
-    "/shares",
-    response_model=SharePage,
-    summary="List shares, newest first",
-    description="Advocates see their own; admins see the organisation's, optionally of one advocate.",
-)
+@router.get("/shares", summary="List shares, newest first")
 async def list_shares(
     principal: Member,
     service: Service,
@@ -70,20 +66,18 @@ async def list_shares(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> SharePage:
+    """Advocates see their own; admins see the organisation's, optionally of one advocate."""
     set_advocate_cookie(response, settings, principal)
     shares, next_cursor = await service.page(principal, advocate_id, cursor, limit)
     return SharePage(items=[ShareOut.of(s) for s in shares], next_cursor=next_cursor)
 
 
-@router.get(
-    "/shareable",
-    response_model=ShareablePage,
-    summary="Content I may share now",
-    description="Published, within its window, in my audience, and with the policy/course gate met; "
-    "from sharing's projection of the content events.",
-)
+@router.get("/shareable", summary="Content I may share now")
 async def shareable(
     principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> ShareablePage:
+    """Published, within its window, in my audience, and with the policy/course gate met; from sharing's
+    projection of the content events.
+    """
     contents, next_cursor = await service.shareable(principal, cursor, limit)
     return ShareablePage(items=[ShareableItem.of(c) for c in contents], next_cursor=next_cursor)
