@@ -9,6 +9,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.paging import page_by_id
+from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
@@ -32,33 +33,8 @@ class ApiKey:
     expires_at: datetime | None = None
 
 
-def _doc(key: ApiKey) -> Document:
-    return {
-        "_id": key.key_id,
-        "org": key.org,
-        "name": key.name,
-        "secret_hash": key.secret_hash,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "created_by": key.created_by,
-        "scopes": list(key.scopes),
-        "expires_at": key.expires_at,
-    }
-
-
-def _key(doc: Document) -> ApiKey:
-    return ApiKey(
-        key_id=doc["_id"],
-        org=doc["org"],
-        name=doc["name"],
-        secret_hash=doc["secret_hash"],
-        created_at=doc["created_at"],
-        created_by=doc.get("created_by", ""),
-        revoked_at=doc.get("revoked_at"),
-        # Keys made before scopes existed may do what every key could then.
-        scopes=tuple(doc["scopes"]) if "scopes" in doc else SCOPES,
-        expires_at=doc.get("expires_at"),
-    )
+# Keys made before scopes (or their maker) were kept may do what every key could then.
+DOCUMENTS = Documents(ApiKey, id_field="key_id", older={"scopes": SCOPES, "created_by": ""})
 
 
 class ApiKeyStore:
@@ -66,19 +42,19 @@ class ApiKeyStore:
         self.tenants = Tenants(db)
 
     async def insert(self, key: ApiKey) -> None:
-        await self.tenants.of(key.org, API_KEYS).insert_one(_doc(key))
+        await self.tenants.of(key.org, API_KEYS).insert_one(DOCUMENTS.document(key))
 
     async def by_id(self, key_id: str) -> ApiKey | None:
         keys = self.tenants.across(API_KEYS, why="a caller's API key names its organisation")
         doc = await keys.find_one({"_id": key_id})
-        return None if doc is None else _key(doc)
+        return None if doc is None else DOCUMENTS.entity(doc)
 
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[ApiKey], str | None]:
         docs, next_cursor = await page_by_id(self.tenants.of(org, API_KEYS), cursor, limit)
-        return [_key(d) for d in docs], next_cursor
+        return [DOCUMENTS.entity(d) for d in docs], next_cursor
 
     async def revoke(self, org: str, key_id: str, at: datetime) -> ApiKey | None:
         doc = await self.tenants.of(org, API_KEYS).find_one_and_update(
             {"_id": key_id}, {"$set": {"revoked_at": at}}, return_document=ReturnDocument.AFTER
         )
-        return None if doc is None else _key(doc)
+        return None if doc is None else DOCUMENTS.entity(doc)

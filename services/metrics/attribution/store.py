@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.metrics.attribution.domain import Conversion, Touch
+from shared.documents import Documents
 from shared.messaging.tracing import inject_current
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
@@ -30,13 +31,7 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
-def _touch_doc(touch: Touch) -> Document:
-    return {
-        "click_id": touch.click_id,
-        "advocate_id": touch.advocate_id,
-        "share_id": touch.share_id,
-        "clicked_at": touch.clicked_at,
-    }
+TOUCHES = Documents(Touch, id_field=None)
 
 
 def _customer_id(org: str, customer_id: str) -> str:
@@ -70,15 +65,12 @@ class AttributionStore:
 
     async def customer_touches(self, org: str, customer_id: str) -> list[Touch]:
         doc = await self.tenants.of(org, CUSTOMERS).find_one({"_id": _customer_id(org, customer_id)})
-        return [
-            Touch(t["click_id"], t["advocate_id"], t["share_id"], t["clicked_at"])
-            for t in (doc or {}).get("touches", [])
-        ]
+        return [TOUCHES.entity(t) for t in (doc or {}).get("touches", [])]
 
     async def add_customer_touches(self, org: str, customer_id: str, touches: list[Touch]) -> None:
         await self.tenants.of(org, CUSTOMERS).update_one(
             {"_id": _customer_id(org, customer_id)},
-            {"$push": {"touches": {"$each": [_touch_doc(t) for t in touches]}}},
+            {"$push": {"touches": {"$each": [TOUCHES.document(t) for t in touches]}}},
             upsert=True,
         )
 

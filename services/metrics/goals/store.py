@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.goals.domain import Goal, Snapshot
 from services.metrics.paging import page_by_id
+from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
@@ -22,22 +21,7 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
-def _goal(doc: Document) -> Goal:
-    return Goal(
-        id=doc["_id"],
-        org=doc["org"],
-        name=doc["name"],
-        metric=doc["metric"],
-        target=float(doc["target"]),
-        starts_on=date.fromisoformat(doc["starts_on"]),
-        ends_on=date.fromisoformat(doc["ends_on"]),
-        filter_dim=doc.get("filter_dim"),
-        filter_key=doc.get("filter_key"),
-        survey_id=doc.get("survey_id"),
-        question_id=doc.get("question_id"),
-        created_at=doc["created_at"],
-        created_by=doc["created_by"],
-    )
+GOAL_DOCUMENTS = Documents(Goal)
 
 
 class GoalStore:
@@ -45,30 +29,15 @@ class GoalStore:
         self.tenants = Tenants(db)
 
     async def insert(self, goal: Goal) -> None:
-        await self.tenants.of(goal.org, GOALS).insert_one(
-            {
-                "_id": goal.id,
-                "name": goal.name,
-                "metric": goal.metric,
-                "target": goal.target,
-                "starts_on": goal.starts_on.isoformat(),
-                "ends_on": goal.ends_on.isoformat(),
-                "filter_dim": goal.filter_dim,
-                "filter_key": goal.filter_key,
-                "survey_id": goal.survey_id,
-                "question_id": goal.question_id,
-                "created_at": goal.created_at,
-                "created_by": goal.created_by,
-            }
-        )
+        await self.tenants.of(goal.org, GOALS).insert_one(GOAL_DOCUMENTS.document(goal))
 
     async def get(self, org: str, goal_id: str) -> Goal | None:
         doc = await self.tenants.of(org, GOALS).find_one({"_id": goal_id})
-        return None if doc is None else _goal(doc)
+        return None if doc is None else GOAL_DOCUMENTS.entity(doc)
 
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[Goal], str | None]:
         docs, next_cursor = await page_by_id(self.tenants.of(org, GOALS), cursor, limit)
-        return [_goal(d) for d in docs], next_cursor
+        return [GOAL_DOCUMENTS.entity(d) for d in docs], next_cursor
 
     async def delete(self, org: str, goal_id: str) -> bool:
         result = await self.tenants.of(org, GOALS).delete_one({"_id": goal_id})
@@ -76,7 +45,7 @@ class GoalStore:
 
     async def all_goals(self) -> list[Goal]:
         goals = self.tenants.across(GOALS, why="the daily snapshot of every organisation's goals")
-        return [_goal(d) async for d in goals.find({})]
+        return [GOAL_DOCUMENTS.entity(d) async for d in goals.find({})]
 
     async def save_snapshot(self, goal: Goal, snapshot: Snapshot) -> None:
         await self.tenants.of(goal.org, GOAL_SNAPSHOTS).update_one(

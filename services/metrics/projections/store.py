@@ -35,6 +35,7 @@ from services.metrics.projections.domain import (
     stats_doc_id,
     stats_part,
 )
+from shared.documents import Documents
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
 from shared.tenancy import CrossTenantCollection, Tenants
 
@@ -75,40 +76,12 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
-def _click_doc(click: Click) -> Document:
-    return {
-        "trace": click.trace,
-        "_id": click.click_id,
-        "org": click.org,
-        "share_id": click.share_id,
-        "advocate_id": click.advocate_id,
-        "content_id": click.content_id,
-        "network": click.network,
-        "team": click.team,
-        "tags": click.tags,
-        "clicked_at": click.clicked_at,
-        "visitor_hash": click.visitor_hash,
-        "bot": click.bot,
-        "self": click.self_click,
-    }
-
-
-def _click(doc: Document) -> Click:
-    return Click(
-        click_id=doc["_id"],
-        org=doc["org"],
-        share_id=doc["share_id"],
-        advocate_id=doc["advocate_id"],
-        content_id=doc["content_id"],
-        network=doc.get("network"),
-        team=doc.get("team"),
-        tags=list(doc.get("tags") or []),
-        clicked_at=doc["clicked_at"],
-        visitor_hash=doc.get("visitor_hash"),
-        bot=bool(doc.get("bot")),
-        self_click=bool(doc.get("self")),
-        trace=dict(doc.get("trace") or {}),
-    )
+CLICKS = Documents(
+    Click,
+    id_field="click_id",
+    stored_as={"self_click": "self"},
+    older={"tags": [], "bot": False, "self_click": False},
+)
 
 
 def _advocate_id(org: str, advocate_id: str) -> str:
@@ -288,7 +261,7 @@ class ProjectionStore:
     async def index_clicks(self, clicks: Sequence[Click]) -> None:
         by_org: dict[str, list[Document]] = {}
         for click in clicks:
-            by_org.setdefault(click.org, []).append(_click_doc(click))
+            by_org.setdefault(click.org, []).append(CLICKS.document(click))
         await asyncio.gather(*(self._insert_clicks(org, docs) for org, docs in by_org.items()))
 
     async def _insert_clicks(self, org: str, docs: list[Document]) -> None:
@@ -300,11 +273,11 @@ class ProjectionStore:
 
     async def find_click(self, org: str, click_id: str) -> Click | None:
         doc = await self.tenants.of(org, CLICK_INDEX).find_one({"_id": click_id})
-        return None if doc is None else _click(doc)
+        return None if doc is None else CLICKS.entity(doc)
 
     async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Click]:
         query = {"visitor_hash": visitor_hash, "clicked_at": {"$gte": since}, "bot": False}
-        return [_click(d) async for d in self.tenants.of(org, CLICK_INDEX).find(query).limit(200)]
+        return [CLICKS.entity(d) async for d in self.tenants.of(org, CLICK_INDEX).find(query).limit(200)]
 
     # --- advocates (enrolment, activity, training) --------------------------------------------
 

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.metrics.paging import page_by_id
 from services.metrics.surveys.domain import Answer, Survey, keyed
+from shared.documents import Documents
 from shared.migrations import Migration
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
@@ -55,21 +56,8 @@ def key_respondents(secret: bytes) -> Migration:
     return Migration("2026-12-survey-respondents-keyed-by-a-secret", run)
 
 
-def _survey(doc: Document) -> Survey:
-    return Survey(
-        doc["_id"], doc["org"], doc["kind"], doc["title"], list(doc["questions"]), doc["created_at"]
-    )
-
-
-def _answer(doc: Document) -> Answer:
-    return Answer(
-        doc["_id"],
-        doc["org"],
-        doc["survey_id"],
-        doc.get("respondent"),
-        dict(doc["answers"]),
-        doc["created_at"],
-    )
+SURVEY_DOCUMENTS = Documents(Survey)
+ANSWER_DOCUMENTS = Documents(Answer)
 
 
 class SurveyStore:
@@ -77,44 +65,29 @@ class SurveyStore:
         self.tenants = Tenants(db)
 
     async def insert(self, survey: Survey) -> None:
-        await self.tenants.of(survey.org, SURVEYS).insert_one(
-            {
-                "_id": survey.id,
-                "kind": survey.kind,
-                "title": survey.title,
-                "questions": survey.questions,
-                "created_at": survey.created_at,
-            }
-        )
+        await self.tenants.of(survey.org, SURVEYS).insert_one(SURVEY_DOCUMENTS.document(survey))
 
     async def get(self, org: str, survey_id: str) -> Survey | None:
         doc = await self.tenants.of(org, SURVEYS).find_one({"_id": survey_id})
-        return None if doc is None else _survey(doc)
+        return None if doc is None else SURVEY_DOCUMENTS.entity(doc)
 
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[Survey], str | None]:
         docs, next_cursor = await page_by_id(self.tenants.of(org, SURVEYS), cursor, limit)
-        return [_survey(d) for d in docs], next_cursor
+        return [SURVEY_DOCUMENTS.entity(d) for d in docs], next_cursor
 
     async def add_answer(self, answer: Answer) -> bool:
         """False when this respondent (or customer) has answered already."""
         try:
-            await self.tenants.of(answer.org, SURVEY_RESPONSES).insert_one(
-                {
-                    "_id": answer.id,
-                    "survey_id": answer.survey_id,
-                    "respondent": answer.respondent,
-                    "keyed": True,
-                    "answers": answer.answers,
-                    "created_at": answer.created_at,
-                }
-            )
+            # `keyed`: the respondent is keyed by the secret (see key_respondents).
+            document = ANSWER_DOCUMENTS.document(answer) | {"keyed": True}
+            await self.tenants.of(answer.org, SURVEY_RESPONSES).insert_one(document)
             return True
         except DuplicateKeyError:
             return False
 
     async def answers(self, org: str, survey_id: str) -> list[Answer]:
         found = self.tenants.of(org, SURVEY_RESPONSES).find({"survey_id": survey_id}).sort("_id", ASCENDING)
-        return [_answer(d) async for d in found]
+        return [ANSWER_DOCUMENTS.entity(d) async for d in found]
 
     async def anonymise(self, org: str, respondent: str) -> None:
         await self.tenants.of(org, SURVEY_RESPONSES).update_many(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.documents import Documents
 from shared.migrations import rewrite
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
@@ -93,18 +94,7 @@ def _endpoint(doc: Document, box: SecretBox) -> Endpoint:
     )
 
 
-def _replay(doc: Document) -> Replay:
-    return Replay(
-        id=doc["_id"],
-        org=doc["org"],
-        endpoint_id=doc["endpoint_id"],
-        since=_utc(doc["from"]),
-        until=_utc(doc["to"]),
-        state=doc["state"],
-        events=int(doc["events"]),
-        requested_by=doc["requested_by"],
-        requested_at=_utc(doc["requested_at"]),
-    )
+REPLAY_DOCUMENTS = Documents(Replay, stored_as={"since": "from", "until": "to"})
 
 
 class WebhookStore:
@@ -143,18 +133,7 @@ class WebhookStore:
         return result.modified_count == 1
 
     async def add_replay(self, replay: Replay) -> None:
-        await self.tenants.of(replay.org, REPLAYS).insert_one(
-            {
-                "_id": replay.id,
-                "endpoint_id": replay.endpoint_id,
-                "from": replay.since,
-                "to": replay.until,
-                "state": replay.state,
-                "events": replay.events,
-                "requested_by": replay.requested_by,
-                "requested_at": replay.requested_at,
-            }
-        )
+        await self.tenants.of(replay.org, REPLAYS).insert_one(REPLAY_DOCUMENTS.document(replay))
 
     async def finish_replay(
         self, org: str, replay_id: str, state: str, events: int, error: str | None
@@ -165,4 +144,4 @@ class WebhookStore:
 
     async def replay(self, org: str, endpoint_id: str, replay_id: str) -> Replay | None:
         doc = await self.tenants.of(org, REPLAYS).find_one({"_id": replay_id, "endpoint_id": endpoint_id})
-        return None if doc is None else _replay(doc)
+        return None if doc is None else REPLAY_DOCUMENTS.entity(doc)

@@ -12,7 +12,6 @@ connections may write at once.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.recognition.points.domain import Account, AccountChange, LedgerEntry, ShareSeen
+from shared.documents import Documents
 from shared.migrations import drop_index
 from shared.mongo import (
     Document,
@@ -61,15 +61,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(ACCOUNTS, [("org", ASCENDING), ("advocate_id", ASCENDING)], unique=True),
 ]
 
-_ENTRY_FIELDS = [f.name for f in dataclasses.fields(LedgerEntry) if f.name != "id"]
-
-
-def _entry_doc(entry: LedgerEntry) -> Document:
-    return {"_id": entry.id, **{name: getattr(entry, name) for name in _ENTRY_FIELDS}}
-
-
-def _entry(doc: Document) -> LedgerEntry:
-    return LedgerEntry(id=doc["_id"], **{name: doc[name] for name in _ENTRY_FIELDS if name in doc})
+ENTRY_DOCUMENTS = Documents(LedgerEntry)
 
 
 def _account(doc: Document) -> Account:
@@ -111,20 +103,20 @@ class PointsStore:
         (org, source event, kind)."""
         ledger = self.tenants.of(entry.org, LEDGER)
         try:
-            await ledger.insert_one(with_outbox(_entry_doc(entry), outbox))
+            await ledger.insert_one(with_outbox(ENTRY_DOCUMENTS.document(entry), outbox))
             return entry
         except DuplicateKeyError:
             existing = await ledger.find_one({"source_event_id": entry.source_event_id, "kind": entry.kind})
             assert existing is not None
-            return _entry(existing)
+            return ENTRY_DOCUMENTS.entity(existing)
 
     async def entry(self, org: str, entry_id: str) -> LedgerEntry | None:
         doc = await self.tenants.of(org, LEDGER).find_one({"_id": entry_id})
-        return None if doc is None else _entry(doc)
+        return None if doc is None else ENTRY_DOCUMENTS.entity(doc)
 
     async def entries_by_ref(self, org: str, ref: str, kinds: list[str]) -> list[LedgerEntry]:
         cursor = self.tenants.of(org, LEDGER).find({"ref": ref, "kind": {"$in": kinds}})
-        return [_entry(d) for d in await cursor.to_list()]
+        return [ENTRY_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def mark_projected(self, org: str, entry_id: str) -> None:
         await self.tenants.of(org, LEDGER).update_one({"_id": entry_id}, {"$set": {"projected": True}})
@@ -140,12 +132,12 @@ class PointsStore:
             .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [_entry(d) for d in await cursor.to_list()]
+        return [ENTRY_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def unprojected_entries(self, older_than: datetime, limit: int = 200) -> list[LedgerEntry]:
         ledger = self.tenants.across(LEDGER, why="the relay finishes every org's unprojected entries")
         cursor = ledger.find({"projected": False, "created_at": {"$lt": older_than}}).limit(limit)
-        return [_entry(d) for d in await cursor.to_list()]
+        return [ENTRY_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     # --- accounts ------------------------------------------------------------------------------
 

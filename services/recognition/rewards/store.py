@@ -4,13 +4,13 @@ conditional single-document update."""
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, RedemptionStatus, Reward
+from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, Reward
+from shared.documents import Documents
 from shared.migrations import NO_ORG, rewrite
 from shared.mongo import Document, IndexSpec, newest_first_after
 from shared.outbox import outbox_index, queue, with_outbox
@@ -54,30 +54,9 @@ MIGRATIONS = [
     rewrite("2026-12-fulfilment-webhooks-carry-their-org", WEBHOOKS, NO_ORG, [{"$set": {"org": "$_id"}}]),
 ]
 
-_REWARD_FIELDS = [f.name for f in dataclasses.fields(Reward) if f.name != "id"]
-
-
-def _reward(doc: Document) -> Reward:
-    return Reward(id=doc["_id"], **{name: doc[name] for name in _REWARD_FIELDS if name in doc})
-
-
-def _redemption(doc: Document) -> Redemption:
-    return Redemption(
-        id=doc["_id"],
-        org=doc["org"],
-        advocate_id=doc["advocate_id"],
-        reward_id=doc["reward_id"],
-        reward_name=doc.get("reward_name", "reward"),
-        cost=int(doc["cost"]),
-        price_cents=int(doc.get("price_cents", 0)),
-        status=RedemptionStatus(doc["status"]),
-        created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
-        note=doc.get("note"),
-        refund_pending=bool(doc.get("refund_pending")),
-        webhook_pending=bool(doc.get("webhook_pending")),
-        needs_relay=bool(doc.get("needs_relay")),
-    )
+REWARD_DOCUMENTS = Documents(Reward)
+# Redemptions made before the reward's name and price were copied onto them.
+REDEMPTION_DOCUMENTS = Documents(Redemption, older={"reward_name": "reward", "price_cents": 0})
 
 
 class RewardStore:
@@ -93,12 +72,11 @@ class RewardStore:
     # --- the catalogue ---------------------------------------------------------------------------
 
     async def insert_reward(self, org: str, reward: Reward) -> None:
-        doc = {"_id": reward.id, **{name: getattr(reward, name) for name in _REWARD_FIELDS}}
-        await self.tenants.of(org, REWARDS).insert_one(doc)
+        await self.tenants.of(org, REWARDS).insert_one(REWARD_DOCUMENTS.document(reward))
 
     async def reward(self, org: str, reward_id: str) -> Reward | None:
         doc = await self.tenants.of(org, REWARDS).find_one({"_id": reward_id})
-        return None if doc is None else _reward(doc)
+        return None if doc is None else REWARD_DOCUMENTS.entity(doc)
 
     async def rewards(self, org: str, *, after: tuple[datetime, str] | None, limit: int) -> list[Reward]:
         cursor = (
@@ -107,7 +85,7 @@ class RewardStore:
             .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [_reward(d) for d in await cursor.to_list()]
+        return [REWARD_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def reserve(self, org: str, reward: Reward) -> bool:
         """Take one unit of stock and the reward's price from its budget, in one conditional update.
@@ -138,23 +116,12 @@ class RewardStore:
     # --- redemptions -----------------------------------------------------------------------------
 
     async def insert_redemption(self, redemption: Redemption, outbox: list[Document]) -> None:
-        doc: Document = {
-            "_id": redemption.id,
-            "advocate_id": redemption.advocate_id,
-            "reward_id": redemption.reward_id,
-            "reward_name": redemption.reward_name,
-            "cost": redemption.cost,
-            "price_cents": redemption.price_cents,
-            "status": str(redemption.status),
-            "created_at": redemption.created_at,
-            "updated_at": redemption.updated_at,
-            "requested_at": redemption.created_at,
-        }
+        doc = REDEMPTION_DOCUMENTS.document(redemption)
         await self.tenants.of(redemption.org, REDEMPTIONS).insert_one(with_outbox(doc, outbox))
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption | None:
         doc = await self.tenants.of(org, REDEMPTIONS).find_one({"_id": redemption_id})
-        return None if doc is None else _redemption(doc)
+        return None if doc is None else REDEMPTION_DOCUMENTS.entity(doc)
 
     async def move(
         self, org: str, redemption_id: str, move: Move, by: str, at: datetime, outbox: list[Document]
@@ -176,7 +143,7 @@ class RewardStore:
             queue({"$set": changes}, outbox),
             return_document=ReturnDocument.AFTER,
         )
-        return None if doc is None else _redemption(doc)
+        return None if doc is None else REDEMPTION_DOCUMENTS.entity(doc)
 
     async def clear_webhook_pending(self, org: str, redemption_id: str) -> None:
         await self.tenants.of(org, REDEMPTIONS).update_one(
@@ -221,12 +188,12 @@ class RewardStore:
             .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [_redemption(d) for d in await cursor.to_list()]
+        return [REDEMPTION_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def stale_redemptions(self, older_than: datetime, limit: int = 200) -> list[Redemption]:
         redemptions = self.tenants.across(REDEMPTIONS, why="the relay finishes every org's redemption moves")
         cursor = redemptions.find({"needs_relay": True, "updated_at": {"$lt": older_than}}).limit(limit)
-        return [_redemption(d) for d in await cursor.to_list()]
+        return [REDEMPTION_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def erase(self, org: str, advocate_id: str, token: str) -> None:
         await self.tenants.of(org, REDEMPTIONS).update_many(

@@ -34,7 +34,7 @@ NETWORK_HEALTH = ("connected", "expired", "disconnected")
 @dataclass(frozen=True)
 class Network:
     network: str
-    handle: str
+    handle: str = ""
     audience_size: int = 0
     health: str = "connected"
 

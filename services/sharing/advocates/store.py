@@ -7,11 +7,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.sharing.advocates.domain import Advocate, Consents, Network, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, Profile, TrainingView
+from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, queue
 from shared.tenancy import Tenants
@@ -31,47 +31,14 @@ def advocate_key(org: str, advocate_id: str) -> str:
     return f"{org}:{advocate_id}"
 
 
-def _profile_doc(profile: Profile) -> Document:
-    return {
-        "display_name": profile.display_name,
-        "team": profile.team,
-        "department": profile.department,
-        "location": profile.location,
-        "language": profile.language,
-        "consents": {
-            "tracking": profile.consents.tracking,
-            "public_ranking": profile.consents.public_ranking,
-        },
-        "networks": [
-            {"network": n.network, "handle": n.handle, "audience_size": n.audience_size, "health": n.health}
-            for n in profile.networks
-        ],
-    }
+# A profile is kept in its advocate's document, beside the advocate's own fields.
+PROFILE_DOCUMENTS = Documents(Profile, id_field=None, older={"display_name": ""})
 
 
 def _advocate(doc: Document) -> Advocate:
-    consents: dict[str, Any] = doc.get("consents") or {}
     return Advocate(
         advocate_id=doc["advocate_id"],
-        profile=Profile(
-            display_name=doc.get("display_name", ""),
-            team=doc.get("team"),
-            department=doc.get("department"),
-            location=doc.get("location"),
-            language=doc.get("language"),
-            consents=Consents(
-                tracking=consents.get("tracking", True), public_ranking=consents.get("public_ranking", True)
-            ),
-            networks=tuple(
-                Network(
-                    network=n["network"],
-                    handle=n.get("handle", ""),
-                    audience_size=int(n.get("audience_size", 0)),
-                    health=n.get("health", "connected"),
-                )
-                for n in doc.get("networks", [])
-            ),
-        ),
+        profile=PROFILE_DOCUMENTS.entity(doc),
         enrolled_at=doc["enrolled_at"],
         updated_at=doc["updated_at"],
     )
@@ -93,7 +60,11 @@ class AdvocatesStore:
             {"_id": advocate_key(org, advocate_id)},
             queue(
                 {
-                    "$set": {**_profile_doc(profile), "advocate_id": advocate_id, "updated_at": now},
+                    "$set": {
+                        **PROFILE_DOCUMENTS.document(profile),
+                        "advocate_id": advocate_id,
+                        "updated_at": now,
+                    },
                     "$setOnInsert": {"enrolled_at": now},
                 },
                 outbox,

@@ -15,6 +15,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sharing.shares.domain import Share
+from shared.documents import Documents
 from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
 from shared.idempotency import run_once
 from shared.mongo import Document, IndexSpec, conditional_upsert
@@ -45,53 +46,8 @@ def _day_key(org: str, advocate_id: str, day: str) -> str:
     return f"{org}:{advocate_id}:{day}"
 
 
-def _share_doc(share: Share) -> Document:
-    return {
-        "_id": share.id,
-        "advocate_id": share.advocate_id,
-        "content_id": share.content_id,
-        "network": share.network,
-        "message": share.message,
-        "code": share.code,
-        "short_url": share.short_url,
-        "target_url": share.target_url,
-        "status": share.status,
-        "send_at": share.send_at,
-        "scheduled_at": share.scheduled_at,
-        "shared_at": share.shared_at,
-        "created_at": share.created_at,
-        "event_id": share.event_id,
-        "trace": share.trace,
-        "audience_size": share.audience_size,
-        "team": share.team,
-        "department": share.department,
-        "tags": list(share.tags),
-    }
-
-
-def _share(doc: Document) -> Share:
-    return Share(
-        id=doc["_id"],
-        org=doc["org"],
-        advocate_id=doc["advocate_id"],
-        content_id=doc["content_id"],
-        network=doc["network"],
-        message=doc.get("message", ""),
-        code=doc["code"],
-        short_url=doc["short_url"],
-        target_url=doc["target_url"],
-        status=doc["status"],
-        send_at=doc.get("send_at"),
-        scheduled_at=doc.get("scheduled_at"),
-        shared_at=doc.get("shared_at"),
-        created_at=doc["created_at"],
-        event_id=doc.get("event_id", ""),  # shares made before the event id was kept lack it
-        trace=dict(doc.get("trace") or {}),
-        audience_size=doc.get("audience_size", 0),
-        team=doc.get("team"),
-        department=doc.get("department"),
-        tags=tuple(doc.get("tags") or ()),
-    )
+# Shares made before the event id (and the message) were kept lack them.
+SHARE_DOCUMENTS = Documents(Share, older={"message": "", "event_id": "", "trace": {}})
 
 
 class SharesStore:
@@ -127,13 +83,15 @@ class SharesStore:
         )
 
     async def insert(self, share: Share, outbox: list[Document]) -> None:
-        await self.tenants.of(share.org, SHARES).insert_one(with_outbox(_share_doc(share), outbox))
+        await self.tenants.of(share.org, SHARES).insert_one(
+            with_outbox(SHARE_DOCUMENTS.document(share), outbox)
+        )
 
     async def by_code(self, code: str) -> Share | None:
         doc = await self.tenants.across(
             SHARES, why="the public redirect: a share's code is a global, unguessable secret"
         ).find_one({"code": code}, {OUTBOX: 0, OUTBOX_SINCE: 0})
-        return None if doc is None else _share(doc)
+        return None if doc is None else SHARE_DOCUMENTS.entity(doc)
 
     async def page(
         self, org: str, advocate_id: str | None, before: str | None, limit: int
@@ -147,12 +105,12 @@ class SharesStore:
         docs = await self.tenants.of(org, SHARES).find(query).sort("_id", -1).limit(limit + 1).to_list()
         more = len(docs) > limit
         docs = docs[:limit]
-        return [_share(d) for d in docs], docs[-1]["_id"] if more else None
+        return [SHARE_DOCUMENTS.entity(d) for d in docs], docs[-1]["_id"] if more else None
 
     async def due(self, now: datetime, limit: int) -> list[Share]:
         """Across organisations: scheduled shares whose time has come."""
         found = self.tenants.across(SHARES, why="the sweep of every organisation's due scheduled shares")
-        return [_share(d) for d in await found.find(due_filter(now)).limit(limit).to_list()]
+        return [SHARE_DOCUMENTS.entity(d) for d in await found.find(due_filter(now)).limit(limit).to_list()]
 
     async def mark_sent(self, share: Share, shared_at: datetime, outbox: list[Document]) -> bool:
         """Mark a pending share sent and queue its event, in one write; False if it was not
