@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
 from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, json_or_csv
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["analytics"])
 
 
 async def dimension_filters(
@@ -33,7 +33,6 @@ To = Annotated[date, Query(description="last UTC day, inclusive")]
 @router.get(
     "/funnel",
     response_model=FunnelOut,
-    tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="The funnel from shares to revenue",
 )
@@ -58,7 +57,6 @@ async def funnel(
 @router.get(
     "/timeseries",
     response_model=TimeseriesOut,
-    tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="One metric over time",
 )
@@ -80,7 +78,6 @@ async def timeseries(
 @router.get(
     "/me/stats",
     response_model=MeStatsOut,
-    tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="My reach, clicks and leads",
 )
@@ -97,7 +94,6 @@ async def me_stats(
 @router.get(
     "/program",
     response_model=ProgramOut,
-    tags=["analytics"],
     responses=CSV_RESPONSE,
     summary="Enrolment, activity and training",
 )
@@ -112,7 +108,6 @@ async def program(request: Request, principal: Manager, modules: Modules) -> Any
 @router.get(
     "/metrics/dictionary",
     response_model=DictionaryOut,
-    tags=["analytics"],
     summary="Every metric's name, definition and formula",
 )
 async def dictionary(principal: Anyone, modules: Modules) -> dict[str, Any]:

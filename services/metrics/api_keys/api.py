@@ -10,7 +10,7 @@ from services.metrics.api_keys.schemas import ApiKeyIn, ApiKeyOut, ApiKeyPage, N
 from services.metrics.api_keys.store import ApiKey
 from services.metrics.web import Admin, Cursor, Limit, Modules
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["api-keys"])
 
 
 def _key_out(key: ApiKey) -> dict[str, Any]:
@@ -24,9 +24,7 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/api-keys", response_model=NewApiKeyOut, status_code=201, tags=["api-keys"], summary="Create an API key"
-)
+@router.post("/api-keys", response_model=NewApiKeyOut, status_code=201, summary="Create an API key")
 async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> dict[str, Any]:
     """The key is shown in this response only; it is stored hashed. `scopes` says what it may do
     (`conversions:write`, `surveys:respond`); past `expires_at` it is refused with 401.
@@ -35,15 +33,13 @@ async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> 
     return {**_key_out(key), "api_key": plaintext}
 
 
-@router.get(
-    "/api-keys", response_model=ApiKeyPage, tags=["api-keys"], summary="List the organisation's API keys"
-)
+@router.get("/api-keys", response_model=ApiKeyPage, summary="List the organisation's API keys")
 async def list_api_keys(principal: Admin, modules: Modules, cursor: Cursor = None, limit: Limit = 50) -> Any:
     keys, next_cursor = await modules.api_keys.page(principal, cursor, limit)
     return {"items": [_key_out(k) for k in keys], "next_cursor": next_cursor}
 
 
-@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, tags=["api-keys"], summary="Revoke an API key")
+@router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
 async def revoke_api_key(key_id: str, principal: Admin, modules: Modules) -> dict[str, Any]:
     """Calls with a revoked key are refused with 401."""
     return _key_out(await modules.api_keys.revoke(principal, key_id))

@@ -11,13 +11,12 @@ from services.metrics.web import Integration, Modules
 from shared.idempotency import Idempotent
 from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["conversions"])
 
 
 @router.post(
     "/conversions",
     response_model=ConversionOut,
-    tags=["conversions"],
     responses=RATE_LIMITED_RESPONSE,
     summary="Record a lead or a sale",
 )

@@ -10,7 +10,7 @@ from services.metrics.goals.schemas import GoalIn, GoalOut, GoalPage
 from services.metrics.goals.service import GoalReport
 from services.metrics.web import CSV_RESPONSE, Cursor, Limit, Manager, Modules, csv_response, wants_csv
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["goals"])
 
 
 def _goal_out(report: GoalReport) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def _goal_out(report: GoalReport) -> dict[str, Any]:
     }
 
 
-@router.post("/goals", response_model=GoalOut, status_code=201, tags=["goals"], summary="Set a program goal")
+@router.post("/goals", response_model=GoalOut, status_code=201, summary="Set a program goal")
 async def create_goal(body: GoalIn, principal: Manager, modules: Modules) -> dict[str, Any]:
     """A target on any metric over 1, 3 or 6 months from today, or between two dates."""
     return _goal_out(await modules.goals.create(principal, body))
@@ -43,7 +43,6 @@ async def create_goal(body: GoalIn, principal: Manager, modules: Modules) -> dic
 @router.get(
     "/goals",
     response_model=GoalPage,
-    tags=["goals"],
     responses=CSV_RESPONSE,
     summary="Goals with progress, forecast and status",
 )
@@ -57,17 +56,13 @@ async def list_goals(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get(
-    "/goals/{goal_id}", response_model=GoalOut, tags=["goals"], summary="A goal with its daily history"
-)
+@router.get("/goals/{goal_id}", response_model=GoalOut, summary="A goal with its daily history")
 async def get_goal(goal_id: str, principal: Manager, modules: Modules) -> dict[str, Any]:
     """history: one snapshot per day."""
     return _goal_out(await modules.goals.get(principal, goal_id))
 
 
-@router.delete(
-    "/goals/{goal_id}", status_code=204, response_class=Response, tags=["goals"], summary="Delete a goal"
-)
+@router.delete("/goals/{goal_id}", status_code=204, response_class=Response, summary="Delete a goal")
 async def delete_goal(goal_id: str, principal: Manager, modules: Modules) -> Response:
     await modules.goals.delete(principal, goal_id)
     return Response(status_code=204)

@@ -11,7 +11,7 @@ from services.metrics.org_settings.schemas import MetricsSettingsIn, MetricsSett
 from services.metrics.org_settings.service import OrgSettingsService
 from services.metrics.web import Admin, Manager, Modules
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["analytics"])
 
 
 def _settings_out(service: OrgSettingsService, settings: OrgSettings) -> dict[str, Any]:
@@ -28,7 +28,6 @@ def _settings_out(service: OrgSettingsService, settings: OrgSettings) -> dict[st
 @router.get(
     "/metrics/settings",
     response_model=MetricsSettingsOut,
-    tags=["analytics"],
     summary="CPC, CPM and attribution window of the organisation",
 )
 async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
@@ -39,7 +38,6 @@ async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
 @router.put(
     "/metrics/settings",
     response_model=MetricsSettingsOut,
-    tags=["analytics"],
     summary="Set CPC and CPM for earned media value",
 )
 async def put_settings(body: MetricsSettingsIn, principal: Admin, modules: Modules) -> dict[str, Any]:

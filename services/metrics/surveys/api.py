@@ -27,7 +27,7 @@ from services.metrics.web import (
 )
 from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", tags=["surveys"])
 
 
 def _survey_out(survey: Survey) -> dict[str, Any]:
@@ -40,15 +40,13 @@ def _survey_out(survey: Survey) -> dict[str, Any]:
     }
 
 
-@router.post(
-    "/surveys", response_model=SurveyOut, status_code=201, tags=["surveys"], summary="Create a survey"
-)
+@router.post("/surveys", response_model=SurveyOut, status_code=201, summary="Create a survey")
 async def create_survey(body: SurveyIn, principal: Manager, modules: Modules) -> dict[str, Any]:
     """eNPS or pulse surveys for employees, or a customer survey."""
     return _survey_out(await modules.surveys.create(principal, body))
 
 
-@router.get("/surveys", response_model=SurveyPage, tags=["surveys"], summary="List surveys")
+@router.get("/surveys", response_model=SurveyPage, summary="List surveys")
 async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = None, limit: Limit = 50) -> Any:
     surveys, next_cursor = await modules.surveys.page(principal, cursor, limit)
     return {"items": [_survey_out(s) for s in surveys], "next_cursor": next_cursor}
@@ -58,7 +56,6 @@ async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = Non
     "/surveys/{survey_id}/responses",
     response_model=ResponseOut,
     status_code=201,
-    tags=["surveys"],
     responses=RATE_LIMITED_RESPONSE,
     summary="Answer a survey",
 )
@@ -77,7 +74,6 @@ async def respond(
 @router.get(
     "/surveys/{survey_id}/results",
     response_model=SurveyResultsOut,
-    tags=["surveys"],
     responses=CSV_RESPONSE,
     summary="NPS, averages and comments of a survey",
 )

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.webhooks.schemas import AttemptOut
+
 
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -28,13 +30,6 @@ class EndpointCreated(EndpointOut):
 
 class EndpointList(BaseModel):
     items: list[EndpointOut]
-
-
-class AttemptOut(BaseModel):
-    at: datetime
-    status: int | None = Field(description="the HTTP status, or null when no response came")
-    error: str | None = Field(description="why no response came (timeout, refused, ...)")
-    duration_ms: int
 
 
 class DeliveryOut(BaseModel):

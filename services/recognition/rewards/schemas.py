@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, HttpUrl
 
 from services.recognition.web import RequestBody
 from shared.webhooks.engine import Delivery
+from shared.webhooks.schemas import AttemptOut
 
 
 class RewardIn(RequestBody):
@@ -75,13 +76,6 @@ class WebhookOut(BaseModel):
     configured: bool
     signature_header: str
     timestamp_header: str
-
-
-class AttemptOut(BaseModel):
-    at: datetime
-    status: int | None = Field(description="the HTTP status, or null when no response came")
-    error: str | None = Field(description="why no response came (timeout, refused, ...)")
-    duration_ms: int
 
 
 class DeliveryOut(BaseModel):
