@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import idempotency, ratelimit
 from shared.auth import ApiKeyResolver, TokenVerifier
+from shared.bodylimit import BodyLimit
 from shared.errors import PROBLEM_JSON, PROBLEM_SCHEMA, install_error_handlers
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
 from shared.migrations import Migration, migrate
@@ -265,6 +266,7 @@ def create_service_app(
     # Every MongoDB operation of a request shares one deadline: a store that does not answer
     # makes a prompt 503 (shared/errors.py), never a hung request.
     app.add_middleware(RequestDeadline, seconds=settings.mongo_request_timeout_s)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_allowed_origins:
         # Browsers on these origins may call the API with a bearer token (no cookies: none of
         # the API's credentials are cookies). Outermost, so a preflight never reaches a route.
@@ -285,12 +287,13 @@ def create_service_app(
 
 # The problem+json answers an operation may give, beyond its own: who may call (401, 403), bad
 # input (422), a resource of the path that is not there (404), a write that lost a race (409),
-# MongoDB not answering (503, with Retry-After).
+# a body over the limit (413), MongoDB not answering (503, with Retry-After).
 PROBLEMS = {
     401: "no valid credential",
     403: "the credential may not do this",
     404: "nothing of that id in the caller's organisation",
     409: "the state changed meanwhile, or the request contradicts it",
+    413: "the request body is larger than the service takes (CHORUS_MAX_BODY_BYTES)",
     422: "invalid input; `errors` names the fields",
     503: "the database did not answer in time; retry after `Retry-After` seconds",
 }
@@ -316,6 +319,8 @@ def document_problems(app: FastAPI) -> None:
                     statuses.append(404)
                 if method in ("post", "put", "patch", "delete"):
                     statuses.append(409)
+                if method in ("post", "put", "patch"):
+                    statuses.append(413)
                 responses = operation.setdefault("responses", {})
                 for status in sorted(statuses):
                     documented = responses.setdefault(str(status), {"description": PROBLEMS[status]})

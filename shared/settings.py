@@ -67,6 +67,8 @@ class ChorusSettings(BaseSettings):
     # Origins whose browser apps may call the API (CORS), as a JSON list, e.g.
     # CHORUS_CORS_ALLOWED_ORIGINS='["https://app.example.com"]'. Empty: same origin only.
     cors_allowed_origins: list[str] = Field(default_factory=list)
+    # Request bodies above this size are refused with 413 before any of it is parsed.
+    max_body_bytes: int = Field(256 * 1024, gt=0)
     # How long the MongoDB operations of one HTTP request may take in all; past it the request
     # gets a 503 with Retry-After (a store that does not answer never hangs a request).
     mongo_request_timeout_s: float = Field(5.0, gt=0)

@@ -13,6 +13,3 @@ class ContentSettings(ChorusSettings):
         gt=0,
         description="how often the sweeper archives expired content (CHORUS_CONTENT_SWEEP_INTERVAL_S)",
     )
-    content_max_body_bytes: int = Field(
-        256 * 1024, gt=0, description="request bodies above this size are refused with 413"
-    )

@@ -26,7 +26,6 @@ from services.content.web import (
     IdempotencyKey,
     Limit,
     Member,
-    limit_body_size,
     viewer_of,
 )
 from shared.app import app_state
@@ -36,7 +35,7 @@ from shared.pagination import Cursor
 
 Service = Annotated[LibraryService, Depends(app_state("library"))]
 
-content = APIRouter(prefix="/v1/content", tags=["content"], dependencies=[Depends(limit_body_size)])
+content = APIRouter(prefix="/v1/content", tags=["content"])
 
 
 def _posts(posts: list[SuggestedPostIn]) -> list[SuggestedPost]:

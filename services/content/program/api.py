@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends
 from services.content.program.domain import OrgSettings
 from services.content.program.schemas import SettingsModel
 from services.content.program.service import ProgramService
-from services.content.web import Admin, Member, limit_body_size, viewer_of
+from services.content.web import Admin, Member, viewer_of
 from shared.app import app_state
 
 Service = Annotated[ProgramService, Depends(app_state("program"))]
 
-settings_router = APIRouter(prefix="/v1/settings", tags=["settings"], dependencies=[Depends(limit_body_size)])
+settings_router = APIRouter(prefix="/v1/settings", tags=["settings"])
 
 
 def _settings_model(settings: OrgSettings) -> SettingsModel:

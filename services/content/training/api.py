@@ -28,7 +28,6 @@ from services.content.web import (
     IdempotencyKey,
     Limit,
     Member,
-    limit_body_size,
     viewer_of,
 )
 from shared.app import app_state
@@ -37,7 +36,7 @@ from shared.pagination import Cursor
 
 Service = Annotated[TrainingService, Depends(app_state("training"))]
 
-policy = APIRouter(prefix="/v1/policy", tags=["policy"], dependencies=[Depends(limit_body_size)])
+policy = APIRouter(prefix="/v1/policy", tags=["policy"])
 
 
 def _policy_out(p: Policy) -> PolicyOut:
@@ -96,7 +95,7 @@ async def acknowledge_policy(
 
 # --- courses ----------------------------------------------------------------------------------
 
-courses = APIRouter(prefix="/v1/courses", tags=["courses"], dependencies=[Depends(limit_body_size)])
+courses = APIRouter(prefix="/v1/courses", tags=["courses"])
 
 
 def _modules(modules: list[ModuleIn]) -> list[Module]:

@@ -87,21 +87,16 @@ class Scored:
     course_id: str | None = None
 
 
+def _scored(event: Event[Any], advocate_id: str, kind: Kind, at: datetime, reason: str) -> Scored:
+    """What `event` scores: its organisation, id and type are the entry's provenance."""
+    return Scored(event.tenant, advocate_id, kind, event.id, event.type, utc(at), reason)
+
+
 def share_made(event: Event[ShareMade]) -> Scored:
     d = event.data
-    return Scored(
-        event.tenant,
-        d.advocate_id,
-        Kind.SHARE_MADE,
-        event.id,
-        event.type,
-        utc(d.shared_at),
-        "share made",
-        ref=d.share_id,
-        content_id=d.content_id,
-        share_id=d.share_id,
-        tags=tuple(d.tags),
-        team=d.team,
+    scored = _scored(event, d.advocate_id, Kind.SHARE_MADE, d.shared_at, "share made")
+    return replace(
+        scored, ref=d.share_id, content_id=d.content_id, share_id=d.share_id, tags=tuple(d.tags), team=d.team
     )
 
 
@@ -109,26 +104,18 @@ def click_scores(event: Event[ClickRecorded], *, verifies: bool) -> list[Scored]
     """A click scores its share's verification (the share's first real click) and, if unique,
     itself. Bot and self clicks score nothing (no rule can lift that): see `counts`."""
     d = event.data
-    kinds = ([(Kind.VERIFIED_SHARE, "verified share (first real click)", d.share_id)] if verifies else []) + (
-        [(Kind.UNIQUE_CLICK, "unique click", d.click_id)] if d.unique else []
+    click = replace(
+        _scored(event, d.advocate_id, Kind.UNIQUE_CLICK, d.clicked_at, "unique click"),
+        ref=d.click_id,
+        content_id=d.content_id,
+        share_id=d.share_id,
+        tags=tuple(d.tags),
+        team=d.team,
     )
-    return [
-        Scored(
-            event.tenant,
-            d.advocate_id,
-            kind,
-            event.id,
-            event.type,
-            utc(d.clicked_at),
-            reason,
-            ref=ref,
-            content_id=d.content_id,
-            share_id=d.share_id,
-            tags=tuple(d.tags),
-            team=d.team,
-        )
-        for kind, reason, ref in kinds
-    ]
+    verified = replace(
+        click, kind=Kind.VERIFIED_SHARE, reason="verified share (first real click)", ref=d.share_id
+    )
+    return ([verified] if verifies else []) + ([click] if d.unique else [])
 
 
 def counts(click: ClickRecorded) -> bool:
@@ -140,47 +127,21 @@ def conversion(event: Event[LeadCaptured] | Event[SaleRecorded], kind: Kind) -> 
     d = event.data
     if d.advocate_id is None:
         return None
-    return Scored(
-        event.tenant,
-        d.advocate_id,
-        kind,
-        event.id,
-        event.type,
-        utc(d.converted_at),
-        str(kind),
-        ref=d.conversion_id,
-        content_id=d.content_id,
-        share_id=d.share_id,
-    )
+    scored = _scored(event, d.advocate_id, kind, d.converted_at, str(kind))
+    return replace(scored, ref=d.conversion_id, content_id=d.content_id, share_id=d.share_id)
 
 
 def course_completed(event: Event[CourseCompleted]) -> Scored:
     d = event.data
-    return Scored(
-        event.tenant,
-        d.advocate_id,
-        Kind.COURSE_COMPLETED,
-        event.id,
-        event.type,
-        utc(event.time),
-        "course completed",
-        ref=d.course_id,
-        course_id=d.course_id,
-    )
+    scored = _scored(event, d.advocate_id, Kind.COURSE_COMPLETED, event.time, "course completed")
+    return replace(scored, ref=d.course_id, course_id=d.course_id)
 
 
 def policy_acknowledged(event: Event[PolicyAcknowledged]) -> Scored:
     d = event.data
-    return Scored(
-        event.tenant,
-        d.advocate_id,
-        Kind.POLICY_ACKNOWLEDGED,
-        event.id,
-        event.type,
-        utc(event.time),
-        f"policy v{d.policy_version} acknowledged",
-        ref=f"policy:{d.policy_version}",
-    )
+    reason = f"policy v{d.policy_version} acknowledged"
+    scored = _scored(event, d.advocate_id, Kind.POLICY_ACKNOWLEDGED, event.time, reason)
+    return replace(scored, ref=f"policy:{d.policy_version}")
 
 
 def content_published(event: Event[ContentPublished]) -> Scored | None:
@@ -188,18 +149,8 @@ def content_published(event: Event[ContentPublished]) -> Scored | None:
     d = event.data
     if d.author_advocate_id is None:
         return None
-    return Scored(
-        event.tenant,
-        d.author_advocate_id,
-        Kind.CONTENT_PUBLISHED,
-        event.id,
-        event.type,
-        utc(event.time),
-        "own content published",
-        ref=d.content_id,
-        content_id=d.content_id,
-        tags=tuple(d.tags),
-    )
+    scored = _scored(event, d.author_advocate_id, Kind.CONTENT_PUBLISHED, event.time, "own content published")
+    return replace(scored, ref=d.content_id, content_id=d.content_id, tags=tuple(d.tags))
 
 
 def kudos_received(org: str, receiver: str, kudos_id: str, at: datetime) -> Scored:

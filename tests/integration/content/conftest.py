@@ -23,7 +23,7 @@ def content_settings(settings: ChorusSettings) -> ContentSettings:
             **settings.model_dump(),
             "content_sweep_interval_s": 0.3,
             "outbox_relay_interval_s": 0.5,
-            "content_max_body_bytes": 64 * 1024,
+            "max_body_bytes": 64 * 1024,
         }
     )
 
