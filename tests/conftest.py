@@ -11,6 +11,7 @@ organisation, so runs against a shared stack do not see each other's data.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,30 +21,38 @@ import pytest
 from devtools import local_stack
 from shared.settings import ChorusSettings
 from shared.tenancy import TenancyGuard
+from tests.ports import free_port_block
 
-# Ports of the test stack: the dev ports plus 10000 (MongoDB 17017, below Linux's ephemeral
-# range), so tests and `make run` can run side by side.
-TEST_STACK_ENV = {
-    "CHORUS_STATE_DIR": str(
-        Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state")) / "chorus/test"
-    ),
-    "CHORUS_KAFKA_PORT": "19092",
-    "CHORUS_KAFKA_CONTROLLER_PORT": "19093",
-    "CHORUS_MONGO_PORT": "17017",
-    "CHORUS_OTLP_GRPC_PORT": "14317",
-    "CHORUS_OTLP_HTTP_PORT": "14318",
-    "CHORUS_JAEGER_UI_PORT": "26686",
-}
+STACK_PORT_VARS = (
+    "CHORUS_KAFKA_PORT",
+    "CHORUS_KAFKA_CONTROLLER_PORT",
+    "CHORUS_MONGO_PORT",
+    "CHORUS_OTLP_GRPC_PORT",
+    "CHORUS_OTLP_HTTP_PORT",
+    "CHORUS_JAEGER_UI_PORT",
+)
+
+
+def session_stack_env() -> dict[str, str]:
+    """A test stack of this session's own: ports free now (below Linux's ephemeral range) and a
+    state directory named after them. Two test runs on one machine (two checkouts, CI beside a
+    developer) then never reset or stop each other's stack, nor `make run`'s."""
+    base = free_port_block(len(STACK_PORT_VARS))
+    env = {var: str(base + offset) for offset, var in enumerate(STACK_PORT_VARS)}
+    state_home = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local/state"))
+    env["CHORUS_STATE_DIR"] = str(state_home / f"chorus/test-{base}")
+    return env
+
 
 SESSION_PREFIX = f"t{uuid.uuid4().hex[:8]}"
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[local_stack.StackConfig]:
+def stack(request: pytest.FixtureRequest) -> Iterator[local_stack.StackConfig]:
     if os.environ.get("CHORUS_TEST_STACK") == "external":
         yield local_stack.StackConfig.from_env()
         return
-    for key, value in TEST_STACK_ENV.items():
+    for key, value in session_stack_env().items():
         os.environ.setdefault(key, value)
     config = local_stack.StackConfig.from_env()
     # A fresh stack each session: topics start empty, so new consumer groups (which read from
@@ -55,6 +64,13 @@ def stack() -> Iterator[local_stack.StackConfig]:
         yield config
     finally:
         local_stack.stop(config)
+        # Nothing of it is used again (every session starts empty); a failed session keeps its
+        # logs for reading.
+        if request.session.testsfailed:
+            for part in ("kafka", "secantusdb"):
+                shutil.rmtree(config.part_dir(part) / "data", ignore_errors=True)
+        else:
+            shutil.rmtree(config.state_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
