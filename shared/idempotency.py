@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request, Response
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -28,6 +28,7 @@ from shared.tenancy import Tenants
 COLLECTION = "idempotency_keys"
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
+REPLAYED_HEADER = "Idempotent-Replayed"
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(
@@ -93,10 +94,12 @@ async def run_once(
 
 class Once:
     """A route dependency (`once: Idempotent`): runs a create once per (org, scope, key) in the
-    service's own database; `await once(org, scope, key, body, create)` answers the response."""
+    service's own database; `await once(org, scope, key, body, create)` answers the response,
+    marked `Idempotent-Replayed: true` when it is the first one's again."""
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, response: Response) -> None:
         self.db = request.app.state.runtime.db
+        self.response = response
 
     async def __call__(
         self,
@@ -106,8 +109,19 @@ class Once:
         body: Any,
         create: Callable[[], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
-        response, _ = await run_once(self.db, org=org, scope=scope, key=key, body=body, create=create)
+        response, replayed = await run_once(self.db, org=org, scope=scope, key=key, body=body, create=create)
+        if replayed:
+            self.response.headers[REPLAYED_HEADER] = "true"
         return response
 
 
 Idempotent = Annotated[Once, Depends(Once)]
+# The header a create takes its key from (`idempotency_key: IdempotencyKey = None`).
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=MAX_KEY_LENGTH,
+        description="repeat a create safely: the same key and body replay the first response",
+    ),
+]

@@ -5,18 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Query
 
 from services.content.common import Viewer
 from shared.auth import ANY_MEMBER, Principal, Role, require
 
 EDITORS = (Role.ADMIN, Role.EDITOR)
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key", description="repeat a create safely: the same key replays the first response"
-    ),
-]
 Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]

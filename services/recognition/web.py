@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
@@ -22,7 +22,6 @@ Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 Cursor = Annotated[
     str | None, Query(max_length=500, description="opaque; from the previous page's next_cursor")
 ]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
 class RequestBody(BaseModel):

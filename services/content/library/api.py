@@ -23,14 +23,13 @@ from services.content.library.service import ContentFilters, LibraryService
 from services.content.schemas import ContentType, Network
 from services.content.web import (
     Editor,
-    IdempotencyKey,
     Limit,
     Member,
     viewer_of,
 )
 from shared.app import app_state
 from shared.errors import InvalidInput
-from shared.idempotency import Idempotent
+from shared.idempotency import IdempotencyKey, Idempotent
 from shared.pagination import Cursor
 
 Service = Annotated[LibraryService, Depends(app_state("library"))]

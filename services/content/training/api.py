@@ -25,13 +25,12 @@ from services.content.training.service import PolicyView, TrainingService
 from services.content.web import (
     Admin,
     Editor,
-    IdempotencyKey,
     Limit,
     Member,
     viewer_of,
 )
 from shared.app import app_state
-from shared.idempotency import Idempotent
+from shared.idempotency import IdempotencyKey, Idempotent
 from shared.pagination import Cursor
 
 Service = Annotated[TrainingService, Depends(app_state("training"))]

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends
 from services.recognition.rewards import schemas
 from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
 from services.recognition.rewards.service import RewardService
-from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, IdempotencyKey, Limit, Member
+from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, Limit, Member
 from shared.app import app_state
 from shared.auth import Principal
-from shared.idempotency import Idempotent
+from shared.idempotency import IdempotencyKey, Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/v1", tags=TAGS)

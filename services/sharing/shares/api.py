@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from services.sharing.advocates.api import Member, Settings
 from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
 from services.sharing.shares.service import SharesService
 from shared.app import app_state
+from shared.idempotency import IdempotencyKey, Idempotent
 from shared.pagination import Cursor
 
 router = APIRouter(prefix="/v1", tags=["shares"])
@@ -33,7 +34,8 @@ async def create_share(
     service: Service,
     settings: Settings,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+    once: Idempotent,
+    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Checks the organisation's governance (audience, policy and course gate, required disclosure, blocked
     words, network length, daily limit, sharing hours) and answers with the tracked short link. A refusal
@@ -47,11 +49,8 @@ async def create_share(
         )
         return ShareOut.of(share).model_dump(mode="json")
 
-    result, replayed = await service.idempotent(
-        principal, idempotency_key, body.model_dump(mode="json"), create
-    )
-    if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+    scope = f"share:{principal.sub}"
+    result = await once(principal.org, scope, idempotency_key, body.model_dump(mode="json"), create)
     set_advocate_cookie(response, settings, principal)
     return result
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 from typing import Any
@@ -36,15 +35,6 @@ class SharesService:
     catalog: CatalogService
     _: KW_ONLY
     clock: Clock = utc_now
-
-    async def idempotent(
-        self,
-        principal: Principal,
-        key: str | None,
-        body: Any,
-        create: Callable[[], Awaitable[dict[str, Any]]],
-    ) -> tuple[dict[str, Any], bool]:
-        return await self.store.run_once(principal.org, f"share:{principal.sub}", key, body, create)
 
     async def create(
         self, principal: Principal, content_id: str, network: str, message: str, scheduled_at: datetime | None

@@ -8,16 +8,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sharing.shares.domain import Share
 from shared.documents import Documents
 from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
-from shared.idempotency import run_once
 from shared.mongo import Document, IndexSpec, conditional_upsert
 from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
@@ -53,17 +50,6 @@ SHARE_DOCUMENTS = Documents(Share, older={"message": "", "event_id": "", "trace"
 class SharesStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
-
-    async def run_once(
-        self,
-        org: str,
-        scope: str,
-        key: str | None,
-        body: Any,
-        create: Callable[[], Awaitable[dict[str, Any]]],
-    ) -> tuple[dict[str, Any], bool]:
-        """`create` once per Idempotency-Key (shared/idempotency.py): (response, replayed?)."""
-        return await run_once(self.tenants.db, org=org, scope=scope, key=key, body=body, create=create)
 
     async def reserve_daily_share(self, org: str, advocate_id: str, day: str, limit: int | None) -> bool:
         """Count one share for the day unless the limit is reached (one atomic document update,

@@ -192,6 +192,7 @@ async def test_an_idempotency_key_replays_the_first_create(
     again = await client.post("/v1/content", json=article(), headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json()["id"] == again.json()["id"]
+    assert "idempotent-replayed" not in first.headers and again.headers["idempotent-replayed"] == "true"
     assert len(ids(await client.get("/v1/content", params={"status": "draft"}, headers=users.editor))) == 1
     other = await client.post("/v1/content", json=article(title="Another"), headers=headers)
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"

@@ -157,7 +157,7 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
         ]
         # The same request again: the same answer, nothing new.
         again = await client.post("/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k1"})
-        assert again.json() == body
+        assert again.json() == body and again.headers["idempotent-replayed"] == "true"
         # The same customer and type under another key counts once.
         duplicate = await client.post(
             "/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k2"}
