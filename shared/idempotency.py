@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request, Response
+from pydantic import BaseModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -92,31 +93,7 @@ async def run_once(
     return response, False
 
 
-class Once:
-    """A route dependency (`once: Idempotent`): runs a create once per (org, scope, key) in the
-    service's own database; `await once(org, scope, key, body, create)` answers the response,
-    marked `Idempotent-Replayed: true` when it is the first one's again."""
-
-    def __init__(self, request: Request, response: Response) -> None:
-        self.db = request.app.state.runtime.db
-        self.response = response
-
-    async def __call__(
-        self,
-        org: str,
-        scope: str,
-        key: str | None,
-        body: Any,
-        create: Callable[[], Awaitable[dict[str, Any]]],
-    ) -> dict[str, Any]:
-        response, replayed = await run_once(self.db, org=org, scope=scope, key=key, body=body, create=create)
-        if replayed:
-            self.response.headers[REPLAYED_HEADER] = "true"
-        return response
-
-
-Idempotent = Annotated[Once, Depends(Once)]
-# The header a create takes its key from (`idempotency_key: IdempotencyKey = None`).
+# The header a create takes its key from.
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -125,3 +102,31 @@ IdempotencyKey = Annotated[
         description="repeat a create safely: the same key and body replay the first response",
     ),
 ]
+
+
+class Once:
+    """A route dependency (`once: Idempotent`) that takes the request's Idempotency-Key and runs
+    a create once per (org, scope, key) in the service's own database: `await once(org, scope,
+    body, create)` answers the response, marked `Idempotent-Replayed: true` when it is the first
+    one's again. Without the header the create just runs."""
+
+    def __init__(self, request: Request, response: Response, key: IdempotencyKey = None) -> None:
+        self.db = request.app.state.runtime.db
+        self.response = response
+        self.key = key
+
+    async def __call__(
+        self, org: str, scope: str, body: BaseModel | Any, create: Callable[[], Awaitable[dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """`create`'s response, or the first one's again for a repeated key and `body`."""
+        if isinstance(body, BaseModel):
+            body = body.model_dump(mode="json")
+        response, replayed = await run_once(
+            self.db, org=org, scope=scope, key=self.key, body=body, create=create
+        )
+        if replayed:
+            self.response.headers[REPLAYED_HEADER] = "true"
+        return response
+
+
+Idempotent = Annotated[Once, Depends(Once)]

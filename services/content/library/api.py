@@ -29,7 +29,7 @@ from services.content.web import (
 )
 from shared.app import app_state
 from shared.errors import InvalidInput
-from shared.idempotency import IdempotencyKey, Idempotent
+from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
 Service = Annotated[LibraryService, Depends(app_state("library"))]
@@ -82,7 +82,6 @@ async def create_content(
     principal: Member,
     service: Service,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Editors and admins create a draft. An advocate's item is a submission that waits for review (status
     pending_review). Suggested posts are checked against each network's length limit, the organisation's
@@ -106,9 +105,7 @@ async def create_content(
         item = await service.create_content(principal.org, viewer_of(principal), fields)
         return content_out(item).model_dump(mode="json")
 
-    return await once(
-        principal.org, f"content:{principal.sub}", idempotency_key, body.model_dump(mode="json"), create
-    )
+    return await once(principal.org, f"content:{principal.sub}", body, create)
 
 
 @content.get("", summary="The content library")

@@ -30,7 +30,7 @@ from services.content.web import (
     viewer_of,
 )
 from shared.app import app_state
-from shared.idempotency import IdempotencyKey, Idempotent
+from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
 Service = Annotated[TrainingService, Depends(app_state("training"))]
@@ -69,7 +69,6 @@ async def publish_policy(
     principal: Admin,
     service: Service,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Emits chorus.policy.published; acknowledgements of older versions lapse."""
 
@@ -77,9 +76,7 @@ async def publish_policy(
         created = await service.publish_policy(principal.org, viewer_of(principal), body.title, body.body)
         return _policy_out(created).model_dump(mode="json")
 
-    return await once(
-        principal.org, f"policy:{principal.sub}", idempotency_key, body.model_dump(mode="json"), create
-    )
+    return await once(principal.org, f"policy:{principal.sub}", body, create)
 
 
 @policy.post("/acknowledgements", summary="Acknowledge the current policy")
@@ -131,7 +128,6 @@ async def create_course(
     principal: Editor,
     service: Service,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """A course is a list of modules, each with a body or a URL and its minutes."""
 
@@ -141,9 +137,7 @@ async def create_course(
         )
         return _course_out(course).model_dump(mode="json")
 
-    return await once(
-        principal.org, f"course:{principal.sub}", idempotency_key, body.model_dump(mode="json"), create
-    )
+    return await once(principal.org, f"course:{principal.sub}", body, create)
 
 
 @courses.get("", summary="The organisation's courses, newest first")

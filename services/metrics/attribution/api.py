@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from services.metrics.attribution.schemas import ConversionIn, ConversionOut
 from services.metrics.web import Integration, Modules
-from shared.idempotency import IdempotencyKey, Idempotent
+from shared.idempotency import Idempotent
 from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
 router = APIRouter(prefix="/v1", tags=["conversions"])
@@ -26,7 +26,6 @@ async def record_conversion(
     modules: Modules,
     once: Idempotent,
     limits: RateLimited,
-    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """For websites and CRMs, with an organisation API key (`X-API-Key`) or an admin token. Attributed to the
     click, share, advocate and content when the click id is known and within the attribution window;
@@ -39,7 +38,6 @@ async def record_conversion(
     return await once(
         principal.org,
         "conversions",
-        idempotency_key,
-        body.model_dump(mode="json"),
+        body,
         lambda: modules.attribution.record_conversion(principal.org, body),
     )

@@ -11,7 +11,7 @@ from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec,
 from services.recognition.engagement.service import EngagementService
 from services.recognition.web import TAGS, Limit, Member
 from shared.app import app_state
-from shared.idempotency import IdempotencyKey, Idempotent
+from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
@@ -36,7 +36,6 @@ async def give_kudos(
     principal: Member,
     service: Service,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> schemas.KudosOut:
     """Each advocate has a weekly allowance (rules.kudos_weekly_allowance); the receiver scores."""
 
@@ -44,7 +43,7 @@ async def give_kudos(
         kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message)
         return _kudos(kudos, left).model_dump(mode="json")
 
-    result = await once(principal.org, f"kudos:{principal.sub}", idempotency_key, body.model_dump(), create)
+    result = await once(principal.org, f"kudos:{principal.sub}", body, create)
     return schemas.KudosOut.model_validate(result)
 
 

@@ -13,7 +13,7 @@ from services.recognition.rewards.service import RewardService
 from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, Limit, Member
 from shared.app import app_state
 from shared.auth import Principal
-from shared.idempotency import IdempotencyKey, Idempotent
+from shared.idempotency import Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 router = APIRouter(prefix="/v1", tags=TAGS)
@@ -64,13 +64,12 @@ async def create_reward(
     principal: Admin,
     service: Service,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> schemas.RewardOut:
     async def create() -> dict[str, Any]:
         reward = await service.create_reward(principal.org, Offer(**body.model_dump()))
         return _reward(reward).model_dump(mode="json")
 
-    result = await once(principal.org, "rewards", idempotency_key, body.model_dump(mode="json"), create)
+    result = await once(principal.org, "rewards", body, create)
     return schemas.RewardOut.model_validate(result)
 
 
@@ -85,7 +84,6 @@ async def redeem(
     principal: Member,
     service: Service,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> schemas.RedemptionOut:
     """409 insufficient-points, out-of-stock or over-budget when it cannot be had. With an Idempotency-Key, a
     retry returns the first redemption instead of making another.
@@ -95,9 +93,7 @@ async def redeem(
         redemption = await service.request_redemption(principal.org, principal.sub, reward_id)
         return _redemption(redemption).model_dump(mode="json")
 
-    result = await once(
-        principal.org, f"redeem:{principal.sub}", idempotency_key, {"reward_id": reward_id}, create
-    )
+    result = await once(principal.org, f"redeem:{principal.sub}", {"reward_id": reward_id}, create)
     return schemas.RedemptionOut.model_validate(result)
 
 

@@ -11,7 +11,7 @@ from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
 from services.sharing.shares.service import SharesService
 from shared.app import app_state
-from shared.idempotency import IdempotencyKey, Idempotent
+from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
 router = APIRouter(prefix="/v1", tags=["shares"])
@@ -35,7 +35,6 @@ async def create_share(
     settings: Settings,
     response: Response,
     once: Idempotent,
-    idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Checks the organisation's governance (audience, policy and course gate, required disclosure, blocked
     words, network length, daily limit, sharing hours) and answers with the tracked short link. A refusal
@@ -50,7 +49,7 @@ async def create_share(
         return ShareOut.of(share).model_dump(mode="json")
 
     scope = f"share:{principal.sub}"
-    result = await once(principal.org, scope, idempotency_key, body.model_dump(mode="json"), create)
+    result = await once(principal.org, scope, body, create)
     set_advocate_cookie(response, settings, principal)
     return result
 
