@@ -42,6 +42,9 @@ class ClickRecorded(CountedClick):
     fallback: bool = Field(
         False, description="the content was archived or expired: the visitor went to the org's fallback URL"
     )
+    content_type: str | None = Field(
+        None, description="the shared content's type (article, video, job_opening, ...); since 2026-12"
+    )
     flag: str | None = Field(
         None,
         description="why `bot` is set: 'crawler user agent' (link previews included), 'HEAD request',"

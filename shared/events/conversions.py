@@ -46,3 +46,17 @@ class SaleRecorded(Conversion):
     order_id: str | None = Field(
         None, description="the integrator's order id; one sale per customer and order (absent before 2026-12)"
     )
+
+
+@event("chorus.application.submitted", topic=CONVERSIONS, key="key")
+class ApplicationSubmitted(Conversion):
+    """A candidate (`customer_id`) applied to a job opening; attributed like a lead, once per
+    candidate. Since 2026-12."""
+
+
+@event("chorus.hire.made", topic=CONVERSIONS, key="key")
+class HireMade(Conversion):
+    """A candidate was hired: credited through the candidate's application (its share, advocate
+    and credits), once per candidate. Since 2026-12."""
+
+    application_id: str | None = Field(None, description="the application it is credited through, if any")

@@ -24,3 +24,6 @@ class ShareMade(EventData):
     department: str | None = None
     tags: list[str] = Field(default_factory=list)
     shared_at: datetime
+    content_type: str | None = Field(
+        None, description="the content's type at share time (article, video, job_opening, ...); since 2026-12"
+    )

@@ -24,7 +24,7 @@ from shared.errors import InvalidInput
 TIME_GROUPS = ("day", "week", "month")
 GROUP_BYS = TIME_GROUPS + DIMENSIONS
 MAX_RANGE_DAYS = 731
-FUNNEL_METRICS = (*COUNTERS, "ctr", "conversion_rate", "emv")
+FUNNEL_METRICS = (*COUNTERS, "ctr", "conversion_rate", "application_rate", "emv")
 MY_FIGURES = ("reach", "shares", "clicks", "unique_clicks", "leads", "sales")
 
 DICTIONARY: list[dict[str, str]] = [
@@ -72,8 +72,22 @@ DICTIONARY: list[dict[str, str]] = [
     },
     {
         "name": "sales",
-        "definition": "sales reported through the conversions API, one per customer",
-        "formula": "count(distinct customer with a sale)",
+        "definition": "sales reported through the conversions API, one per customer and order",
+        "formula": "count(distinct (customer, order) with a sale)",
+        "unit": "count",
+    },
+    {
+        "name": "applications",
+        "definition": "job applications reported through the conversions API, one per candidate; each"
+        " credited to a click on a job opening",
+        "formula": "count(distinct candidate with an application)",
+        "unit": "count",
+    },
+    {
+        "name": "hires",
+        "definition": "hires reported through the conversions API, one per candidate, credited through"
+        " the candidate's application",
+        "formula": "count(distinct candidate with a hire)",
         "unit": "count",
     },
     {
@@ -87,6 +101,12 @@ DICTIONARY: list[dict[str, str]] = [
         "name": "conversion_rate",
         "definition": "leads per unique click",
         "formula": "leads / unique_clicks",
+        "unit": "ratio",
+    },
+    {
+        "name": "application_rate",
+        "definition": "job applications per unique click",
+        "formula": "applications / unique_clicks",
         "unit": "ratio",
     },
     {
@@ -174,6 +194,7 @@ class Totals:
         c = self.counters
         ctr = c["unique_clicks"] / c["reach"] if c["reach"] else 0.0
         conversion_rate = c["leads"] / c["unique_clicks"] if c["unique_clicks"] else 0.0
+        application_rate = c["applications"] / c["unique_clicks"] if c["unique_clicks"] else 0.0
         emv = Decimal(c["clicks"]) * rates.cpc + Decimal(c["reach"]) / 1000 * rates.cpm
         return {
             "key": key,
@@ -181,6 +202,7 @@ class Totals:
             "revenue": {cur: format_units(units) for cur, units in sorted(self.revenue_units.items())},
             "ctr": round(ctr, 6),
             "conversion_rate": round(conversion_rate, 6),
+            "application_rate": round(application_rate, 6),
             "emv": float(emv.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)),
         }
 

@@ -17,9 +17,12 @@ class FunnelRow(BaseModel):
     self_clicks: int
     leads: int
     sales: int
+    applications: int
+    hires: int
     revenue: dict[str, str] = Field(description="per ISO 4217 currency, decimal strings")
     ctr: float
     conversion_rate: float
+    application_rate: float
     emv: float
 
 

@@ -1,6 +1,9 @@
-"""Rules of attribution: what a lead or a sale may carry, whether it is credited to the click it
-names (the attribution window), how the credit splits among the advocates who reached the
-customer, and the event a conversion emits."""
+"""Rules of attribution: what a conversion (a lead, a sale, a job application, a hire) may carry,
+whether it is credited to the click it names (the attribution window), how the credit splits
+among the advocates who reached the customer, and the event a conversion emits.
+
+A candidate is the `customer_id` of an application and of its hire: the application is credited
+like a lead, and the hire through the candidate's application."""
 
 from __future__ import annotations
 
@@ -17,9 +20,11 @@ from services.metrics.org_settings.domain import parse_currency
 from services.metrics.projections.domain import Click
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
-from shared.events.conversions import Credit, LeadCaptured, SaleRecorded
+from shared.events.conversions import ApplicationSubmitted, Credit, HireMade, LeadCaptured, SaleRecorded
 
 SOURCE = "/chorus/metrics"
+# The content type a job application's click must lead to (content's ContentType).
+JOB_OPENING = "job_opening"
 
 
 def minor_units(currency: str) -> int:
@@ -64,6 +69,25 @@ def check_order(kind: str, order_id: str | None) -> str | None:
     if kind != "sale" and order_id is not None:
         raise InvalidInput.field("order_id", "only sales carry an order")
     return order_id
+
+
+def check_click_named(kind: str, click_id: str | None) -> None:
+    """A hire names no click: it is credited through the candidate's application."""
+    if kind == "hire" and click_id is not None:
+        raise InvalidInput.field("click_id", "a hire names no click: it is credited through the application")
+
+
+def check_job(kind: str, click: Click | None) -> None:
+    """An application's click leads to a job opening (a click indexed before content types were
+    kept is taken as it is)."""
+    if kind == "application" and click is not None and click.content_type not in (None, JOB_OPENING):
+        raise InvalidInput.field(
+            "click_id", f"an application is for a job opening; this click led to a {click.content_type}"
+        )
+
+
+NO_APPLICATION = "no application of this candidate was recorded"
+UNATTRIBUTED_APPLICATION = "the candidate's application is unattributed"
 
 
 @dataclass(frozen=True)
@@ -164,7 +188,7 @@ class Reported:
     """A lead or a sale as the integrator reported it (amount and currency checked)."""
 
     org: str
-    kind: str  # "lead" or "sale"
+    kind: str  # "lead", "sale", "application" or "hire"
     customer_id: str
     click_id: str | None
     amount: Decimal | None
@@ -176,7 +200,7 @@ class Reported:
 class Conversion:
     """A decided conversion: its event, the answer to the integrator, and what it keeps."""
 
-    claim_id: str  # one lead per organisation and customer; one sale per customer and order
+    claim_id: str  # one per organisation, type and customer; a sale per customer and order
     event: Event[Any]
     response: dict[str, Any]
     click: Click | None  # the click it is credited to
@@ -184,9 +208,15 @@ class Conversion:
 
 
 def convert(
-    reported: Reported, click: Click | None, reason: str | None, credits: list[dict[str, Any]], now: datetime
+    reported: Reported,
+    click: Click | None,
+    reason: str | None,
+    credits: list[dict[str, Any]],
+    now: datetime,
+    application_id: str | None = None,
 ) -> Conversion:
-    """The conversion of `reported`, credited to `click` unless there is a `reason` not to."""
+    """The conversion of `reported`, credited to `click` unless there is a `reason` not to (a
+    hire: to its candidate's application, `application_id`)."""
     attributed = reason is None and click is not None
     credited = click if attributed else None
     conversion_id = uuid.uuid4().hex
@@ -205,16 +235,16 @@ def convert(
         "team": credited.team if credited else None,
         "tags": credited.tags if credited else [],
     }
-    data: EventData = (
-        SaleRecorded(
-            **fields,
-            amount=str(reported.amount),
-            currency=reported.currency or "",
-            order_id=reported.order_id,
-        )
-        if reported.kind == "sale"
-        else LeadCaptured(**fields)
-    )
+    data: EventData
+    if reported.kind == "sale":
+        money = {"amount": str(reported.amount), "currency": reported.currency or ""}
+        data = SaleRecorded(**fields, **money, order_id=reported.order_id)
+    elif reported.kind == "application":
+        data = ApplicationSubmitted(**fields)
+    elif reported.kind == "hire":
+        data = HireMade(**fields, application_id=application_id)
+    else:
+        data = LeadCaptured(**fields)
     event = Event.create(
         data, tenant=reported.org, source=SOURCE, subject=conversion_id, event_id=conversion_id
     )
@@ -232,10 +262,15 @@ def convert(
         "amount": str(reported.amount) if reported.amount is not None else None,
         "currency": reported.currency,
         "order_id": reported.order_id,
+        "application_id": application_id,
         "converted_at": now.isoformat(),
         "duplicate": False,
     }
-    claim_id = f"{reported.org}|{reported.kind}|{reported.customer_id}"
-    if reported.order_id is not None:
-        claim_id += f"|{reported.order_id}"
-    return Conversion(claim_id, event, response, credited, now)
+    claim = claim_id(reported.org, reported.kind, reported.customer_id, reported.order_id)
+    return Conversion(claim, event, response, credited, now)
+
+
+def claim_id(org: str, kind: str, customer_id: str, order_id: str | None = None) -> str:
+    """What a conversion counts once per: its organisation, type and customer (a sale: and order)."""
+    claim = f"{org}|{kind}|{customer_id}"
+    return claim if order_id is None else f"{claim}|{order_id}"

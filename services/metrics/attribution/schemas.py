@@ -11,9 +11,16 @@ from services.metrics.schemas import Request
 
 
 class ConversionIn(Request):
-    type: Literal["lead", "sale"]
+    type: Literal["lead", "sale", "application", "hire"] = Field(
+        description="a job `application` needs a click on a job opening; a `hire` names no click and is"
+        " credited through its candidate's application"
+    )
     click_id: str | None = Field(None, max_length=200, description="the click id from the landing URL")
-    customer_id: str = Field(min_length=1, max_length=200, description="the integrator's id of the customer")
+    customer_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the integrator's id of the customer (the candidate, for talent)",
+    )
     amount: str | None = Field(
         None,
         max_length=40,
@@ -56,6 +63,7 @@ class ConversionOut(BaseModel):
     amount: str | None
     currency: str | None
     order_id: str | None = None
+    application_id: str | None = Field(None, description="a hire: the application it is credited through")
     converted_at: datetime
     duplicate: bool = Field(
         description="already recorded (a lead: the same customer; a sale: the same customer and order);"

@@ -3,6 +3,7 @@ each with its event in its outbox) and the clicks that reached each customer."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING
@@ -10,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.metrics.attribution.domain import Conversion, Touch
+from services.metrics.projections.domain import Click
 from shared.documents import Documents
 from shared.messaging.tracing import inject_current
 from shared.migrations import drop_index
@@ -32,6 +34,17 @@ INDEXES: list[IndexSpec] = [
 
 
 TOUCHES = Documents(Touch, id_field=None)
+# The click a conversion is credited to, kept in its claim: a hire is credited through its
+# candidate's application.
+CREDITED = Documents(Click, id_field=None)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A conversion recorded before: its answer, and the click it was credited to."""
+
+    response: dict[str, Any]
+    click: Click | None
 
 
 def _customer_id(org: str, customer_id: str) -> str:
@@ -54,6 +67,7 @@ class AttributionStore:
             "_id": conversion.claim_id,
             "conversion_id": conversion.event.id,
             "response": conversion.response,
+            "credited": None if conversion.click is None else CREDITED.document(conversion.click),
             "created_at": conversion.converted_at,
         }
         try:
@@ -62,6 +76,13 @@ class AttributionStore:
         except DuplicateKeyError:
             existing = await conversions.find_one({"_id": conversion.claim_id})
             return None if existing is None else dict(existing["response"])
+
+    async def recorded(self, org: str, claim_id: str) -> Recorded | None:
+        doc = await self.tenants.of(org, CONVERSIONS).find_one({"_id": claim_id})
+        if doc is None:
+            return None
+        credited = doc.get("credited")
+        return Recorded(dict(doc["response"]), None if credited is None else CREDITED.entity(credited))
 
     async def customer_touches(self, org: str, customer_id: str) -> list[Touch]:
         doc = await self.tenants.of(org, CUSTOMERS).find_one({"_id": _customer_id(org, customer_id)})

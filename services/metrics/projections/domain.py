@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import NamedTuple, TypedDict
 
 from shared.events.clicks import CountedClick
-from shared.events.conversions import Conversion, SaleRecorded
+from shared.events.conversions import ApplicationSubmitted, Conversion, HireMade, SaleRecorded
 from shared.events.shares import ShareMade
 from shared.messaging.batch import Delivered
 
@@ -28,7 +28,18 @@ from shared.messaging.batch import Delivered
 
 ALL = "all"
 DIMENSIONS = ("advocate", "content", "team", "network", "tag")
-COUNTERS = ("shares", "reach", "clicks", "unique_clicks", "bot_clicks", "self_clicks", "leads", "sales")
+COUNTERS = (
+    "shares",
+    "reach",
+    "clicks",
+    "unique_clicks",
+    "bot_clicks",
+    "self_clicks",
+    "leads",
+    "sales",
+    "applications",
+    "hires",
+)
 # Revenue is counted in ten-thousandths of the currency unit so that $inc stays exact integer maths
 # (no ISO 4217 currency has more than 4 decimals).
 MAX_AMOUNT_DECIMALS = 4
@@ -102,6 +113,10 @@ def conversion_effect(org: str, conversion: Conversion) -> Effect:
     if isinstance(conversion, SaleRecorded):
         units = int(Decimal(conversion.amount) * REVENUE_SCALE)
         counters = (("sales", 1), (f"revenue.{conversion.currency}", units))
+    elif isinstance(conversion, ApplicationSubmitted):
+        counters = (("applications", 1),)
+    elif isinstance(conversion, HireMade):
+        counters = (("hires", 1),)
     else:
         counters = (("leads", 1),)
     if conversion.attributed:
@@ -360,6 +375,7 @@ class Click:
     bot: bool
     self_click: bool
     trace: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None  # clicks indexed before it was kept lack it
 
 
 @dataclass(frozen=True)

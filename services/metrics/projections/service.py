@@ -139,4 +139,5 @@ def _click(org: str, data: ClickRecorded, trace: dict[str, str]) -> Click:
         bot=data.bot,
         self_click=data.self_click,
         trace=trace,
+        content_type=data.content_type,
     )

@@ -71,6 +71,7 @@ class LinkTarget:
     network: str
     team: str | None
     tags: list[str]
+    content_type: str | None
     location_prefix: str  # target URL up to "<click id param>="
     location_suffix: str  # the fragment, if any
     site_root: str  # fallback when the org has none configured
@@ -88,6 +89,7 @@ class LinkTarget:
             network=share.network,
             team=share.team,
             tags=list(share.tags),
+            content_type=share.content_type,
             location_prefix=prefix,
             location_suffix=suffix,
             site_root=domain.site_root(share.target_url),
@@ -324,6 +326,7 @@ class RedirectApp:
                     "self": self_click,
                     "team": target.team,
                     "tags": target.tags,
+                    "content_type": target.content_type,
                     "fallback": fallback,
                 },
             }

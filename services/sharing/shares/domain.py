@@ -38,6 +38,7 @@ class Share:
     team: str | None = None
     department: str | None = None
     tags: tuple[str, ...] = ()
+    content_type: str | None = None  # at share time; shares made before it was kept lack it
 
 
 # --- Governance ------------------------------------------------------------------------------
@@ -263,6 +264,7 @@ def new_share(
         team=advocate.team,
         department=advocate.department,
         tags=content.tags,
+        content_type=content.content_type,
     )
 
 
@@ -280,4 +282,5 @@ def share_made(share: Share, shared_at: datetime) -> ShareMade:
         department=share.department,
         tags=list(share.tags),
         shared_at=shared_at,
+        content_type=share.content_type,
     )

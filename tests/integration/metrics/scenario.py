@@ -1,5 +1,6 @@
-"""A scripted scenario of shares, clicks (human, bot, self, repeat), leads and sales, with the
-funnel it must produce written out by hand, for the metrics integration tests."""
+"""A scripted scenario of shares, clicks (human, bot, self, repeat), leads, sales, a job
+application and its hire, with the funnel it must produce written out by hand, for the metrics
+integration tests."""
 
 from __future__ import annotations
 
@@ -16,12 +17,23 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import Event, EventData, decode
 from shared.events.clicks import ClickRecorded
-from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.conversions import ApplicationSubmitted, HireMade, LeadCaptured, SaleRecorded
 from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS, CONVERSIONS, SHARES
 from shared.messaging import EventProducer
 
-FIELDS = ("shares", "reach", "clicks", "unique_clicks", "bot_clicks", "self_clicks", "leads", "sales")
+FIELDS = (
+    "shares",
+    "reach",
+    "clicks",
+    "unique_clicks",
+    "bot_clicks",
+    "self_clicks",
+    "leads",
+    "sales",
+    "applications",
+    "hires",
+)
 
 
 @dataclass
@@ -43,30 +55,30 @@ class Scenario:
         """Rows by key: counters as a tuple in FIELDS order, and revenue."""
         Row = tuple[tuple[int, ...], dict[str, str]]
         by_day: dict[str, Row] = {
-            self.d1.isoformat(): ((1, 1000, 2, 1, 1, 1, 0, 0), {}),
-            self.d2.isoformat(): ((2, 700, 3, 3, 0, 0, 0, 0), {}),
-            self.today.isoformat(): ((0, 0, 0, 0, 0, 0, 1, 2), {"EUR": "109.90"}),
+            self.d1.isoformat(): ((1, 1000, 2, 1, 1, 1, 0, 0, 0, 0), {}),
+            self.d2.isoformat(): ((2, 700, 3, 3, 0, 0, 0, 0, 0, 0), {}),
+            self.today.isoformat(): ((0, 0, 0, 0, 0, 0, 1, 2, 1, 1), {"EUR": "109.90"}),
         }
         fixed: dict[str, dict[str, Row]] = {
             "advocate": {
-                self.alice: ((2, 1200, 3, 2, 1, 1, 0, 1), {"EUR": "99.90"}),
-                self.bob: ((1, 500, 2, 2, 0, 0, 1, 0), {}),
+                self.alice: ((2, 1200, 3, 2, 1, 1, 0, 1, 0, 0), {"EUR": "99.90"}),
+                self.bob: ((1, 500, 2, 2, 0, 0, 1, 0, 1, 1), {}),
             },
             "content": {
-                f"{self.org}-k1": ((2, 1500, 4, 3, 1, 1, 1, 0), {}),
-                f"{self.org}-k2": ((1, 200, 1, 1, 0, 0, 0, 1), {"EUR": "99.90"}),
+                f"{self.org}-k1": ((2, 1500, 4, 3, 1, 1, 1, 0, 1, 1), {}),
+                f"{self.org}-k2": ((1, 200, 1, 1, 0, 0, 0, 1, 0, 0), {"EUR": "99.90"}),
             },
             "team": {
-                "sales": ((2, 1200, 3, 2, 1, 1, 0, 1), {"EUR": "99.90"}),
-                "eng": ((1, 500, 2, 2, 0, 0, 1, 0), {}),
+                "sales": ((2, 1200, 3, 2, 1, 1, 0, 1, 0, 0), {"EUR": "99.90"}),
+                "eng": ((1, 500, 2, 2, 0, 0, 1, 0, 1, 1), {}),
             },
             "network": {
-                "linkedin": ((1, 1000, 2, 1, 1, 1, 0, 0), {}),
-                "x": ((2, 700, 3, 3, 0, 0, 1, 1), {"EUR": "99.90"}),
+                "linkedin": ((1, 1000, 2, 1, 1, 1, 0, 0, 0, 0), {}),
+                "x": ((2, 700, 3, 3, 0, 0, 1, 1, 1, 1), {"EUR": "99.90"}),
             },
             "tag": {
-                "ai": ((2, 1500, 4, 3, 1, 1, 1, 0), {}),
-                "cloud": ((1, 500, 2, 2, 0, 0, 1, 0), {}),
+                "ai": ((2, 1500, 4, 3, 1, 1, 1, 0, 1, 1), {}),
+                "cloud": ((1, 500, 2, 2, 0, 0, 1, 0, 1, 1), {}),
             },
         }
         rows: dict[str, Row] = {}
@@ -80,7 +92,7 @@ class Scenario:
                     "week": (d - timedelta(days=d.weekday())).isoformat(),
                     "month": d.strftime("%Y-%m"),
                 }[group_by]
-                empty: Row = ((0,) * 8, {})
+                empty: Row = ((0,) * len(FIELDS), {})
                 before, before_revenue = rows.get(key, empty)
                 summed = tuple(a + b for a, b in zip(before, counters, strict=True))
                 rows[key] = (summed, {**before_revenue, **revenue})
@@ -97,7 +109,8 @@ async def publish_activity(
     today = datetime.now(UTC).date()
     s = Scenario(org=org, today=today, d1=today - timedelta(days=3), d2=today - timedelta(days=1))
     s.alice, s.bob = f"{org}-alice", f"{org}-bob"
-    k1, k2 = f"{org}-k1", f"{org}-k2"
+    k1, k2 = f"{org}-k1", f"{org}-k2"  # k1 is a job opening, k2 an article
+    content_types = {k1: "job_opening", k2: "article"}
     shares = {
         "s1": (s.alice, k1, "linkedin", 1000, "sales", ["ai"], at(s.d1, 9)),
         "s2": (s.bob, k1, "x", 500, "eng", ["ai", "cloud"], at(s.d2, 9)),
@@ -120,6 +133,7 @@ async def publish_activity(
                     team=team,
                     tags=tags,
                     shared_at=when,
+                    content_type=content_types[content],
                 ),
                 tenant=org,
                 source="/test",
@@ -154,6 +168,7 @@ async def publish_activity(
                         "unique": unique,
                         "team": team,
                         "tags": tags,
+                        "content_type": content_types[content],
                     }
                 ),
                 tenant=org,
@@ -172,7 +187,8 @@ async def publish_activity(
 
 async def post_conversions(client: httpx.AsyncClient, s: Scenario, api_key: str) -> list[dict[str, Any]]:
     """A lead via bob's click (c7, same visitor as alice's c1), a sale via alice's s3, an unattributed
-    sale and the first lead's customer again (counted once)."""
+    sale, the first lead's customer again (counted once), a job application via bob's click on the
+    job opening (c5) and that candidate's hire (credited through the application)."""
     headers = {"X-API-Key": api_key}
     bodies = [
         {"type": "lead", "click_id": s.click_ids["c7"], "customer_id": "cust1"},
@@ -193,6 +209,8 @@ async def post_conversions(client: httpx.AsyncClient, s: Scenario, api_key: str)
             "order_id": "o-2",
         },
         {"type": "lead", "click_id": s.click_ids["c1"], "customer_id": "cust1"},
+        {"type": "application", "click_id": s.click_ids["c5"], "customer_id": "cand1"},
+        {"type": "hire", "customer_id": "cand1"},
     ]
     out = []
     for body in bodies:
@@ -290,6 +308,7 @@ async def send_to(producer: EventProducer, topic: str, events: list[Event[EventD
 
 def conversion_events(s: Scenario) -> list[Event[EventData]]:
     """What post_conversions makes the API emit, and the lead once more as a relay would resend it."""
+    # The projector reads only what each event counts for, so the ids here need not be the API's.
     now = datetime.now(UTC)
     lead = LeadCaptured(
         conversion_id="v1",
@@ -329,7 +348,21 @@ def conversion_events(s: Scenario) -> list[Event[EventData]]:
         amount="10",
         currency="EUR",
     )
-    datas: tuple[EventData, ...] = (lead, sale, unattributed)
+    via_job_opening = {
+        "key": s.share_ids["s2"],
+        "customer_id": "cand1",
+        "attributed": True,
+        "share_id": s.share_ids["s2"],
+        "advocate_id": s.bob,
+        "content_id": f"{s.org}-k1",
+        "converted_at": now,
+        "network": "x",
+        "team": "eng",
+        "tags": ["ai", "cloud"],
+    }
+    application = ApplicationSubmitted(conversion_id="v4", click_id=s.click_ids["c5"], **via_job_opening)
+    hire = HireMade(conversion_id="v5", application_id="v4", **via_job_opening)
+    datas: tuple[EventData, ...] = (lead, sale, unattributed, application, hire)
     events: list[Event[EventData]] = [
         Event.create(data, tenant=s.org, source="/test", event_id=f"{s.org}-v{n}")
         for n, data in enumerate(datas)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.metrics.analytics.domain import FUNNEL_METRICS
 from services.metrics.attribution.store import CONVERSIONS as CONVERSIONS_COLLECTION
 from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
@@ -79,7 +80,15 @@ def share(org: str, name: str, advocate: str, when: datetime, audience: int = 10
 
 
 def click(
-    org: str, name: str, share_name: str, advocate: str, when: datetime, visitor: str, *, own: bool = False
+    org: str,
+    name: str,
+    share_name: str,
+    advocate: str,
+    when: datetime,
+    visitor: str,
+    *,
+    own: bool = False,
+    content_type: str | None = None,
 ) -> Event[EventData]:
     return Event.create(
         ClickRecorded.model_validate(
@@ -93,6 +102,7 @@ def click(
                 "visitor_hash": visitor,
                 "team": "t",
                 "self": own,
+                "content_type": content_type,
             }
         ),
         tenant=org,
@@ -356,6 +366,67 @@ async def test_an_advocates_own_click_never_earns_credit(
     )
     assert (shared.json()["attributed"], shared.json()["advocate_id"]) == (True, bob)
     assert [c["advocate_id"] for c in shared.json()["credits"]] == [bob]
+
+
+async def test_a_hire_is_credited_through_its_candidates_application_on_a_job_opening(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org = metrics_settings, new_org()
+    now = datetime.now(UTC)
+    bob = f"{org}-bob"
+    await producer.publish_many(
+        [
+            share(org, "s1", bob, now - timedelta(hours=5)),
+            click(org, "job", "s1", bob, now - timedelta(hours=3), "v1", content_type="job_opening"),
+            click(org, "post", "s1", bob, now - timedelta(hours=3), "v2", content_type="article"),
+        ]
+    )
+    await wait_for_clicks(client, settings, org, 2)
+    crm = admin(settings, org)
+
+    async def post(body: dict[str, Any]) -> httpx.Response:
+        return await client.post("/v1/conversions", json=body, headers=crm)
+
+    not_a_job = await post({"type": "application", "click_id": f"{org}-post", "customer_id": "cand-1"})
+    assert not_a_job.status_code == 422 and not_a_job.json()["errors"][0]["field"] == "click_id"
+    assert "job opening" in not_a_job.json()["detail"]
+    hire_naming_a_click = await post({"type": "hire", "click_id": f"{org}-job", "customer_id": "cand-1"})
+    assert hire_naming_a_click.status_code == 422
+    assert hire_naming_a_click.json()["errors"][0]["field"] == "click_id"
+    no_application = await post({"type": "hire", "customer_id": "cand-2"})
+    assert (no_application.json()["attributed"], no_application.json()["reason"]) == (
+        False,
+        "no application of this candidate was recorded",
+    )
+
+    # Nothing of the refusals was kept: the candidate's application counts now, once.
+    application = await post({"type": "application", "click_id": f"{org}-job", "customer_id": "cand-1"})
+    again = await post({"type": "application", "click_id": f"{org}-job", "customer_id": "cand-1"})
+    assert (application.json()["attributed"], application.json()["advocate_id"]) == (True, bob)
+    assert (again.json()["duplicate"], again.json()["conversion_id"]) == (
+        True,
+        application.json()["conversion_id"],
+    )
+    hire = (await post({"type": "hire", "customer_id": "cand-1"})).json()
+    assert (hire["attributed"], hire["advocate_id"], hire["share_id"]) == (True, bob, f"{org}-s1")
+    assert hire["application_id"] == application.json()["conversion_id"]
+    assert hire["credits"] == application.json()["credits"] and hire["click_id"] is None
+
+    async def counted() -> bool:
+        t = await totals(client, settings, org)
+        return bool((t["applications"], t["hires"], t["leads"]) == (1, 2, 0))
+
+    await eventually(counted, timeout_s=WAIT_S)
+    by_advocate = await client.get(
+        "/v1/funnel",
+        params={"from": now.date().isoformat(), "to": now.date().isoformat(), "group_by": "advocate"},
+        headers=crm,
+    )
+    [row] = by_advocate.json()["rows"]
+    assert (row["key"], row["applications"], row["hires"]) == (bob, 1, 1)  # the unattributed hire is no one's
+    assert row["application_rate"] == 0.5  # one application over two unique clicks
+    goal = {"name": "Hires", "metric": "hires", "target": 3, "horizon_months": 3}
+    assert (await client.post("/v1/goals", json=goal, headers=crm)).status_code == 201
 
 
 async def test_the_outbox_relay_finds_pending_conversions_through_an_index(
@@ -639,6 +710,8 @@ async def test_dictionary_and_settings(client: httpx.AsyncClient, metrics_settin
         for m in (await client.get("/v1/metrics/dictionary", headers=admin(settings, org))).json()["items"]
     }
     assert {"ctr", "conversion_rate", "emv", "unique_clicks", "bot_clicks", "self_clicks"} <= names
+    # Every funnel metric is defined (revenue is the funnel's per-currency column).
+    assert set(FUNNEL_METRICS) <= names and "revenue" in names
     bad = await client.put(
         "/v1/metrics/settings",
         headers=admin(settings, org),

@@ -112,7 +112,7 @@ async def run_scenario(
 
     async def conversions_visible() -> bool:
         totals = (await funnel(client, settings, s, "day"))["totals"]
-        return bool(totals["leads"] == 1 and totals["sales"] == 2)
+        return bool(totals["leads"] == 1 and totals["sales"] == 2 and totals["hires"] == 1)
 
     await eventually(conversions_visible, timeout_s=60)
     return s
@@ -138,10 +138,13 @@ async def test_a_scripted_scenario_gives_the_expected_funnel_for_every_group_by(
             "self_clicks": 1,
             "leads": 1,
             "sales": 2,
+            "applications": 1,
+            "hires": 1,
         }
         assert totals["revenue"] == {"EUR": "109.90"}
         assert totals["ctr"] == round(4 / 1700, 6)
         assert totals["conversion_rate"] == 0.25
+        assert totals["application_rate"] == 0.25
         assert totals["emv"] == 9.3  # 5 x 0.50 + 1700 / 1000 x 4
         assert "clicks x 0.50" in result["emv"]["formula"]
 
@@ -341,7 +344,15 @@ async def run_private_scenario(
 
     async def all_visible() -> bool:
         totals = (await funnel(client, settings, s, "day"))["totals"]
-        wanted = {"shares": 3, "clicks": 5, "bot_clicks": 1, "self_clicks": 1, "leads": 1, "sales": 2}
+        wanted = {
+            "shares": 3,
+            "clicks": 5,
+            "bot_clicks": 1,
+            "self_clicks": 1,
+            "leads": 1,
+            "sales": 2,
+            "hires": 1,
+        }
         return all(totals[name] == value for name, value in wanted.items())
 
     await eventually(all_visible, timeout_s=60)
@@ -363,7 +374,7 @@ async def test_replaying_the_topics_from_offset_zero_over_existing_projections_c
         replayed = await replay(
             settings, await service.store.active_stats(fresh=True), lambda done, total: None
         )
-        assert replayed == 3 + 7 + 4
+        assert replayed == 3 + 7 + 6
         assert await all_funnels(client, settings, s) == before
 
 
@@ -380,7 +391,7 @@ async def test_a_rebuild_equals_the_live_projections(
         result = await rebuild(settings.model_copy(), lambda done, total: seen.append((done, total)))
         assert result.old_collection == old and result.new_collection != old
         assert await service.store.active_stats(fresh=True) == result.new_collection
-        assert seen and seen[-1] == (14, 14) and result.events == 14
+        assert seen and seen[-1] == (16, 16) and result.events == 16
         assert await all_funnels(client, settings, s) == live
         # The rebuilt generation is the one the live projector now writes to.
         more = await publish_activity(

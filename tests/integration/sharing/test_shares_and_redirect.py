@@ -89,6 +89,7 @@ async def test_a_share_has_a_short_url_a_target_with_utm_and_announces_itself(sh
         500,
     )
     assert data.team == "sales"
+    assert data.content_type == "article"  # metrics needs it to credit job applications
 
 
 async def test_redirect_sends_visitors_on_with_a_click_id_and_flags_each_kind_of_click(
@@ -130,6 +131,7 @@ async def test_redirect_sends_visitors_on_with_a_click_id_and_flags_each_kind_of
         click = by_click[click_id].data
         assert isinstance(click, ClickRecorded)
         assert (click.share_id, click.advocate_id, click.network) == (share["id"], "adv-1", "linkedin")
+        assert click.content_type == "article"
         assert by_click[click_id].tenant == org
         flags.append((click.bot, click.flag, click.unique, click.self_click))
     assert flags == [
