@@ -48,6 +48,18 @@ class SaleRecorded(Conversion):
     )
 
 
+@event("chorus.sale.refunded", topic=CONVERSIONS, key="key")
+class SaleRefunded(Conversion):
+    """Part or all of a sale given back: it lowers revenue where the sale raised it (the same
+    share, advocate, content and credits, on the day of the refund). `converted_at` is when the
+    refund was recorded; `key` is the sale's, so a sale and its refunds stay in order. Since 2026-12."""
+
+    sale_id: str = Field(description="the conversion id of the sale refunded")
+    order_id: str
+    amount: str = Field(description="decimal as a string: what this refund gives back")
+    currency: str = Field(description="ISO 4217 code, the sale's")
+
+
 @event("chorus.application.submitted", topic=CONVERSIONS, key="key")
 class ApplicationSubmitted(Conversion):
     """A candidate (`customer_id`) applied to a job opening; attributed like a lead, once per

@@ -4,6 +4,7 @@ and the dictionary of every metric."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,6 +23,7 @@ from services.metrics.projections.domain import (
 from shared.errors import InvalidInput
 
 TIME_GROUPS = ("day", "week", "month")
+REVENUE_METRIC = re.compile(r"revenue\.[A-Z]{3}")
 GROUP_BYS = TIME_GROUPS + DIMENSIONS
 MAX_RANGE_DAYS = 731
 FUNNEL_METRICS = (*COUNTERS, "ctr", "conversion_rate", "application_rate", "emv")
@@ -91,9 +93,22 @@ DICTIONARY: list[dict[str, str]] = [
         "unit": "count",
     },
     {
+        "name": "refunds",
+        "definition": "refunds reported through the conversions API (each counts, on the day it is reported)",
+        "formula": "count(sale.refunded)",
+        "unit": "count",
+    },
+    {
         "name": "revenue",
-        "definition": "amount of the sales, per ISO 4217 currency",
-        "formula": "sum(sale.amount) per currency",
+        "definition": "amount of the sales less their refunds, per ISO 4217 currency; a time series takes"
+        " one currency as metric revenue.<currency>",
+        "formula": "sum(sale.amount) - sum(refund.amount) per currency",
+        "unit": "currency",
+    },
+    {
+        "name": "refunded",
+        "definition": "amount given back by refunds, per ISO 4217 currency",
+        "formula": "sum(refund.amount) per currency",
         "unit": "currency",
     },
     {"name": "ctr", "definition": "click-through rate", "formula": "unique_clicks / reach", "unit": "ratio"},
@@ -175,20 +190,34 @@ def totals_from_rows(group_by: str, filters: dict[str, str]) -> bool:
 def check_timeseries(metric: str, interval: str) -> None:
     if interval not in TIME_GROUPS:
         raise InvalidInput.field("interval", "must be day, week or month")
-    if metric not in FUNNEL_METRICS:
-        raise InvalidInput.field("metric", "must be a funnel metric (see /v1/metrics/dictionary)")
+    if metric not in FUNNEL_METRICS and not REVENUE_METRIC.fullmatch(metric):
+        raise InvalidInput.field(
+            "metric", "must be a funnel metric or revenue.<ISO 4217 code> (see /v1/metrics/dictionary)"
+        )
+
+
+def metric_value(row: Mapping[str, Any], metric: str) -> float:
+    """A row's value of a funnel metric, or of revenue in one currency (`revenue.EUR`)."""
+    if REVENUE_METRIC.fullmatch(metric):
+        return float(row["revenue"].get(metric.removeprefix("revenue."), 0))
+    return float(row[metric])
 
 
 @dataclass
 class Totals:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
     revenue_units: dict[str, int] = field(default_factory=dict)
+    refunded_units: dict[str, int] = field(default_factory=dict)
 
     def add_doc(self, doc: Mapping[str, Any]) -> None:
         for name in COUNTERS:
             self.counters[name] += int(doc.get(name, 0))
-        for currency, units in (doc.get("revenue") or {}).items():
-            self.revenue_units[currency] = self.revenue_units.get(currency, 0) + int(units)
+        for amounts, units_by_currency in (
+            (doc.get("revenue"), self.revenue_units),
+            (doc.get("refunded"), self.refunded_units),
+        ):
+            for currency, units in (amounts or {}).items():
+                units_by_currency[currency] = units_by_currency.get(currency, 0) + int(units)
 
     def row(self, key: str, rates: EmvRates) -> dict[str, Any]:
         c = self.counters
@@ -200,6 +229,7 @@ class Totals:
             "key": key,
             **c,
             "revenue": {cur: format_units(units) for cur, units in sorted(self.revenue_units.items())},
+            "refunded": {cur: format_units(units) for cur, units in sorted(self.refunded_units.items())},
             "ctr": round(ctr, 6),
             "conversion_rate": round(conversion_rate, 6),
             "application_rate": round(application_rate, 6),
@@ -246,9 +276,9 @@ def points(
     rows: Sequence[dict[str, Any]], metric: str, from_: date, to: date, interval: str
 ) -> list[dict[str, Any]]:
     """One point per period of the range, zeros included."""
-    by_period = {row["key"]: row[metric] for row in rows}
+    by_period = {row["key"]: metric_value(row, metric) for row in rows}
     periods = sorted({period_key(d, interval) for d in days_between(from_, to)})
-    return [{"period": p, "value": float(by_period.get(p, 0))} for p in periods]
+    return [{"period": p, "value": by_period.get(p, 0.0)} for p in periods]
 
 
 def trend(current: Totals, previous: Totals) -> dict[str, dict[str, Any]]:

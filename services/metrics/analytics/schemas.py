@@ -17,9 +17,11 @@ class FunnelRow(BaseModel):
     self_clicks: int
     leads: int
     sales: int
+    refunds: int
     applications: int
     hires: int
-    revenue: dict[str, str] = Field(description="per ISO 4217 currency, decimal strings")
+    revenue: dict[str, str] = Field(description="net of refunds, per ISO 4217 currency, decimal strings")
+    refunded: dict[str, str] = Field(description="given back by refunds, per ISO 4217 currency")
     ctr: float
     conversion_rate: float
     application_rate: float

@@ -17,10 +17,17 @@ from typing import Any
 from iso4217 import Currency
 
 from services.metrics.org_settings.domain import parse_currency
-from services.metrics.projections.domain import Click
+from services.metrics.projections.domain import REVENUE_SCALE, Click
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
-from shared.events.conversions import ApplicationSubmitted, Credit, HireMade, LeadCaptured, SaleRecorded
+from shared.events.conversions import (
+    ApplicationSubmitted,
+    Credit,
+    HireMade,
+    LeadCaptured,
+    SaleRecorded,
+    SaleRefunded,
+)
 
 SOURCE = "/chorus/metrics"
 # The content type a job application's click must lead to (content's ContentType).
@@ -53,28 +60,91 @@ def parse_amount(raw: str | None, currency: str) -> Decimal:
 
 
 def parse_money(kind: str, amount: str | None, currency: str | None) -> tuple[Decimal | None, str | None]:
-    """A sale's amount and currency; a lead carries neither."""
-    if kind == "sale":
+    """A sale's (or a refund's) amount and currency; other conversions carry neither."""
+    if kind in ("sale", "refund"):
         code = parse_currency(currency)
         return parse_amount(amount, code), code
     if amount is not None or currency is not None:
-        raise InvalidInput.field("amount", "only sales carry an amount and a currency")
+        raise InvalidInput.field("amount", "only sales and refunds carry an amount and a currency")
     return None, None
 
 
 def check_order(kind: str, order_id: str | None) -> str | None:
-    """A sale names its order (a customer's orders each count, the same one once); a lead none."""
-    if kind == "sale" and not order_id:
-        raise InvalidInput.field("order_id", "a sale needs the order it belongs to")
-    if kind != "sale" and order_id is not None:
-        raise InvalidInput.field("order_id", "only sales carry an order")
+    """A sale names its order (a customer's orders each count, the same one once), and a refund
+    the order it gives back on; other conversions none."""
+    if kind in ("sale", "refund") and not order_id:
+        raise InvalidInput.field("order_id", f"a {kind} needs the order it belongs to")
+    if kind not in ("sale", "refund") and order_id is not None:
+        raise InvalidInput.field("order_id", "only sales and refunds carry an order")
     return order_id
 
 
 def check_click_named(kind: str, click_id: str | None) -> None:
-    """A hire names no click: it is credited through the candidate's application."""
+    """A hire names no click (it is credited through the application), nor does a refund (it
+    follows its sale)."""
     if kind == "hire" and click_id is not None:
         raise InvalidInput.field("click_id", "a hire names no click: it is credited through the application")
+    if kind == "refund" and click_id is not None:
+        raise InvalidInput.field("click_id", "a refund names no click: it follows its sale")
+
+
+def revenue_units(amount: Decimal) -> int:
+    """An amount in the projections' revenue units (exact integers)."""
+    return int(amount * REVENUE_SCALE)
+
+
+def refundable(
+    sale: dict[str, Any] | None, refunded_units: int, amount: Decimal, currency: str
+) -> dict[str, Any]:
+    """The sale (its answer) a refund gives back on: at most what remains of it, in its currency."""
+    if sale is None:
+        raise InvalidInput.field("order_id", "no sale of this customer with this order")
+    if currency != sale["currency"]:
+        raise InvalidInput.field("currency", f"must be the sale's, {sale['currency']}")
+    remaining = revenue_units(Decimal(sale["amount"])) - refunded_units
+    if revenue_units(amount) > remaining:
+        left = f"{(Decimal(remaining) / REVENUE_SCALE).normalize():f} {currency}"
+        raise InvalidInput.field("amount", f"is more than what remains of the sale ({left})")
+    return sale
+
+
+def refund(
+    reported: Reported, sale: dict[str, Any], sale_click: Click | None, now: datetime
+) -> tuple[Event[Any], dict[str, Any]]:
+    """The refund of `sale` (its answer; `sale_click`: the click it was credited to): its event,
+    counted where the sale was, and its answer."""
+    refund_id = uuid.uuid4().hex
+    about = {name: sale[name] for name in ("share_id", "advocate_id", "content_id", "attributed", "credits")}
+    data = SaleRefunded(
+        conversion_id=refund_id,
+        key=sale["share_id"] or sale["conversion_id"],
+        customer_id=reported.customer_id,
+        converted_at=now,
+        sale_id=sale["conversion_id"],
+        order_id=reported.order_id or "",
+        amount=str(reported.amount),
+        currency=reported.currency or "",
+        **about,
+        network=sale_click.network if sale_click else None,
+        team=sale_click.team if sale_click else None,
+        tags=sale_click.tags if sale_click else [],
+    )
+    event = Event.create(data, tenant=reported.org, source=SOURCE, subject=refund_id, event_id=refund_id)
+    response = {
+        **about,
+        "conversion_id": refund_id,
+        "type": "refund",
+        "customer_id": reported.customer_id,
+        "reason": sale["reason"],
+        "click_id": None,
+        "amount": str(reported.amount),
+        "currency": reported.currency,
+        "order_id": reported.order_id,
+        "sale_id": sale["conversion_id"],
+        "converted_at": now.isoformat(),
+        "duplicate": False,
+    }
+    return event, response
 
 
 def check_job(kind: str, click: Click | None) -> None:

@@ -11,9 +11,11 @@ from services.metrics.schemas import Request
 
 
 class ConversionIn(Request):
-    type: Literal["lead", "sale", "application", "hire"] = Field(
-        description="a job `application` needs a click on a job opening; a `hire` names no click and is"
-        " credited through its candidate's application"
+    type: Literal["lead", "sale", "refund", "application", "hire"] = Field(
+        description="a `refund` names the customer's sale by `order_id` and gives back up to what remains"
+        " of it (each refund counts: send an Idempotency-Key to retry safely); a job `application` needs"
+        " a click on a job opening; a `hire` names no click and is credited through its candidate's"
+        " application"
     )
     click_id: str | None = Field(None, max_length=200, description="the click id from the landing URL")
     customer_id: str = Field(
@@ -64,6 +66,7 @@ class ConversionOut(BaseModel):
     currency: str | None
     order_id: str | None = None
     application_id: str | None = Field(None, description="a hire: the application it is credited through")
+    sale_id: str | None = Field(None, description="a refund: the sale it gives back on")
     converted_at: datetime
     duplicate: bool = Field(
         description="already recorded (a lead: the same customer; a sale: the same customer and order);"

@@ -15,7 +15,10 @@ from services.metrics.org_settings.service import OrgSettingsService
 from services.metrics.projections.domain import Click
 from services.metrics.projections.service import ProjectionService
 from shared.clock import Clock, utc_now
+from shared.errors import Conflict
 from shared.outbox import Outbox
+
+REFUND_ATTEMPTS = 5
 
 
 @dataclass(eq=False)
@@ -33,6 +36,8 @@ class AttributionService:
         reported = Reported(org, body.type, body.customer_id, body.click_id, amount, currency, order_id)
         window_days = self.org_settings.window_days(await self.org_settings.of(org))
         at = domain.conversion_time(body.occurred_at, self.clock(), window_days)
+        if body.type == "refund":
+            return await self._refund(reported, at)
         application_id = None
         if body.type == "hire":
             click, reason, credits, application_id = await self._through_application(org, body.customer_id)
@@ -46,6 +51,24 @@ class AttributionService:
         if conversion.click is not None:
             await self.store.add_customer_touches(org, body.customer_id, [domain.touch(conversion.click)])
         return conversion.response
+
+    async def _refund(self, reported: Reported, at: datetime) -> dict[str, Any]:
+        """Give back part of a sale. Two refunds of one sale at once: the second sees the first's
+        total when it writes, and checks again."""
+        assert reported.amount is not None and reported.currency is not None  # parse_money's
+        sale_claim = domain.claim_id(reported.org, "sale", reported.customer_id, reported.order_id)
+        for _ in range(REFUND_ATTEMPTS):
+            sale = await self.store.recorded(reported.org, sale_claim)
+            refunded = sale.refunded_units if sale else 0
+            found = sale.response if sale else None
+            answer = domain.refundable(found, refunded, reported.amount, reported.currency)
+            click = sale.click if sale else None
+            event, response = domain.refund(reported, answer, click, at)
+            units = domain.revenue_units(reported.amount)
+            if await self.store.refund(reported.org, sale_claim, refunded, units, event, click):
+                self.outbox.nudge()
+                return response
+        raise Conflict("other refunds of this sale came in at the same time; retry")
 
     async def _through_click(
         self, org: str, body: ConversionIn, at: datetime, window_days: int

@@ -13,13 +13,16 @@ from pymongo.errors import DuplicateKeyError
 from services.metrics.attribution.domain import Conversion, Touch
 from services.metrics.projections.domain import Click
 from shared.documents import Documents
+from shared.events import AnyEvent
 from shared.messaging.tracing import inject_current
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
-from shared.outbox import outbox_index, pending, with_outbox
+from shared.outbox import outbox_index, pending, queue, with_outbox
 from shared.tenancy import Tenants
 
 CONVERSIONS = "conversions"
+# A sale's claim keeps how much of it was refunded, in revenue units (projections' REVENUE_SCALE).
+REFUNDED = "refunded_units"
 CUSTOMERS = "customers"
 # Collections whose documents may carry an outbox (shared/outbox.py).
 OUTBOX_COLLECTIONS = (CONVERSIONS,)
@@ -41,10 +44,12 @@ CREDITED = Documents(Click, id_field=None)
 
 @dataclass(frozen=True)
 class Recorded:
-    """A conversion recorded before: its answer, and the click it was credited to."""
+    """A conversion recorded before: its answer, the click it was credited to, and (a sale) how
+    much of it was refunded, in revenue units."""
 
     response: dict[str, Any]
     click: Click | None
+    refunded_units: int = 0
 
 
 def _customer_id(org: str, customer_id: str) -> str:
@@ -82,7 +87,21 @@ class AttributionStore:
         if doc is None:
             return None
         credited = doc.get("credited")
-        return Recorded(dict(doc["response"]), None if credited is None else CREDITED.entity(credited))
+        click = None if credited is None else CREDITED.entity(credited)
+        return Recorded(dict(doc["response"]), click, int(doc.get(REFUNDED, 0)))
+
+    async def refund(
+        self, org: str, sale_claim: str, seen_units: int, units: int, event: AnyEvent, click: Click | None
+    ) -> bool:
+        """Count `units` more refunded on the sale and queue the refund's event, in one write, if
+        the refunded total is still `seen_units` (False: another refund came in between). The
+        event joins the trace of the click the sale was credited to."""
+        seen: Any = seen_units if seen_units else {"$in": [0, None]}  # None: never refunded yet
+        record = pending(event, trace=click.trace if click else {}, link=inject_current())
+        update = queue({"$inc": {REFUNDED: units}}, [record])
+        sales = self.tenants.of(org, CONVERSIONS)
+        result = await sales.update_one({"_id": sale_claim, REFUNDED: seen}, update)
+        return result.modified_count == 1
 
     async def customer_touches(self, org: str, customer_id: str) -> list[Touch]:
         doc = await self.tenants.of(org, CUSTOMERS).find_one({"_id": _customer_id(org, customer_id)})

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import NamedTuple, TypedDict
 
 from shared.events.clicks import CountedClick
-from shared.events.conversions import ApplicationSubmitted, Conversion, HireMade, SaleRecorded
+from shared.events.conversions import ApplicationSubmitted, Conversion, HireMade, SaleRecorded, SaleRefunded
 from shared.events.shares import ShareMade
 from shared.messaging.batch import Delivered
 
@@ -37,6 +37,7 @@ COUNTERS = (
     "self_clicks",
     "leads",
     "sales",
+    "refunds",
     "applications",
     "hires",
 )
@@ -113,6 +114,11 @@ def conversion_effect(org: str, conversion: Conversion) -> Effect:
     if isinstance(conversion, SaleRecorded):
         units = int(Decimal(conversion.amount) * REVENUE_SCALE)
         counters = (("sales", 1), (f"revenue.{conversion.currency}", units))
+    elif isinstance(conversion, SaleRefunded):
+        # Revenue is net of refunds, counted on the day of the refund; what was refunded is kept too.
+        units = int(Decimal(conversion.amount) * REVENUE_SCALE)
+        currency = conversion.currency
+        counters = (("refunds", 1), (f"revenue.{currency}", -units), (f"refunded.{currency}", units))
     elif isinstance(conversion, ApplicationSubmitted):
         counters = (("applications", 1),)
     elif isinstance(conversion, HireMade):
@@ -401,4 +407,8 @@ class StatsRow(TypedDict, total=False):
     self_clicks: int
     leads: int
     sales: int
-    revenue: dict[str, int]  # per currency, in ten-thousandths (domain.REVENUE_SCALE)
+    refunds: int
+    applications: int
+    hires: int
+    revenue: dict[str, int]  # per currency, net of refunds, in ten-thousandths (REVENUE_SCALE)
+    refunded: dict[str, int]  # per currency, in ten-thousandths

@@ -17,7 +17,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import Event, EventData, decode
 from shared.events.clicks import ClickRecorded
-from shared.events.conversions import ApplicationSubmitted, HireMade, LeadCaptured, SaleRecorded
+from shared.events.conversions import (
+    ApplicationSubmitted,
+    HireMade,
+    LeadCaptured,
+    SaleRecorded,
+    SaleRefunded,
+)
 from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS, CONVERSIONS, SHARES
 from shared.messaging import EventProducer
@@ -31,6 +37,7 @@ FIELDS = (
     "self_clicks",
     "leads",
     "sales",
+    "refunds",
     "applications",
     "hires",
 )
@@ -55,30 +62,30 @@ class Scenario:
         """Rows by key: counters as a tuple in FIELDS order, and revenue."""
         Row = tuple[tuple[int, ...], dict[str, str]]
         by_day: dict[str, Row] = {
-            self.d1.isoformat(): ((1, 1000, 2, 1, 1, 1, 0, 0, 0, 0), {}),
-            self.d2.isoformat(): ((2, 700, 3, 3, 0, 0, 0, 0, 0, 0), {}),
-            self.today.isoformat(): ((0, 0, 0, 0, 0, 0, 1, 2, 1, 1), {"EUR": "109.90"}),
+            self.d1.isoformat(): ((1, 1000, 2, 1, 1, 1, 0, 0, 0, 0, 0), {}),
+            self.d2.isoformat(): ((2, 700, 3, 3, 0, 0, 0, 0, 0, 0, 0), {}),
+            self.today.isoformat(): ((0, 0, 0, 0, 0, 0, 1, 2, 1, 1, 1), {"EUR": "100.00"}),
         }
         fixed: dict[str, dict[str, Row]] = {
             "advocate": {
-                self.alice: ((2, 1200, 3, 2, 1, 1, 0, 1, 0, 0), {"EUR": "99.90"}),
-                self.bob: ((1, 500, 2, 2, 0, 0, 1, 0, 1, 1), {}),
+                self.alice: ((2, 1200, 3, 2, 1, 1, 0, 1, 1, 0, 0), {"EUR": "90.00"}),
+                self.bob: ((1, 500, 2, 2, 0, 0, 1, 0, 0, 1, 1), {}),
             },
             "content": {
-                f"{self.org}-k1": ((2, 1500, 4, 3, 1, 1, 1, 0, 1, 1), {}),
-                f"{self.org}-k2": ((1, 200, 1, 1, 0, 0, 0, 1, 0, 0), {"EUR": "99.90"}),
+                f"{self.org}-k1": ((2, 1500, 4, 3, 1, 1, 1, 0, 0, 1, 1), {}),
+                f"{self.org}-k2": ((1, 200, 1, 1, 0, 0, 0, 1, 1, 0, 0), {"EUR": "90.00"}),
             },
             "team": {
-                "sales": ((2, 1200, 3, 2, 1, 1, 0, 1, 0, 0), {"EUR": "99.90"}),
-                "eng": ((1, 500, 2, 2, 0, 0, 1, 0, 1, 1), {}),
+                "sales": ((2, 1200, 3, 2, 1, 1, 0, 1, 1, 0, 0), {"EUR": "90.00"}),
+                "eng": ((1, 500, 2, 2, 0, 0, 1, 0, 0, 1, 1), {}),
             },
             "network": {
-                "linkedin": ((1, 1000, 2, 1, 1, 1, 0, 0, 0, 0), {}),
-                "x": ((2, 700, 3, 3, 0, 0, 1, 1, 1, 1), {"EUR": "99.90"}),
+                "linkedin": ((1, 1000, 2, 1, 1, 1, 0, 0, 0, 0, 0), {}),
+                "x": ((2, 700, 3, 3, 0, 0, 1, 1, 1, 1, 1), {"EUR": "90.00"}),
             },
             "tag": {
-                "ai": ((2, 1500, 4, 3, 1, 1, 1, 0, 1, 1), {}),
-                "cloud": ((1, 500, 2, 2, 0, 0, 1, 0, 1, 1), {}),
+                "ai": ((2, 1500, 4, 3, 1, 1, 1, 0, 0, 1, 1), {}),
+                "cloud": ((1, 500, 2, 2, 0, 0, 1, 0, 0, 1, 1), {}),
             },
         }
         rows: dict[str, Row] = {}
@@ -188,7 +195,8 @@ async def publish_activity(
 async def post_conversions(client: httpx.AsyncClient, s: Scenario, api_key: str) -> list[dict[str, Any]]:
     """A lead via bob's click (c7, same visitor as alice's c1), a sale via alice's s3, an unattributed
     sale, the first lead's customer again (counted once), a job application via bob's click on the
-    job opening (c5) and that candidate's hire (credited through the application)."""
+    job opening (c5), that candidate's hire (credited through the application), and a refund of
+    9.90 of alice's sale."""
     headers = {"X-API-Key": api_key}
     bodies = [
         {"type": "lead", "click_id": s.click_ids["c7"], "customer_id": "cust1"},
@@ -211,6 +219,7 @@ async def post_conversions(client: httpx.AsyncClient, s: Scenario, api_key: str)
         {"type": "lead", "click_id": s.click_ids["c1"], "customer_id": "cust1"},
         {"type": "application", "click_id": s.click_ids["c5"], "customer_id": "cand1"},
         {"type": "hire", "customer_id": "cand1"},
+        {"type": "refund", "customer_id": "cust2", "order_id": "o-1", "amount": "9.90", "currency": "EUR"},
     ]
     out = []
     for body in bodies:
@@ -362,7 +371,23 @@ def conversion_events(s: Scenario) -> list[Event[EventData]]:
     }
     application = ApplicationSubmitted(conversion_id="v4", click_id=s.click_ids["c5"], **via_job_opening)
     hire = HireMade(conversion_id="v5", application_id="v4", **via_job_opening)
-    datas: tuple[EventData, ...] = (lead, sale, unattributed, application, hire)
+    refund = SaleRefunded(
+        conversion_id="v6",
+        key=s.share_ids["s3"],
+        customer_id="cust2",
+        attributed=True,
+        share_id=s.share_ids["s3"],
+        advocate_id=s.alice,
+        content_id=f"{s.org}-k2",
+        converted_at=now,
+        network="x",
+        team="sales",
+        sale_id="v2",
+        order_id="o-1",
+        amount="9.90",
+        currency="EUR",
+    )
+    datas: tuple[EventData, ...] = (lead, sale, unattributed, application, hire, refund)
     events: list[Event[EventData]] = [
         Event.create(data, tenant=s.org, source="/test", event_id=f"{s.org}-v{n}")
         for n, data in enumerate(datas)

@@ -291,6 +291,49 @@ async def test_every_order_of_a_returning_customer_counts_and_the_same_order_onc
     assert (await totals(client, settings, org))["sales"] == 2  # nothing written by the refusals
 
 
+async def test_a_refund_gives_back_at_most_what_remains_of_its_sale(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    settings, org = metrics_settings, new_org()
+    crm = admin(settings, org)
+    sale = {"type": "sale", "customer_id": "c1", "amount": "100.00", "currency": "EUR", "order_id": "o-1"}
+    sold = await client.post("/v1/conversions", json=sale, headers=crm)
+    assert sold.status_code == 200, sold.text
+
+    async def refund(**fields: str) -> httpx.Response:
+        body = {"type": "refund", "customer_id": "c1", "order_id": "o-1", "amount": "30", "currency": "EUR"}
+        return await client.post("/v1/conversions", json={**body, **fields}, headers=crm)
+
+    first = await refund()
+    assert first.status_code == 200, first.text
+    assert (first.json()["type"], first.json()["sale_id"], first.json()["amount"]) == (
+        "refund",
+        sold.json()["conversion_id"],
+        "30",
+    )
+    for fields, field, message in (
+        ({"amount": "70.01"}, "amount", "what remains of the sale (70 EUR)"),
+        ({"order_id": "o-2"}, "order_id", "no sale"),
+        ({"customer_id": "c2"}, "order_id", "no sale"),
+        ({"currency": "USD"}, "currency", "EUR"),
+        ({"click_id": "k"}, "click_id", "follows its sale"),
+    ):
+        refused = await refund(**fields)
+        assert refused.status_code == 422, (fields, refused.text)
+        assert refused.json()["errors"][0]["field"] == field and message in refused.json()["detail"]
+    assert (await refund(amount="70")).status_code == 200  # all that remains
+    assert (await refund(amount="0.01")).json()["errors"][0]["field"] == "amount"
+
+    async def net() -> bool:
+        t = await totals(client, settings, org)
+        return bool(
+            (t["sales"], t["refunds"], t["revenue"], t["refunded"])
+            == (1, 2, {"EUR": "0.00"}, {"EUR": "100.00"})
+        )
+
+    await eventually(net, timeout_s=WAIT_S)
+
+
 async def test_a_backdated_sale_counts_on_the_day_it_happened(
     client: httpx.AsyncClient, metrics_settings: MetricsSettings
 ) -> None:

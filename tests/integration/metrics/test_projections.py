@@ -7,7 +7,7 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -112,7 +112,9 @@ async def run_scenario(
 
     async def conversions_visible() -> bool:
         totals = (await funnel(client, settings, s, "day"))["totals"]
-        return bool(totals["leads"] == 1 and totals["sales"] == 2 and totals["hires"] == 1)
+        return bool(
+            totals["leads"] == 1 and totals["sales"] == 2 and totals["hires"] == totals["refunds"] == 1
+        )
 
     await eventually(conversions_visible, timeout_s=60)
     return s
@@ -138,10 +140,11 @@ async def test_a_scripted_scenario_gives_the_expected_funnel_for_every_group_by(
             "self_clicks": 1,
             "leads": 1,
             "sales": 2,
+            "refunds": 1,
             "applications": 1,
             "hires": 1,
         }
-        assert totals["revenue"] == {"EUR": "109.90"}
+        assert (totals["revenue"], totals["refunded"]) == ({"EUR": "100.00"}, {"EUR": "9.90"})
         assert totals["ctr"] == round(4 / 1700, 6)
         assert totals["conversion_rate"] == 0.25
         assert totals["application_rate"] == 0.25
@@ -172,6 +175,14 @@ async def test_a_scripted_scenario_gives_the_expected_funnel_for_every_group_by(
         )
         points = {p["period"]: p["value"] for p in series.json()["points"]}
         assert len(points) == 4 and points[s.d1.isoformat()] == 2 and points[s.d2.isoformat()] == 3
+        revenue = await client.get(
+            "/v1/timeseries",
+            params={"from": s.first.isoformat(), "to": s.today.isoformat(), "metric": "revenue.EUR"},
+            headers=admin(settings, s.org),
+        )
+        by_day = {p["period"]: p["value"] for p in revenue.json()["points"]}
+        days = [(s.first + timedelta(days=n)).isoformat() for n in range(4)]
+        assert by_day == dict.fromkeys(days, 0.0) | {s.today.isoformat(): 100.0}  # 99.90 + 10 - 9.90
 
         # The advocate's own figures.
         me = await client.get(
@@ -352,6 +363,7 @@ async def run_private_scenario(
             "leads": 1,
             "sales": 2,
             "hires": 1,
+            "refunds": 1,
         }
         return all(totals[name] == value for name, value in wanted.items())
 
@@ -374,7 +386,7 @@ async def test_replaying_the_topics_from_offset_zero_over_existing_projections_c
         replayed = await replay(
             settings, await service.store.active_stats(fresh=True), lambda done, total: None
         )
-        assert replayed == 3 + 7 + 6
+        assert replayed == 3 + 7 + 7
         assert await all_funnels(client, settings, s) == before
 
 
@@ -391,7 +403,7 @@ async def test_a_rebuild_equals_the_live_projections(
         result = await rebuild(settings.model_copy(), lambda done, total: seen.append((done, total)))
         assert result.old_collection == old and result.new_collection != old
         assert await service.store.active_stats(fresh=True) == result.new_collection
-        assert seen and seen[-1] == (16, 16) and result.events == 16
+        assert seen and seen[-1] == (17, 17) and result.events == 17
         assert await all_funnels(client, settings, s) == live
         # The rebuilt generation is the one the live projector now writes to.
         more = await publish_activity(
