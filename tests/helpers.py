@@ -24,6 +24,11 @@ from shared.outbox import OUTBOX_SINCE
 from shared.settings import ChorusSettings
 from tests.ports import free_port
 
+# A desktop browser's user agent, for clicks that must count as a person's.
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+)
+
 
 def new_org() -> str:
     """A fresh organisation id: every test works in its own tenant, so runs never collide."""

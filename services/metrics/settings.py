@@ -26,11 +26,24 @@ class MetricsSettings(ChorusSettings):
     survey_respondent_secret: str = DEV_SURVEY_SECRET
     # An employee survey's results are withheld until this many have answered.
     survey_min_responses: int = Field(5, ge=1)
+    # How long a conversion naming a click id that is not indexed yet waits for it: a form sent
+    # right after the redirect can arrive before its click has gone through the spool, Kafka and
+    # the click index. Below CHORUS_MONGO_REQUEST_TIMEOUT_S, the request's whole deadline.
+    conversion_click_wait_s: float = Field(2.5, ge=0)
     # The topics the projections are built from. Only tests change them, to replay and rebuild
     # from topics of their own on a shared broker.
     shares_topic: str = SHARES.name
     clicks_topic: str = CLICKS.name
     conversions_topic: str = CONVERSIONS.name
+
+    @model_validator(mode="after")
+    def _click_wait_within_the_request_deadline(self) -> MetricsSettings:
+        if self.conversion_click_wait_s >= self.mongo_request_timeout_s:
+            raise ValueError(
+                "CHORUS_CONVERSION_CLICK_WAIT_S must be below CHORUS_MONGO_REQUEST_TIMEOUT_S: a conversion"
+                " still has to be stored after waiting for its click"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refuse_the_dev_survey_secret_in_prod(self) -> MetricsSettings:

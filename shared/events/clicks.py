@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydantic import Field
@@ -11,6 +12,8 @@ from shared.events.topics import CLICKS
 
 # The query parameter the redirect adds to the target URL with the click id (for attribution).
 CLICK_ID_PARAM = "chorus_cid"
+# What a click id the redirect makes looks like: 16 URL-safe characters (12 random bytes).
+CLICK_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{16}")
 
 
 class CountedClick(EventData):

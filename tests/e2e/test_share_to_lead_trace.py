@@ -17,11 +17,9 @@ import pytest
 from shared.events.clicks import CLICK_ID_PARAM
 from tests.e2e.conftest import RunningServices
 from tests.e2e.jaeger import new_traceparent, wait_for_spans
-from tests.helpers import bearer, eventually, new_org
+from tests.helpers import BROWSER_UA, bearer, eventually, new_org
 
 pytestmark = pytest.mark.e2e
-
-BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 
 
 async def test_share_click_lead_and_reward_are_one_trace(services: RunningServices) -> None:
@@ -71,7 +69,7 @@ async def test_share_click_lead_and_reward_are_one_trace(services: RunningServic
         # The visitor's click, in the visitor's own trace and browser (not the advocate's: its
         # cookie would rightly mark the click as the advocate's own).
         async with httpx.AsyncClient(timeout=30) as visitor:
-            clicked = await visitor.get(f"{urls['sharing']}/r/{code}", headers={"User-Agent": BROWSER})
+            clicked = await visitor.get(f"{urls['sharing']}/r/{code}", headers={"User-Agent": BROWSER_UA})
         assert clicked.status_code == 302
         click_id = parse_qs(urlsplit(clicked.headers["location"]).query)[CLICK_ID_PARAM][0]
 

@@ -31,7 +31,9 @@ async def record_conversion(
     click, share, advocate and content when the click id is known and within the attribution window;
     otherwise accepted as unattributed (`attributed: false`, `reason`). A lead counts once per customer; a
     sale names its `order_id` and counts once per customer and order, so every order of a returning
-    customer counts (`duplicate: true` for one already recorded). Send an `Idempotency-Key`.
+    customer counts (`duplicate: true` for one already recorded). A click the redirect made a moment ago
+    may not have reached metrics yet: the request waits for it a few seconds
+    (CHORUS_CONVERSION_CLICK_WAIT_S). Send an `Idempotency-Key`.
     """
     principal.check_scope("conversions:write")
     await limits.take(principal, "conversions")

@@ -3,6 +3,8 @@ advocate's touches."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,9 +18,11 @@ from services.metrics.projections.domain import Click
 from services.metrics.projections.service import ProjectionService
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict
+from shared.events.clicks import CLICK_ID_PATTERN
 from shared.outbox import Outbox
 
 REFUND_ATTEMPTS = 5
+CLICK_POLL_S = 0.1  # how often a conversion waiting for its click looks for it
 
 
 @dataclass(eq=False)
@@ -28,6 +32,7 @@ class AttributionService:
     org_settings: OrgSettingsService
     outbox: Outbox
     clock: Clock = utc_now
+    click_wait_s: float = 0.0  # MetricsSettings.conversion_click_wait_s
 
     async def record_conversion(self, org: str, body: ConversionIn) -> dict[str, Any]:
         amount, currency = domain.parse_money(body.type, body.amount, body.currency)
@@ -75,7 +80,7 @@ class AttributionService:
     ) -> tuple[Click | None, str | None, list[dict[str, Any]]]:
         """The click a conversion is credited to, why not, and the credit split."""
         since = domain.window_start(at, window_days)
-        click = await self.projections.click(org, body.click_id) if body.click_id else None
+        click = await self._click(org, body.click_id) if body.click_id else None
         domain.check_job(body.type, click)
         reason = domain.unattributed_reason(body.click_id, click, since, window_days, at)
         if reason is not None or click is None:
@@ -95,6 +100,19 @@ class AttributionService:
             None,
             domain.credit_split(domain.creditable_touches(credited, visitor, earlier, since)),
         )
+
+    async def _click(self, org: str, click_id: str) -> Click | None:
+        """The click a conversion names. One the redirect made that is not indexed yet may still
+        be on its way (spool, Kafka, the click index) when a form is sent right after the redirect:
+        it is waited for, up to `click_wait_s`. An id of another shape is never waited for."""
+        click = await self.projections.click(org, click_id)
+        if click is not None or not CLICK_ID_PATTERN.fullmatch(click_id):
+            return click
+        deadline = time.monotonic() + self.click_wait_s
+        while click is None and time.monotonic() < deadline:
+            await asyncio.sleep(CLICK_POLL_S)
+            click = await self.projections.click(org, click_id)
+        return click
 
     async def _through_application(
         self, org: str, candidate: str

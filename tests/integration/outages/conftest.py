@@ -67,7 +67,8 @@ async def chorus(settings: ChorusSettings, tmp_path_factory: pytest.TempPathFact
     apps = {
         "content": content_app(ContentSettings(**fields)),
         "sharing": sharing_app(sharing_settings(base, spool)),
-        "metrics": metrics_app(MetricsSettings(**fields)),
+        # A conversion waits for its click less than the request's deadline, as metrics requires.
+        "metrics": metrics_app(MetricsSettings(**{**fields, "conversion_click_wait_s": 1.0})),
         "recognition": recognition_app(
             RecognitionSettings(
                 **{**fields, "relay_every_s": 0.5, "relay_grace_s": 1.0, "webhook_every_s": 0.5}

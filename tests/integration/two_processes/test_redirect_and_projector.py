@@ -45,7 +45,7 @@ from shared.events.topics import CLICKS, CONVERSIONS, SHARES, TOPICS
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org
+from tests.helpers import BROWSER_UA, bearer, eventually, new_org
 from tests.ports import free_port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -54,9 +54,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 # another run on the same machine can move away from.
 # Four consecutive free ports (redirects, then projectors), unless CHORUS_TEST_PROCESS_PORT_BASE names them.
 PORT_BASE = int(os.environ.get("CHORUS_TEST_PROCESS_PORT_BASE") or free_port_block(4))
-BROWSER_UA = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
-)
 BOT_UA = "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)"
 COUNTERS = ("shares", "reach", "clicks", "unique_clicks", "bot_clicks", "self_clicks", "leads", "sales")
 GROUP_BYS = ("advocate", "content", "team", "tag")

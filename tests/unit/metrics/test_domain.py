@@ -440,3 +440,9 @@ def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns(
     assert totals is not None and totals.doc_id == "org|2026-11-02|all" and set(totals.counters) == {"all"}
     assert breakdowns is not None and breakdowns.doc_id == "org|2026-11-02|dims"
     assert set(breakdowns.counters) == {"advocate", "content", "team", "network", "tag"}
+
+
+def test_a_conversion_waits_for_its_click_no_longer_than_its_request_may_take() -> None:
+    with pytest.raises(ValueError, match="CHORUS_CONVERSION_CLICK_WAIT_S"):
+        MetricsSettings(conversion_click_wait_s=5, mongo_request_timeout_s=5)
+    assert MetricsSettings(conversion_click_wait_s=2, mongo_request_timeout_s=5).conversion_click_wait_s == 2

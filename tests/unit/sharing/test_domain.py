@@ -13,6 +13,7 @@ from services.sharing.redirect import cookie
 from services.sharing.redirect import domain as clicks
 from services.sharing.shares import domain
 from shared.errors import AppError, Forbidden, InvalidInput
+from shared.events.clicks import CLICK_ID_PATTERN
 
 NOW = datetime(2026, 5, 4, 10, 30, tzinfo=UTC)
 CONTENT = ContentView(content_id="c1", status="published", url="https://example.com/a")
@@ -247,3 +248,9 @@ def test_referrer_and_country_are_coarse() -> None:
     assert clicks.country_code(" fr ") == "FR"
     assert clicks.country_code("XX") is None
     assert clicks.country_code("France") is None
+
+
+def test_click_ids_have_the_shape_metrics_waits_for() -> None:
+    # metrics waits for a click it has not indexed yet only when the id has this shape.
+    ids = {clicks.new_click_id() for _ in range(200)}
+    assert len(ids) == 200 and all(CLICK_ID_PATTERN.fullmatch(i) for i in ids)
