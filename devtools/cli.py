@@ -44,6 +44,10 @@ def _service_env(config: local_stack.StackConfig, gateway: int) -> dict[str, str
     env.update(config.env())
     # Short links point at the gateway (which routes /r/ to sharing), wherever it listens.
     env.setdefault("CHORUS_PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway}")
+    # The redirect's click spool in this installation's state: with the default (one path in /tmp
+    # for every sharing process on the machine) another installation's relay drains, and sends
+    # to its own Kafka, the clicks this one recorded.
+    env.setdefault("CHORUS_CLICK_SPOOL_PATH", str(config.state_dir / "click-spool.sqlite3"))
     return env
 
 
