@@ -7,6 +7,8 @@ chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
 chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document and consumer map
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
+chorus demo [--advocates N] [--days D] [--seed S] [--speed X] [--url URL]
+                                a simulated program played against a running stack (make demo)
 """
 
 from __future__ import annotations
@@ -263,6 +265,51 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return rebuild_main()
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported here: rich and the demo are only needed by this command.
+    from rich.console import Console
+
+    from devtools.demo.client import DemoError
+    from devtools.demo.report import render
+    from devtools.demo.run import DemoOptions, run_demo
+
+    base_url = args.url or f"http://127.0.0.1:{gateway_port()}"
+    try:
+        with urllib.request.urlopen(base_url + "/", timeout=3):  # noqa: S310 - the URL the user gave
+            pass
+    except OSError as exc:
+        print(
+            f"chorus demo: nothing answers at {base_url} ({exc}); start the stack with `make run` first",
+            file=sys.stderr,
+        )
+        return 1
+    options = DemoOptions(
+        advocates=args.advocates,
+        days=args.days,
+        seed=args.seed,
+        speed=args.speed,
+        base_url=base_url,
+        org=args.org,
+    )
+    console = Console(stderr=True)
+    try:
+        summary = asyncio.run(run_demo(options, console=console))
+    except DemoError as exc:
+        print(f"chorus demo: {exc}", file=sys.stderr)
+        return 1
+    # Wide enough for the goals table when the output goes to a file or a pipe.
+    out = Console()
+    render(summary, out if out.is_terminal else Console(width=120))
+    return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="chorus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -299,6 +346,20 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = commands.add_parser("rebuild", help="rebuild a service's projections from the topics")
     rebuild.add_argument("service", choices=["metrics"])
     rebuild.set_defaults(run=cmd_rebuild)
+
+    demo = commands.add_parser("demo", help="play a simulated program against a running stack")
+    demo.add_argument("--advocates", type=_positive, default=50, help="advocates in the program (50)")
+    demo.add_argument("--days", type=_positive, default=28, help="days of activity to simulate (28)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed plays the same program (7)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="simulated days a minute; 0 (default): as fast as the stack takes it",
+    )
+    demo.add_argument("--url", help="the gateway's base URL (default: the local one, CHORUS_GATEWAY_PORT)")
+    demo.add_argument("--org", help="the organisation to create (default: a new demo-<seed>-<time>)")
+    demo.set_defaults(run=cmd_demo)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)
