@@ -1,6 +1,7 @@
 """The `chorus` command: run the whole system locally and the chores around it.
 
-chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
+chorus up [--demo]              the stack and the four services in the foreground (Ctrl-C stops all);
+                                with --demo, `chorus demo` plays a simulated program against them
 chorus serve SERVICE            one service's HTTP server: shared/serve.py, what `chorus up` and the image run
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
@@ -140,6 +141,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs = config.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
+    demo: subprocess.Popen[bytes] | None = None
     log_files = contextlib.ExitStack()
     stopping = False
 
@@ -201,6 +203,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  logs             {logs}")
         print("\n  a dev token:  chorus token --org acme --sub alice --role admin")
         print("Press Ctrl-C to stop everything.\n", flush=True)
+        if args.demo:
+            # Beside the services, not among them: the demo ending does not stop the stack.
+            demo_argv = [sys.executable, "-m", "devtools.cli", "demo", "--url", f"http://127.0.0.1:{gateway}"]
+            demo = subprocess.Popen(demo_argv, env=env)
         while not stopping:
             for process in processes:
                 if process.poll() is not None:
@@ -213,7 +219,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         print("stopping services…", flush=True)
-        _terminate(processes)
+        _terminate([*processes, *([demo] if demo is not None else [])])
         print("stopping the stack…", flush=True)
         ours = [part.name for part in local_stack.PARTS if part.name not in theirs]
         local_stack.stop(config, names=ours, grace_s=STACK_STOP_S)
@@ -322,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
     up = commands.add_parser("up", help="run the stack and all services in the foreground")
     up.add_argument("--verbose", action="store_true", help="service logs to the terminal")
+    up.add_argument("--demo", action="store_true", help="once all is up, play `chorus demo` against it")
     up.set_defaults(run=cmd_up)
 
     stack = commands.add_parser("stack", help="only the infrastructure")

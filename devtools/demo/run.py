@@ -639,6 +639,10 @@ async def run_demo(
         httpx.AsyncClient(timeout=30, transport=transport, cookies=no_cookies()) as visitors,
     ):
         api = Api(http, options.base_url.rstrip("/"), org, settings)
+        if console is not None:
+            console.print(
+                f"chorus demo: organisation [cyan]{org}[/cyan] at {api.base_url}, seed {options.seed}"
+            )
         with progress_bar(console) as progress:
             steps = progress.add_task("setting up", total=4, status=org) if progress else None
 
