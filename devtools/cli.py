@@ -208,6 +208,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             demo_argv = [sys.executable, "-m", "devtools.cli", "demo", "--url", f"http://127.0.0.1:{gateway}"]
             demo = subprocess.Popen(demo_argv, env=env)
         while not stopping:
+            if demo is not None:
+                demo.poll()  # reaps it once it is done
             for process in processes:
                 if process.poll() is not None:
                     print(

@@ -64,6 +64,8 @@ class DemoSummary:
     requests: int = 0
     lag_s: list[float] = field(default_factory=list)
     median_lag_s: float = 0.0
+    phases_s: dict[str, float] = field(default_factory=dict)
+    scoring_lag_s: float = 0.0  # from the last day until recognition had scored it all
 
 
 def board_rows(board: dict[str, Any]) -> list[dict[str, Any]]:
@@ -247,9 +249,11 @@ def render(summary: DemoSummary, console: Console) -> None:
     shown = ", ".join(f"{n} {status}" for status, n in summary.redemptions.items()) or "none"
     console.print(f"Redemptions (GET /v1/redemptions): {shown}")
     lag = max(summary.lag_s, default=0.0)
+    phases = ", ".join(f"{name} {figure(seconds)} s" for name, seconds in summary.phases_s.items())
     console.print(
-        f"\nThe run: {summary.requests} requests; after each simulated day the funnel counted "
-        f"everything within {figure(lag)} s (median {figure(summary.median_lag_s)} s)."
+        f"\nThe run: {summary.requests} requests ({phases}); after each simulated day the funnel "
+        f"counted everything within {figure(lag)} s (median {figure(summary.median_lag_s)} s); "
+        f"recognition had scored it all {figure(summary.scoring_lag_s)} s after the last day."
     )
     console.print(
         "Simulated in real time: shares, clicks and conversions all happen now (the APIs take no "
