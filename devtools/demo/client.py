@@ -29,6 +29,10 @@ def no_cookies() -> CookieJar:
 class DemoError(RuntimeError):
     """A call the demo needed was refused; says which and why (the problem+json detail)."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of the refusal, if one came
+
 
 def problem_of(response: httpx.Response) -> str:
     try:
@@ -38,6 +42,12 @@ def problem_of(response: httpx.Response) -> str:
     if isinstance(body, dict):
         return str(body.get("detail") or body.get("title") or body)
     return str(body)
+
+
+def refused(method: str, path: str, response: httpx.Response) -> DemoError:
+    return DemoError(
+        f"{method} {path} answered {response.status_code}: {problem_of(response)}", response.status_code
+    )
 
 
 @dataclass
@@ -96,9 +106,9 @@ class Api:
                     return response.json() if response.content else None
                 if response.status_code == already and attempt > 1:
                     return None
-                raise DemoError(f"{method} {path} answered {response.status_code}: {problem_of(response)}")
+                raise refused(method, path, response)
             if response is not None and attempt == ATTEMPTS:
-                raise DemoError(f"{method} {path} answered {response.status_code}: {problem_of(response)}")
+                raise refused(method, path, response)
             wait = 0.2 * attempt
             if response is not None and (retry_after := response.headers.get("retry-after")):
                 wait = min(float(retry_after), MAX_RETRY_WAIT_S)

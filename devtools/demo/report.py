@@ -22,7 +22,7 @@ from devtools.gateway import GATEWAY_PORT, local_service_ports
 if TYPE_CHECKING:  # the run imports this module
     from devtools.demo.client import Api
     from devtools.demo.plan import Plan
-    from devtools.demo.run import Program, Sent
+    from devtools.demo.run import Program
 
 TOP = 5
 FUNNEL_FIGURES = (
@@ -115,9 +115,8 @@ async def redemption_counts(api: Api, viewer: str) -> dict[str, int]:
             return dict(sorted(counts.items()))
 
 
-async def read_summary(api: Api, program: Program, plan: Plan, sent: Sent, viewer: str) -> DemoSummary:
+async def read_summary(api: Api, program: Program, plan: Plan, viewer: str) -> DemoSummary:
     """The program's figures as the APIs report them now (the demo waited for them to settle)."""
-    del sent  # the summary holds what the APIs say, not what the demo sent
     since = datetime.now(UTC)
     admin = api.as_user(viewer, "admin")
     to_day = datetime.now(UTC).date().isoformat()
