@@ -35,6 +35,7 @@ from devtools.demo import plan as planning
 from devtools.demo.client import Api, DemoError, no_cookies
 from devtools.demo.plan import CURRENCY, DISCLOSURE, Plan, Visit
 from devtools.demo.report import DemoSummary, read_summary
+from devtools.gateway import GATEWAY_PORT
 from services.metrics.goals.domain import add_months
 from shared.events.clicks import CLICK_ID_PARAM
 from shared.settings import ChorusSettings
@@ -61,7 +62,7 @@ class DemoOptions:
     days: int = 28
     seed: int = 7
     speed: float = 0.0  # simulated days a real minute; 0: as fast as the stack takes it
-    base_url: str = "http://127.0.0.1:8000"
+    base_url: str = f"http://127.0.0.1:{GATEWAY_PORT}"  # the local gateway
     org: str | None = None  # default: a new organisation for every run
 
 
