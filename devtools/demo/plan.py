@@ -99,6 +99,7 @@ class ContentPlan:
     audience_teams: tuple[str, ...] = ()
     appeal: float = 1.0  # visits relative to an average item
     lead_rate: float = 0.05  # of a unique person's visits
+    apply_rate: float = 0.0  # job openings: applications, of a unique person's visits
     submitted_by: int | None = None  # an advocate's own post (index), reviewed by an editor
 
 
@@ -152,9 +153,9 @@ class ClickPlan:
 @dataclass(frozen=True)
 class ConversionPlan:
     day: int
-    kind: str  # "lead" or "sale"
-    customer: str
-    click: int | None  # the visit it names (index into clicks); None: came without a click id
+    kind: str  # "lead", "sale", "refund" (of a sale's order), "application" or "hire"
+    customer: str  # a customer, or a candidate for applications and hires
+    click: int | None  # the visit it names (index into clicks); None: it names none
     amount: str | None = None
     order: str | None = None
     resent: bool = False  # the CRM sends it a second time: the API counts it once
@@ -340,7 +341,8 @@ def make_content(advocates: list[AdvocatePlan]) -> list[ContentPlan]:
                 "We are hiring a Senior Backend Engineer. Know someone great?", ("linkedin", "x", "xing")
             ),
             appeal=1.3,
-            lead_rate=0.0,  # applications and hires are not conversions the API records (yet)
+            lead_rate=0.0,
+            apply_rate=0.1,
         ),
         ContentPlan(
             "event",
@@ -415,9 +417,7 @@ def make_plan(seed: int, advocates: int, days: int) -> Plan:
     plan = Plan(seed, days, people, make_content(people))
     sharers = [i for i, a in enumerate(people) if a.trains and a.weight > 0]
     weights = [people[i].weight for i in sharers]
-    visitors = 0
-    customers = 0
-    orders = 0
+    visitors = customers = candidates = orders = 0
     for day in range(days):
         weekend = day % 7 in (5, 6)
         # About 1.5 shares per advocate a week, fewer at weekends.
@@ -478,23 +478,37 @@ def make_plan(seed: int, advocates: int, days: int) -> Plan:
                         sale_day = lead_day + 1 + min(int(rng.expovariate(0.5)), 5)
                         for repeat in range(2 if rng.random() < 0.25 else 1):
                             orders += 1
+                            order, price = f"ord-{seed}-{orders:05d}", rng.choice(PRICES)
+                            ordered_on = sale_day + repeat * rng.randint(2, 6)
                             plan.conversions.append(
-                                ConversionPlan(
-                                    sale_day + repeat * rng.randint(2, 6),
-                                    "sale",
-                                    customer,
-                                    click,
-                                    rng.choice(PRICES),
-                                    f"ord-{seed}-{orders:05d}",
-                                )
+                                ConversionPlan(ordered_on, "sale", customer, click, price, order)
                             )
+                            if rng.random() < 0.1:  # sent back: refunded in full a few days later
+                                plan.conversions.append(
+                                    ConversionPlan(
+                                        ordered_on + rng.randint(2, 5), "refund", customer, None, price, order
+                                    )
+                                )
+                if kind is Visit.PERSON and content.apply_rate and rng.random() < content.apply_rate:
+                    # A candidate applies through the job post's link; some are hired a week or so later
+                    # (a hire names no click: the API credits it through the application).
+                    candidates += 1
+                    candidate = f"cand-{seed}-{candidates:05d}"
+                    applied_on = day + 1 + min(int(rng.expovariate(0.7)), 3)
+                    plan.conversions.append(
+                        ConversionPlan(applied_on, "application", candidate, len(plan.clicks) - 1)
+                    )
+                    if rng.random() < 0.3:
+                        plan.conversions.append(
+                            ConversionPlan(applied_on + rng.randint(3, 8), "hire", candidate, None)
+                        )
     # Leads that arrive with no click id (someone typed the address): counted, but credited to nobody.
     for day in range(days):
         for _ in range(_poisson(rng, 0.25)):
             customers += 1
             plan.conversions.append(ConversionPlan(day, "lead", f"cust-{seed}-{customers:05d}", None))
     plan.conversions = [c for c in plan.conversions if c.day < days]
-    plan.conversions.sort(key=lambda c: c.day)  # stable: a customer's lead stays before their sales
+    plan.conversions.sort(key=lambda c: c.day)  # stable: a lead before its sales, a sale before its refund
     _engagement(rng, plan)
     return plan
 

@@ -34,8 +34,12 @@ FUNNEL_FIGURES = (
     ("self_clicks", "advocates' own clicks (apart)"),
     ("leads", "leads"),
     ("sales", "sales"),
+    ("refunds", "refunds"),
+    ("applications", "job applications"),
+    ("hires", "hires"),
     ("ctr", "click-through rate"),
     ("conversion_rate", "conversion rate"),
+    ("application_rate", "application rate"),
     ("emv", "earned media value"),
 )
 PROGRAM_FIGURES = ("enrolled", "active", "trained", "active_ratio", "training_completion")
@@ -191,7 +195,8 @@ def render(summary: DemoSummary, console: Console) -> None:
     funnel.add_column("value", justify="right")
     for key, label in FUNNEL_FIGURES:
         funnel.add_row(label, figure(f[key]))
-    funnel.add_row("revenue", figure(f["revenue"]))
+    funnel.add_row("revenue, net of refunds", figure(f["revenue"]))
+    funnel.add_row("refunded", figure(f["refunded"]))
     console.print(funnel)
 
     p = summary.program
@@ -257,7 +262,7 @@ def render(summary: DemoSummary, console: Console) -> None:
     console.print(
         "Simulated in real time: shares, clicks and conversions all happen now (the APIs take no "
         "past time for them), a day every few seconds; goals start on the simulated first day. "
-        "Applications and hires are not simulated: the conversions API records leads and sales only."
+        "Job applications and hires come through the conversions API like leads and sales."
     )
     console.print(
         f"\nOpen the dashboard: [bold]{summary.base_url}/dashboard[/bold] (organisation {summary.org})"

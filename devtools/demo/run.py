@@ -41,6 +41,16 @@ from shared.events.clicks import CLICK_ID_PARAM
 from shared.settings import ChorusSettings
 
 ADMIN = "demo-admin"
+# The conversions recognition scores (applications, hires and refunds earn no points).
+SCORED_CONVERSIONS = ("lead", "sale")
+# The funnel's counters of the conversions the demo reports, by conversion type.
+CONVERSION_COUNTERS = {
+    "lead": "leads",
+    "sale": "sales",
+    "refund": "refunds",
+    "application": "applications",
+    "hire": "hires",
+}
 EDITOR = "demo-editor"
 SETTLE_TIMEOUT_S = 90.0
 # How often a wait asks again: the funnel often (the wait is the lag the demo reports), the checks
@@ -73,8 +83,7 @@ class Sent:
     shares: dict[int, dict[str, Any]] = field(default_factory=dict)  # plan's share -> the answer
     click_ids: dict[int, str] = field(default_factory=dict)  # plan's visit -> click id
     visits: Counter[str] = field(default_factory=Counter)  # by Visit kind
-    leads: int = 0  # counted (not duplicates)
-    sales: int = 0
+    conversions: Counter[str] = field(default_factory=Counter)  # counted (not duplicates), by type
     credited: Counter[tuple[str, str]] = field(default_factory=Counter)  # (advocate, lead|sale)
     kudos: Counter[str] = field(default_factory=Counter)  # received, by advocate
     lag_s: list[float] = field(default_factory=list)
@@ -316,6 +325,7 @@ async def create_survey_and_goals(api: Api, plan: Plan, program: Program) -> Non
         ("Unique visitors", "unique_clicks", 40.0 * n, 3, {}),
         ("Leads", "leads", 2.0 * n, 3, {}),
         ("Sales", "sales", 1.0 * n, 6, {}),
+        ("Hires through advocates", "hires", max(1.0, 0.1 * n), 6, {}),
         (
             "Employee NPS",
             "nps",
@@ -436,7 +446,7 @@ async def play_day(
         body: dict[str, Any] = {"type": conversion.kind, "customer_id": conversion.customer}
         if conversion.click is not None:
             body["click_id"] = sent.click_ids[conversion.click]
-        if conversion.kind == "sale":
+        if conversion.kind in ("sale", "refund"):
             body.update(amount=conversion.amount, currency=CURRENCY, order_id=conversion.order)
         for attempt in range(2 if conversion.resent else 1):
             answer = await api.call(
@@ -448,11 +458,8 @@ async def play_day(
             )
             if answer["duplicate"]:  # the CRM's resend: counted once
                 continue
-            if conversion.kind == "lead":
-                sent.leads += 1
-            else:
-                sent.sales += 1
-            if answer["attributed"]:
+            sent.conversions[conversion.kind] += 1
+            if answer["attributed"] and conversion.kind in SCORED_CONVERSIONS:
                 sent.credited[(answer["advocate_id"], conversion.kind)] += 1
 
     # One at a time per customer: a sale comes after its lead, a CRM's resend after the first.
@@ -511,11 +518,19 @@ async def until_counted(api: Api, program: Program, sent: Sent) -> float:
 
     async def counted() -> str | None:
         t = await funnel_totals(api, program)
-        counted = (t["shares"], t["clicks"] + t["bot_clicks"] + t["self_clicks"], t["leads"], t["sales"])
-        wanted = (len(sent.shares), sent.redirects, sent.leads, sent.sales)
+        counted = {
+            "shares": t["shares"],
+            "visits": t["clicks"] + t["bot_clicks"] + t["self_clicks"],
+            **{counter: t[counter] for counter in CONVERSION_COUNTERS.values()},
+        }
+        wanted = {
+            "shares": len(sent.shares),
+            "visits": sent.redirects,
+            **{counter: sent.conversions[kind] for kind, counter in CONVERSION_COUNTERS.items()},
+        }
         if counted == wanted:
             return None
-        return f"(shares, clicks, leads, sales) counted {counted} of {wanted} in {program.org}"
+        return f"counted {counted} of {wanted} in {program.org}"
 
     return await wait_until(counted, "the metrics service to count the day's activity", LAG_POLL_S)
 
@@ -680,8 +695,9 @@ async def run_demo(
                     progress.update(
                         days,
                         advance=1,
-                        status=f"{len(sent.shares)} shares, {sent.redirects} visits, {sent.leads} leads, "
-                        f"{sent.sales} sales",
+                        status=f"{len(sent.shares)} shares, {sent.redirects} visits, "
+                        f"{sent.conversions['lead']} leads, {sent.conversions['sale']} sales, "
+                        f"{sent.conversions['application']} applications",
                     )
             wrap = progress.add_task("settling", total=2, status="") if progress else None
             days_s = time.monotonic() - started - set_up_s

@@ -47,16 +47,27 @@ def test_shares_stay_in_the_audience_and_keep_the_disclosure() -> None:
 def test_visits_come_in_every_kind_and_leads_come_days_after_the_visit_they_name() -> None:
     plan = make_plan(7, 50, 28)
     assert set(Counter(c.kind for c in plan.clicks)) == set(Visit)
-    leads: dict[str, int] = {}
+    assert set(Counter(c.kind for c in plan.conversions)) == {"lead", "sale", "refund", "application", "hire"}
+    by_key = {c.key: c for c in plan.content}
+    first: dict[tuple[str, str], int] = {}  # (customer or order, type) -> day
     for conversion in plan.conversions:
         assert conversion.day < plan.days
         if conversion.click is not None:
             visit = plan.clicks[conversion.click]
             assert visit.kind is Visit.PERSON and conversion.day > visit.day
-        if conversion.kind == "lead":
-            leads[conversion.customer] = conversion.day
-        else:
-            assert conversion.order and leads[conversion.customer] < conversion.day
+        if conversion.kind == "application":  # only through a job opening's link
+            assert conversion.click is not None
+            assert by_key[plan.shares[plan.clicks[conversion.click].share].content].type == "job_opening"
+        if conversion.kind in ("refund", "hire"):  # they name no click: they follow what came first
+            assert conversion.click is None
+        first.setdefault((conversion.customer, conversion.kind), conversion.day)
+        if conversion.kind == "sale":
+            first.setdefault((conversion.order or "", "sale"), conversion.day)
+            assert first[(conversion.customer, "lead")] < conversion.day
+        if conversion.kind == "refund":
+            assert first[(conversion.order or "", "sale")] < conversion.day
+        if conversion.kind == "hire":
+            assert first[(conversion.customer, "application")] < conversion.day
     for i, visit in enumerate(plan.clicks):
         if visit.kind is Visit.REPEAT:  # the same person came before, to the same share
             assert any(
