@@ -8,11 +8,17 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 VENV := .venv/bin
 
-.PHONY: run test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts image
+.PHONY: run demo test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts image
 
 ## make run: Kafka, SecantusDB, Jaeger and the four services in the foreground; Ctrl-C stops all.
+## make run DEMO=1: the same, and `chorus demo` plays a simulated program once everything is up.
 run: deps-run
-	$(VENV)/chorus up
+	$(VENV)/chorus up $(if $(DEMO),--demo)
+
+## make demo: a simulated program played against a running `make run` (through its gateway);
+## DEMO_ARGS passes options, e.g. DEMO_ARGS="--advocates 10 --days 7 --seed 3".
+demo: python-env
+	$(VENV)/chorus demo $(DEMO_ARGS)
 
 ## make test: ruff, mypy, the event-contract check and every test tier against a test stack
 ## that the tests start on their own ports and stop at the end. The image is built first: the

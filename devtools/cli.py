@@ -1,12 +1,15 @@
 """The `chorus` command: run the whole system locally and the chores around it.
 
-chorus up                       the stack and the four services in the foreground (Ctrl-C stops all)
+chorus up [--demo]              the stack and the four services in the foreground (Ctrl-C stops all);
+                                with --demo, `chorus demo` plays a simulated program against them
 chorus serve SERVICE            one service's HTTP server: shared/serve.py, what `chorus up` and the image run
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
 chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document and consumer map
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
+chorus demo [--advocates N] [--days D] [--seed S] [--speed X] [--url URL]
+                                a simulated program played against a running stack (make demo)
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ def _service_env(config: local_stack.StackConfig, gateway: int) -> dict[str, str
     env.update(config.env())
     # Short links point at the gateway (which routes /r/ to sharing), wherever it listens.
     env.setdefault("CHORUS_PUBLIC_BASE_URL", f"http://127.0.0.1:{gateway}")
+    # The redirect's click spool in this installation's state: with the default (one path in /tmp
+    # for every sharing process on the machine) another installation's relay drains, and sends
+    # to its own Kafka, the clicks this one recorded.
+    env.setdefault("CHORUS_CLICK_SPOOL_PATH", str(config.state_dir / "click-spool.sqlite3"))
     return env
 
 
@@ -134,6 +141,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     logs = config.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
+    demo: subprocess.Popen[bytes] | None = None
     log_files = contextlib.ExitStack()
     stopping = False
 
@@ -195,7 +203,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  logs             {logs}")
         print("\n  a dev token:  chorus token --org acme --sub alice --role admin")
         print("Press Ctrl-C to stop everything.\n", flush=True)
+        if args.demo:
+            # Beside the services, not among them: the demo ending does not stop the stack.
+            demo_argv = [sys.executable, "-m", "devtools.cli", "demo", "--url", f"http://127.0.0.1:{gateway}"]
+            demo = subprocess.Popen(demo_argv, env=env)
         while not stopping:
+            if demo is not None:
+                demo.poll()  # reaps it once it is done
             for process in processes:
                 if process.poll() is not None:
                     print(
@@ -207,7 +221,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         print("stopping services…", flush=True)
-        _terminate(processes)
+        _terminate([*processes, *([demo] if demo is not None else [])])
         print("stopping the stack…", flush=True)
         ours = [part.name for part in local_stack.PARTS if part.name not in theirs]
         local_stack.stop(config, names=ours, grace_s=STACK_STOP_S)
@@ -259,6 +273,51 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return rebuild_main()
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    # Imported here: rich and the demo are only needed by this command.
+    from rich.console import Console
+
+    from devtools.demo.client import DemoError
+    from devtools.demo.report import render
+    from devtools.demo.run import DemoOptions, run_demo
+
+    base_url = args.url or f"http://127.0.0.1:{gateway_port()}"
+    try:
+        with urllib.request.urlopen(base_url + "/", timeout=3):  # noqa: S310 - the URL the user gave
+            pass
+    except OSError as exc:
+        print(
+            f"chorus demo: nothing answers at {base_url} ({exc}); start the stack with `make run` first",
+            file=sys.stderr,
+        )
+        return 1
+    options = DemoOptions(
+        advocates=args.advocates,
+        days=args.days,
+        seed=args.seed,
+        speed=args.speed,
+        base_url=base_url,
+        org=args.org,
+    )
+    console = Console(stderr=True)
+    try:
+        summary = asyncio.run(run_demo(options, console=console))
+    except DemoError as exc:
+        print(f"chorus demo: {exc}", file=sys.stderr)
+        return 1
+    # Wide enough for the goals table when the output goes to a file or a pipe.
+    out = Console()
+    render(summary, out if out.is_terminal else Console(width=120))
+    return 0
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="chorus", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -271,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
 
     up = commands.add_parser("up", help="run the stack and all services in the foreground")
     up.add_argument("--verbose", action="store_true", help="service logs to the terminal")
+    up.add_argument("--demo", action="store_true", help="once all is up, play `chorus demo` against it")
     up.set_defaults(run=cmd_up)
 
     stack = commands.add_parser("stack", help="only the infrastructure")
@@ -295,6 +355,20 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = commands.add_parser("rebuild", help="rebuild a service's projections from the topics")
     rebuild.add_argument("service", choices=["metrics"])
     rebuild.set_defaults(run=cmd_rebuild)
+
+    demo = commands.add_parser("demo", help="play a simulated program against a running stack")
+    demo.add_argument("--advocates", type=_positive, default=50, help="advocates in the program (50)")
+    demo.add_argument("--days", type=_positive, default=28, help="days of activity to simulate (28)")
+    demo.add_argument("--seed", type=int, default=7, help="the same seed plays the same program (7)")
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="simulated days a minute; 0 (default): as fast as the stack takes it",
+    )
+    demo.add_argument("--url", help="the gateway's base URL (default: the local one, CHORUS_GATEWAY_PORT)")
+    demo.add_argument("--org", help="the organisation to create (default: a new demo-<seed>-<time>)")
+    demo.set_defaults(run=cmd_demo)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)

@@ -52,6 +52,9 @@ def services(
             "CHORUS_MONGO_DB_PREFIX": f"{settings.mongo_db_prefix}e2e",
             "CHORUS_CONSUMER_GROUP_PREFIX": f"{settings.consumer_group_prefix}e2e",
             "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{E2E_PORTS['sharing']}",
+            # A spool of this run's own: on the default path, shared by every sharing process on
+            # the machine, another run's relay would drain (and lose for this run) its clicks.
+            "CHORUS_CLICK_SPOOL_PATH": str(logs / "click-spool.sqlite3"),
         }
     )
     for name, port in E2E_PORTS.items():
