@@ -13,6 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit, urlunsplit
 
+from crawleruseragents import is_crawler
+
 # The redirect's own clock, in seconds since the epoch (one float per request, no datetime built
 # on the hot path); tests pass a fake to move through the unique-click window.
 SecondsClock = Callable[[], float]
@@ -46,19 +48,12 @@ def is_http_url(url: str) -> bool:
 
 # --- Clicks ----------------------------------------------------------------------------------
 
-# Known crawlers, link-preview fetchers and automation. Bots are flagged, never dropped.
-_BOT_PATTERN = re.compile(
-    r"bot\b|bot/|crawler|spider|slurp|linkedinbot|slackbot|slack-imgproxy|twitterbot|facebookexternalhit"
-    r"|facebookcatalog|discordbot|whatsapp|telegrambot|googlebot|bingbot|applebot|yandex|baiduspider"
-    r"|duckduckbot|embedly|skypeuripreview|redditbot|pinterest|vkshare|w3c_validator|bitlybot|outbrain"
-    r"|headlesschrome|phantomjs|puppeteer|playwright|selenium|lighthouse|curl/|wget/|python-requests"
-    r"|python-urllib|python-httpx|aiohttp|go-http-client|java/|okhttp|libwww-perl|httpclient|axios/"
-    r"|node-fetch|scrapy|preview|monitor|uptime|pingdom|zgrab|masscan",
-)
-
 
 def is_bot(user_agent: str) -> bool:
-    return not user_agent or _BOT_PATTERN.search(user_agent.lower()) is not None
+    """A known crawler, link-preview fetcher or automation, by the maintained crawler-user-agents
+    list (upgraded with the lock file), or no user agent at all. Bots are flagged, never dropped.
+    About 0.2 ms for a browser's user agent: the redirect keeps each user agent's answer."""
+    return not user_agent or bool(is_crawler(user_agent))
 
 
 def flag_reason(bot: bool, method: str, purpose: bytes) -> str | None:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from crawleruseragents import CRAWLER_USER_AGENTS_DATA
 
 from services.sharing.advocates.domain import AdvocateView, TrainingView
 from services.sharing.catalog.domain import ContentView, OrgRules
@@ -160,6 +161,12 @@ def test_codes_are_long_random_and_url_safe() -> None:
 )
 def test_crawlers_preview_fetchers_and_scripts_are_bots(user_agent: str) -> None:
     assert clicks.is_bot(user_agent)
+
+
+def test_every_example_of_the_maintained_crawler_list_is_a_bot() -> None:
+    examples = [ua for entry in CRAWLER_USER_AGENTS_DATA for ua in entry.get("instances", [])]
+    assert len(examples) > 1000
+    assert [ua for ua in examples if not clicks.is_bot(ua)] == []
 
 
 @pytest.mark.parametrize(
