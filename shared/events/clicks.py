@@ -31,6 +31,12 @@ class CountedClick(EventData):
     self_click: bool = Field(False, alias="self", description="the advocate's own click")
     team: str | None = None
     tags: list[str] = Field(default_factory=list)
+    tracked: bool = Field(
+        True,
+        description="false when the advocate had withdrawn tracking consent: the click counts for the"
+        " content and the organisation, never for the advocate (no per-advocate figures, points or"
+        " credit); since 2026-12",
+    )
 
 
 @event("chorus.click.recorded", topic=CLICKS, key="share_id")

@@ -44,7 +44,8 @@ DICTIONARY: list[dict[str, str]] = [
     },
     {
         "name": "clicks",
-        "definition": "clicks by people, without bot clicks and the advocate's own clicks",
+        "definition": "clicks by people, without bot clicks and the advocate's own clicks; a click on the"
+        " link of an advocate who withdrew tracking consent counts here but not in that advocate's figures",
         "formula": "count(click where not bot and not self)",
         "unit": "count",
     },

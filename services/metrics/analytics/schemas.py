@@ -70,6 +70,10 @@ class Trend(BaseModel):
 class MeStatsOut(BaseModel):
     advocate_id: str
     days: int
+    tracking_consent: bool = Field(
+        description="false: you withdrew tracking consent, and your links' clicks since then count for"
+        " the content and the organisation but not in these figures, your points or your credit"
+    )
     reach: int
     shares: int
     clicks: int

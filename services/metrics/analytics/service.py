@@ -67,6 +67,7 @@ class AnalyticsService:
         return {
             "advocate_id": principal.sub,
             "days": days,
+            "tracking_consent": await self.projections.tracking_consent(principal.org, principal.sub),
             **{n: current.counters[n] for n in domain.MY_FIGURES},
             "trend": domain.trend(current, previous),
             "daily": domain.group_rows([r for r in rows if r["day"] >= start], "day", rates),

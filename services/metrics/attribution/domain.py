@@ -227,9 +227,10 @@ def credited_click(named: Click, visitor_clicks: Sequence[Click]) -> Click | Non
 def creditable_touches(
     credited: Click, visitor_clicks: Sequence[Click], earlier: Sequence[Touch], since: datetime
 ) -> list[Touch]:
-    """What may share the credit: the credited click, the visitor's other clicks but self-clicks,
-    and the customer's earlier touches inside the window."""
-    clicks = [touch(c) for c in (credited, *visitor_clicks) if not c.self_click]
+    """What may share the credit: the credited click, the visitor's other clicks but self-clicks
+    and those of advocates without tracking consent, and the customer's earlier touches inside
+    the window."""
+    clicks = [touch(c) for c in (credited, *visitor_clicks) if not c.self_click and c.tracked]
     return clicks + [t for t in earlier if t.clicked_at >= since]
 
 
@@ -289,6 +290,8 @@ def convert(
     hire: to its candidate's application, `application_id`)."""
     attributed = reason is None and click is not None
     credited = click if attributed else None
+    # A click without its advocate's tracking consent credits the share and content, not them.
+    advocate_id = credited.advocate_id if credited and credited.tracked else None
     conversion_id = uuid.uuid4().hex
     fields: dict[str, Any] = {
         "conversion_id": conversion_id,
@@ -297,7 +300,7 @@ def convert(
         "customer_id": reported.customer_id,
         "attributed": attributed,
         "share_id": credited.share_id if credited else None,
-        "advocate_id": credited.advocate_id if credited else None,
+        "advocate_id": advocate_id,
         "content_id": credited.content_id if credited else None,
         "credits": [Credit(**c) for c in credits],
         "converted_at": now,

@@ -53,7 +53,7 @@ class AttributionService:
         if existing is not None:  # the same customer and type (a sale: and order) counts once
             return {**existing, "duplicate": True}
         self.outbox.nudge()
-        if conversion.click is not None:
+        if conversion.click is not None and conversion.click.tracked:
             await self.store.add_customer_touches(org, body.customer_id, [domain.touch(conversion.click)])
         return conversion.response
 

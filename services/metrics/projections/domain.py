@@ -105,7 +105,9 @@ def click_counters(click: CountedClick) -> tuple[tuple[str, int], ...]:
 
 
 def click_effect(org: str, click: CountedClick) -> Effect:
-    dims = _dimension_values(click.advocate_id, click.content_id, click.team, click.network, click.tags)
+    # Without the advocate's tracking consent a click counts for everything but them.
+    advocate = click.advocate_id if click.tracked else None
+    dims = _dimension_values(advocate, click.content_id, click.team, click.network, click.tags)
     return Effect(org, click.clicked_at.date().isoformat(), dims, click_counters(click))
 
 
@@ -279,6 +281,7 @@ def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
                 data.bot,
                 data.self_click,
                 data.unique,
+                data.tracked,
             )
         elif isinstance(data, ShareMade | Conversion):
             key = event.id
@@ -382,6 +385,7 @@ class Click:
     self_click: bool
     trace: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None  # clicks indexed before it was kept lack it
+    tracked: bool = True  # False: the advocate had withdrawn tracking consent
 
 
 @dataclass(frozen=True)
@@ -392,6 +396,7 @@ class AdvocateActivity:
     team: str | None
     last_shared_at: datetime | None
     trained: bool
+    tracking_consent: bool = True
 
 
 class StatsRow(TypedDict, total=False):

@@ -82,7 +82,11 @@ class ProjectionService:
     async def advocate_profile(self, org: str, profile: AdvocateProfile) -> None:
         if await self.store.erased_among({(org, profile.advocate_id)}):
             return
-        await self.store.upsert_advocate(org, profile.advocate_id, profile.team)
+        await self.store.upsert_advocate(org, profile.advocate_id, profile.team, profile.tracking_consent)
+
+    async def tracking_consent(self, org: str, advocate_id: str) -> bool:
+        """Whether the advocate lets their clicks be counted for them (as sharing last said)."""
+        return await self.store.tracking_consent(org, advocate_id)
 
     async def course_completed(self, org: str, course: CourseCompleted) -> None:
         if await self.store.erased_among({(org, course.advocate_id)}):
@@ -140,4 +144,5 @@ def _click(org: str, data: ClickRecorded, trace: dict[str, str]) -> Click:
         self_click=data.self_click,
         trace=trace,
         content_type=data.content_type,
+        tracked=data.tracked,
     )

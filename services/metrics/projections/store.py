@@ -281,12 +281,27 @@ class ProjectionStore:
 
     # --- advocates (enrolment, activity, training) --------------------------------------------
 
-    async def upsert_advocate(self, org: str, advocate_id: str, team: str | None) -> None:
+    async def upsert_advocate(
+        self, org: str, advocate_id: str, team: str | None, tracking_consent: bool
+    ) -> None:
         await self.tenants.of(org, ADVOCATES).update_one(
             {"_id": _advocate_id(org, advocate_id)},
-            {"$set": {"advocate_id": advocate_id, "team": team, "enrolled": True}},
+            {
+                "$set": {
+                    "advocate_id": advocate_id,
+                    "team": team,
+                    "enrolled": True,
+                    "tracking_consent": tracking_consent,
+                }
+            },
             upsert=True,
         )
+
+    async def tracking_consent(self, org: str, advocate_id: str) -> bool:
+        doc = await self.tenants.of(org, ADVOCATES).find_one(
+            {"_id": _advocate_id(org, advocate_id)}, {"tracking_consent": 1}
+        )
+        return bool((doc or {}).get("tracking_consent", True))
 
     async def advocate_shared(self, org: str, advocate_id: str, shared_at: datetime) -> None:
         await self.tenants.of(org, ADVOCATES).update_one(

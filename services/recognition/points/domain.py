@@ -102,7 +102,8 @@ def share_made(event: Event[ShareMade]) -> Scored:
 
 def click_scores(event: Event[ClickRecorded], *, verifies: bool) -> list[Scored]:
     """A click scores its share's verification (the share's first real click) and, if unique,
-    itself. Bot and self clicks score nothing (no rule can lift that): see `counts`."""
+    itself. Bot and self clicks, and those of an advocate without tracking consent, score nothing
+    (no rule can lift that): see `counts`."""
     d = event.data
     click = replace(
         _scored(event, d.advocate_id, Kind.UNIQUE_CLICK, d.clicked_at, "unique click"),
@@ -119,7 +120,7 @@ def click_scores(event: Event[ClickRecorded], *, verifies: bool) -> list[Scored]
 
 
 def counts(click: ClickRecorded) -> bool:
-    return not (click.bot or click.self_click)
+    return click.tracked and not (click.bot or click.self_click)
 
 
 def conversion(event: Event[LeadCaptured] | Event[SaleRecorded], kind: Kind) -> Scored | None:

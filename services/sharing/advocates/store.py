@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.sharing.advocates.domain import Advocate, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, ConsentChange, Profile, TrainingView
 from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, queue
@@ -23,6 +23,8 @@ OUTBOX_COLLECTIONS = (ADVOCATES,)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(ADVOCATES, [("org", 1), ("_id", 1)]),
+    # The redirect's periodic read of the profiles changed since its last one.
+    IndexSpec(ADVOCATES, [("updated_at", 1)]),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
@@ -80,6 +82,18 @@ class AdvocatesStore:
         more = len(docs) > limit
         docs = docs[:limit]
         return [_advocate(d) for d in docs], docs[-1]["_id"] if more else None
+
+    async def consent_changed_since(self, since: datetime) -> list[ConsentChange]:
+        profiles = self.tenants.across(ADVOCATES, why="the redirect's view of every organisation's consents")
+        found = profiles.find(
+            {"updated_at": {"$gte": since}}, {"org": 1, "advocate_id": 1, "consents": 1, "updated_at": 1}
+        )
+        return [
+            ConsentChange(
+                d["org"], d["advocate_id"], (d.get("consents") or {}).get("tracking", True), d["updated_at"]
+            )
+            async for d in found
+        ]
 
     async def record_course(self, org: str, advocate_id: str, course_id: str) -> None:
         await self.tenants.of(org, TRAINING).update_one(

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, quote
 from opentelemetry import metrics
 from starlette.types import Receive, Scope, Send
 
+from services.sharing.advocates.domain import ConsentChange
 from services.sharing.catalog.domain import ContentChange, SettingsChange
 from services.sharing.redirect import domain
 from services.sharing.redirect.cookie import verify_advocate_cookie
@@ -103,17 +104,20 @@ PURPOSE_HEADERS = frozenset({b"sec-purpose", b"purpose", b"x-purpose", b"x-moz"}
 
 
 class RedirectState:
-    """What can change about a link after it is made: its content archived or expired, and the
-    org's fallback URL and unique-click window. Kept in memory, refreshed from sharing's own
-    projections by a periodic job (so every replica sees what any replica's consumer applied)."""
+    """What can change about a link after it is made: its content archived or expired, the org's
+    fallback URL and unique-click window, and whether its advocate lets their clicks be counted
+    for them (tracking consent). Kept in memory, refreshed from sharing's own collections by a
+    periodic job (so every replica sees what any replica applied)."""
 
     def __init__(self) -> None:
         self.archived: set[tuple[str, str]] = set()
         self.expires_at: dict[tuple[str, str], float] = {}
         self.fallback_url: dict[str, str] = {}
         self.window_s: dict[str, float] = {}
+        self.untracked: set[tuple[str, str]] = set()  # (org, advocate) who withdrew tracking consent
         self.contents_seen_until: datetime | None = None
         self.settings_seen_until: datetime | None = None
+        self.consents_seen_until: datetime | None = None
 
     def apply_content(self, change: ContentChange) -> None:
         key = (change.org, change.content_id)
@@ -126,6 +130,13 @@ class RedirectState:
         else:
             self.expires_at.pop(key, None)
         self.contents_seen_until = max(self.contents_seen_until or change.updated_at, change.updated_at)
+
+    def apply_consent(self, change: ConsentChange) -> None:
+        if change.tracking:
+            self.untracked.discard((change.org, change.advocate_id))
+        else:
+            self.untracked.add((change.org, change.advocate_id))
+        self.consents_seen_until = max(self.consents_seen_until or change.updated_at, change.updated_at)
 
     def apply_settings(self, change: SettingsChange) -> None:
         org, rules = change.org, change.rules
@@ -327,6 +338,7 @@ class RedirectApp:
                     "team": target.team,
                     "tags": target.tags,
                     "content_type": target.content_type,
+                    "tracked": (org, target.advocate_id) not in state.untracked,
                     "fallback": fallback,
                 },
             }

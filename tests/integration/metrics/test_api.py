@@ -17,7 +17,7 @@ from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
 from shared.events import Event, EventData
-from shared.events.advocates import AdvocateEnrolled, AdvocateErased
+from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
@@ -89,6 +89,7 @@ def click(
     *,
     own: bool = False,
     content_type: str | None = None,
+    tracked: bool = True,
 ) -> Event[EventData]:
     return Event.create(
         ClickRecorded.model_validate(
@@ -103,6 +104,7 @@ def click(
                 "team": "t",
                 "self": own,
                 "content_type": content_type,
+                "tracked": tracked,
             }
         ),
         tenant=org,
@@ -462,7 +464,12 @@ async def test_a_hire_is_credited_through_its_candidates_application_on_a_job_op
     await eventually(counted, timeout_s=WAIT_S)
     by_advocate = await client.get(
         "/v1/funnel",
-        params={"from": now.date().isoformat(), "to": now.date().isoformat(), "group_by": "advocate"},
+        # The clicks may fall on yesterday (UTC) and the application on today.
+        params={
+            "from": (now - timedelta(days=1)).date().isoformat(),
+            "to": now.date().isoformat(),
+            "group_by": "advocate",
+        },
         headers=crm,
     )
     [row] = by_advocate.json()["rows"]
@@ -470,6 +477,49 @@ async def test_a_hire_is_credited_through_its_candidates_application_on_a_job_op
     assert row["application_rate"] == 0.5  # one application over two unique clicks
     goal = {"name": "Hires", "metric": "hires", "target": 3, "horizon_months": 3}
     assert (await client.post("/v1/goals", json=goal, headers=crm)).status_code == 201
+
+
+async def test_without_tracking_consent_clicks_count_for_the_content_not_the_advocate(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org = metrics_settings, new_org()
+    now = datetime.now(UTC)
+    bob = f"{org}-bob"
+    withdrawn = AdvocateUpdated(advocate_id=bob, team="t", tracking_consent=False)
+    await producer.publish_many(
+        [
+            Event.create(withdrawn, tenant=org, source="/test"),
+            share(org, "s1", bob, now - timedelta(hours=5)),
+            click(org, "before", "s1", bob, now - timedelta(hours=4), "v1"),
+            click(org, "after", "s1", bob, now - timedelta(hours=3), "v2", tracked=False),
+        ]
+    )
+    await wait_for_clicks(client, settings, org, 2)
+    crm = admin(settings, org)
+    lead = await client.post(
+        "/v1/conversions", json={"type": "lead", "click_id": f"{org}-after", "customer_id": "c1"}, headers=crm
+    )
+    answered = lead.json()
+    assert (answered["attributed"], answered["share_id"], answered["advocate_id"]) == (
+        True,
+        f"{org}-s1",
+        None,
+    )
+    assert answered["credits"] == []
+
+    async def counted() -> bool:
+        return bool((await totals(client, settings, org))["leads"] == 1)
+
+    await eventually(counted, timeout_s=WAIT_S)
+    day = {"from": (now - timedelta(days=1)).date().isoformat(), "to": now.date().isoformat()}
+    rows = {
+        group: {r["key"]: (r["clicks"], r["leads"]) for r in response.json()["rows"]}
+        for group in ("advocate", "content")
+        for response in [await client.get("/v1/funnel", params={**day, "group_by": group}, headers=crm)]
+    }
+    assert rows == {"advocate": {bob: (1, 0)}, "content": {f"{org}-k": (2, 1)}}
+    mine = await client.get("/v1/me/stats", headers=bearer(settings, org=org, sub=bob, roles=["advocate"]))
+    assert (mine.json()["tracking_consent"], mine.json()["clicks"], mine.json()["leads"]) == (False, 1, 0)
 
 
 async def test_the_outbox_relay_finds_pending_conversions_through_an_index(

@@ -111,6 +111,7 @@ class Publisher:
         unique: bool = True,
         click_id: str | None = None,
         team: str | None = None,
+        tracked: bool = True,
     ) -> Event[EventData]:
         return await self.send(
             ClickRecorded.model_validate(
@@ -125,6 +126,7 @@ class Publisher:
                     "unique": unique,
                     "self": self_click,
                     "team": team,
+                    "tracked": tracked,
                 }
             )
         )

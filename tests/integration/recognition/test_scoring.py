@@ -56,7 +56,8 @@ async def profiles_known(client: httpx.AsyncClient, settings: ChorusSettings, or
 
 
 async def run_scenario(pub: Publisher, client: httpx.AsyncClient, settings: ChorusSettings) -> None:
-    """a shares and converts, b shares, c (opted out of ranking) trains; bot and self clicks score 0."""
+    """a shares and converts, b shares, c (opted out of ranking) trains; bot and self clicks, and
+    clicks on b's link after b withdrew tracking consent, score 0."""
     await pub.enrol("a", "red", audience=1500)
     await pub.enrol("b", "red", audience=10)
     await pub.enrol("c", "blue", public=False, audience=10)
@@ -69,6 +70,7 @@ async def run_scenario(pub: Publisher, client: httpx.AsyncClient, settings: Chor
     await pub.click("s1", "a", click_id="k3", unique=False, team="red")  # repeat visitor: nothing
     await pub.lead("lead-1", "a", "s1")
     await pub.share("s2", "b", team="red")
+    await pub.click("s2", "b", click_id="k4", team="red", tracked=False)  # would verify s2 and be unique
     await pub.send(CourseCompleted(advocate_id="c", course_id="basics", title="Basics"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -352,3 +353,32 @@ async def test_redirects_are_counted_by_outcome_on_the_metrics_endpoint(sharing:
         ("not_found", "false", 1),
     ]:
         assert _redirect_count(after, outcome, bot) - _redirect_count(before, outcome, bot) == added
+
+
+async def test_clicks_follow_the_advocates_tracking_consent_within_seconds(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    visitors = iter(range(1, 250))
+
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+
+        async def next_click_tracked() -> bool:
+            ip = f"198.51.100.{next(visitors)}"
+            await visit(sharing, share["code"], {"User-Agent": BROWSER_UA}, ip=ip)
+            [event] = await clicks.collect(clicks_of(share["id"]), count=1)
+            assert isinstance(event.data, ClickRecorded)
+            return event.data.tracked
+
+        async def until_clicks_are(tracked: bool) -> None:
+            for _ in range(20):  # a click every 0.25 s: 5 s at most
+                if await next_click_tracked() is tracked:
+                    return
+                await asyncio.sleep(0.25)
+            raise AssertionError(f"clicks were not tracked={tracked} 5 s after the consent changed")
+
+        assert await next_click_tracked()
+        await sharing.enrol(org, "adv-1", consents={"tracking": False, "public_ranking": True})
+        await until_clicks_are(False)
+        await sharing.enrol(org, "adv-1", consents={"tracking": True, "public_ranking": True})
+        await until_clicks_are(True)
