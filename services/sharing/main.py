@@ -23,18 +23,26 @@ from services.sharing.erasure import api as erasure_api
 from services.sharing.erasure import store as erasure_store
 from services.sharing.erasure.service import ErasureService
 from services.sharing.handlers import build_subscription
+from services.sharing.redirect import store as redirect_store
 from services.sharing.redirect.app import RedirectApp
 from services.sharing.redirect.domain import SecondsClock
 from services.sharing.redirect.service import refresh_state
 from services.sharing.redirect.spool import RELAY_SETTINGS_ENV, ClickRelay, ClickSpool
-from services.sharing.settings import SharingSettings
+from services.sharing.redirect.store import SeenVisitorsStore
+from services.sharing.settings import SERVICE, SharingSettings
 from services.sharing.shares import api as shares_api
 from services.sharing.shares import store as shares_store
 from services.sharing.shares.service import SharesService
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
-INDEXES = [*advocates_store.INDEXES, *catalog_store.INDEXES, *shares_store.INDEXES, *erasure_store.INDEXES]
+INDEXES = [
+    *advocates_store.INDEXES,
+    *catalog_store.INDEXES,
+    *shares_store.INDEXES,
+    *erasure_store.INDEXES,
+    *redirect_store.INDEXES,
+]
 # Collections whose documents may carry an outbox (shared/outbox.py).
 OUTBOX_COLLECTIONS = (
     *advocates_store.OUTBOX_COLLECTIONS,
@@ -99,6 +107,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         relay = ClickRelay(
             sharing_settings,
             ClickSpool(sharing_settings.click_spool_path),
+            seen=SeenVisitorsStore(runtime.db),
             flush_interval_s=sharing_settings.click_flush_interval_s,
             batch=sharing_settings.click_drain_batch,
         )
@@ -147,7 +156,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         )
 
     app = create_service_app(
-        name="sharing",
+        name=SERVICE,
         settings=sharing_settings,
         routers=[advocates_api.router, erasure_api.router, shares_api.router],
         indexes=INDEXES,

@@ -9,6 +9,7 @@ from shared.settings import ChorusSettings
 
 # The CloudEvents `source` of every event sharing emits.
 SOURCE = "/chorus/sharing"
+SERVICE = "sharing"  # its name: its database is chorus_sharing
 DEV_VISITOR_SECRET = "chorus-dev-visitor-hash-secret-change-me"  # noqa: S105 - dev only
 
 
@@ -39,7 +40,6 @@ class SharingSettings(ChorusSettings):
     redirect_cache_ttl_s: float = Field(600.0, gt=0)
     # How often the in-memory view of archived content and org settings is refreshed.
     redirect_state_refresh_s: float = Field(2.0, gt=0)
-    unique_visitors_max: int = Field(500_000, ge=100)
     scheduled_share_interval_s: float = Field(5.0, gt=0)
     advocate_cookie_name: str = "chorus_advocate"
     max_schedule_days: int = 90

@@ -27,7 +27,13 @@ class CountedClick(EventData):
     network: str
     clicked_at: datetime
     bot: bool = False
-    unique: bool = True
+    unique: bool = Field(
+        True,
+        description="the visitor's first click on the share inside the organisation's unique-click window"
+        " (1 hour to 30 days): decided once for every redirect replica, by sharing's click relay against the"
+        " visitors it has seen (kept under a per-organisation key, never an IP address), so midnight,"
+        " restarts and scale-out change nothing; a flagged click is never unique",
+    )
     self_click: bool = Field(False, alias="self", description="the advocate's own click")
     team: str | None = None
     tags: list[str] = Field(default_factory=list)

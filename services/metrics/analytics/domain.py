@@ -51,7 +51,8 @@ DICTIONARY: list[dict[str, str]] = [
     },
     {
         "name": "unique_clicks",
-        "definition": "clicks by distinct visitors within the unique-click window",
+        "definition": "clicks by distinct visitors within the organisation's unique-click window, decided"
+        " by sharing when the click is recorded, the same for every replica and across midnight",
         "formula": "count(click where unique and not bot and not self)",
         "unit": "count",
     },

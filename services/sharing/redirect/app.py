@@ -25,7 +25,7 @@ from services.sharing.advocates.domain import ConsentChange
 from services.sharing.catalog.domain import ContentChange, SettingsChange
 from services.sharing.redirect import domain
 from services.sharing.redirect.cookie import verify_advocate_cookie
-from services.sharing.redirect.domain import SecondsClock, UniqueVisitors, VisitorHasher
+from services.sharing.redirect.domain import SecondsClock, VisitorHasher
 from services.sharing.redirect.spool import ClickSpool
 from services.sharing.settings import SharingSettings
 from services.sharing.shares.domain import Share
@@ -154,7 +154,6 @@ class RedirectApp:
         self.settings = settings
         self.clock: SecondsClock = clock or time.time
         self.state = RedirectState()
-        self.unique = UniqueVisitors(settings.unique_visitors_max, clock=self.clock)
         self.hasher = VisitorHasher(settings.visitor_hash_secret)
         self._cache: dict[str, LinkTarget] = {}
         self._missing: dict[str, float] = {}
@@ -181,7 +180,6 @@ class RedirectApp:
         """Drop cached links (an advocate was erased: their id must not stay in memory)."""
         for code in [c for c, t in self._cache.items() if t.share_id in share_ids]:
             del self._cache[code]
-        self.unique.forget_share(share_ids)
 
     async def _target(self, code: str, now: float) -> LinkTarget | None:
         target = self._cache.get(code)
@@ -287,24 +285,25 @@ class RedirectApp:
         expires = state.expires_at.get(key)
         fallback = key in state.archived or (expires is not None and now >= expires)
 
-        tracked = dnt.strip() != b"1"
+        # A visitor who asks not to be tracked (DNT, or a no-track parameter) gets no hash.
+        hashed = dnt.strip() != b"1"
         query: bytes = scope["query_string"]
-        if tracked and query:
-            tracked = not any(k in self._no_track for k, _ in parse_qsl(query.decode("latin-1")))
+        if hashed and query:
+            hashed = not any(k in self._no_track for k, _ in parse_qsl(query.decode("latin-1")))
         visitor_hash: str | None = None
-        unique = True  # without a visitor hash a repeat cannot be told apart
-        if tracked:
+        seen_key: str | None = None
+        if hashed:
             if forwarded:
                 ip = forwarded.split(b",")[0].strip().decode("latin-1")
             else:
                 client = scope.get("client")
                 ip = client[0] if client else ""
             visitor_hash = self.hasher.visitor_hash(ip, ua, datetime.fromtimestamp(now, UTC))
-            # A flagged click never makes the visitor seen: the person behind a prefetch or a
-            # preview may come next, and is unique then.
-            unique = not bot and self.unique.is_unique(
-                target.share_id, visitor_hash, state.window_s.get(org, DEFAULT_WINDOW_S)
-            )
+            # Whether the visitor is new to the share is decided by the relay, against the visitors
+            # every replica has seen (redirect/store.py). A flagged click never makes the visitor
+            # seen: the person behind a prefetch or a preview may come next, and is unique then.
+            if not bot:
+                seen_key = self.hasher.seen_key(org, ip, ua)
         self_click = False
         if authorization or cookie:
             self_click = await self._caller(authorization, cookie) == (org, target.advocate_id)
@@ -320,6 +319,9 @@ class RedirectApp:
                 "time": now,
                 "trace": target.trace,
                 "span": (started_ns, time.time_ns()),
+                # For the relay's unique-visitor decision; never in the event.
+                "seen": seen_key,
+                "window_s": state.window_s.get(org, DEFAULT_WINDOW_S),
                 "data": {
                     "click_id": click_id,
                     "share_id": target.share_id,
@@ -333,7 +335,8 @@ class RedirectApp:
                     "country": domain.country_code(country.decode("latin-1")) if country else None,
                     "bot": bot,
                     "flag": flag,
-                    "unique": unique,
+                    # Without a visitor key a repeat cannot be told apart: every person's click is new.
+                    "unique": not bot,
                     "self": self_click,
                     "team": target.team,
                     "tags": target.tags,

@@ -8,8 +8,8 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from urllib.parse import urlsplit, urlunsplit
 
@@ -145,34 +145,27 @@ class VisitorHasher:
         key = self.key_for(at.astimezone(UTC).date())
         return hmac.new(key, f"{ip}\0{user_agent}".encode(), hashlib.sha256).hexdigest()[:32]
 
+    def seen_key(self, org: str, ip: str, user_agent: str) -> str:
+        """The visitor as the unique-click window knows them: the same for as long as the window
+        lasts (no daily salt: midnight does not make anyone new), different in every organisation,
+        and kept only in the redirect's own collection of visitors seen (redirect/store.py)."""
+        message = f"seen\0{org}\0{ip}\0{user_agent}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
-class UniqueVisitors:
-    """Remembers when a visitor first clicked a share, to flag repeats inside the window.
 
-    In-process and bounded (oldest entries dropped first). With several redirect replicas a
-    visitor who lands on two of them counts as unique on each: run one replica per org shard, or
-    move this map to a shared store updated off the request path (e.g. a MongoDB upsert done by
-    the spool relay rather than by the request).
-    """
+@dataclass(frozen=True)
+class Seen:
+    """A visitor's first click on a share inside the window: when, and which click it was."""
 
-    def __init__(self, max_entries: int = 500_000, clock: SecondsClock | None = None) -> None:
-        self._first_seen: dict[tuple[str, str], float] = {}
-        self._max = max_entries
-        self._clock = clock or time.time
+    at: float  # seconds since the epoch
+    click_id: str
 
-    def is_unique(self, share_id: str, visitor: str, window_s: float) -> bool:
-        now = self._clock()
-        key = (share_id, visitor)
-        first = self._first_seen.get(key)
-        if first is not None and now - first < window_s:
-            return False
-        if first is not None:
-            del self._first_seen[key]  # re-insert at the end: it is the newest again
-        elif len(self._first_seen) >= self._max:
-            del self._first_seen[next(iter(self._first_seen))]
-        self._first_seen[key] = now
-        return True
 
-    def forget_share(self, share_ids: set[str]) -> None:
-        for key in [k for k in self._first_seen if k[0] in share_ids]:
-            del self._first_seen[key]
+def seen_id(share_id: str, seen_key: str) -> str:
+    return f"{share_id}|{seen_key}"
+
+
+def first_visit(seen: Seen | None, click_id: str, at: float, window_s: float) -> bool:
+    """Whether a click is its visitor's first on the share inside the window: none seen, the
+    window of the one seen has ended, or it is that click itself (sent again after a failure)."""
+    return seen is None or seen.click_id == click_id or at - seen.at >= window_s

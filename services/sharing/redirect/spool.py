@@ -30,11 +30,14 @@ from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Link, SpanKind
 
-from services.sharing.settings import SOURCE, SharingSettings
+from services.sharing.redirect import domain
+from services.sharing.redirect.store import SeenVisitorsStore
+from services.sharing.settings import SERVICE, SOURCE, SharingSettings
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.messaging import EventProducer
 from shared.messaging.tracing import extract
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
@@ -206,12 +209,14 @@ class ClickRelay:
         settings: ChorusSettings,
         spool: ClickSpool,
         *,
+        seen: SeenVisitorsStore | None = None,
         flush_interval_s: float,
         batch: int,
         idle_s: float | None = None,
     ) -> None:
         self._settings = settings
         self.spool = spool
+        self._seen = seen  # the visitors every replica has seen: what draining needs
         self._flush_interval_s = flush_interval_s
         self._batch = batch
         self._producer: EventProducer | None = None
@@ -301,6 +306,7 @@ class ClickRelay:
         rows = await self.spool.read(self._batch)
         if not rows:
             return 0
+        await self._decide_unique([record for _, record in rows])
         producer = await self._producer_ready()
         # Clicks of one share continue that share's trace and go to one partition: publish them
         # as one ordered group; groups of different shares go out concurrently.
@@ -325,6 +331,36 @@ class ClickRelay:
                 f"{len(rows) - len(acked)} of {len(rows)} clicks not acknowledged: {errors[0]!r}"
             )
         return len(rows)
+
+    async def _decide_unique(self, records: list[ClickRecord]) -> None:
+        """Mark each click `unique` when it is its visitor's first on the share inside the
+        window, against the visitors every replica has seen: one read for the batch, then a
+        write per first visit, visitors in parallel and each visitor's clicks in order."""
+        keyed = [r for r in records if r.get("seen")]
+        if not keyed:
+            return
+        if self._seen is None:
+            raise RuntimeError("a relay that drains the spool needs the visitors seen (seen=...)")
+        by_visitor: dict[str, list[ClickRecord]] = {}
+        for record in sorted(keyed, key=lambda r: float(r["time"])):
+            by_visitor.setdefault(domain.seen_id(record["data"]["share_id"], record["seen"]), []).append(
+                record
+            )
+        store = self._seen
+        seen = await store.seen(list(by_visitor))
+
+        async def decide(seen_id: str, clicks: list[ClickRecord]) -> None:
+            first = seen.get(seen_id)
+            for record in clicks:
+                at, click_id, window_s = float(record["time"]), record["id"], float(record["window_s"])
+                unique = domain.first_visit(first, click_id, at, window_s)
+                if unique and (first is None or first.click_id != click_id):
+                    click = domain.Seen(at, click_id)
+                    unique = await store.record_first(record["org"], seen_id, click, window_s, first)
+                    first = click if unique else (await store.seen([seen_id])).get(seen_id)
+                record["data"]["unique"] = unique
+
+        await asyncio.gather(*(decide(seen_id, clicks) for seen_id, clicks in by_visitor.items()))
 
     async def _publish_group(self, producer: EventProducer, group: list[tuple[int, ClickRecord]]) -> None:
         events: list[Event[Any]] = []
@@ -372,9 +408,11 @@ async def run_relay_process(settings_json: str) -> None:
     settings = SharingSettings.model_validate_json(settings_json)
     settings.service_name = "sharing-relay"
     setup_telemetry(settings)
+    mongo = create_client(settings, service=True)
     relay = ClickRelay(
         settings,
         ClickSpool(settings.click_spool_path),
+        seen=SeenVisitorsStore(mongo[settings.database_name(SERVICE)]),
         flush_interval_s=settings.click_flush_interval_s,
         batch=settings.click_drain_batch,
         idle_s=settings.click_flush_interval_s * 5,
@@ -390,6 +428,7 @@ async def run_relay_process(settings_json: str) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), timeout=1.0)
     await relay.stop()
+    await mongo.close()
     flush_telemetry()
 
 

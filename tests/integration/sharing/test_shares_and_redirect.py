@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+import time as real_time
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from services.sharing.shares.store import SHARES, due_filter
+from services.sharing.redirect.app import RedirectApp
+from services.sharing.redirect.spool import ClickRelay, ClickSpool
+from services.sharing.redirect.store import SeenVisitorsStore
+from services.sharing.shares.store import SHARES, SharesStore, due_filter
+from shared.auth import TokenVerifier
 from shared.events import Event, EventData
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
 from shared.events.content import ContentArchived
@@ -382,3 +388,73 @@ async def test_clicks_follow_the_advocates_tracking_consent_within_seconds(shari
         await until_clicks_are(False)
         await sharing.enrol(org, "adv-1", consents={"tracking": True, "public_ranking": True})
         await until_clicks_are(True)
+
+
+async def test_a_visitor_at_2359_and_0001_inside_a_48h_window_is_unique_once(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    await sharing.set_settings(org, unique_click_window_hours=48)
+
+    async def window_known() -> bool:
+        return sharing.app.redirect.state.window_s.get(org) == 48 * 3600
+
+    await eventually(window_known)
+    browser = {"User-Agent": BROWSER_UA}
+    midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(), tzinfo=UTC)
+    visits = []
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        try:
+            # 23:59, 00:01 (the visitor hash's daily salt changes between them), then 49 h later.
+            for at in (
+                midnight - timedelta(minutes=1),
+                midnight + timedelta(minutes=1),
+                midnight + timedelta(hours=49),
+            ):
+                sharing.clock.offset_s = at.timestamp() - real_time.time()
+                visits.append(await visit(sharing, share["code"], browser, ip="198.51.100.77"))
+        finally:
+            sharing.clock.offset_s = 0
+        events = await clicks.collect(clicks_of(share["id"]), count=3)
+    assert [r.status_code for r in visits] == [302] * 3
+    by_time = sorted(
+        (e.data for e in events if isinstance(e.data, ClickRecorded)), key=lambda c: c.clicked_at
+    )
+    assert [c.unique for c in by_time] == [True, False, True]
+    assert by_time[0].visitor_hash != by_time[1].visitor_hash  # the events still carry a daily hash
+
+
+async def test_replicas_agree_on_a_visitor_and_a_restarted_redirect_still_knows_them(
+    sharing: Sharing, tmp_path: Path
+) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    db = sharing.app.state.runtime.db
+    # A second replica, or the first one restarted: a redirect with nothing in memory, its own
+    # spool and relay, and the service's database.
+    replica = RedirectApp(sharing.settings)
+    relay = ClickRelay(
+        sharing.settings,
+        ClickSpool(str(tmp_path / "replica.sqlite3")),
+        seen=SeenVisitorsStore(db),
+        flush_interval_s=0.01,
+        batch=20,
+    )
+    await relay.start()
+    replica.attach(SharesStore(db).by_code, relay.spool, TokenVerifier(sharing.settings))
+    browser = {"User-Agent": BROWSER_UA}
+    try:
+        async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+            first = await visit(sharing, share["code"], browser, ip="198.51.100.88")
+            transport = httpx.ASGITransport(app=replica, client=("198.51.100.88", 51000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://replica") as visitor:
+                again = await visitor.get(f"/r/{share['code']}", headers=browser)
+            events = await clicks.collect(clicks_of(share["id"]), count=2)
+    finally:
+        await relay.stop()
+    assert (first.status_code, again.status_code) == (302, 302)
+    by_time = sorted(
+        (e.data for e in events if isinstance(e.data, ClickRecorded)), key=lambda c: c.clicked_at
+    )
+    assert [c.unique for c in by_time] == [True, False]

@@ -220,22 +220,24 @@ def test_the_visitor_hash_hides_the_ip_and_changes_with_the_day() -> None:
     assert "203" not in today
 
 
-def test_a_visitor_is_unique_once_per_share_within_the_window() -> None:
-    now = [1000.0]
-    unique = clicks.UniqueVisitors(clock=lambda: now[0])
-    assert unique.is_unique("s1", "v", 3600)
-    assert not unique.is_unique("s1", "v", 3600)
-    assert unique.is_unique("s2", "v", 3600)
-    now[0] += 3601
-    assert unique.is_unique("s1", "v", 3600)
-    assert not unique.is_unique("s1", "v", 3600)
+def test_a_click_is_a_first_visit_when_none_was_seen_inside_the_window() -> None:
+    first = clicks.Seen(1000.0, "k1")
+    assert clicks.first_visit(None, "k1", 1000.0, 3600)
+    assert not clicks.first_visit(first, "k2", 1000.0 + 3599, 3600)
+    assert clicks.first_visit(first, "k3", 1000.0 + 3600, 3600)  # the window has ended
+    assert clicks.first_visit(first, "k1", 1000.0, 3600)  # the first click, sent again
 
 
-def test_the_unique_map_stays_bounded() -> None:
-    unique = clicks.UniqueVisitors(max_entries=100)
-    for i in range(1000):
-        unique.is_unique("s", f"v{i}", 3600)
-    assert len(unique._first_seen) == 100
+def test_a_visitor_is_known_by_the_same_key_all_window_long_and_by_another_in_each_org() -> None:
+    hasher = clicks.VisitorHasher("secret")
+    key = hasher.seen_key("org-a", "203.0.113.7", "Firefox")
+    assert key == clicks.VisitorHasher("secret").seen_key("org-a", "203.0.113.7", "Firefox")  # no daily salt
+    assert key != hasher.seen_key("org-b", "203.0.113.7", "Firefox")
+    assert key != clicks.VisitorHasher("other").seen_key("org-a", "203.0.113.7", "Firefox")
+    assert "203.0.113.7" not in key and len(key) == 32
+    day_one = hasher.visitor_hash("203.0.113.7", "Firefox", datetime(2026, 12, 5, 23, 59, tzinfo=UTC))
+    day_two = hasher.visitor_hash("203.0.113.7", "Firefox", datetime(2026, 12, 6, 0, 1, tzinfo=UTC))
+    assert day_one != day_two  # what the events carry still changes every day
 
 
 def test_the_advocate_cookie_is_recognised_and_a_forged_one_is_not() -> None:
