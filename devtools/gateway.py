@@ -7,6 +7,7 @@ small ASGI reverse proxy: the longest matching path prefix picks the service.
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -86,6 +87,10 @@ def create_gateway(
     ports = local_service_ports(gateway_port())
     urls = service_urls or {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     client = httpx.AsyncClient(timeout=30.0, follow_redirects=False, transport=transport)
+    # The client keeps no cookies: a cookie a service sets is the caller's (it reaches them in
+    # the response), and a shared jar would send one caller's cookie (an advocate's, which makes
+    # a click "self") with everyone else's requests.
+    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
     async def proxy(request: Request) -> Response:
         service = owner_of(request.url.path)

@@ -31,3 +31,21 @@ def test_an_empty_bearer_token_reaches_the_service_and_gets_its_401() -> None:
     with TestClient(gateway) as client:
         response = client.get("/v1/leaderboard", headers={"Authorization": "Bearer "})
     assert response.status_code == 401 and received == ["Bearer"]
+
+
+def test_a_cookie_one_caller_gets_is_never_sent_with_another_callers_requests() -> None:
+    seen: list[str | None] = []
+
+    async def service(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("cookie"))
+        response = JSONResponse({})
+        response.set_cookie("chorus_advocate", "ann")
+        return response
+
+    upstream = Starlette(routes=[Route("/v1/advocates/me", service), Route("/r/{code}", service)])
+    gateway = create_gateway({"sharing": "http://sharing"}, transport=httpx.ASGITransport(app=upstream))
+    with TestClient(gateway) as advocate, TestClient(gateway) as visitor:
+        assert advocate.get("/v1/advocates/me").cookies.get("chorus_advocate") == "ann"
+        visitor.get("/r/abc")
+        advocate.get("/r/abc")
+    assert seen == [None, None, "chorus_advocate=ann"]
