@@ -106,9 +106,19 @@ async function panel(id, load) {
   }
 }
 
+// The funnel by day feeds two panels: asked once per load.
+let dayFunnel = null;
+
+function funnelByDay() {
+  if (!dayFunnel) {
+    const { from, to } = range();
+    dayFunnel = api.funnel(from, to, "day");
+  }
+  return dayFunnel;
+}
+
 async function loadFunnel() {
-  const { from, to } = range();
-  const funnel = await api.funnel(from, to, "day");
+  const funnel = await funnelByDay();
   const t = funnel.totals;
   const revenue = Object.entries(t.revenue).map(([currency, amount]) => `${amount} ${currency}`).join(", ") || "0";
   $("#funnel-figures").replaceChildren(
@@ -124,7 +134,12 @@ async function loadFunnel() {
     ...figure("emv", "Earned media value", `${numbers.format(t.emv)} ${funnel.emv.currency}`),
   );
   funnelChart(t);
-  // The same totals tell who clicked: people, the advocates themselves, bots and link previews.
+}
+
+// Who clicked: people, the advocates themselves, and bots and link previews (never counted as
+// clicks in the funnel, but worth watching: a high share means links are crawled more than read).
+async function loadClicks() {
+  const t = (await funnelByDay()).totals;
   const all = t.clicks + t.self_clicks + t.bot_clicks;
   $("#click-figures").replaceChildren(
     ...figure("all_clicks", "All clicks", numbers.format(all)),
@@ -308,8 +323,10 @@ async function loadSurveys() {
 }
 
 function loadAll() {
+  dayFunnel = null;
   return Promise.all([
     panel("panel-funnel", loadFunnel),
+    panel("panel-clicks", loadClicks),
     panel("panel-surveys", loadSurveys),
     panel("panel-timeseries", loadTimeseries),
     panel("panel-goals", loadGoals),

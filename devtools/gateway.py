@@ -201,6 +201,7 @@ def create_gateway(
         body: dict[str, Any] = {
             "services": urls,
             "openapi": {s: f"{u}/openapi.json" for s, u in urls.items()},
+            "dashboard": "/dashboard/",
         }
         return JSONResponse(body)
 
