@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from devtools.gateway import create_gateway
 from devtools.local_stack import DASHBOARD_DIR, npm_installed_marker
@@ -40,7 +41,10 @@ BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
 )
 PREVIEW_UAS = ["facebookexternalhit/1.1", "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"]
-VIEWPORTS = {"laptop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}
+VIEWPORTS: dict[str, ViewportSize] = {
+    "laptop": {"width": 1366, "height": 768},
+    "phone": {"width": 390, "height": 844},
+}
 # Where the screenshots go: build/test-artifacts/ (ignored by git), or CHORUS_TEST_ARTIFACTS.
 ARTIFACTS_ENV = "CHORUS_TEST_ARTIFACTS"
 DEFAULT_ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
@@ -88,6 +92,22 @@ async def call(
 
 async def read(http: httpx.AsyncClient, url: str, headers: dict[str, str], **params: str) -> Any:
     return await call(http, "GET", url, headers, params=params)
+
+
+async def wait_for(what: str, probe: Callable[[], Awaitable[Any]], expected: Any) -> None:
+    """Poll `probe` until it answers `expected`; fail saying what it answered last. Generous:
+    the projectors share two cores with everything else a test run does."""
+    seen: Any = None
+
+    async def matches() -> bool:
+        nonlocal seen
+        seen = await probe()
+        return bool(seen == expected)
+
+    try:
+        await eventually(matches, timeout_s=90)
+    except AssertionError:
+        raise AssertionError(f"{what}: expected {expected!r}, last answer {seen!r}") from None
 
 
 def report_window() -> dict[str, str]:
@@ -163,8 +183,8 @@ async def seed_program(http: httpx.AsyncClient, base: str, services: RunningServ
         page = await read(http, f"{base}/v1/shareable", member(name))
         return set(content_ids) <= {item["content_id"] for item in page["items"]}
 
-    for name in {share[0] for share in SHARES}:
-        await eventually(lambda name=name: may_share(name), timeout_s=60)
+    for name in sorted({share[0] for share in SHARES}):
+        await wait_for(f"{name} may share both items", functools.partial(may_share, name), True)
 
     click_ids: list[str] = []
     for name, content, people, previews in SHARES:
@@ -215,11 +235,10 @@ async def seed_program(http: httpx.AsyncClient, base: str, services: RunningServ
     # an index kept from the same topic (an unknown click would be kept unattributed).
     window = report_window()
 
-    async def clicks_counted() -> bool:
-        funnel = await read(http, f"{base}/v1/funnel", admin, **window)
-        return bool(funnel["totals"]["clicks"] == len(click_ids))
+    async def clicks_counted() -> int:
+        return int((await read(http, f"{base}/v1/funnel", admin, **window))["totals"]["clicks"])
 
-    await eventually(clicks_counted, timeout_s=60)
+    await wait_for("metrics counting the clicks", clicks_counted, len(click_ids))
     lead = await ok(
         "POST", "/v1/conversions", admin, {"type": "lead", "click_id": click_ids[0], "customer_id": "crm-1"}
     )
@@ -233,33 +252,29 @@ async def settled(http: httpx.AsyncClient, base: str, program: Program, services
     previews = sum(s[3] for s in SHARES)
     window = report_window()
 
-    async def metrics_counted() -> bool:
+    async def metrics_counted() -> tuple[int, ...]:
         totals = (await read(http, f"{base}/v1/funnel", program.admin, **window))["totals"]
-        return (totals["shares"], totals["clicks"], totals["bot_clicks"], totals["leads"]) == (
-            len(SHARES),
-            people,
-            previews,
-            1,
-        )
+        return tuple(totals[name] for name in ("shares", "clicks", "bot_clicks", "leads"))
 
-    await eventually(metrics_counted, timeout_s=60)
+    await wait_for(
+        "metrics' shares, clicks, bot clicks, leads", metrics_counted, (len(SHARES), people, previews, 1)
+    )
     by_advocate = (await read(http, f"{base}/v1/funnel", program.admin, **window, group_by="advocate"))[
         "rows"
     ]
 
-    async def recognition_counted() -> bool:
+    counted = ("shares", "unique_clicks", "leads")
+
+    async def recognition_counted() -> dict[str, tuple[int, ...]]:
+        seen = {}
         for row in by_advocate:
             who = bearer(services.settings, org=program.org, sub=row["key"], roles=["advocate"])
             counters = (await read(http, f"{base}/v1/me/points", who))["counters"]
-            if (counters.get("shares", 0), counters.get("unique_clicks", 0), counters.get("leads", 0)) != (
-                row["shares"],
-                row["unique_clicks"],
-                row["leads"],
-            ):
-                return False
-        return True
+            seen[row["key"]] = tuple(counters.get(name, 0) for name in counted)
+        return seen
 
-    await eventually(recognition_counted, timeout_s=60)
+    expected = {row["key"]: tuple(row[name] for name in counted) for row in by_advocate}
+    await wait_for("recognition counting what metrics counted", recognition_counted, expected)
 
 
 async def figures(page: Page, name: str) -> list[str]:
@@ -301,6 +316,18 @@ async def check_dashboard(
     )
     forecast_line = await page.evaluate("window.chorusDashboard.charts['goal-0'].data.datasets[1].data")
     assert forecast_line[-1] == pytest.approx(goal["forecast"])
+
+    # The time series by day, then by week, as /v1/timeseries gives them.
+    for interval in ("day", "week"):
+        await page.locator(f'[data-interval="{interval}"]').click()
+        await expect(page.locator('canvas[data-chart="timeseries"][data-rendered=true]')).to_be_attached()
+        series = await read(
+            http, f"{base}/v1/timeseries", program.admin, **window, metric="clicks", interval=interval
+        )
+        drawn_series = await page.evaluate("window.chorusDashboard.charts.timeseries.data")
+        assert drawn_series["labels"] == [p["period"] for p in series["points"]]
+        clicks = next(d for d in drawn_series["datasets"] if d["label"] == "clicks")
+        assert clicks["data"] == [p["value"] for p in series["points"]]
 
     board = await read(http, f"{base}/v1/leaderboard", program.admin, period="month", limit="10")
     first = board["items"][0]
