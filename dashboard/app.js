@@ -13,6 +13,7 @@ const GOAL_CHARTS = 6; // a chart each for the first goals; the rest are listed 
 
 const $ = (selector) => document.querySelector(selector);
 const numbers = new Intl.NumberFormat("en");
+const decimal = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
 const ratio = new Intl.NumberFormat("en", { style: "percent", maximumFractionDigits: 1 });
 const STATUS_WORDS = { on_track: "on track", at_risk: "at risk", behind: "behind", achieved: "achieved" };
 
@@ -156,10 +157,11 @@ async function loadTimeseries() {
   timeseriesChart(Object.fromEntries(TIMESERIES_METRICS.map((m, i) => [m, answers[i]])));
 }
 
+// Goals on a ratio (0..1) read as percentages; counts, EMV, NPS and averages as numbers.
+const RATIO_METRICS = new Set(["ctr", "conversion_rate", "active_ratio", "training_completion"]);
+
 function goalValue(goal, value) {
-  return goal.metric.includes("ratio") || goal.metric === "ctr" || goal.metric === "conversion_rate" || goal.metric === "training_completion"
-    ? ratio.format(value)
-    : numbers.format(Math.round(value * 100) / 100);
+  return RATIO_METRICS.has(goal.metric) ? ratio.format(value) : decimal.format(value);
 }
 
 async function loadGoals() {
@@ -194,7 +196,7 @@ async function loadGoals() {
     );
     if (index < GOAL_CHARTS) {
       const name = `goal-${index}`;
-      card.append(element("div", { class: "chart" }, element("canvas", { "data-chart": name, "aria-label": `${goal.name}: value, forecast and target` })));
+      card.append(element("div", { class: "chart" }, element("canvas", { "data-chart": name, role: "img", "aria-label": `${goal.name}: value, forecast and target` })));
       list.append(card);
       goalChart(name, goal, today);
     } else {
@@ -306,7 +308,7 @@ async function loadSurveys() {
           element(
             "div",
             { class: "nps" },
-            element("span", { class: "nps-score", "data-figure": "survey.nps", "data-question": q.id }, numbers.format(q.nps)),
+            element("span", { class: "nps-score", "data-figure": "survey.nps", "data-question": q.id }, decimal.format(q.nps)),
             element("span", {}, q.text),
             element("span", { class: "nps-bar" }, element("span", { style: `left: ${(q.nps + 100) / 2}%` })),
           ),
