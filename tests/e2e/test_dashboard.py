@@ -235,10 +235,12 @@ async def seed_program(http: httpx.AsyncClient, base: str, services: RunningServ
     # an index kept from the same topic (an unknown click would be kept unattributed).
     window = report_window()
 
-    async def clicks_counted() -> int:
-        return int((await read(http, f"{base}/v1/funnel", admin, **window))["totals"]["clicks"])
+    async def clicks_counted() -> tuple[int, ...]:
+        totals = (await read(http, f"{base}/v1/funnel", admin, **window))["totals"]
+        return tuple(totals[name] for name in ("clicks", "bot_clicks", "self_clicks"))
 
-    await wait_for("metrics counting the clicks", clicks_counted, len(click_ids))
+    previews = sum(share[3] for share in SHARES)
+    await wait_for("metrics' clicks, bot clicks, self clicks", clicks_counted, (len(click_ids), previews, 0))
     lead = await ok(
         "POST", "/v1/conversions", admin, {"type": "lead", "click_id": click_ids[0], "customer_id": "crm-1"}
     )
@@ -320,6 +322,8 @@ async def check_dashboard(
     # The time series by day, then by week, as /v1/timeseries gives them.
     for interval in ("day", "week"):
         await page.locator(f'[data-interval="{interval}"]').click()
+        # The panel is busy from the click until its new chart is drawn.
+        await expect(page.locator("#panel-timeseries[data-loaded=true]:not([aria-busy])")).to_be_attached()
         await expect(page.locator('canvas[data-chart="timeseries"][data-rendered=true]')).to_be_attached()
         series = await read(
             http, f"{base}/v1/timeseries", program.admin, **window, metric="clicks", interval=interval
