@@ -4,9 +4,11 @@ A small program is seeded through the public APIs only (advocates on two teams, 
 opted out of public ranking; content; shares; people's and bots' clicks through the redirect; a
 lead through the conversions API; a goal; an eNPS survey with answers). Once the projections
 have caught up, the dashboard is opened through the local gateway, logged in with the gateway's
-dev login, and, at a laptop's and a phone's viewport, the figures it shows (funnel totals, the
-bot share, a goal's progress, the leaderboard's first row, the survey's NPS) must equal what the
-APIs answer. A screenshot of each viewport is saved under the test's artifacts.
+dev login, and, at a laptop's and a phone's viewport, the figures it shows and the data its charts
+draw (funnel totals, the bot share, the time series by day and week, a goal's progress and
+forecast, the leaderboard's rows and the team board, the survey's NPS) must equal what the APIs
+answer, and nothing may be wider than the screen. A screenshot of each viewport is saved under
+build/test-artifacts/dashboard/.
 """
 
 from __future__ import annotations
