@@ -300,7 +300,7 @@ async def check_dashboard(
     window = report_window()
     funnel = await read(http, f"{base}/v1/funnel", program.admin, **window)
     totals = funnel["totals"]
-    for name in ("shares", "reach", "clicks", "unique_clicks", "leads", "sales"):
+    for name in ("shares", "reach", "clicks", "unique_clicks", "leads", "sales", "applications", "hires"):
         assert [number(t) for t in await figures(page, name)] == [totals[name]], name
     all_clicks = totals["clicks"] + totals["self_clicks"] + totals["bot_clicks"]
     assert [number(t) for t in await figures(page, "bot_clicks")] == [totals["bot_clicks"]]
