@@ -1,23 +1,33 @@
 """A local single entry point: one port that routes /v1/... and /r/... to the owning service.
 
 For development only (production uses an ingress with the same table, see deploy/k8s). It is a
-small ASGI reverse proxy: the longest matching path prefix picks the service.
+small ASGI reverse proxy: the longest matching path prefix picks the service. It also serves the
+program dashboard (dashboard/, with Chart.js from its node_modules) at /dashboard/ and, for it, a
+dev login (`POST /dev/login`: a dev token for an admin of the organisation asked for), which no
+production service has.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from devtools.local_stack import DASHBOARD_DIR, npm_installed_marker
+from shared.auth import issue_dev_token
 from shared.serve import SERVICE_PORTS
+from shared.settings import ChorusSettings
 
 GATEWAY_PORT = 8000
 
@@ -71,6 +81,14 @@ ROUTES: dict[str, str] = {
     "/v1/webhooks/fulfilment": "recognition",
 }
 
+DEV_LOGIN_PATH = "/dev/login"
+DEV_LOGIN_ROLES = ["admin"]
+DEV_TOKEN_TTL_S = 12 * 3600
+# An organisation id or a person's name as the dev login takes them: what a JWT claim may hold
+# and a URL may carry without escaping.
+DEV_LOGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+DEV_LOGIN_RULE = "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
 
 
@@ -79,13 +97,73 @@ def owner_of(path: str) -> str | None:
     return ROUTES[max(matches, key=len)] if matches else None
 
 
+def _problem(status: int, title: str, detail: str) -> JSONResponse:
+    body = {"title": title, "status": status, "detail": detail}
+    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+
+
+def dashboard_routes(settings: ChorusSettings, dashboard_dir: Path = DASHBOARD_DIR) -> list[Route | Mount]:
+    """The dashboard's static files, its local configuration and the dev login."""
+
+    async def dashboard_index(request: Request) -> Response:
+        # Without its chart library the page would load as a blank screen: say what to run.
+        if not npm_installed_marker(dashboard_dir).exists():
+            return HTMLResponse(
+                "<!doctype html><title>Chorus dashboard</title><h1>The dashboard is not installed</h1>"
+                "<p>Its chart library comes from npm: run <code>make deps</code> "
+                "(<code>chorus stack install</code>), which <code>make run</code> does, then reload.</p>",
+                status_code=503,
+            )
+        return FileResponse(dashboard_dir / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def to_dashboard(request: Request) -> RedirectResponse:
+        # The page's relative URLs (its modules, config.json) resolve against /dashboard/.
+        return RedirectResponse("/dashboard/")
+
+    async def dashboard_config(request: Request) -> JSONResponse:
+        # Replaces dashboard/config.json (the production one, which has no dev login).
+        return JSONResponse({"api_base": "", "dev_login": DEV_LOGIN_PATH})
+
+    async def dev_login(request: Request) -> JSONResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return _problem(400, "Bad request", 'send JSON: {"org": "acme", "name": "alice"}')
+        org, name = body.get("org"), body.get("name") or "dashboard"
+        if not isinstance(org, str) or not DEV_LOGIN_NAME.match(org):
+            return _problem(400, "Bad request", f"org: {DEV_LOGIN_RULE}")
+        if not isinstance(name, str) or not DEV_LOGIN_NAME.match(name):
+            return _problem(400, "Bad request", f"name: {DEV_LOGIN_RULE}")
+        token = issue_dev_token(settings, org=org, sub=name, roles=DEV_LOGIN_ROLES, ttl_s=DEV_TOKEN_TTL_S)
+        return JSONResponse(
+            {"token": token, "org": org, "sub": name, "roles": DEV_LOGIN_ROLES, "expires_in": DEV_TOKEN_TTL_S}
+        )
+
+    return [
+        Route("/dashboard", to_dashboard),
+        Route("/dashboard/", dashboard_index),
+        Route("/dashboard/config.json", dashboard_config),
+        Route(DEV_LOGIN_PATH, dev_login, methods=["POST"]),
+        Mount("/dashboard", StaticFiles(directory=dashboard_dir, check_dir=False)),
+    ]
+
+
 def create_gateway(
-    service_urls: dict[str, str] | None = None, transport: httpx.AsyncBaseTransport | None = None
+    service_urls: dict[str, str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    settings: ChorusSettings | None = None,
 ) -> Starlette:
-    """`transport` replaces the network (tests reach services in process with ASGITransport)."""
+    """`transport` replaces the network (tests reach services in process with ASGITransport);
+    `settings` sign the dev login's tokens (default: from the environment, as the services')."""
     ports = local_service_ports(gateway_port())
     urls = service_urls or {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     client = httpx.AsyncClient(timeout=30.0, follow_redirects=False, transport=transport)
+    # The client keeps no cookies: a cookie a service sets is the caller's (it reaches them in
+    # the response), and a shared jar would send one caller's cookie (an advocate's, which makes
+    # a click "self") with everyone else's requests.
+    client.cookies.jar.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
     async def proxy(request: Request) -> Response:
         service = owner_of(request.url.path)
@@ -114,11 +192,7 @@ def create_gateway(
                 content=await request.body(),
             )
         except httpx.TransportError as exc:
-            return JSONResponse(
-                {"title": "Bad gateway", "status": 502, "detail": f"{service} is not reachable: {exc}"},
-                status_code=502,
-                media_type="application/problem+json",
-            )
+            return _problem(502, "Bad gateway", f"{service} is not reachable: {exc}")
         response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
         response_headers.pop("content-encoding", None)
         return Response(upstream.content, status_code=upstream.status_code, headers=response_headers)
@@ -127,6 +201,7 @@ def create_gateway(
         body: dict[str, Any] = {
             "services": urls,
             "openapi": {s: f"{u}/openapi.json" for s, u in urls.items()},
+            "dashboard": "/dashboard/",
         }
         return JSONResponse(body)
 
@@ -137,5 +212,10 @@ def create_gateway(
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     return Starlette(
-        routes=[Route("/", index), Route("/{path:path}", proxy, methods=methods)], lifespan=lifespan
+        routes=[
+            Route("/", index),
+            *dashboard_routes(settings or ChorusSettings()),
+            Route("/{path:path}", proxy, methods=methods),
+        ],
+        lifespan=lifespan,
     )

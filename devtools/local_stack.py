@@ -509,6 +509,9 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "runc": "runc",
     # The API server's store in the cluster tier (tests/cluster).
     "etcd-server": "etcd",
+    # The dashboard's browser test (tests/e2e/test_dashboard.py) drives Debian's build through
+    # Playwright: a browser downloaded by `playwright install` cannot be fetched here.
+    "chromium": "chromium",
 }
 
 
@@ -557,6 +560,7 @@ def install_steps(*, test_tools: bool) -> list[InstallStep]:
     steps = [InstallStep("kafka", "Kafka jars (Maven Central)", classpath)]
     steps.append(InstallStep("secantusdb", "SecantusDB (crates.io)", lambda: str(secantusdb(build=True))))
     steps.append(go_step("jaeger"))
+    steps.append(InstallStep("dashboard", "Dashboard chart library (npm)", _npm_dashboard))
     if test_tools:
         steps += [go_step(name) for name in GO_TOOLS if name != "jaeger"]
         steps.append(
@@ -572,25 +576,42 @@ def install_steps(*, test_tools: bool) -> list[InstallStep]:
 
 
 CONTRACTS_CHECKER_DIR = REPO_ROOT / "tests" / "contracts"
+# The program dashboard: static files that import Chart.js from dashboard/node_modules (no build
+# step); the local gateway serves the folder at /dashboard, an Ingress serves it in production.
+DASHBOARD_DIR = REPO_ROOT / "dashboard"
+
+
+def npm_installed_marker(folder: Path) -> Path:
+    """Written into node_modules after `npm ci` of `folder` succeeded for its current lock file."""
+    key = content_key(folder, [folder / "package-lock.json"])
+    return folder / "node_modules" / f".chorus-installed-{key}"
+
+
+def _npm_ci(folder: Path, what: str, why: str, log_name: str) -> str:
+    """`npm ci` in `folder`, redone only when its lock file changes (npm caches in ~/.npm)."""
+    done = npm_installed_marker(folder)
+    if done.exists():
+        return "cached"
+    npm = _require("npm", why)
+    # npm ci removes node_modules first, so an interrupted install never passes for a finished one.
+    _run([npm, "ci", "--no-audit", "--no-fund"], f"npm ci of {what}", cwd=folder, log=install_log(log_name))
+    done.touch()
+    return "installed"
 
 
 def _npm_checker() -> str:
-    """`npm ci` of the AsyncAPI checker, redone only when its lock file changes."""
-    lock = CONTRACTS_CHECKER_DIR / "package-lock.json"
-    key = content_key(CONTRACTS_CHECKER_DIR, [lock])
-    done = CONTRACTS_CHECKER_DIR / "node_modules" / f".chorus-installed-{key}"
-    if done.exists():
-        return "cached"
-    npm = _require("npm", "the AsyncAPI document is checked with the AsyncAPI project's parser from npm")
-    # npm ci removes node_modules first, so an interrupted install never passes for a finished one.
-    _run(
-        [npm, "ci", "--no-audit", "--no-fund"],
-        "npm ci of the AsyncAPI checker",
-        cwd=CONTRACTS_CHECKER_DIR,
-        log=install_log("npm"),
+    return _npm_ci(
+        CONTRACTS_CHECKER_DIR,
+        "the AsyncAPI checker",
+        "the AsyncAPI document is checked with the AsyncAPI project's parser from npm",
+        "npm",
     )
-    done.touch()
-    return "installed"
+
+
+def _npm_dashboard() -> str:
+    return _npm_ci(
+        DASHBOARD_DIR, "the dashboard", "the dashboard's charts are Chart.js, installed from npm", "dashboard"
+    )
 
 
 def install_all(*, test_tools: bool) -> None:

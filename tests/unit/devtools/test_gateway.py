@@ -1,3 +1,6 @@
+import asyncio
+from pathlib import Path
+
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -5,7 +8,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from devtools.gateway import create_gateway, owner_of
+from devtools.gateway import create_gateway, dashboard_routes, owner_of
+from devtools.local_stack import npm_installed_marker
+from shared.auth import TokenVerifier
+from shared.settings import ChorusSettings
 
 
 def test_paths_route_to_their_owning_service() -> None:
@@ -31,3 +37,62 @@ def test_an_empty_bearer_token_reaches_the_service_and_gets_its_401() -> None:
     with TestClient(gateway) as client:
         response = client.get("/v1/leaderboard", headers={"Authorization": "Bearer "})
     assert response.status_code == 401 and received == ["Bearer"]
+
+
+def test_a_cookie_one_caller_gets_is_never_sent_with_another_callers_requests() -> None:
+    seen: list[str | None] = []
+
+    async def service(request: Request) -> JSONResponse:
+        seen.append(request.headers.get("cookie"))
+        response = JSONResponse({})
+        response.set_cookie("chorus_advocate", "ann")
+        return response
+
+    upstream = Starlette(routes=[Route("/v1/advocates/me", service), Route("/r/{code}", service)])
+    gateway = create_gateway({"sharing": "http://sharing"}, transport=httpx.ASGITransport(app=upstream))
+    with TestClient(gateway) as advocate, TestClient(gateway) as visitor:
+        assert advocate.get("/v1/advocates/me").cookies.get("chorus_advocate") == "ann"
+        visitor.get("/r/abc")
+        advocate.get("/r/abc")
+    assert seen == [None, None, "chorus_advocate=ann"]
+
+
+def dashboard(folder: Path, settings: ChorusSettings) -> TestClient:
+    return TestClient(Starlette(routes=dashboard_routes(settings, folder)), follow_redirects=False)
+
+
+def test_the_dev_login_gives_a_token_the_services_accept_for_an_admin_of_the_org(tmp_path: Path) -> None:
+    settings = ChorusSettings()
+    with dashboard(tmp_path, settings) as client:
+        login = client.post("/dev/login", json={"org": "acme", "name": "pat"})
+    assert login.status_code == 200
+    principal = asyncio.run(TokenVerifier(settings).verify(login.json()["token"]))
+    assert (principal.org, principal.sub, principal.roles) == ("acme", "pat", frozenset({"admin"}))
+
+
+def test_the_dev_login_refuses_an_org_it_cannot_put_in_a_token_and_says_why(tmp_path: Path) -> None:
+    with dashboard(tmp_path, ChorusSettings()) as client:
+        empty = client.post("/dev/login", json={"org": ""})
+        odd = client.post("/dev/login", json={"org": "acme", "name": "a b"})
+        not_json = client.post("/dev/login", content=b"org=acme")
+    assert [r.status_code for r in (empty, odd, not_json)] == [400, 400, 400]
+    assert empty.headers["content-type"] == "application/problem+json"
+    assert empty.json()["detail"].startswith("org:") and odd.json()["detail"].startswith("name:")
+
+
+def test_the_dashboard_is_served_with_a_dev_login_and_says_when_its_charts_are_not_installed(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "index.html").write_text("<h1>dashboard</h1>")
+    (tmp_path / "package-lock.json").write_text("{}")
+    (tmp_path / "app.js").write_text("export {};")
+    with dashboard(tmp_path, ChorusSettings()) as client:
+        assert client.get("/dashboard").headers["location"] == "/dashboard/"
+        missing = client.get("/dashboard/")
+        assert missing.status_code == 503 and "make deps" in missing.text
+        marker = npm_installed_marker(tmp_path)
+        marker.parent.mkdir()
+        marker.touch()
+        assert client.get("/dashboard/").text == "<h1>dashboard</h1>"
+        assert client.get("/dashboard/app.js").text == "export {};"
+        assert client.get("/dashboard/config.json").json() == {"api_base": "", "dev_login": "/dev/login"}

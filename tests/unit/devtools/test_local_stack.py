@@ -260,3 +260,12 @@ def test_the_operator_crds_are_installed_with_the_test_tools_only() -> None:
 
     assert "prometheus-operator-crds" in names(True)
     assert "prometheus-operator-crds" not in names(False)
+
+
+def test_the_dashboard_is_installed_for_make_run_and_its_browser_for_the_tests_only() -> None:
+    def names(test_tools: bool) -> list[str]:
+        return [step.name for step in local_stack.install_steps(test_tools=test_tools)]
+
+    assert "dashboard" in names(False)
+    assert "debian" in names(True) and "debian" not in names(False)
+    assert local_stack.DEBIAN_PACKAGES["chromium"] == "chromium"
