@@ -363,10 +363,10 @@ class ConsumerRunner:
         task = asyncio.create_task(self._tally(topic, raw))
         return _Tallying(topic, parts, raw, task)
 
-    async def _tally(self, topic: str, raw: list[RawPartition]) -> Tallied:
+    async def _tally(self, topic: str, raw: list[RawPartition], *, alone: bool = False) -> Tallied:
         tallier, _ = self._sub.tallied[topic]
         request = TallyRequest(tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled())
-        return await self._workers.tally(request)
+        return await self._workers.tally(request, alone=alone)
 
     async def _finish_tally(self, job: _Tallying) -> None:
         records = [r for rs in job.parts.values() for r in rs]
@@ -409,7 +409,8 @@ class ConsumerRunner:
             if position in skip:
                 continue
             try:
-                tallied = await self._tally(topic, [single])
+                # Alone: a record that kills the worker must not take another poll's tally with it.
+                tallied = await self._tally(topic, [single], alone=True)
             except Exception as exc:
                 await self._dead_letter(record, exc, attempts=1)
                 continue

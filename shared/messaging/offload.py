@@ -141,13 +141,20 @@ def _ready() -> None:
 class TallyWorkers:
     """The worker processes of one consumer (`processes` 0: tally in the consumer's process).
 
-    A worker that dies (killed, out of memory) is replaced; the poll it had is sent again.
+    A worker that dies (killed, out of memory) is replaced; the poll it had is sent again. A
+    record tallied `alone` (the search for the one that kills its worker) runs with no other
+    tally beside it: a record that kills the worker then takes down only its own attempts, never
+    a good poll's that shared the pool.
     """
 
     def __init__(self, processes: int) -> None:
         self._processes = processes
         self._pool: ProcessPoolExecutor | None = None
         self._restarting = asyncio.Lock()
+        self._turns = asyncio.Condition()
+        self._running = 0  # tallies in the pool now
+        self._alone = False  # a tally that must run alone holds the pool
+        self._waiting_alone = 0
 
     async def start(self) -> None:
         """Start the processes and wait until they are ready: a spawned worker takes a second or
@@ -166,9 +173,27 @@ class TallyWorkers:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    async def tally(self, request: TallyRequest) -> Tallied:
+    async def tally(self, request: TallyRequest, *, alone: bool = False) -> Tallied:
         if self._processes == 0:
             return tally_poll(request)
+        async with self._turns:
+            if alone:
+                self._waiting_alone += 1  # from now on, new tallies wait behind it
+                await self._turns.wait_for(lambda: not self._running)
+                self._waiting_alone -= 1
+            else:
+                await self._turns.wait_for(lambda: not self._alone and not self._waiting_alone)
+            self._running += 1
+            self._alone = alone
+        try:
+            return await self._tally(request)
+        finally:
+            async with self._turns:
+                self._running -= 1
+                self._alone = False
+                self._turns.notify_all()
+
+    async def _tally(self, request: TallyRequest) -> Tallied:
         loop = asyncio.get_running_loop()
         for attempt in range(WORKER_RESTARTS + 1):
             pool = self._pool

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
+from typing import Any
+
+import pytest
 
 from shared.events import Event
 from shared.events.training import PolicyAcknowledged
 from shared.messaging import Delivered
-from shared.messaging.offload import RawPartition, TallyRequest, tally_poll
+from shared.messaging.offload import RawPartition, TallyRequest, TallyWorkers, tally_poll
 
 
 def acks_of(topic: str, items: Iterator[Delivered]) -> list[tuple[str, str, int, int]]:
@@ -51,3 +55,40 @@ def test_a_poll_with_no_event_of_ours_has_no_tally() -> None:
     parts = [RawPartition(0, [1], [None], [None])]
     tallied = tally_poll(TallyRequest(acks_of, "chorus.training", parts))
     assert tallied.tally is None and tallied.invalid == {0: "the record has no value"}
+
+
+async def test_a_record_tallied_alone_never_shares_the_workers_with_another_tally(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The search for a record that kills its worker tallies each record alone: a good poll's
+    tally never shares the pool with it, so the killer cannot take the good poll down too."""
+    workers = TallyWorkers(processes=1)
+    running: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+    release = {name: asyncio.Event() for name in ("poll-1", "single", "poll-2")}
+
+    async def fake_tally(request: Any) -> Any:
+        running.append(request)
+        overlaps.append(tuple(running))
+        await release[request].wait()
+        running.remove(request)
+        return request
+
+    monkeypatch.setattr(workers, "_tally", fake_tally)
+    first = asyncio.create_task(workers.tally("poll-1"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    single = asyncio.create_task(workers.tally("single", alone=True))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    second = asyncio.create_task(workers.tally("poll-2"))  # type: ignore[arg-type]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert running == ["poll-1"]  # the lone record waits for the poll; the next poll waits for it
+    release["poll-1"].set()
+    await first
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert running == ["single"]
+    release["single"].set()
+    release["poll-2"].set()
+    await asyncio.gather(single, second)
+    assert ("single",) in overlaps and all(len(o) == 1 for o in overlaps if "single" in o)
