@@ -15,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.metrics.projections.domain import COUNTERS
 from shared.events import Event, EventData, decode
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import (
@@ -28,19 +29,8 @@ from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS, CONVERSIONS, SHARES
 from shared.messaging import EventProducer
 
-FIELDS = (
-    "shares",
-    "reach",
-    "clicks",
-    "unique_clicks",
-    "bot_clicks",
-    "self_clicks",
-    "leads",
-    "sales",
-    "refunds",
-    "applications",
-    "hires",
-)
+# A row's counters, in the order the expected tuples below give them.
+FIELDS = COUNTERS
 
 
 @dataclass
@@ -333,20 +323,19 @@ def conversion_events(s: Scenario) -> list[Event[EventData]]:
         team="eng",
         tags=["ai", "cloud"],
     )
+    via_alices_share = {
+        "key": s.share_ids["s3"],
+        "customer_id": "cust2",
+        "attributed": True,
+        "share_id": s.share_ids["s3"],
+        "advocate_id": s.alice,
+        "content_id": f"{s.org}-k2",
+        "converted_at": now,
+        "network": "x",
+        "team": "sales",
+    }
     sale = SaleRecorded(
-        conversion_id="v2",
-        key=s.share_ids["s3"],
-        click_id=s.click_ids["c6"],
-        customer_id="cust2",
-        attributed=True,
-        share_id=s.share_ids["s3"],
-        advocate_id=s.alice,
-        content_id=f"{s.org}-k2",
-        converted_at=now,
-        network="x",
-        team="sales",
-        amount="99.90",
-        currency="EUR",
+        conversion_id="v2", click_id=s.click_ids["c6"], amount="99.90", currency="EUR", **via_alices_share
     )
     unattributed = SaleRecorded(
         conversion_id="v3",
@@ -372,20 +361,7 @@ def conversion_events(s: Scenario) -> list[Event[EventData]]:
     application = ApplicationSubmitted(conversion_id="v4", click_id=s.click_ids["c5"], **via_job_opening)
     hire = HireMade(conversion_id="v5", application_id="v4", **via_job_opening)
     refund = SaleRefunded(
-        conversion_id="v6",
-        key=s.share_ids["s3"],
-        customer_id="cust2",
-        attributed=True,
-        share_id=s.share_ids["s3"],
-        advocate_id=s.alice,
-        content_id=f"{s.org}-k2",
-        converted_at=now,
-        network="x",
-        team="sales",
-        sale_id="v2",
-        order_id="o-1",
-        amount="9.90",
-        currency="EUR",
+        conversion_id="v6", sale_id="v2", order_id="o-1", amount="9.90", currency="EUR", **via_alices_share
     )
     datas: tuple[EventData, ...] = (lead, sale, unattributed, application, hire, refund)
     events: list[Event[EventData]] = [
