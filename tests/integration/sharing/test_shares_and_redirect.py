@@ -454,7 +454,5 @@ async def test_replicas_agree_on_a_visitor_and_a_restarted_redirect_still_knows_
     finally:
         await relay.stop()
     assert (first.status_code, again.status_code) == (302, 302)
-    by_time = sorted(
-        (e.data for e in events if isinstance(e.data, ClickRecorded)), key=lambda c: c.clicked_at
-    )
-    assert [c.unique for c in by_time] == [True, False]
+    # One of the two is the visitor's unique click: whichever relay recorded the visitor first.
+    assert sorted(e.data.unique for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
