@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-Network = Literal["linkedin", "x", "facebook", "xing", "instagram", "threads", "bluesky", "mastodon"]
+# One list of networks for content and sharing, re-exported for the content modules.
+from shared.networks import Network as Network
+
 ContentType = Literal["article", "video", "image", "job_opening", "event", "post"]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$", max_length=35)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]

@@ -28,19 +28,8 @@ from shared.events.content import (
     ContentSubmitted,
     ContentUpdated,
 )
+from shared.networks import NETWORKS, POST_LIMITS, post_length
 
-# Longest caption each network accepts, in characters.
-NETWORK_LIMITS: dict[str, int] = {
-    "linkedin": 3000,
-    "x": 280,
-    "facebook": 63206,
-    "xing": 3000,
-    "instagram": 2200,
-    "threads": 500,
-    "bluesky": 300,
-    "mastodon": 500,
-}
-NETWORKS = tuple(NETWORK_LIMITS)
 CONTENT_TYPES = ("article", "video", "image", "job_opening", "event", "post")
 
 
@@ -149,17 +138,19 @@ def validate_fields(fields: ContentFields, settings: OrgSettings) -> None:
             problems.append({"field": name, "message": f"contains the blocked word {word!r}"})
     for i, post in enumerate(fields.suggested_posts):
         where = f"suggested_posts[{i}]"
-        limit = NETWORK_LIMITS.get(post.network)
+        limit = POST_LIMITS.get(post.network)
         if limit is None:
             problems.append({"field": f"{where}.network", "message": f"must be one of {', '.join(NETWORKS)}"})
             continue
         if not post.text:
             problems.append({"field": f"{where}.text", "message": "must not be empty"})
-        if len(post.text) > limit:
+        # Counted as it will be posted: the share adds its link.
+        length = post_length(post.network, post.text)
+        if length > limit:
             problems.append(
                 {
                     "field": f"{where}.text",
-                    "message": f"is {len(post.text)} characters; {post.network} allows {limit}",
+                    "message": f"is {length} characters with a share's link; {post.network} allows {limit}",
                 }
             )
         disclosure = settings.required_disclosure

@@ -13,21 +13,8 @@ from datetime import datetime
 
 from shared.errors import InvalidInput
 from shared.events.advocates import AdvocateEnrolled, AdvocateUpdated, NetworkAudience
+from shared.networks import NETWORKS, POST_LIMITS
 
-# Maximum post length per network, counting the link we append. X counts every link as 23.
-NETWORK_LIMITS: dict[str, int] = {
-    "linkedin": 3000,
-    "x": 280,
-    "facebook": 63206,
-    "instagram": 2200,
-    "threads": 500,
-    "bluesky": 300,
-    "mastodon": 500,
-    "xing": 3000,
-    "tiktok": 2200,
-    "youtube": 5000,
-}
-X_LINK_LENGTH = 23
 NETWORK_HEALTH = ("connected", "expired", "disconnected")
 
 
@@ -112,8 +99,8 @@ class Advocate:
 def check_networks(networks: Sequence[Network]) -> None:
     """Known networks and health states, each network once; raises naming the field."""
     for i, network in enumerate(networks):
-        if network.network not in NETWORK_LIMITS:
-            raise InvalidInput.field(f"networks[{i}].network", f"must be one of {', '.join(NETWORK_LIMITS)}")
+        if network.network not in POST_LIMITS:
+            raise InvalidInput.field(f"networks[{i}].network", f"must be one of {', '.join(NETWORKS)}")
         if network.health not in NETWORK_HEALTH:
             raise InvalidInput.field(f"networks[{i}].health", f"must be one of {', '.join(NETWORK_HEALTH)}")
     names = [n.network for n in networks]

@@ -7,9 +7,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.sharing.advocates import domain
-from services.sharing.advocates.domain import NETWORK_HEALTH, NETWORK_LIMITS
+from services.sharing.advocates.domain import NETWORK_HEALTH
+from shared.networks import NETWORKS
 
-NETWORK_NAMES = ", ".join(sorted(NETWORK_LIMITS))
+NETWORK_NAMES = ", ".join(sorted(NETWORKS))
 
 
 class Request(BaseModel):

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from services.sharing.advocates.domain import NETWORK_LIMITS, X_LINK_LENGTH, AdvocateView, TrainingView
+from services.sharing.advocates.domain import AdvocateView, TrainingView
 from services.sharing.catalog.domain import ContentView, OrgRules
 from shared.errors import AppError, Forbidden, InvalidInput
 from shared.events.shares import ShareMade
+from shared.networks import NETWORKS, POST_LIMITS, post_length
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ def check_share(
     goes_out_at: datetime,
 ) -> None:
     """Every governance rule that needs no counting; raises the refusal with its reason."""
-    if network not in NETWORK_LIMITS:
-        raise InvalidInput.field("network", f"must be one of {', '.join(sorted(NETWORK_LIMITS))}")
+    if network not in POST_LIMITS:
+        raise InvalidInput.field("network", f"must be one of {', '.join(sorted(NETWORKS))}")
     if (reason := content_open_at(content, goes_out_at)) is not None:
         raise NotShareable(reason)
     if (reason := audience_refusal(content, advocate)) is not None:
@@ -149,9 +150,8 @@ def check_share(
         raise InvalidInput.field("message", f"must keep the required disclosure {disclosure!r}")
     if blocked := blocked_words_in(message, rules.blocked_words):
         raise InvalidInput.field("message", f"contains blocked words: {', '.join(blocked)}")
-    limit = NETWORK_LIMITS[network]
-    link = X_LINK_LENGTH if network == "x" else short_url_length
-    length = len(message) + 1 + link
+    limit = POST_LIMITS[network]
+    length = post_length(network, message, short_url_length)
     if length > limit:
         raise InvalidInput.field("message", f"is {length} characters with the link; {network} allows {limit}")
     if not within_sharing_hours(rules, goes_out_at):

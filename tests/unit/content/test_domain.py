@@ -10,7 +10,6 @@ import pytest
 from services.content.common import Viewer
 from services.content.library import domain
 from services.content.library.domain import (
-    NETWORK_LIMITS,
     Audience,
     ContentFields,
     ContentItem,
@@ -29,6 +28,7 @@ from shared.events.content import (
     ContentSubmitted,
     ContentUpdated,
 )
+from shared.networks import NETWORKS, POST_LIMITS, post_length
 
 NOW = datetime(2026, 1, 10, 12, tzinfo=UTC)
 EDITOR = Viewer("ed", frozenset({"editor"}))
@@ -63,28 +63,27 @@ def problem_fields(exc: pytest.ExceptionInfo[InvalidInput]) -> list[str]:
 # --- validation ---
 
 
-@pytest.mark.parametrize("network", sorted(NETWORK_LIMITS))
-def test_a_caption_at_the_network_limit_passes_and_one_over_is_refused(network: str) -> None:
-    limit = NETWORK_LIMITS[network]
-    domain.validate_fields(fields(suggested_posts=[SuggestedPost(network, "en", "a" * limit)]), OrgSettings())
+@pytest.mark.parametrize("network", NETWORKS)
+def test_a_caption_that_fits_with_the_shares_link_passes_and_one_character_more_is_refused(
+    network: str,
+) -> None:
+    limit = POST_LIMITS[network]
+    room = limit - post_length(network, "")  # what the link a share adds (and its space) leave
+    domain.validate_fields(fields(suggested_posts=[SuggestedPost(network, "en", "a" * room)]), OrgSettings())
     with pytest.raises(InvalidInput) as exc:
         domain.validate_fields(
-            fields(suggested_posts=[SuggestedPost(network, "en", "a" * (limit + 1))]), OrgSettings()
+            fields(suggested_posts=[SuggestedPost(network, "en", "a" * (room + 1))]), OrgSettings()
         )
     assert problem_fields(exc) == ["suggested_posts[0].text"]
 
 
-def test_the_limits_are_those_of_the_networks() -> None:
-    assert NETWORK_LIMITS == {
-        "linkedin": 3000,
-        "x": 280,
-        "facebook": 63206,
-        "xing": 3000,
-        "instagram": 2200,
-        "threads": 500,
-        "bluesky": 300,
-        "mastodon": 500,
-    }
+def test_an_x_caption_at_280_without_room_for_the_link_is_refused() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        domain.validate_fields(fields(suggested_posts=[SuggestedPost("x", "en", "a" * 280)]), OrgSettings())
+    assert problem_fields(exc) == ["suggested_posts[0].text"]
+    assert "304 characters with a share's link; x allows 280" in str(exc.value.errors)
+    # The share's own check counts the same way: X shortens any link to 23.
+    assert post_length("x", "a" * 256, len("https://go.example.com/r/abcdefghijk")) == 280
 
 
 def test_an_unknown_network_is_refused_naming_the_post() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 from devtools.demo.plan import DISCLOSURE, Visit, kudos_allowance, make_plan
-from services.content.library.domain import CONTENT_TYPES, NETWORK_LIMITS
+from services.content.library.domain import CONTENT_TYPES
+from shared.networks import POST_LIMITS, post_length
 
 
 def test_a_seed_always_gives_the_same_program_and_another_seed_another() -> None:
@@ -31,7 +32,7 @@ def test_every_content_type_is_there_with_captions_in_two_languages_for_the_vide
     assert any(c.submitted_by is not None for c in plan.content), "an advocate's own post"
     for item in plan.content:
         for network, _, text in item.captions:
-            assert DISCLOSURE in text and len(text) <= NETWORK_LIMITS[network]
+            assert DISCLOSURE in text and post_length(network, text) <= POST_LIMITS[network]
 
 
 def test_shares_stay_in_the_audience_and_keep_the_disclosure() -> None:
