@@ -195,6 +195,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             return 1
         print(f"\nChorus is up in {time.monotonic() - started:.1f}s\n")
         print(f"  API gateway      http://127.0.0.1:{gateway}   (/v1/... and /r/... to every service)")
+        print(f"  dashboard        http://127.0.0.1:{gateway}/dashboard/   (log in with an organisation id)")
         for name, port in service_ports.items():
             print(f"  {name:<16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
         print(f"  Jaeger UI        {config.jaeger_query_url}")
