@@ -65,16 +65,6 @@ class TrainingView:
 
 
 @dataclass(frozen=True)
-class ConsentChange:
-    """An advocate's tracking consent as their profile last changed (what the redirect needs)."""
-
-    org: str
-    advocate_id: str
-    tracking: bool
-    updated_at: datetime
-
-
-@dataclass(frozen=True)
 class Advocate:
     advocate_id: str
     profile: Profile

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from datetime import datetime
 
 from services.sharing.advocates import domain
-from services.sharing.advocates.domain import Advocate, AdvocateView, ConsentChange, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, AdvocateView, Profile, TrainingView
 from services.sharing.advocates.store import AdvocatesStore
 from services.sharing.settings import SOURCE
 from shared.clock import Clock, utc_now
@@ -23,9 +22,9 @@ class AdvocatesService:
     _: KW_ONLY
     clock: Clock = utc_now
 
-    async def consent_changed_since(self, since: datetime) -> list[ConsentChange]:
-        """Every organisation's advocates whose profile changed since then (for the redirect)."""
-        return await self.store.consent_changed_since(since)
+    async def untracked(self) -> set[tuple[str, str]]:
+        """(org, advocate) of everyone who has withdrawn tracking consent (for the redirect)."""
+        return await self.store.untracked()
 
     async def save(self, org: str, advocate_id: str, profile: Profile) -> Advocate:
         domain.check_networks(profile.networks)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.sharing.advocates.domain import Advocate, ConsentChange, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, Profile, TrainingView
 from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, queue
@@ -21,10 +21,17 @@ TRAINING = "training"
 
 OUTBOX_COLLECTIONS = (ADVOCATES,)
 
+UNTRACKED: Document = {"consents.tracking": False}
+
 INDEXES: list[IndexSpec] = [
     IndexSpec(ADVOCATES, [("org", 1), ("_id", 1)]),
-    # The redirect's periodic read of the profiles changed since its last one.
-    IndexSpec(ADVOCATES, [("updated_at", 1)]),
+    # The redirect's periodic read of who withdrew tracking consent.
+    IndexSpec(
+        ADVOCATES,
+        [("consents.tracking", 1)],
+        name="untracked",
+        options={"partialFilterExpression": UNTRACKED},
+    ),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
@@ -83,17 +90,12 @@ class AdvocatesStore:
         docs = docs[:limit]
         return [_advocate(d) for d in docs], docs[-1]["_id"] if more else None
 
-    async def consent_changed_since(self, since: datetime) -> list[ConsentChange]:
+    async def untracked(self) -> set[tuple[str, str]]:
+        """(org, advocate) of every advocate who has withdrawn tracking consent (a partial index
+        holds just those, so reading them all costs little however many advocates there are)."""
         profiles = self.tenants.across(ADVOCATES, why="the redirect's view of every organisation's consents")
-        found = profiles.find(
-            {"updated_at": {"$gte": since}}, {"org": 1, "advocate_id": 1, "consents": 1, "updated_at": 1}
-        )
-        return [
-            ConsentChange(
-                d["org"], d["advocate_id"], (d.get("consents") or {}).get("tracking", True), d["updated_at"]
-            )
-            async for d in found
-        ]
+        found = profiles.find(UNTRACKED, {"org": 1, "advocate_id": 1})
+        return {(d["org"], d["advocate_id"]) async for d in found}
 
     async def record_course(self, org: str, advocate_id: str, course_id: str) -> None:
         await self.tenants.of(org, TRAINING).update_one(

@@ -21,7 +21,6 @@ from urllib.parse import parse_qsl, quote
 from opentelemetry import metrics
 from starlette.types import Receive, Scope, Send
 
-from services.sharing.advocates.domain import ConsentChange
 from services.sharing.catalog.domain import ContentChange, SettingsChange
 from services.sharing.redirect import domain
 from services.sharing.redirect.cookie import verify_advocate_cookie
@@ -117,7 +116,6 @@ class RedirectState:
         self.untracked: set[tuple[str, str]] = set()  # (org, advocate) who withdrew tracking consent
         self.contents_seen_until: datetime | None = None
         self.settings_seen_until: datetime | None = None
-        self.consents_seen_until: datetime | None = None
 
     def apply_content(self, change: ContentChange) -> None:
         key = (change.org, change.content_id)
@@ -130,13 +128,6 @@ class RedirectState:
         else:
             self.expires_at.pop(key, None)
         self.contents_seen_until = max(self.contents_seen_until or change.updated_at, change.updated_at)
-
-    def apply_consent(self, change: ConsentChange) -> None:
-        if change.tracking:
-            self.untracked.discard((change.org, change.advocate_id))
-        else:
-            self.untracked.add((change.org, change.advocate_id))
-        self.consents_seen_until = max(self.consents_seen_until or change.updated_at, change.updated_at)
 
     def apply_settings(self, change: SettingsChange) -> None:
         org, rules = change.org, change.rules

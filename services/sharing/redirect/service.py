@@ -27,7 +27,5 @@ async def refresh_state(redirect: RedirectApp, catalog: CatalogService, advocate
         state.apply_content(content)
     for org_settings in settings:
         state.apply_settings(org_settings)
-    for consent in await advocates.consent_changed_since(
-        (state.consents_seen_until or EPOCH) - REFRESH_OVERLAP
-    ):
-        state.apply_consent(consent)
+    # Read whole each time (a short list): an erased advocate leaves it at once, on every replica.
+    state.untracked = await advocates.untracked()

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from services.sharing.advocates.store import ADVOCATES, UNTRACKED
 from services.sharing.redirect.app import RedirectApp
 from services.sharing.redirect.spool import ClickRelay, ClickSpool
 from services.sharing.redirect.store import SeenVisitorsStore
@@ -235,6 +236,12 @@ async def test_the_due_share_job_finds_pending_shares_through_an_index(sharing: 
     assert uses_an_index(explain), plan_stages(explain)
 
 
+async def test_the_redirect_reads_who_withdrew_consent_through_an_index(sharing: Sharing) -> None:
+    advocates = sharing.app.state.runtime.db[ADVOCATES]
+    explain = await advocates.find(UNTRACKED, {"org": 1, "advocate_id": 1}).explain()
+    assert uses_an_index(explain), plan_stages(explain)
+
+
 async def test_an_idempotency_key_replays_the_first_share(sharing: Sharing) -> None:
     org = new_org()
     await sharing.enrol(org, "adv-1")
@@ -388,6 +395,15 @@ async def test_clicks_follow_the_advocates_tracking_consent_within_seconds(shari
         await until_clicks_are(False)
         await sharing.enrol(org, "adv-1", consents={"tracking": True, "public_ranking": True})
         await until_clicks_are(True)
+
+    # Erased, the advocate leaves the redirect's memory too, on every replica's next refresh.
+    await sharing.enrol(org, "adv-1", consents={"tracking": False, "public_ranking": True})
+    await eventually(lambda: (org, "adv-1") in sharing.app.redirect.state.untracked)
+    erased = await sharing.client.delete(
+        "/v1/advocates/adv-1", headers=sharing.headers(org, "boss", ["admin"])
+    )
+    assert erased.status_code in (200, 202, 204), erased.text
+    await eventually(lambda: (org, "adv-1") not in sharing.app.redirect.state.untracked)
 
 
 async def test_a_visitor_at_2359_and_0001_inside_a_48h_window_is_unique_once(sharing: Sharing) -> None:
