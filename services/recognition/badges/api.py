@@ -56,5 +56,8 @@ async def credential(
     award_id: str, principal: Member, service: Service, response: Response
 ) -> dict[str, Any]:
     """Unsigned JSON-LD (VC Data Model 2.0); the earner or an admin may download it."""
+    credential = await service.credential(principal.org, award_id, principal.sub, principal.is_admin)
+    # Named once the award is found: its id is one we generated, so the header is plain ASCII
+    # (a path id that is not latin-1 made the header itself fail, a 500, before the 404).
     response.headers["Content-Disposition"] = f'attachment; filename="{award_id}.json"'
-    return await service.credential(principal.org, award_id, principal.sub, principal.is_admin)
+    return credential

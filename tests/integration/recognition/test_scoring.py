@@ -355,6 +355,9 @@ async def test_an_awarded_credential_validates_against_the_open_badges_3_schema(
         f"/v1/badges/{awards[0]['award_id']}/credential", headers=as_(settings, new_org(), "a", "admin")
     )
     assert other_org.status_code == 404
+    # An id no award has, in characters a header cannot carry: a 404 problem, not a 500.
+    unknown = await client.get("/v1/badges/%E7%AA%B1/credential", headers=as_(settings, org, "a", "admin"))
+    assert (unknown.status_code, unknown.headers["content-type"]) == (404, "application/problem+json")
 
 
 async def _awards(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
