@@ -30,6 +30,7 @@ from shared import idempotency, ratelimit
 from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.bodylimit import BodyLimit
 from shared.errors import PROBLEM_JSON, PROBLEM_SCHEMA, install_error_handlers
+from shared.idempotency import REPLAYED_HEADER
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
 from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
@@ -285,10 +286,11 @@ def create_service_app(
     return app
 
 
-# The problem+json answers an operation may give, beyond its own: who may call (401, 403), bad
-# input (422), a resource of the path that is not there (404), a write that lost a race (409),
-# a body over the limit (413), MongoDB not answering (503, with Retry-After).
+# The problem+json answers an operation may give, beyond its own: a body that is not JSON (400),
+# who may call (401, 403), a resource that is not there (404), a write that lost a race (409), a
+# body over the limit (413), bad input (422), MongoDB not answering (503, with Retry-After).
 PROBLEMS = {
+    400: "the request body is not JSON (or not UTF-8)",
     401: "no valid credential",
     403: "the credential may not do this",
     404: "nothing of that id in the caller's organisation",
@@ -298,10 +300,46 @@ PROBLEMS = {
     503: "the database did not answer in time; retry after `Retry-After` seconds",
 }
 
+# The headers those answers carry (shared/errors.py sets them).
+PROBLEM_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {"schema": {"type": "string"}, "description": "the scheme to authenticate with"}
+    },
+    503: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+}
+
+REPLAYED = {
+    REPLAYED_HEADER: {
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "present when this is the first response to the same Idempotency-Key again",
+    }
+}
+
+
+def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    """The problems one operation can answer, read from what it declares: 401 and 403 where it
+    authenticates (its `security`), 400 and 413 where it takes a body, 422 where it takes any
+    input, 404 where its path names a resource (or the route lists a 404 of its own lookup,
+    `responses=NOT_FOUND_RESPONSE`), 409 where it writes, and 503 everywhere (all read the store)."""
+    statuses = {503}
+    if operation.get("security"):
+        statuses |= {401, 403}
+    if "requestBody" in operation:
+        statuses |= {400, 413}
+    if "requestBody" in operation or operation.get("parameters"):
+        statuses.add(422)
+    if "{" in path or "404" in operation.get("responses", {}):
+        statuses.add(404)
+    if method in ("post", "put", "patch", "delete"):
+        statuses.add(409)
+    return sorted(statuses)
+
 
 def document_problems(app: FastAPI) -> None:
-    """Every /v1 operation's OpenAPI says which problem+json answers it may give (so a client
-    generated from it knows them), with their schema in `components.schemas.Problem`."""
+    """Every /v1 operation's OpenAPI says which problem+json answers it may give and the headers
+    they carry (so a client generated from it knows them), with their schema in
+    `components.schemas.Problem`; a create that takes an Idempotency-Key says its success may be
+    a replay. tests/e2e/test_fuzz_openapi.py holds the services to these documents."""
     plain = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -314,19 +352,22 @@ def document_problems(app: FastAPI) -> None:
             if not path.startswith("/v1/"):
                 continue
             for method, operation in operations.items():
-                statuses = [401, 403, 422, 503]
-                if "{" in path:
-                    statuses.append(404)
-                if method in ("post", "put", "patch", "delete"):
-                    statuses.append(409)
-                if method in ("post", "put", "patch"):
-                    statuses.append(413)
                 responses = operation.setdefault("responses", {})
-                for status in sorted(statuses):
+                for status in problem_statuses(path, method, operation):
                     documented = responses.setdefault(str(status), {"description": PROBLEMS[status]})
                     documented["content"] = problem  # FastAPI's own 422 is not the shape we answer
                     if status == 422:
                         documented["description"] = PROBLEMS[422]
+                    if status in PROBLEM_HEADERS:
+                        documented.setdefault("headers", {}).update(PROBLEM_HEADERS[status])
+                takes_key = any(
+                    p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+                    for p in operation.get("parameters", [])
+                )
+                if takes_key:
+                    for status, documented in responses.items():
+                        if status.startswith("2"):
+                            documented.setdefault("headers", {}).update(REPLAYED)
         # FastAPI's validation-error models are no longer referenced: the 422 is a Problem.
         if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
             for unused in ("HTTPValidationError", "ValidationError"):

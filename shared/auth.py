@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import httpx
 import jwt
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import DEV_JWT_SECRET, ChorusSettings
@@ -279,7 +280,18 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def authenticate(request: Request) -> Principal:
+# Declares the bearer scheme in the OpenAPI documents (`security` on each operation that
+# authenticates, which shared/app.py reads to document its 401 and 403); the header is read below.
+BEARER = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    description="a JWT with `sub`, `org` and `roles`; metrics also takes an `X-API-Key` header",
+)
+
+
+async def authenticate(
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
+) -> Principal:
     """The caller, from a bearer JWT or (where the app allows it) an X-API-Key header."""
     verifier: TokenVerifier = request.app.state.token_verifier
     token = _bearer_token(request)

@@ -6,6 +6,7 @@ response. Request validation errors from FastAPI become 422 problems that name e
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -152,6 +153,33 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return path or ".".join(str(p) for p in loc)
 
 
+# For the `responses=` of a route whose path names no resource but that looks one up all the
+# same (the caller's own enrolment, an id in the body): the 404 it may answer, which
+# shared/app.py documents as a problem like the others.
+NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {
+    404: {"description": "what the request names is not there in the caller's organisation"}
+}
+
+
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods the app's OpenAPI document lists for `path` (HEAD with GET), or [] for a
+    path it does not describe."""
+    templates: list[tuple[re.Pattern[str], list[str]]] | None = getattr(app.state, "allowed_methods", None)
+    if templates is None:
+        templates = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+            methods = [m.upper() for m in operations if m in HTTP_METHODS]
+            if "GET" in methods:
+                methods.append("HEAD")
+            templates.append((re.compile(f"{pattern}$"), sorted(methods)))
+        app.state.allowed_methods = templates
+    return next((methods for pattern, methods in templates if pattern.match(path)), [])
+
+
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_app_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
@@ -172,6 +200,13 @@ def install_error_handlers(app: FastAPI) -> None:
         error.status = exc.status_code
         error.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         error.type_slug = f"http-{exc.status_code}"
+        if exc.status_code == 400:
+            # FastAPI's answer to a body it could not read as text (not UTF-8): name the field.
+            error.errors = [{"field": "body", "message": "must be JSON in UTF-8"}]
+        if exc.status_code == 405 and (allowed := _allowed_methods(app, request.url.path)):
+            # Starlette names only the methods of the first route matching the path; a path
+            # served by several routes (GET and POST of a collection) takes them all.
+            error.headers["Allow"] = ", ".join(allowed)
         return problem_response(error, request.url.path)
 
     async def on_store_error(request: Request, exc: Exception) -> JSONResponse:

@@ -98,6 +98,7 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=MAX_KEY_LENGTH,
         description="repeat a create safely: the same key and body replay the first response",
     ),

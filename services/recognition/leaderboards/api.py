@@ -13,6 +13,7 @@ from services.recognition.leaderboards.domain import Period
 from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.web import TAGS, Cursor, Limit, Member
 from shared.app import app_state
+from shared.errors import NOT_FOUND_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
@@ -28,7 +29,12 @@ def _board_response(**board: Any) -> Response:
     return Response(to_json(board), media_type="application/json")
 
 
-@router.get("/leaderboard", response_model=schemas.LeaderboardOut, summary="A leaderboard")
+@router.get(
+    "/leaderboard",
+    response_model=schemas.LeaderboardOut,
+    summary="A leaderboard",
+    responses=NOT_FOUND_RESPONSE,  # a contest that is not there
+)
 async def leaderboard(
     principal: Member,
     service: Service,
@@ -74,7 +80,12 @@ async def leaderboard(
     )
 
 
-@router.get("/leaderboard/around-me", response_model=schemas.LeaderboardOut, summary="The board around me")
+@router.get(
+    "/leaderboard/around-me",
+    response_model=schemas.LeaderboardOut,
+    summary="The board around me",
+    responses=NOT_FOUND_RESPONSE,  # a contest that is not there
+)
 async def around_me(
     principal: Member,
     service: Service,

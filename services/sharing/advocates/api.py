@@ -11,6 +11,7 @@ from services.sharing.advocates.service import AdvocatesService
 from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.settings import SharingSettings
 from shared.auth import ANY_MEMBER, Principal, Role, require
+from shared.errors import NOT_FOUND_RESPONSE
 from shared.pagination import Cursor
 
 router = APIRouter(prefix="/v1", tags=["advocates"])
@@ -45,7 +46,7 @@ async def put_me(
     return AdvocateOut.of(await service.save(principal.org, principal.sub, body.profile()))
 
 
-@router.get("/advocates/me", summary="My advocate profile")
+@router.get("/advocates/me", summary="My advocate profile", responses=NOT_FOUND_RESPONSE)
 async def get_me(principal: Member, service: Service, settings: Settings, response: Response) -> AdvocateOut:
     """404 until the caller has enrolled with PUT /v1/advocates/me."""
     set_advocate_cookie(response, settings, principal)

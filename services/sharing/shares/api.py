@@ -11,6 +11,7 @@ from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
 from services.sharing.shares.service import SharesService
 from shared.app import app_state
+from shared.errors import NOT_FOUND_RESPONSE
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
@@ -27,6 +28,7 @@ Service = Annotated[SharesService, Depends(app_state("shares"))]
     response_model=ShareOut,
     status_code=status.HTTP_201_CREATED,
     summary="Share a content item on a network",
+    responses=NOT_FOUND_RESPONSE,  # the content item is not (or no longer) shareable
 )
 async def create_share(
     body: ShareIn,

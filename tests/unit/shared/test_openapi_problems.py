@@ -4,6 +4,7 @@ the services really answer (a client generated from it must match the server).""
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import httpx
 import jsonschema
@@ -17,26 +18,59 @@ SERVICES = ("content", "sharing", "metrics", "recognition")
 PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 
+def operations(service: str) -> dict[str, dict[str, Any]]:
+    spec = importlib.import_module(f"services.{service}.main").create_app().openapi()
+    return {
+        f"{method.upper()} {path}": operation
+        for path, methods in spec["paths"].items()
+        if path.startswith("/v1/")
+        for method, operation in methods.items()
+    }
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_operation_documents_its_problem_answers(service: str) -> None:
     spec = importlib.import_module(f"services.{service}.main").create_app().openapi()
     assert spec["components"]["schemas"]["Problem"] == PROBLEM_SCHEMA
     assert "HTTPValidationError" not in spec["components"]["schemas"]
-    operations = [
-        (path, method, operation)
-        for path, methods in spec["paths"].items()
-        if path.startswith("/v1/")
-        for method, operation in methods.items()
-    ]
-    assert operations
-    for path, method, operation in operations:
-        expected = {"401", "403", "422", "503"}
-        expected |= {"404"} if "{" in path else set()
-        expected |= {"409"} if method in ("post", "put", "patch", "delete") else set()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    for name, operation in operations(service).items():
         responses = operation["responses"]
-        assert expected <= set(responses), f"{method} {path}"
-        for status in expected:
-            assert responses[status]["content"] == PROBLEM, f"{method} {path} {status}"
+        assert "503" in responses, name
+        assert responses["503"]["headers"]["Retry-After"], name
+        # Every /v1 operation authenticates, and says so: its 401 and 403 come with it.
+        assert operation["security"] == [{"HTTPBearer": []}], name
+        assert responses["401"]["headers"]["WWW-Authenticate"], name
+        assert ("400" in responses) == ("413" in responses) == ("requestBody" in operation), name
+        if "{" in name:
+            assert "404" in responses, name
+        if name.split()[0] in ("POST", "PUT", "PATCH", "DELETE"):
+            assert "409" in responses, name
+        for status, response in responses.items():
+            if status[0] in "45":
+                assert response["content"] == PROBLEM, f"{name} {status}"
+
+
+def test_an_operation_documents_only_what_it_can_answer() -> None:
+    content = operations("content")
+    assert set(content["GET /v1/content"]["responses"]) == {"200", "401", "403", "422", "503"}
+    assert set(content["POST /v1/content"]["responses"]) == {
+        "201",
+        "400",
+        "401",
+        "403",
+        "409",
+        "413",
+        "422",
+        "503",
+    }
+    assert "404" in content["GET /v1/content/{content_id}"]["responses"]
+    sharing = operations("sharing")
+    # No path parameter, but a lookup (the caller's enrolment; the content to share).
+    assert "404" in sharing["GET /v1/advocates/me"]["responses"]
+    assert "404" in sharing["POST /v1/shares"]["responses"]
+    # A create that takes an Idempotency-Key says its answer may be a replay.
+    assert "Idempotent-Replayed" in sharing["POST /v1/shares"]["responses"]["201"]["headers"]
 
 
 async def test_a_documented_422_is_what_the_service_answers() -> None:
@@ -56,3 +90,24 @@ async def test_a_documented_422_is_what_the_service_answers() -> None:
     assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM_JSON
     jsonschema.validate(refused.json(), PROBLEM_SCHEMA)
     assert {e["field"] for e in refused.json()["errors"]} >= {"type", "tags", "unknown"}
+
+
+async def test_a_405_names_every_method_of_the_path_and_a_body_that_is_not_text_a_400() -> None:
+    from services.content.main import create_app
+
+    settings = ChorusSettings(telemetry_enabled=False, otlp_endpoint=None)
+    token = issue_dev_token(settings, org="acme", sub="ed", roles=["editor"])
+    transport = httpx.ASGITransport(app=create_app())  # no lifespan: refused before any I/O
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        collection = await client.delete("/v1/content", headers={"Authorization": f"Bearer {token}"})
+        item = await client.put("/v1/content/c1", headers={"Authorization": f"Bearer {token}"})
+        garbled = await client.patch(
+            "/v1/content/c1",
+            content=b"\xff\xfe{",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+    # GET and POST /v1/content are two routes: Starlette alone named only the first one's.
+    assert (collection.status_code, collection.headers["allow"]) == (405, "GET, HEAD, POST")
+    assert (item.status_code, item.headers["allow"]) == (405, "GET, HEAD, PATCH")
+    assert (garbled.status_code, garbled.headers["content-type"]) == (400, PROBLEM_JSON)
+    assert garbled.json()["errors"] == [{"field": "body", "message": "must be JSON in UTF-8"}]
