@@ -6,8 +6,12 @@ the same value read back from the store (an event the relay rebuilds, say) compa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 Clock = Callable[[], datetime]
 
@@ -15,3 +19,18 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     at = datetime.now(UTC)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _written_as_a_time(value: Any) -> Any:
+    # A date-time in OpenAPI is a string; pydantic would also take a number (as Unix seconds),
+    # so `?since=0.5` meant 1970. Refused, as the document says.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be a date-time in ISO 8601, e.g. 2026-01-31T09:00:00Z")
+    return value
+
+
+# A time taken from a request (a query parameter or a body field): ISO 8601 text only.
+RequestTime = Annotated[datetime, BeforeValidator(_written_as_a_time)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -28,6 +27,7 @@ from services.content.web import (
     viewer_of,
 )
 from shared.app import app_state
+from shared.clock import RequestTime
 from shared.errors import InvalidInput
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor
@@ -119,7 +119,9 @@ async def list_content(
     language: Annotated[str | None, Query(max_length=35)] = None,
     network: Annotated[Network | None, Query(description="items with a suggested post for it")] = None,
     q: Annotated[str | None, Query(max_length=200, description="text in the title or summary")] = None,
-    since: Annotated[datetime | None, Query(description="only items published at or after this time")] = None,
+    since: Annotated[
+        RequestTime | None, Query(description="only items published at or after this time")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ContentPage:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -13,6 +12,7 @@ from services.recognition.leaderboards.domain import Period
 from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.web import TAGS, Cursor, Limit, Member
 from shared.app import app_state
+from shared.clock import RequestTime
 from shared.errors import NOT_FOUND_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=TAGS)
@@ -42,7 +42,7 @@ async def leaderboard(
     scope: Annotated[str, Query(pattern="^(org|team)$")] = "org",
     team: Annotated[str | None, Query(max_length=200)] = None,
     contest_id: Annotated[str | None, Query(max_length=64)] = None,
-    at: Annotated[datetime | None, Query(description="a moment inside the period; default now")] = None,
+    at: Annotated[RequestTime | None, Query(description="a moment inside the period; default now")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:

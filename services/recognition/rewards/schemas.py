@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime
 
-from pydantic import BaseModel, Field, HttpUrl
+from pydantic import BaseModel, Field, HttpUrl, StrictInt
 
 from services.recognition.web import RequestBody
 from shared.webhooks.engine import Delivery
@@ -15,10 +15,14 @@ from shared.webhooks.schemas import AttemptOut
 class RewardIn(RequestBody):
     name: str = Field(min_length=1, max_length=120)
     description: str = Field("", max_length=2000)
-    cost: int = Field(ge=1, le=10_000_000, description="points")
-    stock: int | None = Field(None, ge=0, le=10_000_000, description="units available; none = unlimited")
-    price_cents: int = Field(0, ge=0, le=100_000_000, description="what one unit costs the organisation")
-    budget_cents: int | None = Field(
+    cost: StrictInt = Field(ge=1, le=10_000_000, description="points")
+    stock: StrictInt | None = Field(
+        None, ge=0, le=10_000_000, description="units available; none = unlimited"
+    )
+    price_cents: StrictInt = Field(
+        0, ge=0, le=100_000_000, description="what one unit costs the organisation"
+    )
+    budget_cents: StrictInt | None = Field(
         None, ge=0, le=10_000_000_000, description="most the organisation spends"
     )
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")

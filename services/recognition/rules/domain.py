@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 from shared.errors import Conflict
 
@@ -70,7 +70,7 @@ class Campaign(BaseModel):
     multiplier: float = Field(1.0, ge=1.0, le=10.0)
     kinds: list[Kind] = Field(default_factory=list, max_length=20, description="empty = every scoring kind")
     tags: list[str] = Field(default_factory=list, max_length=20, description="empty = any content")
-    contest: bool = Field(False, description="also rank advocates on a board for this period")
+    contest: StrictBool = Field(False, description="also rank advocates on a board for this period")
 
     @model_validator(mode="after")
     def _window(self) -> Campaign:
@@ -87,19 +87,23 @@ class Rules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    points: dict[Kind, int] = Field(default_factory=lambda: {Kind(k): v for k, v in DEFAULT_POINTS.items()})
-    daily_cap: int | None = Field(
+    points: dict[Kind, StrictInt] = Field(
+        default_factory=lambda: {Kind(k): v for k, v in DEFAULT_POINTS.items()}
+    )
+    daily_cap: StrictInt | None = Field(
         200, ge=0, description="most points per advocate per UTC day from capped kinds"
     )
-    per_share_cap: int | None = Field(50, ge=0, description="most points one share and its clicks may earn")
+    per_share_cap: StrictInt | None = Field(
+        50, ge=0, description="most points one share and its clicks may earn"
+    )
     capped_kinds: list[Kind] = Field(
         default_factory=lambda: [Kind.SHARE_MADE, Kind.VERIFIED_SHARE, Kind.UNIQUE_CLICK], max_length=20
     )
     excluded_advocate_ids: list[str] = Field(default_factory=list, max_length=1000)
     excluded_content_ids: list[str] = Field(default_factory=list, max_length=1000)
     campaigns: list[Campaign] = Field(default_factory=list, max_length=50)
-    kudos_weekly_allowance: int = Field(5, ge=0, le=100)
-    thought_leader_colleagues: int = Field(3, ge=1, le=1000)
+    kudos_weekly_allowance: StrictInt = Field(5, ge=0, le=100)
+    thought_leader_colleagues: StrictInt = Field(3, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _points_range(self) -> Rules:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from services.recognition.rules.domain import Rules
 from services.recognition.web import RequestBody
@@ -19,7 +19,7 @@ class RulesOut(BaseModel):
 
 class RulesIn(RequestBody):
     rules: Rules
-    expected_version: int | None = Field(
+    expected_version: StrictInt | None = Field(
         None, ge=0, description="the version you edited; a 409 if someone published another since"
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import NETWORK_HEALTH
@@ -18,8 +18,8 @@ class Request(BaseModel):
 
 
 class Consents(Request):
-    tracking: bool = Field(True, description="the advocate's own activity may be measured")
-    public_ranking: bool = Field(True, description="the advocate may appear in public leaderboards")
+    tracking: StrictBool = Field(True, description="the advocate's own activity may be measured")
+    public_ranking: StrictBool = Field(True, description="the advocate may appear in public leaderboards")
 
 
 class ConnectedNetwork(Request):
