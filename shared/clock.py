@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AwareDatetime, BeforeValidator
 
 Clock = Callable[[], datetime]
 
@@ -25,12 +25,15 @@ _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
 def _written_as_a_time(value: Any) -> Any:
-    # A date-time in OpenAPI is a string; pydantic would also take a number (as Unix seconds),
-    # so `?since=0.5` meant 1970. Refused, as the document says.
+    # A date-time or date in OpenAPI is a string; pydantic would also take a number (as Unix
+    # seconds), so `?since=0.5` meant 1970. Refused, as the document says.
     if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
-        raise ValueError("must be a date-time in ISO 8601, e.g. 2026-01-31T09:00:00Z")
+        raise ValueError("must be written in ISO 8601, e.g. 2026-01-31T09:00:00Z or 2026-01-31")
     return value
 
 
-# A time taken from a request (a query parameter or a body field): ISO 8601 text only.
-RequestTime = Annotated[datetime, BeforeValidator(_written_as_a_time)]
+# Times and days taken from a request (a query parameter or a body field): ISO 8601 text only.
+_TEXT = BeforeValidator(_written_as_a_time)
+RequestTime = Annotated[datetime, _TEXT]
+AwareRequestTime = Annotated[AwareDatetime, _TEXT]
+RequestDay = Annotated[date, _TEXT]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from services.content.library.domain import Status
 from services.content.schemas import ContentType, Language, Name, Network, Request, Tag, Url
+from shared.clock import AwareRequestTime
 
 # The longest caption any network allows (facebook); each network's own limit is checked per post.
 MAX_CAPTION = 63206
@@ -36,8 +37,8 @@ class ContentCreate(Request):
     tags: list[Tag] = Field(default_factory=list, max_length=30)
     language: Language | None = None
     audience: AudienceModel = Field(default_factory=AudienceModel)
-    starts_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    starts_at: AwareRequestTime | None = None
+    expires_at: AwareRequestTime | None = None
     suggested_posts: list[SuggestedPostIn] = Field(default_factory=list, max_length=50)
 
 
@@ -52,8 +53,8 @@ class ContentPatch(Request):
     tags: list[Tag] | None = Field(None, max_length=30)
     language: Language | None = None
     audience: AudienceModel | None = None
-    starts_at: AwareDatetime | None = None
-    expires_at: AwareDatetime | None = None
+    starts_at: AwareRequestTime | None = None
+    expires_at: AwareRequestTime | None = None
     suggested_posts: list[SuggestedPostIn] | None = Field(None, max_length=50)
 
 

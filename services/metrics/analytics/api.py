@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
 from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, json_or_csv
+from shared.clock import RequestDay
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
 
@@ -26,8 +26,8 @@ async def dimension_filters(
 
 
 Filters = Annotated[dict[str, str], Depends(dimension_filters)]
-From = Annotated[date, Query(alias="from", description="first UTC day, inclusive")]
-To = Annotated[date, Query(description="last UTC day, inclusive")]
+From = Annotated[RequestDay, Query(alias="from", description="first UTC day, inclusive")]
+To = Annotated[RequestDay, Query(description="last UTC day, inclusive")]
 
 
 @router.get(

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from services.metrics.schemas import Request
+from shared.clock import AwareRequestTime
 
 Scope = Literal["conversions:write", "surveys:respond"]
 
@@ -19,7 +20,9 @@ class ApiKeyIn(Request):
         min_length=1,
         description="what the key may do (default: both)",
     )
-    expires_at: AwareDatetime | None = Field(None, description="after this the key is refused; none: never")
+    expires_at: AwareRequestTime | None = Field(
+        None, description="after this the key is refused; none: never"
+    )
 
 
 class ApiKeyOut(BaseModel):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from services.metrics.schemas import Request
+from shared.clock import AwareRequestTime
 
 
 class ConversionIn(Request):
@@ -30,7 +31,7 @@ class ConversionIn(Request):
         " minor unit (2 for EUR, 0 for JPY)",
     )
     currency: str | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: AwareRequestTime | None = Field(
         None,
         description="when it happened, if before now: inside the attribution window, not in the future;"
         " the reports count it on that day",

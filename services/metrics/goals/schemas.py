@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from services.metrics.schemas import Request
+from shared.clock import RequestDay
 
 GoalMetric = Literal[
     "shares",
@@ -36,8 +37,8 @@ class GoalIn(Request):
     metric: GoalMetric
     target: float = Field(gt=0)
     horizon_months: Literal[1, 3, 6] | None = Field(None, description="from today; or give starts_on/ends_on")
-    starts_on: date | None = None
-    ends_on: date | None = None
+    starts_on: RequestDay | None = None
+    ends_on: RequestDay | None = None
     filter_dim: Literal["advocate", "content", "team", "network", "tag"] | None = None
     filter_key: str | None = Field(None, max_length=200)
     survey_id: str | None = Field(None, max_length=100, description="for nps and average")

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.clock import RequestTime
 from shared.webhooks.schemas import AttemptOut
 
 
@@ -54,10 +55,10 @@ class DeliveryList(BaseModel):
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    from_: datetime = Field(
+    from_: RequestTime = Field(
         alias="from", description="start of the range (inclusive), by when events were sent"
     )
-    to: datetime = Field(description="end of the range (exclusive)")
+    to: RequestTime = Field(description="end of the range (exclusive)")
 
     @model_validator(mode="after")
     def ordered(self) -> ReplayIn:

@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
+from shared.clock import RequestTime
 from shared.errors import Conflict
 
 
@@ -65,8 +66,8 @@ class Campaign(BaseModel):
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     name: str = Field(min_length=1, max_length=120)
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: RequestTime
+    ends_at: RequestTime
     multiplier: float = Field(1.0, ge=1.0, le=10.0)
     kinds: list[Kind] = Field(default_factory=list, max_length=20, description="empty = every scoring kind")
     tags: list[str] = Field(default_factory=list, max_length=20, description="empty = any content")

@@ -3,6 +3,7 @@ boolean or a number written otherwise is not taken for one (pydantic alone would
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -57,3 +58,18 @@ async def test_a_count_is_a_number_not_a_boolean() -> None:
         "rules.points.lead",
         "expected_version",
     }
+
+
+async def test_a_time_or_a_day_in_a_body_or_query_is_text_too() -> None:
+    from services.content.main import create_app as content_app
+    from services.metrics.main import create_app as metrics_app
+
+    content = content_app()
+    content.state.library = None  # never reached
+    content.state.runtime = SimpleNamespace(db=None)  # the Idempotency-Key's store, never reached
+    body = {"type": "article", "title": "T", "url": "https://example.com/a", "expires_at": 1_900_000_000}
+    assert await refused_fields(content, "POST", "/v1/content", json=body) == {"expires_at"}
+    metrics = metrics_app()
+    metrics.state.service = None  # never reached
+    params = {"from": "20260101", "to": "2026-01-31"}
+    assert await refused_fields(metrics, "GET", "/v1/funnel", params=params) == {"from"}
