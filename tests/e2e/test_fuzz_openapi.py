@@ -1,0 +1,90 @@
+"""The fuzzing step: every operation of each service's OpenAPI document, driven by Schemathesis
+against the running services with all its checks, as an admin, as an advocate and with a token
+that does not verify. A 5xx, or any answer the operation's document does not describe (status,
+content type, headers, body), fails the step with Schemathesis's report of it; each failure
+comes with a curl command that reproduces it.
+
+The callers belong to organisations of this test's own (the services keep every organisation
+apart), so what the fuzzer creates is invisible to the tests that run after it. Schemathesis
+works in a temporary directory (its caches and reports land there). Bounded: a few cases per
+operation and phase (MAX_EXAMPLES), one worker, about three minutes on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, HTTPException
+
+from shared.auth import issue_dev_token
+from tests.e2e.conftest import RunningServices
+from tests.e2e.fuzz import FuzzRun, fuzz
+from tests.helpers import http_server, new_org
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+MAX_EXAMPLES = 10
+
+
+async def test_every_operation_answers_as_its_openapi_document_says(
+    services: RunningServices, tmp_path: Path
+) -> None:
+    org = new_org()
+    token = issue_dev_token(services.settings, org=org, sub="fuzz-admin", roles=["admin"])
+    callers = {
+        "admin": token,
+        "advocate": issue_dev_token(services.settings, org=org, sub="fuzz-advocate", roles=["advocate"]),
+        # Signed with another secret: every operation that authenticates must answer 401.
+        "invalid token": token[: token.rfind(".") + 1] + "A" * 43,
+    }
+    failed: list[FuzzRun] = []
+    for service, url in services.urls.items():
+        for caller, bearer in callers.items():
+            workdir = tmp_path / f"{service}-{caller.replace(' ', '-')}"
+            workdir.mkdir()
+            run = await fuzz(
+                f"{url}/openapi.json",
+                label=f"{service} as {caller}",
+                headers={"Authorization": f"Bearer {bearer}"},
+                max_examples=MAX_EXAMPLES,
+                workdir=workdir,
+            )
+            if not run.passed:
+                failed.append(run)
+    assert not failed, "\n\n".join(run.report() for run in failed)
+
+
+def broken_app() -> FastAPI:
+    """A tiny service whose OpenAPI document promises what one endpoint does not keep."""
+    app = FastAPI(title="broken")
+
+    @app.get("/v1/things/{thing_id}")
+    async def thing(thing_id: str) -> dict[str, Any]:
+        if not thing_id.isascii():
+            raise RuntimeError("not ready for this id")  # a 500
+        return {"id": thing_id}
+
+    @app.get("/v1/widgets")
+    async def widgets() -> dict[str, Any]:
+        raise HTTPException(status_code=418, detail="undocumented")
+
+    return app
+
+
+async def test_the_step_fails_on_a_server_error_and_an_undocumented_status(tmp_path: Path) -> None:
+    async with http_server(broken_app()) as url:
+        run = await fuzz(
+            f"{url}/openapi.json", label="broken", headers={}, max_examples=MAX_EXAMPLES, workdir=tmp_path
+        )
+    assert not run.passed
+    report = run.report()
+    assert "GET /v1/things/{thing_id}" in report and "Server error" in report, report
+    assert "GET /v1/widgets" in report and "Undocumented status code" in report, report
+    assert written_outside() == []
+
+
+def written_outside() -> list[str]:
+    """What Schemathesis left in the checkout rather than in its own directory."""
+    return [name for name in (".hypothesis", ".schemathesis", "schemathesis-report") if Path(name).exists()]
