@@ -415,6 +415,12 @@ def health_router() -> APIRouter:
         summary="MongoDB is reachable and the consumers run (readiness probe). Kafka is not"
         " needed to serve: writes queue their events in the outbox, which the relay sends when"
         " the broker is back",
+        responses={
+            503: {
+                "description": "starting, or MongoDB unreachable, or a consumer stopped",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
     )
     async def readyz(request: Request) -> JSONResponse:
         runtime: Runtime | None = getattr(request.app.state, "runtime", None)
