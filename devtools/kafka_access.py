@@ -32,15 +32,28 @@ ADMIN = "admin"
 
 @dataclass(frozen=True)
 class Acl:
-    resource: str  # "topic" or "group", as Strimzi spells them
-    name: str  # a literal name: no service is granted a prefix
+    resource: str  # "topic", "group" or "cluster", as Strimzi spells them
+    name: str
     operations: tuple[str, ...]  # Kafka operation names, sorted: Describe, Read, Write
+    pattern: str = "literal"  # or "prefix": only the operators' user has one
 
 
 @dataclass(frozen=True)
 class ServiceAccess:
     service: str  # also its principal: User:<service>
     acls: tuple[Acl, ...]
+
+
+# Production's user for the runbook's Kafka tools (docs/runbook.md, "A Kafka admin pod"): every
+# operation on Chorus's topics and groups, and reading the cluster's metadata; no service uses it.
+OPERATORS = ServiceAccess(
+    "chorus-ops",
+    (
+        Acl("topic", "chorus.", ("All",), pattern="prefix"),
+        Acl("group", "chorus.", ("All",), pattern="prefix"),
+        Acl("cluster", "kafka-cluster", ("Describe",)),
+    ),
+)
 
 
 def service_access(groups: Sequence[ConsumerGroup] | None = None) -> list[ServiceAccess]:
@@ -89,8 +102,9 @@ def kafka_users_yaml(access: Sequence[ServiceAccess]) -> str:
         "# The ACLs are those of the local stack (deploy/local/kafka/access.json): a service writes",
         "# only the topics the catalog names it the writer of (and the dead-letter topics of what it",
         "# reads), reads only what its subscriptions consume, through its own consumer groups.",
+        f"# {OPERATORS.service} is the operators' user for the runbook's Kafka tools (docs/runbook.md).",
     ]
-    for a in access:
+    for a in [*access, OPERATORS]:
         lines += [
             "---",
             "apiVersion: kafka.strimzi.io/v1",
@@ -112,8 +126,11 @@ def kafka_users_yaml(access: Sequence[ServiceAccess]) -> str:
             lines += [
                 "      - resource:",
                 f"          type: {acl.resource}",
-                f"          name: {acl.name}",
-                "          patternType: literal",
+                *(
+                    []
+                    if acl.resource == "cluster"
+                    else [f"          name: {acl.name}", f"          patternType: {acl.pattern}"]
+                ),
                 f"        operations: [{', '.join(acl.operations)}]",
                 "        type: allow",
             ]

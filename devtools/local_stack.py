@@ -974,6 +974,16 @@ def _kafka_command(config: StackConfig, installed: Installed) -> Launch:
             "formatting the Kafka storage",
             env=env,
         )
+    else:
+        path = config.kafka_users_file
+        known = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in kafka_principals() if name not in known]
+        if missing:
+            _progress(
+                f"note: the Kafka storage was formatted without SCRAM users for {', '.join(missing)},"
+                " so they cannot log in on the SASL_SSL listener; `chorus stack reset` (which deletes"
+                " the stack's data) adds them"
+            )
     argv = [
         java,
         *config.kafka_jvm_opts.split(),
@@ -1420,7 +1430,12 @@ def stop_part(name: str, config: StackConfig | None = None) -> bool:
 
 def _print_urls(config: StackConfig) -> None:
     rows = [
-        ("Kafka bootstrap", config.kafka_bootstrap),
+        ("Kafka bootstrap", f"{config.kafka_bootstrap} (plain, local development only)"),
+        ("Kafka SASL_SSL", f"{config.kafka_sasl_bootstrap} (SCRAM users in {config.kafka_users_file})"),
+        (
+            "Kafka mTLS",
+            f"{config.kafka_tls_bootstrap} (CA and client certificates in {config.kafka_tls_dir})",
+        ),
         ("MongoDB URL", config.mongo_url),
         ("Jaeger UI", config.jaeger_query_url),
         ("OTLP HTTP", config.otlp_http_endpoint),

@@ -19,7 +19,7 @@ import pytest
 
 from devtools.cli import serve_argv
 from devtools.gateway import ROUTES
-from devtools.kafka_access import service_access
+from devtools.kafka_access import OPERATORS, service_access
 from shared.events.topics import topic_configs
 from shared.serve import SERVICE_PORTS
 from shared.settings import ChorusSettings
@@ -201,13 +201,15 @@ def test_kafka_users_carry_the_acls_of_the_catalog_and_the_consumer_map(docs: li
     expected = {
         access.service: [
             {
-                "resource": {"type": acl.resource, "name": acl.name, "patternType": "literal"},
+                "resource": {"type": acl.resource, "name": acl.name, "patternType": acl.pattern}
+                if acl.resource != "cluster"
+                else {"type": "cluster"},
                 "operations": list(acl.operations),
                 "type": "allow",
             }
             for acl in access.acls
         ]
-        for access in service_access()
+        for access in [*service_access(), OPERATORS]
     }
     assert {name: u["spec"]["authorization"]["acls"] for name, u in users.items()} == expected
     assert all(u["spec"]["authentication"] == {"type": "scram-sha-512"} for u in users.values())
