@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
+from aiokafka.errors import GroupAuthorizationFailedError, KafkaConnectionError, TopicAuthorizationFailedError
 
 from devtools import local_stack
 from shared.events import Event
 from shared.events.topics import CLICKS, TRAINING
 from shared.events.training import PolicyAcknowledged
-from shared.messaging import EventProducer, ensure_topics, kafka_security
+from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, kafka_security
 from shared.messaging.replay import TopicRange
 from shared.settings import ChorusSettings
 from tests.helpers import new_org
@@ -132,3 +132,20 @@ async def test_a_service_reading_a_topic_it_does_not_consume_is_refused_by_the_a
 
     with pytest.raises(TopicAuthorizationFailedError):
         await read_back(content, CLICKS.name, new_org(), datetime.now(UTC))
+
+
+async def test_a_service_joining_another_services_consumer_group_is_refused_by_the_authorizer(
+    stack: local_stack.StackConfig, started: list[EventProducer]
+) -> None:
+    # sharing may read chorus.training (it consumes policy acknowledgements), but only through
+    # its own group: recognition's group, and its committed offsets, are recognition's.
+    sharing = as_service(stack, "sharing", CHORUS_CONSUMER_GROUP_PREFIX="chorus")
+    subscription = Subscription(group="recognition")
+
+    @subscription.on(PolicyAcknowledged)
+    async def ignore(event: Event[PolicyAcknowledged]) -> None:
+        pass
+
+    runner = ConsumerRunner(sharing, subscription, await start(started, sharing))
+    with pytest.raises(GroupAuthorizationFailedError):
+        await runner.start()
