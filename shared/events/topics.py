@@ -27,6 +27,8 @@ class Topic:
     # it (devtools/kafka_access.py: the local stack's ACLs and the Strimzi KafkaUsers). Empty
     # for topics outside the catalog (benchmarks).
     writer: str = ""
+    # For Chorus's own services only: not offered to outbound webhooks nor to integrators.
+    internal: bool = False
 
     @property
     def dlq(self) -> str:
@@ -50,8 +52,18 @@ CONVERSIONS = Topic(
 RECOGNITION = Topic(
     "chorus.recognition", 6, "advocate id", "points, badges and redemptions", writer="recognition"
 )
+# API keys are issued by metrics and accepted by every service that integrators call, each from
+# its own projection of this topic.
+ACCESS = Topic(
+    "chorus.access",
+    3,
+    "API key id",
+    "organisations' API keys issued and revoked (internal)",
+    internal=True,
+    writer="metrics",
+)
 
-TOPICS: tuple[Topic, ...] = (CONTENT, TRAINING, ADVOCATES, SHARES, CLICKS, CONVERSIONS, RECOGNITION)
+TOPICS: tuple[Topic, ...] = (CONTENT, TRAINING, ADVOCATES, SHARES, CLICKS, CONVERSIONS, RECOGNITION, ACCESS)
 
 
 def topic_configs() -> list[tuple[str, int, dict[str, str]]]:
