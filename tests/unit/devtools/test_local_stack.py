@@ -33,6 +33,8 @@ def test_config_reads_ports_and_state_dir_from_the_environment() -> None:
             "CHORUS_STATE_DIR": "/srv/chorus-second",
             "CHORUS_KAFKA_PORT": "19092",
             "CHORUS_KAFKA_CONTROLLER_PORT": "19093",
+            "CHORUS_KAFKA_SASL_PORT": "19094",
+            "CHORUS_KAFKA_TLS_PORT": "19095",
             "CHORUS_MONGO_PORT": "37017",
             "CHORUS_OTLP_GRPC_PORT": "14317",
             "CHORUS_OTLP_HTTP_PORT": "14318",
@@ -47,6 +49,7 @@ def test_config_reads_ports_and_state_dir_from_the_environment() -> None:
         "CHORUS_OTLP_ENDPOINT": "http://127.0.0.1:14318",
     }
     assert config.jaeger_query_url == "http://127.0.0.1:26686"
+    assert (config.kafka_sasl_bootstrap, config.kafka_tls_bootstrap) == ("127.0.0.1:19094", "127.0.0.1:19095")
 
 
 def test_xdg_state_home_is_used_only_when_absolute() -> None:
