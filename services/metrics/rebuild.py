@@ -23,6 +23,7 @@ from services.metrics.projections.service import ProjectionService
 from services.metrics.projections.store import STATS_CACHE_S, ProjectionStore, stats_indexes
 from services.metrics.settings import MetricsSettings
 from shared.messaging.replay import TopicRange
+from shared.messaging.security import kafka_security
 from shared.mongo import create_client, ensure_indexes
 
 Progress = Callable[[int, int], None]  # (events replayed, events to replay)
@@ -50,6 +51,7 @@ async def _replay(
         topics,
         after=after.end if after is not None else None,
         client_id="chorus-metrics-rebuild",
+        security=kafka_security(settings),
     )
     done = 0
     async for batch in records.batches(read_as=PROJECTED_AS):
