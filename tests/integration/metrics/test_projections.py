@@ -17,7 +17,7 @@ from services.metrics.main import create_app
 from services.metrics.projections import domain
 from services.metrics.projections.service import ProjectionService
 from services.metrics.projections.store import ProjectionStore
-from services.metrics.rebuild import rebuild, replay
+from services.metrics.rebuild import projection_service, rebuild, replay
 from services.metrics.settings import MetricsSettings
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
@@ -243,10 +243,10 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     mongo = create_client(settings)
     try:
         db = mongo[settings.database_name("metrics")]
-        service = ProjectionService(settings, ProjectionStore(db))
+        service = projection_service(settings, db)
         pending = [
             Pending(
-                effect._replace(dims=(("all", "*"),)),
+                effect._replace(day=today.isoformat(), dims=(("all", "*"),)),
                 domain.source_of(CLICKS.name, partition),
                 record.offset,
                 event.id,
