@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from services.metrics.org_settings.domain import EmvRates, OrgSettings, parse_rates
+from services.metrics.org_settings.domain import EmvRates, OrgSettings, counting_zone, parse_rates
 from services.metrics.org_settings.store import OrgSettingsStore
 from services.metrics.settings import MetricsSettings
 from shared.clock import local_date
 from shared.events.content import SettingsUpdated
+
+log = logging.getLogger(__name__)
 
 # How long the projector trusts a time zone it read: a change of zone reaches the counters of
 # new events within this (and history in the new zone through `chorus rebuild metrics`).
@@ -55,7 +58,9 @@ class OrgSettingsService:
         now, wanted = time.monotonic(), set(orgs)
         stale = [org for org in wanted if org not in self._zones or now - self._zones[org][0] >= ZONE_CACHE_S]
         for org, zone in zip(stale, await asyncio.gather(*(self.time_zone(o) for o in stale)), strict=True):
-            self._zones[org] = (now, zone)
+            if (counted := counting_zone(zone)) != zone:
+                log.warning("unknown time zone %r of %s: counting its days in %s", zone, org, counted)
+            self._zones[org] = (now, counted)
         return {org: self._zones[org][1] for org in wanted}
 
     async def settings_updated(self, org: str, updated: SettingsUpdated) -> None:

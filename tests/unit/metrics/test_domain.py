@@ -497,3 +497,8 @@ def test_the_quarter_hours_of_a_poll_merge_into_one_update_per_local_day_in_offs
     again = projections.fold(day, "all", {"chorus_clicks_0": 11})
     assert again is not None
     assert again.counters == {"all": {"*": {"clicks": 2, "unique_clicks": 2, "bot_clicks": 1}}}
+
+
+def test_an_organisations_days_are_counted_in_utc_when_its_zone_is_unknown_here() -> None:
+    assert org_settings.counting_zone("America/Los_Angeles") == "America/Los_Angeles"
+    assert org_settings.counting_zone("Mars/Olympus") == "UTC"
