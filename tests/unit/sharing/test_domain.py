@@ -277,3 +277,12 @@ def test_sharing_hours_are_read_on_the_clock_of_the_organisations_zone() -> None
     # The daily limit counts on the organisation's day too.
     assert domain.share_day(office, five_pm_in_california) == "2026-05-01"
     assert domain.share_day(OrgRules(), five_pm_in_california) == "2026-05-02"
+
+
+def test_the_redirect_limit_counts_each_client_in_its_minute() -> None:
+    limit = clicks.ClientLimit(per_minute=2)
+    start = 1_800_000_000.0  # a minute's first second
+    assert [limit.wait_s("a", start + s) for s in (0, 1, 2)] == [0, 0, 58]
+    assert limit.wait_s("b", start + 2) == 0  # each client has its own count
+    assert limit.wait_s("a", start + 59.5) == 1  # never "retry in 0 s"
+    assert limit.wait_s("a", start + 60) == 0  # a new minute starts afresh
