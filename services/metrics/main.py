@@ -51,6 +51,9 @@ ROUTERS = [
     surveys_api.router,
     webhooks_api.router,
 ]
+# Collections whose documents may carry an outbox (shared/outbox.py): conversion claims
+# (chorus.conversions), API keys (chorus.access).
+OUTBOX_COLLECTIONS = attribution_store.OUTBOX_COLLECTIONS + api_keys_store.OUTBOX_COLLECTIONS
 INDEXES = (
     PROJECTION_INDEXES
     + ORG_SETTINGS_INDEXES
@@ -108,7 +111,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         routers=ROUTERS,
         indexes=INDEXES,
         wire=wire,
-        outbox_collections=attribution_store.OUTBOX_COLLECTIONS + api_keys_store.OUTBOX_COLLECTIONS,
+        outbox_collections=OUTBOX_COLLECTIONS,
         migrations=[
             *attribution_store.MIGRATIONS,
             *api_keys_store.MIGRATIONS,
