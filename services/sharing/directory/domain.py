@@ -89,6 +89,42 @@ def check_if_match(if_match: str | None, version: int) -> None:
         )
 
 
+ENTERPRISE = str(EnterpriseUser.__schema__)
+MANAGER_PATH = f"{ENTERPRISE}:manager".lower()
+
+
+def _manager(value: Any) -> Any:
+    """A manager as identity providers send it (`"id"`, or `{"value": "id"}` without the `$ref`
+    RFC 7643 §4.3 asks for) made whole; anything else as it is, for the model to judge."""
+    if isinstance(value, str):
+        value = {"value": value}
+    if isinstance(value, dict) and isinstance(value.get("value"), str) and "$ref" not in value:
+        return {**value, "$ref": f"/scim/v2/Users/{value['value']}"}
+    return value
+
+
+def tolerated(payload: Any) -> Any:
+    """A user body with the manager made whole (see `_manager`)."""
+    extension = payload.get(ENTERPRISE) if isinstance(payload, dict) else None
+    if not isinstance(extension, dict) or "manager" not in extension:
+        return payload
+    return {**payload, ENTERPRISE: {**extension, "manager": _manager(extension["manager"])}}
+
+
+def tolerated_patch(payload: Any) -> Any:
+    """A PATCH body whose operations on the manager carry it made whole."""
+    operations = payload.get("Operations") if isinstance(payload, dict) else None
+    if not isinstance(operations, list):
+        return payload
+    fixed = [
+        {**op, "value": _manager(op.get("value"))}
+        if isinstance(op, dict) and str(op.get("path", "")).lower() == MANAGER_PATH
+        else op
+        for op in operations
+    ]
+    return {**payload, "Operations": fixed}
+
+
 def _stored(resource: Any) -> str:
     data = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
     data.pop("meta", None)

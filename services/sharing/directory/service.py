@@ -47,7 +47,9 @@ class DirectoryService:
     # --- users ----------------------------------------------------------------------------------
 
     async def create_user(self, org: str, payload: Any) -> DirectoryUser:
-        resource = UserResource.model_validate(payload, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+        resource = UserResource.model_validate(
+            domain.tolerated(payload), scim_ctx=Context.RESOURCE_CREATION_REQUEST
+        )
         user = domain.created_user(resource, self.clock())
         await self.store.insert_user(org, user)
         await self._sync(org, user)
@@ -62,14 +64,18 @@ class DirectoryService:
     async def replace_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
         current = await self.user(org, scim_id)
         domain.check_if_match(if_match, current.version)
-        resource = UserResource.model_validate(payload, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+        resource = UserResource.model_validate(
+            domain.tolerated(payload), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
+        )
         resource.replace(domain.user_resource(current))  # read-only kept, immutable checked
         return await self._write_user(org, current, resource)
 
     async def patch_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
         current = await self.user(org, scim_id)
         domain.check_if_match(if_match, current.version)
-        patch = PatchOp[UserResource].model_validate(payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        patch = PatchOp[UserResource].model_validate(
+            domain.tolerated_patch(payload), scim_ctx=Context.RESOURCE_PATCH_REQUEST
+        )
         resource = domain.user_resource(current)
         if not patch.patch(resource):
             return current

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from scim2_models import Context, Group, InvalidFilterException, PreconditionFailedException
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    EnterpriseUser,
+    Group,
+    InvalidFilterException,
+    PatchOp,
+    PreconditionFailedException,
+)
 
 from services.sharing.directory import domain, query
 from services.sharing.directory.domain import UserResource
@@ -110,3 +118,24 @@ def test_a_group_change_moves_who_joined_or_left_or_everyone_when_renamed() -> N
     assert domain.affected_members(group("A", "u1", "u2"), group("B", "u1", "u2")) == {"u1", "u2"}
     assert domain.affected_members(None, group("A", "u1")) == {"u1"}
     assert domain.affected_members(group("A", "u1"), None) == {"u1"}
+
+
+def test_a_manager_sent_without_its_ref_as_identity_providers_do_is_taken() -> None:
+    enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+    body = {
+        "schemas": [str(UserResource.__schema__), enterprise],
+        "userName": "a",
+        enterprise: {"manager": {"value": "m1"}},
+    }
+    resource = UserResource.model_validate(domain.tolerated(body), scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+    assert resource[EnterpriseUser].manager.value == "m1"
+    patch = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "Replace", "path": f"{enterprise}:manager", "value": "m2"}],
+    }
+    PatchOp[UserResource].model_validate(
+        domain.tolerated_patch(patch), scim_ctx=Context.RESOURCE_PATCH_REQUEST
+    ).patch(resource)
+    assert resource[EnterpriseUser].manager.value == "m2"
+    with pytest.raises(ValidationError):  # without the tolerance, the library refuses both
+        UserResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
