@@ -378,3 +378,71 @@ async def test_erasing_a_provisioned_advocate_erases_what_the_directory_said_of_
     assert (await idp.list("/Users", filter='userName eq "rosalind@example.com"'))["totalResults"] == 0
     members = (await idp.call("GET", f"/Groups/{group['id']}")).json()["members"]
     assert [m["value"] for m in members] == [other["id"]]
+
+
+async def test_a_directory_of_200_users_and_10_groups_drives_governance_and_leavers(sharing: Sharing) -> None:
+    """As an identity provider provisions an organisation: 200 users, then 10 groups of 20. One
+    user moves between teams, another leaves; audience governance and sharing follow."""
+    org = new_org()
+    idp = Idp(sharing, org)
+    users = [
+        await idp.create_user(
+            f"employee{i:03}@example.com", externalId=f"emp-{i:03}", **person(f"E{i}", "Mp")
+        )
+        for i in range(200)
+    ]
+    groups = [
+        await idp.create_group(f"team-{g}", [u["id"] for u in users[g * 20 : (g + 1) * 20]])
+        for g in range(10)
+    ]
+    assert (await idp.list("/Groups"))["totalResults"] == 10
+    seen: list[str] = []
+    for start in range(1, 201, 50):
+        page = await idp.list("/Users", startIndex=start, count=50)
+        assert page["totalResults"] == 200 and page["itemsPerPage"] == 50
+        seen += [u["id"] for u in page["Resources"]]
+    assert seen == [u["id"] for u in users]
+    in_team_3 = await idp.list("/Groups", filter=f'members eq "{users[65]["id"]}"')
+    assert [g["displayName"] for g in in_team_3["Resources"]] == ["team-3"]
+
+    mover, leaver = "emp-000", "emp-061"  # in team-0, in team-3
+    for sub in (mover, leaver):
+        networks = {
+            "display_name": sub,
+            "networks": [{"network": "linkedin", "handle": sub, "audience_size": 10}],
+        }
+        assert (
+            await sharing.client.put("/v1/advocates/me", json=networks, headers=sharing.headers(org, sub))
+        ).status_code == 200
+    for_team_3 = await sharing.publish_content(org, audience=Audience(teams=["team-3"]))
+    await sharing.wait_shareable(org, leaver, for_team_3)
+    post = {"content_id": for_team_3, "network": "linkedin", "message": "For my team"}
+    refused = await sharing.client.post("/v1/shares", json=post, headers=sharing.headers(org, mover))
+    assert refused.status_code == 403 and "team" in refused.json()["detail"], refused.text
+
+    # The directory moves the mover from team-0 to team-3.
+    mover_id = users[0]["id"]
+    left = await idp.patch(
+        f"/Groups/{groups[0]['id']}", {"op": "remove", "path": f'members[value eq "{mover_id}"]'}
+    )
+    joined = await idp.patch(
+        f"/Groups/{groups[3]['id']}", {"op": "add", "path": "members", "value": [{"value": mover_id}]}
+    )
+    assert left.status_code == 200 and joined.status_code == 200, (left.text, joined.text)
+    me = (await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, mover))).json()
+    assert me["team"] == "team-3"
+    moved = await sharing.client.post("/v1/shares", json=post, headers=sharing.headers(org, mover))
+    assert moved.status_code == 201, moved.text
+
+    # The leaver: a share out, one scheduled; then the directory deactivates them.
+    sent = await make_share(sharing, org, leaver, content_id=for_team_3)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    scheduled = await make_share(sharing, org, leaver, content_id=for_team_3, scheduled_at=later)
+    off = await idp.patch(f"/Users/{users[61]['id']}", {"op": "replace", "path": "active", "value": False})
+    assert off.status_code == 200, off.text
+    refused = await sharing.client.post("/v1/shares", json=post, headers=sharing.headers(org, leaver))
+    assert refused.status_code == 403, refused.text
+    listing = (await sharing.client.get("/v1/shares", headers=sharing.headers(org, leaver))).json()["items"]
+    assert {s["id"]: s["status"] for s in listing} == {sent["id"]: "sent", scheduled["id"]: "cancelled"}
+    assert (await visit(sharing, sent["code"], headers={"user-agent": BROWSER_UA})).status_code == 302
+    assert (await idp.list("/Users", filter="active eq false"))["totalResults"] == 1
