@@ -12,6 +12,7 @@ from services.recognition.leaderboards.schemas import LeaderboardOut
 from services.recognition.main import create_app
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
+from shared.events.advocates import AdvocateUpdated
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
@@ -360,3 +361,34 @@ async def test_an_awarded_credential_validates_against_the_open_badges_3_schema(
 async def _awards(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = body(await client.get("/v1/me/badges", headers=headers))["items"]
     return items
+
+
+async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    """Issue 16: an advocate the organisation's directory deactivated (`active: false` on
+    chorus.advocate.updated) leaves the boards others see and their team's active members; their
+    points and their team's history stay."""
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.enrol("stays", "red")
+    await pub.enrol("leaves", "red")
+    await pub.share("s1", "stays", team="red")
+    await pub.share("s2", "leaves", team="red")
+    viewer = as_(settings, org, "stays")
+    await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=False))
+    await eventually(lambda: _board_is(client, viewer, "all", [("stays", 10)]), timeout_s=90)
+
+    async def team_is(expected: list[tuple[str, int, int]]) -> bool:
+        board = body(
+            await client.get("/v1/leaderboard", headers=viewer, params={"period": "all", "scope": "team"})
+        )
+        return [(t["team"], t["points"], t["active_advocates"]) for t in board["items"]] == expected
+
+    await eventually(lambda: team_is([("red", 20, 1)]), timeout_s=30)
+    leaver = as_(settings, org, "leaves")
+    assert (await points_of(client, leaver))["balance"] == 10
+    # Rehired: back on the boards.
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=True))
+    await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
