@@ -60,7 +60,9 @@ class ChorusSettings(BaseSettings):
     # (shared/webhooks/sealing.py).
     webhook_secret_keys: list[str] = Field(default_factory=lambda: [DEV_WEBHOOK_SECRET_KEY])
     # Requests a caller (an API key or a user) may make a minute, per limited operation
-    # (shared/ratelimit.py), as JSON; an operation not named here is not limited.
+    # (shared/ratelimit.py), as JSON; an operation not named here is not limited. `redirect` is
+    # per client address and per redirect process (services/sharing/redirect); the production
+    # manifests set it, locally it is off (the demo and the benchmarks click from one address).
     rate_limits_per_minute: dict[str, int] = Field(
         default_factory=lambda: {"conversions": 600, "survey_responses": 30}
     )

@@ -50,7 +50,7 @@ class MetricsModules:
             settings=settings,
             projections=projections,
             org_settings=org_settings,
-            api_keys=ApiKeyService(ApiKeyStore(db), clock),
+            api_keys=ApiKeyService(ApiKeyStore(db), outbox, clock),
             attribution=AttributionService(
                 AttributionStore(db),
                 projections,

@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from services.recognition.rules.domain import Kind
+from shared.api_keys import follow_api_keys
 from shared.events import Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
@@ -87,4 +88,5 @@ def build_subscription(recognition: Recognition) -> Subscription:
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
         await recognition.profiles.erase(event.tenant, event.data.advocate_id)  # reaches every module
 
+    follow_api_keys(subscription, lambda: recognition.api_keys)  # the fulfilment system's keys
     return subscription

@@ -36,6 +36,7 @@ from services.sharing.settings import SERVICE, SharingSettings
 from services.sharing.shares import api as shares_api
 from services.sharing.shares import store as shares_store
 from services.sharing.shares.service import SharesService
+from shared.api_keys import KnownKeys
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
@@ -110,6 +111,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
             directory=directory,
             forget_links=redirect.forget,
         )
+        api_keys = KnownKeys(runtime.db)
         relay = ClickRelay(
             sharing_settings,
             ClickSpool(sharing_settings.click_spool_path),
@@ -149,7 +151,8 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         return Wiring(
             service=shares,
             state={"advocates": advocates, "shares": shares, "erasure": erasure, "directory": directory},
-            subscriptions=[build_subscription(advocates, catalog, erasure)],
+            subscriptions=[build_subscription(advocates, catalog, erasure, api_keys)],
+            api_key_resolver=api_keys.resolver(),
             periodic=[
                 Periodic("send-due-shares", sharing_settings.scheduled_share_interval_s, shares.send_due),
                 Periodic(

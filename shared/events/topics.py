@@ -21,6 +21,8 @@ class Topic:
     key: str  # what the record key is; it decides which events keep their relative order
     description: str
     retention_ms: int = FOREVER
+    # For Chorus's own services only: not offered to outbound webhooks nor to integrators.
+    internal: bool = False
 
     @property
     def dlq(self) -> str:
@@ -34,8 +36,13 @@ SHARES = Topic("chorus.shares", 6, "share id", "shares made by advocates")
 CLICKS = Topic("chorus.clicks", 12, "share id", "clicks on tracked links")
 CONVERSIONS = Topic("chorus.conversions", 6, "share id", "leads and sales with their attribution")
 RECOGNITION = Topic("chorus.recognition", 6, "advocate id", "points, badges and redemptions")
+# API keys are issued by metrics and accepted by every service that integrators call, each from
+# its own projection of this topic.
+ACCESS = Topic(
+    "chorus.access", 3, "API key id", "organisations' API keys issued and revoked (internal)", internal=True
+)
 
-TOPICS: tuple[Topic, ...] = (CONTENT, TRAINING, ADVOCATES, SHARES, CLICKS, CONVERSIONS, RECOGNITION)
+TOPICS: tuple[Topic, ...] = (CONTENT, TRAINING, ADVOCATES, SHARES, CLICKS, CONVERSIONS, RECOGNITION, ACCESS)
 
 
 def topic_configs() -> list[tuple[str, int, dict[str, str]]]:

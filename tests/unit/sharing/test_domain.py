@@ -263,3 +263,12 @@ def test_click_ids_have_the_shape_metrics_waits_for() -> None:
     # metrics waits for a click it has not indexed yet only when the id has this shape.
     ids = {clicks.new_click_id() for _ in range(200)}
     assert len(ids) == 200 and all(CLICK_ID_PATTERN.fullmatch(i) for i in ids)
+
+
+def test_the_redirect_limit_counts_each_client_in_its_minute() -> None:
+    limit = clicks.ClientLimit(per_minute=2)
+    start = 1_800_000_000.0  # a minute's first second
+    assert [limit.wait_s("a", start + s) for s in (0, 1, 2)] == [0, 0, 58]
+    assert limit.wait_s("b", start + 2) == 0  # each client has its own count
+    assert limit.wait_s("a", start + 59.5) == 1  # never "retry in 0 s"
+    assert limit.wait_s("a", start + 60) == 0  # a new minute starts afresh
