@@ -16,6 +16,8 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
+from shared.auth import generate_api_key
+from shared.events.access import ApiKeyIssued
 from shared.events.content import Audience
 from tests.helpers import bearer, eventually, http_server, new_org, tap
 from tests.integration.sharing.conftest import Sharing
@@ -86,7 +88,12 @@ async def test_the_scim2_tester_compliance_checks_pass(sharing: Sharing) -> None
     """scim2-tester (PyPI) against the endpoint served over HTTP: discovery, then create, read,
     replace, patch (add, replace, remove) and delete of every resource type it discovers."""
     org = new_org()
-    token = bearer(sharing.settings, org=org, sub="idp-admin", roles=["admin"])
+    key = generate_api_key()  # as an identity provider is configured: an API key of the organisation
+    await sharing.publish(
+        org, ApiKeyIssued(key_id=key.key_id, scopes=["scim:provision"], secret_hash=key.secret_hash)
+    )
+    token = {"Authorization": f"Bearer {key.plaintext}"}
+    await eventually(lambda: _status(sharing, key.plaintext, 200))
     async with http_server(sharing.app, lifespan="off") as url:
         with httpx2.Client(base_url=f"{url}/scim/v2", headers=token, timeout=30) as http:
             results = await asyncio.to_thread(check_server, SyncSCIMClient(http))
@@ -240,6 +247,36 @@ async def test_only_an_admin_or_a_provisioning_key_may_call(sharing: Sharing) ->
     assert advocate.status_code == 403 and advocate.headers["content-type"].startswith(SCIM_JSON)
     anonymous = await sharing.client.get("/scim/v2/Users")
     assert anonymous.status_code == 401 and anonymous.json()["status"] == "401"
+
+    # Organisation API keys, issued by metrics and announced on chorus.access; identity providers
+    # send them as the bearer token.
+    provisioning, conversions = generate_api_key(), generate_api_key()
+    for key, scopes in ((provisioning, ["scim:provision"]), (conversions, ["conversions:write"])):
+        await sharing.publish(
+            org, ApiKeyIssued(key_id=key.key_id, scopes=scopes, secret_hash=key.secret_hash)
+        )
+
+    async def provisions() -> bool:
+        body = {"schemas": [USER], "userName": "okta@example.com"}
+        headers = {"Authorization": f"Bearer {provisioning.plaintext}", "Content-Type": SCIM_JSON}
+        return (await sharing.client.post("/scim/v2/Users", json=body, headers=headers)).status_code == 201
+
+    await eventually(provisions)
+    listed = await sharing.client.get(
+        "/scim/v2/Users", headers={"Authorization": f"Bearer {provisioning.plaintext}"}
+    )
+    assert [u["userName"] for u in listed.json()["Resources"]] == ["okta@example.com"]  # its own org's
+    await eventually(
+        lambda: _status(sharing, conversions.plaintext, 403),
+    )
+    assert (
+        await sharing.client.get("/scim/v2/Users", headers={"Authorization": "Bearer chorus_nope_nope"})
+    ).status_code == 401
+
+
+async def _status(sharing: Sharing, key: str, status: int) -> bool:
+    response = await sharing.client.get("/scim/v2/Users", headers={"Authorization": f"Bearer {key}"})
+    return response.status_code == status and response.headers["content-type"].startswith(SCIM_JSON)
 
 
 async def test_one_organisations_directory_is_invisible_to_another(sharing: Sharing) -> None:
