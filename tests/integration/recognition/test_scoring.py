@@ -392,3 +392,19 @@ async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
     # Rehired: back on the boards.
     await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=True))
     await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+
+
+async def test_kudos_to_a_leaver_are_refused(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.send(AdvocateUpdated(advocate_id="gone", team="red", active=False))
+    giver = as_(settings, org, "peer")
+
+    async def refused() -> bool:
+        response = await client.post("/v1/kudos", headers=giver, json={"to": "gone", "message": "thanks"})
+        assert response.status_code in (201, 422), response.text
+        return response.status_code == 422 and "left" in response.text
+
+    await eventually(refused, timeout_s=60)  # once recognition knows they left
