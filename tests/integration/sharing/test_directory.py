@@ -14,8 +14,11 @@ import httpx
 import httpx2
 import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
+from scim2_models import Context
 from scim2_tester import Status, check_server
 
+from services.sharing.directory.domain import UserResource, created_user
+from services.sharing.directory.service import DirectoryService
 from shared.auth import generate_api_key
 from shared.events.access import ApiKeyIssued
 from shared.events.content import Audience
@@ -483,3 +486,29 @@ async def test_a_directory_of_200_users_and_10_groups_drives_governance_and_leav
     assert {s["id"]: s["status"] for s in listing} == {sent["id"]: "sent", scheduled["id"]: "cancelled"}
     assert (await visit(sharing, sent["code"], headers={"user-agent": BROWSER_UA})).status_code == 302
     assert (await idp.list("/Users", filter="active eq false"))["totalResults"] == 1
+
+
+async def test_a_write_the_process_left_before_its_advocate_followed_is_finished_by_the_sweep(
+    sharing: Sharing,
+) -> None:
+    """The resource and the advocate are two documents: a process stopped between the two writes
+    leaves the resource marked pending, and the periodic sweep brings the advocate in line."""
+    org = new_org()
+    directory: DirectoryService = sharing.app.state.directory
+    resource = UserResource.model_validate(
+        {"schemas": [USER], "userName": "half@example.com", "externalId": "half", "displayName": "Half Done"},
+        scim_ctx=Context.RESOURCE_CREATION_REQUEST,
+    )
+    written = datetime.now(UTC)
+    await directory.store.insert_user(org, created_user(resource, written))  # ... and the process stops
+    assert (
+        await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "half"))
+    ).status_code == 404
+    later = DirectoryService(
+        directory.store, directory.advocates, directory.shares, clock=lambda: written + timedelta(minutes=5)
+    )
+    assert await later.finish_syncs() >= 1
+    me = await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "half"))
+    assert me.status_code == 200 and me.json()["display_name"] == "Half Done"
+    pending = await directory.store.pending_sync(written + timedelta(minutes=5), 1000)
+    assert [user for owner, user in pending if owner == org] == []
