@@ -11,7 +11,7 @@ from shared.events import Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
-from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.conversions import ApplicationSubmitted, HireMade, LeadCaptured, SaleRecorded, SaleRefunded
 from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS
 from shared.events.training import CourseCompleted, PolicyAcknowledged
@@ -58,6 +58,18 @@ def build_subscription(recognition: Recognition) -> Subscription:
     @subscription.on(SaleRecorded)
     async def sale_recorded(event: Event[SaleRecorded]) -> None:
         await recognition.points.conversion(event, Kind.SALE)
+
+    @subscription.on(SaleRefunded)
+    async def sale_refunded(event: Event[SaleRefunded]) -> None:
+        await recognition.points.sale_refunded(event)
+
+    @subscription.on(ApplicationSubmitted)
+    async def application_submitted(event: Event[ApplicationSubmitted]) -> None:
+        await recognition.points.conversion(event, Kind.APPLICATION)
+
+    @subscription.on(HireMade)
+    async def hire_made(event: Event[HireMade]) -> None:
+        await recognition.points.conversion(event, Kind.HIRE)
 
     @subscription.on(CourseCompleted)
     async def course_completed(event: Event[CourseCompleted]) -> None:

@@ -26,8 +26,8 @@ async def dimension_filters(
 
 
 Filters = Annotated[dict[str, str], Depends(dimension_filters)]
-From = Annotated[date, Query(alias="from", description="first UTC day, inclusive")]
-To = Annotated[date, Query(description="last UTC day, inclusive")]
+From = Annotated[date, Query(alias="from", description="first day, inclusive, in the org's time zone")]
+To = Annotated[date, Query(description="last day, inclusive, in the org's time zone")]
 
 
 @router.get(

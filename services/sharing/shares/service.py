@@ -62,7 +62,7 @@ class SharesService:
             goes_out_at=goes_out,
         )
         domain.check_daily_limit_open(rules)
-        day = goes_out.date().isoformat()
+        day = domain.share_day(rules, goes_out)
         if not await self.store.reserve_daily_share(org, principal.sub, day, rules.daily_share_limit):
             raise domain.daily_limit_reached(rules, day)
         share = domain.new_share(

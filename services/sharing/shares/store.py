@@ -2,7 +2,8 @@
 
 - shares         one per share, with its code, target and the trace context it was made in;
                  carries its chorus.share.made in its outbox until sent
-- daily_counts   shares per (org, advocate, UTC day), reserved atomically for the daily limit
+- daily_counts   shares per (org, advocate, day in the org's time zone), reserved atomically for
+                 the daily limit
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ async def test_settings_stored_without_their_org_are_adopted(db: AsyncDatabase[D
     await migrate(db, MIGRATIONS)
 
     assert (await store.get("org-a")).rates == EmvRates(Decimal("0.50"), Decimal("4"), "EUR")
-    await store.set_attribution_window("org-a", 14)
+    await store.set_program_settings("org-a", 14, "Europe/Paris")
     assert (await store.get("org-a")).attribution_window_days == 14
+    assert (await store.get("org-a")).time_zone == "Europe/Paris"
     assert await db[ORG_SETTINGS].count_documents({}) == 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from services.recognition.main import create_app
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
 from shared.events.advocates import AdvocateUpdated
+from shared.events.conversions import ApplicationSubmitted, HireMade, SaleRecorded, SaleRefunded
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
@@ -361,6 +363,64 @@ async def test_an_awarded_credential_validates_against_the_open_badges_3_schema(
 async def _awards(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = body(await client.get("/v1/me/badges", headers=headers))["items"]
     return items
+
+
+def _conversion(conversion_id: str, advocate_id: str, share_id: str) -> dict[str, Any]:
+    return {
+        "conversion_id": conversion_id,
+        "key": share_id,
+        "customer_id": f"cust-{conversion_id}",
+        "attributed": True,
+        "share_id": share_id,
+        "advocate_id": advocate_id,
+        "content_id": "c1",
+        "converted_at": datetime.now(UTC),
+    }
+
+
+def _refund(refund_id: str, sale_id: str, amount: str, *, full: bool) -> SaleRefunded:
+    return SaleRefunded(
+        **_conversion(refund_id, "a", "s1"),
+        sale_id=sale_id,
+        order_id=f"order-{sale_id}",
+        amount=amount,
+        currency="EUR",
+        fully_refunded=full,
+    )
+
+
+async def test_talent_scores_and_a_sale_refunded_in_full_gives_its_points_back(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    money = {"amount": "100.00", "currency": "EUR"}
+    await pub.send(ApplicationSubmitted(**_conversion("app-1", "a", "s1")))
+    await pub.send(HireMade(**_conversion("hire-1", "a", "s1"), application_id="app-1"))
+    await pub.send(SaleRecorded(**_conversion("kept", "a", "s1"), order_id="order-kept", **money))
+    await pub.send(SaleRecorded(**_conversion("returned", "a", "s1"), order_id="order-returned", **money))
+    # Part of one sale comes back; the other comes back in two parts, the second ending it.
+    await pub.send(_refund("r1", "kept", "40.00", full=False))
+    await pub.send(_refund("r2", "returned", "60.00", full=False))
+    last = await pub.send(_refund("r3", "returned", "40.00", full=True))
+    await pub.send(_refund("r4", "no-such-sale", "10.00", full=True))  # a sale never scored: nothing
+    a = as_(settings, org, "a")
+    await eventually(lambda: _count_is(client, a, 5), timeout_s=90)
+
+    assert sorted((e["kind"], e["points"]) for e in await ledger_of(client, a)) == [
+        ("application", 50),
+        ("hire", 300),
+        ("reversal", -100),
+        ("sale", 100),
+        ("sale", 100),
+    ]
+    assert (await points_of(client, a))["balance"] == 450
+    # The refund sent again (at least once) takes nothing more.
+    await producer.publish(last)
+    await pub.send(_refund("r5", "returned", "0.01", full=True))  # a second "full" refund, a duplicate
+    await pub.send(ApplicationSubmitted(**_conversion("app-2", "a", "s1")))  # a marker: all before it done
+    await eventually(lambda: _count_is(client, a, 6), timeout_s=90)
+    assert (await points_of(client, a))["balance"] == 500
 
 
 async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
