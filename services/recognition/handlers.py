@@ -86,9 +86,7 @@ def build_subscription(recognition: Recognition) -> Subscription:
     async def profile(event: Event[AdvocateEnrolled] | Event[AdvocateUpdated]) -> None:
         kept = await recognition.profiles.update(event.tenant, event.data)
         if kept is not None:
-            await recognition.leaderboards.follow_consent(
-                event.tenant, kept.advocate_id, kept.public_ranking_consent
-            )
+            await recognition.leaderboards.follow_consent(event.tenant, kept.advocate_id, kept.ranked)
 
     @subscription.on(AdvocateEnrolled)
     async def advocate_enrolled(event: Event[AdvocateEnrolled]) -> None:

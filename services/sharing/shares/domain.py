@@ -29,7 +29,7 @@ class Share:
     code: str
     short_url: str
     target_url: str
-    status: str  # pending (scheduled, not yet out) or sent
+    status: str  # pending (scheduled, not yet out), sent, or cancelled (its advocate left)
     send_at: datetime | None  # when a pending share goes out
     scheduled_at: datetime | None
     shared_at: datetime | None
@@ -139,6 +139,10 @@ def check_share(
     goes_out_at: datetime,
 ) -> None:
     """Every governance rule that needs no counting; raises the refusal with its reason."""
+    if not advocate.active:
+        raise Forbidden(
+            "your account was deactivated by your organisation's directory: you can no longer share"
+        )
     if network not in POST_LIMITS:
         raise InvalidInput.field("network", f"must be one of {', '.join(sorted(NETWORKS))}")
     if (reason := content_open_at(content, goes_out_at)) is not None:

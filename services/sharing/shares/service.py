@@ -149,6 +149,10 @@ class SharesService:
         """The share a public link names, in whichever organisation (the redirect, on a miss)."""
         return await self.store.by_code(code)
 
+    async def cancel_scheduled(self, org: str, advocate_id: str) -> int:
+        """A leaver's scheduled shares do not go out; their shares already out keep redirecting."""
+        return await self.store.cancel_pending(org, advocate_id, self.clock())
+
     async def ids_of(self, org: str, advocate_id: str) -> list[str]:
         return await self.store.ids_of(org, advocate_id)
 

@@ -108,6 +108,16 @@ class SharesStore:
         )
         return result.modified_count == 1
 
+    async def cancel_pending(self, org: str, advocate_id: str, now: datetime) -> int:
+        """Cancel the advocate's scheduled shares not yet out; how many. A share the sweep is
+        sending at this moment is either sent (and stays) or cancelled, never both: both writes
+        are conditional on `pending`."""
+        result = await self.tenants.of(org, SHARES).update_many(
+            {"advocate_id": advocate_id, "status": "pending"},
+            {"$set": {"status": "cancelled", "cancelled_at": now}},
+        )
+        return result.modified_count
+
     async def ids_of(self, org: str, advocate_id: str) -> list[str]:
         cursor = self.tenants.of(org, SHARES).find({"advocate_id": advocate_id}, {"_id": 1})
         return [doc["_id"] async for doc in cursor]

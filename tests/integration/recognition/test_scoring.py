@@ -13,6 +13,7 @@ from services.recognition.leaderboards.schemas import LeaderboardOut
 from services.recognition.main import create_app
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
+from shared.events.advocates import AdvocateUpdated
 from shared.events.conversions import ApplicationSubmitted, HireMade, SaleRecorded, SaleRefunded
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
@@ -420,3 +421,50 @@ async def test_talent_scores_and_a_sale_refunded_in_full_gives_its_points_back(
     await pub.send(ApplicationSubmitted(**_conversion("app-2", "a", "s1")))  # a marker: all before it done
     await eventually(lambda: _count_is(client, a, 6), timeout_s=90)
     assert (await points_of(client, a))["balance"] == 500
+
+
+async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    """Issue 16: an advocate the organisation's directory deactivated (`active: false` on
+    chorus.advocate.updated) leaves the boards others see and their team's active members; their
+    points and their team's history stay."""
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.enrol("stays", "red")
+    await pub.enrol("leaves", "red")
+    await pub.share("s1", "stays", team="red")
+    await pub.share("s2", "leaves", team="red")
+    viewer = as_(settings, org, "stays")
+    await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=False))
+    await eventually(lambda: _board_is(client, viewer, "all", [("stays", 10)]), timeout_s=90)
+
+    async def team_is(expected: list[tuple[str, int, int]]) -> bool:
+        board = body(
+            await client.get("/v1/leaderboard", headers=viewer, params={"period": "all", "scope": "team"})
+        )
+        return [(t["team"], t["points"], t["active_advocates"]) for t in board["items"]] == expected
+
+    await eventually(lambda: team_is([("red", 20, 1)]), timeout_s=30)
+    leaver = as_(settings, org, "leaves")
+    assert (await points_of(client, leaver))["balance"] == 10
+    # Rehired: back on the boards.
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=True))
+    await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+
+
+async def test_kudos_to_a_leaver_are_refused(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.send(AdvocateUpdated(advocate_id="gone", team="red", active=False))
+    giver = as_(settings, org, "peer")
+
+    async def refused() -> bool:
+        response = await client.post("/v1/kudos", headers=giver, json={"to": "gone", "message": "thanks"})
+        assert response.status_code in (201, 422), response.text
+        return response.status_code == 422 and "left" in response.text
+
+    await eventually(refused, timeout_s=60)  # once recognition knows they left
