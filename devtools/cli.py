@@ -6,7 +6,7 @@ chorus serve SERVICE            one service's HTTP server: shared/serve.py, what
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
-chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document and consumer map
+chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document, consumer map and Kafka ACLs
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 chorus demo [--advocates N] [--days D] [--seed S] [--speed X] [--url URL]
                                 a simulated program played against a running stack (make demo)
@@ -258,8 +258,9 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 def cmd_schemas(args: argparse.Namespace) -> int:
     from devtools.contracts import write_contracts
+    from devtools.kafka_access import write_access
 
-    for path in write_contracts(Path(args.out)):
+    for path in [*write_contracts(Path(args.out)), *write_access()]:
         print(path)
     return 0
 

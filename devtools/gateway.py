@@ -54,6 +54,7 @@ ROUTES: dict[str, str] = {
     "/v1/shares": "sharing",
     "/v1/shareable": "sharing",
     "/r/": "sharing",
+    "/scim/": "sharing",  # the directory's SCIM 2.0 service provider (identity providers call it)
     "/v1/conversions": "metrics",
     "/v1/funnel": "metrics",
     "/v1/timeseries": "metrics",

@@ -26,8 +26,10 @@ import contextlib
 import fcntl
 import hashlib
 import http.client
+import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -41,6 +43,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_DIR = REPO_ROOT / "deploy" / "local" / "kafka"
@@ -104,6 +107,10 @@ class StackConfig:
     state_dir: Path
     kafka_port: int = 9092
     kafka_controller_port: int = 9093
+    # SASL_SSL with SCRAM-SHA-512, and SSL with client certificates (mTLS): the listeners
+    # production has; the plain one (kafka_port) is for local development only.
+    kafka_sasl_port: int = 9094
+    kafka_tls_port: int = 9095
     mongo_port: int = 27017
     otlp_grpc_port: int = 4317
     otlp_http_port: int = 4318
@@ -121,6 +128,8 @@ class StackConfig:
             state_dir=Path(state).expanduser().absolute(),
             kafka_port=_port(env, "CHORUS_KAFKA_PORT", cls.kafka_port),
             kafka_controller_port=_port(env, "CHORUS_KAFKA_CONTROLLER_PORT", cls.kafka_controller_port),
+            kafka_sasl_port=_port(env, "CHORUS_KAFKA_SASL_PORT", cls.kafka_sasl_port),
+            kafka_tls_port=_port(env, "CHORUS_KAFKA_TLS_PORT", cls.kafka_tls_port),
             mongo_port=_port(env, "CHORUS_MONGO_PORT", cls.mongo_port),
             otlp_grpc_port=_port(env, "CHORUS_OTLP_GRPC_PORT", cls.otlp_grpc_port),
             otlp_http_port=_port(env, "CHORUS_OTLP_HTTP_PORT", cls.otlp_http_port),
@@ -135,6 +144,8 @@ class StackConfig:
         return {
             "CHORUS_KAFKA_PORT": self.kafka_port,
             "CHORUS_KAFKA_CONTROLLER_PORT": self.kafka_controller_port,
+            "CHORUS_KAFKA_SASL_PORT": self.kafka_sasl_port,
+            "CHORUS_KAFKA_TLS_PORT": self.kafka_tls_port,
             "CHORUS_MONGO_PORT": self.mongo_port,
             "CHORUS_OTLP_GRPC_PORT": self.otlp_grpc_port,
             "CHORUS_OTLP_HTTP_PORT": self.otlp_http_port,
@@ -151,6 +162,43 @@ class StackConfig:
     @property
     def kafka_bootstrap(self) -> str:
         return f"{HOST}:{self.kafka_port}"
+
+    @property
+    def kafka_sasl_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_sasl_port}"
+
+    @property
+    def kafka_tls_bootstrap(self) -> str:
+        return f"{HOST}:{self.kafka_tls_port}"
+
+    @property
+    def kafka_tls_dir(self) -> Path:
+        """The local CA, the broker's certificate and one client certificate per principal."""
+        return self.part_dir("kafka") / "tls"
+
+    @property
+    def kafka_users_file(self) -> Path:
+        """The SCRAM passwords of the principals, as JSON {name: password}."""
+        return self.part_dir("kafka") / "users.json"
+
+    def kafka_client_env(self, principal: str, *, mtls: bool = False) -> dict[str, str]:
+        """The variables a service needs to reach this stack's broker as `principal` over
+        SASL_SSL (SCRAM-SHA-512), or over mTLS with its client certificate."""
+        env = {"CHORUS_KAFKA_SSL_CAFILE": str(self.kafka_tls_dir / "ca.crt")}
+        if mtls:
+            return env | {
+                "CHORUS_KAFKA_BOOTSTRAP": self.kafka_tls_bootstrap,
+                "CHORUS_KAFKA_SECURITY_PROTOCOL": "SSL",
+                "CHORUS_KAFKA_SSL_CERTFILE": str(self.kafka_tls_dir / f"{principal}.crt"),
+                "CHORUS_KAFKA_SSL_KEYFILE": str(self.kafka_tls_dir / f"{principal}.key"),
+            }
+        users = json.loads(self.kafka_users_file.read_text())
+        return env | {
+            "CHORUS_KAFKA_BOOTSTRAP": self.kafka_sasl_bootstrap,
+            "CHORUS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "CHORUS_KAFKA_SASL_USERNAME": principal,
+            "CHORUS_KAFKA_SASL_PASSWORD": users[principal],
+        }
 
     @property
     def mongo_url(self) -> str:
@@ -736,6 +784,140 @@ def new_kafka_cluster_id() -> str:
             return cluster_id
 
 
+# --------------------------------------------------------------------------------------------
+# Kafka security: a local CA, SCRAM users and ACLs for the SASL_SSL and mTLS listeners. Who may
+# do what is generated from the topic catalog and the services' subscriptions into
+# access.json (devtools/kafka_access.py, `chorus schemas`); this module only reads it.
+
+KAFKA_ACCESS_FILE = KAFKA_DIR / "access.json"
+TLS_DAYS = 3650  # a local CA: it lives as long as the state directory
+
+
+def kafka_access() -> tuple[str, list[dict[str, Any]]]:
+    """The administrator's name and every service principal with its ACLs (access.json)."""
+    document = json.loads(KAFKA_ACCESS_FILE.read_text())
+    return str(document["admin"]), list(document["principals"])
+
+
+def kafka_principals() -> list[str]:
+    admin, principals = kafka_access()
+    return [admin, *(str(p["name"]) for p in principals)]
+
+
+def make_certificates(tls_dir: Path, names: Sequence[str], *, ca_name: str = "Chorus local CA") -> None:
+    """A CA, a broker certificate for 127.0.0.1 and localhost, and a client certificate
+    (CN=<name>) for each name, with openssl: EC P-256 keys in PKCS#8, which both Kafka's PEM
+    key store and Python's ssl module read. Idempotent: only what is missing is made, so a
+    warm start costs nothing and a new principal gets its certificate from the same CA."""
+    openssl = _require("openssl", "the local Kafka broker's TLS certificates are made with openssl")
+    tls_dir.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = tls_dir / "ca.key", tls_dir / "ca.crt"
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    if not ca_crt.exists():
+        _run(
+            [openssl, "req", "-x509", *new_key, "-keyout", str(ca_key), "-out", str(ca_crt),
+             "-days", str(TLS_DAYS), "-subj", f"/CN={ca_name}",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+            "making the local Kafka CA",
+        )  # fmt: skip
+    leaves = {"broker": "subjectAltName=IP:127.0.0.1,DNS:localhost"} | {n: "" for n in names}
+    for name, extension in leaves.items():
+        key, crt = tls_dir / f"{name}.key", tls_dir / f"{name}.crt"
+        if crt.exists():
+            continue
+        csr = tls_dir / f"{name}.csr"
+        _run(
+            [openssl, "req", "-new", *new_key, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}"],
+            f"making the Kafka key of {name}",
+        )
+        ext_file = tls_dir / f"{name}.ext"
+        ext_file.write_text(f"{extension}\n" if extension else "basicConstraints=CA:FALSE\n")
+        _run(
+            [openssl, "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+             "-set_serial", str(secrets.randbits(63)), "-days", str(TLS_DAYS), "-extfile", str(ext_file),
+             "-out", str(crt)],
+            f"signing the Kafka certificate of {name}",
+        )  # fmt: skip
+        csr.unlink()
+        ext_file.unlink()
+    broker_pem = tls_dir / "broker.pem"
+    if not broker_pem.exists():
+        # Kafka's PEM key store: the private key, then the certificate chain.
+        broker_pem.write_text((tls_dir / "broker.key").read_text() + (tls_dir / "broker.crt").read_text())
+
+
+def _kafka_users(config: StackConfig) -> dict[str, str]:
+    """A SCRAM password per principal, made once and kept in the state directory."""
+    path = config.kafka_users_file
+    users: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    missing = [name for name in kafka_principals() if name not in users]
+    if missing:
+        users |= {name: secrets.token_urlsafe(24) for name in missing}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(users, indent=2) + "\n")
+        path.chmod(0o600)
+    return users
+
+
+# Kafka's protocol codes (org.apache.kafka.common.acl / resource).
+_RESOURCE_TYPES = {"topic": 2, "group": 3}
+_OPERATIONS = {"Read": 3, "Write": 4, "Describe": 8}
+_PATTERN_LITERAL, _PERMISSION_ALLOW = 3, 3
+
+
+def _kafka_string(value: str) -> bytes:
+    data = value.encode()
+    return struct.pack(">h", len(data)) + data
+
+
+def create_acls_request(principals: Sequence[Mapping[str, Any]], correlation_id: int) -> bytes:
+    """A CreateAcls v1 request (with its size prefix) allowing every ACL of access.json."""
+    creations = []
+    for principal in principals:
+        for acl in principal["acls"]:
+            for operation in acl["operations"]:
+                creations.append(
+                    struct.pack(">b", _RESOURCE_TYPES[acl["resource"]])
+                    + _kafka_string(acl["name"])
+                    + struct.pack(">b", _PATTERN_LITERAL)
+                    + _kafka_string(f"User:{principal['name']}")
+                    + _kafka_string("*")
+                    + struct.pack(">bb", _OPERATIONS[operation], _PERMISSION_ALLOW)
+                )
+    header = struct.pack(">hhi", 30, 1, correlation_id) + _kafka_string("chorus-devstack")
+    body = struct.pack(">i", len(creations)) + b"".join(creations)
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def apply_kafka_acls(config: StackConfig, timeout: float = 10.0) -> None:
+    """Allow each service principal what access.json says, over the plain listener (whose
+    ANONYMOUS principal is a super user of the local broker only). Creating an ACL that exists
+    changes nothing, so this runs at every start."""
+    _, principals = kafka_access()
+    correlation_id = 0x41434C53
+    request = create_acls_request(principals, correlation_id)
+    try:
+        with socket.create_connection((HOST, config.kafka_port), timeout=timeout) as sock:
+            sock.sendall(request)
+            (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+            reply = _recv_exact(sock, size)
+    except OSError as exc:
+        raise StackError(f"applying the Kafka ACLs failed: {exc}") from exc
+    got_id, _throttle, count = struct.unpack_from(">iii", reply)
+    offset, errors = 12, []
+    for _ in range(count):
+        (code,) = struct.unpack_from(">h", reply, offset)
+        (length,) = struct.unpack_from(">h", reply, offset + 2)
+        offset += 4
+        message = reply[offset : offset + length].decode() if length > 0 else ""
+        offset += max(length, 0)
+        if code:
+            errors.append(f"error {code}: {message}")
+    if got_id != correlation_id or errors:
+        raise StackError("the broker refused some Kafka ACLs:\n" + "\n".join(sorted(set(errors))))
+
+
 @dataclass(frozen=True)
 class Launch:
     argv: list[str]
@@ -747,12 +929,18 @@ def _kafka_command(config: StackConfig, installed: Installed) -> Launch:
     home = config.part_dir("kafka")
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
+    admin = kafka_principals()[0]
+    make_certificates(config.kafka_tls_dir, kafka_principals())
     properties = home / "server.properties"
     properties.write_text(
         render_template(
             KAFKA_DIR / "server.properties.template",
             kafka_port=config.kafka_port,
             controller_port=config.kafka_controller_port,
+            sasl_port=config.kafka_sasl_port,
+            tls_port=config.kafka_tls_port,
+            tls_dir=config.kafka_tls_dir,
+            admin=admin,
             log_dir=data,
         )
     )
@@ -764,6 +952,12 @@ def _kafka_command(config: StackConfig, installed: Installed) -> Launch:
         id_file = home / "cluster.id"
         if not id_file.exists():
             id_file.write_text(new_kafka_cluster_id() + "\n")
+        # SCRAM credentials live in the metadata log; formatting is when they are written.
+        scram = [
+            arg
+            for name, password in _kafka_users(config).items()
+            for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")
+        ]
         _run(
             [
                 java,
@@ -775,10 +969,21 @@ def _kafka_command(config: StackConfig, installed: Installed) -> Launch:
                 id_file.read_text().strip(),
                 "-c",
                 str(properties),
+                *scram,
             ],
             "formatting the Kafka storage",
             env=env,
         )
+    else:
+        path = config.kafka_users_file
+        known = json.loads(path.read_text()) if path.exists() else {}
+        missing = [name for name in kafka_principals() if name not in known]
+        if missing:
+            _progress(
+                f"note: the Kafka storage was formatted without SCRAM users for {', '.join(missing)},"
+                " so they cannot log in on the SASL_SSL listener; `chorus stack reset` (which deletes"
+                " the stack's data) adds them"
+            )
     argv = [
         java,
         *config.kafka_jvm_opts.split(),
@@ -845,6 +1050,8 @@ class Part:
     port_vars: tuple[str, ...]  # every port it listens on, by the variable that sets it
     command: Callable[[StackConfig, Installed], Launch]  # prepares its files, says how to run it
     healthy: Callable[[StackConfig], bool]
+    # Run once it is healthy, at every start (also when it was already running): idempotent.
+    after_start: Callable[[StackConfig], None] | None = None
 
     def ports(self, config: StackConfig) -> dict[str, int]:
         return {var: config.ports()[var] for var in self.port_vars}
@@ -869,9 +1076,15 @@ PARTS: tuple[Part, ...] = (
     Part(
         name="kafka",
         title="Kafka",
-        port_vars=("CHORUS_KAFKA_PORT", "CHORUS_KAFKA_CONTROLLER_PORT"),
+        port_vars=(
+            "CHORUS_KAFKA_PORT",
+            "CHORUS_KAFKA_CONTROLLER_PORT",
+            "CHORUS_KAFKA_SASL_PORT",
+            "CHORUS_KAFKA_TLS_PORT",
+        ),
         command=_kafka_command,
         healthy=lambda c: kafka_ready(c.kafka_port),
+        after_start=apply_kafka_acls,
     ),
 )
 
@@ -1139,6 +1352,9 @@ def _start(config: StackConfig, parts: Sequence[Part], timeout: float, build: bo
                     launched.append(part)
                 running[part.name], since[part.name] = pid, time.monotonic()
             _wait_healthy(config, parts, running, since, timeout)
+            for part in parts:
+                if part.after_start is not None:
+                    part.after_start(config)
         except BaseException:
             _stop_parts(config, launched)
             raise
@@ -1214,7 +1430,12 @@ def stop_part(name: str, config: StackConfig | None = None) -> bool:
 
 def _print_urls(config: StackConfig) -> None:
     rows = [
-        ("Kafka bootstrap", config.kafka_bootstrap),
+        ("Kafka bootstrap", f"{config.kafka_bootstrap} (plain, local development only)"),
+        ("Kafka SASL_SSL", f"{config.kafka_sasl_bootstrap} (SCRAM users in {config.kafka_users_file})"),
+        (
+            "Kafka mTLS",
+            f"{config.kafka_tls_bootstrap} (CA and client certificates in {config.kafka_tls_dir})",
+        ),
         ("MongoDB URL", config.mongo_url),
         ("Jaeger UI", config.jaeger_query_url),
         ("OTLP HTTP", config.otlp_http_endpoint),

@@ -31,7 +31,7 @@ from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.bodylimit import BodyLimit
 from shared.errors import PROBLEM_JSON, PROBLEM_SCHEMA, install_error_handlers
 from shared.idempotency import REPLAYED_HEADER
-from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics
+from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, kafka_security
 from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
 from shared.outbox import Outbox
@@ -93,7 +93,7 @@ async def _connect_kafka(
     backoff until the broker answers."""
     steps: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
     if settings.create_topics:
-        steps.append(("topics", lambda: ensure_topics(settings.kafka_bootstrap)))
+        steps.append(("topics", lambda: ensure_topics(settings.kafka_bootstrap, kafka_security(settings))))
     steps.append(("producer", producer.start))
     steps += [(f"consumer {c.group_id}", c.start) for c in consumers]
     for step, start in steps:

@@ -285,19 +285,25 @@ def _bearer_token(request: Request) -> str | None:
 BEARER = HTTPBearer(
     auto_error=False,
     bearerFormat="JWT",
-    description="a JWT with `sub`, `org` and `roles`; metrics also takes an `X-API-Key` header",
+    description="a JWT with `sub`, `org` and `roles`, or an API key where the service takes one"
+    " (also as an `X-API-Key` header)",
 )
 
 
 async def authenticate(
     request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
 ) -> Principal:
-    """The caller, from a bearer JWT or (where the app allows it) an X-API-Key header."""
+    """The caller, from a bearer JWT or (where the app allows it) an API key: in an X-API-Key
+    header, or as the bearer token itself (SCIM clients such as Entra ID and Okta send their
+    secret that way; a JWT never starts with our keys' prefix)."""
     verifier: TokenVerifier = request.app.state.token_verifier
     token = _bearer_token(request)
+    api_key = request.headers.get("x-api-key")
+    if token is not None and token.startswith(API_KEY_PREFIX):
+        token, api_key = None, token
     if token is not None:
         principal = await verifier.verify(token)
-    elif (api_key := request.headers.get("x-api-key")) is not None:
+    elif api_key is not None:
         resolver: ApiKeyResolver | None = getattr(request.app.state, "api_key_resolver", None)
         if resolver is None:
             raise Unauthorized("this service does not accept API keys; use a bearer token")

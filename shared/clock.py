@@ -2,6 +2,10 @@
 
 `utc_now` is at millisecond precision, as MongoDB stores datetimes: a value built in memory and
 the same value read back from the store (an event the relay rebuilds, say) compare equal.
+
+Times are kept in UTC; an organisation's IANA time zone (its settings' `time_zone`) says what
+its days and hours are: `time_zone` reads the name, `local_date` the day a time falls on there.
+The zone data is the system's, or the `tzdata` package's where the system has none (the image).
 """
 
 from __future__ import annotations
@@ -9,7 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BeforeValidator
 
@@ -19,6 +25,37 @@ Clock = Callable[[], datetime]
 def utc_now() -> datetime:
     at = datetime.now(UTC)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
+
+
+DEFAULT_TIME_ZONE = "UTC"
+
+
+@lru_cache(maxsize=1024)
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone called `name` (e.g. America/Los_Angeles); ValueError if there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a name that is a folder of the zone database (America), or unreadable.
+        raise ValueError(f"{name!r} is not an IANA time zone, e.g. Europe/Paris") from None
+
+
+def local_date(at: datetime, zone: str) -> date:
+    """The day `at` falls on in the time zone `zone` (a time without a zone is taken as UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(time_zone(zone)).date()
+
+
+SLOT_MINUTES = 15  # every IANA zone's offset from UTC is a multiple of it (since 1972)
+
+
+def utc_slot(at: datetime) -> str:
+    """The UTC quarter hour `at` falls in, e.g. '2026-11-02T08:15' (a time without a zone is UTC):
+    whatever an organisation's zone, its days begin on one, so counts kept by quarter hour can be
+    put on the days of any zone."""
+    at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return f"{at:%Y-%m-%dT%H}:{at.minute - at.minute % SLOT_MINUTES:02d}"
 
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")

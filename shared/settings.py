@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "chorus-dev-secret-change-me-in-production-0123456789"  # noqa: S105 - dev only, refused in prod
@@ -24,6 +24,19 @@ class ChorusSettings(BaseSettings):
     environment: str = Field("dev", description="dev or prod; prod refuses the dev JWT secret")
     service_name: str = "chorus"
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How the Kafka clients connect and who they are (shared/messaging/security.py). PLAINTEXT is
+    # the local stack's development listener only, where no principal is checked; production
+    # uses SASL_SSL with the service's SCRAM-SHA-512 user, or SSL with its client certificate
+    # (mTLS). The broker's certificate is checked against the CA file (the system's CAs when
+    # unset), and its host name against the bootstrap address.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = None
+    # A client certificate and its (unencrypted PEM) key: mTLS, on the SSL protocol.
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     # Each service keeps its own database: <mongo_db_prefix>_<service>. Tests set a unique prefix.
     mongo_db_prefix: str = "chorus"
@@ -60,7 +73,9 @@ class ChorusSettings(BaseSettings):
     # (shared/webhooks/sealing.py).
     webhook_secret_keys: list[str] = Field(default_factory=lambda: [DEV_WEBHOOK_SECRET_KEY])
     # Requests a caller (an API key or a user) may make a minute, per limited operation
-    # (shared/ratelimit.py), as JSON; an operation not named here is not limited.
+    # (shared/ratelimit.py), as JSON; an operation not named here is not limited. `redirect` is
+    # per client address and per redirect process (services/sharing/redirect); the production
+    # manifests set it, locally it is off (the demo and the benchmarks click from one address).
     rate_limits_per_minute: dict[str, int] = Field(
         default_factory=lambda: {"conversions": 600, "survey_responses": 30}
     )
@@ -89,6 +104,28 @@ class ChorusSettings(BaseSettings):
     # How long a starting service waits for Kafka before it serves anyway and goes on connecting
     # in the background (a broker outage must not keep pods from starting).
     kafka_connect_wait_s: float = Field(10.0, ge=0)
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> ChorusSettings:
+        protocol = self.kafka_security_protocol
+        if protocol == "SASL_SSL" and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(
+                "CHORUS_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs CHORUS_KAFKA_SASL_USERNAME and"
+                " CHORUS_KAFKA_SASL_PASSWORD"
+            )
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("CHORUS_KAFKA_SSL_CERTFILE and CHORUS_KAFKA_SSL_KEYFILE go together")
+        if protocol == "SSL" and not self.kafka_ssl_certfile:
+            raise ValueError(
+                "CHORUS_KAFKA_SECURITY_PROTOCOL=SSL authenticates with a client certificate:"
+                " set CHORUS_KAFKA_SSL_CERTFILE and CHORUS_KAFKA_SSL_KEYFILE"
+            )
+        tls_files = (self.kafka_ssl_cafile, self.kafka_ssl_certfile, self.kafka_ssl_keyfile)
+        if protocol == "PLAINTEXT" and any(tls_files):
+            raise ValueError(
+                "CHORUS_KAFKA_SSL_* files are set but CHORUS_KAFKA_SECURITY_PROTOCOL is PLAINTEXT"
+            )
+        return self
 
     def jwt_claim_overrides(self) -> dict[str, str]:
         given = {"org": self.jwt_org_claim, "roles": self.jwt_roles_claim, "team": self.jwt_team_claim}

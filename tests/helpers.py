@@ -7,7 +7,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import httpx
 import uvicorn
@@ -62,10 +62,12 @@ async def scratch_database(
 
 
 @contextlib.asynccontextmanager
-async def http_server(app: ASGIApp) -> AsyncIterator[str]:
-    """`app` served by uvicorn on a free local port (a receiver, an identity provider); its URL."""
+async def http_server(app: ASGIApp, *, lifespan: Literal["auto", "on", "off"] = "auto") -> AsyncIterator[str]:
+    """`app` served by uvicorn on a free local port (a receiver, an identity provider); its URL.
+    `lifespan="off"` serves an app whose lifespan already runs (in `running_app`)."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     await eventually(lambda: server.started, timeout_s=10, interval_s=0.05)
     try:

@@ -25,9 +25,10 @@ Problems = list[dict[str, str]]
 class Viewer:
     """Who is asking, with the audience attributes taken from the token's claims.
 
-    This service does not own advocate profiles (sharing does), so a caller's team, department
-    and location come from the JWT claims `team`, `department` and `location` when the identity
-    provider sets them."""
+    This service does not own advocate profiles (sharing does): a caller's team, department and
+    location come from the JWT claims `team`, `department` and `location` when the identity
+    provider sets them, and the library replaces them with sharing's profile (kept from
+    chorus.advocates in services/content/audience/) once it has one."""
 
     sub: str
     roles: frozenset[str]

@@ -1,17 +1,29 @@
-"""What the content service consumes: shares (to count them per item) and erasures."""
+"""What the content service consumes: shares (to count them per item), advocates' audience
+attributes (the library's audience checks read sharing's profile) and erasures."""
 
 from __future__ import annotations
 
+from services.content.audience.service import AudienceService
 from services.content.library.service import LibraryService
 from services.content.training.service import TrainingService
 from shared.events import Event
-from shared.events.advocates import AdvocateErased
+from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.shares import ShareMade
 from shared.messaging import Subscription
 
 
-def build_subscription(library: LibraryService, training: TrainingService) -> Subscription:
+def build_subscription(
+    library: LibraryService, training: TrainingService, audiences: AudienceService
+) -> Subscription:
     subscription = Subscription(group="content")
+
+    @subscription.on(AdvocateEnrolled)
+    async def advocate_enrolled(event: Event[AdvocateEnrolled]) -> None:
+        await audiences.project(event.tenant, event.data)
+
+    @subscription.on(AdvocateUpdated)
+    async def advocate_updated(event: Event[AdvocateUpdated]) -> None:
+        await audiences.project(event.tenant, event.data)
 
     @subscription.on(ShareMade)
     async def share_made(event: Event[ShareMade]) -> None:
@@ -22,5 +34,6 @@ def build_subscription(library: LibraryService, training: TrainingService) -> Su
         # Training records go; authorship stays, anonymised (idempotent both).
         await training.erase_advocate(event.tenant, event.data.advocate_id)
         await library.anonymise_author(event.tenant, event.data.advocate_id)
+        await audiences.erase(event.tenant, event.data.advocate_id)
 
     return subscription

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.content.audience import store as audience_store
+from services.content.audience.service import AudienceService
 from services.content.handlers import build_subscription
 from services.content.library import api as library_api
 from services.content.library import store as library_store
@@ -30,7 +32,7 @@ items whose audience leaves that dimension empty.
 """
 
 ROUTERS = [library_api.content, program_api.settings_router, training_api.policy, training_api.courses]
-INDEXES = [*library_store.INDEXES, *program_store.INDEXES, *training_store.INDEXES]
+INDEXES = [*audience_store.INDEXES, *library_store.INDEXES, *program_store.INDEXES, *training_store.INDEXES]
 MIGRATIONS = [*library_store.MIGRATIONS, *program_store.MIGRATIONS, *training_store.MIGRATIONS]
 OUTBOX_COLLECTIONS = (
     *program_store.OUTBOX_COLLECTIONS,
@@ -45,10 +47,13 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
     async def wire(runtime: Runtime) -> Wiring:
         training = TrainingService(training_store.TrainingStore(runtime.db), runtime.outbox)
         program = ProgramService(program_store.ProgramStore(runtime.db), training, runtime.outbox)
-        library = LibraryService(library_store.LibraryStore(runtime.db), program, runtime.outbox)
+        audiences = AudienceService(audience_store.AudienceStore(runtime.db))
+        library = LibraryService(
+            library_store.LibraryStore(runtime.db), program, runtime.outbox, audiences=audiences
+        )
         return Wiring(
             service=library,
-            subscriptions=[build_subscription(library, training)],
+            subscriptions=[build_subscription(library, training, audiences)],
             periodic=[
                 # Expiry archives items and tells the other services (content.archived): a
                 # transition with events, which a TTL index (it only deletes) cannot do.

@@ -19,5 +19,6 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 def viewer_of(principal: Principal) -> Viewer:
-    # Audience attributes come from the token: this service does not own advocate profiles.
+    # Audience attributes from the token; the library puts sharing's profile in their place where
+    # it has one (services/content/audience/).
     return Viewer.from_claims(principal.sub, principal.roles, principal.claims)

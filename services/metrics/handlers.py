@@ -9,10 +9,11 @@ from services.metrics.modules import MetricsModules
 from services.metrics.projections import domain
 from services.metrics.projections.domain import Tally
 from services.metrics.webhooks.service import WebhookService
-from shared.events import REGISTRY, AnyEvent, Event
+from shared.events import AnyEvent, Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import CountedClick
 from shared.events.content import SettingsUpdated
+from shared.events.envelope import offered_to_integrations
 from shared.events.training import CourseCompleted
 from shared.messaging import Batch, Subscription
 
@@ -87,12 +88,13 @@ def build_attribution_subscription(metrics: MetricsModules) -> Subscription:
 
 
 def build_webhooks_subscription(webhooks: WebhookService) -> Subscription:
-    """Every Chorus event type may be wanted by some endpoint: one subscription takes them all."""
+    """Every event type offered to integrations may be wanted by some endpoint: one subscription
+    takes them all."""
     subscription = Subscription(group=WEBHOOKS_GROUP)
 
     async def enqueue(event: AnyEvent) -> None:
         await webhooks.enqueue(event)
 
-    for registration in REGISTRY.values():
+    for registration in offered_to_integrations().values():
         subscription.on(registration.model)(enqueue)
     return subscription

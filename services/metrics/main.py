@@ -6,11 +6,11 @@ from fastapi import FastAPI, Request
 
 from services.metrics.analytics import api as analytics_api
 from services.metrics.api_keys import api as api_keys_api
+from services.metrics.api_keys import store as api_keys_store
 from services.metrics.api_keys.store import INDEXES as API_KEY_INDEXES
 from services.metrics.attribution import api as attribution_api
 from services.metrics.attribution import store as attribution_store
 from services.metrics.attribution.store import INDEXES as ATTRIBUTION_INDEXES
-from services.metrics.attribution.store import OUTBOX_COLLECTIONS
 from services.metrics.goals import api as goals_api
 from services.metrics.goals.store import INDEXES as GOAL_INDEXES
 from services.metrics.handlers import (
@@ -51,6 +51,9 @@ ROUTERS = [
     surveys_api.router,
     webhooks_api.router,
 ]
+# Collections whose documents may carry an outbox (shared/outbox.py): conversion claims
+# (chorus.conversions), API keys (chorus.access).
+OUTBOX_COLLECTIONS = attribution_store.OUTBOX_COLLECTIONS + api_keys_store.OUTBOX_COLLECTIONS
 INDEXES = (
     PROJECTION_INDEXES
     + ORG_SETTINGS_INDEXES
@@ -111,6 +114,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         outbox_collections=OUTBOX_COLLECTIONS,
         migrations=[
             *attribution_store.MIGRATIONS,
+            *api_keys_store.MIGRATIONS,
             *org_settings_store.MIGRATIONS,
             *webhooks_store.MIGRATIONS,
             surveys_store.key_respondents(settings.survey_respondent_secret.encode()),

@@ -40,8 +40,8 @@ class MetricsModules:
     def build(
         cls, settings: MetricsSettings, db: AsyncDatabase[Document], outbox: Outbox, clock: Clock = utc_now
     ) -> MetricsModules:
-        projections = ProjectionService(settings, ProjectionStore(db))
         org_settings = OrgSettingsService(settings, OrgSettingsStore(db))
+        projections = ProjectionService(settings, ProjectionStore(db), org_settings)
         analytics = AnalyticsService(settings, projections, org_settings, clock)
         surveys = SurveyService(
             SurveyStore(db), settings.survey_respondent_secret.encode(), settings.survey_min_responses, clock
@@ -50,7 +50,7 @@ class MetricsModules:
             settings=settings,
             projections=projections,
             org_settings=org_settings,
-            api_keys=ApiKeyService(ApiKeyStore(db), clock),
+            api_keys=ApiKeyService(ApiKeyStore(db), outbox, clock),
             attribution=AttributionService(
                 AttributionStore(db),
                 projections,

@@ -9,6 +9,10 @@ live projector at the new generation, replays once more whatever arrived meanwhi
 per-partition watermarks make the overlap with the live consumer harmless), and drops the old
 generation. It reads Kafka with `TopicRange` (no group, no commits): it is a tool beside the
 service, and it must not move the service's committed offsets.
+
+Every event is counted on its day in its organisation's time zone as set when the rebuild runs:
+after an organisation changes its zone, this is the one command that puts its history on the
+days of the new zone (the live projector counts new events in the new zone from the change on).
 """
 
 from __future__ import annotations
@@ -18,12 +22,17 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pymongo.asynchronous.database import AsyncDatabase
+
 from services.metrics.handlers import PROJECTED_AS
+from services.metrics.org_settings.service import OrgSettingsService
+from services.metrics.org_settings.store import OrgSettingsStore
 from services.metrics.projections.service import ProjectionService
 from services.metrics.projections.store import STATS_CACHE_S, ProjectionStore, stats_indexes
 from services.metrics.settings import MetricsSettings
 from shared.messaging.replay import TopicRange
-from shared.mongo import create_client, ensure_indexes
+from shared.messaging.security import kafka_security
+from shared.mongo import Document, create_client, ensure_indexes
 
 Progress = Callable[[int, int], None]  # (events replayed, events to replay)
 
@@ -50,6 +59,7 @@ async def _replay(
         topics,
         after=after.end if after is not None else None,
         client_id="chorus-metrics-rebuild",
+        security=kafka_security(settings),
     )
     done = 0
     async for batch in records.batches(read_as=PROJECTED_AS):
@@ -60,12 +70,18 @@ async def _replay(
     return records, done
 
 
+def projection_service(settings: MetricsSettings, db: AsyncDatabase[Document]) -> ProjectionService:
+    return ProjectionService(
+        settings, ProjectionStore(db), OrgSettingsService(settings, OrgSettingsStore(db))
+    )
+
+
 async def replay(settings: MetricsSettings, collection: str, progress: Progress) -> int:
     """Replay the topics from offset 0 into `collection` (as it is: watermarks make this a no-op
     on a projection that has already seen everything)."""
     mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
-    service = ProjectionService(settings, ProjectionStore(db))
+    service = projection_service(settings, db)
     try:
         return (await _replay(settings, service, collection, progress))[1]
     finally:
@@ -76,7 +92,7 @@ async def rebuild(settings: MetricsSettings, progress: Progress) -> RebuildResul
     settings.service_name = "metrics-rebuild"
     mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
-    service = ProjectionService(settings, ProjectionStore(db))
+    service = projection_service(settings, db)
     try:
         new = await service.new_generation()
         await ensure_indexes(db, stats_indexes(new))

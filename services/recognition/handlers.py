@@ -6,11 +6,12 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from services.recognition.rules.domain import Kind
+from shared.api_keys import follow_api_keys
 from shared.events import Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
-from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.conversions import ApplicationSubmitted, HireMade, LeadCaptured, SaleRecorded, SaleRefunded
 from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS
 from shared.events.training import CourseCompleted, PolicyAcknowledged
@@ -58,6 +59,18 @@ def build_subscription(recognition: Recognition) -> Subscription:
     async def sale_recorded(event: Event[SaleRecorded]) -> None:
         await recognition.points.conversion(event, Kind.SALE)
 
+    @subscription.on(SaleRefunded)
+    async def sale_refunded(event: Event[SaleRefunded]) -> None:
+        await recognition.points.sale_refunded(event)
+
+    @subscription.on(ApplicationSubmitted)
+    async def application_submitted(event: Event[ApplicationSubmitted]) -> None:
+        await recognition.points.conversion(event, Kind.APPLICATION)
+
+    @subscription.on(HireMade)
+    async def hire_made(event: Event[HireMade]) -> None:
+        await recognition.points.conversion(event, Kind.HIRE)
+
     @subscription.on(CourseCompleted)
     async def course_completed(event: Event[CourseCompleted]) -> None:
         await recognition.points.course_completed(event)
@@ -73,9 +86,7 @@ def build_subscription(recognition: Recognition) -> Subscription:
     async def profile(event: Event[AdvocateEnrolled] | Event[AdvocateUpdated]) -> None:
         kept = await recognition.profiles.update(event.tenant, event.data)
         if kept is not None:
-            await recognition.leaderboards.follow_consent(
-                event.tenant, kept.advocate_id, kept.public_ranking_consent
-            )
+            await recognition.leaderboards.follow_consent(event.tenant, kept.advocate_id, kept.ranked)
 
     @subscription.on(AdvocateEnrolled)
     async def advocate_enrolled(event: Event[AdvocateEnrolled]) -> None:
@@ -89,4 +100,5 @@ def build_subscription(recognition: Recognition) -> Subscription:
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
         await recognition.profiles.erase(event.tenant, event.data.advocate_id)  # reaches every module
 
+    follow_api_keys(subscription, lambda: recognition.api_keys)  # the fulfilment system's keys
     return subscription

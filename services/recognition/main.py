@@ -4,7 +4,7 @@ shared/app.py for the lifespan.
 - rules: the scoring rules (versions);              profiles: advocates as sharing announces them;
 - points: events scored into the ledger, accounts;  badges: achievements and credentials;
 - leaderboards: boards and standings;               rewards: catalogue, redemptions, fulfilment;
-- engagement: kudos and personal goals.
+- engagement: kudos and personal goals.          api_keys: the organisations' keys (fulfilment).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from services.recognition.rules.service import RulesService
 from services.recognition.rules.store import INDEXES as RULES_INDEXES
 from services.recognition.rules.store import RulesStore
 from services.recognition.settings import RecognitionSettings
+from shared.api_keys import KnownKeys
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.mongo import Document, IndexSpec
 from shared.outbox import Outbox
@@ -93,6 +94,7 @@ class Recognition:
     points: PointsService
     rewards: RewardService
     engagement: EngagementService
+    api_keys: KnownKeys
 
 
 def recognition(
@@ -125,7 +127,7 @@ def recognition(
     engagement = EngagementService(EngagementStore(db), rules, points, profiles)
     # An erasure reaches every module that holds the advocate's data.
     profiles.erasers = (leaderboards, points, rewards, engagement, badges)
-    return Recognition(rules, profiles, leaderboards, badges, points, rewards, engagement)
+    return Recognition(rules, profiles, leaderboards, badges, points, rewards, engagement, KnownKeys(db))
 
 
 def create_app(settings: ChorusSettings | None = None) -> FastAPI:
@@ -153,6 +155,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
                     service.rewards.deliver_webhooks,
                 ),
             ],
+            api_key_resolver=service.api_keys.resolver(),
             on_stop=[service.leaderboards.close, service.rewards.webhooks.close],
             state={
                 "rules": service.rules,

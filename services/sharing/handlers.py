@@ -1,5 +1,6 @@
 """Sharing's subscriptions: its projection of what may be shared (chorus.content), of who has
-met the training gate (chorus.training), and erasure (chorus.advocates).
+met the training gate (chorus.training), erasure (chorus.advocates), and the organisations' API
+keys (chorus.access, for SCIM provisioning).
 
 Each topic is consumed in batches: the events of one key (one content item, one advocate, one
 org's settings) are applied in order, different keys concurrently. A new consumer group (a new
@@ -16,6 +17,7 @@ from typing import Any
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.service import CatalogService
 from services.sharing.erasure.service import ErasureService
+from shared.api_keys import KnownKeys, follow_api_keys
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateErased
 from shared.events.content import (
@@ -80,7 +82,7 @@ def build_handlers(
 
 
 def build_subscription(
-    advocates: AdvocatesService, catalog: CatalogService, erasure: ErasureService
+    advocates: AdvocatesService, catalog: CatalogService, erasure: ErasureService, api_keys: KnownKeys
 ) -> Subscription:
     subscription = Subscription(group="sharing")
     handlers = build_handlers(advocates, catalog, erasure)
@@ -101,4 +103,5 @@ def build_subscription(
 
     for topic in (CONTENT, TRAINING, ADVOCATES):
         subscription.on_batch(topic)(apply_batch)
+    follow_api_keys(subscription, lambda: api_keys)
     return subscription

@@ -19,6 +19,9 @@ from services.sharing.advocates import store as advocates_store
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog import store as catalog_store
 from services.sharing.catalog.service import CatalogService
+from services.sharing.directory import api as directory_api
+from services.sharing.directory import store as directory_store
+from services.sharing.directory.service import DirectoryService
 from services.sharing.erasure import api as erasure_api
 from services.sharing.erasure import store as erasure_store
 from services.sharing.erasure.service import ErasureService
@@ -33,6 +36,7 @@ from services.sharing.settings import SERVICE, SharingSettings
 from services.sharing.shares import api as shares_api
 from services.sharing.shares import store as shares_store
 from services.sharing.shares.service import SharesService
+from shared.api_keys import KnownKeys
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
@@ -42,6 +46,7 @@ INDEXES = [
     *shares_store.INDEXES,
     *erasure_store.INDEXES,
     *redirect_store.INDEXES,
+    *directory_store.INDEXES,
 ]
 # Collections whose documents may carry an outbox (shared/outbox.py).
 OUTBOX_COLLECTIONS = (
@@ -96,14 +101,17 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         shares = SharesService(
             sharing_settings, shares_store.SharesStore(runtime.db), runtime.outbox, advocates, catalog
         )
+        directory = DirectoryService(directory_store.DirectoryStore(runtime.db), advocates, shares)
         erasure = ErasureService(
             erasure_store.ErasureStore(runtime.db),
             runtime.outbox,
             advocates,
             shares,
             catalog,
+            directory=directory,
             forget_links=redirect.forget,
         )
+        api_keys = KnownKeys(runtime.db)
         relay = ClickRelay(
             sharing_settings,
             ClickSpool(sharing_settings.click_spool_path),
@@ -142,10 +150,16 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
 
         return Wiring(
             service=shares,
-            state={"advocates": advocates, "shares": shares, "erasure": erasure},
-            subscriptions=[build_subscription(advocates, catalog, erasure)],
+            state={"advocates": advocates, "shares": shares, "erasure": erasure, "directory": directory},
+            subscriptions=[build_subscription(advocates, catalog, erasure, api_keys)],
+            api_key_resolver=api_keys.resolver(),
             periodic=[
                 Periodic("send-due-shares", sharing_settings.scheduled_share_interval_s, shares.send_due),
+                Periodic(
+                    "finish-directory-syncs",
+                    sharing_settings.directory_sync_interval_s,
+                    directory.finish_syncs,
+                ),
                 Periodic(
                     "refresh-redirect-state",
                     sharing_settings.redirect_state_refresh_s,
@@ -158,7 +172,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
     app = create_service_app(
         name=SERVICE,
         settings=sharing_settings,
-        routers=[advocates_api.router, erasure_api.router, shares_api.router],
+        routers=[advocates_api.router, erasure_api.router, shares_api.router, directory_api.router],
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,

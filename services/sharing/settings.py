@@ -41,6 +41,8 @@ class SharingSettings(ChorusSettings):
     # How often the in-memory view of archived content and org settings is refreshed.
     redirect_state_refresh_s: float = Field(2.0, gt=0)
     scheduled_share_interval_s: float = Field(5.0, gt=0)
+    # How often the directory finishes provisioning writes a stopped process left half done.
+    directory_sync_interval_s: float = Field(30.0, gt=0)
     advocate_cookie_name: str = "chorus_advocate"
     max_schedule_days: int = 90
 

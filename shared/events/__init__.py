@@ -3,7 +3,7 @@
 Importing this package registers every event type, so `decode` knows them all.
 """
 
-from shared.events import advocates, clicks, content, conversions, recognition, shares, training
+from shared.events import access, advocates, clicks, content, conversions, recognition, shares, training
 from shared.events.envelope import (
     REGISTRY,
     AnyEvent,
@@ -25,6 +25,7 @@ __all__ = [
     "EventData",
     "Topic",
     "UnknownEventType",
+    "access",
     "advocates",
     "clicks",
     "content",

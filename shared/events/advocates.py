@@ -22,6 +22,9 @@ class AdvocateProfile(EventData):
     language: str | None = None
     tracking_consent: bool = True
     public_ranking_consent: bool = True
+    # False once the organisation's directory deactivated the advocate (a leaver). Added within
+    # schema version 1 (additive): an event without it is of an active advocate.
+    active: bool = True
     networks: list[NetworkAudience] = Field(default_factory=list)
 
 

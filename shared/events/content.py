@@ -76,11 +76,21 @@ class SettingsUpdated(EventData):
     require_policy_acknowledgement: bool = False
     required_course_ids: list[str] = Field(default_factory=list)
     daily_share_limit: int | None = Field(None, description="shares per advocate per day; none = no limit")
-    sharing_hours_start: int | None = Field(None, ge=0, le=23, description="UTC hour sharing opens")
-    sharing_hours_end: int | None = Field(None, ge=1, le=24, description="UTC hour sharing closes")
+    sharing_hours_start: int | None = Field(
+        None, ge=0, le=23, description="hour sharing opens, in the organisation's time zone"
+    )
+    sharing_hours_end: int | None = Field(
+        None, ge=1, le=24, description="hour sharing closes, in the organisation's time zone"
+    )
     fallback_url: str | None = Field(None, description="where links to archived or expired content go")
     unique_click_window_hours: int = 24
     attribution_window_days: int = 30
+    time_zone: str = Field(
+        "UTC",
+        description="IANA time zone of the organisation (e.g. America/Los_Angeles): its sharing hours,"
+        " its daily share limit and the days, weeks and months of its figures follow it."
+        " Absent from events before it existed: UTC",
+    )
 
 
 @event("chorus.policy.published", topic=CONTENT, key="org_id")

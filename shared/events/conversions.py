@@ -58,6 +58,9 @@ class SaleRefunded(Conversion):
     order_id: str
     amount: str = Field(description="decimal as a string: what this refund gives back")
     currency: str = Field(description="ISO 4217 code, the sale's")
+    fully_refunded: bool = Field(
+        False, description="nothing remains of the sale after this refund (since 2026-12-06)"
+    )
 
 
 @event("chorus.application.submitted", topic=CONVERSIONS, key="key")

@@ -104,6 +104,11 @@ class Registration:
 REGISTRY: dict[str, Registration] = {}
 
 
+def offered_to_integrations() -> dict[str, Registration]:
+    """The event types integrations may receive (webhooks): all but those of internal topics."""
+    return {name: r for name, r in REGISTRY.items() if not r.topic.internal}
+
+
 def event(
     event_type: str, *, topic: Topic, key: str, schema_version: int = 1
 ) -> Callable[[type[D]], type[D]]:

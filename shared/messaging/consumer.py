@@ -52,6 +52,7 @@ from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
+from shared.messaging.security import kafka_security
 from shared.messaging.tracing import event_attributes, start_process_span, tracing_enabled
 from shared.settings import ChorusSettings
 
@@ -208,6 +209,7 @@ class ConsumerRunner:
             auto_offset_reset=self._auto_offset_reset,
             isolation_level="read_committed",
             max_poll_records=self._max_batch,
+            **kafka_security(self._settings),
         )
         try:
             await consumer.start()

@@ -11,6 +11,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Link
 
 from shared.events.envelope import AnyEvent
+from shared.messaging.security import kafka_security
 from shared.messaging.tracing import Headers, produce_span
 from shared.settings import ChorusSettings
 
@@ -51,6 +52,7 @@ class EventProducer:
             enable_idempotence=True,
             linger_ms=5,
             request_timeout_ms=15000,
+            **kafka_security(self._settings),
         )
         try:
             await producer.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -29,9 +30,11 @@ class TopicRange:
         until: datetime | None = None,
         after: Mapping[TopicPartition, int] | None = None,
         client_id: str = "chorus-replay",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         """`since` a time, or `after` the `end` of an earlier range (each partition's next
-        offset); neither: from the beginning."""
+        offset); neither: from the beginning. `security`: the service's `kafka_security`
+        options (none: the local plain listener)."""
         if since is not None and after is not None:
             raise ValueError("a range starts at a time or after an earlier range, not both")
         self._bootstrap = bootstrap
@@ -40,6 +43,7 @@ class TopicRange:
         self._until = until
         self._after = after
         self._client_id = client_id
+        self._security = dict(security or {})
         self.total = 0  # records in the range, known once opened
         self.end: dict[TopicPartition, int] = {}  # where the range ends, known once opened
 
@@ -55,6 +59,7 @@ class TopicRange:
             group_id=None,
             isolation_level="read_committed",
             client_id=self._client_id,
+            **self._security,
         )
         await consumer.start()
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -11,10 +13,13 @@ from aiokafka.errors import TopicAlreadyExistsError
 from shared.events.topics import topic_configs
 
 
-async def ensure_topics(bootstrap: str) -> list[tuple[str, int, dict[str, str]]]:
-    """Create every topic of the catalog that does not exist yet; return the catalog."""
+async def ensure_topics(
+    bootstrap: str, security: Mapping[str, Any] | None = None
+) -> list[tuple[str, int, dict[str, str]]]:
+    """Create every topic of the catalog that does not exist yet; return the catalog.
+    `security`: the caller's `kafka_security` options (none: the local plain listener)."""
     wanted = topic_configs()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chorus-topics")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chorus-topics", **(security or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

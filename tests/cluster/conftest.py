@@ -84,6 +84,9 @@ def production(
         ["generic", "chorus-metrics", f"--from-literal=survey-respondent-secret={secrets.token_hex(32)}"],
         ["generic", "chorus-webhooks", f'--from-literal=secret-keys=["{Fernet.generate_key().decode()}"]'],
         ["tls", "chorus-tls", f"--cert={cert}", f"--key={key}"],
+        # The Kafka cluster CA, copied from Strimzi's chorus-cluster-ca-cert (no operator runs
+        # here, so any certificate stands in).
+        ["generic", "kafka-cluster-ca", f"--from-file=ca.crt={cert}"],
     ):
         strimzi.kubectl("-n", "chorus", "create", "secret", *secret)
     # 4. The overlay: a server-side dry run, then for real.

@@ -18,12 +18,10 @@ No MongoDB, Kafka or network is needed.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import asyncio
 import sys
 import tempfile
-from datetime import UTC, datetime
+from dataclasses import replace
 from pathlib import Path
 
 import httpx

@@ -18,8 +18,9 @@ from types import SimpleNamespace
 import pytest
 
 from devtools.cli import serve_argv
-from shared.events.topics import topic_configs
 from devtools.gateway import ROUTES
+from devtools.kafka_access import OPERATORS, service_access
+from shared.events.topics import topic_configs
 from shared.serve import SERVICE_PORTS
 from shared.settings import ChorusSettings
 from tests.deploy.manifests import BASE, K8S, PRODUCTION, RENDERINGS, Doc, kustomize_build, load_docs
@@ -176,12 +177,57 @@ def test_kafka_is_kraft_with_three_nodes_and_the_services_use_its_bootstrap(docs
     config = kafka["spec"]["kafka"]["config"]
     assert config["auto.create.topics.enable"] is False
     assert str(config["min.insync.replicas"]) == "2"
-    plain = [listener for listener in kafka["spec"]["kafka"]["listeners"] if not listener["tls"]]
+    # One listener, TLS with SCRAM-SHA-512: PLAINTEXT is for the local stack only.
+    [listener] = kafka["spec"]["kafka"]["listeners"]
+    assert listener["tls"] is True and listener["authentication"] == {"type": "scram-sha-512"}
+    assert kafka["spec"]["kafka"]["authorization"]["type"] == "simple"
     bootstrap = (
-        f"{kafka['metadata']['name']}-kafka-bootstrap.{kafka['metadata']['namespace']}.svc:{plain[0]['port']}"
+        f"{kafka['metadata']['name']}-kafka-bootstrap.{kafka['metadata']['namespace']}.svc:{listener['port']}"
     )
     assert config_map(docs)["CHORUS_KAFKA_BOOTSTRAP"] == bootstrap
+    assert config_map(docs)["CHORUS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert config_map(docs)["CHORUS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
     assert "kafkaExporter" in kafka["spec"], "the consumer-lag autoscalers read the Kafka Exporter's metric"
+
+
+def test_kafka_users_carry_the_acls_of_the_catalog_and_the_consumer_map(docs: list[Doc]) -> None:
+    kafka = of_kind(docs, "Kafka")[0]
+    operator = kafka["spec"]["entityOperator"]["userOperator"]
+    users = {u["metadata"]["name"]: u for u in of_kind(docs, "KafkaUser")}
+    assert {u["metadata"]["namespace"] for u in users.values()} == {operator["watchedNamespace"]}
+    assert all(
+        u["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"] for u in users.values()
+    )
+    expected = {
+        access.service: [
+            {
+                "resource": {"type": acl.resource, "name": acl.name, "patternType": acl.pattern}
+                if acl.resource != "cluster"
+                else {"type": "cluster"},
+                "operations": list(acl.operations),
+                "type": "allow",
+            }
+            for acl in access.acls
+        ]
+        for access in [*service_access(), OPERATORS]
+    }
+    assert {name: u["spec"]["authorization"]["acls"] for name, u in users.items()} == expected
+    assert all(u["spec"]["authentication"] == {"type": "scram-sha-512"} for u in users.values())
+
+
+def test_each_service_connects_as_its_own_kafka_user_and_checks_the_broker(docs: list[Doc]) -> None:
+    prefix = of_kind(docs, "Kafka")[0]["spec"]["entityOperator"]["userOperator"]["secretPrefix"]
+    users = {u["metadata"]["name"] for u in of_kind(docs, "KafkaUser")}
+    cafile = config_map(docs)["CHORUS_KAFKA_SSL_CAFILE"]
+    for name, doc in chorus_workloads(docs).items():
+        service = WORKLOADS[name]
+        [container] = [c for c in pod_spec(doc)["containers"] if c["name"] == name]
+        env = {e["name"]: e for e in container["env"]}
+        assert env["CHORUS_KAFKA_SASL_USERNAME"]["value"] == service and service in users, name
+        secret = env["CHORUS_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": f"{prefix}{service}", "key": "password"}, name
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert cafile == f"{mounts['kafka-ca']}/ca.crt", name
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -441,7 +487,7 @@ def test_network_policy_denies_by_default_and_opens_only_what_services_need(docs
             sources = [peer["namespaceSelector"]["matchLabels"] for peer in rule["from"]]
             assert sources == [{"kubernetes.io/metadata.name": INGRESS_CONTROLLER_NAMESPACE}], name
         ports = egress_ports(policies_for(docs, labels, "Egress"))
-        assert {53, 9092, 27017, 4318} <= ports, f"{name}: DNS, Kafka, MongoDB and the collector"
+        assert {53, 9093, 27017, 4318} <= ports, f"{name}: DNS, Kafka, MongoDB and the collector"
     # Outbound webhooks: recognition alone, by a policy of its own.
     recognition = chorus_workloads(docs)["recognition"]["spec"]["template"]["metadata"]["labels"]
     own = [

@@ -90,11 +90,24 @@ def test_kubernetes_validation_refuses_a_broken_object(kind: str, breakage: Call
 @pytest.mark.parametrize("rendering", sorted(RENDERINGS))
 def test_every_strimzi_resource_is_valid_by_the_strimzi_crds(rendering: str) -> None:
     docs = [doc for doc in kustomize_build(RENDERINGS[rendering]) if is_strimzi(doc)]
-    assert {doc["kind"] for doc in docs} == {"Kafka", "KafkaNodePool", "KafkaTopic"}
+    assert {doc["kind"] for doc in docs} == {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"}
     for doc in docs:
         assert doc["apiVersion"] == f"kafka.strimzi.io/{STRIMZI_VERSION}", name_of(doc)
     errors = {name_of(doc): strimzi_errors(doc) for doc in docs}
     assert not {name: found for name, found in errors.items() if found}
+
+
+def test_a_bad_kafka_user_acl_is_refused() -> None:
+    user = rendered("production", "KafkaUser")
+    assert strimzi_errors(user) == []
+    for breakage in [
+        lambda acls: acls[0]["resource"].update(type="topics"),  # topic, group, cluster, transactionalId
+        lambda acls: acls[0].update(operations=["Produce"]),  # Kafka's operation names: Write
+        lambda acls: acls[0]["resource"].update(patternType="prefixed"),  # literal or prefix
+    ]:
+        broken = copy.deepcopy(user)
+        breakage(broken["spec"]["authorization"]["acls"])
+        assert strimzi_errors(broken), broken["spec"]["authorization"]["acls"][0]
 
 
 def test_a_bad_kafka_topic_field_is_refused() -> None:

@@ -28,8 +28,8 @@ from tests.ports import free_port_block
 pytestmark = pytest.mark.e2e
 
 # Ports found free at import, below the ephemeral range: the gateway, the four services beside
-# it (local_service_ports), then the stack's six. Fixed ports would meet another checkout's run.
-GATEWAY = free_port_block(11)
+# it (local_service_ports), then the stack's eight. Fixed ports would meet another checkout's run.
+GATEWAY = free_port_block(13)
 PRIVATE_STACK = {
     "CHORUS_GATEWAY_PORT": str(GATEWAY),
     "CHORUS_KAFKA_PORT": str(GATEWAY + 5),
@@ -38,6 +38,8 @@ PRIVATE_STACK = {
     "CHORUS_OTLP_GRPC_PORT": str(GATEWAY + 8),
     "CHORUS_OTLP_HTTP_PORT": str(GATEWAY + 9),
     "CHORUS_JAEGER_UI_PORT": str(GATEWAY + 10),
+    "CHORUS_KAFKA_SASL_PORT": str(GATEWAY + 11),
+    "CHORUS_KAFKA_TLS_PORT": str(GATEWAY + 12),
 }
 
 

@@ -126,7 +126,8 @@ async def list_content(
     limit: Limit = 20,
 ) -> ContentPage:
     """Newest first. Advocates get the live published items whose audience includes them (their team,
-    department and location come from the token's `team`, `department` and `location` claims), or their own
+    department and location as sharing's profile says, which the organisation's directory sets; the token's
+    `team`, `department` and `location` claims until that profile has reached this service), or their own
     items with `mine=true`. Editors and admins see every item in `status` (default published), e.g.
     `status=pending_review` for the review queue.
     """

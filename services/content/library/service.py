@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.content.audience.service import AudienceService
 from services.content.common import Viewer, new_id, pending_events
 from services.content.library import domain
 from services.content.library.domain import ContentFields, ContentItem, Status
@@ -40,6 +41,11 @@ class LibraryService:
     program: ProgramService
     outbox: Outbox
     clock: Clock = utc_now
+    # Where an advocate's audience attributes come from (sharing's profile); without it, the token.
+    audiences: AudienceService | None = None
+
+    async def _audience_viewer(self, org: str, viewer: Viewer) -> Viewer:
+        return viewer if self.audiences is None else await self.audiences.viewer(org, viewer)
 
     async def create_content(self, org: str, by: Viewer, fields: ContentFields) -> ContentItem:
         settings = await self.program.get_settings(org)
@@ -56,6 +62,8 @@ class LibraryService:
 
     async def _visible(self, org: str, viewer: Viewer, content_id: str) -> tuple[ContentItem, int]:
         found = await self.store.get_content(org, content_id)
+        if found is not None and not viewer.is_editor:
+            viewer = await self._audience_viewer(org, viewer)
         if found is None or not domain.visible_to(found[0], viewer, self.clock()):
             raise NotFound(f"no content {content_id!r}")
         return found
@@ -125,8 +133,9 @@ class LibraryService:
         elif filters.status not in (None, Status.PUBLISHED):
             raise Forbidden("advocates list published content, or their own items with mine=true")
         else:
+            audience = await self._audience_viewer(org, viewer)
             query = dataclasses.replace(
-                base, status=Status.PUBLISHED, live_at=self.clock(), audience_of=viewer
+                base, status=Status.PUBLISHED, live_at=self.clock(), audience_of=audience
             )
         items = await self.store.list_content(org, query, limit=limit + 1, before_id=decode_cursor(cursor))
         next_cursor = encode_cursor(items[limit - 1].id) if len(items) > limit else None

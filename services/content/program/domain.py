@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from services.content.common import Problems, blocked_word_in, is_web_url, raise_if
+from shared.clock import DEFAULT_TIME_ZONE, time_zone
 from shared.events.content import SettingsUpdated
 
 
@@ -23,6 +24,7 @@ class OrgSettings:
     fallback_url: str | None = None
     unique_click_window_hours: int = 24
     attribution_window_days: int = 30
+    time_zone: str = DEFAULT_TIME_ZONE  # IANA; sharing hours and every day of the figures follow it
 
 
 def validate_settings(settings: OrgSettings, known_course_ids: set[str]) -> OrgSettings:
@@ -43,6 +45,10 @@ def validate_settings(settings: OrgSettings, known_course_ids: set[str]) -> OrgS
         problems.append({"field": "sharing_hours_end", "message": "must be after sharing_hours_start"})
     if settings.fallback_url is not None and not is_web_url(settings.fallback_url):
         problems.append({"field": "fallback_url", "message": "must be an http or https URL"})
+    try:
+        time_zone(settings.time_zone)
+    except ValueError as e:
+        problems.append({"field": "time_zone", "message": str(e)})
     raise_if(problems)
     return dataclasses.replace(
         settings,

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from services.content.schemas import Request, Url
+from shared.clock import DEFAULT_TIME_ZONE
 
 
 class SettingsModel(Request):
@@ -21,8 +22,15 @@ class SettingsModel(Request):
         default_factory=list, max_length=50
     )
     daily_share_limit: int | None = Field(None, ge=1, le=1000)
-    sharing_hours_start: int | None = Field(None, ge=0, le=23, description="UTC hour sharing opens")
-    sharing_hours_end: int | None = Field(None, ge=1, le=24, description="UTC hour sharing closes")
+    sharing_hours_start: int | None = Field(None, ge=0, le=23, description="hour sharing opens, in time_zone")
+    sharing_hours_end: int | None = Field(None, ge=1, le=24, description="hour sharing closes, in time_zone")
     fallback_url: Url | None = None
     unique_click_window_hours: int = Field(24, ge=1, le=24 * 30)
     attribution_window_days: int = Field(30, ge=1, le=365)
+    time_zone: str = Field(
+        DEFAULT_TIME_ZONE,
+        min_length=1,
+        max_length=64,
+        description="IANA time zone (e.g. America/Los_Angeles): the sharing hours, the daily share limit"
+        " and the days, weeks and months of the figures follow it",
+    )

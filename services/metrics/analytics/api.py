@@ -26,8 +26,8 @@ async def dimension_filters(
 
 
 Filters = Annotated[dict[str, str], Depends(dimension_filters)]
-From = Annotated[RequestDay, Query(alias="from", description="first UTC day, inclusive")]
-To = Annotated[RequestDay, Query(description="last UTC day, inclusive")]
+From = Annotated[RequestDay, Query(alias="from", description="first day, inclusive, in the org's time zone")]
+To = Annotated[RequestDay, Query(description="last day, inclusive, in the org's time zone")]
 
 
 @router.get(

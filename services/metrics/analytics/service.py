@@ -54,8 +54,12 @@ class AnalyticsService:
         points = domain.points(funnel["rows"], metric, from_, to, interval)
         return {"metric": metric, "interval": interval, "filters": filters, "points": points}
 
+    async def today(self, org: str) -> date:
+        """The organisation's day now, in its time zone (the day its figures are counted on)."""
+        return await self.org_settings.today(org, self.clock())
+
     async def me_stats(self, principal: Principal, days: int) -> dict[str, Any]:
-        today = self.clock().date()
+        today = await self.today(principal.org)
         start = (today - timedelta(days=days - 1)).isoformat()
         previous_start = today - timedelta(days=2 * days - 1)
         rates = await self.org_settings.rates(principal.org)

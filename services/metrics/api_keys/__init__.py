@@ -1,5 +1,5 @@
-"""API keys of an organisation, for websites and CRMs that report conversions.
+"""API keys of an organisation, for websites, CRMs, fulfilment systems and identity providers.
 
-No domain.py: the key's format and its check are shared/auth.py's, and the store's entity is all
-the state there is.
+Issued here, in one place; every service that accepts keys learns of them from the events this
+module emits (shared/api_keys.py). The key's format and check are shared/auth.py's.
 """

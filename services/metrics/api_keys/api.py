@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from services.metrics.api_keys.domain import ApiKey
 from services.metrics.api_keys.schemas import ApiKeyIn, ApiKeyOut, ApiKeyPage, NewApiKeyOut
-from services.metrics.api_keys.store import ApiKey
 from services.metrics.web import Admin, Cursor, Limit, Modules
 
 router = APIRouter(prefix="/v1", tags=["api-keys"])
@@ -26,10 +26,13 @@ def _key_out(key: ApiKey) -> dict[str, Any]:
 
 @router.post("/api-keys", response_model=NewApiKeyOut, status_code=201, summary="Create an API key")
 async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> dict[str, Any]:
-    """The key is shown in this response only; it is stored hashed. `scopes` says what it may do
-    (`conversions:write`, `surveys:respond`); past `expires_at` it is refused with 401.
+    """The key is shown in this response only; it is stored hashed. `scopes` says what it may do;
+    past `expires_at` it is refused with 401. A key works on every service whose endpoints its
+    scopes open, about a second after it is made, sent as `X-API-Key: <key>` or
+    `Authorization: Bearer <key>`.
     """
-    key, plaintext = await modules.api_keys.create(principal, body.name, tuple(body.scopes), body.expires_at)
+    scopes = tuple(scope.value for scope in body.scopes)
+    key, plaintext = await modules.api_keys.create(principal, body.name, scopes, body.expires_at)
     return {**_key_out(key), "api_key": plaintext}
 
 
@@ -41,5 +44,6 @@ async def list_api_keys(principal: Admin, modules: Modules, cursor: Cursor = Non
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
 async def revoke_api_key(key_id: str, principal: Admin, modules: Modules) -> dict[str, Any]:
-    """Calls with a revoked key are refused with 401."""
+    """Calls with a revoked key are refused with 401: here at once, on the other services as soon
+    as they read the revocation (about a second)."""
     return _key_out(await modules.api_keys.revoke(principal, key_id))

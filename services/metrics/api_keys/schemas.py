@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, get_args
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 from services.metrics.schemas import Request
+from shared.api_keys import DEFAULT_SCOPES, SCOPES
 from shared.clock import AwareRequestTime
 
-Scope = Literal["conversions:write", "surveys:respond"]
+Scope = StrEnum("Scope", {name: name for name in SCOPES})  # type: ignore[misc]
+SCOPE_LIST = "; ".join(f"`{name}`: {what}" for name, what in SCOPES.items())
 
 
 class ApiKeyIn(Request):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[Scope] = Field(
-        default_factory=lambda: list(get_args(Scope)),
+        default_factory=lambda: [Scope(s) for s in DEFAULT_SCOPES],
         min_length=1,
-        description="what the key may do (default: both)",
+        description=f"what the key may do (default: {', '.join(DEFAULT_SCOPES)}). {SCOPE_LIST}",
     )
     expires_at: AwareRequestTime | None = Field(
         None, description="after this the key is refused; none: never"

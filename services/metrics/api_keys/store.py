@@ -2,59 +2,80 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.metrics.api_keys import domain
+from services.metrics.api_keys.domain import ApiKey
 from services.metrics.paging import page_by_id
+from shared.api_keys import DEFAULT_SCOPES
 from shared.documents import Documents
+from shared.events.envelope import AnyEvent
+from shared.migrations import Migration
 from shared.mongo import Document, IndexSpec
+from shared.outbox import outbox_index, pending, queue, with_outbox
 from shared.tenancy import Tenants
 
 API_KEYS = "api_keys"
-# What a metrics API key may be allowed to do.
-SCOPES = ("conversions:write", "surveys:respond")
+OUTBOX_COLLECTIONS = (API_KEYS,)
 
-INDEXES: list[IndexSpec] = [IndexSpec(API_KEYS, [("org", ASCENDING)])]
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    key_id: str
-    org: str
-    name: str
-    secret_hash: str  # never the key itself
-    created_at: datetime
-    created_by: str
-    revoked_at: datetime | None = None
-    scopes: tuple[str, ...] = ()
-    expires_at: datetime | None = None
-
+INDEXES: list[IndexSpec] = [
+    IndexSpec(API_KEYS, [("org", ASCENDING)]),
+    *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
+]
 
 # Keys made before scopes (or their maker) were kept may do what every key could then.
-DOCUMENTS = Documents(ApiKey, id_field="key_id", older={"scopes": SCOPES, "created_by": ""})
+DOCUMENTS = Documents(ApiKey, id_field="key_id", older={"scopes": DEFAULT_SCOPES, "created_by": ""})
+
+
+# Set on every key whose events the other services have been sent (all keys since 2026-12).
+ANNOUNCED = "announced"
+
+
+async def _announce_existing_keys(db: AsyncDatabase[Document]) -> int:
+    """Keys made before the other services learnt of keys from events: tell them now."""
+    keys = Tenants(db).across(API_KEYS, why="a one-off upgrade of every organisation's keys")
+    announced = 0
+    async for doc in keys.find({ANNOUNCED: {"$exists": False}}):
+        key = DOCUMENTS.entity(doc)
+        events: list[AnyEvent] = [domain.issued(key)]
+        if key.revoked_at is not None:
+            events.append(domain.revoked(key))
+        update = queue({"$set": {ANNOUNCED: True}}, [pending(e, trace={}) for e in events])
+        result = await keys.update_one({"_id": key.key_id, ANNOUNCED: {"$exists": False}}, update)
+        announced += result.modified_count
+    return announced
+
+
+MIGRATIONS = [Migration("2026-12-api-keys-announced-to-every-service", _announce_existing_keys)]
 
 
 class ApiKeyStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
 
-    async def insert(self, key: ApiKey) -> None:
-        await self.tenants.of(key.org, API_KEYS).insert_one(DOCUMENTS.document(key))
+    async def insert(self, key: ApiKey, event: AnyEvent) -> None:
+        await self.tenants.of(key.org, API_KEYS).insert_one(
+            with_outbox({**DOCUMENTS.document(key), ANNOUNCED: True}, [pending(event)])
+        )
 
     async def by_id(self, key_id: str) -> ApiKey | None:
         keys = self.tenants.across(API_KEYS, why="a caller's API key names its organisation")
         doc = await keys.find_one({"_id": key_id})
         return None if doc is None else DOCUMENTS.entity(doc)
 
+    async def of(self, org: str, key_id: str) -> ApiKey | None:
+        doc = await self.tenants.of(org, API_KEYS).find_one({"_id": key_id})
+        return None if doc is None else DOCUMENTS.entity(doc)
+
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[ApiKey], str | None]:
         docs, next_cursor = await page_by_id(self.tenants.of(org, API_KEYS), cursor, limit)
         return [DOCUMENTS.entity(d) for d in docs], next_cursor
 
-    async def revoke(self, org: str, key_id: str, at: datetime) -> ApiKey | None:
-        doc = await self.tenants.of(org, API_KEYS).find_one_and_update(
-            {"_id": key_id}, {"$set": {"revoked_at": at}}, return_document=ReturnDocument.AFTER
+    async def revoke(self, key: ApiKey, event: AnyEvent) -> bool:
+        """Save `key` revoked, with its event, if nobody revoked it meanwhile."""
+        update = queue({"$set": {"revoked_at": key.revoked_at}}, [pending(event)])
+        result = await self.tenants.of(key.org, API_KEYS).update_one(
+            {"_id": key.key_id, "revoked_at": None}, update
         )
-        return None if doc is None else DOCUMENTS.entity(doc)
+        return result.modified_count == 1

@@ -109,11 +109,14 @@ def refundable(
 
 
 def refund(
-    reported: Reported, sale: dict[str, Any], sale_click: Click | None, now: datetime
+    reported: Reported, sale: dict[str, Any], refunded_units: int, sale_click: Click | None, now: datetime
 ) -> tuple[Event[Any], dict[str, Any]]:
-    """The refund of `sale` (its answer; `sale_click`: the click it was credited to): its event,
-    counted where the sale was, and its answer."""
+    """The refund of `sale` (its answer; `refunded_units`: what earlier refunds gave back of it;
+    `sale_click`: the click it was credited to): its event, counted where the sale was, and its
+    answer."""
+    assert reported.amount is not None
     refund_id = uuid.uuid4().hex
+    remaining = revenue_units(Decimal(sale["amount"])) - refunded_units - revenue_units(reported.amount)
     about = {name: sale[name] for name in ("share_id", "advocate_id", "content_id", "attributed", "credits")}
     data = SaleRefunded(
         conversion_id=refund_id,
@@ -124,6 +127,7 @@ def refund(
         order_id=reported.order_id or "",
         amount=str(reported.amount),
         currency=reported.currency or "",
+        fully_refunded=remaining == 0,
         **about,
         network=sale_click.network if sale_click else None,
         team=sale_click.team if sale_click else None,

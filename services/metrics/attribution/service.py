@@ -68,7 +68,7 @@ class AttributionService:
             found = sale.response if sale else None
             answer = domain.refundable(found, refunded, reported.amount, reported.currency)
             click = sale.click if sale else None
-            event, response = domain.refund(reported, answer, click, at)
+            event, response = domain.refund(reported, answer, refunded, click, at)
             units = domain.revenue_units(reported.amount)
             if await self.store.refund(reported.org, sale_claim, refunded, units, event, click):
                 self.outbox.nudge()

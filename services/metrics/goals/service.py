@@ -33,7 +33,7 @@ class GoalService:
 
     async def create(self, principal: Principal, body: GoalIn) -> GoalReport:
         starts_on, ends_on = domain.period(
-            self.clock().date(), body.horizon_months, body.starts_on, body.ends_on
+            await self.analytics.today(principal.org), body.horizon_months, body.starts_on, body.ends_on
         )
         domain.check_filter(body.filter_dim, body.filter_key)
         domain.check_survey_target(body.metric, body.survey_id, body.question_id)
@@ -86,15 +86,16 @@ class GoalService:
         return float((await self.analytics.figures(goal.org, dim, *days, keys))[goal.metric])
 
     async def _report(self, goal: Goal) -> GoalReport:
-        today = self.clock().date()
+        today = await self.analytics.today(goal.org)
         progress = domain.progress_of(goal, await self.value(goal, today), today)
         return GoalReport(goal, progress, await self.store.snapshots(goal.org, goal.id))
 
     async def snapshot_goals(self) -> int:
-        """Keep each running goal's value of the day, and the enrolment behind it."""
-        today = self.clock().date()
+        """Keep each running goal's value of the day (its organisation's day), and the enrolment
+        behind it."""
         count = 0
         for goal in await self.store.all_goals():
+            today = await self.analytics.today(goal.org)
             if not domain.running(goal, today):
                 continue
             value = await self.value(goal, today)

@@ -22,13 +22,14 @@ def _settings_out(service: OrgSettingsService, settings: OrgSettings) -> dict[st
         "currency": rates.currency,
         "attribution_window_days": service.window_days(settings),
         "emv_formula": rates.formula(),
+        "time_zone": settings.time_zone,
     }
 
 
 @router.get(
     "/metrics/settings",
     response_model=MetricsSettingsOut,
-    summary="CPC, CPM and attribution window of the organisation",
+    summary="CPC, CPM, attribution window and time zone of the organisation",
 )
 async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
     service = modules.org_settings
@@ -41,6 +42,7 @@ async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
     summary="Set CPC and CPM for earned media value",
 )
 async def put_settings(body: MetricsSettingsIn, principal: Admin, modules: Modules) -> dict[str, Any]:
-    """The attribution window comes from the organisation settings (content service)."""
+    """The attribution window and the time zone come from the organisation settings (content
+    service)."""
     service = modules.org_settings
     return _settings_out(service, await service.set_rates(principal.org, body.cpc, body.cpm, body.currency))

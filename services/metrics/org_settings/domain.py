@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from iso4217 import Currency
 
+from shared.clock import DEFAULT_TIME_ZONE, time_zone
 from shared.errors import InvalidInput
 
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
@@ -28,11 +29,14 @@ class EmvRates:
 
 @dataclass(frozen=True)
 class OrgSettings:
-    """What an organisation has set; `attribution_window_days` None: the service's default."""
+    """What an organisation has set; `attribution_window_days` None: the service's default.
+    `time_zone` (IANA, from the content service's settings) says on which day, week and month
+    its shares, clicks and conversions count."""
 
     org: str
     rates: EmvRates
     attribution_window_days: int | None
+    time_zone: str = DEFAULT_TIME_ZONE
 
 
 def parse_currency(raw: str | None) -> str:
@@ -61,3 +65,14 @@ def parse_rate(name: str, raw: str) -> Decimal:
 
 def parse_rates(cpc: str, cpm: str, currency: str) -> EmvRates:
     return EmvRates(parse_rate("cpc", cpc), parse_rate("cpm", cpm), parse_currency(currency))
+
+
+def counting_zone(name: str) -> str:
+    """The zone an organisation's days are counted in: its own, or UTC when this process has no
+    data for it (content checked it; a zone missing here must not stop every organisation's
+    counters, since a poll is written whole)."""
+    try:
+        time_zone(name)
+    except ValueError:
+        return DEFAULT_TIME_ZONE
+    return name

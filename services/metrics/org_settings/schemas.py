@@ -19,3 +19,4 @@ class MetricsSettingsOut(BaseModel):
     currency: str
     attribution_window_days: int
     emv_formula: str
+    time_zone: str = Field(description="IANA time zone the days, weeks and months of the figures follow")

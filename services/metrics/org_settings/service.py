@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
-from services.metrics.org_settings.domain import EmvRates, OrgSettings, parse_rates
+from services.metrics.org_settings.domain import EmvRates, OrgSettings, counting_zone, parse_rates
 from services.metrics.org_settings.store import OrgSettingsStore
 from services.metrics.settings import MetricsSettings
+from shared.clock import local_date
 from shared.events.content import SettingsUpdated
+
+log = logging.getLogger(__name__)
+
+# How long the projector trusts a time zone it read: a change of zone reaches the counters of
+# new events within this (and history in the new zone through `chorus rebuild metrics`).
+ZONE_CACHE_S = 2.0
 
 
 @dataclass(eq=False)
 class OrgSettingsService:
     settings: MetricsSettings
     store: OrgSettingsStore
+    _zones: dict[str, tuple[float, str]] = field(default_factory=dict)  # org -> (read at, zone)
 
     async def of(self, org: str) -> OrgSettings:
         return await self.store.get(org)
@@ -31,5 +44,24 @@ class OrgSettingsService:
         await self.store.set_rates(org, parse_rates(cpc, cpm, currency))
         return await self.store.get(org)
 
+    async def time_zone(self, org: str) -> str:
+        """The organisation's IANA time zone (UTC until it sets one)."""
+        return (await self.store.get(org)).time_zone
+
+    async def today(self, org: str, now: datetime) -> date:
+        """The organisation's day at `now`, in its time zone."""
+        return local_date(now, await self.time_zone(org))
+
+    async def time_zones(self, orgs: Iterable[str]) -> dict[str, str]:
+        """The time zones of some organisations, for the projector: read at most every
+        ZONE_CACHE_S seconds per organisation (a poll may touch the same ones again and again)."""
+        now, wanted = time.monotonic(), set(orgs)
+        stale = [org for org in wanted if org not in self._zones or now - self._zones[org][0] >= ZONE_CACHE_S]
+        for org, zone in zip(stale, await asyncio.gather(*(self.time_zone(o) for o in stale)), strict=True):
+            if (counted := counting_zone(zone)) != zone:
+                log.warning("unknown time zone %r of %s: counting its days in %s", zone, org, counted)
+            self._zones[org] = (now, counted)
+        return {org: self._zones[org][1] for org in wanted}
+
     async def settings_updated(self, org: str, updated: SettingsUpdated) -> None:
-        await self.store.set_attribution_window(org, updated.attribution_window_days)
+        await self.store.set_program_settings(org, updated.attribution_window_days, updated.time_zone)

@@ -7,6 +7,7 @@ from decimal import Decimal
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.org_settings.domain import EmvRates, OrgSettings
+from shared.clock import DEFAULT_TIME_ZONE
 from shared.migrations import NO_ORG, rewrite
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
@@ -31,13 +32,14 @@ class OrgSettingsStore:
             org,
             EmvRates(Decimal(doc.get("cpc", "0")), Decimal(doc.get("cpm", "0")), doc.get("currency", "USD")),
             None if window is None else int(window),
+            doc.get("time_zone") or DEFAULT_TIME_ZONE,
         )
 
     async def set_rates(self, org: str, rates: EmvRates) -> None:
         await self._set(org, {"cpc": str(rates.cpc), "cpm": str(rates.cpm), "currency": rates.currency})
 
-    async def set_attribution_window(self, org: str, days: int) -> None:
-        await self._set(org, {"attribution_window_days": days})
+    async def set_program_settings(self, org: str, attribution_window_days: int, time_zone: str) -> None:
+        await self._set(org, {"attribution_window_days": attribution_window_days, "time_zone": time_zone})
 
     async def _set(self, org: str, values: Document) -> None:
         # Two writers (the settings API and the settings.updated consumer) set fields of their

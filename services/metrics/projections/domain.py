@@ -1,12 +1,18 @@
 """Pure rules of the projections: what each event adds to which counters, and how a poll's events
 fold into one update per document, exactly once.
 
-No I/O here. Projections are counters kept per organisation, per UTC day and per dimension
-value ("all", advocate, content, team, network, tag); each event turns into an `Effect`: its
-counters and the dimension values it counts for. The store keeps two documents per organisation
-and day: the day's totals ("all"), and the counters of every value of every other dimension; so
-a poll's batch makes two updates per organisation and day it touches, whatever its size, and the
-totals are read without the breakdowns (see store.py).
+No I/O here. Projections are counters kept per organisation, per day in the organisation's time
+zone and per dimension value ("all", advocate, content, team, network, tag); each event turns
+into an `Effect`: its counters and the dimension values it counts for. The store keeps two
+documents per organisation and day: the day's totals ("all"), and the counters of every value of
+every other dimension; so a poll's batch makes two updates per organisation and day it touches,
+whatever its size, and the totals are read without the breakdowns (see store.py).
+
+A poll is tallied (in a worker process, which knows no settings) by UTC quarter hour, the
+`slot` of `utc_slot`: every time zone's days begin on one. The projector then folds the
+quarter hours into the days of each organisation's zone (`zones.localized`), so a zone applies to the
+events projected while it is set; `chorus rebuild metrics` counts all of history in the zone
+set when it runs.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import NamedTuple, TypedDict
 
+from shared.clock import SLOT_MINUTES, utc_slot
 from shared.events.clicks import CountedClick
 from shared.events.conversions import ApplicationSubmitted, Conversion, HireMade, SaleRecorded, SaleRefunded
 from shared.events.shares import ShareMade
@@ -48,7 +55,8 @@ REVENUE_SCALE = Decimal(10) ** MAX_AMOUNT_DECIMALS
 
 
 class Effect(NamedTuple):
-    """What one event adds on one day: the same counters to each dimension value it counts for.
+    """What one event adds in one slot (the UTC quarter hour, `utc_slot`, when tallied from events;
+    the day, once `localized`): the same counters to each dimension value it counts for.
 
     A tuple, so that hashing and comparing are cheap: a batch folds identical effects (the clicks
     of one share, say) into one multiplied effect instead of adding them up one by one.
@@ -92,7 +100,7 @@ def _dimension_values(
 def share_effect(org: str, share: ShareMade) -> Effect:
     dims = _dimension_values(share.advocate_id, share.content_id, share.team, share.network, share.tags)
     counters = (("shares", 1), ("reach", max(share.audience_size, 0)))
-    return Effect(org, share.shared_at.date().isoformat(), dims, counters)
+    return Effect(org, utc_slot(share.shared_at), dims, counters)
 
 
 def click_counters(click: CountedClick) -> tuple[tuple[str, int], ...]:
@@ -108,7 +116,7 @@ def click_effect(org: str, click: CountedClick) -> Effect:
     # Without the advocate's tracking consent a click counts for everything but them.
     advocate = click.advocate_id if click.tracked else None
     dims = _dimension_values(advocate, click.content_id, click.team, click.network, click.tags)
-    return Effect(org, click.clicked_at.date().isoformat(), dims, click_counters(click))
+    return Effect(org, utc_slot(click.clicked_at), dims, click_counters(click))
 
 
 def conversion_effect(org: str, conversion: Conversion) -> Effect:
@@ -137,7 +145,7 @@ def conversion_effect(org: str, conversion: Conversion) -> Effect:
         )
     else:
         dims = ((ALL, "*"),)
-    return Effect(org, conversion.converted_at.date().isoformat(), dims, counters)
+    return Effect(org, utc_slot(conversion.converted_at), dims, counters)
 
 
 def effect_of(org: str, data: ShareMade | CountedClick | Conversion) -> Effect:
@@ -272,7 +280,7 @@ def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
         if isinstance(data, CountedClick):
             key = (
                 org,
-                data.clicked_at.date(),
+                data.clicked_at.timestamp() // (SLOT_MINUTES * 60),  # its quarter hour, cheaply
                 data.advocate_id,
                 data.content_id,
                 data.team,

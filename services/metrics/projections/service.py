@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.metrics.org_settings.service import OrgSettingsService
 from services.metrics.projections import domain
 from services.metrics.projections.domain import AdvocateActivity, Click, StatsRow, Tally
 from services.metrics.projections.store import ProjectionStore
+from services.metrics.projections.zones import localized
 from services.metrics.settings import MetricsSettings
 from shared.events.advocates import AdvocateProfile
 from shared.events.clicks import ClickRecorded
@@ -22,6 +24,7 @@ from shared.messaging import Batch, Delivered
 class ProjectionService:
     settings: MetricsSettings
     store: ProjectionStore
+    org_settings: OrgSettingsService  # the organisations' time zones
 
     # --- counters -------------------------------------------------------------------------
 
@@ -30,7 +33,9 @@ class ProjectionService:
         await self.apply_tally(collection, batch.topic, domain.tally_events(batch.topic, batch.items))
 
     async def apply_tally(self, collection: str, topic: str, tally: Tally) -> None:
-        """Write a batch's tally (made here or by the projector's worker process)."""
+        """Write a batch's tally (made here or by the projector's worker process), on the days of
+        each organisation's time zone."""
+        tally = localized(tally, await self.org_settings.time_zones(org for org, _ in tally.days))
         tally.without_advocates(await self.store.erased_among(tally.advocates()))
         # Independent documents, written concurrently: the advocates' last share and the
         # counters. Shares and conversions may be published twice by an outbox relay; they also

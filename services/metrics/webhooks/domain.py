@@ -4,13 +4,13 @@ URL check, the retry schedule and the delivery states are the engine's (shared/w
 from __future__ import annotations
 
 from shared.errors import InvalidInput
-from shared.events import REGISTRY
+from shared.events.envelope import offered_to_integrations
 
 MAX_ATTEMPTS = 12
 
 
 def check_event_types(event_types: list[str]) -> list[str]:
-    unknown = sorted(set(event_types) - set(REGISTRY))
+    unknown = sorted(set(event_types) - set(offered_to_integrations()))
     if unknown:
         raise InvalidInput.field("event_types", f"unknown event types: {', '.join(unknown)}")
     if not event_types:

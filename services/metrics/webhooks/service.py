@@ -18,6 +18,7 @@ from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import REGISTRY, AnyEvent
 from shared.messaging.replay import TopicRange
+from shared.messaging.security import kafka_security
 from shared.settings import ChorusSettings
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
@@ -177,7 +178,11 @@ class WebhookService:
         count = 0
         try:
             async for batch in TopicRange(
-                self._settings.kafka_bootstrap, topics, since=replay.since, until=replay.until
+                self._settings.kafka_bootstrap,
+                topics,
+                since=replay.since,
+                until=replay.until,
+                security=kafka_security(self._settings),
             ).batches():
                 for item in batch.items:
                     event = item.event

@@ -35,6 +35,13 @@ def check_receiver(giver: str, receiver: str) -> None:
         raise InvalidInput.field("to", "kudos are for colleagues, not yourself")
 
 
+def check_receiver_active(receiver: str, active: bool | None) -> None:
+    """Kudos go to colleagues still with the organisation: not to one its directory deactivated
+    (`active` is None for someone recognition has no profile of)."""
+    if active is False:
+        raise InvalidInput.field("to", f"{receiver} has left the organisation: kudos go to active colleagues")
+
+
 def allowance_used(allowance: int) -> AllowanceUsed:
     return AllowanceUsed(f"you have given your {allowance} kudos this week")
 

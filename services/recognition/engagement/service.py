@@ -31,6 +31,8 @@ class EngagementService:
     async def give_kudos(self, org: str, giver: str, receiver: str, message: str) -> tuple[Kudos, int]:
         """The kudos given and how many the giver has left this week; the receiver scores."""
         domain.check_receiver(giver, receiver)
+        profile = await self.profiles.get(org, receiver)
+        domain.check_receiver_active(receiver, None if profile is None else profile.active)
         _, rules = await self.rules.rules(org)
         week = week_key(self.clock())
         if not await self.store.take_kudos_allowance(org, giver, week, rules.kudos_weekly_allowance):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from services.recognition.leaderboards.domain import period_keys, quarter_bounds, quarter_of
 from services.recognition.rules.domain import SCORING_KINDS, Kind, Rules, Scoring
@@ -19,10 +19,12 @@ from shared.errors import InvalidInput
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
-from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.conversions import Conversion
 from shared.events.recognition import RewardGranted
 from shared.events.shares import ShareMade
 from shared.events.training import CourseCompleted, PolicyAcknowledged
+
+C = TypeVar("C", bound=Conversion)  # a lead, sale, application or hire
 
 SOURCE = "/chorus/recognition"
 KUDOS_EVENT_TYPE = "chorus.kudos.given"  # kudos are given through the API, not an event topic
@@ -35,6 +37,8 @@ COUNTER_OF_KIND: dict[Kind, str] = {
     Kind.UNIQUE_CLICK: "unique_clicks",
     Kind.LEAD: "leads",
     Kind.SALE: "sales",
+    Kind.APPLICATION: "applications",
+    Kind.HIRE: "hires",
     Kind.COURSE_COMPLETED: "courses_completed",
     Kind.POLICY_ACKNOWLEDGED: "policies_acknowledged",
     Kind.CONTENT_PUBLISHED: "content_published",
@@ -123,8 +127,9 @@ def counts(click: ClickRecorded) -> bool:
     return click.tracked and not (click.bot or click.self_click)
 
 
-def conversion(event: Event[LeadCaptured] | Event[SaleRecorded], kind: Kind) -> Scored | None:
-    """A lead or sale credits the advocate it is attributed to (an unattributed one, nobody)."""
+def conversion(event: Event[C], kind: Kind) -> Scored | None:
+    """A lead, sale, application or hire credits the advocate it is attributed to (an
+    unattributed one, nobody)."""
     d = event.data
     if d.advocate_id is None:
         return None

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from services.recognition.badges.service import BadgeService
 from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.points import domain
-from services.recognition.points.domain import Account, LedgerEntry, Scored
+from services.recognition.points.domain import Account, C, LedgerEntry, Scored
 from services.recognition.points.store import PointsStore
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.domain import Kind, Rules, is_excluded, score
@@ -28,11 +28,14 @@ from shared.errors import NotFound
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
-from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.conversions import SaleRefunded
 from shared.events.shares import ShareMade
 from shared.events.training import CourseCompleted, PolicyAcknowledged
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_time_id, encode_time_id
+
+# Who takes back a refunded sale's points, in the reversal's `requested_by`.
+REFUNDS = "system:refunds"
 
 
 @dataclass(eq=False)
@@ -74,10 +77,18 @@ class PointsService:
         for item in domain.click_scores(event, verifies=verifies):
             await self.score(item)
 
-    async def conversion(self, event: Event[LeadCaptured] | Event[SaleRecorded], kind: Kind) -> None:
+    async def conversion(self, event: Event[C], kind: Kind) -> None:
         item = domain.conversion(event, kind)
         if item is not None:
             await self.score(item)
+
+    async def sale_refunded(self, event: Event[SaleRefunded]) -> None:
+        """A sale refunded in full earns nothing: its points are taken back (a partial refund
+        leaves them; the sale happened)."""
+        if event.data.fully_refunded:
+            entries = await self.store.entries_by_ref(event.tenant, event.data.sale_id, [Kind.SALE])
+            for entry in entries:
+                await self.reverse(event.tenant, entry.id, reason="sale refunded in full", by=REFUNDS)
 
     async def course_completed(self, event: Event[CourseCompleted]) -> None:
         await self.score(domain.course_completed(event))

@@ -18,6 +18,13 @@ class Profile:
     team: str | None
     public_ranking_consent: bool
     audience: int
+    active: bool = True  # False for a leaver (their organisation's directory deactivated them)
+
+    @property
+    def ranked(self) -> bool:
+        """On the live boards: they agreed to be, and they have not left. A leaver keeps their
+        points and history; they only drop off the boards others see."""
+        return self.public_ranking_consent and self.active
 
 
 def profile_of(announced: AdvocateProfile) -> Profile:
@@ -27,6 +34,7 @@ def profile_of(announced: AdvocateProfile) -> Profile:
         announced.team,
         announced.public_ranking_consent,
         sum(n.audience_size for n in announced.networks),
+        announced.active,
     )
 
 

@@ -40,7 +40,7 @@ class ProfileService:
         return await self.store.get(org, advocate_id)
 
     async def members_by_team(self, org: str) -> dict[str, int]:
-        """Enrolled advocates (not erased) per team."""
+        """Enrolled advocates per team, leavers and the erased left out (their active members)."""
         return await self.store.members_by_team(org)
 
     async def is_erased(self, org: str, advocate_id: str) -> bool:

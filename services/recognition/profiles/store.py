@@ -30,6 +30,7 @@ class ProfileStore:
                     "team": profile.team,
                     "public_ranking_consent": profile.public_ranking_consent,
                     "audience": profile.audience,
+                    "active": profile.active,
                 }
             },
             upsert=True,
@@ -44,11 +45,13 @@ class ProfileStore:
             doc.get("team"),
             bool(doc.get("public_ranking_consent", True)),
             int(doc.get("audience", 0)),
+            bool(doc.get("active", True)),
         )
 
     async def members_by_team(self, org: str) -> dict[str, int]:
         pipeline: list[Document] = [
-            {"$match": {"team": {"$ne": None}}},
+            # Leavers are not active members of their team (profiles kept before `active` have none).
+            {"$match": {"team": {"$ne": None}, "active": {"$ne": False}}},
             {"$group": {"_id": "$team", "n": {"$sum": 1}}},
         ]
         rows = await (await self.tenants.of(org, ADVOCATES).aggregate(pipeline)).to_list()

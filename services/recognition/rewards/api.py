@@ -140,7 +140,9 @@ async def fulfil(
     service: Service,
     body: schemas.RedemptionDecisionIn | None = None,
 ) -> schemas.RedemptionOut:
-    """For admins or the fulfilment system."""
+    """For admins, or the fulfilment system with an organisation API key holding the scope
+    `redemptions:fulfil` (`X-API-Key` or `Authorization: Bearer <key>`)."""
+    principal.check_scope("redemptions:fulfil")
     return await _move(service, principal, redemption_id, RedemptionStatus.FULFILLED, body)
 
 

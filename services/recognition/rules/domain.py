@@ -24,6 +24,8 @@ class Kind(StrEnum):
     UNIQUE_CLICK = "unique_click"
     LEAD = "lead"
     SALE = "sale"
+    APPLICATION = "application"
+    HIRE = "hire"
     COURSE_COMPLETED = "course_completed"
     POLICY_ACKNOWLEDGED = "policy_acknowledged"
     CONTENT_PUBLISHED = "content_published"
@@ -40,6 +42,8 @@ SCORING_KINDS: tuple[Kind, ...] = (
     Kind.UNIQUE_CLICK,
     Kind.LEAD,
     Kind.SALE,
+    Kind.APPLICATION,
+    Kind.HIRE,
     Kind.COURSE_COMPLETED,
     Kind.POLICY_ACKNOWLEDGED,
     Kind.CONTENT_PUBLISHED,
@@ -52,6 +56,10 @@ DEFAULT_POINTS: dict[str, int] = {
     Kind.UNIQUE_CLICK: 1,
     Kind.LEAD: 50,
     Kind.SALE: 100,
+    # A candidate who applied through an advocate's share, and one who was hired: a hire is worth
+    # a referral (recruitment through employees is a main reason to run a program).
+    Kind.APPLICATION: 50,
+    Kind.HIRE: 300,
     Kind.COURSE_COMPLETED: 30,
     Kind.POLICY_ACKNOWLEDGED: 10,
     Kind.CONTENT_PUBLISHED: 40,

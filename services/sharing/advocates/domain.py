@@ -3,12 +3,17 @@
 An advocate is one person of one organisation, known by their token's `sub`. Their profile says
 who they are for the audience rules (team, department, location), what they consent to, and the
 networks they connected with their audience sizes (their potential reach).
+
+When the organisation provisions them from its directory (SCIM, services/sharing/directory/), the
+directory's attributes win: name, team, department, location and whether they are active. The
+advocate still sets what the directory does not hold (networks, handles, audience sizes,
+language, consents).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from shared.errors import InvalidInput
@@ -43,6 +48,18 @@ class Profile:
     language: str | None = None
     consents: Consents = Consents()
     networks: tuple[Network, ...] = ()
+    active: bool = True  # False once the directory deactivated them: they can no longer share
+
+
+@dataclass(frozen=True)
+class DirectoryProfile:
+    """What the organisation's directory says of an advocate; it wins over what they declare."""
+
+    display_name: str
+    team: str | None = None
+    department: str | None = None
+    location: str | None = None
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,7 @@ class AdvocateView:
     department: str | None = None
     location: str | None = None
     audience_by_network: dict[str, int] = field(default_factory=dict)
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,7 @@ class Advocate:
     profile: Profile
     enrolled_at: datetime
     updated_at: datetime
+    directory: DirectoryProfile | None = None  # set once the directory provisioned them
 
     @property
     def potential_reach(self) -> int:
@@ -83,7 +102,22 @@ class Advocate:
             department=p.department,
             location=p.location,
             audience_by_network={n.network: n.audience_size for n in p.networks if n.health == "connected"},
+            active=p.active,
         )
+
+
+def with_directory(profile: Profile, directory: DirectoryProfile | None) -> Profile:
+    """The profile with the directory's attributes in place of the self-declared ones."""
+    if directory is None:
+        return profile
+    return replace(
+        profile,
+        display_name=directory.display_name,
+        team=directory.team,
+        department=directory.department,
+        location=directory.location,
+        active=directory.active,
+    )
 
 
 def check_networks(networks: Sequence[Network]) -> None:
@@ -111,6 +145,7 @@ def profile_saved(
         language=profile.language,
         tracking_consent=profile.consents.tracking,
         public_ranking_consent=profile.consents.public_ranking,
+        active=profile.active,
         networks=[
             NetworkAudience(network=n.network, audience_size=n.audience_size, health=n.health)
             for n in profile.networks

@@ -62,6 +62,12 @@ class AdvocateOut(BaseModel):
     consents: Consents
     networks: list[ConnectedNetwork]
     potential_reach: int = Field(description="sum of audience sizes of connected networks")
+    active: bool = Field(True, description="false once the organisation's directory deactivated them")
+    directory_managed: bool = Field(
+        False,
+        description="provisioned from the organisation's directory (SCIM): its name, team, department, "
+        "location and active state win over what the advocate declares",
+    )
     enrolled_at: datetime
     updated_at: datetime
 
@@ -83,6 +89,8 @@ class AdvocateOut(BaseModel):
                 for n in p.networks
             ],
             potential_reach=advocate.potential_reach,
+            active=p.active,
+            directory_managed=advocate.directory is not None,
             enrolled_at=advocate.enrolled_at,
             updated_at=advocate.updated_at,
         )

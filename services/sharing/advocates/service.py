@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 from services.sharing.advocates import domain
-from services.sharing.advocates.domain import Advocate, AdvocateView, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, AdvocateView, DirectoryProfile, Profile, TrainingView
 from services.sharing.advocates.store import AdvocatesStore
 from services.sharing.settings import SOURCE
 from shared.clock import Clock, utc_now
@@ -27,8 +27,12 @@ class AdvocatesService:
         return await self.store.untracked()
 
     async def save(self, org: str, advocate_id: str, profile: Profile) -> Advocate:
+        """Save what the advocate (or an admin) declares; the directory's attributes, where it
+        provisioned them, stay as the directory says."""
         domain.check_networks(profile.networks)
         existing = await self.store.get(org, advocate_id)
+        if existing is not None:
+            profile = domain.with_directory(profile, existing.directory)
         data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None)
         event = Event.create(data, tenant=org, source=SOURCE)
         await self.store.save(org, advocate_id, profile, self.clock(), [pending(event)])
@@ -36,6 +40,20 @@ class AdvocatesService:
         saved = await self.store.get(org, advocate_id)
         assert saved is not None
         return saved
+
+    async def apply_directory(self, org: str, advocate_id: str, directory: DirectoryProfile) -> bool:
+        """Enrol or update an advocate as the directory describes them (their own networks and
+        consents stay). True if anything changed (an event was queued)."""
+        existing = await self.store.get(org, advocate_id)
+        base = existing.profile if existing is not None else Profile(display_name=directory.display_name)
+        profile = domain.with_directory(base, directory)
+        if existing is not None and existing.profile == profile and existing.directory == directory:
+            return False
+        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None)
+        event = Event.create(data, tenant=org, source=SOURCE)
+        await self.store.save(org, advocate_id, profile, self.clock(), [pending(event)], directory=directory)
+        self.outbox.nudge()
+        return True
 
     async def get(self, org: str, advocate_id: str) -> Advocate:
         advocate = await self.store.get(org, advocate_id)

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.sharing.advocates.domain import Advocate, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, DirectoryProfile, Profile, TrainingView
 from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, queue
@@ -42,6 +42,8 @@ def advocate_key(org: str, advocate_id: str) -> str:
 
 # A profile is kept in its advocate's document, beside the advocate's own fields.
 PROFILE_DOCUMENTS = Documents(Profile, id_field=None, older={"display_name": ""})
+# What the directory says of a provisioned advocate, kept under `directory`.
+DIRECTORY_DOCUMENTS = Documents(DirectoryProfile, id_field=None)
 
 
 def _advocate(doc: Document) -> Advocate:
@@ -50,6 +52,7 @@ def _advocate(doc: Document) -> Advocate:
         profile=PROFILE_DOCUMENTS.entity(doc),
         enrolled_at=doc["enrolled_at"],
         updated_at=doc["updated_at"],
+        directory=None if doc.get("directory") is None else DIRECTORY_DOCUMENTS.entity(doc["directory"]),
     )
 
 
@@ -62,15 +65,24 @@ class AdvocatesStore:
         return None if doc is None else _advocate(doc)
 
     async def save(
-        self, org: str, advocate_id: str, profile: Profile, now: datetime, outbox: list[Document]
+        self,
+        org: str,
+        advocate_id: str,
+        profile: Profile,
+        now: datetime,
+        outbox: list[Document],
+        directory: DirectoryProfile | None = None,
     ) -> None:
-        """Save the profile and queue its event, in one write."""
+        """Save the profile (and what the directory says, when given) and queue its event, in one
+        write."""
+        kept: Document = {} if directory is None else {"directory": DIRECTORY_DOCUMENTS.document(directory)}
         await self.tenants.of(org, ADVOCATES).update_one(
             {"_id": advocate_key(org, advocate_id)},
             queue(
                 {
                     "$set": {
                         **PROFILE_DOCUMENTS.document(profile),
+                        **kept,
                         "advocate_id": advocate_id,
                         "updated_at": now,
                     },

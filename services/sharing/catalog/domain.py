@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from shared.clock import DEFAULT_TIME_ZONE
+
 
 @dataclass(frozen=True)
 class OrgRules:
@@ -21,6 +23,7 @@ class OrgRules:
     sharing_hours_end: int | None = None
     fallback_url: str | None = None
     unique_click_window_hours: int = 24
+    time_zone: str = DEFAULT_TIME_ZONE  # IANA: the sharing hours and the daily limit's day follow it
     policy_version: int | None = None  # newest published policy
 
 

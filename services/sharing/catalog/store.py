@@ -12,6 +12,7 @@ from datetime import datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sharing.catalog.domain import ContentChange, ContentView, OrgRules, SettingsChange
+from shared.clock import DEFAULT_TIME_ZONE
 from shared.events.content import ContentSnapshot, SettingsUpdated
 from shared.migrations import NO_ORG, rewrite
 from shared.mongo import Document, IndexSpec
@@ -69,6 +70,7 @@ def _rules(doc: Document) -> OrgRules:
         sharing_hours_end=doc.get("sharing_hours_end"),
         fallback_url=doc.get("fallback_url"),
         unique_click_window_hours=int(doc.get("unique_click_window_hours") or 24),
+        time_zone=doc.get("time_zone") or DEFAULT_TIME_ZONE,
         policy_version=doc.get("policy_version"),
     )
 

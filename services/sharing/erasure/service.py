@@ -11,6 +11,7 @@ from dataclasses import KW_ONLY, dataclass
 
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.service import CatalogService
+from services.sharing.directory.service import DirectoryService
 from services.sharing.erasure import domain
 from services.sharing.erasure.store import ErasureStore
 from services.sharing.settings import SOURCE
@@ -32,6 +33,7 @@ class ErasureService:
     shares: SharesService
     catalog: CatalogService
     _: KW_ONLY
+    directory: DirectoryService | None = None
     clock: Clock = utc_now
     forget_links: Callable[[set[str]], None] | None = None
 
@@ -54,6 +56,8 @@ class ErasureService:
         share_ids = await self.shares.ids_of(org, advocate_id)
         counts = await self.advocates.erase(org, advocate_id)
         counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
+        if self.directory is not None:  # what the directory said of them: name, e-mails, manager...
+            counts |= await self.directory.erase_advocate(org, advocate_id)
         await self.catalog.forget_author(org, advocate_id)
         if self.forget_links is not None:
             self.forget_links(set(share_ids))

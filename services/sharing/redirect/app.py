@@ -1,16 +1,18 @@
 """The public redirect `GET /r/{code}`: the hottest path of the system, as a raw ASGI app.
 
 It sits in front of the FastAPI app (see main.py), so no framework, middleware or
-instrumentation runs for it. Per request it does: a dictionary lookup (code -> immutable share
-target, loaded from MongoDB once on a miss), a few header reads, building the click record,
-an append to the spool's memory buffer, and the 302. Everything else (serialising, fsync,
-Kafka, spans) happens in the background (spool.py).
+instrumentation runs for it. Per request it does: a few header reads, a count of the client's
+requests this minute (a flood guard: `CHORUS_RATE_LIMITS_PER_MINUTE["redirect"]`, 429 past it),
+a dictionary lookup (code -> immutable share target, loaded from MongoDB once on a miss),
+building the click record, an append to the spool's memory buffer, and the 302. Everything
+else (serialising, fsync, Kafka, spans) happens in the background (spool.py).
 
 Never an open redirect: the Location is a stored share's target or its organisation's fallback.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +31,8 @@ from services.sharing.redirect.spool import ClickSpool
 from services.sharing.settings import SharingSettings
 from services.sharing.shares.domain import Share
 from shared.auth import TokenVerifier
-from shared.errors import AppError
+from shared.errors import PROBLEM_JSON, AppError
+from shared.ratelimit import TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ REDIRECTS = metrics.get_meter("chorus.sharing.redirect").create_counter(
 )
 _OUTCOME = {
     (outcome, bot): {"outcome": outcome, "bot": bot}
-    for outcome in ("redirected", "fallback", "not_found", "unavailable")
+    for outcome in ("redirected", "fallback", "not_found", "unavailable", "limited")
     for bot in (False, True)
 }
 
@@ -55,6 +58,7 @@ UNAVAILABLE_HTML = (
     b"<!doctype html><html lang=en><meta charset=utf-8><title>Try again</title>"
     b"<body style='font-family:sans-serif;margin:4em'><h1>Please try again in a moment</h1></body></html>"
 )
+PROBLEM_JSON_BYTES = PROBLEM_JSON.encode()
 NEGATIVE_TTL_S = 30.0
 UA_CACHE_SIZE = 4096
 DEFAULT_WINDOW_S = 24 * 3600.0
@@ -159,6 +163,8 @@ class RedirectApp:
         self._no_track = frozenset(settings.no_track_params)
         self._cookie_name = settings.advocate_cookie_name
         self._cookie_marker = f"{settings.advocate_cookie_name}=".encode()
+        per_minute = settings.rate_limits_per_minute.get("redirect")
+        self._limit = domain.ClientLimit(per_minute) if per_minute else None
 
     def attach(self, load: ShareLoader, spool: ClickSpool, verifier: TokenVerifier) -> None:
         """Connect to the running service (called from the lifespan)."""
@@ -231,21 +237,6 @@ class RedirectApp:
             REDIRECTS.add(1, _OUTCOME["unavailable", False])
             await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
             return
-        code: str = scope["path"][3:]
-        now = self.clock()
-        try:
-            target = await self._target(code, now)
-        except Exception:
-            log.exception("redirect: loading code %r failed", code)
-            # Counted, so that a store the redirect cannot reach shows on /metrics (and alerts).
-            REDIRECTS.add(1, _OUTCOME["unavailable", False])
-            await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
-            return
-        if target is None:
-            REDIRECTS.add(1, _OUTCOME["not_found", False])
-            await _respond(send, 404, b"text/html; charset=utf-8", NOT_FOUND_HTML)
-            return
-
         user_agent = referer = dnt = authorization = cookie = country = forwarded = purpose = b""
         for name, value in scope["headers"]:
             if name == b"user-agent":
@@ -264,6 +255,31 @@ class RedirectApp:
                 country = value
             elif name == self._ip_header:
                 forwarded = value
+        if forwarded:
+            ip = forwarded.split(b",")[0].strip().decode("latin-1")
+        else:
+            client = scope.get("client")
+            ip = client[0] if client else ""
+        now = self.clock()
+        if self._limit is not None and (wait_s := self._limit.wait_s(ip, now)):
+            REDIRECTS.add(1, _OUTCOME["limited", False])
+            await _respond(
+                send, 429, PROBLEM_JSON_BYTES, _too_many(wait_s), [(b"retry-after", str(wait_s).encode())]
+            )
+            return
+        code: str = scope["path"][3:]
+        try:
+            target = await self._target(code, now)
+        except Exception:
+            log.exception("redirect: loading code %r failed", code)
+            # Counted, so that a store the redirect cannot reach shows on /metrics (and alerts).
+            REDIRECTS.add(1, _OUTCOME["unavailable", False])
+            await _respond(send, 503, b"text/html; charset=utf-8", UNAVAILABLE_HTML)
+            return
+        if target is None:
+            REDIRECTS.add(1, _OUTCOME["not_found", False])
+            await _respond(send, 404, b"text/html; charset=utf-8", NOT_FOUND_HTML)
+            return
 
         ua = user_agent.decode("latin-1")
         crawler, device, browser = self._classify(ua)
@@ -284,11 +300,6 @@ class RedirectApp:
         visitor_hash: str | None = None
         seen_key: str | None = None
         if hashed:
-            if forwarded:
-                ip = forwarded.split(b",")[0].strip().decode("latin-1")
-            else:
-                client = scope.get("client")
-                ip = client[0] if client else ""
             visitor_hash = self.hasher.visitor_hash(ip, ua, datetime.fromtimestamp(now, UTC))
             # Whether the visitor is new to the share is decided by the relay, against the visitors
             # every replica has seen (redirect/store.py). A flagged click never makes the visitor
@@ -351,6 +362,11 @@ class RedirectApp:
             }
         )
         await send({"type": "http.response.body", "body": b""})
+
+
+def _too_many(wait_s: int) -> bytes:
+    detail = f"too many requests from this address this minute; retry in {wait_s} s"
+    return json.dumps(TooManyRequests(detail).to_problem()).encode()
 
 
 def _header_value(url: str) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -169,3 +170,29 @@ def first_visit(seen: Seen | None, click_id: str, at: float, window_s: float) ->
     """Whether a click is its visitor's first on the share inside the window: none seen, the
     window of the one seen has ended, or it is that click itself (sent again after a failure)."""
     return seen is None or seen.click_id == click_id or at - seen.at >= window_s
+
+
+class ClientLimit:
+    """At most `per_minute` redirects per client (its IP address) in each minute, counted in this
+    process: a flood guard against one client hammering the redirect or walking through codes,
+    not a quota (with N replicas a client may get N times it before each refuses). The addresses
+    are held in memory for the current minute only, never written anywhere."""
+
+    WINDOW_S = 60
+    MAX_CLIENTS = 100_000  # past this many in one minute, counting starts afresh
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._window = -1
+        self._counts: dict[str, int] = {}
+
+    def wait_s(self, client: str, now: float) -> int:
+        """0 when the request may go on, else the seconds until the client's minute ends."""
+        window = int(now // self.WINDOW_S)
+        if window != self._window or len(self._counts) >= self.MAX_CLIENTS:
+            self._window, self._counts = window, {}
+        count = self._counts.get(client, 0) + 1
+        self._counts[client] = count
+        if count <= self.per_minute:
+            return 0
+        return max(1, math.ceil((window + 1) * self.WINDOW_S - now))

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from services.sharing.advocates.domain import AdvocateView, TrainingView
 from services.sharing.catalog.domain import ContentView, OrgRules
+from shared.clock import local_date, time_zone
 from shared.errors import AppError, Forbidden, InvalidInput
 from shared.events.shares import ShareMade
 from shared.networks import NETWORKS, POST_LIMITS, post_length
@@ -28,7 +29,7 @@ class Share:
     code: str
     short_url: str
     target_url: str
-    status: str  # pending (scheduled, not yet out) or sent
+    status: str  # pending (scheduled, not yet out), sent, or cancelled (its advocate left)
     send_at: datetime | None  # when a pending share goes out
     scheduled_at: datetime | None
     shared_at: datetime | None
@@ -117,9 +118,10 @@ def blocked_words_in(message: str, blocked: tuple[str, ...]) -> list[str]:
 
 
 def within_sharing_hours(rules: OrgRules, at: datetime) -> bool:
+    """Whether `at` is within the sharing hours, read on the clock of the organisation's zone."""
     start = rules.sharing_hours_start if rules.sharing_hours_start is not None else 0
     end = rules.sharing_hours_end if rules.sharing_hours_end is not None else 24
-    hour = at.astimezone(UTC).hour
+    hour = at.astimezone(time_zone(rules.time_zone)).hour
     if start <= end:
         return start <= hour < end
     return hour >= start or hour < end  # a window across midnight, e.g. 22 to 6
@@ -137,6 +139,10 @@ def check_share(
     goes_out_at: datetime,
 ) -> None:
     """Every governance rule that needs no counting; raises the refusal with its reason."""
+    if not advocate.active:
+        raise Forbidden(
+            "your account was deactivated by your organisation's directory: you can no longer share"
+        )
     if network not in POST_LIMITS:
         raise InvalidInput.field("network", f"must be one of {', '.join(sorted(NETWORKS))}")
     if (reason := content_open_at(content, goes_out_at)) is not None:
@@ -157,7 +163,7 @@ def check_share(
     if not within_sharing_hours(rules, goes_out_at):
         start = rules.sharing_hours_start or 0
         end = rules.sharing_hours_end or 24
-        raise Forbidden(f"sharing is open from {start}:00 to {end}:00 UTC")
+        raise Forbidden(f"sharing is open from {start}:00 to {end}:00 ({rules.time_zone})")
 
 
 def goes_out_at(scheduled_at: datetime | None, now: datetime, max_schedule_days: int) -> datetime:
@@ -177,6 +183,11 @@ def goes_out_at(scheduled_at: datetime | None, now: datetime, max_schedule_days:
 def check_daily_limit_open(rules: OrgRules) -> None:
     if rules.daily_share_limit is not None and rules.daily_share_limit <= 0:
         raise ShareLimitReached("sharing is switched off for this organisation (daily limit 0)")
+
+
+def share_day(rules: OrgRules, goes_out: datetime) -> str:
+    """The day a share counts on for the daily limit: its day in the organisation's zone."""
+    return local_date(goes_out, rules.time_zone).isoformat()
 
 
 def daily_limit_reached(rules: OrgRules, day: str) -> ShareLimitReached:

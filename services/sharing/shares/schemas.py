@@ -30,7 +30,9 @@ class ShareOut(BaseModel):
     code: str
     short_url: str = Field(description="the tracked link to post: <public base URL>/r/<code>")
     target_url: str = Field(description="where the link leads, with UTM parameters")
-    status: str = Field(description="pending (scheduled, not yet out) or sent")
+    status: str = Field(
+        description="pending (scheduled, not yet out), sent, or cancelled (its advocate left)"
+    )
     scheduled_at: datetime | None = None
     shared_at: datetime | None = None
     created_at: datetime

@@ -62,7 +62,7 @@ class SharesService:
             goes_out_at=goes_out,
         )
         domain.check_daily_limit_open(rules)
-        day = goes_out.date().isoformat()
+        day = domain.share_day(rules, goes_out)
         if not await self.store.reserve_daily_share(org, principal.sub, day, rules.daily_share_limit):
             raise domain.daily_limit_reached(rules, day)
         share = domain.new_share(
@@ -148,6 +148,10 @@ class SharesService:
     async def by_code(self, code: str) -> Share | None:
         """The share a public link names, in whichever organisation (the redirect, on a miss)."""
         return await self.store.by_code(code)
+
+    async def cancel_scheduled(self, org: str, advocate_id: str) -> int:
+        """A leaver's scheduled shares do not go out; their shares already out keep redirecting."""
+        return await self.store.cancel_pending(org, advocate_id, self.clock())
 
     async def ids_of(self, org: str, advocate_id: str) -> list[str]:
         return await self.store.ids_of(org, advocate_id)

@@ -2,7 +2,8 @@
 
 - shares         one per share, with its code, target and the trace context it was made in;
                  carries its chorus.share.made in its outbox until sent
-- daily_counts   shares per (org, advocate, UTC day), reserved atomically for the daily limit
+- daily_counts   shares per (org, advocate, day in the org's time zone), reserved atomically for
+                 the daily limit
 """
 
 from __future__ import annotations
@@ -106,6 +107,16 @@ class SharesStore:
             queue({"$set": {"status": "sent", "shared_at": shared_at}}, outbox),
         )
         return result.modified_count == 1
+
+    async def cancel_pending(self, org: str, advocate_id: str, now: datetime) -> int:
+        """Cancel the advocate's scheduled shares not yet out; how many. A share the sweep is
+        sending at this moment is either sent (and stays) or cancelled, never both: both writes
+        are conditional on `pending`."""
+        result = await self.tenants.of(org, SHARES).update_many(
+            {"advocate_id": advocate_id, "status": "pending"},
+            {"$set": {"status": "cancelled", "cancelled_at": now}},
+        )
+        return result.modified_count
 
     async def ids_of(self, org: str, advocate_id: str) -> list[str]:
         cursor = self.tenants.of(org, SHARES).find({"advocate_id": advocate_id}, {"_id": 1})

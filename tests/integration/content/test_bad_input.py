@@ -80,10 +80,14 @@ async def test_bad_input_is_refused_naming_the_field_and_leaves_no_trace(
     ann = users.headers("ann", "advocate")
     put = await client.put(
         "/v1/settings",
-        json={"required_disclosure": "#employee", "blocked_words": ["guaranteed"]},
+        json={
+            "required_disclosure": "#employee",
+            "blocked_words": ["guaranteed"],
+            "time_zone": "America/Los_Angeles",
+        },
         headers=users.admin,
     )
-    assert put.status_code == 200
+    assert put.status_code == 200 and put.json()["time_zone"] == "America/Los_Angeles"
     existing = (await client.post("/v1/content", json=article(), headers=users.editor)).json()
     assert (
         await client.post(f"/v1/content/{existing['id']}/publish", headers=users.editor)
@@ -136,6 +140,12 @@ async def test_bad_input_is_refused_naming_the_field_and_leaves_no_trace(
             422,
             "fallback_url",
         )
+        for zone in ("Mars/Olympus", "America", "PST8PDT/../x", ""):
+            assert_problem(
+                await client.put("/v1/settings", json={"time_zone": zone}, headers=users.admin),
+                422,
+                "time_zone",
+            )
         assert_problem(
             await client.put("/v1/settings", json={"required_course_ids": ["nope"]}, headers=users.admin),
             422,
@@ -181,6 +191,7 @@ async def test_bad_input_is_refused_naming_the_field_and_leaves_no_trace(
     assert current["expires_at"] is None
     stored_settings = (await client.get("/v1/settings", headers=users.admin)).json()
     assert stored_settings["fallback_url"] is None and stored_settings["blocked_words"] == ["guaranteed"]
+    assert stored_settings["time_zone"] == "America/Los_Angeles"
     courses = (await client.get("/v1/courses", headers=users.editor)).json()["items"]
     assert [(c["id"], c["modules"][0]["url"]) for c in courses] == [(course["id"], None)]
     assert (await client.get("/v1/policy", headers=ann)).json()["policy"] is None

@@ -4,7 +4,7 @@ program figures and erasure."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from services.metrics.settings import MetricsSettings
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
-from shared.events.conversions import LeadCaptured
+from shared.events.conversions import LeadCaptured, SaleRefunded
 from shared.events.shares import ShareMade
 from shared.events.topics import CONVERSIONS
 from shared.events.training import CourseCompleted
@@ -293,6 +293,10 @@ async def test_every_order_of_a_returning_customer_counts_and_the_same_order_onc
     assert (await totals(client, settings, org))["sales"] == 2  # nothing written by the refusals
 
 
+def refunds_of(org: str) -> Callable[[Event[EventData]], bool]:
+    return lambda e: e.tenant == org and e.type == SaleRefunded.event_type
+
+
 async def test_a_refund_gives_back_at_most_what_remains_of_its_sale(
     client: httpx.AsyncClient, metrics_settings: MetricsSettings
 ) -> None:
@@ -306,8 +310,11 @@ async def test_a_refund_gives_back_at_most_what_remains_of_its_sale(
         body = {"type": "refund", "customer_id": "c1", "order_id": "o-1", "amount": "30", "currency": "EUR"}
         return await client.post("/v1/conversions", json={**body, **fields}, headers=crm)
 
-    first = await refund()
-    assert first.status_code == 200, first.text
+    async with TopicReader(settings.kafka_bootstrap, CONVERSIONS.name) as reader:
+        first = await refund()
+        assert first.status_code == 200, first.text
+        [(partial, _)] = await reader.collect(refunds_of(org), count=1)
+    assert isinstance(partial.data, SaleRefunded) and partial.data.fully_refunded is False
     assert (first.json()["type"], first.json()["sale_id"], first.json()["amount"]) == (
         "refund",
         sold.json()["conversion_id"],
@@ -323,7 +330,12 @@ async def test_a_refund_gives_back_at_most_what_remains_of_its_sale(
         refused = await refund(**fields)
         assert refused.status_code == 422, (fields, refused.text)
         assert refused.json()["errors"][0]["field"] == field and message in refused.json()["detail"]
-    assert (await refund(amount="70")).status_code == 200  # all that remains
+    async with TopicReader(settings.kafka_bootstrap, CONVERSIONS.name) as reader:
+        assert (await refund(amount="70")).status_code == 200  # all that remains
+        [(ending, _)] = await reader.collect(refunds_of(org), count=1)
+    assert (
+        isinstance(ending.data, SaleRefunded) and ending.data.fully_refunded is True
+    )  # recognition reads it
     assert (await refund(amount="0.01")).json()["errors"][0]["field"] == "amount"
 
     async def net() -> bool:

@@ -1,9 +1,11 @@
 """Metrics' data in earlier shapes adopted at start: settings written before every query named the
-organisation, survey answers kept under a plain hash of who answered."""
+organisation, survey answers kept under a plain hash of who answered, API keys made before the
+other services learnt of keys from events."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,6 +13,9 @@ from decimal import Decimal
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.metrics.api_keys import domain as api_keys
+from services.metrics.api_keys.store import API_KEYS, ApiKeyStore
+from services.metrics.api_keys.store import MIGRATIONS as API_KEY_MIGRATIONS
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.org_settings.store import MIGRATIONS, ORG_SETTINGS, OrgSettingsStore
 from services.metrics.surveys import domain as surveys
@@ -22,6 +27,7 @@ from shared.auth import Principal
 from shared.errors import Conflict
 from shared.migrations import migrate
 from shared.mongo import Document
+from shared.outbox import OUTBOX
 from shared.settings import ChorusSettings
 from tests.helpers import scratch_database
 
@@ -42,8 +48,9 @@ async def test_settings_stored_without_their_org_are_adopted(db: AsyncDatabase[D
     await migrate(db, MIGRATIONS)
 
     assert (await store.get("org-a")).rates == EmvRates(Decimal("0.50"), Decimal("4"), "EUR")
-    await store.set_attribution_window("org-a", 14)
+    await store.set_program_settings("org-a", 14, "Europe/Paris")
     assert (await store.get("org-a")).attribution_window_days == 14
+    assert (await store.get("org-a")).time_zone == "Europe/Paris"
     assert await db[ORG_SETTINGS].count_documents({}) == 1
 
 
@@ -74,3 +81,31 @@ async def test_answers_kept_under_a_plain_hash_are_keyed_and_still_count_once(
         await service.respond(ann, "s1", ResponseIn(answers={"q": 3}))
     await service.erase_respondent("org-a", "ann")
     assert (await db[SURVEY_RESPONSES].find_one({}) or {}).get("respondent", "absent") is None
+
+
+async def test_keys_made_before_keys_were_announced_are_announced_once(db: AsyncDatabase[Document]) -> None:
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    old = {"org": "org-a", "name": "crm", "secret_hash": "ab" * 32, "created_at": at}
+    await db[API_KEYS].insert_many(
+        [{"_id": "k1", **old}, {"_id": "k2", **old, "revoked_at": at, "scopes": ["conversions:write"]}]
+    )
+    key_store = ApiKeyStore(db)
+    fresh, _ = api_keys.issue(
+        Principal("boss", "org-a", frozenset({"admin"})), "new", ("scim:provision",), None, at
+    )
+    await key_store.insert(fresh, api_keys.issued(fresh))
+
+    await migrate(db, API_KEY_MIGRATIONS)
+    assert await API_KEY_MIGRATIONS[0].run(db) == 0  # a second replica's run changes nothing
+
+    queued = {
+        doc["_id"]: [json.loads(r["event"])["type"] for r in doc[OUTBOX]]
+        async for doc in db[API_KEYS].find({})
+    }
+    assert queued == {
+        "k1": ["chorus.api_key.issued"],
+        "k2": ["chorus.api_key.issued", "chorus.api_key.revoked"],
+        fresh.key_id: ["chorus.api_key.issued"],  # its own, from when it was made
+    }
+    k1 = await key_store.by_id("k1")
+    assert k1 is not None and k1.scopes == ("conversions:write", "surveys:respond")  # what keys could do then

@@ -3,24 +3,32 @@ every group_by, redelivery after a crash mid-batch, a replay from offset 0, and 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from services.metrics.main import create_app
+from services.metrics.modules import MetricsModules
+from services.metrics.org_settings.service import ZONE_CACHE_S
 from services.metrics.projections import domain
 from services.metrics.projections.service import ProjectionService
 from services.metrics.projections.store import ProjectionStore
-from services.metrics.rebuild import rebuild, replay
+from services.metrics.rebuild import projection_service, rebuild, replay
 from services.metrics.settings import MetricsSettings
+from shared.clock import utc_now
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
+from shared.events.content import SettingsUpdated
+from shared.events.conversions import LeadCaptured
+from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
@@ -243,10 +251,10 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     mongo = create_client(settings)
     try:
         db = mongo[settings.database_name("metrics")]
-        service = ProjectionService(settings, ProjectionStore(db))
+        service = projection_service(settings, db)
         pending = [
             Pending(
-                effect._replace(dims=(("all", "*"),)),
+                effect._replace(day=today.isoformat(), dims=(("all", "*"),)),
                 domain.source_of(CLICKS.name, partition),
                 record.offset,
                 event.id,
@@ -415,3 +423,176 @@ async def test_a_rebuild_equals_the_live_projections(
             return bool(totals["clicks"] == 5 and totals["bot_clicks"] == 1 and totals["self_clicks"] == 1)
 
         await eventually(new_clicks_visible, timeout_s=60)
+
+
+# --- time zones --------------------------------------------------------------------------------
+
+LOS_ANGELES = "America/Los_Angeles"
+
+
+async def set_time_zone(
+    client: httpx.AsyncClient, settings: MetricsSettings, producer: EventProducer, org: str, zone: str
+) -> None:
+    """The content service's settings event with `zone`, and metrics having read it."""
+    await producer.publish_many(
+        [Event.create(SettingsUpdated(org_id=org, time_zone=zone), tenant=org, source="/test")]
+    )
+
+    async def seen() -> bool:
+        response = await client.get("/v1/metrics/settings", headers=admin(settings, org))
+        return bool(response.json()["time_zone"] == zone)
+
+    await eventually(seen, timeout_s=60)
+    await asyncio.sleep(ZONE_CACHE_S)  # what the projector read of the zone before is stale now
+
+
+def evening_activity(org: str, day: date) -> list[Event[EventData]]:
+    """A share at 16:00, a click at 17:00 and a lead at 17:30 on `day` in Los Angeles: after
+    midnight UTC for the click and the lead (01:00 UTC the next day in winter)."""
+    local = ZoneInfo(LOS_ANGELES)
+    share_id, click_id = f"{org}-s1", f"{org}-c1"
+    share = ShareMade(
+        share_id=share_id,
+        advocate_id=f"{org}-alice",
+        content_id=f"{org}-k1",
+        network="linkedin",
+        code="c",
+        short_url="http://c/c",
+        target_url="http://example.com",
+        audience_size=100,
+        shared_at=datetime.combine(day, time(16), tzinfo=local),
+    )
+    click = ClickRecorded.model_validate(
+        {
+            "click_id": click_id,
+            "share_id": share_id,
+            "advocate_id": f"{org}-alice",
+            "content_id": f"{org}-k1",
+            "network": "linkedin",
+            "clicked_at": datetime.combine(day, time(17), tzinfo=local).astimezone(UTC),
+            "unique": True,
+        }
+    )
+    lead = LeadCaptured(
+        conversion_id=f"{org}-v1",
+        key=share_id,
+        click_id=click_id,
+        customer_id="cust1",
+        attributed=True,
+        share_id=share_id,
+        advocate_id=f"{org}-alice",
+        content_id=f"{org}-k1",
+        converted_at=datetime.combine(day, time(17, 30), tzinfo=local).astimezone(UTC),
+        network="linkedin",
+    )
+    return [Event.create(data, tenant=org, source="/test") for data in (share, click, lead)]
+
+
+async def test_an_organisations_days_weeks_and_months_follow_its_time_zone_and_a_rebuild_moves_history(
+    private: MetricsSettings, producer: EventProducer
+) -> None:
+    """An organisation in Los Angeles sees its 17:00 click (01:00 UTC the next day) on its own
+    day in the funnel, the time series, the CSV and a goal; a rebuild equals the live counters;
+    after it changes its zone, the live counters keep history where it was counted and
+    `chorus rebuild metrics` puts it on the days of the new zone."""
+    settings = private
+    org = new_org()
+    day = datetime.now(UTC).date() - timedelta(days=3)
+    next_day = day + timedelta(days=1)
+    span = {"from": (day - timedelta(days=1)).isoformat(), "to": next_day.isoformat()}
+    share, click, lead = evening_activity(org, day)
+    assert click.data.clicked_at.astimezone(UTC).date() == next_day  # type: ignore[attr-defined]
+    async with running_app(create_app(settings=settings)) as client:
+        headers = admin(settings, org)
+        await set_time_zone(client, settings, producer, org, LOS_ANGELES)
+        await send_to(producer, settings.shares_topic, [share])
+        await send_to(producer, settings.clicks_topic, [click])
+        await send_to(producer, settings.conversions_topic, [lead])
+
+        async def by(group_by: str, **params: str) -> dict[str, Any]:
+            response = await client.get("/v1/funnel", params={**span, "group_by": group_by}, headers=headers)
+            assert response.status_code == 200, response.text
+            return {
+                row["key"]: (row["shares"], row["clicks"], row["leads"]) for row in response.json()["rows"]
+            }
+
+        async def counted() -> bool:
+            return await by("advocate") == {f"{org}-alice": (1, 1, 1)}
+
+        await eventually(counted, timeout_s=60)
+
+        async def figures_on(local_day: date) -> None:
+            """Every report puts the share, the click and the lead on `local_day`."""
+            assert await by("day") == {local_day.isoformat(): (1, 1, 1)}
+            monday = local_day - timedelta(days=local_day.weekday())
+            assert await by("week") == {monday.isoformat(): (1, 1, 1)}
+            assert await by("month") == {local_day.strftime("%Y-%m"): (1, 1, 1)}
+            series = await client.get(
+                "/v1/timeseries", params={**span, "metric": "clicks", "interval": "day"}, headers=headers
+            )
+            points = {p["period"]: p["value"] for p in series.json()["points"]}
+            assert points == {
+                d.isoformat(): float(d == local_day) for d in (day - timedelta(days=1), day, next_day)
+            }
+            exported = await client.get(
+                "/v1/funnel", params={**span, "group_by": "day"}, headers={**headers, "Accept": "text/csv"}
+            )
+            rows = {row["key"]: row for row in csv.DictReader(io.StringIO(exported.text))}
+            assert set(rows) == {local_day.isoformat()} and rows[local_day.isoformat()]["clicks"] == "1"
+            for goal_day, expected in (
+                (day, float(local_day == day)),
+                (next_day, float(local_day == next_day)),
+            ):
+                goal = await client.post(
+                    "/v1/goals",
+                    json={
+                        "name": f"clicks on {goal_day}",
+                        "metric": "clicks",
+                        "target": 1,
+                        "starts_on": goal_day.isoformat(),
+                        "ends_on": goal_day.isoformat(),
+                    },
+                    headers=headers,
+                )
+                assert goal.status_code == 201, goal.text
+                assert goal.json()["value"] == expected, goal_day
+
+        await figures_on(day)  # 17:00 in Los Angeles: that day, not the UTC day after
+        live = {g: await by(g) for g in GROUP_BYS}
+        await rebuild(settings.model_copy(), lambda done, total: None)
+        assert {g: await by(g) for g in GROUP_BYS} == live
+
+        # The organisation moves to UTC: history stays on the days it was counted on until a
+        # rebuild puts it on the days of the new zone.
+        await set_time_zone(client, settings, producer, org, "UTC")
+        assert await by("day") == {day.isoformat(): (1, 1, 1)}
+        await rebuild(settings.model_copy(), lambda done, total: None)
+        await figures_on(next_day)
+
+        # New events count in the new zone live, and a rebuild still equals the live counters.
+        late = Event.create(
+            click.data.model_copy(update={"click_id": f"{org}-c2"}), tenant=org, source="/test"
+        )
+        await send_to(producer, settings.clicks_topic, [late])
+
+        async def late_counted() -> bool:
+            return await by("day") == {next_day.isoformat(): (1, 2, 1)}
+
+        await eventually(late_counted, timeout_s=60)
+        live = {g: await by(g) for g in GROUP_BYS}
+        await rebuild(settings.model_copy(), lambda done, total: None)
+        assert {g: await by(g) for g in GROUP_BYS} == live
+
+        # "Today" is the organisation's day: at 01:00 UTC it is still yesterday in Los Angeles.
+        metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+        await set_time_zone(client, settings, producer, org, LOS_ANGELES)
+        metrics.analytics.clock = lambda: datetime(2026, 5, 2, 1, 0, tzinfo=UTC)
+        try:
+            horizon = await client.post(
+                "/v1/goals",
+                json={"name": "h", "metric": "clicks", "target": 10, "horizon_months": 1},
+                headers=headers,
+            )
+            assert horizon.json()["starts_on"] == "2026-05-01"
+        finally:
+            metrics.analytics.clock = utc_now

@@ -128,9 +128,9 @@ async def test_settings_written_at_once_for_a_new_organisation_make_one_document
     rates = EmvRates(Decimal("0.5"), Decimal("12"), "EUR")
     await asyncio.gather(
         *(
-            store.set_rates(org, rates) if i % 2 else store.set_attribution_window(org, 14)
+            store.set_rates(org, rates) if i % 2 else store.set_program_settings(org, 14, "Asia/Kolkata")
             for i, store in enumerate(stores)
         )
     )
-    assert await stores[0].get(org) == OrgSettings(org, rates, 14)
+    assert await stores[0].get(org) == OrgSettings(org, rates, 14, "Asia/Kolkata")
     assert await dbs[0]["org_settings"].count_documents({"org": org}) == 1

@@ -312,6 +312,8 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
                 "chorus.advocate.erased": 1,
                 "chorus.share.made": 2,
                 "chorus.lead.captured": 1,
+                "chorus.api_key.issued": 1,
+                "chorus.api_key.revoked": 1,
                 "chorus.reward.granted": 4,  # three kudos and the reversal of one
                 "chorus.badge.awarded": 1,
                 "chorus.reward.redeemed": 5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ from services.recognition.leaderboards.schemas import LeaderboardOut
 from services.recognition.main import create_app
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
+from shared.events.advocates import AdvocateUpdated
+from shared.events.conversions import ApplicationSubmitted, HireMade, SaleRecorded, SaleRefunded
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
@@ -363,3 +366,108 @@ async def test_an_awarded_credential_validates_against_the_open_badges_3_schema(
 async def _awards(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = body(await client.get("/v1/me/badges", headers=headers))["items"]
     return items
+
+
+def _conversion(conversion_id: str, advocate_id: str, share_id: str) -> dict[str, Any]:
+    return {
+        "conversion_id": conversion_id,
+        "key": share_id,
+        "customer_id": f"cust-{conversion_id}",
+        "attributed": True,
+        "share_id": share_id,
+        "advocate_id": advocate_id,
+        "content_id": "c1",
+        "converted_at": datetime.now(UTC),
+    }
+
+
+def _refund(refund_id: str, sale_id: str, amount: str, *, full: bool) -> SaleRefunded:
+    return SaleRefunded(
+        **_conversion(refund_id, "a", "s1"),
+        sale_id=sale_id,
+        order_id=f"order-{sale_id}",
+        amount=amount,
+        currency="EUR",
+        fully_refunded=full,
+    )
+
+
+async def test_talent_scores_and_a_sale_refunded_in_full_gives_its_points_back(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    money = {"amount": "100.00", "currency": "EUR"}
+    await pub.send(ApplicationSubmitted(**_conversion("app-1", "a", "s1")))
+    await pub.send(HireMade(**_conversion("hire-1", "a", "s1"), application_id="app-1"))
+    await pub.send(SaleRecorded(**_conversion("kept", "a", "s1"), order_id="order-kept", **money))
+    await pub.send(SaleRecorded(**_conversion("returned", "a", "s1"), order_id="order-returned", **money))
+    # Part of one sale comes back; the other comes back in two parts, the second ending it.
+    await pub.send(_refund("r1", "kept", "40.00", full=False))
+    await pub.send(_refund("r2", "returned", "60.00", full=False))
+    last = await pub.send(_refund("r3", "returned", "40.00", full=True))
+    await pub.send(_refund("r4", "no-such-sale", "10.00", full=True))  # a sale never scored: nothing
+    a = as_(settings, org, "a")
+    await eventually(lambda: _count_is(client, a, 5), timeout_s=90)
+
+    assert sorted((e["kind"], e["points"]) for e in await ledger_of(client, a)) == [
+        ("application", 50),
+        ("hire", 300),
+        ("reversal", -100),
+        ("sale", 100),
+        ("sale", 100),
+    ]
+    assert (await points_of(client, a))["balance"] == 450
+    # The refund sent again (at least once) takes nothing more.
+    await producer.publish(last)
+    await pub.send(_refund("r5", "returned", "0.01", full=True))  # a second "full" refund, a duplicate
+    await pub.send(ApplicationSubmitted(**_conversion("app-2", "a", "s1")))  # a marker: all before it done
+    await eventually(lambda: _count_is(client, a, 6), timeout_s=90)
+    assert (await points_of(client, a))["balance"] == 500
+
+
+async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    """Issue 16: an advocate the organisation's directory deactivated (`active: false` on
+    chorus.advocate.updated) leaves the boards others see and their team's active members; their
+    points and their team's history stay."""
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.enrol("stays", "red")
+    await pub.enrol("leaves", "red")
+    await pub.share("s1", "stays", team="red")
+    await pub.share("s2", "leaves", team="red")
+    viewer = as_(settings, org, "stays")
+    await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=False))
+    await eventually(lambda: _board_is(client, viewer, "all", [("stays", 10)]), timeout_s=90)
+
+    async def team_is(expected: list[tuple[str, int, int]]) -> bool:
+        board = body(
+            await client.get("/v1/leaderboard", headers=viewer, params={"period": "all", "scope": "team"})
+        )
+        return [(t["team"], t["points"], t["active_advocates"]) for t in board["items"]] == expected
+
+    await eventually(lambda: team_is([("red", 20, 1)]), timeout_s=30)
+    leaver = as_(settings, org, "leaves")
+    assert (await points_of(client, leaver))["balance"] == 10
+    # Rehired: back on the boards.
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=True))
+    await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+
+
+async def test_kudos_to_a_leaver_are_refused(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.send(AdvocateUpdated(advocate_id="gone", team="red", active=False))
+    giver = as_(settings, org, "peer")
+
+    async def refused() -> bool:
+        response = await client.post("/v1/kudos", headers=giver, json={"to": "gone", "message": "thanks"})
+        assert response.status_code in (201, 422), response.text
+        return response.status_code == 422 and "left" in response.text
+
+    await eventually(refused, timeout_s=60)  # once recognition knows they left

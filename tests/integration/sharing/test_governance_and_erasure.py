@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.clock import utc_now
 from shared.events.advocates import AdvocateErased
 from shared.events.clicks import ClickRecorded
 from shared.events.content import Audience, ContentArchived, PolicyPublished
@@ -220,3 +221,30 @@ async def test_an_admin_may_erase_an_advocate_of_their_organisation(sharing: Sha
     assert (await sharing.client.delete("/v1/advocates/adv-1", headers=admin)).status_code == 204
     assert (await sharing.client.get("/v1/advocates", headers=admin)).json()["items"] == []
     assert (await sharing.client.delete("/v1/advocates/adv-1", headers=admin)).status_code == 404
+
+
+async def test_sharing_hours_and_the_daily_limit_follow_the_organisations_time_zone(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.set_settings(
+        org, sharing_hours_start=9, sharing_hours_end=18, daily_share_limit=1, time_zone="America/Los_Angeles"
+    )
+    await sharing.enrol(org, "adv-1")
+    content_id = await sharing.publish_content(org)
+    await wait_content(sharing, org, content_id)
+    shares = sharing.app.state.shares
+    outcomes = []
+    try:
+        for at in (
+            datetime(2026, 12, 2, 1, 0, tzinfo=UTC),  # 17:00 on 1 December in Los Angeles: open
+            datetime(2026, 12, 2, 1, 30, tzinfo=UTC),  # 17:30 the same local day: over the limit
+            datetime(2026, 12, 2, 2, 30, tzinfo=UTC),  # 18:30 there: closed
+            datetime(2026, 12, 2, 17, 30, tzinfo=UTC),  # 09:30 on 2 December there: a new day
+        ):
+            shares.clock = lambda at=at: at
+            response = await attempt(sharing, org, "adv-1", content_id)
+            outcomes.append((response.status_code, response.json().get("detail")))
+    finally:
+        shares.clock = utc_now
+    assert [status for status, _ in outcomes] == [201, 429, 403, 201], outcomes
+    assert "2026-12-01" in outcomes[1][1]
+    assert "from 9:00 to 18:00 (America/Los_Angeles)" in outcomes[2][1]

@@ -37,16 +37,18 @@ CLICKS_DURING_OUTAGE = 40
 def private_kafka() -> Iterator[local_stack.StackConfig]:
     state = Path(tempfile.mkdtemp(prefix="chorus-sharing-kafka-"))
     # Free ports, not fixed ones: another checkout's run of this test may be running.
-    base = free_port_block(6)
+    base = free_port_block(8)
     config = local_stack.StackConfig(
         state_dir=state,
         kafka_port=base,
         kafka_controller_port=base + 1,
+        kafka_sasl_port=base + 2,
+        kafka_tls_port=base + 3,
         # Only Kafka runs here; the other ports just have to differ.
-        mongo_port=base + 2,
-        otlp_grpc_port=base + 3,
-        otlp_http_port=base + 4,
-        jaeger_ui_port=base + 5,
+        mongo_port=base + 4,
+        otlp_grpc_port=base + 5,
+        otlp_http_port=base + 6,
+        jaeger_ui_port=base + 7,
     )
     local_stack.start_part("kafka", config, timeout=120)
     try:

@@ -472,3 +472,36 @@ async def test_replicas_agree_on_a_visitor_and_a_restarted_redirect_still_knows_
     assert (first.status_code, again.status_code) == (302, 302)
     # One of the two is the visitor's unique click: whichever relay recorded the visitor first.
     assert sorted(e.data.unique for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
+
+
+async def test_a_client_past_the_redirect_limit_gets_a_429_and_records_nothing(
+    sharing: Sharing, tmp_path: Path
+) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    limited = sharing.settings.model_copy(update={"rate_limits_per_minute": {"redirect": 3}})
+    redirect = RedirectApp(limited, clock=lambda: 1_800_000_010.0)  # 50 s left in its minute
+    spool = ClickSpool(str(tmp_path / "limited.sqlite3"))
+    await spool.open()
+    redirect.attach(SharesStore(sharing.app.state.runtime.db).by_code, spool, TokenVerifier(limited))
+
+    async def get(ip: str, code: str = share["code"]) -> httpx.Response:
+        transport = httpx.ASGITransport(app=redirect, client=(ip, 51000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://replica") as visitor:
+            return await visitor.get(f"/r/{code}", headers={"User-Agent": BROWSER_UA})
+
+    try:
+        answers = [await get("198.51.100.9") for _ in range(3)]
+        answers.append(await get("198.51.100.9", "no-such-code"))  # walking codes counts too
+        other = await get("198.51.100.10")
+        buffered = spool.buffered
+    finally:
+        await spool.close()
+    assert [a.status_code for a in answers] == [302, 302, 302, 429]
+    refused = answers[-1]
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.headers["retry-after"] == "50"
+    assert refused.json()["status"] == 429 and refused.json()["type"].endswith("/too-many-requests")
+    assert other.status_code == 302  # another address is not held back
+    assert buffered == 4  # the three redirects and the other address's: the refused one recorded nothing

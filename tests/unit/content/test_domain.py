@@ -86,6 +86,24 @@ def test_an_x_caption_at_280_without_room_for_the_link_is_refused() -> None:
     assert post_length("x", "a" * 256, len("https://go.example.com/r/abcdefghijk")) == 280
 
 
+def test_x_captions_are_counted_by_xs_weights() -> None:
+    # Japanese characters weigh 2 on X: 128 of them and the link fill a post; 129 do not,
+    # though in code points they would be far from 280.
+    japanese = "日" * 128
+    domain.validate_fields(fields(suggested_posts=[SuggestedPost("x", "ja", japanese)]), OrgSettings())
+    with pytest.raises(InvalidInput) as exc:
+        domain.validate_fields(
+            fields(suggested_posts=[SuggestedPost("x", "ja", japanese + "日")]), OrgSettings()
+        )
+    assert problem_fields(exc) == ["suggested_posts[0].text"]
+    assert "282 characters with a share's link; x allows 280" in str(exc.value.errors)
+    # An emoji weighs 2, and a link inside the caption counts 23 however long it is.
+    assert post_length("x", "😀") == 1 * 2 + 1 + 23
+    assert post_length("x", "read https://example.com/a/very/long/path/indeed") == 5 + 23 + 1 + 23
+    # The other networks count code points and the link as written.
+    assert post_length("linkedin", "日" * 10, 30) == 10 + 1 + 30
+
+
 def test_an_unknown_network_is_refused_naming_the_post() -> None:
     with pytest.raises(InvalidInput) as exc:
         domain.validate_fields(fields(suggested_posts=[SuggestedPost("myspace", "en", "hi")]), OrgSettings())

@@ -47,13 +47,15 @@ def test_a_builder_that_uses_its_service_while_building_fails_loudly() -> None:
         stand_in.store  # noqa: B018 - the attribute access is the test
 
 
-def test_every_service_group_is_found_and_the_webhooks_group_receives_every_type() -> None:
+def test_every_service_group_is_found_and_the_webhooks_group_receives_every_offered_type() -> None:
     groups = {group.group: group for group in consumer_groups()}
 
     assert {group.service for group in groups.values()} == {"content", "sharing", "metrics", "recognition"}
     webhooks = groups["chorus.metrics-webhooks"]
     received = {event_type for reading in webhooks.readings for event_type in reading.event_types}
-    assert received == set(REGISTRY)
+    internal = {name for name, registration in REGISTRY.items() if registration.topic.internal}
+    assert internal == {"chorus.api_key.issued", "chorus.api_key.revoked"}
+    assert received == set(REGISTRY) - internal
 
 
 def test_a_stale_consumer_map_fails_the_contract_check(tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""The local stack manager's pure parts: configuration, cache keys, templates. No processes."""
+"""The local stack manager's pure parts: configuration, cache keys, templates, certificates. No servers."""
 
 from __future__ import annotations
 
 import base64
 import re
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ def test_config_reads_ports_and_state_dir_from_the_environment() -> None:
             "CHORUS_STATE_DIR": "/srv/chorus-second",
             "CHORUS_KAFKA_PORT": "19092",
             "CHORUS_KAFKA_CONTROLLER_PORT": "19093",
+            "CHORUS_KAFKA_SASL_PORT": "19094",
+            "CHORUS_KAFKA_TLS_PORT": "19095",
             "CHORUS_MONGO_PORT": "37017",
             "CHORUS_OTLP_GRPC_PORT": "14317",
             "CHORUS_OTLP_HTTP_PORT": "14318",
@@ -46,6 +49,7 @@ def test_config_reads_ports_and_state_dir_from_the_environment() -> None:
         "CHORUS_OTLP_ENDPOINT": "http://127.0.0.1:14318",
     }
     assert config.jaeger_query_url == "http://127.0.0.1:26686"
+    assert (config.kafka_sasl_bootstrap, config.kafka_tls_bootstrap) == ("127.0.0.1:19094", "127.0.0.1:19095")
 
 
 def test_xdg_state_home_is_used_only_when_absolute() -> None:
@@ -154,13 +158,64 @@ def test_kafka_template_renders_with_every_listener_on_loopback() -> None:
         local_stack.KAFKA_DIR / "server.properties.template",
         kafka_port=19092,
         controller_port=19093,
+        sasl_port=19094,
+        tls_port=19095,
+        tls_dir="/srv/k/tls",
+        admin="admin",
         log_dir="/srv/k/data",
     )
 
     assert not re.search(r"\$\{[a-z_]+\}", text)
-    assert "listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
+    assert (
+        "listeners=PLAINTEXT://127.0.0.1:19092,SASL_SSL://127.0.0.1:19094,SSL://127.0.0.1:19095,"
+        "CONTROLLER://127.0.0.1:19093"
+    ) in text
     assert "controller.quorum.voters=1@127.0.0.1:19093" in text
     assert "log.dirs=/srv/k/data" in text
+    # ANONYMOUS (the plain listener) is a super user of the local broker; nobody else is but the admin.
+    assert "super.users=User:ANONYMOUS;User:admin" in text
+    assert "listener.name.ssl.ssl.client.auth=required" in text
+
+
+def test_the_create_acls_request_grants_each_operation_of_each_acl() -> None:
+    principals = [
+        {
+            "name": "content",
+            "acls": [{"resource": "topic", "name": "chorus.content", "operations": ["Describe", "Write"]}],
+        },
+        {
+            "name": "metrics",
+            "acls": [{"resource": "group", "name": "chorus.metrics", "operations": ["Read"]}],
+        },
+    ]
+
+    request = local_stack.create_acls_request(principals, correlation_id=7)
+
+    size, api_key, version, correlation = struct.unpack_from(">ihhi", request)
+    assert (size, api_key, version, correlation) == (len(request) - 4, 30, 1, 7)
+    assert struct.unpack_from(">i", request, 4 + 8 + 2 + len("chorus-devstack"))[0] == 3
+    assert request.count(b"User:content") == 2 and request.count(b"User:metrics") == 1
+
+
+def test_certificates_are_made_once_and_signed_by_the_stack_ca(tmp_path: Path) -> None:
+    local_stack.make_certificates(tmp_path, ["content"])
+    first = (tmp_path / "content.crt").read_bytes()
+    local_stack.make_certificates(tmp_path, ["content", "metrics"])
+
+    assert (tmp_path / "content.crt").read_bytes() == first
+    for name in ("broker", "content", "metrics"):
+        verified = subprocess.run(
+            ["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), str(tmp_path / f"{name}.crt")],
+            capture_output=True,
+            text=True,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    broker = subprocess.run(
+        ["openssl", "x509", "-in", str(tmp_path / "broker.crt"), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "IP Address:127.0.0.1" in broker
 
 
 def test_jaeger_template_renders_with_every_endpoint_on_loopback() -> None:

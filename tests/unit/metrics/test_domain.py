@@ -21,8 +21,10 @@ from services.metrics.goals import domain as goals
 from services.metrics.org_settings import domain as org_settings
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.projections import domain as projections
+from services.metrics.projections.zones import localized, slot_day
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import domain as surveys
+from shared.clock import utc_slot
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
 from shared.events.clicks import ClickRecorded
@@ -85,7 +87,8 @@ def test_a_share_counts_once_in_every_dimension_and_each_tag() -> None:
         ("tag", "cloud"),
         ("team", "sales"),
     ]
-    assert dict(effect.counters) == {"shares": 1, "reach": 500} and effect.day == "2026-11-02"
+    # Tallied by its UTC quarter hour; put on a day of the organisation's zone by `localized`.
+    assert dict(effect.counters) == {"shares": 1, "reach": 500} and effect.day == "2026-11-02T10:00"
 
 
 def test_an_erased_advocate_gets_no_advocate_document_and_still_counts_elsewhere() -> None:
@@ -133,8 +136,9 @@ def test_unattributed_conversions_count_only_in_the_organisation_totals() -> Non
     assert dict(effect.counters) == {"sales": 1, "revenue.EUR": 123450}
 
 
-def only_day(tally: projections.Tally) -> projections.DayTally:
-    [day] = tally.days.values()
+def only_day(tally: projections.Tally, zones: dict[str, str] | None = None) -> projections.DayTally:
+    """The one day of a tally, on the days of `zones` (UTC by default)."""
+    [day] = localized(tally, zones or {}).days.values()
     return day
 
 
@@ -160,8 +164,8 @@ def test_a_batch_tally_has_one_effect_per_click_shape_and_the_records_of_each_pa
             delivered(click(click_id="c3"), 3, 6, event_id="p0-12"),  # the same event again
         ],
     )
-    day = only_day(projections.tally_events(batch.topic, batch.items))
-    assert (day.org, day.day) == ("org", "2026-11-02")
+    [day] = projections.tally_events(batch.topic, batch.items).days.values()
+    assert (day.org, day.day) == ("org", "2026-11-02T10:00")  # its UTC quarter hour
     assert day.effects == [
         projections.click_effect("org", click()),
         projections.click_effect("org", click(bot=True)),
@@ -446,3 +450,55 @@ def test_a_conversion_waits_for_its_click_no_longer_than_its_request_may_take() 
     with pytest.raises(ValueError, match="CHORUS_CONVERSION_CLICK_WAIT_S"):
         MetricsSettings(conversion_click_wait_s=5, mongo_request_timeout_s=5)
     assert MetricsSettings(conversion_click_wait_s=2, mongo_request_timeout_s=5).conversion_click_wait_s == 2
+
+
+# --- time zones --------------------------------------------------------------------------------
+
+
+def test_a_quarter_hour_falls_on_the_day_of_the_organisations_zone() -> None:
+    evening_in_california = datetime(2026, 5, 2, 0, 59, tzinfo=UTC)  # 17:59 on 1 May in Los Angeles
+    assert utc_slot(evening_in_california) == "2026-05-02T00:45"
+    assert slot_day(utc_slot(evening_in_california), "UTC") == "2026-05-02"
+    assert slot_day(utc_slot(evening_in_california), "America/Los_Angeles") == "2026-05-01"
+    # India is 5:30 ahead: its day begins at 18:30 UTC, on a quarter hour.
+    assert slot_day(utc_slot(datetime(2026, 5, 1, 18, 29, tzinfo=UTC)), "Asia/Kolkata") == "2026-05-01"
+    assert slot_day(utc_slot(datetime(2026, 5, 1, 18, 30, tzinfo=UTC)), "Asia/Kolkata") == "2026-05-02"
+    # Nepal is 5:45 ahead.
+    assert slot_day(utc_slot(datetime(2026, 5, 1, 18, 14, tzinfo=UTC)), "Asia/Kathmandu") == "2026-05-01"
+    assert slot_day(utc_slot(datetime(2026, 5, 1, 18, 15, tzinfo=UTC)), "Asia/Kathmandu") == "2026-05-02"
+
+
+def test_the_quarter_hours_of_a_poll_merge_into_one_update_per_local_day_in_offset_order() -> None:
+    """Clicks of one partition at 16:50, 17:10 and 18:05 in Los Angeles (23:50, 00:10 and 01:05
+    UTC, two UTC days): one day in Los Angeles, so one document update, watermarks per source."""
+    at = [datetime(2026, 5, 1, 23, 50, tzinfo=UTC), datetime(2026, 5, 2, 0, 10, tzinfo=UTC)]
+    at.append(datetime(2026, 5, 2, 1, 5, tzinfo=UTC))
+    items = [
+        delivered(click(click_id="c1", clicked_at=at[1]), 0, 10),
+        delivered(click(click_id="c2", clicked_at=at[0]), 0, 11),
+        delivered(click(click_id="c3", clicked_at=at[2], bot=True), 0, 12),
+        delivered(click(click_id="c4", clicked_at=at[1]), 0, 13),
+        delivered(click(click_id="c5", clicked_at=at[0]), 1, 7),
+        delivered(click(click_id="c4", clicked_at=at[1]), 1, 8, event_id="p0-13"),  # a repeat
+    ]
+    tally = projections.tally_events("chorus.clicks", items)
+    assert len(tally.days) == 3  # three quarter hours
+    utc_days = localized(tally, {})
+    assert sorted(day for _, day in utc_days.days) == ["2026-05-01", "2026-05-02"]
+    day = only_day(tally, {"org": "America/Los_Angeles"})
+    assert (day.org, day.day) == ("org", "2026-05-01")
+    assert list(day.runs["chorus_clicks_0"].offsets) == [10, 11, 12, 13]
+    assert list(day.runs["chorus_clicks_1"].offsets) == [7, 8]
+    update = projections.fold(day, "all", {})
+    assert update is not None and update.doc_id == "org|2026-05-01|all"
+    assert update.counters == {"all": {"*": {"clicks": 4, "unique_clicks": 4, "bot_clicks": 1}}}
+    assert update.offsets == {"chorus_clicks_0": (10, 13), "chorus_clicks_1": (7, 8)}
+    # Redelivered after partition 0 applied offset 11: the bot click and c4 remain, c5 from 1.
+    again = projections.fold(day, "all", {"chorus_clicks_0": 11})
+    assert again is not None
+    assert again.counters == {"all": {"*": {"clicks": 2, "unique_clicks": 2, "bot_clicks": 1}}}
+
+
+def test_an_organisations_days_are_counted_in_utc_when_its_zone_is_unknown_here() -> None:
+    assert org_settings.counting_zone("America/Los_Angeles") == "America/Los_Angeles"
+    assert org_settings.counting_zone("Mars/Olympus") == "UTC"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -263,3 +264,25 @@ def test_click_ids_have_the_shape_metrics_waits_for() -> None:
     # metrics waits for a click it has not indexed yet only when the id has this shape.
     ids = {clicks.new_click_id() for _ in range(200)}
     assert len(ids) == 200 and all(CLICK_ID_PATTERN.fullmatch(i) for i in ids)
+
+
+def test_sharing_hours_are_read_on_the_clock_of_the_organisations_zone() -> None:
+    office = OrgRules(sharing_hours_start=9, sharing_hours_end=18, time_zone="America/Los_Angeles")
+    five_pm_in_california = datetime(2026, 5, 2, 0, 0, tzinfo=UTC)  # 17:00 PDT on 1 May
+    assert domain.within_sharing_hours(office, five_pm_in_california)
+    assert not domain.within_sharing_hours(office, five_pm_in_california + timedelta(hours=1))
+    assert not domain.within_sharing_hours(
+        dataclasses.replace(office, time_zone="UTC"), five_pm_in_california
+    )
+    # The daily limit counts on the organisation's day too.
+    assert domain.share_day(office, five_pm_in_california) == "2026-05-01"
+    assert domain.share_day(OrgRules(), five_pm_in_california) == "2026-05-02"
+
+
+def test_the_redirect_limit_counts_each_client_in_its_minute() -> None:
+    limit = clicks.ClientLimit(per_minute=2)
+    start = 1_800_000_000.0  # a minute's first second
+    assert [limit.wait_s("a", start + s) for s in (0, 1, 2)] == [0, 0, 58]
+    assert limit.wait_s("b", start + 2) == 0  # each client has its own count
+    assert limit.wait_s("a", start + 59.5) == 1  # never "retry in 0 s"
+    assert limit.wait_s("a", start + 60) == 0  # a new minute starts afresh

@@ -1,0 +1,167 @@
+"""The SCIM messages of the directory API (RFC 7643/7644), built with scim2-models: the discovery
+documents, resources with their computed attributes (meta, a user's groups), list responses
+and errors. Every answer is `application/scim+json`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim2_models import (
+    AuthenticationScheme,
+    Bulk,
+    ChangePassword,
+    Context,
+    EnterpriseUser,
+    Error,
+    ETag,
+    Filter,
+    Group,
+    ListResponse,
+    Meta,
+    Patch,
+    ResourceType,
+    ResponseParameters,
+    ServiceProviderConfig,
+    Sort,
+    User,
+)
+from scim2_models import GroupMembership as UserGroup
+
+from services.sharing.directory import domain
+from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
+
+SCIM_JSON = "application/scim+json"
+MAX_RESULTS = 200  # per page of a list (`count` above it is lowered to it)
+DOCS = (
+    "https://github.com/chorus-advocacy/chorus/blob/main/docs/ARCHITECTURE.md#directory-provisioning-scim-20"
+)
+
+RESOURCE_TYPES = {
+    "User": ResourceType.from_resource(UserResource),
+    "Group": ResourceType.from_resource(Group),
+}
+SCHEMAS = {str(s.id): s for s in (User.to_schema(), EnterpriseUser.to_schema(), Group.to_schema())}
+
+
+def service_provider_config(base: str) -> dict[str, Any]:
+    """What this provider offers: PATCH, filters (the attributes docs/ARCHITECTURE.md lists),
+    ETags; not bulk, sort or password changes (provisioned people sign in at their identity
+    provider)."""
+    config = ServiceProviderConfig(
+        documentation_uri=DOCS,
+        patch=Patch(supported=True),
+        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        filter=Filter(supported=True, max_results=MAX_RESULTS),
+        change_password=ChangePassword(supported=False),
+        sort=Sort(supported=False),
+        etag=ETag(supported=True),
+        authentication_schemes=[
+            AuthenticationScheme(
+                type=AuthenticationScheme.Type.oauthbearertoken,
+                name="Organisation API key",
+                description="Authorization: Bearer chorus_<id>_<secret>, an API key of the organisation "
+                "with the scope scim:provision (POST /v1/api-keys on metrics), or an admin's token",
+                primary=True,
+            )
+        ],
+        meta=Meta(resource_type="ServiceProviderConfig", location=f"{base}/ServiceProviderConfig"),
+    )
+    return config.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+
+def resource_type(name: str, base: str) -> dict[str, Any]:
+    found = RESOURCE_TYPES[name].model_copy()
+    found.meta = Meta(resource_type="ResourceType", location=f"{base}/ResourceTypes/{name}")
+    return found.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+
+def schema(urn: str, base: str) -> dict[str, Any]:
+    found = SCHEMAS[urn].model_copy()
+    found.meta = Meta(resource_type="Schema", location=f"{base}/Schemas/{urn}")
+    return found.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+
+def user_location(base: str, scim_id: str) -> str:
+    return f"{base}/Users/{scim_id}"
+
+
+def group_location(base: str, scim_id: str) -> str:
+    return f"{base}/Groups/{scim_id}"
+
+
+def user_out(user: DirectoryUser, groups: list[DirectoryGroup], base: str) -> UserResource:
+    resource = domain.user_resource(user)
+    resource.groups = [
+        UserGroup(value=g.scim_id, display=g.display_name, ref=group_location(base, g.scim_id), type="direct")
+        for g in groups
+    ] or None
+    resource.meta = Meta(
+        resource_type="User",
+        created=user.created,
+        last_modified=user.last_modified,
+        version=domain.etag(user.version),
+        location=user_location(base, user.scim_id),
+    )
+    return resource
+
+
+def group_out(group: DirectoryGroup, base: str) -> Group:
+    resource = domain.group_resource(group)
+    for member in resource.members or ():
+        if member.value:
+            member.ref = user_location(base, member.value)  # type: ignore[assignment]
+            member.type = "User"
+    resource.meta = Meta(
+        resource_type="Group",
+        created=group.created,
+        last_modified=group.last_modified,
+        version=domain.etag(group.version),
+        location=group_location(base, group.scim_id),
+    )
+    return resource
+
+
+def dump(resource: Any, params: ResponseParameters[Any] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = resource.model_dump(
+        scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=params
+    )
+    return data
+
+
+def list_out(
+    model: Any, resources: list[Any], total: int, start_index: int, params: ResponseParameters[Any] | None
+) -> dict[str, Any]:
+    response = ListResponse[model](  # type: ignore[valid-type]
+        total_results=total, start_index=start_index, items_per_page=len(resources), resources=resources
+    )
+    data: dict[str, Any] = response.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=params)
+    return data
+
+
+def list_of(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A ListResponse of discovery documents (all of them, on one page)."""
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": len(items),
+        "startIndex": 1,
+        "itemsPerPage": len(items),
+        "Resources": items,
+    }
+
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schemas", "status"],
+    "properties": {
+        "schemas": {"type": "array", "items": {"const": "urn:ietf:params:scim:api:messages:2.0:Error"}},
+        "status": {"type": "string", "description": "the HTTP status, as a string"},
+        "scimType": {"type": "string", "description": "invalidFilter, uniqueness, invalidPath, ..."},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def error(status: int, detail: str, scim_type: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = Error(status=status, scim_type=scim_type, detail=detail).model_dump()
+    return data

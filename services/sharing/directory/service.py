@@ -1,0 +1,224 @@
+"""The directory's use cases: provision users and groups (SCIM 2.0), and keep each provisioned
+user's advocate as the directory says.
+
+A write goes in two steps: the SCIM resource (validated whole, unique, at the version the
+caller read: refused whole otherwise), then the advocate it describes (their profile and its
+`chorus.advocate.*` event in one write, by the advocates module). The resource stays marked
+`pending_sync` until the second step is done; a sweep finishes any the process stopped between.
+A user the directory deactivates cannot share any more and their scheduled shares are cancelled.
+
+Longer than its domain: SCIM's operations (create, replace, patch, delete, list for two
+resource types) are each a short load-decide-save here, and the rules are the library's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass
+from datetime import timedelta
+from typing import Any
+
+from scim2_models import (
+    Context,
+    Group,
+    InvalidValueException,
+    NotFoundException,
+    PatchOp,
+    PreconditionFailedException,
+)
+
+from services.sharing.advocates.service import AdvocatesService
+from services.sharing.directory import domain
+from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
+from services.sharing.directory.store import USERS, DirectoryStore
+from services.sharing.shares.service import SharesService
+from shared.clock import Clock, utc_now
+
+SYNC_GRACE = timedelta(seconds=30)  # a write this recent may still be on its way to the advocate
+
+
+@dataclass(eq=False)
+class DirectoryService:
+    store: DirectoryStore
+    advocates: AdvocatesService
+    shares: SharesService
+    _: KW_ONLY
+    clock: Clock = utc_now
+
+    # --- users ----------------------------------------------------------------------------------
+
+    async def create_user(self, org: str, payload: Any) -> DirectoryUser:
+        resource = UserResource.model_validate(
+            domain.tolerated(payload), scim_ctx=Context.RESOURCE_CREATION_REQUEST
+        )
+        user = domain.created_user(resource, self.clock())
+        await self.store.insert_user(org, user)
+        await self._sync(org, user)
+        return user
+
+    async def user(self, org: str, scim_id: str) -> DirectoryUser:
+        user = await self.store.user(org, scim_id)
+        if user is None:
+            raise NotFoundException(detail=f"no user {scim_id}")
+        return user
+
+    async def replace_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
+        current = await self.user(org, scim_id)
+        domain.check_if_match(if_match, current.version)
+        resource = UserResource.model_validate(
+            domain.tolerated(payload), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
+        )
+        resource.replace(domain.user_resource(current))  # read-only kept, immutable checked
+        return await self._write_user(org, current, resource)
+
+    async def patch_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
+        current = await self.user(org, scim_id)
+        domain.check_if_match(if_match, current.version)
+        patch = PatchOp[UserResource].model_validate(
+            domain.tolerated_patch(payload), scim_ctx=Context.RESOURCE_PATCH_REQUEST
+        )
+        resource = domain.user_resource(current)
+        if not patch.patch(resource):
+            return current
+        return await self._write_user(org, current, resource)
+
+    async def _write_user(self, org: str, current: DirectoryUser, resource: UserResource) -> DirectoryUser:
+        user = domain.changed_user(current, resource, self.clock())
+        await self.store.replace_user(org, user, current.version)
+        await self._sync(org, user)
+        return user
+
+    async def delete_user(self, org: str, scim_id: str, if_match: str | None) -> None:
+        """The user leaves the directory: they leave its groups, and their advocate stays, inactive
+        (their history and links stay)."""
+        user = await self.user(org, scim_id)
+        domain.check_if_match(if_match, user.version)
+        groups = await self.store.groups_of(org, [scim_id])
+        if not await self.store.delete_user(org, user):
+            raise PreconditionFailedException(detail="the user changed meanwhile: read it again")
+        for group in groups:
+            await self._leave_group(org, group, scim_id)
+        profile = domain.directory_profile(domain.user_resource(user), [g.display_name for g in groups])
+        await self.advocates.apply_directory(org, user.advocate_id, domain.deactivated(profile))
+        await self.shares.cancel_scheduled(org, user.advocate_id)
+
+    async def erase_advocate(self, org: str, advocate_id: str) -> dict[str, int]:
+        """Erasure: the advocate's directory user goes, and with it their groups' mention of them."""
+        user = await self.store.user_of_advocate(org, advocate_id)
+        if user is None:
+            return {}
+        for group in await self.store.groups_of(org, [user.scim_id]):
+            await self._leave_group(org, group, user.scim_id)
+        return {USERS: await self.store.erase_user(org, user.scim_id)}
+
+    async def _leave_group(self, org: str, group: DirectoryGroup, scim_id: str) -> None:
+        for _ in range(5):  # a concurrent write of the group: read it again
+            try:
+                await self.store.replace_group(
+                    org, domain.without_member(group, scim_id, self.clock()), group.version
+                )
+                return
+            except PreconditionFailedException:
+                found = await self.store.group(org, group.scim_id)
+                if found is None:
+                    return
+                group = found
+
+    async def users(
+        self, org: str, filter_text: str | None, start: int, count: int
+    ) -> tuple[int, list[DirectoryUser]]:
+        return await self.store.users(org, filter_text, start, count)
+
+    async def groups_of(self, org: str, users: list[DirectoryUser]) -> dict[str, list[DirectoryGroup]]:
+        """Each user's groups (their read-only `groups` attribute)."""
+        found: dict[str, list[DirectoryGroup]] = {u.scim_id: [] for u in users}
+        for group in await self.store.groups_of(org, list(found)):
+            for member in group.members:
+                if member in found:
+                    found[member].append(group)
+        return found
+
+    # --- groups ---------------------------------------------------------------------------------
+
+    async def create_group(self, org: str, payload: Any) -> DirectoryGroup:
+        resource = Group.model_validate(payload, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+        group = domain.created_group(resource, self.clock())
+        await self._check_members(org, group)
+        await self.store.insert_group(org, group)
+        await self._sync_members(org, domain.affected_members(None, group))
+        return group
+
+    async def group(self, org: str, scim_id: str) -> DirectoryGroup:
+        group = await self.store.group(org, scim_id)
+        if group is None:
+            raise NotFoundException(detail=f"no group {scim_id}")
+        return group
+
+    async def replace_group(
+        self, org: str, scim_id: str, payload: Any, if_match: str | None
+    ) -> DirectoryGroup:
+        current = await self.group(org, scim_id)
+        domain.check_if_match(if_match, current.version)
+        resource = Group.model_validate(payload, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+        resource.replace(domain.group_resource(current))
+        return await self._write_group(org, current, resource)
+
+    async def patch_group(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryGroup:
+        current = await self.group(org, scim_id)
+        domain.check_if_match(if_match, current.version)
+        patch = PatchOp[Group].model_validate(payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
+        resource = domain.group_resource(current)
+        if not patch.patch(resource):
+            return current
+        return await self._write_group(org, current, resource)
+
+    async def _write_group(self, org: str, current: DirectoryGroup, resource: Group) -> DirectoryGroup:
+        group = domain.changed_group(current, resource, self.clock())
+        await self._check_members(org, group)
+        await self.store.replace_group(org, group, current.version)
+        await self._sync_members(org, domain.affected_members(current, group))
+        return group
+
+    async def delete_group(self, org: str, scim_id: str, if_match: str | None) -> None:
+        group = await self.group(org, scim_id)
+        domain.check_if_match(if_match, group.version)
+        if not await self.store.delete_group(org, group):
+            raise PreconditionFailedException(detail="the group changed meanwhile: read it again")
+        await self._sync_members(org, domain.affected_members(group, None))
+
+    async def groups(
+        self, org: str, filter_text: str | None, start: int, count: int
+    ) -> tuple[int, list[DirectoryGroup]]:
+        return await self.store.groups(org, filter_text, start, count)
+
+    async def _check_members(self, org: str, group: DirectoryGroup) -> None:
+        unknown = set(group.members) - await self.store.existing_users(org, list(group.members))
+        if unknown:
+            raise InvalidValueException(
+                detail=f"members name users that do not exist: {', '.join(sorted(unknown))}"
+            )
+
+    # --- the advocates --------------------------------------------------------------------------
+
+    async def _sync_members(self, org: str, user_ids: set[str]) -> None:
+        for scim_id in sorted(user_ids):
+            user = await self.store.user(org, scim_id)
+            if user is not None:
+                await self._sync(org, user)
+
+    async def _sync(self, org: str, user: DirectoryUser) -> None:
+        """Make the user's advocate what the directory says; a deactivated one's scheduled shares
+        are cancelled."""
+        groups = await self.store.groups_of(org, [user.scim_id])
+        profile = domain.directory_profile(domain.user_resource(user), [g.display_name for g in groups])
+        await self.advocates.apply_directory(org, user.advocate_id, profile)
+        if not profile.active:
+            await self.shares.cancel_scheduled(org, user.advocate_id)
+        await self.store.mark_synced(org, user)
+
+    async def finish_syncs(self, limit: int = 200) -> int:
+        """Periodic: bring the advocates of users written but not followed up (the process
+        stopped between the two writes) in line. How many."""
+        pending = await self.store.pending_sync(self.clock() - SYNC_GRACE, limit)
+        for org, user in pending:
+            await self._sync(org, user)
+        return len(pending)
