@@ -16,6 +16,7 @@ from services.recognition.leaderboards.standings import (
     standings_of,
 )
 from services.recognition.leaderboards.store import BoardStore
+from services.recognition.profiles.domain import NO_NAME
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
@@ -88,14 +89,26 @@ class LeaderboardService:
         next_cursor = None
         if len(rows) == limit:
             next_cursor = encode_keys({"p": rows[-1]["points"], "a": rows[-1]["advocate_id"]})
-        return rows, next_cursor, standings.standing(viewer, team), standings
+        me = standings.standing(viewer, team)
+        await self._name(org, [*rows, *([] if me is None else [me])])
+        return rows, next_cursor, me, standings
 
     async def around_me(
         self, org: str, viewer: str, key: str, team: str | None, size: int
     ) -> tuple[list[Row], Row | None, Standings]:
         standings = await self.standings.get(org, key)
         rows, mine = standings.around(viewer, team, size)
+        await self._name(org, [*rows, *([] if mine is None else [mine])])
         return rows, mine, standings
+
+    async def _name(self, org: str, rows: list[Row]) -> None:
+        """Each advocate's row carries their name and picture when they let colleagues see them
+        (null otherwise): read from the profiles for just the rows of the page."""
+        names = await self.profiles.names(org, (r["advocate_id"] for r in rows))
+        for row in rows:
+            name = names.get(row["advocate_id"], NO_NAME)
+            row["display_name"] = name.display_name
+            row["avatar_url"] = name.avatar_url
 
     async def team_leaderboard(self, org: str, key: str) -> TeamBoard:
         """Teams ranked by points per active advocate (enrolled members, not erased), from the
