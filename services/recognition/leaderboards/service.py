@@ -16,7 +16,6 @@ from services.recognition.leaderboards.standings import (
     standings_of,
 )
 from services.recognition.leaderboards.store import BoardStore
-from services.recognition.profiles.domain import NO_NAME
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
@@ -102,13 +101,8 @@ class LeaderboardService:
         return rows, mine, standings
 
     async def _name(self, org: str, rows: list[Row]) -> None:
-        """Each advocate's row carries their name and picture when they let colleagues see them
-        (null otherwise): read from the profiles for just the rows of the page."""
-        names = await self.profiles.names(org, (r["advocate_id"] for r in rows))
-        for row in rows:
-            name = names.get(row["advocate_id"], NO_NAME)
-            row["display_name"] = name.display_name
-            row["avatar_url"] = name.avatar_url
+        """Names read from the profiles for just the rows of the page (see domain.name_rows)."""
+        domain.name_rows(rows, await self.profiles.names(org, (r["advocate_id"] for r in rows)))
 
     async def team_leaderboard(self, org: str, key: str) -> TeamBoard:
         """Teams ranked by points per active advocate (enrolled members, not erased), from the
