@@ -8,6 +8,10 @@ When the organisation provisions them from its directory (SCIM, services/sharing
 directory's attributes win: name, team, department, location and whether they are active. The
 advocate still sets what the directory does not hold (networks, handles, audience sizes,
 language, consents).
+
+Their name and picture reach colleagues (in the events, and so in the other services, and in the
+colleague directory) only when they allow it: their own `name_visible`, else their organisation's
+default (`name_shown`).
 """
 
 from __future__ import annotations
