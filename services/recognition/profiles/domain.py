@@ -36,10 +36,6 @@ class Profile:
     avatar_url: str | None = None
 
     @property
-    def name(self) -> Name:
-        return Name(self.display_name, self.avatar_url)
-
-    @property
     def ranked(self) -> bool:
         """On the live boards: they agreed to be, and they have not left. A leaver keeps their
         points and history; they only drop off the boards others see."""
