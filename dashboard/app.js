@@ -216,7 +216,8 @@ async function loadProgram() {
   );
 }
 
-// Display names come from sharing's advocate list (admins only); without it the ids stand in.
+// Display names come from sharing's advocate list (admins only); without it, the names the board
+// carries for those who let colleagues see them, else the ids.
 async function advocateNames() {
   try {
     const page = await api.advocates();
@@ -243,7 +244,7 @@ async function loadLeaderboard() {
       "tr",
       { "data-advocate": row.advocate_id },
       element("td", { "data-figure": "board.rank" }, String(row.rank)),
-      element("td", { "data-figure": "board.advocate" }, advocate ? advocate.display_name : row.advocate_id),
+      element("td", { "data-figure": "board.advocate" }, advocate ? advocate.display_name : row.display_name || row.advocate_id),
       element("td", {}, advocate?.team || ""),
       element("td", { class: "num", "data-figure": "board.points" }, numbers.format(row.points)),
     );

@@ -53,6 +53,7 @@ ROUTES: dict[str, str] = {
     "/v1/advocates": "sharing",
     "/v1/shares": "sharing",
     "/v1/shareable": "sharing",
+    "/v1/colleagues": "sharing",
     "/r/": "sharing",
     "/scim/": "sharing",  # the directory's SCIM 2.0 service provider (identity providers call it)
     "/v1/conversions": "metrics",

@@ -475,13 +475,23 @@ async def play_day(
 
     async def kudos(k: planning.KudosPlan, n: int) -> None:
         receiver = plan.advocates[k.receiver].id
-        await api.call(
-            "POST",
-            "/v1/kudos",
-            api.as_user(plan.advocates[k.giver].id, "advocate"),
-            key=f"kudos-{day}-{n}",
-            json={"to": receiver, "message": k.message},
-        )
+        # Kudos go only to colleagues recognition knows: an enrolment still on its way over the
+        # broker is refused (422) until it arrives.
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        while True:
+            try:
+                await api.call(
+                    "POST",
+                    "/v1/kudos",
+                    api.as_user(plan.advocates[k.giver].id, "advocate"),
+                    key=f"kudos-{day}-{n}",
+                    json={"to": receiver, "message": k.message},
+                )
+                break
+            except DemoError as e:
+                if e.status != 422 or "not an enrolled" not in str(e) or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(POLL_S)
         sent.kudos[receiver] += 1
 
     async def answer(a: planning.SurveyAnswer) -> None:

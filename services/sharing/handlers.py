@@ -52,6 +52,12 @@ def build_handlers(
         await catalog.set_content_status(event.tenant, event.data.content_id, "rejected")
 
     async def settings_updated(event: Event[SettingsUpdated]) -> None:
+        # A changed default for names re-announces the advocates who follow it, before the
+        # settings are kept: a redelivery after a crash in between still sees the change.
+        if (
+            await catalog.rules(event.tenant)
+        ).names_visible_by_default != event.data.names_visible_by_default:
+            await advocates.follow_names_default(event.tenant, event.data.names_visible_by_default)
         await catalog.project_settings(event.tenant, event.data)
 
     async def policy_published(event: Event[PolicyPublished]) -> None:

@@ -97,7 +97,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
 
     async def wire(runtime: Runtime) -> Wiring:
         catalog = CatalogService(catalog_store.CatalogStore(runtime.db))
-        advocates = AdvocatesService(advocates_store.AdvocatesStore(runtime.db), runtime.outbox)
+        advocates = AdvocatesService(advocates_store.AdvocatesStore(runtime.db), runtime.outbox, catalog)
         shares = SharesService(
             sharing_settings, shares_store.SharesStore(runtime.db), runtime.outbox, advocates, catalog
         )

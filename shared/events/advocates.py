@@ -25,6 +25,12 @@ class AdvocateProfile(EventData):
     # False once the organisation's directory deactivated the advocate (a leaver). Added within
     # schema version 1 (additive): an event without it is of an active advocate.
     active: bool = True
+    # The advocate's name and picture, for colleagues to see: set only when the advocate lets
+    # colleagues see their name (their `name_visible`, or their organisation's default), None
+    # otherwise. Added within schema version 1 (additive): personal data, kept minimal until the
+    # erasure design (docs/erasure.md) lands; an erased advocate's name leaves every projection.
+    display_name: str | None = None
+    avatar_url: str | None = None
     networks: list[NetworkAudience] = Field(default_factory=list)
 
 

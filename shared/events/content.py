@@ -91,6 +91,12 @@ class SettingsUpdated(EventData):
         " its daily share limit and the days, weeks and months of its figures follow it."
         " Absent from events before it existed: UTC",
     )
+    names_visible_by_default: bool = Field(
+        False,
+        description="whether an advocate's name and picture are shown to colleagues (leaderboards, kudos,"
+        " authors, the colleague directory) unless the advocate chose otherwise. Absent from events"
+        " before it existed: false (ids only)",
+    )
 
 
 @event("chorus.policy.published", topic=CONTENT, key="org_id")

@@ -14,10 +14,30 @@ class AdvocateAudience:
     team: str | None = None
     department: str | None = None
     location: str | None = None
+    # Their name and picture, for the library's author fields: set only when they let colleagues
+    # see them (sharing announces them only then).
+    display_name: str | None = None
+    avatar_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthorName:
+    display_name: str | None = None
+    avatar_url: str | None = None
+
+
+NO_NAME = AuthorName()
 
 
 def audience_of(announced: AdvocateProfile) -> AdvocateAudience:
-    return AdvocateAudience(announced.advocate_id, announced.team, announced.department, announced.location)
+    return AdvocateAudience(
+        announced.advocate_id,
+        announced.team,
+        announced.department,
+        announced.location,
+        announced.display_name,
+        announced.avatar_url if announced.display_name is not None else None,
+    )
 
 
 def viewer_with(viewer: Viewer, audience: AdvocateAudience | None) -> Viewer:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.content.audience import domain
+from services.content.audience.domain import AuthorName
 from services.content.audience.store import AudienceStore
 from services.content.common import Viewer
 from shared.events.advocates import AdvocateProfile
@@ -22,6 +24,10 @@ class AudienceService:
         if viewer.is_editor:  # editors see every item: their audience is not checked
             return viewer
         return domain.viewer_with(viewer, await self.store.get(org, viewer.sub))
+
+    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, AuthorName]:
+        """Names and pictures of those of these advocates who let colleagues see them."""
+        return await self.store.names(org, advocate_ids)
 
     async def erase(self, org: str, advocate_id: str) -> None:
         await self.store.erase(org, advocate_id)

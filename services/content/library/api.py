@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from services.content.audience.domain import NO_NAME, AuthorName
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from services.content.library.schemas import (
     AudienceModel,
@@ -45,8 +46,12 @@ def _audience(model: AudienceModel) -> Audience:
     return Audience(list(model.teams), list(model.departments), list(model.locations))
 
 
-def content_out(item: ContentItem) -> ContentOut:
+def content_out(item: ContentItem, names: dict[str, AuthorName] | None = None) -> ContentOut:
+    """The item as sent; `names` are its author's name and picture, when they allow it."""
     f = item.fields
+    author = (
+        NO_NAME if item.author_advocate_id is None else (names or {}).get(item.author_advocate_id, NO_NAME)
+    )
     return ContentOut(
         id=item.id,
         status=item.status,
@@ -67,6 +72,8 @@ def content_out(item: ContentItem) -> ContentOut:
         ],
         networks=f.networks,
         author_advocate_id=item.author_advocate_id,
+        author_display_name=author.display_name,
+        author_avatar_url=author.avatar_url,
         created_at=item.created_at,
         updated_at=item.updated_at,
         published_at=item.published_at,
@@ -144,13 +151,15 @@ async def list_content(
     items, next_cursor = await service.list_content(
         principal.org, viewer_of(principal), filters, cursor=cursor, limit=limit
     )
-    return ContentPage(items=[content_out(i) for i in items], next_cursor=next_cursor)
+    names = await service.author_names(principal.org, items)
+    return ContentPage(items=[content_out(i, names) for i in items], next_cursor=next_cursor)
 
 
 @content.get("/{content_id}", summary="One content item")
 async def get_content(content_id: str, principal: Member, service: Service) -> ContentOut:
     """404 when the item does not exist or the caller may not see it."""
-    return content_out(await service.get_content(principal.org, viewer_of(principal), content_id))
+    item = await service.get_content(principal.org, viewer_of(principal), content_id)
+    return content_out(item, await service.author_names(principal.org, [item]))
 
 
 NOT_NULL = {"type", "title", "url", "tags", "audience", "suggested_posts"}

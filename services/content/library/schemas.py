@@ -90,6 +90,10 @@ class ContentOut(BaseModel):
     suggested_posts: list[SuggestedPostOut]
     networks: list[str]
     author_advocate_id: str | None = Field(description="null when the brand wrote it")
+    author_display_name: str | None = Field(
+        None, description="the author's name, when they let colleagues see it (else null)"
+    )
+    author_avatar_url: str | None = Field(None, description="the author's picture, likewise")
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None

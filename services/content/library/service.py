@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.content.audience.domain import AuthorName
 from services.content.audience.service import AudienceService
 from services.content.common import Viewer, new_id, pending_events
 from services.content.library import domain
@@ -46,6 +47,13 @@ class LibraryService:
 
     async def _audience_viewer(self, org: str, viewer: Viewer) -> Viewer:
         return viewer if self.audiences is None else await self.audiences.viewer(org, viewer)
+
+    async def author_names(self, org: str, items: list[ContentItem]) -> dict[str, AuthorName]:
+        """The names of these items' authors who let colleagues see them (the others: ids only)."""
+        authors = {i.author_advocate_id for i in items if i.author_advocate_id is not None}
+        if self.audiences is None or not authors:
+            return {}
+        return await self.audiences.names(org, authors)
 
     async def create_content(self, org: str, by: Viewer, fields: ContentFields) -> ContentItem:
         settings = await self.program.get_settings(org)

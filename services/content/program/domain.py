@@ -25,6 +25,8 @@ class OrgSettings:
     unique_click_window_hours: int = 24
     attribution_window_days: int = 30
     time_zone: str = DEFAULT_TIME_ZONE  # IANA; sharing hours and every day of the figures follow it
+    # Colleagues see an advocate's name and picture unless the advocate chose otherwise (issue 16).
+    names_visible_by_default: bool = False
 
 
 def validate_settings(settings: OrgSettings, known_course_ids: set[str]) -> OrgSettings:

@@ -34,3 +34,8 @@ class SettingsModel(Request):
         description="IANA time zone (e.g. America/Los_Angeles): the sharing hours, the daily share limit"
         " and the days, weeks and months of the figures follow it",
     )
+    names_visible_by_default: bool = Field(
+        False,
+        description="advocates' names and pictures are shown to colleagues (leaderboards, kudos, authors,"
+        " the colleague directory) unless an advocate chose otherwise (their name_visible)",
+    )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from services.recognition.badges import schemas
 from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.service import BadgeService
+from services.recognition.profiles.domain import Name
 from services.recognition.web import TAGS, Admin, Member
 from shared.app import app_state
 
@@ -18,8 +19,10 @@ router = APIRouter(prefix="/v1", tags=TAGS)
 Service = Annotated[BadgeService, Depends(app_state("badges"))]
 
 
-def _award(award: Award) -> schemas.AwardOut:
+def _award(award: Award, name: Name) -> schemas.AwardOut:
     return schemas.AwardOut(
+        display_name=name.display_name,
+        avatar_url=name.avatar_url,
         award_id=award.id,
         badge_id=award.badge_id,
         name=award.name,
@@ -48,7 +51,8 @@ async def define_badge(
 @router.get("/me/badges", summary="Badges I have earned")
 async def my_badges(principal: Member, service: Service) -> schemas.AwardPage:
     awards = await service.awards_of(principal.org, principal.sub)
-    return schemas.AwardPage(items=[_award(a) for a in awards])
+    name = await service.name_of(principal.org, principal.sub)
+    return schemas.AwardPage(items=[_award(a, name) for a in awards])
 
 
 @router.get("/badges/{award_id}/credential", summary="An award as an Open Badges 3.0 OpenBadgeCredential")

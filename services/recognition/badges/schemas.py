@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from services.recognition.badges.domain import BadgeDefinition
 
@@ -24,6 +24,8 @@ class AwardOut(BaseModel):
     name: str
     awarded_at: datetime
     credential_url: str
+    display_name: str | None = Field(None, description="the earner's name, when they let colleagues see it")
+    avatar_url: str | None = Field(None, description="the earner's picture, likewise")
 
 
 class AwardPage(BaseModel):

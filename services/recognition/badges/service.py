@@ -9,6 +9,7 @@ from services.recognition.badges import domain
 from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.store import BadgeStore
 from services.recognition.points.domain import Account
+from services.recognition.profiles.domain import NO_NAME, Name
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
@@ -51,6 +52,10 @@ class BadgeService:
 
     async def awards_of(self, org: str, advocate_id: str) -> list[Award]:
         return await self.store.awards_of(org, advocate_id)
+
+    async def name_of(self, org: str, advocate_id: str) -> Name:
+        """The earner's name and picture on their awards, when they let colleagues see them."""
+        return (await self.profiles.names(org, [advocate_id])).get(advocate_id, NO_NAME)
 
     async def credential(self, org: str, award_id: str, viewer: str, is_admin: bool) -> dict[str, Any]:
         award = await self.store.award(org, award_id)

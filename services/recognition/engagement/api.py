@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
+from services.recognition.profiles.domain import NO_NAME, Name
 from services.recognition.web import TAGS, Limit, Member
 from shared.app import app_state
 from shared.idempotency import Idempotent
@@ -19,11 +20,17 @@ router = APIRouter(prefix="/v1", tags=TAGS)
 Service = Annotated[EngagementService, Depends(app_state("engagement"))]
 
 
-def _kudos(kudos: Kudos, allowance_left: int | None = None) -> schemas.KudosOut:
+def _kudos(kudos: Kudos, names: dict[str, Name], allowance_left: int | None = None) -> schemas.KudosOut:
+    giver = NO_NAME if kudos.giver is None else names.get(kudos.giver, NO_NAME)
+    receiver = names.get(kudos.receiver, NO_NAME)
     return schemas.KudosOut(
         kudos_id=kudos.id,
         from_advocate_id=kudos.giver,
+        from_display_name=giver.display_name,
+        from_avatar_url=giver.avatar_url,
         to=kudos.receiver,
+        to_display_name=receiver.display_name,
+        to_avatar_url=receiver.avatar_url,
         message=kudos.message,
         created_at=kudos.created_at,
         allowance_left=allowance_left,
@@ -41,7 +48,8 @@ async def give_kudos(
 
     async def create() -> dict[str, Any]:
         kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message)
-        return _kudos(kudos, left).model_dump(mode="json")
+        names = await service.names(principal.org, [kudos])
+        return _kudos(kudos, names, left).model_dump(mode="json")
 
     result = await once(principal.org, f"kudos:{principal.sub}", body, create)
     return schemas.KudosOut.model_validate(result)
@@ -49,9 +57,18 @@ async def give_kudos(
 
 @router.get("/me/kudos", summary="Kudos I received")
 async def my_kudos(principal: Member, service: Service, limit: Limit = 50) -> schemas.KudosPage:
-    return schemas.KudosPage(
-        items=[_kudos(k) for k in await service.kudos_received(principal.org, principal.sub, limit)]
-    )
+    """Newest first; each names its giver when the giver lets colleagues see their name."""
+    kudos = await service.kudos_received(principal.org, principal.sub, limit)
+    names = await service.names(principal.org, kudos)
+    return schemas.KudosPage(items=[_kudos(k, names) for k in kudos])
+
+
+@router.get("/me/kudos/sent", summary="Kudos I gave")
+async def my_kudos_sent(principal: Member, service: Service, limit: Limit = 50) -> schemas.KudosPage:
+    """Newest first; each names its receiver when the receiver lets colleagues see their name."""
+    kudos = await service.kudos_sent(principal.org, principal.sub, limit)
+    names = await service.names(principal.org, kudos)
+    return schemas.KudosPage(items=[_kudos(k, names) for k in kudos])
 
 
 # --- personal goals ------------------------------------------------------------------------------

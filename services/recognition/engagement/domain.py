@@ -36,8 +36,12 @@ def check_receiver(giver: str, receiver: str) -> None:
 
 
 def check_receiver_active(receiver: str, active: bool | None) -> None:
-    """Kudos go to colleagues still with the organisation: not to one its directory deactivated
-    (`active` is None for someone recognition has no profile of)."""
+    """Kudos go to active, enrolled colleagues: not to someone recognition has no profile of
+    (`active` is None: never enrolled, or erased), nor to one their directory deactivated."""
+    if active is None:
+        raise InvalidInput.field(
+            "to", f"{receiver} is not an enrolled colleague: kudos go to active colleagues"
+        )
     if active is False:
         raise InvalidInput.field("to", f"{receiver} has left the organisation: kudos go to active colleagues")
 

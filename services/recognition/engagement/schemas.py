@@ -20,7 +20,15 @@ class KudosIn(RequestBody):
 class KudosOut(BaseModel):
     kudos_id: str
     from_advocate_id: str | None
+    from_display_name: str | None = Field(
+        None, description="the giver's name, when they let colleagues see it"
+    )
+    from_avatar_url: str | None = None
     to: str
+    to_display_name: str | None = Field(
+        None, description="the receiver's name, when they let colleagues see it"
+    )
+    to_avatar_url: str | None = None
     message: str
     created_at: datetime
     allowance_left: int | None = None

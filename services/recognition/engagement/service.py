@@ -10,6 +10,7 @@ from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, Go
 from services.recognition.engagement.store import EngagementStore
 from services.recognition.leaderboards.domain import week_key
 from services.recognition.points.service import PointsService
+from services.recognition.profiles.domain import Name
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
@@ -45,6 +46,14 @@ class EngagementService:
 
     async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
         return await self.store.kudos_received(org, advocate_id, limit)
+
+    async def kudos_sent(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
+        return await self.store.kudos_sent(org, advocate_id, limit)
+
+    async def names(self, org: str, kudos: list[Kudos]) -> dict[str, Name]:
+        """The names of the givers and receivers of these kudos who let colleagues see them."""
+        people = {k.receiver for k in kudos} | {k.giver for k in kudos if k.giver is not None}
+        return await self.profiles.names(org, people)
 
     # --- personal goals ----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ TAG_SHARES = "tag_shares"
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(KUDOS, [("org", ASCENDING), ("from", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
 ]
@@ -66,6 +67,15 @@ class EngagementStore:
     async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
         cursor = (
             self.tenants.of(org, KUDOS).find({"to": advocate_id}).sort("created_at", DESCENDING).limit(limit)
+        )
+        return [_kudos(d) for d in await cursor.to_list()]
+
+    async def kudos_sent(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
+        cursor = (
+            self.tenants.of(org, KUDOS)
+            .find({"from": advocate_id})
+            .sort("created_at", DESCENDING)
+            .limit(limit)
         )
         return [_kudos(d) for d in await cursor.to_list()]
 

@@ -6,9 +6,10 @@ all time, and the contests running then); teams are ranked by points per active 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from services.recognition.rules.domain import Rules
 from shared.errors import InvalidInput, NotFound
@@ -114,3 +115,22 @@ def team_rows(totals: dict[str, int], members: dict[str, int]) -> list[dict[str,
         }
         for (per_advocate, team, points), rank in zip(teams, ranks, strict=True)
     ]
+
+
+class Named(Protocol):
+    """An advocate's name as colleagues see it (profiles.domain.Name)."""
+
+    @property
+    def display_name(self) -> str | None: ...
+
+    @property
+    def avatar_url(self) -> str | None: ...
+
+
+def name_rows(rows: list[dict[str, Any]], names: Mapping[str, Named]) -> None:
+    """Each advocate's row (a BoardRow as sent) carries their name and picture when they let
+    colleagues see them, null otherwise (`names` holds only those who do)."""
+    for row in rows:
+        name = names.get(row["advocate_id"])
+        row["display_name"] = None if name is None else name.display_name
+        row["avatar_url"] = None if name is None else name.avatar_url

@@ -12,6 +12,10 @@ class BoardRow(BaseModel):
     rank: int
     points: int
     advocate_id: str | None = Field(None, description="set on advocate boards")
+    display_name: str | None = Field(
+        None, description="advocate boards: their name, when they let colleagues see it (else null)"
+    )
+    avatar_url: str | None = Field(None, description="advocate boards: their picture, likewise")
     team: str | None = None
     active_advocates: int | None = Field(None, description="team boards: enrolled advocates of the team")
     points_per_advocate: float | None = Field(None, description="team boards: what teams are ranked by")

@@ -88,14 +88,21 @@ class LeaderboardService:
         next_cursor = None
         if len(rows) == limit:
             next_cursor = encode_keys({"p": rows[-1]["points"], "a": rows[-1]["advocate_id"]})
-        return rows, next_cursor, standings.standing(viewer, team), standings
+        me = standings.standing(viewer, team)
+        await self._name(org, [*rows, *([] if me is None else [me])])
+        return rows, next_cursor, me, standings
 
     async def around_me(
         self, org: str, viewer: str, key: str, team: str | None, size: int
     ) -> tuple[list[Row], Row | None, Standings]:
         standings = await self.standings.get(org, key)
         rows, mine = standings.around(viewer, team, size)
+        await self._name(org, [*rows, *([] if mine is None else [mine])])
         return rows, mine, standings
+
+    async def _name(self, org: str, rows: list[Row]) -> None:
+        """Names read from the profiles for just the rows of the page (see domain.name_rows)."""
+        domain.name_rows(rows, await self.profiles.names(org, (r["advocate_id"] for r in rows)))
 
     async def team_leaderboard(self, org: str, key: str) -> TeamBoard:
         """Teams ranked by points per active advocate (enrolled members, not erased), from the

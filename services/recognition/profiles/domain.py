@@ -13,12 +13,27 @@ from shared.events.advocates import AdvocateProfile
 
 
 @dataclass(frozen=True)
+class Name:
+    """What colleagues see of an advocate beside their id: nothing (None) unless they allow it."""
+
+    display_name: str | None = None
+    avatar_url: str | None = None
+
+
+NO_NAME = Name()
+
+
+@dataclass(frozen=True)
 class Profile:
     advocate_id: str
     team: str | None
     public_ranking_consent: bool
     audience: int
     active: bool = True  # False for a leaver (their organisation's directory deactivated them)
+    # Their name and picture, set only when they let colleagues see them (None otherwise: as
+    # sharing announced them).
+    display_name: str | None = None
+    avatar_url: str | None = None
 
     @property
     def ranked(self) -> bool:
@@ -35,6 +50,8 @@ def profile_of(announced: AdvocateProfile) -> Profile:
         announced.public_ranking_consent,
         sum(n.audience_size for n in announced.networks),
         announced.active,
+        announced.display_name,
+        announced.avatar_url if announced.display_name is not None else None,
     )
 
 

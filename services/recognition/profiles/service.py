@@ -7,10 +7,10 @@ modules that hold an advocate's data.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from services.recognition.profiles.domain import Profile, erased_marker, profile_of
+from services.recognition.profiles.domain import Name, Profile, erased_marker, profile_of
 from services.recognition.profiles.store import ProfileStore
 from shared.events.advocates import AdvocateProfile
 
@@ -38,6 +38,11 @@ class ProfileService:
 
     async def get(self, org: str, advocate_id: str) -> Profile | None:
         return await self.store.get(org, advocate_id)
+
+    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, Name]:
+        """Names and pictures of those of these advocates who let colleagues see them (the
+        others are absent: shown by id only)."""
+        return await self.store.names(org, advocate_ids)
 
     async def members_by_team(self, org: str) -> dict[str, int]:
         """Enrolled advocates per team, leavers and the erased left out (their active members)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.profiles.domain import Profile
+from services.recognition.profiles.domain import Name, Profile
 from shared.mongo import Document, IndexSpec, joined_id
 from shared.tenancy import Tenants
 
@@ -31,6 +33,8 @@ class ProfileStore:
                     "public_ranking_consent": profile.public_ranking_consent,
                     "audience": profile.audience,
                     "active": profile.active,
+                    "display_name": profile.display_name,
+                    "avatar_url": profile.avatar_url,
                 }
             },
             upsert=True,
@@ -46,7 +50,20 @@ class ProfileStore:
             bool(doc.get("public_ranking_consent", True)),
             int(doc.get("audience", 0)),
             bool(doc.get("active", True)),
+            doc.get("display_name"),
+            doc.get("avatar_url"),
         )
+
+    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, Name]:
+        """The names of those of these advocates who let colleagues see them."""
+        ids = [joined_id(org, a) for a in set(advocate_ids)]
+        if not ids:
+            return {}
+        found = self.tenants.of(org, ADVOCATES).find(
+            {"_id": {"$in": ids}, "display_name": {"$ne": None}},
+            {"advocate_id": 1, "display_name": 1, "avatar_url": 1},
+        )
+        return {d["advocate_id"]: Name(d["display_name"], d.get("avatar_url")) async for d in found}
 
     async def members_by_team(self, org: str) -> dict[str, int]:
         pipeline: list[Document] = [

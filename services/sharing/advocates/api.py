@@ -6,7 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from services.sharing.advocates.schemas import AdvocateIn, AdvocateOut, AdvocatePage
+from services.sharing.advocates.schemas import (
+    AdvocateIn,
+    AdvocateOut,
+    AdvocatePage,
+    ColleagueOut,
+    ColleaguePage,
+)
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.settings import SharingSettings
@@ -71,3 +77,27 @@ async def list_advocates(
     """Cursor-paginated, in id order."""
     advocates, next_cursor = await service.page(principal.org, cursor, limit)
     return AdvocatePage(items=[AdvocateOut.of(a) for a in advocates], next_cursor=next_cursor)
+
+
+@router.get("/colleagues", summary="Find colleagues by name (for kudos and mentions)")
+async def colleagues(
+    principal: Member,
+    service: Service,
+    q: Annotated[str, Query(max_length=120, description="the start of a name, any case")] = "",
+    cursor: Cursor = None,
+    limit: Limit = 20,
+) -> ColleaguePage:
+    """Active colleagues of the caller's organisation who let colleagues see their name (their
+    `name_visible`, else the organisation's `names_visible_by_default`), whose name starts with
+    `q`, in name order. Those who keep their name to themselves are not listed at all: kudos
+    reach them by their id. Nobody of another organisation is ever listed."""
+    found, next_cursor = await service.colleagues(principal.org, q, cursor, limit)
+    return ColleaguePage(
+        items=[
+            ColleagueOut(
+                advocate_id=c.advocate_id, display_name=c.display_name, avatar_url=c.avatar_url, team=c.team
+            )
+            for c in found
+        ],
+        next_cursor=next_cursor,
+    )

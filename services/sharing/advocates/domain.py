@@ -8,6 +8,10 @@ When the organisation provisions them from its directory (SCIM, services/sharing
 directory's attributes win: name, team, department, location and whether they are active. The
 advocate still sets what the directory does not hold (networks, handles, audience sizes,
 language, consents).
+
+Their name and picture reach colleagues (in the events, and so in the other services, and in the
+colleague directory) only when they allow it: their own `name_visible`, else their organisation's
+default (`name_shown`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ class Profile:
     consents: Consents = Consents()
     networks: tuple[Network, ...] = ()
     active: bool = True  # False once the directory deactivated them: they can no longer share
+    avatar_url: str | None = None
+    # Whether colleagues may see their name and picture; None: as the organisation's default says.
+    name_visible: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,17 @@ class AdvocateView:
     location: str | None = None
     audience_by_network: dict[str, int] = field(default_factory=dict)
     active: bool = True
+
+
+@dataclass(frozen=True)
+class Colleague:
+    """An advocate as the colleague directory lists them: active, and letting colleagues see
+    their name."""
+
+    advocate_id: str
+    display_name: str
+    avatar_url: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +138,20 @@ def with_directory(profile: Profile, directory: DirectoryProfile | None) -> Prof
     )
 
 
+def name_shown(profile: Profile, org_default: bool) -> bool:
+    """Colleagues see the advocate's name and picture: their own choice, else the organisation's
+    default (its program settings' `names_visible_by_default`)."""
+    return org_default if profile.name_visible is None else profile.name_visible
+
+
+def search_name(profile: Profile, shown: bool) -> str | None:
+    """What the colleague directory finds an advocate by (their name, lower case), or None when
+    they are not listed: they keep their name to themself, or they have left."""
+    if not shown or not profile.active or not profile.display_name.strip():
+        return None
+    return profile.display_name.strip().casefold()
+
+
 def check_networks(networks: Sequence[Network]) -> None:
     """Known networks and health states, each network once; raises naming the field."""
     for i, network in enumerate(networks):
@@ -133,12 +165,16 @@ def check_networks(networks: Sequence[Network]) -> None:
 
 
 def profile_saved(
-    advocate_id: str, profile: Profile, *, enrolled: bool
+    advocate_id: str, profile: Profile, *, enrolled: bool, shown: bool
 ) -> AdvocateEnrolled | AdvocateUpdated:
-    """The event a saved profile emits: enrolled the first time (`enrolled` says it was already)."""
+    """The event a saved profile emits: enrolled the first time (`enrolled` says it was already).
+    It carries the advocate's name and picture only when `shown` (see `name_shown`): the events
+    are read by every service and kept, so a name the advocate withholds never goes out."""
     event_type = AdvocateUpdated if enrolled else AdvocateEnrolled
     return event_type(
         advocate_id=advocate_id,
+        display_name=profile.display_name if shown else None,
+        avatar_url=profile.avatar_url if shown else None,
         team=profile.team,
         department=profile.department,
         location=profile.location,

@@ -37,6 +37,14 @@ class AdvocateIn(Request):
     language: str | None = Field(None, max_length=16, description="BCP 47 tag, e.g. en or fr-CA")
     consents: Consents = Field(default_factory=Consents)
     networks: list[ConnectedNetwork] = Field(default_factory=list, max_length=20)
+    avatar_url: str | None = Field(
+        None, max_length=2000, pattern=r"^https://\S+$", description="an https URL of the advocate's picture"
+    )
+    name_visible: bool | None = Field(
+        None,
+        description="colleagues may see my name and picture (leaderboards, kudos, authors, the colleague"
+        " directory); absent or null: as the organisation's settings say (names_visible_by_default)",
+    )
 
     def profile(self) -> domain.Profile:
         return domain.Profile(
@@ -49,6 +57,8 @@ class AdvocateIn(Request):
                 tracking=self.consents.tracking, public_ranking=self.consents.public_ranking
             ),
             networks=tuple(domain.Network(**n.model_dump()) for n in self.networks),
+            avatar_url=self.avatar_url,
+            name_visible=self.name_visible,
         )
 
 
@@ -61,6 +71,10 @@ class AdvocateOut(BaseModel):
     language: str | None = None
     consents: Consents
     networks: list[ConnectedNetwork]
+    avatar_url: str | None = None
+    name_visible: bool | None = Field(
+        None, description="my own choice; null: the organisation's default (names_visible_by_default)"
+    )
     potential_reach: int = Field(description="sum of audience sizes of connected networks")
     active: bool = Field(True, description="false once the organisation's directory deactivated them")
     directory_managed: bool = Field(
@@ -88,6 +102,8 @@ class AdvocateOut(BaseModel):
                 )
                 for n in p.networks
             ],
+            avatar_url=p.avatar_url,
+            name_visible=p.name_visible,
             potential_reach=advocate.potential_reach,
             active=p.active,
             directory_managed=advocate.directory is not None,
@@ -98,4 +114,16 @@ class AdvocateOut(BaseModel):
 
 class AdvocatePage(BaseModel):
     items: list[AdvocateOut]
+    next_cursor: str | None
+
+
+class ColleagueOut(BaseModel):
+    advocate_id: str
+    display_name: str
+    avatar_url: str | None = None
+    team: str | None = None
+
+
+class ColleaguePage(BaseModel):
+    items: list[ColleagueOut]
     next_cursor: str | None

@@ -5,20 +5,31 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 from services.sharing.advocates import domain
-from services.sharing.advocates.domain import Advocate, AdvocateView, DirectoryProfile, Profile, TrainingView
+from services.sharing.advocates.domain import (
+    Advocate,
+    AdvocateView,
+    Colleague,
+    DirectoryProfile,
+    Profile,
+    TrainingView,
+)
 from services.sharing.advocates.store import AdvocatesStore
+from services.sharing.catalog.service import CatalogService
 from services.sharing.settings import SOURCE
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound
+from shared.errors import InvalidInput, NotFound
 from shared.events import Event
 from shared.outbox import Outbox, pending
-from shared.pagination import decode_cursor, encode_cursor
+from shared.pagination import decode_cursor, decode_keys, encode_cursor, encode_keys
+
+REANNOUNCE_PAGE = 200
 
 
 @dataclass(eq=False)
 class AdvocatesService:
     store: AdvocatesStore
     outbox: Outbox
+    catalog: CatalogService  # the organisation's settings: whether names are shown by default
     _: KW_ONLY
     clock: Clock = utc_now
 
@@ -33,9 +44,17 @@ class AdvocatesService:
         existing = await self.store.get(org, advocate_id)
         if existing is not None:
             profile = domain.with_directory(profile, existing.directory)
-        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None)
+        shown = domain.name_shown(profile, await self._names_default(org))
+        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None, shown=shown)
         event = Event.create(data, tenant=org, source=SOURCE)
-        await self.store.save(org, advocate_id, profile, self.clock(), [pending(event)])
+        await self.store.save(
+            org,
+            advocate_id,
+            profile,
+            self.clock(),
+            [pending(event)],
+            search_name=domain.search_name(profile, shown),
+        )
         self.outbox.nudge()
         saved = await self.store.get(org, advocate_id)
         assert saved is not None
@@ -49,11 +68,60 @@ class AdvocatesService:
         profile = domain.with_directory(base, directory)
         if existing is not None and existing.profile == profile and existing.directory == directory:
             return False
-        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None)
+        shown = domain.name_shown(profile, await self._names_default(org))
+        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None, shown=shown)
         event = Event.create(data, tenant=org, source=SOURCE)
-        await self.store.save(org, advocate_id, profile, self.clock(), [pending(event)], directory=directory)
+        await self.store.save(
+            org,
+            advocate_id,
+            profile,
+            self.clock(),
+            [pending(event)],
+            directory=directory,
+            search_name=domain.search_name(profile, shown),
+        )
         self.outbox.nudge()
         return True
+
+    async def follow_names_default(self, org: str, names_visible_by_default: bool) -> None:
+        """The organisation changed whether names are shown by default: re-announce everyone
+        who made no choice of their own (chorus.advocate.updated, with or without their name)
+        and list them in the colleague directory, or not, accordingly. Called before the new
+        settings are projected, so a crash in between re-announces again on redelivery."""
+        after: str | None = None
+        while True:
+            advocates, after = await self.store.following_default(org, after, REANNOUNCE_PAGE)
+            for advocate in advocates:
+                shown = domain.name_shown(advocate.profile, names_visible_by_default)
+                data = domain.profile_saved(
+                    advocate.advocate_id, advocate.profile, enrolled=True, shown=shown
+                )
+                event = Event.create(data, tenant=org, source=SOURCE)
+                await self.store.announce(
+                    org,
+                    advocate.advocate_id,
+                    domain.search_name(advocate.profile, shown),
+                    self.clock(),
+                    [pending(event)],
+                )
+            self.outbox.nudge()
+            if after is None:
+                return
+
+    async def colleagues(
+        self, org: str, query: str, cursor: str | None, limit: int
+    ) -> tuple[list[Colleague], str | None]:
+        """Active colleagues who let colleagues see their name, whose name starts with `query`
+        (any case), in name order; and the next page's cursor."""
+        value = decode_keys(cursor)
+        if value is not None and not (isinstance(value.get("n"), str) and isinstance(value.get("k"), str)):
+            raise InvalidInput.field("cursor", "is not a cursor this API returned")
+        after = None if value is None else (value["n"], value["k"])
+        found, last = await self.store.colleagues(org, query.strip().casefold(), after, limit)
+        return found, None if last is None else encode_keys({"n": last[0], "k": last[1]})
+
+    async def _names_default(self, org: str) -> bool:
+        return (await self.catalog.rules(org)).names_visible_by_default
 
     async def get(self, org: str, advocate_id: str) -> Advocate:
         advocate = await self.store.get(org, advocate_id)

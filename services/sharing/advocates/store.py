@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.sharing.advocates.domain import Advocate, DirectoryProfile, Profile, TrainingView
+from services.sharing.advocates.domain import Advocate, Colleague, DirectoryProfile, Profile, TrainingView
 from shared.documents import Documents
 from shared.mongo import Document, IndexSpec
 from shared.outbox import outbox_index, queue
@@ -25,6 +25,8 @@ UNTRACKED: Document = {"consents.tracking": False}
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(ADVOCATES, [("org", 1), ("_id", 1)]),
+    # The colleague directory: a name prefix is a range on the lower-cased name of those listed.
+    IndexSpec(ADVOCATES, [("org", 1), ("search_name", 1), ("_id", 1)], name="colleagues"),
     # The redirect's periodic read of who withdrew tracking consent.
     IndexSpec(
         ADVOCATES,
@@ -44,6 +46,14 @@ def advocate_key(org: str, advocate_id: str) -> str:
 PROFILE_DOCUMENTS = Documents(Profile, id_field=None, older={"display_name": ""})
 # What the directory says of a provisioned advocate, kept under `directory`.
 DIRECTORY_DOCUMENTS = Documents(DirectoryProfile, id_field=None)
+
+
+def _listed(update: Document, search_name: str | None) -> Document:
+    """The update, also listing the advocate in the colleague directory as `search_name`, or
+    taking them off it (None)."""
+    if search_name is None:
+        return {**update, "$unset": {"search_name": ""}}
+    return {**update, "$set": {**update.get("$set", {}), "search_name": search_name}}
 
 
 def _advocate(doc: Document) -> Advocate:
@@ -72,26 +82,83 @@ class AdvocatesStore:
         now: datetime,
         outbox: list[Document],
         directory: DirectoryProfile | None = None,
+        *,
+        search_name: str | None = None,
     ) -> None:
         """Save the profile (and what the directory says, when given) and queue its event, in one
-        write."""
+        write. `search_name` lists them in the colleague directory (None: not listed)."""
         kept: Document = {} if directory is None else {"directory": DIRECTORY_DOCUMENTS.document(directory)}
         await self.tenants.of(org, ADVOCATES).update_one(
             {"_id": advocate_key(org, advocate_id)},
             queue(
-                {
-                    "$set": {
-                        **PROFILE_DOCUMENTS.document(profile),
-                        **kept,
-                        "advocate_id": advocate_id,
-                        "updated_at": now,
+                _listed(
+                    {
+                        "$set": {
+                            **PROFILE_DOCUMENTS.document(profile),
+                            **kept,
+                            "advocate_id": advocate_id,
+                            "updated_at": now,
+                        },
+                        "$setOnInsert": {"enrolled_at": now},
                     },
-                    "$setOnInsert": {"enrolled_at": now},
-                },
+                    search_name,
+                ),
                 outbox,
             ),
             upsert=True,
         )
+
+    async def following_default(
+        self, org: str, after: str | None, limit: int
+    ) -> tuple[list[Advocate], str | None]:
+        """Advocates whose name visibility is the organisation's default (no choice of their own),
+        in key order after `after`, and the key to go on from."""
+        query: Document = {"name_visible": None}
+        if after is not None:
+            query["_id"] = {"$gt": after}
+        docs = await self.tenants.of(org, ADVOCATES).find(query).sort("_id", 1).limit(limit + 1).to_list()
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return [_advocate(d) for d in docs], docs[-1]["_id"] if more else None
+
+    async def announce(
+        self, org: str, advocate_id: str, search_name: str | None, now: datetime, outbox: list[Document]
+    ) -> None:
+        """List them as `search_name` says and queue their re-announced profile, in one write."""
+        await self.tenants.of(org, ADVOCATES).update_one(
+            {"_id": advocate_key(org, advocate_id)},
+            queue(_listed({"$set": {"updated_at": now}}, search_name), outbox),
+        )
+
+    async def colleagues(
+        self, org: str, prefix: str, after: tuple[str, str] | None, limit: int
+    ) -> tuple[list[Colleague], tuple[str, str] | None]:
+        """Listed advocates whose lower-cased name starts with `prefix`, in name order, and the
+        (name, key) to go on from (None at the end)."""
+        # Only strings compare with strings: unlisted advocates (no search_name) never match.
+        named: Document = {"search_name": {"$gte": prefix, "$lt": prefix + "\U0010ffff"}}
+        query: Document = named
+        if after is not None:
+            name, key = after
+            query = {
+                "$and": [
+                    named,
+                    {"$or": [{"search_name": {"$gt": name}}, {"search_name": name, "_id": {"$gt": key}}]},
+                ]
+            }
+        docs = await (
+            self.tenants.of(org, ADVOCATES)
+            .find(query, {"advocate_id": 1, "display_name": 1, "avatar_url": 1, "team": 1, "search_name": 1})
+            .sort([("search_name", 1), ("_id", 1)])
+            .limit(limit + 1)
+            .to_list()
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        found = [
+            Colleague(d["advocate_id"], d["display_name"], d.get("avatar_url"), d.get("team")) for d in docs
+        ]
+        return found, (docs[-1]["search_name"], docs[-1]["_id"]) if more else None
 
     async def page(self, org: str, after: str | None, limit: int) -> tuple[list[Advocate], str | None]:
         """Up to `limit` advocates in key order after `after`, and the key to go on from (None at

@@ -25,6 +25,7 @@ class OrgRules:
     unique_click_window_hours: int = 24
     time_zone: str = DEFAULT_TIME_ZONE  # IANA: the sharing hours and the daily limit's day follow it
     policy_version: int | None = None  # newest published policy
+    names_visible_by_default: bool = False  # colleagues see names unless an advocate chose otherwise
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,7 @@ def _rules(doc: Document) -> OrgRules:
         unique_click_window_hours=int(doc.get("unique_click_window_hours") or 24),
         time_zone=doc.get("time_zone") or DEFAULT_TIME_ZONE,
         policy_version=doc.get("policy_version"),
+        names_visible_by_default=bool(doc.get("names_visible_by_default")),
     )
 
 

@@ -3,6 +3,8 @@ organisation's directory sets, not what a token claims (issue 16)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -56,3 +58,72 @@ async def test_the_library_follows_the_directory_not_the_token(
         await eventually(lambda: sees_only("sales"))
     finally:
         await producer.stop()
+
+
+async def test_authors_are_named_only_when_they_let_colleagues_see_their_name(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    users = Users(settings, new_org())
+    picture = "https://img.example.com/ann.png"
+    submitted = {}
+    for author in ("ann", "bob"):
+        created = await client.post("/v1/content", headers=users.headers(author, "advocate"), json=article())
+        assert created.status_code == 201, created.text
+        submitted[author] = created.json()["id"]
+    producer = EventProducer(settings)
+    await producer.start()
+    try:
+        for data in (
+            # As sharing announces them: Ann lets colleagues see her name, Bob does not.
+            AdvocateUpdated(advocate_id="ann", display_name="Ann Lee", avatar_url=picture),
+            AdvocateUpdated(advocate_id="bob"),
+        ):
+            await producer.publish(Event.create(data, tenant=users.org, source="/tests"))
+
+        async def authors() -> dict[str, tuple[str | None, str | None, str | None]]:
+            listed = await client.get(
+                "/v1/content", headers=users.editor, params={"status": "pending_review"}
+            )
+            return {
+                i["id"]: (i["author_advocate_id"], i["author_display_name"], i["author_avatar_url"])
+                for i in listed.json()["items"]
+            }
+
+        expected = {submitted["ann"]: ("ann", "Ann Lee", picture), submitted["bob"]: ("bob", None, None)}
+        await eventually(lambda: _equal(authors(), expected))
+        one = (await client.get(f"/v1/content/{submitted['ann']}", headers=users.editor)).json()
+        assert (one["author_display_name"], one["author_avatar_url"]) == ("Ann Lee", picture)
+        # Erased: her name leaves the library with the rest of her profile.
+        await producer.publish(
+            Event.create(
+                AdvocateErased(advocate_id="ann", requested_by="ann"), tenant=users.org, source="/tests"
+            )
+        )
+
+        async def unnamed() -> bool:
+            item = (await client.get(f"/v1/content/{submitted['ann']}", headers=users.editor)).json()
+            return item.get("author_display_name") is None and item.get("author_avatar_url") is None
+
+        await eventually(unnamed)
+    finally:
+        await producer.stop()
+
+
+async def _equal(found: Any, expected: Any) -> bool:
+    return bool(await found == expected)
+
+
+async def test_the_organisations_default_for_names_is_a_program_setting(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    users = Users(settings, new_org())
+    assert (await client.get("/v1/settings", headers=users.editor)).json()[
+        "names_visible_by_default"
+    ] is False
+    saved = await client.put("/v1/settings", headers=users.admin, json={"names_visible_by_default": True})
+    assert saved.status_code == 200, saved.text
+    assert (await client.get("/v1/settings", headers=users.editor)).json()["names_visible_by_default"] is True
+    bad = await client.put(
+        "/v1/settings", headers=users.admin, json={"names_visible_by_default": "sometimes"}
+    )
+    assert bad.status_code == 422 and "names_visible_by_default" in bad.text

@@ -17,6 +17,8 @@ from services.metrics.main import OUTBOX_COLLECTIONS as METRICS_OUTBOXES
 from services.recognition.main import OUTBOX_COLLECTIONS as RECOGNITION_OUTBOXES
 from services.sharing.main import OUTBOX_COLLECTIONS as SHARING_OUTBOXES
 from shared.events import TOPICS, Event, EventData, decode
+from shared.events.advocates import AdvocateEnrolled
+from shared.messaging import EventProducer
 from shared.mongo import Document, create_client
 from shared.outbox import OUTBOX, OUTBOX_SINCE
 from tests.helpers import TopicTap, eventually, new_org
@@ -123,6 +125,24 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
         return shared_item["id"] in [i["content_id"] for i in items]
 
     await eventually(shareable)
+
+    # Kudos go only to colleagues recognition knows: Ann, who enrols with sharing during the
+    # outage, is first announced to recognition as an identity provider's directory would have.
+    producer = EventProducer(chorus.settings, client_id="outage-tests")
+    await producer.start()
+    try:
+        await producer.publish(Event.create(AdvocateEnrolled(advocate_id="ann"), tenant=org, source="/tests"))
+    finally:
+        await producer.stop()
+    dan = chorus.headers(org, "dan")
+
+    async def ann_known() -> bool:
+        kudos = {"to": "ann", "message": "welcome"}
+        answer = await chorus.clients["recognition"].post("/v1/kudos", json=kudos, headers=dan)
+        assert answer.status_code in (201, 422), answer.text
+        return answer.status_code == 201
+
+    await eventually(ann_known, timeout_s=60)
 
     async def nothing_pending() -> bool:
         return not await pending_events(chorus, org)

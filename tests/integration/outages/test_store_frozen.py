@@ -3,6 +3,7 @@ service says it is not ready, and nothing of the refused writes is stored or sen
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from devtools import local_stack
 from shared.errors import PROBLEM_JSON
 from shared.mongo import create_client
-from tests.helpers import new_org
+from tests.helpers import eventually, new_org
 from tests.integration.content.conftest import article
 from tests.integration.outages.conftest import SERVICES, Chorus, frozen
 
@@ -63,7 +64,18 @@ async def test_a_frozen_store_gets_a_prompt_503_to_retry_and_no_half_written_sta
 
     # Nothing of the refused writes was stored (so nothing waits in an outbox to be sent).
     assert await documents_of(chorus, org) == {}
-    # And once the store answers, the same writes succeed.
+    # And once the store answers, the same writes succeed (the kudos once Ann's enrolment, just
+    # written, has reached recognition: kudos go only to enrolled colleagues).
     for service, method, path, headers, body in writes(chorus, org):
-        response = await chorus.clients[service].request(method, path, headers=headers, json=body)
-        assert response.status_code < 300, (service, path, response.text)
+        await eventually(
+            functools.partial(succeeds, chorus, service, method, path, headers, body), timeout_s=60
+        )
+
+
+async def succeeds(
+    chorus: Chorus, service: str, method: str, path: str, headers: dict[str, str], body: Any
+) -> bool:
+    """The write succeeded; a kudos may first be refused while its receiver's enrolment is on its way."""
+    response = await chorus.clients[service].request(method, path, headers=headers, json=body)
+    assert response.status_code < 300 or "not an enrolled" in response.text, (service, path, response.text)
+    return response.status_code < 300

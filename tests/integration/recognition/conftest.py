@@ -20,7 +20,7 @@ from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
 from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import running_app
+from tests.helpers import eventually, running_app
 
 
 @pytest.fixture(scope="module")
@@ -66,13 +66,23 @@ class Publisher:
         await self.producer.publish_many(self.sent)
 
     async def enrol(
-        self, advocate_id: str, team: str | None, *, public: bool = True, audience: int = 0
+        self,
+        advocate_id: str,
+        team: str | None,
+        *,
+        public: bool = True,
+        audience: int = 0,
+        display_name: str | None = None,
+        avatar_url: str | None = None,
     ) -> None:
+        """As sharing announces them: a name only for one who lets colleagues see it."""
         await self.send(
             AdvocateEnrolled(
                 advocate_id=advocate_id,
                 team=team,
                 public_ranking_consent=public,
+                display_name=display_name,
+                avatar_url=avatar_url,
                 networks=[NetworkAudience(network="linkedin", audience_size=audience)],
             )
         )
@@ -156,6 +166,32 @@ async def producer(settings: ChorusSettings) -> AsyncIterator[EventProducer]:
 
 def publisher(producer: EventProducer, org: str) -> Publisher:
     return Publisher(producer, org)
+
+
+async def enrol_now(settings: ChorusSettings, org: str, *advocate_ids: str) -> None:
+    """Announce these advocates as sharing does (kudos go only to enrolled colleagues), through
+    a producer of their own, for helpers that have none."""
+    producer = EventProducer(settings, client_id="recognition-tests-enrol")
+    await producer.start()
+    try:
+        pub = publisher(producer, org)
+        for advocate_id in advocate_ids:
+            await pub.enrol(advocate_id, None)
+    finally:
+        await producer.stop()
+
+
+async def kudos_once_enrolled(
+    http: httpx.AsyncClient, url: str, giver: dict[str, str], to: str, message: str
+) -> Any:
+    """Give kudos, waiting for recognition to know the receiver (refused with 422 until then)."""
+
+    async def given() -> Any:
+        response = await http.post(f"{url}/v1/kudos", headers=giver, json={"to": to, "message": message})
+        assert response.status_code in (201, 422), response.text
+        return response.json() if response.status_code == 201 else None
+
+    return await eventually(given, timeout_s=60)
 
 
 def body(response: httpx.Response) -> Any:

@@ -18,7 +18,7 @@ from shared.messaging import EventProducer
 from shared.settings import ChorusSettings
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.helpers import bearer, eventually, new_org, tap
-from tests.integration.recognition.conftest import body, publisher
+from tests.integration.recognition.conftest import body, enrol_now, kudos_once_enrolled, publisher
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,9 @@ async def give_points(
             "points": {**rules["rules"]["points"], "kudos_received": 50},
         }
         body(await client.put("/v1/rules", headers=admin, json={"rules": new_rules}))
-    for i in range(kudos):
+    await enrol_now(settings, org, to)
+    await kudos_once_enrolled(client, "", as_(settings, org, f"peer-{to}"), to, "thanks #0")
+    for i in range(1, kudos):
         body(
             await client.post(
                 "/v1/kudos",
@@ -269,7 +271,9 @@ async def test_kudos_have_a_weekly_allowance_and_the_receiver_scores(
 ) -> None:
     org = new_org()
     giver = as_(settings, org, "g")
-    for _ in range(5):  # the default allowance
+    await enrol_now(settings, org, "r")
+    await kudos_once_enrolled(client, "", giver, "r", "great post")
+    for _ in range(4):  # the default allowance
         body(await client.post("/v1/kudos", headers=giver, json={"to": "r", "message": "great post"}))
     sixth = await client.post("/v1/kudos", headers=giver, json={"to": "r", "message": "again"})
     assert sixth.status_code == 409

@@ -33,7 +33,7 @@ from shared.events.shares import ShareMade
 from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org
-from tests.integration.recognition.conftest import Publisher, body, publisher
+from tests.integration.recognition.conftest import Publisher, body, enrol_now, kudos_once_enrolled, publisher
 from tests.ports import free_ports
 
 pytestmark = pytest.mark.integration
@@ -332,7 +332,9 @@ async def give_points(
         points = {**rules["rules"]["points"], "kudos_received": 50}
         new_rules = {**rules["rules"], "kudos_weekly_allowance": 50, "points": points}
         body(await http.put(f"{url}/v1/rules", headers=admin, json={"rules": new_rules}))
-    for i in range(kudos):
+    await enrol_now(settings, org, to)
+    await kudos_once_enrolled(http, url, as_(settings, org, f"peer-of-{to}"), to, "#0")
+    for i in range(1, kudos):
         body(
             await http.post(
                 f"{url}/v1/kudos",

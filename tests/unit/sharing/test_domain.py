@@ -286,3 +286,29 @@ def test_the_redirect_limit_counts_each_client_in_its_minute() -> None:
     assert limit.wait_s("b", start + 2) == 0  # each client has its own count
     assert limit.wait_s("a", start + 59.5) == 1  # never "retry in 0 s"
     assert limit.wait_s("a", start + 60) == 0  # a new minute starts afresh
+
+
+def test_a_name_is_shown_by_the_advocates_choice_else_the_organisations_default() -> None:
+    from services.sharing.advocates.domain import Profile, name_shown, profile_saved
+
+    follows, shows, hides = (
+        Profile("Fay"),
+        Profile("Sam", name_visible=True),
+        Profile("Hal", name_visible=False),
+    )
+    assert [name_shown(p, False) for p in (follows, shows, hides)] == [False, True, False]
+    assert [name_shown(p, True) for p in (follows, shows, hides)] == [True, True, False]
+    hidden = profile_saved(
+        "hal", Profile("Hal", avatar_url="https://x.test/h.png"), enrolled=True, shown=False
+    )
+    assert (hidden.display_name, hidden.avatar_url) == (None, None)
+    seen = profile_saved("hal", Profile("Hal", avatar_url="https://x.test/h.png"), enrolled=True, shown=True)
+    assert (seen.display_name, seen.avatar_url) == ("Hal", "https://x.test/h.png")
+
+
+def test_the_colleague_directory_lists_active_advocates_whose_name_is_shown() -> None:
+    from services.sharing.advocates.domain import Profile, search_name
+
+    assert search_name(Profile(" Ann Lee "), True) == "ann lee"
+    assert search_name(Profile("Ann Lee"), False) is None
+    assert search_name(Profile("Ann Lee", active=False), True) is None
