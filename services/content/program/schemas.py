@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints
 
 from services.content.schemas import Request, Url
 from shared.clock import DEFAULT_TIME_ZONE
@@ -34,7 +34,7 @@ class SettingsModel(Request):
         description="IANA time zone (e.g. America/Los_Angeles): the sharing hours, the daily share limit"
         " and the days, weeks and months of the figures follow it",
     )
-    names_visible_by_default: bool = Field(
+    names_visible_by_default: StrictBool = Field(
         False,
         description="advocates' names and pictures are shown to colleagues (leaderboards, kudos, authors,"
         " the colleague directory) unless an advocate chose otherwise (their name_visible)",

@@ -40,7 +40,7 @@ class AdvocateIn(Request):
     avatar_url: str | None = Field(
         None, max_length=2000, pattern=r"^https://\S+$", description="an https URL of the advocate's picture"
     )
-    name_visible: bool | None = Field(
+    name_visible: StrictBool | None = Field(
         None,
         description="colleagues may see my name and picture (leaderboards, kudos, authors, the colleague"
         " directory); absent or null: as the organisation's settings say (names_visible_by_default)",
