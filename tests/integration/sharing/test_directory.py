@@ -7,6 +7,8 @@ win over what advocates declare, and a deactivated user can no longer share.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,12 +19,17 @@ from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_models import Context
 from scim2_tester import Status, check_server
 
+from services.recognition.handlers import GROUP as RECOGNITION_GROUP
+from services.recognition.main import create_app as recognition_app
+from services.recognition.settings import RecognitionSettings
 from services.sharing.directory.domain import UserResource, created_user
 from services.sharing.directory.service import DirectoryService
 from shared.auth import generate_api_key
+from shared.events import TOPICS
 from shared.events.access import ApiKeyIssued
 from shared.events.content import Audience
-from tests.helpers import bearer, eventually, http_server, new_org, tap
+from shared.messaging import skip_history
+from tests.helpers import bearer, eventually, http_server, new_org, running_app, tap
 from tests.integration.sharing.conftest import Sharing
 from tests.integration.sharing.test_shares_and_redirect import BROWSER_UA, make_share, visit
 
@@ -420,9 +427,26 @@ async def test_erasing_a_provisioned_advocate_erases_what_the_directory_said_of_
     assert [m["value"] for m in members] == [other["id"]]
 
 
-async def test_a_directory_of_200_users_and_10_groups_drives_governance_and_leavers(sharing: Sharing) -> None:
+@pytest.fixture
+async def recognition(sharing: Sharing) -> AsyncIterator[httpx.AsyncClient]:
+    """Recognition beside sharing, reading what sharing emits from now on."""
+    prefix = f"{sharing.settings.consumer_group_prefix}-{uuid.uuid4().hex[:6]}"
+    await skip_history(
+        sharing.settings.kafka_bootstrap, f"{prefix}.{RECOGNITION_GROUP}", [t.name for t in TOPICS]
+    )
+    settings = RecognitionSettings(
+        **{**sharing.settings.model_dump(), "consumer_group_prefix": prefix, "leaderboard_max_age_s": 0.2}
+    )
+    async with running_app(recognition_app(settings=settings)) as client:
+        yield client
+
+
+async def test_a_directory_of_200_users_and_10_groups_drives_governance_and_leavers(
+    sharing: Sharing, recognition: httpx.AsyncClient
+) -> None:
     """As an identity provider provisions an organisation: 200 users, then 10 groups of 20. One
-    user moves between teams, another leaves; audience governance and sharing follow."""
+    user moves between teams, another leaves; audience governance, sharing, the team leaderboard
+    and kudos follow."""
     org = new_org()
     idp = Idp(sharing, org)
     users = [
@@ -486,6 +510,28 @@ async def test_a_directory_of_200_users_and_10_groups_drives_governance_and_leav
     assert {s["id"]: s["status"] for s in listing} == {sent["id"]: "sent", scheduled["id"]: "cancelled"}
     assert (await visit(sharing, sent["code"], headers={"user-agent": BROWSER_UA})).status_code == 302
     assert (await idp.list("/Users", filter="active eq false"))["totalResults"] == 1
+
+    # Recognition follows the directory: team-3's points (the mover's share, made after the move:
+    # 10; the leaver's, with the visit that verified it: 10 + 5 + 1) count for team-3, divided
+    # among its 20 active members (19 after the leaver left, and the mover); the leaver leaves
+    # the live board; a kudos to them is refused.
+    colleague = sharing.headers(org, "emp-100")
+
+    async def team_board() -> dict[str, tuple[int, int]] | None:  # {team: (points, active)}
+        board = await recognition.get("/v1/leaderboard", params={"scope": "team"}, headers=colleague)
+        rows = {r["team"]: (r["points"], r["active_advocates"]) for r in board.json()["items"]}
+        return rows if rows == {"team-3": (26, 20)} else None
+
+    await eventually(team_board, timeout_s=60)
+    in_team_3 = await recognition.get(
+        "/v1/leaderboard", params={"scope": "team", "team": "team-3"}, headers=colleague
+    )
+    assert [(r["advocate_id"], r["points"]) for r in in_team_3.json()["items"]] == [(mover, 10)]
+    kudos = {"to": leaver, "message": "Thanks for everything"}
+    to_leaver = await recognition.post("/v1/kudos", json=kudos, headers=colleague)
+    assert to_leaver.status_code == 422 and to_leaver.json()["errors"][0]["field"] == "to", to_leaver.text
+    to_mover = await recognition.post("/v1/kudos", json={**kudos, "to": mover}, headers=colleague)
+    assert to_mover.status_code == 201, to_mover.text
 
 
 async def test_a_write_the_process_left_before_its_advocate_followed_is_finished_by_the_sweep(
