@@ -87,6 +87,8 @@ def build_subscription(recognition: Recognition) -> Subscription:
         kept = await recognition.profiles.update(event.tenant, event.data)
         if kept is not None:
             await recognition.leaderboards.follow_consent(event.tenant, kept.advocate_id, kept.ranked)
+            if not kept.active:
+                await recognition.points.leaver(event.tenant, kept.advocate_id, event.id)
 
     @subscription.on(AdvocateEnrolled)
     async def advocate_enrolled(event: Event[AdvocateEnrolled]) -> None:

@@ -101,7 +101,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         shares = SharesService(
             sharing_settings, shares_store.SharesStore(runtime.db), runtime.outbox, advocates, catalog
         )
-        directory = DirectoryService(directory_store.DirectoryStore(runtime.db), advocates, shares)
+        directory = DirectoryService(directory_store.DirectoryStore(runtime.db), advocates, shares, catalog)
         erasure = ErasureService(
             erasure_store.ErasureStore(runtime.db),
             runtime.outbox,
@@ -111,6 +111,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
             directory=directory,
             forget_links=redirect.forget,
         )
+        directory.erase_leaver = erasure.erase_leaver
         api_keys = KnownKeys(runtime.db)
         relay = ClickRelay(
             sharing_settings,

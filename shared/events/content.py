@@ -91,6 +91,11 @@ class SettingsUpdated(EventData):
         " its daily share limit and the days, weeks and months of its figures follow it."
         " Absent from events before it existed: UTC",
     )
+    erase_leavers: bool = Field(
+        False,
+        description="whether an advocate the company directory deactivates or deletes is erased at once."
+        " Absent from events before it existed: false",
+    )
     names_visible_by_default: bool = Field(
         False,
         description="whether an advocate's name and picture are shown to colleagues (leaderboards, kudos,"

@@ -27,6 +27,8 @@ class OrgSettings:
     time_zone: str = DEFAULT_TIME_ZONE  # IANA; sharing hours and every day of the figures follow it
     # Colleagues see an advocate's name and picture unless the advocate chose otherwise (issue 16).
     names_visible_by_default: bool = False
+    # An advocate the directory (SCIM) deactivates or deletes is erased at once (issue 16).
+    erase_leavers: bool = False
 
 
 def validate_settings(settings: OrgSettings, known_course_ids: set[str]) -> OrgSettings:

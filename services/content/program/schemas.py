@@ -34,6 +34,11 @@ class SettingsModel(Request):
         description="IANA time zone (e.g. America/Los_Angeles): the sharing hours, the daily share limit"
         " and the days, weeks and months of the figures follow it",
     )
+    erase_leavers: StrictBool = Field(
+        False,
+        description="an advocate the company directory (SCIM) deactivates or deletes is erased at once, as"
+        " DELETE /v1/advocates/{id} does; otherwise they stay, inactive, with their history",
+    )
     names_visible_by_default: StrictBool = Field(
         False,
         description="advocates' names and pictures are shown to colleagues (leaderboards, kudos, authors,"

@@ -323,6 +323,26 @@ def _redemption_entry(
     )
 
 
+def expiry(org: str, advocate_id: str, source_event_id: str, balance: int, at: datetime) -> LedgerEntry:
+    """The entry of a leaver's balance expiring (the account was debited in the same step)."""
+    source = f"leaver:{source_event_id}"
+    return LedgerEntry(
+        id=entry_id(org, source, Kind.EXPIRY),
+        org=org,
+        advocate_id=advocate_id,
+        kind=str(Kind.EXPIRY),
+        points=-balance,
+        balance_delta=-balance,
+        lifetime_delta=0,
+        reason="left the organisation: points expired",
+        source_event_id=source,
+        source_event_type="chorus.advocate.updated",
+        occurred_at=at,
+        created_at=at,
+        projected=True,
+    )
+
+
 def projected(entry: LedgerEntry) -> LedgerEntry:
     return replace(entry, projected=True)
 

@@ -243,6 +243,21 @@ class PointsService:
         await self._insert(entry)
         return True
 
+    async def leaver(self, org: str, advocate_id: str, event_id: str) -> None:
+        """The directory deactivated the advocate (`event_id`: the event saying so): their balance
+        expires where the organisation's rules say so; by default it is kept, for a rehire."""
+        _, rules = await self.rules.rules(org)
+        if rules.leaver_points != "expire":
+            return
+        for _ in range(3):  # the balance changed between reading and debiting it: read again
+            balance = (await self.account(org, advocate_id)).balance
+            if balance <= 0:
+                return
+            entry = domain.expiry(org, advocate_id, event_id, balance, self.clock())
+            if await self.store.spend(org, advocate_id, entry.id, balance):
+                await self._insert(entry)
+                return
+
     async def refund(self, org: str, advocate_id: str, redemption_id: str, cost: int, reward: str) -> None:
         entry = await self._insert(domain.refund(org, advocate_id, redemption_id, cost, reward, self.clock()))
         await self.finish(entry)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
@@ -34,6 +35,7 @@ class Kind(StrEnum):
     REVERSAL = "reversal"
     REDEMPTION = "redemption"
     REFUND = "refund"
+    EXPIRY = "expiry"  # a leaver's balance, where the rules say leavers' points expire
 
 
 SCORING_KINDS: tuple[Kind, ...] = (
@@ -113,6 +115,11 @@ class Rules(BaseModel):
     campaigns: list[Campaign] = Field(default_factory=list, max_length=50)
     kudos_weekly_allowance: StrictInt = Field(5, ge=0, le=100)
     thought_leader_colleagues: StrictInt = Field(3, ge=1, le=1000)
+    leaver_points: Literal["keep", "expire"] = Field(
+        "keep",
+        description="what happens to the balance of an advocate the company directory deactivates:"
+        " kept (for a rehire), or expired (taken to 0; their lifetime points and boards stay)",
+    )
 
     @model_validator(mode="after")
     def _points_range(self) -> Rules:

@@ -26,6 +26,7 @@ class OrgRules:
     time_zone: str = DEFAULT_TIME_ZONE  # IANA: the sharing hours and the daily limit's day follow it
     policy_version: int | None = None  # newest published policy
     names_visible_by_default: bool = False  # colleagues see names unless an advocate chose otherwise
+    erase_leavers: bool = False  # a user the directory deactivates or deletes is erased at once
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ def _rules(doc: Document) -> OrgRules:
         time_zone=doc.get("time_zone") or DEFAULT_TIME_ZONE,
         policy_version=doc.get("policy_version"),
         names_visible_by_default=bool(doc.get("names_visible_by_default")),
+        erase_leavers=bool(doc.get("erase_leavers")),
     )
 
 

@@ -5,7 +5,8 @@ A write goes in two steps: the SCIM resource (validated whole, unique, at the ve
 caller read: refused whole otherwise), then the advocate it describes (their profile and its
 `chorus.advocate.*` event in one write, by the advocates module). The resource stays marked
 `pending_sync` until the second step is done; a sweep finishes any the process stopped between.
-A user the directory deactivates cannot share any more and their scheduled shares are cancelled.
+A user the directory deactivates cannot share any more and their scheduled shares are cancelled;
+where the organisation's settings say so (`erase_leavers`), they are erased at once.
 
 Longer than its domain: SCIM's operations (create, replace, patch, delete, list for two
 resource types) are each a short load-decide-save here, and the rules are the library's.
@@ -13,6 +14,7 @@ resource types) are each a short load-decide-save here, and the rules are the li
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +29,7 @@ from scim2_models import (
 )
 
 from services.sharing.advocates.service import AdvocatesService
+from services.sharing.catalog.service import CatalogService
 from services.sharing.directory import domain
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
 from services.sharing.directory.store import USERS, DirectoryStore
@@ -41,8 +44,11 @@ class DirectoryService:
     store: DirectoryStore
     advocates: AdvocatesService
     shares: SharesService
+    catalog: CatalogService
     _: KW_ONLY
     clock: Clock = utc_now
+    # Erases an advocate (org, advocate id): the erasure module's, set when the service is wired.
+    erase_leaver: Callable[[str, str], Awaitable[None]] | None = None
 
     # --- users ----------------------------------------------------------------------------------
 
@@ -100,6 +106,7 @@ class DirectoryService:
         profile = domain.directory_profile(domain.user_resource(user), [g.display_name for g in groups])
         await self.advocates.apply_directory(org, user.advocate_id, domain.deactivated(profile))
         await self.shares.cancel_scheduled(org, user.advocate_id)
+        await self._erase_if_the_organisation_says(org, user.advocate_id)
 
     async def erase_advocate(self, org: str, advocate_id: str) -> dict[str, int]:
         """Erasure: the advocate's directory user goes, and with it their groups' mention of them."""
@@ -213,7 +220,15 @@ class DirectoryService:
         await self.advocates.apply_directory(org, user.advocate_id, profile)
         if not profile.active:
             await self.shares.cancel_scheduled(org, user.advocate_id)
+            if await self._erase_if_the_organisation_says(org, user.advocate_id):
+                return  # the erasure took the directory's user with it
         await self.store.mark_synced(org, user)
+
+    async def _erase_if_the_organisation_says(self, org: str, advocate_id: str) -> bool:
+        if self.erase_leaver is None or not (await self.catalog.rules(org)).erase_leavers:
+            return False
+        await self.erase_leaver(org, advocate_id)
+        return True
 
     async def finish_syncs(self, limit: int = 200) -> int:
         """Periodic: bring the advocates of users written but not followed up (the process

@@ -16,13 +16,16 @@ from services.sharing.erasure import domain
 from services.sharing.erasure.store import ErasureStore
 from services.sharing.settings import SOURCE
 from services.sharing.shares.service import SharesService
-from shared.auth import Principal
+from shared.auth import Principal, Role
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
 from shared.outbox import Outbox, pending
 
 log = logging.getLogger(__name__)
+
+# Who asked for a leaver's erasure (its event's `requested_by`): the organisation's settings.
+DIRECTORY = "directory:erase-leavers"
 
 
 @dataclass(eq=False)
@@ -50,6 +53,10 @@ class ErasureService:
         await self.store.record(org, event.id, self.clock(), [pending(event)])
         self.outbox.nudge()
         await self.apply(org, advocate_id)
+
+    async def erase_leaver(self, org: str, advocate_id: str) -> None:
+        """A user the directory deactivated or deleted, in an organisation that erases leavers."""
+        await self.erase(Principal(DIRECTORY, org, frozenset({Role.ADMIN})), advocate_id)
 
     async def apply(self, org: str, advocate_id: str) -> None:
         """Idempotent: also run by the handler of chorus.advocate.erased."""

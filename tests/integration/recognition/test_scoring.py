@@ -471,3 +471,36 @@ async def test_kudos_to_a_leaver_are_refused(
         return response.status_code == 422 and "left" in response.text
 
     await eventually(refused, timeout_s=60)  # once recognition knows they left
+
+
+async def test_a_leavers_points_expire_where_the_rules_say_so_and_are_kept_otherwise(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    expiring, keeping = new_org(), new_org()
+    admin = as_(settings, expiring, "boss", "admin")
+    rules = body(await client.get("/v1/rules", headers=admin))["rules"]
+    body(await client.put("/v1/rules", headers=admin, json={"rules": {**rules, "leaver_points": "expire"}}))
+    for org in (expiring, keeping):
+        pub = publisher(producer, org)
+        await pub.enrol("a", "red")
+        await pub.share("s1", "a", team="red")
+        await pub.share("s2", "a", team="red")
+        await eventually(lambda org=org: _count_is(client, as_(settings, org, "a"), 2), timeout_s=90)
+        await pub.send(AdvocateUpdated(advocate_id="a", team="red", active=False))
+
+    a = as_(settings, expiring, "a")
+    await eventually(lambda: _count_is(client, a, 3), timeout_s=90)
+    assert sorted((e["kind"], e["points"]) for e in await ledger_of(client, a)) == [
+        ("expiry", -20),
+        ("share_made", 10),
+        ("share_made", 10),
+    ]
+    points = await points_of(client, a)
+    assert (points["balance"], points["lifetime"]) == (0, 20)  # what they earned stays on record
+
+    # Where leavers keep their points: once the leaver is off the live board, the update has been
+    # handled, and their balance is whole (for a rehire).
+    kept = as_(settings, keeping, "a")
+    await eventually(lambda: _board_is(client, kept, "all", []), timeout_s=90)
+    assert (await points_of(client, kept))["balance"] == 20
+    assert [e["kind"] for e in await ledger_of(client, kept)] == ["share_made", "share_made"]

@@ -411,6 +411,38 @@ async def test_a_deactivated_user_cannot_share_and_their_scheduled_shares_are_ca
     assert again.status_code == 201, again.text
 
 
+async def test_an_organisation_that_erases_leavers_has_a_deactivated_user_erased(sharing: Sharing) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    await sharing.set_settings(org, erase_leavers=True)
+    user = await idp.create_user("gone@example.com", externalId="gone", **person("Gone", "Soon"))
+    stays = await idp.create_user("stays@example.com", externalId="stays", **person("Still", "Here"))
+    assert (
+        await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "gone"))
+    ).status_code == 200
+
+    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+        off = await idp.patch(f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False})
+        assert off.status_code == 200, off.text
+        erased = await advocates.collect(
+            lambda e: e.tenant == org and e.type == "chorus.advocate.erased", count=1, timeout_s=20
+        )
+    assert [(e.data.advocate_id, e.data.requested_by) for e in erased] == [
+        ("gone", "directory:erase-leavers")
+    ]
+    assert (
+        await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "gone"))
+    ).status_code == 404
+    assert (await idp.call("GET", f"/Users/{user['id']}")).status_code == 404
+    # Only the leaver: their colleague, and an organisation that keeps leavers, are untouched.
+    assert (await idp.call("GET", f"/Users/{stays['id']}")).status_code == 200
+    keeps = Idp(sharing, new_org())
+    kept = await keeps.create_user("kept@example.com", externalId="kept")
+    off = await keeps.patch(f"/Users/{kept['id']}", {"op": "replace", "path": "active", "value": False})
+    assert off.status_code == 200 and off.json()["active"] is False
+    assert (await keeps.call("GET", f"/Users/{kept['id']}")).status_code == 200
+
+
 async def test_erasing_a_provisioned_advocate_erases_what_the_directory_said_of_them(
     sharing: Sharing,
 ) -> None:
@@ -551,7 +583,11 @@ async def test_a_write_the_process_left_before_its_advocate_followed_is_finished
         await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "half"))
     ).status_code == 404
     later = DirectoryService(
-        directory.store, directory.advocates, directory.shares, clock=lambda: written + timedelta(minutes=5)
+        directory.store,
+        directory.advocates,
+        directory.shares,
+        directory.catalog,
+        clock=lambda: written + timedelta(minutes=5),
     )
     assert await later.finish_syncs() >= 1
     me = await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "half"))
