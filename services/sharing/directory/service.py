@@ -207,8 +207,10 @@ class DirectoryService:
     # --- the advocates --------------------------------------------------------------------------
 
     async def _sync_members(self, org: str, user_ids: set[str]) -> None:
+        """Users whose groups changed: a new version of each (its ETag and lastModified move), and
+        their advocates follow."""
         for scim_id in sorted(user_ids):
-            user = await self.store.user(org, scim_id)
+            user = await self.store.touch_user(org, scim_id, self.clock())
             if user is not None:
                 await self._sync(org, user)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from scim2_models import Group, PreconditionFailedException, UniquenessException
 
@@ -87,6 +88,16 @@ class DirectoryStore:
 
     async def user(self, org: str, scim_id: str) -> DirectoryUser | None:
         doc = await self.tenants.of(org, USERS).find_one({"_id": _key(org, scim_id)})
+        return None if doc is None else USER_DOCUMENTS.entity(doc)
+
+    async def touch_user(self, org: str, scim_id: str, at: datetime) -> DirectoryUser | None:
+        """The user one version on (their groups changed, and with them their representation), to
+        be followed by their advocate."""
+        doc = await self.tenants.of(org, USERS).find_one_and_update(
+            {"_id": _key(org, scim_id)},
+            {"$inc": {"version": 1}, "$set": {"last_modified": at, **PENDING}},
+            return_document=ReturnDocument.AFTER,
+        )
         return None if doc is None else USER_DOCUMENTS.entity(doc)
 
     async def delete_user(self, org: str, user: DirectoryUser) -> bool:

@@ -184,6 +184,34 @@ async def test_patch_adds_replaces_and_removes_and_a_stale_etag_changes_nothing(
     assert now["displayName"] == "Grace Hopper" and now["meta"]["version"] == body["meta"]["version"]
 
 
+async def test_joining_or_leaving_a_group_moves_the_users_version(sharing: Sharing) -> None:
+    """A user's representation lists their groups: when those change, so do its ETag and
+    lastModified, and a write naming the old ETag is refused."""
+    idp = Idp(sharing, new_org())
+    user = await idp.create_user("kat@example.com", externalId="kat")
+    before = user["meta"]
+    group = await idp.create_group("Orbit", [user["id"]])
+    joined = (await idp.call("GET", f"/Users/{user['id']}")).json()
+    assert [g["display"] for g in joined["groups"]] == ["Orbit"]
+    assert joined["meta"]["version"] != before["version"]
+    assert joined["meta"]["lastModified"] > before["lastModified"]
+    stale = await idp.patch(
+        f"/Users/{user['id']}",
+        {"op": "replace", "path": "nickName", "value": "K"},
+        **{"If-Match": before["version"]},
+    )
+    assert stale.status_code == 412, stale.text
+    left = await idp.patch(
+        f"/Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{user["id"]}"]'}
+    )
+    assert left.status_code == 200, left.text
+    after = (await idp.call("GET", f"/Users/{user['id']}")).json()
+    assert "groups" not in after or after["groups"] == []
+    assert after["meta"]["version"] not in (before["version"], joined["meta"]["version"])
+    since = await idp.list("/Users", filter=f'meta.lastModified gt "{joined["meta"]["lastModified"]}"')
+    assert [u["id"] for u in since["Resources"]] == [user["id"]]
+
+
 async def test_a_duplicate_user_name_is_a_uniqueness_conflict_and_nothing_is_written(
     sharing: Sharing,
 ) -> None:
