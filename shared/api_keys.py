@@ -4,7 +4,7 @@ Metrics issues and revokes an organisation's keys (services/metrics/api_keys) an
 `chorus.api_key.issued` / `chorus.api_key.revoked` on `chorus.access`. Every other service that
 accepts keys keeps its own projection of them (`KnownKeys`), so a key works on every service
 without any service calling another, and a revocation reaches each one as fast as its consumer
-reads the event (about a second). The one rule of a key's validity is `valid` below.
+reads the event (about a second). The one rule of a key's validity is `resolved` below.
 
 The key's format and the HTTP side (an `X-API-Key` header, or `Authorization: Bearer chorus_...`
 as SCIM clients send it) are shared/auth.py's.
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from fastapi import Request
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,18 +40,29 @@ SCOPES: dict[str, str] = {
 DEFAULT_SCOPES = ("conversions:write", "surveys:respond")
 
 
-def valid(
-    *,
-    secret: str,
-    secret_hash: str,
-    revoked_at: datetime | None,
-    expires_at: datetime | None,
-    now: datetime,
-) -> bool:
-    """A key is valid while its secret matches, it is not revoked and not past its expiry."""
-    if revoked_at is not None or (expires_at is not None and now >= expires_at):
-        return False
-    return api_key_matches(secret, secret_hash)
+class StoredKey(Protocol):
+    """What a service keeps of a key: metrics' own record, or another service's copy."""
+
+    @property
+    def org(self) -> str: ...
+    @property
+    def scopes(self) -> tuple[str, ...]: ...
+    @property
+    def secret_hash(self) -> str: ...
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+def resolved(key: StoredKey | None, secret: str, now: datetime) -> ResolvedKey | None:
+    """The organisation and scopes of a key that is valid: its secret matches, it is not revoked
+    and not past its expiry. None otherwise."""
+    if key is None or key.revoked_at is not None or (key.expires_at is not None and now >= key.expires_at):
+        return None
+    if not api_key_matches(secret, key.secret_hash):
+        return None
+    return ResolvedKey(key.org, frozenset(key.scopes))
 
 
 KNOWN_KEYS = "api_keys"
@@ -102,18 +114,7 @@ class KnownKeys:
     async def resolve(self, key_id: str, secret: str) -> ResolvedKey | None:
         keys = self.tenants.across(KNOWN_KEYS, why="a caller's API key names its organisation")
         doc = await keys.find_one({"_id": key_id})
-        if doc is None:
-            return None
-        key = DOCUMENTS.entity(doc)
-        if not valid(
-            secret=secret,
-            secret_hash=key.secret_hash,
-            revoked_at=key.revoked_at,
-            expires_at=key.expires_at,
-            now=self.clock(),
-        ):
-            return None
-        return ResolvedKey(key.org, frozenset(key.scopes))
+        return resolved(None if doc is None else DOCUMENTS.entity(doc), secret, self.clock())
 
     def resolver(self) -> ApiKeyResolver:
         async def resolve(request: Request, key_id: str, secret: str) -> ResolvedKey | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from services.metrics.api_keys import domain
 from services.metrics.api_keys.domain import ApiKey
 from services.metrics.api_keys.store import ApiKeyStore
-from shared.api_keys import valid
+from shared.api_keys import resolved
 from shared.auth import Principal, ResolvedKey
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
@@ -23,16 +23,7 @@ class ApiKeyService:
 
     async def resolve(self, key_id: str, secret: str) -> ResolvedKey | None:
         """The organisation and scopes of a key that is valid: not revoked, not expired."""
-        key = await self.store.by_id(key_id)
-        if key is None or not valid(
-            secret=secret,
-            secret_hash=key.secret_hash,
-            revoked_at=key.revoked_at,
-            expires_at=key.expires_at,
-            now=self.clock(),
-        ):
-            return None
-        return ResolvedKey(key.org, frozenset(key.scopes))
+        return resolved(await self.store.by_id(key_id), secret, self.clock())
 
     async def create(
         self, principal: Principal, name: str, scopes: tuple[str, ...], expires_at: datetime | None
