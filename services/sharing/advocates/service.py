@@ -44,18 +44,7 @@ class AdvocatesService:
         existing = await self.store.get(org, advocate_id)
         if existing is not None:
             profile = domain.with_directory(profile, existing.directory)
-        shown = domain.name_shown(profile, await self._names_default(org))
-        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None, shown=shown)
-        event = Event.create(data, tenant=org, source=SOURCE)
-        await self.store.save(
-            org,
-            advocate_id,
-            profile,
-            self.clock(),
-            [pending(event)],
-            search_name=domain.search_name(profile, shown),
-        )
-        self.outbox.nudge()
+        await self._save(org, advocate_id, profile, enrolled=existing is not None)
         saved = await self.store.get(org, advocate_id)
         assert saved is not None
         return saved
@@ -68,8 +57,21 @@ class AdvocatesService:
         profile = domain.with_directory(base, directory)
         if existing is not None and existing.profile == profile and existing.directory == directory:
             return False
+        await self._save(org, advocate_id, profile, enrolled=existing is not None, directory=directory)
+        return True
+
+    async def _save(
+        self,
+        org: str,
+        advocate_id: str,
+        profile: Profile,
+        *,
+        enrolled: bool,
+        directory: DirectoryProfile | None = None,
+    ) -> None:
+        """Save the profile with its chorus.advocate.* event (the name in it only if shown)."""
         shown = domain.name_shown(profile, await self._names_default(org))
-        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None, shown=shown)
+        data = domain.profile_saved(advocate_id, profile, enrolled=enrolled, shown=shown)
         event = Event.create(data, tenant=org, source=SOURCE)
         await self.store.save(
             org,
@@ -81,7 +83,6 @@ class AdvocatesService:
             search_name=domain.search_name(profile, shown),
         )
         self.outbox.nudge()
-        return True
 
     async def follow_names_default(self, org: str, names_visible_by_default: bool) -> None:
         """The organisation changed whether names are shown by default: re-announce everyone
