@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 from scim2_models import (
     Context,
     Error,
@@ -33,7 +34,7 @@ from services.sharing.directory import schemas
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource, etag
 from services.sharing.directory.service import DirectoryService
 from shared.auth import API_KEY_ROLE, Principal, Role, require
-from shared.errors import AppError
+from shared.errors import AppError, store_unavailable
 
 SCOPE = "scim:provision"
 MAX_BODY = 1_000_000
@@ -58,13 +59,23 @@ class ScimRoute(APIRoute):
                 return scim_error(
                     Error(status=400, scim_type="invalidValue", detail=f"{where}: {first['msg']}")
                 )
+            except PyMongoError as exc:  # the store did not answer: a 503 the client retries
+                unavailable = store_unavailable(exc)
+                if unavailable is None:
+                    raise
+                return app_error(unavailable)
             except AppError as exc:
-                status = 400 if exc.status == 422 else exc.status
-                response = scim_error(Error(status=status, detail=exc.detail))
-                response.headers.update(exc.headers)
-                return response
+                return app_error(exc)
 
         return scim_handler
+
+
+def app_error(exc: AppError) -> Response:
+    """One of the service's own errors, as a SCIM Error (SCIM has no 422: a bad value is a 400)."""
+    status = 400 if exc.status == 422 else exc.status
+    response = scim_error(Error(status=status, detail=exc.detail))
+    response.headers.update(exc.headers)
+    return response
 
 
 def scim_error(error: Error) -> Response:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from fastapi import APIRouter, FastAPI
 from pydantic import ValidationError
+from pymongo.errors import ServerSelectionTimeoutError
 from scim2_models import (
     Context,
     EnterpriseUser,
@@ -14,9 +16,12 @@ from scim2_models import (
     PatchOp,
     PreconditionFailedException,
 )
+from starlette.testclient import TestClient
 
 from services.sharing.directory import domain, query
+from services.sharing.directory.api import ScimRoute
 from services.sharing.directory.domain import UserResource
+from shared.errors import InvalidInput, NotFound
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
 
@@ -139,3 +144,29 @@ def test_a_manager_sent_without_its_ref_as_identity_providers_do_is_taken() -> N
     assert resource[EnterpriseUser].manager.value == "m2"
     with pytest.raises(ValidationError):  # without the tolerance, the library refuses both
         UserResource.model_validate(body, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("raised", "status"),
+    [
+        (ServerSelectionTimeoutError("no primary"), 503),  # the store did not answer: retry
+        (InvalidInput.field("x", "bad"), 400),  # SCIM has no 422
+        (NotFound("no user u1"), 404),
+    ],
+)
+def test_a_scim_routes_errors_are_scim_errors(raised: Exception, status: int) -> None:
+    router = APIRouter(route_class=ScimRoute)
+
+    @router.get("/probe")
+    async def probe() -> None:
+        raise raised
+
+    app = FastAPI()
+    app.include_router(router)
+    response = TestClient(app).get("/probe")
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/scim+json")
+    assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert response.json()["status"] == str(status)  # RFC 7644 §3.12: a string
+    if status == 503:
+        assert response.headers["retry-after"] == "5"
