@@ -278,9 +278,16 @@ def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
         org, data = event.tenant, event.data
         key: Hashable
         if isinstance(data, CountedClick):
+            clicked_at = data.clicked_at
             key = (
                 org,
-                data.clicked_at.timestamp() // (SLOT_MINUTES * 60),  # its quarter hour, cheaply
+                # Its quarter hour, cheaply (timestamp() would cost more than the rest of the
+                # key): one offset's wall-clock quarter hour is one UTC quarter hour, since every
+                # offset is a multiple of a quarter hour.
+                clicked_at.date(),
+                clicked_at.hour,
+                clicked_at.minute // SLOT_MINUTES,
+                clicked_at.tzinfo,
                 data.advocate_id,
                 data.content_id,
                 data.team,

@@ -7,7 +7,7 @@ import csv
 import dataclasses
 import hashlib
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -181,6 +181,20 @@ def test_a_batch_tally_has_one_effect_per_click_shape_and_the_records_of_each_pa
     # Redelivered after partition 0 applied offset 11: what lies above counts, once.
     again = projections.fold(day, "all", {"chorus_clicks_0": 11})
     assert again is not None and again.counters == {"all": {"*": {"clicks": 2, "unique_clicks": 2}}}
+
+
+def test_clicks_are_tallied_by_their_utc_quarter_hour_whatever_offset_they_are_written_in() -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    same_instant = T0.astimezone(india)  # 15:30 in India is 10:00 UTC
+    same_wall_clock = T0.replace(tzinfo=india)  # 10:00 in India is 04:30 UTC
+    items = [
+        delivered(click(click_id="c1"), 0, 1),
+        delivered(click(click_id="c2", clicked_at=same_instant), 0, 2),
+        delivered(click(click_id="c3", clicked_at=same_wall_clock), 0, 3),
+        delivered(click(click_id="c4", clicked_at=T0 + timedelta(minutes=14)), 0, 4),
+    ]
+    days = projections.tally_events("chorus.clicks", items).days.values()
+    assert sorted((d.day, sum(d.counts)) for d in days) == [("2026-11-02T04:30", 1), ("2026-11-02T10:00", 3)]
 
 
 def test_a_batch_tally_keeps_each_advocates_latest_share() -> None:
