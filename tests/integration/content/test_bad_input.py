@@ -24,6 +24,20 @@ BAD_CREATES: list[tuple[str, dict[str, Any], int, str]] = [
         "suggested_posts[0].text",
     ),
     (
+        # 280 characters fill a post on X, but the share adds a space and its link (23 on X).
+        "x caption at the limit without room for the link",
+        article(suggested_posts=[{"network": "x", "text": "#employee " + "a" * 270}]),
+        422,
+        "suggested_posts[0].text",
+    ),
+    (
+        # X weighs most CJK characters 2: the disclosure, 124 of them and the link weigh 282.
+        "x caption in japanese over X's weighted limit",
+        article(suggested_posts=[{"network": "x", "language": "ja", "text": "#employee " + "日" * 124}]),
+        422,
+        "suggested_posts[0].text",
+    ),
+    (
         "unknown network",
         article(suggested_posts=[{"network": "myspace", "text": "#employee"}]),
         422,
