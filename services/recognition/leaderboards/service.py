@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from datetime import datetime
 
 from services.recognition.leaderboards import domain
 from services.recognition.leaderboards.domain import Period
 from services.recognition.leaderboards.standings import (
+    NamesCache,
     Row,
     Standings,
     StandingsCache,
@@ -17,7 +17,6 @@ from services.recognition.leaderboards.standings import (
     standings_of,
 )
 from services.recognition.leaderboards.store import BoardStore
-from services.recognition.profiles.domain import Name
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
@@ -123,32 +122,3 @@ class LeaderboardService:
     async def close(self) -> None:
         await self.standings.close()
         await self.team_boards.close()
-
-
-NEVER: tuple[float, Name | None] = (float("-inf"), None)
-
-
-class NamesCache:
-    """Advocates' names as the profiles hold them, each kept for `max_age_s` (None: shown by id)."""
-
-    MAX_KEPT = 200_000
-
-    def __init__(self, profiles: ProfileService, max_age_s: float) -> None:
-        self._profiles = profiles
-        self._max_age_s = max_age_s
-        self._kept: dict[tuple[str, str], tuple[float, Name | None]] = {}
-
-    async def of(self, org: str, advocate_ids: Sequence[str]) -> dict[str, Name]:
-        now = time.monotonic()
-        if len(self._kept) > self.MAX_KEPT:
-            self._kept.clear()
-        stale = [a for a in advocate_ids if now - self._kept.get((org, a), NEVER)[0] > self._max_age_s]
-        if stale:
-            found = await self._profiles.names(org, stale)
-            for advocate_id in stale:
-                self._kept[(org, advocate_id)] = (now, found.get(advocate_id))
-        names = {a: self._kept.get((org, a), NEVER)[1] for a in advocate_ids}
-        return {a: name for a, name in names.items() if name is not None}
-
-    def forget(self, org: str, advocate_id: str) -> None:
-        self._kept.pop((org, advocate_id), None)

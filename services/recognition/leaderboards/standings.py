@@ -20,7 +20,8 @@ stand: one more than the visible advocates with more points.
 
 The team board (teams ranked by points per active advocate) is kept by the same cache: its
 build reads the teams' totals and counts the active advocates per team (index reads, on
-`team_boards (org, period)` and `advocates (org, team)`).
+`team_boards (org, period)` and `advocates (org, team)`). The names on a board's rows are kept
+the same way (`NamesCache`): read once per advocate and `max_age_s`, not per request.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ import asyncio
 import bisect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 from services.recognition.leaderboards.domain import competition_ranks
+from services.recognition.profiles.domain import Name
+from services.recognition.profiles.service import ProfileService
 
 log = logging.getLogger(__name__)
 
@@ -261,3 +264,32 @@ class StandingsCache(Generic[T]):
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+NEVER: tuple[float, Name | None] = (float("-inf"), None)
+
+
+class NamesCache:
+    """Advocates' names as the profiles hold them, each kept for `max_age_s` (None: shown by id)."""
+
+    MAX_KEPT = 200_000
+
+    def __init__(self, profiles: ProfileService, max_age_s: float) -> None:
+        self._profiles = profiles
+        self._max_age_s = max_age_s
+        self._kept: dict[tuple[str, str], tuple[float, Name | None]] = {}
+
+    async def of(self, org: str, advocate_ids: Sequence[str]) -> dict[str, Name]:
+        now = time.monotonic()
+        if len(self._kept) > self.MAX_KEPT:
+            self._kept.clear()
+        stale = [a for a in advocate_ids if now - self._kept.get((org, a), NEVER)[0] > self._max_age_s]
+        if stale:
+            found = await self._profiles.names(org, stale)
+            for advocate_id in stale:
+                self._kept[(org, advocate_id)] = (now, found.get(advocate_id))
+        names = {a: self._kept.get((org, a), NEVER)[1] for a in advocate_ids}
+        return {a: name for a, name in names.items() if name is not None}
+
+    def forget(self, org: str, advocate_id: str) -> None:
+        self._kept.pop((org, advocate_id), None)
