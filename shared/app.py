@@ -37,6 +37,7 @@ from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, en
 from shared.outbox import Outbox
 from shared.settings import ChorusSettings
 from shared.telemetry import flush_telemetry, setup_telemetry
+from shared.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ class Runtime:
     mongo: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
     producer: EventProducer
+    # The person vault its producer seals events with and its consumers reveal them with.
+    vault: Vault
     # Where writes queue their events (shared/outbox.py); its relay runs as a periodic job.
     outbox: Outbox
 
@@ -203,13 +206,14 @@ def create_service_app(
         setup_telemetry(settings)
         mongo = create_client(settings, service=True)
         db = mongo[settings.database_name(name)]
-        producer = EventProducer(settings)
+        vault = Vault(settings, client=mongo)
+        producer = EventProducer(settings, vault=vault)
         outbox = Outbox(db, outbox_collections, producer)
         # Every service takes idempotency keys on creates and may limit rates; their TTL indexes
         # are declared here once.
         await ensure_indexes(db, [*indexes, *idempotency.INDEXES, *ratelimit.INDEXES])
         await migrate(db, migrations)
-        runtime = Runtime(settings, mongo, db, producer, outbox)
+        runtime = Runtime(settings, mongo, db, producer, vault, outbox)
         wiring = await wire(runtime)
         tune_gc()
         consumers = [ConsumerRunner(settings, sub, producer) for sub in wiring.subscriptions]

@@ -90,6 +90,13 @@ class ChorusSettings(BaseSettings):
     # How often the outbox relay looks for events to send when no write nudged it (events that a
     # broker outage, a crash or another replica left pending).
     outbox_relay_interval_s: float = Field(1.0, gt=0)
+    # The person vault (shared/vault.py): how long a process trusts what it read of an entry
+    # (an erased person may still be revealed for this long after their entry was shredded),
+    # and how long after an erasure event the person's entry is shredded: longer than any
+    # consumer lags, since consumers need the entry to know whom the event names.
+    vault_cache_s: float = Field(5.0, gt=0)
+    erasure_grace_s: float = Field(24 * 3600.0, ge=0)
+    vault_shred_interval_s: float = Field(30.0, gt=0)
     # Worker processes per tallied subscription (Subscription.on_tally), which decode and fold
     # its polls while the consumer fetches the next; 0 tallies in the consumer's own process.
     consumer_tally_processes: int = Field(1, ge=0)

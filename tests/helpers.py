@@ -22,6 +22,7 @@ from shared.events import Event, EventData, decode
 from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
 from shared.outbox import OUTBOX_SINCE
 from shared.settings import ChorusSettings
+from shared.vault import Vault
 from tests.ports import free_port
 
 # A desktop browser's user agent, for clicks that must count as a person's.
@@ -93,9 +94,13 @@ async def running_app(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 class TopicTap:
     """Reads a topic from the offsets it had when the tap opened (no consumer group)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: ChorusSettings, topic: str) -> None:
         self.topic = topic
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        )
+        # Events are read as a service's consumer reads them: people revealed (shared/vault.py).
+        self._vault = Vault(settings)
         self.seen: list[Event[EventData]] = []
         self.raw: list[Any] = []
 
@@ -117,6 +122,7 @@ class TopicTap:
 
     async def close(self) -> None:
         await self._consumer.stop()
+        await self._vault.close()
 
     async def collect(
         self,
@@ -142,15 +148,15 @@ class TopicTap:
             for records in batch.values():
                 for record in records:
                     self.raw.append(record)
-                    event = decode(record.value)
+                    [event] = await self._vault.reveal([decode(record.value)])
                     self.seen.append(event)
                     if predicate(event):
                         matched.append(event)
 
 
 @contextlib.asynccontextmanager
-async def tap(bootstrap: str, topic: str) -> AsyncIterator[TopicTap]:
-    t = await TopicTap(bootstrap, topic).open()
+async def tap(settings: ChorusSettings, topic: str) -> AsyncIterator[TopicTap]:
+    t = await TopicTap(settings, topic).open()
     try:
         yield t
     finally:

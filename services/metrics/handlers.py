@@ -59,7 +59,7 @@ def build_subscription(metrics: MetricsModules) -> Subscription:
     @subscription.on(AdvocateErased)
     async def erased(event: Event[AdvocateErased]) -> None:
         org, advocate_id = event.tenant, event.data.advocate_id
-        await metrics.projections.erase_advocate(org, advocate_id)
+        await metrics.projections.erase_advocate(org, advocate_id, event.time)
         await metrics.attribution.erase_advocate(org, advocate_id)
         await metrics.surveys.erase_respondent(org, advocate_id)
         # Last, so that "no longer enrolled" means every step above is done.
@@ -93,6 +93,10 @@ def build_webhooks_subscription(webhooks: WebhookService) -> Subscription:
     subscription = Subscription(group=WEBHOOKS_GROUP)
 
     async def enqueue(event: AnyEvent) -> None:
+        if isinstance(event.data, AdvocateErased):
+            # What the log holds of the advocate goes; the erasure notice itself is delivered
+            # (and logged: replaying it only tells the receiver again to erase them).
+            await webhooks.forget(event.tenant, event.data.advocate_id)
         await webhooks.enqueue(event)
 
     for registration in offered_to_integrations().values():

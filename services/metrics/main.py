@@ -83,6 +83,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             retry_base_s=settings.webhook_retry_base_s,
             # Plain http to a local receiver is for development only.
             allow_insecure_loopback=settings.environment != "prod",
+            vault=runtime.vault,
         )
 
         return Wiring(

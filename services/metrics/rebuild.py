@@ -33,6 +33,7 @@ from services.metrics.settings import MetricsSettings
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
 from shared.mongo import Document, create_client, ensure_indexes
+from shared.vault import Vault
 
 Progress = Callable[[int, int], None]  # (events replayed, events to replay)
 
@@ -47,6 +48,7 @@ class RebuildResult:
 async def _replay(
     settings: MetricsSettings,
     service: ProjectionService,
+    vault: Vault,
     collection: str,
     progress: Progress,
     after: TopicRange | None = None,
@@ -60,6 +62,8 @@ async def _replay(
         after=after.end if after is not None else None,
         client_id="chorus-metrics-rebuild",
         security=kafka_security(settings),
+        # People come back as the live consumer sees them; the erased stay pseudonyms.
+        vault=vault,
     )
     done = 0
     async for batch in records.batches(read_as=PROJECTED_AS):
@@ -83,7 +87,7 @@ async def replay(settings: MetricsSettings, collection: str, progress: Progress)
     db = mongo[settings.database_name("metrics")]
     service = projection_service(settings, db)
     try:
-        return (await _replay(settings, service, collection, progress))[1]
+        return (await _replay(settings, service, Vault(settings, client=mongo), collection, progress))[1]
     finally:
         await mongo.close()
 
@@ -93,16 +97,17 @@ async def rebuild(settings: MetricsSettings, progress: Progress) -> RebuildResul
     mongo = create_client(settings, service=True)
     db = mongo[settings.database_name("metrics")]
     service = projection_service(settings, db)
+    vault = Vault(settings, client=mongo)
     try:
         new = await service.new_generation()
         await ensure_indexes(db, stats_indexes(new))
-        first, done = await _replay(settings, service, new, progress)
+        first, done = await _replay(settings, service, vault, new, progress)
         old = await service.swap_in(new)
         # Whatever the live consumer applied to the old generation while we swapped (it reads
         # the active generation at most STATS_CACHE_S old).
         await asyncio.sleep(2 * STATS_CACHE_S)
         _, more = await _replay(
-            settings, service, new, lambda d, t: progress(done + d, done + t), after=first
+            settings, service, vault, new, lambda d, t: progress(done + d, done + t), after=first
         )
         done += more
         await service.forget_erased(new)

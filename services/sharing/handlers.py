@@ -72,7 +72,7 @@ def build_handlers(
         )
 
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
-        await erasure.apply(event.tenant, event.data.advocate_id)
+        await erasure.erased(event.tenant, event.data.advocate_id, event.time)
 
     return {
         ContentPublished: content_published,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -110,6 +111,8 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
             catalog,
             directory=directory,
             forget_links=redirect.forget,
+            vault=runtime.vault,
+            grace=timedelta(seconds=sharing_settings.erasure_grace_s),
         )
         directory.erase_leaver = erasure.erase_leaver
         api_keys = KnownKeys(runtime.db)
@@ -160,6 +163,9 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
                     "finish-directory-syncs",
                     sharing_settings.directory_sync_interval_s,
                     directory.finish_syncs,
+                ),
+                Periodic(
+                    "shred-erased-people", sharing_settings.vault_shred_interval_s, runtime.vault.shred_due
                 ),
                 Periodic(
                     "refresh-redirect-state",

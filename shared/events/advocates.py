@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 
 from shared.events.envelope import EventData, event
+from shared.events.personal import PERSON, Personal
 from shared.events.topics import ADVOCATES
 
 
@@ -15,11 +18,11 @@ class NetworkAudience(EventData):
 
 
 class AdvocateProfile(EventData):
-    advocate_id: str
-    team: str | None = None
-    department: str | None = None
-    location: str | None = None
-    language: str | None = None
+    advocate_id: Annotated[str, PERSON]
+    team: Annotated[str | None, Personal(of="advocate_id")] = None
+    department: Annotated[str | None, Personal(of="advocate_id")] = None
+    location: Annotated[str | None, Personal(of="advocate_id")] = None
+    language: Annotated[str | None, Personal(of="advocate_id")] = None
     tracking_consent: bool = True
     public_ranking_consent: bool = True
     # False once the organisation's directory deactivated the advocate (a leaver). Added within
@@ -29,8 +32,8 @@ class AdvocateProfile(EventData):
     # colleagues see their name (their `name_visible`, or their organisation's default), None
     # otherwise. Added within schema version 1 (additive): personal data, kept minimal until the
     # erasure design (docs/erasure.md) lands; an erased advocate's name leaves every projection.
-    display_name: str | None = None
-    avatar_url: str | None = None
+    display_name: Annotated[str | None, Personal(of="advocate_id")] = None
+    avatar_url: Annotated[str | None, Personal(of="advocate_id")] = None
     networks: list[NetworkAudience] = Field(default_factory=list)
 
 
@@ -48,5 +51,5 @@ class AdvocateUpdated(AdvocateProfile):
 class AdvocateErased(EventData):
     """Every service removes this advocate's personal data when it sees this."""
 
-    advocate_id: str
-    requested_by: str
+    advocate_id: Annotated[str, PERSON]
+    requested_by: Annotated[str, PERSON]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
 from shared.events.envelope import EventData, event
+from shared.events.personal import PERSON, Personal
 from shared.events.topics import CLICKS
 
 # The query parameter the redirect adds to the target URL with the click id (for attribution).
@@ -22,7 +24,7 @@ class CountedClick(EventData):
     reads them as this (`Subscription.on_batch(..., read_as=...)`), which decodes in about 0.8 of
     the time of the whole event; the metrics projector decodes every click."""
 
-    advocate_id: str
+    advocate_id: Annotated[str, PERSON]
     content_id: str
     network: str
     clicked_at: datetime
@@ -35,7 +37,7 @@ class CountedClick(EventData):
         " restarts and scale-out change nothing; a flagged click is never unique",
     )
     self_click: bool = Field(False, alias="self", description="the advocate's own click")
-    team: str | None = None
+    team: Annotated[str | None, Personal(of="advocate_id")] = None
     tags: list[str] = Field(default_factory=list)
     tracked: bool = Field(
         True,

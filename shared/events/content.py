@@ -7,10 +7,12 @@ window, URL, tags and the suggested posts' networks.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
 from shared.events.envelope import EventData, event
+from shared.events.personal import PERSON, Personal
 from shared.events.topics import CONTENT
 
 
@@ -25,17 +27,20 @@ class Audience(EventData):
 class ContentSnapshot(EventData):
     content_id: str
     content_type: str
-    title: str
+    # An advocate's own submission is theirs: its words and picture are sealed under the author's key.
+    title: Annotated[str, Personal(of="author_advocate_id")]
     url: str
-    summary: str | None = None
-    image_url: str | None = None
+    summary: Annotated[str | None, Personal(of="author_advocate_id")] = None
+    image_url: Annotated[str | None, Personal(of="author_advocate_id")] = None
     tags: list[str] = Field(default_factory=list)
     language: str | None = None
     audience: Audience = Field(default_factory=Audience)
     starts_at: datetime | None = None
     expires_at: datetime | None = None
     networks: list[str] = Field(default_factory=list, description="networks with suggested posts")
-    author_advocate_id: str | None = Field(None, description="set when an advocate wrote it")
+    author_advocate_id: Annotated[str | None, PERSON] = Field(
+        None, description="set when an advocate wrote it"
+    )
 
 
 @event("chorus.content.submitted", topic=CONTENT, key="content_id")
@@ -45,7 +50,7 @@ class ContentSubmitted(ContentSnapshot):
 
 @event("chorus.content.published", topic=CONTENT, key="content_id")
 class ContentPublished(ContentSnapshot):
-    published_by: str
+    published_by: Annotated[str, PERSON]
 
 
 @event("chorus.content.updated", topic=CONTENT, key="content_id")
@@ -57,7 +62,7 @@ class ContentUpdated(ContentSnapshot):
 class ContentRejected(EventData):
     content_id: str
     reason: str
-    author_advocate_id: str | None = None
+    author_advocate_id: Annotated[str | None, PERSON] = None
 
 
 @event("chorus.content.archived", topic=CONTENT, key="content_id")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
 from shared.events.envelope import EventData, event
+from shared.events.personal import PERSON, Personal
 from shared.events.topics import CONVERSIONS
 
 
 class Credit(EventData):
-    advocate_id: str
+    advocate_id: Annotated[str, PERSON]
     share_id: str
     last_touch: float = Field(description="1.0 for the last click before the conversion, else 0")
     linear: float = Field(description="an equal share across all advocates whose clicks reached the customer")
@@ -24,13 +26,13 @@ class Conversion(EventData):
     customer_id: str
     attributed: bool
     share_id: str | None = None
-    advocate_id: str | None = None
+    advocate_id: Annotated[str | None, PERSON] = None
     content_id: str | None = None
     credits: list[Credit] = Field(default_factory=list)
     converted_at: datetime
     # Where the attributed share was made, so projections can group conversions like clicks.
     network: str | None = None
-    team: str | None = None
+    team: Annotated[str | None, Personal(of="advocate_id")] = None
     tags: list[str] = Field(default_factory=list)
 
 

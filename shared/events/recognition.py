@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from shared.events.envelope import EventData, event
+from shared.events.personal import PERSON
 from shared.events.topics import RECOGNITION
 
 
@@ -13,7 +15,7 @@ class RewardGranted(EventData):
     """Points added to (or, for a correction, taken from) an advocate's ledger."""
 
     entry_id: str
-    advocate_id: str
+    advocate_id: Annotated[str, PERSON]
     points: int
     reason: str
     source_event_id: str
@@ -24,7 +26,7 @@ class RewardGranted(EventData):
 @event("chorus.badge.awarded", topic=RECOGNITION, key="advocate_id")
 class BadgeAwarded(EventData):
     award_id: str
-    advocate_id: str
+    advocate_id: Annotated[str, PERSON]
     badge_id: str
     name: str
     awarded_at: datetime
@@ -33,7 +35,7 @@ class BadgeAwarded(EventData):
 @event("chorus.reward.redeemed", topic=RECOGNITION, key="advocate_id")
 class RewardRedeemed(EventData):
     redemption_id: str
-    advocate_id: str
+    advocate_id: Annotated[str, PERSON]
     reward_id: str
     points: int
     status: str

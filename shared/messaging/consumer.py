@@ -48,7 +48,7 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
 from pymongo.errors import ConnectionFailure
 
-from shared.events import DecodeError, Event, EventData, Topic, UnknownEventType, decode
+from shared.events import AnyEvent, DecodeError, Event, EventData, Topic, UnknownEventType, decode
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
@@ -92,6 +92,7 @@ meter.create_observable_gauge(
 )
 
 D = TypeVar("D", bound=EventData)
+T = TypeVar("T")
 EventHandler = Callable[[Event[Any]], Awaitable[None]]
 
 
@@ -312,7 +313,7 @@ class ConsumerRunner:
             _LAG[(self.group_id, tp.topic, tp.partition)] = max(0, highwater - last_offset - 1)
 
     async def _decode(self, tp: TopicPartition, records: list[Record]) -> list[tuple[Delivered, Record]]:
-        delivered: list[tuple[Delivered, Record]] = []
+        decoded: list[tuple[AnyEvent, Record]] = []
         read_as = self._sub.read_as.get(tp.topic, ())
         for record in records:
             try:
@@ -322,10 +323,24 @@ class ConsumerRunner:
             except DecodeError as exc:
                 await self._dead_letter(record, exc, attempts=0)
                 continue
-            delivered.append(
-                (Delivered(event, tp.topic, tp.partition, record.offset, record.headers or ()), record)
-            )
-        return delivered
+            decoded.append((event, record))
+        revealed = await self._until_done("reveal", lambda: self._dlq.vault.reveal([e for e, _ in decoded]))
+        return [
+            (Delivered(event, tp.topic, tp.partition, record.offset, record.headers or ()), record)
+            for event, (_, record) in zip(revealed, decoded, strict=True)
+        ]
+
+    async def _until_done(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call`, again each second while it fails (the vault's store is out), until it works
+        or the runner stops (then the poll in hand is not committed)."""
+        while True:
+            try:
+                return await call()
+            except Exception:
+                if self._stopping.is_set():
+                    raise _GivenUp() from None
+                log.exception("consumer %s: %s failed; retrying", self._sub.group, what)
+                await asyncio.sleep(1)
 
     async def _handle_one_by_one(self, delivered: list[tuple[Delivered, Record]]) -> None:
         for item, record in delivered:
@@ -367,7 +382,11 @@ class ConsumerRunner:
 
     async def _tally(self, topic: str, raw: list[RawPartition], *, alone: bool = False) -> Tallied:
         tallier, _ = self._sub.tallied[topic]
-        request = TallyRequest(tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled())
+        values = [value for part in raw for value in part.values]
+        people = await self._until_done("vault read", lambda: self._dlq.vault.people_in_records(values))
+        request = TallyRequest(
+            tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled(), people
+        )
         return await self._workers.tally(request, alone=alone)
 
     async def _finish_tally(self, job: _Tallying) -> None:

@@ -23,13 +23,14 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.events import DecodeError, EventData, UnknownEventType, decode
+from shared.events.personal import Person, reveal_event
 from shared.messaging.batch import Delivered
 from shared.messaging.tracing import event_attributes
 
@@ -62,6 +63,9 @@ class TallyRequest:
     parts: Sequence[RawPartition]
     read_as: tuple[type[EventData], ...] = ()
     describe: bool = False
+    # Per organisation, the people the poll's pseudonyms name (shared/vault.py): the worker
+    # reveals each event with them, as a consumer's process does.
+    people: Mapping[str, Mapping[str, Person]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,8 @@ def tally_poll(request: TallyRequest) -> Tallied:
                     invalid[position] = str(exc)
                     continue
                 found = True
+                if (people := request.people.get(event.tenant)) is not None:
+                    event = reveal_event(event, people)
                 if attributes is not None:
                     attributes.append(event_attributes(event))
                 yield Delivered(event, topic, part.partition, offset)

@@ -1,4 +1,7 @@
-"""The one way to publish events: an idempotent aiokafka producer with acks=all."""
+"""The one way to publish events: an idempotent aiokafka producer with acks=all.
+
+Every event is sealed on its way out (shared/vault.py): the people it names go on the topic as
+pseudonyms, what is about them encrypted under their own key."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from shared.events.envelope import AnyEvent
 from shared.messaging.security import kafka_security
 from shared.messaging.tracing import Headers, produce_span
 from shared.settings import ChorusSettings
+from shared.vault import Vault
 
 
 def event_headers(event: AnyEvent) -> Headers:
@@ -39,10 +43,15 @@ class Outgoing(NamedTuple):
 
 
 class EventProducer:
-    def __init__(self, settings: ChorusSettings, *, client_id: str | None = None) -> None:
+    def __init__(
+        self, settings: ChorusSettings, *, client_id: str | None = None, vault: Vault | None = None
+    ) -> None:
+        """`vault`: the service's (shared with its consumers); none: the producer opens its own."""
         self._settings = settings
         self._client_id = client_id or settings.service_name
         self._producer: AIOKafkaProducer | None = None
+        self._own_vault = vault is None
+        self.vault = vault or Vault(settings)
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -69,6 +78,8 @@ class EventProducer:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+        if self._own_vault:
+            await self.vault.close()
 
     @property
     def client(self) -> AIOKafkaProducer:
@@ -99,12 +110,15 @@ class EventProducer:
     async def publish_each(self, items: Sequence[Outgoing]) -> None:
         """Send events, each in its own trace context, in this order; wait for all of them."""
         futures = []
-        for event, parent, links in items:
+        sealed = await self.vault.seal([item.event for item in items])
+        for (event, parent, links), on_topic in zip(items, sealed, strict=True):
             headers = event_headers(event)
+            # The span tells of the event as the service knows it: traces are operational data,
+            # kept for the tracing backend's retention, not forever like the topics.
             with produce_span(event, headers, parent, links):
                 futures.append(
                     await self.client.send(
-                        event.topic.name, event.to_json_bytes(), key=event.record_key(), headers=headers
+                        event.topic.name, on_topic.to_json_bytes(), key=on_topic.record_key(), headers=headers
                     )
                 )
         await asyncio.gather(*futures)

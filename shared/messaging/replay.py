@@ -18,6 +18,7 @@ from shared.events import DecodeError, EventData, decode
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.consumer import ce_type_of
 from shared.messaging.topics import partitions_of
+from shared.vault import Vault
 
 
 class TopicRange:
@@ -31,10 +32,12 @@ class TopicRange:
         after: Mapping[TopicPartition, int] | None = None,
         client_id: str = "chorus-replay",
         security: Mapping[str, Any] | None = None,
+        vault: Vault | None = None,
     ) -> None:
         """`since` a time, or `after` the `end` of an earlier range (each partition's next
         offset); neither: from the beginning. `security`: the service's `kafka_security`
-        options (none: the local plain listener)."""
+        options (none: the local plain listener). `vault`: reveals the events as a consumer
+        does (none: they are read as they are on the topic, people as pseudonyms)."""
         if since is not None and after is not None:
             raise ValueError("a range starts at a time or after an earlier range, not both")
         self._bootstrap = bootstrap
@@ -44,6 +47,7 @@ class TopicRange:
         self._after = after
         self._client_id = client_id
         self._security = dict(security or {})
+        self._vault = vault
         self.total = 0  # records in the range, known once opened
         self.end: dict[TopicPartition, int] = {}  # where the range ends, known once opened
 
@@ -90,6 +94,11 @@ class TopicRange:
                             continue
                         headers = record.headers or ()
                         items.append(Delivered(event, tp.topic, tp.partition, record.offset, headers))
+                    if items and self._vault is not None:
+                        revealed = await self._vault.reveal([item.event for item in items])
+                        items = [
+                            item._replace(event=event) for item, event in zip(items, revealed, strict=True)
+                        ]
                     if items:
                         yield Batch(tp.topic, items)
                 # By position, not by the last record: transaction markers take offsets too.

@@ -16,7 +16,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +50,8 @@ INDEXES = [
     IndexSpec(DELIVERIES, [("org", ASCENDING), ("target", ASCENDING), ("created_at", DESCENDING)]),
     # Ended deliveries expire at their `expires_at`; pending ones have none.
     IndexSpec(DELIVERIES, [("expires_at", ASCENDING)], options={"expireAfterSeconds": 0}),
+    # The deliveries whose body names a person, for their erasure.
+    IndexSpec(DELIVERIES, [("org", ASCENDING), ("people", ASCENDING)]),
 ]
 
 
@@ -84,6 +86,8 @@ class Delivery:
     replay_of: str | None = None
     log: tuple[Attempt, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)  # what the caller needs to show it
+    # The ids of the people the body names: their erasure takes the delivery out of the log.
+    people: tuple[str, ...] = ()
 
 
 def _delivery(doc: Document) -> Delivery:
@@ -106,6 +110,7 @@ def _delivery(doc: Document) -> Delivery:
             for a in doc.get("log", [])
         ),
         meta=dict(doc.get("meta", {})),
+        people=tuple(doc.get("people", ())),
     )
 
 
@@ -144,11 +149,15 @@ class DeliveryStore:
                     "replay_of": delivery.replay_of,
                     "log": [],
                     "meta": delivery.meta,
+                    "people": list(delivery.people),
                 }
             )
         except DuplicateKeyError:
             return False
         return True
+
+    async def forget(self, org: str, person: str) -> int:
+        return (await self._of(org).delete_many({"people": person})).deleted_count
 
     async def claim_due(self, now: datetime, lease_until: datetime) -> Delivery | None:
         """Take the earliest due delivery and push its next attempt past a lease, counting the
@@ -284,8 +293,10 @@ class WebhookEngine:
         url: str,
         body: bytes,
         meta: dict[str, Any] | None = None,
+        people: Iterable[str] = (),
     ) -> bool:
-        """Queue a body for sending now; False when `delivery_id` was queued before."""
+        """Queue a body for sending now; False when `delivery_id` was queued before. `people`: the
+        ids of the people the body names (see `forget`)."""
         at = utc_now()
         return await self._store.add(
             Delivery(
@@ -299,8 +310,14 @@ class WebhookEngine:
                 next_attempt_at=at,
                 created_at=at,
                 meta=meta or {},
+                people=tuple(sorted(people)),
             )
         )
+
+    async def forget(self, org: str, person: str) -> int:
+        """An erased person's deliveries leave the log (sent or not), so that no replay of one
+        sends their data again."""
+        return await self._store.forget(org, person)
 
     async def deliveries(self, org: str, target: str, limit: int) -> list[Delivery]:
         return await self._store.list(org, target, limit)
@@ -327,6 +344,7 @@ class WebhookEngine:
             created_at=at,
             replay_of=original.id,
             meta=original.meta,
+            people=original.people,
         )
         await self._store.add(replayed)
         return replayed

@@ -73,6 +73,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("visitor_hash", ASCENDING), ("clicked_at", ASCENDING)]),
     IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(ADVOCATES, [("org", ASCENDING), ("enrolled", ASCENDING)]),
+    # An erased advocate's id is kept only while events can still name them (see mark_erased).
+    IndexSpec(ERASED, [("forget_at", ASCENDING)], options={"expireAfterSeconds": 0}),
 ]
 
 
@@ -242,10 +244,14 @@ class ProjectionStore:
         erased = self.tenants.across(ERASED, why="a rebuild forgets every erased advocate again")
         return [(d["org"], d["advocate_id"]) async for d in erased.find({})]
 
-    async def mark_erased(self, org: str, advocate_id: str) -> None:
-        # Only the fact of the erasure is kept, so replays do not bring the advocate back.
+    async def mark_erased(self, org: str, advocate_id: str, forget_at: datetime) -> None:
+        # Only the fact of the erasure is kept, so replays do not bring the advocate back; and
+        # only until `forget_at`: once the vault has shredded them, no event names them again
+        # (a replay then sees a pseudonym, and its own erasure event takes that out).
         await self.tenants.of(org, ERASED).update_one(
-            {"_id": _advocate_id(org, advocate_id)}, {"$set": {"advocate_id": advocate_id}}, upsert=True
+            {"_id": _advocate_id(org, advocate_id)},
+            {"$set": {"advocate_id": advocate_id, "forget_at": forget_at}},
+            upsert=True,
         )
 
     async def erase_clicks(self, org: str, advocate_id: str) -> None:

@@ -17,9 +17,11 @@ from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import REGISTRY, AnyEvent
+from shared.events.personal import subs_in
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
 from shared.settings import ChorusSettings
+from shared.vault import Vault
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,12 @@ class WebhookService:
         *,
         retry_base_s: float,
         allow_insecure_loopback: bool,
+        vault: Vault | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        """`vault`: what range replays reveal the events with, as the live consumer does."""
         self._settings = settings
+        self._vault = vault
         self._clock = clock
         self._store = store
         self.engine = WebhookEngine(
@@ -137,8 +142,13 @@ class WebhookService:
                 endpoint.url,
                 event.to_json_bytes(),
                 meta,
+                people=subs_in(event.data),
             )
         return created
+
+    async def forget(self, org: str, advocate_id: str) -> None:
+        """An erased advocate's deliveries leave the log."""
+        await self.engine.forget(org, advocate_id)
 
     async def dispatch_due(self) -> int:
         return await self.engine.dispatch_due()
@@ -183,6 +193,7 @@ class WebhookService:
                 since=replay.since,
                 until=replay.until,
                 security=kafka_security(self._settings),
+                vault=self._vault,
             ).batches():
                 for item in batch.items:
                     event = item.event

@@ -148,6 +148,7 @@ class RewardService:
 
     async def erase(self, org: str, advocate_id: str, token: str) -> None:
         await self.store.erase(org, advocate_id, token)
+        await self.webhooks.forget(org, advocate_id)  # fulfilment requests name the advocate
 
     # --- the fulfilment webhook ------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class RewardService:
             hook.url,
             canonical_body(payload),
             {"redemption_id": redemption.id},
+            people=[redemption.advocate_id],
         )
 
     async def deliver_webhooks(self) -> int:

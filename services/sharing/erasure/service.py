@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
+from datetime import datetime, timedelta
 
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.service import CatalogService
@@ -21,6 +22,7 @@ from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
 from shared.outbox import Outbox, pending
+from shared.vault import Vault
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class ErasureService:
     directory: DirectoryService | None = None
     clock: Clock = utc_now
     forget_links: Callable[[set[str]], None] | None = None
+    # Where the advocate's pseudonym and key are shredded once every service has erased them.
+    vault: Vault | None = None
+    grace: timedelta = timedelta(hours=24)
 
     async def erase(self, principal: Principal, advocate_id: str) -> None:
         org = principal.org
@@ -57,6 +62,13 @@ class ErasureService:
     async def erase_leaver(self, org: str, advocate_id: str) -> None:
         """A user the directory deactivated or deleted, in an organisation that erases leavers."""
         await self.erase(Principal(DIRECTORY, org, frozenset({Role.ADMIN})), advocate_id)
+
+    async def erased(self, org: str, advocate_id: str, at: datetime) -> None:
+        """An erasure event: erase here, and have the vault shred the advocate's entry after the
+        grace, when every service has read the event (they need the entry to know whom it names)."""
+        await self.apply(org, advocate_id)
+        if self.vault is not None:
+            await self.vault.shred_after(org, advocate_id, at + self.grace)
 
     async def apply(self, org: str, advocate_id: str) -> None:
         """Idempotent: also run by the handler of chorus.advocate.erased."""

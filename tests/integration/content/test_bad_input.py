@@ -117,8 +117,8 @@ async def test_bad_input_is_refused_naming_the_field_and_leaves_no_trace(
     await outbox_sent(client._transport.app.state.runtime.db, OUTBOX_COLLECTIONS, org)  # type: ignore[attr-defined]
 
     async with (
-        tap(settings.kafka_bootstrap, "chorus.content") as content_tap,
-        tap(settings.kafka_bootstrap, "chorus.training") as training_tap,
+        tap(settings, "chorus.content") as content_tap,
+        tap(settings, "chorus.training") as training_tap,
     ):
         for name, body, status, field in BAD_CREATES:
             for who in (ann, users.editor):

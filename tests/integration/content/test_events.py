@@ -58,8 +58,8 @@ async def test_every_transition_emits_an_event_that_matches_its_schema(
     users = Users(settings, org)
     ann = users.headers("ann", "advocate", team="sales")
     async with (
-        tap(settings.kafka_bootstrap, "chorus.content") as content_tap,
-        tap(settings.kafka_bootstrap, "chorus.training") as training_tap,
+        tap(settings, "chorus.content") as content_tap,
+        tap(settings, "chorus.training") as training_tap,
     ):
         assert (
             await client.put(
@@ -185,7 +185,7 @@ async def test_the_relay_publishes_events_left_in_an_outbox(
     db = mongo[content_settings.database_name("content")]
     store = ProgramStore(db)
     try:
-        async with tap(settings.kafka_bootstrap, "chorus.content") as content_tap:
+        async with tap(settings, "chorus.content") as content_tap:
             # The write update_settings makes, and no publish after it.
             await store.save_settings(
                 org,

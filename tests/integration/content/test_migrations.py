@@ -46,7 +46,7 @@ async def test_the_old_outbox_is_adopted_and_sent_and_its_indexes_dropped_once(
         )
         await ensure_topics(settings.kafka_bootstrap)
         async with (
-            tap(settings.kafka_bootstrap, CONTENT.name) as content_tap,
+            tap(settings, CONTENT.name) as content_tap,
             running_app(create_app(content_settings)),
         ):
             [sent] = await content_tap.collect(lambda e: e.id == left.id, count=1, timeout_s=30)

@@ -28,6 +28,8 @@ from shared.events.conversions import (
 from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS, CONVERSIONS, SHARES
 from shared.messaging import EventProducer
+from shared.settings import ChorusSettings
+from shared.vault import Vault
 
 # A row's counters, in the order the expected tuples below give them.
 FIELDS = COUNTERS
@@ -228,11 +230,15 @@ def rows_by_key(funnel: dict[str, Any]) -> dict[str, dict[str, Any]]:
 class TopicReader:
     """Reads what is produced on a topic after `open` (tests/helpers.tap needs metadata it may lack)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, settings: ChorusSettings, topic: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            topic, bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="latest"
+            topic,
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
         )
         self.records: list[Any] = []
+        self._vault = Vault(settings)  # reveals people, as a service's consumer does
 
     async def __aenter__(self) -> TopicReader:
         await self._consumer.start()
@@ -242,6 +248,7 @@ class TopicReader:
 
     async def __aexit__(self, *exc: object) -> None:
         await self._consumer.stop()
+        await self._vault.close()
 
     async def collect(
         self, predicate: Callable[[Event[EventData]], bool], count: int, timeout_s: float = 20.0
@@ -252,7 +259,7 @@ class TopicReader:
             fetched = await self._consumer.getmany(timeout_ms=200)
             for records in fetched.values():
                 for record in records:
-                    event = decode(record.value)
+                    [event] = await self._vault.reveal([decode(record.value)])
                     if predicate(event):
                         matched.append((event, record))
         return matched

@@ -157,7 +157,7 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
     key, key_id = created.json()["api_key"], created.json()["key_id"]
     with_key = {"X-API-Key": key}
 
-    async with TopicReader(settings.kafka_bootstrap, CONVERSIONS.name) as reader:
+    async with TopicReader(settings, CONVERSIONS.name) as reader:
         lead = {"type": "lead", "click_id": f"{org}-c2", "customer_id": "cust-1"}
         first = await client.post("/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k1"})
         assert first.status_code == 200, first.text
@@ -310,7 +310,7 @@ async def test_a_refund_gives_back_at_most_what_remains_of_its_sale(
         body = {"type": "refund", "customer_id": "c1", "order_id": "o-1", "amount": "30", "currency": "EUR"}
         return await client.post("/v1/conversions", json={**body, **fields}, headers=crm)
 
-    async with TopicReader(settings.kafka_bootstrap, CONVERSIONS.name) as reader:
+    async with TopicReader(settings, CONVERSIONS.name) as reader:
         first = await refund()
         assert first.status_code == 200, first.text
         [(partial, _)] = await reader.collect(refunds_of(org), count=1)
@@ -330,7 +330,7 @@ async def test_a_refund_gives_back_at_most_what_remains_of_its_sale(
         refused = await refund(**fields)
         assert refused.status_code == 422, (fields, refused.text)
         assert refused.json()["errors"][0]["field"] == field and message in refused.json()["detail"]
-    async with TopicReader(settings.kafka_bootstrap, CONVERSIONS.name) as reader:
+    async with TopicReader(settings, CONVERSIONS.name) as reader:
         assert (await refund(amount="70")).status_code == 200  # all that remains
         [(ending, _)] = await reader.collect(refunds_of(org), count=1)
     assert (

@@ -240,7 +240,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
         )
         for i in range(60)
     ]
-    async with TopicReader(settings.kafka_bootstrap, CLICKS.name) as reader:
+    async with TopicReader(settings, CLICKS.name) as reader:
         await producer.publish_many(events)
         delivered = await reader.collect(lambda e: e.tenant == org, count=60)
     assert len(delivered) == 60 and len({r.partition for _, r in delivered}) == 1

@@ -30,7 +30,7 @@ async def test_a_service_started_during_a_broker_outage_serves_and_connects_when
     app = content_app(ContentSettings(**settings.model_copy(update=changes).model_dump()))
     org = new_org()
     admin = bearer(settings, org=org, sub="admin-1", roles=["admin"])
-    async with tap(settings.kafka_bootstrap, CONTENT.name) as content_tap:
+    async with tap(settings, CONTENT.name) as content_tap:
         with contextlib.ExitStack() as outage:
             outage.enter_context(frozen(stack, "kafka"))
             started = time.monotonic()

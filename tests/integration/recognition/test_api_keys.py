@@ -127,7 +127,7 @@ async def test_keys_travel_as_hashes_on_an_internal_topic_never_offered_to_webho
 ) -> None:
     org = new_org()
     admin = as_(settings, org, "boss", "admin")
-    async with TopicReader(settings.kafka_bootstrap, ACCESS.name) as reader:
+    async with TopicReader(settings, ACCESS.name) as reader:
         key, key_id = await new_key(metrics, admin, "scim:provision")
         body(await metrics.delete(f"/v1/api-keys/{key_id}", headers=admin))
         found = await reader.collect(lambda e: e.tenant == org, count=2)

@@ -140,7 +140,7 @@ async def test_rejection_refunds_points_and_stock(
     me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
     await give_points(client, settings, org, "a", 1)
     reward = await add_reward(client, settings, org, cost=40, stock=1)
-    async with tap(settings.kafka_bootstrap, "chorus.recognition") as recognition:
+    async with tap(settings, "chorus.recognition") as recognition:
         redemption = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
         assert await balance(client, me) == 10
         rejected = body(

@@ -171,7 +171,7 @@ async def test_a_scenario_of_events_gives_the_expected_ledger_balances_badges_an
 ) -> None:
     org = new_org()
     pub = publisher(producer, org)
-    async with tap(settings.kafka_bootstrap, "chorus.recognition") as recognition:
+    async with tap(settings, "chorus.recognition") as recognition:
         await run_scenario(pub, client, settings)
         await eventually(lambda: scenario_done(client, settings, org), timeout_s=90)
         await assert_scenario_state(client, settings, org)
@@ -292,7 +292,7 @@ async def test_a_correction_flows_through_to_balance_and_boards(
     await eventually(lambda: _count_is(client, a, 2), timeout_s=90)
     await eventually(lambda: _count_is(client, b, 2), timeout_s=90)
     admin = as_(settings, org, "boss", "admin")
-    async with tap(settings.kafka_bootstrap, "chorus.recognition") as recognition:
+    async with tap(settings, "chorus.recognition") as recognition:
         reversed_ = body(
             await client.post(
                 "/v1/corrections/lead-invalidations",

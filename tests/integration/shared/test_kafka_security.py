@@ -33,7 +33,11 @@ def as_service(
     """Settings a service deployed with its own credentials would have."""
     env = stack.kafka_client_env(principal, mtls=mtls) | overrides
     options = {name.removeprefix("CHORUS_").lower(): value for name, value in env.items()}
-    return ChorusSettings(service_name=principal, **options)
+    # The producer seals events with the person vault, in the stack's MongoDB.
+    mongo = f"mongodb://127.0.0.1:{stack.mongo_port}/"
+    return ChorusSettings(
+        service_name=principal, mongo_url=mongo, mongo_db_prefix="kafka_security", **options
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ def names(page: dict[str, Any]) -> list[str]:
 async def test_names_go_out_only_for_those_who_allow_it_by_default_or_by_choice(sharing: Sharing) -> None:
     org = new_org()
     avatar = "https://img.example.com/a.png"
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
         # The organisation's default (no setting yet): ids only.
         await sharing.enrol(org, "follows", display_name="Fay Follows", avatar_url=avatar)
         await sharing.enrol(org, "shows", display_name="Sam Shows", avatar_url=avatar, name_visible=True)

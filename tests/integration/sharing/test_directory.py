@@ -337,7 +337,7 @@ async def test_one_organisations_directory_is_invisible_to_another(sharing: Shar
 async def test_provisioning_enrols_the_advocate_and_the_directory_wins(sharing: Sharing) -> None:
     org = new_org()
     idp = Idp(sharing, org)
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
         user = await idp.create_user(
             "marie@example.com",
             externalId="marie-1",
@@ -405,7 +405,7 @@ async def test_a_deactivated_user_cannot_share_and_their_scheduled_shares_are_ca
     scheduled = await make_share(sharing, org, "leaver", content_id=content_id, scheduled_at=later)
     assert scheduled["status"] == "pending"
 
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
         off = await idp.patch(f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False})
         assert off.status_code == 200 and off.json()["active"] is False, off.text
         [updated] = await advocates.collect(lambda e: e.tenant == org, count=1, timeout_s=20)
@@ -449,7 +449,7 @@ async def test_an_organisation_that_erases_leavers_has_a_deactivated_user_erased
         await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "gone"))
     ).status_code == 200
 
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
         off = await idp.patch(f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False})
         assert off.status_code == 200, off.text
         erased = await advocates.collect(

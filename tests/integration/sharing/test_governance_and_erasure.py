@@ -75,7 +75,7 @@ async def test_every_governance_refusal_is_a_problem_with_its_reason_and_stores_
         ({"daily_share_limit": 0}, {}, {}, 429, "daily limit"),
         ({}, {"expires_at": datetime(2020, 1, 1, tzinfo=UTC)}, {}, 409, "expired"),
     ]
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.shares") as shares:
+    async with tap(sharing.settings, "chorus.shares") as shares:
         for settings, content, body, status, reason in cases:
             org = new_org()
             if settings:
@@ -175,7 +175,7 @@ async def test_erasure_removes_the_advocates_personal_data_and_keeps_links_worki
 
     other = sharing.headers(org, "someone-else")
     assert (await sharing.client.delete(f"/v1/advocates/{sub}", headers=other)).status_code == 403
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.advocates") as advocates:
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
         erased = await sharing.client.delete(f"/v1/advocates/{sub}", headers=sharing.headers(org, sub))
         assert erased.status_code == 204
         [event] = await advocates.collect(
@@ -207,7 +207,7 @@ async def test_erasure_removes_the_advocates_personal_data_and_keeps_links_worki
     ).status_code == 404
 
     # The link still leads to the content; its clicks no longer name the advocate.
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         assert (await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})).status_code == 302
         [click] = await clicks.collect(lambda e: e.tenant == org, count=1)
     assert isinstance(click.data, ClickRecorded)

@@ -145,7 +145,7 @@ async def test_a_relay_process_beside_the_service_drains_the_spool(
             sharing = Sharing(client, app_settings, producer, MovableClock(), app)
             await sharing.enrol(org, "adv-1")
             share = await make_share(sharing, org, "adv-1")
-            async with tap(settings.kafka_bootstrap, CLICKS.name) as clicks:
+            async with tap(settings, CLICKS.name) as clicks:
                 responses = [
                     await visit(sharing, share["code"], {"User-Agent": BROWSER_UA}) for _ in range(5)
                 ]

@@ -74,7 +74,7 @@ async def test_published_content_becomes_shareable_and_archived_content_leaves(s
 async def test_a_share_has_a_short_url_a_target_with_utm_and_announces_itself(sharing: Sharing) -> None:
     org = new_org()
     await sharing.enrol(org, "adv-1")
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.shares") as shares:
+    async with tap(sharing.settings, "chorus.shares") as shares:
         share = await make_share(sharing, org, "adv-1")
         [made] = await shares.collect(lambda e: e.tenant == org, count=1)
     assert share["short_url"] == f"{PUBLIC_BASE_URL}/r/{share['code']}"
@@ -108,7 +108,7 @@ async def test_redirect_sends_visitors_on_with_a_click_id_and_flags_each_kind_of
     share = await make_share(sharing, org, "adv-1")
     code = share["code"]
     browser = {"User-Agent": BROWSER_UA, "Referer": "https://www.linkedin.com/feed/", "CF-IPCountry": "fr"}
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         first = await visit(sharing, code, browser)
         linkedin = await visit(sharing, code, {"User-Agent": LINKEDIN_UA})
         slack = await visit(sharing, code, {"User-Agent": SLACK_UA})
@@ -165,7 +165,7 @@ async def test_the_advocates_cookie_marks_their_own_clicks(sharing: Sharing) -> 
     share = await make_share(sharing, org, "adv-1")
     listing = await sharing.client.get("/v1/shares", headers=sharing.headers(org, "adv-1"))
     cookie = listing.headers["set-cookie"].split(";")[0]
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": cookie})
         await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": cookie[:-2] + "00"})
         events = await clicks.collect(clicks_of(share["id"]), count=2)
@@ -176,7 +176,7 @@ async def test_do_not_track_and_no_track_parameter_leave_no_visitor_hash(sharing
     org = new_org()
     await sharing.enrol(org, "adv-1")
     share = await make_share(sharing, org, "adv-1")
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         dnt = await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "DNT": "1"})
         param = await visit(sharing, share["code"], {"User-Agent": BROWSER_UA}, query="?notrack=1")
         events = await clicks.collect(clicks_of(share["id"]), count=2)
@@ -206,7 +206,7 @@ async def test_a_link_to_archived_content_goes_to_the_fallback_and_is_still_reco
         response = await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})
         return response.headers.get("location") == "https://www.example.com/more"
 
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         await eventually(redirected_to_fallback)
         [click] = await clicks.collect(lambda e: clicks_of(share["id"])(e) and e.data.fallback, count=1)
     assert click.data.share_id == share["id"]
@@ -216,7 +216,7 @@ async def test_a_scheduled_share_goes_out_when_due(sharing: Sharing) -> None:
     org = new_org()
     await sharing.enrol(org, "adv-1")
     when = datetime.now(UTC) + timedelta(seconds=2)
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.shares") as shares:
+    async with tap(sharing.settings, "chorus.shares") as shares:
         share = await make_share(sharing, org, "adv-1", scheduled_at=when.isoformat())
         assert share["status"] == "pending"
         assert await shares.collect(lambda e: e.tenant == org, count=1, timeout_s=1.0) == []
@@ -316,7 +316,7 @@ async def test_a_click_continues_the_trace_of_its_share_and_links_the_visitors_r
     share = await make_share(sharing, org, "adv-1")
     stored = await sharing.app.state.runtime.db["shares"].find_one({"_id": share["id"], "org": org})
     share_trace_id = int(stored["trace"]["traceparent"].split("-")[1], 16)
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         await visit(sharing, share["code"], {"User-Agent": BROWSER_UA})
         await clicks.collect(clicks_of(share["id"]), count=1)
 
@@ -374,7 +374,7 @@ async def test_clicks_follow_the_advocates_tracking_consent_within_seconds(shari
     share = await make_share(sharing, org, "adv-1")
     visitors = iter(range(1, 250))
 
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
 
         async def next_click_tracked() -> bool:
             ip = f"198.51.100.{next(visitors)}"
@@ -419,7 +419,7 @@ async def test_a_visitor_at_2359_and_0001_inside_a_48h_window_is_unique_once(sha
     browser = {"User-Agent": BROWSER_UA}
     midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), time(), tzinfo=UTC)
     visits = []
-    async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
         try:
             # 23:59, 00:01 (the visitor hash's daily salt changes between them), then 49 h later.
             for at in (
@@ -461,7 +461,7 @@ async def test_replicas_agree_on_a_visitor_and_a_restarted_redirect_still_knows_
     replica.attach(SharesStore(db).by_code, relay.spool, TokenVerifier(sharing.settings))
     browser = {"User-Agent": BROWSER_UA}
     try:
-        async with tap(sharing.settings.kafka_bootstrap, "chorus.clicks") as clicks:
+        async with tap(sharing.settings, "chorus.clicks") as clicks:
             first = await visit(sharing, share["code"], browser, ip="198.51.100.88")
             transport = httpx.ASGITransport(app=replica, client=("198.51.100.88", 51000))
             async with httpx.AsyncClient(transport=transport, base_url="http://replica") as visitor:
