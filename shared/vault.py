@@ -95,12 +95,13 @@ class Vault:
                 wanted.setdefault(event.tenant, set()).update(subs)
         if not wanted:
             return list(events)
-        people = {org: await self._people_by_sub(org, subs) for org, subs in wanted.items()}
+        people = {org: await self.people_of(org, subs) for org, subs in wanted.items()}
         return [
             seal_event(event, people[event.tenant]) if event.tenant in people else event for event in events
         ]
 
-    async def _people_by_sub(self, org: str, subs: set[str]) -> dict[str, Person]:
+    async def people_of(self, org: str, subs: set[str]) -> dict[str, Person]:
+        """The entries of these people of `org`, added for those seen for the first time."""
         now = time.monotonic()
         found: dict[str, Person] = {}
         for sub in subs:

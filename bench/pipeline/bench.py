@@ -30,6 +30,7 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
@@ -49,28 +50,51 @@ from services.metrics.settings import MetricsSettings
 from shared.app import Runtime, Wiring, create_service_app, tune_gc
 from shared.auth import issue_dev_token
 from shared.events import Topic
+from shared.events.personal import Person, seal_value
 from shared.messaging import ConsumerRunner, EventProducer, Subscription
 from shared.messaging.producer import ce_headers
 from shared.messaging.tracing import Headers
 from shared.mongo import create_client, ensure_indexes
 from shared.outbox import Outbox
+from shared.vault import Vault
 
 PARTITIONS = 12
 
 
-class ClickFactory:
-    """Pre-shaped click events: 1 organisation, a few thousand shares, realistic cardinalities."""
+ADVOCATES = 50
 
-    def __init__(self, org: str, shares: int = 5000, advocates: int = 50, contents: int = 20) -> None:
+
+def advocate_ids(advocates: int = ADVOCATES) -> set[str]:
+    return {f"adv{i}" for i in range(advocates)}
+
+
+class ClickFactory:
+    """Pre-shaped click events: 1 organisation, a few thousand shares, realistic cardinalities.
+    With `people` (the vault's entries of the advocates), the clicks are sealed as the click
+    relay's producer seals them: advocates as pseudonyms, teams encrypted (docs/erasure.md)."""
+
+    def __init__(
+        self,
+        org: str,
+        shares: int = 5000,
+        advocates: int = ADVOCATES,
+        contents: int = 20,
+        people: Mapping[str, Person] | None = None,
+    ) -> None:
         self.org = org
         self.rng = random.Random(7)
+        self.people = dict(people or {})
+
+        def sealed(advocate: str, team: str) -> tuple[str, str]:
+            person = self.people.get(advocate)
+            return (advocate, team) if person is None else (person.pseudonym, seal_value(person, team))
+
         self.shares = [
             (
                 f"sh{i}",
-                f"adv{i % advocates}",
+                *sealed(f"adv{i % advocates}", f"team{i % advocates % 5}"),
                 f"content{i % contents}",
                 ("linkedin", "x", "facebook")[i % 3],
-                f"team{i % advocates % 5}",
                 [f"tag{i % 10}"] + ([f"tag{(i + 3) % 10}"] if i % 2 else []),
             )
             for i in range(shares)
@@ -78,7 +102,7 @@ class ClickFactory:
 
     def make(self, n: int, clicked_at: datetime) -> tuple[bytes, bytes, Headers]:
         """A click record as the redirect's producer writes it: key, CloudEvent, ce_* headers."""
-        share_id, advocate, content, network, team, tags = self.shares[self.rng.randrange(len(self.shares))]
+        share_id, advocate, team, content, network, tags = self.shares[self.rng.randrange(len(self.shares))]
         roll = self.rng.random()
         data = {
             "click_id": uuid.uuid4().hex,
@@ -262,14 +286,20 @@ def children_cpu_s() -> float:
 
 
 def produce_steadily(
-    bootstrap: str, topic: str, org: str, rate: float, seconds: float, out: Connection
+    bootstrap: str,
+    topic: str,
+    org: str,
+    people: dict[str, Person],
+    rate: float,
+    seconds: float,
+    out: Connection,
 ) -> None:
     """Clicks at `rate` a second for `seconds`, in a process of its own as the redirect is (so the
     producer does not share the projector's event loop); sends back each click's send time
     (`time.monotonic`, one clock for every process on the machine)."""
 
     async def run() -> list[float]:
-        factory = ClickFactory(org)
+        factory = ClickFactory(org, people=people)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=0)
         await producer.start()
         sent: list[float] = []
@@ -340,7 +370,15 @@ async def measure_freshness(
                 receive, send = multiprocessing.get_context("spawn").Pipe(duplex=False)
                 producer = multiprocessing.get_context("spawn").Process(
                     target=produce_steadily,
-                    args=(args.bootstrap, topic.name, factory.org, rate, args.freshness_s, send),
+                    args=(
+                        args.bootstrap,
+                        topic.name,
+                        factory.org,
+                        factory.people,
+                        rate,
+                        args.freshness_s,
+                        send,
+                    ),
                 )
                 producer.start()
                 sent = await asyncio.to_thread(receive.recv)  # when the producer is done
@@ -377,7 +415,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     topic = Topic(f"bench.clicks.{run}", PARTITIONS, "share id", "benchmark clicks")
     fresh_topic = Topic(f"bench.fresh.{run}", PARTITIONS, "share id", "benchmark clicks at a steady rate")
     settings = bench_settings(args, run)
-    factory = ClickFactory(f"bench-org-{run}")
+    org = f"bench-org-{run}"
+    # The advocates' vault entries, in the bench's own database, where the projector's consumer
+    # reveals them: the clicks are what the click relay would write.
+    vault = Vault(settings)
+    factory = ClickFactory(org, people=await vault.people_of(org, advocate_ids()))
+    await vault.close()
     await create_topic(args.bootstrap, topic.name)
     mongo = create_client(settings)
     # Every projector round starts from an empty database of its own; freshness uses the last.
