@@ -93,6 +93,21 @@ async def run_once(
     return response, False
 
 
+async def forget_answers_naming(db: AsyncDatabase[Document], org: str, person: str) -> int:
+    """Delete the stored answers of `org` that name `person` (an erasure). A request repeated
+    with such a key afterwards runs again, and meets whatever duplicate check its create has."""
+    collection = Tenants(db).of(org, COLLECTION)
+    quoted = json.dumps(person)
+    naming = [
+        doc["_id"]
+        async for doc in collection.find({"state": "done"}, {"response": 1})
+        if quoted in json.dumps(doc.get("response"), default=str)
+    ]
+    if not naming:
+        return 0
+    return (await collection.delete_many({"_id": {"$in": naming}})).deleted_count
+
+
 # The header a create takes its key from.
 IdempotencyKey = Annotated[
     str | None,

@@ -55,6 +55,10 @@ def services(
             # A spool of this run's own: on the default path, shared by every sharing process on
             # the machine, another run's relay would drain (and lose for this run) its clicks.
             "CHORUS_CLICK_SPOOL_PATH": str(logs / "click-spool.sqlite3"),
+            # An erased advocate's vault entry is shredded 30 s after the erasure (a day in
+            # production): every consumer has read the event by then (test_erasure_reaches_kafka).
+            "CHORUS_ERASURE_GRACE_S": "30",
+            "CHORUS_VAULT_SHRED_INTERVAL_S": "1",
         }
     )
     for name, port in E2E_PORTS.items():

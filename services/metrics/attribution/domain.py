@@ -7,6 +7,7 @@ like a lead, and the hire through the candidate's application."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -207,7 +208,7 @@ def unattributed_reason(
     """Why a conversion naming `click_id` (found as `click`) is not credited to it; None: it is."""
     if click_id is None:
         return "no click id"
-    if click is None or click.bot or click.advocate_id == "erased":
+    if click is None or click.bot or click.advocate_id == ERASED:
         return "unknown click id"
     if click.clicked_at < since:
         return f"the click is older than the {window_days}-day attribution window"
@@ -351,3 +352,26 @@ def claim_id(org: str, kind: str, customer_id: str, order_id: str | None = None)
     """What a conversion counts once per: its organisation, type and customer (a sale: and order)."""
     claim = f"{org}|{kind}|{customer_id}"
     return claim if order_id is None else f"{claim}|{order_id}"
+
+
+# What an erased advocate's id becomes where a conversion keeps it (the click index does the same).
+ERASED = "erased"
+
+
+def answer_without(response: dict[str, Any], advocate_id: str) -> dict[str, Any]:
+    """A recorded answer with an erased advocate taken out: its credits stay, for nobody."""
+    out = dict(response)
+    if out.get("advocate_id") == advocate_id:
+        out["advocate_id"] = ERASED
+    out["credits"] = [
+        {**credit, "advocate_id": ERASED} if credit.get("advocate_id") == advocate_id else credit
+        for credit in out.get("credits") or []
+    ]
+    return out
+
+
+def click_without(click: Click | None, advocate_id: str) -> Click | None:
+    """The click a conversion was credited to, without an erased advocate (nor their team)."""
+    if click is None or click.advocate_id != advocate_id:
+        return click
+    return dataclasses.replace(click, advocate_id=ERASED, team=None)

@@ -127,4 +127,14 @@ class AttributionService:
         return application.click, None, list(application.response["credits"]), application_id
 
     async def erase_advocate(self, org: str, advocate_id: str) -> None:
+        """The advocate leaves the customers' touches, the recorded conversions (their answers,
+        replayed to a duplicate, and the clicks they were credited to) and stored answers."""
         await self.store.erase_customer_touches(org, advocate_id)
+        for claim_id, recorded in await self.store.naming(org, advocate_id):
+            await self.store.rewrite(
+                org,
+                claim_id,
+                domain.answer_without(recorded.response, advocate_id),
+                domain.click_without(recorded.click, advocate_id),
+            )
+        await self.store.forget_answers_naming(org, advocate_id)

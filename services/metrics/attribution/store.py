@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.metrics.attribution.domain import Conversion, Touch
 from services.metrics.projections.domain import Click
+from shared import idempotency
 from shared.documents import Documents
 from shared.events import AnyEvent
 from shared.messaging.tracing import inject_current
@@ -52,6 +53,12 @@ class Recorded:
     refunded_units: int = 0
 
 
+def _recorded(doc: Document) -> Recorded:
+    credited = doc.get("credited")
+    click = None if credited is None else CREDITED.entity(credited)
+    return Recorded(dict(doc["response"]), click, int(doc.get(REFUNDED, 0)))
+
+
 def _customer_id(org: str, customer_id: str) -> str:
     return f"{org}|{customer_id}"
 
@@ -84,11 +91,7 @@ class AttributionStore:
 
     async def recorded(self, org: str, claim_id: str) -> Recorded | None:
         doc = await self.tenants.of(org, CONVERSIONS).find_one({"_id": claim_id})
-        if doc is None:
-            return None
-        credited = doc.get("credited")
-        click = None if credited is None else CREDITED.entity(credited)
-        return Recorded(dict(doc["response"]), click, int(doc.get(REFUNDED, 0)))
+        return None if doc is None else _recorded(doc)
 
     async def refund(
         self, org: str, sale_claim: str, seen_units: int, units: int, event: AnyEvent, click: Click | None
@@ -102,6 +105,30 @@ class AttributionStore:
         sales = self.tenants.of(org, CONVERSIONS)
         result = await sales.update_one({"_id": sale_claim, REFUNDED: seen}, update)
         return result.modified_count == 1
+
+    async def naming(self, org: str, advocate_id: str) -> list[tuple[str, Recorded]]:
+        """The conversions whose answer or credited click names the advocate."""
+        found = self.tenants.of(org, CONVERSIONS).find(
+            {
+                "$or": [
+                    {"response.advocate_id": advocate_id},
+                    {"response.credits.advocate_id": advocate_id},
+                    {"credited.advocate_id": advocate_id},
+                ]
+            },
+            {"response": 1, "credited": 1},
+        )
+        return [(doc["_id"], _recorded(doc)) async for doc in found]
+
+    async def rewrite(self, org: str, claim_id: str, response: dict[str, Any], click: Click | None) -> None:
+        await self.tenants.of(org, CONVERSIONS).update_one(
+            {"_id": claim_id},
+            {"$set": {"response": response, "credited": None if click is None else CREDITED.document(click)}},
+        )
+
+    async def forget_answers_naming(self, org: str, advocate_id: str) -> int:
+        """Stored answers of idempotent requests (conversions) that name the advocate."""
+        return await idempotency.forget_answers_naming(self.tenants.db, org, advocate_id)
 
     async def customer_touches(self, org: str, customer_id: str) -> list[Touch]:
         doc = await self.tenants.of(org, CUSTOMERS).find_one({"_id": _customer_id(org, customer_id)})

@@ -256,7 +256,8 @@ class ProjectionStore:
 
     async def erase_clicks(self, org: str, advocate_id: str) -> None:
         await self.tenants.of(org, CLICK_INDEX).update_many(
-            {"advocate_id": advocate_id}, {"$set": {"advocate_id": "erased", "share_id": "erased"}}
+            {"advocate_id": advocate_id},
+            {"$set": {"advocate_id": "erased", "share_id": "erased", "team": None}},
         )
 
     async def delete_advocate(self, org: str, advocate_id: str) -> None:
