@@ -28,8 +28,7 @@ class AudienceStore:
         )
 
     async def get(self, org: str, advocate_id: str) -> AdvocateAudience | None:
-        doc = await self.tenants.of(org, AUDIENCES).find_one({"_id": joined_id(org, advocate_id)})
-        return None if doc is None else DOCUMENTS.entity(doc)
+        return await DOCUMENTS.one(self.tenants.of(org, AUDIENCES), {"_id": joined_id(org, advocate_id)})
 
     async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, AuthorName]:
         """The names of those of these advocates who let colleagues see them."""
