@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from services.content.library.domain import Status
 from services.content.schemas import ContentType, Language, Name, Network, Request, Tag, Url
 from shared.clock import AwareRequestTime
+from shared.pagination import Page
 
 # The longest caption any network allows (facebook); each network's own limit is checked per post.
 MAX_CAPTION = 63206
@@ -102,6 +103,5 @@ class ContentOut(BaseModel):
     share_count: int = Field(description="how many times advocates shared it")
 
 
-class ContentPage(BaseModel):
-    items: list[ContentOut]
-    next_cursor: str | None
+class ContentPage(Page[ContentOut]):
+    pass
