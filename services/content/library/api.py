@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from services.content.audience.domain import NO_NAME, AuthorName
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from services.content.library.schemas import (
     AudienceModel,
@@ -31,6 +30,7 @@ from shared.app import app_state
 from shared.clock import RequestTime
 from shared.errors import InvalidInput
 from shared.idempotency import Idempotent
+from shared.names import NO_NAME, Name
 from shared.pagination import Cursor
 
 Service = Annotated[LibraryService, Depends(app_state("library"))]
@@ -46,7 +46,7 @@ def _audience(model: AudienceModel) -> Audience:
     return Audience(list(model.teams), list(model.departments), list(model.locations))
 
 
-def content_out(item: ContentItem, names: dict[str, AuthorName] | None = None) -> ContentOut:
+def content_out(item: ContentItem, names: dict[str, Name] | None = None) -> ContentOut:
     """The item as sent; `names` are its author's name and picture, when they allow it."""
     f = item.fields
     author = (

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.content.audience.domain import AuthorName
 from services.content.audience.service import AudienceService
 from services.content.common import Viewer, new_id, pending_events
 from services.content.library import domain
@@ -18,6 +17,7 @@ from services.content.library.store import ContentQuery, LibraryStore
 from services.content.program.service import ProgramService
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.names import Name
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -48,7 +48,7 @@ class LibraryService:
     async def _audience_viewer(self, org: str, viewer: Viewer) -> Viewer:
         return viewer if self.audiences is None else await self.audiences.viewer(org, viewer)
 
-    async def author_names(self, org: str, items: list[ContentItem]) -> dict[str, AuthorName]:
+    async def author_names(self, org: str, items: list[ContentItem]) -> dict[str, Name]:
         """The names of these items' authors who let colleagues see them (the others: ids only)."""
         authors = {i.author_advocate_id for i in items if i.author_advocate_id is not None}
         if self.audiences is None or not authors:
