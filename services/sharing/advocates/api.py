@@ -10,7 +10,6 @@ from services.sharing.advocates.schemas import (
     AdvocateIn,
     AdvocateOut,
     AdvocatePage,
-    ColleagueOut,
     ColleaguePage,
 )
 from services.sharing.advocates.service import AdvocatesService
@@ -92,12 +91,4 @@ async def colleagues(
     `q`, in name order. Those who keep their name to themselves are not listed at all: kudos
     reach them by their id. Nobody of another organisation is ever listed."""
     found, next_cursor = await service.colleagues(principal.org, q, cursor, limit)
-    return ColleaguePage(
-        items=[
-            ColleagueOut(
-                advocate_id=c.advocate_id, display_name=c.display_name, avatar_url=c.avatar_url, team=c.team
-            )
-            for c in found
-        ],
-        next_cursor=next_cursor,
-    )
+    return ColleaguePage.model_validate({"items": found, "next_cursor": next_cursor}, from_attributes=True)
