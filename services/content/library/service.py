@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from services.content.audience.service import AudienceService
 from services.content.common import Viewer, new_id, pending_events
 from services.content.library import domain
 from services.content.library.domain import ContentFields, ContentItem, Status
+from services.content.library.schemas import ContentFilters
 from services.content.library.store import ContentQuery, LibraryStore
 from services.content.program.service import ProgramService
 from shared.clock import Clock, utc_now
@@ -22,18 +22,6 @@ from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 
 SWEEP_BATCH = 200
-
-
-@dataclasses.dataclass(frozen=True)
-class ContentFilters:
-    status: Status | None = None
-    mine: bool = False
-    tag: str | None = None
-    content_type: str | None = None
-    language: str | None = None
-    network: str | None = None
-    text: str | None = None
-    since: datetime | None = None
 
 
 @dataclass(eq=False)
