@@ -75,21 +75,11 @@ def build_subscription(recognition: Recognition) -> Subscription:
     for model, kind in CONVERSION_KINDS.items():
         subscription.on(model)(scored_as(kind))
 
-    @subscription.on(SaleRefunded)
-    async def sale_refunded(event: Event[SaleRefunded]) -> None:
-        await recognition.points.sale_refunded(event)
-
-    @subscription.on(CourseCompleted)
-    async def course_completed(event: Event[CourseCompleted]) -> None:
-        await recognition.points.course_completed(event)
-
-    @subscription.on(PolicyAcknowledged)
-    async def policy_acknowledged(event: Event[PolicyAcknowledged]) -> None:
-        await recognition.points.policy_acknowledged(event)
-
-    @subscription.on(ContentPublished)
-    async def content_published(event: Event[ContentPublished]) -> None:
-        await recognition.points.content_published(event)
+    # Events the points module takes as they are, one line each.
+    subscription.on(SaleRefunded)(lambda event: recognition.points.sale_refunded(event))
+    subscription.on(CourseCompleted)(lambda event: recognition.points.course_completed(event))
+    subscription.on(PolicyAcknowledged)(lambda event: recognition.points.policy_acknowledged(event))
+    subscription.on(ContentPublished)(lambda event: recognition.points.content_published(event))
 
     async def profile(event: Event[AdvocateEnrolled] | Event[AdvocateUpdated]) -> None:
         kept = await recognition.profiles.update(event.tenant, event.data)
