@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import NETWORK_HEALTH
 from shared.networks import NETWORKS
+from shared.pagination import Page
 
 NETWORK_NAMES = ", ".join(sorted(NETWORKS))
 
@@ -112,9 +113,8 @@ class AdvocateOut(BaseModel):
         )
 
 
-class AdvocatePage(BaseModel):
-    items: list[AdvocateOut]
-    next_cursor: str | None
+class AdvocatePage(Page[AdvocateOut]):
+    pass
 
 
 class ColleagueOut(BaseModel):
@@ -124,6 +124,5 @@ class ColleagueOut(BaseModel):
     team: str | None = None
 
 
-class ColleaguePage(BaseModel):
-    items: list[ColleagueOut]
-    next_cursor: str | None
+class ColleaguePage(Page[ColleagueOut]):
+    pass
