@@ -50,7 +50,8 @@ INDEXES = [
     IndexSpec(PEOPLE, [("org", ASCENDING), ("sub", ASCENDING)], unique=True),
     IndexSpec(PEOPLE, [("shred_at", ASCENDING)], options={"sparse": True}),
 ]
-_TENANT = re.compile(rb'"tenant":"([^"\\]+)"')
+# An envelope's organisation, in any JSON spacing: a record may have been written by other tools.
+_TENANT = re.compile(rb'"tenant"\s*:\s*"([^"\\]+)"')
 _CACHE_MAX = 200_000
 
 
@@ -152,16 +153,15 @@ class Vault:
 
     async def people_in_records(self, values: Iterable[bytes | None]) -> dict[str, dict[str, Person]]:
         """Per organisation, the people named in raw record values (for a poll decoded in a worker
-        process, which reveals with these): found without decoding, by their form."""
-        wanted: dict[str, set[str]] = {}
-        for value in values:
-            if value is None or b"psn_" not in value:
-                continue
-            tenant = _TENANT.search(value)
-            if tenant is not None:
-                found = {p.decode() for p in PSEUDONYM_BYTES.findall(value)}
-                wanted.setdefault(tenant.group(1).decode(), set()).update(found)
-        return {org: await self.people(org, found) for org, found in wanted.items()}
+        process, which reveals with these): found by their form, in one pass over the poll (the
+        consumer's process does this for every click). Each organisation of the poll is asked
+        for every pseudonym found; it answers with its own people only."""
+        poll = b"\x00".join(value for value in values if value)
+        found = {pseudonym.decode() for pseudonym in set(PSEUDONYM_BYTES.findall(poll))}
+        if not found:
+            return {}
+        orgs = {tenant.decode() for tenant in set(_TENANT.findall(poll))}
+        return {org: await self.people(org, found) for org in orgs}
 
     async def people(self, org: str, pseudonyms: set[str]) -> dict[str, Person]:
         """The people of `org` these pseudonyms name; an erased person is not among them."""
