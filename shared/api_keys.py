@@ -113,8 +113,7 @@ class KnownKeys:
 
     async def resolve(self, key_id: str, secret: str) -> ResolvedKey | None:
         keys = self.tenants.across(KNOWN_KEYS, why="a caller's API key names its organisation")
-        doc = await keys.find_one({"_id": key_id})
-        return resolved(None if doc is None else DOCUMENTS.entity(doc), secret, self.clock())
+        return resolved(await DOCUMENTS.one(keys, {"_id": key_id}), secret, self.clock())
 
     def resolver(self) -> ApiKeyResolver:
         async def resolve(request: Request, key_id: str, secret: str) -> ResolvedKey | None:

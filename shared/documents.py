@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import TypeAdapter
 
 from shared.mongo import Document
+from shared.tenancy import CrossTenantCollection, Filter, TenantCollection
 
 Entity = TypeVar("Entity")
 
@@ -69,6 +70,13 @@ class Documents(Generic[Entity]):
             name: document[stored] for stored, name in self._fields.items() if stored in document
         }
         return self._adapter.validate_python(fields)
+
+    async def one(
+        self, collection: TenantCollection | CrossTenantCollection, filter: Filter
+    ) -> Entity | None:
+        """The entity of the document `filter` finds in `collection`; None when there is none."""
+        document = await collection.find_one(filter)
+        return None if document is None else self.entity(document)
 
     def stored_name(self, field: str) -> str:
         """The document key a field is kept under, for queries and updates."""

@@ -7,7 +7,7 @@ response. Request validation errors from FastAPI become 422 problems that name e
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+
+T = TypeVar("T")
 
 
 # The JSON Schema of every error answer (RFC 9457), for the OpenAPI documents.
@@ -103,6 +105,13 @@ class NotFound(AppError):
     status = 404
     title = "Not found"
     type_slug = "not-found"
+
+
+def found(value: T | None, detail: str) -> T:
+    """`value`, or a 404 saying `detail` when there is none."""
+    if value is None:
+        raise NotFound(detail)
+    return value
 
 
 class Conflict(AppError):

@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import ChorusSettings
-from shared.tenancy import TenancyGuard, TenantCollection
+from shared.tenancy import Cursor, TenancyGuard, TenantCollection
 
 Document = dict[str, Any]
 
@@ -169,6 +169,18 @@ def newest_first_after(after: tuple[Any, str] | None, field: str = "created_at")
     if after is None:
         return {}
     return {"$or": [{field: {"$lt": after[0]}}, {field: after[0], "_id": {"$gt": after[1]}}]}
+
+
+def newest_first(
+    collection: TenantCollection, filter: Document, after: tuple[Any, str] | None, limit: int
+) -> Cursor:
+    """The page of what `filter` finds after `after`, newest first (see newest_first_after)."""
+    selected = {**filter, **newest_first_after(after)}
+    return (
+        collection.find(selected)
+        .sort([("created_at", pymongo.DESCENDING), ("_id", pymongo.ASCENDING)])
+        .limit(limit)
+    )
 
 
 def is_duplicate_key(exc: Exception) -> bool:

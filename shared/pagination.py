@@ -11,11 +11,22 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
+from pydantic import BaseModel, Field
 
 from shared.errors import InvalidInput
+
+Item = TypeVar("Item")
+
+
+class Page(BaseModel, Generic[Item]):
+    """A page of a list: `class SharePage(Page[ShareOut]): pass` names it in the OpenAPI document."""
+
+    items: list[Item]
+    next_cursor: str | None = Field(None, description="the cursor of the next page; null on the last")
+
 
 Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
 

@@ -48,13 +48,11 @@ def build_subscription(metrics: MetricsModules) -> Subscription:
     for topic in (shares_topic, clicks_topic, conversions_topic):
         subscription.on_tally(topic, tally=domain.tally_events, read_as=PROJECTED_AS)(projector(topic.name))
 
-    @subscription.on(AdvocateEnrolled)
-    async def enrolled(event: Event[AdvocateEnrolled]) -> None:
+    async def profile(event: Event[AdvocateEnrolled] | Event[AdvocateUpdated]) -> None:
         await metrics.projections.advocate_profile(event.tenant, event.data)
 
-    @subscription.on(AdvocateUpdated)
-    async def updated(event: Event[AdvocateUpdated]) -> None:
-        await metrics.projections.advocate_profile(event.tenant, event.data)
+    subscription.on(AdvocateEnrolled)(profile)
+    subscription.on(AdvocateUpdated)(profile)
 
     @subscription.on(AdvocateErased)
     async def erased(event: Event[AdvocateErased]) -> None:

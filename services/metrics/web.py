@@ -15,13 +15,13 @@ from fastapi import Depends, Query, Request, Response
 from services.metrics.modules import MetricsModules
 from shared.app import app_state
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
+from shared.pagination import Cursor as Cursor  # the one cursor parameter, for the routes
 
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Manager = Annotated[Principal, Depends(require(Role.ADMIN, Role.EDITOR))]
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Integration = Annotated[Principal, Depends(require(API_KEY_ROLE, Role.ADMIN))]
 Anyone = Annotated[Principal, Depends(require(API_KEY_ROLE, *ANY_MEMBER))]
-Cursor = Annotated[str | None, Query(max_length=500, description="from the previous page's next_cursor")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {

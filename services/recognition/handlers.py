@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from services.recognition.rules.domain import Kind
@@ -11,7 +12,14 @@ from shared.events import Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
-from shared.events.conversions import ApplicationSubmitted, HireMade, LeadCaptured, SaleRecorded, SaleRefunded
+from shared.events.conversions import (
+    ApplicationSubmitted,
+    Conversion,
+    HireMade,
+    LeadCaptured,
+    SaleRecorded,
+    SaleRefunded,
+)
 from shared.events.shares import ShareMade
 from shared.events.topics import CLICKS
 from shared.events.training import CourseCompleted, PolicyAcknowledged
@@ -22,6 +30,13 @@ if TYPE_CHECKING:
 
 GROUP = "recognition"
 CLICK_CONCURRENCY = 16
+# Every conversion scores alike, by its kind.
+CONVERSION_KINDS: dict[type[Conversion], Kind] = {
+    LeadCaptured: Kind.LEAD,
+    SaleRecorded: Kind.SALE,
+    ApplicationSubmitted: Kind.APPLICATION,
+    HireMade: Kind.HIRE,
+}
 
 
 def build_subscription(recognition: Recognition) -> Subscription:
@@ -51,37 +66,20 @@ def build_subscription(recognition: Recognition) -> Subscription:
 
         await asyncio.gather(*(one_share(events) for events in by_share.values()))
 
-    @subscription.on(LeadCaptured)
-    async def lead_captured(event: Event[LeadCaptured]) -> None:
-        await recognition.points.conversion(event, Kind.LEAD)
+    def scored_as(kind: Kind) -> Callable[[Event[Conversion]], Awaitable[None]]:
+        async def conversion(event: Event[Conversion]) -> None:
+            await recognition.points.conversion(event, kind)
 
-    @subscription.on(SaleRecorded)
-    async def sale_recorded(event: Event[SaleRecorded]) -> None:
-        await recognition.points.conversion(event, Kind.SALE)
+        return conversion
 
-    @subscription.on(SaleRefunded)
-    async def sale_refunded(event: Event[SaleRefunded]) -> None:
-        await recognition.points.sale_refunded(event)
+    for model, kind in CONVERSION_KINDS.items():
+        subscription.on(model)(scored_as(kind))
 
-    @subscription.on(ApplicationSubmitted)
-    async def application_submitted(event: Event[ApplicationSubmitted]) -> None:
-        await recognition.points.conversion(event, Kind.APPLICATION)
-
-    @subscription.on(HireMade)
-    async def hire_made(event: Event[HireMade]) -> None:
-        await recognition.points.conversion(event, Kind.HIRE)
-
-    @subscription.on(CourseCompleted)
-    async def course_completed(event: Event[CourseCompleted]) -> None:
-        await recognition.points.course_completed(event)
-
-    @subscription.on(PolicyAcknowledged)
-    async def policy_acknowledged(event: Event[PolicyAcknowledged]) -> None:
-        await recognition.points.policy_acknowledged(event)
-
-    @subscription.on(ContentPublished)
-    async def content_published(event: Event[ContentPublished]) -> None:
-        await recognition.points.content_published(event)
+    # Events the points module takes as they are, one line each.
+    subscription.on(SaleRefunded)(lambda event: recognition.points.sale_refunded(event))
+    subscription.on(CourseCompleted)(lambda event: recognition.points.course_completed(event))
+    subscription.on(PolicyAcknowledged)(lambda event: recognition.points.policy_acknowledged(event))
+    subscription.on(ContentPublished)(lambda event: recognition.points.content_published(event))
 
     async def profile(event: Event[AdvocateEnrolled] | Event[AdvocateUpdated]) -> None:
         kept = await recognition.profiles.update(event.tenant, event.data)
@@ -90,13 +88,8 @@ def build_subscription(recognition: Recognition) -> Subscription:
             if not kept.active:
                 await recognition.points.leaver(event.tenant, kept.advocate_id, event.id)
 
-    @subscription.on(AdvocateEnrolled)
-    async def advocate_enrolled(event: Event[AdvocateEnrolled]) -> None:
-        await profile(event)
-
-    @subscription.on(AdvocateUpdated)
-    async def advocate_updated(event: Event[AdvocateUpdated]) -> None:
-        await profile(event)
+    subscription.on(AdvocateEnrolled)(profile)
+    subscription.on(AdvocateUpdated)(profile)
 
     @subscription.on(AdvocateErased)
     async def advocate_erased(event: Event[AdvocateErased]) -> None:

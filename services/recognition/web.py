@@ -13,15 +13,13 @@ from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
+from shared.pagination import Cursor as Cursor  # the one cursor parameter, for the routes
 
 TAGS: list[str | Enum] = ["recognition"]
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Fulfiller = Annotated[Principal, Depends(require(Role.ADMIN, API_KEY_ROLE))]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
-Cursor = Annotated[
-    str | None, Query(max_length=500, description="opaque; from the previous page's next_cursor")
-]
 
 
 class RequestBody(BaseModel):

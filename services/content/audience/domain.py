@@ -20,15 +20,6 @@ class AdvocateAudience:
     avatar_url: str | None = None
 
 
-@dataclass(frozen=True)
-class AuthorName:
-    display_name: str | None = None
-    avatar_url: str | None = None
-
-
-NO_NAME = AuthorName()
-
-
 def audience_of(announced: AdvocateProfile) -> AdvocateAudience:
     return AdvocateAudience(
         announced.advocate_id,

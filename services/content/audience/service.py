@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from services.content.audience import domain
-from services.content.audience.domain import AuthorName
 from services.content.audience.store import AudienceStore
 from services.content.common import Viewer
 from shared.events.advocates import AdvocateProfile
+from shared.names import Name
 
 
 @dataclass(eq=False)
@@ -25,7 +25,7 @@ class AudienceService:
             return viewer
         return domain.viewer_with(viewer, await self.store.get(org, viewer.sub))
 
-    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, AuthorName]:
+    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, Name]:
         """Names and pictures of those of these advocates who let colleagues see them."""
         return await self.store.names(org, advocate_ids)
 

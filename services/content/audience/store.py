@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.content.audience.domain import AdvocateAudience, AuthorName
+from services.content.audience.domain import AdvocateAudience
 from shared.documents import Documents
 from shared.mongo import Document, IndexSpec, joined_id
+from shared.names import Name, visible_names
 from shared.tenancy import Tenants
 
 AUDIENCES = "advocate_audiences"
@@ -28,19 +29,10 @@ class AudienceStore:
         )
 
     async def get(self, org: str, advocate_id: str) -> AdvocateAudience | None:
-        doc = await self.tenants.of(org, AUDIENCES).find_one({"_id": joined_id(org, advocate_id)})
-        return None if doc is None else DOCUMENTS.entity(doc)
+        return await DOCUMENTS.one(self.tenants.of(org, AUDIENCES), {"_id": joined_id(org, advocate_id)})
 
-    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, AuthorName]:
-        """The names of those of these advocates who let colleagues see them."""
-        ids = [joined_id(org, a) for a in set(advocate_ids)]
-        if not ids:
-            return {}
-        found = self.tenants.of(org, AUDIENCES).find(
-            {"_id": {"$in": ids}, "display_name": {"$ne": None}},
-            {"advocate_id": 1, "display_name": 1, "avatar_url": 1},
-        )
-        return {d["advocate_id"]: AuthorName(d["display_name"], d.get("avatar_url")) async for d in found}
+    async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, Name]:
+        return await visible_names(self.tenants.of(org, AUDIENCES), advocate_ids)
 
     async def erase(self, org: str, advocate_id: str) -> None:
         await self.tenants.of(org, AUDIENCES).delete_one({"_id": joined_id(org, advocate_id)})

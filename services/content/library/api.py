@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 
-from services.content.audience.domain import NO_NAME, AuthorName
-from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
+from services.content.library.domain import Audience, ContentFields, ContentItem, SuggestedPost
 from services.content.library.schemas import (
     AudienceModel,
     AudienceOut,
     ContentCreate,
+    ContentFilters,
     ContentOut,
     ContentPage,
     ContentPatch,
@@ -19,8 +19,7 @@ from services.content.library.schemas import (
     SuggestedPostIn,
     SuggestedPostOut,
 )
-from services.content.library.service import ContentFilters, LibraryService
-from services.content.schemas import ContentType, Network
+from services.content.library.service import LibraryService
 from services.content.web import (
     Editor,
     Limit,
@@ -28,9 +27,9 @@ from services.content.web import (
     viewer_of,
 )
 from shared.app import app_state
-from shared.clock import RequestTime
 from shared.errors import InvalidInput
 from shared.idempotency import Idempotent
+from shared.names import NO_NAME, Name
 from shared.pagination import Cursor
 
 Service = Annotated[LibraryService, Depends(app_state("library"))]
@@ -46,7 +45,7 @@ def _audience(model: AudienceModel) -> Audience:
     return Audience(list(model.teams), list(model.departments), list(model.locations))
 
 
-def content_out(item: ContentItem, names: dict[str, AuthorName] | None = None) -> ContentOut:
+def content_out(item: ContentItem, names: dict[str, Name] | None = None) -> ContentOut:
     """The item as sent; `names` are its author's name and picture, when they allow it."""
     f = item.fields
     author = (
@@ -119,16 +118,7 @@ async def create_content(
 async def list_content(
     principal: Member,
     service: Service,
-    status: Annotated[Status | None, Query(description="editors and admins only, except published")] = None,
-    mine: Annotated[bool, Query(description="only items the caller submitted, in any status")] = False,
-    tag: Annotated[str | None, Query(max_length=50)] = None,
-    type: Annotated[ContentType | None, Query()] = None,
-    language: Annotated[str | None, Query(max_length=35)] = None,
-    network: Annotated[Network | None, Query(description="items with a suggested post for it")] = None,
-    q: Annotated[str | None, Query(max_length=200, description="text in the title or summary")] = None,
-    since: Annotated[
-        RequestTime | None, Query(description="only items published at or after this time")
-    ] = None,
+    filters: Annotated[ContentFilters, Depends()],
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ContentPage:
@@ -138,16 +128,6 @@ async def list_content(
     items with `mine=true`. Editors and admins see every item in `status` (default published), e.g.
     `status=pending_review` for the review queue.
     """
-    filters = ContentFilters(
-        status=status,
-        mine=mine,
-        tag=tag,
-        content_type=type,
-        language=language,
-        network=network,
-        text=q,
-        since=since,
-    )
     items, next_cursor = await service.list_content(
         principal.org, viewer_of(principal), filters, cursor=cursor, limit=limit
     )

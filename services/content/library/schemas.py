@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, Field
 
 from services.content.library.domain import Status
 from services.content.schemas import ContentType, Language, Name, Network, Request, Tag, Url
-from shared.clock import AwareRequestTime
+from shared.clock import AwareRequestTime, RequestTime
+from shared.pagination import Page
+
+
+@dataclass(frozen=True)
+class ContentFilters:
+    """The library's filters, read from the query string."""
+
+    status: Annotated[Status | None, Query(description="editors and admins only, except published")] = None
+    mine: Annotated[bool, Query(description="only items the caller submitted, in any status")] = False
+    tag: Annotated[str | None, Query(max_length=50)] = None
+    content_type: Annotated[ContentType | None, Query(alias="type")] = None
+    language: Annotated[str | None, Query(max_length=35)] = None
+    network: Annotated[Network | None, Query(description="items with a suggested post for it")] = None
+    text: Annotated[
+        str | None, Query(alias="q", max_length=200, description="text in the title or summary")
+    ] = None
+    since: Annotated[RequestTime | None, Query(description="only items published at or after this time")] = (
+        None
+    )
+
 
 # The longest caption any network allows (facebook); each network's own limit is checked per post.
 MAX_CAPTION = 63206
@@ -102,6 +125,5 @@ class ContentOut(BaseModel):
     share_count: int = Field(description="how many times advocates shared it")
 
 
-class ContentPage(BaseModel):
-    items: list[ContentOut]
-    next_cursor: str | None
+class ContentPage(Page[ContentOut]):
+    pass

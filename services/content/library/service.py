@@ -6,34 +6,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from services.content.audience.domain import AuthorName
 from services.content.audience.service import AudienceService
 from services.content.common import Viewer, new_id, pending_events
 from services.content.library import domain
 from services.content.library.domain import ContentFields, ContentItem, Status
+from services.content.library.schemas import ContentFilters
 from services.content.library.store import ContentQuery, LibraryStore
 from services.content.program.service import ProgramService
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.names import Name
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 
 SWEEP_BATCH = 200
-
-
-@dataclasses.dataclass(frozen=True)
-class ContentFilters:
-    status: Status | None = None
-    mine: bool = False
-    tag: str | None = None
-    content_type: str | None = None
-    language: str | None = None
-    network: str | None = None
-    text: str | None = None
-    since: datetime | None = None
 
 
 @dataclass(eq=False)
@@ -48,7 +36,7 @@ class LibraryService:
     async def _audience_viewer(self, org: str, viewer: Viewer) -> Viewer:
         return viewer if self.audiences is None else await self.audiences.viewer(org, viewer)
 
-    async def author_names(self, org: str, items: list[ContentItem]) -> dict[str, AuthorName]:
+    async def author_names(self, org: str, items: list[ContentItem]) -> dict[str, Name]:
         """The names of these items' authors who let colleagues see them (the others: ids only)."""
         authors = {i.author_advocate_id for i in items if i.author_advocate_id is not None}
         if self.audiences is None or not authors:

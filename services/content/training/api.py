@@ -39,7 +39,7 @@ policy = APIRouter(prefix="/v1/policy", tags=["policy"])
 
 
 def _policy_out(p: Policy) -> PolicyOut:
-    return PolicyOut(version=p.version, title=p.title, body=p.body, published_at=p.published_at)
+    return PolicyOut.model_validate(p, from_attributes=True)
 
 
 def _current_out(view: PolicyView) -> CurrentPolicyOut:
@@ -103,10 +103,7 @@ def _course_out(course: Course) -> CourseOut:
         id=course.id,
         title=course.title,
         description=course.description,
-        modules=[
-            ModuleOut(id=m.id, title=m.title, body=m.body, url=m.url, minutes=m.minutes)
-            for m in course.modules
-        ],
+        modules=[ModuleOut.model_validate(m, from_attributes=True) for m in course.modules],
         total_minutes=sum(m.minutes for m in course.modules),
         created_at=course.created_at,
         updated_at=course.updated_at,
@@ -114,12 +111,7 @@ def _course_out(course: Course) -> CourseOut:
 
 
 def _progress_out(progress: Progress) -> ProgressOut:
-    return ProgressOut(
-        course_id=progress.course_id,
-        advocate_id=progress.advocate_id,
-        completed_module_ids=progress.completed_module_ids,
-        completed_at=progress.completed_at,
-    )
+    return ProgressOut.model_validate(progress, from_attributes=True)
 
 
 @courses.post("", status_code=201, response_model=CourseOut, summary="Create a course (editors, admins)")

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from services.content.schemas import Request, Url
+from shared.pagination import Page
 
 
 class PolicyCreate(Request):
@@ -26,9 +27,8 @@ class CurrentPolicyOut(BaseModel):
     acknowledged_at: datetime | None = Field(description="when the caller acknowledged this version")
 
 
-class PolicyPage(BaseModel):
-    items: list[PolicyOut]
-    next_cursor: str | None
+class PolicyPage(Page[PolicyOut]):
+    pass
 
 
 class AcknowledgeRequest(Request):
@@ -73,9 +73,8 @@ class CourseOut(BaseModel):
     updated_at: datetime
 
 
-class CoursePage(BaseModel):
-    items: list[CourseOut]
-    next_cursor: str | None
+class CoursePage(Page[CourseOut]):
+    pass
 
 
 class ProgressOut(BaseModel):

@@ -14,7 +14,7 @@ from services.content.training import domain
 from services.content.training.domain import Course, Module, Policy, Progress
 from services.content.training.store import TrainingStore
 from shared.clock import Clock, utc_now
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, found
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -95,10 +95,7 @@ class TrainingService:
         return changed
 
     async def get_course(self, org: str, course_id: str) -> Course:
-        course = await self.store.get_course(org, course_id)
-        if course is None:
-            raise NotFound(f"no course {course_id!r}")
-        return course
+        return found(await self.store.get_course(org, course_id), f"no course {course_id!r}")
 
     async def list_courses(
         self, org: str, *, cursor: str | None, limit: int

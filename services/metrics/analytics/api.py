@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,9 +26,19 @@ async def dimension_filters(
     return {name: value for name, value in given.items() if value is not None}
 
 
-Filters = Annotated[dict[str, str], Depends(dimension_filters)]
-From = Annotated[RequestDay, Query(alias="from", description="first day, inclusive, in the org's time zone")]
-To = Annotated[RequestDay, Query(description="last day, inclusive, in the org's time zone")]
+@dataclass(frozen=True)
+class Report:
+    """What the funnel and the time series both report on: the days, in the organisation's time
+    zone, and at most one dimension filter."""
+
+    from_: Annotated[
+        RequestDay, Query(alias="from", description="first day, inclusive, in the org's time zone")
+    ]
+    to: Annotated[RequestDay, Query(description="last day, inclusive, in the org's time zone")]
+    filters: Annotated[dict[str, str], Depends(dimension_filters)]
+
+
+Asked = Annotated[Report, Depends()]
 
 
 @router.get(
@@ -40,9 +51,7 @@ async def funnel(
     request: Request,
     principal: Manager,
     modules: Modules,
-    from_: From,
-    to: To,
-    filters: Filters,
+    report: Asked,
     group_by: Annotated[str, Query(max_length=20)] = "day",
 ) -> Any:
     """Rows grouped by day, week (key: the Monday), month, advocate, content, team, network or tag; at most
@@ -50,7 +59,7 @@ async def funnel(
     dimension grouping only by its own dimension. Bot and self clicks are counted apart. The EMV formula
     with the organisation's CPC and CPM comes with the answer.
     """
-    result = await modules.analytics.funnel(principal, from_, to, group_by, filters)
+    result = await modules.analytics.funnel(principal, report.from_, report.to, group_by, report.filters)
     return json_or_csv(request, result, "rows", "funnel")
 
 
@@ -64,14 +73,14 @@ async def timeseries(
     request: Request,
     principal: Manager,
     modules: Modules,
-    from_: From,
-    to: To,
-    filters: Filters,
+    report: Asked,
     metric: Annotated[str, Query(max_length=40)] = "clicks",
     interval: Annotated[str, Query(max_length=10)] = "day",
 ) -> Any:
     """Every period of the range, zeros included."""
-    result = await modules.analytics.timeseries(principal, metric, from_, to, interval, filters)
+    result = await modules.analytics.timeseries(
+        principal, metric, report.from_, report.to, interval, report.filters
+    )
     return json_or_csv(request, result, "points", "timeseries")
 
 

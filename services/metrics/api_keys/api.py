@@ -13,19 +13,12 @@ from services.metrics.web import Admin, Cursor, Limit, Modules
 router = APIRouter(prefix="/v1", tags=["api-keys"])
 
 
-def _key_out(key: ApiKey) -> dict[str, Any]:
-    return {
-        "key_id": key.key_id,
-        "name": key.name,
-        "created_at": key.created_at,
-        "revoked_at": key.revoked_at,
-        "scopes": list(key.scopes),
-        "expires_at": key.expires_at,
-    }
+def _key_out(key: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut.model_validate(key, from_attributes=True)
 
 
 @router.post("/api-keys", response_model=NewApiKeyOut, status_code=201, summary="Create an API key")
-async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> dict[str, Any]:
+async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> NewApiKeyOut:
     """The key is shown in this response only; it is stored hashed. `scopes` says what it may do;
     past `expires_at` it is refused with 401. A key works on every service whose endpoints its
     scopes open, about a second after it is made, sent as `X-API-Key: <key>` or
@@ -33,7 +26,7 @@ async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> 
     """
     scopes = tuple(scope.value for scope in body.scopes)
     key, plaintext = await modules.api_keys.create(principal, body.name, scopes, body.expires_at)
-    return {**_key_out(key), "api_key": plaintext}
+    return NewApiKeyOut(**dict(_key_out(key)), api_key=plaintext)
 
 
 @router.get("/api-keys", response_model=ApiKeyPage, summary="List the organisation's API keys")
@@ -43,7 +36,7 @@ async def list_api_keys(principal: Admin, modules: Modules, cursor: Cursor = Non
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key")
-async def revoke_api_key(key_id: str, principal: Admin, modules: Modules) -> dict[str, Any]:
+async def revoke_api_key(key_id: str, principal: Admin, modules: Modules) -> ApiKeyOut:
     """Calls with a revoked key are refused with 401: here at once, on the other services as soon
     as they read the revocation (about a second)."""
     return _key_out(await modules.api_keys.revoke(principal, key_id))

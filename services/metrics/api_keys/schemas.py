@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from services.metrics.schemas import Request
 from shared.api_keys import DEFAULT_SCOPES, SCOPES
 from shared.clock import AwareRequestTime
+from shared.pagination import Page
 
 Scope = StrEnum("Scope", {name: name for name in SCOPES})  # type: ignore[misc]
 SCOPE_LIST = "; ".join(f"`{name}`: {what}" for name, what in SCOPES.items())
@@ -40,6 +41,5 @@ class NewApiKeyOut(ApiKeyOut):
     api_key: str = Field(description="shown only in this response; store it now")
 
 
-class ApiKeyPage(BaseModel):
-    items: list[ApiKeyOut]
-    next_cursor: str | None
+class ApiKeyPage(Page[ApiKeyOut]):
+    pass

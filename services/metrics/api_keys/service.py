@@ -11,7 +11,7 @@ from services.metrics.api_keys.store import ApiKeyStore
 from shared.api_keys import resolved
 from shared.auth import Principal, ResolvedKey
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound
+from shared.errors import found
 from shared.outbox import Outbox
 
 
@@ -41,9 +41,7 @@ class ApiKeyService:
 
     async def revoke(self, principal: Principal, key_id: str) -> ApiKey:
         """Revoked here at once, and on the other services as soon as they read the event."""
-        key = await self.store.of(principal.org, key_id)
-        if key is None:
-            raise NotFound(f"no API key {key_id!r}")
+        key = found(await self.store.of(principal.org, key_id), f"no API key {key_id!r}")
         if key.revoked_at is not None:
             return key
         revoked = domain.revoke(key, self.clock())

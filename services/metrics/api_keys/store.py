@@ -61,16 +61,13 @@ class ApiKeyStore:
 
     async def by_id(self, key_id: str) -> ApiKey | None:
         keys = self.tenants.across(API_KEYS, why="a caller's API key names its organisation")
-        doc = await keys.find_one({"_id": key_id})
-        return None if doc is None else DOCUMENTS.entity(doc)
+        return await DOCUMENTS.one(keys, {"_id": key_id})
 
     async def of(self, org: str, key_id: str) -> ApiKey | None:
-        doc = await self.tenants.of(org, API_KEYS).find_one({"_id": key_id})
-        return None if doc is None else DOCUMENTS.entity(doc)
+        return await DOCUMENTS.one(self.tenants.of(org, API_KEYS), {"_id": key_id})
 
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[ApiKey], str | None]:
-        docs, next_cursor = await page_by_id(self.tenants.of(org, API_KEYS), cursor, limit)
-        return [DOCUMENTS.entity(d) for d in docs], next_cursor
+        return await page_by_id(self.tenants.of(org, API_KEYS), DOCUMENTS, cursor, limit)
 
     async def revoke(self, key: ApiKey, event: AnyEvent) -> bool:
         """Save `key` revoked, with its event, if nobody revoked it meanwhile."""

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.metrics.schemas import Request
 from shared.clock import RequestDay
+from shared.pagination import Page
 
 GoalMetric = Literal[
     "shares",
@@ -69,6 +70,5 @@ class GoalOut(BaseModel):
     history: list[SnapshotOut]
 
 
-class GoalPage(BaseModel):
-    items: list[GoalOut]
-    next_cursor: str | None
+class GoalPage(Page[GoalOut]):
+    pass

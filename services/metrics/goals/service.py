@@ -14,7 +14,7 @@ from services.metrics.paging import new_id
 from services.metrics.surveys.service import SurveyService
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound
+from shared.errors import NotFound, found
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,7 @@ class GoalService:
         return await self._report(goal)
 
     async def get(self, principal: Principal, goal_id: str) -> GoalReport:
-        goal = await self.store.get(principal.org, goal_id)
-        if goal is None:
-            raise NotFound(f"no goal {goal_id!r}")
+        goal = found(await self.store.get(principal.org, goal_id), f"no goal {goal_id!r}")
         return await self._report(goal)
 
     async def page(

@@ -32,12 +32,10 @@ class GoalStore:
         await self.tenants.of(goal.org, GOALS).insert_one(GOAL_DOCUMENTS.document(goal))
 
     async def get(self, org: str, goal_id: str) -> Goal | None:
-        doc = await self.tenants.of(org, GOALS).find_one({"_id": goal_id})
-        return None if doc is None else GOAL_DOCUMENTS.entity(doc)
+        return await GOAL_DOCUMENTS.one(self.tenants.of(org, GOALS), {"_id": goal_id})
 
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[Goal], str | None]:
-        docs, next_cursor = await page_by_id(self.tenants.of(org, GOALS), cursor, limit)
-        return [GOAL_DOCUMENTS.entity(d) for d in docs], next_cursor
+        return await page_by_id(self.tenants.of(org, GOALS), GOAL_DOCUMENTS, cursor, limit)
 
     async def delete(self, org: str, goal_id: str) -> bool:
         result = await self.tenants.of(org, GOALS).delete_one({"_id": goal_id})

@@ -272,8 +272,7 @@ class ProjectionStore:
                 raise  # only "already indexed" is expected on redelivery
 
     async def find_click(self, org: str, click_id: str) -> Click | None:
-        doc = await self.tenants.of(org, CLICK_INDEX).find_one({"_id": click_id})
-        return None if doc is None else CLICKS.entity(doc)
+        return await CLICKS.one(self.tenants.of(org, CLICK_INDEX), {"_id": click_id})
 
     async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Click]:
         query = {"visitor_hash": visitor_hash, "clicked_at": {"$gte": since}, "bot": False}

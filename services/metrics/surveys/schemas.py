@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from services.metrics.schemas import Request
+from shared.pagination import Page
 
 QUESTION_ID_PATTERN = r"^[a-z0-9_]{1,40}$"
 
@@ -32,9 +33,8 @@ class SurveyOut(BaseModel):
     created_at: datetime
 
 
-class SurveyPage(BaseModel):
-    items: list[SurveyOut]
-    next_cursor: str | None
+class SurveyPage(Page[SurveyOut]):
+    pass
 
 
 class ResponseIn(Request):

@@ -12,7 +12,7 @@ from services.metrics.surveys.schemas import ResponseIn, SurveyIn
 from services.metrics.surveys.store import SurveyStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, found
 
 
 @dataclass(eq=False)
@@ -35,10 +35,7 @@ class SurveyService:
         return await self.store.page(principal.org, cursor, limit)
 
     async def get(self, org: str, survey_id: str) -> Survey:
-        survey = await self.store.get(org, survey_id)
-        if survey is None:
-            raise NotFound(f"no survey {survey_id!r}")
-        return survey
+        return found(await self.store.get(org, survey_id), f"no survey {survey_id!r}")
 
     async def respond(self, principal: Principal, survey_id: str, body: ResponseIn) -> None:
         survey = await self.get(principal.org, survey_id)

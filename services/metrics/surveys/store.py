@@ -68,12 +68,10 @@ class SurveyStore:
         await self.tenants.of(survey.org, SURVEYS).insert_one(SURVEY_DOCUMENTS.document(survey))
 
     async def get(self, org: str, survey_id: str) -> Survey | None:
-        doc = await self.tenants.of(org, SURVEYS).find_one({"_id": survey_id})
-        return None if doc is None else SURVEY_DOCUMENTS.entity(doc)
+        return await SURVEY_DOCUMENTS.one(self.tenants.of(org, SURVEYS), {"_id": survey_id})
 
     async def page(self, org: str, cursor: str | None, limit: int) -> tuple[list[Survey], str | None]:
-        docs, next_cursor = await page_by_id(self.tenants.of(org, SURVEYS), cursor, limit)
-        return [SURVEY_DOCUMENTS.entity(d) for d in docs], next_cursor
+        return await page_by_id(self.tenants.of(org, SURVEYS), SURVEY_DOCUMENTS, cursor, limit)
 
     async def add_answer(self, answer: Answer) -> bool:
         """False when this respondent (or customer) has answered already."""

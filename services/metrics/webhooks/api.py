@@ -18,7 +18,7 @@ from services.metrics.webhooks.schemas import (
     ReplayOut,
 )
 from services.metrics.webhooks.service import WebhookService
-from services.metrics.webhooks.store import Endpoint, Replay
+from services.metrics.webhooks.store import Replay
 from shared.app import app_state
 from shared.auth import Principal, Role, require
 from shared.webhooks.engine import Delivery
@@ -28,16 +28,6 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 Service = Annotated[WebhookService, Depends(app_state("webhooks"))]
-
-
-def _endpoint(endpoint: Endpoint) -> dict[str, Any]:
-    return {
-        "id": endpoint.id,
-        "url": endpoint.url,
-        "event_types": endpoint.event_types,
-        "description": endpoint.description,
-        "created_at": endpoint.created_at,
-    }
 
 
 def _replay(replay: Replay) -> dict[str, Any]:
@@ -70,22 +60,26 @@ def _delivery(delivery: Delivery) -> dict[str, Any]:
 
 
 @router.post("", response_model=EndpointCreated, status_code=201, summary="Register an endpoint")
-async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> dict[str, Any]:
+async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> EndpointCreated:
     """Events of the chosen types are POSTed as CloudEvents (structured JSON), signed with HMAC-SHA256: see
     docs/webhooks.md for the headers and the verification recipe.
     """
     endpoint = await service.create_endpoint(principal, body.url, body.event_types, body.description)
-    return {**_endpoint(endpoint), "secret": endpoint.secret}
+    return EndpointCreated.model_validate(endpoint, from_attributes=True)  # with its secret, this once
 
 
 @router.get("", response_model=EndpointList, summary="The organisation's endpoints")
-async def list_endpoints(principal: Admin, service: Service) -> dict[str, Any]:
-    return {"items": [_endpoint(d) for d in await service.list_endpoints(principal)]}
+async def list_endpoints(principal: Admin, service: Service) -> EndpointList:
+    return EndpointList.model_validate(
+        {"items": await service.list_endpoints(principal)}, from_attributes=True
+    )
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut, summary="One endpoint")
-async def get_endpoint(endpoint_id: str, principal: Admin, service: Service) -> dict[str, Any]:
-    return _endpoint(await service.get_endpoint(principal, endpoint_id))
+async def get_endpoint(endpoint_id: str, principal: Admin, service: Service) -> EndpointOut:
+    return EndpointOut.model_validate(
+        await service.get_endpoint(principal, endpoint_id), from_attributes=True
+    )
 
 
 @router.delete("/{endpoint_id}", status_code=204, response_class=Response, summary="Remove an endpoint")

@@ -15,7 +15,7 @@ from services.metrics.webhooks import domain
 from services.metrics.webhooks.store import Endpoint, Replay, WebhookStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound
+from shared.errors import NotFound, found
 from shared.events import REGISTRY, AnyEvent
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
@@ -90,10 +90,9 @@ class WebhookService:
         return await self._store.endpoints(principal.org)
 
     async def get_endpoint(self, principal: Principal, endpoint_id: str) -> Endpoint:
-        endpoint = await self._store.endpoint(principal.org, endpoint_id)
-        if endpoint is None:
-            raise NotFound(f"no webhook endpoint {endpoint_id}")
-        return endpoint
+        return found(
+            await self._store.endpoint(principal.org, endpoint_id), f"no webhook endpoint {endpoint_id}"
+        )
 
     async def delete_endpoint(self, principal: Principal, endpoint_id: str) -> None:
         if not await self._store.deactivate(principal.org, endpoint_id, self._clock()):
@@ -167,10 +166,9 @@ class WebhookService:
         return replay
 
     async def get_replay(self, principal: Principal, endpoint_id: str, replay_id: str) -> Replay:
-        replay = await self._store.replay(principal.org, endpoint_id, replay_id)
-        if replay is None:
-            raise NotFound(f"no replay {replay_id}")
-        return replay
+        return found(
+            await self._store.replay(principal.org, endpoint_id, replay_id), f"no replay {replay_id}"
+        )
 
     async def _replay(self, replay: Replay, event_types: set[str]) -> None:
         """Read the range back from Kafka (by record time) and deliver it again."""

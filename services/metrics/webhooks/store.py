@@ -143,5 +143,6 @@ class WebhookStore:
         )
 
     async def replay(self, org: str, endpoint_id: str, replay_id: str) -> Replay | None:
-        doc = await self.tenants.of(org, REPLAYS).find_one({"_id": replay_id, "endpoint_id": endpoint_id})
-        return None if doc is None else REPLAY_DOCUMENTS.entity(doc)
+        return await REPLAY_DOCUMENTS.one(
+            self.tenants.of(org, REPLAYS), {"_id": replay_id, "endpoint_id": endpoint_id}
+        )

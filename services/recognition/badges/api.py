@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Response
 from services.recognition.badges import schemas
 from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.service import BadgeService
-from services.recognition.profiles.domain import Name
 from services.recognition.web import TAGS, Admin, Member
 from shared.app import app_state
+from shared.names import Name
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

@@ -7,15 +7,15 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from services.recognition.badges.domain import BadgeDefinition
+from shared.pagination import Page
 
 
 class BadgeDefinitionOut(BadgeDefinition):
     pass
 
 
-class BadgeDefinitionPage(BaseModel):
-    items: list[BadgeDefinitionOut]
-    next_cursor: str | None = None
+class BadgeDefinitionPage(Page[BadgeDefinitionOut]):
+    pass
 
 
 class AwardOut(BaseModel):
@@ -28,6 +28,5 @@ class AwardOut(BaseModel):
     avatar_url: str | None = Field(None, description="the earner's picture, likewise")
 
 
-class AwardPage(BaseModel):
-    items: list[AwardOut]
-    next_cursor: str | None = None
+class AwardPage(Page[AwardOut]):
+    pass

@@ -9,11 +9,11 @@ from services.recognition.badges import domain
 from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.store import BadgeStore
 from services.recognition.points.domain import Account
-from services.recognition.profiles.domain import NO_NAME, Name
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, NotFound
+from shared.names import NO_NAME, Name
 from shared.outbox import Outbox, pending
 
 

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Response
 from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
-from services.recognition.profiles.domain import NO_NAME, Name
 from services.recognition.web import TAGS, Limit, Member
 from shared.app import app_state
 from shared.idempotency import Idempotent
+from shared.names import NO_NAME, Name
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from services.recognition.engagement.domain import GoalKind
 from services.recognition.web import RequestBody
+from shared.pagination import Page
 
 # --- kudos -------------------------------------------------------------------------------------
 
@@ -34,9 +35,8 @@ class KudosOut(BaseModel):
     allowance_left: int | None = None
 
 
-class KudosPage(BaseModel):
-    items: list[KudosOut]
-    next_cursor: str | None = None
+class KudosPage(Page[KudosOut]):
+    pass
 
 
 # --- goals -------------------------------------------------------------------------------------
@@ -68,6 +68,5 @@ class GoalOut(BaseModel):
     created_at: datetime
 
 
-class GoalPage(BaseModel):
-    items: list[GoalOut]
-    next_cursor: str | None = None
+class GoalPage(Page[GoalOut]):
+    pass

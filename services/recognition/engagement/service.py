@@ -10,13 +10,13 @@ from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, Go
 from services.recognition.engagement.store import EngagementStore
 from services.recognition.leaderboards.domain import week_key
 from services.recognition.points.service import PointsService
-from services.recognition.profiles.domain import Name
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
 from shared.events.shares import ShareMade
+from shared.names import Name
 
 
 @dataclass(eq=False)

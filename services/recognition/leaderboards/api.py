@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -21,12 +22,26 @@ router = APIRouter(prefix="/v1", tags=TAGS)
 Service = Annotated[LeaderboardService, Depends(app_state("leaderboards"))]
 
 
-def _board_response(**board: Any) -> Response:
+@dataclass(frozen=True)
+class Board:
+    """Which board, for both routes: the period, a team's board or the organisation's, and a
+    contest's period instead of the calendar's."""
+
+    period: Period = Period.WEEK
+    team: Annotated[str | None, Query(max_length=200)] = None
+    contest_id: Annotated[str | None, Query(max_length=64)] = None
+
+
+AskedBoard = Annotated[Board, Depends()]
+
+
+def _board_response(board: Board, period_key: str, scope: str, **page: Any) -> Response:
     """A LeaderboardOut sent as built: rows come from standings already checked, up to 201 to a
     page, and validating them again as models (and FastAPI's validate-then-serialise of the
     response) cost more than the leaderboard itself. `response_model` still documents it, and
     the tests validate what is sent against it."""
-    return Response(to_json(board), media_type="application/json")
+    out = {"period": board.period, "period_key": period_key, "scope": scope, **page}
+    return Response(to_json(out), media_type="application/json")
 
 
 @router.get(
@@ -38,10 +53,8 @@ def _board_response(**board: Any) -> Response:
 async def leaderboard(
     principal: Member,
     service: Service,
-    period: Period = Period.WEEK,
+    board: AskedBoard,
     scope: Annotated[str, Query(pattern="^(org|team)$")] = "org",
-    team: Annotated[str | None, Query(max_length=200)] = None,
-    contest_id: Annotated[str | None, Query(max_length=64)] = None,
     at: Annotated[RequestTime | None, Query(description="a moment inside the period; default now")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
@@ -51,27 +64,20 @@ async def leaderboard(
     ranking are not listed, but `me` always shows your own standing. Served from standings ranked in memory
     from the board projection and rebuilt every few seconds (`as_of`).
     """
-    key = await service.board_key(principal.org, period, contest_id, at)
-    if scope == "team" and team is None:
+    key = await service.board_key(principal.org, board.period, board.contest_id, at)
+    if scope == "team" and board.team is None:
         teams = await service.team_leaderboard(principal.org, key)
         return _board_response(
-            period=period,
-            period_key=key,
-            scope="team",
-            team=None,
-            items=teams.rows,
-            next_cursor=None,
-            me=None,
-            as_of=teams.as_of,
+            board, key, "team", team=None, items=teams.rows, next_cursor=None, me=None, as_of=teams.as_of
         )
-    board_team = team if scope == "team" else None
+    board_team = board.team if scope == "team" else None
     rows, next_cursor, me, standings = await service.leaderboard(
         principal.org, principal.sub, key, board_team, cursor, limit
     )
     return _board_response(
-        period=period,
-        period_key=key,
-        scope="team" if board_team else "org",
+        board,
+        key,
+        "team" if board_team else "org",
         team=board_team,
         items=rows,
         next_cursor=next_cursor,
@@ -89,19 +95,17 @@ async def leaderboard(
 async def around_me(
     principal: Member,
     service: Service,
-    period: Period = Period.WEEK,
-    team: Annotated[str | None, Query(max_length=200)] = None,
-    contest_id: Annotated[str | None, Query(max_length=64)] = None,
+    board: AskedBoard,
     size: Annotated[int, Query(ge=1, le=25)] = 3,
 ) -> Response:
     """Up to `size` advocates above and below you, with you in the middle."""
-    key = await service.board_key(principal.org, period, contest_id, None)
-    rows, me, standings = await service.around_me(principal.org, principal.sub, key, team, size)
+    key = await service.board_key(principal.org, board.period, board.contest_id, None)
+    rows, me, standings = await service.around_me(principal.org, principal.sub, key, board.team, size)
     return _board_response(
-        period=period,
-        period_key=key,
-        scope="team" if team else "org",
-        team=team,
+        board,
+        key,
+        "team" if board.team else "org",
+        team=board.team,
         items=rows,
         next_cursor=None,
         me=me,

@@ -36,8 +36,8 @@ from datetime import datetime
 from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 from services.recognition.leaderboards.domain import competition_ranks
-from services.recognition.profiles.domain import Name
 from services.recognition.profiles.service import ProfileService
+from shared.names import Name
 
 log = logging.getLogger(__name__)
 

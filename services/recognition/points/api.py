@@ -26,13 +26,7 @@ def _entry(entry: LedgerEntry) -> schemas.LedgerEntryOut:
 @router.get("/me/points", summary="My balance and lifetime points")
 async def my_points(principal: Member, service: Service) -> schemas.PointsOut:
     account = await service.account(principal.org, principal.sub)
-    return schemas.PointsOut(
-        balance=account.balance,
-        lifetime=account.lifetime,
-        written_off=account.written_off,
-        counters=account.counters,
-        badges=account.badges,
-    )
+    return schemas.PointsOut.model_validate(account, from_attributes=True)
 
 
 @router.get("/me/ledger", summary="My points ledger, newest first")

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from services.recognition.web import RequestBody
+from shared.pagination import Page
 
 
 class PointsOut(BaseModel):
@@ -35,9 +36,8 @@ class LedgerEntryOut(BaseModel):
     created_at: datetime
 
 
-class LedgerPage(BaseModel):
-    items: list[LedgerEntryOut]
-    next_cursor: str | None
+class LedgerPage(Page[LedgerEntryOut]):
+    pass
 
 
 class ReversalIn(RequestBody):

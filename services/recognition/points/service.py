@@ -24,7 +24,7 @@ from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.domain import Kind, Rules, is_excluded, score
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound
+from shared.errors import found
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
@@ -220,9 +220,7 @@ class PointsService:
 
     async def reverse(self, org: str, entry_id: str, *, reason: str, by: str) -> LedgerEntry:
         """A compensating entry that takes back what `entry_id` gave, on the same boards."""
-        original = await self.store.entry(org, entry_id)
-        if original is None:
-            raise NotFound(f"no ledger entry {entry_id}")
+        original = found(await self.store.entry(org, entry_id), f"no ledger entry {entry_id}")
         entry = await self._insert(domain.reversal(original, reason=reason, by=by, at=self.clock()))
         return await self.finish(entry)
 

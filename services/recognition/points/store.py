@@ -30,7 +30,7 @@ from shared.mongo import (
     conditional_upsert,
     joined_id,
     mark_applied,
-    newest_first_after,
+    newest_first,
 )
 from shared.outbox import outbox_index, with_outbox
 from shared.tenancy import Tenants
@@ -111,8 +111,7 @@ class PointsStore:
             return ENTRY_DOCUMENTS.entity(existing)
 
     async def entry(self, org: str, entry_id: str) -> LedgerEntry | None:
-        doc = await self.tenants.of(org, LEDGER).find_one({"_id": entry_id})
-        return None if doc is None else ENTRY_DOCUMENTS.entity(doc)
+        return await ENTRY_DOCUMENTS.one(self.tenants.of(org, LEDGER), {"_id": entry_id})
 
     async def entries_by_ref(self, org: str, ref: str, kinds: list[str]) -> list[LedgerEntry]:
         cursor = self.tenants.of(org, LEDGER).find({"ref": ref, "kind": {"$in": kinds}})
@@ -125,13 +124,7 @@ class PointsStore:
         self, org: str, advocate_id: str | None, *, after: tuple[datetime, str] | None, limit: int
     ) -> list[LedgerEntry]:
         query: Document = {} if advocate_id is None else {"advocate_id": advocate_id}
-        query.update(newest_first_after(after))
-        cursor = (
-            self.tenants.of(org, LEDGER)
-            .find(query)
-            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
+        cursor = newest_first(self.tenants.of(org, LEDGER), query, after, limit)
         return [ENTRY_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def unprojected_entries(self, older_than: datetime, limit: int = 200) -> list[LedgerEntry]:

@@ -13,17 +13,6 @@ from shared.events.advocates import AdvocateProfile
 
 
 @dataclass(frozen=True)
-class Name:
-    """What colleagues see of an advocate beside their id: nothing (None) unless they allow it."""
-
-    display_name: str | None = None
-    avatar_url: str | None = None
-
-
-NO_NAME = Name()
-
-
-@dataclass(frozen=True)
 class Profile:
     advocate_id: str
     team: str | None

@@ -10,9 +10,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from services.recognition.profiles.domain import Name, Profile, erased_marker, profile_of
+from services.recognition.profiles.domain import Profile, erased_marker, profile_of
 from services.recognition.profiles.store import ProfileStore
 from shared.events.advocates import AdvocateProfile
+from shared.names import Name
 
 
 class Erases(Protocol):

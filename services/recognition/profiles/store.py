@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.profiles.domain import Name, Profile
+from services.recognition.profiles.domain import Profile
 from shared.mongo import Document, IndexSpec, joined_id
+from shared.names import Name, visible_names
 from shared.tenancy import Tenants
 
 ADVOCATES = "advocates"
@@ -55,15 +56,7 @@ class ProfileStore:
         )
 
     async def names(self, org: str, advocate_ids: Iterable[str]) -> dict[str, Name]:
-        """The names of those of these advocates who let colleagues see them."""
-        ids = [joined_id(org, a) for a in set(advocate_ids)]
-        if not ids:
-            return {}
-        found = self.tenants.of(org, ADVOCATES).find(
-            {"_id": {"$in": ids}, "display_name": {"$ne": None}},
-            {"advocate_id": 1, "display_name": 1, "avatar_url": 1},
-        )
-        return {d["advocate_id"]: Name(d["display_name"], d.get("avatar_url")) async for d in found}
+        return await visible_names(self.tenants.of(org, ADVOCATES), advocate_ids)
 
     async def members_by_team(self, org: str) -> dict[str, int]:
         pipeline: list[Document] = [

@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, HttpUrl, StrictInt
 
 from services.recognition.web import RequestBody
+from shared.pagination import Page
 from shared.webhooks.engine import Delivery
 from shared.webhooks.schemas import AttemptOut
 
@@ -42,9 +43,8 @@ class RewardOut(BaseModel):
     created_at: datetime
 
 
-class RewardPage(BaseModel):
-    items: list[RewardOut]
-    next_cursor: str | None
+class RewardPage(Page[RewardOut]):
+    pass
 
 
 class RedemptionOut(BaseModel):
@@ -59,9 +59,8 @@ class RedemptionOut(BaseModel):
     updated_at: datetime
 
 
-class RedemptionPage(BaseModel):
-    items: list[RedemptionOut]
-    next_cursor: str | None
+class RedemptionPage(Page[RedemptionOut]):
+    pass
 
 
 class RedemptionDecisionIn(RequestBody):
@@ -110,6 +109,5 @@ def delivery_out(delivery: Delivery) -> DeliveryOut:
     )
 
 
-class DeliveryPage(BaseModel):
-    items: list[DeliveryOut]
-    next_cursor: str | None = None
+class DeliveryPage(Page[DeliveryOut]):
+    pass

@@ -17,7 +17,7 @@ from services.recognition.rewards.domain import FULFILMENT, Offer, Redemption, R
 from services.recognition.rewards.store import RewardStore
 from services.recognition.settings import RecognitionSettings
 from shared.clock import Clock, utc_now
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, found
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_time_id, encode_time_id
 from shared.webhooks import canonical_body
@@ -59,10 +59,7 @@ class RewardService:
         return reward
 
     async def reward(self, org: str, reward_id: str) -> Reward:
-        reward = await self.store.reward(org, reward_id)
-        if reward is None:
-            raise NotFound(f"no reward {reward_id}")
-        return reward
+        return found(await self.store.reward(org, reward_id), f"no reward {reward_id}")
 
     async def rewards(self, org: str, cursor: str | None, limit: int) -> tuple[list[Reward], str | None]:
         rewards = await self.store.rewards(org, after=decode_time_id(cursor), limit=limit)
@@ -91,10 +88,7 @@ class RewardService:
         return redemption
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption:
-        redemption = await self.store.redemption(org, redemption_id)
-        if redemption is None:
-            raise NotFound(f"no redemption {redemption_id}")
-        return redemption
+        return found(await self.store.redemption(org, redemption_id), f"no redemption {redemption_id}")
 
     async def move_redemption(
         self, org: str, redemption_id: str, target: RedemptionStatus, by: str, note: str | None = None

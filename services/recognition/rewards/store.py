@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, Reward
 from shared.documents import Documents
 from shared.migrations import NO_ORG, rewrite
-from shared.mongo import Document, IndexSpec, newest_first_after
+from shared.mongo import Document, IndexSpec, newest_first
 from shared.outbox import outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES, Target
@@ -75,16 +75,10 @@ class RewardStore:
         await self.tenants.of(org, REWARDS).insert_one(REWARD_DOCUMENTS.document(reward))
 
     async def reward(self, org: str, reward_id: str) -> Reward | None:
-        doc = await self.tenants.of(org, REWARDS).find_one({"_id": reward_id})
-        return None if doc is None else REWARD_DOCUMENTS.entity(doc)
+        return await REWARD_DOCUMENTS.one(self.tenants.of(org, REWARDS), {"_id": reward_id})
 
     async def rewards(self, org: str, *, after: tuple[datetime, str] | None, limit: int) -> list[Reward]:
-        cursor = (
-            self.tenants.of(org, REWARDS)
-            .find(newest_first_after(after))
-            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
+        cursor = newest_first(self.tenants.of(org, REWARDS), {}, after, limit)
         return [REWARD_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def reserve(self, org: str, reward: Reward) -> bool:
@@ -120,8 +114,7 @@ class RewardStore:
         await self.tenants.of(redemption.org, REDEMPTIONS).insert_one(with_outbox(doc, outbox))
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption | None:
-        doc = await self.tenants.of(org, REDEMPTIONS).find_one({"_id": redemption_id})
-        return None if doc is None else REDEMPTION_DOCUMENTS.entity(doc)
+        return await REDEMPTION_DOCUMENTS.one(self.tenants.of(org, REDEMPTIONS), {"_id": redemption_id})
 
     async def move(
         self, org: str, redemption_id: str, move: Move, by: str, at: datetime, outbox: list[Document]
@@ -181,13 +174,7 @@ class RewardStore:
             query["advocate_id"] = advocate_id
         if status is not None:
             query["status"] = status
-        query.update(newest_first_after(after))
-        cursor = (
-            self.tenants.of(org, REDEMPTIONS)
-            .find(query)
-            .sort([("created_at", DESCENDING), ("_id", ASCENDING)])
-            .limit(limit)
-        )
+        cursor = newest_first(self.tenants.of(org, REDEMPTIONS), query, after, limit)
         return [REDEMPTION_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def stale_redemptions(self, older_than: datetime, limit: int = 200) -> list[Redemption]:

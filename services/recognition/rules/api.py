@@ -40,10 +40,5 @@ async def rule_versions(
     principal: Admin, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> schemas.RuleVersionPage:
     versions, next_cursor = await service.versions(principal.org, cursor, limit)
-    items = [
-        schemas.RuleVersionOut(
-            version=v.version, rules=v.rules, created_by=v.created_by, created_at=v.created_at
-        )
-        for v in versions
-    ]
-    return schemas.RuleVersionPage(items=items, next_cursor=next_cursor)
+    page = {"items": versions, "next_cursor": next_cursor}
+    return schemas.RuleVersionPage.model_validate(page, from_attributes=True)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictInt
 
 from services.recognition.rules.domain import Rules
 from services.recognition.web import RequestBody
+from shared.pagination import Page
 
 
 class RulesOut(BaseModel):
@@ -31,6 +32,5 @@ class RuleVersionOut(BaseModel):
     created_at: datetime
 
 
-class RuleVersionPage(BaseModel):
-    items: list[RuleVersionOut]
-    next_cursor: str | None
+class RuleVersionPage(Page[RuleVersionOut]):
+    pass

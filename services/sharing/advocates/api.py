@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.sharing.advocates.schemas import (
     AdvocateIn,
     AdvocateOut,
     AdvocatePage,
-    ColleagueOut,
     ColleaguePage,
 )
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.settings import SharingSettings
+from shared.app import app_state
 from shared.auth import ANY_MEMBER, Principal, Role, require
 from shared.errors import NOT_FOUND_RESPONSE
 from shared.pagination import Cursor
@@ -27,18 +27,8 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Limit = Annotated[int, Query(ge=1, le=200)]
 
 
-async def get_service(request: Request) -> AdvocatesService:
-    service: AdvocatesService = request.app.state.advocates
-    return service
-
-
-async def get_settings(request: Request) -> SharingSettings:
-    settings: SharingSettings = request.app.state.settings
-    return settings
-
-
-Service = Annotated[AdvocatesService, Depends(get_service)]
-Settings = Annotated[SharingSettings, Depends(get_settings)]
+Service = Annotated[AdvocatesService, Depends(app_state("advocates"))]
+Settings = Annotated[SharingSettings, Depends(app_state("settings"))]
 
 
 @router.put("/advocates/me", summary="Enrol, or update my advocate profile")
@@ -92,12 +82,4 @@ async def colleagues(
     `q`, in name order. Those who keep their name to themselves are not listed at all: kudos
     reach them by their id. Nobody of another organisation is ever listed."""
     found, next_cursor = await service.colleagues(principal.org, q, cursor, limit)
-    return ColleaguePage(
-        items=[
-            ColleagueOut(
-                advocate_id=c.advocate_id, display_name=c.display_name, avatar_url=c.avatar_url, team=c.team
-            )
-            for c in found
-        ],
-        next_cursor=next_cursor,
-    )
+    return ColleaguePage.model_validate({"items": found, "next_cursor": next_cursor}, from_attributes=True)

@@ -11,6 +11,7 @@ from services.sharing.advocates import domain
 from services.sharing.advocates.domain import NetworkHealth
 from shared.fields import NOT_BOOLEAN
 from shared.networks import NETWORKS, Network
+from shared.pagination import Page
 
 NETWORK_NAMES = ", ".join(sorted(NETWORKS))
 
@@ -117,9 +118,8 @@ class AdvocateOut(BaseModel):
         )
 
 
-class AdvocatePage(BaseModel):
-    items: list[AdvocateOut]
-    next_cursor: str | None
+class AdvocatePage(Page[AdvocateOut]):
+    pass
 
 
 class ColleagueOut(BaseModel):
@@ -129,6 +129,5 @@ class ColleagueOut(BaseModel):
     team: str | None = None
 
 
-class ColleaguePage(BaseModel):
-    items: list[ColleagueOut]
-    next_cursor: str | None
+class ColleaguePage(Page[ColleagueOut]):
+    pass

@@ -17,7 +17,7 @@ from services.sharing.advocates.store import AdvocatesStore
 from services.sharing.catalog.service import CatalogService
 from services.sharing.settings import SOURCE
 from shared.clock import Clock, utc_now
-from shared.errors import InvalidInput, NotFound
+from shared.errors import InvalidInput, found
 from shared.events import Event
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, decode_keys, encode_cursor, encode_keys
@@ -125,10 +125,10 @@ class AdvocatesService:
         return (await self.catalog.rules(org)).names_visible_by_default
 
     async def get(self, org: str, advocate_id: str) -> Advocate:
-        advocate = await self.store.get(org, advocate_id)
-        if advocate is None:
-            raise NotFound(f"advocate {advocate_id} is not enrolled; enrol with PUT /v1/advocates/me")
-        return advocate
+        return found(
+            await self.store.get(org, advocate_id),
+            f"advocate {advocate_id} is not enrolled; enrol with PUT /v1/advocates/me",
+        )
 
     async def find(self, org: str, advocate_id: str) -> Advocate | None:
         return await self.store.get(org, advocate_id)

@@ -10,6 +10,7 @@ from services.sharing.advocates.schemas import NETWORK_NAMES, Request
 from services.sharing.catalog.domain import ContentView
 from services.sharing.shares.domain import Share
 from shared.clock import RequestTime
+from shared.pagination import Page
 
 
 class ShareIn(Request):
@@ -39,25 +40,11 @@ class ShareOut(BaseModel):
 
     @classmethod
     def of(cls, share: Share) -> ShareOut:
-        return cls(
-            id=share.id,
-            advocate_id=share.advocate_id,
-            content_id=share.content_id,
-            network=share.network,
-            message=share.message,
-            code=share.code,
-            short_url=share.short_url,
-            target_url=share.target_url,
-            status=share.status,
-            scheduled_at=share.scheduled_at,
-            shared_at=share.shared_at,
-            created_at=share.created_at,
-        )
+        return cls.model_validate(share, from_attributes=True)
 
 
-class SharePage(BaseModel):
-    items: list[ShareOut]
-    next_cursor: str | None
+class SharePage(Page[ShareOut]):
+    pass
 
 
 class ShareableItem(BaseModel):
@@ -72,18 +59,8 @@ class ShareableItem(BaseModel):
 
     @classmethod
     def of(cls, content: ContentView) -> ShareableItem:
-        return cls(
-            content_id=content.content_id,
-            content_type=content.content_type,
-            title=content.title,
-            url=content.url,
-            tags=list(content.tags),
-            language=content.language,
-            networks=list(content.networks),
-            expires_at=content.expires_at,
-        )
+        return cls.model_validate(content, from_attributes=True)
 
 
-class ShareablePage(BaseModel):
-    items: list[ShareableItem]
-    next_cursor: str | None
+class ShareablePage(Page[ShareableItem]):
+    pass

@@ -16,7 +16,7 @@ from services.sharing.shares.domain import Share
 from services.sharing.shares.store import SharesStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.errors import Forbidden, InvalidInput, found
 from shared.events import Event
 from shared.messaging.tracing import inject_current
 from shared.mongo import is_duplicate_key
@@ -45,9 +45,7 @@ class SharesService:
         advocate, training = await self.advocates.sharing_view(org, principal.sub)
         if advocate is None:
             raise Forbidden("enrol as an advocate (PUT /v1/advocates/me) before sharing")
-        content = await self.catalog.content(org, content_id)
-        if content is None:
-            raise NotFound(f"content {content_id} not found")
+        content = found(await self.catalog.content(org, content_id), f"content {content_id} not found")
         rules = await self.catalog.rules(org)
         code = domain.new_share_code()
         short = domain.short_url(self.settings.public_base_url, code)
