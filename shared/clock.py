@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import AwareDatetime, BeforeValidator
 
@@ -28,6 +28,13 @@ def utc_now() -> datetime:
 
 
 DEFAULT_TIME_ZONE = "UTC"
+
+
+@lru_cache(maxsize=1)
+def time_zone_names() -> tuple[str, ...]:
+    """Every IANA time zone name the zone database has, sorted: what `time_zone` accepts, for a
+    request schema to list."""
+    return tuple(sorted(available_timezones()))
 
 
 @lru_cache(maxsize=1024)

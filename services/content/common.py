@@ -66,6 +66,11 @@ def raise_if(problems: Problems) -> None:
         raise InvalidInput(detail, errors=problems)
 
 
+# An absolute http(s) URL with a host and no whitespace, as a request schema states it: every
+# string it matches passes `is_web_url`.
+WEB_URL_PATTERN = r"^https?://[^\s/?#@:]+(:[0-9]{1,5})?([/?#]\S*)?$"
+
+
 def is_web_url(value: str) -> bool:
     parts = urlsplit(value)
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)

@@ -6,6 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from services.content.common import WEB_URL_PATTERN
+
 # One list of networks for content and sharing, re-exported for the content modules.
 from shared.networks import Network as Network
 
@@ -14,6 +16,7 @@ Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+WebUrl = Annotated[str, StringConstraints(max_length=2048, pattern=WEB_URL_PATTERN)]
 
 
 class Request(BaseModel):

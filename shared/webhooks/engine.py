@@ -268,7 +268,11 @@ class WebhookEngine:
         credentials, and a host that resolves to public addresses only. Else InvalidInput. A
         name that does not resolve yet is accepted: each attempt checks it again."""
         url = policy.check_url(url, allow_insecure_loopback=self._allow_insecure_loopback)
-        if addresses := await self._addresses(httpx.URL(url)):
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:  # a port out of range, a control character...
+            raise InvalidInput.field("url", str(exc)) from None
+        if addresses := await self._addresses(parsed):
             policy.checked_address(addresses, allow_insecure_loopback=self._allow_insecure_loopback)
         return url
 

@@ -13,6 +13,11 @@ from urllib.parse import urlsplit
 from shared.errors import InvalidInput
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# The form `check_url` asks of a webhook URL, for the request schemas: absolute http(s), a host,
+# no credentials (no `@` before the path), no whitespace or control character. Which scheme and
+# host are allowed where is check_url's (https only outside development, no private address) and
+# the resolver's.
+URL_PATTERN = r"^https?://[^\s/?#@\x00-\x1f\x7f]+([/?#][^\s\x00-\x1f\x7f]*)?$"
 MAX_BACKOFF_S = 3600.0
 # A retry waits between (1 - JITTER) and 1 times its exponential delay, so receivers that failed
 # together are not hit again all at the same instant.
@@ -33,6 +38,14 @@ def check_url(url: str, *, allow_insecure_loopback: bool) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput.field("url", "must be an absolute http(s) URL")
     host = parts.hostname.lower()
+    try:
+        host.encode("idna")  # what a lookup sends: labels of 1 to 63 characters
+    except UnicodeError:
+        raise InvalidInput.field("url", "its host is not a valid host name") from None
+    try:
+        parts.port  # noqa: B018 - reading it checks it
+    except ValueError:
+        raise InvalidInput.field("url", "its port must be a number from 0 to 65535") from None
     if parts.scheme == "http" and not (allow_insecure_loopback and host in LOOPBACK_HOSTS):
         raise InvalidInput.field("url", "must use https")
     if parts.username or parts.password:

@@ -1,8 +1,10 @@
 """The fuzzing step: every operation of each service's OpenAPI document, driven by Schemathesis
 against the running services with all its checks, as an admin, as an advocate and with a token
-that does not verify. A 5xx, or any answer the operation's document does not describe (status,
-content type, headers, body), fails the step with Schemathesis's report of it; each failure
-comes with a curl command that reproduces it.
+that does not verify; sharing's SCIM endpoint with an organisation API key holding
+`scim:provision` instead of the admin's token, as identity providers call it. A 5xx, or any
+answer the operation's document does not describe (status, content type, headers, body), fails
+the step with Schemathesis's report of it; each failure comes with a curl command that
+reproduces it.
 
 The callers belong to organisations of this test's own (the services keep every organisation
 apart), so what the fuzzer creates is invisible to the tests that run after it. Schemathesis
@@ -15,13 +17,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 
 from shared.auth import issue_dev_token
 from tests.e2e.conftest import RunningServices
 from tests.e2e.fuzz import FuzzRun, fuzz
-from tests.helpers import http_server, new_org
+from tests.helpers import eventually, http_server, new_org
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -39,21 +42,55 @@ async def test_every_operation_answers_as_its_openapi_document_says(
         # Signed with another secret: every operation that authenticates must answer 401.
         "invalid token": token[: token.rfind(".") + 1] + "A" * 43,
     }
+    key = await scim_key(services, token)
+    runs: list[tuple[str, str, str, tuple[str, ...]]] = [
+        (service, caller, bearer, ())
+        for service in services.urls
+        for caller, bearer in callers.items()
+        if (service, caller) != ("sharing", "admin")
+    ]
+    # Sharing's SCIM endpoint as identity providers call it, with an API key, and the rest of
+    # sharing as the admin (an admin passes the same SCIM routes once authenticated).
+    runs += [
+        ("sharing", "admin", token, ("--exclude-path-regex", "^/scim/")),
+        ("sharing", "SCIM API key", key, ("--include-path-regex", "^/scim/")),
+    ]
     failed: list[FuzzRun] = []
-    for service, url in services.urls.items():
-        for caller, bearer in callers.items():
-            workdir = tmp_path / f"{service}-{caller.replace(' ', '-')}"
-            workdir.mkdir()
-            run = await fuzz(
-                f"{url}/openapi.json",
-                label=f"{service} as {caller}",
-                headers={"Authorization": f"Bearer {bearer}"},
-                max_examples=MAX_EXAMPLES,
-                workdir=workdir,
-            )
-            if not run.passed:
-                failed.append(run)
+    for service, caller, bearer, options in runs:
+        workdir = tmp_path / f"{service}-{caller.replace(' ', '-')}"
+        workdir.mkdir()
+        run = await fuzz(
+            f"{services.urls[service]}/openapi.json",
+            label=f"{service} as {caller}",
+            headers={"Authorization": f"Bearer {bearer}"},
+            max_examples=MAX_EXAMPLES,
+            workdir=workdir,
+            options=options,
+        )
+        if not run.passed:
+            failed.append(run)
     assert not failed, "\n\n".join(run.report() for run in failed)
+
+
+async def scim_key(services: RunningServices, admin_token: str) -> str:
+    """An API key of the organisation holding `scim:provision`, issued on metrics; ready once
+    sharing has learnt of it (from chorus.access) and lets it in."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {admin_token}"}) as client:
+        issued = await client.post(
+            f"{services.urls['metrics']}/v1/api-keys", json={"name": "fuzzer", "scopes": ["scim:provision"]}
+        )
+        assert issued.status_code == 201, issued.text
+        key: str = issued.json()["api_key"]
+
+        async def known() -> bool:
+            probe = await client.get(
+                f"{services.urls['sharing']}/scim/v2/ServiceProviderConfig",
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            return probe.status_code == 200
+
+        await eventually(known)
+    return key
 
 
 def broken_app() -> FastAPI:

@@ -4,33 +4,37 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StrictBool, StringConstraints
+from pydantic import Field, StrictBool, StringConstraints, WithJsonSchema
 
-from services.content.schemas import Request, Url
-from shared.clock import DEFAULT_TIME_ZONE
+from services.content.schemas import Request, WebUrl
+from shared.clock import DEFAULT_TIME_ZONE, time_zone_names
+from shared.fields import NOT_BOOLEAN
 
 
 class SettingsModel(Request):
     required_disclosure: str | None = Field(
         None, min_length=1, max_length=100, description="text every suggested post and share must keep"
     )
-    blocked_words: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+    blocked_words: list[Annotated[str, StringConstraints(max_length=100, pattern=r"\S")]] = Field(
         default_factory=list, max_length=500
     )
-    require_policy_acknowledgement: bool = False
+    require_policy_acknowledgement: StrictBool = False
     required_course_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=50
     )
-    daily_share_limit: int | None = Field(None, ge=1, le=1000)
-    sharing_hours_start: int | None = Field(None, ge=0, le=23, description="hour sharing opens, in time_zone")
-    sharing_hours_end: int | None = Field(None, ge=1, le=24, description="hour sharing closes, in time_zone")
-    fallback_url: Url | None = None
-    unique_click_window_hours: int = Field(24, ge=1, le=24 * 30)
-    attribution_window_days: int = Field(30, ge=1, le=365)
-    time_zone: str = Field(
+    daily_share_limit: Annotated[int, Field(ge=1, le=1000), NOT_BOOLEAN] | None = None
+    sharing_hours_start: Annotated[int, Field(ge=0, le=23), NOT_BOOLEAN] | None = Field(
+        None, description="hour sharing opens, in time_zone"
+    )
+    sharing_hours_end: Annotated[int, Field(ge=1, le=24), NOT_BOOLEAN] | None = Field(
+        None, description="hour sharing closes, in time_zone"
+    )
+    fallback_url: WebUrl | None = None
+    unique_click_window_hours: Annotated[int, Field(ge=1, le=24 * 30), NOT_BOOLEAN] = 24
+    attribution_window_days: Annotated[int, Field(ge=1, le=365), NOT_BOOLEAN] = 30
+    # The names the zone database has; domain.validate_settings refuses any other, naming time_zone.
+    time_zone: Annotated[str, WithJsonSchema({"type": "string", "enum": list(time_zone_names())})] = Field(
         DEFAULT_TIME_ZONE,
-        min_length=1,
-        max_length=64,
         description="IANA time zone (e.g. America/Los_Angeles): the sharing hours, the daily share limit"
         " and the days, weeks and months of the figures follow it",
     )

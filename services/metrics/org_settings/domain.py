@@ -12,6 +12,10 @@ from shared.clock import DEFAULT_TIME_ZONE, time_zone
 from shared.errors import InvalidInput
 
 CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+# The currencies a sale can be paid in: ISO 4217 codes with minor units defined.
+PAYABLE_CURRENCIES: tuple[str, ...] = tuple(sorted(c.value for c in Currency if c.exponent is not None))
+# A rate: a plain non-negative decimal, e.g. 0.35 (no sign, exponent or spaces).
+RATE_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
 
+from pydantic import BaseModel, Field, WithJsonSchema
+
+from services.metrics.org_settings.domain import PAYABLE_CURRENCIES, RATE_PATTERN
 from services.metrics.schemas import Request
 
 
 class MetricsSettingsIn(Request):
-    cpc: str = Field(max_length=20, description="cost per click, decimal string")
-    cpm: str = Field(max_length=20, description="cost per thousand impressions, decimal string")
-    currency: str = Field(min_length=3, max_length=3)
+    cpc: str = Field(max_length=20, pattern=RATE_PATTERN, description="cost per click, decimal string")
+    cpm: str = Field(
+        max_length=20, pattern=RATE_PATTERN, description="cost per thousand impressions, decimal string"
+    )
+    # domain.parse_currency refuses any other code, naming currency.
+    currency: Annotated[str, WithJsonSchema({"type": "string", "enum": list(PAYABLE_CURRENCIES)})] = Field(
+        description="ISO 4217 code of a currency a sale can be paid in, e.g. EUR"
+    )
 
 
 class MetricsSettingsOut(BaseModel):

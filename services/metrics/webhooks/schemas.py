@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.clock import RequestTime
+from shared.events.envelope import offered_to_integrations
+from shared.webhooks.policy import URL_PATTERN
 from shared.webhooks.schemas import AttemptOut
+
+# The types an endpoint may subscribe to, stated in the document; domain.check_event_types refuses
+# any other (422 naming event_types).
+EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(offered_to_integrations())})]
 
 
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2000, description="https URL that receives the POSTs")
-    event_types: list[str] = Field(max_length=50, description="CloudEvents types, e.g. chorus.lead.captured")
+    url: str = Field(
+        max_length=2000,
+        pattern=URL_PATTERN,
+        description="https URL that receives the POSTs (plain http only to loopback, in development); its"
+        " host must not be, nor resolve to, a private or reserved address",
+    )
+    event_types: list[EventType] = Field(
+        min_length=1, max_length=50, description="CloudEvents types, e.g. chorus.lead.captured"
+    )
     description: str | None = Field(None, max_length=500)
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from services.recognition.points.domain import COLLEAGUE_SHARERS, COUNTERS, SOURCE, stable_id
+from services.recognition.points.domain import COLLEAGUE_SHARERS, SOURCE, Counter, stable_id
 from services.recognition.rules.domain import Rules
 from shared.errors import Conflict
 from shared.events import Event
 from shared.events.recognition import BadgeAwarded
+from shared.fields import NOT_BOOLEAN
 
 
 def award_id(org: str, advocate_id: str, badge_id: str) -> str:
@@ -44,16 +45,10 @@ class BadgeDefinition(BaseModel):
     description: str = Field(min_length=1, max_length=1000)
     criteria: str = Field(min_length=1, max_length=2000, description="how it is earned, in words (Markdown)")
     image_url: str = Field(min_length=1, max_length=500)
-    metric: str
-    threshold: int = Field(ge=1, le=10_000_000)
+    metric: Counter
+    threshold: Annotated[int, Field(ge=1, le=10_000_000), NOT_BOOLEAN]
     alignments: list[Alignment] = Field(default_factory=list, max_length=10)
-    builtin: bool = False
-
-    @model_validator(mode="after")
-    def _metric_known(self) -> BadgeDefinition:
-        if self.metric not in COUNTERS:
-            raise ValueError(f"metric must be one of {', '.join(COUNTERS)}")
-        return self
+    builtin: StrictBool = False
 
 
 SKILLS_FRAMEWORK = "ESCO"

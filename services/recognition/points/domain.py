@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from services.recognition.leaderboards.domain import period_keys, quarter_bounds, quarter_of
 from services.recognition.rules.domain import SCORING_KINDS, Kind, Rules, Scoring
@@ -31,7 +31,22 @@ KUDOS_EVENT_TYPE = "chorus.kudos.given"  # kudos are given through the API, not 
 REDEEMED_EVENT_TYPE = "chorus.reward.redeemed"
 
 # Counters kept per advocate; badges and goals read them. A scoring entry bumps one of them.
-COUNTER_OF_KIND: dict[Kind, str] = {
+Counter = Literal[
+    "shares",
+    "verified_shares",
+    "unique_clicks",
+    "leads",
+    "sales",
+    "applications",
+    "hires",
+    "courses_completed",
+    "policies_acknowledged",
+    "content_published",
+    "kudos_received",
+    "colleague_sharers",  # distinct colleagues who shared this advocate's content
+    "points_lifetime",
+]
+COUNTER_OF_KIND: dict[Kind, Counter] = {
     Kind.SHARE_MADE: "shares",
     Kind.VERIFIED_SHARE: "verified_shares",
     Kind.UNIQUE_CLICK: "unique_clicks",
@@ -44,8 +59,7 @@ COUNTER_OF_KIND: dict[Kind, str] = {
     Kind.CONTENT_PUBLISHED: "content_published",
     Kind.KUDOS_RECEIVED: "kudos_received",
 }
-COLLEAGUE_SHARERS = "colleague_sharers"  # distinct colleagues who shared this advocate's content
-COUNTERS: tuple[str, ...] = (*COUNTER_OF_KIND.values(), COLLEAGUE_SHARERS, "points_lifetime")
+COLLEAGUE_SHARERS: Counter = "colleague_sharers"
 
 
 # --- ids --------------------------------------------------------------------------------------

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, model_validator
 
 from shared.clock import RequestTime
 from shared.errors import Conflict
+from shared.fields import NOT_BOOLEAN
 
 
 class Kind(StrEnum):
@@ -68,6 +69,10 @@ DEFAULT_POINTS: dict[str, int] = {
     Kind.KUDOS_RECEIVED: 5,
 }
 
+MAX_POINTS = 100_000  # what one event of a kind may be worth, at most
+# A key of `Rules.points`, stated in the document as the scoring kinds (Rules checks it is one).
+ScoringKey = Annotated[Kind, WithJsonSchema({"type": "string", "enum": [k.value for k in SCORING_KINDS]})]
+
 
 class Campaign(BaseModel):
     """A time-boxed multiplier; a contest also gets its own leaderboard period."""
@@ -98,14 +103,14 @@ class Rules(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    points: dict[Kind, StrictInt] = Field(
+    points: dict[ScoringKey, Annotated[int, Field(ge=0, le=MAX_POINTS), NOT_BOOLEAN]] = Field(
         default_factory=lambda: {Kind(k): v for k, v in DEFAULT_POINTS.items()}
     )
-    daily_cap: StrictInt | None = Field(
-        200, ge=0, description="most points per advocate per UTC day from capped kinds"
+    daily_cap: Annotated[int, Field(ge=0), NOT_BOOLEAN] | None = Field(
+        200, description="most points per advocate per UTC day from capped kinds"
     )
-    per_share_cap: StrictInt | None = Field(
-        50, ge=0, description="most points one share and its clicks may earn"
+    per_share_cap: Annotated[int, Field(ge=0), NOT_BOOLEAN] | None = Field(
+        50, description="most points one share and its clicks may earn"
     )
     capped_kinds: list[Kind] = Field(
         default_factory=lambda: [Kind.SHARE_MADE, Kind.VERIFIED_SHARE, Kind.UNIQUE_CLICK], max_length=20
@@ -113,8 +118,8 @@ class Rules(BaseModel):
     excluded_advocate_ids: list[str] = Field(default_factory=list, max_length=1000)
     excluded_content_ids: list[str] = Field(default_factory=list, max_length=1000)
     campaigns: list[Campaign] = Field(default_factory=list, max_length=50)
-    kudos_weekly_allowance: StrictInt = Field(5, ge=0, le=100)
-    thought_leader_colleagues: StrictInt = Field(3, ge=1, le=1000)
+    kudos_weekly_allowance: Annotated[int, Field(ge=0, le=100), NOT_BOOLEAN] = 5
+    thought_leader_colleagues: Annotated[int, Field(ge=1, le=1000), NOT_BOOLEAN] = 3
     leaver_points: Literal["keep", "expire"] = Field(
         "keep",
         description="what happens to the balance of an advocate the company directory deactivates:"
@@ -123,11 +128,9 @@ class Rules(BaseModel):
 
     @model_validator(mode="after")
     def _points_range(self) -> Rules:
-        for kind, value in self.points.items():
+        for kind in self.points:
             if kind not in SCORING_KINDS:
                 raise ValueError(f"points: {kind} is not a scoring kind")
-            if not 0 <= value <= 100_000:
-                raise ValueError(f"points.{kind} must be between 0 and 100000")
         ids = [c.id for c in self.campaigns]
         if len(set(ids)) != len(ids):
             raise ValueError("campaign ids must be unique")

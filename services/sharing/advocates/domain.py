@@ -19,12 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Literal, get_args
 
 from shared.errors import InvalidInput
 from shared.events.advocates import AdvocateEnrolled, AdvocateUpdated, NetworkAudience
 from shared.networks import NETWORKS, POST_LIMITS
 
-NETWORK_HEALTH = ("connected", "expired", "disconnected")
+NetworkHealth = Literal["connected", "expired", "disconnected"]
+NETWORK_HEALTH: tuple[str, ...] = get_args(NetworkHealth)
 
 
 @dataclass(frozen=True)

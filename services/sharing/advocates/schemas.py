@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from services.sharing.advocates import domain
-from services.sharing.advocates.domain import NETWORK_HEALTH
-from shared.networks import NETWORKS
+from services.sharing.advocates.domain import NetworkHealth
+from shared.fields import NOT_BOOLEAN
+from shared.networks import NETWORKS, Network
 from shared.pagination import Page
 
 NETWORK_NAMES = ", ".join(sorted(NETWORKS))
@@ -24,14 +26,17 @@ class Consents(Request):
 
 
 class ConnectedNetwork(Request):
-    network: str = Field(max_length=40, description=f"one of: {NETWORK_NAMES}")
+    network: Network
     handle: str = Field(max_length=200, description="the advocate's handle or profile URL on the network")
-    audience_size: int = Field(0, ge=0, le=1_000_000_000, description="followers / connections")
-    health: str = Field("connected", description=f"one of: {', '.join(NETWORK_HEALTH)}")
+    audience_size: Annotated[int, Field(ge=0, le=1_000_000_000), NOT_BOOLEAN] = Field(
+        0, description="followers / connections"
+    )
+    health: NetworkHealth = "connected"
 
 
 class AdvocateIn(Request):
-    display_name: str = Field(min_length=1, max_length=120)
+    # Not blank: surrounding whitespace is stripped before the length is checked.
+    display_name: str = Field(min_length=1, max_length=120, pattern=r"\S")
     team: str | None = Field(None, max_length=120)
     department: str | None = Field(None, max_length=120)
     location: str | None = Field(None, max_length=120)

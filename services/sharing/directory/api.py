@@ -3,101 +3,57 @@
 Identity providers (Entra ID, Okta, OneLogin) call it with `Authorization: Bearer <API key>`:
 an organisation API key holding the scope `scim:provision`, or an organisation admin's token.
 Every answer, errors included, is `application/scim+json`; errors are SCIM Error messages
-(RFC 7644 §3.12) with their `scimType`.
+(RFC 7644 §3.12) with their `scimType` (wire.py). Users and groups are listed and searched one
+way (`listed`); the OpenAPI document describes each operation's answers and bodies (schemas.py).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
-from pymongo.errors import PyMongoError
-from scim2_models import (
-    Context,
-    Error,
-    Group,
-    InvalidSyntaxException,
-    NotFoundException,
-    NotImplementedException,
-    PayloadTooLargeException,
-    ResponseParameters,
-    SCIMException,
-    SearchRequest,
-)
+from scim2_models import Error, Group, NotFoundException, NotImplementedException
 
 from services.sharing.directory import schemas
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource, etag
 from services.sharing.directory.service import DirectoryService
+from services.sharing.directory.wire import (
+    SCIM_ERRORS,
+    ScimJson,
+    ScimRoute,
+    base_of,
+    body_of,
+    page_of,
+    params_of,
+    scim_json,
+    search_of,
+)
 from shared.auth import API_KEY_ROLE, Principal, Role, require
-from shared.errors import AppError, store_unavailable
 
 SCOPE = "scim:provision"
-MAX_BODY = 1_000_000
 
-
-class ScimRoute(APIRoute):
-    """A route whose every error, from its dependencies (auth) to its body, is a SCIM Error."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def scim_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SCIMException as exc:
-                return scim_error(exc.to_error())
-            except ValidationError as exc:  # scim2-models refused the payload: the first reason
-                return scim_error(Error.from_validation_errors(exc)[0])
-            except RequestValidationError as exc:
-                first = exc.errors()[0]
-                where = ".".join(str(p) for p in first.get("loc", ()))
-                return scim_error(
-                    Error(status=400, scim_type="invalidValue", detail=f"{where}: {first['msg']}")
-                )
-            except PyMongoError as exc:  # the store did not answer: a 503 the client retries
-                unavailable = store_unavailable(exc)
-                if unavailable is None:
-                    raise
-                return app_error(unavailable)
-            except AppError as exc:
-                return app_error(exc)
-
-        return scim_handler
-
-
-def app_error(exc: AppError) -> Response:
-    """One of the service's own errors, as a SCIM Error (SCIM has no 422: a bad value is a 400)."""
-    status = 400 if exc.status == 422 else exc.status
-    response = scim_error(Error(status=status, detail=exc.detail))
-    response.headers.update(exc.headers)
-    return response
-
-
-def scim_error(error: Error) -> Response:
-    status = error.status or 400
-    return scim_json(error.model_dump(), status)
-
-
-def scim_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, default=str), status, headers=headers, media_type=schemas.SCIM_JSON)
-
-
-# Errors are SCIM Error messages, not problem+json: declared once for every operation (which also
-# keeps FastAPI from documenting its own 422, which these routes never answer).
-SCIM_ERRORS: dict[int | str, dict[str, Any]] = {
-    "4XX": {
-        "description": "a SCIM Error message (RFC 7644 §3.12): status, scimType, detail",
-        "content": {schemas.SCIM_JSON: {"schema": schemas.ERROR_SCHEMA}},
-    }
-}
 router = APIRouter(
-    prefix="/scim/v2", tags=["directory (SCIM 2.0)"], route_class=ScimRoute, responses=SCIM_ERRORS
+    prefix="/scim/v2",
+    tags=["directory (SCIM 2.0)"],
+    route_class=ScimRoute,
+    responses=SCIM_ERRORS,
+    default_response_class=ScimJson,
 )
+Responses = dict[int | str, dict[str, Any]]
+RESOURCE = schemas.RESOURCE_SCHEMA
+ONE_USER: Responses = {200: schemas.answer("the user", RESOURCE, resource=True)}
+ONE_GROUP: Responses = {200: schemas.answer("the group", RESOURCE, resource=True)}
+USERS: Responses = {200: schemas.answer("a page of users (a ListResponse)", schemas.LIST_SCHEMA)}
+GROUPS: Responses = {200: schemas.answer("a page of groups (a ListResponse)", schemas.LIST_SCHEMA)}
+DISCOVERY: Responses = {200: schemas.answer("the document", RESOURCE)}
+DISCOVERY_LIST: Responses = {200: schemas.answer("every one of them (a ListResponse)", schemas.LIST_SCHEMA)}
+USER_BODY = schemas.body(schemas.USER_IN_SCHEMA)
+GROUP_BODY = schemas.body(schemas.GROUP_IN_SCHEMA)
+SEARCH_BODY = schemas.body(schemas.SEARCH_SCHEMA)
+PATCH_BODY = schemas.body(schemas.PATCH_SCHEMA)
 
 
 async def provisioner(
@@ -123,42 +79,6 @@ Attributes = Annotated[str | None, Query(alias="attributes")]
 Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
 
 
-def base_of(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/scim/v2"
-
-
-async def body_of(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLargeException(detail=f"the body is over {MAX_BODY} bytes")
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise InvalidSyntaxException(detail=f"the body is not JSON: {exc}") from exc
-
-
-def params_of(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:
-    """What `attributes` / `excludedAttributes` (a comma-separated string, or paths) select."""
-    if attributes is None and excluded is None:
-        return None
-    params: ResponseParameters[Any] = ResponseParameters[model].model_validate(  # type: ignore[valid-type]
-        {"attributes": attributes, "excludedAttributes": excluded}
-    )
-    return params
-
-
-def search_of(model: Any, body: Any) -> SearchRequest[Any]:
-    search: SearchRequest[Any] = SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)  # type: ignore[valid-type]
-    return search
-
-
-def page_of(start_index: int | None, count: int | None) -> tuple[int, int]:
-    """RFC 7644 §3.4.2.4: startIndex below 1 is 1; count below 0 is 0; above the maximum, the maximum."""
-    start = max(start_index or 1, 1)
-    size = schemas.MAX_RESULTS if count is None else min(max(count, 0), schemas.MAX_RESULTS)
-    return start, size
-
-
 async def user_response(
     service: Service, org: str, user: DirectoryUser, request: Request, status: int = 200, params: Any = None
 ) -> Response:
@@ -178,35 +98,100 @@ def group_response(
     return scim_json(body, status, headers)
 
 
+# --- lists, one way for both resource types ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Listing:
+    """How a resource type is listed: its scim2-models model and a page of its resources."""
+
+    model: Any
+    page: Callable[[DirectoryService, str, str | None, int, int, str], Awaitable[tuple[int, list[Any]]]]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A list's query, from the URL (GET) or the body (POST .search)."""
+
+    filter: str | None
+    start_index: int | None
+    count: int | None
+    attributes: Any
+    excluded: Any
+
+
+async def user_page(
+    service: DirectoryService, org: str, filter: str | None, skip: int, size: int, base: str
+) -> tuple[int, list[Any]]:
+    total, users = await service.users(org, filter, skip, size)
+    groups = await service.groups_of(org, users)
+    return total, [schemas.user_out(u, groups[u.scim_id], base) for u in users]
+
+
+async def group_page(
+    service: DirectoryService, org: str, filter: str | None, skip: int, size: int, base: str
+) -> tuple[int, list[Any]]:
+    total, groups = await service.groups(org, filter, skip, size)
+    return total, [schemas.group_out(g, base) for g in groups]
+
+
+USER_LIST = Listing(UserResource, user_page)
+GROUP_LIST = Listing(Group, group_page)
+
+
+async def searched(listing: Listing, request: Request) -> ListQuery:
+    search = search_of(listing.model, await body_of(request))
+    return ListQuery(
+        search.filter, search.start_index, search.count, search.attributes, search.excluded_attributes
+    )
+
+
+async def listed(
+    listing: Listing, principal: Principal, service: DirectoryService, request: Request, query: ListQuery
+) -> Response:
+    params = params_of(listing.model, query.attributes, query.excluded)
+    start, size = page_of(query.start_index, query.count)
+    total, resources = await listing.page(
+        service, principal.org, query.filter, start - 1, size, base_of(request)
+    )
+    return scim_json(schemas.list_out(listing.model, resources, total, start, params))
+
+
 # --- discovery ---------------------------------------------------------------------------------
 
 
-@router.get("/ServiceProviderConfig", summary="What this SCIM provider offers")
+@router.get("/ServiceProviderConfig", summary="What this SCIM provider offers", responses=DISCOVERY)
 async def service_provider_config(principal: Provisioner, request: Request) -> Response:
     """PATCH, filtering, ETags; no bulk, sort or password change."""
     return scim_json(schemas.service_provider_config(base_of(request)))
 
 
-@router.get("/ResourceTypes", summary="The resource types: User (with the enterprise extension), Group")
+@router.get(
+    "/ResourceTypes",
+    summary="The resource types: User (with the enterprise extension), Group",
+    responses=DISCOVERY_LIST,
+)
 async def resource_types(principal: Provisioner, request: Request) -> Response:
     base = base_of(request)
     return scim_json(schemas.list_of([schemas.resource_type(name, base) for name in schemas.RESOURCE_TYPES]))
 
 
-@router.get("/ResourceTypes/{name}", summary="One resource type")
+@router.get("/ResourceTypes/{name}", summary="One resource type", responses=DISCOVERY)
 async def resource_type(name: str, principal: Provisioner, request: Request) -> Response:
     if name not in schemas.RESOURCE_TYPES:
         raise NotFoundException(detail=f"no resource type {name}")
     return scim_json(schemas.resource_type(name, base_of(request)))
 
 
-@router.get("/Schemas", summary="The schemas: core User, enterprise User, core Group")
+@router.get(
+    "/Schemas", summary="The schemas: core User, enterprise User, core Group", responses=DISCOVERY_LIST
+)
 async def schemas_list(principal: Provisioner, request: Request) -> Response:
     base = base_of(request)
     return scim_json(schemas.list_of([schemas.schema(urn, base) for urn in schemas.SCHEMAS]))
 
 
-@router.get("/Schemas/{urn}", summary="One schema")
+@router.get("/Schemas/{urn}", summary="One schema", responses=DISCOVERY)
 async def schema(urn: str, principal: Provisioner, request: Request) -> Response:
     if urn not in schemas.SCHEMAS:
         raise NotFoundException(detail=f"no schema {urn}")
@@ -216,14 +201,22 @@ async def schema(urn: str, principal: Provisioner, request: Request) -> Response
 # --- users -------------------------------------------------------------------------------------
 
 
-@router.post("/Users", summary="Provision a user (enrols or updates their advocate)")
+@router.post(
+    "/Users",
+    summary="Provision a user (enrols or updates their advocate)",
+    status_code=201,
+    responses={
+        201: schemas.answer("the user, created", RESOURCE, resource=True, links=schemas.links_to("User"))
+    },
+    openapi_extra=USER_BODY,
+)
 async def create_user(principal: Provisioner, service: Service, request: Request) -> Response:
     """409 uniqueness when the userName (or externalId) is taken; nothing is written then."""
     user = await service.create_user(principal.org, await body_of(request))
     return await user_response(service, principal.org, user, request, 201)
 
 
-@router.get("/Users", summary="List or filter users")
+@router.get("/Users", summary="List or filter users", responses=USERS)
 async def list_users(
     principal: Provisioner,
     service: Service,
@@ -236,37 +229,21 @@ async def list_users(
 ) -> Response:
     """Filters on userName, externalId, id, displayName, active, emails and meta.created /
     meta.lastModified; pages by startIndex and count."""
-    params = params_of(UserResource, attributes, excluded)
-    return await users_page(principal, service, request, filter, start_index, count, params)
+    query = ListQuery(filter, start_index, count, attributes, excluded)
+    return await listed(USER_LIST, principal, service, request, query)
 
 
-@router.post("/Users/.search", summary="Search users (the query in the body)")
+@router.post(
+    "/Users/.search",
+    summary="Search users (the query in the body)",
+    responses=USERS,
+    openapi_extra=SEARCH_BODY,
+)
 async def search_users(principal: Provisioner, service: Service, request: Request) -> Response:
-    search = search_of(UserResource, await body_of(request))
-    params = params_of(UserResource, search.attributes, search.excluded_attributes)
-    return await users_page(
-        principal, service, request, search.filter, search.start_index, search.count, params
-    )
+    return await listed(USER_LIST, principal, service, request, await searched(USER_LIST, request))
 
 
-async def users_page(
-    principal: Principal,
-    service: DirectoryService,
-    request: Request,
-    filter: str | None,
-    start_index: int | None,
-    count: int | None,
-    params: ResponseParameters[Any] | None,
-) -> Response:
-    start, size = page_of(start_index, count)
-    total, users = await service.users(principal.org, filter, start - 1, size)
-    groups = await service.groups_of(principal.org, users)
-    base = base_of(request)
-    resources = [schemas.user_out(u, groups[u.scim_id], base) for u in users]
-    return scim_json(schemas.list_out(UserResource, resources, total, start, params))
-
-
-@router.get("/Users/{scim_id}", summary="One user")
+@router.get("/Users/{scim_id}", summary="One user", responses=ONE_USER, operation_id="scim_get_user")
 async def get_user(
     scim_id: str,
     principal: Provisioner,
@@ -280,7 +257,13 @@ async def get_user(
     return await user_response(service, principal.org, user, request, params=params)
 
 
-@router.put("/Users/{scim_id}", summary="Replace a user")
+@router.put(
+    "/Users/{scim_id}",
+    summary="Replace a user",
+    responses=ONE_USER,
+    openapi_extra=USER_BODY,
+    operation_id="scim_replace_user",
+)
 async def replace_user(
     scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -289,7 +272,13 @@ async def replace_user(
     return await user_response(service, principal.org, user, request)
 
 
-@router.patch("/Users/{scim_id}", summary="Change a user (PATCH add, replace, remove)")
+@router.patch(
+    "/Users/{scim_id}",
+    summary="Change a user (PATCH add, replace, remove)",
+    responses=ONE_USER,
+    openapi_extra=PATCH_BODY,
+    operation_id="scim_patch_user",
+)
 async def patch_user(
     scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -299,7 +288,12 @@ async def patch_user(
     return await user_response(service, principal.org, user, request)
 
 
-@router.delete("/Users/{scim_id}", summary="Remove a user (their advocate stays, deactivated)")
+@router.delete(
+    "/Users/{scim_id}",
+    summary="Remove a user (their advocate stays, deactivated)",
+    status_code=204,
+    operation_id="scim_delete_user",
+)
 async def delete_user(
     scim_id: str, principal: Provisioner, service: Service, if_match: IfMatch = None
 ) -> Response:
@@ -310,13 +304,21 @@ async def delete_user(
 # --- groups ------------------------------------------------------------------------------------
 
 
-@router.post("/Groups", summary="Provision a group (a team: its members' team is its name)")
+@router.post(
+    "/Groups",
+    summary="Provision a group (a team: its members' team is its name)",
+    status_code=201,
+    responses={
+        201: schemas.answer("the group, created", RESOURCE, resource=True, links=schemas.links_to("Group"))
+    },
+    openapi_extra=GROUP_BODY,
+)
 async def create_group(principal: Provisioner, service: Service, request: Request) -> Response:
     group = await service.create_group(principal.org, await body_of(request))
     return group_response(group, request, 201)
 
 
-@router.get("/Groups", summary="List or filter groups")
+@router.get("/Groups", summary="List or filter groups", responses=GROUPS)
 async def list_groups(
     principal: Provisioner,
     service: Service,
@@ -328,36 +330,21 @@ async def list_groups(
     excluded: Excluded = None,
 ) -> Response:
     """Filters on displayName, externalId, id, members and meta.created / meta.lastModified."""
-    params = params_of(Group, attributes, excluded)
-    return await groups_page(principal, service, request, filter, start_index, count, params)
+    query = ListQuery(filter, start_index, count, attributes, excluded)
+    return await listed(GROUP_LIST, principal, service, request, query)
 
 
-@router.post("/Groups/.search", summary="Search groups (the query in the body)")
+@router.post(
+    "/Groups/.search",
+    summary="Search groups (the query in the body)",
+    responses=GROUPS,
+    openapi_extra=SEARCH_BODY,
+)
 async def search_groups(principal: Provisioner, service: Service, request: Request) -> Response:
-    search = search_of(Group, await body_of(request))
-    params = params_of(Group, search.attributes, search.excluded_attributes)
-    return await groups_page(
-        principal, service, request, search.filter, search.start_index, search.count, params
-    )
+    return await listed(GROUP_LIST, principal, service, request, await searched(GROUP_LIST, request))
 
 
-async def groups_page(
-    principal: Principal,
-    service: DirectoryService,
-    request: Request,
-    filter: str | None,
-    start_index: int | None,
-    count: int | None,
-    params: ResponseParameters[Any] | None,
-) -> Response:
-    start, size = page_of(start_index, count)
-    total, groups = await service.groups(principal.org, filter, start - 1, size)
-    base = base_of(request)
-    resources = [schemas.group_out(g, base) for g in groups]
-    return scim_json(schemas.list_out(Group, resources, total, start, params))
-
-
-@router.get("/Groups/{scim_id}", summary="One group")
+@router.get("/Groups/{scim_id}", summary="One group", responses=ONE_GROUP, operation_id="scim_get_group")
 async def get_group(
     scim_id: str,
     principal: Provisioner,
@@ -370,7 +357,13 @@ async def get_group(
     return group_response(await service.group(principal.org, scim_id), request, params=params)
 
 
-@router.put("/Groups/{scim_id}", summary="Replace a group")
+@router.put(
+    "/Groups/{scim_id}",
+    summary="Replace a group",
+    responses=ONE_GROUP,
+    openapi_extra=GROUP_BODY,
+    operation_id="scim_replace_group",
+)
 async def replace_group(
     scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -378,7 +371,13 @@ async def replace_group(
     return group_response(group, request)
 
 
-@router.patch("/Groups/{scim_id}", summary="Change a group: rename, add or remove members")
+@router.patch(
+    "/Groups/{scim_id}",
+    summary="Change a group: rename, add or remove members",
+    responses=ONE_GROUP,
+    openapi_extra=PATCH_BODY,
+    operation_id="scim_patch_group",
+)
 async def patch_group(
     scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
 ) -> Response:
@@ -386,7 +385,12 @@ async def patch_group(
     return group_response(group, request)
 
 
-@router.delete("/Groups/{scim_id}", summary="Remove a group (its members leave the team)")
+@router.delete(
+    "/Groups/{scim_id}",
+    summary="Remove a group (its members leave the team)",
+    status_code=204,
+    operation_id="scim_delete_group",
+)
 async def delete_group(
     scim_id: str, principal: Provisioner, service: Service, if_match: IfMatch = None
 ) -> Response:
@@ -397,7 +401,8 @@ async def delete_group(
 # --- anything else under /scim/v2 --------------------------------------------------------------
 
 
-@router.post("/.search", summary="Search across resource types: not offered (501)")
+# Not offered, so not in the document: a client that tries it learns why (501).
+@router.post("/.search", include_in_schema=False)
 async def search_everything(principal: Provisioner) -> Response:
     """Search /Users/.search or /Groups/.search instead."""
     raise NotImplementedException(

@@ -150,11 +150,148 @@ def list_of(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+# What the OpenAPI document says of the messages (RFC 7644). The resources' attributes are
+# RFC 7643's schemas, served at /Schemas; the document names the message shapes and leaves each
+# resource's attributes to those schemas (scim2-models checks them, with a 400 naming the first
+# fault).
+URNS = {
+    "list": "urn:ietf:params:scim:api:messages:2.0:ListResponse",
+    "search": "urn:ietf:params:scim:api:messages:2.0:SearchRequest",
+    "patch": "urn:ietf:params:scim:api:messages:2.0:PatchOp",
+    "error": "urn:ietf:params:scim:api:messages:2.0:Error",
+}
+_URN_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+RESOURCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "a SCIM resource: its attributes are those of the schemas it names (GET /Schemas)",
+    "required": ["schemas"],
+    "properties": {
+        "schemas": {**_URN_LIST, "minItems": 1},
+        "id": {"type": "string"},
+        "meta": {"type": "object"},
+    },
+}
+LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["schemas", "totalResults"],
+    "properties": {
+        "schemas": {"type": "array", "items": {"const": URNS["list"]}},
+        "totalResults": {"type": "integer", "minimum": 0},
+        "startIndex": {"type": "integer", "minimum": 1},
+        "itemsPerPage": {"type": "integer", "minimum": 0},
+        "Resources": {"type": "array", "items": RESOURCE_SCHEMA},
+    },
+}
+# An attribute a resource may leave unassigned takes null as its absence (RFC 7643 §2.5).
+_OPTIONAL_TEXT = {"type": ["string", "null"]}
+USER_IN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "a User (RFC 7643 §4.1) with the enterprise extension; its attributes are those of"
+    " the schemas it names (GET /Schemas)",
+    "required": ["userName"],
+    "properties": {
+        "schemas": {
+            "type": "array",
+            "items": {"enum": [str(User.__schema__), domain.ENTERPRISE]},
+        },
+        "userName": {"type": "string", "description": "unique in the organisation, ignoring case"},
+        "externalId": _OPTIONAL_TEXT,
+        "displayName": _OPTIONAL_TEXT,
+        "active": {"description": "a boolean; false deactivates the advocate"},
+        domain.ENTERPRISE: {"description": "the enterprise extension's attributes (GET /Schemas)"},
+    },
+}
+GROUP_IN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "a Group (RFC 7643 §4.2): its members are users' ids",
+    "required": ["displayName"],
+    "properties": {
+        "schemas": {"type": "array", "items": {"const": str(Group.__schema__)}},
+        "displayName": {"type": "string"},
+        "externalId": _OPTIONAL_TEXT,
+        "members": {
+            "type": ["array", "null"],
+            "items": {"type": "object", "properties": {"value": {"type": ["string", "null"]}}},
+        },
+    },
+}
+_NULLABLE_COUNT = {"type": ["integer", "null"]}
+_NULLABLE_PATHS = {"type": ["array", "null"], "items": {"type": "string"}}
+SEARCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": f"RFC 7644 §3.4.3: the query of a GET, in the body; `schemas`: [{URNS['search']}]",
+    "properties": {
+        "schemas": _URN_LIST,
+        "filter": {**_OPTIONAL_TEXT, "description": "RFC 7644 §3.4.2.2"},
+        "startIndex": _NULLABLE_COUNT,
+        "count": _NULLABLE_COUNT,
+        "attributes": _NULLABLE_PATHS,
+        "excludedAttributes": _NULLABLE_PATHS,
+    },
+}
+PATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["Operations"],
+    "properties": {
+        "schemas": {"type": "array", "items": {"const": URNS["patch"]}},
+        "Operations": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["op"],
+                "properties": {
+                    "op": {  # add, replace or remove, in any case
+                        "type": "string",
+                        "pattern": "^([Aa][Dd][Dd]|[Rr][Ee][Pp][Ll][Aa][Cc][Ee]|[Rr][Ee][Mm][Oo][Vv][Ee])$",
+                    },
+                    "path": {**_OPTIONAL_TEXT, "description": "RFC 7644 §3.5.2: an attribute path"},
+                    "value": {},
+                },
+            },
+        },
+    },
+}
+
+
+def body(schema: dict[str, Any]) -> dict[str, Any]:
+    """An operation's request body (`openapi_extra`): SCIM JSON, or plain JSON as clients also send."""
+    content = {"schema": schema}
+    return {"requestBody": {"required": True, "content": {SCIM_JSON: content, "application/json": content}}}
+
+
+def answer(
+    description: str, schema: dict[str, Any], *, resource: bool = False, links: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A success answer's description; a resource's carries its ETag and Location, and a created
+    one links to the operations on it (by `operation_id`, with its id)."""
+    documented: dict[str, Any] = {"description": description, "content": {SCIM_JSON: {"schema": schema}}}
+    if links:
+        documented["links"] = links
+    if resource:
+        documented["headers"] = {
+            "ETag": {"description": "the resource's version, as meta.version", "schema": {"type": "string"}},
+            "Location": {"description": "the resource's URL, as meta.location", "schema": {"type": "string"}},
+        }
+    return documented
+
+
+def links_to(resource_type: str) -> dict[str, Any]:
+    """The links of a created resource to reading, replacing, changing and removing it."""
+    return {
+        f"{verb}{resource_type}": {
+            "operationId": f"scim_{verb.lower()}_{resource_type.lower()}",
+            "parameters": {"scim_id": "$response.body#/id"},
+        }
+        for verb in ("Get", "Replace", "Patch", "Delete")
+    }
+
+
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["schemas", "status"],
     "properties": {
-        "schemas": {"type": "array", "items": {"const": "urn:ietf:params:scim:api:messages:2.0:Error"}},
+        "schemas": {"type": "array", "items": {"const": URNS["error"]}},
         "status": {"type": "string", "description": "the HTTP status, as a string"},
         "scimType": {"type": "string", "description": "invalidFilter, uniqueness, invalidPath, ..."},
         "detail": {"type": "string"},

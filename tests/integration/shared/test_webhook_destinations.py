@@ -61,6 +61,16 @@ async def test_a_host_that_resolves_to_a_private_address_is_refused_at_registrat
         await production.close()
 
 
+async def test_a_url_no_request_could_be_sent_to_is_refused_naming_it(deliveries: DeliveryStore) -> None:
+    production = engine(deliveries, "", development=False)
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            await production.checked_url("https://later.example.test/hook?\x19")  # a control character
+        assert [e["field"] for e in refused.value.errors] == ["url"]
+    finally:
+        await production.close()
+
+
 async def test_the_request_goes_to_the_checked_address_under_the_hosts_own_name(
     deliveries: DeliveryStore,
 ) -> None:

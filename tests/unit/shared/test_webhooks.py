@@ -86,11 +86,19 @@ def test_a_failure_is_retried_later_until_the_last_attempt_then_fails() -> None:
         "https://[::1]/hook",
         "https://localhost/hook",
         "/relative",
+        "https://example.com:99999/hook",  # no such port
     ],
 )
 def test_urls_that_are_not_public_https_are_refused(url: str) -> None:
     with pytest.raises(InvalidInput):
         policy.check_url(url, allow_insecure_loopback=False)
+
+
+@pytest.mark.parametrize("host", ["a" * 64 + ".example.com", "a..example.com"])
+def test_a_host_no_lookup_could_send_is_refused_naming_the_url(host: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        policy.check_url(f"https://{host}/hook", allow_insecure_loopback=False)
+    assert refused.value.errors == [{"field": "url", "message": "its host is not a valid host name"}]
 
 
 def test_development_may_call_a_local_receiver_over_http() -> None:

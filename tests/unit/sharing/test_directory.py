@@ -19,8 +19,8 @@ from scim2_models import (
 from starlette.testclient import TestClient
 
 from services.sharing.directory import domain, query
-from services.sharing.directory.api import ScimRoute
 from services.sharing.directory.domain import UserResource
+from services.sharing.directory.wire import ScimRoute
 from shared.errors import InvalidInput, NotFound
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)

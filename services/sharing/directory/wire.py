@@ -1,0 +1,129 @@
+"""The SCIM wire of the directory's routes (RFC 7644): the route class that turns every error,
+auth and query parameters included, into a SCIM Error; the `application/scim+json` answers; and
+reading a request's body, its `attributes`, a search and a page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import ValidationError
+from pymongo.errors import PyMongoError
+from scim2_models import (
+    Context,
+    Error,
+    InvalidSyntaxException,
+    PayloadTooLargeException,
+    ResponseParameters,
+    SCIMException,
+    SearchRequest,
+)
+
+from services.sharing.directory import schemas
+from shared.errors import AppError, store_unavailable
+
+MAX_BODY = 1_000_000
+
+
+class ScimRoute(APIRoute):
+    """A route whose every error, from its dependencies (auth) to its body, is a SCIM Error."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def scim_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SCIMException as exc:
+                return scim_error(exc.to_error())
+            except ValidationError as exc:  # scim2-models refused the payload: the first reason
+                return scim_error(Error.from_validation_errors(exc)[0])
+            except RequestValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first.get("loc", ()))
+                return scim_error(
+                    Error(status=400, scim_type="invalidValue", detail=f"{where}: {first['msg']}")
+                )
+            except PyMongoError as exc:  # the store did not answer: a 503 the client retries
+                unavailable = store_unavailable(exc)
+                if unavailable is None:
+                    raise
+                return app_error(unavailable)
+            except AppError as exc:
+                return app_error(exc)
+
+        return scim_handler
+
+
+def app_error(exc: AppError) -> Response:
+    """One of the service's own errors, as a SCIM Error (SCIM has no 422: a bad value is a 400)."""
+    status = 400 if exc.status == 422 else exc.status
+    response = scim_error(Error(status=status, detail=exc.detail))
+    response.headers.update(exc.headers)
+    return response
+
+
+def scim_error(error: Error) -> Response:
+    status = error.status or 400
+    return scim_json(error.model_dump(), status)
+
+
+def scim_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, default=str), status, headers=headers, media_type=schemas.SCIM_JSON)
+
+
+# Errors are SCIM Error messages, not problem+json: declared once for every operation (which also
+# keeps FastAPI from documenting its own 422, which these routes never answer).
+SCIM_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "description": "a SCIM Error message (RFC 7644 §3.12): status, scimType, detail",
+        "content": {schemas.SCIM_JSON: {"schema": schemas.ERROR_SCHEMA}},
+    }
+}
+
+
+class ScimJson(Response):
+    """What every operation answers, for the document (the routes build their answers whole)."""
+
+    media_type = schemas.SCIM_JSON
+
+
+def base_of(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/scim/v2"
+
+
+async def body_of(request: Request) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLargeException(detail=f"the body is over {MAX_BODY} bytes")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidSyntaxException(detail=f"the body is not JSON: {exc}") from exc
+
+
+def params_of(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:
+    """What `attributes` / `excludedAttributes` (a comma-separated string, or paths) select."""
+    if attributes is None and excluded is None:
+        return None
+    params: ResponseParameters[Any] = ResponseParameters[model].model_validate(  # type: ignore[valid-type]
+        {"attributes": attributes, "excludedAttributes": excluded}
+    )
+    return params
+
+
+def search_of(model: Any, body: Any) -> SearchRequest[Any]:
+    search: SearchRequest[Any] = SearchRequest[model].model_validate(body, scim_ctx=Context.SEARCH_REQUEST)  # type: ignore[valid-type]
+    return search
+
+
+def page_of(start_index: int | None, count: int | None) -> tuple[int, int]:
+    """RFC 7644 §3.4.2.4: startIndex below 1 is 1; count below 0 is 0; above the maximum, the maximum."""
+    start = max(start_index or 1, 1)
+    size = schemas.MAX_RESULTS if count is None else min(max(count, 0), schemas.MAX_RESULTS)
+    return start, size
