@@ -95,6 +95,8 @@ class ChorusSettings(BaseSettings):
     # and how long after an erasure event the person's entry is shredded: longer than any
     # consumer lags, since consumers need the entry to know whom the event names.
     vault_cache_s: float = Field(5.0, gt=0)
+    # The vault's database, shared by every service; none: <mongo_db_prefix>_vault.
+    vault_database: str | None = None
     erasure_grace_s: float = Field(24 * 3600.0, ge=0)
     vault_shred_interval_s: float = Field(30.0, gt=0)
     # Worker processes per tallied subscription (Subscription.on_tally), which decode and fold
@@ -140,3 +142,6 @@ class ChorusSettings(BaseSettings):
 
     def database_name(self, service: str) -> str:
         return f"{self.mongo_db_prefix}_{service}"
+
+    def vault_database_name(self) -> str:
+        return self.vault_database or self.database_name("vault")

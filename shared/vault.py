@@ -2,7 +2,8 @@
 
 Events name people by pseudonym and carry what is about them encrypted under their own key
 (shared/events/personal.py). The vault keeps, per organisation and person, the pseudonym and the
-key, in its own database (`<prefix>_vault`) that every service reads: a key service in spirit,
+key, in its own database (`CHORUS_VAULT_DATABASE`, by default `<prefix>_vault`) that every
+service reads: a key service in spirit,
 with MongoDB behind it. Producers `seal` events on the way out (a person is added on first
 sight); consumers `reveal` them on the way in.
 
@@ -75,7 +76,7 @@ class Vault:
                 if self._db is None:
                     if self._client is None:
                         self._client = create_client(self._settings)
-                    db = self._client[self._settings.database_name("vault")]
+                    db = self._client[self._settings.vault_database_name()]
                     await ensure_indexes(db, INDEXES)
                     self._db = db
         return Tenants(self._db)

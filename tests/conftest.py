@@ -82,6 +82,9 @@ def settings(stack: local_stack.StackConfig) -> ChorusSettings:
         kafka_bootstrap=stack.kafka_bootstrap,
         mongo_url=stack.mongo_url,
         mongo_db_prefix=SESSION_PREFIX,
+        # One vault for the session: a test that runs a service copy under a prefix of its own
+        # must still reveal what the session's producers sealed.
+        vault_database=f"{SESSION_PREFIX}_vault",
         consumer_group_prefix=SESSION_PREFIX,
         otlp_endpoint=stack.otlp_http_endpoint,
         consumer_retry_backoff_s=0.05,

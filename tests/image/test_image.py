@@ -211,6 +211,8 @@ def test_every_service_runs_from_the_image_read_only_as_uid_10001(
     env = {
         **stack.env(),
         "CHORUS_MONGO_DB_PREFIX": f"{settings.mongo_db_prefix}img",
+        # The session's vault: what the test's own producers seal, these processes reveal.
+        "CHORUS_VAULT_DATABASE": settings.vault_database_name(),
         "CHORUS_CONSUMER_GROUP_PREFIX": f"{settings.consumer_group_prefix}img",
         "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['sharing']}",
     }

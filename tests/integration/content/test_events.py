@@ -15,12 +15,13 @@ from services.content.program.domain import OrgSettings
 from services.content.program.store import SETTINGS, ProgramStore
 from services.content.settings import ContentSettings
 from shared.events import Event, EventData
-from shared.events.content import SettingsUpdated
+from shared.events.content import ContentPublished, ContentRejected, SettingsUpdated
 from shared.events.envelope import json_schema
+from shared.events.personal import is_pseudonym
 from shared.mongo import create_client
 from shared.outbox import OUTBOX, OUTBOX_SINCE, PENDING_FILTER, pending
 from shared.settings import ChorusSettings
-from tests.helpers import eventually, new_org, tap
+from tests.helpers import TopicTap, eventually, new_org, tap
 from tests.integration.content.conftest import Users, article
 from tests.integration.query_plans import plan_stages, uses_an_index
 
@@ -151,7 +152,14 @@ async def test_every_transition_emits_an_event_that_matches_its_schema(
     assert published["audience"] == {"teams": ["sales"], "departments": [], "locations": []}
     assert published["url"] == "https://example.com/news/lyon"
     assert published["networks"] == ["linkedin", "x"]
-    assert published["author_advocate_id"] == "ann" and published["published_by"] == "editor-1"
+    # On the topic people are pseudonyms (docs/erasure.md); a consumer reads them back as ids.
+    assert is_pseudonym(published["author_advocate_id"]) and is_pseudonym(published["published_by"])
+    revealed = next(
+        e.data
+        for e in content_tap.seen
+        if isinstance(e.data, ContentPublished) and e.subject == item["id"] and e.tenant == org
+    )
+    assert (revealed.author_advocate_id, revealed.published_by) == ("ann", "editor-1")
     assert published["expires_at"] is not None
     updated = by_type["chorus.content.updated"][0]["data"]
     assert (
@@ -163,13 +171,21 @@ async def test_every_transition_emits_an_event_that_matches_its_schema(
     assert rejected_event == {
         "content_id": rejected["id"],
         "reason": "Duplicate",
-        "author_advocate_id": "ann",
+        "author_advocate_id": revealed_author_pseudonym(content_tap, rejected["id"]),
     }
     settings_event = by_type["chorus.settings.updated"][0]["data"]
     assert isinstance(settings_event, dict)
     assert settings_event["required_disclosure"] == "#employee" and settings_event["daily_share_limit"] == 5
-    assert training_events[0]["data"] == {"advocate_id": "ann", "course_id": course["id"], "title": "Basics"}
-    assert training_events[1]["data"] == {"advocate_id": "ann", "policy_version": 1}
+    pseudonym = training_events[0]["data"]["advocate_id"]  # type: ignore[index]
+    assert is_pseudonym(pseudonym) and pseudonym == training_events[1]["data"]["advocate_id"]  # type: ignore[index]
+    assert training_events[0]["data"] == {
+        "advocate_id": pseudonym,
+        "course_id": course["id"],
+        "title": "Basics",
+    }
+    assert training_events[1]["data"] == {"advocate_id": pseudonym, "policy_version": 1}
+    # Read as a consumer reads them, the pseudonym is ann again.
+    assert {e.data.advocate_id for e in training_tap.seen if e.tenant == org} == {"ann"}  # type: ignore[attr-defined]
 
 
 async def test_the_relay_publishes_events_left_in_an_outbox(
@@ -220,3 +236,18 @@ async def test_the_relay_and_the_expiry_sweeper_find_their_work_through_an_index
             assert uses_an_index(explain), (status, plan_stages(explain))
     finally:
         await mongo.close()
+
+
+def revealed_author_pseudonym(tap: TopicTap, content_id: str) -> str:
+    """The pseudonym of "ann" as the rejection of `content_id` carried it on the topic, checked to
+    be hers by the tap's consumer-side reading."""
+    [raw] = [
+        r
+        for r, e in zip(tap.raw, tap.seen, strict=True)
+        if e.type == "chorus.content.rejected" and e.subject == content_id
+    ]
+    [seen] = [e for e in tap.seen if e.type == "chorus.content.rejected" and e.subject == content_id]
+    assert isinstance(seen.data, ContentRejected) and seen.data.author_advocate_id == "ann"
+    pseudonym = json.loads(raw.value)["data"]["author_advocate_id"]
+    assert is_pseudonym(pseudonym)
+    return str(pseudonym)

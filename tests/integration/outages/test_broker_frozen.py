@@ -149,7 +149,7 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
 
     await eventually(nothing_pending)
 
-    taps = [await TopicTap(chorus.settings.kafka_bootstrap, t.name).open() for t in TOPICS]
+    taps = [await TopicTap(chorus.settings, t.name).open() for t in TOPICS]
     write = Writes(chorus)
     try:
         with frozen(stack, "kafka"):

@@ -93,6 +93,8 @@ async def replicas(
         **os.environ,
         **stack.env(),
         "CHORUS_MONGO_DB_PREFIX": prefix,
+        # The session's vault: what the test's own producers seal, these processes reveal.
+        "CHORUS_VAULT_DATABASE": settings.vault_database_name(),
         "CHORUS_CONSUMER_GROUP_PREFIX": prefix,
         "CHORUS_RELAY_EVERY_S": "0.5",
         "CHORUS_RELAY_GRACE_S": "1.0",

@@ -22,6 +22,7 @@ from shared.events.training import PolicyAcknowledged
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, kafka_security
 from shared.messaging.replay import TopicRange
 from shared.settings import ChorusSettings
+from shared.vault import Vault
 from tests.helpers import new_org
 
 pytestmark = pytest.mark.integration
@@ -66,10 +67,19 @@ def acknowledgement(org: str) -> Event[PolicyAcknowledged]:
 
 
 async def read_back(settings: ChorusSettings, topic: str, org: str, since: datetime) -> list[Event[object]]:
-    records = TopicRange(settings.kafka_bootstrap, [topic], since=since, security=kafka_security(settings))
-    return [
-        item.event async for batch in records.batches() for item in batch.items if item.event.tenant == org
-    ]
+    vault = Vault(settings)  # people are read back as a service's consumer reads them
+    records = TopicRange(
+        settings.kafka_bootstrap, [topic], since=since, security=kafka_security(settings), vault=vault
+    )
+    try:
+        return [
+            item.event
+            async for batch in records.batches()
+            for item in batch.items
+            if item.event.tenant == org
+        ]
+    finally:
+        await vault.close()
 
 
 @pytest.mark.parametrize("mtls", [False, True], ids=["sasl_ssl", "mtls"])

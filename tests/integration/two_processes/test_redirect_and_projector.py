@@ -130,6 +130,8 @@ def processes(
         **os.environ,
         **stack.env(),
         "CHORUS_MONGO_DB_PREFIX": prefix,
+        # The session's vault: what the test's own producers seal, these processes reveal.
+        "CHORUS_VAULT_DATABASE": settings.vault_database_name(),
         "CHORUS_CONSUMER_GROUP_PREFIX": prefix,
         "CHORUS_PUBLIC_BASE_URL": f"http://127.0.0.1:{PORT_BASE}",
         # The ingress passes the visitor's address on; the redirect hashes visitors by it.
