@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.content.training.domain import Course, Module, Policy, Progress
+from shared import idempotency
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
@@ -198,3 +199,5 @@ class TrainingStore:
     async def erase_training(self, org: str, advocate_id: str) -> None:
         await self._tenants.of(org, COURSE_PROGRESS).delete_many({"advocate_id": advocate_id})
         await self._tenants.of(org, POLICY_ACKS).delete_many({"advocate_id": advocate_id})
+        # Stored answers of the advocate's creates (submissions, completions) name them.
+        await idempotency.forget_answers_naming(self._tenants.db, org, advocate_id)

@@ -8,6 +8,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.profiles.domain import Profile
+from shared import idempotency
 from shared.mongo import Document, IndexSpec, joined_id
 from shared.names import Name, visible_names
 from shared.tenancy import Tenants
@@ -69,6 +70,8 @@ class ProfileStore:
 
     async def delete(self, org: str, advocate_id: str) -> None:
         await self.tenants.of(org, ADVOCATES).delete_one({"_id": joined_id(org, advocate_id)})
+        # Stored answers of kudos and redemptions name the advocate.
+        await idempotency.forget_answers_naming(self.tenants.db, org, advocate_id)
 
     async def mark_erased(self, org: str, marker: str) -> None:
         await self.tenants.of(org, ERASED).update_one(

@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from services.recognition.settings import RecognitionSettings
 from shared.events.advocates import AdvocateErased
 from shared.events.recognition import RewardRedeemed
 from shared.messaging import EventProducer
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.helpers import bearer, eventually, new_org, tap
@@ -286,12 +288,22 @@ async def test_kudos_have_a_weekly_allowance_and_the_receiver_scores(
 
 
 async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
-    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+    client: httpx.AsyncClient,
+    producer: EventProducer,
+    settings: ChorusSettings,
+    recognition_settings: RecognitionSettings,
 ) -> None:
     org = new_org()
     await give_points(client, settings, org, "gone", 2)
     await give_points(client, settings, org, "stays", 1)
     other = as_(settings, org, "stays")
+    # A create whose stored answer names the advocate (kept for Idempotency-Key replays).
+    thanked = await client.post(
+        "/v1/kudos",
+        headers={**other, "Idempotency-Key": "thanks-gone"},
+        json={"to": "gone", "message": "thanks"},
+    )
+    assert thanked.status_code == 201, thanked.text
     board = body(await client.get("/v1/leaderboard", headers=other, params={"period": "all"}))
     assert [r["advocate_id"] for r in board["items"]] == ["gone", "stays"]
     await publisher(producer, org).send(AdvocateErased(advocate_id="gone", requested_by="dpo"))
@@ -305,3 +317,11 @@ async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
     assert body(await client.get("/v1/me/points", headers=erased))["lifetime"] == 0
     assert body(await client.get("/v1/me/kudos", headers=erased))["items"] == []
     assert body(await client.get("/v1/me/ledger", headers=erased))["items"] == []
+    mongo = create_client(recognition_settings)
+    try:
+        answers = mongo[recognition_settings.database_name("recognition")]["idempotency_keys"]
+        assert [
+            d["_id"] async for d in answers.find({"org": org}) if '"gone"' in json.dumps(d, default=str)
+        ] == []
+    finally:
+        await mongo.close()
