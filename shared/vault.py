@@ -21,7 +21,6 @@ may still reveal an entry after it was shredded.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -34,7 +33,6 @@ from pymongo.errors import DuplicateKeyError
 from shared.clock import utc_now
 from shared.events.envelope import AnyEvent
 from shared.events.personal import (
-    PSEUDONYM_BYTES,
     Person,
     new_person,
     pseudonyms_in,
@@ -51,8 +49,6 @@ INDEXES = [
     IndexSpec(PEOPLE, [("org", ASCENDING), ("sub", ASCENDING)], unique=True),
     IndexSpec(PEOPLE, [("shred_at", ASCENDING)], options={"sparse": True}),
 ]
-# An envelope's organisation, in any JSON spacing: a record may have been written by other tools.
-_TENANT = re.compile(rb'"tenant"\s*:\s*"([^"\\]+)"')
 _CACHE_MAX = 200_000
 
 
@@ -151,18 +147,6 @@ class Vault:
         return [
             reveal_event(event, people[event.tenant]) if event.tenant in people else event for event in events
         ]
-
-    async def people_in_records(self, values: Iterable[bytes | None]) -> dict[str, dict[str, Person]]:
-        """Per organisation, the people named in raw record values (for a poll decoded in a worker
-        process, which reveals with these): found by their form, in one pass over the poll (the
-        consumer's process does this for every click). Each organisation of the poll is asked
-        for every pseudonym found; it answers with its own people only."""
-        poll = b"\x00".join(value for value in values if value)
-        found = {pseudonym.decode() for pseudonym in set(PSEUDONYM_BYTES.findall(poll))}
-        if not found:
-            return {}
-        orgs = {tenant.decode() for tenant in set(_TENANT.findall(poll))}
-        return {org: await self.people(org, found) for org in orgs}
 
     async def people(self, org: str, pseudonyms: set[str]) -> dict[str, Person]:
         """The people of `org` these pseudonyms name; an erased person is not among them."""

@@ -38,8 +38,6 @@ from pydantic.json_schema import JsonSchemaValue
 
 PSEUDONYM_PREFIX = "psn_"
 PSEUDONYM = re.compile(r"psn_[a-z2-7]{26}")
-# Finds the pseudonyms in a record's raw value, without decoding it (the tally workers' polls).
-PSEUDONYM_BYTES = re.compile(rb"psn_[a-z2-7]{26}")
 SEALED_PREFIX = "enc:v1:"
 KEY_BYTES = 64  # AES-SIV with two 256-bit keys
 

@@ -33,6 +33,7 @@ the outage ends, and a runner stopped meanwhile leaves that poll uncommitted.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import time
@@ -49,6 +50,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from pymongo.errors import ConnectionFailure
 
 from shared.events import AnyEvent, DecodeError, Event, EventData, Topic, UnknownEventType, decode
+from shared.events.personal import Person
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
@@ -382,12 +384,29 @@ class ConsumerRunner:
 
     async def _tally(self, topic: str, raw: list[RawPartition], *, alone: bool = False) -> Tallied:
         tallier, _ = self._sub.tallied[topic]
-        values = [value for part in raw for value in part.values]
-        people = await self._until_done("vault read", lambda: self._dlq.vault.people_in_records(values))
         request = TallyRequest(
-            tallier, topic, raw, self._sub.read_as.get(topic, ()), tracing_enabled(), people
+            tallier,
+            topic,
+            raw,
+            self._sub.read_as.get(topic, ()),
+            tracing_enabled(),
+            people_ttl_s=self._settings.vault_cache_s,
         )
-        return await self._workers.tally(request, alone=alone)
+        tallied = await self._workers.tally(request, alone=alone)
+        # The worker met people it was not told of (new, or its news of them expired): look them
+        # up and tally again, telling it everyone looked up so far (any worker may take it).
+        people: dict[str, dict[str, Person]] = {}
+        absent: dict[str, frozenset[str]] = {}
+        while tallied.unknown:
+            for org, pseudonyms in tallied.unknown.items():
+                found = await self._until_done(
+                    "vault read", functools.partial(self._dlq.vault.people, org, pseudonyms)
+                )
+                people.setdefault(org, {}).update(found)
+                absent[org] = absent.get(org, frozenset()) | (pseudonyms - found.keys())
+            request = dataclasses.replace(request, people=people, absent=absent)
+            tallied = await self._workers.tally(request, alone=alone)
+        return tallied
 
     async def _finish_tally(self, job: _Tallying) -> None:
         records = [r for rs in job.parts.values() for r in rs]

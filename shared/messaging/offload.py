@@ -23,6 +23,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.events import DecodeError, EventData, UnknownEventType, decode
-from shared.events.personal import Person, reveal_event
+from shared.events.personal import Person, is_pseudonym, reveal_event
 from shared.messaging.batch import Delivered
 from shared.messaging.tracing import event_attributes
 
@@ -63,9 +64,13 @@ class TallyRequest:
     parts: Sequence[RawPartition]
     read_as: tuple[type[EventData], ...] = ()
     describe: bool = False
-    # Per organisation, the people the poll's pseudonyms name (shared/vault.py): the worker
-    # reveals each event with them, as a consumer's process does.
+    # The people the worker is told of (shared/vault.py), per organisation: found, or absent
+    # (erased). A worker keeps them for `people_ttl_s` and reveals each event with them, as a
+    # consumer's process does; a pseudonym it does not know makes it answer `unknown` instead of
+    # a tally, and the runner asks again with those people.
     people: Mapping[str, Mapping[str, Person]] = field(default_factory=dict)
+    absent: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    people_ttl_s: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,54 @@ class Tallied:
     skipped: frozenset[int]
     invalid: dict[int, str]
     span_attributes: list[dict[str, str]] | None
+    # Per organisation, pseudonyms the worker did not know: no tally, ask again with them.
+    unknown: dict[str, set[str]] = field(default_factory=dict)
+
+
+# What this process was told of people, per (organisation, pseudonym): the person, or None for
+# one the vault no longer has (erased), and until when (monotonic) that holds. Kept across polls,
+# so the runner looks people up only when a poll names someone new or a fact expired.
+_people: dict[tuple[str, str], tuple[Person | None, float]] = {}
+_PEOPLE_MAX = 200_000
+
+
+class _Known(Mapping[str, Person]):
+    """The people of one organisation this process knows now; notes the pseudonyms it does not."""
+
+    def __init__(self, org: str, now: float, unknown: set[str]) -> None:
+        self._org, self._now, self._unknown = org, now, unknown
+
+    def get(self, pseudonym: str, default: Any = None) -> Any:
+        entry = _people.get((self._org, pseudonym))
+        if entry is None or entry[1] <= self._now:
+            if is_pseudonym(pseudonym):
+                self._unknown.add(pseudonym)
+            return default
+        return default if entry[0] is None else entry[0]
+
+    def __getitem__(self, pseudonym: str) -> Person:
+        person = self.get(pseudonym)
+        if person is None:
+            raise KeyError(pseudonym)
+        return person  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _learn(request: TallyRequest, now: float) -> None:
+    if len(_people) >= _PEOPLE_MAX:
+        _people.clear()
+    until = now + request.people_ttl_s
+    for org, found in request.people.items():
+        for pseudonym, person in found.items():
+            _people[(org, pseudonym)] = (person, until)
+    for org, gone in request.absent.items():
+        for pseudonym in gone:
+            _people[(org, pseudonym)] = (None, until)
 
 
 def tally_poll(request: TallyRequest) -> Tallied:
@@ -90,6 +143,10 @@ def tally_poll(request: TallyRequest) -> Tallied:
     attributes: list[dict[str, str]] | None = [] if request.describe else None
     hints: dict[bytes | None, str | None] = {None: None}
     found = False
+    now = time.monotonic()
+    _learn(request, now)
+    unknown: dict[str, set[str]] = {}
+    known: dict[str, _Known] = {}
 
     def events() -> Iterator[Delivered]:
         nonlocal found
@@ -110,13 +167,20 @@ def tally_poll(request: TallyRequest) -> Tallied:
                     invalid[position] = str(exc)
                     continue
                 found = True
-                if (people := request.people.get(event.tenant)) is not None:
-                    event = reveal_event(event, people)
+                people = known.get(event.tenant)
+                if people is None:
+                    people = known[event.tenant] = _Known(
+                        event.tenant, now, unknown.setdefault(event.tenant, set())
+                    )
+                event = reveal_event(event, people)
                 if attributes is not None:
                     attributes.append(event_attributes(event))
                 yield Delivered(event, topic, part.partition, offset)
 
     tally = request.tallier(topic, events())
+    unknown = {org: pseudonyms for org, pseudonyms in unknown.items() if pseudonyms}
+    if unknown:  # some events were folded unrevealed: this tally is not the one to keep
+        return Tallied(None, frozenset(skipped), invalid, attributes, unknown)
     return Tallied(tally if found else None, frozenset(skipped), invalid, attributes)
 
 

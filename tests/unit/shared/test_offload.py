@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from shared.events import Event
+from shared.events.personal import new_person, seal_event
 from shared.events.training import PolicyAcknowledged
 from shared.messaging import Delivered
 from shared.messaging.offload import RawPartition, TallyRequest, TallyWorkers, tally_poll
@@ -92,3 +93,30 @@ async def test_a_record_tallied_alone_never_shares_the_workers_with_another_tall
     release["poll-2"].set()
     await asyncio.gather(single, second)
     assert ("single",) in overlaps and all(len(o) == 1 for o in overlaps if "single" in o)
+
+
+def test_a_worker_asks_for_the_people_it_does_not_know_and_reveals_them_once_told() -> None:
+    ann, gone = new_person("org", "ann"), new_person("org", "gone")
+    sealed = [seal_event(ack(p.sub), {p.sub: p}).to_json_bytes() for p in (ann, gone)]
+    poll = [RawPartition(0, [1, 2], sealed, [None, None])]
+    # Told of nobody yet: no tally, and which pseudonyms to look up.
+    first = tally_poll(TallyRequest(acks_of, "chorus.training", poll))
+    assert first.tally is None and first.unknown == {"org": {ann.pseudonym, gone.pseudonym}}
+    # Told of ann, and that the other is no longer in the vault (erased): ids as consumers see them.
+    told = TallyRequest(
+        acks_of,
+        "chorus.training",
+        poll,
+        people={"org": {ann.pseudonym: ann}},
+        absent={"org": frozenset({gone.pseudonym})},
+    )
+    assert [a for _, a, _, _ in tally_poll(told).tally] == ["ann", gone.pseudonym]
+    # Remembered for the next poll, until the news expires.
+    assert [a for _, a, _, _ in tally_poll(TallyRequest(acks_of, "chorus.training", poll)).tally] == [
+        "ann",
+        gone.pseudonym,
+    ]
+    expired = tally_poll(
+        TallyRequest(acks_of, "chorus.training", poll, people={"org": {ann.pseudonym: ann}}, people_ttl_s=0)
+    )
+    assert expired.tally is None and expired.unknown == {"org": {ann.pseudonym}}
