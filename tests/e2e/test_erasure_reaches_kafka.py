@@ -18,7 +18,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -31,10 +30,10 @@ from starlette.routing import Route
 
 from services.metrics.rebuild import rebuild
 from services.metrics.settings import MetricsSettings
-from shared.events.clicks import CLICK_ID_PARAM
 from shared.events.topics import TOPICS
 from tests.e2e.conftest import RunningServices
-from tests.helpers import BROWSER_UA, bearer, eventually, http_server, new_org
+from tests.e2e.journey import click_lead_and_points, until_shareable
+from tests.helpers import bearer, eventually, http_server, new_org
 
 pytestmark = pytest.mark.e2e
 
@@ -183,40 +182,16 @@ async def test_nothing_an_erased_advocate_left_on_the_topics_can_be_read(service
             await http.post(f"{urls['content']}/v1/content/{content_id}/publish", headers=editor)
         ).is_success
 
-        async def shareable() -> bool:
-            page = await http.get(f"{urls['sharing']}/v1/shareable", headers=advocate)
-            return content_id in {item["content_id"] for item in page.json()["items"]}
-
-        await eventually(shareable, timeout_s=120)
+        await until_shareable(http, urls, advocate, content_id)
         shared = await http.post(
             f"{urls['sharing']}/v1/shares",
             headers=advocate,
             json={"content_id": content_id, "network": "linkedin", "message": "Worth a read"},
         )
         assert shared.status_code == 201, shared.text
-        async with httpx.AsyncClient(timeout=30) as visitor:
-            clicked = await visitor.get(
-                f"{urls['sharing']}/r/{shared.json()['code']}", headers={"User-Agent": BROWSER_UA}
-            )
-        click_id = parse_qs(urlsplit(clicked.headers["location"]).query)[CLICK_ID_PARAM][0]
-
-        async def metrics_saw_the_click() -> bool:
-            stats = await http.get(f"{urls['metrics']}/v1/me/stats", headers=advocate)
-            return bool(stats.status_code == 200 and stats.json()["clicks"] >= 1)
-
-        await eventually(metrics_saw_the_click, timeout_s=60)
-        lead = await http.post(
-            f"{urls['metrics']}/v1/conversions",
-            headers={**admin, "Idempotency-Key": f"lead-{click_id}"},
-            json={"type": "lead", "click_id": click_id, "customer_id": f"crm-{uid}"},
+        await click_lead_and_points(
+            http, urls, shared.json()["code"], advocate=advocate, integrator=admin, customer_id=f"crm-{uid}"
         )
-        assert lead.status_code in (200, 201) and lead.json()["attributed"] is True, lead.text
-
-        async def points_for_the_lead() -> bool:
-            points = await http.get(f"{urls['recognition']}/v1/me/points", headers=advocate)
-            return bool(points.status_code == 200 and points.json()["counters"].get("leads", 0) >= 1)
-
-        await eventually(points_for_the_lead, timeout_s=60)
         # Integrators get the advocate in their events while the advocate is in the program.
         await eventually(lambda: {sub, personal[1]} <= readable(personal, receiver.bodies), timeout_s=60)
         # ...and the topics carry the events, none of it readable even now.

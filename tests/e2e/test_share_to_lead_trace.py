@@ -9,15 +9,13 @@ and the reward event. Any missing hop fails the test.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 import httpx
 import pytest
 
-from shared.events.clicks import CLICK_ID_PARAM
 from tests.e2e.conftest import RunningServices
 from tests.e2e.jaeger import new_traceparent, wait_for_spans
-from tests.helpers import BROWSER_UA, bearer, eventually, new_org
+from tests.e2e.journey import click_lead_and_points, until_shareable
+from tests.helpers import bearer, new_org
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +49,7 @@ async def test_share_click_lead_and_reward_are_one_trace(services: RunningServic
         )
         assert enrolled.is_success, enrolled.text
 
-        async def shareable() -> bool:
-            page = await http.get(f"{urls['sharing']}/v1/shareable", headers=advocate)
-            return content_id in {item["content_id"] for item in page.json()["items"]}
-
-        await eventually(shareable, timeout_s=120)
+        await until_shareable(http, urls, advocate, content_id)
 
         # The share: its request starts the trace everything below must join.
         shared = await http.post(
@@ -65,34 +59,9 @@ async def test_share_click_lead_and_reward_are_one_trace(services: RunningServic
         )
         assert shared.status_code == 201, shared.text
         code = shared.json()["code"]
-
-        # The visitor's click, in the visitor's own trace and browser (not the advocate's: its
-        # cookie would rightly mark the click as the advocate's own).
-        async with httpx.AsyncClient(timeout=30) as visitor:
-            clicked = await visitor.get(f"{urls['sharing']}/r/{code}", headers={"User-Agent": BROWSER_UA})
-        assert clicked.status_code == 302
-        click_id = parse_qs(urlsplit(clicked.headers["location"]).query)[CLICK_ID_PARAM][0]
-
-        async def metrics_saw_the_click() -> bool:
-            stats = await http.get(f"{urls['metrics']}/v1/me/stats", headers=advocate)
-            return bool(stats.status_code == 200 and stats.json()["clicks"] >= 1)
-
-        await eventually(metrics_saw_the_click, timeout_s=60)
-
-        # The integrator's lead, in the integrator's own trace, naming the click.
-        lead = await http.post(
-            f"{urls['metrics']}/v1/conversions",
-            headers={**admin, "Idempotency-Key": f"lead-{click_id}"},
-            json={"type": "lead", "click_id": click_id, "customer_id": "crm-42"},
+        click_id = await click_lead_and_points(
+            http, urls, code, advocate=advocate, integrator=admin, customer_id="crm-42"
         )
-        assert lead.status_code in (200, 201), lead.text
-        assert lead.json()["attributed"] is True
-
-        async def points_for_the_lead() -> bool:
-            points = await http.get(f"{urls['recognition']}/v1/me/points", headers=advocate)
-            return bool(points.status_code == 200 and points.json()["counters"].get("leads", 0) >= 1)
-
-        await eventually(points_for_the_lead, timeout_s=60)
 
     spans = await wait_for_spans(
         services.jaeger_url,
