@@ -3,9 +3,8 @@
 Events name people by pseudonym and carry what is about them encrypted under their own key
 (shared/events/personal.py). The vault keeps, per organisation and person, the pseudonym and the
 key, in its own database (`CHORUS_VAULT_DATABASE`, by default `<prefix>_vault`) that every
-service reads: a key service in spirit,
-with MongoDB behind it. Producers `seal` events on the way out (a person is added on first
-sight); consumers `reveal` them on the way in.
+service reads: a key service in spirit, with MongoDB behind it. Producers `seal` events on the
+way out (a person is added on first sight); consumers `reveal` them on the way in.
 
 Erasure: the handler of `chorus.advocate.erased` (in sharing) sets when the person's entry is
 shredded: the event's time plus `CHORUS_ERASURE_GRACE_S`, long enough for every consumer to
@@ -135,18 +134,17 @@ class Vault:
 
     # --- consumers ---------------------------------------------------------------------------
 
-    async def reveal(self, events: Sequence[AnyEvent]) -> list[AnyEvent]:
-        """`events` as consumers read them: the people still in the vault named again."""
+    async def reveal(self, events: Sequence[AnyEvent]) -> None:
+        """Freshly decoded `events` as consumers read them, in place: the people still in the vault
+        named again (shared/events/personal.py `reveal`)."""
         wanted: dict[str, set[str]] = {}
         for event in events:
             if found := pseudonyms_in(event.data):
                 wanted.setdefault(event.tenant, set()).update(found)
-        if not wanted:
-            return list(events)
         people = {org: await self.people(org, found) for org, found in wanted.items()}
-        return [
-            reveal_event(event, people[event.tenant]) if event.tenant in people else event for event in events
-        ]
+        for event in events:
+            if event.tenant in people:
+                reveal_event(event, people[event.tenant])
 
     async def people(self, org: str, pseudonyms: set[str]) -> dict[str, Person]:
         """The people of `org` these pseudonyms name; an erased person is not among them."""

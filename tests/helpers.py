@@ -148,7 +148,8 @@ class TopicTap:
             for records in batch.values():
                 for record in records:
                     self.raw.append(record)
-                    [event] = await self._vault.reveal([decode(record.value)])
+                    event = decode(record.value)
+                    await self._vault.reveal([event])
                     self.seen.append(event)
                     if predicate(event):
                         matched.append(event)

@@ -91,10 +91,6 @@ def build_webhooks_subscription(webhooks: WebhookService) -> Subscription:
     subscription = Subscription(group=WEBHOOKS_GROUP)
 
     async def enqueue(event: AnyEvent) -> None:
-        if isinstance(event.data, AdvocateErased):
-            # What the log holds of the advocate goes; the erasure notice itself is delivered
-            # (and logged: replaying it only tells the receiver again to erase them).
-            await webhooks.forget(event.tenant, event.data.advocate_id)
         await webhooks.enqueue(event)
 
     for registration in offered_to_integrations().values():

@@ -39,6 +39,8 @@ from pydantic.json_schema import JsonSchemaValue
 PSEUDONYM_PREFIX = "psn_"
 PSEUDONYM = re.compile(r"psn_[a-z2-7]{26}")
 SEALED_PREFIX = "enc:v1:"
+# Where a sealed value names its pseudonym (enc:v1:<pseudonym>:<ciphertext>).
+_PSEUDONYM_AT = slice(len(SEALED_PREFIX), len(SEALED_PREFIX) + len(PSEUDONYM_PREFIX) + 26)
 KEY_BYTES = 64  # AES-SIV with two 256-bit keys
 
 M = TypeVar("M", bound=BaseModel)
@@ -155,7 +157,7 @@ def pseudonyms_in(data: BaseModel) -> set[str]:
     for name, _ in p.about:
         value = getattr(data, name)
         if isinstance(value, str) and value.startswith(SEALED_PREFIX):
-            found.add(value[len(SEALED_PREFIX) :].split(":", 1)[0])
+            found.add(value[_PSEUDONYM_AT])
     for name in p.nested:
         for item in getattr(data, name):
             found |= pseudonyms_in(item)
@@ -246,7 +248,6 @@ def seal_value(person: Person, value: str) -> str:
 # person is looked up first, so a shredded person's values are never read from here.
 _decrypted: dict[str, str] = {}
 _DECRYPTED_MAX = 100_000
-_PSEUDONYM_AT = slice(len(SEALED_PREFIX), len(SEALED_PREFIX) + len(PSEUDONYM_PREFIX) + 26)
 
 
 def _decrypt(people: Mapping[str, Person], sealed: str, erased: str | None) -> str | None:

@@ -326,23 +326,34 @@ class ConsumerRunner:
                 await self._dead_letter(record, exc, attempts=0)
                 continue
             decoded.append((event, record))
-        revealed = await self._until_done("reveal", lambda: self._dlq.vault.reveal([e for e, _ in decoded]))
+        await self._through_outages("reveal", lambda: self._dlq.vault.reveal([e for e, _ in decoded]))
         return [
             (Delivered(event, tp.topic, tp.partition, record.offset, record.headers or ()), record)
-            for event, (_, record) in zip(revealed, decoded, strict=True)
+            for event, record in decoded
         ]
 
-    async def _until_done(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call`, again each second while it fails (the vault's store is out), until it works
-        or the runner stops (then the poll in hand is not committed)."""
+    async def _through_outages(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call`, again while the vault's store is out (as handlers wait out an outage); any
+        other error is a bug and stops the runner."""
+        outages = 0
         while True:
             try:
                 return await call()
-            except Exception:
-                if self._stopping.is_set():
-                    raise _GivenUp() from None
-                log.exception("consumer %s: %s failed; retrying", self._sub.group, what)
-                await asyncio.sleep(1)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                outages += 1
+                await self._wait_out(what, outages, exc)
+
+    async def _wait_out(self, what: str, outages: int, exc: Exception) -> None:
+        """Wait for the database or broker, longer each time, however long; asked to stop
+        meanwhile, give the poll up uncommitted (whoever gets the partitions redelivers it)."""
+        log.warning(
+            "consumer %s: %s waits for an outage (%s so far): %s", self._sub.group, what, outages, exc
+        )
+        if self._stopping.is_set():
+            raise _GivenUp from exc
+        await asyncio.sleep(min(OUTAGE_BACKOFF_MAX_S, self._settings.consumer_retry_backoff_s * 2**outages))
 
     async def _handle_one_by_one(self, delivered: list[tuple[Delivered, Record]]) -> None:
         for item, record in delivered:
@@ -399,7 +410,7 @@ class ConsumerRunner:
         absent: dict[str, frozenset[str]] = {}
         while tallied.unknown:
             for org, pseudonyms in tallied.unknown.items():
-                found = await self._until_done(
+                found = await self._through_outages(
                     "vault read", functools.partial(self._dlq.vault.people, org, pseudonyms)
                 )
                 people.setdefault(org, {}).update(found)
@@ -501,24 +512,10 @@ class ConsumerRunner:
                 )
                 CONSUMED.add(len(records), {**labels, "outcome": "error"})
                 if is_outage(exc):
-                    # Not the records' fault: wait for the database or broker, however long,
-                    # rather than dead-letter good events. Asked to stop meanwhile, give the
-                    # poll up uncommitted; whoever gets the partitions next redelivers it.
+                    # Not the records' fault: rather than dead-letter good events, wait.
                     outages += 1
-                    log.warning(
-                        "consumer %s: %s[%s]@%s waits for an outage (%s so far): %s",
-                        self._sub.group,
-                        records[0].topic,
-                        records[0].partition,
-                        records[0].offset,
-                        outages,
-                        exc,
-                    )
-                    if self._stopping.is_set():
-                        raise _GivenUp from exc
-                    await asyncio.sleep(
-                        min(OUTAGE_BACKOFF_MAX_S, self._settings.consumer_retry_backoff_s * 2**outages)
-                    )
+                    where = f"{records[0].topic}[{records[0].partition}]@{records[0].offset}"
+                    await self._wait_out(where, outages, exc)
                     continue
                 attempt += 1
                 error = exc

@@ -95,10 +95,7 @@ class TopicRange:
                         headers = record.headers or ()
                         items.append(Delivered(event, tp.topic, tp.partition, record.offset, headers))
                     if items and self._vault is not None:
-                        revealed = await self._vault.reveal([item.event for item in items])
-                        items = [
-                            item._replace(event=event) for item, event in zip(items, revealed, strict=True)
-                        ]
+                        await self._vault.reveal([item.event for item in items])
                     if items:
                         yield Batch(tp.topic, items)
                 # By position, not by the last record: transaction markers take offsets too.

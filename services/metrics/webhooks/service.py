@@ -17,6 +17,7 @@ from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound, found
 from shared.events import REGISTRY, AnyEvent
+from shared.events.advocates import AdvocateErased
 from shared.events.personal import subs_in
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
@@ -124,6 +125,10 @@ class WebhookService:
 
     async def enqueue(self, event: AnyEvent, *, replay_id: str | None = None, only: str | None = None) -> int:
         """A pending delivery per endpoint of the event's organisation that wants its type."""
+        if isinstance(event.data, AdvocateErased):
+            # What the log holds of the advocate goes; the erasure notice itself is delivered
+            # (and logged: replaying it only tells the receiver again to erase them).
+            await self.engine.forget(event.tenant, event.data.advocate_id)
         created = 0
         meta: dict[str, Any] = {
             "event_id": event.id,
@@ -144,10 +149,6 @@ class WebhookService:
                 people=subs_in(event.data),
             )
         return created
-
-    async def forget(self, org: str, advocate_id: str) -> None:
-        """An erased advocate's deliveries leave the log."""
-        await self.engine.forget(org, advocate_id)
 
     async def dispatch_due(self) -> int:
         return await self.engine.dispatch_due()

@@ -38,12 +38,13 @@ class ErasureService:
     shares: SharesService
     catalog: CatalogService
     _: KW_ONLY
+    # Where the advocate's pseudonym and key are shredded, `grace` after the erasure event: once
+    # every service has erased them (CHORUS_ERASURE_GRACE_S).
+    vault: Vault
+    grace: timedelta
     directory: DirectoryService | None = None
     clock: Clock = utc_now
     forget_links: Callable[[set[str]], None] | None = None
-    # Where the advocate's pseudonym and key are shredded once every service has erased them.
-    vault: Vault | None = None
-    grace: timedelta = timedelta(hours=24)
 
     async def erase(self, principal: Principal, advocate_id: str) -> None:
         org = principal.org
@@ -67,8 +68,7 @@ class ErasureService:
         """An erasure event: erase here, and have the vault shred the advocate's entry after the
         grace, when every service has read the event (they need the entry to know whom it names)."""
         await self.apply(org, advocate_id)
-        if self.vault is not None:
-            await self.vault.shred_after(org, advocate_id, at + self.grace)
+        await self.vault.shred_after(org, advocate_id, at + self.grace)
 
     async def apply(self, org: str, advocate_id: str) -> None:
         """Idempotent: also run by the handler of chorus.advocate.erased."""

@@ -259,7 +259,8 @@ class TopicReader:
             fetched = await self._consumer.getmany(timeout_ms=200)
             for records in fetched.values():
                 for record in records:
-                    [event] = await self._vault.reveal([decode(record.value)])
+                    event = decode(record.value)
+                    await self._vault.reveal([event])
                     if predicate(event):
                         matched.append((event, record))
         return matched

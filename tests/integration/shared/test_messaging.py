@@ -304,9 +304,8 @@ async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_letter
         by_error = {dict(r.headers)["dlq_error_type"]: r for r in found}
         assert set(by_error) == {b"BrokenProcessPool", b"ValueError"}
         # A dead letter is the record as it came: its advocate sealed (shared/vault.py).
-        killed, broke = await producer.vault.reveal(
-            [decode(by_error[b"BrokenProcessPool"].value), decode(by_error[b"ValueError"].value)]
-        )
+        killed, broke = decode(by_error[b"BrokenProcessPool"].value), decode(by_error[b"ValueError"].value)
+        await producer.vault.reveal([killed, broke])
         assert killed.data.advocate_id == KILLS_THE_WORKER
         assert broke.data.advocate_id == BREAKS_THE_TALLY
         # The consumer goes on, with a worker of its own again.
