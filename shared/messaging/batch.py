@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
-from shared.events.envelope import AnyEvent
+from shared.events.envelope import AnyEvent, EventData
+
+D = TypeVar("D", bound=EventData)
 
 
 class Delivered(NamedTuple):
@@ -37,3 +39,15 @@ class Batch:
     @property
     def events(self) -> list[AnyEvent]:
         return [d.event for d in self.items]
+
+
+class Reveal(Protocol):
+    """How a tally reveals the people in one event's data, in place: a worker hands a tally its
+    poll's events sealed, to be revealed as the tally keeps them (shared/messaging/offload.py)."""
+
+    def __call__(self, org: str, data: D, /) -> D: ...
+
+
+def as_revealed(org: str, data: D) -> D:
+    """The `Reveal` of events revealed already (a batch the runner delivered, a rebuild's)."""
+    return data

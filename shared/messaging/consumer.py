@@ -143,8 +143,9 @@ class Subscription:
     def on_tally(
         self, topic: Topic, tally: Tallier, read_as: tuple[type[EventData], ...] = ()
     ) -> Callable[[TallyHandler], TallyHandler]:
-        """`tally(topic, events)` runs in a worker process on each poll of `topic` (decoded as
-        `read_as`); the handler gets what it returns (never for a poll with no event of ours)."""
+        """`tally(topic, events, reveal)` runs in a worker process on each poll of `topic`
+        (decoded as `read_as`, people sealed: see shared/messaging/offload.py); the handler gets
+        what it returns (never for a poll with no event of ours)."""
 
         def register(handler: TallyHandler) -> TallyHandler:
             self.tallied[topic.name] = (tally, handler)
@@ -199,6 +200,8 @@ class ConsumerRunner:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # People confirmed by the vault since the last poll was sent to a worker (see _tally).
+        self._news: dict[str, dict[str, Person]] = {}
         self._workers = TallyWorkers(settings.consumer_tally_processes if subscription.tallied else 0)
         self.processed = 0  # events handled (for tests and progress reporting)
 
@@ -395,26 +398,37 @@ class ConsumerRunner:
 
     async def _tally(self, topic: str, raw: list[RawPartition], *, alone: bool = False) -> Tallied:
         tallier, _ = self._sub.tallied[topic]
+        news, self._news = self._news, {}
         request = TallyRequest(
             tallier,
             topic,
             raw,
             self._sub.read_as.get(topic, ()),
             tracing_enabled(),
+            people=news,
             people_ttl_s=self._settings.vault_cache_s,
         )
         tallied = await self._workers.tally(request, alone=alone)
-        # The worker met people it was not told of (new, or its news of them expired): look them
-        # up and tally again, telling it everyone looked up so far (any worker may take it).
+        # The worker met people it was not told of, or revealed some with old news of them: look
+        # them up. The tally holds when it needed no one new and each old piece of news is still
+        # true (the worker gets the fresh news with the next poll); otherwise tally again, telling
+        # it everyone looked up so far (any worker may take it).
         people: dict[str, dict[str, Person]] = {}
         absent: dict[str, frozenset[str]] = {}
-        while tallied.unknown:
-            for org, pseudonyms in tallied.unknown.items():
+        while tallied.unknown or tallied.stale:
+            erased_meanwhile = False
+            for org in tallied.unknown.keys() | tallied.stale.keys():
+                asked = tallied.unknown.get(org, set()) | tallied.stale.get(org, set())
                 found = await self._through_outages(
-                    "vault read", functools.partial(self._dlq.vault.people, org, pseudonyms)
+                    "vault read", functools.partial(self._dlq.vault.people, org, asked)
                 )
                 people.setdefault(org, {}).update(found)
-                absent[org] = absent.get(org, frozenset()) | (pseudonyms - found.keys())
+                absent[org] = absent.get(org, frozenset()) | (asked - found.keys())
+                erased_meanwhile |= not tallied.stale.get(org, set()) <= found.keys()
+            if not tallied.unknown and not erased_meanwhile:
+                for org, found in people.items():
+                    self._news.setdefault(org, {}).update(found)
+                break
             request = dataclasses.replace(request, people=people, absent=absent)
             tallied = await self._workers.tally(request, alone=alone)
         return tallied

@@ -12,6 +12,11 @@ the next poll while the worker tallies this one.
 
 `tally` must be a module-level function (it is pickled by name) and pure: it runs in another
 process, with no connection to anything.
+
+The events come to `tally` as they are on the topic, people sealed (shared/events/personal.py),
+with a `reveal(org, data)` that reveals one event's data in place: the tally reveals what it
+keeps, so that it can reveal each distinct shape of event once. Revealing every click cost about
+a sixth of the projector's worker (bench/pipeline); a poll's clicks repeat a few advocates.
 """
 
 from __future__ import annotations
@@ -31,14 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.events import DecodeError, EventData, UnknownEventType, decode
-from shared.events.personal import Person, is_pseudonym, reveal_event
-from shared.messaging.batch import Delivered
+from shared.events.personal import Person, is_pseudonym, reveal, reveal_event
+from shared.messaging.batch import D, Delivered, Reveal
 from shared.messaging.tracing import event_attributes
 
 log = logging.getLogger(__name__)
 
-# A pure function of a topic's name and a poll's events (an iterator, to be read once).
-Tallier = Callable[[str, Iterator[Delivered]], Any]
+# A pure function of a topic's name, a poll's events (an iterator, to be read once), people
+# sealed, and how to reveal them (see above).
+Tallier = Callable[[str, Iterator[Delivered], Reveal], Any]
 # How often a poll is sent again to a worker process that died on it, before the runner tallies
 # its records one by one (to dead-letter the one that kills the worker).
 WORKER_RESTARTS = 2
@@ -65,9 +71,10 @@ class TallyRequest:
     read_as: tuple[type[EventData], ...] = ()
     describe: bool = False
     # The people the worker is told of (shared/vault.py), per organisation: found, or absent
-    # (erased). A worker keeps them for `people_ttl_s` and reveals each event with them, as a
-    # consumer's process does; a pseudonym it does not know makes it answer `unknown` instead of
-    # a tally, and the runner asks again with those people.
+    # (erased). A worker reveals each event with them, as a consumer's process does. A pseudonym
+    # it does not know makes it answer `unknown` instead of a tally, and the runner asks again
+    # with those people. News of a person older than `people_ttl_s` still reveals, but the
+    # tally names them `stale`, and the runner confirms them before it keeps the tally.
     people: Mapping[str, Mapping[str, Person]] = field(default_factory=dict)
     absent: Mapping[str, frozenset[str]] = field(default_factory=dict)
     people_ttl_s: float = 5.0
@@ -85,28 +92,38 @@ class Tallied:
     span_attributes: list[dict[str, str]] | None
     # Per organisation, pseudonyms the worker did not know: no tally, ask again with them.
     unknown: dict[str, set[str]] = field(default_factory=dict)
+    # Per organisation, pseudonyms revealed with news older than `people_ttl_s`: the tally holds
+    # only if the vault still has each of them.
+    stale: dict[str, set[str]] = field(default_factory=dict)
 
 
-# What this process was told of people, per (organisation, pseudonym): the person, or None for
-# one the vault no longer has (erased), and until when (monotonic) that holds. Kept across polls,
-# so the runner looks people up only when a poll names someone new or a fact expired.
+# What this process was told of people, per (organisation, pseudonym): the person and until when
+# (monotonic) that is fresh, or None for one the vault no longer has (erased), which holds for
+# good: a pseudonym is never given out again. Kept across polls, so the runner looks people up
+# only when a poll names someone new, and confirms the ones whose news is old.
 _people: dict[tuple[str, str], tuple[Person | None, float]] = {}
 _PEOPLE_MAX = 200_000
 
 
 class _Known(Mapping[str, Person]):
-    """The people of one organisation this process knows now; notes the pseudonyms it does not."""
+    """The people of one organisation this process knows; notes the pseudonyms it does not know
+    and the people whose news is no longer fresh."""
 
-    def __init__(self, org: str, now: float, unknown: set[str]) -> None:
-        self._org, self._now, self._unknown = org, now, unknown
+    def __init__(self, org: str, now: float, unknown: set[str], stale: set[str]) -> None:
+        self._org, self._now, self._unknown, self._stale = org, now, unknown, stale
 
     def get(self, pseudonym: str, default: Any = None) -> Any:
         entry = _people.get((self._org, pseudonym))
-        if entry is None or entry[1] <= self._now:
+        if entry is None:
             if is_pseudonym(pseudonym):
                 self._unknown.add(pseudonym)
             return default
-        return default if entry[0] is None else entry[0]
+        person, fresh_until = entry
+        if person is None:
+            return default
+        if fresh_until <= self._now:
+            self._stale.add(pseudonym)
+        return person
 
     def __getitem__(self, pseudonym: str) -> Person:
         person = self.get(pseudonym)
@@ -124,13 +141,13 @@ class _Known(Mapping[str, Person]):
 def _learn(request: TallyRequest, now: float) -> None:
     if len(_people) >= _PEOPLE_MAX:
         _people.clear()
-    until = now + request.people_ttl_s
+    fresh_until = now + request.people_ttl_s
     for org, found in request.people.items():
         for pseudonym, person in found.items():
-            _people[(org, pseudonym)] = (person, until)
+            _people[(org, pseudonym)] = (person, fresh_until)
     for org, gone in request.absent.items():
         for pseudonym in gone:
-            _people[(org, pseudonym)] = (None, until)
+            _people[(org, pseudonym)] = (None, fresh_until)
 
 
 def tally_poll(request: TallyRequest) -> Tallied:
@@ -146,7 +163,19 @@ def tally_poll(request: TallyRequest) -> Tallied:
     now = time.monotonic()
     _learn(request, now)
     unknown: dict[str, set[str]] = {}
+    stale: dict[str, set[str]] = {}
     known: dict[str, _Known] = {}
+
+    def people_of(org: str) -> _Known:
+        people = known.get(org)
+        if people is None:
+            people = known[org] = _Known(
+                org, now, unknown.setdefault(org, set()), stale.setdefault(org, set())
+            )
+        return people
+
+    def reveal_data(org: str, data: D) -> D:
+        return reveal(data, people_of(org))
 
     def events() -> Iterator[Delivered]:
         nonlocal found
@@ -167,21 +196,16 @@ def tally_poll(request: TallyRequest) -> Tallied:
                     invalid[position] = str(exc)
                     continue
                 found = True
-                people = known.get(event.tenant)
-                if people is None:
-                    people = known[event.tenant] = _Known(
-                        event.tenant, now, unknown.setdefault(event.tenant, set())
-                    )
-                event = reveal_event(event, people)
-                if attributes is not None:
-                    attributes.append(event_attributes(event))
+                if attributes is not None:  # its span names its people: reveal it now
+                    attributes.append(event_attributes(reveal_event(event, people_of(event.tenant))))
                 yield Delivered(event, topic, part.partition, offset)
 
-    tally = request.tallier(topic, events())
+    tally = request.tallier(topic, events(), reveal_data)
     unknown = {org: pseudonyms for org, pseudonyms in unknown.items() if pseudonyms}
     if unknown:  # some events were folded unrevealed: this tally is not the one to keep
         return Tallied(None, frozenset(skipped), invalid, attributes, unknown)
-    return Tallied(tally if found else None, frozenset(skipped), invalid, attributes)
+    stale = {org: pseudonyms for org, pseudonyms in stale.items() if pseudonyms}
+    return Tallied(tally if found else None, frozenset(skipped), invalid, attributes, stale=stale)
 
 
 def _start_worker() -> None:

@@ -29,7 +29,7 @@ from shared.clock import SLOT_MINUTES, utc_slot
 from shared.events.clicks import CountedClick
 from shared.events.conversions import ApplicationSubmitted, Conversion, HireMade, SaleRecorded, SaleRefunded
 from shared.events.shares import ShareMade
-from shared.messaging.batch import Delivered
+from shared.messaging.batch import Delivered, Reveal, as_revealed
 
 # --- projection documents --------------------------------------------------------------------
 
@@ -265,10 +265,12 @@ class Tallying:
         run.event_ids.append(event_id)
 
 
-def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
+def tally_events(topic: str, items: Iterable[Delivered], reveal: Reveal = as_revealed) -> Tally:
     """A batch of `topic`'s projected events (shares, clicks, conversions), folded. Pure, and run
     in the projector's worker process (Subscription.on_tally): one pass, an effect built once per
-    distinct click shape (most clicks of a poll repeat a few), a share or a conversion its own."""
+    distinct click shape (most clicks of a poll repeat a few), a share or a conversion its own.
+    From a worker, the events come sealed: a click's shape is its sealed advocate and team (one
+    person's team seals to one value), revealed once for its effect."""
     tallying = Tallying()
     last_share = tallying.tally.last_share
     slots: dict[Hashable, tuple[DayTally, int]] = {}
@@ -300,6 +302,7 @@ def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
             )
         elif isinstance(data, ShareMade | Conversion):
             key = event.id
+            data = reveal(org, data)
             if isinstance(data, ShareMade):
                 pair = (org, data.advocate_id)
                 last_share[pair] = max(last_share.get(pair, data.shared_at), data.shared_at)
@@ -307,7 +310,7 @@ def tally_events(topic: str, items: Iterable[Delivered]) -> Tally:
             continue
         slot = slots.get(key)
         if slot is None:
-            slot = slots[key] = tallying.slot(effect_of(org, data))
+            slot = slots[key] = tallying.slot(effect_of(org, reveal(org, data)))
         source = sources.get(item.partition)
         if source is None:
             source = sources[item.partition] = source_of(topic, item.partition)

@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 from shared.events.training import PolicyAcknowledged
 from shared.messaging import Delivered
+from shared.messaging.batch import Reveal
 
 KILLS_THE_WORKER = "kills-the-worker"
 BREAKS_THE_TALLY = "breaks-the-tally"
@@ -18,13 +19,14 @@ class Acknowledgements(NamedTuple):
     acks: list[tuple[str, str, int, int]]  # (org, advocate, partition, offset)
 
 
-def acknowledgements(topic: str, items: Iterator[Delivered]) -> Acknowledgements:
+def acknowledgements(topic: str, items: Iterator[Delivered], reveal: Reveal) -> Acknowledgements:
     """Who acknowledged the policy in this poll, and in which process it was tallied."""
     acks = []
     for item in items:
         data = item.event.data
         if not isinstance(data, PolicyAcknowledged):
             continue
+        reveal(item.event.tenant, data)
         if data.advocate_id == KILLS_THE_WORKER:
             os._exit(3)  # as a worker killed by the kernel would vanish
         if data.advocate_id == BREAKS_THE_TALLY:

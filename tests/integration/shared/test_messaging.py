@@ -17,9 +17,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo.errors import AutoReconnect
 
 from shared.events import Event, decode
+from shared.events.personal import is_pseudonym
 from shared.events.topics import TRAINING
 from shared.events.training import CourseCompleted, PolicyAcknowledged
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, skip_history
+from shared.messaging.producer import event_headers
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
@@ -312,6 +314,41 @@ async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_letter
         await producer.publish(ack(org, "later"))
         await eventually(lambda: "later" in handled, timeout_s=30)
         assert sorted(handled) == ["first", "last", "later"]
+
+
+async def test_a_tally_worker_never_reveals_someone_erased_since_it_last_heard_of_them(
+    settings: ChorusSettings,
+) -> None:
+    # A worker keeps what it is told of people. Once that is older than the vault's cache time it
+    # still reveals with it, and the runner keeps the tally only if the vault still has them all.
+    quick = settings.model_copy(update={"vault_cache_s": 0.2})
+    org = new_org()
+    handled: list[str] = []
+    producer = EventProducer(quick)
+    await producer.start()
+    try:
+        first, second = await producer.vault.seal([ack(org, "ann"), ack(org, "ann", version=2)])
+        pseudonym = first.data.advocate_id
+        assert is_pseudonym(pseudonym) and second.data.advocate_id == pseudonym
+
+        def on_tally(tally: Acknowledgements) -> None:
+            handled.extend(advocate for o, advocate, _, _ in tally.acks if o == org)
+
+        async def send(event: Event[PolicyAcknowledged]) -> None:
+            await producer.send_raw(
+                TRAINING.name, event.to_json_bytes(), pseudonym.encode(), event_headers(event)
+            )
+
+        async with tallied_consumer(quick, producer, f"tally-erased-{org}", on_tally):
+            await send(first)
+            await eventually(lambda: handled == ["ann"])
+            await producer.vault.shred_after(org, "ann", datetime.now(UTC))
+            await asyncio.sleep(0.5)  # the worker's news of ann is old now
+            await send(second)
+            await eventually(lambda: len(handled) == 2)
+        assert handled == ["ann", pseudonym]
+    finally:
+        await producer.stop()
 
 
 async def test_a_tally_worker_outlives_neither_ctrl_c_nor_its_consumer() -> None:

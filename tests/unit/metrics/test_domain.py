@@ -26,11 +26,13 @@ from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import domain as surveys
 from shared.clock import utc_slot
 from shared.errors import InvalidInput
-from shared.events import Event, EventData
+from shared.events import Event, EventData, personal
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured, SaleRecorded
+from shared.events.personal import new_person
 from shared.events.shares import ShareMade
 from shared.messaging import Batch, Delivered
+from shared.messaging.batch import D
 from tests.helpers import Pending, tally_of
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)  # a Monday
@@ -210,6 +212,38 @@ def test_a_batch_tally_keeps_each_advocates_latest_share() -> None:
     assert tally.last_share == {("org", "alice"): later, ("org", "bob"): T0}
     # Alice's two shares have the same effect: counted as one effect, twice.
     assert only_day(tally).counts == [2, 1]
+
+
+def test_sealed_events_are_tallied_as_their_people_and_each_click_shape_revealed_once() -> None:
+    alice = new_person("org", "alice")
+    by_pseudonym = {alice.pseudonym: alice}
+    revealed: list[str] = []
+
+    def reveal(org: str, data: D) -> D:
+        assert org == "org"
+        revealed.append(type(data).__name__)
+        return personal.reveal(data, by_pseudonym)
+
+    def sealed(data: D) -> D:
+        return personal.seal(data, {"alice": alice})
+
+    clicks = projections.tally_events(
+        "chorus.clicks",
+        [
+            delivered(sealed(click(click_id="c1")), 0, 1),
+            delivered(sealed(click(click_id="c2")), 0, 2),
+            delivered(click(click_id="c3"), 0, 3),  # from before sealing: the same effect
+        ],
+        reveal,
+    )
+    [day] = clicks.days.values()
+    assert day.effects == [projections.click_effect("org", click())]
+    assert day.counts == [3]
+    assert revealed == ["ClickRecorded", "ClickRecorded"]  # one per shape of click, not per click
+    shares = projections.tally_events("chorus.shares", [delivered(sealed(share()), 0, 1)], reveal)
+    assert shares.last_share == {("org", "alice"): T0}
+    [day] = shares.days.values()
+    assert day.effects == [projections.share_effect("org", share())]
 
 
 def test_fold_sums_only_what_lies_above_the_watermark_and_skips_applied_ids() -> None:
