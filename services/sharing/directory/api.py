@@ -3,22 +3,24 @@
 Identity providers (Entra ID, Okta, OneLogin) call it with `Authorization: Bearer <API key>`:
 an organisation API key holding the scope `scim:provision`, or an organisation admin's token.
 Every answer, errors included, is `application/scim+json`; errors are SCIM Error messages
-(RFC 7644 §3.12) with their `scimType` (wire.py). Users and groups are listed and searched one
-way (`listed`); the OpenAPI document describes each operation's answers and bodies (schemas.py).
+(RFC 7644 §3.12) with their `scimType` (wire.py). Users and groups are one protocol over two
+resource types: each operation (create, list, search, get, replace, patch, delete) is written
+once (`resource_routes`), and a `ResourceKind` describes a type: its path, model, body, the
+service's use cases and what the OpenAPI document says where the types differ (schemas.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.routing import APIRoute
 from scim2_models import Error, Group, NotFoundException, NotImplementedException
 
 from services.sharing.directory import schemas
-from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource, etag
+from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
 from services.sharing.directory.service import DirectoryService
 from services.sharing.directory.wire import (
     SCIM_ERRORS,
@@ -44,14 +46,8 @@ router = APIRouter(
 )
 Responses = dict[int | str, dict[str, Any]]
 RESOURCE = schemas.RESOURCE_SCHEMA
-ONE_USER: Responses = {200: schemas.answer("the user", RESOURCE, resource=True)}
-ONE_GROUP: Responses = {200: schemas.answer("the group", RESOURCE, resource=True)}
-USERS: Responses = {200: schemas.answer("a page of users (a ListResponse)", schemas.LIST_SCHEMA)}
-GROUPS: Responses = {200: schemas.answer("a page of groups (a ListResponse)", schemas.LIST_SCHEMA)}
 DISCOVERY: Responses = {200: schemas.answer("the document", RESOURCE)}
 DISCOVERY_LIST: Responses = {200: schemas.answer("every one of them (a ListResponse)", schemas.LIST_SCHEMA)}
-USER_BODY = schemas.body(schemas.USER_IN_SCHEMA)
-GROUP_BODY = schemas.body(schemas.GROUP_IN_SCHEMA)
 SEARCH_BODY = schemas.body(schemas.SEARCH_SCHEMA)
 PATCH_BODY = schemas.body(schemas.PATCH_SCHEMA)
 
@@ -78,35 +74,43 @@ Count = Annotated[int | None, Query(alias="count")]
 Attributes = Annotated[str | None, Query(alias="attributes")]
 Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
 
+# --- a resource type, described once -----------------------------------------------------------
 
-async def user_response(
-    service: Service, org: str, user: DirectoryUser, request: Request, status: int = 200, params: Any = None
-) -> Response:
-    base = base_of(request)
-    groups = (await service.groups_of(org, [user]))[user.scim_id]
-    body = schemas.dump(schemas.user_out(user, groups, base), params)
-    headers = {"ETag": etag(user.version), "Location": schemas.user_location(base, user.scim_id)}
-    return scim_json(body, status, headers)
-
-
-def group_response(
-    group: DirectoryGroup, request: Request, status: int = 200, params: Any = None
-) -> Response:
-    base = base_of(request)
-    body = schemas.dump(schemas.group_out(group, base), params)
-    headers = {"ETag": etag(group.version), "Location": schemas.group_location(base, group.scim_id)}
-    return scim_json(body, status, headers)
-
-
-# --- lists, one way for both resource types ----------------------------------------------------
+E = TypeVar("E")  # the directory's entity of the type: DirectoryUser, DirectoryGroup
 
 
 @dataclass(frozen=True)
-class Listing:
-    """How a resource type is listed: its scim2-models model and a page of its resources."""
+class ResourceKind(Generic[E]):
+    """A SCIM resource type as its routes serve it. The routes themselves are the same for every
+    type (`resource_routes`); what differs between users and groups is here, explicit."""
 
-    model: Any
-    page: Callable[[DirectoryService, str, str | None, int, int, str], Awaitable[tuple[int, list[Any]]]]
+    name: str  # the resource type ("User"): the noun of its summaries and operation ids
+    path: str  # its endpoint ("/Users"), as its ResourceType document says
+    model: Any  # its scim2-models model: `attributes`, searches and list responses read it
+    body: dict[str, Any]  # the body a create and a replace take (`openapi_extra`)
+    # The service's use cases for the type (unbound: the service comes with each request).
+    create: Callable[[DirectoryService, str, Any], Awaitable[E]]
+    get: Callable[[DirectoryService, str, str], Awaitable[E]]
+    replace: Callable[[DirectoryService, str, str, Any, str | None], Awaitable[E]]
+    patch: Callable[[DirectoryService, str, str, Any, str | None], Awaitable[E]]
+    delete: Callable[[DirectoryService, str, str, str | None], Awaitable[None]]
+    find: Callable[[DirectoryService, str, str | None, int, int], Awaitable[tuple[int, list[E]]]]
+    # Its entities as SCIM resources, with what they compute (meta; a user's groups).
+    out: Callable[[DirectoryService, str, list[E], str], Awaitable[list[Any]]]
+    # The summaries the types do not share (the others follow the noun), and any operation's
+    # description beyond its summary, by operation.
+    create_summary: str
+    patch_summary: str
+    delete_summary: str
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def one(self) -> str:
+        return self.name.lower()
+
+    @property
+    def many(self) -> str:
+        return self.path.strip("/").lower()
 
 
 @dataclass(frozen=True)
@@ -120,42 +124,214 @@ class ListQuery:
     excluded: Any
 
 
-async def user_page(
-    service: DirectoryService, org: str, filter: str | None, skip: int, size: int, base: str
-) -> tuple[int, list[Any]]:
-    total, users = await service.users(org, filter, skip, size)
-    groups = await service.groups_of(org, users)
-    return total, [schemas.user_out(u, groups[u.scim_id], base) for u in users]
-
-
-async def group_page(
-    service: DirectoryService, org: str, filter: str | None, skip: int, size: int, base: str
-) -> tuple[int, list[Any]]:
-    total, groups = await service.groups(org, filter, skip, size)
-    return total, [schemas.group_out(g, base) for g in groups]
-
-
-USER_LIST = Listing(UserResource, user_page)
-GROUP_LIST = Listing(Group, group_page)
-
-
-async def searched(listing: Listing, request: Request) -> ListQuery:
-    search = search_of(listing.model, await body_of(request))
-    return ListQuery(
-        search.filter, search.start_index, search.count, search.attributes, search.excluded_attributes
-    )
+async def one_resource(
+    kind: ResourceKind[E],
+    service: DirectoryService,
+    org: str,
+    entity: E,
+    request: Request,
+    status: int = 200,
+    params: Any = None,
+) -> Response:
+    """A resource, with its version as ETag and its URL as Location (its meta.version and
+    meta.location)."""
+    resource = (await kind.out(service, org, [entity], base_of(request)))[0]
+    headers = {"ETag": str(resource.meta.version), "Location": str(resource.meta.location)}
+    return scim_json(schemas.dump(resource, params), status, headers)
 
 
 async def listed(
-    listing: Listing, principal: Principal, service: DirectoryService, request: Request, query: ListQuery
+    kind: ResourceKind[E], principal: Principal, service: DirectoryService, request: Request, query: ListQuery
 ) -> Response:
-    params = params_of(listing.model, query.attributes, query.excluded)
+    params = params_of(kind.model, query.attributes, query.excluded)
     start, size = page_of(query.start_index, query.count)
-    total, resources = await listing.page(
-        service, principal.org, query.filter, start - 1, size, base_of(request)
-    )
-    return scim_json(schemas.list_out(listing.model, resources, total, start, params))
+    total, entities = await kind.find(service, principal.org, query.filter, start - 1, size)
+    resources = await kind.out(service, principal.org, entities, base_of(request))
+    return scim_json(schemas.list_out(kind.model, resources, total, start, params))
 
+
+def resource_routes(kind: ResourceKind[E]) -> None:
+    """The seven operations on a resource type, on the router. The endpoints carry no docstring:
+    an operation's description is the type's note for it, if any."""
+    one, many = kind.one, kind.many
+    item = f"{kind.path}/{{scim_id}}"
+    single: Responses = {200: schemas.answer(f"the {one}", RESOURCE, resource=True)}
+    page: Responses = {200: schemas.answer(f"a page of {many} (a ListResponse)", schemas.LIST_SCHEMA)}
+    body = schemas.body(kind.body)
+    created: Responses = {
+        201: schemas.answer(f"the {one}, created", RESOURCE, resource=True, links=schemas.links_to(kind.name))
+    }
+
+    # Without an operation id of their own, create, list and search keep the one FastAPI makes
+    # of the route's name and path, as they always had.
+    @router.post(
+        kind.path,
+        summary=kind.create_summary,
+        description=kind.notes.get("create", ""),
+        status_code=201,
+        responses=created,
+        openapi_extra=body,
+        name=f"create_{one}",
+    )
+    async def create(principal: Provisioner, service: Service, request: Request) -> Response:
+        entity = await kind.create(service, principal.org, await body_of(request))
+        return await one_resource(kind, service, principal.org, entity, request, 201)
+
+    @router.get(
+        kind.path,
+        summary=f"List or filter {many}",
+        description=kind.notes.get("list", ""),
+        responses=page,
+        name=f"list_{many}",
+    )
+    async def list_(
+        principal: Provisioner,
+        service: Service,
+        request: Request,
+        filter: Filter = None,
+        start_index: StartIndex = 1,
+        count: Count = None,
+        attributes: Attributes = None,
+        excluded: Excluded = None,
+    ) -> Response:
+        query = ListQuery(filter, start_index, count, attributes, excluded)
+        return await listed(kind, principal, service, request, query)
+
+    @router.post(
+        f"{kind.path}/.search",
+        summary=f"Search {many} (the query in the body)",
+        description=kind.notes.get("search", ""),
+        responses=page,
+        openapi_extra=SEARCH_BODY,
+        name=f"search_{many}",
+    )
+    async def search(principal: Provisioner, service: Service, request: Request) -> Response:
+        found = search_of(kind.model, await body_of(request))
+        query = ListQuery(
+            found.filter, found.start_index, found.count, found.attributes, found.excluded_attributes
+        )
+        return await listed(kind, principal, service, request, query)
+
+    @router.get(
+        item,
+        summary=f"One {one}",
+        description=kind.notes.get("get", ""),
+        responses=single,
+        operation_id=schemas.operation_id("Get", kind.name),
+        name=f"get_{one}",
+    )
+    async def get(
+        scim_id: str,
+        principal: Provisioner,
+        service: Service,
+        request: Request,
+        attributes: Attributes = None,
+        excluded: Excluded = None,
+    ) -> Response:
+        params = params_of(kind.model, attributes, excluded)
+        entity = await kind.get(service, principal.org, scim_id)
+        return await one_resource(kind, service, principal.org, entity, request, params=params)
+
+    @router.put(
+        item,
+        summary=f"Replace a {one}",
+        description=kind.notes.get("replace", ""),
+        responses=single,
+        openapi_extra=body,
+        operation_id=schemas.operation_id("Replace", kind.name),
+        name=f"replace_{one}",
+    )
+    async def replace(
+        scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
+    ) -> Response:
+        entity = await kind.replace(service, principal.org, scim_id, await body_of(request), if_match)
+        return await one_resource(kind, service, principal.org, entity, request)
+
+    @router.patch(
+        item,
+        summary=kind.patch_summary,
+        description=kind.notes.get("patch", ""),
+        responses=single,
+        openapi_extra=PATCH_BODY,
+        operation_id=schemas.operation_id("Patch", kind.name),
+        name=f"patch_{one}",
+    )
+    async def patch(
+        scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
+    ) -> Response:
+        entity = await kind.patch(service, principal.org, scim_id, await body_of(request), if_match)
+        return await one_resource(kind, service, principal.org, entity, request)
+
+    @router.delete(
+        item,
+        summary=kind.delete_summary,
+        description=kind.notes.get("delete", ""),
+        status_code=204,
+        operation_id=schemas.operation_id("Delete", kind.name),
+        name=f"delete_{one}",
+    )
+    async def delete(
+        scim_id: str, principal: Provisioner, service: Service, if_match: IfMatch = None
+    ) -> Response:
+        await kind.delete(service, principal.org, scim_id, if_match)
+        return Response(status_code=204)
+
+
+async def users_out(
+    service: DirectoryService, org: str, users: list[DirectoryUser], base: str
+) -> list[UserResource]:
+    """Users, each with their groups (a read-only attribute the directory computes)."""
+    groups = await service.groups_of(org, users)
+    return [schemas.user_out(u, groups[u.scim_id], base) for u in users]
+
+
+async def groups_out(
+    service: DirectoryService, org: str, groups: list[DirectoryGroup], base: str
+) -> list[Group]:
+    return [schemas.group_out(g, base) for g in groups]
+
+
+USERS = ResourceKind(
+    name="User",
+    path="/Users",
+    model=UserResource,
+    body=schemas.USER_IN_SCHEMA,
+    create=DirectoryService.create_user,
+    get=DirectoryService.user,
+    replace=DirectoryService.replace_user,
+    patch=DirectoryService.patch_user,
+    delete=DirectoryService.delete_user,
+    find=DirectoryService.users,
+    out=users_out,
+    create_summary="Provision a user (enrols or updates their advocate)",
+    patch_summary="Change a user (PATCH add, replace, remove)",
+    delete_summary="Remove a user (their advocate stays, deactivated)",
+    notes={
+        "create": "409 uniqueness when the userName (or externalId) is taken; nothing is written then.",
+        "list": "Filters on userName, externalId, id, displayName, active, emails and meta.created / "
+        "meta.lastModified; pages by startIndex and count.",
+        "replace": "412 when If-Match names another version than the stored one.",
+        "patch": "`active: false` deactivates the advocate: they can no longer share, their scheduled "
+        "shares are cancelled, their links keep redirecting.",
+    },
+)
+GROUPS = ResourceKind(
+    name="Group",
+    path="/Groups",
+    model=Group,
+    body=schemas.GROUP_IN_SCHEMA,
+    create=DirectoryService.create_group,
+    get=DirectoryService.group,
+    replace=DirectoryService.replace_group,
+    patch=DirectoryService.patch_group,
+    delete=DirectoryService.delete_group,
+    find=DirectoryService.groups,
+    out=groups_out,
+    create_summary="Provision a group (a team: its members' team is its name)",
+    patch_summary="Change a group: rename, add or remove members",
+    delete_summary="Remove a group (its members leave the team)",
+    notes={"list": "Filters on displayName, externalId, id, members and meta.created / meta.lastModified."},
+)
 
 # --- discovery ---------------------------------------------------------------------------------
 
@@ -198,205 +374,10 @@ async def schema(urn: str, principal: Provisioner, request: Request) -> Response
     return scim_json(schemas.schema(urn, base_of(request)))
 
 
-# --- users -------------------------------------------------------------------------------------
+# --- users and groups --------------------------------------------------------------------------
 
-
-@router.post(
-    "/Users",
-    summary="Provision a user (enrols or updates their advocate)",
-    status_code=201,
-    responses={
-        201: schemas.answer("the user, created", RESOURCE, resource=True, links=schemas.links_to("User"))
-    },
-    openapi_extra=USER_BODY,
-)
-async def create_user(principal: Provisioner, service: Service, request: Request) -> Response:
-    """409 uniqueness when the userName (or externalId) is taken; nothing is written then."""
-    user = await service.create_user(principal.org, await body_of(request))
-    return await user_response(service, principal.org, user, request, 201)
-
-
-@router.get("/Users", summary="List or filter users", responses=USERS)
-async def list_users(
-    principal: Provisioner,
-    service: Service,
-    request: Request,
-    filter: Filter = None,
-    start_index: StartIndex = 1,
-    count: Count = None,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    """Filters on userName, externalId, id, displayName, active, emails and meta.created /
-    meta.lastModified; pages by startIndex and count."""
-    query = ListQuery(filter, start_index, count, attributes, excluded)
-    return await listed(USER_LIST, principal, service, request, query)
-
-
-@router.post(
-    "/Users/.search",
-    summary="Search users (the query in the body)",
-    responses=USERS,
-    openapi_extra=SEARCH_BODY,
-)
-async def search_users(principal: Provisioner, service: Service, request: Request) -> Response:
-    return await listed(USER_LIST, principal, service, request, await searched(USER_LIST, request))
-
-
-@router.get("/Users/{scim_id}", summary="One user", responses=ONE_USER, operation_id="scim_get_user")
-async def get_user(
-    scim_id: str,
-    principal: Provisioner,
-    service: Service,
-    request: Request,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    params = params_of(UserResource, attributes, excluded)
-    user = await service.user(principal.org, scim_id)
-    return await user_response(service, principal.org, user, request, params=params)
-
-
-@router.put(
-    "/Users/{scim_id}",
-    summary="Replace a user",
-    responses=ONE_USER,
-    openapi_extra=USER_BODY,
-    operation_id="scim_replace_user",
-)
-async def replace_user(
-    scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
-) -> Response:
-    """412 when If-Match names another version than the stored one."""
-    user = await service.replace_user(principal.org, scim_id, await body_of(request), if_match)
-    return await user_response(service, principal.org, user, request)
-
-
-@router.patch(
-    "/Users/{scim_id}",
-    summary="Change a user (PATCH add, replace, remove)",
-    responses=ONE_USER,
-    openapi_extra=PATCH_BODY,
-    operation_id="scim_patch_user",
-)
-async def patch_user(
-    scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
-) -> Response:
-    """`active: false` deactivates the advocate: they can no longer share, their scheduled shares
-    are cancelled, their links keep redirecting."""
-    user = await service.patch_user(principal.org, scim_id, await body_of(request), if_match)
-    return await user_response(service, principal.org, user, request)
-
-
-@router.delete(
-    "/Users/{scim_id}",
-    summary="Remove a user (their advocate stays, deactivated)",
-    status_code=204,
-    operation_id="scim_delete_user",
-)
-async def delete_user(
-    scim_id: str, principal: Provisioner, service: Service, if_match: IfMatch = None
-) -> Response:
-    await service.delete_user(principal.org, scim_id, if_match)
-    return Response(status_code=204)
-
-
-# --- groups ------------------------------------------------------------------------------------
-
-
-@router.post(
-    "/Groups",
-    summary="Provision a group (a team: its members' team is its name)",
-    status_code=201,
-    responses={
-        201: schemas.answer("the group, created", RESOURCE, resource=True, links=schemas.links_to("Group"))
-    },
-    openapi_extra=GROUP_BODY,
-)
-async def create_group(principal: Provisioner, service: Service, request: Request) -> Response:
-    group = await service.create_group(principal.org, await body_of(request))
-    return group_response(group, request, 201)
-
-
-@router.get("/Groups", summary="List or filter groups", responses=GROUPS)
-async def list_groups(
-    principal: Provisioner,
-    service: Service,
-    request: Request,
-    filter: Filter = None,
-    start_index: StartIndex = 1,
-    count: Count = None,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    """Filters on displayName, externalId, id, members and meta.created / meta.lastModified."""
-    query = ListQuery(filter, start_index, count, attributes, excluded)
-    return await listed(GROUP_LIST, principal, service, request, query)
-
-
-@router.post(
-    "/Groups/.search",
-    summary="Search groups (the query in the body)",
-    responses=GROUPS,
-    openapi_extra=SEARCH_BODY,
-)
-async def search_groups(principal: Provisioner, service: Service, request: Request) -> Response:
-    return await listed(GROUP_LIST, principal, service, request, await searched(GROUP_LIST, request))
-
-
-@router.get("/Groups/{scim_id}", summary="One group", responses=ONE_GROUP, operation_id="scim_get_group")
-async def get_group(
-    scim_id: str,
-    principal: Provisioner,
-    service: Service,
-    request: Request,
-    attributes: Attributes = None,
-    excluded: Excluded = None,
-) -> Response:
-    params = params_of(Group, attributes, excluded)
-    return group_response(await service.group(principal.org, scim_id), request, params=params)
-
-
-@router.put(
-    "/Groups/{scim_id}",
-    summary="Replace a group",
-    responses=ONE_GROUP,
-    openapi_extra=GROUP_BODY,
-    operation_id="scim_replace_group",
-)
-async def replace_group(
-    scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
-) -> Response:
-    group = await service.replace_group(principal.org, scim_id, await body_of(request), if_match)
-    return group_response(group, request)
-
-
-@router.patch(
-    "/Groups/{scim_id}",
-    summary="Change a group: rename, add or remove members",
-    responses=ONE_GROUP,
-    openapi_extra=PATCH_BODY,
-    operation_id="scim_patch_group",
-)
-async def patch_group(
-    scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
-) -> Response:
-    group = await service.patch_group(principal.org, scim_id, await body_of(request), if_match)
-    return group_response(group, request)
-
-
-@router.delete(
-    "/Groups/{scim_id}",
-    summary="Remove a group (its members leave the team)",
-    status_code=204,
-    operation_id="scim_delete_group",
-)
-async def delete_group(
-    scim_id: str, principal: Provisioner, service: Service, if_match: IfMatch = None
-) -> Response:
-    await service.delete_group(principal.org, scim_id, if_match)
-    return Response(status_code=204)
-
+resource_routes(USERS)
+resource_routes(GROUPS)
 
 # --- anything else under /scim/v2 --------------------------------------------------------------
 

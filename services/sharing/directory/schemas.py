@@ -276,11 +276,16 @@ def answer(
     return documented
 
 
+def operation_id(verb: str, resource_type: str) -> str:
+    """The operation id of reading ("Get"), replacing, changing or removing a resource."""
+    return f"scim_{verb.lower()}_{resource_type.lower()}"
+
+
 def links_to(resource_type: str) -> dict[str, Any]:
     """The links of a created resource to reading, replacing, changing and removing it."""
     return {
         f"{verb}{resource_type}": {
-            "operationId": f"scim_{verb.lower()}_{resource_type.lower()}",
+            "operationId": operation_id(verb, resource_type),
             "parameters": {"scim_id": "$response.body#/id"},
         }
         for verb in ("Get", "Replace", "Patch", "Delete")
