@@ -85,7 +85,6 @@ class ResourceKind(Generic[E]):
     type (`resource_routes`); what differs between users and groups is here, explicit."""
 
     name: str  # the resource type ("User"): the noun of its summaries and operation ids
-    path: str  # its endpoint ("/Users"), as its ResourceType document says
     model: Any  # its scim2-models model: `attributes`, searches and list responses read it
     body: dict[str, Any]  # the body a create and a replace take (`openapi_extra`)
     # The service's use cases for the type (unbound: the service comes with each request).
@@ -103,6 +102,11 @@ class ResourceKind(Generic[E]):
     patch_summary: str
     delete_summary: str
     notes: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """Its endpoint ("/Users"), as its ResourceType document (GET /ResourceTypes) says."""
+        return str(schemas.RESOURCE_TYPES[self.name].endpoint)
 
     @property
     def one(self) -> str:
@@ -293,7 +297,6 @@ async def groups_out(
 
 USERS = ResourceKind(
     name="User",
-    path="/Users",
     model=UserResource,
     body=schemas.USER_IN_SCHEMA,
     create=DirectoryService.create_user,
@@ -317,7 +320,6 @@ USERS = ResourceKind(
 )
 GROUPS = ResourceKind(
     name="Group",
-    path="/Groups",
     model=Group,
     body=schemas.GROUP_IN_SCHEMA,
     create=DirectoryService.create_group,

@@ -16,19 +16,22 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from scim2_models import (
     Context,
     EnterpriseUser,
     Group,
+    PatchOp,
     PreconditionFailedException,
+    Resource,
     User,
 )
 
 from services.sharing.advocates.domain import DirectoryProfile
 
 UserResource = User[EnterpriseUser]
+R = TypeVar("R", bound=Resource[Any])  # a resource: a user, a group
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,21 @@ def user_resource(user: DirectoryUser) -> UserResource:
 
 def group_resource(group: DirectoryGroup) -> Group:
     return Group.model_validate(json.loads(group.resource), scim_ctx=None)
+
+
+def replacement(current: R, payload: Any) -> R:
+    """What a PUT makes of `current` (RFC 7644 §3.5.1): the body validated whole as a resource of
+    the same type, its read-only attributes kept and its immutable ones checked."""
+    resource = type(current).model_validate(payload, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+    resource.replace(current)
+    return resource
+
+
+def patched(current: R, payload: Any) -> R | None:
+    """`current` with a PATCH's operations applied (RFC 7644 §3.5.2); None when they change
+    nothing."""
+    patch = PatchOp[type(current)].model_validate(payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST)  # type: ignore[misc]
+    return current if patch.patch(current) else None
 
 
 def user_entity(

@@ -154,8 +154,11 @@ def _value(column: Column, raw: Any, attr: str) -> Any:
     return comparison_key(raw) if column.kind == "key" else raw
 
 
-def to_query(text: str, model: Any, columns: dict[str, Column], core: str) -> Document:
-    """The MongoDB query for a SCIM filter on `model`; InvalidFilterException names the fault."""
+def to_query(text: str | None, model: Any, columns: dict[str, Column], core: str) -> Document:
+    """The MongoDB query for a SCIM filter on `model` (every resource without one);
+    InvalidFilterException names the fault."""
+    if text is None:
+        return {}
     if len(text) > MAX_FILTER_LENGTH:
         raise InvalidFilterException(detail=f"the filter is longer than {MAX_FILTER_LENGTH} characters")
     try:

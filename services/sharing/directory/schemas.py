@@ -82,27 +82,31 @@ def schema(urn: str, base: str) -> dict[str, Any]:
     return found.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
 
-def user_location(base: str, scim_id: str) -> str:
-    return f"{base}/Users/{scim_id}"
+def location(base: str, resource_type: str, scim_id: str) -> str:
+    """A resource's URL: its type's endpoint (`/Users`, `/Groups`), then its id."""
+    return f"{base}{RESOURCE_TYPES[resource_type].endpoint}/{scim_id}"
 
 
-def group_location(base: str, scim_id: str) -> str:
-    return f"{base}/Groups/{scim_id}"
+def meta(resource_type: str, entity: DirectoryUser | DirectoryGroup, base: str) -> Meta:
+    """What the directory computes of a resource: its dates, version and URL."""
+    return Meta(
+        resource_type=resource_type,
+        created=entity.created,
+        last_modified=entity.last_modified,
+        version=domain.etag(entity.version),
+        location=location(base, resource_type, entity.scim_id),
+    )
 
 
 def user_out(user: DirectoryUser, groups: list[DirectoryGroup], base: str) -> UserResource:
     resource = domain.user_resource(user)
     resource.groups = [
-        UserGroup(value=g.scim_id, display=g.display_name, ref=group_location(base, g.scim_id), type="direct")
+        UserGroup(
+            value=g.scim_id, display=g.display_name, ref=location(base, "Group", g.scim_id), type="direct"
+        )
         for g in groups
     ] or None
-    resource.meta = Meta(
-        resource_type="User",
-        created=user.created,
-        last_modified=user.last_modified,
-        version=domain.etag(user.version),
-        location=user_location(base, user.scim_id),
-    )
+    resource.meta = meta("User", user, base)
     return resource
 
 
@@ -110,15 +114,9 @@ def group_out(group: DirectoryGroup, base: str) -> Group:
     resource = domain.group_resource(group)
     for member in resource.members or ():
         if member.value:
-            member.ref = user_location(base, member.value)  # type: ignore[assignment]
+            member.ref = location(base, "User", member.value)  # type: ignore[assignment]
             member.type = "User"
-    resource.meta = Meta(
-        resource_type="Group",
-        created=group.created,
-        last_modified=group.last_modified,
-        version=domain.etag(group.version),
-        location=group_location(base, group.scim_id),
-    )
+    resource.meta = meta("Group", group, base)
     return resource
 
 

@@ -23,8 +23,6 @@ from scim2_models import (
     Context,
     Group,
     InvalidValueException,
-    NotFoundException,
-    PatchOp,
     PreconditionFailedException,
 )
 
@@ -35,6 +33,7 @@ from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, Use
 from services.sharing.directory.store import USERS, DirectoryStore
 from services.sharing.shares.service import SharesService
 from shared.clock import Clock, utc_now
+from shared.errors import found
 
 SYNC_GRACE = timedelta(seconds=30)  # a write this recent may still be on its way to the advocate
 
@@ -62,30 +61,19 @@ class DirectoryService:
         return user
 
     async def user(self, org: str, scim_id: str) -> DirectoryUser:
-        user = await self.store.user(org, scim_id)
-        if user is None:
-            raise NotFoundException(detail=f"no user {scim_id}")
-        return user
+        return found(await self.store.user(org, scim_id), f"no user {scim_id}")
 
     async def replace_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
         current = await self.user(org, scim_id)
         domain.check_if_match(if_match, current.version)
-        resource = UserResource.model_validate(
-            domain.tolerated(payload), scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST
-        )
-        resource.replace(domain.user_resource(current))  # read-only kept, immutable checked
+        resource = domain.replacement(domain.user_resource(current), domain.tolerated(payload))
         return await self._write_user(org, current, resource)
 
     async def patch_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
         current = await self.user(org, scim_id)
         domain.check_if_match(if_match, current.version)
-        patch = PatchOp[UserResource].model_validate(
-            domain.tolerated_patch(payload), scim_ctx=Context.RESOURCE_PATCH_REQUEST
-        )
-        resource = domain.user_resource(current)
-        if not patch.patch(resource):
-            return current
-        return await self._write_user(org, current, resource)
+        resource = domain.patched(domain.user_resource(current), domain.tolerated_patch(payload))
+        return current if resource is None else await self._write_user(org, current, resource)
 
     async def _write_user(self, org: str, current: DirectoryUser, resource: UserResource) -> DirectoryUser:
         user = domain.changed_user(current, resource, self.clock())
@@ -155,28 +143,21 @@ class DirectoryService:
         return group
 
     async def group(self, org: str, scim_id: str) -> DirectoryGroup:
-        group = await self.store.group(org, scim_id)
-        if group is None:
-            raise NotFoundException(detail=f"no group {scim_id}")
-        return group
+        return found(await self.store.group(org, scim_id), f"no group {scim_id}")
 
     async def replace_group(
         self, org: str, scim_id: str, payload: Any, if_match: str | None
     ) -> DirectoryGroup:
         current = await self.group(org, scim_id)
         domain.check_if_match(if_match, current.version)
-        resource = Group.model_validate(payload, scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
-        resource.replace(domain.group_resource(current))
+        resource = domain.replacement(domain.group_resource(current), payload)
         return await self._write_group(org, current, resource)
 
     async def patch_group(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryGroup:
         current = await self.group(org, scim_id)
         domain.check_if_match(if_match, current.version)
-        patch = PatchOp[Group].model_validate(payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST)
-        resource = domain.group_resource(current)
-        if not patch.patch(resource):
-            return current
-        return await self._write_group(org, current, resource)
+        resource = domain.patched(domain.group_resource(current), payload)
+        return current if resource is None else await self._write_group(org, current, resource)
 
     async def _write_group(self, org: str, current: DirectoryGroup, resource: Group) -> DirectoryGroup:
         group = domain.changed_group(current, resource, self.clock())

@@ -117,11 +117,7 @@ class DirectoryStore:
         self, org: str, filter_text: str | None, start: int, count: int
     ) -> tuple[int, list[DirectoryUser]]:
         """Total matching, and the page from `start` (0-based) in creation order."""
-        selected = (
-            {}
-            if filter_text is None
-            else query.to_query(filter_text, UserResource, query.USER_COLUMNS, query.CORE_USER)
-        )
+        selected = query.to_query(filter_text, UserResource, query.USER_COLUMNS, query.CORE_USER)
         return await self._page(org, USERS, selected, start, count, USER_DOCUMENTS)
 
     async def mark_synced(self, org: str, user: DirectoryUser) -> None:
@@ -165,11 +161,7 @@ class DirectoryStore:
     async def groups(
         self, org: str, filter_text: str | None, start: int, count: int
     ) -> tuple[int, list[DirectoryGroup]]:
-        selected = (
-            {}
-            if filter_text is None
-            else query.to_query(filter_text, Group, query.GROUP_COLUMNS, query.CORE_GROUP)
-        )
+        selected = query.to_query(filter_text, Group, query.GROUP_COLUMNS, query.CORE_GROUP)
         return await self._page(org, GROUPS, selected, start, count, GROUP_DOCUMENTS)
 
     async def groups_of(self, org: str, user_ids: list[str]) -> list[DirectoryGroup]:
