@@ -15,23 +15,25 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.routing import APIRoute
-from scim2_models import Error, Group, NotFoundException, NotImplementedException
+from scim2_models import Error, Group, NotFoundException, NotImplementedException, ResponseParameters
 
 from services.sharing.directory import schemas
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
 from services.sharing.directory.service import DirectoryService
 from services.sharing.directory.wire import (
     SCIM_ERRORS,
+    FromUrl,
+    ListQuery,
     ScimJson,
     ScimRoute,
+    Selected,
     base_of,
     body_of,
+    body_query,
     page_of,
-    params_of,
     scim_json,
-    search_of,
 )
 from shared.auth import API_KEY_ROLE, Principal, Role, require
 
@@ -68,11 +70,7 @@ async def get_service(request: Request) -> DirectoryService:
 Provisioner = Annotated[Principal, Depends(provisioner)]
 Service = Annotated[DirectoryService, Depends(get_service)]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
-Filter = Annotated[str | None, Query(alias="filter", max_length=2000)]
-StartIndex = Annotated[int, Query(alias="startIndex")]
-Count = Annotated[int | None, Query(alias="count")]
-Attributes = Annotated[str | None, Query(alias="attributes")]
-Excluded = Annotated[str | None, Query(alias="excludedAttributes")]
+
 
 # --- a resource type, described once -----------------------------------------------------------
 
@@ -117,17 +115,6 @@ class ResourceKind(Generic[E]):
         return self.path.strip("/").lower()
 
 
-@dataclass(frozen=True)
-class ListQuery:
-    """A list's query, from the URL (GET) or the body (POST .search)."""
-
-    filter: str | None
-    start_index: int | None
-    count: int | None
-    attributes: Any
-    excluded: Any
-
-
 async def one_resource(
     kind: ResourceKind[E],
     service: DirectoryService,
@@ -135,7 +122,7 @@ async def one_resource(
     entity: E,
     request: Request,
     status: int = 200,
-    params: Any = None,
+    params: ResponseParameters[Any] | None = None,
 ) -> Response:
     """A resource, with its version as ETag and its URL as Location (its meta.version and
     meta.location)."""
@@ -147,7 +134,7 @@ async def one_resource(
 async def listed(
     kind: ResourceKind[E], principal: Principal, service: DirectoryService, request: Request, query: ListQuery
 ) -> Response:
-    params = params_of(kind.model, query.attributes, query.excluded)
+    params = query.selection.params(kind.model)
     start, size = page_of(query.start_index, query.count)
     total, entities = await kind.find(service, principal.org, query.filter, start - 1, size)
     resources = await kind.out(service, principal.org, entities, base_of(request))
@@ -188,17 +175,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         responses=page,
         name=f"list_{many}",
     )
-    async def list_(
-        principal: Provisioner,
-        service: Service,
-        request: Request,
-        filter: Filter = None,
-        start_index: StartIndex = 1,
-        count: Count = None,
-        attributes: Attributes = None,
-        excluded: Excluded = None,
-    ) -> Response:
-        query = ListQuery(filter, start_index, count, attributes, excluded)
+    async def list_(principal: Provisioner, service: Service, request: Request, query: FromUrl) -> Response:
         return await listed(kind, principal, service, request, query)
 
     @router.post(
@@ -210,10 +187,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         name=f"search_{many}",
     )
     async def search(principal: Provisioner, service: Service, request: Request) -> Response:
-        found = search_of(kind.model, await body_of(request))
-        query = ListQuery(
-            found.filter, found.start_index, found.count, found.attributes, found.excluded_attributes
-        )
+        query = body_query(kind.model, await body_of(request))
         return await listed(kind, principal, service, request, query)
 
     @router.get(
@@ -225,16 +199,12 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         name=f"get_{one}",
     )
     async def get(
-        scim_id: str,
-        principal: Provisioner,
-        service: Service,
-        request: Request,
-        attributes: Attributes = None,
-        excluded: Excluded = None,
+        scim_id: str, principal: Provisioner, service: Service, request: Request, selected: Selected
     ) -> Response:
-        params = params_of(kind.model, attributes, excluded)
         entity = await kind.get(service, principal.org, scim_id)
-        return await one_resource(kind, service, principal.org, entity, request, params=params)
+        return await one_resource(
+            kind, service, principal.org, entity, request, params=selected.params(kind.model)
+        )
 
     @router.put(
         item,

@@ -1,15 +1,17 @@
 """The SCIM wire of the directory's routes (RFC 7644): the route class that turns every error,
 auth and query parameters included, into a SCIM Error; the `application/scim+json` answers; and
-reading a request's body, its `attributes`, a search and a page.
+reading a request's body, the attributes an answer holds (`Selection`), a list's query from the
+URL or a search's body (`ListQuery`), and a page.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
@@ -127,3 +129,53 @@ def page_of(start_index: int | None, count: int | None) -> tuple[int, int]:
     start = max(start_index or 1, 1)
     size = schemas.MAX_RESULTS if count is None else min(max(count, 0), schemas.MAX_RESULTS)
     return start, size
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which attributes an answer holds (RFC 7644 §3.9): `attributes`, `excludedAttributes`."""
+
+    attributes: Any
+    excluded: Any
+
+    def params(self, model: Any) -> ResponseParameters[Any] | None:
+        return params_of(model, self.attributes, self.excluded)
+
+
+def selection(
+    attributes: Annotated[str | None, Query(alias="attributes")] = None,
+    excluded: Annotated[str | None, Query(alias="excludedAttributes")] = None,
+) -> Selection:
+    return Selection(attributes, excluded)
+
+
+Selected = Annotated[Selection, Depends(selection)]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A list's query, from the URL (GET) or the body (POST .search)."""
+
+    filter: str | None
+    start_index: int | None
+    count: int | None
+    selection: Selection
+
+
+def url_query(
+    selected: Selected,
+    filter: Annotated[str | None, Query(alias="filter", max_length=2000)] = None,
+    start_index: Annotated[int, Query(alias="startIndex")] = 1,
+    count: Annotated[int | None, Query(alias="count")] = None,
+) -> ListQuery:
+    return ListQuery(filter, start_index, count, selected)
+
+
+def body_query(model: Any, body: Any) -> ListQuery:
+    found = search_of(model, body)
+    return ListQuery(
+        found.filter, found.start_index, found.count, Selection(found.attributes, found.excluded_attributes)
+    )
+
+
+FromUrl = Annotated[ListQuery, Depends(url_query)]
