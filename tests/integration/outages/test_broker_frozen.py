@@ -4,6 +4,7 @@ it was written per key (shared/outbox.py)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -46,12 +47,22 @@ ONLY_FROM_WRITES = {
 }
 
 
+SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+SCIM_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+SCIM_SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+def scim_patch(op: str, path: str, value: Any = None) -> dict[str, Any]:
+    operation = {"op": op, "path": path} | ({} if value is None else {"value": value})
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [operation]}
+
+
 class Writes:
     """Sends requests to the services and checks each answers with a success, in time."""
 
     def __init__(self, chorus: Chorus) -> None:
         self.chorus = chorus
-        self.sent: list[str] = []
+        self.sent: list[tuple[str, str, str]] = []  # (service, method, path)
 
     async def __call__(
         self, service: str, method: str, path: str, headers: dict[str, str], json: Any = None
@@ -60,10 +71,23 @@ class Writes:
         response = await self.chorus.clients[service].request(method, path, headers=headers, json=json)
         took = time.monotonic() - started
         what = f"{service} {method} {path}"
-        self.sent.append(what)
+        self.sent.append((service, method, path))
         assert response.status_code < 400, f"{what}: {response.status_code} {response.text}"
         assert took < ANSWER_WITHIN_S, f"{what} took {took:.2f} s with the broker frozen"
         return response.json() if response.content else None
+
+
+def write_operations(chorus: Chorus) -> dict[tuple[str, str, str], re.Pattern[str]]:
+    """Every write operation the services' OpenAPI documents offer, with a pattern of its paths."""
+    found = {}
+    for service, app in chorus.apps.items():
+        for path, operations in app.openapi()["paths"].items():
+            parts = re.split(r"(\{[^}]+\})", path)
+            pattern = re.compile("".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts))
+            for method in operations:
+                if method.upper() in {"POST", "PUT", "PATCH", "DELETE"}:
+                    found[(service, method.upper(), path)] = pattern
+    return found
 
 
 async def pending_events(chorus: Chorus, org: str) -> list[tuple[datetime, Event[EventData]]]:
@@ -108,7 +132,11 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
     ann, bob = chorus.headers(org, "ann"), chorus.headers(org, "bob")
     content, sharing = chorus.clients["content"], chorus.clients["sharing"]
 
-    # Before the outage: content sharing has learnt of over the broker, an advocate to erase.
+    # Before the outage: content sharing has learnt of over the broker, an advocate to erase, and
+    # a webhook delivery of the content's publication to replay.
+    metrics = chorus.clients["metrics"]
+    published_hook = {"url": "http://127.0.0.1:9/published", "event_types": ["chorus.content.published"]}
+    hooked = (await metrics.post("/v1/webhooks", json=published_hook, headers=admin)).json()
     shared_item = (await content.post("/v1/content", json=article(), headers=editor)).json()
     assert (await content.post(f"/v1/content/{shared_item['id']}/publish", headers=editor)).status_code == 200
     profile = {
@@ -125,6 +153,12 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
         return shared_item["id"] in [i["content_id"] for i in items]
 
     await eventually(shareable)
+
+    async def publication_delivered() -> list[Any]:
+        answer = await metrics.get(f"/v1/webhooks/{hooked['id']}/deliveries", headers=admin)
+        return answer.json()["items"]  # type: ignore[no-any-return]
+
+    [publication] = await eventually(publication_delivered)
 
     # Kudos go only to colleagues recognition knows: Ann, who enrols with sharing during the
     # outage, is first announced to recognition as an identity provider's directory would have.
@@ -197,6 +231,25 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
                 "sharing", "POST", "/v1/shares", ann, {**share_body, "scheduled_at": soon}
             )
             await write("sharing", "DELETE", "/v1/advocates/cat", admin)
+
+            # sharing's SCIM directory, as an identity provider calls it
+            scim = {**admin, "Content-Type": "application/scim+json"}
+            erin_body = {"schemas": [SCIM_USER], "userName": "erin@example.com", "active": True}
+            erin = await write("sharing", "POST", "/scim/v2/Users", scim, erin_body)
+            erin_path = f"/scim/v2/Users/{erin['id']}"
+            await write("sharing", "PUT", erin_path, scim, {**erin_body, "displayName": "Erin"})
+            await write("sharing", "PATCH", erin_path, scim, scim_patch("replace", "title", "Chief"))
+            search = {"schemas": [SCIM_SEARCH], "filter": 'userName eq "erin@example.com"'}
+            found = await write("sharing", "POST", "/scim/v2/Users/.search", scim, search)
+            assert [u["id"] for u in found["Resources"]] == [erin["id"]]
+            team_body = {"schemas": [SCIM_GROUP], "displayName": "blue", "members": [{"value": erin["id"]}]}
+            team = await write("sharing", "POST", "/scim/v2/Groups", scim, team_body)
+            team_path = f"/scim/v2/Groups/{team['id']}"
+            await write("sharing", "PUT", team_path, scim, {**team_body, "displayName": "navy"})
+            await write("sharing", "PATCH", team_path, scim, scim_patch("remove", "members"))
+            await write("sharing", "POST", "/scim/v2/Groups/.search", scim, {"schemas": [SCIM_SEARCH]})
+            await write("sharing", "DELETE", team_path, scim)
+            await write("sharing", "DELETE", erin_path, scim)
             started = time.monotonic()
             visit = await sharing.get(
                 f"/r/{share['code']}", headers={"User-Agent": "Mozilla/5.0 Firefox/130.0"}
@@ -251,6 +304,9 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
                 {"from": hour_ago, "to": datetime.now(UTC).isoformat()},
             )
             await write("metrics", "DELETE", f"/v1/webhooks/{endpoint['id']}", admin)
+            await write(
+                "metrics", "POST", f"/v1/webhooks/{hooked['id']}/deliveries/{publication['id']}/replay", admin
+            )
 
             # recognition: rules, badges, kudos, rewards and redemptions, corrections, goals
             rules = (await chorus.clients["recognition"].get("/v1/rules", headers=admin)).json()["rules"]
@@ -278,6 +334,20 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
             kept = await write("recognition", "POST", f"/v1/rewards/{reward['reward_id']}/redemptions", ann)
             await write("recognition", "POST", f"/v1/redemptions/{kept['redemption_id']}/approve", admin)
             await write("recognition", "POST", f"/v1/redemptions/{kept['redemption_id']}/fulfil", admin)
+
+            async def fulfilment_delivery() -> list[Any]:
+                answer = await chorus.clients["recognition"].get(
+                    "/v1/webhooks/fulfilment/deliveries", headers=admin
+                )
+                return answer.json()["items"]  # type: ignore[no-any-return]
+
+            [fulfilment, *_] = await eventually(fulfilment_delivery)
+            await write(
+                "recognition",
+                "POST",
+                f"/v1/webhooks/fulfilment/deliveries/{fulfilment['delivery_id']}/replay",
+                admin,
+            )
             refused = await write(
                 "recognition", "POST", f"/v1/rewards/{reward['reward_id']}/redemptions", ann
             )
@@ -386,4 +456,10 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
         (refused["redemption_id"], "requested"),
         (refused["redemption_id"], "rejected"),
     ]
-    assert len(write.sent) >= 40
+    # Every write operation the services' OpenAPI documents offer was driven above.
+    not_driven = [
+        operation
+        for operation, pattern in write_operations(chorus).items()
+        if not any((s, m) == operation[:2] and pattern.fullmatch(p) for s, m, p in write.sent)
+    ]
+    assert not_driven == []
