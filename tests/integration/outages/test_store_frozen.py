@@ -16,6 +16,7 @@ from tests.integration.content.conftest import article
 from tests.integration.outages.conftest import SERVICES, Chorus, frozen
 
 pytestmark = pytest.mark.integration
+SCIM_JSON = "application/scim+json"
 
 
 def writes(chorus: Chorus, org: str) -> list[tuple[str, str, str, dict[str, str], Any]]:
@@ -23,11 +24,14 @@ def writes(chorus: Chorus, org: str) -> list[tuple[str, str, str, dict[str, str]
     admin, ann = chorus.headers(org, "boss", "admin"), chorus.headers(org, "ann")
     network = {"network": "linkedin", "handle": "ann", "audience_size": 10}
     profile = {"display_name": "Ann", "networks": [network]}
+    scim_user = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "erin@example.com"}
     return [
         ("content", "POST", "/v1/content", ann, article()),
         ("sharing", "PUT", "/v1/advocates/me", ann, profile),
         ("metrics", "POST", "/v1/conversions", admin, {"type": "lead", "customer_id": "cust-1"}),
         ("recognition", "POST", "/v1/kudos", chorus.headers(org, "bob"), {"to": "ann", "message": "thanks"}),
+        # An identity provider provisioning a user: its errors are SCIM's (application/scim+json).
+        ("sharing", "POST", "/scim/v2/Users", {**admin, "Content-Type": SCIM_JSON}, scim_user),
     ]
 
 
@@ -54,9 +58,10 @@ async def test_a_frozen_store_gets_a_prompt_503_to_retry_and_no_half_written_sta
         for service, method, path, headers, body in writes(chorus, org):
             response = await chorus.clients[service].request(method, path, headers=headers, json=body)
             assert response.status_code == 503, (service, path, response.text)
-            assert response.headers["content-type"] == PROBLEM_JSON
+            media_type = SCIM_JSON if path.startswith("/scim/") else PROBLEM_JSON
+            assert response.headers["content-type"] == media_type
             assert int(response.headers["retry-after"]) > 0
-            assert response.json()["status"] == 503
+            assert int(response.json()["status"]) == 503
         for service in SERVICES:
             ready = await chorus.clients[service].get("/readyz")
             assert ready.status_code == 503, service
