@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bson.binary import Binary
 from pymongo import ASCENDING, AsyncMongoClient
@@ -186,6 +186,13 @@ class Vault:
             self._by_sub.clear()
         for person in people:
             self._by_sub[(person.org, person.sub)] = (person, now + self._ttl)
+
+
+def forget_erasure_at(erased_at: datetime, settings: ChorusSettings) -> datetime:
+    """Until when a service may keep the fact that a person was erased at `erased_at` (by their
+    id, so that late events and replays leave them out): an hour past the shredding, after which
+    no event names them any more (only a pseudonym linked to nobody)."""
+    return erased_at + timedelta(seconds=settings.erasure_grace_s) + timedelta(hours=1)
 
 
 def _alive(now: datetime) -> Document:

@@ -93,7 +93,7 @@ def build_subscription(recognition: Recognition) -> Subscription:
 
     @subscription.on(AdvocateErased)
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
-        await recognition.profiles.erase(event.tenant, event.data.advocate_id)  # reaches every module
+        await recognition.profiles.erase(event.tenant, event.data.advocate_id, event.time)  # every module
 
     follow_api_keys(subscription, lambda: recognition.api_keys)  # the fulfilment system's keys
     return subscription

@@ -102,7 +102,7 @@ def recognition(
 ) -> Recognition:
     """Every module, each given the modules it calls."""
     rules = RulesService(RulesStore(db))
-    profiles = ProfileService(ProfileStore(db))
+    profiles = ProfileService(ProfileStore(db), settings)
     leaderboards = LeaderboardService(
         BoardStore(db), rules, profiles, max_age_s=settings.leaderboard_max_age_s
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.metrics.org_settings.service import OrgSettingsService
 from services.metrics.projections import domain
@@ -18,6 +18,7 @@ from shared.events.advocates import AdvocateProfile
 from shared.events.clicks import ClickRecorded
 from shared.events.training import CourseCompleted
 from shared.messaging import Batch, Delivered
+from shared.vault import forget_erasure_at
 
 
 @dataclass(eq=False)
@@ -106,8 +107,7 @@ class ProjectionService:
         """Remember the erasure (replays and late events then leave the advocate out) until an
         hour after the vault shreds them, and take them out of the breakdowns and the click
         index. They stay enrolled until `unenrol`."""
-        forget_at = at + timedelta(seconds=self.settings.erasure_grace_s) + timedelta(hours=1)
-        await self.store.mark_erased(org, advocate_id, forget_at)
+        await self.store.mark_erased(org, advocate_id, forget_erasure_at(at, self.settings))
         await self.store.delete_advocate_stats(await self.store.active_stats(), org, advocate_id)
         await self.store.erase_clicks(org, advocate_id)
 

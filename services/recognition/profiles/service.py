@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from services.recognition.profiles.domain import Profile, erased_marker, profile_of
 from services.recognition.profiles.store import ProfileStore
 from shared.events.advocates import AdvocateProfile
 from shared.names import Name
+from shared.settings import ChorusSettings
+from shared.vault import forget_erasure_at
 
 
 class Erases(Protocol):
@@ -24,8 +27,9 @@ class Erases(Protocol):
 
 
 class ProfileService:
-    def __init__(self, store: ProfileStore) -> None:
+    def __init__(self, store: ProfileStore, settings: ChorusSettings) -> None:
         self.store = store
+        self.settings = settings
         # The modules an erasure reaches, in order (main.py sets them: they depend on this one).
         self.erasers: Sequence[Erases] = ()
 
@@ -52,10 +56,11 @@ class ProfileService:
     async def is_erased(self, org: str, advocate_id: str) -> bool:
         return await self.store.is_erased(org, erased_marker(advocate_id))
 
-    async def erase(self, org: str, advocate_id: str) -> None:
-        """Remember the erasure first (late events then score nothing), then remove the
-        advocate's data everywhere; amounts stay under one unlinkable token."""
-        await self.store.mark_erased(org, erased_marker(advocate_id))
+    async def erase(self, org: str, advocate_id: str, at: datetime) -> None:
+        """Remember the erasure first (late events then score nothing), until no event can name
+        the advocate any more; then remove their data everywhere, amounts staying under one
+        unlinkable token."""
+        await self.store.mark_erased(org, erased_marker(advocate_id), forget_erasure_at(at, self.settings))
         token = f"erased-{uuid.uuid4().hex}"
         for module in self.erasers:
             await module.erase(org, advocate_id, token)

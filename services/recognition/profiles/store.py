@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -18,6 +19,8 @@ ERASED = "erased_advocates"
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(ADVOCATES, [("org", ASCENDING), ("team", ASCENDING)]),
+    # An erasure's marker expires once no event can name the advocate (shared/vault.py).
+    IndexSpec(ERASED, [("forget_at", ASCENDING)], options={"expireAfterSeconds": 0}),
 ]
 
 
@@ -73,9 +76,9 @@ class ProfileStore:
         # Stored answers of kudos and redemptions name the advocate.
         await idempotency.forget_answers_naming(self.tenants.db, org, advocate_id)
 
-    async def mark_erased(self, org: str, marker: str) -> None:
+    async def mark_erased(self, org: str, marker: str, forget_at: datetime) -> None:
         await self.tenants.of(org, ERASED).update_one(
-            {"_id": joined_id(org, marker)}, {"$set": {"org": org}}, upsert=True
+            {"_id": joined_id(org, marker)}, {"$set": {"org": org, "forget_at": forget_at}}, upsert=True
         )
 
     async def is_erased(self, org: str, marker: str) -> bool:

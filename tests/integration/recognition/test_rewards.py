@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -306,7 +307,7 @@ async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
     assert thanked.status_code == 201, thanked.text
     board = body(await client.get("/v1/leaderboard", headers=other, params={"period": "all"}))
     assert [r["advocate_id"] for r in board["items"]] == ["gone", "stays"]
-    await publisher(producer, org).send(AdvocateErased(advocate_id="gone", requested_by="dpo"))
+    erasure = await publisher(producer, org).send(AdvocateErased(advocate_id="gone", requested_by="dpo"))
 
     async def gone_from_board() -> bool:
         rows = body(await client.get("/v1/leaderboard", headers=other, params={"period": "all"}))["items"]
@@ -319,9 +320,19 @@ async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
     assert body(await client.get("/v1/me/ledger", headers=erased))["items"] == []
     mongo = create_client(recognition_settings)
     try:
-        answers = mongo[recognition_settings.database_name("recognition")]["idempotency_keys"]
+        db = mongo[recognition_settings.database_name("recognition")]
         assert [
-            d["_id"] async for d in answers.find({"org": org}) if '"gone"' in json.dumps(d, default=str)
+            d["_id"]
+            async for d in db["idempotency_keys"].find({"org": org})
+            if '"gone"' in json.dumps(d, default=str)
         ] == []
+        # The fact of the erasure is kept only until no event can name them (shared/vault.py): a
+        # TTL index expires it an hour after the vault shreds them.
+        [marker] = await db["erased_advocates"].find({"org": org}).to_list()
+        shredded_at = erasure.time + timedelta(seconds=recognition_settings.erasure_grace_s)
+        forgotten_at = marker["forget_at"].replace(tzinfo=UTC)  # stored to the millisecond
+        assert abs(forgotten_at - (shredded_at + timedelta(hours=1))) < timedelta(milliseconds=1)
+        indexes = await (await db["erased_advocates"].list_indexes()).to_list()
+        assert [i["expireAfterSeconds"] for i in indexes if i["key"] == {"forget_at": 1}] == [0]
     finally:
         await mongo.close()
