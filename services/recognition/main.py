@@ -35,7 +35,7 @@ from services.recognition.points.store import LEDGER, PointsStore
 from services.recognition.points.store import MIGRATIONS as POINTS_MIGRATIONS
 from services.recognition.profiles.service import ProfileService
 from services.recognition.profiles.store import INDEXES as PROFILE_INDEXES
-from services.recognition.profiles.store import ProfileStore
+from services.recognition.profiles.store import ProfileStore, markers_expire
 from services.recognition.rewards import api as rewards_api
 from services.recognition.rewards.service import RewardService
 from services.recognition.rewards.store import INDEXES as REWARD_INDEXES
@@ -179,6 +179,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
             *BADGE_MIGRATIONS,
             *REWARD_MIGRATIONS,
             reseal(WEBHOOKS, box),
+            markers_expire(settings),
         ],
         description=DESCRIPTION,
     )

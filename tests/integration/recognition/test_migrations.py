@@ -1,18 +1,21 @@
-"""Recognition's fulfilment webhook, stored before every query named the organisation, is
-adopted at start: it is still the one deliveries go to, and saving it again updates it."""
+"""Recognition's stored data from before a change of shape, upgraded at start: the fulfilment
+webhook stored before every query named the organisation, and the markers of erasures from before
+they expired."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.recognition.profiles.store import ERASED, markers_expire
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
 from shared.migrations import migrate
 from shared.mongo import Document
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
+from shared.vault import forget_erasure_at
 from shared.webhooks.engine import Target
 from shared.webhooks.sealing import SecretBox
 from tests.helpers import scratch_database
@@ -40,3 +43,19 @@ async def test_a_fulfilment_webhook_stored_without_its_org_is_adopted(db: AsyncD
     await store.set_webhook("org-a", "https://y.example/h", "s2", at)
     assert await store.webhook("org-a") == Target(url="https://y.example/h", secret="s2")
     assert await db[WEBHOOKS].count_documents({}) == 1
+
+
+async def test_markers_of_erasures_from_before_they_expired_expire_too(
+    db: AsyncDatabase[Document], settings: ChorusSettings
+) -> None:
+    await db[ERASED].insert_one({"_id": "org-a:old", "org": "org-a"})
+    kept_until = datetime(2027, 1, 1, tzinfo=UTC)
+    await db[ERASED].insert_one({"_id": "org-a:new", "org": "org-a", "forget_at": kept_until})
+    before = datetime.now(UTC) - timedelta(milliseconds=1)  # the store keeps milliseconds
+
+    await migrate(db, [markers_expire(settings)])
+
+    old = await db[ERASED].find_one({"_id": "org-a:old"})
+    assert old is not None and old["forget_at"].replace(tzinfo=UTC) >= forget_erasure_at(before, settings)
+    new = await db[ERASED].find_one({"_id": "org-a:new"})
+    assert new is not None and new["forget_at"].replace(tzinfo=UTC) == kept_until
