@@ -39,6 +39,7 @@ from shared.events.personal import (
     seal_event,
     subs_in,
 )
+from shared.migrations import Migration, rewrite
 from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
 from shared.settings import ChorusSettings
 from shared.tenancy import Tenants
@@ -193,6 +194,17 @@ def forget_erasure_at(erased_at: datetime, settings: ChorusSettings) -> datetime
     id, so that late events and replays leave them out): an hour past the shredding, after which
     no event names them any more (only a pseudonym linked to nobody)."""
     return erased_at + timedelta(seconds=settings.erasure_grace_s) + timedelta(hours=1)
+
+
+def erasure_markers_expire(collection: str, settings: ChorusSettings) -> Migration:
+    """A service's markers of erasures written before they expired get the latest `forget_at` a
+    marker made now would have (so that none is kept for ever)."""
+    return rewrite(
+        f"2026-12-erasure-markers-expire-{collection}",
+        collection,
+        {"forget_at": {"$exists": False}},
+        [{"$set": {"forget_at": forget_erasure_at(utc_now(), settings)}}],
+    )
 
 
 def _alive(now: datetime) -> Document:

@@ -22,6 +22,7 @@ from services.metrics.modules import MetricsModules
 from services.metrics.org_settings import api as org_settings_api
 from services.metrics.org_settings import store as org_settings_store
 from services.metrics.org_settings.store import INDEXES as ORG_SETTINGS_INDEXES
+from services.metrics.projections.store import ERASED as ERASED_ADVOCATES
 from services.metrics.projections.store import INDEXES as PROJECTION_INDEXES
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import api as surveys_api
@@ -34,6 +35,7 @@ from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.auth import ResolvedKey
+from shared.vault import erasure_markers_expire
 from shared.webhooks.engine import DeliveryStore
 from shared.webhooks.sealing import SecretBox, reseal
 
@@ -120,6 +122,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             *webhooks_store.MIGRATIONS,
             surveys_store.key_respondents(settings.survey_respondent_secret.encode()),
             reseal(webhooks_store.ENDPOINTS, box),
+            erasure_markers_expire(ERASED_ADVOCATES, settings),
         ],
         description=DESCRIPTION,
     )

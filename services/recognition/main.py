@@ -34,8 +34,8 @@ from services.recognition.points.store import INDEXES as POINTS_INDEXES
 from services.recognition.points.store import LEDGER, PointsStore
 from services.recognition.points.store import MIGRATIONS as POINTS_MIGRATIONS
 from services.recognition.profiles.service import ProfileService
+from services.recognition.profiles.store import ERASED, ProfileStore
 from services.recognition.profiles.store import INDEXES as PROFILE_INDEXES
-from services.recognition.profiles.store import ProfileStore, markers_expire
 from services.recognition.rewards import api as rewards_api
 from services.recognition.rewards.service import RewardService
 from services.recognition.rewards.store import INDEXES as REWARD_INDEXES
@@ -51,6 +51,7 @@ from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.mongo import Document, IndexSpec
 from shared.outbox import Outbox
 from shared.settings import ChorusSettings
+from shared.vault import erasure_markers_expire
 from shared.webhooks.sealing import SecretBox, reseal
 
 DESCRIPTION = (
@@ -179,7 +180,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
             *BADGE_MIGRATIONS,
             *REWARD_MIGRATIONS,
             reseal(WEBHOOKS, box),
-            markers_expire(settings),
+            erasure_markers_expire(ERASED, settings),
         ],
         description=DESCRIPTION,
     )

@@ -10,13 +10,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.profiles.domain import Profile
 from shared import idempotency
-from shared.clock import utc_now
-from shared.migrations import Migration, rewrite
 from shared.mongo import Document, IndexSpec, joined_id
 from shared.names import Name, visible_names
-from shared.settings import ChorusSettings
 from shared.tenancy import Tenants
-from shared.vault import forget_erasure_at
 
 ADVOCATES = "advocates"
 ERASED = "erased_advocates"
@@ -26,17 +22,6 @@ INDEXES: list[IndexSpec] = [
     # An erasure's marker expires once no event can name the advocate (shared/vault.py).
     IndexSpec(ERASED, [("forget_at", ASCENDING)], options={"expireAfterSeconds": 0}),
 ]
-
-
-def markers_expire(settings: ChorusSettings) -> Migration:
-    """Markers of erasures from before they expired get the latest moment one made now would."""
-    forget_at = forget_erasure_at(utc_now(), settings)
-    return rewrite(
-        "2026-12-erased-markers-expire",
-        ERASED,
-        {"forget_at": {"$exists": False}},
-        [{"$set": {"forget_at": forget_at}}],
-    )
 
 
 class ProfileStore:

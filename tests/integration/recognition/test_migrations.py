@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.profiles.store import ERASED, markers_expire
+from services.recognition.profiles.store import ERASED
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
 from shared.migrations import migrate
 from shared.mongo import Document
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
-from shared.vault import forget_erasure_at
+from shared.vault import erasure_markers_expire, forget_erasure_at
 from shared.webhooks.engine import Target
 from shared.webhooks.sealing import SecretBox
 from tests.helpers import scratch_database
@@ -53,7 +53,7 @@ async def test_markers_of_erasures_from_before_they_expired_expire_too(
     await db[ERASED].insert_one({"_id": "org-a:new", "org": "org-a", "forget_at": kept_until})
     before = datetime.now(UTC) - timedelta(milliseconds=1)  # the store keeps milliseconds
 
-    await migrate(db, [markers_expire(settings)])
+    await migrate(db, [erasure_markers_expire(ERASED, settings)])
 
     old = await db[ERASED].find_one({"_id": "org-a:old"})
     assert old is not None and old["forget_at"].replace(tzinfo=UTC) >= forget_erasure_at(before, settings)
