@@ -16,6 +16,7 @@ from services.metrics.projections.zones import localized
 from services.metrics.settings import MetricsSettings
 from shared.events.advocates import AdvocateProfile
 from shared.events.clicks import ClickRecorded
+from shared.events.personal import is_pseudonym
 from shared.events.training import CourseCompleted
 from shared.messaging import Batch, Delivered
 from shared.vault import forget_erasure_at
@@ -37,7 +38,11 @@ class ProjectionService:
         """Write a batch's tally (made here or by the projector's worker process), on the days of
         each organisation's time zone."""
         tally = localized(tally, await self.org_settings.time_zones(org for org, _ in tally.days))
-        tally.without_advocates(await self.store.erased_among(tally.advocates()))
+        advocates = tally.advocates()
+        # An id that came through as a pseudonym names someone the vault no longer has: an event
+        # read after the shredding (a rebuild, or a consumer lagging past the grace).
+        unlinked = {pair for pair in advocates if is_pseudonym(pair[1])}
+        tally.without_advocates(unlinked | await self.store.erased_among(advocates - unlinked))
         # Independent documents, written concurrently: the advocates' last share and the
         # counters. Shares and conversions may be published twice by an outbox relay; they also
         # dedupe by event id.

@@ -14,6 +14,7 @@ from typing import Protocol
 from services.recognition.profiles.domain import Profile, erased_marker, profile_of
 from services.recognition.profiles.store import ProfileStore
 from shared.events.advocates import AdvocateProfile
+from shared.events.personal import is_pseudonym
 from shared.names import Name
 from shared.settings import ChorusSettings
 from shared.vault import forget_erasure_at
@@ -54,7 +55,9 @@ class ProfileService:
         return await self.store.members_by_team(org)
 
     async def is_erased(self, org: str, advocate_id: str) -> bool:
-        return await self.store.is_erased(org, erased_marker(advocate_id))
+        # An id that came through as a pseudonym names someone the vault no longer has: an event
+        # read after the shredding (a consumer lagging past the grace, docs/erasure.md).
+        return is_pseudonym(advocate_id) or await self.store.is_erased(org, erased_marker(advocate_id))
 
     async def erase(self, org: str, advocate_id: str, at: datetime) -> None:
         """Remember the erasure first (late events then score nothing), until no event can name

@@ -20,10 +20,12 @@ from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
 from shared.events.conversions import LeadCaptured, SaleRefunded
+from shared.events.personal import is_pseudonym
 from shared.events.shares import ShareMade
-from shared.events.topics import CONVERSIONS
+from shared.events.topics import CONVERSIONS, SHARES
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
+from shared.messaging.producer import event_headers
 from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org, running_app
@@ -868,3 +870,31 @@ async def test_a_key_does_only_what_its_scopes_allow_and_nothing_once_expired(
         "/v1/api-keys", json={"name": "k", "scopes": ["everything"]}, headers=admin
     )
     assert unknown_scope.status_code == 422
+
+
+async def test_an_event_naming_someone_the_vault_no_longer_has_counts_for_nobody(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    # A consumer lagging past the erasure grace, or a rebuild, reads an erased person's events
+    # with a pseudonym linked to nobody (docs/erasure.md): their share still counts for the
+    # organisation, in no advocate's row.
+    settings, org = metrics_settings, new_org()
+    now = datetime.now(UTC)
+    [late] = await producer.vault.seal([share(org, "s1", "gone", now - timedelta(hours=1), audience=300)])
+    assert is_pseudonym(late.data.advocate_id)
+    await producer.vault.shred_after(org, "gone", now)
+    await producer.send_raw(SHARES.name, late.to_json_bytes(), b"s1", event_headers(late))
+    await producer.publish(share(org, "s1", "stays", now - timedelta(minutes=30), audience=100))
+
+    async def both_counted() -> bool:
+        return bool((await totals(client, settings, org))["shares"] == 2)
+
+    await eventually(both_counted, timeout_s=WAIT_S)
+    today = now.date().isoformat()
+    by_advocate = await client.get(
+        "/v1/funnel",
+        headers=admin(settings, org),
+        params={"from": today, "to": today, "group_by": "advocate"},
+    )
+    assert [(r["key"], r["shares"], r["reach"]) for r in by_advocate.json()["rows"]] == [("stays", 1, 100)]
+    assert (await totals(client, settings, org))["reach"] == 400

@@ -6,7 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,9 +14,14 @@ import httpx
 import pytest
 
 from services.recognition.settings import RecognitionSettings
+from shared.events import Event
 from shared.events.advocates import AdvocateErased
+from shared.events.personal import is_pseudonym
 from shared.events.recognition import RewardRedeemed
+from shared.events.shares import ShareMade
+from shared.events.topics import SHARES
 from shared.messaging import EventProducer
+from shared.messaging.producer import event_headers
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
@@ -336,3 +341,41 @@ async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
         assert [i["expireAfterSeconds"] for i in indexes if i["key"] == {"forget_at": 1}] == [0]
     finally:
         await mongo.close()
+
+
+async def test_an_event_naming_someone_the_vault_no_longer_has_scores_for_nobody(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    # A consumer lagging past the erasure grace reads an erased person's late events with a
+    # pseudonym linked to nobody (docs/erasure.md); recognition takes it for the erased person.
+    org = new_org()
+    await enrol_now(settings, org, "stays")
+    late = Event.create(
+        ShareMade(
+            share_id="s1",
+            advocate_id="gone",
+            content_id="c1",
+            network="linkedin",
+            code="s1",
+            short_url="https://ch.rs/s1",
+            target_url="https://example.com/a",
+            shared_at=datetime.now(UTC),
+        ),
+        tenant=org,
+        source="/tests",
+    )
+    [sealed] = await producer.vault.seal([late])
+    pseudonym = sealed.data.advocate_id
+    assert is_pseudonym(pseudonym), pseudonym
+    await producer.vault.shred_after(org, "gone", datetime.now(UTC))
+    await producer.send_raw(SHARES.name, sealed.to_json_bytes(), b"s1", event_headers(sealed))
+    await publisher(producer, org).share("s1", "stays")  # the same key: read after the late one
+    stays = as_(settings, org, "stays")
+
+    async def stays_scored() -> bool:
+        return await balance(client, stays) > 0
+
+    await eventually(stays_scored, timeout_s=60)
+    board = body(await client.get("/v1/leaderboard", headers=stays, params={"period": "all"}))
+    assert [r["advocate_id"] for r in board["items"]] == ["stays"]
+    assert body(await client.get("/v1/me/ledger", headers=as_(settings, org, pseudonym)))["items"] == []
