@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -16,12 +15,12 @@ from services.metrics.webhooks.schemas import (
     EndpointOut,
     ReplayIn,
     ReplayOut,
+    delivery_out,
 )
 from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import Replay
 from shared.app import app_state
 from shared.auth import Principal, Role, require
-from shared.webhooks.engine import Delivery
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -38,24 +37,6 @@ def _replay(replay: Replay) -> dict[str, Any]:
         "to": replay.until,
         "state": replay.state,
         "events": replay.events,
-    }
-
-
-def _delivery(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "id": delivery.id,
-        "event_id": delivery.meta["event_id"],
-        "event_type": delivery.meta["event_type"],
-        "event_time": delivery.meta["event_time"],
-        "replay_id": delivery.meta.get("replay_id"),
-        "replay_of": delivery.replay_of,
-        "state": str(delivery.state),
-        "attempts": delivery.attempts,
-        "last_status": delivery.last_status,
-        "last_error": delivery.last_error,
-        "next_attempt_at": delivery.next_attempt_at,
-        "delivered_at": delivery.delivered_at,
-        "log": [asdict(a) for a in delivery.log],
     }
 
 
@@ -94,7 +75,7 @@ async def delete_endpoint(endpoint_id: str, principal: Admin, service: Service) 
 async def list_deliveries(
     endpoint_id: str, principal: Admin, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> dict[str, Any]:
-    return {"items": [_delivery(d) for d in await service.deliveries(principal, endpoint_id, limit)]}
+    return {"items": [delivery_out(d) for d in await service.deliveries(principal, endpoint_id, limit)]}
 
 
 @router.post(
@@ -105,11 +86,11 @@ async def list_deliveries(
 )
 async def replay_delivery(
     endpoint_id: str, delivery_id: str, principal: Admin, service: Service
-) -> dict[str, Any]:
+) -> DeliveryOut:
     """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
     and retried like any other.
     """
-    return _delivery(await service.redeliver(principal, endpoint_id, delivery_id))
+    return delivery_out(await service.redeliver(principal, endpoint_id, delivery_id))
 
 
 @router.post(

@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 
 from shared.clock import RequestTime
 from shared.events.envelope import offered_to_integrations
+from shared.webhooks import schemas as webhooks
+from shared.webhooks.engine import Delivery
 from shared.webhooks.policy import URL_PATTERN
-from shared.webhooks.schemas import AttemptOut
 
 # The types an endpoint may subscribe to, stated in the document; domain.check_event_types refuses
 # any other (422 naming event_types).
@@ -47,20 +48,23 @@ class EndpointList(BaseModel):
     items: list[EndpointOut]
 
 
-class DeliveryOut(BaseModel):
-    id: str
+class DeliveryOut(webhooks.DeliveryOut):
+    """A delivery of one event to an endpoint (or of a replay covering it)."""
+
     event_id: str
     event_type: str
     event_time: datetime
     replay_id: str | None
-    replay_of: str | None = Field(None, description="the delivery this one repeats, if replayed")
-    state: str = Field(description="pending, delivered, failed (gave up) or cancelled")
-    attempts: int
-    last_status: int | None = None
-    last_error: str | None = None
-    next_attempt_at: datetime | None = None
-    delivered_at: datetime | None = None
-    log: list[AttemptOut] = Field(default_factory=list, description="every attempt, oldest first")
+
+
+def delivery_out(delivery: Delivery) -> DeliveryOut:
+    return DeliveryOut(
+        **webhooks.delivery_fields(delivery),
+        event_id=delivery.meta["event_id"],
+        event_type=delivery.meta["event_type"],
+        event_time=delivery.meta["event_time"],
+        replay_id=delivery.meta.get("replay_id"),
+    )
 
 
 class DeliveryList(BaseModel):

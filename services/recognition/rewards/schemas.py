@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from datetime import datetime
 
 from pydantic import BaseModel, Field, HttpUrl, StrictInt
 
 from services.recognition.web import RequestBody
 from shared.pagination import Page
+from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
-from shared.webhooks.schemas import AttemptOut
 
 
 class RewardIn(RequestBody):
@@ -81,32 +80,21 @@ class WebhookOut(BaseModel):
     timestamp_header: str
 
 
-class DeliveryOut(BaseModel):
-    delivery_id: str
+class DeliveryOut(webhooks.DeliveryOut):
+    """A fulfilment request to the organisation's webhook."""
+
+    delivery_id: str = Field(
+        description="the same as `id` (kept for clients written before it)", deprecated=True
+    )
     url: str
-    state: str = Field(description="pending, delivered, failed (gave up) or cancelled (no webhook)")
-    attempts: int
-    last_error: str | None = None
-    next_attempt_at: datetime | None = None
-    created_at: datetime
-    replay_of: str | None = Field(None, description="the delivery this one repeats, if replayed")
-    log: list[AttemptOut] = Field(default_factory=list, description="every attempt, oldest first")
 
 
 def delivery_out(delivery: Delivery) -> DeliveryOut:
+    fields = webhooks.delivery_fields(delivery)
     failed_status = delivery.last_status is not None and not 200 <= delivery.last_status < 300
-    return DeliveryOut(
-        delivery_id=delivery.id,
-        url=delivery.url,
-        state=str(delivery.state),
-        attempts=delivery.attempts,
-        # An HTTP failure reads as before: its status, since the engine keeps no text for it.
-        last_error=delivery.last_error or (f"HTTP {delivery.last_status}" if failed_status else None),
-        next_attempt_at=delivery.next_attempt_at,
-        created_at=delivery.created_at,
-        replay_of=delivery.replay_of,
-        log=[AttemptOut(**asdict(a)) for a in delivery.log],
-    )
+    # An HTTP failure reads as before: its status, since the engine keeps no text for it.
+    fields["last_error"] = delivery.last_error or (f"HTTP {delivery.last_status}" if failed_status else None)
+    return DeliveryOut(**fields, delivery_id=delivery.id, url=delivery.url)
 
 
 class DeliveryPage(Page[DeliveryOut]):

@@ -345,7 +345,7 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
             await write(
                 "recognition",
                 "POST",
-                f"/v1/webhooks/fulfilment/deliveries/{fulfilment['delivery_id']}/replay",
+                f"/v1/webhooks/fulfilment/deliveries/{fulfilment['id']}/replay",
                 admin,
             )
             refused = await write(

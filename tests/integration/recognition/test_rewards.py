@@ -256,19 +256,20 @@ async def test_fulfilment_deliveries_are_logged_and_can_be_replayed_by_their_adm
 
     # Another organisation's admin and a non-admin cannot replay it.
     stranger = as_(settings, new_org(), "boss", "admin")
-    replay_path = f"/v1/webhooks/fulfilment/deliveries/{original['delivery_id']}/replay"
+    assert original["delivery_id"] == original["id"]  # the name it had before the logs were one shape
+    replay_path = f"/v1/webhooks/fulfilment/deliveries/{original['id']}/replay"
     assert (await client.post(replay_path, headers=stranger)).status_code == 404
     assert (await client.post(replay_path, headers=me)).status_code == 403
     assert body(await client.get("/v1/webhooks/fulfilment/deliveries", headers=stranger))["items"] == []
 
     replayed = await client.post(replay_path, headers=admin)
     assert replayed.status_code == 202, replayed.text
-    assert replayed.json()["replay_of"] == original["delivery_id"]
+    assert replayed.json()["replay_of"] == original["id"]
     await eventually(lambda: all_delivered(2), timeout_s=20)
     # The same signed body again, under a delivery id of its own so that a deduping receiver takes it.
     first, again = Receiver.calls[-2], Receiver.calls[-1]
     assert again[1] == first[1]
-    assert again[0][DELIVERY_HEADER] == replayed.json()["delivery_id"] != first[0][DELIVERY_HEADER]
+    assert again[0][DELIVERY_HEADER] == replayed.json()["id"] != first[0][DELIVERY_HEADER]
     assert verify_signature(
         SECRET, int(again[0][TIMESTAMP_HEADER]), again[1], again[0][SIGNATURE_HEADER], now=int(time.time())
     )

@@ -5,12 +5,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import BaseModel
 
+from services.metrics.webhooks import schemas as metrics_webhooks
+from services.recognition.rewards import schemas as recognition_rewards
 from shared import webhooks
 from shared.errors import InvalidInput
 from shared.settings import ChorusSettings
 from shared.webhooks import policy
 from shared.webhooks.policy import State
+from shared.webhooks.schemas import DeliveryOut
 from shared.webhooks.sealing import SecretBox
 
 
@@ -168,3 +172,12 @@ def test_production_refuses_the_development_sealing_key() -> None:
     with pytest.raises(ValueError, match="development key"):
         SecretBox.of(ChorusSettings(environment="prod"))
     assert SecretBox.of(ChorusSettings(environment="prod", webhook_secret_keys=[NEW_KEY]))
+
+
+@pytest.mark.parametrize("service_model", [metrics_webhooks.DeliveryOut, recognition_rewards.DeliveryOut])
+def test_every_delivery_log_shows_the_engines_delivery_the_same_way(service_model: type[BaseModel]) -> None:
+    """Metrics' and recognition's logs are one engine's: a client reads both with one type."""
+    engine = DeliveryOut.model_json_schema()
+    shown = service_model.model_json_schema()
+    assert {name: shown["properties"][name] for name in engine["properties"]} == engine["properties"]
+    assert set(engine["required"]) <= set(shown["required"])
