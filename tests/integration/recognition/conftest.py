@@ -46,6 +46,28 @@ async def client(recognition_settings: RecognitionSettings) -> AsyncIterator[htt
         yield c
 
 
+def share_made(
+    share_id: str,
+    advocate_id: str,
+    *,
+    content_id: str = "c1",
+    team: str | None = None,
+    tags: list[str] | None = None,
+) -> ShareMade:
+    return ShareMade(
+        share_id=share_id,
+        advocate_id=advocate_id,
+        content_id=content_id,
+        network="linkedin",
+        code=share_id,
+        short_url=f"https://ch.rs/{share_id}",
+        target_url="https://example.com/a",
+        team=team,
+        tags=tags or [],
+        shared_at=datetime.now(UTC),
+    )
+
+
 class Publisher:
     """Publishes real events on the broker and remembers them, so a test can send them again."""
 
@@ -96,20 +118,7 @@ class Publisher:
         team: str | None = None,
         tags: list[str] | None = None,
     ) -> Event[EventData]:
-        return await self.send(
-            ShareMade(
-                share_id=share_id,
-                advocate_id=advocate_id,
-                content_id=content_id,
-                network="linkedin",
-                code=share_id,
-                short_url=f"https://ch.rs/{share_id}",
-                target_url="https://example.com/a",
-                team=team,
-                tags=tags or [],
-                shared_at=datetime.now(UTC),
-            )
-        )
+        return await self.send(share_made(share_id, advocate_id, content_id=content_id, team=team, tags=tags))
 
     async def click(
         self,

@@ -18,7 +18,6 @@ from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.events.personal import is_pseudonym
 from shared.events.recognition import RewardRedeemed
-from shared.events.shares import ShareMade
 from shared.events.topics import SHARES
 from shared.messaging import EventProducer
 from shared.messaging.producer import event_headers
@@ -26,7 +25,7 @@ from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from tests.helpers import bearer, eventually, new_org, tap
-from tests.integration.recognition.conftest import body, enrol_now, kudos_once_enrolled, publisher
+from tests.integration.recognition.conftest import body, enrol_now, kudos_once_enrolled, publisher, share_made
 
 pytestmark = pytest.mark.integration
 
@@ -351,20 +350,7 @@ async def test_an_event_naming_someone_the_vault_no_longer_has_scores_for_nobody
     # pseudonym linked to nobody (docs/erasure.md); recognition takes it for the erased person.
     org = new_org()
     await enrol_now(settings, org, "stays")
-    late = Event.create(
-        ShareMade(
-            share_id="s1",
-            advocate_id="gone",
-            content_id="c1",
-            network="linkedin",
-            code="s1",
-            short_url="https://ch.rs/s1",
-            target_url="https://example.com/a",
-            shared_at=datetime.now(UTC),
-        ),
-        tenant=org,
-        source="/tests",
-    )
+    late = Event.create(share_made("s1", "gone"), tenant=org, source="/tests")
     [sealed] = await producer.vault.seal([late])
     pseudonym = sealed.data.advocate_id
     assert is_pseudonym(pseudonym), pseudonym
