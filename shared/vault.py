@@ -117,21 +117,27 @@ class Vault:
         return found
 
     async def _add(self, org: str, sub: str) -> Person:
-        """A new entry for a person seen for the first time (or again after an erasure)."""
+        """A new entry for a person seen for the first time (or again after an erasure): one
+        insert, the unique (org, sub) index settling a race."""
         person = new_person(org, sub)
         people = (await self._tenants()).of(org, PEOPLE)
-        # An entry whose shredding is due is the erased person's: it goes now, not at the sweep.
+        entry = {"_id": person.pseudonym, "sub": sub, "key": Binary(person.key), "created_at": utc_now()}
+        try:
+            await people.insert_one(entry)
+            return person
+        except DuplicateKeyError:
+            pass
+        # Taken: another process added them just now (theirs is the one), or the erased person's
+        # entry is there, due for shredding: that one goes now, not at the sweep.
         await people.delete_many({"sub": sub, "shred_at": {"$lte": utc_now()}})
         try:
-            await people.insert_one(
-                {"_id": person.pseudonym, "sub": sub, "key": Binary(person.key), "created_at": utc_now()}
-            )
-        except DuplicateKeyError:  # another process added them just now: theirs is the one
+            await people.insert_one(entry)
+            return person
+        except DuplicateKeyError:
             doc = await people.find_one({"sub": sub})
             if doc is None:
                 raise
             return _person(doc)
-        return person
 
     # --- consumers ---------------------------------------------------------------------------
 
