@@ -31,9 +31,10 @@ def build_subscription(
 
     @subscription.on(AdvocateErased)
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
-        # Training records go; authorship stays, anonymised (idempotent both).
+        # Training records and unpublished submissions go; published authorship stays, anonymised
+        # (idempotent all).
         await training.erase_advocate(event.tenant, event.data.advocate_id)
-        await library.anonymise_author(event.tenant, event.data.advocate_id)
+        await library.erase_author(event.tenant, event.data.advocate_id)
         await audiences.erase(event.tenant, event.data.advocate_id)
 
     return subscription

@@ -347,7 +347,16 @@ QUERIES: dict[str, Query] = {
         limit=100,
     ),
     "content an author created (erasure)": Query(
-        "content anonymise_author (update_many)", "content", {"org": "org1", "created_by": "u1"}
+        "content erase_author (update_many)", "content", {"org": "org1", "created_by": "u1"}
+    ),
+    "an author's unpublished submissions (erasure)": Query(
+        "content erase_author (delete_many)",
+        "content",
+        {
+            "org": "org1",
+            "author_advocate_id": "u1",
+            "status": {"$in": ["draft", "pending_review", "rejected"]},
+        },
     ),
     "advocates with a team, by team": Query(
         "recognition ProfileStore.members_by_team (aggregate; the tenant's $match comes first)",

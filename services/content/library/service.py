@@ -153,5 +153,5 @@ class LibraryService:
     async def count_share(self, org: str, content_id: str, event_id: str) -> None:
         await self.store.count_share(org, content_id, event_id)
 
-    async def anonymise_author(self, org: str, advocate_id: str) -> None:
-        await self.store.anonymise_author(org, advocate_id)
+    async def erase_author(self, org: str, advocate_id: str) -> None:
+        await self.store.erase_author(org, advocate_id)

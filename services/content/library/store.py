@@ -41,6 +41,10 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
+# The states of an item that was never the organisation's content (never published).
+UNPUBLISHED = [str(Status.DRAFT), str(Status.PENDING_REVIEW), str(Status.REJECTED)]
+
+
 @dataclass(frozen=True)
 class ContentQuery:
     """What a content list asks for; None means no filter on that field."""
@@ -222,8 +226,11 @@ class LibraryStore:
             {"$inc": {"share_count": 1}, "$push": mark_applied(event_id)},
         )
 
-    async def anonymise_author(self, org: str, advocate_id: str) -> None:
+    async def erase_author(self, org: str, advocate_id: str) -> None:
+        """An erased advocate's own submissions that never became the organisation's content
+        (drafts, pending, rejected) go; the rest stays, its author anonymised."""
         items = self._tenants.of(org, CONTENT)
+        await items.delete_many({"author_advocate_id": advocate_id, "status": {"$in": UNPUBLISHED}})
         await items.update_many(
             {"author_advocate_id": advocate_id},
             {"$set": {"author_advocate_id": None, "author_erased": True}},

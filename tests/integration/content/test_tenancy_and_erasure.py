@@ -114,6 +114,12 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
         ).status_code == 200
     submission = (await client.post("/v1/content", json=article(), headers=ann)).json()
     await client.post(f"/v1/content/{submission['id']}/publish", headers=users.editor)
+    # Her submissions that never became the organisation's content go with her.
+    pending = (await client.post("/v1/content", json=article(title="Mine"), headers=ann)).json()
+    rejected = (await client.post("/v1/content", json=article(title="Also mine"), headers=ann)).json()
+    reason = {"reason": "Off topic"}
+    await client.post(f"/v1/content/{rejected['id']}/reject", json=reason, headers=users.editor)
+    bens = (await client.post("/v1/content", json=article(title="Ben's"), headers=ben)).json()
 
     producer = EventProducer(settings, client_id="content-erasure-test")
     await producer.start()
@@ -137,6 +143,9 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
     # The item stays in the library, anonymous; other advocates keep their records.
     item = (await client.get(f"/v1/content/{submission['id']}", headers=users.editor)).json()
     assert item["status"] == "published"
+    for gone in (pending, rejected):
+        assert (await client.get(f"/v1/content/{gone['id']}", headers=users.editor)).status_code == 404
+    assert (await client.get(f"/v1/content/{bens['id']}", headers=users.editor)).status_code == 200
     assert (await client.get(f"/v1/courses/{course['id']}/progress", headers=ben)).json()[
         "completed_module_ids"
     ] == ["m1"]
