@@ -310,7 +310,9 @@ def tally_events(topic: str, items: Iterable[Delivered], reveal: Reveal = as_rev
             continue
         slot = slots.get(key)
         if slot is None:
-            slot = slots[key] = tallying.slot(effect_of(org, reveal(org, data)))
+            if isinstance(data, CountedClick):  # a share or a conversion was revealed above
+                data = reveal(org, data)
+            slot = slots[key] = tallying.slot(effect_of(org, data))
         source = sources.get(item.partition)
         if source is None:
             source = sources[item.partition] = source_of(topic, item.partition)

@@ -242,6 +242,7 @@ def test_sealed_events_are_tallied_as_their_people_and_each_click_shape_revealed
     assert revealed == ["ClickRecorded", "ClickRecorded"]  # one per shape of click, not per click
     shares = projections.tally_events("chorus.shares", [delivered(sealed(share()), 0, 1)], reveal)
     assert shares.last_share == {("org", "alice"): T0}
+    assert revealed[2:] == ["ShareMade"]  # once
     [day] = shares.days.values()
     assert day.effects == [projections.share_effect("org", share())]
 
