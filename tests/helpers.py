@@ -36,6 +36,12 @@ def new_org() -> str:
     return f"org-{uuid.uuid4().hex[:10]}"
 
 
+def tampered(secret: str) -> str:
+    """The secret with its last character changed: always a different string, so a test of a
+    forgery can never be handed the genuine value by chance."""
+    return secret[:-1] + ("0" if secret[-1] != "0" else "1")
+
+
 @contextlib.asynccontextmanager
 async def one_database_through_clients(
     settings: ChorusSettings, database: str, indexes: list[IndexSpec], clients: int

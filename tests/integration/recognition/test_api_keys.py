@@ -20,7 +20,7 @@ from shared.events.access import ApiKeyIssued, ApiKeyRevoked
 from shared.events.topics import ACCESS
 from shared.messaging import skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import eventually, new_org, running_app
+from tests.helpers import eventually, new_org, running_app, tampered
 from tests.integration.metrics.scenario import TopicReader
 from tests.integration.recognition.conftest import body
 from tests.integration.recognition.test_rewards import add_reward, as_, give_points
@@ -108,7 +108,7 @@ async def test_a_fulfilment_key_fulfils_on_recognition_until_it_is_revoked(
     assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
     mine = body(await client.get("/v1/me/redemptions", headers=as_(settings, org, "a")))["items"]
     assert {r["redemption_id"]: r["status"] for r in mine}[third] == "approved"
-    wrong_secret = fulfiller[:-4] + "AAAA"
+    wrong_secret = tampered(fulfiller)
     assert (
         await client.post(f"/v1/redemptions/{third}/fulfil", headers={"X-API-Key": wrong_secret})
     ).status_code == 401

@@ -22,7 +22,7 @@ from shared.events import Event, EventData
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
 from shared.events.content import ContentArchived
 from shared.events.shares import ShareMade
-from tests.helpers import eventually, new_org, tap
+from tests.helpers import eventually, new_org, tampered, tap
 from tests.integration.query_plans import plan_stages, uses_an_index
 from tests.integration.sharing.conftest import PUBLIC_BASE_URL, Sharing
 
@@ -167,7 +167,7 @@ async def test_the_advocates_cookie_marks_their_own_clicks(sharing: Sharing) -> 
     cookie = listing.headers["set-cookie"].split(";")[0]
     async with tap(sharing.settings, "chorus.clicks") as clicks:
         await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": cookie})
-        await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": cookie[:-2] + "00"})
+        await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": tampered(cookie)})
         events = await clicks.collect(clicks_of(share["id"]), count=2)
     assert sorted(e.data.self_click for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
 
