@@ -177,6 +177,39 @@ async def test_the_spool_keeps_clicks_across_a_restart_until_deleted(tmp_path: P
     await reopened.close()
 
 
+async def test_a_large_flush_lets_requests_in_between_its_steps_and_keeps_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
+    await spool.open()
+    clicks = [f"k{i}" for i in range(5 * spool_module.SERIALISE_STEP)]
+    for click in clicks:
+        spool.append({"id": click})
+    buffered_when_written: list[int] = []
+    run = spool._run
+
+    async def run_noting_the_buffer(fn: Any, *args: Any) -> Any:
+        if fn == spool._insert:
+            buffered_when_written.append(spool.buffered)
+        return await run(fn, *args)
+
+    monkeypatch.setattr(spool, "_run", run_noting_the_buffer)
+
+    async def a_request_meanwhile() -> None:
+        await asyncio.sleep(0)
+        spool.append({"id": "late"})  # what the redirect does while the flush is under way
+
+    request = asyncio.create_task(a_request_meanwhile())
+    assert await spool.flush() == len(clicks)
+    await request
+    # The request came in before the batch went to the disk: the loop turned while it was
+    # being serialised, rather than waiting for all of it.
+    assert buffered_when_written == [1]
+    assert await spool.flush() == 1
+    assert [r["id"] for _, r in await spool.read(len(clicks) + 10)] == [*clicks, "late"]
+    await spool.close()
+
+
 def backlog_gauge() -> list[float]:
     """What the `chorus.click_spool.backlog` gauge would report at a scrape now."""
     return [o.value for o in spool_module._observe_backlog(CallbackOptions())]
