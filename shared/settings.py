@@ -54,6 +54,11 @@ class ChorusSettings(BaseSettings):
     # Jaeger takes traces only; production sends metrics to the OpenTelemetry Collector too.
     otlp_metrics_enabled: bool = False
     telemetry_enabled: bool = True
+    # Of the traces that start here (a request or a scheduled job with no caller's trace), the
+    # share recorded; a trace that continues a caller's, or a share's through Kafka, is recorded
+    # as it was begun. So a share's trace to its leads is kept whole or not at all. 1.0 keeps
+    # every trace (local and tests); lower it where the tracing backend cannot take them all.
+    trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0)
     log_level: str = "INFO"
     jwt_secret: str = DEV_JWT_SECRET
     jwt_issuer: str = "chorus"

@@ -24,6 +24,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 
 from shared.settings import ChorusSettings
 
@@ -70,7 +71,7 @@ def setup_telemetry(settings: ChorusSettings) -> None:
             "deployment.environment.name": settings.environment,
         }
     )
-    _tracer_provider = TracerProvider(resource=resource)
+    _tracer_provider = TracerProvider(resource=resource, sampler=sampler(settings))
     readers: list[MetricReader] = [PrometheusMetricReader()]
     if settings.otlp_endpoint:
         endpoint = settings.otlp_endpoint.rstrip("/")
@@ -88,6 +89,12 @@ def setup_telemetry(settings: ChorusSettings) -> None:
     _meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(_meter_provider)
     PymongoInstrumentor().instrument()
+
+
+def sampler(settings: ChorusSettings) -> Sampler:
+    """A trace's first span decides by `trace_sample_ratio`; every later span, in this process or
+    another, follows the decision its parent carries (W3C `traceparent`, sampled flag)."""
+    return ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
 
 
 def flush_telemetry() -> None:

@@ -205,7 +205,7 @@ def request_span_link(record: ClickRecord) -> Link | None:
     )
     span.end(end_time=end_ns)
     context = span.get_span_context()
-    return Link(context) if context.is_valid else None
+    return Link(context) if context.trace_flags.sampled else None  # not a link to a span never kept
 
 
 class ClickRelay:

@@ -3,6 +3,7 @@ span per request, named by route, in the caller's trace; no spans for probes."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from shared.app import telemetry_config
 from shared.settings import ChorusSettings
+from shared.telemetry import sampler
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -33,13 +35,13 @@ class Traced:
         return list(self.spans.get_finished_spans())
 
 
-@pytest.fixture
-async def traced() -> AsyncIterator[Traced]:
+@contextlib.asynccontextmanager
+async def traced_app(settings: ChorusSettings) -> AsyncIterator[Traced]:
     spans = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
+    tracer_provider = TracerProvider(sampler=sampler(settings))
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
-    config = telemetry_config(ChorusSettings(telemetry_enabled=True))
+    config = telemetry_config(settings)
     # The providers the process would set globally, here the test's own.
     config["tracer_provider"] = tracer_provider
     config["meter_provider"] = MeterProvider(metric_readers=[reader])
@@ -60,6 +62,12 @@ async def traced() -> AsyncIterator[Traced]:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield Traced(client, spans, reader)
+
+
+@pytest.fixture
+async def traced() -> AsyncIterator[Traced]:
+    async with traced_app(ChorusSettings(telemetry_enabled=True)) as app:
+        yield app
 
 
 async def test_a_request_gets_one_server_span_named_by_its_route_in_the_callers_trace(traced: Traced) -> None:
@@ -120,3 +128,30 @@ async def test_each_request_is_measured_by_method_route_and_status(traced: Trace
 def test_telemetry_off_turns_fastapis_own_off_even_where_a_provider_is_set() -> None:
     config = telemetry_config(ChorusSettings(telemetry_enabled=False))
     assert not config.get("tracing", True) and not config.get("metrics", True)
+
+
+async def test_a_trace_begun_here_is_kept_at_the_sample_ratio_and_a_callers_as_the_caller_decided() -> None:
+    def traceparent(n: int, sampled: bool) -> dict[str, str]:
+        return {"traceparent": f"00-{n:032x}-{PARENT_ID}-{'01' if sampled else '00'}"}
+
+    async with traced_app(ChorusSettings(telemetry_enabled=True, trace_sample_ratio=0.0)) as none_begun:
+        assert (await none_begun.client.get("/items/1")).status_code == 200
+        await none_begun.client.get("/items/2", headers=traceparent(1, sampled=True))
+        assert [span.context.trace_id for span in none_begun.finished()] == [1]
+    async with traced_app(ChorusSettings(telemetry_enabled=True, trace_sample_ratio=1.0)) as all_begun:
+        await all_begun.client.get("/items/1")
+        await all_begun.client.get("/items/2", headers=traceparent(2, sampled=False))
+        [span] = all_begun.finished()
+        assert span.parent is None and span.attributes is not None
+        assert span.attributes["url.path"] == "/items/1"
+    # About half of the traces begun here, by their ids.
+    async with traced_app(ChorusSettings(telemetry_enabled=True, trace_sample_ratio=0.5)) as half:
+        for _ in range(200):
+            await half.client.get("/items/1")
+        assert 60 < len(half.finished()) < 140
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 1.5])
+def test_a_sample_ratio_outside_zero_to_one_is_refused(ratio: float) -> None:
+    with pytest.raises(ValueError, match="trace_sample_ratio"):
+        ChorusSettings(trace_sample_ratio=ratio)
