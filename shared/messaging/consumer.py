@@ -55,7 +55,7 @@ from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
 from shared.messaging.security import kafka_security
-from shared.messaging.tracing import event_attributes, start_process_span, tracing_enabled
+from shared.messaging.tracing import event_attributes, may_be_recorded, start_process_span, tracing_enabled
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
@@ -384,12 +384,14 @@ class ConsumerRunner:
             await self._with_retries([record], _describe_events([item]), functools.partial(handler, single))
 
     def _start_tally(self, topic: str, parts: dict[TopicPartition, list[Record]]) -> _Tallying:
+        traced = tracing_enabled()
         raw = [
             RawPartition(
                 tp.partition,
                 [r.offset for r in records],
                 [r.value for r in records],
                 [_type_header(r.headers) for r in records],
+                [may_be_recorded(r.headers) for r in records] if traced else None,
             )
             for tp, records in parts.items()
         ]
@@ -404,7 +406,6 @@ class ConsumerRunner:
             topic,
             raw,
             self._sub.read_as.get(topic, ()),
-            tracing_enabled(),
             people=news,
             people_ttl_s=self._settings.vault_cache_s,
         )
@@ -466,9 +467,17 @@ class ConsumerRunner:
     ) -> None:
         """Tally and handle each record alone, so that only the bad ones go to the DLQ."""
         singles = [
-            RawPartition(part.partition, [offset], [value], [type_header])
+            RawPartition(
+                part.partition,
+                [offset],
+                [value],
+                [type_header],
+                None if part.traced is None else [part.traced[index]],
+            )
             for part in raw
-            for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True)
+            for index, (offset, value, type_header) in enumerate(
+                zip(part.offsets, part.values, part.types, strict=True)
+            )
         ]
         for position, (single, record) in enumerate(zip(singles, records, strict=True)):
             if position in skip:

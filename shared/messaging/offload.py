@@ -58,18 +58,19 @@ class RawPartition:
     offsets: list[int]
     values: list[bytes | None]
     types: list[bytes | None]  # each record's ce_type header, undecoded
+    # Per record, whether its processing span may be kept (tracing.may_be_recorded): the worker
+    # says what those spans should carry. None: tracing is off, and no span is kept.
+    traced: list[bool] | None = None
 
 
 @dataclass(frozen=True)
 class TallyRequest:
-    """A poll to tally: `tallier` over `topic`'s records decoded as `read_as`; `describe`: also
-    say what each record's processing span should carry (tracing is on)."""
+    """A poll to tally: `tallier` over `topic`'s records decoded as `read_as`."""
 
     tallier: Tallier
     topic: str
     parts: Sequence[RawPartition]
     read_as: tuple[type[EventData], ...] = ()
-    describe: bool = False
     # The people the worker is told of (shared/vault.py), per organisation: found, or absent
     # (erased). A worker reveals each event with them, as a consumer's process does. A pseudonym
     # it does not know makes it answer `unknown` instead of a tally, and the runner asks again
@@ -84,7 +85,7 @@ class TallyRequest:
 class Tallied:
     """What a worker made of a poll: the tally of its events (None: no event to tally), the
     records it left out, by position in the poll (not ours, or not valid: with the error), and
-    per tallied record what its span says of the event (only when asked)."""
+    per tallied record what its span says of the event (tracing on; empty for a span not kept)."""
 
     tally: Any
     skipped: frozenset[int]
@@ -157,7 +158,9 @@ def tally_poll(request: TallyRequest) -> Tallied:
     skipped: set[int] = set()
     invalid: dict[int, str] = {}
     topic, read_as = request.topic, request.read_as
-    attributes: list[dict[str, str]] | None = [] if request.describe else None
+    attributes: list[dict[str, str]] | None = (
+        [] if any(part.traced is not None for part in request.parts) else None
+    )
     hints: dict[bytes | None, str | None] = {None: None}
     found = False
     now = time.monotonic()
@@ -181,7 +184,10 @@ def tally_poll(request: TallyRequest) -> Tallied:
         nonlocal found
         position = -1
         for part in request.parts:
-            for offset, value, type_header in zip(part.offsets, part.values, part.types, strict=True):
+            traced = part.traced
+            for index, (offset, value, type_header) in enumerate(
+                zip(part.offsets, part.values, part.types, strict=True)
+            ):
                 position += 1
                 hint = hints.get(type_header)
                 if hint is None and type_header is not None:
@@ -196,8 +202,14 @@ def tally_poll(request: TallyRequest) -> Tallied:
                     invalid[position] = str(exc)
                     continue
                 found = True
-                if attributes is not None:  # its span names its people: reveal it now
-                    attributes.append(event_attributes(reveal_event(event, people_of(event.tenant))))
+                if attributes is not None:
+                    # A span that is kept names the event's people: reveal it now. One that is
+                    # not (its trace was not sampled) is never asked what it carries.
+                    attributes.append(
+                        event_attributes(reveal_event(event, people_of(event.tenant)))
+                        if traced is not None and traced[index]
+                        else {}
+                    )
                 yield Delivered(event, topic, part.partition, offset)
 
     tally = request.tallier(topic, events(), reveal_data)

@@ -82,6 +82,26 @@ def context_from_headers(headers: Sequence[tuple[str, bytes]] | None) -> otel_co
     return propagate.extract(carrier)
 
 
+TRACEPARENT_LENGTH = 55  # 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>
+
+
+def may_be_recorded(headers: Sequence[tuple[str, bytes]] | None) -> bool:
+    """Whether the processing span of a record with these headers may be kept. The sampler is
+    parent-based (shared.telemetry.sampler): a span in a trace begun elsewhere is kept as its
+    traceparent's sampled flag says; one without a traceparent (or with one it cannot read)
+    begins a trace, which the sample ratio decides when the span is made. A cheap look at the
+    flag, for a batch consumer's every record."""
+    for name, value in headers or ():
+        if name == "traceparent":
+            if len(value) != TRACEPARENT_LENGTH or value[52:53] != b"-":
+                return True
+            try:
+                return bool(int(value[53:], 16) & 1)
+            except ValueError:
+                return True
+    return True
+
+
 def start_process_span(
     of_event: Callable[[], dict[str, str]],
     topic: str,

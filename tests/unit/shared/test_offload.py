@@ -15,6 +15,7 @@ from shared.events.training import PolicyAcknowledged
 from shared.messaging import Delivered
 from shared.messaging.batch import Reveal
 from shared.messaging.offload import RawPartition, TallyRequest, TallyWorkers, tally_poll
+from shared.messaging.tracing import may_be_recorded
 
 
 def acks_of(topic: str, items: Iterator[Delivered], reveal: Reveal) -> list[tuple[str, str, int, int]]:
@@ -39,18 +40,46 @@ def test_a_poll_is_decoded_in_order_with_invalid_and_unknown_records_left_out() 
     assert tallied.span_attributes is None
 
 
-def test_a_traced_poll_says_what_each_tallied_records_span_should_carry() -> None:
-    event = ack("ann")
-    parts = [RawPartition(0, [1], [event.to_json_bytes()], [None])]
-    tallied = tally_poll(TallyRequest(acks_of, "chorus.training", parts, describe=True))
-    assert tallied.span_attributes == [
+def test_a_traced_poll_says_what_each_kept_span_should_carry_and_reveals_no_one_for_the_others() -> None:
+    ann, bob = new_person("org", "ann"), new_person("org", "bob")
+    events = [ack("ann"), ack("bob")]
+    sealed = [seal_event(e, {p.sub: p}).to_json_bytes() for e, p in zip(events, (ann, bob), strict=True)]
+    # ann's record continues a sampled trace; bob's span will not be kept (tracing on, traced).
+    poll = [RawPartition(0, [1, 2], sealed, [None, None], traced=[True, False])]
+
+    def offsets(topic: str, items: Iterator[Delivered], reveal: Reveal) -> list[int]:
+        return [d.offset for d in items]  # a tally that names no one
+
+    first = tally_poll(TallyRequest(offsets, "chorus.training", poll))
+    assert first.unknown == {"org": {ann.pseudonym}}  # only ann's span asks who she is
+    told = tally_poll(TallyRequest(offsets, "chorus.training", poll, people={"org": {ann.pseudonym: ann}}))
+    assert told.tally == [1, 2]
+    assert told.span_attributes == [
         {
-            "messaging.message.id": event.id,
+            "messaging.message.id": events[0].id,
             "cloudevents.event_type": "chorus.policy.acknowledged",
             "chorus.organisation": "org",
             "chorus.advocate": "ann",
-        }
+        },
+        {},
     ]
+
+
+@pytest.mark.parametrize(
+    ("headers", "kept"),
+    [
+        ([], True),  # begins a trace: the sample ratio decides
+        ([("ce_type", b"x"), ("traceparent", f"00-{'a' * 32}-{'b' * 16}-01".encode())], True),
+        ([("traceparent", f"00-{'a' * 32}-{'b' * 16}-00".encode())], False),
+        ([("traceparent", f"00-{'a' * 32}-{'b' * 16}-03".encode())], True),  # other flags too
+        ([("traceparent", b"not a traceparent")], True),  # unreadable: begins a trace
+        ([("traceparent", f"00-{'a' * 32}-{'b' * 16}-zz".encode())], True),
+    ],
+)
+def test_a_records_span_may_be_kept_unless_its_trace_says_it_was_not_sampled(
+    headers: list[tuple[str, bytes]], kept: bool
+) -> None:
+    assert may_be_recorded(headers) is kept
 
 
 def test_a_poll_with_no_event_of_ours_has_no_tally() -> None:
