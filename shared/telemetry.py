@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 
@@ -28,6 +29,7 @@ from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioB
 
 from shared.settings import ChorusSettings
 
+log = logging.getLogger(__name__)
 _tracer_provider: TracerProvider | None = None
 _meter_provider: MeterProvider | None = None
 
@@ -93,7 +95,10 @@ def setup_telemetry(settings: ChorusSettings) -> None:
 
 def sampler(settings: ChorusSettings) -> Sampler:
     """A trace's first span decides by `trace_sample_ratio`; every later span, in this process or
-    another, follows the decision its parent carries (W3C `traceparent`, sampled flag)."""
+    another, follows the decision its parent carries (W3C `traceparent`, sampled flag). The
+    SDK's own OTEL_TRACES_SAMPLER variables would be ignored: say so rather than surprise."""
+    if any(name in os.environ for name in ("OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")):
+        log.warning("OTEL_TRACES_SAMPLER and _ARG are ignored: Chorus samples by CHORUS_TRACE_SAMPLE_RATIO")
     return ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
 
 

@@ -235,7 +235,7 @@ def main() -> int:
         "--no-telemetry", action="store_true", help="run the service without traces and metrics"
     )
     parser.add_argument(
-        "--trace-ratio", type=float, help="sample this share of traces (OTEL_TRACES_SAMPLER_ARG); default all"
+        "--trace-ratio", type=float, help="the share of traces sampled (CHORUS_TRACE_SAMPLE_RATIO); default 1"
     )
     args = parser.parse_args()
     if args.seed_only and not args.db:
@@ -260,8 +260,7 @@ def main() -> int:
         "CHORUS_TELEMETRY_ENABLED": "false" if args.no_telemetry else "true",
     }
     if args.trace_ratio is not None:
-        env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
-        env["OTEL_TRACES_SAMPLER_ARG"] = str(args.trace_ratio)
+        env["CHORUS_TRACE_SAMPLE_RATIO"] = str(args.trace_ratio)
     rows: list[tuple[int, Result]] = []
     seeding: list[str] = []
     client: MongoClient[Any] = MongoClient(stack.mongo_url)

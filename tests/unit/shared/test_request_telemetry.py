@@ -155,3 +155,13 @@ async def test_a_trace_begun_here_is_kept_at_the_sample_ratio_and_a_callers_as_t
 def test_a_sample_ratio_outside_zero_to_one_is_refused(ratio: float) -> None:
     with pytest.raises(ValueError, match="trace_sample_ratio"):
         ChorusSettings(trace_sample_ratio=ratio)
+
+
+async def test_the_sdks_own_sampler_variables_are_ignored_out_loud(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    async with traced_app(ChorusSettings(telemetry_enabled=True, trace_sample_ratio=1.0)) as app:
+        await app.client.get("/items/1")
+        assert len(app.finished()) == 1  # CHORUS_TRACE_SAMPLE_RATIO decides
+    assert "OTEL_TRACES_SAMPLER and _ARG are ignored" in caplog.text
