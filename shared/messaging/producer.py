@@ -19,6 +19,10 @@ from shared.messaging.tracing import Headers, produce_span
 from shared.settings import ChorusSettings
 from shared.vault import Vault
 
+# Events sent between two turns of the event loop: each send is tens of microseconds (a span, a
+# serialisation, a partitioner), so a list of hundreds would hold the loop for milliseconds.
+SENDS_PER_TURN = 25
+
 
 def event_headers(event: AnyEvent) -> Headers:
     return ce_headers(event.type, event.id, event.tenant)
@@ -111,7 +115,9 @@ class EventProducer:
         """Send events, each in its own trace context, in this order; wait for all of them."""
         futures = []
         sealed = await self.vault.seal([item.event for item in items])
-        for (event, parent, links), on_topic in zip(items, sealed, strict=True):
+        for sent, ((event, parent, links), on_topic) in enumerate(zip(items, sealed, strict=True)):
+            if sent and sent % SENDS_PER_TURN == 0:
+                await asyncio.sleep(0)  # a long list must not hold the loop (a server's requests)
             headers = event_headers(event)
             # The span tells of the event as the service knows it: traces are operational data,
             # kept for the tracing backend's retention, not forever like the topics.

@@ -21,7 +21,7 @@ from shared.events.personal import is_pseudonym
 from shared.events.topics import TRAINING
 from shared.events.training import CourseCompleted, PolicyAcknowledged
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, skip_history
-from shared.messaging.producer import event_headers
+from shared.messaging.producer import SENDS_PER_TURN, event_headers
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
@@ -107,6 +107,64 @@ async def test_an_event_published_is_consumed_with_its_type_and_tenant(
         assert received == [sent]
     finally:
         await runner.stop()
+
+
+async def test_a_long_publish_lets_other_work_in_between_its_sends_and_keeps_their_order(
+    settings: ChorusSettings, producer: EventProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = new_org()
+    # Ten people, so the records spread over the partitions (aiokafka itself waits when one
+    # partition's batch is full, which would let others in anyway).
+    events = [ack(org, f"adv-{n % 10}", n) for n in range(1, 4 * SENDS_PER_TURN + 1)]
+    send = producer.client.send
+    sends = 0
+    first_sent = asyncio.Event()
+
+    async def counting_send(*args: Any, **kwargs: Any) -> Any:
+        nonlocal sends
+        sends += 1
+        first_sent.set()
+        return await send(*args, **kwargs)
+
+    monkeypatch.setattr(producer.client, "send", counting_send)
+    sent_when_other_work_ran: list[int] = []
+
+    async def other_work() -> None:  # a server's request, say, waiting for its turn
+        await first_sent.wait()  # (people are sealed first: a vault read lets anyone in)
+        sent_when_other_work_ran.append(sends)
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(TRAINING.name, p) for p in range(TRAINING.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            await consumer.position(partition)
+        other = asyncio.create_task(other_work())
+        await producer.publish_many(events)
+        await other
+        # It ran before the last send, not after all of them: the loop turned between sends.
+        assert sent_when_other_work_ran and sent_when_other_work_ran[0] < len(events)
+        seen: list[int] = []
+
+        async def all_read() -> bool:
+            fetched = await consumer.getmany(*partitions, timeout_ms=500)
+            for records in fetched.values():
+                for record in records:
+                    event = decode(record.value)
+                    if event.tenant == org and isinstance(event.data, PolicyAcknowledged):
+                        seen.append(event.data.policy_version)
+            return len(seen) >= len(events)
+
+        await eventually(all_read, timeout_s=60)
+        # Each person's records in the order published (one key, one partition).
+        assert sorted(seen) == [e.data.policy_version for e in events]
+        for person in range(10):
+            theirs = [n for n in seen if n % 10 == person]
+            assert theirs == sorted(theirs)
+    finally:
+        await consumer.stop()
 
 
 async def test_a_handler_that_keeps_failing_dead_letters_its_record_and_the_consumer_goes_on(
