@@ -23,7 +23,7 @@ class SharingSettings(ChorusSettings):
     # acknowledgement), so the step bounds how fast a replica's spool drains: about 1,400 clicks/s
     # at 20, 3,600 at 200 (bench/redirect/README.md). A larger step drains faster but takes more
     # of the replica's CPU from the redirects during a burst (rate ratio 0.56 at 20, 0.50 at 200).
-    # The relay lets requests in every few dozen clicks either way.
+    # The producer lets requests in every 25 sends (SENDS_PER_TURN) either way.
     click_drain_batch: int = Field(20, ge=1, le=5000)
     # Drain the spool to Kafka from a relay process beside the service instead of a task in it.
     click_relay_process: bool = False

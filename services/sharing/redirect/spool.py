@@ -36,7 +36,6 @@ from services.sharing.settings import SERVICE, SOURCE, SharingSettings
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.messaging import EventProducer
-from shared.messaging.producer import SENDS_PER_TURN
 from shared.messaging.tracing import extract
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
@@ -373,9 +372,7 @@ class ClickRelay:
     async def _publish_group(self, producer: EventProducer, group: list[tuple[int, ClickRecord]]) -> None:
         events: list[Event[Any]] = []
         links: list[Link] = []
-        for made, (_, record) in enumerate(group):
-            if made and made % SENDS_PER_TURN == 0:
-                await asyncio.sleep(0)  # the redirect's requests come first
+        for _, record in group:
             try:
                 events.append(click_event(record))
             except (KeyError, TypeError, ValueError) as exc:
