@@ -63,7 +63,10 @@ class EventProducer:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,
+            # Every caller sends a whole step (a relay's page of events) and then waits for it:
+            # its sends fill the batches before the sender runs, so lingering only delays the
+            # acknowledgement (5 ms a step was a third of the click relay's drain time).
+            linger_ms=0,
             request_timeout_ms=15000,
             **kafka_security(self._settings),
         )
