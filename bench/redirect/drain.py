@@ -24,7 +24,6 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,13 @@ from aiokafka import AIOKafkaProducer
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.redirect.run import BROWSER, CODE, seed_share  # noqa: E402
 from devtools.local_stack import StackConfig  # noqa: E402
 from services.sharing.redirect.app import RedirectApp  # noqa: E402
 from services.sharing.redirect.spool import ClickRelay, ClickSpool, click_event  # noqa: E402
 from services.sharing.redirect.store import SeenVisitorsStore  # noqa: E402
 from services.sharing.settings import SERVICE, SharingSettings  # noqa: E402
-from services.sharing.shares.domain import Share  # noqa: E402
+from services.sharing.shares.store import SharesStore  # noqa: E402
 from shared.events.topics import CLICKS  # noqa: E402
 from shared.messaging.producer import event_headers  # noqa: E402
 from shared.messaging.topics import ensure_topics  # noqa: E402
@@ -46,29 +46,6 @@ from shared.messaging.tracing import Headers  # noqa: E402
 from shared.mongo import create_client  # noqa: E402
 from shared.telemetry import setup_telemetry  # noqa: E402
 from shared.vault import Vault  # noqa: E402
-
-CODE = "BenchCode01"
-BROWSER = b"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36"
-SHARE = Share(
-    id="0193c0ffee00aabbccddeeff",
-    org="org-bench",
-    advocate_id="adv-bench",
-    content_id="c-bench",
-    network="linkedin",
-    message="bench",
-    code=CODE,
-    short_url=f"https://go.chorus.test/r/{CODE}",
-    target_url="https://www.example.com/blog/new-product?utm_source=linkedin#top",
-    status="sent",
-    send_at=None,
-    scheduled_at=None,
-    shared_at=None,
-    created_at=datetime.now(UTC),
-    event_id="0193c0ffee00aabbccddeeff-made",
-    trace={},
-    team="sales",
-    tags=("launch",),
-)
 
 
 async def fill(redirect: RedirectApp, spool: ClickSpool, clicks: int, visitors: int) -> None:
@@ -87,7 +64,7 @@ async def fill(redirect: RedirectApp, spool: ClickSpool, clicks: int, visitors: 
             "method": "GET",
             "path": f"/r/{CODE}",
             "query_string": b"",
-            "headers": [(b"user-agent", BROWSER)],
+            "headers": [(b"user-agent", BROWSER.removeprefix("User-Agent: ").encode())],
             "client": (f"10.{i % visitors // 65536}.{i % visitors // 256 % 256}.{i % visitors % 256}", 5000),
         }
         await redirect(scope, receive, send)
@@ -142,19 +119,16 @@ async def main() -> int:
     batch = args.batch or settings.click_drain_batch
     setup_telemetry(settings)
     await ensure_topics(settings.kafka_bootstrap)
+    seed_share(stack.mongo_url, settings.database_name(SERVICE), settings.public_base_url)
     mongo = create_client(settings, service=True)
     db = mongo[settings.database_name(SERVICE)]
-
-    async def load(code: str) -> Share | None:
-        return SHARE if code == CODE else None
-
     relays, bares = [], []
     try:
         for round_ in range(1, args.rounds + 1):
             spool = ClickSpool(str(Path(tempfile.mkdtemp(prefix="bench-drain-")) / "clicks.sqlite3"))
             await spool.open()
             redirect = RedirectApp(settings)
-            redirect.attach(load, spool, None)  # type: ignore[arg-type]  # no caller is an advocate
+            redirect.attach(SharesStore(db).by_code, spool, None)  # type: ignore[arg-type]  # no caller is an advocate
             await fill(redirect, spool, args.clicks, args.visitors)
             seen = SeenVisitorsStore(db)
             relay = ClickRelay(settings, spool, seen=seen, flush_interval_s=0.01, batch=batch)
