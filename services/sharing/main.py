@@ -30,8 +30,9 @@ from services.sharing.handlers import build_subscription
 from services.sharing.redirect import store as redirect_store
 from services.sharing.redirect.app import RedirectApp
 from services.sharing.redirect.domain import SecondsClock
+from services.sharing.redirect.relay_process import RELAY_SETTINGS_ENV
 from services.sharing.redirect.service import refresh_state
-from services.sharing.redirect.spool import RELAY_SETTINGS_ENV, ClickRelay, ClickSpool
+from services.sharing.redirect.spool import ClickRelay, ClickSpool
 from services.sharing.redirect.store import SeenVisitorsStore
 from services.sharing.settings import SERVICE, SharingSettings
 from services.sharing.shares import api as shares_api
@@ -129,7 +130,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
             relay_process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "services.sharing.redirect.spool",
+                "services.sharing.redirect.relay_process",
                 env={**os.environ, RELAY_SETTINGS_ENV: sharing_settings.model_dump_json()},
             )
         else:

@@ -34,12 +34,11 @@ from pydantic_core import from_json, to_json
 
 from services.sharing.redirect import domain
 from services.sharing.redirect.store import SeenVisitorsStore
-from services.sharing.settings import SERVICE, SOURCE, SharingSettings
+from services.sharing.settings import SOURCE
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.messaging import EventProducer
 from shared.messaging.tracing import extract
-from shared.mongo import create_client
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
@@ -408,50 +407,3 @@ class ClickRelay:
             attributes={"chorus.share_id": events[0].data.share_id, "chorus.clicks": len(events)},
         ):
             await producer.publish_many(events)
-
-
-# --- The relay as a process of its own ---------------------------------------------------------
-# With CHORUS_CLICK_RELAY_PROCESS=true the service starts `python -m services.sharing.redirect.spool`
-# beside itself: the drain (serialising, Kafka, spans) then runs on another CPU and a spike of
-# redirects never starves it, nor it the redirects. It reads the same spool file.
-
-RELAY_SETTINGS_ENV = "CHORUS_SHARING_RELAY_SETTINGS"
-
-
-async def run_relay_process(settings_json: str) -> None:
-    import os
-    import signal
-
-    from shared.telemetry import flush_telemetry, setup_telemetry
-
-    settings = SharingSettings.model_validate_json(settings_json)
-    settings.service_name = "sharing-relay"
-    setup_telemetry(settings)
-    mongo = create_client(settings, service=True)
-    relay = ClickRelay(
-        settings,
-        ClickSpool(settings.click_spool_path),
-        seen=SeenVisitorsStore(mongo[settings.database_name(SERVICE)]),
-        flush_interval_s=settings.click_flush_interval_s,
-        batch=settings.click_drain_batch,
-        idle_s=settings.click_flush_interval_s * 5,
-    )
-    await relay.start(flush=False, drain=True)
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    parent = os.getppid()
-    # Stop when told to, or when the service that started us is gone (never outlive it).
-    while not stopping.is_set() and os.getppid() == parent:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=1.0)
-    await relay.stop()
-    await mongo.close()
-    flush_telemetry()
-
-
-if __name__ == "__main__":
-    import os
-
-    asyncio.run(run_relay_process(os.environ[RELAY_SETTINGS_ENV]))
