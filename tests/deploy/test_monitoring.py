@@ -466,6 +466,7 @@ def test_the_services_export_the_metrics_the_monitoring_is_built_on() -> None:
     exported = service_metrics()
     for name in (
         "chorus_click_spool_backlog",
+        "chorus_click_spool_buffered",  # named in docs/runbook.md
         "chorus_redirect_requests_total",
         "http_server_request_duration_seconds_count",
         "chorus_consumer_events_total",

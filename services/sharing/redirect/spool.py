@@ -64,10 +64,27 @@ def _observe_backlog(options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(sum(_backlogs.values()))
 
 
-metrics.get_meter("chorus.sharing.spool").create_observable_gauge(
+# Clicks the redirect took and has not yet committed to the file (chorus_click_spool_buffered):
+# what a crash of the process loses. A few hundred under a burst while the disk keeps up; one
+# that grows means the commits (an fsync each) are slower than the clicks come.
+_open_spools: dict[int, ClickSpool] = {}
+
+
+def _observe_buffered(options: CallbackOptions) -> Iterable[Observation]:
+    if _open_spools:
+        yield Observation(sum(spool.buffered for spool in _open_spools.values()))
+
+
+_meter = metrics.get_meter("chorus.sharing.spool")
+_meter.create_observable_gauge(
     "chorus.click_spool.backlog",
     callbacks=[_observe_backlog],
     description="clicks in the spool file not yet acknowledged by Kafka",
+)
+_meter.create_observable_gauge(
+    "chorus.click_spool.buffered",
+    callbacks=[_observe_buffered],
+    description="clicks taken by the redirect and not yet committed to the spool file",
 )
 
 
@@ -83,6 +100,7 @@ class ClickSpool:
 
     async def open(self) -> None:
         await self._run(self._open)
+        _open_spools[id(self)] = self
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,6 +182,7 @@ class ClickSpool:
         return int(await self._run(lambda: self._conn.execute("SELECT count(*) FROM clicks").fetchone()[0]))  # type: ignore[union-attr]
 
     async def close(self) -> None:
+        _open_spools.pop(id(self), None)
         await self.flush()
         await self._run(self._close)
         self._executor.shutdown(wait=True)

@@ -272,6 +272,24 @@ async def test_the_backlog_gauge_counts_clicks_committed_and_not_yet_acknowledge
     assert backlog_gauge() == []  # a stopped relay reports nothing
 
 
+async def test_the_buffered_gauge_counts_clicks_taken_and_not_yet_in_the_file(tmp_path: Path) -> None:
+    def buffered_gauge() -> list[float]:
+        return [o.value for o in spool_module._observe_buffered(CallbackOptions())]
+
+    before = buffered_gauge()  # spools other tests left open, if any
+    spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
+    await spool.open()
+    others = sum(before)
+    assert buffered_gauge() == [others]
+    for i in range(3):
+        spool.append({"id": f"k{i}"})
+    assert buffered_gauge() == [others + 3]  # what a crash now would lose
+    await spool.flush()
+    assert buffered_gauge() == [others]
+    await spool.close()
+    assert buffered_gauge() == before  # a closed spool reports nothing
+
+
 async def test_a_flushing_relay_keeps_the_backlog_gauge_current(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
