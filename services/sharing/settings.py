@@ -17,13 +17,13 @@ class SharingSettings(ChorusSettings):
     # The local durable spool of click events waiting for Kafka (sqlite3, WAL). Give every replica
     # its own file on a persistent volume; a restarted replica drains what its predecessor left.
     click_spool_path: str = "/tmp/chorus-sharing/click-spool.sqlite3"  # noqa: S108 - local default
-    # How often buffered clicks are committed (fsynced) to the spool, and Kafka sends are batched.
+    # How long after a commit (an fsync) to the spool the clicks buffered since are committed.
     click_flush_interval_s: float = Field(0.01, gt=0)
     # Rows per drain step. Each step is a few round trips (the spool, the seen visitors, Kafka's
-    # acknowledgement), so the step bounds how fast a replica's spool drains: about 1,400 clicks/s
-    # at 20, 3,600 at 200 (bench/redirect/README.md). A larger step drains faster but takes more
-    # of the replica's CPU from the redirects during a burst (rate ratio 0.56 at 20, 0.50 at 200).
-    # The producer lets requests in every 25 sends (SENDS_PER_TURN) either way.
+    # acknowledgement), but since the producer stopped lingering the spans are most of the cost:
+    # about 2,200 clicks/s at 20 and 2,350 at 200 with every trace recorded, 3,600 at 20 with one
+    # in ten (bench/redirect/drain.py, bench/redirect/README.md). The producer lets requests in
+    # every 25 sends (SENDS_PER_TURN) whatever the step.
     click_drain_batch: int = Field(20, ge=1, le=5000)
     # Drain the spool to Kafka from a relay process beside the service instead of a task in it.
     click_relay_process: bool = False

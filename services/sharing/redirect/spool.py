@@ -49,25 +49,23 @@ MAX_LINKS = 128  # the SDK's default limit of links per span
 # Clicks serialised between two turns of the event loop (about 0.3 ms), and rows per INSERT.
 FLUSH_STEP = 200
 
-# The spool's backlog on /metrics (chorus_click_spool_backlog) and over OTLP: clicks committed to
-# the file and not yet acknowledged by Kafka. Near zero while Kafka is up (the relay drains every
-# few milliseconds); a backlog that stays up means the clicks are not reaching Kafka, and the
-# file (a small volume per redirect replica) fills. The flushing side counts it, every
-# BACKLOG_EVERY_S: that is the service process, which serves /metrics, also when a relay process
-# drains the file.
+# The spools open in this process, for two gauges on /metrics (and over OTLP):
+# - chorus_click_spool_backlog: clicks committed to the file and not yet acknowledged by Kafka.
+#   Near zero while Kafka is up (the relay drains every few milliseconds); a backlog that stays
+#   up means the clicks are not reaching Kafka, and the file (a small volume per redirect
+#   replica) fills. The flushing side counts it, every BACKLOG_EVERY_S: that is the service
+#   process, which serves /metrics, also when a relay process drains the file.
+# - chorus_click_spool_buffered: clicks the redirect took and has not yet committed to the file,
+#   what a crash of the process loses. A few hundred under a burst while the disk keeps up; one
+#   that grows means the commits (an fsync each) are slower than the clicks come.
 BACKLOG_EVERY_S = 5.0
-_backlogs: dict[int, int] = {}  # id(relay) -> rows at its last count
+_open_spools: dict[int, ClickSpool] = {}
 
 
 def _observe_backlog(options: CallbackOptions) -> Iterable[Observation]:
-    if _backlogs:
-        yield Observation(sum(_backlogs.values()))
-
-
-# Clicks the redirect took and has not yet committed to the file (chorus_click_spool_buffered):
-# what a crash of the process loses. A few hundred under a burst while the disk keeps up; one
-# that grows means the commits (an fsync each) are slower than the clicks come.
-_open_spools: dict[int, ClickSpool] = {}
+    counted = [spool.counted for spool in _open_spools.values() if spool.counted is not None]
+    if counted:
+        yield Observation(sum(counted))
 
 
 def _observe_buffered(options: CallbackOptions) -> Iterable[Observation]:
@@ -97,6 +95,7 @@ class ClickSpool:
         self._buffer: list[ClickRecord] = []
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="click-spool")
         self._conn: sqlite3.Connection | None = None
+        self.counted: int | None = None  # rows at the flushing side's last count (the backlog)
 
     async def open(self) -> None:
         await self._run(self._open)
@@ -183,6 +182,7 @@ class ClickSpool:
 
     async def close(self) -> None:
         _open_spools.pop(id(self), None)
+        self.counted = None
         await self.flush()
         await self._run(self._close)
         self._executor.shutdown(wait=True)
@@ -277,7 +277,6 @@ class ClickRelay:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        _backlogs.pop(id(self), None)
         # What is still in the file goes out on the next start (of this or another process).
         await self.spool.close()
         await self._stop_producer()
@@ -294,7 +293,7 @@ class ClickRelay:
     async def measure_backlog(self) -> int:
         """Count the spool's rows for the backlog gauge; returns the count."""
         rows = await self.spool.count()
-        _backlogs[id(self)] = rows
+        self.spool.counted = rows
         return rows
 
     async def _backlog_loop(self) -> None:
