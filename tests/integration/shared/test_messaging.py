@@ -109,9 +109,13 @@ async def test_an_event_published_is_consumed_with_its_type_and_tenant(
         await runner.stop()
 
 
-async def test_a_long_publish_lets_other_work_in_between_its_sends_and_keeps_their_order(
+async def test_a_long_publish_keeps_each_keys_order_on_the_broker_while_other_work_runs_between_sends(
     settings: ChorusSettings, producer: EventProducer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # That the producer itself turns the loop is tests/unit/shared/test_producer.py's to prove:
+    # aiokafka lets other work in too, whenever a partition's batch is full, so the first
+    # assertion below would hold without the producer's turn. This test proves what only the real
+    # broker can: with the turns, each key's records still arrive in the order published.
     org = new_org()
     # Ten people, so the records spread over the partitions (aiokafka itself waits when one
     # partition's batch is full, which would let others in anyway).
