@@ -431,6 +431,7 @@ def test_the_dashboard_covers_red_metrics_lag_and_the_spool() -> None:
         "kafka_consumergroup_lag",
         "chorus_consumer_events_total",
         "chorus_click_spool_backlog",
+        "chorus_click_spool_buffered",
     } <= read
 
 
