@@ -14,7 +14,7 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,11 +194,14 @@ def create_service_app(
     outbox_collections: Sequence[str] = (),
     migrations: Sequence[Migration] = (),
     description: str = "",
+    schemas: Mapping[str, dict[str, Any]] | None = None,
 ) -> FastAPI:
     """`outbox_collections`: the collections whose documents may hold pending events (each
     declared with `outbox_index` among `indexes`); their relay runs as the periodic job
     "outbox-relay", woken early by `runtime.outbox.nudge()`. `migrations`: one-off upgrades of
-    stored data, run once at start before anything reads or writes (shared/migrations.py)."""
+    stored data, run once at start before anything reads or writes (shared/migrations.py).
+    `schemas`: JSON Schemas written by hand that operations `$ref` as
+    `#/components/schemas/<name>` (bodies validated otherwise than by pydantic, as SCIM's)."""
     settings.service_name = name
 
     @contextlib.asynccontextmanager
@@ -286,7 +289,7 @@ def create_service_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
-    document_problems(app)
+    document_problems(app, schemas or {})
     return app
 
 
@@ -339,18 +342,20 @@ def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[
     return sorted(statuses)
 
 
-def document_problems(app: FastAPI) -> None:
+def document_problems(app: FastAPI, schemas: Mapping[str, dict[str, Any]]) -> None:
     """Every /v1 operation's OpenAPI says which problem+json answers it may give and the headers
     they carry (so a client generated from it knows them), with their schema in
     `components.schemas.Problem`; a create that takes an Idempotency-Key says its success may be
-    a replay. tests/e2e/test_fuzz_openapi.py holds the services to these documents."""
+    a replay. `schemas` join the document's components. tests/e2e/test_fuzz_openapi.py holds the
+    services to these documents."""
     plain = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = plain()
-        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update({**schemas, "Problem": PROBLEM_SCHEMA})
         problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         for path, operations in schema.get("paths", {}).items():
             if not path.startswith("/v1/"):

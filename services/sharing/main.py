@@ -21,6 +21,7 @@ from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog import store as catalog_store
 from services.sharing.catalog.service import CatalogService
 from services.sharing.directory import api as directory_api
+from services.sharing.directory import schemas as directory_schemas
 from services.sharing.directory import store as directory_store
 from services.sharing.directory.service import DirectoryService
 from services.sharing.erasure import api as erasure_api
@@ -186,5 +187,6 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         outbox_collections=OUTBOX_COLLECTIONS,
         migrations=catalog_store.MIGRATIONS,
         description=DESCRIPTION,
+        schemas=directory_schemas.COMPONENTS,
     )
     return mount_redirect(app, redirect)

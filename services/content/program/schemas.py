@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import Field, StrictBool, StringConstraints, WithJsonSchema
@@ -9,6 +10,21 @@ from pydantic import Field, StrictBool, StringConstraints, WithJsonSchema
 from services.content.schemas import Request, WebUrl
 from shared.clock import DEFAULT_TIME_ZONE, time_zone_names
 from shared.fields import NOT_BOOLEAN
+
+
+def zone_member_name(zone: str) -> str:
+    """The name a generated client gives a zone's enum member (`x-enum-varnames`). Left to
+    itself a generator keeps only letters and digits, which makes Etc/GMT+1 and Etc/GMT-1 one
+    member (or fails): here the signs are spelt out, Etc/GMT+1 is ETC_GMT_PLUS_1."""
+    spelt = re.sub(r"-(?=\d)", "_MINUS_", zone).replace("+", "_PLUS_")
+    return re.sub(r"\W", "_", spelt).upper()
+
+
+ZONE_SCHEMA = {
+    "type": "string",
+    "enum": list(time_zone_names()),
+    "x-enum-varnames": [zone_member_name(zone) for zone in time_zone_names()],
+}
 
 
 class SettingsModel(Request):
@@ -33,7 +49,7 @@ class SettingsModel(Request):
     unique_click_window_hours: Annotated[int, Field(ge=1, le=24 * 30), NOT_BOOLEAN] = 24
     attribution_window_days: Annotated[int, Field(ge=1, le=365), NOT_BOOLEAN] = 30
     # The names the zone database has; domain.validate_settings refuses any other, naming time_zone.
-    time_zone: Annotated[str, WithJsonSchema({"type": "string", "enum": list(time_zone_names())})] = Field(
+    time_zone: Annotated[str, WithJsonSchema(ZONE_SCHEMA)] = Field(
         DEFAULT_TIME_ZONE,
         description="IANA time zone (e.g. America/Los_Angeles): the sharing hours, the daily share limit"
         " and the days, weeks and months of the figures follow it",

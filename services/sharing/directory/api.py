@@ -47,11 +47,10 @@ router = APIRouter(
     default_response_class=ScimJson,
 )
 Responses = dict[int | str, dict[str, Any]]
-RESOURCE = schemas.RESOURCE_SCHEMA
-DISCOVERY: Responses = {200: schemas.answer("the document", RESOURCE)}
-DISCOVERY_LIST: Responses = {200: schemas.answer("every one of them (a ListResponse)", schemas.LIST_SCHEMA)}
-SEARCH_BODY = schemas.body(schemas.SEARCH_SCHEMA)
-PATCH_BODY = schemas.body(schemas.PATCH_SCHEMA)
+DISCOVERY: Responses = {200: schemas.answer("the document", "ScimResource")}
+DISCOVERY_LIST: Responses = {200: schemas.answer("every one of them (a ListResponse)", "ScimListResponse")}
+SEARCH_BODY = schemas.body("ScimSearchRequest")
+PATCH_BODY = schemas.body("ScimPatchOp")
 
 
 async def provisioner(
@@ -84,7 +83,7 @@ class ResourceKind(Generic[E]):
 
     name: str  # the resource type ("User"): the noun of its summaries and operation ids
     model: Any  # its scim2-models model: `attributes`, searches and list responses read it
-    body: dict[str, Any]  # the body a create and a replace take (`openapi_extra`)
+    body: str  # the component (schemas.COMPONENTS) a create and a replace take
     # The service's use cases for the type (unbound: the service comes with each request).
     create: Callable[[DirectoryService, str, Any], Awaitable[E]]
     get: Callable[[DirectoryService, str, str], Awaitable[E]]
@@ -146,11 +145,13 @@ def resource_routes(kind: ResourceKind[E]) -> None:
     an operation's description is the type's note for it, if any."""
     one, many = kind.one, kind.many
     item = f"{kind.path}/{{scim_id}}"
-    single: Responses = {200: schemas.answer(f"the {one}", RESOURCE, resource=True)}
-    page: Responses = {200: schemas.answer(f"a page of {many} (a ListResponse)", schemas.LIST_SCHEMA)}
+    single: Responses = {200: schemas.answer(f"the {one}", "ScimResource", resource=True)}
+    page: Responses = {200: schemas.answer(f"a page of {many} (a ListResponse)", "ScimListResponse")}
     body = schemas.body(kind.body)
     created: Responses = {
-        201: schemas.answer(f"the {one}, created", RESOURCE, resource=True, links=schemas.links_to(kind.name))
+        201: schemas.answer(
+            f"the {one}, created", "ScimResource", resource=True, links=schemas.links_to(kind.name)
+        )
     }
 
     # Without an operation id of their own, create, list and search keep the one FastAPI makes
@@ -268,7 +269,7 @@ async def groups_out(
 USERS = ResourceKind(
     name="User",
     model=UserResource,
-    body=schemas.USER_IN_SCHEMA,
+    body="ScimUser",
     create=DirectoryService.create_user,
     get=DirectoryService.user,
     replace=DirectoryService.replace_user,
@@ -291,7 +292,7 @@ USERS = ResourceKind(
 GROUPS = ResourceKind(
     name="Group",
     model=Group,
-    body=schemas.GROUP_IN_SCHEMA,
+    body="ScimGroup",
     create=DirectoryService.create_group,
     get=DirectoryService.group,
     replace=DirectoryService.replace_group,

@@ -252,18 +252,28 @@ PATCH_SCHEMA: dict[str, Any] = {
 }
 
 
-def body(schema: dict[str, Any]) -> dict[str, Any]:
+def ref(component: str) -> dict[str, Any]:
+    """A reference to one of `COMPONENTS`. Named once, a message is one model in a generated client,
+    however many operations and media types carry it."""
+    COMPONENTS[component]  # a name the document does not define fails here, not in a client
+    return {"$ref": f"#/components/schemas/{component}"}
+
+
+def body(component: str) -> dict[str, Any]:
     """An operation's request body (`openapi_extra`): SCIM JSON, or plain JSON as clients also send."""
-    content = {"schema": schema}
+    content = {"schema": ref(component)}
     return {"requestBody": {"required": True, "content": {SCIM_JSON: content, "application/json": content}}}
 
 
 def answer(
-    description: str, schema: dict[str, Any], *, resource: bool = False, links: dict[str, Any] | None = None
+    description: str, component: str, *, resource: bool = False, links: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """A success answer's description; a resource's carries its ETag and Location, and a created
     one links to the operations on it (by `operation_id`, with its id)."""
-    documented: dict[str, Any] = {"description": description, "content": {SCIM_JSON: {"schema": schema}}}
+    documented: dict[str, Any] = {
+        "description": description,
+        "content": {SCIM_JSON: {"schema": ref(component)}},
+    }
     if links:
         documented["links"] = links
     if resource:
@@ -299,6 +309,18 @@ ERROR_SCHEMA: dict[str, Any] = {
         "scimType": {"type": "string", "description": "invalidFilter, uniqueness, invalidPath, ..."},
         "detail": {"type": "string"},
     },
+}
+
+
+# The messages by the names the OpenAPI document gives them (the sharing app's components).
+COMPONENTS: dict[str, dict[str, Any]] = {
+    "ScimResource": RESOURCE_SCHEMA,
+    "ScimListResponse": LIST_SCHEMA,
+    "ScimUser": USER_IN_SCHEMA,
+    "ScimGroup": GROUP_IN_SCHEMA,
+    "ScimSearchRequest": SEARCH_SCHEMA,
+    "ScimPatchOp": PATCH_SCHEMA,
+    "ScimError": ERROR_SCHEMA,
 }
 
 

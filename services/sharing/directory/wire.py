@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
@@ -84,13 +85,14 @@ def scim_json(body: dict[str, Any], status: int = 200, headers: dict[str, str] |
 SCIM_ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {
         "description": "a SCIM Error message (RFC 7644 §3.12): status, scimType, detail",
-        "content": {schemas.SCIM_JSON: {"schema": schemas.ERROR_SCHEMA}},
+        "content": {schemas.SCIM_JSON: {"schema": schemas.ref("ScimError")}},
     }
 }
 
 
-class ScimJson(Response):
-    """What every operation answers, for the document (the routes build their answers whole)."""
+class ScimJson(JSONResponse):
+    """What every operation answers, for the document (the routes build their answers whole).
+    JSON, so that FastAPI leaves the answers' schemas to the routes' `responses`."""
 
     media_type = schemas.SCIM_JSON
 
