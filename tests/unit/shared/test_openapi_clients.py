@@ -23,16 +23,16 @@ def document(service: str) -> dict[str, Any]:
     return openapi
 
 
-def enums(node: Any) -> Iterator[dict[str, Any]]:
-    """Every schema in the document that lists its values."""
+def objects_with(node: Any, key: str) -> Iterator[dict[str, Any]]:
+    """Every object of the document that has `key` (an `enum`, a `$ref`)."""
     if isinstance(node, dict):
-        if isinstance(node.get("enum"), list):
+        if key in node:
             yield node
         for value in node.values():
-            yield from enums(value)
+            yield from objects_with(value, key)
     elif isinstance(node, list):
         for item in node:
-            yield from enums(item)
+            yield from objects_with(item, key)
 
 
 def generated_member_key(value: str) -> str:
@@ -43,7 +43,7 @@ def generated_member_key(value: str) -> str:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_enum_value_gets_a_member_name_of_its_own(service: str) -> None:
-    for schema in enums(document(service)):
+    for schema in objects_with(document(service), "enum"):
         values = [v for v in schema["enum"] if isinstance(v, str)]
         names = schema.get("x-enum-varnames")
         if names is None:
@@ -57,7 +57,7 @@ def test_every_enum_value_gets_a_member_name_of_its_own(service: str) -> None:
 
 
 def test_the_time_zones_are_an_enum_whose_members_keep_the_signs_apart() -> None:
-    [zones] = [s for s in enums(document("content")) if "Europe/Paris" in s["enum"]]
+    [zones] = [s for s in objects_with(document("content"), "enum") if "Europe/Paris" in s["enum"]]
     named = dict(zip(zones["enum"], zones["x-enum-varnames"], strict=True))
     assert named["Etc/GMT+1"] == "ETC_GMT_PLUS_1"
     assert named["Etc/GMT-1"] == "ETC_GMT_MINUS_1"
@@ -93,17 +93,6 @@ def test_a_message_carried_in_several_media_types_is_one_named_schema(service: s
         assert shared == 8  # the SCIM bodies: create, search, replace and patch, of users and groups
 
 
-def references(node: Any) -> Iterator[dict[str, Any]]:
-    if isinstance(node, dict):
-        if "$ref" in node:
-            yield node
-        for value in node.values():
-            yield from references(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from references(item)
-
-
 # What may stand beside a `$ref`: words about the value, none that constrains it.
 ANNOTATIONS = {"$ref", "default", "description", "title", "examples", "deprecated"}
 
@@ -113,7 +102,7 @@ def test_a_reference_is_constrained_by_its_schema_alone(service: str) -> None:
     """FastAPI writes `type: string` for an answer whose class is not JSON, and merges the route's
     own schema into it: beside a `$ref` that makes a schema no answer can satisfy."""
     spec = document(service)
-    for reference in references(spec):
+    for reference in objects_with(spec, "$ref"):
         assert set(reference) <= ANNOTATIONS, reference
         name = reference["$ref"].removeprefix("#/components/schemas/")
         assert name in spec["components"]["schemas"], reference
