@@ -255,7 +255,8 @@ PATCH_SCHEMA: dict[str, Any] = {
 def ref(component: str) -> dict[str, Any]:
     """A reference to one of `COMPONENTS`. Named once, a message is one model in a generated client,
     however many operations and media types carry it."""
-    COMPONENTS[component]  # a name the document does not define fails here, not in a client
+    if component not in COMPONENTS:  # fail here, not in a client that meets a dangling $ref
+        raise KeyError(f"no SCIM component named {component!r}")
     return {"$ref": f"#/components/schemas/{component}"}
 
 
