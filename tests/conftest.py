@@ -20,6 +20,7 @@ import pytest
 
 from devtools import local_stack
 from shared.settings import ChorusSettings
+from shared.telemetry import flush_telemetry
 from shared.tenancy import TenancyGuard
 from tests.ports import free_port_block
 
@@ -65,6 +66,9 @@ def stack(request: pytest.FixtureRequest) -> Iterator[local_stack.StackConfig]:
     try:
         yield config
     finally:
+        # Spans the in-process apps made still wait in the exporter's batch: sent now, while
+        # Jaeger listens, not retried at exit into a closed log stream.
+        flush_telemetry()
         local_stack.stop(config)
         # Nothing of it is used again (every session starts empty); a failed session keeps its
         # logs for reading.
