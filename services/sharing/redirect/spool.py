@@ -59,18 +59,18 @@ FLUSH_STEP = 200
 #   what a crash of the process loses. A few hundred under a burst while the disk keeps up; one
 #   that grows means the commits (an fsync each) are slower than the clicks come.
 BACKLOG_EVERY_S = 5.0
-_open_spools: dict[int, ClickSpool] = {}
+_open_spools: set[ClickSpool] = set()
 
 
 def _observe_backlog(options: CallbackOptions) -> Iterable[Observation]:
-    counted = [spool.counted for spool in _open_spools.values() if spool.counted is not None]
+    counted = [spool.counted for spool in _open_spools if spool.counted is not None]
     if counted:
         yield Observation(sum(counted))
 
 
 def _observe_buffered(options: CallbackOptions) -> Iterable[Observation]:
     if _open_spools:
-        yield Observation(sum(spool.buffered for spool in _open_spools.values()))
+        yield Observation(sum(spool.buffered for spool in _open_spools))
 
 
 _meter = metrics.get_meter("chorus.sharing.spool")
@@ -99,7 +99,7 @@ class ClickSpool:
 
     async def open(self) -> None:
         await self._run(self._open)
-        _open_spools[id(self)] = self
+        _open_spools.add(self)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +181,7 @@ class ClickSpool:
         return int(await self._run(lambda: self._conn.execute("SELECT count(*) FROM clicks").fetchone()[0]))  # type: ignore[union-attr]
 
     async def close(self) -> None:
-        _open_spools.pop(id(self), None)
+        _open_spools.discard(self)
         self.counted = None
         await self.flush()
         await self._run(self._close)
