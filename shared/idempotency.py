@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.clock import utc_now
+from shared.dependencies import on_loop
 from shared.errors import Conflict, InvalidInput
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
@@ -145,4 +146,4 @@ class Once:
         return response
 
 
-Idempotent = Annotated[Once, Depends(Once)]
+Idempotent = Annotated[Once, Depends(on_loop(Once))]

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
+from shared.dependencies import on_loop
 from shared.errors import PROBLEM_JSON, AppError
 from shared.mongo import Document, IndexSpec, conditional_upsert
 from shared.tenancy import Tenants
@@ -76,4 +77,4 @@ class RateLimiter:
             await take(self.db, name, per_minute, principal, self.clock())
 
 
-RateLimited = Annotated[RateLimiter, Depends(RateLimiter)]
+RateLimited = Annotated[RateLimiter, Depends(on_loop(RateLimiter))]

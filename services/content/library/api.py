@@ -27,6 +27,7 @@ from services.content.web import (
     viewer_of,
 )
 from shared.app import app_state
+from shared.dependencies import on_loop
 from shared.errors import InvalidInput
 from shared.idempotency import Idempotent
 from shared.names import NO_NAME, Name
@@ -118,7 +119,7 @@ async def create_content(
 async def list_content(
     principal: Member,
     service: Service,
-    filters: Annotated[ContentFilters, Depends()],
+    filters: Annotated[ContentFilters, Depends(on_loop(ContentFilters))],
     cursor: Cursor = None,
     limit: Limit = 20,
 ) -> ContentPage:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
 from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, json_or_csv
 from shared.clock import RequestDay
+from shared.dependencies import on_loop
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
 
@@ -38,7 +39,7 @@ class Report:
     filters: Annotated[dict[str, str], Depends(dimension_filters)]
 
 
-Asked = Annotated[Report, Depends()]
+Asked = Annotated[Report, Depends(on_loop(Report))]
 
 
 @router.get(

@@ -14,6 +14,7 @@ from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.web import TAGS, Cursor, Limit, Member
 from shared.app import app_state
 from shared.clock import RequestTime
+from shared.dependencies import on_loop
 from shared.errors import NOT_FOUND_RESPONSE
 
 router = APIRouter(prefix="/v1", tags=TAGS)
@@ -32,7 +33,7 @@ class Board:
     contest_id: Annotated[str | None, Query(max_length=64)] = None
 
 
-AskedBoard = Annotated[Board, Depends()]
+AskedBoard = Annotated[Board, Depends(on_loop(Board))]
 
 
 def _board_response(board: Board, period_key: str, scope: str, **page: Any) -> Response:

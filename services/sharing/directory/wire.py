@@ -144,7 +144,7 @@ class Selection:
         return params_of(model, self.attributes, self.excluded)
 
 
-def selection(
+async def selection(
     attributes: Annotated[str | None, Query(alias="attributes")] = None,
     excluded: Annotated[str | None, Query(alias="excludedAttributes")] = None,
 ) -> Selection:
@@ -164,7 +164,7 @@ class ListQuery:
     selection: Selection
 
 
-def url_query(
+async def url_query(
     selected: Selected,
     filter: Annotated[str | None, Query(alias="filter", max_length=2000)] = None,
     start_index: Annotated[int, Query(alias="startIndex")] = 1,
