@@ -43,7 +43,6 @@ from shared.api_keys import KnownKeys
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
-ROUTERS = [advocates_api.router, erasure_api.router, shares_api.router, directory_api.router]
 INDEXES = [
     *advocates_store.INDEXES,
     *catalog_store.INDEXES,
@@ -182,7 +181,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
     app = create_service_app(
         name=SERVICE,
         settings=sharing_settings,
-        routers=ROUTERS,
+        routers=[advocates_api.router, erasure_api.router, shares_api.router, directory_api.router],
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,
