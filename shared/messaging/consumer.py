@@ -55,6 +55,7 @@ from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
 from shared.messaging.security import kafka_security
+from shared.messaging.topics import start_client
 from shared.messaging.tracing import event_attributes, may_be_recorded, start_process_span, tracing_enabled
 from shared.settings import ChorusSettings
 
@@ -217,11 +218,7 @@ class ConsumerRunner:
             max_poll_records=self._max_batch,
             **kafka_security(self._settings),
         )
-        try:
-            await consumer.start()
-        except BaseException:
-            await consumer.stop()  # a failed start leaves connections and tasks to close
-            raise
+        await start_client(consumer)
         self._consumer = consumer
         await self._workers.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer:{self._sub.group}")

@@ -15,6 +15,7 @@ from opentelemetry.trace import Link
 
 from shared.events.envelope import AnyEvent
 from shared.messaging.security import kafka_security
+from shared.messaging.topics import start_client
 from shared.messaging.tracing import Headers, produce_span
 from shared.settings import ChorusSettings
 from shared.vault import Vault
@@ -70,11 +71,7 @@ class EventProducer:
             request_timeout_ms=15000,
             **kafka_security(self._settings),
         )
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()  # a failed start leaves connections and tasks to close
-            raise
+        await start_client(producer)
         self._producer = producer
 
     @property

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from shared.events import DecodeError, EventData, decode
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.consumer import ce_type_of
-from shared.messaging.topics import partitions_of
+from shared.messaging.topics import partitions_of, start_client
 from shared.vault import Vault
 
 
@@ -65,7 +65,7 @@ class TopicRange:
             client_id=self._client_id,
             **self._security,
         )
-        await consumer.start()
+        await start_client(consumer)
         try:
             tps = partitions_of(consumer, self._topics)
             consumer.unsubscribe()

@@ -1,4 +1,5 @@
-"""Creating the catalog's topics (idempotent), and starting a new consumer group at their end."""
+"""Creating the catalog's topics (idempotent), starting a new consumer group at their end, and
+starting a client."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.events.topics import topic_configs
+
+
+async def start_client(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Start `client`, or stop it and raise: a start that failed (the broker unreachable) leaves
+    connections and tasks open, which only `stop` closes."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
 
 
 async def ensure_topics(
@@ -20,8 +31,8 @@ async def ensure_topics(
     `security`: the caller's `kafka_security` options (none: the local plain listener)."""
     wanted = topic_configs()
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="chorus-topics", **(security or {}))
-    await admin.start()
     try:
+        await admin.start()  # in the try: a failed start leaves a connection to close
         existing = set(await admin.list_topics())
         missing = [
             NewTopic(name, partitions, replication_factor=1, topic_configs=configs)
@@ -59,13 +70,13 @@ async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None
     """
     await ensure_topics(bootstrap)
     probe = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await probe.start()  # subscribing is how a consumer learns the topics' partitions
+    await start_client(probe)  # subscribing is how a consumer learns the topics' partitions
     try:
         tps = partitions_of(probe, topics)
     finally:
         await probe.stop()
     group = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    await group.start()
+    await start_client(group)
     try:
         group.assign(tps)
         end = await group.end_offsets(tps)
