@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
 from services.recognition.leaderboards import domain
@@ -23,25 +24,23 @@ from shared.clock import Clock, utc_now
 from shared.pagination import decode_keys, encode_keys
 
 
+@dataclass(eq=False)
 class LeaderboardService:
-    def __init__(
-        self,
-        store: BoardStore,
-        rules: RulesService,
-        profiles: ProfileService,
-        *,
-        max_age_s: float,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.rules = rules
-        self.profiles = profiles
-        self.clock = clock
-        self.standings = StandingsCache(standings_of(store.entries, clock), max_age_s=max_age_s)
-        self.team_boards = StandingsCache(self._rank_teams, max_age_s=max_age_s)
+    store: BoardStore
+    rules: RulesService
+    profiles: ProfileService
+    _: KW_ONLY
+    max_age_s: float
+    clock: Clock = utc_now
+
+    def __post_init__(self) -> None:
+        self.standings = StandingsCache(
+            standings_of(self.store.entries, self.clock), max_age_s=self.max_age_s
+        )
+        self.team_boards = StandingsCache(self._rank_teams, max_age_s=self.max_age_s)
         # Names on the boards are as fresh as the boards: read from the profiles once per
         # max_age_s per advocate, not on every request (a query per page halved the req/s).
-        self._names = NamesCache(profiles, max_age_s)
+        self._names = NamesCache(self.profiles, self.max_age_s)
 
     # --- the projection ------------------------------------------------------------------------
 

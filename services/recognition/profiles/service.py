@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -27,12 +28,12 @@ class Erases(Protocol):
         """Delete the advocate's data, or keep amounts under `token`, which links to nobody."""
 
 
+@dataclass(eq=False)
 class ProfileService:
-    def __init__(self, store: ProfileStore, settings: ChorusSettings) -> None:
-        self.store = store
-        self.settings = settings
-        # The modules an erasure reaches, in order (main.py sets them: they depend on this one).
-        self.erasers: Sequence[Erases] = ()
+    store: ProfileStore
+    settings: ChorusSettings
+    # The modules an erasure reaches, in order (main.py sets them: they depend on this one).
+    erasers: Sequence[Erases] = ()
 
     async def update(self, org: str, announced: AdvocateProfile) -> Profile | None:
         """Keep the announced profile; None (and nothing kept) if the advocate was erased."""

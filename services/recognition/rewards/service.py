@@ -9,6 +9,7 @@ it should a crash come between.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 from services.recognition.points.service import PointsService
@@ -24,31 +25,24 @@ from shared.webhooks import canonical_body
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
 
+@dataclass(eq=False)
 class RewardService:
-    def __init__(
-        self,
-        store: RewardStore,
-        outbox: Outbox,
-        points: PointsService,
-        settings: RecognitionSettings,
-        *,
-        webhooks: WebhookEngine | None = None,
-        clock: Clock = utc_now,
-    ) -> None:
-        self.store = store
-        self.outbox = outbox
-        self.points = points
-        self.settings = settings
-        self.clock = clock
-        self.webhooks = webhooks or WebhookEngine(
-            DeliveryStore(store.db),
+    store: RewardStore
+    outbox: Outbox
+    points: PointsService
+    settings: RecognitionSettings
+    clock: Clock = utc_now
+
+    def __post_init__(self) -> None:
+        self.webhooks = WebhookEngine(
+            DeliveryStore(self.store.db),
             self._target,
             content_type="application/json",
-            retry_base_s=settings.webhook_backoff_base_s,
-            max_attempts=settings.webhook_max_attempts,
-            timeout_s=settings.webhook_timeout_s,
+            retry_base_s=self.settings.webhook_backoff_base_s,
+            max_attempts=self.settings.webhook_max_attempts,
+            timeout_s=self.settings.webhook_timeout_s,
             # Plain http to a local receiver is for development only.
-            allow_insecure_loopback=settings.environment != "prod",
+            allow_insecure_loopback=self.settings.environment != "prod",
         )
 
     # --- the catalogue ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 
 from services.recognition.rules import domain
 from services.recognition.rules.domain import Rules, RuleVersion
@@ -14,11 +15,11 @@ from shared.pagination import decode_keys, encode_keys
 RULES_CACHE_S = 2.0
 
 
+@dataclass(eq=False)
 class RulesService:
-    def __init__(self, store: RulesStore, clock: Clock = utc_now) -> None:
-        self.store = store
-        self.clock = clock
-        self._cache: dict[str, tuple[float, int, Rules]] = {}
+    store: RulesStore
+    clock: Clock = utc_now
+    _cache: dict[str, tuple[float, int, Rules]] = field(default_factory=dict, init=False)
 
     async def rules(self, org: str) -> tuple[int, Rules]:
         """The organisation's current rules and their version (version 0 = the defaults).
