@@ -17,6 +17,7 @@ its events consistent with (no multi-document transactions on the hot paths).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import pymongo
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.settings import ChorusSettings
@@ -184,10 +185,22 @@ def newest_first(
 
 
 def is_duplicate_key(exc: Exception) -> bool:
-    from pymongo.errors import BulkWriteError
-
     if isinstance(exc, DuplicateKeyError):
         return True
     return isinstance(exc, BulkWriteError) and all(
         e.get("code") == 11000 for e in exc.details.get("writeErrors", [])
     )
+
+
+async def insert_new(collection: TenantCollection, documents: Sequence[Document]) -> set[Any]:
+    """Insert each document whose `_id` is not taken yet, in one unordered write; the `_id`s
+    written. A taken `_id` is expected (a redelivery, another replica first); any other
+    error raises."""
+    ids = {d["_id"] for d in documents}
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        if not is_duplicate_key(exc) or exc.details.get("writeConcernErrors"):
+            raise
+        return ids - {documents[e["index"]]["_id"] for e in exc.details["writeErrors"]}
+    return ids

@@ -23,7 +23,7 @@ from datetime import datetime
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from services.metrics.projections.domain import (
     ALL,
@@ -36,7 +36,7 @@ from services.metrics.projections.domain import (
     stats_part,
 )
 from shared.documents import Documents
-from shared.mongo import APPLIED_WINDOW, Document, IndexSpec
+from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, insert_new
 from shared.tenancy import CrossTenantCollection, Tenants
 
 META = "projection_meta"
@@ -272,11 +272,7 @@ class ProjectionStore:
         await asyncio.gather(*(self._insert_clicks(org, docs) for org, docs in by_org.items()))
 
     async def _insert_clicks(self, org: str, docs: list[Document]) -> None:
-        try:
-            await self.tenants.of(org, CLICK_INDEX).insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                raise  # only "already indexed" is expected on redelivery
+        await insert_new(self.tenants.of(org, CLICK_INDEX), docs)  # a redelivery finds them indexed
 
     async def find_click(self, org: str, click_id: str) -> Click | None:
         return await CLICKS.one(self.tenants.of(org, CLICK_INDEX), {"_id": click_id})

@@ -33,7 +33,7 @@ from opentelemetry.trace import Link, SpanKind
 from pydantic_core import from_json, to_json
 
 from services.sharing.redirect import domain
-from services.sharing.redirect.store import SeenVisitorsStore
+from services.sharing.redirect.store import NewVisitor, SeenVisitorsStore
 from services.sharing.settings import SOURCE
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
@@ -370,8 +370,9 @@ class ClickRelay:
 
     async def _decide_unique(self, records: list[ClickRecord]) -> None:
         """Mark each click `unique` when it is its visitor's first on the share inside the
-        window, against the visitors every replica has seen: one read for the batch, then a
-        write per first visit, visitors in parallel and each visitor's clicks in order."""
+        window, against the visitors every replica has seen: one read for the batch, one write
+        for the visitors none was seen of, then a write per window that ended, visitors in
+        parallel and each visitor's clicks in order."""
         keyed = [r for r in records if r.get("seen")]
         if not keyed:
             return
@@ -384,6 +385,22 @@ class ClickRelay:
             )
         store = self._seen
         seen = await store.seen(list(by_visitor))
+        new = [
+            NewVisitor(
+                clicks[0]["org"],
+                key,
+                domain.Seen(float(clicks[0]["time"]), clicks[0]["id"]),
+                float(clicks[0]["window_s"]),
+            )
+            for key, clicks in by_visitor.items()
+            if key not in seen
+        ]
+        if new:
+            kept = await store.record_new(new)
+            seen.update((v.seen_id, v.first) for v in new if v.seen_id in kept)
+            # Kept by another relay meanwhile: theirs is the first click.
+            if lost := [v.seen_id for v in new if v.seen_id not in kept]:
+                seen.update(await store.seen(lost))
 
         async def decide(seen_id: str, clicks: list[ClickRecord]) -> None:
             first = seen.get(seen_id)

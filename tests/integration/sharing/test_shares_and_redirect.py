@@ -14,8 +14,9 @@ import pytest
 
 from services.sharing.advocates.store import ADVOCATES, UNTRACKED
 from services.sharing.redirect.app import RedirectApp
+from services.sharing.redirect.domain import Seen
 from services.sharing.redirect.spool import ClickRelay, ClickSpool
-from services.sharing.redirect.store import SeenVisitorsStore
+from services.sharing.redirect.store import SEEN, NewVisitor, SeenVisitorsStore
 from services.sharing.shares.store import SHARES, SharesStore, due_filter
 from shared.auth import TokenVerifier
 from shared.events import Event, EventData
@@ -472,6 +473,32 @@ async def test_replicas_agree_on_a_visitor_and_a_restarted_redirect_still_knows_
     assert (first.status_code, again.status_code) == (302, 302)
     # One of the two is the visitor's unique click: whichever relay recorded the visitor first.
     assert sorted(e.data.unique for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
+
+
+async def test_new_visitors_are_kept_in_one_write_and_one_another_relay_kept_stays_its(
+    sharing: Sharing,
+) -> None:
+    store = SeenVisitorsStore(sharing.app.state.runtime.db)
+    acme, globex = new_org(), new_org()
+    now = real_time.time()  # the windows end in the future: the TTL index leaves them be
+    # Another relay kept this visitor first, with its own click.
+    assert await store.record_first(acme, f"{acme}-s1|v1", Seen(now, "theirs"), 3600, None)
+    ours = [
+        NewVisitor(acme, f"{acme}-s1|v1", Seen(now + 1, "ours-1"), 3600),
+        NewVisitor(acme, f"{acme}-s1|v2", Seen(now + 2, "ours-2"), 3600),
+        NewVisitor(globex, f"{globex}-s9|v1", Seen(now + 3, "ours-3"), 7200),
+    ]
+    kept = await store.record_new(ours)
+    assert kept == {f"{acme}-s1|v2", f"{globex}-s9|v1"}
+    assert await store.seen([v.seen_id for v in ours]) == {
+        f"{acme}-s1|v1": Seen(now, "theirs"),
+        f"{acme}-s1|v2": Seen(now + 2, "ours-2"),
+        f"{globex}-s9|v1": Seen(now + 3, "ours-3"),
+    }
+    stored = await sharing.app.state.runtime.db[SEEN].find_one({"_id": f"{globex}-s9|v1", "org": globex})
+    assert stored is not None
+    assert stored["expire_at"].timestamp() == pytest.approx(now + 3 + 7200, abs=0.001)
+    assert await store.record_new(ours) == set()  # sent again after a failure: nothing new
 
 
 async def test_a_client_past_the_redirect_limit_gets_a_429_and_records_nothing(
