@@ -15,6 +15,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.metrics.handlers import ATTRIBUTION_GROUP, GROUP, WEBHOOKS_GROUP
 from services.metrics.projections.domain import COUNTERS
 from shared.events import Event, EventData, decode
 from shared.events.clicks import ClickRecorded
@@ -26,8 +27,8 @@ from shared.events.conversions import (
     SaleRefunded,
 )
 from shared.events.shares import ShareMade
-from shared.events.topics import CLICKS, CONVERSIONS, SHARES
-from shared.messaging import EventProducer
+from shared.events.topics import CLICKS, CONVERSIONS, SHARES, TOPICS
+from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
 from shared.vault import Vault
 
@@ -266,14 +267,15 @@ class TopicReader:
         return matched
 
 
-METRICS_TOPICS = [
-    "chorus.shares",
-    "chorus.clicks",
-    "chorus.conversions",
-    "chorus.advocates",
-    "chorus.training",
-    "chorus.content",
-]
+ALL_TOPICS = [t.name for t in TOPICS]
+
+
+async def skip_metrics_history(settings: ChorusSettings) -> None:
+    """Start each of the metrics service's consumer groups at the end of the topics. On a stack
+    holding other runs' clicks (a long-lived one, CHORUS_TEST_STACK=external), the attribution
+    group would otherwise index all of them first, and a conversion would not find its click."""
+    for group in (GROUP, ATTRIBUTION_GROUP, WEBHOOKS_GROUP):
+        await skip_history(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{group}", ALL_TOPICS)
 
 
 async def private_topics(bootstrap: str) -> dict[str, str]:

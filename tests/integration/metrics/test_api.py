@@ -24,12 +24,12 @@ from shared.events.personal import is_pseudonym
 from shared.events.shares import ShareMade
 from shared.events.topics import CONVERSIONS, SHARES
 from shared.events.training import CourseCompleted
-from shared.messaging import EventProducer, skip_history
+from shared.messaging import EventProducer
 from shared.messaging.producer import event_headers
 from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org, running_app
-from tests.integration.metrics.scenario import METRICS_TOPICS, TopicReader
+from tests.integration.metrics.scenario import TopicReader, skip_metrics_history
 from tests.integration.query_plans import plan_stages, uses_an_index
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ WAIT_S = 90  # the shared stack is busy; the first start also catches up on the 
 @pytest.fixture(scope="module")
 async def metrics_settings(settings: ChorusSettings) -> MetricsSettings:
     metrics = MetricsSettings(**settings.model_dump())
-    await skip_history(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    await skip_metrics_history(metrics)
     return metrics
 
 

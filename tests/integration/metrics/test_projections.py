@@ -36,7 +36,6 @@ from shared.settings import ChorusSettings
 from tests.helpers import Pending, bearer, eventually, new_org, running_app, tally_of
 from tests.integration.metrics.scenario import (
     FIELDS,
-    METRICS_TOPICS,
     Scenario,
     TopicReader,
     at,
@@ -47,6 +46,7 @@ from tests.integration.metrics.scenario import (
     publish_activity,
     rows_by_key,
     send_to,
+    skip_metrics_history,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,7 +58,7 @@ GROUP_BYS = ("day", "week", "month", "advocate", "content", "team", "network", "
 @pytest.fixture(scope="module")
 async def metrics_settings(settings: ChorusSettings) -> MetricsSettings:
     metrics = MetricsSettings(**settings.model_dump())
-    await skip_history(metrics.kafka_bootstrap, f"{metrics.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    await skip_metrics_history(metrics)
     return metrics
 
 
@@ -218,7 +218,7 @@ async def test_a_consumer_killed_mid_batch_and_restarted_gives_the_same_numbers(
     settings = metrics_settings.model_copy(update={"consumer_group_prefix": f"crash{uuid.uuid4().hex[:6]}"})
     org, today = new_org(), datetime.now(UTC).date()
     share_id = f"{org}-s1"
-    await skip_history(settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.metrics", METRICS_TOPICS)
+    await skip_metrics_history(settings)
     events: list[Event[EventData]] = [
         Event.create(
             ClickRecorded.model_validate(
