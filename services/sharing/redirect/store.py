@@ -52,7 +52,6 @@ class SeenVisitorsStore:
     async def record_new(self, visitors: Sequence[NewVisitor]) -> set[str]:
         """Keep each visitor's first click where none was seen, in one write per organisation;
         the keys kept. A key missing from the answer was kept by another relay meanwhile."""
-
         by_org: dict[str, list[Document]] = {}
         for v in visitors:
             by_org.setdefault(v.org, []).append({"_id": v.seen_id, **_fields(v.first, v.window_s)})
