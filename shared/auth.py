@@ -325,14 +325,17 @@ class Caller(SecurityBase):
     scheme, an authentication and a role check: FastAPI resolves each dependency on every
     request, and two fewer gave the leaderboard about 8% more requests a second."""
 
+    # One scheme for every Caller, under the name FastAPI's HTTPBearer gave it (generated clients
+    # name their auth setting after it).
+    scheme_name = "HTTPBearer"
+    model = HTTPBearerModel(
+        bearerFormat="JWT",
+        description="a JWT with `sub`, `org` and `roles`, or an API key where the service takes one"
+        " (also as an `X-API-Key` header)",
+    )
+
     def __init__(self, roles: Iterable[str]) -> None:
         self.roles = frozenset(roles)
-        self.scheme_name = "HTTPBearer"
-        self.model = HTTPBearerModel(
-            bearerFormat="JWT",
-            description="a JWT with `sub`, `org` and `roles`, or an API key where the service takes one"
-            " (also as an `X-API-Key` header)",
-        )
 
     async def __call__(self, request: Request) -> Principal:
         principal = await authenticate(request)
