@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pymongo import AsyncMongoClient
@@ -266,6 +267,7 @@ def create_service_app(
         version="1.0.0",
         lifespan=lifespan,
         openapi_url="/openapi.json",
+        generate_unique_id_function=operation_id,
         telemetry=telemetry_config(settings),
     )
     app.state.settings = settings
@@ -291,6 +293,15 @@ def create_service_app(
         app.include_router(router)
     document_problems(app, schemas or {})
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """An operation's id is its route's name in camelCase (`list_content` -> `listContent`), so a
+    client generated from the document calls `listContent`, not FastAPI's default
+    `listContentV1ContentGet`. Route names are unique across the four services (a test holds
+    them to it), so one client may be generated from all four documents."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 # The problem+json answers an operation may give, beyond its own: a body that is not JSON (400),

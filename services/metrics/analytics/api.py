@@ -107,7 +107,7 @@ async def me_stats(
     responses=CSV_RESPONSE,
     summary="Enrolment, activity and training",
 )
-async def program(request: Request, principal: Manager, modules: Modules) -> Any:
+async def program_overview(request: Request, principal: Manager, modules: Modules) -> Any:
     """Active advocates (shared in the last 30 days) over enrolled, and training completion, overall and per
     team (CSV: per team).
     """
@@ -120,5 +120,5 @@ async def program(request: Request, principal: Manager, modules: Modules) -> Any
     response_model=DictionaryOut,
     summary="Every metric's name, definition and formula",
 )
-async def dictionary(principal: Anyone, modules: Modules) -> dict[str, Any]:
+async def metrics_dictionary(principal: Anyone, modules: Modules) -> dict[str, Any]:
     return modules.analytics.dictionary()

@@ -31,7 +31,7 @@ def _settings_out(service: OrgSettingsService, settings: OrgSettings) -> dict[st
     response_model=MetricsSettingsOut,
     summary="CPC, CPM, attribution window and time zone of the organisation",
 )
-async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
+async def get_metrics_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
     service = modules.org_settings
     return _settings_out(service, await service.of(principal.org))
 
@@ -41,7 +41,7 @@ async def get_settings(principal: Manager, modules: Modules) -> dict[str, Any]:
     response_model=MetricsSettingsOut,
     summary="Set CPC and CPM for earned media value",
 )
-async def put_settings(body: MetricsSettingsIn, principal: Admin, modules: Modules) -> dict[str, Any]:
+async def put_metrics_settings(body: MetricsSettingsIn, principal: Admin, modules: Modules) -> dict[str, Any]:
     """The attribution window and the time zone come from the organisation settings (content
     service)."""
     service = modules.org_settings

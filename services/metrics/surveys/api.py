@@ -59,7 +59,7 @@ async def list_surveys(principal: Member, modules: Modules, cursor: Cursor = Non
     responses=RATE_LIMITED_RESPONSE,
     summary="Answer a survey",
 )
-async def respond(
+async def respond_to_survey(
     survey_id: str, body: ResponseIn, principal: Anyone, modules: Modules, limits: RateLimited
 ) -> dict[str, Any]:
     """Employees answer employee surveys once each, anonymously; customer answers come with an API key (one

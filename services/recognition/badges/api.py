@@ -32,7 +32,7 @@ def _award(award: Award, name: Name) -> schemas.AwardOut:
 
 
 @router.get("/badges", summary="Badges one can earn")
-async def badges(principal: Member, service: Service) -> schemas.BadgeDefinitionPage:
+async def list_badges(principal: Member, service: Service) -> schemas.BadgeDefinitionPage:
     definitions = await service.definitions(principal.org)
     return schemas.BadgeDefinitionPage(
         items=[schemas.BadgeDefinitionOut(**d.model_dump()) for d in definitions]
@@ -56,7 +56,7 @@ async def my_badges(principal: Member, service: Service) -> schemas.AwardPage:
 
 
 @router.get("/badges/{award_id}/credential", summary="An award as an Open Badges 3.0 OpenBadgeCredential")
-async def credential(
+async def get_badge_credential(
     award_id: str, principal: Member, service: Service, response: Response
 ) -> dict[str, Any]:
     """Unsigned JSON-LD (VC Data Model 2.0); the earner or an admin may download it."""

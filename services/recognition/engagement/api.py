@@ -93,7 +93,7 @@ async def my_goals(principal: Member, service: Service) -> schemas.GoalPage:
 
 
 @router.post("/me/goals", status_code=201, summary="Set a personal goal")
-async def add_goal(body: schemas.GoalIn, principal: Member, service: Service) -> schemas.GoalOut:
+async def add_my_goal(body: schemas.GoalIn, principal: Member, service: Service) -> schemas.GoalOut:
     """audience: grow my audience to `target`; posts_this_quarter: publish `target` posts this quarter;
     course: complete `course_id`; top_on_tag: reach rank `target` on `tag`.
     """
@@ -102,6 +102,6 @@ async def add_goal(body: schemas.GoalIn, principal: Member, service: Service) ->
 
 
 @router.delete("/me/goals/{goal_id}", status_code=204, summary="Drop a goal", response_class=Response)
-async def delete_goal(goal_id: str, principal: Member, service: Service) -> Response:
+async def delete_my_goal(goal_id: str, principal: Member, service: Service) -> Response:
     await service.delete_goal(principal.org, principal.sub, goal_id)
     return Response(status_code=204)

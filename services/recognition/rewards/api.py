@@ -51,7 +51,7 @@ async def _move(
 
 
 @router.get("/rewards", summary="The rewards catalog")
-async def rewards(
+async def list_rewards(
     principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
 ) -> schemas.RewardPage:
     rewards, next_cursor = await service.rewards(principal.org, cursor, limit)
@@ -79,7 +79,7 @@ async def get_reward(reward_id: str, principal: Member, service: Service) -> sch
 
 
 @router.post("/rewards/{reward_id}/redemptions", status_code=201, summary="Redeem points for a reward")
-async def redeem(
+async def redeem_reward(
     reward_id: str,
     principal: Member,
     service: Service,
@@ -106,7 +106,7 @@ async def my_redemptions(
 
 
 @router.get("/redemptions", summary="All redemptions (admins)")
-async def redemptions(
+async def list_redemptions(
     principal: Admin,
     service: Service,
     status: RedemptionStatus | None = None,
@@ -118,7 +118,7 @@ async def redemptions(
 
 
 @router.post("/redemptions/{redemption_id}/approve", summary="Approve a redemption")
-async def approve(
+async def approve_redemption(
     redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
 ) -> schemas.RedemptionOut:
     """Queues the signed fulfilment webhook."""
@@ -126,7 +126,7 @@ async def approve(
 
 
 @router.post("/redemptions/{redemption_id}/reject", summary="Reject a redemption")
-async def reject(
+async def reject_redemption(
     redemption_id: str, principal: Admin, service: Service, body: schemas.RedemptionDecisionIn | None = None
 ) -> schemas.RedemptionOut:
     """The points go back to the advocate, the unit to stock."""
@@ -134,7 +134,7 @@ async def reject(
 
 
 @router.post("/redemptions/{redemption_id}/fulfil", summary="Mark an approved redemption fulfilled")
-async def fulfil(
+async def fulfil_redemption(
     redemption_id: str,
     principal: Fulfiller,
     service: Service,
@@ -153,19 +153,23 @@ async def fulfil(
     f"'<timestamp>.<body>' in {SIGNATURE_HEADER} (timestamp in {TIMESTAMP_HEADER}, delivery "
     f"id in {DELIVERY_HEADER}); failures are retried with exponential backoff.",
 )
-async def set_webhook(body: schemas.WebhookIn, principal: Admin, service: Service) -> schemas.WebhookOut:
+async def set_fulfilment_webhook(
+    body: schemas.WebhookIn, principal: Admin, service: Service
+) -> schemas.WebhookOut:
     await service.set_webhook(principal.org, str(body.url), body.secret)
     return _webhook(str(body.url))
 
 
 @router.get("/webhooks/fulfilment", summary="The fulfilment webhook")
-async def get_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
+async def get_fulfilment_webhook(principal: Admin, service: Service) -> schemas.WebhookOut:
     hook = await service.webhook(principal.org)
     return _webhook(hook.url if hook else None)
 
 
 @router.get("/webhooks/fulfilment/deliveries", summary="Recent deliveries")
-async def deliveries(principal: Admin, service: Service, limit: Limit = 50) -> schemas.DeliveryPage:
+async def list_fulfilment_deliveries(
+    principal: Admin, service: Service, limit: Limit = 50
+) -> schemas.DeliveryPage:
     return schemas.DeliveryPage(
         items=[schemas.delivery_out(d) for d in await service.deliveries(principal.org, limit)]
     )
@@ -176,7 +180,9 @@ async def deliveries(principal: Admin, service: Service, limit: Limit = 50) -> s
     status_code=202,
     summary="Deliver one logged delivery again",
 )
-async def replay_delivery(delivery_id: str, principal: Admin, service: Service) -> schemas.DeliveryOut:
+async def replay_fulfilment_delivery(
+    delivery_id: str, principal: Admin, service: Service
+) -> schemas.DeliveryOut:
     """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
     and retried like any other.
     """

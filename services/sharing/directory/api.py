@@ -196,7 +196,6 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         summary=f"One {one}",
         description=kind.notes.get("get", ""),
         responses=single,
-        operation_id=schemas.operation_id("Get", kind.name),
         name=f"get_{one}",
     )
     async def get(
@@ -213,7 +212,6 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         description=kind.notes.get("replace", ""),
         responses=single,
         openapi_extra=body,
-        operation_id=schemas.operation_id("Replace", kind.name),
         name=f"replace_{one}",
     )
     async def replace(
@@ -228,7 +226,6 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         description=kind.notes.get("patch", ""),
         responses=single,
         openapi_extra=PATCH_BODY,
-        operation_id=schemas.operation_id("Patch", kind.name),
         name=f"patch_{one}",
     )
     async def patch(
@@ -242,7 +239,6 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         summary=kind.delete_summary,
         description=kind.notes.get("delete", ""),
         status_code=204,
-        operation_id=schemas.operation_id("Delete", kind.name),
         name=f"delete_{one}",
     )
     async def delete(
@@ -310,7 +306,7 @@ GROUPS = ResourceKind(
 
 
 @router.get("/ServiceProviderConfig", summary="What this SCIM provider offers", responses=DISCOVERY)
-async def service_provider_config(principal: Provisioner, request: Request) -> Response:
+async def get_service_provider_config(principal: Provisioner, request: Request) -> Response:
     """PATCH, filtering, ETags; no bulk, sort or password change."""
     return scim_json(schemas.service_provider_config(base_of(request)))
 
@@ -320,13 +316,13 @@ async def service_provider_config(principal: Provisioner, request: Request) -> R
     summary="The resource types: User (with the enterprise extension), Group",
     responses=DISCOVERY_LIST,
 )
-async def resource_types(principal: Provisioner, request: Request) -> Response:
+async def list_resource_types(principal: Provisioner, request: Request) -> Response:
     base = base_of(request)
     return scim_json(schemas.list_of([schemas.resource_type(name, base) for name in schemas.RESOURCE_TYPES]))
 
 
 @router.get("/ResourceTypes/{name}", summary="One resource type", responses=DISCOVERY)
-async def resource_type(name: str, principal: Provisioner, request: Request) -> Response:
+async def get_resource_type(name: str, principal: Provisioner, request: Request) -> Response:
     if name not in schemas.RESOURCE_TYPES:
         raise NotFoundException(detail=f"no resource type {name}")
     return scim_json(schemas.resource_type(name, base_of(request)))
@@ -335,13 +331,13 @@ async def resource_type(name: str, principal: Provisioner, request: Request) -> 
 @router.get(
     "/Schemas", summary="The schemas: core User, enterprise User, core Group", responses=DISCOVERY_LIST
 )
-async def schemas_list(principal: Provisioner, request: Request) -> Response:
+async def list_schemas(principal: Provisioner, request: Request) -> Response:
     base = base_of(request)
     return scim_json(schemas.list_of([schemas.schema(urn, base) for urn in schemas.SCHEMAS]))
 
 
 @router.get("/Schemas/{urn}", summary="One schema", responses=DISCOVERY)
-async def schema(urn: str, principal: Provisioner, request: Request) -> Response:
+async def get_schema(urn: str, principal: Provisioner, request: Request) -> Response:
     if urn not in schemas.SCHEMAS:
         raise NotFoundException(detail=f"no schema {urn}")
     return scim_json(schemas.schema(urn, base_of(request)))

@@ -286,8 +286,9 @@ def answer(
 
 
 def operation_id(verb: str, resource_type: str) -> str:
-    """The operation id of reading ("Get"), replacing, changing or removing a resource."""
-    return f"scim_{verb.lower()}_{resource_type.lower()}"
+    """The operation id of reading ("Get"), replacing, changing or removing a resource: the one
+    shared.app.operation_id gives its route, named `get_user` and so on in api.py."""
+    return f"{verb.lower()}{resource_type}"
 
 
 def links_to(resource_type: str) -> dict[str, Any]:

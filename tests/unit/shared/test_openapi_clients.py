@@ -106,3 +106,43 @@ def test_a_reference_is_constrained_by_its_schema_alone(service: str) -> None:
         assert set(reference) <= ANNOTATIONS, reference
         name = reference["$ref"].removeprefix("#/components/schemas/")
         assert name in spec["components"]["schemas"], reference
+
+
+# Each service's own probes and metrics: the gateway and the ingress route none of them, so no
+# client generated from the four documents together calls them.
+PER_SERVICE = {"/healthz", "/readyz", "/metrics"}
+
+
+def operations(service: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, methods in document(service)["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+def test_operation_ids_are_short_names_unique_across_the_services() -> None:
+    """A generated client names its calls after the operation ids: `listContent`, not FastAPI's
+    default `listContentV1ContentGet`; and a frontend may generate one client from all four
+    documents, so no two services share an id."""
+    seen: dict[str, str] = {}
+    for service in SERVICES:
+        for path, method, operation in operations(service):
+            operation_id = operation["operationId"]
+            where = f"{service} {method.upper()} {path}"
+            assert re.fullmatch(r"[a-z]+(?:[A-Z][a-z0-9]*)*", operation_id), f"{where}: {operation_id}"
+            if path in PER_SERVICE:
+                continue
+            assert operation_id not in seen, f"{where} and {seen[operation_id]}: {operation_id}"
+            seen[operation_id] = where
+    assert {"listContent", "createShare", "recordConversion", "redeemReward", "getUser"} <= set(seen)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_link_names_an_operation_of_its_document(service: str) -> None:
+    """SCIM's created resources link to reading, replacing, changing and removing them."""
+    ids = {operation["operationId"] for _, _, operation in operations(service)}
+    links = [
+        link for reference in objects_with(document(service), "links") for link in reference["links"].values()
+    ]
+    assert all(link["operationId"] in ids for link in links), [link["operationId"] for link in links]
+    if service == "sharing":
+        assert len(links) == 8  # get, replace, patch and delete, of a user and of a group
