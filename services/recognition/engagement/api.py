@@ -74,8 +74,8 @@ async def my_kudos_sent(principal: Member, service: Service, limit: Limit = 50) 
 # --- personal goals ------------------------------------------------------------------------------
 
 
-def _goal(goal: Goal, progress: GoalProgress) -> schemas.GoalOut:
-    return schemas.GoalOut(
+def _goal(goal: Goal, progress: GoalProgress) -> schemas.PersonalGoalOut:
+    return schemas.PersonalGoalOut(
         goal_id=goal.id,
         kind=goal.spec.kind,
         target=goal.spec.target,
@@ -88,12 +88,16 @@ def _goal(goal: Goal, progress: GoalProgress) -> schemas.GoalOut:
 
 
 @router.get("/me/goals", summary="My goals with progress from events")
-async def my_goals(principal: Member, service: Service) -> schemas.GoalPage:
-    return schemas.GoalPage(items=[_goal(g, p) for g, p in await service.goals(principal.org, principal.sub)])
+async def my_goals(principal: Member, service: Service) -> schemas.PersonalGoalPage:
+    return schemas.PersonalGoalPage(
+        items=[_goal(g, p) for g, p in await service.goals(principal.org, principal.sub)]
+    )
 
 
 @router.post("/me/goals", status_code=201, summary="Set a personal goal")
-async def add_my_goal(body: schemas.GoalIn, principal: Member, service: Service) -> schemas.GoalOut:
+async def add_my_goal(
+    body: schemas.PersonalGoalIn, principal: Member, service: Service
+) -> schemas.PersonalGoalOut:
     """audience: grow my audience to `target`; posts_this_quarter: publish `target` posts this quarter;
     course: complete `course_id`; top_on_tag: reach rank `target` on `tag`.
     """

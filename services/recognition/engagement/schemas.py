@@ -42,14 +42,14 @@ class KudosPage(Page[KudosOut]):
 # --- goals -------------------------------------------------------------------------------------
 
 
-class GoalIn(RequestBody):
+class PersonalGoalIn(RequestBody):
     kind: GoalKind
     target: int = Field(ge=1, le=1_000_000_000, description="audience size, posts, 1 for a course, or a rank")
     course_id: str | None = Field(None, max_length=200)
     tag: str | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
-    def _needs(self) -> GoalIn:
+    def _needs(self) -> PersonalGoalIn:
         if self.kind is GoalKind.COURSE and not self.course_id:
             raise ValueError("a course goal needs course_id")
         if self.kind is GoalKind.TOP_ON_TAG and not self.tag:
@@ -57,7 +57,7 @@ class GoalIn(RequestBody):
         return self
 
 
-class GoalOut(BaseModel):
+class PersonalGoalOut(BaseModel):
     goal_id: str
     kind: GoalKind
     target: int
@@ -68,5 +68,5 @@ class GoalOut(BaseModel):
     created_at: datetime
 
 
-class GoalPage(Page[GoalOut]):
+class PersonalGoalPage(Page[PersonalGoalOut]):
     pass

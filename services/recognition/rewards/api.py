@@ -169,8 +169,8 @@ async def get_fulfilment_webhook(principal: Admin, service: Service) -> schemas.
 @router.get("/webhooks/fulfilment/deliveries", summary="Recent deliveries")
 async def list_fulfilment_deliveries(
     principal: Admin, service: Service, limit: Limit = 50
-) -> schemas.DeliveryPage:
-    return schemas.DeliveryPage(
+) -> schemas.FulfilmentDeliveryPage:
+    return schemas.FulfilmentDeliveryPage(
         items=[schemas.delivery_out(d) for d in await service.deliveries(principal.org, limit)]
     )
 
@@ -182,7 +182,7 @@ async def list_fulfilment_deliveries(
 )
 async def replay_fulfilment_delivery(
     delivery_id: str, principal: Admin, service: Service
-) -> schemas.DeliveryOut:
+) -> schemas.FulfilmentDeliveryOut:
     """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
     and retried like any other.
     """

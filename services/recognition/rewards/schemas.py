@@ -80,7 +80,7 @@ class WebhookOut(BaseModel):
     timestamp_header: str
 
 
-class DeliveryOut(webhooks.DeliveryOut):
+class FulfilmentDeliveryOut(webhooks.DeliveryOut):
     """A fulfilment request to the organisation's webhook."""
 
     delivery_id: str = Field(
@@ -89,13 +89,13 @@ class DeliveryOut(webhooks.DeliveryOut):
     url: str
 
 
-def delivery_out(delivery: Delivery) -> DeliveryOut:
+def delivery_out(delivery: Delivery) -> FulfilmentDeliveryOut:
     fields = webhooks.delivery_fields(delivery)
     failed_status = delivery.last_status is not None and not 200 <= delivery.last_status < 300
     # An HTTP failure reads as before: its status, since the engine keeps no text for it.
     fields["last_error"] = delivery.last_error or (f"HTTP {delivery.last_status}" if failed_status else None)
-    return DeliveryOut(**fields, delivery_id=delivery.id, url=delivery.url)
+    return FulfilmentDeliveryOut(**fields, delivery_id=delivery.id, url=delivery.url)
 
 
-class DeliveryPage(Page[DeliveryOut]):
+class FulfilmentDeliveryPage(Page[FulfilmentDeliveryOut]):
     pass

@@ -146,3 +146,16 @@ def test_every_link_names_an_operation_of_its_document(service: str) -> None:
     assert all(link["operationId"] in ids for link in links), [link["operationId"] for link in links]
     if service == "sharing":
         assert len(links) == 8  # get, replace, patch and delete, of a user and of a group
+
+
+def test_a_schema_name_means_one_thing_across_the_services() -> None:
+    """One client generated from all four documents has one model per name: two services may
+    share a schema (the Problem, a webhook attempt) only if it is the same schema."""
+    named: dict[str, tuple[str, dict[str, Any]]] = {}
+    for service in SERVICES:
+        for name, schema in document(service)["components"]["schemas"].items():
+            if name in named:
+                other, first = named[name]
+                assert schema == first, f"{name} means one thing in {other}, another in {service}"
+            named[name] = (service, schema)
+    assert {"PersonalGoalOut", "GoalOut", "FulfilmentDeliveryOut", "DeliveryOut"} <= set(named)

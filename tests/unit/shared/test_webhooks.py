@@ -174,7 +174,9 @@ def test_production_refuses_the_development_sealing_key() -> None:
     assert SecretBox.of(ChorusSettings(environment="prod", webhook_secret_keys=[NEW_KEY]))
 
 
-@pytest.mark.parametrize("service_model", [metrics_webhooks.DeliveryOut, recognition_rewards.DeliveryOut])
+@pytest.mark.parametrize(
+    "service_model", [metrics_webhooks.DeliveryOut, recognition_rewards.FulfilmentDeliveryOut]
+)
 def test_every_delivery_log_shows_the_engines_delivery_the_same_way(service_model: type[BaseModel]) -> None:
     """Metrics' and recognition's logs are one engine's: a client reads both with one type."""
     engine = DeliveryOut.model_json_schema()
