@@ -194,13 +194,14 @@ def is_duplicate_key(exc: Exception) -> bool:
 
 async def insert_new(collection: TenantCollection, documents: Sequence[Document]) -> set[Any]:
     """Insert each document whose `_id` is not taken yet, in one unordered write; the `_id`s
-    written. A taken `_id` is expected (a redelivery, another replica first); any other
-    error raises."""
-    ids = {d["_id"] for d in documents}
+    written. A taken `_id` is expected (a redelivery, another replica first, the same `_id`
+    twice in `documents`); any other error raises."""
     try:
         await collection.insert_many(documents, ordered=False)
     except BulkWriteError as exc:
         if not is_duplicate_key(exc) or exc.details.get("writeConcernErrors"):
             raise
-        return ids - {documents[e["index"]]["_id"] for e in exc.details["writeErrors"]}
-    return ids
+        # Read by position: an `_id` given twice is written once and refused once.
+        refused = {e["index"] for e in exc.details["writeErrors"]}
+        return {d["_id"] for i, d in enumerate(documents) if i not in refused}
+    return {d["_id"] for d in documents}

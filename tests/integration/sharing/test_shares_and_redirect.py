@@ -499,6 +499,10 @@ async def test_new_visitors_are_kept_in_one_write_and_one_another_relay_kept_sta
     assert stored is not None
     assert stored["expire_at"].timestamp() == pytest.approx(now + 3 + 7200, abs=0.001)
     assert await store.record_new(ours) == set()  # sent again after a failure: nothing new
+    # The same visitor twice in one write is kept once, and said kept.
+    twice = NewVisitor(acme, f"{acme}-s2|v1", Seen(now + 4, "ours-4"), 3600)
+    assert await store.record_new([twice, twice]) == {twice.seen_id}
+    assert await store.seen([twice.seen_id]) == {twice.seen_id: Seen(now + 4, "ours-4")}
 
 
 async def test_a_client_past_the_redirect_limit_gets_a_429_and_records_nothing(
