@@ -37,7 +37,7 @@ python-env:
 deps-run: python-env
 	@$(VENV)/chorus stack install
 
-## What `make test` needs besides: the npm checker, the Kubernetes tools, the image tools.
+## What `make test` needs besides: the npm contract checkers, the Kubernetes tools, the image tools.
 deps: python-env
 	@$(VENV)/chorus stack install --test-tools
 

@@ -619,7 +619,7 @@ def install_steps(*, test_tools: bool) -> list[InstallStep]:
             )
         )
         steps.append(InstallStep("debian", "Debian packages", _debian_packages))
-        steps.append(InstallStep("npm", "AsyncAPI checker (npm)", _npm_checker))
+        steps.append(InstallStep("npm", "contract checkers (npm)", _npm_checkers))
     return steps
 
 
@@ -647,11 +647,12 @@ def _npm_ci(folder: Path, what: str, why: str, log_name: str) -> str:
     return "installed"
 
 
-def _npm_checker() -> str:
+def _npm_checkers() -> str:
     return _npm_ci(
         CONTRACTS_CHECKER_DIR,
-        "the AsyncAPI checker",
-        "the AsyncAPI document is checked with the AsyncAPI project's parser from npm",
+        "the contract checkers",
+        "the AsyncAPI document is checked with the AsyncAPI project's parser from npm, and each"
+        " OpenAPI document by generating a TypeScript SDK from it and compiling that",
         "npm",
     )
 
