@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import partial
 
 from services.metrics.org_settings.domain import EmvRates, OrgSettings, counting_zone, parse_rates
 from services.metrics.org_settings.store import OrgSettingsStore
 from services.metrics.settings import MetricsSettings
 from shared.clock import local_date
 from shared.events.content import SettingsUpdated
+from shared.ttl_cache import TtlCache
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ ZONE_CACHE_S = 2.0
 class OrgSettingsService:
     settings: MetricsSettings
     store: OrgSettingsStore
-    _zones: dict[str, tuple[float, str]] = field(default_factory=dict)  # org -> (read at, zone)
+    _zones: TtlCache[str, str] = field(default_factory=lambda: TtlCache(ZONE_CACHE_S), init=False)
 
     async def of(self, org: str) -> OrgSettings:
         return await self.store.get(org)
@@ -55,13 +56,17 @@ class OrgSettingsService:
     async def time_zones(self, orgs: Iterable[str]) -> dict[str, str]:
         """The time zones of some organisations, for the projector: read at most every
         ZONE_CACHE_S seconds per organisation (a poll may touch the same ones again and again)."""
-        now, wanted = time.monotonic(), set(orgs)
-        stale = [org for org in wanted if org not in self._zones or now - self._zones[org][0] >= ZONE_CACHE_S]
-        for org, zone in zip(stale, await asyncio.gather(*(self.time_zone(o) for o in stale)), strict=True):
-            if (counted := counting_zone(zone)) != zone:
-                log.warning("unknown time zone %r of %s: counting its days in %s", zone, org, counted)
-            self._zones[org] = (now, counted)
-        return {org: self._zones[org][1] for org in wanted}
+        wanted = sorted(set(orgs))
+        zones = await asyncio.gather(
+            *(self._zones.get(org, partial(self._counting_zone, org)) for org in wanted)
+        )
+        return dict(zip(wanted, zones, strict=True))
+
+    async def _counting_zone(self, org: str) -> str:
+        zone = await self.time_zone(org)
+        if (counted := counting_zone(zone)) != zone:
+            log.warning("unknown time zone %r of %s: counting its days in %s", zone, org, counted)
+        return counted
 
     async def settings_updated(self, org: str, updated: SettingsUpdated) -> None:
         await self.store.set_program_settings(org, updated.attribution_window_days, updated.time_zone)

@@ -17,7 +17,6 @@ totals, read most, stay small.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -38,6 +37,7 @@ from services.metrics.projections.domain import (
 from shared.documents import Documents
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, insert_new
 from shared.tenancy import CrossTenantCollection, Tenants
+from shared.ttl_cache import TtlCache
 
 META = "projection_meta"
 STATS_PREFIX = "stats_g"
@@ -93,7 +93,7 @@ def _advocate_id(org: str, advocate_id: str) -> str:
 class ProjectionStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
-        self._active: tuple[float, str] | None = None
+        self._active: TtlCache[str, str] = TtlCache(STATS_CACHE_S)
 
     # --- projection generations ------------------------------------------------------------
 
@@ -101,13 +101,13 @@ class ProjectionStore:
         return self.tenants.across(META, why="the active stats generation is one for every organisation")
 
     async def active_stats(self, *, fresh: bool = False) -> str:
-        now = time.monotonic()
-        if not fresh and self._active is not None and now - self._active[0] < STATS_CACHE_S:
-            return self._active[1]
+        if fresh:
+            self._active.forget("stats")
+        return await self._active.get("stats", self._read_active_stats)
+
+    async def _read_active_stats(self) -> str:
         doc = await self._meta().find_one({"_id": "stats"})
-        active = str(doc["active"]) if doc else FIRST_GENERATION
-        self._active = (now, active)
-        return active
+        return str(doc["active"]) if doc else FIRST_GENERATION
 
     async def next_generation(self) -> str:
         """A fresh, empty stats collection name (one higher than any generation so far)."""

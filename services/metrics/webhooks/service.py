@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 import uuid
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from shared.events.personal import subs_in
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
 from shared.settings import ChorusSettings
+from shared.ttl_cache import TtlCache
 from shared.vault import Vault
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
 
@@ -60,7 +60,7 @@ class WebhookService:
             allow_insecure_loopback=allow_insecure_loopback,
         )
         self._replays: set[asyncio.Task[None]] = set()
-        self._endpoint_cache: dict[str, tuple[float, list[Endpoint]]] = {}
+        self._endpoint_cache: TtlCache[str, list[Endpoint]] = TtlCache(ENDPOINT_CACHE_S)
 
     async def close(self) -> None:
         for task in self._replays:
@@ -89,7 +89,7 @@ class WebhookService:
             created_at=self._clock(),
         )
         await self._store.add_endpoint(endpoint)
-        self._endpoint_cache.pop(principal.org, None)
+        self._endpoint_cache.forget(principal.org)
         return endpoint
 
     async def list_endpoints(self, principal: Principal) -> list[Endpoint]:
@@ -104,14 +104,10 @@ class WebhookService:
         if not await self._store.deactivate(principal.org, endpoint_id, self._clock()):
             raise NotFound(f"no webhook endpoint {endpoint_id}")
         await self.engine.cancel(principal.org, endpoint_id)
-        self._endpoint_cache.pop(principal.org, None)
+        self._endpoint_cache.forget(principal.org)
 
     async def _active_endpoints(self, org: str) -> list[Endpoint]:
-        cached = self._endpoint_cache.get(org)
-        if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + ENDPOINT_CACHE_S, await self._store.endpoints(org))
-            self._endpoint_cache[org] = cached
-        return cached[1]
+        return await self._endpoint_cache.get(org, lambda: self._store.endpoints(org))
 
     async def deliveries(self, principal: Principal, endpoint_id: str, limit: int) -> list[Delivery]:
         await self.get_endpoint(principal, endpoint_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from services.recognition.rules import domain
@@ -11,6 +10,7 @@ from services.recognition.rules.store import RulesStore
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict
 from shared.pagination import decode_keys, encode_keys
+from shared.ttl_cache import TtlCache
 
 RULES_CACHE_S = 2.0
 
@@ -19,7 +19,9 @@ RULES_CACHE_S = 2.0
 class RulesService:
     store: RulesStore
     clock: Clock = utc_now
-    _cache: dict[str, tuple[float, int, Rules]] = field(default_factory=dict, init=False)
+    _cache: TtlCache[str, tuple[int, Rules]] = field(
+        default_factory=lambda: TtlCache(RULES_CACHE_S), init=False
+    )
 
     async def rules(self, org: str) -> tuple[int, Rules]:
         """The organisation's current rules and their version (version 0 = the defaults).
@@ -27,19 +29,19 @@ class RulesService:
         Cached for RULES_CACHE_S: every event needs them, and another replica's new version may
         take that long to apply here.
         """
-        cached = self._cache.get(org)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1], cached[2]
-        latest = await self.store.latest(org) or domain.DEFAULTS
-        self._cache[org] = (time.monotonic() + RULES_CACHE_S, latest.version, latest.rules)
-        return latest.version, latest.rules
+
+        async def load() -> tuple[int, Rules]:
+            latest = await self.store.latest(org) or domain.DEFAULTS
+            return latest.version, latest.rules
+
+        return await self._cache.get(org, load)
 
     async def publish(self, org: str, rules: Rules, *, expected_version: int | None, by: str) -> int:
         current, _ = await self.rules(org)
         version = domain.next_version(current, expected_version)
         if not await self.store.insert(org, RuleVersion(version, rules, by, self.clock())):
             raise Conflict("someone else published rules at the same moment; reload and retry")
-        self._cache.pop(org, None)
+        self._cache.forget(org)
         return version
 
     async def versions(

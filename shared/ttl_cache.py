@@ -1,0 +1,36 @@
+"""One way to keep what was read from the store for a few seconds.
+
+Some reads repeat on every event or request (an organisation's rules, its webhook endpoints, its
+time zone): the answer is kept per key for `seconds`, so a change made through another replica
+applies here within that time. The vault and the redirect keep their own caches: they load in
+batches and remember what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class TtlCache(Generic[K, V]):
+    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._kept: dict[K, tuple[float, V]] = {}  # key -> (fresh until, value)
+
+    async def get(self, key: K, load: Callable[[], Awaitable[V]]) -> V:
+        """The value kept for `key` while fresh; else `load()`'s, kept (nothing when it raises)."""
+        kept = self._kept.get(key)
+        if kept is not None and self._clock() < kept[0]:
+            return kept[1]
+        value = await load()
+        self._kept[key] = (self._clock() + self.seconds, value)
+        return value
+
+    def forget(self, key: K) -> None:
+        """The next `get` of `key` loads (after a change made here)."""
+        self._kept.pop(key, None)
