@@ -300,7 +300,12 @@ def operation_id(route: APIRoute) -> str:
     client generated from the document calls `listContent`, not FastAPI's default
     `listContentV1ContentGet`. Route names are unique across the four services (a test holds
     them to it), so one client may be generated from all four documents."""
-    first, *rest = route.name.split("_")
+    return camel_case(route.name)
+
+
+def camel_case(name: str) -> str:
+    """`get_user` -> `getUser`: the operation id of the route named `get_user`."""
+    first, *rest = name.split("_")
     return first + "".join(word.capitalize() for word in rest)
 
 

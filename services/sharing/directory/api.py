@@ -148,14 +148,17 @@ def resource_routes(kind: ResourceKind[E]) -> None:
     single: Responses = {200: schemas.answer(f"the {one}", "ScimResource", resource=True)}
     page: Responses = {200: schemas.answer(f"a page of {many} (a ListResponse)", "ScimListResponse")}
     body = schemas.body(kind.body)
+    # The item routes' names, which a created resource's links name by their operation ids.
+    item_routes = {verb: f"{verb.lower()}_{one}" for verb in ("Get", "Replace", "Patch", "Delete")}
     created: Responses = {
         201: schemas.answer(
-            f"the {one}, created", "ScimResource", resource=True, links=schemas.links_to(kind.name)
+            f"the {one}, created",
+            "ScimResource",
+            resource=True,
+            links=schemas.links_to(kind.name, item_routes),
         )
     }
 
-    # Without an operation id of their own, create, list and search keep the one FastAPI makes
-    # of the route's name and path, as they always had.
     @router.post(
         kind.path,
         summary=kind.create_summary,
@@ -196,7 +199,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         summary=f"One {one}",
         description=kind.notes.get("get", ""),
         responses=single,
-        name=f"get_{one}",
+        name=item_routes["Get"],
     )
     async def get(
         scim_id: str, principal: Provisioner, service: Service, request: Request, selected: Selected
@@ -212,7 +215,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         description=kind.notes.get("replace", ""),
         responses=single,
         openapi_extra=body,
-        name=f"replace_{one}",
+        name=item_routes["Replace"],
     )
     async def replace(
         scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
@@ -226,7 +229,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         description=kind.notes.get("patch", ""),
         responses=single,
         openapi_extra=PATCH_BODY,
-        name=f"patch_{one}",
+        name=item_routes["Patch"],
     )
     async def patch(
         scim_id: str, principal: Provisioner, service: Service, request: Request, if_match: IfMatch = None
@@ -239,7 +242,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
         summary=kind.delete_summary,
         description=kind.notes.get("delete", ""),
         status_code=204,
-        name=f"delete_{one}",
+        name=item_routes["Delete"],
     )
     async def delete(
         scim_id: str, principal: Provisioner, service: Service, if_match: IfMatch = None

@@ -30,6 +30,7 @@ from scim2_models import GroupMembership as UserGroup
 
 from services.sharing.directory import domain
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
+from shared.app import camel_case
 
 SCIM_JSON = "application/scim+json"
 MAX_RESULTS = 200  # per page of a list (`count` above it is lowered to it)
@@ -285,20 +286,15 @@ def answer(
     return documented
 
 
-def operation_id(verb: str, resource_type: str) -> str:
-    """The operation id of reading ("Get"), replacing, changing or removing a resource: the one
-    shared.app.operation_id gives its route, named `get_user` and so on in api.py."""
-    return f"{verb.lower()}{resource_type}"
-
-
-def links_to(resource_type: str) -> dict[str, Any]:
-    """The links of a created resource to reading, replacing, changing and removing it."""
+def links_to(resource_type: str, route_names: dict[str, str]) -> dict[str, Any]:
+    """The links of a created resource to reading, replacing, changing and removing it, by the
+    names of those routes (`{"Get": "get_user", ...}`), whose operation ids the links name."""
     return {
         f"{verb}{resource_type}": {
-            "operationId": operation_id(verb, resource_type),
+            "operationId": camel_case(route_name),
             "parameters": {"scim_id": "$response.body#/id"},
         }
-        for verb in ("Get", "Replace", "Patch", "Delete")
+        for verb, route_name in route_names.items()
     }
 
 
