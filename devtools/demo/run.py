@@ -41,8 +41,8 @@ from shared.events.clicks import CLICK_ID_PARAM
 from shared.settings import ChorusSettings
 
 ADMIN = "demo-admin"
-# The conversions recognition scores (applications, hires and refunds earn no points).
-SCORED_CONVERSIONS = ("lead", "sale")
+# Recognition's counter of each conversion it scores for the advocate credited with it.
+SCORED_CONVERSIONS = {"lead": "leads", "sale": "sales", "application": "applications", "hire": "hires"}
 # The funnel's counters of the conversions the demo reports, by conversion type.
 CONVERSION_COUNTERS = {
     "lead": "leads",
@@ -84,7 +84,7 @@ class Sent:
     click_ids: dict[int, str] = field(default_factory=dict)  # plan's visit -> click id
     visits: Counter[str] = field(default_factory=Counter)  # by Visit kind
     conversions: Counter[str] = field(default_factory=Counter)  # counted (not duplicates), by type
-    credited: Counter[tuple[str, str]] = field(default_factory=Counter)  # (advocate, lead|sale)
+    credited: Counter[tuple[str, str]] = field(default_factory=Counter)  # see count_credit
     kudos: Counter[str] = field(default_factory=Counter)  # received, by advocate
     lag_s: list[float] = field(default_factory=list)
 
@@ -459,8 +459,7 @@ async def play_day(
             if answer["duplicate"]:  # the CRM's resend: counted once
                 continue
             sent.conversions[conversion.kind] += 1
-            if answer["attributed"] and conversion.kind in SCORED_CONVERSIONS:
-                sent.credited[(answer["advocate_id"], conversion.kind)] += 1
+            count_credit(sent.credited, conversion.kind, answer)
 
     # One at a time per customer: a sale comes after its lead, a CRM's resend after the first.
     per_customer: dict[str, list[int]] = {}
@@ -545,6 +544,19 @@ async def until_counted(api: Api, program: Program, sent: Sent) -> float:
     return await wait_until(counted, "the metrics service to count the day's activity", LAG_POLL_S)
 
 
+def count_credit(credited: Counter[tuple[str, str]], kind: str, answer: dict[str, Any]) -> None:
+    """Keep `credited` (advocate, conversion type) -> how many recognition counts, after the API
+    answered a new conversion: a lead, sale, application or hire adds one to the advocate it is
+    attributed to; a refund takes its sale back, for the plan refunds only in full and
+    recognition reverses a sale refunded in full."""
+    if not answer["attributed"]:
+        return
+    if kind in SCORED_CONVERSIONS:
+        credited[(answer["advocate_id"], kind)] += 1
+    elif kind == "refund":
+        credited[(answer["advocate_id"], "sale")] -= 1
+
+
 async def until_scored(api: Api, plan: Plan, program: Program, sent: Sent) -> float:
     """Wait until recognition has scored everything sent (every advocate's counters say so); the
     seconds that took after the last day (recognition's lag behind the demo)."""
@@ -553,8 +565,7 @@ async def until_scored(api: Api, plan: Plan, program: Program, sent: Sent) -> fl
     expected = {
         a.id: {
             "shares": shares[a.id],
-            "leads": sent.credited[(a.id, "lead")],
-            "sales": sent.credited[(a.id, "sale")],
+            **{counter: sent.credited[(a.id, kind)] for kind, counter in SCORED_CONVERSIONS.items()},
             "kudos_received": sent.kudos[a.id],
             "courses_completed": int(a.trains),
             "policies_acknowledged": int(a.trains),
