@@ -14,6 +14,8 @@ const GOAL_CHARTS = 6; // a chart each for the first goals; the rest are listed 
 const $ = (selector) => document.querySelector(selector);
 const numbers = new Intl.NumberFormat("en");
 const decimal = new Intl.NumberFormat("en", { maximumFractionDigits: 2 });
+// Amounts come as exact decimal strings ("10643.50"); formatting the string keeps it exact.
+const money = new Intl.NumberFormat("en", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const ratio = new Intl.NumberFormat("en", { style: "percent", maximumFractionDigits: 1 });
 const STATUS_WORDS = { on_track: "on track", at_risk: "at risk", behind: "behind", achieved: "achieved" };
 
@@ -121,7 +123,10 @@ function funnelByDay() {
 async function loadFunnel() {
   const funnel = await funnelByDay();
   const t = funnel.totals;
-  const revenue = Object.entries(t.revenue).map(([currency, amount]) => `${amount} ${currency}`).join(", ") || "0";
+  const revenue =
+    Object.entries(t.revenue)
+      .map(([currency, amount]) => `${money.format(amount)} ${currency}`)
+      .join(", ") || "0";
   $("#funnel-figures").replaceChildren(
     ...figure("shares", "Shares", numbers.format(t.shares)),
     ...figure("reach", "Reach", numbers.format(t.reach)),
@@ -134,7 +139,7 @@ async function loadFunnel() {
     ...figure("hires", "Hires", numbers.format(t.hires ?? 0)),
     ...figure("ctr", "Click-through", ratio.format(t.ctr)),
     ...figure("conversion_rate", "Leads per unique click", ratio.format(t.conversion_rate)),
-    ...figure("emv", "Earned media value", `${numbers.format(t.emv)} ${funnel.emv.currency}`),
+    ...figure("emv", "Earned media value", `${money.format(t.emv)} ${funnel.emv.currency}`),
   );
   funnelChart(t);
 }

@@ -247,6 +247,8 @@ async def seed_program(http: httpx.AsyncClient, base: str, services: RunningServ
         "POST", "/v1/conversions", admin, {"type": "lead", "click_id": click_ids[0], "customer_id": "crm-1"}
     )
     assert lead["attributed"] is True, lead
+    sale = {"type": "sale", "click_id": click_ids[0], "customer_id": "crm-1", "order_id": "o-1"}
+    await ok("POST", "/v1/conversions", admin, {**sale, "amount": "1234.50", "currency": "EUR"})
     return Program(org, admin, str(goal["goal_id"]), str(survey["survey_id"]))
 
 
@@ -258,10 +260,12 @@ async def settled(http: httpx.AsyncClient, base: str, program: Program, services
 
     async def metrics_counted() -> tuple[int, ...]:
         totals = (await read(http, f"{base}/v1/funnel", program.admin, **window))["totals"]
-        return tuple(totals[name] for name in ("shares", "clicks", "bot_clicks", "leads"))
+        return tuple(totals[name] for name in ("shares", "clicks", "bot_clicks", "leads", "sales"))
 
     await wait_for(
-        "metrics' shares, clicks, bot clicks, leads", metrics_counted, (len(SHARES), people, previews, 1)
+        "metrics' shares, clicks, bot clicks, leads, sales",
+        metrics_counted,
+        (len(SHARES), people, previews, 1, 1),
     )
     by_advocate = (await read(http, f"{base}/v1/funnel", program.admin, **window, group_by="advocate"))[
         "rows"
@@ -302,6 +306,10 @@ async def check_dashboard(
     totals = funnel["totals"]
     for name in ("shares", "reach", "clicks", "unique_clicks", "leads", "sales", "applications", "hires"):
         assert [number(t) for t in await figures(page, name)] == [totals[name]], name
+    # Amounts as the other figures: digits grouped, and exact (the API sends them as strings).
+    assert totals["revenue"] == {"EUR": "1234.50"}, totals  # the one sale seeded
+    assert await figures(page, "revenue") == ["1,234.50 EUR"]
+    assert await figures(page, "emv") == [f"{totals['emv']:,.2f} {funnel['emv']['currency']}"]
     all_clicks = totals["clicks"] + totals["self_clicks"] + totals["bot_clicks"]
     assert [number(t) for t in await figures(page, "bot_clicks")] == [totals["bot_clicks"]]
     assert number((await figures(page, "bot_share"))[0]) == pytest.approx(
