@@ -56,7 +56,8 @@ async def reverse_entry(
     entry_id: str, body: schemas.ReversalIn, principal: Admin, service: Service
 ) -> schemas.LedgerEntryOut:
     """Writes a new negative entry on the same boards; the original is never edited. Reversing the same entry
-    twice returns the first reversal.
+    twice returns the first reversal. 409 not-reversible for an entry that scoring did not give (a reversal, a
+    spending, a refund, an expiry).
     """
     return _entry(await service.reverse(principal.org, entry_id, reason=body.reason, by=principal.sub))
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from services.recognition.leaderboards.domain import period_keys, quarter_bounds, quarter_of
 from services.recognition.rules.domain import SCORING_KINDS, Kind, Rules, Scoring
-from shared.errors import InvalidInput
+from shared.errors import Conflict
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
 from shared.events.content import ContentPublished
@@ -60,6 +60,14 @@ COUNTER_OF_KIND: dict[Kind, Counter] = {
     Kind.KUDOS_RECEIVED: "kudos_received",
 }
 COLLEAGUE_SHARERS: Counter = "colleague_sharers"
+
+
+class NotReversible(Conflict):
+    """Only what scoring gave can be reversed: not a reversal, a spending, a refund or an expiry.
+    The request is valid; the entry it names is of a kind that forbids it."""
+
+    title = "Entry not reversible"
+    type_slug = "not-reversible"
 
 
 # --- ids --------------------------------------------------------------------------------------
@@ -269,7 +277,7 @@ def scored_entry(
 def reversal(original: LedgerEntry, *, reason: str, by: str, at: datetime) -> LedgerEntry:
     """A compensating entry that takes back what `original` gave, on the same boards."""
     if original.kind not in [str(k) for k in SCORING_KINDS]:
-        raise InvalidInput.field("entry_id", f"a {original.kind} entry cannot be reversed")
+        raise NotReversible(f"a {original.kind} entry cannot be reversed")
     source = f"entry:{original.id}"
     return LedgerEntry(
         id=entry_id(original.org, source, Kind.REVERSAL),

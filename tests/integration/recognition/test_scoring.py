@@ -330,7 +330,8 @@ async def test_a_correction_flows_through_to_balance_and_boards(
     not_scoring = await client.post(
         f"/v1/ledger/{reversed_[0]['entry_id']}/reversal", headers=admin, json={"reason": "undo the undo"}
     )
-    assert not_scoring.status_code == 422
+    assert not_scoring.status_code == 409, not_scoring.text  # the entry's kind forbids it
+    assert not_scoring.json()["type"].endswith("/not-reversible")
     other_org = await client.post(
         f"/v1/ledger/{reversed_[0]['entry_id']}/reversal",
         headers=as_(settings, new_org(), "boss", "admin"),
