@@ -67,12 +67,16 @@ def raise_if(problems: Problems) -> None:
 
 
 # An absolute http(s) URL with a host and no whitespace, as a request schema states it: every
-# string it matches passes `is_web_url`.
-WEB_URL_PATTERN = r"^https?://[^\s/?#@:]+(:[0-9]{1,5})?([/?#]\S*)?$"
+# string it matches passes `is_web_url`. No brackets in the host: they would open an IPv6
+# address, which a content link has no use for.
+WEB_URL_PATTERN = r"^https?://[^\s/?#@:\[\]]+(:[0-9]{1,5})?([/?#]\S*)?$"
 
 
 def is_web_url(value: str) -> bool:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)  # raises on a bracket that opens no IPv6 address
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
 
 

@@ -34,7 +34,10 @@ class State(StrEnum):
 def check_url(url: str, *, allow_insecure_loopback: bool) -> str:
     """https only, no credentials, no literal private or loopback address (SSRF); plain http to
     loopback is allowed in development, for local receivers. The one URL check of every webhook."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)  # raises on a bracket that opens no IPv6 address ("https://a[b/")
+    except ValueError:
+        raise InvalidInput.field("url", "must be an absolute http(s) URL") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput.field("url", "must be an absolute http(s) URL")
     host = parts.hostname.lower()

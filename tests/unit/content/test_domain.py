@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.content.common import Viewer
+from services.content.common import WEB_URL_PATTERN, Viewer
 from services.content.library import domain
 from services.content.library.domain import (
     Audience,
@@ -110,9 +111,18 @@ def test_an_unknown_network_is_refused_naming_the_post() -> None:
     assert problem_fields(exc) == ["suggested_posts[0].network"]
 
 
-@pytest.mark.parametrize(
-    "url", ["ftp://example.com/a", "javascript:alert(1)", "example.com", "https://", "http://a b"]
-)
+NOT_WEB_URLS = [
+    "ftp://example.com/a",
+    "javascript:alert(1)",
+    "example.com",
+    "https://",
+    "http://a b",
+    "https://a[b/x",  # a bracket that opens no IPv6 address: urlsplit raises on it
+    "https://a]b/x",
+]
+
+
+@pytest.mark.parametrize("url", NOT_WEB_URLS)
 def test_urls_must_be_http_or_https_with_a_host(url: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         domain.validate_fields(fields(url=url), OrgSettings())
@@ -120,6 +130,11 @@ def test_urls_must_be_http_or_https_with_a_host(url: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         domain.validate_fields(fields(image_url=url), OrgSettings())
     assert problem_fields(exc) == ["image_url"]
+
+
+@pytest.mark.parametrize("url", NOT_WEB_URLS)
+def test_the_request_schemas_refuse_those_urls_first(url: str) -> None:
+    assert re.match(WEB_URL_PATTERN, url) is None
 
 
 def test_expiry_must_come_after_the_start() -> None:

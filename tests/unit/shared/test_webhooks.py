@@ -91,6 +91,9 @@ def test_a_failure_is_retried_later_until_the_last_attempt_then_fails() -> None:
         "https://localhost/hook",
         "/relative",
         "https://example.com:99999/hook",  # no such port
+        "https://a[b/hook",  # a bracket that opens no IPv6 address: urlsplit raises on it
+        "https://a]b/hook",
+        "https://[not-an-address]/hook",
     ],
 )
 def test_urls_that_are_not_public_https_are_refused(url: str) -> None:
