@@ -185,10 +185,13 @@ def create_gateway(
         # not fail here as an unreachable service (502).
         headers = {k: v.strip() for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["x-forwarded-for"] = request.client.host if request.client else ""
+        # The path as the caller encoded it, for the service to decode: decoded here, a %00 makes
+        # no URL.
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("ascii")
         try:
             upstream = await client.request(
                 request.method,
-                urls[service] + request.url.path,
+                urls[service] + path,
                 params=request.url.query or None,
                 headers=headers,
                 content=await request.body(),

@@ -39,6 +39,22 @@ def test_an_empty_bearer_token_reaches_the_service_and_gets_its_401() -> None:
     assert response.status_code == 401 and received == ["Bearer"]
 
 
+def test_a_path_reaches_the_service_encoded_as_the_caller_sent_it() -> None:
+    received: list[tuple[str, str]] = []
+
+    async def service(request: Request) -> JSONResponse:
+        received.append((request.path_params["content_id"], request.url.query))
+        return JSONResponse({"title": "Not found", "status": 404}, status_code=404)
+
+    upstream = Starlette(routes=[Route("/v1/content/{content_id}", service)])
+    gateway = create_gateway({"content": "http://content"}, transport=httpx.ASGITransport(app=upstream))
+    with TestClient(gateway) as client:
+        # Decoded, a NUL makes no URL: the gateway answered 500 instead of the service's 404.
+        for encoded in ("%00", "caf%C3%A9"):
+            assert client.get(f"/v1/content/{encoded}?x=%26").status_code == 404
+    assert received == [("\x00", "x=%26"), ("café", "x=%26")]
+
+
 def test_a_cookie_one_caller_gets_is_never_sent_with_another_callers_requests() -> None:
     seen: list[str | None] = []
 
