@@ -55,13 +55,15 @@ def encode_key(key: str) -> str:
 
     Paths split on dots and a leading `$` reads as an operator, so a tag "v1.2" or a value "$x"
     cannot be a path segment as it is. MongoDB 5+ can store such names, but only aggregation
-    ($getField, $setField) reaches them, not `$inc` or a projection. So: percent-encoding of '%',
-    '.' and '$', behind a 'k' so that no name is empty."""
-    return "k" + key.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+    ($getField, $setField) reaches them, not `$inc` or a projection. And no field name may hold a
+    NUL (BSON writes names NUL-terminated): a team or tag with one made the projector's update
+    invalid, and the event was dead-lettered. So: percent-encoding of '%', '.', '$' and NUL,
+    behind a 'k' so that no name is empty."""
+    return "k" + key.replace("%", "%25").replace(".", "%2E").replace("$", "%24").replace("\0", "%00")
 
 
 def decode_key(name: str) -> str:
-    return name[1:].replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+    return name[1:].replace("%00", "\0").replace("%24", "$").replace("%2E", ".").replace("%25", "%")
 
 
 def stats_indexes(collection: str) -> list[IndexSpec]:

@@ -108,6 +108,20 @@ async def test_two_members_applying_one_partition_at_once_count_each_record_once
     )
 
 
+async def test_any_team_is_counted_and_read_back_as_it_was_given(stores: list[ProjectionStore]) -> None:
+    # A value becomes a field name; MongoDB refuses a NUL in one, and a dot or a leading $ would
+    # be read as a path or an operator (encode_key).
+    org, store = new_org(), stores[0]
+    teams = ["x\0y", "v1.2", "$eng", "50%"]
+    effects = [domain.Effect(org, DAY, (("team", team),), (("clicks", 1),)) for team in teams]
+    tally = tally_of(Pending(effect, "c_0", n, f"e{n}") for n, effect in enumerate(effects))
+    await store.apply(COLLECTION, tally.days.values())
+    rows = await store.stats_docs(COLLECTION, org, "team", DAY, DAY)
+    assert sorted((row["key"], row["clicks"]) for row in rows) == sorted((team, 1) for team in teams)
+    filtered = await store.stats_docs(COLLECTION, org, "team", DAY, DAY, keys=["x\0y"])
+    assert [(row["key"], row["clicks"]) for row in filtered] == [("x\0y", 1)]
+
+
 async def test_erasing_an_advocate_removes_only_their_touches(dbs: list[AsyncDatabase[Document]]) -> None:
     store, org = AttributionStore(dbs[0]), new_org()
     now = datetime.now(UTC)
