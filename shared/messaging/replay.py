@@ -113,7 +113,9 @@ class TopicRange:
             return {tp: max(self._after.get(tp, 0), beginning[tp]) for tp in tps}
         if self._since is None:
             return beginning
-        since_ms = int(self._since.timestamp() * 1000)
+        # Kafka takes no time before 1970, and nothing was sent then: such a range starts at the
+        # beginning (aiokafka raised, and a webhook replay from 1900 failed).
+        since_ms = max(0, int(self._since.timestamp() * 1000))
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         # No record at or after `since`: the partition has nothing in the range.

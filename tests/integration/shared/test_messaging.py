@@ -523,3 +523,6 @@ async def test_a_topic_range_reads_to_its_end_and_the_next_range_starts_where_it
     assert await versions_read(TopicRange(settings.kafka_bootstrap, [TRAINING.name], after=first.end)) == [3]
     with pytest.raises(ValueError):
         TopicRange(settings.kafka_bootstrap, [TRAINING.name], since=datetime.now(UTC), after=first.end)
+    # A range from before 1970 (a webhook replay may ask for one) is read from the beginning.
+    since_1900 = TopicRange(settings.kafka_bootstrap, [TRAINING.name], since=datetime(1900, 1, 1, tzinfo=UTC))
+    assert await versions_read(since_1900) == [1, 2, 3]
