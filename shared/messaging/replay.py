@@ -73,7 +73,7 @@ class TopicRange:
             start = await self._start_offsets(consumer, tps)
             end = await consumer.end_offsets(tps)
             if self._until is not None:
-                until_ms = int(self._until.timestamp() * 1000)
+                until_ms = _kafka_time(self._until)
                 found = await consumer.offsets_for_times({tp: until_ms for tp in tps})
                 end = {tp: found[tp].offset if found.get(tp) else end[tp] for tp in tps}
             for tp in tps:
@@ -113,10 +113,14 @@ class TopicRange:
             return {tp: max(self._after.get(tp, 0), beginning[tp]) for tp in tps}
         if self._since is None:
             return beginning
-        # Kafka takes no time before 1970, and nothing was sent then: such a range starts at the
-        # beginning (aiokafka raised, and a webhook replay from 1900 failed).
-        since_ms = max(0, int(self._since.timestamp() * 1000))
+        since_ms = _kafka_time(self._since)
         found = await consumer.offsets_for_times({tp: since_ms for tp in tps})
         end: dict[TopicPartition, int] = await consumer.end_offsets(tps)
         # No record at or after `since`: the partition has nothing in the range.
         return {tp: found[tp].offset if found.get(tp) else end[tp] for tp in tps}
+
+
+def _kafka_time(at: datetime) -> int:
+    """`at` in Kafka's milliseconds. Kafka takes no time before 1970 (aiokafka raises, and a webhook
+    replay from 1900 failed), and nothing was sent then: such a time is the beginning."""
+    return max(0, int(at.timestamp() * 1000))

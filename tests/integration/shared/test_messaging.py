@@ -526,3 +526,10 @@ async def test_a_topic_range_reads_to_its_end_and_the_next_range_starts_where_it
     # A range from before 1970 (a webhook replay may ask for one) is read from the beginning.
     since_1900 = TopicRange(settings.kafka_bootstrap, [TRAINING.name], since=datetime(1900, 1, 1, tzinfo=UTC))
     assert await versions_read(since_1900) == [1, 2, 3]
+    before_1970 = TopicRange(
+        settings.kafka_bootstrap,
+        [TRAINING.name],
+        since=datetime(1900, 1, 1, tzinfo=UTC),
+        until=datetime(1901, 1, 1, tzinfo=UTC),
+    )
+    assert await versions_read(before_1970) == []
