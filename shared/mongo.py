@@ -17,11 +17,14 @@ its events consistent with (no multi-document transactions on the hot paths).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import contextvars
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
+from opentelemetry import context as otel_context
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -75,6 +78,19 @@ class RequestDeadline:
             return
         with pymongo.timeout(self.seconds):
             await self.app(scope, receive, send)
+
+
+T = TypeVar("T")
+
+
+def outliving_request(work: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+    """A task for work that a request starts and that goes on after it (a webhook replay, a
+    leaderboard refresh). A task takes a copy of its creator's context, and with it the request's
+    MongoDB deadline (RequestDeadline): once the request's seconds were up, every operation of
+    the task failed. This one starts from an empty context, carrying only the current trace."""
+    context = contextvars.Context()
+    context.run(otel_context.attach, otel_context.get_current())
+    return asyncio.create_task(work, name=name, context=context)
 
 
 @dataclass(frozen=True)

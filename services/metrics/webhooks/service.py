@@ -20,6 +20,7 @@ from shared.events.advocates import AdvocateErased
 from shared.events.personal import subs_in
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
+from shared.mongo import outliving_request
 from shared.settings import ChorusSettings
 from shared.ttl_cache import TtlCache
 from shared.vault import Vault
@@ -167,7 +168,7 @@ class WebhookService:
             requested_at=self._clock(),
         )
         await self._store.add_replay(replay)
-        task = asyncio.create_task(self._replay(replay, set(endpoint.event_types)))
+        task = outliving_request(self._replay(replay, set(endpoint.event_types)), name=f"replay:{replay.id}")
         self._replays.add(task)
         task.add_done_callback(self._replays.discard)
         return replay

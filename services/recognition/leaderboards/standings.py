@@ -37,6 +37,7 @@ from typing import Any, Generic, NamedTuple, TypedDict, TypeVar
 
 from services.recognition.leaderboards.domain import competition_ranks
 from services.recognition.profiles.service import ProfileService
+from shared.mongo import outliving_request
 from shared.names import Name
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,8 @@ class StandingsCache(Generic[T]):
             held = await asyncio.shield(build)
             self._held[key] = held
         elif clock - held.built_at > max(self._max_age_s, 4 * held.build_s) and held.refresh is None:
-            held.refresh = asyncio.create_task(self._refresh(key, held))
+            # It goes on after this request, so not within the request's MongoDB deadline.
+            held.refresh = outliving_request(self._refresh(key, held), name=f"standings:{key[0]}:{key[1]}")
         held.read_at = clock
         self._forget_unread(clock)
         return held.value

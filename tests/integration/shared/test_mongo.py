@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 import uuid
 
+import pymongo
 import pytest
-from pymongo.errors import DuplicateKeyError
+from opentelemetry import trace
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared.mongo import applied_once_filter, create_client, mark_applied
+from shared.mongo import applied_once_filter, create_client, mark_applied, outliving_request
 from shared.settings import ChorusSettings
 
 pytestmark = pytest.mark.integration
@@ -54,5 +56,33 @@ async def test_an_event_applied_twice_changes_the_document_once(settings: Chorus
         doc = await collection.find_one({"_id": doc_id})
         assert doc is not None
         assert doc["n"] == 3
+    finally:
+        await client.close()
+
+
+async def test_work_a_request_leaves_running_is_not_held_to_the_requests_deadline(
+    settings: ChorusSettings,
+) -> None:
+    """A task copies its creator's context, and with it the request's MongoDB deadline
+    (RequestDeadline): a webhook replay started by a request failed once the request's seconds
+    were up. `outliving_request` starts it without the deadline, in the request's trace."""
+    client = create_client(settings)
+    trace_id = 0x5EED
+    span = trace.NonRecordingSpan(
+        trace.SpanContext(trace_id=trace_id, span_id=0xF00D, is_remote=False, trace_flags=trace.TraceFlags(1))
+    )
+
+    async def after_the_deadline() -> int:
+        await asyncio.sleep(0.3)
+        await client["admin"].command("ping")
+        return trace.get_current_span().get_span_context().trace_id
+
+    try:
+        with trace.use_span(span), pymongo.timeout(0.1):  # a request with 0.1 s for MongoDB
+            inherited = asyncio.create_task(after_the_deadline())
+            outliving = outliving_request(after_the_deadline(), name="test")
+        with pytest.raises(PyMongoError):
+            await inherited
+        assert await outliving == trace_id
     finally:
         await client.close()
