@@ -8,8 +8,9 @@ batches and remember what is missing.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -30,6 +31,24 @@ class TtlCache(Generic[K, V]):
         value = await load()
         self._kept[key] = (self._clock() + self.seconds, value)
         return value
+
+    async def get_many(self, keys: Iterable[K], load: Callable[[K], Awaitable[V]]) -> dict[K, V]:
+        """`get` of several keys, for a loop that asks on every pass (the projector's poll): the
+        fresh ones are read as kept, with no task; only the others are loaded, together."""
+        now, found, stale = self._clock(), {}, []
+        for key in set(keys):
+            kept = self._kept.get(key)
+            if kept is not None and now < kept[0]:
+                found[key] = kept[1]
+            else:
+                stale.append(key)
+        if stale:
+            values = await asyncio.gather(*(load(key) for key in stale))
+            until = self._clock() + self.seconds
+            for key, value in zip(stale, values, strict=True):
+                self._kept[key] = (until, value)
+                found[key] = value
+        return found
 
     def forget(self, key: K) -> None:
         """The next `get` of `key` loads (after a change made here)."""

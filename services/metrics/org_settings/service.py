@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import partial
 
 from services.metrics.org_settings.domain import EmvRates, OrgSettings, counting_zone, parse_rates
 from services.metrics.org_settings.store import OrgSettingsStore
@@ -56,11 +54,7 @@ class OrgSettingsService:
     async def time_zones(self, orgs: Iterable[str]) -> dict[str, str]:
         """The time zones of some organisations, for the projector: read at most every
         ZONE_CACHE_S seconds per organisation (a poll may touch the same ones again and again)."""
-        wanted = sorted(set(orgs))
-        zones = await asyncio.gather(
-            *(self._zones.get(org, partial(self._counting_zone, org)) for org in wanted)
-        )
-        return dict(zip(wanted, zones, strict=True))
+        return await self._zones.get_many(orgs, self._counting_zone)
 
     async def _counting_zone(self, org: str) -> str:
         zone = await self.time_zone(org)
