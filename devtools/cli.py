@@ -6,7 +6,8 @@ chorus serve SERVICE            one service's HTTP server: shared/serve.py, what
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
-chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document, consumer map and Kafka ACLs
+chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document, consumer map and
+                                Kafka ACLs, and the REST APIs' OpenAPI documents (docs/openapi)
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 chorus demo [--advocates N] [--days D] [--seed S] [--speed X] [--url URL]
                                 a simulated program played against a running stack (make demo)
@@ -259,8 +260,9 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_schemas(args: argparse.Namespace) -> int:
     from devtools.contracts import write_contracts
     from devtools.kafka_access import write_access
+    from devtools.rest_contracts import write_documents
 
-    for path in [*write_contracts(Path(args.out)), *write_access()]:
+    for path in [*write_contracts(Path(args.out)), *write_access(), *write_documents()]:
         print(path)
     return 0
 
@@ -350,8 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     topics = commands.add_parser("topics", help="create and list the topics")
     topics.set_defaults(run=cmd_topics)
 
-    schemas = commands.add_parser("schemas", help="write the event contracts and who consumes what")
-    schemas.add_argument("--out", default="docs/events")
+    schemas = commands.add_parser("schemas", help="write the event and REST contracts, and who consumes what")
+    schemas.add_argument("--out", default="docs/events", help="where the event contracts go")
     schemas.set_defaults(run=cmd_schemas)
 
     rebuild = commands.add_parser("rebuild", help="rebuild a service's projections from the topics")

@@ -54,7 +54,7 @@ def build_schemas() -> dict[str, Schema]:
     return {schema_file_name(r): json_schema(r.event_type) for r in REGISTRY.values()}
 
 
-def _resolve(schema: Schema, root: Schema) -> Schema:
+def resolve(schema: Schema, root: Schema) -> Schema:
     while "$ref" in schema:
         node: Any = root
         for part in schema["$ref"].removeprefix("#/").split("/"):
@@ -64,7 +64,7 @@ def _resolve(schema: Schema, root: Schema) -> Schema:
 
 
 def _example(schema: Schema, root: Schema, name: str = "") -> Any:
-    schema = _resolve(schema, root)
+    schema = resolve(schema, root)
     if "const" in schema:
         return schema["const"]
     if "default" in schema and schema["default"] is not None:
@@ -242,7 +242,7 @@ def build_asyncapi(groups: Sequence[ConsumerGroup]) -> Schema:
     }
 
 
-def _dump(document: Schema) -> str:
+def dump_json(document: Schema) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -254,11 +254,11 @@ def write_contracts(out: Path) -> list[Path]:
     written = []
     for file_name, schema in build_schemas().items():
         path = out / "schemas" / file_name
-        path.write_text(_dump(schema))
+        path.write_text(dump_json(schema))
         written.append(path)
     path = out / "asyncapi.json"
     groups = consumer_groups()
-    path.write_text(_dump(build_asyncapi(groups)))
+    path.write_text(dump_json(build_asyncapi(groups)))
     written.append(path)
     path = out / CONSUMERS_FILE
     path.write_text(consumers_markdown(groups))
@@ -269,16 +269,16 @@ def write_contracts(out: Path) -> list[Path]:
 # --- compatibility -----------------------------------------------------------------------------
 
 
-def _variants(schema: Schema, root: Schema) -> list[Schema]:
-    schema = _resolve(schema, root)
+def variants(schema: Schema, root: Schema) -> list[Schema]:
+    schema = resolve(schema, root)
     if "anyOf" in schema:
-        return [_resolve(s, root) for s in schema["anyOf"]]
+        return [resolve(s, root) for s in schema["anyOf"]]
     return [schema]
 
 
-def _types(schema: Schema, root: Schema) -> set[str]:
+def types_of(schema: Schema, root: Schema) -> set[str]:
     found: set[str] = set()
-    for variant in _variants(schema, root):
+    for variant in variants(schema, root):
         kind = variant.get("type")
         if isinstance(kind, list):
             found.update(kind)
@@ -289,8 +289,8 @@ def _types(schema: Schema, root: Schema) -> set[str]:
     return found
 
 
-def _object_variant(schema: Schema, root: Schema) -> Schema | None:
-    objects = [v for v in _variants(schema, root) if v.get("type") == "object" or "properties" in v]
+def object_variant(schema: Schema, root: Schema) -> Schema | None:
+    objects = [v for v in variants(schema, root) if v.get("type") == "object" or "properties" in v]
     return objects[0] if objects else None
 
 
@@ -311,12 +311,12 @@ def compatibility_problems(
     current_root = current if current_root is None else current_root
     problems: list[str] = []
     where = path or "(root)"
-    old_types, new_types = _types(released, released_root), _types(current, current_root)
+    old_types, new_types = types_of(released, released_root), types_of(current, current_root)
     if old_types and new_types and not old_types <= new_types:
         problems.append(f"{where}: type changed from {sorted(old_types)} to {sorted(new_types)}")
         return problems
-    old_object = _object_variant(released, released_root)
-    new_object = _object_variant(current, current_root)
+    old_object = object_variant(released, released_root)
+    new_object = object_variant(current, current_root)
     if old_object is not None and new_object is not None:
         old_props = old_object.get("properties", {})
         new_props = new_object.get("properties", {})
@@ -334,8 +334,8 @@ def compatibility_problems(
             )
         for name in sorted(set(new_object.get("required", [])) - set(old_object.get("required", []))):
             problems.append(f"{path + '.' if path else ''}{name}: newly required")
-    old_items = next((v["items"] for v in _variants(released, released_root) if "items" in v), None)
-    new_items = next((v["items"] for v in _variants(current, current_root) if "items" in v), None)
+    old_items = next((v["items"] for v in variants(released, released_root) if "items" in v), None)
+    new_items = next((v["items"] for v in variants(current, current_root) if "items" in v), None)
     if old_items is not None and new_items is not None:
         problems += compatibility_problems(
             old_items, new_items, path=f"{path}[]", released_root=released_root, current_root=current_root

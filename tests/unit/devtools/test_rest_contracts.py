@@ -1,0 +1,274 @@
+"""The REST API compatibility check: what breaks a generated client fails it, additions pass.
+
+The documents are FastAPI's own, from small apps, so the check reads what pydantic and FastAPI
+really write (nullable as anyOf, separate input and output schemas, enums of Literals).
+No `from __future__ import annotations` here: the routes below take their models from the
+factory's arguments, which FastAPI must see as objects."""
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from fastapi import FastAPI, Query
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field
+
+from devtools.rest_contracts import OPENAPI_DIR, breaking_changes, check_documents, write_documents
+
+Schema = dict[str, Any]
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(max_length=100)
+    kind: Literal["note", "link"] = "note"
+    note: str | None = None
+
+
+class ItemOut(BaseModel):
+    id: str
+    title: str
+    score: int
+    status: Literal["draft", "published"]
+    parent: Optional["ItemOut"] = None  # recursive: the check must end
+
+
+def api(
+    item_in: type[BaseModel] = ItemIn,
+    item_out: type[BaseModel] = ItemOut,
+    *,
+    limit_max: int = 200,
+    team_required: bool = False,
+    create_status: int = 201,
+    create_id: str = "createItem",
+    with_delete: bool = True,
+    delete_deprecated: bool = False,
+    with_search: bool = False,
+) -> Schema:
+    app = FastAPI()
+
+    @app.post("/v1/items", status_code=create_status, operation_id=create_id, response_model=item_out)
+    async def create(body: item_in) -> Any:  # type: ignore[valid-type]
+        return None
+
+    team = Query() if team_required else Query(None)
+
+    @app.get("/v1/items", operation_id="listItems", response_model=list[item_out])  # type: ignore[valid-type]
+    async def list_items(team: str | None = team, limit: int = Query(50, ge=1, le=limit_max)) -> Any:
+        return None
+
+    if with_delete:
+
+        @app.delete(
+            "/v1/items/{item_id}", status_code=204, operation_id="deleteItem", deprecated=delete_deprecated
+        )
+        async def delete(item_id: str) -> None:
+            return None
+
+    if with_search:
+
+        @app.get("/v1/items/search", operation_id="searchItems")
+        async def search(q: str) -> list[str]:
+            return []
+
+    return app.openapi()
+
+
+def changes(**current: Any) -> list[str]:
+    return breaking_changes(api(), api(**current))
+
+
+# --- compatible --------------------------------------------------------------------------------
+
+
+class ItemInWithTags(ItemIn):
+    tags: list[str] = []
+
+
+class ItemOutWithTags(ItemOut):
+    tags: list[str]
+
+
+class ItemOutMoreStatuses(ItemOut):
+    status: Literal["draft", "published", "archived"]  # type: ignore[assignment]
+
+
+class ItemInLonger(ItemIn):
+    title: str = Field(max_length=200)
+
+
+def test_the_same_api_is_compatible() -> None:
+    assert changes() == []
+
+
+def test_additions_are_compatible() -> None:
+    assert changes(item_in=ItemInWithTags, item_out=ItemOutWithTags, with_search=True) == []
+
+
+def test_a_response_enum_may_grow_and_a_request_limit_may_widen() -> None:
+    assert changes(item_out=ItemOutMoreStatuses, item_in=ItemInLonger, limit_max=500) == []
+
+
+def test_a_deprecated_operation_may_be_removed() -> None:
+    assert breaking_changes(api(delete_deprecated=True), api(with_delete=False)) == []
+
+
+# --- what a client sends -----------------------------------------------------------------------
+
+
+class ItemInNoNote(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(max_length=100)
+    kind: Literal["note", "link"] = "note"
+
+
+class ItemInNoteRequired(ItemIn):
+    note: str  # type: ignore[assignment]
+
+
+class ItemInNoteNotNull(ItemIn):
+    note: str = ""  # type: ignore[assignment]
+
+
+class ItemInShorter(ItemIn):
+    title: str = Field(max_length=50)
+
+
+class ItemInNoLinks(ItemIn):
+    kind: Literal["note"] = "note"  # type: ignore[assignment]
+
+
+class ItemInPattern(ItemIn):
+    title: str = Field(max_length=100, pattern=r"^\w+$")
+
+
+def test_a_request_property_removed_breaks() -> None:
+    # The model refuses unknown properties: a client still sending it gets a 422.
+    assert changes(item_in=ItemInNoNote) == ["POST /v1/items: request body.note: removed"]
+
+
+def test_a_request_property_newly_required_breaks() -> None:
+    assert changes(item_in=ItemInNoteRequired) == [
+        "POST /v1/items: request body.note: type narrowed from ['null', 'string'] to ['string']",
+        "POST /v1/items: request body.note: newly required",
+    ]
+
+
+def test_a_request_type_narrowed_breaks() -> None:
+    assert changes(item_in=ItemInNoteNotNull) == [
+        "POST /v1/items: request body.note: type narrowed from ['null', 'string'] to ['string']"
+    ]
+
+
+def test_a_request_limit_tightened_breaks() -> None:
+    assert changes(item_in=ItemInShorter) == ["POST /v1/items: request body.title: maxLength lowered to 50"]
+    assert changes(item_in=ItemInPattern) == ["POST /v1/items: request body.title: pattern added"]
+    assert changes(limit_max=100) == ["GET /v1/items: query parameter limit: maximum lowered to 100"]
+
+
+def test_a_request_enum_value_dropped_breaks() -> None:
+    assert changes(item_in=ItemInNoLinks) == ["POST /v1/items: request body.kind: no longer accepts ['link']"]
+
+
+def test_a_parameter_newly_required_breaks() -> None:
+    assert changes(team_required=True) == ["GET /v1/items: query parameter team: newly required"]
+
+
+# --- what a client receives --------------------------------------------------------------------
+
+
+class ItemOutNoScore(BaseModel):
+    id: str
+    title: str
+    status: Literal["draft", "published"]
+    parent: Optional["ItemOutNoScore"] = None
+
+
+class ItemOutScoreNullable(ItemOut):
+    score: int | None  # type: ignore[assignment]
+
+
+class ItemOutScoreText(ItemOut):
+    score: str  # type: ignore[assignment]
+
+
+class ItemOutIdUri(ItemOut):
+    id: AnyUrl  # type: ignore[assignment]
+
+
+class ItemInNoteUri(ItemIn):
+    note: AnyUrl | None = None  # type: ignore[assignment]
+
+
+def test_a_response_property_removed_breaks() -> None:
+    # Told once, where the model is first met (not again at `parent`, nor in the list's items).
+    assert changes(item_out=ItemOutNoScore) == ["POST /v1/items: response 201.score: removed"]
+
+
+def test_a_response_type_widened_or_changed_breaks() -> None:
+    # A strict TypeScript client typed `score: number` is wrong once it may be null.
+    assert changes(item_out=ItemOutScoreNullable) == [
+        "POST /v1/items: response 201.score: type widened from ['integer'] to ['integer', 'null']"
+    ]
+    assert changes(item_out=ItemOutScoreText) == [
+        "POST /v1/items: response 201.score: type widened from ['integer'] to ['string']"
+    ]
+
+
+def test_a_format_changed_breaks_either_way() -> None:
+    # A request string must now be a URI; a response string a client parsed as a URI no longer is.
+    assert changes(item_in=ItemInNoteUri) == [
+        "POST /v1/items: request body.note: format changed from None to uri",
+        "POST /v1/items: request body.note: minLength raised to 1",
+    ]
+    assert breaking_changes(api(item_out=ItemOutIdUri), api()) == [
+        "POST /v1/items: response 201.id: format changed from uri to None"
+    ]
+    assert changes(item_out=ItemOutIdUri) == []
+
+
+def test_a_response_property_no_longer_always_given_breaks() -> None:
+    released = api()
+    current = api()
+    current["components"]["schemas"]["ItemOut"]["required"].remove("score")
+    assert breaking_changes(released, current) == [
+        "POST /v1/items: response 201.score: no longer always given"
+    ]
+
+
+def test_a_success_status_changed_breaks() -> None:
+    assert changes(create_status=200) == ["POST /v1/items: response 201: removed"]
+
+
+# --- operations --------------------------------------------------------------------------------
+
+
+def test_an_operation_removed_or_renamed_breaks() -> None:
+    assert changes(with_delete=False) == ["DELETE /v1/items/{item_id}: removed"]
+    assert changes(create_id="addItem") == [
+        "POST /v1/items: operationId changed from createItem to addItem (a generated client names its call"
+        " after it)"
+    ]
+
+
+# --- the released documents --------------------------------------------------------------------
+
+
+def test_the_released_documents_match_the_apps() -> None:
+    # Fails when an API changed without `chorus schemas`, or changed in a way that breaks clients.
+    assert check_documents() == []
+
+
+def test_a_stale_or_broken_release_is_reported(tmp_path: Path) -> None:
+    write_documents(tmp_path)
+    assert check_documents(tmp_path) == []
+    path = tmp_path / OPENAPI_DIR / "sharing.json"
+    released = json.loads(path.read_text())
+    del released["components"]["schemas"]["ShareOut"]["properties"]["short_url"]
+    path.write_text(json.dumps(released))
+    assert check_documents(tmp_path) == [
+        f"sharing: {OPENAPI_DIR / 'sharing.json'} is not up to date; run `chorus schemas`"
+    ]
+    released["components"]["schemas"]["ShareOut"]["properties"]["shortened_url"] = {"type": "string"}
+    path.write_text(json.dumps(released))
+    problems = check_documents(tmp_path)
+    assert problems and all(p.startswith("sharing: ") and "shortened_url: removed" in p for p in problems)
