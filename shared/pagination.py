@@ -29,6 +29,8 @@ class Page(BaseModel, Generic[Item]):
 
 
 Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+# A route gives its own default (`limit: Limit = 50`); every list takes up to 200 a page.
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 
 
 def encode_cursor(last_key: str) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends
 
 from services.content.common import Viewer
 from shared.auth import ANY_MEMBER, Principal, Role, require
+from shared.pagination import Limit as Limit  # the page size every list takes
 
 EDITORS = (Role.ADMIN, Role.EDITOR)
-Limit = Annotated[int, Query(ge=1, le=100, description="page size")]
 
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Editor = Annotated[Principal, Depends(require(*EDITORS))]

@@ -10,19 +10,19 @@ import io
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Request, Response
 
 from services.metrics.modules import MetricsModules
 from shared.app import app_state
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
-from shared.pagination import Cursor as Cursor  # the one cursor parameter, for the routes
+from shared.pagination import Cursor as Cursor  # the page parameters every list takes
+from shared.pagination import Limit as Limit
 
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Manager = Annotated[Principal, Depends(require(Role.ADMIN, Role.EDITOR))]
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Integration = Annotated[Principal, Depends(require(API_KEY_ROLE, Role.ADMIN))]
 Anyone = Annotated[Principal, Depends(require(API_KEY_ROLE, *ANY_MEMBER))]
-Limit = Annotated[int, Query(ge=1, le=200)]
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/csv": {"schema": {"type": "string"}}},

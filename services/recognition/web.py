@@ -9,17 +9,17 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated
 
-from fastapi import Depends, Query
+from fastapi import Depends
 from pydantic import BaseModel, ConfigDict
 
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
-from shared.pagination import Cursor as Cursor  # the one cursor parameter, for the routes
+from shared.pagination import Cursor as Cursor  # the page parameters every list takes
+from shared.pagination import Limit as Limit
 
 TAGS: list[str | Enum] = ["recognition"]
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Fulfiller = Annotated[Principal, Depends(require(Role.ADMIN, API_KEY_ROLE))]
-Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
 
 
 class RequestBody(BaseModel):

@@ -18,13 +18,12 @@ from services.sharing.settings import SharingSettings
 from shared.app import app_state
 from shared.auth import ANY_MEMBER, Principal, Role, require
 from shared.errors import NOT_FOUND_RESPONSE
-from shared.pagination import Cursor
+from shared.pagination import Cursor, Limit
 
 router = APIRouter(prefix="/v1", tags=["advocates"])
 
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 Service = Annotated[AdvocatesService, Depends(app_state("advocates"))]

@@ -13,11 +13,9 @@ from services.sharing.shares.service import SharesService
 from shared.app import app_state
 from shared.errors import NOT_FOUND_RESPONSE
 from shared.idempotency import Idempotent
-from shared.pagination import Cursor
+from shared.pagination import Cursor, Limit
 
 router = APIRouter(prefix="/v1", tags=["shares"])
-
-Limit = Annotated[int, Query(ge=1, le=200)]
 
 
 Service = Annotated[SharesService, Depends(app_state("shares"))]
