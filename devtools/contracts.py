@@ -6,18 +6,21 @@
                                                              examples, and each consumer group
   docs/events/consumers.md                                   who consumes what, as tables
 The files in git are the released contracts. `check_contracts` (run by the test suite) fails
-when the registry has drifted from them in a breaking way (a field removed or renamed, a type
-changed, a field newly required, an event type dropped) and when an additive change, or a change
-of who consumes what, has not been written out yet. The policy is in docs/events/README.md.
+when the registry has drifted from them in a way that breaks a consumer (a field removed or
+renamed, a type changed, a field newly required or no longer always given, an event type
+dropped) and when a compatible change, or a change of who consumes what, has not been written
+out yet. The policy is in docs/events/README.md. `Compatibility` judges a schema's change from
+one side; devtools/rest_contracts.py uses it for the REST APIs too.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
@@ -294,53 +297,154 @@ def object_variant(schema: Schema, root: Schema) -> Schema | None:
     return objects[0] if objects else None
 
 
-def compatibility_problems(
-    released: Schema,
-    current: Schema,
-    *,
-    path: str = "",
-    released_root: Schema | None = None,
-    current_root: Schema | None = None,
-) -> list[str]:
-    """Why `current` breaks consumers written against `released` (empty when compatible).
+Direction = Literal["sent", "received"]
 
-    Breaking: a property removed (or renamed, which is a removal), a type narrowed or changed, a
-    property newly required. Compatible: new optional properties, widened types.
-    """
-    released_root = released if released_root is None else released_root
-    current_root = current if current_root is None else current_root
-    problems: list[str] = []
-    where = path or "(root)"
-    old_types, new_types = types_of(released, released_root), types_of(current, current_root)
-    if old_types and new_types and not old_types <= new_types:
-        problems.append(f"{where}: type changed from {sorted(old_types)} to {sorted(new_types)}")
-        return problems
-    old_object = object_variant(released, released_root)
-    new_object = object_variant(current, current_root)
-    if old_object is not None and new_object is not None:
-        old_props = old_object.get("properties", {})
-        new_props = new_object.get("properties", {})
-        for name, old_sub in old_props.items():
-            sub_path = f"{path}.{name}" if path else name
-            if name not in new_props:
-                problems.append(f"{sub_path}: removed")
-                continue
-            problems += compatibility_problems(
-                old_sub,
-                new_props[name],
-                path=sub_path,
-                released_root=released_root,
-                current_root=current_root,
+# Bounds a sent value must keep within: lowering an upper one or raising a lower one refuses what
+# was accepted before.
+UPPER_BOUNDS = ("maxLength", "maximum", "exclusiveMaximum", "maxItems")
+LOWER_BOUNDS = ("minLength", "minimum", "exclusiveMinimum", "minItems")
+
+
+@dataclass
+class Compatibility:
+    """Why a schema as it is now breaks what was written against it as released, in one
+    direction. A value `sent` to us (a request body, a parameter, a retained event replayed) must
+    still be accepted whatever it was valid as; a value `received` from us (a response, a new
+    event) must still be what its reader understood. An enumeration may grow in what is
+    received: readers take an unknown value as they take an unknown field. The roots resolve
+    each side's `$ref`s."""
+
+    released: Schema
+    current: Schema
+    # Object schemas already compared (by identity, in a direction): recursive schemas end, and
+    # a shared one's problem is told once, at the first place it is met.
+    seen: set[tuple[int, int, Direction]] = field(default_factory=set)
+
+    def schemas(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
+        old_types, new_types = types_of(old, self.released), types_of(new, self.current)
+        # No type at all is any value: a request that takes anything, an answer that gives anything.
+        wider, narrower = (new_types, old_types) if direction == "sent" else (old_types, new_types)
+        if not _covers(wider, narrower):
+            verb = (
+                "changed"
+                if old_types and new_types and not old_types & new_types
+                else ("narrowed" if direction == "sent" else "widened")
             )
-        for name in sorted(set(new_object.get("required", [])) - set(old_object.get("required", []))):
-            problems.append(f"{path + '.' if path else ''}{name}: newly required")
-    old_items = next((v["items"] for v in variants(released, released_root) if "items" in v), None)
-    new_items = next((v["items"] for v in variants(current, current_root) if "items" in v), None)
-    if old_items is not None and new_items is not None:
-        problems += compatibility_problems(
-            old_items, new_items, path=f"{path}[]", released_root=released_root, current_root=current_root
-        )
-    return problems
+            return [f"{where or '(root)'}: type {verb} from {_shown(old_types)} to {_shown(new_types)}"]
+        problems = self.formats(old, new, where, direction)
+        if direction == "sent":
+            problems += self.sent_limits(old, new, where)
+        problems += self.properties(old, new, where, direction)
+        old_items = next((v["items"] for v in variants(old, self.released) if "items" in v), None)
+        new_items = next((v["items"] for v in variants(new, self.current) if "items" in v), None)
+        if old_items is not None and new_items is not None:
+            problems += self.schemas(old_items, new_items, f"{where}[]", direction)
+        return problems
+
+    def formats(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
+        """A format (date, date-time, uri...) a sent value must newly follow, or one a received
+        value no longer follows: the reader parses by it."""
+        problems: list[str] = []
+        for kind in types_of(old, self.released) & types_of(new, self.current):
+            before = _variant(old, self.released, kind).get("format")
+            after = _variant(new, self.current, kind).get("format")
+            if before != after and (after if direction == "sent" else before) is not None:
+                problems.append(f"{where or '(root)'}: format changed from {before} to {after}")
+        return problems
+
+    def sent_limits(self, old: Schema, new: Schema, where: str) -> list[str]:
+        """What a sent value newly has to keep within, type by type."""
+        problems: list[str] = []
+        old_values, new_values = _enum_values(old, self.released), _enum_values(new, self.current)
+        if new_values is not None and (old_values is None or not old_values <= new_values):
+            dropped = "any value" if old_values is None else sorted(old_values - new_values, key=str)
+            problems.append(f"{where}: no longer accepts {dropped}")
+        for kind in types_of(old, self.released) & types_of(new, self.current):
+            old_variant, new_variant = _variant(old, self.released, kind), _variant(new, self.current, kind)
+            for bound in UPPER_BOUNDS:
+                limit, before = new_variant.get(bound), old_variant.get(bound)
+                if limit is not None and (before is None or limit < before):
+                    problems.append(f"{where}: {bound} lowered to {limit}")
+            for bound in LOWER_BOUNDS:
+                limit, before = new_variant.get(bound), old_variant.get(bound)
+                if limit is not None and (before is None or limit > before):
+                    problems.append(f"{where}: {bound} raised to {limit}")
+            # A changed pattern may be wider or narrower: only a new one is surely narrower.
+            if "pattern" in new_variant and "pattern" not in old_variant:
+                problems.append(f"{where}: pattern added")
+        return problems
+
+    def properties(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
+        old_object, new_object = object_variant(old, self.released), object_variant(new, self.current)
+        if old_object is None or new_object is None:
+            return []
+        pair = (id(old_object), id(new_object), direction)
+        if pair in self.seen:
+            return []
+        self.seen.add(pair)
+        problems: list[str] = []
+        old_required, new_required = set(old_object.get("required", [])), set(new_object.get("required", []))
+        new_properties = new_object.get("properties", {})
+        for name, old_property in old_object.get("properties", {}).items():
+            at = f"{where}.{name}" if where else name
+            if name not in new_properties:
+                if not resolve(old_property, self.released).get("deprecated"):
+                    problems.append(f"{at}: removed")
+                continue
+            if direction == "received" and name in old_required and name not in new_required:
+                problems.append(f"{at}: no longer always given")
+            problems += self.schemas(old_property, new_properties[name], at, direction)
+        old_extra, new_extra = old_object.get("additionalProperties"), new_object.get("additionalProperties")
+        if direction == "sent":
+            for name in sorted(new_required - old_required):
+                problems.append(f"{where}.{name}: newly required" if where else f"{name}: newly required")
+            if old_extra is not False and new_extra is False:
+                problems.append(f"{where or '(root)'}: other properties no longer accepted")
+        if isinstance(old_extra, dict) and isinstance(new_extra, dict):
+            problems += self.schemas(old_extra, new_extra, f"{where}.*", direction)
+        return problems
+
+
+def _covers(wider: set[str], narrower: set[str]) -> bool:
+    """Whether every value of the `narrower` types is one of the `wider` (an empty set is any)."""
+    if not wider:
+        return True
+    if not narrower:
+        return False
+    return all(kind in wider or (kind == "integer" and "number" in wider) for kind in narrower)
+
+
+def _shown(kinds: set[str]) -> str:
+    return str(sorted(kinds)) if kinds else "any"
+
+
+def _enum_values(schema: Schema, root: Schema) -> set[Any] | None:
+    """The only values a schema allows besides null, or None when it is not an enumeration."""
+    values: set[Any] = set()
+    for variant in variants(schema, root):
+        if variant.get("type") == "null":
+            continue
+        if "enum" in variant:
+            values.update(v for v in variant["enum"] if v is not None)
+        elif "const" in variant:
+            values.add(variant["const"])
+        else:
+            return None
+    return values or None
+
+
+def _variant(schema: Schema, root: Schema, kind: str) -> Schema:
+    return next((v for v in variants(schema, root) if kind in types_of(v, root)), {})
+
+
+def compatibility_problems(released: Schema, current: Schema) -> list[str]:
+    """Why an event schema as it is now breaks a consumer of events written to the released one
+    (empty when compatible). Consumers read it both ways: an integrator receives new events and
+    must understand them, and our own consumers replay the events a topic retains through
+    today's models, which must still take every event that was valid."""
+    received = Compatibility(released, current).schemas(released, current, "", "received")
+    replayed = Compatibility(released, current).schemas(released, current, "", "sent")
+    return list(dict.fromkeys(received + replayed))
 
 
 def check_contracts(out: Path) -> list[str]:

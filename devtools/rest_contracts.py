@@ -5,31 +5,23 @@ the released APIs. `check_documents` (run by the test suite) fails when an app h
 them in a way that breaks a client built on them, and when a compatible change has not been
 written out yet. The policy is in docs/openapi/README.md.
 
-A change is judged from the client's side, in both directions: what a client sends (parameters
-and request bodies) must still be accepted as before, and what it receives (the success
-responses) must still be what its generated types say.
+A change is judged from the client's side (devtools/contracts.py `Compatibility`): what a client
+sends (parameters and request bodies) must still be accepted as before, and what it receives
+(the success answers) must still be what its generated types say.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
-from devtools.contracts import Schema, dump_json, object_variant, resolve, types_of, variants
+from devtools.contracts import Compatibility, Direction, Schema, dump_json
 from shared.serve import SERVICE_PORTS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_DIR = Path("docs/openapi")
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-Direction = Literal["request", "response"]
-
-# Bounds a request's value must keep within: lowering an upper one or raising a lower one refuses
-# what was accepted before.
-UPPER_BOUNDS = ("maxLength", "maximum", "exclusiveMaximum", "maxItems")
-LOWER_BOUNDS = ("minLength", "minimum", "exclusiveMinimum", "minItems")
 
 
 def build_documents() -> dict[str, Schema]:
@@ -72,7 +64,7 @@ def check_documents(root: Path = REPO_ROOT) -> list[str]:
 
 def breaking_changes(released: Schema, current: Schema) -> list[str]:
     """Why a client generated from `released` breaks against `current` (empty when it does not)."""
-    compare = _Comparison(released, current)
+    compare = _ApiCompatibility(released, current)
     problems: list[str] = []
     for path, released_item in released.get("paths", {}).items():
         current_item = current.get("paths", {}).get(path, {})
@@ -88,13 +80,9 @@ def breaking_changes(released: Schema, current: Schema) -> list[str]:
     return problems
 
 
-@dataclass
-class _Comparison:
-    released: Schema
-    current: Schema
-    # Object schemas already compared (by identity, in a direction): recursive schemas end, and
-    # a shared component's problem is told once, at the first place it is met.
-    seen: set[tuple[int, int, Direction]] = field(default_factory=set)
+class _ApiCompatibility(Compatibility):
+    """An operation's change, from its client's side: it sends parameters and request bodies,
+    and receives the success answers."""
 
     def operations(self, old: Schema, new: Schema) -> list[str]:
         problems: list[str] = []
@@ -116,7 +104,7 @@ class _Comparison:
                 old_response.get("content", {}),
                 new_response.get("content", {}),
                 f"response {status}",
-                "response",
+                "received",
             )
         return problems
 
@@ -134,7 +122,7 @@ class _Comparison:
             if new_parameter.get("required") and not old_parameter.get("required"):
                 problems.append(f"{where}: newly required")
             problems += self.schemas(
-                old_parameter.get("schema", {}), new_parameter.get("schema", {}), where, "request"
+                old_parameter.get("schema", {}), new_parameter.get("schema", {}), where, "sent"
             )
         problems += [
             f"{place} parameter {name}: new and required"
@@ -150,7 +138,7 @@ class _Comparison:
             return ["request body: removed"]
         problems = ["request body: newly required"] if new.get("required") and not old.get("required") else []
         return problems + self.contents(
-            old.get("content", {}), new.get("content", {}), "request body", "request"
+            old.get("content", {}), new.get("content", {}), "request body", "sent"
         )
 
     def contents(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
@@ -164,117 +152,3 @@ class _Comparison:
                 old_media.get("schema", {}), new_media.get("schema", {}), where, direction
             )
         return problems
-
-    def schemas(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
-        old_types, new_types = types_of(old, self.released), types_of(new, self.current)
-        # No type at all means any value: a request taking anything, a response giving anything.
-        if direction == "request" and not _covers(new_types, old_types):
-            return [f"{where}: type narrowed from {_shown(old_types)} to {_shown(new_types)}"]
-        if direction == "response" and not _covers(old_types, new_types):
-            return [f"{where}: type widened from {_shown(old_types)} to {_shown(new_types)}"]
-        problems = self.formats(old, new, where, direction)
-        if direction == "request":
-            problems += self.request_limits(old, new, where)
-        problems += self.properties(old, new, where, direction)
-        old_items = next((v["items"] for v in variants(old, self.released) if "items" in v), None)
-        new_items = next((v["items"] for v in variants(new, self.current) if "items" in v), None)
-        if old_items is not None and new_items is not None:
-            problems += self.schemas(old_items, new_items, f"{where}[]", direction)
-        return problems
-
-    def request_limits(self, old: Schema, new: Schema, where: str) -> list[str]:
-        """What a request's value newly has to keep within, type by type."""
-        problems: list[str] = []
-        old_values, new_values = _enum_values(old, self.released), _enum_values(new, self.current)
-        if new_values is not None and (old_values is None or not old_values <= new_values):
-            dropped = "any value" if old_values is None else sorted(old_values - new_values, key=str)
-            problems.append(f"{where}: no longer accepts {dropped}")
-        for kind in types_of(old, self.released) & types_of(new, self.current):
-            old_variant, new_variant = _variant(old, self.released, kind), _variant(new, self.current, kind)
-            for bound in UPPER_BOUNDS:
-                limit, before = new_variant.get(bound), old_variant.get(bound)
-                if limit is not None and (before is None or limit < before):
-                    problems.append(f"{where}: {bound} lowered to {limit}")
-            for bound in LOWER_BOUNDS:
-                limit, before = new_variant.get(bound), old_variant.get(bound)
-                if limit is not None and (before is None or limit > before):
-                    problems.append(f"{where}: {bound} raised to {limit}")
-            # A changed pattern may be wider or narrower: only a new one is surely narrower.
-            if "pattern" in new_variant and "pattern" not in old_variant:
-                problems.append(f"{where}: pattern added")
-        return problems
-
-    def formats(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
-        """A format (date, date-time, uri...) a request must newly follow, or one a response no
-        longer follows: a client parses by it."""
-        problems: list[str] = []
-        for kind in types_of(old, self.released) & types_of(new, self.current):
-            before = _variant(old, self.released, kind).get("format")
-            after = _variant(new, self.current, kind).get("format")
-            if before != after and (after if direction == "request" else before) is not None:
-                problems.append(f"{where}: format changed from {before} to {after}")
-        return problems
-
-    def properties(self, old: Schema, new: Schema, where: str, direction: Direction) -> list[str]:
-        old_object, new_object = object_variant(old, self.released), object_variant(new, self.current)
-        if old_object is None or new_object is None:
-            return []
-        pair = (id(old_object), id(new_object), direction)
-        if pair in self.seen:
-            return []
-        self.seen.add(pair)
-        problems: list[str] = []
-        old_required, new_required = set(old_object.get("required", [])), set(new_object.get("required", []))
-        new_properties = new_object.get("properties", {})
-        for name, old_property in old_object.get("properties", {}).items():
-            at = f"{where}.{name}"
-            if name not in new_properties:
-                if not resolve(old_property, self.released).get("deprecated"):
-                    problems.append(f"{at}: removed")
-                continue
-            if direction == "response" and name in old_required and name not in new_required:
-                problems.append(f"{at}: no longer always given")
-            problems += self.schemas(old_property, new_properties[name], at, direction)
-        if direction == "request":
-            problems += [f"{where}.{name}: newly required" for name in sorted(new_required - old_required)]
-            if (
-                old_object.get("additionalProperties") is not False
-                and new_object.get("additionalProperties") is False
-            ):
-                problems.append(f"{where}: other properties no longer accepted")
-        old_extra, new_extra = old_object.get("additionalProperties"), new_object.get("additionalProperties")
-        if isinstance(old_extra, dict) and isinstance(new_extra, dict):
-            problems += self.schemas(old_extra, new_extra, f"{where}.*", direction)
-        return problems
-
-
-def _covers(wider: set[str], narrower: set[str]) -> bool:
-    """Whether every value of the `narrower` types is one of the `wider` (an empty set is any)."""
-    if not wider:
-        return True
-    if not narrower:
-        return False
-    return all(kind in wider or (kind == "integer" and "number" in wider) for kind in narrower)
-
-
-def _shown(kinds: set[str]) -> str:
-    return str(sorted(kinds)) if kinds else "any"
-
-
-def _enum_values(schema: Schema, root: Schema) -> set[Any] | None:
-    """The only values a schema allows besides null, or None when it is not an enumeration."""
-    values: set[Any] = set()
-    for variant in variants(schema, root):
-        if variant.get("type") == "null":
-            continue
-        if "enum" in variant:
-            values.update(v for v in variant["enum"] if v is not None)
-        elif "const" in variant:
-            values.add(variant["const"])
-        else:
-            return None
-    return values or None
-
-
-def _variant(schema: Schema, root: Schema, kind: str) -> Schema:
-    return next((v for v in variants(schema, root) if kind in types_of(v, root)), {})

@@ -1,8 +1,11 @@
-"""The event-contract compatibility check: breaking changes fail it, additive ones pass."""
+"""The event-contract compatibility check. A consumer reads events both ways: new ones must be
+what it understood (nothing removed, widened or no longer always given), and the retained ones a
+replay reads must still be valid (nothing newly required or narrowed). Optional additions pass."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -83,8 +86,20 @@ def test_an_additive_optional_field_is_compatible() -> None:
     assert problems(AddedOptional) == []
 
 
-def test_making_a_required_field_optional_is_compatible() -> None:
-    assert problems(Widened) == []
+def test_a_field_widened_or_no_longer_always_given_breaks() -> None:
+    # A consumer that typed `clicks: int` and read it unguarded meets a null or nothing.
+    assert problems(Widened) == [
+        "clicks: no longer always given",
+        "clicks: type widened from ['integer'] to ['integer', 'null']",
+    ]
+
+
+def test_a_narrowed_field_breaks_the_replay_of_retained_events() -> None:
+    # Events written before the change carry a null, or no `clicks` at all.
+    assert compatibility_problems(Widened.model_json_schema(), V1.model_json_schema()) == [
+        "clicks: type narrowed from ['integer', 'null'] to ['integer']",
+        "clicks: newly required",
+    ]
 
 
 def test_a_removed_field_breaks() -> None:
@@ -100,6 +115,7 @@ def test_a_changed_type_breaks() -> None:
 
 
 def test_a_new_required_field_breaks() -> None:
+    # The events a topic retains from before do not have it.
     assert problems(NewRequired) == ["network: newly required"]
 
 
@@ -111,3 +127,19 @@ def test_changes_inside_nested_models_and_arrays_are_found() -> None:
 def test_the_released_contracts_match_the_registry() -> None:
     # Fails when an event model changed without `chorus schemas`, or changed in a breaking way.
     assert check_contracts(REPO / "docs" / "events") == []
+
+
+class Networks(BaseModel):
+    network: Literal["linkedin", "x"]
+
+
+class MoreNetworks(BaseModel):
+    network: Literal["linkedin", "x", "bluesky"]
+
+
+def test_an_enumeration_may_grow_but_not_shrink() -> None:
+    # Consumers take an unknown value as an unknown field; a retained `x` event must still parse.
+    assert compatibility_problems(Networks.model_json_schema(), MoreNetworks.model_json_schema()) == []
+    assert compatibility_problems(MoreNetworks.model_json_schema(), Networks.model_json_schema()) == [
+        "network: no longer accepts ['bluesky']"
+    ]

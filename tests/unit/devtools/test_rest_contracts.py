@@ -210,7 +210,7 @@ def test_a_response_type_widened_or_changed_breaks() -> None:
         "POST /v1/items: response 201.score: type widened from ['integer'] to ['integer', 'null']"
     ]
     assert changes(item_out=ItemOutScoreText) == [
-        "POST /v1/items: response 201.score: type widened from ['integer'] to ['string']"
+        "POST /v1/items: response 201.score: type changed from ['integer'] to ['string']"
     ]
 
 
