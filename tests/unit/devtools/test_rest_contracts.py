@@ -7,10 +7,10 @@ factory's arguments, which FastAPI must see as objects."""
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from fastapi import FastAPI, Query
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, create_model
 
 from devtools.rest_contracts import OPENAPI_DIR, breaking_changes, check_documents, write_documents
 
@@ -29,7 +29,15 @@ class ItemOut(BaseModel):
     title: str
     score: int
     status: Literal["draft", "published"]
-    parent: Optional["ItemOut"] = None  # recursive: the check must end
+
+
+def item_in(**fields: Any) -> type[BaseModel]:
+    """ItemIn with these fields added or changed, under its name: a client names its type so."""
+    return create_model("ItemIn", __base__=ItemIn, **fields)
+
+
+def item_out(**fields: Any) -> type[BaseModel]:
+    return create_model("ItemOut", __base__=ItemOut, **fields)
 
 
 def api(
@@ -80,32 +88,28 @@ def changes(**current: Any) -> list[str]:
 # --- compatible --------------------------------------------------------------------------------
 
 
-class ItemInWithTags(ItemIn):
-    tags: list[str] = []
-
-
-class ItemOutWithTags(ItemOut):
-    tags: list[str]
-
-
-class ItemOutMoreStatuses(ItemOut):
-    status: Literal["draft", "published", "archived"]  # type: ignore[assignment]
-
-
-class ItemInLonger(ItemIn):
-    title: str = Field(max_length=200)
-
-
 def test_the_same_api_is_compatible() -> None:
     assert changes() == []
 
 
 def test_additions_are_compatible() -> None:
-    assert changes(item_in=ItemInWithTags, item_out=ItemOutWithTags, with_search=True) == []
+    assert (
+        changes(
+            item_in=item_in(tags=(list[str], [])), item_out=item_out(tags=(list[str], ...)), with_search=True
+        )
+        == []
+    )
 
 
 def test_a_response_enum_may_grow_and_a_request_limit_may_widen() -> None:
-    assert changes(item_out=ItemOutMoreStatuses, item_in=ItemInLonger, limit_max=500) == []
+    assert (
+        changes(
+            item_out=item_out(status=(Literal["draft", "published", "archived"], ...)),
+            item_in=item_in(title=(str, Field(max_length=200))),
+            limit_max=500,
+        )
+        == []
+    )
 
 
 def test_a_deprecated_operation_may_be_removed() -> None:
@@ -115,58 +119,47 @@ def test_a_deprecated_operation_may_be_removed() -> None:
 # --- what a client sends -----------------------------------------------------------------------
 
 
-class ItemInNoNote(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(max_length=100)
-    kind: Literal["note", "link"] = "note"
-
-
-class ItemInNoteRequired(ItemIn):
-    note: str  # type: ignore[assignment]
-
-
-class ItemInNoteNotNull(ItemIn):
-    note: str = ""  # type: ignore[assignment]
-
-
-class ItemInShorter(ItemIn):
-    title: str = Field(max_length=50)
-
-
-class ItemInNoLinks(ItemIn):
-    kind: Literal["note"] = "note"  # type: ignore[assignment]
-
-
-class ItemInPattern(ItemIn):
-    title: str = Field(max_length=100, pattern=r"^\w+$")
+def item_in_without_note() -> type[BaseModel]:
+    return create_model(
+        "ItemIn",
+        __config__=ConfigDict(extra="forbid"),
+        title=(str, Field(max_length=100)),
+        kind=(Literal["note", "link"], "note"),
+    )
 
 
 def test_a_request_property_removed_breaks() -> None:
     # The model refuses unknown properties: a client still sending it gets a 422.
-    assert changes(item_in=ItemInNoNote) == ["POST /v1/items: request body.note: removed"]
+    assert changes(item_in=item_in_without_note()) == ["POST /v1/items: request body.note: removed"]
 
 
 def test_a_request_property_newly_required_breaks() -> None:
-    assert changes(item_in=ItemInNoteRequired) == [
+    assert changes(item_in=item_in(note=(str, ...))) == [
         "POST /v1/items: request body.note: type narrowed from ['null', 'string'] to ['string']",
         "POST /v1/items: request body.note: newly required",
     ]
 
 
 def test_a_request_type_narrowed_breaks() -> None:
-    assert changes(item_in=ItemInNoteNotNull) == [
+    assert changes(item_in=item_in(note=(str, ""))) == [
         "POST /v1/items: request body.note: type narrowed from ['null', 'string'] to ['string']"
     ]
 
 
 def test_a_request_limit_tightened_breaks() -> None:
-    assert changes(item_in=ItemInShorter) == ["POST /v1/items: request body.title: maxLength lowered to 50"]
-    assert changes(item_in=ItemInPattern) == ["POST /v1/items: request body.title: pattern added"]
+    assert changes(item_in=item_in(title=(str, Field(max_length=50)))) == [
+        "POST /v1/items: request body.title: maxLength lowered to 50"
+    ]
+    assert changes(item_in=item_in(title=(str, Field(max_length=100, pattern=r"^\w+$")))) == [
+        "POST /v1/items: request body.title: pattern added"
+    ]
     assert changes(limit_max=100) == ["GET /v1/items: query parameter limit: maximum lowered to 100"]
 
 
 def test_a_request_enum_value_dropped_breaks() -> None:
-    assert changes(item_in=ItemInNoLinks) == ["POST /v1/items: request body.kind: no longer accepts ['link']"]
+    assert changes(item_in=item_in(kind=(Literal["note"], "note"))) == [
+        "POST /v1/items: request body.kind: no longer accepts ['link']"
+    ]
 
 
 def test_a_parameter_newly_required_breaks() -> None:
@@ -176,54 +169,37 @@ def test_a_parameter_newly_required_breaks() -> None:
 # --- what a client receives --------------------------------------------------------------------
 
 
-class ItemOutNoScore(BaseModel):
-    id: str
-    title: str
-    status: Literal["draft", "published"]
-    parent: Optional["ItemOutNoScore"] = None
-
-
-class ItemOutScoreNullable(ItemOut):
-    score: int | None  # type: ignore[assignment]
-
-
-class ItemOutScoreText(ItemOut):
-    score: str  # type: ignore[assignment]
-
-
-class ItemOutIdUri(ItemOut):
-    id: AnyUrl  # type: ignore[assignment]
-
-
-class ItemInNoteUri(ItemIn):
-    note: AnyUrl | None = None  # type: ignore[assignment]
+def item_out_without_score() -> type[BaseModel]:
+    return create_model(
+        "ItemOut", id=(str, ...), title=(str, ...), status=(Literal["draft", "published"], ...)
+    )
 
 
 def test_a_response_property_removed_breaks() -> None:
-    # Told once, where the model is first met (not again at `parent`, nor in the list's items).
-    assert changes(item_out=ItemOutNoScore) == ["POST /v1/items: response 201.score: removed"]
+    # Told once, where the model is first met (not again in the list's items).
+    assert changes(item_out=item_out_without_score()) == ["POST /v1/items: response 201.score: removed"]
 
 
 def test_a_response_type_widened_or_changed_breaks() -> None:
     # A strict TypeScript client typed `score: number` is wrong once it may be null.
-    assert changes(item_out=ItemOutScoreNullable) == [
+    assert changes(item_out=item_out(score=(int | None, ...))) == [
         "POST /v1/items: response 201.score: type widened from ['integer'] to ['integer', 'null']"
     ]
-    assert changes(item_out=ItemOutScoreText) == [
+    assert changes(item_out=item_out(score=(str, ...))) == [
         "POST /v1/items: response 201.score: type changed from ['integer'] to ['string']"
     ]
 
 
 def test_a_format_changed_breaks_either_way() -> None:
     # A request string must now be a URI; a response string a client parsed as a URI no longer is.
-    assert changes(item_in=ItemInNoteUri) == [
+    assert changes(item_in=item_in(note=(AnyUrl | None, None))) == [
         "POST /v1/items: request body.note: format changed from None to uri",
         "POST /v1/items: request body.note: minLength raised to 1",
     ]
-    assert breaking_changes(api(item_out=ItemOutIdUri), api()) == [
+    assert breaking_changes(api(item_out=item_out(id=(AnyUrl, ...))), api()) == [
         "POST /v1/items: response 201.id: format changed from uri to None"
     ]
-    assert changes(item_out=ItemOutIdUri) == []
+    assert changes(item_out=item_out(id=(AnyUrl, ...))) == []
 
 
 def test_a_response_property_no_longer_always_given_breaks() -> None:
@@ -240,6 +216,37 @@ def test_a_success_status_changed_breaks() -> None:
 
 
 # --- operations --------------------------------------------------------------------------------
+
+
+def tree(*, labelled: bool) -> type[BaseModel]:
+    """A recursive model (its children are nodes): the check must end."""
+    if labelled:
+
+        class Node(BaseModel):
+            label: str
+            children: list["Node"] = []
+
+    else:
+
+        class Node(BaseModel):
+            children: list["Node"] = []
+
+    return Node
+
+
+def test_a_recursive_schema_is_compared_and_its_change_told_once() -> None:
+    labelled = api(item_out=tree(labelled=True))
+    assert breaking_changes(labelled, api(item_out=tree(labelled=True))) == []
+    assert breaking_changes(labelled, api(item_out=tree(labelled=False))) == [
+        "POST /v1/items: response 201.label: removed"
+    ]
+
+
+def test_a_schema_renamed_breaks() -> None:
+    # The same shape under another name: a client's `ItemOut` type is gone.
+    assert changes(item_out=create_model("Item", __base__=ItemOut)) == [
+        "schema ItemOut: removed or renamed (a generated client names a type after it)"
+    ]
 
 
 def test_an_operation_removed_or_renamed_breaks() -> None:
