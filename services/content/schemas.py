@@ -1,10 +1,10 @@
-"""What the HTTP models of every content module share: the strict request base and field types."""
+"""What the HTTP models of every content module share: field types (their bases: shared/schemas.py)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import StringConstraints
 
 from services.content.common import WEB_URL_PATTERN
 
@@ -17,7 +17,3 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=50)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
 WebUrl = Annotated[str, StringConstraints(max_length=2048, pattern=WEB_URL_PATTERN)]
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")

@@ -10,7 +10,6 @@ from enum import Enum
 from typing import Annotated
 
 from fastapi import Depends
-from pydantic import BaseModel, ConfigDict
 
 from shared.auth import ANY_MEMBER, API_KEY_ROLE, Principal, Role, require
 from shared.pagination import Cursor as Cursor  # the page parameters every list takes
@@ -20,9 +19,3 @@ TAGS: list[str | Enum] = ["recognition"]
 Member = Annotated[Principal, Depends(require(*ANY_MEMBER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Fulfiller = Annotated[Principal, Depends(require(Role.ADMIN, API_KEY_ROLE))]
-
-
-class RequestBody(BaseModel):
-    """A request body: unknown fields are refused."""
-
-    model_config = ConfigDict(extra="forbid")

@@ -10,9 +10,10 @@ from fastapi import Query
 from pydantic import BaseModel, Field
 
 from services.content.library.domain import Status
-from services.content.schemas import ContentType, Language, Name, Network, Request, Tag, Url
+from services.content.schemas import ContentType, Language, Name, Network, Tag, Url
 from shared.clock import AwareRequestTime, RequestTime
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,13 @@ class ContentFilters:
 MAX_CAPTION = 63206
 
 
-class SuggestedPostIn(Request):
+class SuggestedPostIn(RequestBody):
     network: Network
     language: Language | None = Field(None, description="defaults to the item's language")
     text: str = Field(min_length=1, max_length=MAX_CAPTION, description="within the network's length limit")
 
 
-class AudienceModel(Request):
+class AudienceModel(RequestBody):
     """Empty lists mean everyone; a caller must match every non-empty list."""
 
     teams: list[Name] = Field(default_factory=list, max_length=200)
@@ -51,7 +52,7 @@ class AudienceModel(Request):
     locations: list[Name] = Field(default_factory=list, max_length=200)
 
 
-class ContentCreate(Request):
+class ContentCreate(RequestBody):
     type: ContentType
     title: str = Field(min_length=1, max_length=300)
     url: Url = Field(description="canonical URL, http or https")
@@ -65,7 +66,7 @@ class ContentCreate(Request):
     suggested_posts: list[SuggestedPostIn] = Field(default_factory=list, max_length=50)
 
 
-class ContentPatch(Request):
+class ContentPatch(RequestBody):
     """Only the fields sent change; send null to clear an optional field."""
 
     type: ContentType | None = None
@@ -81,7 +82,7 @@ class ContentPatch(Request):
     suggested_posts: list[SuggestedPostIn] | None = Field(None, max_length=50)
 
 
-class RejectRequest(Request):
+class RejectRequest(RequestBody):
     reason: str = Field(min_length=1, max_length=2000, description="shown to the advocate who submitted it")
 
 

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from pydantic import Field, StrictBool, StringConstraints, WithJsonSchema
 
-from services.content.schemas import Request, WebUrl
+from services.content.schemas import WebUrl
 from shared.clock import DEFAULT_TIME_ZONE, time_zone_names
 from shared.fields import NOT_BOOLEAN
+from shared.schemas import RequestBody
 
 
 def zone_member_name(zone: str) -> str:
@@ -27,7 +28,7 @@ ZONE_SCHEMA = {
 }
 
 
-class SettingsModel(Request):
+class SettingsModel(RequestBody):
     required_disclosure: str | None = Field(
         None, min_length=1, max_length=100, description="text every suggested post and share must keep"
     )

@@ -6,11 +6,12 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from services.content.schemas import Request, Url
+from services.content.schemas import Url
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 
-class PolicyCreate(Request):
+class PolicyCreate(RequestBody):
     title: str = Field(min_length=1, max_length=300)
     body: str = Field(min_length=1, max_length=100_000)
 
@@ -31,11 +32,11 @@ class PolicyPage(Page[PolicyOut]):
     pass
 
 
-class AcknowledgeRequest(Request):
+class AcknowledgeRequest(RequestBody):
     version: int = Field(ge=1, description="must be the current version")
 
 
-class ModuleIn(Request):
+class ModuleIn(RequestBody):
     id: str | None = Field(
         None,
         min_length=1,
@@ -49,7 +50,7 @@ class ModuleIn(Request):
     minutes: int = Field(5, ge=1, le=600)
 
 
-class CourseIn(Request):
+class CourseIn(RequestBody):
     title: str = Field(min_length=1, max_length=300)
     description: str | None = Field(None, max_length=5000)
     modules: list[ModuleIn] = Field(min_length=1, max_length=100)

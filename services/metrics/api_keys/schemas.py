@@ -7,16 +7,16 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from services.metrics.schemas import Request
 from shared.api_keys import DEFAULT_SCOPES, SCOPES
 from shared.clock import AwareRequestTime
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 Scope = StrEnum("Scope", {name: name for name in SCOPES})  # type: ignore[misc]
 SCOPE_LIST = "; ".join(f"`{name}`: {what}" for name, what in SCOPES.items())
 
 
-class ApiKeyIn(Request):
+class ApiKeyIn(RequestBody):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[Scope] = Field(
         default_factory=lambda: [Scope(s) for s in DEFAULT_SCOPES],

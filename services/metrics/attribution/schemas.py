@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.metrics.schemas import Request
 from shared.clock import AwareRequestTime
+from shared.schemas import RequestBody
 
 
-class ConversionIn(Request):
+class ConversionIn(RequestBody):
     type: Literal["lead", "sale", "refund", "application", "hire"] = Field(
         description="a `refund` names the customer's sale by `order_id` and gives back up to what remains"
         " of it (each refund counts: send an Idempotency-Key to retry safely); a job `application` needs"

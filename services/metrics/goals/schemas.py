@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.metrics.schemas import Request
 from shared.clock import RequestDay
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 GoalMetric = Literal[
     "shares",
@@ -33,7 +33,7 @@ GoalMetric = Literal[
 ]
 
 
-class GoalIn(Request):
+class GoalIn(RequestBody):
     name: str = Field(min_length=1, max_length=200)
     metric: GoalMetric
     target: float = Field(gt=0)

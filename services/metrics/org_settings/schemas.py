@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from services.metrics.org_settings.domain import PAYABLE_CURRENCIES, RATE_PATTERN
-from services.metrics.schemas import Request
+from shared.schemas import RequestBody
 
 
-class MetricsSettingsIn(Request):
+class MetricsSettingsIn(RequestBody):
     cpc: str = Field(max_length=20, pattern=RATE_PATTERN, description="cost per click, decimal string")
     cpm: str = Field(
         max_length=20, pattern=RATE_PATTERN, description="cost per thousand impressions, decimal string"

@@ -7,19 +7,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.metrics.schemas import Request
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 QUESTION_ID_PATTERN = r"^[a-z0-9_]{1,40}$"
 
 
-class QuestionIn(Request):
+class QuestionIn(RequestBody):
     id: str = Field(pattern=QUESTION_ID_PATTERN)
     text: str = Field(min_length=1, max_length=500)
     type: Literal["nps", "rating", "text"] = Field(description="nps: 0-10; rating: 1-5; text: a comment")
 
 
-class SurveyIn(Request):
+class SurveyIn(RequestBody):
     kind: Literal["enps", "pulse", "customer"]
     title: str = Field(min_length=1, max_length=200)
     questions: list[QuestionIn] = Field(min_length=1, max_length=30)
@@ -37,7 +37,7 @@ class SurveyPage(Page[SurveyOut]):
     pass
 
 
-class ResponseIn(Request):
+class ResponseIn(RequestBody):
     answers: dict[str, int | str] = Field(max_length=30)
     customer_id: str | None = Field(None, max_length=200, description="customer surveys: one answer each")
 

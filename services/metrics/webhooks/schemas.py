@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 
 from shared.clock import RequestTime
 from shared.events.envelope import offered_to_integrations
+from shared.schemas import RequestBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
 from shared.webhooks.policy import URL_PATTERN
@@ -18,8 +19,7 @@ from shared.webhooks.policy import URL_PATTERN
 EventType = Annotated[str, WithJsonSchema({"type": "string", "enum": sorted(offered_to_integrations())})]
 
 
-class EndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EndpointIn(RequestBody):
     url: str = Field(
         max_length=2000,
         pattern=URL_PATTERN,
@@ -71,8 +71,7 @@ class DeliveryList(BaseModel):
     items: list[DeliveryOut]
 
 
-class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReplayIn(RequestBody):
     from_: RequestTime = Field(
         alias="from", description="start of the range (inclusive), by when events were sent"
     )

@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field, model_validator
 
 from services.recognition.engagement.domain import GoalKind
-from services.recognition.web import RequestBody
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 # --- kudos -------------------------------------------------------------------------------------
 

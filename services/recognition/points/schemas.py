@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from services.recognition.web import RequestBody
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 
 class PointsOut(BaseModel):

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, HttpUrl, StrictInt
 
-from services.recognition.web import RequestBody
 from shared.pagination import Page
+from shared.schemas import RequestBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
 

@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field, StrictInt
 
 from services.recognition.rules.domain import Rules
-from services.recognition.web import RequestBody
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 
 class RulesOut(BaseModel):

@@ -12,11 +12,14 @@ from services.sharing.advocates.domain import NetworkHealth
 from shared.fields import NOT_BOOLEAN
 from shared.networks import NETWORKS, Network
 from shared.pagination import Page
+from shared.schemas import RequestBody
 
 NETWORK_NAMES = ", ".join(sorted(NETWORKS))
 
 
-class Request(BaseModel):
+class Request(RequestBody):
+    """Sharing's request bodies also trim the text they are given."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
