@@ -14,14 +14,15 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.errors import InvalidInput
+from shared.schemas import ResponseBody
 
 Item = TypeVar("Item")
 
 
-class Page(BaseModel, Generic[Item]):
+class Page(ResponseBody, Generic[Item]):
     """A page of a list: `class SharePage(Page[ShareOut]): pass` names it in the OpenAPI document."""
 
     items: list[Item]

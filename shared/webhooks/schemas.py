@@ -8,19 +8,20 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from shared.schemas import ResponseBody
 from shared.webhooks.engine import Delivery
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(ResponseBody):
     at: datetime
     status: int | None = Field(description="the HTTP status, or null when no response came")
     error: str | None = Field(description="why no response came (timeout, refused, ...)")
     duration_ms: int
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(ResponseBody):
     id: str
     state: str = Field(description="pending, delivered, failed (gave up) or cancelled")
     attempts: int

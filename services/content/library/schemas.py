@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.content.library.domain import Status
 from services.content.schemas import ContentType, Language, Name, Network, Tag, Url
 from shared.clock import AwareRequestTime, RequestTime
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 
 @dataclass(frozen=True)
@@ -86,19 +86,19 @@ class RejectRequest(RequestBody):
     reason: str = Field(min_length=1, max_length=2000, description="shown to the advocate who submitted it")
 
 
-class SuggestedPostOut(BaseModel):
+class SuggestedPostOut(ResponseBody):
     network: str
     language: str | None
     text: str
 
 
-class AudienceOut(BaseModel):
+class AudienceOut(ResponseBody):
     teams: list[str]
     departments: list[str]
     locations: list[str]
 
 
-class ContentOut(BaseModel):
+class ContentOut(ResponseBody):
     id: str
     status: Status
     type: str

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.content.schemas import Url
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 
 class PolicyCreate(RequestBody):
@@ -16,14 +16,14 @@ class PolicyCreate(RequestBody):
     body: str = Field(min_length=1, max_length=100_000)
 
 
-class PolicyOut(BaseModel):
+class PolicyOut(ResponseBody):
     version: int
     title: str
     body: str
     published_at: datetime
 
 
-class CurrentPolicyOut(BaseModel):
+class CurrentPolicyOut(ResponseBody):
     policy: PolicyOut | None = Field(description="null until an admin publishes one")
     acknowledged_at: datetime | None = Field(description="when the caller acknowledged this version")
 
@@ -56,7 +56,7 @@ class CourseIn(RequestBody):
     modules: list[ModuleIn] = Field(min_length=1, max_length=100)
 
 
-class ModuleOut(BaseModel):
+class ModuleOut(ResponseBody):
     id: str
     title: str
     body: str | None
@@ -64,7 +64,7 @@ class ModuleOut(BaseModel):
     minutes: int
 
 
-class CourseOut(BaseModel):
+class CourseOut(ResponseBody):
     id: str
     title: str
     description: str | None
@@ -78,7 +78,7 @@ class CoursePage(Page[CourseOut]):
     pass
 
 
-class ProgressOut(BaseModel):
+class ProgressOut(ResponseBody):
     course_id: str
     advocate_id: str
     completed_module_ids: list[str]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from shared.schemas import ResponseBody
 
 
-class FunnelRow(BaseModel):
+class FunnelRow(ResponseBody):
     key: str = Field(description="the period (day, week's Monday, YYYY-MM) or the dimension value")
     shares: int
     reach: int
@@ -28,14 +30,14 @@ class FunnelRow(BaseModel):
     emv: float
 
 
-class EmvOut(BaseModel):
+class EmvOut(ResponseBody):
     formula: str
     cpc: str
     cpm: str
     currency: str
 
 
-class FunnelOut(BaseModel):
+class FunnelOut(ResponseBody):
     from_: date = Field(alias="from")
     to: date
     group_by: str
@@ -47,19 +49,19 @@ class FunnelOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
-class Point(BaseModel):
+class Point(ResponseBody):
     period: str
     value: float
 
 
-class TimeseriesOut(BaseModel):
+class TimeseriesOut(ResponseBody):
     metric: str
     interval: str
     filters: dict[str, str]
     points: list[Point]
 
 
-class Trend(BaseModel):
+class Trend(ResponseBody):
     current: float
     previous: float
     change: float | None = Field(
@@ -67,7 +69,7 @@ class Trend(BaseModel):
     )
 
 
-class MeStatsOut(BaseModel):
+class MeStatsOut(ResponseBody):
     advocate_id: str
     days: int
     tracking_consent: bool = Field(
@@ -84,7 +86,7 @@ class MeStatsOut(BaseModel):
     daily: list[FunnelRow]
 
 
-class TeamProgram(BaseModel):
+class TeamProgram(ResponseBody):
     team: str
     enrolled: int
     active: int
@@ -93,7 +95,7 @@ class TeamProgram(BaseModel):
     training_completion: float
 
 
-class ProgramOut(BaseModel):
+class ProgramOut(ResponseBody):
     enrolled: int
     active: int
     active_ratio: float = Field(description="advocates who shared in the last 30 days / enrolled")
@@ -102,12 +104,12 @@ class ProgramOut(BaseModel):
     by_team: list[TeamProgram]
 
 
-class MetricDefinition(BaseModel):
+class MetricDefinition(ResponseBody):
     name: str
     definition: str
     formula: str
     unit: str
 
 
-class DictionaryOut(BaseModel):
+class DictionaryOut(ResponseBody):
     items: list[MetricDefinition]

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.api_keys import DEFAULT_SCOPES, SCOPES
 from shared.clock import AwareRequestTime
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 Scope = StrEnum("Scope", {name: name for name in SCOPES})  # type: ignore[misc]
 SCOPE_LIST = "; ".join(f"`{name}`: {what}" for name, what in SCOPES.items())
@@ -28,7 +28,7 @@ class ApiKeyIn(RequestBody):
     )
 
 
-class ApiKeyOut(BaseModel):
+class ApiKeyOut(ResponseBody):
     key_id: str
     name: str
     created_at: datetime

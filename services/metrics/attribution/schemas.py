@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.clock import AwareRequestTime
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 
 class ConversionIn(RequestBody):
@@ -45,14 +45,14 @@ class ConversionIn(RequestBody):
     )
 
 
-class CreditOut(BaseModel):
+class CreditOut(ResponseBody):
     advocate_id: str
     share_id: str
     last_touch: float
     linear: float
 
 
-class ConversionOut(BaseModel):
+class ConversionOut(ResponseBody):
     conversion_id: str
     type: str
     customer_id: str

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.clock import RequestDay
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 GoalMetric = Literal[
     "shares",
@@ -46,13 +46,13 @@ class GoalIn(RequestBody):
     question_id: str | None = Field(None, max_length=40)
 
 
-class SnapshotOut(BaseModel):
+class SnapshotOut(ResponseBody):
     date: str
     value: float
     enrolled: int
 
 
-class GoalOut(BaseModel):
+class GoalOut(ResponseBody):
     goal_id: str
     name: str
     metric: str

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import Field, WithJsonSchema
 
 from services.metrics.org_settings.domain import PAYABLE_CURRENCIES, RATE_PATTERN
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 
 class MetricsSettingsIn(RequestBody):
@@ -21,7 +21,7 @@ class MetricsSettingsIn(RequestBody):
     )
 
 
-class MetricsSettingsOut(BaseModel):
+class MetricsSettingsOut(ResponseBody):
     cpc: str
     cpm: str
     currency: str

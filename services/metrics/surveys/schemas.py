@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 QUESTION_ID_PATTERN = r"^[a-z0-9_]{1,40}$"
 
@@ -25,7 +25,7 @@ class SurveyIn(RequestBody):
     questions: list[QuestionIn] = Field(min_length=1, max_length=30)
 
 
-class SurveyOut(BaseModel):
+class SurveyOut(ResponseBody):
     survey_id: str
     kind: str
     title: str
@@ -42,12 +42,12 @@ class ResponseIn(RequestBody):
     customer_id: str | None = Field(None, max_length=200, description="customer surveys: one answer each")
 
 
-class ResponseOut(BaseModel):
+class ResponseOut(ResponseBody):
     survey_id: str
     accepted: bool
 
 
-class QuestionResult(BaseModel):
+class QuestionResult(ResponseBody):
     id: str
     text: str
     type: str
@@ -57,7 +57,7 @@ class QuestionResult(BaseModel):
     comments: list[str] = Field(default_factory=list)
 
 
-class SurveyResultsOut(BaseModel):
+class SurveyResultsOut(ResponseBody):
     survey_id: str
     kind: str
     responses: int

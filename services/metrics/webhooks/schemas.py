@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.clock import RequestTime
 from shared.events.envelope import offered_to_integrations
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
 from shared.webhooks.policy import URL_PATTERN
@@ -32,7 +32,7 @@ class EndpointIn(RequestBody):
     description: str | None = Field(None, max_length=500)
 
 
-class EndpointOut(BaseModel):
+class EndpointOut(ResponseBody):
     id: str
     url: str
     event_types: list[str]
@@ -44,7 +44,7 @@ class EndpointCreated(EndpointOut):
     secret: str = Field(description="the signing secret; shown only now, keep it safe")
 
 
-class EndpointList(BaseModel):
+class EndpointList(ResponseBody):
     items: list[EndpointOut]
 
 
@@ -67,7 +67,7 @@ def delivery_out(delivery: Delivery) -> DeliveryOut:
     )
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(ResponseBody):
     items: list[DeliveryOut]
 
 
@@ -86,7 +86,7 @@ class ReplayIn(RequestBody):
         return self
 
 
-class ReplayOut(BaseModel):
+class ReplayOut(ResponseBody):
     model_config = ConfigDict(populate_by_name=True)
     id: str
     endpoint_id: str

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.recognition.badges.domain import BadgeDefinition
 from shared.pagination import Page
+from shared.schemas import ResponseBody
 
 
-class BadgeDefinitionOut(BadgeDefinition):
+class BadgeDefinitionOut(BadgeDefinition, ResponseBody):
     pass
 
 
@@ -18,7 +19,7 @@ class BadgeDefinitionPage(Page[BadgeDefinitionOut]):
     pass
 
 
-class AwardOut(BaseModel):
+class AwardOut(ResponseBody):
     award_id: str
     badge_id: str
     name: str

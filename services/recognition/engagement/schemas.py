@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from services.recognition.engagement.domain import GoalKind
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 # --- kudos -------------------------------------------------------------------------------------
 
@@ -18,7 +18,7 @@ class KudosIn(RequestBody):
     message: str = Field(min_length=1, max_length=500)
 
 
-class KudosOut(BaseModel):
+class KudosOut(ResponseBody):
     kudos_id: str
     from_advocate_id: str | None
     from_display_name: str | None = Field(
@@ -57,7 +57,7 @@ class PersonalGoalIn(RequestBody):
         return self
 
 
-class PersonalGoalOut(BaseModel):
+class PersonalGoalOut(ResponseBody):
     goal_id: str
     kind: GoalKind
     target: int

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
+from shared.schemas import ResponseBody
 
 
-class BoardRow(BaseModel):
+class BoardRow(ResponseBody):
     rank: int
     points: int
     advocate_id: str | None = Field(None, description="set on advocate boards")
@@ -22,7 +24,7 @@ class BoardRow(BaseModel):
     is_me: bool = False
 
 
-class LeaderboardOut(BaseModel):
+class LeaderboardOut(ResponseBody):
     period: str
     period_key: str
     scope: Literal["org", "team"]

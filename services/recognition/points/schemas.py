@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 
-class PointsOut(BaseModel):
+class PointsOut(ResponseBody):
     balance: int = Field(description="spendable points")
     lifetime: int = Field(description="all points earned, less corrections; spending does not lower it")
     written_off: int = Field(0, description="corrections that found the balance already spent")
@@ -18,7 +18,7 @@ class PointsOut(BaseModel):
     badges: list[str]
 
 
-class LedgerEntryOut(BaseModel):
+class LedgerEntryOut(ResponseBody):
     entry_id: str
     advocate_id: str
     kind: str

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, HttpUrl, StrictInt
+from pydantic import Field, HttpUrl, StrictInt
 
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
 
@@ -28,7 +28,7 @@ class RewardIn(RequestBody):
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$")
 
 
-class RewardOut(BaseModel):
+class RewardOut(ResponseBody):
     reward_id: str
     name: str
     description: str
@@ -46,7 +46,7 @@ class RewardPage(Page[RewardOut]):
     pass
 
 
-class RedemptionOut(BaseModel):
+class RedemptionOut(ResponseBody):
     redemption_id: str
     reward_id: str
     reward_name: str
@@ -73,7 +73,7 @@ class WebhookIn(RequestBody):
     )
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(ResponseBody):
     url: str
     configured: bool
     signature_header: str

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import Field, StrictInt
 
 from services.recognition.rules.domain import Rules
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 
-class RulesOut(BaseModel):
+class RulesOut(ResponseBody):
     version: int = Field(
         description="0 means the organisation has not published rules: these are the defaults"
     )
@@ -25,7 +25,7 @@ class RulesIn(RequestBody):
     )
 
 
-class RuleVersionOut(BaseModel):
+class RuleVersionOut(ResponseBody):
     version: int
     rules: Rules
     created_by: str

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, StrictBool
 
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import NetworkHealth
 from shared.fields import NOT_BOOLEAN
 from shared.networks import NETWORKS, Network
 from shared.pagination import Page
-from shared.schemas import RequestBody
+from shared.schemas import RequestBody, ResponseBody
 
 NETWORK_NAMES = ", ".join(sorted(NETWORKS))
 
@@ -71,7 +71,7 @@ class AdvocateIn(Request):
         )
 
 
-class AdvocateOut(BaseModel):
+class AdvocateOut(ResponseBody):
     id: str
     display_name: str
     team: str | None = None
@@ -125,7 +125,7 @@ class AdvocatePage(Page[AdvocateOut]):
     pass
 
 
-class ColleagueOut(BaseModel):
+class ColleagueOut(ResponseBody):
     advocate_id: str
     display_name: str
     avatar_url: str | None = None

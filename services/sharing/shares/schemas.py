@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from services.sharing.advocates.schemas import NETWORK_NAMES, Request
 from services.sharing.catalog.domain import ContentView
 from services.sharing.shares.domain import Share
 from shared.clock import RequestTime
 from shared.pagination import Page
+from shared.schemas import ResponseBody
 
 
 class ShareIn(Request):
@@ -22,7 +23,7 @@ class ShareIn(Request):
     )
 
 
-class ShareOut(BaseModel):
+class ShareOut(ResponseBody):
     id: str
     advocate_id: str
     content_id: str
@@ -47,7 +48,7 @@ class SharePage(Page[ShareOut]):
     pass
 
 
-class ShareableItem(BaseModel):
+class ShareableItem(ResponseBody):
     content_id: str
     content_type: str
     title: str

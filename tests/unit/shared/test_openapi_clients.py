@@ -159,3 +159,39 @@ def test_a_schema_name_means_one_thing_across_the_services() -> None:
                 assert schema == first, f"{name} means one thing in {other}, another in {service}"
             named[name] = (service, schema)
     assert {"PersonalGoalOut", "GoalOut", "FulfilmentDeliveryOut", "DeliveryOut"} <= set(named)
+
+
+def schemas_reached(node: Any, schemas: dict[str, Any]) -> set[str]:
+    """The component schemas `node` refers to, and those they refer to in turn."""
+    reached: set[str] = set()
+    pending = [node]
+    while pending:
+        for reference in objects_with(pending.pop(), "$ref"):
+            name = reference["$ref"].removeprefix("#/components/schemas/")
+            if name not in reached:
+                reached.add(name)
+                pending.append(schemas[name])
+    return reached
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_field_every_answer_carries_is_required_in_the_document(service: str) -> None:
+    """An answer writes all its model's fields, defaults too: a model of answers only says so
+    (shared/schemas.py ResponseBody), or a generated client types `next_cursor?:` and makes its
+    callers test for a field that is always there. A model that requests use too keeps its
+    defaults optional (FastAPI would split it in two otherwise); SCIM's resources drop what
+    `attributes` leaves out."""
+    spec = document(service)
+    schemas = spec["components"]["schemas"]
+    sent: set[str] = set()
+    answered: set[str] = set()
+    for _, _, operation in operations(service):
+        sent |= schemas_reached([operation.get("parameters", []), operation.get("requestBody", {})], schemas)
+        for status, response in operation["responses"].items():
+            if status.startswith("2"):
+                answered |= schemas_reached(response, schemas)
+    checked = [name for name in sorted(answered - sent) if not name.startswith("Scim")]
+    assert checked, service
+    for name in checked:
+        schema = schemas[name]
+        assert set(schema.get("properties", {})) <= set(schema.get("required", [])), name
