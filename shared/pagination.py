@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from shared.errors import InvalidInput
 from shared.schemas import ResponseBody
@@ -30,8 +30,17 @@ class Page(ResponseBody, Generic[Item]):
 
 
 Cursor = Annotated[str | None, Query(max_length=500, description="next_cursor of the previous page")]
+
+
+def _whole_number(value: Any) -> Any:
+    # pydantic's lax int takes " 8" and "\r8" from a query string; the document says integer.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("must be a whole number")
+    return value
+
+
 # A route gives its own default (`limit: Limit = 50`); every list takes up to 200 a page.
-Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Limit = Annotated[int, Query(ge=1, le=200, description="page size"), BeforeValidator(_whole_number)]
 
 
 def encode_cursor(last_key: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from services.metrics.webhooks.schemas import (
     DeliveryList,
@@ -21,6 +21,7 @@ from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import Replay
 from shared.app import app_state
 from shared.auth import Principal, Role, require
+from shared.pagination import Limit
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -73,7 +74,7 @@ async def delete_endpoint(endpoint_id: str, principal: Admin, service: Service) 
     "/{endpoint_id}/deliveries", response_model=DeliveryList, summary="Recent deliveries, newest first"
 )
 async def list_deliveries(
-    endpoint_id: str, principal: Admin, service: Service, limit: Annotated[int, Query(ge=1, le=200)] = 50
+    endpoint_id: str, principal: Admin, service: Service, limit: Limit = 50
 ) -> dict[str, Any]:
     return {"items": [delivery_out(d) for d in await service.deliveries(principal, endpoint_id, limit)]}
 

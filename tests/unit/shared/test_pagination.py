@@ -39,7 +39,7 @@ async def test_a_page_size_out_of_range_is_a_422_naming_limit() -> None:
     app.state.library = None  # never reached: the page size is refused first
     transport = httpx.ASGITransport(app=app)  # no lifespan: refused before any I/O
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        for limit in ("0", "201", "ten"):
+        for limit in ("0", "201", "ten", "\r8", " 8", "+8", "8.0", "\u0668"):
             refused = await client.get(
                 "/v1/content", params={"limit": limit}, headers={"Authorization": f"Bearer {token}"}
             )
