@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -126,7 +127,9 @@ def goal_progress(
     total_days = (ends_on - starts_on).days + 1
     elapsed = min(max((today - starts_on).days + 1, 1), total_days)
     forecast = value * total_days / elapsed if cumulative else value
-    progress = value / target if target else 1.0
+    # A target near zero (any positive number is one) would make the ratio infinite, which JSON
+    # cannot carry: the largest float says "far past it".
+    progress = min(value / target, sys.float_info.max) if target else 1.0
     if value >= target:
         status = ACHIEVED
     elif forecast >= target:

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import math
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -401,6 +402,11 @@ def test_goal_forecast_keeps_the_pace_of_a_cumulative_metric() -> None:
         cumulative=False, value=0.02, target=0.03, starts_on=start, ends_on=end, today=today
     )
     assert ratio.forecast == 0.02 and ratio.status == "behind"
+    # The least positive target: the ratio stays a number an answer can carry.
+    tiny = goals.goal_progress(
+        cumulative=True, value=1, target=2.225073858507203e-309, starts_on=start, ends_on=end, today=today
+    )
+    assert math.isfinite(tiny.progress) and tiny.progress > 1e300 and tiny.status == "achieved"
 
 
 def test_horizons_end_on_the_same_day_months_later() -> None:
