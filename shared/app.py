@@ -309,6 +309,20 @@ def camel_case(name: str) -> str:
     return first + "".join(word.capitalize() for word in rest)
 
 
+def links(*route_names: str, **parameters: str) -> dict[str, Any]:
+    """An answer's OpenAPI links to the operations on what it made: each route by its name (so
+    its operation id), given `parameters` as runtime expressions (`content_id="$response.body#/id"`).
+    A client reads where it may go next; the fuzzer's stateful phase follows them to real
+    resources. The link is named after the operation: `GetContent`."""
+    return {
+        camel_case(name)[:1].upper() + camel_case(name)[1:]: {
+            "operationId": camel_case(name),
+            "parameters": parameters,
+        }
+        for name in route_names
+    }
+
+
 # The problem+json answers an operation may give, beyond its own: a body that is not JSON (400),
 # who may call (401, 403), a resource that is not there (404), a write that lost a race (409), a
 # body over the limit (413), bad input (422), MongoDB not answering (503, with Retry-After).

@@ -26,7 +26,7 @@ from services.content.web import (
     Member,
     viewer_of,
 )
-from shared.app import app_state
+from shared.app import app_state, links
 from shared.dependencies import on_loop
 from shared.errors import InvalidInput
 from shared.idempotency import Idempotent
@@ -83,7 +83,24 @@ def content_out(item: ContentItem, names: dict[str, Name] | None = None) -> Cont
     )
 
 
-@content.post("", status_code=201, response_model=ContentOut, summary="Create content")
+@content.post(
+    "",
+    status_code=201,
+    response_model=ContentOut,
+    summary="Create content",
+    responses={
+        201: {
+            "links": links(
+                "get_content",
+                "edit_content",
+                "publish_content",
+                "reject_content",
+                "archive_content",
+                content_id="$response.body#/id",
+            )
+        }
+    },
+)
 async def create_content(
     body: ContentCreate,
     principal: Member,

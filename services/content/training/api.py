@@ -29,7 +29,7 @@ from services.content.web import (
     Member,
     viewer_of,
 )
-from shared.app import app_state
+from shared.app import app_state, links
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor
 
@@ -114,7 +114,15 @@ def _progress_out(progress: Progress) -> ProgressOut:
     return ProgressOut.model_validate(progress, from_attributes=True)
 
 
-@courses.post("", status_code=201, response_model=CourseOut, summary="Create a course (editors, admins)")
+@courses.post(
+    "",
+    status_code=201,
+    response_model=CourseOut,
+    summary="Create a course (editors, admins)",
+    responses={
+        201: {"links": links("get_course", "replace_course", "get_progress", course_id="$response.body#/id")}
+    },
+)
 async def create_course(
     body: CourseIn,
     principal: Editor,

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from services.metrics.api_keys.domain import ApiKey
 from services.metrics.api_keys.schemas import ApiKeyIn, ApiKeyOut, ApiKeyPage, NewApiKeyOut
 from services.metrics.web import Admin, Cursor, Limit, Modules
+from shared.app import links
 
 router = APIRouter(prefix="/v1", tags=["api-keys"])
 
@@ -17,7 +18,13 @@ def _key_out(key: ApiKey) -> ApiKeyOut:
     return ApiKeyOut.model_validate(key, from_attributes=True)
 
 
-@router.post("/api-keys", response_model=NewApiKeyOut, status_code=201, summary="Create an API key")
+@router.post(
+    "/api-keys",
+    response_model=NewApiKeyOut,
+    status_code=201,
+    summary="Create an API key",
+    responses={201: {"links": links("revoke_api_key", key_id="$response.body#/key_id")}},
+)
 async def create_api_key(body: ApiKeyIn, principal: Admin, modules: Modules) -> NewApiKeyOut:
     """The key is shown in this response only; it is stored hashed. `scopes` says what it may do;
     past `expires_at` it is refused with 401. A key works on every service whose endpoints its

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request, Response
 from services.metrics.goals.schemas import GoalIn, GoalOut, GoalPage
 from services.metrics.goals.service import GoalReport
 from services.metrics.web import CSV_RESPONSE, Cursor, Limit, Manager, Modules, csv_response, wants_csv
+from shared.app import links
 
 router = APIRouter(prefix="/v1", tags=["goals"])
 
@@ -34,7 +35,13 @@ def _goal_out(report: GoalReport) -> dict[str, Any]:
     }
 
 
-@router.post("/goals", response_model=GoalOut, status_code=201, summary="Set a program goal")
+@router.post(
+    "/goals",
+    response_model=GoalOut,
+    status_code=201,
+    summary="Set a program goal",
+    responses={201: {"links": links("get_goal", "delete_goal", goal_id="$response.body#/goal_id")}},
+)
 async def create_goal(body: GoalIn, principal: Manager, modules: Modules) -> dict[str, Any]:
     """A target on any metric over 1, 3 or 6 months from today, or between two dates."""
     return _goal_out(await modules.goals.create(principal, body))

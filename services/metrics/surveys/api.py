@@ -25,6 +25,7 @@ from services.metrics.web import (
     Modules,
     json_or_csv,
 )
+from shared.app import links
 from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
 router = APIRouter(prefix="/v1", tags=["surveys"])
@@ -40,7 +41,15 @@ def _survey_out(survey: Survey) -> dict[str, Any]:
     }
 
 
-@router.post("/surveys", response_model=SurveyOut, status_code=201, summary="Create a survey")
+@router.post(
+    "/surveys",
+    response_model=SurveyOut,
+    status_code=201,
+    summary="Create a survey",
+    responses={
+        201: {"links": links("respond_to_survey", "survey_results", survey_id="$response.body#/survey_id")}
+    },
+)
 async def create_survey(body: SurveyIn, principal: Manager, modules: Modules) -> dict[str, Any]:
     """eNPS or pulse surveys for employees, or a customer survey."""
     return _survey_out(await modules.surveys.create(principal, body))

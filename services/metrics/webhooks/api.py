@@ -19,7 +19,7 @@ from services.metrics.webhooks.schemas import (
 )
 from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import Replay
-from shared.app import app_state
+from shared.app import app_state, links
 from shared.auth import Principal, Role, require
 from shared.pagination import Limit
 
@@ -41,7 +41,23 @@ def _replay(replay: Replay) -> dict[str, Any]:
     }
 
 
-@router.post("", response_model=EndpointCreated, status_code=201, summary="Register an endpoint")
+@router.post(
+    "",
+    response_model=EndpointCreated,
+    status_code=201,
+    summary="Register an endpoint",
+    responses={
+        201: {
+            "links": links(
+                "get_endpoint",
+                "delete_endpoint",
+                "list_deliveries",
+                "start_replay",
+                endpoint_id="$response.body#/id",
+            )
+        }
+    },
+)
 async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> EndpointCreated:
     """Events of the chosen types are POSTed as CloudEvents (structured JSON), signed with HMAC-SHA256: see
     docs/webhooks.md for the headers and the verification recipe.
@@ -95,7 +111,17 @@ async def replay_delivery(
 
 
 @router.post(
-    "/{endpoint_id}/replays", response_model=ReplayOut, status_code=202, summary="Deliver a time range again"
+    "/{endpoint_id}/replays",
+    response_model=ReplayOut,
+    status_code=202,
+    summary="Deliver a time range again",
+    responses={
+        202: {
+            "links": links(
+                "get_replay", endpoint_id="$response.body#/endpoint_id", replay_id="$response.body#/id"
+            )
+        }
+    },
 )
 async def start_replay(
     endpoint_id: str, body: ReplayIn, principal: Admin, service: Service

@@ -10,7 +10,7 @@ from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
 from services.recognition.web import TAGS, Limit, Member
-from shared.app import app_state
+from shared.app import app_state, links
 from shared.idempotency import Idempotent
 from shared.names import NO_NAME, Name
 
@@ -94,7 +94,12 @@ async def my_goals(principal: Member, service: Service) -> schemas.PersonalGoalP
     )
 
 
-@router.post("/me/goals", status_code=201, summary="Set a personal goal")
+@router.post(
+    "/me/goals",
+    status_code=201,
+    summary="Set a personal goal",
+    responses={201: {"links": links("delete_my_goal", goal_id="$response.body#/goal_id")}},
+)
 async def add_my_goal(
     body: schemas.PersonalGoalIn, principal: Member, service: Service
 ) -> schemas.PersonalGoalOut:

@@ -11,7 +11,7 @@ from services.recognition.rewards import schemas
 from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
 from services.recognition.rewards.service import RewardService
 from services.recognition.web import TAGS, Admin, Cursor, Fulfiller, Limit, Member
-from shared.app import app_state
+from shared.app import app_state, links
 from shared.auth import Principal
 from shared.idempotency import Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
@@ -58,7 +58,12 @@ async def list_rewards(
     return schemas.RewardPage(items=[_reward(r) for r in rewards], next_cursor=next_cursor)
 
 
-@router.post("/rewards", status_code=201, summary="Add a reward")
+@router.post(
+    "/rewards",
+    status_code=201,
+    summary="Add a reward",
+    responses={201: {"links": links("get_reward", "redeem_reward", reward_id="$response.body#/reward_id")}},
+)
 async def create_reward(
     body: schemas.RewardIn,
     principal: Admin,
@@ -78,7 +83,21 @@ async def get_reward(reward_id: str, principal: Member, service: Service) -> sch
     return _reward(await service.reward(principal.org, reward_id))
 
 
-@router.post("/rewards/{reward_id}/redemptions", status_code=201, summary="Redeem points for a reward")
+@router.post(
+    "/rewards/{reward_id}/redemptions",
+    status_code=201,
+    summary="Redeem points for a reward",
+    responses={
+        201: {
+            "links": links(
+                "approve_redemption",
+                "reject_redemption",
+                "fulfil_redemption",
+                redemption_id="$response.body#/redemption_id",
+            )
+        }
+    },
+)
 async def redeem_reward(
     reward_id: str,
     principal: Member,

@@ -35,6 +35,7 @@ from services.sharing.directory.wire import (
     page_of,
     scim_json,
 )
+from shared.app import links
 from shared.auth import API_KEY_ROLE, Principal, Role, require
 
 SCOPE = "scim:provision"
@@ -155,7 +156,7 @@ def resource_routes(kind: ResourceKind[E]) -> None:
             f"the {one}, created",
             "ScimResource",
             resource=True,
-            links=schemas.links_to(kind.name, item_routes),
+            links=links(*item_routes.values(), scim_id="$response.body#/id"),
         )
     }
 

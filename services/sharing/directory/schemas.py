@@ -30,7 +30,6 @@ from scim2_models import GroupMembership as UserGroup
 
 from services.sharing.directory import domain
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
-from shared.app import camel_case
 
 SCIM_JSON = "application/scim+json"
 MAX_RESULTS = 200  # per page of a list (`count` above it is lowered to it)
@@ -284,18 +283,6 @@ def answer(
             "Location": {"description": "the resource's URL, as meta.location", "schema": {"type": "string"}},
         }
     return documented
-
-
-def links_to(resource_type: str, route_names: dict[str, str]) -> dict[str, Any]:
-    """The links of a created resource to reading, replacing, changing and removing it, by the
-    names of those routes (`{"Get": "get_user", ...}`), whose operation ids the links name."""
-    return {
-        f"{verb}{resource_type}": {
-            "operationId": camel_case(route_name),
-            "parameters": {"scim_id": "$response.body#/id"},
-        }
-        for verb, route_name in route_names.items()
-    }
 
 
 ERROR_SCHEMA: dict[str, Any] = {

@@ -137,15 +137,28 @@ def test_operation_ids_are_short_names_unique_across_the_services() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_every_link_names_an_operation_of_its_document(service: str) -> None:
-    """SCIM's created resources link to reading, replacing, changing and removing them."""
-    ids = {operation["operationId"] for _, _, operation in operations(service)}
-    links = [
-        link for reference in objects_with(document(service), "links") for link in reference["links"].values()
-    ]
-    assert all(link["operationId"] in ids for link in links), [link["operationId"] for link in links]
-    if service == "sharing":
-        assert len(links) == 8  # get, replace, patch and delete, of a user and of a group
+def test_every_link_names_an_operation_of_its_document_and_its_parameters(service: str) -> None:
+    """What a create answers links to the operations on what it made (shared/app.py `links`):
+    SCIM's users and groups, content, courses, goals, surveys, webhook endpoints, rewards and
+    their redemptions. A link to an operation that is not there, or to a parameter it does not
+    take, would be followed to nothing."""
+    parameters = {
+        operation["operationId"]: {p["name"] for p in operation.get("parameters", [])}
+        for _, _, operation in operations(service)
+    }
+    spec = document(service)
+    links = []
+    for answer in objects_with(spec, "links"):
+        [body] = {media["schema"]["$ref"] for media in answer["content"].values()}
+        fields = spec["components"]["schemas"][body.removeprefix("#/components/schemas/")]["properties"]
+        for link in answer["links"].values():
+            links.append(link)
+            assert link["operationId"] in parameters, link
+            assert set(link["parameters"]) <= parameters[link["operationId"]], link
+            for value in link["parameters"].values():
+                assert value.removeprefix("$response.body#/") in fields, link
+    expected = {"content": 8, "sharing": 8, "metrics": 10, "recognition": 6}
+    assert len(links) == expected[service]
 
 
 def test_a_schema_name_means_one_thing_across_the_services() -> None:
