@@ -7,7 +7,8 @@ written out yet. The policy is in docs/openapi/README.md.
 
 A change is judged from the client's side (devtools/contracts.py `Compatibility`): what a client
 sends (parameters and request bodies) must still be accepted as before, and what it receives
-(the success answers) must still be what its generated types say.
+(the success answers, and the webhook requests a service sends it) must still be what its
+generated types say.
 """
 
 from __future__ import annotations
@@ -72,17 +73,21 @@ def breaking_changes(released: Schema, current: Schema) -> list[str]:
         for name in released.get("components", {}).get("schemas", {})
         if name not in current_schemas
     ]
-    for path, released_item in released.get("paths", {}).items():
-        current_item = current.get("paths", {}).get(path, {})
-        for method, old in released_item.items():
-            if method not in METHODS:
-                continue
-            new = current_item.get(method)
-            if new is None:
-                if not old.get("deprecated"):
-                    problems.append(f"{method.upper()} {path}: removed")
-                continue
-            problems += [f"{method.upper()} {path}: {p}" for p in compare.operations(old, new)]
+    # The operations a client calls, and the webhooks a service sends it (it reads those whole).
+    for section in ("paths", "webhooks"):
+        for name, released_item in released.get(section, {}).items():
+            current_item = current.get(section, {}).get(name, {})
+            for method, old in released_item.items():
+                if method not in METHODS:
+                    continue
+                where = f"{method.upper()} {name}" if section == "paths" else f"webhook {name}"
+                new = current_item.get(method)
+                if new is None:
+                    if not old.get("deprecated"):
+                        problems.append(f"{where}: removed")
+                    continue
+                found = compare.operations(old, new) if section == "paths" else compare.webhook(old, new)
+                problems += [f"{where}: {problem}" for problem in found]
     return problems
 
 
@@ -111,6 +116,23 @@ class _ApiCompatibility(Compatibility):
                 new_response.get("content", {}),
                 f"response {status}",
                 "received",
+            )
+        return problems
+
+    def webhook(self, old: Schema, new: Schema) -> list[str]:
+        """A request we send: its receiver reads the headers and the body."""
+        current = {(p["in"], p["name"]) for p in new.get("parameters", [])}
+        problems = [
+            f"{p['in']} {p['name']}: no longer sent"
+            for p in old.get("parameters", [])
+            if (p["in"], p["name"]) not in current and not p.get("deprecated")
+        ]
+        old_body, new_body = old.get("requestBody"), new.get("requestBody")
+        if old_body is not None and new_body is None:
+            return [*problems, "body: no longer sent"]
+        if old_body is not None and new_body is not None:
+            problems += self.contents(
+                old_body.get("content", {}), new_body.get("content", {}), "body", "received"
             )
         return problems
 

@@ -196,13 +196,16 @@ def create_service_app(
     migrations: Sequence[Migration] = (),
     description: str = "",
     schemas: Mapping[str, dict[str, Any]] | None = None,
+    webhooks: Sequence[APIRouter] = (),
 ) -> FastAPI:
     """`outbox_collections`: the collections whose documents may hold pending events (each
     declared with `outbox_index` among `indexes`); their relay runs as the periodic job
     "outbox-relay", woken early by `runtime.outbox.nudge()`. `migrations`: one-off upgrades of
     stored data, run once at start before anything reads or writes (shared/migrations.py).
     `schemas`: JSON Schemas written by hand that operations `$ref` as
-    `#/components/schemas/<name>` (bodies validated otherwise than by pydantic, as SCIM's)."""
+    `#/components/schemas/<name>` (bodies validated otherwise than by pydantic, as SCIM's).
+    `webhooks`: routes that document what the service POSTs to its clients' endpoints (the
+    document's `webhooks`), never served."""
     settings.service_name = name
 
     @contextlib.asynccontextmanager
@@ -291,6 +294,8 @@ def create_service_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    for router in webhooks:
+        app.webhooks.include_router(router, generate_unique_id_function=operation_id)
     document_problems(app, schemas or {})
     return app
 
@@ -407,6 +412,9 @@ def document_problems(app: FastAPI, schemas: Mapping[str, dict[str, Any]]) -> No
                     for status, documented in responses.items():
                         if status.startswith("2"):
                             documented.setdefault("headers", {}).update(REPLAYED)
+        for operations in schema.get("webhooks", {}).values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)  # the receiver's answer is its own
         # FastAPI's validation-error models are no longer referenced: the 422 is a Problem.
         if "#/components/schemas/HTTPValidationError" not in json.dumps(schema["paths"]):
             for unused in ("HTTPValidationError", "ValidationError"):

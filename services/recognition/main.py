@@ -172,6 +172,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
         name="recognition",
         settings=settings,
         routers=ROUTERS,
+        webhooks=[rewards_api.webhooks],
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,

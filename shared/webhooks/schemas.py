@@ -6,12 +6,42 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from pydantic import Field
 
 from shared.schemas import ResponseBody
 from shared.webhooks.engine import Delivery
+from shared.webhooks.signing import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+# The headers of every webhook request, as the receiver's side of the OpenAPI document shows
+# them (`app.webhooks` routes take them as parameters). docs/webhooks.md has the recipe.
+SignedAt = Annotated[
+    str,
+    Header(
+        alias=TIMESTAMP_HEADER,
+        description="unix seconds when it was signed: refuse it more than 5 minutes from your clock",
+    ),
+]
+Signature = Annotated[
+    str,
+    Header(
+        alias=SIGNATURE_HEADER,
+        description='"sha256=" and the hex HMAC-SHA256 of "<timestamp>." and the raw body, keyed by '
+        "your secret: compare in constant time",
+    ),
+]
+DeliveryId = Annotated[
+    str, Header(alias=DELIVERY_HEADER, description="the same on every retry of one delivery: dedupe on it")
+]
+# What the receiver answers: Chorus reads only whether it is a 2xx.
+RECEIVED: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Any 2xx: delivered. Any other answer, or none in time, is tried again with "
+        "backoff (docs/webhooks.md)."
+    }
+}
 
 
 class AttemptOut(ResponseBody):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from services.recognition.rewards import schemas
 from services.recognition.rewards.domain import Offer, Redemption, RedemptionStatus, Reward
@@ -15,6 +15,7 @@ from shared.app import app_state, links
 from shared.auth import Principal
 from shared.idempotency import Idempotent
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from shared.webhooks.schemas import RECEIVED, DeliveryId, Signature, SignedAt
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
@@ -192,6 +193,25 @@ async def list_fulfilment_deliveries(
     return schemas.FulfilmentDeliveryPage(
         items=[schemas.delivery_out(d) for d in await service.deliveries(principal.org, limit)]
     )
+
+
+# What Chorus sends, as the receiver sees it: the document's `webhooks`, not an operation of ours.
+webhooks = APIRouter(tags=["rewards"])
+
+
+@webhooks.post(
+    "redemption-approved",
+    summary="A redemption to fulfil",
+    response_class=Response,
+    responses=RECEIVED,
+)
+async def redemption_approved(
+    body: schemas.FulfilmentRequest, signed_at: SignedAt, signature: Signature, delivery: DeliveryId
+) -> None:
+    """POSTed to the fulfilment webhook (`PUT /v1/webhooks/fulfilment`) when an admin approves a
+    redemption. Verify the signature over the raw body before reading it, dedupe on the delivery
+    id, then fulfil and answer 2xx; `POST /v1/redemptions/{redemption_id}/fulfil` records it done.
+    """
 
 
 @router.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field, HttpUrl, StrictInt
 
@@ -10,6 +11,22 @@ from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
+
+
+class FulfilmentRequest(ResponseBody):
+    """What Chorus POSTs to the fulfilment webhook when a redemption is approved (domain.py
+    `fulfilment_request` writes it; a test holds the two together)."""
+
+    type: Literal["chorus.redemption.approved"]
+    delivery_id: str = Field(
+        description="the first delivery's id: a replay carries the same body under a new X-Chorus-Delivery"
+    )
+    org: str = Field(description="the organisation")
+    redemption_id: str
+    reward_id: str
+    reward_name: str
+    advocate_id: str = Field(description="who redeemed it (their advocate id)")
+    points: int = Field(description="what it cost them")
 
 
 class RewardIn(RequestBody):

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Header, Query
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, create_model
 
 from devtools.rest_contracts import OPENAPI_DIR, breaking_changes, check_documents, write_documents
@@ -51,8 +51,23 @@ def api(
     with_delete: bool = True,
     delete_deprecated: bool = False,
     with_search: bool = False,
+    hook_body: type[BaseModel] | None = None,
+    hook_signed: bool = True,
 ) -> Schema:
     app = FastAPI()
+
+    if hook_body is not None:
+        if hook_signed:
+
+            @app.webhooks.post("item-published", operation_id="itemPublished")
+            async def signed(body: hook_body, x_signature: str = Header()) -> None:  # type: ignore[valid-type]
+                return None
+
+        else:
+
+            @app.webhooks.post("item-published", operation_id="itemPublished")
+            async def unsigned(body: hook_body) -> None:  # type: ignore[valid-type]
+                return None
 
     @app.post("/v1/items", status_code=create_status, operation_id=create_id, response_model=item_out)
     async def create(body: item_in) -> Any:  # type: ignore[valid-type]
@@ -254,6 +269,33 @@ def test_an_operation_removed_or_renamed_breaks() -> None:
     assert changes(create_id="addItem") == [
         "POST /v1/items: operationId changed from createItem to addItem (a generated client names its call"
         " after it)"
+    ]
+
+
+# --- what a service sends to its clients' endpoints -------------------------------------------
+
+
+class Published(BaseModel):
+    item_id: str
+    score: int
+
+
+def published(**fields: Any) -> type[BaseModel]:
+    return create_model("Published", __base__=Published, **fields)
+
+
+def test_a_webhook_is_judged_as_its_receiver_reads_it() -> None:
+    released = api(hook_body=Published)
+    assert breaking_changes(released, api(hook_body=published(tags=(list[str], ...)))) == []
+    assert breaking_changes(released, api(hook_body=published(score=(int | None, ...)))) == [
+        "webhook item-published: body.score: type widened from ['integer'] to ['integer', 'null']"
+    ]
+    assert breaking_changes(released, api(hook_body=Published, hook_signed=False)) == [
+        "webhook item-published: header x-signature: no longer sent"
+    ]
+    assert breaking_changes(released, api()) == [
+        "schema Published: removed or renamed (a generated client names a type after it)",
+        "webhook item-published: removed",
     ]
 
 

@@ -12,6 +12,7 @@ from services.recognition.leaderboards import domain as leaderboards
 from services.recognition.leaderboards.domain import Period
 from services.recognition.points import domain as points
 from services.recognition.rewards import domain as rewards
+from services.recognition.rewards.schemas import FulfilmentRequest
 from services.recognition.rules import domain as rules_domain
 from services.recognition.rules.domain import Campaign, Kind, Rules
 from tests.unit.recognition.ob3 import credential_errors
@@ -173,3 +174,16 @@ def test_goal_progress() -> None:
     assert not engagement.goal_progress(engagement.GoalKind.POSTS_THIS_QUARTER, 3, value=2).achieved
     assert engagement.goal_progress(engagement.GoalKind.TOP_ON_TAG, 1, value=1).achieved
     assert not engagement.goal_progress(engagement.GoalKind.TOP_ON_TAG, 1, value=0).achieved
+
+
+def test_the_fulfilment_webhook_sends_what_its_document_says() -> None:
+    # The body is written by the domain and documented by FulfilmentRequest (the recognition
+    # document's `webhooks`): a field added, renamed or retyped on one side fails here.
+    at = datetime(2026, 12, 7, tzinfo=UTC)
+    redemption = rewards.Redemption(
+        "r1", "acme", "adv-1", "gift", "A gift card", 500, 2500, rewards.RedemptionStatus.APPROVED, at, at
+    )
+    delivery_id, body = rewards.fulfilment_request(redemption)
+    documented = FulfilmentRequest.model_validate(body, strict=True)
+    assert set(body) == set(FulfilmentRequest.model_fields)
+    assert documented.delivery_id == delivery_id and documented.points == 500
