@@ -1,6 +1,7 @@
 """What the webhook delivery APIs of every service show of a delivery and its attempts: one
 shape for the engine's log (shared/webhooks/engine.py), which a service extends with what its
-deliveries are about."""
+deliveries are about. And the signed headers of every delivery, for a service's OpenAPI document
+to show its receivers (its `webhooks`)."""
 
 from __future__ import annotations
 
