@@ -2,16 +2,21 @@
 
 - `RequestBody`: a field the model does not know is refused (422), not ignored, so a misspelt
   field is an error the client sees.
-- `ResponseBody`: every field is in every answer (FastAPI writes defaults too), so the document
-  marks every field required, and a generated client types it as always there
-  (`next_cursor: string | null`, not `next_cursor?: string | null`). For models of answers only:
-  FastAPI would split a model used both ways into `X-Input` and `X-Output`, renaming a client's
-  type (the REST contract check fails on that).
+- `ResponseBody`: what Chorus sends, an answer or a webhook's body. Every field is in every one
+  (defaults too), so the document marks every field required, and a generated client types it
+  as always there (`next_cursor: string | null`, not `next_cursor?: string | null`). Never for
+  a model that requests use too: those keep their defaults optional.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
+
+
+def _every_field_sent(schema: dict[str, Any]) -> None:
+    schema["required"] = list(schema.get("properties", {}))
 
 
 class RequestBody(BaseModel):
@@ -19,4 +24,5 @@ class RequestBody(BaseModel):
 
 
 class ResponseBody(BaseModel):
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+    # In both schema modes: FastAPI documents a webhook's body as a request (validation mode).
+    model_config = ConfigDict(json_schema_extra=_every_field_sent)

@@ -112,6 +112,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         name="metrics",
         settings=settings,
         routers=ROUTERS,
+        webhooks=[webhooks_api.webhooks],
         indexes=INDEXES,
         wire=wire,
         outbox_collections=OUTBOX_COLLECTIONS,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Body, Depends, Response
 
 from services.metrics.webhooks.schemas import (
+    CloudEvent,
     DeliveryList,
     DeliveryOut,
     EndpointCreated,
@@ -22,6 +23,7 @@ from services.metrics.webhooks.store import Replay
 from shared.app import app_state, links
 from shared.auth import Principal, Role, require
 from shared.pagination import Limit
+from shared.webhooks.schemas import RECEIVED, DeliveryId, Signature, SignedAt
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -135,3 +137,21 @@ async def start_replay(
 @router.get("/{endpoint_id}/replays/{replay_id}", response_model=ReplayOut, summary="A replay's progress")
 async def get_replay(endpoint_id: str, replay_id: str, principal: Admin, service: Service) -> dict[str, Any]:
     return _replay(await service.get_replay(principal, endpoint_id, replay_id))
+
+
+# What Chorus sends, as the receiver sees it: the document's `webhooks`, not an operation of ours.
+webhooks = APIRouter(tags=["webhooks"])
+
+
+@webhooks.post(
+    "event", summary="An event of a type the endpoint takes", response_class=Response, responses=RECEIVED
+)
+async def integration_event(
+    body: Annotated[CloudEvent, Body(media_type="application/cloudevents+json")],
+    signed_at: SignedAt,
+    signature: Signature,
+    delivery: DeliveryId,
+) -> None:
+    """POSTed to each endpoint (`POST /v1/webhooks`) that takes the event's type. Verify the
+    signature over the raw body before reading it, dedupe on the event id, and answer 2xx.
+    """

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.clock import RequestTime
-from shared.events.envelope import offered_to_integrations
+from shared.events.envelope import Event, offered_to_integrations
 from shared.schemas import RequestBody, ResponseBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
@@ -94,3 +94,11 @@ class ReplayOut(ResponseBody):
     to: datetime
     state: str = Field(description="running, done or failed")
     events: int = Field(description="deliveries created so far")
+
+
+class CloudEvent(Event[Any], ResponseBody):
+    """An event as an integration webhook POSTs it: the CloudEvent (structured mode) that Chorus's
+    services read, with its people revealed (docs/webhooks.md). `id` is the event's: dedupe on it."""
+
+    type: EventType
+    data: Any = Field(description="as docs/events/schemas/<type>.v<schemaversion>.json says")

@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import hashlib
 import io
+import json
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -25,6 +26,7 @@ from services.metrics.projections import domain as projections
 from services.metrics.projections.zones import localized, slot_day
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import domain as surveys
+from services.metrics.webhooks.schemas import CloudEvent
 from shared.clock import utc_slot
 from shared.errors import InvalidInput
 from shared.events import Event, EventData, personal
@@ -557,3 +559,13 @@ def test_the_quarter_hours_of_a_poll_merge_into_one_update_per_local_day_in_offs
 def test_an_organisations_days_are_counted_in_utc_when_its_zone_is_unknown_here() -> None:
     assert org_settings.counting_zone("America/Los_Angeles") == "America/Los_Angeles"
     assert org_settings.counting_zone("Mars/Olympus") == "UTC"
+
+
+def test_an_integration_webhook_sends_what_its_document_says() -> None:
+    # The body is the event's own JSON (webhooks/service.py); CloudEvent documents it in the
+    # metrics document's `webhooks`. A field of the envelope added or renamed fails here.
+    lead = LeadCaptured(conversion_id="v", key="v", customer_id="c", attributed=False, converted_at=T0)
+    body = json.loads(Event.create(lead, tenant="org", source="/chorus/metrics").to_json_bytes())
+    documented = CloudEvent.model_validate(body)
+    assert set(body) == set(CloudEvent.model_fields)
+    assert documented.type == "chorus.lead.captured" and documented.data == body["data"]
