@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 VENV := .venv/bin
 
-.PHONY: run demo test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts image
+.PHONY: run demo fuzz test lint typecheck unit stack-up stack-down stack-status deps deps-run python-env contracts image
 
 ## make run: Kafka, SecantusDB, Jaeger and the four services in the foreground; Ctrl-C stops all.
 ## make run DEMO=1: the same, and `chorus demo` plays a simulated program once everything is up.
@@ -19,6 +19,11 @@ run: deps-run
 ## DEMO_ARGS passes options, e.g. DEMO_ARGS="--advocates 10 --days 7 --seed 3".
 demo: python-env
 	$(VENV)/chorus demo $(DEMO_ARGS)
+
+## make fuzz: Schemathesis against a running `make run`, deeper than the tests' step, on a new
+## seed each time (printed); FUZZ_ARGS passes options, e.g. FUZZ_ARGS="--seed 4242 --examples 100".
+fuzz: python-env
+	$(VENV)/chorus fuzz $(FUZZ_ARGS)
 
 ## make test: ruff, mypy, the event-contract check and every test tier against a test stack
 ## that the tests start on their own ports and stop at the end. The image is built first: the

@@ -11,6 +11,7 @@ chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI documen
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 chorus demo [--advocates N] [--days D] [--seed S] [--speed X] [--url URL]
                                 a simulated program played against a running stack (make demo)
+chorus fuzz [--seed S] [--examples N]  Schemathesis against the running services (make fuzz)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -315,6 +317,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from devtools.fuzz import fuzz_services
+
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in local_service_ports(gateway_port()).items()}
+    for name, url in urls.items():
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=3):  # noqa: S310 - loopback
+                pass
+        except OSError as exc:
+            print(
+                f"chorus fuzz: {name} is not ready at {url} ({exc}); start it with `make run`",
+                file=sys.stderr,
+            )
+            return 1
+    seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
+    workdir = local_stack.StackConfig.from_env().state_dir / "fuzz" / f"seed-{seed}"
+    print(f"chorus fuzz: seed {seed}, {args.examples} cases per operation and phase; files in {workdir}")
+    # The services verify dev tokens with the settings `chorus token` uses.
+    runs = asyncio.run(
+        fuzz_services(
+            urls, ChorusSettings(), max_examples=args.examples, workdir=workdir, seed=seed, timeout_s=3600
+        )
+    )
+    failed = [run for run in runs if not run.passed]
+    for run in failed:
+        print(run.report())
+    for run in runs:
+        print(f"{'passed' if run.passed else 'FAILED'}  {run.label}")
+    if failed:
+        print(
+            f"chorus fuzz: {len(failed)} of {len(runs)} runs failed; again with --seed {seed}",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
+
+
 def _positive(value: str) -> int:
     number = int(value)
     if number < 1:
@@ -373,6 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--url", help="the gateway's base URL (default: the local one, CHORUS_GATEWAY_PORT)")
     demo.add_argument("--org", help="the organisation to create (default: a new demo-<seed>-<time>)")
     demo.set_defaults(run=cmd_demo)
+
+    fuzz = commands.add_parser("fuzz", help="Schemathesis against the running services, every caller")
+    fuzz.add_argument("--seed", type=int, help="the same seed asks the same cases (default: a new one)")
+    fuzz.add_argument("--examples", type=_positive, default=50, help="cases per operation and phase (50)")
+    fuzz.set_defaults(run=cmd_fuzz)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)

@@ -17,14 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI, HTTPException
 
-from shared.auth import issue_dev_token
+from devtools.fuzz import fuzz, fuzz_services
 from tests.e2e.conftest import RunningServices
-from tests.e2e.fuzz import FuzzRun, fuzz
-from tests.helpers import eventually, http_server, new_org
+from tests.helpers import http_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
@@ -34,63 +32,10 @@ MAX_EXAMPLES = 10
 async def test_every_operation_answers_as_its_openapi_document_says(
     services: RunningServices, tmp_path: Path
 ) -> None:
-    org = new_org()
-    token = issue_dev_token(services.settings, org=org, sub="fuzz-admin", roles=["admin"])
-    callers = {
-        "admin": token,
-        "advocate": issue_dev_token(services.settings, org=org, sub="fuzz-advocate", roles=["advocate"]),
-        # Signed with another secret: every operation that authenticates must answer 401.
-        "invalid token": token[: token.rfind(".") + 1] + "A" * 43,
-    }
-    key = await scim_key(services, token)
-    runs: list[tuple[str, str, str, tuple[str, ...]]] = [
-        (service, caller, bearer, ())
-        for service in services.urls
-        for caller, bearer in callers.items()
-        if (service, caller) != ("sharing", "admin")
-    ]
-    # Sharing's SCIM endpoint as identity providers call it, with an API key, and the rest of
-    # sharing as the admin (an admin passes the same SCIM routes once authenticated).
-    runs += [
-        ("sharing", "admin", token, ("--exclude-path-regex", "^/scim/")),
-        ("sharing", "SCIM API key", key, ("--include-path-regex", "^/scim/")),
-    ]
-    failed: list[FuzzRun] = []
-    for service, caller, bearer, options in runs:
-        workdir = tmp_path / f"{service}-{caller.replace(' ', '-')}"
-        workdir.mkdir()
-        run = await fuzz(
-            f"{services.urls[service]}/openapi.json",
-            label=f"{service} as {caller}",
-            headers={"Authorization": f"Bearer {bearer}"},
-            max_examples=MAX_EXAMPLES,
-            workdir=workdir,
-            options=options,
-        )
-        if not run.passed:
-            failed.append(run)
+    runs = await fuzz_services(services.urls, services.settings, max_examples=MAX_EXAMPLES, workdir=tmp_path)
+    failed = [run for run in runs if not run.passed]
     assert not failed, "\n\n".join(run.report() for run in failed)
-
-
-async def scim_key(services: RunningServices, admin_token: str) -> str:
-    """An API key of the organisation holding `scim:provision`, issued on metrics; ready once
-    sharing has learnt of it (from chorus.access) and lets it in."""
-    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {admin_token}"}) as client:
-        issued = await client.post(
-            f"{services.urls['metrics']}/v1/api-keys", json={"name": "fuzzer", "scopes": ["scim:provision"]}
-        )
-        assert issued.status_code == 201, issued.text
-        key: str = issued.json()["api_key"]
-
-        async def known() -> bool:
-            probe = await client.get(
-                f"{services.urls['sharing']}/scim/v2/ServiceProviderConfig",
-                headers={"Authorization": f"Bearer {key}"},
-            )
-            return probe.status_code == 200
-
-        await eventually(known)
-    return key
+    assert len(runs) == 3 * len(services.urls) + 1  # three callers each, and SCIM with its key
 
 
 def broken_app() -> FastAPI:

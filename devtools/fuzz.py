@@ -1,0 +1,179 @@
+"""Fuzzing: Schemathesis drives every operation of an OpenAPI document against a running
+service, with all its checks, and says whether any answer fell outside the document.
+
+`fuzz` runs the `schemathesis` command (the dev dependency) in a directory of the caller's, so
+its caches, crash files and reports land there and nowhere else; `schemathesis.toml` beside this
+file holds the few checks configured narrowly, each with its reason. `fuzz_services` runs it on
+all four services as each kind of caller: the fuzzing step of the tests
+(tests/e2e/test_fuzz_openapi.py) with a few cases, and `chorus fuzz` against `make run` with as
+many as asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from shared.auth import issue_dev_token
+from shared.settings import ChorusSettings
+
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+
+
+@dataclass(frozen=True)
+class FuzzRun:
+    label: str
+    returncode: int
+    output: str
+
+    @property
+    def passed(self) -> bool:
+        return self.returncode == 0
+
+    def report(self) -> str:
+        """What went wrong, readably: Schemathesis's failures (each with a curl command that
+        reproduces it) and its summary, without the progress lines before them."""
+        text = self.output
+        start = text.find("=== FAILURES")
+        if start < 0:
+            start = text.find("=== ERRORS")
+        if start >= 0:
+            text = text[text.rfind("\n", 0, start) + 1 :]
+        return f"--- {self.label} (exit {self.returncode}) ---\n{text[-20_000:]}"
+
+
+async def fuzz(
+    openapi_url: str,
+    *,
+    label: str,
+    headers: Mapping[str, str],
+    max_examples: int,
+    workdir: Path,  # an existing directory
+    seed: int = 1,
+    options: Sequence[str] = (),
+    config: Path = CONFIG,
+    timeout_s: float = 300,
+) -> FuzzRun:
+    """Every operation of the document at `openapi_url`, `max_examples` cases each in every phase
+    (examples, coverage, fuzzing, stateful), all checks, `headers` on every request. A fixed
+    `seed` makes a failure reproducible with the same command."""
+    argv = [
+        str(SCHEMATHESIS),
+        "--config-file",
+        str(config),
+        "--no-color",
+        "run",
+        openapi_url,
+        "--checks",
+        "all",
+        "--max-examples",
+        str(max_examples),
+        "--seed",
+        str(seed),
+        "--workers",
+        "1",
+        "--report-dir",
+        str(workdir / "report"),
+        *options,
+    ]
+    for name, value in headers.items():
+        argv += ["--header", f"{name}: {value}"]
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=workdir,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "NO_COLOR": "1", "COLUMNS": "120"},
+    )
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        return FuzzRun(label, -9, out.decode(errors="replace") + f"\n(stopped after {timeout_s}s)")
+    assert process.returncode is not None
+    return FuzzRun(label, process.returncode, out.decode(errors="replace"))
+
+
+async def fuzz_services(
+    urls: Mapping[str, str],
+    settings: ChorusSettings,
+    *,
+    max_examples: int,
+    workdir: Path,
+    seed: int = 1,
+    timeout_s: float = 300,
+) -> list[FuzzRun]:
+    """Every service at `urls` (name -> base URL), as an admin, as an advocate and with a token
+    that does not verify, in an organisation of its own (the services keep every organisation
+    apart, so what the fuzzer creates is seen by no one else); sharing's SCIM endpoint with an
+    organisation API key holding `scim:provision`, as identity providers call it. One run each,
+    its files in a directory of `workdir`."""
+    org = f"fuzz-{uuid.uuid4().hex[:10]}"
+    token = issue_dev_token(settings, org=org, sub="fuzz-admin", roles=["admin"])
+    callers = {
+        "admin": token,
+        "advocate": issue_dev_token(settings, org=org, sub="fuzz-advocate", roles=["advocate"]),
+        # Signed with another secret: every operation that authenticates must answer 401.
+        "invalid token": token[: token.rfind(".") + 1] + "A" * 43,
+    }
+    key = await scim_key(urls, token)
+    runs: list[tuple[str, str, str, tuple[str, ...]]] = [
+        (service, caller, bearer, ())
+        for service in urls
+        for caller, bearer in callers.items()
+        if (service, caller) != ("sharing", "admin")
+    ]
+    # Sharing's SCIM endpoint as identity providers call it, with an API key, and the rest of
+    # sharing as the admin (an admin passes the same SCIM routes once authenticated).
+    runs += [
+        ("sharing", "admin", token, ("--exclude-path-regex", "^/scim/")),
+        ("sharing", "SCIM API key", key, ("--include-path-regex", "^/scim/")),
+    ]
+    done = []
+    for service, caller, bearer, options in runs:
+        directory = workdir / f"{service}-{caller.replace(' ', '-')}"
+        directory.mkdir(parents=True, exist_ok=True)
+        done.append(
+            await fuzz(
+                f"{urls[service]}/openapi.json",
+                label=f"{service} as {caller}",
+                headers={"Authorization": f"Bearer {bearer}"},
+                max_examples=max_examples,
+                workdir=directory,
+                seed=seed,
+                options=options,
+                timeout_s=timeout_s,
+            )
+        )
+    return done
+
+
+async def scim_key(urls: Mapping[str, str], admin_token: str, wait_s: float = 30.0) -> str:
+    """An API key of the organisation holding `scim:provision`, issued on metrics; ready once
+    sharing has learnt of it (from chorus.access) and lets it in."""
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {admin_token}"}) as client:
+        issued = await client.post(
+            f"{urls['metrics']}/v1/api-keys", json={"name": "fuzzer", "scopes": ["scim:provision"]}
+        )
+        if issued.status_code != 201:
+            raise RuntimeError(f"no API key for the SCIM runs: {issued.status_code} {issued.text}")
+        key: str = issued.json()["api_key"]
+        deadline = time.monotonic() + wait_s
+        while True:
+            probe = await client.get(
+                f"{urls['sharing']}/scim/v2/ServiceProviderConfig", headers={"Authorization": f"Bearer {key}"}
+            )
+            if probe.status_code == 200:
+                return key
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"sharing did not take the SCIM key within {wait_s}s: {probe.status_code}")
+            await asyncio.sleep(0.2)
