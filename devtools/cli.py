@@ -6,8 +6,10 @@ chorus serve SERVICE            one service's HTTP server: shared/serve.py, what
 chorus stack up|down|status     only the infrastructure (Kafka, SecantusDB, Jaeger)
 chorus token --org O --sub S --role R   print a dev JWT
 chorus topics                   create the catalog's topics and list them
-chorus schemas [--out DIR]      write the events' JSON Schemas, AsyncAPI document, consumer map and
-                                Kafka ACLs, and the REST APIs' OpenAPI documents (docs/openapi)
+chorus schemas [--out DIR] [--accept-breaking]
+                                write the events' JSON Schemas, AsyncAPI document, consumer map and
+                                Kafka ACLs, and the REST APIs' OpenAPI documents (docs/openapi); a
+                                change that breaks what is released is written only if accepted
 chorus rebuild metrics          replay the topics into fresh metrics projections, then swap
 chorus demo [--advocates N] [--days D] [--seed S] [--speed X] [--url URL]
                                 a simulated program played against a running stack (make demo)
@@ -260,10 +262,23 @@ def cmd_topics(args: argparse.Namespace) -> int:
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    from devtools.contracts import write_contracts
+    from devtools.contracts import breaking_event_changes, write_contracts
     from devtools.kafka_access import write_access
-    from devtools.rest_contracts import write_documents
+    from devtools.rest_contracts import breaking_document_changes, write_documents
 
+    # Writing the contracts releases them: a change that breaks what was released is not
+    # written over it unless asked, so that regenerating never passes one through unseen.
+    breaking = [*breaking_event_changes(Path(args.out)), *breaking_document_changes()]
+    if breaking and not args.accept_breaking:
+        print("chorus schemas: nothing written; these changes break what is released:", file=sys.stderr)
+        for problem in breaking:
+            print(f"  {problem}", file=sys.stderr)
+        print(
+            "Make the change beside the old shape (docs/events/README.md, docs/openapi/README.md), "
+            "or release it anyway with --accept-breaking and say why in the commit.",
+            file=sys.stderr,
+        )
+        return 1
     for path in [*write_contracts(Path(args.out)), *write_access(), *write_documents()]:
         print(path)
     return 0
@@ -392,6 +407,9 @@ def main(argv: list[str] | None = None) -> int:
 
     schemas = commands.add_parser("schemas", help="write the event and REST contracts, and who consumes what")
     schemas.add_argument("--out", default="docs/events", help="where the event contracts go")
+    schemas.add_argument(
+        "--accept-breaking", action="store_true", help="write even a change that breaks what is released"
+    )
     schemas.set_defaults(run=cmd_schemas)
 
     rebuild = commands.add_parser("rebuild", help="rebuild a service's projections from the topics")

@@ -12,7 +12,13 @@ from typing import Any, Literal
 from fastapi import FastAPI, Header, Query
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, create_model
 
-from devtools.rest_contracts import OPENAPI_DIR, breaking_changes, check_documents, write_documents
+from devtools.rest_contracts import (
+    OPENAPI_DIR,
+    breaking_changes,
+    breaking_document_changes,
+    check_documents,
+    write_documents,
+)
 
 Schema = dict[str, Any]
 
@@ -317,6 +323,7 @@ def test_a_stale_or_broken_release_is_reported(tmp_path: Path) -> None:
     released = json.loads(path.read_text())
     del released["components"]["schemas"]["ShareOut"]["properties"]["short_url"]
     path.write_text(json.dumps(released))
+    assert breaking_document_changes(tmp_path) == []  # an addition: `chorus schemas` writes it
     assert check_documents(tmp_path) == [
         f"sharing: {OPENAPI_DIR / 'sharing.json'} is not up to date; run `chorus schemas`"
     ]
@@ -324,3 +331,5 @@ def test_a_stale_or_broken_release_is_reported(tmp_path: Path) -> None:
     path.write_text(json.dumps(released))
     problems = check_documents(tmp_path)
     assert problems and all(p.startswith("sharing: ") and "shortened_url: removed" in p for p in problems)
+    # `chorus schemas` writes nothing over a release its change breaks.
+    assert breaking_document_changes(tmp_path) == problems
