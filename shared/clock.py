@@ -5,7 +5,9 @@ the same value read back from the store (an event the relay rebuilds, say) compa
 
 Times are kept in UTC; an organisation's IANA time zone (its settings' `time_zone`) says what
 its days and hours are: `time_zone` reads the name, `local_date` the day a time falls on there.
-The zone data is the system's, or the `tzdata` package's where the system has none (the image).
+The zone names are the `tzdata` package's (pinned by uv.lock), so that every machine accepts and
+documents the same ones; their rules are the system's, or the package's where the system has
+none (the image).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import lru_cache
+from importlib.resources import files
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BeforeValidator
 
@@ -32,15 +35,23 @@ DEFAULT_TIME_ZONE = "UTC"
 
 @lru_cache(maxsize=1)
 def time_zone_names() -> tuple[str, ...]:
-    """Every IANA time zone name the zone database has, sorted: what `time_zone` accepts, for a
-    request schema to list."""
-    return tuple(sorted(available_timezones()))
+    """Every IANA time zone name, sorted: what `time_zone` accepts, for a request schema to list.
+    From the tzdata package, not the machine's zone files: those may hold `localtime`, which
+    names the server's own zone, whatever it is, and vary with the machine's release."""
+    return tuple(sorted(files("tzdata").joinpath("zones").read_text().split()))
+
+
+@lru_cache(maxsize=1)
+def _time_zone_name_set() -> frozenset[str]:
+    return frozenset(time_zone_names())
 
 
 @lru_cache(maxsize=1024)
 def time_zone(name: str) -> ZoneInfo:
     """The IANA time zone called `name` (e.g. America/Los_Angeles); ValueError if there is none."""
     try:
+        if name not in _time_zone_name_set():
+            raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         # OSError: a name that is a folder of the zone database (America), or unreadable.

@@ -9,11 +9,13 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterator
+from importlib.resources import files
 from typing import Any
 
 import pytest
 
 from services.content.program.schemas import zone_member_name
+from shared.clock import time_zone
 
 SERVICES = ("content", "sharing", "metrics", "recognition")
 
@@ -63,6 +65,17 @@ def test_the_time_zones_are_an_enum_whose_members_keep_the_signs_apart() -> None
     assert named["Etc/GMT-1"] == "ETC_GMT_MINUS_1"
     assert named["America/Port-au-Prince"] == "AMERICA_PORT_AU_PRINCE"
     assert zone_member_name("GMT0") != zone_member_name("GMT-0") != zone_member_name("GMT+0")
+
+
+def test_the_time_zones_are_the_same_on_every_machine() -> None:
+    """The document is released (docs/openapi), so its zone list must not be the machine's: a
+    machine's zone files may hold `localtime` (the server's own zone, whatever it is) and follow
+    its release. The pinned tzdata package's list is the one accepted and documented."""
+    [zones] = [s for s in objects_with(document("content"), "enum") if "Europe/Paris" in s["enum"]]
+    assert zones["enum"] == sorted(files("tzdata").joinpath("zones").read_text().split())
+    assert "localtime" not in zones["enum"]
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        time_zone("localtime")
 
 
 def media_types(operation: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
