@@ -333,7 +333,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from devtools.fuzz import fuzz_services
+    from devtools.fuzz import FuzzRun, fuzz_services
 
     urls = {name: f"http://127.0.0.1:{port}" for name, port in local_service_ports(gateway_port()).items()}
     for name, url in urls.items():
@@ -349,17 +349,22 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else secrets.randbelow(1_000_000)
     workdir = local_stack.StackConfig.from_env().state_dir / "fuzz" / f"seed-{seed}"
     print(f"chorus fuzz: seed {seed}, {args.examples} cases per operation and phase; files in {workdir}")
-    # The services verify dev tokens with the settings `chorus token` uses.
-    runs = asyncio.run(
-        fuzz_services(
-            urls, ChorusSettings(), max_examples=args.examples, workdir=workdir, seed=seed, timeout_s=3600
-        )
-    )
+
+    async def each_run() -> list[FuzzRun]:
+        runs = []
+        # The services verify dev tokens with the settings `chorus token` uses.
+        settings = ChorusSettings()
+        async for run in fuzz_services(
+            urls, settings, max_examples=args.examples, workdir=workdir, seed=seed, timeout_s=3600
+        ):
+            print(f"{'passed' if run.passed else 'FAILED'}  {run.label}", flush=True)
+            runs.append(run)
+        return runs
+
+    runs = asyncio.run(each_run())
     failed = [run for run in runs if not run.passed]
     for run in failed:
         print(run.report())
-    for run in runs:
-        print(f"{'passed' if run.passed else 'FAILED'}  {run.label}")
     if failed:
         print(
             f"chorus fuzz: {len(failed)} of {len(runs)} runs failed; again with --seed {seed}",

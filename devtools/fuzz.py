@@ -15,7 +15,7 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,12 +111,12 @@ async def fuzz_services(
     workdir: Path,
     seed: int = 1,
     timeout_s: float = 300,
-) -> list[FuzzRun]:
+) -> AsyncIterator[FuzzRun]:
     """Every service at `urls` (name -> base URL), as an admin, as an advocate and with a token
     that does not verify, in an organisation of its own (the services keep every organisation
     apart, so what the fuzzer creates is seen by no one else); sharing's SCIM endpoint with an
     organisation API key holding `scim:provision`, as identity providers call it. One run each,
-    its files in a directory of `workdir`."""
+    its files in a directory of `workdir`, each given as it ends."""
     org = f"fuzz-{uuid.uuid4().hex[:10]}"
     token = issue_dev_token(settings, org=org, sub="fuzz-admin", roles=["admin"])
     callers = {
@@ -138,23 +138,19 @@ async def fuzz_services(
         ("sharing", "admin", token, ("--exclude-path-regex", "^/scim/")),
         ("sharing", "SCIM API key", key, ("--include-path-regex", "^/scim/")),
     ]
-    done = []
     for service, caller, bearer, options in runs:
         directory = workdir / f"{service}-{caller.replace(' ', '-')}"
         directory.mkdir(parents=True, exist_ok=True)
-        done.append(
-            await fuzz(
-                f"{urls[service]}/openapi.json",
-                label=f"{service} as {caller}",
-                headers={"Authorization": f"Bearer {bearer}"},
-                max_examples=max_examples,
-                workdir=directory,
-                seed=seed,
-                options=options,
-                timeout_s=timeout_s,
-            )
+        yield await fuzz(
+            f"{urls[service]}/openapi.json",
+            label=f"{service} as {caller}",
+            headers={"Authorization": f"Bearer {bearer}"},
+            max_examples=max_examples,
+            workdir=directory,
+            seed=seed,
+            options=options,
+            timeout_s=timeout_s,
         )
-    return done
 
 
 async def scim_key(urls: Mapping[str, str], admin_token: str, wait_s: float = 30.0) -> str:
