@@ -122,6 +122,11 @@ class _ApiCompatibility(Compatibility):
             if new_response is None:
                 problems.append(f"response {status}: removed")
                 continue
+            problems += [
+                f"response {status} header {header}: no longer sent"
+                for header in old_response.get("headers", {})
+                if header not in new_response.get("headers", {})
+            ]
             problems += self.contents(
                 old_response.get("content", {}),
                 new_response.get("content", {}),

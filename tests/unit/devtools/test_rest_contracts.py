@@ -236,6 +236,15 @@ def test_a_success_status_changed_breaks() -> None:
     assert changes(create_status=200) == ["POST /v1/items: response 201: removed"]
 
 
+def test_a_response_header_no_longer_sent_breaks() -> None:
+    # A client follows the created item's Location.
+    released = api()
+    released["paths"]["/v1/items"]["post"]["responses"]["201"]["headers"] = {"Location": {"schema": {}}}
+    assert breaking_changes(released, api()) == [
+        "POST /v1/items: response 201 header Location: no longer sent"
+    ]
+
+
 # --- operations --------------------------------------------------------------------------------
 
 
