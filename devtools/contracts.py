@@ -386,7 +386,7 @@ class Compatibility:
         old_required, new_required = set(old_object.get("required", [])), set(new_object.get("required", []))
         new_properties = new_object.get("properties", {})
         for name, old_property in old_object.get("properties", {}).items():
-            at = f"{where}.{name}" if where else name
+            at = _at(where, name)
             if name not in new_properties:
                 if not resolve(old_property, self.released).get("deprecated"):
                     problems.append(f"{at}: removed")
@@ -396,13 +396,19 @@ class Compatibility:
             problems += self.schemas(old_property, new_properties[name], at, direction)
         old_extra, new_extra = old_object.get("additionalProperties"), new_object.get("additionalProperties")
         if direction == "sent":
-            for name in sorted(new_required - old_required):
-                problems.append(f"{where}.{name}: newly required" if where else f"{name}: newly required")
+            problems += [
+                f"{_at(where, name)}: newly required" for name in sorted(new_required - old_required)
+            ]
             if old_extra is not False and new_extra is False:
                 problems.append(f"{where or '(root)'}: other properties no longer accepted")
         if isinstance(old_extra, dict) and isinstance(new_extra, dict):
             problems += self.schemas(old_extra, new_extra, f"{where}.*", direction)
         return problems
+
+
+def _at(where: str, name: str) -> str:
+    """A property's place in a message: `request body.title`, or `title` at an event's root."""
+    return f"{where}.{name}" if where else name
 
 
 def _covers(wider: set[str], narrower: set[str]) -> bool:
