@@ -41,16 +41,11 @@ def time_zone_names() -> tuple[str, ...]:
     return tuple(sorted(files("tzdata").joinpath("zones").read_text().split()))
 
 
-@lru_cache(maxsize=1)
-def _time_zone_name_set() -> frozenset[str]:
-    return frozenset(time_zone_names())
-
-
 @lru_cache(maxsize=1024)
 def time_zone(name: str) -> ZoneInfo:
     """The IANA time zone called `name` (e.g. America/Los_Angeles); ValueError if there is none."""
     try:
-        if name not in _time_zone_name_set():
+        if name not in time_zone_names():  # scanned once a name: the cache keeps what is found
             raise ValueError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Header, Query
 from pydantic import AnyUrl, BaseModel, ConfigDict, Field, create_model
 
+from devtools.contracts import Schema
 from devtools.rest_contracts import (
     OPENAPI_DIR,
     breaking_changes,
@@ -19,8 +20,6 @@ from devtools.rest_contracts import (
     check_documents,
     write_documents,
 )
-
-Schema = dict[str, Any]
 
 
 class ItemIn(BaseModel):
