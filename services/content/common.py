@@ -12,6 +12,7 @@ from bson import ObjectId
 from shared.auth import Role
 from shared.errors import InvalidInput
 from shared.events import Event, EventData
+from shared.fields import CONTROLS
 from shared.mongo import Document
 from shared.outbox import pending
 
@@ -66,10 +67,10 @@ def raise_if(problems: Problems) -> None:
         raise InvalidInput(detail, errors=problems)
 
 
-# An absolute http(s) URL with a host and no whitespace, as a request schema states it: every
-# string it matches passes `is_web_url`. No brackets in the host: they would open an IPv6
-# address, which a content link has no use for.
-WEB_URL_PATTERN = r"^https?://[^\s/?#@:\[\]]+(:[0-9]{1,5})?([/?#]\S*)?$"
+# An absolute http(s) URL with a host and no whitespace or control character, as a request
+# schema states it: every string it matches passes `is_web_url`. No brackets in the host: they
+# would open an IPv6 address, which a content link has no use for.
+WEB_URL_PATTERN = rf"^https?://[^\s/?#@:\[\]{CONTROLS}]+(:[0-9]{{1,5}})?([/?#][^\s{CONTROLS}]*)?$"
 
 
 def is_web_url(value: str) -> bool:

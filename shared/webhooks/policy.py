@@ -11,13 +11,14 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from shared.errors import InvalidInput
+from shared.fields import CONTROLS
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 # The form `check_url` asks of a webhook URL, for the request schemas: absolute http(s), a host,
 # no credentials (no `@` before the path), no whitespace or control character. Which scheme and
 # host are allowed where is check_url's (https only outside development, no private address) and
 # the resolver's.
-URL_PATTERN = r"^https?://[^\s/?#@\x00-\x1f\x7f]+([/?#][^\s\x00-\x1f\x7f]*)?$"
+URL_PATTERN = rf"^https?://[^\s/?#@{CONTROLS}]+([/?#][^\s{CONTROLS}]*)?$"
 MAX_BACKOFF_S = 3600.0
 # A retry waits between (1 - JITTER) and 1 times its exponential delay, so receivers that failed
 # together are not hit again all at the same instant.

@@ -12,6 +12,7 @@ from pydantic import Field
 from services.content.library.domain import Status
 from services.content.schemas import ContentType, Language, Name, Network, Tag, Url
 from shared.clock import AwareRequestTime, RequestTime
+from shared.fields import Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
@@ -41,7 +42,7 @@ MAX_CAPTION = 63206
 class SuggestedPostIn(RequestBody):
     network: Network
     language: Language | None = Field(None, description="defaults to the item's language")
-    text: str = Field(min_length=1, max_length=MAX_CAPTION, description="within the network's length limit")
+    text: Text = Field(min_length=1, max_length=MAX_CAPTION, description="within the network's length limit")
 
 
 class AudienceModel(RequestBody):
@@ -54,9 +55,9 @@ class AudienceModel(RequestBody):
 
 class ContentCreate(RequestBody):
     type: ContentType
-    title: str = Field(min_length=1, max_length=300)
+    title: Line = Field(min_length=1, max_length=300)
     url: Url = Field(description="canonical URL, http or https")
-    summary: str | None = Field(None, max_length=5000)
+    summary: Text | None = Field(None, max_length=5000)
     image_url: Url | None = None
     tags: list[Tag] = Field(default_factory=list, max_length=30)
     language: Language | None = None
@@ -70,9 +71,9 @@ class ContentPatch(RequestBody):
     """Only the fields sent change; send null to clear an optional field."""
 
     type: ContentType | None = None
-    title: str | None = Field(None, min_length=1, max_length=300)
+    title: Line | None = Field(None, min_length=1, max_length=300)
     url: Url | None = None
-    summary: str | None = Field(None, max_length=5000)
+    summary: Text | None = Field(None, max_length=5000)
     image_url: Url | None = None
     tags: list[Tag] | None = Field(None, max_length=30)
     language: Language | None = None
@@ -83,7 +84,7 @@ class ContentPatch(RequestBody):
 
 
 class RejectRequest(RequestBody):
-    reason: str = Field(min_length=1, max_length=2000, description="shown to the advocate who submitted it")
+    reason: Text = Field(min_length=1, max_length=2000, description="shown to the advocate who submitted it")
 
 
 class SuggestedPostOut(ResponseBody):

@@ -11,6 +11,7 @@ from services.content.program.schemas import SettingsModel
 from services.content.program.service import ProgramService
 from services.content.web import Admin, Member, viewer_of
 from shared.app import app_state
+from shared.fields import AS_STORED
 
 Service = Annotated[ProgramService, Depends(app_state("program"))]
 
@@ -18,7 +19,7 @@ settings_router = APIRouter(prefix="/v1/settings", tags=["settings"])
 
 
 def _settings_model(settings: OrgSettings) -> SettingsModel:
-    return SettingsModel.model_validate(settings, from_attributes=True)
+    return SettingsModel.model_validate(settings, from_attributes=True, context=AS_STORED)
 
 
 @settings_router.get("", summary="The organisation's program settings")

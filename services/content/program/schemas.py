@@ -9,7 +9,7 @@ from pydantic import Field, StrictBool, StringConstraints, WithJsonSchema
 
 from services.content.schemas import WebUrl
 from shared.clock import DEFAULT_TIME_ZONE, time_zone_names
-from shared.fields import NOT_BOOLEAN
+from shared.fields import LINE, NOT_BOOLEAN, VISIBLE_LINE, Text
 from shared.schemas import RequestBody
 
 
@@ -29,14 +29,14 @@ ZONE_SCHEMA = {
 
 
 class SettingsModel(RequestBody):
-    required_disclosure: str | None = Field(
+    required_disclosure: Text | None = Field(
         None, min_length=1, max_length=100, description="text every suggested post and share must keep"
     )
-    blocked_words: list[Annotated[str, StringConstraints(max_length=100, pattern=r"\S")]] = Field(
+    blocked_words: list[Annotated[str, StringConstraints(max_length=100), VISIBLE_LINE]] = Field(
         default_factory=list, max_length=500
     )
     require_policy_acknowledgement: StrictBool = False
-    required_course_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+    required_course_ids: list[Annotated[str, StringConstraints(min_length=1, max_length=64), LINE]] = Field(
         default_factory=list, max_length=50
     )
     daily_share_limit: Annotated[int, Field(ge=1, le=1000), NOT_BOOLEAN] | None = None

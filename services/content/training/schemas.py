@@ -7,13 +7,14 @@ from datetime import datetime
 from pydantic import Field
 
 from services.content.schemas import Url
+from shared.fields import Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
 
 class PolicyCreate(RequestBody):
-    title: str = Field(min_length=1, max_length=300)
-    body: str = Field(min_length=1, max_length=100_000)
+    title: Line = Field(min_length=1, max_length=300)
+    body: Text = Field(min_length=1, max_length=100_000)
 
 
 class PolicyOut(ResponseBody):
@@ -44,15 +45,15 @@ class ModuleIn(RequestBody):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="kept across edits so progress stays; generated when absent",
     )
-    title: str = Field(min_length=1, max_length=300)
-    body: str | None = Field(None, max_length=50_000)
+    title: Line = Field(min_length=1, max_length=300)
+    body: Text | None = Field(None, max_length=50_000)
     url: Url | None = None
     minutes: int = Field(5, ge=1, le=600)
 
 
 class CourseIn(RequestBody):
-    title: str = Field(min_length=1, max_length=300)
-    description: str | None = Field(None, max_length=5000)
+    title: Line = Field(min_length=1, max_length=300)
+    description: Text | None = Field(None, max_length=5000)
     modules: list[ModuleIn] = Field(min_length=1, max_length=100)
 
 

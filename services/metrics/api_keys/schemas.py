@@ -9,6 +9,7 @@ from pydantic import Field
 
 from shared.api_keys import DEFAULT_SCOPES, SCOPES
 from shared.clock import AwareRequestTime
+from shared.fields import Line
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
@@ -17,7 +18,7 @@ SCOPE_LIST = "; ".join(f"`{name}`: {what}" for name, what in SCOPES.items())
 
 
 class ApiKeyIn(RequestBody):
-    name: str = Field(min_length=1, max_length=100)
+    name: Line = Field(min_length=1, max_length=100)
     scopes: list[Scope] = Field(
         default_factory=lambda: [Scope(s) for s in DEFAULT_SCOPES],
         min_length=1,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.clock import AwareRequestTime
+from shared.fields import Line
 from shared.schemas import RequestBody, ResponseBody
 
 
@@ -18,25 +19,25 @@ class ConversionIn(RequestBody):
         " a click on a job opening; a `hire` names no click and is credited through its candidate's"
         " application"
     )
-    click_id: str | None = Field(None, max_length=200, description="the click id from the landing URL")
-    customer_id: str = Field(
+    click_id: Line | None = Field(None, max_length=200, description="the click id from the landing URL")
+    customer_id: Line = Field(
         min_length=1,
         max_length=200,
         description="the integrator's id of the customer (the candidate, for talent)",
     )
-    amount: str | None = Field(
+    amount: Line | None = Field(
         None,
         max_length=40,
         description="sales only: a decimal string, e.g. '129.90', with no more decimals than the currency's"
         " minor unit (2 for EUR, 0 for JPY)",
     )
-    currency: str | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
+    currency: Line | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
     occurred_at: AwareRequestTime | None = Field(
         None,
         description="when it happened, if before now: inside the attribution window, not in the future;"
         " the reports count it on that day",
     )
-    order_id: str | None = Field(
+    order_id: Line | None = Field(
         None,
         min_length=1,
         max_length=200,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.clock import RequestDay
+from shared.fields import Line
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
@@ -34,16 +35,16 @@ GoalMetric = Literal[
 
 
 class GoalIn(RequestBody):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     metric: GoalMetric
     target: float = Field(gt=0)
     horizon_months: Literal[1, 3, 6] | None = Field(None, description="from today; or give starts_on/ends_on")
     starts_on: RequestDay | None = None
     ends_on: RequestDay | None = None
     filter_dim: Literal["advocate", "content", "team", "network", "tag"] | None = None
-    filter_key: str | None = Field(None, max_length=200)
-    survey_id: str | None = Field(None, max_length=100, description="for nps and average")
-    question_id: str | None = Field(None, max_length=40)
+    filter_key: Line | None = Field(None, max_length=200)
+    survey_id: Line | None = Field(None, max_length=100, description="for nps and average")
+    question_id: Line | None = Field(None, max_length=40)
 
 
 class SnapshotOut(ResponseBody):

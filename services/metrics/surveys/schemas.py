@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
+from shared.fields import NOT_BOOLEAN, Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
 QUESTION_ID_PATTERN = r"^[a-z0-9_]{1,40}$"
 
 
+def _answer_kind(value: Any) -> str:
+    return "text" if isinstance(value, str) else "number"
+
+
+# A score (nps, rating) or a comment (text), each refused with its own reason: `true` is not a
+# score of 1, and a comment holds no control character.
+Answer = Annotated[
+    Annotated[int, NOT_BOOLEAN, Tag("number")] | Annotated[Text, Tag("text")], Discriminator(_answer_kind)
+]
+
+
 class QuestionIn(RequestBody):
     id: str = Field(pattern=QUESTION_ID_PATTERN)
-    text: str = Field(min_length=1, max_length=500)
+    text: Text = Field(min_length=1, max_length=500)
     type: Literal["nps", "rating", "text"] = Field(description="nps: 0-10; rating: 1-5; text: a comment")
 
 
 class SurveyIn(RequestBody):
     kind: Literal["enps", "pulse", "customer"]
-    title: str = Field(min_length=1, max_length=200)
+    title: Line = Field(min_length=1, max_length=200)
     questions: list[QuestionIn] = Field(min_length=1, max_length=30)
 
 
@@ -38,8 +50,8 @@ class SurveyPage(Page[SurveyOut]):
 
 
 class ResponseIn(RequestBody):
-    answers: dict[str, int | str] = Field(max_length=30)
-    customer_id: str | None = Field(None, max_length=200, description="customer surveys: one answer each")
+    answers: dict[str, Answer] = Field(max_length=30)
+    customer_id: Line | None = Field(None, max_length=200, description="customer surveys: one answer each")
 
 
 class ResponseOut(ResponseBody):

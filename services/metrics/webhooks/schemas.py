@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, WithJsonSchema, model_validator
 
 from shared.clock import RequestTime
 from shared.events.envelope import Event, offered_to_integrations
+from shared.fields import Text
 from shared.schemas import RequestBody, ResponseBody
 from shared.webhooks import schemas as webhooks
 from shared.webhooks.engine import Delivery
@@ -29,7 +30,7 @@ class EndpointIn(RequestBody):
     event_types: list[EventType] = Field(
         min_length=1, max_length=50, description="CloudEvents types, e.g. chorus.lead.captured"
     )
-    description: str | None = Field(None, max_length=500)
+    description: Text | None = Field(None, max_length=500)
 
 
 class EndpointOut(ResponseBody):

@@ -19,7 +19,7 @@ from services.recognition.rules.domain import Rules
 from shared.errors import Conflict
 from shared.events import Event
 from shared.events.recognition import BadgeAwarded
-from shared.fields import NOT_BOOLEAN
+from shared.fields import NOT_BOOLEAN, Line, Text
 
 
 def award_id(org: str, advocate_id: str, badge_id: str) -> str:
@@ -29,10 +29,10 @@ def award_id(org: str, advocate_id: str, badge_id: str) -> str:
 class Alignment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    target_name: str = Field(min_length=1, max_length=200)
-    target_url: str = Field(min_length=1, max_length=500)
-    target_framework: str | None = Field(None, max_length=200)
-    target_code: str | None = Field(None, max_length=100)
+    target_name: Line = Field(min_length=1, max_length=200)
+    target_url: Line = Field(min_length=1, max_length=500)
+    target_framework: Line | None = Field(None, max_length=200)
+    target_code: Line | None = Field(None, max_length=100)
 
 
 class BadgeDefinition(BaseModel):
@@ -41,10 +41,10 @@ class BadgeDefinition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     badge_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")
-    name: str = Field(min_length=1, max_length=120)
-    description: str = Field(min_length=1, max_length=1000)
-    criteria: str = Field(min_length=1, max_length=2000, description="how it is earned, in words (Markdown)")
-    image_url: str = Field(min_length=1, max_length=500)
+    name: Line = Field(min_length=1, max_length=120)
+    description: Text = Field(min_length=1, max_length=1000)
+    criteria: Text = Field(min_length=1, max_length=2000, description="how it is earned, in words (Markdown)")
+    image_url: Line = Field(min_length=1, max_length=500)
     metric: Counter
     threshold: Annotated[int, Field(ge=1, le=10_000_000), NOT_BOOLEAN]
     alignments: list[Alignment] = Field(default_factory=list, max_length=10)

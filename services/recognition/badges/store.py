@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.recognition.badges.domain import Award, BadgeDefinition
+from shared.fields import AS_STORED
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec, joined_id
 from shared.outbox import outbox_index, with_outbox
@@ -40,7 +41,7 @@ def _award(doc: Document) -> Award:
         doc["advocate_id"],
         doc["badge_id"],
         doc["name"],
-        BadgeDefinition.model_validate_json(doc["definition_json"]),
+        BadgeDefinition.model_validate_json(doc["definition_json"], context=AS_STORED),
         doc["awarded_at"],
     )
 
@@ -66,7 +67,10 @@ class BadgeStore:
 
     async def definitions(self, org: str) -> list[BadgeDefinition]:
         cursor = self.tenants.of(org, BADGE_DEFS).find().sort("created_at", ASCENDING)
-        return [BadgeDefinition.model_validate_json(d["definition_json"]) for d in await cursor.to_list()]
+        return [
+            BadgeDefinition.model_validate_json(d["definition_json"], context=AS_STORED)
+            for d in await cursor.to_list()
+        ]
 
     async def insert_award(self, org: str, award: Award, outbox: list[Document]) -> bool:
         """Insert the award with its event queued; False if the advocate had it already."""

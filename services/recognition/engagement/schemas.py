@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import Field, model_validator
 
 from services.recognition.engagement.domain import GoalKind
+from shared.fields import Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
@@ -14,8 +15,8 @@ from shared.schemas import RequestBody, ResponseBody
 
 
 class KudosIn(RequestBody):
-    to: str = Field(min_length=1, max_length=200, description="the colleague's advocate id")
-    message: str = Field(min_length=1, max_length=500)
+    to: Line = Field(min_length=1, max_length=200, description="the colleague's advocate id")
+    message: Text = Field(min_length=1, max_length=500)
 
 
 class KudosOut(ResponseBody):
@@ -45,8 +46,8 @@ class KudosPage(Page[KudosOut]):
 class PersonalGoalIn(RequestBody):
     kind: GoalKind
     target: int = Field(ge=1, le=1_000_000_000, description="audience size, posts, 1 for a course, or a rank")
-    course_id: str | None = Field(None, max_length=200)
-    tag: str | None = Field(None, max_length=100)
+    course_id: Line | None = Field(None, max_length=200)
+    tag: Line | None = Field(None, max_length=100)
 
     @model_validator(mode="after")
     def _needs(self) -> PersonalGoalIn:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
+from shared.fields import Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
@@ -41,9 +42,9 @@ class LedgerPage(Page[LedgerEntryOut]):
 
 
 class ReversalIn(RequestBody):
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Text = Field(min_length=1, max_length=500)
 
 
 class LeadInvalidationIn(RequestBody):
-    conversion_id: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=500)
+    conversion_id: Line = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=500)

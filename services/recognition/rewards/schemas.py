@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, HttpUrl, StrictInt
 
+from shared.fields import Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 from shared.webhooks import schemas as webhooks
@@ -30,8 +31,8 @@ class FulfilmentRequest(ResponseBody):
 
 
 class RewardIn(RequestBody):
-    name: str = Field(min_length=1, max_length=120)
-    description: str = Field("", max_length=2000)
+    name: Line = Field(min_length=1, max_length=120)
+    description: Text = Field("", max_length=2000)
     cost: StrictInt = Field(ge=1, le=10_000_000, description="points")
     stock: StrictInt | None = Field(
         None, ge=0, le=10_000_000, description="units available; none = unlimited"
@@ -80,12 +81,12 @@ class RedemptionPage(Page[RedemptionOut]):
 
 
 class RedemptionDecisionIn(RequestBody):
-    note: str | None = Field(None, max_length=1000)
+    note: Text | None = Field(None, max_length=1000)
 
 
 class WebhookIn(RequestBody):
     url: HttpUrl
-    secret: str = Field(
+    secret: Line = Field(
         min_length=16, max_length=200, description="HMAC-SHA256 key; signatures are sha256=<hex>"
     )
 

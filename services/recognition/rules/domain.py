@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, m
 
 from shared.clock import RequestTime
 from shared.errors import Conflict
-from shared.fields import NOT_BOOLEAN
+from shared.fields import NOT_BOOLEAN, Line
 
 
 class Kind(StrEnum):
@@ -80,12 +80,12 @@ class Campaign(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    name: str = Field(min_length=1, max_length=120)
+    name: Line = Field(min_length=1, max_length=120)
     starts_at: RequestTime
     ends_at: RequestTime
     multiplier: float = Field(1.0, ge=1.0, le=10.0)
     kinds: list[Kind] = Field(default_factory=list, max_length=20, description="empty = every scoring kind")
-    tags: list[str] = Field(default_factory=list, max_length=20, description="empty = any content")
+    tags: list[Line] = Field(default_factory=list, max_length=20, description="empty = any content")
     contest: StrictBool = Field(False, description="also rank advocates on a board for this period")
 
     @model_validator(mode="after")
@@ -115,8 +115,8 @@ class Rules(BaseModel):
     capped_kinds: list[Kind] = Field(
         default_factory=lambda: [Kind.SHARE_MADE, Kind.VERIFIED_SHARE, Kind.UNIQUE_CLICK], max_length=20
     )
-    excluded_advocate_ids: list[str] = Field(default_factory=list, max_length=1000)
-    excluded_content_ids: list[str] = Field(default_factory=list, max_length=1000)
+    excluded_advocate_ids: list[Line] = Field(default_factory=list, max_length=1000)
+    excluded_content_ids: list[Line] = Field(default_factory=list, max_length=1000)
     campaigns: list[Campaign] = Field(default_factory=list, max_length=50)
     kudos_weekly_allowance: Annotated[int, Field(ge=0, le=100), NOT_BOOLEAN] = 5
     thought_leader_colleagues: Annotated[int, Field(ge=1, le=1000), NOT_BOOLEAN] = 3

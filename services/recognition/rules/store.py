@@ -7,6 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.recognition.rules.domain import Rules, RuleVersion
+from shared.fields import AS_STORED
 from shared.mongo import Document, IndexSpec, joined_id
 from shared.tenancy import Tenants
 
@@ -20,7 +21,7 @@ INDEXES: list[IndexSpec] = [
 def _version(doc: Document) -> RuleVersion:
     return RuleVersion(
         version=int(doc["version"]),
-        rules=Rules.model_validate_json(doc["rules_json"]),
+        rules=Rules.model_validate_json(doc["rules_json"], context=AS_STORED),
         created_by=doc["created_by"],
         created_at=doc["created_at"],
     )

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, StrictBool
 
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import NetworkHealth
-from shared.fields import NOT_BOOLEAN
+from shared.fields import CONTROLS, NOT_BOOLEAN, Line
 from shared.networks import NETWORKS, Network
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
@@ -30,7 +30,7 @@ class Consents(Request):
 
 class ConnectedNetwork(Request):
     network: Network
-    handle: str = Field(max_length=200, description="the advocate's handle or profile URL on the network")
+    handle: Line = Field(max_length=200, description="the advocate's handle or profile URL on the network")
     audience_size: Annotated[int, Field(ge=0, le=1_000_000_000), NOT_BOOLEAN] = Field(
         0, description="followers / connections"
     )
@@ -39,15 +39,18 @@ class ConnectedNetwork(Request):
 
 class AdvocateIn(Request):
     # Not blank: surrounding whitespace is stripped before the length is checked.
-    display_name: str = Field(min_length=1, max_length=120, pattern=r"\S")
-    team: str | None = Field(None, max_length=120)
-    department: str | None = Field(None, max_length=120)
-    location: str | None = Field(None, max_length=120)
-    language: str | None = Field(None, max_length=16, description="BCP 47 tag, e.g. en or fr-CA")
+    display_name: Line = Field(min_length=1, max_length=120)
+    team: Line | None = Field(None, max_length=120)
+    department: Line | None = Field(None, max_length=120)
+    location: Line | None = Field(None, max_length=120)
+    language: Line | None = Field(None, max_length=16, description="BCP 47 tag, e.g. en or fr-CA")
     consents: Consents = Field(default_factory=Consents)
     networks: list[ConnectedNetwork] = Field(default_factory=list, max_length=20)
     avatar_url: str | None = Field(
-        None, max_length=2000, pattern=r"^https://\S+$", description="an https URL of the advocate's picture"
+        None,
+        max_length=2000,
+        pattern=rf"^https://[^\s{CONTROLS}]+$",
+        description="an https URL of the advocate's picture",
     )
     name_visible: StrictBool | None = Field(
         None,

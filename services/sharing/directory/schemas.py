@@ -30,6 +30,7 @@ from scim2_models import GroupMembership as UserGroup
 
 from services.sharing.directory import domain
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
+from shared.fields import TEXT
 
 SCIM_JSON = "application/scim+json"
 MAX_RESULTS = 200  # per page of a list (`count` above it is lowered to it)
@@ -158,7 +159,9 @@ URNS = {
     "patch": "urn:ietf:params:scim:api:messages:2.0:PatchOp",
     "error": "urn:ietf:params:scim:api:messages:2.0:Error",
 }
-_URN_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
+# Every text of a SCIM body is TEXT's (wire.body_of refuses a control character anywhere in it).
+_TEXT = {"type": "string", "pattern": TEXT.pattern}
+_URN_LIST: dict[str, Any] = {"type": "array", "items": _TEXT}
 RESOURCE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "a SCIM resource: its attributes are those of the schemas it names (GET /Schemas)",
@@ -181,7 +184,7 @@ LIST_SCHEMA: dict[str, Any] = {
     },
 }
 # An attribute a resource may leave unassigned takes null as its absence (RFC 7643 §2.5).
-_OPTIONAL_TEXT = {"type": ["string", "null"]}
+_OPTIONAL_TEXT = {**_TEXT, "type": ["string", "null"]}
 USER_IN_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "a User (RFC 7643 §4.1) with the enterprise extension; its attributes are those of"
@@ -192,7 +195,7 @@ USER_IN_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"enum": [str(User.__schema__), domain.ENTERPRISE]},
         },
-        "userName": {"type": "string", "description": "unique in the organisation, ignoring case"},
+        "userName": {**_TEXT, "description": "unique in the organisation, ignoring case"},
         "externalId": _OPTIONAL_TEXT,
         "displayName": _OPTIONAL_TEXT,
         "active": {"description": "a boolean; false deactivates the advocate"},
@@ -205,16 +208,16 @@ GROUP_IN_SCHEMA: dict[str, Any] = {
     "required": ["displayName"],
     "properties": {
         "schemas": {"type": "array", "items": {"const": str(Group.__schema__)}},
-        "displayName": {"type": "string"},
+        "displayName": _TEXT,
         "externalId": _OPTIONAL_TEXT,
         "members": {
             "type": ["array", "null"],
-            "items": {"type": "object", "properties": {"value": {"type": ["string", "null"]}}},
+            "items": {"type": "object", "properties": {"value": _OPTIONAL_TEXT}},
         },
     },
 }
 _NULLABLE_COUNT = {"type": ["integer", "null"]}
-_NULLABLE_PATHS = {"type": ["array", "null"], "items": {"type": "string"}}
+_NULLABLE_PATHS = {"type": ["array", "null"], "items": _TEXT}
 SEARCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": f"RFC 7644 §3.4.3: the query of a GET, in the body; `schemas`: [{URNS['search']}]",

@@ -7,6 +7,7 @@ URL or a search's body (`ListQuery`), and a page.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -21,6 +22,7 @@ from scim2_models import (
     Context,
     Error,
     InvalidSyntaxException,
+    InvalidValueException,
     PayloadTooLargeException,
     ResponseParameters,
     SCIMException,
@@ -29,8 +31,10 @@ from scim2_models import (
 
 from services.sharing.directory import schemas
 from shared.errors import AppError, store_unavailable
+from shared.fields import TEXT
 
 MAX_BODY = 1_000_000
+TEXT_CHARACTERS = re.compile(TEXT.pattern)
 
 
 class ScimRoute(APIRoute):
@@ -106,9 +110,24 @@ async def body_of(request: Request) -> Any:
     if len(raw) > MAX_BODY:
         raise PayloadTooLargeException(detail=f"the body is over {MAX_BODY} bytes")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except ValueError as exc:
         raise InvalidSyntaxException(detail=f"the body is not JSON: {exc}") from exc
+    refuse_control_characters(body, "")
+    return body
+
+
+def refuse_control_characters(value: Any, where: str) -> None:
+    """The SCIM rule of shared/fields.py's TEXT, over the whole body: no text a directory sends
+    holds a control character but a tab or a line break (an address's `formatted` may hold those)."""
+    if isinstance(value, str) and TEXT_CHARACTERS.fullmatch(value) is None:
+        raise InvalidValueException(detail=f"{where or 'the body'}: {TEXT.message}")
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            refuse_control_characters(inner, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            refuse_control_characters(inner, f"{where}[{index}]")
 
 
 def params_of(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:

@@ -257,6 +257,13 @@ async def test_bad_writes_are_scim_errors_and_change_nothing(sharing: Sharing) -
     assert unknown.status_code == 400 and unknown.json()["schemas"][0].endswith(":Error"), unknown.text
     no_name = await idp.call("POST", "/Users", {"schemas": [USER], "displayName": "Nobody"})
     assert no_name.status_code == 400, no_name.text
+    escape = await idp.call(
+        "POST",
+        "/Users",
+        {"schemas": [USER], "userName": "e@example.com", "name": {"givenName": "E\u001b[2J"}},
+    )
+    assert escape.status_code == 400 and escape.json()["scimType"] == "invalidValue", escape.text
+    assert escape.json()["detail"].startswith("name.givenName: must not hold control characters")
     assert (await idp.list("/Users"))["totalResults"] == 0
 
     user = await idp.create_user("y@example.com", displayName="Why")
@@ -266,6 +273,10 @@ async def test_bad_writes_are_scim_errors_and_change_nothing(sharing: Sharing) -
         {"op": "replace", "path": "shoeSize", "value": 44},
     )
     assert bad_path.status_code == 400 and bad_path.json()["scimType"] == "invalidPath", bad_path.text
+    nul = await idp.patch(
+        f"/Users/{user['id']}", {"op": "replace", "path": "displayName", "value": "W\u0000hy"}
+    )
+    assert nul.status_code == 400 and nul.json()["detail"].startswith("Operations[0].value: "), nul.text
     after = (await idp.call("GET", f"/Users/{user['id']}")).json()
     assert after["displayName"] == "Why" and after["meta"]["version"] == user["meta"]["version"]
 
