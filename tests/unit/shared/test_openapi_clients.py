@@ -13,6 +13,7 @@ from importlib.resources import files
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from services.content.program.schemas import zone_member_name
 from shared.clock import time_zone
@@ -221,3 +222,13 @@ def test_a_field_every_answer_carries_is_required_in_the_document(service: str) 
     for name in checked:
         schema = schemas[name]
         assert set(schema.get("properties", {})) <= set(schema.get("required", [])), name
+
+
+def test_a_number_in_an_answer_is_a_number_never_null() -> None:
+    """pydantic writes an infinite or NaN float as `null`, which a client typed `number` takes
+    for one and computes with. An answer that would hold one fails on the server, where it is
+    seen: the goal whose progress was `value / 2.2e-309` answered null before it was capped."""
+    from services.metrics.goals.schemas import GoalOut
+
+    with pytest.raises(ValidationError, match="finite number"):
+        GoalOut.model_validate({**dict.fromkeys(GoalOut.model_fields), "progress": float("inf")})

@@ -22,11 +22,14 @@ from shared.settings import ChorusSettings
 SETTINGS = ChorusSettings(telemetry_enabled=False, otlp_endpoint=None)
 
 
-async def refused_fields(app: FastAPI, method: str, url: str, **kwargs: Any) -> set[str]:
+async def refused_fields(
+    app: FastAPI, method: str, url: str, headers: dict[str, str] | None = None, **kwargs: Any
+) -> set[str]:
     token = issue_dev_token(SETTINGS, org="acme", sub="ann", roles=["admin"])
     transport = httpx.ASGITransport(app=app)  # no lifespan: bad input is refused before any I/O
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        answer = await client.request(method, url, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+        answer = await client.request(method, url, headers=headers, **kwargs)
     assert (answer.status_code, answer.headers["content-type"]) == (422, PROBLEM_JSON), answer.text
     return {error["field"] for error in answer.json()["errors"]}
 
@@ -170,3 +173,17 @@ def test_a_pattern_that_leaves_a_control_character_possible_is_found() -> None:
     assert not refuses_controls(r"^https://\S+$")
     assert not refuses_controls(r"^a.b$")
     assert not refuses_controls(r"^[^\s/?#@]+$")
+
+
+async def test_a_number_is_finite_as_json_has_it() -> None:
+    """Python's JSON reader takes `Infinity` and `NaN`; a goal's target of Infinity was stored and
+    answered as `"target": null`."""
+    from services.metrics.main import create_app
+
+    app = create_app()
+    app.state.service = None  # never reached
+    app.state.runtime = SimpleNamespace(db=None)  # the Idempotency-Key's store, never reached
+    for number in ("Infinity", "-Infinity", "NaN"):
+        body = f'{{"name": "Reach", "metric": "clicks", "target": {number}, "horizon_months": 3}}'
+        headers = {"content-type": "application/json"}
+        assert await refused_fields(app, "POST", "/v1/goals", headers, content=body) == {"target"}, number
