@@ -113,21 +113,25 @@ async def body_of(request: Request) -> Any:
         body = json.loads(raw)
     except ValueError as exc:
         raise InvalidSyntaxException(detail=f"the body is not JSON: {exc}") from exc
-    refuse_control_characters(body, "")
+    except RecursionError:  # `[[[[...`, within the size limit
+        raise InvalidSyntaxException(detail="the body nests too deep") from None
+    refuse_control_characters(body)
     return body
 
 
-def refuse_control_characters(value: Any, where: str) -> None:
+def refuse_control_characters(body: Any) -> None:
     """The SCIM rule of shared/fields.py's TEXT, over the whole body: no text a directory sends
-    holds a control character but a tab or a line break (an address's `formatted` may hold those)."""
-    if isinstance(value, str) and TEXT_CHARACTERS.fullmatch(value) is None:
-        raise InvalidValueException(detail=f"{where or 'the body'}: {TEXT.message}")
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            refuse_control_characters(inner, f"{where}.{key}" if where else key)
-    elif isinstance(value, list):
-        for index, inner in enumerate(value):
-            refuse_control_characters(inner, f"{where}[{index}]")
+    holds a control character but a tab or a line break (an address's `formatted` may hold those).
+    A loop, not a recursion: json.loads takes bodies nested nearly as deep as Python recurses."""
+    to_visit: list[tuple[str, Any]] = [("", body)]
+    while to_visit:
+        where, value = to_visit.pop()
+        if isinstance(value, str) and TEXT_CHARACTERS.fullmatch(value) is None:
+            raise InvalidValueException(detail=f"{where or 'the body'}: {TEXT.message}")
+        if isinstance(value, dict):
+            to_visit.extend((f"{where}.{key}" if where else key, inner) for key, inner in value.items())
+        elif isinstance(value, list):
+            to_visit.extend((f"{where}[{index}]", inner) for index, inner in enumerate(value))
 
 
 def params_of(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import ValidationError
 from pymongo.errors import ServerSelectionTimeoutError
 from scim2_models import (
@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from services.sharing.directory import domain, query
 from services.sharing.directory.domain import UserResource
-from services.sharing.directory.wire import ScimRoute
+from services.sharing.directory.wire import ScimRoute, body_of, refuse_control_characters
 from shared.errors import InvalidInput, NotFound
 
 NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
@@ -170,3 +170,31 @@ def test_a_scim_routes_errors_are_scim_errors(raised: Exception, status: int) ->
     assert response.json()["status"] == str(status)  # RFC 7644 §3.12: a string
     if status == 503:
         assert response.headers["retry-after"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("body", "scim_type", "detail"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "invalidSyntax", "the body nests too deep"),  # was a 500
+        ('{"a": [' * 400 + '"\\u0000"' + "]}" * 400, "invalidValue", "a[0].a[0]"),  # nested deep
+        ('{"name": {"givenName": "Ann\\u001b[2J"}}', "invalidValue", "name.givenName: must not hold"),
+    ],
+)
+def test_a_body_nested_too_deep_or_holding_a_control_character_is_refused(
+    body: str, scim_type: str, detail: str
+) -> None:
+    router = APIRouter(route_class=ScimRoute)
+
+    @router.post("/probe")
+    async def probe(request: Request) -> None:
+        await body_of(request)
+
+    app = FastAPI()
+    app.include_router(router)
+    response = TestClient(app).post("/probe", content=body)
+    assert (response.status_code, response.json()["scimType"]) == (400, scim_type), response.text
+    assert response.json()["detail"].startswith(detail)
+
+
+def test_text_with_tabs_and_line_breaks_is_taken() -> None:
+    refuse_control_characters({"addresses": [{"formatted": "1 Main St\r\nSpringfield\tUSA"}]})
