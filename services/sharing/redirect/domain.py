@@ -24,6 +24,8 @@ SecondsClock = Callable[[], float]
 
 CLICK_ID_LENGTH = 12  # bytes of randomness in a click id
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{6,32}")  # what shares/domain.py's codes look like
+# A host name (letters, digits, dots, hyphens; underscores in the wild) or an IPv6 literal.
+_HOST = re.compile(r"[a-z0-9._:-]{1,253}")
 
 
 def new_click_id() -> str:
@@ -107,19 +109,21 @@ def browser_class(user_agent: str) -> str:
 
 
 def referrer_host(referer: str) -> str | None:
+    """The Referer's host, as browsers send it (ASCII: an IDN in punycode). Anything else in the
+    header is the sender's, not a host: it would reach reports and ClickRecorded as it came."""
     if not referer:
         return None
     try:
         host = urlsplit(referer).hostname
     except ValueError:
         return None
-    return host[:253] if host else None
+    return host if host and _HOST.fullmatch(host) else None
 
 
 def country_code(value: str) -> str | None:
-    """Two letters from a trusted header; the 'XX'/'T1' placeholders of CDNs mean unknown."""
+    """Two letters A-Z from a trusted header; the 'XX'/'T1' placeholders of CDNs mean unknown."""
     code = value.strip().upper()
-    if len(code) == 2 and code.isalpha() and code != "XX":
+    if len(code) == 2 and code.isascii() and code.isalpha() and code != "XX":
         return code
     return None
 

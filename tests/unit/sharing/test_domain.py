@@ -260,6 +260,16 @@ def test_referrer_and_country_are_coarse() -> None:
     assert clicks.country_code("France") is None
 
 
+def test_a_referrer_or_country_header_that_is_not_one_is_unknown() -> None:
+    # Headers are latin-1: a byte past ASCII reaches these functions as a character of its own.
+    assert clicks.referrer_host("https://exa\x85mple.com/") is None  # C1's NEL
+    assert clicks.referrer_host("https://a b.com/") is None
+    assert clicks.referrer_host("https://xn--exmple-cua.com/") == "xn--exmple-cua.com"  # an IDN
+    assert clicks.referrer_host("android-app://com.linkedin.android/") == "com.linkedin.android"
+    assert clicks.referrer_host("https://[2001:db8::1]/") == "2001:db8::1"
+    assert clicks.country_code("\xe9\xe9") is None  # isalpha() alone takes "ÉÉ"
+
+
 def test_click_ids_have_the_shape_metrics_waits_for() -> None:
     # metrics waits for a click it has not indexed yet only when the id has this shape.
     ids = {clicks.new_click_id() for _ in range(200)}
