@@ -12,7 +12,7 @@ from services.metrics.attribution import api as attribution_api
 from services.metrics.attribution import store as attribution_store
 from services.metrics.attribution.store import INDEXES as ATTRIBUTION_INDEXES
 from services.metrics.goals import api as goals_api
-from services.metrics.goals.store import INDEXES as GOAL_INDEXES
+from services.metrics.goals import store as goals_store
 from services.metrics.handlers import (
     build_attribution_subscription,
     build_subscription,
@@ -61,7 +61,7 @@ INDEXES = (
     + ORG_SETTINGS_INDEXES
     + API_KEY_INDEXES
     + ATTRIBUTION_INDEXES
-    + GOAL_INDEXES
+    + goals_store.INDEXES
     + SURVEY_INDEXES
     + WEBHOOK_INDEXES
 )
@@ -118,6 +118,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
         outbox_collections=OUTBOX_COLLECTIONS,
         migrations=[
             *attribution_store.MIGRATIONS,
+            *goals_store.MIGRATIONS,
             *api_keys_store.MIGRATIONS,
             *org_settings_store.MIGRATIONS,
             *webhooks_store.MIGRATIONS,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.metrics.goals.domain import Goal, Snapshot
 from services.metrics.paging import page_by_id
 from shared.documents import Documents
+from shared.migrations import Migration
 from shared.mongo import Document, IndexSpec
 from shared.tenancy import Tenants
 
@@ -22,6 +25,17 @@ INDEXES: list[IndexSpec] = [
 
 
 GOAL_DOCUMENTS = Documents(Goal)
+
+
+async def _cap_infinite_targets(db: AsyncDatabase[Document]) -> int:
+    """Goals created with `"target": Infinity`, before requests refused what JSON has no word for,
+    get the largest float: as far out of reach, and a number an answer can carry."""
+    goals = Tenants(db).across(GOALS, why="a migration of every organisation's goals")
+    result = await goals.update_many({"target": float("inf")}, {"$set": {"target": sys.float_info.max}})
+    return result.modified_count
+
+
+MIGRATIONS = [Migration("2026-12-goal-targets-finite", _cap_infinite_targets)]
 
 
 class GoalStore:

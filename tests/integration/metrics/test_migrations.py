@@ -1,13 +1,16 @@
 """Metrics' data in earlier shapes adopted at start: settings written before every query named the
 organisation, survey answers kept under a plain hash of who answered, API keys made before the
-other services learnt of keys from events."""
+other services learnt of keys from events, goals whose target was taken as infinite."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,6 +19,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.metrics.api_keys import domain as api_keys
 from services.metrics.api_keys.store import API_KEYS, ApiKeyStore
 from services.metrics.api_keys.store import MIGRATIONS as API_KEY_MIGRATIONS
+from services.metrics.goals.domain import Goal
+from services.metrics.goals.store import MIGRATIONS as GOAL_MIGRATIONS
+from services.metrics.goals.store import GoalStore
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.org_settings.store import MIGRATIONS, ORG_SETTINGS, OrgSettingsStore
 from services.metrics.surveys import domain as surveys
@@ -109,3 +115,35 @@ async def test_keys_made_before_keys_were_announced_are_announced_once(db: Async
     }
     k1 = await key_store.by_id("k1")
     assert k1 is not None and k1.scopes == ("conversions:write", "surveys:respond")  # what keys could do then
+
+
+async def test_a_goal_taken_with_an_infinite_target_gets_the_largest_float(
+    db: AsyncDatabase[Document],
+) -> None:
+    """Requests took `"target": Infinity` until ef38594; such a goal would now fail its answer."""
+    store = GoalStore(db)
+    endless, plain = (
+        Goal(
+            id,
+            "org-a",
+            "Reach",
+            "clicks",
+            target,
+            date(2026, 1, 1),
+            date(2026, 3, 31),
+            None,
+            None,
+            None,
+            None,
+            datetime(2026, 1, 1, tzinfo=UTC),
+            "ann",
+        )
+        for id, target in (("g1", math.inf), ("g2", 500.0))
+    )
+    await store.insert(endless)
+    await store.insert(plain)
+
+    await migrate(db, GOAL_MIGRATIONS)
+
+    assert (await store.get("org-a", "g1")) == replace(endless, target=sys.float_info.max)
+    assert (await store.get("org-a", "g2")) == plain
