@@ -1,6 +1,6 @@
 """Recognition's stored data from before a change of shape, upgraded at start: the fulfilment
-webhook stored before every query named the organisation, and the markers of erasures from before
-they expired."""
+webhook stored before every query named the organisation, the markers of erasures from before
+they expired, and text stored before requests refused control characters."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.recognition.badges.domain import BadgeDefinition
+from services.recognition.badges.store import BadgeStore
 from services.recognition.profiles.store import ERASED
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
+from services.recognition.rules.domain import Rules, RuleVersion
+from services.recognition.rules.store import RulesStore
+from shared.fields import AS_STORED
 from shared.migrations import migrate
 from shared.mongo import Document
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
@@ -59,3 +65,33 @@ async def test_markers_of_erasures_from_before_they_expired_expire_too(
     assert old is not None and old["forget_at"].replace(tzinfo=UTC) >= forget_erasure_at(before, settings)
     new = await db[ERASED].find_one({"_id": "org-a:new"})
     assert new is not None and new["forget_at"].replace(tzinfo=UTC) == kept_until
+
+
+async def test_rules_and_badges_stored_before_text_refused_control_characters_still_read(
+    db: AsyncDatabase[Document],
+) -> None:
+    """Requests refuse control characters since 1ba4826; what was stored before stays readable
+    (shared/fields.py AS_STORED), or an organisation's scoring would stop at its rules."""
+    at = datetime.now(UTC)
+    old_words = {"id": "spring", "name": "Spring\tpush", "starts_at": at, "ends_at": at + timedelta(days=1)}
+    with pytest.raises(ValidationError, match="must be one line"):
+        Rules.model_validate({"campaigns": [old_words]})  # as a request would send them today
+    rules = Rules.model_validate({"campaigns": [old_words]}, context=AS_STORED)
+    badge = BadgeDefinition.model_validate(
+        {
+            "badge_id": "ten-shares",
+            "name": "Ten\u0007shares",
+            "description": "Shared ten times",
+            "criteria": "Share ten items",
+            "image_url": "https://img.example/ten.png",
+            "metric": "shares",
+            "threshold": 10,
+        },
+        context=AS_STORED,
+    )
+    rules_store, badge_store = RulesStore(db), BadgeStore(db)
+    assert await rules_store.insert("org-a", RuleVersion(1, rules, "ann", at))
+    assert await badge_store.insert_definition("org-a", badge, at)
+
+    assert (await rules_store.latest("org-a")).rules.campaigns[0].name == "Spring\tpush"
+    assert [b.name for b in await badge_store.definitions("org-a")] == ["Ten\u0007shares"]
