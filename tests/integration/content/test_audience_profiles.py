@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.content.program.store import SETTINGS
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateErased, AdvocateUpdated
 from shared.messaging import EventProducer
@@ -127,3 +128,21 @@ async def test_the_organisations_default_for_names_is_a_program_setting(
         "/v1/settings", headers=users.admin, json={"names_visible_by_default": "sometimes"}
     )
     assert bad.status_code == 422 and "names_visible_by_default" in bad.text
+
+
+async def test_settings_stored_before_text_refused_control_characters_still_answer(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    """Requests refuse control characters since 1ba4826; settings stored before must still read
+    (shared/fields.py AS_STORED), or every advocate's GET /v1/settings would fail."""
+    users = Users(settings, new_org())
+    saved = await client.put("/v1/settings", headers=users.admin, json={"required_disclosure": "#ad"})
+    assert saved.status_code == 200, saved.text
+    db = client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    await db[SETTINGS].update_one({"org": users.org}, {"$set": {"required_disclosure": "#ad\u0007"}})
+
+    answer = await client.get("/v1/settings", headers=users.editor)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["required_disclosure"] == "#ad\u0007"
+    refused = await client.put("/v1/settings", headers=users.admin, json={"required_disclosure": "#ad\u0007"})
+    assert refused.status_code == 422 and "required_disclosure" in refused.text
