@@ -119,19 +119,36 @@ async def body_of(request: Request) -> Any:
     return body
 
 
+# Where a value stands in a body: its key or index, and where its container stands (None: the
+# body). Shared by siblings, so a deep body costs no copy of its path per value.
+Place = tuple[str | int, "Place"] | None
+
+
 def refuse_control_characters(body: Any) -> None:
     """The SCIM rule of shared/fields.py's TEXT, over the whole body: no text a directory sends
     holds a control character but a tab or a line break (an address's `formatted` may hold those).
     A loop, not a recursion: json.loads takes bodies nested nearly as deep as Python recurses."""
-    to_visit: list[tuple[str, Any]] = [("", body)]
+    to_visit: list[tuple[Any, Place]] = [(body, None)]
     while to_visit:
-        where, value = to_visit.pop()
+        value, place = to_visit.pop()
         if isinstance(value, str) and TEXT_CHARACTERS.fullmatch(value) is None:
-            raise InvalidValueException(detail=f"{where or 'the body'}: {TEXT.message}")
+            raise InvalidValueException(detail=f"{spelt(place)}: {TEXT.message}")
         if isinstance(value, dict):
-            to_visit.extend((f"{where}.{key}" if where else key, inner) for key, inner in value.items())
+            to_visit.extend((inner, (key, place)) for key, inner in value.items())
         elif isinstance(value, list):
-            to_visit.extend((f"{where}[{index}]", inner) for index, inner in enumerate(value))
+            to_visit.extend((inner, (index, place)) for index, inner in enumerate(value))
+
+
+def spelt(place: Place) -> str:
+    """`name.givenName`, `Operations[0].value`; `the body` for the body itself."""
+    parts: list[str | int] = []
+    while place is not None:
+        key, place = place
+        parts.append(key)
+    spelling = ""
+    for key in reversed(parts):
+        spelling += f"[{key}]" if isinstance(key, int) else (f".{key}" if spelling else key)
+    return spelling or "the body"
 
 
 def params_of(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:
