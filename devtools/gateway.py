@@ -180,11 +180,16 @@ def create_gateway(
                 status_code=404,
                 media_type="application/problem+json",
             )
-        # Whitespace around a header value is not part of it (RFC 9110), and httpx refuses to
-        # send a value ending in a space: "Authorization: Bearer " must reach the service (401),
-        # not fail here as an unreachable service (502).
-        headers = {k: v.strip() for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        headers["x-forwarded-for"] = request.client.host if request.client else ""
+        # The headers as they came, bytes and every repeat: decoded, a Referer with a byte past
+        # ASCII failed here (500) before the service could judge it. Whitespace around a value is
+        # not part of it (RFC 9110), and httpx refuses to send a value ending in a space:
+        # "Authorization: Bearer " must reach the service (401), not fail here (502).
+        headers = [
+            (name, value.strip())
+            for name, value in request.headers.raw
+            if name.decode("latin-1").lower() not in HOP_BY_HOP | {"x-forwarded-for"}
+        ]
+        headers.append((b"x-forwarded-for", (request.client.host if request.client else "").encode()))
         # The path as the caller encoded it, for the service to decode: decoded here, a %00 makes
         # no URL.
         path = request.scope.get("raw_path", request.url.path.encode()).decode("ascii")

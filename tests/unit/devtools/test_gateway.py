@@ -112,3 +112,21 @@ def test_the_dashboard_is_served_with_a_dev_login_and_says_when_its_charts_are_n
         assert client.get("/dashboard/").text == "<h1>dashboard</h1>"
         assert client.get("/dashboard/app.js").text == "export {};"
         assert client.get("/dashboard/config.json").json() == {"api_base": "", "dev_login": "/dev/login"}
+
+
+def test_headers_reach_the_service_as_sent_bytes_past_ascii_and_repeats_too() -> None:
+    received: list[list[tuple[bytes, bytes]]] = []
+
+    async def service(request: Request) -> JSONResponse:
+        received.append(
+            [(k, v) for k, v in request.headers.raw if k in (b"referer", b"accept", b"x-forwarded-for")]
+        )
+        return JSONResponse({})
+
+    upstream = Starlette(routes=[Route("/r/{code}", service)])
+    gateway = create_gateway({"sharing": "http://sharing"}, transport=httpx.ASGITransport(app=upstream))
+    with TestClient(gateway) as client:
+        sent = [(b"referer", b"https://caf\xc3\xa9.example/"), (b"accept", b"text/html"), (b"accept", b"*/*")]
+        sent.append((b"x-forwarded-for", b"203.0.113.9"))  # the gateway says who called, not the caller
+        assert client.get("/r/abc", headers=sent).status_code == 200  # a 500 before
+    assert received == [[*sent[:3], (b"x-forwarded-for", b"testclient")]]
