@@ -203,9 +203,15 @@ def create_gateway(
             )
         except httpx.TransportError as exc:
             return _problem(502, "Bad gateway", f"{service} is not reachable: {exc}")
-        response_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
-        response_headers.pop("content-encoding", None)
-        return Response(upstream.content, status_code=upstream.status_code, headers=response_headers)
+        # The answer's headers likewise: two Set-Cookie lines are two cookies. httpx has decoded
+        # the body, so its content-encoding no longer holds.
+        response = Response(upstream.content, status_code=upstream.status_code)
+        response.raw_headers += [
+            (name, value)
+            for name, value in upstream.headers.raw
+            if name.decode("latin-1").lower() not in HOP_BY_HOP | {"content-encoding"}
+        ]
+        return response
 
     async def index(request: Request) -> JSONResponse:
         body: dict[str, Any] = {

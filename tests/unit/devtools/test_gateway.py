@@ -62,15 +62,19 @@ def test_a_cookie_one_caller_gets_is_never_sent_with_another_callers_requests() 
         seen.append(request.headers.get("cookie"))
         response = JSONResponse({})
         response.set_cookie("chorus_advocate", "ann")
+        response.set_cookie("chorus_seen", "1")  # two Set-Cookie lines: both must come through
         return response
 
     upstream = Starlette(routes=[Route("/v1/advocates/me", service), Route("/r/{code}", service)])
     gateway = create_gateway({"sharing": "http://sharing"}, transport=httpx.ASGITransport(app=upstream))
     with TestClient(gateway) as advocate, TestClient(gateway) as visitor:
-        assert advocate.get("/v1/advocates/me").cookies.get("chorus_advocate") == "ann"
+        assert dict(advocate.get("/v1/advocates/me").cookies) == {
+            "chorus_advocate": "ann",
+            "chorus_seen": "1",
+        }
         visitor.get("/r/abc")
         advocate.get("/r/abc")
-    assert seen == [None, None, "chorus_advocate=ann"]
+    assert seen == [None, None, "chorus_advocate=ann; chorus_seen=1"]
 
 
 def dashboard(folder: Path, settings: ChorusSettings) -> TestClient:
