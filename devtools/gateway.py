@@ -204,12 +204,12 @@ def create_gateway(
         except httpx.TransportError as exc:
             return _problem(502, "Bad gateway", f"{service} is not reachable: {exc}")
         # The answer's headers likewise: two Set-Cookie lines are two cookies. httpx has decoded
-        # the body, so its content-encoding no longer holds.
+        # the body, so its content-encoding no longer holds; this server writes its own date.
         response = Response(upstream.content, status_code=upstream.status_code)
         response.raw_headers += [
             (name, value)
             for name, value in upstream.headers.raw
-            if name.decode("latin-1").lower() not in HOP_BY_HOP | {"content-encoding"}
+            if name.decode("latin-1").lower() not in HOP_BY_HOP | {"content-encoding", "date", "server"}
         ]
         return response
 
