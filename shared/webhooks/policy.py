@@ -4,6 +4,7 @@ next try, and what state an attempt leads to. No I/O, so every rule is unit-test
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,10 +63,22 @@ def check_url(url: str, *, allow_insecure_loopback: bool) -> str:
 def _is_internal(host: str) -> bool:
     if host in LOOPBACK_HOSTS:
         return True
+    address = _literal_address(host)
+    return address is not None and not _is_public(address)
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host spells, in the usual forms or in the older IPv4 ones that resolvers
+    still take (`127.1`, `0x7f000001`, `2130706433`): the delivery's resolver check refused
+    those, but only when the first delivery came, after the endpoint was taken."""
     try:
-        return not _is_public(ipaddress.ip_address(host))
+        return ipaddress.ip_address(host)
     except ValueError:
-        return False
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
 
 
 def _is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

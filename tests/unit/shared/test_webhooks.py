@@ -87,6 +87,10 @@ def test_a_failure_is_retried_later_until_the_last_attempt_then_fails() -> None:
         "https://10.1.2.3/hook",
         "https://192.168.0.1/hook",
         "https://169.254.169.254/latest/meta-data",  # cloud metadata
+        "https://127.1/hook",  # older IPv4 forms a resolver takes for 127.0.0.1
+        "https://0x7f000001/hook",
+        "https://2130706433/hook",
+        "https://0251.0376.0251.0376/hook",  # 169.254.169.254 in octal
         "https://[::1]/hook",
         "https://localhost/hook",
         "/relative",
