@@ -69,8 +69,8 @@ def _is_internal(host: str) -> bool:
 
 def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a host spells, in the usual forms or in the older IPv4 ones that resolvers
-    still take (`127.1`, `0x7f000001`, `2130706433`): the delivery's resolver check refused
-    those, but only when the first delivery came, after the endpoint was taken."""
+    still take (`127.1`, `0x7f000001`, `2130706433`). Read here, they are refused without a
+    lookup; the resolver check behind this one judges them only when its lookup answers."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
