@@ -7,6 +7,7 @@ response. Request validation errors from FastAPI become 422 problems that name e
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -153,13 +154,19 @@ def problem_response(error: AppError, instance: str | None = None) -> JSONRespon
     )
 
 
-def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
-    # ("body", "suggested_posts", 0, "text") -> "suggested_posts[0].text"
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+def field_path(parts: Sequence[str | int]) -> str:
+    """("suggested_posts", 0, "text") -> "suggested_posts[0].text"; "" for no parts."""
     path = ""
     for p in parts:
         path += f"[{p}]" if isinstance(p, int) else (f".{p}" if path else str(p))
-    return path or ".".join(str(p) for p in loc)
+    return path
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    # ("body", "suggested_posts", 0, "text") -> "suggested_posts[0].text". Only the first part
+    # says where the value came from: a field may be named `body` or `path` itself.
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+    return field_path(parts) or ".".join(str(p) for p in loc)
 
 
 # For the `responses=` of a route whose path names no resource but that looks one up all the
@@ -197,7 +204,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = [
-            {"field": _field_path(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
+            {"field": _field_of(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

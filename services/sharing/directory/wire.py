@@ -30,7 +30,7 @@ from scim2_models import (
 )
 
 from services.sharing.directory import schemas
-from shared.errors import AppError, store_unavailable
+from shared.errors import AppError, field_path, store_unavailable
 from shared.fields import TEXT
 
 MAX_BODY = 1_000_000
@@ -145,10 +145,7 @@ def spelt(place: Place) -> str:
     while place is not None:
         key, place = place
         parts.append(key)
-    spelling = ""
-    for key in reversed(parts):
-        spelling += f"[{key}]" if isinstance(key, int) else (f".{key}" if spelling else key)
-    return spelling or "the body"
+    return field_path(parts[::-1]) or "the body"
 
 
 def params_of(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:

@@ -83,3 +83,22 @@ def test_a_store_that_does_not_answer_is_a_503_to_retry_later() -> None:
 def test_any_other_store_error_is_not_reported_as_an_outage() -> None:
     response = make_client().post("/things", json={"title": "duplicate"})
     assert response.status_code == 500
+
+
+class Policy(BaseModel):
+    body: str = Field(min_length=1)
+    links: list[dict[str, int]] = Field(default_factory=list)
+
+
+def test_a_field_named_like_where_it_came_from_keeps_its_name() -> None:
+    """Only a location's first part is where the value came from: a policy's `body` field was
+    reported as `body.body`, a nested `path` field lost its name."""
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/policies")
+    async def create(policy: Policy) -> None: ...
+
+    response = TestClient(app).post("/policies", json={"body": "", "links": [{"path": "x"}]})
+    assert {e["field"] for e in response.json()["errors"]} == {"body", "links[0].path"}
