@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler
@@ -52,11 +53,16 @@ class Characters:
     pattern: str
     message: str
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        allowed = re.compile(self.pattern)
+    @cached_property
+    def _allowed(self) -> re.Pattern[str]:
+        return re.compile(self.pattern)
 
+    def allows(self, value: str) -> bool:
+        return self._allowed.fullmatch(value) is not None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         def check(value: str, info: core_schema.ValidationInfo) -> str:
-            if allowed.fullmatch(value) is None and not (info.context or {}).get("stored"):
+            if not self.allows(value) and not (info.context or {}).get("stored"):
                 raise PydanticCustomError("characters", self.message)
             return value
 
