@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -36,6 +36,7 @@ from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure
 from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
 from shared.outbox import Outbox
+from shared.query_parameters import refuse_unknown_query
 from shared.settings import ChorusSettings
 from shared.telemetry import flush_telemetry, setup_telemetry
 from shared.vault import Vault
@@ -293,7 +294,7 @@ def create_service_app(
         )
     app.include_router(health_router())
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(refuse_unknown_query)])
     for router in webhooks:
         app.webhooks.include_router(router, generate_unique_id_function=operation_id)
     document_problems(app, schemas or {})

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from scim2_models import (
@@ -31,12 +30,15 @@ from scim2_models import (
 from services.sharing.directory import schemas
 from shared.errors import AppError, field_path, store_unavailable
 from shared.fields import TEXT
+from shared.query_parameters import ProtocolRoute
 
 MAX_BODY = 1_000_000
 
 
-class ScimRoute(APIRoute):
-    """A route whose every error, from its dependencies (auth) to its body, is a SCIM Error."""
+class ScimRoute(ProtocolRoute):
+    """A route whose every error, from its dependencies (auth) to its body, is a SCIM Error. Its
+    clients are identity providers: a query parameter SCIM defines and this server does not
+    implement (`sortBy`) is ignored, not refused, so that provisioning goes on."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()

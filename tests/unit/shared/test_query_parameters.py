@@ -1,0 +1,88 @@
+"""A query parameter an operation does not take is refused (shared/query_parameters.py): a
+misspelt filter must not be answered as if no filter had been asked."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import httpx
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from shared.auth import issue_dev_token
+from shared.errors import PROBLEM_JSON
+from shared.query_parameters import ProtocolRoute, query_names
+from shared.settings import ChorusSettings
+
+SETTINGS = ChorusSettings(telemetry_enabled=False, otlp_endpoint=None)
+SERVICES = ("content", "sharing", "metrics", "recognition")
+
+
+def app_of(service: str) -> FastAPI:
+    app: FastAPI = importlib.import_module(f"services.{service}.main").create_app()
+    return app
+
+
+def routes_of(service: str) -> Iterator[APIRoute]:
+    """Every route a module of the service declares."""
+    package = importlib.import_module(f"services.{service}")
+    for module in pkgutil.walk_packages(package.__path__, f"services.{service}."):
+        for router in vars(importlib.import_module(module.name)).values():
+            if isinstance(router, APIRouter):
+                yield from (route for route in router.routes if isinstance(route, APIRoute))
+
+
+async def get(app: FastAPI, url: str, params: dict[str, str]) -> httpx.Response:
+    token = issue_dev_token(SETTINGS, org="acme", sub="ann", roles=["admin"])
+    transport = httpx.ASGITransport(app=app)  # no lifespan: a refused request does no I/O
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await client.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_an_operation_takes_the_query_parameters_its_document_lists(service: str) -> None:
+    """What is refused is read from the route, what a client knows from the document: they must
+    be the same names, or a documented parameter would be refused."""
+    document = app_of(service).openapi()
+    checked = 0
+    for route in routes_of(service):
+        for method in route.methods:
+            if not route.include_in_schema or route.path_format not in document["paths"]:
+                continue  # the webhooks' routes, documented apart and never served
+            operation = document["paths"][route.path_format][method.lower()]
+            documented = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+            assert query_names(route.dependant) == documented, f"{method} {route.path_format}"
+            checked += 1
+    assert checked > 10
+
+
+async def test_a_misspelt_filter_is_refused_naming_it_and_what_the_operation_takes() -> None:
+    app = app_of("metrics")
+    app.state.service = None  # never reached
+    params = {"from": "2026-12-01", "to": "2026-12-31", "teams": "sales"}
+    answer = await get(app, "/v1/funnel", params)
+    assert (answer.status_code, answer.headers["content-type"]) == (422, PROBLEM_JSON), answer.text
+    [error] = answer.json()["errors"]
+    assert error["field"] == "teams"
+    assert "it takes advocate, content, from, group_by, network, tag, team, to" in error["message"]
+
+
+async def test_an_operation_without_query_parameters_refuses_any() -> None:
+    app = app_of("sharing")
+    app.state.advocates = None  # never reached
+    answer = await get(app, "/v1/advocates/me", {"fields": "all", "_": "1"})
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["fields", "_"]
+    assert "it takes none" in answer.json()["errors"][0]["message"]
+
+
+async def test_a_scim_client_may_send_what_scim_defines_and_this_server_does_not_implement() -> None:
+    assert any(isinstance(route, ProtocolRoute) for route in routes_of("sharing"))
+    app = app_of("sharing")
+    app.state.runtime = SimpleNamespace(db=None)
+    answer = await get(app, "/scim/v2/ServiceProviderConfig", {"sortBy": "userName"})
+    assert answer.status_code == 200, answer.text
