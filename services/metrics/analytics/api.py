@@ -8,12 +8,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from services.metrics.analytics.domain import FUNNEL_METRICS, GROUP_BYS, REVENUE_METRIC, TIME_GROUPS
 from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
 from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, json_or_csv
 from shared.clock import RequestDay
 from shared.dependencies import on_loop
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
+
+# What the reports take, in the document for a generated client; the domain checks the same
+# values and says what is wrong in its own words.
+METRIC_PATTERN = f"^({'|'.join(FUNNEL_METRICS)}|{REVENUE_METRIC.pattern})$"
 
 
 async def dimension_filters(
@@ -53,7 +58,7 @@ async def funnel(
     principal: Manager,
     modules: Modules,
     report: Asked,
-    group_by: Annotated[str, Query(max_length=20)] = "day",
+    group_by: Annotated[str, Query(max_length=20, json_schema_extra={"enum": list(GROUP_BYS)})] = "day",
 ) -> Any:
     """Rows grouped by day, week (key: the Monday), month, advocate, content, team, network or tag; at most
     one filter (advocate, content, team, network, tag). A time grouping can be filtered by any dimension; a
@@ -75,8 +80,8 @@ async def timeseries(
     principal: Manager,
     modules: Modules,
     report: Asked,
-    metric: Annotated[str, Query(max_length=40)] = "clicks",
-    interval: Annotated[str, Query(max_length=10)] = "day",
+    metric: Annotated[str, Query(max_length=40, json_schema_extra={"pattern": METRIC_PATTERN})] = "clicks",
+    interval: Annotated[str, Query(max_length=10, json_schema_extra={"enum": list(TIME_GROUPS)})] = "day",
 ) -> Any:
     """Every period of the range, zeros included."""
     result = await modules.analytics.timeseries(
