@@ -10,7 +10,16 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.metrics.analytics.domain import FUNNEL_METRICS, GROUP_BYS, REVENUE_METRIC, TIME_GROUPS
 from services.metrics.analytics.schemas import DictionaryOut, FunnelOut, MeStatsOut, ProgramOut, TimeseriesOut
-from services.metrics.web import CSV_RESPONSE, Anyone, Manager, Member, Modules, json_or_csv
+from services.metrics.web import (
+    CSV_RESPONSE,
+    Anyone,
+    Manager,
+    Member,
+    Modules,
+    csv_response,
+    json_or_csv,
+    wants_csv,
+)
 from shared.clock import RequestDay
 from shared.dependencies import on_loop
 
@@ -63,10 +72,15 @@ async def funnel(
     """Rows grouped by day, week (key: the Monday), month, advocate, content, team, network or tag; at most
     one filter (advocate, content, team, network, tag). A time grouping can be filtered by any dimension; a
     dimension grouping only by its own dimension. Bot and self clicks are counted apart. The EMV formula
-    with the organisation's CPC and CPM comes with the answer.
+    with the organisation's CPC and CPM comes with the answer. Over advocate, content, team or network,
+    `unassigned` holds what no row does (a sale credited to no share), so that a breakdown adds up.
     """
     result = await modules.analytics.funnel(principal, report.from_, report.to, group_by, report.filters)
-    return json_or_csv(request, result, "rows", "funnel")
+    if wants_csv(request):  # the rows add up to the totals, as a spreadsheet sums them
+        return csv_response(
+            [*result["rows"], *([result["unassigned"]] if result["unassigned"] else [])], "funnel"
+        )
+    return result
 
 
 @router.get(

@@ -25,6 +25,7 @@ from shared.errors import InvalidInput
 TIME_GROUPS = ("day", "week", "month")
 REVENUE_METRIC = re.compile(r"revenue\.[A-Z]{3}")
 GROUP_BYS = TIME_GROUPS + DIMENSIONS
+SINGLE_VALUED = ("advocate", "content", "team", "network")  # every event has at most one
 MAX_RANGE_DAYS = 731
 FUNNEL_METRICS = (*COUNTERS, "ctr", "conversion_rate", "application_rate", "emv")
 MY_FIGURES = ("reach", "shares", "clicks", "unique_clicks", "leads", "sales")
@@ -183,6 +184,16 @@ def scope(group_by: str, filters: dict[str, str]) -> tuple[str, list[str] | None
     return group_by, [filters[group_by]] if filters else None
 
 
+def unassigned(group_by: str, filters: dict[str, str], totals: Totals, rows: Totals) -> Totals | None:
+    """What the totals hold and no row of a breakdown does: sales credited to no share, the
+    figures of advocates with no team or of erased advocates (their events count, for nobody).
+    Only where each event has one value of the dimension, so that the totals less the rows is
+    exact: not over tags (they overlap), not over time, not when a filter picks the rows."""
+    if filters or group_by not in SINGLE_VALUED:
+        return None
+    return totals.less(rows)
+
+
 def totals_from_rows(group_by: str, filters: dict[str, str]) -> bool:
     """Whether a funnel's totals are the sum of its rows. Tags overlap (a share may carry
     several), so totals over a dimension's breakdown come from the un-split totals instead."""
@@ -220,6 +231,17 @@ class Totals:
         ):
             for currency, units in (amounts or {}).items():
                 units_by_currency[currency] = units_by_currency.get(currency, 0) + int(units)
+
+    def less(self, other: Totals) -> Totals:
+        def units_less(mine: dict[str, int], theirs: dict[str, int]) -> dict[str, int]:
+            left = {cur: mine.get(cur, 0) - theirs.get(cur, 0) for cur in mine.keys() | theirs.keys()}
+            return {cur: units for cur, units in left.items() if units}
+
+        return Totals(
+            {name: count - other.counters[name] for name, count in self.counters.items()},
+            units_less(self.revenue_units, other.revenue_units),
+            units_less(self.refunded_units, other.refunded_units),
+        )
 
     def row(self, key: str, rates: EmvRates) -> dict[str, Any]:
         c = self.counters

@@ -43,6 +43,12 @@ class FunnelOut(ResponseBody):
     group_by: str
     filters: dict[str, str]
     rows: list[FunnelRow]
+    unassigned: FunnelRow | None = Field(
+        description="grouped by advocate, content, team or network without a filter: what the totals hold"
+        " and no row does (sales credited to no share, advocates with no team, erased advocates), so"
+        " that the rows and it add up to the totals; its key is empty, and in CSV it is the last row."
+        " Null otherwise: tags overlap, and a time grouping or a filter leaves nothing out"
+    )
     totals: FunnelRow
     emv: EmvOut
 

@@ -31,18 +31,21 @@ class AnalyticsService:
         dim, keys = domain.scope(group_by, filters)
         rates = await self.org_settings.rates(principal.org)
         rows = await self.projections.stats(principal.org, dim, first, last, keys)
-        total_rows = (
-            rows
+        row_totals = domain.total(rows)
+        totals = (
+            row_totals
             if domain.totals_from_rows(group_by, filters)
-            else await self.projections.stats(principal.org, ALL, first, last)
+            else domain.total(await self.projections.stats(principal.org, ALL, first, last))
         )
+        unassigned = domain.unassigned(group_by, filters, totals, row_totals)
         return {
             "from": from_,
             "to": to,
             "group_by": group_by,
             "filters": filters,
             "rows": domain.group_rows(rows, group_by, rates),
-            "totals": domain.total(total_rows).row("total", rates),
+            "unassigned": None if unassigned is None else unassigned.row("", rates),
+            "totals": totals.row("total", rates),
             "emv": domain.emv_out(rates),
         }
 

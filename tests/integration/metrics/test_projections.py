@@ -137,6 +137,23 @@ async def test_a_scripted_scenario_gives_the_expected_funnel_for_every_group_by(
         for group_by in GROUP_BYS:
             assert rows_by_key(await funnel(client, settings, s, group_by)) == s.expected(group_by), group_by
 
+        # What no row holds: the sale credited to no share. With it, a breakdown adds up to the
+        # totals; tags overlap and days leave nothing out, so they have none.
+        for group_by in ("advocate", "content", "team", "network"):
+            result = await funnel(client, settings, s, group_by)
+            left = result["unassigned"]
+            assert (left["key"], left["sales"], left["revenue"], left["refunded"]) == (
+                "",
+                1,
+                {"EUR": "10.00"},
+                {},
+            )
+            for f in FIELDS:
+                assert sum(row[f] for row in [*result["rows"], left]) == result["totals"][f], (group_by, f)
+        for group_by in ("tag", "day"):
+            assert (await funnel(client, settings, s, group_by))["unassigned"] is None
+        assert (await funnel(client, settings, s, "team", team="sales"))["unassigned"] is None
+
         result = await funnel(client, settings, s, "day")
         totals = result["totals"]
         assert {f: totals[f] for f in FIELDS} == {
@@ -171,6 +188,7 @@ async def test_a_scripted_scenario_gives_the_expected_funnel_for_every_group_by(
         )
         assert response.headers["content-type"].startswith("text/csv")
         parsed = {row["key"]: row for row in csv.DictReader(io.StringIO(response.text))}
+        assert list(parsed)[-1] == "" and (parsed[""]["sales"], parsed[""]["revenue_EUR"]) == ("1", "10.00")
         for key, expected in s.expected("advocate").items():
             assert {f: int(parsed[key][f]) for f in FIELDS} == {f: expected[f] for f in FIELDS}
             for currency, amount in expected["revenue"].items():

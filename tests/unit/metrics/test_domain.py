@@ -321,6 +321,25 @@ def test_rows_derive_ctr_conversion_rate_and_emv() -> None:
     assert row["revenue"] == {"EUR": "123.45"}
 
 
+def test_what_no_row_of_a_breakdown_holds_is_the_totals_less_the_rows() -> None:
+    totals, rows = Totals(), Totals()
+    totals.add_doc({"reach": 900, "clicks": 7, "unique_clicks": 5, "sales": 2, "revenue": {"EUR": 300_000}})
+    rows.add_doc({"reach": 600, "clicks": 4, "unique_clicks": 4, "sales": 1, "revenue": {"EUR": 300_000}})
+    rows.add_doc({"refunded": {"USD": 10_000}})
+    totals.add_doc({"refunded": {"USD": 10_000}})
+
+    left = analytics.unassigned("team", {}, totals, rows)
+    assert left is not None
+    row = left.row("", EmvRates())
+    assert (row["reach"], row["clicks"], row["unique_clicks"], row["sales"]) == (300, 3, 1, 1)
+    assert (row["revenue"], row["refunded"]) == ({}, {})  # no currency left over, none shown
+    assert row["ctr"] == round(1 / 300, 6)  # the rates of what is left, not a difference of rates
+    # Tags overlap, days and a filter leave nothing out: no such row.
+    assert analytics.unassigned("tag", {}, totals, rows) is None
+    assert analytics.unassigned("week", {}, totals, rows) is None
+    assert analytics.unassigned("team", {"team": "sales"}, totals, rows) is None
+
+
 def test_periods_group_days_into_iso_weeks_and_months() -> None:
     assert analytics.period_key("2026-11-04", "week") == "2026-11-02"
     assert analytics.period_key("2026-11-04", "month") == "2026-11"
