@@ -28,13 +28,25 @@ def query_names(dependant: Dependant) -> frozenset[str]:
     return frozenset(names)
 
 
+# Each route's names, read once: routes live as long as the process, and holding the route here
+# keeps its id from being reused for another.
+_TAKEN: dict[int, tuple[APIRoute, frozenset[str]]] = {}
+
+
+def _taken_by(route: APIRoute) -> frozenset[str]:
+    known = _TAKEN.get(id(route))
+    if known is None or known[0] is not route:
+        known = _TAKEN[id(route)] = (route, query_names(route.dependant))
+    return known[1]
+
+
 async def refuse_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not request.scope["query_string"] or not isinstance(route, APIRoute):
         return
     if isinstance(route, ProtocolRoute):
         return
-    taken = query_names(route.dependant)
+    taken = _taken_by(route)
     unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in taken]
     if unknown:
         takes = f"it takes {', '.join(sorted(taken))}" if taken else "it takes none"
