@@ -23,9 +23,9 @@ class ContentFilters:
 
     status: Annotated[Status | None, Query(description="editors and admins only, except published")] = None
     mine: Annotated[bool, Query(description="only items the caller submitted, in any status")] = False
-    tag: Annotated[str | None, Query(max_length=50)] = None
+    tag: Annotated[str | None, Query(min_length=1, max_length=50)] = None
     content_type: Annotated[ContentType | None, Query(alias="type")] = None
-    language: Annotated[str | None, Query(max_length=35)] = None
+    language: Annotated[str | None, Query(min_length=1, max_length=35)] = None
     network: Annotated[Network | None, Query(description="items with a suggested post for it")] = None
     text: Annotated[
         str | None, Query(alias="q", max_length=200, description="text in the title or summary")

@@ -167,7 +167,7 @@ async def get_progress(
     course_id: str,
     principal: Member,
     service: Service,
-    advocate_id: Annotated[str | None, Query(max_length=200)] = None,
+    advocate_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
 ) -> ProgressOut:
     """The caller's own progress; editors and admins may ask for an advocate's with `advocate_id`."""
     progress = await service.get_progress(

@@ -31,11 +31,11 @@ METRIC_PATTERN = f"^({'|'.join(FUNNEL_METRICS)}|{REVENUE_METRIC.pattern})$"
 
 
 async def dimension_filters(
-    advocate: Annotated[str | None, Query(max_length=200)] = None,
-    content: Annotated[str | None, Query(max_length=200)] = None,
-    team: Annotated[str | None, Query(max_length=200)] = None,
-    network: Annotated[str | None, Query(max_length=50)] = None,
-    tag: Annotated[str | None, Query(max_length=100)] = None,
+    advocate: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    content: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    team: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    network: Annotated[str | None, Query(min_length=1, max_length=50)] = None,
+    tag: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> dict[str, str]:
     given = {"advocate": advocate, "content": content, "team": team, "network": network, "tag": tag}
     return {name: value for name, value in given.items() if value is not None}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic_core import to_json
@@ -29,8 +29,8 @@ class Board:
     contest's period instead of the calendar's."""
 
     period: Period = Period.WEEK
-    team: Annotated[str | None, Query(max_length=200)] = None
-    contest_id: Annotated[str | None, Query(max_length=64)] = None
+    team: Annotated[str | None, Query(min_length=1, max_length=200)] = None
+    contest_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None
 
 
 AskedBoard = Annotated[Board, Depends(on_loop(Board))]
@@ -55,7 +55,7 @@ async def leaderboard(
     principal: Member,
     service: Service,
     board: AskedBoard,
-    scope: Annotated[str, Query(pattern="^(org|team)$")] = "org",
+    scope: Literal["org", "team"] = "org",
     at: Annotated[RequestTime | None, Query(description="a moment inside the period; default now")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,

@@ -41,7 +41,7 @@ async def my_ledger(
 async def org_ledger(
     principal: Admin,
     service: Service,
-    advocate_id: Annotated[str | None, Query(max_length=200)] = None,
+    advocate_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> schemas.LedgerPage:

@@ -60,7 +60,7 @@ async def list_shares(
     service: Service,
     settings: Settings,
     response: Response,
-    advocate_id: Annotated[str | None, Query(max_length=200)] = None,
+    advocate_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> SharePage:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -86,3 +87,38 @@ async def test_a_scim_client_may_send_what_scim_defines_and_this_server_does_not
     app.state.runtime = SimpleNamespace(db=None)
     answer = await get(app, "/scim/v2/ServiceProviderConfig", {"sortBy": "userName"})
     assert answer.status_code == 200, answer.text
+
+
+# A search takes an empty text as no search; every other text parameter names something.
+SEARCHES = {"q"}
+
+
+def refuses_empty(pattern: str | None) -> bool:
+    return pattern is not None and re.search(pattern, "") is None
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_a_text_parameter_is_never_empty(service: str) -> None:
+    """`?team=` from a cleared form field filtered on the empty team, and answered zeros for the
+    whole organisation, or was ignored, by endpoint; it is a 422 everywhere."""
+    document = app_of(service).openapi()
+    may_be_empty = sorted(
+        f"{method.upper()} {path} {parameter['name']}"
+        for path, operations in document["paths"].items()
+        if not path.startswith("/scim/")  # SCIM's parameters are its protocol's
+        for method, operation in operations.items()
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query" and parameter["name"] not in SEARCHES
+        for schema in parameter["schema"].get("anyOf", [parameter["schema"]])
+        if schema.get("type") == "string"
+        and not ({"enum", "format", "minLength"} & schema.keys() or refuses_empty(schema.get("pattern")))
+    )
+    assert may_be_empty == []
+
+
+async def test_an_empty_filter_is_refused() -> None:
+    app = app_of("metrics")
+    app.state.service = None  # never reached
+    answer = await get(app, "/v1/funnel", {"from": "2026-12-01", "to": "2026-12-31", "team": ""})
+    assert answer.status_code == 422, answer.text
+    assert [e["field"] for e in answer.json()["errors"]] == ["team"]
