@@ -29,7 +29,9 @@ class Page(ResponseBody, Generic[Item]):
     next_cursor: str | None = Field(None, description="the cursor of the next page; null on the last")
 
 
-Cursor = Annotated[str | None, Query(min_length=1, max_length=500, description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str | None, Query(min_length=1, max_length=500, description="next_cursor of the previous page")
+]
 
 
 def _whole_number(value: Any) -> Any:
