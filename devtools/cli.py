@@ -264,7 +264,7 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_schemas(args: argparse.Namespace) -> int:
     from devtools.contracts import breaking_event_changes, write_contracts
     from devtools.kafka_access import write_access
-    from devtools.rest_contracts import breaking_document_changes, write_documents
+    from devtools.rest_contracts import breaking_document_changes, version_problems, write_documents
 
     # Writing the contracts releases them: a change that breaks what was released is not
     # written over it unless asked, so that regenerating never passes one through unseen.
@@ -278,6 +278,13 @@ def cmd_schemas(args: argparse.Namespace) -> int:
             "or release it anyway with --accept-breaking and say why in the commit.",
             file=sys.stderr,
         )
+        return 1
+    if unversioned := version_problems():
+        print(
+            "chorus schemas: nothing written; these documents changed at the same version:", file=sys.stderr
+        )
+        for problem in unversioned:
+            print(f"  {problem}", file=sys.stderr)
         return 1
     for path in [*write_contracts(Path(args.out)), *write_access(), *write_documents()]:
         print(path)

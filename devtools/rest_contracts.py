@@ -59,10 +59,38 @@ def breaking_document_changes(root: Path = REPO_ROOT, current: dict[str, Schema]
     return problems
 
 
+def version_problems(root: Path = REPO_ROOT, current: dict[str, Schema] | None = None) -> list[str]:
+    """Documents that changed since their release without a higher `info.version`: a client
+    tells the API it was generated from by that version. `chorus schemas` writes nothing while
+    there is any."""
+    problems: list[str] = []
+    for service, document in (current or build_documents()).items():
+        path = document_path(root, service)
+        if not path.exists():
+            continue
+        released = json.loads(path.read_text())
+        was, now = released["info"]["version"], document["info"]["version"]
+        if _without_version(released) != _without_version(document) and _semver(now) <= _semver(was):
+            problems.append(
+                f"{service}: the document changed, and its version did not rise above {was}, the"
+                f" released one: raise API_VERSION in services/{service}/main.py (a minor for something"
+                " new, a patch for wording)"
+            )
+    return problems
+
+
+def _without_version(document: Schema) -> Schema:
+    return {**document, "info": {**document["info"], "version": None}}
+
+
+def _semver(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
 def check_documents(root: Path = REPO_ROOT) -> list[str]:
     """Problems between the released documents under `root` and the apps (empty when fine)."""
     current = build_documents()
-    problems = breaking_document_changes(root, current)
+    problems = breaking_document_changes(root, current) or version_problems(root, current)
     if problems:
         return problems
     for service, document in current.items():

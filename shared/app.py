@@ -193,6 +193,7 @@ def create_service_app(
     routers: Sequence[APIRouter],
     indexes: list[IndexSpec],
     wire: Wire,
+    version: str,
     outbox_collections: Sequence[str] = (),
     migrations: Sequence[Migration] = (),
     description: str = "",
@@ -206,7 +207,8 @@ def create_service_app(
     `schemas`: JSON Schemas written by hand that operations `$ref` as
     `#/components/schemas/<name>` (bodies validated otherwise than by pydantic, as SCIM's).
     `webhooks`: routes that document what the service POSTs to its clients' endpoints (the
-    document's `webhooks`), never served."""
+    document's `webhooks`), never served. `version`: the OpenAPI document's, raised with every
+    release of it (docs/openapi/README.md, "Versions")."""
     settings.service_name = name
 
     @contextlib.asynccontextmanager
@@ -268,7 +270,7 @@ def create_service_app(
     app = FastAPI(
         title=f"Chorus {name}",
         description=description,
-        version="1.0.0",
+        version=version,
         lifespan=lifespan,
         openapi_url="/openapi.json",
         generate_unique_id_function=operation_id,

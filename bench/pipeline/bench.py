@@ -333,7 +333,9 @@ async def measure_freshness(
     async def wire(runtime: Runtime) -> Wiring:
         return Wiring(service=service)  # the routes over the bench's service; no extra consumers
 
-    app = create_service_app(name="metrics", settings=settings, routers=[router], indexes=INDEXES, wire=wire)
+    app = create_service_app(
+        name="metrics", settings=settings, routers=[router], indexes=INDEXES, wire=wire, version="0"
+    )
     token = issue_dev_token(settings, org=factory.org, sub="bench", roles=["admin"])
     runner, dlq = await projector_run(settings, service, topic, 0, args.max_batch, group="freshness")
     day = datetime.now(UTC).date().isoformat()

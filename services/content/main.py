@@ -31,6 +31,10 @@ claims `team`, `department` and `location` when present; a caller without such a
 items whose audience leaves that dimension empty.
 """
 
+# The version of this API's OpenAPI document: raised with every release of it (a minor for
+# something new, a patch for wording; docs/openapi/README.md, "Versions").
+API_VERSION = "1.1.0"
+
 ROUTERS = [library_api.content, program_api.settings_router, training_api.policy, training_api.courses]
 INDEXES = [*audience_store.INDEXES, *library_store.INDEXES, *program_store.INDEXES, *training_store.INDEXES]
 MIGRATIONS = [*library_store.MIGRATIONS, *program_store.MIGRATIONS, *training_store.MIGRATIONS]
@@ -65,6 +69,7 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
     return create_service_app(
         name="content",
         settings=settings,
+        version=API_VERSION,
         routers=ROUTERS,
         indexes=INDEXES,
         wire=wire,

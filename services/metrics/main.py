@@ -44,6 +44,10 @@ DESCRIPTION = (
     "conversions API for websites and CRMs, funnel analytics, program goals and surveys."
 )
 # In the order the API lists them.
+# The version of this API's OpenAPI document: raised with every release of it (a minor for
+# something new, a patch for wording; docs/openapi/README.md, "Versions").
+API_VERSION = "1.1.0"
+
 ROUTERS = [
     attribution_api.router,
     api_keys_api.router,
@@ -111,6 +115,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
     return create_service_app(
         name="metrics",
         settings=settings,
+        version=API_VERSION,
         routers=ROUTERS,
         webhooks=[webhooks_api.webhooks],
         indexes=INDEXES,

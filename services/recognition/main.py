@@ -64,6 +64,10 @@ DESCRIPTION = (
 # (chorus.reward.granted), badge awards (chorus.badge.awarded), redemptions (chorus.reward.redeemed).
 OUTBOX_COLLECTIONS = (LEDGER, AWARDS, REDEMPTIONS)
 
+# The version of this API's OpenAPI document: raised with every release of it (a minor for
+# something new, a patch for wording; docs/openapi/README.md, "Versions").
+API_VERSION = "1.1.0"
+
 INDEXES: list[IndexSpec] = [
     *RULES_INDEXES,
     *POINTS_INDEXES,
@@ -171,6 +175,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
     return create_service_app(
         name="recognition",
         settings=settings,
+        version=API_VERSION,
         routers=ROUTERS,
         webhooks=[rewards_api.webhooks],
         indexes=INDEXES,

@@ -43,6 +43,10 @@ from shared.api_keys import KnownKeys
 from shared.app import Periodic, Runtime, Wiring, create_service_app
 from shared.settings import ChorusSettings
 
+# The version of this API's OpenAPI document: raised with every release of it (a minor for
+# something new, a patch for wording; docs/openapi/README.md, "Versions").
+API_VERSION = "1.1.0"
+
 INDEXES = [
     *advocates_store.INDEXES,
     *catalog_store.INDEXES,
@@ -181,6 +185,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
     app = create_service_app(
         name=SERVICE,
         settings=sharing_settings,
+        version=API_VERSION,
         routers=[advocates_api.router, erasure_api.router, shares_api.router, directory_api.router],
         indexes=INDEXES,
         wire=wire,

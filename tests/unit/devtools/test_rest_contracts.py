@@ -17,7 +17,9 @@ from devtools.rest_contracts import (
     OPENAPI_DIR,
     breaking_changes,
     breaking_document_changes,
+    build_documents,
     check_documents,
+    version_problems,
     write_documents,
 )
 
@@ -330,6 +332,7 @@ def test_a_stale_or_broken_release_is_reported(tmp_path: Path) -> None:
     path = tmp_path / OPENAPI_DIR / "sharing.json"
     released = json.loads(path.read_text())
     del released["components"]["schemas"]["ShareOut"]["properties"]["short_url"]
+    released["info"]["version"] = "1.0.9"  # the app's is higher: the change is versioned
     path.write_text(json.dumps(released))
     assert breaking_document_changes(tmp_path) == []  # an addition: `chorus schemas` writes it
     assert check_documents(tmp_path) == [
@@ -341,3 +344,32 @@ def test_a_stale_or_broken_release_is_reported(tmp_path: Path) -> None:
     assert problems and all(p.startswith("sharing: ") and "shortened_url: removed" in p for p in problems)
     # `chorus schemas` writes nothing over a release its change breaks.
     assert breaking_document_changes(tmp_path) == problems
+
+
+def test_a_document_changed_at_its_released_version_is_reported(tmp_path: Path) -> None:
+    write_documents(tmp_path)
+    path = tmp_path / OPENAPI_DIR / "metrics.json"
+    released = json.loads(path.read_text())
+    version = released["info"]["version"]
+    released["paths"]["/v1/funnel"]["get"]["summary"] = "an older wording"
+    path.write_text(json.dumps(released))
+    [problem] = version_problems(tmp_path)
+    assert problem.startswith(f"metrics: the document changed, and its version did not rise above {version}")
+    assert "services/metrics/main.py" in problem
+    assert check_documents(tmp_path) == [problem]
+
+    # Released at a lower version, the same change is only waiting to be written out.
+    released["info"]["version"] = "0.9.0"
+    path.write_text(json.dumps(released))
+    assert version_problems(tmp_path) == []
+    stale = f"metrics: {OPENAPI_DIR / 'metrics.json'} is not up to date; run `chorus schemas`"
+    assert check_documents(tmp_path) == [stale]
+
+    # Versions compare as numbers: 1.10.0 is above 1.9.0, though not as text.
+    released["info"]["version"] = "1.9.0"
+    path.write_text(json.dumps(released))
+    apps = build_documents()
+    apps["metrics"]["info"]["version"] = "1.10.0"
+    assert version_problems(tmp_path, apps) == []
+    apps["metrics"]["info"]["version"] = "1.8.12"
+    assert len(version_problems(tmp_path, apps)) == 1
