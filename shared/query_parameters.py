@@ -1,18 +1,26 @@
-"""A query parameter an operation does not take is refused with a 422, as a body's unknown
-property is.
+"""A query string holds what the operation takes, each single value once; anything else is a 422,
+as a body's unknown property is.
 
-FastAPI ignores what a route does not declare. So a misspelt filter was answered as if none had
-been asked: `GET /v1/funnel?teams=sales` (for `team=`) gave the whole organisation's funnel, which
-its caller then read as the sales team's. Every route of `create_service_app`'s routers depends on
-`refuse_unknown_query`, which runs before the route's own dependencies.
+FastAPI ignores what a route does not declare, and keeps the last of a repeated single value. So
+a misspelt filter was answered as if none had been asked (`GET /v1/funnel?teams=sales`, for
+`team=`, gave the whole organisation's funnel, which its caller read as the sales team's), and
+`?team=sales&team=eng` from a multiple choice gave the funnel of eng alone. Every route of
+`create_service_app`'s routers depends on `refuse_unknown_query`, which runs before the route's
+own dependencies.
 """
 
 from __future__ import annotations
+
+import types
+import typing
+from typing import Any
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+
+_SEQUENCES = (list, tuple, set, frozenset)
 
 
 class ProtocolRoute(APIRoute):
@@ -20,23 +28,36 @@ class ProtocolRoute(APIRoute):
     what their protocol allows, and what this server does not implement is ignored, not refused."""
 
 
-def query_names(dependant: Dependant) -> frozenset[str]:
-    """The query parameters a route takes: its own and its dependencies', as the URL spells them."""
-    names = {param.alias for param in dependant.query_params}
+def query_parameters(dependant: Dependant) -> dict[str, bool]:
+    """The query parameters a route takes, its own and its dependencies', as the URL spells them,
+    each with whether it may be given more than once (a list)."""
+    taken = {param.alias: _is_sequence(param.field_info.annotation) for param in dependant.query_params}
     for dependency in dependant.dependencies:
-        names |= query_names(dependency)
-    return frozenset(names)
+        taken |= query_parameters(dependency)
+    return taken
 
 
-# Each route's names, read once: routes live as long as the process, and holding the route here
-# keeps its id from being reused for another.
-_TAKEN: dict[int, tuple[APIRoute, frozenset[str]]] = {}
+def query_names(dependant: Dependant) -> frozenset[str]:
+    return frozenset(query_parameters(dependant))
 
 
-def _taken_by(route: APIRoute) -> frozenset[str]:
+def _is_sequence(annotation: Any) -> bool:
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return any(
+        (typing.get_origin(a) or a) in _SEQUENCES
+        for a in (typing.get_args(annotation) if union else [annotation])
+    )
+
+
+# Each route's parameters, read once: routes live as long as the process, and holding the route
+# here keeps its id from being reused for another.
+_TAKEN: dict[int, tuple[APIRoute, dict[str, bool]]] = {}
+
+
+def _taken_by(route: APIRoute) -> dict[str, bool]:
     known = _TAKEN.get(id(route))
     if known is None or known[0] is not route:
-        known = _TAKEN[id(route)] = (route, query_names(route.dependant))
+        known = _TAKEN[id(route)] = (route, query_parameters(route.dependant))
     return known[1]
 
 
@@ -47,17 +68,25 @@ async def refuse_unknown_query(request: Request) -> None:
     if isinstance(route, ProtocolRoute):
         return
     taken = _taken_by(route)
-    unknown = [name for name in dict.fromkeys(request.query_params.keys()) if name not in taken]
-    if unknown:
-        takes = f"it takes {', '.join(sorted(taken))}" if taken else "it takes none"
-        raise RequestValidationError(
-            [
-                {
-                    "type": "extra_forbidden",
-                    "loc": ("query", name),
-                    "msg": f"is not a query parameter of this operation ({takes})",
-                    "input": request.query_params.getlist(name),
-                }
-                for name in unknown
-            ]
+    seen: dict[str, int] = {}
+    for name, _ in request.query_params.multi_items():
+        seen[name] = seen.get(name, 0) + 1
+    errors = []
+    for name, times in seen.items():
+        if name not in taken:
+            takes = f"it takes {', '.join(sorted(taken))}" if taken else "it takes none"
+            message = f"is not a query parameter of this operation ({takes})"
+        elif times > 1 and not taken[name]:
+            message = f"is given {times} times; it takes one value"
+        else:
+            continue
+        errors.append(
+            {
+                "type": "value_error",
+                "loc": ("query", name),
+                "msg": message,
+                "input": request.query_params.getlist(name),
+            }
         )
+    if errors:
+        raise RequestValidationError(errors)

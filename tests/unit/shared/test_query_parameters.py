@@ -8,15 +8,16 @@ import pkgutil
 import re
 from collections.abc import Iterator
 from types import SimpleNamespace
+from typing import Annotated
 
 import httpx
 import pytest
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.routing import APIRoute
 
 from shared.auth import issue_dev_token
 from shared.errors import PROBLEM_JSON
-from shared.query_parameters import ProtocolRoute, query_names
+from shared.query_parameters import ProtocolRoute, query_names, query_parameters
 from shared.settings import ChorusSettings
 
 SETTINGS = ChorusSettings(telemetry_enabled=False, otlp_endpoint=None)
@@ -122,3 +123,28 @@ async def test_an_empty_filter_is_refused() -> None:
     answer = await get(app, "/v1/funnel", {"from": "2026-12-01", "to": "2026-12-31", "team": ""})
     assert answer.status_code == 422, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["team"]
+
+
+async def test_a_single_value_given_twice_is_refused() -> None:
+    """FastAPI keeps the last: `?team=sales&team=eng` from a multiple choice was eng's funnel."""
+    app = app_of("metrics")
+    app.state.service = None  # never reached
+    query = "from=2026-12-01&to=2026-12-31&team=sales&team=eng"
+    token = issue_dev_token(SETTINGS, org="acme", sub="ann", roles=["admin"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answer = await client.get(f"/v1/funnel?{query}", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422, answer.text
+    [error] = answer.json()["errors"]
+    assert (error["field"], error["message"]) == ("team", "is given 2 times; it takes one value")
+
+
+def test_a_list_parameter_may_be_given_more_than_once() -> None:
+    async def route(
+        tags: Annotated[list[str] | None, Query()] = None, team: Annotated[str | None, Query()] = None
+    ) -> None: ...
+
+    app = FastAPI()
+    app.get("/")(route)
+    [found] = [r for r in app.routes if isinstance(r, APIRoute) and r.path == "/"]
+    assert query_parameters(found.dependant) == {"tags": True, "team": False}
