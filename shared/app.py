@@ -14,6 +14,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
 from shared.outbox import Outbox
 from shared.query_parameters import refuse_unknown_query
-from shared.settings import ChorusSettings
+from shared.settings import ChorusSettings, misspelt_settings, setting_names
 from shared.telemetry import flush_telemetry, setup_telemetry
 from shared.vault import Vault
 
@@ -214,6 +215,8 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry(settings)
+        for warning in misspelt_settings(os.environ, setting_names()):
+            log.warning(warning)
         mongo = create_client(settings, service=True)
         db = mongo[settings.database_name(name)]
         vault = Vault(settings, client=mongo)

@@ -6,6 +6,9 @@ production sets the same variables (see deploy/). A service adds its own fields 
 
 from __future__ import annotations
 
+import difflib
+import importlib
+from collections.abc import Collection, Mapping
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
@@ -150,3 +153,35 @@ class ChorusSettings(BaseSettings):
 
     def vault_database_name(self) -> str:
         return self.vault_database or self.database_name("vault")
+
+
+def setting_names() -> frozenset[str]:
+    """The CHORUS_* variables some service reads: one ConfigMap may hold every service's."""
+    # By name, as shared/serve.py starts them: the runtime library imports no service statically.
+    from shared.serve import SERVICE_PORTS
+
+    names: set[str] = set()
+    for service in SERVICE_PORTS:
+        module = importlib.import_module(f"services.{service}.settings")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, ChorusSettings):
+                names.update(f"CHORUS_{field.upper()}" for field in value.model_fields)
+    return frozenset(names)
+
+
+def misspelt_settings(environ: Mapping[str, str], known: Collection[str]) -> list[str]:
+    """Warnings for the CHORUS_* variables no service reads that look like a setting misspelt:
+    `CHORUS_KAFKA_BOOTSTAP` is ignored, and the service runs on the default. Only near misses:
+    the dev and test tooling reads variables of its own (`CHORUS_STATE_DIR`, the stack's ports),
+    none as close to a setting."""
+    unread = sorted(name for name in environ if name.startswith("CHORUS_") and name not in known)
+    return [
+        f"{name} is not a Chorus setting and is ignored; did you mean {near[0]}?"
+        for name in unread
+        if (near := difflib.get_close_matches(name, known, n=1, cutoff=MISSPELT_CUTOFF))
+    ]
+
+
+# How alike a name must be to a setting's to be taken for it misspelt (difflib's ratio): a letter
+# dropped or doubled, or a plural, scores over 0.93; the tooling's own names at most 0.88.
+MISSPELT_CUTOFF = 0.9
