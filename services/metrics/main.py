@@ -43,11 +43,11 @@ DESCRIPTION = (
     "Attribution from click to revenue: projections of shares, clicks and conversions, the "
     "conversions API for websites and CRMs, funnel analytics, program goals and surveys."
 )
-# In the order the API lists them.
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
 # something new, a patch for wording; docs/openapi/README.md, "Versions").
 API_VERSION = "1.1.0"
 
+# In the order the API lists them.
 ROUTERS = [
     attribution_api.router,
     api_keys_api.router,
