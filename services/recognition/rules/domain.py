@@ -11,7 +11,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from shared.clock import RequestTime
 from shared.errors import Conflict
@@ -70,6 +79,11 @@ DEFAULT_POINTS: dict[str, int] = {
 }
 
 MAX_POINTS = 100_000  # what one event of a kind may be worth, at most
+# The most a cap may be: a hundred events at the most points. Caps stored before it was the rule
+# are read as they are (`AS_STORED`): rule versions are never edited.
+MAX_CAP = 10_000_000
+# A cap's type: its bound in the document, checked by `Rules._caps_in_range` but for stored rules.
+Cap = Annotated[int, Field(ge=0, json_schema_extra={"maximum": MAX_CAP}), NOT_BOOLEAN]
 # A key of `Rules.points`, stated in the document as the scoring kinds (Rules checks it is one).
 ScoringKey = Annotated[Kind, WithJsonSchema({"type": "string", "enum": [k.value for k in SCORING_KINDS]})]
 
@@ -106,12 +120,8 @@ class Rules(BaseModel):
     points: dict[ScoringKey, Annotated[int, Field(ge=0, le=MAX_POINTS), NOT_BOOLEAN]] = Field(
         default_factory=lambda: {Kind(k): v for k, v in DEFAULT_POINTS.items()}
     )
-    daily_cap: Annotated[int, Field(ge=0), NOT_BOOLEAN] | None = Field(
-        200, description="most points per advocate per UTC day from capped kinds"
-    )
-    per_share_cap: Annotated[int, Field(ge=0), NOT_BOOLEAN] | None = Field(
-        50, description="most points one share and its clicks may earn"
-    )
+    daily_cap: Cap | None = Field(200, description="most points per advocate per UTC day from capped kinds")
+    per_share_cap: Cap | None = Field(50, description="most points one share and its clicks may earn")
     capped_kinds: list[Kind] = Field(
         default_factory=lambda: [Kind.SHARE_MADE, Kind.VERIFIED_SHARE, Kind.UNIQUE_CLICK], max_length=20
     )
@@ -135,6 +145,13 @@ class Rules(BaseModel):
         if len(set(ids)) != len(ids):
             raise ValueError("campaign ids must be unique")
         return self
+
+    @field_validator("daily_cap", "per_share_cap")
+    @classmethod
+    def _caps_in_range(cls, cap: int | None, info: ValidationInfo) -> int | None:
+        if cap is not None and cap > MAX_CAP and not (info.context or {}).get("stored"):
+            raise ValueError(f"must be at most {MAX_CAP}")
+        return cap
 
     def base_points(self, kind: Kind) -> int:
         return self.points.get(kind, DEFAULT_POINTS.get(kind, 0))

@@ -15,6 +15,7 @@ from services.recognition.rewards import domain as rewards
 from services.recognition.rewards.schemas import FulfilmentRequest
 from services.recognition.rules import domain as rules_domain
 from services.recognition.rules.domain import Campaign, Kind, Rules
+from shared.fields import AS_STORED
 from tests.unit.recognition.ob3 import credential_errors
 
 AT = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
@@ -90,6 +91,18 @@ def test_rules_refuse_bad_values() -> None:
         Campaign(id="bad", name="bad", starts_at=AT, ends_at=AT, multiplier=2)
     with pytest.raises(ValidationError):
         Rules.model_validate({"unknown": 1})
+
+
+def test_a_cap_has_a_bound_that_a_stored_rule_set_before_it_escapes() -> None:
+    limit = rules_domain.MAX_CAP
+    assert Rules(daily_cap=limit, per_share_cap=limit).daily_cap == limit
+    for cap in ("daily_cap", "per_share_cap"):
+        with pytest.raises(ValidationError, match=f"must be at most {limit}"):
+            Rules.model_validate({cap: limit + 1})
+        # A version published before the bound stays readable: rule versions are never edited.
+        assert getattr(Rules.model_validate({cap: 10**29}, context=AS_STORED), cap) == 10**29
+        branches = Rules.model_json_schema()["properties"][cap]["anyOf"]
+        assert {"type": "integer", "minimum": 0, "maximum": limit} in branches
 
 
 def test_period_keys_cover_week_month_quarter_all_and_contests() -> None:
