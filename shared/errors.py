@@ -7,7 +7,7 @@ response. Request validation errors from FastAPI become 422 problems that name e
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
@@ -162,6 +162,12 @@ def field_path(parts: Sequence[str | int]) -> str:
     return path
 
 
+def error_message(error: Mapping[str, Any]) -> str:
+    """A validation error's message as a client reads it: pydantic writes "Value error, " before
+    the words of a ValueError a validator raises, which says nothing to the client."""
+    return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+
+
 def _field_of(loc: Sequence[Any]) -> str:
     # ("body", "suggested_posts", 0, "text") -> "suggested_posts[0].text". Only the first part
     # says where the value came from: a field may be named `body` or `path` itself.
@@ -203,10 +209,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [
-            {"field": _field_of(e.get("loc", ())), "message": str(e.get("msg", "invalid"))}
-            for e in exc.errors()
-        ]
+        errors = [{"field": _field_of(e.get("loc", ())), "message": error_message(e)} for e in exc.errors()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return problem_response(InvalidInput(detail, errors=errors), request.url.path)
 

@@ -28,7 +28,7 @@ from scim2_models import (
 )
 
 from services.sharing.directory import schemas
-from shared.errors import AppError, field_path, store_unavailable
+from shared.errors import AppError, error_message, field_path, store_unavailable
 from shared.fields import TEXT
 from shared.query_parameters import ProtocolRoute
 
@@ -54,7 +54,7 @@ class ScimRoute(ProtocolRoute):
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first.get("loc", ()))
                 return scim_error(
-                    Error(status=400, scim_type="invalidValue", detail=f"{where}: {first['msg']}")
+                    Error(status=400, scim_type="invalidValue", detail=f"{where}: {error_message(first)}")
                 )
             except PyMongoError as exc:  # the store did not answer: a 503 the client retries
                 unavailable = store_unavailable(exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymongo.errors import AutoReconnect, DuplicateKeyError, NetworkTimeout, ServerSelectionTimeoutError
 
 from shared.errors import PROBLEM_JSON, Conflict, InvalidInput, install_error_handlers
@@ -14,6 +14,13 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     title: str = Field(min_length=1)
     tags: list[str] = Field(default_factory=list, max_length=2)
+
+    @field_validator("tags")
+    @classmethod
+    def _no_blank_tag(cls, tags: list[str]) -> list[str]:
+        if any(not tag.strip() for tag in tags):
+            raise ValueError("a tag is not blank")
+        return tags
 
 
 def make_client() -> TestClient:
@@ -56,6 +63,12 @@ def test_validation_errors_name_each_field() -> None:
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["errors"]}
     assert fields == {"title", "tags", "extra"}
+
+
+def test_a_validator_s_message_reads_as_its_words() -> None:
+    # pydantic writes "Value error, " before them, which says nothing to a client.
+    response = make_client().post("/things", json={"title": "t", "tags": [" "]})
+    assert response.json()["errors"] == [{"field": "tags", "message": "a tag is not blank"}]
 
 
 def test_a_rule_violation_names_its_field() -> None:
