@@ -39,9 +39,14 @@ TEXT_CONTROLS = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F"
 
 
 # The validation context of a request model read back from the store (`context=AS_STORED`): what
-# was stored passed the rules of its day, and a character rule added since must not make it
-# unreadable.
+# was stored passed the rules of its day, and a rule added since (its characters, a cap's bound)
+# must not make it unreadable.
 AS_STORED = {"stored": True}
+
+
+def read_as_stored(info: core_schema.ValidationInfo) -> bool:
+    """Whether a validator checks a value read back from the store (`AS_STORED`)."""
+    return bool((info.context or {}).get("stored"))
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,7 @@ class Characters:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
         def check(value: str, info: core_schema.ValidationInfo) -> str:
-            if not self.allows(value) and not (info.context or {}).get("stored"):
+            if not self.allows(value) and not read_as_stored(info):
                 raise PydanticCustomError("characters", self.message)
             return value
 

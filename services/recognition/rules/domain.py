@@ -24,7 +24,7 @@ from pydantic import (
 
 from shared.clock import RequestTime
 from shared.errors import Conflict
-from shared.fields import NOT_BOOLEAN, Line
+from shared.fields import NOT_BOOLEAN, Line, read_as_stored
 
 
 class Kind(StrEnum):
@@ -149,7 +149,7 @@ class Rules(BaseModel):
     @field_validator("daily_cap", "per_share_cap")
     @classmethod
     def _caps_in_range(cls, cap: int | None, info: ValidationInfo) -> int | None:
-        if cap is not None and cap > MAX_CAP and not (info.context or {}).get("stored"):
+        if cap is not None and cap > MAX_CAP and not read_as_stored(info):
             raise ValueError(f"must be at most {MAX_CAP}")
         return cap
 
