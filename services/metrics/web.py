@@ -38,9 +38,9 @@ def wants_csv(request: Request) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
-def json_or_csv(request: Request, result: dict[str, Any], rows: str, name: str) -> Any:
+def json_or_csv(request: Request, result: dict[str, Any], rows: list[dict[str, Any]], name: str) -> Any:
     """The report as JSON, or its `rows` as CSV when the caller accepts text/csv."""
-    return csv_response(result[rows], name) if wants_csv(request) else result
+    return csv_response(rows, name) if wants_csv(request) else result
 
 
 def csv_response(rows: list[dict[str, Any]], name: str) -> Response:

@@ -16,9 +16,7 @@ from services.metrics.web import (
     Manager,
     Member,
     Modules,
-    csv_response,
     json_or_csv,
-    wants_csv,
 )
 from shared.clock import RequestDay
 from shared.dependencies import on_loop
@@ -76,11 +74,10 @@ async def funnel(
     `unassigned` holds what no row does (a sale credited to no share), so that a breakdown adds up.
     """
     result = await modules.analytics.funnel(principal, report.from_, report.to, group_by, report.filters)
-    if wants_csv(request):  # the rows add up to the totals, as a spreadsheet sums them
-        return csv_response(
-            [*result["rows"], *([result["unassigned"]] if result["unassigned"] else [])], "funnel"
-        )
-    return result
+    # In CSV the unassigned row comes last, so that the rows add up to the totals as a
+    # spreadsheet sums them.
+    unassigned = [result["unassigned"]] if result["unassigned"] else []
+    return json_or_csv(request, result, [*result["rows"], *unassigned], "funnel")
 
 
 @router.get(
@@ -101,7 +98,7 @@ async def timeseries(
     result = await modules.analytics.timeseries(
         principal, metric, report.from_, report.to, interval, report.filters
     )
-    return json_or_csv(request, result, "points", "timeseries")
+    return json_or_csv(request, result, result["points"], "timeseries")
 
 
 @router.get(
@@ -117,7 +114,7 @@ async def me_stats(
     (CSV: the daily rows).
     """
     result = await modules.analytics.me_stats(principal, days)
-    return json_or_csv(request, result, "daily", "my-stats")
+    return json_or_csv(request, result, result["daily"], "my-stats")
 
 
 @router.get(
@@ -131,7 +128,7 @@ async def program_overview(request: Request, principal: Manager, modules: Module
     team (CSV: per team).
     """
     result = await modules.analytics.program(principal.org)
-    return json_or_csv(request, result, "by_team", "program")
+    return json_or_csv(request, result, result["by_team"], "program")
 
 
 @router.get(

@@ -88,4 +88,4 @@ async def respond_to_survey(
 )
 async def survey_results(survey_id: str, request: Request, principal: Manager, modules: Modules) -> Any:
     result = await modules.surveys.results(principal.org, survey_id)
-    return json_or_csv(request, result, "questions", "survey")
+    return json_or_csv(request, result, result["questions"], "survey")
