@@ -37,10 +37,6 @@ def query_parameters(dependant: Dependant) -> dict[str, bool]:
     return taken
 
 
-def query_names(dependant: Dependant) -> frozenset[str]:
-    return frozenset(query_parameters(dependant))
-
-
 def _is_sequence(annotation: Any) -> bool:
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     return any(
