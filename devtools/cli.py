@@ -264,11 +264,18 @@ def cmd_topics(args: argparse.Namespace) -> int:
 def cmd_schemas(args: argparse.Namespace) -> int:
     from devtools.contracts import breaking_event_changes, write_contracts
     from devtools.kafka_access import write_access
-    from devtools.rest_contracts import breaking_document_changes, version_problems, write_documents
+    from devtools.rest_contracts import (
+        REPO_ROOT,
+        breaking_document_changes,
+        build_documents,
+        version_problems,
+        write_documents,
+    )
 
     # Writing the contracts releases them: a change that breaks what was released is not
     # written over it unless asked, so that regenerating never passes one through unseen.
-    breaking = [*breaking_event_changes(Path(args.out)), *breaking_document_changes()]
+    documents = build_documents()  # the four apps, built once for the checks and the writing
+    breaking = [*breaking_event_changes(Path(args.out)), *breaking_document_changes(REPO_ROOT, documents)]
     if breaking and not args.accept_breaking:
         print("chorus schemas: nothing written; these changes break what is released:", file=sys.stderr)
         for problem in breaking:
@@ -279,14 +286,14 @@ def cmd_schemas(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    if unversioned := version_problems():
+    if unversioned := version_problems(REPO_ROOT, documents):
         print(
             "chorus schemas: nothing written; these documents changed at the same version:", file=sys.stderr
         )
         for problem in unversioned:
             print(f"  {problem}", file=sys.stderr)
         return 1
-    for path in [*write_contracts(Path(args.out)), *write_access(), *write_documents()]:
+    for path in [*write_contracts(Path(args.out)), *write_access(), *write_documents(REPO_ROOT, documents)]:
         print(path)
     return 0
 

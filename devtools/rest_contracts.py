@@ -37,10 +37,10 @@ def document_path(root: Path, service: str) -> Path:
     return root / OPENAPI_DIR / f"{service}.json"
 
 
-def write_documents(root: Path = REPO_ROOT) -> list[Path]:
+def write_documents(root: Path = REPO_ROOT, current: dict[str, Schema] | None = None) -> list[Path]:
     (root / OPENAPI_DIR).mkdir(parents=True, exist_ok=True)
     written = []
-    for service, document in build_documents().items():
+    for service, document in (current or build_documents()).items():
         path = document_path(root, service)
         path.write_text(dump_json(document))
         written.append(path)
