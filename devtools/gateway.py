@@ -92,6 +92,10 @@ DEV_LOGIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEV_LOGIN_RULE = "1 to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "host", "content-length"}
+# What the gateway writes itself: who called, on the way in; on the way out, the body httpx has
+# decoded (so its content-encoding no longer holds), the date and the server.
+NOT_FORWARDED = frozenset(HOP_BY_HOP | {"x-forwarded-for"})
+NOT_RETURNED = frozenset(HOP_BY_HOP | {"content-encoding", "date", "server"})
 
 
 def owner_of(path: str) -> str | None:
@@ -187,7 +191,7 @@ def create_gateway(
         headers = [
             (name, value.strip())
             for name, value in request.headers.raw
-            if name.decode("latin-1").lower() not in HOP_BY_HOP | {"x-forwarded-for"}
+            if name.decode("latin-1").lower() not in NOT_FORWARDED
         ]
         headers.append((b"x-forwarded-for", (request.client.host if request.client else "").encode()))
         # The path as the caller encoded it, for the service to decode: decoded here, a %00 makes
@@ -209,7 +213,7 @@ def create_gateway(
         response.raw_headers += [
             (name, value)
             for name, value in upstream.headers.raw
-            if name.decode("latin-1").lower() not in HOP_BY_HOP | {"content-encoding", "date", "server"}
+            if name.decode("latin-1").lower() not in NOT_RETURNED
         ]
         return response
 
