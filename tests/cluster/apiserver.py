@@ -177,11 +177,33 @@ class ApiServer:
             args.append("--dry-run=server")
         return self.kubectl(*args, stdin=to_yaml(objects), check=check)
 
+    def wait_established(self, *crds: str, timeout: float = KUBECTL_TIMEOUT) -> None:
+        """Wait until each CRD (`crd/<name>`, or `crd` for all) serves its kind.
+
+        Not `kubectl wait --for=condition=Established`: it fails at once, rather than waiting, on a
+        CRD the server has not yet given any condition ("status.conditions accessor error").
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            listed = json.loads(self.kubectl("get", *crds, "-o", "json").stdout)
+            items = listed.get("items", [listed])
+            waiting = [crd["metadata"]["name"] for crd in items if not _established(crd)]
+            if items and not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"CRDs not established after {timeout:.0f} s: {waiting or crds}")
+            time.sleep(0.2)
+
     def create_dry_run(self, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         """Ask the server to create obj without storing it: every admission check runs."""
         return self.kubectl(
             "create", "--dry-run=server", "-o", "name", "-f", "-", stdin=to_yaml([obj]), check=False
         )
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    conditions = crd.get("status", {}).get("conditions") or []
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
 def to_yaml(objects: Sequence[dict[str, Any]]) -> str:

@@ -61,7 +61,7 @@ def strimzi(apiserver: ApiServer) -> ApiServer:
     apiserver.apply([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kafka"}}])
     # Server-side: the Kafka CRD is larger than client-side apply's last-applied annotation allows.
     apiserver.kubectl("apply", "--server-side", *(f"--filename={crd}" for crd in crds))
-    apiserver.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    apiserver.wait_established("crd")
     return apiserver
 
 
@@ -119,5 +119,5 @@ def prometheus_operator(apiserver: ApiServer, monitoring: list[dict[str, Any]]) 
     assert all(f.is_file() for f in files), f"not all of {files} are in {crds}"
     apiserver.kubectl("apply", "--server-side", *(f"--filename={f}" for f in files))
     names = [f"crd/{kind.lower()}s.monitoring.coreos.com" for kind in kinds]
-    apiserver.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    apiserver.wait_established(*names)
     return apiserver
