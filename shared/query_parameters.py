@@ -6,19 +6,23 @@ a misspelt filter was answered as if none had been asked (`GET /v1/funnel?teams=
 `team=`, gave the whole organisation's funnel, which its caller read as the sales team's), and
 `?team=sales&team=eng` from a multiple choice gave the funnel of eng alone. Every route of
 `create_service_app`'s routers depends on `refuse_unknown_query`, which runs before the route's
-own dependencies.
+own dependencies; a query it refuses is refused after the caller is authenticated, so that an
+expired token is a 401 (which a client answers by signing in again), as with any other 422.
 """
 
 from __future__ import annotations
 
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+
+from shared.auth import Caller
 
 _SEQUENCES = (list, tuple, set, frozenset)
 
@@ -45,16 +49,33 @@ def _is_sequence(annotation: Any) -> bool:
     )
 
 
-# Each route's parameters, read once: routes live as long as the process, and holding the route
-# here keeps its id from being reused for another.
-_TAKEN: dict[int, tuple[APIRoute, dict[str, bool]]] = {}
+def callers(dependant: Dependant) -> list[Caller]:
+    """The route's authentication and role checks, its own and its dependencies'."""
+    found = [dependant.call] if isinstance(dependant.call, Caller) else []
+    for dependency in dependant.dependencies:
+        found += callers(dependency)
+    return found
 
 
-def _taken_by(route: APIRoute) -> dict[str, bool]:
-    known = _TAKEN.get(id(route))
-    if known is None or known[0] is not route:
-        known = _TAKEN[id(route)] = (route, query_parameters(route.dependant))
-    return known[1]
+@dataclass(frozen=True)
+class _Route:
+    """What the check needs of a route."""
+
+    route: APIRoute
+    taken: dict[str, bool]
+    callers: list[Caller]
+
+
+# Each route read once: routes live as long as the process, and holding the route here keeps its
+# id from being reused for another.
+_READ: dict[int, _Route] = {}
+
+
+def _read(route: APIRoute) -> _Route:
+    known = _READ.get(id(route))
+    if known is None or known.route is not route:
+        known = _READ[id(route)] = _Route(route, query_parameters(route.dependant), callers(route.dependant))
+    return known
 
 
 async def refuse_unknown_query(request: Request) -> None:
@@ -63,7 +84,8 @@ async def refuse_unknown_query(request: Request) -> None:
         return
     if isinstance(route, ProtocolRoute):
         return
-    taken = _taken_by(route)
+    read = _read(route)
+    taken = read.taken
     seen: dict[str, int] = {}
     for name, _ in request.query_params.multi_items():
         seen[name] = seen.get(name, 0) + 1
@@ -85,4 +107,6 @@ async def refuse_unknown_query(request: Request) -> None:
             }
         )
     if errors:
+        for caller in read.callers:
+            await caller(request)  # raises 401 or 403, as FastAPI's own order would
         raise RequestValidationError(errors)

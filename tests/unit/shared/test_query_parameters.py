@@ -38,11 +38,17 @@ def routes_of(service: str) -> Iterator[APIRoute]:
                 yield from (route for route in router.routes if isinstance(route, APIRoute))
 
 
-async def get(app: FastAPI, url: str, params: dict[str, str] | list[tuple[str, str]]) -> httpx.Response:
-    token = issue_dev_token(SETTINGS, org="acme", sub="ann", roles=["admin"])
+async def get(
+    app: FastAPI, url: str, params: dict[str, str] | list[tuple[str, str]], role: str | None = "admin"
+) -> httpx.Response:
+    """A GET as a caller of `role` (None: anonymous)."""
+    headers = {}
+    if role is not None:
+        token = issue_dev_token(SETTINGS, org="acme", sub="ann", roles=[role])
+        headers["Authorization"] = f"Bearer {token}"
     transport = httpx.ASGITransport(app=app)  # no lifespan: a refused request does no I/O
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        return await client.get(url, params=params, headers={"Authorization": f"Bearer {token}"})
+        return await client.get(url, params=params, headers=headers)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -71,6 +77,18 @@ async def test_a_misspelt_filter_is_refused_naming_it_and_what_the_operation_tak
     [error] = answer.json()["errors"]
     assert error["field"] == "teams"
     assert "it takes advocate, content, from, group_by, network, tag, team, to" in error["message"]
+
+
+@pytest.mark.parametrize(("role", "status"), [(None, 401), ("advocate", 403)])
+async def test_a_caller_who_may_not_call_the_operation_hears_that_first(
+    role: str | None, status: int
+) -> None:
+    """As for FastAPI's own 422s: an expired token must be a 401, which a client answers by
+    signing in again, not a 422 that it shows as its own mistake."""
+    app = app_of("metrics")
+    app.state.service = None  # never reached
+    answer = await get(app, "/v1/funnel", {"from": "2026-12-01", "to": "2026-12-31", "teams": "s"}, role)
+    assert answer.status_code == status, answer.text
 
 
 async def test_an_operation_without_query_parameters_refuses_any() -> None:
