@@ -362,6 +362,13 @@ REPLAYED = {
         "description": "present when this is the first response to the same Idempotency-Key again",
     }
 }
+IN_FLIGHT = {
+    "Retry-After": {
+        "schema": {"type": "integer"},
+        "description": "present when a request with the same Idempotency-Key is still being processed:"
+        " seconds to wait before sending it again",
+    }
+}
 
 
 def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
@@ -418,6 +425,7 @@ def document_problems(app: FastAPI, schemas: Mapping[str, dict[str, Any]]) -> No
                     for status, documented in responses.items():
                         if status.startswith("2"):
                             documented.setdefault("headers", {}).update(REPLAYED)
+                    responses["409"].setdefault("headers", {}).update(IN_FLIGHT)
         for operations in schema.get("webhooks", {}).values():
             for operation in operations.values():
                 operation["responses"].pop("422", None)  # the receiver's answer is its own

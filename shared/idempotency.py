@@ -31,6 +31,9 @@ COLLECTION = "idempotency_keys"
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 200
 REPLAYED_HEADER = "Idempotent-Replayed"
+# What the 409 for a key still in flight asks the client to wait, in seconds: a create takes
+# well under a second, and a double-click's second request should not wait for more.
+IN_FLIGHT_RETRY_AFTER_S = 1
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(
@@ -81,7 +84,8 @@ async def run_once(
             ) from None
         if existing["state"] != "done":
             raise Conflict(
-                "a request with this Idempotency-Key is still being processed; retry shortly"
+                "a request with this Idempotency-Key is still being processed; retry shortly",
+                headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
             ) from None
         response: dict[str, Any] = existing["response"]
         return response, True

@@ -1,4 +1,5 @@
-"""Idempotency records expire through their TTL index, on the real local store."""
+"""Idempotency keys on the real local store: a second request while the first runs, and the
+records' expiry through their TTL index."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import idempotency
+from shared.errors import Conflict, InvalidInput
 from shared.mongo import Document, create_client, ensure_indexes
 from shared.settings import ChorusSettings
 
@@ -40,6 +42,37 @@ def created(response: dict[str, Any]) -> Any:
         return response
 
     return create
+
+
+async def test_a_second_request_while_the_first_runs_is_told_when_to_retry(
+    db: AsyncDatabase[Document],
+) -> None:
+    """A double-click: the second request with the key gets a 409 with Retry-After while the first
+    is running, creates nothing, and once the first is done gets its answer again."""
+    started, release = asyncio.Event(), asyncio.Event()
+    runs = 0
+
+    async def slow_create() -> dict[str, Any]:
+        nonlocal runs
+        runs += 1
+        started.set()
+        await release.wait()
+        return {"id": "made-once"}
+
+    def once(body: Any) -> Any:
+        return idempotency.run_once(db, org="org-1", scope="tests", key="k", body=body, create=slow_create)
+
+    first = asyncio.create_task(once({"n": 1}))
+    await started.wait()
+    with pytest.raises(Conflict) as in_flight:
+        await once({"n": 1})
+    assert in_flight.value.headers == {"Retry-After": str(idempotency.IN_FLIGHT_RETRY_AFTER_S)}
+    with pytest.raises(InvalidInput):  # another body under the key is refused, running or not
+        await once({"n": 2})
+    release.set()
+    assert await first == ({"id": "made-once"}, False)
+    assert await once({"n": 1}) == ({"id": "made-once"}, True)
+    assert runs == 1
 
 
 async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDatabase[Document]) -> None:

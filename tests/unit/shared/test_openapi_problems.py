@@ -71,6 +71,9 @@ def test_an_operation_documents_only_what_it_can_answer() -> None:
     assert "404" in sharing["POST /v1/shares"]["responses"]
     # A create that takes an Idempotency-Key says its answer may be a replay.
     assert "Idempotent-Replayed" in sharing["POST /v1/shares"]["responses"]["201"]["headers"]
+    # and that its 409, while the first request with the key is still running, says when to retry.
+    assert "Retry-After" in sharing["POST /v1/shares"]["responses"]["409"]["headers"]
+    assert "headers" not in sharing["PUT /v1/advocates/me"]["responses"]["409"]
 
 
 async def test_a_documented_422_is_what_the_service_answers() -> None:
