@@ -3,6 +3,12 @@
 The key is claimed with a single insert (unique _id) before the work runs, so two concurrent
 requests with one key cannot both create: the second sees 409 while the first is in flight,
 and the stored response once it is done. A key reused with another body is a 422.
+A request that fails frees its key for a retry, but one that cannot (its process stopped, or
+MongoDB was out past the request's deadline, so the freeing failed too) leaves it "running". Such
+a key is taken over once its request can no longer write (`abandoned_after`): otherwise a client
+that retried a 503 with the same key, as it should, got a 409 for the key's 24 hours. As with a
+failed request's freed key, the retry runs the create again: if the first one's writes had landed
+before it failed, that is a second create, as a retry without a key would make.
 Records are kept 24 hours: a TTL index on their creation time (`INDEXES`, which shared/app.py
 ensures for every service) expires them. MongoDB's TTL monitor deletes once a minute, so a record
 may outlive its 24 hours by that much; nothing relies on the exact moment.
@@ -25,7 +31,8 @@ from shared.clock import utc_now
 from shared.dependencies import on_loop
 from shared.errors import Conflict, InvalidInput
 from shared.mongo import Document, IndexSpec
-from shared.tenancy import Tenants
+from shared.settings import ChorusSettings
+from shared.tenancy import TenantCollection, Tenants
 
 COLLECTION = "idempotency_keys"
 KEEP_FOR = timedelta(hours=24)
@@ -34,6 +41,8 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # What the 409 for a key still in flight asks the client to wait, in seconds: a create takes
 # well under a second, and a double-click's second request should not wait for more.
 IN_FLIGHT_RETRY_AFTER_S = 1
+# What the clocks of two replicas may differ by, at the most.
+CLOCK_SKEW = timedelta(seconds=5)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(
@@ -48,6 +57,13 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def abandoned_after(settings: ChorusSettings) -> timedelta:
+    """How long after its claim a running key's request can no longer write: every MongoDB
+    operation of a request ends by its deadline (shared/mongo.py RequestDeadline), which began
+    before the claim."""
+    return timedelta(seconds=settings.mongo_request_timeout_s) + CLOCK_SKEW
+
+
 async def run_once(
     db: AsyncDatabase[Document],
     *,
@@ -56,8 +72,10 @@ async def run_once(
     key: str | None,
     body: Any,
     create: Callable[[], Awaitable[dict[str, Any]]],
+    abandoned: timedelta,
 ) -> tuple[dict[str, Any], bool]:
-    """Run `create` once per (org, scope, key). Returns (response body, replayed?)."""
+    """Run `create` once per (org, scope, key). Returns (response body, replayed?). A key still
+    running `abandoned` after its claim is taken over (see `abandoned_after`)."""
     if key is None:
         return await create(), False
     if not key or len(key) > MAX_KEY_LENGTH:
@@ -65,30 +83,25 @@ async def run_once(
     collection = Tenants(db).of(org, COLLECTION)
     doc_id = f"{org}:{scope}:{key}"
     digest = fingerprint(body)
-    try:
-        await collection.insert_one(
-            {
-                "_id": doc_id,
-                "fingerprint": digest,
-                "state": "running",
-                "created_at": utc_now(),
-            }
-        )
-    except DuplicateKeyError:
+    while not await _claimed(collection, doc_id, digest):
         existing = await collection.find_one({"_id": doc_id})
-        if existing is None:  # expired between the insert and the read
-            return await run_once(db, org=org, scope=scope, key=key, body=body, create=create)
+        if existing is None:  # expired between the insert and the read: claim it again
+            continue
         if existing["fingerprint"] != digest:
             raise InvalidInput.field(
                 "Idempotency-Key", "this key was already used with a different request body"
-            ) from None
-        if existing["state"] != "done":
+            )
+        if existing["state"] == "done":
+            response: dict[str, Any] = existing["response"]
+            return response, True
+        if existing["created_at"] > utc_now() - abandoned:
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed; retry shortly",
                 headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
-            ) from None
-        response: dict[str, Any] = existing["response"]
-        return response, True
+            )
+        # Abandoned: free it and claim it again. Only this claim is deleted, so that of two
+        # requests taking it over, one runs and the other sees it running.
+        await collection.delete_one({"_id": doc_id, "state": "running", "created_at": existing["created_at"]})
     try:
         response = await create()
     except BaseException:
@@ -96,6 +109,17 @@ async def run_once(
         raise
     await collection.update_one({"_id": doc_id}, {"$set": {"state": "done", "response": response}})
     return response, False
+
+
+async def _claimed(collection: TenantCollection, doc_id: str, digest: str) -> bool:
+    """Whether this request claimed the key (a single insert: one claim wins)."""
+    try:
+        await collection.insert_one(
+            {"_id": doc_id, "fingerprint": digest, "state": "running", "created_at": utc_now()}
+        )
+    except DuplicateKeyError:
+        return False
+    return True
 
 
 async def forget_answers_naming(db: AsyncDatabase[Document], org: str, person: str) -> int:
@@ -132,7 +156,7 @@ class Once:
     one's again. Without the header the create just runs."""
 
     def __init__(self, request: Request, response: Response, key: IdempotencyKey = None) -> None:
-        self.db = request.app.state.runtime.db
+        self.runtime = request.app.state.runtime
         self.response = response
         self.key = key
 
@@ -143,7 +167,13 @@ class Once:
         if isinstance(body, BaseModel):
             body = body.model_dump(mode="json")
         response, replayed = await run_once(
-            self.db, org=org, scope=scope, key=self.key, body=body, create=create
+            self.runtime.db,
+            org=org,
+            scope=scope,
+            key=self.key,
+            body=body,
+            create=create,
+            abandoned=abandoned_after(self.runtime.settings),
         )
         if replayed:
             self.response.headers[REPLAYED_HEADER] = "true"

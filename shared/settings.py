@@ -93,7 +93,8 @@ class ChorusSettings(BaseSettings):
     # Request bodies above this size are refused with 413 before any of it is parsed.
     max_body_bytes: int = Field(256 * 1024, gt=0)
     # How long the MongoDB operations of one HTTP request may take in all; past it the request
-    # gets a 503 with Retry-After (a store that does not answer never hangs a request).
+    # gets a 503 with Retry-After (a store that does not answer never hangs a request). An
+    # Idempotency-Key left running by a request that died is taken over 5 s after this.
     mongo_request_timeout_s: float = Field(5.0, gt=0)
     # How often the outbox relay looks for events to send when no write nudged it (events that a
     # broker outage, a crash or another replica left pending).

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.integration
 # (ttl_sweep_seconds): an expired record is gone within a minute of the next pass.
 TTL_PASS_S = 60
 TTL_INDEX = "created_at_1"
+# When a running key counts as abandoned, by the default settings' request deadline.
+ABANDONED = idempotency.abandoned_after(ChorusSettings())
 
 
 @pytest.fixture
@@ -60,7 +62,9 @@ async def test_a_second_request_while_the_first_runs_is_told_when_to_retry(
         return {"id": "made-once"}
 
     def once(body: Any) -> Any:
-        return idempotency.run_once(db, org="org-1", scope="tests", key="k", body=body, create=slow_create)
+        return idempotency.run_once(
+            db, org="org-1", scope="tests", key="k", body=body, create=slow_create, abandoned=ABANDONED
+        )
 
     first = asyncio.create_task(once({"n": 1}))
     await started.wait()
@@ -73,6 +77,46 @@ async def test_a_second_request_while_the_first_runs_is_told_when_to_retry(
     assert await first == ({"id": "made-once"}, False)
     assert await once({"n": 1}) == ({"id": "made-once"}, True)
     assert runs == 1
+
+
+async def test_a_key_its_request_abandoned_is_taken_over_once_that_request_can_no_longer_write(
+    db: AsyncDatabase[Document],
+) -> None:
+    """A request that died (its process stopped, or MongoDB was out past its deadline) left its
+    key running. The client's retry with the key ran again after the deadline, where it got a 409
+    for the key's 24 hours."""
+    keys = db[idempotency.COLLECTION]
+    for key, age in (
+        ("died", ABANDONED + timedelta(seconds=1)),
+        ("running", ABANDONED - timedelta(seconds=2)),
+    ):
+        await keys.insert_one(
+            {
+                "_id": f"org-1:tests:{key}",
+                "org": "org-1",
+                "fingerprint": idempotency.fingerprint({"n": 1}),
+                "state": "running",
+                "created_at": datetime.now(UTC) - age,
+            }
+        )
+
+    def retry(key: str, body: Any) -> Any:
+        return idempotency.run_once(
+            db,
+            org="org-1",
+            scope="tests",
+            key=key,
+            body=body,
+            create=created({"n": key}),
+            abandoned=ABANDONED,
+        )
+
+    with pytest.raises(Conflict):  # its request may still write
+        await retry("running", {"n": 1})
+    with pytest.raises(InvalidInput):  # abandoned or not, the key is the first body's
+        await retry("died", {"n": 2})
+    assert await retry("died", {"n": 1}) == ({"n": "died"}, False)
+    assert await retry("died", {"n": 1}) == ({"n": "died"}, True)
 
 
 async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDatabase[Document]) -> None:
@@ -91,7 +135,13 @@ async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDat
         }
     )
     await idempotency.run_once(
-        db, org="org-1", scope="tests", key="new", body={"n": 2}, create=created({"n": "new"})
+        db,
+        org="org-1",
+        scope="tests",
+        key="new",
+        body={"n": 2},
+        create=created({"n": "new"}),
+        abandoned=ABANDONED,
     )
 
     deadline = time.monotonic() + TTL_PASS_S + 15
@@ -102,7 +152,13 @@ async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDat
 
     # Its key is free again: the same request runs anew instead of replaying the old response.
     response, replayed = await idempotency.run_once(
-        db, org="org-1", scope="tests", key="old", body={"n": 1}, create=created({"n": "again"})
+        db,
+        org="org-1",
+        scope="tests",
+        key="old",
+        body={"n": 1},
+        create=created({"n": "again"}),
+        abandoned=ABANDONED,
     )
     assert (response, replayed) == ({"n": "again"}, False)
 
