@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,15 @@ def created(response: dict[str, Any]) -> Any:
     return create
 
 
+async def run(
+    db: AsyncDatabase[Document], key: str, body: Any, create: Callable[[], Awaitable[dict[str, Any]]]
+) -> tuple[dict[str, Any], bool]:
+    """run_once in org-1's scope `tests`, abandoning a key by the default settings' deadline."""
+    return await idempotency.run_once(
+        db, org="org-1", scope="tests", key=key, body=body, create=create, abandoned=ABANDONED
+    )
+
+
 async def test_a_second_request_while_the_first_runs_is_told_when_to_retry(
     db: AsyncDatabase[Document],
 ) -> None:
@@ -61,21 +70,16 @@ async def test_a_second_request_while_the_first_runs_is_told_when_to_retry(
         await release.wait()
         return {"id": "made-once"}
 
-    def once(body: Any) -> Any:
-        return idempotency.run_once(
-            db, org="org-1", scope="tests", key="k", body=body, create=slow_create, abandoned=ABANDONED
-        )
-
-    first = asyncio.create_task(once({"n": 1}))
+    first = asyncio.create_task(run(db, "k", {"n": 1}, slow_create))
     await started.wait()
     with pytest.raises(Conflict) as in_flight:
-        await once({"n": 1})
+        await run(db, "k", {"n": 1}, slow_create)
     assert in_flight.value.headers == {"Retry-After": str(idempotency.IN_FLIGHT_RETRY_AFTER_S)}
     with pytest.raises(InvalidInput):  # another body under the key is refused, running or not
-        await once({"n": 2})
+        await run(db, "k", {"n": 2}, slow_create)
     release.set()
     assert await first == ({"id": "made-once"}, False)
-    assert await once({"n": 1}) == ({"id": "made-once"}, True)
+    assert await run(db, "k", {"n": 1}, slow_create) == ({"id": "made-once"}, True)
     assert runs == 1
 
 
@@ -101,15 +105,7 @@ async def test_a_key_its_request_abandoned_is_taken_over_once_that_request_can_n
         )
 
     def retry(key: str, body: Any) -> Any:
-        return idempotency.run_once(
-            db,
-            org="org-1",
-            scope="tests",
-            key=key,
-            body=body,
-            create=created({"n": key}),
-            abandoned=ABANDONED,
-        )
+        return run(db, key, body, created({"n": key}))
 
     with pytest.raises(Conflict):  # its request may still write
         await retry("running", {"n": 1})
@@ -134,15 +130,7 @@ async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDat
             "created_at": old_at,
         }
     )
-    await idempotency.run_once(
-        db,
-        org="org-1",
-        scope="tests",
-        key="new",
-        body={"n": 2},
-        create=created({"n": "new"}),
-        abandoned=ABANDONED,
-    )
+    await run(db, "new", {"n": 2}, created({"n": "new"}))
 
     deadline = time.monotonic() + TTL_PASS_S + 15
     while await keys.find_one({"_id": "org-1:tests:old"}) is not None:
@@ -151,15 +139,7 @@ async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDat
     assert await keys.find_one({"_id": "org-1:tests:new"}) is not None
 
     # Its key is free again: the same request runs anew instead of replaying the old response.
-    response, replayed = await idempotency.run_once(
-        db,
-        org="org-1",
-        scope="tests",
-        key="old",
-        body={"n": 1},
-        create=created({"n": "again"}),
-        abandoned=ABANDONED,
-    )
+    response, replayed = await run(db, "old", {"n": 1}, created({"n": "again"}))
     assert (response, replayed) == ({"n": "again"}, False)
 
 
