@@ -49,11 +49,11 @@ def _is_sequence(annotation: Any) -> bool:
     )
 
 
-def callers(dependant: Dependant) -> list[Caller]:
+def _callers(dependant: Dependant) -> list[Caller]:
     """The route's authentication and role checks, its own and its dependencies'."""
     found = [dependant.call] if isinstance(dependant.call, Caller) else []
     for dependency in dependant.dependencies:
-        found += callers(dependency)
+        found += _callers(dependency)
     return found
 
 
@@ -74,7 +74,7 @@ _READ: dict[int, _Route] = {}
 def _read(route: APIRoute) -> _Route:
     known = _READ.get(id(route))
     if known is None or known.route is not route:
-        known = _READ[id(route)] = _Route(route, query_parameters(route.dependant), callers(route.dependant))
+        known = _READ[id(route)] = _Route(route, query_parameters(route.dependant), _callers(route.dependant))
     return known
 
 
