@@ -34,16 +34,16 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 Modules = Annotated[MetricsModules, Depends(app_state("service"))]
 
 
-def wants_csv(request: Request) -> bool:
+def _wants_csv(request: Request) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
 def json_or_csv(request: Request, result: dict[str, Any], rows: list[dict[str, Any]], name: str) -> Any:
     """The report as JSON, or its `rows` as CSV when the caller accepts text/csv."""
-    return csv_response(rows, name) if wants_csv(request) else result
+    return _csv_response(rows, name) if _wants_csv(request) else result
 
 
-def csv_response(rows: list[dict[str, Any]], name: str) -> Response:
+def _csv_response(rows: list[dict[str, Any]], name: str) -> Response:
     return Response(
         to_csv(rows),
         media_type="text/csv",

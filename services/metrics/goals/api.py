@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 
 from services.metrics.goals.schemas import GoalIn, GoalOut, GoalPage
 from services.metrics.goals.service import GoalReport
-from services.metrics.web import CSV_RESPONSE, Cursor, Limit, Manager, Modules, csv_response, wants_csv
+from services.metrics.web import CSV_RESPONSE, Cursor, Limit, Manager, Modules, json_or_csv
 from shared.app import links
 
 router = APIRouter(prefix="/v1", tags=["goals"])
@@ -58,9 +58,8 @@ async def list_goals(
 ) -> Any:
     reports, next_cursor = await modules.goals.page(principal, cursor, limit)
     items = [_goal_out(r) for r in reports]
-    if wants_csv(request):
-        return csv_response([{k: v for k, v in g.items() if k != "history"} for g in items], "goals")
-    return {"items": items, "next_cursor": next_cursor}
+    rows = [{k: v for k, v in g.items() if k != "history"} for g in items]  # CSV: one line a goal
+    return json_or_csv(request, {"items": items, "next_cursor": next_cursor}, rows, "goals")
 
 
 @router.get("/goals/{goal_id}", response_model=GoalOut, summary="A goal with its daily history")

@@ -4,6 +4,8 @@ program figures and erasure."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -621,6 +623,14 @@ async def test_goal_progress_and_forecast_follow_known_data(
     assert bad.status_code == 422
     page = await client.get("/v1/goals", params={"limit": 2}, headers=admin(settings, org))
     assert len(page.json()["items"]) == 2 and page.json()["next_cursor"]
+    # In CSV, one line a goal of the page, without its daily history.
+    csv_page = await client.get(
+        "/v1/goals", params={"limit": 2}, headers={**admin(settings, org), "Accept": "text/csv"}
+    )
+    assert csv_page.headers["content-disposition"] == 'attachment; filename="goals.csv"'
+    lines = list(csv.DictReader(io.StringIO(csv_page.text)))
+    assert [line["goal_id"] for line in lines] == [g["goal_id"] for g in page.json()["items"]]
+    assert "history" not in lines[0]
     assert (
         await client.get(f"/v1/goals/{on_track['goal_id']}", headers=admin(settings, new_org()))
     ).status_code == 404
