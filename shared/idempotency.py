@@ -5,10 +5,12 @@ requests with one key cannot both create: the second sees 409 while the first is
 and the stored response once it is done. A key reused with another body is a 422.
 A request that fails frees its key for a retry, but one that cannot (its process stopped, or
 MongoDB was out past the request's deadline, so the freeing failed too) leaves it "running". Such
-a key is taken over once its request can no longer write (`abandoned_after`): otherwise a client
+a key is taken over once its request can no longer write (shared/mongo.py `writes_over_after`,
+reckoned from the claim, which the request made after it began): otherwise a client
 that retried a 503 with the same key, as it should, got a 409 for the key's 24 hours. As with a
 failed request's freed key, the retry runs the create again: if the first one's writes had landed
-before it failed, that is a second create, as a retry without a key would make.
+before it failed, that is a second create, as a retry without a key would make, unless the create
+takes its id from the key (a redemption does: it finds the first one's and finishes it).
 Records are kept 24 hours: a TTL index on their creation time (`INDEXES`, which shared/app.py
 ensures for every service) expires them. MongoDB's TTL monitor deletes once a minute, so a record
 may outlive its 24 hours by that much; nothing relies on the exact moment.
@@ -30,8 +32,7 @@ from pymongo.errors import DuplicateKeyError
 from shared.clock import utc_now
 from shared.dependencies import on_loop
 from shared.errors import Conflict, InvalidInput
-from shared.mongo import Document, IndexSpec
-from shared.settings import ChorusSettings
+from shared.mongo import Document, IndexSpec, writes_over_after
 from shared.tenancy import TenantCollection, Tenants
 
 COLLECTION = "idempotency_keys"
@@ -41,8 +42,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 # What the 409 for a key still in flight asks the client to wait, in seconds: a create takes
 # well under a second, and a double-click's second request should not wait for more.
 IN_FLIGHT_RETRY_AFTER_S = 1
-# What the clocks of two replicas may differ by, at the most.
-CLOCK_SKEW = timedelta(seconds=5)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(
@@ -57,13 +56,6 @@ def fingerprint(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def abandoned_after(settings: ChorusSettings) -> timedelta:
-    """How long after its claim a running key's request can no longer write: every MongoDB
-    operation of a request ends by its deadline (shared/mongo.py RequestDeadline), which began
-    before the claim."""
-    return timedelta(seconds=settings.mongo_request_timeout_s) + CLOCK_SKEW
-
-
 async def run_once(
     db: AsyncDatabase[Document],
     *,
@@ -75,7 +67,7 @@ async def run_once(
     abandoned: timedelta,
 ) -> tuple[dict[str, Any], bool]:
     """Run `create` once per (org, scope, key). Returns (response body, replayed?). A key still
-    running `abandoned` after its claim is taken over (see `abandoned_after`)."""
+    running `abandoned` after its claim is taken over (see the module's docstring)."""
     if key is None:
         return await create(), False
     if not key or len(key) > MAX_KEY_LENGTH:
@@ -173,7 +165,7 @@ class Once:
             key=self.key,
             body=body,
             create=create,
-            abandoned=abandoned_after(self.runtime.settings),
+            abandoned=writes_over_after(self.runtime.settings),
         )
         if replayed:
             self.response.headers[REPLAYED_HEADER] = "true"

@@ -12,7 +12,9 @@ its events consistent with (no multi-document transactions on the hot paths).
 - State and the events it emits: shared/outbox.py. Tenancy (every query names the org):
   shared/tenancy.py.
 - `RequestDeadline`: every MongoDB operation of a request shares one deadline, so a store that
-  does not answer makes a prompt 503 (shared/errors.py), not a request that hangs.
+  does not answer makes a prompt 503 (shared/errors.py), not a request that hangs. So
+  `writes_over_after` a request began, nothing it wrote can still land: work it left half done
+  is then another's to finish without racing it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import contextvars
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pymongo
@@ -43,6 +46,9 @@ INDEX_KEY_SPECS_CONFLICT = 86
 # How many applied event ids a document remembers. Redeliveries come soon after the original
 # (a restart or a rebalance), so a bounded window is enough and keeps documents small.
 APPLIED_WINDOW = 200
+
+# What the clocks of two replicas may differ by, at the most.
+CLOCK_SKEW = timedelta(seconds=5)
 
 
 def create_client(settings: ChorusSettings, *, service: bool = False) -> AsyncMongoClient[Document]:
@@ -78,6 +84,12 @@ class RequestDeadline:
             return
         with pymongo.timeout(self.seconds):
             await self.app(scope, receive, send)
+
+
+def writes_over_after(settings: ChorusSettings) -> timedelta:
+    """How long after a request began none of its MongoDB writes can land any more, reckoned on
+    another replica's clock: every operation ends by the request's deadline (RequestDeadline)."""
+    return timedelta(seconds=settings.mongo_request_timeout_s) + CLOCK_SKEW
 
 
 T = TypeVar("T")

@@ -234,7 +234,8 @@ class PointsService:
     # --- spending (rewards) ----------------------------------------------------------------------
 
     async def spend(self, org: str, advocate_id: str, redemption_id: str, cost: int, reward: str) -> bool:
-        """Take `cost` from the balance and write the spending entry; False if it is not there."""
+        """Take `cost` from the balance and write the spending entry, once whatever the retries of
+        the redemption (the entry's id comes from it); False if the points are not there."""
         entry = domain.spending(org, advocate_id, redemption_id, cost, reward, self.clock())
         if not await self.store.spend(org, advocate_id, entry.id, cost):
             return False

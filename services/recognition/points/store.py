@@ -188,12 +188,17 @@ class PointsStore:
                 return True
 
     async def spend(self, org: str, advocate_id: str, spend_id: str, cost: int) -> bool:
-        """Take `cost` from the balance in one conditional update; False when it is not there."""
-        result = await self.tenants.of(org, ACCOUNTS).update_one(
-            {"_id": joined_id(org, advocate_id), "balance": {"$gte": cost}, **applied_once_filter(spend_id)},
+        """Take `cost` from the balance in one conditional update; True when it is taken, by this
+        call or by an earlier try of the same spend, False when it is not there."""
+        accounts = self.tenants.of(org, ACCOUNTS)
+        account_id = joined_id(org, advocate_id)
+        result = await accounts.update_one(
+            {"_id": account_id, "balance": {"$gte": cost}, **applied_once_filter(spend_id)},
             {"$inc": {"balance": -cost}, "$push": mark_applied(spend_id)},
         )
-        return bool(result.modified_count)
+        if result.modified_count:
+            return True
+        return await accounts.find_one({"_id": account_id, "applied_events": spend_id}) is not None
 
     async def raise_counter(self, org: str, advocate_id: str, counter: str, value: int) -> None:
         update: Document = {"$max": {f"counters.{counter}": value}}

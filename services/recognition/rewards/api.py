@@ -110,7 +110,7 @@ async def redeem_reward(
     """
 
     async def create() -> dict[str, Any]:
-        redemption = await service.request_redemption(principal.org, principal.sub, reward_id)
+        redemption = await service.request_redemption(principal.org, principal.sub, reward_id, once.key)
         return _redemption(redemption).model_dump(mode="json")
 
     result = await once(principal.org, f"redeem:{principal.sub}", {"reward_id": reward_id}, create)

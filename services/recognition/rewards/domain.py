@@ -1,13 +1,15 @@
 """Rewards rules, pure: the catalogue's stock and budget, and a redemption's life.
 
-A redemption takes a unit of stock and the reward's price from its budget, then the points; it
-is requested, then approved (which sends the fulfilment webhook) or rejected (which gives the
-points and the unit back), and an approved one is fulfilled. Statuses only move forward.
+A redemption takes a unit of stock and the reward's price from its budget, then the points, while
+it is `placing` (written, but shown to no one); it is then requested, then approved (which sends
+the fulfilment webhook) or rejected (which gives the points and the unit back), and an approved
+one is fulfilled. Statuses only move forward.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -123,9 +125,10 @@ def sources_of(target: RedemptionStatus) -> list[str]:
 
 @dataclass(frozen=True)
 class Redemption:
-    """A redemption. `refund_pending` and `webhook_pending` are what a move left to do in other
-    documents (the refund of a rejected one, the webhook of an approved one); `needs_relay` says
-    some is left, for the relay to finish should the request not."""
+    """A redemption. `placing` while its stock and points are being taken (see
+    RewardService.request_redemption); `refund_pending` and `webhook_pending` are what a move left
+    to do in other documents (the refund of a rejected one, the webhook of an approved one);
+    `needs_relay` says some is left, for the relay to finish should the request not."""
 
     id: str
     org: str
@@ -141,9 +144,20 @@ class Redemption:
     refund_pending: bool = False
     webhook_pending: bool = False
     needs_relay: bool = False
+    placing: bool = False
 
 
-def requested(redemption_id: str, org: str, advocate_id: str, reward: Reward, at: datetime) -> Redemption:
+def redemption_id(org: str, advocate_id: str, reward_id: str, idempotency_key: str | None) -> str:
+    """A new redemption's id. With an Idempotency-Key it comes from the key, so a retry of a
+    request that failed half way, or whose key was taken over, finds the same redemption."""
+    if idempotency_key is None:
+        return f"rdm_{uuid.uuid4().hex[:16]}"
+    return f"rdm_{stable_id('redemption', org, advocate_id, reward_id, idempotency_key)[:16]}"
+
+
+def placing(redemption_id: str, org: str, advocate_id: str, reward: Reward, at: datetime) -> Redemption:
+    """A redemption about to take its stock and points: the relay finishes it, should the request
+    not (`needs_relay`)."""
     return Redemption(
         redemption_id,
         org,
@@ -155,7 +169,14 @@ def requested(redemption_id: str, org: str, advocate_id: str, reward: Reward, at
         RedemptionStatus.REQUESTED,
         at,
         at,
+        needs_relay=True,
+        placing=True,
     )
+
+
+def placed(redemption: Redemption, at: datetime) -> Redemption:
+    """The redemption once its stock and points are taken: requested, shown, nothing left to do."""
+    return replace(redemption, placing=False, needs_relay=False, updated_at=at)
 
 
 @dataclass(frozen=True)

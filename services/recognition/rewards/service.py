@@ -1,13 +1,16 @@
 """Rewards: the catalogue, redemptions and their fulfilment through the shared webhook engine.
 
-A redemption reserves stock and budget, then spends the points (each a single conditional
-update; undone on refusal). A move's event is queued in the move's own write; what the move
-implies elsewhere (a refund, the fulfilment webhook) is done right after, and `relay` finishes
-it should a crash come between.
+A redemption is written first, `placing` and shown to no one; it then reserves stock and budget
+and spends the points (each a single conditional update that remembers the redemption, so a retry
+takes nothing twice; undone on refusal), and is shown with its event in one write. A move's event
+is queued in the move's own write; what the move implies elsewhere (a refund, the fulfilment
+webhook) is done right after. `relay` finishes either should a crash, or a MongoDB outage past
+the request's deadline, come between.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,10 +22,13 @@ from services.recognition.rewards.store import RewardStore
 from services.recognition.settings import RecognitionSettings
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, found
+from shared.mongo import writes_over_after
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_time_id, encode_time_id
 from shared.webhooks import canonical_body
 from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngine
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -62,24 +68,44 @@ class RewardService:
 
     # --- redemptions -----------------------------------------------------------------------------
 
-    async def request_redemption(self, org: str, advocate_id: str, reward_id: str) -> Redemption:
-        """Stock and budget first, then points, each a single conditional update; undone on refusal."""
+    async def request_redemption(
+        self, org: str, advocate_id: str, reward_id: str, idempotency_key: str | None
+    ) -> Redemption:
+        """Redeem a reward. With an Idempotency-Key the redemption's id comes from it, so a retry
+        finishes (or answers) the first try's redemption instead of making another."""
         reward = await self.reward(org, reward_id)
         domain.check_offered(reward)
-        if not await self.store.reserve(org, reward):
-            raise domain.refusal(await self.reward(org, reward_id))
-        redemption_id = f"rdm_{uuid.uuid4().hex[:16]}"
-        if not await self.points.spend(org, advocate_id, redemption_id, reward.cost, reward.name):
-            await self.store.release(org, reward, reward.price_cents)
-            account = await self.points.account(org, advocate_id)
+        redemption_id = domain.redemption_id(org, advocate_id, reward_id, idempotency_key)
+        begun = await self.store.begin_redemption(
+            domain.placing(redemption_id, org, advocate_id, reward, self.clock())
+        )
+        if not begun.placing:  # a retry of a redemption placed before
+            return begun
+        return await self._place(begun, reward)
+
+    async def _place(self, redemption: Redemption, reward: Reward) -> Redemption:
+        """Stock and budget first, then points, then the redemption is shown with its event. Each
+        step is done once whatever the retries; on refusal what was taken is given back and the
+        redemption dropped."""
+        org, rid = redemption.org, redemption.id
+        if not await self.store.reserve(org, reward, rid):
+            await self.store.drop_placing(org, rid)
+            raise domain.refusal(await self.reward(org, reward.id))
+        if not await self.points.spend(
+            org, redemption.advocate_id, rid, redemption.cost, redemption.reward_name
+        ):
+            await self.store.release_reservation(org, reward, redemption)
+            await self.store.drop_placing(org, rid)
+            account = await self.points.account(org, redemption.advocate_id)
             raise domain.InsufficientPoints(
                 f"{reward.name} costs {reward.cost} points; your balance is {account.balance}"
             )
-        redemption = domain.requested(redemption_id, org, advocate_id, reward, self.clock())
-        event = domain.redeemed(redemption, RedemptionStatus.REQUESTED)
-        await self.store.insert_redemption(redemption, [pending(event)])
+        placed = domain.placed(redemption, self.clock())
+        event = domain.redeemed(placed, RedemptionStatus.REQUESTED)
+        if not await self.store.place(placed, [pending(event)]):  # the relay placed it meanwhile
+            return await self.redemption(org, rid)
         self.outbox.nudge()
-        return redemption
+        return placed
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption:
         return found(await self.store.redemption(org, redemption_id), f"no redemption {redemption_id}")
@@ -125,14 +151,36 @@ class RewardService:
         return found, None if last is None else encode_time_id(last.created_at, last.id)
 
     async def relay(self) -> int:
-        """Finish the refunds and webhooks of moves a crash left half done. Safe to run anywhere."""
+        """Finish the redemptions and moves a crash left half done. Safe to run anywhere.
+
+        A placing redemption is finished only once its request can no longer write
+        (`writes_over_after`), so that the relay never races the request it finishes."""
+        now = self.clock()
+        abandoned = now - writes_over_after(self.settings)
         done = 0
         for redemption in await self.store.stale_redemptions(
-            self.clock() - timedelta(seconds=self.settings.relay_grace_s)
+            now - timedelta(seconds=self.settings.relay_grace_s)
         ):
-            await self._follow_up(redemption)
+            if not redemption.placing:
+                await self._follow_up(redemption)
+            elif redemption.created_at < abandoned:
+                await self._finish_placing(redemption)
+            else:
+                continue
             done += 1
         return done
+
+    async def _finish_placing(self, redemption: Redemption) -> None:
+        """Place a redemption its request left placing; it was accepted, so it goes on unless
+        refused (as the request would have been)."""
+        reward = await self.store.reward(redemption.org, redemption.reward_id)
+        if reward is None:  # nothing could have been taken from a reward that is not there
+            await self.store.drop_placing(redemption.org, redemption.id)
+            return
+        try:
+            await self._place(redemption, reward)
+        except Conflict as refused:
+            log.info("redemption %s left placing was refused: %s", redemption.id, refused.detail)
 
     async def erase(self, org: str, advocate_id: str, token: str) -> None:
         await self.store.erase(org, advocate_id, token)

@@ -1,6 +1,7 @@
 """The rewards catalogue, redemptions (each carrying its chorus.reward.redeemed in its outbox)
 and each organisation's fulfilment webhook. Stock, budget and status changes are each one
-conditional single-document update."""
+conditional single-document update; a redemption's reservation is remembered on the reward
+(`applied_events`), so that a retry of it takes nothing twice."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, Reward
 from shared.documents import Documents
 from shared.migrations import NO_ORG, rewrite
-from shared.mongo import Document, IndexSpec, newest_first
-from shared.outbox import outbox_index, queue, with_outbox
+from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied, newest_first
+from shared.outbox import outbox_index, queue
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES, Target
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
@@ -55,6 +57,8 @@ MIGRATIONS = [
 ]
 
 REWARD_DOCUMENTS = Documents(Reward)
+# What reads and moves of redemptions match: not one still taking its stock and points.
+SHOWN: Document = {"placing": {"$ne": True}}
 # Redemptions made before the reward's name and price were copied onto them.
 REDEMPTION_DOCUMENTS = Documents(Redemption, older={"reward_name": "reward", "price_cents": 0})
 
@@ -81,13 +85,15 @@ class RewardStore:
         cursor = newest_first(self.tenants.of(org, REWARDS), {}, after, limit)
         return [REWARD_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
-    async def reserve(self, org: str, reward: Reward) -> bool:
-        """Take one unit of stock and the reward's price from its budget, in one conditional update.
+    async def reserve(self, org: str, reward: Reward, redemption_id: str) -> bool:
+        """Take one unit of stock and the reward's price from its budget for a redemption, in one
+        conditional update; True when it is taken, by this call or by an earlier try of the same
+        redemption (the update remembers its id, `mark_applied`).
 
         A null stock or budget means unlimited, and which of them a reward has is fixed when it is
         created, so the reward as read says which conditions and decrements apply.
         """
-        query: Document = {"_id": reward.id, "active": True}
+        query: Document = {"_id": reward.id, "active": True, **applied_once_filter(redemption_id)}
         inc: Document = {"stock_taken": 1, "spent_cents": reward.price_cents}
         if reward.stock is not None:
             query["stock"] = {"$gte": 1}
@@ -95,26 +101,59 @@ class RewardStore:
         if reward.budget_left_cents is not None:
             query["budget_left_cents"] = {"$gte": reward.price_cents}
             inc["budget_left_cents"] = -reward.price_cents
-        result = await self.tenants.of(org, REWARDS).update_one(query, {"$inc": inc})
-        return bool(result.modified_count)
+        rewards = self.tenants.of(org, REWARDS)
+        result = await rewards.update_one(query, {"$inc": inc, "$push": mark_applied(redemption_id)})
+        if result.modified_count:
+            return True
+        return await rewards.find_one({"_id": reward.id, "applied_events": redemption_id}) is not None
 
     async def release(self, org: str, reward: Reward, price_cents: int) -> None:
         """Give back what `reserve` took, in one update."""
-        inc: Document = {"stock_taken": -1, "spent_cents": -price_cents}
-        if reward.stock is not None:
-            inc["stock"] = 1
-        if reward.budget_left_cents is not None:
-            inc["budget_left_cents"] = price_cents
-        await self.tenants.of(org, REWARDS).update_one({"_id": reward.id}, {"$inc": inc})
+        await self.tenants.of(org, REWARDS).update_one(
+            {"_id": reward.id}, {"$inc": _released(reward, price_cents)}
+        )
+
+    async def release_reservation(self, org: str, reward: Reward, redemption: Redemption) -> None:
+        """Give back what `reserve` took for a redemption that was refused, once whatever the
+        retries: the update forgets the redemption's id as it gives back."""
+        await self.tenants.of(org, REWARDS).update_one(
+            {"_id": reward.id, "applied_events": redemption.id},
+            {"$inc": _released(reward, redemption.price_cents), "$pull": {"applied_events": redemption.id}},
+        )
 
     # --- redemptions -----------------------------------------------------------------------------
 
-    async def insert_redemption(self, redemption: Redemption, outbox: list[Document]) -> None:
-        doc = REDEMPTION_DOCUMENTS.document(redemption)
-        await self.tenants.of(redemption.org, REDEMPTIONS).insert_one(with_outbox(doc, outbox))
+    async def begin_redemption(self, redemption: Redemption) -> Redemption:
+        """Write a placing redemption, or answer the one there with its id (a retry)."""
+        redemptions = self.tenants.of(redemption.org, REDEMPTIONS)
+        while True:  # again when the one there was dropped between the insert and the read
+            try:
+                await redemptions.insert_one(REDEMPTION_DOCUMENTS.document(redemption))
+            except DuplicateKeyError:
+                there = await REDEMPTION_DOCUMENTS.one(redemptions, {"_id": redemption.id})
+                if there is not None:
+                    return there
+            else:
+                return redemption
+
+    async def place(self, redemption: Redemption, outbox: list[Document]) -> bool:
+        """Show a placing redemption as `redemption` (placed), queueing its event in the same
+        write; False when it was placed or dropped already."""
+        changes = {"placing": False, "needs_relay": False, "updated_at": redemption.updated_at}
+        result = await self.tenants.of(redemption.org, REDEMPTIONS).update_one(
+            {"_id": redemption.id, "placing": True}, queue({"$set": changes}, outbox)
+        )
+        return bool(result.modified_count)
+
+    async def drop_placing(self, org: str, redemption_id: str) -> None:
+        """Forget a redemption refused while placing (it took nothing, or gave it back)."""
+        await self.tenants.of(org, REDEMPTIONS).delete_one({"_id": redemption_id, "placing": True})
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption | None:
-        return await REDEMPTION_DOCUMENTS.one(self.tenants.of(org, REDEMPTIONS), {"_id": redemption_id})
+        """A redemption as shown: not one still placing."""
+        return await REDEMPTION_DOCUMENTS.one(
+            self.tenants.of(org, REDEMPTIONS), {"_id": redemption_id, **SHOWN}
+        )
 
     async def move(
         self, org: str, redemption_id: str, move: Move, by: str, at: datetime, outbox: list[Document]
@@ -132,7 +171,7 @@ class RewardStore:
         if move.webhook:
             changes["webhook_pending"] = True
         doc = await self.tenants.of(org, REDEMPTIONS).find_one_and_update(
-            {"_id": redemption_id, "status": {"$in": move.sources}},
+            {"_id": redemption_id, "status": {"$in": move.sources}, **SHOWN},
             queue({"$set": changes}, outbox),
             return_document=ReturnDocument.AFTER,
         )
@@ -169,7 +208,7 @@ class RewardStore:
         after: tuple[datetime, str] | None,
         limit: int,
     ) -> list[Redemption]:
-        query: Document = {}
+        query: Document = dict(SHOWN)
         if advocate_id is not None:
             query["advocate_id"] = advocate_id
         if status is not None:
@@ -199,3 +238,13 @@ class RewardStore:
     async def webhook(self, org: str) -> Target | None:
         doc = await self.tenants.of(org, WEBHOOKS).find_one({"_id": org})
         return None if doc is None else Target(url=doc["url"], secret=self.box.open(doc["secret"]))
+
+
+def _released(reward: Reward, price_cents: int) -> Document:
+    """The increments that give back one unit of stock and its price (`$inc`)."""
+    inc: Document = {"stock_taken": -1, "spent_cents": -price_cents}
+    if reward.stock is not None:
+        inc["stock"] = 1
+    if reward.budget_left_cents is not None:
+        inc["budget_left_cents"] = price_cents
+    return inc

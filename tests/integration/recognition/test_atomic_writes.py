@@ -23,7 +23,7 @@ from services.recognition.points.domain import AccountChange, capped
 from services.recognition.points.store import ACCOUNTS, LEDGER, PointsStore
 from services.recognition.profiles.domain import Profile
 from services.recognition.profiles.store import ProfileStore
-from services.recognition.rewards.domain import Reward
+from services.recognition.rewards.domain import Reward, placing
 from services.recognition.rewards.store import REDEMPTIONS, RewardStore
 from services.recognition.settings import RecognitionSettings
 from shared.clock import utc_now as now
@@ -195,8 +195,11 @@ async def test_concurrent_reservations_take_exactly_the_stock_and_the_budget(
     for reward in (limited_stock, limited_budget):
         await stores[0].rewards.insert_reward(org, reward)
 
-    taken_stock = await at_once(stores, 40, lambda store, _: store.rewards.reserve(org, limited_stock))
-    taken_budget = await at_once(stores, 40, lambda store, _: store.rewards.reserve(org, limited_budget))
+    def reserve(reward: Reward, prefix: str = "rdm") -> Callable[[RecognitionStore, int], Awaitable[bool]]:
+        return lambda store, i: store.rewards.reserve(org, reward, f"{prefix}-{i}")
+
+    taken_stock = await at_once(stores, 40, reserve(limited_stock))
+    taken_budget = await at_once(stores, 40, reserve(limited_budget))
 
     assert (taken_stock.count(True), taken_budget.count(True)) == (7, 3)
     stock = await stores[0].rewards.reward(org, limited_stock.id)
@@ -205,6 +208,26 @@ async def test_concurrent_reservations_take_exactly_the_stock_and_the_budget(
     assert (stock.stock, stock.stock_taken) == (0, 7)
     assert (budget.budget_left_cents, budget.spent_cents, budget.stock) == (100, 900, None)
 
+    # Retries of the same redemptions: those that took a unit are told so, and nothing more is taken.
+    assert await at_once(stores, 40, reserve(limited_stock)) == taken_stock
+    stock = await stores[0].rewards.reward(org, limited_stock.id)
+    assert stock is not None and (stock.stock, stock.stock_taken) == (0, 7)
+
+    # Each reservation given back three times at once is given back once.
+    holders = [f"rdm-{i}" for i, taken in enumerate(taken_budget) if taken]
+    await at_once(
+        stores,
+        9,
+        lambda store, i: store.rewards.release_reservation(
+            org, limited_budget, placing(holders[i % 3], org, "a", limited_budget, now())
+        ),
+    )
+    budget = await stores[0].rewards.reward(org, limited_budget.id)
+    assert budget is not None
+    assert (budget.budget_left_cents, budget.spent_cents, budget.stock_taken) == (1000, 0, 0)
+
+    # What a rejected redemption gives back (its refund claimed once on the redemption).
+    assert await at_once(stores, 3, reserve(limited_budget, "again")) == [True] * 3
     await at_once(stores, 3, lambda store, _: store.rewards.release(org, limited_budget, 300))
     budget = await stores[0].rewards.reward(org, limited_budget.id)
     assert budget is not None

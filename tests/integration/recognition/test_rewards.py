@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.recognition.points import domain as points_domain
+from services.recognition.points.store import PointsStore
+from services.recognition.rewards import domain as rewards_domain
+from services.recognition.rewards.store import RewardStore
 from services.recognition.settings import RecognitionSettings
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
@@ -22,8 +26,9 @@ from shared.events.topics import SHARES
 from shared.messaging import EventProducer
 from shared.messaging.producer import event_headers
 from shared.mongo import create_client
-from shared.settings import ChorusSettings
+from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from shared.webhooks.sealing import SecretBox
 from tests.helpers import bearer, eventually, new_org, tap
 from tests.integration.recognition.conftest import body, enrol_now, kudos_once_enrolled, publisher, share_made
 
@@ -170,6 +175,121 @@ async def test_rejection_refunds_points_and_stock(
     assert await balance(client, me) == 50
     not_admin = await client.post(f"/v1/redemptions/{redemption['redemption_id']}/approve", headers=me)
     assert not_admin.status_code == 403
+
+
+@pytest.fixture(scope="module")
+async def stores(recognition_settings: RecognitionSettings) -> AsyncIterator[tuple[RewardStore, PointsStore]]:
+    """The rewards and points stores over the running app's database, to leave what a request
+    that died half way leaves."""
+    mongo = create_client(recognition_settings)
+    db = mongo[recognition_settings.database_name("recognition")]
+    yield RewardStore(db, SecretBox([DEV_WEBHOOK_SECRET_KEY])), PointsStore(db)
+    await mongo.close()
+
+
+async def redeemer_and_reward(
+    client: httpx.AsyncClient, settings: ChorusSettings, kudos: int, **reward: Any
+) -> tuple[str, str]:
+    """A new organisation, whose advocate "a" has `kudos` times 50 points, and a reward of it."""
+    org = new_org()
+    await give_points(client, settings, org, "a", kudos)
+    return org, await add_reward(client, settings, org, **reward)
+
+
+async def left_half_way(
+    stores: tuple[RewardStore, PointsStore],
+    org: str,
+    advocate_id: str,
+    reward_id: str,
+    *,
+    key: str | None,
+    ago: timedelta,
+    spent: bool,
+) -> str:
+    """What a redemption request leaves when it dies (its process stopped, or MongoDB past its
+    deadline) after taking the stock and, if `spent`, the points, but before the ledger entry and
+    showing the redemption. Its id, as the request made it."""
+    rewards, points = stores
+    reward = await rewards.reward(org, reward_id)
+    assert reward is not None
+    redemption_id = rewards_domain.redemption_id(org, advocate_id, reward_id, key)
+    at = datetime.now(UTC) - ago
+    await rewards.begin_redemption(rewards_domain.placing(redemption_id, org, advocate_id, reward, at))
+    assert await rewards.reserve(org, reward, redemption_id)
+    if spent:
+        entry = points_domain.spending(org, advocate_id, redemption_id, reward.cost, reward.name, at)
+        assert await points.spend(org, advocate_id, entry.id, reward.cost)
+    return redemption_id
+
+
+async def test_a_redemption_its_request_left_half_way_is_finished_once_by_the_relay(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: tuple[RewardStore, PointsStore]
+) -> None:
+    org, reward = await redeemer_and_reward(client, settings, 2, cost=30, stock=2)  # 100 points
+    me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
+    async with tap(settings, "chorus.recognition") as recognition:
+        # A request that died long enough ago that it can no longer write.
+        died = await left_half_way(stores, org, "a", reward, key=None, ago=timedelta(minutes=1), spent=True)
+
+        async def shown() -> list[dict[str, Any]]:
+            return list(body(await client.get("/v1/me/redemptions", headers=me))["items"])
+
+        [redemption] = await eventually(shown, timeout_s=20)
+        events = await recognition.collect(
+            lambda e: e.tenant == org and e.type == RewardRedeemed.event_type, count=1, settle_s=1.0
+        )
+    assert (redemption["redemption_id"], redemption["status"]) == (died, "requested")
+    assert [(e.data.redemption_id, e.data.status) for e in events] == [(died, "requested")]  # type: ignore[attr-defined]
+    # The points and the unit of stock were taken once, and the ledger says where they went.
+    assert await balance(client, me) == 70
+    ledger = body(await client.get("/v1/me/ledger", headers=me))["items"]
+    assert [e["points"] for e in ledger if e["kind"] == "redemption"] == [-30]
+    assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
+    approved = await client.post(f"/v1/redemptions/{died}/approve", headers=admin)
+    assert approved.status_code == 200, approved.text
+
+
+async def test_a_redemption_left_half_way_is_shown_to_no_one_and_its_retry_finishes_it(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: tuple[RewardStore, PointsStore]
+) -> None:
+    org, reward = await redeemer_and_reward(client, settings, 2, cost=30, stock=2)  # 100 points
+    me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
+    key = "redeem-after-a-503"
+    # A request that has just died (the relay leaves it to its request a while yet).
+    placing = await left_half_way(stores, org, "a", reward, key=key, ago=timedelta(0), spent=True)
+    assert body(await client.get("/v1/me/redemptions", headers=me))["items"] == []
+    assert body(await client.get("/v1/redemptions", headers=admin))["items"] == []
+    hidden = await client.post(f"/v1/redemptions/{placing}/approve", headers=admin)
+    assert hidden.status_code == 404
+
+    retried = body(
+        await client.post(f"/v1/rewards/{reward}/redemptions", headers={**me, "Idempotency-Key": key})
+    )
+    assert (retried["redemption_id"], retried["status"]) == (placing, "requested")
+    assert [
+        r["redemption_id"] for r in body(await client.get("/v1/me/redemptions", headers=me))["items"]
+    ] == [placing]
+    assert await balance(client, me) == 70
+    assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
+
+
+async def test_a_redemption_left_half_way_without_the_points_gives_its_stock_back(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: tuple[RewardStore, PointsStore]
+) -> None:
+    org, reward = await redeemer_and_reward(client, settings, 1, cost=80, stock=3)  # 50 points
+    me = as_(settings, org, "a")
+    await left_half_way(stores, org, "a", reward, key=None, ago=timedelta(minutes=1), spent=False)
+
+    async def stock() -> int:
+        return int(body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"])
+
+    async def given_back() -> bool:
+        return await stock() == 3
+
+    assert await stock() == 2
+    await eventually(given_back, timeout_s=20)
+    assert body(await client.get("/v1/me/redemptions", headers=me))["items"] == []
+    assert await balance(client, me) == 50
 
 
 class Receiver(BaseHTTPRequestHandler):

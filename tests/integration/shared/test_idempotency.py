@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import idempotency
 from shared.errors import Conflict, InvalidInput
-from shared.mongo import Document, create_client, ensure_indexes
+from shared.mongo import Document, create_client, ensure_indexes, writes_over_after
 from shared.settings import ChorusSettings
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 TTL_PASS_S = 60
 TTL_INDEX = "created_at_1"
 # When a running key counts as abandoned, by the default settings' request deadline.
-ABANDONED = idempotency.abandoned_after(ChorusSettings())
+ABANDONED = writes_over_after(ChorusSettings())
 
 
 @pytest.fixture
