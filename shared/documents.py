@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
+from pymongo.errors import DuplicateKeyError
 
 from shared.mongo import Document
 from shared.tenancy import CrossTenantCollection, Filter, TenantCollection
@@ -77,6 +78,20 @@ class Documents(Generic[Entity]):
         """The entity of the document `filter` finds in `collection`; None when there is none."""
         document = await collection.find_one(filter)
         return None if document is None else self.entity(document)
+
+    async def insert_new(self, collection: TenantCollection, entity: Entity) -> Entity:
+        """Insert `entity`, or answer the one already there with its `_id`: a create whose id comes
+        from its Idempotency-Key (shared/ids.py `id_from_key`) meets its first try's."""
+        document = self.document(entity)
+        while True:  # again when the one there went between the insert and the read
+            try:
+                await collection.insert_one(document)
+            except DuplicateKeyError:
+                there = await self.one(collection, {"_id": document["_id"]})
+                if there is not None:
+                    return there
+            else:
+                return entity
 
     def stored_name(self, field: str) -> str:
         """The document key a field is kept under, for queries and updates."""

@@ -178,13 +178,23 @@ async def apply_once(
     event_id: str,
     update: Document,
     on_insert: Document | None = None,
+    *,
+    condition: Document | None = None,
 ) -> bool:
     """Apply `update` to the document once per event id, creating it with `on_insert` if missing:
-    one atomic upsert that also records the event id. True if this call applied it."""
+    one atomic upsert that also records the event id. True if this call applied it. `condition`
+    is a further one on the document (`{"given": {"$lt": cap}}`)."""
     update = {**update, "$push": {**update.get("$push", {}), **mark_applied(event_id)}}
     if on_insert:
         update["$setOnInsert"] = on_insert
-    return await conditional_upsert(coll, {"_id": doc_id, **applied_once_filter(event_id)}, update)
+    query = {"_id": doc_id, **(condition or {}), **applied_once_filter(event_id)}
+    return await conditional_upsert(coll, query, update)
+
+
+async def was_applied(coll: AsyncCollection[Document] | TenantCollection, doc_id: str, event_id: str) -> bool:
+    """Whether the document remembers `event_id` (`mark_applied`): after a conditional update of
+    it matched nothing, this tells a retry of one applied before from a refusal."""
+    return await coll.find_one({"_id": doc_id, "applied_events": event_id}, {"_id": 1}) is not None
 
 
 def joined_id(*parts: str) -> str:

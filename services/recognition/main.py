@@ -129,7 +129,9 @@ def recognition(
         relay_grace_s=settings.relay_grace_s,
     )
     rewards = RewardService(RewardStore(db, box), outbox, points, settings)
-    engagement = EngagementService(EngagementStore(db), rules, points, profiles)
+    engagement = EngagementService(
+        EngagementStore(db), rules, points, profiles, relay_grace_s=settings.relay_grace_s
+    )
     # An erasure reaches every module that holds the advocate's data.
     profiles.erasers = (leaderboards, points, rewards, engagement, badges)
     return Recognition(rules, profiles, leaderboards, badges, points, rewards, engagement, KnownKeys(db))
@@ -154,6 +156,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
                 # done at once. Their queries read only pending work (partial indexes).
                 Periodic("recognition-relay", every_s, service.points.relay),
                 Periodic("recognition-redemptions-relay", every_s, service.rewards.relay),
+                Periodic("recognition-kudos-relay", every_s, service.engagement.relay),
                 Periodic(
                     "recognition-webhooks",
                     recognition_settings.webhook_every_s,

@@ -47,7 +47,7 @@ async def give_kudos(
     """Each advocate has a weekly allowance (rules.kudos_weekly_allowance); the receiver scores."""
 
     async def create() -> dict[str, Any]:
-        kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message)
+        kudos, left = await service.give_kudos(principal.org, principal.sub, body.to, body.message, once.key)
         names = await service.names(principal.org, [kudos])
         return _kudos(kudos, names, left).model_dump(mode="json")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from services.recognition.engagement import domain
 from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, GoalProgress, GoalSpec, Kudos
@@ -25,24 +26,45 @@ class EngagementService:
     rules: RulesService
     points: PointsService
     profiles: ProfileService
+    relay_grace_s: float
     clock: Clock = utc_now
 
     # --- kudos ---------------------------------------------------------------------------------
 
-    async def give_kudos(self, org: str, giver: str, receiver: str, message: str) -> tuple[Kudos, int]:
-        """The kudos given and how many the giver has left this week; the receiver scores."""
+    async def give_kudos(
+        self, org: str, giver: str, receiver: str, message: str, idempotency_key: str | None
+    ) -> tuple[Kudos, int]:
+        """The kudos given and how many the giver has left this week; the receiver scores. With an
+        Idempotency-Key the kudos' id comes from it, so a retry counts and scores them once."""
         domain.check_receiver(giver, receiver)
         profile = await self.profiles.get(org, receiver)
         domain.check_receiver_active(receiver, None if profile is None else profile.active)
         _, rules = await self.rules.rules(org)
-        week = week_key(self.clock())
-        if not await self.store.take_kudos_allowance(org, giver, week, rules.kudos_weekly_allowance):
-            raise domain.allowance_used(rules.kudos_weekly_allowance)
-        kudos = Kudos(f"kds_{uuid.uuid4().hex[:16]}", giver, receiver, message, week, self.clock())
-        await self.store.insert_kudos(org, kudos)
-        await self.points.kudos_received(org, receiver, kudos.id, kudos.created_at)
-        given = await self.store.kudos_given(org, giver, week)
-        return kudos, domain.kudos_allowance_left(given, rules.kudos_weekly_allowance)
+        now = self.clock()
+        kudos = Kudos(
+            domain.kudos_id(org, giver, idempotency_key), giver, receiver, message, week_key(now), now
+        )
+        allowance = rules.kudos_weekly_allowance
+        if not await self.store.take_kudos_allowance(org, giver, kudos.week, allowance, kudos.id):
+            raise domain.allowance_used(allowance)
+        kudos = await self.store.insert_kudos(org, kudos)
+        await self._score(org, kudos)
+        given = await self.store.kudos_given(org, giver, kudos.week)
+        return kudos, domain.kudos_allowance_left(given, allowance)
+
+    async def _score(self, org: str, kudos: Kudos) -> None:
+        """The receiver's points for the kudos (once, whoever calls), then the kudos say so."""
+        if kudos.scored:
+            return
+        await self.points.kudos_received(org, kudos.receiver, kudos.id, kudos.created_at)
+        await self.store.mark_scored(org, kudos.id)
+
+    async def relay(self) -> int:
+        """Score the kudos a crash left unscored. Safe to run anywhere, and beside the request."""
+        left = await self.store.unscored_kudos(self.clock() - timedelta(seconds=self.relay_grace_s))
+        for org, kudos in left:
+            await self._score(org, kudos)
+        return len(left)
 
     async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
         return await self.store.kudos_received(org, advocate_id, limit)

@@ -3,11 +3,14 @@ and shares per tag and advocate (`tag_shares`, which top-on-tag goals rank)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.engagement.domain import Goal, GoalKind, GoalSpec, Kudos
-from shared.mongo import Document, IndexSpec, apply_once, conditional_upsert, joined_id
+from shared.documents import Documents
+from shared.mongo import Document, IndexSpec, apply_once, joined_id, was_applied
 from shared.tenancy import Tenants
 
 KUDOS = "kudos"
@@ -18,13 +21,19 @@ TAG_SHARES = "tag_shares"
 INDEXES: list[IndexSpec] = [
     IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(KUDOS, [("org", ASCENDING), ("from", ASCENDING), ("created_at", DESCENDING)]),
+    IndexSpec(
+        KUDOS,
+        [("created_at", ASCENDING)],
+        name="kudos_to_score",
+        options={"partialFilterExpression": {"scored": False}},
+    ),
     IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
 ]
 
 
-def _kudos(doc: Document) -> Kudos:
-    return Kudos(doc["_id"], doc.get("from"), doc["to"], doc["message"], doc["week"], doc["created_at"])
+# Kudos written before `scored` were scored in their request.
+KUDOS_DOCUMENTS = Documents(Kudos, stored_as={"giver": "from", "receiver": "to"}, older={"scored": True})
 
 
 def _goal(doc: Document) -> Goal:
@@ -38,37 +47,42 @@ class EngagementStore:
 
     # --- kudos ---------------------------------------------------------------------------------
 
-    async def take_kudos_allowance(self, org: str, giver: str, week: str, allowance: int) -> bool:
-        """Count one kudos against the giver's week, in one conditional upsert; False at the allowance."""
+    async def take_kudos_allowance(
+        self, org: str, giver: str, week: str, allowance: int, kudos_id: str
+    ) -> bool:
+        """Count kudos against the giver's week, in one conditional upsert that remembers it; True
+        when it is counted, by this call or by an earlier try of it, False at the allowance."""
         if allowance < 1:
             return False  # an upsert would create the week's document with one given
-        return await conditional_upsert(
-            self.tenants.of(org, KUDOS_WEEKS),
-            {"_id": joined_id(org, giver, week), "given": {"$lt": allowance}},
-            {"$inc": {"given": 1}, "$setOnInsert": {"giver": giver}},
+        weeks, week_id = self.tenants.of(org, KUDOS_WEEKS), joined_id(org, giver, week)
+        under = {"given": {"$lt": allowance}}
+        counted = await apply_once(
+            weeks, week_id, kudos_id, {"$inc": {"given": 1}}, {"giver": giver}, condition=under
         )
+        return counted or await was_applied(weeks, week_id, kudos_id)
 
     async def kudos_given(self, org: str, giver: str, week: str) -> int:
         doc = await self.tenants.of(org, KUDOS_WEEKS).find_one({"_id": joined_id(org, giver, week)})
         return 0 if doc is None else int(doc["given"])
 
-    async def insert_kudos(self, org: str, kudos: Kudos) -> None:
-        await self.tenants.of(org, KUDOS).insert_one(
-            {
-                "_id": kudos.id,
-                "from": kudos.giver,
-                "to": kudos.receiver,
-                "message": kudos.message,
-                "week": kudos.week,
-                "created_at": kudos.created_at,
-            }
-        )
+    async def insert_kudos(self, org: str, kudos: Kudos) -> Kudos:
+        """Write kudos, or answer the ones there with its id (a retry of the same request)."""
+        return await KUDOS_DOCUMENTS.insert_new(self.tenants.of(org, KUDOS), kudos)
+
+    async def mark_scored(self, org: str, kudos_id: str) -> None:
+        await self.tenants.of(org, KUDOS).update_one({"_id": kudos_id}, {"$set": {"scored": True}})
+
+    async def unscored_kudos(self, older_than: datetime, limit: int = 200) -> list[tuple[str, Kudos]]:
+        """Kudos whose receiver's points a request did not write, with their organisation."""
+        all_kudos = self.tenants.across(KUDOS, why="the relay scores every org's kudos left unscored")
+        cursor = all_kudos.find({"scored": False, "created_at": {"$lt": older_than}}).limit(limit)
+        return [(d["org"], KUDOS_DOCUMENTS.entity(d)) for d in await cursor.to_list()]
 
     async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
         cursor = (
             self.tenants.of(org, KUDOS).find({"to": advocate_id}).sort("created_at", DESCENDING).limit(limit)
         )
-        return [_kudos(d) for d in await cursor.to_list()]
+        return [KUDOS_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def kudos_sent(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
         cursor = (
@@ -77,7 +91,7 @@ class EngagementStore:
             .sort("created_at", DESCENDING)
             .limit(limit)
         )
-        return [_kudos(d) for d in await cursor.to_list()]
+        return [KUDOS_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     # --- goals ---------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from shared.mongo import (
     joined_id,
     mark_applied,
     newest_first,
+    was_applied,
 )
 from shared.outbox import outbox_index, with_outbox
 from shared.tenancy import Tenants
@@ -196,9 +197,7 @@ class PointsStore:
             {"_id": account_id, "balance": {"$gte": cost}, **applied_once_filter(spend_id)},
             {"$inc": {"balance": -cost}, "$push": mark_applied(spend_id)},
         )
-        if result.modified_count:
-            return True
-        return await accounts.find_one({"_id": account_id, "applied_events": spend_id}) is not None
+        return bool(result.modified_count) or await was_applied(accounts, account_id, spend_id)
 
     async def raise_counter(self, org: str, advocate_id: str, counter: str, value: int) -> None:
         update: Document = {"$max": {f"counters.{counter}": value}}

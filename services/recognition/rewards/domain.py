@@ -8,7 +8,6 @@ one is fulfilled. Statuses only move forward.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +17,7 @@ from services.recognition.points.domain import SOURCE, stable_id
 from shared.errors import Conflict
 from shared.events import Event
 from shared.events.recognition import RewardRedeemed
+from shared.ids import id_from_key
 
 # The engine's target of every fulfilment delivery: an organisation has one fulfilment webhook.
 FULFILMENT = "fulfilment"
@@ -150,9 +150,7 @@ class Redemption:
 def redemption_id(org: str, advocate_id: str, reward_id: str, idempotency_key: str | None) -> str:
     """A new redemption's id. With an Idempotency-Key it comes from the key, so a retry of a
     request that failed half way, or whose key was taken over, finds the same redemption."""
-    if idempotency_key is None:
-        return f"rdm_{uuid.uuid4().hex[:16]}"
-    return f"rdm_{stable_id('redemption', org, advocate_id, reward_id, idempotency_key)[:16]}"
+    return f"rdm_{id_from_key(idempotency_key, org, advocate_id, reward_id)}"
 
 
 def placing(redemption_id: str, org: str, advocate_id: str, reward: Reward, at: datetime) -> Redemption:

@@ -9,12 +9,11 @@ from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, Reward
 from shared.documents import Documents
 from shared.migrations import NO_ORG, rewrite
-from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied, newest_first
+from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied, newest_first, was_applied
 from shared.outbox import outbox_index, queue
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES, Target
@@ -103,9 +102,7 @@ class RewardStore:
             inc["budget_left_cents"] = -reward.price_cents
         rewards = self.tenants.of(org, REWARDS)
         result = await rewards.update_one(query, {"$inc": inc, "$push": mark_applied(redemption_id)})
-        if result.modified_count:
-            return True
-        return await rewards.find_one({"_id": reward.id, "applied_events": redemption_id}) is not None
+        return bool(result.modified_count) or await was_applied(rewards, reward.id, redemption_id)
 
     async def release(self, org: str, reward: Reward, price_cents: int) -> None:
         """Give back what `reserve` took, in one update."""
@@ -125,16 +122,7 @@ class RewardStore:
 
     async def begin_redemption(self, redemption: Redemption) -> Redemption:
         """Write a placing redemption, or answer the one there with its id (a retry)."""
-        redemptions = self.tenants.of(redemption.org, REDEMPTIONS)
-        while True:  # again when the one there was dropped between the insert and the read
-            try:
-                await redemptions.insert_one(REDEMPTION_DOCUMENTS.document(redemption))
-            except DuplicateKeyError:
-                there = await REDEMPTION_DOCUMENTS.one(redemptions, {"_id": redemption.id})
-                if there is not None:
-                    return there
-            else:
-                return redemption
+        return await REDEMPTION_DOCUMENTS.insert_new(self.tenants.of(redemption.org, REDEMPTIONS), redemption)
 
     async def place(self, redemption: Redemption, outbox: list[Document]) -> bool:
         """Show a placing redemption as `redemption` (placed), queueing its event in the same

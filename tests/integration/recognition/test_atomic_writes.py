@@ -15,7 +15,8 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.engagement.store import EngagementStore
+from services.recognition.engagement.domain import Kudos
+from services.recognition.engagement.store import KUDOS, EngagementStore
 from services.recognition.handlers import build_subscription
 from services.recognition.leaderboards.store import BOARDS, BoardStore
 from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, recognition
@@ -255,12 +256,17 @@ async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_re
 
 async def test_concurrent_kudos_take_exactly_the_weekly_allowance(stores: list[RecognitionStore]) -> None:
     org = new_org()
-    taken = await at_once(
-        stores, 30, lambda store, _: store.engagement.take_kudos_allowance(org, "g", "2026-W49", 5)
-    )
+
+    def give(store: RecognitionStore, i: int) -> Awaitable[bool]:
+        return store.engagement.take_kudos_allowance(org, "g", "2026-W49", 5, f"kds-{i}")
+
+    taken = await at_once(stores, 30, give)
     assert taken.count(True) == 5
     assert await stores[0].engagement.kudos_given(org, "g", "2026-W49") == 5
-    assert not await stores[0].engagement.take_kudos_allowance(org, "nobody", "2026-W49", 0)
+    # Retries of the same kudos: those counted are told so, and nothing more is counted.
+    assert await at_once(stores, 30, give) == taken
+    assert await stores[0].engagement.kudos_given(org, "g", "2026-W49") == 5
+    assert not await stores[0].engagement.take_kudos_allowance(org, "nobody", "2026-W49", 0, "kds-x")
 
 
 async def test_a_share_is_verified_by_one_click_whatever_the_race(stores: list[RecognitionStore]) -> None:
@@ -385,6 +391,13 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
         )
     )
 
+    kudos = [
+        Kudos(f"{org}-kds-{name}", "a", "b", "thanks", "2026-W49", at, scored=scored)
+        for name, at, scored in (("scored", old, True), ("unscored", old, False), ("too-young", new, False))
+    ]
+    for one in kudos:
+        await stores[0].engagement.insert_kudos(org, one)
+
     listener = FindCommands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         recognition_settings.mongo_url, tz_aware=True, event_listeners=[listener]
@@ -396,8 +409,13 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
         ours = {
             "unprojected": [e.id for e in await store.points.unprojected_entries(cutoff)],
             "redemptions": [r.id for r in await store.rewards.stale_redemptions(cutoff)],
+            "kudos": [k.id for _, k in await store.engagement.unscored_kudos(cutoff)],
         }
-        assert ours == {"unprojected": [f"{org}-unprojected"], "redemptions": [f"{org}-rdm"]}
+        assert ours == {
+            "unprojected": [f"{org}-unprojected"],
+            "redemptions": [f"{org}-rdm"],
+            "kudos": [f"{org}-kds-unscored"],
+        }
         plans = {}
         for find in listener.finds:
             query = {k: v for k, v in find.items() if k in ("find", "filter", "sort", "limit", "projection")}
@@ -411,6 +429,7 @@ async def test_the_relay_finds_pending_work_through_partial_indexes(
     expected_index = {
         (LEDGER, ("projected", "created_at")): "ledger_unprojected",
         (REDEMPTIONS, ("needs_relay", "updated_at")): "redemptions_to_relay",
+        (KUDOS, ("scored", "created_at")): "kudos_to_score",
     }
     assert set(plans) == set(expected_index)
     for query, stages in plans.items():

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from services.recognition.engagement.domain import Kudos, kudos_id
+from services.recognition.engagement.store import EngagementStore
+from services.recognition.leaderboards.domain import week_key
 from services.recognition.points import domain as points_domain
 from services.recognition.points.store import PointsStore
 from services.recognition.rewards import domain as rewards_domain
@@ -177,13 +181,21 @@ async def test_rejection_refunds_points_and_stock(
     assert not_admin.status_code == 403
 
 
+@dataclass(frozen=True)
+class Stores:
+    """Recognition's stores over the running app's database, to leave what a request that died
+    half way leaves."""
+
+    rewards: RewardStore
+    points: PointsStore
+    engagement: EngagementStore
+
+
 @pytest.fixture(scope="module")
-async def stores(recognition_settings: RecognitionSettings) -> AsyncIterator[tuple[RewardStore, PointsStore]]:
-    """The rewards and points stores over the running app's database, to leave what a request
-    that died half way leaves."""
+async def stores(recognition_settings: RecognitionSettings) -> AsyncIterator[Stores]:
     mongo = create_client(recognition_settings)
     db = mongo[recognition_settings.database_name("recognition")]
-    yield RewardStore(db, SecretBox([DEV_WEBHOOK_SECRET_KEY])), PointsStore(db)
+    yield Stores(RewardStore(db, SecretBox([DEV_WEBHOOK_SECRET_KEY])), PointsStore(db), EngagementStore(db))
     await mongo.close()
 
 
@@ -197,7 +209,7 @@ async def redeemer_and_reward(
 
 
 async def left_half_way(
-    stores: tuple[RewardStore, PointsStore],
+    stores: Stores,
     org: str,
     advocate_id: str,
     reward_id: str,
@@ -209,7 +221,7 @@ async def left_half_way(
     """What a redemption request leaves when it dies (its process stopped, or MongoDB past its
     deadline) after taking the stock and, if `spent`, the points, but before the ledger entry and
     showing the redemption. Its id, as the request made it."""
-    rewards, points = stores
+    rewards, points = stores.rewards, stores.points
     reward = await rewards.reward(org, reward_id)
     assert reward is not None
     redemption_id = rewards_domain.redemption_id(org, advocate_id, reward_id, key)
@@ -223,7 +235,7 @@ async def left_half_way(
 
 
 async def test_a_redemption_its_request_left_half_way_is_finished_once_by_the_relay(
-    client: httpx.AsyncClient, settings: ChorusSettings, stores: tuple[RewardStore, PointsStore]
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
 ) -> None:
     org, reward = await redeemer_and_reward(client, settings, 2, cost=30, stock=2)  # 100 points
     me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
@@ -250,7 +262,7 @@ async def test_a_redemption_its_request_left_half_way_is_finished_once_by_the_re
 
 
 async def test_a_redemption_left_half_way_is_shown_to_no_one_and_its_retry_finishes_it(
-    client: httpx.AsyncClient, settings: ChorusSettings, stores: tuple[RewardStore, PointsStore]
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
 ) -> None:
     org, reward = await redeemer_and_reward(client, settings, 2, cost=30, stock=2)  # 100 points
     me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
@@ -274,7 +286,7 @@ async def test_a_redemption_left_half_way_is_shown_to_no_one_and_its_retry_finis
 
 
 async def test_a_redemption_left_half_way_without_the_points_gives_its_stock_back(
-    client: httpx.AsyncClient, settings: ChorusSettings, stores: tuple[RewardStore, PointsStore]
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
 ) -> None:
     org, reward = await redeemer_and_reward(client, settings, 1, cost=80, stock=3)  # 50 points
     me = as_(settings, org, "a")
@@ -411,6 +423,42 @@ async def test_kudos_have_a_weekly_allowance_and_the_receiver_scores(
     received = body(await client.get("/v1/me/kudos", headers=as_(settings, org, "r")))["items"]
     assert len(received) == 5
     assert received[0]["message"] == "great post"
+
+
+async def test_kudos_their_request_left_unscored_are_scored_once_by_the_relay_or_the_retry(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
+) -> None:
+    org = new_org()
+    giver, receiver = as_(settings, org, "g"), as_(settings, org, "r")
+    await enrol_now(settings, org, "r")
+    await kudos_once_enrolled(client, "", giver, "r", "first")  # 5 points
+    assert await balance(client, receiver) == 5
+
+    async def left_unscored(key: str | None) -> str:
+        """What a request leaves that died after writing the kudos, before the receiver's points."""
+        at = datetime.now(UTC)
+        kudos = Kudos(kudos_id(org, "g", key), "g", "r", "thanks", week_key(at), at)
+        assert await stores.engagement.take_kudos_allowance(org, "g", kudos.week, 5, kudos.id)
+        return (await stores.engagement.insert_kudos(org, kudos)).id
+
+    async def scored(points: int) -> bool:
+        return await balance(client, receiver) == points
+
+    await left_unscored(None)
+    await eventually(lambda: scored(10), timeout_s=20)
+
+    key = "thanks-after-a-503"
+    died = await left_unscored(key)
+    retried = body(
+        await client.post(
+            "/v1/kudos", headers={**giver, "Idempotency-Key": key}, json={"to": "r", "message": "thanks"}
+        )
+    )
+    assert (retried["kudos_id"], retried["allowance_left"]) == (died, 2)  # three of five given
+    await eventually(lambda: scored(15), timeout_s=20)
+    ledger = body(await client.get("/v1/me/ledger", headers=receiver))["items"]
+    assert sorted(e["points"] for e in ledger) == [5, 5, 5]  # each kudos scored once
+    assert len(body(await client.get("/v1/me/kudos", headers=receiver))["items"]) == 3
 
 
 async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
