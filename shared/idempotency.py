@@ -76,7 +76,7 @@ async def run_once(
     collection = Tenants(db).of(org, COLLECTION)
     doc_id = f"{org}:{scope}:{key}"
     digest = fingerprint(body)
-    while not await _claimed(collection, doc_id, digest):
+    while not await _claimed(collection, doc_id, digest, abandoned):
         existing = await collection.find_one({"_id": doc_id})
         if existing is None:  # expired between the insert and the read: claim it again
             continue
@@ -87,7 +87,9 @@ async def run_once(
         if existing["state"] == "done":
             response: dict[str, Any] = existing["response"]
             return response, True
-        if existing["created_at"] > utc_now() - abandoned:
+        # The claim says when it lapses, by the deadline of the replica that made it; a record
+        # written before claims said so lapses by this replica's.
+        if existing.get("abandoned_at", existing["created_at"] + abandoned) > utc_now():
             raise Conflict(
                 "a request with this Idempotency-Key is still being processed; retry shortly",
                 headers={"Retry-After": str(IN_FLIGHT_RETRY_AFTER_S)},
@@ -104,12 +106,14 @@ async def run_once(
     return response, False
 
 
-async def _claimed(collection: TenantCollection, doc_id: str, digest: str) -> bool:
-    """Whether this request claimed the key (a single insert: one claim wins)."""
+async def _claimed(collection: TenantCollection, doc_id: str, digest: str, abandoned: timedelta) -> bool:
+    """Whether this request claimed the key (a single insert: one claim wins). The claim carries
+    when it is abandoned, so that replicas whose deadlines differ (a rollout that changes
+    CHORUS_MONGO_REQUEST_TIMEOUT_S) agree on it."""
+    now = utc_now()
+    claim = {"fingerprint": digest, "state": "running", "created_at": now, "abandoned_at": now + abandoned}
     try:
-        await collection.insert_one(
-            {"_id": doc_id, "fingerprint": digest, "state": "running", "created_at": utc_now()}
-        )
+        await collection.insert_one({"_id": doc_id, **claim})
     except DuplicateKeyError:
         return False
     return True

@@ -90,25 +90,33 @@ async def test_a_key_its_request_abandoned_is_taken_over_once_that_request_can_n
     key running. The client's retry with the key ran again after the deadline, where it got a 409
     for the key's 24 hours."""
     keys = db[idempotency.COLLECTION]
-    for key, age in (
-        ("died", ABANDONED + timedelta(seconds=1)),
-        ("running", ABANDONED - timedelta(seconds=2)),
+    now = datetime.now(UTC)
+    for key, age, lapse in (
+        # Claims written before claims said when they lapse: by this replica's deadline.
+        ("died", ABANDONED + timedelta(seconds=1), None),
+        ("running", ABANDONED - timedelta(seconds=2), None),
+        # Claimed by replicas with a shorter and a longer deadline than this one's.
+        ("died-sooner", timedelta(seconds=3), timedelta(seconds=2)),
+        ("running-longer", ABANDONED + timedelta(seconds=1), ABANDONED * 2),
     ):
-        await keys.insert_one(
-            {
-                "_id": f"org-1:tests:{key}",
-                "org": "org-1",
-                "fingerprint": idempotency.fingerprint({"n": 1}),
-                "state": "running",
-                "created_at": datetime.now(UTC) - age,
-            }
-        )
+        claim = {
+            "_id": f"org-1:tests:{key}",
+            "org": "org-1",
+            "fingerprint": idempotency.fingerprint({"n": 1}),
+            "state": "running",
+            "created_at": now - age,
+        }
+        if lapse is not None:
+            claim["abandoned_at"] = now - age + lapse
+        await keys.insert_one(claim)
 
     def retry(key: str, body: Any) -> Any:
         return run(db, key, body, created({"n": key}))
 
-    with pytest.raises(Conflict):  # its request may still write
-        await retry("running", {"n": 1})
+    for running in ("running", "running-longer"):
+        with pytest.raises(Conflict):  # its request may still write
+            await retry(running, {"n": 1})
+    assert await retry("died-sooner", {"n": 1}) == ({"n": "died-sooner"}, False)
     with pytest.raises(InvalidInput):  # abandoned or not, the key is the first body's
         await retry("died", {"n": 2})
     assert await retry("died", {"n": 1}) == ({"n": "died"}, False)
