@@ -133,8 +133,8 @@ class RewardService:
                 org, redemption.advocate_id, rid, redemption.cost, redemption.reward_name
             )
             reward = await self.store.reward(org, redemption.reward_id)
-            if reward is not None and await self.store.claim_stock_return(org, rid):
-                await self.store.release(org, reward, redemption.price_cents)
+            if reward is not None:
+                await self.store.return_stock(org, reward, redemption)
             await self.store.clear_refund_pending(org, rid)
         if redemption.webhook_pending:
             await self._enqueue_webhook(redemption)

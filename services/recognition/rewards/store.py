@@ -104,10 +104,13 @@ class RewardStore:
         result = await rewards.update_one(query, {"$inc": inc, "$push": mark_applied(redemption_id)})
         return bool(result.modified_count) or await was_applied(rewards, reward.id, redemption_id)
 
-    async def release(self, org: str, reward: Reward, price_cents: int) -> None:
-        """Give back what `reserve` took, in one update."""
+    async def return_stock(self, org: str, reward: Reward, redemption: Redemption) -> None:
+        """Give back what a rejected redemption took, once whatever the retries: the reward
+        remembers the return (`mark_applied`), and a retry comes long before the window forgets it."""
+        returned = f"returned:{redemption.id}"
         await self.tenants.of(org, REWARDS).update_one(
-            {"_id": reward.id}, {"$inc": _released(reward, price_cents)}
+            {"_id": reward.id, **applied_once_filter(returned)},
+            {"$inc": _released(reward, redemption.price_cents), "$push": mark_applied(returned)},
         )
 
     async def release_reservation(self, org: str, reward: Reward, redemption: Redemption) -> None:
@@ -174,12 +177,6 @@ class RewardStore:
         await self.tenants.of(org, REDEMPTIONS).update_one(
             {"_id": redemption_id}, {"$set": {"refund_pending": False}}
         )
-
-    async def claim_stock_return(self, org: str, redemption_id: str) -> bool:
-        result = await self.tenants.of(org, REDEMPTIONS).update_one(
-            {"_id": redemption_id, "stock_returned": {"$ne": True}}, {"$set": {"stock_returned": True}}
-        )
-        return bool(result.modified_count)
 
     async def finish_relay(self, org: str, redemption_id: str) -> None:
         await self.tenants.of(org, REDEMPTIONS).update_one(

@@ -227,9 +227,15 @@ async def test_concurrent_reservations_take_exactly_the_stock_and_the_budget(
     assert budget is not None
     assert (budget.budget_left_cents, budget.spent_cents, budget.stock_taken) == (1000, 0, 0)
 
-    # What a rejected redemption gives back (its refund claimed once on the redemption).
+    # What rejected redemptions give back, each returned three times at once: once.
     assert await at_once(stores, 3, reserve(limited_budget, "again")) == [True] * 3
-    await at_once(stores, 3, lambda store, _: store.rewards.release(org, limited_budget, 300))
+    await at_once(
+        stores,
+        9,
+        lambda store, i: store.rewards.return_stock(
+            org, limited_budget, placing(f"again-{i % 3}", org, "a", limited_budget, now())
+        ),
+    )
     budget = await stores[0].rewards.reward(org, limited_budget.id)
     assert budget is not None
     assert (budget.budget_left_cents, budget.spent_cents, budget.stock_taken) == (1000, 0, 0)

@@ -20,7 +20,7 @@ from services.recognition.leaderboards.domain import week_key
 from services.recognition.points import domain as points_domain
 from services.recognition.points.store import PointsStore
 from services.recognition.rewards import domain as rewards_domain
-from services.recognition.rewards.store import RewardStore
+from services.recognition.rewards.store import REDEMPTIONS, RewardStore
 from services.recognition.settings import RecognitionSettings
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
@@ -302,6 +302,31 @@ async def test_a_redemption_left_half_way_without_the_points_gives_its_stock_bac
     await eventually(given_back, timeout_s=20)
     assert body(await client.get("/v1/me/redemptions", headers=me))["items"] == []
     assert await balance(client, me) == 50
+
+
+async def test_a_rejection_its_request_left_half_way_gives_back_once_by_the_relay(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
+) -> None:
+    org, reward = await redeemer_and_reward(client, settings, 1, cost=40, stock=1)  # 50 points
+    me = as_(settings, org, "a")
+    redemption = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+    assert await balance(client, me) == 10
+    # The rejection's own write (status and what it leaves to do), from a request that stopped
+    # right after it; then the same again, as if it stopped after the refund and the return.
+    left = {"status": "rejected", "refund_pending": True, "needs_relay": True}
+    for _ in range(2):
+        long_ago = datetime.now(UTC) - timedelta(minutes=1)
+        await stores.rewards.db[REDEMPTIONS].update_one(
+            {"_id": redemption["redemption_id"]}, {"$set": {**left, "updated_at": long_ago}}
+        )
+
+        async def given_back() -> bool:
+            found = await stores.rewards.redemption(org, redemption["redemption_id"])
+            return found is not None and not found.needs_relay
+
+        await eventually(given_back, timeout_s=20)
+        assert await balance(client, me) == 50
+        assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
 
 
 class Receiver(BaseHTTPRequestHandler):
