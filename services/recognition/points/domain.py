@@ -346,7 +346,8 @@ def _redemption_entry(
 
 
 def expiry(org: str, advocate_id: str, source_event_id: str, balance: int, at: datetime) -> LedgerEntry:
-    """The entry of a leaver's balance expiring (the account was debited in the same step)."""
+    """The entry of a leaver's balance expiring. Should the balance have fallen meanwhile (a
+    redemption), projecting it takes the balance to zero and writes off the difference."""
     source = f"leaver:{source_event_id}"
     return LedgerEntry(
         id=entry_id(org, source, Kind.EXPIRY),
@@ -361,7 +362,6 @@ def expiry(org: str, advocate_id: str, source_event_id: str, balance: int, at: d
         source_event_type="chorus.advocate.updated",
         occurred_at=at,
         created_at=at,
-        projected=True,
     )
 
 

@@ -193,9 +193,9 @@ class PointsService:
             await self.boards.count(
                 org, advocate_id, entry.team, entry.periods, entry.id, entry.lifetime_delta
             )
-        await self.store.mark_projected(org, entry.id)
-        if entry.counter:
+        if entry.counter:  # before the entry is marked done, so that a relay of it awards them too
             await self.check_badges(org, advocate_id)
+        await self.store.mark_projected(org, entry.id)
         return domain.projected(entry)
 
     async def check_badges(self, org: str, advocate_id: str) -> None:
@@ -248,14 +248,13 @@ class PointsService:
         _, rules = await self.rules.rules(org)
         if rules.leaver_points != "expire":
             return
-        for _ in range(3):  # the balance changed between reading and debiting it: read again
-            balance = (await self.account(org, advocate_id)).balance
-            if balance <= 0:
-                return
-            entry = domain.expiry(org, advocate_id, event_id, balance, self.clock())
-            if await self.store.spend(org, advocate_id, entry.id, balance):
-                await self._insert(entry)
-                return
+        # The entry first and then the account, as every entry: a crash between leaves it for the
+        # relay, and a redelivery of the event finds the entry (its id is the event's).
+        balance = (await self.account(org, advocate_id)).balance
+        if balance <= 0:
+            return
+        entry = await self._insert(domain.expiry(org, advocate_id, event_id, balance, self.clock()))
+        await self.finish(entry)
 
     async def refund(self, org: str, advocate_id: str, redemption_id: str, cost: int, reward: str) -> None:
         entry = await self._insert(domain.refund(org, advocate_id, redemption_id, cost, reward, self.clock()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +13,8 @@ import pytest
 from services.recognition.handlers import GROUP
 from services.recognition.leaderboards.schemas import LeaderboardOut
 from services.recognition.main import create_app
+from services.recognition.points import domain as points_domain
+from services.recognition.points.store import PointsStore
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
 from shared.events.advocates import AdvocateUpdated
@@ -18,6 +22,7 @@ from shared.events.conversions import ApplicationSubmitted, HireMade, SaleRecord
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org, running_app, tap
 from tests.integration.recognition.conftest import Publisher, body, publisher
@@ -456,6 +461,42 @@ async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
     # Rehired: back on the boards.
     await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=True))
     await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
+
+
+async def test_a_leavers_expiry_left_half_way_is_finished_once(
+    client: httpx.AsyncClient,
+    producer: EventProducer,
+    settings: ChorusSettings,
+    recognition_settings: RecognitionSettings,
+) -> None:
+    org = new_org()
+    admin, a = as_(settings, org, "boss", "admin"), as_(settings, org, "a")
+    rules = body(await client.get("/v1/rules", headers=admin))["rules"]
+    body(await client.put("/v1/rules", headers=admin, json={"rules": {**rules, "leaver_points": "expire"}}))
+    pub = publisher(producer, org)
+    await pub.enrol("a", "red")
+    await pub.share("s1", "a", team="red")
+    await eventually(lambda: _count_is(client, a, 1), timeout_s=90)
+    # The leaver's event was handled as far as its expiry entry, then the process stopped.
+    left = uuid.uuid4().hex
+    mongo = create_client(recognition_settings)
+    try:
+        store = PointsStore(mongo[recognition_settings.database_name("recognition")])
+        await store.insert_entry(points_domain.expiry(org, "a", left, 10, datetime.now(UTC)), [])
+    finally:
+        await mongo.close()
+    await pub.send(AdvocateUpdated(advocate_id="a", team="red", active=False), event_id=left)  # redelivered
+
+    async def expired() -> bool:
+        return (await points_of(client, a))["balance"] == 0
+
+    await eventually(expired, timeout_s=90)
+    await asyncio.sleep(1.0)  # the relay and the redelivery have both had their go
+    assert sorted((e["kind"], e["points"]) for e in await ledger_of(client, a)) == [
+        ("expiry", -10),
+        ("share_made", 10),
+    ]
+    assert (await points_of(client, a))["written_off"] == 0
 
 
 async def test_kudos_to_a_leaver_are_refused(
