@@ -277,6 +277,13 @@ def directory_profile(resource: UserResource, groups: Iterable[str]) -> Director
     )
 
 
+def leaving_user(current: DirectoryUser, now: datetime) -> DirectoryUser:
+    """A user being deleted, first made inactive (one version on): should the delete not be
+    finished, an inactive user is left, whose advocate the sweep deactivates."""
+    resource = user_resource(current).model_copy(update={"active": False})
+    return changed_user(current, resource, now)
+
+
 def deactivated(profile: DirectoryProfile) -> DirectoryProfile:
     """A user deleted from the directory stays an advocate (their history and links stay), inactive."""
     return replace(profile, active=False)

@@ -5,6 +5,8 @@ A write goes in two steps: the SCIM resource (validated whole, unique, at the ve
 caller read: refused whole otherwise), then the advocate it describes (their profile and its
 `chorus.advocate.*` event in one write, by the advocates module). The resource stays marked
 `pending_sync` until the second step is done; a sweep finishes any the process stopped between.
+A group write marks its members so before it is made; a user is made inactive before the
+deletion's other steps, and deleted last.
 A user the directory deactivates cannot share any more and their scheduled shares are cancelled;
 where the organisation's settings say so (`erase_leavers`), they are erased at once.
 
@@ -86,15 +88,20 @@ class DirectoryService:
         (their history and links stay)."""
         user = await self.user(org, scim_id)
         domain.check_if_match(if_match, user.version)
+        # Inactive first, and deleted last: a process that stops between leaves an inactive user
+        # (the sweep deactivates their advocate), never an active advocate without their user.
+        leaving = domain.leaving_user(user, self.clock())
+        await self.store.replace_user(org, leaving, user.version)
         groups = await self.store.groups_of(org, [scim_id])
-        if not await self.store.delete_user(org, user):
-            raise PreconditionFailedException(detail="the user changed meanwhile: read it again")
         for group in groups:
             await self._leave_group(org, group, scim_id)
-        profile = domain.directory_profile(domain.user_resource(user), [g.display_name for g in groups])
-        await self.advocates.apply_directory(org, user.advocate_id, domain.deactivated(profile))
+        profile = domain.directory_profile(domain.user_resource(leaving), [g.display_name for g in groups])
+        await self.advocates.apply_directory(org, user.advocate_id, profile)
         await self.shares.cancel_scheduled(org, user.advocate_id)
-        await self._erase_if_the_organisation_says(org, user.advocate_id)
+        if await self._erase_if_the_organisation_says(org, user.advocate_id):
+            return  # the erasure took the directory's user with it
+        if not await self.store.delete_user(org, leaving):
+            raise PreconditionFailedException(detail="the user changed meanwhile: read it again")
 
     async def erase_advocate(self, org: str, advocate_id: str) -> dict[str, int]:
         """Erasure: the advocate's directory user goes, and with it their groups' mention of them."""
@@ -138,8 +145,10 @@ class DirectoryService:
         resource = Group.model_validate(payload, scim_ctx=Context.RESOURCE_CREATION_REQUEST)
         group = domain.created_group(resource, self.clock())
         await self._check_members(org, group)
+        affected = domain.affected_members(None, group)
+        await self.store.mark_pending(org, affected, self.clock())
         await self.store.insert_group(org, group)
-        await self._sync_members(org, domain.affected_members(None, group))
+        await self._sync_members(org, affected)
         return group
 
     async def group(self, org: str, scim_id: str) -> DirectoryGroup:
@@ -162,16 +171,20 @@ class DirectoryService:
     async def _write_group(self, org: str, current: DirectoryGroup, resource: Group) -> DirectoryGroup:
         group = domain.changed_group(current, resource, self.clock())
         await self._check_members(org, group)
+        affected = domain.affected_members(current, group)
+        await self.store.mark_pending(org, affected, self.clock())
         await self.store.replace_group(org, group, current.version)
-        await self._sync_members(org, domain.affected_members(current, group))
+        await self._sync_members(org, affected)
         return group
 
     async def delete_group(self, org: str, scim_id: str, if_match: str | None) -> None:
         group = await self.group(org, scim_id)
         domain.check_if_match(if_match, group.version)
+        affected = domain.affected_members(group, None)
+        await self.store.mark_pending(org, affected, self.clock())
         if not await self.store.delete_group(org, group):
             raise PreconditionFailedException(detail="the group changed meanwhile: read it again")
-        await self._sync_members(org, domain.affected_members(group, None))
+        await self._sync_members(org, affected)
 
     async def groups(
         self, org: str, filter_text: str | None, start: int, count: int

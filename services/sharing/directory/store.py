@@ -100,6 +100,14 @@ class DirectoryStore:
         )
         return None if doc is None else USER_DOCUMENTS.entity(doc)
 
+    async def mark_pending(self, org: str, scim_ids: set[str], at: datetime) -> None:
+        """These users' advocates are about to change with a group write: the sweep follows them
+        up should the write's process stop before it does (`at`: the sweep's grace starts)."""
+        keys = [_key(org, scim_id) for scim_id in scim_ids]
+        await self.tenants.of(org, USERS).update_many(
+            {"_id": {"$in": keys}}, {"$set": {"last_modified": at, **PENDING}}
+        )
+
     async def delete_user(self, org: str, user: DirectoryUser) -> bool:
         result = await self.tenants.of(org, USERS).delete_one(
             {"_id": _key(org, user.scim_id), "version": user.version}

@@ -22,9 +22,16 @@ from scim2_tester import Status, check_server
 from services.recognition.handlers import GROUP as RECOGNITION_GROUP
 from services.recognition.main import create_app as recognition_app
 from services.recognition.settings import RecognitionSettings
-from services.sharing.directory.domain import UserResource, created_user
+from services.sharing.directory.domain import (
+    UserResource,
+    changed_group,
+    created_user,
+    group_resource,
+    leaving_user,
+)
 from services.sharing.directory.service import DirectoryService
 from shared.auth import generate_api_key
+from shared.clock import utc_now as now
 from shared.events import TOPICS
 from shared.events.access import ApiKeyIssued
 from shared.events.content import Audience
@@ -633,3 +640,54 @@ async def test_a_write_the_process_left_before_its_advocate_followed_is_finished
     assert me.status_code == 200 and me.json()["display_name"] == "Half Done"
     pending = await directory.store.pending_sync(written + timedelta(minutes=5), 1000)
     assert [user for owner, user in pending if owner == org] == []
+
+
+async def test_a_group_write_or_a_deletion_the_process_left_half_way_is_finished_by_the_sweep(
+    sharing: Sharing,
+) -> None:
+    """A group write changes its members' advocates, and a deletion the user's, one by one after
+    the resource: a process stopped (or out of time) part way left them as they were, unmarked,
+    and a retried request saw nothing left to do. The members are marked first, and a deleted
+    user made inactive first, so the sweep finishes either."""
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    user = await idp.create_user("ada@example.com", externalId="ada", displayName="Ada")
+    group = await idp.create_group("Blue", [user["id"]])
+    ada = sharing.headers(org, "ada")
+
+    async def advocate() -> dict[str, Any]:
+        me: dict[str, Any] = (await sharing.client.get("/v1/advocates/me", headers=ada)).json()
+        return me
+
+    assert ((await advocate())["team"], (await advocate())["active"]) == ("Blue", True)
+    later = DirectoryService(
+        directory.store,
+        directory.advocates,
+        directory.shares,
+        directory.catalog,
+        clock=lambda: datetime.now(UTC) + timedelta(minutes=5),
+    )
+
+    # The group renamed as _write_group does it, and the process stops before the members follow.
+    current = await directory.group(org, group["id"])
+    renamed = changed_group(
+        current, group_resource(current).model_copy(update={"display_name": "Green"}), now()
+    )
+    await directory.store.mark_pending(org, {user["id"]}, now())
+    await directory.store.replace_group(org, renamed, current.version)
+    assert (await advocate())["team"] == "Blue"
+    assert await later.finish_syncs() >= 1
+    assert (await advocate())["team"] == "Green"
+
+    # The user deleted as delete_user does it, and the process stops after making them inactive.
+    written = await directory.user(org, user["id"])
+    await directory.store.replace_user(org, leaving_user(written, now()), written.version)
+    assert (await advocate())["active"] is True
+    assert await later.finish_syncs() >= 1
+    assert (await advocate())["active"] is False
+    # The identity provider's retry of the DELETE finishes it.
+    retried = await sharing.client.delete(f"/scim/v2/Users/{user['id']}", headers=idp.headers)
+    assert retried.status_code == 204, retried.text
+    assert (await idp.call("GET", f"/Users/{user['id']}")).status_code == 404
+    assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
