@@ -51,11 +51,18 @@ class AttributionService:
         conversion = domain.convert(reported, click, reason, credits, at, application_id)
         existing = await self.store.claim(conversion)
         if existing is not None:  # the same customer and type (a sale: and order) counts once
+            # Perhaps the retry of a request that stopped before the customer's touch: write it.
+            first = await self.store.recorded(org, conversion.claim_id)
+            await self._touched(org, body.customer_id, None if first is None else first.click)
             return {**existing, "duplicate": True}
         self.outbox.nudge()
-        if conversion.click is not None and conversion.click.tracked:
-            await self.store.add_customer_touches(org, body.customer_id, [domain.touch(conversion.click)])
+        await self._touched(org, body.customer_id, conversion.click)
         return conversion.response
+
+    async def _touched(self, org: str, customer_id: str, click: Click | None) -> None:
+        """The customer was reached by the click a conversion was credited to (once per click)."""
+        if click is not None and click.tracked:
+            await self.store.add_customer_touch(org, customer_id, domain.touch(click))
 
     async def _refund(self, reported: Reported, at: datetime) -> dict[str, Any]:
         """Give back part of a sale. Two refunds of one sale at once: the second sees the first's

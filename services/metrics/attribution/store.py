@@ -17,7 +17,7 @@ from shared.documents import Documents
 from shared.events import AnyEvent
 from shared.messaging.tracing import inject_current
 from shared.migrations import drop_index
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, conditional_upsert
 from shared.outbox import outbox_index, pending, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -134,11 +134,12 @@ class AttributionStore:
         doc = await self.tenants.of(org, CUSTOMERS).find_one({"_id": _customer_id(org, customer_id)})
         return [TOUCHES.entity(t) for t in (doc or {}).get("touches", [])]
 
-    async def add_customer_touches(self, org: str, customer_id: str, touches: list[Touch]) -> None:
-        await self.tenants.of(org, CUSTOMERS).update_one(
-            {"_id": _customer_id(org, customer_id)},
-            {"$push": {"touches": {"$each": [TOUCHES.document(t) for t in touches]}}},
-            upsert=True,
+    async def add_customer_touch(self, org: str, customer_id: str, touch: Touch) -> None:
+        """Remember a click that reached the customer, once however often it is reported."""
+        await conditional_upsert(
+            self.tenants.of(org, CUSTOMERS),
+            {"_id": _customer_id(org, customer_id), "touches.click_id": {"$ne": touch.click_id}},
+            {"$push": {"touches": TOUCHES.document(touch)}},
         )
 
     async def erase_customer_touches(self, org: str, advocate_id: str) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from services.metrics.analytics.domain import FUNNEL_METRICS
 from services.metrics.attribution.store import CONVERSIONS as CONVERSIONS_COLLECTION
+from services.metrics.attribution.store import CUSTOMERS
 from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
@@ -180,6 +181,16 @@ async def test_conversions_are_attributed_deduplicated_and_authenticated(
         )
         assert duplicate.json()["duplicate"] is True
         assert duplicate.json()["conversion_id"] == body["conversion_id"]
+        # The customer was reached by c2, once however often the lead is reported; and a report
+        # that stopped after recording the lead, before that touch, has it written by its retry.
+        attribution = client._transport.app.state.service.attribution.store  # type: ignore[attr-defined]
+        assert [t.click_id for t in await attribution.customer_touches(org, "cust-1")] == [f"{org}-c2"]
+        await attribution.tenants.of(org, CUSTOMERS).delete_many({})
+        retried = await client.post(
+            "/v1/conversions", json=lead, headers={**with_key, "Idempotency-Key": "k3"}
+        )
+        assert retried.json()["duplicate"] is True
+        assert [t.click_id for t in await attribution.customer_touches(org, "cust-1")] == [f"{org}-c2"]
 
         events = await reader.collect(lambda e: e.tenant == org, count=1)
         event = events[0][0]

@@ -126,8 +126,9 @@ async def test_erasing_an_advocate_removes_only_their_touches(dbs: list[AsyncDat
     store, org = AttributionStore(dbs[0]), new_org()
     now = datetime.now(UTC)
     touches = [Touch(f"c{i}", advocate, f"s{i}", now) for i, advocate in enumerate(["alice", "bob", "alice"])]
-    await store.add_customer_touches(org, "cust-1", touches)
-    await store.add_customer_touches(org, "cust-2", touches[:1])
+    for touch in touches:
+        await store.add_customer_touch(org, "cust-1", touch)
+    await store.add_customer_touch(org, "cust-2", touches[0])
     await store.erase_customer_touches(org, "alice")
     assert [t.click_id for t in await store.customer_touches(org, "cust-1")] == ["c1"]
     assert await store.customer_touches(org, "cust-2") == []
