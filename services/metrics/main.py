@@ -30,7 +30,7 @@ from services.metrics.surveys import store as surveys_store
 from services.metrics.surveys.store import INDEXES as SURVEY_INDEXES
 from services.metrics.webhooks import api as webhooks_api
 from services.metrics.webhooks import store as webhooks_store
-from services.metrics.webhooks.service import WebhookService
+from services.metrics.webhooks.service import RESUME_REPLAYS_EVERY_S, WebhookService
 from services.metrics.webhooks.store import INDEXES as WEBHOOK_INDEXES
 from services.metrics.webhooks.store import WebhookStore
 from shared.app import Periodic, Runtime, Wiring, create_service_app
@@ -106,6 +106,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
                 Periodic(
                     "metrics-webhook-dispatch", settings.webhook_dispatch_every_s, webhooks.dispatch_due
                 ),
+                Periodic("metrics-webhook-replays", RESUME_REPLAYS_EVERY_S, webhooks.resume_replays),
             ],
             api_key_resolver=resolve_api_key,
             on_stop=[webhooks.close],

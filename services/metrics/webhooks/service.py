@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from services.metrics.webhooks import domain
@@ -32,6 +32,10 @@ REQUEST_TIMEOUT_S = 10.0
 # Every event on every topic (clicks too) asks which endpoints want it: the answer is cached per
 # organisation for a few seconds. A change made through another replica shows within that time.
 ENDPOINT_CACHE_S = 5.0
+# A running replay's task says so after every batch it reads back; one silent this long stopped
+# with its process (a restart, a rollout) and is resumed by a replica's `resume_replays`.
+REPLAY_STALLED_AFTER = timedelta(minutes=2)
+RESUME_REPLAYS_EVERY_S = 30.0
 
 
 class WebhookService:
@@ -166,12 +170,30 @@ class WebhookService:
             events=0,
             requested_by=principal.sub,
             requested_at=self._clock(),
+            progress_at=self._clock(),
         )
         await self._store.add_replay(replay)
         task = outliving_request(self._replay(replay, set(endpoint.event_types)), name=f"replay:{replay.id}")
         self._replays.add(task)
         task.add_done_callback(self._replays.discard)
         return replay
+
+    async def resume_replays(self) -> int:
+        """Periodic: run again the replays whose process stopped before they were done (their
+        deliveries' ids are the replay's, so what was queued before is not queued twice)."""
+        resumed = 0
+        for replay in await self._store.stalled_replays(self._clock() - REPLAY_STALLED_AFTER):
+            if not await self._store.take_replay(replay, self._clock()):
+                continue  # another replica took it
+            endpoint = await self._store.endpoint(replay.org, replay.endpoint_id)
+            if endpoint is None:
+                await self._store.finish_replay(
+                    replay.org, replay.id, "failed", replay.events, "endpoint deleted"
+                )
+                continue
+            await self._replay(replay, set(endpoint.event_types))
+            resumed += 1
+        return resumed
 
     async def get_replay(self, principal: Principal, endpoint_id: str, replay_id: str) -> Replay:
         return found(
@@ -194,7 +216,10 @@ class WebhookService:
                 for item in batch.items:
                     event = item.event
                     if event.tenant == replay.org and event.type in event_types:
-                        count += await self.enqueue(event, replay_id=replay.id, only=replay.endpoint_id)
+                        # One delivery per event, queued now or by this replay's earlier run.
+                        await self.enqueue(event, replay_id=replay.id, only=replay.endpoint_id)
+                        count += 1
+                await self._store.progress_replay(replay.org, replay.id, count, self._clock())
             await self._store.finish_replay(replay.org, replay.id, "done", count, None)
         except Exception as exc:
             log.exception("webhook replay %s failed", replay.id)

@@ -23,6 +23,12 @@ REPLAYS = "webhook_replays"
 INDEXES = [
     IndexSpec(ENDPOINTS, [("org", ASCENDING), ("active", ASCENDING)]),
     IndexSpec(REPLAYS, [("org", ASCENDING), ("endpoint_id", ASCENDING)]),
+    IndexSpec(
+        REPLAYS,
+        [("progress_at", ASCENDING)],
+        name="replays_running",
+        options={"partialFilterExpression": {"state": "running"}},
+    ),
     *DELIVERY_INDEXES,
 ]
 
@@ -75,6 +81,8 @@ class Replay:
     events: int
     requested_by: str
     requested_at: datetime
+    # When its task last said it was running: a replay whose task stopped (a restart) is resumed.
+    progress_at: datetime | None = None
 
 
 def _utc(at: datetime) -> datetime:
@@ -141,6 +149,27 @@ class WebhookStore:
         await self.tenants.of(org, REPLAYS).update_one(
             {"_id": replay_id}, {"$set": {"state": state, "events": events, "error": error}}
         )
+
+    async def progress_replay(self, org: str, replay_id: str, events: int, at: datetime) -> None:
+        await self.tenants.of(org, REPLAYS).update_one(
+            {"_id": replay_id, "state": "running"}, {"$set": {"events": events, "progress_at": at}}
+        )
+
+    async def stalled_replays(self, quiet_since: datetime, limit: int = 20) -> list[Replay]:
+        """Running replays whose task has said nothing since `quiet_since` (or ever)."""
+        replays = self.tenants.across(REPLAYS, why="every org's replays whose process stopped are resumed")
+        cursor = replays.find({"state": "running", "progress_at": {"$not": {"$gte": quiet_since}}}).limit(
+            limit
+        )
+        return [REPLAY_DOCUMENTS.entity(d) for d in await cursor.to_list()]
+
+    async def take_replay(self, replay: Replay, at: datetime) -> bool:
+        """Take a stalled replay over, unless another replica did since it was read."""
+        result = await self.tenants.of(replay.org, REPLAYS).update_one(
+            {"_id": replay.id, "state": "running", "progress_at": replay.progress_at},
+            {"$set": {"progress_at": at}},
+        )
+        return result.modified_count == 1
 
     async def replay(self, org: str, endpoint_id: str, replay_id: str) -> Replay | None:
         return await REPLAY_DOCUMENTS.one(

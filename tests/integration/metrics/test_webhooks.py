@@ -20,11 +20,14 @@ from starlette.routing import Route
 
 from services.metrics.main import create_app
 from services.metrics.settings import MetricsSettings
+from services.metrics.webhooks.service import REPLAY_STALLED_AFTER, WebhookService
+from services.metrics.webhooks.store import REPLAYS
 from shared import webhooks
 from shared.events import Event
 from shared.events.shares import ShareMade
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, http_server, new_org, running_app
 
@@ -159,6 +162,26 @@ async def test_events_are_delivered_signed_retried_and_replayed(
         status = await api.get(f"/v1/webhooks/{endpoint['id']}/replays/{replay.json()['id']}", headers=admin)
         assert status.json()["state"] == "done"
         assert status.json()["events"] == 1
+
+        # A replay whose process stopped part way (a rollout) stays running, silent: a replica
+        # resumes it, and what it had queued is not queued again.
+        mongo = create_client(settings)
+        try:
+            replays = mongo[settings.database_name("metrics")][REPLAYS]
+            stopped_at = datetime.now(UTC) - REPLAY_STALLED_AFTER - timedelta(seconds=1)
+            await replays.update_one(
+                {"_id": replay.json()["id"]},
+                {"$set": {"state": "running", "events": 0, "progress_at": stopped_at}},
+            )
+        finally:
+            await mongo.close()
+        service: WebhookService = api._transport.app.state.webhooks  # type: ignore[attr-defined]
+        assert await service.resume_replays() == 1
+        status = await api.get(f"/v1/webhooks/{endpoint['id']}/replays/{replay.json()['id']}", headers=admin)
+        assert (status.json()["state"], status.json()["events"]) == ("done", 1)
+        assert await service.resume_replays() == 0
+        await asyncio.sleep(1)
+        assert len(receiver.requests) == 2
     await producer.stop()
 
 
