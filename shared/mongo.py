@@ -118,6 +118,13 @@ class IndexSpec:
         return IndexModel(self.keys, unique=self.unique, name=name, **self.options)
 
 
+def pending_index(collection: str, order: str, pending: Document, *, name: str) -> IndexSpec:
+    """The index a periodic job reads its work through (`pending`: the filter of the documents
+    that have some), in `order`: only those documents are in it, so finding them costs the same
+    however large the collection grows."""
+    return IndexSpec(collection, [(order, 1)], name=name, options={"partialFilterExpression": pending})
+
+
 async def ensure_indexes(db: AsyncDatabase[Document], specs: list[IndexSpec]) -> None:
     by_collection: dict[str, list[IndexSpec]] = {}
     for spec in specs:

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.documents import Documents
 from shared.migrations import rewrite
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, pending_index
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
@@ -23,12 +23,7 @@ REPLAYS = "webhook_replays"
 INDEXES = [
     IndexSpec(ENDPOINTS, [("org", ASCENDING), ("active", ASCENDING)]),
     IndexSpec(REPLAYS, [("org", ASCENDING), ("endpoint_id", ASCENDING)]),
-    IndexSpec(
-        REPLAYS,
-        [("progress_at", ASCENDING)],
-        name="replays_running",
-        options={"partialFilterExpression": {"state": "running"}},
-    ),
+    pending_index(REPLAYS, "progress_at", {"state": "running"}, name="replays_running"),
     *DELIVERY_INDEXES,
 ]
 

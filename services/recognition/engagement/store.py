@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.engagement.domain import Goal, GoalKind, GoalSpec, Kudos
 from shared.documents import Documents
-from shared.mongo import Document, IndexSpec, apply_once, joined_id, was_applied
+from shared.mongo import Document, IndexSpec, apply_once, joined_id, pending_index, was_applied
 from shared.tenancy import Tenants
 
 KUDOS = "kudos"
@@ -21,12 +21,7 @@ TAG_SHARES = "tag_shares"
 INDEXES: list[IndexSpec] = [
     IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(KUDOS, [("org", ASCENDING), ("from", ASCENDING), ("created_at", DESCENDING)]),
-    IndexSpec(
-        KUDOS,
-        [("created_at", ASCENDING)],
-        name="kudos_to_score",
-        options={"partialFilterExpression": {"scored": False}},
-    ),
+    pending_index(KUDOS, "created_at", {"scored": False}, name="kudos_to_score"),
     IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
 ]

@@ -31,6 +31,7 @@ from shared.mongo import (
     joined_id,
     mark_applied,
     newest_first,
+    pending_index,
     was_applied,
 )
 from shared.outbox import outbox_index, with_outbox
@@ -51,12 +52,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(LEDGER, [("org", ASCENDING), ("ref", ASCENDING), ("kind", ASCENDING)]),
     # The relay's pending work: a partial index holds only the entries not yet projected, so
     # finding them costs the same however long the ledger grows.
-    IndexSpec(
-        LEDGER,
-        [("created_at", ASCENDING)],
-        name="ledger_unprojected",
-        options={"partialFilterExpression": {"projected": False}},
-    ),
+    pending_index(LEDGER, "created_at", {"projected": False}, name="ledger_unprojected"),
     # Ledger entries carry their chorus.reward.granted in an outbox (shared/outbox.py).
     outbox_index(LEDGER),
     IndexSpec(ACCOUNTS, [("org", ASCENDING), ("advocate_id", ASCENDING)], unique=True),

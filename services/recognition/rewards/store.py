@@ -13,7 +13,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, Reward
 from shared.documents import Documents
 from shared.migrations import NO_ORG, rewrite
-from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied, newest_first, was_applied
+from shared.mongo import (
+    Document,
+    IndexSpec,
+    applied_once_filter,
+    mark_applied,
+    newest_first,
+    pending_index,
+    was_applied,
+)
 from shared.outbox import outbox_index, queue
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES, Target
@@ -28,12 +36,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(REWARDS, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
-    IndexSpec(
-        REDEMPTIONS,
-        [("updated_at", ASCENDING)],
-        name="redemptions_to_relay",
-        options={"partialFilterExpression": {"needs_relay": True}},
-    ),
+    pending_index(REDEMPTIONS, "updated_at", {"needs_relay": True}, name="redemptions_to_relay"),
     # Redemptions carry their chorus.reward.redeemed in an outbox (shared/outbox.py).
     outbox_index(REDEMPTIONS),
     *DELIVERY_INDEXES,

@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sharing.advocates.domain import Advocate, Colleague, DirectoryProfile, Profile, TrainingView
 from shared.documents import Documents
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, pending_index
 from shared.outbox import outbox_index, queue
 from shared.tenancy import Tenants
 
@@ -28,12 +28,7 @@ INDEXES: list[IndexSpec] = [
     # The colleague directory: a name prefix is a range on the lower-cased name of those listed.
     IndexSpec(ADVOCATES, [("org", 1), ("search_name", 1), ("_id", 1)], name="colleagues"),
     # The redirect's periodic read of who withdrew tracking consent.
-    IndexSpec(
-        ADVOCATES,
-        [("consents.tracking", 1)],
-        name="untracked",
-        options={"partialFilterExpression": UNTRACKED},
-    ),
+    pending_index(ADVOCATES, "consents.tracking", UNTRACKED, name="untracked"),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 

@@ -21,7 +21,7 @@ from scim2_models import Group, PreconditionFailedException, UniquenessException
 from services.sharing.directory import query
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
 from shared.documents import Documents
-from shared.mongo import Document, IndexSpec, is_duplicate_key
+from shared.mongo import Document, IndexSpec, is_duplicate_key, pending_index
 from shared.tenancy import Tenants
 
 USERS = "directory_users"
@@ -35,9 +35,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(USERS, [("org", 1), ("external_id", 1)]),
     IndexSpec(USERS, [("org", 1), ("last_modified", 1)]),
     IndexSpec(USERS, [("org", 1), ("created", 1), ("_id", 1)]),
-    IndexSpec(
-        USERS, [("pending_sync", 1)], name="pending_sync", options={"partialFilterExpression": PENDING}
-    ),
+    pending_index(USERS, "pending_sync", PENDING, name="pending_sync"),
     IndexSpec(GROUPS, [("org", 1), ("display_name_key", 1)]),
     IndexSpec(GROUPS, [("org", 1), ("members", 1)]),
     IndexSpec(GROUPS, [("org", 1), ("created", 1), ("_id", 1)]),
