@@ -79,7 +79,7 @@ class Documents(Generic[Entity]):
         document = await collection.find_one(filter)
         return None if document is None else self.entity(document)
 
-    async def insert_new(self, collection: TenantCollection, entity: Entity) -> Entity:
+    async def insert_once(self, collection: TenantCollection, entity: Entity) -> Entity:
         """Insert `entity`, or answer the one already there with its `_id`: a create whose id comes
         from its Idempotency-Key (shared/ids.py `id_from_key`) meets its first try's."""
         document = self.document(entity)

@@ -62,7 +62,7 @@ class EngagementStore:
 
     async def insert_kudos(self, org: str, kudos: Kudos) -> Kudos:
         """Write kudos, or answer the ones there with its id (a retry of the same request)."""
-        return await KUDOS_DOCUMENTS.insert_new(self.tenants.of(org, KUDOS), kudos)
+        return await KUDOS_DOCUMENTS.insert_once(self.tenants.of(org, KUDOS), kudos)
 
     async def mark_scored(self, org: str, kudos_id: str) -> None:
         await self.tenants.of(org, KUDOS).update_one({"_id": kudos_id}, {"$set": {"scored": True}})

@@ -128,7 +128,9 @@ class RewardStore:
 
     async def begin_redemption(self, redemption: Redemption) -> Redemption:
         """Write a placing redemption, or answer the one there with its id (a retry)."""
-        return await REDEMPTION_DOCUMENTS.insert_new(self.tenants.of(redemption.org, REDEMPTIONS), redemption)
+        return await REDEMPTION_DOCUMENTS.insert_once(
+            self.tenants.of(redemption.org, REDEMPTIONS), redemption
+        )
 
     async def place(self, redemption: Redemption, outbox: list[Document]) -> bool:
         """Show a placing redemption as `redemption` (placed), queueing its event in the same
