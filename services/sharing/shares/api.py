@@ -44,7 +44,7 @@ async def create_share(
 
     async def create() -> dict[str, Any]:
         share = await service.create(
-            principal, body.content_id, body.network, body.message, body.scheduled_at
+            principal, body.content_id, body.network, body.message, body.scheduled_at, once.key
         )
         return ShareOut.of(share).model_dump(mode="json")
 

@@ -41,6 +41,9 @@ class Share:
     department: str | None = None
     tags: tuple[str, ...] = ()
     content_type: str | None = None  # at share time; shares made before it was kept lack it
+    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
+    # it instead of making a second share.
+    request_key: str | None = None
 
 
 # --- Governance ------------------------------------------------------------------------------
@@ -245,6 +248,7 @@ def new_share(
     goes_out: datetime,
     now: datetime,
     trace: dict[str, str],
+    request_key: str | None,
 ) -> Share:
     """An immediate share is sent now (its chorus.share.made goes with it); a scheduled one
     waits, pending, for the due-share job."""
@@ -276,6 +280,7 @@ def new_share(
         department=advocate.department,
         tags=content.tags,
         content_type=content.content_type,
+        request_key=request_key,
     )
 
 

@@ -18,6 +18,7 @@ from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import Forbidden, InvalidInput, found
 from shared.events import Event
+from shared.idempotency import KEEP_FOR
 from shared.messaging.tracing import inject_current
 from shared.mongo import is_duplicate_key
 from shared.outbox import Outbox, pending
@@ -37,10 +38,23 @@ class SharesService:
     clock: Clock = utc_now
 
     async def create(
-        self, principal: Principal, content_id: str, network: str, message: str, scheduled_at: datetime | None
+        self,
+        principal: Principal,
+        content_id: str,
+        network: str,
+        message: str,
+        scheduled_at: datetime | None,
+        idempotency_key: str | None,
     ) -> Share:
         org = principal.org
         now = self.clock()
+        if idempotency_key is not None:
+            # A retry whose first try made the share but lost its answer (its key taken over):
+            # that share, not a second one. No race: a key is taken over only once its first
+            # request can no longer write (shared/idempotency.py).
+            made = await self.store.made_with_key(org, principal.sub, idempotency_key, now - KEEP_FOR)
+            if made is not None:
+                return made
         goes_out = domain.goes_out_at(scheduled_at, now, self.settings.max_schedule_days)
         advocate, training = await self.advocates.sharing_view(org, principal.sub)
         if advocate is None:
@@ -75,6 +89,7 @@ class SharesService:
             goes_out=goes_out,
             now=now,
             trace=inject_current(),
+            request_key=idempotency_key,
         )
         outbox = [] if share.status == "pending" else [self._share_made(share, now)]
         try:

@@ -30,6 +30,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("_id", -1)]),
     IndexSpec(SHARES, [("org", 1), ("_id", -1)]),
     IndexSpec(SHARES, [("status", 1), ("send_at", 1)]),
+    IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("request_key", 1)]),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
@@ -72,6 +73,13 @@ class SharesStore:
     async def insert(self, share: Share, outbox: list[Document]) -> None:
         await self.tenants.of(share.org, SHARES).insert_one(
             with_outbox(SHARE_DOCUMENTS.document(share), outbox)
+        )
+
+    async def made_with_key(self, org: str, advocate_id: str, key: str, since: datetime) -> Share | None:
+        """The advocate's share made since `since` by a request with this Idempotency-Key."""
+        return await SHARE_DOCUMENTS.one(
+            self.tenants.of(org, SHARES),
+            {"advocate_id": advocate_id, "request_key": key, "created_at": {"$gte": since}},
         )
 
     async def by_code(self, code: str) -> Share | None:
@@ -134,7 +142,7 @@ class SharesStore:
         result = await self.tenants.of(org, SHARES).update_many(
             {"advocate_id": advocate_id},
             {
-                "$set": {"advocate_id": tombstone, "message": "", "erased_at": now},
+                "$set": {"advocate_id": tombstone, "message": "", "request_key": None, "erased_at": now},
                 "$unset": {"team": "", "department": ""},
             },
         )

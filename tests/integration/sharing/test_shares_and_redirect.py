@@ -18,6 +18,7 @@ from services.sharing.redirect.domain import Seen
 from services.sharing.redirect.spool import ClickRelay, ClickSpool
 from services.sharing.redirect.store import SEEN, NewVisitor, SeenVisitorsStore
 from services.sharing.shares.store import SHARES, SharesStore, due_filter
+from shared import idempotency
 from shared.auth import TokenVerifier
 from shared.events import Event, EventData
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
@@ -255,6 +256,16 @@ async def test_an_idempotency_key_replays_the_first_share(sharing: Sharing) -> N
     assert first.status_code == 201 and second.status_code == 201
     assert second.json()["id"] == first.json()["id"]
     assert second.headers.get("idempotent-replayed") == "true"
+    listing = await sharing.client.get("/v1/shares", headers=sharing.headers(org, "adv-1"))
+    assert len(listing.json()["items"]) == 1
+
+    # The first answer lost (MongoDB failed over after the share was written, before its answer
+    # was stored): the key is freed for the retry, which finds the share instead of making another.
+    keys = sharing.app.state.runtime.db[idempotency.COLLECTION]
+    assert (await keys.delete_many({"org": org})).deleted_count == 1
+    retried = await sharing.client.post("/v1/shares", json=body, headers=headers)
+    assert retried.status_code == 201, retried.text
+    assert (retried.json()["id"], retried.json()["code"]) == (first.json()["id"], first.json()["code"])
     listing = await sharing.client.get("/v1/shares", headers=sharing.headers(org, "adv-1"))
     assert len(listing.json()["items"]) == 1
 
