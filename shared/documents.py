@@ -81,7 +81,7 @@ class Documents(Generic[Entity]):
 
     async def insert_once(self, collection: TenantCollection, entity: Entity) -> Entity:
         """Insert `entity`, or answer the one already there with its `_id`: a create whose id comes
-        from its Idempotency-Key (shared/ids.py `id_from_key`) meets its first try's."""
+        from its Idempotency-Key (shared/ids.py `id_for_request`) meets its first try's."""
         document = self.document(entity)
         while True:  # again when the one there went between the insert and the read
             try:

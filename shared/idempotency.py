@@ -10,8 +10,8 @@ reckoned from the claim, which the request made after it began): otherwise a cli
 that retried a 503 with the same key, as it should, got a 409 for the key's 24 hours. As with a
 failed request's freed key, the retry runs the create again: if the first one's writes had landed
 before it failed, that is a second create, as a retry without a key would make, unless the create
-takes its id from the key (shared/ids.py `id_from_key`: a redemption and kudos do, and find and
-finish the first one's) or keeps the key on what it made and looks for it first (a share).
+takes its id from the key (shared/ids.py `id_for_request`: a redemption and kudos do, and find
+and finish the first one's) or keeps the key on what it made and looks for it first (a share).
 Records are kept 24 hours: a TTL index on their creation time (`INDEXES`, which shared/app.py
 ensures for every service) expires them. MongoDB's TTL monitor deletes once a minute, so a record
 may outlive its 24 hours by that much; nothing relies on the exact moment.
@@ -33,11 +33,12 @@ from pymongo.errors import DuplicateKeyError
 from shared.clock import utc_now
 from shared.dependencies import on_loop
 from shared.errors import Conflict, InvalidInput
+from shared.ids import KEY_LIFETIME
 from shared.mongo import Document, IndexSpec, writes_over_after
 from shared.tenancy import TenantCollection, Tenants
 
 COLLECTION = "idempotency_keys"
-KEEP_FOR = timedelta(hours=24)
+KEEP_FOR = KEY_LIFETIME
 MAX_KEY_LENGTH = 200
 REPLAYED_HEADER = "Idempotent-Replayed"
 # What the 409 for a key still in flight asks the client to wait, in seconds: a create takes

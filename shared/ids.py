@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+# How long an Idempotency-Key names one request; reused later, it names a new one.
+KEY_LIFETIME = timedelta(hours=24)
 
 
-def id_from_key(key: str | None, *scope: str) -> str:
-    """A new entity's id (16 hex digits). With the request's Idempotency-Key it comes from the key
-    and `scope` (what the key is unique within), so a retry of a create that failed half way finds
-    what the first try wrote and finishes it (shared/idempotency.py); random otherwise."""
+async def id_for_request(
+    prefix: str,
+    key: str | None,
+    scope: tuple[str, ...],
+    made_at: Callable[[str], Awaitable[datetime | None]],
+    now: datetime,
+) -> str:
+    """The id of what a create makes: `prefix` and 16 hex digits. With the request's
+    Idempotency-Key it comes from the key and `scope` (what the key is unique within), so a retry
+    of a create that failed half way finds what the first try wrote and finishes it
+    (shared/idempotency.py); random otherwise. What has that id made longer ago than the key's
+    lifetime (`made_at`: when it was made, None if nothing has it) was made by an earlier use of
+    the key, reused since for a new request: the next id of the key's chain of uses is taken."""
     if key is None:
-        return uuid.uuid4().hex[:16]
-    return hashlib.sha256("|".join((*scope, key)).encode()).hexdigest()[:16]
+        return f"{prefix}{uuid.uuid4().hex[:16]}"
+    chain: tuple[str, ...] = ()
+    while True:
+        candidate = prefix + hashlib.sha256("|".join((*scope, key, *chain)).encode()).hexdigest()[:16]
+        made = await made_at(candidate)
+        if made is None or made >= now - KEY_LIFETIME:
+            return candidate
+        chain = (candidate,)

@@ -13,7 +13,6 @@ from enum import StrEnum
 
 from services.recognition.leaderboards.domain import quarter_of
 from shared.errors import Conflict, InvalidInput
-from shared.ids import id_from_key
 
 
 class AllowanceUsed(Conflict):
@@ -33,12 +32,6 @@ class Kudos:
     week: str
     created_at: datetime
     scored: bool = False
-
-
-def kudos_id(org: str, giver: str, idempotency_key: str | None) -> str:
-    """New kudos' id. With an Idempotency-Key it comes from the key, so a retry of a request that
-    failed half way finds the same kudos."""
-    return f"kds_{id_from_key(idempotency_key, org, giver)}"
 
 
 def check_receiver(giver: str, receiver: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from services.recognition.engagement import domain
 from services.recognition.engagement.domain import Goal, GoalFacts, GoalKind, GoalProgress, GoalSpec, Kudos
@@ -17,6 +18,7 @@ from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
 from shared.events.shares import ShareMade
+from shared.ids import id_for_request
 from shared.names import Name
 
 
@@ -41,9 +43,10 @@ class EngagementService:
         domain.check_receiver_active(receiver, None if profile is None else profile.active)
         _, rules = await self.rules.rules(org)
         now = self.clock()
-        kudos = Kudos(
-            domain.kudos_id(org, giver, idempotency_key), giver, receiver, message, week_key(now), now
+        kudos_id = await id_for_request(
+            "kds_", idempotency_key, (org, giver), partial(self.store.kudos_made_at, org), now
         )
+        kudos = Kudos(kudos_id, giver, receiver, message, week_key(now), now)
         allowance = rules.kudos_weekly_allowance
         if not await self.store.take_kudos_allowance(org, giver, kudos.week, allowance, kudos.id):
             raise domain.allowance_used(allowance)

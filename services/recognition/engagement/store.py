@@ -64,6 +64,11 @@ class EngagementStore:
         """Write kudos, or answer the ones there with its id (a retry of the same request)."""
         return await KUDOS_DOCUMENTS.insert_once(self.tenants.of(org, KUDOS), kudos)
 
+    async def kudos_made_at(self, org: str, kudos_id: str) -> datetime | None:
+        """When the kudos with this id were given; None if there are none."""
+        doc = await self.tenants.of(org, KUDOS).find_one({"_id": kudos_id}, {"created_at": 1})
+        return None if doc is None else doc["created_at"]
+
     async def mark_scored(self, org: str, kudos_id: str) -> None:
         await self.tenants.of(org, KUDOS).update_one({"_id": kudos_id}, {"$set": {"scored": True}})
 

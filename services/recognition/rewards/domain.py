@@ -17,7 +17,6 @@ from services.recognition.points.domain import SOURCE, stable_id
 from shared.errors import Conflict
 from shared.events import Event
 from shared.events.recognition import RewardRedeemed
-from shared.ids import id_from_key
 
 # The engine's target of every fulfilment delivery: an organisation has one fulfilment webhook.
 FULFILMENT = "fulfilment"
@@ -145,12 +144,6 @@ class Redemption:
     webhook_pending: bool = False
     needs_relay: bool = False
     placing: bool = False
-
-
-def redemption_id(org: str, advocate_id: str, reward_id: str, idempotency_key: str | None) -> str:
-    """A new redemption's id. With an Idempotency-Key it comes from the key, so a retry of a
-    request that failed half way, or whose key was taken over, finds the same redemption."""
-    return f"rdm_{id_from_key(idempotency_key, org, advocate_id, reward_id)}"
 
 
 def placing(redemption_id: str, org: str, advocate_id: str, reward: Reward, at: datetime) -> Redemption:

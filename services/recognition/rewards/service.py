@@ -14,6 +14,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from services.recognition.points.service import PointsService
 from services.recognition.rewards import domain
@@ -22,6 +23,7 @@ from services.recognition.rewards.store import RewardStore
 from services.recognition.settings import RecognitionSettings
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, found
+from shared.ids import id_for_request
 from shared.mongo import writes_over_after
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_time_id, encode_time_id
@@ -75,10 +77,9 @@ class RewardService:
         finishes (or answers) the first try's redemption instead of making another."""
         reward = await self.reward(org, reward_id)
         domain.check_offered(reward)
-        redemption_id = domain.redemption_id(org, advocate_id, reward_id, idempotency_key)
-        begun = await self.store.begin_redemption(
-            domain.placing(redemption_id, org, advocate_id, reward, self.clock())
-        )
+        now, made_at = self.clock(), partial(self.store.redemption_made_at, org)
+        rid = await id_for_request("rdm_", idempotency_key, (org, advocate_id, reward_id), made_at, now)
+        begun = await self.store.begin_redemption(domain.placing(rid, org, advocate_id, reward, now))
         if not begun.placing:  # a retry of a redemption placed before
             return begun
         return await self._place(begun, reward)

@@ -132,6 +132,11 @@ class RewardStore:
             self.tenants.of(redemption.org, REDEMPTIONS), redemption
         )
 
+    async def redemption_made_at(self, org: str, redemption_id: str) -> datetime | None:
+        """When the redemption with this id was made (placing or not); None if there is none."""
+        doc = await self.tenants.of(org, REDEMPTIONS).find_one({"_id": redemption_id}, {"created_at": 1})
+        return None if doc is None else doc["created_at"]
+
     async def place(self, redemption: Redemption, outbox: list[Document]) -> bool:
         """Show a placing redemption as `redemption` (placed), queueing its event in the same
         write; False when it was placed or dropped already."""

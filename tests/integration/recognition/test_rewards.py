@@ -8,13 +8,14 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
-from services.recognition.engagement.domain import Kudos, kudos_id
+from services.recognition.engagement.domain import Kudos
 from services.recognition.engagement.store import EngagementStore
 from services.recognition.leaderboards.domain import week_key
 from services.recognition.points import domain as points_domain
@@ -22,11 +23,13 @@ from services.recognition.points.store import PointsStore
 from services.recognition.rewards import domain as rewards_domain
 from services.recognition.rewards.store import REDEMPTIONS, RewardStore
 from services.recognition.settings import RecognitionSettings
+from shared import idempotency
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.events.personal import is_pseudonym
 from shared.events.recognition import RewardRedeemed
 from shared.events.topics import SHARES
+from shared.ids import id_for_request
 from shared.messaging import EventProducer
 from shared.messaging.producer import event_headers
 from shared.mongo import create_client
@@ -224,7 +227,10 @@ async def left_half_way(
     rewards, points = stores.rewards, stores.points
     reward = await rewards.reward(org, reward_id)
     assert reward is not None
-    redemption_id = rewards_domain.redemption_id(org, advocate_id, reward_id, key)
+    made_at = partial(rewards.redemption_made_at, org)
+    redemption_id = await id_for_request(
+        "rdm_", key, (org, advocate_id, reward_id), made_at, datetime.now(UTC)
+    )
     at = datetime.now(UTC) - ago
     await rewards.begin_redemption(rewards_domain.placing(redemption_id, org, advocate_id, reward, at))
     assert await rewards.reserve(org, reward, redemption_id)
@@ -283,6 +289,24 @@ async def test_a_redemption_left_half_way_is_shown_to_no_one_and_its_retry_finis
     ] == [placing]
     assert await balance(client, me) == 70
     assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
+
+
+async def test_an_idempotency_key_reused_after_its_day_makes_a_new_redemption(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
+) -> None:
+    org, reward = await redeemer_and_reward(client, settings, 2, cost=30, stock=3)  # 100 points
+    me = {**as_(settings, org, "a"), "Idempotency-Key": "redeem-1"}
+    first = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+    # A day on, the key's record has expired, and a client numbering its keys from 1 again.
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    db = stores.rewards.db
+    await db[REDEMPTIONS].update_one({"_id": first["redemption_id"]}, {"$set": {"created_at": a_day_ago}})
+    await db[idempotency.COLLECTION].delete_many({"org": org})
+    second = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+    assert second["redemption_id"] != first["redemption_id"]
+    assert await balance(client, me) == 40
+    mine = body(await client.get("/v1/me/redemptions", headers=me))["items"]
+    assert {r["redemption_id"] for r in mine} == {first["redemption_id"], second["redemption_id"]}
 
 
 async def test_a_redemption_left_half_way_without_the_points_gives_its_stock_back(
@@ -462,7 +486,10 @@ async def test_kudos_their_request_left_unscored_are_scored_once_by_the_relay_or
     async def left_unscored(key: str | None) -> str:
         """What a request leaves that died after writing the kudos, before the receiver's points."""
         at = datetime.now(UTC)
-        kudos = Kudos(kudos_id(org, "g", key), "g", "r", "thanks", week_key(at), at)
+        made_at = partial(stores.engagement.kudos_made_at, org)
+        kudos = Kudos(
+            await id_for_request("kds_", key, (org, "g"), made_at, at), "g", "r", "thanks", week_key(at), at
+        )
         assert await stores.engagement.take_kudos_allowance(org, "g", kudos.week, 5, kudos.id)
         return (await stores.engagement.insert_kudos(org, kudos)).id
 
