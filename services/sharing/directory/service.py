@@ -5,8 +5,9 @@ A write goes in two steps: the SCIM resource (validated whole, unique, at the ve
 caller read: refused whole otherwise), then the advocate it describes (their profile and its
 `chorus.advocate.*` event in one write, by the advocates module). The resource stays marked
 `pending_sync` until the second step is done; a sweep finishes any the process stopped between.
-A group write marks its members so before it is made; a user is made inactive before the
-deletion's other steps, and deleted last.
+A group write marks its members so before it is made, and follows up as many as its time
+allows (a large group's rest is the sweep's); a user is made inactive before the deletion's
+other steps, and deleted last.
 A user the directory deactivates cannot share any more and their scheduled shares are cancelled;
 where the organisation's settings say so (`erase_leavers`), they are erased at once.
 
@@ -16,6 +17,7 @@ resource types) are each a short load-decide-save here, and the rules are the li
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
@@ -38,6 +40,8 @@ from shared.clock import Clock, utc_now
 from shared.errors import found
 
 SYNC_GRACE = timedelta(seconds=30)  # a write this recent may still be on its way to the advocate
+# Well inside a request's MongoDB deadline (5 s by default), at a few milliseconds a member.
+GROUP_SYNC_BUDGET_S = 2.0
 
 
 @dataclass(eq=False)
@@ -48,6 +52,8 @@ class DirectoryService:
     catalog: CatalogService
     _: KW_ONLY
     clock: Clock = utc_now
+    # How long a group write spends bringing its members' advocates in line before it answers.
+    group_sync_budget_s: float = GROUP_SYNC_BUDGET_S
     # Erases an advocate (org, advocate id): the erasure module's, set when the service is wired.
     erase_leaver: Callable[[str, str], Awaitable[None]] | None = None
 
@@ -202,9 +208,14 @@ class DirectoryService:
 
     async def _sync_members(self, org: str, user_ids: set[str]) -> None:
         """Users whose groups changed: a new version of each (its ETag and lastModified move), and
-        their advocates follow."""
+        their advocates follow, here as many as `group_sync_budget_s` allows: a large group's
+        write answers in time, and the sweep follows up the rest (marked pending before)."""
+        await self.store.touch_users(org, user_ids, self.clock())
+        stop_at = time.monotonic() + self.group_sync_budget_s
         for scim_id in sorted(user_ids):
-            user = await self.store.touch_user(org, scim_id, self.clock())
+            if time.monotonic() >= stop_at:
+                return
+            user = await self.store.user(org, scim_id)
             if user is not None:
                 await self._sync(org, user)
 

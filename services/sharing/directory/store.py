@@ -14,7 +14,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from scim2_models import Group, PreconditionFailedException, UniquenessException
 
@@ -88,15 +87,13 @@ class DirectoryStore:
         doc = await self.tenants.of(org, USERS).find_one({"_id": _key(org, scim_id)})
         return None if doc is None else USER_DOCUMENTS.entity(doc)
 
-    async def touch_user(self, org: str, scim_id: str, at: datetime) -> DirectoryUser | None:
-        """The user one version on (their groups changed, and with them their representation), to
-        be followed by their advocate."""
-        doc = await self.tenants.of(org, USERS).find_one_and_update(
-            {"_id": _key(org, scim_id)},
-            {"$inc": {"version": 1}, "$set": {"last_modified": at, **PENDING}},
-            return_document=ReturnDocument.AFTER,
+    async def touch_users(self, org: str, scim_ids: set[str], at: datetime) -> None:
+        """These users one version on (their groups changed, and with them their representation),
+        to be followed by their advocates; one write."""
+        keys = [_key(org, scim_id) for scim_id in scim_ids]
+        await self.tenants.of(org, USERS).update_many(
+            {"_id": {"$in": keys}}, {"$inc": {"version": 1}, "$set": {"last_modified": at, **PENDING}}
         )
-        return None if doc is None else USER_DOCUMENTS.entity(doc)
 
     async def mark_pending(self, org: str, scim_ids: set[str], at: datetime) -> None:
         """These users' advocates are about to change with a group write: the sweep follows them

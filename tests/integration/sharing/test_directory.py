@@ -691,3 +691,42 @@ async def test_a_group_write_or_a_deletion_the_process_left_half_way_is_finished
     assert retried.status_code == 204, retried.text
     assert (await idp.call("GET", f"/Users/{user['id']}")).status_code == 404
     assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
+
+
+async def test_a_group_write_answers_in_time_and_leaves_the_members_it_had_no_time_for_to_the_sweep(
+    sharing: Sharing,
+) -> None:
+    """A large group's members cannot all be followed up within a request's deadline: the write
+    spends its budget (here none at all), answers, and the sweep brings the rest in line."""
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    users = [await idp.create_user(f"m{i}@example.com", externalId=f"m{i}") for i in range(3)]
+    hurried = DirectoryService(
+        directory.store, directory.advocates, directory.shares, directory.catalog, group_sync_budget_s=0
+    )
+    members = [{"value": u["id"]} for u in users]
+    group = await hurried.create_group(org, {"schemas": [GROUP], "displayName": "Crowd", "members": members})
+
+    async def teams() -> list[str | None]:
+        me = [
+            (await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, f"m{i}")))
+            for i in range(3)
+        ]
+        return [m.json()["team"] for m in me]
+
+    assert await teams() == [None, None, None]
+    # Their representation moved at once all the same (the groups attribute is computed).
+    for user in users:
+        scim = (await idp.call("GET", f"/Users/{user['id']}")).json()
+        assert scim["meta"]["version"] != user["meta"]["version"]
+        assert [g["value"] for g in scim["groups"]] == [group.scim_id]
+    later = DirectoryService(
+        directory.store,
+        directory.advocates,
+        directory.shares,
+        directory.catalog,
+        clock=lambda: datetime.now(UTC) + timedelta(minutes=5),
+    )
+    assert await later.finish_syncs() >= 3
+    assert await teams() == ["Crowd", "Crowd", "Crowd"]
