@@ -23,7 +23,7 @@ import asyncio
 import contextvars
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pymongo
@@ -202,6 +202,12 @@ async def was_applied(coll: AsyncCollection[Document] | TenantCollection, doc_id
     """Whether the document remembers `event_id` (`mark_applied`): after a conditional update of
     it matched nothing, this tells a retry of one applied before from a refusal."""
     return await coll.find_one({"_id": doc_id, "applied_events": event_id}, {"_id": 1}) is not None
+
+
+async def created_at(coll: TenantCollection, doc_id: str) -> datetime | None:
+    """When the document with this `_id` was made (its `created_at`); None if there is none."""
+    doc = await coll.find_one({"_id": doc_id}, {"created_at": 1})
+    return None if doc is None else doc["created_at"]
 
 
 def joined_id(*parts: str) -> str:

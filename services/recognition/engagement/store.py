@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.engagement.domain import Goal, GoalKind, GoalSpec, Kudos
 from shared.documents import Documents
-from shared.mongo import Document, IndexSpec, apply_once, joined_id, pending_index, was_applied
+from shared.mongo import Document, IndexSpec, apply_once, created_at, joined_id, pending_index, was_applied
 from shared.tenancy import Tenants
 
 KUDOS = "kudos"
@@ -66,8 +66,7 @@ class EngagementStore:
 
     async def kudos_made_at(self, org: str, kudos_id: str) -> datetime | None:
         """When the kudos with this id were given; None if there are none."""
-        doc = await self.tenants.of(org, KUDOS).find_one({"_id": kudos_id}, {"created_at": 1})
-        return None if doc is None else doc["created_at"]
+        return await created_at(self.tenants.of(org, KUDOS), kudos_id)
 
     async def mark_scored(self, org: str, kudos_id: str) -> None:
         await self.tenants.of(org, KUDOS).update_one({"_id": kudos_id}, {"$set": {"scored": True}})

@@ -72,7 +72,7 @@ async def create_reward(
     once: Idempotent,
 ) -> schemas.RewardOut:
     async def create() -> dict[str, Any]:
-        reward = await service.create_reward(principal.org, Offer(**body.model_dump()))
+        reward = await service.create_reward(principal.org, Offer(**body.model_dump()), once.key)
         return _reward(reward).model_dump(mode="json")
 
     result = await once(principal.org, "rewards", body, create)

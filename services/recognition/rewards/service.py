@@ -11,7 +11,6 @@ the request's deadline, come between.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -55,10 +54,11 @@ class RewardService:
 
     # --- the catalogue ---------------------------------------------------------------------------
 
-    async def create_reward(self, org: str, offer: Offer) -> Reward:
-        reward = domain.new_reward(f"rwd_{uuid.uuid4().hex[:16]}", offer, self.clock())
-        await self.store.insert_reward(org, reward)
-        return reward
+    async def create_reward(self, org: str, offer: Offer, idempotency_key: str | None) -> Reward:
+        """A reward of the catalogue; with an Idempotency-Key, the one its first try made."""
+        now, made_at = self.clock(), partial(self.store.reward_made_at, org)
+        reward_id = await id_for_request("rwd_", idempotency_key, (org,), made_at, now)
+        return await self.store.insert_reward(org, domain.new_reward(reward_id, offer, now))
 
     async def reward(self, org: str, reward_id: str) -> Reward:
         return found(await self.store.reward(org, reward_id), f"no reward {reward_id}")

@@ -17,6 +17,7 @@ from shared.mongo import (
     Document,
     IndexSpec,
     applied_once_filter,
+    created_at,
     mark_applied,
     newest_first,
     pending_index,
@@ -77,8 +78,12 @@ class RewardStore:
 
     # --- the catalogue ---------------------------------------------------------------------------
 
-    async def insert_reward(self, org: str, reward: Reward) -> None:
-        await self.tenants.of(org, REWARDS).insert_one(REWARD_DOCUMENTS.document(reward))
+    async def insert_reward(self, org: str, reward: Reward) -> Reward:
+        """Insert the reward, or answer the one there with its id (a retry of its create)."""
+        return await REWARD_DOCUMENTS.insert_once(self.tenants.of(org, REWARDS), reward)
+
+    async def reward_made_at(self, org: str, reward_id: str) -> datetime | None:
+        return await created_at(self.tenants.of(org, REWARDS), reward_id)
 
     async def reward(self, org: str, reward_id: str) -> Reward | None:
         return await REWARD_DOCUMENTS.one(self.tenants.of(org, REWARDS), {"_id": reward_id})
@@ -134,8 +139,7 @@ class RewardStore:
 
     async def redemption_made_at(self, org: str, redemption_id: str) -> datetime | None:
         """When the redemption with this id was made (placing or not); None if there is none."""
-        doc = await self.tenants.of(org, REDEMPTIONS).find_one({"_id": redemption_id}, {"created_at": 1})
-        return None if doc is None else doc["created_at"]
+        return await created_at(self.tenants.of(org, REDEMPTIONS), redemption_id)
 
     async def place(self, redemption: Redemption, outbox: list[Document]) -> bool:
         """Show a placing redemption as `redemption` (placed), queueing its event in the same

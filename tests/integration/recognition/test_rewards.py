@@ -86,6 +86,22 @@ async def add_reward(client: httpx.AsyncClient, settings: ChorusSettings, org: s
     return str(reward["reward_id"])
 
 
+async def test_a_rewards_retry_whose_first_answer_was_lost_finds_the_reward_its_first_try_made(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
+) -> None:
+    org = new_org()
+    admin = {**as_(settings, org, "boss", "admin"), "Idempotency-Key": "mug-1"}
+    first = body(await client.post("/v1/rewards", headers=admin, json={"name": "Mug", "cost": 10}))
+    # The answer lost (MongoDB failed over after the reward was written): the retry runs again.
+    await stores.rewards.db[idempotency.COLLECTION].delete_many({"org": org})
+    again = await client.post("/v1/rewards", headers=admin, json={"name": "Mug", "cost": 10})
+    assert again.status_code == 201, again.text
+    assert again.json() == first
+    assert [r["reward_id"] for r in body(await client.get("/v1/rewards", headers=admin))["items"]] == [
+        first["reward_id"]
+    ]
+
+
 async def test_redemption_refused_for_too_few_points_out_of_stock_or_over_budget(
     client: httpx.AsyncClient, settings: ChorusSettings
 ) -> None:
