@@ -49,12 +49,11 @@ class AttributionService:
         else:
             click, reason, credits = await self._through_click(org, body, at, window_days)
         conversion = domain.convert(reported, click, reason, credits, at, application_id)
-        existing = await self.store.claim(conversion)
-        if existing is not None:  # the same customer and type (a sale: and order) counts once
+        first = await self.store.claim(conversion)
+        if first is not None:  # the same customer and type (a sale: and order) counts once
             # Perhaps the retry of a request that stopped before the customer's touch: write it.
-            first = await self.store.recorded(org, conversion.claim_id)
-            await self._touched(org, body.customer_id, None if first is None else first.click)
-            return {**existing, "duplicate": True}
+            await self._touched(org, body.customer_id, first.click)
+            return {**first.response, "duplicate": True}
         self.outbox.nudge()
         await self._touched(org, body.customer_id, conversion.click)
         return conversion.response

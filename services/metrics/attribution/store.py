@@ -67,9 +67,9 @@ class AttributionStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
 
-    async def claim(self, conversion: Conversion) -> dict[str, Any] | None:
-        """Insert the conversion with its event queued: None when it is new, else the answer given
-        for the conversion of that customer and type recorded before."""
+    async def claim(self, conversion: Conversion) -> Recorded | None:
+        """Insert the conversion with its event queued: None when it is new, else the conversion
+        of that customer and type recorded before (its answer and credited click)."""
         conversions = self.tenants.of(conversion.event.tenant, CONVERSIONS)
         # The conversion joins the trace of the click it names (and so of the share), and links
         # the integrator's request that reported it.
@@ -87,7 +87,7 @@ class AttributionStore:
             return None
         except DuplicateKeyError:
             existing = await conversions.find_one({"_id": conversion.claim_id})
-            return None if existing is None else dict(existing["response"])
+            return None if existing is None else _recorded(existing)
 
     async def recorded(self, org: str, claim_id: str) -> Recorded | None:
         doc = await self.tenants.of(org, CONVERSIONS).find_one({"_id": claim_id})
