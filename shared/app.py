@@ -212,6 +212,19 @@ def create_service_app(
     release of it (docs/openapi/README.md, "Versions")."""
     settings.service_name = name
 
+    async def prepare(db: AsyncDatabase[Document]) -> None:
+        # Every service takes idempotency keys on creates and may limit rates; their TTL indexes
+        # are declared here once.
+        await ensure_indexes(db, [*indexes, *idempotency.INDEXES, *ratelimit.INDEXES])
+        await migrate(db, migrations)
+
+    async def prepare_alone() -> None:
+        mongo = create_client(settings, service=True)
+        try:
+            await prepare(mongo[settings.database_name(name)])
+        finally:
+            await mongo.close()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry(settings)
@@ -222,10 +235,8 @@ def create_service_app(
         vault = Vault(settings, client=mongo)
         producer = EventProducer(settings, vault=vault)
         outbox = Outbox(db, outbox_collections, producer)
-        # Every service takes idempotency keys on creates and may limit rates; their TTL indexes
-        # are declared here once.
-        await ensure_indexes(db, [*indexes, *idempotency.INDEXES, *ratelimit.INDEXES])
-        await migrate(db, migrations)
+        # Quick when `chorus-serve SERVICE --prepare` has already run (deploy/k8s's initContainer).
+        await prepare(db)
         runtime = Runtime(settings, mongo, db, producer, vault, outbox)
         wiring = await wire(runtime)
         tune_gc()
@@ -280,6 +291,8 @@ def create_service_app(
         telemetry=telemetry_config(settings),
     )
     app.state.settings = settings
+    # `chorus-serve SERVICE --prepare` (shared/serve.py): the indexes and migrations alone.
+    app.state.prepare = prepare_alone
     app.state.token_verifier = TokenVerifier(settings)
     install_error_handlers(app)
     # Every MongoDB operation of a request shares one deadline: a store that does not answer

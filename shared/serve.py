@@ -2,6 +2,7 @@
 
     chorus-serve content --host 0.0.0.0 --port 8001       # the image's entrypoint, with deploy/k8s's args
     python -m shared.serve content                        # the same, as `chorus up` and the tests start it
+    chorus-serve content --prepare                        # its indexes and migrations alone, then exit
 
 The runtime's only command: the dev CLI's `chorus serve` calls this module, and nothing here
 imports the dev tooling (devtools/), which the image does not carry.
@@ -24,9 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="default: the service's own port")
     parser.add_argument("--timeout-keep-alive", type=int, default=75, help="seconds")
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=20, help="seconds")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="build the service's MongoDB indexes and run its migrations, then exit (deploy/k8s's"
+        " initContainer: a long index build outside the startup probe's limit)",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.prepare:
+        return prepare(args.service)
     import uvicorn
 
     uvicorn.run(
@@ -42,6 +51,23 @@ def serve(args: argparse.Namespace) -> int:
         # commit what they hold, the producer flushes).
         timeout_graceful_shutdown=args.timeout_graceful_shutdown,
     )
+    return 0
+
+
+def prepare(service: str) -> int:
+    """What the service does at start before it listens, alone: its indexes, built however long
+    they take (on a large collection, longer than a startup probe allows), and its migrations.
+    The service started after it finds them done."""
+    import asyncio
+    import importlib
+    import logging
+
+    from shared.telemetry import setup_logging
+
+    app = importlib.import_module(f"services.{service}.main").create_app()
+    setup_logging(app.state.settings.log_level)  # the same JSON lines as the service's
+    asyncio.run(app.state.prepare())
+    logging.getLogger(__name__).info("%s: indexes and migrations done", service)
     return 0
 
 

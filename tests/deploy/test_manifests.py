@@ -10,6 +10,7 @@ class reads, and each consumer's autoscaler watches its real group.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import sys
@@ -21,7 +22,7 @@ from devtools.cli import serve_argv
 from devtools.gateway import ROUTES
 from devtools.kafka_access import OPERATORS, service_access
 from shared.events.topics import topic_configs
-from shared.serve import SERVICE_PORTS
+from shared.serve import SERVICE_PORTS, add_arguments
 from shared.settings import ChorusSettings
 from tests.deploy.manifests import BASE, K8S, PRODUCTION, RENDERINGS, Doc, kustomize_build, load_docs
 
@@ -56,7 +57,10 @@ def pod_spec(doc: Doc) -> Doc:
 
 def all_containers(docs: list[Doc]) -> list[Doc]:
     return [
-        c for doc in docs if doc["kind"] in ("Deployment", "StatefulSet") for c in pod_spec(doc)["containers"]
+        c
+        for doc in docs
+        if doc["kind"] in ("Deployment", "StatefulSet")
+        for c in [*pod_spec(doc).get("initContainers", []), *pod_spec(doc)["containers"]]
     ]
 
 
@@ -302,6 +306,28 @@ def test_every_chorus_container_serves_a_known_service_on_its_container_port(
         local = serve_argv(service, host="0.0.0.0", port=http["containerPort"])  # noqa: S104
         assert local[:3] == [sys.executable, "-m", "shared.serve"]
         assert args == local[3:], f"{name}: {args}"
+
+
+def test_every_chorus_workload_prepares_its_database_first_as_its_service(docs: list[Doc]) -> None:
+    for name, doc in chorus_workloads(docs).items():
+        spec = pod_spec(doc)
+        (service,) = spec["containers"]
+        (prepare,) = spec["initContainers"]
+        assert prepare["image"] == service["image"], name
+        assert "command" not in prepare, f"{name}: set only args, the image's entrypoint runs them"
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        args = parser.parse_args(prepare["args"])
+        assert (args.service, args.prepare) == (WORKLOADS[name], True), f"{name}: {prepare['args']}"
+        # The app is built as the service builds it: the same settings and secrets.
+        assert (prepare["envFrom"], prepare["env"]) == (service["envFrom"], service["env"]), name
+        mounts = [(m["name"], m["mountPath"]) for m in prepare["volumeMounts"]]
+        assert set(mounts) <= {(m["name"], m["mountPath"]) for m in service["volumeMounts"]}, name
+        assert prepare["securityContext"] == service["securityContext"], name
+        limits = prepare["resources"]["limits"]
+        assert limits.get("cpu") and limits.get("memory"), f"{name}: its prepare has no cpu/memory limits"
+        # No probe on an init container: an index build takes the time it takes.
+        assert not {"startupProbe", "livenessProbe", "readinessProbe"} & set(prepare), name
 
 
 def test_every_workload_has_probes_limits_and_runs_as_non_root(docs: list[Doc]) -> None:

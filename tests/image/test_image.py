@@ -256,5 +256,12 @@ def test_every_service_runs_from_the_image_read_only_as_uid_10001(
         assert rebuild.returncode == 0, rebuild
         dev = containers.exec(container, python, "-c", "import devtools")
         assert "No module named 'devtools'" in dev.stderr, dev
+
+        # deploy/k8s's initContainers: each service's indexes and migrations, from the image, with
+        # its environment, as uid 10001 on the read-only root.
+        for name, running in started.items():
+            prepared = containers.exec(running, *entrypoint, name, "--prepare")
+            assert prepared.returncode == 0, prepared
+            assert "indexes and migrations done" in prepared.stderr, prepared
     finally:
         containers.delete_all()
