@@ -34,6 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared.ids import KEY_LIFETIME
 from shared.settings import ChorusSettings
 from shared.tenancy import Cursor, TenancyGuard, TenantCollection
 
@@ -208,6 +209,14 @@ async def created_at(coll: TenantCollection, doc_id: str) -> datetime | None:
     """When the document with this `_id` was made (its `created_at`); None if there is none."""
     doc = await coll.find_one({"_id": doc_id}, {"created_at": 1})
     return None if doc is None else doc["created_at"]
+
+
+def made_with_key_filter(key: str, now: datetime) -> Document:
+    """The filter of what a create with this Idempotency-Key made within the key's lifetime. A
+    create whose id must stay time-ordered (for its list's cursor), and so cannot come from the
+    key (shared/ids.py), keeps the key as `request_key` beside its `created_at` and looks for it
+    first: a retry whose first answer was lost finds it instead of making a second."""
+    return {"request_key": key, "created_at": {"$gte": now - KEY_LIFETIME}}
 
 
 def joined_id(*parts: str) -> str:

@@ -18,7 +18,6 @@ from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import Forbidden, InvalidInput, found
 from shared.events import Event
-from shared.ids import KEY_LIFETIME
 from shared.messaging.tracing import inject_current
 from shared.mongo import is_duplicate_key
 from shared.outbox import Outbox, pending
@@ -52,7 +51,7 @@ class SharesService:
             # A retry whose first try made the share but lost its answer (its key taken over):
             # that share, not a second one. No race: a key is taken over only once its first
             # request can no longer write (shared/idempotency.py).
-            made = await self.store.made_with_key(org, principal.sub, idempotency_key, now - KEY_LIFETIME)
+            made = await self.store.made_with_key(org, principal.sub, idempotency_key, now)
             if made is not None:
                 return made
         goes_out = domain.goes_out_at(scheduled_at, now, self.settings.max_schedule_days)

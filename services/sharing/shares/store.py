@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.sharing.shares.domain import Share
 from shared.documents import Documents
 from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
-from shared.mongo import Document, IndexSpec, conditional_upsert
+from shared.mongo import Document, IndexSpec, conditional_upsert, made_with_key_filter
 from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -75,11 +75,10 @@ class SharesStore:
             with_outbox(SHARE_DOCUMENTS.document(share), outbox)
         )
 
-    async def made_with_key(self, org: str, advocate_id: str, key: str, since: datetime) -> Share | None:
-        """The advocate's share made since `since` by a request with this Idempotency-Key."""
+    async def made_with_key(self, org: str, advocate_id: str, key: str, now: datetime) -> Share | None:
+        """The advocate's share made by a request with this Idempotency-Key, in the key's lifetime."""
         return await SHARE_DOCUMENTS.one(
-            self.tenants.of(org, SHARES),
-            {"advocate_id": advocate_id, "request_key": key, "created_at": {"$gte": since}},
+            self.tenants.of(org, SHARES), {"advocate_id": advocate_id, **made_with_key_filter(key, now)}
         )
 
     async def by_code(self, code: str) -> Share | None:
