@@ -126,7 +126,7 @@ async def create_content(
     )
 
     async def create() -> dict[str, Any]:
-        item = await service.create_content(principal.org, viewer_of(principal), fields)
+        item = await service.create_content(principal.org, viewer_of(principal), fields, once.key)
         return content_out(item).model_dump(mode="json")
 
     return await once(principal.org, f"content:{principal.sub}", body, create)

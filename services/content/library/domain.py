@@ -92,6 +92,9 @@ class ContentItem:
     archive_reason: str | None = None
     # How often advocates shared it: counted from chorus.share.made, never written by an edit.
     share_count: int = 0
+    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
+    # it instead of making a second item.
+    request_key: str | None = None
 
 
 def normalise_fields(fields: ContentFields) -> ContentFields:
@@ -188,17 +191,32 @@ Outcome = tuple[ContentItem, list[EventData]]
 
 
 def create_item(
-    *, item_id: str, org: str, fields: ContentFields, by: Viewer, settings: OrgSettings, now: datetime
+    *,
+    item_id: str,
+    org: str,
+    fields: ContentFields,
+    by: Viewer,
+    settings: OrgSettings,
+    now: datetime,
+    request_key: str | None,
 ) -> Outcome:
     """Editors and admins create drafts (no event: a draft is private to this service);
     an advocate's item is a submission that waits for review (chorus.content.submitted)."""
     fields = normalise_fields(fields)
     validate_fields(fields, settings)
     if by.is_editor:
-        item = ContentItem(item_id, org, fields, Status.DRAFT, by.sub, now, now)
+        item = ContentItem(item_id, org, fields, Status.DRAFT, by.sub, now, now, request_key=request_key)
         return item, []
     item = ContentItem(
-        item_id, org, fields, Status.PENDING_REVIEW, by.sub, now, now, author_advocate_id=by.sub
+        item_id,
+        org,
+        fields,
+        Status.PENDING_REVIEW,
+        by.sub,
+        now,
+        now,
+        author_advocate_id=by.sub,
+        request_key=request_key,
     )
     return item, [ContentSubmitted(**_snapshot(item))]
 

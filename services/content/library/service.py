@@ -43,10 +43,27 @@ class LibraryService:
             return {}
         return await self.audiences.names(org, authors)
 
-    async def create_content(self, org: str, by: Viewer, fields: ContentFields) -> ContentItem:
+    async def create_content(
+        self, org: str, by: Viewer, fields: ContentFields, idempotency_key: str | None
+    ) -> ContentItem:
+        now = self.clock()
+        if idempotency_key is not None:
+            # A retry whose first try made the item but lost its answer (its key taken over): that
+            # item, not a second one. Its id is an ObjectId, time-ordered for the library's cursor,
+            # so it cannot come from the key. No race: a key is taken over only once its first
+            # request can no longer write (shared/idempotency.py).
+            made = await self.store.made_with_key(org, by.sub, idempotency_key, now)
+            if made is not None:
+                return made
         settings = await self.program.get_settings(org)
         item, events = domain.create_item(
-            item_id=new_id(), org=org, fields=fields, by=by, settings=settings, now=self.clock()
+            item_id=new_id(),
+            org=org,
+            fields=fields,
+            by=by,
+            settings=settings,
+            now=now,
+            request_key=idempotency_key,
         )
         await self.store.insert_content(item, pending_events(events, org=org, subject=item.id))
         self.outbox.nudge()

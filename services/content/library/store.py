@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.content.common import Viewer
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from shared.migrations import drop_index
-from shared.mongo import Document, IndexSpec, applied_once_filter, mark_applied
+from shared.mongo import Document, IndexSpec, applied_once_filter, made_with_key_filter, mark_applied
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -29,14 +29,20 @@ OUTBOX_COLLECTIONS = (CONTENT,)
 # Where an item can be when its window ends: the expiry sweeper archives it from there.
 EXPIRING = (Status.PUBLISHED, Status.PENDING_REVIEW)
 
-# The outbox before shared/outbox.py: its pending events adopted, then its index dropped.
-MIGRATIONS = [adopt_serialised_outbox(CONTENT), drop_index(CONTENT, "outbox_pending_1")]
+# The outbox before shared/outbox.py: its pending events adopted, then its index dropped. The
+# creator's index from before it held the request's key too: the new one serves erasure as well.
+MIGRATIONS = [
+    adopt_serialised_outbox(CONTENT),
+    drop_index(CONTENT, "outbox_pending_1"),
+    drop_index(CONTENT, "org_1_created_by_1"),
+]
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(CONTENT, [("org", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)]),
     IndexSpec(CONTENT, [("org", ASCENDING), ("author_advocate_id", ASCENDING), ("_id", DESCENDING)]),
     IndexSpec(CONTENT, [("status", ASCENDING), ("expires_at", ASCENDING)]),  # the expiry sweeper
-    IndexSpec(CONTENT, [("org", ASCENDING), ("created_by", ASCENDING)]),  # erasure
+    # Erasure, and a create's retry looking for the item its first try made (`made_with_key`).
+    IndexSpec(CONTENT, [("org", ASCENDING), ("created_by", ASCENDING), ("request_key", ASCENDING)]),
     outbox_index(CONTENT),
 ]
 
@@ -87,6 +93,7 @@ def _content_doc(item: ContentItem) -> Document:
         "published_by": item.published_by,
         "rejection_reason": item.rejection_reason,
         "archive_reason": item.archive_reason,
+        "request_key": item.request_key,
     }
 
 
@@ -126,6 +133,7 @@ def _content_item(doc: Document) -> ContentItem:
         rejection_reason=doc.get("rejection_reason"),
         share_count=doc.get("share_count", 0),
         archive_reason=doc.get("archive_reason"),
+        request_key=doc.get("request_key"),
     )
 
 
@@ -184,6 +192,13 @@ class LibraryStore:
         items = self._tenants.of(item.org, CONTENT)
         await items.insert_one(with_outbox({**_content_doc(item), "version": 1}, outbox))
 
+    async def made_with_key(self, org: str, created_by: str, key: str, now: datetime) -> ContentItem | None:
+        """The item `created_by` made by a request with this Idempotency-Key, in the key's lifetime."""
+        doc = await self._tenants.of(org, CONTENT).find_one(
+            {"created_by": created_by, **made_with_key_filter(key, now)}
+        )
+        return None if doc is None else _content_item(doc)
+
     async def get_content(self, org: str, content_id: str) -> tuple[ContentItem, int] | None:
         doc = await self._tenants.of(org, CONTENT).find_one({"_id": content_id})
         return (_content_item(doc), doc["version"]) if doc else None
@@ -235,4 +250,7 @@ class LibraryStore:
             {"author_advocate_id": advocate_id},
             {"$set": {"author_advocate_id": None, "author_erased": True}},
         )
-        await items.update_many({"created_by": advocate_id}, {"$set": {"created_by": "erased"}})
+        # The key of the request that made an item is the client's text, which may name them.
+        await items.update_many(
+            {"created_by": advocate_id}, {"$set": {"created_by": "erased", "request_key": None}}
+        )

@@ -5,9 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from services.content.library.store import CONTENT
+from services.content.settings import ContentSettings
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.messaging import EventProducer
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org
 from tests.integration.content.conftest import Users, article
@@ -86,7 +89,7 @@ async def test_one_organisation_can_neither_read_nor_change_anothers_data(
 
 
 async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_authorship(
-    client: httpx.AsyncClient, settings: ChorusSettings
+    client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
 ) -> None:
     users = Users(settings, new_org())
     ann = users.headers("ann", "advocate")
@@ -112,7 +115,9 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
         assert (
             await client.post("/v1/policy/acknowledgements", json={"version": 1}, headers=headers)
         ).status_code == 200
-    submission = (await client.post("/v1/content", json=article(), headers=ann)).json()
+    # Made with an Idempotency-Key, which the item keeps for a retry (the client's text: it may name her).
+    keyed = {**ann, "Idempotency-Key": "ann@example.com-1"}
+    submission = (await client.post("/v1/content", json=article(), headers=keyed)).json()
     await client.post(f"/v1/content/{submission['id']}/publish", headers=users.editor)
     # Her submissions that never became the organisation's content go with her.
     pending = (await client.post("/v1/content", json=article(title="Mine"), headers=ann)).json()
@@ -146,6 +151,14 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
     for gone in (pending, rejected):
         assert (await client.get(f"/v1/content/{gone['id']}", headers=users.editor)).status_code == 404
     assert (await client.get(f"/v1/content/{bens['id']}", headers=users.editor)).status_code == 200
+    mongo = create_client(content_settings)
+    try:
+        kept = await mongo[content_settings.database_name("content")][CONTENT].find_one(
+            {"_id": submission["id"]}
+        )
+    finally:
+        await mongo.close()
+    assert kept is not None and (kept["created_by"], kept["request_key"]) == ("erased", None)
     assert (await client.get(f"/v1/courses/{course['id']}/progress", headers=ben)).json()[
         "completed_module_ids"
     ] == ["m1"]

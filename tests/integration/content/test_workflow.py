@@ -7,6 +7,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from services.content.library.store import CONTENT
+from services.content.settings import ContentSettings
+from shared import idempotency
+from shared.mongo import create_client
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org
 from tests.integration.content.conftest import Users, article
@@ -196,6 +200,38 @@ async def test_an_idempotency_key_replays_the_first_create(
     assert len(ids(await client.get("/v1/content", params={"status": "draft"}, headers=users.editor))) == 1
     other = await client.post("/v1/content", json=article(title="Another"), headers=headers)
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_a_creates_retry_whose_first_answer_was_lost_finds_the_item_its_first_try_made(
+    client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
+) -> None:
+    users = Users(settings, new_org())
+    drafts = {"status": "draft"}
+    headers = {**users.editor, "Idempotency-Key": "create-1"}
+    first = await client.post("/v1/content", json=article(), headers=headers)
+    assert first.status_code == 201, first.text
+    mongo = create_client(content_settings)
+    db = mongo[content_settings.database_name("content")]
+    try:
+        # The answer lost (MongoDB failed over after the item was written): the retry runs again.
+        await db[idempotency.COLLECTION].delete_many({"org": users.org})
+        again = await client.post("/v1/content", json=article(), headers=headers)
+        assert again.status_code == 201, again.text
+        assert again.json() == first.json()
+        assert ids(await client.get("/v1/content", params=drafts, headers=users.editor)) == [
+            first.json()["id"]
+        ]
+
+        # A day on, the key's record has expired, and the client uses the key again: a new item.
+        a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+        await db[CONTENT].update_one({"_id": first.json()["id"]}, {"$set": {"created_at": a_day_ago}})
+        await db[idempotency.COLLECTION].delete_many({"org": users.org})
+        later = await client.post("/v1/content", json=article(), headers=headers)
+        assert later.status_code == 201, later.text
+        listed = ids(await client.get("/v1/content", params=drafts, headers=users.editor))
+        assert listed == [later.json()["id"], first.json()["id"]]
+    finally:
+        await mongo.close()
 
 
 async def test_courses_progress_completion_and_policy_acknowledgement(

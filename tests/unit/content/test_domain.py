@@ -179,7 +179,7 @@ def test_normalising_trims_and_deduplicates_tags_and_defaults_caption_language()
 
 def test_an_editor_creates_a_draft_without_an_event() -> None:
     created, events = domain.create_item(
-        item_id="c1", org="o", fields=fields(), by=EDITOR, settings=OrgSettings(), now=NOW
+        item_id="c1", org="o", fields=fields(), by=EDITOR, settings=OrgSettings(), now=NOW, request_key=None
     )
     assert created.status == Status.DRAFT and created.author_advocate_id is None
     assert events == []
@@ -187,7 +187,7 @@ def test_an_editor_creates_a_draft_without_an_event() -> None:
 
 def test_an_advocate_submits_for_review_with_a_submitted_event() -> None:
     created, events = domain.create_item(
-        item_id="c1", org="o", fields=fields(), by=ADVOCATE, settings=OrgSettings(), now=NOW
+        item_id="c1", org="o", fields=fields(), by=ADVOCATE, settings=OrgSettings(), now=NOW, request_key=None
     )
     assert created.status == Status.PENDING_REVIEW and created.author_advocate_id == "ann"
     assert isinstance(events[0], ContentSubmitted) and events[0].author_advocate_id == "ann"
@@ -197,7 +197,13 @@ def test_an_advocate_submits_for_review_with_a_submitted_event() -> None:
 def test_create_refuses_invalid_fields() -> None:
     with pytest.raises(InvalidInput):
         domain.create_item(
-            item_id="c1", org="o", fields=fields(url="ftp://x"), by=EDITOR, settings=OrgSettings(), now=NOW
+            item_id="c1",
+            org="o",
+            fields=fields(url="ftp://x"),
+            by=EDITOR,
+            settings=OrgSettings(),
+            now=NOW,
+            request_key=None,
         )
 
 
