@@ -39,7 +39,6 @@ from shared.mongo import Document, IndexSpec, writes_over_after
 from shared.tenancy import TenantCollection, Tenants
 
 COLLECTION = "idempotency_keys"
-KEEP_FOR = KEY_LIFETIME
 MAX_KEY_LENGTH = 200
 REPLAYED_HEADER = "Idempotent-Replayed"
 # What the 409 for a key still in flight asks the client to wait, in seconds: a create takes
@@ -50,7 +49,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(
         COLLECTION,
         [("created_at", 1)],
-        options={"expireAfterSeconds": int(KEEP_FOR.total_seconds())},
+        options={"expireAfterSeconds": int(KEY_LIFETIME.total_seconds())},
     )
 ]
 

@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import idempotency
 from shared.errors import Conflict, InvalidInput
+from shared.ids import KEY_LIFETIME
 from shared.mongo import Document, create_client, ensure_indexes, writes_over_after
 from shared.settings import ChorusSettings
 
@@ -127,7 +128,7 @@ async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDat
     await ensure_indexes(db, idempotency.INDEXES)
     keys = db[idempotency.COLLECTION]
     # A key used just over a day ago (its record as run_once leaves it), and one used now.
-    old_at = datetime.now(UTC) - idempotency.KEEP_FOR - timedelta(minutes=1)
+    old_at = datetime.now(UTC) - KEY_LIFETIME - timedelta(minutes=1)
     await keys.insert_one(
         {
             "_id": "org-1:tests:old",
@@ -159,4 +160,4 @@ async def test_an_index_made_without_its_ttl_gets_it(db: AsyncDatabase[Document]
     await ensure_indexes(db, idempotency.INDEXES)
     await ensure_indexes(db, idempotency.INDEXES)
     index = (await keys.index_information())[TTL_INDEX]
-    assert index["expireAfterSeconds"] == idempotency.KEEP_FOR.total_seconds()
+    assert index["expireAfterSeconds"] == KEY_LIFETIME.total_seconds()
