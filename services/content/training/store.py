@@ -6,15 +6,15 @@ same document's outbox (shared/outbox.py). Every query goes through shared/tenan
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.content.training.domain import Course, Module, Policy, Progress
+from services.content.training.domain import Course, Policy, Progress
 from shared import idempotency
+from shared.documents import Documents
 from shared.migrations import drop_index
 from shared.mongo import Document, IndexSpec
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
@@ -44,32 +44,10 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
-def _course(doc: Document) -> Course:
-    return Course(
-        id=doc["_id"],
-        org=doc["org"],
-        title=doc["title"],
-        description=doc.get("description"),
-        modules=[
-            Module(m["id"], m["title"], m.get("body"), m.get("url"), m["minutes"]) for m in doc["modules"]
-        ],
-        created_by=doc["created_by"],
-        created_at=doc["created_at"],
-        updated_at=doc["updated_at"],
-    )
-
-
-def _policy(doc: Document) -> Policy:
-    return Policy(doc["version"], doc["title"], doc["body"], doc["published_by"], doc["published_at"])
-
-
-def _progress(doc: Document) -> Progress:
-    return Progress(
-        doc["course_id"],
-        doc["advocate_id"],
-        list(doc.get("completed_module_ids") or []),
-        doc.get("completed_at"),
-    )
+COURSE_DOCUMENTS = Documents(Course)
+# A policy's `_id` and a progress's are the store's own keys (the org joined with its fields).
+POLICY_DOCUMENTS = Documents(Policy, id_field=None)
+PROGRESS_DOCUMENTS = Documents(Progress, id_field=None, older={"completed_module_ids": []})
 
 
 def _progress_id(org: str, course_id: str, advocate_id: str) -> str:
@@ -84,12 +62,12 @@ class TrainingStore:
 
     async def current_policy(self, org: str) -> Policy | None:
         doc = await self._tenants.of(org, POLICIES).find_one({}, sort=[("version", DESCENDING)])
-        return _policy(doc) if doc else None
+        return POLICY_DOCUMENTS.entity(doc) if doc else None
 
     async def insert_policy(self, org: str, policy: Policy, outbox: list[Document]) -> bool:
         """False when another admin took this version number first."""
         try:
-            doc = {"_id": f"{org}:{policy.version}", **dataclasses.asdict(policy)}
+            doc = {"_id": f"{org}:{policy.version}", **POLICY_DOCUMENTS.document(policy)}
             await self._tenants.of(org, POLICIES).insert_one(with_outbox(doc, outbox))
         except DuplicateKeyError:
             return False
@@ -98,7 +76,7 @@ class TrainingStore:
     async def list_policies(self, org: str, *, limit: int, below_version: int | None) -> list[Policy]:
         filter_: Document = {} if below_version is None else {"version": {"$lt": below_version}}
         cursor = self._tenants.of(org, POLICIES).find(filter_).sort("version", DESCENDING).limit(limit)
-        return [_policy(doc) async for doc in cursor]
+        return [POLICY_DOCUMENTS.entity(doc) async for doc in cursor]
 
     async def acknowledged_at(self, org: str, advocate_id: str, version: int) -> datetime | None:
         doc = await self._tenants.of(org, POLICY_ACKS).find_one({"_id": f"{org}:{advocate_id}:{version}"})
@@ -123,24 +101,23 @@ class TrainingStore:
     # --- courses ---
 
     async def insert_course(self, course: Course) -> None:
-        doc = {**dataclasses.asdict(course), "version": 1}
-        doc["_id"] = doc.pop("id")
-        await self._tenants.of(course.org, COURSES).insert_one(doc)
+        await self._tenants.of(course.org, COURSES).insert_one(
+            {**COURSE_DOCUMENTS.document(course), "version": 1}
+        )
 
     async def get_course(self, org: str, course_id: str) -> Course | None:
-        doc = await self._tenants.of(org, COURSES).find_one({"_id": course_id})
-        return _course(doc) if doc else None
+        return await COURSE_DOCUMENTS.one(self._tenants.of(org, COURSES), {"_id": course_id})
 
     async def replace_course(self, course: Course) -> bool:
-        doc = dataclasses.asdict(course)
-        del doc["id"]
-        result = await self._tenants.of(course.org, COURSES).update_one({"_id": course.id}, {"$set": doc})
+        fields = COURSE_DOCUMENTS.document(course)
+        del fields["_id"]
+        result = await self._tenants.of(course.org, COURSES).update_one({"_id": course.id}, {"$set": fields})
         return result.matched_count == 1
 
     async def list_courses(self, org: str, *, limit: int, before_id: str | None) -> list[Course]:
         filter_: Document = {} if before_id is None else {"_id": {"$lt": before_id}}
         cursor = self._tenants.of(org, COURSES).find(filter_).sort("_id", DESCENDING).limit(limit)
-        return [_course(doc) async for doc in cursor]
+        return [COURSE_DOCUMENTS.entity(doc) async for doc in cursor]
 
     async def existing_course_ids(self, org: str, course_ids: list[str]) -> set[str]:
         cursor = self._tenants.of(org, COURSES).find({"_id": {"$in": course_ids}}, {"_id": 1})
@@ -165,7 +142,8 @@ class TrainingStore:
                 return_document=ReturnDocument.AFTER,
             )
             if doc is not None:
-                return _progress(doc)
+                return PROGRESS_DOCUMENTS.entity(doc)
+            # By hand: the first progress has no `completed_at` key until the course is completed.
             first: Document = {
                 "_id": progress_id,
                 "course_id": course_id,
@@ -176,7 +154,7 @@ class TrainingStore:
                 await progresses.insert_one(first)
             except DuplicateKeyError:
                 continue
-            return _progress(first)
+            return PROGRESS_DOCUMENTS.entity(first)
 
     async def mark_course_completed(
         self, org: str, course_id: str, advocate_id: str, now: datetime, outbox: list[Document]
@@ -189,10 +167,8 @@ class TrainingStore:
         return result.modified_count == 1
 
     async def get_progress(self, org: str, course_id: str, advocate_id: str) -> Progress | None:
-        doc = await self._tenants.of(org, COURSE_PROGRESS).find_one(
-            {"_id": _progress_id(org, course_id, advocate_id)}
-        )
-        return _progress(doc) if doc else None
+        progresses = self._tenants.of(org, COURSE_PROGRESS)
+        return await PROGRESS_DOCUMENTS.one(progresses, {"_id": _progress_id(org, course_id, advocate_id)})
 
     # --- erasure ---
 
