@@ -59,23 +59,15 @@ INDEXES: list[IndexSpec] = [
 ]
 
 ENTRY_DOCUMENTS = Documents(LedgerEntry)
-
-
-def _account(doc: Document) -> Account:
-    return Account(
-        balance=int(doc.get("balance", 0)),
-        lifetime=int(doc.get("lifetime", 0)),
-        written_off=int(doc.get("written_off", 0)),
-        counters={k: int(v) for k, v in doc.get("counters", {}).items()},
-        badges=list(doc.get("badges", [])),
-        courses=list(doc.get("courses", [])),
-        posts={k: int(v) for k, v in doc.get("posts", {}).items()},
-    )
+# Accounts are written by update operators only (`_id`: joined_id of the org and the advocate):
+# a field none has written yet, such as `posts`, reads as its default.
+ACCOUNT_DOCUMENTS = Documents(Account, id_field=None)
 
 
 def _new_account(advocate_id: str, update: Document) -> Document:
     """A new account's fields, for `$setOnInsert`, less those `update` itself writes (MongoDB
-    refuses two operators on one path; `$inc` and `$addToSet` create what they write)."""
+    refuses two operators on one path; `$inc` and `$addToSet` create what they write). By hand:
+    update paths for `$setOnInsert`, not an account's document (which would add `posts`)."""
     written = {path.split(".")[0] for fields in update.values() for path in fields}
     fields: Document = {
         "advocate_id": advocate_id,
@@ -132,8 +124,9 @@ class PointsStore:
     # --- accounts ------------------------------------------------------------------------------
 
     async def account(self, org: str, advocate_id: str) -> Account | None:
-        doc = await self.tenants.of(org, ACCOUNTS).find_one({"_id": joined_id(org, advocate_id)})
-        return None if doc is None else _account(doc)
+        return await ACCOUNT_DOCUMENTS.one(
+            self.tenants.of(org, ACCOUNTS), {"_id": joined_id(org, advocate_id)}
+        )
 
     async def apply_to_account(
         self,
