@@ -68,6 +68,8 @@ class ContentQuery:
 
 
 def _content_doc(item: ContentItem) -> Document:
+    """By hand: the document flattens the item's `fields` (its type as `type`), which Documents
+    does not."""
     f = item.fields
     return {
         "_id": item.id,
@@ -98,6 +100,7 @@ def _content_doc(item: ContentItem) -> Document:
 
 
 def _content_item(doc: Document) -> ContentItem:
+    """By hand, as `_content_doc`: the item's `fields` are the document's own."""
     audience = doc.get("audience") or {}
     fields = ContentFields(
         content_type=doc["type"],

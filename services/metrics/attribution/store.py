@@ -54,6 +54,8 @@ class Recorded:
 
 
 def _recorded(doc: Document) -> Recorded:
+    """By hand: a view of part of a claim; its click is read with CREDITED, which gives a field an
+    older click lacks its None (Documents does not for a nested entity)."""
     credited = doc.get("credited")
     click = None if credited is None else CREDITED.entity(credited)
     return Recorded(dict(doc["response"]), click, int(doc.get(REFUNDED, 0)))

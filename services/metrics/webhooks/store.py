@@ -85,6 +85,7 @@ def _utc(at: datetime) -> datetime:
 
 
 def _endpoint(doc: Document, box: SecretBox) -> Endpoint:
+    """By hand: the secret is stored sealed, and opened with `box` on the way back."""
     return Endpoint(
         id=doc["_id"],
         org=doc["org"],
@@ -108,6 +109,7 @@ class WebhookStore:
         self.box = box
 
     async def add_endpoint(self, endpoint: Endpoint) -> None:
+        # By hand, as `_endpoint` reads it: the secret sealed.
         await self.tenants.of(endpoint.org, ENDPOINTS).insert_one(
             {
                 "_id": endpoint.id,

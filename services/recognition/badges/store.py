@@ -36,6 +36,7 @@ INDEXES: list[IndexSpec] = [
 
 
 def _award(doc: Document) -> Award:
+    """By hand: the definition is stored as JSON, read back in the AS_STORED validation context."""
     return Award(
         doc["_id"],
         doc["advocate_id"],
@@ -74,6 +75,7 @@ class BadgeStore:
 
     async def insert_award(self, org: str, award: Award, outbox: list[Document]) -> bool:
         """Insert the award with its event queued; False if the advocate had it already."""
+        # By hand, as `_award` reads it: the definition as JSON.
         doc: Document = {
             "_id": award.id,
             "advocate_id": award.advocate_id,

@@ -32,6 +32,7 @@ KUDOS_DOCUMENTS = Documents(Kudos, stored_as={"giver": "from", "receiver": "to"}
 
 
 def _goal(doc: Document) -> Goal:
+    """By hand: the document flattens the goal's `spec` into its own fields, which Documents does not."""
     spec = GoalSpec(GoalKind(doc["kind"]), int(doc["target"]), doc.get("course_id"), doc.get("tag"))
     return Goal(doc["_id"], doc["advocate_id"], spec, doc["created_at"])
 
@@ -95,6 +96,7 @@ class EngagementStore:
     # --- goals ---------------------------------------------------------------------------------
 
     async def insert_goal(self, org: str, goal: Goal) -> None:
+        # By hand, as `_goal` reads it: the spec flattened.
         await self.tenants.of(org, GOALS).insert_one(
             {
                 "_id": goal.id,

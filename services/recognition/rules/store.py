@@ -19,6 +19,7 @@ INDEXES: list[IndexSpec] = [
 
 
 def _version(doc: Document) -> RuleVersion:
+    """By hand: the rules are stored as JSON, read back in the AS_STORED validation context."""
     return RuleVersion(
         version=int(doc["version"]),
         rules=Rules.model_validate_json(doc["rules_json"], context=AS_STORED),
@@ -37,6 +38,7 @@ class RulesStore:
 
     async def insert(self, org: str, published: RuleVersion) -> bool:
         """False when that version exists already (someone published at the same moment)."""
+        # By hand, as `_version` reads it: the rules as JSON.
         try:
             await self.tenants.of(org, RULES).insert_one(
                 {

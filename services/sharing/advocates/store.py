@@ -52,6 +52,7 @@ def _listed(update: Document, search_name: str | None) -> Document:
 
 
 def _advocate(doc: Document) -> Advocate:
+    """By hand: the document flattens the profile's fields into its own, which Documents does not."""
     return Advocate(
         advocate_id=doc["advocate_id"],
         profile=PROFILE_DOCUMENTS.entity(doc),

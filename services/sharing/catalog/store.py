@@ -41,6 +41,8 @@ def content_key(org: str, content_id: str) -> str:
 
 
 def _content(doc: Document) -> ContentView:
+    """By hand: the view flattens the snapshot's nested `audience` into teams, departments and
+    locations, which Documents does not."""
     audience = doc.get("audience") or {}
     return ContentView(
         content_id=doc["content_id"],
@@ -60,6 +62,8 @@ def _content(doc: Document) -> ContentView:
 
 
 def _rules(doc: Document) -> OrgRules:
+    """By hand: a stored None (or 0, "") falls back to the default, where Documents' `older`
+    covers only keys a document lacks."""
     return OrgRules(
         required_disclosure=doc.get("required_disclosure"),
         blocked_words=tuple(doc.get("blocked_words") or ()),
