@@ -10,6 +10,7 @@ from services.metrics.goals.schemas import GoalIn, GoalOut, GoalPage
 from services.metrics.goals.service import GoalReport
 from services.metrics.web import CSV_RESPONSE, Cursor, Limit, Manager, Modules, json_or_csv
 from shared.app import links
+from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1", tags=["goals"])
 
@@ -42,9 +43,14 @@ def _goal_out(report: GoalReport) -> dict[str, Any]:
     summary="Set a program goal",
     responses={201: {"links": links("get_goal", "delete_goal", goal_id="$response.body#/goal_id")}},
 )
-async def create_goal(body: GoalIn, principal: Manager, modules: Modules) -> dict[str, Any]:
+async def create_goal(body: GoalIn, principal: Manager, modules: Modules, once: Idempotent) -> dict[str, Any]:
     """A target on any metric over 1, 3 or 6 months from today, or between two dates."""
-    return _goal_out(await modules.goals.create(principal, body))
+
+    async def create() -> dict[str, Any]:
+        return _goal_out(await modules.goals.create(principal, body))
+
+    # The organisation's goals are its managers' together: a key names one goal among them.
+    return await once(principal.org, "goals", body, create)
 
 
 @router.get(

@@ -26,6 +26,7 @@ from services.metrics.web import (
     json_or_csv,
 )
 from shared.app import links
+from shared.idempotency import Idempotent
 from shared.ratelimit import RATE_LIMITED_RESPONSE, RateLimited
 
 router = APIRouter(prefix="/v1", tags=["surveys"])
@@ -50,9 +51,16 @@ def _survey_out(survey: Survey) -> dict[str, Any]:
         201: {"links": links("respond_to_survey", "survey_results", survey_id="$response.body#/survey_id")}
     },
 )
-async def create_survey(body: SurveyIn, principal: Manager, modules: Modules) -> dict[str, Any]:
+async def create_survey(
+    body: SurveyIn, principal: Manager, modules: Modules, once: Idempotent
+) -> dict[str, Any]:
     """eNPS or pulse surveys for employees, or a customer survey."""
-    return _survey_out(await modules.surveys.create(principal, body))
+
+    async def create() -> dict[str, Any]:
+        return _survey_out(await modules.surveys.create(principal, body))
+
+    # The organisation's surveys are its managers' together: a key names one survey among them.
+    return await once(principal.org, "surveys", body, create)
 
 
 @router.get("/surveys", response_model=SurveyPage, summary="List surveys")

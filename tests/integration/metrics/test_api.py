@@ -16,9 +16,11 @@ import pytest
 from services.metrics.analytics.domain import FUNNEL_METRICS
 from services.metrics.attribution.store import CONVERSIONS as CONVERSIONS_COLLECTION
 from services.metrics.attribution.store import CUSTOMERS
+from services.metrics.goals.store import GOALS
 from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
+from services.metrics.surveys.store import SURVEYS
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
@@ -753,6 +755,44 @@ async def test_surveys_give_nps_averages_and_comments(
     assert (goal.json()["value"], goal.json()["status"]) == (40.0, "achieved")
     other = await client.get(f"/v1/surveys/{survey_id}/results", headers=admin(settings, new_org()))
     assert other.status_code == 404
+
+
+# The creates of goals and surveys: where they are kept, their id's field, a body and another one.
+KEYED_CREATES = {
+    "goals": (
+        GOALS,
+        "goal_id",
+        {"name": "Shares", "metric": "shares", "target": 10, "horizon_months": 1},
+        {"name": "Shares", "metric": "shares", "target": 20, "horizon_months": 1},
+    ),
+    "surveys": (
+        SURVEYS,
+        "survey_id",
+        {"kind": "pulse", "title": "Pulse", "questions": [{"id": "q", "text": "How?", "type": "rating"}]},
+        {"kind": "pulse", "title": "Other", "questions": [{"id": "q", "text": "How?", "type": "rating"}]},
+    ),
+}
+
+
+async def listed_ids(client: httpx.AsyncClient, kind: str, headers: dict[str, str]) -> list[str]:
+    _, id_field, _, _ = KEYED_CREATES[kind]
+    return [item[id_field] for item in (await client.get(f"/v1/{kind}", headers=headers)).json()["items"]]
+
+
+@pytest.mark.parametrize("kind", KEYED_CREATES)
+async def test_an_idempotency_key_replays_the_first_create(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, kind: str
+) -> None:
+    _, _, body, other_body = KEYED_CREATES[kind]
+    headers = admin(metrics_settings, new_org())
+    keyed = {**headers, "Idempotency-Key": "create-1"}
+    first = await client.post(f"/v1/{kind}", json=body, headers=keyed)
+    again = await client.post(f"/v1/{kind}", json=body, headers=keyed)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert len(await listed_ids(client, kind, headers)) == 1
+    other = await client.post(f"/v1/{kind}", json=other_body, headers=keyed)
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
 async def test_program_figures_and_erasure(
