@@ -12,7 +12,7 @@ failed request's freed key, the retry runs the create again: if the first one's 
 before it failed, that is a second create, as a retry without a key would make, unless the create
 takes its id from the key (shared/ids.py `id_for_request`: a redemption and kudos do, and find
 and finish the first one's) or keeps the key on what it made and looks for it first (a share, a
-content item: shared/mongo.py `made_with_key_filter`).
+content item, a goal, a survey: shared/mongo.py `made_with_key_filter`).
 Records are kept 24 hours: a TTL index on their creation time (`INDEXES`, which shared/app.py
 ensures for every service) expires them. MongoDB's TTL monitor deletes once a minute, so a record
 may outlive its 24 hours by that much; nothing relies on the exact moment.

@@ -128,6 +128,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             *api_keys_store.MIGRATIONS,
             *org_settings_store.MIGRATIONS,
             *webhooks_store.MIGRATIONS,
+            *surveys_store.MIGRATIONS,
             surveys_store.key_respondents(settings.survey_respondent_secret.encode()),
             reseal(webhooks_store.ENDPOINTS, box),
             erasure_markers_expire(ERASED_ADVOCATES, settings),

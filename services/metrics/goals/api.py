@@ -47,7 +47,7 @@ async def create_goal(body: GoalIn, principal: Manager, modules: Modules, once: 
     """A target on any metric over 1, 3 or 6 months from today, or between two dates."""
 
     async def create() -> dict[str, Any]:
-        return _goal_out(await modules.goals.create(principal, body))
+        return _goal_out(await modules.goals.create(principal, body, once.key))
 
     # The organisation's goals are its managers' together: a key names one goal among them.
     return await once(principal.org, "goals", body, create)

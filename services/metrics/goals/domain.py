@@ -32,6 +32,9 @@ class Goal:
     question_id: str | None
     created_at: datetime
     created_by: str
+    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
+    # it instead of making a second goal. Stored, never answered.
+    request_key: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,16 @@ class GoalService:
     surveys: SurveyService
     clock: Clock = utc_now
 
-    async def create(self, principal: Principal, body: GoalIn) -> GoalReport:
+    async def create(self, principal: Principal, body: GoalIn, idempotency_key: str | None) -> GoalReport:
+        now = self.clock()
+        if idempotency_key is not None:
+            # A retry whose first try made the goal but lost its answer (its key taken over): that
+            # goal, not a second one. Its id is time-ordered for the list's cursor, so it cannot
+            # come from the key. No race: a key is taken over only once its first request can no
+            # longer write (shared/idempotency.py).
+            made = await self.store.made_with_key(principal.org, idempotency_key, now)
+            if made is not None:
+                return await self._report(made)
         starts_on, ends_on = domain.period(
             await self.analytics.today(principal.org), body.horizon_months, body.starts_on, body.ends_on
         )
@@ -52,8 +61,9 @@ class GoalService:
             filter_key=body.filter_key,
             survey_id=body.survey_id,
             question_id=body.question_id,
-            created_at=self.clock(),
+            created_at=now,
             created_by=principal.sub,
+            request_key=idempotency_key,
         )
         await self.store.insert(goal)
         return await self._report(goal)

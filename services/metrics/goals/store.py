@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -10,8 +11,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.metrics.goals.domain import Goal, Snapshot
 from services.metrics.paging import page_by_id
 from shared.documents import Documents
-from shared.migrations import Migration
-from shared.mongo import Document, IndexSpec
+from shared.migrations import Migration, drop_index
+from shared.mongo import Document, IndexSpec, made_with_key_filter
 from shared.tenancy import Tenants
 
 GOALS = "goals"
@@ -19,7 +20,9 @@ GOAL_SNAPSHOTS = "goal_snapshots"
 MAX_SNAPSHOTS = 400
 
 INDEXES: list[IndexSpec] = [
-    IndexSpec(GOALS, [("org", ASCENDING)]),
+    # The organisation's goals, and a create's retry looking for the goal its first try made
+    # (`made_with_key`).
+    IndexSpec(GOALS, [("org", ASCENDING), ("request_key", ASCENDING)]),
     IndexSpec(GOAL_SNAPSHOTS, [("org", ASCENDING), ("goal_id", ASCENDING), ("date", ASCENDING)]),
 ]
 
@@ -35,7 +38,12 @@ async def _cap_infinite_targets(db: AsyncDatabase[Document]) -> int:
     return result.modified_count
 
 
-MIGRATIONS = [Migration("2026-12-goal-targets-finite", _cap_infinite_targets)]
+# The organisation's index from before goals kept their request's key: the new one serves its
+# queries as well.
+MIGRATIONS = [
+    Migration("2026-12-goal-targets-finite", _cap_infinite_targets),
+    drop_index(GOALS, "org_1"),
+]
 
 
 class GoalStore:
@@ -44,6 +52,10 @@ class GoalStore:
 
     async def insert(self, goal: Goal) -> None:
         await self.tenants.of(goal.org, GOALS).insert_one(GOAL_DOCUMENTS.document(goal))
+
+    async def made_with_key(self, org: str, key: str, now: datetime) -> Goal | None:
+        """The goal made by a request with this Idempotency-Key, in the key's lifetime."""
+        return await GOAL_DOCUMENTS.one(self.tenants.of(org, GOALS), made_with_key_filter(key, now))
 
     async def get(self, org: str, goal_id: str) -> Goal | None:
         return await GOAL_DOCUMENTS.one(self.tenants.of(org, GOALS), {"_id": goal_id})

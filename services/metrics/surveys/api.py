@@ -57,7 +57,7 @@ async def create_survey(
     """eNPS or pulse surveys for employees, or a customer survey."""
 
     async def create() -> dict[str, Any]:
-        return _survey_out(await modules.surveys.create(principal, body))
+        return _survey_out(await modules.surveys.create(principal, body, once.key))
 
     # The organisation's surveys are its managers' together: a key names one survey among them.
     return await once(principal.org, "surveys", body, create)

@@ -22,10 +22,19 @@ class SurveyService:
     min_responses: int
     clock: Clock = utc_now
 
-    async def create(self, principal: Principal, body: SurveyIn) -> Survey:
+    async def create(self, principal: Principal, body: SurveyIn, idempotency_key: str | None) -> Survey:
+        now = self.clock()
+        if idempotency_key is not None:
+            # A retry whose first try made the survey but lost its answer (its key taken over):
+            # that survey, not a second one. Its id is time-ordered for the list's cursor, so it
+            # cannot come from the key. No race: a key is taken over only once its first request
+            # can no longer write (shared/idempotency.py).
+            made = await self.store.made_with_key(principal.org, idempotency_key, now)
+            if made is not None:
+                return made
         domain.check_questions(body.kind, [q.id for q in body.questions], [q.type for q in body.questions])
         questions = [q.model_dump() for q in body.questions]
-        survey = Survey(new_id(), principal.org, body.kind, body.title, questions, self.clock())
+        survey = Survey(new_id(), principal.org, body.kind, body.title, questions, now, idempotency_key)
         await self.store.insert(survey)
         return survey
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from datetime import datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -11,18 +12,23 @@ from pymongo.errors import DuplicateKeyError
 from services.metrics.paging import page_by_id
 from services.metrics.surveys.domain import Answer, Survey, keyed
 from shared.documents import Documents
-from shared.migrations import Migration
-from shared.mongo import Document, IndexSpec
+from shared.migrations import Migration, drop_index
+from shared.mongo import Document, IndexSpec, made_with_key_filter
 from shared.tenancy import Tenants
 
 SURVEYS = "surveys"
 SURVEY_RESPONSES = "survey_responses"
 
 INDEXES: list[IndexSpec] = [
-    IndexSpec(SURVEYS, [("org", ASCENDING)]),
+    # The organisation's surveys, and a create's retry looking for the survey its first try made
+    # (`made_with_key`).
+    IndexSpec(SURVEYS, [("org", ASCENDING), ("request_key", ASCENDING)]),
     IndexSpec(SURVEY_RESPONSES, [("org", ASCENDING), ("survey_id", ASCENDING)]),
 ]
 
+# The organisation's index from before surveys kept their request's key: the new one serves its
+# queries as well.
+MIGRATIONS = [drop_index(SURVEYS, "org_1")]
 
 # Answers written before respondents were keyed by a secret (`keyed` absent) held a plain hash.
 PLAIN_RESPONDENT: Document = {"respondent": {"$type": "string"}, "keyed": {"$exists": False}}
@@ -66,6 +72,10 @@ class SurveyStore:
 
     async def insert(self, survey: Survey) -> None:
         await self.tenants.of(survey.org, SURVEYS).insert_one(SURVEY_DOCUMENTS.document(survey))
+
+    async def made_with_key(self, org: str, key: str, now: datetime) -> Survey | None:
+        """The survey made by a request with this Idempotency-Key, in the key's lifetime."""
+        return await SURVEY_DOCUMENTS.one(self.tenants.of(org, SURVEYS), made_with_key_filter(key, now))
 
     async def get(self, org: str, survey_id: str) -> Survey | None:
         return await SURVEY_DOCUMENTS.one(self.tenants.of(org, SURVEYS), {"_id": survey_id})

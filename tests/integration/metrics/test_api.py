@@ -21,6 +21,7 @@ from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys.store import SURVEYS
+from shared import idempotency
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
@@ -793,6 +794,36 @@ async def test_an_idempotency_key_replays_the_first_create(
     assert len(await listed_ids(client, kind, headers)) == 1
     other = await client.post(f"/v1/{kind}", json=other_body, headers=keyed)
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.parametrize("kind", KEYED_CREATES)
+async def test_a_creates_retry_whose_first_answer_was_lost_finds_what_its_first_try_made(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, kind: str
+) -> None:
+    collection, id_field, body, _ = KEYED_CREATES[kind]
+    org = new_org()
+    headers = admin(metrics_settings, org)
+    keyed = {**headers, "Idempotency-Key": "create-1"}
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+    db = metrics.goals.store.tenants.db
+    first = await client.post(f"/v1/{kind}", json=body, headers=keyed)
+    assert first.status_code == 201, first.text
+    first_id = first.json()[id_field]
+
+    # The answer lost (MongoDB failed over after the create was written): the retry runs again.
+    await db[idempotency.COLLECTION].delete_many({"org": org})
+    again = await client.post(f"/v1/{kind}", json=body, headers=keyed)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert await listed_ids(client, kind, headers) == [first_id]
+
+    # A day on, the key's record has expired, and the client uses the key again: a new one.
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    await db[collection].update_one({"org": org, "_id": first_id}, {"$set": {"created_at": a_day_ago}})
+    await db[idempotency.COLLECTION].delete_many({"org": org})
+    later = await client.post(f"/v1/{kind}", json=body, headers=keyed)
+    assert later.status_code == 201, later.text
+    assert await listed_ids(client, kind, headers) == [first_id, later.json()[id_field]]
 
 
 async def test_program_figures_and_erasure(
