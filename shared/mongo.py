@@ -219,6 +219,17 @@ def made_with_key_filter(key: str, now: datetime) -> Document:
     return {"request_key": key, "created_at": {"$gte": now - KEY_LIFETIME}}
 
 
+# What a person's id becomes, once they are erased, where the organisation keeps what they did
+# (content they published, a goal they set, a redemption they approved): the record stays and
+# names nobody.
+ERASED = "erased"
+
+
+async def erase_person(collection: TenantCollection, field: str, person: str) -> None:
+    """The organisation's documents of `collection` whose `field` names `person` name nobody."""
+    await collection.update_many({field: person}, {"$set": {field: ERASED}})
+
+
 def joined_id(*parts: str) -> str:
     """A document id made of its natural key's parts (`org|advocate|day`)."""
     return "|".join(parts)

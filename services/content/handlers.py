@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from services.content.audience.service import AudienceService
 from services.content.library.service import LibraryService
+from services.content.program.service import ProgramService
 from services.content.training.service import TrainingService
 from shared.events import Event
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
@@ -13,7 +14,7 @@ from shared.messaging import Subscription
 
 
 def build_subscription(
-    library: LibraryService, training: TrainingService, audiences: AudienceService
+    library: LibraryService, training: TrainingService, program: ProgramService, audiences: AudienceService
 ) -> Subscription:
     subscription = Subscription(group="content")
 
@@ -31,10 +32,11 @@ def build_subscription(
 
     @subscription.on(AdvocateErased)
     async def advocate_erased(event: Event[AdvocateErased]) -> None:
-        # Training records and unpublished submissions go; published authorship stays, anonymised
-        # (idempotent all).
+        # Training records and unpublished submissions go; published authorship stays, anonymised,
+        # and so does what they did as staff (idempotent all).
         await training.erase_advocate(event.tenant, event.data.advocate_id)
         await library.erase_author(event.tenant, event.data.advocate_id)
+        await program.erase_editor(event.tenant, event.data.advocate_id)
         await audiences.erase(event.tenant, event.data.advocate_id)
 
     return subscription

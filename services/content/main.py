@@ -57,7 +57,7 @@ def create_app(settings: ContentSettings | None = None) -> FastAPI:
         )
         return Wiring(
             service=library,
-            subscriptions=[build_subscription(library, training, audiences)],
+            subscriptions=[build_subscription(library, training, program, audiences)],
             periodic=[
                 # Expiry archives items and tells the other services (content.archived): a
                 # transition with events, which a TTL index (it only deletes) cannot do.

@@ -20,7 +20,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.content.common import Viewer
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from shared.migrations import drop_index
-from shared.mongo import Document, IndexSpec, applied_once_filter, made_with_key_filter, mark_applied
+from shared.mongo import (
+    ERASED,
+    Document,
+    IndexSpec,
+    applied_once_filter,
+    erase_person,
+    made_with_key_filter,
+    mark_applied,
+)
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -43,6 +51,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CONTENT, [("status", ASCENDING), ("expires_at", ASCENDING)]),  # the expiry sweeper
     # Erasure, and a create's retry looking for the item its first try made (`made_with_key`).
     IndexSpec(CONTENT, [("org", ASCENDING), ("created_by", ASCENDING), ("request_key", ASCENDING)]),
+    # Erasure of the staff member who published items.
+    IndexSpec(CONTENT, [("org", ASCENDING), ("published_by", ASCENDING)]),
     outbox_index(CONTENT),
 ]
 
@@ -246,7 +256,8 @@ class LibraryStore:
 
     async def erase_author(self, org: str, advocate_id: str) -> None:
         """An erased advocate's own submissions that never became the organisation's content
-        (drafts, pending, rejected) go; the rest stays, its author anonymised."""
+        (drafts, pending, rejected) go; the rest stays, its author anonymised, and so does what
+        they made or published as staff (the same `sub`), naming nobody."""
         items = self._tenants.of(org, CONTENT)
         await items.delete_many({"author_advocate_id": advocate_id, "status": {"$in": UNPUBLISHED}})
         await items.update_many(
@@ -255,5 +266,6 @@ class LibraryStore:
         )
         # The key of the request that made an item is the client's text, which may name them.
         await items.update_many(
-            {"created_by": advocate_id}, {"$set": {"created_by": "erased", "request_key": None}}
+            {"created_by": advocate_id}, {"$set": {"created_by": ERASED, "request_key": None}}
         )
+        await erase_person(items, "published_by", advocate_id)

@@ -30,3 +30,6 @@ class ProgramService:
         await self.store.save_settings(org, settings, by.sub, self.clock(), events)
         self.outbox.nudge()
         return settings
+
+    async def erase_editor(self, org: str, advocate_id: str) -> None:
+        await self.store.erase_editor(org, advocate_id)

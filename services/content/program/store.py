@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.content.program.domain import OrgSettings
 from shared.migrations import drop_index
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, erase_person
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue
 from shared.tenancy import Tenants
 
@@ -39,3 +39,7 @@ class ProgramStore:
         await self._tenants.of(org, SETTINGS).update_one(
             {"_id": org}, queue({"$set": fields}, outbox), upsert=True
         )
+
+    async def erase_editor(self, org: str, person: str) -> None:
+        """The settings no longer name who last saved them (one document per organisation)."""
+        await erase_person(self._tenants.of(org, SETTINGS), "updated_by", person)

@@ -136,5 +136,6 @@ class TrainingService:
         return progress or Progress(course_id, advocate_id, [], None)
 
     async def erase_advocate(self, org: str, advocate_id: str) -> None:
-        """Remove the advocate's progress and acknowledgements (idempotent)."""
+        """Remove the advocate's progress and acknowledgements, and their name from the courses
+        and policies they made (idempotent)."""
         await self.store.erase_training(org, advocate_id)

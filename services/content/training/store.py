@@ -16,7 +16,7 @@ from services.content.training.domain import Course, Policy, Progress
 from shared import idempotency
 from shared.documents import Documents
 from shared.migrations import drop_index
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, erase_person
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -177,3 +177,7 @@ class TrainingStore:
         await self._tenants.of(org, POLICY_ACKS).delete_many({"advocate_id": advocate_id})
         # Stored answers of the advocate's creates (submissions, completions) name them.
         await idempotency.forget_answers_naming(self._tenants.db, org, advocate_id)
+        # The courses and policies they made as staff stay the organisation's, naming nobody (an
+        # organisation has few of either: the org's part of their indexes narrows these enough).
+        await erase_person(self._tenants.of(org, COURSES), "created_by", advocate_id)
+        await erase_person(self._tenants.of(org, POLICIES), "published_by", advocate_id)
