@@ -60,6 +60,9 @@ def build_subscription(metrics: MetricsModules) -> Subscription:
         await metrics.projections.erase_advocate(org, advocate_id, event.time)
         await metrics.attribution.erase_advocate(org, advocate_id)
         await metrics.surveys.erase_respondent(org, advocate_id)
+        # What they did as staff (the same `sub`) stays the organisation's, naming nobody.
+        await metrics.goals.erase_creator(org, advocate_id)
+        await metrics.api_keys.erase_creator(org, advocate_id)
         # Last, so that "no longer enrolled" means every step above is done.
         await metrics.projections.unenrol(org, advocate_id)
 

@@ -49,3 +49,6 @@ class ApiKeyService:
             return await self.revoke(principal, key_id)  # revoked meanwhile: answer what is stored
         self.outbox.nudge()
         return revoked
+
+    async def erase_creator(self, org: str, advocate_id: str) -> None:
+        await self.store.erase_creator(org, advocate_id)

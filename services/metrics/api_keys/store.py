@@ -12,7 +12,7 @@ from shared.api_keys import DEFAULT_SCOPES
 from shared.documents import Documents
 from shared.events.envelope import AnyEvent
 from shared.migrations import Migration
-from shared.mongo import Document, IndexSpec
+from shared.mongo import Document, IndexSpec, erase_person
 from shared.outbox import outbox_index, pending, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -76,3 +76,7 @@ class ApiKeyStore:
             {"_id": key.key_id, "revoked_at": None}, update
         )
         return result.modified_count == 1
+
+    async def erase_creator(self, org: str, person: str) -> None:
+        """The keys `person` (erased) made work on, naming nobody (an organisation has few keys)."""
+        await erase_person(self.tenants.of(org, API_KEYS), "created_by", person)

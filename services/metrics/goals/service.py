@@ -111,3 +111,6 @@ class GoalService:
             await self.store.save_snapshot(goal, Snapshot(today.isoformat(), value, enrolled))
             count += 1
         return count
+
+    async def erase_creator(self, org: str, advocate_id: str) -> None:
+        await self.store.erase_creator(org, advocate_id)

@@ -127,9 +127,11 @@ class WebhookService:
     async def enqueue(self, event: AnyEvent, *, replay_id: str | None = None, only: str | None = None) -> int:
         """A pending delivery per endpoint of the event's organisation that wants its type."""
         if isinstance(event.data, AdvocateErased):
-            # What the log holds of the advocate goes; the erasure notice itself is delivered
-            # (and logged: replaying it only tells the receiver again to erase them).
+            # What the log holds of the advocate goes, and their name from the endpoints and
+            # replays they set up as staff; the erasure notice itself is delivered (and logged:
+            # replaying it only tells the receiver again to erase them).
             await self.engine.forget(event.tenant, event.data.advocate_id)
+            await self._store.erase_staff(event.tenant, event.data.advocate_id)
         created = 0
         meta: dict[str, Any] = {
             "event_id": event.id,
