@@ -133,7 +133,7 @@ def recognition(
         EngagementStore(db), rules, points, profiles, relay_grace_s=settings.relay_grace_s
     )
     # An erasure reaches every module that holds the advocate's data.
-    profiles.erasers = (leaderboards, points, rewards, engagement, badges)
+    profiles.erasers = (leaderboards, points, rewards, engagement, badges, rules)
     return Recognition(rules, profiles, leaderboards, badges, points, rewards, engagement, KnownKeys(db))
 
 

@@ -80,7 +80,8 @@ COLLECTIONS: dict[str, Collection] = {
             "org": f"org{i % ORGS}",
             "advocate_id": f"a{i % 40}",
             "source_event_id": f"ev{i}",
-            "kind": ("share", "click", "lead")[i % 3],
+            "kind": ("share", "click", "lead", "reversal")[i % 4],
+            "requested_by": f"u{i % 30}" if i % 4 == 3 else None,
             "ref": f"ref{i % 300}",
             "created_at": _at(i // 2),  # pairs share a time: pages must break ties by _id
             "projected": i % 10 != 0,
@@ -163,6 +164,7 @@ COLLECTIONS: dict[str, Collection] = {
             "status": ("published", "draft", "pending_review", "archived")[i % 4],
             "author_advocate_id": f"a{i % 40}" if i % 3 == 0 else None,
             "created_by": f"u{i % 30}",
+            "published_by": f"u{i % 30}" if i % 4 == 0 else None,
             "expires_at": _at(i * 60),
             **_outbox(i, 50),
         },
@@ -197,8 +199,16 @@ COLLECTIONS: dict[str, Collection] = {
             "needs_relay": i % 9 == 0,
             "created_at": _at(i),
             "updated_at": _at(i),
+            "approved_by": f"u{i % 30}" if i % 3 else None,
+            "rejected_by": f"u{i % 30}" if i % 3 == 0 else None,
+            "fulfilled_by": f"k{i % 5}" if i % 3 == 1 else None,
             **_outbox(i, 13),
         },
+    ),
+    # services/recognition/badges/store.py CONTENT_AUTHORS
+    "content_authors": Collection(
+        declared("content_authors", RECOGNITION),
+        lambda i: {"_id": f"org{i % ORGS}|c{i:05d}", "org": f"org{i % ORGS}", "author": f"a{i % 40}"},
     ),
     # services/recognition/rules/store.py RULES
     "rules": Collection(
@@ -287,6 +297,11 @@ QUERIES: dict[str, Query] = {
         "ledger",
         {"org": "org1", "advocate_id": "a1"},
     ),
+    "reversals a staff member asked for (erasure; partial index)": Query(
+        "recognition PointsStore.erase (update_many)",
+        "ledger",
+        {"org": "org1", "kind": "reversal", "requested_by": "u1"},
+    ),
     "the earliest due webhook delivery": Query(
         "shared.webhooks.engine DeliveryStore.claim_due",
         "webhook_deliveries",
@@ -349,6 +364,9 @@ QUERIES: dict[str, Query] = {
     "content an author created (erasure)": Query(
         "content erase_author (update_many)", "content", {"org": "org1", "created_by": "u1"}
     ),
+    "content a staff member published (erasure)": Query(
+        "content erase_author (update_many)", "content", {"org": "org1", "published_by": "u1"}
+    ),
     "an author's unpublished submissions (erasure)": Query(
         "content erase_author (delete_many)",
         "content",
@@ -386,6 +404,15 @@ QUERIES: dict[str, Query] = {
         {"org": "org1", "advocate_id": "a1"},
         [("created_at", DESCENDING), ("_id", ASCENDING)],
         20,
+    ),
+    **{
+        f"redemptions a staff member {by.removesuffix('_by')} (erasure)": Query(
+            "recognition RewardStore.erase (update_many)", "redemptions", {"org": "org1", by: "u1"}
+        )
+        for by in ("approved_by", "rejected_by", "fulfilled_by")
+    },
+    "an author's content (erasure)": Query(
+        "recognition BadgeStore.erase (delete_many)", "content_authors", {"org": "org1", "author": "a1"}
     ),
     "the latest rules": Query(
         "recognition RulesStore.latest", "rules", {"org": "org1"}, [("version", DESCENDING)], 1

@@ -30,6 +30,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(AWARDS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("awarded_at", DESCENDING)]),
     IndexSpec(BADGE_DEFS, [("org", ASCENDING), ("badge_id", ASCENDING)], unique=True),
     IndexSpec(COLLEAGUE_SHARES, [("org", ASCENDING), ("author", ASCENDING)]),
+    # An author's content, for their erasure.
+    IndexSpec(CONTENT_AUTHORS, [("org", ASCENDING), ("author", ASCENDING)]),
     # Awards carry their chorus.badge.awarded in an outbox (shared/outbox.py).
     outbox_index(AWARDS),
 ]
@@ -123,3 +125,6 @@ class BadgeStore:
         await self.tenants.of(org, COLLEAGUE_SHARES).delete_many(
             {"$or": [{"author": advocate_id}, {"sharer": advocate_id}]}
         )
+        # Their content is nobody's now: once their erasure's marker expires, a colleague's share
+        # of it must not count for them again.
+        await self.tenants.of(org, CONTENT_AUTHORS).delete_many({"author": advocate_id})

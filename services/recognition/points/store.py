@@ -20,9 +20,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from services.recognition.points.domain import Account, AccountChange, LedgerEntry, ShareSeen
+from services.recognition.rules.domain import Kind
 from shared.documents import Documents
 from shared.migrations import drop_index
 from shared.mongo import (
+    ERASED,
     Document,
     IndexSpec,
     applied_once_filter,
@@ -56,6 +58,14 @@ INDEXES: list[IndexSpec] = [
     # Ledger entries carry their chorus.reward.granted in an outbox (shared/outbox.py).
     outbox_index(LEDGER),
     IndexSpec(ACCOUNTS, [("org", ASCENDING), ("advocate_id", ASCENDING)], unique=True),
+    # Who asked for each reversal, for their erasure: only reversals are in it, a small part of
+    # the ledger.
+    IndexSpec(
+        LEDGER,
+        [("org", ASCENDING), ("requested_by", ASCENDING)],
+        name="ledger_reversals_requested_by",
+        options={"partialFilterExpression": {"kind": str(Kind.REVERSAL)}},
+    ),
 ]
 
 ENTRY_DOCUMENTS = Documents(LedgerEntry)
@@ -290,3 +300,8 @@ class PointsStore:
         )
         await self.tenants.of(org, DAILY).delete_many({"advocate_id": advocate_id})
         await self.tenants.of(org, ACCOUNTS).delete_one({"_id": joined_id(org, advocate_id)})
+        # The reversals they asked for as staff (the same `sub`) stay, naming nobody. The kind
+        # in the filter lets the partial index of reversals serve it.
+        await self.tenants.of(org, LEDGER).update_many(
+            {"kind": str(Kind.REVERSAL), "requested_by": advocate_id}, {"$set": {"requested_by": ERASED}}
+        )

@@ -113,6 +113,12 @@ NEXT_STATUSES: dict[RedemptionStatus, tuple[RedemptionStatus, ...]] = {
 }
 
 
+# Where a redemption keeps who moved it to each status it can be moved to (`approved_by`, ...).
+MOVED_BY: dict[RedemptionStatus, str] = {
+    target: f"{target}_by" for targets in NEXT_STATUSES.values() for target in targets
+}
+
+
 def can_move(current: RedemptionStatus, target: RedemptionStatus) -> bool:
     return target in NEXT_STATUSES[current]
 

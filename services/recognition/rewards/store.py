@@ -10,7 +10,7 @@ from datetime import datetime
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.recognition.rewards.domain import FULFILMENT, Move, Redemption, Reward
+from services.recognition.rewards.domain import FULFILMENT, MOVED_BY, Move, Redemption, Reward
 from shared.documents import Documents
 from shared.migrations import NO_ORG, rewrite
 from shared.mongo import (
@@ -18,6 +18,7 @@ from shared.mongo import (
     IndexSpec,
     applied_once_filter,
     created_at,
+    erase_person,
     mark_applied,
     newest_first,
     pending_index,
@@ -38,6 +39,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("created_at", DESCENDING)]),
     IndexSpec(REDEMPTIONS, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
     pending_index(REDEMPTIONS, "updated_at", {"needs_relay": True}, name="redemptions_to_relay"),
+    # Who moved redemptions (approved, rejected, fulfilled them), for their erasure.
+    *(IndexSpec(REDEMPTIONS, [("org", ASCENDING), (by, ASCENDING)]) for by in MOVED_BY.values()),
     # Redemptions carry their chorus.reward.redeemed in an outbox (shared/outbox.py).
     outbox_index(REDEMPTIONS),
     *DELIVERY_INDEXES,
@@ -166,7 +169,7 @@ class RewardStore:
         """Compare-and-set the status, queueing its event in the same write. What the move
         leaves to do in other documents marks the redemption `needs_relay` until it is done."""
         to = str(move.target)
-        changes: Document = {"status": to, "updated_at": at, f"{to}_at": at, f"{to}_by": by}
+        changes: Document = {"status": to, "updated_at": at, f"{to}_at": at, MOVED_BY[move.target]: by}
         if move.refund or move.webhook:
             changes["needs_relay"] = True
         if move.note:
@@ -221,9 +224,11 @@ class RewardStore:
         return [REDEMPTION_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     async def erase(self, org: str, advocate_id: str, token: str) -> None:
-        await self.tenants.of(org, REDEMPTIONS).update_many(
-            {"advocate_id": advocate_id}, {"$set": {"advocate_id": token}}
-        )
+        redemptions = self.tenants.of(org, REDEMPTIONS)
+        await redemptions.update_many({"advocate_id": advocate_id}, {"$set": {"advocate_id": token}})
+        # The moves they made as staff (the same `sub`) stay, naming nobody.
+        for by in MOVED_BY.values():
+            await erase_person(redemptions, by, advocate_id)
 
     # --- the fulfilment webhook ------------------------------------------------------------------
 

@@ -52,3 +52,7 @@ class RulesService:
         versions = await self.store.versions(org, before_version=before, limit=limit)
         next_cursor = encode_keys({"v": versions[-1].version}) if len(versions) == limit else None
         return versions, next_cursor
+
+    async def erase(self, org: str, advocate_id: str, token: str) -> None:
+        """Erasure (profiles.Erases): the versions they published as staff stay, naming nobody."""
+        await self.store.erase_author(org, advocate_id)

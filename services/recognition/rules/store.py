@@ -8,7 +8,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.recognition.rules.domain import Rules, RuleVersion
 from shared.fields import AS_STORED
-from shared.mongo import Document, IndexSpec, joined_id
+from shared.mongo import Document, IndexSpec, erase_person, joined_id
 from shared.tenancy import Tenants
 
 RULES = "rules"
@@ -57,3 +57,8 @@ class RulesStore:
         query: Document = {} if before_version is None else {"version": {"$lt": before_version}}
         cursor = self.tenants.of(org, RULES).find(query).sort("version", DESCENDING).limit(limit)
         return [_version(d) for d in await cursor.to_list()]
+
+    async def erase_author(self, org: str, person: str) -> None:
+        """The versions `person` (erased) published name nobody (an organisation publishes few:
+        the org's part of the index narrows this enough)."""
+        await erase_person(self.tenants.of(org, RULES), "created_by", person)
