@@ -12,8 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from services.metrics.analytics.domain import FUNNEL_METRICS
+from services.metrics.api_keys.store import API_KEYS
 from services.metrics.attribution.store import CONVERSIONS as CONVERSIONS_COLLECTION
 from services.metrics.attribution.store import CUSTOMERS
 from services.metrics.goals.store import GOALS
@@ -21,6 +26,8 @@ from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys.store import SURVEYS
+from services.metrics.webhooks.store import ENDPOINTS as WEBHOOK_ENDPOINTS
+from services.metrics.webhooks.store import REPLAYS as WEBHOOK_REPLAYS
 from shared import idempotency
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
@@ -32,9 +39,10 @@ from shared.events.topics import CONVERSIONS, SHARES
 from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer
 from shared.messaging.producer import event_headers
+from shared.mongo import create_client
 from shared.outbox import OUTBOX_SINCE, PAGE, PENDING_FILTER
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app
+from tests.helpers import bearer, eventually, http_server, new_org, running_app
 from tests.integration.metrics.scenario import TopicReader, skip_metrics_history
 from tests.integration.query_plans import plan_stages, uses_an_index
 
@@ -990,3 +998,80 @@ async def test_an_event_naming_someone_the_vault_no_longer_has_counts_for_nobody
     )
     assert [(r["key"], r["shares"], r["reach"]) for r in by_advocate.json()["rows"]] == [("stays", 1, 100)]
     assert (await totals(client, settings, org))["reach"] == 400
+
+
+async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    """A staff member is also an advocate (one `sub`); what they made as staff stays, naming
+    nobody, in their organisation only."""
+    settings, org, other_org = metrics_settings, new_org(), new_org()
+    staff = f"{org}-staff"
+    start = datetime.now(UTC).date()
+    goal = {"name": "g", "metric": "shares", "target": 10, "starts_on": start.isoformat()}
+    goal["ends_on"] = (start + timedelta(days=30)).isoformat()
+
+    async def hook(request: Request) -> Response:
+        return Response(status_code=204)
+
+    receiver = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    made: dict[str, dict[str, str]] = {}  # org -> collection -> id
+    async with http_server(receiver) as base_url:
+        for each in (org, other_org):
+            headers = bearer(settings, org=each, sub=staff, roles=["admin", "advocate"])
+            keyed = {**headers, "Idempotency-Key": f"{staff}-goal"}
+            goal_id = (await client.post("/v1/goals", json=goal, headers=keyed)).json()["goal_id"]
+            key = await client.post("/v1/api-keys", json={"name": "crm"}, headers=headers)
+            endpoint = await client.post(
+                "/v1/webhooks",
+                json={"url": f"{base_url}/hook", "event_types": ["chorus.share.made"]},
+                headers=headers,
+            )
+            endpoint_id = endpoint.json()["id"]
+            now = datetime.now(UTC)
+            replay = await client.post(
+                f"/v1/webhooks/{endpoint_id}/replays",
+                json={"from": (now - timedelta(minutes=1)).isoformat(), "to": now.isoformat()},
+                headers=headers,
+            )
+            assert replay.status_code == 202, replay.text
+            made[each] = {
+                GOALS: goal_id,
+                API_KEYS: key.json()["key_id"],
+                WEBHOOK_ENDPOINTS: endpoint_id,
+                WEBHOOK_REPLAYS: replay.json()["id"],
+            }
+        await producer.publish(
+            Event.create(AdvocateErased(advocate_id=staff, requested_by="dpo"), tenant=org, source="/test")
+        )
+
+        mongo = create_client(settings)
+        db = mongo[settings.database_name("metrics")]
+        person_field = {
+            GOALS: "created_by",
+            API_KEYS: "created_by",
+            WEBHOOK_ENDPOINTS: "created_by",
+            WEBHOOK_REPLAYS: "requested_by",
+        }
+
+        async def stored(each: str) -> dict[str, Any]:
+            found: dict[str, Any] = {}
+            for collection, doc_id in made[each].items():
+                doc = await db[collection].find_one({"_id": doc_id, "org": each})
+                assert doc is not None, (collection, doc_id)
+                found[collection] = doc[person_field[collection]]
+                if collection == GOALS:
+                    found["request_key"] = doc["request_key"]
+            return found
+
+        async def erased() -> bool:
+            return await stored(org) == dict.fromkeys(person_field, "erased") | {"request_key": None}
+
+        try:
+            await eventually(erased, timeout_s=WAIT_S)
+            # The same person's things in another organisation are that organisation's business.
+            assert await stored(other_org) == dict.fromkeys(person_field, staff) | {
+                "request_key": f"{staff}-goal"
+            }
+        finally:
+            await mongo.close()
