@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from services.content.library.store import CONTENT
+from services.content.program.store import SETTINGS
 from services.content.settings import ContentSettings
+from services.content.training.store import COURSES, POLICIES
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.messaging import EventProducer
@@ -163,3 +165,63 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
         "completed_module_ids"
     ] == ["m1"]
     assert (await client.get("/v1/policy", headers=ben)).json()["acknowledged_at"] is not None
+
+
+async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
+    client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
+) -> None:
+    """A staff member is also an advocate (one `sub`): the items they published, the courses
+    they made, the policies they published and the settings they saved stay, naming nobody, in
+    their organisation only."""
+    a, b = Users(settings, new_org()), Users(settings, new_org())
+    made: dict[str, dict[str, str]] = {}  # org -> collection -> id
+    for users in (a, b):
+        staff = users.headers("sam", "admin", "editor", "advocate")
+        item = (await client.post("/v1/content", json=article(), headers=users.editor)).json()
+        assert (await client.post(f"/v1/content/{item['id']}/publish", headers=staff)).status_code == 200
+        course = {"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "x"}]}
+        course_id = (await client.post("/v1/courses", json=course, headers=staff)).json()["id"]
+        policy = {"title": "P", "body": "B"}
+        assert (await client.post("/v1/policy/versions", json=policy, headers=staff)).status_code == 201
+        settings_body = {"required_disclosure": "#ad"}
+        assert (await client.put("/v1/settings", json=settings_body, headers=staff)).status_code == 200
+        made[users.org] = {
+            CONTENT: item["id"],
+            COURSES: course_id,
+            POLICIES: f"{users.org}:1",
+            SETTINGS: users.org,
+        }
+
+    producer = EventProducer(settings, client_id="content-staff-erasure-test")
+    await producer.start()
+    try:
+        erased = AdvocateErased(advocate_id="sam", requested_by="dpo")
+        await producer.publish(Event.create(erased, tenant=a.org, source="/tests"))
+    finally:
+        await producer.stop()
+
+    person_field = {
+        CONTENT: "published_by",
+        COURSES: "created_by",
+        POLICIES: "published_by",
+        SETTINGS: "updated_by",
+    }
+    mongo = create_client(content_settings)
+    db = mongo[content_settings.database_name("content")]
+
+    async def stored(org: str) -> dict[str, str]:
+        found = {}
+        for collection, doc_id in made[org].items():
+            doc = await db[collection].find_one({"_id": doc_id, "org": org})
+            assert doc is not None, (collection, doc_id)
+            found[collection] = doc[person_field[collection]]
+        return found
+
+    async def erased_in_a() -> bool:
+        return await stored(a.org) == dict.fromkeys(person_field, "erased")
+
+    try:
+        await eventually(erased_in_a, timeout_s=30)
+        assert await stored(b.org) == dict.fromkeys(person_field, "sam")
+    finally:
+        await mongo.close()
