@@ -15,24 +15,27 @@ from typing import Any
 import httpx
 import pytest
 
+from services.recognition.badges.store import CONTENT_AUTHORS
 from services.recognition.engagement.domain import Kudos
 from services.recognition.engagement.store import EngagementStore
 from services.recognition.leaderboards.domain import week_key
 from services.recognition.points import domain as points_domain
-from services.recognition.points.store import PointsStore
+from services.recognition.points.store import LEDGER, PointsStore
 from services.recognition.rewards import domain as rewards_domain
 from services.recognition.rewards.store import REDEMPTIONS, RewardStore
+from services.recognition.rules.store import RULES
 from services.recognition.settings import RecognitionSettings
 from shared import idempotency
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
+from shared.events.content import ContentPublished
 from shared.events.personal import is_pseudonym
 from shared.events.recognition import RewardRedeemed
 from shared.events.topics import SHARES
 from shared.ids import id_for_request
 from shared.messaging import EventProducer
 from shared.messaging.producer import event_headers
-from shared.mongo import create_client
+from shared.mongo import create_client, joined_id
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
 from shared.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from shared.webhooks.sealing import SecretBox
@@ -602,3 +605,76 @@ async def test_an_event_naming_someone_the_vault_no_longer_has_scores_for_nobody
     board = body(await client.get("/v1/leaderboard", headers=stays, params={"period": "all"}))
     assert [r["advocate_id"] for r in board["items"]] == ["stays"]
     assert body(await client.get("/v1/me/ledger", headers=as_(settings, org, pseudonym)))["items"] == []
+
+
+async def test_erasing_a_staff_member_leaves_what_they_did_naming_nobody(
+    client: httpx.AsyncClient,
+    producer: EventProducer,
+    settings: ChorusSettings,
+    recognition_settings: RecognitionSettings,
+) -> None:
+    """A staff member is also an advocate (one `sub`): the rules they published, the reversal
+    they asked for and the redemptions they approved or rejected stay, naming nobody, and their
+    own content is nobody's; in their organisation only."""
+    mongo = create_client(recognition_settings)
+    db = mongo[recognition_settings.database_name("recognition")]
+    made: dict[str, dict[str, tuple[str, str]]] = {}  # org -> what -> (collection, id)
+    for org in (new_org(), new_org()):
+        sam = as_(settings, org, "sam", "admin", "advocate")
+        rules = body(await client.get("/v1/rules", headers=sam))["rules"]
+        rules = {**rules, "kudos_weekly_allowance": 50, "points": {**rules["points"], "kudos_received": 50}}
+        body(await client.put("/v1/rules", headers=sam, json={"rules": rules}))
+        await give_points(client, settings, org, "ann", 3)
+        ann = as_(settings, org, "ann")
+        [entry, *_] = body(await client.get("/v1/me/ledger", headers=ann))["items"]
+        reversal = body(
+            await client.post(f"/v1/ledger/{entry['entry_id']}/reversal", headers=sam, json={"reason": "no"})
+        )
+        reward = await add_reward(client, settings, org, cost=10)
+        approved, rejected = [
+            body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=ann))["redemption_id"]
+            for _ in range(2)
+        ]
+        body(await client.post(f"/v1/redemptions/{approved}/approve", headers=sam))
+        body(await client.post(f"/v1/redemptions/{rejected}/reject", headers=sam))
+        await publisher(producer, org).send(
+            ContentPublished(
+                content_id="c1",
+                content_type="article",
+                title="Mine",
+                url="https://example.com/mine",
+                author_advocate_id="sam",
+                published_by="editor",
+            )
+        )
+        made[org] = {
+            "created_by": (RULES, joined_id(org, "1")),
+            "requested_by": (LEDGER, reversal["entry_id"]),
+            "approved_by": (REDEMPTIONS, approved),
+            "rejected_by": (REDEMPTIONS, rejected),
+            "author": (CONTENT_AUTHORS, joined_id(org, "c1")),
+        }
+
+    async def stored(org: str) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        for field, (collection, doc_id) in made[org].items():
+            doc = await db[collection].find_one({"_id": doc_id, "org": org})
+            found[field] = None if doc is None else doc.get(field)
+        return found
+
+    erased_org, other_org = made
+    try:
+        # Their content's authorship is known before the erasure (the two come on two topics).
+        async def authors_known() -> bool:
+            return [(await stored(org))["author"] for org in made] == ["sam", "sam"]
+
+        await eventually(authors_known, timeout_s=90)
+        await publisher(producer, erased_org).send(AdvocateErased(advocate_id="sam", requested_by="dpo"))
+
+        async def erased() -> bool:
+            return await stored(erased_org) == dict.fromkeys(made[erased_org], "erased") | {"author": None}
+
+        await eventually(erased, timeout_s=90)
+        assert await stored(other_org) == dict.fromkeys(made[other_org], "sam")
+    finally:
+        await mongo.close()
