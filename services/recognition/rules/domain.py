@@ -209,6 +209,14 @@ def score(rules: Rules, kind: Kind, *, at: datetime, tags: list[str] | None = No
     return Scoring(kind, rules.base_points(kind), multiplier, tuple(c.id for c in matching))
 
 
+def without_advocate(rules: Rules, advocate_id: str) -> Rules | None:
+    """`rules` with an erased advocate's id gone from the excluded ones; None when it is not there."""
+    if advocate_id not in rules.excluded_advocate_ids:
+        return None
+    kept = [a for a in rules.excluded_advocate_ids if a != advocate_id]
+    return rules.model_copy(update={"excluded_advocate_ids": kept})
+
+
 def is_excluded(rules: Rules, *, advocate_id: str, content_id: str | None = None) -> bool:
     return advocate_id in rules.excluded_advocate_ids or (
         content_id is not None and content_id in rules.excluded_content_ids

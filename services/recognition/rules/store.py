@@ -1,4 +1,5 @@
-"""The rules' versions: one document per (organisation, version), never edited."""
+"""The rules' versions: one document per (organisation, version), never edited but by an
+erasure, which takes the erased person out of them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from services.recognition.rules.domain import Rules, RuleVersion
+from services.recognition.rules.domain import Rules, RuleVersion, without_advocate
 from shared.fields import AS_STORED
 from shared.mongo import Document, IndexSpec, erase_person, joined_id
 from shared.tenancy import Tenants
@@ -59,6 +60,12 @@ class RulesStore:
         return [_version(d) for d in await cursor.to_list()]
 
     async def erase_author(self, org: str, person: str) -> None:
-        """The versions `person` (erased) published name nobody (an organisation publishes few:
-        the org's part of the index narrows this enough)."""
-        await erase_person(self.tenants.of(org, RULES), "created_by", person)
+        """The versions `person` (erased) published name nobody, and none excludes them by name
+        any longer (an organisation publishes few: the org's part of the index narrows this
+        enough). The one edit of a version: the rules it applies to everyone else are unchanged."""
+        rules = self.tenants.of(org, RULES)
+        await erase_person(rules, "created_by", person)
+        async for doc in rules.find({}, {"rules_json": 1}):
+            kept = without_advocate(Rules.model_validate_json(doc["rules_json"], context=AS_STORED), person)
+            if kept is not None:
+                await rules.update_one({"_id": doc["_id"]}, {"$set": {"rules_json": kept.model_dump_json()}})

@@ -614,15 +614,21 @@ async def test_erasing_a_staff_member_leaves_what_they_did_naming_nobody(
     recognition_settings: RecognitionSettings,
 ) -> None:
     """A staff member is also an advocate (one `sub`): the rules they published, the reversal
-    they asked for and the redemptions they approved or rejected stay, naming nobody, and their
-    own content is nobody's; in their organisation only."""
+    they asked for and the redemptions they approved or rejected stay, naming nobody, the rules
+    no longer exclude them by name, and their own content is nobody's; in their organisation
+    only."""
     mongo = create_client(recognition_settings)
     db = mongo[recognition_settings.database_name("recognition")]
     made: dict[str, dict[str, tuple[str, str]]] = {}  # org -> what -> (collection, id)
     for org in (new_org(), new_org()):
         sam = as_(settings, org, "sam", "admin", "advocate")
         rules = body(await client.get("/v1/rules", headers=sam))["rules"]
-        rules = {**rules, "kudos_weekly_allowance": 50, "points": {**rules["points"], "kudos_received": 50}}
+        rules = {
+            **rules,
+            "kudos_weekly_allowance": 50,
+            "points": {**rules["points"], "kudos_received": 50},
+            "excluded_advocate_ids": ["sam", "zed"],
+        }
         body(await client.put("/v1/rules", headers=sam, json={"rules": rules}))
         await give_points(client, settings, org, "ann", 3)
         ann = as_(settings, org, "ann")
@@ -676,5 +682,15 @@ async def test_erasing_a_staff_member_leaves_what_they_did_naming_nobody(
 
         await eventually(erased, timeout_s=90)
         assert await stored(other_org) == dict.fromkeys(made[other_org], "sam")
+
+        async def excluded(org: str) -> list[str]:
+            [version] = await db[RULES].find({"org": org}).to_list()
+            return list(json.loads(version["rules_json"])["excluded_advocate_ids"])
+
+        async def no_longer_excluded() -> bool:
+            return await excluded(erased_org) == ["zed"]
+
+        await eventually(no_longer_excluded, timeout_s=30)
+        assert await excluded(other_org) == ["sam", "zed"]
     finally:
         await mongo.close()

@@ -200,3 +200,14 @@ def test_the_fulfilment_webhook_sends_what_its_document_says() -> None:
     documented = FulfilmentRequest.model_validate(body, strict=True)
     assert set(body) == set(FulfilmentRequest.model_fields)
     assert documented.delivery_id == delivery_id and documented.points == 500
+
+
+def test_an_erased_advocate_leaves_the_excluded_ones_and_nothing_else_changes() -> None:
+    rules = Rules(excluded_advocate_ids=["sam", "zed"], excluded_content_ids=["c1"])
+
+    kept = rules_domain.without_advocate(rules, "sam")
+
+    assert kept is not None
+    assert kept.excluded_advocate_ids == ["zed"]
+    assert kept.model_copy(update={"excluded_advocate_ids": ["sam", "zed"]}) == rules
+    assert rules_domain.without_advocate(rules, "ann") is None
