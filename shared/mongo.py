@@ -211,12 +211,13 @@ async def created_at(coll: TenantCollection, doc_id: str) -> datetime | None:
     return None if doc is None else doc["created_at"]
 
 
-def made_with_key_filter(key: str, now: datetime) -> Document:
+def made_with_key_filter(key: str, now: datetime, *, made_at: str = "created_at") -> Document:
     """The filter of what a create with this Idempotency-Key made within the key's lifetime. A
     create whose id must stay time-ordered (for its list's cursor), and so cannot come from the
-    key (shared/ids.py), keeps the key as `request_key` beside its `created_at` and looks for it
-    first: a retry whose first answer was lost finds it instead of making a second."""
-    return {"request_key": key, "created_at": {"$gte": now - KEY_LIFETIME}}
+    key (shared/ids.py), keeps the key as `request_key` beside its `created_at` (or the field
+    `made_at` names) and looks for it first: a retry whose first answer was lost finds it instead
+    of making a second."""
+    return {"request_key": key, made_at: {"$gte": now - KEY_LIFETIME}}
 
 
 # What a person's id becomes, once they are erased, where the organisation keeps what they did
@@ -225,9 +226,13 @@ def made_with_key_filter(key: str, now: datetime) -> Document:
 ERASED = "erased"
 
 
-async def erase_person(collection: TenantCollection, field: str, person: str) -> None:
-    """The organisation's documents of `collection` whose `field` names `person` name nobody."""
-    await collection.update_many({field: person}, {"$set": {field: ERASED}})
+async def erase_person(
+    collection: TenantCollection, field: str, person: str, *, also_clear: tuple[str, ...] = ()
+) -> None:
+    """The organisation's documents of `collection` whose `field` names `person` name nobody;
+    their fields `also_clear` (text of the person's, such as a create's `request_key`, which may
+    name them) become None."""
+    await collection.update_many({field: person}, {"$set": {field: ERASED, **dict.fromkeys(also_clear)}})
 
 
 def joined_id(*parts: str) -> str:

@@ -21,7 +21,6 @@ from services.content.common import Viewer
 from services.content.library.domain import Audience, ContentFields, ContentItem, Status, SuggestedPost
 from shared.migrations import drop_index
 from shared.mongo import (
-    ERASED,
     Document,
     IndexSpec,
     applied_once_filter,
@@ -265,7 +264,5 @@ class LibraryStore:
             {"$set": {"author_advocate_id": None, "author_erased": True}},
         )
         # The key of the request that made an item is the client's text, which may name them.
-        await items.update_many(
-            {"created_by": advocate_id}, {"$set": {"created_by": ERASED, "request_key": None}}
-        )
+        await erase_person(items, "created_by", advocate_id, also_clear=("request_key",))
         await erase_person(items, "published_by", advocate_id)

@@ -73,7 +73,9 @@ async def publish_policy(
     """Emits chorus.policy.published; acknowledgements of older versions lapse."""
 
     async def create() -> dict[str, Any]:
-        created = await service.publish_policy(principal.org, viewer_of(principal), body.title, body.body)
+        created = await service.publish_policy(
+            principal.org, viewer_of(principal), body.title, body.body, once.key
+        )
         return _policy_out(created).model_dump(mode="json")
 
     return await once(principal.org, f"policy:{principal.sub}", body, create)
@@ -133,7 +135,12 @@ async def create_course(
 
     async def create() -> dict[str, Any]:
         course = await service.create_course(
-            principal.org, viewer_of(principal), body.title, body.description, _modules(body.modules)
+            principal.org,
+            viewer_of(principal),
+            body.title,
+            body.description,
+            _modules(body.modules),
+            once.key,
         )
         return _course_out(course).model_dump(mode="json")
 

@@ -18,6 +18,9 @@ class Policy:
     body: str
     published_by: str
     published_at: datetime
+    # The Idempotency-Key of the request that published it: a retry whose first answer was lost
+    # finds it instead of publishing the next version with the same text. Stored, never answered.
+    request_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,9 @@ class Course:
     created_by: str
     created_at: datetime
     updated_at: datetime
+    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
+    # it instead of making a second course. Stored, never answered.
+    request_key: str | None = None
 
 
 @dataclass(frozen=True)

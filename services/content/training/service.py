@@ -33,10 +33,21 @@ class TrainingService:
 
     # --- the social media policy ---
 
-    async def publish_policy(self, org: str, by: Viewer, title: str, body: str) -> Policy:
+    async def publish_policy(
+        self, org: str, by: Viewer, title: str, body: str, idempotency_key: str | None
+    ) -> Policy:
+        now = self.clock()
+        if idempotency_key is not None:
+            # A retry whose first try published the version but lost its answer (its key taken
+            # over): that version, not the next one with the same text. A version's number is the
+            # next one, so it cannot come from the key. No race: a key is taken over only once its
+            # first request can no longer write (shared/idempotency.py).
+            published = await self.store.policy_made_with_key(org, by.sub, idempotency_key, now)
+            if published is not None:
+                return published
         current = await self.store.current_policy(org)
         version = (current.version if current else 0) + 1
-        policy = Policy(version, title.strip(), body.strip(), by.sub, self.clock())
+        policy = Policy(version, title.strip(), body.strip(), by.sub, now, idempotency_key)
         event = domain.policy_published_event(org, policy.version, policy.title)
         if not await self.store.insert_policy(org, policy, pending_events([event], org=org, subject=org)):
             raise Conflict("another version was published at the same moment; reload and try again")
@@ -74,11 +85,25 @@ class TrainingService:
     # --- courses ---
 
     async def create_course(
-        self, org: str, by: Viewer, title: str, description: str | None, modules: list[Module]
+        self,
+        org: str,
+        by: Viewer,
+        title: str,
+        description: str | None,
+        modules: list[Module],
+        idempotency_key: str | None,
     ) -> Course:
-        domain.validate_modules(modules)
         now = self.clock()
-        course = Course(new_id(), org, title.strip(), description, modules, by.sub, now, now)
+        if idempotency_key is not None:
+            # A retry whose first try made the course but lost its answer (its key taken over):
+            # that course, not a second one. Its id is an ObjectId, time-ordered for the list's
+            # cursor, so it cannot come from the key. No race: a key is taken over only once its
+            # first request can no longer write (shared/idempotency.py).
+            made = await self.store.course_made_with_key(org, by.sub, idempotency_key, now)
+            if made is not None:
+                return made
+        domain.validate_modules(modules)
+        course = Course(new_id(), org, title.strip(), description, modules, by.sub, now, now, idempotency_key)
         await self.store.insert_course(course)
         return course
 

@@ -16,7 +16,7 @@ from services.content.training.domain import Course, Policy, Progress
 from shared import idempotency
 from shared.documents import Documents
 from shared.migrations import drop_index
-from shared.mongo import Document, IndexSpec, erase_person
+from shared.mongo import Document, IndexSpec, erase_person, made_with_key_filter
 from shared.outbox import adopt_serialised_outbox, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -73,6 +73,15 @@ class TrainingStore:
             return False
         return True
 
+    async def policy_made_with_key(
+        self, org: str, published_by: str, key: str, now: datetime
+    ) -> Policy | None:
+        """The version `published_by` published by a request with this Idempotency-Key, in the
+        key's lifetime. (An organisation has few versions: the org's part of the index narrows
+        this enough.)"""
+        keyed = {"published_by": published_by, **made_with_key_filter(key, now, made_at="published_at")}
+        return await POLICY_DOCUMENTS.one(self._tenants.of(org, POLICIES), keyed)
+
     async def list_policies(self, org: str, *, limit: int, below_version: int | None) -> list[Policy]:
         filter_: Document = {} if below_version is None else {"version": {"$lt": below_version}}
         cursor = self._tenants.of(org, POLICIES).find(filter_).sort("version", DESCENDING).limit(limit)
@@ -104,6 +113,13 @@ class TrainingStore:
         await self._tenants.of(course.org, COURSES).insert_one(
             {**COURSE_DOCUMENTS.document(course), "version": 1}
         )
+
+    async def course_made_with_key(self, org: str, created_by: str, key: str, now: datetime) -> Course | None:
+        """The course `created_by` made by a request with this Idempotency-Key, in the key's
+        lifetime. (An organisation has few courses: the org's part of the index narrows this
+        enough.)"""
+        keyed = {"created_by": created_by, **made_with_key_filter(key, now)}
+        return await COURSE_DOCUMENTS.one(self._tenants.of(org, COURSES), keyed)
 
     async def get_course(self, org: str, course_id: str) -> Course | None:
         return await COURSE_DOCUMENTS.one(self._tenants.of(org, COURSES), {"_id": course_id})
@@ -179,5 +195,7 @@ class TrainingStore:
         await idempotency.forget_answers_naming(self._tenants.db, org, advocate_id)
         # The courses and policies they made as staff stay the organisation's, naming nobody (an
         # organisation has few of either: the org's part of their indexes narrows these enough).
-        await erase_person(self._tenants.of(org, COURSES), "created_by", advocate_id)
-        await erase_person(self._tenants.of(org, POLICIES), "published_by", advocate_id)
+        # The key of the request that made one is the client's text, which may name them.
+        courses, policies = self._tenants.of(org, COURSES), self._tenants.of(org, POLICIES)
+        await erase_person(courses, "created_by", advocate_id, also_clear=("request_key",))
+        await erase_person(policies, "published_by", advocate_id, also_clear=("request_key",))

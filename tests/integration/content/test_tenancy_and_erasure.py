@@ -179,10 +179,12 @@ async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
         staff = users.headers("sam", "admin", "editor", "advocate")
         item = (await client.post("/v1/content", json=article(), headers=users.editor)).json()
         assert (await client.post(f"/v1/content/{item['id']}/publish", headers=staff)).status_code == 200
+        # Made with an Idempotency-Key, which they keep for a retry (the client's text: it may name sam).
+        keyed = {**staff, "Idempotency-Key": "sam@example.com-1"}
         course = {"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "x"}]}
-        course_id = (await client.post("/v1/courses", json=course, headers=staff)).json()["id"]
+        course_id = (await client.post("/v1/courses", json=course, headers=keyed)).json()["id"]
         policy = {"title": "P", "body": "B"}
-        assert (await client.post("/v1/policy/versions", json=policy, headers=staff)).status_code == 201
+        assert (await client.post("/v1/policy/versions", json=policy, headers=keyed)).status_code == 201
         settings_body = {"required_disclosure": "#ad"}
         assert (await client.put("/v1/settings", json=settings_body, headers=staff)).status_code == 200
         made[users.org] = {
@@ -220,8 +222,14 @@ async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
     async def erased_in_a() -> bool:
         return await stored(a.org) == dict.fromkeys(person_field, "erased")
 
+    async def request_keys(org: str) -> list[str | None]:
+        kept = [await db[c].find_one({"_id": made[org][c], "org": org}) for c in (COURSES, POLICIES)]
+        return [doc["request_key"] for doc in kept if doc is not None]
+
     try:
         await eventually(erased_in_a, timeout_s=30)
         assert await stored(b.org) == dict.fromkeys(person_field, "sam")
+        assert await request_keys(a.org) == [None, None]
+        assert await request_keys(b.org) == ["sam@example.com-1"] * 2
     finally:
         await mongo.close()

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 
 from services.content.library.store import CONTENT
 from services.content.settings import ContentSettings
+from services.content.training.store import COURSES, POLICIES
 from shared import idempotency
-from shared.mongo import create_client
+from shared.mongo import Document, create_client
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, new_org
 from tests.integration.content.conftest import Users, article
@@ -202,36 +205,93 @@ async def test_an_idempotency_key_replays_the_first_create(
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
+@pytest.fixture(scope="module")
+async def content_db(content_settings: ContentSettings) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The running app's database, to leave what a request whose answer was lost leaves."""
+    mongo = create_client(content_settings)
+    yield mongo[content_settings.database_name("content")]
+    await mongo.close()
+
+
 async def test_a_creates_retry_whose_first_answer_was_lost_finds_the_item_its_first_try_made(
-    client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
+    client: httpx.AsyncClient, settings: ChorusSettings, content_db: AsyncDatabase[Document]
 ) -> None:
     users = Users(settings, new_org())
     drafts = {"status": "draft"}
     headers = {**users.editor, "Idempotency-Key": "create-1"}
     first = await client.post("/v1/content", json=article(), headers=headers)
     assert first.status_code == 201, first.text
-    mongo = create_client(content_settings)
-    db = mongo[content_settings.database_name("content")]
-    try:
-        # The answer lost (MongoDB failed over after the item was written): the retry runs again.
-        await db[idempotency.COLLECTION].delete_many({"org": users.org})
-        again = await client.post("/v1/content", json=article(), headers=headers)
-        assert again.status_code == 201, again.text
-        assert again.json() == first.json()
-        assert ids(await client.get("/v1/content", params=drafts, headers=users.editor)) == [
-            first.json()["id"]
-        ]
+    # The answer lost (MongoDB failed over after the item was written): the retry runs again.
+    await content_db[idempotency.COLLECTION].delete_many({"org": users.org})
+    again = await client.post("/v1/content", json=article(), headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert ids(await client.get("/v1/content", params=drafts, headers=users.editor)) == [first.json()["id"]]
 
-        # A day on, the key's record has expired, and the client uses the key again: a new item.
-        a_day_ago = datetime.now(UTC) - timedelta(hours=25)
-        await db[CONTENT].update_one({"_id": first.json()["id"]}, {"$set": {"created_at": a_day_ago}})
-        await db[idempotency.COLLECTION].delete_many({"org": users.org})
-        later = await client.post("/v1/content", json=article(), headers=headers)
-        assert later.status_code == 201, later.text
-        listed = ids(await client.get("/v1/content", params=drafts, headers=users.editor))
-        assert listed == [later.json()["id"], first.json()["id"]]
-    finally:
-        await mongo.close()
+    # A day on, the key's record has expired, and the client uses the key again: a new item.
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    await content_db[CONTENT].update_one({"_id": first.json()["id"]}, {"$set": {"created_at": a_day_ago}})
+    await content_db[idempotency.COLLECTION].delete_many({"org": users.org})
+    later = await client.post("/v1/content", json=article(), headers=headers)
+    assert later.status_code == 201, later.text
+    listed = ids(await client.get("/v1/content", params=drafts, headers=users.editor))
+    assert listed == [later.json()["id"], first.json()["id"]]
+
+
+COURSE = {"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "Why we share"}]}
+
+
+async def test_a_course_creates_retry_whose_first_answer_was_lost_finds_the_course_its_first_try_made(
+    client: httpx.AsyncClient, settings: ChorusSettings, content_db: AsyncDatabase[Document]
+) -> None:
+    users = Users(settings, new_org())
+    headers = {**users.editor, "Idempotency-Key": "course-1"}
+    first = await client.post("/v1/courses", json=COURSE, headers=headers)
+    assert first.status_code == 201, first.text
+    # The answer lost (MongoDB failed over after the course was written): the retry runs again.
+    await content_db[idempotency.COLLECTION].delete_many({"org": users.org})
+    again = await client.post("/v1/courses", json=COURSE, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert ids(await client.get("/v1/courses", headers=users.editor)) == [first.json()["id"]]
+
+    # A day on, the key's record has expired, and the client uses the key again: a new course.
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    await content_db[COURSES].update_one({"_id": first.json()["id"]}, {"$set": {"created_at": a_day_ago}})
+    await content_db[idempotency.COLLECTION].delete_many({"org": users.org})
+    later = await client.post("/v1/courses", json=COURSE, headers=headers)
+    assert later.status_code == 201, later.text
+    listed = ids(await client.get("/v1/courses", headers=users.editor))
+    assert listed == [later.json()["id"], first.json()["id"]]
+
+
+async def test_a_policy_publishings_retry_whose_first_answer_was_lost_finds_the_version_it_published(
+    client: httpx.AsyncClient, settings: ChorusSettings, content_db: AsyncDatabase[Document]
+) -> None:
+    users = Users(settings, new_org())
+    headers = {**users.admin, "Idempotency-Key": "policy-1"}
+    policy = {"title": "Policy", "body": "Be kind"}
+
+    async def versions() -> list[int]:
+        listed = await client.get("/v1/policy/versions", headers=users.editor)
+        return [p["version"] for p in listed.json()["items"]]
+
+    first = await client.post("/v1/policy/versions", json=policy, headers=headers)
+    assert first.status_code == 201, first.text
+    # The answer lost (MongoDB failed over after the version was written): the retry runs again.
+    await content_db[idempotency.COLLECTION].delete_many({"org": users.org})
+    again = await client.post("/v1/policy/versions", json=policy, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.json() == first.json()
+    assert await versions() == [1]
+
+    # A day on, the key's record has expired, and the client uses the key again: a new version.
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    await content_db[POLICIES].update_one({"_id": f"{users.org}:1"}, {"$set": {"published_at": a_day_ago}})
+    await content_db[idempotency.COLLECTION].delete_many({"org": users.org})
+    later = await client.post("/v1/policy/versions", json=policy, headers=headers)
+    assert later.status_code == 201, later.text
+    assert await versions() == [2, 1]
 
 
 async def test_courses_progress_completion_and_policy_acknowledgement(
