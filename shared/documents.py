@@ -18,9 +18,8 @@ from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
 from pydantic import TypeAdapter
-from pymongo.errors import DuplicateKeyError
 
-from shared.mongo import Document
+from shared.mongo import Document, insert_unless_there
 from shared.tenancy import CrossTenantCollection, Filter, TenantCollection
 
 Entity = TypeVar("Entity")
@@ -82,16 +81,8 @@ class Documents(Generic[Entity]):
     async def insert_once(self, collection: TenantCollection, entity: Entity) -> Entity:
         """Insert `entity`, or answer the one already there with its `_id`: a create whose id comes
         from its Idempotency-Key (shared/ids.py `id_for_request`) meets its first try's."""
-        document = self.document(entity)
-        while True:  # again when the one there went between the insert and the read
-            try:
-                await collection.insert_one(document)
-            except DuplicateKeyError:
-                there = await self.one(collection, {"_id": document["_id"]})
-                if there is not None:
-                    return there
-            else:
-                return entity
+        there = await insert_unless_there(collection, self.document(entity))
+        return entity if there is None else self.entity(there)
 
     def stored_name(self, field: str) -> str:
         """The document key a field is kept under, for queries and updates."""

@@ -281,3 +281,18 @@ async def insert_new(collection: TenantCollection, documents: Sequence[Document]
         refused = {e["index"] for e in exc.details["writeErrors"]}
         return {d["_id"] for i, d in enumerate(documents) if i not in refused}
     return {d["_id"] for d in documents}
+
+
+async def insert_unless_there(collection: TenantCollection, document: Document) -> Document | None:
+    """Insert `document` unless one with its `_id` is there: None when this inserted it, else the
+    one there. A create whose id comes from its Idempotency-Key (shared/ids.py `id_for_request`)
+    meets its first try's."""
+    while True:  # again when the one there went between the insert and the read
+        try:
+            await collection.insert_one(document)
+        except DuplicateKeyError:
+            there = await collection.find_one({"_id": document["_id"]})
+            if there is not None:
+                return there
+        else:
+            return None
