@@ -101,13 +101,20 @@ async def my_goals(principal: Member, service: Service) -> schemas.PersonalGoalP
     responses={201: {"links": links("delete_my_goal", goal_id="$response.body#/goal_id")}},
 )
 async def add_my_goal(
-    body: schemas.PersonalGoalIn, principal: Member, service: Service
+    body: schemas.PersonalGoalIn, principal: Member, service: Service, once: Idempotent
 ) -> schemas.PersonalGoalOut:
     """audience: grow my audience to `target`; posts_this_quarter: publish `target` posts this quarter;
     course: complete `course_id`; top_on_tag: reach rank `target` on `tag`.
     """
     spec = GoalSpec(body.kind, body.target, body.course_id, body.tag)
-    return _goal(*await service.add_goal(principal.org, principal.sub, spec))
+
+    async def create() -> dict[str, Any]:
+        made = await service.add_goal(principal.org, principal.sub, spec, once.key)
+        return _goal(*made).model_dump(mode="json")
+
+    # A personal goal is the advocate's own: a key names one goal among theirs.
+    result = await once(principal.org, f"goals:{principal.sub}", body, create)
+    return schemas.PersonalGoalOut.model_validate(result)
 
 
 @router.delete("/me/goals/{goal_id}", status_code=204, summary="Drop a goal", response_class=Response)

@@ -1,8 +1,11 @@
-"""Engagement: kudos between colleagues, personal goals with progress read from events."""
+"""Engagement: kudos between colleagues, personal goals with progress read from events.
+
+Longer than domain.py: the rules are few; kudos and goals read their facts from points, profiles
+and tag shares, and a create with an Idempotency-Key finds what its first try made.
+"""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -82,9 +85,16 @@ class EngagementService:
 
     # --- personal goals ----------------------------------------------------------------------
 
-    async def add_goal(self, org: str, advocate_id: str, spec: GoalSpec) -> tuple[Goal, GoalProgress]:
-        goal = Goal(f"gol_{uuid.uuid4().hex[:16]}", advocate_id, spec, self.clock())
-        await self.store.insert_goal(org, goal)
+    async def add_goal(
+        self, org: str, advocate_id: str, spec: GoalSpec, idempotency_key: str | None
+    ) -> tuple[Goal, GoalProgress]:
+        """With an Idempotency-Key the goal's id comes from it (it need not be time-ordered: goals
+        are listed by `created_at`), so a retry whose first answer was lost finds that goal."""
+        now = self.clock()
+        goal_id = await id_for_request(
+            "gol_", idempotency_key, (org, advocate_id), partial(self.store.goal_made_at, org), now
+        )
+        goal = await self.store.insert_goal(org, Goal(goal_id, advocate_id, spec, now))
         return goal, await self._progress(org, goal)
 
     async def goals(self, org: str, advocate_id: str) -> list[tuple[Goal, GoalProgress]]:

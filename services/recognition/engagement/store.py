@@ -10,7 +10,16 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.engagement.domain import Goal, GoalKind, GoalSpec, Kudos
 from shared.documents import Documents
-from shared.mongo import Document, IndexSpec, apply_once, created_at, joined_id, pending_index, was_applied
+from shared.mongo import (
+    Document,
+    IndexSpec,
+    apply_once,
+    created_at,
+    insert_unless_there,
+    joined_id,
+    pending_index,
+    was_applied,
+)
 from shared.tenancy import Tenants
 
 KUDOS = "kudos"
@@ -95,19 +104,24 @@ class EngagementStore:
 
     # --- goals ---------------------------------------------------------------------------------
 
-    async def insert_goal(self, org: str, goal: Goal) -> None:
+    async def insert_goal(self, org: str, goal: Goal) -> Goal:
+        """Write the goal, or answer the one there with its id (a retry of the same request)."""
         # By hand, as `_goal` reads it: the spec flattened.
-        await self.tenants.of(org, GOALS).insert_one(
-            {
-                "_id": goal.id,
-                "advocate_id": goal.advocate_id,
-                "kind": str(goal.spec.kind),
-                "target": goal.spec.target,
-                "course_id": goal.spec.course_id,
-                "tag": goal.spec.tag,
-                "created_at": goal.created_at,
-            }
-        )
+        document = {
+            "_id": goal.id,
+            "advocate_id": goal.advocate_id,
+            "kind": str(goal.spec.kind),
+            "target": goal.spec.target,
+            "course_id": goal.spec.course_id,
+            "tag": goal.spec.tag,
+            "created_at": goal.created_at,
+        }
+        there = await insert_unless_there(self.tenants.of(org, GOALS), document)
+        return goal if there is None else _goal(there)
+
+    async def goal_made_at(self, org: str, goal_id: str) -> datetime | None:
+        """When the goal with this id was set; None if there is none."""
+        return await created_at(self.tenants.of(org, GOALS), goal_id)
 
     async def goals_of(self, org: str, advocate_id: str) -> list[Goal]:
         cursor = self.tenants.of(org, GOALS).find({"advocate_id": advocate_id}).sort("created_at", ASCENDING)

@@ -17,7 +17,7 @@ import pytest
 
 from services.recognition.badges.store import CONTENT_AUTHORS
 from services.recognition.engagement.domain import Kudos
-from services.recognition.engagement.store import EngagementStore
+from services.recognition.engagement.store import GOALS, EngagementStore
 from services.recognition.leaderboards.domain import week_key
 from services.recognition.points import domain as points_domain
 from services.recognition.points.store import LEDGER, PointsStore
@@ -530,6 +530,50 @@ async def test_kudos_their_request_left_unscored_are_scored_once_by_the_relay_or
     ledger = body(await client.get("/v1/me/ledger", headers=receiver))["items"]
     assert sorted(e["points"] for e in ledger) == [5, 5, 5]  # each kudos scored once
     assert len(body(await client.get("/v1/me/kudos", headers=receiver))["items"]) == 3
+
+
+GOAL = {"kind": "audience", "target": 10}
+
+
+async def my_goal_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    return [goal["goal_id"] for goal in body(await client.get("/v1/me/goals", headers=headers))["items"]]
+
+
+async def test_an_idempotency_key_replays_a_personal_goals_first_create(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    me = as_(settings, new_org(), "a")
+    keyed = {**me, "Idempotency-Key": "goal-1"}
+    first = await client.post("/v1/me/goals", headers=keyed, json=GOAL)
+    again = await client.post("/v1/me/goals", headers=keyed, json=GOAL)
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert await my_goal_ids(client, me) == [first.json()["goal_id"]]
+    other = await client.post("/v1/me/goals", headers=keyed, json={**GOAL, "target": 20})
+    assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_a_personal_goals_retry_whose_first_answer_was_lost_finds_the_goal_its_first_try_made(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores
+) -> None:
+    org = new_org()
+    me = as_(settings, org, "a")
+    keyed = {**me, "Idempotency-Key": "goal-1"}
+    db = stores.engagement.tenants.db
+    first = body(await client.post("/v1/me/goals", headers=keyed, json=GOAL))
+    # The answer lost (MongoDB failed over after the goal was written): the retry runs again.
+    await db[idempotency.COLLECTION].delete_many({"org": org})
+    again = await client.post("/v1/me/goals", headers=keyed, json=GOAL)
+    assert again.status_code == 201, again.text
+    assert again.json() == first
+    assert await my_goal_ids(client, me) == [first["goal_id"]]
+
+    # A day on, the key's record has expired, and the client uses the key again: a new goal.
+    a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+    await db[GOALS].update_one({"_id": first["goal_id"]}, {"$set": {"created_at": a_day_ago}})
+    await db[idempotency.COLLECTION].delete_many({"org": org})
+    later = body(await client.post("/v1/me/goals", headers=keyed, json=GOAL))
+    assert await my_goal_ids(client, me) == [first["goal_id"], later["goal_id"]]
 
 
 async def test_an_erased_advocate_leaves_the_boards_and_loses_personal_data(
