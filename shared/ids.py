@@ -6,6 +6,9 @@ import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
+
+Made = TypeVar("Made")
 
 # How long an Idempotency-Key names one request; reused later, it names a new one.
 KEY_LIFETIME = timedelta(hours=24)
@@ -33,3 +36,14 @@ async def id_for_request(
         if made is None or made >= now - KEY_LIFETIME:
             return candidate
         chain = (candidate,)
+
+
+async def made_before(key: str | None, made_with_key: Callable[[str], Awaitable[Made | None]]) -> Made | None:
+    """What a create with this Idempotency-Key made on its first try, whose answer was lost (the
+    process stopped, or MongoDB failed over, between the create's write and its stored answer:
+    the key was taken over and the retry runs the create again); None without a key or when
+    nothing was made. For a create whose id cannot come from the key (it must stay time-ordered
+    for its list's cursor, or it is the next number): what it makes keeps the key
+    (`request_key`) and `made_with_key` finds it (`shared.mongo.made_with_key_filter`). No race:
+    a key is taken over only once its first request can no longer write (shared/idempotency.py)."""
+    return None if key is None else await made_with_key(key)

@@ -92,8 +92,7 @@ class ContentItem:
     archive_reason: str | None = None
     # How often advocates shared it: counted from chorus.share.made, never written by an edit.
     share_count: int = 0
-    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
-    # it instead of making a second item.
+    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
     request_key: str | None = None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from services.content.audience.service import AudienceService
@@ -17,6 +18,7 @@ from services.content.library.store import ContentQuery, LibraryStore
 from services.content.program.service import ProgramService
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, Forbidden, NotFound
+from shared.ids import made_before
 from shared.names import Name
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
@@ -47,14 +49,9 @@ class LibraryService:
         self, org: str, by: Viewer, fields: ContentFields, idempotency_key: str | None
     ) -> ContentItem:
         now = self.clock()
-        if idempotency_key is not None:
-            # A retry whose first try made the item but lost its answer (its key taken over): that
-            # item, not a second one. Its id is an ObjectId, time-ordered for the library's cursor,
-            # so it cannot come from the key. No race: a key is taken over only once its first
-            # request can no longer write (shared/idempotency.py).
-            made = await self.store.made_with_key(org, by.sub, idempotency_key, now)
-            if made is not None:
-                return made
+        made = await made_before(idempotency_key, partial(self.store.made_with_key, org, by.sub, now=now))
+        if made is not None:
+            return made
         settings = await self.program.get_settings(org)
         item, events = domain.create_item(
             item_id=new_id(),

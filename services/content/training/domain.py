@@ -18,8 +18,7 @@ class Policy:
     body: str
     published_by: str
     published_at: datetime
-    # The Idempotency-Key of the request that published it: a retry whose first answer was lost
-    # finds it instead of publishing the next version with the same text. Stored, never answered.
+    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
     request_key: str | None = None
 
 
@@ -42,8 +41,7 @@ class Course:
     created_by: str
     created_at: datetime
     updated_at: datetime
-    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
-    # it instead of making a second course. Stored, never answered.
+    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
     request_key: str | None = None
 
 

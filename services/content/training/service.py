@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from services.content.common import Viewer, new_id, pending_events
 from services.content.training import domain
@@ -15,6 +16,7 @@ from services.content.training.domain import Course, Module, Policy, Progress
 from services.content.training.store import TrainingStore
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, found
+from shared.ids import made_before
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
 
@@ -37,14 +39,11 @@ class TrainingService:
         self, org: str, by: Viewer, title: str, body: str, idempotency_key: str | None
     ) -> Policy:
         now = self.clock()
-        if idempotency_key is not None:
-            # A retry whose first try published the version but lost its answer (its key taken
-            # over): that version, not the next one with the same text. A version's number is the
-            # next one, so it cannot come from the key. No race: a key is taken over only once its
-            # first request can no longer write (shared/idempotency.py).
-            published = await self.store.policy_made_with_key(org, by.sub, idempotency_key, now)
-            if published is not None:
-                return published
+        made = await made_before(
+            idempotency_key, partial(self.store.policy_made_with_key, org, by.sub, now=now)
+        )
+        if made is not None:
+            return made
         current = await self.store.current_policy(org)
         version = (current.version if current else 0) + 1
         policy = Policy(version, title.strip(), body.strip(), by.sub, now, idempotency_key)
@@ -94,14 +93,11 @@ class TrainingService:
         idempotency_key: str | None,
     ) -> Course:
         now = self.clock()
-        if idempotency_key is not None:
-            # A retry whose first try made the course but lost its answer (its key taken over):
-            # that course, not a second one. Its id is an ObjectId, time-ordered for the list's
-            # cursor, so it cannot come from the key. No race: a key is taken over only once its
-            # first request can no longer write (shared/idempotency.py).
-            made = await self.store.course_made_with_key(org, by.sub, idempotency_key, now)
-            if made is not None:
-                return made
+        made = await made_before(
+            idempotency_key, partial(self.store.course_made_with_key, org, by.sub, now=now)
+        )
+        if made is not None:
+            return made
         domain.validate_modules(modules)
         course = Course(new_id(), org, title.strip(), description, modules, by.sub, now, now, idempotency_key)
         await self.store.insert_course(course)

@@ -32,8 +32,7 @@ class Goal:
     question_id: str | None
     created_at: datetime
     created_by: str
-    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
-    # it instead of making a second goal. Stored, never answered.
+    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
     request_key: str | None = None
 
 

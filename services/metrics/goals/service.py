@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from services.metrics.analytics.service import AnalyticsService
 from services.metrics.goals import domain
@@ -15,6 +16,7 @@ from services.metrics.surveys.service import SurveyService
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import NotFound, found
+from shared.ids import made_before
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,9 @@ class GoalService:
 
     async def create(self, principal: Principal, body: GoalIn, idempotency_key: str | None) -> GoalReport:
         now = self.clock()
-        if idempotency_key is not None:
-            # A retry whose first try made the goal but lost its answer (its key taken over): that
-            # goal, not a second one. Its id is time-ordered for the list's cursor, so it cannot
-            # come from the key. No race: a key is taken over only once its first request can no
-            # longer write (shared/idempotency.py).
-            made = await self.store.made_with_key(principal.org, idempotency_key, now)
-            if made is not None:
-                return await self._report(made)
+        made = await made_before(idempotency_key, partial(self.store.made_with_key, principal.org, now=now))
+        if made is not None:
+            return await self._report(made)
         starts_on, ends_on = domain.period(
             await self.analytics.today(principal.org), body.horizon_months, body.starts_on, body.ends_on
         )

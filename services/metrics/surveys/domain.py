@@ -25,8 +25,7 @@ class Survey:
     title: str
     questions: list[dict[str, str]]  # {id, text, type}; type: nps (0-10), rating (1-5) or text
     created_at: datetime
-    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
-    # it instead of making a second survey. Stored, never answered.
+    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
     request_key: str | None = None
 
 

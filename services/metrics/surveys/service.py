@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from services.metrics.paging import new_id
@@ -13,6 +14,7 @@ from services.metrics.surveys.store import SurveyStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import Conflict, found
+from shared.ids import made_before
 
 
 @dataclass(eq=False)
@@ -24,14 +26,9 @@ class SurveyService:
 
     async def create(self, principal: Principal, body: SurveyIn, idempotency_key: str | None) -> Survey:
         now = self.clock()
-        if idempotency_key is not None:
-            # A retry whose first try made the survey but lost its answer (its key taken over):
-            # that survey, not a second one. Its id is time-ordered for the list's cursor, so it
-            # cannot come from the key. No race: a key is taken over only once its first request
-            # can no longer write (shared/idempotency.py).
-            made = await self.store.made_with_key(principal.org, idempotency_key, now)
-            if made is not None:
-                return made
+        made = await made_before(idempotency_key, partial(self.store.made_with_key, principal.org, now=now))
+        if made is not None:
+            return made
         domain.check_questions(body.kind, [q.id for q in body.questions], [q.type for q in body.questions])
         questions = [q.model_dump() for q in body.questions]
         survey = Survey(new_id(), principal.org, body.kind, body.title, questions, now, idempotency_key)

@@ -41,8 +41,7 @@ class Share:
     department: str | None = None
     tags: tuple[str, ...] = ()
     content_type: str | None = None  # at share time; shares made before it was kept lack it
-    # The Idempotency-Key of the request that made it: a retry whose first answer was lost finds
-    # it instead of making a second share.
+    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
     request_key: str | None = None
 
 

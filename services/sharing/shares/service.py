@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from services.sharing.advocates.domain import AdvocateView
@@ -18,6 +19,7 @@ from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import Forbidden, InvalidInput, found
 from shared.events import Event
+from shared.ids import made_before
 from shared.messaging.tracing import inject_current
 from shared.mongo import is_duplicate_key
 from shared.outbox import Outbox, pending
@@ -47,13 +49,11 @@ class SharesService:
     ) -> Share:
         org = principal.org
         now = self.clock()
-        if idempotency_key is not None:
-            # A retry whose first try made the share but lost its answer (its key taken over):
-            # that share, not a second one. No race: a key is taken over only once its first
-            # request can no longer write (shared/idempotency.py).
-            made = await self.store.made_with_key(org, principal.sub, idempotency_key, now)
-            if made is not None:
-                return made
+        made = await made_before(
+            idempotency_key, partial(self.store.made_with_key, org, principal.sub, now=now)
+        )
+        if made is not None:
+            return made
         goes_out = domain.goes_out_at(scheduled_at, now, self.settings.max_schedule_days)
         advocate, training = await self.advocates.sharing_view(org, principal.sub)
         if advocate is None:
