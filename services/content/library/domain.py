@@ -92,8 +92,7 @@ class ContentItem:
     archive_reason: str | None = None
     # How often advocates shared it: counted from chorus.share.made, never written by an edit.
     share_count: int = 0
-    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
-    request_key: str | None = None
+    request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
 
 
 def normalise_fields(fields: ContentFields) -> ContentFields:

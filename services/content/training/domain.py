@@ -18,8 +18,7 @@ class Policy:
     body: str
     published_by: str
     published_at: datetime
-    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
-    request_key: str | None = None
+    request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,7 @@ class Course:
     created_by: str
     created_at: datetime
     updated_at: datetime
-    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
-    request_key: str | None = None
+    request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,7 @@ class Goal:
     question_id: str | None
     created_at: datetime
     created_by: str
-    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
-    request_key: str | None = None
+    request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,7 @@ class Survey:
     title: str
     questions: list[dict[str, str]]  # {id, text, type}; type: nps (0-10), rating (1-5) or text
     created_at: datetime
-    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
-    request_key: str | None = None
+    request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,7 @@ class Share:
     department: str | None = None
     tags: tuple[str, ...] = ()
     content_type: str | None = None  # at share time; shares made before it was kept lack it
-    # Its create's Idempotency-Key, for a retry to find it (shared.ids.made_before).
-    request_key: str | None = None
+    request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
 
 
 # --- Governance ------------------------------------------------------------------------------
