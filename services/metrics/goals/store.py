@@ -12,7 +12,7 @@ from services.metrics.goals.domain import Goal, Snapshot
 from services.metrics.paging import page_by_id
 from shared.documents import Documents
 from shared.migrations import Migration, drop_index
-from shared.mongo import ERASED, Document, IndexSpec, made_with_key_filter
+from shared.mongo import Document, IndexSpec, erase_person, made_with_key_filter
 from shared.tenancy import Tenants
 
 GOALS = "goals"
@@ -71,9 +71,7 @@ class GoalStore:
         """The goals `person` (erased) set stay the organisation's, naming nobody; so does the key
         of the request that made one (the client's text: it may name them). An organisation has
         few goals: the org's part of the index narrows this enough."""
-        await self.tenants.of(org, GOALS).update_many(
-            {"created_by": person}, {"$set": {"created_by": ERASED, "request_key": None}}
-        )
+        await erase_person(self.tenants.of(org, GOALS), "created_by", person, also_clear=("request_key",))
 
     async def all_goals(self) -> list[Goal]:
         goals = self.tenants.across(GOALS, why="the daily snapshot of every organisation's goals")
