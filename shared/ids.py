@@ -13,6 +13,11 @@ Made = TypeVar("Made")
 # How long an Idempotency-Key names one request; reused later, it names a new one.
 KEY_LIFETIME = timedelta(hours=24)
 
+# What a person's id becomes once they are erased, where the organisation keeps what they did
+# (content they published, a goal they set, a redemption they approved, a click a conversion
+# credits): the record stays and names nobody.
+ERASED = "erased"
+
 
 async def id_for_request(
     prefix: str,

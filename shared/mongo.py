@@ -34,7 +34,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.ids import KEY_LIFETIME
+from shared.ids import ERASED, KEY_LIFETIME
 from shared.settings import ChorusSettings
 from shared.tenancy import Cursor, TenancyGuard, TenantCollection
 
@@ -218,12 +218,6 @@ def made_with_key_filter(key: str, now: datetime, *, made_at: str = "created_at"
     `made_at` names) and looks for it first: a retry whose first answer was lost finds it instead
     of making a second."""
     return {"request_key": key, made_at: {"$gte": now - KEY_LIFETIME}}
-
-
-# What a person's id becomes, once they are erased, where the organisation keeps what they did
-# (content they published, a goal they set, a redemption they approved): the record stays and
-# names nobody.
-ERASED = "erased"
 
 
 async def erase_person(

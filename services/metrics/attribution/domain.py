@@ -29,6 +29,7 @@ from shared.events.conversions import (
     SaleRecorded,
     SaleRefunded,
 )
+from shared.ids import ERASED
 
 SOURCE = "/chorus/metrics"
 # The content type a job application's click must lead to (content's ContentType).
@@ -352,10 +353,6 @@ def claim_id(org: str, kind: str, customer_id: str, order_id: str | None = None)
     """What a conversion counts once per: its organisation, type and customer (a sale: and order)."""
     claim = f"{org}|{kind}|{customer_id}"
     return claim if order_id is None else f"{claim}|{order_id}"
-
-
-# What an erased advocate's id becomes where a conversion keeps it (the click index does the same).
-ERASED = "erased"
 
 
 def answer_without(response: dict[str, Any], advocate_id: str) -> dict[str, Any]:

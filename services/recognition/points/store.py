@@ -22,9 +22,9 @@ from pymongo.errors import DuplicateKeyError
 from services.recognition.points.domain import Account, AccountChange, LedgerEntry, ShareSeen
 from services.recognition.rules.domain import Kind
 from shared.documents import Documents
+from shared.ids import ERASED
 from shared.migrations import drop_index
 from shared.mongo import (
-    ERASED,
     Document,
     IndexSpec,
     applied_once_filter,
