@@ -3,13 +3,15 @@ starting a client."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError, UnknownMemberIdError
 
 from shared.events.topics import topic_configs
 
@@ -59,7 +61,7 @@ def partitions_of(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPa
     return tps
 
 
-async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None:
+async def skip_history(bootstrap: str, group_id: str, topics: list[str], wait_s: float = 60) -> None:
     """Commit the current end of `topics` for a consumer group that has no commit there yet.
 
     A new group starts at the earliest offset (as a service must, to build its projections), so
@@ -67,6 +69,10 @@ async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None
     benchmarks that start a service on such a broker skip that history (rebuild and replay tests
     still read from offset 0). The catalog's topics are created first: on a fresh broker no
     service has yet.
+
+    The commit is made from outside the group, which the broker refuses while the group has
+    members. A member of a service that just stopped can be left there (a join cut short by its
+    stop) until its session expires, so the commit is tried again for `wait_s` before failing.
     """
     await ensure_topics(bootstrap)
     probe = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
@@ -80,8 +86,17 @@ async def skip_history(bootstrap: str, group_id: str, topics: list[str]) -> None
     try:
         group.assign(tps)
         end = await group.end_offsets(tps)
-        missing = {tp: end[tp] for tp in tps if await group.committed(tp) is None}
-        if missing:
-            await group.commit(missing)
+        deadline = time.monotonic() + wait_s
+        while True:
+            missing = {tp: end[tp] for tp in tps if await group.committed(tp) is None}
+            if not missing:
+                return
+            try:
+                await group.commit(missing)
+                return
+            except (CommitFailedError, UnknownMemberIdError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
     finally:
         await group.stop()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, UnknownMemberIdError
 from pymongo.errors import AutoReconnect
 
 from shared.events import Event, decode
@@ -242,6 +243,38 @@ async def test_a_handler_waits_out_a_database_outage_however_many_attempts_it_ta
             assert found.value == b"{not json"
     finally:
         await runner.stop()
+
+
+async def test_skipping_history_waits_for_a_member_still_in_the_group_to_go(settings: ChorusSettings) -> None:
+    # The broker takes no commit from outside a group that has members. A service stopped a
+    # moment ago can leave one behind until its session expires; the next start must not fail.
+    group = f"{settings.consumer_group_prefix}.skip-{new_org()}"
+    await ensure_topics(settings.kafka_bootstrap)
+    member = AIOKafkaConsumer(
+        TRAINING.name, bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await member.start()
+    try:
+        await eventually(lambda: member.assignment())  # joined: the group has a member now
+        tps = sorted(member.assignment())
+        end = await member.end_offsets(tps)
+        with pytest.raises((CommitFailedError, UnknownMemberIdError)):
+            await skip_history(settings.kafka_bootstrap, group, [TRAINING.name], wait_s=0)
+        member_goes = asyncio.get_running_loop().call_later(3, lambda: asyncio.ensure_future(member.stop()))
+        try:
+            await skip_history(settings.kafka_bootstrap, group, [TRAINING.name])
+        finally:
+            member_goes.cancel()
+    finally:
+        await member.stop()
+    check = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await check.start()
+    try:
+        assert {tp: await check.committed(tp) for tp in tps} == end
+    finally:
+        await check.stop()
 
 
 async def test_a_consumer_stopped_during_an_outage_leaves_its_poll_to_be_redelivered(

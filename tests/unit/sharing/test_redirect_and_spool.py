@@ -256,20 +256,22 @@ async def test_the_backlog_gauge_counts_clicks_committed_and_not_yet_acknowledge
     settings = SharingSettings(telemetry_enabled=False, otlp_endpoint=None)
     spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
     relay = ClickRelay(settings, spool, flush_interval_s=60, batch=10)
+    before = backlog_gauge()  # relays an earlier test failed to stop, if any
+    others = sum(before)
     await relay.start(flush=False, drain=False)  # no loops: this test drives each step
-    assert backlog_gauge() == []  # nothing counted yet: no value rather than a made-up zero
+    assert backlog_gauge() == before  # nothing counted yet: no value rather than a made-up zero
     for i in range(4):
         spool.append({"id": f"k{i}"})
     assert await relay.measure_backlog() == 0  # buffered in memory is not in the file yet
     await spool.flush()
     assert await relay.measure_backlog() == 4
-    assert backlog_gauge() == [4]
+    assert backlog_gauge() == [others + 4]
     rows = await spool.read(10)
     await spool.delete([seq for seq, _ in rows[:3]])  # what Kafka acknowledged
     await relay.measure_backlog()
-    assert backlog_gauge() == [1]
+    assert backlog_gauge() == [others + 1]
     await relay.stop()
-    assert backlog_gauge() == []  # a stopped relay reports nothing
+    assert backlog_gauge() == before  # a stopped relay reports nothing
 
 
 async def test_the_buffered_gauge_counts_clicks_taken_and_not_yet_in_the_file(tmp_path: Path) -> None:
@@ -297,13 +299,14 @@ async def test_a_flushing_relay_keeps_the_backlog_gauge_current(
     settings = SharingSettings(telemetry_enabled=False, otlp_endpoint=None)
     spool = ClickSpool(str(tmp_path / "spool.sqlite3"))
     relay = ClickRelay(settings, spool, flush_interval_s=0.01, batch=10)
+    others = sum(backlog_gauge())  # relays an earlier test failed to stop, if any
     # Flush only, as the service does when a relay process drains: nothing leaves the file.
     await relay.start(flush=True, drain=False)
     for i in range(3):
         spool.append({"id": f"k{i}"})
     for _ in range(500):
-        if backlog_gauge() == [3]:
+        if backlog_gauge() == [others + 3]:
             break
         await asyncio.sleep(0.01)
-    assert backlog_gauge() == [3]
+    assert backlog_gauge() == [others + 3]
     await relay.stop()
