@@ -127,17 +127,24 @@ async def fuzz_services(
     its files in a directory of `workdir`, `parallel` at a time, each given as it ends."""
     org = f"fuzz-{uuid.uuid4().hex[:10]}"
     token = issue_dev_token(settings, org=org, sub="fuzz-admin", roles=["admin"])
+    # Each caller with the phases it needs. An admin may call every operation, so the admin's
+    # runs explore the inputs (the coverage phase's boundary cases above all: most of a run's
+    # time). The others are about what the caller may do, which no input changes: the advocate
+    # gets the same validation, and a token that does not verify a 401 whatever the request.
     callers = {
-        "admin": token,
-        "advocate": issue_dev_token(settings, org=org, sub="fuzz-advocate", roles=["advocate"]),
+        "admin": (token, ()),
+        "advocate": (
+            issue_dev_token(settings, org=org, sub="fuzz-advocate", roles=["advocate"]),
+            ("--phases", "examples,fuzzing,stateful"),
+        ),
         # Signed with another secret: every operation that authenticates must answer 401.
-        "invalid token": token[: token.rfind(".") + 1] + "A" * 43,
+        "invalid token": (token[: token.rfind(".") + 1] + "A" * 43, ("--phases", "fuzzing")),
     }
     key = await scim_key(urls, token)
     # Caller by caller, so that runs side by side are mostly of different services.
     runs: list[tuple[str, str, str, tuple[str, ...]]] = [
-        (service, caller, bearer, ())
-        for caller, bearer in callers.items()
+        (service, caller, bearer, phases)
+        for caller, (bearer, phases) in callers.items()
         for service in urls
         if (service, caller) != ("sharing", "admin")
     ]

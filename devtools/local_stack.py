@@ -57,6 +57,10 @@ STOP_GRACE = 15.0  # seconds between SIGTERM and SIGKILL
 LOG_TAIL_LINES = 20
 # Written into a state directory we created; reset() deletes only directories that carry it.
 STATE_MARKER = ".chorus-devstack"
+# How often the local store deletes what its TTL indexes have expired. MongoDB's TTL monitor
+# passes every 60 s; nothing in Chorus depends on when a pass comes, and a short one lets the
+# tests of expiry wait seconds instead of a minute.
+TTL_PASS_S = 5
 
 
 class StackError(Exception):
@@ -999,11 +1003,12 @@ def _secantusdb_command(config: StackConfig, installed: Installed) -> Launch:
     home = config.part_dir("secantusdb")
     data = home / "data"
     data.mkdir(parents=True, exist_ok=True)
-    # An explicit, empty config file: otherwise a secantusd.toml in the user's home or /etc
-    # would be picked up and could change the local stack. The flags say everything.
+    # An explicit config file: otherwise a secantusd.toml in the user's home or /etc would be
+    # picked up and could change the local stack. It holds only what has no flag.
     settings = home / "secantusd.toml"
     settings.write_text(
-        "# Chorus local stack: every setting is a command-line flag (devtools/local_stack.py).\n"
+        "# Chorus local stack: the other settings are command-line flags (devtools/local_stack.py).\n"
+        f"[storage]\nttl_sweep_seconds = {TTL_PASS_S}\n"
     )
     argv = [
         str(installed.secantusdb_bin),

@@ -9,8 +9,8 @@ reproduces it.
 The callers belong to organisations of this test's own (the services keep every organisation
 apart), so what the fuzzer creates is invisible to the tests that run after it. Schemathesis
 works in a temporary directory (its caches and reports land there). Bounded: a few cases per
-operation and phase (MAX_EXAMPLES), one worker each, two runs at a time, about three minutes on
-a 2-core machine.
+operation and phase (MAX_EXAMPLES), every phase for the admin only (devtools/fuzz.py says why),
+one worker each, two runs at a time, about three minutes on a 2-core machine.
 """
 
 from __future__ import annotations

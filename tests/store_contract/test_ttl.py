@@ -1,8 +1,9 @@
 """TTL indexes expire documents: what replaces the sweepers (idempotency keys kept 24 hours).
 
 The server removes expired documents in the background: MongoDB's TTL monitor runs every 60 s
-(`ttlMonitorSleepSecs`), and so does SecantusDB's sweeper (`ttl_sweep_seconds`, 60 by
-default). So this test waits for one pass, about a minute: the only slow test of the contract.
+(`ttlMonitorSleepSecs`), SecantusDB's sweeper every `ttl_sweep_seconds` (60 by default, 5 in the
+local stack: devtools.local_stack.TTL_PASS_S). So this test waits for one pass: seconds on the
+local stack, about a minute on MongoDB.
 """
 
 from __future__ import annotations

@@ -21,8 +21,9 @@ from shared.settings import ChorusSettings
 
 pytestmark = pytest.mark.integration
 
-# MongoDB's TTL monitor runs every 60 s (ttlMonitorSleepSecs), and so does SecantusDB's
-# (ttl_sweep_seconds): an expired record is gone within a minute of the next pass.
+# MongoDB's TTL monitor runs every 60 s (ttlMonitorSleepSecs), the local store's every few
+# seconds (devtools.local_stack.TTL_PASS_S): an expired record is gone by the next pass. The
+# wait allows MongoDB's, for a run against an external stack.
 TTL_PASS_S = 60
 TTL_INDEX = "created_at_1"
 # When a running key counts as abandoned, by the default settings' request deadline.
