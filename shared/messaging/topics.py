@@ -71,8 +71,8 @@ async def skip_history(bootstrap: str, group_id: str, topics: list[str], wait_s:
     service has yet.
 
     The commit is made from outside the group, which the broker refuses while the group has
-    members. A member of a service that just stopped can be left there (a join cut short by its
-    stop) until its session expires, so the commit is tried again for `wait_s` before failing.
+    members. A loaded test run once found the previous test's service still a member there (it
+    stays until its session expires), so the commit is tried again for `wait_s` before failing.
     """
     await ensure_topics(bootstrap)
     probe = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
