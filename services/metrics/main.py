@@ -22,7 +22,7 @@ from services.metrics.modules import MetricsModules
 from services.metrics.org_settings import api as org_settings_api
 from services.metrics.org_settings import store as org_settings_store
 from services.metrics.org_settings.store import INDEXES as ORG_SETTINGS_INDEXES
-from services.metrics.projections.store import ERASED as ERASED_ADVOCATES
+from services.metrics.projections.store import ERASED_ADVOCATES
 from services.metrics.projections.store import INDEXES as PROJECTION_INDEXES
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import api as surveys_api

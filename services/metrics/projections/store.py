@@ -35,6 +35,7 @@ from services.metrics.projections.domain import (
     stats_part,
 )
 from shared.documents import Documents
+from shared.ids import ERASED
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, insert_new
 from shared.tenancy import CrossTenantCollection, Tenants
 from shared.ttl_cache import TtlCache
@@ -44,7 +45,7 @@ STATS_PREFIX = "stats_g"
 FIRST_GENERATION = f"{STATS_PREFIX}0"
 CLICK_INDEX = "click_index"
 ADVOCATES = "advocates"
-ERASED = "erased_advocates"
+ERASED_ADVOCATES = "erased_advocates"
 UPDATE_ATTEMPTS = 8
 # How long a projector may keep using the active generation it read (a rebuild waits twice that).
 STATS_CACHE_S = 1.0
@@ -76,7 +77,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CLICK_INDEX, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(ADVOCATES, [("org", ASCENDING), ("enrolled", ASCENDING)]),
     # An erased advocate's id is kept only while events can still name them (see mark_erased).
-    IndexSpec(ERASED, [("forget_at", ASCENDING)], options={"expireAfterSeconds": 0}),
+    IndexSpec(ERASED_ADVOCATES, [("forget_at", ASCENDING)], options={"expireAfterSeconds": 0}),
 ]
 
 
@@ -238,19 +239,21 @@ class ProjectionStore:
             return set()
         ids = [_advocate_id(org, advocate) for org, advocate in pairs]
         # One lookup per poll, whose events span organisations; each id names its organisation.
-        erased = self.tenants.across(ERASED, why="a poll's advocates, by ids that name their organisation")
+        erased = self.tenants.across(
+            ERASED_ADVOCATES, why="a poll's advocates, by ids that name their organisation"
+        )
         found = erased.find({"_id": {"$in": ids}}, {"org": 1, "advocate_id": 1})
         return {(d["org"], d["advocate_id"]) async for d in found}
 
     async def all_erased(self) -> list[tuple[str, str]]:
-        erased = self.tenants.across(ERASED, why="a rebuild forgets every erased advocate again")
+        erased = self.tenants.across(ERASED_ADVOCATES, why="a rebuild forgets every erased advocate again")
         return [(d["org"], d["advocate_id"]) async for d in erased.find({})]
 
     async def mark_erased(self, org: str, advocate_id: str, forget_at: datetime) -> None:
         # Only the fact of the erasure is kept, so replays do not bring the advocate back; and
         # only until `forget_at`: once the vault has shredded them, no event names them again
         # (a replay then sees a pseudonym, and its own erasure event takes that out).
-        await self.tenants.of(org, ERASED).update_one(
+        await self.tenants.of(org, ERASED_ADVOCATES).update_one(
             {"_id": _advocate_id(org, advocate_id)},
             {"$set": {"advocate_id": advocate_id, "forget_at": forget_at}},
             upsert=True,
@@ -259,7 +262,7 @@ class ProjectionStore:
     async def erase_clicks(self, org: str, advocate_id: str) -> None:
         await self.tenants.of(org, CLICK_INDEX).update_many(
             {"advocate_id": advocate_id},
-            {"$set": {"advocate_id": "erased", "share_id": "erased", "team": None}},
+            {"$set": {"advocate_id": ERASED, "share_id": ERASED, "team": None}},
         )
 
     async def delete_advocate(self, org: str, advocate_id: str) -> None:

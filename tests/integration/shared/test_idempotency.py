@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 # MongoDB's TTL monitor runs every 60 s (ttlMonitorSleepSecs), the local store's every few
 # seconds (devtools.local_stack.TTL_PASS_S): an expired record is gone by the next pass. The
 # wait allows MongoDB's, for a run against an external stack.
-TTL_PASS_S = 60
+MONGODB_TTL_PASS_S = 60
 TTL_INDEX = "created_at_1"
 # When a running key counts as abandoned, by the default settings' request deadline.
 ABANDONED = writes_over_after(ChorusSettings())
@@ -142,7 +142,7 @@ async def test_a_key_older_than_a_day_expires_and_a_fresh_one_stays(db: AsyncDat
     )
     await run(db, "new", {"n": 2}, created({"n": "new"}))
 
-    deadline = time.monotonic() + TTL_PASS_S + 15
+    deadline = time.monotonic() + MONGODB_TTL_PASS_S + 15
     while await keys.find_one({"_id": "org-1:tests:old"}) is not None:
         assert time.monotonic() < deadline, "the expired record outlived a pass of the TTL monitor"
         await asyncio.sleep(1.0)
