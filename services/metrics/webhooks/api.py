@@ -22,6 +22,7 @@ from services.metrics.webhooks.service import WebhookService
 from services.metrics.webhooks.store import Replay
 from shared.app import app_state, links
 from shared.auth import Principal, Role, require
+from shared.idempotency import Idempotent
 from shared.pagination import Limit
 from shared.webhooks.schemas import RECEIVED, DeliveryId, Signature, SignedAt
 
@@ -60,11 +61,23 @@ def _replay(replay: Replay) -> dict[str, Any]:
         }
     },
 )
-async def create_endpoint(body: EndpointIn, principal: Admin, service: Service) -> EndpointCreated:
+async def create_endpoint(
+    body: EndpointIn, principal: Admin, service: Service, once: Idempotent
+) -> EndpointCreated:
     """Events of the chosen types are POSTed as CloudEvents (structured JSON), signed with HMAC-SHA256: see
-    docs/webhooks.md for the headers and the verification recipe.
+    docs/webhooks.md for the headers and the verification recipe. With an Idempotency-Key, a retry
+    answers the endpoint its first try registered, with the same secret, instead of registering another.
     """
-    endpoint = await service.create_endpoint(principal, body.url, body.event_types, body.description)
+
+    async def create() -> dict[str, Any]:
+        endpoint = await service.create_endpoint(
+            principal, body.url, body.event_types, body.description, once.key
+        )
+        return EndpointOut.model_validate(endpoint, from_attributes=True).model_dump(mode="json")
+
+    answer = await once(principal.org, "webhooks", body, create)
+    # The stored answer keeps no secret (secrets are sealed at rest): it is read from the endpoint.
+    endpoint = await service.made_endpoint(principal, answer["id"])
     return EndpointCreated.model_validate(endpoint, from_attributes=True)  # with its secret, this once
 
 

@@ -8,16 +8,18 @@ import logging
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from services.metrics.webhooks import domain
 from services.metrics.webhooks.store import Endpoint, Replay, WebhookStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound, found
+from shared.errors import Conflict, NotFound, found
 from shared.events import REGISTRY, AnyEvent
 from shared.events.advocates import AdvocateErased
 from shared.events.personal import subs_in
+from shared.ids import id_for_request
 from shared.messaging.replay import TopicRange
 from shared.messaging.security import kafka_security
 from shared.mongo import outliving_request
@@ -80,10 +82,17 @@ class WebhookService:
     # --- endpoints -------------------------------------------------------------------------
 
     async def create_endpoint(
-        self, principal: Principal, url: str, event_types: list[str], description: str | None
+        self,
+        principal: Principal,
+        url: str,
+        event_types: list[str],
+        description: str | None,
+        idempotency_key: str | None,
     ) -> Endpoint:
+        """A new endpoint; with an Idempotency-Key, the one its first try made (its secret too)."""
+        now, made_at = self._clock(), partial(self._store.endpoint_made_at, principal.org)
         endpoint = Endpoint(
-            id=uuid.uuid4().hex,
+            id=await id_for_request("", idempotency_key, (principal.org,), made_at, now),
             org=principal.org,
             url=await self.engine.checked_url(url),
             event_types=domain.check_event_types(event_types),
@@ -91,11 +100,20 @@ class WebhookService:
             # Shown to the admin once, at creation.
             secret=f"whsec_{secrets.token_urlsafe(32)}",
             created_by=principal.sub,
-            created_at=self._clock(),
+            created_at=now,
         )
-        await self._store.add_endpoint(endpoint)
+        if not await self._store.add_endpoint(endpoint):
+            return await self.made_endpoint(principal, endpoint.id)
         self._endpoint_cache.forget(principal.org)
         return endpoint
+
+    async def made_endpoint(self, principal: Principal, endpoint_id: str) -> Endpoint:
+        """The endpoint a keyed create made, for the answer to its retry (with its secret, which
+        the stored answer leaves out)."""
+        made = await self._store.endpoint(principal.org, endpoint_id)
+        if made is None:
+            raise Conflict(f"the endpoint this Idempotency-Key registered ({endpoint_id}) was removed since")
+        return made
 
     async def list_endpoints(self, principal: Principal) -> list[Endpoint]:
         return await self._store.endpoints(principal.org)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from shared.documents import Documents
 from shared.migrations import rewrite
-from shared.mongo import Document, IndexSpec, erase_person, pending_index
+from shared.mongo import Document, IndexSpec, created_at, erase_person, pending_index
 from shared.tenancy import Tenants
 from shared.webhooks.engine import DELIVERIES
 from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
@@ -108,20 +109,29 @@ class WebhookStore:
         self.tenants = Tenants(db)
         self.box = box
 
-    async def add_endpoint(self, endpoint: Endpoint) -> None:
+    async def add_endpoint(self, endpoint: Endpoint) -> bool:
+        """Insert the endpoint; False when one with its id is there already (a retry of the create
+        that made it, its id from the same Idempotency-Key)."""
         # By hand, as `_endpoint` reads it: the secret sealed.
-        await self.tenants.of(endpoint.org, ENDPOINTS).insert_one(
-            {
-                "_id": endpoint.id,
-                "url": endpoint.url,
-                "event_types": endpoint.event_types,
-                "description": endpoint.description,
-                "secret": self.box.seal(endpoint.secret),
-                "active": True,
-                "created_by": endpoint.created_by,
-                "created_at": endpoint.created_at,
-            }
-        )
+        try:
+            await self.tenants.of(endpoint.org, ENDPOINTS).insert_one(
+                {
+                    "_id": endpoint.id,
+                    "url": endpoint.url,
+                    "event_types": endpoint.event_types,
+                    "description": endpoint.description,
+                    "secret": self.box.seal(endpoint.secret),
+                    "active": True,
+                    "created_by": endpoint.created_by,
+                    "created_at": endpoint.created_at,
+                }
+            )
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def endpoint_made_at(self, org: str, endpoint_id: str) -> datetime | None:
+        return await created_at(self.tenants.of(org, ENDPOINTS), endpoint_id)
 
     async def endpoints(self, org: str) -> list[Endpoint]:
         cursor = self.tenants.of(org, ENDPOINTS).find({"active": True}).sort("created_at", ASCENDING)

@@ -780,6 +780,13 @@ KEYED_CREATES = {
         {"kind": "pulse", "title": "Pulse", "questions": [{"id": "q", "text": "How?", "type": "rating"}]},
         {"kind": "pulse", "title": "Other", "questions": [{"id": "q", "text": "How?", "type": "rating"}]},
     ),
+    # A retry must not register a second endpoint: every event would be delivered twice.
+    "webhooks": (
+        WEBHOOK_ENDPOINTS,
+        "id",
+        {"url": "http://127.0.0.1:9/hook", "event_types": ["chorus.share.made"]},
+        {"url": "http://127.0.0.1:9/other", "event_types": ["chorus.share.made"]},
+    ),
 }
 
 
@@ -802,6 +809,31 @@ async def test_an_idempotency_key_replays_the_first_create(
     assert len(await listed_ids(client, kind, headers)) == 1
     other = await client.post(f"/v1/{kind}", json=other_body, headers=keyed)
     assert other.status_code == 422 and other.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_a_keyed_endpoint_creates_stored_answer_keeps_no_secret(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    """The signing secret is sealed at rest; the answer a retry replays must not hold it in clear."""
+    org = new_org()
+    keyed = {**admin(metrics_settings, org), "Idempotency-Key": "endpoint-1"}
+    body = KEYED_CREATES["webhooks"][2]
+    first = await client.post("/v1/webhooks", json=body, headers=keyed)
+    assert first.status_code == 201, first.text
+    secret = first.json()["secret"]
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+    db = metrics.goals.store.tenants.db
+    stored = [doc async for doc in db[idempotency.COLLECTION].find({"org": org})]
+    endpoint = await db[WEBHOOK_ENDPOINTS].find_one({"org": org, "_id": first.json()["id"]})
+    assert len(stored) == 1 and stored[0]["state"] == "done", stored
+    assert endpoint is not None and secret not in str(endpoint) and secret not in str(stored)
+
+    # Removed since, the endpoint cannot be answered again: a 409 says why, and nothing is registered.
+    deleted = await client.delete(f"/v1/webhooks/{first.json()['id']}", headers=keyed)
+    assert deleted.status_code == 204, deleted.text
+    again = await client.post("/v1/webhooks", json=body, headers=keyed)
+    assert again.status_code == 409 and "removed" in again.json()["detail"], again.text
+    assert await listed_ids(client, "webhooks", keyed) == []
 
 
 @pytest.mark.parametrize("kind", KEYED_CREATES)
