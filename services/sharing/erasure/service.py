@@ -73,6 +73,9 @@ class ErasureService:
     async def apply(self, org: str, advocate_id: str) -> None:
         """Idempotent: also run by the handler of chorus.advocate.erased."""
         share_ids = await self.shares.ids_of(org, advocate_id)
+        # Their scheduled shares never go out: cancelled while they still carry the advocate's id
+        # (a re-run finds them so until the tombstone is written).
+        await self.shares.cancel_scheduled(org, advocate_id)
         counts = await self.advocates.erase(org, advocate_id)
         counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
         if self.directory is not None:  # what the directory said of them: name, e-mails, manager...

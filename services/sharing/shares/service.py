@@ -113,15 +113,26 @@ class SharesService:
 
     async def send_due(self, limit: int = 200) -> int:
         """Send scheduled shares whose time has come: each is marked sent with its event queued,
-        in one conditional update, so two replicas' jobs never send one share twice."""
+        in one conditional update, so two replicas' jobs never send one share twice. A share
+        whose advocate left (erased, or deactivated) or whose content may no longer be shared is
+        cancelled instead: what was checked when it was scheduled may have changed since."""
         sent = 0
         for share in await self.store.due(self.clock(), limit):
             assert share.send_at is not None
-            if await self.store.mark_sent(share, share.send_at, [self._share_made(share, share.send_at)]):
+            if not await self._may_still_go_out(share, share.send_at):
+                await self.store.cancel(share, self.clock())
+            elif await self.store.mark_sent(share, share.send_at, [self._share_made(share, share.send_at)]):
                 sent += 1
         if sent:
             self.outbox.nudge()
         return sent
+
+    async def _may_still_go_out(self, share: Share, at: datetime) -> bool:
+        advocate = await self.advocates.find(share.org, share.advocate_id)
+        if advocate is None or not advocate.profile.active:
+            return False
+        content = await self.catalog.content(share.org, share.content_id)
+        return content is not None and domain.content_open_at(content, at) is None
 
     async def page(
         self, principal: Principal, advocate_id: str | None, cursor: str | None, limit: int

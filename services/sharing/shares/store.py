@@ -115,6 +115,15 @@ class SharesStore:
         )
         return result.modified_count == 1
 
+    async def cancel(self, share: Share, now: datetime) -> bool:
+        """Cancel one pending share (the due sweep found it may no longer go out); False if it
+        was not pending any more. Conditional on `pending` as `mark_sent` is."""
+        result = await self.tenants.of(share.org, SHARES).update_one(
+            {"_id": share.id, "status": "pending"},
+            {"$set": {"status": "cancelled", "cancelled_at": now}},
+        )
+        return result.modified_count == 1
+
     async def cancel_pending(self, org: str, advocate_id: str, now: datetime) -> int:
         """Cancel the advocate's scheduled shares not yet out; how many. A share the sweep is
         sending at this moment is either sent (and stays) or cancelled, never both: both writes

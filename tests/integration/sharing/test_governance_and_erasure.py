@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from services.sharing.advocates.domain import DirectoryProfile
 from shared.clock import utc_now
 from shared.events.advocates import AdvocateErased
 from shared.events.clicks import ClickRecorded
@@ -250,3 +251,48 @@ async def test_sharing_hours_and_the_daily_limit_follow_the_organisations_time_z
     assert [status for status, _ in outcomes] == [201, 429, 403, 201], outcomes
     assert "2026-12-01" in outcomes[1][1]
     assert "from 9:00 to 18:00 (America/Los_Angeles)" in outcomes[2][1]
+
+
+async def shares_of(sharing: Sharing, org: str) -> dict[str, str]:
+    admin = sharing.headers(org, "boss", ["admin"])
+    listing = (await sharing.client.get("/v1/shares", headers=admin)).json()["items"]
+    return {s["id"]: s["status"] for s in listing}
+
+
+async def test_erasure_cancels_the_advocates_scheduled_shares(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    scheduled = await make_share(sharing, org, "adv-1", scheduled_at=later)
+    erased = await sharing.client.delete("/v1/advocates/adv-1", headers=sharing.headers(org, "adv-1"))
+    assert erased.status_code == 204
+    # At once, not at its time: nothing of a person who asked to be erased is left to go out.
+    assert await shares_of(sharing, org) == {scheduled["id"]: "cancelled"}
+
+
+async def test_a_due_share_whose_advocate_left_or_whose_content_was_archived_is_cancelled_not_sent(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    contents = {}
+    for sub in ("leaver", "stayer"):
+        await sharing.enrol(org, sub)
+        contents[sub] = await sharing.publish_content(org)
+        await sharing.wait_shareable(org, sub, contents[sub])
+    async with tap(sharing.settings, "chorus.shares") as made:
+        soon = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()  # the job runs every 0.3 s
+        left = await make_share(sharing, org, "leaver", content_id=contents["leaver"], scheduled_at=soon)
+        archived = await make_share(sharing, org, "stayer", content_id=contents["stayer"], scheduled_at=soon)
+        # What changed after they were scheduled, each without the path that cancels at once:
+        # the advocate deactivated (as between the directory's two steps), the content archived.
+        await sharing.app.state.advocates.apply_directory(
+            org, "leaver", DirectoryProfile(display_name="Lea Ver", active=False)
+        )
+        await sharing.app.state.shares.catalog.set_content_status(org, contents["stayer"], "archived")
+
+        async def none_pending() -> bool:
+            return "pending" not in (await shares_of(sharing, org)).values()
+
+        await eventually(none_pending)
+        assert await made.collect(lambda e: e.tenant == org, count=1, timeout_s=2.0) == []
+    assert await shares_of(sharing, org) == {left["id"]: "cancelled", archived["id"]: "cancelled"}
