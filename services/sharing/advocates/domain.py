@@ -69,6 +69,10 @@ class DirectoryProfile:
     department: str | None = None
     location: str | None = None
     active: bool = True
+    # Which SCIM user, at which of its versions, said it: a write read before one already
+    # applied is older and must not undo it.
+    user_id: str = ""
+    user_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ class Advocate:
     enrolled_at: datetime
     updated_at: datetime
     directory: DirectoryProfile | None = None  # set once the directory provisioned them
+    version: int = 0  # one on at each profile write (0: never written since versions were kept)
 
     @property
     def potential_reach(self) -> int:
@@ -138,6 +143,17 @@ def with_directory(profile: Profile, directory: DirectoryProfile | None) -> Prof
         location=directory.location,
         active=directory.active,
     )
+
+
+def directory_unchanged(applied: DirectoryProfile | None, incoming: DirectoryProfile) -> bool:
+    """Nothing to write: the directory says what it said, or this was read before what is
+    applied (the same user at an older version: a group write's member read, say, before the
+    identity provider deactivated them)."""
+    if applied is None:
+        return False
+    if applied.user_id == incoming.user_id and incoming.user_version < applied.user_version:
+        return True
+    return replace(applied, user_version=0) == replace(incoming, user_version=0)
 
 
 def name_shown(profile: Profile, org_default: bool) -> bool:

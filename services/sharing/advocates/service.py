@@ -17,12 +17,14 @@ from services.sharing.advocates.store import AdvocatesStore
 from services.sharing.catalog.service import CatalogService
 from services.sharing.settings import SOURCE
 from shared.clock import Clock, utc_now
-from shared.errors import InvalidInput, found
+from shared.errors import Conflict, InvalidInput, found
 from shared.events import Event
 from shared.outbox import Outbox, pending
 from shared.pagination import decode_cursor, decode_keys, encode_cursor, encode_keys
 
 REANNOUNCE_PAGE = 200
+# A profile write is conditional on the version read; a concurrent writer makes it read again.
+WRITE_ATTEMPTS = 5
 
 
 @dataclass(eq=False)
@@ -41,39 +43,49 @@ class AdvocatesService:
         """Save what the advocate (or an admin) declares; the directory's attributes, where it
         provisioned them, stay as the directory says."""
         domain.check_networks(profile.networks)
-        existing = await self.store.get(org, advocate_id)
-        if existing is not None:
-            profile = domain.with_directory(profile, existing.directory)
-        await self._save(org, advocate_id, profile, enrolled=existing is not None)
-        saved = await self.store.get(org, advocate_id)
-        assert saved is not None
-        return saved
+        seen = False
+        for _ in range(WRITE_ATTEMPTS):
+            existing = await self.store.get(org, advocate_id)
+            if existing is None and seen:
+                raise Conflict(f"advocate {advocate_id} was erased while this request ran")
+            seen = seen or existing is not None
+            saved = profile if existing is None else domain.with_directory(profile, existing.directory)
+            if await self._save(org, advocate_id, saved, existing):
+                return found(await self.store.get(org, advocate_id), f"advocate {advocate_id} was erased")
+        raise Conflict(f"advocate {advocate_id} changed while this request ran; try again")
 
     async def apply_directory(self, org: str, advocate_id: str, directory: DirectoryProfile) -> bool:
         """Enrol or update an advocate as the directory describes them (their own networks and
-        consents stay). True if anything changed (an event was queued)."""
-        existing = await self.store.get(org, advocate_id)
-        base = existing.profile if existing is not None else Profile(display_name=directory.display_name)
-        profile = domain.with_directory(base, directory)
-        if existing is not None and existing.profile == profile and existing.directory == directory:
-            return False
-        await self._save(org, advocate_id, profile, enrolled=existing is not None, directory=directory)
-        return True
+        consents stay). True if anything changed (an event was queued). Erased meanwhile, they
+        stay erased."""
+        seen = False
+        for _ in range(WRITE_ATTEMPTS):
+            existing = await self.store.get(org, advocate_id)
+            if existing is None and seen:
+                return False
+            seen = seen or existing is not None
+            if existing is not None and domain.directory_unchanged(existing.directory, directory):
+                return False
+            base = existing.profile if existing is not None else Profile(display_name=directory.display_name)
+            profile = domain.with_directory(base, directory)
+            if await self._save(org, advocate_id, profile, existing, directory):
+                return True
+        raise Conflict(f"advocate {advocate_id} changed while the directory wrote them; try again")
 
     async def _save(
         self,
         org: str,
         advocate_id: str,
         profile: Profile,
-        *,
-        enrolled: bool,
+        existing: Advocate | None,
         directory: DirectoryProfile | None = None,
-    ) -> None:
-        """Save the profile with its chorus.advocate.* event (the name in it only if shown)."""
+    ) -> bool:
+        """Save the profile with its chorus.advocate.* event (the name in it only if shown), if
+        the advocate is still as `existing` was read. False when not: read again and decide."""
         shown = domain.name_shown(profile, await self._names_default(org))
-        data = domain.profile_saved(advocate_id, profile, enrolled=enrolled, shown=shown)
+        data = domain.profile_saved(advocate_id, profile, enrolled=existing is not None, shown=shown)
         event = Event.create(data, tenant=org, source=SOURCE)
-        await self.store.save(
+        saved = await self.store.save(
             org,
             advocate_id,
             profile,
@@ -81,8 +93,11 @@ class AdvocatesService:
             [pending(event)],
             directory=directory,
             search_name=domain.search_name(profile, shown),
+            read_version=None if existing is None else existing.version,
         )
-        self.outbox.nudge()
+        if saved:
+            self.outbox.nudge()
+        return saved
 
     async def follow_names_default(self, org: str, names_visible_by_default: bool) -> None:
         """The organisation changed whether names are shown by default: re-announce everyone

@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.sharing.advocates.domain import Advocate, Colleague, DirectoryProfile, Profile, TrainingView
 from shared.documents import Documents
 from shared.mongo import Document, IndexSpec, pending_index
-from shared.outbox import outbox_index, queue
+from shared.outbox import outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
 ADVOCATES = "advocates"
@@ -59,6 +60,7 @@ def _advocate(doc: Document) -> Advocate:
         enrolled_at=doc["enrolled_at"],
         updated_at=doc["updated_at"],
         directory=None if doc.get("directory") is None else DIRECTORY_DOCUMENTS.entity(doc["directory"]),
+        version=doc.get("version", 0),
     )
 
 
@@ -80,29 +82,37 @@ class AdvocatesStore:
         directory: DirectoryProfile | None = None,
         *,
         search_name: str | None = None,
-    ) -> None:
+        read_version: int | None,
+    ) -> bool:
         """Save the profile (and what the directory says, when given) and queue its event, in one
-        write. `search_name` lists them in the colleague directory (None: not listed)."""
+        write, if the document is still at `read_version` (None: there was none, a first
+        enrolment). False when it is not: changed or erased since, or enrolled meanwhile.
+        `search_name` lists them in the colleague directory (None: not listed)."""
+        advocates = self.tenants.of(org, ADVOCATES)
+        key = advocate_key(org, advocate_id)
         kept: Document = {} if directory is None else {"directory": DIRECTORY_DOCUMENTS.document(directory)}
-        await self.tenants.of(org, ADVOCATES).update_one(
-            {"_id": advocate_key(org, advocate_id)},
-            queue(
-                _listed(
-                    {
-                        "$set": {
-                            **PROFILE_DOCUMENTS.document(profile),
-                            **kept,
-                            "advocate_id": advocate_id,
-                            "updated_at": now,
-                        },
-                        "$setOnInsert": {"enrolled_at": now},
-                    },
-                    search_name,
-                ),
-                outbox,
-            ),
-            upsert=True,
+        fields = {
+            **PROFILE_DOCUMENTS.document(profile),
+            **kept,
+            "advocate_id": advocate_id,
+            "updated_at": now,
+        }
+        if read_version is None:
+            # An insert, never an upsert: a write read from a document erasure deleted since
+            # must not bring it back.
+            listed = {} if search_name is None else {"search_name": search_name}
+            doc = {"_id": key, **fields, **listed, "enrolled_at": now, "version": 1}
+            try:
+                await advocates.insert_one(with_outbox(doc, outbox))
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await advocates.update_one(
+            # Documents written before versions were kept have none: version 0 is its absence.
+            {"_id": key, "version": read_version or None},
+            queue(_listed({"$set": fields, "$inc": {"version": 1}}, search_name), outbox),
         )
+        return result.matched_count == 1
 
     async def following_default(
         self, org: str, after: str | None, limit: int

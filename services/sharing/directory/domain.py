@@ -263,8 +263,10 @@ def team_of(group_names: Iterable[str]) -> str | None:
     return min(group_names, key=comparison_key, default=None)
 
 
-def directory_profile(resource: UserResource, groups: Iterable[str]) -> DirectoryProfile:
-    """What the directory says of the advocate: it wins over what they declare."""
+def directory_profile(user: DirectoryUser, groups: Iterable[str]) -> DirectoryProfile:
+    """What the directory says of the advocate at this version of their user: it wins over what
+    they declare."""
+    resource = user_resource(user)
     enterprise = resource[EnterpriseUser]
     addresses = sorted(resource.addresses or (), key=lambda a: not a.primary)
     location = next((a.locality for a in addresses if a.locality), None)
@@ -274,6 +276,8 @@ def directory_profile(resource: UserResource, groups: Iterable[str]) -> Director
         department=enterprise.department if enterprise is not None else None,
         location=location,
         active=resource.active is not False,
+        user_id=user.scim_id,
+        user_version=user.version,
     )
 
 

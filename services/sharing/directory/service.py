@@ -101,7 +101,7 @@ class DirectoryService:
         groups = await self.store.groups_of(org, [scim_id])
         for group in groups:
             await self._leave_group(org, group, scim_id)
-        profile = domain.directory_profile(domain.user_resource(leaving), [g.display_name for g in groups])
+        profile = domain.directory_profile(leaving, [g.display_name for g in groups])
         await self.advocates.apply_directory(org, user.advocate_id, profile)
         await self.shares.cancel_scheduled(org, user.advocate_id)
         if await self._erase_if_the_organisation_says(org, user.advocate_id):
@@ -223,7 +223,7 @@ class DirectoryService:
         """Make the user's advocate what the directory says; a deactivated one's scheduled shares
         are cancelled."""
         groups = await self.store.groups_of(org, [user.scim_id])
-        profile = domain.directory_profile(domain.user_resource(user), [g.display_name for g in groups])
+        profile = domain.directory_profile(user, [g.display_name for g in groups])
         await self.advocates.apply_directory(org, user.advocate_id, profile)
         if not profile.active:
             await self.shares.cancel_scheduled(org, user.advocate_id)

@@ -7,8 +7,9 @@ win over what advocates declare, and a deactivated user can no longer share.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +27,7 @@ from services.sharing.directory.domain import (
     UserResource,
     changed_group,
     created_user,
+    directory_profile,
     group_resource,
     leaving_user,
 )
@@ -729,3 +731,82 @@ async def test_a_group_write_answers_in_time_and_leaves_the_members_it_had_no_ti
     later = five_minutes_on(directory)
     assert await later.finish_syncs() >= 3
     assert await teams() == ["Crowd", "Crowd", "Crowd"]
+
+
+@contextlib.contextmanager
+def between_read_and_write(store: Any, meanwhile: Callable[[], Awaitable[None]]) -> Iterator[None]:
+    """The advocates store's first read returns what it read only after `meanwhile` ran: a
+    concurrent writer lands between a profile write's read and its write."""
+    read = store.get
+    raced = False
+
+    async def get(org: str, advocate_id: str) -> Any:
+        nonlocal raced
+        found = await read(org, advocate_id)
+        if not raced:
+            raced = True
+            await meanwhile()
+        return found
+
+    store.get = get
+    try:
+        yield
+    finally:
+        del store.get  # the class's own again
+
+
+async def test_a_group_write_that_read_a_member_before_the_idp_deactivated_them_does_not_reactivate(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    user = await idp.create_user("lea@example.com", externalId="lea", displayName="Lea")
+    # A group write reads its member (as _sync_members does), then the identity provider
+    # deactivates them, then the group write's advocate write lands with what it read.
+    read_by_the_group_write = await directory.store.user(org, user["id"])
+    assert read_by_the_group_write is not None
+    off = await idp.patch(f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False})
+    assert off.status_code == 200, off.text
+    stale = directory_profile(read_by_the_group_write, ["Blue"])
+    assert await directory.advocates.apply_directory(org, "lea", stale) is False
+    me = (await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "lea"))).json()
+    assert (me["active"], me["team"]) == (False, None)
+
+
+async def test_an_advocates_own_profile_write_racing_a_deactivation_keeps_them_inactive(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    user = await idp.create_user("max@example.com", externalId="max", displayName="Max")
+
+    async def deactivate() -> None:
+        off = await idp.patch(f"/Users/{user['id']}", {"op": "replace", "path": "active", "value": False})
+        assert off.status_code == 200, off.text
+
+    body = {"display_name": "x", "networks": [{"network": "linkedin", "handle": "max", "audience_size": 7}]}
+    with between_read_and_write(sharing.app.state.advocates.store, deactivate):
+        put = await sharing.client.put("/v1/advocates/me", json=body, headers=sharing.headers(org, "max"))
+    assert put.status_code == 200, put.text
+    assert (put.json()["active"], put.json()["potential_reach"]) == (False, 7)
+    me = (await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "max"))).json()
+    assert me["active"] is False
+
+
+async def test_a_directory_write_racing_an_erasure_does_not_bring_the_advocate_back(sharing: Sharing) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    user = await idp.create_user("eve@example.com", externalId="eve", displayName="Eve")
+    directory: DirectoryService = sharing.app.state.directory
+    read_by_the_group_write = await directory.store.user(org, user["id"])
+    assert read_by_the_group_write is not None
+    renamed = directory_profile(read_by_the_group_write, ["Green"])
+
+    async def erase() -> None:
+        admin = sharing.headers(org, "boss", ["admin"])
+        assert (await sharing.client.delete("/v1/advocates/eve", headers=admin)).status_code == 204
+
+    with between_read_and_write(directory.advocates.store, erase):
+        assert await directory.advocates.apply_directory(org, "eve", renamed) is False
+    assert await directory.advocates.find(org, "eve") is None

@@ -89,7 +89,8 @@ def test_the_directory_profile_comes_from_the_user_and_their_first_group_by_name
         },
         scim_ctx=Context.RESOURCE_CREATION_REQUEST,
     )
-    profile = domain.directory_profile(resource, ["zeta", "Analytical", "beta"])
+    user = domain.created_user(resource, datetime(2026, 12, 1, tzinfo=UTC))
+    profile = domain.directory_profile(user, ["zeta", "Analytical", "beta"])
     assert (profile.display_name, profile.team, profile.department, profile.location, profile.active) == (
         "Ada Lovelace",
         "Analytical",
@@ -97,6 +98,7 @@ def test_the_directory_profile_comes_from_the_user_and_their_first_group_by_name
         "Paris",
         False,
     )
+    assert (profile.user_id, profile.user_version) == (user.scim_id, 1)
 
 
 def test_a_user_is_their_external_id_as_an_advocate_and_never_keeps_a_password() -> None:
