@@ -57,7 +57,7 @@ class ProjectionService:
         )
 
     async def project_live(self, topic: str, tally: Tally) -> None:
-        await self.apply_tally(await self.store.active_stats(), topic, tally)
+        await self.apply_tally(await self.store.live_stats(), topic, tally)
 
     async def stats(
         self, org: str, dim: str, from_day: str, to_day: str, keys: Sequence[str] | None = None
@@ -126,6 +126,10 @@ class ProjectionService:
 
     async def new_generation(self) -> str:
         return await self.store.next_generation()
+
+    async def hold_live(self, until: datetime | None) -> None:
+        """Make the live projector write nothing until `until` or the next swap (None: go on)."""
+        await self.store.hold_stats(until)
 
     async def swap_in(self, generation: str) -> str:
         """Make `generation` the one read and written; return the one it replaced."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING, ReturnDocument
@@ -34,6 +35,7 @@ from services.metrics.projections.domain import (
     stats_doc_id,
     stats_part,
 )
+from shared.clock import utc_now
 from shared.documents import Documents
 from shared.ids import ERASED
 from shared.mongo import APPLIED_WINDOW, Document, IndexSpec, insert_new
@@ -49,6 +51,8 @@ ERASED_ADVOCATES = "erased_advocates"
 UPDATE_ATTEMPTS = 8
 # How long a projector may keep using the active generation it read (a rebuild waits twice that).
 STATS_CACHE_S = 1.0
+# How often a live projector held by a rebuild's handover looks whether the handover is over.
+HELD_POLL_S = 0.25
 
 
 def encode_key(key: str) -> str:
@@ -93,24 +97,52 @@ def _advocate_id(org: str, advocate_id: str) -> str:
     return f"{org}|{advocate_id}"
 
 
+@dataclass(frozen=True)
+class StatsMeta:
+    active: str  # the generation read and written
+    held_until: datetime | None  # a rebuild's handover: the live projector writes none until then
+
+
 class ProjectionStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tenants = Tenants(db)
-        self._active: TtlCache[str, str] = TtlCache(STATS_CACHE_S)
+        self._active: TtlCache[str, StatsMeta] = TtlCache(STATS_CACHE_S)
 
     # --- projection generations ------------------------------------------------------------
 
     def _meta(self) -> CrossTenantCollection:
         return self.tenants.across(META, why="the active stats generation is one for every organisation")
 
-    async def active_stats(self, *, fresh: bool = False) -> str:
+    async def _stats_meta(self, *, fresh: bool = False) -> StatsMeta:
         if fresh:
             self._active.forget("stats")
-        return await self._active.get("stats", self._read_active_stats)
+        return await self._active.get("stats", self._read_stats_meta)
 
-    async def _read_active_stats(self) -> str:
-        doc = await self._meta().find_one({"_id": "stats"})
-        return str(doc["active"]) if doc else FIRST_GENERATION
+    async def _read_stats_meta(self) -> StatsMeta:
+        doc = await self._meta().find_one({"_id": "stats"}) or {}
+        return StatsMeta(str(doc.get("active", FIRST_GENERATION)), doc.get("held_until"))
+
+    async def active_stats(self, *, fresh: bool = False) -> str:
+        """The generation to read (and for the rebuild and erasures, to write)."""
+        return (await self._stats_meta(fresh=fresh)).active
+
+    async def live_stats(self) -> str:
+        """The generation the live projector writes: the active one, once no rebuild holds it.
+
+        While a rebuild hands over (`hold_stats`) the live projector waits: the rebuild then
+        replays everything the projector has applied so far into the new generation, swaps it
+        in, and the projector goes on there. A hold that outlives its time (the rebuild died) is
+        over by itself."""
+        meta = await self._stats_meta()
+        while meta.held_until is not None and utc_now() < meta.held_until:
+            await asyncio.sleep(HELD_POLL_S)
+            meta = await self._stats_meta(fresh=True)
+        return meta.active
+
+    async def hold_stats(self, until: datetime | None) -> None:
+        """Make the live projector wait until `until` or the swap (None: no longer)."""
+        change = {"$set": {"held_until": until}} if until else {"$unset": {"held_until": ""}}
+        await self._meta().update_one({"_id": "stats"}, change, upsert=True)
 
     async def next_generation(self) -> str:
         """A fresh, empty stats collection name (one higher than any generation so far)."""
@@ -126,11 +158,14 @@ class ProjectionStore:
         return name
 
     async def swap_stats(self, new: str) -> str:
-        """Point readers and projectors at `new`; return the generation it replaced."""
+        """Point readers and projectors at `new`, and end a hold; return the generation it replaced."""
         old = await self._meta().find_one_and_update(
-            {"_id": "stats"}, {"$set": {"active": new}}, upsert=True, return_document=ReturnDocument.BEFORE
+            {"_id": "stats"},
+            {"$set": {"active": new}, "$unset": {"held_until": ""}},
+            upsert=True,
+            return_document=ReturnDocument.BEFORE,
         )
-        return str(old["active"]) if old else FIRST_GENERATION
+        return str((old or {}).get("active", FIRST_GENERATION))
 
     async def drop_collection(self, name: str) -> None:
         await self.tenants.db.drop_collection(name)
