@@ -56,8 +56,14 @@ INDEXES: list[IndexSpec] = [
 ]
 
 
-# The states of an item that was never the organisation's content (never published).
-UNPUBLISHED = [str(Status.DRAFT), str(Status.PENDING_REVIEW), str(Status.REJECTED)]
+# An item that was never the organisation's content: never published, whatever its state (a
+# submission withdrawn, or archived by the sweeper while it waited for review, is archived).
+NEVER_PUBLISHED: Document = {
+    "$or": [
+        {"status": {"$in": [str(Status.DRAFT), str(Status.PENDING_REVIEW), str(Status.REJECTED)]}},
+        {"status": str(Status.ARCHIVED), "published_at": None},
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -255,10 +261,10 @@ class LibraryStore:
 
     async def erase_author(self, org: str, advocate_id: str) -> None:
         """An erased advocate's own submissions that never became the organisation's content
-        (drafts, pending, rejected) go; the rest stays, its author anonymised, and so does what
-        they made or published as staff (the same `sub`), naming nobody."""
+        (drafts, pending, rejected, withdrawn) go; the rest stays, its author anonymised, and so
+        does what they made or published as staff (the same `sub`), naming nobody."""
         items = self._tenants.of(org, CONTENT)
-        await items.delete_many({"author_advocate_id": advocate_id, "status": {"$in": UNPUBLISHED}})
+        await items.delete_many({"author_advocate_id": advocate_id, **NEVER_PUBLISHED})
         await items.update_many(
             {"author_advocate_id": advocate_id},
             {"$set": {"author_advocate_id": None, "author_erased": True}},

@@ -126,6 +126,13 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
     rejected = (await client.post("/v1/content", json=article(title="Also mine"), headers=ann)).json()
     reason = {"reason": "Off topic"}
     await client.post(f"/v1/content/{rejected['id']}/reject", json=reason, headers=users.editor)
+    # Withdrawn while it waited for review: archived, never published, so hers too.
+    withdrawn = (await client.post("/v1/content", json=article(title="Withdrawn"), headers=ann)).json()
+    assert (await client.post(f"/v1/content/{withdrawn['id']}/archive", headers=ann)).status_code == 200
+    # Published, then archived: it was the organisation's content, so it stays.
+    retired = (await client.post("/v1/content", json=article(title="Retired"), headers=ann)).json()
+    await client.post(f"/v1/content/{retired['id']}/publish", headers=users.editor)
+    assert (await client.post(f"/v1/content/{retired['id']}/archive", headers=ann)).status_code == 200
     bens = (await client.post("/v1/content", json=article(title="Ben's"), headers=ben)).json()
 
     producer = EventProducer(settings, client_id="content-erasure-test")
@@ -150,8 +157,10 @@ async def test_an_erased_advocate_loses_progress_and_acknowledgements_and_author
     # The item stays in the library, anonymous; other advocates keep their records.
     item = (await client.get(f"/v1/content/{submission['id']}", headers=users.editor)).json()
     assert item["status"] == "published"
-    for gone in (pending, rejected):
+    for gone in (pending, rejected, withdrawn):
         assert (await client.get(f"/v1/content/{gone['id']}", headers=users.editor)).status_code == 404
+    kept_archived = (await client.get(f"/v1/content/{retired['id']}", headers=users.editor)).json()
+    assert (kept_archived["status"], kept_archived["author_advocate_id"]) == ("archived", None)
     assert (await client.get(f"/v1/content/{bens['id']}", headers=users.editor)).status_code == 200
     mongo = create_client(content_settings)
     try:
