@@ -221,12 +221,21 @@ def made_with_key_filter(key: str, now: datetime, *, made_at: str = "created_at"
 
 
 async def erase_person(
-    collection: TenantCollection, field: str, person: str, *, also_clear: tuple[str, ...] = ()
+    collection: TenantCollection,
+    field: str,
+    person: str,
+    *,
+    also_clear: tuple[str, ...] = (),
+    versioned: bool = False,
 ) -> None:
     """The organisation's documents of `collection` whose `field` names `person` name nobody;
     their fields `also_clear` (text of the person's, such as a create's `request_key`, which may
-    name them) become None."""
-    await collection.update_many({field: person}, {"$set": {field: ERASED, **dict.fromkeys(also_clear)}})
+    name them) become None. `versioned`: the documents carry the `version` their optimistic
+    saves check, raised here so that a save that read one before cannot write the person back."""
+    update: Document = {"$set": {field: ERASED, **dict.fromkeys(also_clear)}}
+    if versioned:
+        update["$inc"] = {"version": 1}
+    await collection.update_many({field: person}, update)
 
 
 def joined_id(*parts: str) -> str:

@@ -265,10 +265,12 @@ class LibraryStore:
         does what they made or published as staff (the same `sub`), naming nobody."""
         items = self._tenants.of(org, CONTENT)
         await items.delete_many({"author_advocate_id": advocate_id, **NEVER_PUBLISHED})
+        # Each update raises the version: a save that read the item before (an edit, the
+        # sweeper) is then refused instead of writing their id back.
         await items.update_many(
             {"author_advocate_id": advocate_id},
-            {"$set": {"author_advocate_id": None, "author_erased": True}},
+            {"$set": {"author_advocate_id": None, "author_erased": True}, "$inc": {"version": 1}},
         )
         # The key of the request that made an item is the client's text, which may name them.
-        await erase_person(items, "created_by", advocate_id, also_clear=("request_key",))
-        await erase_person(items, "published_by", advocate_id)
+        await erase_person(items, "created_by", advocate_id, also_clear=("request_key",), versioned=True)
+        await erase_person(items, "published_by", advocate_id, versioned=True)

@@ -125,9 +125,16 @@ class TrainingStore:
         return await COURSE_DOCUMENTS.one(self._tenants.of(org, COURSES), {"_id": course_id})
 
     async def replace_course(self, course: Course) -> bool:
-        fields = COURSE_DOCUMENTS.document(course)
-        del fields["_id"]
-        result = await self._tenants.of(course.org, COURSES).update_one({"_id": course.id}, {"$set": fields})
+        """Only what a replacement changes: the course was read before this write, and its
+        creator and their request's key may have been erased since (erase_training)."""
+        replaced = {
+            "title": course.title,
+            "description": course.description,
+            "modules": COURSE_DOCUMENTS.document(course)["modules"],
+            "updated_at": course.updated_at,
+        }
+        courses = self._tenants.of(course.org, COURSES)
+        result = await courses.update_one({"_id": course.id}, {"$set": replaced})
         return result.matched_count == 1
 
     async def list_courses(self, org: str, *, limit: int, before_id: str | None) -> list[Course]:

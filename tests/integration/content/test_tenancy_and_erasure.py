@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 import pytest
 
-from services.content.library.store import CONTENT
+from services.content.library.store import CONTENT, LibraryStore
 from services.content.program.store import SETTINGS
 from services.content.settings import ContentSettings
-from services.content.training.store import COURSES, POLICIES
+from services.content.training.store import COURSES, POLICIES, TrainingStore
 from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.messaging import EventProducer
@@ -242,3 +244,40 @@ async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
         assert await request_keys(b.org) == ["sam@example.com-1"] * 2
     finally:
         await mongo.close()
+
+
+async def test_a_save_that_read_before_an_erasure_does_not_write_the_person_back(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    """An edit, a publication or the sweeper holding an item read before the erasure is refused
+    (the erasure raised its version); a course replaced from a copy read before keeps its
+    creator erased."""
+    users = Users(settings, new_org())
+    ann = {**users.headers("ann", "advocate", "editor"), "Idempotency-Key": "ann@example.com-2"}
+    submission = (await client.post("/v1/content", json=article(), headers=ann)).json()
+    course_body = {"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "x"}]}
+    course_id = (await client.post("/v1/courses", json=course_body, headers=ann)).json()["id"]
+    db = client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    library, training = LibraryStore(db), TrainingStore(db)
+    read = await library.get_content(users.org, submission["id"])
+    course = await training.get_course(users.org, course_id)
+    assert read is not None and course is not None
+
+    await library.erase_author(users.org, "ann")
+    await training.erase_training(users.org, "ann")
+
+    item, version = read
+    edited = dataclasses.replace(item, fields=dataclasses.replace(item.fields, title="Edited"))
+    assert not await library.save_content(edited, version, [])
+    assert await training.replace_course(dataclasses.replace(course, title="Renamed"))
+    doc = await db[CONTENT].find_one({"_id": submission["id"], "org": users.org})
+    assert doc is not None
+    assert (doc["title"], doc["author_advocate_id"], doc["created_by"], doc["request_key"]) == (
+        article()["title"],
+        None,
+        "erased",
+        None,
+    )
+    stored = await db[COURSES].find_one({"_id": course_id, "org": users.org})
+    assert stored is not None
+    assert (stored["title"], stored["created_by"], stored["request_key"]) == ("Renamed", "erased", None)
