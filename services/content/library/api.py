@@ -83,6 +83,11 @@ def content_out(item: ContentItem, names: dict[str, Name] | None = None) -> Cont
     )
 
 
+async def named_out(service: LibraryService, org: str, item: ContentItem) -> ContentOut:
+    """The item as GET sends it, its author named when they allow it: what every write answers too."""
+    return content_out(item, await service.author_names(org, [item]))
+
+
 @content.post(
     "",
     status_code=201,
@@ -127,7 +132,7 @@ async def create_content(
 
     async def create() -> dict[str, Any]:
         item = await service.create_content(principal.org, viewer_of(principal), fields, once.key)
-        return content_out(item).model_dump(mode="json")
+        return (await named_out(service, principal.org, item)).model_dump(mode="json")
 
     return await once(principal.org, f"content:{principal.sub}", body, create)
 
@@ -157,7 +162,7 @@ async def list_content(
 async def get_content(content_id: str, principal: Member, service: Service) -> ContentOut:
     """404 when the item does not exist or the caller may not see it."""
     item = await service.get_content(principal.org, viewer_of(principal), content_id)
-    return content_out(item, await service.author_names(principal.org, [item]))
+    return await named_out(service, principal.org, item)
 
 
 NOT_NULL = {"type", "title", "url", "tags", "audience", "suggested_posts"}
@@ -185,13 +190,14 @@ async def edit_content(
             value = list(value)
         changes[PATCH_NAMES.get(name, name)] = value
     item = await service.edit_content(principal.org, viewer_of(principal), content_id, changes)
-    return content_out(item)
+    return await named_out(service, principal.org, item)
 
 
 @content.post("/{content_id}/publish", summary="Publish content (editors, admins)")
 async def publish_content(content_id: str, principal: Editor, service: Service) -> ContentOut:
     """A draft or a submission waiting for review becomes published."""
-    return content_out(await service.publish_content(principal.org, viewer_of(principal), content_id))
+    item = await service.publish_content(principal.org, viewer_of(principal), content_id)
+    return await named_out(service, principal.org, item)
 
 
 @content.post("/{content_id}/reject", summary="Reject a submission (editors, admins)")
@@ -199,12 +205,12 @@ async def reject_content(
     content_id: str, body: RejectRequest, principal: Editor, service: Service
 ) -> ContentOut:
     """Only a submission waiting for review; the reason is shown to its author."""
-    return content_out(
-        await service.reject_content(principal.org, viewer_of(principal), content_id, body.reason)
-    )
+    item = await service.reject_content(principal.org, viewer_of(principal), content_id, body.reason)
+    return await named_out(service, principal.org, item)
 
 
 @content.post("/{content_id}/archive", summary="Archive content")
 async def archive_content(content_id: str, principal: Member, service: Service) -> ContentOut:
     """Editors and admins archive any item; an advocate withdraws their own."""
-    return content_out(await service.archive_content(principal.org, viewer_of(principal), content_id))
+    item = await service.archive_content(principal.org, viewer_of(principal), content_id)
+    return await named_out(service, principal.org, item)

@@ -110,6 +110,40 @@ async def test_authors_are_named_only_when_they_let_colleagues_see_their_name(
         await producer.stop()
 
 
+async def test_every_write_names_the_author_as_get_does(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    users = Users(settings, new_org())
+    ann = users.headers("ann", "advocate")
+    picture = "https://img.example.com/ann.png"
+    first = (await client.post("/v1/content", headers=ann, json=article())).json()
+    producer = EventProducer(settings)
+    await producer.start()
+    try:
+        named = AdvocateUpdated(advocate_id="ann", display_name="Ann Lee", avatar_url=picture)
+        await producer.publish(Event.create(named, tenant=users.org, source="/tests"))
+    finally:
+        await producer.stop()
+
+    async def named_by_get() -> bool:
+        got = (await client.get(f"/v1/content/{first['id']}", headers=users.editor)).json()
+        return got["author_display_name"] == "Ann Lee"
+
+    await eventually(named_by_get)
+    second = await client.post("/v1/content", headers=ann, json=article(title="Another"))
+    answers = [
+        second,
+        await client.patch(f"/v1/content/{first['id']}", headers=ann, json={"title": "Edited"}),
+        await client.post(f"/v1/content/{first['id']}/reject", headers=users.editor, json={"reason": "No"}),
+        await client.post(f"/v1/content/{second.json()['id']}/publish", headers=users.editor),
+        await client.post(f"/v1/content/{second.json()['id']}/archive", headers=users.editor),
+    ]
+    for answer in answers:
+        assert answer.status_code in (200, 201), answer.text
+        body = answer.json()
+        assert (body["author_display_name"], body["author_avatar_url"]) == ("Ann Lee", picture), body
+
+
 async def _equal(found: Any, expected: Any) -> bool:
     return bool(await found == expected)
 
