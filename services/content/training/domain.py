@@ -67,8 +67,20 @@ def policy_acknowledged_event(advocate_id: str, version: int) -> PolicyAcknowled
     return PolicyAcknowledged(advocate_id=advocate_id, policy_version=version)
 
 
-def validate_modules(modules: list[Module]) -> None:
-    problems: Problems = []
+def _blank(texts: dict[str, str]) -> Problems:
+    """Text with nothing but spaces: it is stored stripped, so it would be stored empty."""
+    return [
+        {"field": name, "message": "must not be blank"} for name, text in texts.items() if not text.strip()
+    ]
+
+
+def validate_policy(title: str, body: str) -> None:
+    raise_if(_blank({"title": title, "body": body}))
+
+
+def validate_course(title: str, modules: list[Module]) -> None:
+    problems = _blank({"title": title})
+    problems += _blank({f"modules[{i}].title": module.title for i, module in enumerate(modules)})
     if not modules:
         problems.append({"field": "modules", "message": "a course needs at least one module"})
     seen: set[str] = set()

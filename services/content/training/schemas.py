@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import Field
 
 from services.content.schemas import Url
-from shared.fields import Line, Text
+from shared.fields import NOT_BOOLEAN, Line, Text
 from shared.pagination import Page
 from shared.schemas import RequestBody, ResponseBody
 
@@ -34,7 +35,7 @@ class PolicyPage(Page[PolicyOut]):
 
 
 class AcknowledgeRequest(RequestBody):
-    version: int = Field(ge=1, description="must be the current version")
+    version: Annotated[int, Field(ge=1), NOT_BOOLEAN] = Field(description="must be the current version")
 
 
 class ModuleIn(RequestBody):
@@ -48,7 +49,7 @@ class ModuleIn(RequestBody):
     title: Line = Field(min_length=1, max_length=300)
     body: Text | None = Field(None, max_length=50_000)
     url: Url | None = None
-    minutes: int = Field(5, ge=1, le=600)
+    minutes: Annotated[int, Field(ge=1, le=600), NOT_BOOLEAN] = 5
 
 
 class CourseIn(RequestBody):

@@ -44,6 +44,7 @@ class TrainingService:
         )
         if made is not None:
             return made
+        domain.validate_policy(title, body)
         current = await self.store.current_policy(org)
         version = (current.version if current else 0) + 1
         policy = Policy(version, title.strip(), body.strip(), by.sub, now, idempotency_key)
@@ -63,7 +64,9 @@ class TrainingService:
         self, org: str, *, cursor: str | None, limit: int
     ) -> tuple[list[Policy], str | None]:
         below = decode_cursor(cursor)
-        if below is not None and not below.isdigit():
+        # A version this API returned: ASCII digits ("²" is a digit too), few enough for BSON's
+        # 64-bit integers.
+        if below is not None and not (below.isascii() and below.isdigit() and len(below) <= 18):
             raise InvalidInput.field("cursor", "is not a cursor this API returned")
         policies = await self.store.list_policies(
             org, limit=limit + 1, below_version=int(below) if below else None
@@ -98,7 +101,7 @@ class TrainingService:
         )
         if made is not None:
             return made
-        domain.validate_modules(modules)
+        domain.validate_course(title, modules)
         course = Course(new_id(), org, title.strip(), description, modules, by.sub, now, now, idempotency_key)
         await self.store.insert_course(course)
         return course
@@ -107,7 +110,7 @@ class TrainingService:
         self, org: str, course_id: str, title: str, description: str | None, modules: list[Module]
     ) -> Course:
         course = await self.get_course(org, course_id)
-        domain.validate_modules(modules)
+        domain.validate_course(title, modules)
         changed = dataclasses.replace(
             course, title=title.strip(), description=description, modules=modules, updated_at=self.clock()
         )

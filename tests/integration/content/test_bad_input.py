@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -227,3 +228,54 @@ async def test_rejecting_without_a_reason_names_the_field(
     assert (await client.get(f"/v1/content/{item['id']}", headers=users.editor)).json()[
         "status"
     ] == "pending_review"
+
+
+async def test_training_refuses_blank_text_booleans_and_crafted_cursors(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    users = Users(settings, new_org())
+    course = {"title": "Basics", "modules": [{"id": "m1", "title": "One", "body": "x"}]}
+    course_id = (await client.post("/v1/courses", json=course, headers=users.editor)).json()["id"]
+    for body, field in (({"title": " \t", "body": "b"}, "title"), ({"title": "P", "body": " \n "}, "body")):
+        assert_problem(await client.post("/v1/policy/versions", json=body, headers=users.admin), 422, field)
+    assert (await client.get("/v1/policy", headers=users.admin)).json()["policy"] is None
+    blank_course = {**course, "title": "   "}
+    assert_problem(await client.post("/v1/courses", json=blank_course, headers=users.editor), 422, "title")
+    blank_module = {"title": "Basics", "modules": [{"id": "m1", "title": "  ", "body": "x"}]}
+    assert_problem(
+        await client.put(f"/v1/courses/{course_id}", json=blank_module, headers=users.editor),
+        422,
+        "modules[0].title",
+    )
+    boolean_minutes = {
+        "title": "Basics",
+        "modules": [{"id": "m1", "title": "One", "body": "x", "minutes": True}],
+    }
+    assert_problem(
+        await client.put(f"/v1/courses/{course_id}", json=boolean_minutes, headers=users.editor),
+        422,
+        "modules[0].minutes",
+    )
+    courses = (await client.get("/v1/courses", headers=users.editor)).json()["items"]
+    assert [(c["title"], c["modules"][0]["title"], c["modules"][0]["minutes"]) for c in courses] == [
+        ("Basics", "One", 5)
+    ]
+    # Version 1 is current: `true` would have been taken for it.
+    published = await client.post(
+        "/v1/policy/versions", json={"title": "P", "body": "B"}, headers=users.admin
+    )
+    assert published.status_code == 201
+    assert_problem(
+        await client.post("/v1/policy/acknowledgements", json={"version": True}, headers=users.editor),
+        422,
+        "version",
+    )
+    assert (await client.get("/v1/policy", headers=users.editor)).json()["acknowledged_at"] is None
+    # A cursor this API never returned: a digit that is not ASCII, a number past BSON's integers.
+    for below in ("²", "9" * 20):
+        cursor = base64.urlsafe_b64encode(below.encode()).decode().rstrip("=")
+        assert_problem(
+            await client.get("/v1/policy/versions", params={"cursor": cursor}, headers=users.editor),
+            422,
+            "cursor",
+        )

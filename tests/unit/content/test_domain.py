@@ -384,12 +384,21 @@ def test_only_the_current_policy_version_can_be_acknowledged() -> None:
 
 
 def test_modules_need_a_body_or_a_web_url_and_unique_ids() -> None:
-    training.validate_modules(
-        [Module("a", "Intro", body="text"), Module("b", "Video", url="https://v.example")]
+    training.validate_course(
+        "Basics", [Module("a", "Intro", body="text"), Module("b", "Video", url="https://v.example")]
     )
     with pytest.raises(InvalidInput) as exc:
-        training.validate_modules([Module("a", "x"), Module("a", "y", url="file:///etc/passwd")])
+        training.validate_course("Basics", [Module("a", "x"), Module("a", "y", url="file:///etc/passwd")])
     assert problem_fields(exc) == ["modules[0].body", "modules[1].id", "modules[1].url"]
+
+
+def test_policy_and_course_text_must_not_be_blank() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        training.validate_policy(" \t", "\n ")
+    assert problem_fields(exc) == ["title", "body"]
+    with pytest.raises(InvalidInput) as exc:
+        training.validate_course("  ", [Module("a", "Intro", body="x"), Module("b", " ", body="y")])
+    assert problem_fields(exc) == ["title", "modules[1].title"]
 
 
 def test_a_course_is_complete_when_every_module_is_done() -> None:
