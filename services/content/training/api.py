@@ -162,7 +162,9 @@ async def get_course(course_id: str, principal: Member, service: Service) -> Cou
 
 @courses.put("/{course_id}", summary="Replace a course (editors, admins)")
 async def replace_course(course_id: str, body: CourseIn, principal: Editor, service: Service) -> CourseOut:
-    """Keep module ids to keep advocates' progress on those modules."""
+    """Keep module ids to keep advocates' progress on those modules. An advocate who has done every module
+    the course keeps has completed it (chorus.course.completed, once).
+    """
     course = await service.replace_course(
         principal.org, course_id, body.title, body.description, _modules(body.modules)
     )

@@ -116,6 +116,11 @@ class TrainingService:
         )
         if not await self.store.replace_course(changed):
             raise NotFound(f"no course {course_id!r}")
+        # With a module removed, advocates who had done all the others have completed it now.
+        module_ids = [m.id for m in modules]
+        for progress in await self.store.uncompleted_progress(org, course_id):
+            if domain.course_is_complete(module_ids, progress.completed_module_ids):
+                await self._complete_course(org, changed, progress.advocate_id)
         return changed
 
     async def get_course(self, org: str, course_id: str) -> Course:
@@ -142,12 +147,16 @@ class TrainingService:
         if progress.completed_at is None and domain.course_is_complete(
             module_ids, progress.completed_module_ids
         ):
-            event = domain.course_completed_event(viewer.sub, course.id, course.title)
-            events = pending_events([event], org=org, subject=viewer.sub)
-            if await self.store.mark_course_completed(org, course_id, viewer.sub, self.clock(), events):
-                self.outbox.nudge()
+            await self._complete_course(org, course, viewer.sub)
             progress = await self.store.get_progress(org, course_id, viewer.sub) or progress
         return progress
+
+    async def _complete_course(self, org: str, course: Course, advocate_id: str) -> None:
+        """Record the completion with its event, once whoever else records it at the same time."""
+        event = domain.course_completed_event(advocate_id, course.id, course.title)
+        events = pending_events([event], org=org, subject=advocate_id)
+        if await self.store.mark_course_completed(org, course.id, advocate_id, self.clock(), events):
+            self.outbox.nudge()
 
     async def get_progress(
         self, org: str, viewer: Viewer, course_id: str, *, advocate_id: str | None = None

@@ -40,6 +40,8 @@ INDEXES: list[IndexSpec] = [
     ),
     IndexSpec(COURSES, [("org", ASCENDING), ("_id", DESCENDING)]),
     IndexSpec(COURSE_PROGRESS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
+    # A replaced course's progresses not yet completed (a removed module may complete them).
+    IndexSpec(COURSE_PROGRESS, [("org", ASCENDING), ("course_id", ASCENDING), ("completed_at", ASCENDING)]),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
@@ -188,6 +190,12 @@ class TrainingStore:
             queue({"$set": {"completed_at": now}}, outbox),
         )
         return result.modified_count == 1
+
+    async def uncompleted_progress(self, org: str, course_id: str) -> list[Progress]:
+        """The course's progresses whose completion is not set."""
+        progresses = self._tenants.of(org, COURSE_PROGRESS)
+        cursor = progresses.find({"course_id": course_id, "completed_at": None})
+        return [PROGRESS_DOCUMENTS.entity(doc) async for doc in cursor]
 
     async def get_progress(self, org: str, course_id: str, advocate_id: str) -> Progress | None:
         progresses = self._tenants.of(org, COURSE_PROGRESS)

@@ -188,6 +188,42 @@ async def test_every_transition_emits_an_event_that_matches_its_schema(
     assert {e.data.advocate_id for e in training_tap.seen if e.tenant == org} == {"ann"}  # type: ignore[attr-defined]
 
 
+async def test_a_course_replaced_without_the_modules_left_is_completed_once(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    """Ann did a and b of [a, b, c]; the course becomes [a, b]: she has completed it, announced
+    once, whatever she or an editor does next. Bob, who did only a, has not."""
+    org = new_org()
+    users = Users(settings, org)
+    ann, bob = users.headers("ann", "advocate"), users.headers("bob", "advocate")
+    modules = [{"id": m, "title": m, "body": "x"} for m in ("a", "b", "c")]
+    course = await client.post("/v1/courses", json={"title": "T", "modules": modules}, headers=users.editor)
+    course_id = course.json()["id"]
+    async with tap(settings, "chorus.training") as training_tap:
+        for who, module in ((ann, "a"), (ann, "b"), (bob, "a")):
+            done = await client.post(f"/v1/courses/{course_id}/modules/{module}/complete", headers=who)
+            assert done.status_code == 200 and done.json()["completed_at"] is None
+        shorter = {"title": "T", "modules": modules[:2]}
+        for _ in range(2):
+            put = await client.put(f"/v1/courses/{course_id}", json=shorter, headers=users.editor)
+            assert put.status_code == 200, put.text
+        # Completed by the replacement itself: she has no module left to complete.
+        anns = (await client.get(f"/v1/courses/{course_id}/progress", headers=ann)).json()
+        assert anns["completed_at"] is not None
+        again = await client.post(f"/v1/courses/{course_id}/modules/a/complete", headers=ann)
+        assert again.json()["completed_at"] is not None
+        bobs = (await client.get(f"/v1/courses/{course_id}/progress", headers=bob)).json()
+        assert bobs["completed_at"] is None
+
+        def ours(event: object) -> bool:
+            return getattr(event, "tenant", None) == org
+
+        completed = await training_tap.collect(ours, count=2, timeout_s=10, settle_s=0.5)
+    assert [(e.type, e.data.advocate_id, e.data.course_id) for e in completed] == [  # type: ignore[attr-defined]
+        ("chorus.course.completed", "ann", course_id)
+    ]
+
+
 async def test_the_relay_publishes_events_left_in_an_outbox(
     client: httpx.AsyncClient, settings: ChorusSettings, content_settings: ContentSettings
 ) -> None:
