@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -79,11 +78,3 @@ def is_web_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in value)
-
-
-def blocked_word_in(text: str, blocked_words: list[str]) -> str | None:
-    """The first blocked word or phrase found in `text` as a whole word, ignoring case."""
-    for word in blocked_words:
-        if re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, flags=re.IGNORECASE):
-            return word
-    return None

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from services.content.common import Problems, Viewer, blocked_word_in, is_web_url, raise_if
+from services.content.common import Problems, Viewer, is_web_url, raise_if
 from services.content.program.domain import OrgSettings
 from shared.errors import Conflict, Forbidden, InvalidInput
 from shared.events import EventData
@@ -29,6 +29,7 @@ from shared.events.content import (
     ContentUpdated,
 )
 from shared.networks import NETWORKS, POST_LIMITS, post_length
+from shared.wording import blocked_words_in, keeps_disclosure
 
 CONTENT_TYPES = ("article", "video", "image", "job_opening", "event", "post")
 
@@ -135,8 +136,8 @@ def validate_fields(fields: ContentFields, settings: OrgSettings) -> None:
     if fields.starts_at and fields.expires_at and fields.expires_at <= fields.starts_at:
         problems.append({"field": "expires_at", "message": "must be after starts_at"})
     for name, text in (("title", fields.title), ("summary", fields.summary or "")):
-        if word := blocked_word_in(text, settings.blocked_words):
-            problems.append({"field": name, "message": f"contains the blocked word {word!r}"})
+        if blocked := blocked_words_in(text, settings.blocked_words):
+            problems.append({"field": name, "message": f"contains the blocked word {blocked[0]!r}"})
     for i, post in enumerate(fields.suggested_posts):
         where = f"suggested_posts[{i}]"
         limit = POST_LIMITS.get(post.network)
@@ -154,13 +155,17 @@ def validate_fields(fields: ContentFields, settings: OrgSettings) -> None:
                     "message": f"is {length} characters with a share's link; {post.network} allows {limit}",
                 }
             )
-        disclosure = settings.required_disclosure
-        if disclosure and disclosure.lower() not in post.text.lower():
+        if not keeps_disclosure(post.text, settings.required_disclosure):
             problems.append(
-                {"field": f"{where}.text", "message": f"must contain the disclosure {disclosure!r}"}
+                {
+                    "field": f"{where}.text",
+                    "message": f"must contain the disclosure {settings.required_disclosure!r}",
+                }
             )
-        if word := blocked_word_in(post.text, settings.blocked_words):
-            problems.append({"field": f"{where}.text", "message": f"contains the blocked word {word!r}"})
+        if blocked := blocked_words_in(post.text, settings.blocked_words):
+            problems.append(
+                {"field": f"{where}.text", "message": f"contains the blocked word {blocked[0]!r}"}
+            )
     raise_if(problems)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from services.content.common import Problems, blocked_word_in, is_web_url, raise_if
+from services.content.common import Problems, is_web_url, raise_if
 from shared.clock import DEFAULT_TIME_ZONE, time_zone
 from shared.events.content import SettingsUpdated
+from shared.wording import blocked_words_in
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ def validate_settings(settings: OrgSettings, known_course_ids: set[str]) -> OrgS
     words = list(dict.fromkeys(w.strip().lower() for w in settings.blocked_words if w.strip()))
     if len(words) != len(settings.blocked_words):
         problems.append({"field": "blocked_words", "message": "must not contain empty or duplicate entries"})
-    if disclosure and (word := blocked_word_in(disclosure, words)):
-        problems.append({"field": "required_disclosure", "message": f"contains the blocked word {word!r}"})
+    if disclosure and (blocked := blocked_words_in(disclosure, words)):
+        problems.append(
+            {"field": "required_disclosure", "message": f"contains the blocked word {blocked[0]!r}"}
+        )
     for i, course_id in enumerate(settings.required_course_ids):
         if course_id not in known_course_ids:
             problems.append({"field": f"required_course_ids[{i}]", "message": f"no course {course_id!r}"})

@@ -16,6 +16,7 @@ from shared.clock import local_date, time_zone
 from shared.errors import AppError, Forbidden, InvalidInput
 from shared.events.shares import ShareMade
 from shared.networks import NETWORKS, POST_LIMITS, post_length
+from shared.wording import blocked_words_in, keeps_disclosure
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,6 @@ def may_share(
     )
 
 
-def blocked_words_in(message: str, blocked: tuple[str, ...]) -> list[str]:
-    found = []
-    for word in blocked:
-        if word and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", message, re.IGNORECASE):
-            found.append(word)
-    return found
-
-
 def within_sharing_hours(rules: OrgRules, at: datetime) -> bool:
     """Whether `at` is within the sharing hours, read on the clock of the organisation's zone."""
     start = rules.sharing_hours_start if rules.sharing_hours_start is not None else 0
@@ -152,9 +145,10 @@ def check_share(
         raise Forbidden(reason)
     if (reason := gate_refusal(rules, training)) is not None:
         raise Forbidden(reason)
-    disclosure = rules.required_disclosure
-    if disclosure and disclosure.lower() not in message.lower():
-        raise InvalidInput.field("message", f"must keep the required disclosure {disclosure!r}")
+    if not keeps_disclosure(message, rules.required_disclosure):
+        raise InvalidInput.field(
+            "message", f"must keep the required disclosure {rules.required_disclosure!r}"
+        )
     if blocked := blocked_words_in(message, rules.blocked_words):
         raise InvalidInput.field("message", f"contains blocked words: {', '.join(blocked)}")
     limit = POST_LIMITS[network]
