@@ -7,7 +7,7 @@ when they are processed. An organisation that published none has the defaults (v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -101,6 +101,17 @@ class Campaign(BaseModel):
     kinds: list[Kind] = Field(default_factory=list, max_length=20, description="empty = every scoring kind")
     tags: list[Line] = Field(default_factory=list, max_length=20, description="empty = any content")
     contest: StrictBool = Field(False, description="also rank advocates on a board for this period")
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _with_zone(cls, at: datetime, info: ValidationInfo) -> datetime:
+        # Compared with events' aware times: a naive one would fail the scoring of every event
+        # of the organisation. Rules stored before this check hold naive times, meant as UTC.
+        if at.tzinfo is not None:
+            return at
+        if read_as_stored(info):
+            return at.replace(tzinfo=UTC)
+        raise ValueError("must say its time zone, e.g. 2026-01-31T09:00:00Z")
 
     @model_validator(mode="after")
     def _window(self) -> Campaign:

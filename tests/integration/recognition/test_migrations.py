@@ -4,6 +4,7 @@ they expired, and text stored before requests refused control characters."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,8 @@ from services.recognition.badges.domain import BadgeDefinition
 from services.recognition.badges.store import BadgeStore
 from services.recognition.profiles.store import ERASED
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
-from services.recognition.rules.domain import Rules, RuleVersion
-from services.recognition.rules.store import RulesStore
+from services.recognition.rules.domain import Kind, Rules, RuleVersion, score
+from services.recognition.rules.store import RULES, RulesStore
 from shared.fields import AS_STORED
 from shared.migrations import migrate
 from shared.mongo import Document
@@ -95,3 +96,31 @@ async def test_rules_and_badges_stored_before_text_refused_control_characters_st
 
     assert (await rules_store.latest("org-a")).rules.campaigns[0].name == "Spring\tpush"
     assert [b.name for b in await badge_store.definitions("org-a")] == ["Ten\u0007shares"]
+
+
+async def test_campaign_times_stored_without_a_time_zone_read_as_utc(db: AsyncDatabase[Document]) -> None:
+    """Requests took naive campaign times before they were refused; stored ones are read as UTC,
+    so that the organisation's events score again instead of failing on the comparison."""
+    naive = {
+        "id": "spring",
+        "name": "Spring",
+        "starts_at": "2026-03-01T00:00:00",
+        "ends_at": "2026-04-01T00:00:00",
+    }
+    await db[RULES].insert_one(
+        {
+            "_id": "org-a:1",
+            "org": "org-a",
+            "version": 1,
+            "rules_json": json.dumps({"campaigns": [{**naive, "multiplier": 2.0}]}),
+            "created_by": "ann",
+            "created_at": datetime.now(UTC),
+        }
+    )
+    rules = (await RulesStore(db).latest("org-a")).rules
+    assert (rules.campaigns[0].starts_at, rules.campaigns[0].ends_at) == (
+        datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 4, 1, tzinfo=UTC),
+    )
+    at = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
+    assert score(rules, Kind.SHARE_MADE, at=at).points == 20
