@@ -13,7 +13,7 @@ from services.recognition.leaderboards.domain import Period
 from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.web import TAGS, Cursor, Limit, Member
 from shared.app import app_state
-from shared.clock import RequestTime
+from shared.clock import AwareRequestTime
 from shared.dependencies import on_loop
 from shared.errors import NOT_FOUND_RESPONSE
 
@@ -56,7 +56,9 @@ async def leaderboard(
     service: Service,
     board: AskedBoard,
     scope: Literal["org", "team"] = "org",
-    at: Annotated[RequestTime | None, Query(description="a moment inside the period; default now")] = None,
+    at: Annotated[
+        AwareRequestTime | None, Query(description="a moment inside the period; default now")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> Response:

@@ -80,3 +80,14 @@ async def test_a_campaign_time_without_a_time_zone_is_refused_and_nothing_is_pub
         return [(e["kind"], e["points"]) for e in entries] == [("share_made", 20)]
 
     await eventually(doubled, timeout_s=90)
+
+
+async def test_a_leaderboard_moment_without_a_time_zone_is_refused(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    """A moment without a zone says no period: it would be read in the server's own zone."""
+    a = bearer(settings, org=new_org(), sub="a", roles=["advocate"])
+    refused = await client.get("/v1/leaderboard", headers=a, params={"at": "2026-03-02T00:30:00"})
+    assert _fields(refused) == ["at"]
+    taken = await client.get("/v1/leaderboard", headers=a, params={"at": "2026-03-02T00:30:00+01:00"})
+    assert body(taken)["period_key"] == "week:2026-W09"  # Sunday 1 March in UTC
