@@ -21,6 +21,7 @@ from services.recognition.leaderboards.store import BoardStore
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.service import RulesService
 from shared.clock import Clock, utc_now
+from shared.errors import InvalidInput
 from shared.pagination import decode_keys, encode_keys
 
 
@@ -86,7 +87,9 @@ class LeaderboardService:
     ) -> tuple[list[Row], str | None, Row | None, Standings]:
         """Advocates in points order (visible ones only), plus the viewer's own standing."""
         value = decode_keys(cursor)
-        after = (int(value["p"]), str(value["a"])) if value else None
+        if value is not None and not (type(value.get("p")) is int and isinstance(value.get("a"), str)):
+            raise InvalidInput.field("cursor", "is not a cursor this API returned")  # another list's, say
+        after = None if value is None else (value["p"], value["a"])
         standings = await self.standings.get(org, key)
         rows = standings.page(team, after, limit, viewer)
         next_cursor = None

@@ -8,7 +8,7 @@ from services.recognition.rules import domain
 from services.recognition.rules.domain import Rules, RuleVersion
 from services.recognition.rules.store import RulesStore
 from shared.clock import Clock, utc_now
-from shared.errors import Conflict
+from shared.errors import Conflict, InvalidInput
 from shared.pagination import decode_keys, encode_keys
 from shared.ttl_cache import TtlCache
 
@@ -48,7 +48,11 @@ class RulesService:
         self, org: str, cursor: str | None, limit: int
     ) -> tuple[list[RuleVersion], str | None]:
         value = decode_keys(cursor)
-        before = int(value["v"]) if value else None
+        before = None if value is None else value.get("v")
+        # A version, as this list returned it: not another list's cursor, nor past what a query's
+        # 64-bit number holds.
+        if value is not None and not (type(before) is int and 0 <= before < 2**63):
+            raise InvalidInput.field("cursor", "is not a cursor this API returned")
         versions = await self.store.versions(org, before_version=before, limit=limit)
         next_cursor = encode_keys({"v": versions[-1].version}) if len(versions) == limit else None
         return versions, next_cursor

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from shared.messaging import EventProducer
+from shared.pagination import encode_keys, encode_time_id
 from shared.settings import ChorusSettings
 from tests.helpers import bearer, eventually, new_org
 from tests.integration.recognition.conftest import body, publisher
@@ -91,3 +92,24 @@ async def test_a_leaderboard_moment_without_a_time_zone_is_refused(
     assert _fields(refused) == ["at"]
     taken = await client.get("/v1/leaderboard", headers=a, params={"at": "2026-03-02T00:30:00+01:00"})
     assert body(taken)["period_key"] == "week:2026-W09"  # Sunday 1 March in UTC
+
+
+async def test_a_cursor_this_list_did_not_return_is_a_422_naming_it(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    org = new_org()
+    admin = bearer(settings, org=org, sub="boss", roles=["admin"])
+    ledgers = encode_time_id(datetime.now(UTC), "e1")  # another list's cursor
+    for cursor in (ledgers, encode_keys({"p": "ten", "a": "x"}), encode_keys({"p": 1, "a": None})):
+        refused = await client.get("/v1/leaderboard", headers=admin, params={"cursor": cursor})
+        assert _fields(refused) == ["cursor"], cursor
+    for cursor in (ledgers, encode_keys({"v": "2"}), encode_keys({"v": 1.5}), encode_keys({"v": 10**30})):
+        refused = await client.get("/v1/rules/versions", headers=admin, params={"cursor": cursor})
+        assert _fields(refused) == ["cursor"], cursor
+    # What the lists return still pages them.
+    assert body(
+        await client.get("/v1/leaderboard", headers=admin, params={"cursor": encode_keys({"p": 1, "a": "x"})})
+    )
+    assert body(
+        await client.get("/v1/rules/versions", headers=admin, params={"cursor": encode_keys({"v": 2})})
+    )
