@@ -50,7 +50,9 @@ class LeaderboardService:
     ) -> None:
         """Count a ledger entry's points on its boards (and its team's), once per entry."""
         profile = await self.profiles.get(org, advocate_id)
-        visible = True if profile is None else profile.public_ranking_consent
+        # As follow_consent keeps the rest: a leaver's new entry (a click on an old share scoring
+        # in a new week) is hidden like their others.
+        visible = True if profile is None else profile.ranked
         updates = [self.store.add(org, p, advocate_id, team, visible, entry_id, points) for p in periods]
         if team:
             updates += [self.store.add_to_team(org, p, team, entry_id, points) for p in periods]

@@ -463,6 +463,39 @@ async def test_a_leaver_drops_off_the_live_boards_and_keeps_their_points(
     await eventually(lambda: _board_is(client, viewer, "all", [("leaves", 10), ("stays", 10)]), timeout_s=90)
 
 
+async def test_points_a_leaver_earns_after_leaving_keep_them_off_the_boards(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    """What a leaver earns after leaving (a click on an old share, in a new week) lands on a board
+    they had no entry on yet: that entry is made hidden, as their others were."""
+    org = new_org()
+    pub = publisher(producer, org)
+    await pub.enrol("stays", "red")
+    # Deactivated without an enrolment first: kudos to an active one would score for them.
+    await pub.send(AdvocateUpdated(advocate_id="leaves", team="red", active=False))
+    stays = as_(settings, org, "stays")
+
+    async def leaver_known() -> bool:  # kudos to a leaver are refused once recognition knows
+        response = await client.post("/v1/kudos", headers=stays, json={"to": "leaves", "message": "thanks"})
+        assert response.status_code in (201, 422), response.text
+        return response.status_code == 422 and "left" in response.text
+
+    await eventually(leaver_known, timeout_s=60)
+    await pub.share("s1", "stays", team="red")
+    await pub.share("s2", "leaves", team="red")
+    leaves = as_(settings, org, "leaves")
+
+    async def board_seen_by_leaver() -> dict[str, Any] | None:
+        board: dict[str, Any] = body(
+            await client.get("/v1/leaderboard", headers=leaves, params={"period": "all"})
+        )
+        counted = board["me"] is not None and board["me"]["points"] == 10
+        return board if counted and len(board["items"]) else None
+
+    board = await eventually(board_seen_by_leaver, timeout_s=90)
+    assert [(r["advocate_id"], r["points"]) for r in board["items"]] == [("stays", 10)]
+
+
 async def test_a_leavers_expiry_left_half_way_is_finished_once(
     client: httpx.AsyncClient,
     producer: EventProducer,
