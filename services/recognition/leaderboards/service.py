@@ -68,10 +68,9 @@ class LeaderboardService:
         """Off every board; team totals drop by what the advocate contributed, so team boards
         stay the sum of their members."""
         for standing in await self.store.standings_of(org, advocate_id):
-            if standing.team and standing.points:
-                await self.store.add_to_team(
-                    org, standing.period, standing.team, f"erase:{standing.id}", -standing.points
-                )
+            for team, points in standing.teams.items():
+                if points:
+                    await self.store.add_to_team(org, standing.period, team, f"erase:{standing.id}", -points)
             await self.store.delete(org, standing.id)
         self._names.forget(org, advocate_id)
 

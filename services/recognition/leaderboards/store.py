@@ -4,6 +4,7 @@ applied (`applied_events`), so applying an entry again after a crash changes not
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING
@@ -36,12 +37,27 @@ INDEXES: list[IndexSpec] = [
 
 @dataclass(frozen=True)
 class Standing:
-    """An advocate's place on one board, as an erasure takes it off."""
+    """An advocate's place on one board, as an erasure takes it off: the points it counted for
+    each team (an advocate who changed team counted for several)."""
 
     id: str
     period: str
-    team: str | None
-    points: int
+    teams: dict[str, int]
+
+
+def _team_key(team: str) -> str:
+    # A team's name may hold what a field name may not ('.', a leading '$').
+    return hashlib.sha256(team.encode()).hexdigest()[:16]
+
+
+def _standing(doc: Document) -> Standing:
+    names = doc.get("team_names", {})
+    teams = {names[key]: int(points) for key, points in doc.get("team_points", {}).items()}
+    # A board made before it kept points by team: the points not kept so went to its last team.
+    rest = int(doc.get("points", 0)) - sum(teams.values())
+    if rest and not doc.get("by_team") and doc.get("team"):
+        teams[doc["team"]] = teams.get(doc["team"], 0) + rest
+    return Standing(doc["_id"], doc["period"], teams)
 
 
 class BoardStore:
@@ -58,12 +74,21 @@ class BoardStore:
         entry_id: str,
         points: int,
     ) -> None:
-        on_insert: Document = {"period": period, "advocate_id": advocate_id, "visible": visible}
+        on_insert: Document = {
+            "period": period,
+            "advocate_id": advocate_id,
+            "visible": visible,
+            "by_team": True,
+        }
         update: Document = {"$inc": {"points": points}}
         if team is None:
             on_insert["team"] = None
         else:
-            update["$set"] = {"team": team}
+            # `team` is the latest (the team boards filter by it); the points are also kept by
+            # team, so that an erasure takes from each team what it counted there.
+            key = _team_key(team)
+            update["$inc"][f"team_points.{key}"] = points
+            update["$set"] = {"team": team, f"team_names.{key}": team}
         boards = self.tenants.of(org, BOARDS)
         await apply_once(boards, joined_id(org, period, advocate_id), entry_id, update, on_insert)
 
@@ -98,10 +123,7 @@ class BoardStore:
 
     async def standings_of(self, org: str, advocate_id: str) -> list[Standing]:
         cursor = self.tenants.of(org, BOARDS).find({"advocate_id": advocate_id})
-        return [
-            Standing(d["_id"], d["period"], d.get("team"), int(d.get("points", 0)))
-            for d in await cursor.to_list()
-        ]
+        return [_standing(d) for d in await cursor.to_list()]
 
     async def delete(self, org: str, board_id: str) -> None:
         await self.tenants.of(org, BOARDS).delete_one({"_id": board_id})

@@ -14,13 +14,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.badges.domain import BadgeDefinition
 from services.recognition.badges.store import BadgeStore
+from services.recognition.leaderboards.store import BOARDS, BoardStore
 from services.recognition.profiles.store import ERASED
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
 from services.recognition.rules.domain import Kind, Rules, RuleVersion, score
 from services.recognition.rules.store import RULES, RulesStore
 from shared.fields import AS_STORED
 from shared.migrations import migrate
-from shared.mongo import Document
+from shared.mongo import Document, joined_id
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
 from shared.vault import erasure_markers_expire, forget_erasure_at
 from shared.webhooks.engine import Target
@@ -124,3 +125,25 @@ async def test_campaign_times_stored_without_a_time_zone_read_as_utc(db: AsyncDa
     )
     at = datetime(2026, 3, 31, 23, 30, tzinfo=UTC)
     assert score(rules, Kind.SHARE_MADE, at=at).points == 20
+
+
+async def test_a_board_stored_before_it_kept_points_by_team_gives_them_to_its_last_team(
+    db: AsyncDatabase[Document],
+) -> None:
+    """As an erasure read it before: the points not kept by team count for the board's team."""
+    store = BoardStore(db)
+    await db[BOARDS].insert_one(
+        {
+            "_id": joined_id("org-a", "all", "a"),
+            "org": "org-a",
+            "period": "all",
+            "advocate_id": "a",
+            "team": "red",
+            "points": 30,
+        }
+    )
+    await store.add("org-a", "all", "a", "blue", True, "e1", 5)  # counted since: kept by team
+    await store.add("org-a", "week:2026-W10", "a", None, True, "e2", 7)  # a new board, no team
+    await store.add("org-a", "week:2026-W10", "a", "a.$team", True, "e3", 4)
+    standings = {s.period: s.teams for s in await store.standings_of("org-a", "a")}
+    assert standings == {"all": {"blue": 30 + 5}, "week:2026-W10": {"a.$team": 4}}

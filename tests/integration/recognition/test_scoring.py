@@ -17,7 +17,7 @@ from services.recognition.points import domain as points_domain
 from services.recognition.points.store import PointsStore
 from services.recognition.settings import RecognitionSettings
 from shared.events import TOPICS
-from shared.events.advocates import AdvocateUpdated
+from shared.events.advocates import AdvocateErased, AdvocateUpdated
 from shared.events.conversions import ApplicationSubmitted, HireMade, SaleRecorded, SaleRefunded
 from shared.events.recognition import RewardGranted
 from shared.events.training import CourseCompleted
@@ -494,6 +494,30 @@ async def test_points_a_leaver_earns_after_leaving_keep_them_off_the_boards(
 
     board = await eventually(board_seen_by_leaver, timeout_s=90)
     assert [(r["advocate_id"], r["points"]) for r in board["items"]] == [("stays", 10)]
+
+
+async def test_an_erasure_takes_from_each_team_what_its_advocate_counted_there(
+    client: httpx.AsyncClient, producer: EventProducer, settings: ChorusSettings
+) -> None:
+    """An advocate who changed team counted for both: erased, each team board loses what they
+    brought it, so the team boards stay the sum of their members."""
+    org = new_org()
+    pub = publisher(producer, org)
+    viewer = as_(settings, org, "stays")
+
+    async def teams_are(expected: dict[str, int]) -> bool:
+        board = body(
+            await client.get("/v1/leaderboard", headers=viewer, params={"period": "all", "scope": "team"})
+        )
+        return {t["team"]: t["points"] for t in board["items"]} == expected
+
+    await pub.share("s1", "mover", team="red")
+    await pub.share("s2", "stays", team="red")
+    await eventually(lambda: teams_are({"red": 20}), timeout_s=90)
+    await pub.share("s3", "mover", team="blue")  # moved to blue
+    await eventually(lambda: teams_are({"red": 20, "blue": 10}), timeout_s=90)
+    await pub.send(AdvocateErased(advocate_id="mover", requested_by="dpo"))
+    await eventually(lambda: teams_are({"red": 10, "blue": 0}), timeout_s=60)
 
 
 async def test_a_leavers_expiry_left_half_way_is_finished_once(
