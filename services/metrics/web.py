@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -52,12 +53,14 @@ def _csv_response(rows: list[dict[str, Any]], name: str) -> Response:
 
 
 # A cell starting with one of these is a formula to a spreadsheet (CSV injection): it gets a
-# leading apostrophe, which spreadsheets show as text. Numbers are left as they are.
+# leading apostrophe, which spreadsheets show as text. Numbers are left as they are, written as
+# text too (a net revenue of "-50.00"): an apostrophe would keep them out of a SUM.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
 def neutralised(value: Any) -> Any:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(value):
         return "'" + value
     return value
 

@@ -414,6 +414,41 @@ async def test_a_backdated_sale_counts_on_the_day_it_happened(
     assert (await totals(client, settings, org))["sales"] == 1  # nothing written by the refusals
 
 
+async def test_a_day_of_more_refunds_than_sales_exports_its_negative_revenue_as_a_number(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    settings, org = metrics_settings, new_org()
+    crm = admin(settings, org)
+    today = datetime.now(UTC).date()
+    sale = {"type": "sale", "customer_id": "c", "amount": "80", "currency": "EUR", "order_id": "o-1"}
+    backdated = {**sale, "occurred_at": (datetime.now(UTC) - timedelta(days=2)).isoformat()}
+    assert (await client.post("/v1/conversions", json=backdated, headers=crm)).status_code == 200
+    refund = {"type": "refund", "customer_id": "c", "order_id": "o-1", "amount": "50", "currency": "EUR"}
+    assert (await client.post("/v1/conversions", json=refund, headers=crm)).status_code == 200
+
+    async def exported() -> dict[str, dict[str, str]]:
+        response = await client.get(
+            "/v1/funnel",
+            params={
+                "from": (today - timedelta(days=3)).isoformat(),
+                "to": today.isoformat(),
+                "group_by": "day",
+            },
+            headers={**crm, "Accept": "text/csv"},
+        )
+        assert response.status_code == 200, response.text
+        return {row["key"]: row for row in csv.DictReader(io.StringIO(response.text))}
+
+    async def both_counted() -> bool:
+        return today.isoformat() in await exported()
+
+    await eventually(both_counted, timeout_s=WAIT_S)
+    rows = await exported()
+    # A spreadsheet's SUM of the column gives the net 30.00: no cell is text.
+    assert rows[today.isoformat()]["revenue_EUR"] == "-50.00"
+    assert rows[(today - timedelta(days=2)).isoformat()]["revenue_EUR"] == "80.00"
+
+
 async def test_an_advocates_own_click_never_earns_credit(
     client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
 ) -> None:

@@ -510,6 +510,19 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(text
     assert parsed["team"] == "sales" and parsed["clicks"] == "-3"  # text and numbers otherwise kept
 
 
+def test_csv_cells_that_are_plain_numbers_stay_numbers_even_when_negative() -> None:
+    for number in ("-50.00", "-3", "-0.0001", "12.5"):
+        assert web.neutralised(number) == number
+    for formula in ("-3+4", "-1e3", "-", "-.5", "-2,5", "-3\n", "-\u0661"):  # the last an Arabic-Indic 1
+        assert web.neutralised(formula) == "'" + formula
+    rows = [
+        {"key": "2026-11-02", "revenue": {"EUR": "-50.00"}},
+        {"key": "2026-11-03", "revenue": {"EUR": "80.00"}},
+    ]
+    parsed = list(csv.DictReader(io.StringIO(web.to_csv(rows), newline="")))
+    assert sum(Decimal(row["revenue_EUR"]) for row in parsed) == Decimal("30.00")
+
+
 def test_a_click_touches_two_documents_of_its_day_the_totals_and_the_breakdowns() -> None:
     pending = [
         Pending(
