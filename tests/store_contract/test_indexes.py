@@ -337,7 +337,13 @@ QUERIES: dict[str, Query] = {
     "a visitor's recent human clicks": Query(
         "metrics visitor_clicks",
         "click_index",
-        {"org": "org1", "visitor_hash": "v1", "clicked_at": {"$gte": _at(100)}, "bot": False},
+        {
+            "org": "org1",
+            "visitor_hash": "v1",
+            "clicked_at": {"$gte": _at(100)},
+            "bot": False,
+            "advocate_id": {"$ne": "erased"},
+        },
         limit=200,
     ),
     "an advocate's clicks (erasure)": Query(

@@ -120,6 +120,8 @@ def refund(
     refund_id = uuid.uuid4().hex
     remaining = revenue_units(Decimal(sale["amount"])) - refunded_units - revenue_units(reported.amount)
     about = {name: sale[name] for name in ("share_id", "advocate_id", "content_id", "attributed", "credits")}
+    if about["advocate_id"] == ERASED:  # the sale left the erased advocate's figures with them
+        about["advocate_id"] = None
     data = SaleRefunded(
         conversion_id=refund_id,
         key=sale["share_id"] or sale["conversion_id"],
@@ -296,8 +298,10 @@ def convert(
     hire: to its candidate's application, `application_id`)."""
     attributed = reason is None and click is not None
     credited = click if attributed else None
-    # A click without its advocate's tracking consent credits the share and content, not them.
+    # A click without its advocate's tracking consent credits the share and content, not them;
+    # nor does the click of an erased advocate a hire takes through its application.
     advocate_id = credited.advocate_id if credited and credited.tracked else None
+    advocate_id = None if advocate_id == ERASED else advocate_id
     conversion_id = uuid.uuid4().hex
     fields: dict[str, Any] = {
         "conversion_id": conversion_id,

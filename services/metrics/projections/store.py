@@ -318,7 +318,13 @@ class ProjectionStore:
         return await CLICKS.one(self.tenants.of(org, CLICK_INDEX), {"_id": click_id})
 
     async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Click]:
-        query = {"visitor_hash": visitor_hash, "clicked_at": {"$gte": since}, "bot": False}
+        # An erased advocate's clicks keep their visitor, but no longer reach anyone for them.
+        query = {
+            "visitor_hash": visitor_hash,
+            "clicked_at": {"$gte": since},
+            "bot": False,
+            "advocate_id": {"$ne": ERASED},
+        }
         return [CLICKS.entity(d) async for d in self.tenants.of(org, CLICK_INDEX).find(query).limit(200)]
 
     # --- advocates (enrolment, activity, training) --------------------------------------------

@@ -977,6 +977,88 @@ async def test_program_figures_and_erasure(
     assert (again.json()["attributed"], again.json()["reason"]) == (False, "unknown click id")
 
 
+async def test_an_erased_advocates_clicks_credit_nobody_and_their_conversions_no_erased_row(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings, producer: EventProducer
+) -> None:
+    settings, org = metrics_settings, new_org()
+    alice, bob = f"{org}-alice", f"{org}-bob"
+    now = datetime.now(UTC)
+    hours_ago = [now - timedelta(hours=h) for h in range(6)]
+    clicks = [
+        click(org, "a-job", "s1", alice, hours_ago[4], "cand", content_type="job_opening"),
+        click(org, "a-sale", "s1", alice, hours_ago[4], "buyer"),
+        click(org, "a-1", "s1", alice, hours_ago[4], "v1"),
+        click(org, "b-1", "s2", bob, hours_ago[3], "v1"),
+        click(org, "a-2", "s1", alice, hours_ago[4], "v2"),
+        click(org, "b-own", "s2", bob, hours_ago[3], "v2", own=True),
+    ]
+    await producer.publish_many(
+        [
+            Event.create(AdvocateEnrolled(advocate_id=alice, team="t"), tenant=org, source="/test"),
+            share(org, "s1", alice, hours_ago[5]),
+            share(org, "s2", bob, hours_ago[5]),
+            *clicks,
+        ]
+    )
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+
+    async def enrolled(count: int) -> bool:
+        return len(await metrics.projections.advocates(org)) == count
+
+    async def indexed() -> bool:
+        return all([await metrics.projections.click(org, c.data.click_id) for c in clicks])  # type: ignore[attr-defined]
+
+    await eventually(lambda: enrolled(1), timeout_s=WAIT_S)
+    await eventually(indexed, timeout_s=WAIT_S)
+    crm = admin(settings, org)
+
+    async def post(body: dict[str, Any]) -> dict[str, Any]:
+        response = await client.post("/v1/conversions", json=body, headers=crm)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    sale = {"type": "sale", "customer_id": "buyer", "amount": "100", "currency": "EUR", "order_id": "o-1"}
+    assert (await post({**sale, "click_id": f"{org}-a-sale"}))["advocate_id"] == alice
+    application = {"type": "application", "click_id": f"{org}-a-job", "customer_id": "cand"}
+    assert (await post(application))["advocate_id"] == alice
+
+    await producer.publish(
+        Event.create(AdvocateErased(advocate_id=alice, requested_by="dpo"), tenant=org, source="/test")
+    )
+    await eventually(lambda: enrolled(0), timeout_s=WAIT_S)
+
+    # The visitor also came through Alice's link: only Bob shares the credit now.
+    both = await post({"type": "lead", "click_id": f"{org}-b-1", "customer_id": "l1"})
+    assert (both["attributed"], both["advocate_id"]) == (True, bob)
+    assert [(c["advocate_id"], c["linear"]) for c in both["credits"]] == [(bob, 1.0)]
+    # Bob's own click, whose visitor came otherwise only through Alice's link: nobody's.
+    own = await post({"type": "lead", "click_id": f"{org}-b-own", "customer_id": "l2"})
+    assert (own["attributed"], own["advocate_id"], own["share_id"], own["credits"]) == (False, None, None, [])
+    assert own["reason"] == "the only click is the advocate's own, and a self-click earns no credit"
+    # Her application's hire and her sale's refund still count, for the share, for nobody.
+    hire = await post({"type": "hire", "customer_id": "cand"})
+    assert (hire["attributed"], hire["advocate_id"], hire["share_id"]) == (True, None, f"{org}-s1")
+    refund = {"type": "refund", "customer_id": "buyer", "order_id": "o-1", "amount": "30", "currency": "EUR"}
+    assert (await post(refund))["advocate_id"] is None
+
+    async def counted() -> bool:
+        t = await totals(client, settings, org)
+        return bool((t["leads"], t["hires"], t["refunds"], t["revenue"]) == (2, 1, 1, {"EUR": "70.00"}))
+
+    await eventually(counted, timeout_s=WAIT_S)
+    by_advocate = await client.get(
+        "/v1/funnel",
+        params={
+            "from": (now - timedelta(days=1)).date().isoformat(),
+            "to": now.date().isoformat(),
+            "group_by": "advocate",
+        },
+        headers=crm,
+    )
+    assert [(r["key"], r["leads"]) for r in by_advocate.json()["rows"]] == [(bob, 1)]
+
+
 async def test_dictionary_and_settings(client: httpx.AsyncClient, metrics_settings: MetricsSettings) -> None:
     settings, org = metrics_settings, new_org()
     names = {
