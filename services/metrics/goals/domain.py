@@ -78,9 +78,12 @@ def period(
     raise InvalidInput.field("horizon_months", "give a horizon of 1, 3 or 6 months, or starts_on and ends_on")
 
 
-def check_filter(filter_dim: str | None, filter_key: str | None) -> None:
+def check_filter(metric: str, filter_dim: str | None, filter_key: str | None) -> None:
     if (filter_dim is None) != (filter_key is None):
         raise InvalidInput.field("filter_key", "filter_dim and filter_key go together")
+    # Program and survey figures are the organisation's only: a filter would be ignored.
+    if filter_dim is not None and metric in (*PROGRAM_METRICS, *SURVEY_METRICS):
+        raise InvalidInput.field("filter_dim", f"{metric} is measured for the whole organisation, unfiltered")
 
 
 def check_survey_target(metric: str, survey_id: str | None, question_id: str | None) -> None:

@@ -41,7 +41,7 @@ class GoalService:
         starts_on, ends_on = domain.period(
             await self.analytics.today(principal.org), body.horizon_months, body.starts_on, body.ends_on
         )
-        domain.check_filter(body.filter_dim, body.filter_key)
+        domain.check_filter(body.metric, body.filter_dim, body.filter_key)
         domain.check_survey_target(body.metric, body.survey_id, body.question_id)
         if body.metric in domain.SURVEY_METRICS and body.survey_id:
             survey = await self.surveys.get(principal.org, body.survey_id)

@@ -630,7 +630,7 @@ async def test_goal_progress_and_forecast_follow_known_data(
     await eventually(shares_visible, timeout_s=WAIT_S)
     end = start + timedelta(days=29)
 
-    async def goal(target: float, **extra: Any) -> dict[str, Any]:
+    async def goal(target: float, expect: int = 201, **extra: Any) -> dict[str, Any]:
         body = {
             "name": "shares",
             "metric": "shares",
@@ -640,7 +640,7 @@ async def test_goal_progress_and_forecast_follow_known_data(
             **extra,
         }
         response = await client.post("/v1/goals", json=body, headers=admin(settings, org))
-        assert response.status_code == 201, response.text
+        assert response.status_code == expect, response.text
         result: dict[str, Any] = response.json()
         return result
 
@@ -678,6 +678,9 @@ async def test_goal_progress_and_forecast_follow_known_data(
         },
     )
     assert bad.status_code == 422
+    for metric in ("enrolled", "nps"):  # the organisation's figures: a filter would be ignored
+        refused = await goal(1, 422, metric=metric, filter_dim="team", filter_key="sales")
+        assert refused["errors"][0]["field"] == "filter_dim" and metric in refused["detail"]
     page = await client.get("/v1/goals", params={"limit": 2}, headers=admin(settings, org))
     assert len(page.json()["items"]) == 2 and page.json()["next_cursor"]
     # In CSV, one line a goal of the page, without its daily history.

@@ -430,6 +430,15 @@ def test_goal_forecast_keeps_the_pace_of_a_cumulative_metric() -> None:
     assert math.isfinite(tiny.progress) and tiny.progress > 1e300 and tiny.status == "achieved"
 
 
+def test_a_goal_filters_only_the_metrics_counted_per_advocate_content_team_network_or_tag() -> None:
+    goals.check_filter("leads", "team", "sales")
+    goals.check_filter("enrolled", None, None)
+    for metric in (*goals.PROGRAM_METRICS, *goals.SURVEY_METRICS):
+        with pytest.raises(InvalidInput, match="whole organisation") as refused:
+            goals.check_filter(metric, "team", "sales")
+        assert refused.value.errors[0]["field"] == "filter_dim"
+
+
 def test_horizons_end_on_the_same_day_months_later() -> None:
     assert goals.add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert goals.add_months(date(2026, 11, 15), 3) == date(2027, 2, 15)
