@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.metrics.goals.domain import Goal, Snapshot
 from services.metrics.paging import page_by_id
 from shared.documents import Documents
+from shared.ids import ERASED
 from shared.migrations import Migration, drop_index
 from shared.mongo import Document, IndexSpec, erase_person, made_with_key_filter
 from shared.tenancy import Tenants
@@ -69,9 +70,14 @@ class GoalStore:
 
     async def erase_creator(self, org: str, person: str) -> None:
         """The goals `person` (erased) set stay the organisation's, naming nobody; so does the key
-        of the request that made one (the client's text: it may name them). An organisation has
-        few goals: the org's part of the index narrows this enough."""
-        await erase_person(self.tenants.of(org, GOALS), "created_by", person, also_clear=("request_key",))
+        of the request that made one (the client's text: it may name them), and a goal measured
+        on them as an advocate. An organisation has few goals: the org's part of the index
+        narrows this enough."""
+        goals = self.tenants.of(org, GOALS)
+        await erase_person(goals, "created_by", person, also_clear=("request_key",))
+        await goals.update_many(
+            {"filter_dim": "advocate", "filter_key": person}, {"$set": {"filter_key": ERASED}}
+        )
 
     async def all_goals(self) -> list[Goal]:
         goals = self.tenants.across(GOALS, why="the daily snapshot of every organisation's goals")

@@ -1187,8 +1187,12 @@ async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
                 headers=headers,
             )
             assert replay.status_code == 202, replay.text
+            on_staff = {**goal, "filter_dim": "advocate", "filter_key": staff}
+            measured = await client.post("/v1/goals", json=on_staff, headers=admin(settings, each))
+            assert measured.status_code == 201, measured.text
             made[each] = {
                 GOALS: goal_id,
+                "measured": measured.json()["goal_id"],
                 API_KEYS: key.json()["key_id"],
                 WEBHOOK_ENDPOINTS: endpoint_id,
                 WEBHOOK_REPLAYS: replay.json()["id"],
@@ -1201,6 +1205,7 @@ async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
         db = mongo[settings.database_name("metrics")]
         person_field = {
             GOALS: "created_by",
+            "measured": "filter_key",  # a goal on the staff member's own figures as an advocate
             API_KEYS: "created_by",
             WEBHOOK_ENDPOINTS: "created_by",
             WEBHOOK_REPLAYS: "requested_by",
@@ -1209,7 +1214,9 @@ async def test_erasing_a_staff_member_leaves_what_they_made_naming_nobody(
         async def stored(each: str) -> dict[str, Any]:
             found: dict[str, Any] = {}
             for collection, doc_id in made[each].items():
-                doc = await db[collection].find_one({"_id": doc_id, "org": each})
+                doc = await db[GOALS if collection == "measured" else collection].find_one(
+                    {"_id": doc_id, "org": each}
+                )
                 assert doc is not None, (collection, doc_id)
                 found[collection] = doc[person_field[collection]]
                 if collection == GOALS:
