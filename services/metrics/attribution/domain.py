@@ -233,13 +233,14 @@ def credited_click(named: Click, visitor_clicks: Sequence[Click]) -> Click | Non
 
 
 def creditable_touches(
-    credited: Click, visitor_clicks: Sequence[Click], earlier: Sequence[Touch], since: datetime
+    credited: Click, visitor_clicks: Sequence[Click], earlier: Sequence[Touch], since: datetime, at: datetime
 ) -> list[Touch]:
     """What may share the credit: the credited click, the visitor's other clicks but self-clicks
     and those of advocates without tracking consent, and the customer's earlier touches inside
-    the window."""
+    the window, from `since` to the conversion (`at`): a conversion reported late must not
+    credit a click that came after it."""
     clicks = [touch(c) for c in (credited, *visitor_clicks) if not c.self_click and c.tracked]
-    return clicks + [t for t in earlier if t.clicked_at >= since]
+    return clicks + [t for t in earlier if since <= t.clicked_at <= at]
 
 
 def credit_split(touches: Sequence[Touch]) -> list[dict[str, Any]]:

@@ -104,7 +104,7 @@ class AttributionService:
         return (
             credited,
             None,
-            domain.credit_split(domain.creditable_touches(credited, visitor, earlier, since)),
+            domain.credit_split(domain.creditable_touches(credited, visitor, earlier, since, at)),
         )
 
     async def _click(self, org: str, click_id: str) -> Click | None:

@@ -23,6 +23,7 @@ from services.metrics.goals import domain as goals
 from services.metrics.org_settings import domain as org_settings
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.projections import domain as projections
+from services.metrics.projections.domain import Click
 from services.metrics.projections.zones import localized, slot_day
 from services.metrics.settings import MetricsSettings
 from services.metrics.surveys import domain as surveys
@@ -404,6 +405,27 @@ def test_credit_split_gives_last_touch_to_the_latest_click_and_equal_linear_part
         {"advocate_id": "alice", "share_id": "s3", "last_touch": 0.0, "linear": 0.5},
         {"advocate_id": "bob", "share_id": "s2", "last_touch": 1.0, "linear": 0.5},
     ]
+
+
+def test_a_conversion_reported_late_credits_no_touch_that_came_after_it() -> None:
+    """The customer's touches from their later conversions are no credit for an earlier one."""
+    at = T0.replace(hour=10)
+    credited = Click(
+        "c1", "org", "s1", "alice", "k1", "linkedin", None, [], at - timedelta(hours=1), "v", False, False
+    )
+    earlier = [
+        Touch("c0", "carol", "s0", at - timedelta(days=40)),  # outside the window
+        Touch("c2", "bob", "s2", at - timedelta(hours=2)),
+        Touch("c3", "dave", "s3", at + timedelta(hours=1)),  # came after the conversion
+    ]
+    touches = attribution.creditable_touches(credited, [], earlier, at - timedelta(days=30), at)
+    assert [t.click_id for t in touches] == ["c1", "c2"]
+    assert attribution.credit_split(touches)[0] == {
+        "advocate_id": "alice",
+        "share_id": "s1",
+        "last_touch": 1.0,
+        "linear": 0.5,
+    }
 
 
 def test_goal_forecast_keeps_the_pace_of_a_cumulative_metric() -> None:
