@@ -131,28 +131,38 @@ class PointsService:
         return await self.finish(await self._insert(entry))
 
     async def _capped(self, item: Scored, rules: Rules, points: int) -> int:
-        """What the daily and per-share caps leave of `points`, reserved for this entry."""
+        """What the daily and per-share caps leave of `points`, reserved for this entry.
+
+        No update writes both a share and a day, so each cap is reserved by a compare-and-set of
+        its own: the share's part first (a share and its clicks come on different topics and may be
+        scored at once), then the day's of that; what the day refused goes back to the share. Each
+        reservation is kept per entry, so a retry (the entry is written after) gets the same."""
         eid = domain.entry_id(item.org, item.source_event_id, item.kind)
-        share_used, share_cap = 0, None
-        if item.share_id is not None and rules.per_share_cap is not None:
-            await self.store.remember_share(item.org, item.share_id, item.advocate_id)
-            share = await self.store.share(item.org, item.share_id)
-            share_used, share_cap = (0 if share is None else share.points), rules.per_share_cap
-
-        def grant(daily_used: int) -> int:
-            return domain.capped(
-                points,
-                daily_used=daily_used,
-                daily_cap=rules.daily_cap,
-                share_used=share_used,
-                share_cap=share_cap,
+        share_id, share_cap = item.share_id, rules.per_share_cap
+        allowed = points
+        if share_id is not None and share_cap is not None:
+            await self.store.remember_share(item.org, share_id, item.advocate_id)
+            allowed = await self.store.share_grant(
+                item.org,
+                share_id,
+                eid,
+                lambda used: domain.capped(
+                    points, daily_used=0, daily_cap=None, share_used=used, share_cap=share_cap
+                ),
             )
-
         granted = await self.store.daily_grant(
-            item.org, item.advocate_id, domain.day_key(item.occurred_at), eid, grant
+            item.org,
+            item.advocate_id,
+            domain.day_key(item.occurred_at),
+            eid,
+            lambda used: domain.capped(
+                allowed, daily_used=used, daily_cap=rules.daily_cap, share_used=0, share_cap=None
+            ),
         )
-        if item.share_id is not None:
-            await self.store.add_share_points(item.org, item.share_id, eid, granted)
+        if share_id is not None and share_cap is None:
+            await self.store.add_share_points(item.org, share_id, eid, granted)
+        elif share_id is not None and granted < allowed:
+            await self.store.settle_share_grant(item.org, share_id, eid, reserved=allowed, granted=granted)
         return granted
 
     async def _team(self, item: Scored) -> str | None:

@@ -37,7 +37,7 @@ from shared.mongo import (
     was_applied,
 )
 from shared.outbox import outbox_index, with_outbox
-from shared.tenancy import Tenants
+from shared.tenancy import TenantCollection, Tenants
 
 LEDGER = "ledger"
 ACCOUNTS = "accounts"
@@ -249,6 +249,7 @@ class PointsStore:
         return doc is not None
 
     async def add_share_points(self, org: str, share_id: str, entry_id: str, points: int) -> None:
+        """Count points on a share no per-share cap guards (one a cap set later will count)."""
         await apply_once(
             self.tenants.of(org, SHARES),
             joined_id(org, share_id),
@@ -257,38 +258,32 @@ class PointsStore:
             {"share_id": share_id, "verified_by": None},
         )
 
+    async def share_grant(self, org: str, share_id: str, entry_id: str, grant: Callable[[int], int]) -> int:
+        """Reserve `grant(points the share has used)` points of the share's cap, once per entry:
+        the share and its clicks arrive on different topics, so they may be scored at once."""
+        shares = self.tenants.of(org, SHARES)
+        on_insert = {"share_id": share_id, "verified_by": None}
+        return await _reserve(shares, joined_id(org, share_id), entry_id, grant, on_insert)
+
+    async def settle_share_grant(
+        self, org: str, share_id: str, entry_id: str, *, reserved: int, granted: int
+    ) -> None:
+        """Lower the entry's reservation on the share from `reserved` to what it was `granted` (the
+        day's cap took the rest), so that the share's other events may have it. Once: a retry finds
+        the reservation lowered already."""
+        await self.tenants.of(org, SHARES).update_one(
+            {"_id": joined_id(org, share_id), f"grants.{entry_id}": reserved},
+            {"$inc": {"points": granted - reserved}, "$set": {f"grants.{entry_id}": granted}},
+        )
+
     async def daily_grant(
         self, org: str, advocate_id: str, day: str, entry_id: str, grant: Callable[[int], int]
     ) -> int:
         """Reserve `grant(points the day has used)` points, once per entry (the rule is the
-        domain's `capped`).
-
-        The grant is kept in the day's document, so a retry of the same entry gets the same answer.
-        How much fits depends on what the day has used, which no plain update can compute: the
-        grant is a compare-and-set on the points read, tried again if another writer got there
-        first.
-        """
+        domain's `capped`)."""
         days = self.tenants.of(org, DAILY)
         doc_id = joined_id(org, advocate_id, day)
-        doc = await days.find_one({"_id": doc_id}) or {}
-        while True:
-            grants: dict[str, int] = doc.get("grants", {})
-            if entry_id in grants:
-                return int(grants[entry_id])
-            used = int(doc.get("points", 0))
-            granted = grant(used)
-            # The day's first grant creates its document (with `points` from the filter).
-            if await conditional_upsert(
-                days,
-                {"_id": doc_id, "points": used, f"grants.{entry_id}": {"$exists": False}},
-                {
-                    "$inc": {"points": granted},
-                    "$set": {f"grants.{entry_id}": granted},
-                    "$setOnInsert": {"advocate_id": advocate_id},
-                },
-            ):
-                return granted
-            doc = await days.find_one({"_id": doc_id}) or {}
+        return await _reserve(days, doc_id, entry_id, grant, {"advocate_id": advocate_id})
 
     async def erase(self, org: str, advocate_id: str, token: str) -> None:
         """The ledger keeps its amounts under an unlinkable token; the rest goes."""
@@ -305,3 +300,34 @@ class PointsStore:
         await self.tenants.of(org, LEDGER).update_many(
             {"kind": str(Kind.REVERSAL), "requested_by": advocate_id}, {"$set": {"requested_by": ERASED}}
         )
+
+
+async def _reserve(
+    coll: TenantCollection, doc_id: str, entry_id: str, grant: Callable[[int], int], on_insert: Document
+) -> int:
+    """Reserve `grant(points used)` in the document under a cap (a day's, a share's), once per
+    entry.
+
+    The grant is kept in the document, so a retry of the same entry gets the same answer. How much
+    fits depends on what is used, which no plain update can compute: the grant is a compare-and-set
+    on the points read, tried again if another writer got there first. A grant of nothing reserves
+    nothing and is not kept (a retry asks again), so a full share's document stops growing.
+    """
+    fields = {"points": 1, f"grants.{entry_id}": 1}
+    doc = await coll.find_one({"_id": doc_id}, fields) or {}
+    while True:
+        grants: dict[str, int] = doc.get("grants", {})
+        if entry_id in grants:
+            return int(grants[entry_id])
+        used = int(doc.get("points", 0))
+        granted = grant(used)
+        if granted == 0:
+            return 0
+        # The first grant creates the document (with `points` from the filter).
+        if await conditional_upsert(
+            coll,
+            {"_id": doc_id, "points": used, f"grants.{entry_id}": {"$exists": False}},
+            {"$inc": {"points": granted}, "$set": {f"grants.{entry_id}": granted}, "$setOnInsert": on_insert},
+        ):
+            return granted
+        doc = await coll.find_one({"_id": doc_id}, fields) or {}

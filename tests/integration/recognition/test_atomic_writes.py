@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,22 +20,27 @@ from services.recognition.engagement.store import KUDOS, EngagementStore
 from services.recognition.handlers import build_subscription
 from services.recognition.leaderboards.store import BOARDS, BoardStore
 from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, recognition
-from services.recognition.points.domain import AccountChange, capped
+from services.recognition.points import domain as points_domain
+from services.recognition.points.domain import AccountChange, Scored, capped
+from services.recognition.points.service import PointsService
 from services.recognition.points.store import ACCOUNTS, LEDGER, PointsStore
 from services.recognition.profiles.domain import Profile
 from services.recognition.profiles.store import ProfileStore
 from services.recognition.rewards.domain import Reward, placing
 from services.recognition.rewards.store import REDEMPTIONS, RewardStore
+from services.recognition.rules.domain import Campaign, Rules
 from services.recognition.settings import RecognitionSettings
 from shared.clock import utc_now as now
 from shared.events import Event
 from shared.events.advocates import AdvocateUpdated
+from shared.events.clicks import ClickRecorded
 from shared.messaging import EventProducer
 from shared.mongo import APPLIED_WINDOW, Document
 from shared.outbox import Outbox
 from shared.settings import DEV_WEBHOOK_SECRET_KEY
 from shared.webhooks.sealing import SecretBox
 from tests.helpers import new_org, one_database_through_clients
+from tests.integration.recognition.conftest import share_made
 
 pytestmark = pytest.mark.integration
 
@@ -258,6 +263,96 @@ async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_re
     assert sum(first) == 195
     assert sorted(first) == [0] * 40 + [5] + [10] * 19
     assert again == first + first
+
+
+def scorers(settings: RecognitionSettings, stores: list[RecognitionStore]) -> list[PointsService]:
+    """Recognition's scoring, one per client: replicas."""
+    return [
+        recognition(
+            store.db,
+            Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(settings)),
+            settings,
+            SecretBox.of(settings),
+        ).points
+        for store in stores
+    ]
+
+
+def x5_rules(*, daily_cap: int | None) -> Rules:
+    """A share scores 50, its verification 25, a unique click 5; a share may earn 50 in all."""
+    week = now() - timedelta(days=3), now() + timedelta(days=3)
+    campaign = Campaign(id="x5", name="x5", starts_at=week[0], ends_at=week[1], multiplier=5)
+    return Rules(daily_cap=daily_cap, per_share_cap=50, campaigns=[campaign])
+
+
+def shared_and_clicked(
+    org: str, i: int, *, advocate: str | None = None, clicked_at: datetime | None = None
+) -> list[Scored]:
+    """What share s<i> (of advocate a<i> unless told) scores, and its first click, unique: three
+    entries."""
+    advocate = advocate or f"a{i}"
+    share = Event.create(share_made(f"s{i}", advocate), tenant=org, source="/tests")
+    click = ClickRecorded(
+        click_id=f"k{i}",
+        share_id=f"s{i}",
+        advocate_id=advocate,
+        content_id="c1",
+        network="linkedin",
+        clicked_at=clicked_at or now(),
+        unique=True,
+    )
+    clicked = Event.create(click, tenant=org, source="/tests")
+    return [points_domain.share_made(share), *points_domain.click_scores(clicked, verifies=True)]
+
+
+async def test_a_share_and_its_clicks_scored_at_once_never_earn_more_than_the_per_share_cap(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore]
+) -> None:
+    # Catching up after an outage: a share (chorus.shares) and its first click (chorus.clicks)
+    # are scored at the same moment, in several replicas, each event also redelivered. Under a x5
+    # campaign the share asks 50, its verification 25 and the unique click 5: the share may earn
+    # its cap of 50, and all of it, whatever the interleaving.
+    org = new_org()
+    replicas = scorers(recognition_settings, stores)
+    await replicas[0].rules.publish(org, x5_rules(daily_cap=None), expected_version=0, by="boss")
+    shares = 20
+    items = [item for i in range(shares) for item in shared_and_clicked(org, i) for _ in range(2)]
+    await asyncio.gather(*(replicas[n % CLIENTS].score(item) for n, item in enumerate(items)))
+
+    for i in range(shares):
+        account = await stores[0].points.account(org, f"a{i}")
+        assert account is not None
+        assert (f"a{i}", account.balance, account.counters) == (
+            f"a{i}",
+            50,
+            {"shares": 1, "verified_shares": 1, "unique_clicks": 1},
+        )
+        entries, _ = await replicas[1].ledger(org, f"a{i}", None, 10)
+        assert sum(e.points for e in entries) == 50
+        share = await stores[0].points.share(org, f"s{i}")
+        assert share is not None and share.points == 50
+
+
+async def test_what_the_daily_cap_refuses_of_a_share_stays_free_for_its_later_clicks(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore]
+) -> None:
+    org = new_org()
+    scoring = scorers(recognition_settings, stores)[0]
+    rules = x5_rules(daily_cap=60)
+    await scoring.rules.publish(org, rules, expected_version=0, by="boss")
+    first, _, _ = shared_and_clicked(org, 1, advocate="a2")
+    assert (await scoring.score(first)).points == 50  # the day has 10 left
+    share, verified, click = shared_and_clicked(org, 2, clicked_at=now() + timedelta(days=1))
+    # A crash after the caps were reserved and before the entry was written; the redelivery
+    # gets the same grant and reserves nothing more.
+    assert await scoring._capped(share, rules, 50) == 10
+    assert (await scoring.score(share)).points == 10
+    # The 40 the day refused stay the share's: tomorrow its clicks earn them.
+    assert [(await scoring.score(item)).points for item in (verified, click)] == [25, 5]
+    share_seen = await stores[0].points.share(org, "s2")
+    assert share_seen is not None and share_seen.points == 40
+    account = await stores[0].points.account(org, "a2")
+    assert account is not None and account.balance == 90
 
 
 async def test_concurrent_kudos_take_exactly_the_weekly_allowance(stores: list[RecognitionStore]) -> None:
