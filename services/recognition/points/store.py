@@ -270,10 +270,15 @@ class PointsStore:
     ) -> None:
         """Lower the entry's reservation on the share from `reserved` to what it was `granted` (the
         day's cap took the rest), so that the share's other events may have it. Once: a retry finds
-        the reservation lowered already."""
+        the reservation lowered already. A grant lowered to nothing is not kept, as `_reserve`
+        keeps none: a viral share's clicks on a day whose cap is full would grow its document
+        without bound."""
+        kept: Document = (
+            {"$set": {f"grants.{entry_id}": granted}} if granted else {"$unset": {f"grants.{entry_id}": ""}}
+        )
         await self.tenants.of(org, SHARES).update_one(
             {"_id": joined_id(org, share_id), f"grants.{entry_id}": reserved},
-            {"$inc": {"points": granted - reserved}, "$set": {f"grants.{entry_id}": granted}},
+            {"$inc": {"points": granted - reserved}, **kept},
         )
 
     async def daily_grant(

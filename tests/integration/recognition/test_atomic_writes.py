@@ -23,7 +23,7 @@ from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, recognition
 from services.recognition.points import domain as points_domain
 from services.recognition.points.domain import AccountChange, Scored, capped
 from services.recognition.points.service import PointsService
-from services.recognition.points.store import ACCOUNTS, LEDGER, PointsStore
+from services.recognition.points.store import ACCOUNTS, LEDGER, SHARES, PointsStore
 from services.recognition.profiles.domain import Profile
 from services.recognition.profiles.store import ProfileStore
 from services.recognition.rewards.domain import Reward, placing
@@ -353,6 +353,16 @@ async def test_what_the_daily_cap_refuses_of_a_share_stays_free_for_its_later_cl
     assert share_seen is not None and share_seen.points == 40
     account = await stores[0].points.account(org, "a2")
     assert account is not None and account.balance == 90
+
+    # Today's cap is full: another share and its clicks today get nothing, and leave nothing in
+    # the share's document (a viral share's clicks would otherwise grow it without bound).
+    assert [(await scoring.score(item)).points for item in shared_and_clicked(org, 3, advocate="a2")] == [
+        0,
+        0,
+        0,
+    ]
+    stored = await stores[0].points.tenants.of(org, SHARES).find_one({"share_id": "s3"})
+    assert stored is not None and stored.get("grants", {}) == {} and stored["points"] == 0
 
 
 async def test_concurrent_kudos_take_exactly_the_weekly_allowance(stores: list[RecognitionStore]) -> None:
