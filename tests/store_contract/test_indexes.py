@@ -276,6 +276,16 @@ QUERIES: dict[str, Query] = {
         [("created_at", DESCENDING), ("_id", ASCENDING)],
         20,
     ),
+    "the organisation's ledger, next page": Query(
+        "recognition PointsStore.entries (admins, no advocate)",
+        "ledger",
+        {
+            "org": "org1",
+            "$or": [{"created_at": {"$lt": _at(300)}}, {"created_at": _at(300), "_id": {"$gt": "e00600"}}],
+        },
+        [("created_at", DESCENDING), ("_id", ASCENDING)],
+        20,
+    ),
     "ledger entries of a ref by kinds": Query(
         "recognition PointsStore.entries_by_ref",
         "ledger",
@@ -447,6 +457,7 @@ QUERIES: dict[str, Query] = {
 # Pages the code reads in the order of an index it declares for that purpose: the server must
 # walk that index and stop at the page's end, not sort every matching document first.
 READ_IN_INDEX_ORDER = [
+    "the organisation's ledger, next page",
     "the earliest due webhook delivery",
     "a target's deliveries",
     "an advocate's shares, next page",

@@ -51,6 +51,8 @@ INDEXES: list[IndexSpec] = [
     # The guarantee that one event changes the ledger once, whatever the redeliveries.
     IndexSpec(LEDGER, [("org", ASCENDING), ("source_event_id", ASCENDING), ("kind", ASCENDING)], unique=True),
     IndexSpec(LEDGER, [("org", ASCENDING), ("advocate_id", ASCENDING), ("created_at", DESCENDING)]),
+    # The organisation's ledger (admins), in page order: else each page sorts all of its entries.
+    IndexSpec(LEDGER, [("org", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]),
     IndexSpec(LEDGER, [("org", ASCENDING), ("ref", ASCENDING), ("kind", ASCENDING)]),
     # The relay's pending work: a partial index holds only the entries not yet projected, so
     # finding them costs the same however long the ledger grows.
