@@ -108,21 +108,34 @@ class AdvocatesService:
         while True:
             advocates, after = await self.store.following_default(org, after, REANNOUNCE_PAGE)
             for advocate in advocates:
-                shown = domain.name_shown(advocate.profile, names_visible_by_default)
-                data = domain.profile_saved(
-                    advocate.advocate_id, advocate.profile, enrolled=True, shown=shown
-                )
-                event = Event.create(data, tenant=org, source=SOURCE)
-                await self.store.announce(
-                    org,
-                    advocate.advocate_id,
-                    domain.search_name(advocate.profile, shown),
-                    self.clock(),
-                    [pending(event)],
-                )
+                await self._reannounce(org, advocate, names_visible_by_default)
             self.outbox.nudge()
             if after is None:
                 return
+
+    async def _reannounce(self, org: str, read: Advocate, names_visible_by_default: bool) -> None:
+        """Announce the advocate as they are now under the new default. Changed since the page was
+        read, they are read again: a stale copy must not follow their own newer event (their
+        name after they hid it, consent or activity they no longer have). Nothing to announce if
+        they were erased or made a choice of their own (their own event said it)."""
+        advocate: Advocate | None = read
+        for _ in range(WRITE_ATTEMPTS):
+            if advocate is None or advocate.profile.name_visible is not None:
+                return
+            shown = domain.name_shown(advocate.profile, names_visible_by_default)
+            data = domain.profile_saved(advocate.advocate_id, advocate.profile, enrolled=True, shown=shown)
+            event = Event.create(data, tenant=org, source=SOURCE)
+            if await self.store.announce(
+                org,
+                advocate.advocate_id,
+                domain.search_name(advocate.profile, shown),
+                self.clock(),
+                [pending(event)],
+                read_version=advocate.version,
+            ):
+                return
+            advocate = await self.store.get(org, read.advocate_id)
+        raise Conflict(f"advocate {read.advocate_id} kept changing while names were re-announced")
 
     async def colleagues(
         self, org: str, query: str, cursor: str | None, limit: int

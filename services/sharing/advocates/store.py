@@ -128,13 +128,23 @@ class AdvocatesStore:
         return [_advocate(d) for d in docs], docs[-1]["_id"] if more else None
 
     async def announce(
-        self, org: str, advocate_id: str, search_name: str | None, now: datetime, outbox: list[Document]
-    ) -> None:
-        """List them as `search_name` says and queue their re-announced profile, in one write."""
-        await self.tenants.of(org, ADVOCATES).update_one(
-            {"_id": advocate_key(org, advocate_id)},
-            queue(_listed({"$set": {"updated_at": now}}, search_name), outbox),
+        self,
+        org: str,
+        advocate_id: str,
+        search_name: str | None,
+        now: datetime,
+        outbox: list[Document],
+        *,
+        read_version: int,
+    ) -> bool:
+        """List them as `search_name` says and queue their re-announced profile, in one write, if
+        the document is still at `read_version`. False when not: changed or erased since, so
+        what was read is no longer theirs to announce."""
+        result = await self.tenants.of(org, ADVOCATES).update_one(
+            {"_id": advocate_key(org, advocate_id), "version": read_version or None},
+            queue(_listed({"$set": {"updated_at": now}, "$inc": {"version": 1}}, search_name), outbox),
         )
+        return result.matched_count == 1
 
     async def colleagues(
         self, org: str, prefix: str, after: tuple[str, str] | None, limit: int

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.sharing.advocates.service import AdvocatesService
 from shared.events.advocates import AdvocateProfile
 from tests.helpers import new_org, tap
 from tests.integration.sharing.conftest import Sharing
@@ -119,3 +120,37 @@ async def test_a_bad_avatar_url_is_refused_naming_the_field(sharing: Sharing) ->
     assert response.status_code == 422 and "avatar_url" in response.text
     missing = await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "ann"))
     assert missing.status_code == 404
+
+
+async def test_a_reannouncement_never_overtakes_a_choice_made_while_it_ran(sharing: Sharing) -> None:
+    org = new_org()
+    service: AdvocatesService = sharing.app.state.advocates
+    store = service.store
+    read_page = store.following_default
+
+    async def hide_and_withdraw() -> None:
+        await sharing.enrol(org, "ida", display_name="Ida Hides", name_visible=False)
+        await sharing.enrol(org, "tom", display_name="Tom Stays", consents={"tracking": False})
+
+    async def page_then_changes(*args: Any) -> Any:
+        # The organisation's page of advocates is read, then both change before it is announced.
+        page = await read_page(*args)
+        await hide_and_withdraw()
+        return page
+
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
+        await sharing.enrol(org, "ida", display_name="Ida Hides")
+        await sharing.enrol(org, "tom", display_name="Tom Stays")
+        store.following_default = page_then_changes
+        try:
+            await service.follow_names_default(org, True)
+        finally:
+            del store.following_default  # the class's own again
+        events = await advocates.collect(lambda e: e.tenant == org, count=5, settle_s=2.0)
+    last = {e.data.advocate_id: e.data for e in events if isinstance(e.data, AdvocateProfile)}
+    # Ida hid her name: the re-announcement leaves her be. Tom still follows the default: he is
+    # announced with his name and as he is now, without tracking consent.
+    assert [e.data.advocate_id for e in events].count("ida") == 2
+    assert last["ida"].display_name is None
+    assert (last["tom"].display_name, last["tom"].tracking_consent) == ("Tom Stays", False)
+    assert names(await find(sharing, org, "ida")) == ["Tom Stays"]
