@@ -64,11 +64,11 @@ def build_handlers(
         await catalog.project_policy(event.tenant, event.data.version)
 
     async def course_completed(event: Event[CourseCompleted]) -> None:
-        await advocates.project_course(event.tenant, event.data.advocate_id, event.data.course_id)
+        await advocates.project_course(event.tenant, event.data.advocate_id, event.data.course_id, event.time)
 
     async def policy_acknowledged(event: Event[PolicyAcknowledged]) -> None:
         await advocates.project_policy_acknowledgement(
-            event.tenant, event.data.advocate_id, event.data.policy_version
+            event.tenant, event.data.advocate_id, event.data.policy_version, event.time
         )
 
     async def advocate_erased(event: Event[AdvocateErased]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
+from datetime import datetime
 
 from services.sharing.advocates import domain
 from services.sharing.advocates.domain import (
@@ -171,11 +172,15 @@ class AdvocatesService:
         advocate = await self.store.get(org, advocate_id)
         return (None if advocate is None else advocate.view()), await self.store.training(org, advocate_id)
 
-    async def project_course(self, org: str, advocate_id: str, course_id: str) -> None:
-        await self.store.record_course(org, advocate_id, course_id)
+    async def project_course(self, org: str, advocate_id: str, course_id: str, at: datetime) -> None:
+        """A course completed at `at` (its event's time): not kept if they were erased since."""
+        await self.store.record_course(org, advocate_id, course_id, at)
 
-    async def project_policy_acknowledgement(self, org: str, advocate_id: str, version: int) -> None:
-        await self.store.record_policy_acknowledgement(org, advocate_id, version)
+    async def project_policy_acknowledgement(
+        self, org: str, advocate_id: str, version: int, at: datetime
+    ) -> None:
+        await self.store.record_policy_acknowledgement(org, advocate_id, version, at)
 
-    async def erase(self, org: str, advocate_id: str) -> dict[str, int]:
-        return await self.store.erase(org, advocate_id)
+    async def erase(self, org: str, advocate_id: str, at: datetime, forget_at: datetime) -> dict[str, int]:
+        """Erased at `at`: training events older than that are left out until `forget_at`."""
+        return await self.store.erase(org, advocate_id, at, forget_at)

@@ -2,10 +2,13 @@
 
 - advocates   one per (org, advocate): profile, consents, networks; carries its events' outbox
 - training    one per (org, advocate): courses completed, newest policy acknowledged
+- erased_advocates  one per (org, erased advocate), by a hash of their id: when they were
+              erased, so that a training event older than that does not bring their record back
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -19,6 +22,7 @@ from shared.tenancy import Tenants
 
 ADVOCATES = "advocates"
 TRAINING = "training"
+ERASED = "erased_advocates"
 
 OUTBOX_COLLECTIONS = (ADVOCATES,)
 
@@ -31,11 +35,18 @@ INDEXES: list[IndexSpec] = [
     # The redirect's periodic read of who withdrew tracking consent.
     pending_index(ADVOCATES, "consents.tracking", UNTRACKED, name="untracked"),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
+    # An erasure's marker expires once no event can name the advocate (shared/vault.py).
+    IndexSpec(ERASED, [("forget_at", 1)], options={"expireAfterSeconds": 0}),
 ]
 
 
 def advocate_key(org: str, advocate_id: str) -> str:
     return f"{org}:{advocate_id}"
+
+
+def _erased_key(org: str, advocate_id: str) -> str:
+    # A hash: the marker outlives the erasure (until no event can name them) and names nobody.
+    return advocate_key(org, hashlib.sha256(f"erased|{advocate_id}".encode()).hexdigest()[:32])
 
 
 # A profile is kept in its advocate's document, beside the advocate's own fields.
@@ -192,19 +203,30 @@ class AdvocatesStore:
         found = profiles.find(UNTRACKED, {"org": 1, "advocate_id": 1})
         return {(d["org"], d["advocate_id"]) async for d in found}
 
-    async def record_course(self, org: str, advocate_id: str, course_id: str) -> None:
-        await self.tenants.of(org, TRAINING).update_one(
-            {"_id": advocate_key(org, advocate_id)},
-            {"$addToSet": {"completed_course_ids": course_id}, "$set": {"advocate_id": advocate_id}},
-            upsert=True,
-        )
+    async def record_course(self, org: str, advocate_id: str, course_id: str, at: datetime) -> None:
+        await self._record(org, advocate_id, at, {"$addToSet": {"completed_course_ids": course_id}})
 
-    async def record_policy_acknowledgement(self, org: str, advocate_id: str, version: int) -> None:
-        await self.tenants.of(org, TRAINING).update_one(
-            {"_id": advocate_key(org, advocate_id)},
-            {"$max": {"acknowledged_policy_version": version}, "$set": {"advocate_id": advocate_id}},
-            upsert=True,
-        )
+    async def record_policy_acknowledgement(
+        self, org: str, advocate_id: str, version: int, at: datetime
+    ) -> None:
+        await self._record(org, advocate_id, at, {"$max": {"acknowledged_policy_version": version}})
+
+    async def _record(self, org: str, advocate_id: str, at: datetime, update: Document) -> None:
+        """Apply a training event of time `at`, unless the advocate was erased since: an older
+        event read after the erasure (another topic, no order between them) is theirs no more."""
+        if await self._erased_since(org, advocate_id, at):
+            return
+        training = self.tenants.of(org, TRAINING)
+        key = {"_id": advocate_key(org, advocate_id)}
+        await training.update_one(key, {**update, "$set": {"advocate_id": advocate_id}}, upsert=True)
+        # An erasure that ran between the check and the write deleted before this wrote; its
+        # marker, written before it deleted, is there now.
+        if await self._erased_since(org, advocate_id, at):
+            await training.delete_one(key)
+
+    async def _erased_since(self, org: str, advocate_id: str, at: datetime) -> bool:
+        marker = {"_id": _erased_key(org, advocate_id), "erased_at": {"$gte": at}}
+        return await self.tenants.of(org, ERASED).find_one(marker) is not None
 
     async def training(self, org: str, advocate_id: str) -> TrainingView:
         doc = await self.tenants.of(org, TRAINING).find_one({"_id": advocate_key(org, advocate_id)})
@@ -215,8 +237,15 @@ class AdvocatesStore:
             acknowledged_policy_version=doc.get("acknowledged_policy_version"),
         )
 
-    async def erase(self, org: str, advocate_id: str) -> dict[str, int]:
-        """Delete the advocate's profile and training record; counts per collection."""
+    async def erase(self, org: str, advocate_id: str, at: datetime, forget_at: datetime) -> dict[str, int]:
+        """Delete the advocate's profile and training record; counts per collection. The erasure
+        at `at` is remembered first, until `forget_at`, so older training events read later are
+        left out."""
+        await self.tenants.of(org, ERASED).update_one(
+            {"_id": _erased_key(org, advocate_id)},
+            {"$max": {"erased_at": at, "forget_at": forget_at}},
+            upsert=True,
+        )
         key = {"_id": advocate_key(org, advocate_id)}
         return {
             ADVOCATES: (await self.tenants.of(org, ADVOCATES).delete_many(key)).deleted_count,

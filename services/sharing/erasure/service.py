@@ -58,7 +58,7 @@ class ErasureService:
         # again when this service consumes that event, so a failure half way is finished then.
         await self.store.record(org, event.id, self.clock(), [pending(event)])
         self.outbox.nudge()
-        await self.apply(org, advocate_id)
+        await self.apply(org, advocate_id, event.time)
 
     async def erase_leaver(self, org: str, advocate_id: str) -> None:
         """A user the directory deactivated or deleted, in an organisation that erases leavers."""
@@ -67,16 +67,18 @@ class ErasureService:
     async def erased(self, org: str, advocate_id: str, at: datetime) -> None:
         """An erasure event: erase here, and have the vault shred the advocate's entry after the
         grace, when every service has read the event (they need the entry to know whom it names)."""
-        await self.apply(org, advocate_id)
+        await self.apply(org, advocate_id, at)
         await self.vault.shred_after(org, advocate_id, at + self.grace)
 
-    async def apply(self, org: str, advocate_id: str) -> None:
-        """Idempotent: also run by the handler of chorus.advocate.erased."""
+    async def apply(self, org: str, advocate_id: str, at: datetime) -> None:
+        """Idempotent: also run by the handler of chorus.advocate.erased (`at`: the event's time)."""
         share_ids = await self.shares.ids_of(org, advocate_id)
         # Their scheduled shares never go out: cancelled while they still carry the advocate's id
         # (a re-run finds them so until the tombstone is written).
         await self.shares.cancel_scheduled(org, advocate_id)
-        counts = await self.advocates.erase(org, advocate_id)
+        # Remembered as long as events may name them: an hour past the shredding, as
+        # shared.vault.forget_erasure_at says for the other services' markers.
+        counts = await self.advocates.erase(org, advocate_id, at, at + self.grace + timedelta(hours=1))
         counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
         if self.directory is not None:  # what the directory said of them: name, e-mails, manager...
             counts |= await self.directory.erase_advocate(org, advocate_id)

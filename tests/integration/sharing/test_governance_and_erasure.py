@@ -12,6 +12,7 @@ import pytest
 
 from services.sharing.advocates.domain import DirectoryProfile
 from shared.clock import utc_now
+from shared.events import Event
 from shared.events.advocates import AdvocateErased
 from shared.events.clicks import ClickRecorded
 from shared.events.content import Audience, ContentArchived, PolicyPublished
@@ -215,6 +216,44 @@ async def test_erasure_removes_the_advocates_personal_data_and_keeps_links_worki
         [click] = await clicks.collect(lambda e: e.tenant == org, count=1)
     assert isinstance(click.data, ClickRecorded)
     assert click.data.advocate_id.startswith("erased-") and click.data.team is None
+
+
+async def test_training_events_older_than_an_erasure_do_not_bring_the_training_record_back(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    sub = f"adv-{uuid.uuid4().hex}"
+    await sharing.enrol(org, sub)
+    # Done before the erasure, read after it: chorus.training and chorus.advocates keep no order
+    # between them.
+    before = [
+        Event.create(data, tenant=org, source="/tests")
+        for data in (
+            CourseCompleted(advocate_id=sub, course_id="social-101", title="Social 101"),
+            PolicyAcknowledged(advocate_id=sub, policy_version=1),
+        )
+    ]
+    erased = await sharing.client.delete(f"/v1/advocates/{sub}", headers=sharing.headers(org, sub))
+    assert erased.status_code == 204
+    # Sharing has read its own chorus.advocate.erased (its handler erases again, then asks the
+    # vault to shred them), so no later erasure deletes what the events below leave.
+    db = sharing.app.state.runtime.db
+    people = db.client[sharing.settings.vault_database_name()]["people"]
+
+    async def erasure_read() -> bool:
+        return await people.find_one({"org": org, "sub": sub, "shred_at": {"$exists": True}}) is not None
+
+    await eventually(erasure_read)
+    for event in before:
+        await sharing.producer.publish(event)
+    # The same person back, completing a course after the erasure: theirs again. Its event has
+    # their key, so it is applied after the two older ones.
+    await sharing.publish(org, CourseCompleted(advocate_id=sub, course_id="social-202", title="Social 202"))
+    await wait_training(sharing, org, sub, completed_course_ids="social-202")
+    training = await db["training"].find_one({"org": org, "advocate_id": sub})
+    assert training is not None
+    assert training["completed_course_ids"] == ["social-202"]
+    assert "acknowledged_policy_version" not in training
 
 
 async def test_an_admin_may_erase_an_advocate_of_their_organisation(sharing: Sharing) -> None:
