@@ -195,11 +195,12 @@ class Vault:
             self._by_sub[(person.org, person.sub)] = (person, now + self._ttl)
 
 
-def forget_erasure_at(erased_at: datetime, settings: ChorusSettings) -> datetime:
+def forget_erasure_at(erased_at: datetime, grace: timedelta) -> datetime:
     """Until when a service may keep the fact that a person was erased at `erased_at` (by their
-    id, so that late events and replays leave them out): an hour past the shredding, after which
-    no event names them any more (only a pseudonym linked to nobody)."""
-    return erased_at + timedelta(seconds=settings.erasure_grace_s) + timedelta(hours=1)
+    id, so that late events and replays leave them out): an hour past the shredding (`grace`
+    after the erasure, CHORUS_ERASURE_GRACE_S), after which no event names them any more (only a
+    pseudonym linked to nobody)."""
+    return erased_at + grace + timedelta(hours=1)
 
 
 def erasure_markers_expire(collection: str, settings: ChorusSettings) -> Migration:
@@ -209,7 +210,7 @@ def erasure_markers_expire(collection: str, settings: ChorusSettings) -> Migrati
         f"2026-12-erasure-markers-expire-{collection}",
         collection,
         {"forget_at": {"$exists": False}},
-        [{"$set": {"forget_at": forget_erasure_at(utc_now(), settings)}}],
+        [{"$set": {"forget_at": forget_erasure_at(utc_now(), timedelta(seconds=settings.erasure_grace_s))}}],
     )
 
 

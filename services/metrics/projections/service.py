@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.metrics.org_settings.service import OrgSettingsService
 from services.metrics.projections import domain
@@ -112,7 +112,9 @@ class ProjectionService:
         """Remember the erasure (replays and late events then leave the advocate out) until an
         hour after the vault shreds them, and take them out of the breakdowns and the click
         index. They stay enrolled until `unenrol`."""
-        await self.store.mark_erased(org, advocate_id, forget_erasure_at(at, self.settings))
+        await self.store.mark_erased(
+            org, advocate_id, forget_erasure_at(at, timedelta(seconds=self.settings.erasure_grace_s))
+        )
         await self.store.delete_advocate_stats(await self.store.active_stats(), org, advocate_id)
         await self.store.erase_clicks(org, advocate_id)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.recognition.profiles.domain import Profile, erased_marker, profile_of
@@ -64,7 +64,11 @@ class ProfileService:
         """Remember the erasure first (late events then score nothing), until no event can name
         the advocate any more; then remove their data everywhere, amounts staying under one
         unlinkable token."""
-        await self.store.mark_erased(org, erased_marker(advocate_id), forget_erasure_at(at, self.settings))
+        await self.store.mark_erased(
+            org,
+            erased_marker(advocate_id),
+            forget_erasure_at(at, timedelta(seconds=self.settings.erasure_grace_s)),
+        )
         token = f"erased-{uuid.uuid4().hex}"
         for module in self.erasers:
             await module.erase(org, advocate_id, token)

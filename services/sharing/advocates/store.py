@@ -22,7 +22,7 @@ from shared.tenancy import Tenants
 
 ADVOCATES = "advocates"
 TRAINING = "training"
-ERASED = "erased_advocates"
+ERASED_ADVOCATES = "erased_advocates"
 
 OUTBOX_COLLECTIONS = (ADVOCATES,)
 
@@ -36,7 +36,7 @@ INDEXES: list[IndexSpec] = [
     pending_index(ADVOCATES, "consents.tracking", UNTRACKED, name="untracked"),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
     # An erasure's marker expires once no event can name the advocate (shared/vault.py).
-    IndexSpec(ERASED, [("forget_at", 1)], options={"expireAfterSeconds": 0}),
+    IndexSpec(ERASED_ADVOCATES, [("forget_at", 1)], options={"expireAfterSeconds": 0}),
 ]
 
 
@@ -226,7 +226,7 @@ class AdvocatesStore:
 
     async def _erased_since(self, org: str, advocate_id: str, at: datetime) -> bool:
         marker = {"_id": _erased_key(org, advocate_id), "erased_at": {"$gte": at}}
-        return await self.tenants.of(org, ERASED).find_one(marker) is not None
+        return await self.tenants.of(org, ERASED_ADVOCATES).find_one(marker) is not None
 
     async def training(self, org: str, advocate_id: str) -> TrainingView:
         doc = await self.tenants.of(org, TRAINING).find_one({"_id": advocate_key(org, advocate_id)})
@@ -241,7 +241,7 @@ class AdvocatesStore:
         """Delete the advocate's profile and training record; counts per collection. The erasure
         at `at` is remembered first, until `forget_at`, so older training events read later are
         left out."""
-        await self.tenants.of(org, ERASED).update_one(
+        await self.tenants.of(org, ERASED_ADVOCATES).update_one(
             {"_id": _erased_key(org, advocate_id)},
             {"$max": {"erased_at": at, "forget_at": forget_at}},
             upsert=True,

@@ -22,7 +22,7 @@ from shared.clock import Clock, utc_now
 from shared.errors import NotFound
 from shared.events import Event
 from shared.outbox import Outbox, pending
-from shared.vault import Vault
+from shared.vault import Vault, forget_erasure_at
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,8 @@ class ErasureService:
         # Their scheduled shares never go out: cancelled while they still carry the advocate's id
         # (a re-run finds them so until the tombstone is written).
         await self.shares.cancel_scheduled(org, advocate_id)
-        # Remembered as long as events may name them: an hour past the shredding, as
-        # shared.vault.forget_erasure_at says for the other services' markers.
-        counts = await self.advocates.erase(org, advocate_id, at, at + self.grace + timedelta(hours=1))
+        # Remembered as long as events may name them, as the other services' markers are.
+        counts = await self.advocates.erase(org, advocate_id, at, forget_erasure_at(at, self.grace))
         counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
         if self.directory is not None:  # what the directory said of them: name, e-mails, manager...
             counts |= await self.directory.erase_advocate(org, advocate_id)

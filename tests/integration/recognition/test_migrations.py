@@ -64,7 +64,9 @@ async def test_markers_of_erasures_from_before_they_expired_expire_too(
     await migrate(db, [erasure_markers_expire(ERASED, settings)])
 
     old = await db[ERASED].find_one({"_id": "org-a:old"})
-    assert old is not None and old["forget_at"].replace(tzinfo=UTC) >= forget_erasure_at(before, settings)
+    assert old is not None and old["forget_at"].replace(tzinfo=UTC) >= forget_erasure_at(
+        before, timedelta(seconds=settings.erasure_grace_s)
+    )
     new = await db[ERASED].find_one({"_id": "org-a:new"})
     assert new is not None and new["forget_at"].replace(tzinfo=UTC) == kept_until
 
