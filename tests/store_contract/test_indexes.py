@@ -109,8 +109,10 @@ COLLECTIONS: dict[str, Collection] = {
             "org": f"org{i % ORGS}",
             "advocate_id": f"a{i % 40}",
             "code": f"code{i:05d}",
-            "status": "pending" if i % 5 == 0 else "sent",
+            "status": ("pending", "cancelled", "sent", "sent", "sent")[i % 5],
             "send_at": _at(i),
+            # a few cancelled ones still to give their daily-limit slot back (partial index)
+            **({"cancelled_at": _at(i), "slot_to_release": True} if i % 25 == 1 else {}),
             **_outbox(i, 11),
         },
     ),
@@ -343,6 +345,17 @@ QUERIES: dict[str, Query] = {
         "sharing due_shares",
         "shares",
         {"status": "pending", "send_at": {"$lte": _at(700)}},
+    ),
+    "cancelled shares still holding a daily-limit slot (partial index)": Query(
+        "sharing SharesStore.slots_to_release_across, the due-share job",
+        "shares",
+        {"slot_to_release": True},
+        limit=200,
+    ),
+    "an advocate's cancelled shares still holding a slot": Query(
+        "sharing SharesStore.slots_to_release",
+        "shares",
+        {"org": "org1", "advocate_id": "a1", "slot_to_release": True},
     ),
     "a visitor's recent human clicks": Query(
         "metrics visitor_clicks",

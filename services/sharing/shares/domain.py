@@ -43,6 +43,9 @@ class Share:
     tags: tuple[str, ...] = ()
     content_type: str | None = None  # at share time; shares made before it was kept lack it
     request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
+    # The day it counts on for the daily limit, kept so that a cancellation gives back that
+    # day's slot even after the zone changed; shares made before it was kept lack it.
+    limit_day: str | None = None
 
 
 # --- Governance ------------------------------------------------------------------------------
@@ -241,6 +244,7 @@ def new_share(
     now: datetime,
     trace: dict[str, str],
     request_key: str | None,
+    limit_day: str,
 ) -> Share:
     """An immediate share is sent now (its chorus.share.made goes with it); a scheduled one
     waits, pending, for the due-share job."""
@@ -273,6 +277,7 @@ def new_share(
         tags=content.tags,
         content_type=content.content_type,
         request_key=request_key,
+        limit_day=limit_day,
     )
 
 

@@ -89,6 +89,7 @@ class SharesService:
             now=now,
             trace=inject_current(),
             request_key=idempotency_key,
+            limit_day=day,
         )
         outbox = [] if share.status == "pending" else [self._share_made(share, now)]
         try:
@@ -115,12 +116,16 @@ class SharesService:
         """Send scheduled shares whose time has come: each is marked sent with its event queued,
         in one conditional update, so two replicas' jobs never send one share twice. A share
         whose advocate left (erased, or deactivated) or whose content may no longer be shared is
-        cancelled instead: what was checked when it was scheduled may have changed since."""
+        cancelled instead: what was checked when it was scheduled may have changed since, and
+        its daily-limit slot given back (here too any a stopped process left held)."""
+        for held in await self.store.slots_to_release_across(limit):
+            await self.store.release_cancelled_share(held)
         sent = 0
         for share in await self.store.due(self.clock(), limit):
             assert share.send_at is not None
             if not await self._may_still_go_out(share, share.send_at):
-                await self.store.cancel(share, self.clock())
+                if await self.store.cancel(share, self.clock()):
+                    await self.store.release_cancelled_share(share)
             elif await self.store.mark_sent(share, share.send_at, [self._share_made(share, share.send_at)]):
                 sent += 1
         if sent:
@@ -173,8 +178,12 @@ class SharesService:
         return await self.store.by_code(code)
 
     async def cancel_scheduled(self, org: str, advocate_id: str) -> int:
-        """A leaver's scheduled shares do not go out; their shares already out keep redirecting."""
-        return await self.store.cancel_pending(org, advocate_id, self.clock())
+        """A leaver's scheduled shares do not go out, and give their daily-limit slots back;
+        their shares already out keep redirecting."""
+        cancelled = await self.store.cancel_pending(org, advocate_id, self.clock())
+        for share in await self.store.slots_to_release(org, advocate_id):
+            await self.store.release_cancelled_share(share)
+        return cancelled
 
     async def ids_of(self, org: str, advocate_id: str) -> list[str]:
         return await self.store.ids_of(org, advocate_id)

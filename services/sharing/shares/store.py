@@ -3,7 +3,8 @@
 - shares         one per share, with its code, target and the trace context it was made in;
                  carries its chorus.share.made in its outbox until sent
 - daily_counts   shares per (org, advocate, day in the org's time zone), reserved atomically for
-                 the daily limit
+                 the daily limit; a cancelled share gives its slot back once (the count
+                 remembers the shares it released, `mark_applied`)
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.sharing.shares.domain import Share
 from shared.documents import Documents
 from shared.idempotency import COLLECTION as IDEMPOTENCY_COLLECTION
-from shared.mongo import Document, IndexSpec, conditional_upsert, made_with_key_filter
+from shared.mongo import (
+    Document,
+    IndexSpec,
+    applied_once_filter,
+    conditional_upsert,
+    made_with_key_filter,
+    mark_applied,
+    pending_index,
+)
 from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_index, queue, with_outbox
 from shared.tenancy import Tenants
 
@@ -25,12 +34,17 @@ DAILY_COUNTS = "daily_counts"
 
 OUTBOX_COLLECTIONS = (SHARES,)
 
+# A cancelled share whose daily-limit slot is not given back yet: set by the write that cancels
+# it, cleared once the slot is released (the due-share job finishes what a stopped process left).
+SLOT_TO_RELEASE: Document = {"slot_to_release": True}
+
 INDEXES: list[IndexSpec] = [
     IndexSpec(SHARES, [("code", 1)], unique=True),
     IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("_id", -1)]),
     IndexSpec(SHARES, [("org", 1), ("_id", -1)]),
     IndexSpec(SHARES, [("status", 1), ("send_at", 1)]),
     IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("request_key", 1)]),
+    pending_index(SHARES, "slot_to_release", SLOT_TO_RELEASE, name="shares_slot_to_release"),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
@@ -43,6 +57,11 @@ def due_filter(now: datetime) -> Document:
 
 def _day_key(org: str, advocate_id: str, day: str) -> str:
     return f"{org}:{advocate_id}:{day}"
+
+
+def _cancelled(now: datetime) -> Document:
+    """A pending share cancelled, marked to give its daily-limit slot back in the same write."""
+    return {"$set": {"status": "cancelled", "cancelled_at": now, **SLOT_TO_RELEASE}}
 
 
 # Shares made before the event id (and the message) were kept lack them.
@@ -69,6 +88,30 @@ class SharesStore:
         await self.tenants.of(org, DAILY_COUNTS).update_one(
             {"_id": _day_key(org, advocate_id, day)}, {"$inc": {"count": -1}}
         )
+
+    async def release_cancelled_share(self, share: Share) -> None:
+        """Give a cancelled share's slot back to its day, once whatever the retries (the count
+        remembers the share), then clear the share's mark."""
+        if share.limit_day is not None:
+            await self.tenants.of(share.org, DAILY_COUNTS).update_one(
+                {
+                    "_id": _day_key(share.org, share.advocate_id, share.limit_day),
+                    "count": {"$gt": 0},
+                    **applied_once_filter(share.id),
+                },
+                {"$inc": {"count": -1}, "$push": mark_applied(share.id)},
+            )
+        await self.tenants.of(share.org, SHARES).update_one({"_id": share.id}, {"$unset": SLOT_TO_RELEASE})
+
+    async def slots_to_release(self, org: str, advocate_id: str) -> list[Share]:
+        """The advocate's cancelled shares whose slot is not given back yet."""
+        found = self.tenants.of(org, SHARES).find({"advocate_id": advocate_id, **SLOT_TO_RELEASE})
+        return [SHARE_DOCUMENTS.entity(d) async for d in found]
+
+    async def slots_to_release_across(self, limit: int) -> list[Share]:
+        """Across organisations: cancelled shares whose slot a stopped process did not give back."""
+        found = self.tenants.across(SHARES, why="the sweep of every organisation's cancelled shares' slots")
+        return [SHARE_DOCUMENTS.entity(d) for d in await found.find(SLOT_TO_RELEASE).limit(limit).to_list()]
 
     async def insert(self, share: Share, outbox: list[Document]) -> None:
         await self.tenants.of(share.org, SHARES).insert_one(
@@ -119,8 +162,7 @@ class SharesStore:
         """Cancel one pending share (the due sweep found it may no longer go out); False if it
         was not pending any more. Conditional on `pending` as `mark_sent` is."""
         result = await self.tenants.of(share.org, SHARES).update_one(
-            {"_id": share.id, "status": "pending"},
-            {"$set": {"status": "cancelled", "cancelled_at": now}},
+            {"_id": share.id, "status": "pending"}, _cancelled(now)
         )
         return result.modified_count == 1
 
@@ -129,8 +171,7 @@ class SharesStore:
         sending at this moment is either sent (and stays) or cancelled, never both: both writes
         are conditional on `pending`."""
         result = await self.tenants.of(org, SHARES).update_many(
-            {"advocate_id": advocate_id, "status": "pending"},
-            {"$set": {"status": "cancelled", "cancelled_at": now}},
+            {"advocate_id": advocate_id, "status": "pending"}, _cancelled(now)
         )
         return result.modified_count
 

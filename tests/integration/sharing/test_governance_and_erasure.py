@@ -292,6 +292,56 @@ async def test_sharing_hours_and_the_daily_limit_follow_the_organisations_time_z
     assert "from 9:00 to 18:00 (America/Los_Angeles)" in outcomes[2][1]
 
 
+async def test_a_cancelled_scheduled_share_gives_its_daily_limit_slot_back_once(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.set_settings(org, daily_share_limit=2)
+    await sharing.enrol(org, "adv-1")
+    content_id = await sharing.publish_content(org)
+    await wait_content(sharing, org, content_id)
+    shares = sharing.app.state.shares
+    db = sharing.app.state.runtime.db
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # the due-share job sees this time too
+
+    async def share(minutes: int | None = None) -> Any:
+        later = {} if minutes is None else {"scheduled_at": (now + timedelta(minutes=minutes)).isoformat()}
+        return await attempt(sharing, org, "adv-1", content_id, **later)
+
+    async def counted() -> int:
+        count: int = (await db["daily_counts"].find_one({"org": org, "day": "2026-12-01"}))["count"]
+        return count
+
+    try:
+        shares.clock = lambda: now
+        assert (await share()).status_code == 201  # out now: its slot stays taken
+        scheduled = await share(30)
+        assert scheduled.status_code == 201
+        assert (await share(40)).status_code == 429
+        # Cancelled (as a leaver's are): its slot is free for another share that day.
+        assert await shares.cancel_scheduled(org, "adv-1") == 1
+        assert await counted() == 1
+        # Again, and as if the process stopped after the release but before clearing the
+        # share's mark: the due-share job finishes it without giving the slot back twice.
+        await shares.cancel_scheduled(org, "adv-1")
+        await db["shares"].update_one(
+            {"org": org, "_id": scheduled.json()["id"]}, {"$set": {"slot_to_release": True}}
+        )
+        await shares.send_due()
+        assert await counted() == 1
+        assert (await share(40)).status_code == 201
+        assert (await share(50)).status_code == 429
+        # A process that stopped right after cancelling: the due-share job releases the slot.
+        await shares.store.cancel_pending(org, "adv-1", now)
+
+        async def released() -> bool:
+            return await counted() == 1
+
+        await eventually(released)
+        assert (await share(50)).status_code == 201
+        assert await counted() == 2
+    finally:
+        shares.clock = utc_now
+
+
 async def shares_of(sharing: Sharing, org: str) -> dict[str, str]:
     admin = sharing.headers(org, "boss", ["admin"])
     listing = (await sharing.client.get("/v1/shares", headers=admin)).json()["items"]
@@ -335,3 +385,6 @@ async def test_a_due_share_whose_advocate_left_or_whose_content_was_archived_is_
         await eventually(none_pending)
         assert await made.collect(lambda e: e.tenant == org, count=1, timeout_s=2.0) == []
     assert await shares_of(sharing, org) == {left["id"]: "cancelled", archived["id"]: "cancelled"}
+    # Neither holds its day's slot of the daily limit any more.
+    counts = await sharing.app.state.runtime.db["daily_counts"].find({"org": org}).to_list()
+    assert [c["count"] for c in counts] == [0, 0]
