@@ -54,6 +54,8 @@ class DirectoryService:
     clock: Clock = utc_now
     # How long a group write spends bringing its members' advocates in line before it answers.
     group_sync_budget_s: float = GROUP_SYNC_BUDGET_S
+    # How long a leaving user's removal from a group may keep meeting concurrent writes of it.
+    leave_group_budget_s: float = GROUP_SYNC_BUDGET_S
     # Erases an advocate (org, advocate id): the erasure module's, set when the service is wired.
     erase_leaver: Callable[[str, str], Awaitable[None]] | None = None
 
@@ -119,17 +121,25 @@ class DirectoryService:
         return {USERS: await self.store.erase_user(org, user.scim_id)}
 
     async def _leave_group(self, org: str, group: DirectoryGroup, scim_id: str) -> None:
-        for _ in range(5):  # a concurrent write of the group: read it again
+        """Take a leaving user out of a group, read again after each concurrent write of it while
+        `leave_group_budget_s` lasts. Past it the deletion is refused (412) before the user is
+        deleted, never left listed in a group: the user stays inactive and a retry finishes."""
+        give_up_at = time.monotonic() + self.leave_group_budget_s
+        while True:
             try:
                 await self.store.replace_group(
                     org, domain.without_member(group, scim_id, self.clock()), group.version
                 )
                 return
             except PreconditionFailedException:
-                found = await self.store.group(org, group.scim_id)
-                if found is None:
-                    return
-                group = found
+                if time.monotonic() >= give_up_at:
+                    raise PreconditionFailedException(
+                        detail=f"group {group.scim_id} kept changing while the user left it: retry"
+                    ) from None
+            found = await self.store.group(org, group.scim_id)
+            if found is None or scim_id not in found.members:
+                return
+            group = found
 
     async def users(
         self, org: str, filter_text: str | None, start: int, count: int

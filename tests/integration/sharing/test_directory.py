@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,13 +18,14 @@ import httpx
 import httpx2
 import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_models import Context
+from scim2_models import Context, PreconditionFailedException
 from scim2_tester import Status, check_server
 
 from services.recognition.handlers import GROUP as RECOGNITION_GROUP
 from services.recognition.main import create_app as recognition_app
 from services.recognition.settings import RecognitionSettings
 from services.sharing.directory.domain import (
+    DirectoryGroup,
     UserResource,
     changed_group,
     created_user,
@@ -32,6 +34,7 @@ from services.sharing.directory.domain import (
     leaving_user,
 )
 from services.sharing.directory.service import DirectoryService
+from services.sharing.directory.store import DirectoryStore
 from shared.auth import generate_api_key
 from shared.clock import utc_now as now
 from shared.events import TOPICS
@@ -810,3 +813,57 @@ async def test_a_directory_write_racing_an_erasure_does_not_bring_the_advocate_b
     with between_read_and_write(directory.advocates.store, erase):
         assert await directory.advocates.apply_directory(org, "eve", renamed) is False
     assert await directory.advocates.find(org, "eve") is None
+
+
+class ContendedStore(DirectoryStore):
+    """The directory's store, where another writer changes a group just before each of the next
+    `conflicts` writes of it (a real write: the group one version on)."""
+
+    def __init__(self, store: DirectoryStore, conflicts: int) -> None:
+        super().__init__(store.tenants.db)
+        self.conflicts = conflicts
+
+    async def replace_group(self, org: str, group: DirectoryGroup, read_version: int) -> None:
+        if self.conflicts > 0:
+            self.conflicts -= 1
+            current = await self.group(org, group.scim_id)
+            assert current is not None
+            await super().replace_group(
+                org, dataclasses.replace(current, version=current.version + 1), current.version
+            )
+        await super().replace_group(org, group, read_version)
+
+
+async def test_a_deleted_user_leaves_a_group_however_often_it_is_written_meanwhile(sharing: Sharing) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    user = await idp.create_user("kai@example.com", externalId="kai")
+    group = await idp.create_group("Busy", [user["id"]])
+    contended = dataclasses.replace(directory, store=ContendedStore(directory.store, conflicts=8))
+    await contended.delete_user(org, user["id"], None)
+    assert (await idp.call("GET", f"/Users/{user['id']}")).status_code == 404
+    assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
+
+
+async def test_a_user_whose_group_never_stops_changing_is_not_deleted_and_a_retry_finishes(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    user = await idp.create_user("ivo@example.com", externalId="ivo")
+    group = await idp.create_group("Hectic", [user["id"]])
+    contended = dataclasses.replace(
+        directory, store=ContendedStore(directory.store, conflicts=10**6), leave_group_budget_s=0.05
+    )
+    with pytest.raises(PreconditionFailedException):
+        await contended.delete_user(org, user["id"], None)
+    # Refused, not half done: still listed in their group, and so still a user (inactive).
+    assert [m["value"] for m in (await idp.call("GET", f"/Groups/{group['id']}")).json()["members"]] == [
+        user["id"]
+    ]
+    assert (await idp.call("GET", f"/Users/{user['id']}")).json()["active"] is False
+    retried = await sharing.client.delete(f"/scim/v2/Users/{user['id']}", headers=idp.headers)
+    assert retried.status_code == 204, retried.text
+    assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
