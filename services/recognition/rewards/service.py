@@ -86,27 +86,45 @@ class RewardService:
 
     async def _place(self, redemption: Redemption, reward: Reward) -> Redemption:
         """Stock and budget first, then points, then the redemption is shown with its event. Each
-        step is done once whatever the retries; on refusal what was taken is given back and the
-        redemption dropped."""
+        step is done once whatever the retries; on refusal the redemption is dropped and what was
+        taken is given back. Several tries of one redemption may run at once (a retry and the
+        relay, two relays), so a try whose redemption another dropped gives back what it took."""
         org, rid = redemption.org, redemption.id
         if not await self.store.reserve(org, reward, rid):
-            await self.store.drop_placing(org, rid)
-            raise domain.refusal(await self.reward(org, reward.id))
+            return await self._refuse(redemption, reward, domain.refusal(await self.reward(org, reward.id)))
         if not await self.points.spend(
             org, redemption.advocate_id, rid, redemption.cost, redemption.reward_name
         ):
-            await self.store.release_reservation(org, reward, redemption)
-            await self.store.drop_placing(org, rid)
             account = await self.points.account(org, redemption.advocate_id)
-            raise domain.InsufficientPoints(
+            refusal = domain.InsufficientPoints(
                 f"{reward.name} costs {reward.cost} points; your balance is {account.balance}"
             )
+            return await self._refuse(redemption, reward, refusal)
         placed = domain.placed(redemption, self.clock())
         event = domain.redeemed(placed, RedemptionStatus.REQUESTED)
-        if not await self.store.place(placed, [pending(event)]):  # the relay placed it meanwhile
-            return await self.redemption(org, rid)
-        self.outbox.nudge()
-        return placed
+        if await self.store.place(placed, [pending(event)]):
+            self.outbox.nudge()
+            return placed
+        shown = await self.store.redemption(org, rid)
+        if shown is not None:  # another try placed it meanwhile
+            return shown
+        # Another try was refused and dropped it meanwhile: the points and unit this one took
+        # (each once per redemption) go back, once.
+        await self.points.refund(org, redemption.advocate_id, rid, redemption.cost, redemption.reward_name)
+        await self.store.release_reservation(org, reward, redemption)
+        raise Conflict(f"this redemption of {reward.name} was refused meanwhile")
+
+    async def _refuse(self, redemption: Redemption, reward: Reward, refusal: Conflict) -> Redemption:
+        """Drop a refused redemption and give back its unit; the one another try placed
+        meanwhile, if it did."""
+        org, rid = redemption.org, redemption.id
+        if not await self.store.drop_placing(org, rid, self.clock()):
+            shown = await self.store.redemption(org, rid)
+            if shown is not None:
+                return shown
+        # Dropped, by this try or another: no try can place it now, so no unit stays taken for it.
+        await self.store.release_reservation(org, reward, redemption)
+        raise refusal
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption:
         return found(await self.store.redemption(org, redemption_id), f"no redemption {redemption_id}")
@@ -176,7 +194,7 @@ class RewardService:
         refused (as the request would have been)."""
         reward = await self.store.reward(redemption.org, redemption.reward_id)
         if reward is None:  # nothing could have been taken from a reward that is not there
-            await self.store.drop_placing(redemption.org, redemption.id)
+            await self.store.drop_placing(redemption.org, redemption.id, self.clock())
             return
         try:
             await self._place(redemption, reward)

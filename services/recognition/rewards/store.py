@@ -5,13 +5,14 @@ conditional single-document update; a redemption's reservation is remembered on 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.rewards.domain import FULFILMENT, MOVED_BY, Move, Redemption, Reward
 from shared.documents import Documents
+from shared.ids import KEY_LIFETIME
 from shared.migrations import NO_ORG, rewrite
 from shared.mongo import (
     Document,
@@ -43,6 +44,8 @@ INDEXES: list[IndexSpec] = [
     *(IndexSpec(REDEMPTIONS, [("org", ASCENDING), (by, ASCENDING)]) for by in MOVED_BY.values()),
     # Redemptions carry their chorus.reward.redeemed in an outbox (shared/outbox.py).
     outbox_index(REDEMPTIONS),
+    # A refused redemption is kept, dropped, while a stale try of it may still run (`drop_placing`).
+    IndexSpec(REDEMPTIONS, [("forget_at", ASCENDING)], options={"expireAfterSeconds": 0}),
     *DELIVERY_INDEXES,
 ]
 
@@ -65,6 +68,8 @@ MIGRATIONS = [
 REWARD_DOCUMENTS = Documents(Reward)
 # What reads and moves of redemptions match: not one still taking its stock and points.
 SHOWN: Document = {"placing": {"$ne": True}}
+# A redemption still taking its stock and points: neither placed nor dropped (refused) yet.
+STILL_PLACING: Document = {"placing": True, "dropped": {"$ne": True}}
 # Redemptions made before the reward's name and price were copied onto them.
 REDEMPTION_DOCUMENTS = Documents(Redemption, older={"reward_name": "reward", "price_cents": 0})
 
@@ -141,21 +146,35 @@ class RewardStore:
         )
 
     async def redemption_made_at(self, org: str, redemption_id: str) -> datetime | None:
-        """When the redemption with this id was made (placing or not); None if there is none."""
-        return await created_at(self.tenants.of(org, REDEMPTIONS), redemption_id)
+        """When the redemption with this id was made (placing or not); None if there is none. A
+        dropped one reads as made before any key's lifetime: its use of the key is over, so a
+        retry of its request takes the key's next id (`shared.ids.id_for_request`) and tries again."""
+        doc = await self.tenants.of(org, REDEMPTIONS).find_one(
+            {"_id": redemption_id}, {"created_at": 1, "dropped": 1}
+        )
+        if doc is None:
+            return None
+        return datetime.min.replace(tzinfo=UTC) if doc.get("dropped") else doc["created_at"]
 
     async def place(self, redemption: Redemption, outbox: list[Document]) -> bool:
         """Show a placing redemption as `redemption` (placed), queueing its event in the same
         write; False when it was placed or dropped already."""
         changes = {"placing": False, "needs_relay": False, "updated_at": redemption.updated_at}
         result = await self.tenants.of(redemption.org, REDEMPTIONS).update_one(
-            {"_id": redemption.id, "placing": True}, queue({"$set": changes}, outbox)
+            {"_id": redemption.id, **STILL_PLACING}, queue({"$set": changes}, outbox)
         )
         return bool(result.modified_count)
 
-    async def drop_placing(self, org: str, redemption_id: str) -> None:
-        """Forget a redemption refused while placing (it took nothing, or gave it back)."""
-        await self.tenants.of(org, REDEMPTIONS).delete_one({"_id": redemption_id, "placing": True})
+    async def drop_placing(self, org: str, redemption_id: str, at: datetime) -> bool:
+        """Drop a redemption refused while placing; False when another try placed or dropped it
+        first. It is kept, shown to no one, for as long as a try of it may run (a relay's stale
+        read, a retry of its request): were it deleted, such a try would find its stock and points
+        no longer remembered as taken and take them again for a redemption that is not there."""
+        result = await self.tenants.of(org, REDEMPTIONS).update_one(
+            {"_id": redemption_id, **STILL_PLACING},
+            {"$set": {"dropped": True, "needs_relay": False, "forget_at": at + KEY_LIFETIME}},
+        )
+        return bool(result.modified_count)
 
     async def redemption(self, org: str, redemption_id: str) -> Redemption | None:
         """A redemption as shown: not one still placing."""

@@ -19,7 +19,7 @@ from services.recognition.engagement.domain import Kudos
 from services.recognition.engagement.store import KUDOS, EngagementStore
 from services.recognition.handlers import build_subscription
 from services.recognition.leaderboards.store import BOARDS, BoardStore
-from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, recognition
+from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, Recognition, recognition
 from services.recognition.points import domain as points_domain
 from services.recognition.points.domain import AccountChange, Scored, capped
 from services.recognition.points.service import PointsService
@@ -246,6 +246,49 @@ async def test_concurrent_reservations_take_exactly_the_stock_and_the_budget(
     assert (budget.budget_left_cents, budget.spent_cents, budget.stock_taken) == (1000, 0, 0)
 
 
+async def test_a_stale_try_of_a_refused_redemption_takes_nothing(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore]
+) -> None:
+    # Two replicas' relays read the same redemption its request left placing. The first is
+    # refused (20 points for a 30-point mug), gives the unit back and drops it; the advocate then
+    # earns 20 more; the second goes on from its read. It once took the unit and the points again
+    # and found no redemption to show (a NotFound that stopped its relay).
+    org = new_org()
+    reward = Reward("rwd-mug", "Mug", "", 30, 3, 0, None, None, "EUR", True, now())
+    await stores[0].rewards.insert_reward(org, reward)
+    await stores[0].points.apply_to_account(org, "a", "earned-1", balance=20, lifetime=20)
+    stale = placing("rdm-1", org, "a", reward, now() - timedelta(minutes=5))
+    await stores[0].rewards.begin_redemption(stale)
+    first, second = (replica.rewards for replica in replicas(recognition_settings, stores[:2]))
+
+    await first._finish_placing(stale)
+    await stores[0].points.apply_to_account(org, "a", "earned-2", balance=20, lifetime=20)
+    await second._finish_placing(stale)
+
+    account = await stores[1].points.account(org, "a")
+    left = await stores[1].rewards.reward(org, reward.id)
+    assert account is not None and left is not None
+    assert account.balance == 40
+    assert (left.stock, left.stock_taken) == (3, 0)
+    ledger = await stores[1].points.entries(org, "a", after=None, limit=50)
+    assert sum(e.balance_delta for e in ledger if e.kind in ("redemption", "refund")) == 0
+    assert await stores[1].rewards.redemption(org, stale.id) is None
+    assert await stores[1].rewards.stale_redemptions(now()) == []  # nothing left for a relay
+
+
+def replicas(settings: RecognitionSettings, stores: list[RecognitionStore]) -> list[Recognition]:
+    """Recognition's modules, one set per client: replicas."""
+    return [
+        recognition(
+            store.db,
+            Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(settings)),
+            settings,
+            SecretBox.of(settings),
+        )
+        for store in stores
+    ]
+
+
 async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_retries_the_same(
     stores: list[RecognitionStore],
 ) -> None:
@@ -267,15 +310,7 @@ async def test_concurrent_capped_grants_fill_the_daily_cap_exactly_and_answer_re
 
 def scorers(settings: RecognitionSettings, stores: list[RecognitionStore]) -> list[PointsService]:
     """Recognition's scoring, one per client: replicas."""
-    return [
-        recognition(
-            store.db,
-            Outbox(store.db, OUTBOX_COLLECTIONS, EventProducer(settings)),
-            settings,
-            SecretBox.of(settings),
-        ).points
-        for store in stores
-    ]
+    return [replica.points for replica in replicas(settings, stores)]
 
 
 def x5_rules(*, daily_cap: int | None) -> Rules:

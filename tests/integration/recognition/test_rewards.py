@@ -155,6 +155,31 @@ async def test_one_idempotency_key_makes_a_single_redemption(
     assert [r["redemption_id"] for r in mine] == [first["redemption_id"]]
 
 
+async def test_a_refused_redemption_retried_with_its_key_is_tried_again(
+    client: httpx.AsyncClient, settings: ChorusSettings
+) -> None:
+    # A refused redemption is kept (dropped) while a stale try of it may run; its key's retry
+    # still gets a new try, as a refusal leaves the key unused.
+    org = new_org()
+    me = as_(settings, org, "a")
+    await give_points(client, settings, org, "a", 1)  # 50 points
+    reward = await add_reward(client, settings, org, cost=60, stock=2)
+    keyed = {**me, "Idempotency-Key": "redeem-when-i-can"}
+    refused = await client.post(f"/v1/rewards/{reward}/redemptions", headers=keyed)
+    assert refused.status_code == 409
+    assert refused.json()["type"].endswith("/insufficient-points")
+    thanks = {"to": "a", "message": "thanks again"}
+    body(await client.post("/v1/kudos", headers=as_(settings, org, "peer-a"), json=thanks))
+    assert await balance(client, me) == 100
+
+    redeemed = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=keyed))
+    assert redeemed["status"] == "requested"
+    assert await balance(client, me) == 40
+    assert body(await client.get(f"/v1/rewards/{reward}", headers=me))["stock"] == 1
+    mine = body(await client.get("/v1/me/redemptions", headers=me))["items"]
+    assert [r["redemption_id"] for r in mine] == [redeemed["redemption_id"]]
+
+
 async def test_the_balance_never_goes_negative_under_concurrent_redemptions(
     client: httpx.AsyncClient, settings: ChorusSettings
 ) -> None:
