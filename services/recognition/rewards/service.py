@@ -6,6 +6,9 @@ takes nothing twice; undone on refusal), and is shown with its event in one writ
 is queued in the move's own write; what the move implies elsewhere (a refund, the fulfilment
 webhook) is done right after. `relay` finishes either should a crash, or a MongoDB outage past
 the request's deadline, come between.
+
+One reason this service is longer than its domain: a redemption's steps span documents (the
+reward, the account, the ledger, the redemption), and several tries of one may run at once.
 """
 
 from __future__ import annotations
