@@ -20,6 +20,7 @@ from services.recognition.leaderboards.service import LeaderboardService
 from services.recognition.points import domain
 from services.recognition.points.domain import Account, C, LedgerEntry, Scored
 from services.recognition.points.store import PointsStore
+from services.recognition.profiles.domain import is_erasure_token
 from services.recognition.profiles.service import ProfileService
 from services.recognition.rules.domain import Kind, Rules, is_excluded, score
 from services.recognition.rules.service import RulesService
@@ -54,21 +55,23 @@ class PointsService:
 
     async def share_made(self, event: Event[ShareMade]) -> None:
         org, d = event.tenant, event.data
+        if await self.profiles.is_erased(org, d.advocate_id):
+            return
         await self.store.remember_share(
             org, d.share_id, d.advocate_id, content_id=d.content_id, tags=list(d.tags), team=d.team
         )
         await self.score(domain.share_made(event))
-        if await self.profiles.is_erased(org, d.advocate_id):
-            return
+        await self.profiles.erase_late_writes(org, d.advocate_id)
         colleagues = await self.badges.colleague_shared(org, d.content_id, d.advocate_id)
         if colleagues is not None:
             author, count = colleagues
             await self.store.raise_counter(org, author, domain.COLLEAGUE_SHARERS, count)
             await self.check_badges(org, author)
+            await self.profiles.erase_late_writes(org, author)
 
     async def click_recorded(self, event: Event[ClickRecorded]) -> None:
         org, d = event.tenant, event.data
-        if not domain.counts(d):
+        if not domain.counts(d) or await self.profiles.is_erased(org, d.advocate_id):
             return
         await self.store.remember_share(
             org, d.share_id, d.advocate_id, content_id=d.content_id, tags=list(d.tags), team=d.team
@@ -76,6 +79,7 @@ class PointsService:
         verifies = await self.store.mark_share_verified(org, d.share_id, d.click_id)
         for item in domain.click_scores(event, verifies=verifies):
             await self.score(item)
+        await self.profiles.erase_late_writes(org, d.advocate_id)  # the share it remembered
 
     async def conversion(self, event: Event[C], kind: Kind) -> None:
         item = domain.conversion(event, kind)
@@ -98,10 +102,11 @@ class PointsService:
 
     async def content_published(self, event: Event[ContentPublished]) -> None:
         item = domain.content_published(event)
-        if item is None:
+        if item is None or await self.profiles.is_erased(item.org, item.advocate_id):
             return
         await self.badges.content_published(item.org, event.data.content_id, item.advocate_id)
         await self.score(item)
+        await self.profiles.erase_late_writes(item.org, item.advocate_id)  # the author it recorded
 
     async def kudos_received(self, org: str, receiver: str, kudos_id: str, at: datetime) -> None:
         await self.score(domain.kudos_received(org, receiver, kudos_id, at))
@@ -109,9 +114,15 @@ class PointsService:
     # --- scoring and projection ------------------------------------------------------------------
 
     async def score(self, item: Scored) -> LedgerEntry | None:
-        """Turn one event into one ledger entry (possibly capped to 0) and apply it. Idempotent."""
+        """Turn one event into one ledger entry (possibly capped to 0) and apply it. Idempotent.
+        An erasure may run between the check and the writes: they are then erased again."""
         if await self.profiles.is_erased(item.org, item.advocate_id):
             return None
+        entry = await self._score(item)
+        await self.profiles.erase_late_writes(item.org, item.advocate_id)
+        return entry
+
+    async def _score(self, item: Scored) -> LedgerEntry | None:
         existing = await self.store.entry(
             item.org, domain.entry_id(item.org, item.source_event_id, item.kind)
         )
@@ -191,6 +202,9 @@ class PointsService:
         if entry.projected:
             return entry
         org, advocate_id = entry.org, entry.advocate_id
+        if is_erasure_token(advocate_id):  # an erasure renamed it before it was projected: onto no one
+            await self.store.mark_projected(org, entry.id)
+            return domain.projected(entry)
         await self.store.apply_to_account(
             org,
             advocate_id,
@@ -223,6 +237,7 @@ class PointsService:
             self.clock() - timedelta(seconds=self.relay_grace_s)
         ):
             await self.finish(entry)
+            await self.profiles.erase_late_writes(entry.org, entry.advocate_id)  # erased since the read
             done += 1
         return done
 

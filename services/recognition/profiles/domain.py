@@ -6,6 +6,7 @@ is remembered only by an unlinkable hash, so that late events about them score n
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from services.recognition.points.domain import stable_id
@@ -46,3 +47,16 @@ def profile_of(announced: AdvocateProfile) -> Profile:
 
 def erased_marker(advocate_id: str) -> str:
     return stable_id("erased", advocate_id)
+
+
+# What an erased advocate's amounts are kept under (the ledger's, the redemptions'): it links to
+# nobody, and names no one to project onto an account or a board.
+ERASED_PREFIX = "erased-"
+
+
+def erasure_token() -> str:
+    return f"{ERASED_PREFIX}{uuid.uuid4().hex}"
+
+
+def is_erasure_token(advocate_id: str) -> bool:
+    return advocate_id.startswith(ERASED_PREFIX)

@@ -6,13 +6,12 @@ modules that hold an advocate's data.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from services.recognition.profiles.domain import Profile, erased_marker, profile_of
+from services.recognition.profiles.domain import Profile, erased_marker, erasure_token, profile_of
 from services.recognition.profiles.store import ProfileStore
 from shared.events.advocates import AdvocateProfile
 from shared.events.personal import is_pseudonym
@@ -69,7 +68,17 @@ class ProfileService:
             erased_marker(advocate_id),
             forget_erasure_at(at, timedelta(seconds=self.settings.erasure_grace_s)),
         )
-        token = f"erased-{uuid.uuid4().hex}"
+        await self._erase_data(org, advocate_id)
+
+    async def erase_late_writes(self, org: str, advocate_id: str) -> None:
+        """Called after an event about the advocate was handled: if they were erased meanwhile,
+        what it wrote after the erasure's own steps is erased too. The erasure is marked before it
+        erases, so a write that this check sees unmarked was done before any of its steps."""
+        if not is_pseudonym(advocate_id) and await self.is_erased(org, advocate_id):
+            await self._erase_data(org, advocate_id)
+
+    async def _erase_data(self, org: str, advocate_id: str) -> None:
+        token = erasure_token()
         for module in self.erasers:
             await module.erase(org, advocate_id, token)
         await self.store.delete(org, advocate_id)

@@ -15,16 +15,17 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.recognition.badges.store import CONTENT_AUTHORS
 from services.recognition.engagement.domain import Kudos
 from services.recognition.engagement.store import KUDOS, EngagementStore
 from services.recognition.handlers import build_subscription
-from services.recognition.leaderboards.store import BOARDS, BoardStore
+from services.recognition.leaderboards.store import BOARDS, TEAM_BOARDS, BoardStore
 from services.recognition.main import INDEXES, OUTBOX_COLLECTIONS, Recognition, recognition
 from services.recognition.points import domain as points_domain
-from services.recognition.points.domain import AccountChange, Scored, capped
+from services.recognition.points.domain import AccountChange, LedgerEntry, Scored, capped
 from services.recognition.points.service import PointsService
-from services.recognition.points.store import ACCOUNTS, LEDGER, SHARES, PointsStore
-from services.recognition.profiles.domain import Profile
+from services.recognition.points.store import ACCOUNTS, DAILY, LEDGER, SHARES, PointsStore
+from services.recognition.profiles.domain import Profile, is_erasure_token
 from services.recognition.profiles.store import ProfileStore
 from services.recognition.rewards.domain import Reward, placing
 from services.recognition.rewards.store import REDEMPTIONS, RewardStore
@@ -34,6 +35,7 @@ from shared.clock import utc_now as now
 from shared.events import Event
 from shared.events.advocates import AdvocateUpdated
 from shared.events.clicks import ClickRecorded
+from shared.events.content import ContentPublished
 from shared.messaging import EventProducer
 from shared.mongo import APPLIED_WINDOW, Document
 from shared.outbox import Outbox
@@ -274,6 +276,76 @@ async def test_a_stale_try_of_a_refused_redemption_takes_nothing(
     assert sum(e.balance_delta for e in ledger if e.kind in ("redemption", "refund")) == 0
     assert await stores[1].rewards.redemption(org, stale.id) is None
     assert await stores[1].rewards.stale_redemptions(now()) == []  # nothing left for a relay
+
+
+async def test_an_erasure_while_an_event_is_scored_leaves_nothing_naming_the_advocate(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = new_org()
+    scorer, eraser = replicas(recognition_settings, stores[:2])
+    insert = scorer.points.store.insert_entry
+
+    async def erased_first(entry: LedgerEntry, outbox: list[Document]) -> LedgerEntry:
+        # Another replica erases "x" whole after the share's check that "x" is not erased,
+        # before its ledger entry is written.
+        await eraser.profiles.erase(org, "x", now())
+        return await insert(entry, outbox)
+
+    monkeypatch.setattr(scorer.points.store, "insert_entry", erased_first)
+    shared = Event.create(share_made("s-x", "x", team="red"), tenant=org, source="/tests")
+    await scorer.points.share_made(shared)
+
+    db = stores[0].db
+    for collection in (LEDGER, ACCOUNTS, SHARES, DAILY, BOARDS):
+        assert await db[collection].count_documents({"org": org, "advocate_id": "x"}) == 0, collection
+    # The amount stays, naming nobody; the team's boards no longer count it.
+    [entry] = await db[LEDGER].find({"org": org}).to_list()
+    assert is_erasure_token(entry["advocate_id"]) and entry["points"] > 0
+    team_boards = await db[TEAM_BOARDS].find({"org": org}).to_list()
+    assert team_boards and {d["points"] for d in team_boards} == {0}
+
+
+async def test_an_entry_an_erasure_renamed_before_it_was_projected_is_projected_onto_no_one(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = new_org()
+    stopped, relay = replicas(recognition_settings, stores[:2])
+
+    async def process_stops(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("the process stopped")
+
+    # An entry written, its process stopped before projecting it; then "y" is erased.
+    monkeypatch.setattr(stopped.points.store, "apply_to_account", process_stops)
+    with pytest.raises(RuntimeError):
+        await stopped.points.kudos_received(org, "y", "kds-1", now())
+    await relay.profiles.erase(org, "y", now())
+    [renamed] = await stores[1].points.entries(org, None, after=None, limit=10)
+    assert is_erasure_token(renamed.advocate_id) and not renamed.projected
+
+    await relay.points.finish(renamed)  # what the relay does with it
+
+    for collection in (ACCOUNTS, BOARDS, TEAM_BOARDS):
+        assert await stores[0].db[collection].count_documents({"org": org}) == 0, collection
+    assert await stores[0].points.unprojected_entries(now()) == []
+
+
+async def test_content_published_after_its_authors_erasure_records_no_author(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore]
+) -> None:
+    org = new_org()
+    [replica] = replicas(recognition_settings, stores[:1])
+    await replica.profiles.erase(org, "z", now())
+    published = ContentPublished(
+        content_id="c-z",
+        content_type="article",
+        title="Mine",
+        url="https://example.com/mine",
+        author_advocate_id="z",
+        published_by="editor",
+    )
+    await replica.points.content_published(Event.create(published, tenant=org, source="/tests"))
+    assert await stores[0].db[CONTENT_AUTHORS].count_documents({"org": org}) == 0
+    assert await stores[0].db[LEDGER].count_documents({"org": org}) == 0
 
 
 def replicas(settings: RecognitionSettings, stores: list[RecognitionStore]) -> list[Recognition]:
