@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.metrics.org_settings.service import OrgSettingsService
-from services.metrics.projections import domain
+from services.metrics.projections import copies, domain
 from services.metrics.projections.domain import AdvocateActivity, Click, StatsRow, Tally
 from services.metrics.projections.store import ProjectionStore
 from services.metrics.projections.zones import localized
@@ -43,9 +43,12 @@ class ProjectionService:
         # read after the shredding (a rebuild, or a consumer lagging past the grace).
         unlinked = {pair for pair in advocates if is_pseudonym(pair[1])}
         tally.without_advocates(unlinked | await self.store.erased_among(advocates - unlinked))
+        if topic in self.settings.outboxed_topics:
+            # Published twice, an event counts at its first copy only, however far apart.
+            copies.drop_copies(tally, await self.store.first_copies(copies.counted(tally)))
         # Independent documents, written concurrently: the advocates' last share and the
-        # counters. Shares and conversions may be published twice by an outbox relay; they also
-        # dedupe by event id.
+        # counters. The window of recent event ids stays for copies of events counted before
+        # their first copy was recorded.
         await asyncio.gather(
             *(
                 self.store.advocate_shared(org, a, shared_at)

@@ -17,7 +17,7 @@ totals, read most, stay small.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +25,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from services.metrics.projections.copies import EventKey, Record
 from services.metrics.projections.domain import (
     ALL,
     AdvocateActivity,
@@ -48,6 +49,9 @@ FIRST_GENERATION = f"{STATS_PREFIX}0"
 CLICK_INDEX = "click_index"
 ADVOCATES = "advocates"
 ERASED_ADVOCATES = "erased_advocates"
+# Per event of an outboxed topic, the record that first counted for it (copies.py). Kept as long
+# as the topics keep their events: a replay or rebuild meets every copy again.
+FIRST_COPIES = "first_copies"
 UPDATE_ATTEMPTS = 8
 # How long a projector may keep using the active generation it read (a rebuild waits twice that).
 STATS_CACHE_S = 1.0
@@ -266,6 +270,29 @@ class ProjectionStore:
             {"part": stats_part("advocate")},
             {"$unset": {f"counts.advocate.{encode_key(advocate_id)}": ""}},
         )
+
+    async def first_copies(self, records: Mapping[EventKey, Record]) -> dict[EventKey, Record]:
+        """Where each of these events was first counted: at the record given, for one seen for
+        the first time (recorded now, before its counters are written), else where it was."""
+
+        async def of_org(org: str, docs: list[Document]) -> dict[EventKey, Record]:
+            coll = self.tenants.of(org, FIRST_COPIES)
+            new = await insert_new(coll, docs)
+            first = {(org, d["event_id"]): (d["source"], d["offset"]) for d in docs if d["_id"] in new}
+            taken = [d["_id"] for d in docs if d["_id"] not in new]
+            if taken:
+                async for d in coll.find({"_id": {"$in": taken}}, {"event_id": 1, "source": 1, "offset": 1}):
+                    first[(org, d["event_id"])] = (d["source"], d["offset"])
+            return first
+
+        by_org: dict[str, list[Document]] = {}
+        for (org, event_id), (source, offset) in records.items():
+            doc = {"_id": f"{org}|{event_id}", "event_id": event_id, "source": source, "offset": offset}
+            by_org.setdefault(org, []).append(doc)
+        found: dict[EventKey, Record] = {}
+        for first in await asyncio.gather(*(of_org(org, docs) for org, docs in by_org.items())):
+            found.update(first)
+        return found
 
     # --- erasure ---------------------------------------------------------------------------
 

@@ -8,13 +8,15 @@ import contextlib
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.metrics import rebuild as rebuild_module
 from services.metrics.main import create_app
@@ -31,10 +33,12 @@ from shared.events.clicks import ClickRecorded
 from shared.events.content import SettingsUpdated
 from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
-from shared.events.topics import CLICKS
+from shared.events.topics import CLICKS, SHARES
 from shared.messaging import EventProducer, skip_history
+from shared.messaging.producer import Outgoing
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
+from shared.outbox import PAGE, Outbox, pending, with_outbox
 from shared.settings import ChorusSettings
 from tests.helpers import Pending, bearer, eventually, new_org, running_app, tally_of
 from tests.integration.metrics.scenario import (
@@ -351,6 +355,109 @@ async def test_overlapping_redeliveries_from_several_partitions_apply_once(
         rows = await store.stats_docs(collection, org, "all", day, day)
         assert sum(row.get("leads", 0) for row in rows) == 1
     finally:
+        await db[collection].drop()
+        await mongo.close()
+
+
+class HeldProducer(EventProducer):
+    """A relay's producer that stalls at its first publish until `go` is set: a replica whose
+    relay read a page, then fell behind."""
+
+    def __init__(self, settings: ChorusSettings) -> None:
+        super().__init__(settings, client_id="metrics-tests-held")
+        self.holding = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def publish_each(self, items: Sequence[Outgoing]) -> None:
+        self.holding.set()
+        await self.go.wait()
+        await super().publish_each(items)
+
+
+async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
+    """The group has committed everything `topic` (of the shares topic's partitions) holds."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = [TopicPartition(topic, p) for p in range(SHARES.partitions)]
+        end = await consumer.end_offsets(tps)
+        return all(tp in committed and committed[tp].offset >= end[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def test_a_burst_two_relays_both_published_counts_each_share_once(
+    metrics_settings: MetricsSettings,
+) -> None:
+    """A campaign's 1,000 shares released at once, with two replicas' outbox relays over them:
+    one reads the first page and stalls, the other sends the whole burst, then the first sends
+    its page again, more than the stats documents' window of event ids later. Each share counts
+    once, with its reach, in the totals and for its advocate."""
+    settings = metrics_settings.model_copy(update={"consumer_group_prefix": f"burst{uuid.uuid4().hex[:6]}"})
+    await skip_metrics_history(settings)
+    org, shared_at = new_org(), utc_now()
+    day = shared_at.date().isoformat()
+    mongo = create_client(settings)
+    db = mongo[settings.database_name("metrics")]
+    collection = f"burst_{uuid.uuid4().hex[:8]}"
+    docs = []
+    for i in range(1000):
+        share = ShareMade(
+            share_id=f"{org}-s{i}",
+            advocate_id=f"{org}-a{i % 10}",
+            content_id="k",
+            network="x",
+            code=f"c{i}",
+            short_url=f"http://c/{i}",
+            target_url="http://example.com",
+            audience_size=i,
+            shared_at=shared_at,
+        )
+        record = pending(Event.create(share, tenant=org, source="/test"))
+        docs.append(with_outbox({"_id": share.share_id, "org": org}, [record]))
+    await db[collection].insert_many(docs)
+    ordinary, held = EventProducer(settings, client_id="metrics-tests-relay"), HeldProducer(settings)
+    await ordinary.start()
+    await held.start()
+    try:
+        async with running_app(create_app(settings=settings)) as client:
+
+            async def figures(group_by: str) -> dict[str, tuple[int, int]]:
+                response = await client.get(
+                    "/v1/funnel",
+                    params={"from": day, "to": day, "group_by": group_by},
+                    headers=admin(settings, org),
+                )
+                assert response.status_code == 200, response.text
+                return {r["key"]: (r["shares"], r["reach"]) for r in response.json()["rows"]}
+
+            late = asyncio.create_task(Outbox(db, [collection], held).relay())
+            await held.holding.wait()
+            assert await Outbox(db, [collection], ordinary).relay() == 1000
+            expected = {day: (1000, sum(range(1000)))}
+
+            async def all_counted() -> bool:
+                return await figures("day") == expected
+
+            await eventually(all_counted, timeout_s=60)
+            held.go.set()
+            # The stalled relay's first page, but its last document (the relay holds back what
+            # was written from the page's last write time on): its copies are all sent again.
+            assert await late == PAGE - 1
+            group = f"{settings.consumer_group_prefix}.metrics"
+            bootstrap, topic = settings.kafka_bootstrap, settings.shares_topic
+            await eventually(lambda: caught_up(bootstrap, group, topic), timeout_s=60)
+            assert await figures("day") == expected
+            assert await figures("advocate") == {
+                f"{org}-a{a}": (100, sum(range(a, 1000, 10))) for a in range(10)
+            }
+    finally:
+        await held.stop()
+        await ordinary.stop()
         await db[collection].drop()
         await mongo.close()
 

@@ -22,6 +22,7 @@ from services.metrics.attribution.domain import Touch
 from services.metrics.goals import domain as goals
 from services.metrics.org_settings import domain as org_settings
 from services.metrics.org_settings.domain import EmvRates
+from services.metrics.projections import copies
 from services.metrics.projections import domain as projections
 from services.metrics.projections.domain import Click
 from services.metrics.projections.zones import localized, slot_day
@@ -119,6 +120,23 @@ def test_a_tally_takes_erased_advocates_out_of_its_breakdowns_and_last_shares() 
     assert update is not None and update.counters["advocate"] == {"bob": {"clicks": 1, "unique_clicks": 1}}
     assert update.counters["content"] == {"k1": {"clicks": 2, "unique_clicks": 2}}
     assert tally.last_share == {("org", "bob"): T0}
+
+
+def test_an_event_counts_only_at_its_first_copy_however_far_apart() -> None:
+    lead = projections.Effect("org", "2026-11-02", (("all", "*"),), (("leads", 1),))
+    pending = [
+        Pending(lead, "v_0", 7, "old"),  # a copy of an event first counted in an earlier poll
+        Pending(lead, "v_0", 8, "new"),
+        Pending(lead, "v_0", 9, "new"),  # a repeat within the poll
+        Pending(lead, "v_0", 10, "again"),  # its first copy, delivered again
+    ]
+    tally = tally_of(pending)
+    here = {("org", "old"): ("v_0", 7), ("org", "new"): ("v_0", 8), ("org", "again"): ("v_0", 10)}
+    assert copies.counted(tally) == here
+    copies.drop_copies(tally, {**here, ("org", "old"): ("v_0", 3)})
+    update = projections.fold(only_day(tally), "all", {})
+    assert update is not None and update.counters == {"all": {"*": {"leads": 2}}}
+    assert update.offsets == {"v_0": (7, 10)}  # the copies still move the watermark
 
 
 def test_unattributed_conversions_count_only_in_the_organisation_totals() -> None:
