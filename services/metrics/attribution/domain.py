@@ -132,7 +132,7 @@ def refund(
         amount=str(reported.amount),
         currency=reported.currency or "",
         fully_refunded=remaining == 0,
-        **about,
+        **{**about, "credits": event_credits(about["credits"])},
         network=sale_click.network if sale_click else None,
         team=sale_click.team if sale_click else None,
         tags=sale_click.tags if sale_click else [],
@@ -313,7 +313,7 @@ def convert(
         "share_id": credited.share_id if credited else None,
         "advocate_id": advocate_id,
         "content_id": credited.content_id if credited else None,
-        "credits": [Credit(**c) for c in credits],
+        "credits": event_credits(credits),
         "converted_at": now,
         "network": credited.network if credited else None,
         "team": credited.team if credited else None,
@@ -358,6 +358,14 @@ def claim_id(org: str, kind: str, customer_id: str, order_id: str | None = None)
     """What a conversion counts once per: its organisation, type and customer (a sale: and order)."""
     claim = f"{org}|{kind}|{customer_id}"
     return claim if order_id is None else f"{claim}|{order_id}"
+
+
+def event_credits(credits: list[dict[str, Any]]) -> list[Credit]:
+    """The credits an event carries: those of an erased advocate (copied from a stored answer,
+    by a hire or a refund) are left out. Published, "erased" would be sealed as a person's id and
+    give the vault a person of that name; and a credit's advocate may not be null (the event
+    contract only grows)."""
+    return [Credit(**c) for c in credits if c["advocate_id"] != ERASED]
 
 
 def answer_without(response: dict[str, Any], advocate_id: str) -> dict[str, Any]:

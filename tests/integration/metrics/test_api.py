@@ -32,7 +32,7 @@ from shared import idempotency
 from shared.events import Event, EventData
 from shared.events.advocates import AdvocateEnrolled, AdvocateErased, AdvocateUpdated
 from shared.events.clicks import ClickRecorded
-from shared.events.conversions import LeadCaptured, SaleRefunded
+from shared.events.conversions import HireMade, LeadCaptured, SaleRefunded
 from shared.events.personal import is_pseudonym
 from shared.events.shares import ShareMade
 from shared.events.topics import CONVERSIONS, SHARES
@@ -1040,10 +1040,27 @@ async def test_an_erased_advocates_clicks_credit_nobody_and_their_conversions_no
     assert (own["attributed"], own["advocate_id"], own["share_id"], own["credits"]) == (False, None, None, [])
     assert own["reason"] == "the only click is the advocate's own, and a self-click earns no credit"
     # Her application's hire and her sale's refund still count, for the share, for nobody.
-    hire = await post({"type": "hire", "customer_id": "cand"})
-    assert (hire["attributed"], hire["advocate_id"], hire["share_id"]) == (True, None, f"{org}-s1")
     refund = {"type": "refund", "customer_id": "buyer", "order_id": "o-1", "amount": "30", "currency": "EUR"}
-    assert (await post(refund))["advocate_id"] is None
+    async with TopicReader(settings, CONVERSIONS.name) as reader:
+        hire = await post({"type": "hire", "customer_id": "cand"})
+        assert (hire["attributed"], hire["advocate_id"], hire["share_id"]) == (True, None, f"{org}-s1")
+        assert (await post(refund))["advocate_id"] is None
+        sent = await reader.collect(
+            lambda e: e.tenant == org and isinstance(e.data, HireMade | SaleRefunded), 2
+        )
+    # Their events name no advocate, not even in their credits: the vault holds no "erased" person.
+    assert sorted(
+        (type(e.data).__name__, e.data.advocate_id, e.data.credits)
+        for e, _ in sent
+        if isinstance(e.data, HireMade | SaleRefunded)
+    ) == [("HireMade", None, []), ("SaleRefunded", None, [])]
+    mongo = create_client(settings)
+    try:
+        people = mongo[settings.vault_database_name()]["people"]
+        assert await people.find_one({"org": org, "sub": bob}) is not None  # the vault of this organisation
+        assert await people.find_one({"org": org, "sub": "erased"}) is None
+    finally:
+        await mongo.close()
 
     async def counted() -> bool:
         t = await totals(client, settings, org)
