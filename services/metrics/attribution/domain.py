@@ -381,7 +381,8 @@ def answer_without(response: dict[str, Any], advocate_id: str) -> dict[str, Any]
 
 
 def click_without(click: Click | None, advocate_id: str) -> Click | None:
-    """The click a conversion was credited to, without an erased advocate (nor their team)."""
+    """The click a conversion was credited to, without an erased advocate (nor their team, nor
+    the visitor, as in the click index)."""
     if click is None or click.advocate_id != advocate_id:
         return click
-    return dataclasses.replace(click, advocate_id=ERASED, team=None)
+    return dataclasses.replace(click, advocate_id=ERASED, team=None, visitor_hash=None)

@@ -324,7 +324,8 @@ class ProjectionStore:
     async def erase_clicks(self, org: str, advocate_id: str) -> None:
         await self.tenants.of(org, CLICK_INDEX).update_many(
             {"advocate_id": advocate_id},
-            {"$set": {"advocate_id": ERASED, "share_id": ERASED, "team": None}},
+            # Their visitor too: it served only to credit clicks, and theirs credit nobody now.
+            {"$set": {"advocate_id": ERASED, "share_id": ERASED, "team": None, "visitor_hash": None}},
         )
 
     async def delete_advocate(self, org: str, advocate_id: str) -> None:
@@ -345,7 +346,8 @@ class ProjectionStore:
         return await CLICKS.one(self.tenants.of(org, CLICK_INDEX), {"_id": click_id})
 
     async def visitor_clicks(self, org: str, visitor_hash: str, since: datetime) -> list[Click]:
-        # An erased advocate's clicks keep their visitor, but no longer reach anyone for them.
+        # An erased advocate's clicks no longer reach anyone for them (those erased before their
+        # visitor was cleared with them still carry it).
         query = {
             "visitor_hash": visitor_hash,
             "clicked_at": {"$gte": since},

@@ -1030,6 +1030,15 @@ async def test_an_erased_advocates_clicks_credit_nobody_and_their_conversions_no
         Event.create(AdvocateErased(advocate_id=alice, requested_by="dpo"), tenant=org, source="/test")
     )
     await eventually(lambda: enrolled(0), timeout_s=WAIT_S)
+    # Her clicks keep no visitor, in the click index nor in the sale credited to one; Bob's do.
+    hers, his = (
+        await metrics.projections.click(org, f"{org}-a-1"),
+        await metrics.projections.click(org, f"{org}-b-1"),
+    )
+    assert hers is not None and (hers.advocate_id, hers.visitor_hash) == ("erased", None)
+    assert his is not None and his.visitor_hash == "v1"
+    sold = await metrics.attribution.store.recorded(org, f"{org}|sale|buyer|o-1")
+    assert sold is not None and sold.click is not None and sold.click.visitor_hash is None
 
     # The visitor also came through Alice's link: only Bob shares the credit now.
     both = await post({"type": "lead", "click_id": f"{org}-b-1", "customer_id": "l1"})
