@@ -12,6 +12,7 @@ from typing import Any, Literal, NamedTuple
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp
 from services.metrics.projections.domain import Effect, Tally, Tallying
 from shared.auth import issue_dev_token
 from shared.events import Event, EventData, decode
+from shared.events.topics import TOPICS
 from shared.mongo import Document, IndexSpec, create_client, ensure_indexes
 from shared.outbox import OUTBOX_SINCE
 from shared.settings import ChorusSettings
@@ -182,6 +184,24 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, inter
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s; last result: {last!r}")
+
+
+async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:
+    """The consumer group has committed everything the topics hold (an empty partition needs no
+    commit)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        partitions = {t.name: t.partitions for t in TOPICS}
+        tps = [TopicPartition(t, p) for t in topics for p in range(partitions[t])]
+        end = await consumer.end_offsets(tps)
+        return all(end[tp] == 0 or (tp in committed and committed[tp].offset >= end[tp]) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
 async def outbox_sent(db: AsyncDatabase[Document], collections: Iterable[str], org: str) -> None:

@@ -15,8 +15,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from services.metrics import rebuild as rebuild_module
 from services.metrics.main import create_app
@@ -33,14 +31,14 @@ from shared.events.clicks import ClickRecorded
 from shared.events.content import SettingsUpdated
 from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
-from shared.events.topics import CLICKS, SHARES
+from shared.events.topics import CLICKS
 from shared.messaging import EventProducer, skip_history
 from shared.messaging.producer import Outgoing
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
 from shared.outbox import PAGE, Outbox, pending, with_outbox
 from shared.settings import ChorusSettings
-from tests.helpers import Pending, bearer, eventually, new_org, running_app, tally_of
+from tests.helpers import Pending, bearer, eventually, group_caught_up, new_org, running_app, tally_of
 from tests.integration.metrics.scenario import (
     FIELDS,
     Scenario,
@@ -374,22 +372,6 @@ class HeldProducer(EventProducer):
         await super().publish_each(items)
 
 
-async def caught_up(bootstrap: str, group: str, topic: str) -> bool:
-    """The group has committed everything `topic` (of the shares topic's partitions) holds."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(topic, p) for p in range(SHARES.partitions)]
-        end = await consumer.end_offsets(tps)
-        return all(tp in committed and committed[tp].offset >= end[tp] for tp in tps)
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 async def test_a_burst_two_relays_both_published_counts_each_share_once(
     metrics_settings: MetricsSettings,
 ) -> None:
@@ -450,7 +432,7 @@ async def test_a_burst_two_relays_both_published_counts_each_share_once(
             assert await late == PAGE - 1
             group = f"{settings.consumer_group_prefix}.metrics"
             bootstrap, topic = settings.kafka_bootstrap, settings.shares_topic
-            await eventually(lambda: caught_up(bootstrap, group, topic), timeout_s=60)
+            await eventually(lambda: group_caught_up(bootstrap, group, [topic]), timeout_s=60)
             assert await figures("day") == expected
             assert await figures("advocate") == {
                 f"{org}-a{a}": (100, sum(range(a, 1000, 10))) for a in range(10)

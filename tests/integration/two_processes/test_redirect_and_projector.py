@@ -32,8 +32,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from devtools import local_stack
 from devtools.cli import serve_argv
@@ -45,7 +43,7 @@ from shared.events.topics import CLICKS, CONVERSIONS, SHARES, TOPICS
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
-from tests.helpers import BROWSER_UA, bearer, eventually, new_org
+from tests.helpers import BROWSER_UA, bearer, eventually, group_caught_up, new_org
 from tests.ports import free_port_block
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -237,26 +235,6 @@ def expected_figures(expected: Expected) -> dict[str, Any]:
     for group_by in GROUP_BYS:
         out[group_by] = {key: expected.row(group_by, key) for key in expected.keys(group_by)}
     return out
-
-
-async def caught_up(bootstrap: str, group: str, topics: list[str]) -> bool:
-    """The group has committed everything the topics hold."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(t, p) for t in topics for p in range(_partitions(t))]
-        end = await consumer.end_offsets(tps)
-        return all(end[tp] == 0 or (tp in committed and committed[tp].offset >= end[tp]) for tp in tps)
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
-def _partitions(topic: str) -> int:
-    return next(t.partitions for t in TOPICS if t.name == topic)
 
 
 @dataclass
@@ -512,7 +490,7 @@ async def test_two_redirects_and_two_projectors_count_every_click_and_conversion
 
             async def all_committed() -> bool:
                 projected = [SHARES.name, CLICKS.name, CONVERSIONS.name]
-                return await caught_up(bootstrap, f"{group_prefix}.metrics", projected)
+                return await group_caught_up(bootstrap, f"{group_prefix}.metrics", projected)
 
             # Once the projectors have committed everything, nothing is left to count twice:
             # still exact, on both.
