@@ -1,0 +1,64 @@
+"""The commands of docs/runbook.md against the manifests and the code they run with.
+
+The runbook's Jobs and Kafka commands are run by hand in production, where a mistake shows only
+at the worst time: a Job refused by its settings, a tool refused by the broker's ACLs, a consumer
+group left out of a restore.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any
+
+import yaml
+
+from devtools import local_stack
+from tests.deploy.manifests import BASE, Doc, load_docs
+
+RUNBOOK = local_stack.REPO_ROOT / "docs" / "runbook.md"
+
+
+def runbook() -> str:
+    return RUNBOOK.read_text()
+
+
+def heredoc_objects(text: str) -> list[Doc]:
+    """The objects the runbook applies with `kubectl ... apply -f - <<EOF ... EOF`."""
+    docs: list[Doc] = []
+    for body in re.findall(r"apply -f - <<EOF\n(.*?)\nEOF\n", text, flags=re.DOTALL):
+        docs += [doc for doc in yaml.safe_load_all(body.replace("$IMAGE", "image")) if doc]
+    return docs
+
+
+def kafka_commands(text: str) -> list[list[str]]:
+    """Every `kafka TOOL ARGS...` line of the runbook (continuations joined), as TOOL ARGS..."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return [
+        shlex.split(line.strip().split("#", 1)[0].replace('"$group"', "chorus.group"))[1:]
+        for line in joined.splitlines()
+        if re.match(r"\s*kafka kafka-", line)
+    ]
+
+
+def secret_env(container: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def test_the_metrics_rebuild_job_runs_with_the_metrics_deployments_config_and_secrets() -> None:
+    (job,) = [
+        d
+        for d in heredoc_objects(runbook())
+        if d["kind"] == "Job" and d["metadata"]["name"] == "metrics-rebuild"
+    ]
+    (deployment,) = [d for d in load_docs(BASE / "metrics.yaml") if d["kind"] == "Deployment"]
+    (service,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "metrics"]
+    (rebuild,) = job["spec"]["template"]["spec"]["containers"]
+    assert rebuild["envFrom"] == service["envFrom"]
+    assert secret_env(rebuild) == secret_env(service)
+    mounts = {m["name"]: m["mountPath"] for m in service["volumeMounts"]}
+    assert {m["name"]: m["mountPath"] for m in rebuild["volumeMounts"]}["kafka-ca"] == mounts["kafka-ca"]
