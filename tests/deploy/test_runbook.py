@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from devtools import local_stack
+from devtools.kafka_access import OPERATORS
 from tests.deploy.manifests import BASE, Doc, load_docs
 
 RUNBOOK = local_stack.REPO_ROOT / "docs" / "runbook.md"
@@ -62,3 +63,18 @@ def test_the_metrics_rebuild_job_runs_with_the_metrics_deployments_config_and_se
     assert secret_env(rebuild) == secret_env(service)
     mounts = {m["name"]: m["mountPath"] for m in service["volumeMounts"]}
     assert {m["name"]: m["mountPath"] for m in rebuild["volumeMounts"]}["kafka-ca"] == mounts["kafka-ca"]
+
+
+def test_kafka_commands_use_consumer_groups_the_operators_user_may_use() -> None:
+    prefixes = [acl.name for acl in OPERATORS.acls if acl.resource == "group"]
+    commands = kafka_commands(runbook())
+    assert commands
+    for argv in commands:
+        groups = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--group"]
+        if argv[0] == "kafka-console-consumer.sh":
+            # Without --group the tool makes up `console-consumer-<n>`, which the ACLs refuse;
+            # with one, it must not commit (a committed ops group would show lag and alert).
+            assert groups, f"no --group: {shlex.join(argv)}"
+            assert "enable.auto.commit=false" in argv, shlex.join(argv)
+        for group in groups:
+            assert any(group.startswith(p) for p in prefixes), f"{group} is not allowed to chorus-ops"
