@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from devtools import local_stack
+from devtools.consumers import consumer_groups
 from devtools.kafka_access import OPERATORS
 from tests.deploy.manifests import BASE, Doc, load_docs
 
@@ -78,3 +79,9 @@ def test_kafka_commands_use_consumer_groups_the_operators_user_may_use() -> None
             assert "enable.auto.commit=false" in argv, shlex.join(argv)
         for group in groups:
             assert any(group.startswith(p) for p in prefixes), f"{group} is not allowed to chorus-ops"
+
+
+def test_the_restore_rewinds_every_consumer_group_the_code_declares() -> None:
+    loops = re.findall(r"for group in ([^;]+); do\n\s*kafka kafka-consumer-groups\.sh", runbook())
+    assert len(loops) == 1, "one loop over the groups in Backups"
+    assert set(loops[0].replace("\\", " ").split()) == {g.group for g in consumer_groups()}
