@@ -514,11 +514,13 @@ def test_network_policy_denies_by_default_and_opens_only_what_services_need(docs
             assert sources == [{"kubernetes.io/metadata.name": INGRESS_CONTROLLER_NAMESPACE}], name
         ports = egress_ports(policies_for(docs, labels, "Egress"))
         assert {53, 9093, 27017, 4318} <= ports, f"{name}: DNS, Kafka, MongoDB and the collector"
-    # Outbound webhooks: recognition alone, by a policy of its own.
-    recognition = chorus_workloads(docs)["recognition"]["spec"]["template"]["metadata"]["labels"]
-    own = [
-        p
-        for p in policies_for(docs, recognition, "Egress")
-        if p["spec"]["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": "recognition"}
-    ]
-    assert 443 in egress_ports(own), "recognition delivers webhooks over HTTPS"
+    # Outbound webhooks (recognition's fulfilment, metrics' integrations): each by a policy of its
+    # own, so that narrowing the identity provider's policy to the IdP never cuts them off.
+    for name in ("recognition", "metrics"):
+        labels = chorus_workloads(docs)[name]["spec"]["template"]["metadata"]["labels"]
+        own = [
+            p
+            for p in policies_for(docs, labels, "Egress")
+            if p["spec"]["podSelector"].get("matchLabels") == {"app.kubernetes.io/name": name}
+        ]
+        assert 443 in egress_ports(own), f"{name} delivers webhooks over HTTPS"
