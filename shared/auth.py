@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -95,22 +96,26 @@ class SigningKeys:
     """The identity provider's signing keys, from its JWKS: fetched with an async client (never
     on the event loop's thread), kept by key id, fetched again after MAX_AGE_S or when a token
     names a key id not among them (a rotation), at most once per REFETCH_S (so tokens with made-up
-    key ids cannot make us hammer the provider)."""
+    key ids cannot make us hammer the provider). Until a first fetch succeeds every token is
+    answered 503, never 401: the provider is unreachable, not the token bad; a failed first fetch
+    is tried again after RETRY_S."""
 
     MAX_AGE_S = 3600.0
     REFETCH_S = 30.0
+    RETRY_S = 2.0
 
     def __init__(self, url: str, http: httpx.AsyncClient | None = None) -> None:
         self._url = url
         self._http = http or httpx.AsyncClient(timeout=5.0)
         self._keys: dict[str | None, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
+        self._failed_at: float | None = None  # the last failed fetch while no keys were held
         self._lock = asyncio.Lock()
         self.fetches = 0
 
     def _due(self, kid: str | None) -> bool:
         if self._fetched_at is None:
-            return True
+            return self._failed_at is None or time.monotonic() - self._failed_at > self.RETRY_S
         age = time.monotonic() - self._fetched_at
         return age > self.MAX_AGE_S or (kid not in self._keys and age > self.REFETCH_S)
 
@@ -119,6 +124,8 @@ class SigningKeys:
             async with self._lock:
                 if self._due(kid):  # another request may have fetched them meanwhile
                     await self._fetch()
+        if not self._keys:
+            raise self._unavailable()
         found = self._keys.get(kid) or (
             next(iter(self._keys.values())) if kid is None and len(self._keys) == 1 else None
         )
@@ -133,15 +140,23 @@ class SigningKeys:
             response.raise_for_status()
             keys = jwt.PyJWKSet.from_dict(response.json()).keys
         except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
-            self._fetched_at = time.monotonic()  # wait REFETCH_S before trying again
             if self._keys:
+                self._fetched_at = time.monotonic()  # wait REFETCH_S before trying again
                 log.warning("the identity provider's keys could not be fetched again (%s); keeping them", exc)
                 return
-            raise Unavailable(
-                "the identity provider's signing keys cannot be fetched; retry shortly"
-            ) from exc
+            # Not a fetch: with no keys every token would be refused, so try again soon.
+            self._failed_at = time.monotonic()
+            log.warning("the identity provider's keys could not be fetched (%s)", exc)
+            raise self._unavailable() from exc
         self._keys = {k.key_id: k for k in keys}
         self._fetched_at = time.monotonic()
+        self._failed_at = None
+
+    def _unavailable(self) -> Unavailable:
+        return Unavailable(
+            "the identity provider's signing keys cannot be fetched; retry shortly",
+            headers={"Retry-After": str(math.ceil(self.RETRY_S))},
+        )
 
 
 class TokenVerifier:

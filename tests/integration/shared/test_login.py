@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shared.auth import SigningKeys, TokenVerifier
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, Unavailable
 from shared.settings import ChorusSettings
 from tests.helpers import http_server
 
@@ -38,6 +38,7 @@ class Issuer:
     published: list[str] = field(default_factory=list)
     jwks_requests: int = 0
     url: str = ""
+    down: bool = False  # its JWKS endpoint answers 503
 
     def add_key(self, kid: str, alg: str) -> None:
         private = (
@@ -50,6 +51,8 @@ class Issuer:
 
     async def jwks(self, request: Request) -> JSONResponse:
         self.jwks_requests += 1
+        if self.down:
+            return JSONResponse({"error": "down"}, status_code=503)
         keys = []
         for kid in self.published:
             private, alg = self.keys[kid]
@@ -115,6 +118,30 @@ async def test_rs256_and_es256_tokens_are_verified_through_a_key_rotation() -> N
         for wrong in ({"iss": "https://elsewhere.test/"}, {"aud": "another-api"}):
             with pytest.raises(Unauthorized):
                 await check.verify(issuer.token("rsa-2", org="acme", roles=[], **wrong))
+
+
+async def test_while_the_provider_s_keys_cannot_be_fetched_tokens_get_503_and_then_are_accepted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    issuer = Issuer()
+    issuer.add_key("rsa-1", "RS256")
+    issuer.down = True
+    async with serving(issuer):
+        check = verifier(issuer)
+        signed = issuer.token("rsa-1", org="acme", roles=["admin"])
+        # A pod started during a JWKS blip: 503 with Retry-After, never a 401 signing people out,
+        # and the next requests within the short wait do not ask the provider again.
+        for _ in range(2):
+            with pytest.raises(Unavailable) as refused:
+                await check.verify(signed)
+            assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "2"
+        assert issuer.jwks_requests == 1
+
+        # The provider is back: after the short wait (not REFETCH_S) the token is accepted.
+        issuer.down = False
+        monkeypatch.setattr(SigningKeys, "RETRY_S", 0.0)
+        principal = await check.verify(signed)
+        assert (principal.sub, principal.org) == ("ann", "acme") and issuer.jwks_requests == 2
 
 
 @pytest.mark.parametrize(
