@@ -497,33 +497,44 @@ def health_router() -> APIRouter:
         },
     )
     async def readyz(request: Request) -> JSONResponse:
-        runtime: Runtime | None = getattr(request.app.state, "runtime", None)
-        if runtime is None:
-            return JSONResponse({"status": "starting"}, status_code=503)
-        results: dict[str, str] = {}
-        try:
-            await asyncio.wait_for(_check_mongo(runtime), READINESS_TIMEOUT_S)
-            results["mongodb"] = "ok"
-        except Exception as exc:
-            results["mongodb"] = f"unavailable: {type(exc).__name__} {exc}".strip()
-        consumers: list[ConsumerRunner] = request.app.state.consumers
-        kafka: asyncio.Task[None] = request.app.state.kafka
-        if not kafka.done():
-            results["consumers"] = "ok"  # connecting to Kafka: serving needs no broker
-            results["kafka"] = "connecting"
-        else:
-            results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
-        ready = results["mongodb"] == "ok" and results["consumers"] == "ok"
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": results},
-            status_code=200 if ready else 503,
-        )
+        return await readiness(request.app)
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+async def readiness(
+    app: FastAPI, *, mongodb: bool = True, checks: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The readiness answer: started, MongoDB answering (unless `mongodb` is False: a workload
+    that serves through a MongoDB outage, the redirect), the consumers running, and the caller's
+    own `checks` ("ok" or what is wrong)."""
+    runtime: Runtime | None = getattr(app.state, "runtime", None)
+    if runtime is None:
+        return JSONResponse({"status": "starting"}, status_code=503)
+    results: dict[str, str] = {}
+    if mongodb:
+        try:
+            await asyncio.wait_for(_check_mongo(runtime), READINESS_TIMEOUT_S)
+            results["mongodb"] = "ok"
+        except Exception as exc:
+            results["mongodb"] = f"unavailable: {type(exc).__name__} {exc}".strip()
+    consumers: list[ConsumerRunner] = app.state.consumers
+    kafka: asyncio.Task[None] = app.state.kafka
+    if not kafka.done():
+        results["consumers"] = "ok"  # connecting to Kafka: serving needs no broker
+        results["kafka"] = "connecting"
+    else:
+        results["consumers"] = "ok" if all(c.running for c in consumers) else "stopped"
+    results.update(checks or {})
+    ready = all(result == "ok" for name, result in results.items() if name != "kafka")
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": results},
+        status_code=200 if ready else 503,
+    )
 
 
 async def _check_mongo(runtime: Runtime) -> None:

@@ -13,6 +13,7 @@ import sys
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from services.sharing.advocates import api as advocates_api
@@ -40,7 +41,7 @@ from services.sharing.shares import api as shares_api
 from services.sharing.shares import store as shares_store
 from services.sharing.shares.service import SharesService
 from shared.api_keys import KnownKeys
-from shared.app import Periodic, Runtime, Wiring, create_service_app
+from shared.app import Periodic, Runtime, Wiring, create_service_app, readiness
 from shared.settings import ChorusSettings
 
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
@@ -68,6 +69,11 @@ DESCRIPTION = (
 )
 
 
+# The sharing-redirect workload's readiness probe (deploy/k8s/base/sharing-redirect.yaml), answered
+# beside the redirect, outside the API.
+REDIRECT_READY_PATH = "/readyz/redirect"
+
+
 class SharingApp(FastAPI):
     """The FastAPI app, with /r/... answered before FastAPI itself runs.
 
@@ -81,8 +87,18 @@ class SharingApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/r/"):
             await self.redirect(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == REDIRECT_READY_PATH:
+            await (await self.redirect_readiness())(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
+
+    async def redirect_readiness(self) -> Response:
+        """The redirect workload's readiness: /readyz without MongoDB, and the spool taking
+        clicks. Through a MongoDB outage the redirect answers from its link cache and spools
+        the clicks, so it stays ready; a code not cached meanwhile gets its own 503 page."""
+        relay: ClickRelay | None = getattr(self.state, "relay", None)
+        spool = "starting" if relay is None else (relay.flush_error or "ok")
+        return await readiness(self, mongodb=False, checks={"click_spool": spool})
 
 
 def mount_redirect(app: FastAPI, redirect: RedirectApp) -> SharingApp:

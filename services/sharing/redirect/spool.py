@@ -261,6 +261,7 @@ class ClickRelay:
         self._wake = asyncio.Event()
         self._idle_s = 0.5 if idle_s is None else idle_s
         self.published = 0
+        self.flush_error: str | None = None  # why the last commit to the spool file failed
 
     async def start(self, *, flush: bool = True, drain: bool = True) -> None:
         """Run the flush loop (where the redirect appends) and/or the drain loop (anywhere that
@@ -286,7 +287,9 @@ class ClickRelay:
             try:
                 if await self.spool.flush():
                     self._wake.set()
-            except Exception:
+                self.flush_error = None
+            except Exception as exc:
+                self.flush_error = f"{type(exc).__name__} {exc}".strip()
                 log.exception("click spool: flush failed; the clicks stay buffered and are retried")
             await asyncio.sleep(self._flush_interval_s)
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from devtools import local_stack
+from services.sharing.main import REDIRECT_READY_PATH
 from shared.errors import PROBLEM_JSON
 from shared.mongo import create_client
 from tests.helpers import eventually, new_org
@@ -84,3 +85,16 @@ async def succeeds(
     response = await chorus.clients[service].request(method, path, headers=headers, json=body)
     assert response.status_code < 300 or "not an enrolled" in response.text, (service, path, response.text)
     return response.status_code < 300
+
+
+async def test_the_redirect_workload_stays_ready_with_the_store_frozen(
+    chorus: Chorus, stack: local_stack.StackConfig
+) -> None:
+    """The redirect serves cached links and spools clicks through a MongoDB outage, so its probe
+    (deploy/k8s/base/sharing-redirect.yaml) must not take every redirect pod out of the ingress."""
+    sharing = chorus.clients["sharing"]
+    with frozen(stack, "secantusdb"):
+        ready = await sharing.get(REDIRECT_READY_PATH)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"consumers": "ok", "click_spool": "ok"}
+        assert (await sharing.get("/readyz")).status_code == 503  # the API's readiness still asks
