@@ -380,14 +380,22 @@ class WebhookEngine:
         error: str | None = None
         started = time.monotonic()
         try:
-            destination = await self._destination(target.url)
-            response = await self._http.post(
-                destination.url,
-                content=body,
-                headers={**headers, "Host": destination.host_header},
-                extensions={"sni_hostname": destination.host},
-            )
-            status = response.status_code  # the status says what went wrong: no error text
+            # The client's timeout bounds each read, not the attempt: a receiver trickling its
+            # answer would hold the dispatcher, and every organisation's deliveries, for ever.
+            async with asyncio.timeout(self._timeout_s):
+                destination = await self._destination(target.url)
+                async with self._http.stream(
+                    "POST",
+                    destination.url,
+                    content=body,
+                    headers={**headers, "Host": destination.host_header},
+                    extensions={"sni_hostname": destination.host},
+                ) as response:
+                    # Only the status is kept (it says what went wrong): the body, of any size,
+                    # is never read, and closing the response drops its connection.
+                    status = response.status_code
+        except TimeoutError:
+            error = f"timed out: no answer within {self._timeout_s:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         except InvalidInput as exc:  # the host now resolves somewhere it may not go

@@ -1,0 +1,140 @@
+"""One receiver cannot hold up the dispatcher that sends every organisation's deliveries: an
+attempt has one deadline and its answer's body is never read."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from shared.settings import ChorusSettings
+from shared.webhooks.engine import INDEXES, DeliveryStore, Target, WebhookEngine
+from shared.webhooks.policy import State
+from tests.helpers import http_server, scratch_database
+from tests.integration.metrics.test_webhooks import Receiver, serve
+
+pytestmark = pytest.mark.integration
+
+CHUNK = b"x" * 65536
+
+
+@pytest.fixture
+async def deliveries(settings: ChorusSettings) -> AsyncIterator[DeliveryStore]:
+    async with scratch_database(settings, "webhook_dispatch", INDEXES) as db:
+        yield DeliveryStore(db)
+
+
+def engine(deliveries: DeliveryStore, urls: dict[str, str], *, max_attempts: int = 3) -> WebhookEngine:
+    async def target(org: str, name: str) -> Target:
+        return Target(urls[name], "s3cret")
+
+    return WebhookEngine(
+        deliveries,
+        target,
+        content_type="application/json",
+        retry_base_s=60,
+        max_attempts=max_attempts,
+        timeout_s=1,
+        allow_insecure_loopback=True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def answering_200_with(chunks: int, every_s: float, sent: list[int]) -> AsyncIterator[str]:
+    """A receiver that answers 200 at once, then a body of `chunks` chunks, one every `every_s`;
+    `sent` counts the chunks it wrote."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(chunks):
+            sent[0] += 1
+            yield CHUNK
+            await asyncio.sleep(every_s)
+
+    async def hook(request: Request) -> StreamingResponse:
+        return StreamingResponse(body(), status_code=200)
+
+    async with http_server(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) as base_url:
+        yield f"{base_url}/hook"
+
+
+async def test_an_answer_is_judged_by_its_status_without_waiting_for_its_body(
+    deliveries: DeliveryStore,
+) -> None:
+    sent = [0]
+    # A byte stream no per-read timeout ends: a chunk every 0.2 s for a minute.
+    async with answering_200_with(300, 0.2, sent) as slow, serve(Receiver()) as good:
+        dispatcher = engine(deliveries, {"slow": slow, "good": good.url})
+        try:
+            await dispatcher.enqueue("d1", "org-a", "slow", "", b"{}")
+            await dispatcher.enqueue("d2", "org-b", "good", "", b"{}")
+            # Generous: the body takes a minute, and is not waited for.
+            assert await asyncio.wait_for(dispatcher.dispatch_due(), 20) == 2
+            assert len(good.requests) == 1
+            [d1] = await deliveries.list("org-a", "slow", 10)
+            # The status came before the body, and the status is what counts.
+            assert (d1.state, d1.last_status) == (State.DELIVERED, 200)
+        finally:
+            await dispatcher.close()
+
+
+@contextlib.asynccontextmanager
+async def trickling_its_headers() -> AsyncIterator[str]:
+    """A receiver that starts its answer, then sends one header byte every 0.2 s for a minute:
+    each read gets something, so no per-read timeout ends it. Raw HTTP, for no server framework
+    writes headers a byte at a time."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            for _ in range(300):
+                await writer.drain()
+                writer.write(b"a")
+                await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/hook"
+    finally:
+        server.close()
+
+
+async def test_an_attempt_ends_at_its_deadline_however_its_receiver_trickles(
+    deliveries: DeliveryStore,
+) -> None:
+    async with trickling_its_headers() as slow, serve(Receiver()) as good:
+        dispatcher = engine(deliveries, {"slow": slow, "good": good.url})
+        try:
+            await dispatcher.enqueue("d1", "org-a", "slow", "", b"{}")
+            await dispatcher.enqueue("d2", "org-b", "good", "", b"{}")
+            # Generous: the slow attempt ends at its 1 s deadline, not after the minute.
+            assert await asyncio.wait_for(dispatcher.dispatch_due(), 20) == 1
+            assert len(good.requests) == 1
+            [d1] = await deliveries.list("org-a", "slow", 10)
+            assert (d1.state, d1.last_status) == (State.PENDING, None)
+            assert d1.last_error is not None and "timed out" in d1.last_error
+        finally:
+            await dispatcher.close()
+
+
+async def test_a_huge_answer_is_not_read(deliveries: DeliveryStore) -> None:
+    sent = [0]
+    # 256 MiB of body, as fast as loopback takes it (a receiver could send gigabytes): the engine
+    # stops at the status line.
+    async with answering_200_with(4096, 0, sent) as huge:
+        dispatcher = engine(deliveries, {"huge": huge})
+        try:
+            await dispatcher.enqueue("d1", "org-a", "huge", "", b"{}")
+            assert await asyncio.wait_for(dispatcher.dispatch_due(), 20) == 1
+            # What the receiver got out before the connection closed: socket buffers, no more.
+            assert sent[0] * len(CHUNK) < 64 * 2**20
+        finally:
+            await dispatcher.close()
