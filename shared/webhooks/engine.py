@@ -159,21 +159,49 @@ class DeliveryStore:
     async def forget(self, org: str, person: str) -> int:
         return (await self._of(org).delete_many({"people": person})).deleted_count
 
-    async def claim_due(self, now: datetime, lease_until: datetime) -> Delivery | None:
+    async def claim_due(self, now: datetime, lease_until: datetime, max_attempts: int) -> Delivery | None:
         """Take the earliest due delivery and push its next attempt past a lease, counting the
-        attempt, so that two dispatchers (replicas) never both send it."""
+        attempt, so that two dispatchers (replicas) never both send it. One whose attempts are
+        all claimed is not taken again (see fail_abandoned)."""
         deliveries = self._tenants.across(DELIVERIES, why="the dispatcher takes due deliveries of every org")
         doc = await deliveries.find_one_and_update(
-            {"state": str(State.PENDING), "next_attempt_at": {"$lte": now}},
+            {
+                "state": str(State.PENDING),
+                "next_attempt_at": {"$lte": now},
+                "attempts": {"$lt": max_attempts},
+            },
             {"$set": {"next_attempt_at": lease_until}, "$inc": {"attempts": 1}},
             sort=[("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
         return None if doc is None else _delivery(doc)
 
-    async def record(
-        self, org: str, delivery_id: str, attempt: Attempt | None, outcome: policy.Outcome
-    ) -> None:
+    async def fail_abandoned(self, now: datetime, max_attempts: int) -> int:
+        """Fail the due deliveries whose last attempt was claimed but never recorded (its
+        dispatcher died, e.g. killed for memory by a receiver's answer): claiming them again and
+        again, at every restart, would send them without end."""
+        deliveries = self._tenants.across(DELIVERIES, why="the dispatcher ends abandoned deliveries")
+        result = await deliveries.update_many(
+            {
+                "state": str(State.PENDING),
+                "next_attempt_at": {"$lte": now},
+                "attempts": {"$gte": max_attempts},
+            },
+            {
+                "$set": {
+                    "state": str(State.FAILED),
+                    "next_attempt_at": None,
+                    "last_error": "no outcome recorded: the last attempt's dispatcher stopped",
+                    "expires_at": utc_now() + KEPT_FOR,
+                }
+            },
+        )
+        return result.modified_count
+
+    async def record(self, claimed: Delivery, attempt: Attempt | None, outcome: policy.Outcome) -> bool:
+        """Write the outcome of the attempt `claimed` was claimed for; False, writing nothing,
+        when the delivery has moved on since (its lease ran out and another dispatcher claimed
+        it, or it ended): a stale dispatcher must not overwrite a newer outcome."""
         fields: Document = {"state": str(outcome.state), "next_attempt_at": outcome.next_attempt_at}
         if outcome.state is not State.PENDING:
             fields["expires_at"] = utc_now() + KEPT_FOR
@@ -194,7 +222,8 @@ class DeliveryStore:
                     "duration_ms": attempt.duration_ms,
                 }
             }
-        await self._of(org).update_one({"_id": delivery_id}, update)
+        claim = {"_id": claimed.id, "state": str(State.PENDING), "attempts": claimed.attempts}
+        return (await self._of(claimed.org).update_one(claim, update)).matched_count == 1
 
     async def get(self, org: str, delivery_id: str) -> Delivery | None:
         doc = await self._of(org).find_one({"_id": delivery_id})
@@ -356,10 +385,12 @@ class WebhookEngine:
     async def dispatch_due(self, limit: int = DISPATCH_BATCH) -> int:
         """Send what is due (a Periodic calls this); returns how many were delivered."""
         delivered = 0
+        await self._store.fail_abandoned(utc_now(), self._max_attempts)
         for _ in range(limit):
             at = utc_now()
             # The lease outlasts one request, so a crashed dispatcher's claim comes back.
-            delivery = await self._store.claim_due(at, at + timedelta(seconds=self._timeout_s * 3))
+            lease_until = at + timedelta(seconds=self._timeout_s * 3)
+            delivery = await self._store.claim_due(at, lease_until, self._max_attempts)
             if delivery is None:
                 break
             delivered += await self._send(delivery) is State.DELIVERED
@@ -368,7 +399,7 @@ class WebhookEngine:
     async def _send(self, delivery: Delivery) -> State:
         target = await self._resolve(delivery.org, delivery.target)
         if target is None:
-            await self._store.record(delivery.org, delivery.id, None, policy.Outcome(State.CANCELLED, None))
+            await self._store.record(delivery, None, policy.Outcome(State.CANCELLED, None))
             return State.CANCELLED
         body = delivery.body.encode()
         headers = {
@@ -410,7 +441,9 @@ class WebhookEngine:
             retry_base_s=self._retry_base_s,
             rand=random.random(),
         )
-        await self._store.record(delivery.org, delivery.id, attempt, outcome)
+        if not await self._store.record(delivery, attempt, outcome):
+            log.warning("webhook delivery %s moved on during attempt %s", delivery.id, delivery.attempts)
+            return State.PENDING
         if outcome.state is State.FAILED:
             log.warning("webhook delivery %s gave up after %s attempts", delivery.id, delivery.attempts)
         return outcome.state

@@ -317,9 +317,14 @@ QUERIES: dict[str, Query] = {
     "the earliest due webhook delivery": Query(
         "shared.webhooks.engine DeliveryStore.claim_due",
         "webhook_deliveries",
-        {"state": "pending", "next_attempt_at": {"$lte": _at(900)}},
+        {"state": "pending", "next_attempt_at": {"$lte": _at(900)}, "attempts": {"$lt": 5}},
         [("next_attempt_at", ASCENDING)],
         1,
+    ),
+    "due webhook deliveries whose attempts are all claimed": Query(
+        "shared.webhooks.engine DeliveryStore.fail_abandoned (update_many)",
+        "webhook_deliveries",
+        {"state": "pending", "next_attempt_at": {"$lte": _at(900)}, "attempts": {"$gte": 5}},
     ),
     "a target's deliveries": Query(
         "shared.webhooks.engine DeliveryStore.list (metrics: an endpoint; recognition: fulfilment)",

@@ -1,11 +1,14 @@
 """One receiver cannot hold up the dispatcher that sends every organisation's deliveries: an
-attempt has one deadline and its answer's body is never read."""
+attempt has one deadline and its answer's body is never read; an attempt's outcome is written only
+while the delivery is still the one it claimed; and a delivery whose attempts were all claimed
+without an outcome (its dispatcher died) fails instead of being sent again at every restart."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from starlette.applications import Starlette
@@ -13,8 +16,10 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
+from shared.clock import utc_now
 from shared.settings import ChorusSettings
-from shared.webhooks.engine import INDEXES, DeliveryStore, Target, WebhookEngine
+from shared.webhooks import policy
+from shared.webhooks.engine import INDEXES, Attempt, Delivery, DeliveryStore, Target, WebhookEngine
 from shared.webhooks.policy import State
 from tests.helpers import http_server, scratch_database
 from tests.integration.metrics.test_webhooks import Receiver, serve
@@ -136,5 +141,47 @@ async def test_a_huge_answer_is_not_read(deliveries: DeliveryStore) -> None:
             assert await asyncio.wait_for(dispatcher.dispatch_due(), 20) == 1
             # What the receiver got out before the connection closed: socket buffers, no more.
             assert sent[0] * len(CHUNK) < 64 * 2**20
+        finally:
+            await dispatcher.close()
+
+
+def pending(delivery_id: str) -> Delivery:
+    at = utc_now()
+    return Delivery(delivery_id, "org-a", "hook", "", "{}", State.PENDING, 0, at, at)
+
+
+async def test_a_dispatcher_whose_lease_ran_out_does_not_overwrite_the_newer_outcome(
+    deliveries: DeliveryStore,
+) -> None:
+    await deliveries.add(pending("d1"))
+    at = utc_now()
+    stale = await deliveries.claim_due(at, at, 3)  # a lease that has already run out
+    newer = await deliveries.claim_due(utc_now(), utc_now() + timedelta(minutes=1), 3)
+    assert stale is not None and newer is not None and (stale.attempts, newer.attempts) == (1, 2)
+
+    delivered = policy.Outcome(State.DELIVERED, None)
+    assert await deliveries.record(newer, Attempt(utc_now(), 204, None, 5), delivered)
+    retry = policy.Outcome(State.PENDING, utc_now() + timedelta(minutes=1))
+    assert not await deliveries.record(stale, Attempt(utc_now(), 503, None, 9), retry)
+
+    [d1] = await deliveries.list("org-a", "hook", 10)
+    assert (d1.state, d1.last_status, [a.status for a in d1.log]) == (State.DELIVERED, 204, [204])
+
+
+async def test_a_delivery_claimed_to_its_last_attempt_without_an_outcome_fails(
+    deliveries: DeliveryStore,
+) -> None:
+    async with serve(Receiver()) as receiver:
+        dispatcher = engine(deliveries, {"hook": receiver.url}, max_attempts=2)
+        try:
+            await dispatcher.enqueue("d1", "org-a", "hook", "", b"{}")
+            for _ in range(2):  # each claiming dispatcher died (OOM) before recording anything
+                assert await deliveries.claim_due(utc_now(), utc_now(), 2) is not None
+
+            assert await dispatcher.dispatch_due() == 0
+            assert receiver.attempts == 0
+            [d1] = await deliveries.list("org-a", "hook", 10)
+            assert (d1.state, d1.attempts, d1.next_attempt_at) == (State.FAILED, 2, None)
+            assert d1.last_error is not None and "no outcome" in d1.last_error
         finally:
             await dispatcher.close()

@@ -39,9 +39,10 @@ async def test_ended_deliveries_expire_after_the_retention_and_pending_ones_neve
         await store.add(delivery(delivery_id))
     at = utc_now()
     failure = Attempt(at, 503, None, 12)
-    await store.record("org-a", "retried", failure, policy.Outcome(State.PENDING, at + timedelta(seconds=5)))
-    await store.record("org-a", "delivered", Attempt(at, 200, None, 9), policy.Outcome(State.DELIVERED, None))
-    await store.record("org-a", "failed", failure, policy.Outcome(State.FAILED, None))
+    await store.record(delivery("retried"), failure, policy.Outcome(State.PENDING, at + timedelta(seconds=5)))
+    success = Attempt(at, 200, None, 9)
+    await store.record(delivery("delivered"), success, policy.Outcome(State.DELIVERED, None))
+    await store.record(delivery("failed"), failure, policy.Outcome(State.FAILED, None))
     await store.cancel_pending("org-a", "ep1")  # takes "retried" and "cancelled", both pending
 
     expiry = {d["_id"]: d.get("expires_at") async for d in db[DELIVERIES].find({})}

@@ -55,7 +55,7 @@ async def test_a_metrics_delivery_queued_before_the_engine_is_adopted_and_sendab
     assert await METRICS_ADOPTION.run(db) == 1
     assert await METRICS_ADOPTION.run(db) == 0  # once only
 
-    delivery = await store.claim_due(QUEUED + timedelta(minutes=1), QUEUED + timedelta(minutes=5))
+    delivery = await store.claim_due(QUEUED + timedelta(minutes=1), QUEUED + timedelta(minutes=5), 3)
     assert delivery is not None
     assert (delivery.id, delivery.org, delivery.target, delivery.body) == (
         "d1",
