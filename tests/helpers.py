@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import httpx
+import jsonschema
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -36,6 +40,22 @@ BROWSER_UA = (
 def new_org() -> str:
     """A fresh organisation id: every test works in its own tenant, so runs never collide."""
     return f"org-{uuid.uuid4().hex[:10]}"
+
+
+@functools.cache
+def _released_components(service: str) -> dict[str, Any]:
+    path = Path(__file__).resolve().parent.parent / "docs" / "openapi" / f"{service}.json"
+    components: dict[str, Any] = json.loads(path.read_text())["components"]
+    return components
+
+
+def openapi_errors(service: str, schema: str, body: Any) -> list[str]:
+    """What in `body` breaks `schema` of the service's released OpenAPI document (docs/openapi),
+    as a client generated from that document checks it; [] when it matches. Stricter than a
+    pydantic model_validate of the response model, which fills a missing field's default."""
+    root = {"$ref": f"#/components/schemas/{schema}", "components": _released_components(service)}
+    validator = jsonschema.Draft202012Validator(root)
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body)]
 
 
 def tampered(secret: str) -> str:

@@ -110,6 +110,9 @@ def team_rows(totals: dict[str, int], members: dict[str, int]) -> list[dict[str,
             "active_advocates": members.get(team, 0),
             "points_per_advocate": per_advocate,
             "advocate_id": None,
+            # Sent as built, so every field BoardRow requires is here: a team has no name or picture.
+            "display_name": None,
+            "avatar_url": None,
             "is_me": False,
             "rank": rank,
         }

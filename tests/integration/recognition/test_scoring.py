@@ -24,7 +24,7 @@ from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer, skip_history
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org, running_app, tap
+from tests.helpers import bearer, eventually, new_org, openapi_errors, running_app, tap
 from tests.integration.recognition.conftest import Publisher, body, publisher
 from tests.unit.recognition.ob3 import credential_errors
 
@@ -121,8 +121,9 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
         ("b", 10, 2),
     ]
     assert board["me"]["rank"] == 2
-    # The boards are sent as built (services/recognition/web.py _board_response): they must still
-    # be what the OpenAPI document promises.
+    # The boards are sent as built (leaderboards/api.py _board_response): they must still be what
+    # the released OpenAPI document promises, every required field there.
+    assert openapi_errors("recognition", "LeaderboardOut", board) == []
     assert LeaderboardOut.model_validate(board).me is not None
     around = body(
         await client.get(
@@ -133,6 +134,7 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
         ("a", 1, False),
         ("b", 2, True),
     ]
+    assert openapi_errors("recognition", "LeaderboardOut", around) == []
     assert LeaderboardOut.model_validate(around).as_of is not None
     # c opted out: hidden from others, but sees their own standing.
     c_board = body(
@@ -148,6 +150,8 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
     assert [
         (t["team"], t["points"], t["active_advocates"], t["points_per_advocate"]) for t in teams["items"]
     ] == [("red", 77, 2, 38.5), ("blue", 30, 1, 30.0)]
+    assert openapi_errors("recognition", "LeaderboardOut", teams) == []
+    assert [(t["display_name"], t["avatar_url"]) for t in teams["items"]] == [(None, None), (None, None)]
     assert LeaderboardOut.model_validate(teams).as_of is not None  # team standings, as of a moment
     red = body(
         await client.get(
@@ -157,6 +161,7 @@ async def assert_scenario_state(client: httpx.AsyncClient, settings: ChorusSetti
         )
     )
     assert [r["advocate_id"] for r in red["items"]] == ["a", "b"]
+    assert openapi_errors("recognition", "LeaderboardOut", red) == []
     assert LeaderboardOut.model_validate(red).team == "red"
 
 
