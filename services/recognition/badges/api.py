@@ -11,12 +11,19 @@ from services.recognition.badges.domain import Award, BadgeDefinition
 from services.recognition.badges.service import BadgeService
 from services.recognition.web import TAGS, Admin, Member
 from shared.app import app_state
+from shared.fields import AS_STORED
 from shared.names import Name
 
 router = APIRouter(prefix="/v1", tags=TAGS)
 
 
 Service = Annotated[BadgeService, Depends(app_state("badges"))]
+
+
+def _definition(definition: BadgeDefinition) -> schemas.BadgeDefinitionOut:
+    # As stored: a definition saved before a request rule (its name's characters) is answered,
+    # not refused on its way out.
+    return schemas.BadgeDefinitionOut.model_validate(definition, from_attributes=True, context=AS_STORED)
 
 
 def _award(award: Award, name: Name) -> schemas.AwardOut:
@@ -34,9 +41,7 @@ def _award(award: Award, name: Name) -> schemas.AwardOut:
 @router.get("/badges", summary="Badges one can earn")
 async def list_badges(principal: Member, service: Service) -> schemas.BadgeDefinitionPage:
     definitions = await service.definitions(principal.org)
-    return schemas.BadgeDefinitionPage(
-        items=[schemas.BadgeDefinitionOut(**d.model_dump()) for d in definitions]
-    )
+    return schemas.BadgeDefinitionPage(items=[_definition(d) for d in definitions])
 
 
 @router.post("/badges", status_code=201, summary="Define a badge")
@@ -45,7 +50,7 @@ async def define_badge(
 ) -> schemas.BadgeDefinitionOut:
     """An Open Badges 3.0 achievement awarded when `metric` reaches `threshold`."""
     definition = await service.define(principal.org, body)
-    return schemas.BadgeDefinitionOut(**definition.model_dump())
+    return _definition(definition)
 
 
 @router.get("/me/badges", summary="Badges I have earned")

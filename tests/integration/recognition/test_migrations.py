@@ -8,25 +8,28 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.badges.domain import BadgeDefinition
-from services.recognition.badges.store import BadgeStore
+from services.recognition.badges.store import BADGE_DEFS, BadgeStore
 from services.recognition.leaderboards.store import BOARDS, BoardStore
 from services.recognition.profiles.store import ERASED
 from services.recognition.rewards.store import MIGRATIONS, WEBHOOKS, RewardStore
 from services.recognition.rules.domain import Kind, Rules, RuleVersion, score
 from services.recognition.rules.store import RULES, RulesStore
+from services.recognition.settings import RecognitionSettings
 from shared.fields import AS_STORED
 from shared.migrations import migrate
-from shared.mongo import Document, joined_id
+from shared.mongo import Document, create_client, joined_id
 from shared.settings import DEV_WEBHOOK_SECRET_KEY, ChorusSettings
 from shared.vault import erasure_markers_expire, forget_erasure_at
 from shared.webhooks.engine import Target
 from shared.webhooks.sealing import SecretBox
-from tests.helpers import scratch_database
+from tests.helpers import bearer, new_org, openapi_errors, scratch_database
+from tests.integration.recognition.conftest import body
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +152,49 @@ async def test_a_board_stored_before_it_kept_points_by_team_gives_them_to_its_la
     await store.add("org-a", "week:2026-W10", "a", "a.$team", True, "e3", 4)
     standings = {s.period: s.teams for s in await store.standings_of("org-a", "a")}
     assert standings == {"all": {"blue": 30 + 5}, "week:2026-W10": {"a.$team": 4}}
+
+
+async def test_a_badge_stored_before_text_refused_control_characters_is_listed_as_stored(
+    client: httpx.AsyncClient, recognition_settings: RecognitionSettings
+) -> None:
+    """GET /v1/badges answers a definition as it was stored: re-checked as a request on its way
+    out, one old name made the whole list a 500."""
+    org = new_org()
+    legacy = {
+        "badge_id": "ten-shares",
+        "name": "Ten\u0007shares",
+        "description": "Shared ten times",
+        "criteria": "Share ten items",
+        "image_url": "https://img.example/ten.png",
+        "metric": "shares",
+        "threshold": 10,
+        "alignments": [],
+        "builtin": False,
+    }
+    mongo = create_client(recognition_settings)
+    try:
+        await mongo[recognition_settings.database_name("recognition")][BADGE_DEFS].insert_one(
+            {
+                "_id": joined_id(org, "ten-shares"),
+                "org": org,
+                "badge_id": "ten-shares",
+                "definition_json": json.dumps(legacy),
+                "created_at": datetime.now(UTC),
+            }
+        )
+    finally:
+        await mongo.close()
+
+    listed = body(
+        await client.get(
+            "/v1/badges", headers=bearer(recognition_settings, org=org, sub="a", roles=["advocate"])
+        )
+    )
+    [stored] = [b for b in listed["items"] if b["badge_id"] == "ten-shares"]
+    assert stored == legacy
+    # The released document's one mismatch is the one it warns of (docs/openapi/README.md, "Text
+    # in requests"): a name stored before its pattern.
+    at = listed["items"].index(stored)
+    assert [e.split(":")[0] for e in openapi_errors("recognition", "BadgeDefinitionPage", listed)] == [
+        f"items/{at}/name"
+    ]
