@@ -22,6 +22,7 @@ from services.recognition.badges.store import MIGRATIONS as BADGE_MIGRATIONS
 from services.recognition.engagement import api as engagement_api
 from services.recognition.engagement.service import EngagementService
 from services.recognition.engagement.store import INDEXES as ENGAGEMENT_INDEXES
+from services.recognition.engagement.store import MIGRATIONS as ENGAGEMENT_MIGRATIONS
 from services.recognition.engagement.store import EngagementStore
 from services.recognition.handlers import build_subscription
 from services.recognition.leaderboards import api as leaderboards_api
@@ -66,7 +67,7 @@ OUTBOX_COLLECTIONS = (LEDGER, AWARDS, REDEMPTIONS)
 
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
 # something new, a patch for wording; docs/openapi/README.md, "Versions").
-API_VERSION = "1.4.0"
+API_VERSION = "1.5.0"
 
 INDEXES: list[IndexSpec] = [
     *RULES_INDEXES,
@@ -188,6 +189,7 @@ def create_app(settings: ChorusSettings | None = None) -> FastAPI:
             *POINTS_MIGRATIONS,
             *BADGE_MIGRATIONS,
             *REWARD_MIGRATIONS,
+            *ENGAGEMENT_MIGRATIONS,
             reseal(WEBHOOKS, box),
             erasure_markers_expire(ERASED, settings),
         ],

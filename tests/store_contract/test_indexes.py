@@ -191,6 +191,18 @@ COLLECTIONS: dict[str, Collection] = {
             "shares": i % 50,
         },
     ),
+    # services/recognition/engagement/store.py KUDOS
+    "kudos": Collection(
+        declared("kudos", RECOGNITION),
+        lambda i: {
+            "_id": f"kds{i:05d}",
+            "org": f"org{i % ORGS}",
+            "from": f"a{i % 40}",
+            "to": f"a{(i + 1) % 40}",
+            "created_at": _at(i // 2),  # pairs share a time: pages must break ties by _id
+            "scored": i % 10 != 0,
+        },
+    ),
     # services/recognition/rewards/store.py REDEMPTIONS
     "redemptions": Collection(
         declared("redemptions", RECOGNITION),
@@ -288,6 +300,23 @@ QUERIES: dict[str, Query] = {
         [("created_at", DESCENDING), ("_id", ASCENDING)],
         20,
     ),
+    **{
+        f"an advocate's kudos {listed}, next page": Query(
+            f"recognition EngagementStore.kudos_{listed} (after)",
+            "kudos",
+            {
+                "org": "org1",
+                by: "a1",
+                "$or": [
+                    {"created_at": {"$lt": _at(300)}},
+                    {"created_at": _at(300), "_id": {"$gt": "kds00600"}},
+                ],
+            },
+            [("created_at", DESCENDING), ("_id", ASCENDING)],
+            20,
+        )
+        for listed, by in (("received", "to"), ("sent", "from"))
+    },
     "ledger entries of a ref by kinds": Query(
         "recognition PointsStore.entries_by_ref",
         "ledger",
@@ -476,6 +505,8 @@ QUERIES: dict[str, Query] = {
 # walk that index and stop at the page's end, not sort every matching document first.
 READ_IN_INDEX_ORDER = [
     "the organisation's ledger, next page",
+    "an advocate's kudos received, next page",
+    "an advocate's kudos sent, next page",
     "the earliest due webhook delivery",
     "a target's deliveries",
     "an advocate's shares, next page",

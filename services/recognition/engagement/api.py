@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from services.recognition.engagement import schemas
 from services.recognition.engagement.domain import Goal, GoalProgress, GoalSpec, Kudos
 from services.recognition.engagement.service import EngagementService
-from services.recognition.web import TAGS, Limit, Member
+from services.recognition.web import TAGS, Cursor, Limit, Member
 from shared.app import app_state, links
 from shared.idempotency import Idempotent
 from shared.names import NO_NAME, Name
@@ -56,19 +56,23 @@ async def give_kudos(
 
 
 @router.get("/me/kudos", summary="Kudos I received")
-async def my_kudos(principal: Member, service: Service, limit: Limit = 50) -> schemas.KudosPage:
+async def my_kudos(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> schemas.KudosPage:
     """Newest first; each names its giver when the giver lets colleagues see their name."""
-    kudos = await service.kudos_received(principal.org, principal.sub, limit)
+    kudos, next_cursor = await service.kudos_received(principal.org, principal.sub, cursor, limit)
     names = await service.names(principal.org, kudos)
-    return schemas.KudosPage(items=[_kudos(k, names) for k in kudos])
+    return schemas.KudosPage(items=[_kudos(k, names) for k in kudos], next_cursor=next_cursor)
 
 
 @router.get("/me/kudos/sent", summary="Kudos I gave")
-async def my_kudos_sent(principal: Member, service: Service, limit: Limit = 50) -> schemas.KudosPage:
+async def my_kudos_sent(
+    principal: Member, service: Service, cursor: Cursor = None, limit: Limit = 50
+) -> schemas.KudosPage:
     """Newest first; each names its receiver when the receiver lets colleagues see their name."""
-    kudos = await service.kudos_sent(principal.org, principal.sub, limit)
+    kudos, next_cursor = await service.kudos_sent(principal.org, principal.sub, cursor, limit)
     names = await service.names(principal.org, kudos)
-    return schemas.KudosPage(items=[_kudos(k, names) for k in kudos])
+    return schemas.KudosPage(items=[_kudos(k, names) for k in kudos], next_cursor=next_cursor)
 
 
 # --- personal goals ------------------------------------------------------------------------------

@@ -23,6 +23,13 @@ from shared.events import Event
 from shared.events.shares import ShareMade
 from shared.ids import id_for_request
 from shared.names import Name
+from shared.pagination import decode_time_id, encode_time_id
+
+
+def _next_cursor(kudos: list[Kudos], limit: int) -> str | None:
+    """After a full page, the cursor of the next; a shorter page is the last."""
+    last = kudos[-1] if len(kudos) == limit else None
+    return None if last is None else encode_time_id(last.created_at, last.id)
 
 
 @dataclass(eq=False)
@@ -72,11 +79,17 @@ class EngagementService:
             await self._score(org, kudos)
         return len(left)
 
-    async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
-        return await self.store.kudos_received(org, advocate_id, limit)
+    async def kudos_received(
+        self, org: str, advocate_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[Kudos], str | None]:
+        kudos = await self.store.kudos_received(org, advocate_id, after=decode_time_id(cursor), limit=limit)
+        return kudos, _next_cursor(kudos, limit)
 
-    async def kudos_sent(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
-        return await self.store.kudos_sent(org, advocate_id, limit)
+    async def kudos_sent(
+        self, org: str, advocate_id: str, cursor: str | None, limit: int
+    ) -> tuple[list[Kudos], str | None]:
+        kudos = await self.store.kudos_sent(org, advocate_id, after=decode_time_id(cursor), limit=limit)
+        return kudos, _next_cursor(kudos, limit)
 
     async def names(self, org: str, kudos: list[Kudos]) -> dict[str, Name]:
         """The names of the givers and receivers of these kudos who let colleagues see them."""

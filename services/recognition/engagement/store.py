@@ -10,6 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.recognition.engagement.domain import Goal, GoalKind, GoalSpec, Kudos
 from shared.documents import Documents
+from shared.migrations import drop_index
 from shared.mongo import (
     Document,
     IndexSpec,
@@ -17,6 +18,7 @@ from shared.mongo import (
     created_at,
     insert_unless_there,
     joined_id,
+    newest_first,
     pending_index,
     was_applied,
 )
@@ -28,11 +30,20 @@ GOALS = "goals"
 TAG_SHARES = "tag_shares"
 
 INDEXES: list[IndexSpec] = [
-    IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING)]),
-    IndexSpec(KUDOS, [("org", ASCENDING), ("from", ASCENDING), ("created_at", DESCENDING)]),
+    # Kudos received and sent, in page order (newest first, ties by id): else each page sorts them all.
+    IndexSpec(KUDOS, [("org", ASCENDING), ("to", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]),
+    IndexSpec(
+        KUDOS, [("org", ASCENDING), ("from", ASCENDING), ("created_at", DESCENDING), ("_id", ASCENDING)]
+    ),
     pending_index(KUDOS, "created_at", {"scored": False}, name="kudos_to_score"),
     IndexSpec(GOALS, [("org", ASCENDING), ("advocate_id", ASCENDING)]),
     IndexSpec(TAG_SHARES, [("org", ASCENDING), ("tag", ASCENDING), ("shares", DESCENDING)]),
+]
+
+# The kudos lists' indexes before they were paged by id too: the ones above serve all they did.
+MIGRATIONS = [
+    drop_index(KUDOS, "org_1_to_1_created_at_-1"),
+    drop_index(KUDOS, "org_1_from_1_created_at_-1"),
 ]
 
 
@@ -87,19 +98,16 @@ class EngagementStore:
         cursor = all_kudos.find({"scored": False, "created_at": {"$lt": older_than}}).limit(limit)
         return [(d["org"], KUDOS_DOCUMENTS.entity(d)) for d in await cursor.to_list()]
 
-    async def kudos_received(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
-        cursor = (
-            self.tenants.of(org, KUDOS).find({"to": advocate_id}).sort("created_at", DESCENDING).limit(limit)
-        )
+    async def kudos_received(
+        self, org: str, advocate_id: str, *, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Kudos]:
+        cursor = newest_first(self.tenants.of(org, KUDOS), {"to": advocate_id}, after, limit)
         return [KUDOS_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
-    async def kudos_sent(self, org: str, advocate_id: str, limit: int) -> list[Kudos]:
-        cursor = (
-            self.tenants.of(org, KUDOS)
-            .find({"from": advocate_id})
-            .sort("created_at", DESCENDING)
-            .limit(limit)
-        )
+    async def kudos_sent(
+        self, org: str, advocate_id: str, *, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Kudos]:
+        cursor = newest_first(self.tenants.of(org, KUDOS), {"from": advocate_id}, after, limit)
         return [KUDOS_DOCUMENTS.entity(d) for d in await cursor.to_list()]
 
     # --- goals ---------------------------------------------------------------------------------
