@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
@@ -333,8 +333,8 @@ class ConsumerRunner:
         ]
 
     async def _through_outages(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call`, again while the vault's store is out (as handlers wait out an outage); any
-        other error is a bug and stops the runner."""
+        """`call`, again while the vault's store or the broker is out (as handlers wait out an
+        outage); any other error is a bug and stops the runner."""
         outages = 0
         while True:
             try:
@@ -578,7 +578,22 @@ class ConsumerRunner:
             record.topic,
             error,
         )
-        await self._dlq.send_raw(f"{record.topic}.dlq", record.value, record.key, headers)
+        topic, where = f"{record.topic}.dlq", f"{record.topic}[{record.partition}]@{record.offset}"
+
+        async def send(value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+            # The record is committed only once its dead letter is out: wait out an outage.
+            await self._through_outages(
+                f"dead letter of {where}", lambda: self._dlq.send_raw(topic, value, record.key, headers)
+            )
+
+        try:
+            await send(record.value, headers)
+        except MessageSizeTooLargeError:
+            # The error headers pushed a record near the size limit over it: the dead letter keeps
+            # them and says what the value was, rather than stopping the runner.
+            size = len(record.value or b"")
+            note = f"the record's value ({size} bytes) was too large to dead-letter with its error headers"
+            await send(note.encode(), [*headers, ("dlq_value_dropped_bytes", str(size).encode())])
 
 
 def ce_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:

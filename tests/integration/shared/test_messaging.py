@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import CommitFailedError, UnknownMemberIdError
+from aiokafka.errors import CommitFailedError, KafkaTimeoutError, UnknownMemberIdError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pymongo.errors import AutoReconnect
 
 from shared.events import Event, decode
@@ -35,6 +36,8 @@ from tests.integration.shared.tallies import (
 )
 
 pytestmark = pytest.mark.integration
+
+MAX_REQUEST_SIZE = 1048576  # aiokafka's default max_request_size
 
 
 @pytest.fixture
@@ -329,6 +332,93 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
         await producer.send_raw(TRAINING.name, b"{not json", b"bad", [("ce_tenant", org.encode())])
         await producer.publish(ack(org, "good"))
         await eventually(lambda: handled == ["good"])
+    finally:
+        await runner.stop()
+
+
+async def test_a_dead_letter_waits_out_a_broker_outage_and_the_consumer_goes_on(
+    settings: ChorusSettings, producer: EventProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = new_org()
+    handled: list[str] = []
+    subscription = Subscription(group=f"dlq-outage-{org}")
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant != org:
+            return
+        if event.data.advocate_id == "poison":
+            raise ValueError("cannot handle the poison advocate")
+        handled.append(event.data.advocate_id)
+
+    timeouts = 3
+    send_raw = producer.send_raw
+
+    async def dead_letter_topic_out(topic: str, value: bytes | None, key: bytes | None, headers: Any) -> None:
+        nonlocal timeouts
+        if topic == TRAINING.dlq and timeouts:
+            timeouts -= 1
+            raise KafkaTimeoutError("the dead-letter topic's leader cannot be reached")
+        await send_raw(topic, value, key, headers)
+
+    monkeypatch.setattr(producer, "send_raw", dead_letter_topic_out)
+    fast = settings.model_copy(update={"consumer_retry_backoff_s": 0.01})
+    await skip_history(
+        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
+    )
+    runner = ConsumerRunner(fast, subscription, producer)
+    await runner.start()
+    try:
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            await producer.publish(ack(org, "poison"))
+            await producer.publish(ack(org, "after"))
+            await eventually(lambda: "after" in handled)
+            [found] = await dead.at_least(1)
+            assert dict(found.headers)["dlq_error_type"] == b"ValueError"
+            assert timeouts == 0 and runner.running
+    finally:
+        await runner.stop()
+
+
+async def test_a_record_too_large_to_dead_letter_with_its_error_headers_is_dead_lettered_without_its_value(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    handled: list[str] = []
+    subscription = Subscription(group=f"dlq-too-large-{org}")
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant == org:
+            handled.append(event.data.advocate_id)
+
+    # A malformed record as large as the producer sends (aiokafka's max_request_size, which
+    # EventProducer keeps): with the dead letter's error headers it is too large.
+    key, headers = b"big", [("ce_tenant", org.encode())]
+    value = b"{" * MAX_REQUEST_SIZE
+    while DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > MAX_REQUEST_SIZE:
+        value = value[:-1]
+    await skip_history(
+        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
+    )
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    try:
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            await producer.send_raw(TRAINING.name, value, key, headers)
+            await producer.publish(ack(org, "after"))
+            await eventually(lambda: handled == ["after"])
+            [found] = await dead.at_least(1)
+            found_headers = dict(found.headers)
+            assert found_headers["dlq_error_type"] == b"DecodeError"
+            assert found_headers["dlq_value_dropped_bytes"] == str(len(value)).encode()
+            assert (
+                found.value
+                == (
+                    f"the record's value ({len(value)} bytes) was too large to dead-letter with its error headers"
+                ).encode()
+            )
+            assert found.key == key and found_headers["ce_tenant"] == org.encode()
     finally:
         await runner.stop()
 
