@@ -161,9 +161,10 @@ class Subscription:
         return sorted(names)
 
 
-class _GivenUp(Exception):
+class _GivenUp(BaseException):
     """The runner was asked to stop while a handler waited out an outage: the poll in hand is
-    left uncommitted."""
+    left uncommitted. Not an Exception, so that no handler of a record's failure (a tally retried
+    record by record, a dead letter) takes it for one."""
 
 
 def is_outage(error: BaseException) -> bool:

@@ -412,12 +412,9 @@ async def test_a_record_too_large_to_dead_letter_with_its_error_headers_is_dead_
             found_headers = dict(found.headers)
             assert found_headers["dlq_error_type"] == b"DecodeError"
             assert found_headers["dlq_value_dropped_bytes"] == str(len(value)).encode()
-            assert (
-                found.value
-                == (
-                    f"the record's value ({len(value)} bytes) was too large to dead-letter with its error headers"
-                ).encode()
-            )
+            note = f"the record's value ({len(value)} bytes) was too large to dead-letter"
+            note += " with its error headers"
+            assert found.value == note.encode()
             assert found.key == key and found_headers["ce_tenant"] == org.encode()
     finally:
         await runner.stop()
@@ -466,6 +463,53 @@ async def test_a_tallied_topic_is_tallied_in_a_worker_process_and_its_invalid_re
         assert bad.value == b"{not json"
         assert dict(bad.headers)["dlq_error_type"] == b"DecodeError"
         assert dict(bad.headers)["dlq_attempts"] == b"0"
+
+
+async def test_a_tallied_consumer_stopped_during_a_vault_outage_dead_letters_nothing_and_leaves_its_poll(
+    settings: ChorusSettings, producer: EventProducer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = new_org()
+    handled: list[str] = []
+    vault_reads: list[str] = []
+    dead_letters: list[bytes | None] = []
+    subscription = Subscription(group=f"tally-outage-stop-{org}")
+
+    @subscription.on_tally(TRAINING, tally=acknowledgements)
+    async def on_tally(tally: Acknowledgements) -> None:
+        handled.extend(advocate for o, advocate, _, _ in tally.acks if o == org)
+
+    async def vault_out(of: str, pseudonyms: set[str]) -> dict[str, Any]:
+        vault_reads.append(of)
+        raise AutoReconnect("connection refused")
+
+    send_raw = producer.send_raw
+
+    async def recording(topic: str, value: bytes | None, key: bytes | None, headers: Any) -> None:
+        if topic == TRAINING.dlq:
+            dead_letters.append(value)
+        await send_raw(topic, value, key, headers)
+
+    fast = settings.model_copy(update={"consumer_retry_backoff_s": 0.01})
+    await skip_history(
+        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
+    )
+    monkeypatch.setattr(producer, "send_raw", recording)
+    with monkeypatch.context() as outage:
+        outage.setattr(producer.vault, "people", vault_out)
+        first = ConsumerRunner(fast, subscription, producer)
+        await first.start()
+        await producer.publish(ack(org, "ann"))
+        await eventually(lambda: org in vault_reads)
+        await first.stop()
+    assert dead_letters == [] and handled == []
+
+    second = ConsumerRunner(fast, subscription, producer)
+    await second.start()
+    try:
+        await eventually(lambda: handled == ["ann"])
+    finally:
+        await second.stop()
+    assert dead_letters == []
 
 
 async def test_a_record_that_kills_its_worker_or_breaks_the_tally_is_dead_lettered_and_the_rest_applied(
