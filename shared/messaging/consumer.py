@@ -64,9 +64,21 @@ log = logging.getLogger(__name__)
 # RED metrics per consumer (rate and errors from the counter, duration from the histogram) and
 # lag per group and partition; exported over OTLP and on /metrics (shared/telemetry.py).
 meter = metrics.get_meter("chorus.messaging")
-PROCESS_DURATION = meter.create_histogram(
-    "messaging.process.duration", unit="s", description="time to handle one record or batch"
-)
+# In seconds, from a record's milliseconds to a large batch's or tally's tens of seconds: the
+# SDK's default boundaries are sized for milliseconds (everything under 5 s in one bucket).
+PROCESS_DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def process_duration_histogram(meter: metrics.Meter) -> metrics.Histogram:
+    return meter.create_histogram(
+        "messaging.process.duration",
+        unit="s",
+        description="time to handle one record or batch",
+        explicit_bucket_boundaries_advisory=PROCESS_DURATION_BUCKETS,
+    )
+
+
+PROCESS_DURATION = process_duration_histogram(meter)
 CONSUMED = meter.create_counter(
     "chorus.consumer.events", description="events handled by a consumer group, by outcome"
 )
