@@ -50,7 +50,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from pymongo.errors import ConnectionFailure
 
 from shared.events import AnyEvent, DecodeError, Event, EventData, Topic, UnknownEventType, decode
-from shared.events.personal import Person
+from shared.events.personal import Person, pseudonyms_in
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
 from shared.messaging.producer import EventProducer
@@ -571,11 +571,13 @@ class ConsumerRunner:
         return False
 
     async def _dead_letter(self, record: Record, error: Exception, *, attempts: int) -> None:
+        trace = "".join(traceback.format_exception(error))
+        message, trace = await self._without_people(record, str(error), trace)
         headers = [
             *(record.headers or ()),
             ("dlq_error_type", type(error).__name__.encode()),
-            ("dlq_error_message", str(error)[:2000].encode()),
-            ("dlq_error_trace", "".join(traceback.format_exception(error))[-4000:].encode()),
+            ("dlq_error_message", message[:2000].encode()),
+            ("dlq_error_trace", trace[-4000:].encode()),
             ("dlq_original_topic", record.topic.encode()),
             ("dlq_original_partition", str(record.partition).encode()),
             ("dlq_original_offset", str(record.offset).encode()),
@@ -589,7 +591,7 @@ class ConsumerRunner:
             record.partition,
             record.offset,
             record.topic,
-            error,
+            message,
         )
         topic, where = f"{record.topic}.dlq", f"{record.topic}[{record.partition}]@{record.offset}"
 
@@ -607,6 +609,29 @@ class ConsumerRunner:
             size = len(record.value or b"")
             note = f"the record's value ({size} bytes) was too large to dead-letter with its error headers"
             await send(note.encode(), [*headers, ("dlq_value_dropped_bytes", str(size).encode())])
+
+    async def _without_people(self, record: Record, *texts: str) -> list[str]:
+        """`texts` (an error's message and trace) with the ids of the people the record names
+        replaced by their pseudonyms: its handler read them revealed, and a dead letter must
+        not keep an erased person readable."""
+        try:
+            event = decode(record.value, ce_type_of(record.headers))
+        except DecodeError:
+            return list(texts)  # not an event: nothing of it was revealed
+        pseudonyms = pseudonyms_in(event.data)
+        if not pseudonyms:
+            return list(texts)
+        people = await self._through_outages(
+            "vault read", functools.partial(self._dlq.vault.people, event.tenant, pseudonyms)
+        )
+        # Longest first, so that an id inside another is not replaced in part.
+        subs = sorted(people.values(), key=lambda person: len(person.sub), reverse=True)
+        out = []
+        for text in texts:
+            for person in subs:
+                text = text.replace(person.sub, person.pseudonym)
+            out.append(text)
+        return out
 
 
 def ce_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:
