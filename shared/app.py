@@ -349,7 +349,8 @@ def links(*route_names: str, **parameters: str) -> dict[str, Any]:
 
 # The problem+json answers an operation may give, beyond its own: a body that is not JSON (400),
 # who may call (401, 403), a resource that is not there (404), a write that lost a race (409), a
-# body over the limit (413), bad input (422), MongoDB not answering (503, with Retry-After).
+# body over the limit (413), bad input or an unknown query parameter (422), MongoDB not answering
+# (503, with Retry-After).
 PROBLEMS = {
     400: "the request body is not JSON (or not UTF-8)",
     401: "no valid credential",
@@ -386,16 +387,15 @@ IN_FLIGHT = {
 
 def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     """The problems one operation can answer, read from what it declares: 401 and 403 where it
-    authenticates (its `security`), 400 and 413 where it takes a body, 422 where it takes any
-    input, 404 where its path names a resource (or the route lists a 404 of its own lookup,
-    `responses=NOT_FOUND_RESPONSE`), 409 where it writes, and 503 everywhere (all read the store)."""
-    statuses = {503}
+    authenticates (its `security`), 400 and 413 where it takes a body, 404 where its path names a
+    resource (or the route lists a 404 of its own lookup, `responses=NOT_FOUND_RESPONSE`), 409
+    where it writes, and 422 and 503 everywhere: an operation without parameters refuses an
+    unknown query parameter all the same (shared/query_parameters.py), and all read the store."""
+    statuses = {422, 503}
     if operation.get("security"):
         statuses |= {401, 403}
     if "requestBody" in operation:
         statuses |= {400, 413}
-    if "requestBody" in operation or operation.get("parameters"):
-        statuses.add(422)
     if "{" in path or "404" in operation.get("responses", {}):
         statuses.add(404)
     if method in ("post", "put", "patch", "delete"):

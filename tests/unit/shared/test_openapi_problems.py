@@ -42,6 +42,8 @@ def test_every_operation_documents_its_problem_answers(service: str) -> None:
         assert operation["security"] == [{"HTTPBearer": []}], name
         assert responses["401"]["headers"]["WWW-Authenticate"], name
         assert ("400" in responses) == ("413" in responses) == ("requestBody" in operation), name
+        # Even one without parameters: it refuses an unknown query parameter (`?_=1`) with a 422.
+        assert "422" in responses, name
         if "{" in name:
             assert "404" in responses, name
         if name.split()[0] in ("POST", "PUT", "PATCH", "DELETE"):
