@@ -9,9 +9,10 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from services.sharing.advocates.api import Member, Settings
 from services.sharing.redirect.cookie import set_advocate_cookie
 from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
+from services.sharing.shares.domain import ShareLimitReached
 from services.sharing.shares.service import SharesService
 from shared.app import app_state
-from shared.errors import NOT_FOUND_RESPONSE
+from shared.errors import NOT_FOUND_RESPONSE, PROBLEM_JSON
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor, Limit
 
@@ -20,13 +21,24 @@ router = APIRouter(prefix="/v1", tags=["shares"])
 
 Service = Annotated[SharesService, Depends(app_state("shares"))]
 
+# A share past the organisation's daily limit. No Retry-After: a scheduled share counts on its
+# own day, and a limit of 0 has no end, so no wait is sure to help.
+SHARE_LIMIT_RESPONSE: dict[int | str, dict[str, Any]] = {
+    429: {
+        "description": "the daily share limit is reached for the day the share goes out, or sharing is"
+        f" switched off (limit 0); `type` is {ShareLimitReached('').to_problem()['type']}",
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+}
+
 
 @router.post(
     "/shares",
     response_model=ShareOut,
     status_code=status.HTTP_201_CREATED,
     summary="Share a content item on a network",
-    responses=NOT_FOUND_RESPONSE,  # the content item is not (or no longer) shareable
+    # the content item is not (or no longer) shareable; the daily limit
+    responses={**NOT_FOUND_RESPONSE, **SHARE_LIMIT_RESPONSE},
 )
 async def create_share(
     body: ShareIn,

@@ -10,6 +10,7 @@ import httpx
 import jsonschema
 import pytest
 
+from services.sharing.shares.domain import ShareLimitReached
 from shared.auth import issue_dev_token
 from shared.errors import PROBLEM_JSON, PROBLEM_SCHEMA
 from shared.settings import ChorusSettings
@@ -71,6 +72,10 @@ def test_an_operation_documents_only_what_it_can_answer() -> None:
     # No path parameter, but a lookup (the caller's enrolment; the content to share).
     assert "404" in sharing["GET /v1/advocates/me"]["responses"]
     assert "404" in sharing["POST /v1/shares"]["responses"]
+    # A share past the daily limit is a 429 of its own problem type.
+    limit = sharing["POST /v1/shares"]["responses"]["429"]
+    assert limit["content"] == PROBLEM
+    assert ShareLimitReached("").to_problem()["type"] in limit["description"]
     # A create that takes an Idempotency-Key says its answer may be a replay.
     assert "Idempotent-Replayed" in sharing["POST /v1/shares"]["responses"]["201"]["headers"]
     # and that its 409, while the first request with the key is still running, says when to retry.
