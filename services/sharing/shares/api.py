@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Response, status
 
 from services.sharing.advocates.api import Member, Settings
 from services.sharing.redirect.cookie import set_advocate_cookie
-from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
 from services.sharing.shares.domain import ShareLimitReached
+from services.sharing.shares.schemas import ShareableItem, ShareablePage, ShareIn, ShareOut, SharePage
 from services.sharing.shares.service import SharesService
 from shared.app import app_state
 from shared.errors import NOT_FOUND_RESPONSE, PROBLEM_JSON
