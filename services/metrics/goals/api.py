@@ -10,6 +10,7 @@ from services.metrics.goals.schemas import GoalIn, GoalOut, GoalPage
 from services.metrics.goals.service import GoalReport
 from services.metrics.web import CSV_RESPONSE, Cursor, Limit, Manager, Modules, json_or_csv
 from shared.app import links
+from shared.errors import NOT_FOUND_RESPONSE
 from shared.idempotency import Idempotent
 
 router = APIRouter(prefix="/v1", tags=["goals"])
@@ -41,7 +42,10 @@ def _goal_out(report: GoalReport) -> dict[str, Any]:
     response_model=GoalOut,
     status_code=201,
     summary="Set a program goal",
-    responses={201: {"links": links("get_goal", "delete_goal", goal_id="$response.body#/goal_id")}},
+    responses={
+        201: {"links": links("get_goal", "delete_goal", goal_id="$response.body#/goal_id")},
+        **NOT_FOUND_RESPONSE,  # a `survey_id` of no survey in the organisation
+    },
 )
 async def create_goal(body: GoalIn, principal: Manager, modules: Modules, once: Idempotent) -> dict[str, Any]:
     """A target on any metric over 1, 3 or 6 months from today, or between two dates."""

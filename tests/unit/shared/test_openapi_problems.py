@@ -76,6 +76,8 @@ def test_an_operation_documents_only_what_it_can_answer() -> None:
     limit = sharing["POST /v1/shares"]["responses"]["429"]
     assert limit["content"] == PROBLEM
     assert ShareLimitReached("").to_problem()["type"] in limit["description"]
+    # An id in the body: a goal on a survey the organisation does not have.
+    assert "404" in operations("metrics")["POST /v1/goals"]["responses"]
     # A create that takes an Idempotency-Key says its answer may be a replay.
     assert "Idempotent-Replayed" in sharing["POST /v1/shares"]["responses"]["201"]["headers"]
     # and that its 409, while the first request with the key is still running, says when to retry.
