@@ -154,3 +154,19 @@ async def test_a_reannouncement_never_overtakes_a_choice_made_while_it_ran(shari
     assert last["ida"].display_name is None
     assert (last["tom"].display_name, last["tom"].tracking_consent) == ("Tom Stays", False)
     assert names(await find(sharing, org, "ida")) == ["Tom Stays"]
+
+
+async def test_a_handle_stored_before_text_was_checked_is_answered_as_stored(sharing: Sharing) -> None:
+    org = new_org()
+    await sharing.enrol(org, "ann")
+    # Stored before request text refused control characters (2026-12-07): the rule of a request
+    # must not make the stored profile a 500.
+    db = sharing.app.state.runtime.db
+    legacy = {"$set": {"networks.0.handle": "ann\tlegacy"}}
+    await db["advocates"].update_one({"_id": f"{org}:ann", "org": org}, legacy)
+    mine = await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "ann"))
+    listed = await sharing.client.get("/v1/advocates", headers=sharing.headers(org, "boss", ["admin"]))
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["networks"][0]["handle"] == "ann\tlegacy"
+    assert listed.status_code == 200, listed.text
+    assert [a["networks"][0]["handle"] for a in listed.json()["items"]] == ["ann\tlegacy"]
