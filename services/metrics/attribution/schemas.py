@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from services.metrics.org_settings.schemas import PayableCurrency
 from shared.clock import AwareRequestTime
 from shared.fields import Line
 from shared.schemas import RequestBody, ResponseBody
@@ -31,7 +32,7 @@ class ConversionIn(RequestBody):
         description="sales only: a decimal string, e.g. '129.90', with no more decimals than the currency's"
         " minor unit (2 for EUR, 0 for JPY)",
     )
-    currency: Line | None = Field(None, max_length=3, description="sales only: ISO 4217 code, e.g. EUR")
+    currency: PayableCurrency | None = Field(None, description="sales only: ISO 4217 code, e.g. EUR")
     occurred_at: AwareRequestTime | None = Field(
         None,
         description="when it happened, if before now: inside the attribution window, not in the future;"

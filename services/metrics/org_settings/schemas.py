@@ -9,14 +9,16 @@ from pydantic import Field, WithJsonSchema
 from services.metrics.org_settings.domain import PAYABLE_CURRENCIES, RATE_PATTERN
 from shared.schemas import RequestBody, ResponseBody
 
+# An ISO 4217 code a sale can be paid in: domain.parse_currency refuses any other, naming currency.
+PayableCurrency = Annotated[str, WithJsonSchema({"type": "string", "enum": list(PAYABLE_CURRENCIES)})]
+
 
 class MetricsSettingsIn(RequestBody):
     cpc: str = Field(max_length=20, pattern=RATE_PATTERN, description="cost per click, decimal string")
     cpm: str = Field(
         max_length=20, pattern=RATE_PATTERN, description="cost per thousand impressions, decimal string"
     )
-    # domain.parse_currency refuses any other code, naming currency.
-    currency: Annotated[str, WithJsonSchema({"type": "string", "enum": list(PAYABLE_CURRENCIES)})] = Field(
+    currency: PayableCurrency = Field(
         description="ISO 4217 code of a currency a sale can be paid in, e.g. EUR"
     )
 

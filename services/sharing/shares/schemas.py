@@ -6,18 +6,19 @@ from datetime import datetime
 
 from pydantic import Field
 
-from services.sharing.advocates.schemas import NETWORK_NAMES, Request
+from services.sharing.advocates.schemas import Request
 from services.sharing.catalog.domain import ContentView
 from services.sharing.shares.domain import Share
 from shared.clock import RequestTime
 from shared.fields import Line, Text
+from shared.networks import Network
 from shared.pagination import Page
 from shared.schemas import ResponseBody
 
 
 class ShareIn(Request):
     content_id: Line = Field(min_length=1, max_length=200)
-    network: Line = Field(min_length=1, max_length=40, description=f"one of: {NETWORK_NAMES}")
+    network: Network  # domain.check_share refuses any other, naming network
     message: Text = Field(min_length=1, max_length=10_000, description="the advocate's own words")
     scheduled_at: RequestTime | None = Field(
         None, description="when the share goes out (UTC, future); omitted = now"

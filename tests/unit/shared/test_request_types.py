@@ -14,9 +14,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.metrics.org_settings.domain import PAYABLE_CURRENCIES
 from shared.auth import issue_dev_token
 from shared.errors import PROBLEM_JSON
 from shared.fields import CONTROLS, TEXT_CONTROLS
+from shared.networks import NETWORKS
 from shared.settings import ChorusSettings
 
 SETTINGS = ChorusSettings(telemetry_enabled=False, otlp_endpoint=None)
@@ -187,3 +189,22 @@ async def test_a_number_is_finite_as_json_has_it() -> None:
         body = f'{{"name": "Reach", "metric": "clicks", "target": {number}, "horizon_months": 3}}'
         headers = {"content-type": "application/json"}
         assert await refused_fields(app, "POST", "/v1/goals", headers, content=body) == {"target"}, number
+
+
+@pytest.mark.parametrize(
+    ("service", "schema", "field", "values"),
+    [
+        ("sharing", "ShareIn", "network", NETWORKS),
+        ("sharing", "ConnectedNetwork", "network", NETWORKS),
+        ("metrics", "ConversionIn", "currency", PAYABLE_CURRENCIES),
+        ("metrics", "MetricsSettingsIn", "currency", PAYABLE_CURRENCIES),
+    ],
+)
+def test_a_field_the_service_checks_against_a_list_documents_that_list(
+    service: str, schema: str, field: str, values: tuple[str, ...]
+) -> None:
+    spec = importlib.import_module(f"services.{service}.main").create_app().openapi()
+    documented = spec["components"]["schemas"][schema]["properties"][field]
+    # An optional field is the list or null.
+    choices = [c for c in documented.get("anyOf", [documented]) if c.get("type") != "null"]
+    assert [c["enum"] for c in choices] == [list(values)], documented
