@@ -175,6 +175,35 @@ async def test_a_long_publish_keeps_each_keys_order_on_the_broker_while_other_wo
         await consumer.stop()
 
 
+async def started_at_end(
+    settings: ChorusSettings, subscription: Subscription, producer: EventProducer
+) -> ConsumerRunner:
+    """A runner of `subscription` started from the training topic's end: what earlier tests left
+    there is not its to handle."""
+    group = f"{settings.consumer_group_prefix}.{subscription.group}"
+    await skip_history(settings.kafka_bootstrap, group, [TRAINING.name])
+    runner = ConsumerRunner(settings, subscription, producer)
+    await runner.start()
+    return runner
+
+
+def recorded_acks(org: str, group: str, poison: str | None = None) -> tuple[Subscription, list[str]]:
+    """A subscription to policy acknowledgements that records, in order, whom those of `org`
+    name; the handler of one naming `poison` fails."""
+    handled: list[str] = []
+    subscription = Subscription(group=group)
+
+    @subscription.on(PolicyAcknowledged)
+    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
+        if event.tenant != org:
+            return
+        if event.data.advocate_id == poison:
+            raise ValueError(f"cannot handle {event.data.advocate_id}")
+        handled.append(event.data.advocate_id)
+
+    return subscription, handled
+
+
 async def test_a_handler_that_keeps_failing_dead_letters_its_record_and_the_consumer_goes_on(
     settings: ChorusSettings, producer: EventProducer
 ) -> None:
@@ -235,11 +264,7 @@ async def test_a_handler_waits_out_a_database_outage_however_many_attempts_it_ta
             raise AutoReconnect("no primary (an election)")
 
     fast = settings.model_copy(update={"consumer_retry_backoff_s": 0.01})
-    await skip_history(
-        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
-    )
-    runner = ConsumerRunner(fast, subscription, producer)
-    await runner.start()
+    runner = await started_at_end(fast, subscription, producer)
     try:
         async with DeadLetters(settings, TRAINING.dlq, org) as dead:
             await producer.publish(ack(org, "ann"))
@@ -324,14 +349,7 @@ async def test_a_malformed_record_goes_to_the_dead_letter_topic_without_retries(
     settings: ChorusSettings, producer: EventProducer
 ) -> None:
     org = new_org()
-    handled: list[str] = []
-    subscription = Subscription(group=f"malformed-{org}")
-
-    @subscription.on(PolicyAcknowledged)
-    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
-        if event.tenant == org:
-            handled.append(event.data.advocate_id)
-
+    subscription, handled = recorded_acks(org, f"malformed-{org}")
     runner = ConsumerRunner(settings, subscription, producer)
     await runner.start()
     try:
@@ -346,17 +364,7 @@ async def test_a_dead_letter_waits_out_a_broker_outage_and_the_consumer_goes_on(
     settings: ChorusSettings, producer: EventProducer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     org = new_org()
-    handled: list[str] = []
-    subscription = Subscription(group=f"dlq-outage-{org}")
-
-    @subscription.on(PolicyAcknowledged)
-    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
-        if event.tenant != org:
-            return
-        if event.data.advocate_id == "poison":
-            raise ValueError("cannot handle the poison advocate")
-        handled.append(event.data.advocate_id)
-
+    subscription, handled = recorded_acks(org, f"dlq-outage-{org}", poison="poison")
     timeouts = 3
     send_raw = producer.send_raw
 
@@ -369,11 +377,7 @@ async def test_a_dead_letter_waits_out_a_broker_outage_and_the_consumer_goes_on(
 
     monkeypatch.setattr(producer, "send_raw", dead_letter_topic_out)
     fast = settings.model_copy(update={"consumer_retry_backoff_s": 0.01})
-    await skip_history(
-        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
-    )
-    runner = ConsumerRunner(fast, subscription, producer)
-    await runner.start()
+    runner = await started_at_end(fast, subscription, producer)
     try:
         async with DeadLetters(settings, TRAINING.dlq, org) as dead:
             await producer.publish(ack(org, "poison"))
@@ -390,25 +394,14 @@ async def test_a_record_too_large_to_dead_letter_with_its_error_headers_is_dead_
     settings: ChorusSettings, producer: EventProducer
 ) -> None:
     org = new_org()
-    handled: list[str] = []
-    subscription = Subscription(group=f"dlq-too-large-{org}")
-
-    @subscription.on(PolicyAcknowledged)
-    async def on_ack(event: Event[PolicyAcknowledged]) -> None:
-        if event.tenant == org:
-            handled.append(event.data.advocate_id)
-
+    subscription, handled = recorded_acks(org, f"dlq-too-large-{org}")
     # A malformed record as large as the producer sends (aiokafka's max_request_size, which
     # EventProducer keeps): with the dead letter's error headers it is too large.
     key, headers = b"big", [("ce_tenant", org.encode())]
     value = b"{" * MAX_REQUEST_SIZE
     while DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > MAX_REQUEST_SIZE:
         value = value[:-1]
-    await skip_history(
-        settings.kafka_bootstrap, f"{settings.consumer_group_prefix}.{subscription.group}", [TRAINING.name]
-    )
-    runner = ConsumerRunner(settings, subscription, producer)
-    await runner.start()
+    runner = await started_at_end(settings, subscription, producer)
     try:
         async with DeadLetters(settings, TRAINING.dlq, org) as dead:
             await producer.send_raw(TRAINING.name, value, key, headers)
