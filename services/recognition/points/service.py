@@ -60,7 +60,7 @@ class PointsService:
         await self.store.remember_share(
             org, d.share_id, d.advocate_id, content_id=d.content_id, tags=list(d.tags), team=d.team
         )
-        await self.score(domain.share_made(event))
+        await self._score(domain.share_made(event))
         await self.profiles.erase_late_writes(org, d.advocate_id)
         colleagues = await self.badges.colleague_shared(org, d.content_id, d.advocate_id)
         if colleagues is not None:
@@ -78,8 +78,8 @@ class PointsService:
         )
         verifies = await self.store.mark_share_verified(org, d.share_id, d.click_id)
         for item in domain.click_scores(event, verifies=verifies):
-            await self.score(item)
-        await self.profiles.erase_late_writes(org, d.advocate_id)  # the share it remembered
+            await self._score(item)
+        await self.profiles.erase_late_writes(org, d.advocate_id)  # the share and the entries
 
     async def conversion(self, event: Event[C], kind: Kind) -> None:
         item = domain.conversion(event, kind)
@@ -105,8 +105,8 @@ class PointsService:
         if item is None or await self.profiles.is_erased(item.org, item.advocate_id):
             return
         await self.badges.content_published(item.org, event.data.content_id, item.advocate_id)
-        await self.score(item)
-        await self.profiles.erase_late_writes(item.org, item.advocate_id)  # the author it recorded
+        await self._score(item)
+        await self.profiles.erase_late_writes(item.org, item.advocate_id)  # the author and the entry
 
     async def kudos_received(self, org: str, receiver: str, kudos_id: str, at: datetime) -> None:
         await self.score(domain.kudos_received(org, receiver, kudos_id, at))
@@ -123,6 +123,8 @@ class PointsService:
         return entry
 
     async def _score(self, item: Scored) -> LedgerEntry | None:
+        """`score` for a handler that checked the erasure itself, once for all it writes (a click
+        scores up to two entries: the read before and after each would be on the hot path)."""
         existing = await self.store.entry(
             item.org, domain.entry_id(item.org, item.source_event_id, item.kind)
         )
