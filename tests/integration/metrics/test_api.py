@@ -1168,11 +1168,15 @@ async def test_an_event_naming_someone_the_vault_no_longer_has_counts_for_nobody
         return bool((await totals(client, settings, org))["shares"] == 2)
 
     await eventually(both_counted, timeout_s=WAIT_S)
-    today = now.date().isoformat()
+    # From yesterday: run just after midnight (UTC), the shares fall on the day before.
     by_advocate = await client.get(
         "/v1/funnel",
         headers=admin(settings, org),
-        params={"from": today, "to": today, "group_by": "advocate"},
+        params={
+            "from": (now - timedelta(days=1)).date().isoformat(),
+            "to": now.date().isoformat(),
+            "group_by": "advocate",
+        },
     )
     assert [(r["key"], r["shares"], r["reach"]) for r in by_advocate.json()["rows"]] == [("stays", 1, 100)]
     assert (await totals(client, settings, org))["reach"] == 400

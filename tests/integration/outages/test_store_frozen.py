@@ -94,7 +94,12 @@ async def test_the_redirect_workload_stays_ready_with_the_store_frozen(
     (deploy/k8s/base/sharing-redirect.yaml) must not take every redirect pod out of the ingress."""
     sharing = chorus.clients["sharing"]
     with frozen(stack, "secantusdb"):
+
+        async def api_unready() -> bool:  # the API's readiness still asks the store
+            return (await sharing.get("/readyz")).status_code == 503
+
+        await eventually(api_unready, timeout_s=30)
+        # The same moment, the redirect's probe keeps the pod in the ingress.
         ready = await sharing.get(REDIRECT_READY_PATH)
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"consumers": "ok", "click_spool": "ok"}
-        assert (await sharing.get("/readyz")).status_code == 503  # the API's readiness still asks
