@@ -41,6 +41,8 @@ class Role(StrEnum):
     ADVOCATE = "advocate"
 
 
+# The roles a person's token may hold; anything else its roles claim says is ignored.
+PERSON_ROLES = frozenset(Role)
 # An API key acts for its organisation in server-to-server calls (conversions, integrations).
 API_KEY_ROLE = "integration"
 ORG_HEADER = "X-Chorus-Org"
@@ -220,6 +222,9 @@ class TokenVerifier:
             raise Unauthorized(f"the token's {self._claims['roles']} claim must be a list of strings")
         if not isinstance(org, str) or not org:
             raise Unauthorized(f"the token's {self._claims['org']} claim must be a non-empty string")
+        # A token is a person's: of its roles (an identity provider's groups, say) only a
+        # person's count. `integration` among them would pass for an API key holding every scope.
+        roles = [r for r in roles if r in PERSON_ROLES]
         # The rest of Chorus reads the organisation, roles and team under its own names.
         normalised = {**claims, "org": org, "roles": roles, "team": team if isinstance(team, str) else None}
         return Principal(sub=str(claims["sub"]), org=org, roles=frozenset(roles), claims=normalised)

@@ -10,6 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from services.content.main import create_app as content_app
+from services.metrics.main import create_app as metrics_app
+from services.recognition.main import create_app as recognition_app
 from services.sharing.main import create_app as sharing_app
 from shared.settings import ChorusSettings
 from tests.helpers import new_org, running_app
@@ -66,3 +68,32 @@ async def test_bad_credentials_are_refused_with_a_problem(
             assert response.status_code == status, f"{name}, {case}: {response.status_code} {response.text}"
             assert response.headers["content-type"] == "application/problem+json", case
             assert response.json()["status"] == status, case
+
+
+# (service, app factory, a request only an admin or an API key holding its scope may make)
+KEY_OPERATIONS: list[tuple[str, Callable[..., FastAPI], str, str, dict[str, object] | None]] = [
+    ("metrics", metrics_app, "POST", "/v1/conversions", {"type": "lead", "customer_id": "c-1"}),
+    ("sharing", sharing_app, "GET", "/scim/v2/Users", None),
+    ("recognition", recognition_app, "POST", "/v1/redemptions/rdm_0000000000000000/fulfil", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "factory", "method", "path", "json"), KEY_OPERATIONS, ids=[o[0] for o in KEY_OPERATIONS]
+)
+async def test_a_token_naming_the_api_keys_role_is_no_api_key(
+    settings: ChorusSettings,
+    name: str,
+    factory: Callable[..., FastAPI],
+    method: str,
+    path: str,
+    json: dict[str, object] | None,
+) -> None:
+    """`integration` is what an API key acts as. A person's token whose roles say it (an identity
+    provider's group of that name) is refused, not taken for a key holding every scope."""
+    org = new_org()
+    app_settings = type(factory().state.settings)(**settings.model_dump())
+    async with running_app(factory(app_settings)) as client:
+        claimed = {"Authorization": f"Bearer {token(settings, org=org, roles=['advocate', 'integration'])}"}
+        response = await client.request(method, path, headers=claimed, json=json)
+        assert response.status_code == 403, f"{name}: {response.status_code} {response.text}"
