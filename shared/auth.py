@@ -195,7 +195,9 @@ class TokenVerifier:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"the token is not valid: {exc}") from exc
-        return (await self._keys.key(kid)).key
+        # The key with its algorithm: a token naming another (ES256 for an RSA key) is refused
+        # as not valid, where the bare key made PyJWT raise a TypeError (a 500).
+        return await self._keys.key(kid)
 
     def _verify(self, token: str, key: Any) -> Principal:
         algorithms = ["HS256"] if self._keys is None else ["RS256", "ES256"]

@@ -171,3 +171,20 @@ async def test_a_claim_name_set_on_its_own_wins_over_the_preset() -> None:
         assert principal.org == "acme"
         with pytest.raises(Unauthorized, match="extension_chorusOrg"):
             await check.verify(issuer.token("k", tid="t", roles=[]))
+
+
+async def test_a_token_whose_algorithm_is_not_its_key_s_is_refused_with_a_401() -> None:
+    """A forger names a published key and another family's algorithm (ES256 for an RSA key):
+    the token is refused as not valid, never a 500 (a TypeError from the key's use)."""
+    issuer = Issuer()
+    issuer.add_key("rsa-1", "RS256")
+    issuer.add_key("ec-1", "ES256")
+    forger_rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forger_ec = ec.generate_private_key(ec.SECP256R1())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "mallory", "org": "acme", "exp": int(time.time()) + 600}
+    async with serving(issuer):
+        check = verifier(issuer)
+        for kid, key, alg in (("rsa-1", forger_ec, "ES256"), ("ec-1", forger_rsa, "RS256")):
+            forged = jwt.encode(claims, key, algorithm=alg, headers={"kid": kid})
+            with pytest.raises(Unauthorized):
+                await check.verify(forged)
