@@ -47,6 +47,8 @@ PERSON_ROLES = frozenset(Role)
 API_KEY_ROLE = "integration"
 ORG_HEADER = "X-Chorus-Org"
 VERIFIED_TOKENS_KEPT = 10_000
+# The shortest HS256 secret production takes (RFC 7518 3.2: at least the hash's 256 bits).
+MIN_SECRET_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,16 @@ class SigningKeys:
         )
 
 
+def _check_prod_secret(secret: str) -> None:
+    # A token is in every signed-in person's hands: a short secret is found offline from it.
+    if secret == DEV_JWT_SECRET:
+        raise RuntimeError("CHORUS_JWT_SECRET is the dev secret: set CHORUS_JWKS_URL or a real secret")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise RuntimeError(
+            f"CHORUS_JWT_SECRET must be {MIN_SECRET_LENGTH} characters or more (or set CHORUS_JWKS_URL)"
+        )
+
+
 class TokenVerifier:
     """Verifies bearer tokens: HS256 against the dev secret, or RS256/ES256 against a JWKS."""
 
@@ -169,8 +181,8 @@ class TokenVerifier:
         self._keys = SigningKeys(settings.jwks_url) if settings.jwks_url else None
         self._claims = {**CLAIM_PRESETS[settings.jwt_claims], **settings.jwt_claim_overrides()}
         self._verified: dict[str, tuple[float, Principal]] = {}  # token -> (exp, principal)
-        if settings.environment == "prod" and not self._keys and settings.jwt_secret == DEV_JWT_SECRET:
-            raise RuntimeError("CHORUS_JWT_SECRET is the dev secret: set CHORUS_JWKS_URL or a real secret")
+        if settings.environment == "prod" and not self._keys:
+            _check_prod_secret(settings.jwt_secret)
 
     async def verify(self, token: str) -> Principal:
         """The principal a token names. A client sends the same token on every request until it

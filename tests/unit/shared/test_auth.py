@@ -165,6 +165,14 @@ def test_prod_refuses_to_start_with_the_dev_secret() -> None:
         TokenVerifier(ChorusSettings(environment="prod"))
 
 
+def test_prod_refuses_a_secret_short_enough_to_guess() -> None:
+    # Any signed-in person holds a token: a short HS256 secret is found offline from it, and
+    # then tokens of any organisation and role can be made.
+    with pytest.raises(RuntimeError, match="32 characters"):
+        TokenVerifier(ChorusSettings(environment="prod", jwt_secret="changeme-in-prod"))
+    TokenVerifier(ChorusSettings(environment="prod", jwt_secret="x" * 32))
+
+
 async def test_a_verified_token_is_remembered_until_it_expires(
     settings: ChorusSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
