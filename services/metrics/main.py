@@ -87,6 +87,7 @@ def create_app(settings: MetricsSettings | None = None) -> FastAPI:
             WebhookStore(runtime.db, box),
             DeliveryStore(runtime.db),
             retry_base_s=settings.webhook_retry_base_s,
+            timeout_s=settings.webhook_timeout_s,
             # Plain http to a local receiver is for development only.
             allow_insecure_loopback=settings.environment != "prod",
             vault=runtime.vault,

@@ -18,9 +18,11 @@ class MetricsSettings(ChorusSettings):
     # Days without a share after which an enrolled advocate no longer counts as active.
     active_window_days: int = 30
     goal_snapshot_every_s: float = 3600.0
-    # Outbound webhooks: how often due deliveries are sent, and the first retry's wait (it doubles).
+    # Outbound webhooks: how often due deliveries are sent, the first retry's wait (it doubles),
+    # and how long one attempt may take in all.
     webhook_dispatch_every_s: float = 1.0
     webhook_retry_base_s: float = 5.0
+    webhook_timeout_s: float = Field(10.0, gt=0)
     # Employee survey respondents are kept as an HMAC under this secret: without it, trying
     # known employee ids cannot tell who answered (deploy/ reads it from a Secret).
     survey_respondent_secret: str = DEV_SURVEY_SECRET

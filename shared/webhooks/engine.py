@@ -5,7 +5,9 @@ says, through `resolve`, where that target is and what secret signs for it at se
 engine signs (signing.py), POSTs, logs every attempt in the delivery's document and retries with
 backoff (policy.py) until a 2xx, the last attempt ("failed") or the target is gone ("cancelled").
 A delivery that has ended is kept, for its log and replay, for `KEPT_FOR` (a TTL index), then
-goes; pending ones stay until they end.
+goes; pending ones stay until they end. Deliveries to different endpoints are sent side by side,
+one at a time per endpoint (`dispatch_due`), so a receiver that holds every attempt to its
+deadline delays its own deliveries only.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from shared.webhooks.signing import signed_headers
 log = logging.getLogger(__name__)
 
 DELIVERIES = "webhook_deliveries"
-DISPATCH_BATCH = 50
+# How many attempts one dispatcher makes at once, to as many endpoints.
+SENDS_AT_ONCE = 16
+# While attempts are in flight, how often a dispatch pass looks for newly due deliveries.
+LOOK_AGAIN_S = 1.0
 # How long an ended delivery (delivered, failed, cancelled) stays in the log and can be replayed.
 KEPT_FOR = timedelta(days=30)
 # How long a webhook host's name may take to resolve.
@@ -53,6 +58,10 @@ INDEXES = [
     # The deliveries whose body names a person, for their erasure.
     IndexSpec(DELIVERIES, [("org", ASCENDING), ("people", ASCENDING)]),
 ]
+
+
+# Where deliveries go, as the dispatcher tells them apart: (org, target).
+Endpoint = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -159,17 +168,22 @@ class DeliveryStore:
     async def forget(self, org: str, person: str) -> int:
         return (await self._of(org).delete_many({"people": person})).deleted_count
 
-    async def claim_due(self, now: datetime, lease_until: datetime, max_attempts: int) -> Delivery | None:
-        """Take the earliest due delivery and push its next attempt past a lease, counting the
-        attempt, so that two dispatchers (replicas) never both send it. One whose attempts are
-        all claimed is not taken again (see fail_abandoned)."""
+    async def claim_due(
+        self, now: datetime, lease_until: datetime, max_attempts: int, busy: Iterable[Endpoint] = ()
+    ) -> Delivery | None:
+        """Take the earliest due delivery of an endpoint not in `busy` and push its next attempt
+        past a lease, counting the attempt, so that two dispatchers (replicas) never both send it.
+        One whose attempts are all claimed is not taken again (see fail_abandoned)."""
         deliveries = self._tenants.across(DELIVERIES, why="the dispatcher takes due deliveries of every org")
+        due: Document = {
+            "state": str(State.PENDING),
+            "next_attempt_at": {"$lte": now},
+            "attempts": {"$lt": max_attempts},
+        }
+        if skipped := [{"org": org, "target": target} for org, target in busy]:
+            due["$nor"] = skipped
         doc = await deliveries.find_one_and_update(
-            {
-                "state": str(State.PENDING),
-                "next_attempt_at": {"$lte": now},
-                "attempts": {"$lt": max_attempts},
-            },
+            due,
             {"$set": {"next_attempt_at": lease_until}, "$inc": {"attempts": 1}},
             sort=[("next_attempt_at", ASCENDING)],
             return_document=ReturnDocument.AFTER,
@@ -382,19 +396,49 @@ class WebhookEngine:
         await self._store.add(replayed)
         return replayed
 
-    async def dispatch_due(self, limit: int = DISPATCH_BATCH) -> int:
-        """Send what is due (a Periodic calls this); returns how many were delivered."""
+    async def dispatch_due(self) -> int:
+        """Send what is due (a Periodic calls this); returns how many were delivered.
+
+        Up to SENDS_AT_ONCE attempts at once, to as many endpoints: an endpoint's deliveries go
+        one at a time, the earliest due first, and are not claimed while it has one in flight.
+        The pass claims again as each attempt ends, and every LOOK_AGAIN_S while any is in
+        flight, so a receiver that holds its attempt to the deadline holds up only its own
+        endpoint; it ends when nothing is in flight and nothing is due."""
         delivered = 0
-        await self._store.fail_abandoned(utc_now(), self._max_attempts)
-        for _ in range(limit):
-            at = utc_now()
-            # The lease outlasts one request, so a crashed dispatcher's claim comes back.
-            lease_until = at + timedelta(seconds=self._timeout_s * 3)
-            delivery = await self._store.claim_due(at, lease_until, self._max_attempts)
-            if delivery is None:
-                break
-            delivered += await self._send(delivery) is State.DELIVERED
-        return delivered
+        sending: dict[Endpoint, asyncio.Task[State]] = {}
+        look_for_abandoned_at = time.monotonic()
+        async with asyncio.TaskGroup() as attempts:
+            while True:
+                if time.monotonic() >= look_for_abandoned_at:
+                    await self._store.fail_abandoned(utc_now(), self._max_attempts)
+                    look_for_abandoned_at = time.monotonic() + LOOK_AGAIN_S
+                while len(sending) < SENDS_AT_ONCE:
+                    at = utc_now()
+                    # The lease outlasts one attempt, so a crashed dispatcher's claim comes back.
+                    lease_until = at + timedelta(seconds=self._timeout_s * 3)
+                    delivery = await self._store.claim_due(at, lease_until, self._max_attempts, sending)
+                    if delivery is None:
+                        break
+                    endpoint = (delivery.org, delivery.target)
+                    sending[endpoint] = attempts.create_task(self._send_alone(delivery))
+                if not sending:
+                    return delivered
+                ended, _ = await asyncio.wait(
+                    sending.values(), timeout=LOOK_AGAIN_S, return_when=asyncio.FIRST_COMPLETED
+                )
+                for endpoint, attempt in list(sending.items()):
+                    if attempt in ended:
+                        del sending[endpoint]
+                        delivered += attempt.result() is State.DELIVERED
+
+    async def _send_alone(self, delivery: Delivery) -> State:
+        """`_send`, whose failure (its target's look-up, the outcome's write) ends this attempt
+        only, not the others in flight: its claim runs out and the delivery is tried again."""
+        try:
+            return await self._send(delivery)
+        except Exception:
+            log.exception("webhook delivery %s: attempt %s failed", delivery.id, delivery.attempts)
+            return State.PENDING
 
     async def _send(self, delivery: Delivery) -> State:
         target = await self._resolve(delivery.org, delivery.target)
@@ -412,7 +456,7 @@ class WebhookEngine:
         started = time.monotonic()
         try:
             # The client's timeout bounds each read, not the attempt: a receiver trickling its
-            # answer would hold the dispatcher, and every organisation's deliveries, for ever.
+            # answer would hold its endpoint's deliveries, and a slot of the dispatcher, for ever.
             async with asyncio.timeout(self._timeout_s):
                 destination = await self._destination(target.url)
                 async with self._http.stream(

@@ -350,6 +350,18 @@ QUERIES: dict[str, Query] = {
         [("next_attempt_at", ASCENDING)],
         1,
     ),
+    "the earliest due webhook delivery of an endpoint not in flight": Query(
+        "shared.webhooks.engine DeliveryStore.claim_due (busy)",
+        "webhook_deliveries",
+        {
+            "state": "pending",
+            "next_attempt_at": {"$lte": _at(900)},
+            "attempts": {"$lt": 5},
+            "$nor": [{"org": "org1", "target": "ep1"}, {"org": "org2", "target": "fulfilment"}],
+        },
+        [("next_attempt_at", ASCENDING)],
+        1,
+    ),
     "due webhook deliveries whose attempts are all claimed": Query(
         "shared.webhooks.engine DeliveryStore.fail_abandoned (update_many)",
         "webhook_deliveries",

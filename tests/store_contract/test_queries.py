@@ -57,6 +57,23 @@ async def test_array_fields_match_elements_size_and_positions(collection: AsyncC
     assert await ids(collection, {"applied_events": {"$nin": ["e1", "e2"]}}) == ["empty"]
 
 
+async def test_nor_of_pairs_leaves_out_only_documents_matching_a_whole_pair(
+    collection: AsyncCollection[Document],
+) -> None:
+    # shared.webhooks.engine claim_due: due deliveries except those of the (org, target) pairs
+    # in flight; the same target in another org is still taken.
+    await collection.insert_many(
+        [
+            {"_id": "a-hook", "org": "a", "target": "hook"},
+            {"_id": "a-other", "org": "a", "target": "other"},
+            {"_id": "b-hook", "org": "b", "target": "hook"},
+            {"_id": "c-other", "org": "c", "target": "other"},
+        ]
+    )
+    busy = [{"org": "a", "target": "hook"}, {"org": "c", "target": "other"}]
+    assert await ids(collection, {"$nor": busy}) == ["a-other", "b-hook"]
+
+
 async def test_not_gte_matches_a_missing_field_and_smaller_values(
     collection: AsyncCollection[Document],
 ) -> None:

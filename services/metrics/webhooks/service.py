@@ -30,7 +30,6 @@ from shared.webhooks.engine import Delivery, DeliveryStore, Target, WebhookEngin
 
 log = logging.getLogger(__name__)
 
-REQUEST_TIMEOUT_S = 10.0
 # Every event on every topic (clicks too) asks which endpoints want it: the answer is cached per
 # organisation for a few seconds. A change made through another replica shows within that time.
 ENDPOINT_CACHE_S = 5.0
@@ -48,6 +47,7 @@ class WebhookService:
         deliveries: DeliveryStore,
         *,
         retry_base_s: float,
+        timeout_s: float,
         allow_insecure_loopback: bool,
         vault: Vault | None = None,
         clock: Clock = utc_now,
@@ -63,7 +63,7 @@ class WebhookService:
             content_type="application/cloudevents+json",
             retry_base_s=retry_base_s,
             max_attempts=domain.MAX_ATTEMPTS,
-            timeout_s=REQUEST_TIMEOUT_S,
+            timeout_s=timeout_s,
             allow_insecure_loopback=allow_insecure_loopback,
         )
         self._replays: set[asyncio.Task[None]] = set()

@@ -218,3 +218,59 @@ async def test_endpoints_are_validated_and_private_to_their_organisation(setting
         assert "secret" not in listed[0]
         assert (await api.delete(f"/v1/webhooks/{endpoint_id}", headers=admin)).status_code == 204
         assert (await api.get("/v1/webhooks", headers=admin)).json()["items"] == []
+
+
+@contextlib.asynccontextmanager
+async def slow_and_fast(seen: list[str]) -> AsyncIterator[str]:
+    """Two receivers noting in `seen`, in order, what happens to them: /slow takes a request and
+    never answers (its attempt ends when the sender drops the connection, at its deadline),
+    /fast answers 204 at once. The base URL."""
+
+    async def slow(request: Request) -> Response:
+        await request.body()
+        seen.append("slow received")
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        seen.append("slow attempt ended")
+        return Response(status_code=204)
+
+    async def fast(request: Request) -> Response:
+        seen.append("fast received")
+        return Response(status_code=204)
+
+    routes = [Route("/slow", slow, methods=["POST"]), Route("/fast", fast, methods=["POST"])]
+    async with http_server(Starlette(routes=routes)) as base_url:
+        yield base_url
+
+
+async def test_a_receiver_that_never_answers_holds_up_no_other_organisations_delivery(
+    settings: ChorusSettings,
+) -> None:
+    slow_org, fast_org = new_org(), new_org()
+    # A deadline far beyond what the fast delivery takes, however loaded the machine: the fast
+    # one must come while the slow attempt is still waiting for its answer.
+    metrics_settings = MetricsSettings(
+        **{**settings.model_dump(), "webhook_dispatch_every_s": 0.1, "webhook_timeout_s": 60}
+    )
+    seen: list[str] = []
+    producer = EventProducer(settings)
+    await producer.start()
+    try:
+        async with slow_and_fast(seen) as base_url, running_app(create_app(metrics_settings)) as api:
+            for org, path in ((slow_org, "/slow"), (fast_org, "/fast")):
+                created = await api.post(
+                    "/v1/webhooks",
+                    headers=bearer(settings, org=org, sub="root", roles=["admin"]),
+                    json={"url": f"{base_url}{path}", "event_types": ["chorus.share.made"]},
+                )
+                assert created.status_code == 201, created.text
+
+            await producer.publish(share(slow_org, "s-slow"))
+            await eventually(lambda: "slow received" in seen, timeout_s=30)
+            await producer.publish(share(fast_org, "s-fast"))
+            # Long enough for the slow attempt's deadline too: a dispatcher that waited for it
+            # delivers the fast one after it ended, and the order below says so.
+            await eventually(lambda: "fast received" in seen, timeout_s=120)
+            assert seen[:2] == ["slow received", "fast received"]
+    finally:
+        await producer.stop()

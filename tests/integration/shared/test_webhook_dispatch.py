@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from shared.clock import utc_now
@@ -145,9 +145,42 @@ async def test_a_huge_answer_is_not_read(deliveries: DeliveryStore) -> None:
             await dispatcher.close()
 
 
-def pending(delivery_id: str) -> Delivery:
-    at = utc_now()
-    return Delivery(delivery_id, "org-a", "hook", "", "{}", State.PENDING, 0, at, at)
+def pending(delivery_id: str, org: str = "org-a", target: str = "hook", due_ago_s: float = 0) -> Delivery:
+    at = utc_now() - timedelta(seconds=due_ago_s)
+    return Delivery(delivery_id, org, target, "", f'"{delivery_id}"', State.PENDING, 0, at, at)
+
+
+async def test_an_endpoints_deliveries_go_one_at_a_time_in_the_order_they_fell_due(
+    deliveries: DeliveryStore,
+) -> None:
+    in_flight: dict[str, int] = {"a": 0, "b": 0}
+    most: dict[str, int] = {"a": 0, "b": 0}
+    received: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    async def hook(request: Request) -> Response:
+        name = request.path_params["name"]
+        in_flight[name] += 1
+        most[name] = max(most[name], in_flight[name])
+        await asyncio.sleep(0.05)  # room for a second attempt to the same endpoint to overlap
+        received[name].append(await request.body())
+        in_flight[name] -= 1
+        return Response(status_code=204)
+
+    app = Starlette(routes=[Route("/{name}", hook, methods=["POST"])])
+    async with http_server(app) as base_url:
+        dispatcher = engine(deliveries, {"a": f"{base_url}/a", "b": f"{base_url}/b"})
+        try:
+            for n in reversed(range(4)):  # x0 fell due first (4 s ago) and is added last
+                await deliveries.add(pending(f"a{n}", "org-a", "a", due_ago_s=4 - n))
+                await deliveries.add(pending(f"b{n}", "org-b", "b", due_ago_s=4 - n))
+            assert await asyncio.wait_for(dispatcher.dispatch_due(), 20) == 8
+        finally:
+            await dispatcher.close()
+    assert received == {
+        "a": [b'"a0"', b'"a1"', b'"a2"', b'"a3"'],
+        "b": [b'"b0"', b'"b1"', b'"b2"', b'"b3"'],
+    }
+    assert most == {"a": 1, "b": 1}
 
 
 async def test_a_dispatcher_whose_lease_ran_out_does_not_overwrite_the_newer_outcome(
