@@ -139,12 +139,21 @@ async def replay_delivery(
     },
 )
 async def start_replay(
-    endpoint_id: str, body: ReplayIn, principal: Admin, service: Service
+    endpoint_id: str, body: ReplayIn, principal: Admin, service: Service, once: Idempotent
 ) -> dict[str, Any]:
     """Reads the range back from the topics and delivers every matching event again (new delivery ids; the
-    event ids are unchanged, so receivers can dedupe). Runs in the background.
+    event ids are unchanged, so receivers can dedupe). Runs in the background. With an Idempotency-Key, a
+    retry answers the replay its first try started instead of delivering the range once more.
     """
-    return _replay(await service.start_replay(principal, endpoint_id, body.from_, body.to))
+
+    async def create() -> dict[str, Any]:
+        replay = await service.start_replay(principal, endpoint_id, body.from_, body.to, once.key)
+        return ReplayOut.model_validate(_replay(replay)).model_dump(mode="json")
+
+    # The endpoint is part of the request: the same key for another endpoint's replay is refused.
+    return await once(
+        principal.org, "webhook-replays", {"endpoint_id": endpoint_id, **body.model_dump(mode="json")}, create
+    )
 
 
 @router.get("/{endpoint_id}/replays/{replay_id}", response_model=ReplayOut, summary="A replay's progress")

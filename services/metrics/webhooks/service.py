@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import uuid
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -177,11 +176,19 @@ class WebhookService:
     # --- range replays ---------------------------------------------------------------------
 
     async def start_replay(
-        self, principal: Principal, endpoint_id: str, since: datetime, until: datetime
+        self,
+        principal: Principal,
+        endpoint_id: str,
+        since: datetime,
+        until: datetime,
+        idempotency_key: str | None,
     ) -> Replay:
+        """Start delivering the range again; with an Idempotency-Key the replay's id comes from
+        it, so a retry whose first answer was lost finds that replay instead of starting another."""
         endpoint = await self.get_endpoint(principal, endpoint_id)
+        now, made_at = self._clock(), partial(self._store.replay_made_at, principal.org)
         replay = Replay(
-            id=uuid.uuid4().hex,
+            id=await id_for_request("", idempotency_key, (principal.org, endpoint_id), made_at, now),
             org=principal.org,
             endpoint_id=endpoint_id,
             since=since,
@@ -189,10 +196,13 @@ class WebhookService:
             state="running",
             events=0,
             requested_by=principal.sub,
-            requested_at=self._clock(),
-            progress_at=self._clock(),
+            requested_at=now,
+            progress_at=now,
         )
-        await self._store.add_replay(replay)
+        started = await self._store.add_replay(replay)
+        if started is not replay:
+            # The first try's: it runs, or `resume_replays` resumes it once its process stopped.
+            return started
         task = outliving_request(self._replay(replay, set(endpoint.event_types)), name=f"replay:{replay.id}")
         self._replays.add(task)
         task.add_done_callback(self._replays.discard)

@@ -147,8 +147,14 @@ class WebhookStore:
         )
         return result.modified_count == 1
 
-    async def add_replay(self, replay: Replay) -> None:
-        await self.tenants.of(replay.org, REPLAYS).insert_one(REPLAY_DOCUMENTS.document(replay))
+    async def add_replay(self, replay: Replay) -> Replay:
+        """Insert the replay, or answer the one there with its id (a retry of its request, its id
+        from the same Idempotency-Key)."""
+        return await REPLAY_DOCUMENTS.insert_once(self.tenants.of(replay.org, REPLAYS), replay)
+
+    async def replay_made_at(self, org: str, replay_id: str) -> datetime | None:
+        made = await REPLAY_DOCUMENTS.one(self.tenants.of(org, REPLAYS), {"_id": replay_id})
+        return None if made is None else made.requested_at
 
     async def finish_replay(
         self, org: str, replay_id: str, state: str, events: int, error: str | None

@@ -22,7 +22,7 @@ from services.metrics.main import create_app
 from services.metrics.settings import MetricsSettings
 from services.metrics.webhooks.service import REPLAY_STALLED_AFTER, WebhookService
 from services.metrics.webhooks.store import REPLAYS
-from shared import webhooks
+from shared import idempotency, webhooks
 from shared.events import Event
 from shared.events.shares import ShareMade
 from shared.events.training import CourseCompleted
@@ -273,4 +273,72 @@ async def test_a_receiver_that_never_answers_holds_up_no_other_organisations_del
             await eventually(lambda: "fast received" in seen, timeout_s=120)
             assert seen[:2] == ["slow received", "fast received"]
     finally:
+        await producer.stop()
+
+
+async def test_a_replay_retried_with_its_idempotency_key_delivers_the_range_once_more_only(
+    settings: ChorusSettings,
+) -> None:
+    org = new_org()
+    admin = bearer(settings, org=org, sub="root", roles=["admin"])
+    metrics_settings = MetricsSettings(**{**settings.model_dump(), "webhook_dispatch_every_s": 0.1})
+    producer = EventProducer(settings)
+    await producer.start()
+    mongo = create_client(settings)
+    db = mongo[settings.database_name("metrics")]
+    try:
+        async with serve(Receiver()) as receiver, running_app(create_app(metrics_settings)) as api:
+            created = await api.post(
+                "/v1/webhooks",
+                headers=admin,
+                json={"url": receiver.url, "event_types": ["chorus.share.made"]},
+            )
+            endpoint_id = created.json()["id"]
+            before = datetime.now(UTC) - timedelta(seconds=1)
+            await producer.publish(share(org, "s-1"))
+            await eventually(lambda: receiver.requests, timeout_s=30)
+
+            replays = f"/v1/webhooks/{endpoint_id}/replays"
+            keyed = {**admin, "Idempotency-Key": "replay-1"}
+            until = datetime.now(UTC) + timedelta(seconds=1)
+            span = {"from": before.isoformat(), "to": until.isoformat()}
+            first = await api.post(replays, headers=keyed, json=span)
+            assert first.status_code == 202, first.text
+            assert "idempotent-replayed" not in first.headers
+            await eventually(lambda: len(receiver.requests) == 2, timeout_s=30)
+
+            # The answer was lost: the client sends the same request again, and is answered the
+            # replay already started.
+            again = await api.post(replays, headers=keyed, json=span)
+            assert (again.status_code, again.json()) == (202, first.json())
+            assert again.headers["idempotent-replayed"] == "true"
+
+            # The first request started the replay, then its process stopped before its answer
+            # was stored: its key is taken over, and the retry finds the replay the key started.
+            await db[idempotency.COLLECTION].update_one(
+                {"org": org},
+                {"$set": {"state": "running", "abandoned_at": datetime.now(UTC)}, "$unset": {"response": ""}},
+            )
+            taken_over = await api.post(replays, headers=keyed, json=span)
+            assert (taken_over.status_code, taken_over.json()["id"]) == (202, first.json()["id"])
+
+            # The same key with another range is refused, naming the header.
+            longer = {**span, "to": (until + timedelta(seconds=1)).isoformat()}
+            refused = await api.post(replays, headers=keyed, json=longer)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["field"] == "Idempotency-Key"
+
+            assert await db[REPLAYS].count_documents({"org": org}) == 1
+            logged = await api.get(f"/v1/webhooks/{endpoint_id}/deliveries", headers=admin)
+            assert len(logged.json()["items"]) == 2  # the event's delivery, and the one replay's
+
+            # A day on, the key's record has expired, and the client uses the key again: a new one.
+            a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+            await db[REPLAYS].update_one({"org": org}, {"$set": {"requested_at": a_day_ago}})
+            await db[idempotency.COLLECTION].delete_many({"org": org})
+            later = await api.post(replays, headers=keyed, json=span)
+            assert later.status_code == 202, later.text
+            assert later.json()["id"] != first.json()["id"]
+    finally:
+        await mongo.close()
         await producer.stop()
