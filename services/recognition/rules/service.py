@@ -37,7 +37,8 @@ class RulesService:
         return await self._cache.get(org, load)
 
     async def publish(self, org: str, rules: Rules, *, expected_version: int | None, by: str) -> int:
-        current, _ = await self.rules(org)
+        # The version stored now, not the cached one: another replica may have published since.
+        current = (await self.store.latest(org) or domain.DEFAULTS).version
         version = domain.next_version(current, expected_version)
         if not await self.store.insert(org, RuleVersion(version, rules, by, self.clock())):
             raise Conflict("someone else published rules at the same moment; reload and retry")

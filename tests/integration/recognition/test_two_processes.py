@@ -405,3 +405,30 @@ async def test_concurrent_redemptions_on_two_processes_spend_exactly_what_the_ba
         hoodie = body(await http.get(f"{two}/v1/rewards/{few['reward_id']}", headers=other))
         assert hoodie["stock"] == 0
         assert body(await http.get(f"{two}/v1/me/points", headers=other))["balance"] == 47
+
+
+async def test_rules_published_through_one_process_are_built_on_at_once_through_the_other(
+    replicas: Replicas, settings: ChorusSettings
+) -> None:
+    """An admin saves the rules twice in a row and a load balancer sends the saves to different
+    processes. The second process took the version to publish from the rules it keeps for scoring
+    (up to two seconds old) and refused a save made from the version just published, as if
+    someone else had published at the same moment."""
+    org = new_org()
+    one, two = replicas.urls
+    admin = as_(settings, org, "boss", "admin")
+    async with httpx.AsyncClient(timeout=30) as http:
+
+        async def publish(url: str, daily_cap: int, expected_version: int | None = None) -> int:
+            new_rules = {"rules": {**rules, "daily_cap": daily_cap}, "expected_version": expected_version}
+            return int(body(await http.put(f"{url}/v1/rules", headers=admin, json=new_rules))["version"])
+
+        rules = body(await http.get(f"{two}/v1/rules", headers=admin))["rules"]  # `two` keeps version 0
+        assert await publish(one, 100, expected_version=0) == 1
+        assert await publish(two, 90, expected_version=1) == 2
+        body(await http.get(f"{one}/v1/rules", headers=admin))  # `one` keeps version 2
+        assert await publish(two, 80) == 3
+        assert await publish(one, 70) == 4
+        versions = body(await http.get(f"{two}/v1/rules/versions", headers=admin))["items"]
+        caps = [(v["version"], v["rules"]["daily_cap"]) for v in versions]
+        assert caps == [(4, 70), (3, 80), (2, 90), (1, 100)]
