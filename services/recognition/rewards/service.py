@@ -107,9 +107,11 @@ class RewardService:
         event = domain.redeemed(placed, RedemptionStatus.REQUESTED)
         if await self.store.place(placed, [pending(event)]):
             self.outbox.nudge()
+            await self.store.settle_reservation(org, reward.id, rid)
             return placed
         shown = await self.store.redemption(org, rid)
         if shown is not None:  # another try placed it meanwhile
+            await self.store.settle_reservation(org, reward.id, rid)
             return shown
         # Another try was refused and dropped it meanwhile: the points and unit this one took
         # (each once per redemption) go back, once.

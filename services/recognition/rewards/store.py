@@ -1,7 +1,8 @@
 """The rewards catalogue, redemptions (each carrying its chorus.reward.redeemed in its outbox)
 and each organisation's fulfilment webhook. Stock, budget and status changes are each one
-conditional single-document update; a redemption's reservation is remembered on the reward
-(`applied_events`), so that a retry of it takes nothing twice."""
+conditional single-document update; a redemption's reservation is remembered on the reward, so
+that a retry of it takes nothing twice: in `reserving` while the redemption is placing, however
+many others reserve meanwhile, then among the last ones placed (`applied_events`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from shared.mongo import (
     mark_applied,
     newest_first,
     pending_index,
-    was_applied,
 )
 from shared.outbox import outbox_index, queue
 from shared.tenancy import Tenants
@@ -32,6 +32,8 @@ from shared.webhooks.engine import INDEXES as DELIVERY_INDEXES
 from shared.webhooks.sealing import SecretBox
 
 REWARDS = "rewards"
+# On a reward: the redemptions placing that reserved a unit of it.
+RESERVING = "reserving"
 REDEMPTIONS = "redemptions"
 WEBHOOKS = "webhooks"
 
@@ -103,12 +105,17 @@ class RewardStore:
     async def reserve(self, org: str, reward: Reward, redemption_id: str) -> bool:
         """Take one unit of stock and the reward's price from its budget for a redemption, in one
         conditional update; True when it is taken, by this call or by an earlier try of the same
-        redemption (the update remembers its id, `mark_applied`).
+        redemption (the update remembers its id in `reserving`).
 
         A null stock or budget means unlimited, and which of them a reward has is fixed when it is
         created, so the reward as read says which conditions and decrements apply.
         """
-        query: Document = {"_id": reward.id, "active": True, **applied_once_filter(redemption_id)}
+        query: Document = {
+            "_id": reward.id,
+            "active": True,
+            RESERVING: {"$ne": redemption_id},
+            **applied_once_filter(redemption_id),
+        }
         inc: Document = {"stock_taken": 1, "spent_cents": reward.price_cents}
         if reward.stock is not None:
             query["stock"] = {"$gte": 1}
@@ -117,8 +124,19 @@ class RewardStore:
             query["budget_left_cents"] = {"$gte": reward.price_cents}
             inc["budget_left_cents"] = -reward.price_cents
         rewards = self.tenants.of(org, REWARDS)
-        result = await rewards.update_one(query, {"$inc": inc, "$push": mark_applied(redemption_id)})
-        return bool(result.modified_count) or await was_applied(rewards, reward.id, redemption_id)
+        result = await rewards.update_one(query, {"$inc": inc, "$push": {RESERVING: redemption_id}})
+        if result.modified_count:
+            return True
+        held = {"_id": reward.id, **_holding(redemption_id)}
+        return await rewards.find_one(held, {"_id": 1}) is not None
+
+    async def settle_reservation(self, org: str, reward_id: str, redemption_id: str) -> None:
+        """The redemption is placed: its reservation joins the last ones placed, which a stale try
+        of it still finds (`reserve`), and leaves `reserving`, which holds only those placing."""
+        await self.tenants.of(org, REWARDS).update_one(
+            {"_id": reward_id, RESERVING: redemption_id},
+            {"$pull": {RESERVING: redemption_id}, "$push": mark_applied(redemption_id)},
+        )
 
     async def return_stock(self, org: str, reward: Reward, redemption: Redemption) -> None:
         """Give back what a rejected redemption took, once whatever the retries: the reward
@@ -133,8 +151,11 @@ class RewardStore:
         """Give back what `reserve` took for a redemption that was refused, once whatever the
         retries: the update forgets the redemption's id as it gives back."""
         await self.tenants.of(org, REWARDS).update_one(
-            {"_id": reward.id, "applied_events": redemption.id},
-            {"$inc": _released(reward, redemption.price_cents), "$pull": {"applied_events": redemption.id}},
+            {"_id": reward.id, **_holding(redemption.id)},
+            {
+                "$inc": _released(reward, redemption.price_cents),
+                "$pull": {RESERVING: redemption.id, "applied_events": redemption.id},
+            },
         )
 
     # --- redemptions -----------------------------------------------------------------------------
@@ -261,6 +282,12 @@ class RewardStore:
     async def webhook(self, org: str) -> Target | None:
         doc = await self.tenants.of(org, WEBHOOKS).find_one({"_id": org})
         return None if doc is None else Target(url=doc["url"], secret=self.box.open(doc["secret"]))
+
+
+def _holding(redemption_id: str) -> Document:
+    """The filter of a reward holding a reservation for the redemption (one made before
+    `reserving` was kept is among `applied_events`)."""
+    return {"$or": [{RESERVING: redemption_id}, {"applied_events": redemption_id}]}
 
 
 def _released(reward: Reward, price_cents: int) -> Document:

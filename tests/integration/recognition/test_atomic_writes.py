@@ -278,6 +278,44 @@ async def test_a_stale_try_of_a_refused_redemption_takes_nothing(
     assert await stores[1].rewards.stale_redemptions(now()) == []  # nothing left for a relay
 
 
+async def test_a_redemption_left_placing_takes_one_unit_however_many_were_redeemed_meanwhile(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore]
+) -> None:
+    """A redemption's request stopped after it reserved its unit; a crowd redeemed the reward at
+    once before the relay finished it. The reward remembered its last 200 reservations only, so
+    the relay found none of that redemption's and took a second unit, which nothing gave back."""
+    org = new_org()
+    reward = Reward("rwd-hoodie", "Hoodie", "", 10, 1000, 100, 100_000, 100_000, "EUR", True, now())
+    await stores[0].rewards.insert_reward(org, reward)
+    crowd = [f"colleague-{i}" for i in range(APPLIED_WINDOW + 50)]
+    await at_once(
+        stores,
+        len(crowd) + 1,
+        lambda store, i: store.points.apply_to_account(
+            org, ([*crowd, "late"])[i], f"earned-{i}", balance=10, lifetime=10
+        ),
+    )
+    stale = placing("rdm-late", org, "late", reward, now() - timedelta(minutes=5))
+    await stores[0].rewards.begin_redemption(stale)
+    assert await stores[0].rewards.reserve(org, reward, stale.id)  # then its request stopped
+
+    services = replicas(recognition_settings, stores)
+    await asyncio.gather(
+        *(
+            services[i % len(services)].rewards.request_redemption(org, advocate, reward.id, None)
+            for i, advocate in enumerate(crowd)
+        )
+    )
+    await services[0].rewards._finish_placing(stale)
+
+    left = await stores[0].rewards.reward(org, reward.id)
+    assert left is not None
+    redeemed = len(crowd) + 1
+    assert (left.stock, left.stock_taken) == (1000 - redeemed, redeemed)
+    assert (left.budget_left_cents, left.spent_cents) == (100_000 - 100 * redeemed, 100 * redeemed)
+    assert await stores[0].rewards.redemption(org, stale.id) is not None
+
+
 async def test_an_erasure_while_an_event_is_scored_leaves_nothing_naming_the_advocate(
     recognition_settings: RecognitionSettings, stores: list[RecognitionStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
