@@ -118,7 +118,12 @@ class DirectoryService:
             return {}
         for group in await self.store.groups_of(org, [user.scim_id]):
             await self._leave_group(org, group, user.scim_id)
-        return {USERS: await self.store.erase_user(org, user.scim_id)}
+        erased = await self.store.erase_user(org, user.scim_id)
+        # Again once they are gone: a group write that found them before wrote them in since
+        # (one that writes after this read finds them gone, `_without_vanished`).
+        for group in await self.store.groups_of(org, [user.scim_id]):
+            await self._leave_group(org, group, user.scim_id)
+        return {USERS: erased}
 
     async def _leave_group(self, org: str, group: DirectoryGroup, scim_id: str) -> None:
         """Take a leaving user out of a group, read again after each concurrent write of it while
@@ -165,7 +170,7 @@ class DirectoryService:
         await self.store.mark_pending(org, affected, self.clock())
         await self.store.insert_group(org, group)
         await self._sync_members(org, affected)
-        return group
+        return await self._without_vanished(org, group)
 
     async def group(self, org: str, scim_id: str) -> DirectoryGroup:
         return found(await self.store.group(org, scim_id), f"no group {scim_id}")
@@ -191,7 +196,23 @@ class DirectoryService:
         await self.store.mark_pending(org, affected, self.clock())
         await self.store.replace_group(org, group, current.version)
         await self._sync_members(org, affected)
-        return group
+        return await self._without_vanished(org, group)
+
+    async def _without_vanished(self, org: str, group: DirectoryGroup) -> DirectoryGroup:
+        """The group as written, less the members who left (deleted or erased) between the
+        write's check of its members and the write itself: their leaving took them out of the
+        groups they were in then, not out of this write. Checked after the write touched its
+        members (`_sync_members`): a deletion that had not yet deleted them then meets their new
+        version and is refused (412), so a user still there stays a member."""
+        vanished = set(group.members) - await self.store.existing_users(org, list(group.members))
+        if not vanished:
+            return group
+        for scim_id in sorted(vanished):
+            current = await self.store.group(org, group.scim_id)
+            if current is None:  # deleted meanwhile
+                return group
+            await self._leave_group(org, current, scim_id)
+        return await self.store.group(org, group.scim_id) or group
 
     async def delete_group(self, org: str, scim_id: str, if_match: str | None) -> None:
         group = await self.group(org, scim_id)

@@ -867,3 +867,92 @@ async def test_a_user_whose_group_never_stops_changing_is_not_deleted_and_a_retr
     retried = await sharing.client.delete(f"/scim/v2/Users/{user['id']}", headers=idp.headers)
     assert retried.status_code == 204, retried.text
     assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
+
+
+class RacedStore(DirectoryStore):
+    """The directory's store, where `meanwhile` runs once at `moment`: right after a group write
+    checked that its members exist, or right before an erasure deletes its user."""
+
+    def __init__(self, store: DirectoryStore, moment: str, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(store.tenants.db)
+        self.moment = moment
+        self.meanwhile: Callable[[], Awaitable[None]] | None = meanwhile
+
+    async def _now(self, moment: str) -> None:
+        if self.moment == moment and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+
+    async def existing_users(self, org: str, scim_ids: list[str]) -> set[str]:
+        existing = await super().existing_users(org, scim_ids)
+        await self._now("members checked")
+        return existing
+
+    async def erase_user(self, org: str, scim_id: str) -> int:
+        await self._now("user erased")
+        return await super().erase_user(org, scim_id)
+
+
+@pytest.mark.parametrize("leaves", ["deleted", "erased"])
+async def test_a_user_who_leaves_while_a_group_write_adds_them_is_not_left_in_it(
+    sharing: Sharing, leaves: str
+) -> None:
+    """The identity provider pushes a group while it deletes one of the members it adds (or the
+    organisation erases them). The group write had checked its members before the user went and
+    wrote them in after they had left their groups: the group named a user who was not there, and
+    every later write of the group was refused for naming an unknown member."""
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    leaver = await idp.create_user("lou@example.com", externalId="lou")
+    stayer = await idp.create_user("sam@example.com", externalId="sam")
+    group = await idp.create_group("Blue", [])
+
+    async def leave() -> None:
+        if leaves == "deleted":
+            gone = await sharing.client.delete(f"/scim/v2/Users/{leaver['id']}", headers=idp.headers)
+        else:
+            gone = await sharing.client.delete(
+                "/v1/advocates/lou", headers=sharing.headers(org, "boss", ["admin"])
+            )
+        assert gone.status_code == 204, gone.text
+
+    racing = dataclasses.replace(directory, store=RacedStore(directory.store, "members checked", leave))
+    members = [{"value": leaver["id"]}, {"value": stayer["id"]}]
+    written = await racing.patch_group(
+        org,
+        group["id"],
+        {"schemas": [PATCH_OP], "Operations": [{"op": "add", "path": "members", "value": members}]},
+        None,
+    )
+    assert written.members == (stayer["id"],)
+    assert (await idp.call("GET", f"/Users/{leaver['id']}")).status_code == 404
+    stored = (await idp.call("GET", f"/Groups/{group['id']}")).json()
+    assert [m["value"] for m in stored["members"]] == [stayer["id"]]
+    renamed = await idp.patch(
+        f"/Groups/{group['id']}", {"op": "replace", "path": "displayName", "value": "Navy"}
+    )
+    assert renamed.status_code == 200, renamed.text
+
+
+async def test_a_group_write_between_an_erasures_look_at_the_groups_and_its_deletion_leaves_no_trace(
+    sharing: Sharing,
+) -> None:
+    """An erasure took the user out of their groups, then a group write that found the user still
+    there added them, then the erasure deleted the user: the group named someone erased."""
+    org = new_org()
+    idp = Idp(sharing, org)
+    directory: DirectoryService = sharing.app.state.directory
+    leaver = await idp.create_user("ada@example.com", externalId="ada")
+    group = await idp.create_group("Green", [])
+
+    async def add() -> None:
+        added = await idp.patch(
+            f"/Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": leaver["id"]}]}
+        )
+        assert added.status_code == 200, added.text
+
+    racing = dataclasses.replace(directory, store=RacedStore(directory.store, "user erased", add))
+    await racing.erase_advocate(org, "ada")
+    assert (await idp.call("GET", f"/Users/{leaver['id']}")).status_code == 404
+    assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
