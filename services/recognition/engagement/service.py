@@ -62,6 +62,11 @@ class EngagementService:
             raise domain.allowance_used(allowance)
         kudos = await self.store.insert_kudos(org, kudos)
         await self._score(org, kudos)
+        # Erased while this ran (an erasure is marked before it erases): what it wrote goes too.
+        await self.profiles.erase_late_writes(org, giver)
+        if await self.profiles.is_erased(org, receiver):
+            await self.profiles.erase_late_writes(org, receiver)
+            domain.check_receiver_active(receiver, None)  # refused, as kudos to them are now
         given = await self.store.kudos_given(org, giver, kudos.week)
         return kudos, domain.kudos_allowance_left(given, allowance)
 

@@ -32,6 +32,7 @@ from services.recognition.rewards.store import REDEMPTIONS, RewardStore
 from services.recognition.rules.domain import Campaign, Rules
 from services.recognition.settings import RecognitionSettings
 from shared.clock import utc_now as now
+from shared.errors import InvalidInput
 from shared.events import Event
 from shared.events.advocates import AdvocateUpdated
 from shared.events.clicks import ClickRecorded
@@ -314,6 +315,31 @@ async def test_a_redemption_left_placing_takes_one_unit_however_many_were_redeem
     assert (left.stock, left.stock_taken) == (1000 - redeemed, redeemed)
     assert (left.budget_left_cents, left.spent_cents) == (100_000 - 100 * redeemed, 100 * redeemed)
     assert await stores[0].rewards.redemption(org, stale.id) is not None
+
+
+async def test_kudos_given_while_their_receiver_is_erased_leave_nothing_naming_them(
+    recognition_settings: RecognitionSettings, stores: list[RecognitionStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The giver's request found the receiver enrolled, then another replica erased them (their
+    erasure event), then the request wrote the kudos: the receiver's id and the message to them
+    stayed after the erasure, in the giver's sent kudos."""
+    org = new_org()
+    giving, erasing = replicas(recognition_settings, stores[:2])
+    await stores[0].profiles.upsert(org, Profile("gone", "red", True, 0))
+    read = giving.profiles.get
+
+    async def read_then_erased(org: str, advocate_id: str) -> Profile | None:
+        found = await read(org, advocate_id)
+        await erasing.profiles.erase(org, advocate_id, now())
+        return found
+
+    monkeypatch.setattr(giving.profiles, "get", read_then_erased)
+    with pytest.raises(InvalidInput) as refused:
+        await giving.engagement.give_kudos(org, "giver", "gone", "thanks for the demo", None)
+    assert refused.value.errors[0]["field"] == "to"
+    monkeypatch.undo()
+    assert await stores[1].db[KUDOS].count_documents({"org": org}) == 0
+    assert (await stores[1].engagement.kudos_sent(org, "giver", after=None, limit=10)) == []
 
 
 async def test_an_erasure_while_an_event_is_scored_leaves_nothing_naming_the_advocate(
