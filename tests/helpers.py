@@ -17,6 +17,7 @@ import jsonschema
 import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from fastapi import FastAPI
 from pymongo.asynchronous.database import AsyncDatabase
 from starlette.types import ASGIApp
@@ -204,6 +205,22 @@ async def eventually(check: Callable[[], Any], *, timeout_s: float = 30.0, inter
             return last
         await asyncio.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s; last result: {last!r}")
+
+
+async def group_assignments(bootstrap: str, group: str) -> list[set[TopicPartition]]:
+    """The partitions each member of a stable consumer group holds ([] while it rebalances)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [described] = response.groups
+    state, members = described[2], described[5]
+    if state != "Stable":
+        return []
+    # The assignment is each member's last field, whatever the response's version.
+    return [set(ConsumerProtocolMemberAssignment.decode(member[-1]).partitions()) for member in members]
 
 
 async def group_caught_up(bootstrap: str, group: str, topics: Iterable[str]) -> bool:

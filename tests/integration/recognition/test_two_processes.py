@@ -19,8 +19,6 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from prometheus_client.parser import text_string_to_metric_families
 
 from devtools import local_stack
@@ -32,7 +30,7 @@ from shared.events.conversions import LeadCaptured
 from shared.events.shares import ShareMade
 from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import bearer, eventually, new_org
+from tests.helpers import bearer, eventually, group_assignments, new_org
 from tests.integration.recognition.conftest import Publisher, body, enrol_now, kudos_once_enrolled, publisher
 from tests.ports import free_ports
 
@@ -52,22 +50,6 @@ class Replicas:
 def _port_in_use(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-async def group_assignments(bootstrap: str, group: str) -> list[set[TopicPartition]]:
-    """The partitions each member of a stable consumer group holds ([] while it rebalances)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [response] = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
-    [described] = response.groups
-    state, members = described[2], described[5]
-    if state != "Stable":
-        return []
-    # The assignment is each member's last field, whatever the response's version.
-    return [set(ConsumerProtocolMemberAssignment.decode(member[-1]).partitions()) for member in members]
 
 
 def start_replica(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
