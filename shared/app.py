@@ -126,6 +126,14 @@ async def _run_periodic(job: Periodic) -> None:
             await job.run()
         except Exception:
             log.exception("periodic job %s failed; it runs again in %ss", job.name, job.every_s)
+        except BaseException:
+            if task is None or not task.cancelling():
+                # Not the service stopping: a cancellation from within (a driver's own task) or
+                # the like. The job runs no more, and /healthz says so (`ended_for_good`).
+                log.exception(
+                    "periodic job %s ended for good; /healthz fails until the process restarts", job.name
+                )
+            raise
         if task is not None and task.cancelling():
             # Stopped while the job ran, and something in it swallowed the cancellation (seen
             # in a driver's cleanup): going on to sleep would hold the shutdown up to every_s.
@@ -257,6 +265,8 @@ def create_service_app(
         app.state.service = wiring.service
         app.state.consumers = consumers
         app.state.kafka = kafka
+        app.state.periodic = tasks
+        app.state.stopping = False
         app.state.api_key_resolver = wiring.api_key_resolver
         for key, value in wiring.state.items():
             setattr(app.state, key, value)
@@ -264,6 +274,7 @@ def create_service_app(
         try:
             yield
         finally:
+            app.state.stopping = True  # what ends from now on was asked to: not a liveness failure
             for task in [*tasks, kafka]:
                 task.cancel()
             await asyncio.gather(*tasks, kafka, return_exceptions=True)
@@ -480,9 +491,30 @@ def telemetry_config(settings: ChorusSettings) -> TelemetryConfig:
 def health_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="The process is up (liveness probe)")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @router.get(
+        "/healthz",
+        summary="The process is up and nothing it runs has ended for good (liveness probe): a"
+        " consumer, the connection to Kafka or a background job (the outbox relay among them)"
+        " that ended on an error it does not retry fails it, so that the pod is restarted. An"
+        " outage of MongoDB or Kafka never does: each of them waits it out",
+        responses={
+            503: {
+                "description": "something the process runs ended for good: each is named, with"
+                " the error that ended it",
+                "content": {
+                    "application/json": {
+                        "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+                    }
+                },
+            }
+        },
+    )
+    async def healthz(request: Request, response: Response) -> dict[str, str]:
+        ended = ended_for_good(request.app)
+        if not ended:
+            return {"status": "ok"}
+        response.status_code = 503
+        return {"status": "not live", **ended}
 
     @router.get(
         "/readyz",
@@ -504,6 +536,30 @@ def health_router() -> APIRouter:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def ended_for_good(app: FastAPI) -> dict[str, str]:
+    """What the service runs beside its routes that ended without being asked to stop, and the
+    error that ended it: a consumer ("consumer <group>"), the connection to Kafka, a periodic job
+    ("periodic job <name>", the outbox relay among them). Each waits out an outage of MongoDB or
+    Kafka, so one that ended met an error it does not retry, and only a restart brings it back.
+    Reads the tasks' state only: no I/O."""
+    if getattr(app.state, "runtime", None) is None or app.state.stopping:
+        return {}
+    ended = {f"consumer {c.group_id}": why for c in app.state.consumers if (why := c.ended_by)}
+    kafka: asyncio.Task[None] = app.state.kafka
+    if kafka.done() and (kafka.cancelled() or kafka.exception() is not None):
+        ended["kafka connection"] = _ended_by(kafka)  # the consumers it was to start never will
+    periodic: list[asyncio.Task[None]] = app.state.periodic
+    ended.update({f"periodic job {task.get_name()}": _ended_by(task) for task in periodic if task.done()})
+    return ended
+
+
+def _ended_by(task: asyncio.Task[None]) -> str:
+    if task.cancelled():
+        return "CancelledError"
+    error = task.exception()
+    return "returned" if error is None else type(error).__name__
 
 
 async def readiness(

@@ -33,7 +33,7 @@ items whose audience leaves that dimension empty.
 
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
 # something new, a patch for wording; docs/openapi/README.md, "Versions").
-API_VERSION = "1.3.0"
+API_VERSION = "1.4.0"
 
 ROUTERS = [library_api.content, program_api.settings_router, training_api.policy, training_api.courses]
 INDEXES = [*audience_store.INDEXES, *library_store.INDEXES, *program_store.INDEXES, *training_store.INDEXES]

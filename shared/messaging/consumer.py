@@ -27,7 +27,9 @@ shared/mongo.py). A record that still fails after `max_retries` goes to `<topic>
 error in its headers and the runner moves on. A record that is not a valid event goes to the
 dead-letter topic at once; an event of a type this service does not handle is skipped. A handler
 that fails because MongoDB or Kafka is unreachable is not the record's fault: it is retried until
-the outage ends, and a runner stopped meanwhile leaves that poll uncommitted.
+the outage ends, and a runner stopped meanwhile leaves that poll uncommitted. Any other error of
+the runner's own work (a dead letter the broker refuses) stops it for good: `ended_by` says so,
+and the service's liveness probe fails on it, so that the process is restarted (shared/app.py).
 """
 
 from __future__ import annotations
@@ -217,6 +219,8 @@ class ConsumerRunner:
         # People confirmed by the vault since the last poll was sent to a worker (see _tally).
         self._news: dict[str, dict[str, Person]] = {}
         self._workers = TallyWorkers(settings.consumer_tally_processes if subscription.tallied else 0)
+        # The error that stopped the runner for good (see `ended_by`).
+        self._failure: Exception | None = None
         self.processed = 0  # events handled (for tests and progress reporting)
 
     async def start(self) -> None:
@@ -255,6 +259,19 @@ class ConsumerRunner:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    @property
+    def ended_by(self) -> str | None:
+        """Why the runner stopped consuming without being asked to stop (the name of the error),
+        or None: it runs, has not started (the broker not reached yet) or was stopped. An outage
+        never ends it (it is waited out), so what did is an error it does not retry, and only a
+        restart of the process brings it back: the service's /healthz fails (shared/app.py)."""
+        task = self._task
+        if task is None or not task.done() or self._stopping.is_set():
+            return None
+        if task.cancelled():
+            return "CancelledError"
+        return type(self._failure).__name__ if self._failure is not None else "ended"
+
     async def _run(self) -> None:
         ahead: list[_Tallying] = []
         try:
@@ -264,6 +281,16 @@ class ConsumerRunner:
                 job.task.cancel()
             log.warning(
                 "consumer %s: stopped during an outage; the polls in hand are not committed", self._sub.group
+            )
+        except Exception as exc:
+            # Kept rather than raised: `stop` still leaves the group and stops the workers.
+            self._failure = exc
+            for job in ahead:
+                job.task.cancel()
+            log.exception(
+                "consumer %s: stopped for good; the polls in hand are not committed, and /healthz"
+                " fails until the process restarts",
+                self._sub.group,
             )
 
     async def _consume(self, ahead: list[_Tallying]) -> None:

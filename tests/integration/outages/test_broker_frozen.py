@@ -4,6 +4,7 @@ it was written per key (shared/outbox.py)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections import Counter
@@ -463,3 +464,37 @@ async def test_every_write_answers_at_once_and_every_event_arrives_in_order_once
         if not any((s, m) == operation[:2] and pattern.fullmatch(p) for s, m, p in write.sent)
     ]
     assert not_driven == []
+
+
+async def test_a_frozen_broker_fails_no_liveness_probe(
+    chorus: Chorus, stack: local_stack.StackConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="aiokafka")
+    org = new_org()
+    admin = chorus.headers(org, "boss", "admin")
+
+    async def all_alive() -> None:
+        for service, client in chorus.clients.items():
+            alive = await client.get("/healthz")
+            assert (alive.status_code, alive.json()) == (200, {"status": "ok"}), service
+
+    with frozen(stack, "kafka"):
+        # A write queues its event for a relay that cannot send it, and every consumer's polls
+        # and heartbeats go unanswered: what a broker outage does to a running service. Each
+        # waits it out, so the probe answers as before all along.
+        saved = await chorus.clients["content"].put(
+            "/v1/settings", json={"daily_share_limit": 7}, headers=admin
+        )
+        assert saved.status_code == 200, saved.text
+
+        async def consumers_lost_the_broker() -> bool:
+            await all_alive()
+            return "Heartbeat session expired" in caplog.text  # aiokafka's, past the session timeout
+
+        await eventually(consumers_lost_the_broker, timeout_s=120)
+
+    async def nothing_pending() -> bool:
+        return not await pending_events(chorus, org)
+
+    await eventually(nothing_pending, timeout_s=120)
+    await all_alive()
