@@ -116,14 +116,26 @@ class DirectoryService:
         user = await self.store.user_of_advocate(org, advocate_id)
         if user is None:
             return {}
-        for group in await self.store.groups_of(org, [user.scim_id]):
-            await self._leave_group(org, group, user.scim_id)
+        await self._leave_groups(org, user)
         erased = await self.store.erase_user(org, user.scim_id)
         # Again once they are gone: a group write that found them before wrote them in since
         # (one that writes after this read finds them gone, `_without_vanished`).
+        await self._leave_groups(org, user)
+        return {USERS: erased}
+
+    async def leave_groups(self, org: str, advocate_id: str) -> None:
+        """Before an erasure: the advocate's directory user (if any) leaves their groups, the one
+        step of it that concurrent writes can refuse (412, see `_leave_group`), so that a refusal
+        comes before anything is erased. Marked pending first: should the erasure stop here, the
+        sweep brings their advocate's team in line with the groups left."""
+        user = await self.store.user_of_advocate(org, advocate_id)
+        if user is not None:
+            await self.store.mark_pending(org, {user.scim_id}, self.clock())
+            await self._leave_groups(org, user)
+
+    async def _leave_groups(self, org: str, user: DirectoryUser) -> None:
         for group in await self.store.groups_of(org, [user.scim_id]):
             await self._leave_group(org, group, user.scim_id)
-        return {USERS: erased}
 
     async def _leave_group(self, org: str, group: DirectoryGroup, scim_id: str) -> None:
         """Take a leaving user out of a group, read again after each concurrent write of it while

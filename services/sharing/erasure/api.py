@@ -21,6 +21,12 @@ Service = Annotated[ErasureService, Depends(app_state("erasure"))]
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
     summary="Erase an advocate (the advocate themself or an admin)",
+    responses={
+        409: {
+            "description": "a group of the organisation's directory they are in kept changing while they left"
+            " it (its identity provider writing it): nothing is erased; a retry erases them"
+        }
+    },
 )
 async def erase_advocate(
     advocate_id: Annotated[str, Path(min_length=1, max_length=200)], principal: Member, service: Service

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
+from scim2_models import PreconditionFailedException
+
 from services.sharing.advocates.service import AdvocatesService
 from services.sharing.catalog.service import CatalogService
 from services.sharing.directory.service import DirectoryService
@@ -19,7 +21,7 @@ from services.sharing.settings import SOURCE
 from services.sharing.shares.service import SharesService
 from shared.auth import Principal, Role
 from shared.clock import Clock, utc_now
-from shared.errors import NotFound
+from shared.errors import Conflict, NotFound
 from shared.events import Event
 from shared.outbox import Outbox, pending
 from shared.vault import Vault, forget_erasure_at
@@ -47,22 +49,34 @@ class ErasureService:
     forget_links: Callable[[set[str]], None] | None = None
 
     async def erase(self, principal: Principal, advocate_id: str) -> None:
+        """DELETE /v1/advocates/{id}. A directory group of the advocate's that keeps changing while
+        they leave it (their identity provider writing it) refuses the erasure with a 409, and a
+        retry erases them."""
+        try:
+            await self._erase(principal, advocate_id)
+        except PreconditionFailedException as exc:  # the directory's (SCIM's) 412; here a conflict
+            raise Conflict(f"the directory's {exc.detail}") from exc
+
+    async def erase_leaver(self, org: str, advocate_id: str) -> None:
+        """A user the directory deactivated or deleted, in an organisation that erases leavers (a
+        SCIM request, or the directory's sweep: a refusal stays SCIM's 412)."""
+        await self._erase(Principal(DIRECTORY, org, frozenset({Role.ADMIN})), advocate_id)
+
+    async def _erase(self, principal: Principal, advocate_id: str) -> None:
         org = principal.org
         domain.check_may_erase(principal, advocate_id)
         if domain.erases_someone_else(principal, advocate_id):
             known = await self.advocates.find(org, advocate_id) or await self.shares.ids_of(org, advocate_id)
             if not known:
                 raise NotFound(f"advocate {advocate_id} not found")
+        if self.directory is not None:  # what may be refused, before anything is erased or recorded
+            await self.directory.leave_groups(org, advocate_id)
         event = Event.create(domain.erased(principal, advocate_id), tenant=org, source=SOURCE)
         # The request is recorded with its event first; the erasure itself is idempotent and runs
         # again when this service consumes that event, so a failure half way is finished then.
         await self.store.record(org, event.id, self.clock(), [pending(event)])
         self.outbox.nudge()
         await self.apply(org, advocate_id, event.time)
-
-    async def erase_leaver(self, org: str, advocate_id: str) -> None:
-        """A user the directory deactivated or deleted, in an organisation that erases leavers."""
-        await self.erase(Principal(DIRECTORY, org, frozenset({Role.ADMIN})), advocate_id)
 
     async def erased(self, org: str, advocate_id: str, at: datetime) -> None:
         """An erasure event: erase here, and have the vault shred the advocate's entry after the
@@ -76,11 +90,14 @@ class ErasureService:
         # Their scheduled shares never go out: cancelled while they still carry the advocate's id
         # (a re-run finds them so until the tombstone is written).
         await self.shares.cancel_scheduled(org, advocate_id)
-        # Remembered as long as events may name them, as the other services' markers are.
-        counts = await self.advocates.erase(org, advocate_id, at, forget_erasure_at(at, self.grace))
-        counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
-        if self.directory is not None:  # what the directory said of them: name, e-mails, manager...
+        counts: dict[str, int] = {}
+        # What the directory said of them (name, e-mails, manager...), first: leaving its groups
+        # is the step that may be refused, and a refusal then leaves them known for a retry.
+        if self.directory is not None:
             counts |= await self.directory.erase_advocate(org, advocate_id)
+        # Remembered as long as events may name them, as the other services' markers are.
+        counts |= await self.advocates.erase(org, advocate_id, at, forget_erasure_at(at, self.grace))
+        counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
         await self.catalog.forget_author(org, advocate_id)
         if self.forget_links is not None:
             self.forget_links(set(share_ids))

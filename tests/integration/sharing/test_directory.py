@@ -955,4 +955,38 @@ async def test_a_group_write_between_an_erasures_look_at_the_groups_and_its_dele
     racing = dataclasses.replace(directory, store=RacedStore(directory.store, "user erased", add))
     await racing.erase_advocate(org, "ada")
     assert (await idp.call("GET", f"/Users/{leaver['id']}")).status_code == 404
+
+
+async def test_erasing_an_advocate_whose_group_never_stops_changing_is_a_409_and_erases_nothing(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    idp = Idp(sharing, org)
+    erasure = sharing.app.state.erasure
+    directory: DirectoryService = sharing.app.state.directory
+    user = await idp.create_user("noor@example.com", externalId="noor", displayName="Noor")
+    group = await idp.create_group("Restless", [user["id"]])
+    admin = sharing.headers(org, "boss", ["admin"])
+    erasure.directory = dataclasses.replace(
+        directory, store=ContendedStore(directory.store, conflicts=10**6), leave_group_budget_s=0.05
+    )
+    try:
+        refused = await sharing.client.delete("/v1/advocates/noor", headers=admin)
+    finally:
+        erasure.directory = directory
+    assert refused.status_code == 409, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert f"group {group['id']}" in refused.json()["detail"]
+    # Nothing erased, nor recorded to be: the advocate, their user and their group are as they were.
+    db = sharing.app.state.runtime.db
+    assert await db["erasures"].count_documents({"org": org}) == 0
+    me = await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "noor"))
+    assert me.status_code == 200, me.text
+    assert (await idp.call("GET", f"/Users/{user['id']}")).json()["displayName"] == "Noor"
+    assert [m["value"] for m in (await idp.call("GET", f"/Groups/{group['id']}")).json()["members"]] == [
+        user["id"]
+    ]
+    retried = await sharing.client.delete("/v1/advocates/noor", headers=admin)
+    assert retried.status_code == 204, retried.text
+    assert (await idp.call("GET", f"/Users/{user['id']}")).status_code == 404
     assert (await idp.call("GET", f"/Groups/{group['id']}")).json().get("members", []) == []
