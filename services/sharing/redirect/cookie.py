@@ -27,7 +27,8 @@ def verify_advocate_cookie(secret: str, value: str) -> tuple[str, str] | None:
     """(org, advocate id) when the cookie is one we signed, else None."""
     payload, _, mac = value.partition(".")
     expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
-    if not mac or not hmac.compare_digest(mac, expected):
+    # As bytes: compare_digest refuses str with non-ASCII characters, which any cookie may hold.
+    if not mac or not hmac.compare_digest(mac.encode(), expected.encode()):
         return None
     try:
         decoded = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()

@@ -41,7 +41,7 @@ SLACK_UA = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)"
 async def visit(
     sharing: Sharing,
     code: str,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, Any] | None = None,
     query: str = "",
     ip: str = "203.0.113.7",
 ) -> httpx.Response:
@@ -172,6 +172,26 @@ async def test_the_advocates_cookie_marks_their_own_clicks(sharing: Sharing) -> 
         await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, "Cookie": tampered(cookie)})
         events = await clicks.collect(clicks_of(share["id"]), count=2)
     assert sorted(e.data.self_click for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
+
+
+async def test_a_cookie_or_token_that_is_not_ours_is_a_visitors_click_whatever_its_bytes(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    name = sharing.settings.advocate_cookie_name
+    # Headers are bytes; the redirect reads them as latin-1, so any byte can reach the checks.
+    odd: list[dict[str, Any]] = [
+        {"Cookie": f"{name}=abc.\xe9\xe9".encode("latin-1")},
+        {"Cookie": f"{name}=\xff.{'0' * 32}".encode("latin-1")},
+        {"Authorization": "Bearer \xe9.\xe9.\xe9".encode("latin-1")},
+    ]
+    async with tap(sharing.settings, "chorus.clicks") as clicks:
+        answers = [await visit(sharing, share["code"], {"User-Agent": BROWSER_UA, **h}) for h in odd]
+        events = await clicks.collect(clicks_of(share["id"]), count=len(odd))
+    assert [a.status_code for a in answers] == [302] * len(odd)
+    assert [e.data.self_click for e in events if isinstance(e.data, ClickRecorded)] == [False] * len(odd)
 
 
 async def test_do_not_track_and_no_track_parameter_leave_no_visitor_hash(sharing: Sharing) -> None:
