@@ -158,7 +158,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
             await relay.start()
 
         async def refresh_redirect_state() -> None:
-            await refresh_state(redirect, catalog, advocates)
+            await refresh_state(redirect, catalog, advocates, shares)
 
         await refresh_redirect_state()
         redirect.attach(shares.by_code, relay.spool, app.state.token_verifier)

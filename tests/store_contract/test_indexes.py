@@ -113,6 +113,8 @@ COLLECTIONS: dict[str, Collection] = {
             "send_at": _at(i),
             # a few cancelled ones still to give their daily-limit slot back (partial index)
             **({"cancelled_at": _at(i), "slot_to_release": True} if i % 25 == 1 else {}),
+            # a few links whose advocate was erased (sparse index)
+            **({"link_changed_at": _at(i)} if i % 30 == 2 else {}),
             **_outbox(i, 11),
         },
     ),
@@ -397,6 +399,16 @@ QUERIES: dict[str, Query] = {
         "shares",
         {"slot_to_release": True},
         limit=200,
+    ),
+    "links changed since the redirect's last look (sparse index)": Query(
+        "sharing SharesStore.links_changed_since, the redirect's refresh",
+        "shares",
+        {"link_changed_at": {"$gte": _at(1200)}},
+    ),
+    "an advocate's links (erasure)": Query(
+        "sharing SharesStore.codes_of",
+        "shares",
+        {"org": "org1", "advocate_id": "a1"},
     ),
     "an advocate's cancelled shares still holding a slot": Query(
         "sharing SharesStore.slots_to_release",

@@ -6,7 +6,7 @@ Longer than its domain: it is the one place that walks every module holding advo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 
@@ -46,7 +46,8 @@ class ErasureService:
     grace: timedelta
     directory: DirectoryService | None = None
     clock: Clock = utc_now
-    forget_links: Callable[[set[str]], None] | None = None
+    # Drops links (by code) from this process's redirect.
+    forget_links: Callable[[Iterable[str]], None] | None = None
 
     async def erase(self, principal: Principal, advocate_id: str) -> None:
         """DELETE /v1/advocates/{id}. A directory group of the advocate's that keeps changing while
@@ -66,8 +67,8 @@ class ErasureService:
         org = principal.org
         domain.check_may_erase(principal, advocate_id)
         if domain.erases_someone_else(principal, advocate_id):
-            known = await self.advocates.find(org, advocate_id) or await self.shares.ids_of(org, advocate_id)
-            if not known:
+            enrolled = await self.advocates.find(org, advocate_id)
+            if enrolled is None and not await self.shares.codes_of(org, advocate_id):
                 raise NotFound(f"advocate {advocate_id} not found")
         if self.directory is not None:  # what may be refused, before anything is erased or recorded
             await self.directory.leave_groups(org, advocate_id)
@@ -86,7 +87,7 @@ class ErasureService:
 
     async def apply(self, org: str, advocate_id: str, at: datetime) -> None:
         """Idempotent: also run by the handler of chorus.advocate.erased (`at`: the event's time)."""
-        share_ids = await self.shares.ids_of(org, advocate_id)
+        codes = await self.shares.codes_of(org, advocate_id)
         # Their scheduled shares never go out: cancelled while they still carry the advocate's id
         # (a re-run finds them so until the tombstone is written).
         await self.shares.cancel_scheduled(org, advocate_id)
@@ -99,6 +100,6 @@ class ErasureService:
         counts |= await self.advocates.erase(org, advocate_id, at, forget_erasure_at(at, self.grace))
         counts |= await self.shares.erase_advocate(org, advocate_id, domain.new_tombstone())
         await self.catalog.forget_author(org, advocate_id)
-        if self.forget_links is not None:
-            self.forget_links(set(share_ids))
+        if self.forget_links is not None:  # this replica's redirect at once; the others on refresh
+            self.forget_links(codes)
         log.info("erased advocate data in org %s: %s", org, counts)

@@ -3,7 +3,8 @@
 It sits in front of the FastAPI app (see main.py), so no framework, middleware or
 instrumentation runs for it. Per request it does: a few header reads, a count of the client's
 requests this minute (a flood guard: `CHORUS_RATE_LIMITS_PER_MINUTE["redirect"]`, 429 past it),
-a dictionary lookup (code -> immutable share target, loaded from MongoDB once on a miss),
+a dictionary lookup (code -> share target, loaded from MongoDB once on a miss, dropped on every
+replica when the share's advocate is erased: `forget`, from the periodic refresh),
 building the click record, an append to the spool's memory buffer, and the 302. Everything
 else (serialising, fsync, Kafka, spans) happens in the background (spool.py).
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, quote
@@ -66,7 +67,7 @@ DEFAULT_WINDOW_S = 24 * 3600.0
 
 @dataclass(frozen=True, slots=True)
 class LinkTarget:
-    """What a code leads to. Immutable once the share exists."""
+    """What a code leads to. Changes only when the share's advocate is erased."""
 
     share_id: str
     org: str
@@ -120,6 +121,7 @@ class RedirectState:
         self.untracked: set[tuple[str, str]] = set()  # (org, advocate) who withdrew tracking consent
         self.contents_seen_until: datetime | None = None
         self.settings_seen_until: datetime | None = None
+        self.links_seen_until: datetime | None = None
 
     def apply_content(self, change: ContentChange) -> None:
         key = (change.org, change.content_id)
@@ -173,10 +175,15 @@ class RedirectApp:
     def detach(self) -> None:
         self._load = self._spool = None
 
-    def forget(self, share_ids: set[str]) -> None:
-        """Drop cached links (an advocate was erased: their id must not stay in memory)."""
-        for code in [c for c, t in self._cache.items() if t.share_id in share_ids]:
-            del self._cache[code]
+    def forget(self, codes: Iterable[str]) -> None:
+        """Drop cached links whose advocate was erased (whose id must not stay in memory nor reach
+        another click): the next visit reads them again."""
+        for code in codes:
+            self._cache.pop(code, None)
+
+    def cache_horizon(self) -> datetime:
+        """No link in the cache was read before this (older entries are read again)."""
+        return datetime.fromtimestamp(self.clock() - self._ttl, UTC)
 
     async def _target(self, code: str, now: float) -> LinkTarget | None:
         target = self._cache.get(code)

@@ -14,7 +14,7 @@ from services.sharing.catalog.service import CatalogService
 from services.sharing.settings import SOURCE, SharingSettings
 from services.sharing.shares import domain
 from services.sharing.shares.domain import Share
-from services.sharing.shares.store import SharesStore
+from services.sharing.shares.store import LinkChange, SharesStore
 from shared.auth import Principal
 from shared.clock import Clock, utc_now
 from shared.errors import Forbidden, InvalidInput, found
@@ -185,8 +185,13 @@ class SharesService:
             await self.store.release_cancelled_share(share)
         return cancelled
 
-    async def ids_of(self, org: str, advocate_id: str) -> list[str]:
-        return await self.store.ids_of(org, advocate_id)
+    async def codes_of(self, org: str, advocate_id: str) -> list[str]:
+        """The codes of the advocate's links."""
+        return await self.store.codes_of(org, advocate_id)
+
+    async def links_changed_since(self, since: datetime) -> list[LinkChange]:
+        """Every organisation's links whose advocate was erased since then (for the redirect)."""
+        return await self.store.links_changed_since(since)
 
     async def erase_advocate(self, org: str, advocate_id: str, tombstone: str) -> dict[str, int]:
         return await self.store.erase_advocate(org, advocate_id, tombstone, self.clock())

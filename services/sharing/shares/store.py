@@ -2,6 +2,9 @@
 
 - shares         one per share, with its code, target and the trace context it was made in;
                  carries its chorus.share.made in its outbox until sent
+                 `link_changed_at` says when what its link leads to last changed after it was
+                 made (its advocate erased): the redirect's replicas read it to drop what they
+                 hold in memory of the link
 - daily_counts   shares per (org, advocate, day in the org's time zone), reserved atomically for
                  the daily limit; a cancelled share gives its slot back once (the count
                  remembers the shares it released, `mark_applied`)
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import NamedTuple
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -38,6 +42,8 @@ OUTBOX_COLLECTIONS = (SHARES,)
 # it, cleared once the slot is released (the due-share job finishes what a stopped process left).
 SLOT_TO_RELEASE: Document = {"slot_to_release": True}
 
+LINK_CHANGED_AT = "link_changed_at"
+
 INDEXES: list[IndexSpec] = [
     IndexSpec(SHARES, [("code", 1)], unique=True),
     IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("_id", -1)]),
@@ -45,6 +51,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(SHARES, [("status", 1), ("send_at", 1)]),
     IndexSpec(SHARES, [("org", 1), ("advocate_id", 1), ("request_key", 1)]),
     pending_index(SHARES, "slot_to_release", SLOT_TO_RELEASE, name="shares_slot_to_release"),
+    # The redirect's periodic read of links changed since its last look: only those shares.
+    IndexSpec(SHARES, [(LINK_CHANGED_AT, 1)], options={"sparse": True}),
     *(outbox_index(c) for c in OUTBOX_COLLECTIONS),
 ]
 
@@ -62,6 +70,13 @@ def _day_key(org: str, advocate_id: str, day: str) -> str:
 def _cancelled(now: datetime) -> Document:
     """A pending share cancelled, marked to give its daily-limit slot back in the same write."""
     return {"$set": {"status": "cancelled", "cancelled_at": now, **SLOT_TO_RELEASE}}
+
+
+class LinkChange(NamedTuple):
+    """A share's link whose target changed (its advocate erased) at `at`."""
+
+    code: str
+    at: datetime
 
 
 # Shares made before the event id (and the message) were kept lack them.
@@ -175,9 +190,15 @@ class SharesStore:
         )
         return result.modified_count
 
-    async def ids_of(self, org: str, advocate_id: str) -> list[str]:
-        cursor = self.tenants.of(org, SHARES).find({"advocate_id": advocate_id}, {"_id": 1})
-        return [doc["_id"] async for doc in cursor]
+    async def codes_of(self, org: str, advocate_id: str) -> list[str]:
+        cursor = self.tenants.of(org, SHARES).find({"advocate_id": advocate_id}, {"code": 1})
+        return [doc["code"] async for doc in cursor]
+
+    async def links_changed_since(self, since: datetime) -> list[LinkChange]:
+        """Across organisations: links whose advocate was erased at `since` or later."""
+        changed = self.tenants.across(SHARES, why="the redirect's in-memory links of every organisation")
+        cursor = changed.find({LINK_CHANGED_AT: {"$gte": since}}, {"code": 1, LINK_CHANGED_AT: 1})
+        return [LinkChange(d["code"], d[LINK_CHANGED_AT]) async for d in cursor]
 
     async def erase_advocate(
         self, org: str, advocate_id: str, tombstone: str, now: datetime
@@ -191,7 +212,13 @@ class SharesStore:
         result = await self.tenants.of(org, SHARES).update_many(
             {"advocate_id": advocate_id},
             {
-                "$set": {"advocate_id": tombstone, "message": "", "request_key": None, "erased_at": now},
+                "$set": {
+                    "advocate_id": tombstone,
+                    "message": "",
+                    "request_key": None,
+                    "erased_at": now,
+                    LINK_CHANGED_AT: now,
+                },
                 "$unset": {"team": "", "department": ""},
             },
         )

@@ -15,6 +15,7 @@ import pytest
 from services.sharing.advocates.store import ADVOCATES, UNTRACKED
 from services.sharing.redirect.app import RedirectApp
 from services.sharing.redirect.domain import Seen
+from services.sharing.redirect.service import refresh_state
 from services.sharing.redirect.spool import ClickRelay, ClickSpool
 from services.sharing.redirect.store import SEEN, NewVisitor, SeenVisitorsStore
 from services.sharing.shares.store import SHARES, SharesStore, due_filter
@@ -44,9 +45,11 @@ async def visit(
     headers: dict[str, Any] | None = None,
     query: str = "",
     ip: str = "203.0.113.7",
+    via: RedirectApp | None = None,
 ) -> httpx.Response:
-    """A visitor with no cookies of ours (a fresh client), as on the open web."""
-    transport = httpx.ASGITransport(app=sharing.app, client=(ip, 51000))
+    """A visitor with no cookies of ours (a fresh client), as on the open web; through the app's
+    redirect, or `via` another replica's."""
+    transport = httpx.ASGITransport(app=via or sharing.app, client=(ip, 51000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as visitor:
         return await visitor.get(f"/r/{code}{query}", headers=headers or {})
 
@@ -504,6 +507,58 @@ async def test_replicas_agree_on_a_visitor_and_a_restarted_redirect_still_knows_
     assert (first.status_code, again.status_code) == (302, 302)
     # One of the two is the visitor's unique click: whichever relay recorded the visitor first.
     assert sorted(e.data.unique for e in events if isinstance(e.data, ClickRecorded)) == [False, True]
+
+
+def redirect_replica(sharing: Sharing, spool: ClickSpool) -> RedirectApp:
+    """Another replica's redirect (a sharing-redirect pod) on the service's database: it took
+    none of the requests, nor reads the events, that change a link."""
+    replica = RedirectApp(sharing.settings)
+    db = sharing.app.state.runtime.db
+    replica.attach(SharesStore(db).by_code, spool, TokenVerifier(sharing.settings))
+    return replica
+
+
+async def refresh_replica(sharing: Sharing, replica: RedirectApp) -> None:
+    """The replica's periodic refresh of what it holds (main.py, refresh-redirect-state)."""
+    services = sharing.app.state
+    await refresh_state(replica, services.shares.catalog, services.advocates, services.shares)
+
+
+async def test_an_erased_advocates_links_leave_every_replicas_cache_on_its_next_refresh(
+    sharing: Sharing, tmp_path: Path
+) -> None:
+    org = new_org()
+    await sharing.enrol(org, "adv-1")
+    share = await make_share(sharing, org, "adv-1")
+    relay = ClickRelay(
+        sharing.settings,
+        ClickSpool(str(tmp_path / "replica.sqlite3")),
+        seen=SeenVisitorsStore(sharing.app.state.runtime.db),
+        flush_interval_s=0.01,
+        batch=20,
+    )
+    await relay.start()
+    replica = redirect_replica(sharing, relay.spool)
+    browser = {"User-Agent": BROWSER_UA}
+    try:
+        async with tap(sharing.settings, "chorus.clicks") as clicks:
+            before = await visit(sharing, share["code"], browser, via=replica)  # now in its cache
+            erased = await sharing.client.delete("/v1/advocates/adv-1", headers=sharing.headers(org, "adv-1"))
+            assert erased.status_code == 204, erased.text
+            await refresh_replica(sharing, replica)
+            after = await visit(sharing, share["code"], browser, via=replica)
+            events = await clicks.collect(clicks_of(share["id"]), count=2)
+    finally:
+        await relay.stop()
+    assert (before.status_code, after.status_code) == (302, 302)  # the link keeps working
+    by_click = {e.data.click_id: e.data for e in events if isinstance(e.data, ClickRecorded)}
+
+    def click_of(response: httpx.Response) -> ClickRecorded:
+        return by_click[parse_qs(urlsplit(response.headers["location"]).query)[CLICK_ID_PARAM][0]]
+
+    assert click_of(before).advocate_id == "adv-1"
+    # Not ten minutes more of clicks naming the person erased: their anonymous id, as in the store.
+    assert click_of(after).advocate_id.startswith("erased-") and click_of(after).team is None
 
 
 async def test_new_visitors_are_kept_in_one_write_and_one_another_relay_kept_stays_its(
