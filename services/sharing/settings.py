@@ -36,9 +36,9 @@ class SharingSettings(ChorusSettings):
     # Query parameters that ask us not to track the visitor (no visitor hash is computed).
     no_track_params: tuple[str, ...] = ("notrack", "no_track", "dnt")
     click_id_param: str = CLICK_ID_PARAM
-    # Code -> target mapping cache. A link whose advocate is erased leaves every replica's cache
-    # on its next state refresh (redirect/service.py); entries are read again after this long all
-    # the same.
+    # Code -> target mapping cache. A link whose share is cancelled or whose advocate is erased
+    # leaves every replica's cache on its next state refresh (redirect/service.py); entries are
+    # read again after this long all the same.
     redirect_cache_size: int = Field(200_000, ge=100)
     redirect_cache_ttl_s: float = Field(600.0, gt=0)
     # How often the in-memory view of archived content and org settings is refreshed.

@@ -113,7 +113,7 @@ COLLECTIONS: dict[str, Collection] = {
             "send_at": _at(i),
             # a few cancelled ones still to give their daily-limit slot back (partial index)
             **({"cancelled_at": _at(i), "slot_to_release": True} if i % 25 == 1 else {}),
-            # a few links whose advocate was erased (sparse index)
+            # a few links cancelled or whose advocate was erased (sparse index)
             **({"link_changed_at": _at(i)} if i % 30 == 2 else {}),
             **_outbox(i, 11),
         },

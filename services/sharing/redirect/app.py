@@ -4,7 +4,7 @@ It sits in front of the FastAPI app (see main.py), so no framework, middleware o
 instrumentation runs for it. Per request it does: a few header reads, a count of the client's
 requests this minute (a flood guard: `CHORUS_RATE_LIMITS_PER_MINUTE["redirect"]`, 429 past it),
 a dictionary lookup (code -> share target, loaded from MongoDB once on a miss, dropped on every
-replica when the share's advocate is erased: `forget`, from the periodic refresh),
+replica when the share is cancelled or its advocate erased: `forget`, from the periodic refresh),
 building the click record, an append to the spool's memory buffer, and the 302. Everything
 else (serialising, fsync, Kafka, spans) happens in the background (spool.py).
 
@@ -67,7 +67,7 @@ DEFAULT_WINDOW_S = 24 * 3600.0
 
 @dataclass(frozen=True, slots=True)
 class LinkTarget:
-    """What a code leads to. Changes only when the share's advocate is erased."""
+    """What a code leads to. Changes only when the share is cancelled or its advocate erased."""
 
     share_id: str
     org: str
@@ -82,6 +82,7 @@ class LinkTarget:
     site_root: str  # fallback when the org has none configured
     trace: dict[str, str]
     loaded_at: float
+    cancelled: bool  # the share never went out: its link leads to the fallback, credits nobody
 
     @classmethod
     def from_share(cls, share: Share, click_id_param: str, now: float) -> LinkTarget:
@@ -100,6 +101,7 @@ class LinkTarget:
             site_root=domain.site_root(share.target_url),
             trace=share.trace,
             loaded_at=now,
+            cancelled=share.status == "cancelled",
         )
 
 
@@ -176,8 +178,8 @@ class RedirectApp:
         self._load = self._spool = None
 
     def forget(self, codes: Iterable[str]) -> None:
-        """Drop cached links whose advocate was erased (whose id must not stay in memory nor reach
-        another click): the next visit reads them again."""
+        """Drop cached links whose share was cancelled or whose advocate was erased (whose id must
+        not stay in memory nor reach another click): the next visit reads them again."""
         for code in codes:
             self._cache.pop(code, None)
 
@@ -287,6 +289,10 @@ class RedirectApp:
             REDIRECTS.add(1, _OUTCOME["not_found", False])
             await _respond(send, 404, b"text/html; charset=utf-8", NOT_FOUND_HTML)
             return
+        if target.cancelled:  # the share never went out: its visitors go on, crediting nobody
+            REDIRECTS.add(1, _OUTCOME["fallback", False])
+            await _redirect(send, self.state.fallback_url.get(target.org) or target.site_root)
+            return
 
         ua = user_agent.decode("latin-1")
         crawler, device, browser = self._classify(ua)
@@ -356,19 +362,23 @@ class RedirectApp:
             }
         )
         REDIRECTS.add(1, _OUTCOME["fallback" if fallback else "redirected", bot])
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 302,
-                "headers": [
-                    (b"location", _header_value(location)),
-                    (b"content-length", b"0"),
-                    (b"cache-control", b"no-store"),
-                    (b"referrer-policy", b"no-referrer-when-downgrade"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
+        await _redirect(send, location)
+
+
+async def _redirect(send: Send, location: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 302,
+            "headers": [
+                (b"location", _header_value(location)),
+                (b"content-length", b"0"),
+                (b"cache-control", b"no-store"),
+                (b"referrer-policy", b"no-referrer-when-downgrade"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _too_many(wait_s: int) -> bytes:

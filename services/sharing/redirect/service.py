@@ -1,7 +1,7 @@
 """What the redirect learns from the other modules, off its hot path: a link by its code (shares,
 on a cache miss) and, refreshed periodically, archived content and each org's fallback and
-unique-click window (catalog), the links whose advocate was erased (shares: dropped from the
-link cache), and advocates' tracking consent (advocates), so every replica sees what any
+unique-click window (catalog), the links cancelled or whose advocate was erased (shares: dropped
+from the link cache), and advocates' tracking consent (advocates), so every replica sees what any
 replica applied."""
 
 from __future__ import annotations

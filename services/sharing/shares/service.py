@@ -190,7 +190,8 @@ class SharesService:
         return await self.store.codes_of(org, advocate_id)
 
     async def links_changed_since(self, since: datetime) -> list[LinkChange]:
-        """Every organisation's links whose advocate was erased since then (for the redirect)."""
+        """Every organisation's links cancelled, or whose advocate was erased, since then (for
+        the redirect)."""
         return await self.store.links_changed_since(since)
 
     async def erase_advocate(self, org: str, advocate_id: str, tombstone: str) -> dict[str, int]:

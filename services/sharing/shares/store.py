@@ -3,8 +3,8 @@
 - shares         one per share, with its code, target and the trace context it was made in;
                  carries its chorus.share.made in its outbox until sent
                  `link_changed_at` says when what its link leads to last changed after it was
-                 made (its advocate erased): the redirect's replicas read it to drop what they
-                 hold in memory of the link
+                 made (the share cancelled, its advocate erased): the redirect's replicas read
+                 it to drop what they hold in memory of the link
 - daily_counts   shares per (org, advocate, day in the org's time zone), reserved atomically for
                  the daily limit; a cancelled share gives its slot back once (the count
                  remembers the shares it released, `mark_applied`)
@@ -69,11 +69,11 @@ def _day_key(org: str, advocate_id: str, day: str) -> str:
 
 def _cancelled(now: datetime) -> Document:
     """A pending share cancelled, marked to give its daily-limit slot back in the same write."""
-    return {"$set": {"status": "cancelled", "cancelled_at": now, **SLOT_TO_RELEASE}}
+    return {"$set": {"status": "cancelled", "cancelled_at": now, LINK_CHANGED_AT: now, **SLOT_TO_RELEASE}}
 
 
 class LinkChange(NamedTuple):
-    """A share's link whose target changed (its advocate erased) at `at`."""
+    """A share's link whose target changed (cancelled, its advocate erased) at `at`."""
 
     code: str
     at: datetime
@@ -195,7 +195,8 @@ class SharesStore:
         return [doc["code"] async for doc in cursor]
 
     async def links_changed_since(self, since: datetime) -> list[LinkChange]:
-        """Across organisations: links whose advocate was erased at `since` or later."""
+        """Across organisations: links whose share was cancelled or whose advocate was erased at
+        `since` or later."""
         changed = self.tenants.across(SHARES, why="the redirect's in-memory links of every organisation")
         cursor = changed.find({LINK_CHANGED_AT: {"$gte": since}}, {"code": 1, LINK_CHANGED_AT: 1})
         return [LinkChange(d["code"], d[LINK_CHANGED_AT]) async for d in cursor]

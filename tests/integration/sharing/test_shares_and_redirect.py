@@ -561,6 +561,36 @@ async def test_an_erased_advocates_links_leave_every_replicas_cache_on_its_next_
     assert click_of(after).advocate_id.startswith("erased-") and click_of(after).team is None
 
 
+async def test_a_cancelled_shares_link_leads_to_the_fallback_and_credits_nobody_on_every_replica(
+    sharing: Sharing, tmp_path: Path
+) -> None:
+    org = new_org()
+    await sharing.set_settings(org, fallback_url="https://www.example.com/more")
+    await sharing.enrol(org, "adv-1")
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    share = await make_share(sharing, org, "adv-1", scheduled_at=later)
+    spool = ClickSpool(str(tmp_path / "replica.sqlite3"))
+    await spool.open()
+    replica = redirect_replica(sharing, spool)
+    browser = {"User-Agent": BROWSER_UA}
+    try:
+        await refresh_replica(sharing, replica)
+        # Scheduled, not out yet: its link already leads to the content (and is now cached).
+        pending = await visit(sharing, share["code"], browser, via=replica)
+        assert await sharing.app.state.shares.cancel_scheduled(org, "adv-1") == 1  # as a leaver's are
+        await refresh_replica(sharing, replica)
+        cancelled = await visit(sharing, share["code"], browser, via=replica)
+        buffered = spool.buffered
+    finally:
+        await spool.close()
+    assert pending.status_code == 302
+    assert urlsplit(pending.headers["location"]).path == "/blog/new-product"
+    # It never went out: its visitors go on to the organisation's page, and no click credits anyone.
+    assert cancelled.status_code == 302
+    assert cancelled.headers["location"] == "https://www.example.com/more"
+    assert buffered == 1  # the click on the pending link alone
+
+
 async def test_new_visitors_are_kept_in_one_write_and_one_another_relay_kept_stays_its(
     sharing: Sharing,
 ) -> None:
