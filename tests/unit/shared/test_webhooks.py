@@ -33,6 +33,11 @@ def test_an_old_signature_is_refused_even_when_it_matches() -> None:
     assert not webhooks.verify_signature("s3cret", 1000, b"{}", signature, now=1001 + webhooks.TOLERANCE_S)
 
 
+def test_a_signature_header_with_any_characters_is_refused_not_an_error() -> None:
+    # A header is whatever the sender put there: a receiver's check must answer False, not raise.
+    assert not webhooks.verify_signature("s3cret", 1000, b"{}", "sha256=caf\u00e9", now=1000)
+
+
 def test_the_signed_headers_are_the_documented_ones() -> None:
     # Receivers verify these byte for byte: names, the timestamp as decimal seconds, sha256=<hex>.
     headers = webhooks.signed_headers("s3cret", 1000, b"{}", "d-1")
