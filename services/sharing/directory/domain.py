@@ -22,6 +22,7 @@ from scim2_models import (
     Context,
     EnterpriseUser,
     Group,
+    InvalidValueException,
     PatchOp,
     PreconditionFailedException,
     Resource,
@@ -166,6 +167,9 @@ def user_entity(
     resource.meta = None
     resource.groups = None
     user_name = resource.user_name or ""
+    if not user_name.strip():
+        # userName is the user's unique name (RFC 7643 4.1.1): a blank one names nobody.
+        raise InvalidValueException(detail="userName: must not be blank")
     return DirectoryUser(
         scim_id=scim_id,
         advocate_id=advocate_id,

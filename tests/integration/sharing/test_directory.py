@@ -293,6 +293,20 @@ async def test_bad_writes_are_scim_errors_and_change_nothing(sharing: Sharing) -
     assert after["displayName"] == "Why" and after["meta"]["version"] == user["meta"]["version"]
 
 
+async def test_a_blank_user_name_is_refused_on_create_replace_and_patch(sharing: Sharing) -> None:
+    idp = Idp(sharing, new_org())
+    created = await idp.call("POST", "/Users", {"schemas": [USER], "userName": " "})
+    assert created.status_code == 400 and created.json()["scimType"] == "invalidValue", created.text
+    user = await idp.create_user("z@example.com")
+    replaced = await idp.call("PUT", f"/Users/{user['id']}", {"schemas": [USER], "userName": ""})
+    assert replaced.status_code == 400 and replaced.json()["scimType"] == "invalidValue", replaced.text
+    patched = await idp.patch(f"/Users/{user['id']}", {"op": "replace", "path": "userName", "value": ""})
+    assert patched.status_code == 400 and patched.json()["scimType"] == "invalidValue", patched.text
+    after = (await idp.call("GET", f"/Users/{user['id']}")).json()
+    assert after["userName"] == "z@example.com" and after["meta"]["version"] == user["meta"]["version"]
+    assert (await idp.list("/Users"))["totalResults"] == 1
+
+
 async def test_a_group_with_unknown_members_is_refused(sharing: Sharing) -> None:
     idp = Idp(sharing, new_org())
     response = await idp.call(
