@@ -11,9 +11,10 @@ that retried a 503 with the same key, as it should, got a 409 for the key's 24 h
 failed request's freed key, the retry runs the create again: if the first one's writes had landed
 before it failed, that is a second create, as a retry without a key would make, unless the create
 takes its id from the key (shared/ids.py `id_for_request`: a reward, a redemption, kudos, a
-personal goal, a webhook endpoint and a webhook replay do, and find and finish the first one's)
-or keeps the key on what it made and looks for it first (shared/ids.py `made_before`: a share, a
-content item, a goal, a survey, a course, a policy version).
+personal goal, a webhook endpoint, a webhook replay and a replayed webhook delivery do, and find
+and finish the first one's) or keeps the key on what it made and looks for it first
+(shared/ids.py `made_before`: a share, a content item, a goal, a survey, a course, a policy
+version).
 Records are kept 24 hours: a TTL index on their creation time (`INDEXES`, which shared/app.py
 ensures for every service) expires them. MongoDB's TTL monitor deletes once a minute, so a record
 may outlive its 24 hours by that much; nothing relies on the exact moment.

@@ -45,7 +45,7 @@ DESCRIPTION = (
 )
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
 # something new, a patch for wording; docs/openapi/README.md, "Versions").
-API_VERSION = "1.8.0"
+API_VERSION = "1.9.0"
 
 # In the order the API lists them.
 ROUTERS = [

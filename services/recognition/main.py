@@ -67,7 +67,7 @@ OUTBOX_COLLECTIONS = (LEDGER, AWARDS, REDEMPTIONS)
 
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
 # something new, a patch for wording; docs/openapi/README.md, "Versions").
-API_VERSION = "1.6.0"
+API_VERSION = "1.7.0"
 
 INDEXES: list[IndexSpec] = [
     *RULES_INDEXES,

@@ -17,10 +17,10 @@ import logging
 import random
 import socket
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -30,7 +30,8 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.clock import utc_now
 from shared.errors import InvalidInput, NotFound
-from shared.mongo import Document, IndexSpec
+from shared.ids import id_for_request
+from shared.mongo import Document, IndexSpec, insert_unless_there
 from shared.tenancy import TenantCollection, Tenants
 from shared.webhooks import policy
 from shared.webhooks.policy import State
@@ -123,6 +124,24 @@ def _delivery(doc: Document) -> Delivery:
     )
 
 
+def _document(delivery: Delivery) -> Document:
+    """A new delivery's document (its log starts empty)."""
+    return {
+        "_id": delivery.id,
+        "target": delivery.target,
+        "url": delivery.url,
+        "body": delivery.body,
+        "state": str(delivery.state),
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at,
+        "created_at": delivery.created_at,
+        "replay_of": delivery.replay_of,
+        "log": [],
+        "meta": delivery.meta,
+        "people": list(delivery.people),
+    }
+
+
 def _utc(at: datetime) -> datetime:
     """Times come back from MongoDB without a zone; they were written in UTC."""
     return at if at.tzinfo else at.replace(tzinfo=UTC)
@@ -145,25 +164,20 @@ class DeliveryStore:
     async def add(self, delivery: Delivery) -> bool:
         """False when this delivery already exists (the same event or change seen again)."""
         try:
-            await self._of(delivery.org).insert_one(
-                {
-                    "_id": delivery.id,
-                    "target": delivery.target,
-                    "url": delivery.url,
-                    "body": delivery.body,
-                    "state": str(delivery.state),
-                    "attempts": delivery.attempts,
-                    "next_attempt_at": delivery.next_attempt_at,
-                    "created_at": delivery.created_at,
-                    "replay_of": delivery.replay_of,
-                    "log": [],
-                    "meta": delivery.meta,
-                    "people": list(delivery.people),
-                }
-            )
+            await self._of(delivery.org).insert_one(_document(delivery))
         except DuplicateKeyError:
             return False
         return True
+
+    async def add_once(self, delivery: Delivery) -> Delivery:
+        """Insert the delivery, or answer the one there with its id (a retry of its request, its
+        id from the same Idempotency-Key)."""
+        there = await insert_unless_there(self._of(delivery.org), _document(delivery))
+        return delivery if there is None else _delivery(there)
+
+    async def made_at(self, org: str, delivery_id: str) -> datetime | None:
+        doc = await self._of(org).find_one({"_id": delivery_id}, {"created_at": 1})
+        return None if doc is None else _utc(doc["created_at"])
 
     async def forget(self, org: str, person: str) -> int:
         return (await self._of(org).delete_many({"people": person})).deleted_count
@@ -372,15 +386,19 @@ class WebhookEngine:
     async def cancel(self, org: str, target: str) -> None:
         await self._store.cancel_pending(org, target)
 
-    async def replay(self, org: str, target: str, delivery_id: str) -> Delivery:
+    async def replay(self, org: str, target: str, delivery_id: str, idempotency_key: str | None) -> Delivery:
         """Send a logged delivery again, as a new delivery with its own id and log (receivers
-        that dedupe on the delivery id must see it) and the same body."""
+        that dedupe on the delivery id must see it) and the same body. With an Idempotency-Key
+        the new delivery's id comes from it, so a retry whose first answer was lost finds the
+        delivery its first try queued instead of queueing the body once more."""
         original = await self._store.get(org, delivery_id)
         if original is None or original.target != target:
             raise NotFound(f"no delivery {delivery_id}")
-        at = utc_now()
+        at, made_at = utc_now(), partial(self._store.made_at, org)
         replayed = Delivery(
-            id=policy.replay_id(original.id, uuid.uuid4().hex[:12]),
+            id=await id_for_request(
+                policy.replay_prefix(original.id), idempotency_key, (org, target), made_at, at
+            ),
             org=org,
             target=target,
             url=original.url,
@@ -393,8 +411,7 @@ class WebhookEngine:
             meta=original.meta,
             people=original.people,
         )
-        await self._store.add(replayed)
-        return replayed
+        return await self._store.add_once(replayed)
 
     async def dispatch_due(self) -> int:
         """Send what is due (a Periodic calls this); returns how many were delivered.

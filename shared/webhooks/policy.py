@@ -133,6 +133,7 @@ def after_attempt(
     return Outcome(State.PENDING, now + backoff(attempts, retry_base_s, rand=rand))
 
 
-def replay_id(delivery_id: str, replay: str) -> str:
-    """A replayed delivery is a new delivery (its own id and log) that names the one it repeats."""
-    return f"{delivery_id}:replay-{replay}"
+def replay_prefix(delivery_id: str) -> str:
+    """A replayed delivery is a new delivery (its own id and log) whose id starts with the one it
+    repeats: this, then the replay's own part (shared/ids.py `id_for_request`)."""
+    return f"{delivery_id}:replay-"

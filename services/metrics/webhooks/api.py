@@ -117,12 +117,20 @@ async def list_deliveries(
     summary="Deliver one logged delivery again",
 )
 async def replay_delivery(
-    endpoint_id: str, delivery_id: str, principal: Admin, service: Service
+    endpoint_id: str, delivery_id: str, principal: Admin, service: Service, once: Idempotent
 ) -> DeliveryOut:
     """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
-    and retried like any other.
+    and retried like any other. With an Idempotency-Key, a retry answers the delivery its first try queued
+    instead of sending the body once more.
     """
-    return delivery_out(await service.redeliver(principal, endpoint_id, delivery_id))
+
+    async def create() -> dict[str, Any]:
+        delivery = await service.redeliver(principal, endpoint_id, delivery_id, once.key)
+        return delivery_out(delivery).model_dump(mode="json")
+
+    # The delivery is the request: the same key for another delivery's replay is refused.
+    request = {"endpoint_id": endpoint_id, "delivery_id": delivery_id}
+    return DeliveryOut.model_validate(await once(principal.org, "delivery-replays", request, create))
 
 
 @router.post(

@@ -135,9 +135,11 @@ class WebhookService:
         await self.get_endpoint(principal, endpoint_id)
         return await self.engine.deliveries(principal.org, endpoint_id, limit)
 
-    async def redeliver(self, principal: Principal, endpoint_id: str, delivery_id: str) -> Delivery:
+    async def redeliver(
+        self, principal: Principal, endpoint_id: str, delivery_id: str, idempotency_key: str | None
+    ) -> Delivery:
         await self.get_endpoint(principal, endpoint_id)
-        return await self.engine.replay(principal.org, endpoint_id, delivery_id)
+        return await self.engine.replay(principal.org, endpoint_id, delivery_id, idempotency_key)
 
     # --- events become deliveries ----------------------------------------------------------
 

@@ -220,9 +220,17 @@ async def redemption_approved(
     summary="Deliver one logged delivery again",
 )
 async def replay_fulfilment_delivery(
-    delivery_id: str, principal: Admin, service: Service
+    delivery_id: str, principal: Admin, service: Service, once: Idempotent
 ) -> schemas.FulfilmentDeliveryOut:
     """Queues the same body again as a new delivery (its own id and log; `replay_of` names the original), sent
-    and retried like any other.
+    and retried like any other. With an Idempotency-Key, a retry answers the delivery its first try queued
+    instead of sending the body once more.
     """
-    return schemas.delivery_out(await service.replay_delivery(principal.org, delivery_id))
+
+    async def create() -> dict[str, Any]:
+        delivery = await service.replay_delivery(principal.org, delivery_id, once.key)
+        return schemas.delivery_out(delivery).model_dump(mode="json")
+
+    # The delivery is the request: the same key for another delivery's replay is refused.
+    result = await once(principal.org, "fulfilment-replays", {"delivery_id": delivery_id}, create)
+    return schemas.FulfilmentDeliveryOut.model_validate(result)

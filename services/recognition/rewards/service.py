@@ -243,5 +243,5 @@ class RewardService:
     async def deliveries(self, org: str, limit: int) -> list[Delivery]:
         return await self.webhooks.deliveries(org, FULFILMENT, limit)
 
-    async def replay_delivery(self, org: str, delivery_id: str) -> Delivery:
-        return await self.webhooks.replay(org, FULFILMENT, delivery_id)
+    async def replay_delivery(self, org: str, delivery_id: str, idempotency_key: str | None) -> Delivery:
+        return await self.webhooks.replay(org, FULFILMENT, delivery_id, idempotency_key)

@@ -29,6 +29,7 @@ from shared.events.training import CourseCompleted
 from shared.messaging import EventProducer
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
+from shared.webhooks.engine import DELIVERIES
 from tests.helpers import bearer, eventually, http_server, new_org, running_app
 
 pytestmark = pytest.mark.integration
@@ -339,6 +340,82 @@ async def test_a_replay_retried_with_its_idempotency_key_delivers_the_range_once
             later = await api.post(replays, headers=keyed, json=span)
             assert later.status_code == 202, later.text
             assert later.json()["id"] != first.json()["id"]
+    finally:
+        await mongo.close()
+        await producer.stop()
+
+
+async def test_a_delivery_replay_retried_with_its_idempotency_key_sends_the_body_once_more_only(
+    settings: ChorusSettings,
+) -> None:
+    org = new_org()
+    admin = bearer(settings, org=org, sub="root", roles=["admin"])
+    metrics_settings = MetricsSettings(**{**settings.model_dump(), "webhook_dispatch_every_s": 0.1})
+    producer = EventProducer(settings)
+    await producer.start()
+    mongo = create_client(settings)
+    db = mongo[settings.database_name("metrics")]
+    try:
+        async with serve(Receiver()) as receiver, running_app(create_app(metrics_settings)) as api:
+            created = await api.post(
+                "/v1/webhooks",
+                headers=admin,
+                json={"url": receiver.url, "event_types": ["chorus.share.made"]},
+            )
+            endpoint_id = created.json()["id"]
+            deliveries = f"/v1/webhooks/{endpoint_id}/deliveries"
+            await producer.publish(share(org, "s-1"))
+            await producer.publish(share(org, "s-2"))
+            await eventually(lambda: len(receiver.requests) == 2, timeout_s=30)
+            first_delivery, other_delivery = [
+                d["id"] for d in (await api.get(deliveries, headers=admin)).json()["items"]
+            ]
+
+            replay = f"{deliveries}/{first_delivery}/replay"
+            keyed = {**admin, "Idempotency-Key": "redeliver-1"}
+            first = await api.post(replay, headers=keyed)
+            assert first.status_code == 202, first.text
+            assert "idempotent-replayed" not in first.headers
+            assert first.json()["replay_of"] == first_delivery
+            await eventually(lambda: len(receiver.requests) == 3, timeout_s=30)
+
+            # The answer was lost: the client sends the same request again, and is answered the
+            # delivery already queued.
+            again = await api.post(replay, headers=keyed)
+            assert (again.status_code, again.json()) == (202, first.json())
+            assert again.headers["idempotent-replayed"] == "true"
+
+            # The first request queued the delivery, then its process stopped before its answer
+            # was stored: its key is taken over, and the retry finds the delivery the key queued.
+            await db[idempotency.COLLECTION].update_one(
+                {"org": org},
+                {"$set": {"state": "running", "abandoned_at": datetime.now(UTC)}, "$unset": {"response": ""}},
+            )
+            taken_over = await api.post(replay, headers=keyed)
+            assert (taken_over.status_code, taken_over.json()["id"]) == (202, first.json()["id"])
+
+            # The same key for another delivery is refused, naming the header.
+            refused = await api.post(f"{deliveries}/{other_delivery}/replay", headers=keyed)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["errors"][0]["field"] == "Idempotency-Key"
+
+            # The two events' deliveries and the one replay's: the receiver got the body twice.
+            logged = (await api.get(deliveries, headers=admin)).json()["items"]
+            assert sorted(d["id"] for d in logged) == sorted(
+                [first_delivery, other_delivery, first.json()["id"]]
+            )
+            sent = [headers["x-chorus-delivery"] for headers, _ in receiver.requests]
+            assert sorted(set(sent)) == sorted([first_delivery, other_delivery, first.json()["id"]])
+            assert sent.count(first.json()["id"]) == 1
+
+            # A day on, the key's record has expired, and the client uses the key again: a new one.
+            a_day_ago = datetime.now(UTC) - timedelta(hours=25)
+            await db[DELIVERIES].update_one({"_id": first.json()["id"]}, {"$set": {"created_at": a_day_ago}})
+            await db[idempotency.COLLECTION].delete_many({"org": org})
+            later = await api.post(replay, headers=keyed)
+            assert later.status_code == 202, later.text
+            assert later.json()["id"] not in (first.json()["id"], first_delivery)
+            assert later.json()["replay_of"] == first_delivery
     finally:
         await mongo.close()
         await producer.stop()

@@ -499,6 +499,60 @@ async def test_fulfilment_deliveries_are_logged_and_can_be_replayed_by_their_adm
     )
 
 
+async def test_a_fulfilment_replay_retried_with_its_idempotency_key_sends_the_body_once_more_only(
+    client: httpx.AsyncClient, settings: ChorusSettings, stores: Stores, receiver: str
+) -> None:
+    org = new_org()
+    me, admin = as_(settings, org, "a"), as_(settings, org, "boss", "admin")
+    db = stores.rewards.db
+    body(await client.put("/v1/webhooks/fulfilment", headers=admin, json={"url": receiver, "secret": SECRET}))
+    await give_points(client, settings, org, "a", 1)
+    reward = await add_reward(client, settings, org, cost=10)
+    for _ in range(2):
+        redemption = body(await client.post(f"/v1/rewards/{reward}/redemptions", headers=me))
+        body(await client.post(f"/v1/redemptions/{redemption['redemption_id']}/approve", headers=admin))
+
+    async def delivered(count: int) -> list[str] | None:
+        items = body(await client.get("/v1/webhooks/fulfilment/deliveries", headers=admin))["items"]
+        ids = [d["id"] for d in items if d["state"] == "delivered"]
+        return ids if len(items) == len(ids) == count else None
+
+    first_delivery, other_delivery = await eventually(lambda: delivered(2), timeout_s=20)
+    replay = f"/v1/webhooks/fulfilment/deliveries/{first_delivery}/replay"
+    keyed = {**admin, "Idempotency-Key": "redeliver-1"}
+    first = await client.post(replay, headers=keyed)
+    assert first.status_code == 202, first.text
+    assert "idempotent-replayed" not in first.headers
+    assert first.json()["replay_of"] == first_delivery
+    await eventually(lambda: delivered(3), timeout_s=20)
+
+    # The answer was lost: the client sends the same request again, and is answered the delivery
+    # already queued.
+    again = await client.post(replay, headers=keyed)
+    assert (again.status_code, again.json()) == (202, first.json())
+    assert again.headers["idempotent-replayed"] == "true"
+
+    # The first request queued the delivery, then its process stopped before its answer was
+    # stored: its key is taken over, and the retry finds the delivery the key queued.
+    await db[idempotency.COLLECTION].update_one(
+        {"org": org},
+        {"$set": {"state": "running", "abandoned_at": datetime.now(UTC)}, "$unset": {"response": ""}},
+    )
+    taken_over = await client.post(replay, headers=keyed)
+    assert (taken_over.status_code, taken_over.json()["id"]) == (202, first.json()["id"])
+
+    # The same key for another delivery is refused, naming the header.
+    refused = await client.post(f"/v1/webhooks/fulfilment/deliveries/{other_delivery}/replay", headers=keyed)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "Idempotency-Key"
+
+    # The two redemptions' deliveries and the one replay's: the receiver got the body twice.
+    assert sorted(await delivered(3) or []) == sorted([first_delivery, other_delivery, first.json()["id"]])
+    sent = [headers[DELIVERY_HEADER] for headers, _ in Receiver.calls]
+    assert sorted(set(sent)) == sorted([first_delivery, other_delivery, first.json()["id"]])
+    assert sent.count(first.json()["id"]) == 1
+
+
 async def test_kudos_have_a_weekly_allowance_and_the_receiver_scores(
     client: httpx.AsyncClient, settings: ChorusSettings
 ) -> None:

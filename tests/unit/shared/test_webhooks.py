@@ -156,7 +156,7 @@ def test_the_first_public_address_is_the_one_to_connect_to() -> None:
 
 
 def test_a_replay_is_a_new_delivery_naming_the_original() -> None:
-    assert policy.replay_id("d-1", "r1") == "d-1:replay-r1"
+    assert policy.replay_prefix("d-1") == "d-1:replay-"
 
 
 OLD_KEY, NEW_KEY = Fernet.generate_key().decode(), Fernet.generate_key().decode()
