@@ -230,23 +230,23 @@ async def set_up(api: Api, plan: Plan, program: Program) -> None:
 
 
 async def enrol(api: Api, advocate: planning.AdvocatePlan) -> None:
-    await api.call(
-        "PUT",
-        f"/v1/advocates/{advocate.id}",
-        api.as_user(ADMIN, "admin"),
-        json={
-            "display_name": advocate.name,
-            "team": advocate.team,
-            "department": advocate.department,
-            "location": advocate.location,
-            "language": advocate.language,
-            "consents": {"tracking": True, "public_ranking": advocate.public_ranking},
-            "networks": [
-                {"network": n, "handle": f"@{advocate.id}", "audience_size": size}
-                for n, size in advocate.networks
-            ],
-        },
-    )
+    """The admin enrols the advocate; one who keeps off public leaderboards withdraws that consent
+    themself, as only they may."""
+    profile = {
+        "display_name": advocate.name,
+        "team": advocate.team,
+        "department": advocate.department,
+        "location": advocate.location,
+        "language": advocate.language,
+        "networks": [
+            {"network": n, "handle": f"@{advocate.id}", "audience_size": size}
+            for n, size in advocate.networks
+        ],
+    }
+    await api.call("PUT", f"/v1/advocates/{advocate.id}", api.as_user(ADMIN, "admin"), json=profile)
+    if not advocate.public_ranking:
+        withdrawn = {**profile, "consents": {"tracking": True, "public_ranking": False}}
+        await api.call("PUT", "/v1/advocates/me", api.as_user(advocate.id, "advocate"), json=withdrawn)
 
 
 async def publish_content(api: Api, plan: Plan, program: Program) -> None:

@@ -159,17 +159,16 @@ async def seed_program(http: httpx.AsyncClient, base: str, services: RunningServ
         return dict(await call(http, method, f"{base}{path}", keyed, body=body))
 
     for name, (team, network, audience, ranked) in ADVOCATES.items():
-        await ok(
-            "PUT",
-            f"/v1/advocates/{name}",
-            admin,
-            {
-                "display_name": name.capitalize(),
-                "team": team,
-                "consents": {"public_ranking": ranked},
-                "networks": [{"network": network, "handle": name, "audience_size": audience}],
-            },
-        )
+        profile = {
+            "display_name": name.capitalize(),
+            "team": team,
+            "networks": [{"network": network, "handle": name, "audience_size": audience}],
+        }
+        await ok("PUT", f"/v1/advocates/{name}", admin, profile)
+        if not ranked:  # their own consent to withdraw: an admin's write leaves it as they set it
+            await ok(
+                "PUT", "/v1/advocates/me", member(name), {**profile, "consents": {"public_ranking": False}}
+            )
     content_ids = []
     for content_type, title in (("article", "Our new office"), ("job_opening", "We are hiring engineers")):
         created = await ok(

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from services.sharing.advocates.schemas import (
+    AdminAdvocateIn,
     AdvocateIn,
     AdvocateOut,
     AdvocatePage,
@@ -38,7 +39,7 @@ async def put_me(
     chorus.advocate.enrolled the first time, chorus.advocate.updated after.
     """
     set_advocate_cookie(response, settings, principal)
-    return AdvocateOut.of(await service.save(principal.org, principal.sub, body.profile()))
+    return AdvocateOut.of(await service.save(principal.org, principal.sub, body.profile(), by_admin=False))
 
 
 @router.get("/advocates/me", summary="My advocate profile", responses=NOT_FOUND_RESPONSE)
@@ -51,12 +52,18 @@ async def get_me(principal: Member, service: Service, settings: Settings, respon
 @router.put("/advocates/{advocate_id}", summary="Enrol or update an advocate (admin)")
 async def put_advocate(
     advocate_id: Annotated[str, Path(min_length=1, max_length=200)],
-    body: AdvocateIn,
+    body: AdminAdvocateIn,
     principal: Admin,
     service: Service,
 ) -> AdvocateOut:
-    """An admin enrols someone of the organisation; the id is that person's token `sub`."""
-    return AdvocateOut.of(await service.save(principal.org, advocate_id, body.profile()))
+    """An admin enrols someone of the organisation, or replaces their profile; the id is that
+    person's token `sub`. The advocate's own choices are theirs alone and stay as they made them
+    with PUT /v1/advocates/me, whatever the body says: their consents (tracking, public ranking)
+    and whether colleagues see their name. Someone new starts with the defaults: both consents
+    given, their name as the organisation's settings say. Emits chorus.advocate.enrolled the
+    first time, chorus.advocate.updated after.
+    """
+    return AdvocateOut.of(await service.save(principal.org, advocate_id, body.profile(), by_admin=True))
 
 
 @router.get("/advocates", summary="List the organisation's advocates (admin)")

@@ -9,6 +9,10 @@ directory's attributes win: name, team, department, location and whether they ar
 advocate still sets what the directory does not hold (networks, handles, audience sizes,
 language, consents).
 
+An admin may enrol an advocate and update their profile, but the advocate's own choices (their
+consents, whether colleagues see their name) are theirs alone: an admin's write keeps them as
+the advocate left them (`with_own_choices`).
+
 Their name and picture reach colleagues (in the events, and so in the other services, and in the
 colleague directory) only when they allow it: their own `name_visible`, else their organisation's
 default (`name_shown`).
@@ -143,6 +147,14 @@ def with_directory(profile: Profile, directory: DirectoryProfile | None) -> Prof
         location=directory.location,
         active=directory.active,
     )
+
+
+def with_own_choices(profile: Profile, existing: Profile | None) -> Profile:
+    """An admin's profile of an advocate, with the advocate's own choices (their consents, whether
+    colleagues see their name) as they left them, or the defaults until they make any. Consent is
+    the person's own to give or withdraw: what an admin sends, or leaves out, changes neither."""
+    own = Profile(display_name="") if existing is None else existing
+    return replace(profile, consents=own.consents, name_visible=own.name_visible)
 
 
 def directory_unchanged(applied: DirectoryProfile | None, incoming: DirectoryProfile) -> bool:

@@ -37,14 +37,15 @@ class ConnectedNetwork(Request):
     health: NetworkHealth = "connected"
 
 
-class AdvocateIn(Request):
+class ProfileIn(Request):
+    """What an advocate's profile says, whoever writes it (the advocate, an admin)."""
+
     # Not blank: surrounding whitespace is stripped before the length is checked.
     display_name: Line = Field(min_length=1, max_length=120)
     team: Line | None = Field(None, max_length=120)
     department: Line | None = Field(None, max_length=120)
     location: Line | None = Field(None, max_length=120)
     language: Line | None = Field(None, max_length=16, description="BCP 47 tag, e.g. en or fr-CA")
-    consents: Consents = Field(default_factory=Consents)
     networks: list[ConnectedNetwork] = Field(default_factory=list, max_length=20)
     avatar_url: str | None = Field(
         None,
@@ -52,6 +53,25 @@ class AdvocateIn(Request):
         pattern=rf"^https://[^\s{CONTROLS}]+$",
         description="an https URL of the advocate's picture",
     )
+
+    def declared(self, consents: domain.Consents, name_visible: bool | None) -> domain.Profile:
+        return domain.Profile(
+            display_name=self.display_name,
+            team=self.team,
+            department=self.department,
+            location=self.location,
+            language=self.language,
+            consents=consents,
+            networks=tuple(domain.Network(**n.model_dump()) for n in self.networks),
+            avatar_url=self.avatar_url,
+            name_visible=name_visible,
+        )
+
+
+class AdvocateIn(ProfileIn):
+    """The advocate's own profile, with their own choices (PUT /v1/advocates/me)."""
+
+    consents: Consents = Field(default_factory=Consents)
     name_visible: StrictBool | None = Field(
         None,
         description="colleagues may see my name and picture (leaderboards, kudos, authors, the colleague"
@@ -59,19 +79,32 @@ class AdvocateIn(Request):
     )
 
     def profile(self) -> domain.Profile:
-        return domain.Profile(
-            display_name=self.display_name,
-            team=self.team,
-            department=self.department,
-            location=self.location,
-            language=self.language,
-            consents=domain.Consents(
-                tracking=self.consents.tracking, public_ranking=self.consents.public_ranking
-            ),
-            networks=tuple(domain.Network(**n.model_dump()) for n in self.networks),
-            avatar_url=self.avatar_url,
-            name_visible=self.name_visible,
+        consents = domain.Consents(
+            tracking=self.consents.tracking, public_ranking=self.consents.public_ranking
         )
+        return self.declared(consents, self.name_visible)
+
+
+class AdminAdvocateIn(ProfileIn):
+    """An advocate's profile as an admin writes it. The advocate's own choices (their consents,
+    whether colleagues see their name) are not an admin's to make: they stay as the advocate set
+    them with PUT /v1/advocates/me, and `consents` and `name_visible` here are ignored."""
+
+    consents: Consents | None = Field(
+        None,
+        deprecated=True,
+        description="ignored: consent is the advocate's own to give or withdraw (PUT /v1/advocates/me)",
+    )
+    name_visible: StrictBool | None = Field(
+        None,
+        deprecated=True,
+        description="ignored: whether colleagues see their name is the advocate's own choice"
+        " (PUT /v1/advocates/me)",
+    )
+
+    def profile(self) -> domain.Profile:
+        # The defaults: AdvocatesService.save keeps an enrolled advocate's own choices instead.
+        return self.declared(domain.Consents(), None)
 
 
 class AdvocateOut(ResponseBody):

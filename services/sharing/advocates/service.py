@@ -40,9 +40,10 @@ class AdvocatesService:
         """(org, advocate) of everyone who has withdrawn tracking consent (for the redirect)."""
         return await self.store.untracked()
 
-    async def save(self, org: str, advocate_id: str, profile: Profile) -> Advocate:
+    async def save(self, org: str, advocate_id: str, profile: Profile, *, by_admin: bool) -> Advocate:
         """Save what the advocate (or an admin) declares; the directory's attributes, where it
-        provisioned them, stay as the directory says."""
+        provisioned them, stay as the directory says, and an admin leaves the advocate's own
+        choices (consents, name visibility) as they are at the version written."""
         domain.check_networks(profile.networks)
         seen = False
         for _ in range(WRITE_ATTEMPTS):
@@ -50,7 +51,11 @@ class AdvocatesService:
             if existing is None and seen:
                 raise Conflict(f"advocate {advocate_id} was erased while this request ran")
             seen = seen or existing is not None
-            saved = profile if existing is None else domain.with_directory(profile, existing.directory)
+            saved = profile
+            if by_admin:
+                saved = domain.with_own_choices(saved, None if existing is None else existing.profile)
+            if existing is not None:
+                saved = domain.with_directory(saved, existing.directory)
             if await self._save(org, advocate_id, saved, existing):
                 return found(await self.store.get(org, advocate_id), f"advocate {advocate_id} was erased")
         raise Conflict(f"advocate {advocate_id} changed while this request ran; try again")

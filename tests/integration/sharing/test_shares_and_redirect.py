@@ -22,6 +22,7 @@ from services.sharing.shares.store import SHARES, SharesStore, due_filter
 from shared import idempotency
 from shared.auth import TokenVerifier
 from shared.events import Event, EventData
+from shared.events.advocates import AdvocateProfile
 from shared.events.clicks import CLICK_ID_PARAM, ClickRecorded
 from shared.events.content import ContentArchived
 from shared.events.shares import ShareMade
@@ -439,6 +440,49 @@ async def test_clicks_follow_the_advocates_tracking_consent_within_seconds(shari
     )
     assert erased.status_code in (200, 202, 204), erased.text
     await eventually(lambda: (org, "adv-1") not in sharing.app.redirect.state.untracked)
+
+
+async def test_an_admin_neither_gives_back_a_consent_the_advocate_withdrew_nor_shows_their_name(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    admin = sharing.headers(org, "boss", ["admin"])
+    withdrawn = {"tracking": False, "public_ranking": False}
+    given = {"tracking": True, "public_ranking": True}
+    profile = {"display_name": "Ada Lovelace", "team": "sales"}
+
+    async def admin_writes(**fields: Any) -> dict[str, Any]:
+        response = await sharing.client.put("/v1/advocates/ada", json={**profile, **fields}, headers=admin)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
+        # Someone new starts with the defaults, whatever the admin says of their choices.
+        enrolled = await admin_writes(consents=withdrawn, name_visible=True)
+        assert (enrolled["consents"], enrolled["name_visible"]) == (given, None)
+        # The advocate withdraws both consents and hides their name; the admin then writes their
+        # profile without those, and with them given back.
+        await sharing.enrol(org, "ada", consents=withdrawn, name_visible=False)
+        for fields in ({}, {"consents": given, "name_visible": True}):
+            written = await admin_writes(**fields, location="paris")
+            assert (written["consents"], written["name_visible"], written["location"]) == (
+                withdrawn,
+                False,
+                "paris",
+            )
+        own = await sharing.client.get("/v1/advocates/me", headers=sharing.headers(org, "ada"))
+        assert (own.json()["consents"], own.json()["name_visible"]) == (withdrawn, False)
+        events = await advocates.collect(lambda e: e.tenant == org, count=4)
+
+    # What metrics and recognition read of them says so too.
+    assert [e.type for e in events] == ["chorus.advocate.enrolled"] + ["chorus.advocate.updated"] * 3
+    profiles = [e.data for e in events if isinstance(e.data, AdvocateProfile)]
+    assert [(p.tracking_consent, p.public_ranking_consent, p.display_name) for p in profiles] == [
+        (True, True, None),
+        *[(False, False, None)] * 3,
+    ]
+    assert (org, "ada") in await sharing.app.state.advocates.untracked()
 
 
 async def test_a_visitor_at_2359_and_0001_inside_a_48h_window_is_unique_once(sharing: Sharing) -> None:
