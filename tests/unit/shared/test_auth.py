@@ -121,6 +121,19 @@ def test_a_token_without_a_required_claim_is_refused(
     assert missing in response.json()["detail"]
 
 
+@pytest.mark.parametrize("empty", ["sub", "org"])
+def test_a_token_whose_subject_or_organisation_is_empty_is_refused(
+    client: TestClient, settings: ChorusSettings, empty: str
+) -> None:
+    # An empty subject would be everyone's: one advocate "" for every such token of the organisation.
+    response = client.get(
+        "/admin-only", headers={"Authorization": f"Bearer {token(settings, **{empty: ''})}"}
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert f"{empty} claim must be a non-empty string" in response.json()["detail"]
+
+
 def test_a_token_for_another_audience_is_refused(client: TestClient, settings: ChorusSettings) -> None:
     response = client.get("/admin-only", headers={"Authorization": f"Bearer {token(settings, aud='other')}"})
     assert response.status_code == 401
