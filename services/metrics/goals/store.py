@@ -39,11 +39,24 @@ async def _cap_infinite_targets(db: AsyncDatabase[Document]) -> int:
     return result.modified_count
 
 
+async def _forget_snapshots_of_deleted_goals(db: AsyncDatabase[Document]) -> int:
+    """Deleting a goal left its snapshots behind until 2026-12: those of goals no longer there go."""
+    snapshots = Tenants(db).across(GOAL_SNAPSHOTS, why="a migration of every organisation's goal snapshots")
+    store = GoalStore(db)
+    removed = 0
+    async for goal in await snapshots.aggregate(
+        [{"$group": {"_id": {"org": "$org", "goal_id": "$goal_id"}}}]
+    ):
+        removed += await store.forget_snapshots_if_deleted(goal["_id"]["org"], goal["_id"]["goal_id"])
+    return removed
+
+
 # The organisation's index from before goals kept their request's key: the new one serves its
 # queries as well.
 MIGRATIONS = [
     Migration("2026-12-goal-targets-finite", _cap_infinite_targets),
     drop_index(GOALS, "org_1"),
+    Migration("2026-12-goal-snapshots-of-deleted-goals", _forget_snapshots_of_deleted_goals),
 ]
 
 
@@ -65,7 +78,10 @@ class GoalStore:
         return await page_by_id(self.tenants.of(org, GOALS), GOAL_DOCUMENTS, cursor, limit)
 
     async def delete(self, org: str, goal_id: str) -> bool:
+        """Remove the goal, then its snapshots; the snapshots go even when the goal was gone
+        already, so a retry finishes a deletion that stopped between the two."""
         result = await self.tenants.of(org, GOALS).delete_one({"_id": goal_id})
+        await self.tenants.of(org, GOAL_SNAPSHOTS).delete_many({"goal_id": goal_id})
         return result.deleted_count == 1
 
     async def erase_creator(self, org: str, person: str) -> None:
@@ -84,6 +100,10 @@ class GoalStore:
         return [GOAL_DOCUMENTS.entity(d) async for d in goals.find({})]
 
     async def save_snapshot(self, goal: Goal, snapshot: Snapshot) -> None:
+        """Keep the goal's snapshot of the day, unless the goal was deleted since it was read.
+        No write can be conditional on another document: the snapshot is written, then the goal
+        looked for. A deletion removes the goal, then its snapshots: if it removed them before
+        this write, the goal is missing here and the snapshot goes again; if after, it took it."""
         await self.tenants.of(goal.org, GOAL_SNAPSHOTS).update_one(
             {"_id": f"{goal.id}|{snapshot.date}"},
             {
@@ -96,6 +116,14 @@ class GoalStore:
             },
             upsert=True,
         )
+        await self.forget_snapshots_if_deleted(goal.org, goal.id)
+
+    async def forget_snapshots_if_deleted(self, org: str, goal_id: str) -> int:
+        """Remove the goal's snapshots if the goal is no longer there; how many went."""
+        if await self.tenants.of(org, GOALS).find_one({"_id": goal_id}, {"_id": 1}) is not None:
+            return 0
+        result = await self.tenants.of(org, GOAL_SNAPSHOTS).delete_many({"goal_id": goal_id})
+        return result.deleted_count
 
     async def snapshots(self, org: str, goal_id: str) -> list[Snapshot]:
         found = self.tenants.of(org, GOAL_SNAPSHOTS).find({"goal_id": goal_id})

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,8 @@ from services.metrics.analytics.domain import FUNNEL_METRICS
 from services.metrics.api_keys.store import API_KEYS
 from services.metrics.attribution.store import CONVERSIONS as CONVERSIONS_COLLECTION
 from services.metrics.attribution.store import CUSTOMERS
-from services.metrics.goals.store import GOALS
+from services.metrics.goals.domain import Goal
+from services.metrics.goals.store import GOAL_SNAPSHOTS, GOALS, GoalStore
 from services.metrics.main import create_app
 from services.metrics.modules import MetricsModules
 from services.metrics.settings import MetricsSettings
@@ -694,6 +696,54 @@ async def test_goal_progress_and_forecast_follow_known_data(
     assert (
         await client.get(f"/v1/goals/{on_track['goal_id']}", headers=admin(settings, new_org()))
     ).status_code == 404
+
+
+class GoalsDeletedAfterTheRead(GoalStore):
+    """The goals store, whose read of every goal (the snapshot job's) returns only after
+    `meanwhile` ran: a manager deletes a goal between the job's read and its write."""
+
+    def __init__(self, store: GoalStore, meanwhile: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(store.tenants.db)
+        self.meanwhile = meanwhile
+
+    async def all_goals(self) -> list[Goal]:
+        goals = await super().all_goals()
+        await self.meanwhile()
+        return goals
+
+
+async def test_a_deleted_goal_leaves_no_snapshot_not_even_one_the_snapshot_job_was_writing(
+    client: httpx.AsyncClient, metrics_settings: MetricsSettings
+) -> None:
+    settings, org = metrics_settings, new_org()
+    headers = admin(settings, org)
+    today = datetime.now(UTC).date()
+    around_today = {  # running on the organisation's day, whichever side of midnight the job runs
+        "starts_on": (today - timedelta(days=10)).isoformat(),
+        "ends_on": (today + timedelta(days=10)).isoformat(),
+    }
+    body = {"name": "g", "metric": "shares", "target": 10, **around_today}
+    made = [await client.post("/v1/goals", json=body, headers=headers) for _ in range(3)]
+    assert [m.status_code for m in made] == [201, 201, 201], [m.text for m in made]
+    snapshotted, raced, kept = (m.json()["goal_id"] for m in made)
+    metrics: MetricsModules = client._transport.app.state.service  # type: ignore[attr-defined]
+    snapshots = metrics.goals.store.tenants.of(org, GOAL_SNAPSHOTS)
+    assert await metrics.goals.snapshot_goals() >= 3
+    assert set(await snapshots.distinct("goal_id")) == {snapshotted, raced, kept}
+
+    # Deleted after its snapshots were taken: they go with it.
+    assert (await client.delete(f"/v1/goals/{snapshotted}", headers=headers)).status_code == 204
+
+    # Deleted while the job, which had read it, computed its value: the job's write keeps nothing.
+    async def delete_raced() -> None:
+        assert (await client.delete(f"/v1/goals/{raced}", headers=headers)).status_code == 204
+
+    racing = dataclasses.replace(
+        metrics.goals, store=GoalsDeletedAfterTheRead(metrics.goals.store, delete_raced)
+    )
+    await racing.snapshot_goals()
+    assert set(await snapshots.distinct("goal_id")) == {kept}
+    assert (await client.get(f"/v1/goals/{kept}", headers=headers)).json()["history"]
 
 
 async def test_surveys_give_nps_averages_and_comments(

@@ -1,6 +1,7 @@
 """Metrics' data in earlier shapes adopted at start: settings written before every query named the
 organisation, survey answers kept under a plain hash of who answered, API keys made before the
-other services learnt of keys from events, goals whose target was taken as infinite."""
+other services learnt of keys from events, goals whose target was taken as infinite, snapshots of
+deleted goals."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from services.metrics.api_keys import domain as api_keys
 from services.metrics.api_keys.store import API_KEYS, ApiKeyStore
 from services.metrics.api_keys.store import MIGRATIONS as API_KEY_MIGRATIONS
 from services.metrics.goals.domain import Goal
+from services.metrics.goals.store import GOAL_SNAPSHOTS, GoalStore
 from services.metrics.goals.store import MIGRATIONS as GOAL_MIGRATIONS
-from services.metrics.goals.store import GoalStore
 from services.metrics.org_settings.domain import EmvRates
 from services.metrics.org_settings.store import MIGRATIONS, ORG_SETTINGS, OrgSettingsStore
 from services.metrics.surveys import domain as surveys
@@ -147,3 +148,40 @@ async def test_a_goal_taken_with_an_infinite_target_gets_the_largest_float(
 
     assert (await store.get("org-a", "g1")) == replace(endless, target=sys.float_info.max)
     assert (await store.get("org-a", "g2")) == plain
+
+
+async def test_snapshots_left_by_goals_deleted_before_go_and_the_others_stay(
+    db: AsyncDatabase[Document],
+) -> None:
+    """Deleting a goal left its snapshots behind until the deletion took them too."""
+    store = GoalStore(db)
+    kept = Goal(
+        "g1",
+        "org-a",
+        "Reach",
+        "clicks",
+        500.0,
+        date(2026, 1, 1),
+        date(2026, 3, 31),
+        None,
+        None,
+        None,
+        None,
+        datetime(2026, 1, 1, tzinfo=UTC),
+        "ann",
+    )
+    await store.insert(kept)
+    deleted = replace(kept, id="g2")
+    other_orgs = replace(kept, org="org-b")  # the same id in another organisation, deleted there
+    for goal in (kept, deleted, other_orgs):
+        for day in ("2026-01-01", "2026-01-02"):
+            await db[GOAL_SNAPSHOTS].insert_one(
+                {"_id": f"{goal.org}|{goal.id}|{day}", "org": goal.org, "goal_id": goal.id, "date": day}
+                | {"value": 1.0, "enrolled": 3}
+            )
+
+    await migrate(db, GOAL_MIGRATIONS)
+
+    assert [s.date for s in await store.snapshots("org-a", "g1")] == ["2026-01-01", "2026-01-02"]
+    assert await store.snapshots("org-a", "g2") == []
+    assert await store.snapshots("org-b", "g1") == []
