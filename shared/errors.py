@@ -121,6 +121,14 @@ class Conflict(AppError):
     type_slug = "conflict"
 
 
+class PreconditionFailed(AppError):
+    """A write's If-Match names another version than the stored one (shared/preconditions.py)."""
+
+    status = 412
+    title = "Precondition failed"
+    type_slug = "precondition-failed"
+
+
 class PayloadTooLarge(AppError):
     status = 413
     title = "Payload too large"

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from scim2_models import Error, Group, NotFoundException, NotImplementedException, ResponseParameters
 
@@ -37,6 +37,7 @@ from services.sharing.directory.wire import (
 )
 from shared.app import links
 from shared.auth import API_KEY_ROLE, Principal, Role, require
+from shared.preconditions import IfMatch
 
 SCOPE = "scim:provision"
 
@@ -69,7 +70,6 @@ async def get_service(request: Request) -> DirectoryService:
 
 Provisioner = Annotated[Principal, Depends(provisioner)]
 Service = Annotated[DirectoryService, Depends(get_service)]
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
 
 
 # --- a resource type, described once -----------------------------------------------------------

@@ -4,13 +4,12 @@ them, and what they make of an advocate's profile.
 The resources are scim2-models' own (`User[EnterpriseUser]`, `Group`): they validate what the
 identity provider sends (RFC 7643), apply PATCH operations (RFC 7644 §3.5.2) and serialise the
 answers. Here are the rules around them: which advocate a user is, what their profile says, which
-team their groups make, and the ETag check. No I/O.
+team their groups make. No I/O.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 import uuid
 from collections.abc import Iterable
@@ -24,7 +23,6 @@ from scim2_models import (
     Group,
     InvalidValueException,
     PatchOp,
-    PreconditionFailedException,
     Resource,
     User,
 )
@@ -73,24 +71,6 @@ def comparison_key(value: str) -> str:
 
 def new_id() -> str:
     return uuid.uuid4().hex
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
-
-
-ETAG_RE = re.compile(r'\s*(?:W/)?"([^"]*)"\s*')
-
-
-def check_if_match(if_match: str | None, version: int) -> None:
-    """RFC 7644 §3.14: a write naming versions (`If-Match`) applies only to one of them."""
-    if if_match is None or if_match.strip() == "*":
-        return
-    versions = {m.group(1) for part in if_match.split(",") if (m := ETAG_RE.fullmatch(part))}
-    if str(version) not in versions:
-        raise PreconditionFailedException(
-            detail=f"the resource is at version {etag(version)}, not {if_match.strip()}: read it again"
-        )
 
 
 ENTERPRISE = str(EnterpriseUser.__schema__)

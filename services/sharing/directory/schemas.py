@@ -31,6 +31,7 @@ from scim2_models import GroupMembership as UserGroup
 from services.sharing.directory import domain
 from services.sharing.directory.domain import DirectoryGroup, DirectoryUser, UserResource
 from shared.fields import TEXT
+from shared.preconditions import etag
 
 SCIM_JSON = "application/scim+json"
 MAX_RESULTS = 200  # per page of a list (`count` above it is lowered to it)
@@ -94,7 +95,7 @@ def meta(resource_type: str, entity: DirectoryUser | DirectoryGroup, base: str) 
         resource_type=resource_type,
         created=entity.created,
         last_modified=entity.last_modified,
-        version=domain.etag(entity.version),
+        version=etag(entity.version),
         location=location(base, resource_type, entity.scim_id),
     )
 

@@ -38,6 +38,7 @@ from services.sharing.directory.store import USERS, DirectoryStore
 from services.sharing.shares.service import SharesService
 from shared.clock import Clock, utc_now
 from shared.errors import found
+from shared.preconditions import check_if_match
 
 SYNC_GRACE = timedelta(seconds=30)  # a write this recent may still be on its way to the advocate
 # Well inside a request's MongoDB deadline (5 s by default), at a few milliseconds a member.
@@ -75,13 +76,13 @@ class DirectoryService:
 
     async def replace_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
         current = await self.user(org, scim_id)
-        domain.check_if_match(if_match, current.version)
+        check_if_match(if_match, current.version)
         resource = domain.replacement(domain.user_resource(current), domain.tolerated(payload))
         return await self._write_user(org, current, resource)
 
     async def patch_user(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryUser:
         current = await self.user(org, scim_id)
-        domain.check_if_match(if_match, current.version)
+        check_if_match(if_match, current.version)
         resource = domain.patched(domain.user_resource(current), domain.tolerated_patch(payload))
         return current if resource is None else await self._write_user(org, current, resource)
 
@@ -95,7 +96,7 @@ class DirectoryService:
         """The user leaves the directory: they leave its groups, and their advocate stays, inactive
         (their history and links stay)."""
         user = await self.user(org, scim_id)
-        domain.check_if_match(if_match, user.version)
+        check_if_match(if_match, user.version)
         # Inactive first, and deleted last: a process that stops between leaves an inactive user
         # (the sweep deactivates their advocate), never an active advocate without their user.
         leaving = domain.leaving_user(user, self.clock())
@@ -191,13 +192,13 @@ class DirectoryService:
         self, org: str, scim_id: str, payload: Any, if_match: str | None
     ) -> DirectoryGroup:
         current = await self.group(org, scim_id)
-        domain.check_if_match(if_match, current.version)
+        check_if_match(if_match, current.version)
         resource = domain.replacement(domain.group_resource(current), payload)
         return await self._write_group(org, current, resource)
 
     async def patch_group(self, org: str, scim_id: str, payload: Any, if_match: str | None) -> DirectoryGroup:
         current = await self.group(org, scim_id)
-        domain.check_if_match(if_match, current.version)
+        check_if_match(if_match, current.version)
         resource = domain.patched(domain.group_resource(current), payload)
         return current if resource is None else await self._write_group(org, current, resource)
 
@@ -228,7 +229,7 @@ class DirectoryService:
 
     async def delete_group(self, org: str, scim_id: str, if_match: str | None) -> None:
         group = await self.group(org, scim_id)
-        domain.check_if_match(if_match, group.version)
+        check_if_match(if_match, group.version)
         affected = domain.affected_members(group, None)
         await self.store.mark_pending(org, affected, self.clock())
         if not await self.store.delete_group(org, group):

@@ -14,7 +14,6 @@ from scim2_models import (
     Group,
     InvalidFilterException,
     PatchOp,
-    PreconditionFailedException,
 )
 from starlette.testclient import TestClient
 
@@ -66,15 +65,6 @@ def test_a_bad_filter_is_an_invalid_filter_error_naming_its_fault(text: str, say
     with pytest.raises(InvalidFilterException) as refused:
         users(text)
     assert says.lower() in str(refused.value.detail).lower()
-
-
-def test_if_match_accepts_the_current_version_or_a_star_and_refuses_another() -> None:
-    domain.check_if_match(None, 3)
-    domain.check_if_match("*", 3)
-    domain.check_if_match('W/"3"', 3)
-    domain.check_if_match('W/"2", W/"3"', 3)
-    with pytest.raises(PreconditionFailedException):
-        domain.check_if_match('W/"2"', 3)
 
 
 def test_the_directory_profile_comes_from_the_user_and_their_first_group_by_name() -> None:
