@@ -317,8 +317,15 @@ def create_service_app(
             CORSMiddleware,
             allow_origins=settings.cors_allowed_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "Accept"],
-            expose_headers=["Retry-After", "Location"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "If-Match",
+                "X-API-Key",
+                "Accept",
+            ],
+            expose_headers=["Retry-After", "Location", "ETag"],
             max_age=600,
         )
     app.include_router(health_router())
@@ -360,14 +367,15 @@ def links(*route_names: str, **parameters: str) -> dict[str, Any]:
 
 # The problem+json answers an operation may give, beyond its own: a body that is not JSON (400),
 # who may call (401, 403), a resource that is not there (404), a write that lost a race (409), a
-# body over the limit (413), bad input or an unknown query parameter (422), MongoDB not answering
-# (503, with Retry-After).
+# write whose If-Match names an older version (412), a body over the limit (413), bad input or an
+# unknown query parameter (422), MongoDB not answering (503, with Retry-After).
 PROBLEMS = {
     400: "the request body is not JSON (or not UTF-8)",
     401: "no valid credential",
     403: "the credential may not do this",
     404: "nothing of that id in the caller's organisation",
     409: "the state changed meanwhile, or the request contradicts it",
+    412: "If-Match names another version than the stored one: read it again",
     413: "the request body is larger than the service takes (CHORUS_MAX_BODY_BYTES)",
     422: "invalid input; `errors` names the fields",
     503: "the database did not answer in time; retry after `Retry-After` seconds",
@@ -400,8 +408,9 @@ def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[
     """The problems one operation can answer, read from what it declares: 401 and 403 where it
     authenticates (its `security`), 400 and 413 where it takes a body, 404 where its path names a
     resource (or the route lists a 404 of its own lookup, `responses=NOT_FOUND_RESPONSE`), 409
-    where it writes, and 422 and 503 everywhere: an operation without parameters refuses an
-    unknown query parameter all the same (shared/query_parameters.py), and all read the store."""
+    where it writes, 412 where it takes If-Match (shared/preconditions.py), and 422 and 503
+    everywhere: an operation without parameters refuses an unknown query parameter all the same
+    (shared/query_parameters.py), and all read the store."""
     statuses = {422, 503}
     if operation.get("security"):
         statuses |= {401, 403}
@@ -411,7 +420,13 @@ def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> list[
         statuses.add(404)
     if method in ("post", "put", "patch", "delete"):
         statuses.add(409)
+    if _takes_header(operation, "If-Match"):
+        statuses.add(412)
     return sorted(statuses)
+
+
+def _takes_header(operation: dict[str, Any], name: str) -> bool:
+    return any(p.get("in") == "header" and p.get("name") == name for p in operation.get("parameters", []))
 
 
 def document_problems(app: FastAPI, schemas: Mapping[str, dict[str, Any]]) -> None:
@@ -441,11 +456,7 @@ def document_problems(app: FastAPI, schemas: Mapping[str, dict[str, Any]]) -> No
                         documented["description"] = PROBLEMS[422]
                     if status in PROBLEM_HEADERS:
                         documented.setdefault("headers", {}).update(PROBLEM_HEADERS[status])
-                takes_key = any(
-                    p.get("in") == "header" and p.get("name") == "Idempotency-Key"
-                    for p in operation.get("parameters", [])
-                )
-                if takes_key:
+                if _takes_header(operation, "Idempotency-Key"):
                     for status, documented in responses.items():
                         if status.startswith("2"):
                             documented.setdefault("headers", {}).update(REPLAYED)

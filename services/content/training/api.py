@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from services.content.common import new_id
 from services.content.training.domain import Course, Module, Policy, Progress
@@ -32,6 +32,7 @@ from services.content.web import (
 from shared.app import app_state, links
 from shared.idempotency import Idempotent
 from shared.pagination import Cursor
+from shared.preconditions import ETAG_HEADER, IfMatch, etag
 
 Service = Annotated[TrainingService, Depends(app_state("training"))]
 
@@ -155,19 +156,32 @@ async def list_courses(
     return CoursePage(items=[_course_out(c) for c in items], next_cursor=next_cursor)
 
 
-@courses.get("/{course_id}", summary="One course")
-async def get_course(course_id: str, principal: Member, service: Service) -> CourseOut:
-    return _course_out(await service.get_course(principal.org, course_id))
+@courses.get("/{course_id}", summary="One course", responses={200: {"headers": ETAG_HEADER}})
+async def get_course(course_id: str, principal: Member, service: Service, response: Response) -> CourseOut:
+    course = await service.get_course(principal.org, course_id)
+    response.headers["ETag"] = etag(course.version)
+    return _course_out(course)
 
 
-@courses.put("/{course_id}", summary="Replace a course (editors, admins)")
-async def replace_course(course_id: str, body: CourseIn, principal: Editor, service: Service) -> CourseOut:
+@courses.put(
+    "/{course_id}", summary="Replace a course (editors, admins)", responses={200: {"headers": ETAG_HEADER}}
+)
+async def replace_course(
+    course_id: str,
+    body: CourseIn,
+    principal: Editor,
+    service: Service,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CourseOut:
     """Keep module ids to keep advocates' progress on those modules. An advocate who has done every module
-    the course keeps has completed it (chorus.course.completed, once).
+    the course keeps has completed it (chorus.course.completed, once). With If-Match (the ETag of the
+    course as read), it is replaced only at that version: 412 once another editor replaced it since.
     """
     course = await service.replace_course(
-        principal.org, course_id, body.title, body.description, _modules(body.modules)
+        principal.org, course_id, body.title, body.description, _modules(body.modules), if_match
     )
+    response.headers["ETag"] = etag(course.version)
     return _course_out(course)
 
 

@@ -41,6 +41,7 @@ class Course:
     created_at: datetime
     updated_at: datetime
     request_key: str | None = None  # its create's Idempotency-Key (shared.ids.made_before)
+    version: int = 1  # one on with each replacement: its ETag (shared/preconditions.py)
 
 
 @dataclass(frozen=True)

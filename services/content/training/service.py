@@ -15,10 +15,11 @@ from services.content.training import domain
 from services.content.training.domain import Course, Module, Policy, Progress
 from services.content.training.store import TrainingStore
 from shared.clock import Clock, utc_now
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, found
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound, PreconditionFailed, found
 from shared.ids import made_before
 from shared.outbox import Outbox
 from shared.pagination import decode_cursor, encode_cursor
+from shared.preconditions import check_if_match
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,15 +108,26 @@ class TrainingService:
         return course
 
     async def replace_course(
-        self, org: str, course_id: str, title: str, description: str | None, modules: list[Module]
+        self,
+        org: str,
+        course_id: str,
+        title: str,
+        description: str | None,
+        modules: list[Module],
+        if_match: str | None,
     ) -> Course:
+        """The course as `modules` make it; with `if_match`, only if it names the stored version
+        and the course stays at it until written (a 412 otherwise, and nothing written)."""
         course = await self.get_course(org, course_id)
+        conditional = check_if_match(if_match, course.version)
         domain.validate_course(title, modules)
         changed = dataclasses.replace(
             course, title=title.strip(), description=description, modules=modules, updated_at=self.clock()
         )
-        if not await self.store.replace_course(changed):
-            raise NotFound(f"no course {course_id!r}")
+        version = await self.store.replace_course(changed, course.version if conditional else None)
+        if version is None and conditional:
+            raise PreconditionFailed(f"course {course_id!r} changed meanwhile: read it again")
+        changed = dataclasses.replace(changed, version=found(version, f"no course {course_id!r}"))
         # With a module removed, advocates who had done all the others have completed it now.
         module_ids = [m.id for m in modules]
         for progress in await self.store.uncompleted_progress(org, course_id):

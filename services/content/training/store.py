@@ -112,9 +112,7 @@ class TrainingStore:
     # --- courses ---
 
     async def insert_course(self, course: Course) -> None:
-        await self._tenants.of(course.org, COURSES).insert_one(
-            {**COURSE_DOCUMENTS.document(course), "version": 1}
-        )
+        await self._tenants.of(course.org, COURSES).insert_one(COURSE_DOCUMENTS.document(course))
 
     async def course_made_with_key(self, org: str, created_by: str, key: str, now: datetime) -> Course | None:
         """The course `created_by` made by a request with this Idempotency-Key, in the key's
@@ -126,18 +124,25 @@ class TrainingStore:
     async def get_course(self, org: str, course_id: str) -> Course | None:
         return await COURSE_DOCUMENTS.one(self._tenants.of(org, COURSES), {"_id": course_id})
 
-    async def replace_course(self, course: Course) -> bool:
+    async def replace_course(self, course: Course, read_version: int | None) -> int | None:
         """Only what a replacement changes: the course was read before this write, and its
-        creator and their request's key may have been erased since (erase_training)."""
+        creator and their request's key may have been erased since (erase_training). Written
+        only while the course is still at `read_version` (None: at any); its version now, None
+        when nothing was written."""
         replaced = {
             "title": course.title,
             "description": course.description,
             "modules": COURSE_DOCUMENTS.document(course)["modules"],
             "updated_at": course.updated_at,
         }
-        courses = self._tenants.of(course.org, COURSES)
-        result = await courses.update_one({"_id": course.id}, {"$set": replaced})
-        return result.matched_count == 1
+        at_version = {} if read_version is None else {"version": read_version}
+        written = await self._tenants.of(course.org, COURSES).find_one_and_update(
+            {"_id": course.id, **at_version},
+            {"$set": replaced, "$inc": {"version": 1}},
+            projection={"version": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if written is None else int(written["version"])
 
     async def list_courses(self, org: str, *, limit: int, before_id: str | None) -> list[Course]:
         filter_: Document = {} if before_id is None else {"_id": {"$lt": before_id}}

@@ -269,7 +269,7 @@ async def test_a_save_that_read_before_an_erasure_does_not_write_the_person_back
     item, version = read
     edited = dataclasses.replace(item, fields=dataclasses.replace(item.fields, title="Edited"))
     assert not await library.save_content(edited, version, [])
-    assert await training.replace_course(dataclasses.replace(course, title="Renamed"))
+    assert await training.replace_course(dataclasses.replace(course, title="Renamed"), course.version)
     doc = await db[CONTENT].find_one({"_id": submission["id"], "org": users.org})
     assert doc is not None
     assert (doc["title"], doc["author_advocate_id"], doc["created_by"], doc["request_key"]) == (

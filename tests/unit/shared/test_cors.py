@@ -19,19 +19,29 @@ async def preflight(settings: ContentSettings, origin: str) -> httpx.Response:
             headers={
                 "Origin": origin,
                 "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "authorization, idempotency-key, content-type",
+                "Access-Control-Request-Headers": "authorization, idempotency-key, if-match, content-type",
             },
         )
 
 
-async def test_an_allowed_origin_may_call_with_a_token_and_an_idempotency_key() -> None:
+async def test_an_allowed_origin_may_call_with_a_token_an_idempotency_key_and_if_match() -> None:
     settings = ContentSettings(telemetry_enabled=False, cors_allowed_origins=[APP_ORIGIN])
     response = await preflight(settings, APP_ORIGIN)
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == APP_ORIGIN
     allowed = response.headers["access-control-allow-headers"].lower()
-    assert {"authorization", "idempotency-key", "content-type"} <= {h.strip() for h in allowed.split(",")}
+    asked = {"authorization", "idempotency-key", "if-match", "content-type"}
+    assert asked <= {h.strip() for h in allowed.split(",")}
     assert "access-control-allow-credentials" not in response.headers
+
+
+async def test_an_allowed_origin_may_read_the_etag_it_sends_back_as_if_match() -> None:
+    settings = ContentSettings(telemetry_enabled=False, cors_allowed_origins=[APP_ORIGIN])
+    transport = httpx.ASGITransport(app=create_app(settings))  # no lifespan: the 401 needs nothing
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/v1/courses/c1", headers={"Origin": APP_ORIGIN})
+    exposed = response.headers["access-control-expose-headers"].lower()
+    assert "etag" in {h.strip() for h in exposed.split(",")}
 
 
 async def test_another_origin_gets_no_permission() -> None:

@@ -83,6 +83,12 @@ def test_an_operation_documents_only_what_it_can_answer() -> None:
     # and that its 409, while the first request with the key is still running, says when to retry.
     assert "Retry-After" in sharing["POST /v1/shares"]["responses"]["409"]["headers"]
     assert "headers" not in sharing["PUT /v1/advocates/me"]["responses"]["409"]
+    # A replacement that takes If-Match says it may refuse a stale one, and where the ETag it
+    # takes comes from.
+    assert "412" in content["PUT /v1/courses/{course_id}"]["responses"]
+    assert "412" not in content["PATCH /v1/content/{content_id}"]["responses"]
+    for read_or_replace in ("GET /v1/courses/{course_id}", "PUT /v1/courses/{course_id}"):
+        assert "ETag" in content[read_or_replace]["responses"]["200"]["headers"]
 
 
 async def test_a_documented_422_is_what_the_service_answers() -> None:
