@@ -46,7 +46,7 @@ from shared.settings import ChorusSettings
 
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
 # something new, a patch for wording; docs/openapi/README.md, "Versions").
-API_VERSION = "1.7.0"
+API_VERSION = "1.8.0"
 
 INDEXES = [
     *advocates_store.INDEXES,

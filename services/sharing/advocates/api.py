@@ -35,11 +35,16 @@ Settings = Annotated[SharingSettings, Depends(app_state("settings"))]
 async def put_me(
     body: AdvocateIn, principal: Member, service: Service, settings: Settings, response: Response
 ) -> AdvocateOut:
-    """Self-service enrolment from the caller's token (`sub` is the advocate id). Emits
-    chorus.advocate.enrolled the first time, chorus.advocate.updated after.
+    """Self-service enrolment from the caller's token (`sub` is the advocate id), or a new
+    version of my profile. My own choices change only where the body states them: a consent
+    left out (`consents`, or one of its keys) stays as it is, so a withdrawn one never comes back
+    by omission, and so does `name_visible` (null: as the organisation's settings say). Someone
+    new starts with both consents given and their name as the organisation's settings say.
+    Emits chorus.advocate.enrolled the first time, chorus.advocate.updated after.
     """
     set_advocate_cookie(response, settings, principal)
-    return AdvocateOut.of(await service.save(principal.org, principal.sub, body.profile(), by_admin=False))
+    saved = await service.save(principal.org, principal.sub, body.profile(), stated=body.stated())
+    return AdvocateOut.of(saved)
 
 
 @router.get("/advocates/me", summary="My advocate profile", responses=NOT_FOUND_RESPONSE)
@@ -63,7 +68,7 @@ async def put_advocate(
     given, their name as the organisation's settings say. Emits chorus.advocate.enrolled the
     first time, chorus.advocate.updated after.
     """
-    return AdvocateOut.of(await service.save(principal.org, advocate_id, body.profile(), by_admin=True))
+    return AdvocateOut.of(await service.save(principal.org, advocate_id, body.profile(), stated=()))
 
 
 @router.get("/advocates", summary="List the organisation's advocates (admin)")

@@ -11,7 +11,8 @@ language, consents).
 
 An admin may enrol an advocate and update their profile, but the advocate's own choices (their
 consents, whether colleagues see their name) are theirs alone: an admin's write keeps them as
-the advocate left them (`with_own_choices`).
+the advocate left them, and so does the advocate's own write for each choice it leaves out
+(`with_own_choices`). A withdrawn consent comes back only when the advocate gives it again.
 
 Their name and picture reach colleagues (in the events, and so in the other services, and in the
 colleague directory) only when they allow it: their own `name_visible`, else their organisation's
@@ -20,7 +21,7 @@ default (`name_shown`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal, get_args
@@ -45,6 +46,10 @@ class Network:
 class Consents:
     tracking: bool = True  # the advocate's own activity may be measured
     public_ranking: bool = True  # the advocate may appear in public leaderboards
+
+
+# The advocate's own choices, which only their own write states (PUT /v1/advocates/me).
+OwnChoice = Literal["tracking", "public_ranking", "name_visible"]
 
 
 @dataclass(frozen=True)
@@ -149,12 +154,18 @@ def with_directory(profile: Profile, directory: DirectoryProfile | None) -> Prof
     )
 
 
-def with_own_choices(profile: Profile, existing: Profile | None) -> Profile:
-    """An admin's profile of an advocate, with the advocate's own choices (their consents, whether
-    colleagues see their name) as they left them, or the defaults until they make any. Consent is
-    the person's own to give or withdraw: what an admin sends, or leaves out, changes neither."""
+def with_own_choices(profile: Profile, existing: Profile | None, stated: Collection[OwnChoice]) -> Profile:
+    """The profile with each of the advocate's own choices as the write states it, if it is in
+    `stated` (only the advocate's own write states any), else as they left it, else the default
+    (both consents given, their name as the organisation's settings say). Consent is the person's
+    own to give or withdraw: a write that leaves it out, or an admin's, never changes it."""
     own = Profile(display_name="") if existing is None else existing
-    return replace(profile, consents=own.consents, name_visible=own.name_visible)
+    consents = Consents(
+        tracking=(profile if "tracking" in stated else own).consents.tracking,
+        public_ranking=(profile if "public_ranking" in stated else own).consents.public_ranking,
+    )
+    name_visible = (profile if "name_visible" in stated else own).name_visible
+    return replace(profile, consents=consents, name_visible=name_visible)
 
 
 def directory_unchanged(applied: DirectoryProfile | None, incoming: DirectoryProfile) -> bool:

@@ -28,6 +28,21 @@ class Consents(Request):
     public_ranking: StrictBool = Field(True, description="the advocate may appear in public leaderboards")
 
 
+class ConsentsIn(Request):
+    """The consents the advocate gives (true) or withdraws (false). One left out, or null, stays as
+    it is: a withdrawn consent comes back only when the advocate gives it again. Someone new has
+    given both."""
+
+    tracking: StrictBool | None = Field(
+        None,
+        description="my own activity may be measured; absent or null: as it is (given, for someone new)",
+    )
+    public_ranking: StrictBool | None = Field(
+        None,
+        description="I may appear in public leaderboards; absent or null: as it is (given, for someone new)",
+    )
+
+
 class ConnectedNetwork(Request):
     network: Network
     handle: Line = Field(max_length=200, description="the advocate's handle or profile URL on the network")
@@ -69,20 +84,32 @@ class ProfileIn(Request):
 
 
 class AdvocateIn(ProfileIn):
-    """The advocate's own profile, with their own choices (PUT /v1/advocates/me)."""
+    """The advocate's own profile, with their own choices (PUT /v1/advocates/me). A choice the body
+    leaves out (`consents`, one of them, `name_visible`) stays as it is."""
 
-    consents: Consents = Field(default_factory=Consents)
+    consents: ConsentsIn = Field(
+        default_factory=ConsentsIn, description="absent: both stay as they are (given, for someone new)"
+    )
     name_visible: StrictBool | None = Field(
         None,
         description="colleagues may see my name and picture (leaderboards, kudos, authors, the colleague"
-        " directory); absent or null: as the organisation's settings say (names_visible_by_default)",
+        " directory); null: as the organisation's settings say (names_visible_by_default); absent: as"
+        " it is (null for someone new)",
     )
 
     def profile(self) -> domain.Profile:
-        consents = domain.Consents(
-            tracking=self.consents.tracking, public_ranking=self.consents.public_ranking
-        )
+        # A choice not stated is a placeholder (the default): AdvocatesService.save keeps it as it is.
+        consents = domain.Consents(**self.consents.model_dump(exclude_none=True))
         return self.declared(consents, self.name_visible)
+
+    def stated(self) -> frozenset[domain.OwnChoice]:
+        """The advocate's own choices this body states; those it leaves out stay as they are."""
+        said: dict[domain.OwnChoice, bool] = {
+            "tracking": self.consents.tracking is not None,
+            "public_ranking": self.consents.public_ranking is not None,
+            "name_visible": "name_visible" in self.model_fields_set,
+        }
+        return frozenset(choice for choice, is_said in said.items() if is_said)
 
 
 class AdminAdvocateIn(ProfileIn):
@@ -103,7 +130,7 @@ class AdminAdvocateIn(ProfileIn):
     )
 
     def profile(self) -> domain.Profile:
-        # The defaults: AdvocatesService.save keeps an enrolled advocate's own choices instead.
+        # Placeholders: an admin states none of the advocate's own choices (AdvocatesService.save).
         return self.declared(domain.Consents(), None)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
 
@@ -11,6 +12,7 @@ from services.sharing.advocates.domain import (
     AdvocateView,
     Colleague,
     DirectoryProfile,
+    OwnChoice,
     Profile,
     TrainingView,
 )
@@ -40,10 +42,13 @@ class AdvocatesService:
         """(org, advocate) of everyone who has withdrawn tracking consent (for the redirect)."""
         return await self.store.untracked()
 
-    async def save(self, org: str, advocate_id: str, profile: Profile, *, by_admin: bool) -> Advocate:
+    async def save(
+        self, org: str, advocate_id: str, profile: Profile, *, stated: Collection[OwnChoice]
+    ) -> Advocate:
         """Save what the advocate (or an admin) declares; the directory's attributes, where it
-        provisioned them, stay as the directory says, and an admin leaves the advocate's own
-        choices (consents, name visibility) as they are at the version written."""
+        provisioned them, stay as the directory says, and the advocate's own choices (consents,
+        name visibility) the write does not state (an admin's states none) stay as they are at
+        the version written."""
         domain.check_networks(profile.networks)
         seen = False
         for _ in range(WRITE_ATTEMPTS):
@@ -51,9 +56,7 @@ class AdvocatesService:
             if existing is None and seen:
                 raise Conflict(f"advocate {advocate_id} was erased while this request ran")
             seen = seen or existing is not None
-            saved = profile
-            if by_admin:
-                saved = domain.with_own_choices(saved, None if existing is None else existing.profile)
+            saved = domain.with_own_choices(profile, None if existing is None else existing.profile, stated)
             if existing is not None:
                 saved = domain.with_directory(saved, existing.directory)
             if await self._save(org, advocate_id, saved, existing):

@@ -64,7 +64,8 @@ async def test_names_go_out_only_for_those_who_allow_it_by_default_or_by_choice(
         # A personal choice both ways against the new default.
         me = await sharing.enrol(org, "follows", display_name="Fay Follows", name_visible=False)
         assert me["name_visible"] is False
-        await sharing.enrol(org, "hides", display_name="Hal Hides")  # back to the default: shown
+        # Null, back to the default: shown (left out, their choice would stay as it is).
+        await sharing.enrol(org, "hides", display_name="Hal Hides", name_visible=None)
         events += await advocates.collect(lambda e: e.tenant == org, count=2)
         assert announced(events, org) == {
             "follows": (None, None),

@@ -485,6 +485,60 @@ async def test_an_admin_neither_gives_back_a_consent_the_advocate_withdrew_nor_s
     assert (org, "ada") in await sharing.app.state.advocates.untracked()
 
 
+async def test_an_advocate_who_leaves_a_choice_out_of_their_profile_keeps_it_as_it_was(
+    sharing: Sharing,
+) -> None:
+    org = new_org()
+    await sharing.set_settings(org, names_visible_by_default=True)
+    me = sharing.headers(org, "ada")
+    profile = {"display_name": "Ada Lovelace", "team": "sales"}
+
+    async def write_mine(**fields: Any) -> tuple[dict[str, bool], bool | None]:
+        response = await sharing.client.put("/v1/advocates/me", json={**profile, **fields}, headers=me)
+        assert response.status_code == 200, response.text
+        return response.json()["consents"], response.json()["name_visible"]
+
+    async def read_mine() -> tuple[dict[str, bool], bool | None]:
+        response = await sharing.client.get("/v1/advocates/me", headers=me)
+        assert response.status_code == 200, response.text
+        return response.json()["consents"], response.json()["name_visible"]
+
+    async with tap(sharing.settings, "chorus.advocates") as advocates:
+        # Someone new: what they leave out is the default (given; their name as the organisation
+        # says). They withdraw public ranking, then hide their name.
+        assert await write_mine(consents={"public_ranking": False}) == (
+            {"tracking": True, "public_ranking": False},
+            None,
+        )
+        assert await write_mine(name_visible=False) == ({"tracking": True, "public_ranking": False}, False)
+        # They leave their consents out, then give only tracking's: nothing they withdrew comes back.
+        assert await write_mine(location="paris") == ({"tracking": True, "public_ranking": False}, False)
+        assert await write_mine(consents={"tracking": False}) == (
+            {"tracking": False, "public_ranking": False},
+            False,
+        )
+        assert await read_mine() == ({"tracking": False, "public_ranking": False}, False)
+        # What they state is applied as given: null follows the organisation's default again.
+        assert await write_mine(consents={"tracking": None, "public_ranking": True}, name_visible=None) == (
+            {"tracking": False, "public_ranking": True},
+            None,
+        )
+        assert await read_mine() == ({"tracking": False, "public_ranking": True}, None)
+        events = await advocates.collect(lambda e: e.tenant == org, count=5)
+
+    # What metrics and recognition read of them says so too.
+    assert [e.type for e in events] == ["chorus.advocate.enrolled"] + ["chorus.advocate.updated"] * 4
+    profiles = [e.data for e in events if isinstance(e.data, AdvocateProfile)]
+    assert [(p.tracking_consent, p.public_ranking_consent, p.display_name) for p in profiles] == [
+        (True, False, "Ada Lovelace"),
+        (True, False, None),
+        (True, False, None),
+        (False, False, None),
+        (False, True, "Ada Lovelace"),
+    ]
+    assert (org, "ada") in await sharing.app.state.advocates.untracked()
+
+
 async def test_a_visitor_at_2359_and_0001_inside_a_48h_window_is_unique_once(sharing: Sharing) -> None:
     org = new_org()
     await sharing.enrol(org, "adv-1")
