@@ -234,12 +234,12 @@ class TokenVerifier:
             roles = []
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise Unauthorized(f"the token's {self._claims['roles']} claim must be a list of strings")
-        if not isinstance(org, str) or not org:
-            raise Unauthorized(f"the token's {self._claims['org']} claim must be a non-empty string")
-        # PyJWT checks only that `sub` is a string: an empty one names nobody, and every such
-        # token of an organisation would be the same person (one advocate "", their points).
-        if not claims["sub"]:
-            raise Unauthorized("the token's sub claim must be a non-empty string")
+        if not isinstance(org, str) or not org.strip():
+            raise Unauthorized(f"the token's {self._claims['org']} claim must be a non-blank string")
+        # PyJWT checks only that `sub` is a string: an empty or blank one names nobody, and every
+        # such token of an organisation would be the same person (one advocate "", their points).
+        if not claims["sub"].strip():
+            raise Unauthorized("the token's sub claim must be a non-blank string")
         # A token is a person's: of its roles (an identity provider's groups, say) only a
         # person's count. `integration` among them would pass for an API key holding every scope.
         roles = [r for r in roles if r in PERSON_ROLES]

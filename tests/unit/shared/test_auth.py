@@ -121,17 +121,19 @@ def test_a_token_without_a_required_claim_is_refused(
     assert missing in response.json()["detail"]
 
 
+@pytest.mark.parametrize("value", ["", "  "])
 @pytest.mark.parametrize("empty", ["sub", "org"])
 def test_a_token_whose_subject_or_organisation_is_empty_is_refused(
-    client: TestClient, settings: ChorusSettings, empty: str
+    client: TestClient, settings: ChorusSettings, empty: str, value: str
 ) -> None:
-    # An empty subject would be everyone's: one advocate "" for every such token of the organisation.
+    # An empty subject would be everyone's: one advocate "" for every such token of the
+    # organisation; a blank one ("  ") as much.
     response = client.get(
-        "/admin-only", headers={"Authorization": f"Bearer {token(settings, **{empty: ''})}"}
+        "/admin-only", headers={"Authorization": f"Bearer {token(settings, **{empty: value})}"}
     )
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
-    assert f"{empty} claim must be a non-empty string" in response.json()["detail"]
+    assert f"{empty} claim must be a non-blank string" in response.json()["detail"]
 
 
 def test_a_token_for_another_audience_is_refused(client: TestClient, settings: ChorusSettings) -> None:
