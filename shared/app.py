@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -33,6 +34,7 @@ from shared.auth import ApiKeyResolver, TokenVerifier
 from shared.bodylimit import BodyLimit
 from shared.errors import PROBLEM_JSON, PROBLEM_SCHEMA, install_error_handlers
 from shared.idempotency import REPLAYED_HEADER
+from shared.liveness import ended_by, for_good, tasks_ended
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, kafka_security
 from shared.migrations import Migration, migrate
 from shared.mongo import Document, IndexSpec, RequestDeadline, create_client, ensure_indexes
@@ -84,6 +86,10 @@ class Wiring:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # More objects routes need, set as attributes of app.state (e.g. a second module's service).
     state: dict[str, Any] = field(default_factory=dict)
+    # What else runs beside the routes until the service stops, started by `wire` itself (sharing's
+    # click relay): each call names what of it ended for good, with why (shared/liveness.py), and
+    # /healthz fails on any (`ended_for_good`). Called by every probe: no I/O.
+    liveness: list[Callable[[], dict[str, str]]] = field(default_factory=list)
 
 
 Wire = Callable[[Runtime], Awaitable[Wiring]]
@@ -126,14 +132,6 @@ async def _run_periodic(job: Periodic) -> None:
             await job.run()
         except Exception:
             log.exception("periodic job %s failed; it runs again in %ss", job.name, job.every_s)
-        except BaseException:
-            if task is None or not task.cancelling():
-                # Not the service stopping: a cancellation from within (a driver's own task) or
-                # the like. The job runs no more, and /healthz says so (`ended_for_good`).
-                log.exception(
-                    "periodic job %s ended for good; /healthz fails until the process restarts", job.name
-                )
-            raise
         if task is not None and task.cancelling():
             # Stopped while the job ran, and something in it swallowed the cancellation (seen
             # in a driver's cleanup): going on to sleep would hold the shutdown up to every_s.
@@ -260,12 +258,20 @@ def create_service_app(
             periodic.append(
                 Periodic("outbox-relay", settings.outbox_relay_interval_s, outbox.relay, wake=outbox.wakeup)
             )
-        tasks = [asyncio.create_task(_run_periodic(job), name=job.name) for job in periodic]
+        # A job that ends otherwise than by the service stopping (a cancellation from within, a
+        # driver's own task) runs no more: logged, and /healthz says so (`ended_for_good`).
+        tasks = [
+            asyncio.create_task(
+                for_good(f"periodic job {job.name}", functools.partial(_run_periodic, job)), name=job.name
+            )
+            for job in periodic
+        ]
         app.state.runtime = runtime
         app.state.service = wiring.service
         app.state.consumers = consumers
         app.state.kafka = kafka
         app.state.periodic = tasks
+        app.state.liveness = wiring.liveness
         app.state.stopping = False
         app.state.api_key_resolver = wiring.api_key_resolver
         for key, value in wiring.state.items():
@@ -552,25 +558,20 @@ def health_router() -> APIRouter:
 def ended_for_good(app: FastAPI) -> dict[str, str]:
     """What the service runs beside its routes that ended without being asked to stop, and the
     error that ended it: a consumer ("consumer <group>"), the connection to Kafka, a periodic job
-    ("periodic job <name>", the outbox relay among them). Each waits out an outage of MongoDB or
-    Kafka, so one that ended met an error it does not retry, and only a restart brings it back.
-    Reads the tasks' state only: no I/O."""
+    ("periodic job <name>", the outbox relay among them), and what the wiring watches itself
+    (`Wiring.liveness`: "click relay <loop>", "click relay process"). Each waits out an outage of
+    MongoDB or Kafka, so one that ended met an error it does not retry, and only a restart brings
+    it back. Reads the tasks' state only: no I/O."""
     if getattr(app.state, "runtime", None) is None or app.state.stopping:
         return {}
     ended = {f"consumer {c.group_id}": why for c in app.state.consumers if (why := c.ended_by)}
     kafka: asyncio.Task[None] = app.state.kafka
     if kafka.done() and (kafka.cancelled() or kafka.exception() is not None):
-        ended["kafka connection"] = _ended_by(kafka)  # the consumers it was to start never will
-    periodic: list[asyncio.Task[None]] = app.state.periodic
-    ended.update({f"periodic job {task.get_name()}": _ended_by(task) for task in periodic if task.done()})
+        ended["kafka connection"] = ended_by(kafka)  # the consumers it was to start never will
+    ended.update(tasks_ended("periodic job", app.state.periodic))
+    for watched in app.state.liveness:
+        ended.update(watched())
     return ended
-
-
-def _ended_by(task: asyncio.Task[None]) -> str:
-    if task.cancelled():
-        return "CancelledError"
-    error = task.exception()
-    return "returned" if error is None else type(error).__name__
 
 
 async def readiness(

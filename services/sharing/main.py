@@ -42,6 +42,7 @@ from services.sharing.shares import store as shares_store
 from services.sharing.shares.service import SharesService
 from shared.api_keys import KnownKeys
 from shared.app import Periodic, Runtime, Wiring, create_service_app, readiness
+from shared.liveness import tasks_ended
 from shared.settings import ChorusSettings
 
 # The version of this API's OpenAPI document: raised with every release of it (a minor for
@@ -163,7 +164,16 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
         await refresh_redirect_state()
         redirect.attach(shares.by_code, relay.spool, app.state.token_verifier)
         app.state.relay = relay
+        app.state.relay_process = relay_process
         app.state.redirect = redirect
+
+        def click_relay_ended() -> dict[str, str]:
+            """The click relay's loops in this process, and its own process, that ended for good."""
+            ended = tasks_ended("click relay", relay.tasks)
+            if relay_process is not None and relay_process.returncode is not None:
+                # Its log says why (a loop that ended for good makes it exit 1); -9: killed.
+                ended["click relay process"] = f"exited with status {relay_process.returncode}"
+            return ended
 
         async def stop() -> None:
             redirect.detach()
@@ -171,7 +181,8 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
                 await relay.stop()  # flushes what the redirect buffered
             finally:  # also when the shutdown budget runs out: never leave the relay orphaned
                 if relay_process is not None:
-                    relay_process.terminate()
+                    if relay_process.returncode is None:  # not gone already (/healthz said so)
+                        relay_process.terminate()
                     await relay_process.wait()
 
         return Wiring(
@@ -196,6 +207,7 @@ def create_app(settings: ChorusSettings | None = None, *, clock: SecondsClock | 
                 ),
             ],
             on_stop=[stop],
+            liveness=[click_relay_ended],
         )
 
     app = create_service_app(

@@ -37,6 +37,7 @@ from services.sharing.redirect.store import NewVisitor, SeenVisitorsStore
 from services.sharing.settings import SOURCE
 from shared.events import Event
 from shared.events.clicks import ClickRecorded
+from shared.liveness import for_good
 from shared.messaging import EventProducer
 from shared.messaging.tracing import extract
 from shared.settings import ChorusSettings
@@ -257,7 +258,7 @@ class ClickRelay:
         self._flush_interval_s = flush_interval_s
         self._batch = batch
         self._producer: EventProducer | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.tasks: list[asyncio.Task[None]] = []  # its loops, until stopped: one that ends did so for good
         self._wake = asyncio.Event()
         self._idle_s = 0.5 if idle_s is None else idle_s
         self.published = 0
@@ -267,17 +268,17 @@ class ClickRelay:
         """Run the flush loop (where the redirect appends) and/or the drain loop (anywhere that
         can open the spool file: this process or a relay process beside it)."""
         await self.spool.open()
-        if flush:
-            self._tasks.append(asyncio.create_task(self._flush_loop(), name="click-spool-flush"))
-            self._tasks.append(asyncio.create_task(self._backlog_loop(), name="click-spool-backlog"))
+        loops = {"flush": self._flush_loop, "backlog": self._backlog_loop} if flush else {}
         if drain:
-            self._tasks.append(asyncio.create_task(self._drain_loop(), name="click-spool-drain"))
+            loops["drain"] = self._drain_loop
+        for name, loop in loops.items():  # each retries every error: see shared/liveness.py
+            self.tasks.append(asyncio.create_task(for_good(f"click relay {name}", loop), name=name))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks, self.tasks = self.tasks, []
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
         # What is still in the file goes out on the next start (of this or another process).
         await self.spool.close()
         await self._stop_producer()

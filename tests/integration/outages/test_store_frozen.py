@@ -67,6 +67,9 @@ async def test_a_frozen_store_gets_a_prompt_503_to_retry_and_no_half_written_sta
             ready = await chorus.clients[service].get("/readyz")
             assert ready.status_code == 503, service
             assert ready.json()["checks"]["mongodb"].startswith("unavailable")
+            # Nor restarted: its consumers, jobs and click relay wait the outage out.
+            alive = await chorus.clients[service].get("/healthz")
+            assert (alive.status_code, alive.json()) == (200, {"status": "ok"}), service
 
     # Nothing of the refused writes was stored (so nothing waits in an outbox to be sent).
     assert await documents_of(chorus, org) == {}

@@ -1,12 +1,16 @@
 """The liveness probe (/healthz, shared/app.py) fails when something the service runs beside its
 routes has ended for good, so that the kubelet restarts the pod: a consumer, a periodic job such as
-the outbox relay. (That an outage fails it not: tests/integration/outages.)"""
+the outbox relay, a loop of sharing's click relay or the relay's own process. (That an outage
+fails it not: tests/integration/outages, and sharing's tests/integration/sharing/test_kafka_outage.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import signal
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,11 +20,16 @@ from fastapi import FastAPI
 
 from services.content.main import create_app as content_app
 from services.content.settings import ContentSettings
+from services.sharing.main import create_app as sharing_app
+from services.sharing.redirect.relay_process import run_relay_process
+from services.sharing.redirect.spool import ClickRelay, ClickSpool
+from shared.events import TOPICS
 from shared.events.topics import ADVOCATES, SHARES
 from shared.messaging import skip_history
 from shared.outbox import Outbox
 from shared.settings import ChorusSettings
 from tests.helpers import eventually, group_assignments, new_org, running_app
+from tests.integration.sharing.conftest import sharing_settings
 
 pytestmark = pytest.mark.integration
 
@@ -101,3 +110,99 @@ async def test_an_outbox_relay_ended_for_good_fails_the_liveness_probe(
         body = await eventually(lambda: not_live(client))
         assert body == {"status": "not live", "periodic job outbox-relay": "CancelledError"}
         assert relay_cancelled_from_within.is_set()
+
+
+async def sharing_started_at_end(settings: ChorusSettings, spool: Path, **changes: Any) -> FastAPI:
+    """The sharing service, its consumer group started at its topics' end."""
+    prefix = f"{settings.consumer_group_prefix}-live-{uuid.uuid4().hex[:6]}"
+    await skip_history(settings.kafka_bootstrap, f"{prefix}.sharing", [t.name for t in TOPICS])
+    return sharing_app(sharing_settings(settings, spool, consumer_group_prefix=prefix, **changes))
+
+
+def cancelled_once(monkeypatch: pytest.MonkeyPatch, owner: type, name: str) -> None:
+    """`owner.name` lets out, once, a CancelledError that no one asked for (as a driver's own
+    cancelled task can), then works as before."""
+    original = getattr(owner, name)
+    raised = False
+
+    async def once(self: Any) -> Any:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise asyncio.CancelledError
+        return await original(self)
+
+    monkeypatch.setattr(owner, name, once)
+
+
+@pytest.fixture
+def shared_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What shared/ logs (a service's start replaces the root logger's handlers, and with them
+    caplog's)."""
+    logger = logging.getLogger("shared")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
+# Each loop of the click relay, and what it calls on every turn.
+CLICK_RELAY_LOOPS = {
+    "flush": (ClickSpool, "flush"),
+    "backlog": (ClickRelay, "measure_backlog"),
+    "drain": (ClickRelay, "drain_once"),
+}
+
+
+@pytest.mark.parametrize("loop", list(CLICK_RELAY_LOOPS))
+async def test_a_click_relay_loop_ended_for_good_fails_the_liveness_probe(
+    settings: ChorusSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shared_log: pytest.LogCaptureFixture,
+    loop: str,
+) -> None:
+    # Not a periodic job: the relay runs its loops itself (services/sharing/redirect/spool.py).
+    cancelled_once(monkeypatch, *CLICK_RELAY_LOOPS[loop])
+    app = await sharing_started_at_end(settings, tmp_path / "clicks.sqlite3")
+    async with running_app(app) as client:
+        body = await eventually(lambda: not_live(client))
+        assert body == {"status": "not live", f"click relay {loop}": "CancelledError"}
+        assert f"click relay {loop} ended for good" in shared_log.text  # with its trace, for the SRE
+
+
+async def test_a_click_relay_process_that_exited_fails_the_liveness_probe_of_the_service_that_started_it(
+    settings: ChorusSettings, tmp_path: Path, shared_log: pytest.LogCaptureFixture
+) -> None:
+    app = await sharing_started_at_end(settings, tmp_path / "clicks.sqlite3", click_relay_process=True)
+    async with running_app(app) as client:
+        alive = await client.get("/healthz")
+        assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
+        # Killed, as the kernel's OOM killer would: the spool is drained no more.
+        process: asyncio.subprocess.Process = app.state.relay_process
+        process.kill()
+        body = await eventually(lambda: not_live(client))
+        assert body == {"status": "not live", "click relay process": "exited with status -9"}
+    # The restart's stop does not try to end the process again (ProcessLookupError).
+    assert [
+        r.getMessage() for r in shared_log.records if r.name == "shared.app" and r.levelno >= logging.ERROR
+    ] == []
+
+
+async def test_a_click_relay_process_whose_drain_ended_for_good_exits_with_status_1(
+    settings: ChorusSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    shared_log: pytest.LogCaptureFixture,
+) -> None:
+    # Its process (run here, in this one) has no probe: exiting is how the service learns of it.
+    cancelled_once(monkeypatch, ClickRelay, "drain_once")
+    loop = asyncio.get_running_loop()
+    try:
+        status = await run_relay_process(
+            sharing_settings(settings, tmp_path / "clicks.sqlite3").model_dump_json()
+        )
+    finally:  # the handlers it set on this test session's loop
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    assert status == 1
+    assert "click relay drain ended for good" in shared_log.text

@@ -6,6 +6,7 @@ can stop and restart it without touching the stack other tests use. MongoDB is t
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import uuid
@@ -18,12 +19,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from devtools import local_stack
 from services.sharing.main import create_app
+from services.sharing.redirect import spool as spool_module
 from shared.events import Event, EventData, decode
 from shared.events.clicks import CLICK_ID_PARAM
 from shared.events.topics import CLICKS
 from shared.messaging import EventProducer, skip_history
 from shared.settings import ChorusSettings
-from tests.helpers import new_org, running_app, tap
+from tests.helpers import eventually, new_org, running_app, tap
 from tests.integration.sharing.conftest import MovableClock, Sharing, sharing_settings
 from tests.integration.sharing.test_shares_and_redirect import BROWSER_UA, make_share, visit
 from tests.ports import free_port_block
@@ -81,8 +83,21 @@ async def read_all_clicks(bootstrap: str, org: str, expected: int) -> list[Event
         await consumer.stop()
 
 
+@pytest.fixture
+def relay_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """What the click relay logs (a service's start replaces the root logger's handlers, and with
+    them caplog's)."""
+    logger = logging.getLogger(spool_module.__name__)
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
+
+
 async def test_clicks_made_while_kafka_is_down_all_arrive_once_it_is_back(
-    settings: ChorusSettings, private_kafka: local_stack.StackConfig, tmp_path: Path
+    settings: ChorusSettings,
+    private_kafka: local_stack.StackConfig,
+    tmp_path: Path,
+    relay_log: pytest.LogCaptureFixture,
 ) -> None:
     kafka_settings = settings.model_copy(update={"kafka_bootstrap": private_kafka.kafka_bootstrap})
     app_settings = sharing_settings(
@@ -116,6 +131,11 @@ async def test_clicks_made_while_kafka_is_down_all_arrive_once_it_is_back(
         ready = await client.get("/readyz")
         assert ready.status_code == 200, ready.json()
         assert ready.json()["checks"]["mongodb"] == "ok"
+        # Nor is it restarted: the relay, failing to publish, waits the outage out (its loops
+        # ending would fail the liveness probe).
+        await eventually(lambda: "click spool: publishing failed" in relay_log.text)
+        alive = await client.get("/healthz")
+        assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
 
         local_stack.start_part("kafka", private_kafka, timeout=120)
         events = await read_all_clicks(private_kafka.kafka_bootstrap, org, CLICKS_DURING_OUTAGE)
