@@ -46,6 +46,7 @@ from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError, MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import Span, Status, StatusCode
@@ -55,10 +56,16 @@ from shared.events import AnyEvent, DecodeError, Event, EventData, Topic, Unknow
 from shared.events.personal import Person, pseudonyms_in
 from shared.messaging.batch import Batch, Delivered
 from shared.messaging.offload import RawPartition, Tallied, Tallier, TallyRequest, TallyWorkers
-from shared.messaging.producer import EventProducer
+from shared.messaging.producer import MAX_RECORD_BYTES, EventProducer
 from shared.messaging.security import kafka_security
 from shared.messaging.topics import start_client
-from shared.messaging.tracing import event_attributes, may_be_recorded, start_process_span, tracing_enabled
+from shared.messaging.tracing import (
+    Headers,
+    event_attributes,
+    may_be_recorded,
+    start_process_span,
+    tracing_enabled,
+)
 from shared.settings import ChorusSettings
 
 log = logging.getLogger(__name__)
@@ -600,8 +607,7 @@ class ConsumerRunner:
     async def _dead_letter(self, record: Record, error: Exception, *, attempts: int) -> None:
         trace = "".join(traceback.format_exception(error))
         message, trace = await self._without_people(record, str(error), trace)
-        headers = [
-            *(record.headers or ()),
+        added: Headers = [
             ("dlq_error_type", type(error).__name__.encode()),
             ("dlq_error_message", message[:2000].encode()),
             ("dlq_error_trace", trace[-4000:].encode()),
@@ -622,20 +628,19 @@ class ConsumerRunner:
         )
         topic, where = f"{record.topic}.dlq", f"{record.topic}[{record.partition}]@{record.offset}"
 
-        async def send(value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        async def send(value: bytes | None, key: bytes | None, headers: Headers) -> None:
             # The record is committed only once its dead letter is out: wait out an outage.
             await self._through_outages(
-                f"dead letter of {where}", lambda: self._dlq.send_raw(topic, value, record.key, headers)
+                f"dead letter of {where}", lambda: self._dlq.send_raw(topic, value, key, headers)
             )
 
         try:
-            await send(record.value, headers)
+            await send(record.value, record.key, [*(record.headers or ()), *added])
         except MessageSizeTooLargeError:
-            # The error headers pushed a record near the size limit over it: the dead letter keeps
-            # them and says what the value was, rather than stopping the runner.
-            size = len(record.value or b"")
-            note = f"the record's value ({size} bytes) was too large to dead-letter with its error headers"
-            await send(note.encode(), [*headers, ("dlq_value_dropped_bytes", str(size).encode())])
+            # The error headers pushed a record near the size limit over it. Failing again would
+            # stop the runner, and the restart meet the same record: send one that cannot be too
+            # large instead.
+            await send(*_fitting_dead_letter(record, added))
 
     async def _without_people(self, record: Record, *texts: str) -> list[str]:
         """`texts` (an error's message and trace) with the ids of the people the record names
@@ -659,6 +664,28 @@ class ConsumerRunner:
                 text = text.replace(person.sub, person.pseudonym)
             out.append(text)
         return out
+
+
+def _fitting_dead_letter(record: Record, added: Headers) -> tuple[bytes, bytes | None, Headers]:
+    """The value, key and headers of a dead letter of `record` that is not too large: a note for
+    its value, the headers the runner adds (some 25 KB at most: their texts are cut), and its own
+    key and headers as far as they fit beside them, in order (the CloudEvents ones come first).
+    The record itself stays in its topic, where the added headers say."""
+    size = len(record.value or b"")
+    note = f"the record was too large to dead-letter with its error headers; its value ({size} bytes)"
+    value = f"{note} is left out".encode()
+    added = [*added, ("dlq_value_dropped_bytes", str(size).encode())]
+
+    def fits(key: bytes | None, headers: Headers) -> bool:
+        size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+        return size <= MAX_RECORD_BYTES
+
+    key = record.key if fits(record.key, added) else None
+    own: Headers = []
+    for header in record.headers or ():
+        if fits(key, [*own, header, *added]):
+            own.append(header)
+    return value, key, [*own, *added]
 
 
 def ce_type_of(headers: Sequence[tuple[str, bytes]] | None) -> str | None:

@@ -20,6 +20,9 @@ from shared.messaging.tracing import Headers, produce_span
 from shared.settings import ChorusSettings
 from shared.vault import Vault
 
+# The largest record the producer sends, as aiokafka measures it (its max_request_size, here its
+# default): the dead-letter path keeps to it (shared/messaging/consumer.py `_fitting_dead_letter`).
+MAX_RECORD_BYTES = 1_048_576
 # Events sent between two turns of the event loop: each send is tens of microseconds (a span, a
 # serialisation, a partitioner), so a list of hundreds would hold the loop for milliseconds.
 SENDS_PER_TURN = 25
@@ -69,6 +72,7 @@ class EventProducer:
             # acknowledgement (5 ms a step was a third of the click relay's drain time).
             linger_ms=0,
             request_timeout_ms=15000,
+            max_request_size=MAX_RECORD_BYTES,
             **kafka_security(self._settings),
         )
         await start_client(producer)

@@ -23,7 +23,7 @@ from shared.events.personal import is_pseudonym
 from shared.events.topics import TRAINING
 from shared.events.training import CourseCompleted, PolicyAcknowledged
 from shared.messaging import ConsumerRunner, EventProducer, Subscription, ensure_topics, skip_history
-from shared.messaging.producer import SENDS_PER_TURN, event_headers
+from shared.messaging.producer import MAX_RECORD_BYTES, SENDS_PER_TURN, event_headers
 from shared.messaging.replay import TopicRange
 from shared.mongo import create_client
 from shared.settings import ChorusSettings
@@ -36,8 +36,6 @@ from tests.integration.shared.tallies import (
 )
 
 pytestmark = pytest.mark.integration
-
-MAX_REQUEST_SIZE = 1048576  # aiokafka's default max_request_size
 
 
 @pytest.fixture
@@ -395,11 +393,11 @@ async def test_a_record_too_large_to_dead_letter_with_its_error_headers_is_dead_
 ) -> None:
     org = new_org()
     subscription, handled = recorded_acks(org, f"dlq-too-large-{org}")
-    # A malformed record as large as the producer sends (aiokafka's max_request_size, which
-    # EventProducer keeps): with the dead letter's error headers it is too large.
+    # A malformed record as large as the producer sends: with the dead letter's error headers it
+    # is too large.
     key, headers = b"big", [("ce_tenant", org.encode())]
-    value = b"{" * MAX_REQUEST_SIZE
-    while DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > MAX_REQUEST_SIZE:
+    value = b"{" * MAX_RECORD_BYTES
+    while DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers) > MAX_RECORD_BYTES:
         value = value[:-1]
     runner = await started_at_end(settings, subscription, producer)
     try:
@@ -411,10 +409,44 @@ async def test_a_record_too_large_to_dead_letter_with_its_error_headers_is_dead_
             found_headers = dict(found.headers)
             assert found_headers["dlq_error_type"] == b"DecodeError"
             assert found_headers["dlq_value_dropped_bytes"] == str(len(value)).encode()
-            note = f"the record's value ({len(value)} bytes) was too large to dead-letter"
-            note += " with its error headers"
+            note = "the record was too large to dead-letter with its error headers; its value"
+            note += f" ({len(value)} bytes) is left out"
             assert found.value == note.encode()
             assert found.key == key and found_headers["ce_tenant"] == org.encode()
+    finally:
+        await runner.stop()
+
+
+async def test_a_record_whose_own_headers_leave_no_room_is_dead_lettered_with_those_that_fit(
+    settings: ChorusSettings, producer: EventProducer
+) -> None:
+    org = new_org()
+    subscription, handled = recorded_acks(org, f"dlq-big-headers-{org}")
+    # A malformed record, small, whose own headers fill what the producer sends: the error
+    # headers do not fit beside them even without its value. Dead-lettering it must not fail, or
+    # the runner stops for good, and every restart meets the same record.
+    key, value, tenant = b"big", b"{not json", ("ce_tenant", org.encode())
+
+    def headers(filler: bytes) -> list[tuple[str, bytes]]:
+        return [tenant, ("filler", filler)]
+
+    filler = b"h" * MAX_RECORD_BYTES
+    while DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers(filler)) > MAX_RECORD_BYTES:
+        filler = filler[:-1]
+    runner = await started_at_end(settings, subscription, producer)
+    try:
+        async with DeadLetters(settings, TRAINING.dlq, org) as dead:
+            await producer.send_raw(TRAINING.name, value, key, headers(filler))
+            await producer.publish(ack(org, "after"))
+            await eventually(lambda: handled == ["after"])
+            [found] = await dead.at_least(1)
+            found_headers = dict(found.headers)
+            # The headers the runner adds, and of the record's own those that fit beside them.
+            assert found_headers["dlq_error_type"] == b"DecodeError"
+            assert found_headers["dlq_original_offset"] and found_headers["dlq_value_dropped_bytes"] == b"9"
+            assert found_headers["ce_tenant"] == org.encode() and "filler" not in found_headers
+            assert found.key == key
+            assert runner.ended_by is None
     finally:
         await runner.stop()
 
