@@ -66,6 +66,7 @@ KAFKA_EXPORTER = {
 KUBE = {
     "kube_pod_status_ready": {"namespace", "pod", "uid", "condition"},
     "kube_pod_status_phase": {"namespace", "pod", "uid", "phase"},
+    "kube_pod_container_status_restarts_total": {"namespace", "pod", "uid", "container"},
     "kube_deployment_status_replicas_available": {"namespace", "deployment"},
     "kube_statefulset_status_replicas_ready": {"namespace", "statefulset"},
     "kubelet_volume_stats_available_bytes": {"namespace", "persistentvolumeclaim"},
